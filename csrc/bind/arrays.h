@@ -1,0 +1,78 @@
+// Argument checks shared by every binding: each failure is a TypeError or ValueError that
+// names the op, the argument, what was expected and what was given. All of them run with the
+// GIL held, before a kernel starts.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fastnn::bind {
+
+namespace py = pybind11;
+
+inline std::string shape_str(const py::array& x) {
+  std::string s = "(";
+  for (py::ssize_t d = 0; d < x.ndim(); ++d) {
+    if (d) s += ", ";
+    s += std::to_string(x.shape(d));
+  }
+  if (x.ndim() == 1) s += ",";
+  return s + ")";
+}
+
+inline std::string shape_str(const std::vector<int64_t>& v) {
+  std::string s = "(";
+  for (size_t d = 0; d < v.size(); ++d) s += (d ? ", " : "") + std::to_string(v[d]);
+  if (v.size() == 1) s += ",";
+  return s + ")";
+}
+
+[[noreturn]] inline void type_fail(const char* op, const std::string& what) {
+  throw py::type_error(std::string("fastnn.ops.") + op + ": " + what);
+}
+[[noreturn]] inline void value_fail(const char* op, const std::string& what) {
+  throw py::value_error(std::string("fastnn.ops.") + op + ": " + what);
+}
+
+// A float32, C-contiguous numpy array (never converted: a copy of an output would lose it).
+inline py::array f32_array(const char* op, const char* name, const py::handle& obj) {
+  if (!py::isinstance<py::array>(obj)) {
+    type_fail(op, std::string("expected ") + name + " to be a numpy.ndarray of float32, got " +
+                      std::string(py::str(py::type::of(obj).attr("__name__"))));
+  }
+  py::array x = py::reinterpret_borrow<py::array>(obj);
+  if (!x.dtype().is(py::dtype::of<float>())) {
+    type_fail(op, std::string("expected ") + name + " to be float32, got " +
+                      std::string(py::str(x.dtype())));
+  }
+  if (!(x.flags() & py::array::c_style)) {
+    value_fail(op, std::string("expected ") + name + " to be C-contiguous, got a strided array of shape " +
+                       shape_str(x));
+  }
+  return x;
+}
+
+inline void require_writeable(const char* op, const char* name, const py::array& x) {
+  if (!x.writeable()) value_fail(op, std::string("expected ") + name + " to be writeable, got a read-only array");
+}
+
+// Byte ranges [lo, hi) of two arrays intersect (both are C-contiguous).
+inline bool overlaps(const py::array& x, const py::array& y) {
+  if (x.nbytes() == 0 || y.nbytes() == 0) return false;
+  auto lo = [](const py::array& a) { return reinterpret_cast<uintptr_t>(a.data()); };
+  auto hi = [&](const py::array& a) { return lo(a) + static_cast<uintptr_t>(a.nbytes()); };
+  return lo(x) < hi(y) && lo(y) < hi(x);
+}
+
+inline void require_no_overlap(const char* op, const char* out_name, const py::array& out,
+                               const char* in_name, const py::array& in) {
+  if (overlaps(out, in)) {
+    value_fail(op, std::string("expected ") + out_name + " not to share memory with " + in_name +
+                       ", got overlapping arrays");
+  }
+}
+
+}  // namespace fastnn::bind

@@ -1,0 +1,47 @@
+// The process-wide thread count and the one parallel-region helper every kernel uses.
+//
+// The count starts from FASTNN_NUM_THREADS, then OMP_NUM_THREADS, then the number of cores,
+// and is passed to each parallel region explicitly. Kernels split work over outputs with a
+// static, thread-count-independent blocking, so results never depend on the count.
+// Without OpenMP everything runs on the calling thread and the count is 1.
+#pragma once
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace fastnn {
+
+int get_num_threads();
+void set_num_threads(int n);  // n >= 1; throws std::invalid_argument otherwise
+bool openmp_enabled();
+int openmp_version();             // _OPENMP (yyyymm), 0 without OpenMP
+const char* openmp_library();     // file name of the OpenMP runtime, "" if unknown
+
+// Runs f(tid, nthreads) on up to `nthreads` threads; f must use the nthreads it is given.
+template <class F>
+void parallel(int nthreads, F&& f) {
+#ifdef _OPENMP
+  if (nthreads > 1 && !omp_in_parallel()) {
+#pragma omp parallel num_threads(nthreads)
+    f(omp_get_thread_num(), omp_get_num_threads());
+    return;
+  }
+#endif
+  (void)nthreads;
+  f(0, 1);
+}
+
+// Barrier among the threads of the enclosing parallel() region (no-op outside one).
+inline void barrier() {
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+}
+
+// Static split of [0, n) into nt contiguous ranges: thread t gets [begin, end).
+inline void split_range(long n, int t, int nt, long* begin, long* end) {
+  *begin = n * t / nt;
+  *end = n * (t + 1) / nt;
+}
+
+}  // namespace fastnn

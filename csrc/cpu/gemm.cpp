@@ -1,0 +1,58 @@
+// f32 GEMM micro-kernel 4x8 in portable C++ (baseline x86-64: SSE2 after auto-vectorisation,
+// or whatever the target's default is), and the framework instantiated for it.
+//
+// 4 rows x 8 columns = 8 SSE accumulators. Written as plain loops with compile-time bounds so
+// the compiler keeps the tile in registers; the column tail runs a bounded loop instead.
+#include "cpu/gemm_driver.h"
+#include "ops/gemm.h"
+
+namespace fastnn {
+namespace {
+
+struct Ukr {
+  static constexpr int MR = 4, NR = 8;
+  static constexpr int KC = 256;
+  static constexpr int MC = 4 * 64;
+  static constexpr int NC = 8 * 512;
+  static constexpr int NOPACK_B_MAX_M = 8 * MR;
+
+  template <int mr>
+  static void tile(int kc, const float* a, const float* b, int64_t ldbk, int nr,
+                   const TileOut& o, const Epilogue& e) {
+    float acc[mr][NR] = {};
+    if (nr == NR) {
+      for (int k = 0; k < kc; ++k, a += MR, b += ldbk)
+        for (int i = 0; i < mr; ++i)
+          for (int j = 0; j < NR; ++j) acc[i][j] += a[i] * b[j];
+    } else {  // column tail: B may be unpacked, so never read past nr
+      for (int k = 0; k < kc; ++k, a += MR, b += ldbk)
+        for (int i = 0; i < mr; ++i)
+          for (int j = 0; j < nr; ++j) acc[i][j] += a[i] * b[j];
+    }
+    for (int i = 0; i < mr; ++i) {
+      float* out = o.out + i * o.ldc;
+      const float* c = o.c + i * o.ldc;
+      for (int j = 0; j < nr; ++j) {
+        float x = e.alpha * acc[i][j];
+        if (e.first) {
+          if (e.beta != 0.0f) x += e.beta * c[j];
+        } else {
+          x += out[j];
+        }
+        if (e.last) {
+          if (o.bias) x += o.bias[j];
+          if (e.relu) x = x < 0.0f ? 0.0f : x;  // NaN < 0 is false: NaN stays
+        }
+        out[j] = x;
+      }
+    }
+  }
+};
+
+}  // namespace
+
+const GemmTile gemm_tile_default{Ukr::MR, Ukr::NR, Ukr::KC, Ukr::MC, Ukr::NC};
+
+void gemm_default(const GemmArgs& g, int nthreads) { GemmDriver<Ukr>::run(g, nthreads); }
+
+}  // namespace fastnn

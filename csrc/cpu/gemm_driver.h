@@ -1,0 +1,183 @@
+// The Goto/BLIS framework around a register micro-kernel, written once and compiled into each
+// ISA's translation unit. Everything here is in an anonymous namespace, so the differently
+// compiled copies never merge at link time.
+//
+// Loops, outermost first (sizes from the micro-kernel's Ukr: MR, NR, KC, MC, NC):
+//   jc: NC columns of op(B)            (B panel KC x NC lives in L3)
+//     pc: KC of K, in order             (fixed blocking: the K summation order never changes)
+//       pack B panel -> [NC/NR][KC][NR], unless the small-M path reads B in place
+//       ic: MC rows of op(A)            (A block MC x KC lives in L2)
+//         pack A block -> [MC/MR][KC][MR]
+//         tiles (jr, ir) jr-major       (a KC x NR B micro-panel stays in L1 across ir)
+// Threads split the packing and the tile list statically; every output element is computed by
+// the same instruction sequence whatever the thread count, so results are bit-identical.
+//
+// Ukr provides: MR, NR, KC, MC (multiple of MR), NC (multiple of NR), NOPACK_B_MAX_M, and
+//   template <int mr> static void tile(int kc, const float* ap, const float* b, int64_t ldbk,
+//                                      int nr, const TileOut& o, const Epilogue& e);
+// computing the mr x nr tile from packed A (ap[k*MR + i]) and B rows b[k*ldbk + j], then
+// storing through the epilogue.
+#pragma once
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <utility>
+
+#include "core/threads.h"
+#include "ops/gemm.h"
+
+namespace fastnn {
+namespace {
+
+struct Epilogue {
+  float alpha, beta;
+  bool first;  // first K block: out = alpha*acc (+ beta*C); later blocks: out += alpha*acc
+  bool last;   // last K block: add bias, apply the activation
+  bool relu;
+};
+
+struct TileOut {
+  float* out;         // top-left of the tile
+  const float* c;     // addend C at the same position (read only when first && beta != 0)
+  const float* bias;  // bias + first column of the tile, or null
+  int64_t ldc;
+};
+
+// A 64-byte aligned scratch buffer per thread, grown on demand and kept for later calls.
+inline float* scratch(int slot, size_t floats) {
+  struct Buf {
+    float* p = nullptr;
+    size_t n = 0;
+    ~Buf() { std::free(p); }
+  };
+  thread_local Buf bufs[2];
+  Buf& b = bufs[slot];
+  if (b.n < floats) {
+    std::free(b.p);
+    size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+    b.p = static_cast<float*>(std::aligned_alloc(64, bytes));
+    if (b.p == nullptr) throw std::bad_alloc();
+    b.n = floats;
+  }
+  return b.p;
+}
+
+// dst[k*MR + i] = op(A)[i0 + i, p0 + k] for i < mr, zero for mr <= i < MR.
+template <int MR>
+inline void pack_a(int kc, int mr, const GemmArgs& g, int64_t i0, int64_t p0,
+                   float* dst) {
+  if (g.trans_a) {  // A stored (K, M): the MR values of one k are contiguous
+    const float* src = g.a + p0 * g.lda + i0;
+    for (int k = 0; k < kc; ++k) {
+      for (int i = 0; i < mr; ++i) dst[k * MR + i] = src[k * g.lda + i];
+      for (int i = mr; i < MR; ++i) dst[k * MR + i] = 0.0f;
+    }
+  } else {  // A stored (M, K): read each row contiguously, scatter with stride MR
+    const float* src = g.a + i0 * g.lda + p0;
+    for (int i = 0; i < mr; ++i) {
+      const float* row = src + i * g.lda;
+      for (int k = 0; k < kc; ++k) dst[k * MR + i] = row[k];
+    }
+    for (int i = mr; i < MR; ++i)
+      for (int k = 0; k < kc; ++k) dst[k * MR + i] = 0.0f;
+  }
+}
+
+// dst[k*NR + j] = op(B)[p0 + k, j0 + j] for j < nr, zero for nr <= j < NR.
+template <int NR>
+inline void pack_b(int kc, int nr, const GemmArgs& g, int64_t p0, int64_t j0,
+                   float* dst) {
+  if (g.trans_b) {  // B stored (N, K): read each row contiguously, scatter with stride NR
+    const float* src = g.b + j0 * g.ldb + p0;
+    for (int j = 0; j < nr; ++j) {
+      const float* row = src + j * g.ldb;
+      for (int k = 0; k < kc; ++k) dst[k * NR + j] = row[k];
+    }
+    for (int j = nr; j < NR; ++j)
+      for (int k = 0; k < kc; ++k) dst[k * NR + j] = 0.0f;
+  } else {  // B stored (K, N): contiguous row pieces
+    const float* src = g.b + p0 * g.ldb + j0;
+    for (int k = 0; k < kc; ++k) {
+      std::memcpy(dst + k * NR, src + k * g.ldb, sizeof(float) * nr);
+      for (int j = nr; j < NR; ++j) dst[k * NR + j] = 0.0f;
+    }
+  }
+}
+
+template <class Ukr>
+struct GemmDriver {
+  static constexpr int MR = Ukr::MR, NR = Ukr::NR;
+  using TileFn = void (*)(int, const float*, const float*, int64_t, int, const TileOut&,
+                          const Epilogue&);
+
+  template <int... I>
+  static constexpr std::array<TileFn, sizeof...(I)> make_table(
+      std::integer_sequence<int, I...>) {
+    return {&Ukr::template tile<I + 1>...};
+  }
+  // tiles[mr - 1] handles an mr-row tile: edge rows cost no wasted FMAs.
+  static constexpr std::array<TileFn, MR> tiles = make_table(std::make_integer_sequence<int, MR>{});
+
+  static void run(const GemmArgs& g, int nthreads) {
+    const int64_t M = g.M, N = g.N, K = g.K;
+    // Small M: each element of B is used by few rows, so packing B would cost as much as the
+    // product; read it in place (row-major B only).
+    const bool pack_b_panel = g.trans_b || M > Ukr::NOPACK_B_MAX_M;
+    const int64_t nc_max = std::min<int64_t>(Ukr::NC, (N + NR - 1) / NR * NR);
+    const int64_t kc_max = std::min<int64_t>(Ukr::KC, K);
+    const int64_t mc_max = std::min<int64_t>(Ukr::MC, (M + MR - 1) / MR * MR);
+    float* bp = pack_b_panel ? scratch(0, kc_max * nc_max) : nullptr;
+    float* ap = scratch(1, kc_max * mc_max);
+
+    parallel(nthreads, [&](int tid, int nt) {
+      for (int64_t jc = 0; jc < N; jc += Ukr::NC) {
+        const int64_t nc = std::min<int64_t>(Ukr::NC, N - jc);
+        const int64_t n_jr = (nc + NR - 1) / NR;
+        for (int64_t pc = 0; pc < K; pc += Ukr::KC) {
+          const int kc = static_cast<int>(std::min<int64_t>(Ukr::KC, K - pc));
+          const Epilogue e{g.alpha, g.beta, pc == 0, pc + kc >= K,
+                           g.act == Activation::Relu};
+          if (pack_b_panel) {
+            long b0, b1;
+            split_range(n_jr, tid, nt, &b0, &b1);
+            for (long jr = b0; jr < b1; ++jr) {
+              const int nr = static_cast<int>(std::min<int64_t>(NR, nc - jr * NR));
+              pack_b<NR>(kc, nr, g, pc, jc + jr * NR, bp + jr * NR * kc);
+            }
+          }
+          for (int64_t ic = 0; ic < M; ic += Ukr::MC) {
+            const int64_t mc = std::min<int64_t>(Ukr::MC, M - ic);
+            const int64_t n_ir = (mc + MR - 1) / MR;
+            long a0, a1;
+            split_range(n_ir, tid, nt, &a0, &a1);
+            for (long ir = a0; ir < a1; ++ir) {
+              const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir * MR));
+              pack_a<MR>(kc, mr, g, ic + ir * MR, pc, ap + ir * MR * kc);
+            }
+            barrier();  // packed A (and B) complete before any thread reads them
+            long t0, t1;
+            split_range(n_jr * n_ir, tid, nt, &t0, &t1);
+            for (long t = t0; t < t1; ++t) {
+              const int64_t jr = t / n_ir, ir = t % n_ir;
+              const int64_t i = ic + ir * MR, j = jc + jr * NR;
+              const int mr = static_cast<int>(std::min<int64_t>(MR, M - i));
+              const int nr = static_cast<int>(std::min<int64_t>(NR, N - j));
+              const float* b = pack_b_panel ? bp + jr * NR * kc : g.b + pc * g.ldb + j;
+              const int64_t ldbk = pack_b_panel ? NR : g.ldb;
+              TileOut o{g.out + i * g.ldc + j, (g.c ? g.c : g.out) + i * g.ldc + j,
+                        (e.last && g.bias) ? g.bias + j : nullptr, g.ldc};
+              tiles[mr - 1](kc, ap + ir * MR * kc, b, ldbk, nr, o, e);
+            }
+            barrier();  // all tiles done before A (or B) is packed again
+          }
+        }
+      }
+    });
+  }
+};
+
+}  // namespace
+}  // namespace fastnn

@@ -1,0 +1,128 @@
+// gemm front door: size checks, the empty and K == 0 cases, the per-ISA dispatch, and the
+// batch loop. The kernels behind it assume all of this has happened.
+#include "ops/gemm.h"
+
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "core/threads.h"
+
+namespace fastnn {
+namespace {
+
+using GemmFn = void (*)(const GemmArgs&, int);
+
+constexpr int64_t kMax32 = std::numeric_limits<int32_t>::max();
+
+// Below this many flops per product, a second thread costs more than it saves.
+constexpr double kFlopsPerThread = 2.0e6;
+
+GemmFn impl_for(Isa isa) {
+  switch (isa) {
+#ifdef FASTNN_HAVE_AVX512
+    case Isa::Avx512: return gemm_avx512;
+#endif
+#ifdef FASTNN_HAVE_AVX2
+    case Isa::Avx2: return gemm_avx2;
+#endif
+    default: return gemm_default;
+  }
+}
+
+}  // namespace
+
+void gemm_check_sizes(const GemmArgs& g) {
+  auto fail = [](const std::string& what) { throw std::invalid_argument("fastnn.ops.gemm: " + what); };
+  if (g.M < 0 || g.N < 0 || g.K < 0) fail("sizes must be non-negative");
+  if (g.M > kMax32 || g.N > kMax32 || g.K > kMax32 || g.M * g.K > kMax32 ||
+      g.K * g.N > kMax32 || g.M * g.N > kMax32) {
+    fail("expected every matrix to have at most 2^31-1 elements, got M=" + std::to_string(g.M) +
+         " N=" + std::to_string(g.N) + " K=" + std::to_string(g.K));
+  }
+}
+
+namespace {
+
+// K == 0 or alpha == 0: out = act(beta*C + bias) without touching A or B.
+void epilogue_only(const GemmArgs& g) {
+  for (int64_t i = 0; i < g.M; ++i) {
+    float* out = g.out + i * g.ldc;
+    const float* c = g.c ? g.c + i * g.ldc : nullptr;
+    for (int64_t j = 0; j < g.N; ++j) {
+      float x = (g.beta != 0.0f && c) ? g.beta * c[j] : 0.0f;
+      if (g.bias) x += g.bias[j];
+      if (g.act == Activation::Relu) x = x < 0.0f ? 0.0f : x;
+      out[j] = x;
+    }
+  }
+}
+
+void run_one(const GemmArgs& g, GemmFn fn, int nthreads) {
+  if (g.M == 0 || g.N == 0) return;
+  if (g.K == 0 || g.alpha == 0.0f) {
+    epilogue_only(g);
+    return;
+  }
+  fn(g, nthreads);
+}
+
+int threads_for(const GemmArgs& g, int nthreads) {
+  const double flops = 2.0 * g.M * g.N * g.K;
+  const int useful = static_cast<int>(flops / kFlopsPerThread);
+  return std::max(1, std::min(nthreads, useful));
+}
+
+}  // namespace
+
+GemmTile gemm_tile(Isa isa) {
+  switch (isa) {
+#ifdef FASTNN_HAVE_AVX512
+    case Isa::Avx512: return gemm_tile_avx512;
+#endif
+#ifdef FASTNN_HAVE_AVX2
+    case Isa::Avx2: return gemm_tile_avx2;
+#endif
+    default: return gemm_tile_default;
+  }
+}
+
+void gemm(const GemmArgs& g, Isa isa, int nthreads) {
+  gemm_check_sizes(g);
+  run_one(g, impl_for(isa), threads_for(g, nthreads));
+}
+
+void gemm_batched(const GemmArgs& g, int64_t batch, const std::vector<int64_t>& a_off,
+                  const std::vector<int64_t>& b_off, const std::vector<int64_t>& c_off,
+                  Isa isa, int nthreads) {
+  gemm_check_sizes(g);
+  if (static_cast<int64_t>(a_off.size()) != batch || static_cast<int64_t>(b_off.size()) != batch ||
+      (g.c && static_cast<int64_t>(c_off.size()) != batch)) {
+    throw std::invalid_argument("fastnn.ops.gemm: batch offsets do not match the batch count");
+  }
+  const GemmFn fn = impl_for(isa);
+  auto item = [&](int64_t i, int nt) {
+    GemmArgs gi = g;
+    gi.a = g.a + a_off[i];
+    gi.b = g.b + b_off[i];
+    gi.c = g.c ? g.c + c_off[i] : nullptr;
+    gi.out = g.out + i * g.M * g.ldc;
+    run_one(gi, fn, nt);
+  };
+  const int per_item = threads_for(g, nthreads);
+  if (per_item >= nthreads || batch == 1) {
+    for (int64_t i = 0; i < batch; ++i) item(i, per_item);  // big items: threads inside each
+  } else {
+    // Small items: one thread per item. Each item runs the same single-product code, so the
+    // results match the threaded path bit for bit.
+    const int nt = static_cast<int>(std::min<int64_t>(nthreads, batch));
+    parallel(nt, [&](int tid, int n) {
+      long b0, b1;
+      split_range(batch, tid, n, &b0, &b1);
+      for (long i = b0; i < b1; ++i) item(i, 1);
+    });
+  }
+}
+
+}  // namespace fastnn

@@ -1,0 +1,66 @@
+// gemm: out = act(alpha * op(A) @ op(B) + beta * C + bias)              (out is overwritten)
+//
+//   op(A) is (M, K): A stored (M, K) row-major, or (K, M) when trans_a.
+//   op(B) is (K, N): B stored (K, N) row-major, or (N, K) when trans_b.
+//   C and out are (M, N) row-major; C may be out itself (the in-place BLAS update). When
+//   beta == 0, C is not read (NaN in C does not propagate), as in BLAS.
+//   bias is (N,) or null, added to every row; act is none or relu (relu keeps NaN).
+//   Batched: `batch` independent products; the per-item offsets of A, B, C and out are given
+//   (an offset repeats where the batch broadcasts).
+//   Limits: M, N, K and each matrix's element count <= 2^31 - 1 (tile arithmetic is 32-bit).
+//   Parallel over output tiles (and over batch items when each is small), with a fixed K
+//   blocking: results are bit-identical for every thread count. They may differ between ISAs
+//   in the last bits (different FMA order).
+//   float32 throughout, accumulation in float32 registers over K blocks of KC.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/cpu.h"
+
+namespace fastnn {
+
+enum class Activation : int { None = 0, Relu = 1 };
+
+struct GemmArgs {
+  int64_t M = 0, N = 0, K = 0;
+  const float* a = nullptr;
+  int64_t lda = 0;  // row stride of A as stored
+  bool trans_a = false;
+  const float* b = nullptr;
+  int64_t ldb = 0;
+  bool trans_b = false;
+  const float* c = nullptr;  // addend read when beta != 0 (may equal out)
+  float* out = nullptr;
+  int64_t ldc = 0;  // row stride of C and out
+  float alpha = 1.0f, beta = 0.0f;
+  const float* bias = nullptr;
+  Activation act = Activation::None;
+};
+
+// Register tile of an ISA's micro-kernel, exported so tests can aim at its edges.
+struct GemmTile {
+  int mr, nr, kc, mc, nc;
+};
+
+// Throws std::invalid_argument (ValueError in Python) on negative or over-32-bit sizes.
+void gemm_check_sizes(const GemmArgs& g);
+
+// One product, single matrices; validates sizes (std::invalid_argument naming gemm).
+void gemm(const GemmArgs& g, Isa isa, int nthreads);
+
+// `batch` products: item i uses a + a_off[i], b + b_off[i], c + c_off[i] (if c), out + i*M*ldc.
+void gemm_batched(const GemmArgs& g, int64_t batch, const std::vector<int64_t>& a_off,
+                  const std::vector<int64_t>& b_off, const std::vector<int64_t>& c_off,
+                  Isa isa, int nthreads);
+
+GemmTile gemm_tile(Isa isa);
+
+// Per-ISA implementations (csrc/cpu/gemm.cpp, csrc/cpu/avx2/gemm.cpp, csrc/cpu/avx512/gemm.cpp).
+// They assume validated arguments with M, N > 0.
+void gemm_default(const GemmArgs& g, int nthreads);
+void gemm_avx2(const GemmArgs& g, int nthreads);
+void gemm_avx512(const GemmArgs& g, int nthreads);
+extern const GemmTile gemm_tile_default, gemm_tile_avx2, gemm_tile_avx512;
+
+}  // namespace fastnn

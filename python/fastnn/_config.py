@@ -1,0 +1,57 @@
+"""Threads, ISA selection and the build report (show_config)."""
+import os
+import platform
+import warnings
+
+from . import _core
+from ._version import __version__
+
+if _core.build_info()["isa_env_warning"]:
+    warnings.warn(_core.build_info()["isa_env_warning"], RuntimeWarning, stacklevel=3)
+
+
+def get_num_threads() -> int:
+    """Threads each kernel may use (FASTNN_NUM_THREADS, then OMP_NUM_THREADS, then the cores)."""
+    return _core.get_num_threads()
+
+
+def set_num_threads(n: int) -> None:
+    """Set the threads each kernel may use; results do not depend on it."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"fastnn.set_num_threads: expected an int, got {type(n).__name__}")
+    _core.set_num_threads(n)
+
+
+def config() -> dict:
+    """The build and run-time configuration as a dict (what show_config prints)."""
+    info = dict(_core.build_info())
+    info["python_version"] = __version__
+    info["num_threads"] = _core.get_num_threads()
+    info["machine"] = platform.machine()
+    info["env"] = {k: os.environ[k] for k in ("FASTNN_CPU_CAPABILITY", "FASTNN_NUM_THREADS",
+                                                "OMP_NUM_THREADS") if k in os.environ}
+    return info
+
+
+def show_config() -> None:
+    """Print the version, compiler, flags, OpenMP, threads, ISAs and CUDA of this build."""
+    c = config()
+    omp = "no (single-threaded build)"
+    if c["openmp"]:
+        omp = f"yes (OpenMP {c['openmp_version']}, {c['openmp_library'] or 'runtime unknown'})"
+    lines = [
+        f"fastnn {c['python_version']} (extension {c['version']})",
+        f"  compiler:        {c['compiler']}",
+        f"  build type:      {c['build_type']}",
+        f"  C++ flags:       {c['cxx_flags'] or '(none)'}{' -march=native' if c['native'] else ''}",
+        f"  ISA unit flags:  {c['isa_flags'] or '(none)'}",
+        f"  OpenMP:          {omp}",
+        f"  threads:         {c['num_threads']}",
+        f"  ISA compiled:    {', '.join(c['isa_compiled'])}",
+        f"  ISA supported:   {', '.join(c['isa_supported'])} (machine {c['machine']})",
+        f"  ISA selected:    {c['isa_selected']}"
+        + (f" (FASTNN_CPU_CAPABILITY={c['env']['FASTNN_CPU_CAPABILITY']})"
+           if "FASTNN_CPU_CAPABILITY" in c["env"] else ""),
+        f"  CUDA:            {'built' if c['cuda'] else 'not built'}",
+    ]
+    print("\n".join(lines))
