@@ -16,6 +16,10 @@ struct Ukr {
   static constexpr int NC = 8 * 512;
   static constexpr int NOPACK_B_MAX_M = 8 * MR;
 
+  static void transpose_pack(int kc, int rows, int R, const float* src, int64_t ld, float* dst) {
+    transpose_pack_scalar(kc, rows, R, src, ld, dst);
+  }
+
   template <int mr>
   static void tile(int kc, const float* a, const float* b, int64_t ldbk, int nr,
                    const TileOut& o, const Epilogue& e) {

@@ -12,7 +12,8 @@
 // Threads split the packing and the tile list statically; every output element is computed by
 // the same instruction sequence whatever the thread count, so results are bit-identical.
 //
-// Ukr provides: MR, NR, KC, MC (multiple of MR), NC (multiple of NR), NOPACK_B_MAX_M, and
+// Ukr provides: MR, NR, KC, MC (multiple of MR), NC (multiple of NR), NOPACK_B_MAX_M,
+//   static void transpose_pack(...)     (transpose_pack_scalar's contract), and
 //   template <int mr> static void tile(int kc, const float* ap, const float* b, int64_t ldbk,
 //                                      int nr, const TileOut& o, const Epilogue& e);
 // computing the mr x nr tile from packed A (ap[k*MR + i]) and B rows b[k*ldbk + j], then
@@ -65,45 +66,50 @@ inline float* scratch(int slot, size_t floats) {
   return b.p;
 }
 
-// dst[k*MR + i] = op(A)[i0 + i, p0 + k] for i < mr, zero for mr <= i < MR.
-template <int MR>
-inline void pack_a(int kc, int mr, const GemmArgs& g, int64_t i0, int64_t p0,
-                   float* dst) {
-  if (g.trans_a) {  // A stored (K, M): the MR values of one k are contiguous
-    const float* src = g.a + p0 * g.lda + i0;
-    for (int k = 0; k < kc; ++k) {
-      for (int i = 0; i < mr; ++i) dst[k * MR + i] = src[k * g.lda + i];
-      for (int i = mr; i < MR; ++i) dst[k * MR + i] = 0.0f;
+// dst[k*R + i] = src[i*ld + k] for i < rows, k < kc; zero for rows <= i < R. The transposing
+// copy behind packing A (stored (M, K)) and B (stored (N, K)); ISAs with a faster in-register
+// transpose provide their own (Ukr::transpose_pack).
+inline void transpose_pack_scalar(int kc, int rows, int R, const float* src, int64_t ld,
+                                  float* dst) {
+  for (int i = 0; i < rows; ++i) {
+    const float* row = src + i * ld;
+    for (int k = 0; k < kc; ++k) dst[k * R + i] = row[k];  // read rows, scatter with stride R
+  }
+  for (int i = rows; i < R; ++i)
+    for (int k = 0; k < kc; ++k) dst[k * R + i] = 0.0f;
+}
+
+// dst[k*R + j] = src[k*ld + j] for j < cols, zero for cols <= j < R: the straight copy behind
+// packing A (stored (K, M)) and B (stored (K, N)).
+template <int R>
+inline void copy_pack(int kc, int cols, const float* src, int64_t ld, float* dst) {
+  for (int k = 0; k < kc; ++k, src += ld, dst += R) {
+    if (cols == R) {
+      for (int j = 0; j < R; ++j) dst[j] = src[j];  // fixed trip count: a few vector moves
+    } else {
+      for (int j = 0; j < cols; ++j) dst[j] = src[j];
+      for (int j = cols; j < R; ++j) dst[j] = 0.0f;
     }
-  } else {  // A stored (M, K): read each row contiguously, scatter with stride MR
-    const float* src = g.a + i0 * g.lda + p0;
-    for (int i = 0; i < mr; ++i) {
-      const float* row = src + i * g.lda;
-      for (int k = 0; k < kc; ++k) dst[k * MR + i] = row[k];
-    }
-    for (int i = mr; i < MR; ++i)
-      for (int k = 0; k < kc; ++k) dst[k * MR + i] = 0.0f;
   }
 }
 
-// dst[k*NR + j] = op(B)[p0 + k, j0 + j] for j < nr, zero for nr <= j < NR.
-template <int NR>
-inline void pack_b(int kc, int nr, const GemmArgs& g, int64_t p0, int64_t j0,
-                   float* dst) {
-  if (g.trans_b) {  // B stored (N, K): read each row contiguously, scatter with stride NR
-    const float* src = g.b + j0 * g.ldb + p0;
-    for (int j = 0; j < nr; ++j) {
-      const float* row = src + j * g.ldb;
-      for (int k = 0; k < kc; ++k) dst[k * NR + j] = row[k];
-    }
-    for (int j = nr; j < NR; ++j)
-      for (int k = 0; k < kc; ++k) dst[k * NR + j] = 0.0f;
-  } else {  // B stored (K, N): contiguous row pieces
-    const float* src = g.b + p0 * g.ldb + j0;
-    for (int k = 0; k < kc; ++k) {
-      std::memcpy(dst + k * NR, src + k * g.ldb, sizeof(float) * nr);
-      for (int j = nr; j < NR; ++j) dst[k * NR + j] = 0.0f;
-    }
+// Packed A micro-panel: dst[k*MR + i] = op(A)[i0 + i, p0 + k], zero-padded to MR rows.
+template <class Ukr>
+inline void pack_a(int kc, int mr, const GemmArgs& g, int64_t i0, int64_t p0, float* dst) {
+  if (g.trans_a) {
+    copy_pack<Ukr::MR>(kc, mr, g.a + p0 * g.lda + i0, g.lda, dst);
+  } else {
+    Ukr::transpose_pack(kc, mr, Ukr::MR, g.a + i0 * g.lda + p0, g.lda, dst);
+  }
+}
+
+// Packed B micro-panel: dst[k*NR + j] = op(B)[p0 + k, j0 + j], zero-padded to NR columns.
+template <class Ukr>
+inline void pack_b(int kc, int nr, const GemmArgs& g, int64_t p0, int64_t j0, float* dst) {
+  if (g.trans_b) {
+    Ukr::transpose_pack(kc, nr, Ukr::NR, g.b + j0 * g.ldb + p0, g.ldb, dst);
+  } else {
+    copy_pack<Ukr::NR>(kc, nr, g.b + p0 * g.ldb + j0, g.ldb, dst);
   }
 }
 
@@ -145,7 +151,7 @@ struct GemmDriver {
             split_range(n_jr, tid, nt, &b0, &b1);
             for (long jr = b0; jr < b1; ++jr) {
               const int nr = static_cast<int>(std::min<int64_t>(NR, nc - jr * NR));
-              pack_b<NR>(kc, nr, g, pc, jc + jr * NR, bp + jr * NR * kc);
+              pack_b<Ukr>(kc, nr, g, pc, jc + jr * NR, bp + jr * NR * kc);
             }
           }
           for (int64_t ic = 0; ic < M; ic += Ukr::MC) {
@@ -155,7 +161,7 @@ struct GemmDriver {
             split_range(n_ir, tid, nt, &a0, &a1);
             for (long ir = a0; ir < a1; ++ir) {
               const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir * MR));
-              pack_a<MR>(kc, mr, g, ic + ir * MR, pc, ap + ir * MR * kc);
+              pack_a<Ukr>(kc, mr, g, ic + ir * MR, pc, ap + ir * MR * kc);
             }
             barrier();  // packed A (and B) complete before any thread reads them
             long t0, t1;

@@ -6,6 +6,8 @@
 // stores; row tails use the mr < 14 instantiations.
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "cpu/gemm_driver.h"
 #include "ops/gemm.h"
 
@@ -14,9 +16,11 @@ namespace {
 
 struct Ukr {
   static constexpr int MR = 14, NR = 32;
-  static constexpr int KC = 256;       // B micro-panel 256 x 32 floats = 32 KiB: stays in L1
-  static constexpr int MC = 14 * 24;   // A block 336 x 256 floats = 336 KiB: stays in L2
-  static constexpr int NC = 32 * 128;  // B panel 256 x 4096 floats = 4 MiB: L3
+  // KC is past what keeps a B micro-panel (KC x 32) in L1, but each K block costs a full read
+  // and write of C, and measured, fewer passes over C win (bench/README.md).
+  static constexpr int KC = 512;
+  static constexpr int MC = 14 * 24;   // A block 336 x 512 floats = 672 KiB: L2
+  static constexpr int NC = 32 * 128;  // B panel 512 x 4096 floats = 8 MiB: L3
   static constexpr int NOPACK_B_MAX_M = 4 * MR;
 
   static inline __mmask16 mask_for(int n) {  // lanes [0, n) of one zmm, n in [0, 16]
@@ -39,12 +43,61 @@ struct Ukr {
     _mm512_mask_storeu_ps(out, m, x);
   }
 
+  // In-register 16x16 transpose: r[i] holds row i (16 floats); afterwards r[c] holds column c.
+  static inline void transpose16(__m512 r[16]) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; ++i) {  // pairs of rows interleaved within 128-bit lanes
+      t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+      t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; ++i) {  // u[4i+m], lane L: rows 4i..4i+3 of column 4L+m
+      u[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+      u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+      u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+      u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int m = 0; m < 4; ++m) {  // gather lane L of u[m], u[4+m], u[8+m], u[12+m]
+      const __m512 p = _mm512_shuffle_f32x4(u[m], u[4 + m], 0x44);
+      const __m512 q = _mm512_shuffle_f32x4(u[m], u[4 + m], 0xEE);
+      const __m512 x = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0x44);
+      const __m512 y = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0xEE);
+      r[m] = _mm512_shuffle_f32x4(p, x, 0x88);
+      r[4 + m] = _mm512_shuffle_f32x4(p, x, 0xDD);
+      r[8 + m] = _mm512_shuffle_f32x4(q, y, 0x88);
+      r[12 + m] = _mm512_shuffle_f32x4(q, y, 0xDD);
+    }
+  }
+
+  // transpose_pack_scalar's contract, 16 rows x 16 k at a time through transpose16.
+  static void transpose_pack(int kc, int rows, int R, const float* src, int64_t ld, float* dst) {
+    for (int i0 = 0; i0 < R; i0 += 16) {
+      const int nrow = std::max(0, std::min(16, rows - i0));
+      const __mmask16 store_mask = mask_for(R - i0);  // padding rows are stored as zeros
+      for (int k0 = 0; k0 < kc; k0 += 16) {
+        const int nk = std::min(16, kc - k0);
+        const __mmask16 km = mask_for(nk);
+        __m512 r[16];
+        for (int i = 0; i < 16; ++i)
+          r[i] = i < nrow ? _mm512_maskz_loadu_ps(km, src + (i0 + i) * ld + k0) : _mm512_setzero_ps();
+        transpose16(r);
+        for (int c = 0; c < nk; ++c) _mm512_mask_storeu_ps(dst + (k0 + c) * R + i0, store_mask, r[c]);
+      }
+    }
+  }
+
   // NV = zmm per row (1 or 2). FULL: all NR columns valid, no masks in the k loop.
   template <int mr, int NV, bool FULL>
   static inline void compute(int kc, const float* a, const float* b, int64_t ldbk, int nr,
                              const TileOut& o, const Epilogue& e) {
     const __mmask16 m0 = FULL ? 0xFFFF : mask_for(nr);
     const __mmask16 m1 = FULL ? 0xFFFF : mask_for(nr - 16);
+    // Start fetching the C tile now: its rows are far apart in memory and would otherwise
+    // miss at the store, after the k loop.
+#pragma GCC unroll 14
+    for (int i = 0; i < mr; ++i) {
+      _mm_prefetch(reinterpret_cast<const char*>(o.out + i * o.ldc), _MM_HINT_T0);
+      if (NV == 2) _mm_prefetch(reinterpret_cast<const char*>(o.out + i * o.ldc + 31), _MM_HINT_T0);
+    }
     __m512 c0[mr], c1[mr];
 #pragma GCC unroll 14
     for (int i = 0; i < mr; ++i) c0[i] = c1[i] = _mm512_setzero_ps();

@@ -1,0 +1,17 @@
+"""Benchmarks behind `fastnn bench`: the harness, and one module per op exposing cases(quick)."""
+import importlib
+
+from .harness import Case, num_threads, run, time_interleaved, within
+
+# op name -> module whose cases(quick: bool) returns a list of Case; a new op is one line here.
+OPS = {
+    "gemm": "fastnn.bench.gemm",
+}
+
+
+def load_cases(op, quick=False):
+    """The benchmark cases of one registered op (imports its module, and torch if it uses it)."""
+    return importlib.import_module(OPS[op]).cases(quick)
+
+
+__all__ = ["OPS", "Case", "load_cases", "num_threads", "run", "time_interleaved", "within"]

@@ -1,0 +1,73 @@
+"""The `fastnn` command: `fastnn bench [ops...]` times kernels against NumPy and PyTorch, `fastnn config`
+prints the build configuration."""
+import argparse
+import datetime
+import sys
+
+BENCH_HELP = """\
+Each impl's result is first checked against the float64 reference (fastnn.ref); one that fails is
+reported FAILED and not timed. The rest are timed round-robin in one run; the table gives the median
+and min ms per call, GFLOP/s (or GB/s), and on the fastnn row the ratio peer time / fastnn time
+(>1: fastnn faster).
+
+Timing NumPy: run without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE in the environment (OpenBLAS reads
+them when NumPy is imported, too early for this command to undo; they slow a current NumPy), e.g.
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE fastnn bench --threads 1 2
+FASTNN_CPU_CAPABILITY=avx2 (or default) times a lower ISA path."""
+
+
+def _positive(text):
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return n
+
+
+def _bench(parser, args):
+    from fastnn import bench
+
+    unknown = [op for op in args.ops if op not in bench.OPS]
+    if unknown:
+        parser.error(f"unknown op {', '.join(unknown)} (registered: {', '.join(bench.OPS)})")
+    ops = args.ops or list(bench.OPS)
+    repeats = args.repeats or (3 if args.quick else 10)
+    min_time = args.min_time if args.min_time is not None else (0.005 if args.quick else 0.05)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    json_path = args.json or f"bench/results/{'-'.join(ops)}-{stamp}.json"
+    cases = [c for op in ops for c in bench.load_cases(op, quick=args.quick)]
+    results = bench.run(cases, threads=args.threads, repeats=repeats, min_time=min_time,
+                        json_path=json_path, meta={"ops": ops, "quick": args.quick})
+    failed = sum(r["status"] != "ok" for res in results for r in res["impls"].values())
+    if failed:
+        print(f"{failed} impl result(s) FAILED validation", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def main(argv=None):
+    """Entry point of the `fastnn` console script; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="fastnn", description="fastnn command-line tool.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{bench,config}")
+    b = sub.add_parser("bench", help="validate, then time fastnn against NumPy and PyTorch",
+                       description="Validate, then time fastnn ops against NumPy's BLAS and PyTorch.",
+                       epilog=BENCH_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("ops", nargs="*", metavar="op", help="ops to time (default: all registered)")
+    b.add_argument("--threads", type=_positive, nargs="+", default=[1], metavar="N",
+                   help="thread counts to time at, in turn, e.g. --threads 1 2 (default: 1)")
+    b.add_argument("--repeats", type=_positive, metavar="R",
+                   help="timed samples per impl (default: 10, --quick 3)")
+    b.add_argument("--min-time", type=float, metavar="S",
+                   help="seconds each sample lasts at least (default: 0.05, --quick 0.005)")
+    b.add_argument("--quick", action="store_true", help="a few small shapes, few repeats (CI smoke)")
+    b.add_argument("--json", metavar="PATH",
+                   help="where to write the results (default: bench/results/<ops>-<time>.json)")
+    sub.add_parser("config", help="print the build configuration (fastnn.show_config())")
+    args = parser.parse_args(argv)
+    if args.command == "config":
+        import fastnn
+        fastnn.show_config()
+        return 0
+    return _bench(parser, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

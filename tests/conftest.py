@@ -1,0 +1,88 @@
+"""Shared test helpers: the ISAs this machine runs, a seeded rng, thread-count pinning and a
+runner for Python snippets in a fresh interpreter (for settings read once per process)."""
+import contextlib
+import os
+import subprocess
+import sys
+import textwrap
+import zlib
+
+import numpy as np
+import pytest
+
+import fastnn
+
+# Every kernel path this build and CPU can run; tests parametrize over it.
+ISAS = list(fastnn._core.build_info()["isa_supported"])
+TILES = {isa: fastnn._core.gemm_tile(isa) for isa in ISAS}
+
+# Settings that are read once at import; a child must see only what a test gives it.
+_ONCE_PER_PROCESS_VARS = ("FASTNN_CPU_CAPABILITY", "FASTNN_NUM_THREADS", "OMP_NUM_THREADS")
+
+
+@pytest.fixture
+def rng(request):
+    """A generator seeded from the test id: reproducible, different for each case."""
+    return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+
+
+def randn(rng, *shape):
+    return rng.standard_normal(shape, dtype=np.float32)
+
+
+@contextlib.contextmanager
+def num_threads(n):
+    """fastnn's thread count set to n inside the block, restored afterwards."""
+    old = fastnn.get_num_threads()
+    fastnn.set_num_threads(n)
+    try:
+        yield
+    finally:
+        fastnn.set_num_threads(old)
+
+
+def child_env(env=None):
+    """os.environ without the once-per-process fastnn/OpenMP settings, plus `env`.
+
+    PYTHONPATH passes through (made absolute, so the child's working directory does not
+    matter) with the directory of the fastnn this process imported appended: the child imports
+    the same package whether it is pip-installed or run from the source tree.
+    """
+    e = {k: v for k, v in os.environ.items() if k not in _ONCE_PER_PROCESS_VARS}
+    paths = [os.path.abspath(p) for p in e.get("PYTHONPATH", "").split(os.pathsep) if p]
+    paths.append(os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__))))
+    e["PYTHONPATH"] = os.pathsep.join(paths)
+    e.update(env or {})
+    return e
+
+
+def start_python(code, env=None, **popen_kwargs):
+    """Start `code` (dedented) in a fresh interpreter; returns the Popen (text pipes)."""
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=child_env(env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **popen_kwargs)
+
+
+def run_python(code, env=None, timeout=60, check=True):
+    """Run `code` in a fresh interpreter with env vars `env`; returns the CompletedProcess.
+
+    A child that outlives `timeout` (a hung kernel) is killed and the test fails; with
+    check=True a non-zero exit fails the test with the child's stderr.
+    """
+    p = start_python(code, env)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        pytest.fail(f"child Python did not finish within {timeout} s (hung?); env={env}\n{code}")
+    result = subprocess.CompletedProcess(p.args, p.returncode, out, err)
+    if check and p.returncode != 0:
+        pytest.fail(f"child Python exited with {p.returncode}; env={env}\n{code}\n--- stderr:\n{err}")
+    return result
+
+
+@pytest.fixture
+def run_py():
+    """run_python as a fixture, for tests that prefer fixtures to imports."""
+    return run_python

@@ -1,0 +1,659 @@
+"""gemm: every ISA path against the float64 reference (fastnn.ref.gemm), at the edges of each
+micro-kernel's tile; epilogue, out=, batching, transposed views, thread invariance, bad input."""
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fastnn
+from fastnn import _core, ops, ref
+from conftest import ISAS, TILES, num_threads, randn, start_python
+
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+# ---------------------------------------------------------------------------------------------
+# The shared helpers: one reference check, one case runner.
+
+def gemm_bound(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None,
+               **_):
+    """Per-element error allowed for a float32 gemm against the float64 reference.
+
+    Each output sums K float32 products in float32 (in K blocks, in an order that differs per
+    ISA), then scales and adds beta*C and bias: the rounding error is at most ~K*eps32 times
+    |alpha|*(|A| @ |B|) + |beta|*|C| + |bias|, and ~sqrt(K)*eps32 times it for data of random
+    sign; 4*(sqrt(K) + 2) covers the epilogue's 2-3 extra roundings with margin. One wrong term
+    (a lost K block, a skipped row) is ~1, far above it.
+    """
+    K = a.shape[-2] if trans_a else a.shape[-1]
+    mag = ref.gemm(np.abs(a), np.abs(b), None if c is None else np.abs(c), trans_a=trans_a,
+                   trans_b=trans_b, alpha=abs(alpha), beta=abs(beta),
+                   bias=None if bias is None else np.abs(bias))
+    return 4 * (np.sqrt(K) + 2) * EPS32 * mag
+
+
+def assert_gemm(actual, a, b, c=None, **kw):
+    """actual (float32, from fastnn) against fastnn.ref.gemm(a, b, c, **kw) within gemm_bound.
+
+    Written out because numpy.testing.assert_allclose takes only a scalar atol; NaN must match
+    NaN (relu keeps NaN).
+    """
+    desired = ref.gemm(a, b, c, **kw)
+    assert isinstance(actual, np.ndarray) and actual.dtype == np.float32, type(actual)
+    assert actual.shape == desired.shape, (actual.shape, desired.shape)
+    bound = gemm_bound(a, b, c, **kw)
+    both_nan = np.isnan(actual) & np.isnan(desired)
+    bad = ~(np.abs(actual.astype(np.float64) - desired) <= bound) & ~both_nan
+    if bad.any():
+        i = tuple(int(x) for x in np.argwhere(bad)[0])
+        raise AssertionError(
+            f"{int(bad.sum())} of {bad.size} elements beyond the float32 bound; first at {i}: "
+            f"actual {actual[i]!r}, desired {desired[i]!r}, bound {bound[i]:.3g}")
+
+
+def operands(rng, M, N, K, trans_a=False, trans_b=False, batch_a=(), batch_b=()):
+    """Random a ((..., M, K) or (..., K, M)) and b ((..., K, N) or (..., N, K)), float32."""
+    a = randn(rng, *batch_a, *((K, M) if trans_a else (M, K)))
+    b = randn(rng, *batch_b, *((N, K) if trans_b else (K, N)))
+    return a, b
+
+
+def check(rng, isa, M, N, K, trans_a=False, trans_b=False, batch_a=(), batch_b=(),
+          c_shape=None, with_bias=False, **kw):
+    """One case: _core.gemm on the `isa` path against the reference; returns the result."""
+    a, b = operands(rng, M, N, K, trans_a, trans_b, batch_a, batch_b)
+    c = None if c_shape is None else randn(rng, *c_shape)
+    bias = randn(rng, N) if with_bias else None
+    got = _core.gemm(a, b, c, trans_a=trans_a, trans_b=trans_b, bias=bias, isa=isa, **kw)
+    assert_gemm(got, a, b, c, trans_a=trans_a, trans_b=trans_b, bias=bias, **kw)
+    return got
+
+
+def tile(isa):
+    t = TILES[isa]
+    return t["mr"], t["nr"], t["kc"], t["mc"], t["nc"]
+
+
+def cases(make):
+    """pytest params (isa, *case) for every ISA; make(isa) lists that ISA's cases."""
+    out = []
+    for isa in ISAS:
+        seen = set()
+        for case in make(isa):
+            if case not in seen:
+                seen.add(case)
+                out.append(pytest.param(isa, *case, id=f"{isa}-" + "-".join(map(str, case))))
+    return out
+
+
+@pytest.fixture
+def one_thread():
+    """Batched products run on one thread here: the two-thread batched path is exercised, with
+    a timeout, by test_thread_invariance_batched_small (it has hung; see that test)."""
+    with num_threads(1):
+        yield
+
+
+# ---------------------------------------------------------------------------------------------
+# Every ISA path at the edges of its tile (MR x NR register tile, KC, MC, NC blocks).
+
+def _m_edges(isa):  # M around MR and MC; N, K just past NR and KC (two K blocks)
+    mr, nr, kc, mc, nc = tile(isa)
+    return [(M, nr + 1, kc + 1) for M in (0, 1, mr - 1, mr, mr + 1, 2 * mr + 1, 37, mc + 1)]
+
+
+def _n_edges(isa):  # N around NR, 16 and NC; M small (B read in place) and past MC (B packed)
+    mr, nr, kc, mc, nc = tile(isa)
+    return [(M, N, 7) for M in (mr + 1, mc + 1)
+            for N in (0, 1, nr - 1, nr, nr + 1, 15, 16, 17, 2 * nr + 1, nc + 1)]
+
+
+def _k_edges(isa):  # K around KC: K > KC accumulates over K blocks
+    mr, nr, kc, mc, nc = tile(isa)
+    return [(2 * mr + 1, nr + 1, K) for K in (1, 7, kc - 1, kc, kc + 1, 2 * kc + 1)]
+
+
+def _large(isa):  # a generic large product and a Linear layer (batch 64, 3136 -> 128)
+    return [(300, 700, 500), (64, 128, 3136)]
+
+
+@pytest.mark.parametrize("isa,M,N,K", cases(_m_edges))
+def test_tile_edges_m(rng, isa, M, N, K):
+    check(rng, isa, M, N, K)
+
+
+@pytest.mark.parametrize("isa,M,N,K", cases(_n_edges))
+def test_tile_edges_n(rng, isa, M, N, K):
+    check(rng, isa, M, N, K)
+
+
+@pytest.mark.parametrize("isa,M,N,K", cases(_k_edges))
+def test_tile_edges_k(rng, isa, M, N, K):
+    check(rng, isa, M, N, K)
+
+
+@pytest.mark.parametrize("isa,M,N,K", cases(_large))
+def test_large(rng, isa, M, N, K):
+    check(rng, isa, M, N, K)
+
+
+def _trans_shapes(isa):  # B read in place / packed, A one tile / several MC blocks, NC + 1
+    mr, nr, kc, mc, nc = tile(isa)
+    return [(mr + 1, nr + 1, kc + 1), (mc + 1, 2 * nr + 1, kc + 1), (2 * mr + 1, nc + 1, 9)]
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (False, True), (True, False), (True, True)])
+@pytest.mark.parametrize("isa,M,N,K", cases(_trans_shapes))
+def test_transposes(rng, isa, M, N, K, trans_a, trans_b):
+    check(rng, isa, M, N, K, trans_a, trans_b)
+
+
+def test_tiles_are_sane():
+    for isa in ISAS:
+        mr, nr, kc, mc, nc = tile(isa)
+        assert 1 <= mr <= mc and mc % mr == 0 and nc % nr == 0 and kc >= 1, (isa, TILES[isa])
+
+
+# ---------------------------------------------------------------------------------------------
+# alpha, beta, c, bias, activation (the epilogue runs once, after the last K block).
+
+def _epilogue_shapes(isa):  # one K block, just past KC, two KC blocks plus one
+    mr, nr, kc, mc, nc = tile(isa)
+    return [(2 * mr + 1, nr + 1, K) for K in (7, kc + 1, 2 * kc + 1)]
+
+
+@pytest.mark.parametrize("isa,M,N,K", cases(_epilogue_shapes))
+class TestEpilogue:
+    def test_alpha_beta(self, rng, isa, M, N, K):
+        check(rng, isa, M, N, K, c_shape=(M, N), alpha=-0.5, beta=2.0)
+
+    def test_beta_one_alpha_two_transposed(self, rng, isa, M, N, K):
+        check(rng, isa, M, N, K, True, True, c_shape=(M, N), alpha=2.0, beta=1.0)
+
+    def test_bias(self, rng, isa, M, N, K):
+        check(rng, isa, M, N, K, with_bias=True)
+
+    def test_bias_relu(self, rng, isa, M, N, K):
+        got = check(rng, isa, M, N, K, with_bias=True, activation="relu")
+        assert (got == 0).any() and (got > 0).any()  # the case has both signs before relu
+
+    def test_beta_bias_relu(self, rng, isa, M, N, K):
+        check(rng, isa, M, N, K, c_shape=(M, N), alpha=0.5, beta=-1.5, with_bias=True,
+              activation="relu")
+
+    def test_activation_none_string(self, rng, isa, M, N, K):
+        check(rng, isa, M, N, K, with_bias=True, activation="none")
+
+    def test_alpha_zero(self, rng, isa, M, N, K):
+        check(rng, isa, M, N, K, c_shape=(M, N), alpha=0.0, beta=0.5, with_bias=True)
+
+    def test_beta_zero_does_not_read_c(self, rng, isa, M, N, K):
+        a, b = operands(rng, M, N, K)
+        c = np.full((M, N), np.nan, np.float32)
+        got = _core.gemm(a, b, c, beta=0.0, isa=isa)
+        assert not np.isnan(got).any()
+        assert_gemm(got, a, b)
+
+    def test_beta_zero_does_not_read_out(self, rng, isa, M, N, K):
+        a, b = operands(rng, M, N, K)
+        out = np.full((M, N), np.nan, np.float32)  # c defaults to out, unread when beta == 0
+        got = _core.gemm(a, b, out=out, isa=isa, activation="relu")
+        assert not np.isnan(got).any()
+        assert_gemm(got, a, b, activation="relu")
+
+    def test_relu_keeps_nan(self, rng, isa, M, N, K):
+        a, b = operands(rng, M, N, K)
+        a[1, K - 1] = np.nan  # in the last K block: row 1 is NaN
+        got = _core.gemm(a, b, activation="relu", isa=isa)
+        assert np.isnan(got[1]).all()
+        assert not np.isnan(np.delete(got, 1, axis=0)).any()
+        assert_gemm(got, a, b, activation="relu")
+
+    def test_in_place_update(self, rng, isa, M, N, K):
+        a, b = operands(rng, M, N, K)
+        c0 = randn(rng, M, N)
+        out = c0.copy()
+        got = _core.gemm(a, b, out=out, beta=1.0, isa=isa)  # c defaults to out: out += a @ b
+        assert got is out
+        assert_gemm(out, a, b, c0, beta=1.0)
+
+    def test_c_is_out(self, rng, isa, M, N, K):
+        a, b = operands(rng, M, N, K)
+        c0 = randn(rng, M, N)
+        out = c0.copy()
+        _core.gemm(a, b, out, out=out, alpha=-1.0, beta=0.25, isa=isa, with_bias := None) \
+            if False else _core.gemm(a, b, out, out=out, alpha=-1.0, beta=0.25, isa=isa)
+        assert_gemm(out, a, b, c0, alpha=-1.0, beta=0.25)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("M,N", [(5, 7), (1, 40)])
+class TestKZero:
+    """K == 0: out = act(beta*c + bias), a and b are never read."""
+
+    def test_zeros(self, isa, M, N):
+        got = _core.gemm(np.zeros((M, 0), np.float32), np.zeros((0, N), np.float32), isa=isa)
+        np.testing.assert_array_equal(got, np.zeros((M, N), np.float32))  # exact: no terms
+
+    def test_overwrites_out(self, isa, M, N):
+        out = np.full((M, N), np.nan, np.float32)
+        _core.gemm(np.zeros((M, 0), np.float32), np.zeros((0, N), np.float32), out=out, isa=isa)
+        np.testing.assert_array_equal(out, np.zeros((M, N), np.float32))
+
+    def test_beta_c_bias_relu(self, rng, isa, M, N):
+        a, b = np.zeros((M, 0), np.float32), np.zeros((0, N), np.float32)
+        c, bias = randn(rng, M, N), randn(rng, N)
+        got = _core.gemm(a, b, c, beta=-2.0, bias=bias, activation="relu", isa=isa)
+        assert_gemm(got, a, b, c, beta=-2.0, bias=bias, activation="relu")
+
+    def test_transposed(self, rng, isa, M, N):
+        a, b = np.zeros((0, M), np.float32), np.zeros((N, 0), np.float32)
+        c = randn(rng, M, N)
+        got = _core.gemm(a, b, c, trans_a=True, trans_b=True, beta=1.0, isa=isa)
+        assert_gemm(got, a, b, c, trans_a=True, trans_b=True, beta=1.0)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("M,N,K", [(0, 5, 3), (5, 0, 3), (0, 0, 0)])
+def test_empty_output(rng, isa, M, N, K):
+    a, b = operands(rng, M, N, K)
+    got = _core.gemm(a, b, isa=isa)
+    assert got.shape == (M, N) and got.dtype == np.float32
+
+
+# ---------------------------------------------------------------------------------------------
+# out=
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_out_is_written_and_returned(rng, isa):
+    a, b = operands(rng, 37, 33, 300)
+    out = np.full((37, 33), 7.0, np.float32)
+    got = _core.gemm(a, b, out=out, isa=isa)
+    assert got is out
+    assert_gemm(out, a, b)
+
+
+def test_out_through_ops(rng):
+    a, b = operands(rng, 9, 18, 20)
+    out = np.empty((9, 18), np.float32)
+    assert ops.gemm(a, b, out=out) is out
+    assert_gemm(out, a, b)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_out_batched(rng):
+    a, b = operands(rng, 6, 10, 12, batch_a=(3,), batch_b=(3,))
+    out = np.empty((3, 6, 10), np.float32)
+    assert _core.gemm(a, b, out=out) is out
+    assert_gemm(out, a, b)
+
+
+# ---------------------------------------------------------------------------------------------
+# Batched and broadcast batch dimensions (as numpy.matmul).
+
+BATCHES = [  # (batch_a, batch_b)
+    ((3,), (3,)),
+    ((), (5,)),
+    ((5,), ()),
+    ((1,), (5,)),
+    ((5,), (1,)),
+    ((2, 1, 3), (1, 4, 3)),
+    ((4, 3), (3,)),
+]
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("batch_a,batch_b", BATCHES)
+@pytest.mark.parametrize("isa", ISAS)
+def test_batched(rng, isa, batch_a, batch_b):
+    mr, nr, kc, mc, nc = tile(isa)
+    check(rng, isa, mr + 1, nr + 1, kc + 1, batch_a=batch_a, batch_b=batch_b)
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("batch_a,batch_b", BATCHES)
+def test_batched_transposed_bias_relu(rng, batch_a, batch_b):
+    check(rng, None, 7, 9, 11, True, True, batch_a=batch_a, batch_b=batch_b, with_bias=True,
+          activation="relu")
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("batch_a,batch_b,c_shape", [
+    ((5,), (5,), (4, 6)),          # c (M, N) broadcast over the batch
+    ((5,), (5,), (1, 4, 6)),
+    ((5,), (5,), (5, 4, 6)),
+    ((2, 1), (1, 3), (3, 4, 6)),   # c broadcast over the first batch dim only
+    ((2, 1), (1, 3), (2, 3, 4, 6)),
+])
+def test_batched_c_broadcast(rng, batch_a, batch_b, c_shape):
+    check(rng, None, 4, 6, 300, batch_a=batch_a, batch_b=batch_b, c_shape=c_shape, alpha=0.5,
+          beta=-1.0)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_batched_in_place(rng):
+    a, b = operands(rng, 4, 6, 9, batch_a=(3,), batch_b=(3,))
+    c0 = randn(rng, 3, 4, 6)
+    out = c0.copy()
+    _core.gemm(a, b, out=out, beta=1.0)
+    assert_gemm(out, a, b, c0, beta=1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# fastnn.ops.gemm: transposed views become flags, other strided inputs are copied.
+
+def check_ops(a, b, c=None, **kw):
+    got = ops.gemm(a, b, c, **kw)
+    assert_gemm(got, a, b, c, **kw)
+
+
+def test_ops_transposed_views(rng):
+    base_a, base_b = randn(rng, 40, 37), randn(rng, 33, 40)  # stored (K, M) and (N, K)
+    check_ops(base_a.T, base_b.T)
+    check_ops(base_a.T, base_b.T, alpha=2.0, bias=randn(rng, 33), activation="relu")
+    check_ops(base_a, base_b, trans_a=True, trans_b=True)
+    check_ops(base_a.T.T, base_b.T.T, trans_a=True, trans_b=True)
+
+
+def test_ops_transposed_view_with_trans_flag(rng):
+    a, b = randn(rng, 37, 40), randn(rng, 40, 33)  # a.T with trans_a=True is a again
+    check_ops(a.T, b, trans_a=True)
+    check_ops(a, b.T, trans_b=True)
+    check_ops(a.T, b.T, trans_a=True, trans_b=True)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_ops_batched_transposed_views(rng):
+    a, b = randn(rng, 3, 20, 7), randn(rng, 3, 9, 20)  # stored (B, K, M) and (B, N, K)
+    check_ops(np.swapaxes(a, -1, -2), np.swapaxes(b, -1, -2))
+
+
+def test_ops_strided_slices(rng):
+    big_a, big_b = randn(rng, 80, 90), randn(rng, 70, 60)
+    check_ops(big_a[::2, 1:41], big_b[3:43, ::3])   # rows strided, columns strided
+    check_ops(big_a[5:42, 7:47], big_b[:40, 10:43])  # sub-blocks (row stride != width)
+    check_ops(big_a[::-2, :40], big_b[:40, ::-1])    # negative strides
+    check_ops(big_a[::2, 1:41].T, big_b[3:43, ::3].T, trans_a=True, trans_b=True)
+
+
+def test_ops_c_transposed_view(rng):
+    a, b = randn(rng, 6, 8), randn(rng, 8, 5)
+    c = randn(rng, 5, 6).T  # c is an input: a strided c is not an error
+    try:
+        got = ops.gemm(a, b, c, beta=1.0)
+    except ValueError as e:  # acceptable: a clear error naming c
+        assert "gemm" in str(e) and "c" in str(e)
+    else:
+        assert_gemm(got, a, b, c, beta=1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Thread invariance: 1 and 2 threads give bit-identical results (fixed K blocking).
+
+def _invariance_shapes(isa):
+    mr, nr, kc, mc, nc = tile(isa)
+    return [(300, 700, 500), (64, 128, 3136), (mc + 1, 2 * nr + 1, 2 * kc + 1),
+            (2 * mr + 1, 400, kc + 3)]
+
+
+@pytest.mark.parametrize("isa,M,N,K", cases(_invariance_shapes))
+@pytest.mark.parametrize("trans", [False, True])
+def test_thread_invariance(rng, isa, M, N, K, trans):
+    a, b = operands(rng, M, N, K, trans, trans)
+    c, bias = randn(rng, M, N), randn(rng, N)
+    kw = dict(trans_a=trans, trans_b=trans, alpha=0.5, beta=-1.0, bias=bias, activation="relu",
+              isa=isa)
+    with num_threads(1):
+        one = _core.gemm(a, b, c, **kw)
+    with num_threads(2):
+        two = _core.gemm(a, b, c, **kw)
+    assert np.array_equal(one, two)
+    assert_gemm(one, a, b, c, **{k: v for k, v in kw.items() if k != "isa"})
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_thread_invariance_batched_large(rng, isa):
+    a, b = operands(rng, 200, 150, 300, batch_a=(3,), batch_b=(3,))  # items big enough to split
+    with num_threads(1):
+        one = _core.gemm(a, b, isa=isa)
+    with num_threads(2):
+        two = _core.gemm(a, b, isa=isa)
+    assert np.array_equal(one, two)
+    assert_gemm(one, a, b)
+
+
+# Batched products of small items take a one-thread-per-item path. With two threads, it runs
+# in a child process under a deadline, since a hang there cannot be interrupted in-process.
+BATCHED_SMALL = [  # (batch_a, batch_b, M, N, K); every item is far below 2 MFLOP
+    ((2,), (2,), 5, 9, 20),
+    ((3,), (3,), 5, 9, 20),
+    ((5,), (), 37, 17, 33),
+    ((1,), (5,), 6, 16, 7),
+    ((2, 1, 3), (1, 4, 3), 7, 5, 300),
+    ((4,), (4,), 400, 3, 8),
+]
+BATCHED_SMALL_DEADLINE_S = 30  # all children together; they take ~1-3 s when nothing hangs
+
+
+@pytest.fixture(scope="module")
+def two_thread_batched(tmp_path_factory):
+    """Runs every (isa, BATCHED_SMALL case) at 2 threads in concurrent child processes.
+
+    Returns {(isa, i): (a, b, result or None, diagnostic)}; children still running at the
+    deadline are killed (they are ours, by pid) and reported as hung.
+    """
+    d = tmp_path_factory.mktemp("batched_small")
+    procs = {}
+    for isa in ISAS:
+        for i, (ba, bb, M, N, K) in enumerate(BATCHED_SMALL):
+            a, b = operands(np.random.default_rng(i), M, N, K, batch_a=ba, batch_b=bb)
+            src, dst = d / f"{isa}-{i}-in.npz", d / f"{isa}-{i}-out.npy"
+            np.savez(src, a=a, b=b)
+            code = f"""
+                import numpy as np, fastnn
+                fastnn.set_num_threads(2)
+                x = np.load({str(src)!r})
+                np.save({str(dst)!r}, fastnn._core.gemm(x["a"], x["b"], isa={isa!r}))
+                """
+            procs[(isa, i)] = (a, b, dst, start_python(code, env={"FASTNN_NUM_THREADS": "2"}))
+    deadline = time.monotonic() + BATCHED_SMALL_DEADLINE_S
+    results = {}
+    for key, (a, b, dst, p) in procs.items():
+        try:
+            _, err = p.communicate(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            results[key] = (a, b, None, f"hung: no result after {BATCHED_SMALL_DEADLINE_S} s")
+            continue
+        if p.returncode != 0:
+            results[key] = (a, b, None, f"child exited with {p.returncode}:\n{err}")
+        else:
+            results[key] = (a, b, np.load(dst), "")
+    return results
+
+
+@pytest.mark.parametrize("i", range(len(BATCHED_SMALL)),
+                         ids=[f"{ba}x{bb}-M{M}-N{N}-K{K}" for ba, bb, M, N, K in BATCHED_SMALL])
+@pytest.mark.parametrize("isa", ISAS)
+def test_thread_invariance_batched_small(two_thread_batched, isa, i):
+    a, b, two, why = two_thread_batched[(isa, i)]
+    assert two is not None, f"gemm(a {a.shape}, b {b.shape}, isa={isa!r}) at 2 threads: {why}"
+    with num_threads(1):
+        one = _core.gemm(a, b, isa=isa)
+    assert np.array_equal(one, two)
+    assert_gemm(one, a, b)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: a TypeError or ValueError naming gemm, what was expected and what was given.
+
+def _f32(*shape):
+    return np.zeros(shape, np.float32)
+
+
+def _read_only(x):
+    x.setflags(write=False)
+    return x
+
+
+_BUF = _f32(64)  # b and out as overlapping windows of one buffer
+
+BAD = [  # (id, call, exception, words the message must contain)
+    ("a float64", lambda: _core.gemm(np.zeros((4, 5)), _f32(5, 6)), TypeError,
+     ["expected a to be float32", "float64"]),
+    ("b int32", lambda: _core.gemm(_f32(4, 5), np.zeros((5, 6), np.int32)), TypeError,
+     ["expected b to be float32", "int32"]),
+    ("a list", lambda: _core.gemm([[1.0, 2.0]], _f32(2, 2)), TypeError,
+     ["expected a to be a numpy.ndarray", "list"]),
+    ("a 0-d", lambda: _core.gemm(np.float32(1.0) * _f32(), _f32(1, 1)), ValueError,
+     ["a to have at least 2 dimensions", "()"]),
+    ("a 1-d", lambda: _core.gemm(_f32(3), _f32(3, 2)), ValueError,
+     ["a to have at least 2 dimensions", "(3,)"]),
+    ("b 1-d", lambda: _core.gemm(_f32(2, 3), _f32(3)), ValueError,
+     ["b to have at least 2 dimensions", "(3,)"]),
+    ("K mismatch", lambda: _core.gemm(_f32(4, 5), _f32(6, 3)), ValueError,
+     ["agree on K", "(4, 5)", "(6, 3)"]),
+    ("K mismatch trans", lambda: _core.gemm(_f32(4, 5), _f32(6, 3), trans_a=True), ValueError,
+     ["agree on K", "(5, 4)", "(6, 3)"]),
+    ("batch", lambda: _core.gemm(_f32(2, 4, 5), _f32(3, 5, 6)), ValueError,
+     ["broadcastable", "(2, 4, 5)", "(3, 5, 6)"]),
+    ("out shape", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), out=_f32(6, 4)), ValueError,
+     ["out of shape (4, 6)", "(6, 4)"]),
+    ("out batch shape", lambda: _core.gemm(_f32(2, 4, 5), _f32(5, 6), out=_f32(4, 6)), ValueError,
+     ["out of shape (2, 4, 6)", "(4, 6)"]),
+    ("out float64", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), out=np.zeros((4, 6))), TypeError,
+     ["expected out to be float32", "float64"]),
+    ("out strided", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), out=_f32(6, 4).T), ValueError,
+     ["out to be C-contiguous", "(4, 6)"]),
+    ("out strided via ops", lambda: ops.gemm(_f32(4, 5), _f32(5, 6), out=_f32(6, 4).T), ValueError,
+     ["out to be C-contiguous"]),
+    ("out read-only", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), out=_read_only(_f32(4, 6))),
+     ValueError, ["out to be writeable", "read-only"]),
+    ("out is a", lambda: (lambda a: _core.gemm(a, _f32(4, 4), out=a))(_f32(4, 4)), ValueError,
+     ["out not to share memory with a"]),
+    ("out overlaps b", lambda: _core.gemm(_f32(4, 4), _BUF[:16].reshape(4, 4),
+                                          out=_BUF[8:24].reshape(4, 4)), ValueError,
+     ["out not to share memory with b"]),
+    ("out overlaps c", lambda: _core.gemm(_f32(4, 4), _f32(4, 4), _BUF[32:48].reshape(4, 4),
+                                          out=_BUF[36:52].reshape(4, 4), beta=1.0), ValueError,
+     ["out not to share memory with c"]),
+    ("c shape", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), _f32(6, 4), beta=1.0), ValueError,
+     ["c of shape (4, 6)", "(6, 4)"]),
+    ("c batch larger", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), _f32(3, 4, 6), beta=1.0),
+     ValueError, ["c of shape (4, 6)", "(3, 4, 6)"]),
+    ("c float64", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), np.zeros((4, 6)), beta=1.0),
+     TypeError, ["expected c to be float32", "float64"]),
+    ("a strided", lambda: _core.gemm(_f32(5, 4).T, _f32(5, 6)), ValueError,
+     ["a to be C-contiguous"]),
+    ("bias shape", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), bias=_f32(4)), ValueError,
+     ["bias of shape (6,)", "(4,)"]),
+    ("bias 2-d", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), bias=_f32(1, 6)), ValueError,
+     ["bias of shape (6,)", "(1, 6)"]),
+    ("bias float64", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), bias=np.zeros(6)), TypeError,
+     ["expected bias to be float32", "float64"]),
+    ("activation tanh", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), activation="tanh"),
+     ValueError, ["relu", "'tanh'"]),
+    ("activation via ops", lambda: ops.gemm(_f32(4, 5), _f32(5, 6), activation="gelu"),
+     ValueError, ["relu", "'gelu'"]),
+    ("isa sse9", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), isa="sse9"), ValueError,
+     ["isa", "avx2", "'sse9'"]),
+    ("beta without c", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), beta=0.5), ValueError,
+     ["beta=0.5", "needs c"]),
+    ("tile isa", lambda: _core.gemm_tile("sse9"), ValueError, ["'sse9'"]),
+]
+
+
+@pytest.mark.parametrize("call,exc,words", [pytest.param(*x[1:], id=x[0]) for x in BAD])
+def test_bad_input(call, exc, words):
+    with pytest.raises(exc) as info:
+        call()
+    msg = str(info.value)
+    assert "gemm" in msg, msg
+    for w in words:
+        assert w in msg, (w, msg)
+
+
+@pytest.mark.parametrize("isa", [i for i in ("avx2", "avx512") if i not in ISAS] or
+                         [pytest.param("avx512", marks=pytest.mark.skip("every ISA runs here"))])
+def test_unsupported_isa(isa):
+    with pytest.raises(ValueError, match=f"gemm.*'{isa}'.*not supported"):
+        _core.gemm(_f32(4, 5), _f32(5, 6), isa=isa)
+
+
+def _zeros_or_skip(*shape):
+    """np.zeros of a huge shape: calloc reserves address space only; skip where even that fails."""
+    try:
+        return np.zeros(shape, np.float32)
+    except MemoryError:
+        pytest.skip(f"cannot reserve {np.prod(shape) * 4 / 2**30:.0f} GiB of address space")
+
+
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda: (_zeros_or_skip(2**16, 2**15 + 1), _f32(2**15 + 1, 1), None), id="M*K"),
+    pytest.param(lambda: (_f32(1, 2**16), _zeros_or_skip(2**16, 2**15 + 1), None), id="K*N"),
+    pytest.param(lambda: (_f32(2**16, 1), _f32(1, 2**15 + 1), _zeros_or_skip(2**16, 2**15 + 1)),
+                 id="M*N"),
+    pytest.param(lambda: (_f32(0, 2**31), _f32(2**31, 0), None), id="K"),  # 0 elements, K=2^31
+])
+def test_over_32_bit_sizes(make):
+    a, b, out = make()
+    with pytest.raises(ValueError) as info:
+        _core.gemm(a, b, out=out)
+    msg = str(info.value)
+    assert "gemm" in msg and "2^31" in msg, msg
+
+
+# ---------------------------------------------------------------------------------------------
+# Against torch, when it is installed.
+
+def test_vs_torch_linear_relu(rng):
+    torch = pytest.importorskip("torch")
+    x, w, bias = randn(rng, 64, 3136), randn(rng, 128, 3136), randn(rng, 128)  # w is (OC, C)
+    got = ops.gemm(x, w, trans_b=True, bias=bias, activation="relu")
+    want = torch.relu(torch.addmm(torch.from_numpy(bias), torch.from_numpy(x),
+                                  torch.from_numpy(w).T)).numpy()
+    # Both are float32 within gemm_bound of the exact result, so within twice it of each other.
+    bound = gemm_bound(x, w, trans_b=True, bias=bias)
+    assert (np.abs(got - want) <= 2 * bound).all(), np.abs(got - want).max()
+    assert_gemm(got, x, w, trans_b=True, bias=bias, activation="relu")
+
+
+def test_vs_torch_addmm_alpha_beta(rng):
+    torch = pytest.importorskip("torch")
+    a, b, c = randn(rng, 37, 300), randn(rng, 300, 45), randn(rng, 37, 45)
+    got = ops.gemm(a, b, c, alpha=2.0, beta=-0.5)
+    want = torch.addmm(torch.from_numpy(c), torch.from_numpy(a), torch.from_numpy(b),
+                       beta=-0.5, alpha=2.0).numpy()
+    bound = gemm_bound(a, b, c, alpha=2.0, beta=-0.5)  # as above: twice the float32 bound
+    assert (np.abs(got - want) <= 2 * bound).all(), np.abs(got - want).max()
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_vs_torch_matmul_broadcast(rng):
+    torch = pytest.importorskip("torch")
+    a, b = randn(rng, 2, 1, 3, 7, 20), randn(rng, 4, 3, 20, 9)
+    got = ops.gemm(a, b)
+    want = torch.matmul(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+    assert got.shape == want.shape
+    assert (np.abs(got - want) <= 2 * gemm_bound(a, b)).all(), np.abs(got - want).max()
+
+
+# ---------------------------------------------------------------------------------------------
+# Property: any small shape, transposes, alpha, beta, bias, relu, on every ISA.
+
+@settings(max_examples=60, deadline=None)
+@given(M=st.integers(0, 20), N=st.integers(0, 40),
+       K=st.one_of(st.integers(0, 20), st.sampled_from([255, 256, 257, 513])),
+       trans_a=st.booleans(), trans_b=st.booleans(),
+       alpha=st.sampled_from([1.0, -1.0, 0.5, 0.0, 3.0]), beta=st.sampled_from([0.0, 1.0, -2.5]),
+       with_bias=st.booleans(), relu=st.booleans(), isa=st.sampled_from(ISAS),
+       seed=st.integers(0, 2**32 - 1))
+def test_property_vs_reference(M, N, K, trans_a, trans_b, alpha, beta, with_bias, relu, isa,
+                               seed):
+    check(np.random.default_rng(seed), isa, M, N, K, trans_a, trans_b,
+          c_shape=(M, N) if beta else None, alpha=alpha, beta=beta, with_bias=with_bias,
+          activation="relu" if relu else None)
