@@ -19,13 +19,12 @@ using namespace fastnn::bind;
 
 namespace {
 
-Isa isa_arg(const char* op, const std::optional<std::string>& name) {
-  if (!name) return selected_isa();
+Isa isa_arg(const char* op, const std::string& name) {
   Isa isa;
-  if (!isa_from_name(*name, &isa)) {
-    value_fail(op, "expected isa to be one of 'default', 'avx2', 'avx512', got '" + *name + "'");
+  if (!isa_from_name(name, &isa)) {
+    value_fail(op, "expected isa to be one of 'default', 'avx2', 'avx512', got '" + name + "'");
   }
-  if (!isa_supported(isa)) value_fail(op, "isa '" + *name + "' is not supported by this CPU or build");
+  if (!isa_supported(isa)) value_fail(op, "isa '" + name + "' is not supported by this CPU or build");
   return isa;
 }
 
@@ -77,15 +76,36 @@ std::vector<int64_t> batch_offsets(const std::vector<int64_t>& have, const std::
   return off;
 }
 
+// An input matrix operand: float32 with at least 2 dimensions. A view whose last two axes are
+// swapped relative to C order (x.T, x.mT) becomes the flipped transpose flag, not a copy; other
+// strided inputs are copied to C order (inputs only: outputs are never copied).
+py::array operand(const char* op, const char* name, py::handle obj, bool* trans) {
+  if (!py::isinstance<py::array>(obj)) {
+    type_fail(op, std::string("expected ") + name + " to be a numpy.ndarray of float32, got " +
+                      std::string(py::str(py::type::of(obj).attr("__name__"))));
+  }
+  py::array x = py::reinterpret_borrow<py::array>(obj);
+  if (!x.dtype().is(py::dtype::of<float>())) {
+    type_fail(op, std::string("expected ") + name + " to be float32, got " + std::string(py::str(x.dtype())));
+  }
+  if (x.ndim() < 2) {
+    value_fail(op, std::string("expected ") + name + " to have at least 2 dimensions, got shape " + shape_str(x));
+  }
+  if (x.flags() & py::array::c_style) return x;
+  py::array xt = x.attr("swapaxes")(-1, -2);
+  if (xt.flags() & py::array::c_style) {
+    *trans = !*trans;
+    return xt;
+  }
+  return py::array::ensure(x, py::array::c_style);
+}
+
 py::array gemm_py(py::handle a_obj, py::handle b_obj, py::handle c_obj, py::handle out_obj,
                   bool trans_a, bool trans_b, float alpha, float beta, py::handle bias_obj,
-                  const std::optional<std::string>& activation,
-                  const std::optional<std::string>& isa_name) {
+                  py::handle activation, py::handle isa_obj) {
   const char* op = "gemm";
-  const Isa isa = isa_arg(op, isa_name);
-  py::array a = f32_array(op, "a", a_obj), b = f32_array(op, "b", b_obj);
-  if (a.ndim() < 2) value_fail(op, "expected a to have at least 2 dimensions, got shape " + shape_str(a));
-  if (b.ndim() < 2) value_fail(op, "expected b to have at least 2 dimensions, got shape " + shape_str(b));
+  const Isa isa = isa_obj.is_none() ? selected_isa() : isa_arg(op, isa_obj.cast<std::string>());
+  py::array a = operand(op, "a", a_obj, &trans_a), b = operand(op, "b", b_obj, &trans_b);
   const int64_t ar = a.shape(a.ndim() - 2), ac = a.shape(a.ndim() - 1);
   const int64_t br = b.shape(b.ndim() - 2), bc = b.shape(b.ndim() - 1);
   const int64_t M = trans_a ? ac : ar, K = trans_a ? ar : ac;
@@ -105,10 +125,13 @@ py::array gemm_py(py::handle a_obj, py::handle b_obj, py::handle c_obj, py::hand
   out_shape.push_back(N);
 
   Activation act = Activation::None;
-  if (activation && *activation == "relu") {
-    act = Activation::Relu;
-  } else if (activation && *activation != "none") {
-    value_fail(op, "expected activation to be None, 'none' or 'relu', got '" + *activation + "'");
+  if (!activation.is_none()) {
+    const std::string name = py::str(activation);
+    if (name == "relu") {
+      act = Activation::Relu;
+    } else if (name != "none") {
+      value_fail(op, "expected activation to be None, 'none' or 'relu', got '" + name + "'");
+    }
   }
 
   std::optional<py::array> bias;
@@ -218,7 +241,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_num_threads", &get_num_threads, "Threads each kernel may use.");
   m.def("set_num_threads", &set_num_threads, py::arg("n"), "Set the threads each kernel may use (n >= 1).");
   m.def("gemm_tile", &tile_info, py::arg("isa"), "Blocking of the gemm micro-kernel for an ISA.");
-  m.def("gemm", &gemm_py, py::arg("a"), py::arg("b"), py::arg("c") = py::none(), py::kw_only(),
+  m.def("gemm", &gemm_py, py::arg("a"), py::arg("b"), py::arg("c") = py::none(),
         py::arg("out") = py::none(), py::arg("trans_a") = false, py::arg("trans_b") = false,
         py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f, py::arg("bias") = py::none(),
         py::arg("activation") = py::none(), py::arg("isa") = py::none(),

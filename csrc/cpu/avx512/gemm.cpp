@@ -21,7 +21,7 @@ struct Ukr {
   static constexpr int KC = 512;
   static constexpr int MC = 14 * 24;   // A block 336 x 512 floats = 672 KiB: L2
   static constexpr int NC = 32 * 128;  // B panel 512 x 4096 floats = 8 MiB: L3
-  static constexpr int NOPACK_B_MAX_M = 4 * MR;
+  static constexpr int NOPACK_B_MAX_M = 64;  // batch-64 Linear layers: B read in place (bench/README.md)
 
   static inline __mmask16 mask_for(int n) {  // lanes [0, n) of one zmm, n in [0, 16]
     return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
