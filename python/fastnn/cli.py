@@ -17,7 +17,10 @@ FASTNN_CPU_CAPABILITY=avx2 (or default) times a lower ISA path."""
 
 
 def _positive(text):
-    n = int(text)
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
     if n < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return n
@@ -66,7 +69,7 @@ def main(argv=None):
         import fastnn
         fastnn.show_config()
         return 0
-    return _bench(parser, args)
+    return _bench(b, args)
 
 
 if __name__ == "__main__":

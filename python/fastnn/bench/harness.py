@@ -22,6 +22,10 @@ import fastnn
 from fastnn._config import config
 
 SUBJECT = "fastnn"  # the impl each peer is compared with in the ratio columns
+# With several threads, another library's idle workers keep spinning after its call (OpenBLAS for
+# 2^28 cycles, ~75 ms; libgomp up to ~10 ms) and steal cores from the next impl: each sample is
+# preceded by this long an untimed run of its own impl, so the previous pool has gone to sleep.
+SETTLE_S = 0.1
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
@@ -133,6 +137,14 @@ def _calibrate(fn, min_time):
     return number
 
 
+def _settle(fn, seconds):
+    """Untimed calls for `seconds` (at least one): the impl's caches and threads are hot again."""
+    end = time.perf_counter() + seconds
+    fn()
+    while time.perf_counter() < end:
+        fn()
+
+
 def _validate(case, impl):
     try:
         case.validator(impl)(case.impls[impl]())
@@ -143,8 +155,10 @@ def _validate(case, impl):
 
 def time_interleaved(cases, repeats, min_time, report=None):
     """Per case: validate each impl's result (a failure is reported, never timed), warm up, then take
-    `repeats` samples round-robin (a, b, c, a, b, c, ...), each >= min_time s long. Returns one dict
-    per case with median/min/all times (ms per call) per impl; report(result) is called as each ends."""
+    `repeats` samples round-robin (a, b, c, a, b, c, ...), each >= min_time s long and preceded by an
+    untimed call (SETTLE_S of calls with several threads). Returns one dict per case with
+    median/min/all times (ms per call) per impl; report(result) is called as each case ends."""
+    settle = SETTLE_S if fastnn.get_num_threads() > 1 else 0.0
     results = []
     for case in cases:
         res = {impl: _validate(case, impl) for impl in case.impls}
@@ -156,6 +170,7 @@ def time_interleaved(cases, repeats, min_time, report=None):
         try:
             for _ in range(repeats):
                 for impl in ok:
+                    _settle(case.impls[impl], settle)
                     times[impl].append(_sample(case.impls[impl], number[impl]) * 1e3)
         finally:
             if gc_enabled:
@@ -230,6 +245,7 @@ def machine_info():
         "cpu_model": _cpu_model(),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "platform": platform.platform(),
         "python": platform.python_version(),
         "fastnn": config(),
@@ -249,6 +265,10 @@ def notes():
     """Warnings about what would skew or limit the comparison."""
     out = [f"warning: {v}={os.environ[v]} is set: it slows a current NumPy's OpenBLAS; time NumPy "
            f"without it (env -u {v} ...)" for v in OPENBLAS_VARS if v in os.environ]
+    load, cpus = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0, os.cpu_count() or 1
+    if load >= 1.0:
+        out.append(f"note: load average {load:.2f} on {cpus} CPUs: other processes compete for the "
+                   "cores (timings with as many threads as cores suffer most)")
     if importlib.util.find_spec("threadpoolctl") is None:
         out.append("warning: threadpoolctl is not installed: NumPy's BLAS thread count is not "
                    "controlled (pip install threadpoolctl)")
