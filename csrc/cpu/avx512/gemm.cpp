@@ -102,6 +102,11 @@ struct Ukr {
 #pragma GCC unroll 14
     for (int i = 0; i < mr; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
     for (int k = 0; k < kc; ++k) {
+      if (FULL) {  // 8 k ahead: the B micro-panel (KC x 32) outgrows L1 and streams from L2
+        _mm_prefetch(reinterpret_cast<const char*>(b + 8 * ldbk), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(b + 8 * ldbk + 16), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(a + 8 * MR), _MM_HINT_T0);
+      }
       const __m512 b0 = FULL ? _mm512_loadu_ps(b) : _mm512_maskz_loadu_ps(m0, b);
       __m512 b1 = b0;
       if (NV == 2) b1 = FULL ? _mm512_loadu_ps(b + 16) : _mm512_maskz_loadu_ps(m1, b + 16);

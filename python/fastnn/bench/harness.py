@@ -58,7 +58,8 @@ def within(expected):
         err = np.abs(actual - desired)
         bad = ~(err <= bound) & ~(np.isnan(actual) & np.isnan(desired))
         if bad.any():
-            worst = np.argmax(np.where(bad, np.nan_to_num(err / bound, nan=np.inf), -1))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                worst = np.argmax(np.where(bad, np.nan_to_num(err / bound, nan=np.inf), -1))
             i = tuple(int(j) for j in np.unravel_index(worst, bad.shape))
             raise AssertionError(f"{bad.sum()} of {bad.size} elements outside the bound; worst at {i}: "
                                  f"got {actual[i]:.7g}, want {desired[i]:.7g} (bound {bound[i]:.3g})")
@@ -103,7 +104,7 @@ def backend(impl):
         return config()["isa_selected"]
     if lib == "numpy":
         return _short_blas(_numpy_blas()["name"])
-    if lib == "torch" and "torch" in sys.modules:
+    if lib == "torch" and sys.modules.get("torch"):
         return _torch_blas()
     return ""
 
