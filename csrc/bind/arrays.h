@@ -44,7 +44,7 @@ inline py::array f32_array(const char* op, const char* name, const py::handle& o
                       std::string(py::str(py::type::of(obj).attr("__name__"))));
   }
   py::array x = py::reinterpret_borrow<py::array>(obj);
-  if (!x.dtype().is(py::dtype::of<float>())) {
+  if (!x.dtype().equal(py::dtype::of<float>())) {
     type_fail(op, std::string("expected ") + name + " to be float32, got " +
                       std::string(py::str(x.dtype())));
   }

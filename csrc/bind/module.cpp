@@ -85,7 +85,7 @@ py::array operand(const char* op, const char* name, py::handle obj, bool* trans)
                       std::string(py::str(py::type::of(obj).attr("__name__"))));
   }
   py::array x = py::reinterpret_borrow<py::array>(obj);
-  if (!x.dtype().is(py::dtype::of<float>())) {
+  if (!x.dtype().equal(py::dtype::of<float>())) {
     type_fail(op, std::string("expected ") + name + " to be float32, got " + std::string(py::str(x.dtype())));
   }
   if (x.ndim() < 2) {
@@ -104,6 +104,9 @@ py::array gemm_py(py::handle a_obj, py::handle b_obj, py::handle c_obj, py::hand
                   bool trans_a, bool trans_b, float alpha, float beta, py::handle bias_obj,
                   py::handle activation, py::handle isa_obj) {
   const char* op = "gemm";
+  if (!isa_obj.is_none() && !py::isinstance<py::str>(isa_obj)) {
+    type_fail(op, "expected isa to be None or a str, got " + std::string(py::str(py::type::of(isa_obj).attr("__name__"))));
+  }
   const Isa isa = isa_obj.is_none() ? selected_isa() : isa_arg(op, isa_obj.cast<std::string>());
   py::array a = operand(op, "a", a_obj, &trans_a), b = operand(op, "b", b_obj, &trans_b);
   const int64_t ar = a.shape(a.ndim() - 2), ac = a.shape(a.ndim() - 1);

@@ -31,7 +31,9 @@ void parallel(int nthreads, F&& f) {
   f(0, 1);
 }
 
-// Barrier among the threads of the enclosing parallel() region (no-op outside one).
+// Barrier among the threads of the enclosing parallel() region. Call it only when that region
+// has nt > 1: a single-thread region run inside another team (a batch split over threads) would
+// otherwise wait on the outer team.
 inline void barrier() {
 #ifdef _OPENMP
 #pragma omp barrier

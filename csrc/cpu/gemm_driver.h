@@ -163,7 +163,7 @@ struct GemmDriver {
               const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir * MR));
               pack_a<Ukr>(kc, mr, g, ic + ir * MR, pc, ap + ir * MR * kc);
             }
-            barrier();  // packed A (and B) complete before any thread reads them
+            if (nt > 1) barrier();  // packed A (and B) complete before any thread reads them
             long t0, t1;
             split_range(n_jr * n_ir, tid, nt, &t0, &t1);
             for (long t = t0; t < t1; ++t) {
@@ -177,7 +177,7 @@ struct GemmDriver {
                         (e.last && g.bias) ? g.bias + j : nullptr, g.ldc};
               tiles[mr - 1](kc, ap + ir * MR * kc, b, ldbk, nr, o, e);
             }
-            barrier();  // all tiles done before A (or B) is packed again
+            if (nt > 1) barrier();  // all tiles done before A (or B) is packed again
           }
         }
       }

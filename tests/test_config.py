@@ -1,0 +1,202 @@
+"""show_config, the thread count and the ISA choice, including the environment variables that
+are read once per process (tested in child interpreters)."""
+import json
+import os
+import re
+from importlib import metadata
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import _core, ref
+from conftest import ISAS, num_threads, run_python
+
+INFO = _core.build_info()
+
+
+def expected_threads(n):
+    """What a request for n threads gives: n with OpenMP, 1 in a single-threaded build."""
+    return n if INFO["openmp"] else 1
+
+
+# ---------------------------------------------------------------------------------------------
+# show_config
+
+def config_lines(capsys):
+    fastnn.show_config()
+    out = capsys.readouterr().out
+    return {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip()
+            for line in out.splitlines()[1:] if ":" in line}, out
+
+
+def test_show_config_header(capsys):
+    _, out = config_lines(capsys)
+    assert out.splitlines()[0] == f"fastnn {fastnn.__version__} (extension {INFO['version']})"
+
+
+def test_show_config_fields(capsys):
+    lines, out = config_lines(capsys)
+    assert lines["compiler"] == INFO["compiler"] and INFO["compiler"], out
+    assert lines["build type"] == INFO["build_type"], out
+    if INFO["openmp"]:
+        assert re.fullmatch(rf"yes \(OpenMP {INFO['openmp_version']}, .+\)", lines["OpenMP"]), out
+    else:
+        assert lines["OpenMP"].startswith("no"), out
+    assert lines["threads"] == str(fastnn.get_num_threads()), out
+    assert lines["ISA compiled"] == ", ".join(INFO["isa_compiled"]), out
+    assert lines["ISA supported"].startswith(", ".join(ISAS) + " (machine "), out
+    assert lines["ISA selected"].split()[0] == INFO["isa_selected"], out
+    assert lines["CUDA"] == ("built" if INFO["cuda"] else "not built"), out
+
+
+def test_show_config_threads_follow_set_num_threads(capsys):
+    with num_threads(3):
+        lines, out = config_lines(capsys)
+    assert lines["threads"] == str(expected_threads(3)), out
+
+
+def test_build_info_is_consistent():
+    assert "default" in INFO["isa_compiled"] and "default" in INFO["isa_supported"]
+    assert set(INFO["isa_supported"]) <= set(INFO["isa_compiled"])
+    assert INFO["isa_best"] == INFO["isa_supported"][-1]  # listed in order default < avx2 < avx512
+    assert INFO["isa_selected"] in INFO["isa_supported"]
+
+
+def test_version_is_a_string():
+    assert isinstance(fastnn.__version__, str) and fastnn.__version__
+    assert isinstance(_core.__version__, str) and _core.__version__ == INFO["version"]
+    try:
+        installed = metadata.version("fastnn")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        assert fastnn.__version__ == "0.0.0+unknown"
+    else:
+        assert fastnn.__version__ == installed
+
+
+# ---------------------------------------------------------------------------------------------
+# get/set_num_threads
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+def test_set_get_num_threads_roundtrip(n):
+    old = fastnn.get_num_threads()
+    try:
+        fastnn.set_num_threads(n)
+        assert fastnn.get_num_threads() == expected_threads(n)
+        assert _core.get_num_threads() == expected_threads(n)
+    finally:
+        fastnn.set_num_threads(old)
+    assert fastnn.get_num_threads() == old
+
+
+@pytest.mark.parametrize("bad,exc", [
+    (0, ValueError), (-1, ValueError),
+    ("2", TypeError), (2.0, TypeError), (True, TypeError), (None, TypeError),
+])
+def test_set_num_threads_rejects(bad, exc):
+    old = fastnn.get_num_threads()
+    with pytest.raises(exc, match="set_num_threads"):
+        fastnn.set_num_threads(bad)
+    assert fastnn.get_num_threads() == old  # a rejected request changes nothing
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment variables, each in a fresh interpreter.
+
+REPORT = """
+    import json, warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        import fastnn
+    import io, contextlib
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        fastnn.show_config()
+    info = fastnn._core.build_info()
+    print(json.dumps({
+        "selected": info["isa_selected"], "best": info["isa_best"],
+        "threads": fastnn.get_num_threads(), "show_config": buf.getvalue(),
+        "warnings": [[w.category.__name__, str(w.message)] for w in caught],
+    }))
+"""
+
+
+def child_report(env):
+    return json.loads(run_python(REPORT, env).stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_cpu_capability_selects_isa(isa):
+    r = child_report({"FASTNN_CPU_CAPABILITY": isa})
+    assert r["selected"] == isa
+    assert f"ISA selected:    {isa} (FASTNN_CPU_CAPABILITY={isa})" in r["show_config"], r
+    assert r["warnings"] == []
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_cpu_capability_gemm_matches_reference_and_forced_path(isa, tmp_path):
+    rng = np.random.default_rng(0)
+    a, b, bias = (rng.standard_normal(s, dtype=np.float32) for s in [(45, 600), (600, 70), (70,)])
+    np.savez(tmp_path / "in.npz", a=a, b=b, bias=bias)
+    run_python(f"""
+        import numpy as np, fastnn
+        x = np.load({str(tmp_path / "in.npz")!r})
+        np.save({str(tmp_path / "out.npy")!r},
+                fastnn.ops.gemm(x["a"], x["b"], bias=x["bias"], activation="relu"))
+        """, {"FASTNN_CPU_CAPABILITY": isa})
+    got = np.load(tmp_path / "out.npy")
+    # float32 sums of 600 terms of random sign: error ~sqrt(K)*eps32*|a|@|b| ~ 1e-4 absolute.
+    np.testing.assert_allclose(got, ref.gemm(a, b, bias=bias, activation="relu"), rtol=1e-4,
+                               atol=1e-3)
+    # The ISA chosen by the environment is the kernel that isa= forces in-process: same bits.
+    forced = _core.gemm(a, b, bias=bias, activation="relu", isa=isa)
+    assert np.array_equal(got, forced)
+
+
+def test_cpu_capability_bogus_warns_and_falls_back():
+    r = child_report({"FASTNN_CPU_CAPABILITY": "bogus"})
+    assert r["selected"] == r["best"] == INFO["isa_best"]
+    assert len(r["warnings"]) == 1, r["warnings"]
+    category, message = r["warnings"][0]
+    assert category == "RuntimeWarning"
+    assert "FASTNN_CPU_CAPABILITY" in message and "bogus" in message and INFO["isa_best"] in message
+
+
+def test_cpu_capability_bogus_warning_is_shown_by_default():
+    # Without any warnings filter set by the test: the default filters must show it on stderr.
+    p = run_python("import fastnn", {"FASTNN_CPU_CAPABILITY": "bogus"})
+    assert "RuntimeWarning" in p.stderr and "bogus" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("isa", [i for i in ("avx2", "avx512") if i not in ISAS] or
+                         [pytest.param("avx512", marks=pytest.mark.skip("every ISA runs here"))])
+def test_cpu_capability_unsupported_warns_and_falls_back(isa):
+    r = child_report({"FASTNN_CPU_CAPABILITY": isa})
+    assert r["selected"] == INFO["isa_best"]
+    assert [w[0] for w in r["warnings"]] == ["RuntimeWarning"], r["warnings"]
+
+
+def test_cpu_capability_unset_selects_best():
+    r = child_report({})
+    assert r["selected"] == r["best"] == INFO["isa_best"]
+    assert r["warnings"] == []
+
+
+CPUS = os.cpu_count() or 1
+
+
+@pytest.mark.parametrize("env,threads", [
+    ({"FASTNN_NUM_THREADS": "1", "OMP_NUM_THREADS": "2"}, 1),     # FASTNN_ beats OMP_
+    ({"FASTNN_NUM_THREADS": "2", "OMP_NUM_THREADS": "1"}, 2),     # ... in both directions
+    ({"OMP_NUM_THREADS": "1"}, 1),                                 # OMP_ alone is used
+    ({"OMP_NUM_THREADS": str(CPUS + 1)}, CPUS + 1),                # ... even above the cores
+    ({"OMP_NUM_THREADS": f"{CPUS + 2},2"}, CPUS + 2),              # a nested list: the first
+    ({"FASTNN_NUM_THREADS": str(CPUS + 1)}, CPUS + 1),
+    ({"FASTNN_NUM_THREADS": "0", "OMP_NUM_THREADS": "1"}, 1),      # invalid: falls through
+    ({"FASTNN_NUM_THREADS": "", "OMP_NUM_THREADS": "1"}, 1),
+    ({}, CPUS),                                                     # neither: the cores
+])
+def test_num_threads_from_environment(env, threads):
+    r = child_report(env)
+    assert r["threads"] == expected_threads(threads), (env, r["threads"])
+    assert f"threads:         {expected_threads(threads)}" in r["show_config"]
