@@ -118,6 +118,9 @@ py::array gemm_py(py::handle a_obj, py::handle b_obj, py::handle c_obj, py::hand
                        std::to_string(M) + ", " + std::to_string(K) + ") and op(b) (" +
                        std::to_string(K2) + ", " + std::to_string(N) + ")");
   }
+  GemmArgs g;
+  g.M = M; g.N = N; g.K = K;
+  gemm_check_sizes(g);  // ValueError on sizes past 32 bits, before anything is allocated
   const auto a_batch = dims(a, 0, a.ndim() - 2), b_batch = dims(b, 0, b.ndim() - 2);
   std::vector<int64_t> batch;
   if (!broadcast(a_batch, b_batch, &batch)) {
@@ -177,8 +180,6 @@ py::array gemm_py(py::handle a_obj, py::handle b_obj, py::handle c_obj, py::hand
   }
   if (beta != 0.0f && !c) value_fail(op, "beta=" + std::to_string(beta) + " needs c (or out) to scale and add");
 
-  GemmArgs g;
-  g.M = M; g.N = N; g.K = K;
   g.a = static_cast<const float*>(a.data()); g.lda = ac; g.trans_a = trans_a;
   g.b = static_cast<const float*>(b.data()); g.ldb = bc; g.trans_b = trans_b;
   g.out = static_cast<float*>(out.mutable_data()); g.ldc = N;
@@ -186,7 +187,6 @@ py::array gemm_py(py::handle a_obj, py::handle b_obj, py::handle c_obj, py::hand
   g.alpha = alpha; g.beta = beta;
   g.bias = bias ? static_cast<const float*>(bias->data()) : nullptr;
   g.act = act;
-  gemm_check_sizes(g);  // ValueError on sizes past 32 bits, with the GIL held
   const auto a_off = batch_offsets(a_batch, batch, M * K);
   const auto b_off = batch_offsets(b_batch, batch, K * N);
   std::vector<int64_t> c_off;
