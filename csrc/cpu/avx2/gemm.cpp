@@ -13,9 +13,9 @@ namespace {
 
 struct Ukr {
   static constexpr int MR = 6, NR = 16;
-  static constexpr int KC = 256;      // B micro-panel 256 x 16 floats = 16 KiB: L1
-  static constexpr int MC = 6 * 40;   // A block 240 x 256 floats = 240 KiB: L2
-  static constexpr int NC = 16 * 256; // B panel 256 x 4096 floats = 4 MiB: L3
+  static constexpr int KC = 384;      // B micro-panel 384 x 16 floats = 24 KiB: L1
+  static constexpr int MC = 6 * 56;   // A block 336 x 384 floats = 504 KiB: L2
+  static constexpr int NC = 16 * 256; // B panel 384 x 4096 floats = 6 MiB: L3
   static constexpr int NOPACK_B_MAX_M = 8 * MR;
 
   static inline __m256i mask_for(int n) {  // lanes [0, n) of one ymm, n clamped to [0, 8]
@@ -42,6 +42,12 @@ struct Ukr {
   static inline void compute(int kc, const float* a, const float* b, int64_t ldbk, int nr,
                              const TileOut& o, const Epilogue& e) {
     const __m256i m0 = mask_for(nr), m1 = mask_for(nr - 8);
+    // Start fetching the C tile now: its rows are far apart and would miss at the store.
+#pragma GCC unroll 6
+    for (int i = 0; i < mr; ++i) {
+      _mm_prefetch(reinterpret_cast<const char*>(o.out + i * o.ldc), _MM_HINT_T0);
+      if (NV == 2) _mm_prefetch(reinterpret_cast<const char*>(o.out + i * o.ldc + 15), _MM_HINT_T0);
+    }
     __m256 c0[mr], c1[mr];
 #pragma GCC unroll 6
     for (int i = 0; i < mr; ++i) c0[i] = c1[i] = _mm256_setzero_ps();
