@@ -103,13 +103,34 @@ inline void pack_a(int kc, int mr, const GemmArgs& g, int64_t i0, int64_t p0, fl
   }
 }
 
-// Packed B micro-panel: dst[k*NR + j] = op(B)[p0 + k, j0 + j], zero-padded to NR columns.
+// Packed B micro-panels jr0 .. jr0 + npanel - 1 of one KC x NC block:
+// dst[(jr - jr0)*NR*kc + k*NR + j] = op(B)[p0 + k, j0 + jr*NR + j] for columns < cols, zero
+// padded to whole panels. Row-major B is walked row by row (each row of the block is one
+// contiguous read; per panel it would jump a whole row of B for every k, one page per k on
+// large matrices); B stored (N, K) is transposed panel by panel.
 template <class Ukr>
-inline void pack_b(int kc, int nr, const GemmArgs& g, int64_t p0, int64_t j0, float* dst) {
+inline void pack_b(int kc, int64_t cols, const GemmArgs& g, int64_t p0, int64_t j0, float* dst) {
+  constexpr int NR = Ukr::NR;
+  const int64_t npanel = (cols + NR - 1) / NR;
   if (g.trans_b) {
-    Ukr::transpose_pack(kc, nr, Ukr::NR, g.b + j0 * g.ldb + p0, g.ldb, dst);
-  } else {
-    copy_pack<Ukr::NR>(kc, nr, g.b + p0 * g.ldb + j0, g.ldb, dst);
+    for (int64_t p = 0; p < npanel; ++p) {
+      const int nr = static_cast<int>(std::min<int64_t>(NR, cols - p * NR));
+      Ukr::transpose_pack(kc, nr, NR, g.b + (j0 + p * NR) * g.ldb + p0, g.ldb, dst + p * NR * kc);
+    }
+    return;
+  }
+  const float* src = g.b + p0 * g.ldb + j0;
+  const int tail = static_cast<int>(cols - (npanel - 1) * NR);
+  for (int k = 0; k < kc; ++k, src += g.ldb) {
+    for (int64_t p = 0; p + 1 < npanel; ++p) {
+      const float* s = src + p * NR;
+      float* d = dst + p * NR * kc + k * NR;
+      for (int j = 0; j < NR; ++j) d[j] = s[j];  // fixed trip count: a few vector moves
+    }
+    const float* s = src + (npanel - 1) * NR;
+    float* d = dst + (npanel - 1) * NR * kc + k * NR;
+    for (int j = 0; j < tail; ++j) d[j] = s[j];
+    for (int j = tail; j < NR; ++j) d[j] = 0.0f;
   }
 }
 
@@ -149,9 +170,9 @@ struct GemmDriver {
           if (pack_b_panel) {
             long b0, b1;
             split_range(n_jr, tid, nt, &b0, &b1);
-            for (long jr = b0; jr < b1; ++jr) {
-              const int nr = static_cast<int>(std::min<int64_t>(NR, nc - jr * NR));
-              pack_b<Ukr>(kc, nr, g, pc, jc + jr * NR, bp + jr * NR * kc);
+            if (b1 > b0) {
+              pack_b<Ukr>(kc, std::min<int64_t>(nc - b0 * NR, (b1 - b0) * NR), g, pc, jc + b0 * NR,
+                          bp + b0 * NR * kc);
             }
           }
           for (int64_t ic = 0; ic < M; ic += Ukr::MC) {
