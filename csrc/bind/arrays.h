@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu.h"
+
 namespace fastnn::bind {
 
 namespace py = pybind11;
@@ -73,6 +75,23 @@ inline void require_no_overlap(const char* op, const char* out_name, const py::a
     value_fail(op, std::string("expected ") + out_name + " not to share memory with " + in_name +
                        ", got overlapping arrays");
   }
+}
+
+// The `isa` argument of every kernel binding (tests use it to run each ISA's kernels in one
+// process): None means the ISA selected at import.
+inline Isa isa_arg(const char* op, const py::handle& obj) {
+  if (obj.is_none()) return selected_isa();
+  if (!py::isinstance<py::str>(obj)) {
+    type_fail(op, "expected isa to be None or a str, got " +
+                      std::string(py::str(py::type::of(obj).attr("__name__"))));
+  }
+  const std::string name = obj.cast<std::string>();
+  Isa isa;
+  if (!isa_from_name(name, &isa)) {
+    value_fail(op, "expected isa to be one of 'default', 'avx2', 'avx512', got '" + name + "'");
+  }
+  if (!isa_supported(isa)) value_fail(op, "isa '" + name + "' is not supported by this CPU or build");
+  return isa;
 }
 
 }  // namespace fastnn::bind

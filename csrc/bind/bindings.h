@@ -1,0 +1,9 @@
+// One registration function per op, each in csrc/bind/<op>.cpp, called from module.cpp.
+#pragma once
+#include <pybind11/pybind11.h>
+
+namespace fastnn::bind {
+
+void bind_gemm(pybind11::module_& m);
+
+}  // namespace fastnn::bind
