@@ -1,7 +1,23 @@
 """Kernels on arrays: numpy float32 in, numpy float32 out, no autograd."""
 from . import _core
 
-__all__ = ["gemm"]
+__all__ = ["gemm",
+           "max_pool2d_forward",
+           "max_pool2d_backward",
+           "avg_pool2d_forward",
+           "avg_pool2d_backward",
+           "global_avg_pool2d_forward",
+           "global_avg_pool2d_backward",
+           "relu_forward",
+           "relu_backward",
+           "leaky_relu_forward",
+           "leaky_relu_backward",
+           "sigmoid_forward",
+           "sigmoid_backward",
+           "tanh_forward",
+           "tanh_backward",
+           "gelu_forward",
+           "gelu_backward"]
 
 
 def gemm(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None,
@@ -15,3 +31,96 @@ def gemm(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bia
     """
     # Positional: pybind11 matches keyword names by building strings on every call.
     return _core.gemm(a, b, c, out, trans_a, trans_b, alpha, beta, bias, activation)
+
+
+# pool2d: x and dy are (N, C, H, W) float32 C-contiguous; semantics, output sizes and errors are
+# torch.nn.functional's (max_pool2d / avg_pool2d / adaptive_avg_pool2d(x, 1)). kernel_size,
+# stride (None: kernel_size), padding and dilation are an int or a pair. Outputs given as out=
+# (and indices=) are checked, never copied.
+
+def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
+                       out=None, indices=None):
+    """(y (N, C, OH, OW), indices int64 (N, C, OH, OW): flat ih * W + iw of each maximum)."""
+    return _core.max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode, out, indices)
+
+
+def max_pool2d_backward(dy, x, indices, kernel_size, stride=None, padding=0, dilation=1,
+                        ceil_mode=False, *, out=None):
+    """dx (N, C, H, W): dy (N, C, OH, OW) added at the forward's indices (x gives the shape)."""
+    return _core.max_pool2d_backward(dy, x, indices, kernel_size, stride, padding, dilation, ceil_mode, out)
+
+
+def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+                       count_include_pad=True, *, out=None):
+    """y (N, C, OH, OW): window sums over the window size (with or without the padding)."""
+    return _core.avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode, count_include_pad, out)
+
+
+def avg_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True, *, out=None):
+    """dx (N, C, H, W): each dy spread evenly over its window (x gives the shape)."""
+    return _core.avg_pool2d_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad, out)
+
+
+def global_avg_pool2d_forward(x, *, out=None):
+    """y (N, C, 1, 1): the mean of each H x W plane (adaptive_avg_pool2d(x, 1))."""
+    return _core.global_avg_pool2d_forward(x, out)
+
+
+def global_avg_pool2d_backward(dy, x, *, out=None):
+    """dx (N, C, H, W) = dy (N, C, 1, 1) / (H W) over each plane."""
+    return _core.global_avg_pool2d_backward(dy, x, out)
+
+
+# Activations: elementwise on float32 C-contiguous arrays of any shape. out= may be the input
+# itself (in place). The backward takes dy and what PyTorch saves: x, or the output y for
+# sigmoid and tanh.
+
+def relu_forward(x, *, out=None):
+    """y = max(x, 0) (NaN stays NaN)."""
+    return _core.relu_forward(x, out)
+
+
+def relu_backward(dy, x, *, out=None):
+    """dx = dy where x > 0, else 0."""
+    return _core.relu_backward(dy, x, out)
+
+
+def leaky_relu_forward(x, negative_slope=0.01, *, out=None):
+    """y = x if x > 0 else negative_slope * x."""
+    return _core.leaky_relu_forward(x, negative_slope, out)
+
+
+def leaky_relu_backward(dy, x, negative_slope=0.01, *, out=None):
+    """dx = dy if x > 0 else negative_slope * dy."""
+    return _core.leaky_relu_backward(dy, x, negative_slope, out)
+
+
+def sigmoid_forward(x, *, out=None):
+    """y = 1 / (1 + exp(-x))."""
+    return _core.sigmoid_forward(x, out)
+
+
+def sigmoid_backward(dy, y, *, out=None):
+    """dx = dy * y * (1 - y), from the forward's output y."""
+    return _core.sigmoid_backward(dy, y, out)
+
+
+def tanh_forward(x, *, out=None):
+    """y = tanh(x)."""
+    return _core.tanh_forward(x, out)
+
+
+def tanh_backward(dy, y, *, out=None):
+    """dx = dy * (1 - y^2), from the forward's output y."""
+    return _core.tanh_backward(dy, y, out)
+
+
+def gelu_forward(x, approximate="none", *, out=None):
+    """y = x * Phi(x) (approximate="none", erf) or its tanh approximation ("tanh")."""
+    return _core.gelu_forward(x, approximate, out)
+
+
+def gelu_backward(dy, x, approximate="none", *, out=None):
+    """dx = dy * d gelu(x) / dx."""
+    return _core.gelu_backward(dy, x, approximate, out)

@@ -6,6 +6,8 @@ from .harness import Case, num_threads, run, time_interleaved, within
 # op name -> module whose cases(quick: bool) returns a list of Case; a new op is one line here.
 OPS = {
     "gemm": "fastnn.bench.gemm",
+    "pool2d": "fastnn.bench.pool2d",
+    "act": "fastnn.bench.act",
 }
 
 

@@ -1,4 +1,14 @@
 """NumPy references of every op in fastnn.ops: same names and signatures, float64 inside."""
+from .act import (gelu_backward, gelu_forward, leaky_relu_backward, leaky_relu_forward,
+                  relu_backward, relu_forward, sigmoid_backward, sigmoid_forward, tanh_backward,
+                  tanh_forward)
 from .gemm import gemm
+from .pool2d import (avg_pool2d_backward, avg_pool2d_forward, global_avg_pool2d_backward,
+                     global_avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward)
 
-__all__ = ["gemm"]
+__all__ = ["gemm",
+           "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
+           "global_avg_pool2d_forward", "global_avg_pool2d_backward",
+           "relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_backward",
+           "sigmoid_forward", "sigmoid_backward", "tanh_forward", "tanh_backward",
+           "gelu_forward", "gelu_backward"]

@@ -1,0 +1,180 @@
+// Activation loops and the float32 exp/tanh/erfc they need, written once and compiled into each
+// ISA's translation unit (csrc/cpu/act.cpp, avx2/act.cpp, avx512/act.cpp) with that unit's
+// flags: the loops are branch free (selects, no calls) so the compiler vectorises them to the
+// unit's vector width. Everything is in an anonymous namespace, so the differently compiled
+// copies never merge at link time. No -ffast-math: NaN in gives NaN out.
+//
+// Accuracy (float32, against float64; tests/test_act.py states and checks the bounds):
+//   exp_f: Cephes expf polynomial, ~1-2 ulp; exp_f(x) is +inf above 88.7 and 0 below -87.3.
+//   sigmoid 1/(1+exp(-x)) and tanh (odd polynomial below |x| 0.625, 1 - 2/(exp(2|x|)+1)
+//   above): a few ulp of |y|. gelu: erfc from Numerical Recipes' erfcc (fractional error
+//   < 1.2e-7) times exp(-z*z): the float32 rounding of z*z adds ~z^2 ulp in the tail, where
+//   |y| < 1e-6 (|x| > 5). gelu_tanh as x * sigmoid(2u), which keeps relative accuracy for x < 0
+//   (1 + tanh(u) would cancel).
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+#include "ops/act.h"
+
+namespace fastnn {
+namespace {
+
+inline float bits_to_float(int32_t i) {
+  float f;
+  std::memcpy(&f, &i, sizeof f);
+  return f;
+}
+
+inline int32_t float_to_bits(float f) {
+  int32_t i;
+  std::memcpy(&i, &f, sizeof i);
+  return i;
+}
+
+// c ? a : b on bits. A plain ?: whose arm holds a division or a subtraction lets GCC sink that
+// operation into a branch, and without -fno-trapping-math it will not speculate it back, so the
+// loop stays scalar ("control flow in loop"); a bit blend keeps both arms computed: vectorised.
+inline float sel(bool c, float a, float b) {
+  const int32_t m = -static_cast<int32_t>(c);
+  return bits_to_float((float_to_bits(a) & m) | (float_to_bits(b) & ~m));
+}
+
+// e^x: n = round(x / ln 2), r = x - n ln 2 (ln 2 split in two for an exact product),
+// e^r from a degree-7 polynomial, times 2^n built in the exponent bits.
+inline float exp_f(float x) {
+  float xc = sel(x > 88.0f, 88.0f, x);  // NaN passes through
+  xc = sel(xc < -87.0f, -87.0f, xc);
+  const float magic = 12582912.0f;                                 // 1.5 * 2^23: rounds to int
+  float n = (xc * 1.44269504088896341f + magic) - magic;
+  n = sel(xc == xc, n, 0.0f);  // NaN: keep the int conversion defined; r carries the NaN
+  const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  float y = p * bits_to_float((static_cast<int32_t>(n) + 127) << 23);
+  y = sel(x > 88.7228391f, __builtin_inff(), y);  // overflow and underflow, as expf gives them
+  y = sel(x < -87.3365448f, 0.0f, y);            // (0 instead of a denormal below FLT_MIN)
+  return y;
+}
+
+inline float sigmoid_f(float x) { return 1.0f / (1.0f + exp_f(-x)); }
+
+inline float tanh_f(float x) {
+  const float nx = -x;
+  const float ax = sel(x < 0.0f, nx, x);
+  const float z = x * x;  // Cephes tanhf: odd polynomial where 1 - 2/(e+1) would cancel
+  float p = -5.70498872745e-3f;
+  p = p * z + 2.06390887954e-2f;
+  p = p * z - 5.37397155531e-2f;
+  p = p * z + 1.33314422036e-1f;
+  p = p * z - 3.33332819422e-1f;
+  const float small = p * z * x + x;
+  const float big = 1.0f - 2.0f / (exp_f(ax + ax) + 1.0f);
+  const float nbig = -big;
+  const float sbig = sel(x < 0.0f, nbig, big);
+  return sel(ax < 0.625f, small, sbig);  // NaN: ax < 0.625 is false, big is NaN
+}
+
+// erfc(x) for every x (Numerical Recipes erfcc: fractional error < 1.2e-7 in exact arithmetic).
+inline float erfc_f(float x) {
+  const float nx = -x;
+  const float z = sel(x < 0.0f, nx, x);
+  const float t = 1.0f / (1.0f + 0.5f * z);
+  float p = 0.17087277f;
+  p = p * t - 0.82215223f;
+  p = p * t + 1.48851587f;
+  p = p * t - 1.13520398f;
+  p = p * t + 0.27886807f;
+  p = p * t - 0.18628806f;
+  p = p * t + 0.09678418f;
+  p = p * t + 0.37409196f;
+  p = p * t + 1.00002368f;
+  p = p * t - 1.26551223f;
+  const float r = t * exp_f(p - z * z);
+  const float r2 = 2.0f - r;
+  return sel(x < 0.0f, r2, r);
+}
+
+constexpr float kInvSqrt2 = 0.70710678118654752f;
+constexpr float kInvSqrt2Pi = 0.39894228040143268f;  // 1 / sqrt(2 pi)
+constexpr float kSqrt2OverPi = 0.79788456080286536f;  // sqrt(2 / pi)
+constexpr float kGeluK = 0.044715f;
+
+// y[i] = f(x[i]); a plain indexed loop the vectoriser understands.
+template <class F>
+inline void map1(const float* x, float* y, int64_t n, F f) {
+  for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+}
+
+// dx[i] = f(dy[i], xy[i]).
+template <class F>
+inline void map2(const float* dy, const float* xy, float* dx, int64_t n, F f) {
+  for (int64_t i = 0; i < n; ++i) dx[i] = f(dy[i], xy[i]);
+}
+
+inline void act_forward_impl(const ActArgs& a, const float* x, float* y, int64_t n) {
+  switch (a.kind) {
+    case ActKind::Relu:  // x < 0 ? 0 : x keeps NaN (torch.relu does)
+      return map1(x, y, n, [](float v) { return v < 0.0f ? 0.0f : v; });
+    case ActKind::LeakyRelu: {
+      const float al = a.alpha;
+      return map1(x, y, n, [al](float v) {
+        const float neg = v * al;
+        return sel(v > 0.0f, v, neg);
+      });
+    }
+    case ActKind::Sigmoid: return map1(x, y, n, [](float v) { return sigmoid_f(v); });
+    case ActKind::Tanh: return map1(x, y, n, [](float v) { return tanh_f(v); });
+    case ActKind::Gelu:  // x * Phi(x), Phi(x) = erfc(-x / sqrt 2) / 2
+      return map1(x, y, n, [](float v) { return 0.5f * v * erfc_f(-v * kInvSqrt2); });
+    case ActKind::GeluTanh:  // x/2 (1 + tanh u) = x * sigmoid(2u), u = sqrt(2/pi)(x + k x^3)
+      return map1(x, y, n, [](float v) {
+        const float u = kSqrt2OverPi * (v + kGeluK * v * v * v);
+        return v / (1.0f + exp_f(-2.0f * u));
+      });
+  }
+}
+
+inline void act_backward_impl(const ActArgs& a, const float* dy, const float* xy, float* dx,
+                              int64_t n) {
+  switch (a.kind) {
+    case ActKind::Relu:  // torch's threshold_backward: x <= 0 ? 0 : dy (NaN x passes dy)
+      return map2(dy, xy, dx, n, [](float g, float v) { return v <= 0.0f ? 0.0f : g; });
+    case ActKind::LeakyRelu: {
+      const float al = a.alpha;
+      return map2(dy, xy, dx, n, [al](float g, float v) {
+        const float neg = g * al;
+        return sel(v > 0.0f, g, neg);
+      });
+    }
+    case ActKind::Sigmoid:  // from y, as torch: dy * (1 - y) * y
+      return map2(dy, xy, dx, n, [](float g, float s) { return g * (1.0f - s) * s; });
+    case ActKind::Tanh:  // from y: dy * (1 - y^2)
+      return map2(dy, xy, dx, n, [](float g, float t) { return g * (1.0f - t * t); });
+    case ActKind::Gelu:  // Phi(x) + x phi(x)
+      return map2(dy, xy, dx, n, [](float g, float v) {
+        const float cdf = 0.5f * erfc_f(-v * kInvSqrt2);
+        const float pdf = kInvSqrt2Pi * exp_f(-0.5f * v * v);
+        return g * (cdf + v * pdf);
+      });
+    case ActKind::GeluTanh:  // s = sigmoid(2u): d/dx [x s] = s + x * 2 s (1 - s) * u'
+      return map2(dy, xy, dx, n, [](float g, float v) {
+        const float u = kSqrt2OverPi * (v + kGeluK * v * v * v);
+        const float e = exp_f(-2.0f * u);
+        const float s = 1.0f / (1.0f + e);
+        // 1 - s without cancellation when s is near 1 (e * s = e / (1 + e)); where e
+        // overflows to inf, s = 0 and 1 - s is exact.
+        const float one_minus_s = sel(s < 0.5f, 1.0f - s, e * s);
+        const float du = kSqrt2OverPi * (1.0f + 3.0f * kGeluK * v * v);
+        return g * (s + v * 2.0f * s * one_minus_s * du);
+      });
+  }
+}
+
+}  // namespace
+}  // namespace fastnn

@@ -1,0 +1,273 @@
+"""pool2d: max (with indices), average and global average pooling, forward and backward, on
+every ISA path against the float64 reference; every option combination, odd shapes around the
+16-lane vector, 1x1 images, batch 0 and 1, thread invariance, the reference backward against
+finite differences, parity with torch.nn.functional, and PyTorch's errors."""
+import itertools
+
+import numpy as np
+import pytest
+
+from fastnn import _core, ops, ref
+from conftest import ISAS, num_threads, randn
+
+EPS32 = float(np.finfo(np.float32).eps)
+
+# (N, C, H, W): odd sizes, W around 16 and 32 lanes (stride 1 and 2), 1x1, batch 0 and 1.
+SHAPES = [(2, 3, 9, 11), (1, 2, 7, 35), (1, 1, 5, 17), (0, 2, 6, 6), (1, 1, 1, 1), (1, 1, 33, 16)]
+# kernel, stride, padding, dilation, ceil_mode
+MAX_OPTS = [(k, s, p, d, c) for k, s, p, d, c in itertools.product(
+    [1, 2, 3, (3, 2)], [None, 1, 2, 3], [0, 1], [1, 2, (1, 2)], [False, True])]
+AVG_OPTS = [(k, s, p, c, cip) for k, s, p, c, cip in itertools.product(
+    [1, 2, 3, (2, 3)], [None, 1, 2, 3], [0, 1], [False, True], [True, False])]
+
+
+def _pair(v):
+    return v if isinstance(v, tuple) else (v, v)
+
+
+def fits(shape, k, s, p, d=1, c=False):
+    """True if PyTorch accepts these options for this shape (the errors are tested below)."""
+    (kh, kw), (ph, pw), (dh, dw) = _pair(k), _pair(p), _pair(d)
+    sh, sw = _pair(k if s is None else s)
+    if ph > kh // 2 or pw > kw // 2:
+        return False
+    return min(ref.pool2d.out_size(shape[2], kh, sh, ph, dh, c),
+               ref.pool2d.out_size(shape[3], kw, sw, pw, dw, c)) >= 1
+
+
+
+def check_max(rng, isa, shape, k, s, p, d, c):
+    x = randn(rng, *shape)
+    y, idx = _core.max_pool2d_forward(x, k, s, p, d, c, isa=isa)
+    y_ref, idx_ref = ref.max_pool2d_forward(x, k, s, p, d, c)
+    assert y.dtype == np.float32 and idx.dtype == np.int64
+    np.testing.assert_array_equal(idx, idx_ref)  # random data: no ties
+    np.testing.assert_array_equal(y, y_ref)      # a max is exact
+    dy = randn(rng, *y.shape)
+    if idx.size and (idx.max() >= x.shape[2] * x.shape[3]):
+        # a dilated window that misses the input gets PyTorch's index, outside the plane: the
+        # backward refuses it rather than write there
+        with pytest.raises(ValueError, match="indices in"):
+            _core.max_pool2d_backward(dy, x, idx, k, s, p, d, c, isa=isa)
+        return
+    dx = _core.max_pool2d_backward(dy, x, idx, k, s, p, d, c, isa=isa)
+    # float32 sums of the dy that share an input, in output order: a few roundings
+    np.testing.assert_allclose(dx, ref.max_pool2d_backward(dy, x, idx, k, s, p, d, c),
+                               rtol=8 * EPS32, atol=8 * EPS32)
+
+
+def check_avg(rng, isa, shape, k, s, p, c, cip):
+    x = randn(rng, *shape)
+    y = _core.avg_pool2d_forward(x, k, s, p, c, cip, isa=isa)
+    kh, kw = _pair(k)
+    # float32 sum of at most kh*kw terms of |x| < ~5, then one division: kh*kw + 1 roundings
+    np.testing.assert_allclose(y, ref.avg_pool2d_forward(x, k, s, p, c, cip),
+                               rtol=0, atol=(kh * kw + 1) * EPS32 * 5)
+    dy = randn(rng, *y.shape)
+    dx = _core.avg_pool2d_backward(dy, x, k, s, p, c, cip, isa=isa)
+    np.testing.assert_allclose(dx, ref.avg_pool2d_backward(dy, x, k, s, p, c, cip),
+                               rtol=0, atol=(kh * kw + 1) * EPS32 * 5)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("isa", ISAS)
+def test_max_every_option(rng, isa, shape):
+    n = 0
+    for opt in MAX_OPTS:
+        if fits(shape, *opt):
+            check_max(rng, isa, shape, *opt)
+            n += 1
+    assert n > 0
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("isa", ISAS)
+def test_avg_every_option(rng, isa, shape):
+    n = 0
+    for k, s, p, c, cip in AVG_OPTS:
+        if fits(shape, k, s, p, 1, c):
+            check_avg(rng, isa, shape, k, s, p, c, cip)
+            n += 1
+    assert n > 0
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_large_2x2(rng, isa):  # the benchmark's layer, smaller batch
+    check_max(rng, isa, (4, 32, 32, 32), 2, None, 0, 1, False)
+    check_avg(rng, isa, (4, 32, 32, 32), 2, None, 0, False, True)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_max_ties_and_nan(isa):
+    x = np.zeros((1, 1, 4, 6), np.float32)  # all ties: the first of each window
+    y, idx = _core.max_pool2d_forward(x, 2, isa=isa)
+    np.testing.assert_array_equal(idx[0, 0], [[0, 2, 4], [12, 14, 16]])
+    x[0, 0, 1, 1] = x[0, 0, 0, 1] = np.nan  # NaN wins; the last NaN in window order
+    x[0, 0, 2, 2] = -np.inf
+    y, idx = _core.max_pool2d_forward(x, 2, isa=isa)
+    assert np.isnan(y[0, 0, 0, 0]) and idx[0, 0, 0, 0] == 7
+    assert np.array_equal(idx, ref.max_pool2d_forward(x, 2)[1])
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_thread_invariance(rng, isa):
+    x = randn(rng, 3, 17, 20, 23)
+    with num_threads(1):
+        one = (*_core.max_pool2d_forward(x, 3, 2, 1, isa=isa), _core.avg_pool2d_forward(x, 3, 2, 1, isa=isa))
+        dy = randn(rng, *one[0].shape)
+        bwd = (_core.max_pool2d_backward(dy, x, one[1], 3, 2, 1), _core.avg_pool2d_backward(dy, x, 3, 2, 1))
+    with num_threads(2):
+        two = (*_core.max_pool2d_forward(x, 3, 2, 1, isa=isa), _core.avg_pool2d_forward(x, 3, 2, 1, isa=isa))
+        bwd2 = (_core.max_pool2d_backward(dy, x, one[1], 3, 2, 1), _core.avg_pool2d_backward(dy, x, 3, 2, 1))
+    assert all(np.array_equal(a, b) for a, b in zip(one + bwd, two + bwd2))
+
+
+def test_isas_agree_bitwise(rng):
+    x = randn(rng, 2, 3, 13, 37)
+    for isa in ISAS:
+        assert np.array_equal(_core.avg_pool2d_forward(x, 3, 2, 1, isa=isa),
+                              _core.avg_pool2d_forward(x, 3, 2, 1, isa="default"))
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (0, 2, 3, 3), (1, 1, 1, 1)])
+def test_global(rng, shape):
+    x = randn(rng, *shape)
+    y = ops.global_avg_pool2d_forward(x)
+    np.testing.assert_allclose(y, ref.global_avg_pool2d_forward(x), rtol=EPS32, atol=1e-7)
+    dy = randn(rng, *y.shape)
+    np.testing.assert_allclose(ops.global_avg_pool2d_backward(dy, x),
+                               ref.global_avg_pool2d_backward(dy, x), rtol=2 * EPS32)
+
+
+def test_out_buffers(rng):
+    x = randn(rng, 2, 3, 8, 8)
+    out, ind = np.full((2, 3, 4, 4), np.nan, np.float32), np.zeros((2, 3, 4, 4), np.int64)
+    y, idx = ops.max_pool2d_forward(x, 2, out=out, indices=ind)
+    assert y is out and idx is ind and np.array_equal(idx, ref.max_pool2d_forward(x, 2)[1])
+    dx = np.full_like(x, np.nan)
+    assert ops.max_pool2d_backward(out, x, ind, 2, out=dx) is dx and not np.isnan(dx).any()
+    assert ops.avg_pool2d_forward(x, 2, out=out) is out
+    assert ops.avg_pool2d_backward(out, x, 2, out=dx) is dx
+
+
+# ---------------------------------------------------------------------------------------------
+# The reference backward against float64 finite differences (directional derivative).
+
+@pytest.mark.parametrize("kind,opts", [("max", (3, 2, 1, 2, True)), ("max", (2, None, 0, 1, False)),
+                                       ("avg", (3, 2, 1, True, False)), ("avg", (2, 1, 1, False, True)),
+                                       ("global", ())])
+def test_reference_backward_finite_differences(rng, kind, opts):
+    x = rng.standard_normal((2, 2, 7, 8))
+    v = rng.standard_normal(x.shape)
+    h = 1e-6
+    if kind == "max":
+        f = lambda z: ref.max_pool2d_forward(z, *opts)[0]  # noqa: E731 (no ties: piecewise linear)
+    elif kind == "avg":
+        f = lambda z: ref.avg_pool2d_forward(z, *opts)  # noqa: E731
+    else:
+        f = ref.global_avg_pool2d_forward
+    dy = rng.standard_normal(f(x).shape)
+    numeric = np.sum(dy * (f(x + h * v) - f(x - h * v))) / (2 * h)
+    if kind == "max":
+        dx = ref.max_pool2d_backward(dy, x, ref.max_pool2d_forward(x, *opts)[1], *opts)
+    elif kind == "avg":
+        dx = ref.avg_pool2d_backward(dy, x, *opts)
+    else:
+        dx = ref.global_avg_pool2d_backward(dy, x)
+    np.testing.assert_allclose(np.sum(dx * v), numeric, rtol=1e-7, atol=1e-8)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parity with torch.nn.functional (skipped without torch).
+
+@pytest.mark.parametrize("opt", [(2, None, 0, 1, False), (3, 2, 1, 1, True), ((3, 2), (2, 1), (1, 0), (2, 1), True),
+                                 (3, 1, 1, 2, False)])
+def test_torch_parity_max(rng, opt):
+    torch = pytest.importorskip("torch")
+    k, s, p, d, c = opt
+    x = randn(rng, 2, 3, 11, 13)
+    xt = torch.from_numpy(x.copy()).requires_grad_()
+    yt, it = torch.nn.functional.max_pool2d(xt, k, s, p, d, c, return_indices=True)
+    dy = randn(rng, *yt.shape)
+    yt.backward(torch.from_numpy(dy))
+    y, idx = ops.max_pool2d_forward(x, k, s, p, d, c)
+    assert np.array_equal(y, yt.detach().numpy()) and np.array_equal(idx, it.numpy())
+    np.testing.assert_allclose(ops.max_pool2d_backward(dy, x, idx, k, s, p, d, c), xt.grad.numpy(),
+                               rtol=4 * EPS32, atol=4 * EPS32)
+
+
+@pytest.mark.parametrize("opt", [(2, None, 0, False, True), (3, 2, 1, True, True), (3, 2, 1, True, False),
+                                 ((2, 3), (1, 2), (1, 1), True, False)])
+def test_torch_parity_avg(rng, opt):
+    torch = pytest.importorskip("torch")
+    k, s, p, c, cip = opt
+    x = randn(rng, 2, 3, 11, 13)
+    xt = torch.from_numpy(x.copy()).requires_grad_()
+    yt = torch.nn.functional.avg_pool2d(xt, k, s, p, c, cip)
+    dy = randn(rng, *yt.shape)
+    yt.backward(torch.from_numpy(dy))
+    np.testing.assert_allclose(ops.avg_pool2d_forward(x, k, s, p, c, cip), yt.detach().numpy(),
+                               rtol=4 * EPS32, atol=4 * EPS32)
+    np.testing.assert_allclose(ops.avg_pool2d_backward(dy, x, k, s, p, c, cip), xt.grad.numpy(),
+                               rtol=4 * EPS32, atol=4 * EPS32)
+
+
+def test_torch_parity_global(rng):
+    torch = pytest.importorskip("torch")
+    x = randn(rng, 2, 3, 7, 5)
+    xt = torch.from_numpy(x.copy()).requires_grad_()
+    yt = torch.nn.functional.adaptive_avg_pool2d(xt, 1)
+    dy = randn(rng, 2, 3, 1, 1)
+    yt.backward(torch.from_numpy(dy))
+    np.testing.assert_allclose(ops.global_avg_pool2d_forward(x), yt.detach().numpy(), rtol=4 * EPS32, atol=1e-7)
+    np.testing.assert_allclose(ops.global_avg_pool2d_backward(dy, x), xt.grad.numpy(), rtol=4 * EPS32)
+
+
+# Options PyTorch refuses; we refuse them too, with a ValueError naming the op.
+REFUSED = [((1, 1, 4, 4), 3, 1, 2, 1), ((1, 1, 1, 1), 2, None, 0, 1), ((1, 1, 4, 4), 0, 1, 0, 1),
+           ((1, 1, 4, 4), 2, 0, 0, 1), ((1, 1, 4, 4), 2, 1, 0, 0), ((1, 1, 2, 2), 2, 1, 0, 2),
+           ((1, 0, 4, 4), 2, None, 0, 1)]
+
+
+@pytest.mark.parametrize("shape,k,s,p,d", REFUSED)
+def test_refused_like_torch(shape, k, s, p, d):
+    x = np.zeros(shape, np.float32)
+    with pytest.raises(ValueError, match="max_pool2d_forward"):
+        ops.max_pool2d_forward(x, k, s, p, d)
+    if d == 1:
+        with pytest.raises(ValueError, match="avg_pool2d_forward"):
+            ops.avg_pool2d_forward(x, k, s, p)
+    torch = pytest.importorskip("torch")
+    with pytest.raises((RuntimeError, ValueError)):
+        torch.nn.functional.max_pool2d(torch.from_numpy(x), k, s, p, d)
+
+
+def test_bad_input(rng):
+    x = randn(rng, 1, 2, 6, 6)
+    with pytest.raises(TypeError, match="max_pool2d_forward.*float32"):
+        ops.max_pool2d_forward(x.astype(np.float64), 2)
+    with pytest.raises(ValueError, match="4-D"):
+        ops.avg_pool2d_forward(x[0], 2)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        ops.avg_pool2d_forward(x[:, :, :, ::2], 2)
+    with pytest.raises(TypeError, match="kernel_size"):
+        ops.max_pool2d_forward(x, "2")
+    with pytest.raises(ValueError, match="pair"):
+        ops.max_pool2d_forward(x, (2, 2, 2))
+    with pytest.raises(TypeError, match="ceil_mode"):
+        ops.max_pool2d_forward(x, 2, ceil_mode=1)
+    with pytest.raises(TypeError, match="indices to be int64"):
+        ops.max_pool2d_forward(x, 2, indices=np.zeros((1, 2, 3, 3), np.int32))
+    with pytest.raises(ValueError, match="expected out of shape"):
+        ops.max_pool2d_forward(x, 2, out=np.zeros((1, 2, 2, 2), np.float32))
+    y, idx = ops.max_pool2d_forward(x, 2)
+    with pytest.raises(ValueError, match="dy of shape"):
+        ops.max_pool2d_backward(y[:, :1], x, idx, 2)
+    bad = idx.copy()
+    bad[0, 1, 2, 2] = 36  # outside the 6x6 plane
+    with pytest.raises(ValueError, match="indices in"):
+        ops.max_pool2d_backward(y, x, bad, 2)
+    with pytest.raises(ValueError, match="not to share memory"):
+        ops.avg_pool2d_backward(y, x, 2, out=x)
+    with pytest.raises(ValueError, match="global_avg_pool2d_backward"):
+        ops.global_avg_pool2d_backward(y, x)
