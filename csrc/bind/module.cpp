@@ -55,4 +55,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_num_threads", &get_num_threads, "Threads each kernel may use.");
   m.def("set_num_threads", &set_num_threads, py::arg("n"), "Set the threads each kernel may use (n >= 1).");
   bind_gemm(m);
+  bind_conv2d(m);
 }

@@ -1,0 +1,84 @@
+// im2col / col2im for conv2d: the data movement between an NCHW image and the column matrix
+// that turns a convolution into gemm. Portable code (stride-1 rows are contiguous copies the
+// compiler turns into vector moves); the arithmetic lives in the gemm micro-kernels.
+#include <algorithm>
+#include <cstring>
+
+#include "ops/conv2d.h"
+
+namespace fastnn {
+namespace {
+
+// Output columns [lo, hi) of kernel column kw whose input column iw = ow*SW - PL + kw*DW lies
+// inside [0, W); the rest read the zero padding.
+void valid_cols(const Conv2dShape& s, int64_t kw, int64_t* lo, int64_t* hi) {
+  const int64_t OW = s.OW(), off = kw * s.DW - s.PL;
+  // smallest ow with ow*SW + off >= 0, and smallest ow with ow*SW + off >= W
+  auto first_at_least = [&](int64_t bound) {
+    const int64_t t = bound - off;
+    return t <= 0 ? 0 : (t + s.SW - 1) / s.SW;
+  };
+  *lo = std::min(OW, first_at_least(0));
+  *hi = std::max(*lo, std::min(OW, first_at_least(s.W)));
+}
+
+}  // namespace
+
+void conv2d_im2col(const Conv2dShape& s, const float* x, int64_t g, int64_t oh0, int64_t noh,
+                   float* col, int64_t ldcol) {
+  const int64_t OW = s.OW(), Cg = s.Cg();
+  const float* xg = x + g * Cg * s.H * s.W;
+  for (int64_t c = 0; c < Cg; ++c) {
+    for (int64_t kh = 0; kh < s.KH; ++kh) {
+      for (int64_t kw = 0; kw < s.KW; ++kw) {
+        float* row = col + ((c * s.KH + kh) * s.KW + kw) * ldcol;
+        int64_t lo, hi;
+        valid_cols(s, kw, &lo, &hi);
+        const int64_t iw0 = lo * s.SW - s.PL + kw * s.DW;  // input column of output column lo
+        for (int64_t oh = oh0; oh < oh0 + noh; ++oh, row += OW) {
+          const int64_t ih = oh * s.SH - s.PT + kh * s.DH;
+          if (ih < 0 || ih >= s.H) {
+            std::fill(row, row + OW, 0.0f);
+            continue;
+          }
+          const float* src = xg + (c * s.H + ih) * s.W + iw0;
+          std::fill(row, row + lo, 0.0f);
+          if (s.SW == 1) {
+            std::memcpy(row + lo, src, sizeof(float) * (hi - lo));
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) row[ow] = src[(ow - lo) * s.SW];
+          }
+          std::fill(row + hi, row + OW, 0.0f);
+        }
+      }
+    }
+  }
+}
+
+void conv2d_col2im(const Conv2dShape& s, const float* col, int64_t ldcol, int64_t g, int64_t oh0,
+                   int64_t noh, float* dx) {
+  const int64_t OW = s.OW(), Cg = s.Cg();
+  float* dxg = dx + g * Cg * s.H * s.W;
+  for (int64_t c = 0; c < Cg; ++c) {
+    for (int64_t kh = 0; kh < s.KH; ++kh) {
+      for (int64_t kw = 0; kw < s.KW; ++kw) {
+        const float* row = col + ((c * s.KH + kh) * s.KW + kw) * ldcol;
+        int64_t lo, hi;
+        valid_cols(s, kw, &lo, &hi);
+        const int64_t iw0 = lo * s.SW - s.PL + kw * s.DW;
+        for (int64_t oh = oh0; oh < oh0 + noh; ++oh, row += OW) {
+          const int64_t ih = oh * s.SH - s.PT + kh * s.DH;
+          if (ih < 0 || ih >= s.H) continue;  // taps on the padding have no input to reach
+          float* dst = dxg + (c * s.H + ih) * s.W + iw0;
+          if (s.SW == 1) {
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow - lo] += row[ow];
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) dst[(ow - lo) * s.SW] += row[ow];
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace fastnn
