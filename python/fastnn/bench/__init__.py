@@ -6,6 +6,7 @@ from .harness import Case, num_threads, run, time_interleaved, within
 # op name -> module whose cases(quick: bool) returns a list of Case; a new op is one line here.
 OPS = {
     "gemm": "fastnn.bench.gemm",
+    "conv2d": "fastnn.bench.conv2d",
 }
 
 
