@@ -22,11 +22,31 @@ void valid_cols(const Conv2dShape& s, int64_t kw, int64_t* lo, int64_t* hi) {
   *hi = std::max(*lo, std::min(OW, first_at_least(s.W)));
 }
 
+// Output rows [r0, r1) of the block [oh0, oh0 + noh) whose input row for kernel row kh lies
+// inside the image (the rows outside read padding).
+void valid_rows(const Conv2dShape& s, int64_t kh, int64_t oh0, int64_t noh, int64_t* r0,
+                int64_t* r1) {
+  const int64_t off = kh * s.DH - s.PT;
+  auto first_at_least = [&](int64_t bound) {
+    const int64_t t = bound - off;
+    return t <= 0 ? 0 : (t + s.SH - 1) / s.SH;
+  };
+  *r0 = std::clamp(first_at_least(0), oh0, oh0 + noh);
+  *r1 = std::clamp(first_at_least(s.H), *r0, oh0 + noh);
+}
+
+// Stride 1 along both axes and an output as wide as the input ('same' padding): a kernel tap
+// maps the column block onto the image by one constant shift of the flat index, so im2col and
+// col2im move whole blocks instead of row pieces (the taps that fall on the padding, which
+// would wrap into the neighbouring row, are zeroed separately).
+bool is_flat(const Conv2dShape& s) { return s.SW == 1 && s.SH == 1 && s.OW() == s.W; }
+
 }  // namespace
 
 void conv2d_im2col(const Conv2dShape& s, const float* x, int64_t g, int64_t oh0, int64_t noh,
                    float* col, int64_t ldcol) {
   const int64_t OW = s.OW(), Cg = s.Cg();
+  const bool flat = is_flat(s);
   const float* xg = x + g * Cg * s.H * s.W;
   for (int64_t c = 0; c < Cg; ++c) {
     for (int64_t kh = 0; kh < s.KH; ++kh) {
@@ -34,6 +54,21 @@ void conv2d_im2col(const Conv2dShape& s, const float* x, int64_t g, int64_t oh0,
         float* row = col + ((c * s.KH + kh) * s.KW + kw) * ldcol;
         int64_t lo, hi;
         valid_cols(s, kw, &lo, &hi);
+        if (flat) {  // one shifted copy of the block, then the padding taps zeroed
+          const float* xc = xg + c * s.H * s.W;
+          int64_t r0, r1;  // output rows of the block whose input row is inside the image
+          valid_rows(s, kh, oh0, noh, &r0, &r1);
+          const int64_t shift = (kh * s.DH - s.PT) * s.W + kw * s.DW - s.PL;
+          std::fill(row, row + (r0 - oh0) * OW, 0.0f);
+          std::memcpy(row + (r0 - oh0) * OW, xc + r0 * OW + shift, sizeof(float) * (r1 - r0) * OW);
+          std::fill(row + (r1 - oh0) * OW, row + noh * OW, 0.0f);
+          for (int64_t oh = r0; oh < r1; ++oh) {
+            float* r = row + (oh - oh0) * OW;
+            for (int64_t ow = 0; ow < lo; ++ow) r[ow] = 0.0f;
+            for (int64_t ow = hi; ow < OW; ++ow) r[ow] = 0.0f;
+          }
+          continue;
+        }
         const int64_t iw0 = lo * s.SW - s.PL + kw * s.DW;  // input column of output column lo
         for (int64_t oh = oh0; oh < oh0 + noh; ++oh, row += OW) {
           const int64_t ih = oh * s.SH - s.PT + kh * s.DH;
@@ -55,16 +90,33 @@ void conv2d_im2col(const Conv2dShape& s, const float* x, int64_t g, int64_t oh0,
   }
 }
 
-void conv2d_col2im(const Conv2dShape& s, const float* col, int64_t ldcol, int64_t g, int64_t oh0,
+void conv2d_col2im(const Conv2dShape& s, float* col, int64_t ldcol, int64_t g, int64_t oh0,
                    int64_t noh, float* dx) {
   const int64_t OW = s.OW(), Cg = s.Cg();
+  const bool flat = is_flat(s);
   float* dxg = dx + g * Cg * s.H * s.W;
   for (int64_t c = 0; c < Cg; ++c) {
     for (int64_t kh = 0; kh < s.KH; ++kh) {
       for (int64_t kw = 0; kw < s.KW; ++kw) {
-        const float* row = col + ((c * s.KH + kh) * s.KW + kw) * ldcol;
+        float* row = col + ((c * s.KH + kh) * s.KW + kw) * ldcol;
         int64_t lo, hi;
         valid_cols(s, kw, &lo, &hi);
+        if (flat) {  // padding taps zeroed in the (scratch) column block, then one shifted add
+          float* dxc = dxg + c * s.H * s.W;
+          int64_t r0, r1;
+          valid_rows(s, kh, oh0, noh, &r0, &r1);
+          const int64_t shift = (kh * s.DH - s.PT) * s.W + kw * s.DW - s.PL;
+          float* r = row + (r0 - oh0) * OW;
+          for (int64_t oh = r0; oh < r1; ++oh) {
+            float* rr = row + (oh - oh0) * OW;
+            for (int64_t ow = 0; ow < lo; ++ow) rr[ow] = 0.0f;
+            for (int64_t ow = hi; ow < OW; ++ow) rr[ow] = 0.0f;
+          }
+          float* dst = dxc + r0 * OW + shift;
+          const int64_t n = (r1 - r0) * OW;
+          for (int64_t i = 0; i < n; ++i) dst[i] += r[i];
+          continue;
+        }
         const int64_t iw0 = lo * s.SW - s.PL + kw * s.DW;
         for (int64_t oh = oh0; oh < oh0 + noh; ++oh, row += OW) {
           const int64_t ih = oh * s.SH - s.PT + kh * s.DH;

@@ -51,10 +51,11 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* dy, const float* 
 void conv2d_backward_bias(const Conv2dShape& s, const float* dy, float* db, int nthreads);
 
 // Rows [oh0, oh0 + noh) of image x's im2col matrix for group g: col[(c*KH + kh)*KW + kw][p]
-// with p over those output rows' pixels (row stride ldcol). col2im adds such a block back.
+// with p over those output rows' pixels (row stride ldcol). col2im adds such a block back (and
+// may zero the block's entries for taps on the padding: col is scratch).
 void conv2d_im2col(const Conv2dShape& s, const float* x, int64_t g, int64_t oh0, int64_t noh,
                    float* col, int64_t ldcol);
-void conv2d_col2im(const Conv2dShape& s, const float* col, int64_t ldcol, int64_t g, int64_t oh0,
+void conv2d_col2im(const Conv2dShape& s, float* col, int64_t ldcol, int64_t g, int64_t oh0,
                    int64_t noh, float* dx);
 
 }  // namespace fastnn
