@@ -45,6 +45,7 @@ struct Ukr {
         }
         if (e.last) {
           if (o.bias) x += o.bias[j];
+          if (o.bias_row) x += o.bias_row[i];
           if (e.relu) x = x < 0.0f ? 0.0f : x;  // NaN < 0 is false: NaN stays
         }
         out[j] = x;

@@ -43,7 +43,8 @@ struct Epilogue {
 struct TileOut {
   float* out;         // top-left of the tile
   const float* c;     // addend C at the same position (read only when first && beta != 0)
-  const float* bias;  // bias + first column of the tile, or null
+  const float* bias;      // bias + first column of the tile, or null
+  const float* bias_row;  // bias_row + first row of the tile, or null
   int64_t ldc;
 };
 
@@ -195,7 +196,8 @@ struct GemmDriver {
               const float* b = pack_b_panel ? bp + jr * NR * kc : g.b + pc * g.ldb + j;
               const int64_t ldbk = pack_b_panel ? NR : g.ldb;
               TileOut o{g.out + i * g.ldc + j, (g.c ? g.c : g.out) + i * g.ldc + j,
-                        (e.last && g.bias) ? g.bias + j : nullptr, g.ldc};
+                        (e.last && g.bias) ? g.bias + j : nullptr,
+                        (e.last && g.bias_row) ? g.bias_row + i : nullptr, g.ldc};
               tiles[mr - 1](kc, ap + ir * MR * kc, b, ldbk, nr, o, e);
             }
             if (nt > 1) barrier();  // all tiles done before A (or B) is packed again

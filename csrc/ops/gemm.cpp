@@ -46,7 +46,7 @@ void gemm_check_sizes(const GemmArgs& g) {
 
 namespace {
 
-// K == 0 or alpha == 0: out = act(beta*C + bias) without touching A or B.
+// K == 0 or alpha == 0: out = act(beta*C + bias + bias_row) without touching A or B.
 void epilogue_only(const GemmArgs& g) {
   for (int64_t i = 0; i < g.M; ++i) {
     float* out = g.out + i * g.ldc;
@@ -54,6 +54,7 @@ void epilogue_only(const GemmArgs& g) {
     for (int64_t j = 0; j < g.N; ++j) {
       float x = (g.beta != 0.0f && c) ? g.beta * c[j] : 0.0f;
       if (g.bias) x += g.bias[j];
+      if (g.bias_row) x += g.bias_row[i];
       if (g.act == Activation::Relu) x = x < 0.0f ? 0.0f : x;
       out[j] = x;
     }

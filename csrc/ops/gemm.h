@@ -4,7 +4,8 @@
 //   op(B) is (K, N): B stored (K, N) row-major, or (N, K) when trans_b.
 //   C and out are (M, N) row-major; C may be out itself (the in-place BLAS update). When
 //   beta == 0, C is not read (NaN in C does not propagate), as in BLAS.
-//   bias is (N,) or null, added to every row; act is none or relu (relu keeps NaN).
+//   bias is (N,) or null, added to every row; bias_row is (M,) or null, added to every column
+//   (a convolution's per-channel bias); act is none or relu (relu keeps NaN).
 //   Batched: `batch` independent products; the per-item offsets of A, B, C and out are given
 //   (an offset repeats where the batch broadcasts).
 //   Limits: M, N, K and each matrix's element count <= 2^31 - 1 (tile arithmetic is 32-bit).
@@ -34,7 +35,8 @@ struct GemmArgs {
   float* out = nullptr;
   int64_t ldc = 0;  // row stride of C and out
   float alpha = 1.0f, beta = 0.0f;
-  const float* bias = nullptr;
+  const float* bias = nullptr;      // (N,): out[i, j] += bias[j]
+  const float* bias_row = nullptr;  // (M,): out[i, j] += bias_row[i]
   Activation act = Activation::None;
 };
 

@@ -24,7 +24,7 @@ struct Ukr {
   }
 
   static inline void store(__m256 acc, __m256i m, float* out, const float* c,
-                           const float* bias, const Epilogue& e) {
+                           const float* bias, const float* row_bias, const Epilogue& e) {
     __m256 x = _mm256_mul_ps(_mm256_set1_ps(e.alpha), acc);
     if (e.first) {
       if (e.beta != 0.0f) x = _mm256_fmadd_ps(_mm256_set1_ps(e.beta), _mm256_maskload_ps(c, m), x);
@@ -33,6 +33,7 @@ struct Ukr {
     }
     if (e.last) {
       if (bias) x = _mm256_add_ps(x, _mm256_maskload_ps(bias, m));
+      if (row_bias) x = _mm256_add_ps(x, _mm256_set1_ps(*row_bias));
       if (e.relu) x = _mm256_max_ps(_mm256_setzero_ps(), x);  // max(0, NaN) keeps NaN
     }
     _mm256_maskstore_ps(out, m, x);
@@ -67,8 +68,9 @@ struct Ukr {
 #pragma GCC unroll 6
     for (int i = 0; i < mr; ++i) {
       const int64_t r = i * o.ldc;
-      store(c0[i], m0, o.out + r, o.c + r, o.bias, e);
-      if (NV == 2) store(c1[i], m1, o.out + r + 8, o.c + r + 8, o.bias ? o.bias + 8 : nullptr, e);
+      const float* rb = o.bias_row ? o.bias_row + i : nullptr;
+      store(c0[i], m0, o.out + r, o.c + r, o.bias, rb, e);
+      if (NV == 2) store(c1[i], m1, o.out + r + 8, o.c + r + 8, o.bias ? o.bias + 8 : nullptr, rb, e);
     }
   }
 

@@ -29,7 +29,7 @@ struct Ukr {
 
   // Epilogue on one zmm of the tile: out = act(alpha*acc + (beta*C | out) + bias).
   static inline void store(__m512 acc, __mmask16 m, float* out, const float* c,
-                           const float* bias, const Epilogue& e) {
+                           const float* bias, const float* row_bias, const Epilogue& e) {
     __m512 x = _mm512_mul_ps(_mm512_set1_ps(e.alpha), acc);
     if (e.first) {
       if (e.beta != 0.0f) x = _mm512_fmadd_ps(_mm512_set1_ps(e.beta), _mm512_maskz_loadu_ps(m, c), x);
@@ -38,6 +38,7 @@ struct Ukr {
     }
     if (e.last) {
       if (bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, bias));
+      if (row_bias) x = _mm512_add_ps(x, _mm512_set1_ps(*row_bias));
       if (e.relu) x = _mm512_max_ps(_mm512_setzero_ps(), x);  // max(0, NaN) keeps NaN
     }
     _mm512_mask_storeu_ps(out, m, x);
@@ -122,8 +123,9 @@ struct Ukr {
 #pragma GCC unroll 14
     for (int i = 0; i < mr; ++i) {
       const int64_t r = i * o.ldc;
-      store(c0[i], m0, o.out + r, o.c + r, o.bias, e);
-      if (NV == 2) store(c1[i], m1, o.out + r + 16, o.c + r + 16, o.bias ? o.bias + 16 : nullptr, e);
+      const float* rb = o.bias_row ? o.bias_row + i : nullptr;
+      store(c0[i], m0, o.out + r, o.c + r, o.bias, rb, e);
+      if (NV == 2) store(c1[i], m1, o.out + r + 16, o.c + r + 16, o.bias ? o.bias + 16 : nullptr, rb, e);
     }
   }
 

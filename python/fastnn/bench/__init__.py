@@ -8,6 +8,7 @@ OPS = {
     "gemm": "fastnn.bench.gemm",
     "pool2d": "fastnn.bench.pool2d",
     "act": "fastnn.bench.act",
+    "conv2d": "fastnn.bench.conv2d",
 }
 
 

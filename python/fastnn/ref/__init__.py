@@ -2,11 +2,14 @@
 from .act import (gelu_backward, gelu_forward, leaky_relu_backward, leaky_relu_forward,
                   relu_backward, relu_forward, sigmoid_backward, sigmoid_forward, tanh_backward,
                   tanh_forward)
+from .conv2d import (conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weight,
+                     conv2d_forward)
 from .gemm import gemm
 from .pool2d import (avg_pool2d_backward, avg_pool2d_forward, global_avg_pool2d_backward,
                      global_avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward)
 
-__all__ = ["gemm",
+__all__ = ["gemm", "conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight",
+           "conv2d_backward_bias",
            "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
            "global_avg_pool2d_forward", "global_avg_pool2d_backward",
            "relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_backward",

@@ -1,0 +1,136 @@
+// im2col / col2im for conv2d: the data movement between an NCHW image and the column matrix
+// that turns a convolution into gemm. Portable code (stride-1 rows are contiguous copies the
+// compiler turns into vector moves); the arithmetic lives in the gemm micro-kernels.
+#include <algorithm>
+#include <cstring>
+
+#include "ops/conv2d.h"
+
+namespace fastnn {
+namespace {
+
+// Output columns [lo, hi) of kernel column kw whose input column iw = ow*SW - PL + kw*DW lies
+// inside [0, W); the rest read the zero padding.
+void valid_cols(const Conv2dShape& s, int64_t kw, int64_t* lo, int64_t* hi) {
+  const int64_t OW = s.OW(), off = kw * s.DW - s.PL;
+  // smallest ow with ow*SW + off >= 0, and smallest ow with ow*SW + off >= W
+  auto first_at_least = [&](int64_t bound) {
+    const int64_t t = bound - off;
+    return t <= 0 ? 0 : (t + s.SW - 1) / s.SW;
+  };
+  *lo = std::min(OW, first_at_least(0));
+  *hi = std::max(*lo, std::min(OW, first_at_least(s.W)));
+}
+
+// Output rows [r0, r1) of the block [oh0, oh0 + noh) whose input row for kernel row kh lies
+// inside the image (the rows outside read padding).
+void valid_rows(const Conv2dShape& s, int64_t kh, int64_t oh0, int64_t noh, int64_t* r0,
+                int64_t* r1) {
+  const int64_t off = kh * s.DH - s.PT;
+  auto first_at_least = [&](int64_t bound) {
+    const int64_t t = bound - off;
+    return t <= 0 ? 0 : (t + s.SH - 1) / s.SH;
+  };
+  *r0 = std::clamp(first_at_least(0), oh0, oh0 + noh);
+  *r1 = std::clamp(first_at_least(s.H), *r0, oh0 + noh);
+}
+
+// Stride 1 along both axes and an output as wide as the input ('same' padding): a kernel tap
+// maps the column block onto the image by one constant shift of the flat index, so im2col and
+// col2im move whole blocks instead of row pieces (the taps that fall on the padding, which
+// would wrap into the neighbouring row, are zeroed separately).
+bool is_flat(const Conv2dShape& s) { return s.SW == 1 && s.SH == 1 && s.OW() == s.W; }
+
+}  // namespace
+
+void conv2d_im2col(const Conv2dShape& s, const float* x, int64_t g, int64_t oh0, int64_t noh,
+                   float* col, int64_t ldcol) {
+  const int64_t OW = s.OW(), Cg = s.Cg();
+  const bool flat = is_flat(s);
+  const float* xg = x + g * Cg * s.H * s.W;
+  for (int64_t c = 0; c < Cg; ++c) {
+    for (int64_t kh = 0; kh < s.KH; ++kh) {
+      for (int64_t kw = 0; kw < s.KW; ++kw) {
+        float* row = col + ((c * s.KH + kh) * s.KW + kw) * ldcol;
+        int64_t lo, hi;
+        valid_cols(s, kw, &lo, &hi);
+        if (flat) {  // one shifted copy of the block, then the padding taps zeroed
+          const float* xc = xg + c * s.H * s.W;
+          int64_t r0, r1;  // output rows of the block whose input row is inside the image
+          valid_rows(s, kh, oh0, noh, &r0, &r1);
+          const int64_t shift = (kh * s.DH - s.PT) * s.W + kw * s.DW - s.PL;
+          std::fill(row, row + (r0 - oh0) * OW, 0.0f);
+          std::memcpy(row + (r0 - oh0) * OW, xc + r0 * OW + shift, sizeof(float) * (r1 - r0) * OW);
+          std::fill(row + (r1 - oh0) * OW, row + noh * OW, 0.0f);
+          for (int64_t oh = r0; oh < r1; ++oh) {
+            float* r = row + (oh - oh0) * OW;
+            for (int64_t ow = 0; ow < lo; ++ow) r[ow] = 0.0f;
+            for (int64_t ow = hi; ow < OW; ++ow) r[ow] = 0.0f;
+          }
+          continue;
+        }
+        const int64_t iw0 = lo * s.SW - s.PL + kw * s.DW;  // input column of output column lo
+        for (int64_t oh = oh0; oh < oh0 + noh; ++oh, row += OW) {
+          const int64_t ih = oh * s.SH - s.PT + kh * s.DH;
+          if (ih < 0 || ih >= s.H) {
+            std::fill(row, row + OW, 0.0f);
+            continue;
+          }
+          const float* src = xg + (c * s.H + ih) * s.W + iw0;
+          std::fill(row, row + lo, 0.0f);
+          if (s.SW == 1) {
+            std::memcpy(row + lo, src, sizeof(float) * (hi - lo));
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) row[ow] = src[(ow - lo) * s.SW];
+          }
+          std::fill(row + hi, row + OW, 0.0f);
+        }
+      }
+    }
+  }
+}
+
+void conv2d_col2im(const Conv2dShape& s, float* col, int64_t ldcol, int64_t g, int64_t oh0,
+                   int64_t noh, float* dx) {
+  const int64_t OW = s.OW(), Cg = s.Cg();
+  const bool flat = is_flat(s);
+  float* dxg = dx + g * Cg * s.H * s.W;
+  for (int64_t c = 0; c < Cg; ++c) {
+    for (int64_t kh = 0; kh < s.KH; ++kh) {
+      for (int64_t kw = 0; kw < s.KW; ++kw) {
+        float* row = col + ((c * s.KH + kh) * s.KW + kw) * ldcol;
+        int64_t lo, hi;
+        valid_cols(s, kw, &lo, &hi);
+        if (flat) {  // padding taps zeroed in the (scratch) column block, then one shifted add
+          float* dxc = dxg + c * s.H * s.W;
+          int64_t r0, r1;
+          valid_rows(s, kh, oh0, noh, &r0, &r1);
+          const int64_t shift = (kh * s.DH - s.PT) * s.W + kw * s.DW - s.PL;
+          float* r = row + (r0 - oh0) * OW;
+          for (int64_t oh = r0; oh < r1; ++oh) {
+            float* rr = row + (oh - oh0) * OW;
+            for (int64_t ow = 0; ow < lo; ++ow) rr[ow] = 0.0f;
+            for (int64_t ow = hi; ow < OW; ++ow) rr[ow] = 0.0f;
+          }
+          float* dst = dxc + r0 * OW + shift;
+          const int64_t n = (r1 - r0) * OW;
+          for (int64_t i = 0; i < n; ++i) dst[i] += r[i];
+          continue;
+        }
+        const int64_t iw0 = lo * s.SW - s.PL + kw * s.DW;
+        for (int64_t oh = oh0; oh < oh0 + noh; ++oh, row += OW) {
+          const int64_t ih = oh * s.SH - s.PT + kh * s.DH;
+          if (ih < 0 || ih >= s.H) continue;  // taps on the padding have no input to reach
+          float* dst = dxg + (c * s.H + ih) * s.W + iw0;
+          if (s.SW == 1) {
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow - lo] += row[ow];
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) dst[(ow - lo) * s.SW] += row[ow];
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace fastnn

@@ -1,0 +1,249 @@
+// conv2d front door: shape checks, the per-image / per-group / per-row-block lowering to gemm,
+// the 1x1 shortcut (the input is its own column matrix), and the threading over images.
+#include "ops/conv2d.h"
+
+#include <algorithm>
+#include <cstring>
+#include <exception>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/threads.h"
+
+namespace fastnn {
+namespace {
+
+// Column blocks hold about this many floats (1 MiB: the block and the gemm's packed panels
+// stay in L2).
+constexpr int64_t kColBudget = 256 * 1024;
+
+[[noreturn]] void fail(const std::string& what) {
+  throw std::invalid_argument("fastnn.ops.conv2d: " + what);
+}
+
+// A 1x1 kernel with stride 1 and no padding reads the image itself as its column matrix.
+bool is_pointwise(const Conv2dShape& s) {
+  return s.KH == 1 && s.KW == 1 && s.SH == 1 && s.SW == 1 && s.PT == 0 && s.PB == 0 &&
+         s.PL == 0 && s.PR == 0;
+}
+
+// Output rows per column block.
+int64_t rows_per_block(const Conv2dShape& s) {
+  const int64_t per_row = s.Kg() * s.OW();
+  return std::max<int64_t>(1, std::min(s.OH(), kColBudget / std::max<int64_t>(1, per_row)));
+}
+
+// Runs body(b, nt_inner, col) for every image b: images split over threads (each with its own
+// column buffer, gemm on one thread) when there are enough of them, else one after another
+// with the threads inside each gemm. Either way each image's arithmetic is the same.
+template <class F>
+void for_each_image(const Conv2dShape& s, int nthreads, size_t col_floats, F&& body) {
+  const int outer = static_cast<int>(std::min<int64_t>(nthreads, s.B));
+  if (outer <= 1 || s.B < nthreads) {
+    std::vector<float> col(col_floats);
+    for (int64_t b = 0; b < s.B; ++b) body(b, nthreads, col.data());
+    return;
+  }
+  std::vector<std::vector<float>> cols(outer, std::vector<float>(col_floats));
+  std::exception_ptr error;
+  parallel(outer, [&](int tid, int nt) {
+    long b0, b1;
+    split_range(s.B, tid, nt, &b0, &b1);
+    try {
+      for (long b = b0; b < b1; ++b) body(b, 1, cols[tid].data());
+    } catch (...) {  // an exception must not leave the OpenMP region
+#ifdef _OPENMP
+#pragma omp critical(fastnn_conv2d_error)
+#endif
+      if (!error) error = std::current_exception();
+    }
+  });
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace
+
+void conv2d_check(const Conv2dShape& s) {
+  if (s.B < 0 || s.C < 1 || s.H < 1 || s.W < 1 || s.OC < 1 || s.KH < 1 || s.KW < 1) {
+    fail("expected positive sizes, got input (" + std::to_string(s.B) + ", " + std::to_string(s.C) +
+         ", " + std::to_string(s.H) + ", " + std::to_string(s.W) + ") and weight (" +
+         std::to_string(s.OC) + ", _, " + std::to_string(s.KH) + ", " + std::to_string(s.KW) + ")");
+  }
+  if (s.SH < 1 || s.SW < 1 || s.DH < 1 || s.DW < 1 || s.G < 1) {
+    fail("expected stride, dilation and groups >= 1");
+  }
+  if (s.PT < 0 || s.PB < 0 || s.PL < 0 || s.PR < 0) fail("expected non-negative padding");
+  if (s.C % s.G != 0 || s.OC % s.G != 0) {
+    fail("expected in_channels " + std::to_string(s.C) + " and out_channels " +
+         std::to_string(s.OC) + " to be divisible by groups " + std::to_string(s.G));
+  }
+  const int64_t eh = s.DH * (s.KH - 1) + 1, ew = s.DW * (s.KW - 1) + 1;
+  if (eh > s.H + s.PT + s.PB || ew > s.W + s.PL + s.PR) {
+    fail("kernel size can't be greater than the padded input size: padded input (" +
+         std::to_string(s.H + s.PT + s.PB) + ", " + std::to_string(s.W + s.PL + s.PR) +
+         "), effective kernel (" + std::to_string(eh) + ", " + std::to_string(ew) + ")");
+  }
+  const int64_t kMax = std::numeric_limits<int32_t>::max();
+  if (s.Kg() > kMax || s.OH() * s.OW() > kMax || s.H * s.W > kMax || s.Kg() * s.OW() > kMax ||
+      s.OC * s.Kg() > kMax) {
+    fail("sizes past 2^31 - 1 elements per image or weight are not supported");
+  }
+}
+
+void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                    Activation act, float* y, Isa isa, int nthreads) {
+  conv2d_check(s);
+  const int64_t OHW = s.OH() * s.OW(), HW = s.H * s.W, Kg = s.Kg(), OCg = s.OCg();
+  const bool pointwise = is_pointwise(s);
+  const int64_t noh = rows_per_block(s);
+  for_each_image(s, nthreads, pointwise ? 0 : Kg * noh * s.OW(), [&](int64_t b, int nt, float* col) {
+    for (int64_t g = 0; g < s.G; ++g) {
+      GemmArgs a;  // y[b, g] (OCg x pixels) = w[g] (OCg x Kg) @ col (Kg x pixels) + bias
+      a.M = OCg;
+      a.K = Kg;
+      a.a = w + g * OCg * Kg;
+      a.lda = Kg;
+      a.bias_row = bias ? bias + g * OCg : nullptr;
+      a.act = act;
+      a.ldc = OHW;
+      float* yg = y + (b * s.OC + g * OCg) * OHW;
+      if (pointwise) {
+        a.N = OHW;
+        a.b = x + (b * s.C + g * s.Cg()) * HW;
+        a.ldb = HW;
+        a.out = yg;
+        gemm(a, isa, nt);
+        continue;
+      }
+      for (int64_t oh0 = 0; oh0 < s.OH(); oh0 += noh) {
+        const int64_t rows = std::min(noh, s.OH() - oh0);
+        conv2d_im2col(s, x + b * s.C * HW, g, oh0, rows, col, rows * s.OW());
+        a.N = rows * s.OW();
+        a.b = col;
+        a.ldb = a.N;
+        a.out = yg + oh0 * s.OW();
+        gemm(a, isa, nt);
+      }
+    }
+  });
+}
+
+void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx,
+                          Isa isa, int nthreads) {
+  conv2d_check(s);
+  const int64_t OHW = s.OH() * s.OW(), HW = s.H * s.W, Kg = s.Kg(), OCg = s.OCg();
+  const bool pointwise = is_pointwise(s);
+  const int64_t noh = rows_per_block(s);
+  for_each_image(s, nthreads, pointwise ? 0 : Kg * noh * s.OW(), [&](int64_t b, int nt, float* col) {
+    float* dxb = dx + b * s.C * HW;
+    if (!pointwise) std::fill(dxb, dxb + s.C * HW, 0.0f);  // col2im accumulates
+    for (int64_t g = 0; g < s.G; ++g) {
+      GemmArgs a;  // dcol (Kg x pixels) = w[g]^T (Kg x OCg) @ dy[b, g] (OCg x pixels)
+      a.M = Kg;
+      a.K = OCg;
+      a.a = w + g * OCg * Kg;
+      a.lda = Kg;
+      a.trans_a = true;
+      a.ldb = OHW;
+      const float* dyg = dy + (b * s.OC + g * OCg) * OHW;
+      if (pointwise) {
+        a.N = OHW;
+        a.b = dyg;
+        a.out = dxb + g * s.Cg() * HW;
+        a.ldc = HW;
+        gemm(a, isa, nt);
+        continue;
+      }
+      for (int64_t oh0 = 0; oh0 < s.OH(); oh0 += noh) {
+        const int64_t rows = std::min(noh, s.OH() - oh0);
+        a.N = rows * s.OW();
+        a.b = dyg + oh0 * s.OW();
+        a.out = col;
+        a.ldc = a.N;
+        gemm(a, isa, nt);
+        conv2d_col2im(s, col, a.N, g, oh0, rows, dxb);
+      }
+    }
+  });
+}
+
+void conv2d_backward_weight(const Conv2dShape& s, const float* dy, const float* x, float* dw,
+                            Isa isa, int nthreads) {
+  conv2d_check(s);
+  const int64_t OHW = s.OH() * s.OW(), HW = s.H * s.W, Kg = s.Kg(), OCg = s.OCg();
+  if (s.B == 0) {
+    std::fill(dw, dw + s.OC * Kg, 0.0f);
+    return;
+  }
+  const bool pointwise = is_pointwise(s);
+  const int64_t noh = rows_per_block(s);
+  std::vector<float> col(pointwise ? 0 : Kg * noh * s.OW());
+  // The batch is summed in order, image after image, block after block: threads work inside
+  // each gemm, so the sum never depends on the thread count.
+  for (int64_t g = 0; g < s.G; ++g) {
+    bool first = true;
+    for (int64_t b = 0; b < s.B; ++b) {
+      GemmArgs a;  // dw[g] (OCg x Kg) (+)= dy[b, g] (OCg x pixels) @ col^T (pixels x Kg)
+      a.M = OCg;
+      a.N = Kg;
+      a.trans_b = true;
+      a.out = dw + g * OCg * Kg;
+      a.c = a.out;
+      a.ldc = Kg;
+      a.lda = OHW;
+      const float* dyg = dy + (b * s.OC + g * OCg) * OHW;
+      const float* xb = x + b * s.C * HW;
+      if (pointwise) {
+        a.K = OHW;
+        a.a = dyg;
+        a.b = xb + g * s.Cg() * HW;
+        a.ldb = HW;
+        a.beta = first ? 0.0f : 1.0f;
+        gemm(a, isa, nthreads);
+        first = false;
+        continue;
+      }
+      for (int64_t oh0 = 0; oh0 < s.OH(); oh0 += noh) {
+        const int64_t rows = std::min(noh, s.OH() - oh0);
+        conv2d_im2col(s, xb, g, oh0, rows, col.data(), rows * s.OW());
+        a.K = rows * s.OW();
+        a.a = dyg + oh0 * s.OW();
+        a.b = col.data();
+        a.ldb = a.K;
+        a.beta = first ? 0.0f : 1.0f;
+        gemm(a, isa, nthreads);
+        first = false;
+      }
+    }
+  }
+}
+
+void conv2d_backward_bias(const Conv2dShape& s, const float* dy, float* db, int nthreads) {
+  const int64_t OHW = s.OH() * s.OW();
+  // Parallel over channels; each channel sums images in order, each image's plane in 16
+  // independent float lanes (vectorisable without reassociation), lanes and images in double.
+  parallel(static_cast<int>(std::min<int64_t>(nthreads, std::max<int64_t>(1, s.OC))),
+           [&](int tid, int nt) {
+             long c0, c1;
+             split_range(s.OC, tid, nt, &c0, &c1);
+             for (long oc = c0; oc < c1; ++oc) {
+               double total = 0.0;
+               for (int64_t b = 0; b < s.B; ++b) {
+                 const float* p = dy + (b * s.OC + oc) * OHW;
+                 float lane[16] = {};
+                 int64_t i = 0;
+                 for (; i + 16 <= OHW; i += 16)
+                   for (int j = 0; j < 16; ++j) lane[j] += p[i + j];
+                 double sum = 0.0;
+                 for (int j = 0; j < 16; ++j) sum += lane[j];
+                 for (; i < OHW; ++i) sum += p[i];
+                 total += sum;
+               }
+               db[oc] = static_cast<float>(total);
+             }
+           });
+}
+
+}  // namespace fastnn

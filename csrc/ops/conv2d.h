@@ -1,0 +1,61 @@
+// conv2d: 2-D convolution (cross-correlation, PyTorch's Conv2d) on NCHW float32.
+//
+//   forward:          y[b, oc, oh, ow] = act(bias[oc] + sum_{c, kh, kw} w[oc, c, kh, kw] *
+//                         x[b, g*Cg + c, oh*SH - PT + kh*DH, ow*SW - PL + kw*DW])      (y =)
+//                     x (B, C, H, W), w (OC, C/G, KH, KW), bias (OC,) or null, y (B, OC, OH, OW),
+//                     g = oc / (OC/G); taps outside the input read zero.
+//   backward_data:    dx = d(sum y*dy)/dx                                             (dx =)
+//   backward_weight:  dw = d(sum y*dy)/dw, summed over the batch                      (dw =)
+//   backward_bias:    db[oc] = sum_{b, oh, ow} dy[b, oc, oh, ow]                      (db =)
+//   Padding may be asymmetric (PyTorch's 'same' puts the odd pixel at the bottom/right).
+//   Lowered to gemm per image and group on column blocks of the im2col matrix
+//   (C/G*KH*KW x OW-rows of output pixels), so no whole-image im2col buffer exists for large
+//   inputs. Parallel over images (one thread each, own column buffer) when the batch has at
+//   least as many images as threads, else inside each gemm; backward_weight sums the batch in
+//   a fixed order. Results are bit-identical for every thread count.
+#pragma once
+#include <cstdint>
+
+#include "core/cpu.h"
+#include "ops/gemm.h"
+
+namespace fastnn {
+
+// All sizes of one convolution; output sizes are computed here and nowhere else.
+struct Conv2dShape {
+  int64_t B = 0, C = 0, H = 0, W = 0;   // input
+  int64_t OC = 0, KH = 1, KW = 1;       // weight (OC, C/G, KH, KW)
+  int64_t SH = 1, SW = 1;               // stride
+  int64_t PT = 0, PB = 0, PL = 0, PR = 0;  // padding top, bottom, left, right
+  int64_t DH = 1, DW = 1;               // dilation
+  int64_t G = 1;                        // groups
+
+  int64_t OH() const { return (H + PT + PB - DH * (KH - 1) - 1) / SH + 1; }
+  int64_t OW() const { return (W + PL + PR - DW * (KW - 1) - 1) / SW + 1; }
+  int64_t Cg() const { return C / G; }
+  int64_t OCg() const { return OC / G; }
+  int64_t Kg() const { return Cg() * KH * KW; }  // gemm K of the forward
+};
+
+// Throws std::invalid_argument (ValueError) naming conv2d on an impossible shape: sizes < 1,
+// C or OC not divisible by G, an effective kernel larger than the padded input, sizes past
+// 32-bit tile arithmetic.
+void conv2d_check(const Conv2dShape& s);
+
+void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                    Activation act, float* y, Isa isa, int nthreads);
+void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx,
+                          Isa isa, int nthreads);
+void conv2d_backward_weight(const Conv2dShape& s, const float* dy, const float* x, float* dw,
+                            Isa isa, int nthreads);
+void conv2d_backward_bias(const Conv2dShape& s, const float* dy, float* db, int nthreads);
+
+// Rows [oh0, oh0 + noh) of image x's im2col matrix for group g: col[(c*KH + kh)*KW + kw][p]
+// with p over those output rows' pixels (row stride ldcol). col2im adds such a block back (and
+// may zero the block's entries for taps on the padding: col is scratch).
+void conv2d_im2col(const Conv2dShape& s, const float* x, int64_t g, int64_t oh0, int64_t noh,
+                   float* col, int64_t ldcol);
+void conv2d_col2im(const Conv2dShape& s, float* col, int64_t ldcol, int64_t g, int64_t oh0,
+                   int64_t noh, float* dx);
+
+}  // namespace fastnn

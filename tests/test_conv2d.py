@@ -1,0 +1,210 @@
+"""conv2d: forward, backward-data, backward-weight and bias on every ISA path against the float64
+reference; the reference against float64 finite differences and against torch; thread
+invariance; bad input."""
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import _core, ops, ref
+from fastnn._conv import conv2d_params
+from conftest import ISAS, num_threads, randn
+
+EPS32 = float(np.finfo(np.float32).eps)
+
+# (B, C, H, W, OC, KH, KW, stride, padding, dilation, groups): odd sizes, every option, the
+# pointwise shortcut (1x1, stride 1, no padding), depthwise, 1x1 images, batch 0 and 1.
+CASES = [
+    (2, 3, 9, 7, 4, 3, 3, 1, 1, 1, 1),
+    (3, 4, 10, 11, 6, 3, 2, 2, (1, 0), 1, 2),
+    (2, 6, 8, 8, 6, 3, 3, 1, "same", 2, 6),        # depthwise, dilated, symmetric 'same'
+    (2, 3, 7, 6, 5, 2, 4, 1, "same", 1, 1),        # even kernel: the odd pad pixel bottom/right
+    (1, 5, 7, 7, 8, 1, 1, 1, 0, 1, 1),             # pointwise shortcut
+    (2, 4, 5, 6, 6, 1, 1, 1, 0, 1, 2),             # pointwise, grouped
+    (2, 3, 6, 5, 4, 2, 3, (2, 1), "valid", (1, 2), 1),
+    (2, 2, 1, 1, 3, 1, 1, 1, 0, 1, 1),             # 1x1 image
+    (1, 2, 1, 1, 3, 3, 3, 1, 1, 1, 1),             # 1x1 image, 3x3 kernel reaching only padding
+    (0, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1),             # empty batch
+    (3, 17, 13, 15, 33, 3, 3, 1, 1, 1, 1),         # channels off every SIMD width and tile
+    (2, 3, 32, 32, 16, 5, 5, 2, 2, 1, 1),          # first-layer style: few input channels
+]
+
+
+def bound(a_abs, scale_k):
+    """Allowed error: float32 sums of scale_k products: about 2*sqrt(k)*eps32 of sum |terms|."""
+    return 4 * (np.sqrt(scale_k) + 2) * EPS32 * a_abs + 1e-30
+
+
+def check(actual, desired, magnitude, k):
+    """actual (float32) within the float32 accumulation bound of the float64 desired."""
+    assert actual.dtype == np.float32 and actual.shape == desired.shape
+    err = np.abs(actual.astype(np.float64) - desired)
+    lim = bound(magnitude, k)
+    assert (err <= lim).all(), f"max error {err.max():.3g}, where the bound is {lim.flat[err.argmax()]:.3g}"
+
+
+def run_all(rng, isa, case, activation=None):
+    """Every conv2d op on `isa` against the reference, with magnitudes from |x| and |w|."""
+    B, C, H, W, OC, KH, KW, st, pad, dil, g = case
+    x, w, b = randn(rng, B, C, H, W), randn(rng, OC, C // g, KH, KW), randn(rng, OC)
+    sh, pd, dl = conv2d_params((KH, KW), st, pad, dil)
+    y = _core.conv2d_forward(x, w, b, sh, pd, dl, g, activation, None, isa)
+    k = C // g * KH * KW
+    check(y, ref.conv2d_forward(x, w, b, st, pad, dil, g, activation),
+          ref.conv2d_forward(np.abs(x), np.abs(w), np.abs(b), st, pad, dil, g), k)
+    dy = randn(rng, *y.shape)
+    dx = _core.conv2d_backward_data(dy, w, x.shape, sh, pd, dl, g, None, isa)
+    check(dx, ref.conv2d_backward_data(dy, w, x.shape, st, pad, dil, g),
+          ref.conv2d_backward_data(np.abs(dy), np.abs(w), x.shape, st, pad, dil, g), OC * KH * KW)
+    dw = _core.conv2d_backward_weight(dy, x, w.shape, sh, pd, dl, g, None, isa)
+    check(dw, ref.conv2d_backward_weight(dy, x, w.shape, st, pad, dil, g),
+          ref.conv2d_backward_weight(np.abs(dy), np.abs(x), w.shape, st, pad, dil, g),
+          max(1, B * y.shape[2] * y.shape[3]))
+    db = ops.conv2d_backward_bias(dy)
+    check(db, ref.conv2d_backward_bias(dy), ref.conv2d_backward_bias(np.abs(dy)),
+          max(1, B * y.shape[2] * y.shape[3]))
+    return y, dx, dw, db
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_conv2d_against_reference(rng, isa, case):
+    run_all(rng, isa, case)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_fused_relu(rng, isa):
+    y = run_all(rng, isa, (2, 3, 9, 7, 4, 3, 3, 1, 1, 1, 1), activation="relu")[0]
+    assert (y >= 0).all() and (y == 0).any()
+
+
+def test_large_image_uses_several_column_blocks(rng):
+    # 64 input channels x 3x3 over a 96-wide image: each column block holds only a few output
+    # rows, so blocks meet inside the image (col2im overlap between blocks in backward_data).
+    run_all(rng, None, (1, 64, 40, 96, 8, 3, 3, 1, 1, 1, 1))
+
+
+@pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[4], CASES[10]], ids=str)
+def test_thread_counts_bit_identical(rng, case):
+    results = []
+    for n in (1, 2, 3):
+        with num_threads(n):
+            results.append(run_all(np.random.default_rng(7), None, case))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert np.array_equal(a, b)
+
+
+def test_out_argument(rng):
+    x, w = randn(rng, 2, 3, 8, 8), randn(rng, 4, 3, 3, 3)
+    out = np.full((2, 4, 8, 8), np.nan, np.float32)
+    assert ops.conv2d_forward(x, w, padding=1, out=out) is out
+    np.testing.assert_allclose(out, ref.conv2d_forward(x, w, padding=1), rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# The reference's gradients against float64 finite differences of the reference forward.
+
+@pytest.mark.parametrize("case", [(2, 4, 5, 6, 4, 3, 2, (2, 1), (1, 0), (1, 2), 2),
+                                  (1, 2, 4, 4, 3, 2, 2, 1, "same", 1, 1)], ids=str)
+def test_reference_gradients_match_finite_differences(case):
+    B, C, H, W, OC, KH, KW, st, pad, dil, g = case
+    r = np.random.default_rng(3)
+    x, w = r.standard_normal((B, C, H, W)), r.standard_normal((OC, C // g, KH, KW))
+    b = r.standard_normal(OC)
+    y = ref.conv2d_forward(x, w, b, st, pad, dil, g)
+    dy = r.standard_normal(y.shape)
+    loss = lambda x_, w_, b_: float((ref.conv2d_forward(x_, w_, b_, st, pad, dil, g) * dy).sum())
+    grads = {"x": ref.conv2d_backward_data(dy, w, x.shape, st, pad, dil, g),
+             "w": ref.conv2d_backward_weight(dy, x, w.shape, st, pad, dil, g),
+             "b": ref.conv2d_backward_bias(dy)}
+    h = 1e-6  # central differences of a function linear in each argument: error ~ rounding only
+    for name, arr in (("x", x), ("w", w), ("b", b)):
+        num = np.zeros_like(arr)
+        for i in np.ndindex(arr.shape):
+            orig = arr[i]
+            arr[i] = orig + h
+            up = loss(x, w, b)
+            arr[i] = orig - h
+            down = loss(x, w, b)
+            arr[i] = orig
+            num[i] = (up - down) / (2 * h)
+        np.testing.assert_allclose(grads[name], num, rtol=1e-6, atol=1e-6, err_msg=name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Against PyTorch (skipped without it).
+
+@pytest.mark.filterwarnings("ignore:Using padding=.same.")
+@pytest.mark.parametrize("case", CASES[:8] + CASES[10:], ids=str)
+def test_matches_torch(rng, case):
+    torch = pytest.importorskip("torch")
+    B, C, H, W, OC, KH, KW, st, pad, dil, g = case
+    x, w, b = randn(rng, B, C, H, W), randn(rng, OC, C // g, KH, KW), randn(rng, OC)
+    xt, wt, bt = (torch.from_numpy(a.copy()).requires_grad_() for a in (x, w, b))
+    yt = torch.nn.functional.conv2d(xt, wt, bt, st, pad, dil, g)
+    dy = randn(rng, *yt.shape)
+    yt.backward(torch.from_numpy(dy))
+    # float32 on both sides, different summation orders: a few ulps of the output magnitude
+    tol = dict(rtol=2e-4, atol=2e-4 * (1 + np.abs(yt.detach().numpy()).max()))
+    np.testing.assert_allclose(ops.conv2d_forward(x, w, b, st, pad, dil, g), yt.detach().numpy(), **tol)
+    np.testing.assert_allclose(ops.conv2d_backward_data(dy, w, x.shape, st, pad, dil, g),
+                               xt.grad.numpy(), rtol=2e-4, atol=2e-3)
+    np.testing.assert_allclose(ops.conv2d_backward_weight(dy, x, w.shape, st, pad, dil, g),
+                               wt.grad.numpy(), rtol=2e-4, atol=2e-3)
+    np.testing.assert_allclose(ops.conv2d_backward_bias(dy), bt.grad.numpy(), rtol=1e-5, atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: a TypeError or ValueError naming conv2d, never a crash.
+
+def _x():
+    return np.zeros((2, 4, 8, 8), np.float32)
+
+
+def _w():
+    return np.zeros((6, 4, 3, 3), np.float32)
+
+
+BAD = [
+    ("x float64", lambda: ops.conv2d_forward(_x().astype(np.float64), _w()), TypeError, "float32"),
+    ("w list", lambda: ops.conv2d_forward(_x(), [[1.0]]), TypeError, "weight"),
+    ("x 3-D", lambda: ops.conv2d_forward(np.zeros((4, 8, 8), np.float32), _w()), ValueError, "4-D"),
+    ("channels", lambda: ops.conv2d_forward(_x(), np.zeros((6, 3, 3, 3), np.float32)), ValueError, "in_channels"),
+    ("groups", lambda: ops.conv2d_forward(_x(), np.zeros((6, 2, 3, 3), np.float32), groups=2 * 2), ValueError, "groups"),
+    ("oc groups", lambda: ops.conv2d_forward(_x(), np.zeros((5, 2, 3, 3), np.float32), groups=2), ValueError, "divisible"),
+    ("kernel too big", lambda: ops.conv2d_forward(_x(), np.zeros((6, 4, 9, 3), np.float32)), ValueError, "kernel size"),
+    ("stride 0", lambda: ops.conv2d_forward(_x(), _w(), stride=0), ValueError, "stride"),
+    ("negative pad", lambda: ops.conv2d_forward(_x(), _w(), padding=-1), ValueError, "padding"),
+    ("same strided", lambda: ops.conv2d_forward(_x(), _w(), stride=2, padding="same"), ValueError, "same"),
+    ("pad word", lambda: ops.conv2d_forward(_x(), _w(), padding="full"), ValueError, "padding"),
+    ("bias shape", lambda: ops.conv2d_forward(_x(), _w(), np.zeros(5, np.float32)), ValueError, "bias"),
+    ("activation", lambda: ops.conv2d_forward(_x(), _w(), activation="tanh"), ValueError, "activation"),
+    ("out shape", lambda: ops.conv2d_forward(_x(), _w(), out=np.zeros((2, 6, 8, 8), np.float32)), ValueError, "out"),
+    ("out strided", lambda: ops.conv2d_forward(_x(), _w(), padding=1, out=np.zeros((2, 6, 8, 16), np.float32)[..., ::2]), ValueError, "C-contiguous"),
+    ("out read-only", lambda: ops.conv2d_forward(_x(), _w(), padding=1, out=_readonly((2, 6, 8, 8))), ValueError, "writeable"),
+    ("x strided", lambda: ops.conv2d_forward(np.zeros((2, 4, 8, 16), np.float32)[..., ::2], _w()), ValueError, "C-contiguous"),
+    ("dy shape", lambda: ops.conv2d_backward_data(np.zeros((2, 6, 5, 5), np.float32), _w(), (2, 4, 8, 8)), ValueError, "grad_output"),
+    ("dw out aliases dy", lambda: _alias_dw(), ValueError, "share memory"),
+    ("input_shape 3-D", lambda: ops.conv2d_backward_data(np.zeros((2, 6, 6, 6), np.float32), _w(), (4, 8, 8)), ValueError, "4-D"),
+    ("bias grad 2-D", lambda: ops.conv2d_backward_bias(np.zeros((2, 6), np.float32)), ValueError, "4-D"),
+]
+
+
+def _readonly(shape):
+    a = np.zeros(shape, np.float32)
+    a.setflags(write=False)
+    return a
+
+
+def _alias_dw():
+    buf = np.zeros(2 * 6 * 6 * 6, np.float32)
+    dy = buf.reshape(2, 6, 6, 6)
+    return ops.conv2d_backward_weight(dy, _x(), (6, 4, 3, 3), out=buf[:6 * 4 * 9].reshape(6, 4, 3, 3))
+
+
+@pytest.mark.parametrize("name,call,exc,needle", BAD, ids=[b[0] for b in BAD])
+def test_bad_input(name, call, exc, needle):
+    with pytest.raises(exc) as info:
+        call()
+    msg = str(info.value)
+    assert "conv2d" in msg and needle in msg, msg
