@@ -90,10 +90,10 @@ def gelu_backward(dy, x, approximate="none", *, out=None):
     if approximate == "tanh":
         # with s = sigmoid(2u): (1 + tanh u) / 2 = s and 1 - tanh^2 u = 4 s (1 - s), which keep
         # their relative accuracy where tanh u is near -1 (1 + t would cancel)
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):  # e = inf: e * s unused (s < 0.5)
             e = np.exp(-2.0 * _SQRT_2_OVER_PI * (x + _K * x ** 3))
-        s = 1.0 / (1.0 + e)
-        one_minus_s = np.where(s < 0.5, 1.0 - s, e * s)
+            s = 1.0 / (1.0 + e)
+            one_minus_s = np.where(s < 0.5, 1.0 - s, e * s)
         d = s + 2.0 * x * s * one_minus_s * _SQRT_2_OVER_PI * (1.0 + 3.0 * _K * x * x)
     else:
         d = _phi_cdf(x) + x * np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
