@@ -9,30 +9,29 @@
 namespace fastnn {
 namespace {
 
-// Output columns [lo, hi) of kernel column kw whose input column iw = ow*SW - PL + kw*DW lies
-// inside [0, W); the rest read the zero padding.
-void valid_cols(const Conv2dShape& s, int64_t kw, int64_t* lo, int64_t* hi) {
-  const int64_t OW = s.OW(), off = kw * s.DW - s.PL;
-  // smallest ow with ow*SW + off >= 0, and smallest ow with ow*SW + off >= W
-  auto first_at_least = [&](int64_t bound) {
+// The output positions o in [0, n) whose input position o*stride + off lies inside [0, size):
+// [lo, hi) (the rest read padding). off is tap*dilation - leading padding.
+void valid_range(int64_t n, int64_t stride, int64_t off, int64_t size, int64_t* lo, int64_t* hi) {
+  auto first_at_least = [&](int64_t bound) {  // smallest o with o*stride + off >= bound
     const int64_t t = bound - off;
-    return t <= 0 ? 0 : (t + s.SW - 1) / s.SW;
+    return t <= 0 ? 0 : (t + stride - 1) / stride;
   };
-  *lo = std::min(OW, first_at_least(0));
-  *hi = std::max(*lo, std::min(OW, first_at_least(s.W)));
+  *lo = std::min(n, first_at_least(0));
+  *hi = std::max(*lo, std::min(n, first_at_least(size)));
 }
 
-// Output rows [r0, r1) of the block [oh0, oh0 + noh) whose input row for kernel row kh lies
-// inside the image (the rows outside read padding).
+// Output columns [lo, hi) of kernel column kw that read inside the image.
+void valid_cols(const Conv2dShape& s, int64_t kw, int64_t* lo, int64_t* hi) {
+  valid_range(s.OW(), s.SW, kw * s.DW - s.PL, s.W, lo, hi);
+}
+
+// Output rows [r0, r1) of the block [oh0, oh0 + noh) that read inside the image for kernel row kh.
 void valid_rows(const Conv2dShape& s, int64_t kh, int64_t oh0, int64_t noh, int64_t* r0,
                 int64_t* r1) {
-  const int64_t off = kh * s.DH - s.PT;
-  auto first_at_least = [&](int64_t bound) {
-    const int64_t t = bound - off;
-    return t <= 0 ? 0 : (t + s.SH - 1) / s.SH;
-  };
-  *r0 = std::clamp(first_at_least(0), oh0, oh0 + noh);
-  *r1 = std::clamp(first_at_least(s.H), *r0, oh0 + noh);
+  int64_t lo, hi;
+  valid_range(s.OH(), s.SH, kh * s.DH - s.PT, s.H, &lo, &hi);
+  *r0 = std::clamp(lo, oh0, oh0 + noh);
+  *r1 = std::clamp(hi, *r0, oh0 + noh);
 }
 
 // Stride 1 along both axes and an output as wide as the input ('same' padding): a kernel tap
