@@ -118,6 +118,20 @@ def test_special_values(isa, name):
         desired = fn(ref, name, "forward")(x, **kw)
     assert np.isnan(y[0])  # NaN propagates
     np.testing.assert_allclose(y[1:], desired[1:], rtol=4 * EPS32, atol=TINY)
+    # More edges, in every lane of 16-lane vectors and of a masked tail (NaN must propagate
+    # from any lane): denormals; tanh's old branch point 0.625 and the AVX-512 clamp at |x| 9
+    # (tanh rounds to 1 from ~9.01); gelu's |x| cap 20 and erfc's underflow; exp's clamps at
+    # 88.7 / -87.3 / -104. Finite values within the forward bound, the rest exactly.
+    more = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-40, -1e-40, 3e-39, 0.624, 0.626, -0.626,
+                     8.99, -9.0, 9.01, 10.0, -13.0, 13.5, -19.9, 20.5, -25.0, 88.0, -88.0, -103.0,
+                     -105.0, 1e30, -1e30], np.float32)
+    xs = np.roll(np.resize(more, 16 * 4 + 13), 5)
+    ys = fn(_core, name, "forward")(xs, isa=isa, **kw)
+    with np.errstate(invalid="ignore", over="ignore"):
+        want = fn(ref, name, "forward")(xs, **kw)
+    fin = np.isfinite(want) & np.isfinite(xs)
+    assert np.array_equal(ys[~fin], want[~fin].astype(np.float32), equal_nan=True)
+    assert_within(ys[fin], want[fin], fwd_bound(name, xs[fin], want[fin]), f"{name} edges")
 
 
 @pytest.mark.parametrize("name", list(ACTS))

@@ -122,11 +122,17 @@ def test_thread_invariance(rng, isa):
     assert all(np.array_equal(a, b) for a, b in zip(one + bwd, two + bwd2))
 
 
-def test_isas_agree_bitwise(rng):
-    x = randn(rng, 2, 3, 13, 37)
+# (kernel, stride, padding, ceil_mode, count_include_pad): the general path, and the AVX-512
+# 2-wide stride-2 path with power-of-two (multiply) and other (divide) divisors.
+@pytest.mark.parametrize("opt", [(3, 2, 1, False, True), (2, 2, 0, False, True), (2, 2, 1, True, False),
+                                 ((3, 2), 2, 1, False, True), ((3, 2), 2, (1, 0), True, False)])
+@pytest.mark.parametrize("shape", [(2, 3, 13, 37), (1, 2, 5, 67)])  # 1 and 2 vectors + a tail
+def test_isas_agree_bitwise(rng, shape, opt):
+    x = randn(rng, *shape)
+    want = _core.avg_pool2d_forward(x, *opt, isa="default")
+    np.testing.assert_allclose(want, ref.avg_pool2d_forward(x, *opt), rtol=4 * EPS32, atol=1e-6)
     for isa in ISAS:
-        assert np.array_equal(_core.avg_pool2d_forward(x, 3, 2, 1, isa=isa),
-                              _core.avg_pool2d_forward(x, 3, 2, 1, isa="default"))
+        assert np.array_equal(_core.avg_pool2d_forward(x, *opt, isa=isa), want)
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 5, 7), (0, 2, 3, 3), (1, 1, 1, 1)])

@@ -6,8 +6,12 @@
 //
 // Stride 2: a window column kw of 16 outputs is input columns base + kw + 2*l, l = 0..15: two
 // loads of 16 (the second masked to 15 lanes, never reading past the last needed column) and
-// one permutex2var picking the even lanes. Results are bit-identical to the scalar code: the
-// same comparisons (max) and the same float additions in the same (kh, kw) order (avg).
+// one permutex2var picking the even lanes. Average pooling with 2-wide windows (the common 2x2
+// stride 2) loads the 32 columns of a row once and takes both window columns from them (even
+// and odd lanes), and divides by a power-of-two divisor by multiplying by its exact inverse
+// (bench/README.md: vdivps was the bottleneck). Results are bit-identical to the scalar code:
+// the same comparisons (max) and the same float additions in the same (kh, kw) order (avg),
+// and x * (1/d) == x / d exactly when d is a power of two.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -93,17 +97,37 @@ void avg_plane(const Pool2dShape& s, bool cip, const float* x, float* y) {
     float* yr = y + oh * s.OW;
     for (int64_t ow = 0; ow < lo; ++ow) avg_one(s, cip, x, oh, ow, yr + ow);
     const AvgRows r = avg_rows(s, oh);
-    // Interior windows span KW columns inside the input: the divisor is one per row.
-    const __m512 div = _mm512_set1_ps(static_cast<float>((cip ? r.pool_h : r.h1 - r.h0) * s.KW));
+    // Interior windows span KW columns inside the input: the divisor is one per row. A power
+    // of two divides by multiplying by its (exact) reciprocal: the same correctly rounded
+    // x / d, without vdivps (one per ~16 cycles, the bottleneck of the 2x2 case).
+    const int32_t d = static_cast<int32_t>((cip ? r.pool_h : r.h1 - r.h0) * s.KW);
+    const bool pow2 = d > 0 && (d & (d - 1)) == 0;
+    const __m512 div = _mm512_set1_ps(static_cast<float>(d));
+    const __m512 inv = _mm512_set1_ps(1.0f / static_cast<float>(d));
     for (int64_t ow = lo; ow < hi; ow += 16) {
       const int64_t m = std::min<int64_t>(16, hi - ow);
       const int64_t col = ow * SW - s.PW;
       __m512 sum = _mm512_setzero_ps();
-      for (int64_t ih = r.h0; ih < r.h1; ++ih) {
-        const float* row = x + ih * s.W;
-        for (int64_t kw = 0; kw < s.KW; ++kw) sum = _mm512_add_ps(sum, load_cols<SW>(row, col + kw, m));
+      if (SW == 2 && s.KW == 2) {
+        // 2-wide windows at stride 2: one pair of loads (the 2m columns col .. col + 2m - 1)
+        // per row gives both window columns, the even and the odd lanes, added in (kh, kw)
+        // order as the scalar code does.
+        const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        const __mmask16 ma = lanes(std::min<int64_t>(2 * m, 16)), mb = lanes(std::max<int64_t>(2 * m - 16, 0));
+        for (int64_t ih = r.h0; ih < r.h1; ++ih) {
+          const float* row = x + ih * s.W + col;
+          const __m512 a = _mm512_maskz_loadu_ps(ma, row), b = _mm512_maskz_loadu_ps(mb, row + 16);
+          sum = _mm512_add_ps(sum, _mm512_permutex2var_ps(a, even, b));
+          sum = _mm512_add_ps(sum, _mm512_permutex2var_ps(a, odd, b));
+        }
+      } else {
+        for (int64_t ih = r.h0; ih < r.h1; ++ih) {
+          const float* row = x + ih * s.W;
+          for (int64_t kw = 0; kw < s.KW; ++kw) sum = _mm512_add_ps(sum, load_cols<SW>(row, col + kw, m));
+        }
       }
-      _mm512_mask_storeu_ps(yr + ow, lanes(m), _mm512_div_ps(sum, div));
+      _mm512_mask_storeu_ps(yr + ow, lanes(m), pow2 ? _mm512_mul_ps(sum, inv) : _mm512_div_ps(sum, div));
     }
     for (int64_t ow = hi; ow < s.OW; ++ow) avg_one(s, cip, x, oh, ow, yr + ow);
   }

@@ -23,6 +23,9 @@ ACTS = {
              lambda xt, ot: torch.tanh(xt, out=ot), 32 * EPS32),
     "gelu": (lambda x, o: ops.gelu_forward(x, out=o), ref.gelu_forward,
              lambda xt, ot: torch.nn.functional.gelu(xt), 64 * EPS32),
+    "gelu_tanh": (lambda x, o: ops.gelu_forward(x, approximate="tanh", out=o),
+                  lambda x: ref.gelu_forward(x, approximate="tanh"),
+                  lambda xt, ot: torch.nn.functional.gelu(xt, approximate="tanh"), 64 * EPS32),
 }
 
 
@@ -37,11 +40,11 @@ def _case(name, n):
 
     def expected():
         d = r(x)
-        # + 8 eps |x|: torch's gelu evaluates 1 + erf in float32, which cancels for x < 0
-        return d, rtol * np.abs(d) + (8 * EPS32 * np.abs(x) if name == "gelu" else 1e-37)
+        # + 8 eps |x|: torch's gelu evaluates 1 + erf (1 + tanh) in float32, which cancels for x < 0
+        return d, rtol * np.abs(d) + (8 * EPS32 * np.abs(x) if name.startswith("gelu") else 1e-37)
     return Case(f"{name} {n * 4 // 1024} KiB", impls, within(expected), bytes=2.0 * x.nbytes)
 
 
 def cases(quick=False):
-    """relu, sigmoid, tanh, gelu forward on 8 MiB (quick: 256 KiB)."""
+    """relu, sigmoid, tanh, gelu, gelu_tanh forward on 8 MiB (quick: 256 KiB)."""
     return [_case(name, QUICK_N if quick else N) for name in ACTS]
