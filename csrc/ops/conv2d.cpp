@@ -208,6 +208,9 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
 void conv2d_backward_weight(const Conv2dShape& s, const float* dy, const float* x, float* dw,
                             Isa isa, int nthreads) {
   conv2d_check(s);
+#ifdef FASTNN_HAVE_AVX512
+  if (isa == Isa::Avx512 && conv2d_backward_weight_direct_avx512(s, dy, x, dw, nthreads)) return;
+#endif
   const int64_t OHW = s.OH() * s.OW(), HW = s.H * s.W, Kg = s.Kg(), OCg = s.OCg();
   if (s.B == 0) {
     std::fill(dw, dw + s.OC * Kg, 0.0f);
