@@ -26,6 +26,10 @@ CASES = [
     (0, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1),             # empty batch
     (3, 17, 13, 15, 33, 3, 3, 1, 1, 1, 1),         # channels off every SIMD width and tile
     (2, 3, 32, 32, 16, 5, 5, 2, 2, 1, 1),          # first-layer style: few input channels
+    # >= 16 channels per group: the direct AVX-512 forward, and backward_data as a forward
+    (2, 32, 9, 10, 32, 3, 2, 1, "same", (2, 1), 2),  # grouped, dilated, asymmetric 'same'
+    (2, 16, 6, 7, 20, 3, 3, 1, 3, 1, 1),           # padding past dilation*(k-1): no transpose
+    (1, 16, 5, 31, 48, 1, 3, 1, (0, 1), 1, 1),     # 31 = 3 tiles of 11 pixels, 48 = 32 + 16
 ]
 
 
@@ -83,7 +87,9 @@ def test_large_image_uses_several_column_blocks(rng):
     run_all(rng, None, (1, 64, 40, 96, 8, 3, 3, 1, 1, 1, 1))
 
 
-@pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[4], CASES[10]], ids=str)
+# CASES[10] and the last three take the direct AVX-512 paths; batches of 1 and 2 against 3
+# threads take their split over output rows.
+@pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[4], CASES[10]] + CASES[-3:], ids=str)
 def test_thread_counts_bit_identical(rng, case):
     results = []
     for n in (1, 2, 3):

@@ -95,6 +95,9 @@ void conv2d_check(const Conv2dShape& s) {
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias,
                     Activation act, float* y, Isa isa, int nthreads) {
   conv2d_check(s);
+#ifdef FASTNN_HAVE_AVX512
+  if (isa == Isa::Avx512 && s.B > 0 && conv2d_forward_direct_avx512(s, x, w, bias, act, y, nthreads)) return;
+#endif
   const int64_t OHW = s.OH() * s.OW(), HW = s.H * s.W, Kg = s.Kg(), OCg = s.OCg();
   const bool pointwise = is_pointwise(s);
   const int64_t noh = rows_per_block(s);
@@ -130,9 +133,42 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   });
 }
 
+namespace {
+
+// With stride 1 the input gradient is itself a forward convolution: of dy, by the weights with
+// input and output channels swapped and the taps flipped, padded by dilation*(kernel-1) minus
+// the forward's padding. Taken where the direct AVX-512 forward runs it (C/G >= 16); elsewhere
+// the gemm + col2im path measured faster.
+bool backward_data_as_forward(const Conv2dShape& s, const float* dy, const float* w, float* dx,
+                              Isa isa, int nthreads) {
+  Conv2dShape t;
+  t.B = s.B; t.C = s.OC; t.H = s.OH(); t.W = s.OW();
+  t.OC = s.C; t.KH = s.KH; t.KW = s.KW;
+  t.DH = s.DH; t.DW = s.DW; t.G = s.G;
+  t.PT = s.DH * (s.KH - 1) - s.PT; t.PB = s.DH * (s.KH - 1) - s.PB;
+  t.PL = s.DW * (s.KW - 1) - s.PL; t.PR = s.DW * (s.KW - 1) - s.PR;
+  if (isa != Isa::Avx512 || s.SH != 1 || s.SW != 1 || s.Cg() < 16 || s.B == 0 || t.PT < 0 ||
+      t.PB < 0 || t.PL < 0 || t.PR < 0) {
+    return false;
+  }
+  // w (OC, Cg, KH, KW) -> wt (C, OCg, KH, KW): wt[g*Cg + c, o, k] = w[g*OCg + o, c, KH*KW-1-k]
+  const int64_t Cg = s.Cg(), OCg = s.OCg(), KK = s.KH * s.KW;
+  std::vector<float> wt(static_cast<size_t>(s.C * OCg * KK));
+  for (int64_t g = 0; g < s.G; ++g)
+    for (int64_t o = 0; o < OCg; ++o)
+      for (int64_t c = 0; c < Cg; ++c)
+        for (int64_t k = 0; k < KK; ++k)
+          wt[((g * Cg + c) * OCg + o) * KK + k] = w[((g * OCg + o) * Cg + c) * KK + (KK - 1 - k)];
+  conv2d_forward(t, dy, wt.data(), nullptr, Activation::None, dx, isa, nthreads);
+  return true;
+}
+
+}  // namespace
+
 void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx,
                           Isa isa, int nthreads) {
   conv2d_check(s);
+  if (backward_data_as_forward(s, dy, w, dx, isa, nthreads)) return;
   const int64_t OHW = s.OH() * s.OW(), HW = s.H * s.W, Kg = s.Kg(), OCg = s.OCg();
   const bool pointwise = is_pointwise(s);
   const int64_t noh = rows_per_block(s);
@@ -172,6 +208,9 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
 void conv2d_backward_weight(const Conv2dShape& s, const float* dy, const float* x, float* dw,
                             Isa isa, int nthreads) {
   conv2d_check(s);
+#ifdef FASTNN_HAVE_AVX512
+  if (isa == Isa::Avx512 && conv2d_backward_weight_direct_avx512(s, dy, x, dw, nthreads)) return;
+#endif
   const int64_t OHW = s.OH() * s.OW(), HW = s.H * s.W, Kg = s.Kg(), OCg = s.OCg();
   if (s.B == 0) {
     std::fill(dw, dw + s.OC * Kg, 0.0f);

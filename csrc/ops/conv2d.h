@@ -50,6 +50,15 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* dy, const float* 
                             Isa isa, int nthreads);
 void conv2d_backward_bias(const Conv2dShape& s, const float* dy, float* db, int nthreads);
 
+// The direct AVX-512 forward (csrc/cpu/avx512/conv2d.cpp): false when it does not apply
+// (stride > 1, fewer than 16 output channels per group), and the caller falls back.
+bool conv2d_forward_direct_avx512(const Conv2dShape& s, const float* x, const float* w,
+                                  const float* bias, Activation act, float* y, int nthreads);
+
+// The direct AVX-512 backward_weight for 3-wide kernels with stride 1 (false otherwise).
+bool conv2d_backward_weight_direct_avx512(const Conv2dShape& s, const float* dy, const float* x,
+                                          float* dw, int nthreads);
+
 // Rows [oh0, oh0 + noh) of image x's im2col matrix for group g: col[(c*KH + kh)*KW + kw][p]
 // with p over those output rows' pixels (row stride ldcol). col2im adds such a block back (and
 // may zero the block's entries for taps on the padding: col is scratch).
