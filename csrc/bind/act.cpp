@@ -15,10 +15,6 @@
 namespace fastnn::bind {
 namespace {
 
-std::vector<int64_t> shape_of(const py::array& x) {
-  return std::vector<int64_t>(x.shape(), x.shape() + x.ndim());
-}
-
 // out: a new array of x's shape, or the given one checked (float32, C-contiguous, writeable,
 // same shape; it may be one of the inputs exactly, for an in-place update, but may not
 // partially overlap any of them).

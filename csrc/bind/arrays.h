@@ -15,6 +15,10 @@ namespace fastnn::bind {
 
 namespace py = pybind11;
 
+inline std::vector<int64_t> shape_of(const py::array& x) {
+  return std::vector<int64_t>(x.shape(), x.shape() + x.ndim());
+}
+
 inline std::string shape_str(const py::array& x) {
   std::string s = "(";
   for (py::ssize_t d = 0; d < x.ndim(); ++d) {

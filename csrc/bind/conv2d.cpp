@@ -21,10 +21,6 @@ namespace {
 using Pair = std::array<int64_t, 2>;
 using Quad = std::array<int64_t, 4>;
 
-std::vector<int64_t> shape_of(const py::array& x) {
-  return std::vector<int64_t>(x.shape(), x.shape() + x.ndim());
-}
-
 py::array f32_4d(const char* op, const char* name, const py::handle& obj) {
   py::array x = f32_array(op, name, obj);
   if (x.ndim() != 4) {

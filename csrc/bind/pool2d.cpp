@@ -16,10 +16,6 @@
 namespace fastnn::bind {
 namespace {
 
-std::vector<int64_t> shape_of(const py::array& x) {
-  return std::vector<int64_t>(x.shape(), x.shape() + x.ndim());
-}
-
 std::string type_name(py::handle obj) { return py::str(py::type::of(obj).attr("__name__")); }
 
 bool is_int(py::handle obj) {  // int or numpy integer, not bool

@@ -34,6 +34,14 @@ void valid_rows(const Conv2dShape& s, int64_t kh, int64_t oh0, int64_t noh, int6
   *r1 = std::clamp(hi, *r0, oh0 + noh);
 }
 
+// Columns outside [lo, hi) of `rows` rows of width OW zeroed: the taps that fall on the padding.
+void zero_outside(float* block, int64_t rows, int64_t OW, int64_t lo, int64_t hi) {
+  for (int64_t r = 0; r < rows; ++r, block += OW) {
+    std::fill(block, block + lo, 0.0f);
+    std::fill(block + hi, block + OW, 0.0f);
+  }
+}
+
 // Stride 1 along both axes and an output as wide as the input ('same' padding): a kernel tap
 // maps the column block onto the image by one constant shift of the flat index, so im2col and
 // col2im move whole blocks instead of row pieces (the taps that fall on the padding, which
@@ -61,11 +69,7 @@ void conv2d_im2col(const Conv2dShape& s, const float* x, int64_t g, int64_t oh0,
           std::fill(row, row + (r0 - oh0) * OW, 0.0f);
           std::memcpy(row + (r0 - oh0) * OW, xc + r0 * OW + shift, sizeof(float) * (r1 - r0) * OW);
           std::fill(row + (r1 - oh0) * OW, row + noh * OW, 0.0f);
-          for (int64_t oh = r0; oh < r1; ++oh) {
-            float* r = row + (oh - oh0) * OW;
-            for (int64_t ow = 0; ow < lo; ++ow) r[ow] = 0.0f;
-            for (int64_t ow = hi; ow < OW; ++ow) r[ow] = 0.0f;
-          }
+          zero_outside(row + (r0 - oh0) * OW, r1 - r0, OW, lo, hi);
           continue;
         }
         const int64_t iw0 = lo * s.SW - s.PL + kw * s.DW;  // input column of output column lo
@@ -106,11 +110,7 @@ void conv2d_col2im(const Conv2dShape& s, float* col, int64_t ldcol, int64_t g, i
           valid_rows(s, kh, oh0, noh, &r0, &r1);
           const int64_t shift = (kh * s.DH - s.PT) * s.W + kw * s.DW - s.PL;
           float* r = row + (r0 - oh0) * OW;
-          for (int64_t oh = r0; oh < r1; ++oh) {
-            float* rr = row + (oh - oh0) * OW;
-            for (int64_t ow = 0; ow < lo; ++ow) rr[ow] = 0.0f;
-            for (int64_t ow = hi; ow < OW; ++ow) rr[ow] = 0.0f;
-          }
+          zero_outside(r, r1 - r0, OW, lo, hi);
           float* dst = dxc + r0 * OW + shift;
           const int64_t n = (r1 - r0) * OW;
           for (int64_t i = 0; i < n; ++i) dst[i] += r[i];

@@ -18,15 +18,15 @@
 #include <cstdint>
 #include <limits>
 
+#include "cpu/avx512/simd.h"
 #include "cpu/pool2d_impl.h"
 #include "ops/pool2d.h"
 
 namespace fastnn {
 namespace {
 
-inline __mmask16 lanes(int64_t n) {  // the first n of 16 lanes, n in [0, 16]
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
-}
+// The first n of 16 lanes, n in [0, 16].
+inline __mmask16 lanes(int64_t n) { return mask_for(static_cast<int>(n)); }
 
 // 16 (or `m`) window values at input column `col` + SW*l of row `row` (SW 1 or 2).
 template <int SW>
