@@ -5,12 +5,12 @@
 // copies never merge at link time. No -ffast-math: NaN in gives NaN out.
 //
 // Accuracy (float32, against float64; tests/test_act.py states and checks the bounds):
-//   exp_f: Cephes expf polynomial, ~1-2 ulp; exp_f(x) is +inf above 88.7 and 0 below -87.3.
-//   sigmoid 1/(1+exp(-x)) and tanh (odd polynomial below |x| 0.625, 1 - 2/(exp(2|x|)+1)
-//   above): a few ulp of |y|. gelu: erfc from Numerical Recipes' erfcc (fractional error
-//   < 1.2e-7) times exp(-z*z): the float32 rounding of z*z adds ~z^2 ulp in the tail, where
-//   |y| < 1e-6 (|x| > 5). gelu_tanh as x * sigmoid(2u), which keeps relative accuracy for x < 0
-//   (1 + tanh(u) would cancel).
+//   exp_f: range reduction by ln 2 and our own degree-6 fit, ~1-2 ulp; +inf above 88.7 and 0
+//   below -87.3.
+//   sigmoid 1/(1+exp(-x)) and tanh (a rational fit, +-1 from |x| = 9): a few ulp of |y|.
+//   gelu: erfc as t exp(-z^2 + P(t)) (our fit, see erfc_f): the float32 rounding of z*z adds
+//   ~z^2 ulp in the tail, where |y| < 1e-6 (|x| > 5). gelu_tanh as x * sigmoid(2u), which
+//   keeps relative accuracy for x < 0 (1 + tanh(u) would cancel).
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -48,14 +48,15 @@ inline float exp_f(float x) {
   const float magic = 12582912.0f;                                 // 1.5 * 2^23: rounds to int
   float n = (xc * 1.44269504088896341f + magic) - magic;
   n = sel(xc == xc, n, 0.0f);  // NaN: keep the int conversion defined; r carries the NaN
-  const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
+  // ln 2 in two parts (the first with 16 bits, so n * it is exact); e^r = 1 + r + r^2 Q(r) with
+  // Q our own fit on |r| <= ln2/2 (the same as csrc/cpu/avx512/act.cpp's)
+  const float r = (xc - n * 0.693145751953125f) - n * 1.428606765330187e-6f;
+  float q = 1.3814605e-3f;
+  q = q * r + 8.368711e-3f;
+  q = q * r + 4.166839e-2f;
+  q = q * r + 1.6666521e-1f;
+  q = q * r + 4.9999994e-1f;
+  const float p = q * r * r + r + 1.0f;
   float y = p * bits_to_float((static_cast<int32_t>(n) + 127) << 23);
   y = sel(x > 88.7228391f, __builtin_inff(), y);  // overflow and underflow, as expf gives them
   y = sel(x < -87.3365448f, 0.0f, y);            // (0 instead of a denormal below FLT_MIN)
@@ -65,36 +66,42 @@ inline float exp_f(float x) {
 inline float sigmoid_f(float x) { return 1.0f / (1.0f + exp_f(-x)); }
 
 inline float tanh_f(float x) {
-  const float nx = -x;
-  const float ax = sel(x < 0.0f, nx, x);
-  const float z = x * x;  // Cephes tanhf: odd polynomial where 1 - 2/(e+1) would cancel
-  float p = -5.70498872745e-3f;
-  p = p * z + 2.06390887954e-2f;
-  p = p * z - 5.37397155531e-2f;
-  p = p * z + 1.33314422036e-1f;
-  p = p * z - 3.33332819422e-1f;
-  const float small = p * z * x + x;
-  const float big = 1.0f - 2.0f / (exp_f(ax + ax) + 1.0f);
-  const float nbig = -big;
-  const float sbig = sel(x < 0.0f, nbig, big);
-  return sel(ax < 0.625f, small, sbig);  // NaN: ax < 0.625 is false, big is NaN
+  // x P(x^2) / Q(x^2) for |x| < 9 with our own rational fit (the same as the AVX-512 unit's),
+  // exactly +-1 from there on (tanh(9) rounds to 1). NaN passes every select as NaN.
+  float xc = sel(x > 9.0f, 9.0f, x);
+  xc = sel(xc < -9.0f, -9.0f, xc);
+  const float s = xc * xc;
+  float p = 1.8255758e-11f;
+  p = p * s - 1.2780646e-8f;
+  p = p * s + 9.267488e-6f;
+  p = p * s + 2.920769e-3f;
+  p = p * s + 1.2919235e-1f;
+  p = p * s + 0.99999994f;
+  float q = 2.281012e-4f;
+  q = q * s + 2.3763198e-2f;
+  q = q * s + 4.625252e-1f;
+  q = q * s + 1.0f;
+  const float y = xc * p / q;
+  const float one = sel(x < 0.0f, -1.0f, 1.0f);
+  return sel(s >= 81.0f, one, y);
 }
 
-// erfc(x) for every x (Numerical Recipes erfcc: fractional error < 1.2e-7 in exact arithmetic).
+// erfc(x) for every x: erfc(z) = t exp(-z^2 + P(t)), t = 1/(1 + z/2), with P our own
+// degree-9 fit on z in [0, 9.2] (the same as csrc/cpu/avx512/act.cpp's).
 inline float erfc_f(float x) {
   const float nx = -x;
   const float z = sel(x < 0.0f, nx, x);
   const float t = 1.0f / (1.0f + 0.5f * z);
-  float p = 0.17087277f;
-  p = p * t - 0.82215223f;
-  p = p * t + 1.48851587f;
-  p = p * t - 1.13520398f;
-  p = p * t + 0.27886807f;
-  p = p * t - 0.18628806f;
-  p = p * t + 0.09678418f;
-  p = p * t + 0.37409196f;
-  p = p * t + 1.00002368f;
-  p = p * t - 1.26551223f;
+  float p = 0.13532853f;
+  p = p * t - 0.6282118f;
+  p = p * t + 1.032108f;
+  p = p * t - 0.52924175f;
+  p = p * t - 0.2194101f;
+  p = p * t + 0.07574787f;
+  p = p * t + 9.0661515e-3f;
+  p = p * t + 0.39203018f;
+  p = p * t + 0.99799924f;
+  p = p * t - 1.2654165f;
   const float r = t * exp_f(p - z * z);
   const float r2 = 2.0f - r;
   return sel(x < 0.0f, r2, r);
