@@ -30,6 +30,7 @@ CASES = [
     (2, 32, 9, 10, 32, 3, 2, 1, "same", (2, 1), 2),  # grouped, dilated, asymmetric 'same'
     (2, 16, 6, 7, 20, 3, 3, 1, 3, 1, 1),           # padding past dilation*(k-1): no transpose
     (1, 16, 5, 31, 48, 1, 3, 1, (0, 1), 1, 1),     # 31 = 3 tiles of 11 pixels, 48 = 32 + 16
+    (2, 3, 10, 9, 32, 3, 3, 1, 1, 1, 1),           # first layer: 9 kernel rows = 3 tiles of 3
 ]
 
 
@@ -87,9 +88,9 @@ def test_large_image_uses_several_column_blocks(rng):
     run_all(rng, None, (1, 64, 40, 96, 8, 3, 3, 1, 1, 1, 1))
 
 
-# CASES[10] and the last three take the direct AVX-512 paths; batches of 1 and 2 against 3
+# CASES[10] and the last four take the direct AVX-512 paths; batches of 1 and 2 against 3
 # threads take their split over output rows.
-@pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[4], CASES[10]] + CASES[-3:], ids=str)
+@pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[4], CASES[10]] + CASES[-4:], ids=str)
 def test_thread_counts_bit_identical(rng, case):
     results = []
     for n in (1, 2, 3):

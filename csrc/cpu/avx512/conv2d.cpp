@@ -225,6 +225,8 @@ bool conv2d_backward_weight_direct_avx512(const Conv2dShape& s, const float* dy,
   const int64_t Hp = s.H + s.PT + s.PB, Wp = s.W + s.PL + s.PR, plane = Hp * Wp;
   const int64_t npanel = (OCg + NR - 1) / NR, ocp = npanel * NR;  // channels padded to panels
   const int64_t rows = Cg * s.KH;                                  // (c, kh) pairs
+  // (c, kh) rows per tile: at most 4, spread evenly (9 rows: 3 + 3 + 3, not 4 + 4 + 1)
+  const int64_t gstep = (rows + (rows + 3) / 4 - 1) / ((rows + 3) / 4);
   const int64_t nchunk = std::min<int64_t>(kChunks, s.B);
   const int64_t xg_size = Cg * s.H * s.W;
 
@@ -268,8 +270,8 @@ bool conv2d_backward_weight_direct_avx512(const Conv2dShape& s, const float* dy,
           float* pg = part.data() + (chunk * s.G + g) * K * ocp;
           for (int64_t pn = 0; pn < npanel; ++pn) {
             const int nv = OCg - pn * NR > 16 ? 2 : 1;
-            for (int64_t r0 = 0; r0 < rows; r0 += 4) {
-              const int ng = static_cast<int>(std::min<int64_t>(4, rows - r0));
+            for (int64_t r0 = 0; r0 < rows; r0 += gstep) {
+              const int ng = static_cast<int>(std::min<int64_t>(gstep, rows - r0));
               const float* q[4];
               for (int j = 0; j < ng; ++j) {
                 const int64_t c = (r0 + j) / s.KH, kh = (r0 + j) % s.KH;
