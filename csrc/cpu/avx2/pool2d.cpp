@@ -67,12 +67,14 @@ inline void interior(const Pool2dShape& s, int64_t* lo, int64_t* hi) {
 }
 
 // One window element of 8 lanes: take v where v > max or v is NaN (the scalar rule: the first
-// maximum wins, a later NaN replaces anything), with its flat index base + lane_col.
-inline void max_step(__m256 v, __m256i lane_col, int64_t base, __m256* vmax, __m256i* vidx) {
+// maximum wins, a later NaN replaces anything), with its flat indices iv.
+inline void max_step(__m256 v, __m256i iv, __m256* vmax, __m256i* vidx) {
   const __m256 take = _mm256_or_ps(_mm256_cmp_ps(v, *vmax, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-  *vmax = _mm256_blendv_ps(*vmax, v, take);
-  const __m256i iv = _mm256_add_epi32(lane_col, _mm256_set1_epi32(static_cast<int32_t>(base)));
-  *vidx = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(*vidx), _mm256_castsi256_ps(iv), take));
+  // take is all-ones or all-zeros per lane: and/andnot/or selects without the sign-bit
+  // canonicalisation GCC puts before vblendvps (one more step in the vmax dependency chain).
+  *vmax = _mm256_or_ps(_mm256_and_ps(take, v), _mm256_andnot_ps(take, *vmax));
+  const __m256i t = _mm256_castps_si256(take);
+  *vidx = _mm256_or_si256(_mm256_and_si256(t, iv), _mm256_andnot_si256(t, *vidx));
 }
 
 template <int SW>
@@ -96,22 +98,27 @@ void max_plane(const Pool2dShape& s, const float* x, float* y, int64_t* idx) {
       const __m256i lane_col = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(col)),
                                                 _mm256_mullo_epi32(lane, _mm256_set1_epi32(SW)));
       __m256 vmax = ninf;
-      __m256i vidx = _mm256_add_epi32(lane_col, _mm256_set1_epi32(static_cast<int32_t>(h0 * s.W)));
+      // The indices of window column 0 of the current row, stepped by DH rows (no broadcast
+      // per window element: shuffles and broadcasts share one port with the even/odd split).
+      __m256i iv = _mm256_add_epi32(lane_col, _mm256_set1_epi32(static_cast<int32_t>(h0 * s.W)));
+      const __m256i row_step = _mm256_set1_epi32(static_cast<int32_t>(s.DH * s.W)), one = _mm256_set1_epi32(1);
+      __m256i vidx = iv;
       if (two_wide) {
         // 2-wide windows at stride 2: the 2m columns col .. col + 2m - 1 of a row, loaded once,
         // are window column 0 (even lanes) and 1 (odd lanes), compared in that order.
         const int64_t na = std::min<int64_t>(2 * m, 8), nb = std::max<int64_t>(2 * m - 8, 0);
-        for (int64_t ih = h0; ih < h1; ih += s.DH) {
+        for (int64_t ih = h0; ih < h1; ih += s.DH, iv = _mm256_add_epi32(iv, row_step)) {
           const float* row = x + ih * s.W + col;
           const __m256 a = load_n(row, na), b = load_n(row + 8, nb);
-          max_step(even_lanes(a, b), lane_col, ih * s.W, &vmax, &vidx);
-          max_step(odd_lanes(a, b), lane_col, ih * s.W + 1, &vmax, &vidx);
+          max_step(even_lanes(a, b), iv, &vmax, &vidx);
+          max_step(odd_lanes(a, b), _mm256_add_epi32(iv, one), &vmax, &vidx);
         }
       } else {
-        for (int64_t ih = h0; ih < h1; ih += s.DH) {
+        for (int64_t ih = h0; ih < h1; ih += s.DH, iv = _mm256_add_epi32(iv, row_step)) {
           const float* row = x + ih * s.W;
-          for (int64_t kw = 0; kw < s.KW; ++kw)
-            max_step(load_cols<SW>(row, col + kw, m), lane_col, ih * s.W + kw, &vmax, &vidx);
+          __m256i ik = iv;
+          for (int64_t kw = 0; kw < s.KW; ++kw, ik = _mm256_add_epi32(ik, one))
+            max_step(load_cols<SW>(row, col + kw, m), ik, &vmax, &vidx);
         }
       }
       // int64 indices: 4 per 256-bit store, each half of vidx widened.
