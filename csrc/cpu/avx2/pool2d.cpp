@@ -4,7 +4,7 @@
 // csrc/cpu/pool2d_impl.h. The 8-lane port of csrc/cpu/avx512/pool2d.cpp (same structure and
 // the same guarantees); AVX2 has no mask registers, so partial vectors use vmaskmovps with an
 // integer lane mask (masked-off lanes are neither read nor written, so no access past a row's
-// needed columns or the buffer) and selections use vblendvps.
+// needed columns or the buffer) and selections are and/andnot/or of compare masks.
 //
 // Stride 2: the window column kw of 8 outputs is input columns base + kw + 2*l, l = 0..7: two
 // loads of 8 (the second masked to 7 lanes, never reading past the last needed column), then
