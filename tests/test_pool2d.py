@@ -135,6 +135,28 @@ def test_isas_agree_bitwise(rng, shape, opt):
         assert np.array_equal(_core.avg_pool2d_forward(x, *opt, isa=isa), want)
 
 
+# Widths around the 8- (AVX2) and 16-lane (AVX-512) vectors at stride 1 and 2, and the tails
+# after them; small integers make ties in most windows, and NaNs sit in some. (kernel, stride,
+# padding, ceil_mode): the 2-wide stride-2 path, the general path, left/right border outputs.
+@pytest.mark.parametrize("opt", [(2, 2, 0, False), (2, 2, 1, True), (3, 2, 1, True), (3, 1, 1, False),
+                                 ((2, 3), 1, (1, 0), True), ((3, 2), 2, (0, 1), False)])
+@pytest.mark.parametrize("w", [7, 8, 9, 15, 16, 17, 18, 31, 33, 34])
+def test_lane_edges_ties_nan(rng, w, opt):
+    k, s, p, c = opt
+    x = rng.integers(-2, 3, size=(2, 2, 5, w)).astype(np.float32)
+    x.flat[rng.choice(x.size, size=x.size // 17, replace=False)] = np.nan
+    y_ref, idx_ref = ref.max_pool2d_forward(x, k, s, p, 1, c)
+    for isa in ISAS:
+        y, idx = _core.max_pool2d_forward(x, k, s, p, 1, c, isa=isa)
+        np.testing.assert_array_equal(idx, idx_ref)  # first maximum of ties, last NaN
+        np.testing.assert_array_equal(y, y_ref)
+    x = randn(rng, 2, 2, 5, w)
+    for cip in (True, False):
+        want = _core.avg_pool2d_forward(x, k, s, p, c, cip, isa="default")
+        for isa in ISAS:
+            assert np.array_equal(_core.avg_pool2d_forward(x, k, s, p, c, cip, isa=isa), want)
+
+
 @pytest.mark.parametrize("shape", [(2, 3, 5, 7), (0, 2, 3, 3), (1, 1, 1, 1)])
 def test_global(rng, shape):
     x = randn(rng, *shape)

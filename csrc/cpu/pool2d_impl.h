@@ -1,5 +1,6 @@
 // One output of max / average pooling, scalar, in PyTorch's order; compiled into the portable
-// unit (the whole plane) and the AVX-512 unit (the border outputs its vector loop leaves).
+// unit (the whole plane) and the AVX2 and AVX-512 units (the border outputs their vector loops
+// leave).
 // Anonymous namespace: the differently compiled copies never merge at link time.
 #pragma once
 #include <algorithm>

@@ -36,19 +36,27 @@ using MaxFn = void (*)(const Pool2dShape&, const float*, float*, int64_t*, int64
 using AvgFn = void (*)(const Pool2dShape&, bool, const float*, float*, int64_t, int64_t);
 
 MaxFn max_for(Isa isa) {
+  switch (isa) {
 #ifdef FASTNN_HAVE_AVX512
-  if (isa == Isa::Avx512) return max_pool2d_planes_avx512;
+    case Isa::Avx512: return max_pool2d_planes_avx512;
 #endif
-  (void)isa;
-  return max_pool2d_planes_default;
+#ifdef FASTNN_HAVE_AVX2
+    case Isa::Avx2: return max_pool2d_planes_avx2;
+#endif
+    default: return max_pool2d_planes_default;
+  }
 }
 
 AvgFn avg_for(Isa isa) {
+  switch (isa) {
 #ifdef FASTNN_HAVE_AVX512
-  if (isa == Isa::Avx512) return avg_pool2d_planes_avx512;
+    case Isa::Avx512: return avg_pool2d_planes_avx512;
 #endif
-  (void)isa;
-  return avg_pool2d_planes_default;
+#ifdef FASTNN_HAVE_AVX2
+    case Isa::Avx2: return avg_pool2d_planes_avx2;
+#endif
+    default: return avg_pool2d_planes_default;
+  }
 }
 
 std::string pair(int64_t a, int64_t b) { return "(" + std::to_string(a) + ", " + std::to_string(b) + ")"; }

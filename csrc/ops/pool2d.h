@@ -49,14 +49,18 @@ void avg_pool2d_backward(const Pool2dShape& s, bool count_include_pad, const flo
 void global_avg_pool2d_forward(int64_t planes, int64_t hw, const float* x, float* y, int nthreads);
 void global_avg_pool2d_backward(int64_t planes, int64_t hw, const float* dy, float* dx, int nthreads);
 
-// Per-ISA forward kernels on planes [p0, p1) (csrc/cpu/pool2d.cpp, csrc/cpu/avx512/pool2d.cpp).
-// AVX2 runs the portable code (no AVX2 pooling kernel written yet; see bench/README.md).
+// Per-ISA forward kernels on planes [p0, p1) (csrc/cpu/pool2d.cpp, csrc/cpu/avx2/pool2d.cpp,
+// csrc/cpu/avx512/pool2d.cpp).
 void max_pool2d_planes_default(const Pool2dShape& s, const float* x, float* y, int64_t* idx,
                                int64_t p0, int64_t p1);
+void max_pool2d_planes_avx2(const Pool2dShape& s, const float* x, float* y, int64_t* idx,
+                            int64_t p0, int64_t p1);
 void max_pool2d_planes_avx512(const Pool2dShape& s, const float* x, float* y, int64_t* idx,
                               int64_t p0, int64_t p1);
 void avg_pool2d_planes_default(const Pool2dShape& s, bool cip, const float* x, float* y,
                                int64_t p0, int64_t p1);
+void avg_pool2d_planes_avx2(const Pool2dShape& s, bool cip, const float* x, float* y,
+                            int64_t p0, int64_t p1);
 void avg_pool2d_planes_avx512(const Pool2dShape& s, bool cip, const float* x, float* y,
                               int64_t p0, int64_t p1);
 // Portable backward kernels on planes [p0, p1); max returns false on an index out of range.
