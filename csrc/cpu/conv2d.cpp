@@ -61,15 +61,20 @@ void conv2d_im2col(const Conv2dShape& s, const float* x, int64_t g, int64_t oh0,
         float* row = col + ((c * s.KH + kh) * s.KW + kw) * ldcol;
         int64_t lo, hi;
         valid_cols(s, kw, &lo, &hi);
-        if (flat) {  // one shifted copy of the block, then the padding taps zeroed
+        if (flat) {  // one shifted copy from the first valid tap to the last, the rest zeroed
           const float* xc = xg + c * s.H * s.W;
           int64_t r0, r1;  // output rows of the block whose input row is inside the image
           valid_rows(s, kh, oh0, noh, &r0, &r1);
           const int64_t shift = (kh * s.DH - s.PT) * s.W + kw * s.DW - s.PL;
-          std::fill(row, row + (r0 - oh0) * OW, 0.0f);
-          std::memcpy(row + (r0 - oh0) * OW, xc + r0 * OW + shift, sizeof(float) * (r1 - r0) * OW);
-          std::fill(row + (r1 - oh0) * OW, row + noh * OW, 0.0f);
-          zero_outside(row + (r0 - oh0) * OW, r1 - r0, OW, lo, hi);
+          const int64_t first = r0 * OW + lo, last = (r1 - 1) * OW + hi;  // flat, in the image
+          if (r1 <= r0 || hi <= lo) {  // every tap of this block is on the padding
+            std::fill(row, row + noh * OW, 0.0f);
+            continue;
+          }
+          std::fill(row, row + first - oh0 * OW, 0.0f);
+          std::memcpy(row + first - oh0 * OW, xc + first + shift, sizeof(float) * (last - first));
+          std::fill(row + last - oh0 * OW, row + noh * OW, 0.0f);
+          zero_outside(row + (r0 - oh0) * OW, r1 - r0, OW, lo, hi);  // wrapped neighbours
           continue;
         }
         const int64_t iw0 = lo * s.SW - s.PL + kw * s.DW;  // input column of output column lo
@@ -108,12 +113,15 @@ void conv2d_col2im(const Conv2dShape& s, float* col, int64_t ldcol, int64_t g, i
           float* dxc = dxg + c * s.H * s.W;
           int64_t r0, r1;
           valid_rows(s, kh, oh0, noh, &r0, &r1);
+          if (r1 <= r0 || hi <= lo) continue;  // every tap of this block is on the padding
           const int64_t shift = (kh * s.DH - s.PT) * s.W + kw * s.DW - s.PL;
-          float* r = row + (r0 - oh0) * OW;
-          zero_outside(r, r1 - r0, OW, lo, hi);
-          float* dst = dxc + r0 * OW + shift;
-          const int64_t n = (r1 - r0) * OW;
-          for (int64_t i = 0; i < n; ++i) dst[i] += r[i];
+          zero_outside(row + (r0 - oh0) * OW, r1 - r0, OW, lo, hi);
+          // From the first valid element to the last: the flat range never leaves this channel
+          // of this image (its ends are padding taps that would land in a neighbour, or outside).
+          const int64_t first = r0 * OW + lo, last = (r1 - 1) * OW + hi;
+          const float* src = row + first - oh0 * OW;
+          float* dst = dxc + first + shift;
+          for (int64_t i = 0; i < last - first; ++i) dst[i] += src[i];
           continue;
         }
         const int64_t iw0 = lo * s.SW - s.PL + kw * s.DW;
