@@ -6,7 +6,8 @@
 namespace fastnn {
 namespace {
 
-inline __mmask16 mask_for(int n) {  // lanes [0, n) of one zmm, n in [0, 16]
+inline __mmask16 mask_for(int n) {  // lanes [0, n) of one zmm; n <= 0 gives none, n >= 16 all
+  if (n <= 0) return 0;
   return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
 }
 
