@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <memory>
 #include <utility>
 
@@ -149,6 +150,55 @@ struct GemmDriver {
   // tiles[mr - 1] handles an mr-row tile: edge rows cost no wasted FMAs.
   static constexpr std::array<TileFn, MR> tiles = make_table(std::make_integer_sequence<int, MR>{});
 
+  // One row block, B read in place (a batch-sized Linear layer): each thread packs the whole A
+  // block into its own buffer and computes its share of the column panels, with no barrier at
+  // all (two per K block cost more than the duplicated packing). Same tiles, same arithmetic
+  // as run(): results do not change.
+  static void run_small_m(const GemmArgs& g, int nthreads, size_t ap_floats) {
+    const int64_t M = g.M, N = g.N, K = g.K;
+    const int64_t n_jr = (N + NR - 1) / NR, n_ir = (M + MR - 1) / MR;
+    std::exception_ptr error;
+    parallel(nthreads, [&](int tid, int nt) {
+      long j0, j1;
+      split_range(n_jr, tid, nt, &j0, &j1);
+      if (j0 == j1) return;
+      try {
+        float* ap = scratch(1, ap_floats);  // this thread's own
+        for (int64_t pc = 0; pc < K; pc += Ukr::KC) {
+          const int kc = static_cast<int>(std::min<int64_t>(Ukr::KC, K - pc));
+          const Epilogue e{g.alpha, g.beta, pc == 0, pc + kc >= K, g.act == Activation::Relu};
+          for (int64_t ir = 0; ir < n_ir; ++ir) {
+            pack_a<Ukr>(kc, static_cast<int>(std::min<int64_t>(MR, M - ir * MR)), g, ir * MR, pc,
+                        ap + ir * MR * kc);
+          }
+          for (long jr = j0; jr < j1; ++jr) {
+            for (int64_t ir = 0; ir < n_ir; ++ir) {
+              const int64_t i = ir * MR, j = jr * NR;
+              tile_at(g, e, ap + ir * MR * kc, kc, g.b + pc * g.ldb + j, g.ldb, i, j);
+            }
+          }
+        }
+      } catch (...) {  // an exception must not leave the OpenMP region
+#ifdef _OPENMP
+#pragma omp critical(fastnn_gemm_small_m)
+#endif
+        if (!error) error = std::current_exception();
+      }
+    });
+    if (error) std::rethrow_exception(error);
+  }
+
+  // The (i, j) tile of C through the epilogue, from a packed A micro-panel and B rows.
+  static void tile_at(const GemmArgs& g, const Epilogue& e, const float* ap, int kc,
+                      const float* b, int64_t ldbk, int64_t i, int64_t j) {
+    const int mr = static_cast<int>(std::min<int64_t>(MR, g.M - i));
+    const int nr = static_cast<int>(std::min<int64_t>(NR, g.N - j));
+    TileOut o{g.out + i * g.ldc + j, (g.c ? g.c : g.out) + i * g.ldc + j,
+              (e.last && g.bias) ? g.bias + j : nullptr,
+              (e.last && g.bias_row) ? g.bias_row + i : nullptr, g.ldc};
+    tiles[mr - 1](kc, ap, b, ldbk, nr, o, e);
+  }
+
   static void run(const GemmArgs& g, int nthreads) {
     const int64_t M = g.M, N = g.N, K = g.K;
     // Small M: each element of B is used by few rows, so packing B would cost as much as the
@@ -157,6 +207,10 @@ struct GemmDriver {
     const int64_t nc_max = std::min<int64_t>(Ukr::NC, (N + NR - 1) / NR * NR);
     const int64_t kc_max = std::min<int64_t>(Ukr::KC, K);
     const int64_t mc_max = std::min<int64_t>(Ukr::MC, (M + MR - 1) / MR * MR);
+    if (!pack_b_panel && M <= Ukr::MC && nthreads > 1) {
+      run_small_m(g, nthreads, kc_max * mc_max);
+      return;
+    }
     float* bp = pack_b_panel ? scratch(0, kc_max * nc_max) : nullptr;
     float* ap = scratch(1, kc_max * mc_max);
 
@@ -191,14 +245,8 @@ struct GemmDriver {
             for (long t = t0; t < t1; ++t) {
               const int64_t jr = t / n_ir, ir = t % n_ir;
               const int64_t i = ic + ir * MR, j = jc + jr * NR;
-              const int mr = static_cast<int>(std::min<int64_t>(MR, M - i));
-              const int nr = static_cast<int>(std::min<int64_t>(NR, N - j));
               const float* b = pack_b_panel ? bp + jr * NR * kc : g.b + pc * g.ldb + j;
-              const int64_t ldbk = pack_b_panel ? NR : g.ldb;
-              TileOut o{g.out + i * g.ldc + j, (g.c ? g.c : g.out) + i * g.ldc + j,
-                        (e.last && g.bias) ? g.bias + j : nullptr,
-                        (e.last && g.bias_row) ? g.bias_row + i : nullptr, g.ldc};
-              tiles[mr - 1](kc, ap + ir * MR * kc, b, ldbk, nr, o, e);
+              tile_at(g, e, ap + ir * MR * kc, kc, b, pack_b_panel ? NR : g.ldb, i, j);
             }
             if (nt > 1) barrier();  // all tiles done before A (or B) is packed again
           }
