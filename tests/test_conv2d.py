@@ -31,6 +31,13 @@ CASES = [
     (2, 16, 6, 7, 20, 3, 3, 1, 3, 1, 1),           # padding past dilation*(k-1): no transpose
     (1, 16, 5, 31, 48, 1, 3, 1, (0, 1), 1, 1),     # 31 = 3 tiles of 11 pixels, 48 = 32 + 16
     (2, 3, 10, 9, 32, 3, 3, 1, 1, 1, 1),           # first layer: 9 kernel rows = 3 tiles of 3
+    # the two direct AVX-512 forwards: pixels in lanes (rows of 16, pieces of rows, flat runs
+    # whose vectors cross rows) and channels in lanes (7x7 and 14x14 leave pixel lanes idle)
+    (1, 8, 16, 16, 13, 3, 3, 1, 1, 1, 1),          # whole rows of 16; panels of 6 + 7
+    (2, 4, 11, 37, 9, 3, 3, (2, 1), 1, 1, 1),      # strided rows: 3 vectors a row, tail of 5
+    (2, 8, 5, 4, 10, 3, 3, 1, 1, 1, 1),            # flat: one vector spans three rows
+    (2, 16, 7, 7, 20, 3, 3, 1, 1, 1, 1),           # channels in lanes, 20 = 16 + 4
+    (1, 16, 14, 14, 32, 3, 3, 1, 1, 1, 1),         # channels in lanes, 14 pixels a tile
 ]
 
 
@@ -88,9 +95,9 @@ def test_large_image_uses_several_column_blocks(rng):
     run_all(rng, None, (1, 64, 40, 96, 8, 3, 3, 1, 1, 1, 1))
 
 
-# CASES[10] and the last four take the direct AVX-512 paths; batches of 1 and 2 against 3
-# threads take their split over output rows.
-@pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[4], CASES[10]] + CASES[-4:], ids=str)
+# CASES[10] and the last nine take the direct AVX-512 paths; batches of 1 and 2 against 3
+# threads take their split over output rows or tiles.
+@pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[4], CASES[10]] + CASES[-9:], ids=str)
 def test_thread_counts_bit_identical(rng, case):
     results = []
     for n in (1, 2, 3):

@@ -137,8 +137,10 @@ namespace {
 
 // With stride 1 the input gradient is itself a forward convolution: of dy, by the weights with
 // input and output channels swapped and the taps flipped, padded by dilation*(kernel-1) minus
-// the forward's padding. Taken where the direct AVX-512 forward runs it (C/G >= 16); elsewhere
-// the gemm + col2im path measured faster.
+// the forward's padding. Taken where the direct AVX-512 forward runs it, except for one input
+// channel per group feeding many outputs (1 -> 32 at 28x28: 0.93 ms against 0.54 ms for gemm +
+// col2im, where the transposed forward has a single output channel and streams all of dy);
+// depthwise and 3 -> 32 gain 6x and 1.3x over gemm + col2im.
 bool backward_data_as_forward(const Conv2dShape& s, const float* dy, const float* w, float* dx,
                               Isa isa, int nthreads) {
   Conv2dShape t;
@@ -147,7 +149,7 @@ bool backward_data_as_forward(const Conv2dShape& s, const float* dy, const float
   t.DH = s.DH; t.DW = s.DW; t.G = s.G;
   t.PT = s.DH * (s.KH - 1) - s.PT; t.PB = s.DH * (s.KH - 1) - s.PB;
   t.PL = s.DW * (s.KW - 1) - s.PL; t.PR = s.DW * (s.KW - 1) - s.PR;
-  if (isa != Isa::Avx512 || s.SH != 1 || s.SW != 1 || s.Cg() < 16 || s.B == 0 || t.PT < 0 ||
+  if (isa != Isa::Avx512 || s.SH != 1 || s.SW != 1 || (s.Cg() == 1 && s.OCg() >= 8) || s.B == 0 || t.PT < 0 ||
       t.PB < 0 || t.PL < 0 || t.PR < 0) {
     return false;
   }

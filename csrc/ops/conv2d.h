@@ -50,8 +50,8 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* dy, const float* 
                             Isa isa, int nthreads);
 void conv2d_backward_bias(const Conv2dShape& s, const float* dy, float* db, int nthreads);
 
-// The direct AVX-512 forward (csrc/cpu/avx512/conv2d.cpp): false when it does not apply
-// (stride > 1, fewer than 16 output channels per group), and the caller falls back.
+// The direct AVX-512 forwards (csrc/cpu/avx512/conv2d.cpp): false when none applies (a
+// stride along W, an empty batch, a padded image past 2^31 floats), and the caller falls back.
 bool conv2d_forward_direct_avx512(const Conv2dShape& s, const float* x, const float* w,
                                   const float* bias, Activation act, float* y, int nthreads);
 

@@ -1,18 +1,25 @@
-// Direct stride-1 conv2d forward for AVX-512, without an im2col matrix.
+// Direct AVX-512 conv2d kernels (no im2col matrix): two forwards and a backward_weight.
 //
-// Tile: up to 14 output pixels of one output row x 32 output channels (28 zmm accumulators).
-// Per k = (c, kh, kw): 2 loads of packed weights (32 channels), and the tile's 14 input pixels
-// broadcast from the zero-padded image, which with stride 1 are 14 consecutive floats at
-// xpad + koff[k] + oh*Wp + ow0. The weight panel (K x 32) is packed once per call and stays in
-// L1/L2 across all tiles; the padded image of one group stays in L2. The tile is transposed in
-// registers to channel-major for the NCHW store, after bias and ReLU.
-// Parallel over images (or over output rows when the batch is smaller than the thread count);
-// every output element sees the same instruction sequence, so results do not depend on it.
+// Both forwards read a zero-padded copy of one image's group, (Cg, Hp, Wp) with row pitch Wp,
+// so that with unit stride along W a tap k = (c, kh, kw) is one constant offset koff[k] from
+// any output position; weights are packed once per call into channel panels [k][panel width].
+// They differ in what fills the 16 lanes of a vector:
+// - pixels in lanes: 16 consecutive output positions x a weight broadcast per output channel.
+//   Taken when the output's rows fill the vectors well (widths that are multiples of 16, or a
+//   flat run over the pitch that wastes under a tenth of the lanes).
+// - channels in lanes: 32 output channels x a pixel broadcast, the tile transposed in
+//   registers for the NCHW store; every lane is used whatever the width (14x14 images).
+// Parallel over images (over tiles or rows when the batch is smaller than the thread count);
+// every output element sees the same instruction sequence either way, so results do not
+// depend on the thread count.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -23,8 +30,274 @@
 namespace fastnn {
 namespace {
 
+constexpr int NR = 32;  // output channels per channels-in-lanes tile (two zmm)
+
+// 64-byte aligned float scratch, zeroed.
+struct AlignedFree {
+  void operator()(float* p) const { std::free(p); }
+};
+using AlignedBuf = std::unique_ptr<float, AlignedFree>;
+AlignedBuf aligned_floats(int64_t n) {
+  const size_t bytes = (static_cast<size_t>(n) * sizeof(float) + 63) / 64 * 64;
+  float* p = static_cast<float*>(std::aligned_alloc(64, bytes));
+  if (!p) throw std::bad_alloc();
+  std::fill(p, p + bytes / sizeof(float), 0.0f);
+  return AlignedBuf(p);
+}
+
+// The geometry of the padded copy of one group of one image.
+struct Padded {
+  int64_t Hp, Wp, plane, size;  // size: Cg planes + 16 floats of slack for a vector's overrun
+  explicit Padded(const Conv2dShape& s)
+      : Hp(s.H + s.PT + s.PB), Wp(s.W + s.PL + s.PR), plane(Hp * Wp), size(s.Cg() * plane + 16) {}
+};
+
+// koff[(c*KH + kh)*KW + kw] = c*plane + kh*DH*Wp + kw*DW.
+std::vector<int32_t> tap_offsets(const Conv2dShape& s, const Padded& pd) {
+  std::vector<int32_t> koff(s.Kg());
+  for (int64_t c = 0; c < s.Cg(); ++c)
+    for (int64_t kh = 0; kh < s.KH; ++kh)
+      for (int64_t kw = 0; kw < s.KW; ++kw)
+        koff[(c * s.KH + kh) * s.KW + kw] =
+            static_cast<int32_t>(c * pd.plane + kh * s.DH * pd.Wp + kw * s.DW);
+  return koff;
+}
+
+// (Cg, H, W) -> the interior of the padded image; its border and slack were zeroed when the
+// buffer was made and are never written.
+void pad_interior(const Conv2dShape& s, const Padded& pd, const float* xg, float* xpad) {
+  for (int64_t c = 0; c < s.Cg(); ++c)
+    for (int64_t h = 0; h < s.H; ++h) {
+      const float* src = xg + (c * s.H + h) * s.W;
+      float* dst = xpad + c * pd.plane + (h + s.PT) * pd.Wp + s.PL;
+      for (int64_t i = 0; i < s.W; i += 16) {
+        const __mmask16 m = mask_for(static_cast<int>(std::min<int64_t>(16, s.W - i)));
+        _mm512_mask_storeu_ps(dst + i, m, _mm512_maskz_loadu_ps(m, src + i));
+      }
+    }
+}
+
+// Weights w (OC, Cg*KH*KW) packed as [g][panel][k][width]: panel p holds output channels
+// [start(p), start(p + 1)) of each group, zero past them.
+template <class Start>
+std::vector<float> pack_panels(const Conv2dShape& s, const float* w, int64_t npanel, int width,
+                               Start start) {
+  const int64_t OCg = s.OCg(), K = s.Kg();
+  std::vector<float> wp(static_cast<size_t>(s.G * npanel * K * width), 0.0f);
+  for (int64_t g = 0; g < s.G; ++g)
+    for (int64_t p = 0; p < npanel; ++p)
+      for (int64_t oc = start(p); oc < start(p + 1); ++oc) {
+        float* dst = wp.data() + (g * npanel + p) * K * width + (oc - start(p));
+        const float* src = w + (g * OCg + oc) * K;
+        for (int64_t k = 0; k < K; ++k) dst[k * width] = src[k];
+      }
+  return wp;
+}
+
+// Calls work(xpad, b, g, u0, u1) for every group of every image, with xpad its padded copy
+// and [u0, u1) a range of the nunits work units of one group: all of them per call when the
+// batch spreads over the threads, else split over the threads image by image.
+template <class Work>
+void for_each_padded_group(const Conv2dShape& s, const float* x, const Padded& pd,
+                           int64_t nunits, int nthreads, Work&& work) {
+  const int64_t xg_size = s.Cg() * s.H * s.W;
+  if (s.B >= nthreads) {
+    std::vector<AlignedBuf> pads;
+    for (int i = 0; i < nthreads; ++i) pads.push_back(aligned_floats(pd.size));
+    parallel(nthreads, [&](int tid, int nt) {
+      long b0, b1;
+      split_range(s.B, tid, nt, &b0, &b1);
+      for (long b = b0; b < b1; ++b)
+        for (int64_t g = 0; g < s.G; ++g) {
+          pad_interior(s, pd, x + (b * s.G + g) * xg_size, pads[tid].get());
+          work(static_cast<const float*>(pads[tid].get()), static_cast<int64_t>(b), g,
+               int64_t{0}, nunits);
+        }
+    });
+    return;
+  }
+  AlignedBuf xpad = aligned_floats(pd.size);
+  for (int64_t b = 0; b < s.B; ++b)
+    for (int64_t g = 0; g < s.G; ++g) {
+      pad_interior(s, pd, x + (b * s.G + g) * xg_size, xpad.get());
+      parallel(static_cast<int>(std::min<int64_t>(nthreads, nunits)), [&](int tid, int nt) {
+        long u0, u1;
+        split_range(nunits, tid, nt, &u0, &u1);
+        work(static_cast<const float*>(xpad.get()), b, g, static_cast<int64_t>(u0),
+             static_cast<int64_t>(u1));
+      });
+    }
+}
+
+// ---- Forward, pixels in lanes ----
+//
+// A vector is 16 consecutive positions q of the output laid over the padded pitch
+// (q = oh*SH*Wp + ow), so for tap k its 16 inputs are 16 consecutive floats at q + koff[k].
+// Tile: up to 4 vectors x 6 output channels (24 accumulators); per k, 4 vector loads and 6
+// weight broadcasts feed 24 FMAs (narrower panels take up to 12 vectors, keeping enough FMA
+// chains in flight). The vectors are whole output rows in pieces of 16 or, where that wastes
+// fewer lanes, a flat run over the pitch whose lanes past a row's end are computed and not
+// stored. A tile touches a few vectors' worth of the image and one panel (K x 6), both
+// L1-resident; stores are masked, segment by segment, straight into NCHW.
+
+constexpr int ACC = 24;  // accumulators per tile: vectors x channels
+constexpr int RV = 12;   // most vectors (of 16 output pixels) per tile
+constexpr int NP = 6;  // output channels per weight panel
+
+// Where the lanes of one vector go: lanes in `mask` store to the channel plane of y at
+// dst + lane (one segment per output row the vector crosses).
+struct Seg {
+  int64_t dst;
+  __mmask16 mask;
+};
+struct Vec {
+  int64_t q0;          // first position, in padded-image floats
+  int32_t seg0, nseg;  // its segments
+};
+
+struct FTile {
+  const int32_t* koff;  // K tap offsets into the padded group image
+  int K;
+  const float* wp;      // weight panel [K][NP]
+  const float* bias;    // the panel's first channel, or null
+  bool relu;
+  int64_t ohw;          // channel stride of y
+  const Seg* segs;
+};
+
+template <int R, int N>
+void ftile(const float* xpad, const Vec* v, const FTile& t, float* y) {
+  __m512 acc[R][N];
+  for (int r = 0; r < R; ++r)
+    for (int n = 0; n < N; ++n) {
+      acc[r][n] = _mm512_setzero_ps();
+    }
+  const float* xr[R];
+  for (int r = 0; r < R; ++r) xr[r] = xpad + v[r].q0;
+  const float* wk = t.wp;
+  for (int k = 0; k < t.K; ++k, wk += NP) {
+    const int64_t o = t.koff[k];
+    __m512 a[R];
+    for (int r = 0; r < R; ++r) a[r] = _mm512_loadu_ps(xr[r] + o);
+    for (int n = 0; n < N; ++n) {
+      const __m512 b = _mm512_set1_ps(wk[n]);
+      for (int r = 0; r < R; ++r) acc[r][n] = _mm512_fmadd_ps(a[r], b, acc[r][n]);
+    }
+  }
+  for (int n = 0; n < N; ++n) {
+    const __m512 b = t.bias ? _mm512_set1_ps(t.bias[n]) : _mm512_setzero_ps();
+    float* yc = y + n * t.ohw;
+    for (int r = 0; r < R; ++r) {
+      __m512 out = _mm512_add_ps(acc[r][n], b);
+      if (t.relu) out = _mm512_max_ps(_mm512_setzero_ps(), out);  // max(0, NaN) keeps NaN
+      for (int i = 0; i < v[r].nseg; ++i) {
+        const Seg& sg = t.segs[v[r].seg0 + i];
+        // Lanes outside the mask are neither read nor written (no fault past either end).
+        _mm512_mask_storeu_ps(yc + sg.dst, sg.mask, out);
+      }
+    }
+  }
+}
+
+using FTileFn = void (*)(const float*, const Vec*, const FTile&, float*);
+
+template <int R, int N>
+constexpr FTileFn tile_fn() {
+  if constexpr (R * N <= ACC) return &ftile<R, N>;
+  else return nullptr;
+}
+template <int R, int... N>
+constexpr std::array<FTileFn, NP> tile_row(std::integer_sequence<int, N...>) {
+  return {tile_fn<R, N + 1>()...};
+}
+template <int... R>
+constexpr std::array<std::array<FTileFn, NP>, RV> tile_table(std::integer_sequence<int, R...>) {
+  return {tile_row<R + 1>(std::make_integer_sequence<int, NP>{})...};
+}
+// kFTiles[R - 1][N - 1]: R vectors x N channels, for R * N <= ACC.
+constexpr auto kFTiles = tile_table(std::make_integer_sequence<int, RV>{});
+
+// Vectors per image: rows in pieces of 16, or (stride 1 along H) one flat run over the pitch
+// up to the last output, whichever is fewer; *flat says which.
+int64_t vectors_per_image(const Conv2dShape& s, int64_t Wp, bool* flat) {
+  const int64_t rows = s.OH() * ((s.OW() + 15) / 16);
+  const int64_t run = ((s.OH() - 1) * Wp + s.OW() + 15) / 16;
+  *flat = s.SH == 1 && run < rows;
+  return *flat ? run : rows;
+}
+
+// The output of one image as vectors of 16 positions over the padded pitch, and their segments.
+void plan_vectors(const Conv2dShape& s, int64_t Wp, bool flat, std::vector<Vec>* vecs,
+                  std::vector<Seg>* segs) {
+  const int64_t OH = s.OH(), OW = s.OW();
+  const int64_t qend = (OH - 1) * Wp + OW;
+  auto add = [&](int64_t dst, int lo, int hi) {  // lanes [lo, hi) of the last vector
+    segs->push_back({dst, static_cast<__mmask16>(mask_for(hi) & ~mask_for(lo))});
+    ++vecs->back().nseg;
+  };
+  if (!flat) {
+    for (int64_t oh = 0; oh < OH; ++oh)
+      for (int64_t ow0 = 0; ow0 < OW; ow0 += 16) {
+        const int64_t q0 = oh * s.SH * Wp + ow0;
+        vecs->push_back({q0, static_cast<int32_t>(segs->size()), 0});
+        add(oh * OW + ow0, 0, static_cast<int>(std::min<int64_t>(16, OW - ow0)));
+      }
+    return;
+  }
+  for (int64_t q0 = 0; q0 < qend; q0 += 16) {
+    vecs->push_back({q0, static_cast<int32_t>(segs->size()), 0});
+    for (int64_t oh = q0 / Wp; oh < OH && oh * Wp < q0 + 16; ++oh) {
+      const int64_t lo = std::max(q0, oh * Wp) - q0, hi = std::min(q0 + 16, oh * Wp + OW) - q0;
+      if (lo < hi) add(oh * OW + q0 - oh * Wp, static_cast<int>(lo), static_cast<int>(hi));
+    }
+  }
+}
+
+bool forward_pixel_lanes(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                         Activation act, float* y, int nthreads) {
+  const Padded pd(s);
+  const int64_t OCg = s.OCg(), K = s.Kg(), OHW = s.OH() * s.OW();
+  const std::vector<int32_t> koff = tap_offsets(s, pd);
+  const int64_t npanel = (OCg + NP - 1) / NP;  // panels of at most NP, as even as possible
+  auto panel_start = [&](int64_t p) { return p * OCg / npanel; };
+  const std::vector<float> wp = pack_panels(s, w, npanel, NP, panel_start);
+
+  bool flat;
+  vectors_per_image(s, pd.Wp, &flat);
+  std::vector<Vec> vecs;
+  std::vector<Seg> segs;
+  plan_vectors(s, pd.Wp, flat, &vecs, &segs);
+  const int64_t nvec = static_cast<int64_t>(vecs.size());
+  // Tiles of consecutive vectors, as even as possible, as many as the widest panel allows with
+  // ACC accumulators (narrow panels take more vectors, keeping enough FMA chains in flight).
+  const int64_t rmax = std::min<int64_t>(RV, ACC / ((OCg + npanel - 1) / npanel));
+  const int64_t ntile = (nvec + rmax - 1) / rmax;
+  auto tile_start = [&](int64_t i) { return i * nvec / ntile; };
+
+  for_each_padded_group(s, x, pd, ntile, nthreads,
+                        [&](const float* xpad, int64_t b, int64_t g, int64_t t0, int64_t t1) {
+    for (int64_t i = t0; i < t1; ++i) {
+      const int64_t v0 = tile_start(i), nv = tile_start(i + 1) - v0;
+      for (int64_t p = 0; p < npanel; ++p) {
+        const int64_t oc0 = panel_start(p), np = panel_start(p + 1) - oc0;
+        const FTile t{koff.data(), static_cast<int>(K), wp.data() + (g * npanel + p) * K * NP,
+                      bias ? bias + g * OCg + oc0 : nullptr, act == Activation::Relu, OHW,
+                      segs.data()};
+        kFTiles[nv - 1][np - 1](xpad, vecs.data() + v0, t, y + (b * s.OC + g * OCg + oc0) * OHW);
+      }
+    }
+  });
+  return true;
+}
+
+// ---- Forward, channels in lanes ----
+//
+// Tile: up to 14 output pixels of one output row x 32 output channels (28 accumulators). Per
+// k: 2 loads of packed weights and the tile's pixels broadcast from the padded image (14
+// consecutive floats at xpad + koff[k] + oh*Wp + ow0). The tile is transposed in registers to
+// channel-major for the NCHW store, after bias and ReLU.
+
 constexpr int MR = 14;  // pixels per tile (broadcast operand)
-constexpr int NR = 32;  // output channels per tile (two zmm)
 
 struct Tile {
   const int32_t* koff;  // K offsets into the padded group image: c*Hp*Wp + kh*DH*Wp + kw*DW
@@ -85,44 +358,18 @@ constexpr std::array<TileFn, sizeof...(I)> make_tiles(std::integer_sequence<int,
 constexpr auto kTiles1 = make_tiles<1>(std::make_integer_sequence<int, MR>{});
 constexpr auto kTiles2 = make_tiles<2>(std::make_integer_sequence<int, MR>{});
 
-}  // namespace
+bool forward_channel_lanes(const Conv2dShape& s, const float* x, const float* w,
+                           const float* bias, Activation act, float* y, int nthreads) {
+  const Padded pd(s);
+  const int64_t OCg = s.OCg(), K = s.Kg(), OH = s.OH(), OW = s.OW(), OHW = OH * OW;
+  const std::vector<int32_t> koff = tap_offsets(s, pd);
+  const int64_t npanel = (OCg + NR - 1) / NR;  // panels of 32, the last one partly zero
+  const std::vector<float> wp =
+      pack_panels(s, w, npanel, NR, [&](int64_t p) { return std::min<int64_t>(p * NR, OCg); });
+  const int64_t ntile = (OW + MR - 1) / MR, P = (OW + ntile - 1) / ntile;  // even tiles <= 14
 
-bool conv2d_forward_direct_avx512(const Conv2dShape& s, const float* x, const float* w,
-                                  const float* bias, Activation act, float* y, int nthreads) {
-  const int64_t OCg = s.OCg(), Cg = s.Cg(), K = s.Kg();
-  if (s.SH != 1 || s.SW != 1 || OCg < 16) return false;  // the im2col path serves the rest
-  const int64_t OH = s.OH(), OW = s.OW(), OHW = OH * OW;
-  const int64_t Hp = s.H + s.PT + s.PB, Wp = s.W + s.PL + s.PR, plane = Hp * Wp;
-  if (Cg * plane > INT32_MAX) return false;
-
-  std::vector<int32_t> koff(K);
-  for (int64_t c = 0; c < Cg; ++c)
-    for (int64_t kh = 0; kh < s.KH; ++kh)
-      for (int64_t kw = 0; kw < s.KW; ++kw)
-        koff[(c * s.KH + kh) * s.KW + kw] = static_cast<int32_t>(c * plane + kh * s.DH * Wp + kw * s.DW);
-
-  // Weight panels [g][panel][k][32] from w (OC, Cg, KH, KW) = (OC, K).
-  const int64_t npanel = (OCg + NR - 1) / NR;
-  std::vector<float> wp(static_cast<size_t>(s.G * npanel * K * NR), 0.0f);
-  for (int64_t g = 0; g < s.G; ++g)
-    for (int64_t oc = 0; oc < OCg; ++oc) {
-      float* dst = wp.data() + ((g * npanel + oc / NR) * K) * NR + oc % NR;
-      const float* src = w + (g * OCg + oc) * K;
-      for (int64_t k = 0; k < K; ++k) dst[k * NR] = src[k];
-    }
-
-  // Pixels per tile: the row split into equal tiles of at most 14.
-  const int64_t ntile = (OW + MR - 1) / MR, P = (OW + ntile - 1) / ntile;
-
-  auto pad_group = [&](const float* xg, float* xpad) {  // (Cg, H, W) -> zero-padded (Cg, Hp, Wp)
-    std::fill(xpad, xpad + Cg * plane, 0.0f);
-    for (int64_t c = 0; c < Cg; ++c)
-      for (int64_t h = 0; h < s.H; ++h)
-        std::copy(xg + (c * s.H + h) * s.W, xg + (c * s.H + h + 1) * s.W,
-                  xpad + c * plane + (h + s.PT) * Wp + s.PL);
-  };
-  // Output rows [r0, r1) of group g of one image from its padded group image.
-  auto rows = [&](const float* xpad, int64_t b, int64_t g, int64_t r0, int64_t r1) {
+  for_each_padded_group(s, x, pd, OH, nthreads,
+                        [&](const float* xpad, int64_t b, int64_t g, int64_t r0, int64_t r1) {
     for (int64_t p = 0; p < npanel; ++p) {
       const int nr = static_cast<int>(std::min<int64_t>(NR, OCg - p * NR));
       const Tile t{koff.data(), static_cast<int>(K), wp.data() + (g * npanel + p) * K * NR, nr,
@@ -132,38 +379,28 @@ bool conv2d_forward_direct_avx512(const Conv2dShape& s, const float* x, const fl
         for (int64_t ow0 = 0; ow0 < OW; ow0 += P) {
           const int mr = static_cast<int>(std::min(P, OW - ow0));
           const TileFn fn = nr > 16 ? kTiles2[mr - 1] : kTiles1[mr - 1];
-          fn(xpad + oh * Wp + ow0, t, yp + oh * OW + ow0);
+          fn(xpad + oh * pd.Wp + ow0, t, yp + oh * OW + ow0);
         }
     }
-  };
-
-  const int64_t xg_size = Cg * s.H * s.W;
-  if (s.B >= nthreads) {
-    std::vector<std::vector<float>> pads(nthreads, std::vector<float>(Cg * plane));
-    parallel(nthreads, [&](int tid, int nt) {
-      long b0, b1;
-      split_range(s.B, tid, nt, &b0, &b1);
-      for (long b = b0; b < b1; ++b)
-        for (int64_t g = 0; g < s.G; ++g) {
-          pad_group(x + (b * s.G + g) * xg_size, pads[tid].data());
-          rows(pads[tid].data(), b, g, 0, OH);
-        }
-    });
-  } else {
-    std::vector<float> xpad(Cg * plane);
-    for (int64_t b = 0; b < s.B; ++b)
-      for (int64_t g = 0; g < s.G; ++g) {
-        pad_group(x + (b * s.G + g) * xg_size, xpad.data());
-        parallel(static_cast<int>(std::min<int64_t>(nthreads, OH)), [&](int tid, int nt) {
-          long r0, r1;
-          split_range(OH, tid, nt, &r0, &r1);
-          rows(xpad.data(), b, g, r0, r1);
-        });
-      }
-  }
+  });
   return true;
 }
 
+}  // namespace
+
+bool conv2d_forward_direct_avx512(const Conv2dShape& s, const float* x, const float* w,
+                                  const float* bias, Activation act, float* y, int nthreads) {
+  if (s.SW != 1 || s.B < 1) return false;  // the im2col path serves strided rows
+  const Padded pd(s);
+  if (pd.size > INT32_MAX) return false;
+  // Channels in lanes where pixel vectors would leave more than a tenth of their lanes idle
+  // (14x14: 87.5% used) and it applies (stride 1, at least 16 output channels per group).
+  bool flat;
+  const int64_t nvec = vectors_per_image(s, pd.Wp, &flat);
+  const bool sparse = s.OH() * s.OW() * 10 < nvec * 16 * 9;
+  if (sparse && s.SH == 1 && s.OCg() >= 16) return forward_channel_lanes(s, x, w, bias, act, y, nthreads);
+  return forward_pixel_lanes(s, x, w, bias, act, y, nthreads);
+}
 
 // Direct stride-1 conv2d backward_weight for AVX-512, for 3-wide kernels (KW = 3).
 //
