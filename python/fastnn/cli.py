@@ -8,7 +8,8 @@ BENCH_HELP = """\
 Each impl's result is first checked against the float64 reference (fastnn.ref); one that fails is
 reported FAILED and not timed. The rest are timed round-robin in one run; the table gives the median
 and min ms per call, GFLOP/s (or GB/s), and on the fastnn row the ratio peer time / fastnn time
-(>1: fastnn faster).
+(>1: fastnn faster): the median over rounds of the two samples taken next to each other in a round
+(the JSON also holds the ratio of the medians).
 
 Timing NumPy: run without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE in the environment (OpenBLAS reads
 them when NumPy is imported, too early for this command to undo; they slow a current NumPy), e.g.

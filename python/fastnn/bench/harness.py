@@ -186,11 +186,16 @@ def time_interleaved(cases, repeats, min_time, report=None):
                 res[impl]["gflops"] = case.flops / med * 1e-6
             if case.bytes:
                 res[impl]["gbps"] = case.bytes / med * 1e-6
-        subject = res.get(SUBJECT, {}).get("median_ms")
+        subject = times.get(SUBJECT)
+        peers = [impl for impl in ok if subject and impl != SUBJECT]
+        # Paired: the median over rounds of peer / fastnn within a round, whose samples ran next
+        # to each other; a host whose speed drifts between rounds moves both alike.
         result = {"case": case.name, "threads": fastnn.get_num_threads(), "flops": case.flops,
                   "bytes": case.bytes, "impls": res,
-                  "ratios": {impl: res[impl]["median_ms"] / subject for impl in ok
-                             if subject and impl != SUBJECT}}
+                  "ratios": {impl: statistics.median(p / f for p, f in zip(times[impl], subject))
+                             for impl in peers},
+                  "ratios_of_medians": {impl: res[impl]["median_ms"] / res[SUBJECT]["median_ms"]
+                                        for impl in peers}}
         results.append(result)
         if report:
             report(result)
