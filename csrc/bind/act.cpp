@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "bind/alloc.h"
 #include "bind/arrays.h"
 #include "bind/bindings.h"
 #include "core/cpu.h"
@@ -20,7 +21,7 @@ namespace {
 // partially overlap any of them).
 py::array out_like(const char* op, const py::array& like, py::handle out_obj,
                    std::initializer_list<std::pair<const char*, const py::array*>> inputs) {
-  if (out_obj.is_none()) return py::array_t<float>(shape_of(like));
+  if (out_obj.is_none()) return new_array<float>(shape_of(like));
   py::array out = f32_array(op, "out", out_obj);
   require_writeable(op, "out", out);
   if (shape_of(out) != shape_of(like)) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "bind/alloc.h"
 #include "bind/arrays.h"
 #include "bind/bindings.h"
 #include "core/threads.h"
@@ -54,7 +55,7 @@ Conv2dShape make_shape(const std::vector<int64_t>& xs, const std::vector<int64_t
 // writeable, of the expected shape, sharing no memory with the inputs).
 py::array output(const char* op, const py::handle& out_obj, const std::vector<int64_t>& shape,
                  std::initializer_list<std::pair<const char*, const py::array*>> inputs) {
-  if (out_obj.is_none()) return py::array_t<float>(shape);
+  if (out_obj.is_none()) return new_array<float>(shape);
   py::array out = f32_array(op, "out", out_obj);
   require_writeable(op, "out", out);
   if (shape_of(out) != shape) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "bind/alloc.h"
 #include "bind/arrays.h"
 #include "bind/bindings.h"
 #include "core/cpu.h"
@@ -135,7 +136,7 @@ py::array gemm_py(py::handle a_obj, py::handle b_obj, py::handle c_obj, py::hand
 
   py::array out;
   if (out_obj.is_none()) {
-    out = py::array_t<float>(out_shape);
+    out = new_array<float>(out_shape);
   } else {
     out = f32_array(op, "out", out_obj);
     require_writeable(op, "out", out);

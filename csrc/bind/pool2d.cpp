@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "bind/alloc.h"
 #include "bind/arrays.h"
 #include "bind/bindings.h"
 #include "core/cpu.h"
@@ -80,7 +81,7 @@ Pool2dShape shape_for(const char* op, const py::array& x, py::handle kernel, py:
 template <class T>
 py::array output(const char* op, const char* name, py::handle obj, const std::vector<int64_t>& shape,
                  std::initializer_list<std::pair<const char*, const py::array*>> inputs) {
-  if (obj.is_none()) return py::array_t<T>(shape);
+  if (obj.is_none()) return new_array<T>(shape);
   if (!py::isinstance<py::array>(obj)) {
     type_fail(op, std::string("expected ") + name + " to be a numpy.ndarray, got " + type_name(obj));
   }

@@ -22,6 +22,20 @@ def set_num_threads(n: int) -> None:
     _core.set_num_threads(n)
 
 
+def empty_cache() -> None:
+    """Free the memory of dead output arrays that fastnn keeps for reuse.
+
+    Kernels allocate outputs of 1 MiB and more from a cache (at most 1 GiB) of blocks freed by
+    earlier outputs, so a training loop does not pay a page fault per 4 KiB of fresh memory at
+    every step; this hands those blocks back to the system."""
+    _core.empty_cache()
+
+
+def cached_memory() -> int:
+    """Bytes of dead output arrays' memory kept for reuse (see empty_cache)."""
+    return _core.cached_bytes()
+
+
 def config() -> dict:
     """The build and run-time configuration as a dict (what show_config prints)."""
     info = dict(_core.build_info())
