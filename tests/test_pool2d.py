@@ -56,6 +56,37 @@ def check_max(rng, isa, shape, k, s, p, d, c):
                                rtol=8 * EPS32, atol=8 * EPS32)
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("opt", [(2, None, 0, 1, False), (3, 2, 1, 1, True), (3, 1, 1, 2, False)])
+def test_max_backward_through_relu(rng, isa, opt):
+    # relu=True: the gradient w.r.t. the ReLU's input, in the pooling backward's one pass; equal
+    # to relu_backward(max_pool2d_backward(...)) (same sums, then a mask: bit-identical)
+    k, s, p, d, c = opt
+    x = np.maximum(randn(rng, 3, 5, 12, 11), 0)  # a ReLU output: about half exact zeros
+    x[0, 0, 0, :3] = np.nan                      # NaN passes the gradient, as in torch
+    y, idx = _core.max_pool2d_forward(x, k, s, p, d, c, isa=isa)
+    dy = randn(rng, *y.shape)
+    fused = _core.max_pool2d_backward(dy, x, idx, k, s, p, d, c, relu=True, isa=isa)
+    plain = _core.max_pool2d_backward(dy, x, idx, k, s, p, d, c, isa=isa)
+    np.testing.assert_array_equal(fused, ops.relu_backward(plain, x))
+    np.testing.assert_allclose(fused, ref.max_pool2d_backward(dy, x, idx, k, s, p, d, c, relu=True),
+                               rtol=8 * EPS32, atol=8 * EPS32)
+    assert (fused[x <= 0] == 0).all() and (fused[np.isnan(x)] == plain[np.isnan(x)]).all()
+
+
+def test_max_backward_through_relu_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    z = randn(rng, 2, 4, 10, 10)
+    zt = torch.from_numpy(z.copy()).requires_grad_()
+    yt = torch.nn.functional.max_pool2d(torch.relu(zt), 2)
+    dy = randn(rng, *yt.shape)
+    yt.backward(torch.from_numpy(dy))
+    x = ops.relu_forward(z)
+    y, idx = ops.max_pool2d_forward(x, 2)
+    np.testing.assert_array_equal(y, yt.detach().numpy())
+    np.testing.assert_array_equal(ops.max_pool2d_backward(dy, x, idx, 2, relu=True), zt.grad.numpy())
+
+
 def check_avg(rng, isa, shape, k, s, p, c, cip):
     x = randn(rng, *shape)
     y = _core.avg_pool2d_forward(x, k, s, p, c, cip, isa=isa)

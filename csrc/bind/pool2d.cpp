@@ -132,7 +132,7 @@ py::tuple max_fwd(py::handle x_obj, py::handle kernel, py::handle stride, py::ha
 
 py::array max_bwd(py::handle dy_obj, py::handle x_obj, py::handle idx_obj, py::handle kernel,
                   py::handle stride, py::handle padding, py::handle dilation, py::handle ceil_obj,
-                  py::handle out_obj, py::handle isa_obj) {
+                  py::handle relu_obj, py::handle out_obj, py::handle isa_obj) {
   const char* op = "max_pool2d_backward";
   isa_arg(op, isa_obj);  // validated; the backward scatter is the same on every ISA
   py::array dy = nchw(op, "dy", dy_obj);
@@ -151,11 +151,12 @@ py::array max_bwd(py::handle dy_obj, py::handle x_obj, py::handle idx_obj, py::h
   py::array dx = output<float>(op, "out", out_obj, shape_of(x), {{"dy", &dy}, {"indices", &idx}, {"x", &x}});
   const float* g = static_cast<const float*>(dy.data());
   const int64_t* ip = static_cast<const int64_t*>(idx.data());
+  const float* rx = bool_arg(op, "relu", relu_obj) ? static_cast<const float*>(x.data()) : nullptr;
   float* d = static_cast<float*>(dx.mutable_data());
   const int nt = get_num_threads();
   {
     py::gil_scoped_release release;
-    max_pool2d_backward(s, g, ip, d, nt);
+    max_pool2d_backward(s, g, ip, rx, d, nt);
   }
   return dx;
 }
@@ -246,8 +247,9 @@ void bind_pool2d(py::module_& m) {
         "(y, indices) of max pooling; see fastnn.ops.max_pool2d_forward.");
   m.def("max_pool2d_backward", &max_bwd, py::arg("dy"), py::arg("x"), py::arg("indices"),
         py::arg("kernel_size"), py::arg("stride") = py::none(), py::arg("padding") = 0,
-        py::arg("dilation") = 1, py::arg("ceil_mode") = false, py::arg("out") = py::none(),
-        py::arg("isa") = py::none(), "dx of max pooling from dy and the forward's indices.");
+        py::arg("dilation") = 1, py::arg("ceil_mode") = false, py::arg("relu") = false,
+        py::arg("out") = py::none(), py::arg("isa") = py::none(),
+        "dx of max pooling from dy and the forward's indices (through a ReLU when relu).");
   m.def("avg_pool2d_forward", &avg_fwd, py::arg("x"), py::arg("kernel_size"), py::arg("stride") = py::none(),
         py::arg("padding") = 0, py::arg("ceil_mode") = false, py::arg("count_include_pad") = true,
         py::arg("out") = py::none(), py::arg("isa") = py::none(), "Average pooling; see fastnn.ops.");

@@ -29,11 +29,12 @@ void avg_pool2d_planes_default(const Pool2dShape& s, bool cip, const float* x, f
 }
 
 bool max_pool2d_backward_planes(const Pool2dShape& s, const float* dy, const int64_t* idx,
-                                float* dx, int64_t p0, int64_t p1) {
+                                const float* relu_x, float* dx, int64_t p0, int64_t p1) {
   const int64_t in = s.H * s.W, out = s.OH * s.OW;
   bool ok = true;
   for (int64_t p = p0; p < p1; ++p) {
     float* d = dx + p * in;
+    const float* xr = relu_x ? relu_x + p * in : nullptr;
     std::memset(d, 0, sizeof(float) * in);
     for (int64_t o = p * out; o < (p + 1) * out; ++o) {
       const int64_t i = idx[o];
@@ -41,6 +42,7 @@ bool max_pool2d_backward_planes(const Pool2dShape& s, const float* dy, const int
         ok = false;
         continue;
       }
+      if (xr && xr[i] <= 0.0f) continue;  // through the ReLU: torch's threshold_backward
       d[i] += dy[o];  // overlapping windows: several outputs may add to one input
     }
   }

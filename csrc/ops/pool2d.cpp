@@ -118,15 +118,15 @@ void avg_pool2d_forward(const Pool2dShape& s, bool count_include_pad, const floa
               [&](int64_t p0, int64_t p1) { fn(s, count_include_pad, x, y, p0, p1); });
 }
 
-void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int64_t* idx, float* dx,
-                         int nthreads) {
+void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int64_t* idx,
+                         const float* relu_x, float* dx, int nthreads) {
   const double work = static_cast<double>(s.planes()) * (s.H * s.W + s.OH * s.OW);
   const int nt = threads_for(work, s.planes(), nthreads);
   std::vector<char> bad(nt, 0);  // per thread: an OpenMP region must not throw
   parallel(nt, [&](int tid, int cnt) {
     long p0, p1;
     split_range(s.planes(), tid, cnt, &p0, &p1);
-    if (p0 < p1 && !max_pool2d_backward_planes(s, dy, idx, dx, p0, p1)) bad[tid] = 1;
+    if (p0 < p1 && !max_pool2d_backward_planes(s, dy, idx, relu_x, dx, p0, p1)) bad[tid] = 1;
   });
   for (char b : bad) {
     if (b) {

@@ -39,8 +39,11 @@ void pool2d_shape(const char* op, Pool2dShape* s);
 void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int64_t* idx, Isa isa,
                         int nthreads);
 // Throws std::invalid_argument when an index is outside [0, H*W) (nothing is written there).
-void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int64_t* idx, float* dx,
-                         int nthreads);
+// relu_x non-null: x is the output of a ReLU, and dx is the gradient through that ReLU too
+// (dy reaches x[i] only where x[i] > 0, or NaN: torch's threshold_backward), which saves the
+// ReLU backward's pass over the whole activation.
+void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int64_t* idx,
+                         const float* relu_x, float* dx, int nthreads);
 void avg_pool2d_forward(const Pool2dShape& s, bool count_include_pad, const float* x, float* y,
                         Isa isa, int nthreads);
 void avg_pool2d_backward(const Pool2dShape& s, bool count_include_pad, const float* dy, float* dx,
@@ -65,7 +68,7 @@ void avg_pool2d_planes_avx512(const Pool2dShape& s, bool cip, const float* x, fl
                               int64_t p0, int64_t p1);
 // Portable backward kernels on planes [p0, p1); max returns false on an index out of range.
 bool max_pool2d_backward_planes(const Pool2dShape& s, const float* dy, const int64_t* idx,
-                                float* dx, int64_t p0, int64_t p1);
+                                const float* relu_x, float* dx, int64_t p0, int64_t p1);
 void avg_pool2d_backward_planes(const Pool2dShape& s, bool cip, const float* dy, float* dx,
                                 int64_t p0, int64_t p1);
 

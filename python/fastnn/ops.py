@@ -50,9 +50,14 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
 
 
 def max_pool2d_backward(dy, x, indices, kernel_size, stride=None, padding=0, dilation=1,
-                        ceil_mode=False, *, out=None):
-    """dx (N, C, H, W): dy (N, C, OH, OW) added at the forward's indices (x gives the shape)."""
-    return _core.max_pool2d_backward(dy, x, indices, kernel_size, stride, padding, dilation, ceil_mode, out)
+                        ceil_mode=False, *, relu=False, out=None):
+    """dx (N, C, H, W): dy (N, C, OH, OW) added at the forward's indices (x gives the shape).
+
+    relu=True: x is the output of a ReLU, and dx is the gradient through it as well (dy reaches
+    x[i] only where x[i] > 0, or is NaN), i.e. relu_backward(max_pool2d_backward(...), x) in one
+    pass."""
+    return _core.max_pool2d_backward(dy, x, indices, kernel_size, stride, padding, dilation,
+                                     ceil_mode, relu, out)
 
 
 def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False,

@@ -85,8 +85,9 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
 
 
 def max_pool2d_backward(dy, x, indices, kernel_size, stride=None, padding=0, dilation=1,
-                        ceil_mode=False, *, out=None):
-    """dx: each dy added at its window's index (the forward's)."""
+                        ceil_mode=False, *, relu=False, out=None):
+    """dx: each dy added at its window's index (the forward's); relu: then through a ReLU whose
+    output is x (dx zero where x <= 0)."""
     _geometry("max_pool2d_backward", x, kernel_size, stride, padding, dilation, ceil_mode)
     N, C, H, W = np.shape(x)
     dy = np.asarray(dy, dtype=np.float64)
@@ -95,7 +96,10 @@ def max_pool2d_backward(dy, x, indices, kernel_size, stride=None, padding=0, dil
     dx = np.zeros((N * C, H * W))
     for p in range(N * C):
         np.add.at(dx[p], ind[p], dy[p])
-    return _ret(dx.reshape(N, C, H, W), out)
+    dx = dx.reshape(N, C, H, W)
+    if relu:
+        dx = np.where(np.asarray(x, dtype=np.float64) <= 0, 0.0, dx)
+    return _ret(dx, out)
 
 
 def _divisors(g, H, W, oh, ow, count_include_pad):
