@@ -3,6 +3,18 @@ from ._version import __version__
 from . import _core
 from ._config import cached_memory, empty_cache, get_num_threads, set_num_threads, show_config
 from . import ops, ref
+from .random import manual_seed, seed
+from .tensor import (Tensor, arange, as_tensor, cat, empty, enable_grad, float32, float64, from_numpy,
+                     full, int64, is_grad_enabled, long, no_grad, ones, ones_like, rand, randint, randn,
+                     randperm, stack, tensor, where, zeros, zeros_like)
+from .tensor import (abs, argmax, argmin, clamp, exp, flatten, log, log_softmax, matmul, max, mean, min,
+                     relu, reshape, sigmoid, softmax, sqrt, sum, tanh)
+from . import nn, optim, data, train
+from .serialization import load, save
 
 __all__ = ["__version__", "ops", "ref", "show_config", "get_num_threads", "set_num_threads",
-           "empty_cache", "cached_memory"]
+           "empty_cache", "cached_memory", "Tensor", "tensor", "as_tensor", "from_numpy", "zeros",
+           "ones", "full", "empty", "zeros_like", "ones_like", "arange", "randn", "rand", "randint",
+           "randperm", "cat", "stack", "where", "no_grad", "enable_grad", "is_grad_enabled",
+           "manual_seed", "seed", "float32", "float64", "int64", "long", "matmul", "nn", "optim", "data",
+           "train", "save", "load"]

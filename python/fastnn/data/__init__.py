@@ -1,0 +1,148 @@
+"""fastnn.data: datasets, a DataLoader, MNIST's IDX format and the bundled MNIST subset."""
+import gzip
+import os
+
+import numpy as np
+
+from .. import random as _random
+from ..tensor import Tensor
+
+__all__ = ["Dataset", "TensorDataset", "DataLoader", "Subset", "random_split", "read_idx", "load_mnist_5k"]
+
+
+class Dataset:
+    """A map-style dataset: __getitem__(i) and __len__()."""
+
+    def __getitem__(self, index):
+        raise NotImplementedError
+
+    def __len__(self):
+        raise NotImplementedError
+
+
+class TensorDataset(Dataset):
+    """Samples are the i-th rows of the given tensors (or arrays), which share their first size."""
+
+    def __init__(self, *tensors):
+        if not tensors:
+            raise ValueError("TensorDataset: expected at least one tensor")
+        self.tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+        n = len(self.tensors[0])
+        if any(len(t) != n for t in self.tensors):
+            raise ValueError("Size mismatch between tensors")
+
+    def __getitem__(self, index):
+        return tuple(Tensor(t.data[index]) for t in self.tensors)
+
+    def __len__(self):
+        return len(self.tensors[0])
+
+
+class Subset(Dataset):
+    def __init__(self, dataset, indices):
+        self.dataset, self.indices = dataset, list(indices)
+
+    def __getitem__(self, i):
+        return self.dataset[self.indices[i]]
+
+    def __len__(self):
+        return len(self.indices)
+
+
+def random_split(dataset, lengths, generator=None):
+    """Split into non-overlapping subsets of the given lengths (a seeded permutation)."""
+    n = len(dataset)
+    if sum(lengths) != n:
+        raise ValueError("Sum of input lengths does not equal the length of the input dataset!")
+    rng = generator if generator is not None else _random.generator()
+    perm = rng.permutation(n)
+    out, start = [], 0
+    for k in lengths:
+        out.append(Subset(dataset, perm[start:start + k].tolist()))
+        start += k
+    return out
+
+
+def _default_collate(samples):
+    first = samples[0]
+    if isinstance(first, (tuple, list)):
+        return tuple(_default_collate([s[i] for s in samples]) for i in range(len(first)))
+    if isinstance(first, Tensor):
+        return Tensor(np.stack([s.data for s in samples]))
+    return Tensor(np.asarray(samples))
+
+
+class DataLoader:
+    """Batches of a dataset: batch_size, shuffle (seeded by fastnn.manual_seed or `generator`,
+    a numpy Generator), drop_last, collate_fn. A TensorDataset is batched by slicing whole arrays
+    (no per-sample Python work)."""
+
+    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, collate_fn=None,
+                 generator=None, num_workers=0, pin_memory=False):
+        if batch_size is None or batch_size < 1:
+            raise ValueError(f"batch_size should be a positive integer value, but got batch_size={batch_size}")
+        self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
+        self.collate_fn = collate_fn or _default_collate
+        self.generator = generator
+
+    def __len__(self):
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.dataset)
+        if self.shuffle:
+            order = (self.generator if self.generator is not None else _random.generator()).permutation(n)
+        else:
+            order = np.arange(n)
+        fast = isinstance(self.dataset, TensorDataset) and self.collate_fn is _default_collate
+        for start in range(0, n, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            if len(idx) < self.batch_size and self.drop_last:
+                return
+            if fast:
+                yield tuple(Tensor(t.data[idx]) for t in self.dataset.tensors)
+            else:
+                yield self.collate_fn([self.dataset[int(i)] for i in idx])
+
+
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path):
+    """An array from an IDX file (MNIST's format; gzip-compressed or raw, any rank).
+
+    Raises ValueError on a file that is not IDX: a bad magic number, an unknown type code, or a
+    size that does not match the header's dimensions."""
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+    opener = gzip.open if head == b"\x1f\x8b" else open
+    with opener(path, "rb") as fh:
+        try:
+            raw = fh.read()
+        except (OSError, EOFError) as e:
+            raise ValueError(f"read_idx: {path}: not a readable gzip file ({e})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise ValueError(f"read_idx: {path}: expected the IDX magic number (0x0000 then type and rank)")
+    code, ndim = raw[2], raw[3]
+    if code not in _IDX_TYPES:
+        raise ValueError(f"read_idx: {path}: unknown IDX element type 0x{code:02x}")
+    if len(raw) < 4 + 4 * ndim:
+        raise ValueError(f"read_idx: {path}: truncated header")
+    dims = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_TYPES[code])
+    count = int(np.prod(dims, dtype=np.int64)) if dims else 1
+    body = raw[4 + 4 * ndim:]
+    if len(body) != count * dtype.itemsize:
+        raise ValueError(f"read_idx: {path}: expected {count * dtype.itemsize} bytes of data for "
+                         f"dimensions {dims}, got {len(body)}")
+    return np.frombuffer(body, dtype=dtype).astype(dtype.newbyteorder("="), copy=True).reshape(dims)
+
+
+def load_mnist_5k():
+    """(images uint8 (5000, 28, 28), labels int64 (5000,)): the bundled MNIST subset, sorted by
+    class (500 per class). See fastnn/data/mnist5k/README.md for its source and licence."""
+    here = os.path.join(os.path.dirname(__file__), "mnist5k")
+    images = read_idx(os.path.join(here, "images-idx3-ubyte.gz"))
+    labels = read_idx(os.path.join(here, "labels-idx1-ubyte.gz")).astype(np.int64)
+    return images, labels

@@ -1,0 +1,392 @@
+"""fastnn.nn.functional: torch.nn.functional's names over fastnn's kernels, with autograd.
+
+Each function computes its forward with a fastnn.ops kernel and records a backward that calls
+the matching backward kernel. Two fusions happen without the caller asking: a ReLU computed just
+before a max pooling gets its gradient from the pooling backward's pass (max_pool2d_backward with
+relu=True), and a linear or convolution layer takes its bias in the kernel's epilogue.
+"""
+import numpy as np
+
+from .. import ops
+from .. import random as _random
+from ..tensor import Tensor, _unbroadcast
+
+__all__ = ["conv2d", "linear", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "max_pool2d",
+           "avg_pool2d", "adaptive_avg_pool2d", "softmax", "log_softmax", "cross_entropy",
+           "nll_loss", "mse_loss", "binary_cross_entropy_with_logits", "dropout", "batch_norm",
+           "embedding", "flatten"]
+
+
+def _t(x):
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def _f32(x, name, op):
+    if x.data.dtype != np.float32:
+        raise TypeError(f"fastnn.nn.functional.{op}: expected {name} to be float32, got {x.data.dtype}")
+    return x.data
+
+
+# -- layers -----------------------------------------------------------------------------------
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    x, w = _t(input), _t(weight)
+    b = None if bias is None else _t(bias)
+    X, Wt = _f32(x, "input", "conv2d"), _f32(w, "weight", "conv2d")
+    y = ops.conv2d_forward(X, Wt, None if b is None else b.data, stride, padding, dilation, groups)
+    parents = (x, w) if b is None else (x, w, b)
+
+    def backward(g):
+        dx = (ops.conv2d_backward_data(g, Wt, X.shape, stride, padding, dilation, groups)
+              if x.requires_grad else None)
+        dw = (ops.conv2d_backward_weight(g, X, Wt.shape, stride, padding, dilation, groups)
+              if w.requires_grad else None)
+        if b is None:
+            return dx, dw
+        return dx, dw, ops.conv2d_backward_bias(g) if b.requires_grad else None
+    return Tensor._result(y, parents, backward, "conv2d")
+
+
+def linear(input, weight, bias=None):
+    x, w = _t(input), _t(weight)
+    b = None if bias is None else _t(bias)
+    X, Wt = _f32(x, "input", "linear"), _f32(w, "weight", "linear")
+    lead = X.shape[:-1]
+    X2 = X.reshape(-1, X.shape[-1])
+    y = ops.gemm(X2, Wt, trans_b=True, bias=None if b is None else b.data).reshape(lead + (Wt.shape[0],))
+    parents = (x, w) if b is None else (x, w, b)
+
+    def backward(g):
+        g2 = g.reshape(-1, g.shape[-1])
+        dx = ops.gemm(g2, Wt).reshape(X.shape) if x.requires_grad else None
+        dw = ops.gemm(g2, X2, trans_a=True) if w.requires_grad else None
+        if b is None:
+            return dx, dw
+        return dx, dw, g2.sum(axis=0, dtype=np.float32) if b.requires_grad else None
+    return Tensor._result(y, parents, backward, "linear")
+
+
+def flatten(input, start_dim=0, end_dim=-1):
+    return _t(input).flatten(start_dim, end_dim)
+
+
+# -- activations ------------------------------------------------------------------------------
+
+def relu(input, inplace=False):
+    x = _t(input)
+    X = _f32(x, "input", "relu")
+    y = ops.relu_forward(X)
+    return Tensor._result(y, (x,), lambda g: (ops.relu_backward(g, X),), "relu")
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    x = _t(input)
+    X = _f32(x, "input", "leaky_relu")
+    y = ops.leaky_relu_forward(X, negative_slope)
+    return Tensor._result(y, (x,), lambda g: (ops.leaky_relu_backward(g, X, negative_slope),), "leaky_relu")
+
+
+def sigmoid(input):
+    x = _t(input)
+    y = ops.sigmoid_forward(_f32(x, "input", "sigmoid"))
+    return Tensor._result(y, (x,), lambda g: (ops.sigmoid_backward(g, y),), "sigmoid")
+
+
+def tanh(input):
+    x = _t(input)
+    y = ops.tanh_forward(_f32(x, "input", "tanh"))
+    return Tensor._result(y, (x,), lambda g: (ops.tanh_backward(g, y),), "tanh")
+
+
+def gelu(input, approximate="none"):
+    x = _t(input)
+    X = _f32(x, "input", "gelu")
+    y = ops.gelu_forward(X, approximate)
+    return Tensor._result(y, (x,), lambda g: (ops.gelu_backward(g, X, approximate),), "gelu")
+
+
+# -- pooling ----------------------------------------------------------------------------------
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    x = _t(input)
+    X = _f32(x, "input", "max_pool2d")
+    y, idx = ops.max_pool2d_forward(X, kernel_size, stride, padding, dilation, ceil_mode)
+    node = x._node
+    if node is not None and node.name == "relu":
+        # x = relu(z): the pooling backward takes the gradient on to z in its own pass; the
+        # ReLU's node then gets a gradient only from x's other consumers, if any
+        z = node.parents[0]
+        out = Tensor._result(y, (z,), lambda g: (ops.max_pool2d_backward(
+            g, X, idx, kernel_size, stride, padding, dilation, ceil_mode, relu=True),), "max_pool2d")
+    else:
+        out = Tensor._result(y, (x,), lambda g: (ops.max_pool2d_backward(
+            g, X, idx, kernel_size, stride, padding, dilation, ceil_mode),), "max_pool2d")
+    return (out, Tensor(idx)) if return_indices else out
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    if divisor_override is not None:
+        raise NotImplementedError("fastnn.nn.functional.avg_pool2d: divisor_override is not supported")
+    x = _t(input)
+    X = _f32(x, "input", "avg_pool2d")
+    y = ops.avg_pool2d_forward(X, kernel_size, stride, padding, ceil_mode, count_include_pad)
+    return Tensor._result(y, (x,), lambda g: (ops.avg_pool2d_backward(
+        g, X, kernel_size, stride, padding, ceil_mode, count_include_pad),), "avg_pool2d")
+
+
+def adaptive_avg_pool2d(input, output_size):
+    x = _t(input)
+    X = _f32(x, "input", "adaptive_avg_pool2d")
+    oh, ow = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+    H, W = X.shape[-2:]
+    oh, ow = oh or H, ow or W
+    if (oh, ow) == (1, 1):
+        y = ops.global_avg_pool2d_forward(X)
+        return Tensor._result(y, (x,), lambda g: (ops.global_avg_pool2d_backward(g, X),), "adaptive_avg_pool2d")
+    if H % oh or W % ow:
+        raise NotImplementedError("fastnn.nn.functional.adaptive_avg_pool2d: expected the input size "
+                                  f"to be a multiple of the output size, got {(H, W)} -> {(oh, ow)}")
+    return avg_pool2d(x, (H // oh, W // ow))
+
+
+# -- softmax and losses -------------------------------------------------------------------------
+
+def _move_dim_last(a, dim):
+    return np.moveaxis(a, dim, -1) if dim not in (-1, a.ndim - 1) else a
+
+
+def softmax(input, dim=None, dtype=None):
+    x = _t(input)
+    X = x.data
+    dim = -1 if dim is None else dim
+    m = X.max(axis=dim, keepdims=True)
+    e = np.exp(X - m)
+    y = (e / e.sum(axis=dim, keepdims=True)).astype(np.float32)
+    return Tensor._result(y, (x,), lambda g: (y * (g - (g * y).sum(axis=dim, keepdims=True)),), "softmax")
+
+
+def log_softmax(input, dim=None, dtype=None):
+    x = _t(input)
+    X = x.data
+    dim = -1 if dim is None else dim
+    m = X.max(axis=dim, keepdims=True)
+    z = X - m
+    y = (z - np.log(np.exp(z).sum(axis=dim, keepdims=True))).astype(np.float32)
+    return Tensor._result(y, (x,), lambda g: (g - np.exp(y) * g.sum(axis=dim, keepdims=True),),
+                          "log_softmax")
+
+
+def _reduce(loss, reduction, denom, op):
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return np.asarray(loss.sum(dtype=np.float64), np.float32)
+    if reduction == "mean":
+        return np.asarray(loss.sum(dtype=np.float64) / denom, np.float32)
+    raise ValueError(f"fastnn.nn.functional.{op}: expected reduction 'none', 'mean' or 'sum', got {reduction!r}")
+
+
+def _class_rows(logits, target, op):
+    """(rows (M, C) float32 with classes last, targets (M,) int64, shape of the per-row loss)."""
+    L, T = logits.data, np.asarray(target.data if isinstance(target, Tensor) else target)
+    if L.ndim < 1:
+        raise ValueError(f"fastnn.nn.functional.{op}: expected input of shape (N, C) or (N, C, d1, ...), got {L.shape}")
+    if T.dtype.kind not in "iu":
+        raise TypeError(f"fastnn.nn.functional.{op}: expected class-index targets of an integer type, got {T.dtype}")
+    if L.ndim == 1:
+        L, T = L[None], T.reshape(1)
+    if T.shape != (L.shape[0],) + L.shape[2:]:
+        raise ValueError(f"fastnn.nn.functional.{op}: expected target of shape {(L.shape[0],) + L.shape[2:]}, got {T.shape}")
+    rows = _move_dim_last(L, 1).reshape(-1, L.shape[1])
+    return rows, T.reshape(-1).astype(np.int64), T.shape
+
+
+def _nll_parts(logp, t, weight, ignore_index, C, op):
+    keep = t != ignore_index
+    tt = np.where(keep, t, 0)
+    if ((tt < 0) | (tt >= C)).any():
+        bad = t[keep & ((t < 0) | (t >= C))][0]
+        raise ValueError(f"fastnn.nn.functional.{op}: expected targets in [0, {C}) or ignore_index, got {bad}")
+    w = np.ones(C, np.float64) if weight is None else np.asarray(weight.data if isinstance(weight, Tensor) else weight, np.float64)
+    wt = np.where(keep, w[tt], 0.0)
+    return keep, tt, w, wt
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                  reduction="mean", label_smoothing=0.0):
+    x = _t(input)
+    rows, t, tshape = _class_rows(x, target, "cross_entropy")
+    M, C = rows.shape
+    r = rows.astype(np.float64)
+    m = r.max(axis=1, keepdims=True)
+    z = r - m
+    lse = np.log(np.exp(z).sum(axis=1, keepdims=True))
+    logp = z - lse
+    keep, tt, w, wt = _nll_parts(logp, t, weight, ignore_index, C, "cross_entropy")
+    eps = float(label_smoothing)
+    nll = -logp[np.arange(M), tt] * wt
+    loss = (1 - eps) * nll
+    if eps:
+        loss = loss + eps / C * np.where(keep, -(logp * w).sum(axis=1), 0.0)
+    denom = wt.sum()
+    out = _reduce(loss.astype(np.float32).reshape(tshape) if reduction == "none" else loss, reduction, denom,
+                  "cross_entropy")
+    p = np.exp(logp)
+
+    def backward(g):
+        g = np.asarray(g, np.float64)
+        gi = g.reshape(-1) if reduction == "none" else np.full(M, float(g) / (denom if reduction == "mean" else 1.0))
+        coef = ((1 - eps) * wt + (eps / C) * w.sum() * keep) * gi
+        d = p * coef[:, None]
+        d[np.arange(M), tt] -= (1 - eps) * wt * gi
+        if eps:
+            d -= (eps / C) * np.outer(gi * keep, w)
+        d = d.astype(np.float32).reshape(_move_dim_last(x.data, 1).shape)
+        if x.data.ndim > 2:
+            d = np.ascontiguousarray(np.moveaxis(d, -1, 1))
+        return (d.reshape(x.data.shape),)
+    return Tensor._result(np.asarray(out, np.float32), (x,), backward, "cross_entropy")
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+             reduction="mean"):
+    x = _t(input)
+    rows, t, tshape = _class_rows(x, target, "nll_loss")
+    M, C = rows.shape
+    keep, tt, w, wt = _nll_parts(rows, t, weight, ignore_index, C, "nll_loss")
+    loss = -rows[np.arange(M), tt].astype(np.float64) * wt
+    denom = wt.sum()
+    out = _reduce(loss.astype(np.float32).reshape(tshape) if reduction == "none" else loss, reduction, denom,
+                  "nll_loss")
+
+    def backward(g):
+        g = np.asarray(g, np.float64)
+        gi = g.reshape(-1) if reduction == "none" else np.full(M, float(g) / (denom if reduction == "mean" else 1.0))
+        d = np.zeros((M, C), np.float32)
+        d[np.arange(M), tt] = -(wt * gi)
+        d = d.reshape(_move_dim_last(x.data, 1).shape)
+        if x.data.ndim > 2:
+            d = np.ascontiguousarray(np.moveaxis(d, -1, 1))
+        return (d.reshape(x.data.shape),)
+    return Tensor._result(np.asarray(out, np.float32), (x,), backward, "nll_loss")
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    x, y = _t(input), _t(target)
+    diff = x.data - y.data
+    loss = diff * diff
+    out = _reduce(loss, reduction, loss.size, "mse_loss")
+    n = loss.size if reduction == "mean" else 1
+
+    def backward(g):
+        d = 2 * diff * (g if reduction == "none" else float(g) / n)
+        return (_unbroadcast(d.astype(np.float32), x.shape), _unbroadcast(-d.astype(np.float32), y.shape))
+    return Tensor._result(np.asarray(out, np.float32), (x, y), backward, "mse_loss")
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction="mean", pos_weight=None):
+    x, y = _t(input), _t(target)
+    X, Y = x.data.astype(np.float64), y.data.astype(np.float64)
+    w = 1.0 if weight is None else np.asarray(_t(weight).data, np.float64)
+    pw = 1.0 if pos_weight is None else np.asarray(_t(pos_weight).data, np.float64)
+    # loss = -w [pw y log s(x) + (1 - y) log(1 - s(x))], with log s(x) = -softplus(-x)
+    sp_neg = np.logaddexp(0, -X)   # -log s(x)
+    sp_pos = np.logaddexp(0, X)    # -log(1 - s(x))
+    loss = w * (pw * Y * sp_neg + (1 - Y) * sp_pos)
+    out = _reduce(loss.astype(np.float32) if reduction == "none" else loss, reduction, loss.size,
+                  "binary_cross_entropy_with_logits")
+    n = loss.size if reduction == "mean" else 1
+
+    def backward(g):
+        s = 1 / (1 + np.exp(-X))
+        d = w * (pw * Y * (s - 1) + (1 - Y) * s) * (g if reduction == "none" else float(g) / n)
+        return (_unbroadcast(d.astype(np.float32), x.shape), None)
+    return Tensor._result(np.asarray(out, np.float32), (x, y), backward, "binary_cross_entropy_with_logits")
+
+
+# -- regularisation and normalisation -----------------------------------------------------------
+
+def dropout(input, p=0.5, training=True, inplace=False):
+    if p < 0 or p > 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    x = _t(input)
+    if not training or p == 0:
+        return x
+    if p == 1:
+        return x * 0.0
+    mask = (_random.generator().random(x.shape) >= p).astype(np.float32) / np.float32(1 - p)
+    return Tensor._result(x.data * mask, (x,), lambda g: (g * mask,), "dropout")
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    x = _t(input)
+    X = x.data
+    axes = (0,) + tuple(range(2, X.ndim))
+    shape = (1, X.shape[1]) + (1,) * (X.ndim - 2)
+    n = X.size // X.shape[1]
+    rm = None if running_mean is None else (running_mean.data if isinstance(running_mean, Tensor) else running_mean)
+    rv = None if running_var is None else (running_var.data if isinstance(running_var, Tensor) else running_var)
+    if training:
+        if n <= 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input size {X.shape}")
+        X64 = X.astype(np.float64)
+        mean = X64.mean(axis=axes)
+        var = X64.var(axis=axes)
+        if rm is not None:
+            rm[...] = (1 - momentum) * rm + momentum * mean
+        if rv is not None:
+            rv[...] = (1 - momentum) * rv + momentum * var * n / (n - 1)
+    else:
+        mean, var = np.asarray(rm, np.float64), np.asarray(rv, np.float64)
+    invstd = 1 / np.sqrt(var + eps)
+    xhat = ((X - mean.reshape(shape)) * invstd.reshape(shape)).astype(np.float32)
+    w = None if weight is None else _t(weight)
+    b = None if bias is None else _t(bias)
+    y = xhat
+    if w is not None:
+        y = y * w.data.reshape(shape)
+    if b is not None:
+        y = y + b.data.reshape(shape)
+    parents = tuple(t for t in (x, w, b) if t is not None)
+
+    def backward(g):
+        G = g.astype(np.float64)
+        gw = (G * xhat).sum(axis=axes)
+        gb = G.sum(axis=axes)
+        scale = invstd * (1.0 if w is None else w.data.astype(np.float64))
+        if training:
+            dx = scale.reshape(shape) * (G - gb.reshape(shape) / n - xhat * (gw.reshape(shape) / n))
+        else:
+            dx = G * scale.reshape(shape)
+        grads = [dx.astype(np.float32)]
+        if w is not None:
+            grads.append(gw.astype(np.float32))
+        if b is not None:
+            grads.append(gb.astype(np.float32))
+        return tuple(grads)
+    return Tensor._result(np.ascontiguousarray(y, np.float32), parents, backward, "batch_norm")
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
+              sparse=False):
+    idx = np.asarray(input.data if isinstance(input, Tensor) else input)
+    w = _t(weight)
+    V = w.shape[0]
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"fastnn.nn.functional.embedding: expected integer indices, got {idx.dtype}")
+    if idx.size and (idx.min() < 0 or idx.max() >= V):
+        raise ValueError(f"fastnn.nn.functional.embedding: expected indices in [0, {V}), got "
+                         f"{idx.min() if idx.min() < 0 else idx.max()}")
+    out = w.data[idx]
+
+    def backward(g):
+        d = np.zeros_like(w.data)
+        np.add.at(d, idx.reshape(-1), g.reshape(-1, w.shape[1]))
+        if padding_idx is not None:
+            d[padding_idx] = 0
+        return (d,)
+    return Tensor._result(out, (w,), backward, "embedding")

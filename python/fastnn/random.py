@@ -1,0 +1,33 @@
+"""The random number generator behind fastnn's initialisations, randn/rand, Dropout and shuffling."""
+import numpy as np
+
+_generator = np.random.default_rng()
+
+
+def manual_seed(seed):
+    """Seed fastnn's generator (torch.manual_seed's name); returns it."""
+    global _generator
+    _generator = np.random.default_rng(int(seed))
+    return _generator
+
+
+def seed():
+    """Seed from the OS's entropy; returns the new seed."""
+    s = int(np.random.SeedSequence().entropy % (2 ** 63))
+    manual_seed(s)
+    return s
+
+
+def generator():
+    return _generator
+
+
+def get_rng_state():
+    """The generator's state as a uint8 array (JSON of the bit generator's state dict)."""
+    import json
+    return np.frombuffer(json.dumps(_generator.bit_generator.state).encode(), dtype=np.uint8).copy()
+
+
+def set_rng_state(state):
+    import json
+    _generator.bit_generator.state = json.loads(bytes(np.asarray(state, dtype=np.uint8)).decode())
