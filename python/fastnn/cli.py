@@ -1,5 +1,5 @@
 """The `fastnn` command: `fastnn bench [ops...]` times kernels against NumPy and PyTorch, `fastnn config`
-prints the build configuration."""
+prints the build configuration, `fastnn demo cnn` trains the MNIST CNN on the bundled data."""
 import argparse
 import datetime
 import sys
@@ -50,7 +50,7 @@ def _bench(parser, args):
 def main(argv=None):
     """Entry point of the `fastnn` console script; returns the exit status."""
     parser = argparse.ArgumentParser(prog="fastnn", description="fastnn command-line tool.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{bench,config}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{bench,config,demo}")
     b = sub.add_parser("bench", help="validate, then time fastnn against NumPy and PyTorch",
                        description="Validate, then time fastnn ops against NumPy's BLAS and PyTorch.",
                        epilog=BENCH_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,10 +65,24 @@ def main(argv=None):
     b.add_argument("--json", metavar="PATH",
                    help="where to write the results (default: bench/results/<ops>-<time>.json)")
     sub.add_parser("config", help="print the build configuration (fastnn.show_config())")
+    d = sub.add_parser("demo", help="train a classic model offline on bundled data",
+                       description="Train a classic model on data shipped with fastnn (no download).")
+    d.add_argument("model", choices=["cnn"], help="cnn: the MNIST CNN on the bundled 5,000 images "
+                                                  "(1,000 held out for the test accuracy)")
+    d.add_argument("--epochs", type=_positive, default=12, help="training epochs (default: 12)")
+    d.add_argument("--seed", type=int, default=0, help="seed of the split, initialisation and shuffling")
+    d.add_argument("--threads", type=_positive, help="fastnn threads (default: fastnn.get_num_threads())")
     args = parser.parse_args(argv)
     if args.command == "config":
         import fastnn
         fastnn.show_config()
+        return 0
+    if args.command == "demo":
+        import fastnn
+        from fastnn import demo
+        if args.threads:
+            fastnn.set_num_threads(args.threads)
+        acc, _ = demo.cnn(epochs=args.epochs, seed=args.seed)
         return 0
     return _bench(b, args)
 

@@ -68,15 +68,17 @@ def _as_array(data, dtype=None):
     if isinstance(data, Tensor):
         data = data.data
     a = np.asarray(data)
-    if dtype is not None:
-        return np.ascontiguousarray(a, dtype=dtype)
-    if a.dtype == np.float64 or a.dtype == np.float16:
-        return np.ascontiguousarray(a, dtype=np.float32)
-    if a.dtype.kind in "iu" and a.dtype != np.int64:
-        return np.ascontiguousarray(a, dtype=np.int64)
-    if a.dtype.kind == "f" or a.dtype.kind in "iub":
-        return np.ascontiguousarray(a)
-    raise TypeError(f"fastnn.tensor: expected numbers, got an array of {a.dtype}")
+    if dtype is None:
+        if a.dtype.kind not in "fiub":
+            raise TypeError(f"fastnn.tensor: expected numbers, got an array of {a.dtype}")
+        if a.dtype == np.float64 or a.dtype == np.float16:
+            dtype = np.float32  # fastnn's kernels are float32; ask for float64 explicitly
+        elif a.dtype.kind in "iu" and a.dtype != np.int64:
+            dtype = np.int64
+        else:
+            dtype = a.dtype
+    # np.asarray keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d)
+    return np.asarray(a, dtype=dtype, order="C")
 
 
 def _unbroadcast(g, shape):
@@ -251,7 +253,10 @@ class Tensor:
 
     # -- arithmetic ---------------------------------------------------------------------------
     def _binary(self, other, fwd, name, grads):
-        o = other if isinstance(other, Tensor) else Tensor(np.asarray(other, dtype=self._float_dtype(other)))
+        if not isinstance(other, Tensor):
+            dt = self._float_dtype(other)
+            other = Tensor(np.asarray(other, dtype=dt), dtype=dt)
+        o = other
         a, b = self.data, o.data
         out = fwd(a, b)
         if out.dtype == np.float64 and (a.dtype == np.float32 or b.dtype == np.float32):
@@ -288,7 +293,8 @@ class Tensor:
         return self._binary(other, np.true_divide, "div", lambda g, a, b, o: (g / b, -g * a / (b * b)))
 
     def __rtruediv__(self, other):
-        return Tensor(np.asarray(other, dtype=np.float32)) / self
+        dt = self._float_dtype(1.0)
+        return Tensor(np.asarray(other, dtype=dt), dtype=dt) / self
 
     def __neg__(self):
         return Tensor._result(-self.data, (self,), lambda g: (-g,), "neg")
@@ -637,8 +643,14 @@ def _run_backward(root, g, retain_graph):
                 grads[k] = grads[k] + pg
             else:
                 grads[k] = pg
-        if not retain_graph:
-            t._node = None
+        if not retain_graph:  # free the saved arrays; a second backward through it raises
+            node.backward, node.parents = _freed, ()
+
+
+def _freed(g):
+    raise RuntimeError("Trying to backward through the graph a second time (or directly access saved "
+                       "tensors after they have already been freed). Specify retain_graph=True if you "
+                       "need to backward a second time.")
 
 
 def matmul(a, b):

@@ -163,7 +163,7 @@ def softmax(input, dim=None, dtype=None):
     dim = -1 if dim is None else dim
     m = X.max(axis=dim, keepdims=True)
     e = np.exp(X - m)
-    y = (e / e.sum(axis=dim, keepdims=True)).astype(np.float32)
+    y = e / e.sum(axis=dim, keepdims=True)
     return Tensor._result(y, (x,), lambda g: (y * (g - (g * y).sum(axis=dim, keepdims=True)),), "softmax")
 
 
@@ -173,7 +173,7 @@ def log_softmax(input, dim=None, dtype=None):
     dim = -1 if dim is None else dim
     m = X.max(axis=dim, keepdims=True)
     z = X - m
-    y = (z - np.log(np.exp(z).sum(axis=dim, keepdims=True))).astype(np.float32)
+    y = z - np.log(np.exp(z).sum(axis=dim, keepdims=True))
     return Tensor._result(y, (x,), lambda g: (g - np.exp(y) * g.sum(axis=dim, keepdims=True),),
                           "log_softmax")
 

@@ -1,0 +1,98 @@
+"""fastnn.optim against torch.optim over several steps (skipped without torch), schedulers, state."""
+import numpy as np
+import pytest
+
+import fastnn
+import fastnn.nn as nn
+import fastnn.optim as optim
+from fastnn import Tensor
+
+SHAPES = [(5, 3), (17,), (1,), (4, 2, 3)]
+
+
+def run(make_f, make_t, steps=5):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    init = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
+    grads = [[rng.standard_normal(s).astype(np.float32) for s in SHAPES] for _ in range(steps)]
+    pf = [nn.Parameter(a.copy()) for a in init]
+    pt = [torch.nn.Parameter(torch.from_numpy(a.copy())) for a in init]
+    of, ot = make_f(pf), make_t(torch, pt)
+    for gs in grads:
+        for p, g in zip(pf, gs):
+            p.grad = Tensor(g.copy())
+        for p, g in zip(pt, gs):
+            p.grad = torch.from_numpy(g.copy())
+        of.step()
+        ot.step()
+    for a, b in zip(pf, pt):
+        # the same float32 formulas in the same order: equal up to a few roundings per step
+        np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=2e-6, atol=2e-7)
+    return of
+
+
+@pytest.mark.parametrize("kw", [dict(lr=0.1), dict(lr=0.1, momentum=0.9), dict(lr=0.05, momentum=0.9, nesterov=True),
+                                dict(lr=0.1, momentum=0.5, dampening=0.3, weight_decay=0.01),
+                                dict(lr=0.1, momentum=0.9, maximize=True)])
+def test_sgd_matches_torch(kw):
+    run(lambda p: optim.SGD(p, **kw), lambda torch, p: torch.optim.SGD(p, **kw))
+
+
+@pytest.mark.parametrize("cls,kw", [("Adam", dict(lr=0.01)), ("Adam", dict(lr=0.01, weight_decay=0.1, amsgrad=True)),
+                                    ("AdamW", dict(lr=0.01)), ("AdamW", dict(lr=0.01, betas=(0.8, 0.9), eps=1e-6,
+                                                                              weight_decay=0.05, amsgrad=True))])
+def test_adam_matches_torch(cls, kw):
+    run(lambda p: getattr(optim, cls)(p, **kw), lambda torch, p: getattr(torch.optim, cls)(p, foreach=False, **kw))
+
+
+def test_optimizer_state_round_trip(tmp_path):
+    fastnn.manual_seed(0)
+    m = nn.Linear(3, 2)
+    o = optim.Adam(m.parameters(), lr=0.1)
+    for _ in range(2):
+        m.zero_grad()
+        m(fastnn.randn(4, 3)).sum().backward()
+        o.step()
+    fastnn.save(o.state_dict(), tmp_path / "o.npz")
+    o2 = optim.Adam(m.parameters(), lr=0.5)
+    o2.load_state_dict(fastnn.load(tmp_path / "o.npz"))
+    assert o2.param_groups[0]["lr"] == 0.1
+    for p in m.parameters():
+        for k in ("exp_avg", "exp_avg_sq"):
+            np.testing.assert_array_equal(o.state[id(p)][k], o2.state[id(p)][k])
+        assert o2.state[id(p)]["step"] == 2
+
+
+def test_schedulers_match_torch():
+    torch = pytest.importorskip("torch")
+    for make_f, make_t in ((lambda o: optim.lr_scheduler.StepLR(o, 3, 0.5), lambda o: torch.optim.lr_scheduler.StepLR(o, 3, 0.5)),
+                           (lambda o: optim.lr_scheduler.CosineAnnealingLR(o, 10, 0.01),
+                            lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 10, 0.01))):
+        of = optim.SGD([nn.Parameter(np.zeros(1, np.float32))], lr=0.2)
+        ot = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.2)
+        sf, st = make_f(of), make_t(ot)
+        for _ in range(12):
+            of.step(), ot.step(), sf.step(), st.step()
+            assert abs(sf.get_last_lr()[0] - st.get_last_lr()[0]) < 1e-12
+
+
+def test_bad_arguments():
+    p = [nn.Parameter(np.zeros(2, np.float32))]
+    with pytest.raises(ValueError):
+        optim.SGD(p, lr=0.1, nesterov=True)
+    with pytest.raises(ValueError):
+        optim.SGD(p, lr=-1)
+    with pytest.raises(ValueError):
+        optim.Adam(p, betas=(1.0, 0.9))
+    with pytest.raises(ValueError):
+        optim.SGD([], lr=0.1)
+
+
+def test_clip_grad_norm():
+    a, b = nn.Parameter(np.zeros(3, np.float32)), nn.Parameter(np.zeros(4, np.float32))
+    a.grad, b.grad = Tensor(np.full(3, 3.0, np.float32)), Tensor(np.full(4, 4.0, np.float32))
+    total = nn.utils.clip_grad_norm_([a, b], 1.0)
+    expect = np.sqrt(3 * 9 + 4 * 16)
+    assert abs(total.item() - expect) < 1e-4
+    new = np.sqrt((a.grad.data ** 2).sum() + (b.grad.data ** 2).sum())
+    assert abs(new - 1.0) < 1e-4
