@@ -62,4 +62,5 @@ PYBIND11_MODULE(_core, m) {
   bind_pool2d(m);
   bind_act(m);
   bind_conv2d(m);
+  bind_softmax(m);
 }

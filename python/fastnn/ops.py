@@ -1,4 +1,6 @@
 """Kernels on arrays: numpy float32 in, numpy float32 out, no autograd."""
+import numpy as np
+
 from . import _core
 from ._conv import conv2d_params
 
@@ -22,7 +24,13 @@ __all__ = ["gemm",
            "tanh_forward",
            "tanh_backward",
            "gelu_forward",
-           "gelu_backward"]
+           "gelu_backward",
+           "softmax_forward",
+           "softmax_backward",
+           "log_softmax_forward",
+           "log_softmax_backward",
+           "cross_entropy_forward",
+           "cross_entropy_backward"]
 
 
 def gemm(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None,
@@ -160,3 +168,102 @@ def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1,
 def conv2d_backward_bias(dy, out=None):
     """db (OC,): dy (B, OC, OH, OW) summed over batch and pixels."""
     return _core.conv2d_backward_bias(dy, out)
+
+
+# softmax / log_softmax: x float32 of any rank, along dim; backward from dy and the forward's y.
+# cross_entropy: PyTorch's CrossEntropyLoss on logits (N, C) or (N, C, d1, ...) with int64 class
+# indices target (N,) or (N, d1, ...): one fused pass per row (max, log-sum-exp, loss terms);
+# weight, ignore_index, label_smoothing and reduction as in torch ("mean" divides by the summed
+# weights of the targets that are not ignored; all ignored gives nan, as torch).
+
+def softmax_forward(x, dim=-1, *, out=None):
+    """y = exp(x - max) / sum exp(x - max) along dim."""
+    return _core.softmax_forward(x, dim, out)
+
+
+def log_softmax_forward(x, dim=-1, *, out=None):
+    """y = x - max - log sum exp(x - max) along dim."""
+    return _core.log_softmax_forward(x, dim, out)
+
+
+def softmax_backward(dy, y, dim=-1, *, out=None):
+    """dx = y * (dy - sum(dy * y, dim))."""
+    return _core.softmax_backward(dy, y, dim, out)
+
+
+def log_softmax_backward(dy, y, dim=-1, *, out=None):
+    """dx = dy - exp(y) * sum(dy, dim)."""
+    return _core.log_softmax_backward(dy, y, dim, out)
+
+
+_REDUCTIONS = ("none", "mean", "sum")
+
+
+def _ce_rows(op, logits, target, reduction):
+    """(rows (M, C) C-contiguous, targets (M,), the per-row loss shape) of (N, C, d...) logits."""
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"fastnn.ops.{op}: expected reduction 'none', 'mean' or 'sum', got {reduction!r}")
+    if not isinstance(logits, np.ndarray) or not isinstance(target, np.ndarray):
+        bad = "logits" if not isinstance(logits, np.ndarray) else "target"
+        raise TypeError(f"fastnn.ops.{op}: expected {bad} to be a numpy.ndarray, got "
+                        f"{type(logits if bad == 'logits' else target).__name__}")
+    if logits.ndim == 1:
+        return logits.reshape(1, -1), target.reshape(1), target.shape
+    if logits.ndim < 1 or target.shape != (logits.shape[0],) + logits.shape[2:]:
+        raise ValueError(f"fastnn.ops.{op}: expected target of shape {(logits.shape[0],) + logits.shape[2:]} "
+                         f"for logits of shape {logits.shape}, got {target.shape}")
+    if logits.ndim == 2:
+        return logits, target, target.shape
+    rows = np.ascontiguousarray(np.moveaxis(logits, 1, -1)).reshape(-1, logits.shape[1])
+    return rows, np.ascontiguousarray(target).reshape(-1), target.shape
+
+
+def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0,
+                          reduction="mean"):
+    """The loss: float32 0-d for 'mean' / 'sum', of target's shape for 'none'."""
+    rows, t, tshape = _ce_rows("cross_entropy_forward", logits, target, reduction)
+    loss, wt = _core.cross_entropy_rows(rows, t, weight, ignore_index, label_smoothing)
+    if reduction == "none":
+        return loss.astype(np.float32).reshape(tshape)
+    total = loss.sum()
+    if reduction == "sum":
+        return np.asarray(total, np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(total / wt.sum(), np.float32)
+
+
+def cross_entropy_backward(grad, logits, target, weight=None, ignore_index=-100, label_smoothing=0.0,
+                           reduction="mean", *, out=None):
+    """dlogits (logits' shape) from grad, the upstream gradient of the loss (0-d, or of target's
+    shape for 'none')."""
+    rows, t, tshape = _ce_rows("cross_entropy_backward", logits, target, reduction)
+    g = np.asarray(grad, dtype=np.float64)
+    if reduction == "none":
+        if g.shape != tuple(tshape):
+            raise ValueError(f"fastnn.ops.cross_entropy_backward: expected grad of shape {tuple(tshape)}, got {g.shape}")
+        scale = g.reshape(-1).astype(np.float32)
+    else:
+        if g.size != 1:
+            raise ValueError(f"fastnn.ops.cross_entropy_backward: expected a scalar grad for reduction "
+                             f"{reduction!r}, got shape {g.shape}")
+        s = float(g.reshape(()))
+        if reduction == "mean":
+            keep = t != ignore_index
+            w = np.ones(rows.shape[1]) if weight is None else np.asarray(weight, np.float64)
+            den = w[np.where(keep, t, 0)][keep].sum() if keep.any() else 0.0
+            with np.errstate(invalid="ignore", divide="ignore"):
+                s = np.float64(s) / np.float64(den)  # all ignored: nan (or inf), as torch
+        scale = np.full(rows.shape[0], s, np.float32)
+    two_d = logits.ndim == 2
+    d = _core.cross_entropy_backward_rows(rows, t, weight, ignore_index, label_smoothing, scale,
+                                          out if two_d else None)
+    if two_d:
+        return d
+    if logits.ndim == 1:
+        d = d.reshape(logits.shape)
+    else:
+        d = np.moveaxis(d.reshape((logits.shape[0],) + logits.shape[2:] + (logits.shape[1],)), -1, 1)
+    if out is not None:
+        out[...] = d
+        return out
+    return np.ascontiguousarray(d)

@@ -161,6 +161,9 @@ def softmax(input, dim=None, dtype=None):
     x = _t(input)
     X = x.data
     dim = -1 if dim is None else dim
+    if X.dtype == np.float32:
+        y = ops.softmax_forward(X, dim)
+        return Tensor._result(y, (x,), lambda g: (ops.softmax_backward(g, y, dim),), "softmax")
     m = X.max(axis=dim, keepdims=True)
     e = np.exp(X - m)
     y = e / e.sum(axis=dim, keepdims=True)
@@ -171,6 +174,9 @@ def log_softmax(input, dim=None, dtype=None):
     x = _t(input)
     X = x.data
     dim = -1 if dim is None else dim
+    if X.dtype == np.float32:
+        y = ops.log_softmax_forward(X, dim)
+        return Tensor._result(y, (x,), lambda g: (ops.log_softmax_backward(g, y, dim),), "log_softmax")
     m = X.max(axis=dim, keepdims=True)
     z = X - m
     y = z - np.log(np.exp(z).sum(axis=dim, keepdims=True))
@@ -217,6 +223,14 @@ def _nll_parts(logp, t, weight, ignore_index, C, op):
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
                   reduction="mean", label_smoothing=0.0):
     x = _t(input)
+    T = target.data if isinstance(target, Tensor) else np.asarray(target)
+    W = None if weight is None else (weight.data if isinstance(weight, Tensor) else np.asarray(weight, np.float32))
+    if x.data.dtype == np.float32 and T.dtype == np.int64 and (W is None or W.dtype == np.float32):
+        # the fused kernel: one pass per row forward, one backward (softmax recomputed)
+        X = x.data
+        loss = ops.cross_entropy_forward(X, T, W, ignore_index, label_smoothing, reduction)
+        return Tensor._result(loss, (x,), lambda g: (ops.cross_entropy_backward(
+            g, X, T, W, ignore_index, label_smoothing, reduction),), "cross_entropy")
     rows, t, tshape = _class_rows(x, target, "cross_entropy")
     M, C = rows.shape
     r = rows.astype(np.float64)

@@ -5,6 +5,8 @@ from .act import (gelu_backward, gelu_forward, leaky_relu_backward, leaky_relu_f
 from .conv2d import (conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weight,
                      conv2d_forward)
 from .gemm import gemm
+from .softmax import (cross_entropy_backward, cross_entropy_forward, log_softmax_backward,
+                      log_softmax_forward, softmax_backward, softmax_forward)
 from .pool2d import (avg_pool2d_backward, avg_pool2d_forward, global_avg_pool2d_backward,
                      global_avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward)
 
@@ -14,4 +16,6 @@ __all__ = ["gemm", "conv2d_forward", "conv2d_backward_data", "conv2d_backward_we
            "global_avg_pool2d_forward", "global_avg_pool2d_backward",
            "relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_backward",
            "sigmoid_forward", "sigmoid_backward", "tanh_forward", "tanh_backward",
-           "gelu_forward", "gelu_backward"]
+           "gelu_forward", "gelu_backward", "softmax_forward", "softmax_backward",
+           "log_softmax_forward", "log_softmax_backward", "cross_entropy_forward",
+           "cross_entropy_backward"]

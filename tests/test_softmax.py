@@ -1,0 +1,189 @@
+"""softmax / log_softmax / cross-entropy: every ISA path against the float64 reference, the
+reference backwards against finite differences, torch parity, thread invariance, bad input."""
+import numpy as np
+import pytest
+
+from fastnn import _core, ops, ref
+from conftest import ISAS, num_threads, randn
+
+EPS32 = float(np.finfo(np.float32).eps)
+SHAPES = [(1, 1), (3, 15), (2, 16), (5, 17), (4, 33), (7, 1000), (0, 5), (1, 1003)]
+
+
+def _ce(isa, logits, target, weight, ignore_index, smoothing, reduction):
+    """ops.cross_entropy_* on one ISA (the _core row kernels with the ops reductions)."""
+    loss, wt = _core.cross_entropy_rows(logits, target, weight, ignore_index, smoothing, isa=isa)
+    return loss, wt
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_softmax_rows_against_reference(rng, isa, shape):
+    x = randn(rng, *shape) * 4
+    y = _core.softmax_forward(x, -1, isa=isa)
+    ly = _core.log_softmax_forward(x, -1, isa=isa)
+    # exp to ~2 ulp, a float32 sum of n terms: relative ~ (log2(n) + 4) eps on each probability
+    n = max(shape[-1], 1)
+    np.testing.assert_allclose(y, ref.softmax_forward(x), rtol=(np.log2(n) + 8) * EPS32, atol=1e-30)
+    # log_softmax: absolute error ~ eps * (|x - max| + |log sum|)
+    np.testing.assert_allclose(ly, ref.log_softmax_forward(x), rtol=0, atol=(np.log2(n) + 8) * EPS32 * (np.abs(x).max(initial=1) + 10))
+    dy = randn(rng, *shape)
+    np.testing.assert_allclose(_core.softmax_backward(dy, y, -1, isa=isa), ref.softmax_backward(dy, y),
+                               rtol=1e-5, atol=(n + 8) * EPS32 * np.abs(dy).max(initial=0))
+    np.testing.assert_allclose(_core.log_softmax_backward(dy, ly, -1, isa=isa), ref.log_softmax_backward(dy, ly),
+                               rtol=1e-5, atol=(n + 8) * EPS32 * np.abs(dy).sum(-1).max(initial=0))
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dim", [0, 1, -1, 2])
+def test_softmax_any_dim(rng, isa, dim):
+    x = randn(rng, 3, 19, 5) * 3
+    for fwd, bwd, rf, rb in ((_core.softmax_forward, _core.softmax_backward, ref.softmax_forward, ref.softmax_backward),
+                             (_core.log_softmax_forward, _core.log_softmax_backward, ref.log_softmax_forward,
+                              ref.log_softmax_backward)):
+        y = fwd(x, dim, isa=isa)
+        np.testing.assert_allclose(y, rf(x, dim), rtol=1e-5, atol=1e-5)
+        dy = randn(rng, *x.shape)
+        np.testing.assert_allclose(bwd(dy, y, dim, isa=isa), rb(dy, y, dim), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_softmax_extremes(isa):
+    x = np.array([[1e4, -1e4, 0, 3], [-np.inf, 0, 1, -np.inf], [88, 89, 90, -200], [-1e30, -1e30, -1e30, -1e30]],
+                 np.float32)
+    y = _core.softmax_forward(x, -1, isa=isa)
+    assert np.isfinite(y).all()
+    np.testing.assert_allclose(y, ref.softmax_forward(x), rtol=1e-6, atol=1e-30)
+    ly = _core.log_softmax_forward(x, -1, isa=isa)
+    assert ly[1, 0] == -np.inf and np.isfinite(ly[0]).all()
+    nan = _core.softmax_forward(np.array([[1, np.nan, 2]], np.float32), -1, isa=isa)
+    assert np.isnan(nan).all()  # a NaN in a row poisons the row, as in torch
+
+
+CE_OPTS = [dict(), dict(reduction="sum"), dict(reduction="none"), dict(ignore_index=2), dict(label_smoothing=0.1),
+           dict(weight=True), dict(weight=True, label_smoothing=0.25, ignore_index=0)]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("shape", [(1, 1), (5, 3), (9, 17), (33, 1000), (4, 1)], ids=str)
+@pytest.mark.parametrize("opts", CE_OPTS, ids=lambda o: ",".join(o) or "default")
+def test_cross_entropy_against_reference(rng, isa, shape, opts, monkeypatch):
+    N, C = shape
+    x = randn(rng, N, C) * 5
+    t = rng.integers(0, C, N)
+    o = dict(opts)
+    if o.pop("weight", False):
+        o["weight"] = (rng.random(C) + 0.5).astype(np.float32)
+    if o.get("ignore_index", -100) >= C:
+        o["ignore_index"] = C - 1
+    t[: N // 3] = o.get("ignore_index", t[0])  # some ignored rows (or repeated targets)
+    # run ops' wrappers on this ISA
+    real = _core.cross_entropy_rows, _core.cross_entropy_backward_rows
+    monkeypatch.setattr(_core, "cross_entropy_rows", lambda *a, **k: real[0](*a, **k, isa=isa))
+    monkeypatch.setattr(_core, "cross_entropy_backward_rows", lambda *a, **k: real[1](*a, **k, isa=isa))
+    loss = ops.cross_entropy_forward(x, t, **o)
+    want = ref.cross_entropy_forward(x, t, **o)
+    assert loss.dtype == np.float32 and loss.shape == want.shape
+    # float64 per-row terms from a float32 lse: relative ~ (log2 C + 8) eps of |terms|
+    np.testing.assert_allclose(loss, want, rtol=(np.log2(C) + 16) * EPS32, atol=1e-6, equal_nan=True)
+    g = randn(rng, *want.shape) if o.get("reduction") == "none" else np.float32(1.7)
+    d = ops.cross_entropy_backward(g, x, t, **o)
+    np.testing.assert_allclose(d, ref.cross_entropy_backward(g, x, t, **o), rtol=1e-5,
+                               atol=(np.log2(C) + 16) * EPS32 * np.abs(g).max(), equal_nan=True)
+
+
+def test_cross_entropy_spatial_and_all_ignored(rng):
+    x = randn(rng, 2, 5, 3, 4)
+    t = rng.integers(0, 5, (2, 3, 4))
+    for red in ("mean", "sum", "none"):
+        np.testing.assert_allclose(ops.cross_entropy_forward(x, t, reduction=red),
+                                   ref.cross_entropy_forward(x, t, reduction=red), rtol=1e-5)
+        g = randn(rng, 2, 3, 4) if red == "none" else np.float32(1)
+        np.testing.assert_allclose(ops.cross_entropy_backward(g, x, t, reduction=red),
+                                   ref.cross_entropy_backward(g, x, t, reduction=red), rtol=1e-5, atol=1e-7)
+    t2 = np.full(3, -100)
+    assert np.isnan(ops.cross_entropy_forward(randn(rng, 3, 4), t2))  # torch: nan (0 / 0)
+
+
+def test_reference_backwards_match_finite_differences(rng):
+    x = rng.standard_normal((3, 5))
+    t = np.array([1, 4, 0])
+    w = rng.random(5) + 0.5
+    dy = rng.standard_normal((3, 5))
+    eps = 1e-6
+    for f, b in ((lambda v: (ref.softmax_forward(v, 1) * dy).sum(), lambda: ref.softmax_backward(dy, ref.softmax_forward(x, 1), 1)),
+                 (lambda v: (ref.log_softmax_forward(v, 0) * dy).sum(), lambda: ref.log_softmax_backward(dy, ref.log_softmax_forward(x, 0), 0)),
+                 (lambda v: float(ref.cross_entropy_forward(v, t, w, 0, 0.2)), lambda: ref.cross_entropy_backward(1.0, x, t, w, 0, 0.2))):
+        num = np.zeros_like(x)
+        for i in np.ndindex(x.shape):
+            xp, xm = x.copy(), x.copy()
+            xp[i] += eps
+            xm[i] -= eps
+            num[i] = (f(xp) - f(xm)) / (2 * eps)
+        np.testing.assert_allclose(b(), num, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("opts", CE_OPTS[:5] + [dict(weight=True, label_smoothing=0.3)],
+                         ids=lambda o: ",".join(o) or "default")
+def test_torch_parity(rng, opts):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x = randn(rng, 16, 10) * 3
+    t = rng.integers(0, 10, 16)
+    o = dict(opts)
+    if o.pop("weight", False):
+        o["weight"] = (rng.random(10) + 0.5).astype(np.float32)
+    ot = {k: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v) for k, v in o.items()}
+    xt = torch.from_numpy(x.copy()).requires_grad_()
+    lt = F.cross_entropy(xt, torch.from_numpy(t), **ot)
+    np.testing.assert_allclose(ops.cross_entropy_forward(x, t, **o), lt.detach().numpy(), rtol=2e-6, atol=1e-7)
+    g = randn(rng, *lt.shape) if o.get("reduction") == "none" else np.float32(1)
+    lt.backward(torch.from_numpy(np.asarray(g)))
+    np.testing.assert_allclose(ops.cross_entropy_backward(g, x, t, **o), xt.grad.numpy(), rtol=1e-5, atol=1e-7)
+    for dim in (0, 1):
+        np.testing.assert_allclose(ops.softmax_forward(x, dim), F.softmax(torch.from_numpy(x), dim).numpy(),
+                                   rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(ops.log_softmax_forward(x, dim), F.log_softmax(torch.from_numpy(x), dim).numpy(),
+                                   rtol=1e-6, atol=1e-6)
+
+
+def test_thread_counts_bit_identical(rng):
+    x = randn(rng, 301, 257) * 3
+    t = rng.integers(0, 257, 301)
+    res = []
+    for n in (1, 2, 3):
+        with num_threads(n):
+            res.append((ops.softmax_forward(x), ops.log_softmax_forward(x, 0), ops.cross_entropy_forward(x, t, label_smoothing=0.1),
+                        ops.cross_entropy_backward(np.float32(1), x, t, label_smoothing=0.1)))
+    for other in res[1:]:
+        for a, b in zip(res[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_bad_input(rng):
+    x = randn(rng, 4, 3)
+    t = np.array([0, 1, 2, 1])
+    with pytest.raises(TypeError, match="softmax_forward"):
+        ops.softmax_forward(x.astype(np.float64))
+    with pytest.raises(ValueError, match="dim"):
+        ops.softmax_forward(x, 2)
+    with pytest.raises(ValueError, match="softmax_backward.*same shape"):
+        ops.softmax_backward(x, x[:2])
+    with pytest.raises(ValueError, match=r"cross_entropy_forward.*targets in \[0, 3\).*got 3"):
+        ops.cross_entropy_forward(x, np.array([0, 1, 3, 1]))
+    with pytest.raises(TypeError, match="int64"):
+        ops.cross_entropy_forward(x, t.astype(np.int32))
+    with pytest.raises(ValueError, match="weight"):
+        ops.cross_entropy_forward(x, t, weight=np.ones(4, np.float32))
+    with pytest.raises(ValueError, match="reduction"):
+        ops.cross_entropy_forward(x, t, reduction="avg")
+    with pytest.raises(ValueError, match="label_smoothing"):
+        ops.cross_entropy_forward(x, t, label_smoothing=1.5)
+    with pytest.raises(ValueError, match="target of shape"):
+        ops.cross_entropy_forward(x, t[:3])
+    ro = np.empty_like(x)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="out"):
+        ops.softmax_forward(x, out=ro)
+    with pytest.raises(ValueError, match="overlap|share"):
+        ops.cross_entropy_backward(np.float32(1), x, t, out=x)
