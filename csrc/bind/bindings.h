@@ -9,5 +9,6 @@ void bind_pool2d(pybind11::module_& m);
 void bind_act(pybind11::module_& m);
 void bind_conv2d(pybind11::module_& m);
 void bind_softmax(pybind11::module_& m);
+void bind_optim(pybind11::module_& m);
 
 }  // namespace fastnn::bind

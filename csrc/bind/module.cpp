@@ -63,4 +63,5 @@ PYBIND11_MODULE(_core, m) {
   bind_act(m);
   bind_conv2d(m);
   bind_softmax(m);
+  bind_optim(m);
 }

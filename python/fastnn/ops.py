@@ -30,7 +30,9 @@ __all__ = ["gemm",
            "log_softmax_forward",
            "log_softmax_backward",
            "cross_entropy_forward",
-           "cross_entropy_backward"]
+           "cross_entropy_backward",
+           "sgd_step",
+           "adam_step"]
 
 
 def gemm(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None,
@@ -267,3 +269,21 @@ def cross_entropy_backward(grad, logits, target, weight=None, ignore_index=-100,
         out[...] = d
         return out
     return np.ascontiguousarray(d)
+
+
+# Fused optimizer updates: lists of float32 C-contiguous arrays updated in place by one kernel
+# call, with torch.optim's formulas (its single-tensor code path; see csrc/ops/optim.h).
+
+def sgd_step(params, grads, momentum_buffers, lr, momentum=0.0, dampening=0.0, nesterov=False,
+             weight_decay=0.0, maximize=False, first_step=False):
+    """torch.optim.SGD's update; first_step: the step that fills the momentum buffers (buf = d)."""
+    _core.sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, nesterov, weight_decay,
+                   maximize, first_step)
+
+
+def adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
+              weight_decay=0.0, amsgrad=False, max_exp_avg_sqs=None, decoupled_weight_decay=False,
+              maximize=False):
+    """torch.optim.Adam's update (AdamW's with decoupled_weight_decay); step is 1-based."""
+    _core.adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps, weight_decay,
+                    amsgrad, max_exp_avg_sqs, decoupled_weight_decay, maximize)

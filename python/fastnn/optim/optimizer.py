@@ -1,9 +1,10 @@
-"""Optimizers: each step() updates every parameter of a group in one pass per parameter over
-float32 arrays, in place, with torch.optim's formulas and defaults."""
+"""Optimizers: each step() updates every parameter of a group in place through one fused kernel
+call (fastnn.ops.sgd_step / adam_step), with torch.optim's formulas and defaults."""
 import copy
 
 import numpy as np
 
+from .. import ops
 from ..tensor import Tensor
 
 
@@ -94,23 +95,23 @@ class SGD(Optimizer):
     def step(self, closure=None):
         loss = closure() if closure is not None else None
         for g in self.param_groups:
-            lr, mom, damp, wd = (np.float32(g[k]) for k in ("lr", "momentum", "dampening", "weight_decay"))
-            for p in self._params_with_grad(g):
-                d = p.grad.data
-                if g["maximize"]:
-                    d = -d
-                if wd:
-                    d = d + wd * p.data
-                if mom:
-                    st = self.state.setdefault(id(p), {})
-                    buf = st.get("momentum_buffer")
-                    if buf is None:
-                        buf = st["momentum_buffer"] = np.array(d, dtype=np.float32, copy=True)
-                    else:
-                        buf *= mom
-                        buf += (1 - damp) * d
-                    d = d + mom * buf if g["nesterov"] else buf
-                p.data -= lr * d
+            ps = self._params_with_grad(g)
+            if not ps:
+                continue
+            kw = dict(lr=g["lr"], momentum=g["momentum"], dampening=g["dampening"], nesterov=g["nesterov"],
+                      weight_decay=g["weight_decay"], maximize=g["maximize"])
+            if not g["momentum"]:
+                ops.sgd_step([p.data for p in ps], [p.grad.data for p in ps], None, **kw)
+                continue
+            # one fused call for the params whose buffers exist, one for those starting them
+            fresh = [p for p in ps if self.state.get(id(p), {}).get("momentum_buffer") is None]
+            started = [p for p in ps if self.state.get(id(p), {}).get("momentum_buffer") is not None]
+            for p in fresh:
+                self.state.setdefault(id(p), {})["momentum_buffer"] = np.empty_like(p.data)
+            for group, first in ((started, False), (fresh, True)):
+                if group:
+                    ops.sgd_step([p.data for p in group], [p.grad.data for p in group],
+                                 [self.state[id(p)]["momentum_buffer"] for p in group], first_step=first, **kw)
         return loss
 
 
@@ -134,12 +135,9 @@ class Adam(Optimizer):
     def step(self, closure=None):
         loss = closure() if closure is not None else None
         for g in self.param_groups:
-            lr, wd, eps = g["lr"], g["weight_decay"], g["eps"]
-            b1, b2 = g["betas"]
-            for p in self._params_with_grad(g):
-                d = p.grad.data
-                if g["maximize"]:
-                    d = -d
+            ps = self._params_with_grad(g)
+            by_step = {}  # params at the same step count share one fused call
+            for p in ps:
                 st = self.state.setdefault(id(p), {})
                 if not st:
                     st["step"] = 0
@@ -148,26 +146,14 @@ class Adam(Optimizer):
                     if g["amsgrad"]:
                         st["max_exp_avg_sq"] = np.zeros_like(p.data)
                 st["step"] += 1
-                t = st["step"]
-                if wd:
-                    if self._decoupled:
-                        p.data *= np.float32(1 - lr * wd)
-                    else:
-                        d = d + np.float32(wd) * p.data
-                m, v = st["exp_avg"], st["exp_avg_sq"]
-                m += (d - m) * np.float32(1 - b1)           # torch: exp_avg.lerp_(grad, 1 - beta1)
-                v *= np.float32(b2)
-                v += np.float32(1 - b2) * d * d
-                bc1 = 1 - b1 ** t
-                bc2 = 1 - b2 ** t
-                step_size = lr / bc1
-                if g["amsgrad"]:
-                    np.maximum(st["max_exp_avg_sq"], v, out=st["max_exp_avg_sq"])
-                    vv = st["max_exp_avg_sq"]
-                else:
-                    vv = v
-                denom = np.sqrt(vv) / np.float32(np.sqrt(bc2)) + np.float32(eps)
-                p.data -= np.float32(step_size) * (m / denom)
+                by_step.setdefault(st["step"], []).append(p)
+            b1, b2 = g["betas"]
+            for step, group in by_step.items():
+                sts = [self.state[id(p)] for p in group]
+                ops.adam_step([p.data for p in group], [p.grad.data for p in group], [s["exp_avg"] for s in sts],
+                              [s["exp_avg_sq"] for s in sts], step, g["lr"], b1, b2, g["eps"], g["weight_decay"],
+                              g["amsgrad"], [s["max_exp_avg_sq"] for s in sts] if g["amsgrad"] else None,
+                              self._decoupled, g["maximize"])
         return loss
 
 
