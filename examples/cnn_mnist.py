@@ -1,6 +1,8 @@
 """A PyTorch CNN for MNIST that runs on fastnn: only the imports below differ from the PyTorch
 program (`import torch`, `import torch.nn as nn`, `import torch.nn.functional as F`,
-`import torch.optim as optim`). It trains on the 5,000 bundled MNIST images, holding out 1,000.
+`import torch.optim as optim`, `from torch.utils.data import DataLoader, TensorDataset`). It
+trains on the 5,000 MNIST images bundled with fastnn (fastnn.data.load_mnist_5k stands in for
+torchvision's download), holding out 1,000.
 
     python examples/cnn_mnist.py
 """
@@ -8,7 +10,8 @@ import fastnn as torch
 import fastnn.nn as nn
 import fastnn.nn.functional as F
 import fastnn.optim as optim
-from fastnn.data import DataLoader, TensorDataset, load_mnist_5k
+from fastnn.utils.data import DataLoader, TensorDataset
+from fastnn.data import load_mnist_5k
 
 
 class Net(nn.Module):

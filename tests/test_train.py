@@ -73,3 +73,36 @@ def test_demo_cnn_reaches_97_percent():
     from fastnn import demo
     acc, hist = demo.cnn(epochs=12, seed=0, log=None)
     assert acc >= 0.97, hist
+
+
+def _load_example(source, name):
+    import types
+    mod = types.ModuleType(name)
+    exec(compile(source, name, "exec"), mod.__dict__)
+    return mod
+
+
+EXAMPLE = __import__("pathlib").Path(__file__).resolve().parents[1] / "examples" / "cnn_mnist.py"
+
+
+def test_seed_program_runs_on_fastnn():
+    acc = _load_example(EXAMPLE.read_text(), "cnn_mnist").main(epochs=1)
+    assert acc > 0.8
+
+
+def test_seed_program_is_pytorch_code_with_other_imports():
+    # the same file with the imports switched back runs on PyTorch: only the imports differ
+    pytest.importorskip("torch")
+    src = EXAMPLE.read_text()
+    swaps = {"import fastnn as torch\n": "import torch\n",
+             "import fastnn.nn as nn\n": "import torch.nn as nn\n",
+             "import fastnn.nn.functional as F\n": "import torch.nn.functional as F\n",
+             "import fastnn.optim as optim\n": "import torch.optim as optim\n",
+             "from fastnn.utils.data import DataLoader, TensorDataset\n": "from torch.utils.data import DataLoader, TensorDataset\n"}
+    for a, b in swaps.items():
+        assert a in src
+        src = src.replace(a, b)
+    body = src.split("from fastnn.data import load_mnist_5k\n", 1)[1]
+    assert "fastnn" not in body  # nothing else names fastnn
+    acc = _load_example(src, "cnn_mnist_torch").main(epochs=1)
+    assert acc > 0.8

@@ -1,4 +1,5 @@
-"""fastnn: hand-written neural-network kernels with NumPy references."""
+"""fastnn: hand-written neural-network kernels with NumPy references, and a PyTorch-like layer over
+them (fastnn.Tensor, fastnn.nn, fastnn.optim, fastnn.data, fastnn.train)."""
 from ._version import __version__
 from . import _core
 from ._config import cached_memory, empty_cache, get_num_threads, set_num_threads, show_config
@@ -9,7 +10,7 @@ from .tensor import (Tensor, arange, as_tensor, cat, empty, enable_grad, float32
                      randperm, stack, tensor, where, zeros, zeros_like)
 from .tensor import (abs, argmax, argmin, clamp, exp, flatten, log, log_softmax, matmul, max, mean, min,
                      relu, reshape, sigmoid, softmax, sqrt, sum, tanh)
-from . import nn, optim, data, train
+from . import nn, optim, data, train, utils
 from .serialization import load, save
 
 __all__ = ["__version__", "ops", "ref", "show_config", "get_num_threads", "set_num_threads",
@@ -17,4 +18,4 @@ __all__ = ["__version__", "ops", "ref", "show_config", "get_num_threads", "set_n
            "ones", "full", "empty", "zeros_like", "ones_like", "arange", "randn", "rand", "randint",
            "randperm", "cat", "stack", "where", "no_grad", "enable_grad", "is_grad_enabled",
            "manual_seed", "seed", "float32", "float64", "int64", "long", "matmul", "nn", "optim", "data",
-           "train", "save", "load"]
+           "train", "utils", "save", "load"]

@@ -9,6 +9,8 @@ OPS = {
     "pool2d": "fastnn.bench.pool2d",
     "act": "fastnn.bench.act",
     "conv2d": "fastnn.bench.conv2d",
+    "softmax": "fastnn.bench.softmax",
+    "train": "fastnn.bench.train",
 }
 
 

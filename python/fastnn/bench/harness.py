@@ -33,12 +33,14 @@ OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 class Case:
     """One problem: impls maps a name to a zero-arg callable returning its result; check maps a name
     to a validator (or is one validator for all) that raises AssertionError on a wrong result;
-    flops (reported as GFLOP/s) or, for memory-bound cases, bytes (GB/s) of one call."""
+    flops (reported as GFLOP/s) or, for memory-bound cases, bytes (GB/s) of one call, or items
+    (reported as items/s, e.g. the images of one training step)."""
     name: str
     impls: dict
     check: object
     flops: float = 0.0
     bytes: float = 0.0
+    items: float = 0.0
 
     def validator(self, impl):
         return self.check[impl] if isinstance(self.check, dict) else self.check
@@ -186,12 +188,14 @@ def time_interleaved(cases, repeats, min_time, report=None):
                 res[impl]["gflops"] = case.flops / med * 1e-6
             if case.bytes:
                 res[impl]["gbps"] = case.bytes / med * 1e-6
+            if case.items:
+                res[impl]["items_per_s"] = case.items / med * 1e3
         subject = times.get(SUBJECT)
         peers = [impl for impl in ok if subject and impl != SUBJECT]
         # Paired: the median over rounds of peer / fastnn within a round, whose samples ran next
         # to each other; a host whose speed drifts between rounds moves both alike.
         result = {"case": case.name, "threads": fastnn.get_num_threads(), "flops": case.flops,
-                  "bytes": case.bytes, "impls": res,
+                  "bytes": case.bytes, "items": case.items, "impls": res,
                   "ratios": {impl: statistics.median(p / f for p, f in zip(times[impl], subject))
                              for impl in peers},
                   "ratios_of_medians": {impl: res[impl]["median_ms"] / res[SUBJECT]["median_ms"]
@@ -218,7 +222,8 @@ def _rows(result, peers):
                          + " " * (10 * len(peers)) + f" {result['threads']:>7}  {r['isa']}")
             lines.append(f"    {impl}: {r['error']}")
             continue
-        rate = f"{r['gflops']:.1f} GF/s" if "gflops" in r else f"{r.get('gbps', 0):.1f} GB/s"
+        rate = (f"{r['gflops']:.1f} GF/s" if "gflops" in r else f"{r['items_per_s']:.0f} img/s"
+                if "items_per_s" in r else f"{r.get('gbps', 0):.1f} GB/s")
         ratios = "".join(f" {result['ratios'][p]:>8.2f}x" if impl == SUBJECT and p in result["ratios"]
                          else f" {'':>9}" for p in peers)
         lines.append(COLUMNS.format(result["case"], impl, f"{r['median_ms']:.4g}", f"{r['min_ms']:.4g}",
