@@ -239,3 +239,15 @@ def test_fused_relu_pool_gradient_equals_unfused():
     p2 = F.max_pool2d(r2 * 1.0, 2)  # not a relu node: the plain path
     (p2.sum() + (r2 * 2).sum()).backward()
     np.testing.assert_array_equal(z.grad.data, z2.grad.data)
+
+
+def test_load_a_torch_state_dict_directly():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(3)
+    tm = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.BatchNorm2d(3), torch.nn.Flatten(),
+                             torch.nn.Linear(3 * 4 * 4, 5))
+    m = nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.Flatten(), nn.Linear(3 * 4 * 4, 5))
+    m.load_state_dict(tm.state_dict())  # torch tensors, as torch.load would give them
+    tm.eval(), m.eval()
+    x = np.random.default_rng(0).standard_normal((2, 2, 6, 6)).astype(np.float32)
+    np.testing.assert_allclose(m(Tensor(x)).data, tm(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
