@@ -53,6 +53,8 @@ def test_arithmetic_with_broadcasting():
     check(lambda a: -a * 2.0 + 1.0 - a / 3.0, (5,))
     check(lambda a: 3.0 / a, (4,), positive=True)
     check(lambda a: a ** 3, (2, 3))
+    check(lambda a, b: a ** b, (2, 3), (3,), positive=True)
+    check(lambda a: (-a) ** fastnn.tensor(2.0, dtype=a.dtype), (4,))  # negative base, integer power
 
 
 def test_matmul_and_shapes():
@@ -122,6 +124,16 @@ def test_no_grad_detach_and_errors():
     def f(x):
         return x * 3
     assert not f(a).requires_grad
+
+
+def test_dtype_conversion_keeps_the_graph():
+    a = Tensor(np.arange(3, dtype=np.float32), requires_grad=True)
+    b = a.to(fastnn.float64) * 2
+    assert b.dtype == np.float64
+    b.sum().backward()
+    np.testing.assert_array_equal(a.grad.data, [2, 2, 2])
+    assert a.grad.dtype == np.float32
+    assert not a.to(fastnn.int64).requires_grad
 
 
 def test_construction_and_conversion():

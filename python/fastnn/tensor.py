@@ -201,15 +201,20 @@ class Tensor:
         return self.to(np.int64)
 
     def to(self, *args, **kwargs):
-        """to(dtype) converts; to("cpu") / to(device) and memory_format keywords are accepted as no-ops."""
+        """to(dtype) converts (differentiably between float types); to("cpu") / to(device) and
+        memory_format keywords are accepted as no-ops."""
         for a in list(args) + list(kwargs.values()):
-            if isinstance(a, (type, np.dtype)) and a not in (None,):
+            if isinstance(a, (type, np.dtype)):
                 try:
                     dt = np.dtype(a)
                 except TypeError:
                     continue
-                if dt != self.data.dtype:
-                    return Tensor(self.data.astype(dt), requires_grad=self.requires_grad and dt.kind == "f")
+                if dt == self.data.dtype:
+                    return self
+                src = self.data.dtype
+                if dt.kind == "f" and src.kind == "f":
+                    return Tensor._result(self.data.astype(dt), (self,), lambda g: (g.astype(src),), "to")
+                return Tensor(self.data.astype(dt))
         return self
 
     def cpu(self):
@@ -303,8 +308,11 @@ class Tensor:
         return self
 
     def __pow__(self, p):
-        if isinstance(p, Tensor):
-            return (self.log() * p).exp()
+        if isinstance(p, Tensor):  # d/da = p a^(p-1), d/dp = a^p log a (nan for a < 0, as torch)
+            def grads(g, a, b, out):
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    return g * b * np.power(a, b - 1), g * out * np.log(a)
+            return self._binary(p, np.power, "pow", grads)
         a = self.data
         out = np.power(a, p).astype(a.dtype, copy=False)
         return Tensor._result(out, (self,), lambda g: (g * p * np.power(a, p - 1),), "pow")
