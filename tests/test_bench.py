@@ -50,3 +50,26 @@ def test_cli_quick(tmp_path):
     d = json.loads(path.read_text())
     assert d["ops"] == ["gemm"] and d["machine"]["fastnn"]["isa_selected"]
     assert all(r["impls"]["fastnn"]["status"] == "ok" for r in d["results"])
+
+
+@pytest.mark.parametrize("op", ["train", "softmax"])
+def test_cli_quick_new_ops(tmp_path, op):
+    # the training-step and softmax cases validate (first-call loss against the float64
+    # reference forward; results against the reference) before they are timed
+    path = tmp_path / "b.json"
+    assert main(["bench", op, "--quick", "--repeats", "1", "--min-time", "0", "--json", str(path)]) == 0
+    d = json.loads(path.read_text())
+    assert all(r["status"] == "ok" for res in d["results"] for r in res["impls"].values())
+    if op == "train":
+        assert all(res["impls"]["fastnn"]["items_per_s"] > 0 for res in d["results"])
+
+
+def test_cli_demo(capsys):
+    import fastnn
+    before = fastnn.get_num_threads()
+    try:
+        assert main(["demo", "cnn", "--epochs", "1", "--threads", "1"]) == 0
+    finally:
+        fastnn.set_num_threads(before)
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "held-out" in out
