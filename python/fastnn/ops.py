@@ -327,7 +327,7 @@ def batch_norm2d_backward(dy, x, weight, save_mean, save_invstd, training=True, 
 
 def _indices(indices):
     if isinstance(indices, np.ndarray) and indices.dtype.kind in "iu":
-        return np.ascontiguousarray(indices, dtype=np.int64)
+        return np.asarray(indices, dtype=np.int64, order="C")
     return indices
 
 
