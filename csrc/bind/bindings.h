@@ -10,5 +10,7 @@ void bind_act(pybind11::module_& m);
 void bind_conv2d(pybind11::module_& m);
 void bind_softmax(pybind11::module_& m);
 void bind_optim(pybind11::module_& m);
+void bind_batchnorm(pybind11::module_& m);
+void bind_embedding(pybind11::module_& m);
 
 }  // namespace fastnn::bind

@@ -64,4 +64,6 @@ PYBIND11_MODULE(_core, m) {
   bind_conv2d(m);
   bind_softmax(m);
   bind_optim(m);
+  bind_batchnorm(m);
+  bind_embedding(m);
 }

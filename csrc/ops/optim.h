@@ -1,33 +1,45 @@
-// Fused optimizer updates: one call updates every parameter of a list in place, with
-// torch.optim's per-element formulas (its single-tensor code path, in float32):
+// Fused optimizer updates and the gradient norm: one call updates every parameter of a list in
+// place (outputs are the inputs: p, and the state buffers, are overwritten), with torch.optim's
+// per-element formulas, i.e. its single-tensor code path evaluated in float32:
 //
-//   SGD:   d = (maximize ? -g : g) + weight_decay * p
+//   SGD:   d = (maximize ? -g : g) [+ weight_decay * p]
 //          with momentum: buf = first_step ? d : momentum * buf + (1 - dampening) * d
 //                         d = nesterov ? d + momentum * buf : buf
 //          p = p - lr * d
 //   Adam:  g = maximize ? -g : g;  decoupled (AdamW): p = p * (1 - lr * weight_decay),
-//          else g = g + weight_decay * p
-//          m = m + (g - m) * (1 - beta1);  v = v * beta2 + (1 - beta2) * g * g
-//          amsgrad: vmax = max(vmax, v), used for v below
-//          p = p - (lr / (1 - beta1^step)) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
+//          else g = g + weight_decay * p                   (both only when weight_decay != 0)
+//          m = lerp(m, g, 1 - beta1);  v = v * beta2 + (1 - beta2) * g * g
+//          amsgrad: vmax = max(vmax, v) (NaN propagates), used for v below
+//          p = p + (-(lr / (1 - beta1^step)) * m) / (sqrt(v) / sqrt(1 - beta2^step) + eps)
+//   grad_norm: (sum over all arrays of |x|^p)^(1/p), or max |x| for p = inf, in float64.
 //
-// Elementwise: the elements of all tensors are split over threads as one range; a result does
-// not depend on the thread count. The binding checks shapes, dtypes and aliasing.
+// Rounding follows torch: the scalars are combined in double (as Python does) and rounded to
+// float once; the AVX2 and AVX-512 units fuse exactly the multiply-adds that torch's vectorised
+// kernels fuse (add with alpha, lerp, addcmul) and no others (they are compiled with
+// -ffp-contract=off), so SGD matches torch.optim.SGD bit for bit on such CPUs; Adam differs
+// where torch's vectorised sqrt is not correctly rounded (~1% of elements, by 1 ulp). The
+// portable unit has no FMA instruction and rounds each product.
+// Parallel: the update splits the concatenated elements of all tensors over threads (each
+// element's arithmetic does not depend on the split); grad_norm sums fixed blocks of
+// kNormBlock elements of each array (8 float64 lanes each) and adds the block sums in order,
+// so all results are independent of the thread count. grad_norm is also ISA-independent.
 #pragma once
 #include <cstdint>
 #include <vector>
 
+#include "core/cpu.h"
+
 namespace fastnn {
 
 struct SgdArgs {
-  float lr = 0, momentum = 0, dampening = 0, weight_decay = 0;
+  double lr = 0, momentum = 0, dampening = 0, weight_decay = 0;
   bool nesterov = false, maximize = false, first_step = false;
 };
 
 struct AdamArgs {
-  float lr = 0, beta1 = 0, beta2 = 0, eps = 0, weight_decay = 0;
+  double lr = 0, beta1 = 0, beta2 = 0, eps = 0, weight_decay = 0;
   bool amsgrad = false, decoupled = false, maximize = false;
-  int64_t step = 1;
+  int64_t step = 1;  // 1-based: the step after incrementing
 };
 
 // One tensor of the list: its size and arrays (buffers unused by the update may be null).
@@ -35,12 +47,42 @@ struct OptimTensor {
   int64_t n = 0;
   float* p = nullptr;
   const float* g = nullptr;
-  float* a = nullptr;   // SGD: momentum buffer; Adam: exp_avg
-  float* b = nullptr;   // Adam: exp_avg_sq
-  float* c = nullptr;   // Adam with amsgrad: max_exp_avg_sq
+  float* a = nullptr;  // SGD: momentum buffer; Adam: exp_avg
+  float* b = nullptr;  // Adam: exp_avg_sq
+  float* c = nullptr;  // Adam with amsgrad: max_exp_avg_sq
 };
 
-void sgd_step(const SgdArgs& args, const std::vector<OptimTensor>& ts, int nthreads);
-void adam_step(const AdamArgs& args, const std::vector<OptimTensor>& ts, int nthreads);
+void sgd_step(const SgdArgs& args, const std::vector<OptimTensor>& ts, Isa isa, int nthreads);
+void adam_step(const AdamArgs& args, const std::vector<OptimTensor>& ts, Isa isa, int nthreads);
+
+// The total norm of order p over arrays xs[i] of ns[i] floats: p = 2, 1, +inf, or any other
+// p > 0 (scalar pow, portable). Empty lists and arrays contribute 0.
+constexpr int64_t kNormBlock = 8192;
+double grad_norm(const std::vector<const float*>& xs, const std::vector<int64_t>& ns, double p, Isa isa,
+                 int nthreads);
+
+// The float32 constants of one update, rounded from the double arguments where torch rounds its
+// Python scalars (csrc/ops/optim.cpp), and the flags that pick a loop.
+struct SgdConsts {
+  float sign = 1, wd = 0, momentum = 0, damp1 = 1, neg_lr = 0;
+  bool has_wd = false, has_momentum = false, first_step = false, nesterov = false;
+};
+struct AdamConsts {
+  float sign = 1, decay = 1, wd = 0, w1 = 0, w1m1 = 0, b2 = 0, omb2 = 0, bc2_sqrt = 1, eps = 0, neg_step = 0;
+  bool decoupled = false, l2 = false, amsgrad = false, lerp_low = true;  // lerp_low: weight < 0.5
+};
+enum class NormKind : int { L2 = 0, L1 = 1, Inf = 2, P = 3 };
+
+// Per-ISA kernels (csrc/cpu/optim.cpp, csrc/cpu/avx2/optim.cpp, csrc/cpu/avx512/optim.cpp) on
+// elements [b, e) of one tensor, one thread; norm_block_*: the float64 sum (or max) of one block.
+void sgd_range_default(const SgdConsts& k, const OptimTensor& t, int64_t b, int64_t e);
+void sgd_range_avx2(const SgdConsts& k, const OptimTensor& t, int64_t b, int64_t e);
+void sgd_range_avx512(const SgdConsts& k, const OptimTensor& t, int64_t b, int64_t e);
+void adam_range_default(const AdamConsts& k, const OptimTensor& t, int64_t b, int64_t e);
+void adam_range_avx2(const AdamConsts& k, const OptimTensor& t, int64_t b, int64_t e);
+void adam_range_avx512(const AdamConsts& k, const OptimTensor& t, int64_t b, int64_t e);
+double norm_block_default(NormKind kind, double p, const float* x, int64_t n);
+double norm_block_avx2(NormKind kind, double p, const float* x, int64_t n);
+double norm_block_avx512(NormKind kind, double p, const float* x, int64_t n);
 
 }  // namespace fastnn

@@ -32,7 +32,12 @@ __all__ = ["gemm",
            "cross_entropy_forward",
            "cross_entropy_backward",
            "sgd_step",
-           "adam_step"]
+           "adam_step",
+           "grad_norm",
+           "batch_norm2d_forward",
+           "batch_norm2d_backward",
+           "embedding_forward",
+           "embedding_backward"]
 
 
 def gemm(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None,
@@ -272,11 +277,14 @@ def cross_entropy_backward(grad, logits, target, weight=None, ignore_index=-100,
 
 
 # Fused optimizer updates: lists of float32 C-contiguous arrays updated in place by one kernel
-# call, with torch.optim's formulas (its single-tensor code path; see csrc/ops/optim.h).
+# call (GIL released), with torch.optim's formulas and roundings (its single-tensor code path;
+# see csrc/ops/optim.h). Every list holds one array of the param's shape per param.
 
 def sgd_step(params, grads, momentum_buffers, lr, momentum=0.0, dampening=0.0, nesterov=False,
              weight_decay=0.0, maximize=False, first_step=False):
-    """torch.optim.SGD's update; first_step: the step that fills the momentum buffers (buf = d)."""
+    """torch.optim.SGD's update; first_step: the step that fills the momentum buffers (buf = d).
+
+    momentum_buffers may be None when momentum == 0."""
     _core.sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, nesterov, weight_decay,
                    maximize, first_step)
 
@@ -284,6 +292,51 @@ def sgd_step(params, grads, momentum_buffers, lr, momentum=0.0, dampening=0.0, n
 def adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
               weight_decay=0.0, amsgrad=False, max_exp_avg_sqs=None, decoupled_weight_decay=False,
               maximize=False):
-    """torch.optim.Adam's update (AdamW's with decoupled_weight_decay); step is 1-based."""
+    """torch.optim.Adam's update (AdamW's with decoupled_weight_decay); step is 1-based (after
+    incrementing); max_exp_avg_sqs is required with amsgrad."""
     _core.adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps, weight_decay,
                     amsgrad, max_exp_avg_sqs, decoupled_weight_decay, maximize)
+
+
+def grad_norm(arrays, norm_type=2.0):
+    """The total norm of order norm_type (2.0, 1.0, inf, or another p > 0) over all float32 arrays,
+    accumulated in float64 (as a Python float); what clip_grad_norm_ computes. 0.0 for []."""
+    return _core.grad_norm(arrays, float(norm_type))
+
+
+# Batch normalisation of NCHW float32 (torch.nn.functional.batch_norm's semantics; see
+# csrc/ops/batchnorm.h). weight/bias None: affine off; running_mean/var None: no running
+# statistics (training only). Statistics accumulate in float64, per channel.
+
+def batch_norm2d_forward(x, weight, bias, running_mean, running_var, training, momentum=0.1, eps=1e-5, *,
+                         out=None):
+    """(y (N, C, H, W), save_mean (C,), save_invstd (C,)); training: batch statistics (running_*
+    updated in place with the unbiased variance); else the running ones."""
+    return _core.batch_norm2d_forward(x, weight, bias, running_mean, running_var, bool(training),
+                                      float(momentum), float(eps), out)
+
+
+def batch_norm2d_backward(dy, x, weight, save_mean, save_invstd, training=True, *, out=None):
+    """(dx, dweight, dbias) from the forward's save_mean/save_invstd; dweight/dbias are None when
+    weight is None; training=False: the eval gradient (statistics are constants)."""
+    return _core.batch_norm2d_backward(dy, x, weight, save_mean, save_invstd, bool(training), out)
+
+
+# Embedding: weight (V, D) float32, integer indices of any shape (converted to int64 C-contiguous:
+# an input, never an output); an index outside [0, V) is a ValueError.
+
+def _indices(indices):
+    if isinstance(indices, np.ndarray) and indices.dtype.kind in "iu":
+        return np.asarray(indices, dtype=np.int64, order="C")
+    return indices
+
+
+def embedding_forward(weight, indices, padding_idx=None, *, out=None):
+    """out of shape indices.shape + (D,): weight[indices] (padding_idx is checked, as torch does)."""
+    return _core.embedding_forward(weight, _indices(indices), padding_idx, out)
+
+
+def embedding_backward(dy, indices, num_embeddings, padding_idx=None, *, out=None):
+    """The dense (num_embeddings, D) gradient of weight: dy's rows summed per index, in order of
+    position; the padding_idx row zero."""
+    return _core.embedding_backward(dy, _indices(indices), num_embeddings, padding_idx, out)

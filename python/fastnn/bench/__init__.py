@@ -11,6 +11,8 @@ OPS = {
     "conv2d": "fastnn.bench.conv2d",
     "softmax": "fastnn.bench.softmax",
     "train": "fastnn.bench.train",
+    "optim": "fastnn.bench.optim",
+    "batchnorm": "fastnn.bench.batchnorm",
 }
 
 

@@ -7,7 +7,9 @@ from .conv2d import (conv2d_backward_bias, conv2d_backward_data, conv2d_backward
 from .gemm import gemm
 from .softmax import (cross_entropy_backward, cross_entropy_forward, log_softmax_backward,
                       log_softmax_forward, softmax_backward, softmax_forward)
-from .optim import adam_step, sgd_step
+from .batchnorm import batch_norm2d_backward, batch_norm2d_forward
+from .embedding import embedding_backward, embedding_forward
+from .optim import adam_step, grad_norm, sgd_step
 from .pool2d import (avg_pool2d_backward, avg_pool2d_forward, global_avg_pool2d_backward,
                      global_avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward)
 
@@ -19,4 +21,5 @@ __all__ = ["gemm", "conv2d_forward", "conv2d_backward_data", "conv2d_backward_we
            "sigmoid_forward", "sigmoid_backward", "tanh_forward", "tanh_backward",
            "gelu_forward", "gelu_backward", "softmax_forward", "softmax_backward",
            "log_softmax_forward", "log_softmax_backward", "cross_entropy_forward",
-           "cross_entropy_backward", "sgd_step", "adam_step"]
+           "cross_entropy_backward", "sgd_step", "adam_step", "grad_norm",
+           "batch_norm2d_forward", "batch_norm2d_backward", "embedding_forward", "embedding_backward"]

@@ -1,6 +1,8 @@
-"""References of the fused optimizer updates (fastnn.ops' names and signatures): the same
-formulas evaluated in float64 on float64 copies; the given arrays are updated in place (rounded
-to their dtype) and the float64 results are returned as a list of (param, state...) tuples."""
+"""References of the fused optimizer updates and grad_norm (fastnn.ops' names and signatures):
+the same formulas evaluated in float64. The updates read the given arrays, compute in float64,
+write the results back into them in place (rounded to their dtype: pass float64 arrays for a
+float64 trajectory over several steps) and also return the float64 results as a list of
+(param, state...) tuples."""
 import numpy as np
 
 
@@ -41,3 +43,15 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=1e-3, beta1=0.9, be
         exp_avgs[i][...], exp_avg_sqs[i][...], p[...] = m, v, p64
         out.append((p64, m, v))
     return out
+
+
+def grad_norm(arrays, norm_type=2.0):
+    norm_type = float(norm_type)
+    if not norm_type > 0:
+        raise ValueError(f"fastnn.ref.grad_norm: expected norm_type > 0, got {norm_type}")
+    v = np.concatenate([np.abs(np.asarray(a, np.float64)).ravel() for a in arrays]) if arrays else np.zeros(0)
+    if v.size == 0:
+        return 0.0
+    if np.isinf(norm_type):
+        return float(np.max(v))
+    return float(np.sum(v ** norm_type) ** (1.0 / norm_type))

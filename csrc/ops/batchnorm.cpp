@@ -1,0 +1,106 @@
+// Batch normalisation front door: the split of the channels over threads and each channel's
+// float64 statistics and constants; the passes over the data are csrc/cpu/batchnorm.cpp's.
+#include "ops/batchnorm.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/threads.h"
+
+namespace fastnn {
+namespace {
+
+// A second thread pays off above ~64k floats of work (a parallel region costs a few us).
+constexpr int64_t kElemsPerThread = 1 << 16;
+
+// f(c) for every channel, channels split in contiguous ranges over threads.
+template <class F>
+void over_channels(const BatchNormArgs& a, int nthreads, F&& f) {
+  const int64_t total = a.n * a.c * a.hw;
+  const int nt = static_cast<int>(
+      std::max<int64_t>(1, std::min<int64_t>({static_cast<int64_t>(nthreads), a.c, total / kElemsPerThread})));
+  parallel(nt, [&](int tid, int cnt) {
+    long c0, c1;
+    split_range(static_cast<long>(a.c), tid, cnt, &c0, &c1);
+    for (long c = c0; c < c1; ++c) f(static_cast<int64_t>(c));
+  });
+}
+
+}  // namespace
+
+void batch_norm2d_forward(const BatchNormArgs& a, const float* x, const float* weight, const float* bias,
+                          float* running_mean, float* running_var, float* y, float* save_mean,
+                          float* save_invstd, int nthreads) {
+  const int64_t m_count = a.n * a.hw, stride = a.c * a.hw;
+  if (m_count == 0) {  // empty batch: nothing to normalise, running statistics untouched
+    std::fill(save_mean, save_mean + a.c, 0.0f);
+    std::fill(save_invstd, save_invstd + a.c, 0.0f);
+    return;
+  }
+  const double inv_m = 1.0 / static_cast<double>(m_count);
+  over_channels(a, nthreads, [&](int64_t c) {
+    const float* xc = x + c * a.hw;
+    double mean, var;
+    if (a.training) {
+      // Two passes: the mean, then the deviations from its float32 rounding mf; sum (x - mf)
+      // corrects the second moment for that rounding (exactly, in exact arithmetic).
+      const float mf = static_cast<float>(bn_sum_cpu(xc, a.n, a.hw, stride) * inv_m);
+      double s1, s2;
+      bn_dev_sums_cpu(xc, mf, a.n, a.hw, stride, &s1, &s2);
+      const double d = s1 * inv_m;
+      mean = mf + d;
+      var = s2 * inv_m - d * d;
+      if (var < 0) var = 0;  // rounding; NaN stays NaN
+      if (running_mean) {
+        running_mean[c] = static_cast<float>((1 - a.momentum) * running_mean[c] + a.momentum * mean);
+        const double unbiased = var * static_cast<double>(m_count) / static_cast<double>(m_count - 1);
+        running_var[c] = static_cast<float>((1 - a.momentum) * running_var[c] + a.momentum * unbiased);
+      }
+    } else {
+      mean = running_mean[c];
+      var = running_var[c];
+    }
+    const double invstd = 1.0 / std::sqrt(var + a.eps);
+    save_mean[c] = static_cast<float>(mean);
+    save_invstd[c] = static_cast<float>(invstd);
+    const float alpha = static_cast<float>(invstd * (weight ? weight[c] : 1.0f));
+    const float beta = bias ? bias[c] : 0.0f;
+    bn_affine_cpu(xc, y + c * a.hw, save_mean[c], alpha, beta, a.n, a.hw, stride);
+  });
+}
+
+void batch_norm2d_backward(const BatchNormArgs& a, const float* dy, const float* x, const float* weight,
+                           const float* save_mean, const float* save_invstd, float* dx, float* dweight,
+                           float* dbias, int nthreads) {
+  const int64_t m_count = a.n * a.hw, stride = a.c * a.hw;
+  if (m_count == 0) {
+    if (dweight) std::fill(dweight, dweight + a.c, 0.0f);
+    if (dbias) std::fill(dbias, dbias + a.c, 0.0f);
+    return;
+  }
+  const double inv_m = 1.0 / static_cast<double>(m_count);
+  over_channels(a, nthreads, [&](int64_t c) {
+    const int64_t off = c * a.hw;
+    const float mf = save_mean[c];
+    const double invstd = save_invstd[c], w = weight ? weight[c] : 1.0f;
+    const float scale = static_cast<float>(invstd * w);
+    if (!a.training && !weight) {  // nothing to sum
+      bn_dx_eval_cpu(dy + off, dx + off, scale, a.n, a.hw, stride);
+      return;
+    }
+    double sdy, dot;
+    bn_bwd_sums_cpu(dy + off, x + off, mf, a.n, a.hw, stride, &sdy, &dot);
+    if (dweight) {
+      dweight[c] = static_cast<float>(dot * invstd);
+      dbias[c] = static_cast<float>(sdy);
+    }
+    if (a.training) {
+      const float gm = static_cast<float>(sdy * inv_m), k = static_cast<float>(dot * invstd * invstd * inv_m);
+      bn_dx_train_cpu(dy + off, x + off, dx + off, mf, gm, k, scale, a.n, a.hw, stride);
+    } else {
+      bn_dx_eval_cpu(dy + off, dx + off, scale, a.n, a.hw, stride);
+    }
+  });
+}
+
+}  // namespace fastnn

@@ -1,0 +1,159 @@
+// Optimizer front door: the float32 constants of an update (rounded from the double arguments
+// as torch rounds its Python scalars), the per-ISA dispatch, and the split of the work over
+// threads. The binding has checked the lists, shapes and dtypes.
+#include "ops/optim.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/threads.h"
+
+namespace fastnn {
+namespace {
+
+using SgdFn = void (*)(const SgdConsts&, const OptimTensor&, int64_t, int64_t);
+using AdamFn = void (*)(const AdamConsts&, const OptimTensor&, int64_t, int64_t);
+using NormFn = double (*)(NormKind, double, const float*, int64_t);
+
+// Below this many elements per thread a second thread costs more than it saves (a parallel
+// region costs a few microseconds; an update streams a few floats per ns).
+constexpr int64_t kElemsPerThread = 1 << 15;
+// Thread ranges start on multiples of this within the concatenated elements, so two threads
+// rarely write one cache line.
+constexpr int64_t kGrain = 64;
+
+SgdFn sgd_for(Isa isa) {
+  switch (isa) {
+#ifdef FASTNN_HAVE_AVX512
+    case Isa::Avx512: return sgd_range_avx512;
+#endif
+#ifdef FASTNN_HAVE_AVX2
+    case Isa::Avx2: return sgd_range_avx2;
+#endif
+    default: return sgd_range_default;
+  }
+}
+
+AdamFn adam_for(Isa isa) {
+  switch (isa) {
+#ifdef FASTNN_HAVE_AVX512
+    case Isa::Avx512: return adam_range_avx512;
+#endif
+#ifdef FASTNN_HAVE_AVX2
+    case Isa::Avx2: return adam_range_avx2;
+#endif
+    default: return adam_range_default;
+  }
+}
+
+NormFn norm_for(Isa isa) {
+  switch (isa) {
+#ifdef FASTNN_HAVE_AVX512
+    case Isa::Avx512: return norm_block_avx512;
+#endif
+#ifdef FASTNN_HAVE_AVX2
+    case Isa::Avx2: return norm_block_avx2;
+#endif
+    default: return norm_block_default;
+  }
+}
+
+// f(tensor, begin, end) over the elements of every tensor, as one range split over threads.
+template <class F>
+void over_elements(const std::vector<OptimTensor>& ts, int nthreads, F&& f) {
+  int64_t total = 0;
+  for (const OptimTensor& t : ts) total += t.n;
+  if (total == 0) return;
+  const int64_t grains = (total + kGrain - 1) / kGrain;
+  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nthreads, total / kElemsPerThread)));
+  parallel(nt, [&](int tid, int cnt) {
+    long g0, g1;
+    split_range(grains, tid, cnt, &g0, &g1);
+    const int64_t e0 = g0 * kGrain, e1 = std::min<int64_t>(total, g1 * kGrain);
+    int64_t base = 0;
+    for (const OptimTensor& t : ts) {
+      if (base >= e1) break;
+      const int64_t b = std::max(e0, base), e = std::min(e1, base + t.n);
+      if (b < e) f(t, b - base, e - base);
+      base += t.n;
+    }
+  });
+}
+
+}  // namespace
+
+void sgd_step(const SgdArgs& a, const std::vector<OptimTensor>& ts, Isa isa, int nthreads) {
+  SgdConsts k;
+  k.sign = a.maximize ? -1.0f : 1.0f;
+  k.has_wd = a.weight_decay != 0;
+  k.wd = static_cast<float>(a.weight_decay);
+  k.has_momentum = a.momentum != 0;
+  k.momentum = static_cast<float>(a.momentum);
+  k.damp1 = static_cast<float>(1.0 - a.dampening);
+  k.neg_lr = static_cast<float>(-a.lr);
+  k.first_step = a.first_step;
+  k.nesterov = a.nesterov;
+  const SgdFn fn = sgd_for(isa);
+  over_elements(ts, nthreads, [&](const OptimTensor& t, int64_t b, int64_t e) { fn(k, t, b, e); });
+}
+
+void adam_step(const AdamArgs& a, const std::vector<OptimTensor>& ts, Isa isa, int nthreads) {
+  AdamConsts k;
+  const double step = static_cast<double>(a.step);
+  const double bc1 = 1.0 - std::pow(a.beta1, step), bc2 = 1.0 - std::pow(a.beta2, step);
+  k.sign = a.maximize ? -1.0f : 1.0f;
+  k.decoupled = a.decoupled && a.weight_decay != 0;
+  k.l2 = !a.decoupled && a.weight_decay != 0;
+  k.decay = static_cast<float>(1.0 - a.lr * a.weight_decay);
+  k.wd = static_cast<float>(a.weight_decay);
+  k.w1 = static_cast<float>(1.0 - a.beta1);
+  k.lerp_low = std::fabs(k.w1) < 0.5f;
+  k.w1m1 = k.w1 - 1.0f;  // exact for w1 in [0.5, 2] (Sterbenz), as torch computes it
+  k.b2 = static_cast<float>(a.beta2);
+  k.omb2 = static_cast<float>(1.0 - a.beta2);
+  k.bc2_sqrt = static_cast<float>(std::sqrt(bc2));
+  k.eps = static_cast<float>(a.eps);
+  k.neg_step = static_cast<float>(-(a.lr / bc1));
+  k.amsgrad = a.amsgrad;
+  const AdamFn fn = adam_for(isa);
+  over_elements(ts, nthreads, [&](const OptimTensor& t, int64_t b, int64_t e) { fn(k, t, b, e); });
+}
+
+double grad_norm(const std::vector<const float*>& xs, const std::vector<int64_t>& ns, double p, Isa isa,
+                 int nthreads) {
+  const NormKind kind = p == 2.0 ? NormKind::L2 : p == 1.0 ? NormKind::L1 : std::isinf(p) ? NormKind::Inf : NormKind::P;
+  // Block j of array i is global block first[i] + j; threads take contiguous runs of blocks and
+  // write each block's sum to its own slot, added up in order below.
+  std::vector<int64_t> first(xs.size() + 1, 0);
+  int64_t total = 0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    first[i + 1] = first[i] + (ns[i] + kNormBlock - 1) / kNormBlock;
+    total += ns[i];
+  }
+  const int64_t blocks = first.back();
+  std::vector<double> part(static_cast<size_t>(blocks), 0.0);
+  const NormFn fn = norm_for(isa);
+  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nthreads, total / kElemsPerThread)));
+  parallel(nt, [&](int tid, int cnt) {
+    long b0, b1;
+    split_range(blocks, tid, cnt, &b0, &b1);
+    size_t i = static_cast<size_t>(std::upper_bound(first.begin(), first.end(), static_cast<int64_t>(b0)) -
+                                   first.begin()) - 1;
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      while (blk >= first[i + 1]) ++i;
+      const int64_t off = (blk - first[i]) * kNormBlock;
+      part[static_cast<size_t>(blk)] = fn(kind, p, xs[i] + off, std::min(kNormBlock, ns[i] - off));
+    }
+  });
+  double acc = 0;
+  if (kind == NormKind::Inf) {
+    for (double v : part) acc = (v > acc || v != v) ? v : acc;
+    return acc;
+  }
+  for (double v : part) acc += v;
+  if (kind == NormKind::L2) return std::sqrt(acc);
+  if (kind == NormKind::L1) return acc;
+  return std::pow(acc, 1.0 / p);
+}
+
+}  // namespace fastnn
