@@ -251,3 +251,23 @@ def test_load_a_torch_state_dict_directly():
     tm.eval(), m.eval()
     x = np.random.default_rng(0).standard_normal((2, 2, 6, 6)).astype(np.float32)
     np.testing.assert_allclose(m(Tensor(x)).data, tm(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(6, 4), (5, 4, 7)])
+@pytest.mark.parametrize("track", [True, False])
+def test_batchnorm1d_matches_torch(shape, track):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    tm, m = torch.nn.BatchNorm1d(4, track_running_stats=track), nn.BatchNorm1d(4, track_running_stats=track)
+    x = rng.standard_normal(shape).astype(np.float32) * 2 + 1
+    for mode in ("train", "eval"):
+        getattr(tm, mode)(), getattr(m, mode)()
+        xt, xf = torch.from_numpy(x.copy()).requires_grad_(), Tensor(x, requires_grad=True)
+        yt, y = tm(xt), m(xf)
+        np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=1e-5, atol=1e-5)
+        w = rng.standard_normal(shape).astype(np.float32)
+        (yt * torch.from_numpy(w)).sum().backward()
+        (y * Tensor(w)).sum().backward()
+        np.testing.assert_allclose(xf.grad.data, xt.grad.numpy(), rtol=1e-4, atol=1e-5)
+    if track:
+        np.testing.assert_allclose(m.running_var.data, tm.running_var.numpy(), rtol=1e-6)

@@ -335,10 +335,37 @@ def dropout(input, p=0.5, training=True, inplace=False):
     return Tensor._result(x.data * mask, (x,), lambda g: (g * mask,), "dropout")
 
 
+def _bn_kernel(x, rm, rv, w, b, training, momentum, eps):
+    """batch_norm through the NCHW kernels: 2-D (N, C) and 3-D (N, C, L) inputs viewed as 4-D."""
+    X = x.data
+    X4 = X.reshape(X.shape[:2] + (-1, 1)) if X.ndim != 4 else X
+    W = None if w is None else w.data
+    y, sm, si = ops.batch_norm2d_forward(X4, W, None if b is None else b.data, rm, rv, training, momentum, eps)
+    parents = tuple(t for t in (x, w, b) if t is not None)
+
+    def backward(g):
+        dx, dw, db = ops.batch_norm2d_backward(np.ascontiguousarray(g).reshape(X4.shape), X4, W, sm, si, training)
+        grads = [dx.reshape(X.shape)]
+        if w is not None:
+            grads.append(dw)
+        if b is not None:
+            grads.append(db)
+        return tuple(grads)
+    return Tensor._result(y.reshape(X.shape), parents, backward, "batch_norm")
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5):
     x = _t(input)
     X = x.data
+    w0 = None if weight is None else _t(weight)
+    b0 = None if bias is None else _t(bias)
+    rm0 = None if running_mean is None else (running_mean.data if isinstance(running_mean, Tensor) else running_mean)
+    rv0 = None if running_var is None else (running_var.data if isinstance(running_var, Tensor) else running_var)
+    if (X.dtype == np.float32 and 2 <= X.ndim <= 4 and all(t is None or t.data.dtype == np.float32 for t in (w0, b0))
+            and all(r is None or (isinstance(r, np.ndarray) and r.dtype == np.float32) for r in (rm0, rv0))
+            and (training or rm0 is not None)):
+        return _bn_kernel(x, rm0, rv0, w0, b0, training, momentum, eps)
     axes = (0,) + tuple(range(2, X.ndim))
     shape = (1, X.shape[1]) + (1,) * (X.ndim - 2)
     n = X.size // X.shape[1]
@@ -395,6 +422,10 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     if idx.size and (idx.min() < 0 or idx.max() >= V):
         raise ValueError(f"fastnn.nn.functional.embedding: expected indices in [0, {V}), got "
                          f"{idx.min() if idx.min() < 0 else idx.max()}")
+    if w.data.dtype == np.float32:
+        out = ops.embedding_forward(w.data, idx, padding_idx)
+        return Tensor._result(out, (w,), lambda g: (ops.embedding_backward(
+            np.ascontiguousarray(g), idx, V, padding_idx),), "embedding")
     out = w.data[idx]
 
     def backward(g):

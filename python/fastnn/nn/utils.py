@@ -1,6 +1,7 @@
 """fastnn.nn.utils: clip_grad_norm_ and clip_grad_value_."""
 import numpy as np
 
+from .. import ops
 from ..tensor import Tensor
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector"]
@@ -18,7 +19,9 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     if not grads:
         return Tensor(np.float32(0.0))
     norm_type = float(norm_type)
-    if norm_type == float("inf"):
+    if all(g.dtype == np.float32 and g.flags.c_contiguous for g in grads):
+        total = ops.grad_norm(grads, norm_type)  # one kernel call, float64 accumulation
+    elif norm_type == float("inf"):
         total = max(float(np.abs(g).max()) if g.size else 0.0 for g in grads)
     else:
         total = sum(float(np.sum(np.abs(g.astype(np.float64)) ** norm_type)) for g in grads) ** (1.0 / norm_type)
