@@ -7,6 +7,7 @@ import fastnn
 import fastnn.nn as nn
 import fastnn.nn.functional as F
 from fastnn import Tensor
+from fastnn.demo import MnistCNN as Net  # the seed program's CNN (examples/cnn_mnist.py spells it out)
 
 
 def to_torch(torch, a, grad=False):
@@ -16,23 +17,6 @@ def to_torch(torch, a, grad=False):
 
 def copy_weights(src_torch, dst):
     dst.load_state_dict({k: v.detach().numpy() for k, v in src_torch.state_dict().items()})
-
-
-class Net(nn.Module):
-    """The seed program's CNN."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
-        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
-        self.fc1 = nn.Linear(64 * 7 * 7, 128)
-        self.fc2 = nn.Linear(128, 10)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        x = x.view(x.size(0), -1)
-        return self.fc2(F.relu(self.fc1(x)))
 
 
 def test_seed_cnn_loss_and_gradients_match_torch():
