@@ -78,28 +78,37 @@ inline __m512 tanh_ps(__m512 x) {
 // |x| is capped at 6 for x >= 0 (1 - erfc/2 rounds to 1 from there) and at 13 for x < 0
 // (where |y| < 1e-37 beyond), and the left side multiplies (x t) by the exponential rather
 // than t by it, as t e alone is denormal near |x| = 13. gelu(-inf) = -inf * 0 = NaN, as in torch.
-inline __m512 gelu_ps(__m512 x) {
-  const __mmask16 pos = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_NLT_UQ);  // x >= 0 or NaN
-  const __m512 lim = _mm512_mask_blend_ps(pos, v(13.0f), v(6.0f));
-  const __m512 ax = _mm512_min_ps(lim, abs_ps(x));  // NaN stays NaN (min returns its 2nd operand)
-  const __m512 t = recip_ps(_mm512_fmadd_ps(ax, v(0.5f * 0.70710678118654752f), v(1.0f)));
-  __m512 p = v(0.13532853f);
-  p = _mm512_fmadd_ps(p, t, v(-0.6282118f));
-  p = _mm512_fmadd_ps(p, t, v(1.032108f));
-  p = _mm512_fmadd_ps(p, t, v(-0.52924175f));
-  p = _mm512_fmadd_ps(p, t, v(-0.2194101f));
-  p = _mm512_fmadd_ps(p, t, v(0.07574787f));
-  p = _mm512_fmadd_ps(p, t, v(9.0661515e-3f));
-  p = _mm512_fmadd_ps(p, t, v(0.39203018f));
-  p = _mm512_fmadd_ps(p, t, v(0.99799924f));
-  p = _mm512_fmadd_ps(p, t, v(-1.2654165f - 0.69314718f));  // - ln 2: gives erfc(z) / 2
-  const __m512 hi = _mm512_mul_ps(ax, ax);
-  const __m512 lo = _mm512_fmsub_ps(ax, ax, hi);
-  const __m512 e = exp_core(_mm512_mul_ps(hi, v(-0.5f)), _mm512_fnmadd_ps(lo, v(0.5f), p));  // >= 2.8e-38
-  const __m512 yneg = _mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), ax), t), e);
-  const __m512 ypos = _mm512_mul_ps(x, _mm512_sub_ps(v(1.0f), _mm512_mul_ps(t, e)));
-  const __mmask16 minus_inf = _mm512_cmp_ps_mask(x, v(-__builtin_inff()), _CMP_EQ_OQ);
-  return _mm512_mask_blend_ps(minus_inf, _mm512_mask_blend_ps(pos, yneg, ypos), v(__builtin_nanf("")));
+// Written over N independent vectors, every step applied to all of them before the next:
+// one vector's chain of ~30 dependent operations (~120 cycles) leaves the out-of-order
+// scheduler full of waiting work (see kGeluN for what interleaving gains).
+template <int N>
+inline void gelu_tail_ps(const __m512* x, __m512* y) {
+#define FASTNN_EACH _Pragma("GCC unroll 8") for (int j = 0; j < N; ++j)
+  __mmask16 pos[N];
+  __m512 ax[N], t[N], p[N], hi[N], lo[N], e[N];
+  FASTNN_EACH pos[j] = _mm512_cmp_ps_mask(x[j], _mm512_setzero_ps(), _CMP_NLT_UQ);  // x >= 0 or NaN
+  // NaN stays NaN (min returns its 2nd operand)
+  FASTNN_EACH ax[j] = _mm512_min_ps(_mm512_mask_blend_ps(pos[j], v(13.0f), v(6.0f)), abs_ps(x[j]));
+  FASTNN_EACH t[j] = recip_ps(_mm512_fmadd_ps(ax[j], v(0.5f * 0.70710678118654752f), v(1.0f)));
+  FASTNN_EACH p[j] = _mm512_fmadd_ps(v(0.13532853f), t[j], v(-0.6282118f));
+  FASTNN_EACH p[j] = _mm512_fmadd_ps(p[j], t[j], v(1.032108f));
+  FASTNN_EACH p[j] = _mm512_fmadd_ps(p[j], t[j], v(-0.52924175f));
+  FASTNN_EACH p[j] = _mm512_fmadd_ps(p[j], t[j], v(-0.2194101f));
+  FASTNN_EACH p[j] = _mm512_fmadd_ps(p[j], t[j], v(0.07574787f));
+  FASTNN_EACH p[j] = _mm512_fmadd_ps(p[j], t[j], v(9.0661515e-3f));
+  FASTNN_EACH p[j] = _mm512_fmadd_ps(p[j], t[j], v(0.39203018f));
+  FASTNN_EACH p[j] = _mm512_fmadd_ps(p[j], t[j], v(0.99799924f));
+  FASTNN_EACH p[j] = _mm512_fmadd_ps(p[j], t[j], v(-1.2654165f - 0.69314718f));  // - ln 2: gives erfc(z) / 2
+  FASTNN_EACH hi[j] = _mm512_mul_ps(ax[j], ax[j]);
+  FASTNN_EACH lo[j] = _mm512_fmsub_ps(ax[j], ax[j], hi[j]);
+  FASTNN_EACH e[j] = exp_core(_mm512_mul_ps(hi[j], v(-0.5f)), _mm512_fnmadd_ps(lo[j], v(0.5f), p[j]));  // >= 2.8e-38
+  FASTNN_EACH {
+    const __m512 yneg = _mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), ax[j]), t[j]), e[j]);
+    const __m512 ypos = _mm512_mul_ps(x[j], _mm512_sub_ps(v(1.0f), _mm512_mul_ps(t[j], e[j])));
+    const __mmask16 minus_inf = _mm512_cmp_ps_mask(x[j], v(-__builtin_inff()), _CMP_EQ_OQ);
+    y[j] = _mm512_mask_blend_ps(minus_inf, _mm512_mask_blend_ps(pos[j], yneg, ypos), v(__builtin_nanf("")));
+  }
+#undef FASTNN_EACH
 }
 
 // Phi(x) on (-4.125, 3.875), where gelu's inputs mostly lie: 32 pieces centred on k/4
@@ -185,34 +194,56 @@ alignas(64) const float kPhiPieces[7][32] = {
 // in the low mantissa bits: vpermt2ps reads k mod 32 from them), and u = x - k/4 is exact.
 // No abs, exp or reciprocal: 3 + 7 permutes + 6 fma + 1 operations per 16 values.
 // x = -0 gives u = -0 and -0 * Phi; denormal x gives u = x and x * 0.5 (gradual underflow).
-inline __m512 gelu_mid_ps(__m512 x) {
+template <int N>
+inline void gelu_mid_ps(const __m512* x, __m512* y) {
+#define FASTNN_EACH _Pragma("GCC unroll 8") for (int j = 0; j < N; ++j)
   const __m512 magic = v(12582912.0f);
-  const __m512 s = _mm512_fmadd_ps(x, v(4.0f), magic);
-  const __m512i k = _mm512_castps_si512(s);
-  const __m512 u = _mm512_fmadd_ps(_mm512_sub_ps(s, magic), v(-0.25f), x);
-  const auto c = [k](int j) {
-    return _mm512_permutex2var_ps(_mm512_load_ps(kPhiPieces[j]), k, _mm512_load_ps(kPhiPieces[j] + 16));
+  __m512 s[N], u[N], p[N];
+  FASTNN_EACH s[j] = _mm512_fmadd_ps(x[j], v(4.0f), magic);
+  FASTNN_EACH u[j] = _mm512_fmadd_ps(_mm512_sub_ps(s[j], magic), v(-0.25f), x[j]);
+  const auto c = [&s](int i, int j) {
+    return _mm512_permutex2var_ps(_mm512_load_ps(kPhiPieces[i]), _mm512_castps_si512(s[j]),
+                                  _mm512_load_ps(kPhiPieces[i] + 16));
   };
-  __m512 p = c(6);
-  p = _mm512_fmadd_ps(p, u, c(5));
-  p = _mm512_fmadd_ps(p, u, c(4));
-  p = _mm512_fmadd_ps(p, u, c(3));
-  p = _mm512_fmadd_ps(p, u, c(2));
-  p = _mm512_fmadd_ps(p, u, c(1));
-  p = _mm512_fmadd_ps(p, u, c(0));
-  return _mm512_mul_ps(x, p);
+  FASTNN_EACH p[j] = c(6, j);
+  for (int i = 5; i >= 0; --i) {
+    FASTNN_EACH p[j] = _mm512_fmadd_ps(p[j], u[j], c(i, j));
+  }
+  FASTNN_EACH y[j] = _mm512_mul_ps(x[j], p[j]);
+#undef FASTNN_EACH
 }
 
-// gelu per lane: the pieces above inside (-4.125, 3.875), gelu_ps (erfc form) outside and for
-// NaN/inf. gelu_ps runs only for vectors holding such a lane (for N(0, 1) inputs ~0.2% of
-// them) and is blended in per lane, so an element's result depends on its value only.
-inline __m512 gelu_fast_ps(__m512 x) {
-  const __mmask16 above = _mm512_cmp_ps_mask(x, v(-4.125f), _CMP_GT_OQ);
-  const __mmask16 in = _mm512_mask_cmp_ps_mask(above, x, v(3.875f), _CMP_LT_OQ);
-  if (in == 0xFFFF) return gelu_mid_ps(x);
-  const __m512 tail = gelu_ps(x);
-  if (in == 0) return tail;
-  return _mm512_mask_blend_ps(in, tail, gelu_mid_ps(x));
+// gelu per lane: the pieces above inside (-4.125, 3.875), gelu_tail_ps (erfc form) outside
+// and for NaN/inf, blended in per lane, so an element's result depends on its value only.
+// N vectors at a time (interleaved, see gelu_tail_ps); the tail runs only for a group holding
+// such a lane (for N(0, 1) inputs ~1% of groups of 4) and the pieces only for a group holding
+// a lane inside.
+template <int N>
+inline void gelu_fast_ps(const __m512* x, __m512* y) {
+  __mmask16 in[N];
+  unsigned all = 0xFFFF, any = 0;
+  for (int j = 0; j < N; ++j) {
+    const __mmask16 above = _mm512_cmp_ps_mask(x[j], v(-4.125f), _CMP_GT_OQ);
+    in[j] = _mm512_mask_cmp_ps_mask(above, x[j], v(3.875f), _CMP_LT_OQ);
+    all &= in[j];
+    any |= in[j];
+  }
+  if (all == 0xFFFF) return gelu_mid_ps<N>(x, y);
+  gelu_tail_ps<N>(x, y);
+  if (any == 0) return;
+  __m512 mid[N];
+  gelu_mid_ps<N>(x, mid);
+  for (int j = 0; j < N; ++j) y[j] = _mm512_mask_blend_ps(in[j], y[j], mid[j]);
+}
+
+// Vectors per step of the gelu loop: 4 interleaved measured 48 -> 40 cycles per vector on
+// tail-only data and 68 -> 55 on N(0, 16) data (in cache) against one at a time; 2 was between.
+constexpr int kGeluN = 4;
+
+inline __m512 gelu_one_ps(__m512 x) {
+  __m512 y;
+  gelu_fast_ps<1>(&x, &y);
+  return y;
 }
 
 // gelu_tanh = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3).
@@ -233,13 +264,29 @@ inline void map_ps(const float* x, float* y, int64_t n, F f) {
   }
 }
 
+// map_ps with N vectors per step through fn (which takes and fills arrays of N), the rest
+// through f1 one vector at a time: both give the same result per element.
+template <int N, class FN, class F1>
+inline void mapn_ps(const float* x, float* y, int64_t n, FN fn, F1 f1) {
+  int64_t i = 0;
+  for (; i + 16 * N <= n; i += 16 * N) {
+    __m512 a[N], b[N];
+    for (int j = 0; j < N; ++j) a[j] = _mm512_loadu_ps(x + i + 16 * j);
+    fn(a, b);
+    for (int j = 0; j < N; ++j) _mm512_storeu_ps(y + i + 16 * j, b[j]);
+  }
+  map_ps(x + i, y + i, n - i, f1);
+}
+
 }  // namespace
 
 void act_forward_avx512(const ActArgs& a, const float* x, float* y, int64_t n) {
   switch (a.kind) {
     case ActKind::Sigmoid: return map_ps(x, y, n, sigmoid_ps);
     case ActKind::Tanh: return map_ps(x, y, n, tanh_ps);
-    case ActKind::Gelu: return map_ps(x, y, n, gelu_fast_ps);
+    case ActKind::Gelu:
+      return mapn_ps<kGeluN>(x, y, n, [](const __m512* a, __m512* b) { gelu_fast_ps<kGeluN>(a, b); },
+                     gelu_one_ps);
     case ActKind::GeluTanh: return map_ps(x, y, n, gelu_tanh_ps);
     default: return act_forward_impl(a, x, y, n);
   }
