@@ -38,6 +38,10 @@ CASES = [
     (2, 8, 5, 4, 10, 3, 3, 1, 1, 1, 1),            # flat: one vector spans three rows
     (2, 16, 7, 7, 20, 3, 3, 1, 1, 1, 1),           # channels in lanes, 20 = 16 + 4
     (1, 16, 14, 14, 32, 3, 3, 1, 1, 1, 1),         # channels in lanes, 14 pixels a tile
+    # backward_weight's 64-channel panels (OC per group a multiple of 64): 15 kernel rows in
+    # tiles of 2 + a last tile of 1; grouped and dilated with padding past the kernel's reach
+    (2, 5, 7, 9, 64, 3, 3, 1, 1, 1, 1),
+    (2, 4, 5, 17, 128, 3, 3, 1, 2, 2, 2),
 ]
 
 

@@ -414,9 +414,11 @@ bool conv2d_forward_direct_avx512(const Conv2dShape& s, const float* x, const fl
 // Direct stride-1 conv2d backward_weight for AVX-512, for 3-wide kernels (KW = 3).
 //
 // dw[oc, k] = sum over images and output pixels of dy[oc, pixel] * xpad[koff[k] + pixel].
-// Tile: 4 kernel rows (c, kh) x 3 taps kw = 12 k's x 32 output channels (24 accumulators),
-// reduced over the pixels of one image: per pixel 2 loads of dy (transposed to pixel-major,
-// 32 channels) and 12 broadcasts from 4 row pointers of the padded image. The batch is split
+// Tile: 2 kernel rows (c, kh) x 3 taps kw = 6 k's x 64 output channels, or 4 rows (12 k's) x
+// 32 channels where the channels per group are not a multiple of 64 (24 accumulators either
+// way), reduced over the pixels of one image: per pixel 4 (2) loads of dy (transposed to
+// pixel-major panels of 64 (32) channels) and 6 (12) broadcasts from row pointers of the
+// padded image. The 64-wide tile issues fewer instructions per FMA: 4% faster at 32->64. The batch is split
 // into a fixed number of chunks (independent of the thread count); each chunk sums its images
 // in order into its own (K x OC) partial, and the partials are added in chunk order, so the
 // result does not depend on the thread count.
@@ -428,37 +430,42 @@ constexpr int kChunks = 8;
 template <int NG, int NV>
 void wtile(const float* const* q, int dw, const float* dyt, int64_t OH, int64_t OW, int64_t Wp,
            float* part, int64_t ldp) {
-  __m512 c0[NG * KW3], c1[NG * KW3];
-  for (int r = 0; r < NG * KW3; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
+  constexpr int PW = NV == 4 ? 64 : 32;  // the dyt panel's width
+  __m512 c[NV][NG * KW3];
+  for (int u = 0; u < NV; ++u)
+    for (int r = 0; r < NG * KW3; ++r) c[u][r] = _mm512_setzero_ps();
   for (int64_t oh = 0; oh < OH; ++oh) {
-    const float* d = dyt + oh * OW * NR;
-    for (int64_t ow = 0; ow < OW; ++ow, d += NR) {
+    const float* d = dyt + oh * OW * PW;
+    for (int64_t ow = 0; ow < OW; ++ow, d += PW) {
       const int64_t pix = oh * Wp + ow;
-      const __m512 b0 = _mm512_loadu_ps(d);
-      const __m512 b1 = NV == 2 ? _mm512_loadu_ps(d + 16) : b0;
+      __m512 b[NV];
+#pragma GCC unroll 4
+      for (int u = 0; u < NV; ++u) b[u] = _mm512_loadu_ps(d + 16 * u);
 #pragma GCC unroll 4
       for (int j = 0; j < NG; ++j) {
 #pragma GCC unroll 3
         for (int kw = 0; kw < KW3; ++kw) {
           const __m512 a = _mm512_set1_ps(q[j][pix + kw * dw]);
-          c0[j * KW3 + kw] = _mm512_fmadd_ps(a, b0, c0[j * KW3 + kw]);
-          if (NV == 2) c1[j * KW3 + kw] = _mm512_fmadd_ps(a, b1, c1[j * KW3 + kw]);
+#pragma GCC unroll 4
+          for (int u = 0; u < NV; ++u) c[u][j * KW3 + kw] = _mm512_fmadd_ps(a, b[u], c[u][j * KW3 + kw]);
         }
       }
     }
   }
   for (int r = 0; r < NG * KW3; ++r) {  // partial[k][oc] += tile, k-major rows of the panel
     float* p = part + r * ldp;
-    _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), c0[r]));
-    if (NV == 2) _mm512_storeu_ps(p + 16, _mm512_add_ps(_mm512_loadu_ps(p + 16), c1[r]));
+    for (int u = 0; u < NV; ++u)
+      _mm512_storeu_ps(p + 16 * u, _mm512_add_ps(_mm512_loadu_ps(p + 16 * u), c[u][r]));
   }
 }
 
 using WTileFn = void (*)(const float* const*, int, const float*, int64_t, int64_t, int64_t,
                          float*, int64_t);
-constexpr WTileFn kWTiles[2][4] = {
+// [vectors per panel row: 1, 2, 4][(c, kh) rows per tile - 1]: 24 accumulators at most
+constexpr WTileFn kWTiles[3][4] = {
     {&wtile<1, 1>, &wtile<2, 1>, &wtile<3, 1>, &wtile<4, 1>},
     {&wtile<1, 2>, &wtile<2, 2>, &wtile<3, 2>, &wtile<4, 2>},
+    {&wtile<1, 4>, &wtile<2, 4>, nullptr, nullptr},
 };
 
 }  // namespace
@@ -470,10 +477,15 @@ bool conv2d_backward_weight_direct_avx512(const Conv2dShape& s, const float* dy,
   const int64_t OH = s.OH(), OW = s.OW(), OHW = OH * OW;
   const Padded pd(s);
   const int64_t Wp = pd.Wp, plane = pd.plane;
-  const int64_t npanel = (OCg + NR - 1) / NR, ocp = npanel * NR;  // channels padded to panels
+  // Panels of 64 output channels (4 vectors x 2 kernel rows per tile) where the channels fill
+  // them, else of 32 (2 vectors x 4 rows): 24 accumulators either way; the 64-wide tile loads
+  // 4 + 6 floats per 24 FMAs where the 32-wide one loads 2 + 12 (fewer instructions per FMA).
+  const int64_t pw = OCg % 64 == 0 ? 64 : 32, maxrows = pw == 64 ? 2 : 4;
+  const int64_t npanel = (OCg + pw - 1) / pw, ocp = npanel * pw;  // channels padded to panels
   const int64_t rows = Cg * s.KH;                                  // (c, kh) pairs
-  // (c, kh) rows per tile: at most 4, spread evenly (9 rows: 3 + 3 + 3, not 4 + 4 + 1)
-  const int64_t gstep = (rows + (rows + 3) / 4 - 1) / ((rows + 3) / 4);
+  // (c, kh) rows per tile: at most maxrows, spread evenly (9 rows: 3 + 3 + 3, not 4 + 4 + 1)
+  const int64_t ntile_rows = (rows + maxrows - 1) / maxrows;
+  const int64_t gstep = (rows + ntile_rows - 1) / ntile_rows;
   const int64_t nchunk = std::min<int64_t>(kChunks, s.B);
   const int64_t xg_size = Cg * s.H * s.W;
 
@@ -484,7 +496,7 @@ bool conv2d_backward_weight_direct_avx512(const Conv2dShape& s, const float* dy,
   // the padding of xpad and the channels past OC/G in dyt stay zero.
   std::vector<AlignedBuf> xpads;
   for (int i = 0; i < nt_used; ++i) xpads.push_back(aligned_floats(pd.size));
-  std::vector<std::vector<float>> dyts(nt_used, std::vector<float>(npanel * OHW * NR, 0.0f));
+  std::vector<std::vector<float>> dyts(nt_used, std::vector<float>(npanel * OHW * pw, 0.0f));
   parallel(nt_used, [&](int tid, int nt) {
     long c0, c1;
     split_range(nchunk, tid, nt, &c0, &c1);
@@ -500,7 +512,7 @@ bool conv2d_backward_weight_direct_avx512(const Conv2dShape& s, const float* dy,
           const float* dyg = dy + (b * s.OC + g * OCg) * OHW;
           for (int64_t oc0 = 0; oc0 < OCg; oc0 += 16) {
             const int nch = static_cast<int>(std::min<int64_t>(16, OCg - oc0));
-            float* dst = dyt.data() + (oc0 / NR) * OHW * NR + oc0 % NR;
+            float* dst = dyt.data() + (oc0 / pw) * OHW * pw + oc0 % pw;
             for (int64_t p0 = 0; p0 < OHW; p0 += 16) {
               const int np = static_cast<int>(std::min<int64_t>(16, OHW - p0));
               __m512 r[16];
@@ -508,7 +520,7 @@ bool conv2d_backward_weight_direct_avx512(const Conv2dShape& s, const float* dy,
                 r[i] = i < nch ? _mm512_maskz_loadu_ps(mask_for(np), dyg + (oc0 + i) * OHW + p0)
                                : _mm512_setzero_ps();
               transpose16(r);
-              for (int p = 0; p < np; ++p) _mm512_mask_storeu_ps(dst + (p0 + p) * NR, mask_for(nch), r[p]);
+              for (int p = 0; p < np; ++p) _mm512_mask_storeu_ps(dst + (p0 + p) * pw, mask_for(nch), r[p]);
             }
           }
           float* pg = part.data() + (chunk * s.G + g) * K * ocp;
@@ -518,7 +530,7 @@ bool conv2d_backward_weight_direct_avx512(const Conv2dShape& s, const float* dy,
           const int64_t ntiles = npanel * ((rows + gstep - 1) / gstep);
           int64_t tix = 0;
           for (int64_t pn = 0; pn < npanel; ++pn) {
-            const int nv = OCg - pn * NR > 16 ? 2 : 1;
+            const int vi = pw == 64 ? 2 : OCg - pn * pw > 16 ? 1 : 0;  // 4, 2 or 1 vectors
             for (int64_t r0 = 0; r0 < rows; r0 += gstep, ++tix) {
               if (more) {
                 prefetch_slice(x + (nb * s.G + ng) * xg_size, xg_size, tix, ntiles);
@@ -530,8 +542,8 @@ bool conv2d_backward_weight_direct_avx512(const Conv2dShape& s, const float* dy,
                 const int64_t c = (r0 + j) / s.KH, kh = (r0 + j) % s.KH;
                 q[j] = xpad + c * plane + kh * s.DH * Wp;
               }
-              kWTiles[nv - 1][ng - 1](q, static_cast<int>(s.DW), dyt.data() + pn * OHW * NR, OH,
-                                      OW, Wp, pg + r0 * KW3 * ocp + pn * NR, ocp);
+              kWTiles[vi][ng - 1](q, static_cast<int>(s.DW), dyt.data() + pn * OHW * pw, OH,
+                                      OW, Wp, pg + r0 * KW3 * ocp + pn * pw, ocp);
             }
           }
         }
