@@ -57,15 +57,20 @@ struct Mm {
   }
 };
 
-// dst (cols, rows) = src (rows, cols)^T, in 16 x 16 blocks (both sides stay in cache lines).
-void transpose(const float* src, int64_t rows, int64_t cols, float* dst) {
+// Row stride of the (H, G*H) copy of W_hh^T: G*H rounded up to 16 floats plus 16. A stride of a
+// multiple of 4 KiB (G*H = 1024) puts every row of a GEMM micro-panel in the same L1 sets, and
+// the panel (H x 32 floats, reused by each row tile of the step) would not stay in L1.
+int64_t padded_ld(int64_t n) { return (n + 15) / 16 * 16 + 16; }
+
+// dst (cols, rows) with row stride ld = src (rows, cols)^T, in 16 x 16 blocks.
+void transpose(const float* src, int64_t rows, int64_t cols, float* dst, int64_t ld) {
   constexpr int64_t kB = 16;
   for (int64_t i0 = 0; i0 < rows; i0 += kB) {
     const int64_t i1 = std::min(rows, i0 + kB);
     for (int64_t j0 = 0; j0 < cols; j0 += kB) {
       const int64_t j1 = std::min(cols, j0 + kB);
       for (int64_t i = i0; i < i1; ++i)
-        for (int64_t j = j0; j < j1; ++j) dst[j * rows + i] = src[i * cols + j];
+        for (int64_t j = j0; j < j1; ++j) dst[j * ld + i] = src[i * cols + j];
     }
   }
 }
@@ -184,8 +189,9 @@ void rnn_forward(const RnnShape& s, const float* x, const float* h0, const float
   const Mm mm{isa, nthreads};
   const Steps st{T, s.reverse};
   // W_hh^T (H, G*H): the per-step GEMM's B operand, read in place by its small-M path.
-  Scratch whh_t(H * GH);
-  transpose(w_hh, GH, H, whh_t.get());
+  const int64_t ldw = padded_ld(GH);
+  Scratch whh_t(H * ldw);
+  transpose(w_hh, GH, H, whh_t.get(), ldw);
   const int64_t t_last = st.t(T - 1);
 
   if (s.cell == RnnCell::Gru) {
@@ -195,7 +201,7 @@ void rnn_forward(const RnnShape& s, const float* x, const float* h0, const float
       const int64_t t = st.t(step);
       const float* hp = step == 0 ? h0 : y + st.t(step - 1) * B * H;
       if (hp) {
-        mm(B, GH, H, hp, H, false, whh_t.get(), GH, false, gh.get(), GH, 0.0f, nullptr, b_hh);
+        mm(B, GH, H, hp, H, false, whh_t.get(), ldw, false, gh.get(), GH, 0.0f, nullptr, b_hh);
       } else {  // h_{t-1} = 0: gh is the bias
         for (int64_t b = 0; b < B; ++b) {
           float* row = gh.get() + b * GH;
@@ -231,7 +237,7 @@ void rnn_forward(const RnnShape& s, const float* x, const float* h0, const float
       const float* hp = p < 0 ? h0 : y + p * B * H;
       const float* cp = p < 0 ? c0 : cs + p * B * H;
       float* g_t = gates + t * B * GH;
-      if (hp) mm(B, GH, H, hp, H, false, whh_t.get(), GH, false, g_t, GH, 1.0f, g_t);
+      if (hp) mm(B, GH, H, hp, H, false, whh_t.get(), ldw, false, g_t, GH, 1.0f, g_t);
       float* c_t = cs + t * B * H;
       float* tc_t = tcs + t * B * H;
       float* y_t = y + t * B * H;
@@ -251,7 +257,7 @@ void rnn_forward(const RnnShape& s, const float* x, const float* h0, const float
     const int64_t t = st.t(step);
     const float* hp = step == 0 ? h0 : y + st.t(step - 1) * B * H;
     float* y_t = y + t * B * H;
-    if (hp) mm(B, H, H, hp, H, false, whh_t.get(), H, false, y_t, H, 1.0f, y_t);
+    if (hp) mm(B, H, H, hp, H, false, whh_t.get(), ldw, false, y_t, H, 1.0f, y_t);
     over_rows(B, H, nthreads, [&](int64_t b) { k.rnn_forward(H, relu, y_t + b * H); });
   }
   std::memcpy(h_n, y + t_last * B * H, static_cast<size_t>(B * H) * sizeof(float));
