@@ -340,3 +340,15 @@ def embedding_backward(dy, indices, num_embeddings, padding_idx=None, *, out=Non
     """The dense (num_embeddings, D) gradient of weight: dy's rows summed per index, in order of
     position; the padding_idx row zero."""
     return _core.embedding_backward(dy, _indices(indices), num_embeddings, padding_idx, out)
+
+
+# TEMPORARY: recurrent stand-ins until the kernels land (float64 references behind the kernels'
+# API, see _rnn_standin.py); a name this module already defines is never replaced.
+from . import _rnn_standin as _standin  # noqa: E402
+
+for _name in _standin.NAMES:
+    if _name not in globals():
+        globals()[_name] = getattr(_standin, _name)
+        __all__.append(_name)
+del _name
+# END TEMPORARY
