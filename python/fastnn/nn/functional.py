@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import ops
 from .. import random as _random
+from ..sparse import RowSparse
 from ..tensor import Tensor, _unbroadcast
 
 __all__ = ["conv2d", "linear", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "max_pool2d",
@@ -422,6 +423,20 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     if idx.size and (idx.min() < 0 or idx.max() >= V):
         raise ValueError(f"fastnn.nn.functional.embedding: expected indices in [0, {V}), got "
                          f"{idx.min() if idx.min() < 0 else idx.max()}")
+    if sparse:
+        # the weight's gradient is row-sparse: one row per looked-up position (padding_idx's left out)
+        out = w.data[idx]
+        D, pad = w.shape[1], None if padding_idx is None else padding_idx % V
+
+        def backward_sparse(g):
+            flat, rows = idx.reshape(-1), np.ascontiguousarray(g, dtype=np.float32).reshape(-1, D)
+            if pad is not None:
+                keep = flat != pad
+                flat, rows = flat[keep], rows[keep]
+            return (RowSparse(flat, rows, w.shape),)
+        if w.data.dtype == np.float32:
+            out = ops.embedding_forward(w.data, idx, padding_idx)
+        return Tensor._result(out, (w,), backward_sparse, "embedding")
     if w.data.dtype == np.float32:
         out = ops.embedding_forward(w.data, idx, padding_idx)
         return Tensor._result(out, (w,), lambda g: (ops.embedding_backward(
