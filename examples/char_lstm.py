@@ -114,6 +114,10 @@ def main(argv=None):
     model = CharLSTM(len(itos), args.embed, args.hidden, args.layers, args.dropout)
     train = Streams(ids[:split], args.batch, args.bptt, model.reset_state)
     val = Streams(ids[split:], args.batch, args.bptt, model.reset_state)
+    for name, part in (("training", train), ("validation", val)):
+        if not len(part):
+            raise ValueError(f"char_lstm: the {name} text is too short for one window of --batch {args.batch} "
+                             f"x --bptt {args.bptt} characters; use more --chars or smaller windows")
     print(f"{len(text):,} characters ({len(itos)} distinct): {train.tokens():,} for training, "
           f"{val.tokens():,} for validation; {sum(p.numel() for p in model.parameters()):,} parameters")
 

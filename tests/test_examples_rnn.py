@@ -2,6 +2,8 @@
 import pathlib
 import types
 
+import pytest
+
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -27,3 +29,10 @@ def test_seq_classifier_tiny():
                                             "--batch", "32", "--epochs", "4"])
     assert history[-1]["loss"] < history[0]["loss"]
     assert history[-1]["val_accuracy"] > 0.6  # chance is 0.5
+
+
+def test_char_lstm_too_little_text():
+    with pytest.raises(ValueError, match="training text is too short"):
+        _load("char_lstm").main(["--chars", "2000", "--epochs", "1"])
+    with pytest.raises(ValueError, match="validation text is too short"):
+        _load("char_lstm").main(["--chars", "20000", "--epochs", "1"])
