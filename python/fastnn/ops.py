@@ -37,7 +37,9 @@ __all__ = ["gemm",
            "batch_norm2d_forward",
            "batch_norm2d_backward",
            "embedding_forward",
-           "embedding_backward"]
+           "embedding_backward",
+           "layer_norm_forward",
+           "layer_norm_backward"]
 
 
 def gemm(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None,
@@ -340,3 +342,19 @@ def embedding_backward(dy, indices, num_embeddings, padding_idx=None, *, out=Non
     """The dense (num_embeddings, D) gradient of weight: dy's rows summed per index, in order of
     position; the padding_idx row zero."""
     return _core.embedding_backward(dy, _indices(indices), num_embeddings, padding_idx, out)
+
+
+# Layer norm over the trailing dims (torch.nn.functional.layer_norm's semantics; see
+# csrc/ops/layernorm.h): x float32 C-contiguous, normalized_shape an int or a tuple equal to x's
+# trailing dims, weight/bias None or float32 of normalized_shape. Statistics are float32 results
+# of float64 sums (two passes over each row).
+
+def layer_norm_forward(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """(y like x, mean, rstd): mean and rstd shaped as x with the normalised dims set to 1."""
+    return _core.layer_norm_forward(x, normalized_shape, weight, bias, float(eps))
+
+
+def layer_norm_backward(dy, x, mean, rstd, weight=None):
+    """(dx like x, dweight, dbias) from the forward's mean/rstd; dweight/dbias (normalized_shape)
+    are None when weight is None."""
+    return _core.layer_norm_backward(dy, x, mean, rstd, weight)
