@@ -67,4 +67,5 @@ PYBIND11_MODULE(_core, m) {
   bind_batchnorm(m);
   bind_embedding(m);
   bind_layernorm(m);
+  bind_attention(m);
 }
