@@ -113,13 +113,15 @@ void attention_forward_tiles(const AttentionArgs& a, float* out, float* lse, int
       // alpha = exp(old max - new max) rescales what was summed so far: 1 where the max did not
       // change, 0 where nothing was visible yet (l and ot are 0 there). A query with nothing
       // visible keeps max -inf and is shifted by 0 (its probabilities are all 0).
-      bool rescale = false;
+      // (one row of UK::exp_tile: exp(0) is exactly 1, and an old max of -inf gives 0)
       for (int i = 0; i < QB; ++i) {
-        alpha[i] = mt[i] == m[i] ? 1.0f : (m[i] == kNegInf ? 0.0f : std::exp(m[i] - mt[i]));
-        rescale |= alpha[i] != 1.0f;
+        alpha[i] = m[i];
         m[i] = mt[i];
         mt[i] = m[i] == kNegInf ? 0.0f : m[i];
       }
+      UK::exp_tile(alpha, 1, mt, nullptr);
+      bool rescale = false;
+      for (int i = 0; i < QB; ++i) rescale |= alpha[i] != 1.0f;
       if (rescale) {
         for (int i = 0; i < QB; ++i) l[i] *= alpha[i];
         for (int64_t e = 0; e < DV; ++e)
