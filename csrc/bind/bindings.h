@@ -13,5 +13,7 @@ void bind_optim(pybind11::module_& m);
 void bind_batchnorm(pybind11::module_& m);
 void bind_embedding(pybind11::module_& m);
 void bind_rnn(pybind11::module_& m);
+void bind_layernorm(pybind11::module_& m);
+void bind_attention(pybind11::module_& m);
 
 }  // namespace fastnn::bind

@@ -67,4 +67,6 @@ PYBIND11_MODULE(_core, m) {
   bind_batchnorm(m);
   bind_embedding(m);
   bind_rnn(m);
+  bind_layernorm(m);
+  bind_attention(m);
 }

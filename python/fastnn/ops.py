@@ -49,7 +49,11 @@ __all__ = ["gemm",
            "gru_cell_forward",
            "gru_cell_backward",
            "rnn_cell_forward",
-           "rnn_cell_backward"]
+           "rnn_cell_backward",
+           "layer_norm_forward",
+           "layer_norm_backward",
+           "scaled_dot_product_attention_forward",
+           "scaled_dot_product_attention_backward"]
 
 
 def gemm(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None,
@@ -438,3 +442,38 @@ def rnn_cell_backward(dh, x, h, w_ih, w_hh, ws, nonlinearity="tanh"):
 
 
 _EMPTY = np.empty(0, np.float32)
+
+
+# Layer norm over the trailing dims (torch.nn.functional.layer_norm's semantics; see
+# csrc/ops/layernorm.h): x float32 C-contiguous, normalized_shape an int or a tuple equal to x's
+# trailing dims, weight/bias None or float32 of normalized_shape. Statistics are float32 results
+# of float64 sums (two passes over each row).
+
+def layer_norm_forward(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """(y like x, mean, rstd): mean and rstd shaped as x with the normalised dims set to 1."""
+    return _core.layer_norm_forward(x, normalized_shape, weight, bias, float(eps))
+
+
+def layer_norm_backward(dy, x, mean, rstd, weight=None):
+    """(dx like x, dweight, dbias) from the forward's mean/rstd; dweight/dbias (normalized_shape)
+    are None when weight is None."""
+    return _core.layer_norm_backward(dy, x, mean, rstd, weight)
+
+
+# Fused scaled dot-product attention (torch.nn.functional.scaled_dot_product_attention without
+# dropout; see csrc/ops/attention.h): q (B, NH, L, HD) or (N, L, HD), k (..., S, HD), v (..., S, DV),
+# float32 C-contiguous. attn_mask: None, bool (True = take part) or float32 (added to the
+# scores), broadcastable to (..., L, S) and read through its strides (np.broadcast_to views cost
+# nothing); is_causal: query i sees keys j <= i (top-left, also when L != S), not with a mask.
+# scale None: 1 / sqrt(HD). Extra memory is linear in L and S (tiles with an online softmax).
+
+def scaled_dot_product_attention_forward(q, k, v, attn_mask=None, is_causal=False, scale=None):
+    """(out (..., L, DV), lse (..., L)): lse is the log-sum-exp of each query's scaled, masked
+    scores, kept for the backward; a query whose keys are all masked gets out = 0, lse = -inf."""
+    return _core.scaled_dot_product_attention_forward(q, k, v, attn_mask, bool(is_causal), scale)
+
+
+def scaled_dot_product_attention_backward(dout, q, k, v, out, lse, attn_mask=None, is_causal=False, scale=None):
+    """(dq, dk, dv) from dout (..., L, DV) and the forward's out and lse; the probabilities are
+    recomputed tile by tile, never stored."""
+    return _core.scaled_dot_product_attention_backward(dout, q, k, v, out, lse, attn_mask, bool(is_causal), scale)

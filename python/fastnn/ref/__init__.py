@@ -9,6 +9,9 @@ from .softmax import (cross_entropy_backward, cross_entropy_forward, log_softmax
                       log_softmax_forward, softmax_backward, softmax_forward)
 from .batchnorm import batch_norm2d_backward, batch_norm2d_forward
 from .embedding import embedding_backward, embedding_forward
+from .layernorm import layer_norm_backward, layer_norm_forward
+from .attention import (scaled_dot_product_attention_backward,
+                        scaled_dot_product_attention_forward)
 from .optim import adam_step, grad_norm, sgd_step
 from .pool2d import (avg_pool2d_backward, avg_pool2d_forward, global_avg_pool2d_backward,
                      global_avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward)
@@ -22,4 +25,6 @@ __all__ = ["gemm", "conv2d_forward", "conv2d_backward_data", "conv2d_backward_we
            "gelu_forward", "gelu_backward", "softmax_forward", "softmax_backward",
            "log_softmax_forward", "log_softmax_backward", "cross_entropy_forward",
            "cross_entropy_backward", "sgd_step", "adam_step", "grad_norm",
-           "batch_norm2d_forward", "batch_norm2d_backward", "embedding_forward", "embedding_backward"]
+           "batch_norm2d_forward", "batch_norm2d_backward", "embedding_forward", "embedding_backward",
+           "layer_norm_forward", "layer_norm_backward",
+           "scaled_dot_product_attention_forward", "scaled_dot_product_attention_backward"]

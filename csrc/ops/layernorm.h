@@ -1,0 +1,52 @@
+// Layer normalisation over the trailing dims (torch.nn.functional.layer_norm): x is viewed as
+// (M, N) float32, N = prod(normalized_shape), one row per normalised group.
+//
+//   forward:   mean = sum_n x / N,  var = sum_n (x - mean)^2 / N  (biased; two passes over the row),
+//              rstd = 1 / sqrt(var + eps),  y = (x - mean) * rstd * weight + bias      (y overwritten;
+//              mean, rstd (M,) float32 overwritten). weight/bias may be null (1 and 0).
+//   backward:  xhat = (x - mean) * rstd,  g = dy * weight,
+//              dx = rstd * (g - sum_n g / N - xhat * sum_n (g xhat) / N)           (overwritten)
+//              dweight = sum_m dy xhat,  dbias = sum_m dy       (N,), only when weight is given
+// Row sums: chunks of kLnChunk floats summed in 16 float lanes, each chunk added to a float64
+// total in order (~16 ulps relative at worst); the column sums of the backward are float64 in
+// row order. Forward and dx: parallel over rows; dweight/dbias: parallel over columns (each
+// column summed by one thread over all rows). Results are independent of the thread count.
+#pragma once
+#include <cstdint>
+
+#include "core/cpu.h"
+
+namespace fastnn {
+
+constexpr int64_t kLnChunk = 256;
+
+struct LayerNormArgs {
+  int64_t m = 0, n = 0;           // rows, normalised size
+  const float* weight = nullptr;  // (N,) or null
+  const float* bias = nullptr;    // (N,) or null
+  float eps = 1e-5f;
+};
+
+void layer_norm_forward(const LayerNormArgs& a, const float* x, float* y, float* mean, float* rstd, Isa isa,
+                        int nthreads);
+// dweight/dbias may be null (not computed); they are written only when a.weight is given.
+void layer_norm_backward(const LayerNormArgs& a, const float* dy, const float* x, const float* mean,
+                         const float* rstd, float* dx, float* dweight, float* dbias, Isa isa, int nthreads);
+
+// Per-ISA loops (csrc/cpu/layernorm_impl.h compiled into each ISA's unit): rows [r0, r1), and
+// the column sums of columns [c0, c1).
+#define FASTNN_LAYERNORM_DECLS(isa)                                                                  \
+  void layer_norm_forward_##isa(const LayerNormArgs& a, const float* x, float* y, float* mean,       \
+                                float* rstd, int64_t r0, int64_t r1);                                \
+  void layer_norm_backward_##isa(const LayerNormArgs& a, const float* dy, const float* x,           \
+                                 const float* mean, const float* rstd, float* dx, int64_t r0,        \
+                                 int64_t r1);                                                        \
+  void layer_norm_backward_params_##isa(const LayerNormArgs& a, const float* dy, const float* x,    \
+                                        const float* mean, const float* rstd, float* dweight,        \
+                                        float* dbias, int64_t c0, int64_t c1);
+FASTNN_LAYERNORM_DECLS(default)
+FASTNN_LAYERNORM_DECLS(avx2)
+FASTNN_LAYERNORM_DECLS(avx512)
+#undef FASTNN_LAYERNORM_DECLS
+
+}  // namespace fastnn

@@ -1,0 +1,158 @@
+"""layer norm: every ISA path against the float64 reference, the reference backward against
+finite differences, torch parity, thread invariance, bad input."""
+import numpy as np
+import pytest
+
+from fastnn import _core, ops, ref
+from conftest import ISAS, num_threads, randn
+
+EPS32 = float(np.finfo(np.float32).eps)
+# (x shape, normalized_shape): rows of 1, lane +-1, chunk +-1 (kLnChunk = 256), several dims, empty
+CASES = [((3, 1), 1), ((4, 15), 15), ((2, 16), 16), ((5, 17), (17,)), ((2, 3, 255), 255), ((3, 257), 257),
+         ((2, 3, 4, 5), (4, 5)), ((6, 1000), 1000), ((0, 7), 7), ((7,), 7), ((2, 2, 3), (2, 2, 3))]
+
+
+def _data(rng, shape, ns, affine):
+    x = randn(rng, *shape) * 2 + 3  # an offset: the two-pass variance must not cancel
+    nsh = (ns,) if isinstance(ns, int) else ns
+    w = (rng.random(nsh) + 0.5).astype(np.float32) if affine else None
+    b = randn(rng, *nsh) if affine else None
+    return x, w, b
+
+
+def _check(isa, x, ns, w, b, dy, eps=1e-5):
+    y, mean, rstd = _core.layer_norm_forward(x, ns, w, b, eps, isa=isa)
+    yr, mr, rr = ref.layer_norm_forward(x, ns, w, b, eps)
+    assert mean.shape == mr.shape and rstd.shape == rr.shape and y.dtype == np.float32
+    # statistics: float64 sums of float32 terms, rounded once more to float32
+    np.testing.assert_allclose(mean, mr, rtol=4 * EPS32, atol=4 * EPS32 * np.abs(x).max(initial=0))
+    np.testing.assert_allclose(rstd, rr, rtol=8 * EPS32)
+    # y: x - mean rounds at |x|'s scale (|mean| rstd relative to xhat), then two products and a sum
+    wa = 1.0 if w is None else np.abs(w)
+    ba = 0.0 if b is None else np.abs(b)
+    xhat = (x - mr) * rr
+    bound = 8 * EPS32 * ((np.abs(xhat) + np.abs(x) * rr + 1) * wa + ba)
+    np.testing.assert_array_less(np.abs(y - yr), bound + 1e-30)
+    dx, dw, db = _core.layer_norm_backward(dy, x, mean, rstd, w, isa=isa)
+    dxr, dwr, dbr = ref.layer_norm_backward(dy, x, mean, rstd, w)
+    # dx = rstd (g - mean g - xhat mean(g xhat)): each term is bounded by rstd |g| (|xhat| + 2) summed
+    # over a row; float32 rounding of those terms
+    g = np.abs(dy) * wa
+    rows = tuple(range(x.ndim - (1 if isinstance(ns, int) else len(ns)), x.ndim))
+    scale = rr * (g + g.mean(axis=rows, keepdims=True) + np.abs(xhat) * (g * np.abs(xhat)).mean(axis=rows, keepdims=True))
+    np.testing.assert_array_less(np.abs(dx - dxr), 32 * EPS32 * (scale + np.abs(x) * rr * rr * g.max(initial=0)) + 1e-30)
+    if w is None:
+        assert dw is None and db is None
+    else:
+        m = max(x.size // max(w.size, 1), 1)
+        np.testing.assert_array_less(np.abs(db - dbr), 4 * EPS32 * np.abs(dy).sum(axis=tuple(range(x.ndim - w.ndim))) + 1e-30)
+        np.testing.assert_array_less(np.abs(dw - dwr), 8 * EPS32 * m * np.abs(dy).max(initial=0) * (np.abs(xhat).max(initial=0) + np.abs(x).max(initial=0) * rr.max(initial=0)) + 1e-30)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_layer_norm_against_reference(rng, isa, case, affine):
+    shape, ns = case
+    x, w, b = _data(rng, shape, ns, affine)
+    _check(isa, x, ns, w, b, randn(rng, *shape))
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_layer_norm_weight_without_bias_and_constant_rows(rng, isa):
+    x = np.full((3, 40), 7.25, np.float32)  # var = 0: rstd = 1/sqrt(eps), y = bias exactly
+    w = (rng.random(40) + 0.5).astype(np.float32)
+    y, mean, rstd = _core.layer_norm_forward(x, 40, w, None, 1e-5, isa=isa)
+    assert (y == 0).all() and (mean == 7.25).all()
+    np.testing.assert_allclose(rstd, 1 / np.sqrt(1e-5), rtol=1e-6)
+    x, _, b = _data(rng, (5, 33), 33, True)
+    _check(isa, x, 33, w[:33].copy(), None, randn(rng, 5, 33))
+    _check(isa, x, 33, None, b, randn(rng, 5, 33), eps=0.1)
+
+
+def test_reference_backward_matches_finite_differences(rng):
+    x = rng.standard_normal((3, 2, 5)) * 2 + 1
+    w, b = rng.random((2, 5)) + 0.5, rng.standard_normal((2, 5))
+    dy = rng.standard_normal(x.shape)
+    ns = (2, 5)
+    _, mean, rstd = ref.layer_norm_forward(x, ns, w, b)
+    dx, dw, db = ref.layer_norm_backward(dy, x, mean, rstd, w)
+    h = 1e-6
+
+    def num(f, a):
+        g = np.zeros_like(a)
+        for i in np.ndindex(a.shape):
+            a[i] += h
+            fp = f()
+            a[i] -= 2 * h
+            fm = f()
+            a[i] += h
+            g[i] = (fp - fm) / (2 * h)
+        return g
+    loss = lambda: float((ref.layer_norm_forward(x, ns, w, b)[0] * dy).sum())
+    np.testing.assert_allclose(dx, num(loss, x), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(dw, num(loss, w), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(db, num(loss, b), rtol=1e-6, atol=1e-7)
+    dx0, _, _ = ref.layer_norm_backward(dy, x, mean, rstd)
+    loss0 = lambda: float((ref.layer_norm_forward(x, ns)[0] * dy).sum())
+    np.testing.assert_allclose(dx0, num(loss0, x), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_torch_parity(rng, affine):
+    torch = pytest.importorskip("torch")
+    x, w, b = _data(rng, (4, 6, 48), (6, 48), affine)
+    dy = randn(rng, *x.shape)
+    xt = torch.from_numpy(x.copy()).requires_grad_()
+    wt = torch.from_numpy(w.copy()).requires_grad_() if affine else None
+    bt = torch.from_numpy(b.copy()).requires_grad_() if affine else None
+    yt = torch.nn.functional.layer_norm(xt, (6, 48), wt, bt)
+    yt.backward(torch.from_numpy(dy))
+    y, mean, rstd = ops.layer_norm_forward(x, (6, 48), w, b)
+    dx, dw, db = ops.layer_norm_backward(dy, x, mean, rstd, w)
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-4, atol=1e-5)
+    if affine:
+        np.testing.assert_allclose(dw, wt.grad.numpy(), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(db, bt.grad.numpy(), rtol=1e-5, atol=1e-4)
+    _, tm, tr = torch.native_layer_norm(torch.from_numpy(x), [6, 48], None, None, 1e-5)
+    assert tuple(tm.shape) == mean.shape
+    np.testing.assert_allclose(rstd, tr.numpy(), rtol=1e-5)
+
+
+def test_thread_counts_bit_identical(rng):
+    x, w, b = _data(rng, (301, 700), 700, True)
+    dy = randn(rng, *x.shape)
+    res = []
+    for n in (1, 2, 3, 7):
+        with num_threads(n):
+            y, m, r = ops.layer_norm_forward(x, 700, w, b)
+            res.append((y, m, r) + ops.layer_norm_backward(dy, x, m, r, w))
+    for other in res[1:]:
+        for a, c in zip(res[0], other):
+            np.testing.assert_array_equal(a, c)
+
+
+def test_bad_input(rng):
+    x = randn(rng, 4, 8)
+    with pytest.raises(TypeError, match="layer_norm_forward.*float32"):
+        ops.layer_norm_forward(x.astype(np.float64), 8)
+    with pytest.raises(ValueError, match=r"layer_norm_forward.*trailing dimensions.*\(5,\).*\(4, 8\)"):
+        ops.layer_norm_forward(x, 5)
+    with pytest.raises(ValueError, match="layer_norm_forward.*trailing"):
+        ops.layer_norm_forward(x, (2, 4, 8))
+    with pytest.raises(TypeError, match="layer_norm_forward.*normalized_shape"):
+        ops.layer_norm_forward(x, 8.0)
+    with pytest.raises(ValueError, match=r"layer_norm_forward.*weight of shape.*\(8,\).*\(7,\)"):
+        ops.layer_norm_forward(x, 8, np.ones(7, np.float32))
+    with pytest.raises(ValueError, match="layer_norm_forward.*C-contiguous"):
+        ops.layer_norm_forward(randn(rng, 8, 4).T, 8)
+    with pytest.raises(ValueError, match="layer_norm_forward.*eps"):
+        ops.layer_norm_forward(x, 8, eps=-1)
+    y, m, r = ops.layer_norm_forward(x, 8)
+    with pytest.raises(ValueError, match="layer_norm_backward.*dy and x of the same shape"):
+        ops.layer_norm_backward(x[:2].copy(), x, m, r)
+    with pytest.raises(ValueError, match="layer_norm_backward.*rstd with one value per row"):
+        ops.layer_norm_backward(x, x, m, r[:2].copy(), np.ones(8, np.float32))
+    with pytest.raises(ValueError, match="layer_norm_backward.*mean with one value per row"):
+        ops.layer_norm_backward(x, x, randn(rng, 3), r)
