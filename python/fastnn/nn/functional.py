@@ -14,7 +14,7 @@ from ..tensor import Tensor, _unbroadcast
 __all__ = ["conv2d", "linear", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "max_pool2d",
            "avg_pool2d", "adaptive_avg_pool2d", "softmax", "log_softmax", "cross_entropy",
            "nll_loss", "mse_loss", "binary_cross_entropy_with_logits", "dropout", "batch_norm",
-           "embedding", "flatten"]
+           "embedding", "flatten", "layer_norm", "scaled_dot_product_attention"]
 
 
 def _t(x):
@@ -435,3 +435,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
             d[padding_idx] = 0
         return (d,)
     return Tensor._result(out, (w,), backward, "embedding")
+
+
+# Attention and layer normalisation live with the Transformer layers (fastnn.nn.attention).
+from .attention import layer_norm, scaled_dot_product_attention  # noqa: E402
