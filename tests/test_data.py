@@ -70,3 +70,13 @@ def test_dataloader_batches_shuffle_and_drop_last():
         TensorDataset(x, y[:5])
     with pytest.raises(ValueError):
         DataLoader(ds, batch_size=0)
+
+
+def test_bundled_tinyshakespeare():
+    import hashlib
+
+    from fastnn.data import load_tinyshakespeare
+    text = load_tinyshakespeare()
+    assert len(text) == 1_115_394 and len(set(text)) == 65
+    assert hashlib.md5(text.encode()).hexdigest() == "6fb458f1232090904fb40fe944165e91"
+    assert text.startswith("First Citizen:")

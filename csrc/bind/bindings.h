@@ -12,5 +12,6 @@ void bind_softmax(pybind11::module_& m);
 void bind_optim(pybind11::module_& m);
 void bind_batchnorm(pybind11::module_& m);
 void bind_embedding(pybind11::module_& m);
+void bind_rnn(pybind11::module_& m);
 
 }  // namespace fastnn::bind

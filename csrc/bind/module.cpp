@@ -66,4 +66,5 @@ PYBIND11_MODULE(_core, m) {
   bind_optim(m);
   bind_batchnorm(m);
   bind_embedding(m);
+  bind_rnn(m);
 }

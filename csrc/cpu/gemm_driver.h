@@ -105,6 +105,33 @@ inline void pack_a(int kc, int mr, const GemmArgs& g, int64_t i0, int64_t p0, fl
   }
 }
 
+// Packed A micro-panels ir0 .. ir1 - 1 of a block (row tiles of mrb rows from row i0, each
+// padded to MR, panel ir at dst + ir*MR*kc). A stored (M, K) is transposed panel by panel;
+// A stored (K, M) is walked row by row of the stored matrix, each row one contiguous read
+// across all the panels: panel by panel it would read mrb floats per row at a stride of the
+// whole row (with rows of 4 KiB, every read of a panel in the same L1 sets).
+template <class Ukr>
+inline void pack_a_panels(int kc, int64_t mc, int64_t mrb, const GemmArgs& g, int64_t i0, int64_t p0,
+                          int64_t ir0, int64_t ir1, float* dst) {
+  constexpr int MR = Ukr::MR;
+  if (!g.trans_a) {
+    for (int64_t ir = ir0; ir < ir1; ++ir)
+      pack_a<Ukr>(kc, static_cast<int>(std::min<int64_t>(mrb, mc - ir * mrb)), g, i0 + ir * mrb, p0,
+                  dst + ir * MR * kc);
+    return;
+  }
+  for (int k = 0; k < kc; ++k) {
+    const float* src = g.a + (p0 + k) * g.lda + i0;
+    for (int64_t ir = ir0; ir < ir1; ++ir) {
+      const int mr = static_cast<int>(std::min<int64_t>(mrb, mc - ir * mrb));
+      const float* s = src + ir * mrb;
+      float* d = dst + ir * MR * kc + k * MR;
+      for (int i = 0; i < mr; ++i) d[i] = s[i];
+      for (int i = mr; i < MR; ++i) d[i] = 0.0f;
+    }
+  }
+}
+
 // Packed B micro-panels jr0 .. jr0 + npanel - 1 of one KC x NC block:
 // dst[(jr - jr0)*NR*kc + k*NR + j] = op(B)[p0 + k, j0 + jr*NR + j] for columns < cols, zero
 // padded to whole panels. Row-major B is walked row by row (each row of the block is one
@@ -156,7 +183,7 @@ struct GemmDriver {
   // as run(): results do not change.
   static void run_small_m(const GemmArgs& g, int nthreads, size_t ap_floats) {
     const int64_t M = g.M, N = g.N, K = g.K;
-    const int64_t n_jr = (N + NR - 1) / NR, n_ir = (M + MR - 1) / MR;
+    const int64_t n_jr = (N + NR - 1) / NR, n_ir = (M + MR - 1) / MR, mrb = row_tile(M);
     std::exception_ptr error;
     parallel(nthreads, [&](int tid, int nt) {
       long j0, j1;
@@ -167,14 +194,12 @@ struct GemmDriver {
         for (int64_t pc = 0; pc < K; pc += Ukr::KC) {
           const int kc = static_cast<int>(std::min<int64_t>(Ukr::KC, K - pc));
           const Epilogue e{g.alpha, g.beta, pc == 0, pc + kc >= K, g.act == Activation::Relu};
-          for (int64_t ir = 0; ir < n_ir; ++ir) {
-            pack_a<Ukr>(kc, static_cast<int>(std::min<int64_t>(MR, M - ir * MR)), g, ir * MR, pc,
-                        ap + ir * MR * kc);
-          }
+          pack_a_panels<Ukr>(kc, M, mrb, g, 0, pc, 0, n_ir, ap);
           for (long jr = j0; jr < j1; ++jr) {
             for (int64_t ir = 0; ir < n_ir; ++ir) {
-              const int64_t i = ir * MR, j = jr * NR;
-              tile_at(g, e, ap + ir * MR * kc, kc, g.b + pc * g.ldb + j, g.ldb, i, j);
+              const int64_t i = ir * mrb, j = jr * NR;
+              tile_at(g, e, ap + ir * MR * kc, kc, g.b + pc * g.ldb + j, g.ldb, i, j,
+                      static_cast<int>(std::min<int64_t>(mrb, M - i)));
             }
           }
         }
@@ -188,10 +213,17 @@ struct GemmDriver {
     if (error) std::rethrow_exception(error);
   }
 
-  // The (i, j) tile of C through the epilogue, from a packed A micro-panel and B rows.
+  // Rows per row tile of a block of mc rows: at most MR, as equal as the count of tiles allows
+  // (16 rows: 8 + 8, not 14 + 2, whose 2-row tile loads B for 4 FMAs per k). Each output
+  // element is summed by the same instructions whatever its tile's height.
+  static int64_t row_tile(int64_t mc) {
+    const int64_t n = (mc + MR - 1) / MR;
+    return n > 0 ? (mc + n - 1) / n : MR;
+  }
+
+  // The (i, j) tile of C (mr rows) through the epilogue, from a packed A micro-panel and B rows.
   static void tile_at(const GemmArgs& g, const Epilogue& e, const float* ap, int kc,
-                      const float* b, int64_t ldbk, int64_t i, int64_t j) {
-    const int mr = static_cast<int>(std::min<int64_t>(MR, g.M - i));
+                      const float* b, int64_t ldbk, int64_t i, int64_t j, int mr) {
     const int nr = static_cast<int>(std::min<int64_t>(NR, g.N - j));
     TileOut o{g.out + i * g.ldc + j, (g.c ? g.c : g.out) + i * g.ldc + j,
               (e.last && g.bias) ? g.bias + j : nullptr,
@@ -232,21 +264,19 @@ struct GemmDriver {
           }
           for (int64_t ic = 0; ic < M; ic += Ukr::MC) {
             const int64_t mc = std::min<int64_t>(Ukr::MC, M - ic);
-            const int64_t n_ir = (mc + MR - 1) / MR;
+            const int64_t n_ir = (mc + MR - 1) / MR, mrb = row_tile(mc);
             long a0, a1;
             split_range(n_ir, tid, nt, &a0, &a1);
-            for (long ir = a0; ir < a1; ++ir) {
-              const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir * MR));
-              pack_a<Ukr>(kc, mr, g, ic + ir * MR, pc, ap + ir * MR * kc);
-            }
+            pack_a_panels<Ukr>(kc, mc, mrb, g, ic, pc, a0, a1, ap);
             if (nt > 1) barrier();  // packed A (and B) complete before any thread reads them
             long t0, t1;
             split_range(n_jr * n_ir, tid, nt, &t0, &t1);
             for (long t = t0; t < t1; ++t) {
               const int64_t jr = t / n_ir, ir = t % n_ir;
-              const int64_t i = ic + ir * MR, j = jc + jr * NR;
+              const int64_t i = ic + ir * mrb, j = jc + jr * NR;
               const float* b = pack_b_panel ? bp + jr * NR * kc : g.b + pc * g.ldb + j;
-              tile_at(g, e, ap + ir * MR * kc, kc, b, pack_b_panel ? NR : g.ldb, i, j);
+              tile_at(g, e, ap + ir * MR * kc, kc, b, pack_b_panel ? NR : g.ldb, i, j,
+                      static_cast<int>(std::min<int64_t>(mrb, mc - ir * mrb)));
             }
             if (nt > 1) barrier();  // all tiles done before A (or B) is packed again
           }

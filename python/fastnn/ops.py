@@ -37,7 +37,19 @@ __all__ = ["gemm",
            "batch_norm2d_forward",
            "batch_norm2d_backward",
            "embedding_forward",
-           "embedding_backward"]
+           "embedding_backward",
+           "lstm_forward",
+           "lstm_backward",
+           "gru_forward",
+           "gru_backward",
+           "rnn_forward",
+           "rnn_backward",
+           "lstm_cell_forward",
+           "lstm_cell_backward",
+           "gru_cell_forward",
+           "gru_cell_backward",
+           "rnn_cell_forward",
+           "rnn_cell_backward"]
 
 
 def gemm(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None,
@@ -340,3 +352,89 @@ def embedding_backward(dy, indices, num_embeddings, padding_idx=None, *, out=Non
     """The dense (num_embeddings, D) gradient of weight: dy's rows summed per index, in order of
     position; the padding_idx row zero."""
     return _core.embedding_backward(dy, _indices(indices), num_embeddings, padding_idx, out)
+
+
+# Recurrent layers over a whole sequence (csrc/ops/rnn.h): float32 C-contiguous x (T, B, I), h0/c0
+# (B, H) or None (zeros), w_ih (G*H, I), w_hh (G*H, H), b_ih/b_hh (G*H,) or None, with torch's
+# layout and gate order (G = 4 LSTM i, f, g, o; 3 GRU r, z, n; 1 RNN). reverse=True runs
+# t = T-1 .. 0 (y[t] stays at position t). ws is the forward's opaque workspace for the backward;
+# dy, dh_n, dc_n may be None (zeros). Both bias gradients are always returned.
+
+def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
+    """(y (T, B, H), h_n (B, H), c_n (B, H), ws)."""
+    return _core.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, bool(reverse))
+
+
+def lstm_backward(dy, dh_n, dc_n, x, h0, c0, w_ih, w_hh, y, ws, reverse=False):
+    """(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh) through time."""
+    return _core.lstm_backward(dy, dh_n, dc_n, x, h0, c0, w_ih, w_hh, y, ws, bool(reverse))
+
+
+def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
+    """(y (T, B, H), h_n (B, H), ws); torch's GRU (b_hn inside r's product)."""
+    return _core.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, bool(reverse))
+
+
+def gru_backward(dy, dh_n, x, h0, w_ih, w_hh, y, ws, reverse=False):
+    """(dx, dh0, dw_ih, dw_hh, db_ih, db_hh); db_hh's n part is b_hn's gradient."""
+    return _core.gru_backward(dy, dh_n, x, h0, w_ih, w_hh, y, ws, bool(reverse))
+
+
+def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", reverse=False):
+    """(y (T, B, H), h_n (B, H), ws); nonlinearity "tanh" or "relu"."""
+    return _core.rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, bool(reverse))
+
+
+def rnn_backward(dy, dh_n, x, h0, w_ih, w_hh, y, ws, nonlinearity="tanh", reverse=False):
+    """(dx, dh0, dw_ih, dw_hh, db_ih, db_hh) through time."""
+    return _core.rnn_backward(dy, dh_n, x, h0, w_ih, w_hh, y, ws, nonlinearity, bool(reverse))
+
+
+# Single steps (decoding loops): x (B, I), h/c (B, H) or None; the T = 1 case of the kernels above.
+# The RNN cell's ws is its output (1, B, H), which its backward needs.
+
+def _step(x):
+    return x[None] if isinstance(x, np.ndarray) and x.ndim == 2 else x
+
+
+def _unstep(dx):
+    return dx.reshape(dx.shape[1:])
+
+
+def lstm_cell_forward(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
+    """(h' (B, H), c' (B, H), ws)."""
+    _, h1, c1, ws = _core.lstm_forward(_step(x), h, c, w_ih, w_hh, b_ih, b_hh, False)
+    return h1, c1, ws
+
+
+def lstm_cell_backward(dh, dc, x, h, c, w_ih, w_hh, ws):
+    """(dx, dh_prev, dc_prev, dw_ih, dw_hh, db_ih, db_hh) from the gradients of h' and c'."""
+    g = _core.lstm_backward(None, dh, dc, _step(x), h, c, w_ih, w_hh, None, ws, False)
+    return (_unstep(g[0]),) + g[1:]
+
+
+def gru_cell_forward(x, h, w_ih, w_hh, b_ih=None, b_hh=None):
+    """(h' (B, H), ws)."""
+    _, h1, ws = _core.gru_forward(_step(x), h, w_ih, w_hh, b_ih, b_hh, False)
+    return h1, ws
+
+
+def gru_cell_backward(dh, x, h, w_ih, w_hh, ws):
+    """(dx, dh_prev, dw_ih, dw_hh, db_ih, db_hh)."""
+    g = _core.gru_backward(None, dh, _step(x), h, w_ih, w_hh, None, ws, False)
+    return (_unstep(g[0]),) + g[1:]
+
+
+def rnn_cell_forward(x, h, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
+    """(h' (B, H), ws)."""
+    y, h1, _ = _core.rnn_forward(_step(x), h, w_ih, w_hh, b_ih, b_hh, nonlinearity, False)
+    return h1, y
+
+
+def rnn_cell_backward(dh, x, h, w_ih, w_hh, ws, nonlinearity="tanh"):
+    """(dx, dh_prev, dw_ih, dw_hh, db_ih, db_hh)."""
+    g = _core.rnn_backward(None, dh, _step(x), h, w_ih, w_hh, ws, _EMPTY, nonlinearity, False)
+    return (_unstep(g[0]),) + g[1:]
+
+
+_EMPTY = np.empty(0, np.float32)

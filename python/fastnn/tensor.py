@@ -12,6 +12,8 @@ import functools
 
 import numpy as np
 
+from .sparse import RowSparse
+
 float32 = np.float32
 float64 = np.float64
 int64 = np.int64
@@ -635,7 +637,12 @@ def _run_backward(root, g, retain_graph):
         if t._node is None or t._retain:
             # a copy: the same gradient array may reach several tensors, and .grad is the
             # user's to modify in place (clip_grad_norm_, zero_)
-            if t.grad is None:
+            if isinstance(g, RowSparse) or isinstance(t.grad, RowSparse):
+                # a row-sparse gradient (Embedding(sparse=True)) stays sparse while only sparse
+                # ones arrive; a dense one joining it makes the sum dense
+                total = g.clone() if t.grad is None else t.grad + g
+                t.grad = total if isinstance(total, RowSparse) else Tensor(total.astype(t.data.dtype))
+            elif t.grad is None:
                 t.grad = Tensor(np.array(g, dtype=t.data.dtype, copy=True))
             else:
                 t.grad.data = t.grad.data + g

@@ -13,6 +13,7 @@ OPS = {
     "train": "fastnn.bench.train",
     "optim": "fastnn.bench.optim",
     "batchnorm": "fastnn.bench.batchnorm",
+    "rnn": "fastnn.bench.rnn",
 }
 
 

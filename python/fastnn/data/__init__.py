@@ -1,4 +1,5 @@
-"""fastnn.data: datasets, a DataLoader, MNIST's IDX format and the bundled MNIST subset."""
+"""fastnn.data: datasets, a DataLoader, MNIST's IDX format and the bundled MNIST subset and
+tinyshakespeare text."""
 import gzip
 import os
 
@@ -7,7 +8,7 @@ import numpy as np
 from .. import random as _random
 from ..tensor import Tensor
 
-__all__ = ["Dataset", "TensorDataset", "DataLoader", "Subset", "random_split", "read_idx", "load_mnist_5k"]
+__all__ = ["Dataset", "TensorDataset", "DataLoader", "Subset", "random_split", "read_idx", "load_mnist_5k", "load_tinyshakespeare"]
 
 
 class Dataset:
@@ -146,3 +147,11 @@ def load_mnist_5k():
     images = read_idx(os.path.join(here, "images-idx3-ubyte.gz"))
     labels = read_idx(os.path.join(here, "labels-idx1-ubyte.gz")).astype(np.int64)
     return images, labels
+
+
+def load_tinyshakespeare():
+    """The bundled tinyshakespeare text (1,115,394 characters) as a str. See
+    fastnn/data/tinyshakespeare/README.md for its source."""
+    path = os.path.join(os.path.dirname(__file__), "tinyshakespeare", "input.txt.gz")
+    with gzip.open(path, "rb") as fh:
+        return fh.read().decode("utf-8")

@@ -6,10 +6,12 @@ from .modules import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, BC
                       CrossEntropyLoss, Dropout, Embedding, Flatten, GELU, Identity, LeakyReLU, Linear,
                       LogSoftmax, MaxPool2d, Module, ModuleList, MSELoss, NLLLoss, Parameter, ReLU,
                       Sequential, Sigmoid, Softmax, Tanh)
+from .rnn import GRU, GRUCell, LSTM, LSTMCell, RNN, RNNBase, RNNCell, RNNCellBase
 
 __all__ = ["functional", "init", "utils", "Module", "Parameter", "Sequential", "ModuleList", "Linear",
            "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "ReLU",
            "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Softmax", "LogSoftmax", "Flatten", "Identity",
            "Dropout", "Embedding", "CrossEntropyLoss", "NLLLoss", "MSELoss", "BCEWithLogitsLoss",
+           "RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell",
            "LayerNorm", "MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder",
            "PositionalEmbedding"]

@@ -9,12 +9,14 @@ import numpy as np
 
 from .. import ops
 from .. import random as _random
+from ..sparse import RowSparse
 from ..tensor import Tensor, _unbroadcast
 
 __all__ = ["conv2d", "linear", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "max_pool2d",
            "avg_pool2d", "adaptive_avg_pool2d", "softmax", "log_softmax", "cross_entropy",
            "nll_loss", "mse_loss", "binary_cross_entropy_with_logits", "dropout", "batch_norm",
-           "embedding", "flatten", "layer_norm", "scaled_dot_product_attention"]
+           "embedding", "flatten", "rnn", "lstm", "gru", "rnn_cell", "lstm_cell", "gru_cell",
+           "layer_norm", "scaled_dot_product_attention"]
 
 
 def _t(x):
@@ -422,6 +424,20 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     if idx.size and (idx.min() < 0 or idx.max() >= V):
         raise ValueError(f"fastnn.nn.functional.embedding: expected indices in [0, {V}), got "
                          f"{idx.min() if idx.min() < 0 else idx.max()}")
+    if sparse:
+        # the weight's gradient is row-sparse: one row per looked-up position (padding_idx's left out)
+        out = w.data[idx]
+        D, pad = w.shape[1], None if padding_idx is None else padding_idx % V
+
+        def backward_sparse(g):
+            flat, rows = idx.reshape(-1), np.ascontiguousarray(g, dtype=np.float32).reshape(-1, D)
+            if pad is not None:
+                keep = flat != pad
+                flat, rows = flat[keep], rows[keep]
+            return (RowSparse(flat, rows, w.shape),)
+        if w.data.dtype == np.float32:
+            out = ops.embedding_forward(w.data, idx, padding_idx)
+        return Tensor._result(out, (w,), backward_sparse, "embedding")
     if w.data.dtype == np.float32:
         out = ops.embedding_forward(w.data, idx, padding_idx)
         return Tensor._result(out, (w,), lambda g: (ops.embedding_backward(
@@ -435,6 +451,119 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
             d[padding_idx] = 0
         return (d,)
     return Tensor._result(out, (w,), backward, "embedding")
+
+
+# -- recurrent layers (one layer, one direction; nn.RNN/LSTM/GRU stack them) --------------------
+
+class _Parts(tuple):
+    """The gradients of a node's several outputs (None: nothing reached that output); adding two
+    adds part by part, so an output used twice, or several outputs, reach one backward call."""
+
+    def __add__(self, other):
+        return _Parts(a if b is None else b if a is None else a + b for a, b in zip(self, other))
+
+
+def _multi_output(arrays, parents, backward, name):
+    """Tensors for arrays that one op produced together; backward(*grads) is called once with
+    each output's gradient (or None) and returns the parents' gradients."""
+    packed = Tensor._result(np.empty(0, np.float32), parents, lambda parts: backward(*parts), name)
+    if not packed.requires_grad:
+        return tuple(Tensor(a) for a in arrays)
+
+    def part(i):
+        return lambda g: (_Parts(g if j == i else None for j in range(len(arrays))),)
+    return tuple(Tensor._result(a, (packed,), part(i), name) for i, a in enumerate(arrays))
+
+
+def _rnn_args(op, **named):
+    """(tensors or None, float32 C-contiguous arrays or None), in the order given."""
+    ts, arrays = [], []
+    for name, v in named.items():
+        t = None if v is None else _t(v)
+        ts.append(t)
+        arrays.append(None if t is None else np.ascontiguousarray(_f32(t, name, op)))
+    return ts, arrays
+
+
+def _grad_arrays(grads):
+    return tuple(None if g is None else np.ascontiguousarray(g, dtype=np.float32) for g in grads)
+
+
+def _kept(ts, grads):
+    return tuple(g for t, g in zip(ts, grads) if t is not None)
+
+
+def lstm(input, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, reverse=False):
+    """(output (T, B, H), h_n (B, H), c_n (B, H)) of one LSTM layer over input (T, B, I);
+    h0/c0 None: zeros; reverse: time runs backwards (output[t] stays aligned with input[t])."""
+    ts, (X, H0, C0, Wi, Wh, Bi, Bh) = _rnn_args("lstm", input=input, h0=h0, c0=c0, weight_ih=weight_ih,
+                                                weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh)
+    y, h, c, ws = ops.lstm_forward(X, H0, C0, Wi, Wh, Bi, Bh, reverse)
+
+    def backward(dy, dh, dc):
+        dy, dh, dc = _grad_arrays((dy, dh, dc))
+        return _kept(ts, ops.lstm_backward(dy, dh, dc, X, H0, C0, Wi, Wh, y, ws, reverse))
+    return _multi_output((y, h, c), tuple(t for t in ts if t is not None), backward, "lstm")
+
+
+def gru(input, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, reverse=False):
+    """(output (T, B, H), h_n (B, H)) of one GRU layer (torch's gate order r, z, n)."""
+    ts, (X, H0, Wi, Wh, Bi, Bh) = _rnn_args("gru", input=input, h0=h0, weight_ih=weight_ih,
+                                            weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh)
+    y, h, ws = ops.gru_forward(X, H0, Wi, Wh, Bi, Bh, reverse)
+
+    def backward(dy, dh):
+        dy, dh = _grad_arrays((dy, dh))
+        return _kept(ts, ops.gru_backward(dy, dh, X, H0, Wi, Wh, y, ws, reverse))
+    return _multi_output((y, h), tuple(t for t in ts if t is not None), backward, "gru")
+
+
+def rnn(input, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, nonlinearity="tanh", reverse=False):
+    """(output (T, B, H), h_n (B, H)) of one Elman RNN layer (nonlinearity "tanh" or "relu")."""
+    ts, (X, H0, Wi, Wh, Bi, Bh) = _rnn_args("rnn", input=input, h0=h0, weight_ih=weight_ih,
+                                            weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh)
+    y, h, ws = ops.rnn_forward(X, H0, Wi, Wh, Bi, Bh, nonlinearity, reverse)
+
+    def backward(dy, dh):
+        dy, dh = _grad_arrays((dy, dh))
+        return _kept(ts, ops.rnn_backward(dy, dh, X, H0, Wi, Wh, y, ws, nonlinearity, reverse))
+    return _multi_output((y, h), tuple(t for t in ts if t is not None), backward, "rnn")
+
+
+def lstm_cell(input, h, c, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
+    """(h', c') (B, H) of one LSTM step on input (B, I); h/c None: zeros."""
+    ts, (X, Hp, Cp, Wi, Wh, Bi, Bh) = _rnn_args("lstm_cell", input=input, h=h, c=c, weight_ih=weight_ih,
+                                                weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh)
+    h1, c1, ws = ops.lstm_cell_forward(X, Hp, Cp, Wi, Wh, Bi, Bh)
+
+    def backward(dh, dc):
+        dh, dc = _grad_arrays((dh, dc))
+        return _kept(ts, ops.lstm_cell_backward(dh, dc, X, Hp, Cp, Wi, Wh, ws))
+    return _multi_output((h1, c1), tuple(t for t in ts if t is not None), backward, "lstm_cell")
+
+
+def gru_cell(input, h, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
+    """h' (B, H) of one GRU step on input (B, I); h None: zeros."""
+    ts, (X, Hp, Wi, Wh, Bi, Bh) = _rnn_args("gru_cell", input=input, h=h, weight_ih=weight_ih,
+                                            weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh)
+    h1, ws = ops.gru_cell_forward(X, Hp, Wi, Wh, Bi, Bh)
+
+    def backward(dh):
+        (dh,) = _grad_arrays((dh,))
+        return _kept(ts, ops.gru_cell_backward(dh, X, Hp, Wi, Wh, ws))
+    return _multi_output((h1,), tuple(t for t in ts if t is not None), backward, "gru_cell")[0]
+
+
+def rnn_cell(input, h, weight_ih, weight_hh, bias_ih=None, bias_hh=None, nonlinearity="tanh"):
+    """h' (B, H) of one Elman RNN step on input (B, I); h None: zeros."""
+    ts, (X, Hp, Wi, Wh, Bi, Bh) = _rnn_args("rnn_cell", input=input, h=h, weight_ih=weight_ih,
+                                            weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh)
+    h1, ws = ops.rnn_cell_forward(X, Hp, Wi, Wh, Bi, Bh, nonlinearity)
+
+    def backward(dh):
+        (dh,) = _grad_arrays((dh,))
+        return _kept(ts, ops.rnn_cell_backward(dh, X, Hp, Wi, Wh, ws, nonlinearity))
+    return _multi_output((h1,), tuple(t for t in ts if t is not None), backward, "rnn_cell")[0]
 
 
 # Attention and layer normalisation live with the Transformer layers (fastnn.nn.attention).

@@ -137,7 +137,7 @@ class Module:
             if set_to_none:
                 p.grad = None
             elif p.grad is not None:
-                p.grad.data[...] = 0
+                p.grad.zero_()  # a RowSparse gradient becomes empty
 
     def apply(self, fn):
         for m in self.children():
@@ -504,8 +504,19 @@ class Dropout(Module):
 
 
 class Embedding(Module):
-    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, _weight=None):
+    """torch.nn.Embedding; sparse=True makes weight.grad a fastnn.sparse.RowSparse (the looked-up
+    rows only), which optim.SGD and optim.SparseAdam apply without a dense (V, D) gradient."""
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None, norm_type=2.0,
+                 scale_grad_by_freq=False, sparse=False, _weight=None, _freeze=False, device=None, dtype=None):
         super().__init__()
+        if max_norm is not None or scale_grad_by_freq:
+            raise NotImplementedError("fastnn.nn.Embedding: max_norm and scale_grad_by_freq are not supported "
+                                      f"(got max_norm={max_norm}, scale_grad_by_freq={scale_grad_by_freq})")
+        if padding_idx is not None and not -num_embeddings <= padding_idx < num_embeddings:
+            raise ValueError(f"fastnn.nn.Embedding: expected padding_idx in [{-num_embeddings}, {num_embeddings}), "
+                             f"got {padding_idx}")
+        self.sparse = bool(sparse)
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         if padding_idx is not None and padding_idx < 0:
             padding_idx += num_embeddings
@@ -516,11 +527,17 @@ class Embedding(Module):
             if padding_idx is not None:
                 self.weight.data[padding_idx] = 0
 
+        if _freeze:
+            self.weight.requires_grad = False
+
     def forward(self, idx):
-        return F.embedding(idx, self.weight, self.padding_idx)
+        return F.embedding(idx, self.weight, self.padding_idx, sparse=self.sparse)
 
     def extra_repr(self):
-        return f"{self.num_embeddings}, {self.embedding_dim}"
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.padding_idx is not None:
+            s += f", padding_idx={self.padding_idx}"
+        return s + (", sparse=True" if self.sparse else "")
 
 
 class _Loss(Module):

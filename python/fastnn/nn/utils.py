@@ -1,16 +1,27 @@
-"""fastnn.nn.utils: clip_grad_norm_ and clip_grad_value_."""
+"""fastnn.nn.utils: clip_grad_norm_ and clip_grad_value_ (row-sparse gradients are coalesced,
+then measured and scaled or clipped through their rows)."""
 import numpy as np
 
 from .. import ops
+from ..sparse import RowSparse
 from ..tensor import Tensor
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector"]
 
 
 def _grads(parameters):
+    """The gradient arrays to measure or modify in place; a row-sparse gradient is coalesced
+    first (in the parameter's .grad), so its values are the dense gradient's nonzero rows."""
     if isinstance(parameters, Tensor):
         parameters = [parameters]
-    return [p.grad.data for p in parameters if p.grad is not None]
+    out = []
+    for p in parameters:
+        if isinstance(p.grad, RowSparse):
+            p.grad = p.grad.coalesce()
+            out.append(p.grad.values)
+        elif p.grad is not None:
+            out.append(p.grad.data)
+    return out
 
 
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):

@@ -1,5 +1,5 @@
-"""fastnn.optim: SGD, Adam and AdamW with torch.optim's semantics, and learning-rate schedulers."""
+"""fastnn.optim: SGD, Adam, AdamW and SparseAdam with torch.optim's semantics, and learning-rate schedulers."""
 from . import lr_scheduler
-from .optimizer import Adam, AdamW, Optimizer, SGD
+from .optimizer import Adam, AdamW, Optimizer, SGD, SparseAdam
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "SparseAdam", "lr_scheduler"]

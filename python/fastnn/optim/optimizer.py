@@ -1,10 +1,17 @@
 """Optimizers: each step() updates every parameter of a group in place through one fused kernel
-call (fastnn.ops.sgd_step / adam_step), with torch.optim's formulas and defaults."""
+call (fastnn.ops.sgd_step / adam_step), with torch.optim's formulas and defaults.
+
+Row-sparse gradients (fastnn.sparse.RowSparse, from nn.Embedding(sparse=True)) are accepted where
+torch accepts sparse gradients: SGD updates only the named rows (without momentum; with momentum
+the buffer is dense, as the update then moves every row that ever had a gradient), SparseAdam
+takes only them, Adam/AdamW refuse them."""
 import copy
+import math
 
 import numpy as np
 
 from .. import ops
+from ..sparse import RowSparse
 from ..tensor import Tensor
 
 
@@ -35,7 +42,7 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 elif p.grad is not None:
-                    p.grad.data[...] = 0
+                    p.grad.zero_()  # a RowSparse gradient becomes empty
 
     def _params_with_grad(self, group):
         return [p for p in group["params"] if p.grad is not None]
@@ -100,8 +107,16 @@ class SGD(Optimizer):
                 continue
             kw = dict(lr=g["lr"], momentum=g["momentum"], dampening=g["dampening"], nesterov=g["nesterov"],
                       weight_decay=g["weight_decay"], maximize=g["maximize"])
+            grads = {id(p): self._sparse_grad(p, g) for p in ps}
             if not g["momentum"]:
-                ops.sgd_step([p.data for p in ps], [p.grad.data for p in ps], None, **kw)
+                dense = [p for p in ps if grads[id(p)] is None]
+                for p in ps:
+                    if grads[id(p)] is not None:  # only the rows the gradient names move
+                        c = grads[id(p)].coalesce()
+                        step = np.float32(g["lr"]) * c.values
+                        p.data[c.indices] = p.data[c.indices] + step if g["maximize"] else p.data[c.indices] - step
+                if dense:
+                    ops.sgd_step([p.data for p in dense], [p.grad.data for p in dense], None, **kw)
                 continue
             # one fused call for the params whose buffers exist, one for those starting them
             fresh = [p for p in ps if self.state.get(id(p), {}).get("momentum_buffer") is None]
@@ -110,9 +125,28 @@ class SGD(Optimizer):
                 self.state.setdefault(id(p), {})["momentum_buffer"] = np.empty_like(p.data)
             for group, first in ((started, False), (fresh, True)):
                 if group:
-                    ops.sgd_step([p.data for p in group], [p.grad.data for p in group],
+                    ops.sgd_step([p.data for p in group], [_dense(p, grads[id(p)]) for p in group],
                                  [self.state[id(p)]["momentum_buffer"] for p in group], first_step=first, **kw)
         return loss
+
+
+    @staticmethod
+    def _sparse_grad(p, group):
+        if not isinstance(p.grad, RowSparse):
+            return None
+        if group["weight_decay"]:
+            raise RuntimeError("fastnn.optim.SGD: weight_decay is not supported with a sparse gradient (torch "
+                               f"refuses it too); got weight_decay={group['weight_decay']}")
+        return p.grad
+
+
+def _dense(p, sparse):
+    return p.grad.data if sparse is None else sparse.to_dense()
+
+
+def _refuse_sparse(name, ps):
+    if any(isinstance(p.grad, RowSparse) for p in ps):
+        raise RuntimeError(f"{name} does not support sparse gradients, please consider SparseAdam instead")
 
 
 class Adam(Optimizer):
@@ -136,6 +170,7 @@ class Adam(Optimizer):
         loss = closure() if closure is not None else None
         for g in self.param_groups:
             ps = self._params_with_grad(g)
+            _refuse_sparse(type(self).__name__, ps)
             by_step = {}  # params at the same step count share one fused call
             for p in ps:
                 st = self.state.setdefault(id(p), {})
@@ -165,3 +200,50 @@ class AdamW(Adam):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
                  maximize=False):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize)
+
+
+class SparseAdam(Optimizer):
+    """torch.optim.SparseAdam: Adam over row-sparse gradients (nn.Embedding(sparse=True)); only the
+    rows a step's gradient names have their moments and values updated (lazy Adam). The moment
+    buffers are dense (V, D) state; no dense gradient is formed."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, maximize=False):
+        if not 0.0 < lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 < eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= betas[0] < 1.0 or not 0.0 <= betas[1] < 1.0:
+            raise ValueError(f"Invalid beta parameters: {betas}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, maximize=maximize))
+
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        f32 = np.float32
+        for g in self.param_groups:
+            b1, b2 = g["betas"]
+            for p in self._params_with_grad(g):
+                if not isinstance(p.grad, RowSparse):
+                    raise RuntimeError("SparseAdam does not support dense gradients, please consider Adam instead")
+                st = self.state.setdefault(id(p), {})
+                if not st:
+                    st["step"] = 0
+                    st["exp_avg"] = np.zeros_like(p.data)
+                    st["exp_avg_sq"] = np.zeros_like(p.data)
+                st["step"] += 1
+                c = p.grad.coalesce()  # the update is not linear in the gradient: rows must be unique
+                if not len(c.indices):
+                    continue
+                rows, grad = c.indices, (-c.values if g["maximize"] else c.values)
+                m, v = st["exp_avg"], st["exp_avg_sq"]
+                # torch's order of float32 operations: old += (1 - b) * (new - old)
+                old_m, old_v = m[rows], v[rows]
+                dm = (grad - old_m) * f32(1 - b1)
+                dv = (grad * grad - old_v) * f32(1 - b2)
+                m[rows] = old_m + dm
+                v[rows] = old_v + dv
+                numer = dm + old_m
+                denom = np.sqrt(dv + old_v) + f32(g["eps"])
+                step = st["step"]
+                step_size = g["lr"] * math.sqrt(1 - b2 ** step) / (1 - b1 ** step)
+                p.data[rows] = p.data[rows] + f32(-step_size) * (numer / denom)
+        return loss

@@ -1,0 +1,8 @@
+// Recurrent gate kernels compiled for AVX-512: the loops of csrc/cpu/rnn_impl.h, 16-wide.
+#include "cpu/rnn_impl.h"
+
+namespace fastnn {
+
+const RnnGateKernels rnn_gates_avx512 = kRnnGates;
+
+}  // namespace fastnn

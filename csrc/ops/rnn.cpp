@@ -1,0 +1,346 @@
+// Recurrent layers' front door and time loop: the GEMMs (csrc/ops/gemm.h) over all steps and per
+// step, the per-ISA gate kernels (csrc/cpu/rnn_impl.h) per batch row, and the bias sums.
+#include "ops/rnn.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/threads.h"
+#include "ops/gemm.h"
+
+namespace fastnn {
+namespace {
+
+// A second thread for the gates of one step pays off above this many gate values.
+constexpr int64_t kGateValuesPerThread = 1 << 14;
+
+const RnnGateKernels& gates_for(Isa isa) {
+  switch (isa) {
+#ifdef FASTNN_HAVE_AVX512
+    case Isa::Avx512: return rnn_gates_avx512;
+#endif
+#ifdef FASTNN_HAVE_AVX2
+    case Isa::Avx2: return rnn_gates_avx2;
+#endif
+    default: return rnn_gates_default;
+  }
+}
+
+// Uninitialised float scratch (every element is written before it is read).
+struct Scratch {
+  std::unique_ptr<float[]> p;
+  explicit Scratch(int64_t n) : p(new float[static_cast<size_t>(std::max<int64_t>(n, 1))]) {}
+  float* get() const { return p.get(); }
+};
+
+// out (M, N) = op(a) op(b) [+ beta c] [+ bias]; a is (M, K) with row stride lda, or (K, M) when
+// ta; b is (K, N) with row stride ldb, or (N, K) when tb.
+struct Mm {
+  Isa isa;
+  int nthreads;
+  void operator()(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool ta, const float* b,
+                  int64_t ldb, bool tb, float* out, int64_t ldc, float beta = 0.0f, const float* c = nullptr,
+                  const float* bias = nullptr) const {
+    GemmArgs g;
+    g.M = M, g.N = N, g.K = K;
+    g.a = a, g.lda = lda, g.trans_a = ta;
+    g.b = b, g.ldb = ldb, g.trans_b = tb;
+    g.out = out, g.ldc = ldc;
+    g.beta = beta, g.c = c;
+    g.bias = bias;
+    gemm(g, isa, nthreads);
+  }
+};
+
+// Row stride of the (H, G*H) copy of W_hh^T: G*H rounded up to 16 floats plus 16. A stride of a
+// multiple of 4 KiB (G*H = 1024) puts every row of a GEMM micro-panel in the same L1 sets, and
+// the panel (H x 32 floats, reused by each row tile of the step) would not stay in L1.
+int64_t padded_ld(int64_t n) { return (n + 15) / 16 * 16 + 16; }
+
+// dst (cols, rows) with row stride ld = src (rows, cols)^T, in 16 x 16 blocks.
+void transpose(const float* src, int64_t rows, int64_t cols, float* dst, int64_t ld) {
+  constexpr int64_t kB = 16;
+  for (int64_t i0 = 0; i0 < rows; i0 += kB) {
+    const int64_t i1 = std::min(rows, i0 + kB);
+    for (int64_t j0 = 0; j0 < cols; j0 += kB) {
+      const int64_t j1 = std::min(cols, j0 + kB);
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t j = j0; j < j1; ++j) dst[j * ld + i] = src[i * cols + j];
+    }
+  }
+}
+
+// f(b) for the rows of one step, split over threads when the step has enough gate values.
+template <class F>
+void over_rows(int64_t B, int64_t values_per_row, int nthreads, F&& f) {
+  const int nt = static_cast<int>(
+      std::max<int64_t>(1, std::min<int64_t>({static_cast<int64_t>(nthreads), B,
+                                               B * values_per_row / kGateValuesPerThread})));
+  parallel(nt, [&](int tid, int cnt) {
+    long b0, b1;
+    split_range(static_cast<long>(B), tid, cnt, &b0, &b1);
+    for (long b = b0; b < b1; ++b) f(static_cast<int64_t>(b));
+  });
+}
+
+// out[j] = sum over rows r of a[r*cols + j], in row order in float64 (rows in order whatever
+// the thread split: results do not depend on the thread count).
+void column_sums(const float* a, int64_t rows, int64_t cols, float* out, int nthreads) {
+  const int nt = static_cast<int>(
+      std::max<int64_t>(1, std::min<int64_t>({static_cast<int64_t>(nthreads), (cols + 63) / 64,
+                                               rows * cols / (1 << 16)})));
+  parallel(nt, [&](int tid, int cnt) {
+    long c0, c1;
+    split_range(static_cast<long>((cols + 63) / 64), tid, cnt, &c0, &c1);
+    const int64_t j0 = c0 * 64, j1 = std::min<int64_t>(cols, c1 * 64);
+    if (j1 <= j0) return;
+    double acc[64];
+    for (int64_t jb = j0; jb < j1; jb += 64) {
+      const int64_t nj = std::min<int64_t>(64, j1 - jb);
+      std::fill(acc, acc + 64, 0.0);
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* row = a + r * cols + jb;
+        for (int64_t j = 0; j < nj; ++j) acc[j] += row[j];
+      }
+      for (int64_t j = 0; j < nj; ++j) out[jb + j] = static_cast<float>(acc[j]);
+    }
+  });
+}
+
+// dst = a + b over n floats, either of them null (zeros).
+void add_or_zero(float* dst, const float* a, const float* b, int64_t n) {
+  if (a && b) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = a[i] + b[i];
+  } else if (a || b) {
+    std::memcpy(dst, a ? a : b, static_cast<size_t>(n) * sizeof(float));
+  } else {
+    std::fill(dst, dst + n, 0.0f);
+  }
+}
+
+// The time order: step s (0-based, in the order the forward runs) is position t(s); the state
+// before step 0 is h0.
+struct Steps {
+  int64_t T;
+  bool reverse;
+  int64_t t(int64_t s) const { return reverse ? T - 1 - s : s; }
+};
+
+// The GEMMs after the backward's time loop, shared by every cell: dx = dG W_ih,
+// dW_ih = dG^T X, dW_hh = dGh^T H_prev (H_prev: h0 for the first step, y of the previous
+// step for the others). dG and dGh are (T*B, G*H); they differ for GRU only.
+void weight_grads(const RnnShape& s, const Mm& mm, const float* dG, const float* dGh, const float* x,
+                  const float* h0, const float* y, const float* w_ih, float* dx, float* dw_ih, float* dw_hh) {
+  const int64_t T = s.T, B = s.B, I = s.I, H = s.H, GH = s.gates() * H, TB = T * B;
+  mm(TB, I, GH, dG, GH, false, w_ih, I, false, dx, I);
+  mm(GH, I, TB, dG, GH, true, x, I, false, dw_ih, I);
+  // Steps after the first, all in one product: forward order pairs dG rows of t = 1..T-1 with
+  // y rows 0..T-2; reverse pairs t = 0..T-2 with y rows 1..T-1. With T == 1 this is K = 0 and
+  // writes zeros (y is not read).
+  const float* dgh_rest = s.reverse ? dGh : dGh + B * GH;
+  const float* y_rest = T > 1 ? (s.reverse ? y + B * H : y) : nullptr;
+  mm(GH, H, (T - 1) * B, dgh_rest, GH, true, y_rest, H, false, dw_hh, H);
+  if (h0) {
+    const int64_t t_first = s.reverse ? T - 1 : 0;
+    mm(GH, H, B, dGh + t_first * B * GH, GH, true, h0, H, false, dw_hh, H, 1.0f, dw_hh);
+  }
+}
+
+}  // namespace
+
+int64_t rnn_ws_size(const RnnShape& s) {
+  const int64_t TB = s.T * s.B;
+  switch (s.cell) {
+    case RnnCell::Lstm: return TB * 6 * s.H;
+    case RnnCell::Gru: return TB * 4 * s.H;
+    default: return 0;
+  }
+}
+
+void rnn_check_shape(const RnnShape& s, const char* op) {
+  auto fail = [op](const std::string& what) {
+    throw std::invalid_argument(std::string("fastnn.ops.") + op + ": " + what);
+  };
+  if (s.T <= 0) fail("expected a sequence length T > 0, got T=" + std::to_string(s.T));
+  if (s.H <= 0) fail("expected a hidden size H > 0, got H=" + std::to_string(s.H));
+  if (s.B < 0 || s.I < 0) fail("sizes must be non-negative");
+  // Every GEMM operand must fit the GEMM's 32-bit tile arithmetic: the largest are
+  // (T*B, G*H), (T*B, I), (G*H, I), (G*H, H) and the LSTM workspace rows (T*B, 6H).
+  const int64_t lim = std::numeric_limits<int32_t>::max();
+  const int64_t TB = s.T * s.B, W = 6 * s.H;
+  if (s.T > lim || s.B > lim || s.I > lim || s.H > lim / 6 || (TB > 0 && (TB > lim / W || TB > lim / std::max<int64_t>(s.I, 1))) ||
+      W * std::max(s.I, s.H) > lim) {
+    fail("expected every matrix to have at most 2^31-1 elements, got T=" + std::to_string(s.T) +
+         " B=" + std::to_string(s.B) + " I=" + std::to_string(s.I) + " H=" + std::to_string(s.H));
+  }
+}
+
+void rnn_forward(const RnnShape& s, const float* x, const float* h0, const float* c0, const float* w_ih,
+                 const float* w_hh, const float* b_ih, const float* b_hh, float* y, float* h_n, float* c_n,
+                 float* ws, Isa isa, int nthreads) {
+  const int64_t T = s.T, B = s.B, I = s.I, H = s.H, G = s.gates(), GH = G * H, TB = T * B;
+  if (B == 0) return;
+  const RnnGateKernels& k = gates_for(isa);
+  const Mm mm{isa, nthreads};
+  const Steps st{T, s.reverse};
+  // W_hh^T (H, G*H): the per-step GEMM's B operand, read in place by its small-M path.
+  const int64_t ldw = padded_ld(GH);
+  Scratch whh_t(H * ldw);
+  transpose(w_hh, GH, H, whh_t.get(), ldw);
+  const int64_t t_last = st.t(T - 1);
+
+  if (s.cell == RnnCell::Gru) {
+    Scratch gx(TB * GH), gh(B * GH);
+    mm(TB, GH, I, x, I, false, w_ih, I, true, gx.get(), GH, 0.0f, nullptr, b_ih);
+    for (int64_t step = 0; step < T; ++step) {
+      const int64_t t = st.t(step);
+      const float* hp = step == 0 ? h0 : y + st.t(step - 1) * B * H;
+      if (hp) {
+        mm(B, GH, H, hp, H, false, whh_t.get(), ldw, false, gh.get(), GH, 0.0f, nullptr, b_hh);
+      } else {  // h_{t-1} = 0: gh is the bias
+        for (int64_t b = 0; b < B; ++b) {
+          float* row = gh.get() + b * GH;
+          if (b_hh) std::memcpy(row, b_hh, static_cast<size_t>(GH) * sizeof(float));
+          else std::fill(row, row + GH, 0.0f);
+        }
+      }
+      const float* gx_t = gx.get() + t * B * GH;
+      float* ws_t = ws + t * B * 4 * H;
+      float* y_t = y + t * B * H;
+      over_rows(B, 4 * H, nthreads, [&](int64_t b) {
+        k.gru_forward(H, gx_t + b * GH, gh.get() + b * GH, hp ? hp + b * H : nullptr, ws_t + b * 4 * H, y_t + b * H);
+      });
+    }
+    std::memcpy(h_n, y + t_last * B * H, static_cast<size_t>(B * H) * sizeof(float));
+    return;
+  }
+
+  // RNN and LSTM: both biases enter the input projection.
+  std::vector<float> bias;
+  if (b_ih || b_hh) {
+    bias.resize(static_cast<size_t>(GH));
+    for (int64_t j = 0; j < GH; ++j) bias[j] = (b_ih ? b_ih[j] : 0.0f) + (b_hh ? b_hh[j] : 0.0f);
+  }
+  const float* bp = bias.empty() ? nullptr : bias.data();
+  if (s.cell == RnnCell::Lstm) {
+    float* gates = ws;
+    float* cs = ws + TB * GH;
+    float* tcs = cs + TB * H;
+    mm(TB, GH, I, x, I, false, w_ih, I, true, gates, GH, 0.0f, nullptr, bp);
+    for (int64_t step = 0; step < T; ++step) {
+      const int64_t t = st.t(step), p = step == 0 ? -1 : st.t(step - 1);
+      const float* hp = p < 0 ? h0 : y + p * B * H;
+      const float* cp = p < 0 ? c0 : cs + p * B * H;
+      float* g_t = gates + t * B * GH;
+      if (hp) mm(B, GH, H, hp, H, false, whh_t.get(), ldw, false, g_t, GH, 1.0f, g_t);
+      float* c_t = cs + t * B * H;
+      float* tc_t = tcs + t * B * H;
+      float* y_t = y + t * B * H;
+      over_rows(B, GH, nthreads, [&](int64_t b) {
+        k.lstm_forward(H, g_t + b * GH, cp ? cp + b * H : nullptr, c_t + b * H, tc_t + b * H, y_t + b * H);
+      });
+    }
+    std::memcpy(h_n, y + t_last * B * H, static_cast<size_t>(B * H) * sizeof(float));
+    std::memcpy(c_n, cs + t_last * B * H, static_cast<size_t>(B * H) * sizeof(float));
+    return;
+  }
+
+  // RNN: the projection goes straight into y, each step adds h_{t-1} W_hh^T and activates in place.
+  const bool relu = s.cell == RnnCell::RnnRelu;
+  mm(TB, H, I, x, I, false, w_ih, I, true, y, H, 0.0f, nullptr, bp);
+  for (int64_t step = 0; step < T; ++step) {
+    const int64_t t = st.t(step);
+    const float* hp = step == 0 ? h0 : y + st.t(step - 1) * B * H;
+    float* y_t = y + t * B * H;
+    if (hp) mm(B, H, H, hp, H, false, whh_t.get(), ldw, false, y_t, H, 1.0f, y_t);
+    over_rows(B, H, nthreads, [&](int64_t b) { k.rnn_forward(H, relu, y_t + b * H); });
+  }
+  std::memcpy(h_n, y + t_last * B * H, static_cast<size_t>(B * H) * sizeof(float));
+}
+
+void rnn_backward(const RnnShape& s, const float* dy, const float* dh_n, const float* dc_n, const float* x,
+                  const float* h0, const float* c0, const float* w_ih, const float* w_hh, const float* y,
+                  const float* ws, float* dx, float* dh0, float* dc0, float* dw_ih, float* dw_hh, float* db_ih,
+                  float* db_hh, Isa isa, int nthreads) {
+  const int64_t T = s.T, B = s.B, I = s.I, H = s.H, G = s.gates(), GH = G * H, TB = T * B;
+  const Mm mm{isa, nthreads};
+  if (B == 0) {  // no rows: zero weight gradients (the GEMMs' K = 0 case would give the same)
+    std::fill(dw_ih, dw_ih + GH * I, 0.0f);
+    std::fill(dw_hh, dw_hh + GH * H, 0.0f);
+    std::fill(db_ih, db_ih + GH, 0.0f);
+    std::fill(db_hh, db_hh + GH, 0.0f);
+    return;
+  }
+  const RnnGateKernels& k = gates_for(isa);
+  const Steps st{T, s.reverse};
+  // The backward visits the forward's steps last to first: step T-1 first.
+  const int64_t t_first = st.t(0);
+
+  if (s.cell == RnnCell::Gru) {
+    Scratch dgi(TB * GH), dgh(TB * GH);
+    // dh: the gradient of h_t carried into step t (without dy[t], added by the gate kernel)
+    add_or_zero(dh0, dh_n, nullptr, B * H);
+    for (int64_t step = T - 1; step >= 0; --step) {
+      const int64_t t = st.t(step);
+      if (step < T - 1) {  // dh += dGh_{t+1} W_hh (the step the backward has just done)
+        const int64_t tn = st.t(step + 1);
+        mm(B, H, GH, dgh.get() + tn * B * GH, GH, false, w_hh, H, false, dh0, H, 1.0f, dh0);
+      }
+      const float* hp = step == 0 ? h0 : y + st.t(step - 1) * B * H;
+      const float* dy_t = dy ? dy + t * B * H : nullptr;
+      const float* ws_t = ws + t * B * 4 * H;
+      float* dgi_t = dgi.get() + t * B * GH;
+      float* dgh_t = dgh.get() + t * B * GH;
+      over_rows(B, 4 * H, nthreads, [&](int64_t b) {
+        k.gru_backward(H, dh0 + b * H, dy_t ? dy_t + b * H : nullptr, ws_t + b * 4 * H, hp ? hp + b * H : nullptr,
+                       dgi_t + b * GH, dgh_t + b * GH);
+      });
+    }
+    mm(B, H, GH, dgh.get() + t_first * B * GH, GH, false, w_hh, H, false, dh0, H, 1.0f, dh0);
+    weight_grads(s, mm, dgi.get(), dgh.get(), x, h0, y, w_ih, dx, dw_ih, dw_hh);
+    column_sums(dgi.get(), TB, GH, db_ih, nthreads);
+    column_sums(dgh.get(), TB, GH, db_hh, nthreads);
+    return;
+  }
+
+  Scratch dg(TB * GH), dh(B * H);
+  const bool lstm = s.cell == RnnCell::Lstm, relu = s.cell == RnnCell::RnnRelu;
+  const float* gates = ws;
+  const float* cs = ws + TB * GH;
+  const float* tcs = cs + TB * H;
+  if (lstm) add_or_zero(dc0, dc_n, nullptr, B * H);  // dc: the carried gradient of c
+  for (int64_t step = T - 1; step >= 0; --step) {
+    const int64_t t = st.t(step);
+    const float* dy_t = dy ? dy + t * B * H : nullptr;
+    if (step == T - 1) {
+      add_or_zero(dh.get(), dy_t, dh_n, B * H);
+    } else {  // dh = dy[t] + dG_{t+1} W_hh
+      const int64_t tn = st.t(step + 1);
+      mm(B, H, GH, dg.get() + tn * B * GH, GH, false, w_hh, H, false, dh.get(), H, dy_t ? 1.0f : 0.0f, dy_t);
+    }
+    float* dg_t = dg.get() + t * B * GH;
+    if (lstm) {
+      const float* cp = step == 0 ? c0 : cs + st.t(step - 1) * B * H;
+      const float* g_t = gates + t * B * GH;
+      const float* tc_t = tcs + t * B * H;
+      over_rows(B, GH, nthreads, [&](int64_t b) {
+        k.lstm_backward(H, dh.get() + b * H, dc0 + b * H, g_t + b * GH, cp ? cp + b * H : nullptr, tc_t + b * H,
+                        dg_t + b * GH);
+      });
+    } else {
+      const float* y_t = y + t * B * H;
+      over_rows(B, H, nthreads, [&](int64_t b) { k.rnn_backward(H, relu, dh.get() + b * H, y_t + b * H, dg_t + b * H); });
+    }
+  }
+  mm(B, H, GH, dg.get() + t_first * B * GH, GH, false, w_hh, H, false, dh0, H);
+  weight_grads(s, mm, dg.get(), dg.get(), x, h0, y, w_ih, dx, dw_ih, dw_hh);
+  column_sums(dg.get(), TB, GH, db_ih, nthreads);
+  std::memcpy(db_hh, db_ih, static_cast<size_t>(GH) * sizeof(float));
+}
+
+}  // namespace fastnn
