@@ -1,5 +1,7 @@
 """fastnn.nn: layers, losses and containers with torch.nn's names and defaults."""
 from . import functional, init, utils
+from .attention import (LayerNorm, MultiheadAttention, PositionalEmbedding, TransformerEncoder,
+                        TransformerEncoderLayer)
 from .modules import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, BCEWithLogitsLoss, Conv2d,
                       CrossEntropyLoss, Dropout, Embedding, Flatten, GELU, Identity, LeakyReLU, Linear,
                       LogSoftmax, MaxPool2d, Module, ModuleList, MSELoss, NLLLoss, Parameter, ReLU,
@@ -10,4 +12,6 @@ __all__ = ["functional", "init", "utils", "Module", "Parameter", "Sequential", "
            "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "ReLU",
            "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Softmax", "LogSoftmax", "Flatten", "Identity",
            "Dropout", "Embedding", "CrossEntropyLoss", "NLLLoss", "MSELoss", "BCEWithLogitsLoss",
-           "RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
+           "RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell",
+           "LayerNorm", "MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder",
+           "PositionalEmbedding"]

@@ -15,7 +15,8 @@ from ..tensor import Tensor, _unbroadcast
 __all__ = ["conv2d", "linear", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "max_pool2d",
            "avg_pool2d", "adaptive_avg_pool2d", "softmax", "log_softmax", "cross_entropy",
            "nll_loss", "mse_loss", "binary_cross_entropy_with_logits", "dropout", "batch_norm",
-           "embedding", "flatten", "rnn", "lstm", "gru", "rnn_cell", "lstm_cell", "gru_cell"]
+           "embedding", "flatten", "rnn", "lstm", "gru", "rnn_cell", "lstm_cell", "gru_cell",
+           "layer_norm", "scaled_dot_product_attention"]
 
 
 def _t(x):
@@ -563,3 +564,7 @@ def rnn_cell(input, h, weight_ih, weight_hh, bias_ih=None, bias_hh=None, nonline
         (dh,) = _grad_arrays((dh,))
         return _kept(ts, ops.rnn_cell_backward(dh, X, Hp, Wi, Wh, ws, nonlinearity))
     return _multi_output((h1,), tuple(t for t in ts if t is not None), backward, "rnn_cell")[0]
+
+
+# Attention and layer normalisation live with the Transformer layers (fastnn.nn.attention).
+from .attention import layer_norm, scaled_dot_product_attention  # noqa: E402

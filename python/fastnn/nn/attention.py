@@ -1,0 +1,335 @@
+"""Attention and the Transformer layers: layer_norm, scaled_dot_product_attention,
+MultiheadAttention, TransformerEncoderLayer / TransformerEncoder, LayerNorm and a learned
+positional embedding, with torch.nn's names, parameter layout and mask conventions.
+
+scaled_dot_product_attention runs the fused kernel (fastnn.ops.scaled_dot_product_attention_*:
+tiled, online softmax, the backward recomputes the probabilities from the saved logsumexp, so
+memory grows linearly with the sequence length). Two cases take the plain math path instead
+(the L x S probabilities materialised, autograd through Tensor operations): dropout on the
+attention weights (dropout_p > 0), and MultiheadAttention with need_weights=True, which must
+return those weights.
+
+Mask conventions (as in torch):
+- scaled_dot_product_attention: a boolean attn_mask is True where a query MAY attend; a float
+  mask is added to the scores.
+- MultiheadAttention / Transformer layers: a boolean attn_mask or key_padding_mask is True
+  where attention is NOT allowed; float masks are added.
+A query row whose keys are all masked out gives zeros from the fused kernel (torch's math
+path gives NaN there).
+"""
+import copy
+import math
+
+import numpy as np
+
+from .. import ops
+from ..tensor import Tensor
+from . import functional as F
+from . import init
+from .modules import Dropout, Linear, Module, ModuleList, Parameter
+
+__all__ = ["layer_norm", "scaled_dot_product_attention", "LayerNorm", "MultiheadAttention",
+           "TransformerEncoderLayer", "TransformerEncoder", "PositionalEmbedding"]
+
+
+def _t(x):
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def _f32(x, name, op):
+    if x.data.dtype != np.float32:
+        raise TypeError(f"fastnn.nn.functional.{op}: expected {name} to be float32, got {x.data.dtype}")
+    return np.ascontiguousarray(x.data)
+
+
+# -- functional -------------------------------------------------------------------------------
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """torch.nn.functional.layer_norm: normalise over the trailing normalized_shape dims."""
+    x = _t(input)
+    shape = (int(normalized_shape),) if np.ndim(normalized_shape) == 0 else tuple(int(d) for d in normalized_shape)
+    X = _f32(x, "input", "layer_norm")
+    w = None if weight is None else _t(weight)
+    b = None if bias is None else _t(bias)
+    W = None if w is None else _f32(w, "weight", "layer_norm")
+    y, mean, rstd = ops.layer_norm_forward(X, shape, W, None if b is None else _f32(b, "bias", "layer_norm"), eps)
+    parents = tuple(t for t in (x, w, b) if t is not None)
+
+    def backward(g):
+        dx, dw, db = ops.layer_norm_backward(np.ascontiguousarray(g, dtype=np.float32), X, mean, rstd, W)
+        grads = [dx]
+        if w is not None:
+            grads.append(dw)
+        if b is not None:
+            grads.append(db)
+        return tuple(grads)
+    return Tensor._result(y, parents, backward, "layer_norm")
+
+
+def _mask_array(attn_mask, op):
+    if attn_mask is None:
+        return None
+    m = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
+    if m.dtype == np.bool_:
+        return np.ascontiguousarray(m)
+    if m.dtype.kind == "f":
+        return np.ascontiguousarray(m, dtype=np.float32)
+    raise TypeError(f"fastnn.nn.functional.{op}: expected attn_mask to be bool or float, got {m.dtype}")
+
+
+def _math_attention(q, k, v, mask, is_causal, scale, dropout_p, training=True):
+    """softmax(q k^T * scale + mask) (dropout) v through Tensor operations: (out, weights)."""
+    L, S = q.shape[-2], k.shape[-2]
+    scores = (q @ k.transpose(-2, -1)) * float(scale)
+    if is_causal:
+        mask = np.tril(np.ones((L, S), np.bool_))
+    if mask is not None:
+        add = np.where(mask, np.float32(0), np.float32(-np.inf)) if mask.dtype == np.bool_ else mask
+        scores = scores + Tensor(add.astype(np.float32))
+    weights = scores.softmax(-1)
+    if dropout_p > 0 and training:
+        weights = F.dropout(weights, dropout_p, True)
+    return weights @ v, weights
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
+                                 scale=None, enable_gqa=False):
+    """torch.nn.functional.scaled_dot_product_attention on (..., L, E) queries and (..., S, E)
+    keys, (..., S, Ev) values: softmax(Q K^T * scale + mask) V, scale = 1/sqrt(E) by default."""
+    op = "scaled_dot_product_attention"
+    q, k, v = _t(query), _t(key), _t(value)
+    if enable_gqa:
+        raise NotImplementedError(f"fastnn.nn.functional.{op}: enable_gqa is not supported")
+    if q.ndim < 2 or k.ndim != q.ndim or v.ndim != q.ndim:
+        raise ValueError(f"fastnn.nn.functional.{op}: expected query, key and value with the same number "
+                         f"(>= 2) of dims, got {q.shape}, {k.shape}, {v.shape}")
+    if is_causal and attn_mask is not None:
+        raise ValueError(f"fastnn.nn.functional.{op}: is_causal cannot be combined with an explicit attn_mask")
+    mask = _mask_array(attn_mask, op)
+    sc = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    if dropout_p > 0:
+        return _math_attention(q, k, v, mask, is_causal, sc, dropout_p)[0]
+    # The kernel takes (B, NH, L, E): fold leading dims to match (masks broadcast over them).
+    lead = q.shape[:-2]
+    if q.ndim == 4:
+        Q, K, V = (_f32(t, n, op) for t, n in ((q, "query"), (k, "key"), (v, "value")))
+        M = mask
+    else:
+        n = int(np.prod(lead)) if lead else 1
+        Q, K, V = (_f32(t, nm, op).reshape((n, 1) + t.shape[-2:]) for t, nm in ((q, "query"), (k, "key"), (v, "value")))
+        M = mask
+        if M is not None and M.ndim > 2:
+            M = np.ascontiguousarray(np.broadcast_to(M, lead + M.shape[-2:]).reshape((n, 1) + M.shape[-2:]))
+    out, lse = ops.scaled_dot_product_attention_forward(Q, K, V, M, is_causal, sc)
+
+    def backward(g):
+        G = np.ascontiguousarray(g, dtype=np.float32).reshape(out.shape)
+        dq, dk, dv = ops.scaled_dot_product_attention_backward(G, Q, K, V, out, lse, M, is_causal, sc)
+        return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(v.shape)
+    return Tensor._result(out.reshape(lead + out.shape[-2:]), (q, k, v), backward, op)
+
+
+# -- modules ----------------------------------------------------------------------------------
+
+class LayerNorm(Module):
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):
+        super().__init__()
+        self.normalized_shape = ((int(normalized_shape),) if np.ndim(normalized_shape) == 0
+                                 else tuple(int(d) for d in normalized_shape))
+        self.eps, self.elementwise_affine = eps, elementwise_affine
+        self.weight = Parameter(np.ones(self.normalized_shape, np.float32)) if elementwise_affine else None
+        self.bias = Parameter(np.zeros(self.normalized_shape, np.float32)) if elementwise_affine and bias else None
+
+    def forward(self, x):
+        return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+def _mha_mask(attn_mask, key_padding_mask, B, NH, L, S, op):
+    """MultiheadAttention's masks (True = not allowed, floats added) as one SDPA mask (True = keep,
+    floats added), broadcastable to (B, NH, L, S) without materialising more than needed."""
+    ms = []
+    if attn_mask is not None:
+        a = _mask_array(attn_mask, op)
+        if a.shape == (L, S):
+            pass
+        elif a.shape == (B * NH, L, S):
+            a = a.reshape(B, NH, L, S)
+        else:
+            raise ValueError(f"fastnn.nn.{op}: expected attn_mask of shape {(L, S)} or {(B * NH, L, S)}, "
+                             f"got {a.shape}")
+        ms.append(a)
+    if key_padding_mask is not None:
+        kp = _mask_array(key_padding_mask, op)
+        if kp.shape != (B, S):
+            raise ValueError(f"fastnn.nn.{op}: expected key_padding_mask of shape {(B, S)}, got {kp.shape}")
+        ms.append(kp.reshape(B, 1, 1, S))
+    if not ms:
+        return None
+    if all(m.dtype == np.bool_ for m in ms):
+        keep = ~ms[0]
+        for m in ms[1:]:
+            keep = keep & ~m
+        return np.ascontiguousarray(keep)
+    total = None
+    for m in ms:
+        add = np.where(m, np.float32(-np.inf), np.float32(0)) if m.dtype == np.bool_ else m
+        total = add if total is None else total + add
+    return np.ascontiguousarray(total, dtype=np.float32)
+
+
+class MultiheadAttention(Module):
+    """torch.nn.MultiheadAttention's parameters (in_proj_weight (3E, E), in_proj_bias (3E,),
+    out_proj) and forward; kdim/vdim other than embed_dim, add_bias_kv and add_zero_attn are
+    not supported."""
+
+    def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, add_bias_kv=False, add_zero_attn=False,
+                 kdim=None, vdim=None, batch_first=False):
+        super().__init__()
+        if embed_dim <= 0 or num_heads <= 0 or embed_dim % num_heads:
+            raise ValueError(f"fastnn.nn.MultiheadAttention: expected embed_dim divisible by num_heads (both "
+                             f"> 0), got embed_dim={embed_dim}, num_heads={num_heads}")
+        if add_bias_kv or add_zero_attn or (kdim not in (None, embed_dim)) or (vdim not in (None, embed_dim)):
+            raise NotImplementedError("fastnn.nn.MultiheadAttention: add_bias_kv, add_zero_attn and kdim/vdim "
+                                      "other than embed_dim are not supported")
+        self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
+        self.dropout, self.batch_first = float(dropout), batch_first
+        self.in_proj_weight = Parameter(np.empty((3 * embed_dim, embed_dim), np.float32))
+        self.in_proj_bias = Parameter(np.zeros(3 * embed_dim, np.float32)) if bias else None
+        self.out_proj = Linear(embed_dim, embed_dim, bias=bias)
+        init.xavier_uniform_(self.in_proj_weight)
+        if bias:
+            init.constant_(self.out_proj.bias, 0.0)
+
+    def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
+                average_attn_weights=True, is_causal=False):
+        op = "MultiheadAttention"
+        q, k, v = _t(query), _t(key), _t(value)
+        unbatched = q.ndim == 2
+        if unbatched:
+            q, k, v = q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0)
+            if key_padding_mask is not None:
+                key_padding_mask = _mask_array(key_padding_mask, op)[None]
+        elif not self.batch_first:
+            q, k, v = q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)
+        if q.ndim != 3 or k.ndim != 3 or v.ndim != 3 or q.shape[-1] != self.embed_dim:
+            raise ValueError(f"fastnn.nn.{op}: expected (batch, seq, {self.embed_dim}) inputs (or 2-D unbatched), "
+                             f"got {tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")
+        if is_causal and attn_mask is None:
+            raise ValueError(f"fastnn.nn.{op}: need attn_mask if specifying the is_causal hint")
+        B, L, E = q.shape
+        S, NH, HD = k.shape[1], self.num_heads, self.head_dim
+        W, b = self.in_proj_weight, self.in_proj_bias
+        def proj(t, i):
+            return F.linear(t, W[i * E:(i + 1) * E], None if b is None else b[i * E:(i + 1) * E])
+        qh = proj(q, 0).reshape(B, L, NH, HD).transpose(1, 2)
+        kh = proj(k, 1).reshape(B, S, NH, HD).transpose(1, 2)
+        vh = proj(v, 2).reshape(B, S, NH, HD).transpose(1, 2)
+        drop = self.dropout if self.training else 0.0
+        weights = None
+        if need_weights:
+            mask = _mha_mask(attn_mask, key_padding_mask, B, NH, L, S, op)
+            out, weights = _math_attention(qh, kh, vh, mask, False, 1.0 / math.sqrt(HD), drop)
+            if average_attn_weights:
+                weights = weights.mean(1)
+            if unbatched:
+                weights = weights.squeeze(0)
+        elif is_causal and key_padding_mask is None:
+            # the hint: attn_mask is the causal mask, so the kernel may skip the masked blocks
+            out = scaled_dot_product_attention(qh, kh, vh, None, drop, True)
+        else:
+            mask = _mha_mask(attn_mask, key_padding_mask, B, NH, L, S, op)
+            out = scaled_dot_product_attention(qh, kh, vh, mask, drop)
+        out = self.out_proj(out.transpose(1, 2).reshape(B, L, E))
+        if unbatched:
+            out = out.squeeze(0)
+        elif not self.batch_first:
+            out = out.transpose(0, 1)
+        return out, weights
+
+
+def _activation(a):
+    if callable(a):
+        return a
+    if a == "relu":
+        return F.relu
+    if a == "gelu":
+        return F.gelu
+    raise ValueError(f"fastnn.nn.TransformerEncoderLayer: activation should be relu/gelu, not {a!r}")
+
+
+class TransformerEncoderLayer(Module):
+    """torch.nn.TransformerEncoderLayer: self-attention and a feed-forward block, each with a
+    residual connection, post-norm by default (norm_first=True: pre-norm)."""
+
+    def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu",
+                 layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True):
+        super().__init__()
+        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first)
+        self.linear1 = Linear(d_model, dim_feedforward, bias=bias)
+        self.dropout = Dropout(dropout)
+        self.linear2 = Linear(dim_feedforward, d_model, bias=bias)
+        self.norm_first = norm_first
+        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.dropout1 = Dropout(dropout)
+        self.dropout2 = Dropout(dropout)
+        self.activation = _activation(activation)
+
+    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
+        x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
+                           need_weights=False, is_causal=is_causal)[0]
+        return self.dropout1(x)
+
+    def _ff_block(self, x):
+        return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+
+    def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
+        x = _t(src)
+        if self.norm_first:
+            x = x + self._sa_block(self.norm1(x), src_mask, src_key_padding_mask, is_causal)
+            x = x + self._ff_block(self.norm2(x))
+        else:
+            x = self.norm1(x + self._sa_block(x, src_mask, src_key_padding_mask, is_causal))
+            x = self.norm2(x + self._ff_block(x))
+        return x
+
+
+class TransformerEncoder(Module):
+    """torch.nn.TransformerEncoder: num_layers deep copies of encoder_layer, then norm if given."""
+
+    def __init__(self, encoder_layer, num_layers, norm=None):
+        super().__init__()
+        self.layers = ModuleList([copy.deepcopy(encoder_layer) for _ in range(num_layers)])
+        self.num_layers, self.norm = num_layers, norm
+
+    def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=False):
+        x = src
+        for layer in self.layers:
+            x = layer(x, src_mask=mask, src_key_padding_mask=src_key_padding_mask, is_causal=is_causal)
+        return x if self.norm is None else self.norm(x)
+
+
+class PositionalEmbedding(Module):
+    """A learned positional embedding: forward(x) = x + weight[:L] for x (..., L, embedding_dim)
+    with the positions on the second-to-last axis (batch_first layout), weight (num_positions,
+    embedding_dim) initialised N(0, 0.02^2) as in GPT-2."""
+
+    def __init__(self, num_positions, embedding_dim):
+        super().__init__()
+        self.num_positions, self.embedding_dim = num_positions, embedding_dim
+        self.weight = Parameter(np.empty((num_positions, embedding_dim), np.float32))
+        init.normal_(self.weight, 0.0, 0.02)
+
+    def forward(self, x):
+        x = _t(x)
+        L = x.shape[-2]
+        if L > self.num_positions or x.shape[-1] != self.embedding_dim:
+            raise ValueError(f"fastnn.nn.PositionalEmbedding: expected (..., L <= {self.num_positions}, "
+                             f"{self.embedding_dim}) input, got {tuple(x.shape)}")
+        return x + self.weight[:L]
+
+    def extra_repr(self):
+        return f"{self.num_positions}, {self.embedding_dim}"
