@@ -254,3 +254,16 @@ def test_positional_embedding(rng):
     assert not np.asarray(pe.weight.grad)[6:].any()
     with pytest.raises(ValueError, match="PositionalEmbedding"):
         pe(T(np.ones((1, 11, 4))))
+
+
+@needs_torch
+def test_layer_norm_functional_bias_without_weight(rng):
+    x, b = rng.standard_normal((3, 5)), rng.standard_normal(5)
+    xa, ba, xb, bb = T(x), T(b), tt(x), tt(b)
+    ya = F.layer_norm(xa, 5, None, ba)
+    yb = torch.nn.functional.layer_norm(xb, (5,), None, bb)
+    close(ya, yb)
+    (ya * ya).sum().backward()
+    (yb * yb).sum().backward()
+    close(xa.grad, xb.grad.numpy(), 1e-4)
+    close(ba.grad, bb.grad.numpy(), 1e-4)

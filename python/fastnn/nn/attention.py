@@ -56,7 +56,10 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     parents = tuple(t for t in (x, w, b) if t is not None)
 
     def backward(g):
-        dx, dw, db = ops.layer_norm_backward(np.ascontiguousarray(g, dtype=np.float32), X, mean, rstd, W)
+        G = np.ascontiguousarray(g, dtype=np.float32)
+        dx, dw, db = ops.layer_norm_backward(G, X, mean, rstd, W)
+        if b is not None and db is None:  # a bias without a weight: the kernel skips both
+            db = G.reshape((-1,) + shape).sum(axis=0, dtype=np.float64).astype(np.float32)
         grads = [dx]
         if w is not None:
             grads.append(dw)
