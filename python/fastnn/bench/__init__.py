@@ -13,11 +13,8 @@ OPS = {
     "train": "fastnn.bench.train",
     "optim": "fastnn.bench.optim",
     "batchnorm": "fastnn.bench.batchnorm",
-<<<<<<< HEAD
     "rnn": "fastnn.bench.rnn",
-=======
     "attention": "fastnn.bench.attention",
->>>>>>> h-attn
 }
 
 
