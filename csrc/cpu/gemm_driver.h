@@ -198,7 +198,7 @@ struct GemmDriver {
           for (long jr = j0; jr < j1; ++jr) {
             for (int64_t ir = 0; ir < n_ir; ++ir) {
               const int64_t i = ir * mrb, j = jr * NR;
-              tile_at(g, e, ap + ir * MR * kc, kc, g.b + pc * g.ldb + j, g.ldb, i, j,
+              tile_at(g, e, ap + ir * MR * kc, kc, b_in_place(g, pc, j), b_ld(g), i, j,
                       static_cast<int>(std::min<int64_t>(mrb, M - i)));
             }
           }
@@ -212,6 +212,13 @@ struct GemmDriver {
     });
     if (error) std::rethrow_exception(error);
   }
+
+  // B rows pc.. of the panel at column j where B is not packed per call: row-major B in
+  // place, or B packed once by the caller (gemm_pack_b: panel j / NR, rows of NR floats).
+  static const float* b_in_place(const GemmArgs& g, int64_t pc, int64_t j) {
+    return g.b_packed ? g.b + (j / NR) * NR * g.K + pc * NR : g.b + pc * g.ldb + j;
+  }
+  static int64_t b_ld(const GemmArgs& g) { return g.b_packed ? NR : g.ldb; }
 
   // Rows per row tile of a block of mc rows: at most MR, as equal as the count of tiles allows
   // (16 rows: 8 + 8, not 14 + 2, whose 2-row tile loads B for 4 FMAs per k). Each output
@@ -235,7 +242,7 @@ struct GemmDriver {
     const int64_t M = g.M, N = g.N, K = g.K;
     // Small M: each element of B is used by few rows, so packing B would cost as much as the
     // product; read it in place (row-major B only).
-    const bool pack_b_panel = g.trans_b || M > Ukr::NOPACK_B_MAX_M;
+    const bool pack_b_panel = !g.b_packed && (g.trans_b || M > Ukr::NOPACK_B_MAX_M);
     const int64_t nc_max = std::min<int64_t>(Ukr::NC, (N + NR - 1) / NR * NR);
     const int64_t kc_max = std::min<int64_t>(Ukr::KC, K);
     const int64_t mc_max = std::min<int64_t>(Ukr::MC, (M + MR - 1) / MR * MR);
@@ -274,8 +281,8 @@ struct GemmDriver {
             for (long t = t0; t < t1; ++t) {
               const int64_t jr = t / n_ir, ir = t % n_ir;
               const int64_t i = ic + ir * mrb, j = jc + jr * NR;
-              const float* b = pack_b_panel ? bp + jr * NR * kc : g.b + pc * g.ldb + j;
-              tile_at(g, e, ap + ir * MR * kc, kc, b, pack_b_panel ? NR : g.ldb, i, j,
+              const float* b = pack_b_panel ? bp + jr * NR * kc : b_in_place(g, pc, j);
+              tile_at(g, e, ap + ir * MR * kc, kc, b, pack_b_panel ? NR : b_ld(g), i, j,
                       static_cast<int>(std::min<int64_t>(mrb, mc - ir * mrb)));
             }
             if (nt > 1) barrier();  // all tiles done before A (or B) is packed again

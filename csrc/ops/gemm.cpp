@@ -2,6 +2,7 @@
 // batch loop. The kernels behind it assume all of this has happened.
 #include "ops/gemm.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <exception>
 #include <limits>
@@ -90,6 +91,24 @@ GemmTile gemm_tile(Isa isa) {
   }
 }
 
+int64_t gemm_packed_b_floats(int64_t K, int64_t N, Isa isa) {
+  const int64_t nr = gemm_tile(isa).nr;
+  return (N + nr - 1) / nr * nr * K;
+}
+
+void gemm_pack_b(const float* b, int64_t ldb, bool trans_b, int64_t K, int64_t N, Isa isa, float* dst) {
+  const int64_t nr = gemm_tile(isa).nr;
+  for (int64_t j0 = 0; j0 < N; j0 += nr) {
+    float* panel = dst + j0 * K;
+    const int64_t w = std::min<int64_t>(nr, N - j0);
+    for (int64_t k = 0; k < K; ++k) {
+      float* d = panel + k * nr;
+      for (int64_t j = 0; j < w; ++j) d[j] = trans_b ? b[(j0 + j) * ldb + k] : b[k * ldb + j0 + j];
+      for (int64_t j = w; j < nr; ++j) d[j] = 0.0f;
+    }
+  }
+}
+
 void gemm(const GemmArgs& g, Isa isa, int nthreads) {
   gemm_check_sizes(g);
   run_one(g, impl_for(isa), threads_for(g, nthreads));
@@ -99,6 +118,7 @@ void gemm_batched(const GemmArgs& g, int64_t batch, const std::vector<int64_t>& 
                   const std::vector<int64_t>& b_off, const std::vector<int64_t>& c_off,
                   Isa isa, int nthreads) {
   gemm_check_sizes(g);
+  if (g.b_packed) throw std::invalid_argument("fastnn.ops.gemm: a packed B is for single products");
   if (static_cast<int64_t>(a_off.size()) != batch || static_cast<int64_t>(b_off.size()) != batch ||
       (g.c && static_cast<int64_t>(c_off.size()) != batch)) {
     throw std::invalid_argument("fastnn.ops.gemm: batch offsets do not match the batch count");

@@ -38,6 +38,10 @@ struct GemmArgs {
   const float* bias = nullptr;      // (N,): out[i, j] += bias[j]
   const float* bias_row = nullptr;  // (M,): out[i, j] += bias_row[i]
   Activation act = Activation::None;
+  // b already packed by gemm_pack_b for the ISA this product runs on (ldb and trans_b are then
+  // ignored): a B used by many products (a recurrent layer's W_hh at every time step) is laid
+  // out once as the micro-kernel reads it. Single products only (not gemm_batched).
+  bool b_packed = false;
 };
 
 // Register tile of an ISA's micro-kernel, exported so tests can aim at its edges.
@@ -57,6 +61,12 @@ void gemm_batched(const GemmArgs& g, int64_t batch, const std::vector<int64_t>& 
                   Isa isa, int nthreads);
 
 GemmTile gemm_tile(Isa isa);
+
+// op(B) (K, N) (B stored (K, N) with row stride ldb, or (N, K) when trans_b) packed for isa's
+// micro-kernel: panels of NR = gemm_tile(isa).nr columns, dst[(j / NR)*NR*K + k*NR + j % NR],
+// zero past N. gemm_packed_b_floats gives dst's size.
+int64_t gemm_packed_b_floats(int64_t K, int64_t N, Isa isa);
+void gemm_pack_b(const float* b, int64_t ldb, bool trans_b, int64_t K, int64_t N, Isa isa, float* dst);
 
 // Per-ISA implementations (csrc/cpu/gemm.cpp, csrc/cpu/avx2/gemm.cpp, csrc/cpu/avx512/gemm.cpp).
 // They assume validated arguments with M, N > 0.
