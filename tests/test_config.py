@@ -82,8 +82,11 @@ def fake_dist_info(site, version, editable_src=None):
 
 
 def copy_package(site):
-    shutil.copytree(os.path.dirname(fastnn.__file__), site / "fastnn",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    here = os.path.dirname(fastnn.__file__)
+    shutil.copytree(here, site / "fastnn", ignore=shutil.ignore_patterns("__pycache__"))
+    libs = here + ".libs"  # a repaired wheel's bundled libraries (libgomp), found via RPATH
+    if os.path.isdir(libs):
+        shutil.copytree(libs, site / "fastnn.libs")
 
 
 VERSION_REPORT = "import fastnn; print(fastnn.__version__)"
