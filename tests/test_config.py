@@ -3,7 +3,7 @@ are read once per process (tested in child interpreters)."""
 import json
 import os
 import re
-from importlib import metadata
+import shutil
 
 import numpy as np
 import pytest
@@ -66,12 +66,72 @@ def test_build_info_is_consistent():
 def test_version_is_a_string():
     assert isinstance(fastnn.__version__, str) and fastnn.__version__
     assert isinstance(_core.__version__, str) and _core.__version__ == INFO["version"]
-    try:
-        installed = metadata.version("fastnn")
-    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
-        assert fastnn.__version__ == "0.0.0+unknown"
-    else:
-        assert fastnn.__version__ == installed
+    # Either the metadata describes this copy (then the extension matched it, or import failed)
+    # or there is none for it (a source tree on PYTHONPATH): both give the extension's version.
+    assert fastnn.__version__ == _core.__version__
+
+
+# Copies of the package beside made-up distribution metadata, imported in a fresh interpreter.
+def fake_dist_info(site, version, editable_src=None):
+    d = site / f"fastnn-{version}.dist-info"
+    d.mkdir(parents=True)
+    (d / "METADATA").write_text(f"Metadata-Version: 2.1\nName: fastnn\nVersion: {version}\n")
+    if editable_src is not None:
+        (d / "direct_url.json").write_text(json.dumps(
+            {"url": editable_src.as_uri(), "dir_info": {"editable": True}}))
+
+
+def copy_package(site):
+    here = os.path.dirname(fastnn.__file__)
+    shutil.copytree(here, site / "fastnn", ignore=shutil.ignore_patterns("__pycache__"))
+    libs = here + ".libs"  # a repaired wheel's bundled libraries (libgomp), found via RPATH
+    if os.path.isdir(libs):
+        shutil.copytree(libs, site / "fastnn.libs")
+
+
+VERSION_REPORT = "import fastnn; print(fastnn.__version__)"
+
+
+def run_with_path(paths, code=VERSION_REPORT):
+    """Run code with only `paths` (and the standard library, NumPy) providing fastnn."""
+    return run_python(code, {"PYTHONPATH": os.pathsep.join(map(str, paths))}, check=False)
+
+
+def test_version_mismatch_is_a_clear_import_error(tmp_path):
+    copy_package(tmp_path)
+    fake_dist_info(tmp_path, "9.9.9")  # the metadata beside the package says another version
+    p = run_with_path([tmp_path])
+    assert p.returncode != 0
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError:"), p.stderr
+    assert "9.9.9" in last and _core.__version__ in last and "stale build" in last, last
+    assert "reinstall" in last, last
+
+
+def test_version_matching_metadata_is_used(tmp_path):
+    copy_package(tmp_path)
+    fake_dist_info(tmp_path, _core.__version__)
+    p = run_with_path([tmp_path])
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == _core.__version__
+
+
+def test_version_metadata_of_another_copy_is_ignored(tmp_path):
+    # A source tree on PYTHONPATH in front of an installed fastnn of another version: no error,
+    # the version is the extension's (the installed metadata is not about this copy).
+    copy_package(tmp_path / "src")
+    fake_dist_info(tmp_path / "site", "9.9.9")
+    p = run_with_path([tmp_path / "src", tmp_path / "site"])
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == _core.__version__
+
+
+def test_version_editable_metadata_is_checked(tmp_path):
+    # An editable install's metadata names the source tree: a stale extension there fails.
+    copy_package(tmp_path / "tree" / "python")
+    fake_dist_info(tmp_path / "site", "9.9.9", editable_src=tmp_path / "tree")
+    p = run_with_path([tmp_path / "tree" / "python", tmp_path / "site"])
+    assert p.returncode != 0 and "stale build" in p.stderr, p.stderr
 
 
 # ---------------------------------------------------------------------------------------------

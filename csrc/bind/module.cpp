@@ -55,6 +55,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("build_info", &build_info, "Build and run-time configuration as a dict.");
   m.def("get_num_threads", &get_num_threads, "Threads each kernel may use.");
   m.def("set_num_threads", &set_num_threads, py::arg("n"), "Set the threads each kernel may use (n >= 1).");
+  m.def("forked_child", &forked_child,
+        "True in a process forked after kernels ran on several OpenMP threads (then single-threaded).");
   m.def("cached_bytes", &cached_bytes,
         "Bytes of freed output blocks kept for reuse (arrays of 1 MiB and more).");
   m.def("empty_cache", &empty_cache, "Free the output blocks kept for reuse.");

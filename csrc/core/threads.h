@@ -1,7 +1,8 @@
 // The process-wide thread count and the one parallel-region helper every kernel uses.
 //
 // The count starts from FASTNN_NUM_THREADS, then OMP_NUM_THREADS, then the number of cores,
-// and is passed to each parallel region explicitly. Kernels split work over outputs with a
+// and is passed to each parallel region explicitly; a lower omp_set_num_threads limit in the
+// calling thread (threadpoolctl) caps it, and a forked child runs single-threaded. Kernels split work over outputs with a
 // static, thread-count-independent blocking, so results never depend on the count.
 // Without OpenMP everything runs on the calling thread and the count is 1.
 #pragma once
@@ -11,8 +12,9 @@
 
 namespace fastnn {
 
-int get_num_threads();
+int get_num_threads();         // the count, lowered by the calling thread's omp_set_num_threads
 void set_num_threads(int n);  // n >= 1; throws std::invalid_argument otherwise
+bool forked_child();          // forked after kernels ran threaded: single-threaded from then on
 bool openmp_enabled();
 int openmp_version();             // _OPENMP (yyyymm), 0 without OpenMP
 const char* openmp_library();     // file name of the OpenMP runtime, "" if unknown

@@ -1,7 +1,7 @@
 """fastnn: hand-written neural-network kernels with NumPy references, and a PyTorch-like layer over
 them (fastnn.Tensor, fastnn.nn, fastnn.optim, fastnn.data, fastnn.train)."""
-from ._version import __version__
 from . import _core
+from ._version import __version__  # checks that _core is this package's build
 from ._config import cached_memory, empty_cache, get_num_threads, set_num_threads, show_config
 from . import ops, ref
 from .random import manual_seed, seed

@@ -10,8 +10,22 @@ if _core.build_info()["isa_env_warning"]:
     warnings.warn(_core.build_info()["isa_env_warning"], RuntimeWarning, stacklevel=3)
 
 
+def _after_fork_in_child() -> None:
+    if _core.forked_child():
+        warnings.warn("fastnn: this process was forked after fastnn's kernels ran on several OpenMP "
+                      "threads, which do not survive fork(); fastnn runs single-threaded here. Use "
+                      "multiprocessing's 'spawn' or 'forkserver' start method for threaded kernels "
+                      "in worker processes.", RuntimeWarning, stacklevel=2)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def get_num_threads() -> int:
-    """Threads each kernel may use (FASTNN_NUM_THREADS, then OMP_NUM_THREADS, then the cores)."""
+    """Threads each kernel may use (FASTNN_NUM_THREADS, then OMP_NUM_THREADS, then the cores;
+    lowered while threadpoolctl limits OpenMP in this thread; 1 in a child forked after threaded
+    kernels ran)."""
     return _core.get_num_threads()
 
 

@@ -496,7 +496,11 @@ bool conv2d_backward_weight_direct_avx512(const Conv2dShape& s, const float* dy,
   // the padding of xpad and the channels past OC/G in dyt stay zero.
   std::vector<AlignedBuf> xpads;
   for (int i = 0; i < nt_used; ++i) xpads.push_back(aligned_floats(pd.size));
-  std::vector<std::vector<float>> dyts(nt_used, std::vector<float>(npanel * OHW * pw, 0.0f));
+  // Not the (count, value) constructor: its std:: helper compiled here (AVX-512) is a weak
+  // symbol that csrc/ops/conv2d.cpp also instantiates, and the linker may keep this copy for
+  // both (scripts/check_baseline_isa.py).
+  std::vector<std::vector<float>> dyts(nt_used);
+  for (std::vector<float>& d : dyts) d.assign(static_cast<size_t>(npanel * OHW * pw), 0.0f);
   parallel(nt_used, [&](int tid, int nt) {
     long c0, c1;
     split_range(nchunk, tid, nt, &c0, &c1);

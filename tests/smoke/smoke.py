@@ -1,0 +1,142 @@
+"""Smoke test of an installed fastnn: every op in fastnn.ops once, on small shapes, against the
+float64 NumPy reference of the same name in fastnn.ref, with the ISA the dispatcher picked.
+
+Meant for a wheel in a fresh environment, possibly under an emulated CPU (qemu-x86_64 -cpu
+Nehalem): plain Python, no pytest, a few seconds natively. Run from anywhere but the source
+tree's python/ folder (the installed package must be the one imported):
+
+    python tests/smoke/smoke.py                            # prints show_config, one line per op
+    FASTNN_EXPECT_ISA=avx2 python tests/smoke/smoke.py     # also fail unless avx2 was selected
+
+Exit status 0 when every check passed. An op in fastnn.ops without a case here fails the run:
+add its case to CASES (one entry: name -> function building the arguments).
+"""
+import os
+import sys
+import traceback
+
+import numpy as np
+
+import fastnn
+from fastnn import ops, ref
+
+RNG = np.random.default_rng(0)
+
+
+def randn(*shape):
+    return RNG.standard_normal(shape, dtype=np.float32)
+
+
+def positive(*shape):
+    return np.abs(randn(*shape)) + 0.1
+
+
+# name -> () -> (args, kwargs); both fastnn.ops.<name> and fastnn.ref.<name> get fresh copies.
+CASES = {
+    "gemm": lambda: ((randn(33, 70), randn(41, 70)), dict(trans_b=True, bias=randn(41), activation="relu")),
+    "conv2d_forward": lambda: ((randn(2, 3, 6, 5), randn(4, 3, 3, 3), randn(4)), dict(padding=1)),
+    "conv2d_backward_data": lambda: ((randn(2, 4, 6, 5), randn(4, 3, 3, 3), (2, 3, 6, 5)), dict(padding=1)),
+    "conv2d_backward_weight": lambda: ((randn(2, 4, 6, 5), randn(2, 3, 6, 5), (4, 3, 3, 3)), dict(padding=1)),
+    "conv2d_backward_bias": lambda: ((randn(2, 4, 3, 3),), {}),
+    "max_pool2d_forward": lambda: ((randn(2, 3, 7, 6), 2), {}),
+    "max_pool2d_backward": lambda: _max_pool_backward(),
+    "avg_pool2d_forward": lambda: ((randn(2, 3, 7, 6), 3), dict(stride=2, padding=1)),
+    "avg_pool2d_backward": lambda: ((randn(2, 3, 4, 3), randn(2, 3, 7, 6), 3), dict(stride=2, padding=1)),
+    "global_avg_pool2d_forward": lambda: ((randn(2, 3, 5, 4),), {}),
+    "global_avg_pool2d_backward": lambda: ((randn(2, 3, 1, 1), randn(2, 3, 5, 4)), {}),
+    "relu_forward": lambda: ((randn(37),), {}),
+    "relu_backward": lambda: ((randn(37), randn(37)), {}),
+    "leaky_relu_forward": lambda: ((randn(37), 0.2), {}),
+    "leaky_relu_backward": lambda: ((randn(37), randn(37), 0.2), {}),
+    "sigmoid_forward": lambda: ((randn(37),), {}),
+    "sigmoid_backward": lambda: ((randn(37), RNG.random(37, dtype=np.float32)), {}),
+    "tanh_forward": lambda: ((randn(37),), {}),
+    "tanh_backward": lambda: ((randn(37), np.tanh(randn(37))), {}),
+    "gelu_forward": lambda: ((randn(37),), {}),
+    "gelu_backward": lambda: ((randn(37), randn(37)), dict(approximate="tanh")),
+    "softmax_forward": lambda: ((randn(3, 19),), {}),
+    "softmax_backward": lambda: ((randn(3, 19), _softmax(randn(3, 19))), {}),
+    "log_softmax_forward": lambda: ((randn(3, 19), 0), {}),
+    "log_softmax_backward": lambda: ((randn(3, 19), np.log(_softmax(randn(3, 19)))), {}),
+    "cross_entropy_forward": lambda: ((randn(6, 5), RNG.integers(0, 5, 6)), dict(label_smoothing=0.1)),
+    "cross_entropy_backward": lambda: ((np.float32(1.0), randn(6, 5), RNG.integers(0, 5, 6)), {}),
+    "sgd_step": lambda: (([randn(9), randn(2, 3)], [randn(9), randn(2, 3)], [randn(9), randn(2, 3)], 0.1),
+                         dict(momentum=0.9, weight_decay=0.01)),
+    "adam_step": lambda: (([randn(9)], [randn(9)], [randn(9)], [positive(9)], 3), dict(lr=0.01)),
+    "grad_norm": lambda: (([randn(9), randn(2, 3)],), {}),
+    "batch_norm2d_forward": lambda: ((randn(3, 4, 3, 2), randn(4), randn(4), randn(4), positive(4), True), {}),
+    "batch_norm2d_backward": lambda: ((randn(3, 4, 3, 2), randn(3, 4, 3, 2), randn(4), randn(4), positive(4)), {}),
+    "embedding_forward": lambda: ((randn(10, 4), RNG.integers(0, 10, (2, 3))), dict(padding_idx=0)),
+    "embedding_backward": lambda: ((randn(2, 3, 4), RNG.integers(0, 10, (2, 3)), 10), {}),
+}
+
+
+def _softmax(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return (e / e.sum(-1, keepdims=True)).astype(np.float32)
+
+
+def _max_pool_backward():
+    x = randn(2, 3, 7, 6)
+    _, idx = ref.max_pool2d_forward(x, 2)
+    return (randn(*idx.shape), x, idx, 2), {}
+
+
+def copy(v):
+    if isinstance(v, np.ndarray):
+        return v.copy()
+    if isinstance(v, list):
+        return [copy(a) for a in v]
+    return v
+
+
+def arrays(v):
+    """Every array in a result (and in the arguments that ops update in place)."""
+    if isinstance(v, (list, tuple)):
+        return [a for x in v for a in arrays(x)]
+    return [] if v is None or isinstance(v, (int, str)) else [np.asarray(v)]
+
+
+def check(name):
+    args, kwargs = CASES[name]()
+    got_args, want_args = copy(list(args)), copy(list(args))
+    got = getattr(ops, name)(*got_args, **kwargs)
+    want = getattr(ref, name)(*want_args, **kwargs)
+    if name in ("sgd_step", "adam_step"):  # updated in place: compare the arguments
+        got, want = got_args, want_args
+    got, want = arrays(got), arrays(want)
+    assert len(got) == len(want), f"{len(got)} results, reference {len(want)}"
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert g.shape == w.shape, f"result {i}: shape {g.shape}, reference {w.shape}"
+        if w.dtype.kind in "iub":
+            assert np.array_equal(g, w), f"result {i}: integers differ from the reference"
+        else:
+            # float32 kernels against float64 references on sums of a few dozen terms.
+            np.testing.assert_allclose(g, w, rtol=2e-4, atol=2e-5, err_msg=f"result {i}")
+
+
+def main():
+    fastnn.show_config()
+    info = fastnn._core.build_info()
+    failures = []
+    expect = os.environ.get("FASTNN_EXPECT_ISA")
+    if expect and info["isa_selected"] != expect:
+        failures.append(f"ISA: selected {info['isa_selected']}, expected {expect} "
+                        f"(supported: {', '.join(info['isa_supported'])})")
+    missing = sorted(set(ops.__all__) - set(CASES))
+    if missing:
+        failures.append(f"no smoke case for fastnn.ops.{', '.join(missing)}: add it to CASES in {__file__}")
+    for name in sorted(set(ops.__all__) & set(CASES)):
+        try:
+            check(name)
+            print(f"ok    {name}")
+        except Exception:  # every op is reported, not only the first failure
+            print(f"FAIL  {name}\n{traceback.format_exc()}")
+            failures.append(name)
+    print(f"fastnn smoke ({info['isa_selected']}, {fastnn.get_num_threads()} threads, "
+          f"{fastnn.__file__}): {len(failures)} failure(s)" + "".join(f"\n  {f}" for f in failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
