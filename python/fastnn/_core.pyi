@@ -106,6 +106,22 @@ def grad_norm(arrays: collections.abc.Sequence[numpy.ndarray], norm_type: typing
     """
     The total norm of order norm_type over all arrays, in float64; see fastnn.ops.grad_norm.
     """
+def gru_backward(dy: numpy.ndarray, dh_n: numpy.ndarray, x: numpy.ndarray, h0: numpy.ndarray, w_ih: numpy.ndarray, w_hh: numpy.ndarray, y: numpy.ndarray, ws: numpy.ndarray, reverse: bool = False, isa: str | None = None) -> tuple:
+    """
+    (dx, dh0, dw_ih, dw_hh, db_ih, db_hh); see fastnn.ops.gru_backward.
+    """
+def gru_forward(x: numpy.ndarray, h0: numpy.ndarray, w_ih: numpy.ndarray, w_hh: numpy.ndarray, b_ih: numpy.ndarray | None = None, b_hh: numpy.ndarray | None = None, reverse: bool = False, isa: str | None = None) -> tuple:
+    """
+    (y, h_n, ws); see fastnn.ops.gru_forward.
+    """
+def layer_norm_backward(dy: numpy.ndarray, x: numpy.ndarray, mean: numpy.ndarray, rstd: numpy.ndarray, weight: numpy.ndarray | None = None, isa: str | None = None) -> tuple:
+    """
+    (dx, dweight, dbias) of layer norm; see fastnn.ops.layer_norm_backward.
+    """
+def layer_norm_forward(x: numpy.ndarray, normalized_shape: numpy.ndarray, weight: numpy.ndarray | None = None, bias: numpy.ndarray | None = None, eps: typing.SupportsFloat | typing.SupportsIndex = 1e-05, isa: str | None = None) -> tuple:
+    """
+    (y, mean, rstd) of layer norm over the trailing dims; see fastnn.ops.layer_norm_forward.
+    """
 def leaky_relu_backward(dy: numpy.ndarray, x: numpy.ndarray, negative_slope: float = 0.01, out: numpy.ndarray | None = None, isa: str | None = None) -> numpy.ndarray:
     """
     dx = dy * (x > 0 ? 1 : negative_slope).
@@ -122,6 +138,14 @@ def log_softmax_forward(x: numpy.ndarray, dim: typing.SupportsInt | typing.Suppo
     """
     log_softmax of x along dim; see fastnn.ops.log_softmax_forward.
     """
+def lstm_backward(dy: numpy.ndarray, dh_n: numpy.ndarray, dc_n: numpy.ndarray, x: numpy.ndarray, h0: numpy.ndarray, c0: numpy.ndarray, w_ih: numpy.ndarray, w_hh: numpy.ndarray, y: numpy.ndarray, ws: numpy.ndarray, reverse: bool = False, isa: str | None = None) -> tuple:
+    """
+    (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh); see fastnn.ops.lstm_backward.
+    """
+def lstm_forward(x: numpy.ndarray, h0: numpy.ndarray, c0: numpy.ndarray, w_ih: numpy.ndarray, w_hh: numpy.ndarray, b_ih: numpy.ndarray | None = None, b_hh: numpy.ndarray | None = None, reverse: bool = False, isa: str | None = None) -> tuple:
+    """
+    (y, h_n, c_n, ws); see fastnn.ops.lstm_forward.
+    """
 def max_pool2d_backward(dy: numpy.ndarray, x: numpy.ndarray, indices: numpy.ndarray, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None, padding: int | tuple[int, int] = 0, dilation: int | tuple[int, int] = 1, ceil_mode: bool = False, relu: bool = False, out: numpy.ndarray | None = None, isa: str | None = None) -> numpy.ndarray:
     """
     dx of max pooling from dy and the forward's indices (through a ReLU when relu).
@@ -137,6 +161,22 @@ def relu_backward(dy: numpy.ndarray, x: numpy.ndarray, out: numpy.ndarray | None
 def relu_forward(x: numpy.ndarray, out: numpy.ndarray | None = None, isa: str | None = None) -> numpy.ndarray:
     """
     Elementwise activation; see fastnn.ops.
+    """
+def rnn_backward(dy: numpy.ndarray, dh_n: numpy.ndarray, x: numpy.ndarray, h0: numpy.ndarray, w_ih: numpy.ndarray, w_hh: numpy.ndarray, y: numpy.ndarray, ws: numpy.ndarray, nonlinearity: str = 'tanh', reverse: bool = False, isa: str | None = None) -> tuple:
+    """
+    (dx, dh0, dw_ih, dw_hh, db_ih, db_hh); see fastnn.ops.rnn_backward.
+    """
+def rnn_forward(x: numpy.ndarray, h0: numpy.ndarray, w_ih: numpy.ndarray, w_hh: numpy.ndarray, b_ih: numpy.ndarray | None = None, b_hh: numpy.ndarray | None = None, nonlinearity: str = 'tanh', reverse: bool = False, isa: str | None = None) -> tuple:
+    """
+    (y, h_n, ws); see fastnn.ops.rnn_forward.
+    """
+def scaled_dot_product_attention_backward(dout: numpy.ndarray, q: numpy.ndarray, k: numpy.ndarray, v: numpy.ndarray, out: numpy.ndarray, lse: numpy.ndarray, attn_mask: numpy.ndarray | None = None, is_causal: bool = False, scale: numpy.ndarray | None = None, isa: str | None = None) -> tuple:
+    """
+    (dq, dk, dv) of fused attention; see fastnn.ops.scaled_dot_product_attention_backward.
+    """
+def scaled_dot_product_attention_forward(q: numpy.ndarray, k: numpy.ndarray, v: numpy.ndarray, attn_mask: numpy.ndarray | None = None, is_causal: bool = False, scale: numpy.ndarray | None = None, isa: str | None = None) -> tuple:
+    """
+    (out, lse) of fused attention; see fastnn.ops.scaled_dot_product_attention_forward.
     """
 def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
     """

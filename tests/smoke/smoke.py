@@ -68,7 +68,55 @@ CASES = {
     "batch_norm2d_backward": lambda: ((randn(3, 4, 3, 2), randn(3, 4, 3, 2), randn(4), randn(4), positive(4)), {}),
     "embedding_forward": lambda: ((randn(10, 4), RNG.integers(0, 10, (2, 3))), dict(padding_idx=0)),
     "embedding_backward": lambda: ((randn(2, 3, 4), RNG.integers(0, 10, (2, 3)), 10), {}),
+    "layer_norm_forward": lambda: ((randn(3, 4, 5), (5,), randn(5), randn(5)), {}),
+    "layer_norm_backward": lambda: _layer_norm_backward(),
+    "scaled_dot_product_attention_forward": lambda: ((randn(1, 2, 5, 8), randn(1, 2, 7, 8), randn(1, 2, 7, 8)),
+                                                     dict(attn_mask=RNG.random((5, 7)) < 0.8)),
+    "scaled_dot_product_attention_backward": lambda: _sdpa_backward(),
 }
+
+# Ops whose reference keeps a different state between its forward and backward (the recurrent
+# layers: fastnn.ops returns an opaque workspace, fastnn.ref.rnn a cache): one check per op runs
+# the forward and the backward of both and compares every output.
+RECURRENT = {f"{kind}{cell}_{way}": (kind, bool(cell)) for kind in ("lstm", "gru", "rnn")
+             for cell in ("", "_cell") for way in ("forward", "backward")}
+
+
+def _layer_norm_backward():
+    x, w = randn(3, 4, 5), randn(5)
+    _, mean, rstd = ref.layer_norm_forward(x, (5,), w, None)
+    return (randn(3, 4, 5), x, mean.astype(np.float32), rstd.astype(np.float32), w), {}
+
+
+def _sdpa_backward():
+    q, k, v = randn(1, 2, 5, 8), randn(1, 2, 7, 8), randn(1, 2, 7, 8)
+    out, lse = ref.scaled_dot_product_attention_forward(q, k, v, is_causal=True)
+    return (randn(1, 2, 5, 8), q, k, v, out.astype(np.float32), lse.astype(np.float32)), dict(is_causal=True)
+
+
+def check_recurrent(kind, cell):
+    from fastnn.ref import rnn as rref
+    G = {"lstm": 4, "gru": 3, "rnn": 1}[kind]
+    T, B, I, H = (1 if cell else 3), 2, 5, 4
+    x, h0, c0 = randn(T, B, I), randn(B, H), randn(B, H)
+    w_ih, w_hh, b_ih, b_hh = randn(G * H, I), randn(G * H, H), randn(G * H), randn(G * H)
+    dy, dh, dc = randn(T, B, H), randn(B, H), randn(B, H)
+    st = (h0, c0) if kind == "lstm" else (h0,)
+    ds = (dh, dc) if kind == "lstm" else (dh,)
+    extra = ("tanh",) if kind == "rnn" else ()
+    want_f = getattr(rref, f"{kind}_forward")(x, *st, w_ih, w_hh, b_ih, b_hh, *extra)
+    want_b = getattr(rref, f"{kind}_backward")(np.zeros_like(dy) if cell else dy, *ds, want_f[-1])
+    if cell:
+        got_f = getattr(ops, f"{kind}_cell_forward")(x[0], *st, w_ih, w_hh, b_ih, b_hh, *extra)
+        got_b = getattr(ops, f"{kind}_cell_backward")(*ds, x[0], *st, w_ih, w_hh, got_f[-1], *extra)
+        got_f, want_f = got_f[:-1], want_f[1:-1]  # the new states
+        got_b = (got_b[0][None],) + tuple(got_b[1:])
+    else:
+        fwd = getattr(ops, f"{kind}_forward")(x, *st, w_ih, w_hh, b_ih, b_hh, *extra)
+        got_b = getattr(ops, f"{kind}_backward")(dy, *ds, x, *st, w_ih, w_hh, fwd[0], fwd[-1], *extra)
+        got_f, want_f = fwd[:-1], want_f[:-1]
+    for i, (g, w) in enumerate(zip(list(got_f) + list(got_b), list(want_f) + list(want_b))):
+        np.testing.assert_allclose(g, w, rtol=2e-4, atol=2e-5, err_msg=f"result {i}")
 
 
 def _softmax(x):
@@ -98,6 +146,8 @@ def arrays(v):
 
 
 def check(name):
+    if name in RECURRENT:
+        return check_recurrent(*RECURRENT[name])
     args, kwargs = CASES[name]()
     got_args, want_args = copy(list(args)), copy(list(args))
     got = getattr(ops, name)(*got_args, **kwargs)
@@ -123,10 +173,10 @@ def main():
     if expect and info["isa_selected"] != expect:
         failures.append(f"ISA: selected {info['isa_selected']}, expected {expect} "
                         f"(supported: {', '.join(info['isa_supported'])})")
-    missing = sorted(set(ops.__all__) - set(CASES))
+    missing = sorted(set(ops.__all__) - set(CASES) - set(RECURRENT))
     if missing:
         failures.append(f"no smoke case for fastnn.ops.{', '.join(missing)}: add it to CASES in {__file__}")
-    for name in sorted(set(ops.__all__) & set(CASES)):
+    for name in sorted(set(ops.__all__) & (set(CASES) | set(RECURRENT))):
         try:
             check(name)
             print(f"ok    {name}")
