@@ -159,6 +159,29 @@ void weight_grads(const RnnShape& s, const Mm& mm, const float* dG, const float*
                   const float* h0, const float* y, const float* w_ih, float* dx, float* dw_ih, float* dw_hh) {
   const int64_t T = s.T, B = s.B, I = s.I, H = s.H, GH = s.gates() * H, TB = T * B;
   mm(TB, I, GH, dG, GH, false, w_ih, I, false, dx, I);
+  if (dG == dGh && T > 1) {
+    // One product for both: [dW_ih | dW_hh] = dG^T [X | H_prev], so dG^T (the large operand,
+    // transposed while packed) is packed once, and the product is wider (I + H columns).
+    // H_prev row block t: the state before step t (h0, zeros without it, for the first step).
+    const int64_t IH = I + H;
+    Scratch z(TB * IH), out(GH * IH);
+    for (int64_t t = 0; t < T; ++t) {
+      const bool first = s.reverse ? t == T - 1 : t == 0;
+      const float* hp = first ? h0 : y + (s.reverse ? t + 1 : t - 1) * B * H;
+      for (int64_t b = 0; b < B; ++b) {
+        float* row = z.get() + (t * B + b) * IH;
+        std::memcpy(row, x + (t * B + b) * I, static_cast<size_t>(I) * sizeof(float));
+        if (hp) std::memcpy(row + I, hp + b * H, static_cast<size_t>(H) * sizeof(float));
+        else std::fill(row + I, row + IH, 0.0f);
+      }
+    }
+    mm(GH, IH, TB, dG, GH, true, z.get(), IH, false, out.get(), IH);
+    for (int64_t r = 0; r < GH; ++r) {
+      std::memcpy(dw_ih + r * I, out.get() + r * IH, static_cast<size_t>(I) * sizeof(float));
+      std::memcpy(dw_hh + r * H, out.get() + r * IH + I, static_cast<size_t>(H) * sizeof(float));
+    }
+    return;
+  }
   mm(GH, I, TB, dG, GH, true, x, I, false, dw_ih, I);
   // Steps after the first, all in one product: forward order pairs dG rows of t = 1..T-1 with
   // y rows 0..T-2; reverse pairs t = 0..T-2 with y rows 1..T-1. With T == 1 this is K = 0 and
