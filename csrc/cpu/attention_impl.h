@@ -25,6 +25,9 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr int QB = kAttnBQ;
+// Causal diagonal blocks are cut into strips of this many keys (and queries): see the forward.
+constexpr int kDiagStrip = 16;
+static_assert(kAttnBQ == kAttnBK && kAttnBK % kDiagStrip == 0, "diagonal strips need square tiles");
 
 // Sets the masked scores of st (jn keys x QB lanes, key block at j0, query block at i0 with iN
 // valid queries) to -inf and adds a float mask: lanes past the last query, the causal triangle,
@@ -105,7 +108,16 @@ void attention_forward_tiles(const AttentionArgs& a, float* out, float* lse, int
     const int64_t jend = key_end(a, i0, iN);
     for (int64_t j0 = 0; j0 < jend; j0 += kAttnBK) {
       const int jn = static_cast<int>(std::min<int64_t>(kAttnBK, jend - j0));
-      UK::gemm(jn, QB, D, kb + j0 * D, D, 1, qt, QB, st, QB, false);  // st = K_blk (scale Q)^T
+      // A causal diagonal block (keys [i0, i0 + 64) of queries [i0, i0 + 64)) in strips of SW:
+      // key strip s is hidden from queries [0, s*SW), so those parts (3/8 of the block) are
+      // neither computed nor read (mask_tile sets their scores to -inf; the products skip them).
+      const bool diag = a.causal && j0 == i0 && jn == kAttnBK && iN == QB;
+      if (diag) {
+        for (int o = 0; o < kAttnBK; o += kDiagStrip)
+          UK::gemm(kDiagStrip, QB - o, D, kb + (j0 + o) * D, D, 1, qt + o, QB, st + o * QB + o, QB, false);
+      } else {
+        UK::gemm(jn, QB, D, kb + j0 * D, D, 1, qt, QB, st, QB, false);  // st = K_blk (scale Q)^T
+      }
       mask_tile(a, b, h, i0, iN, j0, jn, st);
       for (int i = 0; i < QB; ++i) mt[i] = m[i];
       for (int j = 0; j < jn; ++j)
@@ -129,7 +141,12 @@ void attention_forward_tiles(const AttentionArgs& a, float* out, float* lse, int
       }
       UK::exp_tile(st, jn, mt, lsum);
       for (int i = 0; i < QB; ++i) l[i] += lsum[i];
-      UK::gemm(DV, QB, jn, vb + j0 * DV, 1, DV, st, QB, ot, QB, true);  // ot += V_blk^T P^T
+      if (diag) {  // query strip [o, o + SW) sees keys [0, o + SW)
+        for (int o = 0; o < QB; o += kDiagStrip)
+          UK::gemm(DV, kDiagStrip, o + kDiagStrip, vb + j0 * DV, 1, DV, st + o, QB, ot + o, QB, true);
+      } else {
+        UK::gemm(DV, QB, jn, vb + j0 * DV, 1, DV, st, QB, ot, QB, true);  // ot += V_blk^T P^T
+      }
     }
     float* ob = out + (bh * a.L + i0) * DV;
     float* lb = lse + bh * a.L + i0;
@@ -190,16 +207,41 @@ void attention_backward_tiles(const AttentionArgs& a, const float* dout, const f
       const int64_t first = a.causal ? std::min(j0 / QB * QB, Lp) : 0;
       for (int64_t i0 = first; i0 < L; i0 += QB) {
         const int iN = static_cast<int>(std::min<int64_t>(QB, L - i0));
-        UK::gemm(jn, QB, D, kb + j0 * D, D, 1, qt + i0, Lp, st, QB, false);  // the forward's scores
+        // The causal diagonal block skips its hidden parts strip by strip, as in the forward:
+        // not computed, not read.
+        const bool diag = a.causal && i0 == j0 && jn == KB && iN == QB;
+        constexpr int SW = kDiagStrip;
+        if (diag) {
+          for (int o = 0; o < KB; o += SW)
+            UK::gemm(SW, QB - o, D, kb + (j0 + o) * D, D, 1, qt + i0 + o, Lp, st + o * QB + o, QB, false);
+        } else {
+          UK::gemm(jn, QB, D, kb + j0 * D, D, 1, qt + i0, Lp, st, QB, false);  // the forward's scores
+        }
         mask_tile(a, b, h, i0, iN, j0, jn, st);
         UK::exp_tile(st, jn, lsev + i0, nullptr);                             // p = exp(s - lse)
-        UK::gemm(jn, QB, DV, vb + j0 * DV, DV, 1, dot + i0, Lp, dpt, QB, false);  // dout_i . v_j
+        if (diag) {
+          for (int o = 0; o < KB; o += SW) {
+            UK::gemm(SW, QB - o, DV, vb + (j0 + o) * DV, DV, 1, dot + i0 + o, Lp, dpt + o * QB + o, QB, false);
+            for (int j = o; j < o + SW; ++j)
+              for (int i = 0; i < o; ++i) dpt[j * QB + i] = 0.0f;  // hidden: p = 0, ds = 0
+          }
+        } else {
+          UK::gemm(jn, QB, DV, vb + j0 * DV, DV, 1, dot + i0, Lp, dpt, QB, false);  // dout_i . v_j
+        }
         const float* di = dv_i + i0;
         for (int j = 0; j < jn; ++j)
           for (int i = 0; i < QB; ++i) dpt[j * QB + i] = st[j * QB + i] * (dpt[j * QB + i] - di[i]);
-        UK::gemm(jn, DV, iN, st, QB, 1, gb + i0 * DV, DV, dvb, DV, true);    // dv_j += p^T dout
-        UK::gemm(jn, D, iN, dpt, QB, 1, qb + i0 * D, D, dkb, D, true);       // dk_j += ds^T q
-        UK::gemm(D, QB, jn, kb + j0 * D, 1, D, dpt, QB, dqt + i0, Lp, true); // dq^T += k^T ds^T
+        if (diag) {  // key strip [o, o + SW) takes queries [o, 64); query strip [o, o + SW) keys [0, o + SW)
+          for (int o = 0; o < KB; o += SW) {
+            UK::gemm(SW, DV, QB - o, st + o * QB + o, QB, 1, gb + (i0 + o) * DV, DV, dvb + o * DV, DV, true);
+            UK::gemm(SW, D, QB - o, dpt + o * QB + o, QB, 1, qb + (i0 + o) * D, D, dkb + o * D, D, true);
+            UK::gemm(D, SW, o + SW, kb + j0 * D, 1, D, dpt + o, QB, dqt + i0 + o, Lp, true);
+          }
+        } else {
+          UK::gemm(jn, DV, iN, st, QB, 1, gb + i0 * DV, DV, dvb, DV, true);    // dv_j += p^T dout
+          UK::gemm(jn, D, iN, dpt, QB, 1, qb + i0 * D, D, dkb, D, true);       // dk_j += ds^T q
+          UK::gemm(D, QB, jn, kb + j0 * D, 1, D, dpt, QB, dqt + i0, Lp, true); // dq^T += k^T ds^T
+        }
       }
       float* dkr = dk + (bh * S + j0) * D;
       float* dvr = dv + (bh * S + j0) * DV;
