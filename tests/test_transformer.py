@@ -267,3 +267,22 @@ def test_layer_norm_functional_bias_without_weight(rng):
     (yb * yb).sum().backward()
     close(xa.grad, xb.grad.numpy(), 1e-4)
     close(ba.grad, bb.grad.numpy(), 1e-4)
+
+
+def test_fully_masked_rows_give_zeros_on_every_path(rng):
+    # The fused kernel, its dropout (math) path and MultiheadAttention's need_weights path all
+    # give zeros (never NaN) for a query whose keys are all masked, and finite gradients.
+    q = T(rng.standard_normal((1, 2, 4, 8)))
+    mask = np.ones((4, 5), bool)
+    mask[2] = False  # query 2 sees no key
+    k, v = T(rng.standard_normal((1, 2, 5, 8))), T(rng.standard_normal((1, 2, 5, 8)))
+    for p in (0.0, 0.3):
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        assert np.isfinite(y.data).all() and not y.data[:, :, 2].any()
+        y.sum().backward()
+        assert np.isfinite(q.grad).all() and np.isfinite(k.grad).all()
+        q.grad = k.grad = v.grad = None
+    m = nn.MultiheadAttention(8, 2, batch_first=True)
+    x = T(rng.standard_normal((1, 4, 8)))
+    out, w = m(x, x, x, attn_mask=np.array([[False] * 4, [False] * 4, [True] * 4, [False] * 4]))
+    assert np.isfinite(out.data).all() and np.isfinite(w.data).all() and not w.data[0, 2].any()

@@ -86,10 +86,20 @@ def _math_attention(q, k, v, mask, is_causal, scale, dropout_p, training=True):
     scores = (q @ k.transpose(-2, -1)) * float(scale)
     if is_causal:
         mask = np.tril(np.ones((L, S), np.bool_))
+    row_keep = None
     if mask is not None:
         add = np.where(mask, np.float32(0), np.float32(-np.inf)) if mask.dtype == np.bool_ else mask
-        scores = scores + Tensor(add.astype(np.float32))
+        add = add.astype(np.float32)
+        # A query whose keys are all masked gets zero weights (as from the fused kernel), not
+        # the NaN of softmax over -inf: its row of the mask is neutralised, its weights zeroed.
+        visible = np.isfinite(add).any(axis=-1, keepdims=True)
+        if not visible.all():
+            add = np.where(visible, add, np.float32(0))
+            row_keep = Tensor(visible.astype(np.float32))
+        scores = scores + Tensor(add)
     weights = scores.softmax(-1)
+    if row_keep is not None:
+        weights = weights * row_keep
     if dropout_p > 0 and training:
         weights = F.dropout(weights, dropout_p, True)
     return weights @ v, weights
