@@ -14,8 +14,8 @@ Mask conventions (as in torch):
   mask is added to the scores.
 - MultiheadAttention / Transformer layers: a boolean attn_mask or key_padding_mask is True
   where attention is NOT allowed; float masks are added.
-A query row whose keys are all masked out gives zeros from the fused kernel (torch's math
-path gives NaN there).
+A query row whose keys are all masked out gives zeros on every path, fused or math (torch's
+math path gives NaN there).
 """
 import copy
 import math
