@@ -52,7 +52,7 @@ def test_cli_quick(tmp_path):
     assert all(r["impls"]["fastnn"]["status"] == "ok" for r in d["results"])
 
 
-@pytest.mark.parametrize("op", ["train", "softmax", "rnn"])
+@pytest.mark.parametrize("op", ["train", "softmax", "rnn", "layernorm", "embedding"])
 def test_cli_quick_new_ops(tmp_path, op):
     # the training-step and softmax cases validate (first-call loss against the float64
     # reference forward; results against the reference) before they are timed

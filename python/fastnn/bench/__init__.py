@@ -15,6 +15,8 @@ OPS = {
     "batchnorm": "fastnn.bench.batchnorm",
     "rnn": "fastnn.bench.rnn",
     "attention": "fastnn.bench.attention",
+    "layernorm": "fastnn.bench.layernorm",
+    "embedding": "fastnn.bench.embedding",
 }
 
 
