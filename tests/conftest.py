@@ -26,6 +26,16 @@ def rng(request):
     return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
 
 
+def load_example(name):
+    """examples/<name>.py as a module (the examples are scripts, not a package)."""
+    import pathlib
+    import types
+    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
+    mod = types.ModuleType(name)
+    exec(compile(path.read_text(), str(path), "exec"), mod.__dict__)
+    return mod
+
+
 def randn(rng, *shape):
     return rng.standard_normal(shape, dtype=np.float32)
 

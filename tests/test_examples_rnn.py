@@ -1,17 +1,7 @@
 """The recurrent examples run end to end in a tiny configuration and learn (loss falls)."""
-import pathlib
-import types
-
 import pytest
 
-EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
-
-
-def _load(name):
-    mod = types.ModuleType(name)
-    path = EXAMPLES / f"{name}.py"
-    exec(compile(path.read_text(), str(path), "exec"), mod.__dict__)
-    return mod
+from conftest import load_example as _load
 
 
 def test_char_lstm_tiny(capsys):

@@ -47,21 +47,22 @@ struct Mm {
                   int64_t ldb, bool tb, float* out, int64_t ldc, float beta = 0.0f, const float* c = nullptr,
                   const float* bias = nullptr) const {
     GemmArgs g;
-    g.M = M, g.N = N, g.K = K;
-    g.a = a, g.lda = lda, g.trans_a = ta;
     g.b = b, g.ldb = ldb, g.trans_b = tb;
-    g.out = out, g.ldc = ldc;
-    g.beta = beta, g.c = c;
-    g.bias = bias;
-    gemm(g, isa, nthreads);
+    run(g, M, N, K, a, lda, ta, out, ldc, beta, c, bias);
   }
   // The same with B (K, N) packed by gemm_pack_b for this ISA (see StepB).
   void packed(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const float* bp, float* out,
               int64_t ldc, float beta = 0.0f, const float* c = nullptr, const float* bias = nullptr) const {
     GemmArgs g;
-    g.M = M, g.N = N, g.K = K;
-    g.a = a, g.lda = lda;
     g.b = bp, g.b_packed = true;
+    run(g, M, N, K, a, lda, false, out, ldc, beta, c, bias);
+  }
+
+ private:
+  void run(GemmArgs& g, int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool ta, float* out,
+           int64_t ldc, float beta, const float* c, const float* bias) const {
+    g.M = M, g.N = N, g.K = K;
+    g.a = a, g.lda = lda, g.trans_a = ta;
     g.out = out, g.ldc = ldc;
     g.beta = beta, g.c = c;
     g.bias = bias;
@@ -74,8 +75,7 @@ struct Mm {
 // in the forward, W_hh (G*H, H) in the backward. Read in place, W_hh^T's rows lie a whole row
 // of G*H floats apart: a page per row of a micro-panel, and at G*H = 1024 every row in the same
 // L1 sets (LSTM I=128 H=256 T=128 B=16 forward+backward: 0.90x -> 1.0-1.1x torch side by side).
-// A single step (a cell) reads
-// it in place rather than pay a copy as large as its one product.
+// A single step (a cell) reads it in place rather than pay a copy as large as its one product.
 struct StepB {
   const float* b;
   int64_t ldb, K, N;

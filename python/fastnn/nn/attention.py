@@ -25,6 +25,7 @@ import numpy as np
 from .. import ops
 from ..tensor import Tensor
 from . import functional as F
+from .functional import _t
 from . import init
 from .modules import Dropout, Linear, Module, ModuleList, Parameter
 
@@ -32,14 +33,9 @@ __all__ = ["layer_norm", "scaled_dot_product_attention", "LayerNorm", "Multihead
            "TransformerEncoderLayer", "TransformerEncoder", "PositionalEmbedding"]
 
 
-def _t(x):
-    return x if isinstance(x, Tensor) else Tensor(x)
-
-
 def _f32(x, name, op):
-    if x.data.dtype != np.float32:
-        raise TypeError(f"fastnn.nn.functional.{op}: expected {name} to be float32, got {x.data.dtype}")
-    return np.ascontiguousarray(x.data)
+    """x's float32 array, C-contiguous (the kernels take no strides)."""
+    return np.ascontiguousarray(F._f32(x, name, op))
 
 
 # -- functional -------------------------------------------------------------------------------

@@ -8,16 +8,13 @@ import numpy as np
 
 from ..tensor import Tensor, cat, stack
 from . import functional as F
+from .functional import _t
 from . import init
 from .modules import Module, Parameter
 
 __all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
 
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
-
-
-def _t(x):
-    return x if isinstance(x, Tensor) else Tensor(x)
 
 
 def _check_sizes(name, input_size, hidden_size):
