@@ -43,6 +43,20 @@ CASES = [
     (2, 5, 7, 9, 64, 3, 3, 1, 1, 1, 1),
     (2, 4, 5, 17, 128, 3, 3, 1, 2, 2, 2),
 ]
+# The few-taps AVX-512 forwards. Rows (3x3 over one input channel, unit stride and row
+# dilation): output rows of 28 (two vectors overlapping), 16, 33 (three, the last overlapping)
+# and 11 (masked); passes of 1 and 2 channels; column dilation; depthwise. Vectors (<= 4 taps):
+# 1x1 with padding (not the pointwise shortcut) in passes of 5, and 2x2 on rows of 8 (flat).
+FEW_TAPS = [
+    (2, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1),
+    (3, 1, 9, 13, 5, 3, 3, 1, 0, 1, 1),
+    (2, 1, 10, 20, 3, 3, 3, 1, 1, (1, 2), 1),
+    (2, 4, 6, 33, 4, 3, 3, 1, 1, 1, 4),
+    (1, 1, 13, 20, 4, 3, 3, 1, 1, 1, 1),
+    (2, 3, 7, 19, 10, 1, 1, 1, 1, 1, 1),
+    (2, 1, 9, 9, 7, 2, 2, 1, 0, 1, 1),
+]
+CASES += FEW_TAPS
 
 
 def bound(a_abs, scale_k):
@@ -88,8 +102,10 @@ def test_conv2d_against_reference(rng, isa, case):
 
 
 @pytest.mark.parametrize("isa", ISAS)
-def test_fused_relu(rng, isa):
-    y = run_all(rng, isa, (2, 3, 9, 7, 4, 3, 3, 1, 1, 1, 1), activation="relu")[0]
+@pytest.mark.parametrize("case", [(2, 3, 9, 7, 4, 3, 3, 1, 1, 1, 1), FEW_TAPS[1], FEW_TAPS[5]],
+                         ids=str)
+def test_fused_relu(rng, isa, case):
+    y = run_all(rng, isa, case, activation="relu")[0]
     assert (y >= 0).all() and (y == 0).any()
 
 
@@ -99,9 +115,14 @@ def test_large_image_uses_several_column_blocks(rng):
     run_all(rng, None, (1, 64, 40, 96, 8, 3, 3, 1, 1, 1, 1))
 
 
-# CASES[10] and the last nine take the direct AVX-512 paths; batches of 1 and 2 against 3
-# threads take their split over output rows or tiles.
-@pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[4], CASES[10]] + CASES[-9:], ids=str)
+# CASES[10], the nine before FEW_TAPS and FEW_TAPS take the direct AVX-512 paths; batches of
+# 1 and 2 against 3 threads take their split over output rows, vectors or tiles (13 output
+# rows in 4 + 4 + 5: row ranges that start off the rows kernel's cycle of 3).
+DIRECT = CASES[-9 - len(FEW_TAPS):-len(FEW_TAPS)]
+
+
+@pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[4], CASES[10]] + DIRECT + FEW_TAPS,
+                         ids=str)
 def test_thread_counts_bit_identical(rng, case):
     results = []
     for n in (1, 2, 3):

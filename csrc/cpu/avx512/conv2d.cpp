@@ -1,12 +1,15 @@
-// Direct AVX-512 conv2d kernels (no im2col matrix): two forwards and a backward_weight.
+// Direct AVX-512 conv2d kernels (no im2col matrix): three forwards and a backward_weight.
 //
-// Both forwards read a zero-padded copy of one image's group, (Cg, Hp, Wp) with row pitch Wp,
+// The forwards read a zero-padded copy of one image's group, (Cg, Hp, Wp) with row pitch Wp,
 // so that with unit stride along W a tap k = (c, kh, kw) is one constant offset koff[k] from
-// any output position; weights are packed once per call into channel panels [k][panel width].
-// They differ in what fills the 16 lanes of a vector:
-// - pixels in lanes: 16 consecutive output positions x a weight broadcast per output channel.
-//   Taken when the output's rows fill the vectors well (widths that are multiples of 16, or a
-//   flat run over the pitch that wastes under a tenth of the lanes).
+// any output position. They differ in what fills the 16 lanes of a vector and what stays in
+// registers:
+// - few taps (K <= 4, or 3x3 over one input channel): 16 output positions, the weights of a
+//   few output channels held in registers while the kernel streams over the image.
+// - pixels in lanes: 16 consecutive output positions x a weight broadcast per output channel,
+//   weights packed into channel panels [k][6]. Taken when the output's rows fill the vectors
+//   well (widths that are multiples of 16, or a flat run over the pitch that wastes under a
+//   tenth of the lanes).
 // - channels in lanes: 32 output channels x a pixel broadcast, the tile transposed in
 //   registers for the NCHW store; every lane is used whatever the width (14x14 images).
 // Parallel over images (over tiles or rows when the batch is smaller than the thread count);
@@ -236,8 +239,10 @@ int64_t vectors_per_image(const Conv2dShape& s, int64_t Wp, bool* flat) {
 }
 
 // The output of one image as vectors of 16 positions over the padded pitch, and their segments.
+// With overlap (rows of at least 16), a row's last vector starts at OW - 16 instead of ending
+// past the row: it recomputes a few positions of the one before and stores all 16 lanes.
 void plan_vectors(const Conv2dShape& s, int64_t Wp, bool flat, std::vector<Vec>* vecs,
-                  std::vector<Seg>* segs) {
+                  std::vector<Seg>* segs, bool overlap = false) {
   const int64_t OH = s.OH(), OW = s.OW();
   const int64_t qend = (OH - 1) * Wp + OW;
   auto add = [&](int64_t dst, int lo, int hi) {  // lanes [lo, hi) of the last vector
@@ -246,7 +251,8 @@ void plan_vectors(const Conv2dShape& s, int64_t Wp, bool flat, std::vector<Vec>*
   };
   if (!flat) {
     for (int64_t oh = 0; oh < OH; ++oh)
-      for (int64_t ow0 = 0; ow0 < OW; ow0 += 16) {
+      for (int64_t ow = 0; ow < OW; ow += 16) {
+        const int64_t ow0 = overlap && OW >= 16 ? std::min(ow, OW - 16) : ow;
         const int64_t q0 = oh * s.SH * Wp + ow0;
         vecs->push_back({q0, static_cast<int32_t>(segs->size()), 0});
         add(oh * OW + ow0, 0, static_cast<int>(std::min<int64_t>(16, OW - ow0)));
@@ -294,6 +300,218 @@ bool forward_pixel_lanes(const Conv2dShape& s, const float* x, const float* w, c
                       segs.data()};
         kFTiles[nv - 1][np - 1](xpad, vecs.data() + v0, t, y + (b * s.OC + g * OCg + oc0) * OHW);
       }
+    }
+  });
+  return true;
+}
+
+// ---- Forward, weights in registers (few taps) ----
+//
+// At K <= 9 taps per output channel (a first layer on one input channel, a depthwise layer)
+// the tiles above spend about as long zeroing, spilling and storing their 24 accumulators as
+// on their K FMA steps, and load one input vector per 2 FMAs. Here the weights of N output
+// channels stay broadcast in registers while the kernel streams over the image:
+// - rows: for 3x3 kernels over one input channel with unit stride and row dilation, each
+//   input row's 3 shifted vectors are loaded once and feed the 3 output rows that use it
+//   (3 loads per 9N FMAs); the accumulators of 3 output rows rotate through registers.
+// - vectors: any other K <= 9: per output vector K loads and N*K FMAs.
+// Rows of at least 16 are covered by vectors that overlap at the row's end (the last starts at
+// OW - 16), so every store is one unmasked vector; narrower rows are masked. Each output
+// element is summed over its taps in the same order as in the tiles above (from zero, then
+// the bias), so every forward path gives the same bits.
+
+constexpr int KFEW = 9;    // most taps for these kernels
+constexpr int NFEW = 6;    // most channels per pass
+constexpr int WREGS = 18;  // weight registers of the vector kernel
+constexpr int nfew(int K) { return std::min(NFEW, WREGS / K); }
+
+struct Stream {
+  const int32_t* koff;  // K tap offsets into the padded group image
+  const float* w;       // w[oc][k] of the pass's first channel, row pitch K
+  const float* bias;    // the pass's first channel, or null
+  bool relu;
+  int64_t ohw;          // channel stride of y
+};
+
+inline __m512 epilogue(__m512 acc, __m512 b, bool relu) {
+  const __m512 out = _mm512_add_ps(acc, b);
+  return relu ? _mm512_max_ps(_mm512_setzero_ps(), out) : out;  // max(0, NaN) keeps NaN
+}
+
+// Weights w[n][k] and biases b[n] of N channels, broadcast.
+template <int K, int N>
+inline void load_weights(const Stream& t, __m512 (&w)[N][K], __m512 (&b)[N]) {
+  for (int n = 0; n < N; ++n) {
+    for (int k = 0; k < K; ++k) w[n][k] = _mm512_set1_ps(t.w[n * K + k]);
+    b[n] = t.bias ? _mm512_set1_ps(t.bias[n]) : _mm512_setzero_ps();
+  }
+}
+
+// Vectors: output vectors v[0, nv) of one image (segments segs), N channels.
+template <int K, int N>
+void wstream(const float* xpad, const Vec* v, int64_t nv, const Seg* segs, const Stream& t,
+             float* y) {
+  __m512 w[N][K], b[N];
+  load_weights<K, N>(t, w, b);
+  int32_t off[K];
+  for (int k = 0; k < K; ++k) off[k] = t.koff[k];
+  for (int64_t i = 0; i < nv; ++i) {
+    const float* p = xpad + v[i].q0;
+    __m512 acc[N];
+    for (int n = 0; n < N; ++n) acc[n] = _mm512_setzero_ps();
+#pragma GCC unroll 9
+    for (int k = 0; k < K; ++k) {
+      const __m512 a = _mm512_loadu_ps(p + off[k]);
+      for (int n = 0; n < N; ++n) acc[n] = _mm512_fmadd_ps(a, w[n][k], acc[n]);
+    }
+    const Seg* sg = segs + v[i].seg0;
+    const bool whole = v[i].nseg == 1 && sg->mask == 0xFFFF;
+    for (int n = 0; n < N; ++n) {
+      const __m512 out = epilogue(acc[n], b[n], t.relu);
+      float* yc = y + n * t.ohw;
+      if (whole) {
+        _mm512_storeu_ps(yc + sg->dst, out);
+      } else {
+        for (int j = 0; j < v[i].nseg; ++j) _mm512_mask_storeu_ps(yc + sg[j].dst, sg[j].mask, out);
+      }
+    }
+  }
+}
+
+using WStreamFn = void (*)(const float*, const Vec*, int64_t, const Seg*, const Stream&, float*);
+
+template <int K, int N>
+constexpr WStreamFn wstream_fn() {
+  if constexpr (N <= nfew(K)) return &wstream<K, N>;
+  else return nullptr;
+}
+template <int K, int... N>
+constexpr std::array<WStreamFn, NFEW> wstream_row(std::integer_sequence<int, N...>) {
+  return {wstream_fn<K, N + 1>()...};
+}
+template <int... K>
+constexpr std::array<std::array<WStreamFn, NFEW>, KFEW> wstream_table(
+    std::integer_sequence<int, K...>) {
+  return {wstream_row<K + 1>(std::make_integer_sequence<int, NFEW>{})...};
+}
+// kWStreams[K - 1][N - 1], for N <= nfew(K)
+constexpr auto kWStreams = wstream_table(std::make_integer_sequence<int, KFEW>{});
+
+// Rows: output rows [oh0, oh1) at columns ow0 of one image, N channels, 3x3 taps over one
+// input channel, unit stride and row dilation (input row r feeds output rows r - kh).
+constexpr int NROWS = 2;  // channels per pass: 18 weights + 6 accumulators + 3 inputs
+struct RowGeom {
+  int64_t Wp, OW, oh0, oh1;
+  int32_t dw;          // column dilation
+  __mmask16 mask;      // lanes stored: all where OW >= 16
+};
+
+template <int N>
+void wrows(const float* xpad, const RowGeom& g, const Stream& t, float* y) {
+  __m512 w[N][9], b[N];
+  load_weights<9, N>(t, w, b);
+  const int64_t dw = g.dw;
+  for (int64_t ow = 0; ow < g.OW; ow += 16) {
+    const int64_t ow0 = g.OW >= 16 ? std::min(ow, g.OW - 16) : 0;
+    __m512 acc[3][N];  // acc[oh % 3]: output row oh
+    // Input row r: kh = r - oh for the output rows oh in [max(oh0, r - 2), min(oh1 - 1, r)].
+    // S = r % 3 at compile time, so the rotating accumulators stay in registers.
+    auto row = [&](int64_t r, auto S) {
+      constexpr int s0 = decltype(S)::value, s1 = (s0 + 2) % 3, s2 = (s0 + 1) % 3;
+      const float* p = xpad + r * g.Wp + ow0;
+      const __m512 a0 = _mm512_loadu_ps(p), a1 = _mm512_loadu_ps(p + dw),
+                   a2 = _mm512_loadu_ps(p + 2 * dw);
+      const bool k2 = r - 2 >= g.oh0 && r - 2 < g.oh1, k1 = r - 1 >= g.oh0 && r - 1 < g.oh1,
+                 k0 = r >= g.oh0 && r < g.oh1;
+      for (int n = 0; n < N; ++n) {
+        if (k2) {  // output row r - 2 gets its last kernel row and is stored
+          __m512 c = _mm512_fmadd_ps(a0, w[n][6], acc[s2][n]);
+          c = _mm512_fmadd_ps(a1, w[n][7], c);
+          c = _mm512_fmadd_ps(a2, w[n][8], c);
+          _mm512_mask_storeu_ps(y + n * t.ohw + (r - 2) * g.OW + ow0, g.mask,
+                                epilogue(c, b[n], t.relu));
+        }
+        if (k1) {
+          __m512 c = _mm512_fmadd_ps(a0, w[n][3], acc[s1][n]);
+          c = _mm512_fmadd_ps(a1, w[n][4], c);
+          acc[s1][n] = _mm512_fmadd_ps(a2, w[n][5], c);
+        }
+        if (k0) {  // output row r starts
+          __m512 c = _mm512_fmadd_ps(a0, w[n][0], _mm512_setzero_ps());
+          c = _mm512_fmadd_ps(a1, w[n][1], c);
+          acc[s0][n] = _mm512_fmadd_ps(a2, w[n][2], c);
+        }
+      }
+    };
+    using I0 = std::integral_constant<int, 0>;
+    using I1 = std::integral_constant<int, 1>;
+    using I2 = std::integral_constant<int, 2>;
+    int64_t r = g.oh0;
+    const int64_t rend = g.oh1 + 2;  // the last output row's last input row, + 1
+    // Start at a multiple of 3 below oh0 so the slot of row r is r % 3 (rows before oh0 do
+    // nothing but load).
+    for (r -= r % 3; r + 3 <= rend; r += 3) {
+      row(r, I0{});
+      row(r + 1, I1{});
+      row(r + 2, I2{});
+    }
+    if (r < rend) row(r, I0{});
+    if (r + 1 < rend) row(r + 1, I1{});
+  }
+}
+
+using WRowsFn = void (*)(const float*, const RowGeom&, const Stream&, float*);
+constexpr WRowsFn kWRows[NROWS] = {&wrows<1>, &wrows<2>};
+
+// Which few-taps kernel serves s, if any: rows where they apply, else vectors up to KVEC taps
+// (beyond, at 2 FMAs per load, the tiles above are as fast).
+constexpr int KVEC = 4;
+bool rows_kernel(const Conv2dShape& s) {
+  return s.Cg() == 1 && s.KH == 3 && s.KW == 3 && s.SH == 1 && s.DH == 1;
+}
+
+bool forward_few_taps(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                      Activation act, float* y, int nthreads) {
+  const Padded pd(s);
+  const int64_t OCg = s.OCg(), K = s.Kg(), OH = s.OH(), OW = s.OW(), OHW = OH * OW;
+  const std::vector<int32_t> koff = tap_offsets(s, pd);
+  const bool rows = rows_kernel(s);
+  // Passes of at most nmax channels, as even as possible.
+  const int nmax = rows ? NROWS : nfew(static_cast<int>(K));
+  const int64_t npass = (OCg + nmax - 1) / nmax;
+  auto pass_start = [&](int64_t p) { return p * OCg / npass; };
+  auto stream = [&](int64_t g, int64_t p) {
+    const int64_t oc0 = g * OCg + pass_start(p);
+    return Stream{koff.data(), w + oc0 * K, bias ? bias + oc0 : nullptr,
+                  act == Activation::Relu, OHW};
+  };
+
+  if (rows) {  // work units: output rows
+    for_each_padded_group(s, x, pd, OH, nthreads,
+                          [&](const float* xpad, int64_t b, int64_t g, int64_t r0, int64_t r1) {
+      const RowGeom geom{pd.Wp, OW, r0, r1, static_cast<int32_t>(s.DW),
+                         mask_for(static_cast<int>(std::min<int64_t>(16, OW)))};
+      for (int64_t p = 0; p < npass; ++p) {
+        const int64_t n = pass_start(p + 1) - pass_start(p);
+        kWRows[n - 1](xpad, geom, stream(g, p), y + (b * s.OC + g * OCg + pass_start(p)) * OHW);
+      }
+    });
+    return true;
+  }
+  // Work units: output vectors; rows of at least 16 as overlapping whole vectors, narrower
+  // ones as the tiles plan them.
+  bool flat = false;
+  if (OW < 16) vectors_per_image(s, pd.Wp, &flat);
+  std::vector<Vec> vecs;
+  std::vector<Seg> segs;
+  plan_vectors(s, pd.Wp, flat, &vecs, &segs, /*overlap=*/true);
+  const int64_t nvec = static_cast<int64_t>(vecs.size());
+  for_each_padded_group(s, x, pd, nvec, nthreads,
+                        [&](const float* xpad, int64_t b, int64_t g, int64_t v0, int64_t v1) {
+    for (int64_t p = 0; p < npass; ++p) {
+      const int64_t n = pass_start(p + 1) - pass_start(p);
+      kWStreams[K - 1][n - 1](xpad, vecs.data() + v0, v1 - v0, segs.data(), stream(g, p),
+                              y + (b * s.OC + g * OCg + pass_start(p)) * OHW);
     }
   });
   return true;
@@ -404,6 +622,7 @@ bool conv2d_forward_direct_avx512(const Conv2dShape& s, const float* x, const fl
   if (pd.size > INT32_MAX) return false;
   // Channels in lanes where pixel vectors would leave more than a tenth of their lanes idle
   // (14x14: 87.5% used) and it applies (stride 1, at least 16 output channels per group).
+  if (rows_kernel(s) || s.Kg() <= KVEC) return forward_few_taps(s, x, w, bias, act, y, nthreads);
   bool flat;
   const int64_t nvec = vectors_per_image(s, pd.Wp, &flat);
   const bool sparse = s.OH() * s.OW() * 10 < nvec * 16 * 9;
