@@ -1,0 +1,129 @@
+// _fastnn_cuda_emu: the CUDA kernels of csrc/cuda, compiled as host C++ against the emulator,
+// callable on NumPy arrays (host memory stands in for device memory). A test-only module:
+// built with -DFASTNN_CUDA_EMULATION=ON, never installed. Outputs start as NaN, so an element
+// a kernel never writes shows in the comparison.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "cuda/kernels.h"
+
+namespace fastnn {
+namespace cuda {
+void emu_selftest(const std::string& name, const float* in, float* out, int n);
+}
+}  // namespace fastnn
+
+namespace py = pybind11;
+using Array = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+namespace {
+
+Array poisoned_like(const std::vector<py::ssize_t>& shape) {
+  Array out(shape);
+  float* p = out.mutable_data();
+  for (py::ssize_t i = 0; i < out.size(); ++i) p[i] = std::numeric_limits<float>::quiet_NaN();
+  return out;
+}
+
+std::vector<py::ssize_t> shape_of(const Array& a) {
+  return std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim());
+}
+
+Array gemm(Array a, Array b, py::object c, bool trans_a, bool trans_b, float alpha, float beta,
+           py::object bias, bool relu) {
+  if (a.ndim() != 2 || b.ndim() != 2) throw std::invalid_argument("gemm: 2-D a and b");
+  fastnn::cuda::GemmArgs g;
+  g.M = trans_a ? a.shape(1) : a.shape(0);
+  g.K = trans_a ? a.shape(0) : a.shape(1);
+  g.N = trans_b ? b.shape(0) : b.shape(1);
+  if ((trans_b ? b.shape(1) : b.shape(0)) != g.K) throw std::invalid_argument("gemm: inner sizes differ");
+  Array out = poisoned_like({g.M, g.N});
+  Array carr, barr;
+  if (!c.is_none()) {
+    carr = c.cast<Array>();
+    if (carr.ndim() != 2 || carr.shape(0) != g.M || carr.shape(1) != g.N) throw std::invalid_argument("gemm: c shape");
+    g.c = carr.data();
+  }
+  if (!bias.is_none()) {
+    barr = bias.cast<Array>();
+    if (barr.ndim() != 1 || barr.shape(0) != g.N) throw std::invalid_argument("gemm: bias shape");
+    g.bias = barr.data();
+  }
+  g.a = a.data();
+  g.b = b.data();
+  g.out = out.mutable_data();
+  g.lda = a.shape(1);
+  g.ldb = b.shape(1);
+  g.ldc = g.N;
+  g.trans_a = trans_a;
+  g.trans_b = trans_b;
+  g.alpha = alpha;
+  g.beta = beta;
+  g.act = relu ? 1 : 0;
+  fastnn::cuda::gemm(g, nullptr);
+  return out;
+}
+
+Array act_forward(int kind, float alpha, Array x) {
+  Array y = poisoned_like(shape_of(x));
+  fastnn::cuda::act_forward(kind, alpha, x.data(), y.mutable_data(), x.size(), nullptr);
+  return y;
+}
+
+Array act_backward(int kind, float alpha, Array dy, Array xy) {
+  if (dy.size() != xy.size()) throw std::invalid_argument("act_backward: sizes differ");
+  Array dx = poisoned_like(shape_of(dy));
+  fastnn::cuda::act_backward(kind, alpha, dy.data(), xy.data(), dx.mutable_data(), dy.size(), nullptr);
+  return dx;
+}
+
+void outer_inner(const Array& x, int dim, int64_t* outer, int64_t* n, int64_t* inner) {
+  if (dim < 0) dim += static_cast<int>(x.ndim());
+  if (dim < 0 || dim >= x.ndim()) throw std::invalid_argument("softmax: dim out of range");
+  *outer = *inner = 1;
+  for (int i = 0; i < dim; ++i) *outer *= x.shape(i);
+  *n = x.shape(dim);
+  for (int i = dim + 1; i < x.ndim(); ++i) *inner *= x.shape(i);
+}
+
+Array softmax_forward(Array x, int dim, bool log) {
+  int64_t o, n, in;
+  outer_inner(x, dim, &o, &n, &in);
+  Array y = poisoned_like(shape_of(x));
+  fastnn::cuda::softmax_forward(o, n, in, log, x.data(), y.mutable_data(), nullptr);
+  return y;
+}
+
+Array softmax_backward(Array dy, Array y, int dim, bool log) {
+  int64_t o, n, in;
+  outer_inner(y, dim, &o, &n, &in);
+  Array dx = poisoned_like(shape_of(y));
+  fastnn::cuda::softmax_backward(o, n, in, log, dy.data(), y.data(), dx.mutable_data(), nullptr);
+  return dx;
+}
+
+Array selftest(const std::string& name, Array in) {
+  Array out = poisoned_like(shape_of(in));
+  fastnn::cuda::emu_selftest(name, in.data(), out.mutable_data(), static_cast<int>(in.size()));
+  return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_fastnn_cuda_emu, m) {
+  m.doc() = "fastnn's CUDA kernels run by the host emulator (tests only)";
+  m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::arg("c") = py::none(), py::arg("trans_a") = false,
+        py::arg("trans_b") = false, py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f,
+        py::arg("bias") = py::none(), py::arg("relu") = false);
+  m.def("act_forward", &act_forward);
+  m.def("act_backward", &act_backward);
+  m.def("softmax_forward", &softmax_forward, py::arg("x"), py::arg("dim") = -1, py::arg("log") = false);
+  m.def("softmax_backward", &softmax_backward, py::arg("dy"), py::arg("y"), py::arg("dim") = -1,
+        py::arg("log") = false);
+  m.def("selftest", &selftest, "Runs one of csrc/cuda/emu/selftest.cu's kernels (one block of in.size threads)");
+}

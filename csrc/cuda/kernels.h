@@ -1,0 +1,47 @@
+// Host-side entry points of the CUDA kernels (csrc/cuda/*.cu): plain C++ declarations, so the
+// bindings compile without CUDA headers. Pointers are device pointers (host pointers under the
+// emulator); `stream` is a cudaStream_t (0: the legacy default stream). Each call checks its
+// launch and throws std::runtime_error naming the op on a CUDA error. The contracts are the
+// CPU ops' (csrc/ops/*.h); what differs on the GPU is said next to each.
+#pragma once
+#include <cstdint>
+
+namespace fastnn {
+namespace cuda {
+
+using Stream = void*;
+
+// out = act(alpha * op(A) op(B) + beta * C + bias[col]), row-major float32; op transposes when
+// asked (A stored (K, M) / B stored (N, K)). c may equal out; bias may be null; act 0 = none,
+// 1 = relu. Each output element sums its K products in ascending k with fused multiply-adds.
+struct GemmArgs {
+  int64_t M = 0, N = 0, K = 0;
+  const float* a = nullptr;
+  const float* b = nullptr;
+  const float* c = nullptr;
+  float* out = nullptr;
+  int64_t lda = 0, ldb = 0, ldc = 0;
+  bool trans_a = false, trans_b = false;
+  float alpha = 1.0f, beta = 0.0f;
+  const float* bias = nullptr;
+  int act = 0;
+};
+void gemm(const GemmArgs& g, Stream stream);
+
+// Elementwise activations (kind as fastnn::ActKind: 0 relu, 1 leaky_relu, 2 sigmoid, 3 tanh,
+// 4 gelu, 5 gelu_tanh), forward y = act(x) and backward dx = dy * act'(xy), xy being x or y as
+// in csrc/ops/act.h. Uses the CUDA math library (expf, tanhf, erfcf): a few ulp.
+void act_forward(int kind, float alpha, const float* x, float* y, int64_t n, Stream stream);
+void act_backward(int kind, float alpha, const float* dy, const float* xy, float* dx, int64_t n,
+                  Stream stream);
+
+// softmax / log_softmax over the middle axis of (outer, n, inner), and their backward, as in
+// csrc/ops/softmax.h. inner == 1: one warp per row (shuffle reductions); else one thread per
+// (outer, inner) column.
+void softmax_forward(int64_t outer, int64_t n, int64_t inner, bool log, const float* x, float* y,
+                     Stream stream);
+void softmax_backward(int64_t outer, int64_t n, int64_t inner, bool log, const float* dy,
+                      const float* y, float* dx, Stream stream);
+
+}  // namespace cuda
+}  // namespace fastnn

@@ -1,0 +1,136 @@
+"""The CUDA kernels (csrc/cuda/*.cu) compiled as host C++ and run by the emulator
+(csrc/cuda/emu), against the CPU kernels and the float64 references, in the three fiber orders;
+and the emulator's own reports of CUDA misuse (csrc/cuda/emu/selftest.cu).
+
+The module is built only with -DFASTNN_CUDA_EMULATION=ON (README.md, "CUDA"); without it these
+tests skip, unless FASTNN_REQUIRE_CUDA_EMU=1 (CI), where its absence fails."""
+import os
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import ref
+from conftest import randn
+from test_act import ACTS, assert_within, bwd_bound, fn, fwd_bound
+
+if os.environ.get("FASTNN_REQUIRE_CUDA_EMU") == "1":
+    import _fastnn_cuda_emu as emu
+else:
+    emu = pytest.importorskip("_fastnn_cuda_emu")
+
+EPS32 = float(np.finfo(np.float32).eps)
+ORDERS = ["forward", "reverse", "random"]
+
+
+@pytest.fixture(params=ORDERS)
+def order(request, monkeypatch):
+    """Every test runs with the fibers of each block resumed in each of the three orders."""
+    monkeypatch.setenv("FASTNN_EMU_ORDER", request.param)
+    monkeypatch.setenv("FASTNN_EMU_SEED", "12345")
+    return request.param
+
+
+# (M, N, K): one element, K below the 16-deep tile, the 64x64 tile exactly and +-1 around it,
+# primes, an empty product (K = 0: out = beta c + bias).
+GEMM_SHAPES = [(1, 1, 1), (5, 130, 3), (64, 64, 16), (65, 63, 17), (37, 71, 45), (3, 2, 0)]
+
+
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("tb", [False, True])
+@pytest.mark.parametrize("shape", GEMM_SHAPES, ids=str)
+def test_gemm(rng, order, shape, ta, tb):
+    M, N, K = shape
+    a = randn(rng, *((K, M) if ta else (M, K)))
+    b = randn(rng, *((N, K) if tb else (K, N)))
+    c, bias = randn(rng, M, N), randn(rng, N)
+    for kw in ({}, {"c": c, "alpha": 0.5, "beta": -2.0, "bias": bias}):
+        got = emu.gemm(a, b, trans_a=ta, trans_b=tb, **kw)
+        want = ref.gemm(a, b, trans_a=ta, trans_b=tb, **kw)
+        mag = ref.gemm(np.abs(a), np.abs(b), trans_a=ta, trans_b=tb, c=None if "c" not in kw else np.abs(c),
+                       alpha=abs(kw.get("alpha", 1.0)), beta=abs(kw.get("beta", 0.0)),
+                       bias=None if "bias" not in kw else np.abs(bias))
+        assert got.shape == (M, N) and not np.isnan(got).any()
+        np.testing.assert_array_less(np.abs(got - want), 2 * (K + 2) * EPS32 * mag + 1e-30)
+        cpu = fastnn.ops.gemm(a, b, trans_a=ta, trans_b=tb, **kw)
+        np.testing.assert_allclose(got, cpu, rtol=0, atol=float(2 * (K + 2) * EPS32 * mag.max() + 1e-30))
+
+
+def test_gemm_relu(rng, order):
+    a, b = randn(rng, 33, 20), randn(rng, 20, 65)
+    got = emu.gemm(a, b, relu=True)
+    assert (got >= 0).all() and (got == 0).any()
+    np.testing.assert_allclose(got, np.maximum(a.astype(np.float64) @ b, 0), atol=1e-4)
+
+
+@pytest.mark.parametrize("n", [0, 1, 255, 257, 1000])
+@pytest.mark.parametrize("name", list(ACTS))
+def test_act(rng, order, name, n):
+    kind = list(ACTS).index(name)
+    kw, takes = ACTS[name]
+    alpha = kw.get("negative_slope", 0.01)
+    x, dy = randn(rng, n) * np.float32(4), randn(rng, n)
+    y = emu.act_forward(kind, alpha, x)
+    y_ref = fn(ref, name, "forward")(x, **kw)
+    assert_within(y, y_ref, fwd_bound(name, x, y_ref), f"{name} forward")
+    xy = y if takes == "y" else x
+    dx = emu.act_backward(kind, alpha, dy, xy)
+    assert_within(dx, fn(ref, name, "backward")(dy, xy, **kw), bwd_bound(name, dy, xy), f"{name} backward")
+
+
+# Rows (warp per row: row lengths below, at and past 32; row counts not a multiple of the
+# block's 8 warps) and columns (softmax over a middle axis).
+SOFTMAX_CASES = [((1, 1), -1), ((9, 31), -1), ((17, 32), -1), ((3, 100), -1), ((2, 5, 7), 1),
+                 ((4, 3), 0)]
+
+
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("shape,dim", SOFTMAX_CASES, ids=str)
+def test_softmax(rng, order, shape, dim, log):
+    x, dy = randn(rng, *shape) * np.float32(3), randn(rng, *shape)
+    y = emu.softmax_forward(x, dim, log)
+    want = (ref.log_softmax_forward if log else ref.softmax_forward)(x, dim)
+    n = shape[dim]
+    np.testing.assert_allclose(y, want, rtol=(n + 8) * EPS32 * 4, atol=(n + 8) * EPS32 * (4 if log else 1e-3))
+    cpu = (fastnn.ops.log_softmax_forward if log else fastnn.ops.softmax_forward)(x, dim)
+    np.testing.assert_allclose(y, cpu, rtol=(n + 8) * EPS32 * 4, atol=(n + 8) * EPS32)
+    dx = emu.softmax_backward(dy, y, dim, log)
+    want = (ref.log_softmax_backward if log else ref.softmax_backward)(dy, y, dim)
+    scale = np.abs(dy).max() * (n + 4)
+    np.testing.assert_allclose(dx, want, rtol=0, atol=float(scale * EPS32 * 8))
+
+
+# ---- The emulator catches CUDA misuse ----
+
+def test_control_kernel_is_correct_in_every_order(order):
+    x = np.arange(64, dtype=np.float32)
+    np.testing.assert_array_equal(emu.selftest("neighbour_sum", x), x + np.roll(x, -1))
+    np.testing.assert_array_equal(emu.selftest("warp_sum", x)[:2], [x[:32].sum(), x[32:].sum()])
+
+
+def test_missing_barrier_shows_as_order_dependent_results():
+    """Without __syncthreads a thread reads its neighbour's slot before it is written in one
+    order (the NaN poison of dynamic shared memory) and after in another."""
+    x = np.arange(64, dtype=np.float32)
+    results = {}
+    for o in ORDERS:
+        os.environ["FASTNN_EMU_ORDER"] = o
+        try:
+            results[o] = emu.selftest("missing_barrier", x)
+        finally:
+            del os.environ["FASTNN_EMU_ORDER"]
+    assert np.isnan(results["forward"]).any()
+    assert not np.array_equal(results["forward"], results["reverse"], equal_nan=True)
+
+
+@pytest.mark.parametrize("name,needle", [
+    ("early_return", "is not reached by every thread of its block"),
+    ("divergent_barriers", "divergent __syncthreads"),
+    ("shuffle_from_exited", "which has exited"),
+    ("shuffle_outside_mask", "outside the mask"),
+    ("too_many_threads", "2048 threads per block"),
+])
+def test_misuse_is_reported_with_its_place(order, name, needle):
+    with pytest.raises(RuntimeError, match=needle) as e:
+        emu.selftest(name, np.arange(64, dtype=np.float32))
+    assert "csrc/cuda/emu/selftest.cu:" in str(e.value)
