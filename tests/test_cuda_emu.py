@@ -108,6 +108,10 @@ def test_control_kernel_is_correct_in_every_order(order):
     np.testing.assert_array_equal(emu.selftest("warp_sum", x)[:2], [x[:32].sum(), x[32:].sum()])
 
 
+TSAN = os.environ.get("FASTNN_EMU_TSAN") == "1"  # set by CI's ThreadSanitizer build
+
+
+@pytest.mark.skipif(TSAN, reason="a deliberate race: under ThreadSanitizer see test_tsan_reports")
 def test_missing_barrier_shows_as_order_dependent_results():
     """Without __syncthreads a thread reads its neighbour's slot before it is written in one
     order (the NaN poison of dynamic shared memory) and after in another."""
@@ -134,3 +138,27 @@ def test_misuse_is_reported_with_its_place(order, name, needle):
     with pytest.raises(RuntimeError, match=needle) as e:
         emu.selftest(name, np.arange(64, dtype=np.float32))
     assert "csrc/cuda/emu/selftest.cu:" in str(e.value)
+
+
+def test_atomic_cross_block_sum(order):
+    x = np.arange(1, 9, dtype=np.float32)
+    assert emu.selftest("cross_block_atomic", x)[0] == x.sum()
+
+
+@pytest.mark.skipif(not TSAN, reason="needs the ThreadSanitizer build (CI)")
+@pytest.mark.parametrize("name,race", [("cross_block_race", True), ("missing_barrier", True),
+                                       ("cross_block_atomic", False), ("neighbour_sum", False)])
+def test_tsan_reports(name, race):
+    """Under ThreadSanitizer a race between blocks (a non-atomic +=) and between the threads of
+    a block (no barrier between a shared-memory write and another thread's read) are reported;
+    the atomic and barrier versions are not. In a subprocess, as a report fails the process."""
+    import subprocess
+    import sys
+    code = ("import numpy as np, _fastnn_cuda_emu as e; "
+            f"e.selftest({name!r}, np.arange(1, 65, dtype=np.float32))")
+    env = dict(os.environ, FASTNN_EMU_WORKERS="2")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    reported = "ThreadSanitizer: data race" in r.stderr
+    assert reported == race, r.stderr[-3000:]
+    if race:
+        assert "selftest.cu" in r.stderr

@@ -40,6 +40,32 @@ namespace fastnn {
 namespace emu {
 namespace {
 
+// ThreadSanitizer sees each fiber as a thread. Switches do not synchronise; the happens-before
+// edges are CUDA's: block start -> every thread, every thread before a barrier -> every thread
+// after it (the same for __syncwarp within a warp), every thread -> block end. The scheduler's
+// own bookkeeping (reading what a fiber waits for, writing what it receives) is not checked.
+#ifdef FASTNN_EMU_TSAN
+extern "C" void AnnotateIgnoreReadsBegin(const char* file, int line);
+extern "C" void AnnotateIgnoreReadsEnd(const char* file, int line);
+extern "C" void AnnotateIgnoreWritesBegin(const char* file, int line);
+extern "C" void AnnotateIgnoreWritesEnd(const char* file, int line);
+inline void hb_release(void* token) { __tsan_release(token); }
+inline void hb_acquire(void* token) { __tsan_acquire(token); }
+inline void ignore_begin() {
+  AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
+  AnnotateIgnoreWritesBegin(__FILE__, __LINE__);
+}
+inline void ignore_end() {
+  AnnotateIgnoreWritesEnd(__FILE__, __LINE__);
+  AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
+}
+#else
+inline void hb_release(void*) {}
+inline void hb_acquire(void*) {}
+inline void ignore_begin() {}
+inline void ignore_end() {}
+#endif
+
 constexpr size_t kStack = 256 * 1024;  // per fiber; a guard page below it
 constexpr unsigned kMaxThreads = 1024;
 constexpr size_t kMaxDynamicShared = 48 * 1024;  // without the opt-in attribute
@@ -78,6 +104,7 @@ struct Worker {
   Fiber* current = nullptr;
   const std::function<void()>* kernel = nullptr;
   std::string error;
+  char start_token = 0, done_token = 0, barrier_token = 0, warp_tokens[32] = {};
 #ifdef FASTNN_EMU_ASAN
   const void* sched_bottom = nullptr;
   size_t sched_size = 0;
@@ -105,7 +132,9 @@ struct Worker {
       mprotect(p, page(), PROT_NONE);  // guard page: a stack overflow faults
       f.stack = static_cast<char*>(p);
 #ifdef FASTNN_EMU_TSAN
+      ignore_end();  // a fiber starts with its creator's ignores: create it checked
       f.tsan = __tsan_create_fiber(0);
+      ignore_begin();
 #endif
     }
   }
@@ -118,7 +147,7 @@ struct Worker {
     __sanitizer_start_switch_fiber(&fake, f.stack + page(), kStack);
 #endif
 #ifdef FASTNN_EMU_TSAN
-    __tsan_switch_to_fiber(f.tsan, 0);
+    __tsan_switch_to_fiber(f.tsan, __tsan_switch_to_fiber_no_sync);
 #endif
     swapcontext(&sched, &f.ctx);
 #ifdef FASTNN_EMU_ASAN
@@ -128,17 +157,26 @@ struct Worker {
   }
 
   // From the running fiber back to the scheduler.
+  // Every yield releases: the block's end then follows everything each thread did, also for
+  // the threads of a failed block that are never resumed.
   void yield() {
     Fiber& f = *current;
+    ucontext_t* ctx = &f.ctx;
 #ifdef FASTNN_EMU_ASAN
     void* fake = nullptr;
-    __sanitizer_start_switch_fiber(f.state == State::Done || f.state == State::Failed ? nullptr : &fake,
-                                   sched_bottom, sched_size);
+    void** keep = f.state == State::Done || f.state == State::Failed ? nullptr : &fake;
 #endif
 #ifdef FASTNN_EMU_TSAN
-    __tsan_switch_to_fiber(sched_tsan, 0);
+    void* to = sched_tsan;
 #endif
-    swapcontext(&f.ctx, &sched);
+    hb_release(&done_token);  // the last access of this worker's memory before the switch
+#ifdef FASTNN_EMU_ASAN
+    __sanitizer_start_switch_fiber(keep, sched_bottom, sched_size);
+#endif
+#ifdef FASTNN_EMU_TSAN
+    __tsan_switch_to_fiber(to, __tsan_switch_to_fiber_no_sync);
+#endif
+    swapcontext(ctx, &sched);
 #ifdef FASTNN_EMU_ASAN
     __sanitizer_finish_switch_fiber(fake, &sched_bottom, &sched_size);
 #endif
@@ -149,6 +187,7 @@ struct Worker {
 #ifdef FASTNN_EMU_ASAN
     __sanitizer_finish_switch_fiber(nullptr, &w->sched_bottom, &w->sched_size);
 #endif
+    hb_acquire(&w->start_token);
     try {
       (*w->kernel)();
       w->current->state = State::Done;
@@ -181,6 +220,11 @@ struct Worker {
       f.ctx.uc_link = nullptr;
       makecontext(&f.ctx, &Worker::entry, 0);
     }
+    hb_release(&start_token);
+    struct BlockEnd {  // every thread's work happens before the block's end, however it ends
+      Worker* w;
+      ~BlockEnd() { hb_acquire(&w->done_token); }
+    } block_end{this};
     std::vector<unsigned> seq(n);
     for (unsigned i = 0; i < n; ++i) seq[i] = order == 1 ? n - 1 - i : i;
     while (error.empty()) {
@@ -322,7 +366,9 @@ void sync_threads(const char* file, int line) {
   f.state = State::Barrier;
   f.file = file;
   f.line = line;
+  hb_release(&w.barrier_token);
   w.yield();
+  hb_acquire(&w.barrier_token);
 }
 
 static uint64_t block_on_warp(int kind, unsigned mask, uint64_t value, int arg, int width,
@@ -345,7 +391,11 @@ static uint64_t block_on_warp(int kind, unsigned mask, uint64_t value, int arg, 
 }
 
 void sync_warp(unsigned mask, const char* file, int line) {
+  Worker& w = this_worker();
+  char* token = &w.warp_tokens[w.current->linear / 32 % 32];
+  hb_release(token);
   block_on_warp(-1, mask, 0, 0, 32, file, line);
+  hb_acquire(token);
 }
 
 uint64_t warp_collective(int kind, unsigned mask, uint64_t value, int arg, int width,
@@ -380,6 +430,7 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, const char* where,
   std::mutex mu;
   std::string error;
   auto work = [&](int wid) {
+    ignore_begin();  // this thread is the scheduler; the kernel runs in the fibers
     Worker w;
     tl_worker = &w;
     w.kernel = &kernel;
@@ -387,18 +438,21 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, const char* where,
 #ifdef FASTNN_EMU_TSAN
     w.sched_tsan = __tsan_get_current_fiber();
 #endif
-    for (uint64_t b = next++; b < nblocks; b = next++) {
+    // Relaxed: handing out blocks must not order one block after another for ThreadSanitizer.
+    for (uint64_t b = next.fetch_add(1, std::memory_order_relaxed); b < nblocks;
+         b = next.fetch_add(1, std::memory_order_relaxed)) {
       const uint3 bid{static_cast<unsigned>(b % grid.x), static_cast<unsigned>(b / grid.x % grid.y),
                       static_cast<unsigned>(b / (uint64_t{grid.x} * grid.y))};
       w.run_block(bid, block, grid, shared_bytes, order, rng);
       if (!w.error.empty()) {
         std::lock_guard<std::mutex> lock(mu);
         if (error.empty()) error = w.error + " (kernel launched at " + where + ")";
-        next = nblocks;  // stop handing out blocks
+        next.store(nblocks, std::memory_order_relaxed);  // stop handing out blocks
         break;
       }
     }
     tl_worker = nullptr;
+    ignore_end();
   };
   if (nworkers == 1) {
     work(0);

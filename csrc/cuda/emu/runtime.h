@@ -95,7 +95,8 @@ Launcher<F> launcher(F* kernel, dim3 grid, dim3 block, size_t shared, cudaStream
 // Atomic read-modify-write on global or shared memory (a compare-exchange loop for floats).
 template <class T, class Op>
 inline T atomic_update(T* p, Op op) {
-  T old = __atomic_load_n(reinterpret_cast<T*>(p), __ATOMIC_RELAXED);
+  T old;
+  __atomic_load(p, &old, __ATOMIC_RELAXED);
   if constexpr (std::is_integral<T>::value) {
     while (!__atomic_compare_exchange_n(p, &old, op(old), true, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
     }

@@ -51,9 +51,20 @@ __global__ void warp_sum(const float* in, float* out) {
   if (threadIdx.x % 32 == 0) out[threadIdx.x / 32] = v;
 }
 
+// Every block adds its element into out[0]: a race between blocks without the atomic
+// (ThreadSanitizer reports it when two blocks run on different workers).
+__global__ void cross_block_sum(const float* in, float* out, bool atomic) {
+  if (atomic) {
+    atomicAdd(out, in[blockIdx.x]);
+  } else {
+    out[0] += in[blockIdx.x];
+  }
+}
+
 }  // namespace
 
-// Runs selftest `name` on host buffers in/out of n floats (n threads, one block).
+// Runs selftest `name` on host buffers in/out of n floats (n threads in one block, or n blocks
+// of one thread for the cross-block ones).
 void emu_selftest(const std::string& name, const float* in, float* out, int n) {
   if (name == "neighbour_sum" || name == "missing_barrier") {
     FASTNN_LAUNCH(neighbour_sum, 1, n, n * sizeof(float), nullptr)(in, out, n, name == "neighbour_sum");
@@ -67,6 +78,9 @@ void emu_selftest(const std::string& name, const float* in, float* out, int n) {
     FASTNN_LAUNCH(shuffle_outside_mask, 1, n, 0, nullptr)(out);
   } else if (name == "warp_sum") {
     FASTNN_LAUNCH(warp_sum, 1, n, 0, nullptr)(in, out);
+  } else if (name == "cross_block_race" || name == "cross_block_atomic") {
+    for (int i = 0; i < n; ++i) out[i] = 0.0f;
+    FASTNN_LAUNCH(cross_block_sum, n, 1, 0, nullptr)(in, out, name == "cross_block_atomic");
   } else if (name == "too_many_threads") {
     FASTNN_LAUNCH(warp_sum, 1, 2048, 0, nullptr)(in, out);
   } else {
