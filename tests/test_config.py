@@ -47,7 +47,11 @@ def test_show_config_fields(capsys):
     assert lines["ISA compiled"] == ", ".join(INFO["isa_compiled"]), out
     assert lines["ISA supported"].startswith(", ".join(ISAS) + " (machine "), out
     assert lines["ISA selected"].split()[0] == INFO["isa_selected"], out
-    assert lines["CUDA"] == ("built" if INFO["cuda"] else "not built"), out
+    cu = fastnn.cuda.info()
+    if cu["built"]:
+        assert lines["CUDA"].startswith(f"built for {cu['architectures']} ("), out
+    else:
+        assert lines["CUDA"] == "not built", out
 
 
 def test_show_config_threads_follow_set_num_threads(capsys):

@@ -43,7 +43,6 @@ py::dict build_info() {
   d["isa_best"] = isa_name(best_isa());
   d["isa_selected"] = isa_name(selected_isa());
   d["isa_env_warning"] = isa_env_warning();
-  d["cuda"] = false;
   return d;
 }
 

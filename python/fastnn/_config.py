@@ -56,9 +56,19 @@ def config() -> dict:
     info["python_version"] = __version__
     info["num_threads"] = _core.get_num_threads()
     info["machine"] = platform.machine()
+    from . import cuda
+    info["cuda"] = cuda.info()
     info["env"] = {k: os.environ[k] for k in ("FASTNN_CPU_CAPABILITY", "FASTNN_NUM_THREADS",
                                                 "OMP_NUM_THREADS") if k in os.environ}
     return info
+
+
+def _cuda_line(cu) -> str:
+    if not cu.get("built"):
+        return "not built"
+    drv = cu["driver_version"]
+    return (f"built for {cu['architectures']} ({cu['compiler']}, runtime {cu['runtime_version']}); "
+            + (f"driver {drv}, {cu['device_count']} device(s)" if drv else "no driver: CPU only"))
 
 
 def show_config() -> None:
@@ -80,6 +90,6 @@ def show_config() -> None:
         f"  ISA selected:    {c['isa_selected']}"
         + (f" (FASTNN_CPU_CAPABILITY={c['env']['FASTNN_CPU_CAPABILITY']})"
            if "FASTNN_CPU_CAPABILITY" in c["env"] else ""),
-        f"  CUDA:            {'built' if c['cuda'] else 'not built'}",
+        "  CUDA:            " + _cuda_line(c["cuda"]),
     ]
     print("\n".join(lines))

@@ -1,7 +1,11 @@
-"""Kernels on arrays: numpy float32 in, numpy float32 out, no autograd."""
+"""Kernels on arrays: numpy float32 in, numpy float32 out, no autograd.
+
+CUDA arrays (anything with __cuda_array_interface__, e.g. CuPy) go to the CUDA kernels of
+fastnn.cuda where one exists (gemm, the activations, softmax / log_softmax), with CuPy outputs."""
 import numpy as np
 
 from . import _core
+from . import cuda as _cuda
 from ._conv import conv2d_params
 
 __all__ = ["gemm",
@@ -65,8 +69,16 @@ def gemm(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bia
     to out (in-place BLAS update); bias is (N,); activation is None or "relu". Transposed
     views of C-contiguous inputs are read in place; other strided inputs are copied.
     """
+    if _gpu(a, b, c, bias, out):
+        return _cuda.gemm(a, b, c, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta,
+                          bias=bias, activation=activation, out=out)
     # Positional: pybind11 matches keyword names by building strings on every call.
     return _core.gemm(a, b, c, out, trans_a, trans_b, alpha, beta, bias, activation)
+
+
+def _gpu(*arrays):
+    """True when any argument is a CUDA array (then all must be: fastnn.cuda checks)."""
+    return any(hasattr(a, "__cuda_array_interface__") for a in arrays)
 
 
 # pool2d: x and dy are (N, C, H, W) float32 C-contiguous; semantics, output sizes and errors are
@@ -119,52 +131,78 @@ def global_avg_pool2d_backward(dy, x, *, out=None):
 
 def relu_forward(x, *, out=None):
     """y = max(x, 0) (NaN stays NaN)."""
+    if _gpu(x, out):
+        return _cuda.act_forward("relu", x, out=out)
     return _core.relu_forward(x, out)
 
 
 def relu_backward(dy, x, *, out=None):
     """dx = dy where x > 0, else 0."""
+    if _gpu(dy, x, out):
+        return _cuda.act_backward("relu", dy, x, out=out)
     return _core.relu_backward(dy, x, out)
 
 
 def leaky_relu_forward(x, negative_slope=0.01, *, out=None):
     """y = x if x > 0 else negative_slope * x."""
+    if _gpu(x, out):
+        return _cuda.act_forward("leaky_relu", x, negative_slope, out=out)
     return _core.leaky_relu_forward(x, negative_slope, out)
 
 
 def leaky_relu_backward(dy, x, negative_slope=0.01, *, out=None):
     """dx = dy if x > 0 else negative_slope * dy."""
+    if _gpu(dy, x, out):
+        return _cuda.act_backward("leaky_relu", dy, x, negative_slope, out=out)
     return _core.leaky_relu_backward(dy, x, negative_slope, out)
 
 
 def sigmoid_forward(x, *, out=None):
     """y = 1 / (1 + exp(-x))."""
+    if _gpu(x, out):
+        return _cuda.act_forward("sigmoid", x, out=out)
     return _core.sigmoid_forward(x, out)
 
 
 def sigmoid_backward(dy, y, *, out=None):
     """dx = dy * y * (1 - y), from the forward's output y."""
+    if _gpu(dy, y, out):
+        return _cuda.act_backward("sigmoid", dy, y, out=out)
     return _core.sigmoid_backward(dy, y, out)
 
 
 def tanh_forward(x, *, out=None):
     """y = tanh(x)."""
+    if _gpu(x, out):
+        return _cuda.act_forward("tanh", x, out=out)
     return _core.tanh_forward(x, out)
 
 
 def tanh_backward(dy, y, *, out=None):
     """dx = dy * (1 - y^2), from the forward's output y."""
+    if _gpu(dy, y, out):
+        return _cuda.act_backward("tanh", dy, y, out=out)
     return _core.tanh_backward(dy, y, out)
 
 
 def gelu_forward(x, approximate="none", *, out=None):
     """y = x * Phi(x) (approximate="none", erf) or its tanh approximation ("tanh")."""
+    if _gpu(x, out):
+        return _cuda.act_forward(_gelu_name(approximate), x, out=out)
     return _core.gelu_forward(x, approximate, out)
 
 
 def gelu_backward(dy, x, approximate="none", *, out=None):
     """dx = dy * d gelu(x) / dx."""
+    if _gpu(dy, x, out):
+        return _cuda.act_backward(_gelu_name(approximate), dy, x, out=out)
     return _core.gelu_backward(dy, x, approximate, out)
+
+
+def _gelu_name(approximate):
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return "gelu" if approximate == "none" else "gelu_tanh"
 
 
 def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, activation=None,
@@ -201,21 +239,29 @@ def conv2d_backward_bias(dy, out=None):
 
 def softmax_forward(x, dim=-1, *, out=None):
     """y = exp(x - max) / sum exp(x - max) along dim."""
+    if _gpu(x, out):
+        return _cuda.softmax_forward(x, dim, out=out)
     return _core.softmax_forward(x, dim, out)
 
 
 def log_softmax_forward(x, dim=-1, *, out=None):
     """y = x - max - log sum exp(x - max) along dim."""
+    if _gpu(x, out):
+        return _cuda.softmax_forward(x, dim, log=True, out=out)
     return _core.log_softmax_forward(x, dim, out)
 
 
 def softmax_backward(dy, y, dim=-1, *, out=None):
     """dx = y * (dy - sum(dy * y, dim))."""
+    if _gpu(dy, y, out):
+        return _cuda.softmax_backward(dy, y, dim, out=out)
     return _core.softmax_backward(dy, y, dim, out)
 
 
 def log_softmax_backward(dy, y, dim=-1, *, out=None):
     """dx = dy - exp(y) * sum(dy, dim)."""
+    if _gpu(dy, y, out):
+        return _cuda.softmax_backward(dy, y, dim, log=True, out=out)
     return _core.log_softmax_backward(dy, y, dim, out)
 
 

@@ -1,0 +1,88 @@
+// fastnn._cuda: the CUDA kernels on device pointers. Thin on purpose: python/fastnn/cuda.py
+// reads __cuda_array_interface__, checks dtype, shape, layout and device, allocates outputs
+// (CuPy) and passes raw pointers, sizes and the stream here. The CUDA runtime is linked
+// statically: the module imports without a driver, and device_count() is then 0.
+#include <cuda_runtime_api.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+
+#include "cuda/kernels.h"
+
+namespace py = pybind11;
+using Ptr = std::uintptr_t;
+
+namespace {
+
+template <class T>
+T* ptr(Ptr p) {
+  return reinterpret_cast<T*>(p);
+}
+void* stream_of(Ptr s) { return reinterpret_cast<void*>(s); }
+
+int device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // no driver or no device: clear the sticky error
+    return 0;
+  }
+  return n;
+}
+
+int driver_version() {
+  int v = 0;
+  return cudaDriverGetVersion(&v) == cudaSuccess ? v : 0;
+}
+
+int runtime_version() {
+  int v = 0;
+  return cudaRuntimeGetVersion(&v) == cudaSuccess ? v : 0;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_cuda, m) {
+  m.doc() = "fastnn's CUDA kernels on device pointers (use fastnn.cuda / fastnn.ops)";
+  m.attr("__version__") = FASTNN_VERSION;
+  m.attr("architectures") = FASTNN_CUDA_ARCHITECTURES;
+  m.attr("compiler") = FASTNN_CUDA_COMPILER;
+  m.def("device_count", &device_count, "CUDA devices visible (0 without a driver)");
+  m.def("driver_version", &driver_version, "the driver's CUDA version (e.g. 13000), 0 without one");
+  m.def("runtime_version", &runtime_version, "the CUDA runtime linked in (e.g. 13000)");
+  m.def("gemm",
+        [](int64_t M, int64_t N, int64_t K, Ptr a, Ptr b, Ptr c, Ptr out, int64_t lda, int64_t ldb,
+           int64_t ldc, bool trans_a, bool trans_b, float alpha, float beta, Ptr bias, int act,
+           Ptr stream) {
+          fastnn::cuda::GemmArgs g;
+          g.M = M, g.N = N, g.K = K;
+          g.a = ptr<const float>(a), g.b = ptr<const float>(b), g.c = ptr<const float>(c);
+          g.out = ptr<float>(out);
+          g.lda = lda, g.ldb = ldb, g.ldc = ldc;
+          g.trans_a = trans_a, g.trans_b = trans_b, g.alpha = alpha, g.beta = beta;
+          g.bias = ptr<const float>(bias), g.act = act;
+          py::gil_scoped_release nogil;
+          fastnn::cuda::gemm(g, stream_of(stream));
+        });
+  m.def("act_forward", [](int kind, float alpha, Ptr x, Ptr y, int64_t n, Ptr stream) {
+    py::gil_scoped_release nogil;
+    fastnn::cuda::act_forward(kind, alpha, ptr<const float>(x), ptr<float>(y), n, stream_of(stream));
+  });
+  m.def("act_backward", [](int kind, float alpha, Ptr dy, Ptr xy, Ptr dx, int64_t n, Ptr stream) {
+    py::gil_scoped_release nogil;
+    fastnn::cuda::act_backward(kind, alpha, ptr<const float>(dy), ptr<const float>(xy), ptr<float>(dx), n,
+                               stream_of(stream));
+  });
+  m.def("softmax_forward",
+        [](int64_t outer, int64_t n, int64_t inner, bool log, Ptr x, Ptr y, Ptr stream) {
+          py::gil_scoped_release nogil;
+          fastnn::cuda::softmax_forward(outer, n, inner, log, ptr<const float>(x), ptr<float>(y),
+                                        stream_of(stream));
+        });
+  m.def("softmax_backward",
+        [](int64_t outer, int64_t n, int64_t inner, bool log, Ptr dy, Ptr y, Ptr dx, Ptr stream) {
+          py::gil_scoped_release nogil;
+          fastnn::cuda::softmax_backward(outer, n, inner, log, ptr<const float>(dy), ptr<const float>(y),
+                                         ptr<float>(dx), stream_of(stream));
+        });
+}

@@ -1,0 +1,208 @@
+"""fastnn on NVIDIA GPUs.
+
+Arrays that expose ``__cuda_array_interface__`` (CuPy first; torch and numba tensors too) go to
+the CUDA kernels of the optional module ``fastnn._cuda``; ``fastnn.ops`` sends them here on its
+own, so ``fastnn.ops.gemm(cupy_a, cupy_b)`` runs on the GPU and returns a CuPy array. Kernels
+run on CuPy's current stream; outputs are allocated with CuPy. NumPy arrays stay on the CPU,
+and mixing the two in one call is a TypeError.
+
+So far the CUDA kernels are gemm, the activations (forward and backward) and softmax /
+log_softmax (forward and backward); the other ops raise a TypeError naming the op for GPU
+arrays. ``is_available()`` says whether the module is built and a device is visible.
+"""
+import importlib
+
+__all__ = ["is_available", "device_count", "info", "is_cuda_array"]
+
+_module = None
+_tried = False
+
+
+def _cuda():
+    """The compiled module, or None when this build has none."""
+    global _module, _tried
+    if not _tried:
+        _tried = True
+        try:
+            _module = importlib.import_module("fastnn._cuda")
+        except ImportError:
+            _module = None
+    return _module
+
+
+def device_count() -> int:
+    """CUDA devices visible to this process (0 without the module, a driver or a device)."""
+    m = _cuda()
+    return m.device_count() if m else 0
+
+
+def is_available() -> bool:
+    """True when fastnn was built with CUDA and a device is visible."""
+    return device_count() > 0
+
+
+def info() -> dict:
+    """What show_config reports about CUDA."""
+    m = _cuda()
+    if m is None:
+        return {"built": False}
+    return {"built": True, "architectures": m.architectures, "compiler": m.compiler,
+            "runtime_version": m.runtime_version(), "driver_version": m.driver_version(),
+            "device_count": m.device_count()}
+
+
+def is_cuda_array(a) -> bool:
+    return hasattr(a, "__cuda_array_interface__")
+
+
+# ---- arrays ----
+
+class _Dev:
+    """A float32 C-contiguous device array seen through __cuda_array_interface__."""
+
+    def __init__(self, op, name, a, writable=False):
+        if not is_cuda_array(a):
+            raise TypeError(f"{op}: {name} must be a CUDA array like the other arguments, got "
+                            f"{type(a).__name__} (NumPy and CUDA arrays cannot be mixed)")
+        cai = a.__cuda_array_interface__
+        self.shape = tuple(int(s) for s in cai["shape"])
+        if cai["typestr"] != "<f4":
+            raise TypeError(f"{op}: {name} must be float32, got typestr {cai['typestr']!r}")
+        strides = cai.get("strides")
+        if strides is not None:
+            expect, step = [], 4
+            for s in reversed(self.shape):
+                expect.append(step)
+                step *= max(s, 1)
+            if tuple(strides) != tuple(reversed(expect)) and 0 not in self.shape:
+                raise ValueError(f"{op}: {name} must be C-contiguous, got strides {tuple(strides)} "
+                                 f"for shape {self.shape}")
+        self.ptr, readonly = cai["data"]
+        if writable and readonly:
+            raise ValueError(f"{op}: {name} is read-only")
+        self.array = a
+        self.size = 1
+        for s in self.shape:
+            self.size *= s
+
+
+def _cupy(op):
+    try:
+        import cupy
+    except ImportError:
+        raise TypeError(f"{op}: CUDA arrays need CuPy to allocate outputs (pip install cupy-cuda13x)") from None
+    return cupy
+
+
+def _module_for(op):
+    m = _cuda()
+    if m is None:
+        raise TypeError(f"{op}: got CUDA arrays, but this fastnn was built without CUDA "
+                        "(rebuild with nvcc on PATH, or FASTNN_CUDA=ON)")
+    return m
+
+
+def _stream(op):
+    return _cupy(op).cuda.get_current_stream().ptr
+
+
+def _out(op, out, shape, alias=()):
+    """The output array: out if given (checked), else a new CuPy array."""
+    if out is None:
+        return _Dev(op, "out", _cupy(op).empty(shape, dtype="float32"), writable=True)
+    o = _Dev(op, "out", out, writable=True)
+    if o.shape != tuple(shape):
+        raise ValueError(f"{op}: out must have shape {tuple(shape)}, got {o.shape}")
+    for name, d in alias:
+        if d is not None and d.ptr == o.ptr and o.size:
+            raise ValueError(f"{op}: out must not alias {name}")
+    return o
+
+
+# ---- ops ----
+
+def gemm(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None,
+         activation=None, out=None):
+    """fastnn.ops.gemm on CUDA arrays (2-D only so far)."""
+    op = "gemm"
+    m = _module_for(op)
+    da, db = _Dev(op, "a", a), _Dev(op, "b", b)
+    if len(da.shape) != 2 or len(db.shape) != 2:
+        raise ValueError(f"{op}: CUDA gemm takes 2-D a and b, got shapes {da.shape} and {db.shape}")
+    M, K = (da.shape[1], da.shape[0]) if trans_a else da.shape
+    K2, N = (db.shape[1], db.shape[0]) if trans_b else db.shape
+    if K != K2:
+        raise ValueError(f"{op}: op(a) is {M}x{K} but op(b) is {K2}x{N}")
+    if activation not in (None, "relu"):
+        raise ValueError(f"{op}: activation must be None or 'relu', got {activation!r}")
+    if c is None and beta != 0:
+        c = out
+    dc = _Dev(op, "c", c) if c is not None else None
+    if dc is not None and dc.shape != (M, N):
+        raise ValueError(f"{op}: c must have shape {(M, N)}, got {dc.shape}")
+    dbias = _Dev(op, "bias", bias) if bias is not None else None
+    if dbias is not None and dbias.shape != (N,):
+        raise ValueError(f"{op}: bias must have shape {(N,)}, got {dbias.shape}")
+    o = _out(op, out, (M, N), alias=(("a", da), ("b", db), ("bias", dbias)))
+    m.gemm(M, N, K, da.ptr, db.ptr, dc.ptr if dc else 0, o.ptr, da.shape[1], db.shape[1], N,
+           bool(trans_a), bool(trans_b), float(alpha), float(beta) if dc else 0.0,
+           dbias.ptr if dbias else 0, 1 if activation == "relu" else 0, _stream(op))
+    return o.array
+
+
+_ACT = {"relu": 0, "leaky_relu": 1, "sigmoid": 2, "tanh": 3, "gelu": 4, "gelu_tanh": 5}
+
+
+def act_forward(name, x, alpha=0.01, *, out=None):
+    op = f"{name}_forward"
+    m = _module_for(op)
+    dx = _Dev(op, "x", x)
+    o = _out(op, out, dx.shape)
+    m.act_forward(_ACT[name], float(alpha), dx.ptr, o.ptr, dx.size, _stream(op))
+    return o.array
+
+
+def act_backward(name, dy, xy, alpha=0.01, *, out=None):
+    op = f"{name}_backward"
+    m = _module_for(op)
+    ddy, dxy = _Dev(op, "dy", dy), _Dev(op, "x or y", xy)
+    if ddy.shape != dxy.shape:
+        raise ValueError(f"{op}: dy {ddy.shape} and the saved input {dxy.shape} differ in shape")
+    o = _out(op, out, ddy.shape)  # elementwise: out may be dy or the saved input (in place)
+    m.act_backward(_ACT[name], float(alpha), ddy.ptr, dxy.ptr, o.ptr, ddy.size, _stream(op))
+    return o.array
+
+
+def _axes(op, shape, dim):
+    nd = len(shape)
+    if not -nd <= dim < max(nd, 1):
+        raise ValueError(f"{op}: dim {dim} is out of range for {nd} dimensions")
+    dim %= max(nd, 1)
+    outer = inner = 1
+    for s in shape[:dim]:
+        outer *= s
+    for s in shape[dim + 1:]:
+        inner *= s
+    return outer, (shape[dim] if nd else 1), inner
+
+
+def softmax_forward(x, dim=-1, *, log=False, out=None):
+    op = "log_softmax_forward" if log else "softmax_forward"
+    m = _module_for(op)
+    dx = _Dev(op, "x", x)
+    outer, n, inner = _axes(op, dx.shape, dim)
+    o = _out(op, out, dx.shape)
+    m.softmax_forward(outer, n, inner, log, dx.ptr, o.ptr, _stream(op))
+    return o.array
+
+
+def softmax_backward(dy, y, dim=-1, *, log=False, out=None):
+    op = "log_softmax_backward" if log else "softmax_backward"
+    m = _module_for(op)
+    ddy, dy_ = _Dev(op, "dy", dy), _Dev(op, "y", y)
+    if ddy.shape != dy_.shape:
+        raise ValueError(f"{op}: dy {ddy.shape} and y {dy_.shape} differ in shape")
+    outer, n, inner = _axes(op, dy_.shape, dim)
+    o = _out(op, out, dy_.shape, alias=(("y", dy_),))
+    m.softmax_backward(outer, n, inner, log, ddy.ptr, dy_.ptr, o.ptr, _stream(op))
+    return o.array

@@ -1,0 +1,145 @@
+"""fastnn.cuda and the fastnn._cuda module: it imports without a GPU or a driver (static CUDA
+runtime), reports itself, and dispatch refuses mixed or malformed arrays before any launch.
+With a GPU and CuPy, every CUDA op against the CPU kernels (skipped elsewhere; the kernels
+themselves are checked without a GPU by tests/test_cuda_emu.py)."""
+import ctypes
+import os
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import cuda, ops
+from conftest import randn
+
+BUILT = cuda.info()["built"]
+if os.environ.get("FASTNN_REQUIRE_CUDA") == "1":
+    assert BUILT, "FASTNN_REQUIRE_CUDA=1 but fastnn._cuda is not built"
+
+
+class FakeDeviceArray:
+    """Host memory dressed as a CUDA array: dispatch must reject it before any launch."""
+
+    def __init__(self, a, typestr=None, strides=None):
+        self.a = a
+        self.__cuda_array_interface__ = {
+            "shape": a.shape, "typestr": typestr or a.dtype.str, "strides": strides,
+            "data": (a.ctypes.data, False), "version": 3}
+
+
+@pytest.mark.skipif(not BUILT, reason="fastnn built without CUDA")
+def test_module_reports_itself_without_a_driver():
+    import fastnn._cuda as m
+    assert m.__version__ == fastnn._core.__version__
+    assert m.runtime_version() >= 12000
+    assert m.architectures and "native" not in m.architectures
+    assert m.device_count() >= 0
+    if m.driver_version() == 0:  # no driver: no device, and fastnn runs on the CPU
+        assert m.device_count() == 0 and not cuda.is_available()
+
+
+def test_is_available_is_a_bool():
+    assert cuda.is_available() in (True, False)
+    assert cuda.device_count() >= 0
+
+
+@pytest.mark.skipif(not BUILT, reason="fastnn built without CUDA")
+def test_mixing_numpy_and_cuda_arrays_is_a_type_error(rng):
+    a, b = randn(rng, 3, 4), randn(rng, 4, 5)
+    with pytest.raises(TypeError, match="gemm: a must be a CUDA array.*cannot be mixed"):
+        ops.gemm(a, FakeDeviceArray(b))
+    with pytest.raises(TypeError, match="relu_backward: x or y must be a CUDA array"):
+        ops.relu_backward(FakeDeviceArray(a), a)
+
+
+@pytest.mark.skipif(not BUILT, reason="fastnn built without CUDA")
+def test_malformed_cuda_arrays_are_refused(rng):
+    a = randn(rng, 3, 4)
+    with pytest.raises(TypeError, match="softmax_forward: x must be float32"):
+        ops.softmax_forward(FakeDeviceArray(a.astype(np.float64)))
+    with pytest.raises(ValueError, match="gemm: a must be C-contiguous"):
+        ops.gemm(FakeDeviceArray(a, strides=(4, 12)), FakeDeviceArray(randn(rng, 4, 2)))
+    with pytest.raises(ValueError, match="gemm: op\\(a\\) is 3x4 but op\\(b\\) is 5x2"):
+        ops.gemm(FakeDeviceArray(a), FakeDeviceArray(randn(rng, 5, 2)))
+
+
+def test_without_the_module_cuda_arrays_are_a_type_error(rng, monkeypatch):
+    monkeypatch.setattr(cuda, "_module", None)
+    monkeypatch.setattr(cuda, "_tried", True)
+    with pytest.raises(TypeError, match="built without CUDA"):
+        ops.tanh_forward(FakeDeviceArray(randn(rng, 4)))
+
+
+# ---- On a GPU (CuPy end to end) ----
+
+def _cupy():
+    if not cuda.is_available():
+        pytest.skip("no CUDA device")
+    return pytest.importorskip("cupy")
+
+
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True)])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (65, 63, 17), (130, 257, 300)], ids=str)
+def test_gpu_gemm_matches_cpu(rng, shape, ta, tb):
+    cp = _cupy()
+    M, N, K = shape
+    a = randn(rng, *((K, M) if ta else (M, K)))
+    b = randn(rng, *((N, K) if tb else (K, N)))
+    bias = randn(rng, N)
+    got = ops.gemm(cp.asarray(a), cp.asarray(b), trans_a=ta, trans_b=tb, bias=cp.asarray(bias), activation="relu")
+    want = ops.gemm(a, b, trans_a=ta, trans_b=tb, bias=bias, activation="relu")
+    np.testing.assert_allclose(cp.asnumpy(got), want, rtol=1e-4, atol=1e-4 * np.sqrt(K))
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh"])
+def test_gpu_activations_match_cpu(rng, name):
+    cp = _cupy()
+    x, dy = randn(rng, 1000) * np.float32(4), randn(rng, 1000)
+    kw = {"approximate": "tanh"} if name == "gelu_tanh" else {}
+    base = "gelu" if name == "gelu_tanh" else name
+    fwd, bwd = getattr(ops, f"{base}_forward"), getattr(ops, f"{base}_backward")
+    y = fwd(x, **kw)
+    np.testing.assert_allclose(cp.asnumpy(fwd(cp.asarray(x), **kw)), y, rtol=1e-5, atol=1e-6)
+    xy = y if name in ("sigmoid", "tanh") else x
+    np.testing.assert_allclose(cp.asnumpy(bwd(cp.asarray(dy), cp.asarray(xy), **kw)), bwd(dy, xy, **kw),
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape,dim", [((37, 100), -1), ((2, 5, 7), 1)], ids=str)
+def test_gpu_softmax_matches_cpu(rng, shape, dim):
+    cp = _cupy()
+    x, dy = randn(rng, *shape), randn(rng, *shape)
+    for fwd, bwd in ((ops.softmax_forward, ops.softmax_backward),
+                     (ops.log_softmax_forward, ops.log_softmax_backward)):
+        y = fwd(x, dim)
+        gy = fwd(cp.asarray(x), dim)
+        np.testing.assert_allclose(cp.asnumpy(gy), y, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(cp.asnumpy(bwd(cp.asarray(dy), gy, dim)), bwd(dy, y, dim), rtol=1e-4, atol=1e-5)
+
+
+GPU_SCRIPT = """
+import cupy as cp, numpy as np
+from fastnn import ops
+r = np.random.default_rng(0)
+a, b = (cp.asarray(r.standard_normal(s, dtype=np.float32)) for s in ((65, 33), (33, 70)))
+ops.gemm(a, b, bias=cp.zeros(70, cp.float32), activation="relu")
+x = cp.asarray(r.standard_normal((37, 100), dtype=np.float32))
+y = ops.softmax_forward(x); ops.softmax_backward(x, y); ops.log_softmax_forward(x, 0)
+ops.gelu_backward(x, x); ops.sigmoid_forward(x)
+cp.cuda.get_current_stream().synchronize()
+"""
+
+
+@pytest.mark.parametrize("tool", ["memcheck", "racecheck", "initcheck"])
+def test_compute_sanitizer_is_clean(tool):
+    """Every CUDA op once under compute-sanitizer (needs a GPU and the tool on PATH)."""
+    import shutil
+    import subprocess
+    import sys
+    _cupy()
+    exe = shutil.which("compute-sanitizer")
+    if not exe:
+        pytest.skip("compute-sanitizer not on PATH")
+    r = subprocess.run([exe, "--tool", tool, "--error-exitcode", "3", sys.executable, "-c", GPU_SCRIPT],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "ERROR SUMMARY: 0 errors" in r.stdout + r.stderr, r.stdout[-3000:] + r.stderr[-3000:]
