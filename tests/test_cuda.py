@@ -63,6 +63,15 @@ def test_malformed_cuda_arrays_are_refused(rng):
         ops.gemm(FakeDeviceArray(a), FakeDeviceArray(randn(rng, 5, 2)))
 
 
+@pytest.mark.skipif(not BUILT, reason="fastnn built without CUDA")
+def test_cuda_embedding_wants_int64_indices(rng):
+    w = FakeDeviceArray(randn(rng, 5, 3))
+    with pytest.raises(TypeError, match="embedding_forward: indices must be int64"):
+        ops.embedding_forward(w, FakeDeviceArray(np.zeros(4, np.int32)))
+    with pytest.raises(ValueError, match="layer_norm_forward: normalized_shape \\(4,\\) must be the trailing"):
+        ops.layer_norm_forward(FakeDeviceArray(randn(rng, 3, 5)), (4,))
+
+
 def test_without_the_module_cuda_arrays_are_a_type_error(rng, monkeypatch):
     monkeypatch.setattr(cuda, "_module", None)
     monkeypatch.setattr(cuda, "_tried", True)
@@ -117,6 +126,35 @@ def test_gpu_softmax_matches_cpu(rng, shape, dim):
         np.testing.assert_allclose(cp.asnumpy(bwd(cp.asarray(dy), gy, dim)), bwd(dy, y, dim), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("affine", [False, True])
+def test_gpu_layer_norm_matches_cpu(rng, affine):
+    cp = _cupy()
+    x, dy = randn(rng, 7, 300), randn(rng, 7, 300)
+    w, b = (randn(rng, 300), randn(rng, 300)) if affine else (None, None)
+    g = (lambda a: None if a is None else cp.asarray(a))
+    y, mean, rstd = ops.layer_norm_forward(x, (300,), w, b)
+    gy, gmean, grstd = ops.layer_norm_forward(cp.asarray(x), (300,), g(w), g(b))
+    np.testing.assert_allclose(cp.asnumpy(gy), y, rtol=1e-4, atol=1e-4)
+    dx, dw, db = ops.layer_norm_backward(dy, x, mean, rstd, w)
+    gdx, gdw, gdb = ops.layer_norm_backward(cp.asarray(dy), cp.asarray(x), gmean, grstd, g(w))
+    np.testing.assert_allclose(cp.asnumpy(gdx), dx, rtol=1e-4, atol=1e-4)
+    if affine:
+        np.testing.assert_allclose(cp.asnumpy(gdw), dw, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(cp.asnumpy(gdb), db, rtol=1e-4, atol=1e-4)
+
+
+def test_gpu_embedding_matches_cpu(rng):
+    cp = _cupy()
+    w, idx = randn(rng, 50, 16), rng.integers(0, 50, (4, 9)).astype(np.int64)
+    dy = randn(rng, 4, 9, 16)
+    np.testing.assert_array_equal(cp.asnumpy(ops.embedding_forward(cp.asarray(w), cp.asarray(idx))),
+                                  ops.embedding_forward(w, idx))
+    np.testing.assert_allclose(cp.asnumpy(ops.embedding_backward(cp.asarray(dy), cp.asarray(idx), 50, 3)),
+                               ops.embedding_backward(dy, idx, 50, 3), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="indices must lie in"):
+        ops.embedding_forward(cp.asarray(w), cp.asarray(idx + 50))
+
+
 GPU_SCRIPT = """
 import cupy as cp, numpy as np
 from fastnn import ops
@@ -126,6 +164,10 @@ ops.gemm(a, b, bias=cp.zeros(70, cp.float32), activation="relu")
 x = cp.asarray(r.standard_normal((37, 100), dtype=np.float32))
 y = ops.softmax_forward(x); ops.softmax_backward(x, y); ops.log_softmax_forward(x, 0)
 ops.gelu_backward(x, x); ops.sigmoid_forward(x)
+y, mean, rstd = ops.layer_norm_forward(x, (100,), cp.ones(100, cp.float32), cp.zeros(100, cp.float32))
+ops.layer_norm_backward(x, x, mean, rstd, cp.ones(100, cp.float32))
+idx = cp.asarray(r.integers(0, 20, 64))
+ops.embedding_backward(ops.embedding_forward(x[:20], idx), idx, 20, 0)
 cp.cuda.get_current_stream().synchronize()
 """
 

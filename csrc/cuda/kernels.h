@@ -43,5 +43,20 @@ void softmax_forward(int64_t outer, int64_t n, int64_t inner, bool log, const fl
 void softmax_backward(int64_t outer, int64_t n, int64_t inner, bool log, const float* dy,
                       const float* y, float* dx, Stream stream);
 
+// Layer norm of (m, n) rows as in csrc/ops/layernorm.h (row sums in float32 block reductions;
+// dweight/dbias, when both are given, summed over rows in order by one thread per column).
+void layer_norm_forward(int64_t m, int64_t n, const float* x, const float* weight, const float* bias,
+                        float eps, float* y, float* mean, float* rstd, Stream stream);
+void layer_norm_backward(int64_t m, int64_t n, const float* dy, const float* x, const float* mean,
+                         const float* rstd, const float* weight, float* dx, float* dweight, float* dbias,
+                         Stream stream);
+
+// Embedding as in csrc/ops/embedding.h, indices already checked to lie in [0, v). The backward
+// adds with atomicAdd: the order of the additions, and so the last bits, vary between runs.
+void embedding_forward(int64_t t, int64_t d, const float* weight, const int64_t* idx, float* out,
+                       Stream stream);
+void embedding_backward(int64_t v, int64_t t, int64_t d, int64_t padding_idx, const float* dy,
+                        const int64_t* idx, float* dweight, Stream stream);
+
 }  // namespace cuda
 }  // namespace fastnn

@@ -79,6 +79,30 @@ PYBIND11_MODULE(_cuda, m) {
           fastnn::cuda::softmax_forward(outer, n, inner, log, ptr<const float>(x), ptr<float>(y),
                                         stream_of(stream));
         });
+  m.def("layer_norm_forward", [](int64_t rows, int64_t n, Ptr x, Ptr weight, Ptr bias, float eps, Ptr y,
+                                  Ptr mean, Ptr rstd, Ptr stream) {
+    py::gil_scoped_release nogil;
+    fastnn::cuda::layer_norm_forward(rows, n, ptr<const float>(x), ptr<const float>(weight), ptr<const float>(bias),
+                                     eps, ptr<float>(y), ptr<float>(mean), ptr<float>(rstd), stream_of(stream));
+  });
+  m.def("layer_norm_backward", [](int64_t rows, int64_t n, Ptr dy, Ptr x, Ptr mean, Ptr rstd, Ptr weight,
+                                   Ptr dx, Ptr dweight, Ptr dbias, Ptr stream) {
+    py::gil_scoped_release nogil;
+    fastnn::cuda::layer_norm_backward(rows, n, ptr<const float>(dy), ptr<const float>(x), ptr<const float>(mean),
+                                      ptr<const float>(rstd), ptr<const float>(weight), ptr<float>(dx),
+                                      ptr<float>(dweight), ptr<float>(dbias), stream_of(stream));
+  });
+  m.def("embedding_forward", [](int64_t t, int64_t d, Ptr weight, Ptr idx, Ptr out, Ptr stream) {
+    py::gil_scoped_release nogil;
+    fastnn::cuda::embedding_forward(t, d, ptr<const float>(weight), ptr<const int64_t>(idx), ptr<float>(out),
+                                    stream_of(stream));
+  });
+  m.def("embedding_backward", [](int64_t v, int64_t t, int64_t d, int64_t padding_idx, Ptr dy, Ptr idx,
+                                  Ptr dweight, Ptr stream) {
+    py::gil_scoped_release nogil;
+    fastnn::cuda::embedding_backward(v, t, d, padding_idx, ptr<const float>(dy), ptr<const int64_t>(idx),
+                                     ptr<float>(dweight), stream_of(stream));
+  });
   m.def("softmax_backward",
         [](int64_t outer, int64_t n, int64_t inner, bool log, Ptr dy, Ptr y, Ptr dx, Ptr stream) {
           py::gil_scoped_release nogil;

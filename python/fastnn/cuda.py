@@ -6,9 +6,8 @@ own, so ``fastnn.ops.gemm(cupy_a, cupy_b)`` runs on the GPU and returns a CuPy a
 run on CuPy's current stream; outputs are allocated with CuPy. NumPy arrays stay on the CPU,
 and mixing the two in one call is a TypeError.
 
-So far the CUDA kernels are gemm, the activations (forward and backward) and softmax /
-log_softmax (forward and backward); the other ops raise a TypeError naming the op for GPU
-arrays. ``is_available()`` says whether the module is built and a device is visible.
+So far the CUDA kernels are gemm, the activations, softmax / log_softmax, layer norm and
+embedding (forward and backward); the other ops do not take GPU arrays yet. ``is_available()`` says whether the module is built and a device is visible.
 """
 import importlib
 
@@ -58,19 +57,21 @@ def is_cuda_array(a) -> bool:
 # ---- arrays ----
 
 class _Dev:
-    """A float32 C-contiguous device array seen through __cuda_array_interface__."""
+    """A C-contiguous device array (float32 unless typestr says otherwise) seen through
+    __cuda_array_interface__."""
 
-    def __init__(self, op, name, a, writable=False):
+    def __init__(self, op, name, a, writable=False, typestr="<f4"):
         if not is_cuda_array(a):
             raise TypeError(f"{op}: {name} must be a CUDA array like the other arguments, got "
                             f"{type(a).__name__} (NumPy and CUDA arrays cannot be mixed)")
         cai = a.__cuda_array_interface__
         self.shape = tuple(int(s) for s in cai["shape"])
-        if cai["typestr"] != "<f4":
-            raise TypeError(f"{op}: {name} must be float32, got typestr {cai['typestr']!r}")
+        if cai["typestr"] != typestr:
+            kind = {"<f4": "float32", "<i8": "int64"}[typestr]
+            raise TypeError(f"{op}: {name} must be {kind}, got typestr {cai['typestr']!r}")
         strides = cai.get("strides")
         if strides is not None:
-            expect, step = [], 4
+            expect, step = [], int(typestr[2:])
             for s in reversed(self.shape):
                 expect.append(step)
                 step *= max(s, 1)
@@ -109,7 +110,7 @@ def _stream(op):
 def _out(op, out, shape, alias=()):
     """The output array: out if given (checked), else a new CuPy array."""
     if out is None:
-        return _Dev(op, "out", _cupy(op).empty(shape, dtype="float32"), writable=True)
+        return _Dev(op, "out", _cupy(op).empty(tuple(shape), dtype="float32"), writable=True)
     o = _Dev(op, "out", out, writable=True)
     if o.shape != tuple(shape):
         raise ValueError(f"{op}: out must have shape {tuple(shape)}, got {o.shape}")
@@ -205,4 +206,101 @@ def softmax_backward(dy, y, dim=-1, *, log=False, out=None):
     outer, n, inner = _axes(op, dy_.shape, dim)
     o = _out(op, out, dy_.shape, alias=(("y", dy_),))
     m.softmax_backward(outer, n, inner, log, ddy.ptr, dy_.ptr, o.ptr, _stream(op))
+    return o.array
+
+
+def layer_norm_forward(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """fastnn.ops.layer_norm_forward on CUDA arrays: (y, mean, rstd)."""
+    op = "layer_norm_forward"
+    m = _module_for(op)
+    dx = _Dev(op, "x", x)
+    ns = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(ns)
+    if k == 0 or k > len(dx.shape) or dx.shape[len(dx.shape) - k:] != ns:
+        raise ValueError(f"{op}: normalized_shape {ns} must be the trailing dims of x {dx.shape}")
+    n = 1
+    for s in ns:
+        n *= s
+    rows = dx.size // n if n else 0
+    dw = _Dev(op, "weight", weight) if weight is not None else None
+    db = _Dev(op, "bias", bias) if bias is not None else None
+    for name, d in (("weight", dw), ("bias", db)):
+        if d is not None and d.shape != ns:
+            raise ValueError(f"{op}: {name} must have shape {ns}, got {d.shape}")
+    stat = dx.shape[:len(dx.shape) - k] + (1,) * k
+    y, mean, rstd = _out(op, None, dx.shape), _out(op, None, stat), _out(op, None, stat)
+    m.layer_norm_forward(rows, n, dx.ptr, dw.ptr if dw else 0, db.ptr if db else 0, float(eps), y.ptr,
+                         mean.ptr, rstd.ptr, _stream(op))
+    return y.array, mean.array, rstd.array
+
+
+def layer_norm_backward(dy, x, mean, rstd, weight=None):
+    """fastnn.ops.layer_norm_backward on CUDA arrays: (dx, dweight, dbias)."""
+    op = "layer_norm_backward"
+    m = _module_for(op)
+    ddy, dx_, dm, dr = (_Dev(op, nm, a) for nm, a in (("dy", dy), ("x", x), ("mean", mean), ("rstd", rstd)))
+    if ddy.shape != dx_.shape:
+        raise ValueError(f"{op}: dy {ddy.shape} and x {dx_.shape} differ in shape")
+    rows = dm.size
+    if dr.size != rows or (rows and dx_.size % rows):
+        raise ValueError(f"{op}: mean/rstd ({dm.shape}, {dr.shape}) do not match x {dx_.shape}")
+    n = dx_.size // rows if rows else 0
+    dw = _Dev(op, "weight", weight) if weight is not None else None
+    out = _out(op, None, dx_.shape)
+    gw = gb = None
+    if dw is not None:
+        if dw.size != n and rows:
+            raise ValueError(f"{op}: weight has {dw.size} elements, the rows {n}")
+        n = dw.size
+        gw, gb = _out(op, None, dw.shape), _out(op, None, dw.shape)
+    m.layer_norm_backward(rows, n, ddy.ptr, dx_.ptr, dm.ptr, dr.ptr, dw.ptr if dw else 0, out.ptr,
+                          gw.ptr if gw else 0, gb.ptr if gb else 0, _stream(op))
+    return out.array, (gw.array if gw else None), (gb.array if gb else None)
+
+
+def _check_indices(op, idx, v):
+    """Indices in [0, v): one reduction on the device, read back before the launch."""
+    if idx.size:
+        a = idx.array
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi >= v:
+            raise ValueError(f"{op}: indices must lie in [0, {v}), got values in [{lo}, {hi}]")
+
+
+def _padding(op, padding_idx, v):
+    if padding_idx is None:
+        return -1
+    p = int(padding_idx)
+    if not -v <= p < v:
+        raise ValueError(f"{op}: padding_idx must lie in [-{v}, {v}), got {p}")
+    return p % v
+
+
+def embedding_forward(weight, indices, padding_idx=None, *, out=None):
+    """fastnn.ops.embedding_forward on CUDA arrays (int64 indices)."""
+    op = "embedding_forward"
+    m = _module_for(op)
+    w, idx = _Dev(op, "weight", weight), _Dev(op, "indices", indices, typestr="<i8")
+    if len(w.shape) != 2:
+        raise ValueError(f"{op}: weight must be 2-D, got shape {w.shape}")
+    _padding(op, padding_idx, w.shape[0])
+    _check_indices(op, idx, w.shape[0])
+    o = _out(op, out, idx.shape + (w.shape[1],), alias=(("weight", w),))
+    m.embedding_forward(idx.size, w.shape[1], w.ptr, idx.ptr, o.ptr, _stream(op))
+    return o.array
+
+
+def embedding_backward(dy, indices, num_embeddings, padding_idx=None, *, out=None):
+    """fastnn.ops.embedding_backward on CUDA arrays: the dense (num_embeddings, D) gradient."""
+    op = "embedding_backward"
+    m = _module_for(op)
+    g, idx = _Dev(op, "dy", dy), _Dev(op, "indices", indices, typestr="<i8")
+    v = int(num_embeddings)
+    if len(g.shape) != len(idx.shape) + 1 or g.shape[:-1] != idx.shape:
+        raise ValueError(f"{op}: dy must have shape indices.shape + (D,) = {idx.shape} + (D,), got {g.shape}")
+    pad = _padding(op, padding_idx, v)
+    _check_indices(op, idx, v)
+    d = g.shape[-1]
+    o = _out(op, out, (v, d), alias=(("dy", g),))
+    m.embedding_backward(v, idx.size, d, pad, g.ptr, idx.ptr, o.ptr, _stream(op))
     return o.array
