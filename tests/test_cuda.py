@@ -155,6 +155,26 @@ def test_gpu_embedding_matches_cpu(rng):
         ops.embedding_forward(cp.asarray(w), cp.asarray(idx + 50))
 
 
+def test_gpu_pooling_matches_cpu(rng):
+    cp = _cupy()
+    x = randn(rng, 2, 3, 9, 8)
+    y, idx = ops.max_pool2d_forward(x, 3, 2, 1, 1, True)
+    gy, gidx = ops.max_pool2d_forward(cp.asarray(x), 3, 2, 1, 1, True)
+    np.testing.assert_array_equal(cp.asnumpy(gy), y)
+    np.testing.assert_array_equal(cp.asnumpy(gidx), idx)
+    dy = randn(rng, *y.shape)
+    np.testing.assert_allclose(cp.asnumpy(ops.max_pool2d_backward(cp.asarray(dy), cp.asarray(x), gidx, 3, 2, 1, 1, True)),
+                               ops.max_pool2d_backward(dy, x, idx, 3, 2, 1, 1, True), rtol=1e-6, atol=1e-6)
+    ya = ops.avg_pool2d_forward(x, 2, 1, 1, False, False)
+    np.testing.assert_allclose(cp.asnumpy(ops.avg_pool2d_forward(cp.asarray(x), 2, 1, 1, False, False)), ya,
+                               rtol=1e-6, atol=1e-6)
+    dya = randn(rng, *ya.shape)
+    np.testing.assert_allclose(cp.asnumpy(ops.avg_pool2d_backward(cp.asarray(dya), cp.asarray(x), 2, 1, 1, False, False)),
+                               ops.avg_pool2d_backward(dya, x, 2, 1, 1, False, False), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(cp.asnumpy(ops.global_avg_pool2d_forward(cp.asarray(x))),
+                               ops.global_avg_pool2d_forward(x), rtol=1e-5, atol=1e-6)
+
+
 GPU_SCRIPT = """
 import cupy as cp, numpy as np
 from fastnn import ops
@@ -168,6 +188,11 @@ y, mean, rstd = ops.layer_norm_forward(x, (100,), cp.ones(100, cp.float32), cp.z
 ops.layer_norm_backward(x, x, mean, rstd, cp.ones(100, cp.float32))
 idx = cp.asarray(r.integers(0, 20, 64))
 ops.embedding_backward(ops.embedding_forward(x[:20], idx), idx, 20, 0)
+x4 = x.reshape(1, 37, 10, 10)
+y4, i4 = ops.max_pool2d_forward(x4, 3, 2, 1, 1, True)
+ops.max_pool2d_backward(y4, x4, i4, 3, 2, 1, 1, True, relu=True)
+ops.avg_pool2d_backward(ops.avg_pool2d_forward(x4, 2), x4, 2)
+ops.global_avg_pool2d_backward(ops.global_avg_pool2d_forward(x4), x4)
 cp.cuda.get_current_stream().synchronize()
 """
 

@@ -147,6 +147,51 @@ def test_embedding(rng, order, shape, pad):
         assert (dw[pad] == 0).all()
 
 
+# (N, C, H, W, kernel, stride, padding, dilation, ceil_mode): overlapping and disjoint windows,
+# padding, dilation, ceil mode, one pixel, rectangular everything.
+POOL_CASES = [(2, 3, 9, 8, 3, 2, 1, 1, True), (1, 2, 7, 7, 2, 2, 0, 1, False),
+              (2, 1, 10, 11, 3, 1, 1, 2, False), (1, 1, 1, 1, 1, 1, 0, 1, False),
+              (2, 2, 5, 6, (2, 3), (1, 2), (1, 1), 1, True)]
+
+
+@pytest.mark.parametrize("case", POOL_CASES, ids=str)
+def test_pool2d(rng, order, case):
+    N, C, H, W, k, s, p, d, ceil = case
+    x = randn(rng, N, C, H, W)
+    x[0, 0, 0, :2] = np.nan if H * W > 4 else x[0, 0, 0, :2]  # NaN wins the window
+    geo = fastnn._core.pool2d_geometry("max_pool2d_forward", x.shape, k, s, p, d, ceil)
+    y, idx = emu.max_pool2d_forward(x, geo)
+    y_cpu, idx_cpu = fastnn.ops.max_pool2d_forward(x, k, s, p, d, ceil)
+    np.testing.assert_array_equal(y, y_cpu)  # the same window walk: the same bits and indices
+    np.testing.assert_array_equal(idx, idx_cpu)
+    dy = randn(rng, *y.shape)
+    for relu in (False, True):
+        xr = np.maximum(x, 0) if relu else x
+        dx = emu.max_pool2d_backward(dy, idx, geo, xr if relu else None)
+        want = fastnn.ops.max_pool2d_backward(dy, xr, idx_cpu, k, s, p, d, ceil, relu=relu)
+        np.testing.assert_allclose(dx, want, rtol=1e-6, atol=1e-6)  # atomic adds in any order
+    if d == 1:
+        ga = fastnn._core.pool2d_geometry("avg_pool2d_forward", x.shape, k, s, p, 1, ceil)
+        xa = np.nan_to_num(x)
+        for cip in (True, False):
+            ya = emu.avg_pool2d_forward(xa, ga, cip)
+            np.testing.assert_allclose(ya, fastnn.ops.avg_pool2d_forward(xa, k, s, p, ceil, cip), rtol=1e-6, atol=1e-6)
+            dya = randn(rng, *ya.shape)
+            np.testing.assert_allclose(emu.avg_pool2d_backward(dya, ga, cip),
+                                       fastnn.ops.avg_pool2d_backward(dya, xa, k, s, p, ceil, cip),
+                                       rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 1, 1), (1, 2, 17, 19), (3, 1, 40, 40)], ids=str)
+def test_global_avg_pool2d(rng, order, shape):
+    x = randn(rng, *shape)
+    y = emu.global_avg_pool2d_forward(x)
+    np.testing.assert_allclose(y, fastnn.ops.global_avg_pool2d_forward(x), rtol=4e-6, atol=1e-6)
+    dy = randn(rng, *y.shape)
+    np.testing.assert_allclose(emu.global_avg_pool2d_backward(dy, x), fastnn.ops.global_avg_pool2d_backward(dy, x),
+                               rtol=1e-6, atol=0)
+
+
 # ---- The emulator catches CUDA misuse ----
 
 def test_control_kernel_is_correct_in_every_order(order):

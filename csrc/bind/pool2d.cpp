@@ -59,10 +59,10 @@ py::array nchw(const char* op, const char* name, py::handle obj) {
   return x;
 }
 
-Pool2dShape shape_for(const char* op, const py::array& x, py::handle kernel, py::handle stride,
+Pool2dShape shape_for(const char* op, const int64_t (&nchw)[4], py::handle kernel, py::handle stride,
                       py::handle padding, py::handle dilation, bool ceil_mode) {
   Pool2dShape s;
-  s.N = x.shape(0); s.C = x.shape(1); s.H = x.shape(2); s.W = x.shape(3);
+  s.N = nchw[0]; s.C = nchw[1]; s.H = nchw[2]; s.W = nchw[3];
   std::tie(s.KH, s.KW) = pair_arg(op, "kernel_size", kernel);
   if (stride.is_none()) {
     s.SH = s.KH; s.SW = s.KW;
@@ -74,6 +74,29 @@ Pool2dShape shape_for(const char* op, const py::array& x, py::handle kernel, py:
   s.ceil_mode = ceil_mode;
   pool2d_shape(op, &s);  // std::invalid_argument -> ValueError
   return s;
+}
+
+Pool2dShape shape_for(const char* op, const py::array& x, py::handle kernel, py::handle stride,
+                      py::handle padding, py::handle dilation, bool ceil_mode) {
+  const int64_t nchw[4] = {x.shape(0), x.shape(1), x.shape(2), x.shape(3)};
+  return shape_for(op, nchw, kernel, stride, padding, dilation, ceil_mode);
+}
+
+// The checked geometry of a pooling of an (N, C, H, W) input, for the CUDA path (fastnn.cuda),
+// so that both devices take their output sizes and errors from pool2d_shape.
+py::dict pool_geometry(const std::string& op, py::sequence shape, py::handle kernel, py::handle stride,
+                       py::handle padding, py::handle dilation, py::handle ceil_obj) {
+  if (shape.size() != 4) value_fail(op.c_str(), "expected x to be 4-D (N, C, H, W), got " + std::to_string(shape.size()) + " dims");
+  const int64_t nchw[4] = {shape[0].cast<int64_t>(), shape[1].cast<int64_t>(), shape[2].cast<int64_t>(),
+                           shape[3].cast<int64_t>()};
+  const Pool2dShape s = shape_for(op.c_str(), nchw, kernel, stride, padding, dilation,
+                                  bool_arg(op.c_str(), "ceil_mode", ceil_obj));
+  py::dict d;
+  for (auto kv : {std::pair<const char*, int64_t>{"N", s.N}, {"C", s.C}, {"H", s.H}, {"W", s.W}, {"KH", s.KH},
+                  {"KW", s.KW}, {"SH", s.SH}, {"SW", s.SW}, {"PH", s.PH}, {"PW", s.PW}, {"DH", s.DH},
+                  {"DW", s.DW}, {"OH", s.OH}, {"OW", s.OW}})
+    d[kv.first] = kv.second;
+  return d;
 }
 
 // A given output buffer: dtype (float32 or int64), C-contiguous, writeable, the expected shape,
@@ -257,6 +280,10 @@ void bind_pool2d(py::module_& m) {
         py::arg("stride") = py::none(), py::arg("padding") = 0, py::arg("ceil_mode") = false,
         py::arg("count_include_pad") = true, py::arg("out") = py::none(), py::arg("isa") = py::none(),
         "dx of average pooling.");
+  m.def("pool2d_geometry", &pool_geometry, py::arg("op"), py::arg("shape"), py::arg("kernel_size"),
+        py::arg("stride") = py::none(), py::arg("padding") = 0, py::arg("dilation") = 1,
+        py::arg("ceil_mode") = false,
+        "The checked sizes (N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW) of a pooling, as a dict.");
   m.def("global_avg_pool2d_forward", &global_fwd, py::arg("x"), py::arg("out") = py::none(),
         "(N, C, 1, 1) mean over H, W.");
   m.def("global_avg_pool2d_backward", &global_bwd, py::arg("dy"), py::arg("x"), py::arg("out") = py::none(),

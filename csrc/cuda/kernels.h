@@ -58,5 +58,19 @@ void embedding_forward(int64_t t, int64_t d, const float* weight, const int64_t*
 void embedding_backward(int64_t v, int64_t t, int64_t d, int64_t padding_idx, const float* dy,
                         const int64_t* idx, float* dweight, Stream stream);
 
+// Pooling as in csrc/ops/pool2d.h; the geometry comes checked from pool2d_shape (the host's
+// fastnn._core.pool2d_geometry), indices of the max backward checked to lie in [0, H*W).
+struct PoolGeom {
+  int64_t N = 0, C = 0, H = 0, W = 0, KH = 1, KW = 1, SH = 1, SW = 1, PH = 0, PW = 0, DH = 1, DW = 1;
+  int64_t OH = 0, OW = 0;
+};
+void max_pool2d_forward(const PoolGeom& g, const float* x, float* y, int64_t* idx, Stream stream);
+void max_pool2d_backward(const PoolGeom& g, const float* dy, const int64_t* idx, const float* relu_x, float* dx,
+                         Stream stream);
+void avg_pool2d_forward(const PoolGeom& g, bool count_include_pad, const float* x, float* y, Stream stream);
+void avg_pool2d_backward(const PoolGeom& g, bool count_include_pad, const float* dy, float* dx, Stream stream);
+void global_avg_pool2d_forward(int64_t planes, int64_t hw, const float* x, float* y, Stream stream);
+void global_avg_pool2d_backward(int64_t planes, int64_t hw, const float* dy, float* dx, Stream stream);
+
 }  // namespace cuda
 }  // namespace fastnn

@@ -35,6 +35,15 @@ int driver_version() {
   return cudaDriverGetVersion(&v) == cudaSuccess ? v : 0;
 }
 
+fastnn::cuda::PoolGeom geom(const py::dict& d) {
+  fastnn::cuda::PoolGeom g;
+  auto get = [&](const char* k) { return d[k].cast<int64_t>(); };
+  g.N = get("N"), g.C = get("C"), g.H = get("H"), g.W = get("W"), g.KH = get("KH"), g.KW = get("KW");
+  g.SH = get("SH"), g.SW = get("SW"), g.PH = get("PH"), g.PW = get("PW"), g.DH = get("DH"), g.DW = get("DW");
+  g.OH = get("OH"), g.OW = get("OW");
+  return g;
+}
+
 int runtime_version() {
   int v = 0;
   return cudaRuntimeGetVersion(&v) == cudaSuccess ? v : 0;
@@ -102,6 +111,36 @@ PYBIND11_MODULE(_cuda, m) {
     py::gil_scoped_release nogil;
     fastnn::cuda::embedding_backward(v, t, d, padding_idx, ptr<const float>(dy), ptr<const int64_t>(idx),
                                      ptr<float>(dweight), stream_of(stream));
+  });
+  // Pooling: the geometry is fastnn._core.pool2d_geometry's dict (checked there).
+  m.def("max_pool2d_forward", [](py::dict d, Ptr x, Ptr y, Ptr idx, Ptr stream) {
+    const auto g = geom(d);
+    py::gil_scoped_release nogil;
+    fastnn::cuda::max_pool2d_forward(g, ptr<const float>(x), ptr<float>(y), ptr<int64_t>(idx), stream_of(stream));
+  });
+  m.def("max_pool2d_backward", [](py::dict d, Ptr dy, Ptr idx, Ptr relu_x, Ptr dx, Ptr stream) {
+    const auto g = geom(d);
+    py::gil_scoped_release nogil;
+    fastnn::cuda::max_pool2d_backward(g, ptr<const float>(dy), ptr<const int64_t>(idx), ptr<const float>(relu_x),
+                                      ptr<float>(dx), stream_of(stream));
+  });
+  m.def("avg_pool2d_forward", [](py::dict d, bool cip, Ptr x, Ptr y, Ptr stream) {
+    const auto g = geom(d);
+    py::gil_scoped_release nogil;
+    fastnn::cuda::avg_pool2d_forward(g, cip, ptr<const float>(x), ptr<float>(y), stream_of(stream));
+  });
+  m.def("avg_pool2d_backward", [](py::dict d, bool cip, Ptr dy, Ptr dx, Ptr stream) {
+    const auto g = geom(d);
+    py::gil_scoped_release nogil;
+    fastnn::cuda::avg_pool2d_backward(g, cip, ptr<const float>(dy), ptr<float>(dx), stream_of(stream));
+  });
+  m.def("global_avg_pool2d_forward", [](int64_t planes, int64_t hw, Ptr x, Ptr y, Ptr stream) {
+    py::gil_scoped_release nogil;
+    fastnn::cuda::global_avg_pool2d_forward(planes, hw, ptr<const float>(x), ptr<float>(y), stream_of(stream));
+  });
+  m.def("global_avg_pool2d_backward", [](int64_t planes, int64_t hw, Ptr dy, Ptr dx, Ptr stream) {
+    py::gil_scoped_release nogil;
+    fastnn::cuda::global_avg_pool2d_backward(planes, hw, ptr<const float>(dy), ptr<float>(dx), stream_of(stream));
   });
   m.def("softmax_backward",
         [](int64_t outer, int64_t n, int64_t inner, bool log, Ptr dy, Ptr y, Ptr dx, Ptr stream) {

@@ -6,8 +6,9 @@ own, so ``fastnn.ops.gemm(cupy_a, cupy_b)`` runs on the GPU and returns a CuPy a
 run on CuPy's current stream; outputs are allocated with CuPy. NumPy arrays stay on the CPU,
 and mixing the two in one call is a TypeError.
 
-So far the CUDA kernels are gemm, the activations, softmax / log_softmax, layer norm and
-embedding (forward and backward); the other ops do not take GPU arrays yet. ``is_available()`` says whether the module is built and a device is visible.
+So far the CUDA kernels are gemm, the activations, softmax / log_softmax, layer norm,
+embedding and pooling (max, average, global average), forward and backward; the other ops do
+not take GPU arrays yet. ``is_available()`` says whether the module is built and a device is visible.
 """
 import importlib
 
@@ -303,4 +304,99 @@ def embedding_backward(dy, indices, num_embeddings, padding_idx=None, *, out=Non
     d = g.shape[-1]
     o = _out(op, out, (v, d), alias=(("dy", g),))
     m.embedding_backward(v, idx.size, d, pad, g.ptr, idx.ptr, o.ptr, _stream(op))
+    return o.array
+
+
+def _geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode):
+    from . import _core  # the CPU module checks the sizes and computes the output: one rule
+    return _core.pool2d_geometry(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def _nchw(op, name, a):
+    d = _Dev(op, name, a)
+    if len(d.shape) != 4:
+        raise ValueError(f"{op}: expected {name} to be 4-D (N, C, H, W), got shape {d.shape}")
+    return d
+
+
+def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
+                       out=None, indices=None):
+    op = "max_pool2d_forward"
+    m = _module_for(op)
+    dx = _nchw(op, "x", x)
+    g = _geometry(op, dx, kernel_size, stride, padding, dilation, ceil_mode)
+    shape = (g["N"], g["C"], g["OH"], g["OW"])
+    y = _out(op, out, shape, alias=(("x", dx),))
+    if indices is None:
+        idx = _Dev(op, "indices", _cupy(op).empty(shape, dtype="int64"), writable=True, typestr="<i8")
+    else:
+        idx = _Dev(op, "indices", indices, writable=True, typestr="<i8")
+        if idx.shape != shape:
+            raise ValueError(f"{op}: indices must have shape {shape}, got {idx.shape}")
+    m.max_pool2d_forward(g, dx.ptr, y.ptr, idx.ptr, _stream(op))
+    return y.array, idx.array
+
+
+def max_pool2d_backward(dy, x, indices, kernel_size, stride=None, padding=0, dilation=1,
+                        ceil_mode=False, *, relu=False, out=None):
+    op = "max_pool2d_backward"
+    m = _module_for(op)
+    dx_, ddy = _nchw(op, "x", x), _nchw(op, "dy", dy)
+    idx = _Dev(op, "indices", indices, typestr="<i8")
+    g = _geometry(op, dx_, kernel_size, stride, padding, dilation, ceil_mode)
+    shape = (g["N"], g["C"], g["OH"], g["OW"])
+    if ddy.shape != shape or idx.shape != shape:
+        raise ValueError(f"{op}: dy and indices must have shape {shape}, got {ddy.shape} and {idx.shape}")
+    if idx.size:
+        lo, hi = int(idx.array.min()), int(idx.array.max())
+        if lo < 0 or hi >= g["H"] * g["W"]:
+            raise ValueError(f"{op}: indices must lie in [0, {g['H'] * g['W']}), got values in [{lo}, {hi}]")
+    o = _out(op, out, dx_.shape, alias=(("dy", ddy), ("x", dx_)))
+    m.max_pool2d_backward(g, ddy.ptr, idx.ptr, dx_.ptr if relu else 0, o.ptr, _stream(op))
+    return o.array
+
+
+def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+                       count_include_pad=True, *, out=None):
+    op = "avg_pool2d_forward"
+    m = _module_for(op)
+    dx = _nchw(op, "x", x)
+    g = _geometry(op, dx, kernel_size, stride, padding, 1, ceil_mode)
+    y = _out(op, out, (g["N"], g["C"], g["OH"], g["OW"]), alias=(("x", dx),))
+    m.avg_pool2d_forward(g, bool(count_include_pad), dx.ptr, y.ptr, _stream(op))
+    return y.array
+
+
+def avg_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True, *, out=None):
+    op = "avg_pool2d_backward"
+    m = _module_for(op)
+    dx_, ddy = _nchw(op, "x", x), _nchw(op, "dy", dy)
+    g = _geometry(op, dx_, kernel_size, stride, padding, 1, ceil_mode)
+    if ddy.shape != (g["N"], g["C"], g["OH"], g["OW"]):
+        raise ValueError(f"{op}: dy must have shape {(g['N'], g['C'], g['OH'], g['OW'])}, got {ddy.shape}")
+    o = _out(op, out, dx_.shape, alias=(("dy", ddy),))
+    m.avg_pool2d_backward(g, bool(count_include_pad), ddy.ptr, o.ptr, _stream(op))
+    return o.array
+
+
+def global_avg_pool2d_forward(x, *, out=None):
+    op = "global_avg_pool2d_forward"
+    m = _module_for(op)
+    dx = _nchw(op, "x", x)
+    N, C, H, W = dx.shape
+    y = _out(op, out, (N, C, 1, 1), alias=(("x", dx),))
+    m.global_avg_pool2d_forward(N * C, H * W, dx.ptr, y.ptr, _stream(op))
+    return y.array
+
+
+def global_avg_pool2d_backward(dy, x, *, out=None):
+    op = "global_avg_pool2d_backward"
+    m = _module_for(op)
+    dx_, ddy = _nchw(op, "x", x), _nchw(op, "dy", dy)
+    N, C, H, W = dx_.shape
+    if ddy.shape != (N, C, 1, 1):
+        raise ValueError(f"{op}: dy must have shape {(N, C, 1, 1)}, got {ddy.shape}")
+    o = _out(op, out, dx_.shape, alias=(("dy", ddy),))
+    m.global_avg_pool2d_backward(N * C, H * W, ddy.ptr, o.ptr, _stream(op))
     return o.array

@@ -2,7 +2,7 @@
 
 CUDA arrays (anything with __cuda_array_interface__, e.g. CuPy) go to the CUDA kernels of
 fastnn.cuda where one exists (gemm, the activations, softmax / log_softmax, layer norm,
-embedding), with CuPy outputs."""
+embedding, pooling), with CuPy outputs."""
 import numpy as np
 
 from . import _core
@@ -90,6 +90,9 @@ def _gpu(*arrays):
 def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
                        out=None, indices=None):
     """(y (N, C, OH, OW), indices int64 (N, C, OH, OW): flat ih * W + iw of each maximum)."""
+    if _gpu(x, out, indices):
+        return _cuda.max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode, out=out,
+                                        indices=indices)
     return _core.max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode, out, indices)
 
 
@@ -100,6 +103,9 @@ def max_pool2d_backward(dy, x, indices, kernel_size, stride=None, padding=0, dil
     relu=True: x is the output of a ReLU, and dx is the gradient through it as well (dy reaches
     x[i] only where x[i] > 0, or is NaN), i.e. relu_backward(max_pool2d_backward(...), x) in one
     pass."""
+    if _gpu(dy, x, indices, out):
+        return _cuda.max_pool2d_backward(dy, x, indices, kernel_size, stride, padding, dilation, ceil_mode,
+                                         relu=relu, out=out)
     return _core.max_pool2d_backward(dy, x, indices, kernel_size, stride, padding, dilation,
                                      ceil_mode, relu, out)
 
@@ -107,22 +113,31 @@ def max_pool2d_backward(dy, x, indices, kernel_size, stride=None, padding=0, dil
 def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False,
                        count_include_pad=True, *, out=None):
     """y (N, C, OH, OW): window sums over the window size (with or without the padding)."""
+    if _gpu(x, out):
+        return _cuda.avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode, count_include_pad, out=out)
     return _core.avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode, count_include_pad, out)
 
 
 def avg_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, ceil_mode=False,
                         count_include_pad=True, *, out=None):
     """dx (N, C, H, W): each dy spread evenly over its window (x gives the shape)."""
+    if _gpu(dy, x, out):
+        return _cuda.avg_pool2d_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                                         out=out)
     return _core.avg_pool2d_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad, out)
 
 
 def global_avg_pool2d_forward(x, *, out=None):
     """y (N, C, 1, 1): the mean of each H x W plane (adaptive_avg_pool2d(x, 1))."""
+    if _gpu(x, out):
+        return _cuda.global_avg_pool2d_forward(x, out=out)
     return _core.global_avg_pool2d_forward(x, out)
 
 
 def global_avg_pool2d_backward(dy, x, *, out=None):
     """dx (N, C, H, W) = dy (N, C, 1, 1) / (H W) over each plane."""
+    if _gpu(dy, x, out):
+        return _cuda.global_avg_pool2d_backward(dy, x, out=out)
     return _core.global_avg_pool2d_backward(dy, x, out)
 
 

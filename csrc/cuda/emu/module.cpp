@@ -166,6 +166,60 @@ Array embedding_backward(Array dy, Index idx, int64_t v, int64_t padding_idx) {
   return dw;
 }
 
+fastnn::cuda::PoolGeom geom(const py::dict& d) {
+  fastnn::cuda::PoolGeom g;
+  auto get = [&](const char* k) { return d[k].cast<int64_t>(); };
+  g.N = get("N"), g.C = get("C"), g.H = get("H"), g.W = get("W"), g.KH = get("KH"), g.KW = get("KW");
+  g.SH = get("SH"), g.SW = get("SW"), g.PH = get("PH"), g.PW = get("PW"), g.DH = get("DH"), g.DW = get("DW");
+  g.OH = get("OH"), g.OW = get("OW");
+  return g;
+}
+
+py::tuple max_pool2d_forward(Array x, py::dict d) {
+  const auto g = geom(d);
+  Array y = poisoned_like({g.N, g.C, g.OH, g.OW});
+  Index idx(std::vector<py::ssize_t>{g.N, g.C, g.OH, g.OW});
+  fastnn::cuda::max_pool2d_forward(g, x.data(), y.mutable_data(), idx.mutable_data(), nullptr);
+  return py::make_tuple(y, idx);
+}
+
+Array max_pool2d_backward(Array dy, Index idx, py::dict d, py::object relu_x) {
+  const auto g = geom(d);
+  Array r;
+  const float* rp = relu_x.is_none() ? nullptr : (r = relu_x.cast<Array>()).data();
+  Array dx = poisoned_like({g.N, g.C, g.H, g.W});
+  fastnn::cuda::max_pool2d_backward(g, dy.data(), idx.data(), rp, dx.mutable_data(), nullptr);
+  return dx;
+}
+
+Array avg_pool2d_forward(Array x, py::dict d, bool cip) {
+  const auto g = geom(d);
+  Array y = poisoned_like({g.N, g.C, g.OH, g.OW});
+  fastnn::cuda::avg_pool2d_forward(g, cip, x.data(), y.mutable_data(), nullptr);
+  return y;
+}
+
+Array avg_pool2d_backward(Array dy, py::dict d, bool cip) {
+  const auto g = geom(d);
+  Array dx = poisoned_like({g.N, g.C, g.H, g.W});
+  fastnn::cuda::avg_pool2d_backward(g, cip, dy.data(), dx.mutable_data(), nullptr);
+  return dx;
+}
+
+Array global_avg_pool2d_forward(Array x) {
+  Array y = poisoned_like({x.shape(0), x.shape(1), 1, 1});
+  fastnn::cuda::global_avg_pool2d_forward(x.shape(0) * x.shape(1), x.shape(2) * x.shape(3), x.data(),
+                                          y.mutable_data(), nullptr);
+  return y;
+}
+
+Array global_avg_pool2d_backward(Array dy, Array x) {
+  Array dx = poisoned_like(shape_of(x));
+  fastnn::cuda::global_avg_pool2d_backward(x.shape(0) * x.shape(1), x.shape(2) * x.shape(3), dy.data(),
+                                           dx.mutable_data(), nullptr);
+  return dx;
+}
+
 Array selftest(const std::string& name, Array in) {
   Array out = poisoned_like(shape_of(in));
   fastnn::cuda::emu_selftest(name, in.data(), out.mutable_data(), static_cast<int>(in.size()));
@@ -191,5 +245,12 @@ PYBIND11_MODULE(_fastnn_cuda_emu, m) {
   m.def("embedding_forward", &embedding_forward);
   m.def("embedding_backward", &embedding_backward, py::arg("dy"), py::arg("idx"), py::arg("v"),
         py::arg("padding_idx") = -1);
+  m.def("max_pool2d_forward", &max_pool2d_forward);
+  m.def("max_pool2d_backward", &max_pool2d_backward, py::arg("dy"), py::arg("idx"), py::arg("geometry"),
+        py::arg("relu_x") = py::none());
+  m.def("avg_pool2d_forward", &avg_pool2d_forward);
+  m.def("avg_pool2d_backward", &avg_pool2d_backward);
+  m.def("global_avg_pool2d_forward", &global_avg_pool2d_forward);
+  m.def("global_avg_pool2d_backward", &global_avg_pool2d_backward);
   m.def("selftest", &selftest, "Runs one of csrc/cuda/emu/selftest.cu's kernels (one block of in.size threads)");
 }

@@ -19,6 +19,7 @@
 // concurrently, so a non-atomic cross-block update is a data race for ThreadSanitizer.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -127,6 +128,8 @@ inline T atomic_update(T* p, Op op) {
 #define __syncthreads() ::fastnn::emu::sync_threads(__FILE__, __LINE__)
 using ::fastnn::emu::cudaStream_t;
 using ::fastnn::emu::dim3;
+using std::max;  // CUDA's min/max overloads for integers
+using std::min;
 
 namespace fastnn {
 namespace emu {
@@ -172,6 +175,7 @@ inline T atomicExch(T* p, T v) {
 inline float __expf(float x) { return std::exp(x); }
 inline float __logf(float x) { return std::log(x); }
 inline float __fdividef(float a, float b) { return a / b; }
+inline float __frcp_rn(float x) { return 1.0f / x; }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 template <class T>
 inline T __ldg(const T* p) { return *p; }
