@@ -64,6 +64,15 @@ def test_malformed_cuda_arrays_are_refused(rng):
 
 
 @pytest.mark.skipif(not BUILT, reason="fastnn built without CUDA")
+def test_cuda_optimizer_checks_every_tensor_before_launching(rng):
+    p, g = FakeDeviceArray(randn(rng, 4)), FakeDeviceArray(randn(rng, 5))
+    with pytest.raises(ValueError, match="sgd_step: grads\\[0\\] has shape \\(5,\\), params\\[0\\] \\(4,\\)"):
+        ops.sgd_step([p], [g], None, 0.1)
+    with pytest.raises(ValueError, match="adam_step: params has 1 arrays but grads has 2"):
+        ops.adam_step([p], [g, g], [p], [p], 1)
+
+
+@pytest.mark.skipif(not BUILT, reason="fastnn built without CUDA")
 def test_cuda_embedding_wants_int64_indices(rng):
     w = FakeDeviceArray(randn(rng, 5, 3))
     with pytest.raises(TypeError, match="embedding_forward: indices must be int64"):
@@ -173,6 +182,20 @@ def test_gpu_pooling_matches_cpu(rng):
                                ops.avg_pool2d_backward(dya, x, 2, 1, 1, False, False), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(cp.asnumpy(ops.global_avg_pool2d_forward(cp.asarray(x))),
                                ops.global_avg_pool2d_forward(x), rtol=1e-5, atol=1e-6)
+
+
+def test_gpu_optimizer_steps_match_cpu(rng):
+    cp = _cupy()
+    p, g, buf = randn(rng, 100), randn(rng, 100), randn(rng, 100)
+    gp, gbuf = cp.asarray(p), cp.asarray(buf)
+    ops.sgd_step([p], [g], [buf], 0.1, momentum=0.9, nesterov=True)
+    ops.sgd_step([gp], [cp.asarray(g)], [gbuf], 0.1, momentum=0.9, nesterov=True)
+    np.testing.assert_allclose(cp.asnumpy(gp), p, rtol=1e-6, atol=1e-7)
+    m, v = np.zeros(100, np.float32), np.zeros(100, np.float32)
+    gm, gv = cp.asarray(m), cp.asarray(v)
+    ops.adam_step([p], [g], [m], [v], 1, weight_decay=0.01, decoupled_weight_decay=True)
+    ops.adam_step([gp], [cp.asarray(g)], [gm], [gv], 1, weight_decay=0.01, decoupled_weight_decay=True)
+    np.testing.assert_allclose(cp.asnumpy(gp), p, rtol=1e-6, atol=1e-7)
 
 
 GPU_SCRIPT = """

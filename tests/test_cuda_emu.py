@@ -192,6 +192,49 @@ def test_global_avg_pool2d(rng, order, shape):
                                rtol=1e-6, atol=0)
 
 
+SGD_OPTIONS = [dict(), dict(momentum=0.9, first_step=True), dict(momentum=0.9, dampening=0.1, weight_decay=1e-2),
+               dict(momentum=0.9, nesterov=True, maximize=True)]
+ADAM_OPTIONS = [dict(), dict(weight_decay=1e-2), dict(weight_decay=1e-2, decoupled=True),
+                dict(amsgrad=True, maximize=True), dict(beta1=0.3)]
+
+
+@pytest.mark.parametrize("kw", SGD_OPTIONS, ids=str)
+def test_sgd_step(rng, order, kw):
+    """The CUDA update against the AVX-512 one (the same fused multiply-adds): the same bits."""
+    if "avx512" not in fastnn._core.build_info()["isa_supported"]:
+        pytest.skip("the bit-for-bit peer is the AVX-512 update")
+    p, g, buf = randn(rng, 1000), randn(rng, 1000), randn(rng, 1000)
+    cp, cbuf = p.copy(), buf.copy()
+    args = dict(lr=0.1, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0, maximize=False,
+                first_step=False)
+    args.update(kw)
+    emu.sgd_step(p, g, buf if args["momentum"] else None, *args.values())
+    fastnn._core.sgd_step([cp], [g], [cbuf] if args["momentum"] else None, *args.values(), isa="avx512")
+    np.testing.assert_array_equal(p, cp)
+    np.testing.assert_array_equal(buf, cbuf)
+
+
+@pytest.mark.parametrize("kw", ADAM_OPTIONS, ids=str)
+def test_adam_step(rng, order, kw):
+    """Against the AVX-512 update: the same bits (it and CUDA both divide and take sqrt IEEE)."""
+    if "avx512" not in fastnn._core.build_info()["isa_supported"]:
+        pytest.skip("the bit-for-bit peer is the AVX-512 update")
+    n = 777
+    p, g = randn(rng, n), randn(rng, n)
+    m, v = randn(rng, n) * np.float32(0.1), np.abs(randn(rng, n)) * np.float32(0.01)
+    vmax = np.abs(randn(rng, n)) * np.float32(0.01)
+    ams = kw.get("amsgrad", False)
+    args = dict(lr=1e-2, beta1=kw.get("beta1", 0.9), beta2=0.999, eps=1e-8, weight_decay=kw.get("weight_decay", 0.0))
+    c = [a.copy() for a in (p, m, v, vmax)]
+    emu.adam_step(p, g, m, v, vmax if ams else None, 3, *args.values(), kw.get("decoupled", False),
+                  kw.get("maximize", False))
+    fastnn._core.adam_step([c[0]], [g], [c[1]], [c[2]], 3, *args.values(), amsgrad=ams,
+                           max_exp_avg_sqs=[c[3]] if ams else None, decoupled_weight_decay=kw.get("decoupled", False),
+                           maximize=kw.get("maximize", False), isa="avx512")
+    for got, want in zip((p, m, v, vmax), c):
+        np.testing.assert_array_equal(got, want)
+
+
 # ---- The emulator catches CUDA misuse ----
 
 def test_control_kernel_is_correct_in_every_order(order):

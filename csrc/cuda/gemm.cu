@@ -72,6 +72,9 @@ __global__ void __launch_bounds__(THREADS) gemm_kernel(GemmArgs g) {
 
 void gemm(const GemmArgs& g, Stream stream) {
   if (g.M == 0 || g.N == 0) return;
+  if ((g.M + BM - 1) / BM > 65535 || (g.N + BN - 1) / BN > 2147483647)
+    throw std::invalid_argument("gemm: " + std::to_string(g.M) + " rows exceed the CUDA grid (at most " +
+                                std::to_string(65535 * BM) + ")");
   const dim3 grid(static_cast<unsigned>((g.N + BN - 1) / BN), static_cast<unsigned>((g.M + BM - 1) / BM));
   const dim3 block(BN / TN, BM / TM);
   FASTNN_LAUNCH(gemm_kernel, grid, block, 0, static_cast<cudaStream_t>(stream))(g);

@@ -7,6 +7,10 @@
 #include <cstdint>
 
 namespace fastnn {
+
+struct SgdArgs;
+struct AdamArgs;
+
 namespace cuda {
 
 using Stream = void*;
@@ -71,6 +75,12 @@ void avg_pool2d_forward(const PoolGeom& g, bool count_include_pad, const float* 
 void avg_pool2d_backward(const PoolGeom& g, bool count_include_pad, const float* dy, float* dx, Stream stream);
 void global_avg_pool2d_forward(int64_t planes, int64_t hw, const float* x, float* y, Stream stream);
 void global_avg_pool2d_backward(int64_t planes, int64_t hw, const float* dy, float* dx, Stream stream);
+
+// Optimizer updates of one tensor of n elements in place, with the arguments and formulas of
+// csrc/ops/optim.h (buf / vmax may be null when momentum / amsgrad is off).
+void sgd_step(const SgdArgs& a, float* p, const float* g, float* buf, int64_t n, Stream stream);
+void adam_step(const AdamArgs& a, float* p, const float* g, float* m, float* v, float* vmax, int64_t n,
+               Stream stream);
 
 }  // namespace cuda
 }  // namespace fastnn

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cuda/kernels.h"
+#include "ops/optim.h"
 
 namespace py = pybind11;
 using Ptr = std::uintptr_t;
@@ -141,6 +142,23 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("global_avg_pool2d_backward", [](int64_t planes, int64_t hw, Ptr dy, Ptr dx, Ptr stream) {
     py::gil_scoped_release nogil;
     fastnn::cuda::global_avg_pool2d_backward(planes, hw, ptr<const float>(dy), ptr<float>(dx), stream_of(stream));
+  });
+  m.def("sgd_step", [](Ptr p, Ptr g, Ptr buf, int64_t n, double lr, double momentum, double dampening,
+                       bool nesterov, double weight_decay, bool maximize, bool first_step, Ptr stream) {
+    fastnn::SgdArgs a;
+    a.lr = lr, a.momentum = momentum, a.dampening = dampening, a.nesterov = nesterov;
+    a.weight_decay = weight_decay, a.maximize = maximize, a.first_step = first_step;
+    py::gil_scoped_release nogil;
+    fastnn::cuda::sgd_step(a, ptr<float>(p), ptr<const float>(g), ptr<float>(buf), n, stream_of(stream));
+  });
+  m.def("adam_step", [](Ptr p, Ptr g, Ptr m_, Ptr v, Ptr vmax, int64_t n, int64_t step, double lr, double beta1,
+                        double beta2, double eps, double weight_decay, bool decoupled, bool maximize, Ptr stream) {
+    fastnn::AdamArgs a;
+    a.lr = lr, a.beta1 = beta1, a.beta2 = beta2, a.eps = eps, a.weight_decay = weight_decay;
+    a.amsgrad = vmax != 0, a.decoupled = decoupled, a.maximize = maximize, a.step = step;
+    py::gil_scoped_release nogil;
+    fastnn::cuda::adam_step(a, ptr<float>(p), ptr<const float>(g), ptr<float>(m_), ptr<float>(v), ptr<float>(vmax),
+                            n, stream_of(stream));
   });
   m.def("softmax_backward",
         [](int64_t outer, int64_t n, int64_t inner, bool log, Ptr dy, Ptr y, Ptr dx, Ptr stream) {

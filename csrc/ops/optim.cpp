@@ -83,38 +83,13 @@ void over_elements(const std::vector<OptimTensor>& ts, int nthreads, F&& f) {
 }  // namespace
 
 void sgd_step(const SgdArgs& a, const std::vector<OptimTensor>& ts, Isa isa, int nthreads) {
-  SgdConsts k;
-  k.sign = a.maximize ? -1.0f : 1.0f;
-  k.has_wd = a.weight_decay != 0;
-  k.wd = static_cast<float>(a.weight_decay);
-  k.has_momentum = a.momentum != 0;
-  k.momentum = static_cast<float>(a.momentum);
-  k.damp1 = static_cast<float>(1.0 - a.dampening);
-  k.neg_lr = static_cast<float>(-a.lr);
-  k.first_step = a.first_step;
-  k.nesterov = a.nesterov;
+  const SgdConsts k = sgd_consts(a);
   const SgdFn fn = sgd_for(isa);
   over_elements(ts, nthreads, [&](const OptimTensor& t, int64_t b, int64_t e) { fn(k, t, b, e); });
 }
 
 void adam_step(const AdamArgs& a, const std::vector<OptimTensor>& ts, Isa isa, int nthreads) {
-  AdamConsts k;
-  const double step = static_cast<double>(a.step);
-  const double bc1 = 1.0 - std::pow(a.beta1, step), bc2 = 1.0 - std::pow(a.beta2, step);
-  k.sign = a.maximize ? -1.0f : 1.0f;
-  k.decoupled = a.decoupled && a.weight_decay != 0;
-  k.l2 = !a.decoupled && a.weight_decay != 0;
-  k.decay = static_cast<float>(1.0 - a.lr * a.weight_decay);
-  k.wd = static_cast<float>(a.weight_decay);
-  k.w1 = static_cast<float>(1.0 - a.beta1);
-  k.lerp_low = std::fabs(k.w1) < 0.5f;
-  k.w1m1 = k.w1 - 1.0f;  // exact for w1 in [0.5, 2] (Sterbenz), as torch computes it
-  k.b2 = static_cast<float>(a.beta2);
-  k.omb2 = static_cast<float>(1.0 - a.beta2);
-  k.bc2_sqrt = static_cast<float>(std::sqrt(bc2));
-  k.eps = static_cast<float>(a.eps);
-  k.neg_step = static_cast<float>(-(a.lr / bc1));
-  k.amsgrad = a.amsgrad;
+  const AdamConsts k = adam_consts(a);
   const AdamFn fn = adam_for(isa);
   over_elements(ts, nthreads, [&](const OptimTensor& t, int64_t b, int64_t e) { fn(k, t, b, e); });
 }

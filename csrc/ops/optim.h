@@ -24,6 +24,7 @@
 // kNormBlock elements of each array (8 float64 lanes each) and adds the block sums in order,
 // so all results are independent of the thread count. grad_norm is also ISA-independent.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -71,6 +72,43 @@ struct AdamConsts {
   float sign = 1, decay = 1, wd = 0, w1 = 0, w1m1 = 0, b2 = 0, omb2 = 0, bc2_sqrt = 1, eps = 0, neg_step = 0;
   bool decoupled = false, l2 = false, amsgrad = false, lerp_low = true;  // lerp_low: weight < 0.5
 };
+
+// The constants of one update from its arguments (shared by the CPU and CUDA updates).
+inline SgdConsts sgd_consts(const SgdArgs& a) {
+  SgdConsts k;
+  k.sign = a.maximize ? -1.0f : 1.0f;
+  k.has_wd = a.weight_decay != 0;
+  k.wd = static_cast<float>(a.weight_decay);
+  k.has_momentum = a.momentum != 0;
+  k.momentum = static_cast<float>(a.momentum);
+  k.damp1 = static_cast<float>(1.0 - a.dampening);
+  k.neg_lr = static_cast<float>(-a.lr);
+  k.first_step = a.first_step;
+  k.nesterov = a.nesterov;
+  return k;
+}
+
+inline AdamConsts adam_consts(const AdamArgs& a) {
+  AdamConsts k;
+  const double step = static_cast<double>(a.step);
+  const double bc1 = 1.0 - std::pow(a.beta1, step), bc2 = 1.0 - std::pow(a.beta2, step);
+  k.sign = a.maximize ? -1.0f : 1.0f;
+  k.decoupled = a.decoupled && a.weight_decay != 0;
+  k.l2 = !a.decoupled && a.weight_decay != 0;
+  k.decay = static_cast<float>(1.0 - a.lr * a.weight_decay);
+  k.wd = static_cast<float>(a.weight_decay);
+  k.w1 = static_cast<float>(1.0 - a.beta1);
+  k.lerp_low = std::fabs(k.w1) < 0.5f;
+  k.w1m1 = k.w1 - 1.0f;  // exact for w1 in [0.5, 2] (Sterbenz), as torch computes it
+  k.b2 = static_cast<float>(a.beta2);
+  k.omb2 = static_cast<float>(1.0 - a.beta2);
+  k.bc2_sqrt = static_cast<float>(std::sqrt(bc2));
+  k.eps = static_cast<float>(a.eps);
+  k.neg_step = static_cast<float>(-(a.lr / bc1));
+  k.amsgrad = a.amsgrad;
+  return k;
+}
+
 enum class NormKind : int { L2 = 0, L1 = 1, Inf = 2, P = 3 };
 
 // Per-ISA kernels (csrc/cpu/optim.cpp, csrc/cpu/avx2/optim.cpp, csrc/cpu/avx512/optim.cpp) on

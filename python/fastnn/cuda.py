@@ -7,8 +7,8 @@ run on CuPy's current stream; outputs are allocated with CuPy. NumPy arrays stay
 and mixing the two in one call is a TypeError.
 
 So far the CUDA kernels are gemm, the activations, softmax / log_softmax, layer norm,
-embedding and pooling (max, average, global average), forward and backward; the other ops do
-not take GPU arrays yet. ``is_available()`` says whether the module is built and a device is visible.
+embedding and pooling (max, average, global average), forward and backward, and the SGD and
+Adam updates; the other ops do not take GPU arrays yet. ``is_available()`` says whether the module is built and a device is visible.
 """
 import importlib
 
@@ -400,3 +400,68 @@ def global_avg_pool2d_backward(dy, x, *, out=None):
     o = _out(op, out, dx_.shape, alias=(("dy", ddy),))
     m.global_avg_pool2d_backward(N * C, H * W, ddy.ptr, o.ptr, _stream(op))
     return o.array
+
+
+def _same_lists(op, names, lists):
+    n = len(lists[0])
+    for name, lst in zip(names, lists):
+        if lst is not None and len(lst) != n:
+            raise ValueError(f"{op}: {names[0]} has {n} arrays but {name} has {len(lst)}")
+    return n
+
+
+def _state(op, name, lst, i, shape):
+    d = _Dev(op, f"{name}[{i}]", lst[i], writable=True)
+    if d.shape != shape:
+        raise ValueError(f"{op}: {name}[{i}] has shape {d.shape}, params[{i}] {shape}")
+    return d
+
+
+def sgd_step(params, grads, momentum_buffers, lr, momentum=0.0, dampening=0.0, nesterov=False,
+             weight_decay=0.0, maximize=False, first_step=False):
+    """fastnn.ops.sgd_step on CUDA arrays (every check before the first launch)."""
+    op = "sgd_step"
+    m = _module_for(op)
+    n = _same_lists(op, ("params", "grads", "momentum_buffers"), (params, grads, momentum_buffers))
+    if momentum != 0 and momentum_buffers is None:
+        raise ValueError(f"{op}: momentum {momentum} needs momentum_buffers")
+    jobs = []
+    for i in range(n):
+        p = _Dev(op, f"params[{i}]", params[i], writable=True)
+        g = _Dev(op, f"grads[{i}]", grads[i])
+        if g.shape != p.shape:
+            raise ValueError(f"{op}: grads[{i}] has shape {g.shape}, params[{i}] {p.shape}")
+        b = _state(op, "momentum_buffers", momentum_buffers, i, p.shape) if momentum != 0 else None
+        jobs.append((p, g, b))
+    s = _stream(op) if jobs else 0
+    for p, g, b in jobs:
+        m.sgd_step(p.ptr, g.ptr, b.ptr if b else 0, p.size, float(lr), float(momentum), float(dampening),
+                   bool(nesterov), float(weight_decay), bool(maximize), bool(first_step), s)
+
+
+def adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
+              weight_decay=0.0, amsgrad=False, max_exp_avg_sqs=None, decoupled_weight_decay=False,
+              maximize=False):
+    """fastnn.ops.adam_step on CUDA arrays (every check before the first launch)."""
+    op = "adam_step"
+    m = _module_for(op)
+    n = _same_lists(op, ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"),
+                    (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs))
+    if amsgrad and max_exp_avg_sqs is None:
+        raise ValueError(f"{op}: amsgrad needs max_exp_avg_sqs")
+    if int(step) < 1:
+        raise ValueError(f"{op}: step must be >= 1 (1-based, after incrementing), got {step}")
+    jobs = []
+    for i in range(n):
+        p = _Dev(op, f"params[{i}]", params[i], writable=True)
+        g = _Dev(op, f"grads[{i}]", grads[i])
+        if g.shape != p.shape:
+            raise ValueError(f"{op}: grads[{i}] has shape {g.shape}, params[{i}] {p.shape}")
+        ea = _state(op, "exp_avgs", exp_avgs, i, p.shape)
+        es = _state(op, "exp_avg_sqs", exp_avg_sqs, i, p.shape)
+        vm = _state(op, "max_exp_avg_sqs", max_exp_avg_sqs, i, p.shape) if amsgrad else None
+        jobs.append((p, g, ea, es, vm))
+    s = _stream(op) if jobs else 0
+    for p, g, ea, es, vm in jobs:
+        m.adam_step(p.ptr, g.ptr, ea.ptr, es.ptr, vm.ptr if vm else 0, p.size, int(step), float(lr), float(beta1),
+                    float(beta2), float(eps), float(weight_decay), bool(decoupled_weight_decay), bool(maximize), s)

@@ -2,7 +2,7 @@
 
 CUDA arrays (anything with __cuda_array_interface__, e.g. CuPy) go to the CUDA kernels of
 fastnn.cuda where one exists (gemm, the activations, softmax / log_softmax, layer norm,
-embedding, pooling), with CuPy outputs."""
+embedding, pooling, the SGD and Adam updates), with CuPy outputs."""
 import numpy as np
 
 from . import _core
@@ -363,6 +363,9 @@ def sgd_step(params, grads, momentum_buffers, lr, momentum=0.0, dampening=0.0, n
     """torch.optim.SGD's update; first_step: the step that fills the momentum buffers (buf = d).
 
     momentum_buffers may be None when momentum == 0."""
+    if params and _gpu(*params, *grads):
+        return _cuda.sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, nesterov,
+                              weight_decay, maximize, first_step)
     _core.sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, nesterov, weight_decay,
                    maximize, first_step)
 
@@ -372,6 +375,9 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=1e-3, beta1=0.9, be
               maximize=False):
     """torch.optim.Adam's update (AdamW's with decoupled_weight_decay); step is 1-based (after
     incrementing); max_exp_avg_sqs is required with amsgrad."""
+    if params and _gpu(*params, *grads):
+        return _cuda.adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps,
+                               weight_decay, amsgrad, max_exp_avg_sqs, decoupled_weight_decay, maximize)
     _core.adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps, weight_decay,
                     amsgrad, max_exp_avg_sqs, decoupled_weight_decay, maximize)
 

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "cuda/kernels.h"
+#include "ops/optim.h"
 
 namespace fastnn {
 namespace cuda {
@@ -220,6 +221,32 @@ Array global_avg_pool2d_backward(Array dy, Array x) {
   return dx;
 }
 
+// In place: the arrays must already be float32 C-contiguous (no converting copy).
+using InPlace = py::array_t<float, py::array::c_style>;
+
+float* inplace(py::handle o) {
+  if (o.is_none()) return nullptr;
+  auto a = py::reinterpret_borrow<py::array>(o);
+  if (!py::isinstance<InPlace>(a) || !(a.flags() & py::array::c_style)) throw std::invalid_argument("float32 C-contiguous");
+  return static_cast<float*>(a.mutable_data());
+}
+
+void sgd_step(py::array p, Array g, py::object buf, double lr, double momentum, double dampening, bool nesterov,
+              double weight_decay, bool maximize, bool first_step) {
+  fastnn::SgdArgs a;
+  a.lr = lr, a.momentum = momentum, a.dampening = dampening, a.nesterov = nesterov;
+  a.weight_decay = weight_decay, a.maximize = maximize, a.first_step = first_step;
+  fastnn::cuda::sgd_step(a, inplace(p), g.data(), inplace(buf), g.size(), nullptr);
+}
+
+void adam_step(py::array p, Array g, py::array m, py::array v, py::object vmax, int64_t step, double lr, double beta1,
+               double beta2, double eps, double weight_decay, bool decoupled, bool maximize) {
+  fastnn::AdamArgs a;
+  a.lr = lr, a.beta1 = beta1, a.beta2 = beta2, a.eps = eps, a.weight_decay = weight_decay;
+  a.amsgrad = !vmax.is_none(), a.decoupled = decoupled, a.maximize = maximize, a.step = step;
+  fastnn::cuda::adam_step(a, inplace(p), g.data(), inplace(m), inplace(v), inplace(vmax), g.size(), nullptr);
+}
+
 Array selftest(const std::string& name, Array in) {
   Array out = poisoned_like(shape_of(in));
   fastnn::cuda::emu_selftest(name, in.data(), out.mutable_data(), static_cast<int>(in.size()));
@@ -252,5 +279,7 @@ PYBIND11_MODULE(_fastnn_cuda_emu, m) {
   m.def("avg_pool2d_backward", &avg_pool2d_backward);
   m.def("global_avg_pool2d_forward", &global_avg_pool2d_forward);
   m.def("global_avg_pool2d_backward", &global_avg_pool2d_backward);
+  m.def("sgd_step", &sgd_step);
+  m.def("adam_step", &adam_step);
   m.def("selftest", &selftest, "Runs one of csrc/cuda/emu/selftest.cu's kernels (one block of in.size threads)");
 }
