@@ -426,7 +426,7 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, const char* where,
   int nworkers = workers_env ? std::atoi(workers_env) : 2;
   nworkers = static_cast<int>(std::max<uint64_t>(1, std::min<uint64_t>(nworkers, nblocks)));
 
-  std::atomic<uint64_t> next{0};
+  std::atomic<bool> stop{false};
   std::mutex mu;
   std::string error;
   auto work = [&](int wid) {
@@ -438,16 +438,18 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, const char* where,
 #ifdef FASTNN_EMU_TSAN
     w.sched_tsan = __tsan_get_current_fiber();
 #endif
-    // Relaxed: handing out blocks must not order one block after another for ThreadSanitizer.
-    for (uint64_t b = next.fetch_add(1, std::memory_order_relaxed); b < nblocks;
-         b = next.fetch_add(1, std::memory_order_relaxed)) {
+    // Block b runs on worker b % nworkers: a fixed split (neighbouring blocks on different
+    // workers, whatever the timing, so ThreadSanitizer sees a race between them every run), and
+    // nothing shared between workers that could order one block after another for it.
+    for (uint64_t b = static_cast<uint64_t>(wid); b < nblocks && !stop.load(std::memory_order_relaxed);
+         b += static_cast<uint64_t>(nworkers)) {
       const uint3 bid{static_cast<unsigned>(b % grid.x), static_cast<unsigned>(b / grid.x % grid.y),
                       static_cast<unsigned>(b / (uint64_t{grid.x} * grid.y))};
       w.run_block(bid, block, grid, shared_bytes, order, rng);
       if (!w.error.empty()) {
         std::lock_guard<std::mutex> lock(mu);
         if (error.empty()) error = w.error + " (kernel launched at " + where + ")";
-        next.store(nblocks, std::memory_order_relaxed);  // stop handing out blocks
+        stop.store(true, std::memory_order_relaxed);  // the other workers stop at their next block
         break;
       }
     }
