@@ -81,6 +81,17 @@ def test_cuda_embedding_wants_int64_indices(rng):
         ops.layer_norm_forward(FakeDeviceArray(randn(rng, 3, 5)), (4,))
 
 
+@pytest.mark.parametrize("call", [
+    lambda a: ops.conv2d_forward(a, a),
+    lambda a: ops.grad_norm([a]),
+    lambda a: ops.cross_entropy_forward(a, np.zeros(3, np.int64)),
+    lambda a: ops.lstm_forward(x=a, h0=None, c0=None, w_ih=a, w_hh=a),
+], ids=["conv2d_forward", "grad_norm", "cross_entropy_forward", "lstm_forward"])
+def test_ops_without_a_cuda_kernel_refuse_cuda_arrays(rng, call):
+    with pytest.raises(TypeError, match="has no CUDA kernel yet"):
+        call(FakeDeviceArray(randn(rng, 3, 4)))
+
+
 def test_without_the_module_cuda_arrays_are_a_type_error(rng, monkeypatch):
     monkeypatch.setattr(cuda, "_module", None)
     monkeypatch.setattr(cuda, "_tried", True)

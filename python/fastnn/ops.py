@@ -3,6 +3,8 @@
 CUDA arrays (anything with __cuda_array_interface__, e.g. CuPy) go to the CUDA kernels of
 fastnn.cuda where one exists (gemm, the activations, softmax / log_softmax, layer norm,
 embedding, pooling, the SGD and Adam updates), with CuPy outputs."""
+import functools
+
 import numpy as np
 
 from . import _core
@@ -553,3 +555,31 @@ def scaled_dot_product_attention_backward(dout, q, k, v, out, lse, attn_mask=Non
     """(dq, dk, dv) from dout (..., L, DV) and the forward's out and lse; the probabilities are
     recomputed tile by tile, never stored."""
     return _core.scaled_dot_product_attention_backward(dout, q, k, v, out, lse, attn_mask, bool(is_causal), scale)
+
+
+# Ops without a CUDA kernel yet: a CUDA array is a TypeError naming the op (rather than
+# pybind11's list of accepted signatures).
+_CPU_ONLY = ("conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight", "conv2d_backward_bias",
+             "cross_entropy_forward", "cross_entropy_backward", "grad_norm", "batch_norm2d_forward",
+             "batch_norm2d_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
+             "rnn_forward", "rnn_backward", "lstm_cell_forward", "lstm_cell_backward", "gru_cell_forward",
+             "gru_cell_backward", "rnn_cell_forward", "rnn_cell_backward",
+             "scaled_dot_product_attention_forward", "scaled_dot_product_attention_backward")
+
+
+def _cpu_only(fn):
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        for a in (*args, *kwargs.values()):
+            if _gpu(*(a if isinstance(a, (list, tuple)) else (a,))):
+                raise TypeError(f"{name}: got a CUDA array, but this op has no CUDA kernel yet "
+                                "(see fastnn.cuda for the ops that have one)")
+        return fn(*args, **kwargs)
+    return wrapper
+
+
+for _name in _CPU_ONLY:
+    globals()[_name] = _cpu_only(globals()[_name])
+del _name
