@@ -192,6 +192,28 @@ def test_global_avg_pool2d(rng, order, shape):
                                rtol=1e-6, atol=0)
 
 
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("shape", [(1, 1), (9, 5), (17, 33), (3, 100)], ids=str)
+def test_cross_entropy_rows(rng, order, shape, weighted, smoothing):
+    M, C = shape
+    x = randn(rng, M, C) * np.float32(3)
+    t = rng.integers(0, C, M).astype(np.int64)
+    t[::4] = -100  # ignored rows
+    w = np.abs(randn(rng, C)) + np.float32(0.5) if weighted else None
+    loss, wt = emu.cross_entropy_rows(x, t, w, -100, smoothing)
+    want = ref.cross_entropy_forward(x, t, w, -100, smoothing, reduction="none")
+    tol = (C + 8) * EPS32 * 8
+    np.testing.assert_allclose(loss, want, rtol=tol, atol=tol * (1 + np.abs(x).max()))
+    keep = t != -100
+    np.testing.assert_array_equal(wt[~keep], 0)
+    np.testing.assert_allclose(wt[keep], 1.0 if w is None else w[t[keep]], rtol=0)
+    scale = randn(rng, M)
+    dx = emu.cross_entropy_backward_rows(x, t, w, -100, smoothing, scale)
+    want = ref.cross_entropy_backward(scale, x, t, w, -100, smoothing, reduction="none")
+    np.testing.assert_allclose(dx, want, rtol=tol, atol=tol * float(np.abs(scale).max()) * (2 if w is None else 4))
+
+
 SGD_OPTIONS = [dict(), dict(momentum=0.9, first_step=True), dict(momentum=0.9, dampening=0.1, weight_decay=1e-2),
                dict(momentum=0.9, nesterov=True, maximize=True)]
 ADAM_OPTIONS = [dict(), dict(weight_decay=1e-2), dict(weight_decay=1e-2, decoupled=True),

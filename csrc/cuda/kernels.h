@@ -76,6 +76,15 @@ void avg_pool2d_backward(const PoolGeom& g, bool count_include_pad, const float*
 void global_avg_pool2d_forward(int64_t planes, int64_t hw, const float* x, float* y, Stream stream);
 void global_avg_pool2d_backward(int64_t planes, int64_t hw, const float* dy, float* dx, Stream stream);
 
+// Cross-entropy over rows (M, C) as in csrc/ops/softmax.h: per-row loss and weight (w_t; 0 for
+// ignored rows) forward, dx from per-row scales backward; targets already checked.
+void cross_entropy_forward(int64_t rows, int64_t C, const float* x, const int64_t* target, const float* weight,
+                           int64_t ignore_index, float label_smoothing, float* loss, float* row_weight,
+                           Stream stream);
+void cross_entropy_backward(int64_t rows, int64_t C, const float* x, const int64_t* target, const float* weight,
+                            int64_t ignore_index, float label_smoothing, const float* scale, float* dx,
+                            Stream stream);
+
 // Optimizer updates of one tensor of n elements in place, with the arguments and formulas of
 // csrc/ops/optim.h (buf / vmax may be null when momentum / amsgrad is off).
 void sgd_step(const SgdArgs& a, float* p, const float* g, float* buf, int64_t n, Stream stream);

@@ -143,6 +143,19 @@ PYBIND11_MODULE(_cuda, m) {
     py::gil_scoped_release nogil;
     fastnn::cuda::global_avg_pool2d_backward(planes, hw, ptr<const float>(dy), ptr<float>(dx), stream_of(stream));
   });
+  m.def("cross_entropy_forward", [](int64_t rows, int64_t C, Ptr x, Ptr t, Ptr w, int64_t ignore_index,
+                                     float smoothing, Ptr loss, Ptr wt, Ptr stream) {
+    py::gil_scoped_release nogil;
+    fastnn::cuda::cross_entropy_forward(rows, C, ptr<const float>(x), ptr<const int64_t>(t), ptr<const float>(w),
+                                        ignore_index, smoothing, ptr<float>(loss), ptr<float>(wt), stream_of(stream));
+  });
+  m.def("cross_entropy_backward", [](int64_t rows, int64_t C, Ptr x, Ptr t, Ptr w, int64_t ignore_index,
+                                      float smoothing, Ptr scale, Ptr dx, Ptr stream) {
+    py::gil_scoped_release nogil;
+    fastnn::cuda::cross_entropy_backward(rows, C, ptr<const float>(x), ptr<const int64_t>(t), ptr<const float>(w),
+                                         ignore_index, smoothing, ptr<const float>(scale), ptr<float>(dx),
+                                         stream_of(stream));
+  });
   m.def("sgd_step", [](Ptr p, Ptr g, Ptr buf, int64_t n, double lr, double momentum, double dampening,
                        bool nesterov, double weight_decay, bool maximize, bool first_step, Ptr stream) {
     fastnn::SgdArgs a;

@@ -7,8 +7,8 @@ run on CuPy's current stream; outputs are allocated with CuPy. NumPy arrays stay
 and mixing the two in one call is a TypeError.
 
 So far the CUDA kernels are gemm, the activations, softmax / log_softmax, layer norm,
-embedding and pooling (max, average, global average), forward and backward, and the SGD and
-Adam updates; the other ops do not take GPU arrays yet. ``is_available()`` says whether the module is built and a device is visible.
+embedding, pooling (max, average, global average) and cross-entropy, forward and backward,
+and the SGD and Adam updates; the other ops refuse GPU arrays with a TypeError. ``is_available()`` says whether the module is built and a device is visible.
 """
 import importlib
 
@@ -465,3 +465,94 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=1e-3, beta1=0.9, be
     for p, g, ea, es, vm in jobs:
         m.adam_step(p.ptr, g.ptr, ea.ptr, es.ptr, vm.ptr if vm else 0, p.size, int(step), float(lr), float(beta1),
                     float(beta2), float(eps), float(weight_decay), bool(decoupled_weight_decay), bool(maximize), s)
+
+
+_REDUCTIONS = ("none", "mean", "sum")
+
+
+def _ce_rows(op, logits, target, weight, ignore_index, reduction):
+    """(rows (M, C) device array, targets (M,), the loss shape, weight _Dev or None), checked."""
+    cp = _cupy(op)
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{op}: expected reduction 'none', 'mean' or 'sum', got {reduction!r}")
+    x = _Dev(op, "logits", logits)
+    t = _Dev(op, "target", target, typestr="<i8")
+    if len(x.shape) == 1:
+        rows, tt, tshape = logits.reshape(1, -1), target.reshape(1), tuple(t.shape)
+    else:
+        want = (x.shape[0],) + x.shape[2:]
+        if t.shape != want:
+            raise ValueError(f"{op}: expected target of shape {want} for logits of shape {x.shape}, got {t.shape}")
+        if len(x.shape) == 2:
+            rows, tt = logits, target
+        else:
+            rows = cp.ascontiguousarray(cp.moveaxis(logits, 1, -1)).reshape(-1, x.shape[1])
+            tt = target.reshape(-1)
+        tshape = t.shape
+    C = rows.shape[1]
+    if tt.size:
+        bad = (tt != ignore_index) & ((tt < 0) | (tt >= C))
+        if bool(bad.any()):
+            raise ValueError(f"{op}: targets must lie in [0, {C}) or equal ignore_index {ignore_index}")
+    w = _Dev(op, "weight", weight) if weight is not None else None
+    if w is not None and w.shape != (C,):
+        raise ValueError(f"{op}: weight must have shape {(C,)}, got {w.shape}")
+    return rows, tt, tshape, w
+
+
+def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0,
+                          reduction="mean"):
+    """fastnn.ops.cross_entropy_forward on CUDA arrays (a CuPy 0-d or target-shaped loss)."""
+    op = "cross_entropy_forward"
+    m = _module_for(op)
+    cp = _cupy(op)
+    rows, t, tshape, w = _ce_rows(op, logits, target, weight, ignore_index, reduction)
+    M, C = rows.shape
+    loss, wt = cp.empty(M, cp.float32), cp.empty(M, cp.float32)
+    m.cross_entropy_forward(M, C, _Dev(op, "logits", rows).ptr, _Dev(op, "target", t, typestr="<i8").ptr,
+                            w.ptr if w else 0, int(ignore_index), float(label_smoothing),
+                            loss.data.ptr, wt.data.ptr, _stream(op))
+    if reduction == "none":
+        return loss.reshape(tshape)
+    total = loss.sum(dtype=cp.float64)
+    if reduction == "sum":
+        return total.astype(cp.float32)
+    return (total / wt.sum(dtype=cp.float64)).astype(cp.float32)  # all ignored: nan, as torch
+
+
+def cross_entropy_backward(grad, logits, target, weight=None, ignore_index=-100, label_smoothing=0.0,
+                           reduction="mean", *, out=None):
+    """fastnn.ops.cross_entropy_backward on CUDA arrays: dlogits of logits' shape."""
+    op = "cross_entropy_backward"
+    m = _module_for(op)
+    cp = _cupy(op)
+    rows, t, tshape, w = _ce_rows(op, logits, target, weight, ignore_index, reduction)
+    M, C = rows.shape
+    g = cp.asarray(grad, dtype=cp.float64)
+    if reduction == "none":
+        if g.shape != tuple(tshape):
+            raise ValueError(f"{op}: expected grad of shape {tuple(tshape)}, got {g.shape}")
+        scale = cp.ascontiguousarray(g.reshape(-1).astype(cp.float32))
+    else:
+        if g.size != 1:
+            raise ValueError(f"{op}: expected a scalar grad for reduction {reduction!r}, got shape {g.shape}")
+        s = g.reshape(())
+        if reduction == "mean":
+            keep = t != ignore_index
+            wv = cp.ones(C, cp.float64) if weight is None else cp.asarray(weight, cp.float64)
+            s = s / wv[cp.where(keep, t, 0)][keep].sum()
+        scale = cp.full(M, s, dtype=cp.float32) if M else cp.empty(0, cp.float32)
+    d = cp.empty((M, C), cp.float32)
+    m.cross_entropy_backward(M, C, _Dev(op, "logits", rows).ptr, _Dev(op, "target", t, typestr="<i8").ptr,
+                             w.ptr if w else 0, int(ignore_index), float(label_smoothing), scale.data.ptr,
+                             d.data.ptr, _stream(op))
+    x_shape = _Dev(op, "logits", logits).shape
+    if len(x_shape) == 1:
+        d = d.reshape(x_shape)
+    elif len(x_shape) > 2:
+        d = cp.ascontiguousarray(cp.moveaxis(d.reshape((x_shape[0],) + x_shape[2:] + (C,)), -1, 1))
+    if out is not None:
+        o = _out(op, out, x_shape)
+        o.array[...] = d
+        return o.array
+    return d

@@ -2,7 +2,8 @@
 
 CUDA arrays (anything with __cuda_array_interface__, e.g. CuPy) go to the CUDA kernels of
 fastnn.cuda where one exists (gemm, the activations, softmax / log_softmax, layer norm,
-embedding, pooling, the SGD and Adam updates), with CuPy outputs."""
+embedding, pooling, cross-entropy, the SGD and Adam updates), with CuPy outputs; the others
+refuse CUDA arrays with a TypeError."""
 import functools
 
 import numpy as np
@@ -308,6 +309,8 @@ def _ce_rows(op, logits, target, reduction):
 def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0,
                           reduction="mean"):
     """The loss: float32 0-d for 'mean' / 'sum', of target's shape for 'none'."""
+    if _gpu(logits, target, weight):
+        return _cuda.cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing, reduction)
     rows, t, tshape = _ce_rows("cross_entropy_forward", logits, target, reduction)
     loss, wt = _core.cross_entropy_rows(rows, t, weight, ignore_index, label_smoothing)
     if reduction == "none":
@@ -323,6 +326,9 @@ def cross_entropy_backward(grad, logits, target, weight=None, ignore_index=-100,
                            reduction="mean", *, out=None):
     """dlogits (logits' shape) from grad, the upstream gradient of the loss (0-d, or of target's
     shape for 'none')."""
+    if _gpu(logits, target, weight, out):
+        return _cuda.cross_entropy_backward(grad, logits, target, weight, ignore_index, label_smoothing,
+                                            reduction, out=out)
     rows, t, tshape = _ce_rows("cross_entropy_backward", logits, target, reduction)
     g = np.asarray(grad, dtype=np.float64)
     if reduction == "none":
@@ -560,7 +566,7 @@ def scaled_dot_product_attention_backward(dout, q, k, v, out, lse, attn_mask=Non
 # Ops without a CUDA kernel yet: a CUDA array is a TypeError naming the op (rather than
 # pybind11's list of accepted signatures).
 _CPU_ONLY = ("conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight", "conv2d_backward_bias",
-             "cross_entropy_forward", "cross_entropy_backward", "grad_norm", "batch_norm2d_forward",
+             "grad_norm", "batch_norm2d_forward",
              "batch_norm2d_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
              "rnn_forward", "rnn_backward", "lstm_cell_forward", "lstm_cell_backward", "gru_cell_forward",
              "gru_cell_backward", "rnn_cell_forward", "rnn_cell_backward",

@@ -247,6 +247,27 @@ void adam_step(py::array p, Array g, py::array m, py::array v, py::object vmax, 
   fastnn::cuda::adam_step(a, inplace(p), g.data(), inplace(m), inplace(v), inplace(vmax), g.size(), nullptr);
 }
 
+py::tuple cross_entropy_rows(Array x, Index t, py::object weight, int64_t ignore_index, float smoothing) {
+  const int64_t rows = x.shape(0), C = x.shape(1);
+  Array w;
+  const float* wp = opt(weight, &w, C, "weight");
+  Array loss = poisoned_like({rows}), wt = poisoned_like({rows});
+  fastnn::cuda::cross_entropy_forward(rows, C, x.data(), t.data(), wp, ignore_index, smoothing, loss.mutable_data(),
+                                      wt.mutable_data(), nullptr);
+  return py::make_tuple(loss, wt);
+}
+
+Array cross_entropy_backward_rows(Array x, Index t, py::object weight, int64_t ignore_index, float smoothing,
+                                  Array scale) {
+  const int64_t rows = x.shape(0), C = x.shape(1);
+  Array w;
+  const float* wp = opt(weight, &w, C, "weight");
+  Array dx = poisoned_like({rows, C});
+  fastnn::cuda::cross_entropy_backward(rows, C, x.data(), t.data(), wp, ignore_index, smoothing, scale.data(),
+                                       dx.mutable_data(), nullptr);
+  return dx;
+}
+
 Array selftest(const std::string& name, Array in) {
   Array out = poisoned_like(shape_of(in));
   fastnn::cuda::emu_selftest(name, in.data(), out.mutable_data(), static_cast<int>(in.size()));
@@ -281,5 +302,7 @@ PYBIND11_MODULE(_fastnn_cuda_emu, m) {
   m.def("global_avg_pool2d_backward", &global_avg_pool2d_backward);
   m.def("sgd_step", &sgd_step);
   m.def("adam_step", &adam_step);
+  m.def("cross_entropy_rows", &cross_entropy_rows);
+  m.def("cross_entropy_backward_rows", &cross_entropy_backward_rows);
   m.def("selftest", &selftest, "Runs one of csrc/cuda/emu/selftest.cu's kernels (one block of in.size threads)");
 }
