@@ -14,11 +14,6 @@ namespace {
 
 constexpr int THREADS = 256, WARPS = THREADS / 32;
 
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(kFullMask, v, o));
-  return v;
-}
-
 // loss_i = (1 - e) w_t (lse - x_t) + (e / C) (W lse - sum_c w_c x_c); weight_i = w_t.
 __global__ void __launch_bounds__(THREADS) ce_forward_kernel(int64_t rows, int64_t C, const float* __restrict__ x,
                                                              const int64_t* __restrict__ t,

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cuda/kernels.h"
+#include "cuda/pool_geometry.h"
 #include "ops/optim.h"
 
 namespace py = pybind11;
@@ -34,15 +35,6 @@ int device_count() {
 int driver_version() {
   int v = 0;
   return cudaDriverGetVersion(&v) == cudaSuccess ? v : 0;
-}
-
-fastnn::cuda::PoolGeom geom(const py::dict& d) {
-  fastnn::cuda::PoolGeom g;
-  auto get = [&](const char* k) { return d[k].cast<int64_t>(); };
-  g.N = get("N"), g.C = get("C"), g.H = get("H"), g.W = get("W"), g.KH = get("KH"), g.KW = get("KW");
-  g.SH = get("SH"), g.SW = get("SW"), g.PH = get("PH"), g.PW = get("PW"), g.DH = get("DH"), g.DW = get("DW");
-  g.OH = get("OH"), g.OW = get("OW");
-  return g;
 }
 
 int runtime_version() {
@@ -115,23 +107,23 @@ PYBIND11_MODULE(_cuda, m) {
   });
   // Pooling: the geometry is fastnn._core.pool2d_geometry's dict (checked there).
   m.def("max_pool2d_forward", [](py::dict d, Ptr x, Ptr y, Ptr idx, Ptr stream) {
-    const auto g = geom(d);
+    const auto g = fastnn::cuda::pool_geometry(d);
     py::gil_scoped_release nogil;
     fastnn::cuda::max_pool2d_forward(g, ptr<const float>(x), ptr<float>(y), ptr<int64_t>(idx), stream_of(stream));
   });
   m.def("max_pool2d_backward", [](py::dict d, Ptr dy, Ptr idx, Ptr relu_x, Ptr dx, Ptr stream) {
-    const auto g = geom(d);
+    const auto g = fastnn::cuda::pool_geometry(d);
     py::gil_scoped_release nogil;
     fastnn::cuda::max_pool2d_backward(g, ptr<const float>(dy), ptr<const int64_t>(idx), ptr<const float>(relu_x),
                                       ptr<float>(dx), stream_of(stream));
   });
   m.def("avg_pool2d_forward", [](py::dict d, bool cip, Ptr x, Ptr y, Ptr stream) {
-    const auto g = geom(d);
+    const auto g = fastnn::cuda::pool_geometry(d);
     py::gil_scoped_release nogil;
     fastnn::cuda::avg_pool2d_forward(g, cip, ptr<const float>(x), ptr<float>(y), stream_of(stream));
   });
   m.def("avg_pool2d_backward", [](py::dict d, bool cip, Ptr dy, Ptr dx, Ptr stream) {
-    const auto g = geom(d);
+    const auto g = fastnn::cuda::pool_geometry(d);
     py::gil_scoped_release nogil;
     fastnn::cuda::avg_pool2d_backward(g, cip, ptr<const float>(dy), ptr<float>(dx), stream_of(stream));
   });

@@ -1,4 +1,4 @@
-// Block-wide reductions shared by the kernel sources: warp butterflies with __shfl_xor_sync,
+// Warp and block reductions shared by the kernel sources: warp butterflies with __shfl_xor_sync,
 // then one value per warp through shared memory. Every thread of the block must call them
 // (they contain __syncthreads) and every thread gets the result.
 #pragma once
@@ -11,6 +11,11 @@ constexpr unsigned kFullMask = 0xffffffffu;
 
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFullMask, v, o);
+  return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(kFullMask, v, o));
   return v;
 }
 

@@ -6,23 +6,13 @@
 
 #include "cuda/check.cuh"
 #include "cuda/kernels.h"
+#include "cuda/reduce.cuh"
 
 namespace fastnn {
 namespace cuda {
 namespace {
 
 constexpr int THREADS = 256, WARPS = THREADS / 32;
-constexpr unsigned FULL = 0xffffffffu;
-
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL, v, o));
-  return v;
-}
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
-  return v;
-}
-
 // Every lane of a warp runs the loop the same number of times (rows are whole warps), so the
 // shuffles see all 32 lanes.
 __global__ void __launch_bounds__(THREADS) softmax_rows_kernel(int64_t rows, int64_t n, bool log,

@@ -417,6 +417,14 @@ def _state(op, name, lst, i, shape):
     return d
 
 
+def _param_grad(op, params, grads, i):
+    p = _Dev(op, f"params[{i}]", params[i], writable=True)
+    g = _Dev(op, f"grads[{i}]", grads[i])
+    if g.shape != p.shape:
+        raise ValueError(f"{op}: grads[{i}] has shape {g.shape}, params[{i}] {p.shape}")
+    return p, g
+
+
 def sgd_step(params, grads, momentum_buffers, lr, momentum=0.0, dampening=0.0, nesterov=False,
              weight_decay=0.0, maximize=False, first_step=False):
     """fastnn.ops.sgd_step on CUDA arrays (every check before the first launch)."""
@@ -427,10 +435,7 @@ def sgd_step(params, grads, momentum_buffers, lr, momentum=0.0, dampening=0.0, n
         raise ValueError(f"{op}: momentum {momentum} needs momentum_buffers")
     jobs = []
     for i in range(n):
-        p = _Dev(op, f"params[{i}]", params[i], writable=True)
-        g = _Dev(op, f"grads[{i}]", grads[i])
-        if g.shape != p.shape:
-            raise ValueError(f"{op}: grads[{i}] has shape {g.shape}, params[{i}] {p.shape}")
+        p, g = _param_grad(op, params, grads, i)
         b = _state(op, "momentum_buffers", momentum_buffers, i, p.shape) if momentum != 0 else None
         jobs.append((p, g, b))
     s = _stream(op) if jobs else 0
@@ -453,10 +458,7 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=1e-3, beta1=0.9, be
         raise ValueError(f"{op}: step must be >= 1 (1-based, after incrementing), got {step}")
     jobs = []
     for i in range(n):
-        p = _Dev(op, f"params[{i}]", params[i], writable=True)
-        g = _Dev(op, f"grads[{i}]", grads[i])
-        if g.shape != p.shape:
-            raise ValueError(f"{op}: grads[{i}] has shape {g.shape}, params[{i}] {p.shape}")
+        p, g = _param_grad(op, params, grads, i)
         ea = _state(op, "exp_avgs", exp_avgs, i, p.shape)
         es = _state(op, "exp_avg_sqs", exp_avg_sqs, i, p.shape)
         vm = _state(op, "max_exp_avg_sqs", max_exp_avg_sqs, i, p.shape) if amsgrad else None

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "cuda/kernels.h"
+#include "cuda/pool_geometry.h"
 #include "ops/optim.h"
 
 namespace fastnn {
@@ -167,17 +168,8 @@ Array embedding_backward(Array dy, Index idx, int64_t v, int64_t padding_idx) {
   return dw;
 }
 
-fastnn::cuda::PoolGeom geom(const py::dict& d) {
-  fastnn::cuda::PoolGeom g;
-  auto get = [&](const char* k) { return d[k].cast<int64_t>(); };
-  g.N = get("N"), g.C = get("C"), g.H = get("H"), g.W = get("W"), g.KH = get("KH"), g.KW = get("KW");
-  g.SH = get("SH"), g.SW = get("SW"), g.PH = get("PH"), g.PW = get("PW"), g.DH = get("DH"), g.DW = get("DW");
-  g.OH = get("OH"), g.OW = get("OW");
-  return g;
-}
-
 py::tuple max_pool2d_forward(Array x, py::dict d) {
-  const auto g = geom(d);
+  const auto g = fastnn::cuda::pool_geometry(d);
   Array y = poisoned_like({g.N, g.C, g.OH, g.OW});
   Index idx(std::vector<py::ssize_t>{g.N, g.C, g.OH, g.OW});
   fastnn::cuda::max_pool2d_forward(g, x.data(), y.mutable_data(), idx.mutable_data(), nullptr);
@@ -185,7 +177,7 @@ py::tuple max_pool2d_forward(Array x, py::dict d) {
 }
 
 Array max_pool2d_backward(Array dy, Index idx, py::dict d, py::object relu_x) {
-  const auto g = geom(d);
+  const auto g = fastnn::cuda::pool_geometry(d);
   Array r;
   const float* rp = relu_x.is_none() ? nullptr : (r = relu_x.cast<Array>()).data();
   Array dx = poisoned_like({g.N, g.C, g.H, g.W});
@@ -194,14 +186,14 @@ Array max_pool2d_backward(Array dy, Index idx, py::dict d, py::object relu_x) {
 }
 
 Array avg_pool2d_forward(Array x, py::dict d, bool cip) {
-  const auto g = geom(d);
+  const auto g = fastnn::cuda::pool_geometry(d);
   Array y = poisoned_like({g.N, g.C, g.OH, g.OW});
   fastnn::cuda::avg_pool2d_forward(g, cip, x.data(), y.mutable_data(), nullptr);
   return y;
 }
 
 Array avg_pool2d_backward(Array dy, py::dict d, bool cip) {
-  const auto g = geom(d);
+  const auto g = fastnn::cuda::pool_geometry(d);
   Array dx = poisoned_like({g.N, g.C, g.H, g.W});
   fastnn::cuda::avg_pool2d_backward(g, cip, dy.data(), dx.mutable_data(), nullptr);
   return dx;
