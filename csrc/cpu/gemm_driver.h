@@ -120,13 +120,25 @@ inline void pack_a_panels(int kc, int64_t mc, int64_t mrb, const GemmArgs& g, in
                   dst + ir * MR * kc);
     return;
   }
+  if (mrb == MR && (ir1 - 1) * mrb + MR <= mc) {
+    // Whole panels only: copies of a fixed length, a few vector moves each (an element loop
+    // compiles to MR scalar moves: the compiler cannot rule out that d and s overlap).
+    for (int k = 0; k < kc; ++k) {
+      const float* src = g.a + (p0 + k) * g.lda + i0;
+      for (int64_t ir = ir0; ir < ir1; ++ir) {
+        const float* s = src + ir * MR;
+        float* d = dst + ir * MR * kc + k * MR;
+        std::memcpy(d, s, sizeof(float) * MR);
+      }
+    }
+    return;
+  }
   for (int k = 0; k < kc; ++k) {
     const float* src = g.a + (p0 + k) * g.lda + i0;
     for (int64_t ir = ir0; ir < ir1; ++ir) {
       const int mr = static_cast<int>(std::min<int64_t>(mrb, mc - ir * mrb));
-      const float* s = src + ir * mrb;
       float* d = dst + ir * MR * kc + k * MR;
-      for (int i = 0; i < mr; ++i) d[i] = s[i];
+      std::memcpy(d, src + ir * mrb, sizeof(float) * static_cast<size_t>(mr));
       for (int i = mr; i < MR; ++i) d[i] = 0.0f;
     }
   }
