@@ -18,7 +18,8 @@
 // activations. The backward computes the pre-activation gradients dG_t step by step (one GEMM
 // dG_t (B, G*H) x W_hh per step for dh_{t-1}), then dx = dG W_ih, dW_ih = dG^T X and
 // dW_hh = dG^T H_prev as single GEMMs over all T*B rows, and the bias gradients as column sums
-// of dG (float64 accumulation, rows in order).
+// of dG in float64 (RNN and LSTM: added step by step in the backward's order while each step's
+// rows are in cache; GRU: over all rows in order afterwards).
 //
 // Workspace ws (float32, rnn_ws_size floats), written by the forward for the backward:
 //   LSTM  [gates (T, B, 4H): activated i, f, g, o | c (T, B, H): c_t | tanh c (T, B, H)]
