@@ -6,9 +6,12 @@ verbose and every warning an error, then for every kernel:
   - it declares __launch_bounds__ (a .maxntid in its PTX);
   - no register spills and no stack frame (local memory);
   - registers x maximum threads per block fit one SM's 64K registers.
+Then a second front end: clang (19 or newer, found on PATH, or --clang) compiles every source
+device-only to PTX with -Wall -Werror against the same toolkit (found from nvcc), one line per
+source and architecture; without a clang that line says SKIPPED and the gates still pass.
 Prints one line per kernel and architecture; exits 1 on any failure, 2 without nvcc.
 
-  python scripts/check_cuda.py [--nvcc PATH] [--arch 80 90]
+  python scripts/check_cuda.py [--nvcc PATH] [--arch 80 90] [--clang PATH | --no-clang]
 """
 import argparse
 import pathlib
@@ -94,10 +97,62 @@ def check(nvcc, src, arch, tmp):
     return failures
 
 
+def toolkit(nvcc, tmp):
+    """The CUDA toolkit's root, from nvcc's own dry run (nvcc may be a wrapper script or a link)."""
+    empty = tmp / "empty.cu"
+    empty.write_text("")
+    r = subprocess.run([nvcc, "--dryrun", "-c", str(empty), "-o", str(tmp / "empty.o")],
+                       capture_output=True, text=True)
+    m = re.search(r"^#\$ _HERE_=(.+)$", r.stdout + r.stderr, re.M)
+    root = pathlib.Path(m.group(1).strip()).parent if m else pathlib.Path(nvcc).resolve().parent.parent
+    return root if (root / "include" / "cuda_runtime.h").exists() else None
+
+
+def find_clang():
+    """The newest clang++-N (N >= 19) on PATH, else clang++ if it is 19 or newer."""
+    for v in range(30, 18, -1):
+        exe = shutil.which(f"clang++-{v}")
+        if exe:
+            return exe
+    exe = shutil.which("clang++")
+    if exe:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
+        m = re.search(r"clang version (\d+)", out)
+        if m and int(m.group(1)) >= 19:
+            return exe
+    return None
+
+
+# Headers clang's CUDA wrapper includes that a CUDA 13 toolkit lacks: texture references (and
+# texture_fetch_functions.h) were removed in CUDA 13, and cuRAND (curand_mtgp32_kernel.h) is a
+# separate package. Our kernels use neither, so an empty stand-in is enough; it comes after the
+# toolkit's own include directory (-idirafter), so a toolkit that has the header wins.
+CLANG_STUBS = ["texture_fetch_functions.h", "curand_mtgp32_kernel.h"]
+
+
+def check_clang(clang, cuda_root, src, arch, tmp):
+    """clang's device-only compile of one source to PTX, every warning an error; a failure or None."""
+    stubs = tmp / "clang-stubs"
+    stubs.mkdir(exist_ok=True)
+    for h in CLANG_STUBS:
+        if not (cuda_root / "include" / h).exists():
+            (stubs / h).write_text("// empty: see scripts/check_cuda.py\n")
+    cmd = [clang, "-x", "cuda", "--cuda-device-only", f"--cuda-gpu-arch=sm_{arch}", f"--cuda-path={cuda_root}",
+           "-std=c++17", f"-I{ROOT / 'csrc'}", "-idirafter", str(stubs), "-O2", "-Wall", "-Werror",
+           "-Wno-unknown-cuda-version",  # clang 19 knows CUDA up to 12.x; CUDA 13 is parsed as the newest
+           "-S", "-o", str(tmp / f"{src.stem}.{arch}.clang.ptx"), str(src)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    rel = src.relative_to(ROOT)
+    print(f"  clang sm_{arch} {rel}: " + ("ok" if r.returncode == 0 else "FAIL"))
+    return None if r.returncode == 0 else f"{rel} sm_{arch}: clang failed:\n{r.stdout}{r.stderr}"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--nvcc", default=shutil.which("nvcc"))
     ap.add_argument("--arch", nargs="+", default=["80", "90"])
+    ap.add_argument("--clang", default=None, help="clang++ for the second front end (default: found on PATH)")
+    ap.add_argument("--no-clang", action="store_true", help="skip the clang front end")
     args = ap.parse_args()
     if not args.nvcc:
         print("check_cuda: nvcc not found")
@@ -107,6 +162,22 @@ def main():
         for src in sources():
             for arch in args.arch:
                 failures += check(args.nvcc, src, arch, pathlib.Path(tmp))
+        clang = None if args.no_clang else (args.clang or find_clang())
+        cuda_root = toolkit(args.nvcc, pathlib.Path(tmp))
+        if args.no_clang:
+            print("  clang: not run (--no-clang)")
+        elif not clang:
+            print("SKIPPED: no clang++ 19 or newer found (apt-get install clang-19): the second CUDA front end "
+                  "did not run")
+        elif not cuda_root:
+            failures.append(f"clang: no CUDA toolkit found from {args.nvcc}")
+        else:
+            print(f"  clang: {clang} against {cuda_root}")
+            for src in sources():
+                for arch in args.arch:
+                    f = check_clang(clang, cuda_root, src, arch, pathlib.Path(tmp))
+                    if f:
+                        failures.append(f)
     if failures:
         print("CUDA static gates failed:\n  " + "\n  ".join(failures))
         return 1

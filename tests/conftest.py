@@ -96,3 +96,21 @@ def run_python(code, env=None, timeout=60, check=True):
 def run_py():
     """run_python as a fixture, for tests that prefer fixtures to imports."""
     return run_python
+
+
+@pytest.fixture
+def emulated_gpu(monkeypatch):
+    """fastnn.cuda on the emulated device: the CUDA kernels compiled as host C++
+    (_fastnn_cuda_emu.device, fastnn._cuda's bindings) and tests/fake_cupy.py as CuPy, so CUDA
+    arrays run through fastnn.cuda, ops, Tensor, nn, optim and train without a GPU. Returns the
+    fake CuPy module. Skips without the emulator module (built with -DFASTNN_CUDA_EMULATION=ON),
+    unless FASTNN_REQUIRE_CUDA_EMU=1."""
+    if os.environ.get("FASTNN_REQUIRE_CUDA_EMU") == "1":
+        import _fastnn_cuda_emu as emu
+    else:
+        emu = pytest.importorskip("_fastnn_cuda_emu")
+    import fake_cupy
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
+    monkeypatch.setattr(fastnn.cuda, "_module", emu.device)
+    monkeypatch.setattr(fastnn.cuda, "_tried", True)
+    return fake_cupy

@@ -20,7 +20,8 @@ else:
     emu = pytest.importorskip("_fastnn_cuda_emu")
 
 EPS32 = float(np.finfo(np.float32).eps)
-ORDERS = ["forward", "reverse", "random"]
+# FASTNN_EMU_ORDERS=random (a comma-separated subset) runs fewer: CI's sanitizer build takes one.
+ORDERS = os.environ.get("FASTNN_EMU_ORDERS", "forward,reverse,random").split(",")
 
 
 @pytest.fixture(params=ORDERS)
@@ -274,7 +275,7 @@ def test_missing_barrier_shows_as_order_dependent_results():
     order (the NaN poison of dynamic shared memory) and after in another."""
     x = np.arange(64, dtype=np.float32)
     results = {}
-    for o in ORDERS:
+    for o in ("forward", "reverse"):
         os.environ["FASTNN_EMU_ORDER"] = o
         try:
             results[o] = emu.selftest("missing_barrier", x)

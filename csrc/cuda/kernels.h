@@ -10,6 +10,9 @@ namespace fastnn {
 
 struct SgdArgs;
 struct AdamArgs;
+struct BatchNormArgs;
+struct RnnShape;
+struct AttentionArgs;
 
 namespace cuda {
 
@@ -76,6 +79,29 @@ void avg_pool2d_backward(const PoolGeom& g, bool count_include_pad, const float*
 void global_avg_pool2d_forward(int64_t planes, int64_t hw, const float* x, float* y, Stream stream);
 void global_avg_pool2d_backward(int64_t planes, int64_t hw, const float* dy, float* dx, Stream stream);
 
+// conv2d as in csrc/ops/conv2d.h (NCHW, weight (OC, C/G, KH, KW), padding top/bottom/left/
+// right), the geometry checked on the host by the CPU op's rules (Conv2dShape, conv2d_check:
+// fastnn.cuda._conv2d_geometry) with OH, OW from them. Implicit GEMMs with the im2col gather
+// done while loading tiles; each output element summed by one thread in a fixed order (no
+// atomics: the same result every run). act 0 = none, 1 = relu. backward_weight splits its
+// B*OH*OW reduction when the weight is small: it then needs `workspace`, device memory of
+// conv2d_backward_weight_workspace(g) floats (0: none, may be null). On the GPU only: sizes
+// past 2^30 (a plane, a padded side, a stride, C/G*KH*KW) throw std::invalid_argument; a
+// non-finite weight times a zero tap (padding, or a landing tap past dy's border in
+// backward_data) gives NaN where the CPU may leave the tap out.
+struct Conv2dGeom {
+  int64_t N = 0, C = 0, H = 0, W = 0, OC = 0, KH = 1, KW = 1, SH = 1, SW = 1;
+  int64_t PT = 0, PB = 0, PL = 0, PR = 0, DH = 1, DW = 1, G = 1, OH = 0, OW = 0;
+};
+void conv2d_forward(const Conv2dGeom& g, const float* x, const float* w, const float* bias, int act, float* y,
+                    Stream stream);
+void conv2d_backward_data(const Conv2dGeom& g, const float* dy, const float* w, float* dx, Stream stream);
+int64_t conv2d_backward_weight_workspace(const Conv2dGeom& g);
+void conv2d_backward_weight(const Conv2dGeom& g, const float* dy, const float* x, float* dw, float* workspace,
+                            Stream stream);
+// db[c] = sum of dy (n, oc, hw) over n and hw: a block per channel, fixed order.
+void conv2d_backward_bias(int64_t n, int64_t oc, int64_t hw, const float* dy, float* db, Stream stream);
+
 // Cross-entropy over rows (M, C) as in csrc/ops/softmax.h: per-row loss and weight (w_t; 0 for
 // ignored rows) forward, dx from per-row scales backward; targets already checked.
 void cross_entropy_forward(int64_t rows, int64_t C, const float* x, const int64_t* target, const float* weight,
@@ -90,6 +116,63 @@ void cross_entropy_backward(int64_t rows, int64_t C, const float* x, const int64
 void sgd_step(const SgdArgs& a, float* p, const float* g, float* buf, int64_t n, Stream stream);
 void adam_step(const AdamArgs& a, float* p, const float* g, float* m, float* v, float* vmax, int64_t n,
                Stream stream);
+
+// Batch norm of NCHW float32 as in csrc/ops/batchnorm.h (args.n, c, hw, training, momentum,
+// eps; null weight / bias / running statistics as there, and the caller's checks: running
+// statistics in eval, M = N*H*W != 1 in training). One block per channel; the statistics and
+// the backward's sums are float64 (per-thread partial sums, then a fixed-tree block reduction:
+// deterministic, and as accurate as the CPU's chunked sums or more).
+void batch_norm2d_forward(const BatchNormArgs& a, const float* x, const float* weight, const float* bias,
+                          float* running_mean, float* running_var, float* y, float* save_mean, float* save_invstd,
+                          Stream stream);
+void batch_norm2d_backward(const BatchNormArgs& a, const float* dy, const float* x, const float* weight,
+                           const float* save_mean, const float* save_invstd, float* dx, float* dweight, float* dbias,
+                           Stream stream);
+
+// grad_norm as in csrc/ops/optim.h: the total norm of order p (2, 1, +inf or another p > 0) of
+// `count` float32 arrays xs[i] of ns[i] elements (xs and ns are host arrays of device pointers
+// and sizes). Array i's elements are reduced in float64 by grad_norm_partials(ns[i]) blocks (a
+// number that depends on ns[i] alone) into consecutive slots of `partials` (device, the sum of
+// grad_norm_partials over the arrays), one launch per array; one final block adds all slots in
+// order and writes the norm to *out (device). Deterministic. Nothing is copied to the host:
+// the caller reads *out back (fastnn.cuda.grad_norm does, and so waits for the stream).
+constexpr int64_t kGradNormChunk = 4096;      // elements per block below the cap
+constexpr int64_t kGradNormMaxBlocks = 1024;  // blocks per array at most
+inline int64_t grad_norm_partials(int64_t n) {
+  const int64_t b = (n + kGradNormChunk - 1) / kGradNormChunk;
+  return b < kGradNormMaxBlocks ? b : kGradNormMaxBlocks;
+}
+void grad_norm(int64_t count, const float* const* xs, const int64_t* ns, double p, double* partials, double* out,
+               Stream stream);
+
+// Recurrent layers (tanh/relu RNN, LSTM, GRU) over a whole sequence, forward and backward
+// through time, as csrc/ops/rnn.h: the same arguments, null states and gradients as zeros, and
+// the same workspace ws (rnn_workspace_floats floats, rnn_ws_size's layout), so a forward's ws
+// feeds either backward. On the GPU: gemm (above) for the projections and the per-step products,
+// fused gate kernels, bias gradients as float64 column sums in row order (no atomics: the same
+// result every run). scratch: caller-owned device memory of rnn_scratch_floats(s, backward)
+// floats, used between the launches of one call (nothing is allocated here). Throws
+// std::invalid_argument before any launch when T*B or G*H exceeds gemm's grid.
+int64_t rnn_workspace_floats(const RnnShape& s);
+int64_t rnn_scratch_floats(const RnnShape& s, bool backward);
+void rnn_forward(const RnnShape& s, const float* x, const float* h0, const float* c0, const float* w_ih,
+                 const float* w_hh, const float* b_ih, const float* b_hh, float* y, float* h_n, float* c_n,
+                 float* ws, float* scratch, Stream stream);
+void rnn_backward(const RnnShape& s, const float* dy, const float* dh_n, const float* dc_n, const float* x,
+                  const float* h0, const float* c0, const float* w_ih, const float* w_hh, const float* y,
+                  const float* ws, float* dx, float* dh0, float* dc0, float* dw_ih, float* dw_hh, float* db_ih,
+                  float* db_hh, float* scratch, Stream stream);
+
+// Scaled dot-product attention as in csrc/ops/attention.h (the same AttentionArgs; mask read
+// through its element strides), flash style: a block per (b, h, query tile) with an online
+// softmax forward; backward delta = rowsum(dout * out) into delta (B * NH * L floats of scratch),
+// then dk, dv by key tiles and dq by query tiles, each element summed in a fixed order (no
+// atomics: deterministic). HD and DV at most kAttnMaxHeadDim (std::invalid_argument beyond).
+// Scores sum their HD products in ascending d with fmaf; expf / logf of the CUDA math library.
+constexpr int kAttnMaxHeadDim = 128;
+void attention_forward(const AttentionArgs& a, float* out, float* lse, Stream stream);
+void attention_backward(const AttentionArgs& a, const float* dout, const float* out, const float* lse, float* dq,
+                        float* dk, float* dv, float* delta, Stream stream);
 
 }  // namespace cuda
 }  // namespace fastnn

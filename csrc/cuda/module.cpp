@@ -2,15 +2,32 @@
 // reads __cuda_array_interface__, checks dtype, shape, layout and device, allocates outputs
 // (CuPy) and passes raw pointers, sizes and the stream here. The CUDA runtime is linked
 // statically: the module imports without a driver, and device_count() is then 0.
+//
+// Compiled as host C++ with FASTNN_CUDA_EMULATE (tests only), the same bindings become the
+// submodule `device` of _fastnn_cuda_emu: one emulated device whose "device pointers" are host
+// pointers, so python/fastnn/cuda.py and everything above it run end to end on the emulator
+// (tests/fake_cupy.py stands in for CuPy).
+#if defined(FASTNN_CUDA_EMULATE)
+#define FASTNN_VERSION "emulated"
+#define FASTNN_CUDA_ARCHITECTURES "emulated"
+#define FASTNN_CUDA_COMPILER "host C++ (emulator)"
+#else
 #include <cuda_runtime_api.h>
+#endif
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "cuda/kernels.h"
+#include "cuda/conv2d_geometry.h"
 #include "cuda/pool_geometry.h"
+#include "ops/attention.h"
+#include "ops/batchnorm.h"
 #include "ops/optim.h"
+#include "ops/rnn.h"
 
 namespace py = pybind11;
 using Ptr = std::uintptr_t;
@@ -23,6 +40,11 @@ T* ptr(Ptr p) {
 }
 void* stream_of(Ptr s) { return reinterpret_cast<void*>(s); }
 
+#if defined(FASTNN_CUDA_EMULATE)
+int device_count() { return 1; }
+int driver_version() { return 0; }
+int runtime_version() { return 0; }
+#else
 int device_count() {
   int n = 0;
   if (cudaGetDeviceCount(&n) != cudaSuccess) {
@@ -41,10 +63,43 @@ int runtime_version() {
   int v = 0;
   return cudaRuntimeGetVersion(&v) == cudaSuccess ? v : 0;
 }
+#endif
+
+// The recurrent layers' shape: cell 0 tanh RNN, 1 relu RNN, 2 LSTM, 3 GRU (fastnn::RnnCell).
+fastnn::RnnShape rnn_shape(int cell, bool reverse, int64_t T, int64_t B, int64_t I, int64_t H) {
+  if (cell < 0 || cell > 3) throw std::invalid_argument("rnn: cell must be 0..3, got " + std::to_string(cell));
+  fastnn::RnnShape s;
+  s.cell = static_cast<fastnn::RnnCell>(cell);
+  s.reverse = reverse;
+  s.T = T, s.B = B, s.I = I, s.H = H;
+  return s;
+}
+
+// Attention: dims (B, NH, L, S, HD, DV); mask_kind 0 none, 1 bool, 2 float32 (fastnn::AttnMask),
+// read at the element strides (b, h, i, j) of mask_strides (fastnn.cuda computes them).
+fastnn::AttentionArgs attention_args(py::tuple dims, Ptr q, Ptr k, Ptr v, int mask_kind, Ptr mask,
+                                     py::tuple mask_strides, bool causal, float scale) {
+  if (dims.size() != 6 || mask_strides.size() != 4 || mask_kind < 0 || mask_kind > 2)
+    throw std::invalid_argument("attention: dims (B, NH, L, S, HD, DV), mask_kind 0..2 and 4 mask strides");
+  fastnn::AttentionArgs a;
+  a.B = dims[0].cast<int64_t>(), a.NH = dims[1].cast<int64_t>(), a.L = dims[2].cast<int64_t>();
+  a.S = dims[3].cast<int64_t>(), a.D = dims[4].cast<int64_t>(), a.DV = dims[5].cast<int64_t>();
+  a.q = ptr<const float>(q), a.k = ptr<const float>(k), a.v = ptr<const float>(v);
+  a.mask_kind = static_cast<fastnn::AttnMask>(mask_kind);
+  a.mask = ptr<const void>(mask);
+  a.msb = mask_strides[0].cast<int64_t>(), a.msh = mask_strides[1].cast<int64_t>();
+  a.msl = mask_strides[2].cast<int64_t>(), a.mss = mask_strides[3].cast<int64_t>();
+  a.causal = causal, a.scale = scale;
+  return a;
+}
 
 }  // namespace
 
+#if defined(FASTNN_CUDA_EMULATE)
+void fastnn_cuda_bind_device(py::module_& m) {
+#else
 PYBIND11_MODULE(_cuda, m) {
+#endif
   m.doc() = "fastnn's CUDA kernels on device pointers (use fastnn.cuda / fastnn.ops)";
   m.attr("__version__") = FASTNN_VERSION;
   m.attr("architectures") = FASTNN_CUDA_ARCHITECTURES;
@@ -135,6 +190,32 @@ PYBIND11_MODULE(_cuda, m) {
     py::gil_scoped_release nogil;
     fastnn::cuda::global_avg_pool2d_backward(planes, hw, ptr<const float>(dy), ptr<float>(dx), stream_of(stream));
   });
+  // conv2d: the geometry is fastnn.cuda._conv2d_geometry's dict (the CPU op's rules, checked there);
+  // workspace: device memory of conv2d_backward_weight_workspace floats (fastnn.cuda allocates it).
+  m.def("conv2d_forward", [](py::dict d, Ptr x, Ptr w, Ptr bias, int act, Ptr y, Ptr stream) {
+    const auto g = fastnn::cuda::conv2d_geometry(d);
+    py::gil_scoped_release nogil;
+    fastnn::cuda::conv2d_forward(g, ptr<const float>(x), ptr<const float>(w), ptr<const float>(bias), act,
+                                 ptr<float>(y), stream_of(stream));
+  });
+  m.def("conv2d_backward_data", [](py::dict d, Ptr dy, Ptr w, Ptr dx, Ptr stream) {
+    const auto g = fastnn::cuda::conv2d_geometry(d);
+    py::gil_scoped_release nogil;
+    fastnn::cuda::conv2d_backward_data(g, ptr<const float>(dy), ptr<const float>(w), ptr<float>(dx),
+                                       stream_of(stream));
+  });
+  m.def("conv2d_backward_weight_workspace",
+        [](py::dict d) { return fastnn::cuda::conv2d_backward_weight_workspace(fastnn::cuda::conv2d_geometry(d)); });
+  m.def("conv2d_backward_weight", [](py::dict d, Ptr dy, Ptr x, Ptr dw, Ptr ws, Ptr stream) {
+    const auto g = fastnn::cuda::conv2d_geometry(d);
+    py::gil_scoped_release nogil;
+    fastnn::cuda::conv2d_backward_weight(g, ptr<const float>(dy), ptr<const float>(x), ptr<float>(dw), ptr<float>(ws),
+                                         stream_of(stream));
+  });
+  m.def("conv2d_backward_bias", [](int64_t n, int64_t oc, int64_t hw, Ptr dy, Ptr db, Ptr stream) {
+    py::gil_scoped_release nogil;
+    fastnn::cuda::conv2d_backward_bias(n, oc, hw, ptr<const float>(dy), ptr<float>(db), stream_of(stream));
+  });
   m.def("cross_entropy_forward", [](int64_t rows, int64_t C, Ptr x, Ptr t, Ptr w, int64_t ignore_index,
                                      float smoothing, Ptr loss, Ptr wt, Ptr stream) {
     py::gil_scoped_release nogil;
@@ -148,6 +229,50 @@ PYBIND11_MODULE(_cuda, m) {
                                          ignore_index, smoothing, ptr<const float>(scale), ptr<float>(dx),
                                          stream_of(stream));
   });
+  // Recurrent layers: scratch is device memory of rnn_scratch_floats floats (fastnn.cuda allocates it).
+  m.def("rnn_scratch_floats", [](int cell, int64_t T, int64_t B, int64_t I, int64_t H, bool backward) {
+    return fastnn::cuda::rnn_scratch_floats(rnn_shape(cell, false, T, B, I, H), backward);
+  });
+  m.def("rnn_forward", [](int cell, bool reverse, int64_t T, int64_t B, int64_t I, int64_t H, Ptr x, Ptr h0, Ptr c0,
+                          Ptr w_ih, Ptr w_hh, Ptr b_ih, Ptr b_hh, Ptr y, Ptr h_n, Ptr c_n, Ptr ws, Ptr scratch,
+                          Ptr stream) {
+    const fastnn::RnnShape s = rnn_shape(cell, reverse, T, B, I, H);
+    py::gil_scoped_release nogil;
+    fastnn::cuda::rnn_forward(s, ptr<const float>(x), ptr<const float>(h0), ptr<const float>(c0),
+                              ptr<const float>(w_ih), ptr<const float>(w_hh), ptr<const float>(b_ih),
+                              ptr<const float>(b_hh), ptr<float>(y), ptr<float>(h_n), ptr<float>(c_n), ptr<float>(ws),
+                              ptr<float>(scratch), stream_of(stream));
+  });
+  m.def("rnn_backward", [](int cell, bool reverse, int64_t T, int64_t B, int64_t I, int64_t H, Ptr dy, Ptr dh_n,
+                           Ptr dc_n, Ptr x, Ptr h0, Ptr c0, Ptr w_ih, Ptr w_hh, Ptr y, Ptr ws, Ptr dx, Ptr dh0,
+                           Ptr dc0, Ptr dw_ih, Ptr dw_hh, Ptr db_ih, Ptr db_hh, Ptr scratch, Ptr stream) {
+    const fastnn::RnnShape s = rnn_shape(cell, reverse, T, B, I, H);
+    py::gil_scoped_release nogil;
+    fastnn::cuda::rnn_backward(s, ptr<const float>(dy), ptr<const float>(dh_n), ptr<const float>(dc_n),
+                               ptr<const float>(x), ptr<const float>(h0), ptr<const float>(c0),
+                               ptr<const float>(w_ih), ptr<const float>(w_hh), ptr<const float>(y),
+                               ptr<const float>(ws), ptr<float>(dx), ptr<float>(dh0), ptr<float>(dc0),
+                               ptr<float>(dw_ih), ptr<float>(dw_hh), ptr<float>(db_ih), ptr<float>(db_hh),
+                               ptr<float>(scratch), stream_of(stream));
+  });
+  // Attention (attention_args above): out (B, NH, L, DV), lse (B, NH, L); the backward's delta is
+  // device scratch of B * NH * L floats (fastnn.cuda allocates it).
+  m.def("scaled_dot_product_attention_forward", [](py::tuple dims, Ptr q, Ptr k, Ptr v, int mask_kind, Ptr mask,
+                                                   py::tuple mask_strides, bool causal, float scale, Ptr out,
+                                                   Ptr lse, Ptr stream) {
+    const auto a = attention_args(dims, q, k, v, mask_kind, mask, mask_strides, causal, scale);
+    py::gil_scoped_release nogil;
+    fastnn::cuda::attention_forward(a, ptr<float>(out), ptr<float>(lse), stream_of(stream));
+  });
+  m.def("scaled_dot_product_attention_backward",
+        [](py::tuple dims, Ptr q, Ptr k, Ptr v, int mask_kind, Ptr mask, py::tuple mask_strides, bool causal,
+           float scale, Ptr dout, Ptr out, Ptr lse, Ptr dq, Ptr dk, Ptr dv, Ptr delta, Ptr stream) {
+          const auto a = attention_args(dims, q, k, v, mask_kind, mask, mask_strides, causal, scale);
+          py::gil_scoped_release nogil;
+          fastnn::cuda::attention_backward(a, ptr<const float>(dout), ptr<const float>(out), ptr<const float>(lse),
+                                           ptr<float>(dq), ptr<float>(dk), ptr<float>(dv), ptr<float>(delta),
+                                           stream_of(stream));
+        });
   m.def("sgd_step", [](Ptr p, Ptr g, Ptr buf, int64_t n, double lr, double momentum, double dampening,
                        bool nesterov, double weight_decay, bool maximize, bool first_step, Ptr stream) {
     fastnn::SgdArgs a;
@@ -164,6 +289,41 @@ PYBIND11_MODULE(_cuda, m) {
     py::gil_scoped_release nogil;
     fastnn::cuda::adam_step(a, ptr<float>(p), ptr<const float>(g), ptr<float>(m_), ptr<float>(v), ptr<float>(vmax),
                             n, stream_of(stream));
+  });
+  m.def("batch_norm2d_forward", [](int64_t n, int64_t c, int64_t hw, bool training, double momentum, double eps,
+                                    Ptr x, Ptr weight, Ptr bias, Ptr running_mean, Ptr running_var, Ptr y,
+                                    Ptr save_mean, Ptr save_invstd, Ptr stream) {
+    fastnn::BatchNormArgs a;
+    a.n = n, a.c = c, a.hw = hw, a.training = training, a.momentum = momentum, a.eps = eps;
+    py::gil_scoped_release nogil;
+    fastnn::cuda::batch_norm2d_forward(a, ptr<const float>(x), ptr<const float>(weight), ptr<const float>(bias),
+                                       ptr<float>(running_mean), ptr<float>(running_var), ptr<float>(y),
+                                       ptr<float>(save_mean), ptr<float>(save_invstd), stream_of(stream));
+  });
+  m.def("batch_norm2d_backward", [](int64_t n, int64_t c, int64_t hw, bool training, Ptr dy, Ptr x, Ptr weight,
+                                     Ptr save_mean, Ptr save_invstd, Ptr dx, Ptr dweight, Ptr dbias, Ptr stream) {
+    fastnn::BatchNormArgs a;
+    a.n = n, a.c = c, a.hw = hw, a.training = training;
+    py::gil_scoped_release nogil;
+    fastnn::cuda::batch_norm2d_backward(a, ptr<const float>(dy), ptr<const float>(x), ptr<const float>(weight),
+                                        ptr<const float>(save_mean), ptr<const float>(save_invstd), ptr<float>(dx),
+                                        ptr<float>(dweight), ptr<float>(dbias), stream_of(stream));
+  });
+  m.def("grad_norm_partials", &fastnn::cuda::grad_norm_partials,
+        "float64 slots grad_norm needs for an array of n elements");
+  // grad_norm: the arrays' device pointers and sizes as lists; partials and out as for
+  // fastnn::cuda::grad_norm. Returns after the launches (out is read back by the caller).
+  m.def("grad_norm", [](py::sequence xs, py::sequence ns, double p, Ptr partials, Ptr out, Ptr stream) {
+    if (xs.size() != ns.size()) throw std::invalid_argument("grad_norm: as many sizes as pointers");
+    std::vector<const float*> px;
+    std::vector<int64_t> pn;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      px.push_back(ptr<const float>(xs[i].cast<Ptr>()));
+      pn.push_back(ns[i].cast<int64_t>());
+    }
+    py::gil_scoped_release nogil;
+    fastnn::cuda::grad_norm(static_cast<int64_t>(px.size()), px.data(), pn.data(), p, ptr<double>(partials),
+                            ptr<double>(out), stream_of(stream));
   });
   m.def("softmax_backward",
         [](int64_t outer, int64_t n, int64_t inner, bool log, Ptr dy, Ptr y, Ptr dx, Ptr stream) {

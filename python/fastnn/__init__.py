@@ -3,7 +3,8 @@ them (fastnn.Tensor, fastnn.nn, fastnn.optim, fastnn.data, fastnn.train)."""
 from . import _core
 from ._version import __version__  # checks that _core is this package's build
 from ._config import cached_memory, empty_cache, get_num_threads, set_num_threads, show_config
-from . import ops, ref
+from ._device import device
+from . import cuda, ops, ref
 from .random import manual_seed, seed
 from .tensor import (Tensor, arange, as_tensor, cat, empty, enable_grad, float32, float64, from_numpy,
                      full, int64, is_grad_enabled, long, no_grad, ones, ones_like, rand, randint, randn,
@@ -13,7 +14,7 @@ from .tensor import (abs, argmax, argmin, clamp, exp, flatten, log, log_softmax,
 from . import nn, optim, data, train, utils
 from .serialization import load, save
 
-__all__ = ["__version__", "ops", "ref", "show_config", "get_num_threads", "set_num_threads",
+__all__ = ["__version__", "device", "cuda", "ops", "ref", "show_config", "get_num_threads", "set_num_threads",
            "empty_cache", "cached_memory", "Tensor", "tensor", "as_tensor", "from_numpy", "zeros",
            "ones", "full", "empty", "zeros_like", "ones_like", "arange", "randn", "rand", "randint",
            "randperm", "cat", "stack", "where", "no_grad", "enable_grad", "is_grad_enabled",

@@ -34,6 +34,8 @@ def _bench(parser, args):
     if unknown:
         parser.error(f"unknown op {', '.join(unknown)} (registered: {', '.join(bench.OPS)})")
     ops = args.ops or list(bench.OPS)
+    if args.device == "cuda":
+        return _bench_cuda(parser, args, ops)
     repeats = args.repeats or (3 if args.quick else 10)
     min_time = args.min_time if args.min_time is not None else (0.005 if args.quick else 0.05)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -41,6 +43,40 @@ def _bench(parser, args):
     cases = [c for op in ops for c in bench.load_cases(op, quick=args.quick)]
     results = bench.run(cases, threads=args.threads, repeats=repeats, min_time=min_time,
                         json_path=json_path, meta={"ops": ops, "quick": args.quick})
+    failed = sum(r["status"] != "ok" for res in results for r in res["impls"].values())
+    if failed:
+        print(f"{failed} impl result(s) FAILED validation", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _bench_cuda(parser, args, ops):
+    """`fastnn bench --device cuda`: the ops' CUDA cases on CuPy arrays (bench/gpu.py)."""
+    from fastnn import bench, cuda
+    from fastnn.bench import gpu
+
+    if not cuda.is_available():
+        info = cuda.info()
+        why = ("this fastnn was built without CUDA" if not info["built"] else
+               "no CUDA device is visible" + ("" if info["driver_version"] else " (no driver)"))
+        print(f"fastnn bench --device cuda: {why}; nothing was timed", file=sys.stderr)
+        return 2
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        print("fastnn bench --device cuda: needs CuPy (pip install cupy-cuda13x); nothing was timed",
+              file=sys.stderr)
+        return 2
+    without = [op for op in ops if op not in gpu.GPU_OPS]
+    if without and args.ops:
+        print(f"note: no CUDA cases for {', '.join(without)}", file=sys.stderr)
+    ops = [op for op in ops if op in gpu.GPU_OPS]
+    repeats = args.repeats or (3 if args.quick else 10)
+    min_time = args.min_time if args.min_time is not None else (0.005 if args.quick else 0.05)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    json_path = args.json or f"bench/results/cuda-{'-'.join(ops)}-{stamp}.json"
+    results = bench.run(gpu.cases(ops, quick=args.quick), threads=(1,), repeats=repeats, min_time=min_time,
+                        json_path=json_path, meta={"ops": ops, "quick": args.quick, "device": "cuda",
+                                                   "cuda": cuda.info()})
     failed = sum(r["status"] != "ok" for res in results for r in res["impls"].values())
     if failed:
         print(f"{failed} impl result(s) FAILED validation", file=sys.stderr)
@@ -62,6 +98,9 @@ def main(argv=None):
     b.add_argument("--min-time", type=float, metavar="S",
                    help="seconds each sample lasts at least (default: 0.05, --quick 0.005)")
     b.add_argument("--quick", action="store_true", help="a few small shapes, few repeats (CI smoke)")
+    b.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="cpu (default): the CPU kernels; cuda: the CUDA kernels on CuPy arrays against "
+                        "CuPy and torch's CUDA build (needs a GPU; --threads does not apply)")
     b.add_argument("--json", metavar="PATH",
                    help="where to write the results (default: bench/results/<ops>-<time>.json)")
     sub.add_parser("config", help="print the build configuration (fastnn.show_config())")

@@ -6,11 +6,15 @@ own, so ``fastnn.ops.gemm(cupy_a, cupy_b)`` runs on the GPU and returns a CuPy a
 run on CuPy's current stream; outputs are allocated with CuPy. NumPy arrays stay on the CPU,
 and mixing the two in one call is a TypeError.
 
-So far the CUDA kernels are gemm, the activations, softmax / log_softmax, layer norm,
-embedding, pooling (max, average, global average) and cross-entropy, forward and backward,
-and the SGD and Adam updates; the other ops refuse GPU arrays with a TypeError. ``is_available()`` says whether the module is built and a device is visible.
+So far the CUDA kernels are gemm, conv2d, the activations, softmax / log_softmax, layer norm,
+embedding, pooling (max, average, global average), cross-entropy, batch norm and the recurrent layers
+(RNN, LSTM, GRU and their cells) and scaled dot-product attention (head dims up to 128), forward and backward, the SGD and Adam updates and grad_norm; the other ops refuse GPU arrays with a TypeError. ``is_available()`` says whether the module is built and a device is visible.
 """
 import importlib
+import math
+import operator
+
+from ._conv import conv2d_params
 
 __all__ = ["is_available", "device_count", "info", "is_cuda_array"]
 
@@ -402,6 +406,132 @@ def global_avg_pool2d_backward(dy, x, *, out=None):
     return o.array
 
 
+# conv2d: the CPU module exposes no geometry function, so the CPU op's size rules are applied
+# here, in its order and with the same outcome (ValueError): make_shape in csrc/bind/conv2d.cpp,
+# then conv2d_check in csrc/ops/conv2d.cpp. tests/test_cuda_conv.py checks that both accept and
+# refuse the same arguments and agree on the output sizes.
+
+_INT32_MAX = 2**31 - 1
+
+
+def _conv2d_geometry(op, xs, ws, stride, padding, dilation, groups):
+    """Conv2dGeom (a dict) of input shape xs and weight shape ws; stride (SH, SW), padding
+    (PT, PB, PL, PR), dilation (DH, DW) and groups as fastnn._core.conv2d_* take them."""
+    B, C, H, W = (int(s) for s in xs)
+    OC, Cw, KH, KW = (int(s) for s in ws)
+    (SH, SW), (PT, PB, PL, PR), (DH, DW) = ([int(v) for v in t] for t in (stride, padding, dilation))
+    G = operator.index(groups)
+    if G < 1:
+        raise ValueError(f"{op}: expected groups >= 1, got {G}")
+    if C != Cw * G:
+        raise ValueError(f"{op}: expected weight of shape (out_channels, in_channels/groups, KH, KW) with "
+                         f"in_channels {C} and groups {G}, got weight {tuple(ws)} for input {tuple(xs)}")
+    if B < 0 or min(C, H, W, OC, KH, KW) < 1:
+        raise ValueError(f"{op}: expected positive sizes, got input {tuple(xs)} and weight {tuple(ws)}")
+    if min(SH, SW, DH, DW) < 1:
+        raise ValueError(f"{op}: expected stride, dilation and groups >= 1")
+    if min(PT, PB, PL, PR) < 0:
+        raise ValueError(f"{op}: expected non-negative padding")
+    if C % G or OC % G:
+        raise ValueError(f"{op}: expected in_channels {C} and out_channels {OC} to be divisible by groups {G}")
+    eh, ew = DH * (KH - 1) + 1, DW * (KW - 1) + 1
+    if eh > H + PT + PB or ew > W + PL + PR:
+        raise ValueError(f"{op}: kernel size can't be greater than the padded input size: padded input "
+                         f"({H + PT + PB}, {W + PL + PR}), effective kernel ({eh}, {ew})")
+    OH, OW = (H + PT + PB - eh) // SH + 1, (W + PL + PR - ew) // SW + 1
+    Kg = C // G * KH * KW
+    if max(Kg, OH * OW, H * W, Kg * OW, OC * Kg) > _INT32_MAX:
+        raise ValueError(f"{op}: sizes past 2^31 - 1 elements per image or weight are not supported")
+    return {"N": B, "C": C, "H": H, "W": W, "OC": OC, "KH": KH, "KW": KW, "SH": SH, "SW": SW, "PT": PT,
+            "PB": PB, "PL": PL, "PR": PR, "DH": DH, "DW": DW, "G": G, "OH": OH, "OW": OW}
+
+
+def _conv_arg(op, name, a, what):
+    d = _Dev(op, name, a)
+    if len(d.shape) != 4:
+        raise ValueError(f"{op}: expected {name} to be 4-D {what}, got shape {d.shape}")
+    return d
+
+
+def _shape4(op, name, shape):
+    s = tuple(operator.index(v) for v in shape)
+    if len(s) != 4:
+        raise ValueError(f"{op}: expected a 4-D {name}, got {s}")
+    return s
+
+
+def _conv_out(op, out, shape, inputs):
+    """The output (out checked: shape, writable, no byte shared with an input)."""
+    o = _out(op, out, shape)
+    if out is not None and o.size:
+        for name, d in inputs:
+            if d is not None and d.size and o.ptr < d.ptr + 4 * d.size and d.ptr < o.ptr + 4 * o.size:
+                raise ValueError(f"{op}: out must not overlap {name}")
+    return o
+
+
+def _conv_dy(op, ddy, g):
+    want = (g["N"], g["OC"], g["OH"], g["OW"])
+    if ddy.shape != want:
+        raise ValueError(f"{op}: expected dy of shape {want}, got {ddy.shape}")
+
+
+def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, activation=None, *, out=None):
+    """fastnn.ops.conv2d_forward on CUDA arrays."""
+    op = "conv2d_forward"
+    m = _module_for(op)
+    dx, dw = _conv_arg(op, "x", x, "(N, C, H, W)"), _conv_arg(op, "w", w, "(OC, C/groups, KH, KW)")
+    g = _conv2d_geometry(op, dx.shape, dw.shape, *conv2d_params(dw.shape[2:], stride, padding, dilation), groups)
+    db = _Dev(op, "bias", bias) if bias is not None else None
+    if db is not None and db.shape != (g["OC"],):
+        raise ValueError(f"{op}: expected bias of shape {(g['OC'],)}, got {db.shape}")
+    if activation not in (None, "none", "relu"):
+        raise ValueError(f"{op}: expected activation None, 'none' or 'relu', got {activation!r}")
+    y = _conv_out(op, out, (g["N"], g["OC"], g["OH"], g["OW"]), (("x", dx), ("w", dw), ("bias", db)))
+    m.conv2d_forward(g, dx.ptr, dw.ptr, db.ptr if db else 0, 1 if activation == "relu" else 0, y.ptr,
+                     _stream(op))
+    return y.array
+
+
+def conv2d_backward_data(dy, w, input_shape, stride=1, padding=0, dilation=1, groups=1, *, out=None):
+    """fastnn.ops.conv2d_backward_data on CUDA arrays: dx of input_shape."""
+    op = "conv2d_backward_data"
+    m = _module_for(op)
+    ddy, dw = _conv_arg(op, "dy", dy, "(N, OC, OH, OW)"), _conv_arg(op, "w", w, "(OC, C/groups, KH, KW)")
+    xs = _shape4(op, "input_shape", input_shape)
+    g = _conv2d_geometry(op, xs, dw.shape, *conv2d_params(dw.shape[2:], stride, padding, dilation), groups)
+    _conv_dy(op, ddy, g)
+    o = _conv_out(op, out, xs, (("dy", ddy), ("w", dw)))
+    m.conv2d_backward_data(g, ddy.ptr, dw.ptr, o.ptr, _stream(op))
+    return o.array
+
+
+def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1, groups=1, *, out=None):
+    """fastnn.ops.conv2d_backward_weight on CUDA arrays: dw of weight_shape, summed over the batch."""
+    op = "conv2d_backward_weight"
+    m = _module_for(op)
+    ddy, dx = _conv_arg(op, "dy", dy, "(N, OC, OH, OW)"), _conv_arg(op, "x", x, "(N, C, H, W)")
+    ws = _shape4(op, "weight_shape", weight_shape)
+    g = _conv2d_geometry(op, dx.shape, ws, *conv2d_params(ws[2:], stride, padding, dilation), groups)
+    _conv_dy(op, ddy, g)
+    o = _conv_out(op, out, ws, (("dy", ddy), ("x", dx)))
+    n = m.conv2d_backward_weight_workspace(g)
+    work = _out(op, None, (n,)) if n else None  # the split reduction's partial sums
+    m.conv2d_backward_weight(g, ddy.ptr, dx.ptr, o.ptr, work.ptr if work else 0, _stream(op))
+    return o.array
+
+
+def conv2d_backward_bias(dy, *, out=None):
+    """fastnn.ops.conv2d_backward_bias on CUDA arrays: db (OC,)."""
+    op = "conv2d_backward_bias"
+    m = _module_for(op)
+    ddy = _conv_arg(op, "dy", dy, "(N, OC, OH, OW)")
+    N, OC, OH, OW = ddy.shape
+    o = _conv_out(op, out, (OC,), (("dy", ddy),))
+    m.conv2d_backward_bias(N, OC, OH * OW, ddy.ptr, o.ptr, _stream(op))
+    return o.array
+
+
 def _same_lists(op, names, lists):
     n = len(lists[0])
     for name, lst in zip(names, lists):
@@ -467,6 +597,99 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=1e-3, beta1=0.9, be
     for p, g, ea, es, vm in jobs:
         m.adam_step(p.ptr, g.ptr, ea.ptr, es.ptr, vm.ptr if vm else 0, p.size, int(step), float(lr), float(beta1),
                     float(beta2), float(eps), float(weight_decay), bool(decoupled_weight_decay), bool(maximize), s)
+
+
+def _per_channel(op, name, a, c, writable=False):
+    """None, or a float32 C-contiguous (C,) device array."""
+    if a is None:
+        return None
+    d = _Dev(op, name, a, writable=writable)
+    if d.shape != (c,):
+        raise ValueError(f"{op}: expected {name} of shape ({c},) (one per channel), got {d.shape}")
+    return d
+
+
+def _not_aliased(op, name, d, others):
+    for other, o in others:
+        if d is not None and o is not None and d.ptr == o.ptr and d.size:
+            raise ValueError(f"{op}: {name} must not alias {other}")
+
+
+def batch_norm2d_forward(x, weight, bias, running_mean, running_var, training, momentum=0.1, eps=1e-5, *,
+                         out=None):
+    """fastnn.ops.batch_norm2d_forward on CUDA arrays: (y, save_mean, save_invstd); running_mean /
+    running_var are updated in place (training)."""
+    op = "batch_norm2d_forward"
+    m = _module_for(op)
+    dx = _nchw(op, "x", x)
+    N, C, H, W = dx.shape
+    dw, db = _per_channel(op, "weight", weight, C), _per_channel(op, "bias", bias, C)
+    rm = _per_channel(op, "running_mean", running_mean, C, writable=True)
+    rv = _per_channel(op, "running_var", running_var, C, writable=True)
+    if (rm is None) != (rv is None):
+        raise ValueError(f"{op}: expected running_mean and running_var both given or both None, got "
+                         + ("running_var only" if rm is None else "running_mean only"))
+    if not training and rm is None:
+        raise ValueError(f"{op}: expected running_mean and running_var in evaluation mode (training=False), got None")
+    momentum, eps = float(momentum), float(eps)
+    if not (0 <= eps < math.inf):
+        raise ValueError(f"{op}: expected eps >= 0, got {eps}")
+    if not math.isfinite(momentum):
+        raise ValueError(f"{op}: expected a finite momentum, got {momentum}")
+    if training and N * H * W == 1:
+        raise ValueError(f"{op}: Expected more than 1 value per channel when training, got input size {dx.shape}")
+    _not_aliased(op, "running_mean", rm, (("x", dx), ("weight", dw), ("bias", db), ("running_var", rv)))
+    _not_aliased(op, "running_var", rv, (("x", dx), ("weight", dw), ("bias", db)))
+    y = _out(op, out, dx.shape, alias=(("x", dx), ("weight", dw), ("bias", db), ("running_mean", rm),
+                                       ("running_var", rv)))
+    sm, si = _out(op, None, (C,)), _out(op, None, (C,))
+    m.batch_norm2d_forward(N, C, H * W, bool(training), momentum, eps, dx.ptr, dw.ptr if dw else 0,
+                           db.ptr if db else 0, rm.ptr if rm else 0, rv.ptr if rv else 0, y.ptr, sm.ptr, si.ptr,
+                           _stream(op))
+    return y.array, sm.array, si.array
+
+
+def batch_norm2d_backward(dy, x, weight, save_mean, save_invstd, training=True, *, out=None):
+    """fastnn.ops.batch_norm2d_backward on CUDA arrays: (dx, dweight, dbias), None, None without
+    weight."""
+    op = "batch_norm2d_backward"
+    m = _module_for(op)
+    ddy, dx_ = _nchw(op, "dy", dy), _nchw(op, "x", x)
+    if ddy.shape != dx_.shape:
+        raise ValueError(f"{op}: expected dy and x of the same shape, got dy {ddy.shape} and x {dx_.shape}")
+    N, C, H, W = dx_.shape
+    dw = _per_channel(op, "weight", weight, C)
+    if save_mean is None or save_invstd is None:
+        raise ValueError(f"{op}: expected save_mean and save_invstd (from batch_norm2d_forward), got None")
+    sm, si = _per_channel(op, "save_mean", save_mean, C), _per_channel(op, "save_invstd", save_invstd, C)
+    o = _out(op, out, dx_.shape, alias=(("dy", ddy), ("x", dx_), ("weight", dw), ("save_mean", sm),
+                                        ("save_invstd", si)))
+    gw, gb = (_out(op, None, (C,)), _out(op, None, (C,))) if dw else (None, None)
+    m.batch_norm2d_backward(N, C, H * W, bool(training), ddy.ptr, dx_.ptr, dw.ptr if dw else 0, sm.ptr, si.ptr,
+                            o.ptr, gw.ptr if gw else 0, gb.ptr if gb else 0, _stream(op))
+    return o.array, (gw.array if gw else None), (gb.array if gb else None)
+
+
+def grad_norm(arrays, norm_type=2.0):
+    """fastnn.ops.grad_norm on CUDA arrays: a Python float. The kernels run on CuPy's current
+    stream and the result is copied back to the host, so the call waits for that stream (all
+    the work queued on it before, too), as torch's .item() does."""
+    op = "grad_norm"
+    m = _module_for(op)
+    if not isinstance(arrays, (list, tuple)):
+        raise TypeError(f"{op}: expected arrays to be a list of CUDA arrays, got {type(arrays).__name__}")
+    p = float(norm_type)
+    if not p > 0:
+        raise ValueError(f"{op}: expected norm_type > 0 (2.0, 1.0, inf or another positive order), got {p}")
+    devs = [_Dev(op, f"arrays[{i}]", a) for i, a in enumerate(arrays)]
+    if not devs:
+        return 0.0
+    cp = _cupy(op)
+    slots = sum(m.grad_norm_partials(d.size) for d in devs)
+    buf = cp.empty(slots + 1, dtype=cp.float64)  # the partial sums, then the norm
+    m.grad_norm([d.ptr for d in devs], [d.size for d in devs], p, buf.data.ptr, buf.data.ptr + 8 * slots,
+                _stream(op))
+    return float(buf[slots:].get()[0])  # a blocking copy on the current stream
 
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -558,3 +781,276 @@ def cross_entropy_backward(grad, logits, target, weight=None, ignore_index=-100,
         o.array[...] = d
         return o.array
     return d
+
+
+# ---- recurrent layers ----
+# The whole-sequence ops of fastnn.ops (lstm/gru/rnn_forward and _backward; the cell ops are
+# their T = 1 calls) with the CPU ops' checks and workspace layout (csrc/ops/rnn.h), so a ws from
+# either device's forward is what that device's backward reads. Every call takes one scratch
+# buffer from CuPy's pool on the current stream (freed on return; CuPy reuses it only in stream
+# order) for the kernels' intermediates.
+
+_RNN_GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+
+
+def _rnn_cell(op, kind, nonlinearity):
+    """The kernel's cell code (fastnn::RnnCell): 0 tanh RNN, 1 relu RNN, 2 LSTM, 3 GRU."""
+    if kind == "lstm":
+        return 2
+    if kind == "gru":
+        return 3
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"{op}: expected nonlinearity 'tanh' or 'relu', got {nonlinearity!r}")
+    return 0 if nonlinearity == "tanh" else 1
+
+
+def _shape_str(shape):
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _rnn_arg(op, name, a, shape, what, optional=True):
+    """A float32 C-contiguous device array of exactly `shape`, or None where optional."""
+    if a is None:
+        if optional:
+            return None
+        raise TypeError(f"{op}: expected {name} to be a CUDA array of float32 {what}, got None")
+    d = _Dev(op, name, a)
+    if d.shape != tuple(shape):
+        raise ValueError(f"{op}: expected {name} of shape {_shape_str(shape)} {what}, got {_shape_str(d.shape)}")
+    return d
+
+
+def _rnn_inputs(op, kind, x, h0, c0, w_ih, w_hh):
+    """(T, B, I, H, {x, w_ih, w_hh, h0, c0}) checked as the CPU op checks them."""
+    G = _RNN_GATES[kind]
+    gh = "H" if G == 1 else f"{G}*H"
+    dx = _Dev(op, "x", x)
+    if len(dx.shape) != 3:
+        raise ValueError(f"{op}: expected x of 3 dimensions (T, B, I), got shape {_shape_str(dx.shape)}")
+    dwh = _Dev(op, "w_hh", w_hh)
+    if len(dwh.shape) != 2 or dwh.shape[0] != G * dwh.shape[1]:
+        raise ValueError(f"{op}: expected w_hh of shape ({gh}, H), got {_shape_str(dwh.shape)}")
+    (T, B, I), H = dx.shape, dwh.shape[1]
+    if T <= 0:
+        raise ValueError(f"{op}: expected a sequence length T > 0, got T={T}")
+    if H <= 0:
+        raise ValueError(f"{op}: expected a hidden size H > 0, got H={H}")
+    lim = 2 ** 31 - 1
+    if T * B * 6 * H > lim or T * B * I > lim or 6 * H * max(I, H) > lim:
+        raise ValueError(f"{op}: expected every matrix to have at most 2^31-1 elements, got T={T} B={B} "
+                         f"I={I} H={H}")
+    d = dict(x=dx, w_hh=dwh)
+    d["w_ih"] = _rnn_arg(op, "w_ih", w_ih, (G * H, I), f"({gh}, I) with I = x.shape[2]", optional=False)
+    d["h0"] = _rnn_arg(op, "h0", h0, (B, H), "(B, H) or None")
+    d["c0"] = _rnn_arg(op, "c0", c0, (B, H), "(B, H) or None") if kind == "lstm" else None
+    return T, B, I, H, d
+
+
+def _ptr(d):
+    return d.ptr if d is not None else 0
+
+
+class _Step:
+    """A (B, I) CUDA array seen as (1, B, I), the one step of a cell op (no copy)."""
+
+    def __init__(self, a):
+        cai = dict(a.__cuda_array_interface__)
+        shape = tuple(cai["shape"])
+        cai["shape"] = (1,) + shape
+        if cai.get("strides") is not None:
+            cai["strides"] = (int(cai["strides"][0]) * shape[0],) + tuple(cai["strides"])
+        self.__cuda_array_interface__ = cai
+        self.base = a
+
+
+def step_view(x):
+    """x (B, I) as (1, B, I) for the cell ops; other shapes unchanged (the checks report them)."""
+    return _Step(x) if len(x.__cuda_array_interface__["shape"]) == 2 else x
+
+
+def _rnn_ws_floats(kind, T, B, H):
+    return T * B * H * {"lstm": 6, "gru": 4, "rnn": 0}[kind]
+
+
+def _rnn_forward(op, kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, nonlinearity, reverse):
+    m = _module_for(op)
+    cell = _rnn_cell(op, kind, nonlinearity)
+    T, B, I, H, d = _rnn_inputs(op, kind, x, h0, c0, w_ih, w_hh)
+    GH = _RNN_GATES[kind] * H
+    bi = _rnn_arg(op, "b_ih", b_ih, (GH,), "(G*H,) or None")
+    bh = _rnn_arg(op, "b_hh", b_hh, (GH,), "(G*H,) or None")
+    cp = _cupy(op)
+    lstm = kind == "lstm"
+    y, h_n = cp.empty((T, B, H), cp.float32), cp.empty((B, H), cp.float32)
+    c_n = cp.empty((B, H), cp.float32) if lstm else None
+    ws = cp.empty(_rnn_ws_floats(kind, T, B, H), cp.float32)
+    scratch = cp.empty(max(1, m.rnn_scratch_floats(cell, T, B, I, H, False)), cp.float32)
+    m.rnn_forward(cell, bool(reverse), T, B, I, H, d["x"].ptr, _ptr(d["h0"]), _ptr(d["c0"]), d["w_ih"].ptr,
+                  d["w_hh"].ptr, _ptr(bi), _ptr(bh), y.data.ptr, h_n.data.ptr, c_n.data.ptr if lstm else 0,
+                  ws.data.ptr, scratch.data.ptr, _stream(op))
+    return (y, h_n, c_n, ws) if lstm else (y, h_n, ws)
+
+
+def _rnn_backward(op, kind, dy, dh_n, dc_n, x, h0, c0, w_ih, w_hh, y, ws, nonlinearity, reverse):
+    m = _module_for(op)
+    cell = _rnn_cell(op, kind, nonlinearity)
+    T, B, I, H, d = _rnn_inputs(op, kind, x, h0, c0, w_ih, w_hh)
+    GH = _RNN_GATES[kind] * H
+    lstm = kind == "lstm"
+    ddy = _rnn_arg(op, "dy", dy, (T, B, H), "(T, B, H) or None")
+    dhn = _rnn_arg(op, "dh_n", dh_n, (B, H), "(B, H) or None")
+    dcn = _rnn_arg(op, "dc_n", dc_n, (B, H), "(B, H) or None") if lstm else None
+    # y is read as h_{t-1} of steps after the first, and by the RNN's activation gradient.
+    dyo = _rnn_arg(op, "y", y, (T, B, H), "(T, B, H) (the forward's output)", optional=T == 1 and kind != "rnn")
+    n = _rnn_ws_floats(kind, T, B, H)
+    dws = _rnn_arg(op, "ws", ws, (n,), f"(the workspace of {kind}_forward for these shapes)", optional=n == 0)
+    cp = _cupy(op)
+    f32 = cp.float32
+    dx, dh0 = cp.empty((T, B, I), f32), cp.empty((B, H), f32)
+    dc0 = cp.empty((B, H), f32) if lstm else None
+    dw_ih, dw_hh, db_ih, db_hh = cp.empty((GH, I), f32), cp.empty((GH, H), f32), cp.empty(GH, f32), cp.empty(GH, f32)
+    scratch = cp.empty(max(1, m.rnn_scratch_floats(cell, T, B, I, H, True)), f32)
+    m.rnn_backward(cell, bool(reverse), T, B, I, H, _ptr(ddy), _ptr(dhn), _ptr(dcn), d["x"].ptr, _ptr(d["h0"]),
+                   _ptr(d["c0"]), d["w_ih"].ptr, d["w_hh"].ptr, _ptr(dyo), _ptr(dws), dx.data.ptr, dh0.data.ptr,
+                   dc0.data.ptr if lstm else 0, dw_ih.data.ptr, dw_hh.data.ptr, db_ih.data.ptr, db_hh.data.ptr,
+                   scratch.data.ptr, _stream(op))
+    if lstm:
+        return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh
+    return dx, dh0, dw_ih, dw_hh, db_ih, db_hh
+
+
+def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
+    """fastnn.ops.lstm_forward on CUDA arrays: (y, h_n, c_n, ws)."""
+    return _rnn_forward("lstm_forward", "lstm", x, h0, c0, w_ih, w_hh, b_ih, b_hh, None, reverse)
+
+
+def lstm_backward(dy, dh_n, dc_n, x, h0, c0, w_ih, w_hh, y, ws, reverse=False):
+    """fastnn.ops.lstm_backward on CUDA arrays: (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh)."""
+    return _rnn_backward("lstm_backward", "lstm", dy, dh_n, dc_n, x, h0, c0, w_ih, w_hh, y, ws, None, reverse)
+
+
+def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
+    """fastnn.ops.gru_forward on CUDA arrays: (y, h_n, ws)."""
+    return _rnn_forward("gru_forward", "gru", x, h0, None, w_ih, w_hh, b_ih, b_hh, None, reverse)
+
+
+def gru_backward(dy, dh_n, x, h0, w_ih, w_hh, y, ws, reverse=False):
+    """fastnn.ops.gru_backward on CUDA arrays: (dx, dh0, dw_ih, dw_hh, db_ih, db_hh)."""
+    return _rnn_backward("gru_backward", "gru", dy, dh_n, None, x, h0, None, w_ih, w_hh, y, ws, None, reverse)
+
+
+def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", reverse=False):
+    """fastnn.ops.rnn_forward on CUDA arrays: (y, h_n, ws); ws is empty."""
+    return _rnn_forward("rnn_forward", "rnn", x, h0, None, w_ih, w_hh, b_ih, b_hh, nonlinearity, reverse)
+
+
+def rnn_backward(dy, dh_n, x, h0, w_ih, w_hh, y, ws, nonlinearity="tanh", reverse=False):
+    """fastnn.ops.rnn_backward on CUDA arrays: (dx, dh0, dw_ih, dw_hh, db_ih, db_hh); ws may be None."""
+    return _rnn_backward("rnn_backward", "rnn", dy, dh_n, None, x, h0, None, w_ih, w_hh, y, ws, nonlinearity,
+                         reverse)
+
+
+# ---- scaled dot-product attention ----
+# The contract and the argument checks of csrc/bind/attention.cpp (the CPU op's), plus one limit:
+# the kernels keep head dims in register and shared-memory tiles, so HD and DV are at most
+# ATTENTION_MAX_HEAD_DIM (kAttnMaxHeadDim in csrc/cuda/kernels.h).
+
+ATTENTION_MAX_HEAD_DIM = 128
+_ATTN_MASK_KIND = {"|b1": 1, "<f4": 2}  # fastnn::AttnMask: bool, float32
+
+
+def _attn_mask_strides(op, shape, strides, itemsize, target):
+    """Element strides (b, h, i, j) of a mask of this shape and these byte strides, right-aligned
+    against target ((B, NH, L, S), or (B, L, S) for 3-D q): each dim 1 (stride 0) or equal (its
+    own stride), as csrc/bind/attention.cpp reads a NumPy mask."""
+    nd, mnd = len(target), len(shape)
+    out = [0, 0, 0, 0]
+    fits = mnd <= nd
+    for d in range(mnd if fits else 0):
+        td, n, s = nd - mnd + d, shape[d], strides[d]
+        if n != 1 and (n != target[td] or s % itemsize):
+            fits = False
+            break
+        out[td if nd == 4 else (0 if td == 0 else td + 1)] = 0 if n == 1 else s // itemsize
+    if not fits:
+        raise ValueError(f"{op}: expected attn_mask broadcastable to {tuple(target)}, got shape {tuple(shape)}")
+    return tuple(out)
+
+
+def _attn_inputs(op, q, k, v, attn_mask, is_causal, scale):
+    """(dims (B, NH, L, S, HD, DV), q's leading dims, (q, k, v), (mask kind, pointer, element
+    strides), scale), checked before any launch."""
+    dq_, dk_, dv_ = _Dev(op, "q", q), _Dev(op, "k", k), _Dev(op, "v", v)
+    qs, ks, vs = dq_.shape, dk_.shape, dv_.shape
+    nd = len(qs)
+    if nd not in (3, 4):
+        raise ValueError(f"{op}: expected q of shape (B, NH, L, HD) or (N, L, HD), got {qs}")
+    if len(ks) != nd or len(vs) != nd:
+        raise ValueError(f"{op}: expected q, k and v of the same rank, got q {qs}, k {ks}, v {vs}")
+    lead = qs[:-2]
+    if ks[:-2] != lead or vs[:-2] != lead or ks[-1] != qs[-1] or vs[-2] != ks[-2]:
+        raise ValueError(f"{op}: expected k of shape (..., S, HD) and v of shape (..., S, DV) matching "
+                         f"q (..., L, HD), got q {qs}, k {ks}, v {vs}")
+    B, NH, L, S, HD, DV = lead[0], (lead[1] if nd == 4 else 1), qs[-2], ks[-2], qs[-1], vs[-1]
+    if HD < 1 or DV < 1:
+        raise ValueError(f"{op}: expected head dims of at least 1, got q {qs} and v {vs}")
+    if max(HD, DV) > ATTENTION_MAX_HEAD_DIM:
+        raise ValueError(f"{op}: the CUDA kernels take head dims up to {ATTENTION_MAX_HEAD_DIM}, got HD {HD} "
+                         f"and DV {DV} (the CPU op has no such limit)")
+    if scale is None:
+        scale = 1.0 / math.sqrt(HD)
+    elif not isinstance(scale, (float, int)):
+        raise TypeError(f"{op}: expected scale to be None or a float, got {type(scale).__name__}")
+    elif not math.isfinite(scale):
+        raise ValueError(f"{op}: expected a finite scale, got {scale}")
+    mask = (0, 0, (0, 0, 0, 0))
+    if attn_mask is not None:
+        if is_causal:
+            raise ValueError(f"{op}: expected attn_mask=None with is_causal=True (they cannot be combined, "
+                             "as in torch), got a mask")
+        if not is_cuda_array(attn_mask):
+            raise TypeError(f"{op}: attn_mask must be None or a CUDA array like q, k and v, got "
+                            f"{type(attn_mask).__name__} (NumPy and CUDA arrays cannot be mixed)")
+        cai = attn_mask.__cuda_array_interface__
+        kind = _ATTN_MASK_KIND.get(cai["typestr"])
+        if kind is None:
+            raise TypeError(f"{op}: expected attn_mask of dtype bool or float32, got typestr {cai['typestr']!r}")
+        shape, item = tuple(int(s) for s in cai["shape"]), (1 if kind == 1 else 4)
+        strides = cai.get("strides")
+        if strides is None:  # C-contiguous
+            strides, step = [], item
+            for s in reversed(shape):
+                strides.insert(0, step)
+                step *= max(s, 1)
+        target = (B, NH, L, S) if nd == 4 else (B, L, S)
+        mask = (kind, cai["data"][0], _attn_mask_strides(op, shape, tuple(int(s) for s in strides), item, target))
+    return (B, NH, L, S, HD, DV), lead, (dq_, dk_, dv_), mask, float(scale)
+
+
+def scaled_dot_product_attention_forward(q, k, v, attn_mask=None, is_causal=False, scale=None):
+    """fastnn.ops.scaled_dot_product_attention_forward on CUDA arrays: (out, lse)."""
+    op = "scaled_dot_product_attention_forward"
+    m = _module_for(op)
+    dims, lead, (dq_, dk_, dv_), (kind, mptr, mst), scale = _attn_inputs(op, q, k, v, attn_mask, is_causal, scale)
+    out, lse = _out(op, None, lead + (dims[2], dims[5])), _out(op, None, lead + (dims[2],))
+    m.scaled_dot_product_attention_forward(dims, dq_.ptr, dk_.ptr, dv_.ptr, kind, mptr, mst, bool(is_causal), scale,
+                                           out.ptr, lse.ptr, _stream(op))
+    return out.array, lse.array
+
+
+def scaled_dot_product_attention_backward(dout, q, k, v, out, lse, attn_mask=None, is_causal=False, scale=None):
+    """fastnn.ops.scaled_dot_product_attention_backward on CUDA arrays: (dq, dk, dv)."""
+    op = "scaled_dot_product_attention_backward"
+    m = _module_for(op)
+    dims, lead, (dq_, dk_, dv_), (kind, mptr, mst), scale = _attn_inputs(op, q, k, v, attn_mask, is_causal, scale)
+    g, o, l = _Dev(op, "dout", dout), _Dev(op, "out", out), _Dev(op, "lse", lse)
+    oshape, lshape = lead + (dims[2], dims[5]), lead + (dims[2],)
+    if g.shape != oshape or o.shape != oshape:
+        raise ValueError(f"{op}: expected dout and out of shape {oshape}, got dout {g.shape} and out {o.shape}")
+    if l.shape != lshape:
+        raise ValueError(f"{op}: expected lse of shape {lshape}, got {l.shape}")
+    gq, gk, gv = (_out(op, None, d.shape) for d in (dq_, dk_, dv_))
+    delta = _out(op, None, (dims[0] * dims[1] * dims[2],))  # scratch: dout_i . out_i
+    m.scaled_dot_product_attention_backward(dims, dq_.ptr, dk_.ptr, dv_.ptr, kind, mptr, mst, bool(is_causal), scale,
+                                            g.ptr, o.ptr, l.ptr, gq.ptr, gk.ptr, gv.ptr, delta.ptr, _stream(op))
+    return gq.array, gk.array, gv.array

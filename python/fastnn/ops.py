@@ -1,9 +1,10 @@
 """Kernels on arrays: numpy float32 in, numpy float32 out, no autograd.
 
 CUDA arrays (anything with __cuda_array_interface__, e.g. CuPy) go to the CUDA kernels of
-fastnn.cuda where one exists (gemm, the activations, softmax / log_softmax, layer norm,
-embedding, pooling, cross-entropy, the SGD and Adam updates), with CuPy outputs; the others
-refuse CUDA arrays with a TypeError."""
+fastnn.cuda where one exists (gemm, conv2d, the activations, softmax / log_softmax, layer norm,
+embedding, pooling, cross-entropy, batch norm, the SGD and Adam updates, grad_norm, the
+recurrent layers and cells, scaled dot-product attention), with CuPy outputs; the others refuse
+CUDA arrays with a TypeError."""
 import functools
 
 import numpy as np
@@ -228,12 +229,16 @@ def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, a
                    out=None):
     """y = act(conv2d(x, w) + bias), PyTorch's Conv2d: x (B, C, H, W), w (OC, C/groups, KH, KW),
     bias (OC,); padding is an int, a pair, 'same' or 'valid'; activation None or "relu"."""
+    if _gpu(x, w, bias, out):
+        return _cuda.conv2d_forward(x, w, bias, stride, padding, dilation, groups, activation, out=out)
     st, pad, dil = conv2d_params(getattr(w, "shape", (0, 0, 1, 1))[2:], stride, padding, dilation)
     return _core.conv2d_forward(x, w, bias, st, pad, dil, groups, activation, out)
 
 
 def conv2d_backward_data(dy, w, input_shape, stride=1, padding=0, dilation=1, groups=1, out=None):
     """dx (input_shape) from dy (B, OC, OH, OW) and w (OC, C/groups, KH, KW)."""
+    if _gpu(dy, w, out):
+        return _cuda.conv2d_backward_data(dy, w, input_shape, stride, padding, dilation, groups, out=out)
     st, pad, dil = conv2d_params(getattr(w, "shape", (0, 0, 1, 1))[2:], stride, padding, dilation)
     return _core.conv2d_backward_data(dy, w, tuple(input_shape), st, pad, dil, groups, out)
 
@@ -241,12 +246,16 @@ def conv2d_backward_data(dy, w, input_shape, stride=1, padding=0, dilation=1, gr
 def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1, groups=1,
                            out=None):
     """dw (weight_shape) from dy (B, OC, OH, OW) and x (B, C, H, W), summed over the batch."""
+    if _gpu(dy, x, out):
+        return _cuda.conv2d_backward_weight(dy, x, weight_shape, stride, padding, dilation, groups, out=out)
     st, pad, dil = conv2d_params(tuple(weight_shape)[2:], stride, padding, dilation)
     return _core.conv2d_backward_weight(dy, x, tuple(weight_shape), st, pad, dil, groups, out)
 
 
 def conv2d_backward_bias(dy, out=None):
     """db (OC,): dy (B, OC, OH, OW) summed over batch and pixels."""
+    if _gpu(dy, out):
+        return _cuda.conv2d_backward_bias(dy, out=out)
     return _core.conv2d_backward_bias(dy, out)
 
 
@@ -392,7 +401,10 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=1e-3, beta1=0.9, be
 
 def grad_norm(arrays, norm_type=2.0):
     """The total norm of order norm_type (2.0, 1.0, inf, or another p > 0) over all float32 arrays,
-    accumulated in float64 (as a Python float); what clip_grad_norm_ computes. 0.0 for []."""
+    accumulated in float64 (as a Python float); what clip_grad_norm_ computes. 0.0 for [].
+    CUDA arrays: the norm is read back to the host, so the call waits for CuPy's current stream."""
+    if isinstance(arrays, (list, tuple)) and arrays and _gpu(*arrays):
+        return _cuda.grad_norm(arrays, norm_type)
     return _core.grad_norm(arrays, float(norm_type))
 
 
@@ -404,6 +416,9 @@ def batch_norm2d_forward(x, weight, bias, running_mean, running_var, training, m
                          out=None):
     """(y (N, C, H, W), save_mean (C,), save_invstd (C,)); training: batch statistics (running_*
     updated in place with the unbiased variance); else the running ones."""
+    if _gpu(x, weight, bias, running_mean, running_var, out):
+        return _cuda.batch_norm2d_forward(x, weight, bias, running_mean, running_var, training, momentum, eps,
+                                          out=out)
     return _core.batch_norm2d_forward(x, weight, bias, running_mean, running_var, bool(training),
                                       float(momentum), float(eps), out)
 
@@ -411,6 +426,8 @@ def batch_norm2d_forward(x, weight, bias, running_mean, running_var, training, m
 def batch_norm2d_backward(dy, x, weight, save_mean, save_invstd, training=True, *, out=None):
     """(dx, dweight, dbias) from the forward's save_mean/save_invstd; dweight/dbias are None when
     weight is None; training=False: the eval gradient (statistics are constants)."""
+    if _gpu(dy, x, weight, save_mean, save_invstd, out):
+        return _cuda.batch_norm2d_backward(dy, x, weight, save_mean, save_invstd, training, out=out)
     return _core.batch_norm2d_backward(dy, x, weight, save_mean, save_invstd, bool(training), out)
 
 
@@ -446,38 +463,53 @@ def embedding_backward(dy, indices, num_embeddings, padding_idx=None, *, out=Non
 
 def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
     """(y (T, B, H), h_n (B, H), c_n (B, H), ws)."""
+    if _gpu(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+        return _cuda.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, bool(reverse))
     return _core.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, bool(reverse))
 
 
 def lstm_backward(dy, dh_n, dc_n, x, h0, c0, w_ih, w_hh, y, ws, reverse=False):
     """(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh) through time."""
+    if _gpu(dy, dh_n, dc_n, x, h0, c0, w_ih, w_hh, y, ws):
+        return _cuda.lstm_backward(dy, dh_n, dc_n, x, h0, c0, w_ih, w_hh, y, ws, bool(reverse))
     return _core.lstm_backward(dy, dh_n, dc_n, x, h0, c0, w_ih, w_hh, y, ws, bool(reverse))
 
 
 def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
     """(y (T, B, H), h_n (B, H), ws); torch's GRU (b_hn inside r's product)."""
+    if _gpu(x, h0, w_ih, w_hh, b_ih, b_hh):
+        return _cuda.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, bool(reverse))
     return _core.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, bool(reverse))
 
 
 def gru_backward(dy, dh_n, x, h0, w_ih, w_hh, y, ws, reverse=False):
     """(dx, dh0, dw_ih, dw_hh, db_ih, db_hh); db_hh's n part is b_hn's gradient."""
+    if _gpu(dy, dh_n, x, h0, w_ih, w_hh, y, ws):
+        return _cuda.gru_backward(dy, dh_n, x, h0, w_ih, w_hh, y, ws, bool(reverse))
     return _core.gru_backward(dy, dh_n, x, h0, w_ih, w_hh, y, ws, bool(reverse))
 
 
 def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", reverse=False):
     """(y (T, B, H), h_n (B, H), ws); nonlinearity "tanh" or "relu"."""
+    if _gpu(x, h0, w_ih, w_hh, b_ih, b_hh):
+        return _cuda.rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, bool(reverse))
     return _core.rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, bool(reverse))
 
 
 def rnn_backward(dy, dh_n, x, h0, w_ih, w_hh, y, ws, nonlinearity="tanh", reverse=False):
     """(dx, dh0, dw_ih, dw_hh, db_ih, db_hh) through time."""
+    if _gpu(dy, dh_n, x, h0, w_ih, w_hh, y, ws):
+        return _cuda.rnn_backward(dy, dh_n, x, h0, w_ih, w_hh, y, ws, nonlinearity, bool(reverse))
     return _core.rnn_backward(dy, dh_n, x, h0, w_ih, w_hh, y, ws, nonlinearity, bool(reverse))
 
 
 # Single steps (decoding loops): x (B, I), h/c (B, H) or None; the T = 1 case of the kernels above.
-# The RNN cell's ws is its output (1, B, H), which its backward needs.
+# The RNN cell's ws is its output (1, B, H), which its backward needs. CUDA arrays go to the same
+# calls of fastnn.cuda.
 
 def _step(x):
+    if _gpu(x):
+        return _cuda.step_view(x)
     return x[None] if isinstance(x, np.ndarray) and x.ndim == 2 else x
 
 
@@ -487,37 +519,45 @@ def _unstep(dx):
 
 def lstm_cell_forward(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
     """(h' (B, H), c' (B, H), ws)."""
-    _, h1, c1, ws = _core.lstm_forward(_step(x), h, c, w_ih, w_hh, b_ih, b_hh, False)
+    fwd = _cuda.lstm_forward if _gpu(x, h, c, w_ih, w_hh, b_ih, b_hh) else _core.lstm_forward
+    _, h1, c1, ws = fwd(_step(x), h, c, w_ih, w_hh, b_ih, b_hh, False)
     return h1, c1, ws
 
 
 def lstm_cell_backward(dh, dc, x, h, c, w_ih, w_hh, ws):
     """(dx, dh_prev, dc_prev, dw_ih, dw_hh, db_ih, db_hh) from the gradients of h' and c'."""
-    g = _core.lstm_backward(None, dh, dc, _step(x), h, c, w_ih, w_hh, None, ws, False)
+    bwd = _cuda.lstm_backward if _gpu(dh, dc, x, h, c, w_ih, w_hh, ws) else _core.lstm_backward
+    g = bwd(None, dh, dc, _step(x), h, c, w_ih, w_hh, None, ws, False)
     return (_unstep(g[0]),) + g[1:]
 
 
 def gru_cell_forward(x, h, w_ih, w_hh, b_ih=None, b_hh=None):
     """(h' (B, H), ws)."""
-    _, h1, ws = _core.gru_forward(_step(x), h, w_ih, w_hh, b_ih, b_hh, False)
+    fwd = _cuda.gru_forward if _gpu(x, h, w_ih, w_hh, b_ih, b_hh) else _core.gru_forward
+    _, h1, ws = fwd(_step(x), h, w_ih, w_hh, b_ih, b_hh, False)
     return h1, ws
 
 
 def gru_cell_backward(dh, x, h, w_ih, w_hh, ws):
     """(dx, dh_prev, dw_ih, dw_hh, db_ih, db_hh)."""
-    g = _core.gru_backward(None, dh, _step(x), h, w_ih, w_hh, None, ws, False)
+    bwd = _cuda.gru_backward if _gpu(dh, x, h, w_ih, w_hh, ws) else _core.gru_backward
+    g = bwd(None, dh, _step(x), h, w_ih, w_hh, None, ws, False)
     return (_unstep(g[0]),) + g[1:]
 
 
 def rnn_cell_forward(x, h, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
     """(h' (B, H), ws)."""
-    y, h1, _ = _core.rnn_forward(_step(x), h, w_ih, w_hh, b_ih, b_hh, nonlinearity, False)
+    fwd = _cuda.rnn_forward if _gpu(x, h, w_ih, w_hh, b_ih, b_hh) else _core.rnn_forward
+    y, h1, _ = fwd(_step(x), h, w_ih, w_hh, b_ih, b_hh, nonlinearity, False)
     return h1, y
 
 
 def rnn_cell_backward(dh, x, h, w_ih, w_hh, ws, nonlinearity="tanh"):
     """(dx, dh_prev, dw_ih, dw_hh, db_ih, db_hh)."""
-    g = _core.rnn_backward(None, dh, _step(x), h, w_ih, w_hh, ws, _EMPTY, nonlinearity, False)
+    if _gpu(dh, x, h, w_ih, w_hh, ws):
+        g = _cuda.rnn_backward(None, dh, _step(x), h, w_ih, w_hh, ws, None, nonlinearity, False)
+    else:
+        g = _core.rnn_backward(None, dh, _step(x), h, w_ih, w_hh, ws, _EMPTY, nonlinearity, False)
     return (_unstep(g[0]),) + g[1:]
 
 
@@ -554,23 +594,22 @@ def layer_norm_backward(dy, x, mean, rstd, weight=None):
 def scaled_dot_product_attention_forward(q, k, v, attn_mask=None, is_causal=False, scale=None):
     """(out (..., L, DV), lse (..., L)): lse is the log-sum-exp of each query's scaled, masked
     scores, kept for the backward; a query whose keys are all masked gets out = 0, lse = -inf."""
+    if _gpu(q, k, v, attn_mask):
+        return _cuda.scaled_dot_product_attention_forward(q, k, v, attn_mask, is_causal, scale)
     return _core.scaled_dot_product_attention_forward(q, k, v, attn_mask, bool(is_causal), scale)
 
 
 def scaled_dot_product_attention_backward(dout, q, k, v, out, lse, attn_mask=None, is_causal=False, scale=None):
     """(dq, dk, dv) from dout (..., L, DV) and the forward's out and lse; the probabilities are
     recomputed tile by tile, never stored."""
+    if _gpu(dout, q, k, v, out, lse, attn_mask):
+        return _cuda.scaled_dot_product_attention_backward(dout, q, k, v, out, lse, attn_mask, is_causal, scale)
     return _core.scaled_dot_product_attention_backward(dout, q, k, v, out, lse, attn_mask, bool(is_causal), scale)
 
 
 # Ops without a CUDA kernel yet: a CUDA array is a TypeError naming the op (rather than
 # pybind11's list of accepted signatures).
-_CPU_ONLY = ("conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight", "conv2d_backward_bias",
-             "grad_norm", "batch_norm2d_forward",
-             "batch_norm2d_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
-             "rnn_forward", "rnn_backward", "lstm_cell_forward", "lstm_cell_backward", "gru_cell_forward",
-             "gru_cell_backward", "rnn_cell_forward", "rnn_cell_backward",
-             "scaled_dot_product_attention_forward", "scaled_dot_product_attention_backward")
+_CPU_ONLY = ()
 
 
 def _cpu_only(fn):
@@ -586,6 +625,4 @@ def _cpu_only(fn):
     return wrapper
 
 
-for _name in _CPU_ONLY:
-    globals()[_name] = _cpu_only(globals()[_name])
-del _name
+globals().update({_n: _cpu_only(globals()[_n]) for _n in _CPU_ONLY})

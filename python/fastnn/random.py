@@ -1,4 +1,8 @@
-"""The random number generator behind fastnn's initialisations, randn/rand, Dropout and shuffling."""
+"""The random number generator behind fastnn's initialisations, randn/rand, Dropout and shuffling.
+
+It is a host generator for every device: values for a CUDA tensor (initialisations, randn(...,
+device="cuda"), dropout masks) are drawn here and copied to the device, so a run seeded with
+manual_seed draws the same numbers, and drops the same elements, on the CPU and on a GPU."""
 import numpy as np
 
 _generator = np.random.default_rng()

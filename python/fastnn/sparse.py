@@ -9,8 +9,15 @@ backward pass produces it uncoalesced (one row per looked-up position, in positi
 coalesce() sums duplicates (through the embedding backward kernel, in position order) and
 sorts the rows. Accumulation (a second backward before zero_grad) concatenates; adding a dense
 array gives a dense array. optim.SGD and optim.SparseAdam update only the rows it names.
+
+indices and values are NumPy arrays, or CuPy arrays for a weight on a CUDA device (to(device)
+moves them); on a device the dense forms go through the embedding backward kernel, which adds
+the rows in position order as numpy.add.at does.
 """
 import numpy as np
+
+from . import _device as _dev
+from ._device import xp as _xp
 
 __all__ = ["RowSparse"]
 
@@ -18,16 +25,29 @@ __all__ = ["RowSparse"]
 class RowSparse:
     is_sparse = True
     __array_ufunc__ = None  # ndarray + RowSparse -> RowSparse.__radd__ (a dense result)
+    __array_priority__ = 200  # CuPy's operators defer to the reflected ones too
 
     def __init__(self, indices, values, shape, coalesced=False):
-        self.indices = np.ascontiguousarray(indices, dtype=np.int64).reshape(-1)
-        self.values = np.ascontiguousarray(values, dtype=np.float32).reshape(len(self.indices), shape[1])
+        xp = _xp(values) if hasattr(values, "__cuda_array_interface__") else np
+        self.indices = xp.ascontiguousarray(indices, dtype=np.int64).reshape(-1)
+        self.values = xp.ascontiguousarray(values, dtype=np.float32).reshape(len(self.indices), shape[1])
         self.shape = tuple(int(s) for s in shape)
         self._coalesced = bool(coalesced)
 
     @property
     def dtype(self):
         return self.values.dtype
+
+    @property
+    def device(self):
+        return _dev.device_of(self.values)
+
+    def to(self, device):
+        """This gradient on `device` (itself when it is there)."""
+        d = _dev.as_device(device)
+        if self.device == d:
+            return self
+        return RowSparse(_dev.move(self.indices, d), _dev.move(self.values, d), self.shape, self._coalesced)
 
     @property
     def ndim(self):
@@ -44,25 +64,32 @@ class RowSparse:
         if self._coalesced:
             return self
         from . import ops
-        rows, inverse = np.unique(self.indices, return_inverse=True)
-        if len(rows) == len(self.indices):
-            values = self.values[np.argsort(self.indices, kind="stable")]
+        xp = _xp(self.values)
+        rows, inverse = xp.unique(self.indices, return_inverse=True)
+        if len(rows) == len(self.indices):  # unique already: a sort (stability moot)
+            values = self.values[np.argsort(self.indices, kind="stable") if xp is np else xp.argsort(self.indices)]
         else:
-            values = ops.embedding_backward(self.values, inverse.reshape(-1), len(rows))
+            values = ops.embedding_backward(self.values, inverse.reshape(-1).astype(np.int64, copy=False), len(rows))
         return RowSparse(rows, values, self.shape, coalesced=True)
 
     def to_dense(self):
-        d = np.zeros(self.shape, np.float32)
-        np.add.at(d, self.indices, self.values)
-        return d
+        if isinstance(self.values, np.ndarray):
+            d = np.zeros(self.shape, np.float32)
+            np.add.at(d, self.indices, self.values)
+            return d
+        if not len(self.indices):
+            return _xp(self.values).zeros(self.shape, np.float32)
+        from . import ops
+        return ops.embedding_backward(self.values, self.indices, self.shape[0])
 
     def clone(self):
         return RowSparse(self.indices.copy(), self.values.copy(), self.shape, self._coalesced)
 
     def zero_(self):
         """Empty in place (torch's zero_() of a sparse gradient: no rows left)."""
-        self.indices = np.zeros(0, np.int64)
-        self.values = np.zeros((0, self.shape[1]), np.float32)
+        xp = _xp(self.values)
+        self.indices = xp.zeros(0, np.int64)
+        self.values = xp.zeros((0, self.shape[1]), np.float32)
         self._coalesced = True
         return self
 
@@ -70,15 +97,23 @@ class RowSparse:
         if isinstance(other, RowSparse):
             if other.shape != self.shape:
                 raise ValueError(f"RowSparse: cannot add gradients of shapes {self.shape} and {other.shape}")
-            return RowSparse(np.concatenate([self.indices, other.indices]),
-                             np.concatenate([self.values, other.values]), self.shape)
-        other = np.asarray(getattr(other, "data", other))
+            _dev.check_same_device(self.values, other.values)
+            xp = _xp(self.values)
+            return RowSparse(xp.concatenate([self.indices, other.indices]),
+                             xp.concatenate([self.values, other.values]), self.shape)
+        other = getattr(other, "data", other)
+        if not hasattr(other, "__cuda_array_interface__"):
+            other = np.asarray(other)
         if other.shape != self.shape:
             raise ValueError(f"RowSparse: cannot add a dense array of shape {other.shape} to a gradient of "
                              f"shape {self.shape}")
-        d = np.array(other, dtype=np.result_type(other.dtype, np.float32), copy=True)
-        np.add.at(d, self.indices, self.values)
-        return d
+        _dev.check_same_device(self.values, other)
+        dtype = np.result_type(other.dtype, np.float32)
+        if isinstance(other, np.ndarray):
+            d = np.array(other, dtype=dtype, copy=True)
+            np.add.at(d, self.indices, self.values)
+            return d
+        return other.astype(dtype) + self.to_dense()  # duplicate rows summed first (deterministic)
 
     __radd__ = __add__
 

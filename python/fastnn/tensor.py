@@ -1,17 +1,24 @@
 """fastnn.Tensor: a small reverse-mode autograd over NumPy arrays and fastnn.ops, with PyTorch's names.
 
-A Tensor holds a NumPy array (float32 for values, int64 for indices and targets). An operation on
-tensors that require gradients records a node: its parents and a function from the output's
-gradient to the parents' gradients. `backward()` runs the nodes in reverse topological order,
-accumulates `.grad` on the leaves that require it and frees the graph. The heavy forwards and
-backwards (convolution, pooling, linear layers, activations, losses) are kernel calls made by
-fastnn.nn.functional; the elementwise arithmetic here is NumPy.
+A Tensor holds a NumPy array (on the CPU) or a CuPy array (on a CUDA device; see fastnn._device),
+float32 for values, int64 for indices and targets. An operation on tensors that require
+gradients records a node: its parents and a function from the output's gradient to the parents'
+gradients. `backward()` runs the nodes in reverse topological order, accumulates `.grad` on the
+leaves that require it and frees the graph. The heavy forwards and backwards (convolution,
+pooling, linear layers, activations, losses) are kernel calls made by fastnn.nn.functional; the
+elementwise arithmetic here is the array's own namespace (NumPy or CuPy). The operands of one
+op must share a device (torch's RuntimeError otherwise), except that a 0-d CPU tensor next to
+a CUDA tensor is copied to it, as torch treats CPU scalars; `to()` moves differentiably.
 """
 import contextlib
 import functools
+import itertools
+import math
 
 import numpy as np
 
+from . import _device as _dev
+from ._device import xp as _xp
 from .sparse import RowSparse
 
 float32 = np.float32
@@ -66,21 +73,97 @@ class Node:
         self.name = name
 
 
+_HOST = (np.ndarray, np.generic)  # host data: arrays, and the NumPy scalars of 0-d ufunc results
+
+
+def _default_dtype(dt):
+    if dt.kind not in "fiub":
+        raise TypeError(f"fastnn.tensor: expected numbers, got an array of {dt}")
+    if dt == np.float64 or dt == np.float16:
+        return np.float32  # fastnn's kernels are float32; ask for float64 explicitly
+    if dt.kind in "iu" and dt != np.int64:
+        return np.int64
+    return dt
+
+
 def _as_array(data, dtype=None):
     if isinstance(data, Tensor):
         data = data.data
+    if not isinstance(data, np.ndarray) and hasattr(data, "__cuda_array_interface__"):
+        return _as_device_array(data, dtype)
     a = np.asarray(data)
     if dtype is None:
-        if a.dtype.kind not in "fiub":
-            raise TypeError(f"fastnn.tensor: expected numbers, got an array of {a.dtype}")
-        if a.dtype == np.float64 or a.dtype == np.float16:
-            dtype = np.float32  # fastnn's kernels are float32; ask for float64 explicitly
-        elif a.dtype.kind in "iu" and a.dtype != np.int64:
-            dtype = np.int64
-        else:
-            dtype = a.dtype
+        dtype = _default_dtype(a.dtype)
     # np.asarray keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d)
     return np.asarray(a, dtype=dtype, order="C")
+
+
+def _as_device_array(data, dtype):
+    """A CUDA array (CuPy's, or any with __cuda_array_interface__: viewed by CuPy without a copy)
+    with the host rules for the dtype, C-contiguous."""
+    a = _dev.require_cuda().asarray(data)
+    dt = _default_dtype(a.dtype) if dtype is None else np.dtype(dtype)
+    if a.dtype != dt:
+        a = a.astype(dt)
+    if not a.flags.c_contiguous:
+        a = _xp(a).ascontiguousarray(a)
+    return a
+
+
+def _same_device(x, y):
+    """Tensors x, y on one device: a 0-d CPU tensor next to a CUDA tensor is moved to it (a
+    differentiable copy, as torch treats CPU scalars); any other mix is torch's RuntimeError."""
+    a, b = x.data, y.data
+    ca, cb = isinstance(a, _HOST), isinstance(b, _HOST)
+    if ca and cb:
+        return x, y
+    if ca and not a.ndim:
+        return x._to_device(_dev.device_of(b)), y
+    if cb and not b.ndim:
+        return x, y._to_device(_dev.device_of(a))
+    _dev.check_same_device(a, b)
+    return x, y
+
+
+def _operand(other, dt, a):
+    """A number or a bare array `other` as the second operand of an op on array a: a host array
+    of dtype dt next to a host array; next to a device array a scalar of dtype dt (CuPy takes
+    NumPy scalars, not NumPy arrays; dt None: as it is) or a device array."""
+    if isinstance(a, _HOST):
+        if not isinstance(other, (int, float, np.ndarray, np.generic)) and hasattr(other, "__cuda_array_interface__"):
+            _dev.check_same_device(a, _as_array(other))
+        return np.asarray(other, dtype=dt)
+    if isinstance(other, np.ndarray) and other.ndim:
+        _dev.check_same_device(a, other)
+    if hasattr(other, "__cuda_array_interface__"):
+        b = _as_array(other, dt)
+        _dev.check_same_device(a, b)
+        return b
+    if isinstance(other, np.ndarray):
+        other = other[()]
+    return other if dt is None else np.dtype(dt).type(other)
+
+
+def _on_device(x, a):
+    """The index or value x (numbers, slices, arrays, nested tuples) usable with device array a:
+    NumPy arrays copied to a's device (as CuPy and torch accept host indices)."""
+    if isinstance(x, np.ndarray):
+        return _dev.move(x, _dev.device_of(a))
+    if isinstance(x, tuple):
+        return tuple(_on_device(v, a) for v in x)
+    if isinstance(x, list) and any(isinstance(v, (np.ndarray, Tensor)) for v in x):
+        return [_on_device(v.data if isinstance(v, Tensor) else v, a) for v in x]
+    return x
+
+
+def _basic_index(key):
+    """True when indexing with key picks each element at most once (ints, slices, None,
+    Ellipsis, boolean masks), so a[key] = g scatters a gradient exactly."""
+    if isinstance(key, tuple):
+        return all(_basic_index(k) for k in key)
+    if isinstance(key, (int, np.integer, slice)) or key is None or key is Ellipsis:
+        return True
+    return getattr(key, "dtype", None) == np.bool_
 
 
 def _unbroadcast(g, shape):
@@ -154,7 +237,12 @@ class Tensor:
 
     @property
     def device(self):
-        return "cpu"
+        """fastnn.device: cpu, or cuda:<index> for a CuPy array (compares equal to "cuda")."""
+        return _dev.device_of(self.data)
+
+    @property
+    def is_cuda(self):
+        return not isinstance(self.data, _HOST)
 
     def size(self, dim=None):
         return self.data.shape if dim is None else self.data.shape[dim]
@@ -169,29 +257,46 @@ class Tensor:
         return len(self.data)
 
     def __repr__(self):
-        body = np.array2string(self.data, separator=", ", precision=4, threshold=20)
-        extra = ", requires_grad=True" if self.requires_grad else ""
+        cuda = not isinstance(self.data, _HOST)
+        body = np.array2string(_dev.to_host(self.data), separator=", ", precision=4, threshold=20)
+        extra = f", device='{self.device}'" if cuda else ""
+        extra += ", requires_grad=True" if self.requires_grad else ""
         return f"tensor({body}{extra})"
 
+    def _host_error(self):
+        return TypeError(f"can't convert {self.device} device type tensor to numpy. Use Tensor.cpu() to copy the "
+                         "tensor to host memory first.")
+
     def __array__(self, dtype=None, copy=None):
+        if not isinstance(self.data, _HOST):
+            raise self._host_error()  # as torch: a CUDA tensor never becomes NumPy implicitly
         return self.data if dtype is None else self.data.astype(dtype)
 
     # -- conversion ---------------------------------------------------------------------------
-    def numpy(self):
-        if self.requires_grad:
+    def numpy(self, force=False):
+        """The NumPy array (shared memory); a CUDA tensor is a TypeError unless force=True,
+        which copies it to the host (detached)."""
+        if not isinstance(self.data, _HOST):
+            if not force:
+                raise self._host_error()
+            return self.data.get()
+        if self.requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         return self.data
 
     def item(self):
-        if self.data.size != 1:
-            raise ValueError(f"a Tensor with {self.data.size} elements cannot be converted to a Python scalar")
-        return self.data.reshape(()).item()
+        a = self.data
+        if a.size != 1:
+            raise ValueError(f"a Tensor with {a.size} elements cannot be converted to a Python scalar")
+        if not isinstance(a, _HOST):
+            a = a.get()  # an explicit device-to-host copy
+        return a.reshape(()).item()
 
     def tolist(self):
-        return self.data.tolist()
+        return _dev.to_host(self.data).tolist()
 
     def detach(self):
-        return Tensor(self.data)
+        return Tensor(self.data, dtype=self.data.dtype)
 
     def clone(self):
         return Tensor._result(self.data.copy(), (self,), lambda g: (g,), "clone")
@@ -203,24 +308,43 @@ class Tensor:
         return self.to(np.int64)
 
     def to(self, *args, **kwargs):
-        """to(dtype) converts (differentiably between float types); to("cpu") / to(device) and
-        memory_format keywords are accepted as no-ops."""
-        for a in list(args) + list(kwargs.values()):
-            if isinstance(a, (type, np.dtype)):
-                try:
-                    dt = np.dtype(a)
-                except TypeError:
-                    continue
-                if dt == self.data.dtype:
-                    return self
-                src = self.data.dtype
-                if dt.kind == "f" and src.kind == "f":
-                    return Tensor._result(self.data.astype(dt), (self,), lambda g: (g.astype(src),), "to")
-                return Tensor(self.data.astype(dt))
-        return self
+        """to(dtype), to(device), to(device, dtype), to(other) (other's device and dtype), with
+        device a fastnn.device, "cpu", "cuda", "cuda:1" or an ordinal. Returns self when nothing
+        changes (copy=True: a copy); a move or a float-to-float conversion is differentiable.
+        non_blocking and memory_format are accepted and ignored."""
+        dev, dt = _to_args(args, kwargs)
+        out = self
+        if dev is not None:
+            out = out._to_device(dev)
+        if dt is not None and dt != out.data.dtype:
+            src = out.data.dtype
+            if dt.kind == "f" and src.kind == "f":
+                out = Tensor._result(out.data.astype(dt), (out,), lambda g: (g.astype(src),), "to")
+            else:
+                out = Tensor(out.data.astype(dt), dtype=dt)
+        if kwargs.get("copy") and out is self:
+            out = self.clone()
+        return out
+
+    def _to_device(self, dev):
+        a = self.data
+        if dev.type == "cpu":
+            if isinstance(a, _HOST):
+                return self
+        elif not isinstance(a, _HOST) and (dev.index is None or int(a.device.id) == dev.index):
+            return self
+        src = _dev.device_of(a)
+        return Tensor._result(_dev.move(a, dev), (self,), lambda g: (_dev.move(g, src),), "to")
+
+    def cuda(self, device=None, non_blocking=False):
+        """This tensor on a CUDA device (the current one, or `device`: an ordinal or "cuda:1")."""
+        d = _dev.as_device("cuda" if device is None else device)
+        if d.type != "cuda":
+            raise RuntimeError(f"Invalid device, must be cuda device, got {d}")
+        return self._to_device(d)
 
     def cpu(self):
-        return self
+        return self._to_device(_dev.CPU)
 
     def contiguous(self, memory_format=None):
         return self
@@ -243,7 +367,8 @@ class Tensor:
         return self
 
     def copy_(self, other):
-        self.data[...] = _as_array(other)
+        """self = other's values, copied across devices when they differ (as torch)."""
+        self.data[...] = _dev.move(_as_array(other), _dev.device_of(self.data))
         return self
 
     # -- autograd -----------------------------------------------------------------------------
@@ -253,27 +378,41 @@ class Tensor:
         if gradient is None:
             if self.data.size != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            g = np.ones_like(self.data)
+            g = _xp(self.data).ones_like(self.data)
         else:
-            g = np.asarray(_as_array(gradient), dtype=self.data.dtype).reshape(self.data.shape)
+            g = _as_array(gradient)
+            if _dev.device_of(g) != _dev.device_of(self.data) or (g.__class__ is not self.data.__class__):
+                raise RuntimeError(f"invalid gradient at index 0 - expected device {self.device} but got "
+                                   f"{_dev.device_of(g)}")
+            g = g.astype(self.data.dtype, copy=False).reshape(self.data.shape)
         _run_backward(self, g, retain_graph)
 
     # -- arithmetic ---------------------------------------------------------------------------
-    def _binary(self, other, fwd, name, grads):
-        if not isinstance(other, Tensor):
-            dt = self._float_dtype(other)
-            other = Tensor(np.asarray(other, dtype=dt), dtype=dt)
-        o = other
-        a, b = self.data, o.data
+    def _binary(self, other, fwd, name, grads, const_dtype=None):
+        """fwd(a, b) (operators: NumPy's or CuPy's) with grads(g, a, b, out) -> (ga, gb); a number
+        or bare array `other` is a constant (no parent) of const_dtype (default: see _float_dtype)."""
+        x = self
+        if isinstance(other, Tensor):
+            o = other
+            if not (isinstance(x.data, _HOST) and isinstance(o.data, _HOST)):
+                x, o = _same_device(x, o)
+            a, b = x.data, o.data
+            parents = (x, o)
+        else:
+            a = x.data
+            b = _operand(other, const_dtype or self._float_dtype(other), a)
+            parents = (x,)
         out = fwd(a, b)
         if out.dtype == np.float64 and (a.dtype == np.float32 or b.dtype == np.float32):
             out = out.astype(np.float32)
 
         def backward(g):
             ga, gb = grads(g, a, b, out)
-            return (None if ga is None else _unbroadcast(ga, a.shape).astype(a.dtype, copy=False),
-                    None if gb is None else _unbroadcast(gb, b.shape).astype(b.dtype, copy=False))
-        return Tensor._result(out, (self, o), backward, name)
+            ga = None if ga is None else _unbroadcast(ga, a.shape).astype(a.dtype, copy=False)
+            if len(parents) == 1:
+                return (ga,)
+            return ga, None if gb is None else _unbroadcast(gb, b.shape).astype(b.dtype, copy=False)
+        return Tensor._result(out, parents, backward, name)
 
     def _float_dtype(self, other):
         if self.data.dtype.kind == "f":
@@ -281,27 +420,28 @@ class Tensor:
         return np.float32 if isinstance(other, float) else self.data.dtype
 
     def __add__(self, other):
-        return self._binary(other, np.add, "add", lambda g, a, b, o: (g, g))
+        return self._binary(other, _add, "add", lambda g, a, b, o: (g, g))
 
     __radd__ = __add__
 
     def __sub__(self, other):
-        return self._binary(other, np.subtract, "sub", lambda g, a, b, o: (g, -g))
+        return self._binary(other, _sub, "sub", lambda g, a, b, o: (g, -g))
 
     def __rsub__(self, other):
         return (-self) + other
 
     def __mul__(self, other):
-        return self._binary(other, np.multiply, "mul", lambda g, a, b, o: (g * b, g * a))
+        return self._binary(other, _mul, "mul", lambda g, a, b, o: (g * b, g * a))
 
     __rmul__ = __mul__
 
     def __truediv__(self, other):
-        return self._binary(other, np.true_divide, "div", lambda g, a, b, o: (g / b, -g * a / (b * b)))
+        return self._binary(other, _div, "div", lambda g, a, b, o: (g / b, -g * a / (b * b)))
 
     def __rtruediv__(self, other):
-        dt = self._float_dtype(1.0)
-        return Tensor(np.asarray(other, dtype=dt), dtype=dt) / self
+        # other / self, other a constant of self's float dtype
+        return self._binary(other, _rdiv, "div", lambda g, a, b, o: (-g * b / (a * a), None),
+                            self._float_dtype(1.0))
 
     def __neg__(self):
         return Tensor._result(-self.data, (self,), lambda g: (-g,), "neg")
@@ -312,12 +452,14 @@ class Tensor:
     def __pow__(self, p):
         if isinstance(p, Tensor):  # d/da = p a^(p-1), d/dp = a^p log a (nan for a < 0, as torch)
             def grads(g, a, b, out):
+                xp = _xp(a)
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    return g * b * np.power(a, b - 1), g * out * np.log(a)
-            return self._binary(p, np.power, "pow", grads)
+                    return g * b * xp.power(a, b - 1), g * out * xp.log(a)
+            return self._binary(p, _pow, "pow", grads)
         a = self.data
-        out = np.power(a, p).astype(a.dtype, copy=False)
-        return Tensor._result(out, (self,), lambda g: (g * p * np.power(a, p - 1),), "pow")
+        xp = _xp(a)
+        out = xp.power(a, p).astype(a.dtype, copy=False)
+        return Tensor._result(out, (self,), lambda g: (g * p * xp.power(a, p - 1),), "pow")
 
     def __rpow__(self, base):
         return (self * float(np.log(base))).exp()
@@ -329,8 +471,18 @@ class Tensor:
         return matmul(Tensor(other), self)
 
     def _compare(self, other, fn):
-        o = other.data if isinstance(other, Tensor) else other
-        return Tensor(fn(self.data, o))
+        a = self.data
+        if isinstance(other, Tensor):
+            host = isinstance(a, _HOST) and isinstance(other.data, _HOST)
+            x, y = (self, other) if host else _same_device(self, other)
+            a, o = x.data, y.data
+        elif isinstance(a, _HOST):
+            o = other
+        else:
+            o = _operand(other, None, a)
+        if not isinstance(a, _HOST):
+            fn = getattr(_xp(a), fn.__name__)
+        return Tensor(fn(a, o))
 
     def __eq__(self, other):
         return self._compare(other, np.equal)
@@ -368,7 +520,20 @@ class Tensor:
     def _inplace(self, other, fn):
         if _grad_enabled and self.requires_grad and self.is_leaf:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-        fn(self.data, other.data if isinstance(other, Tensor) else other, out=self.data, casting="unsafe")
+        a = self.data
+        o = other.data if isinstance(other, Tensor) else other
+        if not isinstance(a, _HOST):
+            if isinstance(o, np.ndarray):
+                if o.ndim:
+                    _dev.check_same_device(a, o)
+                o = o[()]  # a 0-d host value: a scalar operand
+            elif hasattr(o, "__cuda_array_interface__"):
+                _dev.check_same_device(a, o)
+            a[...] = getattr(_xp(a), fn.__name__)(a, o)  # the assignment casts, as casting="unsafe"
+            return self
+        if not isinstance(o, (int, float, np.ndarray, np.generic)) and hasattr(o, "__cuda_array_interface__"):
+            _dev.check_same_device(a, _as_array(o))
+        fn(a, o, out=a, casting="unsafe")
         return self
 
     def __iadd__(self, other):
@@ -396,40 +561,42 @@ class Tensor:
         return self._inplace(other, np.true_divide)
 
     def clamp_(self, min=None, max=None):
-        np.clip(self.data, min, max, out=self.data)
+        _xp(self.data).clip(self.data, min, max, out=self.data)
         return self
 
     def uniform_(self, a=0.0, b=1.0):
         from . import random as _random
-        self.data[...] = _random.generator().uniform(a, b, self.data.shape)
+        _dev.assign(self.data, _random.generator().uniform(a, b, self.data.shape))
         return self
 
     def normal_(self, mean=0.0, std=1.0):
         from . import random as _random
-        self.data[...] = _random.generator().normal(mean, std, self.data.shape)
+        _dev.assign(self.data, _random.generator().normal(mean, std, self.data.shape))
         return self
 
     # -- elementwise functions ------------------------------------------------------------------
     def exp(self):
-        out = np.exp(self.data)
+        out = _xp(self.data).exp(self.data)
         return Tensor._result(out, (self,), lambda g: (g * out,), "exp")
 
     def log(self):
         a = self.data
-        return Tensor._result(np.log(a), (self,), lambda g: (g / a,), "log")
+        return Tensor._result(_xp(a).log(a), (self,), lambda g: (g / a,), "log")
 
     def sqrt(self):
-        out = np.sqrt(self.data)
+        out = _xp(self.data).sqrt(self.data)
         return Tensor._result(out, (self,), lambda g: (g / (2 * out),), "sqrt")
 
     def abs(self):
         a = self.data
-        return Tensor._result(np.abs(a), (self,), lambda g: (g * np.sign(a),), "abs")
+        xp = _xp(a)
+        return Tensor._result(xp.abs(a), (self,), lambda g: (g * xp.sign(a),), "abs")
 
     def clamp(self, min=None, max=None):
         a = self.data
-        out = np.clip(a, min, max)
-        keep = np.ones(a.shape, bool)
+        xp = _xp(a)
+        out = xp.clip(a, min, max)
+        keep = xp.ones(a.shape, bool)
         if min is not None:
             keep &= a >= min
         if max is not None:
@@ -461,67 +628,77 @@ class Tensor:
     # -- reductions -----------------------------------------------------------------------------
     def sum(self, dim=None, keepdim=False):
         a = self.data
+        xp = _xp(a)
         axis = _axes(dim, a.ndim)
         dtype = a.dtype if a.dtype.kind == "f" else np.int64  # torch: bool and int sums are int64
-        out = np.asarray(a.sum(axis=axis, keepdims=keepdim, dtype=dtype))
+        out = xp.asarray(a.sum(axis=axis, keepdims=keepdim, dtype=dtype))
 
         def backward(g):
             if not keepdim and axis is not None:
-                g = np.expand_dims(g, axis)
-            return (np.broadcast_to(g, a.shape).copy(),)
+                g = xp.expand_dims(g, axis)
+            return (xp.broadcast_to(g, a.shape).copy(),)
         return Tensor._result(out, (self,), backward, "sum")
 
     def mean(self, dim=None, keepdim=False):
         a = self.data
+        xp = _xp(a)
         axis = _axes(dim, a.ndim)
-        n = a.size if axis is None else int(np.prod([a.shape[i] for i in axis]))
-        out = np.asarray(a.mean(axis=axis, keepdims=keepdim), dtype=a.dtype)
+        n = a.size if axis is None else math.prod(a.shape[i] for i in axis)
+        out = xp.asarray(a.mean(axis=axis, keepdims=keepdim), dtype=a.dtype)
 
         def backward(g):
             if not keepdim and axis is not None:
-                g = np.expand_dims(g, axis)
-            return (np.broadcast_to(g / n, a.shape).astype(a.dtype),)
+                g = xp.expand_dims(g, axis)
+            return (xp.broadcast_to(g / n, a.shape).astype(a.dtype),)
         return Tensor._result(out, (self,), backward, "mean")
 
-    def _extreme(self, dim, keepdim, fn, argfn, name):
+    def _extreme(self, dim, keepdim, argname, name):
         a = self.data
+        xp = _xp(a)
+        argfn = getattr(xp, argname)
         if dim is None:
             flat = argfn(a.reshape(-1))
-            out = np.asarray(a.reshape(-1)[flat])
+            out = xp.asarray(a.reshape(-1)[flat])
 
             def backward(g):
-                d = np.zeros(a.size, a.dtype)
+                d = xp.zeros(a.size, a.dtype)
                 d[flat] = g
                 return (d.reshape(a.shape),)
             return Tensor._result(out, (self,), backward, name)
         dim = dim % a.ndim
-        idx = np.expand_dims(argfn(a, axis=dim), dim)
-        vals = np.take_along_axis(a, idx, dim)
+        idx = xp.expand_dims(argfn(a, axis=dim), dim)
+        vals = xp.take_along_axis(a, idx, dim)
 
         def backward(g):
-            d = np.zeros_like(a)
-            gg = g if keepdim else np.expand_dims(g, dim)
-            np.put_along_axis(d, idx, gg, dim)
-            return (d,)
+            gg = g if keepdim else xp.expand_dims(g, dim)
+            if xp is np:
+                d = np.zeros_like(a)
+                np.put_along_axis(d, idx, gg, dim)
+                return (d,)
+            # the gradient where the position along dim is the chosen one, zero elsewhere
+            pos = xp.arange(a.shape[dim]).reshape((-1,) + (1,) * (a.ndim - 1 - dim))
+            return (xp.where(pos == idx, gg, xp.zeros((), a.dtype)),)
         values = Tensor._result(vals if keepdim else vals.squeeze(dim), (self,), backward, name)
         indices = Tensor(idx if keepdim else idx.squeeze(dim))
         return values, indices
 
     def max(self, dim=None, keepdim=False):
-        return self._extreme(dim, keepdim, np.max, np.argmax, "max")
+        return self._extreme(dim, keepdim, "argmax", "max")
 
     def min(self, dim=None, keepdim=False):
-        return self._extreme(dim, keepdim, np.min, np.argmin, "min")
+        return self._extreme(dim, keepdim, "argmin", "min")
 
     def argmax(self, dim=None, keepdim=False):
+        xp = _xp(self.data)
         if dim is None:
-            return Tensor(np.asarray(np.argmax(self.data)))
-        return Tensor(np.argmax(self.data, axis=dim, keepdims=keepdim))
+            return Tensor(xp.asarray(xp.argmax(self.data)))
+        return Tensor(xp.argmax(self.data, axis=dim, keepdims=keepdim))
 
     def argmin(self, dim=None, keepdim=False):
+        xp = _xp(self.data)
         if dim is None:
-            return Tensor(np.asarray(np.argmin(self.data)))
-        return Tensor(np.argmin(self.data, axis=dim, keepdims=keepdim))
+            return Tensor(xp.asarray(xp.argmin(self.data)))
+        return Tensor(xp.argmin(self.data, axis=dim, keepdims=keepdim))
 
     # -- shape ----------------------------------------------------------------------------------
     def reshape(self, *shape):
@@ -542,19 +719,21 @@ class Tensor:
 
     def squeeze(self, dim=None):
         a = self.data
-        out = np.squeeze(a) if dim is None else (np.squeeze(a, dim) if a.shape[dim] == 1 else a)
+        xp = _xp(a)
+        out = xp.squeeze(a) if dim is None else (xp.squeeze(a, dim) if a.shape[dim] == 1 else a)
         return Tensor._result(out, (self,), lambda g: (g.reshape(a.shape),), "squeeze")
 
     def unsqueeze(self, dim):
         a = self.data
-        out = np.expand_dims(a, dim)
+        out = _xp(a).expand_dims(a, dim)
         return Tensor._result(out, (self,), lambda g: (g.reshape(a.shape),), "unsqueeze")
 
     def permute(self, *dims):
         dims = _shape_args(dims)
-        inv = np.argsort(dims)
-        out = np.ascontiguousarray(self.data.transpose(dims))
-        return Tensor._result(out, (self,), lambda g: (np.ascontiguousarray(g.transpose(inv)),), "permute")
+        inv = tuple(int(i) for i in np.argsort(dims))
+        xp = _xp(self.data)
+        out = xp.ascontiguousarray(self.data.transpose(dims))
+        return Tensor._result(out, (self,), lambda g: (xp.ascontiguousarray(g.transpose(inv)),), "permute")
 
     def transpose(self, d0, d1):
         dims = list(range(self.ndim))
@@ -569,34 +748,61 @@ class Tensor:
     def expand(self, *shape):
         shape = _shape_args(shape)
         a = self.data
+        xp = _xp(a)
         shape = tuple(a.shape[i - len(shape) + a.ndim] if n == -1 else n for i, n in enumerate(shape))
-        out = np.ascontiguousarray(np.broadcast_to(a, shape))
+        out = xp.ascontiguousarray(xp.broadcast_to(a, shape))
         return Tensor._result(out, (self,), lambda g: (_unbroadcast(g, a.shape),), "expand")
 
     def __getitem__(self, key):
-        if isinstance(key, Tensor):
-            key = key.data
-        elif isinstance(key, tuple):
-            key = tuple(k.data if isinstance(k, Tensor) else k for k in key)
         a = self.data
-        out = np.ascontiguousarray(a[key])
+        key = _index(key, a)
+        if isinstance(a, _HOST):
+            out = a[key]
+            out = np.ascontiguousarray(out) if out.ndim else np.array(out)  # one element: 0-d, as torch
 
-        def backward(g):
-            d = np.zeros_like(a)
-            np.add.at(d, key, g)
+            def backward(g):
+                d = np.zeros_like(a)
+                np.add.at(d, key, g)
+                return (d,)
+            return Tensor._result(out, (self,), backward, "index")
+        xp = _xp(a)
+        out = a[key]
+        out = xp.ascontiguousarray(out) if out.ndim else out.copy()
+
+        def backward_device(g):
+            d = xp.zeros_like(a)
+            if _basic_index(key):
+                d[key] = g  # every element picked once: the scatter is a plain assignment
+            else:
+                _dev.scatter_add(d, key, g)
             return (d,)
-        return Tensor._result(out, (self,), backward, "index")
+        return Tensor._result(out, (self,), backward_device, "index")
 
     def __setitem__(self, key, value):
         if _grad_enabled and self.requires_grad:
             raise RuntimeError("in-place assignment to a tensor that requires grad is not supported")
-        if isinstance(key, Tensor):
-            key = key.data
-        self.data[key] = _as_array(value)
+        a = self.data
+        self.data[_index(key, a)] = _dev.move(_as_array(value), _dev.device_of(a))
 
     def __iter__(self):
         for i in range(len(self)):
             yield self[i]
+
+
+def _index(key, a):
+    """An index for array a: tensors unwrapped; host index arrays copied to a's device (as CuPy
+    and torch accept them); a device index into a host array is torch's RuntimeError."""
+    if isinstance(key, Tensor):
+        key = key.data
+    elif isinstance(key, tuple):
+        key = tuple(k.data if isinstance(k, Tensor) else k for k in key)
+    if isinstance(a, _HOST):
+        for k in key if isinstance(key, tuple) else (key,):
+            if not isinstance(k, (int, slice, _HOST)) and hasattr(k, "__cuda_array_interface__"):
+                raise RuntimeError(f"indices should be either on cpu or on the same device as the indexed tensor "
+                                   f"(cpu), got indices on {_dev.device_of(k)}")
+        return key
+    return _on_device(key, a)
 
 
 def _shape_args(shape):
@@ -643,7 +849,11 @@ def _run_backward(root, g, retain_graph):
                 total = g.clone() if t.grad is None else t.grad + g
                 t.grad = total if isinstance(total, RowSparse) else Tensor(total.astype(t.data.dtype))
             elif t.grad is None:
-                t.grad = Tensor(np.array(g, dtype=t.data.dtype, copy=True))
+                if isinstance(t.data, _HOST):
+                    t.grad = Tensor(np.array(g, dtype=t.data.dtype, copy=True))
+                else:
+                    _dev.check_same_device(t.data, g)
+                    t.grad = Tensor(g.astype(t.data.dtype, copy=True))
             else:
                 t.grad.data = t.grad.data + g
             if t._node is None:
@@ -668,28 +878,56 @@ def _freed(g):
                        "need to backward a second time.")
 
 
+def _outer(xp, x, y):
+    """x[..., None...] * y: numpy.multiply.outer (CuPy's ufuncs may lack .outer)."""
+    return xp.multiply.outer(x, y) if xp is np else x.reshape(x.shape + (1,) * y.ndim) * y
+
+
 def matmul(a, b):
-    """a @ b through the gemm kernel (float32, broadcast batch dims as numpy.matmul)."""
+    """a @ b through the gemm kernel (float32, broadcast batch dims as numpy.matmul). On a CUDA
+    device the kernel takes 2-D operands; batched and vector products use CuPy's matmul."""
     from . import ops
     if not isinstance(a, Tensor):
         a = Tensor(a)
     if not isinstance(b, Tensor):
         b = Tensor(b)
     A, B = a.data, b.data
-    if A.ndim == 1 or B.ndim == 1 or A.dtype != np.float32 or B.dtype != np.float32:
-        out = np.matmul(A, B)
+    host = isinstance(A, _HOST) and isinstance(B, _HOST)
+    if not host:
+        a, b = _same_device(a, b)
+        A, B = a.data, b.data
+    if (A.ndim == 1 or B.ndim == 1 or A.dtype != np.float32 or B.dtype != np.float32
+            or (not host and (A.ndim != 2 or B.ndim != 2))):
+        xp = _xp(A)
+        out = xp.matmul(A, B)
 
         def backward(g):
             ga = gb = None
             if a.requires_grad:
-                ga = np.matmul(g, np.swapaxes(B, -1, -2)) if B.ndim > 1 else np.multiply.outer(g, B)
-                if A.ndim == 1 and B.ndim > 1:
-                    ga = np.matmul(B, g) if B.ndim == 2 else ga
+                if B.ndim == 1:  # out[...] = A[..., :] . B
+                    ga = _outer(xp, g, B)
+                elif A.ndim == 1:  # out[..., n] = A . B[..., :, n] (summed over the batch below)
+                    ga = xp.matmul(B, g[..., None])[..., 0]
+                else:
+                    ga = xp.matmul(g, xp.swapaxes(B, -1, -2))
             if b.requires_grad:
-                gb = np.matmul(np.swapaxes(A, -1, -2), g) if A.ndim > 1 else np.multiply.outer(A, g)
-            return (None if ga is None else _unbroadcast(np.asarray(ga), A.shape),
-                    None if gb is None else _unbroadcast(np.asarray(gb), B.shape))
+                if B.ndim == 1:
+                    gb = g * A if A.ndim == 1 else xp.matmul(g.reshape(-1), A.reshape(-1, A.shape[-1]))
+                elif A.ndim == 1:
+                    gb = A[:, None] * g[..., None, :]
+                else:
+                    gb = xp.matmul(xp.swapaxes(A, -1, -2), g)
+            return (None if ga is None else _unbroadcast(xp.asarray(ga), A.shape),
+                    None if gb is None else _unbroadcast(xp.asarray(gb), B.shape))
         return Tensor._result(out, (a, b), backward, "matmul")
+    if not host:
+        out = ops.gemm(A, B)
+
+        def backward_device(g):
+            g = _xp(g).ascontiguousarray(g)  # the CUDA gemm reads C-contiguous arrays only
+            return (ops.gemm(g, B, trans_b=True) if a.requires_grad else None,
+                    ops.gemm(A, g, trans_a=True) if b.requires_grad else None)
+        return Tensor._result(out, (a, b), backward_device, "matmul")
     out = ops.gemm(A, B)
 
     def backward(g):
@@ -700,14 +938,32 @@ def matmul(a, b):
 
 
 # -- construction -----------------------------------------------------------------------------
+# device= (None: the CPU, or the data's device) takes a fastnn.device, "cpu", "cuda", "cuda:1" or
+# an ordinal. Random values come from fastnn's host generator and are copied to the device, so a
+# seeded CPU run and a CUDA run see the same numbers.
 
-def tensor(data, dtype=None, requires_grad=False):
-    return Tensor(np.array(_as_array(data), dtype=dtype, copy=True) if dtype else np.array(_as_array(data)),
-                  requires_grad=requires_grad)
+def _place(a, device, requires_grad=False):
+    """Tensor of array a (host or device) on `device` (None: where a is)."""
+    if device is not None:
+        a = _dev.move(a, _dev.as_device(device))
+    return Tensor(a, requires_grad=requires_grad, dtype=a.dtype)
 
 
-def as_tensor(data, dtype=None):
-    return data if isinstance(data, Tensor) and dtype is None else Tensor(data, dtype=dtype)
+def tensor(data, dtype=None, requires_grad=False, device=None):
+    """A new tensor holding a copy of data (numbers, lists, NumPy / CUDA arrays, tensors)."""
+    a = _as_array(data, dtype)
+    if device is not None and _dev.device_of(a) != _dev.as_device(device):
+        return Tensor(_dev.move(a, _dev.as_device(device)), requires_grad=requires_grad, dtype=a.dtype)  # a copy
+    if isinstance(a, _HOST):
+        return Tensor(np.array(a, copy=True), requires_grad=requires_grad, dtype=a.dtype)
+    return Tensor(a.copy(), requires_grad=requires_grad, dtype=a.dtype)
+
+
+def as_tensor(data, dtype=None, device=None):
+    """data as a tensor without a copy where it already is one (or an array) of that dtype and device."""
+    if isinstance(data, Tensor) and dtype is None and (device is None or data.device == _dev.as_device(device)):
+        return data
+    return _place(_as_array(data, dtype), device)
 
 
 def from_numpy(a):
@@ -718,84 +974,140 @@ def _size(shape):
     return _shape_args(shape)
 
 
-def zeros(*shape, dtype=np.float32, requires_grad=False):
-    return Tensor(np.zeros(_size(shape), dtype), requires_grad=requires_grad)
+def _filled(shape, value, dtype, device, requires_grad):
+    d = None if device is None else _dev.as_device(device)
+    if d is None or d.type == "cpu":
+        return Tensor(np.full(shape, value, dtype), requires_grad=requires_grad, dtype=dtype)
+    return Tensor(_dev.full(shape, value, dtype, d), requires_grad=requires_grad, dtype=dtype)
 
 
-def ones(*shape, dtype=np.float32, requires_grad=False):
-    return Tensor(np.ones(_size(shape), dtype), requires_grad=requires_grad)
+def zeros(*shape, dtype=np.float32, requires_grad=False, device=None):
+    return _filled(_size(shape), 0, dtype, device, requires_grad)
 
 
-def full(shape, value, dtype=np.float32, requires_grad=False):
-    return Tensor(np.full(_size((shape,)), value, dtype), requires_grad=requires_grad)
+def ones(*shape, dtype=np.float32, requires_grad=False, device=None):
+    return _filled(_size(shape), 1, dtype, device, requires_grad)
 
 
-def empty(*shape, dtype=np.float32, requires_grad=False):
-    return zeros(*shape, dtype=dtype, requires_grad=requires_grad)
+def full(shape, value, dtype=np.float32, requires_grad=False, device=None):
+    return _filled(_size((shape,)), value, dtype, device, requires_grad)
 
 
-def zeros_like(t, dtype=None, requires_grad=False):
-    return Tensor(np.zeros_like(_as_array(t), dtype=dtype), requires_grad=requires_grad)
+def empty(*shape, dtype=np.float32, requires_grad=False, device=None):
+    return zeros(*shape, dtype=dtype, requires_grad=requires_grad, device=device)
 
 
-def ones_like(t, dtype=None, requires_grad=False):
-    return Tensor(np.ones_like(_as_array(t), dtype=dtype), requires_grad=requires_grad)
+def zeros_like(t, dtype=None, requires_grad=False, device=None):
+    """Zeros of t's shape on t's device (or `device`)."""
+    a = _as_array(t)
+    return _place(_xp(a).zeros_like(a, dtype=dtype), device, requires_grad)
 
 
-def arange(start, end=None, step=1, dtype=None):
+def ones_like(t, dtype=None, requires_grad=False, device=None):
+    a = _as_array(t)
+    return _place(_xp(a).ones_like(a, dtype=dtype), device, requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None):
     if end is None:
         start, end = 0, start
     a = np.arange(start, end, step)
-    if dtype is not None:
-        a = a.astype(dtype)
-    return Tensor(a)
+    return _place(a.astype(_default_dtype(a.dtype) if dtype is None else dtype), device)
 
 
-def randn(*shape, dtype=np.float32, requires_grad=False):
+def randn(*shape, dtype=np.float32, requires_grad=False, device=None):
     from . import random as _random
-    return Tensor(_random.generator().standard_normal(_size(shape)).astype(dtype), requires_grad=requires_grad)
+    return _place(_random.generator().standard_normal(_size(shape)).astype(dtype), device, requires_grad)
 
 
-def rand(*shape, dtype=np.float32, requires_grad=False):
+def rand(*shape, dtype=np.float32, requires_grad=False, device=None):
     from . import random as _random
-    return Tensor(_random.generator().random(_size(shape)).astype(dtype), requires_grad=requires_grad)
+    return _place(_random.generator().random(_size(shape)).astype(dtype), device, requires_grad)
 
 
-def randint(low, high=None, size=(), dtype=np.int64):
+def randint(low, high=None, size=(), dtype=np.int64, device=None):
     from . import random as _random
     if high is None:
         low, high = 0, low
-    return Tensor(_random.generator().integers(low, high, size=_size((size,))).astype(dtype))
+    return _place(_random.generator().integers(low, high, size=_size((size,))).astype(dtype), device)
 
 
-def randperm(n, dtype=np.int64):
+def randperm(n, dtype=np.int64, device=None):
     from . import random as _random
-    return Tensor(_random.generator().permutation(n).astype(dtype))
+    return _place(_random.generator().permutation(n).astype(dtype), device)
 
 
 def cat(tensors, dim=0):
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     arrays = [t.data for t in tensors]
-    out = np.concatenate(arrays, axis=dim)
-    sizes = np.cumsum([a.shape[dim] for a in arrays])[:-1]
+    if not all(isinstance(a, _HOST) for a in arrays):
+        _dev.check_same_device(*arrays)
+    xp = _xp(arrays[0]) if arrays else np
+    out = xp.concatenate(arrays, axis=dim)
+    sizes = list(itertools.accumulate(a.shape[dim] for a in arrays))[:-1]
 
     def backward(g):
-        return tuple(np.ascontiguousarray(p) for p in np.split(g, sizes, axis=dim))
+        return tuple(xp.ascontiguousarray(p) for p in xp.split(g, sizes, axis=dim))
     return Tensor._result(out, tuple(tensors), backward, "cat")
 
 
 def stack(tensors, dim=0):
-    return cat([t.unsqueeze(dim) if isinstance(t, Tensor) else Tensor(np.expand_dims(t, dim))
-                for t in tensors], dim)
+    return cat([(t if isinstance(t, Tensor) else Tensor(t)).unsqueeze(dim) for t in tensors], dim)
 
 
 def where(cond, a, b):
     c = _as_array(cond).astype(bool)
-    a = a if isinstance(a, Tensor) else Tensor(np.asarray(a, np.float32))
-    b = b if isinstance(b, Tensor) else Tensor(np.asarray(b, np.float32))
-    out = np.where(c, a.data, b.data)
-    return Tensor._result(out, (a, b), lambda g: (_unbroadcast(np.where(c, g, 0), a.shape),
-                                                  _unbroadcast(np.where(c, 0, g), b.shape)), "where")
+    dev = _dev.device_of(c)
+    a = a if isinstance(a, Tensor) else _place(np.asarray(a, np.float32), dev)
+    b = b if isinstance(b, Tensor) else _place(np.asarray(b, np.float32), dev)
+    if not (isinstance(c, _HOST) and isinstance(a.data, _HOST) and isinstance(b.data, _HOST)):
+        _dev.check_same_device(c, a.data, b.data)
+    xp = _xp(c)
+    out = xp.where(c, a.data, b.data)
+    return Tensor._result(out, (a, b), lambda g: (_unbroadcast(xp.where(c, g, 0), a.shape),
+                                                  _unbroadcast(xp.where(c, 0, g), b.shape)), "where")
+
+
+def _add(a, b):
+    return a + b
+
+
+def _sub(a, b):
+    return a - b
+
+
+def _mul(a, b):
+    return a * b
+
+
+def _div(a, b):
+    return a / b
+
+
+def _rdiv(a, b):
+    return b / a
+
+
+def _pow(a, b):
+    return _xp(a).power(a, b)
+
+
+def _to_args(args, kwargs):
+    """(device or None, NumPy dtype or None) from the arguments of Tensor.to / Module.to."""
+    dev = dt = None
+    for a in tuple(args) + (kwargs.get("device"), kwargs.get("dtype")):
+        if a is None or isinstance(a, bool):  # bool: non_blocking given by position
+            continue
+        if isinstance(a, Tensor):
+            dev, dt = a.device, a.data.dtype
+        elif isinstance(a, (_dev.device, str, int)):
+            dev = _dev.as_device(a)
+        elif isinstance(a, (type, np.dtype)):
+            try:
+                dt = np.dtype(a)
+            except TypeError:
+                continue
+    return dev, dt
 
 
 def _wrap_unary(name):

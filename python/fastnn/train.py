@@ -6,6 +6,10 @@ Progress goes through tqdm when it is installed and stderr is a terminal (the `p
 else one line per epoch. Checkpoints are .npz files (fastnn.save: no pickle) holding the model's
 and optimizer's state dicts, the scheduler's state, the epoch, the history and the random
 generator's state, so resuming continues exactly where the saved run was.
+
+On a CUDA device: fit(..., device="cuda") moves the model there (or fit runs on the device the
+model's parameters are on) and copies each batch (tensors, NumPy arrays, lists / tuples / dicts
+of them) to it; losses and metrics come back to the host with explicit copies, once per batch.
 """
 import os
 import sys
@@ -13,6 +17,7 @@ import time
 
 import numpy as np
 
+from . import _device as _dev
 from . import random as _random
 from .serialization import load, save
 from .tensor import Tensor, no_grad
@@ -22,9 +27,13 @@ __all__ = ["fit", "evaluate", "accuracy", "save_checkpoint", "load_checkpoint"]
 
 def accuracy(output, target):
     """Fraction of rows whose largest output is the target class."""
-    out = output.data if isinstance(output, Tensor) else np.asarray(output)
-    tgt = target.data if isinstance(target, Tensor) else np.asarray(target)
-    return float((out.argmax(axis=1) == tgt).mean()) if len(tgt) else 0.0
+    out = output.data if isinstance(output, Tensor) else output
+    tgt = target.data if isinstance(target, Tensor) else target
+    if not (hasattr(out, "__cuda_array_interface__") or hasattr(tgt, "__cuda_array_interface__")):
+        out, tgt = np.asarray(out), np.asarray(tgt)
+        return float((out.argmax(axis=1) == tgt).mean()) if len(tgt) else 0.0
+    _dev.check_same_device(out, tgt)
+    return float(_dev.to_host((out.argmax(axis=1) == tgt).mean())) if len(tgt) else 0.0
 
 
 METRICS = {"accuracy": accuracy}
@@ -48,6 +57,38 @@ def _split(batch):
     raise ValueError("fastnn.train: expected each batch to be (inputs, targets)")
 
 
+def _model_device(model):
+    """The device of the model's first parameter (or buffer); the CPU for a model without any."""
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return _dev.CPU
+
+
+def _to_device(obj, dev):
+    """Batch data on dev: tensors moved; on a CUDA device NumPy arrays become tensors there;
+    lists, tuples and dicts recursed; anything else (and host data for the CPU) as it is."""
+    if isinstance(obj, Tensor):
+        return obj.to(dev)
+    if isinstance(obj, np.ndarray):
+        return obj if dev.type == "cpu" else Tensor(obj).to(dev)
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_device(v, dev) for v in obj)
+    if isinstance(obj, dict):
+        return {k: _to_device(v, dev) for k, v in obj.items()}
+    return obj
+
+
+def _scalar(v):
+    """A metric's value on the host (an explicit copy for a device value)."""
+    if isinstance(v, Tensor):
+        return v.item()
+    if not isinstance(v, (int, float, np.ndarray, np.generic)) and hasattr(v, "__cuda_array_interface__"):
+        return _dev.to_host(v).item()
+    return v
+
+
 def _progress(total, desc, enabled):
     """A tqdm bar when tqdm is installed and stderr is a terminal (or enabled=True), else None."""
     if enabled is False:
@@ -61,21 +102,23 @@ def _progress(total, desc, enabled):
     return tqdm(total=total, desc=desc, leave=False, file=sys.stderr)
 
 
-def evaluate(model, loader, loss_fn=None, metrics=("accuracy",)):
-    """Mean loss and metrics over a loader, in eval mode and without a graph (weighted by batch size)."""
+def evaluate(model, loader, loss_fn=None, metrics=("accuracy",), device=None):
+    """Mean loss and metrics over a loader, in eval mode and without a graph (weighted by batch size);
+    batches go to `device` (default: the model's device)."""
     fns = _metric_fns(metrics)
+    dev = _model_device(model) if device is None else _dev.as_device(device)
     was_training = getattr(model, "training", False)
     model.eval()
     totals, n = {}, 0
     with no_grad():
         for batch in loader:
-            x, y = _split(batch)
+            x, y = _to_device(_split(batch), dev)
             out = model(x)
             k = len(y)
             if loss_fn is not None:
                 totals["loss"] = totals.get("loss", 0.0) + float(loss_fn(out, y).item()) * k
             for name, fn in fns.items():
-                totals[name] = totals.get(name, 0.0) + fn(out, y) * k
+                totals[name] = totals.get(name, 0.0) + _scalar(fn(out, y)) * k
             n += k
     model.train(was_training)
     return {k: v / max(n, 1) for k, v in totals.items()}
@@ -106,15 +149,21 @@ def load_checkpoint(path, model, optimizer=None, scheduler=None):
 
 
 def fit(model, loss_fn, optimizer, train_loader, epochs=1, val_loader=None, metrics=("accuracy",),
-        scheduler=None, callbacks=(), checkpoint=None, resume=False, progress=None, log=print):
+        scheduler=None, callbacks=(), checkpoint=None, resume=False, progress=None, log=print, device=None):
     """Train for `epochs` epochs; returns the history (one dict of loss and metrics per epoch,
     with val_ prefixes for the validation set).
+
+    device: where to train ("cuda", "cpu", a fastnn.device); the model is moved there first (in
+    place), and every batch is copied there. None: the device of the model's parameters.
 
     checkpoint: a path written after every epoch; resume=True first loads it (when it exists)
     and continues from the epoch after the saved one. callbacks: objects with
     on_epoch_end(epoch, logs) (and optionally on_batch_end(step, logs)); one returning True from
     on_epoch_end stops training. scheduler.step() runs after each epoch."""
     fns = _metric_fns(metrics)
+    if device is not None:
+        model.to(device)
+    dev = _model_device(model) if device is None else _dev.as_device(device)
     start, history = 0, []
     if resume and checkpoint and os.path.exists(checkpoint):
         start, history = load_checkpoint(checkpoint, model, optimizer, scheduler)
@@ -124,7 +173,7 @@ def fit(model, loss_fn, optimizer, train_loader, epochs=1, val_loader=None, metr
         bar = _progress(len(train_loader), f"epoch {epoch + 1}/{epochs}", progress)
         total_loss, totals, n = 0.0, {}, 0
         for step, batch in enumerate(train_loader):
-            x, y = _split(batch)
+            x, y = _to_device(_split(batch), dev)
             optimizer.zero_grad()
             out = model(x)
             loss = loss_fn(out, y)
@@ -134,7 +183,7 @@ def fit(model, loss_fn, optimizer, train_loader, epochs=1, val_loader=None, metr
             lv = float(loss.item())
             total_loss += lv * k
             for name, fn in fns.items():
-                totals[name] = totals.get(name, 0.0) + fn(out, y) * k
+                totals[name] = totals.get(name, 0.0) + _scalar(fn(out, y)) * k
             n += k
             if bar is not None:
                 bar.update(1)
@@ -147,7 +196,7 @@ def fit(model, loss_fn, optimizer, train_loader, epochs=1, val_loader=None, metr
         logs = {"epoch": epoch + 1, "loss": total_loss / max(n, 1)}
         logs.update({k: v / max(n, 1) for k, v in totals.items()})
         if val_loader is not None:
-            logs.update({"val_" + k: v for k, v in evaluate(model, val_loader, loss_fn, metrics).items()})
+            logs.update({"val_" + k: v for k, v in evaluate(model, val_loader, loss_fn, metrics, dev).items()})
         logs["time_s"] = time.perf_counter() - t0
         history.append(logs)
         if scheduler is not None:

@@ -16,16 +16,21 @@ Mask conventions (as in torch):
   where attention is NOT allowed; float masks are added.
 A query row whose keys are all masked out gives zeros on every path, fused or math (torch's
 math path gives NaN there).
+
+On a CUDA device the masks are device arrays too, and scaled_dot_product_attention takes the
+math path until fastnn.ops has a CUDA attention kernel.
 """
 import copy
 import math
 
 import numpy as np
 
+from .. import _device as _dev
 from .. import ops
-from ..tensor import Tensor
+from .._device import xp as _xp
+from ..tensor import _HOST, Tensor
 from . import functional as F
-from .functional import _t
+from .functional import _kernel, _same, _t
 from . import init
 from .modules import Dropout, Linear, Module, ModuleList, Parameter
 
@@ -35,7 +40,8 @@ __all__ = ["layer_norm", "scaled_dot_product_attention", "LayerNorm", "Multihead
 
 def _f32(x, name, op):
     """x's float32 array, C-contiguous (the kernels take no strides)."""
-    return np.ascontiguousarray(F._f32(x, name, op))
+    a = F._f32(x, name, op)
+    return _xp(a).ascontiguousarray(a)
 
 
 # -- functional -------------------------------------------------------------------------------
@@ -47,12 +53,13 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     X = _f32(x, "input", "layer_norm")
     w = None if weight is None else _t(weight)
     b = None if bias is None else _t(bias)
+    _same(x, w, b)
     W = None if w is None else _f32(w, "weight", "layer_norm")
     y, mean, rstd = ops.layer_norm_forward(X, shape, W, None if b is None else _f32(b, "bias", "layer_norm"), eps)
     parents = tuple(t for t in (x, w, b) if t is not None)
 
     def backward(g):
-        G = np.ascontiguousarray(g, dtype=np.float32)
+        G = _xp(g).ascontiguousarray(g, dtype=np.float32)
         dx, dw, db = ops.layer_norm_backward(G, X, mean, rstd, W)
         if b is not None and db is None:  # a bias without a weight: the kernel skips both
             db = G.reshape((-1,) + shape).sum(axis=0, dtype=np.float64).astype(np.float32)
@@ -68,29 +75,31 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
 def _mask_array(attn_mask, op):
     if attn_mask is None:
         return None
-    m = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
+    m = F._array(attn_mask)
+    xp = _xp(m)
     if m.dtype == np.bool_:
-        return np.ascontiguousarray(m)
+        return xp.ascontiguousarray(m)
     if m.dtype.kind == "f":
-        return np.ascontiguousarray(m, dtype=np.float32)
+        return xp.ascontiguousarray(m, dtype=np.float32)
     raise TypeError(f"fastnn.nn.functional.{op}: expected attn_mask to be bool or float, got {m.dtype}")
 
 
 def _math_attention(q, k, v, mask, is_causal, scale, dropout_p, training=True):
     """softmax(q k^T * scale + mask) (dropout) v through Tensor operations: (out, weights)."""
     L, S = q.shape[-2], k.shape[-2]
+    xp = _xp(q.data)
     scores = (q @ k.transpose(-2, -1)) * float(scale)
     if is_causal:
-        mask = np.tril(np.ones((L, S), np.bool_))
+        mask = xp.tril(xp.ones((L, S), np.bool_))
     row_keep = None
     if mask is not None:
-        add = np.where(mask, np.float32(0), np.float32(-np.inf)) if mask.dtype == np.bool_ else mask
+        add = xp.where(mask, np.float32(0), np.float32(-np.inf)) if mask.dtype == np.bool_ else mask
         add = add.astype(np.float32)
         # A query whose keys are all masked gets zero weights (as from the fused kernel), not
         # the NaN of softmax over -inf: its row of the mask is neutralised, its weights zeroed.
-        visible = np.isfinite(add).any(axis=-1, keepdims=True)
+        visible = xp.isfinite(add).any(axis=-1, keepdims=True)
         if not visible.all():
-            add = np.where(visible, add, np.float32(0))
+            add = xp.where(visible, add, np.float32(0))
             row_keep = Tensor(visible.astype(np.float32))
         scores = scores + Tensor(add)
     weights = scores.softmax(-1)
@@ -115,24 +124,28 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if is_causal and attn_mask is not None:
         raise ValueError(f"fastnn.nn.functional.{op}: is_causal cannot be combined with an explicit attn_mask")
     mask = _mask_array(attn_mask, op)
+    _same(q, k, v)
+    if mask is not None and not isinstance(q.data, _HOST):
+        _dev.check_same_device(q.data, mask)
     sc = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-    if dropout_p > 0:
+    if dropout_p > 0 or not _kernel("scaled_dot_product_attention_forward", q.data):
         return _math_attention(q, k, v, mask, is_causal, sc, dropout_p)[0]
     # The kernel takes (B, NH, L, E): fold leading dims to match (masks broadcast over them).
     lead = q.shape[:-2]
+    xp = _xp(q.data)
     if q.ndim == 4:
         Q, K, V = (_f32(t, n, op) for t, n in ((q, "query"), (k, "key"), (v, "value")))
         M = mask
     else:
-        n = int(np.prod(lead)) if lead else 1
+        n = math.prod(lead)
         Q, K, V = (_f32(t, nm, op).reshape((n, 1) + t.shape[-2:]) for t, nm in ((q, "query"), (k, "key"), (v, "value")))
         M = mask
         if M is not None and M.ndim > 2:
-            M = np.ascontiguousarray(np.broadcast_to(M, lead + M.shape[-2:]).reshape((n, 1) + M.shape[-2:]))
+            M = xp.ascontiguousarray(xp.broadcast_to(M, lead + M.shape[-2:]).reshape((n, 1) + M.shape[-2:]))
     out, lse = ops.scaled_dot_product_attention_forward(Q, K, V, M, is_causal, sc)
 
     def backward(g):
-        G = np.ascontiguousarray(g, dtype=np.float32).reshape(out.shape)
+        G = xp.ascontiguousarray(g, dtype=np.float32).reshape(out.shape)
         dq, dk, dv = ops.scaled_dot_product_attention_backward(G, Q, K, V, out, lse, M, is_causal, sc)
         return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(v.shape)
     return Tensor._result(out.reshape(lead + out.shape[-2:]), (q, k, v), backward, op)
@@ -141,13 +154,15 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
 # -- modules ----------------------------------------------------------------------------------
 
 class LayerNorm(Module):
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None, dtype=None):
         super().__init__()
         self.normalized_shape = ((int(normalized_shape),) if np.ndim(normalized_shape) == 0
                                  else tuple(int(d) for d in normalized_shape))
         self.eps, self.elementwise_affine = eps, elementwise_affine
         self.weight = Parameter(np.ones(self.normalized_shape, np.float32)) if elementwise_affine else None
         self.bias = Parameter(np.zeros(self.normalized_shape, np.float32)) if elementwise_affine and bias else None
+        if device is not None:
+            self.to(device)
 
     def forward(self, x):
         return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -177,16 +192,19 @@ def _mha_mask(attn_mask, key_padding_mask, B, NH, L, S, op):
         ms.append(kp.reshape(B, 1, 1, S))
     if not ms:
         return None
+    if len(ms) > 1 and not all(isinstance(m, _HOST) for m in ms):
+        _dev.check_same_device(*ms)
+    xp = _xp(ms[0])
     if all(m.dtype == np.bool_ for m in ms):
         keep = ~ms[0]
         for m in ms[1:]:
             keep = keep & ~m
-        return np.ascontiguousarray(keep)
+        return xp.ascontiguousarray(keep)
     total = None
     for m in ms:
-        add = np.where(m, np.float32(-np.inf), np.float32(0)) if m.dtype == np.bool_ else m
+        add = xp.where(m, np.float32(-np.inf), np.float32(0)) if m.dtype == np.bool_ else m
         total = add if total is None else total + add
-    return np.ascontiguousarray(total, dtype=np.float32)
+    return xp.ascontiguousarray(total, dtype=np.float32)
 
 
 class MultiheadAttention(Module):

@@ -4,13 +4,21 @@ Each function computes its forward with a fastnn.ops kernel and records a backwa
 the matching backward kernel. Two fusions happen without the caller asking: a ReLU computed just
 before a max pooling gets its gradient from the pooling backward's pass (max_pool2d_backward with
 relu=True), and a linear or convolution layer takes its bias in the kernel's epilogue.
+
+On a CUDA device the same calls run (fastnn.ops sends CUDA arrays to the CUDA kernels); the
+little array math here uses the array's namespace (NumPy or CuPy). Dropout masks come from
+fastnn's host generator and are copied to the device, so a seeded run drops the same elements
+on either device. An op whose kernel has no CUDA version yet (ops._CPU_ONLY) takes its
+array-namespace path on a device.
 """
 import numpy as np
 
+from .. import _device as _dev
 from .. import ops
 from .. import random as _random
+from .._device import xp as _xp
 from ..sparse import RowSparse
-from ..tensor import Tensor, _unbroadcast
+from ..tensor import _HOST, Tensor, _unbroadcast
 
 __all__ = ["conv2d", "linear", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "max_pool2d",
            "avg_pool2d", "adaptive_avg_pool2d", "softmax", "log_softmax", "cross_entropy",
@@ -29,11 +37,42 @@ def _f32(x, name, op):
     return x.data
 
 
+def _same(*tensors):
+    """torch's RuntimeError unless the tensors (None skipped) are on one device."""
+    arrays = [t.data for t in tensors if t is not None]
+    if not all(isinstance(a, _HOST) for a in arrays):
+        _dev.check_same_device(*arrays)
+
+
+def _kernel(op, a):
+    """True when fastnn.ops.<op> takes array a: any host array; a device array once the op has a
+    CUDA kernel."""
+    return isinstance(a, _HOST) or op not in ops._CPU_ONLY
+
+
+def _array(v, like=None):
+    """The array of a tensor, a CUDA array as it is, anything else as a NumPy array."""
+    if isinstance(v, Tensor):
+        return v.data
+    if not isinstance(v, np.ndarray) and hasattr(v, "__cuda_array_interface__"):
+        return v
+    return np.asarray(v)
+
+
+def _grad_scale(g, n):
+    """The gradient g of a reduced loss over n: a Python float on the CPU (as before), a 0-d
+    float32 on a device (float64 division rounded once, as the host's float does)."""
+    if isinstance(g, _HOST):
+        return float(g) / n
+    return (g.astype(np.float64) / n).astype(np.float32)
+
+
 # -- layers -----------------------------------------------------------------------------------
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     x, w = _t(input), _t(weight)
     b = None if bias is None else _t(bias)
+    _same(x, w, b)
     X, Wt = _f32(x, "input", "conv2d"), _f32(w, "weight", "conv2d")
     y = ops.conv2d_forward(X, Wt, None if b is None else b.data, stride, padding, dilation, groups)
     parents = (x, w) if b is None else (x, w, b)
@@ -52,14 +91,18 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 def linear(input, weight, bias=None):
     x, w = _t(input), _t(weight)
     b = None if bias is None else _t(bias)
+    _same(x, w, b)
     X, Wt = _f32(x, "input", "linear"), _f32(w, "weight", "linear")
     lead = X.shape[:-1]
     X2 = X.reshape(-1, X.shape[-1])
     y = ops.gemm(X2, Wt, trans_b=True, bias=None if b is None else b.data).reshape(lead + (Wt.shape[0],))
     parents = (x, w) if b is None else (x, w, b)
+    host = isinstance(X, _HOST)
 
     def backward(g):
         g2 = g.reshape(-1, g.shape[-1])
+        if not host:
+            g2 = _xp(g2).ascontiguousarray(g2)  # the CUDA gemm reads C-contiguous arrays only
         dx = ops.gemm(g2, Wt).reshape(X.shape) if x.requires_grad else None
         dw = ops.gemm(g2, X2, trans_a=True) if w.requires_grad else None
         if b is None:
@@ -156,7 +199,7 @@ def adaptive_avg_pool2d(input, output_size):
 # -- softmax and losses -------------------------------------------------------------------------
 
 def _move_dim_last(a, dim):
-    return np.moveaxis(a, dim, -1) if dim not in (-1, a.ndim - 1) else a
+    return _xp(a).moveaxis(a, dim, -1) if dim not in (-1, a.ndim - 1) else a
 
 
 def softmax(input, dim=None, dtype=None):
@@ -167,7 +210,7 @@ def softmax(input, dim=None, dtype=None):
         y = ops.softmax_forward(X, dim)
         return Tensor._result(y, (x,), lambda g: (ops.softmax_backward(g, y, dim),), "softmax")
     m = X.max(axis=dim, keepdims=True)
-    e = np.exp(X - m)
+    e = _xp(X).exp(X - m)
     y = e / e.sum(axis=dim, keepdims=True)
     return Tensor._result(y, (x,), lambda g: (y * (g - (g * y).sum(axis=dim, keepdims=True)),), "softmax")
 
@@ -179,26 +222,30 @@ def log_softmax(input, dim=None, dtype=None):
     if X.dtype == np.float32:
         y = ops.log_softmax_forward(X, dim)
         return Tensor._result(y, (x,), lambda g: (ops.log_softmax_backward(g, y, dim),), "log_softmax")
+    xp = _xp(X)
     m = X.max(axis=dim, keepdims=True)
     z = X - m
-    y = z - np.log(np.exp(z).sum(axis=dim, keepdims=True))
-    return Tensor._result(y, (x,), lambda g: (g - np.exp(y) * g.sum(axis=dim, keepdims=True),),
+    y = z - xp.log(xp.exp(z).sum(axis=dim, keepdims=True))
+    return Tensor._result(y, (x,), lambda g: (g - xp.exp(y) * g.sum(axis=dim, keepdims=True),),
                           "log_softmax")
 
 
 def _reduce(loss, reduction, denom, op):
     if reduction == "none":
         return loss
+    xp = _xp(loss)
     if reduction == "sum":
-        return np.asarray(loss.sum(dtype=np.float64), np.float32)
+        return xp.asarray(loss.sum(dtype=np.float64), np.float32)
     if reduction == "mean":
-        return np.asarray(loss.sum(dtype=np.float64) / denom, np.float32)
+        return xp.asarray(loss.sum(dtype=np.float64) / denom, np.float32)
     raise ValueError(f"fastnn.nn.functional.{op}: expected reduction 'none', 'mean' or 'sum', got {reduction!r}")
 
 
 def _class_rows(logits, target, op):
     """(rows (M, C) float32 with classes last, targets (M,) int64, shape of the per-row loss)."""
-    L, T = logits.data, np.asarray(target.data if isinstance(target, Tensor) else target)
+    L, T = logits.data, _array(target)
+    if not (isinstance(L, _HOST) and isinstance(T, _HOST)):
+        _dev.check_same_device(L, T)
     if L.ndim < 1:
         raise ValueError(f"fastnn.nn.functional.{op}: expected input of shape (N, C) or (N, C, d1, ...), got {L.shape}")
     if T.dtype.kind not in "iu":
@@ -212,21 +259,30 @@ def _class_rows(logits, target, op):
 
 
 def _nll_parts(logp, t, weight, ignore_index, C, op):
+    xp = _xp(t)
     keep = t != ignore_index
-    tt = np.where(keep, t, 0)
+    tt = xp.where(keep, t, 0)
     if ((tt < 0) | (tt >= C)).any():
-        bad = t[keep & ((t < 0) | (t >= C))][0]
+        bad = int(t[keep & ((t < 0) | (t >= C))][0])
         raise ValueError(f"fastnn.nn.functional.{op}: expected targets in [0, {C}) or ignore_index, got {bad}")
-    w = np.ones(C, np.float64) if weight is None else np.asarray(weight.data if isinstance(weight, Tensor) else weight, np.float64)
-    wt = np.where(keep, w[tt], 0.0)
+    if weight is None:
+        w = xp.ones(C, np.float64)
+    else:
+        w = _array(weight)
+        _dev.check_same_device(t, w)
+        w = w.astype(np.float64)
+    wt = xp.where(keep, w[tt], 0.0)
     return keep, tt, w, wt
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
                   reduction="mean", label_smoothing=0.0):
     x = _t(input)
-    T = target.data if isinstance(target, Tensor) else np.asarray(target)
-    W = None if weight is None else (weight.data if isinstance(weight, Tensor) else np.asarray(weight, np.float32))
+    T = _array(target)
+    W = None if weight is None else (weight.data if isinstance(weight, Tensor)
+                                     else _array(weight).astype(np.float32, copy=False))
+    if not (isinstance(x.data, _HOST) and isinstance(T, _HOST) and (W is None or isinstance(W, _HOST))):
+        _dev.check_same_device(x.data, T, W)
     if x.data.dtype == np.float32 and T.dtype == np.int64 and (W is None or W.dtype == np.float32):
         # the fused kernel: one pass per row forward, one backward (softmax recomputed)
         X = x.data
@@ -234,93 +290,109 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         return Tensor._result(loss, (x,), lambda g: (ops.cross_entropy_backward(
             g, X, T, W, ignore_index, label_smoothing, reduction),), "cross_entropy")
     rows, t, tshape = _class_rows(x, target, "cross_entropy")
+    xp = _xp(rows)
     M, C = rows.shape
     r = rows.astype(np.float64)
     m = r.max(axis=1, keepdims=True)
     z = r - m
-    lse = np.log(np.exp(z).sum(axis=1, keepdims=True))
+    lse = xp.log(xp.exp(z).sum(axis=1, keepdims=True))
     logp = z - lse
     keep, tt, w, wt = _nll_parts(logp, t, weight, ignore_index, C, "cross_entropy")
     eps = float(label_smoothing)
-    nll = -logp[np.arange(M), tt] * wt
+    nll = -logp[xp.arange(M), tt] * wt
     loss = (1 - eps) * nll
     if eps:
-        loss = loss + eps / C * np.where(keep, -(logp * w).sum(axis=1), 0.0)
+        loss = loss + eps / C * xp.where(keep, -(logp * w).sum(axis=1), 0.0)
     denom = wt.sum()
     out = _reduce(loss.astype(np.float32).reshape(tshape) if reduction == "none" else loss, reduction, denom,
                   "cross_entropy")
-    p = np.exp(logp)
+    p = xp.exp(logp)
 
     def backward(g):
-        g = np.asarray(g, np.float64)
-        gi = g.reshape(-1) if reduction == "none" else np.full(M, float(g) / (denom if reduction == "mean" else 1.0))
+        g = xp.asarray(g, np.float64)
+        gi = g.reshape(-1) if reduction == "none" else _full(xp, M, g, denom if reduction == "mean" else 1.0)
         coef = ((1 - eps) * wt + (eps / C) * w.sum() * keep) * gi
         d = p * coef[:, None]
-        d[np.arange(M), tt] -= (1 - eps) * wt * gi
+        d[xp.arange(M), tt] -= (1 - eps) * wt * gi
         if eps:
-            d -= (eps / C) * np.outer(gi * keep, w)
+            d -= (eps / C) * xp.outer(gi * keep, w)
         d = d.astype(np.float32).reshape(_move_dim_last(x.data, 1).shape)
         if x.data.ndim > 2:
-            d = np.ascontiguousarray(np.moveaxis(d, -1, 1))
+            d = xp.ascontiguousarray(xp.moveaxis(d, -1, 1))
         return (d.reshape(x.data.shape),)
-    return Tensor._result(np.asarray(out, np.float32), (x,), backward, "cross_entropy")
+    return Tensor._result(xp.asarray(out, np.float32), (x,), backward, "cross_entropy")
+
+
+def _full(xp, n, g, denom):
+    """n copies of the 0-d g / denom (float64): np.full on the host; on a device without reading
+    g back."""
+    if xp is np:
+        return np.full(n, float(g) / denom)
+    return xp.broadcast_to(g.reshape(()) / denom, (n,))
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
              reduction="mean"):
     x = _t(input)
     rows, t, tshape = _class_rows(x, target, "nll_loss")
+    xp = _xp(rows)
     M, C = rows.shape
     keep, tt, w, wt = _nll_parts(rows, t, weight, ignore_index, C, "nll_loss")
-    loss = -rows[np.arange(M), tt].astype(np.float64) * wt
+    loss = -rows[xp.arange(M), tt].astype(np.float64) * wt
     denom = wt.sum()
     out = _reduce(loss.astype(np.float32).reshape(tshape) if reduction == "none" else loss, reduction, denom,
                   "nll_loss")
 
     def backward(g):
-        g = np.asarray(g, np.float64)
-        gi = g.reshape(-1) if reduction == "none" else np.full(M, float(g) / (denom if reduction == "mean" else 1.0))
-        d = np.zeros((M, C), np.float32)
-        d[np.arange(M), tt] = -(wt * gi)
+        g = xp.asarray(g, np.float64)
+        gi = g.reshape(-1) if reduction == "none" else _full(xp, M, g, denom if reduction == "mean" else 1.0)
+        d = xp.zeros((M, C), np.float32)
+        d[xp.arange(M), tt] = -(wt * gi)
         d = d.reshape(_move_dim_last(x.data, 1).shape)
         if x.data.ndim > 2:
-            d = np.ascontiguousarray(np.moveaxis(d, -1, 1))
+            d = xp.ascontiguousarray(xp.moveaxis(d, -1, 1))
         return (d.reshape(x.data.shape),)
-    return Tensor._result(np.asarray(out, np.float32), (x,), backward, "nll_loss")
+    return Tensor._result(xp.asarray(out, np.float32), (x,), backward, "nll_loss")
 
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     x, y = _t(input), _t(target)
+    _same(x, y)
     diff = x.data - y.data
     loss = diff * diff
     out = _reduce(loss, reduction, loss.size, "mse_loss")
     n = loss.size if reduction == "mean" else 1
 
     def backward(g):
-        d = 2 * diff * (g if reduction == "none" else float(g) / n)
+        d = 2 * diff * (g if reduction == "none" else _grad_scale(g, n))
         return (_unbroadcast(d.astype(np.float32), x.shape), _unbroadcast(-d.astype(np.float32), y.shape))
-    return Tensor._result(np.asarray(out, np.float32), (x, y), backward, "mse_loss")
+    return Tensor._result(_xp(loss).asarray(out, np.float32), (x, y), backward, "mse_loss")
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
                                      reduction="mean", pos_weight=None):
     x, y = _t(input), _t(target)
+    wt = None if weight is None else _t(weight)
+    pwt = None if pos_weight is None else _t(pos_weight)
+    _same(x, y, wt, pwt)
+    xp = _xp(x.data)
     X, Y = x.data.astype(np.float64), y.data.astype(np.float64)
-    w = 1.0 if weight is None else np.asarray(_t(weight).data, np.float64)
-    pw = 1.0 if pos_weight is None else np.asarray(_t(pos_weight).data, np.float64)
+    w = 1.0 if wt is None else wt.data.astype(np.float64)
+    pw = 1.0 if pwt is None else pwt.data.astype(np.float64)
     # loss = -w [pw y log s(x) + (1 - y) log(1 - s(x))], with log s(x) = -softplus(-x)
-    sp_neg = np.logaddexp(0, -X)   # -log s(x)
-    sp_pos = np.logaddexp(0, X)    # -log(1 - s(x))
+    sp_neg = xp.logaddexp(0, -X)   # -log s(x)
+    sp_pos = xp.logaddexp(0, X)    # -log(1 - s(x))
     loss = w * (pw * Y * sp_neg + (1 - Y) * sp_pos)
     out = _reduce(loss.astype(np.float32) if reduction == "none" else loss, reduction, loss.size,
                   "binary_cross_entropy_with_logits")
     n = loss.size if reduction == "mean" else 1
 
     def backward(g):
-        s = 1 / (1 + np.exp(-X))
-        d = w * (pw * Y * (s - 1) + (1 - Y) * s) * (g if reduction == "none" else float(g) / n)
+        s = 1 / (1 + xp.exp(-X))
+        scale = g if reduction == "none" else (float(g) / n if xp is np else g.astype(np.float64) / n)
+        d = w * (pw * Y * (s - 1) + (1 - Y) * s) * scale
         return (_unbroadcast(d.astype(np.float32), x.shape), None)
-    return Tensor._result(np.asarray(out, np.float32), (x, y), backward, "binary_cross_entropy_with_logits")
+    return Tensor._result(xp.asarray(out, np.float32), (x, y), backward, "binary_cross_entropy_with_logits")
 
 
 # -- regularisation and normalisation -----------------------------------------------------------
@@ -333,7 +405,9 @@ def dropout(input, p=0.5, training=True, inplace=False):
         return x
     if p == 1:
         return x * 0.0
+    # drawn on the host (fastnn's generator) and copied: the same mask on every device
     mask = (_random.generator().random(x.shape) >= p).astype(np.float32) / np.float32(1 - p)
+    mask = _dev.move(mask, _dev.device_of(x.data))
     return Tensor._result(x.data * mask, (x,), lambda g: (g * mask,), "dropout")
 
 
@@ -346,7 +420,7 @@ def _bn_kernel(x, rm, rv, w, b, training, momentum, eps):
     parents = tuple(t for t in (x, w, b) if t is not None)
 
     def backward(g):
-        dx, dw, db = ops.batch_norm2d_backward(np.ascontiguousarray(g).reshape(X4.shape), X4, W, sm, si, training)
+        dx, dw, db = ops.batch_norm2d_backward(_xp(g).ascontiguousarray(g).reshape(X4.shape), X4, W, sm, si, training)
         grads = [dx.reshape(X.shape)]
         if w is not None:
             grads.append(dw)
@@ -364,10 +438,16 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     b0 = None if bias is None else _t(bias)
     rm0 = None if running_mean is None else (running_mean.data if isinstance(running_mean, Tensor) else running_mean)
     rv0 = None if running_var is None else (running_var.data if isinstance(running_var, Tensor) else running_var)
+    host = isinstance(X, _HOST)
+    if not (host and all(isinstance(a, _HOST) for a in (rm0, rv0) if a is not None)
+            and (w0 is None or isinstance(w0.data, _HOST)) and (b0 is None or isinstance(b0.data, _HOST))):
+        _dev.check_same_device(X, None if w0 is None else w0.data, None if b0 is None else b0.data, rm0, rv0)
+    array = np.ndarray if host else type(X)  # the running statistics must be arrays the kernel writes
     if (X.dtype == np.float32 and 2 <= X.ndim <= 4 and all(t is None or t.data.dtype == np.float32 for t in (w0, b0))
-            and all(r is None or (isinstance(r, np.ndarray) and r.dtype == np.float32) for r in (rm0, rv0))
-            and (training or rm0 is not None)):
+            and all(r is None or (isinstance(r, array) and r.dtype == np.float32) for r in (rm0, rv0))
+            and (training or rm0 is not None) and _kernel("batch_norm2d_forward", X)):
         return _bn_kernel(x, rm0, rv0, w0, b0, training, momentum, eps)
+    xp = _xp(X)
     axes = (0,) + tuple(range(2, X.ndim))
     shape = (1, X.shape[1]) + (1,) * (X.ndim - 2)
     n = X.size // X.shape[1]
@@ -384,8 +464,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if rv is not None:
             rv[...] = (1 - momentum) * rv + momentum * var * n / (n - 1)
     else:
-        mean, var = np.asarray(rm, np.float64), np.asarray(rv, np.float64)
-    invstd = 1 / np.sqrt(var + eps)
+        mean, var = xp.asarray(rm, np.float64), xp.asarray(rv, np.float64)
+    invstd = 1 / xp.sqrt(var + eps)
     xhat = ((X - mean.reshape(shape)) * invstd.reshape(shape)).astype(np.float32)
     w = None if weight is None else _t(weight)
     b = None if bias is None else _t(bias)
@@ -411,26 +491,31 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if b is not None:
             grads.append(gb.astype(np.float32))
         return tuple(grads)
-    return Tensor._result(np.ascontiguousarray(y, np.float32), parents, backward, "batch_norm")
+    return Tensor._result(xp.ascontiguousarray(y, np.float32), parents, backward, "batch_norm")
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
               sparse=False):
-    idx = np.asarray(input.data if isinstance(input, Tensor) else input)
+    idx = _array(input)
     w = _t(weight)
     V = w.shape[0]
     if idx.dtype.kind not in "iu":
         raise TypeError(f"fastnn.nn.functional.embedding: expected integer indices, got {idx.dtype}")
-    if idx.size and (idx.min() < 0 or idx.max() >= V):
+    host = isinstance(idx, _HOST) and isinstance(w.data, _HOST)
+    if not host:
+        _dev.check_same_device(w.data, idx)
+        idx = _xp(idx).ascontiguousarray(idx, dtype=np.int64)
+    # (on a device the kernels check the range themselves, with one reduction)
+    if (host or w.data.dtype != np.float32) and idx.size and (idx.min() < 0 or idx.max() >= V):
         raise ValueError(f"fastnn.nn.functional.embedding: expected indices in [0, {V}), got "
-                         f"{idx.min() if idx.min() < 0 else idx.max()}")
+                         f"{int(idx.min()) if idx.min() < 0 else int(idx.max())}")
     if sparse:
         # the weight's gradient is row-sparse: one row per looked-up position (padding_idx's left out)
-        out = w.data[idx]
         D, pad = w.shape[1], None if padding_idx is None else padding_idx % V
+        out = None if w.data.dtype == np.float32 else w.data[idx]
 
         def backward_sparse(g):
-            flat, rows = idx.reshape(-1), np.ascontiguousarray(g, dtype=np.float32).reshape(-1, D)
+            flat, rows = idx.reshape(-1), _xp(g).ascontiguousarray(g, dtype=np.float32).reshape(-1, D)
             if pad is not None:
                 keep = flat != pad
                 flat, rows = flat[keep], rows[keep]
@@ -441,12 +526,13 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     if w.data.dtype == np.float32:
         out = ops.embedding_forward(w.data, idx, padding_idx)
         return Tensor._result(out, (w,), lambda g: (ops.embedding_backward(
-            np.ascontiguousarray(g), idx, V, padding_idx),), "embedding")
+            _xp(g).ascontiguousarray(g), idx, V, padding_idx),), "embedding")
     out = w.data[idx]
+    xp = _xp(out)
 
     def backward(g):
-        d = np.zeros_like(w.data)
-        np.add.at(d, idx.reshape(-1), g.reshape(-1, w.shape[1]))
+        d = xp.zeros_like(w.data)
+        _dev.scatter_add(d, idx.reshape(-1), g.reshape(-1, w.shape[1]))
         if padding_idx is not None:
             d[padding_idx] = 0
         return (d,)
@@ -466,7 +552,7 @@ class _Parts(tuple):
 def _multi_output(arrays, parents, backward, name):
     """Tensors for arrays that one op produced together; backward(*grads) is called once with
     each output's gradient (or None) and returns the parents' gradients."""
-    packed = Tensor._result(np.empty(0, np.float32), parents, lambda parts: backward(*parts), name)
+    packed = Tensor._result(np.empty(0, np.float32), parents, lambda parts: backward(*parts), name)  # holds no data
     if not packed.requires_grad:
         return tuple(Tensor(a) for a in arrays)
 
@@ -481,12 +567,13 @@ def _rnn_args(op, **named):
     for name, v in named.items():
         t = None if v is None else _t(v)
         ts.append(t)
-        arrays.append(None if t is None else np.ascontiguousarray(_f32(t, name, op)))
+        arrays.append(None if t is None else _xp(t.data).ascontiguousarray(_f32(t, name, op)))
+    _same(*ts)
     return ts, arrays
 
 
 def _grad_arrays(grads):
-    return tuple(None if g is None else np.ascontiguousarray(g, dtype=np.float32) for g in grads)
+    return tuple(None if g is None else _xp(g).ascontiguousarray(g, dtype=np.float32) for g in grads)
 
 
 def _kept(ts, grads):

@@ -1,8 +1,10 @@
-"""fastnn.nn.init: torch.nn.init's initialisers (in place, driven by fastnn.manual_seed)."""
+"""fastnn.nn.init: torch.nn.init's initialisers (in place, driven by fastnn.manual_seed). Values
+are drawn on the host and copied to a CUDA tensor's device: the same values on every device."""
 import math
 
 import numpy as np
 
+from .. import _device as _dev
 from .. import random as _random
 
 __all__ = ["calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_", "xavier_uniform_",
@@ -33,12 +35,12 @@ def calculate_gain(nonlinearity, param=None):
 
 
 def uniform_(t, a=0.0, b=1.0):
-    t.data[...] = _random.generator().uniform(a, b, t.data.shape)
+    _dev.assign(t.data, _random.generator().uniform(a, b, t.data.shape))
     return t
 
 
 def normal_(t, mean=0.0, std=1.0):
-    t.data[...] = _random.generator().normal(mean, std, t.data.shape)
+    _dev.assign(t.data, _random.generator().normal(mean, std, t.data.shape))
     return t
 
 

@@ -1,10 +1,17 @@
-"""fastnn.nn modules: torch.nn's Module, layers and losses, with PyTorch's default initialisations."""
+"""fastnn.nn modules: torch.nn's Module, layers and losses, with PyTorch's default initialisations.
+
+Module.to("cuda") / .cuda() / .cpu() move the parameters (with their gradients) and buffers in
+place: the same Parameter objects hold the moved arrays, so an optimizer built before or after
+the move keeps working. Parameters are initialised on the host (fastnn's generator) and then
+moved, so device= gives the values a CPU module would have."""
 import math
 from collections import OrderedDict
 
 import numpy as np
 
-from ..tensor import Tensor
+from .. import _device as _dev
+from ..sparse import RowSparse
+from ..tensor import Tensor, _to_args
 from . import functional as F
 from . import init
 
@@ -35,6 +42,9 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise AttributeError("cannot assign before Module.__init__() call")
+        if name in self._buffers and (value is None or isinstance(value, Tensor)) and not isinstance(value, Parameter):
+            self._buffers[name] = value  # assigning a tensor to a buffer keeps it one, as in torch
+            return
         for d in (self._parameters, self._buffers, self._modules):
             d.pop(name, None)
         if isinstance(value, Parameter):
@@ -146,9 +156,36 @@ class Module:
         return self
 
     def to(self, *args, **kwargs):
-        return self  # one device (cpu), float32 parameters
+        """Move parameters, their gradients and buffers to a device (fastnn.device, "cpu",
+        "cuda", "cuda:1", an ordinal, or a tensor's device), in place; returns self. dtype
+        arguments are accepted and ignored (parameters stay float32)."""
+        dev, _ = _to_args(args, kwargs)
+        if dev is not None:
+            self._move_to(dev)
+        return self
+
+    def cuda(self, device=None):
+        d = _dev.as_device("cuda" if device is None else device)
+        if d.type != "cuda":
+            raise RuntimeError(f"Invalid device, must be cuda device, got {d}")
+        return self._move_to(d)
 
     def cpu(self):
+        return self._move_to(_dev.CPU)
+
+    def _move_to(self, dev):
+        seen = set()
+        for m in self.modules():
+            for t in list(m._parameters.values()) + list(m._buffers.values()):
+                if t is None or id(t) in seen:
+                    continue
+                seen.add(id(t))
+                t.data = _dev.move(t.data, dev)
+                g = t.grad
+                if isinstance(g, Tensor):
+                    g.data = _dev.move(g.data, dev)
+                elif isinstance(g, RowSparse):
+                    t.grad = g.to(dev)
         return self
 
     def float(self):
@@ -183,11 +220,11 @@ class Module:
             v = state_dict[k]
             if hasattr(v, "detach") and hasattr(v, "cpu") and not isinstance(v, Tensor):
                 v = v.detach().cpu().numpy()  # a torch tensor
-            v = np.asarray(v.data if isinstance(v, Tensor) else v)
+            v = F._array(v)
             if v.shape != t.data.shape:
                 raise RuntimeError(f"size mismatch for {k}: copying a param with shape {v.shape}, "
                                    f"the shape in current model is {t.data.shape}")
-            t.data[...] = v
+            _dev.assign(t.data, v)  # into the module's current device
         return _IncompatibleKeys(missing, unexpected)
 
     # -- printing ----------------------------------------------------------------------------
@@ -267,12 +304,14 @@ def _pair(v):
 
 
 class Linear(Module):
-    def __init__(self, in_features, out_features, bias=True):
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(np.empty((out_features, in_features), np.float32))
         self.bias = Parameter(np.empty(out_features, np.float32)) if bias else None
         self.reset_parameters()
+        if device is not None:
+            self.to(device)
 
     def reset_parameters(self):
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
@@ -289,7 +328,7 @@ class Linear(Module):
 
 class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 bias=True, padding_mode="zeros"):
+                 bias=True, padding_mode="zeros", device=None, dtype=None):
         super().__init__()
         if padding_mode != "zeros":
             raise NotImplementedError("fastnn.nn.Conv2d: only padding_mode='zeros' is supported")
@@ -302,6 +341,8 @@ class Conv2d(Module):
         self.weight = Parameter(np.empty((out_channels, in_channels // groups) + self.kernel_size, np.float32))
         self.bias = Parameter(np.empty(out_channels, np.float32)) if bias else None
         self.reset_parameters()
+        if device is not None:
+            self.to(device)
 
     def reset_parameters(self):
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
@@ -369,7 +410,8 @@ class AdaptiveAvgPool2d(Module):
 
 
 class _BatchNorm(Module):
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, device=None,
+                 dtype=None):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
@@ -384,6 +426,8 @@ class _BatchNorm(Module):
             self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
         else:
             self.running_mean = self.running_var = None
+        if device is not None:
+            self.to(device)
 
     def forward(self, x):
         use_batch = self.training or not self.track_running_stats
@@ -529,6 +573,8 @@ class Embedding(Module):
 
         if _freeze:
             self.weight.requires_grad = False
+        if device is not None:
+            self.to(device)
 
     def forward(self, idx):
         return F.embedding(idx, self.weight, self.padding_idx, sparse=self.sparse)
@@ -550,7 +596,8 @@ class CrossEntropyLoss(_Loss):
     def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
                  label_smoothing=0.0):
         super().__init__(reduction)
-        self.weight, self.ignore_index, self.label_smoothing = weight, ignore_index, label_smoothing
+        self.register_buffer("weight", weight)
+        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
 
     def forward(self, input, target):
         return F.cross_entropy(input, target, self.weight, ignore_index=self.ignore_index,
@@ -560,7 +607,8 @@ class CrossEntropyLoss(_Loss):
 class NLLLoss(_Loss):
     def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
         super().__init__(reduction)
-        self.weight, self.ignore_index = weight, ignore_index
+        self.register_buffer("weight", weight)
+        self.ignore_index = ignore_index
 
     def forward(self, input, target):
         return F.nll_loss(input, target, self.weight, ignore_index=self.ignore_index, reduction=self.reduction)
@@ -574,7 +622,8 @@ class MSELoss(_Loss):
 class BCEWithLogitsLoss(_Loss):
     def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None):
         super().__init__(reduction)
-        self.weight, self.pos_weight = weight, pos_weight
+        self.register_buffer("weight", weight)
+        self.register_buffer("pos_weight", pos_weight)
 
     def forward(self, input, target):
         return F.binary_cross_entropy_with_logits(input, target, self.weight, reduction=self.reduction,

@@ -62,6 +62,8 @@ class RNNBase(Module):
                     setattr(self, f"bias_ih_l{layer}{sfx}", Parameter(np.empty(G * H, np.float32)))
                     setattr(self, f"bias_hh_l{layer}{sfx}", Parameter(np.empty(G * H, np.float32)))
         self.reset_parameters()
+        if device is not None:
+            self.to(device)
 
     def reset_parameters(self):
         k = 1.0 / math.sqrt(self.hidden_size)
@@ -162,7 +164,7 @@ class RNN(RNNBase):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"fastnn.nn.RNN: expected nonlinearity 'tanh' or 'relu', got {nonlinearity!r}")
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size, num_layers,
-                         bias, batch_first, dropout, bidirectional)
+                         bias, batch_first, dropout, bidirectional, device=device)
         self.nonlinearity = nonlinearity
 
 
@@ -172,7 +174,7 @@ class LSTM(RNNBase):
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, proj_size=0, device=None, dtype=None):
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         proj_size)
+                         proj_size, device=device)
 
 
 class GRU(RNNBase):
@@ -180,13 +182,14 @@ class GRU(RNNBase):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, device=None, dtype=None):
-        super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
+        super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         device=device)
 
 
 class RNNCellBase(Module):
     """One recurrent step: weight_ih (G*H, I), weight_hh (G*H, H), bias_ih / bias_hh (G*H,)."""
 
-    def __init__(self, input_size, hidden_size, bias, num_chunks):
+    def __init__(self, input_size, hidden_size, bias, num_chunks, device=None):
         super().__init__()
         _check_sizes(type(self).__name__, input_size, hidden_size)
         self.input_size, self.hidden_size, self.bias = int(input_size), int(hidden_size), bool(bias)
@@ -199,6 +202,8 @@ class RNNCellBase(Module):
         else:
             self.bias_ih = self.bias_hh = None
         self.reset_parameters()
+        if device is not None:
+            self.to(device)
 
     def reset_parameters(self):
         k = 1.0 / math.sqrt(self.hidden_size)
@@ -241,7 +246,7 @@ class RNNCell(RNNCellBase):
     def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None, dtype=None):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"fastnn.nn.RNNCell: expected nonlinearity 'tanh' or 'relu', got {nonlinearity!r}")
-        super().__init__(input_size, hidden_size, bias, 1)
+        super().__init__(input_size, hidden_size, bias, 1, device)
         self.nonlinearity = nonlinearity
 
     def forward(self, input, hx=None):
@@ -252,7 +257,7 @@ class RNNCell(RNNCellBase):
 
 class GRUCell(RNNCellBase):
     def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
-        super().__init__(input_size, hidden_size, bias, 3)
+        super().__init__(input_size, hidden_size, bias, 3, device)
 
     def forward(self, input, hx=None):
         x, (h,), batched = self._prepare(input, [("hx", hx)])
@@ -262,7 +267,7 @@ class GRUCell(RNNCellBase):
 
 class LSTMCell(RNNCellBase):
     def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
-        super().__init__(input_size, hidden_size, bias, 4)
+        super().__init__(input_size, hidden_size, bias, 4, device)
 
     def forward(self, input, hx=None):
         if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):

@@ -1,10 +1,13 @@
 """fastnn.nn.utils: clip_grad_norm_ and clip_grad_value_ (row-sparse gradients are coalesced,
-then measured and scaled or clipped through their rows)."""
+then measured and scaled or clipped through their rows). Gradients on a CUDA device are measured
+and scaled there; the norm is read back once (as the CPU's kernel returns a float)."""
 import numpy as np
 
+from .. import _device as _dev
 from .. import ops
+from .._device import xp as _xp
 from ..sparse import RowSparse
-from ..tensor import Tensor
+from ..tensor import _HOST, Tensor
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector"]
 
@@ -30,25 +33,52 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     if not grads:
         return Tensor(np.float32(0.0))
     norm_type = float(norm_type)
-    if all(g.dtype == np.float32 and g.flags.c_contiguous for g in grads):
+    host = all(isinstance(g, _HOST) for g in grads)
+    if not host:
+        _dev.check_same_device(*grads)
+    if (all(g.dtype == np.float32 and g.flags.c_contiguous for g in grads)
+            and (host or "grad_norm" not in ops._CPU_ONLY)):
         total = ops.grad_norm(grads, norm_type)  # one kernel call, float64 accumulation
-    elif norm_type == float("inf"):
-        total = max(float(np.abs(g).max()) if g.size else 0.0 for g in grads)
+    elif host:
+        if norm_type == float("inf"):
+            total = max(float(np.abs(g).max()) if g.size else 0.0 for g in grads)
+        else:
+            total = sum(float(np.sum(np.abs(g.astype(np.float64)) ** norm_type)) for g in grads) ** (1.0 / norm_type)
     else:
-        total = sum(float(np.sum(np.abs(g.astype(np.float64)) ** norm_type)) for g in grads) ** (1.0 / norm_type)
+        total = _device_norm(grads, norm_type)
     if error_if_nonfinite and not np.isfinite(total):
         raise RuntimeError(f"The total norm of order {norm_type} for gradients is non-finite")
     coef = float(max_norm) / (total + 1e-6)
     if coef < 1:
         for g in grads:
             g *= np.float32(coef)
-    return Tensor(np.float32(total))
+    return Tensor(_dev.move(np.asarray(total, np.float32), _dev.device_of(grads[0])))
+
+
+def _device_norm(grads, p):
+    """The norm of order p of device arrays in the array namespace: float64 sums per array on the
+    device, added there, read back once."""
+    xp = _xp(grads[0])
+    parts = []
+    for g in grads:
+        if not g.size:
+            continue
+        a = xp.abs(g.astype(np.float64))
+        parts.append(a.max() if p == float("inf") else (a * a).sum() if p == 2.0 else (a ** p).sum())
+    if not parts:
+        return 0.0
+    total = xp.stack(parts)
+    total = total.max() if p == float("inf") else total.sum() ** (1.0 / p)
+    return float(total.get())
 
 
 def clip_grad_value_(parameters, clip_value):
     for g in _grads(parameters):
-        np.clip(g, -clip_value, clip_value, out=g)
+        _xp(g).clip(g, -clip_value, clip_value, out=g)
 
 
 def parameters_to_vector(parameters):
-    return Tensor(np.concatenate([p.data.reshape(-1) for p in parameters]))
+    arrays = [p.data.reshape(-1) for p in parameters]
+    if not all(isinstance(a, _HOST) for a in arrays):
+        _dev.check_same_device(*arrays)
+    return Tensor(_xp(arrays[0]).concatenate(arrays) if arrays else np.zeros(0, np.float32))

@@ -4,15 +4,35 @@ call (fastnn.ops.sgd_step / adam_step), with torch.optim's formulas and defaults
 Row-sparse gradients (fastnn.sparse.RowSparse, from nn.Embedding(sparse=True)) are accepted where
 torch accepts sparse gradients: SGD updates only the named rows (without momentum; with momentum
 the buffer is dense, as the update then moves every row that ever had a gradient), SparseAdam
-takes only them, Adam/AdamW refuse them."""
+takes only them, Adam/AdamW refuse them.
+
+Parameters may live on a CUDA device: the state (momentum buffers, moments) is created on each
+parameter's device and follows it if the parameter moves; one fused call per device."""
 import copy
 import math
 
 import numpy as np
 
+from .. import _device as _dev
 from .. import ops
+from .._device import xp as _xp
 from ..sparse import RowSparse
-from ..tensor import Tensor
+from ..tensor import _HOST, Tensor
+
+
+def _is_array(v):
+    return isinstance(v, np.ndarray) or hasattr(v, "__cuda_array_interface__")
+
+
+def _by_device(ps):
+    """The params in groups of one device each (one group, as it is, when all are on the CPU)."""
+    if all(isinstance(p.data, _HOST) for p in ps):
+        return [ps]
+    groups = {}
+    for p in ps:
+        d = _dev.device_of(p.data)
+        groups.setdefault((d.type, d.index), []).append(p)
+    return list(groups.values())
 
 
 class Optimizer:
@@ -47,6 +67,16 @@ class Optimizer:
     def _params_with_grad(self, group):
         return [p for p in group["params"] if p.grad is not None]
 
+    def _state(self, p):
+        """p's state, its arrays moved to p's device first if p moved since they were made."""
+        st = self.state.setdefault(id(p), {})
+        if not isinstance(p.data, _HOST) or any(not isinstance(v, (np.ndarray, int, float)) for v in st.values()):
+            dev = _dev.device_of(p.data)
+            for k, v in st.items():
+                if _is_array(v) and _dev.device_of(v) != dev:
+                    st[k] = _dev.move(v, dev)
+        return st
+
     # -- state: numbered parameters, plain arrays and numbers (saved as .npz by fastnn.save) --
     def state_dict(self):
         index, groups = {}, []
@@ -60,7 +90,7 @@ class Optimizer:
         for g in self.param_groups:
             for p in g["params"]:
                 if id(p) in self.state:
-                    state[index[id(p)]] = {k: (v.copy() if isinstance(v, np.ndarray) else v)
+                    state[index[id(p)]] = {k: (v.copy() if _is_array(v) else v)
                                            for k, v in self.state[id(p)].items()}
         return {"state": state, "param_groups": groups}
 
@@ -78,8 +108,18 @@ class Optimizer:
         self.state = {}
         for i, st in state_dict["state"].items():
             p = params[int(i)]
-            self.state[id(p)] = {k: (np.array(v, dtype=np.float32) if isinstance(v, np.ndarray) and v.dtype.kind == "f"
-                                     else copy.deepcopy(v)) for k, v in st.items()}
+            dev = _dev.device_of(p.data)  # the state goes to its parameter's device, as torch's
+            self.state[id(p)] = {k: (_float_copy(v, dev) if _is_array(v) and v.dtype.kind == "f"
+                                     else copy.deepcopy(v) if not _is_array(v) else _dev.move(v, dev).copy())
+                                 for k, v in st.items()}
+
+
+def _float_copy(v, dev):
+    """A float32 copy of array v on device dev."""
+    if isinstance(v, np.ndarray) and dev.type == "cpu":
+        return np.array(v, dtype=np.float32)
+    out = _dev.move(v, dev)
+    return out.astype(np.float32, copy=out is v)
 
 
 class SGD(Optimizer):
@@ -115,18 +155,19 @@ class SGD(Optimizer):
                         c = grads[id(p)].coalesce()
                         step = np.float32(g["lr"]) * c.values
                         p.data[c.indices] = p.data[c.indices] + step if g["maximize"] else p.data[c.indices] - step
-                if dense:
-                    ops.sgd_step([p.data for p in dense], [p.grad.data for p in dense], None, **kw)
+                for group in _by_device(dense) if dense else ():
+                    ops.sgd_step([p.data for p in group], [p.grad.data for p in group], None, **kw)
                 continue
-            # one fused call for the params whose buffers exist, one for those starting them
-            fresh = [p for p in ps if self.state.get(id(p), {}).get("momentum_buffer") is None]
-            started = [p for p in ps if self.state.get(id(p), {}).get("momentum_buffer") is not None]
+            # one fused call (per device) for the params whose buffers exist, one for those starting them
+            sts = {id(p): self._state(p) for p in ps}
+            fresh = [p for p in ps if sts[id(p)].get("momentum_buffer") is None]
+            started = [p for p in ps if sts[id(p)].get("momentum_buffer") is not None]
             for p in fresh:
-                self.state.setdefault(id(p), {})["momentum_buffer"] = np.empty_like(p.data)
-            for group, first in ((started, False), (fresh, True)):
-                if group:
+                sts[id(p)]["momentum_buffer"] = _xp(p.data).empty_like(p.data)
+            for params, first in ((started, False), (fresh, True)):
+                for group in _by_device(params) if params else ():
                     ops.sgd_step([p.data for p in group], [_dense(p, grads[id(p)]) for p in group],
-                                 [self.state[id(p)]["momentum_buffer"] for p in group], first_step=first, **kw)
+                                 [sts[id(p)]["momentum_buffer"] for p in group], first_step=first, **kw)
         return loss
 
 
@@ -171,19 +212,21 @@ class Adam(Optimizer):
         for g in self.param_groups:
             ps = self._params_with_grad(g)
             _refuse_sparse(type(self).__name__, ps)
-            by_step = {}  # params at the same step count share one fused call
+            by_step = {}  # params at the same step count (and device) share one fused call
             for p in ps:
-                st = self.state.setdefault(id(p), {})
+                st = self._state(p)
                 if not st:
+                    xp = _xp(p.data)
                     st["step"] = 0
-                    st["exp_avg"] = np.zeros_like(p.data)
-                    st["exp_avg_sq"] = np.zeros_like(p.data)
+                    st["exp_avg"] = xp.zeros_like(p.data)
+                    st["exp_avg_sq"] = xp.zeros_like(p.data)
                     if g["amsgrad"]:
-                        st["max_exp_avg_sq"] = np.zeros_like(p.data)
+                        st["max_exp_avg_sq"] = xp.zeros_like(p.data)
                 st["step"] += 1
-                by_step.setdefault(st["step"], []).append(p)
+                d = _dev.device_of(p.data)
+                by_step.setdefault((st["step"], d.type, d.index), []).append(p)
             b1, b2 = g["betas"]
-            for step, group in by_step.items():
+            for (step, _, _), group in by_step.items():
                 sts = [self.state[id(p)] for p in group]
                 ops.adam_step([p.data for p in group], [p.grad.data for p in group], [s["exp_avg"] for s in sts],
                               [s["exp_avg_sq"] for s in sts], step, g["lr"], b1, b2, g["eps"], g["weight_decay"],
@@ -224,11 +267,12 @@ class SparseAdam(Optimizer):
             for p in self._params_with_grad(g):
                 if not isinstance(p.grad, RowSparse):
                     raise RuntimeError("SparseAdam does not support dense gradients, please consider Adam instead")
-                st = self.state.setdefault(id(p), {})
+                st = self._state(p)
+                xp = _xp(p.data)
                 if not st:
                     st["step"] = 0
-                    st["exp_avg"] = np.zeros_like(p.data)
-                    st["exp_avg_sq"] = np.zeros_like(p.data)
+                    st["exp_avg"] = xp.zeros_like(p.data)
+                    st["exp_avg_sq"] = xp.zeros_like(p.data)
                 st["step"] += 1
                 c = p.grad.coalesce()  # the update is not linear in the gradient: rows must be unique
                 if not len(c.indices):
@@ -242,7 +286,7 @@ class SparseAdam(Optimizer):
                 m[rows] = old_m + dm
                 v[rows] = old_v + dv
                 numer = dm + old_m
-                denom = np.sqrt(dv + old_v) + f32(g["eps"])
+                denom = xp.sqrt(dv + old_v) + f32(g["eps"])
                 step = st["step"]
                 step_size = g["lr"] * math.sqrt(1 - b2 ** step) / (1 - b1 ** step)
                 p.data[rows] = p.data[rows] + f32(-step_size) * (numer / denom)
