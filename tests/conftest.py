@@ -114,3 +114,17 @@ def emulated_gpu(monkeypatch):
     monkeypatch.setattr(fastnn.cuda, "_module", emu.device)
     monkeypatch.setattr(fastnn.cuda, "_tried", True)
     return fake_cupy
+
+
+def compute_sanitizer(tool, script):
+    """Runs a Python script under NVIDIA's compute-sanitizer with `tool` (memcheck, racecheck,
+    initcheck, synccheck) and asserts a clean report; skips without the tool on PATH. The
+    caller skips first when no GPU is visible."""
+    import shutil
+    exe = shutil.which("compute-sanitizer")
+    if not exe:
+        pytest.skip("compute-sanitizer not on PATH")
+    r = subprocess.run([exe, "--tool", tool, "--error-exitcode", "3", sys.executable, "-c", script],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "ERROR SUMMARY: 0 errors" in r.stdout + r.stderr, \
+        r.stdout[-3000:] + r.stderr[-3000:]

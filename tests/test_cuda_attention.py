@@ -7,7 +7,7 @@ import pytest
 
 from fastnn import cuda, ops, ref
 from fastnn.ref.attention import _probs
-from conftest import num_threads, randn
+from conftest import compute_sanitizer, num_threads, randn
 from test_cuda import BUILT, FakeDeviceArray
 
 EPS32 = float(np.finfo(np.float32).eps)
@@ -217,13 +217,5 @@ cp.cuda.get_current_stream().synchronize()
 @pytest.mark.parametrize("tool", ["memcheck", "racecheck", "initcheck", "synccheck"])
 def test_gpu_attention_compute_sanitizer_is_clean(tool):
     """The attention kernels under compute-sanitizer (needs a GPU and the tool on PATH)."""
-    import shutil
-    import subprocess
-    import sys
     _cupy()
-    exe = shutil.which("compute-sanitizer")
-    if not exe:
-        pytest.skip("compute-sanitizer not on PATH")
-    r = subprocess.run([exe, "--tool", tool, "--error-exitcode", "3", sys.executable, "-c", GPU_SCRIPT],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0 and "ERROR SUMMARY: 0 errors" in r.stdout + r.stderr, r.stdout[-3000:] + r.stderr[-3000:]
+    compute_sanitizer(tool, GPU_SCRIPT)

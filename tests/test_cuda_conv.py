@@ -8,7 +8,7 @@ import pytest
 
 import fastnn
 from fastnn import cuda, ops
-from conftest import randn
+from conftest import compute_sanitizer, randn
 from test_cuda import BUILT, FakeDeviceArray
 
 EPS32 = float(np.finfo(np.float32).eps)
@@ -216,13 +216,5 @@ cp.cuda.get_current_stream().synchronize()
 def test_compute_sanitizer_is_clean_on_conv2d(tool):
     """The four conv2d ops (the split backward_weight included) under compute-sanitizer (needs a
     GPU and the tool on PATH)."""
-    import shutil
-    import subprocess
-    import sys
     _cupy()
-    exe = shutil.which("compute-sanitizer")
-    if not exe:
-        pytest.skip("compute-sanitizer not on PATH")
-    r = subprocess.run([exe, "--tool", tool, "--error-exitcode", "3", sys.executable, "-c", GPU_SCRIPT],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0 and "ERROR SUMMARY: 0 errors" in r.stdout + r.stderr, r.stdout[-3000:] + r.stderr[-3000:]
+    compute_sanitizer(tool, GPU_SCRIPT)

@@ -6,6 +6,8 @@ without a GPU). The shapes, error bounds and CPU calls here are shared with that
 import numpy as np
 import pytest
 
+from conftest import compute_sanitizer
+
 from fastnn import cuda, ops
 from test_cuda import BUILT, FakeDeviceArray
 from test_rnn import G, _data, _nl
@@ -267,13 +269,5 @@ cp.cuda.get_current_stream().synchronize()
 @pytest.mark.parametrize("tool", ["memcheck", "racecheck", "initcheck"])
 def test_compute_sanitizer_is_clean(tool):
     """Every recurrent op once under compute-sanitizer (needs a GPU and the tool on PATH)."""
-    import shutil
-    import subprocess
-    import sys
     _cupy()
-    exe = shutil.which("compute-sanitizer")
-    if not exe:
-        pytest.skip("compute-sanitizer not on PATH")
-    r = subprocess.run([exe, "--tool", tool, "--error-exitcode", "3", sys.executable, "-c", GPU_SCRIPT],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0 and "ERROR SUMMARY: 0 errors" in r.stdout + r.stderr, r.stdout[-3000:] + r.stderr[-3000:]
+    compute_sanitizer(tool, GPU_SCRIPT)
