@@ -14,6 +14,8 @@ Prints one line per kernel and architecture; exits 1 on any failure, 2 without n
   python scripts/check_cuda.py [--nvcc PATH] [--arch 80 90] [--clang PATH | --no-clang]
 """
 import argparse
+import concurrent.futures
+import os
 import pathlib
 import re
 import shutil
@@ -44,13 +46,13 @@ def demangle(names):
 
 
 def check(nvcc, src, arch, tmp):
-    """Failures (strings) of one source on one architecture; prints a line per kernel."""
+    """(report lines, failures) of one source on one architecture: a line per kernel."""
     obj, ptx = tmp / f"{src.stem}.{arch}.o", tmp / f"{src.stem}.{arch}.ptx"
     r = subprocess.run([nvcc, "-c", f"-arch=sm_{arch}", *FLAGS, str(src), "-o", str(obj)],
                        capture_output=True, text=True)
     rel = src.relative_to(ROOT)
     if r.returncode != 0:
-        return [f"{rel} sm_{arch}: nvcc failed:\n{r.stdout}{r.stderr}"]
+        return [], [f"{rel} sm_{arch}: nvcc failed:\n{r.stdout}{r.stderr}"]
     subprocess.run([nvcc, "-ptx", f"-arch=sm_{arch}", *FLAGS[:2], str(src), "-o", str(ptx)], check=True,
                    capture_output=True)
     bounds, entry = {}, None
@@ -75,7 +77,7 @@ def check(nvcc, src, arch, tmp):
         if m and kernel:
             info[kernel]["regs"] = int(m.group(1))
     names = demangle(sorted(set(info) | set(bounds)))
-    failures = []
+    failures, lines = [], []
     for k in sorted(set(info) | set(bounds)):
         i, threads = info.get(k, {}), bounds.get(k)
         name = names[k].replace("fastnn::cuda::(anonymous namespace)::", "")
@@ -89,12 +91,12 @@ def check(nvcc, src, arch, tmp):
             problems.append(f"{regs} registers x {threads} threads > {REGISTERS_PER_SM}")
         if i.get("spill", 0) or i.get("stack", 0):
             problems.append(f"local memory: {i.get('stack')} B stack, {i.get('spill')} B spills")
-        print(f"  sm_{arch} {rel}: {name}: {regs} registers, {threads} threads"
-              + (f"  FAIL: {'; '.join(problems)}" if problems else ""))
+        lines.append(f"  sm_{arch} {rel}: {name}: {regs} registers, {threads} threads"
+                     + (f"  FAIL: {'; '.join(problems)}" if problems else ""))
         failures += [f"{rel} sm_{arch} {name}: {p}" for p in problems]
     if not info:
         failures.append(f"{rel} sm_{arch}: no kernels found in the ptxas report")
-    return failures
+    return lines, failures
 
 
 def toolkit(nvcc, tmp):
@@ -131,20 +133,29 @@ CLANG_STUBS = ["texture_fetch_functions.h", "curand_mtgp32_kernel.h"]
 
 
 def check_clang(clang, cuda_root, src, arch, tmp):
-    """clang's device-only compile of one source to PTX, every warning an error; a failure or None."""
-    stubs = tmp / "clang-stubs"
-    stubs.mkdir(exist_ok=True)
-    for h in CLANG_STUBS:
-        if not (cuda_root / "include" / h).exists():
-            (stubs / h).write_text("// empty: see scripts/check_cuda.py\n")
+    """clang's device-only compile of one source to PTX, every warning an error: (report lines,
+    failures)."""
+    stubs = tmp / "clang-stubs"  # written by main() before the compiles start
     cmd = [clang, "-x", "cuda", "--cuda-device-only", f"--cuda-gpu-arch=sm_{arch}", f"--cuda-path={cuda_root}",
            "-std=c++17", f"-I{ROOT / 'csrc'}", "-idirafter", str(stubs), "-O2", "-Wall", "-Werror",
            "-Wno-unknown-cuda-version",  # clang 19 knows CUDA up to 12.x; CUDA 13 is parsed as the newest
            "-S", "-o", str(tmp / f"{src.stem}.{arch}.clang.ptx"), str(src)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     rel = src.relative_to(ROOT)
-    print(f"  clang sm_{arch} {rel}: " + ("ok" if r.returncode == 0 else "FAIL"))
-    return None if r.returncode == 0 else f"{rel} sm_{arch}: clang failed:\n{r.stdout}{r.stderr}"
+    line = f"  clang sm_{arch} {rel}: " + ("ok" if r.returncode == 0 else "FAIL")
+    return [line], [] if r.returncode == 0 else [f"{rel} sm_{arch}: clang failed:\n{r.stdout}{r.stderr}"]
+
+
+def run_all(fn, jobs, *args):
+    """fn(*args, src, arch, tmp) for every (source, architecture), on as many compiler processes at
+    once as there are CPUs; prints the reports in order and returns the failures."""
+    failures = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for lines, fails in pool.map(lambda job: fn(*args, *job), jobs):
+            for line in lines:
+                print(line)
+            failures += fails
+    return failures
 
 
 def main():
@@ -159,9 +170,8 @@ def main():
         return 2
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
-        for src in sources():
-            for arch in args.arch:
-                failures += check(args.nvcc, src, arch, pathlib.Path(tmp))
+        jobs = [(src, arch, pathlib.Path(tmp)) for src in sources() for arch in args.arch]
+        failures += run_all(check, jobs, args.nvcc)
         clang = None if args.no_clang else (args.clang or find_clang())
         cuda_root = toolkit(args.nvcc, pathlib.Path(tmp))
         if args.no_clang:
@@ -173,11 +183,12 @@ def main():
             failures.append(f"clang: no CUDA toolkit found from {args.nvcc}")
         else:
             print(f"  clang: {clang} against {cuda_root}")
-            for src in sources():
-                for arch in args.arch:
-                    f = check_clang(clang, cuda_root, src, arch, pathlib.Path(tmp))
-                    if f:
-                        failures.append(f)
+            stubs = pathlib.Path(tmp) / "clang-stubs"
+            stubs.mkdir()
+            for h in CLANG_STUBS:
+                if not (cuda_root / "include" / h).exists():
+                    (stubs / h).write_text("// empty: see scripts/check_cuda.py\n")
+            failures += run_all(check_clang, jobs, clang, cuda_root)
     if failures:
         print("CUDA static gates failed:\n  " + "\n  ".join(failures))
         return 1
