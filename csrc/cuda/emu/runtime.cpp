@@ -90,6 +90,31 @@ struct Fiber {
 #endif
 };
 
+// Fibers (their mapped stacks, and their TSan fibers) outlive a launch: each launch's workers
+// take a set from this pool and give it back at the end, so later launches neither map and
+// first-touch the stacks nor create TSan fibers again (under the sanitizers that setup, for
+// every thread of every launch, took most of the run). Kept for the life of the process.
+struct FiberSet {
+  std::vector<Fiber> fibers;
+};
+std::mutex fiber_pool_mu;
+std::vector<std::unique_ptr<FiberSet>>& fiber_pool() {
+  static auto* pool = new std::vector<std::unique_ptr<FiberSet>>();  // never destroyed: no exit-time order
+  return *pool;
+}
+std::unique_ptr<FiberSet> take_fiber_set() {
+  std::lock_guard<std::mutex> lock(fiber_pool_mu);
+  auto& pool = fiber_pool();
+  if (pool.empty()) return std::make_unique<FiberSet>();
+  std::unique_ptr<FiberSet> set = std::move(pool.back());
+  pool.pop_back();
+  return set;
+}
+void give_fiber_set(std::unique_ptr<FiberSet> set) {
+  std::lock_guard<std::mutex> lock(fiber_pool_mu);
+  fiber_pool().push_back(std::move(set));
+}
+
 struct Worker;
 thread_local Worker* tl_worker = nullptr;
 
@@ -98,7 +123,8 @@ std::string where_of(const char* file, int line) {
 }
 
 struct Worker {
-  std::vector<Fiber> fibers;
+  std::unique_ptr<FiberSet> set = take_fiber_set();
+  std::vector<Fiber>& fibers = set->fibers;
   std::vector<unsigned char> shared;
   ucontext_t sched;
   Fiber* current = nullptr;
@@ -113,14 +139,10 @@ struct Worker {
   void* sched_tsan = nullptr;
 #endif
 
-  ~Worker() {
-    for (Fiber& f : fibers) {
-      if (f.stack) munmap(f.stack, kStack + page());
-#ifdef FASTNN_EMU_TSAN
-      if (f.tsan) __tsan_destroy_fiber(f.tsan);
-#endif
-    }
-  }
+  ~Worker() { give_fiber_set(std::move(set)); }
+  Worker() = default;
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
   static size_t page() { return static_cast<size_t>(sysconf(_SC_PAGESIZE)); }
 
   void ensure(size_t n) {
