@@ -11,6 +11,7 @@ import pytest
 import fastnn
 from fastnn import ops
 from conftest import num_threads, randn
+from test_attention import _masks  # every mask kind of the CPU tests
 from test_cuda_attention import check_attention
 from test_cuda_emu import emu, order, EPS32  # noqa: F401  (order: a fixture)
 
@@ -59,26 +60,6 @@ def test_attention_largest_head_dims_and_scale(rng, order):
     _check(rng, q, k, v, scale=-0.3)
     q, k, v = _qkv(rng, 1, 1, 18, 9, 128, 1)
     _check(rng, q, k, v, causal=True, scale=0.5)
-
-
-def _masks(rng, B, NH, L, S):
-    """Every mask kind (as tests/test_attention.py), as (name, mask) pairs."""
-    keep = rng.random((L, S)) < 0.7
-    keep[:, 0] = True
-    pad = np.ones((B, 1, 1, S), bool)
-    pad[0, 0, 0, S // 2:] = False  # batch 0: the second half of its keys is padding
-    full = rng.random((B, NH, L, S)) < 0.6
-    full[0, 0, 3] = False          # a query that sees no key
-    fl = (rng.standard_normal((L, S)) * 2).astype(np.float32)
-    fl[1, :] = -np.inf             # a fully masked row, through a float mask
-    fl[2, ::3] = -np.inf
-    return [("bool (L, S)", keep), ("bool key padding (B, 1, 1, S)", pad),
-            ("bool (B, NH, L, S) with an empty row", full), ("float (L, S) with -inf", fl),
-            ("float (B, 1, L, S)", (rng.standard_normal((B, 1, L, S)) * 3).astype(np.float32)),
-            ("float key padding (B, 1, 1, S)", np.where(pad, 0.0, -1e4).astype(np.float32)),
-            ("float (S,) broadcast view", np.broadcast_to(rng.standard_normal(S).astype(np.float32), (L, S))),
-            ("bool transposed (strided)", np.ascontiguousarray(keep.T).T),
-            ("bool (1, NH, L, 1)", rng.random((1, NH, L, 1)) < 0.8)]
 
 
 @pytest.mark.parametrize("dims", [(2, 2, 9, 35, 5, 9)], ids=str)
