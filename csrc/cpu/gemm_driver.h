@@ -195,7 +195,7 @@ struct GemmDriver {
   // as run(): results do not change.
   static void run_small_m(const GemmArgs& g, int nthreads, size_t ap_floats) {
     const int64_t M = g.M, N = g.N, K = g.K;
-    const int64_t n_jr = (N + NR - 1) / NR, n_ir = (M + MR - 1) / MR, mrb = row_tile(M);
+    const int64_t n_jr = (N + NR - 1) / NR, n_ir = (M + MR - 1) / MR, mrb = g.a_packed ? MR : row_tile(M);
     std::exception_ptr error;
     parallel(nthreads, [&](int tid, int nt) {
       long j0, j1;
@@ -206,12 +206,12 @@ struct GemmDriver {
         for (int64_t pc = 0; pc < K; pc += Ukr::KC) {
           const int kc = static_cast<int>(std::min<int64_t>(Ukr::KC, K - pc));
           const Epilogue e{g.alpha, g.beta, pc == 0, pc + kc >= K, g.act == Activation::Relu};
-          pack_a_panels<Ukr>(kc, M, mrb, g, 0, pc, 0, n_ir, ap);
+          if (!g.a_packed) pack_a_panels<Ukr>(kc, M, mrb, g, 0, pc, 0, n_ir, ap);
           for (long jr = j0; jr < j1; ++jr) {
             for (int64_t ir = 0; ir < n_ir; ++ir) {
               const int64_t i = ir * mrb, j = jr * NR;
-              tile_at(g, e, ap + ir * MR * kc, kc, b_in_place(g, pc, j), b_ld(g), i, j,
-                      static_cast<int>(std::min<int64_t>(mrb, M - i)));
+              tile_at(g, e, g.a_packed ? a_in_place(g, i, pc) : ap + ir * MR * kc, kc, b_in_place(g, pc, j), b_ld(g),
+                      i, j, static_cast<int>(std::min<int64_t>(mrb, M - i)));
             }
           }
         }
@@ -223,6 +223,28 @@ struct GemmDriver {
       }
     });
     if (error) std::rethrow_exception(error);
+  }
+
+  // gemm_pack_a's contract (csrc/ops/gemm.h) with this ISA's MR.
+  static void pack_a_full(const float* a, int64_t lda, bool ta, int64_t M, int64_t K, int64_t k0, int64_t k1,
+                          float* dst) {
+    for (int64_t i0 = 0; i0 < M; i0 += MR) {
+      const int mr = static_cast<int>(std::min<int64_t>(MR, M - i0));
+      float* panel = dst + i0 * K + k0 * MR;
+      if (!ta) {
+        Ukr::transpose_pack(static_cast<int>(k1 - k0), mr, MR, a + i0 * lda, lda, panel);
+      } else if (mr == MR) {
+        for (int64_t k = k0; k < k1; ++k) std::memcpy(panel + (k - k0) * MR, a + (k - k0) * lda + i0, sizeof(float) * MR);
+      } else {
+        copy_pack<MR>(static_cast<int>(k1 - k0), mr, a + i0, lda, panel);
+      }
+    }
+  }
+
+  // The packed A micro-panel of rows i.., columns pc.. (A packed by gemm_pack_a: panels of
+  // MR rows over the whole of K).
+  static const float* a_in_place(const GemmArgs& g, int64_t i, int64_t pc) {
+    return g.a + i * g.K + pc * MR;
   }
 
   // B rows pc.. of the panel at column j where B is not packed per call: row-major B in
@@ -263,7 +285,7 @@ struct GemmDriver {
       return;
     }
     float* bp = pack_b_panel ? scratch(0, kc_max * nc_max) : nullptr;
-    float* ap = scratch(1, kc_max * mc_max);
+    float* ap = g.a_packed ? nullptr : scratch(1, kc_max * mc_max);
 
     parallel(nthreads, [&](int tid, int nt) {
       for (int64_t jc = 0; jc < N; jc += Ukr::NC) {
@@ -283,10 +305,10 @@ struct GemmDriver {
           }
           for (int64_t ic = 0; ic < M; ic += Ukr::MC) {
             const int64_t mc = std::min<int64_t>(Ukr::MC, M - ic);
-            const int64_t n_ir = (mc + MR - 1) / MR, mrb = row_tile(mc);
+            const int64_t n_ir = (mc + MR - 1) / MR, mrb = g.a_packed ? MR : row_tile(mc);
             long a0, a1;
             split_range(n_ir, tid, nt, &a0, &a1);
-            pack_a_panels<Ukr>(kc, mc, mrb, g, ic, pc, a0, a1, ap);
+            if (!g.a_packed) pack_a_panels<Ukr>(kc, mc, mrb, g, ic, pc, a0, a1, ap);
             if (nt > 1) barrier();  // packed A (and B) complete before any thread reads them
             long t0, t1;
             split_range(n_jr * n_ir, tid, nt, &t0, &t1);
@@ -294,7 +316,7 @@ struct GemmDriver {
               const int64_t jr = t / n_ir, ir = t % n_ir;
               const int64_t i = ic + ir * mrb, j = jc + jr * NR;
               const float* b = pack_b_panel ? bp + jr * NR * kc : b_in_place(g, pc, j);
-              tile_at(g, e, ap + ir * MR * kc, kc, b, pack_b_panel ? NR : b_ld(g), i, j,
+              tile_at(g, e, g.a_packed ? a_in_place(g, i, pc) : ap + ir * MR * kc, kc, b, pack_b_panel ? NR : b_ld(g), i, j,
                       static_cast<int>(std::min<int64_t>(mrb, mc - ir * mrb)));
             }
             if (nt > 1) barrier();  // all tiles done before A (or B) is packed again

@@ -109,6 +109,25 @@ void gemm_pack_b(const float* b, int64_t ldb, bool trans_b, int64_t K, int64_t N
   }
 }
 
+int64_t gemm_packed_a_floats(int64_t M, int64_t K, Isa isa) {
+  const int64_t mr = gemm_tile(isa).mr;
+  return (M + mr - 1) / mr * mr * K;
+}
+
+void gemm_pack_a(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0, int64_t k1, Isa isa,
+                 float* dst) {
+  if (M <= 0 || k1 <= k0) return;
+  switch (isa) {
+#ifdef FASTNN_HAVE_AVX512
+    case Isa::Avx512: return gemm_pack_a_avx512(a, lda, trans_a, M, K, k0, k1, dst);
+#endif
+#ifdef FASTNN_HAVE_AVX2
+    case Isa::Avx2: return gemm_pack_a_avx2(a, lda, trans_a, M, K, k0, k1, dst);
+#endif
+    default: return gemm_pack_a_default(a, lda, trans_a, M, K, k0, k1, dst);
+  }
+}
+
 void gemm(const GemmArgs& g, Isa isa, int nthreads) {
   gemm_check_sizes(g);
   run_one(g, impl_for(isa), threads_for(g, nthreads));
@@ -118,7 +137,7 @@ void gemm_batched(const GemmArgs& g, int64_t batch, const std::vector<int64_t>& 
                   const std::vector<int64_t>& b_off, const std::vector<int64_t>& c_off,
                   Isa isa, int nthreads) {
   gemm_check_sizes(g);
-  if (g.b_packed) throw std::invalid_argument("fastnn.ops.gemm: a packed B is for single products");
+  if (g.b_packed || g.a_packed) throw std::invalid_argument("fastnn.ops.gemm: a packed A or B is for single products");
   if (static_cast<int64_t>(a_off.size()) != batch || static_cast<int64_t>(b_off.size()) != batch ||
       (g.c && static_cast<int64_t>(c_off.size()) != batch)) {
     throw std::invalid_argument("fastnn.ops.gemm: batch offsets do not match the batch count");

@@ -42,6 +42,10 @@ struct GemmArgs {
   // ignored): a B used by many products (a recurrent layer's W_hh at every time step) is laid
   // out once as the micro-kernel reads it. Single products only (not gemm_batched).
   bool b_packed = false;
+  // a already packed by gemm_pack_a for the ISA this product runs on (lda and trans_a are then
+  // ignored): an A that its producer lays out as it writes it (a recurrent layer's gate
+  // gradients, step by step) costs no packing pass. Single products only.
+  bool a_packed = false;
 };
 
 // Register tile of an ISA's micro-kernel, exported so tests can aim at its edges.
@@ -68,11 +72,26 @@ GemmTile gemm_tile(Isa isa);
 int64_t gemm_packed_b_floats(int64_t K, int64_t N, Isa isa);
 void gemm_pack_b(const float* b, int64_t ldb, bool trans_b, int64_t K, int64_t N, Isa isa, float* dst);
 
+// op(A) (M, K) (A stored (M, K) with row stride lda, or (K, M) when trans_a) packed for isa's
+// micro-kernel: panels of MR = gemm_tile(isa).mr rows, dst[(i / MR)*MR*K + k*MR + i % MR],
+// zero past M. gemm_pack_a packs the columns k0 <= k < k1 of op(A) and leaves the rest of dst
+// alone, so a matrix made a few columns at a time can be packed as it is made; a points at
+// op(A)[0, k0] as stored. gemm_packed_a_floats gives dst's size.
+int64_t gemm_packed_a_floats(int64_t M, int64_t K, Isa isa);
+void gemm_pack_a(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0, int64_t k1, Isa isa,
+                 float* dst);
+
 // Per-ISA implementations (csrc/cpu/gemm.cpp, csrc/cpu/avx2/gemm.cpp, csrc/cpu/avx512/gemm.cpp).
 // They assume validated arguments with M, N > 0.
 void gemm_default(const GemmArgs& g, int nthreads);
 void gemm_avx2(const GemmArgs& g, int nthreads);
 void gemm_avx512(const GemmArgs& g, int nthreads);
 extern const GemmTile gemm_tile_default, gemm_tile_avx2, gemm_tile_avx512;
+void gemm_pack_a_default(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0, int64_t k1,
+                         float* dst);
+void gemm_pack_a_avx2(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0, int64_t k1,
+                      float* dst);
+void gemm_pack_a_avx512(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0, int64_t k1,
+                        float* dst);
 
 }  // namespace fastnn

@@ -169,6 +169,47 @@ struct Steps {
   int64_t t(int64_t s) const { return reverse ? T - 1 - s : s; }
 };
 
+// Z = [X | H_prev] (T*B, I + H): row block t holds x_t and the state before step t (h0, zeros
+// without it, for the first step).
+Scratch x_hprev(const RnnShape& s, const float* x, const float* h0, const float* y) {
+  const int64_t T = s.T, B = s.B, I = s.I, H = s.H, IH = I + H;
+  Scratch z(T * B * IH);
+  for (int64_t t = 0; t < T; ++t) {
+    const bool first = s.reverse ? t == T - 1 : t == 0;
+    const float* hp = first ? h0 : y + (s.reverse ? t + 1 : t - 1) * B * H;
+    for (int64_t b = 0; b < B; ++b) {
+      float* row = z.get() + (t * B + b) * IH;
+      std::memcpy(row, x + (t * B + b) * I, static_cast<size_t>(I) * sizeof(float));
+      if (hp) std::memcpy(row + I, hp + b * H, static_cast<size_t>(H) * sizeof(float));
+      else std::fill(row + I, row + IH, 0.0f);
+    }
+  }
+  return z;
+}
+
+// out (rows, I + H) -> a (rows, I), b (rows, H)
+void split_columns(const float* out, int64_t rows, int64_t I, int64_t H, float* a, float* b) {
+  for (int64_t r = 0; r < rows; ++r) {
+    std::memcpy(a + r * I, out + r * (I + H), static_cast<size_t>(I) * sizeof(float));
+    std::memcpy(b + r * H, out + r * (I + H) + I, static_cast<size_t>(H) * sizeof(float));
+  }
+}
+
+// [dW_ih | dW_hh] = dG^T [X | H_prev] with dG^T already packed (gemm_pack_a of (G*H, T*B)).
+void weight_grads_packed(const RnnShape& s, const Mm& mm, const float* dgt_packed, const float* x, const float* h0,
+                         const float* y, float* dw_ih, float* dw_hh) {
+  const int64_t TB = s.T * s.B, I = s.I, H = s.H, GH = s.gates() * H, IH = I + H;
+  Scratch out(GH * IH);
+  const Scratch z = x_hprev(s, x, h0, y);
+  GemmArgs g;
+  g.M = GH, g.N = IH, g.K = TB;
+  g.a = dgt_packed, g.a_packed = true;
+  g.b = z.get(), g.ldb = IH;
+  g.out = out.get(), g.ldc = IH;
+  gemm(g, mm.isa, mm.nthreads);
+  split_columns(out.get(), GH, I, H, dw_ih, dw_hh);
+}
+
 // The GEMMs after the backward's time loop, shared by every cell: dx = dG W_ih,
 // dW_ih = dG^T X, dW_hh = dGh^T H_prev (H_prev: h0 for the first step, y of the previous
 // step for the others). dG and dGh are (T*B, G*H); they differ for GRU only.
@@ -179,24 +220,11 @@ void weight_grads(const RnnShape& s, const Mm& mm, const float* dG, const float*
   if (dG == dGh && T > 1) {
     // One product for both: [dW_ih | dW_hh] = dG^T [X | H_prev], so dG^T (the large operand,
     // transposed while packed) is packed once, and the product is wider (I + H columns).
-    // H_prev row block t: the state before step t (h0, zeros without it, for the first step).
     const int64_t IH = I + H;
-    Scratch z(TB * IH), out(GH * IH);
-    for (int64_t t = 0; t < T; ++t) {
-      const bool first = s.reverse ? t == T - 1 : t == 0;
-      const float* hp = first ? h0 : y + (s.reverse ? t + 1 : t - 1) * B * H;
-      for (int64_t b = 0; b < B; ++b) {
-        float* row = z.get() + (t * B + b) * IH;
-        std::memcpy(row, x + (t * B + b) * I, static_cast<size_t>(I) * sizeof(float));
-        if (hp) std::memcpy(row + I, hp + b * H, static_cast<size_t>(H) * sizeof(float));
-        else std::fill(row + I, row + IH, 0.0f);
-      }
-    }
+    Scratch out(GH * IH);
+    const Scratch z = x_hprev(s, x, h0, y);
     mm(GH, IH, TB, dG, GH, true, z.get(), IH, false, out.get(), IH);
-    for (int64_t r = 0; r < GH; ++r) {
-      std::memcpy(dw_ih + r * I, out.get() + r * IH, static_cast<size_t>(I) * sizeof(float));
-      std::memcpy(dw_hh + r * H, out.get() + r * IH + I, static_cast<size_t>(H) * sizeof(float));
-    }
+    split_columns(out.get(), GH, I, H, dw_ih, dw_hh);
     return;
   }
   mm(GH, I, TB, dG, GH, true, x, I, false, dw_ih, I);
@@ -367,13 +395,76 @@ void rnn_backward(const RnnShape& s, const float* dy, const float* dh_n, const f
     return;
   }
 
-  Scratch dg(TB * GH), dh(B * H);
   std::vector<double> db(static_cast<size_t>(GH), 0.0);  // the bias gradient, summed step by step
   const bool lstm = s.cell == RnnCell::Lstm, relu = s.cell == RnnCell::RnnRelu;
   const float* gates = ws;
   const float* cs = ws + TB * GH;
   const float* tcs = cs + TB * H;
   if (lstm) add_or_zero(dc0, dc_n, nullptr, B * H);  // dc: the carried gradient of c
+  // dG_t for one step's rows: the gate kernels of the RNN and the LSTM (h_t's gradient dh in).
+  auto step_gates = [&](int64_t step, int64_t t, const float* dh, float* dg_t) {
+    if (lstm) {
+      const float* cp = step == 0 ? c0 : cs + st.t(step - 1) * B * H;
+      const float* g_t = gates + t * B * GH;
+      const float* tc_t = tcs + t * B * H;
+      over_rows(B, GH, nthreads, [&](int64_t b) {
+        k.lstm_backward(H, dh + b * H, dc0 + b * H, g_t + b * GH, cp ? cp + b * H : nullptr, tc_t + b * H,
+                        dg_t + b * GH);
+      });
+    } else {
+      const float* y_t = y + t * B * H;
+      over_rows(B, H, nthreads, [&](int64_t b) { k.rnn_backward(H, relu, dh + b * H, y_t + b * H, dg_t + b * H); });
+    }
+    add_column_sums(dg_t, B, GH, db.data(), nthreads);
+  };
+
+  if (T > 2) {
+    // Longer sequences: per step, one product gives both dh_{t-1} and dx_t,
+    //   [dh_{t-1} | dx_t] = dG_t [W_hh | W_ih]   ([W_hh | W_ih] packed once),
+    // while dG_t is in cache, and dG_t is laid out at once as the packed A operand of the
+    // weight-gradient product dG^T [X | H_prev]: the whole dG is never read back to be
+    // transposed or packed (LSTM I=128 H=256 T=128 B=16: bench/README.md).
+    const int64_t HI = H + I;
+    std::unique_ptr<float[]> wcat(new float[static_cast<size_t>(GH * HI)]);
+    for (int64_t r = 0; r < GH; ++r) {
+      std::memcpy(wcat.get() + r * HI, w_hh + r * H, static_cast<size_t>(H) * sizeof(float));
+      std::memcpy(wcat.get() + r * HI + H, w_ih + r * I, static_cast<size_t>(I) * sizeof(float));
+    }
+    const StepB wc(wcat.get(), HI, false, GH, HI, T, isa);
+    wcat.reset();  // packed (T > 2)
+    Scratch dgt(gemm_packed_a_floats(GH, TB, isa)), dg_cur(B * GH), dg_prev(B * GH), dh(B * H), dhx(B * HI);
+    // [dh_{t-1} | dx_t] of the step just done (position tn) from its dG, into dh and dx.
+    auto back_product = [&](int64_t tn, const float* dg_tn, const float* dy_add, float* dh_out) {
+      wc.mm(mm, B, dg_tn, GH, dhx.get(), HI);
+      for (int64_t b = 0; b < B; ++b) {
+        const float* row = dhx.get() + b * HI;
+        float* d = dh_out + b * H;
+        if (dy_add) {
+          const float* a = dy_add + b * H;
+          for (int64_t j = 0; j < H; ++j) d[j] = row[j] + a[j];
+        } else {
+          std::memcpy(d, row, static_cast<size_t>(H) * sizeof(float));
+        }
+        std::memcpy(dx + (tn * B + b) * I, row + H, static_cast<size_t>(I) * sizeof(float));
+      }
+    };
+    for (int64_t step = T - 1; step >= 0; --step) {
+      const int64_t t = st.t(step);
+      const float* dy_t = dy ? dy + t * B * H : nullptr;
+      if (step == T - 1) add_or_zero(dh.get(), dy_t, dh_n, B * H);
+      else back_product(st.t(step + 1), dg_prev.get(), dy_t, dh.get());
+      step_gates(step, t, dh.get(), dg_cur.get());
+      // dG^T's columns t*B .. t*B + B - 1 (the K order of the weight-gradient product: rows of X)
+      gemm_pack_a(dg_cur.get(), GH, true, GH, TB, t * B, t * B + B, isa, dgt.get());
+      std::swap(dg_cur.p, dg_prev.p);
+    }
+    back_product(t_first, dg_prev.get(), nullptr, dh0);
+    weight_grads_packed(s, mm, dgt.get(), x, h0, y, dw_ih, dw_hh);
+    for (int64_t j = 0; j < GH; ++j) db_ih[j] = db_hh[j] = static_cast<float>(db[j]);
+    return;
+  }
+
+  Scratch dg(TB * GH), dh(B * H);
   for (int64_t step = T - 1; step >= 0; --step) {
     const int64_t t = st.t(step);
     const float* dy_t = dy ? dy + t * B * H : nullptr;
@@ -383,20 +474,7 @@ void rnn_backward(const RnnShape& s, const float* dy, const float* dh_n, const f
       const int64_t tn = st.t(step + 1);
       whh.mm(mm, B, dg.get() + tn * B * GH, GH, dh.get(), H, dy_t ? 1.0f : 0.0f, dy_t);
     }
-    float* dg_t = dg.get() + t * B * GH;
-    if (lstm) {
-      const float* cp = step == 0 ? c0 : cs + st.t(step - 1) * B * H;
-      const float* g_t = gates + t * B * GH;
-      const float* tc_t = tcs + t * B * H;
-      over_rows(B, GH, nthreads, [&](int64_t b) {
-        k.lstm_backward(H, dh.get() + b * H, dc0 + b * H, g_t + b * GH, cp ? cp + b * H : nullptr, tc_t + b * H,
-                        dg_t + b * GH);
-      });
-    } else {
-      const float* y_t = y + t * B * H;
-      over_rows(B, H, nthreads, [&](int64_t b) { k.rnn_backward(H, relu, dh.get() + b * H, y_t + b * H, dg_t + b * H); });
-    }
-    add_column_sums(dg_t, B, GH, db.data(), nthreads);
+    step_gates(step, t, dh.get(), dg.get() + t * B * GH);
   }
   whh.mm(mm, B, dg.get() + t_first * B * GH, GH, dh0, H);
   weight_grads(s, mm, dg.get(), dg.get(), x, h0, y, w_ih, dx, dw_ih, dw_hh);
