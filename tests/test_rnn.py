@@ -136,6 +136,18 @@ def test_large(rng, isa, kind):
     check(kind, _data(rng, kind, 9, 40, 70, 100), True, isa)
 
 
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("isa", ISAS)
+def test_weight_gradient_chunks(rng, isa, kind, reverse):
+    # Past two steps the backward sums the weight gradients over chunks of about one GEMM K block
+    # (kc // B steps): three chunks with a short last one (2, 2, 1 steps), and one step per chunk
+    # when a step alone has more rows than kc.
+    kc = _core.gemm_tile(isa)["kc"]
+    check(kind, _data(rng, kind, 5, kc // 3 + 1, 6, 9, (True, True), True, True), reverse, isa)
+    check(kind, _data(rng, kind, 3, kc + 3, 2, 5, (True, False), True, True), reverse, isa)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_ops_entry_points(rng, kind):
     """fastnn.ops (the selected ISA), keyword arguments as documented."""

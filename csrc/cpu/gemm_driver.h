@@ -241,6 +241,13 @@ struct GemmDriver {
     }
   }
 
+  // gemm_pack_b's contract (csrc/ops/gemm.h) with this ISA's NR: one K x N block.
+  static void pack_b_full(const float* b, int64_t ldb, bool tb, int64_t K, int64_t N, float* dst) {
+    GemmArgs g;
+    g.b = b, g.ldb = ldb, g.trans_b = tb;
+    pack_b<Ukr>(static_cast<int>(K), N, g, 0, 0, dst);
+  }
+
   // The packed A micro-panel of rows i.., columns pc.. (A packed by gemm_pack_a: panels of
   // MR rows over the whole of K).
   static const float* a_in_place(const GemmArgs& g, int64_t i, int64_t pc) {

@@ -97,15 +97,15 @@ int64_t gemm_packed_b_floats(int64_t K, int64_t N, Isa isa) {
 }
 
 void gemm_pack_b(const float* b, int64_t ldb, bool trans_b, int64_t K, int64_t N, Isa isa, float* dst) {
-  const int64_t nr = gemm_tile(isa).nr;
-  for (int64_t j0 = 0; j0 < N; j0 += nr) {
-    float* panel = dst + j0 * K;
-    const int64_t w = std::min<int64_t>(nr, N - j0);
-    for (int64_t k = 0; k < K; ++k) {
-      float* d = panel + k * nr;
-      for (int64_t j = 0; j < w; ++j) d[j] = trans_b ? b[(j0 + j) * ldb + k] : b[k * ldb + j0 + j];
-      for (int64_t j = w; j < nr; ++j) d[j] = 0.0f;
-    }
+  if (N <= 0 || K <= 0) return;
+  switch (isa) {
+#ifdef FASTNN_HAVE_AVX512
+    case Isa::Avx512: return gemm_pack_b_avx512(b, ldb, trans_b, K, N, dst);
+#endif
+#ifdef FASTNN_HAVE_AVX2
+    case Isa::Avx2: return gemm_pack_b_avx2(b, ldb, trans_b, K, N, dst);
+#endif
+    default: return gemm_pack_b_default(b, ldb, trans_b, K, N, dst);
   }
 }
 

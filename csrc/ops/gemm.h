@@ -87,6 +87,9 @@ void gemm_default(const GemmArgs& g, int nthreads);
 void gemm_avx2(const GemmArgs& g, int nthreads);
 void gemm_avx512(const GemmArgs& g, int nthreads);
 extern const GemmTile gemm_tile_default, gemm_tile_avx2, gemm_tile_avx512;
+void gemm_pack_b_default(const float* b, int64_t ldb, bool trans_b, int64_t K, int64_t N, float* dst);
+void gemm_pack_b_avx2(const float* b, int64_t ldb, bool trans_b, int64_t K, int64_t N, float* dst);
+void gemm_pack_b_avx512(const float* b, int64_t ldb, bool trans_b, int64_t K, int64_t N, float* dst);
 void gemm_pack_a_default(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0, int64_t k1,
                          float* dst);
 void gemm_pack_a_avx2(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0, int64_t k1,

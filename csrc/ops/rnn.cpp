@@ -133,10 +133,10 @@ void column_sums(const float* a, int64_t rows, int64_t cols, float* out, int nth
   });
 }
 
-// acc[j] += sum over rows r of a[r*cols + j], rows in order (float64): a step's share of the
+// acc[j] += sum over rows r of a[r*lda + j], rows in order (float64): a step's share of the
 // bias gradients, added while its rows are still in cache. Split over columns, so the sums do
 // not depend on the thread count.
-void add_column_sums(const float* a, int64_t rows, int64_t cols, double* acc, int nthreads) {
+void add_column_sums(const float* a, int64_t rows, int64_t cols, int64_t lda, double* acc, int nthreads) {
   const int nt = static_cast<int>(std::max<int64_t>(
       1, std::min<int64_t>({static_cast<int64_t>(nthreads), (cols + 255) / 256, rows * cols / (1 << 14)})));
   parallel(nt, [&](int tid, int cnt) {
@@ -144,7 +144,7 @@ void add_column_sums(const float* a, int64_t rows, int64_t cols, double* acc, in
     split_range(static_cast<long>((cols + 15) / 16), tid, cnt, &c0, &c1);
     const int64_t j0 = c0 * 16, j1 = std::min<int64_t>(cols, c1 * 16);
     for (int64_t r = 0; r < rows; ++r) {
-      const float* row = a + r * cols;
+      const float* row = a + r * lda;
       for (int64_t j = j0; j < j1; ++j) acc[j] += row[j];
     }
   });
@@ -169,21 +169,26 @@ struct Steps {
   int64_t t(int64_t s) const { return reverse ? T - 1 - s : s; }
 };
 
-// Z = [X | H_prev] (T*B, I + H): row block t holds x_t and the state before step t (h0, zeros
-// without it, for the first step).
-Scratch x_hprev(const RnnShape& s, const float* x, const float* h0, const float* y) {
+// Rows t0*B .. t1*B - 1 of Z = [X | H_prev] (T*B, I + H) into z: row block t holds x_t and the
+// state before step t (h0, zeros without it, for the first step).
+void x_hprev_rows(const RnnShape& s, const float* x, const float* h0, const float* y, int64_t t0, int64_t t1,
+                  float* z) {
   const int64_t T = s.T, B = s.B, I = s.I, H = s.H, IH = I + H;
-  Scratch z(T * B * IH);
-  for (int64_t t = 0; t < T; ++t) {
+  for (int64_t t = t0; t < t1; ++t) {
     const bool first = s.reverse ? t == T - 1 : t == 0;
     const float* hp = first ? h0 : y + (s.reverse ? t + 1 : t - 1) * B * H;
     for (int64_t b = 0; b < B; ++b) {
-      float* row = z.get() + (t * B + b) * IH;
+      float* row = z + ((t - t0) * B + b) * IH;
       std::memcpy(row, x + (t * B + b) * I, static_cast<size_t>(I) * sizeof(float));
       if (hp) std::memcpy(row + I, hp + b * H, static_cast<size_t>(H) * sizeof(float));
       else std::fill(row + I, row + IH, 0.0f);
     }
   }
+}
+
+Scratch x_hprev(const RnnShape& s, const float* x, const float* h0, const float* y) {
+  Scratch z(s.T * s.B * (s.I + s.H));
+  x_hprev_rows(s, x, h0, y, 0, s.T, z.get());
   return z;
 }
 
@@ -193,21 +198,6 @@ void split_columns(const float* out, int64_t rows, int64_t I, int64_t H, float* 
     std::memcpy(a + r * I, out + r * (I + H), static_cast<size_t>(I) * sizeof(float));
     std::memcpy(b + r * H, out + r * (I + H) + I, static_cast<size_t>(H) * sizeof(float));
   }
-}
-
-// [dW_ih | dW_hh] = dG^T [X | H_prev] with dG^T already packed (gemm_pack_a of (G*H, T*B)).
-void weight_grads_packed(const RnnShape& s, const Mm& mm, const float* dgt_packed, const float* x, const float* h0,
-                         const float* y, float* dw_ih, float* dw_hh) {
-  const int64_t TB = s.T * s.B, I = s.I, H = s.H, GH = s.gates() * H, IH = I + H;
-  Scratch out(GH * IH);
-  const Scratch z = x_hprev(s, x, h0, y);
-  GemmArgs g;
-  g.M = GH, g.N = IH, g.K = TB;
-  g.a = dgt_packed, g.a_packed = true;
-  g.b = z.get(), g.ldb = IH;
-  g.out = out.get(), g.ldc = IH;
-  gemm(g, mm.isa, mm.nthreads);
-  split_columns(out.get(), GH, I, H, dw_ih, dw_hh);
 }
 
 // The GEMMs after the backward's time loop, shared by every cell: dx = dG W_ih,
@@ -401,21 +391,22 @@ void rnn_backward(const RnnShape& s, const float* dy, const float* dh_n, const f
   const float* cs = ws + TB * GH;
   const float* tcs = cs + TB * H;
   if (lstm) add_or_zero(dc0, dc_n, nullptr, B * H);  // dc: the carried gradient of c
-  // dG_t for one step's rows: the gate kernels of the RNN and the LSTM (h_t's gradient dh in).
-  auto step_gates = [&](int64_t step, int64_t t, const float* dh, float* dg_t) {
+  // dG_t for one step's rows (row stride ldg): the gate kernels of the RNN and the LSTM (h_t's
+  // gradient dh in), and the step's share of the bias gradient.
+  auto step_gates = [&](int64_t step, int64_t t, const float* dh, float* dg_t, int64_t ldg) {
     if (lstm) {
       const float* cp = step == 0 ? c0 : cs + st.t(step - 1) * B * H;
       const float* g_t = gates + t * B * GH;
       const float* tc_t = tcs + t * B * H;
       over_rows(B, GH, nthreads, [&](int64_t b) {
         k.lstm_backward(H, dh + b * H, dc0 + b * H, g_t + b * GH, cp ? cp + b * H : nullptr, tc_t + b * H,
-                        dg_t + b * GH);
+                        dg_t + b * ldg);
       });
     } else {
       const float* y_t = y + t * B * H;
-      over_rows(B, H, nthreads, [&](int64_t b) { k.rnn_backward(H, relu, dh + b * H, y_t + b * H, dg_t + b * H); });
+      over_rows(B, H, nthreads, [&](int64_t b) { k.rnn_backward(H, relu, dh + b * H, y_t + b * H, dg_t + b * ldg); });
     }
-    add_column_sums(dg_t, B, GH, db.data(), nthreads);
+    add_column_sums(dg_t, B, GH, ldg, db.data(), nthreads);
   };
 
   if (T > 2) {
@@ -432,10 +423,18 @@ void rnn_backward(const RnnShape& s, const float* dy, const float* dh_n, const f
     }
     const StepB wc(wcat.get(), HI, false, GH, HI, T, isa);
     wcat.reset();  // packed (T > 2)
-    Scratch dgt(gemm_packed_a_floats(GH, TB, isa)), dg_cur(B * GH), dg_prev(B * GH), dh(B * H), dhx(B * HI);
+    // One step's dG rows a cache line further apart than G*H floats: at G*H = 1024 the rows
+    // would be 4 KiB apart, all in the same L1 sets, and the packing reads 16 of them at once.
+    const int64_t ldg = GH + 16;
+    // The weight gradients [dW_ih | dW_hh] = dG^T [X | H_prev] are summed over chunks of S steps
+    // (about one K block of the GEMM): each chunk's dG^T is packed step by step into a buffer
+    // that stays in cache, and its product is added as soon as the chunk is complete.
+    const int64_t S = std::max<int64_t>(1, std::min<int64_t>(T, gemm_tile(isa).kc / B));
+    Scratch dgt(gemm_packed_a_floats(GH, S * B, isa)), z(S * B * HI), dw(GH * HI);
+    Scratch dg_cur(B * ldg), dg_prev(B * ldg), dh(B * H), dhx(B * HI);
     // [dh_{t-1} | dx_t] of the step just done (position tn) from its dG, into dh and dx.
     auto back_product = [&](int64_t tn, const float* dg_tn, const float* dy_add, float* dh_out) {
-      wc.mm(mm, B, dg_tn, GH, dhx.get(), HI);
+      wc.mm(mm, B, dg_tn, ldg, dhx.get(), HI);
       for (int64_t b = 0; b < B; ++b) {
         const float* row = dhx.get() + b * HI;
         float* d = dh_out + b * H;
@@ -448,18 +447,32 @@ void rnn_backward(const RnnShape& s, const float* dy, const float* dh_n, const f
         std::memcpy(dx + (tn * B + b) * I, row + H, static_cast<size_t>(I) * sizeof(float));
       }
     };
+    int64_t chunk_end = T - 1;  // the chunk runs from this step down to chunk_end - S + 1 (or 0)
     for (int64_t step = T - 1; step >= 0; --step) {
       const int64_t t = st.t(step);
       const float* dy_t = dy ? dy + t * B * H : nullptr;
       if (step == T - 1) add_or_zero(dh.get(), dy_t, dh_n, B * H);
       else back_product(st.t(step + 1), dg_prev.get(), dy_t, dh.get());
-      step_gates(step, t, dh.get(), dg_cur.get());
-      // dG^T's columns t*B .. t*B + B - 1 (the K order of the weight-gradient product: rows of X)
-      gemm_pack_a(dg_cur.get(), GH, true, GH, TB, t * B, t * B + B, isa, dgt.get());
+      step_gates(step, t, dh.get(), dg_cur.get(), ldg);
+      // The chunk's positions are p0 .. p0 + n - 1; dG_t is its columns (t - p0)*B ..
+      const int64_t chunk_start = std::max<int64_t>(0, chunk_end - S + 1), n = chunk_end - chunk_start + 1;
+      const int64_t p0 = std::min(st.t(chunk_start), st.t(chunk_end));
+      gemm_pack_a(dg_cur.get(), ldg, true, GH, n * B, (t - p0) * B, (t - p0 + 1) * B, isa, dgt.get());
+      if (step == chunk_start) {
+        x_hprev_rows(s, x, h0, y, p0, p0 + n, z.get());
+        GemmArgs g;
+        g.M = GH, g.N = HI, g.K = n * B;
+        g.a = dgt.get(), g.a_packed = true;
+        g.b = z.get(), g.ldb = HI;
+        g.out = dw.get(), g.ldc = HI;
+        if (chunk_end < T - 1) g.c = dw.get(), g.beta = 1.0f;
+        gemm(g, isa, nthreads);
+        chunk_end = chunk_start - 1;
+      }
       std::swap(dg_cur.p, dg_prev.p);
     }
     back_product(t_first, dg_prev.get(), nullptr, dh0);
-    weight_grads_packed(s, mm, dgt.get(), x, h0, y, dw_ih, dw_hh);
+    split_columns(dw.get(), GH, I, H, dw_ih, dw_hh);
     for (int64_t j = 0; j < GH; ++j) db_ih[j] = db_hh[j] = static_cast<float>(db[j]);
     return;
   }
@@ -474,7 +487,7 @@ void rnn_backward(const RnnShape& s, const float* dy, const float* dh_n, const f
       const int64_t tn = st.t(step + 1);
       whh.mm(mm, B, dg.get() + tn * B * GH, GH, dh.get(), H, dy_t ? 1.0f : 0.0f, dy_t);
     }
-    step_gates(step, t, dh.get(), dg.get() + t * B * GH);
+    step_gates(step, t, dh.get(), dg.get() + t * B * GH, GH);
   }
   whh.mm(mm, B, dg.get() + t_first * B * GH, GH, dh0, H);
   weight_grads(s, mm, dg.get(), dg.get(), x, h0, y, w_ih, dx, dw_ih, dw_hh);
