@@ -39,6 +39,10 @@ struct Epilogue {
   bool first;  // first K block: out = alpha*acc (+ beta*C); later blocks: out += alpha*acc
   bool last;   // last K block: add bias, apply the activation
   bool relu;
+  // B was packed by the caller (GemmArgs::b_packed): reused across calls (a recurrent layer's
+  // weights at every step) and likely out of L2 by the next call, so micro-kernels may fetch it
+  // further ahead than a B packed a moment ago.
+  bool far_b;
 };
 
 struct TileOut {
@@ -205,7 +209,7 @@ struct GemmDriver {
         float* ap = scratch(1, ap_floats);  // this thread's own
         for (int64_t pc = 0; pc < K; pc += Ukr::KC) {
           const int kc = static_cast<int>(std::min<int64_t>(Ukr::KC, K - pc));
-          const Epilogue e{g.alpha, g.beta, pc == 0, pc + kc >= K, g.act == Activation::Relu};
+          const Epilogue e{g.alpha, g.beta, pc == 0, pc + kc >= K, g.act == Activation::Relu, g.b_packed};
           if (!g.a_packed) pack_a_panels<Ukr>(kc, M, mrb, g, 0, pc, 0, n_ir, ap);
           for (long jr = j0; jr < j1; ++jr) {
             for (int64_t ir = 0; ir < n_ir; ++ir) {
@@ -301,7 +305,7 @@ struct GemmDriver {
         for (int64_t pc = 0; pc < K; pc += Ukr::KC) {
           const int kc = static_cast<int>(std::min<int64_t>(Ukr::KC, K - pc));
           const Epilogue e{g.alpha, g.beta, pc == 0, pc + kc >= K,
-                           g.act == Activation::Relu};
+                           g.act == Activation::Relu, g.b_packed};
           if (pack_b_panel) {
             long b0, b1;
             split_range(n_jr, tid, nt, &b0, &b1);
