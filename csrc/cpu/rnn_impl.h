@@ -147,8 +147,16 @@ void rnn_backward_k(int64_t H, bool relu, const float* __restrict dh, const floa
   }
 }
 
-constexpr RnnGateKernels kRnnGates{lstm_forward_k, lstm_backward_k, gru_forward_k,
-                                   gru_backward_k, rnn_forward_k,   rnn_backward_k};
+void add_column_sums_k(const float* __restrict a, int64_t rows, int64_t lda, int64_t j0, int64_t j1,
+                       double* __restrict acc) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* __restrict row = a + r * lda;
+    for (int64_t j = j0; j < j1; ++j) acc[j] += row[j];
+  }
+}
+
+constexpr RnnGateKernels kRnnGates{lstm_forward_k, lstm_backward_k, gru_forward_k,    gru_backward_k,
+                                   rnn_forward_k,  rnn_backward_k,  add_column_sums_k};
 
 }  // namespace
 }  // namespace fastnn

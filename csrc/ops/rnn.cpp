@@ -133,20 +133,18 @@ void column_sums(const float* a, int64_t rows, int64_t cols, float* out, int nth
   });
 }
 
-// acc[j] += sum over rows r of a[r*lda + j], rows in order (float64): a step's share of the
-// bias gradients, added while its rows are still in cache. Split over columns, so the sums do
-// not depend on the thread count.
-void add_column_sums(const float* a, int64_t rows, int64_t cols, int64_t lda, double* acc, int nthreads) {
+// acc[j] += sum over rows r of a[r*lda + j], rows in order (float64, the ISA's loop): a step's
+// share of the bias gradients, added while its rows are still in cache. Split over columns, so
+// the sums do not depend on the thread count.
+void add_column_sums(const RnnGateKernels& k, const float* a, int64_t rows, int64_t cols, int64_t lda, double* acc,
+                     int nthreads) {
   const int nt = static_cast<int>(std::max<int64_t>(
       1, std::min<int64_t>({static_cast<int64_t>(nthreads), (cols + 255) / 256, rows * cols / (1 << 14)})));
   parallel(nt, [&](int tid, int cnt) {
     long c0, c1;
     split_range(static_cast<long>((cols + 15) / 16), tid, cnt, &c0, &c1);
     const int64_t j0 = c0 * 16, j1 = std::min<int64_t>(cols, c1 * 16);
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* row = a + r * lda;
-      for (int64_t j = j0; j < j1; ++j) acc[j] += row[j];
-    }
+    if (j1 > j0) k.add_column_sums(a, rows, lda, j0, j1, acc);
   });
 }
 
@@ -406,7 +404,7 @@ void rnn_backward(const RnnShape& s, const float* dy, const float* dh_n, const f
       const float* y_t = y + t * B * H;
       over_rows(B, H, nthreads, [&](int64_t b) { k.rnn_backward(H, relu, dh + b * H, y_t + b * H, dg_t + b * ldg); });
     }
-    add_column_sums(dg_t, B, GH, ldg, db.data(), nthreads);
+    add_column_sums(k, dg_t, B, GH, ldg, db.data(), nthreads);
   };
 
   if (T > 2) {

@@ -86,6 +86,9 @@ struct RnnGateKernels {
   void (*rnn_forward)(int64_t H, bool relu, float* y);
   // da = dh * act'(h) from the output h.
   void (*rnn_backward)(int64_t H, bool relu, const float* dh, const float* h, float* da);
+  // acc[j] += a[r*lda + j] for j0 <= j < j1, rows r = 0 .. rows - 1 in order, in float64 (a
+  // step's share of a bias gradient).
+  void (*add_column_sums)(const float* a, int64_t rows, int64_t lda, int64_t j0, int64_t j1, double* acc);
 };
 
 extern const RnnGateKernels rnn_gates_default, rnn_gates_avx2, rnn_gates_avx512;
