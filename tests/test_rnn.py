@@ -11,8 +11,10 @@ from conftest import ISAS, num_threads
 KINDS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
 G = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 # (T, B, I, H): one step of one row of one unit; hidden sizes around the 16-lane vectors and
-# the GEMM tiles (7, 16, 17, 31, 33); odd input sizes; batches past one GEMM row tile (17).
-SHAPES = [(1, 1, 1, 1), (1, 3, 5, 7), (4, 2, 3, 17), (3, 5, 9, 33), (6, 4, 11, 16), (2, 17, 13, 31)]
+# the GEMM tiles (7, 16, 17, 31, 33); odd input sizes; batches past one GEMM row tile (17);
+# T > 2 with B >= 8, the backward that takes dx_t from each step's product (csrc/ops/rnn.cpp).
+SHAPES = [(1, 1, 1, 1), (1, 3, 5, 7), (4, 2, 3, 17), (3, 5, 9, 33), (6, 4, 11, 16), (2, 17, 13, 31),
+          (5, 9, 7, 19)]
 # biases given (ih, hh), initial states given, reverse, dy / dh_n / dc_n given
 VARIANTS = {"full": ((True, True), True, False, True), "bare": ((False, False), False, False, True),
             "reverse": ((True, True), True, True, True), "ih_only_rev": ((True, False), False, True, True),
