@@ -115,30 +115,6 @@ void over_rows(int64_t B, int64_t values_per_row, int nthreads, F&& f) {
   });
 }
 
-// out[j] = sum over rows r of a[r*cols + j], in row order in float64 (rows in order whatever
-// the thread split: results do not depend on the thread count).
-void column_sums(const float* a, int64_t rows, int64_t cols, float* out, int nthreads) {
-  const int nt = static_cast<int>(
-      std::max<int64_t>(1, std::min<int64_t>({static_cast<int64_t>(nthreads), (cols + 63) / 64,
-                                               rows * cols / (1 << 16)})));
-  parallel(nt, [&](int tid, int cnt) {
-    long c0, c1;
-    split_range(static_cast<long>((cols + 63) / 64), tid, cnt, &c0, &c1);
-    const int64_t j0 = c0 * 64, j1 = std::min<int64_t>(cols, c1 * 64);
-    if (j1 <= j0) return;
-    double acc[64];
-    for (int64_t jb = j0; jb < j1; jb += 64) {
-      const int64_t nj = std::min<int64_t>(64, j1 - jb);
-      std::fill(acc, acc + 64, 0.0);
-      for (int64_t r = 0; r < rows; ++r) {
-        const float* row = a + r * cols + jb;
-        for (int64_t j = 0; j < nj; ++j) acc[j] += row[j];
-      }
-      for (int64_t j = 0; j < nj; ++j) out[jb + j] = static_cast<float>(acc[j]);
-    }
-  });
-}
-
 // acc[j] += sum over rows r of a[r*lda + j], rows in order (float64, the ISA's loop): a step's
 // share of the bias gradients, added while its rows are still in cache. Split over columns, so
 // the sums do not depend on the thread count.
@@ -364,6 +340,7 @@ void rnn_backward(const RnnShape& s, const float* dy, const float* dh_n, const f
 
   if (s.cell == RnnCell::Gru) {
     Scratch dgi(TB * GH), dgh(TB * GH);
+    std::vector<double> dbi(static_cast<size_t>(GH), 0.0), dbh(static_cast<size_t>(GH), 0.0);  // step by step
     // dh: the gradient of h_t carried into step t (without dy[t], added by the gate kernel)
     add_or_zero(dh0, dh_n, nullptr, B * H);
     for (int64_t step = T - 1; step >= 0; --step) {
@@ -381,11 +358,15 @@ void rnn_backward(const RnnShape& s, const float* dy, const float* dh_n, const f
         k.gru_backward(H, dh0 + b * H, dy_t ? dy_t + b * H : nullptr, ws_t + b * 4 * H, hp ? hp + b * H : nullptr,
                        dgi_t + b * GH, dgh_t + b * GH);
       });
+      add_column_sums(k, dgi_t, B, GH, GH, dbi.data(), nthreads);
+      add_column_sums(k, dgh_t, B, GH, GH, dbh.data(), nthreads);
     }
     whh.mm(mm, B, dgh.get() + t_first * B * GH, GH, dh0, H, 1.0f, dh0);
     weight_grads(s, mm, dgi.get(), dgh.get(), x, h0, y, w_ih, dx, dw_ih, dw_hh);
-    column_sums(dgi.get(), TB, GH, db_ih, nthreads);
-    column_sums(dgh.get(), TB, GH, db_hh, nthreads);
+    for (int64_t j = 0; j < GH; ++j) {
+      db_ih[j] = static_cast<float>(dbi[j]);
+      db_hh[j] = static_cast<float>(dbh[j]);
+    }
     return;
   }
 
