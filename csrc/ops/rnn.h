@@ -17,9 +17,12 @@
 // made once per call (the GEMM's small-M path reads it in place, unpacked), then the fused gate
 // activations. The backward computes the pre-activation gradients dG_t step by step (one GEMM
 // dG_t (B, G*H) x W_hh per step for dh_{t-1}), then dx = dG W_ih, dW_ih = dG^T X and
-// dW_hh = dG^T H_prev as single GEMMs over all T*B rows, and the bias gradients as column sums
-// of dG in float64 (RNN and LSTM: added step by step in the backward's order while each step's
-// rows are in cache; GRU: over all rows in order afterwards).
+// dW_hh = dG^T H_prev as single GEMMs over all T*B rows. RNN and LSTM with T > 2 and B >= 8
+// instead: the step's product is dG_t [W_hh | W_ih], which gives dh_{t-1} and dx_t together
+// while dG_t is in cache, and dG_t is packed at once (gemm_pack_a) as columns of the A operand
+// of [dW_ih | dW_hh] = dG^T [X | H_prev], summed over chunks of about one GEMM K block as each
+// chunk completes. The bias gradients are column sums of dG in float64, added step by step in
+// the backward's order while each step's rows are in cache.
 //
 // Workspace ws (float32, rnn_ws_size floats), written by the forward for the backward:
 //   LSTM  [gates (T, B, 4H): activated i, f, g, o | c (T, B, H): c_t | tanh c (T, B, H)]
