@@ -211,6 +211,21 @@ def test_thread_invariance(rng, isa, kind):
         assert np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("kind", ["lstm", "rnn_tanh"])
+@pytest.mark.parametrize("isa", ISAS)
+def test_thread_invariance_few_gates(rng, isa, kind):
+    # G*H <= 64 rows in the weight-gradient chunks: with two threads their GEMM takes the small-M
+    # path, with dG^T packed by the backward (csrc/cpu/gemm_driver.h, run_small_m)
+    d = _data(rng, kind, 40, 16, 64, 13 if kind == "lstm" else 40)
+    with num_threads(1):
+        o1, g1 = run_kernels(kind, d, False, isa)
+    with num_threads(2):
+        o2, g2 = run_kernels(kind, d, False, isa)
+        check(kind, d, False, isa)
+    for a, b in zip(o1 + tuple(g1), o2 + tuple(g2)):
+        assert np.array_equal(a, b)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_empty_batch(kind):
     """B = 0 (torch accepts it): empty outputs, zero weight and bias gradients."""
