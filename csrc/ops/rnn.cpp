@@ -401,13 +401,12 @@ void rnn_backward(const RnnShape& s, const float* dy, const float* dh_n, const f
     // weight-gradient product dG^T [X | H_prev]: the whole dG is never read back to be
     // transposed or packed (LSTM I=128 H=256 T=128 B=16: bench/README.md).
     const int64_t HI = H + I;
-    std::unique_ptr<float[]> wcat(new float[static_cast<size_t>(GH * HI)]);
+    const Scratch wcat(GH * HI);  // kept for the call: StepB holds on to it
     for (int64_t r = 0; r < GH; ++r) {
       std::memcpy(wcat.get() + r * HI, w_hh + r * H, static_cast<size_t>(H) * sizeof(float));
       std::memcpy(wcat.get() + r * HI + H, w_ih + r * I, static_cast<size_t>(I) * sizeof(float));
     }
     const StepB wc(wcat.get(), HI, false, GH, HI, T, isa);
-    wcat.reset();  // packed (T > 2)
     // One step's dG rows a cache line further apart than G*H floats: at G*H = 1024 the rows
     // would be 4 KiB apart, all in the same L1 sets, and the packing reads 16 of them at once.
     const int64_t ldg = GH + 16;
