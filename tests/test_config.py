@@ -67,6 +67,79 @@ def test_build_info_is_consistent():
     assert INFO["isa_selected"] in INFO["isa_supported"]
 
 
+def test_cpu_caches_are_plausible():
+    c = INFO["cpu_caches"]
+    assert c["source"] in ("cpuid leaf 4", "cpuid 0x8000001d", "cpuid 0x80000005/6", "defaults"), c
+    # Every x86-64 data cache described so far: L1d 16 KiB-128 KiB, L2 above L1d, L3 at least L2
+    # (or the 2 MiB default where none is described).
+    assert 16 << 10 <= c["l1d"] <= 128 << 10 and c["l1d"] < c["l2"] <= 64 << 20, c
+    assert c["l3"] >= 1 << 20, c
+    if os.path.exists("/sys/devices/system/cpu/cpu0/cache/index0/size") and c["source"] != "defaults":
+        # The kernel's view of the same CPUID leaves: the L1d and L2 sizes agree.
+        sizes = {}
+        for d in sorted(os.listdir("/sys/devices/system/cpu/cpu0/cache")):
+            path = f"/sys/devices/system/cpu/cpu0/cache/{d}"
+            if not d.startswith("index"):
+                continue
+            with open(f"{path}/level") as f, open(f"{path}/type") as t, open(f"{path}/size") as z:
+                level, kind, size = int(f.read()), t.read().strip(), z.read().strip()
+            if kind != "Instruction":
+                sizes[level] = int(size[:-1]) * {"K": 1 << 10, "M": 1 << 20}[size[-1]]
+        assert sizes.get(1) == c["l1d"] and sizes.get(2) == c["l2"], (sizes, c)
+
+
+def test_gemm_blocking_follows_the_caches(capsys):
+    c = INFO["cpu_caches"]
+    for isa in ISAS:
+        b = INFO["gemm_blocking"][isa]
+        assert b == _core.gemm_tile(isa)
+        assert b["mc"] % b["mr"] == 0 and b["nc"] % b["nr"] == 0 and b["kc"] % 16 == 0, (isa, b)
+        assert b["mc"] * b["kc"] * 4 <= c["l2"] or b["mc"] == 4 * b["mr"], (isa, b, c)  # A block in L2
+    if "avx2" in ISAS:  # the B micro-panel fills at most half of L1
+        b = INFO["gemm_blocking"]["avx2"]
+        assert b["kc"] * b["nr"] * 4 <= c["l1d"] // 2 or b["kc"] == 128, (b, c)
+    lines, out = config_lines(capsys)
+    assert lines["CPU caches"].startswith(f"L1d {c['l1d'] >> 10} KiB"), out
+    for isa in ISAS:
+        b = INFO["gemm_blocking"][isa]
+        assert f"{isa}: {b['mr']}x{b['nr']} tile, KC {b['kc']}, MC {b['mc']}, NC {b['nc']}" in lines["gemm blocking"]
+
+
+@pytest.mark.parametrize("blocking", ["37,7,17", "16,1,1", "300"])
+def test_gemm_blocking_override_keeps_results_right(blocking, tmp_path):
+    # FASTNN_GEMM_BLOCKING moves every K, row and column block edge (KC 37: K blocks of 37 and a
+    # tail; MC and NC rounded down to one or two tiles): the products still match the reference
+    # on every ISA, and the blocking reported is the one used.
+    rng = np.random.default_rng(1)
+    a, b, bias = (rng.standard_normal(s, dtype=np.float32) for s in [(45, 200), (200, 70), (70,)])
+    np.savez(tmp_path / "in.npz", a=a, b=b, bias=bias)
+    report = run_python(f"""
+        import json, numpy as np, fastnn
+        from fastnn import _core
+        x = np.load({str(tmp_path / "in.npz")!r})
+        out = {{}}
+        for isa in _core.build_info()["isa_supported"]:
+            for tb in (False, True):
+                bb = np.ascontiguousarray(x["b"].T) if tb else x["b"]
+                out[f"{{isa}}-{{tb}}"] = _core.gemm(x["a"], bb, trans_b=tb, bias=x["bias"], isa=isa)
+                out[f"{{isa}}-{{tb}}-t"] = _core.gemm(x["a"].T.copy(), bb, trans_a=True, trans_b=tb, isa=isa)
+        np.savez({str(tmp_path / "out.npz")!r}, **out)
+        print(json.dumps(_core.build_info()["gemm_blocking"]))
+        """, {"FASTNN_GEMM_BLOCKING": blocking}).stdout.splitlines()[-1]
+    got = np.load(tmp_path / "out.npz")
+    want, want_plain = ref.gemm(a, b, bias=bias), ref.gemm(a, b)
+    # float32 sums of 200 terms: error ~sqrt(K)*eps32*|a|@|b| ~ 3e-5 absolute.
+    for key in got.files:
+        np.testing.assert_allclose(got[key], want_plain if key.endswith("-t") else want,
+                                   rtol=1e-4, atol=1e-4, err_msg=key)
+    fields = [int(f) for f in blocking.split(",")]
+    for isa, blk in json.loads(report).items():
+        assert blk["kc"] == fields[0], (isa, blk)
+        if len(fields) > 1:
+            assert blk["mc"] == max(blk["mr"], fields[1] // blk["mr"] * blk["mr"]), (isa, blk)
+            assert blk["nc"] == max(blk["nr"], fields[2] // blk["nr"] * blk["nr"]), (isa, blk)
+
+
 def test_version_is_a_string():
     assert isinstance(fastnn.__version__, str) and fastnn.__version__
     assert isinstance(_core.__version__, str) and _core.__version__ == INFO["version"]

@@ -14,6 +14,7 @@
 #include "core/cpu.h"
 #include "core/threads.h"
 #include "bind/bindings.h"
+#include "ops/gemm.h"
 
 namespace py = pybind11;
 using namespace fastnn;
@@ -43,6 +44,22 @@ py::dict build_info() {
   d["isa_best"] = isa_name(best_isa());
   d["isa_selected"] = isa_name(selected_isa());
   d["isa_env_warning"] = isa_env_warning();
+  const CpuCaches& c = cpu_caches();
+  py::dict caches;
+  caches["l1d"] = c.l1d, caches["l2"] = c.l2, caches["l3"] = c.l3;
+  caches["l1d_ways"] = c.l1d_ways, caches["l2_ways"] = c.l2_ways, caches["l3_sharing"] = c.l3_sharing;
+  caches["source"] = c.source;
+  d["cpu_caches"] = caches;
+  py::dict blocking;  // per supported ISA: the micro-kernel tile and the cache blocking
+  for (int i = 0; i < kNumIsa; ++i) {
+    const Isa isa = static_cast<Isa>(i);
+    if (!isa_supported(isa)) continue;
+    const GemmTile t = gemm_tile(isa);
+    py::dict b;
+    b["mr"] = t.mr, b["nr"] = t.nr, b["kc"] = t.kc, b["mc"] = t.mc, b["nc"] = t.nc;
+    blocking[isa_name(isa)] = b;
+  }
+  d["gemm_blocking"] = blocking;
   return d;
 }
 

@@ -4,6 +4,11 @@
 
 #include <cstdlib>
 
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#include <cpuid.h>
+#define FASTNN_HAVE_CPUID 1
+#endif
+
 namespace fastnn {
 namespace {
 
@@ -62,7 +67,69 @@ const Selection& selection() {
   return s;
 }
 
+#ifdef FASTNN_HAVE_CPUID
+// The deterministic cache parameters of CPUID leaf 4 (Intel) and 0x8000001D (AMD, same layout):
+// subleaf i describes one cache; type 0 ends the list.
+bool read_cache_leaf(unsigned leaf, CpuCaches* c) {
+  bool any = false;
+  for (unsigned i = 0; i < 16; ++i) {
+    unsigned a, b, cx, d;
+    __cpuid_count(leaf, i, a, b, cx, d);
+    const unsigned type = a & 0x1f, level = (a >> 5) & 0x7;
+    if (type == 0) break;
+    if (type == 2) continue;  // instruction cache
+    const int ways = static_cast<int>((b >> 22) + 1);
+    const int64_t bytes = int64_t{ways} * ((b >> 12 & 0x3ff) + 1) * ((b & 0xfff) + 1) * (int64_t{cx} + 1);
+    if (level == 1) {
+      c->l1d = bytes, c->l1d_ways = ways;
+    } else if (level == 2) {
+      c->l2 = bytes, c->l2_ways = ways;
+    } else if (level == 3) {
+      c->l3 = bytes, c->l3_sharing = static_cast<int>(((a >> 14) & 0xfff) + 1);
+    }
+    any = true;
+  }
+  return any;
+}
+#endif
+
+CpuCaches detect_caches() {
+  CpuCaches c;
+  c.source = "defaults";
+#ifdef FASTNN_HAVE_CPUID
+  unsigned a, b, cx, d;
+  if (__get_cpuid(0, &a, &b, &cx, &d)) {
+    const unsigned max_leaf = a;
+    const bool amd = b == 0x68747541u || b == 0x6f677948u;  // "Auth"enticAMD, "Hygo"nGenuine
+    const unsigned max_ext = __get_cpuid_max(0x80000000u, nullptr);
+    bool topoext = false;
+    if (max_ext >= 0x80000001u && __get_cpuid(0x80000001u, &a, &b, &cx, &d)) topoext = (cx >> 22) & 1;
+    if (amd && topoext && max_ext >= 0x8000001Du && read_cache_leaf(0x8000001Du, &c)) {
+      c.source = "cpuid 0x8000001d";
+    } else if (!amd && max_leaf >= 4 && read_cache_leaf(4, &c)) {
+      c.source = "cpuid leaf 4";
+    } else if (amd && max_ext >= 0x80000006u) {  // older AMD: sizes in KiB (L3 in 512 KiB units)
+      __get_cpuid(0x80000005u, &a, &b, &cx, &d);
+      c.l1d = int64_t{cx >> 24} * 1024;
+      __get_cpuid(0x80000006u, &a, &b, &cx, &d);
+      c.l2 = int64_t{cx >> 16} * 1024;
+      c.l3 = int64_t{d >> 18} * 512 * 1024;
+      c.source = "cpuid 0x80000005/6";
+    }
+  }
+#endif
+  if (c.l1d <= 0) c.l1d = 32 * 1024;
+  if (c.l2 <= 0) c.l2 = 256 * 1024;
+  if (c.l3 <= 0) c.l3 = 2 * 1024 * 1024;  // no L3 described: about a core's share on most parts
+  return c;
+}
+
 }  // namespace
+
+const CpuCaches& cpu_caches() {
+  static const CpuCaches c = detect_caches();
+  return c;
+}
 
 const char* isa_name(Isa isa) {
   switch (isa) {

@@ -4,6 +4,7 @@
 // here, never inside a kernel: the best ISA that is both compiled in and supported by this CPU
 // (and its OS), lowered by FASTNN_CPU_CAPABILITY=default|avx2|avx512 when that is set.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -21,5 +22,17 @@ Isa selected_isa();           // what kernels use: best_isa() lowered by FASTNN_
 // Text of a problem with FASTNN_CPU_CAPABILITY (unknown name, or above what the CPU supports);
 // empty when there is none. The Python package turns it into a warning at import.
 const std::string& isa_env_warning();
+
+// Data cache sizes of this CPU, read once from CPUID (leaf 4 on Intel, 0x8000001D on AMD, the
+// older AMD leaves 0x80000005/6 before that), for choosing the GEMM blocking at run time as
+// BLIS and OpenBLAS do per microarchitecture. A level CPUID does not describe gets a
+// conservative size (32 KiB, 256 KiB, 2 MiB per core) and source says so.
+struct CpuCaches {
+  int64_t l1d = 0, l2 = 0, l3 = 0;  // bytes, per instance (L3: the whole shared cache)
+  int l1d_ways = 0, l2_ways = 0;    // 0 where unknown
+  int l3_sharing = 0;               // logical CPUs sharing one L3 (0 where unknown)
+  const char* source = "";          // "cpuid leaf 4", "cpuid 0x8000001d", ... or "defaults"
+};
+const CpuCaches& cpu_caches();
 
 }  // namespace fastnn

@@ -11,10 +11,15 @@ namespace {
 
 struct Ukr {
   static constexpr int MR = 4, NR = 8;
-  static constexpr int KC = 256;
-  static constexpr int MC = 4 * 64;
-  static constexpr int NC = 8 * 512;
   static constexpr int NOPACK_B_MAX_M = 8 * MR;
+
+  // KC: the B micro-panel (KC x 8 floats) in a quarter of L1 (32 KiB: 256); MC: the A block in
+  // a quarter of L2; NC: the B panel in a quarter of L3, at most 4096 columns.
+  static Blocking blocking(const CpuCaches& c) {
+    const int kc = static_cast<int>(round_down_to(c.l1d / 4 / (NR * 4), 16, 128, 512));
+    return {kc, round_down_to(c.l2 / 4 / (kc * 4), MR, 16 * MR, 128 * MR),
+            round_down_to(c.l3 / 4 / (kc * 4), NR, 32 * NR, 512 * NR)};
+  }
 
   static void transpose_pack(int kc, int rows, int R, const float* src, int64_t ld, float* dst) {
     transpose_pack_scalar(kc, rows, R, src, ld, dst);
@@ -56,7 +61,7 @@ struct Ukr {
 
 }  // namespace
 
-const GemmTile gemm_tile_default{Ukr::MR, Ukr::NR, Ukr::KC, Ukr::MC, Ukr::NC};
+GemmTile gemm_tile_default() { return GemmDriver<Ukr>::tile_info(); }
 
 void gemm_default(const GemmArgs& g, int nthreads) { GemmDriver<Ukr>::run(g, nthreads); }
 void gemm_pack_b_default(const float* b, int64_t ldb, bool trans_b, int64_t K, int64_t N, float* dst) {

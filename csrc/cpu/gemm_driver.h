@@ -2,7 +2,8 @@
 // ISA's translation unit. Everything here is in an anonymous namespace, so the differently
 // compiled copies never merge at link time.
 //
-// Loops, outermost first (sizes from the micro-kernel's Ukr: MR, NR, KC, MC, NC):
+// Loops, outermost first (MR, NR from the micro-kernel's Ukr; KC, MC, NC from blocking<Ukr>(),
+// chosen once per process from this CPU's cache sizes by Ukr::blocking):
 //   jc: NC columns of op(B)            (B panel KC x NC lives in L3)
 //     pc: KC of K, in order             (fixed blocking: the K summation order never changes)
 //       pack B panel -> [NC/NR][KC][NR], unless the small-M path reads B in place
@@ -12,7 +13,8 @@
 // Threads split the packing and the tile list statically; every output element is computed by
 // the same instruction sequence whatever the thread count, so results are bit-identical.
 //
-// Ukr provides: MR, NR, KC, MC (multiple of MR), NC (multiple of NR), NOPACK_B_MAX_M,
+// Ukr provides: MR, NR, NOPACK_B_MAX_M,
+//   static Blocking blocking(const CpuCaches&)   (KC, MC, NC for these caches),
 //   static void transpose_pack(...)     (transpose_pack_scalar's contract), and
 //   template <int mr> static void tile(int kc, const float* ap, const float* b, int64_t ldbk,
 //                                      int nr, const TileOut& o, const Epilogue& e);
@@ -28,6 +30,7 @@
 #include <memory>
 #include <utility>
 
+#include "core/cpu.h"
 #include "core/threads.h"
 #include "ops/gemm.h"
 
@@ -52,6 +55,46 @@ struct TileOut {
   const float* bias_row;  // bias_row + first row of the tile, or null
   int64_t ldc;
 };
+
+// Cache blocking: a KC x NR micro-panel of B is reused across the row tiles of an MC x KC block
+// of A, and a KC x NC panel of B across the blocks of A. KC is fixed for the process, so the
+// K summation order (and every result) is the same for every thread count and call.
+struct Blocking {
+  int kc;
+  int64_t mc, nc;  // multiples of MR and NR
+};
+
+inline int64_t round_down_to(int64_t x, int64_t m, int64_t lo, int64_t hi) {
+  return std::clamp(x / m * m, lo / m * m, hi / m * m);
+}
+
+// FASTNN_GEMM_BLOCKING="kc,mc,nc" replaces the cache-derived values (a 0 or missing field keeps
+// the rule's), for tuning on a new CPU; mc and nc are rounded down to whole tiles.
+template <class Ukr>
+Blocking make_blocking() {
+  Blocking b = Ukr::blocking(cpu_caches());
+  if (const char* env = std::getenv("FASTNN_GEMM_BLOCKING")) {
+    long v[3] = {0, 0, 0};
+    char* p = const_cast<char*>(env);
+    for (int i = 0; i < 3 && *p; ++i) {
+      v[i] = std::strtol(p, &p, 10);
+      if (*p == ',') ++p;
+    }
+    if (v[0] > 0) b.kc = static_cast<int>(std::min(v[0], 1L << 16));
+    if (v[1] > 0) b.mc = v[1];
+    if (v[2] > 0) b.nc = v[2];
+  }
+  b.kc = std::max(b.kc, 1);
+  b.mc = std::max<int64_t>(Ukr::MR, std::min<int64_t>(b.mc, 1 << 16) / Ukr::MR * Ukr::MR);
+  b.nc = std::max<int64_t>(Ukr::NR, std::min<int64_t>(b.nc, 1 << 20) / Ukr::NR * Ukr::NR);
+  return b;
+}
+
+template <class Ukr>
+const Blocking& blocking() {
+  static const Blocking b = make_blocking<Ukr>();  // once per process and ISA unit
+  return b;
+}
 
 // A 64-byte aligned scratch buffer per thread, grown on demand and kept for later calls.
 inline float* scratch(int slot, size_t floats) {
@@ -170,7 +213,9 @@ inline void pack_b(int kc, int64_t cols, const GemmArgs& g, int64_t p0, int64_t 
     for (int64_t p = 0; p + 1 < npanel; ++p) {
       const float* s = src + p * NR;
       float* d = dst + p * NR * kc + k * NR;
-      for (int j = 0; j < NR; ++j) d[j] = s[j];  // fixed trip count: a few vector moves
+      // A fixed-length copy: a few vector moves (an element loop compiles to NR scalar moves,
+      // the compiler being unable to rule out that d and s overlap).
+      std::memcpy(d, s, sizeof(float) * NR);
     }
     const float* s = src + (npanel - 1) * NR;
     float* d = dst + (npanel - 1) * NR * kc + k * NR;
@@ -200,6 +245,7 @@ struct GemmDriver {
   static void run_small_m(const GemmArgs& g, int nthreads, size_t ap_floats) {
     const int64_t M = g.M, N = g.N, K = g.K;
     const int64_t n_jr = (N + NR - 1) / NR, n_ir = (M + MR - 1) / MR, mrb = g.a_packed ? MR : row_tile(M);
+    const int KC = blocking<Ukr>().kc;
     std::exception_ptr error;
     parallel(nthreads, [&](int tid, int nt) {
       long j0, j1;
@@ -207,8 +253,8 @@ struct GemmDriver {
       if (j0 == j1) return;
       try {
         float* ap = scratch(1, ap_floats);  // this thread's own
-        for (int64_t pc = 0; pc < K; pc += Ukr::KC) {
-          const int kc = static_cast<int>(std::min<int64_t>(Ukr::KC, K - pc));
+        for (int64_t pc = 0; pc < K; pc += KC) {
+          const int kc = static_cast<int>(std::min<int64_t>(KC, K - pc));
           const Epilogue e{g.alpha, g.beta, pc == 0, pc + kc >= K, g.act == Activation::Relu, g.b_packed};
           if (!g.a_packed) pack_a_panels<Ukr>(kc, M, mrb, g, 0, pc, 0, n_ir, ap);
           for (long jr = j0; jr < j1; ++jr) {
@@ -227,6 +273,11 @@ struct GemmDriver {
       }
     });
     if (error) std::rethrow_exception(error);
+  }
+
+  static GemmTile tile_info() {
+    const Blocking& b = blocking<Ukr>();
+    return GemmTile{MR, NR, b.kc, static_cast<int>(b.mc), static_cast<int>(b.nc)};
   }
 
   // gemm_pack_a's contract (csrc/ops/gemm.h) with this ISA's MR.
@@ -285,13 +336,16 @@ struct GemmDriver {
 
   static void run(const GemmArgs& g, int nthreads) {
     const int64_t M = g.M, N = g.N, K = g.K;
+    const Blocking& blk = blocking<Ukr>();
+    const int KC = blk.kc;
+    const int64_t MC = blk.mc, NC = blk.nc;
     // Small M: each element of B is used by few rows, so packing B would cost as much as the
     // product; read it in place (row-major B only).
     const bool pack_b_panel = !g.b_packed && (g.trans_b || M > Ukr::NOPACK_B_MAX_M);
-    const int64_t nc_max = std::min<int64_t>(Ukr::NC, (N + NR - 1) / NR * NR);
-    const int64_t kc_max = std::min<int64_t>(Ukr::KC, K);
-    const int64_t mc_max = std::min<int64_t>(Ukr::MC, (M + MR - 1) / MR * MR);
-    if (!pack_b_panel && M <= Ukr::MC && nthreads > 1) {
+    const int64_t nc_max = std::min<int64_t>(NC, (N + NR - 1) / NR * NR);
+    const int64_t kc_max = std::min<int64_t>(KC, K);
+    const int64_t mc_max = std::min<int64_t>(MC, (M + MR - 1) / MR * MR);
+    if (!pack_b_panel && M <= MC && nthreads > 1) {
       run_small_m(g, nthreads, kc_max * mc_max);
       return;
     }
@@ -299,11 +353,11 @@ struct GemmDriver {
     float* ap = g.a_packed ? nullptr : scratch(1, kc_max * mc_max);
 
     parallel(nthreads, [&](int tid, int nt) {
-      for (int64_t jc = 0; jc < N; jc += Ukr::NC) {
-        const int64_t nc = std::min<int64_t>(Ukr::NC, N - jc);
+      for (int64_t jc = 0; jc < N; jc += NC) {
+        const int64_t nc = std::min<int64_t>(NC, N - jc);
         const int64_t n_jr = (nc + NR - 1) / NR;
-        for (int64_t pc = 0; pc < K; pc += Ukr::KC) {
-          const int kc = static_cast<int>(std::min<int64_t>(Ukr::KC, K - pc));
+        for (int64_t pc = 0; pc < K; pc += KC) {
+          const int kc = static_cast<int>(std::min<int64_t>(KC, K - pc));
           const Epilogue e{g.alpha, g.beta, pc == 0, pc + kc >= K,
                            g.act == Activation::Relu, g.b_packed};
           if (pack_b_panel) {
@@ -314,8 +368,8 @@ struct GemmDriver {
                           bp + b0 * NR * kc);
             }
           }
-          for (int64_t ic = 0; ic < M; ic += Ukr::MC) {
-            const int64_t mc = std::min<int64_t>(Ukr::MC, M - ic);
+          for (int64_t ic = 0; ic < M; ic += MC) {
+            const int64_t mc = std::min<int64_t>(MC, M - ic);
             const int64_t n_ir = (mc + MR - 1) / MR, mrb = g.a_packed ? MR : row_tile(mc);
             long a0, a1;
             split_range(n_ir, tid, nt, &a0, &a1);

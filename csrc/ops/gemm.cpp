@@ -82,12 +82,12 @@ int threads_for(const GemmArgs& g, int nthreads) {
 GemmTile gemm_tile(Isa isa) {
   switch (isa) {
 #ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512: return gemm_tile_avx512;
+    case Isa::Avx512: return gemm_tile_avx512();
 #endif
 #ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2: return gemm_tile_avx2;
+    case Isa::Avx2: return gemm_tile_avx2();
 #endif
-    default: return gemm_tile_default;
+    default: return gemm_tile_default();
   }
 }
 

@@ -86,7 +86,9 @@ void gemm_pack_a(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K
 void gemm_default(const GemmArgs& g, int nthreads);
 void gemm_avx2(const GemmArgs& g, int nthreads);
 void gemm_avx512(const GemmArgs& g, int nthreads);
-extern const GemmTile gemm_tile_default, gemm_tile_avx2, gemm_tile_avx512;
+GemmTile gemm_tile_default();  // tile and the blocking chosen for this CPU
+GemmTile gemm_tile_avx2();
+GemmTile gemm_tile_avx512();
 void gemm_pack_b_default(const float* b, int64_t ldb, bool trans_b, int64_t K, int64_t N, float* dst);
 void gemm_pack_b_avx2(const float* b, int64_t ldb, bool trans_b, int64_t K, int64_t N, float* dst);
 void gemm_pack_b_avx512(const float* b, int64_t ldb, bool trans_b, int64_t K, int64_t N, float* dst);

@@ -71,6 +71,15 @@ def _cuda_line(cu) -> str:
             + (f"driver {drv}, {cu['device_count']} device(s)" if drv else "no driver: CPU only"))
 
 
+def _caches_line(c) -> str:
+    def size(n):
+        return f"{n >> 20} MiB" if n >= 1 << 20 and n % (1 << 20) == 0 else f"{n >> 10} KiB"
+    ways = f" ({c['l1d_ways']}-way)" if c["l1d_ways"] else ""
+    shared = f" shared by {c['l3_sharing']} CPUs" if c["l3_sharing"] else ""
+    return (f"L1d {size(c['l1d'])}{ways}, L2 {size(c['l2'])}, L3 {size(c['l3'])}{shared} "
+            f"(from {c['source']})")
+
+
 def show_config() -> None:
     """Print the version, compiler, flags, OpenMP, threads, ISAs and CUDA of this build."""
     c = config()
@@ -90,6 +99,10 @@ def show_config() -> None:
         f"  ISA selected:    {c['isa_selected']}"
         + (f" (FASTNN_CPU_CAPABILITY={c['env']['FASTNN_CPU_CAPABILITY']})"
            if "FASTNN_CPU_CAPABILITY" in c["env"] else ""),
+        "  CPU caches:      " + _caches_line(c["cpu_caches"]),
+        "  gemm blocking:   " + " | ".join(
+            f"{isa}: {b['mr']}x{b['nr']} tile, KC {b['kc']}, MC {b['mc']}, NC {b['nc']}"
+            for isa, b in c["gemm_blocking"].items()),
         "  CUDA:            " + _cuda_line(c["cuda"]),
     ]
     print("\n".join(lines))

@@ -17,14 +17,19 @@ namespace {
 
 struct Ukr {
   static constexpr int MR = 14, NR = 32;
-  // KC is past what keeps a B micro-panel (KC x 32) in L1, but each K block costs a full read
-  // and write of C, and measured, fewer passes over C win (bench/README.md).
-  static constexpr int KC = 512;
-  static constexpr int MC = 14 * 24;   // A block 336 x 512 floats = 672 KiB: L2
-  static constexpr int NC = 32 * 128;  // B panel 512 x 4096 floats = 8 MiB: L3
   static constexpr int NOPACK_B_MAX_M = 64;  // batch-64 Linear layers: B read in place (bench/README.md)
 
-
+  // KC is past what keeps a B micro-panel (KC x 32) in L1: the micro-kernel streams it from L2
+  // with prefetches, and each K block costs a full read and write of C, so fewer passes over C
+  // win (bench/README.md; on Zen 4, 1 MiB L2, KC 512 beats 256 by 1-3%). KC: the B micro-panel
+  // in 1/16 of L2, at most 512 (64 KiB of B). MC: the A block (MC x KC) in two thirds of L2, at
+  // most 336 rows (1 MiB and 2 MiB L2: 336). NC: the B panel (KC x NC) in a quarter of L3, at
+  // most 4096 columns.
+  static Blocking blocking(const CpuCaches& c) {
+    const int kc = static_cast<int>(round_down_to(c.l2 / 16 / (NR * 4), 16, 128, 512));
+    return {kc, round_down_to(c.l2 * 2 / 3 / (kc * 4), MR, 4 * MR, 24 * MR),
+            round_down_to(c.l3 / 4 / (kc * 4), NR, 8 * NR, 128 * NR)};
+  }
 
   // Epilogue on one zmm of the tile: out = act(alpha*acc + (beta*C | out) + bias).
   static inline void store(__m512 acc, __mmask16 m, float* out, const float* c,
@@ -127,7 +132,7 @@ struct Ukr {
 
 }  // namespace
 
-const GemmTile gemm_tile_avx512{Ukr::MR, Ukr::NR, Ukr::KC, Ukr::MC, Ukr::NC};
+GemmTile gemm_tile_avx512() { return GemmDriver<Ukr>::tile_info(); }
 
 void gemm_avx512(const GemmArgs& g, int nthreads) { GemmDriver<Ukr>::run(g, nthreads); }
 void gemm_pack_b_avx512(const float* b, int64_t ldb, bool trans_b, int64_t K, int64_t N, float* dst) {
