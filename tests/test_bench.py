@@ -1,10 +1,16 @@
-"""The benchmark harness: validation before timing, the gemm tolerance, and the `fastnn bench` command."""
+"""The benchmark harness: validation before timing, the gemm tolerance, and the `fastnn bench` command
+(--isa re-runs)."""
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from fastnn.bench import Case, gemm, time_interleaved, within
+from conftest import child_env
+from fastnn import cli
+from fastnn.bench import Case, gemm, harness, time_interleaved, within
 from fastnn.cli import main
 
 
@@ -73,3 +79,51 @@ def test_cli_demo(capsys):
         fastnn.set_num_threads(before)
     out = capsys.readouterr().out
     assert "test accuracy" in out and "held-out" in out
+
+
+@pytest.mark.parametrize("argv", [["bench", "--isa", "sse2"], ["bench", "--device", "cuda", "--isa", "avx2"]])
+def test_cli_rejects_bad_bench_arguments(argv):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+
+
+def test_isa_above_the_cpu_is_refused(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(cli, "_build_info", lambda: {"isa_compiled": ["default", "avx2", "avx512"],
+                                                     "isa_supported": ["default", "avx2"]})
+    monkeypatch.setattr(cli, "_rerun_at_isa", lambda *a: pytest.fail("re-ran at a refused ISA"))
+    assert main(["bench", "gemm", "--quick", "--isa", "avx512", "--json", str(tmp_path / "b.json")]) == 2
+    assert "CPU does not support avx512" in capsys.readouterr().err
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_isa_reruns_every_library_at_the_level(tmp_path):
+    # a fresh interpreter (the variables are read when each library loads); OPENBLAS_L2_SIZE from
+    # the caller must not reach the re-run
+    path = tmp_path / "b.json"
+    p = subprocess.run([sys.executable, "-m", "fastnn.cli", "bench", "gemm", "--quick", "--repeats", "1",
+                        "--min-time", "0", "--isa", "default", "--json", str(path)],
+                       env=child_env({"OPENBLAS_L2_SIZE": "1048576", harness.ISA_GUARD: ""}),
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    d = json.loads(path.read_text())
+    env = d["machine"]["env"]
+    assert d["isa"] == "default" and "OPENBLAS_L2_SIZE" not in env
+    assert {k: env.get(k) for k in harness.ISA_ENV["default"]} == harness.ISA_ENV["default"]
+    assert d["machine"]["fastnn"]["isa_selected"] == "default"
+    assert all(r["impls"]["fastnn"]["isa"] == "default" for r in d["results"])
+    checks = {c["library"]: c for c in d["isa_checks"]}
+    assert checks["fastnn"]["ok"] is True and "isa check: fastnn" in p.stdout
+    if "torch (ATen)" in checks:
+        assert checks["torch (ATen)"]["ok"] is True
+    assert d["machine"]["cpu_model"] and "L1d" in d["machine"]["cpu_caches"]
+
+
+@pytest.mark.parametrize("text, level", [
+    ("Intel AVX2", "avx2"), ("Intel AVX-512 with AVX512BW, AVX512VL, and AVX512DQ extensions", "avx512"),
+    ("Intel SSE4.1", "default"), ("jit:avx2", "avx2"), ("brg_conv_fwd:avx512_core", "avx512"),
+    ("Intel(R) Advanced Vector Extensions 2 (Intel(R) AVX2) enabled processors", "avx2"),
+    ("Intel(R) Architecture processors", None), (None, None)])
+def test_isa_level_read_from_library_text(text, level):
+    # oneDNN's and MKL's verbose lines; MKL on a non-Intel CPU names no ISA (not checkable)
+    assert harness._level(text) == level

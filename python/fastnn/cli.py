@@ -2,6 +2,8 @@
 prints the build configuration, `fastnn demo cnn` trains the MNIST CNN on the bundled data."""
 import argparse
 import datetime
+import os
+import subprocess
 import sys
 
 BENCH_HELP = """\
@@ -9,12 +11,28 @@ Each impl's result is first checked against the float64 reference (fastnn.ref); 
 reported FAILED and not timed. The rest are timed round-robin in one run; the table gives the median
 and min ms per call, GFLOP/s (or GB/s), and on the fastnn row the ratio peer time / fastnn time
 (>1: fastnn faster): the median over rounds of the two samples taken next to each other in a round
-(the JSON also holds the ratio of the medians).
+(the JSON also holds the ratio of the medians, the CPU model and cache sizes). The ISA column names
+fastnn's ISA and each peer's BLAS and code path (OpenBLAS core type; torch's ATen capability).
 
-Timing NumPy: run without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE in the environment (OpenBLAS reads
-them when NumPy is imported, too early for this command to undo; they slow a current NumPy), e.g.
-  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE fastnn bench --threads 1 2
-FASTNN_CPU_CAPABILITY=avx2 (or default) times a lower ISA path."""
+Fair comparisons at one ISA on any host: --isa LEVEL re-runs the command (a fresh interpreter,
+before NumPy and torch load) with every library held to LEVEL by its variable: FASTNN_CPU_CAPABILITY
+and ATEN_CPU_CAPABILITY (both LEVEL), ONEDNN_MAX_CPU_ISA, MKL_ENABLE_INSTRUCTIONS, OPENBLAS_CORETYPE:
+  LEVEL    fastnn, ATen  oneDNN       MKL      OpenBLAS
+  default  default       SSE41        SSE4_2   Nehalem
+  avx2     avx2          AVX2         AVX2     Haswell
+  avx512   avx512        AVX512_CORE  AVX512   SkylakeX
+and OPENBLAS_L2_SIZE unset. It then prints one 'isa check:' line per library with what it reports
+(fastnn's config, torch.backends.cpu.get_cpu_capability(), OpenBLAS's core type from threadpoolctl,
+oneDNN's and MKL's verbose lines from one conv and one sgemm in a fresh interpreter; MKL's line
+names the ISA on Intel CPUs only, else 'not checkable'), and a warning where a library runs another
+ISA. A LEVEL above what the CPU (or this fastnn build) supports is refused. "default" is each
+library's plain SSE path.
+  fastnn bench gemm --threads 1 --isa avx2
+
+Timing NumPy without --isa: run without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE in the environment
+(OpenBLAS reads them when NumPy is imported, too early for this command to undo; they slow a
+current NumPy), e.g.
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE fastnn bench --threads 1 2"""
 
 
 def _positive(text):
@@ -27,26 +45,91 @@ def _positive(text):
     return n
 
 
-def _bench(parser, args):
+def _bench(parser, args, argv):
     from fastnn import bench
+    from fastnn.bench import harness
 
+    if args.device == "cuda" and args.isa:
+        parser.error("--isa applies to --device cpu")
     unknown = [op for op in args.ops if op not in bench.OPS]
     if unknown:
         parser.error(f"unknown op {', '.join(unknown)} (registered: {', '.join(bench.OPS)})")
     ops = args.ops or list(bench.OPS)
     if args.device == "cuda":
         return _bench_cuda(parser, args, ops)
+    if args.isa:
+        refused = _isa_refused(args.isa)
+        if refused:
+            print(f"fastnn bench --isa {args.isa}: {refused}; nothing was timed", file=sys.stderr)
+            return 2
+        if os.environ.get(harness.ISA_GUARD) != args.isa:
+            return _rerun_at_isa(args.isa, argv)
     repeats = args.repeats or (3 if args.quick else 10)
     min_time = args.min_time if args.min_time is not None else (0.005 if args.quick else 0.05)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     json_path = args.json or f"bench/results/{'-'.join(ops)}-{stamp}.json"
     cases = [c for op in ops for c in bench.load_cases(op, quick=args.quick)]
+    checks = None
+    if args.isa:
+        checks = harness.isa_checks(args.isa)
+        for line in harness.isa_check_lines(checks, args.isa):
+            print(line, flush=True)
+        off = [c["library"] for c in checks if c["ok"] is False]
+        if off:
+            print(f"warning: {', '.join(off)} did not take --isa {args.isa}: those ratios compare "
+                  "different ISAs", file=sys.stderr)
     results = bench.run(cases, threads=args.threads, repeats=repeats, min_time=min_time,
-                        json_path=json_path, meta={"ops": ops, "quick": args.quick})
+                        json_path=json_path,
+                        meta={"ops": ops, "quick": args.quick, "isa": args.isa, "isa_checks": checks})
     failed = sum(r["status"] != "ok" for res in results for r in res["impls"].values())
     if failed:
         print(f"{failed} impl result(s) FAILED validation", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _isa_refused(isa):
+    """Why --isa `isa` cannot run here (the CPU or this build lacks it), or None."""
+    info = _build_info()
+    if isa in info["isa_supported"]:
+        return None
+    if isa not in info["isa_compiled"]:
+        return f"this fastnn build has no {isa} kernels (compiled: {', '.join(info['isa_compiled'])})"
+    return (f"the CPU does not support {isa} (it runs: {', '.join(info['isa_supported'])}); "
+            "a peer forced above its CPU would fault or ignore the setting")
+
+
+def _build_info():
+    from fastnn import _core
+    return _core.build_info()
+
+
+def _rerun_at_isa(isa, argv):
+    """Run this command again in a fresh interpreter whose environment holds every library to `isa`
+    (each reads its variable when it loads, so this process cannot change it); returns its status.
+    The guard variable marks the child, which runs the benchmark instead of re-running again."""
+    from fastnn.bench.harness import ISA_ENV, ISA_GUARD, ISA_UNSET
+    env = {k: v for k, v in os.environ.items() if k not in ISA_UNSET}
+    env.update(ISA_ENV[isa])
+    env[ISA_GUARD] = isa
+    # the child imports this same fastnn, installed or from a source tree on sys.path
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join([root, *paths])
+    print(f"fastnn bench --isa {isa}: running with "
+          + " ".join(f"{k}={v}" for k, v in ISA_ENV[isa].items())
+          + "".join(f" (unset {k})" for k in ISA_UNSET), file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    child = subprocess.Popen([sys.executable, "-m", "fastnn.cli", *argv], env=env)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        # Ctrl-C reached the child too: give it time to clean up and exit
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        return 130
 
 
 def _bench_cuda(parser, args, ops):
@@ -85,6 +168,7 @@ def _bench_cuda(parser, args, ops):
 
 def main(argv=None):
     """Entry point of the `fastnn` console script; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="fastnn", description="fastnn command-line tool.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{bench,config,demo}")
     b = sub.add_parser("bench", help="validate, then time fastnn against NumPy and PyTorch",
@@ -103,6 +187,9 @@ def main(argv=None):
                         "CuPy and torch's CUDA build (needs a GPU; --threads does not apply)")
     b.add_argument("--json", metavar="PATH",
                    help="where to write the results (default: bench/results/<ops>-<time>.json)")
+    b.add_argument("--isa", choices=["default", "avx2", "avx512"],
+                   help="run fastnn and every peer (torch's ATen, oneDNN, MKL; NumPy's OpenBLAS) at "
+                        "this ISA, check that each took it, record it in the JSON (see below)")
     sub.add_parser("config", help="print the build configuration (fastnn.show_config())")
     d = sub.add_parser("demo", help="train a classic model offline on bundled data",
                        description="Train a classic model on data shipped with fastnn (no download).")
@@ -123,7 +210,7 @@ def main(argv=None):
             fastnn.set_num_threads(args.threads)
         acc, _ = demo.cnn(epochs=args.epochs, seed=args.seed)
         return 0
-    return _bench(b, args)
+    return _bench(b, args, argv)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,26 @@ SUBJECT = "fastnn"  # the impl each peer is compared with in the ratio columns
 SETTLE_S = 0.1
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
+# `fastnn bench --isa LEVEL`: the variable each library reads when it loads, and its spelling of
+# LEVEL. "default" is each library's plain SSE path (fastnn's is x86-64 baseline SSE2; the peers'
+# lowest is SSE4.1/4.2). OpenBLAS: the core type of a DYNAMIC_ARCH build (Prescott reports Katmai
+# in current builds, so Nehalem, SSE4.2, stands for the plain path).
+ISA_ENV = {
+    "default": {"FASTNN_CPU_CAPABILITY": "default", "ATEN_CPU_CAPABILITY": "default",
+                "ONEDNN_MAX_CPU_ISA": "SSE41", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
+                "OPENBLAS_CORETYPE": "Nehalem"},
+    "avx2": {"FASTNN_CPU_CAPABILITY": "avx2", "ATEN_CPU_CAPABILITY": "avx2",
+             "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+             "OPENBLAS_CORETYPE": "Haswell"},
+    "avx512": {"FASTNN_CPU_CAPABILITY": "avx512", "ATEN_CPU_CAPABILITY": "avx512",
+               "ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "MKL_ENABLE_INSTRUCTIONS": "AVX512",
+               "OPENBLAS_CORETYPE": "SkylakeX"},
+}
+# Unset under --isa: a fixed L2 size overrides OpenBLAS's blocking for the core type it runs.
+ISA_UNSET = ("OPENBLAS_L2_SIZE",)
+# Set (to the level) in the process that `fastnn bench --isa` re-runs with ISA_ENV: no second re-run.
+ISA_GUARD = "FASTNN_BENCH_ISA"
+
 
 @dataclasses.dataclass
 class Case:
@@ -98,17 +118,40 @@ def _short_blas(name):
     return next((b for b in ("openblas", "mkl", "blis", "accelerate") if b in name), name)
 
 
+_PROBED = {}  # what isa_checks() saw of torch's oneDNN and MKL: {"onednn": level, "mkl": level}
+
+
 @functools.cache
 def backend(impl):
-    """The ISA fastnn selected, or the BLAS behind a peer ('openblas', 'mkl'), for the ISA column."""
+    """The ISA column: the ISA fastnn selected; for a peer its BLAS and the code path it runs, e.g.
+    'openblas Haswell' (OpenBLAS's core type), 'mkl; aten avx2; onednn avx2' (torch's CPU
+    capability, and oneDNN's / MKL's ISA when isa_checks() saw them)."""
     lib = impl.split("_")[0]
     if lib == SUBJECT:
         return config()["isa_selected"]
     if lib == "numpy":
-        return _short_blas(_numpy_blas()["name"])
+        name = _short_blas(_numpy_blas()["name"])
+        archs = sorted({a for a in _openblas_archs() if a}) if name == "openblas" else []
+        return " ".join([name, *archs])
     if lib == "torch" and sys.modules.get("torch"):
-        return _torch_blas()
+        blas = _torch_blas().lower()
+        parts = [f"{blas} {_PROBED['mkl']}" if _PROBED.get("mkl") and blas == "mkl" else blas,
+                 f"aten {_torch_capability()}"]
+        if _PROBED.get("onednn"):
+            parts.append(f"onednn {_PROBED['onednn']}")
+        return "; ".join(parts)
     return ""
+
+
+def _openblas_archs():
+    """The core type ('Haswell', 'SkylakeX', ...) of each OpenBLAS loaded, from threadpoolctl."""
+    tpc = optional("threadpoolctl")
+    return [i.get("architecture") for i in tpc.threadpool_info()
+            if i.get("internal_api") == "openblas"] if tpc else []
+
+
+def _torch_capability():
+    return sys.modules["torch"].backends.cpu.get_cpu_capability().lower()
 
 
 def _numpy_blas():
@@ -122,6 +165,113 @@ def _numpy_blas():
 def _torch_blas():
     m = re.search(r"BLAS_INFO=(\w+)", sys.modules["torch"].__config__.show())
     return m.group(1) if m else "unknown"
+
+
+_TORCH_PROBE = """
+import torch
+torch.set_num_threads(1)
+a = torch.randn(64, 64)
+torch.mm(a, a)  # MKL's sgemm: MKL_VERBOSE names the code path (on Intel CPUs)
+x, w = torch.randn(8, 16, 32, 32), torch.randn(16, 16, 3, 3)
+torch.nn.functional.conv2d(x, w)  # large enough that torch runs oneDNN's convolution
+"""
+
+
+_RANK = {"default": 0, "avx": 1, "avx2": 2, "avx512": 3}
+
+
+def _level(text):
+    """The --isa level a library's text names ('AVX-512', 'jit:avx2', 'SSE4.1', ...), else None."""
+    t = (text or "").lower().replace("-", "").replace("_", "")
+    for key, level in (("avx512", "avx512"), ("avx2", "avx2"), ("avx", "avx"), ("sse", "default")):
+        if key in t:
+            return level
+    return None
+
+
+def _probe_torch():
+    """oneDNN's and MKL's verbose lines from one matmul and one conv in a fresh interpreter with this
+    environment (each prints its ISA when it starts): {'onednn_isa', 'onednn_impl', 'mkl'} or {'error'}."""
+    env = {**os.environ, "ONEDNN_VERBOSE": "1", "MKL_VERBOSE": "1"}
+    try:
+        p = subprocess.run([sys.executable, "-c", _TORCH_PROBE], env=env, capture_output=True,
+                           text=True, timeout=300)
+    except (OSError, subprocess.SubprocessError) as e:
+        return {"error": f"{type(e).__name__}: {e}"}
+    if p.returncode:
+        return {"error": f"exit {p.returncode}: {p.stderr.strip()[-300:]}"}
+    seen = {}
+    for line in p.stdout.splitlines():
+        if line.startswith("onednn_verbose") and ",isa:" in line:
+            seen["onednn_isa"] = line.split(",isa:", 1)[1].strip()
+        elif line.startswith("onednn_verbose") and ",exec,cpu,convolution," in line:
+            seen["onednn_impl"] = line.split(",exec,cpu,convolution,", 1)[1].split(",")[0]
+        elif line.startswith("MKL_VERBOSE") and " architecture " in line:
+            # "MKL_VERBOSE oneMKL 2024.0 ... for Intel(R) 64 architecture <processors>, Lnx ..."
+            seen["mkl"] = line.split(" architecture ", 1)[1].split(", Lnx")[0].split(", Win")[0].strip()
+    return seen
+
+
+def isa_checks(isa):
+    """Whether each library runs at `isa` after `fastnn bench --isa` set ISA_ENV: one dict per
+    library with the variable, its value, what the library reports (seen) and how that was read,
+    and ok (True/False; None where the library does not say). Also fills the ISA column's detail."""
+    want, out = ISA_ENV[isa], []
+
+    def add(library, var, seen, how, ok):
+        out.append({"library": library, "variable": var, "value": os.environ.get(var),
+                    "seen": seen, "how": how, "ok": ok})
+
+    sel = config()["isa_selected"]
+    add("fastnn", "FASTNN_CPU_CAPABILITY", sel, "fastnn.config()['isa_selected']", sel == isa)
+    blas = _short_blas(_numpy_blas()["name"])
+    archs = _openblas_archs()
+    for arch in archs:
+        add("OpenBLAS (numpy)", "OPENBLAS_CORETYPE", arch, "threadpoolctl's 'architecture'",
+            None if arch is None else arch.lower() == want["OPENBLAS_CORETYPE"].lower())
+    if not archs:
+        add("OpenBLAS (numpy)", "OPENBLAS_CORETYPE", None,
+            f"not checkable: no OpenBLAS seen by threadpoolctl (numpy's BLAS: {blas})", None)
+    torch = optional("torch")
+    if torch is None:
+        add("torch", "ATEN_CPU_CAPABILITY", None, "torch is not installed", None)
+        return out
+    cap = _torch_capability()
+    add("torch (ATen)", "ATEN_CPU_CAPABILITY", cap, "torch.backends.cpu.get_cpu_capability()", cap == isa)
+    probe = _probe_torch()
+    if "error" in probe:
+        for lib, var in (("oneDNN (torch)", "ONEDNN_MAX_CPU_ISA"),
+                         ("MKL (torch)", "MKL_ENABLE_INSTRUCTIONS")):
+            add(lib, var, None, f"not checkable: the probe failed ({probe['error']})", None)
+        return out
+    isa_text, impl = probe.get("onednn_isa"), probe.get("onednn_impl")
+    level, impl_level = _level(isa_text), _level(impl)
+    # the ceiling oneDNN reports must be the level; the convolution it picked may sit below it
+    ok = None if level is None else (level == isa and _RANK[impl_level or "default"] <= _RANK[isa])
+    add("oneDNN (torch)", "ONEDNN_MAX_CPU_ISA", f"isa '{isa_text}', conv {impl}" if isa_text else None,
+        "ONEDNN_VERBOSE of one conv in a fresh interpreter" if isa_text
+        else "not checkable: oneDNN printed no isa line", ok)
+    mkl = probe.get("mkl")
+    mkl_level = _level(mkl)
+    add("MKL (torch)", "MKL_ENABLE_INSTRUCTIONS", mkl,
+        "MKL_VERBOSE of one sgemm in a fresh interpreter" if mkl_level else
+        f"not checkable: MKL_VERBOSE names no ISA on this CPU ({mkl!r})" if mkl else
+        "not checkable: MKL printed no MKL_VERBOSE line", None if mkl_level is None else mkl_level == isa)
+    _PROBED.update(onednn=level, mkl=mkl_level)
+    backend.cache_clear()
+    return out
+
+
+def isa_check_lines(checks, isa):
+    """One printed line per library: variable=value -> what it reports, and ok / MISMATCH."""
+    lines = []
+    for c in checks:
+        setting = f"{c['variable']}={c['value']}"
+        verdict = ("ok" if c["ok"] else f"MISMATCH (wanted {isa})") if c["ok"] is not None else ""
+        seen = f"{c['seen']} ({c['how']})" if c["ok"] is not None else c["how"]
+        lines.append(f"isa check: {c['library']:<17} {setting:<32} -> {seen}"
+                     + (f": {verdict}" if verdict else ""))
+    return lines
 
 
 def _sample(fn, number):
@@ -248,24 +398,65 @@ def _cpu_model():
         return platform.processor()
 
 
+def cpu_caches():
+    """CPU 0's data and unified caches in bytes, e.g. {'L1d': 32768, 'L2': 1048576, 'L3': 33554432}:
+    from sysfs, else from glibc's sysconf; {} where neither says."""
+    caches = {}
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        for index in sorted(os.listdir(base)):
+            d = os.path.join(base, index)
+            try:
+                with open(os.path.join(d, "level")) as f:
+                    level = f.read().strip()
+                with open(os.path.join(d, "type")) as f:
+                    kind = f.read().strip()
+                with open(os.path.join(d, "size")) as f:
+                    size = f.read().strip()
+            except OSError:
+                continue
+            if kind == "Instruction" or not size:
+                continue
+            units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+            scale = units.get(size[-1].upper(), 1)
+            caches[f"L{level}{'d' if kind == 'Data' else ''}"] = int(size.rstrip("KMGkmg")) * scale
+    except (OSError, ValueError):
+        caches = {}
+    if not caches and hasattr(os, "sysconf"):
+        for key, name in (("L1d", "SC_LEVEL1_DCACHE_SIZE"), ("L2", "SC_LEVEL2_CACHE_SIZE"),
+                          ("L3", "SC_LEVEL3_CACHE_SIZE")):
+            try:
+                if (size := os.sysconf(name)) > 0:
+                    caches[key] = size
+            except (ValueError, OSError):
+                pass
+    return caches
+
+
 def machine_info():
-    """What the numbers depend on: CPU, library builds and BLAS, environment, git commit."""
+    """What the numbers depend on: CPU and its caches, library builds and BLAS, environment, git
+    commit."""
     torch, tpc = sys.modules.get("torch"), optional("threadpoolctl")
     status = _git("status", "--porcelain", "--untracked-files=no")
+    cfg = config()
     return {
         "cpu_model": _cpu_model(),
+        "cpu_caches": cpu_caches(),
+        # what fastnn itself detected and blocks the GEMM for (where this build reports them)
+        **{f"fastnn_{k}": cfg[k] for k in ("cpu_caches", "gemm_blocking") if k in cfg},
         "logical_cpus": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "fastnn": config(),
+        "fastnn": cfg,
         "numpy": {"version": np.__version__, "blas": _numpy_blas()},
         "torch": torch and {"version": torch.__version__, "blas": _torch_blas(),
                             "mkldnn": torch.backends.mkldnn.is_available()},
         "blas_libraries": tpc and [i for i in tpc.threadpool_info() if i["user_api"] == "blas"],
         "env": {k: v for k, v in os.environ.items()
-                if k.startswith(("OPENBLAS_", "OMP_", "MKL_", "FASTNN_", "KMP_", "GOMP_"))},
+                if k.startswith(("OPENBLAS_", "OMP_", "MKL_", "FASTNN_", "KMP_", "GOMP_", "ATEN_",
+                                 "ONEDNN_", "DNNL_"))},
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": None if status is None else bool(status),
         "timestamp": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -274,8 +465,10 @@ def machine_info():
 
 def notes():
     """Warnings about what would skew or limit the comparison."""
+    # under --isa OPENBLAS_CORETYPE is set on purpose (OPENBLAS_L2_SIZE is unset)
     out = [f"warning: {v}={os.environ[v]} is set: it slows a current NumPy's OpenBLAS; time NumPy "
-           f"without it (env -u {v} ...)" for v in OPENBLAS_VARS if v in os.environ]
+           f"without it (env -u {v} ...)" for v in OPENBLAS_VARS
+           if v in os.environ and not (v == "OPENBLAS_CORETYPE" and os.environ.get(ISA_GUARD))]
     load, cpus = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0, os.cpu_count() or 1
     if load >= 1.0:
         out.append(f"note: load average {load:.2f} on {cpus} CPUs: other processes compete for the "
@@ -300,10 +493,11 @@ def run(cases, threads=(1,), repeats=10, min_time=0.05, json_path=None, meta=Non
         with num_threads(n):
             results += time_interleaved(cases, repeats, min_time,
                                         report=lambda r: print(_rows(r, peers), flush=True))
+    doc = {**(meta or {}), "machine": machine_info(), "threads": list(threads), "repeats": repeats,
+           "min_time_s": min_time, "results": results}
     if json_path:
         os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
         with open(json_path, "w") as f:
-            json.dump({**(meta or {}), "machine": machine_info(), "threads": list(threads),
-                       "repeats": repeats, "min_time_s": min_time, "results": results}, f, indent=1)
+            json.dump(doc, f, indent=1)
         print(f"wrote {json_path}")
     return results
