@@ -1,5 +1,5 @@
 """The benchmark harness: validation before timing, the gemm tolerance, and the `fastnn bench` command
-(--isa re-runs)."""
+(--isa re-runs, --contended)."""
 import json
 import os
 import subprocess
@@ -81,6 +81,14 @@ def test_cli_demo(capsys):
     assert "test accuracy" in out and "held-out" in out
 
 
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 @pytest.mark.parametrize("argv", [["bench", "--isa", "sse2"], ["bench", "--device", "cuda", "--isa", "avx2"]])
 def test_cli_rejects_bad_bench_arguments(argv):
     with pytest.raises(SystemExit) as e:
@@ -127,3 +135,20 @@ def test_isa_reruns_every_library_at_the_level(tmp_path):
 def test_isa_level_read_from_library_text(text, level):
     # oneDNN's and MKL's verbose lines; MKL on a non-Intel CPU names no ISA (not checkable)
     assert harness._level(text) == level
+
+
+def test_contended_busy_process_is_gone_after_the_run(tmp_path):
+    path = tmp_path / "b.json"
+    assert main(["bench", "gemm", "--quick", "--repeats", "1", "--min-time", "0", "--contended",
+                 "--json", str(path)]) == 0
+    d = json.loads(path.read_text())
+    assert d["contended"] is True and d["contended_cpu"] == max(os.sched_getaffinity(0))
+    assert not _alive(d["contended_pid"])
+
+
+def test_busy_core_is_pinned_and_killed_on_an_exception():
+    with pytest.raises(RuntimeError, match="boom"):
+        with harness.busy_core() as (pid, cpu):
+            assert os.sched_getaffinity(pid) == {cpu} and _alive(pid)
+            raise RuntimeError("boom")
+    assert not _alive(pid)

@@ -29,6 +29,9 @@ ISA. A LEVEL above what the CPU (or this fastnn build) supports is refused. "def
 library's plain SSE path.
   fastnn bench gemm --threads 1 --isa avx2
 
+--contended keeps one core busy while timing (a process spinning on the last CPU, killed at the
+end): e.g. --threads 2 --contended shows the kernels with one of two cores taken.
+
 Timing NumPy without --isa: run without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE in the environment
 (OpenBLAS reads them when NumPy is imported, too early for this command to undo; they slow a
 current NumPy), e.g.
@@ -49,8 +52,8 @@ def _bench(parser, args, argv):
     from fastnn import bench
     from fastnn.bench import harness
 
-    if args.device == "cuda" and args.isa:
-        parser.error("--isa applies to --device cpu")
+    if args.device == "cuda" and (args.isa or args.contended):
+        parser.error("--isa and --contended apply to --device cpu")
     unknown = [op for op in args.ops if op not in bench.OPS]
     if unknown:
         parser.error(f"unknown op {', '.join(unknown)} (registered: {', '.join(bench.OPS)})")
@@ -79,7 +82,7 @@ def _bench(parser, args, argv):
             print(f"warning: {', '.join(off)} did not take --isa {args.isa}: those ratios compare "
                   "different ISAs", file=sys.stderr)
     results = bench.run(cases, threads=args.threads, repeats=repeats, min_time=min_time,
-                        json_path=json_path,
+                        json_path=json_path, contended=args.contended,
                         meta={"ops": ops, "quick": args.quick, "isa": args.isa, "isa_checks": checks})
     failed = sum(r["status"] != "ok" for res in results for r in res["impls"].values())
     if failed:
@@ -123,7 +126,7 @@ def _rerun_at_isa(isa, argv):
     try:
         return child.wait()
     except KeyboardInterrupt:
-        # Ctrl-C reached the child too: give it time to clean up and exit
+        # Ctrl-C reached the child too: give it time to stop its busy process and exit
         try:
             child.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -190,6 +193,8 @@ def main(argv=None):
     b.add_argument("--isa", choices=["default", "avx2", "avx512"],
                    help="run fastnn and every peer (torch's ATen, oneDNN, MKL; NumPy's OpenBLAS) at "
                         "this ISA, check that each took it, record it in the JSON (see below)")
+    b.add_argument("--contended", action="store_true",
+                   help="keep one core busy while timing (a process spinning on the last CPU)")
     sub.add_parser("config", help="print the build configuration (fastnn.show_config())")
     d = sub.add_parser("demo", help="train a classic model offline on bundled data",
                        description="Train a classic model on data shipped with fastnn (no download).")

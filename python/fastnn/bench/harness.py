@@ -274,6 +274,43 @@ def isa_check_lines(checks, isa):
     return lines
 
 
+@contextlib.contextmanager
+def busy_core():
+    """A child process spinning on the last CPU this process may use, for the duration of the block;
+    yields (pid, cpu). It is killed and reaped on leaving the block (also on an exception or Ctrl-C),
+    and dies by itself if this process is killed (PR_SET_PDEATHSIG, and a parent check)."""
+    cpu = max(os.sched_getaffinity(0))
+    proc = subprocess.Popen([sys.executable, "-c", _BUSY_LOOP, str(cpu), str(os.getpid())],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        if proc.stdout.read(1) != b"1":  # it writes "1" once it is pinned and about to spin
+            raise RuntimeError(f"the busy process for --contended could not pin itself to CPU {cpu}")
+        yield proc.pid, cpu
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+
+
+_BUSY_LOOP = """
+import ctypes, os, signal, sys
+cpu, parent = int(sys.argv[1]), int(sys.argv[2])
+try:
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+except Exception:
+    pass
+os.sched_setaffinity(0, {cpu})
+if os.getppid() != parent:
+    sys.exit(0)
+os.write(1, b"1")
+n = 0
+while True:
+    n += 1
+    if n & 0xFFFFF == 0 and os.getppid() != parent:  # the bench is gone: stop (about every 30 ms)
+        break
+"""
+
+
 def _sample(fn, number):
     """Seconds per call over `number` back-to-back calls."""
     t0 = time.perf_counter()
@@ -481,19 +518,28 @@ def notes():
     return out
 
 
-def run(cases, threads=(1,), repeats=10, min_time=0.05, json_path=None, meta=None):
+def run(cases, threads=(1,), repeats=10, min_time=0.05, json_path=None, meta=None, contended=False):
     """Time the cases at each thread count, print the table as it goes, write JSON (when json_path).
-    Returns the list of per-case results."""
+    contended: a busy process spins on the last CPU while timing (busy_core). Returns the list of
+    per-case results."""
     for line in notes():
         print(line, file=sys.stderr)
     peers = list(dict.fromkeys(i for c in cases for i in c.impls if i != SUBJECT))
-    print(_header(peers), flush=True)
+    meta = dict(meta or {}, contended=bool(contended))
     results = []
-    for n in threads:
-        with num_threads(n):
-            results += time_interleaved(cases, repeats, min_time,
-                                        report=lambda r: print(_rows(r, peers), flush=True))
-    doc = {**(meta or {}), "machine": machine_info(), "threads": list(threads), "repeats": repeats,
+    with busy_core() if contended else contextlib.nullcontext() as busy:
+        if busy:
+            pid, cpu = busy
+            meta.update(contended_pid=pid, contended_cpu=cpu)
+            print(f"note: --contended: a busy process (pid {pid}) spins on CPU {cpu} of "
+                  f"{len(os.sched_getaffinity(0))} usable while timing: the kernels run with that "
+                  "core taken", file=sys.stderr)
+        print(_header(peers), flush=True)
+        for n in threads:
+            with num_threads(n):
+                results += time_interleaved(cases, repeats, min_time,
+                                            report=lambda r: print(_rows(r, peers), flush=True))
+    doc = {**meta, "machine": machine_info(), "threads": list(threads), "repeats": repeats,
            "min_time_s": min_time, "results": results}
     if json_path:
         os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
