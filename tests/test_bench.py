@@ -1,5 +1,6 @@
 """The benchmark harness: validation before timing, the gemm tolerance, and the `fastnn bench` command
-(--isa re-runs, --contended)."""
+(--isa re-runs, --plot, --contended)."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -89,7 +90,9 @@ def _alive(pid):
     return True
 
 
-@pytest.mark.parametrize("argv", [["bench", "--isa", "sse2"], ["bench", "--device", "cuda", "--isa", "avx2"]])
+@pytest.mark.parametrize("argv", [["bench", "--isa", "sse2"], ["bench", "--from-json", "r.json"],
+                                  ["bench", "--device", "cuda", "--isa", "avx2"],
+                                  ["bench", "gemm", "--plot", "p.png", "--from-json", "r.json"]])
 def test_cli_rejects_bad_bench_arguments(argv):
     with pytest.raises(SystemExit) as e:
         main(argv)
@@ -135,6 +138,25 @@ def test_isa_reruns_every_library_at_the_level(tmp_path):
 def test_isa_level_read_from_library_text(text, level):
     # oneDNN's and MKL's verbose lines; MKL on a non-Intel CPU names no ISA (not checkable)
     assert harness._level(text) == level
+
+
+def test_plot_needs_matplotlib_before_timing(monkeypatch, capsys, tmp_path):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib" else find_spec(name, *a))
+    assert main(["bench", "gemm", "--quick", "--plot", str(tmp_path / "p.png"),
+                 "--json", str(tmp_path / "b.json")]) == 2
+    assert "needs matplotlib" in capsys.readouterr().err and not (tmp_path / "b.json").exists()
+
+
+def test_plot_png_after_a_run_and_from_json(tmp_path):
+    pytest.importorskip("matplotlib")
+    path, png, png2 = tmp_path / "b.json", tmp_path / "r.png", tmp_path / "r2.png"
+    assert main(["bench", "gemm", "--quick", "--repeats", "1", "--min-time", "0", "--json", str(path),
+                 "--plot", str(png)]) == 0
+    assert main(["bench", "--plot", str(png2), "--from-json", str(path)]) == 0
+    for p in (png, png2):
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_contended_busy_process_is_gone_after_the_run(tmp_path):

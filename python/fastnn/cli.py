@@ -2,6 +2,8 @@
 prints the build configuration, `fastnn demo cnn` trains the MNIST CNN on the bundled data."""
 import argparse
 import datetime
+import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -29,6 +31,8 @@ ISA. A LEVEL above what the CPU (or this fastnn build) supports is refused. "def
 library's plain SSE path.
   fastnn bench gemm --threads 1 --isa avx2
 
+--plot PNG draws the ratios as bars (one per case and peer, a line at 1.0x; needs matplotlib:
+pip install 'fastnn[plot]'); --plot PNG --from-json RUN.json draws a finished run without timing.
 --contended keeps one core busy while timing (a process spinning on the last CPU, killed at the
 end): e.g. --threads 2 --contended shows the kernels with one of two cores taken.
 
@@ -52,8 +56,21 @@ def _bench(parser, args, argv):
     from fastnn import bench
     from fastnn.bench import harness
 
-    if args.device == "cuda" and (args.isa or args.contended):
-        parser.error("--isa and --contended apply to --device cpu")
+    if args.from_json and not args.plot:
+        parser.error("--from-json needs --plot PNG (the chart to draw from it)")
+    if args.from_json and (args.ops or args.isa or args.contended):
+        parser.error("--from-json draws a finished run: no ops, --isa or --contended")
+    if args.device == "cuda" and (args.isa or args.contended or args.plot):
+        parser.error("--isa, --contended and --plot apply to --device cpu")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        print("fastnn bench --plot: needs matplotlib (pip install 'fastnn[plot]' or pip install "
+              "matplotlib); nothing was timed", file=sys.stderr)
+        return 2
+    if args.from_json:
+        with open(args.from_json) as f:
+            harness.plot(json.load(f), args.plot)
+        print(f"wrote {args.plot}")
+        return 0
     unknown = [op for op in args.ops if op not in bench.OPS]
     if unknown:
         parser.error(f"unknown op {', '.join(unknown)} (registered: {', '.join(bench.OPS)})")
@@ -82,7 +99,7 @@ def _bench(parser, args, argv):
             print(f"warning: {', '.join(off)} did not take --isa {args.isa}: those ratios compare "
                   "different ISAs", file=sys.stderr)
     results = bench.run(cases, threads=args.threads, repeats=repeats, min_time=min_time,
-                        json_path=json_path, contended=args.contended,
+                        json_path=json_path, contended=args.contended, plot_path=args.plot,
                         meta={"ops": ops, "quick": args.quick, "isa": args.isa, "isa_checks": checks})
     failed = sum(r["status"] != "ok" for res in results for r in res["impls"].values())
     if failed:
@@ -193,6 +210,10 @@ def main(argv=None):
     b.add_argument("--isa", choices=["default", "avx2", "avx512"],
                    help="run fastnn and every peer (torch's ATen, oneDNN, MKL; NumPy's OpenBLAS) at "
                         "this ISA, check that each took it, record it in the JSON (see below)")
+    b.add_argument("--plot", metavar="PNG",
+                   help="also draw the ratios as a bar chart (needs matplotlib: the plot extra)")
+    b.add_argument("--from-json", metavar="PATH",
+                   help="with --plot: draw the chart of a finished run's JSON, time nothing")
     b.add_argument("--contended", action="store_true",
                    help="keep one core busy while timing (a process spinning on the last CPU)")
     sub.add_parser("config", help="print the build configuration (fastnn.show_config())")

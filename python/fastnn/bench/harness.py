@@ -518,10 +518,11 @@ def notes():
     return out
 
 
-def run(cases, threads=(1,), repeats=10, min_time=0.05, json_path=None, meta=None, contended=False):
-    """Time the cases at each thread count, print the table as it goes, write JSON (when json_path).
-    contended: a busy process spins on the last CPU while timing (busy_core). Returns the list of
-    per-case results."""
+def run(cases, threads=(1,), repeats=10, min_time=0.05, json_path=None, meta=None, contended=False,
+        plot_path=None):
+    """Time the cases at each thread count, print the table as it goes, write JSON (when json_path)
+    and a bar chart of the ratios (when plot_path). contended: a busy process spins on the last CPU
+    while timing (busy_core). Returns the list of per-case results."""
     for line in notes():
         print(line, file=sys.stderr)
     peers = list(dict.fromkeys(i for c in cases for i in c.impls if i != SUBJECT))
@@ -546,4 +547,45 @@ def run(cases, threads=(1,), repeats=10, min_time=0.05, json_path=None, meta=Non
         with open(json_path, "w") as f:
             json.dump(doc, f, indent=1)
         print(f"wrote {json_path}")
+    if plot_path:
+        plot(doc, plot_path)
+        print(f"wrote {plot_path}")
     return results
+
+
+def plot(doc, path):
+    """A bar chart of a run's ratios (a `fastnn bench` JSON document): one bar per case and peer,
+    peer time / fastnn time, a line at 1.0x; the title names the CPU, ISA and threads. Needs
+    matplotlib (the `plot` extra)."""
+    import matplotlib
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+
+    results = doc.get("results", [])
+    several = len({r["threads"] for r in results}) > 1
+    labels = [r["case"] + (f" {r['threads']}T" if several else "") for r in results]
+    peers = list(dict.fromkeys(p for r in results for p in r.get("ratios", {})))
+    width = 0.8 / max(len(peers), 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 + 0.35 * len(results) * max(len(peers), 1)), 4.8))
+    for j, peer in enumerate(peers):
+        xs = [i + (j - (len(peers) - 1) / 2) * width for i, r in enumerate(results)
+              if peer in r.get("ratios", {})]
+        ys = [r["ratios"][peer] for r in results if peer in r.get("ratios", {})]
+        bars = ax.bar(xs, ys, width, label=f"vs {peer}")
+        ax.bar_label(bars, labels=[f"{y:.2f}" for y in ys], fontsize=7, padding=1)
+    ax.axhline(1.0, color="black", linewidth=1, linestyle="--")
+    ax.set_xticks(range(len(results)), labels, rotation=40, ha="right", fontsize=8)
+    ax.set_ylabel("peer time / fastnn time (>1: fastnn faster)")
+    machine = doc.get("machine", {})
+    isa = doc.get("isa")
+    isa_text = (f"ISA {isa} (every library)" if isa else
+                f"fastnn ISA {machine.get('fastnn', {}).get('isa_selected', '?')}, peers at their own")
+    threads = doc.get("threads") or sorted({r["threads"] for r in results})
+    ax.set_title(f"{machine.get('cpu_model', 'unknown CPU')}\n{isa_text}, threads "
+                 f"{', '.join(map(str, threads))}" + (", one core busy (--contended)"
+                                                      if doc.get("contended") else ""), fontsize=10)
+    if peers:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
