@@ -337,3 +337,39 @@ def test_num_threads_from_environment(env, threads):
     r = child_report(env)
     assert r["threads"] == expected_threads(threads), (env, r["threads"])
     assert f"threads:         {expected_threads(threads)}" in r["show_config"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Another process on our cores: regions fall back to one thread, results stay the same
+
+def test_adaptive_threads_switch():
+    assert _core.contention_stats()["enabled"] == (os.environ.get("FASTNN_ADAPTIVE_THREADS") != "0")
+    r = json.loads(run_python("import json, fastnn; print(json.dumps(fastnn._core.contention_stats()))",
+                              {"FASTNN_ADAPTIVE_THREADS": "0"}).stdout.splitlines()[-1])
+    assert r == {"enabled": False, "preemptions": 0, "single_regions": 0}
+
+
+@pytest.mark.skipif(not INFO["openmp"] or CPUS < 2 or not hasattr(os, "sched_setaffinity"),
+                    reason="needs OpenMP and two CPUs")
+def test_results_unchanged_with_a_core_taken():
+    # A busy process pinned to one of our CPUs preempts the kernel thread that shares it; the
+    # regions that then run on one thread (or on two, between detections) give the same bits.
+    import subprocess
+    import sys
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((300, 500), dtype=np.float32), rng.standard_normal((500, 400), dtype=np.float32)
+    x = rng.standard_normal((8, 16, 20, 20), dtype=np.float32)
+    w = rng.standard_normal((32, 16, 3, 3), dtype=np.float32)
+    with num_threads(1):
+        want_g, want_c = fastnn.ops.gemm(a, b), fastnn.ops.conv2d_forward(x, w, None, padding=1)
+    cpu = sorted(os.sched_getaffinity(0))[-1]
+    busy = subprocess.Popen([sys.executable, "-c",
+                             f"import os; os.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"])
+    try:
+        with num_threads(2):
+            for _ in range(40):
+                assert np.array_equal(fastnn.ops.gemm(a, b), want_g)
+                assert np.array_equal(fastnn.ops.conv2d_forward(x, w, None, padding=1), want_c)
+    finally:
+        busy.kill()
+        busy.wait()

@@ -76,6 +76,13 @@ PYBIND11_MODULE(_core, m) {
   m.def("cached_bytes", &cached_bytes,
         "Bytes of freed output blocks kept for reuse (arrays of 1 MiB and more).");
   m.def("empty_cache", &empty_cache, "Free the output blocks kept for reuse.");
+  m.def("contention_stats", [] {
+    const ContentionStats s = contention_stats();
+    py::dict d;
+    d["enabled"] = s.enabled, d["preemptions"] = s.preemptions, d["single_regions"] = s.single_regions;
+    return d;
+  }, "Preemptions of kernel threads by other processes seen so far, and the parallel regions run "
+     "on one thread because of them (FASTNN_ADAPTIVE_THREADS=0 turns this off).");
   bind_gemm(m);
   bind_pool2d(m);
   bind_act(m);

@@ -2,6 +2,7 @@
 #include "core/threads.h"
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -12,6 +13,10 @@
 #endif
 #if defined(_OPENMP) && !defined(_WIN32)
 #include <pthread.h>
+#endif
+#if defined(_OPENMP) && defined(__linux__)
+#include <sys/resource.h>
+#define FASTNN_HAVE_RUSAGE_THREAD 1
 #endif
 
 namespace fastnn {
@@ -63,7 +68,67 @@ std::atomic<unsigned> g_generation{0};
 thread_local unsigned t_generation = ~0u;
 #endif
 
+// Contention (threads.h): the last two preemptions seen and the counters behind contention_stats.
+constexpr int64_t kContentionWindowNs = 100'000'000;  // 100 ms
+constexpr int64_t kCheckIntervalNs = 1'000'000;       // a thread asks the OS at most once a ms
+std::atomic<int64_t> g_last_preempt_ns{INT64_MIN / 2}, g_prev_preempt_ns{INT64_MIN / 2};
+std::atomic<long long> g_preemptions{0}, g_single_regions{0};
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+bool adaptive_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("FASTNN_ADAPTIVE_THREADS");
+    return v == nullptr || std::string(v) != "0";
+  }();
+  return on;
+}
+
 }  // namespace
+
+int contention_threads(int nthreads) {
+  if (nthreads <= 1 || !adaptive_enabled()) return nthreads;
+  const int64_t now = now_ns();
+  // Two preemptions within the window, the later one recent: another process competes for
+  // our cores now. One is noise (a kernel thread, a timer).
+  const int64_t last = g_last_preempt_ns.load(std::memory_order_relaxed);
+  const int64_t prev = g_prev_preempt_ns.load(std::memory_order_relaxed);
+  if (now - last < kContentionWindowNs && last - prev < kContentionWindowNs) {
+    g_single_regions.fetch_add(1, std::memory_order_relaxed);
+    return 1;
+  }
+  return nthreads;
+}
+
+void contention_check() {
+#ifdef FASTNN_HAVE_RUSAGE_THREAD
+  thread_local int64_t last_check = 0;
+  thread_local long last_nivcsw = -1;
+  const int64_t now = now_ns();
+  if (now - last_check < kCheckIntervalNs) return;
+  last_check = now;
+  rusage ru;
+  if (getrusage(RUSAGE_THREAD, &ru) != 0) return;
+  const long n = ru.ru_nivcsw;
+  if (last_nivcsw >= 0 && n > last_nivcsw) {
+    g_preemptions.fetch_add(n - last_nivcsw, std::memory_order_relaxed);
+    g_prev_preempt_ns.store(g_last_preempt_ns.exchange(now, std::memory_order_relaxed),
+                            std::memory_order_relaxed);
+  }
+  last_nivcsw = n;
+#endif
+}
+
+ContentionStats contention_stats() {
+  ContentionStats s;
+  s.preemptions = g_preemptions.load(std::memory_order_relaxed);
+  s.single_regions = g_single_regions.load(std::memory_order_relaxed);
+  s.enabled = adaptive_enabled();
+  return s;
+}
 
 // The count, lowered by the calling thread's OpenMP limit: threadpoolctl's
 // threadpool_limits(n, user_api="openmp") calls omp_set_num_threads(n) in every OpenMP runtime of

@@ -19,13 +19,35 @@ bool openmp_enabled();
 int openmp_version();             // _OPENMP (yyyymm), 0 without OpenMP
 const char* openmp_library();     // file name of the OpenMP runtime, "" if unknown
 
+// Cores taken by other processes. A parallel region waits for its slowest thread, and the
+// kernels' static splits and barriers wait for every thread at each step: when another process
+// keeps one of our cores busy, the thread that shares it runs a fraction of the time and two
+// threads ran 2-20x slower than one. Each thread of a region counts the times the OS took its
+// core away (involuntary context switches, getrusage RUSAGE_THREAD) as the region ends, at most
+// once a millisecond; while such preemptions keep coming (two within 100 ms), regions run on
+// the calling thread alone, and after 100 ms without one they try every thread again. Results
+// do not depend on the thread count, so this changes speed only. FASTNN_ADAPTIVE_THREADS=0
+// turns it off (read once).
+int contention_threads(int nthreads);  // nthreads, or 1 while cores are seen taken
+void contention_check();               // the calling thread's preemptions since its last check
+struct ContentionStats {
+  long long preemptions = 0;      // involuntary switches seen in regions' threads
+  long long single_regions = 0;   // regions run on one thread because of them
+  bool enabled = true;
+};
+ContentionStats contention_stats();
+
 // Runs f(tid, nthreads) on up to `nthreads` threads; f must use the nthreads it is given.
 template <class F>
 void parallel(int nthreads, F&& f) {
 #ifdef _OPENMP
+  if (nthreads > 1 && !omp_in_parallel()) nthreads = contention_threads(nthreads);
   if (nthreads > 1 && !omp_in_parallel()) {
 #pragma omp parallel num_threads(nthreads)
-    f(omp_get_thread_num(), omp_get_num_threads());
+    {
+      f(omp_get_thread_num(), omp_get_num_threads());
+      contention_check();
+    }
     return;
   }
 #endif
