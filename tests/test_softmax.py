@@ -7,7 +7,11 @@ from fastnn import _core, ops, ref
 from conftest import ISAS, num_threads, randn
 
 EPS32 = float(np.finfo(np.float32).eps)
-SHAPES = [(1, 1), (3, 15), (2, 16), (5, 17), (4, 33), (7, 1000), (0, 5), (1, 1003)]
+# Row lengths around the 8-lane vectors and the 16 lanes a row's sums keep (AVX2 walks a row 16
+# at a time, then one full vector and one masked one; AVX-512 16 and one masked): n % 16 of 0,
+# 1-7 (masked only), 8 (no mask), 9-15 (a full vector and a masked one).
+SHAPES = [(1, 1), (2, 7), (3, 8), (2, 9), (3, 15), (2, 16), (5, 17), (3, 24), (2, 25), (4, 33), (7, 1000),
+          (0, 5), (1, 1003)]
 
 
 def _ce(isa, logits, target, weight, ignore_index, smoothing, reduction):
@@ -65,7 +69,7 @@ CE_OPTS = [dict(), dict(reduction="sum"), dict(reduction="none"), dict(ignore_in
 
 
 @pytest.mark.parametrize("isa", ISAS)
-@pytest.mark.parametrize("shape", [(1, 1), (5, 3), (9, 17), (33, 1000), (4, 1)], ids=str)
+@pytest.mark.parametrize("shape", [(1, 1), (5, 3), (3, 8), (4, 9), (9, 17), (2, 31), (33, 1000), (4, 1)], ids=str)
 @pytest.mark.parametrize("opts", CE_OPTS, ids=lambda o: ",".join(o) or "default")
 def test_cross_entropy_against_reference(rng, isa, shape, opts, monkeypatch):
     N, C = shape
@@ -147,13 +151,22 @@ def test_torch_parity(rng, opts):
                                    rtol=1e-6, atol=1e-6)
 
 
-def test_thread_counts_bit_identical(rng):
+@pytest.mark.parametrize("isa", ISAS)
+def test_thread_counts_bit_identical(rng, isa, monkeypatch):
+    # 301 rows of 257 (257 % 16 = 1: every row ends in a masked vector), rows split over threads
     x = randn(rng, 301, 257) * 3
     t = rng.integers(0, 257, 301)
+    real = _core.cross_entropy_rows, _core.cross_entropy_backward_rows
+    monkeypatch.setattr(_core, "cross_entropy_rows", lambda *a, **k: real[0](*a, **k, isa=isa))
+    monkeypatch.setattr(_core, "cross_entropy_backward_rows", lambda *a, **k: real[1](*a, **k, isa=isa))
+    dy = randn(rng, *x.shape)
     res = []
     for n in (1, 2, 3):
         with num_threads(n):
-            res.append((ops.softmax_forward(x), ops.log_softmax_forward(x, 0), ops.cross_entropy_forward(x, t, label_smoothing=0.1),
+            y, ly = _core.softmax_forward(x, -1, isa=isa), _core.log_softmax_forward(x, 0, isa=isa)
+            res.append((y, ly, _core.log_softmax_forward(x, -1, isa=isa), _core.softmax_backward(dy, y, -1, isa=isa),
+                        _core.log_softmax_backward(dy, ly, 0, isa=isa),
+                        ops.cross_entropy_forward(x, t, label_smoothing=0.1),
                         ops.cross_entropy_backward(np.float32(1), x, t, label_smoothing=0.1)))
     for other in res[1:]:
         for a, b in zip(res[0], other):
