@@ -57,7 +57,9 @@ def bwd_bound(name, dy, xy):
                                   else ref.tanh_backward(dy, x)) + 4 * EPS32 * dy * np.abs(x)
     if name == "gelu":
         pdf = np.exp(-x * x / 2) / np.sqrt(2 * np.pi)
-        mag = ref.gelu_forward(np.abs(x)) / np.maximum(np.abs(x), 1e-300) + np.abs(x) * pdf
+        # Phi(|x|) + |x| phi(x); Phi(0) = 1/2 written out (gelu(0) / 0 is not it)
+        phi_abs = np.where(x == 0, 0.5, ref.gelu_forward(np.abs(x)) / np.maximum(np.abs(x), 1e-300))
+        mag = phi_abs + np.abs(x) * pdf
         return EPS32 * (16 + x * x) * dy * mag + TINY_BWD
     u = u_of(x)
     s = 1 / (1 + np.exp(-2 * np.clip(u, -300, 300)))
@@ -153,6 +155,27 @@ def test_shapes_are_kept(rng):
     x = randn(rng, 2, 3, 5, 7)
     assert ops.relu_forward(x).shape == x.shape and ops.gelu_backward(x, x).shape == x.shape
     assert ops.sigmoid_forward(np.array(2.0, np.float32)).shape == ()
+
+
+@pytest.mark.parametrize("name", list(ACTS))
+@pytest.mark.parametrize("isa", ISAS)
+def test_dense_grid_and_piece_edges(isa, name):
+    # Every x on a fine grid over [-14, 14] and the float32 neighbours of the edges where the
+    # evaluation changes form: AVX2 gelu's pieces (centred on k/2, edges k/2 + 1/4) and its
+    # switch to the erfc form at |x| = 3.75, AVX-512 gelu's pieces (k/4 + 1/8) and its
+    # (-4.125, 3.875) window, tanh's |x| = 9; forward and backward within the bounds.
+    kw, takes = ACTS[name]
+    edges = np.array([k / 2 + 0.25 for k in range(8)] + [k / 4 + 0.125 for k in range(16)] + [3.75, 3.875, 4.125, 9.0],
+                     np.float32)
+    e = np.concatenate([edges, np.nextafter(edges, np.float32(np.inf)), np.nextafter(edges, np.float32(0))])
+    x = np.concatenate([np.linspace(-14, 14, 200_003, dtype=np.float32), e, -e])
+    y = fn(_core, name, "forward")(x, isa=isa, **kw)
+    y_ref = fn(ref, name, "forward")(x, **kw)
+    assert_within(y, y_ref, fwd_bound(name, x, y_ref), f"{name} forward")
+    dy = np.ones_like(x)
+    xy = y if takes == "y" else x
+    assert_within(fn(_core, name, "backward")(dy, xy, isa=isa, **kw), fn(ref, name, "backward")(dy, xy, **kw),
+                  bwd_bound(name, dy, xy), f"{name} backward")
 
 
 @pytest.mark.parametrize("name", list(ACTS))
