@@ -1,6 +1,6 @@
-// Activations compiled for AVX2+FMA. sigmoid, tanh and both gelus forward are written with
-// intrinsics here (8 lanes, the tail through _mm256_maskload/maskstore); everything else runs
-// the loops of csrc/cpu/act_impl.h under this unit's flags (auto-vectorised, 8-wide).
+// Activations compiled for AVX2+FMA. sigmoid, tanh and both gelus forward and gelu's backward
+// are written with intrinsics here (8 lanes, the tail through _mm256_maskload/maskstore); the
+// rest runs the loops of csrc/cpu/act_impl.h under this unit's flags (auto-vectorised, 8-wide).
 //
 // The same functions as csrc/cpu/avx512/act.cpp where AVX2 has the instructions: exp from
 // csrc/cpu/avx2/exp.h, tanh as one rational function, sigmoid from exp(-|x|). Two changes:
@@ -70,10 +70,10 @@ inline __m256 tanh_ps(__m256 x) {
 // |x| is capped at 6 for x >= 0 (1 - erfc/2 rounds to 1 from there) and at 13 for x < 0 (|y|
 // < 1e-37 beyond), which keeps exp's argument in exp_core's range and every value normal.
 // gelu(-inf) = -inf * 0 = NaN, as in torch.
-inline __m256 gelu_tail_ps(__m256 x) {
-  const __m256 pos = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_NLT_UQ);  // x >= 0 or NaN
-  const __m256 ax = _mm256_min_ps(_mm256_blendv_ps(v(13.0f), v(6.0f), pos), abs_ps(x));  // NaN stays
-  const __m256 t = _mm256_div_ps(v(1.0f), _mm256_fmadd_ps(ax, v(0.5f * 0.70710678118654752f), v(1.0f)));
+// erfc(z)/2 = t e for z = a/sqrt2, a in [0, 13]: t = 1/(1 + z/2), e = exp(-z^2 + P(t) - ln 2)
+// with z^2 = a^2/2 as hi + lo (exp's argument stays in exp_core's range; e >= 2.8e-38).
+inline void erfc_half_ps(__m256 a, __m256* t_out, __m256* e_out) {
+  const __m256 t = _mm256_div_ps(v(1.0f), _mm256_fmadd_ps(a, v(0.5f * 0.70710678118654752f), v(1.0f)));
   __m256 p = _mm256_fmadd_ps(v(0.13532853f), t, v(-0.6282118f));
   p = _mm256_fmadd_ps(p, t, v(1.032108f));
   p = _mm256_fmadd_ps(p, t, v(-0.52924175f));
@@ -83,9 +83,17 @@ inline __m256 gelu_tail_ps(__m256 x) {
   p = _mm256_fmadd_ps(p, t, v(0.39203018f));
   p = _mm256_fmadd_ps(p, t, v(0.99799924f));
   p = _mm256_fmadd_ps(p, t, v(-1.2654165f - 0.69314718f));  // - ln 2: gives erfc(z) / 2
-  const __m256 hi = _mm256_mul_ps(ax, ax);
-  const __m256 lo = _mm256_fmsub_ps(ax, ax, hi);
-  const __m256 e = exp_core(_mm256_mul_ps(hi, v(-0.5f)), _mm256_fnmadd_ps(lo, v(0.5f), p));  // >= 2.8e-38
+  const __m256 hi = _mm256_mul_ps(a, a);
+  const __m256 lo = _mm256_fmsub_ps(a, a, hi);
+  *t_out = t;
+  *e_out = exp_core(_mm256_mul_ps(hi, v(-0.5f)), _mm256_fnmadd_ps(lo, v(0.5f), p));
+}
+
+inline __m256 gelu_tail_ps(__m256 x) {
+  const __m256 pos = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_NLT_UQ);  // x >= 0 or NaN
+  const __m256 ax = _mm256_min_ps(_mm256_blendv_ps(v(13.0f), v(6.0f), pos), abs_ps(x));  // NaN stays
+  __m256 t, e;
+  erfc_half_ps(ax, &t, &e);
   // left: (-|x| t) e rather than -|x| (t e), as t e alone is denormal near |x| = 13
   const __m256 yneg = _mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), ax), t), e);
   const __m256 ypos = _mm256_mul_ps(x, _mm256_sub_ps(v(1.0f), _mm256_mul_ps(t, e)));
@@ -116,10 +124,10 @@ alignas(32) const float kQPieces[8][8] = {
      9.64874416e-05f, 0.000311012001f, 9.39330639e-05f, -1.7127657e-05f},
 };
 
-// x Phi(x) for |x| < 3.75. s = 1.5 * 2^23 + round(2a) exactly (k lands in the low mantissa
-// bits, which vpermps reads), u = a - k/2 exact. No exp, no division: 4 + 8 permutes + 7 fma
-// + 3 operations per 8 values. x = -0 gives -0 * Q(0); denormal x gives x * 0.5.
-inline __m256 gelu_mid_ps(__m256 x) {
+// Phi(x) for |x| < 3.75: Q(a) from the pieces, a = |x|. s = 1.5 * 2^23 + round(2a) exactly
+// (k lands in the low mantissa bits, which vpermps reads), u = a - k/2 exact. No exp, no
+// division: 4 + 8 permutes + 7 fma + 2 operations per 8 values. x = -0 gives Q(0) = 1/2.
+inline __m256 cdf_mid_ps(__m256 x) {
   const __m256 magic = v(12582912.0f);
   const __m256 a = abs_ps(x);
   const __m256 s = _mm256_fmadd_ps(a, v(2.0f), magic);
@@ -127,8 +135,11 @@ inline __m256 gelu_mid_ps(__m256 x) {
   const __m256i k = _mm256_castps_si256(s);
   __m256 q = _mm256_permutevar8x32_ps(_mm256_load_ps(kQPieces[7]), k);
   for (int j = 6; j >= 0; --j) q = _mm256_fmadd_ps(q, u, _mm256_permutevar8x32_ps(_mm256_load_ps(kQPieces[j]), k));
-  return _mm256_mul_ps(x, _mm256_blendv_ps(_mm256_sub_ps(v(1.0f), q), q, x));  // x < 0: Q, else 1 - Q
+  return _mm256_blendv_ps(_mm256_sub_ps(v(1.0f), q), q, x);  // x < 0: Q, else 1 - Q
 }
+
+// x Phi(x) for |x| < 3.75 (x = -0 gives -0; denormal x gives x * 0.5).
+inline __m256 gelu_mid_ps(__m256 x) { return _mm256_mul_ps(x, cdf_mid_ps(x)); }
 
 // gelu per lane: the pieces where |x| < 3.75, the erfc form elsewhere and for NaN/inf, blended
 // per lane (an element's result depends on its value only); the erfc form runs only for a
@@ -140,6 +151,32 @@ inline __m256 gelu_ps(__m256 x) {
   const __m256 tail = gelu_tail_ps(x);
   if (bits == 0) return tail;
   return _mm256_blendv_ps(tail, gelu_mid_ps(x), in);
+}
+
+// gelu's derivative Phi(x) + x phi(x). Phi as the forward: the pieces where |x| < 3.75, the
+// erfc form for vectors with a lane outside (|x| capped at 6 for x >= 0, where Phi rounds to 1,
+// and Phi taken as 0 below -12.5, where it is < 4e-36: every value stays normal). phi(x) = exp(-x^2/2) / sqrt(2 pi) with x^2
+// as hi + lo, |x| capped at 13 (phi stays normal) and 0 beyond (|x phi| < 1.1e-36 there); x = +-inf
+// gives inf * 0 = NaN, as the portable loop.
+inline __m256 gelu_grad_ps(__m256 x) {
+  const __m256 ax = abs_ps(x);
+  const __m256 ac = _mm256_min_ps(v(13.0f), ax);  // NaN stays (min returns its 2nd operand)
+  const __m256 hi = _mm256_mul_ps(ac, ac);
+  const __m256 lo = _mm256_fmsub_ps(ac, ac, hi);
+  __m256 pdf = _mm256_mul_ps(exp_core(_mm256_mul_ps(hi, v(-0.5f)), _mm256_mul_ps(lo, v(-0.5f))), v(kInvSqrt2Pi));
+  pdf = _mm256_andnot_ps(_mm256_cmp_ps(ax, v(13.0f), _CMP_GT_OQ), pdf);
+  const __m256 term = _mm256_mul_ps(x, pdf);
+  const __m256 in = _mm256_cmp_ps(ax, v(3.75f), _CMP_LT_OQ);
+  const int bits = _mm256_movemask_ps(in);
+  if (bits == 0xFF) return _mm256_add_ps(cdf_mid_ps(x), term);
+  const __m256 pos = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_NLT_UQ);  // x >= 0 or NaN
+  __m256 t, e;
+  erfc_half_ps(_mm256_min_ps(_mm256_blendv_ps(v(12.5f), v(6.0f), pos), ax), &t, &e);
+  const __m256 te = _mm256_mul_ps(t, e);
+  __m256 cdf = _mm256_blendv_ps(te, _mm256_sub_ps(v(1.0f), te), pos);
+  cdf = _mm256_andnot_ps(_mm256_cmp_ps(x, v(-12.5f), _CMP_LT_OQ), cdf);  // 0 below the cap, not Phi(-12.5)
+  if (bits != 0) cdf = _mm256_blendv_ps(cdf, cdf_mid_ps(x), in);
+  return _mm256_add_ps(cdf, term);
 }
 
 // gelu_tanh = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3).
@@ -166,6 +203,22 @@ inline void map_ps(const float* x, float* y, int64_t n, F f) {
   }
 }
 
+// dx[i] = dy[i] * f(x[i]), as map_ps
+template <class F>
+inline void map_grad_ps(const float* dy, const float* x, float* dx, int64_t n, F f) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 a = f(_mm256_loadu_ps(x + i)), b = f(_mm256_loadu_ps(x + i + 8));
+    _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), a));
+    _mm256_storeu_ps(dx + i + 8, _mm256_mul_ps(_mm256_loadu_ps(dy + i + 8), b));
+  }
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), f(_mm256_loadu_ps(x + i))));
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    _mm256_maskstore_ps(dx + i, m, _mm256_mul_ps(_mm256_maskload_ps(dy + i, m), f(_mm256_maskload_ps(x + i, m))));
+  }
+}
+
 }  // namespace
 
 void act_forward_avx2(const ActArgs& a, const float* x, float* y, int64_t n) {
@@ -179,6 +232,7 @@ void act_forward_avx2(const ActArgs& a, const float* x, float* y, int64_t n) {
 }
 
 void act_backward_avx2(const ActArgs& a, const float* dy, const float* xy, float* dx, int64_t n) {
+  if (a.kind == ActKind::Gelu) return map_grad_ps(dy, xy, dx, n, gelu_grad_ps);
   act_backward_impl(a, dy, xy, dx, n);
 }
 
