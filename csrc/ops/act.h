@@ -9,10 +9,11 @@
 //   Arrays are n contiguous float32 values of any shape; NaN propagates (as in PyTorch).
 //   The backward reads x (relu, leaky_relu, gelu*) or y (sigmoid, tanh), as PyTorch saves them.
 //   exp/erfc/tanh are our own float32 polynomial approximations: portable and branch free so
-//   the compiler vectorises them (csrc/cpu/act_impl.h), and for the AVX-512 forward of
-//   sigmoid, tanh and both gelus hand-vectorised ones (csrc/cpu/avx512/act.cpp): max error a
-//   few float32 ulp relative to |y| plus a ~1e-38-scale absolute error in the far tails
-//   (tests/test_act.py states the tolerances).
+//   the compiler vectorises them (csrc/cpu/act_impl.h), and for the AVX-512 and AVX2 forward
+//   of sigmoid, tanh and both gelus (and AVX2's gelu backward) hand-vectorised ones
+//   (csrc/cpu/avx512/act.cpp, csrc/cpu/avx2/act.cpp): max error a few float32 ulp relative
+//   to |y| plus a ~1e-38-scale absolute error in the far tails (tests/test_act.py states the
+//   tolerances).
 //   Parallel over contiguous element ranges; each element is computed by the same instruction
 //   sequence whatever the split, so results are bit-identical for every thread count. They may
 //   differ between ISAs in the last bit (FMA contraction).
