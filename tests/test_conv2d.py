@@ -56,7 +56,22 @@ FEW_TAPS = [
     (2, 3, 7, 19, 10, 1, 1, 1, 1, 1, 1),
     (2, 1, 9, 9, 7, 2, 2, 1, 0, 1, 1),
 ]
-CASES += FEW_TAPS
+# The nine before FEW_TAPS: the direct AVX-512 paths (see DIRECT below).
+DIRECT = CASES[-9:]
+# The AVX2 direct kernels (csrc/cpu/avx2/conv2d.cpp) beyond what the cases above reach: the
+# forward's flat layout (output vectors across row ends) in 3 chunks of input channels, its
+# rows layout in 2 chunks, tiles of 5 vectors x 2 channels, 9 images over backward_weight's 8
+# chunks, and the shapes that fall back to column blocks (a backward_weight past 128K floats;
+# strided rows narrower than 4).
+AVX2_DIRECT = [
+    (2, 48, 9, 12, 10, 3, 3, 1, 1, 1, 1),
+    (2, 40, 6, 16, 8, 3, 3, 1, 1, 1, 1),
+    (3, 3, 9, 20, 2, 3, 3, 1, 1, 1, 1),
+    (9, 4, 5, 9, 16, 3, 3, 1, 1, 1, 1),
+    (1, 64, 4, 5, 256, 3, 3, 1, 1, 1, 1),
+    (2, 5, 6, 3, 6, 3, 3, 2, 1, 1, 1),
+]
+CASES += FEW_TAPS + AVX2_DIRECT
 
 
 def bound(a_abs, scale_k):
@@ -102,8 +117,8 @@ def test_conv2d_against_reference(rng, isa, case):
 
 
 @pytest.mark.parametrize("isa", ISAS)
-@pytest.mark.parametrize("case", [(2, 3, 9, 7, 4, 3, 3, 1, 1, 1, 1), FEW_TAPS[1], FEW_TAPS[5]],
-                         ids=str)
+@pytest.mark.parametrize("case", [(2, 3, 9, 7, 4, 3, 3, 1, 1, 1, 1), FEW_TAPS[1], FEW_TAPS[5],
+                                  AVX2_DIRECT[0], AVX2_DIRECT[1]], ids=str)
 def test_fused_relu(rng, isa, case):
     y = run_all(rng, isa, case, activation="relu")[0]
     assert (y >= 0).all() and (y == 0).any()
@@ -115,19 +130,18 @@ def test_large_image_uses_several_column_blocks(rng):
     run_all(rng, None, (1, 64, 40, 96, 8, 3, 3, 1, 1, 1, 1))
 
 
-# CASES[10], the nine before FEW_TAPS and FEW_TAPS take the direct AVX-512 paths; batches of
-# 1 and 2 against 3 threads take their split over output rows, vectors or tiles (13 output
-# rows in 4 + 4 + 5: row ranges that start off the rows kernel's cycle of 3).
-DIRECT = CASES[-9 - len(FEW_TAPS):-len(FEW_TAPS)]
-
-
-@pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[4], CASES[10]] + DIRECT + FEW_TAPS,
-                         ids=str)
-def test_thread_counts_bit_identical(rng, case):
+# CASES[10], DIRECT and FEW_TAPS take the direct AVX-512 paths, and with AVX2_DIRECT the AVX2
+# ones; batches of 1 and 2 against 3 threads take their split over output rows, vectors or
+# tiles (13 output rows in 4 + 4 + 5: row ranges that start off the rows kernel's cycle of 3;
+# the AVX2 flat layout's vectors then start at each thread's first row).
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[4], CASES[10]] + DIRECT + FEW_TAPS +
+                         AVX2_DIRECT, ids=str)
+def test_thread_counts_bit_identical(rng, isa, case):
     results = []
     for n in (1, 2, 3):
         with num_threads(n):
-            results.append(run_all(np.random.default_rng(7), None, case))
+            results.append(run_all(np.random.default_rng(7), isa, case))
     for other in results[1:]:
         for a, b in zip(results[0], other):
             assert np.array_equal(a, b)

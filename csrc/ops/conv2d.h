@@ -59,6 +59,17 @@ bool conv2d_forward_direct_avx512(const Conv2dShape& s, const float* x, const fl
 bool conv2d_backward_weight_direct_avx512(const Conv2dShape& s, const float* dy, const float* x,
                                           float* dw, int nthreads);
 
+// The direct AVX2 forward (csrc/cpu/avx2/conv2d.cpp), pixels in lanes: false when it does not
+// apply (a stride along W, strided rows narrower than 4, an empty batch, an input copy past
+// 2^31 floats), and the caller falls back.
+bool conv2d_forward_direct_avx2(const Conv2dShape& s, const float* x, const float* w,
+                                const float* bias, Activation act, float* y, int nthreads);
+
+// The direct AVX2 backward_weight for 3-wide kernels with stride 1, at least 8 output channels
+// per group and a (K x OC/G) weight gradient of at most 128K floats (false otherwise).
+bool conv2d_backward_weight_direct_avx2(const Conv2dShape& s, const float* dy, const float* x,
+                                        float* dw, int nthreads);
+
 // Rows [oh0, oh0 + noh) of image x's im2col matrix for group g: col[(c*KH + kh)*KW + kw][p]
 // with p over those output rows' pixels (row stride ldcol). col2im adds such a block back (and
 // may zero the block's entries for taps on the padding: col is scratch).
