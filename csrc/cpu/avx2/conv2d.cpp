@@ -216,24 +216,44 @@ void fwd_ukernel_avx2(const float* xs, const Vec* v, const FTile& t, float* y) {
       for (int r = 0; r < R; ++r) acc[r][n] = _mm256_fmadd_ps(a[r], b, acc[r][n]);
     }
   }
+  // The epilogue reads the tile's fields and vectors into locals first: stores to y could
+  // otherwise alias them for the compiler, which then reloads them after every store (a few %
+  // at 27 taps, where the epilogue is a large part of a tile).
+  const int64_t ohw = t.ohw;
+  const bool last = t.last, relu = t.relu;
+  int64_t dst[R];
+  bool whole = true;
 #pragma GCC unroll 12
-  for (int n = 0; n < N; ++n) {
-    const __m256 b = t.bias ? _mm256_broadcast_ss(t.bias + n) : _mm256_setzero_ps();
-    float* yc = y + n * t.ohw;
+  for (int r = 0; r < R; ++r) {
+    dst[r] = v[r].dst;
+    whole = whole && v[r].n == kLanes;
+  }
+  __m256 b[N];
+#pragma GCC unroll 12
+  for (int n = 0; n < N; ++n) b[n] = t.bias ? _mm256_broadcast_ss(t.bias + n) : _mm256_setzero_ps();
+#pragma GCC unroll 12
+  for (int n = 0; n < N; ++n)
 #pragma GCC unroll 12
     for (int r = 0; r < R; ++r) {
-      __m256 out = acc[r][n];
-      if (t.last) {
-        out = _mm256_add_ps(out, b);
-        if (t.relu) out = _mm256_max_ps(_mm256_setzero_ps(), out);  // max(0, NaN) keeps NaN
-      }
-      if (v[r].n == kLanes) {
-        _mm256_storeu_ps(yc + v[r].dst, out);
-      } else {  // lanes past n are neither written nor faulted on
-        _mm256_maskstore_ps(yc + v[r].dst, lanes_below(v[r].n), out);
+      if (last) {
+        acc[r][n] = _mm256_add_ps(acc[r][n], b[n]);
+        if (relu) acc[r][n] = _mm256_max_ps(_mm256_setzero_ps(), acc[r][n]);  // keeps NaN
       }
     }
+  if (whole) {
+#pragma GCC unroll 12
+    for (int n = 0; n < N; ++n)
+#pragma GCC unroll 12
+      for (int r = 0; r < R; ++r) _mm256_storeu_ps(y + n * ohw + dst[r], acc[r][n]);
+    return;
   }
+  __m256i m[R];  // lanes past a cut vector's n are neither written nor faulted on
+#pragma GCC unroll 12
+  for (int r = 0; r < R; ++r) m[r] = lanes_below(v[r].n);
+#pragma GCC unroll 12
+  for (int n = 0; n < N; ++n)
+#pragma GCC unroll 12
+    for (int r = 0; r < R; ++r) _mm256_maskstore_ps(y + n * ohw + dst[r], m[r], acc[r][n]);
 }
 
 using FwdFn = void (*)(const float*, const Vec*, const FTile&, float*);
