@@ -69,7 +69,7 @@ thread_local unsigned t_generation = ~0u;
 #endif
 
 // Contention (threads.h): the last two preemptions seen and the counters behind contention_stats.
-constexpr int64_t kContentionWindowNs = 100'000'000;  // 100 ms
+constexpr int64_t kContentionWindowNs = 50'000'000;  // 50 ms
 constexpr int64_t kCheckIntervalNs = 1'000'000;       // a thread asks the OS at most once a ms
 std::atomic<int64_t> g_last_preempt_ns{INT64_MIN / 2}, g_prev_preempt_ns{INT64_MIN / 2};
 std::atomic<long long> g_preemptions{0}, g_single_regions{0};

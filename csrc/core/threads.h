@@ -24,8 +24,8 @@ const char* openmp_library();     // file name of the OpenMP runtime, "" if unkn
 // keeps one of our cores busy, the thread that shares it runs a fraction of the time and two
 // threads ran 2-20x slower than one. Each thread of a region counts the times the OS took its
 // core away (involuntary context switches, getrusage RUSAGE_THREAD) as the region ends, at most
-// once a millisecond; while such preemptions keep coming (two within 100 ms), regions run on
-// the calling thread alone, and after 100 ms without one they try every thread again. Results
+// once a millisecond; while such preemptions keep coming (two within 50 ms), regions run on
+// the calling thread alone, and after 50 ms without one they try every thread again. Results
 // do not depend on the thread count, so this changes speed only. FASTNN_ADAPTIVE_THREADS=0
 // turns it off (read once).
 int contention_threads(int nthreads);  // nthreads, or 1 while cores are seen taken

@@ -25,7 +25,9 @@ SUBJECT = "fastnn"  # the impl each peer is compared with in the ratio columns
 # With several threads, another library's idle workers keep spinning after its call (OpenBLAS for
 # 2^28 cycles, ~75 ms; libgomp up to ~10 ms) and steal cores from the next impl: each sample is
 # preceded by this long an untimed run of its own impl, so the previous pool has gone to sleep.
-SETTLE_S = 0.1
+# fastnn runs its regions on one thread for 50 ms after its threads were preempted (by such a
+# spinning pool, among others): the settle outlasts that too.
+SETTLE_S = 0.15
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 # `fastnn bench --isa LEVEL`: the variable each library reads when it loads, and its spelling of
