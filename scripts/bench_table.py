@@ -4,7 +4,8 @@
     python scripts/bench_table.py bench/results/a.json [b.json ...] > table.md
 
 One row per case and thread count: fastnn's median time and throughput, then each peer's
-paired ratio (peer time / fastnn time, > 1: fastnn faster; the harness's median over rounds).
+paired ratio (peer time / fastnn time, > 1: fastnn faster; the harness's median over rounds;
+PyTorch's in bold).
 The heading names the host (CPU model and caches), the ISA each side ran and the commit.
 """
 import json
@@ -34,16 +35,16 @@ def table(runs):
              f"{' (dirty)' if m.get('git_dirty') else ''}, {m['timestamp'][:10]}; "
              f"load average {m['load_average'][0]:.1f} at the start.",
              f"Peers: {'; '.join(isas)}.", ""]
-    peers = list(dict.fromkeys(p for run in runs for r in run["results"] for p in r["ratios"]))
-    lines.append("| case | threads | fastnn median | throughput | " + " | ".join(f"vs {p}" for p in peers) + " |")
-    lines.append("|---|---|---|---|" + "---|" * len(peers))
+    lines.append("| case | threads | fastnn median | throughput | peer time / fastnn time |")
+    lines.append("|---|---|---|---|---|")
     for run in runs:
         for r in run["results"]:
             f = r["impls"]["fastnn"]
             if f["status"] != "ok":
-                lines.append(f"| {r['case']} | {r['threads']} | FAILED | | " + " | " * len(peers))
+                lines.append(f"| {r['case']} | {r['threads']} | FAILED | | |")
                 continue
-            ratios = " | ".join(f"{r['ratios'][p]:.2f}x" if p in r["ratios"] else "" for p in peers)
+            ratios = ", ".join(f"{p} **{v:.2f}x**" if p.startswith("torch") else f"{p} {v:.2f}x"
+                               for p, v in r["ratios"].items())
             lines.append(f"| {r['case']} | {r['threads']} | {f['median_ms']:.4g} ms | {_rate(f)} | {ratios} |")
     return "\n".join(lines)
 
