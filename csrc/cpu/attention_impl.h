@@ -5,7 +5,10 @@
 //     (A read with any strides, B and C row-major: the operand along n is the SIMD one), summed
 //     over k in order, so a tile's result does not depend on where it sits;
 //   UK::exp_tile(st, rows, m, lsum): st[j*kAttnBQ + i] = exp(st - m[i]) (0 where st is -inf),
-//     lsum[i] = sum_j of those when lsum is not null.
+//     lsum[i] = sum_j of those when lsum is not null;
+//   optional, UK::transpose(rows, cols, src, lds, scale, dst, ldd):
+//     dst[c*ldd + r] = scale * src[r*lds + c]; without it the transposes (q and dout into tiles,
+//     the output and dq out of them) are the scalar loops below.
 // Score tiles are key-major (st[j][i], queries i along the lanes), so the per-query running
 // max / sum / logsumexp are vector operations over a row of kAttnBQ lanes. The loops here are
 // O(tile) elementwise work; the O(tile x HD) products all go through UK::gemm.
@@ -15,6 +18,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/act_impl.h"
@@ -76,8 +80,20 @@ inline int64_t key_end(const AttentionArgs& a, int64_t i0, int iN) {
   return a.causal ? std::min<int64_t>(a.S, i0 + iN) : a.S;
 }
 
+template <class UK, class = void>
+struct HasTranspose : std::false_type {};
+template <class UK>
+struct HasTranspose<UK, std::void_t<decltype(&UK::transpose)>> : std::true_type {};
+
 // qt (D x QB) = scale * q rows [0, iN) transposed, zero lanes past iN.
+template <class UK>
 inline void pack_qt(const float* q, int64_t D, int iN, float scale, float* qt, int64_t ldq) {
+  if constexpr (HasTranspose<UK>::value) {
+    UK::transpose(iN, D, q, D, scale, qt, ldq);
+    for (int64_t d = 0; d < D; ++d)
+      for (int i = iN; i < QB; ++i) qt[d * ldq + i] = 0.0f;
+    return;
+  }
   for (int64_t d = 0; d < D; ++d) {
     float* r = qt + d * ldq;
     for (int i = 0; i < iN; ++i) r[i] = scale * q[i * D + d];
@@ -102,7 +118,7 @@ void attention_forward_tiles(const AttentionArgs& a, float* out, float* lse, int
     const int iN = static_cast<int>(std::min<int64_t>(QB, a.L - i0));
     const float* kb = a.k + bh * a.S * D;
     const float* vb = a.v + bh * a.S * DV;
-    pack_qt(a.q + (bh * a.L + i0) * D, D, iN, a.scale, qt, QB);
+    pack_qt<UK>(a.q + (bh * a.L + i0) * D, D, iN, a.scale, qt, QB);
     std::fill(ot, ot + DV * QB, 0.0f);
     for (int i = 0; i < QB; ++i) m[i] = kNegInf, l[i] = 0.0f;
     const int64_t jend = key_end(a, i0, iN);
@@ -150,6 +166,14 @@ void attention_forward_tiles(const AttentionArgs& a, float* out, float* lse, int
     }
     float* ob = out + (bh * a.L + i0) * DV;
     float* lb = lse + bh * a.L + i0;
+    if constexpr (HasTranspose<UK>::value) {  // the same products, 1/l scaled along the lanes
+      for (int i = 0; i < QB; ++i) alpha[i] = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
+      for (int64_t e = 0; e < DV; ++e)
+        for (int i = 0; i < QB; ++i) ot[e * QB + i] *= alpha[i];
+      UK::transpose(DV, iN, ot, QB, 1.0f, ob, DV);
+      for (int i = 0; i < iN; ++i) lb[i] = l[i] > 0.0f ? m[i] + std::log(l[i]) : kNegInf;
+      continue;
+    }
     for (int i = 0; i < iN; ++i) {
       const float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
       for (int64_t e = 0; e < DV; ++e) ob[i * DV + e] = ot[e * QB + i] * inv;
@@ -186,8 +210,8 @@ void attention_backward_tiles(const AttentionArgs& a, const float* dout, const f
     const float* ob = out + bh * L * DV;
     for (int64_t i0 = 0; i0 < L; i0 += QB) {
       const int iN = static_cast<int>(std::min<int64_t>(QB, L - i0));
-      pack_qt(qb + i0 * D, D, iN, a.scale, qt + i0, Lp);
-      pack_qt(gb + i0 * DV, DV, iN, 1.0f, dot + i0, Lp);
+      pack_qt<UK>(qb + i0 * D, D, iN, a.scale, qt + i0, Lp);
+      pack_qt<UK>(gb + i0 * DV, DV, iN, 1.0f, dot + i0, Lp);
     }
     for (int64_t i = 0; i < Lp; ++i) {
       if (i < L) {
@@ -249,6 +273,10 @@ void attention_backward_tiles(const AttentionArgs& a, const float* dout, const f
       std::memcpy(dvr, dvb, sizeof(float) * static_cast<size_t>(jn * DV));
     }
     float* dqr = dq + bh * L * D;
+    if constexpr (HasTranspose<UK>::value) {
+      UK::transpose(D, L, dqt, Lp, a.scale, dqr, D);
+      continue;
+    }
     for (int64_t i = 0; i < L; ++i)
       for (int64_t d = 0; d < D; ++d) dqr[i * D + d] = a.scale * dqt[d * Lp + i];
   }
