@@ -12,6 +12,7 @@ namespace {
 struct Ukr {
   static constexpr int MR = 4, NR = 8;
   static constexpr int NOPACK_B_MAX_M = 8 * MR;
+  static constexpr bool PACK_B_PER_PANEL = false;
 
   // KC: the B micro-panel (KC x 8 floats) in a quarter of L1 (32 KiB: 256); MC: the A block in
   // a quarter of L2; NC: the B panel in a quarter of L3, at most 4096 columns.

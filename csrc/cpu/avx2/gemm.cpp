@@ -19,6 +19,7 @@ struct Ukr {
   // apart, which fall into a few L1 sets and are evicted between row tiles (batch-64 Linear
   // layer 64x3136x128: 87 GF/s in place, 97 packed, Zen 4 at AVX2).
   static constexpr int NOPACK_B_MAX_M = 0;
+  static constexpr bool PACK_B_PER_PANEL = true;
 
   // KC: the B micro-panel (KC x 16 floats) fills half of L1, the rest holding the A micro-panel
   // streaming from L2 and the C tile (32 KiB L1: KC 256, 16 KiB of B; 48 KiB: 384). MC: the A

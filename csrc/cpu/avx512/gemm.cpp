@@ -18,6 +18,7 @@ namespace {
 struct Ukr {
   static constexpr int MR = 14, NR = 32;
   static constexpr int NOPACK_B_MAX_M = 64;  // batch-64 Linear layers: B read in place (bench/README.md)
+  static constexpr bool PACK_B_PER_PANEL = false;
 
   // KC is past what keeps a B micro-panel (KC x 32) in L1: the micro-kernel streams it from L2
   // with prefetches, and each K block costs a full read and write of C, so fewer passes over C
