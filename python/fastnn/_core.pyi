@@ -34,6 +34,10 @@ def cached_bytes() -> int:
     """
     Bytes of freed output blocks kept for reuse (arrays of 1 MiB and more).
     """
+def contention_stats() -> dict:
+    """
+    Preemptions of kernel threads by other processes seen so far, and the parallel regions run on one thread because of them (FASTNN_ADAPTIVE_THREADS=0 turns this off).
+    """
 def conv2d_backward_bias(grad_output: numpy.ndarray, out: numpy.ndarray | None = None) -> numpy.ndarray:
     """
     Gradient of conv2d with respect to its bias: grad_output summed over batch and pixels.
