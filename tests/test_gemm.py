@@ -444,8 +444,10 @@ def test_pickled_operands(rng):
 
 def _invariance_shapes(isa):
     mr, nr, kc, mc, nc = tile(isa)
+    # (2*mr + 1, 2*nr + 3, ...): one row block with B packed a micro-panel at a time (AVX2, B
+    # stored (N, K)) and a column tail, split over threads by column panels.
     return [(300, 700, 500), (64, 128, 3136), (mc + 1, 2 * nr + 1, 2 * kc + 1),
-            (2 * mr + 1, 400, kc + 3)]
+            (2 * mr + 1, 400, kc + 3), (2 * mr + 1, 2 * nr + 3, kc + 3)]
 
 
 @pytest.mark.parametrize("isa,M,N,K", cases(_invariance_shapes))
