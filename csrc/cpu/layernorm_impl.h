@@ -61,13 +61,8 @@ inline void layer_norm_forward_impl(const LayerNormArgs& a, const float* x, floa
   }
 }
 
-// dx for rows [r0, r1); with pw/pb, also the float64 column sums of dy * xhat and dy over each
-// block of kLnRowBlock rows, in row order, into pw/pb + (r / kLnRowBlock) * n (r0 starts a
-// block): the weight gradient's sums read the rows while they are in L1 instead of in a second
-// pass over x and dy (which cost as much as the rest of the backward).
 inline void layer_norm_backward_impl(const LayerNormArgs& a, const float* dy, const float* x, const float* mean,
-                                     const float* rstd, float* dx, double* pw, double* pb, int64_t r0,
-                                     int64_t r1) {
+                                     const float* rstd, float* dx, int64_t r0, int64_t r1) {
   const int64_t n = a.n;
   const float* w = a.weight;
   for (int64_t r = r0; r < r1; ++r) {
@@ -88,17 +83,6 @@ inline void layer_norm_backward_impl(const LayerNormArgs& a, const float* dy, co
       for (int64_t i = 0; i < n; ++i) d[i] = rs * (g[i] * w[i] - a1 - (xr[i] - mu) * rs * a2);
     } else {
       for (int64_t i = 0; i < n; ++i) d[i] = rs * (g[i] - a1 - (xr[i] - mu) * rs * a2);
-    }
-    if (pw) {
-      double* __restrict bw = pw + (r / kLnRowBlock) * n;
-      double* __restrict bb = pb + (r / kLnRowBlock) * n;
-      if (r % kLnRowBlock == 0) {
-        for (int64_t i = 0; i < n; ++i) bw[i] = bb[i] = 0.0;
-      }
-      for (int64_t i = 0; i < n; ++i) {
-        bw[i] += static_cast<double>(g[i] * ((xr[i] - mu) * rs));
-        bb[i] += static_cast<double>(g[i]);
-      }
     }
   }
 }

@@ -3,7 +3,6 @@
 #include "ops/layernorm.h"
 
 #include <algorithm>
-#include <vector>
 
 #include "core/threads.h"
 
@@ -57,36 +56,8 @@ void layer_norm_forward(const LayerNormArgs& a, const float* x, float* y, float*
 void layer_norm_backward(const LayerNormArgs& a, const float* dy, const float* x, const float* mean,
                          const float* rstd, float* dx, float* dweight, float* dbias, Isa isa, int nthreads) {
   const auto k = kernels_for(isa);
-  const bool params = a.weight && (dweight || dbias) && a.n > 0;
-  const int64_t nblk = (a.m + kLnRowBlock - 1) / kLnRowBlock;
-  if (params && a.m > 0 && nblk * a.n <= kLnMaxPartials) {
-    // dx and the block sums in one pass over dy and x, split over whole blocks; then each
-    // column's block sums added in block order.
-    std::vector<double> pw(static_cast<size_t>(nblk * a.n)), pb(pw.size());
-    split(nblk, a.m * a.n, nthreads, [&](int64_t b0, int64_t b1) {
-      k.bwd(a, dy, x, mean, rstd, dx, pw.data(), pb.data(), b0 * kLnRowBlock, std::min(a.m, b1 * kLnRowBlock));
-    });
-    split(a.n, nblk * a.n, nthreads, [&](int64_t c0, int64_t c1) {
-      double* __restrict sw = pw.data() + c0;  // block 0's sums, the running totals
-      double* __restrict sb = pb.data() + c0;
-      for (int64_t b = 1; b < nblk; ++b) {  // block rows read along, not down the columns
-        const double* w = pw.data() + b * a.n + c0;
-        const double* d = pb.data() + b * a.n + c0;
-        for (int64_t c = 0; c < c1 - c0; ++c) sw[c] += w[c], sb[c] += d[c];
-      }
-      for (int64_t c = 0; c < c1 - c0; ++c) {
-        if (dweight) dweight[c0 + c] = static_cast<float>(sw[c]);
-        if (dbias) dbias[c0 + c] = static_cast<float>(sb[c]);
-      }
-    });
-    return;
-  }
-  if (a.m > 0) {
-    split(a.m, a.m * a.n, nthreads, [&](int64_t r0, int64_t r1) {
-      k.bwd(a, dy, x, mean, rstd, dx, nullptr, nullptr, r0, r1);
-    });
-  }
-  if (params) {
+  if (a.m > 0) split(a.m, a.m * a.n, nthreads, [&](int64_t r0, int64_t r1) { k.bwd(a, dy, x, mean, rstd, dx, r0, r1); });
+  if (a.weight && (dweight || dbias) && a.n > 0) {
     split(a.n, a.m * a.n, nthreads,
           [&](int64_t c0, int64_t c1) { k.params(a, dy, x, mean, rstd, dweight, dbias, c0, c1); });
   }

@@ -8,12 +8,9 @@
 //              dx = rstd * (g - sum_n g / N - xhat * sum_n (g xhat) / N)           (overwritten)
 //              dweight = sum_m dy xhat,  dbias = sum_m dy       (N,), only when weight is given
 // Row sums: chunks of kLnChunk floats summed in 16 float lanes, each chunk added to a float64
-// total in order (~16 ulps relative at worst). The column sums of the backward are float64:
-// over blocks of kLnRowBlock rows in row order, taken with dx while a row is in cache, then the
-// block sums added in block order (when those partial sums would pass kLnMaxPartials doubles,
-// in one pass over all rows in row order instead). Forward and dx: parallel over rows (whole
-// blocks); the column sums' last step: parallel over columns. Results are independent of the
-// thread count.
+// total in order (~16 ulps relative at worst); the column sums of the backward are float64 in
+// row order. Forward and dx: parallel over rows; dweight/dbias: parallel over columns (each
+// column summed by one thread over all rows). Results are independent of the thread count.
 #pragma once
 #include <cstdint>
 
@@ -22,8 +19,6 @@
 namespace fastnn {
 
 constexpr int64_t kLnChunk = 256;
-constexpr int64_t kLnRowBlock = 64;
-constexpr int64_t kLnMaxPartials = int64_t{1} << 21;  // 16 MiB of float64 block sums for dweight
 
 struct LayerNormArgs {
   int64_t m = 0, n = 0;           // rows, normalised size
@@ -44,8 +39,8 @@ void layer_norm_backward(const LayerNormArgs& a, const float* dy, const float* x
   void layer_norm_forward_##isa(const LayerNormArgs& a, const float* x, float* y, float* mean,       \
                                 float* rstd, int64_t r0, int64_t r1);                                \
   void layer_norm_backward_##isa(const LayerNormArgs& a, const float* dy, const float* x,           \
-                                 const float* mean, const float* rstd, float* dx, double* pw,        \
-                                 double* pb, int64_t r0, int64_t r1);                                \
+                                 const float* mean, const float* rstd, float* dx, int64_t r0,        \
+                                 int64_t r1);                                                        \
   void layer_norm_backward_params_##isa(const LayerNormArgs& a, const float* dy, const float* x,    \
                                         const float* mean, const float* rstd, float* dweight,        \
                                         float* dbias, int64_t c0, int64_t c1);

@@ -9,9 +9,8 @@ void layer_norm_forward_avx512(const LayerNormArgs& a, const float* x, float* y,
 }
 
 void layer_norm_backward_avx512(const LayerNormArgs& a, const float* dy, const float* x, const float* mean,
-                                const float* rstd, float* dx, double* pw, double* pb,
-                                int64_t r0, int64_t r1) {
-  layer_norm_backward_impl(a, dy, x, mean, rstd, dx, pw, pb, r0, r1);
+                                const float* rstd, float* dx, int64_t r0, int64_t r1) {
+  layer_norm_backward_impl(a, dy, x, mean, rstd, dx, r0, r1);
 }
 
 void layer_norm_backward_params_avx512(const LayerNormArgs& a, const float* dy, const float* x,
