@@ -90,10 +90,14 @@ struct Fiber {
 #endif
 };
 
-// Fibers (their mapped stacks, and their TSan fibers) outlive a launch: each launch's workers
-// take a set from this pool and give it back at the end, so later launches neither map and
-// first-touch the stacks nor create TSan fibers again (under the sanitizers that setup, for
-// every thread of every launch, took most of the run). Kept for the life of the process.
+// Fibers (their mapped stacks, and their TSan fibers) outlive a launch: each launch takes a set
+// per worker from this pool and gives them back after the workers have joined, so later
+// launches neither map and first-touch the stacks nor create TSan fibers again (under the
+// sanitizers that setup, for every thread of every launch, took most of the run). Kept for the
+// life of the process. Within a launch no set passes from one worker to another: a worker that
+// finished early would hand its TSan fibers (and, through the pool's lock, an ordering) to a
+// late one, and ThreadSanitizer would then see the two workers' blocks as one thread's
+// sequential work and miss a race between them (seen on a loaded machine).
 struct FiberSet {
   std::vector<Fiber> fibers;
 };
@@ -123,7 +127,7 @@ std::string where_of(const char* file, int line) {
 }
 
 struct Worker {
-  std::unique_ptr<FiberSet> set = take_fiber_set();
+  FiberSet* set;  // this worker's, for the launch (taken and given back by launch())
   std::vector<Fiber>& fibers = set->fibers;
   std::vector<unsigned char> shared;
   ucontext_t sched;
@@ -139,8 +143,7 @@ struct Worker {
   void* sched_tsan = nullptr;
 #endif
 
-  ~Worker() { give_fiber_set(std::move(set)); }
-  Worker() = default;
+  explicit Worker(FiberSet* s) : set(s) {}
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
   static size_t page() { return static_cast<size_t>(sysconf(_SC_PAGESIZE)); }
@@ -448,12 +451,21 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, const char* where,
   int nworkers = workers_env ? std::atoi(workers_env) : 2;
   nworkers = static_cast<int>(std::max<uint64_t>(1, std::min<uint64_t>(nworkers, nblocks)));
 
+  std::vector<std::unique_ptr<FiberSet>> sets;
+  for (int i = 0; i < nworkers; ++i) sets.push_back(take_fiber_set());
+  struct GiveBack {  // after the workers have joined, however the launch ends
+    std::vector<std::unique_ptr<FiberSet>>& sets;
+    ~GiveBack() {
+      for (auto& s : sets) give_fiber_set(std::move(s));
+    }
+  } give_back{sets};
+
   std::atomic<bool> stop{false};
   std::mutex mu;
   std::string error;
   auto work = [&](int wid) {
     ignore_begin();  // this thread is the scheduler; the kernel runs in the fibers
-    Worker w;
+    Worker w(sets[static_cast<size_t>(wid)].get());
     tl_worker = &w;
     w.kernel = &kernel;
     std::mt19937 rng(seed + 7919u * static_cast<unsigned>(wid));
