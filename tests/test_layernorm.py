@@ -10,7 +10,8 @@ EPS32 = float(np.finfo(np.float32).eps)
 # (x shape, normalized_shape): rows of 1, lane +-1, chunk +-1 (kLnChunk = 256), several dims, empty
 CASES = [((3, 1), 1), ((4, 15), 15), ((2, 16), 16), ((5, 17), (17,)), ((2, 3, 255), 255), ((3, 257), 257),
          ((2, 3, 4, 5), (4, 5)), ((6, 1000), 1000), ((0, 7), 7), ((7,), 7), ((2, 2, 3), (2, 2, 3)),
-         # several blocks of kLnRowBlock = 64 rows for the weight gradient's sums, the last partial
+         # more rows than one 64-row vector block and a partial last one (the weight gradient's
+         # column sums over many rows)
          ((64, 9), 9), ((65, 33), 33), ((3, 67, 20), 20)]
 
 

@@ -41,8 +41,7 @@ ContentionStats contention_stats();
 template <class F>
 void parallel(int nthreads, F&& f) {
 #ifdef _OPENMP
-  if (nthreads > 1 && !omp_in_parallel()) nthreads = contention_threads(nthreads);
-  if (nthreads > 1 && !omp_in_parallel()) {
+  if (nthreads > 1 && !omp_in_parallel() && (nthreads = contention_threads(nthreads)) > 1) {
 #pragma omp parallel num_threads(nthreads)
     {
       f(omp_get_thread_num(), omp_get_num_threads());

@@ -22,17 +22,12 @@
 
 #include "cpu/act_impl.h"
 #include "cpu/avx2/exp.h"
+#include "cpu/avx2/simd.h"
 
 namespace fastnn {
 namespace {
 
 inline __m256 abs_ps(__m256 x) { return _mm256_andnot_ps(v(-0.0f), x); }
-
-// lanes [0, r) set for r in [0, 8]: an unaligned load from kTailBits + 8 - r
-alignas(64) const int32_t kTailBits[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-inline __m256i tail_mask(int64_t r) {
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kTailBits + 8 - r));
-}
 
 // sigmoid(x) with e = exp(-|x|) in (0, 1]: 1/(1+e) for x >= 0, e/(1+e) below (no overflow,
 // relative accuracy kept in the left tail). The sign bit of x picks (blendv), so -0 gives

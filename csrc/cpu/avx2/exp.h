@@ -47,10 +47,6 @@ inline __m256 exp_core(__m256 a, __m256 b) {
   return scale2n_ps(p, n);
 }
 
-inline __m256 exp_parts(__m256 a, __m256 b) {
-  return exp_core(_mm256_max_ps(v(-104.0f), _mm256_min_ps(v(89.0f), a)), b);  // +-inf in
-}
-
 // e^r 2^-n for a in [-104, 89]: n = round(a / ln 2), r = (a - n ln2_hi) - n ln2_lo, p = e^r
 // (exp_core's steps with b = 0, whose additions cannot be folded away: -0 + 0 is +0; without
 // them the same bits, as a zero's sign only reaches r, and p = 1 either way).
@@ -68,7 +64,8 @@ inline __m256 exp_reduce_ps(__m256 a, __m256* n_out) {
   return _mm256_add_ps(_mm256_fmadd_ps(q, _mm256_mul_ps(r, r), r), v(1.0f));
 }
 
-// e^x for any x (+inf gives inf, -inf 0, NaN NaN), the same bits as exp_parts(x, 0).
+// e^x for any x (+inf gives inf, -inf 0, NaN NaN), the same bits as exp_core(x, 0) on x
+// clamped to [-104, 89].
 // When every lane is within [-86.5, 88] (the usual case; NaN is not), n is in [-125, 127]
 // and p 2^n is normal: no clamps, and 2^n is an addition to p's exponent field (3 operations
 // instead of scale2n_ps's 9; ~15% off a softmax row). Otherwise the clamped general path.

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "cpu/avx2/simd.h"
 #include "cpu/gemm_driver.h"
 #include "ops/gemm.h"
 
@@ -32,8 +33,7 @@ struct Ukr {
   }
 
   static inline __m256i mask_for(int n) {  // lanes [0, n) of one ymm, n clamped to [0, 8]
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane);
+    return tail_mask(std::clamp(n, 0, 8));
   }
 
   // A full vector is loaded and stored plainly: vmaskmovps to memory is microcoded on AMD Zen

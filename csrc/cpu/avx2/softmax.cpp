@@ -12,16 +12,11 @@
 #include <limits>
 
 #include "cpu/avx2/exp.h"
+#include "cpu/avx2/simd.h"
 #include "cpu/softmax_impl.h"
 
 namespace fastnn {
 namespace {
-
-// lanes [0, r) set for r in [0, 8]: an unaligned load from kTailBits + 8 - r
-alignas(64) const int32_t kTailBits[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-inline __m256i tail_mask(int64_t r) {
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kTailBits + 8 - r));
-}
 
 const float kNegInf = -std::numeric_limits<float>::infinity();
 
