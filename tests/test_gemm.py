@@ -440,6 +440,41 @@ def test_pickled_operands(rng):
 
 
 # ---------------------------------------------------------------------------------------------
+# Few rows (M <= 128, AVX2): A stored (M, K) is read in place and a row-major B (N <= 512) is
+# copied by the first row tile as it computes. Edges of both, with a row stride wider than K.
+
+def _few_rows(isa):
+    mr, nr, kc, mc, nc = tile(isa)
+    shapes = [(M, 3 * nr + 5, kc + 3) for M in (1, mr - 1, mr, mr + 1, 2 * mr + 1, 64, 127, 128, 129)]
+    return shapes + [(mr + 1, N, 9) for N in (1, nr - 1, nr, nr + 1, 511, 512, 513)]
+
+
+@pytest.mark.parametrize("isa,M,N,K", cases(_few_rows))
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_few_rows_strided_a(rng, isa, M, N, K, trans_b):
+    big = randn(rng, M, K + 5)
+    a = big[:, 2:K + 2]  # lda = K + 5
+    b = randn(rng, *((N, K) if trans_b else (K, N)))
+    c, bias = randn(rng, M, N), randn(rng, N)
+    kw = dict(trans_b=trans_b, alpha=0.5, beta=-1.0, bias=bias, activation="relu")
+    assert_gemm(_core.gemm(a, b, c, isa=isa, **kw), a, b, c, **kw)
+    assert np.array_equal(big[:, 2:K + 2], a)
+
+
+@pytest.mark.parametrize("isa,M,N,K", cases(lambda isa: [(64, 128, 3136), (7, 40, 300), (128, 512, 700)]))
+def test_layouts_give_identical_results(rng, isa, M, N, K):
+    """A read in place or packed, B copied by the first tile or packed: the same FMAs in the
+    same order, so the same bits whichever layout (and so whichever path) the operands take."""
+    a, b = randn(rng, M, K), randn(rng, K, N)
+    base = _core.gemm(a, b, isa=isa)
+    at, bt = np.ascontiguousarray(a.T), np.ascontiguousarray(b.T)
+    assert np.array_equal(_core.gemm(at, b, trans_a=True, isa=isa), base)
+    assert np.array_equal(_core.gemm(a, bt, trans_b=True, isa=isa), base)
+    assert np.array_equal(_core.gemm(at, bt, trans_a=True, trans_b=True, isa=isa), base)
+    assert_gemm(base, a, b)
+
+
+# ---------------------------------------------------------------------------------------------
 # Thread invariance: 1 and 2 threads give bit-identical results (fixed K blocking).
 
 def _invariance_shapes(isa):

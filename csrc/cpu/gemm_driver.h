@@ -14,7 +14,8 @@
 // the same instruction sequence whatever the thread count, so results are bit-identical.
 //
 // Ukr provides: MR, NR, NOPACK_B_MAX_M, PACK_B_PER_PANEL (M <= MC with B stored (N, K) packs B
-//   a micro-panel at a time, also on one thread),
+//   a micro-panel at a time, also on one thread), and optionally tile_a_rows (below) with
+//   A_ROWS_MAX_M and FIRST_TILE_B_MAX_N,
 //   static Blocking blocking(const CpuCaches&)   (KC, MC, NC for these caches),
 //   static void transpose_pack(...)     (transpose_pack_scalar's contract), and
 //   template <int mr> static void tile(int kc, const float* ap, const float* b, int64_t ldbk,
@@ -29,6 +30,7 @@
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <type_traits>
 #include <utility>
 
 #include "core/cpu.h"
@@ -225,6 +227,14 @@ inline void pack_b(int kc, int64_t cols, const GemmArgs& g, int64_t p0, int64_t 
   }
 }
 
+// Ukr::tile_a_rows<mr>(kc, a, lda, b, ldbk, nr, o, e, bcopy), optional: tile<mr> reading A in
+// place, row i of the tile at a + i*lda (A stored (M, K)), with the same FMAs in the same order;
+// with bcopy (only when nr == NR) it also writes the B rows it reads to bcopy[k*NR + j].
+template <class U, class = void>
+struct HasTileARows : std::false_type {};
+template <class U>
+struct HasTileARows<U, std::void_t<decltype(&U::template tile_a_rows<1>)>> : std::true_type {};
+
 template <class Ukr>
 struct GemmDriver {
   static constexpr int MR = Ukr::MR, NR = Ukr::NR;
@@ -239,16 +249,36 @@ struct GemmDriver {
   // tiles[mr - 1] handles an mr-row tile: edge rows cost no wasted FMAs.
   static constexpr std::array<TileFn, MR> tiles = make_table(std::make_integer_sequence<int, MR>{});
 
-  // One row block (M <= MC: a batch-sized Linear layer): each thread packs the whole A block
-  // into its own buffer and computes its share of the column panels, with no barrier at all
-  // (two per K block cost more than the duplicated packing). B is read in place, or, when
-  // pack_micro, each KC x NR micro-panel is packed into a small per-thread buffer just before the
-  // row tiles use it, so it is still in L1 (packing the whole KC x NC panel first writes it to
-  // L2 and reads it back). Measured at AVX2 on B stored (N, K), a Linear layer's weight
-  // (64x3136x128: +2%); a row-major B packed panel by panel lost 3% (each panel walks all KC
-  // rows of B again), so that one keeps run()'s whole-panel packing. Same tiles, same
-  // arithmetic as run(): results do not change.
-  static void run_small_m(const GemmArgs& g, int nthreads, size_t ap_floats, bool pack_micro) {
+  using TileRowsFn = void (*)(int, const float*, int64_t, const float*, int64_t, int, const TileOut&,
+                              const Epilogue&, float*);
+  template <int... I>
+  static constexpr std::array<TileRowsFn, sizeof...(I)> make_rows_table(std::integer_sequence<int, I...>) {
+    if constexpr (HasTileARows<Ukr>::value) {
+      return {&Ukr::template tile_a_rows<I + 1>...};
+    } else {
+      return {};
+    }
+  }
+  static constexpr std::array<TileRowsFn, MR> tiles_a_rows =
+      make_rows_table(std::make_integer_sequence<int, MR>{});
+
+  // How run_small_m gets B (chosen by run()).
+  enum class SmallB {
+    InPlace,     // row-major B read in place, or B packed by the caller
+    PerPanel,    // each KC x NR micro-panel packed into a per-thread buffer just before use
+    FirstTile,   // row-major B copied into that buffer by the first row tile as it computes
+  };
+
+  // One row block (M <= MC: a batch-sized Linear layer): each thread computes its share of the
+  // column panels, with no barrier at all (two per K block cost more than duplicating the
+  // packing of A in every thread). A is packed whole by each thread, or, with a_rows, read in
+  // place. B per SmallB: PerPanel keeps each micro-panel in L1 (packing a whole KC x NC panel
+  // first writes it to L2 and reads it back; B stored (N, K), a Linear layer's weight,
+  // 64x3136x128: +2%). FirstTile hides the load of a row-major B behind the first row tile's
+  // FMAs, where a separate copy waited on it (64x3136x128 row-major at AVX2: the copy was a
+  // tenth of the time; 0.94x -> 1.0x OpenBLAS). Same tiles, same arithmetic as run(): results
+  // do not change.
+  static void run_small_m(const GemmArgs& g, int nthreads, size_t ap_floats, SmallB mode, bool a_rows) {
     const int64_t M = g.M, N = g.N, K = g.K;
     const int64_t n_jr = (N + NR - 1) / NR, n_ir = (M + MR - 1) / MR, mrb = g.a_packed ? MR : row_tile(M);
     const int KC = blocking<Ukr>().kc;
@@ -258,20 +288,32 @@ struct GemmDriver {
       split_range(n_jr, tid, nt, &j0, &j1);
       if (j0 == j1) return;
       try {
-        float* ap = scratch(1, ap_floats);  // this thread's own
-        float* bp = pack_micro ? scratch(0, static_cast<size_t>(KC) * NR) : nullptr;  // one micro-panel
+        float* ap = (g.a_packed || a_rows) ? nullptr : scratch(1, ap_floats);  // this thread's own
+        float* bp = mode == SmallB::InPlace ? nullptr : scratch(0, static_cast<size_t>(KC) * NR);  // one micro-panel
         for (int64_t pc = 0; pc < K; pc += KC) {
           const int kc = static_cast<int>(std::min<int64_t>(KC, K - pc));
           const Epilogue e{g.alpha, g.beta, pc == 0, pc + kc >= K, g.act == Activation::Relu, g.b_packed};
-          if (!g.a_packed) pack_a_panels<Ukr>(kc, M, mrb, g, 0, pc, 0, n_ir, ap);
+          if (ap) pack_a_panels<Ukr>(kc, M, mrb, g, 0, pc, 0, n_ir, ap);
           for (long jr = j0; jr < j1; ++jr) {
             const int64_t j = jr * NR;
-            if (pack_micro) pack_b<Ukr>(kc, std::min<int64_t>(NR, N - j), g, pc, j, bp);
-            for (int64_t ir = 0; ir < n_ir; ++ir) {
+            const bool whole = j + NR <= N;
+            int64_t ir = 0;
+            if (mode == SmallB::FirstTile && whole) {  // tile 0 reads B in place and copies it to bp
+              tile_rows(g, e, pc, kc, b_in_place(g, pc, j), g.ldb, 0, j, static_cast<int>(std::min<int64_t>(mrb, M)), bp);
+              ir = 1;
+            } else if (mode != SmallB::InPlace) {
+              pack_b<Ukr>(kc, std::min<int64_t>(NR, N - j), g, pc, j, bp);
+            }
+            const float* b = mode == SmallB::InPlace ? b_in_place(g, pc, j) : bp;
+            const int64_t ldbk = mode == SmallB::InPlace ? b_ld(g) : NR;
+            for (; ir < n_ir; ++ir) {
               const int64_t i = ir * mrb;
-              tile_at(g, e, g.a_packed ? a_in_place(g, i, pc) : ap + ir * MR * kc, kc,
-                      pack_micro ? bp : b_in_place(g, pc, j), pack_micro ? NR : b_ld(g), i, j,
-                      static_cast<int>(std::min<int64_t>(mrb, M - i)));
+              const int mr = static_cast<int>(std::min<int64_t>(mrb, M - i));
+              if (a_rows) {
+                tile_rows(g, e, pc, kc, b, ldbk, i, j, mr, nullptr);
+              } else {
+                tile_at(g, e, g.a_packed ? a_in_place(g, i, pc) : ap + ir * MR * kc, kc, b, ldbk, i, j, mr);
+              }
             }
           }
         }
@@ -338,10 +380,19 @@ struct GemmDriver {
   static void tile_at(const GemmArgs& g, const Epilogue& e, const float* ap, int kc,
                       const float* b, int64_t ldbk, int64_t i, int64_t j, int mr) {
     const int nr = static_cast<int>(std::min<int64_t>(NR, g.N - j));
-    TileOut o{g.out + i * g.ldc + j, (g.c ? g.c : g.out) + i * g.ldc + j,
-              (e.last && g.bias) ? g.bias + j : nullptr,
-              (e.last && g.bias_row) ? g.bias_row + i : nullptr, g.ldc};
-    tiles[mr - 1](kc, ap, b, ldbk, nr, o, e);
+    tiles[mr - 1](kc, ap, b, ldbk, nr, tile_out(g, e, i, j), e);
+  }
+
+  static TileOut tile_out(const GemmArgs& g, const Epilogue& e, int64_t i, int64_t j) {
+    return TileOut{g.out + i * g.ldc + j, (g.c ? g.c : g.out) + i * g.ldc + j,
+                   (e.last && g.bias) ? g.bias + j : nullptr,
+                   (e.last && g.bias_row) ? g.bias_row + i : nullptr, g.ldc};
+  }
+  // tile_at with A read in place (Ukr::tile_a_rows): rows i.., columns pc.. of A stored (M, K).
+  static void tile_rows(const GemmArgs& g, const Epilogue& e, int64_t pc, int kc, const float* b,
+                        int64_t ldbk, int64_t i, int64_t j, int mr, float* bcopy) {
+    const int nr = static_cast<int>(std::min<int64_t>(NR, g.N - j));
+    tiles_a_rows[mr - 1](kc, g.a + i * g.lda + pc, g.lda, b, ldbk, nr, tile_out(g, e, i, j), e, bcopy);
   }
 
   static void run(const GemmArgs& g, int nthreads) {
@@ -355,9 +406,23 @@ struct GemmDriver {
     const int64_t nc_max = std::min<int64_t>(NC, (N + NR - 1) / NR * NR);
     const int64_t kc_max = std::min<int64_t>(KC, K);
     const int64_t mc_max = std::min<int64_t>(MC, (M + MR - 1) / MR * MR);
-    if (M <= MC && (pack_b_panel ? Ukr::PACK_B_PER_PANEL && g.trans_b : nthreads > 1)) {
-      run_small_m(g, nthreads, kc_max * mc_max, pack_b_panel);
-      return;
+    if (M <= MC) {
+      // A read in place by few row tiles (Ukr::A_ROWS_MAX_M): no transposing copy. More rows
+      // stream A from L2 through MR strided reads, slower than a packed block.
+      bool a_rows = false, b_first_tile = false;
+      if constexpr (HasTileARows<Ukr>::value) {
+        a_rows = !g.trans_a && !g.a_packed && M <= Ukr::A_ROWS_MAX_M;
+        // Rows of B short enough that a micro-panel's rows share pages: the first tile's strided
+        // reads stream (longer rows: a page per k, slower than run()'s whole panels).
+        b_first_tile = a_rows && N <= Ukr::FIRST_TILE_B_MAX_N;
+      }
+      if (!pack_b_panel) {
+        if (nthreads > 1) return run_small_m(g, nthreads, kc_max * mc_max, SmallB::InPlace, a_rows);
+      } else if (Ukr::PACK_B_PER_PANEL && g.trans_b) {
+        return run_small_m(g, nthreads, kc_max * mc_max, SmallB::PerPanel, a_rows);
+      } else if (b_first_tile) {
+        return run_small_m(g, nthreads, kc_max * mc_max, SmallB::FirstTile, a_rows);
+      }
     }
     float* bp = pack_b_panel ? scratch(0, kc_max * nc_max) : nullptr;
     float* ap = g.a_packed ? nullptr : scratch(1, kc_max * mc_max);

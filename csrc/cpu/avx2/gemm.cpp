@@ -21,6 +21,12 @@ struct Ukr {
   // layer 64x3136x128: 87 GF/s in place, 97 packed, Zen 4 at AVX2).
   static constexpr int NOPACK_B_MAX_M = 0;
   static constexpr bool PACK_B_PER_PANEL = true;
+  // A read in place (tile_a_rows) up to 128 rows: 64x3136x128 +2-4%, B stored (N, K) or not;
+  // from 256 rows 1-5% slower than packing it (Zen 4 at AVX2).
+  static constexpr int64_t A_ROWS_MAX_M = 128;
+  // Row-major B copied by the first row tile up to 512 columns (64x3136x{128,256,512}: 0.93-0.95x
+  // -> 0.97-1.0x OpenBLAS); 1024 columns and up fell to 0.6-0.8x: each row of B a page apart.
+  static constexpr int64_t FIRST_TILE_B_MAX_N = 512;
 
   // KC: the B micro-panel (KC x 16 floats) fills half of L1, the rest holding the A micro-panel
   // streaming from L2 and the C tile (32 KiB L1: KC 256, 16 KiB of B; 48 KiB: 384). MC: the A
@@ -65,9 +71,11 @@ struct Ukr {
     }
   }
 
-  template <int mr, int NV, bool FULL>
-  static inline void compute(int kc, const float* a, const float* b, int64_t ldbk, int nr,
-                             const TileOut& o, const Epilogue& e) {
+  // AROWS: A is read in place, row i of the tile at a + i*lda (A stored (M, K), unpacked);
+  // otherwise a packed micro-panel, a[k*MR + i]. Same FMAs in the same order either way.
+  template <int mr, int NV, bool FULL, bool AROWS, bool COPYB = false>
+  static inline void compute(int kc, const float* a, int64_t lda, const float* b, int64_t ldbk, int nr,
+                             const TileOut& o, const Epilogue& e, float* bcopy = nullptr) {
     const __m256i m0 = mask_for(nr), m1 = mask_for(nr - 8);
     // Start fetching the C tile now: its rows are far apart and would miss at the store.
 #pragma GCC unroll 6
@@ -78,17 +86,24 @@ struct Ukr {
     __m256 c0[mr], c1[mr];
 #pragma GCC unroll 6
     for (int i = 0; i < mr; ++i) c0[i] = c1[i] = _mm256_setzero_ps();
+    const float* a3 = a + 3 * lda;  // AROWS: rows 0-2 from a, rows 3-5 from a3
     for (int k = 0; k < kc; ++k) {
       const __m256 b0 = (FULL || NV == 2) ? _mm256_loadu_ps(b) : _mm256_maskload_ps(b, m0);
       __m256 b1 = b0;
       if (NV == 2) b1 = FULL ? _mm256_loadu_ps(b + 8) : _mm256_maskload_ps(b + 8, m1);
+      if (COPYB) {
+        _mm256_store_ps(bcopy, b0);
+        _mm256_store_ps(bcopy + 8, b1);
+        bcopy += NR;
+      }
 #pragma GCC unroll 6
       for (int i = 0; i < mr; ++i) {
-        const __m256 ai = _mm256_broadcast_ss(a + i);
+        const __m256 ai = _mm256_broadcast_ss(AROWS ? (i < 3 ? a + i * lda : a3 + (i - 3) * lda) : a + i);
         c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
         if (NV == 2) c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
       }
-      a += MR;
+      a += AROWS ? 1 : MR;
+      a3 += 1;
       b += ldbk;
     }
 #pragma GCC unroll 6
@@ -150,15 +165,29 @@ struct Ukr {
     }
   }
 
+  template <int mr, bool AROWS>
+  static void any_tile(int kc, const float* a, int64_t lda, const float* b, int64_t ldbk, int nr,
+                       const TileOut& o, const Epilogue& e) {
+    if (nr == NR) {
+      compute<mr, 2, true, AROWS>(kc, a, lda, b, ldbk, nr, o, e);
+    } else if (nr > 8) {
+      compute<mr, 2, false, AROWS>(kc, a, lda, b, ldbk, nr, o, e);
+    } else {
+      compute<mr, 1, false, AROWS>(kc, a, lda, b, ldbk, nr, o, e);
+    }
+  }
   template <int mr>
   static void tile(int kc, const float* a, const float* b, int64_t ldbk, int nr,
                    const TileOut& o, const Epilogue& e) {
-    if (nr == NR) {
-      compute<mr, 2, true>(kc, a, b, ldbk, nr, o, e);
-    } else if (nr > 8) {
-      compute<mr, 2, false>(kc, a, b, ldbk, nr, o, e);
+    any_tile<mr, false>(kc, a, 0, b, ldbk, nr, o, e);
+  }
+  template <int mr>
+  static void tile_a_rows(int kc, const float* a, int64_t lda, const float* b, int64_t ldbk, int nr,
+                          const TileOut& o, const Epilogue& e, float* bcopy) {
+    if (bcopy) {
+      compute<mr, 2, true, true, true>(kc, a, lda, b, ldbk, nr, o, e, bcopy);
     } else {
-      compute<mr, 1, false>(kc, a, b, ldbk, nr, o, e);
+      any_tile<mr, true>(kc, a, lda, b, ldbk, nr, o, e);
     }
   }
 };
