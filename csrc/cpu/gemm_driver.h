@@ -399,7 +399,10 @@ struct GemmDriver {
     const int64_t M = g.M, N = g.N, K = g.K;
     const Blocking& blk = blocking<Ukr>();
     const int KC = blk.kc;
-    const int64_t MC = blk.mc, NC = blk.nc;
+    // Row blocks of equal height in whole tiles: M = 512 with MC 252 is three blocks of 174,
+    // not 252 + 252 + 8, whose last block would stream every B micro-panel for one tile.
+    const int64_t n_ic = (M + blk.mc - 1) / blk.mc;
+    const int64_t MC = std::min<int64_t>(blk.mc, ((M + n_ic - 1) / n_ic + MR - 1) / MR * MR), NC = blk.nc;
     // Small M: each element of B is used by few rows, so packing B would cost as much as the
     // product; read it in place (row-major B only).
     const bool pack_b_panel = !g.b_packed && (g.trans_b || M > Ukr::NOPACK_B_MAX_M);
