@@ -176,6 +176,10 @@ struct FTile {
   bool relu;
   bool first, last;     // the first and the last chunk of taps
   int64_t ohw;          // channel stride of y
+  // np panels of N channels each, one after the other: panel j's weights at wp + j*wstride,
+  // its outputs N*j channels further on (one call for all of them saves each its set-up).
+  int np = 1;
+  int64_t wstride = 0;
 };
 
 inline __m256i lanes_below(int n) {  // lanes [0, n) set
@@ -188,72 +192,86 @@ inline __m256i lanes_below(int n) {  // lanes [0, n) set
 // whatever the chunks, so chunking does not change a bit.
 template <int R, int N>
 void fwd_ukernel_avx2(const float* xs, const Vec* v, const FTile& t, float* y) {
-  __m256 acc[R][N];
-#pragma GCC unroll 12
-  for (int n = 0; n < N; ++n)
-#pragma GCC unroll 12
-    for (int r = 0; r < R; ++r) {
-      const float* yc = y + n * t.ohw + v[r].dst;
-      acc[r][n] = t.first ? _mm256_setzero_ps()
-                  : v[r].n == kLanes ? _mm256_loadu_ps(yc)
-                                     : _mm256_maskload_ps(yc, lanes_below(v[r].n));
-    }
-  const float* xr[R];
-#pragma GCC unroll 12
-  for (int r = 0; r < R; ++r) xr[r] = xs + v[r].q;
-  const float* wk = t.wp;
-  // (GCC keeps the accumulators in registers only with every loop over r and n unrolled;
-  // otherwise it stores them to the stack on each k.)
-  for (int k = 0; k < t.K; ++k, wk += t.ldw) {
-    const int64_t o = t.koff[k];
-    __m256 a[R];
-#pragma GCC unroll 12
-    for (int r = 0; r < R; ++r) a[r] = _mm256_loadu_ps(xr[r] + o);
-#pragma GCC unroll 12
-    for (int n = 0; n < N; ++n) {
-      const __m256 b = _mm256_broadcast_ss(wk + n);
-#pragma GCC unroll 12
-      for (int r = 0; r < R; ++r) acc[r][n] = _mm256_fmadd_ps(a[r], b, acc[r][n]);
-    }
-  }
-  // The epilogue reads the tile's fields and vectors into locals first: stores to y could
-  // otherwise alias them for the compiler, which then reloads them after every store (a few %
-  // at 27 taps, where the epilogue is a large part of a tile).
+  // The tile's fields and vectors are read into locals first: stores to y could otherwise
+  // alias them for the compiler, which then reloads them after every store (a few % at 27
+  // taps, where the epilogue is a large part of a tile).
   const int64_t ohw = t.ohw;
-  const bool last = t.last, relu = t.relu;
+  const bool first = t.first, last = t.last, relu = t.relu;
+  const int K = t.K, ldw = t.ldw, np = t.np;
+  const int32_t* const koff = t.koff;
   int64_t dst[R];
+  const float* xr[R];
   bool whole = true;
 #pragma GCC unroll 12
   for (int r = 0; r < R; ++r) {
     dst[r] = v[r].dst;
+    xr[r] = xs + v[r].q;
     whole = whole && v[r].n == kLanes;
   }
-  __m256 b[N];
+  __m256i m[R];  // lanes past a cut vector's n are neither read, written nor faulted on
 #pragma GCC unroll 12
-  for (int n = 0; n < N; ++n) b[n] = t.bias ? _mm256_broadcast_ss(t.bias + n) : _mm256_setzero_ps();
-#pragma GCC unroll 12
-  for (int n = 0; n < N; ++n)
-#pragma GCC unroll 12
-    for (int r = 0; r < R; ++r) {
-      if (last) {
-        acc[r][n] = _mm256_add_ps(acc[r][n], b[n]);
-        if (relu) acc[r][n] = _mm256_max_ps(_mm256_setzero_ps(), acc[r][n]);  // keeps NaN
-      }
-    }
-  if (whole) {
+  for (int r = 0; r < R; ++r) m[r] = lanes_below(v[r].n);
+  const float* wpanel = t.wp;
+  const float* bias = t.bias;
+  for (int j = 0; j < np; ++j, wpanel += t.wstride, y += N * ohw, bias = bias ? bias + N : nullptr) {
+    __m256 acc[R][N];
 #pragma GCC unroll 12
     for (int n = 0; n < N; ++n)
 #pragma GCC unroll 12
-      for (int r = 0; r < R; ++r) _mm256_storeu_ps(y + n * ohw + dst[r], acc[r][n]);
-    return;
+      for (int r = 0; r < R; ++r) {
+        const float* yc = y + n * ohw + dst[r];
+        acc[r][n] = first ? _mm256_setzero_ps() : whole ? _mm256_loadu_ps(yc) : _mm256_maskload_ps(yc, m[r]);
+      }
+    const float* wk = wpanel;
+    // (GCC keeps the accumulators in registers only with every loop over r and n unrolled;
+    // otherwise it stores them to the stack on each k.)
+    auto tap = [&](int k) {
+      const int64_t o = koff[k];
+      __m256 a[R];
+#pragma GCC unroll 12
+      for (int r = 0; r < R; ++r) a[r] = _mm256_loadu_ps(xr[r] + o);
+#pragma GCC unroll 12
+      for (int n = 0; n < N; ++n) {
+        const __m256 b = _mm256_broadcast_ss(wk + n);
+#pragma GCC unroll 12
+        for (int r = 0; r < R; ++r) acc[r][n] = _mm256_fmadd_ps(a[r], b, acc[r][n]);
+      }
+      wk += ldw;
+    };
+    // First layers (27 and 9 taps: 3 and 1 input channels) fully unrolled: a short tap loop's
+    // exit branch and bookkeeping cost ~10% of such a tile.
+    if (K == 27) {
+#pragma GCC unroll 27
+      for (int k = 0; k < 27; ++k) tap(k);
+    } else if (K == 9) {
+#pragma GCC unroll 9
+      for (int k = 0; k < 9; ++k) tap(k);
+    } else {
+      for (int k = 0; k < K; ++k) tap(k);
+    }
+    if (last) {
+#pragma GCC unroll 12
+      for (int n = 0; n < N; ++n) {
+        const __m256 bn = bias ? _mm256_broadcast_ss(bias + n) : _mm256_setzero_ps();
+#pragma GCC unroll 12
+        for (int r = 0; r < R; ++r) {
+          acc[r][n] = _mm256_add_ps(acc[r][n], bn);
+          if (relu) acc[r][n] = _mm256_max_ps(_mm256_setzero_ps(), acc[r][n]);  // keeps NaN
+        }
+      }
+    }
+    if (whole) {
+#pragma GCC unroll 12
+      for (int n = 0; n < N; ++n)
+#pragma GCC unroll 12
+        for (int r = 0; r < R; ++r) _mm256_storeu_ps(y + n * ohw + dst[r], acc[r][n]);
+    } else {
+#pragma GCC unroll 12
+      for (int n = 0; n < N; ++n)
+#pragma GCC unroll 12
+        for (int r = 0; r < R; ++r) _mm256_maskstore_ps(y + n * ohw + dst[r], m[r], acc[r][n]);
+    }
   }
-  __m256i m[R];  // lanes past a cut vector's n are neither written nor faulted on
-#pragma GCC unroll 12
-  for (int r = 0; r < R; ++r) m[r] = lanes_below(v[r].n);
-#pragma GCC unroll 12
-  for (int n = 0; n < N; ++n)
-#pragma GCC unroll 12
-    for (int r = 0; r < R; ++r) _mm256_maskstore_ps(y + n * ohw + dst[r], m[r], acc[r][n]);
 }
 
 using FwdFn = void (*)(const float*, const Vec*, const FTile&, float*);
@@ -336,13 +354,17 @@ bool conv2d_forward_direct_avx2(const Conv2dShape& s, const float* x, const floa
   auto chunk_k = [&](int64_t c) { return c * s.Cg() / nchunk * KK; };  // first tap of chunk c
   // Each thread's vector list, made before the parallel region (nothing may throw inside it).
   std::vector<std::vector<Vec>> plans(nthreads);
+  std::vector<std::pair<int64_t, int64_t>> planned(nthreads, {-1, -1});  // rows of each plan
   for (std::vector<Vec>& pl : plans) pl.reserve(static_cast<size_t>(row_vecs));
 
   for_each_group_copy(s, x, lay, nthreads,
                       [&](const float* xs, int64_t b, int64_t g, int64_t r0, int64_t r1,
                           int tid) {
     std::vector<Vec>& vecs = plans[tid];
-    plan_vectors(s, lay, r0, r1, &vecs);
+    if (planned[tid] != std::make_pair(r0, r1)) {  // the same rows for every image: plan once
+      plan_vectors(s, lay, r0, r1, &vecs);
+      planned[tid] = {r0, r1};
+    }
     // Tiles of consecutive vectors, as even as possible.
     const int64_t nvec = static_cast<int64_t>(vecs.size()), ntile = (nvec + rmax - 1) / rmax;
     float* yg = y + (b * s.OC + g * OCg) * OHW;
@@ -350,12 +372,14 @@ bool conv2d_forward_direct_avx2(const Conv2dShape& s, const float* x, const floa
       const int64_t k0 = chunk_k(c), k1 = chunk_k(c + 1);
       for (int64_t i = 0; i < ntile; ++i) {
         const int64_t t0 = i * nvec / ntile, nv = (i + 1) * nvec / ntile - t0;
-        for (int64_t p = 0; p < npanel; ++p) {
+        // Panels of equal width in one call (32 -> 8 x 4), else one call per panel.
+        const bool even = OCg % npanel == 0;
+        for (int64_t p = 0; p < npanel; p += even ? npanel : 1) {
           const int64_t oc0 = panel_start(p), n = panel_start(p + 1) - oc0;
           const FTile t{koff.data() + k0, static_cast<int>(k1 - k0),
                         wp + ((g * npanel + p) * K + k0) * nmax, static_cast<int>(nmax),
                         bias ? bias + g * OCg + oc0 : nullptr, act == Activation::Relu,
-                        c == 0, c == nchunk - 1, OHW};
+                        c == 0, c == nchunk - 1, OHW, static_cast<int>(even ? npanel : 1), K * nmax};
           kFwd[nv - 1][n - 1](xs, vecs.data() + t0, t, yg + oc0 * OHW);
         }
       }
