@@ -33,6 +33,35 @@ inline double chunked_sum(int64_t n, F f) {
   return total;
 }
 
+// chunked_sum of f and of g in one pass over the row: each sum in the same order as alone.
+template <class F, class G>
+inline void chunked_sum2(int64_t n, F f, G g, double* sf, double* sg) {
+  double tf = 0.0, tg = 0.0;
+  for (int64_t c0 = 0; c0 < n; c0 += kLnChunk) {
+    const int64_t c1 = c0 + kLnChunk < n ? c0 + kLnChunk : n;
+    float s[kLnLanes] = {}, u[kLnLanes] = {};
+    int64_t i = c0;
+    for (; i + kLnLanes <= c1; i += kLnLanes)
+      for (int l = 0; l < kLnLanes; ++l) {
+        s[l] += f(i + l);
+        u[l] += g(i + l);
+      }
+    for (int l = 0; i < c1; ++i, ++l) {
+      s[l] += f(i);
+      u[l] += g(i);
+    }
+    float a = 0.0f, b = 0.0f;
+    for (int l = 0; l < kLnLanes; ++l) {
+      a += s[l];
+      b += u[l];
+    }
+    tf += a;
+    tg += b;
+  }
+  *sf = tf;
+  *sg = tg;
+}
+
 inline void layer_norm_forward_impl(const LayerNormArgs& a, const float* x, float* y, float* mean, float* rstd,
                                     int64_t r0, int64_t r1) {
   const int64_t n = a.n;
@@ -42,8 +71,10 @@ inline void layer_norm_forward_impl(const LayerNormArgs& a, const float* x, floa
     const float mu = static_cast<float>(chunked_sum(n, [&](int64_t i) { return xr[i]; }) / n);
     // second pass about the rounded mean: sum (x - mu)^2 - (sum (x - mu))^2 / n removes the
     // first-order effect of mu's rounding
-    const double d1 = chunked_sum(n, [&](int64_t i) { return xr[i] - mu; });
-    const double d2 = chunked_sum(n, [&](int64_t i) { const float d = xr[i] - mu; return d * d; });
+    double d1, d2;
+    chunked_sum2(
+        n, [&](int64_t i) { return xr[i] - mu; }, [&](int64_t i) { const float d = xr[i] - mu; return d * d; },
+        &d1, &d2);
     double var = (d2 - d1 * d1 / n) / n;
     if (var < 0.0) var = 0.0;
     const float rs = static_cast<float>(1.0 / std::sqrt(var + static_cast<double>(a.eps)));
@@ -61,10 +92,25 @@ inline void layer_norm_forward_impl(const LayerNormArgs& a, const float* x, floa
   }
 }
 
+// pw[i] += dy[i] * xhat[i], pb[i] += dy[i] (restrict: the compiler would otherwise check for
+// overlap and, here, fall back to scalar code).
+inline void accumulate_columns(int64_t n, const float* __restrict g, const float* __restrict xr, float mu,
+                               float rs, float* __restrict pw, float* __restrict pb) {
+  for (int64_t i = 0; i < n; ++i) {
+    pw[i] += g[i] * ((xr[i] - mu) * rs);
+    pb[i] += g[i];
+  }
+}
+
+// dx for rows [r0, r1). With part, also the column sums of dy*xhat and of dy over each block of
+// kLnRowBlock rows in [r0, r1) (r0 a block's first row), in float32 in row order, to
+// part[(2*blk)*n + j] and part[(2*blk + 1)*n + j], blk = row / kLnRowBlock.
 inline void layer_norm_backward_impl(const LayerNormArgs& a, const float* dy, const float* x, const float* mean,
-                                     const float* rstd, float* dx, int64_t r0, int64_t r1) {
+                                     const float* rstd, float* dx, float* part, int64_t r0, int64_t r1) {
   const int64_t n = a.n;
   const float* w = a.weight;
+  float* pw = nullptr;
+  float* pb = nullptr;
   for (int64_t r = r0; r < r1; ++r) {
     const float* xr = x + r * n;
     const float* g = dy + r * n;
@@ -72,11 +118,12 @@ inline void layer_norm_backward_impl(const LayerNormArgs& a, const float* dy, co
     const float mu = mean[r], rs = rstd[r];
     double sg, sgx;
     if (w) {
-      sg = chunked_sum(n, [&](int64_t i) { return g[i] * w[i]; });
-      sgx = chunked_sum(n, [&](int64_t i) { return g[i] * w[i] * ((xr[i] - mu) * rs); });
+      chunked_sum2(
+          n, [&](int64_t i) { return g[i] * w[i]; }, [&](int64_t i) { return g[i] * w[i] * ((xr[i] - mu) * rs); },
+          &sg, &sgx);
     } else {
-      sg = chunked_sum(n, [&](int64_t i) { return g[i]; });
-      sgx = chunked_sum(n, [&](int64_t i) { return g[i] * ((xr[i] - mu) * rs); });
+      chunked_sum2(
+          n, [&](int64_t i) { return g[i]; }, [&](int64_t i) { return g[i] * ((xr[i] - mu) * rs); }, &sg, &sgx);
     }
     const float a1 = static_cast<float>(sg / n), a2 = static_cast<float>(sgx / n);
     if (w) {
@@ -84,29 +131,14 @@ inline void layer_norm_backward_impl(const LayerNormArgs& a, const float* dy, co
     } else {
       for (int64_t i = 0; i < n; ++i) d[i] = rs * (g[i] - a1 - (xr[i] - mu) * rs * a2);
     }
-  }
-}
-
-// dweight, dbias over columns [c0, c1): float64 sums over every row, in row order.
-inline void layer_norm_backward_params_impl(const LayerNormArgs& a, const float* dy, const float* x,
-                                            const float* mean, const float* rstd, float* dweight, float* dbias,
-                                            int64_t c0, int64_t c1) {
-  const int64_t n = a.n, w = c1 - c0;
-  std::vector<double> sw(static_cast<size_t>(w), 0.0), sb(static_cast<size_t>(w), 0.0);
-  double* pw = sw.data();
-  double* pb = sb.data();
-  for (int64_t r = 0; r < a.m; ++r) {
-    const float* xr = x + r * n + c0;
-    const float* g = dy + r * n + c0;
-    const float mu = mean[r], rs = rstd[r];
-    for (int64_t i = 0; i < w; ++i) {
-      pw[i] += static_cast<double>(g[i] * ((xr[i] - mu) * rs));
-      pb[i] += static_cast<double>(g[i]);
+    if (!part) continue;
+    // The block's column sums from the row just read, still in L1 (no second pass over memory).
+    if (r % kLnRowBlock == 0 || r == r0) {
+      pw = part + 2 * (r / kLnRowBlock) * n;
+      pb = pw + n;
+      for (int64_t i = 0; i < n; ++i) pw[i] = pb[i] = 0.0f;
     }
-  }
-  for (int64_t i = 0; i < w; ++i) {
-    if (dweight) dweight[c0 + i] = static_cast<float>(pw[i]);
-    if (dbias) dbias[c0 + i] = static_cast<float>(pb[i]);
+    accumulate_columns(n, g, xr, mu, rs, pw, pb);
   }
 }
 

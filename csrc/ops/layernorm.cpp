@@ -3,6 +3,8 @@
 #include "ops/layernorm.h"
 
 #include <algorithm>
+#include <memory>
+#include <vector>
 
 #include "core/threads.h"
 
@@ -12,21 +14,20 @@ namespace {
 struct Kernels {
   decltype(&layer_norm_forward_default) fwd;
   decltype(&layer_norm_backward_default) bwd;
-  decltype(&layer_norm_backward_params_default) params;
 };
 
 Kernels kernels_for(Isa isa) {
   switch (isa) {
 #ifdef FASTNN_HAVE_AVX512
     case Isa::Avx512:
-      return {layer_norm_forward_avx512, layer_norm_backward_avx512, layer_norm_backward_params_avx512};
+      return {layer_norm_forward_avx512, layer_norm_backward_avx512};
 #endif
 #ifdef FASTNN_HAVE_AVX2
     case Isa::Avx2:
-      return {layer_norm_forward_avx2, layer_norm_backward_avx2, layer_norm_backward_params_avx2};
+      return {layer_norm_forward_avx2, layer_norm_backward_avx2};
 #endif
     default:
-      return {layer_norm_forward_default, layer_norm_backward_default, layer_norm_backward_params_default};
+      return {layer_norm_forward_default, layer_norm_backward_default};
   }
 }
 
@@ -56,11 +57,37 @@ void layer_norm_forward(const LayerNormArgs& a, const float* x, float* y, float*
 void layer_norm_backward(const LayerNormArgs& a, const float* dy, const float* x, const float* mean,
                          const float* rstd, float* dx, float* dweight, float* dbias, Isa isa, int nthreads) {
   const auto k = kernels_for(isa);
-  if (a.m > 0) split(a.m, a.m * a.n, nthreads, [&](int64_t r0, int64_t r1) { k.bwd(a, dy, x, mean, rstd, dx, r0, r1); });
-  if (a.weight && (dweight || dbias) && a.n > 0) {
-    split(a.n, a.m * a.n, nthreads,
-          [&](int64_t c0, int64_t c1) { k.params(a, dy, x, mean, rstd, dweight, dbias, c0, c1); });
+  const bool params = a.weight && (dweight || dbias) && a.n > 0;
+  if (!params) {
+    if (a.m > 0) split(a.m, a.m * a.n, nthreads, [&](int64_t r0, int64_t r1) { k.bwd(a, dy, x, mean, rstd, dx, nullptr, r0, r1); });
+    return;
   }
+  // Block column sums written by the dx pass, then added up per column in block order.
+  const int64_t nblk = (a.m + kLnRowBlock - 1) / kLnRowBlock;
+  const std::unique_ptr<float[]> part(new float[static_cast<size_t>(2 * nblk * a.n)]);  // each block writes its own
+  float* const pp = part.get();
+  if (a.m > 0) {
+    split(nblk, a.m * a.n, nthreads, [&](int64_t b0, int64_t b1) {
+      k.bwd(a, dy, x, mean, rstd, dx, pp, b0 * kLnRowBlock, std::min(a.m, b1 * kLnRowBlock));
+    });
+  }
+  std::vector<double> total(static_cast<size_t>(2 * a.n), 0.0);  // made here: nothing may throw below
+  double* const sw = total.data();
+  double* const sb = sw + a.n;
+  split(a.n, 2 * nblk * a.n, nthreads, [&](int64_t c0, int64_t c1) {
+    for (int64_t b = 0; b < nblk; ++b) {
+      const float* pw = pp + 2 * b * a.n;
+      const float* pb = pw + a.n;
+      for (int64_t j = c0; j < c1; ++j) {
+        sw[j] += pw[j];
+        sb[j] += pb[j];
+      }
+    }
+    for (int64_t j = c0; j < c1; ++j) {
+      if (dweight) dweight[j] = static_cast<float>(sw[j]);
+      if (dbias) dbias[j] = static_cast<float>(sb[j]);
+    }
+  });
 }
 
 }  // namespace fastnn

@@ -8,9 +8,11 @@
 //              dx = rstd * (g - sum_n g / N - xhat * sum_n (g xhat) / N)           (overwritten)
 //              dweight = sum_m dy xhat,  dbias = sum_m dy       (N,), only when weight is given
 // Row sums: chunks of kLnChunk floats summed in 16 float lanes, each chunk added to a float64
-// total in order (~16 ulps relative at worst); the column sums of the backward are float64 in
-// row order. Forward and dx: parallel over rows; dweight/dbias: parallel over columns (each
-// column summed by one thread over all rows). Results are independent of the thread count.
+// total in order (~16 ulps relative at worst). Column sums of the backward (dweight, dbias):
+// blocks of kLnRowBlock rows summed in float32 in row order, in the same pass as dx (the rows
+// are read once), the block sums added to a float64 total in block order. Forward and dx:
+// parallel over rows (whole blocks); the block totals: parallel over columns. Results are
+// independent of the thread count.
 #pragma once
 #include <cstdint>
 
@@ -19,6 +21,7 @@
 namespace fastnn {
 
 constexpr int64_t kLnChunk = 256;
+constexpr int64_t kLnRowBlock = 32;
 
 struct LayerNormArgs {
   int64_t m = 0, n = 0;           // rows, normalised size
@@ -33,17 +36,15 @@ void layer_norm_forward(const LayerNormArgs& a, const float* x, float* y, float*
 void layer_norm_backward(const LayerNormArgs& a, const float* dy, const float* x, const float* mean,
                          const float* rstd, float* dx, float* dweight, float* dbias, Isa isa, int nthreads);
 
-// Per-ISA loops (csrc/cpu/layernorm_impl.h compiled into each ISA's unit): rows [r0, r1), and
-// the column sums of columns [c0, c1).
+// Per-ISA loops (csrc/cpu/layernorm_impl.h compiled into each ISA's unit): rows [r0, r1); the
+// backward also writes the column sums of each block of rows to part when it is not null
+// (part[(2*blk)*N + j]: dy*xhat, part[(2*blk + 1)*N + j]: dy; r0 a multiple of kLnRowBlock).
 #define FASTNN_LAYERNORM_DECLS(isa)                                                                  \
   void layer_norm_forward_##isa(const LayerNormArgs& a, const float* x, float* y, float* mean,       \
                                 float* rstd, int64_t r0, int64_t r1);                                \
   void layer_norm_backward_##isa(const LayerNormArgs& a, const float* dy, const float* x,           \
-                                 const float* mean, const float* rstd, float* dx, int64_t r0,        \
-                                 int64_t r1);                                                        \
-  void layer_norm_backward_params_##isa(const LayerNormArgs& a, const float* dy, const float* x,    \
-                                        const float* mean, const float* rstd, float* dweight,        \
-                                        float* dbias, int64_t c0, int64_t c1);
+                                 const float* mean, const float* rstd, float* dx, float* part,       \
+                                 int64_t r0, int64_t r1);
 FASTNN_LAYERNORM_DECLS(default)
 FASTNN_LAYERNORM_DECLS(avx2)
 FASTNN_LAYERNORM_DECLS(avx512)

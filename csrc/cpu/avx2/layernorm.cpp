@@ -9,14 +9,8 @@ void layer_norm_forward_avx2(const LayerNormArgs& a, const float* x, float* y, f
 }
 
 void layer_norm_backward_avx2(const LayerNormArgs& a, const float* dy, const float* x, const float* mean,
-                                const float* rstd, float* dx, int64_t r0, int64_t r1) {
-  layer_norm_backward_impl(a, dy, x, mean, rstd, dx, r0, r1);
-}
-
-void layer_norm_backward_params_avx2(const LayerNormArgs& a, const float* dy, const float* x,
-                                       const float* mean, const float* rstd, float* dweight, float* dbias,
-                                       int64_t c0, int64_t c1) {
-  layer_norm_backward_params_impl(a, dy, x, mean, rstd, dweight, dbias, c0, c1);
+                         const float* rstd, float* dx, float* part, int64_t r0, int64_t r1) {
+  layer_norm_backward_impl(a, dy, x, mean, rstd, dx, part, r0, r1);
 }
 
 }  // namespace fastnn
