@@ -7,7 +7,7 @@ import pytest
 import fastnn
 from fastnn import _core, ops, ref
 from fastnn._conv import conv2d_params
-from conftest import ISAS, num_threads, randn
+from conftest import ISAS, num_threads, randn, run_python
 
 EPS32 = float(np.finfo(np.float32).eps)
 
@@ -71,7 +71,21 @@ AVX2_DIRECT = [
     (1, 64, 4, 5, 256, 3, 3, 1, 1, 1, 1),
     (2, 5, 6, 3, 6, 3, 3, 2, 1, 1, 1),
 ]
-CASES += FEW_TAPS + AVX2_DIRECT
+# Winograd F(2x2, 3x3) (3x3, stride 1, one group, >= 16 channels each way; AVX2 and AVX-512):
+# the smallest output it takes (4x4), odd outputs (half tiles in the last row and column),
+# rows of exactly 8 tiles (one vector) and of 17 (a last vector of 1, whose store spills onto
+# the next row), no padding, padding 2, and 50 images of 4 tiles (blocks of whole images and a
+# short last block).
+WINOGRAD = [
+    (3, 16, 4, 4, 16, 3, 3, 1, 1, 1, 1),
+    (5, 17, 9, 11, 19, 3, 3, 1, 1, 1, 1),
+    (2, 16, 16, 16, 32, 3, 3, 1, 1, 1, 1),
+    (2, 16, 18, 34, 16, 3, 3, 1, 1, 1, 1),
+    (2, 20, 7, 6, 24, 3, 3, 1, 0, 1, 1),
+    (2, 16, 6, 9, 16, 3, 3, 1, (2, 0), 1, 1),
+    (50, 16, 4, 4, 16, 3, 3, 1, 1, 1, 1),
+]
+CASES += FEW_TAPS + AVX2_DIRECT + WINOGRAD
 
 
 def bound(a_abs, scale_k):
@@ -118,7 +132,7 @@ def test_conv2d_against_reference(rng, isa, case):
 
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("case", [(2, 3, 9, 7, 4, 3, 3, 1, 1, 1, 1), FEW_TAPS[1], FEW_TAPS[5],
-                                  AVX2_DIRECT[0], AVX2_DIRECT[1]], ids=str)
+                                  AVX2_DIRECT[0], AVX2_DIRECT[1], WINOGRAD[1], WINOGRAD[3]], ids=str)
 def test_fused_relu(rng, isa, case):
     y = run_all(rng, isa, case, activation="relu")[0]
     assert (y >= 0).all() and (y == 0).any()
@@ -136,7 +150,7 @@ def test_large_image_uses_several_column_blocks(rng):
 # the AVX2 flat layout's vectors then start at each thread's first row).
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[4], CASES[10]] + DIRECT + FEW_TAPS +
-                         AVX2_DIRECT, ids=str)
+                         AVX2_DIRECT + WINOGRAD, ids=str)
 def test_thread_counts_bit_identical(rng, isa, case):
     results = []
     for n in (1, 2, 3):
@@ -145,6 +159,70 @@ def test_thread_counts_bit_identical(rng, isa, case):
     for other in results[1:]:
         for a, b in zip(results[0], other):
             assert np.array_equal(a, b)
+
+
+# ---------------------------------------------------------------------------------------------
+# Winograd F(2x2, 3x3): its own error bound, and FASTNN_CONV_WINOGRAD=0.
+
+_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64)
+_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float64)
+_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float64)
+
+
+def winograd_magnitude(x, w, pad):
+    """|A^T| (sum_c |G g G^T| . |B^T d B|) |A| per output pixel, with every matrix and value
+    replaced by its absolute value: what the float32 rounding of the transforms and of the
+    sum over channels scales with (the direct sum's is (|x| conv |w|), a few times smaller)."""
+    B, C, H, W = x.shape
+    pt, pb, pl, pr = pad
+    OH, OW = H + pt + pb - 2, W + pl + pr - 2
+    TH, TW = (OH + 1) // 2, (OW + 1) // 2
+    xp = np.zeros((B, C, 2 * TH + 2, 2 * TW + 2))
+    hh, ww = min(H, 2 * TH + 2 - pt), min(W, 2 * TW + 2 - pl)
+    xp[:, :, pt:pt + hh, pl:pl + ww] = np.abs(x[:, :, :hh, :ww])
+    patches = np.lib.stride_tricks.sliding_window_view(xp, (4, 4), axis=(2, 3))[:, :, ::2, ::2]
+    v = np.einsum("ij,bctujk,lk->bctuil", np.abs(_BT), patches, np.abs(_BT))
+    u = np.einsum("ij,ocjk,lk->ocil", np.abs(_G), np.abs(w.astype(np.float64)), np.abs(_G))
+    m = np.einsum("ocij,bctuij->botuij", u, v)
+    y = np.einsum("ij,botujk,lk->botuil", np.abs(_AT), m, np.abs(_AT))
+    return y.transpose(0, 1, 2, 4, 3, 5).reshape(B, w.shape[0], 2 * TH, 2 * TW)[:, :, :OH, :OW]
+
+
+@pytest.mark.parametrize("isa", [i for i in ISAS if i in ("avx2", "avx512")] or [None])
+@pytest.mark.parametrize("case", WINOGRAD, ids=str)
+def test_winograd_within_its_bound(rng, isa, case):
+    if isa is None:
+        pytest.skip("no AVX2 on this CPU: conv2d does not take Winograd's path")
+    B, C, H, W, OC, KH, KW, st, pad, dil, g = case
+    x, w = randn(rng, B, C, H, W) * 3 + 1, randn(rng, OC, C, 3, 3)  # an offset: the sums cancel
+    sh, pd, dl = conv2d_params((KH, KW), st, pad, dil)
+    y = _core.conv2d_forward(x, w, None, sh, pd, dl, g, None, None, isa)
+    check(y, ref.conv2d_forward(x, w, None, st, pad, dil, g), winograd_magnitude(x, w, pd), C * 9)
+
+
+def test_winograd_can_be_turned_off(tmp_path):
+    # The same product with and without Winograd (direct kernels) in fresh interpreters: both
+    # near the reference, and not the same bits (the switch took effect).
+    code = f"""
+        import numpy as np
+        from fastnn import ops
+        r = np.random.default_rng(5)
+        x = r.standard_normal((2, 16, 10, 12)).astype(np.float32)
+        w = r.standard_normal((24, 16, 3, 3)).astype(np.float32)
+        np.save({str(tmp_path)!r} + "/y_" + __import__("os").environ["FASTNN_CONV_WINOGRAD"] + ".npy",
+                ops.conv2d_forward(x, w, padding=1))
+        np.save({str(tmp_path)!r} + "/x.npy", x)
+        np.save({str(tmp_path)!r} + "/w.npy", w)
+    """
+    for flag in ("0", "1"):
+        run_python(code, env={"FASTNN_CONV_WINOGRAD": flag})
+    x, w = np.load(tmp_path / "x.npy"), np.load(tmp_path / "w.npy")
+    direct, wino = np.load(tmp_path / "y_0.npy"), np.load(tmp_path / "y_1.npy")
+    desired = ref.conv2d_forward(x, w, padding=1)
+    check(direct, desired, ref.conv2d_forward(np.abs(x), np.abs(w), padding=1), 16 * 9)
+    check(wino, desired, winograd_magnitude(x, w, (1, 1, 1, 1)), 16 * 9)
+    if fastnn._config.config()["isa_selected"] in ("avx2", "avx512"):
+        assert not np.array_equal(direct, wino)
 
 
 def test_out_argument(rng):

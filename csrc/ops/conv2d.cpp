@@ -95,6 +95,7 @@ void conv2d_check(const Conv2dShape& s) {
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias,
                     Activation act, float* y, Isa isa, int nthreads) {
   conv2d_check(s);
+  if (conv2d_forward_winograd(s, x, w, bias, act, y, isa, nthreads)) return;
 #ifdef FASTNN_HAVE_AVX512
   if (isa == Isa::Avx512 && s.B > 0 && conv2d_forward_direct_avx512(s, x, w, bias, act, y, nthreads)) return;
 #endif

@@ -70,6 +70,24 @@ bool conv2d_forward_direct_avx2(const Conv2dShape& s, const float* x, const floa
 bool conv2d_backward_weight_direct_avx2(const Conv2dShape& s, const float* dy, const float* x,
                                         float* dw, int nthreads);
 
+// Winograd F(2x2, 3x3) for 3x3 kernels with unit stride and dilation, one group, at least 16
+// input and output channels (csrc/ops/conv2d_winograd.cpp): false when it does not apply, or
+// when FASTNN_CONV_WINOGRAD=0, and the caller goes on to the direct kernels.
+bool conv2d_forward_winograd(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                             Activation act, float* y, Isa isa, int nthreads);
+// Its per-ISA transforms (csrc/cpu/winograd_impl.h): the input of nimg images to V[(xi*C + c)*ldv
+// + tile] (through pad, pad_floats(s) of scratch zeroed before the first call; up to 7 floats
+// past each row's last tile written), and the products M[(xi*OC + oc)*ldm + tile] to the output
+// with bias and activation (up to 7 floats past each row's last tile read).
+struct WinogradKernels {
+  void (*input)(const Conv2dShape& s, const float* x, int64_t nimg, float* v, int64_t ldv, float* pad);
+  void (*output)(const Conv2dShape& s, const float* m, int64_t ldm, int64_t nimg, const float* bias, bool relu,
+                 float* y);
+  int64_t (*pad_floats)(const Conv2dShape& s);
+};
+WinogradKernels winograd_kernels_avx2();
+WinogradKernels winograd_kernels_avx512();
+
 // Rows [oh0, oh0 + noh) of image x's im2col matrix for group g: col[(c*KH + kh)*KW + kw][p]
 // with p over those output rows' pixels (row stride ldcol). col2im adds such a block back (and
 // may zero the block's entries for taps on the padding: col is scratch).
