@@ -211,6 +211,9 @@ def test_winograd_can_be_turned_off(tmp_path):
         w = r.standard_normal((24, 16, 3, 3)).astype(np.float32)
         np.save({str(tmp_path)!r} + "/y_" + __import__("os").environ["FASTNN_CONV_WINOGRAD"] + ".npy",
                 ops.conv2d_forward(x, w, padding=1))
+        from fastnn import _core
+        open({str(tmp_path)!r} + "/on_" + __import__("os").environ["FASTNN_CONV_WINOGRAD"], "w").write(
+            str(_core.build_info()["conv2d_winograd"]))
         np.save({str(tmp_path)!r} + "/x.npy", x)
         np.save({str(tmp_path)!r} + "/w.npy", w)
     """
@@ -221,7 +224,9 @@ def test_winograd_can_be_turned_off(tmp_path):
     desired = ref.conv2d_forward(x, w, padding=1)
     check(direct, desired, ref.conv2d_forward(np.abs(x), np.abs(w), padding=1), 16 * 9)
     check(wino, desired, winograd_magnitude(x, w, (1, 1, 1, 1)), 16 * 9)
+    assert (tmp_path / "on_0").read_text() == "False"  # what show_config reports
     if fastnn._config.config()["isa_selected"] in ("avx2", "avx512"):
+        assert (tmp_path / "on_1").read_text() == "True"
         assert not np.array_equal(direct, wino)
 
 

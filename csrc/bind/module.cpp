@@ -14,6 +14,7 @@
 #include "core/cpu.h"
 #include "core/threads.h"
 #include "bind/bindings.h"
+#include "ops/conv2d.h"
 #include "ops/gemm.h"
 
 namespace py = pybind11;
@@ -60,6 +61,9 @@ py::dict build_info() {
     blocking[isa_name(isa)] = b;
   }
   d["gemm_blocking"] = blocking;
+  // Winograd F(2x2, 3x3) runs at AVX2 and AVX-512 (csrc/ops/conv2d.h) unless turned off.
+  d["conv2d_winograd"] = conv2d_winograd_enabled() &&
+                         (selected_isa() == Isa::Avx2 || selected_isa() == Isa::Avx512);
   return d;
 }
 

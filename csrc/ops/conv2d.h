@@ -8,7 +8,11 @@
 //   backward_weight:  dw = d(sum y*dy)/dw, summed over the batch                      (dw =)
 //   backward_bias:    db[oc] = sum_{b, oh, ow} dy[b, oc, oh, ow]                      (db =)
 //   Padding may be asymmetric (PyTorch's 'same' puts the odd pixel at the bottom/right).
-//   Lowered to gemm per image and group on column blocks of the im2col matrix
+//   3x3 kernels with unit stride and dilation, one group and >= 16 channels each way run as
+//   Winograd F(2x2, 3x3) on AVX2 and AVX-512 (conv2d_winograd.cpp; rounding a few times the
+//   direct sum's; FASTNN_CONV_WINOGRAD=0 turns it off); most others with unit stride along W
+//   run the direct AVX2 / AVX-512 kernels. The rest, and the portable build, are
+//   lowered to gemm per image and group on column blocks of the im2col matrix
 //   (C/G*KH*KW x OW-rows of output pixels), so no whole-image im2col buffer exists for large
 //   inputs. Parallel over images (one thread each, own column buffer) when the batch has at
 //   least as many images as threads, else inside each gemm; backward_weight sums the batch in
@@ -75,6 +79,7 @@ bool conv2d_backward_weight_direct_avx2(const Conv2dShape& s, const float* dy, c
 // when FASTNN_CONV_WINOGRAD=0, and the caller goes on to the direct kernels.
 bool conv2d_forward_winograd(const Conv2dShape& s, const float* x, const float* w, const float* bias,
                              Activation act, float* y, Isa isa, int nthreads);
+bool conv2d_winograd_enabled();  // FASTNN_CONV_WINOGRAD is not 0 (read once)
 // Its per-ISA transforms (csrc/cpu/winograd_impl.h): the input of nimg images to V[(xi*C + c)*ldv
 // + tile] (through pad, pad_floats(s) of scratch zeroed before the first call; up to 7 floats
 // past each row's last tile written), and the products M[(xi*OC + oc)*ldm + tile] to the output

@@ -33,14 +33,6 @@ namespace {
 
 constexpr int kXi = 16;
 
-bool winograd_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("FASTNN_CONV_WINOGRAD");
-    return !(e && e[0] == '0');
-  }();
-  return on;
-}
-
 // U[(xi*OC + oc)*C + c] = (G g G^T)[xi] for g = w[oc, c] (3x3), G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1].
 void transform_weights(const Conv2dShape& s, const float* w, float* U) {
   const int64_t C = s.C, OC = s.OC;
@@ -65,11 +57,19 @@ void transform_weights(const Conv2dShape& s, const float* w, float* U) {
 
 }  // namespace
 
+bool conv2d_winograd_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("FASTNN_CONV_WINOGRAD");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
+
 bool conv2d_forward_winograd(const Conv2dShape& s, const float* x, const float* w, const float* bias,
                              Activation act, float* y, Isa isa, int nthreads) {
   if (s.KH != 3 || s.KW != 3 || s.SH != 1 || s.SW != 1 || s.DH != 1 || s.DW != 1 || s.G != 1) return false;
   // Few channels: the transforms cost as much as the products save (first layers run direct).
-  if (s.B < 1 || s.C < 16 || s.OC < 16 || s.OH() < 4 || s.OW() < 4 || !winograd_enabled()) return false;
+  if (s.B < 1 || s.C < 16 || s.OC < 16 || s.OH() < 4 || s.OW() < 4 || !conv2d_winograd_enabled()) return false;
   WinogradKernels k{};
   switch (isa) {
 #ifdef FASTNN_HAVE_AVX512

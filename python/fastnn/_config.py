@@ -59,7 +59,8 @@ def config() -> dict:
     from . import cuda
     info["cuda"] = cuda.info()
     info["env"] = {k: os.environ[k] for k in ("FASTNN_CPU_CAPABILITY", "FASTNN_NUM_THREADS",
-                                                "OMP_NUM_THREADS") if k in os.environ}
+                                                "OMP_NUM_THREADS", "FASTNN_CONV_WINOGRAD")
+                   if k in os.environ}
     return info
 
 
@@ -103,6 +104,8 @@ def show_config() -> None:
         "  gemm blocking:   " + " | ".join(
             f"{isa}: {b['mr']}x{b['nr']} tile, KC {b['kc']}, MC {b['mc']}, NC {b['nc']}"
             for isa, b in c["gemm_blocking"].items()),
+        "  conv2d 3x3:      " + ("Winograd F(2x2, 3x3) where >= 16 channels each way"
+                                 if c["conv2d_winograd"] else "direct kernels (no Winograd)"),
         "  CUDA:            " + _cuda_line(c["cuda"]),
     ]
     print("\n".join(lines))
