@@ -9,8 +9,8 @@
 //   backward_bias:    db[oc] = sum_{b, oh, ow} dy[b, oc, oh, ow]                      (db =)
 //   Padding may be asymmetric (PyTorch's 'same' puts the odd pixel at the bottom/right).
 //   3x3 kernels with unit stride and dilation, one group and >= 16 channels each way run as
-//   Winograd F(2x2, 3x3) on AVX2 and AVX-512 (conv2d_winograd.cpp; rounding a few times the
-//   direct sum's; FASTNN_CONV_WINOGRAD=0 turns it off); most others with unit stride along W
+//   Winograd F(2x2, 3x3) on AVX2 and AVX-512 (conv2d_winograd.cpp; a worst-case rounding bound a
+//   few times the direct sum's; FASTNN_CONV_WINOGRAD=0 turns it off); most others with unit stride along W
 //   run the direct AVX2 / AVX-512 kernels. The rest, and the portable build, are
 //   lowered to gemm per image and group on column blocks of the im2col matrix
 //   (C/G*KH*KW x OW-rows of output pixels), so no whole-image im2col buffer exists for large

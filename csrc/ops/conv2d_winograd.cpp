@@ -14,9 +14,10 @@
 // once per call, in float64, rounded once.
 //
 // Rounding: the transforms add and subtract up to 4 values (the weights' also halve), so the
-// error is a few times that of the direct sum over the same products (bounded in
-// tests/test_conv2d.py through the transforms' absolute values); FASTNN_CONV_WINOGRAD=0 turns
-// this path off.
+// worst-case bound is a few times that of the direct sum over the same products (checked in
+// tests/test_conv2d.py through the transforms' absolute values); measured on a 32->64 layer the
+// error is no larger than the direct kernels' (each gemm sums C terms, not 9C).
+// FASTNN_CONV_WINOGRAD=0 turns this path off.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
