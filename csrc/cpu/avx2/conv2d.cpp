@@ -598,15 +598,6 @@ bool conv2d_backward_weight_direct_avx2(const Conv2dShape& s, const float* dy, c
   return true;
 }
 
-WinogradKernels winograd_kernels_avx2() {
-  return {
-      [](const Conv2dShape& s, const float* x, int64_t nimg, float* v, int64_t ldv, float* pad) {
-        winograd_input_impl(s, x, nimg, v, ldv, pad);
-      },
-      [](const Conv2dShape& s, const float* m, int64_t ldm, int64_t nimg, const float* bias, bool relu, float* y) {
-        winograd_output_impl(s, m, ldm, nimg, bias, relu, y);
-      },
-      [](const Conv2dShape& s) { return WinogradPad(s).floats(); }};
-}
+WinogradKernels winograd_kernels_avx2() { return winograd_kernels_of_this_unit(); }
 
 }  // namespace fastnn
