@@ -200,6 +200,18 @@ def test_winograd_within_its_bound(rng, isa, case):
     check(y, ref.conv2d_forward(x, w, None, st, pad, dil, g), winograd_magnitude(x, w, pd), C * 9)
 
 
+@pytest.mark.parametrize("isa", ISAS)
+def test_nan_input_reaches_every_output_that_reads_it(rng, isa):
+    # Direct sums give NaN where a tap reads the NaN; Winograd also in the rest of its 2x2 tile.
+    x, w = randn(rng, 2, 16, 9, 10), randn(rng, 16, 16, 3, 3)
+    x[1, 3, 4, 5] = np.nan
+    y = _core.conv2d_forward(x, w, None, (1, 1), (1, 1, 1, 1), (1, 1), 1, None, None, isa)
+    reads = np.zeros(y.shape, bool)
+    reads[1, :, 3:6, 4:7] = True
+    assert np.isnan(y[reads]).all()
+    assert not np.isnan(y[0]).any()
+
+
 def test_winograd_can_be_turned_off(tmp_path):
     # The same product with and without Winograd (direct kernels) in fresh interpreters: both
     # near the reference, and not the same bits (the switch took effect).

@@ -75,8 +75,9 @@ bool conv2d_backward_weight_direct_avx2(const Conv2dShape& s, const float* dy, c
                                         float* dw, int nthreads);
 
 // Winograd F(2x2, 3x3) for 3x3 kernels with unit stride and dilation, one group, at least 16
-// input and output channels (csrc/ops/conv2d_winograd.cpp): false when it does not apply, or
-// when FASTNN_CONV_WINOGRAD=0, and the caller goes on to the direct kernels.
+// input and output channels, outputs of 4x4 and more, at most 16 MiB of transformed data per
+// image (csrc/ops/conv2d_winograd.cpp): false when it does not apply, or when
+// FASTNN_CONV_WINOGRAD=0, and the caller goes on to the direct kernels.
 bool conv2d_forward_winograd(const Conv2dShape& s, const float* x, const float* w, const float* bias,
                              Activation act, float* y, Isa isa, int nthreads);
 bool conv2d_winograd_enabled();  // FASTNN_CONV_WINOGRAD is not 0 (read once)

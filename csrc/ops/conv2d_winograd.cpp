@@ -17,7 +17,8 @@
 // worst-case bound is a few times that of the direct sum over the same products (checked in
 // tests/test_conv2d.py through the transforms' absolute values); measured on a 32->64 layer the
 // error is no larger than the direct kernels' (each gemm sums C terms, not 9C).
-// FASTNN_CONV_WINOGRAD=0 turns this path off.
+// An Inf or NaN in a tile's input patch makes all four of its outputs NaN (the direct sum
+// gives Inf or NaN only where a tap reads it). FASTNN_CONV_WINOGRAD=0 turns this path off.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -89,6 +90,9 @@ bool conv2d_forward_winograd(const Conv2dShape& s, const float* x, const float* 
   const int64_t C = s.C, OC = s.OC, TW = (s.OW() + 1) / 2, T = (s.OH() + 1) / 2 * TW;
   // Images per block: at least ~96 tiles (the products' columns), V and M within 3/4 of L2.
   const int64_t per_image = kXi * (C + OC) * T * 4;
+  // A block is at least one image: past 16 MiB of V and M per image (say 56x56 with 128
+  // channels each way) the direct kernels run instead of this scratch growing with the image.
+  if (per_image > (int64_t{16} << 20)) return false;
   const int64_t budget = std::max<int64_t>(cpu_caches().l2, 256 * 1024) * 3 / 4;
   const int64_t nimg = std::max<int64_t>(1, std::min<int64_t>({(96 + T - 1) / T, budget / per_image, s.B}));
   const int64_t nblock = (s.B + nimg - 1) / nimg, ld = nimg * T + 8;  // + 8: a row's last vector
