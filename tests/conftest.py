@@ -7,10 +7,9 @@ import sys
 import textwrap
 import zlib
 
+import fastnn
 import numpy as np
 import pytest
-
-import fastnn
 
 # Every kernel path this build and CPU can run; tests parametrize over it.
 ISAS = list(fastnn._core.build_info()["isa_supported"])

@@ -3,9 +3,8 @@ odd lengths around the vector widths, NaN, in-place out=, thread invariance, the
 against float64 finite differences, parity with torch.nn.functional, bad input."""
 import numpy as np
 import pytest
-
-from fastnn import _core, ops, ref
 from conftest import ISAS, num_threads, randn
+from fastnn import _core, ops, ref
 
 EPS32 = float(np.finfo(np.float32).eps)
 TINY = 1e-37  # exp_f flushes below FLT_MIN to 0 (float32 gives a denormal there)

@@ -1,7 +1,6 @@
 """The output cache: large outputs reuse the blocks of dead ones, never a block still in use."""
-import numpy as np
-
 import fastnn
+import numpy as np
 from fastnn import ops
 
 BIG = (64, 32, 16, 16)  # 2 MiB of float32: cached (1 MiB and more)

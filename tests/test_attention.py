@@ -3,10 +3,9 @@ around the 64-query / 64-key tiles, L != S both ways, odd head dims, every mask 
 the reference backward against finite differences, torch parity, thread invariance, bad input."""
 import numpy as np
 import pytest
-
+from conftest import ISAS, num_threads, randn
 from fastnn import _core, ops, ref
 from fastnn.ref.attention import _probs
-from conftest import ISAS, num_threads, randn
 
 EPS32 = float(np.finfo(np.float32).eps)
 FWD, BWD = _core.scaled_dot_product_attention_forward, _core.scaled_dot_product_attention_backward
@@ -124,7 +123,7 @@ def test_reference_backward_matches_finite_differences(rng):
         dout = rng.standard_normal((B, NH, L, D))
         out, lse = ref.scaled_dot_product_attention_forward(q, k, v, **kw)
         grads = ref.scaled_dot_product_attention_backward(dout, q, k, v, out, lse, **kw)
-        loss = lambda: float((ref.scaled_dot_product_attention_forward(q, k, v, **kw)[0] * dout).sum())
+        loss = lambda kw=kw, dout=dout: float((ref.scaled_dot_product_attention_forward(q, k, v, **kw)[0] * dout).sum())
         h = 1e-6
         for x, g in zip((q, k, v), grads):
             num = np.zeros_like(x)

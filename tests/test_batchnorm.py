@@ -2,9 +2,8 @@
 autograd), finite differences of the reference backward, thread invariance, bad input."""
 import numpy as np
 import pytest
-
-from fastnn import ops, ref
 from conftest import num_threads
+from fastnn import ops, ref
 
 EPS = 2.0 ** -24  # float32 unit roundoff
 # A chunk of the float lanes is 256 floats and one run is H*W: runs of 1, 2, 15, 16, 17, 255,

@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import child_env
 from fastnn import cli
 from fastnn.bench import Case, gemm, harness, time_interleaved, within

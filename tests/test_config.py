@@ -5,12 +5,11 @@ import os
 import re
 import shutil
 
+import fastnn
 import numpy as np
 import pytest
-
-import fastnn
-from fastnn import _core, ref
 from conftest import ISAS, num_threads, run_python
+from fastnn import _core, ref
 
 INFO = _core.build_info()
 

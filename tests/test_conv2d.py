@@ -1,13 +1,12 @@
 """conv2d: forward, backward-data, backward-weight and bias on every ISA path against the float64
 reference; the reference against float64 finite differences and against torch; thread
 invariance; bad input."""
+import fastnn
 import numpy as np
 import pytest
-
-import fastnn
+from conftest import ISAS, num_threads, randn, run_python
 from fastnn import _core, ops, ref
 from fastnn._conv import conv2d_params
-from conftest import ISAS, num_threads, randn, run_python
 
 EPS32 = float(np.finfo(np.float32).eps)
 

@@ -2,15 +2,13 @@
 runtime), reports itself, and dispatch refuses mixed or malformed arrays before any launch.
 With a GPU and CuPy, every CUDA op against the CPU kernels (skipped elsewhere; the kernels
 themselves are checked without a GPU by tests/test_cuda_emu.py)."""
-import ctypes
 import os
 
+import fastnn
 import numpy as np
 import pytest
-
-import fastnn
-from fastnn import cuda, ops
 from conftest import compute_sanitizer, randn
+from fastnn import cuda, ops
 
 BUILT = cuda.info()["built"]
 if os.environ.get("FASTNN_REQUIRE_CUDA") == "1":

@@ -4,10 +4,9 @@ float64 reference and the CPU op (error bounds shared with tests/test_cuda_emu_a
 checks the same kernels on the emulator), bit-identical reruns, and compute-sanitizer."""
 import numpy as np
 import pytest
-
+from conftest import compute_sanitizer, num_threads, randn
 from fastnn import cuda, ops, ref
 from fastnn.ref.attention import _probs
-from conftest import compute_sanitizer, num_threads, randn
 from test_cuda import BUILT, FakeDeviceArray
 
 EPS32 = float(np.finfo(np.float32).eps)

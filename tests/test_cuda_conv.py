@@ -3,12 +3,11 @@ no geometry function), so it must accept and refuse exactly what fastnn._core do
 the output sizes; every check happens before a launch (FakeDeviceArray); and with a GPU and
 CuPy, the kernels against the CPU (skipped elsewhere; tests/test_cuda_emu_conv.py checks the
 kernels, and fastnn.ops on the emulated device, without a GPU)."""
+import fastnn
 import numpy as np
 import pytest
-
-import fastnn
-from fastnn import cuda, ops
 from conftest import compute_sanitizer, randn
+from fastnn import cuda, ops
 from test_cuda import BUILT, FakeDeviceArray
 
 EPS32 = float(np.finfo(np.float32).eps)

@@ -6,12 +6,11 @@ The module is built only with -DFASTNN_CUDA_EMULATION=ON (README.md, "CUDA"); wi
 tests skip, unless FASTNN_REQUIRE_CUDA_EMU=1 (CI), where its absence fails."""
 import os
 
+import fastnn
 import numpy as np
 import pytest
-
-import fastnn
-from fastnn import ref
 from conftest import randn
+from fastnn import ref
 from test_act import ACTS, assert_within, bwd_bound, fn, fwd_bound
 
 if os.environ.get("FASTNN_REQUIRE_CUDA_EMU") == "1":

@@ -5,15 +5,14 @@ dq pass), primes, L != S both ways with and without causal, head dims that are n
 32 up to the 128 limit, every mask kind read through its strides (fastnn.cuda computes them),
 fully masked rows, empty inputs; the backward's bits do not depend on the fiber order; and the
 path through fastnn.ops / fastnn.cuda on the emulated device."""
+import fastnn
 import numpy as np
 import pytest
-
-import fastnn
-from fastnn import ops
 from conftest import num_threads, randn
+from fastnn import ops
 from test_attention import _masks  # every mask kind of the CPU tests
 from test_cuda_attention import check_attention
-from test_cuda_emu import emu, order, EPS32  # noqa: F401  (order: a fixture)
+from test_cuda_emu import EPS32, emu, order  # noqa: F401  (order: a fixture)
 
 FWD_OP, BWD_OP = "scaled_dot_product_attention_forward", "scaled_dot_product_attention_backward"
 

@@ -7,13 +7,12 @@ emulated device.
 Padding is given as (top, bottom, left, right), as fastnn._core takes it, so any asymmetric
 padding is tested; the references see the input padded explicitly (np.pad) and no padding.
 Bounds are float32 sums of K products: 2 (K + 2) eps32 times the same sum of magnitudes."""
+import fastnn
 import numpy as np
 import pytest
-
-import fastnn
-from fastnn import cuda, ops, ref
 from conftest import num_threads, randn
-from test_cuda_emu import emu, order, EPS32  # noqa: F401 (order: a fixture)
+from fastnn import cuda, ops, ref
+from test_cuda_emu import EPS32, emu, order  # noqa: F401 (order: a fixture)
 
 
 @pytest.fixture(autouse=True)

@@ -15,10 +15,9 @@ import copy
 import io
 import re
 
+import fastnn
 import numpy as np
 import pytest
-
-import fastnn
 from fastnn import nn, optim, train
 from fastnn.data import DataLoader, TensorDataset
 from fastnn.nn import functional as F
@@ -379,7 +378,7 @@ def test_sparse_embedding(gpu, rng, opt_name):
         fastnn.manual_seed(0)
         emb = nn.Embedding(6, 3, sparse=True, padding_idx=0, device=dev)
         opt = optim.SGD(emb.parameters(), lr=0.5) if opt_name == "sgd" else optim.SparseAdam(emb.parameters(), lr=0.1)
-        for step in range(2):
+        for _ in range(2):
             opt.zero_grad()
             (emb(fastnn.tensor(idx, device=dev)) * fastnn.tensor(np.arange(36, dtype=np.float32).reshape(3, 4, 3),
                                                                  device=dev)).sum().backward()
@@ -439,7 +438,7 @@ def test_optimizer(gpu, rng, name):
     for dev in ("cpu", "cuda"):
         ps = [nn.Parameter(fastnn.tensor(p, device=dev)) for p in p0]
         opt = make(ps)
-        for step, grads in enumerate(gs):
+        for grads in gs:
             for p, g in zip(ps, grads):
                 p.grad = fastnn.tensor(g, device=dev)
             opt.step()

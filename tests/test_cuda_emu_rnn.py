@@ -4,7 +4,6 @@ references, in the three fiber orders; the CPU's workspace feeds the CUDA backwa
 way round."""
 import numpy as np
 import pytest
-
 from fastnn import ops
 from test_cuda_emu import emu, order  # noqa: F401  (order: a fixture)
 from test_cuda_rnn import CASES, CELL, KINDS, bounds, case_data, close, grad_names, ops_backward, ops_forward

@@ -6,9 +6,8 @@ import math
 
 import numpy as np
 import pytest
-
-from fastnn import cuda, ops
 from conftest import compute_sanitizer, randn
+from fastnn import cuda, ops
 from test_batchnorm import MODES, _case, _copy, check_backward, check_forward
 from test_cuda import FakeDeviceArray, _cupy
 

@@ -5,9 +5,7 @@ compute-sanitizer run (skipped elsewhere; tests/test_cuda_emu_rnn.py checks the 
 without a GPU). The shapes, error bounds and CPU calls here are shared with that file."""
 import numpy as np
 import pytest
-
 from conftest import compute_sanitizer
-
 from fastnn import cuda, ops
 from test_cuda import BUILT, FakeDeviceArray
 from test_rnn import G, _data, _nl

@@ -1,10 +1,9 @@
 """fastnn.data: the IDX reader (bundled file, raw and gzip, malformed files), datasets, DataLoader."""
 import gzip
 
+import fastnn
 import numpy as np
 import pytest
-
-import fastnn
 from fastnn.data import DataLoader, TensorDataset, load_mnist_5k, random_split, read_idx
 
 

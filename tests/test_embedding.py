@@ -2,9 +2,8 @@
 autograd), finite differences of the reference backward, thread invariance, bad input."""
 import numpy as np
 import pytest
-
-from fastnn import ops, ref
 from conftest import num_threads
+from fastnn import ops, ref
 
 EPS = 2.0 ** -24
 # (V, D, indices shape): D around vector widths (1, 15, 16, 17), one row, repeated indices
@@ -84,7 +83,7 @@ def test_reference_backward_finite_differences(rng):
     for pad in (None, 1):
         g = ref.embedding_backward(dy, idx, 6, pad)
 
-        def loss():  # torch's padding_idx: the row gets no gradient (its output is a constant)
+        def loss(pad=pad):  # torch's padding_idx: the row gets no gradient (its output is a constant)
             y = ref.embedding_forward(w, idx, pad)
             return float((y * dy * (1 if pad is None else (idx != pad)[..., None])).sum())
         fd = np.zeros_like(w)

@@ -1,11 +1,10 @@
 """nn.Embedding(sparse=True): the row-sparse gradient, its accumulation, zeroing and clipping,
 and the optimizers that take it (SGD, SparseAdam) against the dense-gradient update and torch."""
-import numpy as np
-import pytest
-
 import fastnn
 import fastnn.nn as nn
 import fastnn.optim as optim
+import numpy as np
+import pytest
 from fastnn import Tensor
 from fastnn.sparse import RowSparse
 

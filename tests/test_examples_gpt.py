@@ -1,6 +1,5 @@
 """The GPT-style character example runs end to end in a tiny configuration and learns."""
 import pytest
-
 from conftest import load_example as _load
 
 

@@ -1,6 +1,5 @@
 """The recurrent examples run end to end in a tiny configuration and learn (loss falls)."""
 import pytest
-
 from conftest import load_example as _load
 
 

@@ -5,11 +5,10 @@ import subprocess
 
 import numpy as np
 import pytest
+from conftest import ISAS, TILES, num_threads, randn, start_python
+from fastnn import _core, ops, ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from fastnn import _core, ops, ref
-from conftest import ISAS, TILES, num_threads, randn, start_python
 
 EPS32 = float(np.finfo(np.float32).eps)
 

@@ -5,12 +5,11 @@ import json
 import os
 import textwrap
 
+import fastnn
 import numpy as np
 import pytest
-
-import fastnn
-from fastnn import _core
 from conftest import num_threads, run_python
+from fastnn import _core
 
 OPENMP = _core.build_info()["openmp"]
 needs_openmp = pytest.mark.skipif(not OPENMP, reason="a build without OpenMP has no runtime to share")

@@ -2,9 +2,8 @@
 finite differences, torch parity, thread invariance, bad input."""
 import numpy as np
 import pytest
-
-from fastnn import _core, ops, ref
 from conftest import ISAS, num_threads, randn
+from fastnn import _core, ops, ref
 
 EPS32 = float(np.finfo(np.float32).eps)
 # (x shape, normalized_shape): rows of 1, lane +-1, chunk +-1 (kLnChunk = 256), several dims, empty

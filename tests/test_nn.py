@@ -1,11 +1,10 @@
 """fastnn.nn against torch.nn (skipped without torch): the seed CNN's loss and gradients, each layer
 and loss with copied weights, initialisation statistics, state dicts."""
-import numpy as np
-import pytest
-
 import fastnn
 import fastnn.nn as nn
 import fastnn.nn.functional as F
+import numpy as np
+import pytest
 from fastnn import Tensor
 from fastnn.demo import MnistCNN as Net  # the seed program's CNN (examples/cnn_mnist.py spells it out)
 

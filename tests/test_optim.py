@@ -6,9 +6,8 @@ import math
 
 import numpy as np
 import pytest
-
-from fastnn import _core, ops, ref
 from conftest import ISAS, num_threads
+from fastnn import _core, ops, ref
 
 # Tile edges of the 4/8/16-float vector loops (1, 15, 16, 17), primes, an empty param, a large one;
 # BIG adds one that makes the list long enough (> 2 * 2^15 elements) to be split over threads.

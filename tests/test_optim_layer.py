@@ -1,10 +1,9 @@
 """fastnn.optim against torch.optim over several steps (skipped without torch), schedulers, state."""
-import numpy as np
-import pytest
-
 import fastnn
 import fastnn.nn as nn
 import fastnn.optim as optim
+import numpy as np
+import pytest
 from fastnn import Tensor
 
 SHAPES = [(5, 3), (17,), (1,), (4, 2, 3)]

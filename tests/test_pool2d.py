@@ -6,9 +6,8 @@ import itertools
 
 import numpy as np
 import pytest
-
-from fastnn import _core, ops, ref
 from conftest import ISAS, num_threads, randn
+from fastnn import _core, ops, ref
 
 EPS32 = float(np.finfo(np.float32).eps)
 

@@ -3,10 +3,9 @@ reference (fastnn.ref.rnn) on every ISA path, reverse direction, thread invarian
 and torch.nn.LSTM/GRU/RNN parity when torch is importable."""
 import numpy as np
 import pytest
-
+from conftest import ISAS, num_threads
 from fastnn import _core, ops
 from fastnn.ref import rnn as ref
-from conftest import ISAS, num_threads
 
 KINDS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
 G = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}

@@ -2,11 +2,10 @@
 gradients of input, hx and every parameter; shapes, dropout, errors, state dicts."""
 import io
 
-import numpy as np
-import pytest
-
 import fastnn
 import fastnn.nn as nn
+import numpy as np
+import pytest
 from fastnn import Tensor
 
 # float32 forward and backward through time of a few steps: a few ulps per step, summed over

@@ -3,7 +3,6 @@ against float64 finite differences of the forward, and both against torch.nn.RNN
 copied weights (skipped without torch)."""
 import numpy as np
 import pytest
-
 from fastnn.ref import rnn
 
 T, B, I, H = 4, 3, 5, 6

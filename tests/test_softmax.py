@@ -2,9 +2,8 @@
 reference backwards against finite differences, torch parity, thread invariance, bad input."""
 import numpy as np
 import pytest
-
-from fastnn import _core, ops, ref
 from conftest import ISAS, num_threads, randn
+from fastnn import _core, ops, ref
 
 EPS32 = float(np.finfo(np.float32).eps)
 # Row lengths around the 8-lane vectors and the 16 lanes a row's sums keep (AVX2 walks a row 16

@@ -1,8 +1,7 @@
 """fastnn.Tensor: autograd of each op against float64 finite differences, broadcasting, modes."""
+import fastnn
 import numpy as np
 import pytest
-
-import fastnn
 from fastnn import Tensor
 
 
@@ -35,7 +34,7 @@ def check(fn, *shapes, seed=0, positive=False, kernels=False):
     for k, x in enumerate(xs):
         dt = np.float32 if kernels else np.float64
 
-        def f(v, k=k):
+        def f(v, k=k, dt=dt):
             args = [Tensor(v if j == k else xs[j], dtype=dt) for j in range(len(xs))]
             return float((fn(*args).data.astype(np.float64) * w).sum())
         num = numeric_grad(f, x.copy(), eps=1e-2 if kernels else 1e-6)

@@ -1,10 +1,9 @@
 """fastnn.train: fit, evaluate, checkpoints (resume is exact), save/load without pickle, the demo."""
-import numpy as np
-import pytest
-
 import fastnn
 import fastnn.nn as nn
 import fastnn.optim as optim
+import numpy as np
+import pytest
 from fastnn import train
 from fastnn.data import DataLoader, TensorDataset
 

@@ -1,10 +1,9 @@
 """The Transformer layers (fastnn.nn.attention): LayerNorm, scaled_dot_product_attention through
 autograd, MultiheadAttention and TransformerEncoderLayer against torch with copied weights
 (outputs and every gradient), the mask conventions, and bad input."""
+import fastnn
 import numpy as np
 import pytest
-
-import fastnn
 from fastnn import nn
 from fastnn.nn import functional as F
 

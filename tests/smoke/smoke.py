@@ -15,9 +15,8 @@ import os
 import sys
 import traceback
 
-import numpy as np
-
 import fastnn
+import numpy as np
 from fastnn import ops, ref
 
 RNG = np.random.default_rng(0)

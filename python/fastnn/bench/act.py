@@ -4,6 +4,7 @@ relu: GB/s counts the bytes read and written."""
 import numpy as np
 
 from fastnn import ops, ref
+
 from .harness import Case, optional, within
 
 torch = optional("torch")

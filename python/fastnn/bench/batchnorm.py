@@ -6,6 +6,7 @@ NumPy reference. Each result is validated against the reference first."""
 import numpy as np
 
 from fastnn import ops, ref
+
 from .harness import Case, optional
 
 torch = optional("torch")

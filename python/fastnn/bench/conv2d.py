@@ -4,6 +4,7 @@ channels_last tensors. Every impl is checked against the float64 reference befor
 import numpy as np
 
 from fastnn import ops, ref
+
 from .harness import Case, optional, within
 
 torch = optional("torch")

@@ -5,6 +5,7 @@ the float64 NumPy reference; validated against the reference first."""
 import numpy as np
 
 from fastnn import ops, ref
+
 from .harness import Case, optional, within
 
 torch = optional("torch")

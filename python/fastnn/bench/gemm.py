@@ -6,6 +6,7 @@ then relu. Every impl writes into its own preallocated out (NaN-filled, so an un
 import numpy as np
 
 from fastnn import ops, ref
+
 from .harness import Case, optional, within
 
 torch = optional("torch")

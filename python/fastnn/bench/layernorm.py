@@ -4,6 +4,7 @@ reference; validated against the reference first."""
 import numpy as np
 
 from fastnn import ops, ref
+
 from .harness import Case, optional, within
 
 torch = optional("torch")

@@ -8,6 +8,7 @@ import numpy as np
 
 import fastnn
 from fastnn import ops, ref
+
 from .harness import Case, optional
 
 torch = optional("torch")

@@ -7,6 +7,7 @@ return_indices=True). Every result is checked against fastnn.ref first.
 import numpy as np
 
 from fastnn import ops, ref
+
 from .harness import Case, optional, within
 
 torch = optional("torch")

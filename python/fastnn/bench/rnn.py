@@ -6,6 +6,7 @@ import numpy as np
 
 from fastnn import ops
 from fastnn.ref import rnn as ref
+
 from .harness import Case, optional
 
 torch = optional("torch")

@@ -4,6 +4,7 @@ preallocated output; cross-entropy through autograd, as a training step runs it)
 import numpy as np
 
 from fastnn import ops, ref
+
 from .harness import Case, optional, within
 
 torch = optional("torch")

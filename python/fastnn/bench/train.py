@@ -9,6 +9,7 @@ import fastnn
 import fastnn.nn as nn
 import fastnn.nn.functional as F
 from fastnn import ref
+
 from .harness import Case, optional
 
 torch = optional("torch")

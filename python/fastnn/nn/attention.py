@@ -30,8 +30,8 @@ from .. import ops
 from .._device import xp as _xp
 from ..tensor import _HOST, Tensor
 from . import functional as F
-from .functional import _kernel, _same, _t
 from . import init
+from .functional import _kernel, _same, _t
 from .modules import Dropout, Linear, Module, ModuleList, Parameter
 
 __all__ = ["layer_norm", "scaled_dot_product_attention", "LayerNorm", "MultiheadAttention",

@@ -8,8 +8,8 @@ import numpy as np
 
 from ..tensor import Tensor, cat, stack
 from . import functional as F
-from .functional import _t
 from . import init
+from .functional import _t
 from .modules import Module, Parameter
 
 __all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
@@ -46,7 +46,7 @@ class RNNBase(Module):
         if dropout > 0 and num_layers == 1:
             warnings.warn(f"dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
                           f"expects num_layers greater than 1, but got dropout={dropout} and "
-                          f"num_layers={num_layers}")
+                          f"num_layers={num_layers}", stacklevel=3)
         self.mode, self._name = mode, name
         self.input_size, self.hidden_size, self.num_layers = int(input_size), int(hidden_size), int(num_layers)
         self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), float(dropout)
