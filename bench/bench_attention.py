@@ -2,6 +2,7 @@
 
 The same code as `fastnn bench attention` (fastnn.bench.attention); see bench/README.md.
 """
+
 import sys
 
 from fastnn.cli import main

@@ -2,6 +2,7 @@
 
 The same code as `fastnn bench batchnorm` (fastnn.bench.batchnorm); see bench/README.md.
 """
+
 import sys
 
 from fastnn.cli import main

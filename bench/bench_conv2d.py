@@ -1,4 +1,5 @@
 """conv2d benchmark entry point: same as `fastnn bench conv2d [options]`."""
+
 import sys
 
 from fastnn.cli import main

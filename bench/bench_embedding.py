@@ -2,6 +2,7 @@
 
 The same code as `fastnn bench embedding` (fastnn.bench.embedding); see bench/README.md.
 """
+
 import sys
 
 from fastnn.cli import main

@@ -2,6 +2,7 @@
 
 The same code as `fastnn bench layernorm` (fastnn.bench.layernorm); see bench/README.md.
 """
+
 import sys
 
 from fastnn.cli import main

@@ -2,6 +2,7 @@
 
 The same code as `fastnn bench optim` (fastnn.bench.optim: SGD and Adam steps over the CNN's params); see bench/README.md.
 """
+
 import sys
 
 from fastnn.cli import main

@@ -2,6 +2,7 @@
 
 The same code as `fastnn bench pool2d` (fastnn.bench.pool2d); see bench/README.md.
 """
+
 import sys
 
 from fastnn.cli import main

@@ -2,6 +2,7 @@
 
 The same code as `fastnn bench rnn` (fastnn.bench.rnn); see bench/README.md.
 """
+
 import sys
 
 from fastnn.cli import main

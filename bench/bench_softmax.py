@@ -2,6 +2,7 @@
 
 The same code as `fastnn bench softmax` (fastnn.bench.softmax); see bench/README.md.
 """
+
 import sys
 
 from fastnn.cli import main

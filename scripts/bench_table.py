@@ -8,6 +8,7 @@ paired ratio (peer time / fastnn time, > 1: fastnn faster; the harness's median 
 PyTorch's in bold).
 The heading names the host (CPU model and caches), the ISA each side ran and the commit.
 """
+
 import json
 import sys
 
@@ -28,13 +29,18 @@ def table(runs):
     first = runs[0]
     m = first["machine"]
     caches = m.get("cpu_caches") or {}
-    isas = sorted({r["impls"][p].get("isa", "") for run in runs for r in run["results"]
-                   for p in r["impls"] if p != "fastnn"} - {""})
-    lines = [f"Host: {m['cpu_model']} ({', '.join(f'{k} {_size(v)}' for k, v in caches.items())}); "
-             f"fastnn at {m['fastnn']['isa_selected']}, commit {(m.get('git_commit') or '?')[:7]}"
-             f"{' (dirty)' if m.get('git_dirty') else ''}, {m['timestamp'][:10]}; "
-             f"load average {m['load_average'][0]:.1f} at the start.",
-             f"Peers: {'; '.join(isas)}.", ""]
+    isas = sorted(
+        {r["impls"][p].get("isa", "") for run in runs for r in run["results"] for p in r["impls"] if p != "fastnn"}
+        - {""}
+    )
+    lines = [
+        f"Host: {m['cpu_model']} ({', '.join(f'{k} {_size(v)}' for k, v in caches.items())}); "
+        f"fastnn at {m['fastnn']['isa_selected']}, commit {(m.get('git_commit') or '?')[:7]}"
+        f"{' (dirty)' if m.get('git_dirty') else ''}, {m['timestamp'][:10]}; "
+        f"load average {m['load_average'][0]:.1f} at the start.",
+        f"Peers: {'; '.join(isas)}.",
+        "",
+    ]
     lines.append("| case | threads | fastnn median | throughput | peer time / fastnn time |")
     lines.append("|---|---|---|---|---|")
     for run in runs:
@@ -43,8 +49,9 @@ def table(runs):
             if f["status"] != "ok":
                 lines.append(f"| {r['case']} | {r['threads']} | FAILED | | |")
                 continue
-            ratios = ", ".join(f"{p} **{v:.2f}x**" if p.startswith("torch") else f"{p} {v:.2f}x"
-                               for p, v in r["ratios"].items())
+            ratios = ", ".join(
+                f"{p} **{v:.2f}x**" if p.startswith("torch") else f"{p} {v:.2f}x" for p, v in r["ratios"].items()
+            )
             lines.append(f"| {r['case']} | {r['threads']} | {f['median_ms']:.4g} ms | {_rate(f)} | {ratios} |")
     return "\n".join(lines)
 

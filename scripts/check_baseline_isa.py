@@ -13,6 +13,7 @@ without those flags must never contain them.
    anonymous namespace).
 Exit status 1 with the offending functions listed.
 """
+
 import os
 import re
 import subprocess
@@ -20,13 +21,15 @@ import sys
 
 NOT_BASELINE = re.compile(
     r"^(v\w+|andn|bextr|blsi|blsmsk|blsr|bzhi|mulx|pdep|pext|rorx|sarx|shlx|shrx|lzcnt|tzcnt|popcnt|movbe)\b"
-    r"|%[yz]mm\d|%k[0-7]\b")
+    r"|%[yz]mm\d|%k[0-7]\b"
+)
 
 
 def avx_functions(obj):
     """{symbol: first offending instruction} for the functions of obj with non-baseline code."""
-    dis = subprocess.run(["objdump", "-d", "--no-show-raw-insn", obj], check=True,
-                         capture_output=True, text=True).stdout
+    dis = subprocess.run(
+        ["objdump", "-d", "--no-show-raw-insn", obj], check=True, capture_output=True, text=True
+    ).stdout
     found, cur = {}, None
     for line in dis.splitlines():
         m = re.match(r"^[0-9a-f]+ <(.+)>:$", line)
@@ -41,8 +44,7 @@ def avx_functions(obj):
 
 
 def defined_symbols(obj, external_only):
-    out = subprocess.run(["nm", "--defined-only", obj], check=True, capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(["nm", "--defined-only", obj], check=True, capture_output=True, text=True).stdout
     syms = set()
     for line in out.splitlines():
         parts = line.split()
@@ -73,10 +75,11 @@ def main(build_dir):
         shared = defined_symbols(o, external_only=True) & base_syms
         for fn, ins in avx_functions(o).items():
             if fn in shared:
-                problems.append(f"ISA unit {os.path.basename(o)} and a baseline unit both define "
-                                f"{demangle(fn)} (the AVX copy may win at link time): {ins}")
-    print(f"checked {len(base_objs)} baseline and {len(isa_objs)} ISA object files: "
-          f"{len(problems)} problem(s)")
+                problems.append(
+                    f"ISA unit {os.path.basename(o)} and a baseline unit both define "
+                    f"{demangle(fn)} (the AVX copy may win at link time): {ins}"
+                )
+    print(f"checked {len(base_objs)} baseline and {len(isa_objs)} ISA object files: {len(problems)} problem(s)")
     for p in problems:
         print("  " + p)
     return 1 if problems else 0

@@ -13,6 +13,7 @@ Prints one line per kernel and architecture; exits 1 on any failure, 2 without n
 
   python scripts/check_cuda.py [--nvcc PATH] [--arch 80 90] [--clang PATH | --no-clang]
 """
+
 import argparse
 import concurrent.futures
 import os
@@ -25,8 +26,7 @@ import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 REGISTERS_PER_SM = 65536
-FLAGS = ["-std=c++17", f"-I{ROOT / 'csrc'}", "-Werror", "all-warnings",
-         "-Xptxas", "-v,-warn-spills,-warn-lmem-usage"]
+FLAGS = ["-std=c++17", f"-I{ROOT / 'csrc'}", "-Werror", "all-warnings", "-Xptxas", "-v,-warn-spills,-warn-lmem-usage"]
 
 
 def sources():
@@ -48,13 +48,15 @@ def demangle(names):
 def check(nvcc, src, arch, tmp):
     """(report lines, failures) of one source on one architecture: a line per kernel."""
     obj, ptx = tmp / f"{src.stem}.{arch}.o", tmp / f"{src.stem}.{arch}.ptx"
-    r = subprocess.run([nvcc, "-c", f"-arch=sm_{arch}", *FLAGS, str(src), "-o", str(obj)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [nvcc, "-c", f"-arch=sm_{arch}", *FLAGS, str(src), "-o", str(obj)], capture_output=True, text=True
+    )
     rel = src.relative_to(ROOT)
     if r.returncode != 0:
         return [], [f"{rel} sm_{arch}: nvcc failed:\n{r.stdout}{r.stderr}"]
-    subprocess.run([nvcc, "-ptx", f"-arch=sm_{arch}", *FLAGS[:2], str(src), "-o", str(ptx)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [nvcc, "-ptx", f"-arch=sm_{arch}", *FLAGS[:2], str(src), "-o", str(ptx)], check=True, capture_output=True
+    )
     bounds, entry = {}, None
     for line in ptx.read_text().splitlines():
         m = re.match(r"\s*\.(?:visible\s+)?\.?entry\s+(\S+?)\(", line) or re.match(r"\.visible \.entry (\S+?)\(", line)
@@ -91,8 +93,10 @@ def check(nvcc, src, arch, tmp):
             problems.append(f"{regs} registers x {threads} threads > {REGISTERS_PER_SM}")
         if i.get("spill", 0) or i.get("stack", 0):
             problems.append(f"local memory: {i.get('stack')} B stack, {i.get('spill')} B spills")
-        lines.append(f"  sm_{arch} {rel}: {name}: {regs} registers, {threads} threads"
-                     + (f"  FAIL: {'; '.join(problems)}" if problems else ""))
+        lines.append(
+            f"  sm_{arch} {rel}: {name}: {regs} registers, {threads} threads"
+            + (f"  FAIL: {'; '.join(problems)}" if problems else "")
+        )
         failures += [f"{rel} sm_{arch} {name}: {p}" for p in problems]
     if not info:
         failures.append(f"{rel} sm_{arch}: no kernels found in the ptxas report")
@@ -103,8 +107,7 @@ def toolkit(nvcc, tmp):
     """The CUDA toolkit's root, from nvcc's own dry run (nvcc may be a wrapper script or a link)."""
     empty = tmp / "empty.cu"
     empty.write_text("")
-    r = subprocess.run([nvcc, "--dryrun", "-c", str(empty), "-o", str(tmp / "empty.o")],
-                       capture_output=True, text=True)
+    r = subprocess.run([nvcc, "--dryrun", "-c", str(empty), "-o", str(tmp / "empty.o")], capture_output=True, text=True)
     m = re.search(r"^#\$ _HERE_=(.+)$", r.stdout + r.stderr, re.M)
     root = pathlib.Path(m.group(1).strip()).parent if m else pathlib.Path(nvcc).resolve().parent.parent
     return root if (root / "include" / "cuda_runtime.h").exists() else None
@@ -136,10 +139,26 @@ def check_clang(clang, cuda_root, src, arch, tmp):
     """clang's device-only compile of one source to PTX, every warning an error: (report lines,
     failures)."""
     stubs = tmp / "clang-stubs"  # written by main() before the compiles start
-    cmd = [clang, "-x", "cuda", "--cuda-device-only", f"--cuda-gpu-arch=sm_{arch}", f"--cuda-path={cuda_root}",
-           "-std=c++17", f"-I{ROOT / 'csrc'}", "-idirafter", str(stubs), "-O2", "-Wall", "-Werror",
-           "-Wno-unknown-cuda-version",  # clang 19 knows CUDA up to 12.x; CUDA 13 is parsed as the newest
-           "-S", "-o", str(tmp / f"{src.stem}.{arch}.clang.ptx"), str(src)]
+    cmd = [
+        clang,
+        "-x",
+        "cuda",
+        "--cuda-device-only",
+        f"--cuda-gpu-arch=sm_{arch}",
+        f"--cuda-path={cuda_root}",
+        "-std=c++17",
+        f"-I{ROOT / 'csrc'}",
+        "-idirafter",
+        str(stubs),
+        "-O2",
+        "-Wall",
+        "-Werror",
+        "-Wno-unknown-cuda-version",  # clang 19 knows CUDA up to 12.x; CUDA 13 is parsed as the newest
+        "-S",
+        "-o",
+        str(tmp / f"{src.stem}.{arch}.clang.ptx"),
+        str(src),
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True)
     rel = src.relative_to(ROOT)
     line = f"  clang sm_{arch} {rel}: " + ("ok" if r.returncode == 0 else "FAIL")
@@ -177,8 +196,10 @@ def main():
         if args.no_clang:
             print("  clang: not run (--no-clang)")
         elif not clang:
-            print("SKIPPED: no clang++ 19 or newer found (apt-get install clang-19): the second CUDA front end "
-                  "did not run")
+            print(
+                "SKIPPED: no clang++ 19 or newer found (apt-get install clang-19): the second CUDA front end "
+                "did not run"
+            )
         elif not cuda_root:
             failures.append(f"clang: no CUDA toolkit found from {args.nvcc}")
         else:

@@ -1,5 +1,6 @@
 """Shared test helpers: the ISAs this machine runs, a seeded rng, thread-count pinning and a
 runner for Python snippets in a fresh interpreter (for settings read once per process)."""
+
 import contextlib
 import os
 import subprocess
@@ -29,6 +30,7 @@ def load_example(name):
     """examples/<name>.py as a module (the examples are scripts, not a package)."""
     import pathlib
     import types
+
     path = pathlib.Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
     mod = types.ModuleType(name)
     exec(compile(path.read_text(), str(path), "exec"), mod.__dict__)
@@ -67,9 +69,14 @@ def child_env(env=None):
 
 def start_python(code, env=None, **popen_kwargs):
     """Start `code` (dedented) in a fresh interpreter; returns the Popen (text pipes)."""
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=child_env(env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            **popen_kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=child_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen_kwargs,
+    )
 
 
 def run_python(code, env=None, timeout=60, check=True):
@@ -109,6 +116,7 @@ def emulated_gpu(monkeypatch):
     else:
         emu = pytest.importorskip("_fastnn_cuda_emu")
     import fake_cupy
+
     monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
     monkeypatch.setattr(fastnn.cuda, "_module", emu.device)
     monkeypatch.setattr(fastnn.cuda, "_tried", True)
@@ -120,10 +128,14 @@ def compute_sanitizer(tool, script):
     initcheck, synccheck) and asserts a clean report; skips without the tool on PATH. The
     caller skips first when no GPU is visible."""
     import shutil
+
     exe = shutil.which("compute-sanitizer")
     if not exe:
         pytest.skip("compute-sanitizer not on PATH")
-    r = subprocess.run([exe, "--tool", tool, "--error-exitcode", "3", sys.executable, "-c", script],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0 and "ERROR SUMMARY: 0 errors" in r.stdout + r.stderr, \
-        r.stdout[-3000:] + r.stderr[-3000:]
+    r = subprocess.run(
+        [exe, "--tool", tool, "--error-exitcode", "3", sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0 and "ERROR SUMMARY: 0 errors" in r.stdout + r.stderr, r.stdout[-3000:] + r.stderr[-3000:]

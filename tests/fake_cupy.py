@@ -13,6 +13,7 @@ The arrays are as strict as CuPy's where it matters for finding host/device mix-
   - reductions return 0-d device arrays, not NumPy scalars.
 Everything else is NumPy's arithmetic on the held array, so results are NumPy's bits.
 """
+
 import numpy as _np
 
 __all__ = ["ndarray", "asarray", "asnumpy", "cuda"]
@@ -69,14 +70,20 @@ class ndarray:
     @property
     def __cuda_array_interface__(self):
         a = self._a
-        return {"shape": a.shape, "typestr": a.dtype.str, "version": 3,
-                "data": (a.__array_interface__["data"][0], not a.flags.writeable),
-                "strides": None if a.flags.c_contiguous else a.strides}
+        return {
+            "shape": a.shape,
+            "typestr": a.dtype.str,
+            "version": 3,
+            "data": (a.__array_interface__["data"][0], not a.flags.writeable),
+            "strides": None if a.flags.c_contiguous else a.strides,
+        }
 
     # CuPy refuses implicit conversion to NumPy.
     def __array__(self, *args, **kwargs):
-        raise TypeError("Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct "
-                        "a NumPy array explicitly.")
+        raise TypeError(
+            "Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct "
+            "a NumPy array explicitly."
+        )
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         return _call(getattr(ufunc, method), inputs, kwargs)
@@ -151,18 +158,34 @@ def _operator(ufunc, reflected=False):
         if not isinstance(other, ndarray) and getattr(other, "__array_priority__", 0) > ndarray.__array_priority__:
             return NotImplemented
         return ufunc(self, other)
+
     return op
 
 
-for _name, _uf in [("add", _np.add), ("sub", _np.subtract), ("mul", _np.multiply), ("truediv", _np.true_divide),
-                   ("floordiv", _np.floor_divide), ("mod", _np.remainder), ("pow", _np.power),
-                   ("matmul", _np.matmul), ("and", _np.bitwise_and),
-                   ("or", _np.bitwise_or), ("xor", _np.bitwise_xor)]:
+for _name, _uf in [
+    ("add", _np.add),
+    ("sub", _np.subtract),
+    ("mul", _np.multiply),
+    ("truediv", _np.true_divide),
+    ("floordiv", _np.floor_divide),
+    ("mod", _np.remainder),
+    ("pow", _np.power),
+    ("matmul", _np.matmul),
+    ("and", _np.bitwise_and),
+    ("or", _np.bitwise_or),
+    ("xor", _np.bitwise_xor),
+]:
     setattr(ndarray, f"__{_name}__", _operator(_uf))
     setattr(ndarray, f"__r{_name}__", _operator(_uf, reflected=True))
     setattr(ndarray, f"__i{_name}__", lambda self, other, _uf=_uf: _uf(self, other, out=self))
-for _name, _uf in [("lt", _np.less), ("le", _np.less_equal), ("gt", _np.greater), ("ge", _np.greater_equal),
-                   ("eq", _np.equal), ("ne", _np.not_equal)]:
+for _name, _uf in [
+    ("lt", _np.less),
+    ("le", _np.less_equal),
+    ("gt", _np.greater),
+    ("ge", _np.greater_equal),
+    ("eq", _np.equal),
+    ("ne", _np.not_equal),
+]:
     setattr(ndarray, f"__{_name}__", _operator(_uf))
 ndarray.__neg__ = lambda self: _np.negative(self)
 ndarray.__pos__ = lambda self: self.copy()
@@ -228,6 +251,7 @@ def asnumpy(a):
 
 def get_array_module(*arrays):
     import sys
+
     return sys.modules[__name__] if any(isinstance(a, ndarray) for a in arrays) else _np
 
 

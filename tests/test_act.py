@@ -1,6 +1,7 @@
 """Activations: every ISA path against the float64 reference (fastnn.ref), forward and backward,
 odd lengths around the vector widths, NaN, in-place out=, thread invariance, the reference
 against float64 finite differences, parity with torch.nn.functional, bad input."""
+
 import numpy as np
 import pytest
 from conftest import ISAS, num_threads, randn
@@ -30,7 +31,7 @@ def fn(module, name, direction):
 
 
 def u_of(x):  # the tanh argument of gelu(approximate="tanh")
-    return np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)
+    return np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)
 
 
 def fwd_bound(name, x, desired):
@@ -40,8 +41,14 @@ def fwd_bound(name, x, desired):
     2|x|; gelu: x^2, as z = x/sqrt2 and z*z each round; gelu_tanh: 6|u|, u from x^3 rounds
     three times), plus TINY. relu and leaky_relu round at most once (x * slope)."""
     x = np.asarray(x, np.float64)
-    t = {"relu": 0 * x, "leaky_relu": 0 * x, "sigmoid": np.abs(x), "tanh": 2 * np.abs(x),
-         "gelu": x * x + 8, "gelu_tanh": 6 * np.abs(u_of(x)) + 8}[name]
+    t = {
+        "relu": 0 * x,
+        "leaky_relu": 0 * x,
+        "sigmoid": np.abs(x),
+        "tanh": 2 * np.abs(x),
+        "gelu": x * x + 8,
+        "gelu_tanh": 6 * np.abs(u_of(x)) + 8,
+    }[name]
     return EPS32 * (4 + t) * np.abs(desired) + TINY
 
 
@@ -52,8 +59,9 @@ def bwd_bound(name, dy, xy):
     if name in ("relu", "leaky_relu"):
         return EPS32 * dy
     if name in ("sigmoid", "tanh"):  # dy * (1 - y) * y, dy * (1 - y * y): 3 roundings
-        return 4 * EPS32 * np.abs(ref.sigmoid_backward(dy, x) if name == "sigmoid"
-                                  else ref.tanh_backward(dy, x)) + 4 * EPS32 * dy * np.abs(x)
+        return 4 * EPS32 * np.abs(
+            ref.sigmoid_backward(dy, x) if name == "sigmoid" else ref.tanh_backward(dy, x)
+        ) + 4 * EPS32 * dy * np.abs(x)
     if name == "gelu":
         pdf = np.exp(-x * x / 2) / np.sqrt(2 * np.pi)
         # Phi(|x|) + |x| phi(x); Phi(0) = 1/2 written out (gelu(0) / 0 is not it)
@@ -73,8 +81,10 @@ def assert_within(actual, desired, bound, what):
     bad = ~(err <= bound) & ~(np.isnan(actual) & np.isnan(desired))
     if bad.any():
         i = np.argmax(np.where(bad, err / bound, -1))
-        raise AssertionError(f"{what}: {int(bad.sum())} of {bad.size} beyond the bound; at {i}: "
-                             f"actual {actual.flat[i]!r}, desired {desired.flat[i]!r}, bound {bound.flat[i]:.3g}")
+        raise AssertionError(
+            f"{what}: {int(bad.sum())} of {bad.size} beyond the bound; at {i}: "
+            f"actual {actual.flat[i]!r}, desired {desired.flat[i]!r}, bound {bound.flat[i]:.3g}"
+        )
 
 
 def inputs(rng, n, scale=4.0):
@@ -90,8 +100,7 @@ def check(rng, isa, name, n, scale=4.0):
     assert_within(y, y_ref, fwd_bound(name, x, y_ref), f"{name} forward")
     xy = y if takes == "y" else x
     dx = fn(_core, name, "backward")(dy, xy, isa=isa, **kw)
-    assert_within(dx, fn(ref, name, "backward")(dy, xy, **kw), bwd_bound(name, dy, xy),
-                  f"{name} backward")
+    assert_within(dx, fn(ref, name, "backward")(dy, xy, **kw), bwd_bound(name, dy, xy), f"{name} backward")
 
 
 @pytest.mark.parametrize("n", SIZES)
@@ -112,8 +121,9 @@ def test_wide_range(rng, isa, name):
 @pytest.mark.parametrize("isa", ISAS)
 def test_special_values(isa, name):
     kw, _ = ACTS[name]
-    x = np.array([np.nan, np.inf, -np.inf, 0.0, 1e-30, -1e-30, 89.0, -89.0, 100.0, -100.0,
-                  0.624, 0.626, -0.626], np.float32)
+    x = np.array(
+        [np.nan, np.inf, -np.inf, 0.0, 1e-30, -1e-30, 89.0, -89.0, 100.0, -100.0, 0.624, 0.626, -0.626], np.float32
+    )
     y = fn(_core, name, "forward")(x, isa=isa, **kw)
     with np.errstate(invalid="ignore"):
         desired = fn(ref, name, "forward")(x, **kw)
@@ -123,9 +133,37 @@ def test_special_values(isa, name):
     # from any lane): denormals; tanh's old branch point 0.625 and the AVX-512 clamp at |x| 9
     # (tanh rounds to 1 from ~9.01); gelu's |x| cap 20 and erfc's underflow; exp's clamps at
     # 88.7 / -87.3 / -104. Finite values within the forward bound, the rest exactly.
-    more = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-40, -1e-40, 3e-39, 0.624, 0.626, -0.626,
-                     8.99, -9.0, 9.01, 10.0, -13.0, 13.5, -19.9, 20.5, -25.0, 88.0, -88.0, -103.0,
-                     -105.0, 1e30, -1e30], np.float32)
+    more = np.array(
+        [
+            np.nan,
+            np.inf,
+            -np.inf,
+            0.0,
+            -0.0,
+            1e-40,
+            -1e-40,
+            3e-39,
+            0.624,
+            0.626,
+            -0.626,
+            8.99,
+            -9.0,
+            9.01,
+            10.0,
+            -13.0,
+            13.5,
+            -19.9,
+            20.5,
+            -25.0,
+            88.0,
+            -88.0,
+            -103.0,
+            -105.0,
+            1e30,
+            -1e30,
+        ],
+        np.float32,
+    )
     xs = np.roll(np.resize(more, 16 * 4 + 13), 5)
     ys = fn(_core, name, "forward")(xs, isa=isa, **kw)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -164,8 +202,9 @@ def test_dense_grid_and_piece_edges(isa, name):
     # switch to the erfc form at |x| = 3.75, AVX-512 gelu's pieces (k/4 + 1/8) and its
     # (-4.125, 3.875) window, tanh's |x| = 9; forward and backward within the bounds.
     kw, takes = ACTS[name]
-    edges = np.array([k / 2 + 0.25 for k in range(8)] + [k / 4 + 0.125 for k in range(16)] + [3.75, 3.875, 4.125, 9.0],
-                     np.float32)
+    edges = np.array(
+        [k / 2 + 0.25 for k in range(8)] + [k / 4 + 0.125 for k in range(16)] + [3.75, 3.875, 4.125, 9.0], np.float32
+    )
     e = np.concatenate([edges, np.nextafter(edges, np.float32(np.inf)), np.nextafter(edges, np.float32(0))])
     x = np.concatenate([np.linspace(-14, 14, 200_003, dtype=np.float32), e, -e])
     y = fn(_core, name, "forward")(x, isa=isa, **kw)
@@ -173,8 +212,12 @@ def test_dense_grid_and_piece_edges(isa, name):
     assert_within(y, y_ref, fwd_bound(name, x, y_ref), f"{name} forward")
     dy = np.ones_like(x)
     xy = y if takes == "y" else x
-    assert_within(fn(_core, name, "backward")(dy, xy, isa=isa, **kw), fn(ref, name, "backward")(dy, xy, **kw),
-                  bwd_bound(name, dy, xy), f"{name} backward")
+    assert_within(
+        fn(_core, name, "backward")(dy, xy, isa=isa, **kw),
+        fn(ref, name, "backward")(dy, xy, **kw),
+        bwd_bound(name, dy, xy),
+        f"{name} backward",
+    )
 
 
 @pytest.mark.parametrize("name", list(ACTS))
@@ -189,7 +232,6 @@ def test_thread_invariance(rng, isa, name):
         with num_threads(n):
             assert np.array_equal(fn(_core, name, "forward")(x, isa=isa, **kw), y1)
             assert np.array_equal(fn(_core, name, "backward")(dy, x, isa=isa, **kw), d1)
-
 
 
 @pytest.mark.parametrize("name", list(ACTS))
@@ -209,6 +251,7 @@ def test_position_invariance(rng, isa, name):
 # ---------------------------------------------------------------------------------------------
 # The reference backward against float64 central differences of the reference forward.
 
+
 @pytest.mark.parametrize("name", list(ACTS))
 def test_reference_backward_finite_differences(rng, name):
     kw, takes = ACTS[name]
@@ -227,6 +270,7 @@ def test_reference_backward_finite_differences(rng, name):
 # ---------------------------------------------------------------------------------------------
 # Parity with torch.nn.functional (skipped without torch).
 
+
 @pytest.mark.parametrize("name", list(ACTS))
 def test_torch_parity(rng, name):
     torch = pytest.importorskip("torch")
@@ -234,9 +278,14 @@ def test_torch_parity(rng, name):
     kw, takes = ACTS[name]
     x, dy = inputs(rng, 5000)
     xt = torch.from_numpy(x.copy()).requires_grad_()
-    yt = {"relu": lambda: F.relu(xt), "leaky_relu": lambda: F.leaky_relu(xt, 0.2),
-          "sigmoid": lambda: torch.sigmoid(xt), "tanh": lambda: torch.tanh(xt),
-          "gelu": lambda: F.gelu(xt), "gelu_tanh": lambda: F.gelu(xt, approximate="tanh")}[name]()
+    yt = {
+        "relu": lambda: F.relu(xt),
+        "leaky_relu": lambda: F.leaky_relu(xt, 0.2),
+        "sigmoid": lambda: torch.sigmoid(xt),
+        "tanh": lambda: torch.tanh(xt),
+        "gelu": lambda: F.gelu(xt),
+        "gelu_tanh": lambda: F.gelu(xt, approximate="tanh"),
+    }[name]()
     yt.backward(torch.from_numpy(dy))
     y = fn(ops, name, "forward")(x, **kw)
     dx = fn(ops, name, "backward")(dy, y if takes == "y" else x, **kw)
@@ -246,15 +295,21 @@ def test_torch_parity(rng, name):
     # adds 8 eps |x|.
     x64, dy64 = x.astype(np.float64), np.abs(dy.astype(np.float64))
     y_ref = fn(ref, name, "forward")(x, **kw)
-    assert_within(y, yt.detach().numpy().astype(np.float64),
-                  2 * fwd_bound(name, x, y_ref) + 8 * EPS32 * np.abs(x64), "vs torch")
+    assert_within(
+        y, yt.detach().numpy().astype(np.float64), 2 * fwd_bound(name, x, y_ref) + 8 * EPS32 * np.abs(x64), "vs torch"
+    )
     xy = y if takes == "y" else x
-    assert_within(dx, xt.grad.numpy().astype(np.float64),
-                  2 * bwd_bound(name, dy, xy) + 8 * EPS32 * dy64 * (1 + x64 * x64), "grad vs torch")
+    assert_within(
+        dx,
+        xt.grad.numpy().astype(np.float64),
+        2 * bwd_bound(name, dy, xy) + 8 * EPS32 * dy64 * (1 + x64 * x64),
+        "grad vs torch",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Bad input: a TypeError or ValueError naming the op.
+
 
 def test_bad_dtype():
     with pytest.raises(TypeError, match="relu_forward.*float32"):

@@ -1,4 +1,5 @@
 """The output cache: large outputs reuse the blocks of dead ones, never a block still in use."""
+
 import fastnn
 import numpy as np
 from fastnn import ops

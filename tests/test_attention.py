@@ -1,6 +1,7 @@
 """Fused scaled dot-product attention: every ISA path against the float64 reference (lengths
 around the 64-query / 64-key tiles, L != S both ways, odd head dims, every mask kind, causal),
 the reference backward against finite differences, torch parity, thread invariance, bad input."""
+
 import numpy as np
 import pytest
 from conftest import ISAS, num_threads, randn
@@ -48,9 +49,17 @@ def _check(isa, q, k, v, mask=None, causal=False, scale=None, rng=None):
 # masked): head dims 7, 33 (1 or 1 + 16 k columns: a masked single vector), 45 and 13 (a masked
 # second vector), last key blocks of 1, 29 (4 x 6 + 5 rows) and 37 keys; its 8 x 8 transposes
 # meet query blocks and head dims that are not multiples of 8.
-SHAPES = [(2, 3, 1, 1, 16, 16), (1, 2, 1, 70, 32, 32), (2, 1, 63, 65, 64, 64), (1, 2, 65, 129, 80, 80),
-          (1, 1, 130, 37, 7, 7), (1, 2, 64, 64, 16, 16), (1, 1, 100, 127, 64, 24), (1, 1, 129, 200, 32, 33),
-          (1, 2, 67, 93, 45, 13)]
+SHAPES = [
+    (2, 3, 1, 1, 16, 16),
+    (1, 2, 1, 70, 32, 32),
+    (2, 1, 63, 65, 64, 64),
+    (1, 2, 65, 129, 80, 80),
+    (1, 1, 130, 37, 7, 7),
+    (1, 2, 64, 64, 16, 16),
+    (1, 1, 100, 127, 64, 24),
+    (1, 1, 129, 200, 32, 33),
+    (1, 2, 67, 93, 45, 13),
+]
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -66,24 +75,29 @@ def _masks(rng, B, NH, L, S):
     keep = rng.random((L, S)) < 0.7
     keep[:, 0] = True
     pad = np.ones((B, 1, 1, S), bool)
-    pad[0, 0, 0, S // 2:] = False  # batch 0: the second half of its keys is padding
+    pad[0, 0, 0, S // 2 :] = False  # batch 0: the second half of its keys is padding
     full = rng.random((B, NH, L, S)) < 0.6
-    full[0, 0, 3] = False          # a query that sees no key
+    full[0, 0, 3] = False  # a query that sees no key
     fl = (rng.standard_normal((L, S)) * 2).astype(np.float32)
-    fl[1, :] = -np.inf             # a fully masked row, through a float mask
+    fl[1, :] = -np.inf  # a fully masked row, through a float mask
     fl[2, ::3] = -np.inf
-    return [("bool (L, S)", keep), ("bool key padding (B, 1, 1, S)", pad),
-            ("bool (B, NH, L, S) with an empty row", full), ("float (L, S) with -inf", fl),
-            ("float (B, 1, L, S)", (rng.standard_normal((B, 1, L, S)) * 3).astype(np.float32)),
-            ("float key padding (B, 1, 1, S)", np.where(pad, 0.0, -1e4).astype(np.float32)),
-            ("float (S,) broadcast view", np.broadcast_to(rng.standard_normal(S).astype(np.float32), (L, S))),
-            ("bool transposed (strided)", np.ascontiguousarray(keep.T).T),
-            ("bool (1, NH, L, 1)", rng.random((1, NH, L, 1)) < 0.8)]
+    return [
+        ("bool (L, S)", keep),
+        ("bool key padding (B, 1, 1, S)", pad),
+        ("bool (B, NH, L, S) with an empty row", full),
+        ("float (L, S) with -inf", fl),
+        ("float (B, 1, L, S)", (rng.standard_normal((B, 1, L, S)) * 3).astype(np.float32)),
+        ("float key padding (B, 1, 1, S)", np.where(pad, 0.0, -1e4).astype(np.float32)),
+        ("float (S,) broadcast view", np.broadcast_to(rng.standard_normal(S).astype(np.float32), (L, S))),
+        ("bool transposed (strided)", np.ascontiguousarray(keep.T).T),
+        ("bool (1, NH, L, 1)", rng.random((1, NH, L, 1)) < 0.8),
+    ]
 
 
 @pytest.mark.parametrize("isa", ISAS)
-@pytest.mark.parametrize("dims", [(2, 2, 70, 131, 32), (1, 3, 129, 64, 32), (2, 1, 5, 9, 32), (1, 2, 75, 100, 13)],
-                         ids=str)
+@pytest.mark.parametrize(
+    "dims", [(2, 2, 70, 131, 32), (1, 3, 129, 64, 32), (2, 1, 5, 9, 32), (1, 2, 75, 100, 13)], ids=str
+)
 def test_masks_against_reference(rng, isa, dims):
     B, NH, L, S, D = dims
     q, k, v = _qkv(rng, B, NH, L, S, D, D)
@@ -116,8 +130,13 @@ def test_three_dims_scale_and_empty(rng, isa):
 def test_reference_backward_matches_finite_differences(rng):
     B, NH, L, S, D = 1, 2, 5, 7, 3
     q, k, v = (rng.standard_normal((B, NH, n, D)) for n in (L, S, S))
-    masks = [dict(), dict(is_causal=True), dict(attn_mask=rng.random((L, S)) < 0.6),
-             dict(attn_mask=rng.standard_normal((B, 1, L, S))), dict(scale=0.7)]
+    masks = [
+        dict(),
+        dict(is_causal=True),
+        dict(attn_mask=rng.random((L, S)) < 0.6),
+        dict(attn_mask=rng.standard_normal((B, 1, L, S))),
+        dict(scale=0.7),
+    ]
     masks[2]["attn_mask"][1] = False  # a fully masked query
     for kw in masks:
         dout = rng.standard_normal((B, NH, L, D))
@@ -137,8 +156,16 @@ def test_reference_backward_matches_finite_differences(rng):
             np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-7, err_msg=str(kw))
 
 
-TORCH_CASES = [dict(), dict(is_causal=True), dict(is_causal=True, L=40, S=90), dict(is_causal=True, L=90, S=40),
-               dict(mask="bool"), dict(mask="float"), dict(mask="pad"), dict(scale=0.25)]
+TORCH_CASES = [
+    dict(),
+    dict(is_causal=True),
+    dict(is_causal=True, L=40, S=90),
+    dict(is_causal=True, L=90, S=40),
+    dict(mask="bool"),
+    dict(mask="float"),
+    dict(mask="pad"),
+    dict(scale=0.25),
+]
 
 
 @pytest.mark.parametrize("case", TORCH_CASES, ids=str)
@@ -148,8 +175,12 @@ def test_torch_parity(rng, case):
     B, NH, L, S, D = 2, 3, c.pop("L", 70), c.pop("S", 70), 40
     q, k, v = _qkv(rng, B, NH, L, S, D, D)
     kind = c.pop("mask", None)
-    mask = {None: None, "bool": rng.random((L, S)) < 0.5, "float": randn(rng, B, 1, L, S),
-            "pad": np.arange(S)[None, None, None, :] < np.array([S, S // 3])[:, None, None, None]}[kind]
+    mask = {
+        None: None,
+        "bool": rng.random((L, S)) < 0.5,
+        "float": randn(rng, B, 1, L, S),
+        "pad": np.arange(S)[None, None, None, :] < np.array([S, S // 3])[:, None, None, None],
+    }[kind]
     dout = randn(rng, B, NH, L, D)
     ts = [torch.from_numpy(a.copy()).requires_grad_() for a in (q, k, v)]
     tm = None if mask is None else torch.from_numpy(mask)

@@ -1,19 +1,37 @@
 """batch_norm2d_forward / backward against the float64 reference and torch (F.batch_norm with
 autograd), finite differences of the reference backward, thread invariance, bad input."""
+
 import numpy as np
 import pytest
 from conftest import num_threads
 from fastnn import ops, ref
 
-EPS = 2.0 ** -24  # float32 unit roundoff
+EPS = 2.0**-24  # float32 unit roundoff
 # A chunk of the float lanes is 256 floats and one run is H*W: runs of 1, 2, 15, 16, 17, 255,
 # 256, 257 values; one channel; M = 2 (the fewest training allows); N = 1; odd sizes; a large
 # case split over threads (C * M > 2 * 2^16).
-SHAPES = [(2, 3, 4, 5), (1, 1, 1, 2), (3, 2, 1, 1), (2, 4, 15, 1), (1, 2, 4, 4), (2, 3, 17, 1),
-          (2, 2, 5, 51), (1, 3, 16, 16), (3, 2, 257, 1), (5, 3, 7, 7), (4, 8, 64, 65)]
+SHAPES = [
+    (2, 3, 4, 5),
+    (1, 1, 1, 2),
+    (3, 2, 1, 1),
+    (2, 4, 15, 1),
+    (1, 2, 4, 4),
+    (2, 3, 17, 1),
+    (2, 2, 5, 51),
+    (1, 3, 16, 16),
+    (3, 2, 257, 1),
+    (5, 3, 7, 7),
+    (4, 8, 64, 65),
+]
 # (training, affine, running statistics); eval needs the running statistics
-MODES = [(True, True, True), (True, True, False), (True, False, True), (True, False, False), (False, True, True),
-         (False, False, True)]
+MODES = [
+    (True, True, True),
+    (True, True, False),
+    (True, False, True),
+    (True, False, False),
+    (False, True, True),
+    (False, False, True),
+]
 
 
 def _case(rng, shape, affine, stats):
@@ -68,9 +86,10 @@ def check_forward(x, training, got, want, wt=None, running=None, c=1.0, y_extra=
         # (1 - mom) running + mom batch in float64, rounded once: the batch statistics' errors times
         # momentum, plus 1/2 ulp; var's relative error is twice invstd's
         np.testing.assert_array_less(np.abs(rm - rm_want), c * (0.1 * mean_tol + EPS * np.abs(rm_want)) + 1e-300)
-        var = (1 / sir ** 2) * m / max(m - 1, 1)
-        np.testing.assert_array_less(np.abs(rv - rv_want), c * (0.1 * 2 * var * inv_tol / sir + EPS * np.abs(rv_want))
-                                     + 1e-300)
+        var = (1 / sir**2) * m / max(m - 1, 1)
+        np.testing.assert_array_less(
+            np.abs(rv - rv_want), c * (0.1 * 2 * var * inv_tol / sir + EPS * np.abs(rv_want)) + 1e-300
+        )
     return mean_tol, inv_tol
 
 
@@ -92,8 +111,10 @@ def check_backward(dy, x, wt, sm, si, training, got, want, c=1.0, stat_tol=None)
     # sdy invstd per unit of mean and by dot per unit of invstd
     if wt is not None:
         np.testing.assert_array_less(np.abs(db - dbr), c * EPS * (16 * sabs_dy + np.abs(dbr)) + 1e-300)
-        np.testing.assert_array_less(np.abs(dw - dwr), c * EPS * (16 * sabs_dot * si + 2 * np.abs(dwr))
-                                     + dm * sabs_dy * si + dinv * sabs_dot + 1e-300)
+        np.testing.assert_array_less(
+            np.abs(dw - dwr),
+            c * EPS * (16 * sabs_dot * si + 2 * np.abs(dwr)) + dm * sabs_dy * si + dinv * sabs_dot + 1e-300,
+        )
     else:
         assert dw is None and db is None
     scale = _c(si * w)
@@ -102,8 +123,11 @@ def check_backward(dy, x, wt, sm, si, training, got, want, c=1.0, stat_tol=None)
         # of the three terms and of the product; other statistics move (x - m) k and scale
         k = _c(sabs_dot * si * si / m)
         terms = np.abs(g) + _c(sabs_dy / m) + np.abs(xm) * k
-        bound = (EPS * scale * (17 * terms) + 2 * EPS * np.abs(dxr)
-                 + scale * (_c(dm) * (k + _c(sabs_dy * si * si / m) * np.abs(xm)) + _c(dinv / si) * 3 * terms))
+        bound = (
+            EPS * scale * (17 * terms)
+            + 2 * EPS * np.abs(dxr)
+            + scale * (_c(dm) * (k + _c(sabs_dy * si * si / m) * np.abs(xm)) + _c(dinv / si) * 3 * terms)
+        )
     else:
         bound = 2 * EPS * (np.abs(dxr) + np.abs(g) * scale) + np.abs(g) * _c(w * dinv)
     np.testing.assert_array_less(np.abs(dx - dxr), c * bound + 1e-300)
@@ -146,11 +170,30 @@ def test_against_torch(rng, shape, training, affine, stats):
     # and |mean alpha|, not to |(x - mean) alpha|
     alpha = np.abs(tinv * (1.0 if wt is None else wt.astype(np.float64)))
     torch_form = 2 * EPS * (np.abs(x.astype(np.float64)) + _c(np.abs(tmean))) * _c(alpha)
-    tol = check_forward(x, training, (y, sm, si), tw, wt, None if rm is None else (rm, rmt.numpy(), rv, rvt.numpy()),
-                        c=2.0, y_extra=torch_form, torch_stats=True)
+    tol = check_forward(
+        x,
+        training,
+        (y, sm, si),
+        tw,
+        wt,
+        None if rm is None else (rm, rmt.numpy(), rv, rvt.numpy()),
+        c=2.0,
+        y_extra=torch_form,
+        torch_stats=True,
+    )
     grads = (xt.grad.numpy(), None if wtt is None else wtt.grad.numpy(), None if bt is None else bt.grad.numpy())
-    check_backward(dy, x, wt, sm, si, training, (dx, dw, db),
-                   tuple(None if a is None else a.astype(np.float64) for a in grads), c=2.0, stat_tol=tol)
+    check_backward(
+        dy,
+        x,
+        wt,
+        sm,
+        si,
+        training,
+        (dx, dw, db),
+        tuple(None if a is None else a.astype(np.float64) for a in grads),
+        c=2.0,
+        stat_tol=tol,
+    )
 
 
 def test_single_value_per_channel_in_training():
@@ -178,7 +221,12 @@ def test_single_value_error_matches_torch():
 def test_empty_batch():
     """N = 0: empty y and dx, running statistics untouched (as torch), dweight = dbias = 0."""
     x = np.zeros((0, 3, 4, 4), np.float32)
-    rm, rv, w, b = np.full(3, 0.5, np.float32), np.full(3, 2, np.float32), np.ones(3, np.float32), np.zeros(3, np.float32)
+    rm, rv, w, b = (
+        np.full(3, 0.5, np.float32),
+        np.full(3, 2, np.float32),
+        np.ones(3, np.float32),
+        np.zeros(3, np.float32),
+    )
     y, sm, si = ops.batch_norm2d_forward(x, w, b, rm, rv, True)
     assert y.shape == x.shape and (rm == 0.5).all() and (rv == 2).all()
     dx, dw, db = ops.batch_norm2d_backward(x, x, w, sm, si, True)
@@ -218,6 +266,7 @@ def test_reference_backward_finite_differences(rng, training, affine):
 
     def loss():  # sum(y * dy); eval: the running statistics are constants
         return float((ref.batch_norm2d_forward(x, w, b, rm.copy(), rv.copy(), training)[0] * dy).sum())
+
     _, sm, si = ref.batch_norm2d_forward(x, w, b, rm.copy(), rv.copy(), training)
     dx, dw, db = ref.batch_norm2d_backward(dy, x, w, sm, si, training)
     # central differences in float64: truncation ~h^2, cancellation ~1e-16 / h
@@ -279,7 +328,7 @@ def test_bad_input(rng):
         f(x, wt, b, rm, rv, True, out=x)
     buf = np.zeros(x.size + 3, np.float32)
     with pytest.raises(ValueError, match="batch_norm2d_forward.*running_var"):
-        f(x, wt, b, rm, buf[x.size - 1:x.size + 2], True, out=buf[:x.size].reshape(x.shape))
+        f(x, wt, b, rm, buf[x.size - 1 : x.size + 2], True, out=buf[: x.size].reshape(x.shape))
     with pytest.raises(ValueError, match="batch_norm2d_forward.*eps"):
         f(x, wt, b, rm, rv, True, eps=-1.0)
     _, sm, si = f(x, wt, b, rm, rv, True)

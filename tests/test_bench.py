@@ -1,5 +1,6 @@
 """The benchmark harness: validation before timing, the gemm tolerance, and the `fastnn bench` command
 (--isa re-runs, --plot, --contended)."""
+
 import importlib.util
 import json
 import os
@@ -29,10 +30,12 @@ def test_failed_impl_is_reported_and_never_timed():
         def f():
             calls[name] += 1
             return np.array([value])
+
         return f
 
-    case = Case("c", {"fastnn": impl("good", 1.0), "bad": impl("bad", 5.0)},
-                within(lambda: (np.array([1.0]), 1e-6)), flops=1.0)
+    case = Case(
+        "c", {"fastnn": impl("good", 1.0), "bad": impl("bad", 5.0)}, within(lambda: (np.array([1.0]), 1e-6)), flops=1.0
+    )
     (r,) = time_interleaved([case], repeats=3, min_time=0.0)
     assert r["impls"]["bad"]["status"] == "FAILED" and "median_ms" not in r["impls"]["bad"]
     assert calls["bad"] == 1
@@ -51,8 +54,7 @@ def test_gemm_validator_catches_one_dropped_term(make):
 
 def test_cli_quick(tmp_path):
     path = tmp_path / "b.json"
-    assert main(["bench", "gemm", "--quick", "--repeats", "1", "--min-time", "0",
-                 "--json", str(path)]) == 0
+    assert main(["bench", "gemm", "--quick", "--repeats", "1", "--min-time", "0", "--json", str(path)]) == 0
     d = json.loads(path.read_text())
     assert d["ops"] == ["gemm"] and d["machine"]["fastnn"]["isa_selected"]
     assert all(r["impls"]["fastnn"]["status"] == "ok" for r in d["results"])
@@ -72,6 +74,7 @@ def test_cli_quick_new_ops(tmp_path, op):
 
 def test_cli_demo(capsys):
     import fastnn
+
     before = fastnn.get_num_threads()
     try:
         assert main(["demo", "cnn", "--epochs", "1", "--threads", "1"]) == 0
@@ -89,9 +92,15 @@ def _alive(pid):
     return True
 
 
-@pytest.mark.parametrize("argv", [["bench", "--isa", "sse2"], ["bench", "--from-json", "r.json"],
-                                  ["bench", "--device", "cuda", "--isa", "avx2"],
-                                  ["bench", "gemm", "--plot", "p.png", "--from-json", "r.json"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bench", "--isa", "sse2"],
+        ["bench", "--from-json", "r.json"],
+        ["bench", "--device", "cuda", "--isa", "avx2"],
+        ["bench", "gemm", "--plot", "p.png", "--from-json", "r.json"],
+    ],
+)
 def test_cli_rejects_bad_bench_arguments(argv):
     with pytest.raises(SystemExit) as e:
         main(argv)
@@ -99,8 +108,11 @@ def test_cli_rejects_bad_bench_arguments(argv):
 
 
 def test_isa_above_the_cpu_is_refused(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(cli, "_build_info", lambda: {"isa_compiled": ["default", "avx2", "avx512"],
-                                                     "isa_supported": ["default", "avx2"]})
+    monkeypatch.setattr(
+        cli,
+        "_build_info",
+        lambda: {"isa_compiled": ["default", "avx2", "avx512"], "isa_supported": ["default", "avx2"]},
+    )
     monkeypatch.setattr(cli, "_rerun_at_isa", lambda *a: pytest.fail("re-ran at a refused ISA"))
     assert main(["bench", "gemm", "--quick", "--isa", "avx512", "--json", str(tmp_path / "b.json")]) == 2
     assert "CPU does not support avx512" in capsys.readouterr().err
@@ -111,10 +123,28 @@ def test_isa_reruns_every_library_at_the_level(tmp_path):
     # a fresh interpreter (the variables are read when each library loads); OPENBLAS_L2_SIZE from
     # the caller must not reach the re-run
     path = tmp_path / "b.json"
-    p = subprocess.run([sys.executable, "-m", "fastnn.cli", "bench", "gemm", "--quick", "--repeats", "1",
-                        "--min-time", "0", "--isa", "default", "--json", str(path)],
-                       env=child_env({"OPENBLAS_L2_SIZE": "1048576", harness.ISA_GUARD: ""}),
-                       capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fastnn.cli",
+            "bench",
+            "gemm",
+            "--quick",
+            "--repeats",
+            "1",
+            "--min-time",
+            "0",
+            "--isa",
+            "default",
+            "--json",
+            str(path),
+        ],
+        env=child_env({"OPENBLAS_L2_SIZE": "1048576", harness.ISA_GUARD: ""}),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr
     d = json.loads(path.read_text())
     env = d["machine"]["env"]
@@ -129,11 +159,19 @@ def test_isa_reruns_every_library_at_the_level(tmp_path):
     assert d["machine"]["cpu_model"] and "L1d" in d["machine"]["cpu_caches"]
 
 
-@pytest.mark.parametrize("text, level", [
-    ("Intel AVX2", "avx2"), ("Intel AVX-512 with AVX512BW, AVX512VL, and AVX512DQ extensions", "avx512"),
-    ("Intel SSE4.1", "default"), ("jit:avx2", "avx2"), ("brg_conv_fwd:avx512_core", "avx512"),
-    ("Intel(R) Advanced Vector Extensions 2 (Intel(R) AVX2) enabled processors", "avx2"),
-    ("Intel(R) Architecture processors", None), (None, None)])
+@pytest.mark.parametrize(
+    "text, level",
+    [
+        ("Intel AVX2", "avx2"),
+        ("Intel AVX-512 with AVX512BW, AVX512VL, and AVX512DQ extensions", "avx512"),
+        ("Intel SSE4.1", "default"),
+        ("jit:avx2", "avx2"),
+        ("brg_conv_fwd:avx512_core", "avx512"),
+        ("Intel(R) Advanced Vector Extensions 2 (Intel(R) AVX2) enabled processors", "avx2"),
+        ("Intel(R) Architecture processors", None),
+        (None, None),
+    ],
+)
 def test_isa_level_read_from_library_text(text, level):
     # oneDNN's and MKL's verbose lines; MKL on a non-Intel CPU names no ISA (not checkable)
     assert harness._level(text) == level
@@ -141,18 +179,22 @@ def test_isa_level_read_from_library_text(text, level):
 
 def test_plot_needs_matplotlib_before_timing(monkeypatch, capsys, tmp_path):
     find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "matplotlib" else find_spec(name, *a))
-    assert main(["bench", "gemm", "--quick", "--plot", str(tmp_path / "p.png"),
-                 "--json", str(tmp_path / "b.json")]) == 2
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else find_spec(name, *a)
+    )
+    assert (
+        main(["bench", "gemm", "--quick", "--plot", str(tmp_path / "p.png"), "--json", str(tmp_path / "b.json")]) == 2
+    )
     assert "needs matplotlib" in capsys.readouterr().err and not (tmp_path / "b.json").exists()
 
 
 def test_plot_png_after_a_run_and_from_json(tmp_path):
     pytest.importorskip("matplotlib")
     path, png, png2 = tmp_path / "b.json", tmp_path / "r.png", tmp_path / "r2.png"
-    assert main(["bench", "gemm", "--quick", "--repeats", "1", "--min-time", "0", "--json", str(path),
-                 "--plot", str(png)]) == 0
+    assert (
+        main(["bench", "gemm", "--quick", "--repeats", "1", "--min-time", "0", "--json", str(path), "--plot", str(png)])
+        == 0
+    )
     assert main(["bench", "--plot", str(png2), "--from-json", str(path)]) == 0
     for p in (png, png2):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -160,8 +202,9 @@ def test_plot_png_after_a_run_and_from_json(tmp_path):
 
 def test_contended_busy_process_is_gone_after_the_run(tmp_path):
     path = tmp_path / "b.json"
-    assert main(["bench", "gemm", "--quick", "--repeats", "1", "--min-time", "0", "--contended",
-                 "--json", str(path)]) == 0
+    assert (
+        main(["bench", "gemm", "--quick", "--repeats", "1", "--min-time", "0", "--contended", "--json", str(path)]) == 0
+    )
     d = json.loads(path.read_text())
     assert d["contended"] is True and d["contended_cpu"] == max(os.sched_getaffinity(0))
     assert not _alive(d["contended_pid"])

@@ -1,5 +1,6 @@
 """show_config, the thread count and the ISA choice, including the environment variables that
 are read once per process (tested in child interpreters)."""
+
 import json
 import os
 import re
@@ -22,11 +23,13 @@ def expected_threads(n):
 # ---------------------------------------------------------------------------------------------
 # show_config
 
+
 def config_lines(capsys):
     fastnn.show_config()
     out = capsys.readouterr().out
-    return {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip()
-            for line in out.splitlines()[1:] if ":" in line}, out
+    return {
+        line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip() for line in out.splitlines()[1:] if ":" in line
+    }, out
 
 
 def test_show_config_header(capsys):
@@ -112,7 +115,8 @@ def test_gemm_blocking_override_keeps_results_right(blocking, tmp_path):
     rng = np.random.default_rng(1)
     a, b, bias = (rng.standard_normal(s, dtype=np.float32) for s in [(45, 200), (200, 70), (70,)])
     np.savez(tmp_path / "in.npz", a=a, b=b, bias=bias)
-    report = run_python(f"""
+    report = run_python(
+        f"""
         import json, numpy as np, fastnn
         from fastnn import _core
         x = np.load({str(tmp_path / "in.npz")!r})
@@ -124,13 +128,16 @@ def test_gemm_blocking_override_keeps_results_right(blocking, tmp_path):
                 out[f"{{isa}}-{{tb}}-t"] = _core.gemm(x["a"].T.copy(), bb, trans_a=True, trans_b=tb, isa=isa)
         np.savez({str(tmp_path / "out.npz")!r}, **out)
         print(json.dumps(_core.build_info()["gemm_blocking"]))
-        """, {"FASTNN_GEMM_BLOCKING": blocking}).stdout.splitlines()[-1]
+        """,
+        {"FASTNN_GEMM_BLOCKING": blocking},
+    ).stdout.splitlines()[-1]
     got = np.load(tmp_path / "out.npz")
     want, want_plain = ref.gemm(a, b, bias=bias), ref.gemm(a, b)
     # float32 sums of 200 terms: error ~sqrt(K)*eps32*|a|@|b| ~ 3e-5 absolute.
     for key in got.files:
-        np.testing.assert_allclose(got[key], want_plain if key.endswith("-t") else want,
-                                   rtol=1e-4, atol=1e-4, err_msg=key)
+        np.testing.assert_allclose(
+            got[key], want_plain if key.endswith("-t") else want, rtol=1e-4, atol=1e-4, err_msg=key
+        )
     fields = [int(f) for f in blocking.split(",")]
     for isa, blk in json.loads(report).items():
         assert blk["kc"] == fields[0], (isa, blk)
@@ -153,8 +160,7 @@ def fake_dist_info(site, version, editable_src=None):
     d.mkdir(parents=True)
     (d / "METADATA").write_text(f"Metadata-Version: 2.1\nName: fastnn\nVersion: {version}\n")
     if editable_src is not None:
-        (d / "direct_url.json").write_text(json.dumps(
-            {"url": editable_src.as_uri(), "dir_info": {"editable": True}}))
+        (d / "direct_url.json").write_text(json.dumps({"url": editable_src.as_uri(), "dir_info": {"editable": True}}))
 
 
 def copy_package(site):
@@ -213,6 +219,7 @@ def test_version_editable_metadata_is_checked(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # get/set_num_threads
 
+
 @pytest.mark.parametrize("n", [1, 2, 3, 7])
 def test_set_get_num_threads_roundtrip(n):
     old = fastnn.get_num_threads()
@@ -225,10 +232,17 @@ def test_set_get_num_threads_roundtrip(n):
     assert fastnn.get_num_threads() == old
 
 
-@pytest.mark.parametrize("bad,exc", [
-    (0, ValueError), (-1, ValueError),
-    ("2", TypeError), (2.0, TypeError), (True, TypeError), (None, TypeError),
-])
+@pytest.mark.parametrize(
+    "bad,exc",
+    [
+        (0, ValueError),
+        (-1, ValueError),
+        ("2", TypeError),
+        (2.0, TypeError),
+        (True, TypeError),
+        (None, TypeError),
+    ],
+)
 def test_set_num_threads_rejects(bad, exc):
     old = fastnn.get_num_threads()
     with pytest.raises(exc, match="set_num_threads"):
@@ -274,16 +288,18 @@ def test_cpu_capability_gemm_matches_reference_and_forced_path(isa, tmp_path):
     rng = np.random.default_rng(0)
     a, b, bias = (rng.standard_normal(s, dtype=np.float32) for s in [(45, 600), (600, 70), (70,)])
     np.savez(tmp_path / "in.npz", a=a, b=b, bias=bias)
-    run_python(f"""
+    run_python(
+        f"""
         import numpy as np, fastnn
         x = np.load({str(tmp_path / "in.npz")!r})
         np.save({str(tmp_path / "out.npy")!r},
                 fastnn.ops.gemm(x["a"], x["b"], bias=x["bias"], activation="relu"))
-        """, {"FASTNN_CPU_CAPABILITY": isa})
+        """,
+        {"FASTNN_CPU_CAPABILITY": isa},
+    )
     got = np.load(tmp_path / "out.npy")
     # float32 sums of 600 terms of random sign: error ~sqrt(K)*eps32*|a|@|b| ~ 1e-4 absolute.
-    np.testing.assert_allclose(got, ref.gemm(a, b, bias=bias, activation="relu"), rtol=1e-4,
-                               atol=1e-3)
+    np.testing.assert_allclose(got, ref.gemm(a, b, bias=bias, activation="relu"), rtol=1e-4, atol=1e-3)
     # The ISA chosen by the environment is the kernel that isa= forces in-process: same bits.
     forced = _core.gemm(a, b, bias=bias, activation="relu", isa=isa)
     assert np.array_equal(got, forced)
@@ -304,8 +320,11 @@ def test_cpu_capability_bogus_warning_is_shown_by_default():
     assert "RuntimeWarning" in p.stderr and "bogus" in p.stderr, p.stderr
 
 
-@pytest.mark.parametrize("isa", [i for i in ("avx2", "avx512") if i not in ISAS] or
-                         [pytest.param("avx512", marks=pytest.mark.skip("every ISA runs here"))])
+@pytest.mark.parametrize(
+    "isa",
+    [i for i in ("avx2", "avx512") if i not in ISAS]
+    or [pytest.param("avx512", marks=pytest.mark.skip("every ISA runs here"))],
+)
 def test_cpu_capability_unsupported_warns_and_falls_back(isa):
     r = child_report({"FASTNN_CPU_CAPABILITY": isa})
     assert r["selected"] == INFO["isa_best"]
@@ -321,17 +340,20 @@ def test_cpu_capability_unset_selects_best():
 CPUS = os.cpu_count() or 1
 
 
-@pytest.mark.parametrize("env,threads", [
-    ({"FASTNN_NUM_THREADS": "1", "OMP_NUM_THREADS": "2"}, 1),     # FASTNN_ beats OMP_
-    ({"FASTNN_NUM_THREADS": "2", "OMP_NUM_THREADS": "1"}, 2),     # ... in both directions
-    ({"OMP_NUM_THREADS": "1"}, 1),                                 # OMP_ alone is used
-    ({"OMP_NUM_THREADS": str(CPUS + 1)}, CPUS + 1),                # ... even above the cores
-    ({"OMP_NUM_THREADS": f"{CPUS + 2},2"}, CPUS + 2),              # a nested list: the first
-    ({"FASTNN_NUM_THREADS": str(CPUS + 1)}, CPUS + 1),
-    ({"FASTNN_NUM_THREADS": "0", "OMP_NUM_THREADS": "1"}, 1),      # invalid: falls through
-    ({"FASTNN_NUM_THREADS": "", "OMP_NUM_THREADS": "1"}, 1),
-    ({}, CPUS),                                                     # neither: the cores
-])
+@pytest.mark.parametrize(
+    "env,threads",
+    [
+        ({"FASTNN_NUM_THREADS": "1", "OMP_NUM_THREADS": "2"}, 1),  # FASTNN_ beats OMP_
+        ({"FASTNN_NUM_THREADS": "2", "OMP_NUM_THREADS": "1"}, 2),  # ... in both directions
+        ({"OMP_NUM_THREADS": "1"}, 1),  # OMP_ alone is used
+        ({"OMP_NUM_THREADS": str(CPUS + 1)}, CPUS + 1),  # ... even above the cores
+        ({"OMP_NUM_THREADS": f"{CPUS + 2},2"}, CPUS + 2),  # a nested list: the first
+        ({"FASTNN_NUM_THREADS": str(CPUS + 1)}, CPUS + 1),
+        ({"FASTNN_NUM_THREADS": "0", "OMP_NUM_THREADS": "1"}, 1),  # invalid: falls through
+        ({"FASTNN_NUM_THREADS": "", "OMP_NUM_THREADS": "1"}, 1),
+        ({}, CPUS),  # neither: the cores
+    ],
+)
 def test_num_threads_from_environment(env, threads):
     r = child_report(env)
     assert r["threads"] == expected_threads(threads), (env, r["threads"])
@@ -341,20 +363,26 @@ def test_num_threads_from_environment(env, threads):
 # ---------------------------------------------------------------------------------------------
 # Another process on our cores: regions fall back to one thread, results stay the same
 
+
 def test_adaptive_threads_switch():
     assert _core.contention_stats()["enabled"] == (os.environ.get("FASTNN_ADAPTIVE_THREADS") != "0")
-    r = json.loads(run_python("import json, fastnn; print(json.dumps(fastnn._core.contention_stats()))",
-                              {"FASTNN_ADAPTIVE_THREADS": "0"}).stdout.splitlines()[-1])
+    r = json.loads(
+        run_python(
+            "import json, fastnn; print(json.dumps(fastnn._core.contention_stats()))", {"FASTNN_ADAPTIVE_THREADS": "0"}
+        ).stdout.splitlines()[-1]
+    )
     assert r == {"enabled": False, "preemptions": 0, "single_regions": 0}
 
 
-@pytest.mark.skipif(not INFO["openmp"] or CPUS < 2 or not hasattr(os, "sched_setaffinity"),
-                    reason="needs OpenMP and two CPUs")
+@pytest.mark.skipif(
+    not INFO["openmp"] or CPUS < 2 or not hasattr(os, "sched_setaffinity"), reason="needs OpenMP and two CPUs"
+)
 def test_results_unchanged_with_a_core_taken():
     # A busy process pinned to one of our CPUs preempts the kernel thread that shares it; the
     # regions that then run on one thread (or on two, between detections) give the same bits.
     import subprocess
     import sys
+
     rng = np.random.default_rng(2)
     a, b = rng.standard_normal((300, 500), dtype=np.float32), rng.standard_normal((500, 400), dtype=np.float32)
     x = rng.standard_normal((8, 16, 20, 20), dtype=np.float32)
@@ -362,8 +390,7 @@ def test_results_unchanged_with_a_core_taken():
     with num_threads(1):
         want_g, want_c = fastnn.ops.gemm(a, b), fastnn.ops.conv2d_forward(x, w, None, padding=1)
     cpu = sorted(os.sched_getaffinity(0))[-1]
-    busy = subprocess.Popen([sys.executable, "-c",
-                             f"import os; os.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"])
+    busy = subprocess.Popen([sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"])
     try:
         with num_threads(2):
             for _ in range(40):

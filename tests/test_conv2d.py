@@ -1,6 +1,7 @@
 """conv2d: forward, backward-data, backward-weight and bias on every ISA path against the float64
 reference; the reference against float64 finite differences and against torch; thread
 invariance; bad input."""
+
 import fastnn
 import numpy as np
 import pytest
@@ -15,28 +16,28 @@ EPS32 = float(np.finfo(np.float32).eps)
 CASES = [
     (2, 3, 9, 7, 4, 3, 3, 1, 1, 1, 1),
     (3, 4, 10, 11, 6, 3, 2, 2, (1, 0), 1, 2),
-    (2, 6, 8, 8, 6, 3, 3, 1, "same", 2, 6),        # depthwise, dilated, symmetric 'same'
-    (2, 3, 7, 6, 5, 2, 4, 1, "same", 1, 1),        # even kernel: the odd pad pixel bottom/right
-    (1, 5, 7, 7, 8, 1, 1, 1, 0, 1, 1),             # pointwise shortcut
-    (2, 4, 5, 6, 6, 1, 1, 1, 0, 1, 2),             # pointwise, grouped
+    (2, 6, 8, 8, 6, 3, 3, 1, "same", 2, 6),  # depthwise, dilated, symmetric 'same'
+    (2, 3, 7, 6, 5, 2, 4, 1, "same", 1, 1),  # even kernel: the odd pad pixel bottom/right
+    (1, 5, 7, 7, 8, 1, 1, 1, 0, 1, 1),  # pointwise shortcut
+    (2, 4, 5, 6, 6, 1, 1, 1, 0, 1, 2),  # pointwise, grouped
     (2, 3, 6, 5, 4, 2, 3, (2, 1), "valid", (1, 2), 1),
-    (2, 2, 1, 1, 3, 1, 1, 1, 0, 1, 1),             # 1x1 image
-    (1, 2, 1, 1, 3, 3, 3, 1, 1, 1, 1),             # 1x1 image, 3x3 kernel reaching only padding
-    (0, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1),             # empty batch
-    (3, 17, 13, 15, 33, 3, 3, 1, 1, 1, 1),         # channels off every SIMD width and tile
-    (2, 3, 32, 32, 16, 5, 5, 2, 2, 1, 1),          # first-layer style: few input channels
+    (2, 2, 1, 1, 3, 1, 1, 1, 0, 1, 1),  # 1x1 image
+    (1, 2, 1, 1, 3, 3, 3, 1, 1, 1, 1),  # 1x1 image, 3x3 kernel reaching only padding
+    (0, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1),  # empty batch
+    (3, 17, 13, 15, 33, 3, 3, 1, 1, 1, 1),  # channels off every SIMD width and tile
+    (2, 3, 32, 32, 16, 5, 5, 2, 2, 1, 1),  # first-layer style: few input channels
     # >= 16 channels per group: the direct AVX-512 forward, and backward_data as a forward
     (2, 32, 9, 10, 32, 3, 2, 1, "same", (2, 1), 2),  # grouped, dilated, asymmetric 'same'
-    (2, 16, 6, 7, 20, 3, 3, 1, 3, 1, 1),           # padding past dilation*(k-1): no transpose
-    (1, 16, 5, 31, 48, 1, 3, 1, (0, 1), 1, 1),     # 31 = 3 tiles of 11 pixels, 48 = 32 + 16
-    (2, 3, 10, 9, 32, 3, 3, 1, 1, 1, 1),           # first layer: 9 kernel rows = 3 tiles of 3
+    (2, 16, 6, 7, 20, 3, 3, 1, 3, 1, 1),  # padding past dilation*(k-1): no transpose
+    (1, 16, 5, 31, 48, 1, 3, 1, (0, 1), 1, 1),  # 31 = 3 tiles of 11 pixels, 48 = 32 + 16
+    (2, 3, 10, 9, 32, 3, 3, 1, 1, 1, 1),  # first layer: 9 kernel rows = 3 tiles of 3
     # the two direct AVX-512 forwards: pixels in lanes (rows of 16, pieces of rows, flat runs
     # whose vectors cross rows) and channels in lanes (7x7 and 14x14 leave pixel lanes idle)
-    (1, 8, 16, 16, 13, 3, 3, 1, 1, 1, 1),          # whole rows of 16; panels of 6 + 7
-    (2, 4, 11, 37, 9, 3, 3, (2, 1), 1, 1, 1),      # strided rows: 3 vectors a row, tail of 5
-    (2, 8, 5, 4, 10, 3, 3, 1, 1, 1, 1),            # flat: one vector spans three rows
-    (2, 16, 7, 7, 20, 3, 3, 1, 1, 1, 1),           # channels in lanes, 20 = 16 + 4
-    (1, 16, 14, 14, 32, 3, 3, 1, 1, 1, 1),         # channels in lanes, 14 pixels a tile
+    (1, 8, 16, 16, 13, 3, 3, 1, 1, 1, 1),  # whole rows of 16; panels of 6 + 7
+    (2, 4, 11, 37, 9, 3, 3, (2, 1), 1, 1, 1),  # strided rows: 3 vectors a row, tail of 5
+    (2, 8, 5, 4, 10, 3, 3, 1, 1, 1, 1),  # flat: one vector spans three rows
+    (2, 16, 7, 7, 20, 3, 3, 1, 1, 1, 1),  # channels in lanes, 20 = 16 + 4
+    (1, 16, 14, 14, 32, 3, 3, 1, 1, 1, 1),  # channels in lanes, 14 pixels a tile
     # backward_weight's 64-channel panels (OC per group a multiple of 64): 15 kernel rows in
     # tiles of 2 + a last tile of 1; grouped and dilated with padding past the kernel's reach
     (2, 5, 7, 9, 64, 3, 3, 1, 1, 1, 1),
@@ -107,19 +108,29 @@ def run_all(rng, isa, case, activation=None):
     sh, pd, dl = conv2d_params((KH, KW), st, pad, dil)
     y = _core.conv2d_forward(x, w, b, sh, pd, dl, g, activation, None, isa)
     k = C // g * KH * KW
-    check(y, ref.conv2d_forward(x, w, b, st, pad, dil, g, activation),
-          ref.conv2d_forward(np.abs(x), np.abs(w), np.abs(b), st, pad, dil, g), k)
+    check(
+        y,
+        ref.conv2d_forward(x, w, b, st, pad, dil, g, activation),
+        ref.conv2d_forward(np.abs(x), np.abs(w), np.abs(b), st, pad, dil, g),
+        k,
+    )
     dy = randn(rng, *y.shape)
     dx = _core.conv2d_backward_data(dy, w, x.shape, sh, pd, dl, g, None, isa)
-    check(dx, ref.conv2d_backward_data(dy, w, x.shape, st, pad, dil, g),
-          ref.conv2d_backward_data(np.abs(dy), np.abs(w), x.shape, st, pad, dil, g), OC * KH * KW)
+    check(
+        dx,
+        ref.conv2d_backward_data(dy, w, x.shape, st, pad, dil, g),
+        ref.conv2d_backward_data(np.abs(dy), np.abs(w), x.shape, st, pad, dil, g),
+        OC * KH * KW,
+    )
     dw = _core.conv2d_backward_weight(dy, x, w.shape, sh, pd, dl, g, None, isa)
-    check(dw, ref.conv2d_backward_weight(dy, x, w.shape, st, pad, dil, g),
-          ref.conv2d_backward_weight(np.abs(dy), np.abs(x), w.shape, st, pad, dil, g),
-          max(1, B * y.shape[2] * y.shape[3]))
+    check(
+        dw,
+        ref.conv2d_backward_weight(dy, x, w.shape, st, pad, dil, g),
+        ref.conv2d_backward_weight(np.abs(dy), np.abs(x), w.shape, st, pad, dil, g),
+        max(1, B * y.shape[2] * y.shape[3]),
+    )
     db = ops.conv2d_backward_bias(dy)
-    check(db, ref.conv2d_backward_bias(dy), ref.conv2d_backward_bias(np.abs(dy)),
-          max(1, B * y.shape[2] * y.shape[3]))
+    check(db, ref.conv2d_backward_bias(dy), ref.conv2d_backward_bias(np.abs(dy)), max(1, B * y.shape[2] * y.shape[3]))
     return y, dx, dw, db
 
 
@@ -130,8 +141,19 @@ def test_conv2d_against_reference(rng, isa, case):
 
 
 @pytest.mark.parametrize("isa", ISAS)
-@pytest.mark.parametrize("case", [(2, 3, 9, 7, 4, 3, 3, 1, 1, 1, 1), FEW_TAPS[1], FEW_TAPS[5],
-                                  AVX2_DIRECT[0], AVX2_DIRECT[1], WINOGRAD[1], WINOGRAD[3]], ids=str)
+@pytest.mark.parametrize(
+    "case",
+    [
+        (2, 3, 9, 7, 4, 3, 3, 1, 1, 1, 1),
+        FEW_TAPS[1],
+        FEW_TAPS[5],
+        AVX2_DIRECT[0],
+        AVX2_DIRECT[1],
+        WINOGRAD[1],
+        WINOGRAD[3],
+    ],
+    ids=str,
+)
 def test_fused_relu(rng, isa, case):
     y = run_all(rng, isa, case, activation="relu")[0]
     assert (y >= 0).all() and (y == 0).any()
@@ -148,8 +170,9 @@ def test_large_image_uses_several_column_blocks(rng):
 # tiles (13 output rows in 4 + 4 + 5: row ranges that start off the rows kernel's cycle of 3;
 # the AVX2 flat layout's vectors then start at each thread's first row).
 @pytest.mark.parametrize("isa", ISAS)
-@pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[4], CASES[10]] + DIRECT + FEW_TAPS +
-                         AVX2_DIRECT + WINOGRAD, ids=str)
+@pytest.mark.parametrize(
+    "case", [CASES[0], CASES[1], CASES[4], CASES[10]] + DIRECT + FEW_TAPS + AVX2_DIRECT + WINOGRAD, ids=str
+)
 def test_thread_counts_bit_identical(rng, isa, case):
     results = []
     for n in (1, 2, 3):
@@ -178,7 +201,7 @@ def winograd_magnitude(x, w, pad):
     TH, TW = (OH + 1) // 2, (OW + 1) // 2
     xp = np.zeros((B, C, 2 * TH + 2, 2 * TW + 2))
     hh, ww = min(H, 2 * TH + 2 - pt), min(W, 2 * TW + 2 - pl)
-    xp[:, :, pt:pt + hh, pl:pl + ww] = np.abs(x[:, :, :hh, :ww])
+    xp[:, :, pt : pt + hh, pl : pl + ww] = np.abs(x[:, :, :hh, :ww])
     patches = np.lib.stride_tricks.sliding_window_view(xp, (4, 4), axis=(2, 3))[:, :, ::2, ::2]
     v = np.einsum("ij,bctujk,lk->bctuil", np.abs(_BT), patches, np.abs(_BT))
     u = np.einsum("ij,ocjk,lk->ocil", np.abs(_G), np.abs(w.astype(np.float64)), np.abs(_G))
@@ -251,8 +274,10 @@ def test_out_argument(rng):
 # ---------------------------------------------------------------------------------------------
 # The reference's gradients against float64 finite differences of the reference forward.
 
-@pytest.mark.parametrize("case", [(2, 4, 5, 6, 4, 3, 2, (2, 1), (1, 0), (1, 2), 2),
-                                  (1, 2, 4, 4, 3, 2, 2, 1, "same", 1, 1)], ids=str)
+
+@pytest.mark.parametrize(
+    "case", [(2, 4, 5, 6, 4, 3, 2, (2, 1), (1, 0), (1, 2), 2), (1, 2, 4, 4, 3, 2, 2, 1, "same", 1, 1)], ids=str
+)
 def test_reference_gradients_match_finite_differences(case):
     B, C, H, W, OC, KH, KW, st, pad, dil, g = case
     r = np.random.default_rng(3)
@@ -261,9 +286,11 @@ def test_reference_gradients_match_finite_differences(case):
     y = ref.conv2d_forward(x, w, b, st, pad, dil, g)
     dy = r.standard_normal(y.shape)
     loss = lambda x_, w_, b_: float((ref.conv2d_forward(x_, w_, b_, st, pad, dil, g) * dy).sum())
-    grads = {"x": ref.conv2d_backward_data(dy, w, x.shape, st, pad, dil, g),
-             "w": ref.conv2d_backward_weight(dy, x, w.shape, st, pad, dil, g),
-             "b": ref.conv2d_backward_bias(dy)}
+    grads = {
+        "x": ref.conv2d_backward_data(dy, w, x.shape, st, pad, dil, g),
+        "w": ref.conv2d_backward_weight(dy, x, w.shape, st, pad, dil, g),
+        "b": ref.conv2d_backward_bias(dy),
+    }
     h = 1e-6  # central differences of a function linear in each argument: error ~ rounding only
     for name, arr in (("x", x), ("w", w), ("b", b)):
         num = np.zeros_like(arr)
@@ -281,6 +308,7 @@ def test_reference_gradients_match_finite_differences(case):
 # ---------------------------------------------------------------------------------------------
 # Against PyTorch (skipped without it).
 
+
 @pytest.mark.filterwarnings("ignore:Using padding=.same.")
 @pytest.mark.parametrize("case", CASES[:8] + CASES[10:], ids=str)
 def test_matches_torch(rng, case):
@@ -294,15 +322,18 @@ def test_matches_torch(rng, case):
     # float32 on both sides, different summation orders: a few ulps of the output magnitude
     tol = dict(rtol=2e-4, atol=2e-4 * (1 + np.abs(yt.detach().numpy()).max()))
     np.testing.assert_allclose(ops.conv2d_forward(x, w, b, st, pad, dil, g), yt.detach().numpy(), **tol)
-    np.testing.assert_allclose(ops.conv2d_backward_data(dy, w, x.shape, st, pad, dil, g),
-                               xt.grad.numpy(), rtol=2e-4, atol=2e-3)
-    np.testing.assert_allclose(ops.conv2d_backward_weight(dy, x, w.shape, st, pad, dil, g),
-                               wt.grad.numpy(), rtol=2e-4, atol=2e-3)
+    np.testing.assert_allclose(
+        ops.conv2d_backward_data(dy, w, x.shape, st, pad, dil, g), xt.grad.numpy(), rtol=2e-4, atol=2e-3
+    )
+    np.testing.assert_allclose(
+        ops.conv2d_backward_weight(dy, x, w.shape, st, pad, dil, g), wt.grad.numpy(), rtol=2e-4, atol=2e-3
+    )
     np.testing.assert_allclose(ops.conv2d_backward_bias(dy), bt.grad.numpy(), rtol=1e-5, atol=1e-4)
 
 
 # ---------------------------------------------------------------------------------------------
 # Bad input: a TypeError or ValueError naming conv2d, never a crash.
+
 
 def _x():
     return np.zeros((2, 4, 8, 8), np.float32)
@@ -317,8 +348,18 @@ BAD = [
     ("w list", lambda: ops.conv2d_forward(_x(), [[1.0]]), TypeError, "weight"),
     ("x 3-D", lambda: ops.conv2d_forward(np.zeros((4, 8, 8), np.float32), _w()), ValueError, "4-D"),
     ("channels", lambda: ops.conv2d_forward(_x(), np.zeros((6, 3, 3, 3), np.float32)), ValueError, "in_channels"),
-    ("groups", lambda: ops.conv2d_forward(_x(), np.zeros((6, 2, 3, 3), np.float32), groups=2 * 2), ValueError, "groups"),
-    ("oc groups", lambda: ops.conv2d_forward(_x(), np.zeros((5, 2, 3, 3), np.float32), groups=2), ValueError, "divisible"),
+    (
+        "groups",
+        lambda: ops.conv2d_forward(_x(), np.zeros((6, 2, 3, 3), np.float32), groups=2 * 2),
+        ValueError,
+        "groups",
+    ),
+    (
+        "oc groups",
+        lambda: ops.conv2d_forward(_x(), np.zeros((5, 2, 3, 3), np.float32), groups=2),
+        ValueError,
+        "divisible",
+    ),
     ("kernel too big", lambda: ops.conv2d_forward(_x(), np.zeros((6, 4, 9, 3), np.float32)), ValueError, "kernel size"),
     ("stride 0", lambda: ops.conv2d_forward(_x(), _w(), stride=0), ValueError, "stride"),
     ("negative pad", lambda: ops.conv2d_forward(_x(), _w(), padding=-1), ValueError, "padding"),
@@ -327,12 +368,37 @@ BAD = [
     ("bias shape", lambda: ops.conv2d_forward(_x(), _w(), np.zeros(5, np.float32)), ValueError, "bias"),
     ("activation", lambda: ops.conv2d_forward(_x(), _w(), activation="tanh"), ValueError, "activation"),
     ("out shape", lambda: ops.conv2d_forward(_x(), _w(), out=np.zeros((2, 6, 8, 8), np.float32)), ValueError, "out"),
-    ("out strided", lambda: ops.conv2d_forward(_x(), _w(), padding=1, out=np.zeros((2, 6, 8, 16), np.float32)[..., ::2]), ValueError, "C-contiguous"),
-    ("out read-only", lambda: ops.conv2d_forward(_x(), _w(), padding=1, out=_readonly((2, 6, 8, 8))), ValueError, "writeable"),
-    ("x strided", lambda: ops.conv2d_forward(np.zeros((2, 4, 8, 16), np.float32)[..., ::2], _w()), ValueError, "C-contiguous"),
-    ("dy shape", lambda: ops.conv2d_backward_data(np.zeros((2, 6, 5, 5), np.float32), _w(), (2, 4, 8, 8)), ValueError, "grad_output"),
+    (
+        "out strided",
+        lambda: ops.conv2d_forward(_x(), _w(), padding=1, out=np.zeros((2, 6, 8, 16), np.float32)[..., ::2]),
+        ValueError,
+        "C-contiguous",
+    ),
+    (
+        "out read-only",
+        lambda: ops.conv2d_forward(_x(), _w(), padding=1, out=_readonly((2, 6, 8, 8))),
+        ValueError,
+        "writeable",
+    ),
+    (
+        "x strided",
+        lambda: ops.conv2d_forward(np.zeros((2, 4, 8, 16), np.float32)[..., ::2], _w()),
+        ValueError,
+        "C-contiguous",
+    ),
+    (
+        "dy shape",
+        lambda: ops.conv2d_backward_data(np.zeros((2, 6, 5, 5), np.float32), _w(), (2, 4, 8, 8)),
+        ValueError,
+        "grad_output",
+    ),
     ("dw out aliases dy", lambda: _alias_dw(), ValueError, "share memory"),
-    ("input_shape 3-D", lambda: ops.conv2d_backward_data(np.zeros((2, 6, 6, 6), np.float32), _w(), (4, 8, 8)), ValueError, "4-D"),
+    (
+        "input_shape 3-D",
+        lambda: ops.conv2d_backward_data(np.zeros((2, 6, 6, 6), np.float32), _w(), (4, 8, 8)),
+        ValueError,
+        "4-D",
+    ),
     ("bias grad 2-D", lambda: ops.conv2d_backward_bias(np.zeros((2, 6), np.float32)), ValueError, "4-D"),
 ]
 
@@ -346,7 +412,7 @@ def _readonly(shape):
 def _alias_dw():
     buf = np.zeros(2 * 6 * 6 * 6, np.float32)
     dy = buf.reshape(2, 6, 6, 6)
-    return ops.conv2d_backward_weight(dy, _x(), (6, 4, 3, 3), out=buf[:6 * 4 * 9].reshape(6, 4, 3, 3))
+    return ops.conv2d_backward_weight(dy, _x(), (6, 4, 3, 3), out=buf[: 6 * 4 * 9].reshape(6, 4, 3, 3))
 
 
 @pytest.mark.parametrize("name,call,exc,needle", BAD, ids=[b[0] for b in BAD])

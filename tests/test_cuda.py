@@ -2,6 +2,7 @@
 runtime), reports itself, and dispatch refuses mixed or malformed arrays before any launch.
 With a GPU and CuPy, every CUDA op against the CPU kernels (skipped elsewhere; the kernels
 themselves are checked without a GPU by tests/test_cuda_emu.py)."""
+
 import os
 
 import fastnn
@@ -21,13 +22,18 @@ class FakeDeviceArray:
     def __init__(self, a, typestr=None, strides=None):
         self.a = a
         self.__cuda_array_interface__ = {
-            "shape": a.shape, "typestr": typestr or a.dtype.str, "strides": strides,
-            "data": (a.ctypes.data, False), "version": 3}
+            "shape": a.shape,
+            "typestr": typestr or a.dtype.str,
+            "strides": strides,
+            "data": (a.ctypes.data, False),
+            "version": 3,
+        }
 
 
 @pytest.mark.skipif(not BUILT, reason="fastnn built without CUDA")
 def test_module_reports_itself_without_a_driver():
     import fastnn._cuda as m
+
     assert m.__version__ == fastnn._core.__version__
     assert m.runtime_version() >= 12000
     assert m.architectures and "native" not in m.architectures
@@ -100,6 +106,7 @@ def test_without_the_module_cuda_arrays_are_a_type_error(rng, monkeypatch):
 
 # ---- On a GPU (CuPy end to end) ----
 
+
 def _cupy():
     if not cuda.is_available():
         pytest.skip("no CUDA device")
@@ -129,16 +136,16 @@ def test_gpu_activations_match_cpu(rng, name):
     y = fwd(x, **kw)
     np.testing.assert_allclose(cp.asnumpy(fwd(cp.asarray(x), **kw)), y, rtol=1e-5, atol=1e-6)
     xy = y if name in ("sigmoid", "tanh") else x
-    np.testing.assert_allclose(cp.asnumpy(bwd(cp.asarray(dy), cp.asarray(xy), **kw)), bwd(dy, xy, **kw),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        cp.asnumpy(bwd(cp.asarray(dy), cp.asarray(xy), **kw)), bwd(dy, xy, **kw), rtol=1e-5, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("shape,dim", [((37, 100), -1), ((2, 5, 7), 1)], ids=str)
 def test_gpu_softmax_matches_cpu(rng, shape, dim):
     cp = _cupy()
     x, dy = randn(rng, *shape), randn(rng, *shape)
-    for fwd, bwd in ((ops.softmax_forward, ops.softmax_backward),
-                     (ops.log_softmax_forward, ops.log_softmax_backward)):
+    for fwd, bwd in ((ops.softmax_forward, ops.softmax_backward), (ops.log_softmax_forward, ops.log_softmax_backward)):
         y = fwd(x, dim)
         gy = fwd(cp.asarray(x), dim)
         np.testing.assert_allclose(cp.asnumpy(gy), y, rtol=1e-5, atol=1e-6)
@@ -150,7 +157,7 @@ def test_gpu_layer_norm_matches_cpu(rng, affine):
     cp = _cupy()
     x, dy = randn(rng, 7, 300), randn(rng, 7, 300)
     w, b = (randn(rng, 300), randn(rng, 300)) if affine else (None, None)
-    g = (lambda a: None if a is None else cp.asarray(a))
+    g = lambda a: None if a is None else cp.asarray(a)
     y, mean, rstd = ops.layer_norm_forward(x, (300,), w, b)
     gy, gmean, grstd = ops.layer_norm_forward(cp.asarray(x), (300,), g(w), g(b))
     np.testing.assert_allclose(cp.asnumpy(gy), y, rtol=1e-4, atol=1e-4)
@@ -166,10 +173,15 @@ def test_gpu_embedding_matches_cpu(rng):
     cp = _cupy()
     w, idx = randn(rng, 50, 16), rng.integers(0, 50, (4, 9)).astype(np.int64)
     dy = randn(rng, 4, 9, 16)
-    np.testing.assert_array_equal(cp.asnumpy(ops.embedding_forward(cp.asarray(w), cp.asarray(idx))),
-                                  ops.embedding_forward(w, idx))
-    np.testing.assert_allclose(cp.asnumpy(ops.embedding_backward(cp.asarray(dy), cp.asarray(idx), 50, 3)),
-                               ops.embedding_backward(dy, idx, 50, 3), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(
+        cp.asnumpy(ops.embedding_forward(cp.asarray(w), cp.asarray(idx))), ops.embedding_forward(w, idx)
+    )
+    np.testing.assert_allclose(
+        cp.asnumpy(ops.embedding_backward(cp.asarray(dy), cp.asarray(idx), 50, 3)),
+        ops.embedding_backward(dy, idx, 50, 3),
+        rtol=1e-5,
+        atol=1e-5,
+    )
     with pytest.raises(ValueError, match="indices must lie in"):
         ops.embedding_forward(cp.asarray(w), cp.asarray(idx + 50))
 
@@ -182,16 +194,26 @@ def test_gpu_pooling_matches_cpu(rng):
     np.testing.assert_array_equal(cp.asnumpy(gy), y)
     np.testing.assert_array_equal(cp.asnumpy(gidx), idx)
     dy = randn(rng, *y.shape)
-    np.testing.assert_allclose(cp.asnumpy(ops.max_pool2d_backward(cp.asarray(dy), cp.asarray(x), gidx, 3, 2, 1, 1, True)),
-                               ops.max_pool2d_backward(dy, x, idx, 3, 2, 1, 1, True), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        cp.asnumpy(ops.max_pool2d_backward(cp.asarray(dy), cp.asarray(x), gidx, 3, 2, 1, 1, True)),
+        ops.max_pool2d_backward(dy, x, idx, 3, 2, 1, 1, True),
+        rtol=1e-6,
+        atol=1e-6,
+    )
     ya = ops.avg_pool2d_forward(x, 2, 1, 1, False, False)
-    np.testing.assert_allclose(cp.asnumpy(ops.avg_pool2d_forward(cp.asarray(x), 2, 1, 1, False, False)), ya,
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        cp.asnumpy(ops.avg_pool2d_forward(cp.asarray(x), 2, 1, 1, False, False)), ya, rtol=1e-6, atol=1e-6
+    )
     dya = randn(rng, *ya.shape)
-    np.testing.assert_allclose(cp.asnumpy(ops.avg_pool2d_backward(cp.asarray(dya), cp.asarray(x), 2, 1, 1, False, False)),
-                               ops.avg_pool2d_backward(dya, x, 2, 1, 1, False, False), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(cp.asnumpy(ops.global_avg_pool2d_forward(cp.asarray(x))),
-                               ops.global_avg_pool2d_forward(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        cp.asnumpy(ops.avg_pool2d_backward(cp.asarray(dya), cp.asarray(x), 2, 1, 1, False, False)),
+        ops.avg_pool2d_backward(dya, x, 2, 1, 1, False, False),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        cp.asnumpy(ops.global_avg_pool2d_forward(cp.asarray(x))), ops.global_avg_pool2d_forward(x), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_gpu_optimizer_steps_match_cpu(rng):
@@ -222,7 +244,10 @@ def test_gpu_cross_entropy_matches_cpu(rng, reduction):
     g = np.ones_like(loss)
     np.testing.assert_allclose(
         cp.asnumpy(ops.cross_entropy_backward(cp.asarray(g), cp.asarray(x), cp.asarray(t), **gkw)),
-        ops.cross_entropy_backward(g, x, t, **kw), rtol=1e-5, atol=1e-6)
+        ops.cross_entropy_backward(g, x, t, **kw),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 GPU_SCRIPT = """

@@ -2,6 +2,7 @@
 FakeDeviceArray, no GPU needed) and its mask strides; with a GPU and CuPy, the kernels against the
 float64 reference and the CPU op (error bounds shared with tests/test_cuda_emu_attention.py, which
 checks the same kernels on the emulator), bit-identical reruns, and compute-sanitizer."""
+
 import numpy as np
 import pytest
 from conftest import compute_sanitizer, num_threads, randn
@@ -43,15 +44,21 @@ def check_attention(rng, run, q, k, v, mask=None, causal=False, scale=None):
     t = 4 * s_err + (L + S + HD + DV + 16) * EPS32
     pv = p @ f(v)
     a = p * (f(dout) @ T(f(v)) + (f(dout) * pv).sum(-1, keepdims=True))
-    bounds = {"out": t * pv, "dv": t * (T(p) @ f(dout)), "dq": t * abs(sc) * (a @ f(k)),
-              "dk": t * abs(sc) * (T(a) @ f(q))}
+    bounds = {
+        "out": t * pv,
+        "dv": t * (T(p) @ f(dout)),
+        "dq": t * abs(sc) * (a @ f(k)),
+        "dk": t * abs(sc) * (T(a) @ f(q)),
+    }
     fin = np.isfinite(rl)
     assert np.array_equal(np.isneginf(lse), np.isneginf(rl)) and np.isfinite(lse[fin]).all()
     bounds["lse"] = 2 * s_err + (S + 8) * EPS32 * (np.abs(rl[fin]) + 1)
     np.testing.assert_array_less(np.abs(lse[fin] - rl[fin]), bounds["lse"])
     if delta is not None:  # the backward's scratch: dout . out summed in double
-        np.testing.assert_array_less(np.abs(delta - (dout.astype(np.float64) * out).sum(-1).reshape(delta.shape)),
-                                     EPS32 * (f(dout) * f(out)).sum(-1).reshape(delta.shape) + 1e-30)
+        np.testing.assert_array_less(
+            np.abs(delta - (dout.astype(np.float64) * out).sum(-1).reshape(delta.shape)),
+            EPS32 * (f(dout) * f(out)).sum(-1).reshape(delta.shape) + 1e-30,
+        )
     for name, want in (("out", ro), ("dq", rdq), ("dk", rdk), ("dv", rdv)):
         np.testing.assert_array_less(np.abs(got[name] - want), bounds[name] + 1e-30, err_msg=name)
     # the CPU op: each errs within its bound of the reference
@@ -70,15 +77,18 @@ def check_attention(rng, run, q, k, v, mask=None, causal=False, scale=None):
 
 # ---- Checks before any launch (no GPU needed) ----
 
+
 def test_mask_strides_as_the_cpu_binding_reads_them():
     s = cuda._attn_mask_strides
     assert s(FWD, (5, 6), (6, 1), 1, (2, 3, 5, 6)) == (0, 0, 6, 1)
     assert s(FWD, (2, 1, 1, 6), (24, 24, 24, 4), 4, (2, 3, 5, 6)) == (6, 0, 0, 1)
-    assert s(FWD, (5, 6), (0, 4), 4, (2, 3, 5, 6)) == (0, 0, 0, 1)      # a broadcast view
-    assert s(FWD, (5, 6), (1, 5), 1, (2, 3, 5, 6)) == (0, 0, 1, 5)      # a transposed view
-    assert s(FWD, (3, 1), (1, 1), 1, (2, 3, 6)) == (0, 0, 1, 0)         # 3-D q: (B, L, S) -> b, i, j
+    assert s(FWD, (5, 6), (0, 4), 4, (2, 3, 5, 6)) == (0, 0, 0, 1)  # a broadcast view
+    assert s(FWD, (5, 6), (1, 5), 1, (2, 3, 5, 6)) == (0, 0, 1, 5)  # a transposed view
+    assert s(FWD, (3, 1), (1, 1), 1, (2, 3, 6)) == (0, 0, 1, 0)  # 3-D q: (B, L, S) -> b, i, j
     assert s(FWD, (2, 3, 6), (72, 24, 4), 4, (2, 3, 6)) == (18, 0, 6, 1)
-    with pytest.raises(ValueError, match=FWD + r": expected attn_mask broadcastable to \(2, 3, 5, 6\), got shape \(5, 5\)"):
+    with pytest.raises(
+        ValueError, match=FWD + r": expected attn_mask broadcastable to \(2, 3, 5, 6\), got shape \(5, 5\)"
+    ):
         s(FWD, (5, 5), (5, 1), 1, (2, 3, 5, 6))
     with pytest.raises(ValueError, match="broadcastable"):
         s(FWD, (1, 1, 1, 5, 6), (30, 30, 30, 6, 1), 1, (2, 3, 5, 6))
@@ -137,6 +147,7 @@ def test_cuda_attention_checks_before_launching(rng):
 
 # ---- On a GPU (CuPy end to end) ----
 
+
 def _cupy():
     if not cuda.is_available():
         pytest.skip("no CUDA device")
@@ -150,14 +161,21 @@ def _gpu_run(cp):
         out, lse = ops.scaled_dot_product_attention_forward(*g, gm, causal, scale)
         grads = ops.scaled_dot_product_attention_backward(cp.asarray(dout), *g, out, lse, gm, causal, scale)
         return tuple(cp.asnumpy(a) for a in (out, lse) + tuple(grads)) + (None,)
+
     return run
 
 
 # (B, NH, L, S, HD, DV, causal): lengths of 1, tiles +-1, L != S both ways with causal, odd
 # head dims, the 128 limit, a longer sequence (many key tiles and online-softmax rescales).
-GPU_SHAPES = [(1, 1, 1, 1, 1, 1, False), (2, 3, 33, 31, 40, 33, True), (1, 2, 17, 65, 7, 96, True),
-              (1, 1, 47, 13, 64, 5, True), (2, 2, 32, 32, 128, 128, False), (1, 2, 300, 257, 64, 64, True),
-              (3, 1, 129, 200, 96, 80, False)]
+GPU_SHAPES = [
+    (1, 1, 1, 1, 1, 1, False),
+    (2, 3, 33, 31, 40, 33, True),
+    (1, 2, 17, 65, 7, 96, True),
+    (1, 1, 47, 13, 64, 5, True),
+    (2, 2, 32, 32, 128, 128, False),
+    (1, 2, 300, 257, 64, 64, True),
+    (3, 1, 129, 200, 96, 80, False),
+]
 
 
 @pytest.mark.parametrize("shape", GPU_SHAPES, ids=str)
@@ -178,9 +196,14 @@ def test_gpu_attention_masks(rng):
     fl = (rng.standard_normal((L, S)) * 2).astype(np.float32)
     fl[1] = -np.inf
     pad = np.ones((B, 1, 1, S), bool)
-    pad[1, 0, 0, S // 3:] = False
-    for mask in (full, fl, pad, np.broadcast_to(rng.standard_normal(S).astype(np.float32), (L, S)),
-                 np.ascontiguousarray((rng.random((L, S)) < 0.7).T).T):
+    pad[1, 0, 0, S // 3 :] = False
+    for mask in (
+        full,
+        fl,
+        pad,
+        np.broadcast_to(rng.standard_normal(S).astype(np.float32), (L, S)),
+        np.ascontiguousarray((rng.random((L, S)) < 0.7).T).T,
+    ):
         check_attention(rng, _gpu_run(cp), q, k, v, mask=mask)
     # 3-D inputs
     q3, k3, v3 = q[0], k[0], v[0]
@@ -194,8 +217,12 @@ def test_gpu_attention_reruns_are_bit_identical(rng):
     res = []
     for _ in range(2):
         out, lse = ops.scaled_dot_product_attention_forward(q, k, v, is_causal=True)
-        res.append([cp.asnumpy(a) for a in (out, lse) + ops.scaled_dot_product_attention_backward(
-            dout, q, k, v, out, lse, is_causal=True)])
+        res.append(
+            [
+                cp.asnumpy(a)
+                for a in (out, lse) + ops.scaled_dot_product_attention_backward(dout, q, k, v, out, lse, is_causal=True)
+            ]
+        )
     for a, b in zip(*res):
         np.testing.assert_array_equal(a, b)
 

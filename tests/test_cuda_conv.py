@@ -3,6 +3,7 @@ no geometry function), so it must accept and refuse exactly what fastnn._core do
 the output sizes; every check happens before a launch (FakeDeviceArray); and with a GPU and
 CuPy, the kernels against the CPU (skipped elsewhere; tests/test_cuda_emu_conv.py checks the
 kernels, and fastnn.ops on the emulated device, without a GPU)."""
+
 import fastnn
 import numpy as np
 import pytest
@@ -15,8 +16,9 @@ EPS32 = float(np.finfo(np.float32).eps)
 
 def _cpu_outcome(xs, ws, st, pad, dil, G):
     try:
-        y = fastnn._core.conv2d_forward(np.zeros(xs, np.float32), np.zeros(ws, np.float32), None, st, pad, dil, G,
-                                        None, None)
+        y = fastnn._core.conv2d_forward(
+            np.zeros(xs, np.float32), np.zeros(ws, np.float32), None, st, pad, dil, G, None, None
+        )
         return y.shape
     except ValueError:
         return "ValueError"
@@ -49,8 +51,9 @@ def test_geometry_accepts_refuses_and_sizes_as_the_cpu(rng):
     assert 50 < refused < 350
 
 
-@pytest.mark.parametrize("xs,ws", [((1, 1, 2**16, 2**16), (1, 1, 1, 1)), ((1, 2**14, 1, 2**18), (1, 2**14, 1, 1))],
-                         ids=["plane", "Kg_x_OW"])
+@pytest.mark.parametrize(
+    "xs,ws", [((1, 1, 2**16, 2**16), (1, 1, 1, 1)), ((1, 2**14, 1, 2**18), (1, 2**14, 1, 1))], ids=["plane", "Kg_x_OW"]
+)
 def test_geometry_refuses_the_cpus_32_bit_limits(xs, ws):
     """Sizes past 2^31 - 1 per image or weight: the CPU refuses them before touching any data
     (input_shape of backward_data is only a tuple), and so does fastnn.cuda."""
@@ -63,11 +66,21 @@ def test_geometry_refuses_the_cpus_32_bit_limits(xs, ws):
 
 # ---- argument checks: the CPU op and the CUDA path refuse the same calls ----
 
+
 def _arrays(rng):
-    return {"x": randn(rng, 2, 4, 6, 5), "w": randn(rng, 6, 2, 3, 3), "b": randn(rng, 6),
-            "dy": randn(rng, 2, 6, 4, 3), "x1": randn(rng, 1, 3, 3, 3), "w5": randn(rng, 1, 3, 5, 5),
-            "w_oc5": randn(rng, 5, 2, 3, 3), "b7": randn(rng, 7), "x3d": randn(rng, 4, 6, 5),
-            "dy_bad": randn(rng, 2, 6, 4, 4), "y_bad": randn(rng, 2, 6, 4, 4)}
+    return {
+        "x": randn(rng, 2, 4, 6, 5),
+        "w": randn(rng, 6, 2, 3, 3),
+        "b": randn(rng, 6),
+        "dy": randn(rng, 2, 6, 4, 3),
+        "x1": randn(rng, 1, 3, 3, 3),
+        "w5": randn(rng, 1, 3, 5, 5),
+        "w_oc5": randn(rng, 5, 2, 3, 3),
+        "b7": randn(rng, 7),
+        "x3d": randn(rng, 4, 6, 5),
+        "dy_bad": randn(rng, 2, 6, 4, 4),
+        "y_bad": randn(rng, 2, 6, 4, 4),
+    }
 
 
 # name -> (call(A, arrays), exception): A wraps each array (NumPy itself, or FakeDeviceArray);
@@ -77,40 +90,59 @@ BAD_CALLS = {
     "channels_vs_groups": (lambda A, a: ops.conv2d_forward(A(a["x"]), A(a["w"]), groups=1), ValueError),
     "out_channels_vs_groups": (lambda A, a: ops.conv2d_forward(A(a["x"]), A(a["w_oc5"]), groups=2), ValueError),
     "kernel_past_input": (lambda A, a: ops.conv2d_forward(A(a["x1"]), A(a["w5"])), ValueError),
-    "dilation_past_input": (lambda A, a: ops.conv2d_forward(A(a["x"]), A(a["w"]), dilation=3, groups=2),
-                            ValueError),
+    "dilation_past_input": (lambda A, a: ops.conv2d_forward(A(a["x"]), A(a["w"]), dilation=3, groups=2), ValueError),
     "stride_0": (lambda A, a: ops.conv2d_forward(A(a["x"]), A(a["w"]), stride=0, groups=2), ValueError),
     "dilation_0": (lambda A, a: ops.conv2d_forward(A(a["x"]), A(a["w"]), dilation=(1, 0), groups=2), ValueError),
     "negative_padding": (lambda A, a: ops.conv2d_forward(A(a["x"]), A(a["w"]), padding=-1, groups=2), ValueError),
-    "same_strided": (lambda A, a: ops.conv2d_forward(A(a["x"]), A(a["w"]), stride=2, padding="same", groups=2),
-                     ValueError),
+    "same_strided": (
+        lambda A, a: ops.conv2d_forward(A(a["x"]), A(a["w"]), stride=2, padding="same", groups=2),
+        ValueError,
+    ),
     "padding_word": (lambda A, a: ops.conv2d_forward(A(a["x"]), A(a["w"]), padding="full", groups=2), ValueError),
     "bias_shape": (lambda A, a: ops.conv2d_forward(A(a["x"]), A(a["w"]), A(a["b7"]), groups=2), ValueError),
-    "activation": (lambda A, a: ops.conv2d_forward(A(a["x"]), A(a["w"]), activation="tanh", groups=2),
-                   ValueError),
+    "activation": (lambda A, a: ops.conv2d_forward(A(a["x"]), A(a["w"]), activation="tanh", groups=2), ValueError),
     "x_3d": (lambda A, a: ops.conv2d_forward(A(a["x3d"]), A(a["w"]), groups=2), ValueError),
     "w_3d": (lambda A, a: ops.conv2d_forward(A(a["x"]), A(a["x3d"]), groups=2), ValueError),
     "x_float64": (lambda A, a: ops.conv2d_forward(A(a["x"].astype(np.float64)), A(a["w"]), groups=2), TypeError),
     "out_shape": (lambda A, a: ops.conv2d_forward(A(a["x"]), A(a["w"]), groups=2, out=A(a["y_bad"])), ValueError),
-    "data_dy_shape": (lambda A, a: ops.conv2d_backward_data(A(a["dy_bad"]), A(a["w"]), (2, 4, 6, 5), groups=2),
-                      ValueError),
-    "data_input_shape_3d": (lambda A, a: ops.conv2d_backward_data(A(a["dy"]), A(a["w"]), (4, 6, 5), groups=2),
-                            ValueError),
-    "data_negative_batch": (lambda A, a: ops.conv2d_backward_data(A(a["dy"]), A(a["w"]), (-2, 4, 6, 5), groups=2),
-                            ValueError),
-    "data_zero_height": (lambda A, a: ops.conv2d_backward_data(A(a["dy"]), A(a["w"]), (2, 4, 0, 5), groups=2),
-                         ValueError),
-    "data_out_shape": (lambda A, a: ops.conv2d_backward_data(A(a["dy"]), A(a["w"]), (2, 4, 6, 5), groups=2,
-                                                             out=A(a["x"][:1])), ValueError),
-    "weight_dy_shape": (lambda A, a: ops.conv2d_backward_weight(A(a["dy_bad"]), A(a["x"]), (6, 2, 3, 3), groups=2),
-                        ValueError),
-    "weight_shape_3d": (lambda A, a: ops.conv2d_backward_weight(A(a["dy"]), A(a["x"]), (6, 2, 3), groups=2),
-                        ValueError),
-    "weight_groups": (lambda A, a: ops.conv2d_backward_weight(A(a["dy"]), A(a["x"]), (6, 2, 3, 3), groups=1),
-                      ValueError),
-    "weight_out_overlaps_x": (lambda A, a: ops.conv2d_backward_weight(
-        A(a["dy"]), A(a["x"]), (6, 2, 3, 3), groups=2, out=A(a["x"].reshape(-1)[:108].reshape(6, 2, 3, 3))),
-        ValueError),
+    "data_dy_shape": (
+        lambda A, a: ops.conv2d_backward_data(A(a["dy_bad"]), A(a["w"]), (2, 4, 6, 5), groups=2),
+        ValueError,
+    ),
+    "data_input_shape_3d": (
+        lambda A, a: ops.conv2d_backward_data(A(a["dy"]), A(a["w"]), (4, 6, 5), groups=2),
+        ValueError,
+    ),
+    "data_negative_batch": (
+        lambda A, a: ops.conv2d_backward_data(A(a["dy"]), A(a["w"]), (-2, 4, 6, 5), groups=2),
+        ValueError,
+    ),
+    "data_zero_height": (
+        lambda A, a: ops.conv2d_backward_data(A(a["dy"]), A(a["w"]), (2, 4, 0, 5), groups=2),
+        ValueError,
+    ),
+    "data_out_shape": (
+        lambda A, a: ops.conv2d_backward_data(A(a["dy"]), A(a["w"]), (2, 4, 6, 5), groups=2, out=A(a["x"][:1])),
+        ValueError,
+    ),
+    "weight_dy_shape": (
+        lambda A, a: ops.conv2d_backward_weight(A(a["dy_bad"]), A(a["x"]), (6, 2, 3, 3), groups=2),
+        ValueError,
+    ),
+    "weight_shape_3d": (
+        lambda A, a: ops.conv2d_backward_weight(A(a["dy"]), A(a["x"]), (6, 2, 3), groups=2),
+        ValueError,
+    ),
+    "weight_groups": (
+        lambda A, a: ops.conv2d_backward_weight(A(a["dy"]), A(a["x"]), (6, 2, 3, 3), groups=1),
+        ValueError,
+    ),
+    "weight_out_overlaps_x": (
+        lambda A, a: ops.conv2d_backward_weight(
+            A(a["dy"]), A(a["x"]), (6, 2, 3, 3), groups=2, out=A(a["x"].reshape(-1)[:108].reshape(6, 2, 3, 3))
+        ),
+        ValueError,
+    ),
     "bias_dy_3d": (lambda A, a: ops.conv2d_backward_bias(A(a["x3d"])), ValueError),
     "bias_out_shape": (lambda A, a: ops.conv2d_backward_bias(A(a["dy"]), out=A(a["b7"])), ValueError),
 }
@@ -150,12 +182,12 @@ def test_cuda_conv2d_refuses_mixed_strided_and_read_only_arrays(rng):
 
 # ---- On a GPU (CuPy end to end) ----
 
+
 def _close(got, want, mag, k):
     """Both float32 sums of k products (the GPU's and the CPU's): each within (k + 2) eps32 mag
     of the exact value, so within twice that of each other."""
     assert got.shape == want.shape
     np.testing.assert_array_less(np.abs(got - want), 4 * (k + 2) * EPS32 * mag + 1e-30)
-
 
 
 def _cupy():
@@ -167,9 +199,14 @@ def _cupy():
 # (B, C, H, W, OC, K, stride, padding, dilation, groups): a ResNet-like 3x3, a strided 5x5, a
 # depthwise 3x3, a pointwise with many pixels, a first layer (7x7 / 2, few channels: the split
 # backward_weight), and odd sizes.
-GPU_CASES = [(4, 16, 32, 32, 32, 3, 1, 1, 1, 1), (2, 8, 17, 19, 16, 5, 2, 2, 1, 1),
-             (2, 32, 14, 14, 32, 3, 1, 1, 1, 32), (8, 64, 7, 7, 128, 1, 1, 0, 1, 1),
-             (2, 3, 64, 64, 8, 7, 2, 3, 1, 1), (3, 10, 13, 11, 20, 3, 1, "same", 2, 2)]
+GPU_CASES = [
+    (4, 16, 32, 32, 32, 3, 1, 1, 1, 1),
+    (2, 8, 17, 19, 16, 5, 2, 2, 1, 1),
+    (2, 32, 14, 14, 32, 3, 1, 1, 1, 32),
+    (8, 64, 7, 7, 128, 1, 1, 0, 1, 1),
+    (2, 3, 64, 64, 8, 7, 2, 3, 1, 1),
+    (3, 10, 13, 11, 20, 3, 1, "same", 2, 2),
+]
 
 
 @pytest.mark.parametrize("case", GPU_CASES, ids=str)
@@ -179,20 +216,35 @@ def test_gpu_conv2d_matches_cpu(rng, case):
     x, w, b = randn(rng, B, C, H, W), randn(rng, OC, C // G, K, K), randn(rng, OC)
     kw = dict(stride=s, padding=p, dilation=d, groups=G)
     y = ops.conv2d_forward(cp.asarray(x), cp.asarray(w), cp.asarray(b), activation="relu", **kw)
-    _close(cp.asnumpy(y), ops.conv2d_forward(x, w, b, activation="relu", **kw),
-           ops.conv2d_forward(np.abs(x), np.abs(w), np.abs(b), **kw), C // G * K * K)
+    _close(
+        cp.asnumpy(y),
+        ops.conv2d_forward(x, w, b, activation="relu", **kw),
+        ops.conv2d_forward(np.abs(x), np.abs(w), np.abs(b), **kw),
+        C // G * K * K,
+    )
     dy = randn(rng, *y.shape)
-    _close(cp.asnumpy(ops.conv2d_backward_data(cp.asarray(dy), cp.asarray(w), x.shape, **kw)),
-           ops.conv2d_backward_data(dy, w, x.shape, **kw),
-           ops.conv2d_backward_data(np.abs(dy), np.abs(w), x.shape, **kw), OC // G * K * K)
+    _close(
+        cp.asnumpy(ops.conv2d_backward_data(cp.asarray(dy), cp.asarray(w), x.shape, **kw)),
+        ops.conv2d_backward_data(dy, w, x.shape, **kw),
+        ops.conv2d_backward_data(np.abs(dy), np.abs(w), x.shape, **kw),
+        OC // G * K * K,
+    )
     n = B * y.shape[2] * y.shape[3]
     dw = ops.conv2d_backward_weight(cp.asarray(dy), cp.asarray(x), w.shape, **kw)
-    _close(cp.asnumpy(dw), ops.conv2d_backward_weight(dy, x, w.shape, **kw),
-           ops.conv2d_backward_weight(np.abs(dy), np.abs(x), w.shape, **kw), n)
+    _close(
+        cp.asnumpy(dw),
+        ops.conv2d_backward_weight(dy, x, w.shape, **kw),
+        ops.conv2d_backward_weight(np.abs(dy), np.abs(x), w.shape, **kw),
+        n,
+    )
     again = ops.conv2d_backward_weight(cp.asarray(dy), cp.asarray(x), w.shape, **kw)
     np.testing.assert_array_equal(cp.asnumpy(dw), cp.asnumpy(again))  # no atomics: the same bits
-    _close(cp.asnumpy(ops.conv2d_backward_bias(cp.asarray(dy))), ops.conv2d_backward_bias(dy),
-           ops.conv2d_backward_bias(np.abs(dy)), n)
+    _close(
+        cp.asnumpy(ops.conv2d_backward_bias(cp.asarray(dy))),
+        ops.conv2d_backward_bias(dy),
+        ops.conv2d_backward_bias(np.abs(dy)),
+        n,
+    )
 
 
 GPU_SCRIPT = """

@@ -4,6 +4,7 @@ and the emulator's own reports of CUDA misuse (csrc/cuda/emu/selftest.cu).
 
 The module is built only with -DFASTNN_CUDA_EMULATION=ON (README.md, "CUDA"); without it these
 tests skip, unless FASTNN_REQUIRE_CUDA_EMU=1 (CI), where its absence fails."""
+
 import os
 
 import fastnn
@@ -47,9 +48,16 @@ def test_gemm(rng, order, shape, ta, tb):
     for kw in ({}, {"c": c, "alpha": 0.5, "beta": -2.0, "bias": bias}):
         got = emu.gemm(a, b, trans_a=ta, trans_b=tb, **kw)
         want = ref.gemm(a, b, trans_a=ta, trans_b=tb, **kw)
-        mag = ref.gemm(np.abs(a), np.abs(b), trans_a=ta, trans_b=tb, c=None if "c" not in kw else np.abs(c),
-                       alpha=abs(kw.get("alpha", 1.0)), beta=abs(kw.get("beta", 0.0)),
-                       bias=None if "bias" not in kw else np.abs(bias))
+        mag = ref.gemm(
+            np.abs(a),
+            np.abs(b),
+            trans_a=ta,
+            trans_b=tb,
+            c=None if "c" not in kw else np.abs(c),
+            alpha=abs(kw.get("alpha", 1.0)),
+            beta=abs(kw.get("beta", 0.0)),
+            bias=None if "bias" not in kw else np.abs(bias),
+        )
         assert got.shape == (M, N) and not np.isnan(got).any()
         np.testing.assert_array_less(np.abs(got - want), 2 * (K + 2) * EPS32 * mag + 1e-30)
         cpu = fastnn.ops.gemm(a, b, trans_a=ta, trans_b=tb, **kw)
@@ -80,8 +88,7 @@ def test_act(rng, order, name, n):
 
 # Rows (warp per row: row lengths below, at and past 32; row counts not a multiple of the
 # block's 8 warps) and columns (softmax over a middle axis).
-SOFTMAX_CASES = [((1, 1), -1), ((9, 31), -1), ((17, 32), -1), ((3, 100), -1), ((2, 5, 7), 1),
-                 ((4, 3), 0)]
+SOFTMAX_CASES = [((1, 1), -1), ((9, 31), -1), ((17, 32), -1), ((3, 100), -1), ((2, 5, 7), 1), ((4, 3), 0)]
 
 
 @pytest.mark.parametrize("log", [False, True])
@@ -149,9 +156,13 @@ def test_embedding(rng, order, shape, pad):
 
 # (N, C, H, W, kernel, stride, padding, dilation, ceil_mode): overlapping and disjoint windows,
 # padding, dilation, ceil mode, one pixel, rectangular everything.
-POOL_CASES = [(2, 3, 9, 8, 3, 2, 1, 1, True), (1, 2, 7, 7, 2, 2, 0, 1, False),
-              (2, 1, 10, 11, 3, 1, 1, 2, False), (1, 1, 1, 1, 1, 1, 0, 1, False),
-              (2, 2, 5, 6, (2, 3), (1, 2), (1, 1), 1, True)]
+POOL_CASES = [
+    (2, 3, 9, 8, 3, 2, 1, 1, True),
+    (1, 2, 7, 7, 2, 2, 0, 1, False),
+    (2, 1, 10, 11, 3, 1, 1, 2, False),
+    (1, 1, 1, 1, 1, 1, 0, 1, False),
+    (2, 2, 5, 6, (2, 3), (1, 2), (1, 1), 1, True),
+]
 
 
 @pytest.mark.parametrize("case", POOL_CASES, ids=str)
@@ -177,9 +188,12 @@ def test_pool2d(rng, order, case):
             ya = emu.avg_pool2d_forward(xa, ga, cip)
             np.testing.assert_allclose(ya, fastnn.ops.avg_pool2d_forward(xa, k, s, p, ceil, cip), rtol=1e-6, atol=1e-6)
             dya = randn(rng, *ya.shape)
-            np.testing.assert_allclose(emu.avg_pool2d_backward(dya, ga, cip),
-                                       fastnn.ops.avg_pool2d_backward(dya, xa, k, s, p, ceil, cip),
-                                       rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(
+                emu.avg_pool2d_backward(dya, ga, cip),
+                fastnn.ops.avg_pool2d_backward(dya, xa, k, s, p, ceil, cip),
+                rtol=1e-5,
+                atol=1e-6,
+            )
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 1, 1), (1, 2, 17, 19), (3, 1, 40, 40)], ids=str)
@@ -188,8 +202,9 @@ def test_global_avg_pool2d(rng, order, shape):
     y = emu.global_avg_pool2d_forward(x)
     np.testing.assert_allclose(y, fastnn.ops.global_avg_pool2d_forward(x), rtol=4e-6, atol=1e-6)
     dy = randn(rng, *y.shape)
-    np.testing.assert_allclose(emu.global_avg_pool2d_backward(dy, x), fastnn.ops.global_avg_pool2d_backward(dy, x),
-                               rtol=1e-6, atol=0)
+    np.testing.assert_allclose(
+        emu.global_avg_pool2d_backward(dy, x), fastnn.ops.global_avg_pool2d_backward(dy, x), rtol=1e-6, atol=0
+    )
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
@@ -214,10 +229,19 @@ def test_cross_entropy_rows(rng, order, shape, weighted, smoothing):
     np.testing.assert_allclose(dx, want, rtol=tol, atol=tol * float(np.abs(scale).max()) * (2 if w is None else 4))
 
 
-SGD_OPTIONS = [dict(), dict(momentum=0.9, first_step=True), dict(momentum=0.9, dampening=0.1, weight_decay=1e-2),
-               dict(momentum=0.9, nesterov=True, maximize=True)]
-ADAM_OPTIONS = [dict(), dict(weight_decay=1e-2), dict(weight_decay=1e-2, decoupled=True),
-                dict(amsgrad=True, maximize=True), dict(beta1=0.3)]
+SGD_OPTIONS = [
+    dict(),
+    dict(momentum=0.9, first_step=True),
+    dict(momentum=0.9, dampening=0.1, weight_decay=1e-2),
+    dict(momentum=0.9, nesterov=True, maximize=True),
+]
+ADAM_OPTIONS = [
+    dict(),
+    dict(weight_decay=1e-2),
+    dict(weight_decay=1e-2, decoupled=True),
+    dict(amsgrad=True, maximize=True),
+    dict(beta1=0.3),
+]
 
 
 @pytest.mark.parametrize("kw", SGD_OPTIONS, ids=str)
@@ -227,8 +251,7 @@ def test_sgd_step(rng, order, kw):
         pytest.skip("the bit-for-bit peer is the AVX-512 update")
     p, g, buf = randn(rng, 1000), randn(rng, 1000), randn(rng, 1000)
     cp, cbuf = p.copy(), buf.copy()
-    args = dict(lr=0.1, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0, maximize=False,
-                first_step=False)
+    args = dict(lr=0.1, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0, maximize=False, first_step=False)
     args.update(kw)
     emu.sgd_step(p, g, buf if args["momentum"] else None, *args.values())
     fastnn._core.sgd_step([cp], [g], [cbuf] if args["momentum"] else None, *args.values(), isa="avx512")
@@ -248,16 +271,28 @@ def test_adam_step(rng, order, kw):
     ams = kw.get("amsgrad", False)
     args = dict(lr=1e-2, beta1=kw.get("beta1", 0.9), beta2=0.999, eps=1e-8, weight_decay=kw.get("weight_decay", 0.0))
     c = [a.copy() for a in (p, m, v, vmax)]
-    emu.adam_step(p, g, m, v, vmax if ams else None, 3, *args.values(), kw.get("decoupled", False),
-                  kw.get("maximize", False))
-    fastnn._core.adam_step([c[0]], [g], [c[1]], [c[2]], 3, *args.values(), amsgrad=ams,
-                           max_exp_avg_sqs=[c[3]] if ams else None, decoupled_weight_decay=kw.get("decoupled", False),
-                           maximize=kw.get("maximize", False), isa="avx512")
+    emu.adam_step(
+        p, g, m, v, vmax if ams else None, 3, *args.values(), kw.get("decoupled", False), kw.get("maximize", False)
+    )
+    fastnn._core.adam_step(
+        [c[0]],
+        [g],
+        [c[1]],
+        [c[2]],
+        3,
+        *args.values(),
+        amsgrad=ams,
+        max_exp_avg_sqs=[c[3]] if ams else None,
+        decoupled_weight_decay=kw.get("decoupled", False),
+        maximize=kw.get("maximize", False),
+        isa="avx512",
+    )
     for got, want in zip((p, m, v, vmax), c):
         np.testing.assert_array_equal(got, want)
 
 
 # ---- The emulator catches CUDA misuse ----
+
 
 def test_control_kernel_is_correct_in_every_order(order):
     x = np.arange(64, dtype=np.float32)
@@ -284,13 +319,16 @@ def test_missing_barrier_shows_as_order_dependent_results():
     assert not np.array_equal(results["forward"], results["reverse"], equal_nan=True)
 
 
-@pytest.mark.parametrize("name,needle", [
-    ("early_return", "is not reached by every thread of its block"),
-    ("divergent_barriers", "divergent __syncthreads"),
-    ("shuffle_from_exited", "which has exited"),
-    ("shuffle_outside_mask", "outside the mask"),
-    ("too_many_threads", "2048 threads per block"),
-])
+@pytest.mark.parametrize(
+    "name,needle",
+    [
+        ("early_return", "is not reached by every thread of its block"),
+        ("divergent_barriers", "divergent __syncthreads"),
+        ("shuffle_from_exited", "which has exited"),
+        ("shuffle_outside_mask", "outside the mask"),
+        ("too_many_threads", "2048 threads per block"),
+    ],
+)
 def test_misuse_is_reported_with_its_place(order, name, needle):
     with pytest.raises(RuntimeError, match=needle) as e:
         emu.selftest(name, np.arange(64, dtype=np.float32))
@@ -303,16 +341,18 @@ def test_atomic_cross_block_sum(order):
 
 
 @pytest.mark.skipif(not TSAN, reason="needs the ThreadSanitizer build (CI)")
-@pytest.mark.parametrize("name,race", [("cross_block_race", True), ("missing_barrier", True),
-                                       ("cross_block_atomic", False), ("neighbour_sum", False)])
+@pytest.mark.parametrize(
+    "name,race",
+    [("cross_block_race", True), ("missing_barrier", True), ("cross_block_atomic", False), ("neighbour_sum", False)],
+)
 def test_tsan_reports(name, race):
     """Under ThreadSanitizer a race between blocks (a non-atomic +=) and between the threads of
     a block (no barrier between a shared-memory write and another thread's read) are reported;
     the atomic and barrier versions are not. In a subprocess, as a report fails the process."""
     import subprocess
     import sys
-    code = ("import numpy as np, _fastnn_cuda_emu as e; "
-            f"e.selftest({name!r}, np.arange(1, 65, dtype=np.float32))")
+
+    code = f"import numpy as np, _fastnn_cuda_emu as e; e.selftest({name!r}, np.arange(1, 65, dtype=np.float32))"
     env = dict(os.environ, FASTNN_EMU_WORKERS="2")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     reported = "ThreadSanitizer: data race" in r.stderr

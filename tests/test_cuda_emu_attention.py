@@ -5,6 +5,7 @@ dq pass), primes, L != S both ways with and without causal, head dims that are n
 32 up to the 128 limit, every mask kind read through its strides (fastnn.cuda computes them),
 fully masked rows, empty inputs; the backward's bits do not depend on the fiber order; and the
 path through fastnn.ops / fastnn.cuda on the emulated device."""
+
 import fastnn
 import numpy as np
 import pytest
@@ -42,8 +43,14 @@ def _check(rng, q, k, v, mask=None, causal=False, scale=None):
 # (B, NH, L, S, HD, DV): one of everything; tiles +-1 (L 33 crosses a 32-query and two 16-query
 # tiles, S 31 one partial key tile); L < S over three key tiles with DV 96 (four lane chunks);
 # L > S with HD 64 (two chunks) and primes; exact tiles with B * NH = 4; odd head dims.
-SHAPES = [(1, 1, 1, 1, 1, 1), (1, 2, 33, 31, 40, 33), (1, 1, 17, 65, 7, 96), (1, 1, 47, 13, 64, 5),
-          (2, 2, 32, 32, 32, 32), (3, 1, 5, 3, 3, 70)]
+SHAPES = [
+    (1, 1, 1, 1, 1, 1),
+    (1, 2, 33, 31, 40, 33),
+    (1, 1, 17, 65, 7, 96),
+    (1, 1, 47, 13, 64, 5),
+    (2, 2, 32, 32, 32, 32),
+    (3, 1, 5, 3, 3, 70),
+]
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -78,8 +85,9 @@ def test_attention_empty(rng, order):
     none = (0, 0, 0, 0)
     out, lse = emu.attention_forward(q, k[:, :, :0], v[:, :, :0], None, none, False, 0.5)  # no keys
     assert (out == 0).all() and np.isneginf(lse).all()
-    dq, dk, dv, _ = emu.attention_backward(np.ones_like(out), q, k[:, :, :0], v[:, :, :0], out, lse, None, none,
-                                           False, 0.5)
+    dq, dk, dv, _ = emu.attention_backward(
+        np.ones_like(out), q, k[:, :, :0], v[:, :, :0], out, lse, None, none, False, 0.5
+    )
     assert (dq == 0).all() and dk.shape == (2, 1, 0, 3) and dv.shape == (2, 1, 0, 2)
     out, lse = emu.attention_forward(q[:, :, :0], k, v, None, none, False, 0.5)  # no queries
     assert out.shape == (2, 1, 0, 2) and lse.shape == (2, 1, 0)
@@ -126,9 +134,11 @@ def test_attention_through_fastnn_ops_on_the_emulated_device(rng, order, emulate
     row, keep = rng.random((1, 34)) < 0.7, rng.random((34, 21)) < 0.7
     fl = randn(rng, 3, 1, 34)
     dout = randn(rng, 3, 21, 6)
-    masks = [lambda xp: xp.broadcast_to(xp.asarray(row), (21, 34)),  # a stride-0 view
-             lambda xp: xp.asarray(keep).T,                            # a transposed view
-             lambda xp: xp.asarray(fl)]
+    masks = [
+        lambda xp: xp.broadcast_to(xp.asarray(row), (21, 34)),  # a stride-0 view
+        lambda xp: xp.asarray(keep).T,  # a transposed view
+        lambda xp: xp.asarray(fl),
+    ]
     cases = [dict(attn_mask=m) for m in masks] + [dict(is_causal=True, scale=0.4)]
     for kw in cases:
         ckw = dict(kw, attn_mask=kw["attn_mask"](np)) if "attn_mask" in kw else kw

@@ -7,6 +7,7 @@ emulated device.
 Padding is given as (top, bottom, left, right), as fastnn._core takes it, so any asymmetric
 padding is tested; the references see the input padded explicitly (np.pad) and no padding.
 Bounds are float32 sums of K products: 2 (K + 2) eps32 times the same sum of magnitudes."""
+
 import fastnn
 import numpy as np
 import pytest
@@ -106,8 +107,13 @@ def test_conv2d(rng, order, name):
 
     if OC <= 8:  # a block per channel, the same code for any count: spare the emulator the 63 and 65
         db = emu.conv2d_backward_bias(dy)
-        check(db, ref.conv2d_backward_bias(dy), ref.conv2d_backward_bias(np.abs(dy)), B * g["OH"] * g["OW"],
-              fastnn._core.conv2d_backward_bias(dy))
+        check(
+            db,
+            ref.conv2d_backward_bias(dy),
+            ref.conv2d_backward_bias(np.abs(dy)),
+            B * g["OH"] * g["OW"],
+            fastnn._core.conv2d_backward_bias(dy),
+        )
 
 
 def test_split_reduction_case_splits():
@@ -139,14 +145,21 @@ def test_results_do_not_depend_on_the_order_or_the_workers(rng, monkeypatch):
     for order_, workers in (("forward", "1"), ("reverse", "1"), ("random", "4")):
         monkeypatch.setenv("FASTNN_EMU_ORDER", order_)
         monkeypatch.setenv("FASTNN_EMU_WORKERS", workers)
-        runs.append([emu.conv2d_forward(x, w, bias, g, True), emu.conv2d_backward_data(dy, w, g),
-                     emu.conv2d_backward_weight(dy, x, g), emu.conv2d_backward_bias(dy)])
+        runs.append(
+            [
+                emu.conv2d_forward(x, w, bias, g, True),
+                emu.conv2d_backward_data(dy, w, g),
+                emu.conv2d_backward_weight(dy, x, g),
+                emu.conv2d_backward_bias(dy),
+            ]
+        )
     for other in runs[1:]:
         for a, b in zip(runs[0], other):
             np.testing.assert_array_equal(a, b)
 
 
 # ---- fastnn.ops end to end on the emulated device ----
+
 
 def _close(got, want, mag, k):
     """Both float32 sums of k products (the GPU's and the CPU's): each within (k + 2) eps32 mag
@@ -165,14 +178,22 @@ def test_ops_run_conv2d_on_the_emulated_device(rng, emulated_gpu):
     _close(y.get(), ops.conv2d_forward(x, w, b, activation="relu", **kw), mag, 18)
     dy = randn(rng, *y.shape)
     dx = ops.conv2d_backward_data(cp.asarray(dy), cp.asarray(w), x.shape, **kw)
-    _close(dx.get(), ops.conv2d_backward_data(dy, w, x.shape, **kw),
-           ops.conv2d_backward_data(np.abs(dy), np.abs(w), x.shape, **kw), 27)
+    _close(
+        dx.get(),
+        ops.conv2d_backward_data(dy, w, x.shape, **kw),
+        ops.conv2d_backward_data(np.abs(dy), np.abs(w), x.shape, **kw),
+        27,
+    )
     # B*OH*OW = 504: backward_weight splits the reduction, with a workspace from fastnn.cuda
     out = cp.asarray(np.full(w.shape, np.nan, np.float32))
     dw = ops.conv2d_backward_weight(cp.asarray(dy), cp.asarray(x), w.shape, out=out, **kw)
     assert dw is out
-    _close(dw.get(), ops.conv2d_backward_weight(dy, x, w.shape, **kw),
-           ops.conv2d_backward_weight(np.abs(dy), np.abs(x), w.shape, **kw), 504)
+    _close(
+        dw.get(),
+        ops.conv2d_backward_weight(dy, x, w.shape, **kw),
+        ops.conv2d_backward_weight(np.abs(dy), np.abs(x), w.shape, **kw),
+        504,
+    )
     db = ops.conv2d_backward_bias(cp.asarray(dy))
     _close(db.get(), ops.conv2d_backward_bias(dy), ops.conv2d_backward_bias(np.abs(dy)), 504)
 
@@ -185,12 +206,17 @@ def test_ops_run_strided_conv2d_and_empty_batches_on_the_emulated_device(rng, em
     _close(y.get(), ops.conv2d_forward(x, w, **kw), ops.conv2d_forward(np.abs(x), np.abs(w), **kw), 48)
     dy = randn(rng, *y.shape)
     dx = ops.conv2d_backward_data(cp.asarray(dy), cp.asarray(w), x.shape, **kw)
-    _close(dx.get(), ops.conv2d_backward_data(dy, w, x.shape, **kw),
-           ops.conv2d_backward_data(np.abs(dy), np.abs(w), x.shape, **kw), 80)
+    _close(
+        dx.get(),
+        ops.conv2d_backward_data(dy, w, x.shape, **kw),
+        ops.conv2d_backward_data(np.abs(dy), np.abs(w), x.shape, **kw),
+        80,
+    )
     # an empty batch: empty y and dx, zero gradients of the weight and bias, as on the CPU
     x0, dy0 = np.zeros((0, 3, 11, 9), np.float32), np.zeros((0, 5) + y.shape[2:], np.float32)
     assert ops.conv2d_forward(cp.asarray(x0), cp.asarray(w), **kw).shape == (0,) + y.shape[1:]
     assert ops.conv2d_backward_data(cp.asarray(dy0), cp.asarray(w), x0.shape, **kw).shape == x0.shape
-    np.testing.assert_array_equal(ops.conv2d_backward_weight(cp.asarray(dy0), cp.asarray(x0), w.shape, **kw).get(),
-                                  np.zeros(w.shape, np.float32))
+    np.testing.assert_array_equal(
+        ops.conv2d_backward_weight(cp.asarray(dy0), cp.asarray(x0), w.shape, **kw).get(), np.zeros(w.shape, np.float32)
+    )
     np.testing.assert_array_equal(ops.conv2d_backward_bias(cp.asarray(dy0)).get(), np.zeros(5, np.float32))

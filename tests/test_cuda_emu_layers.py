@@ -11,6 +11,7 @@ and moves and integer results (indices, counts, dropout masks) must be equal. Tr
 both devices from the same initial values and data: each step's loss and the parameters after
 it carry the earlier steps' differences, so the bound of step s (1-based) takes s times the K
 of one step."""
+
 import copy
 import io
 import re
@@ -61,6 +62,7 @@ def on_cuda(*tensors):
 
 # -- devices and moves ----------------------------------------------------------------------------
 
+
 def test_device_objects():
     d = fastnn.device("cuda:1")
     assert (d.type, d.index, str(d), repr(d)) == ("cuda", 1, "cuda:1", "device(type='cuda', index=1)")
@@ -78,8 +80,12 @@ def test_device_objects():
 def test_no_device_no_cuda_tensors(monkeypatch):
     monkeypatch.setattr(fastnn.cuda, "_module", None)
     monkeypatch.setattr(fastnn.cuda, "_tried", True)
-    for make in (lambda: fastnn.zeros(2, device="cuda"), lambda: fastnn.ones(2).cuda(),
-                 lambda: nn.Linear(2, 2).to("cuda"), lambda: fastnn.tensor([1.0], device="cuda")):
+    for make in (
+        lambda: fastnn.zeros(2, device="cuda"),
+        lambda: fastnn.ones(2).cuda(),
+        lambda: nn.Linear(2, 2).to("cuda"),
+        lambda: fastnn.tensor([1.0], device="cuda"),
+    ):
         with pytest.raises(RuntimeError, match="no CUDA device is available"):
             make()
 
@@ -97,8 +103,13 @@ def test_tensor_moves_and_conversions(gpu):
     assert b.tolist() == a.tolist() and b[1, 2].item() == a[1, 2].item() and float(b[0, 0]) == float(a[0, 0])
     assert b[1, 2].shape == () and a[1, 2].shape == ()
     assert repr(b) == repr(a)[:-1] + ", device='cuda:0')"
-    with pytest.raises(TypeError, match=re.escape("can't convert cuda:0 device type tensor to numpy. Use "
-                                                  "Tensor.cpu() to copy the tensor to host memory first.")):
+    with pytest.raises(
+        TypeError,
+        match=re.escape(
+            "can't convert cuda:0 device type tensor to numpy. Use "
+            "Tensor.cpu() to copy the tensor to host memory first."
+        ),
+    ):
         b.numpy()
     with pytest.raises(TypeError, match="can't convert cuda:0 device type tensor"):
         np.asarray(b)
@@ -110,12 +121,21 @@ def test_tensor_moves_and_conversions(gpu):
     assert b.tolist() == a.tolist() and c.sum().item() == 0
     c.copy_(a)  # across devices
     assert c.tolist() == a.tolist() and on_cuda(c)
-    made = [fastnn.zeros(2, 3, device="cuda"), fastnn.ones(2, device="cuda:0"), fastnn.full((2, 2), 7.0, device="cuda"),
-            fastnn.empty(3, device=fastnn.device("cuda")), fastnn.randn(2, device="cuda"),
-            fastnn.rand(2, device="cuda"),
-            fastnn.randint(0, 5, (2, 3), device="cuda"), fastnn.randperm(4, device="cuda"),
-            fastnn.arange(5, device="cuda"), fastnn.zeros_like(b), fastnn.ones_like(b),
-            fastnn.as_tensor(np.ones(2), device="cuda"), fastnn.tensor(np.eye(2), device="cuda")]
+    made = [
+        fastnn.zeros(2, 3, device="cuda"),
+        fastnn.ones(2, device="cuda:0"),
+        fastnn.full((2, 2), 7.0, device="cuda"),
+        fastnn.empty(3, device=fastnn.device("cuda")),
+        fastnn.randn(2, device="cuda"),
+        fastnn.rand(2, device="cuda"),
+        fastnn.randint(0, 5, (2, 3), device="cuda"),
+        fastnn.randperm(4, device="cuda"),
+        fastnn.arange(5, device="cuda"),
+        fastnn.zeros_like(b),
+        fastnn.ones_like(b),
+        fastnn.as_tensor(np.ones(2), device="cuda"),
+        fastnn.tensor(np.eye(2), device="cuda"),
+    ]
     assert on_cuda(*made) and made[2].tolist() == [[7.0, 7.0], [7.0, 7.0]] and made[8].tolist() == [0, 1, 2, 3, 4]
     assert fastnn.zeros_like(b, device="cpu").device == "cpu" and fastnn.as_tensor(b) is b
     # random values come from the host generator: the same numbers on either device
@@ -129,10 +149,21 @@ def test_tensor_moves_and_conversions(gpu):
 def test_mixed_devices_are_an_error(gpu):
     a, b = fastnn.ones(2, 3), fastnn.ones(2, 3, device="cuda")
     lin = nn.Linear(3, 2).to("cuda")
-    for f in (lambda: b + a, lambda: a * b, lambda: b @ a.T, lambda: fastnn.cat([b, a]), lambda: fastnn.stack([a, b]),
-              lambda: fastnn.where(b > 0, b, a), lambda: b > a, lambda: F.linear(b, a), lambda: lin(a),
-              lambda: F.cross_entropy(b, fastnn.tensor([0, 1])), lambda: F.mse_loss(b, a),
-              lambda: nn.Embedding(4, 2).to("cuda")(fastnn.tensor([1])), lambda: a[fastnn.tensor([0], device="cuda")]):
+    for f in (
+        lambda: b + a,
+        lambda: a * b,
+        lambda: b @ a.T,
+        lambda: fastnn.cat([b, a]),
+        lambda: fastnn.stack([a, b]),
+        lambda: fastnn.where(b > 0, b, a),
+        lambda: b > a,
+        lambda: F.linear(b, a),
+        lambda: lin(a),
+        lambda: F.cross_entropy(b, fastnn.tensor([0, 1])),
+        lambda: F.mse_loss(b, a),
+        lambda: nn.Embedding(4, 2).to("cuda")(fastnn.tensor([1])),
+        lambda: a[fastnn.tensor([0], device="cuda")],
+    ):
         with pytest.raises(RuntimeError, match=f"({MIXED}cuda:0 and cpu!|{MIXED}cpu and cuda:0!|indices should be)"):
             f()
     with pytest.raises(RuntimeError, match="a leaf Variable"):
@@ -163,23 +194,49 @@ def test_cpu_scalars_and_autograd_across_devices(gpu):
 # gemm's 4; softmax's 4). Elementwise math: K = 0.
 
 TENSOR_OPS = {
-    "add": (lambda x, y, w, v: x + y + 1.5, 0), "sub": (lambda x, y, w, v: 2 - x - y[0], 2),
-    "mul": (lambda x, y, w, v: x * y * 3, 0), "div": (lambda x, y, w, v: x / (y.abs() + 1) / 2, 0),
-    "rdiv": (lambda x, y, w, v: 3 / (x.abs() + 1), 0), "pow": (lambda x, y, w, v: (x.abs() + 1) ** 1.5, 0),
-    "pow_tensor": (lambda x, y, w, v: (x.abs() + 1) ** (y * 0.5), 0), "rpow": (lambda x, y, w, v: 2 ** x, 0),
+    "add": (lambda x, y, w, v: x + y + 1.5, 0),
+    "sub": (lambda x, y, w, v: 2 - x - y[0], 2),
+    "mul": (lambda x, y, w, v: x * y * 3, 0),
+    "div": (lambda x, y, w, v: x / (y.abs() + 1) / 2, 0),
+    "rdiv": (lambda x, y, w, v: 3 / (x.abs() + 1), 0),
+    "pow": (lambda x, y, w, v: (x.abs() + 1) ** 1.5, 0),
+    "pow_tensor": (lambda x, y, w, v: (x.abs() + 1) ** (y * 0.5), 0),
+    "rpow": (lambda x, y, w, v: 2**x, 0),
     "exp_log_sqrt": (lambda x, y, w, v: (x.exp() + (y.abs() + 1).log() + (x * x + 1).sqrt()).abs(), 0),
     "clamp_neg": (lambda x, y, w, v: -x.clamp(-0.5, 0.5) + y.clamp(min=0), 0),
     "sum_mean": (lambda x, y, w, v: x.sum(1) + y.mean((0, 2), keepdim=True).sum() + x.mean(), 24),
     "max_min": (lambda x, y, w, v: x.max(2)[0] + y.min(dim=1, keepdim=True)[0][:, 0, :1] + x.max(), 0),
-    "shape": (lambda x, y, w, v: x.reshape(6, 4).T.unsqueeze(0).permute(2, 0, 1).squeeze(1).flatten()
-              + y.transpose(0, 2).expand(1, 4, 3, 2).reshape(-1), 2),
-    "index": (lambda x, y, w, v: x[1] + x[1, :, ::2].sum() + x[fastnn.tensor([0, 1, 0])].sum((0, 1))
-              + y[..., 1][x[..., 1] > 0].sum() + x[:, fastnn.tensor([2, 2])].mean(), 12),
-    "cat_stack_where": (lambda x, y, w, v: fastnn.cat([x, y], 1).sum(1, keepdim=True) + fastnn.stack([x, y], 3).mean(3)
-                        + fastnn.where(x > 0, x, y) + fastnn.where(y > 0, 1.0, y), 6),
+    "shape": (
+        lambda x, y, w, v: (
+            x.reshape(6, 4).T.unsqueeze(0).permute(2, 0, 1).squeeze(1).flatten()
+            + y.transpose(0, 2).expand(1, 4, 3, 2).reshape(-1)
+        ),
+        2,
+    ),
+    "index": (
+        lambda x, y, w, v: (
+            x[1]
+            + x[1, :, ::2].sum()
+            + x[fastnn.tensor([0, 1, 0])].sum((0, 1))
+            + y[..., 1][x[..., 1] > 0].sum()
+            + x[:, fastnn.tensor([2, 2])].mean()
+        ),
+        12,
+    ),
+    "cat_stack_where": (
+        lambda x, y, w, v: (
+            fastnn.cat([x, y], 1).sum(1, keepdim=True)
+            + fastnn.stack([x, y], 3).mean(3)
+            + fastnn.where(x > 0, x, y)
+            + fastnn.where(y > 0, 1.0, y)
+        ),
+        6,
+    ),
     "matmul": (lambda x, y, w, v: x.reshape(6, 4) @ w + (x @ y.transpose(1, 2)).sum() + (x @ v).sum(), 16),
-    "functions": (lambda x, y, w, v: x.relu() + y.sigmoid() + x.tanh() + y.softmax(-1) + x.log_softmax(1)
-                  + fastnn.exp(y).abs(), 4),
+    "functions": (
+        lambda x, y, w, v: x.relu() + y.sigmoid() + x.tanh() + y.softmax(-1) + x.log_softmax(1) + fastnn.exp(y).abs(),
+        4,
+    ),
 }
 
 
@@ -207,9 +264,18 @@ def test_tensor_op(gpu, rng, name):
 def test_reductions_and_comparisons(gpu):
     x = fastnn.tensor([[1.0, 5.0, -2.0], [4.0, 0.0, 4.0]])
     d = x.cuda()
-    for f in (lambda t: t.argmax(), lambda t: t.argmax(1), lambda t: t.argmin(0, keepdim=True), lambda t: t == 4,
-              lambda t: t != x.cuda() if t.is_cuda else t != x, lambda t: t >= 1.0, lambda t: t < t[0],
-              lambda t: t.sum(dim=0).long(), lambda t: (t > 0).sum(), lambda t: t.max(1)[1]):
+    for f in (
+        lambda t: t.argmax(),
+        lambda t: t.argmax(1),
+        lambda t: t.argmin(0, keepdim=True),
+        lambda t: t == 4,
+        lambda t: t != x.cuda() if t.is_cuda else t != x,
+        lambda t: t >= 1.0,
+        lambda t: t < t[0],
+        lambda t: t.sum(dim=0).long(),
+        lambda t: (t > 0).sum(),
+        lambda t: t.max(1)[1],
+    ):
         got, want = f(d), f(x)
         assert got.is_cuda and got.dtype == want.dtype
         np.testing.assert_array_equal(host(got), want.numpy())
@@ -217,6 +283,7 @@ def test_reductions_and_comparisons(gpu):
 
 
 # -- layers: the CPU module and a deep copy moved to the device, the same inputs and upstream -------
+
 
 class Call(nn.Module):
     """module plus a function of (module, *inputs): tuple arguments, cells over steps, losses."""
@@ -262,57 +329,134 @@ LAYERS = {
     "linear": (lambda: nn.Linear(5, 3), [f32(4, 5)], 6),
     "linear_3d_nobias": (lambda: nn.Linear(5, 3, bias=False), [f32(2, 3, 5)], 6),
     "conv": (lambda: nn.Conv2d(3, 4, 3, stride=2, padding=1), [f32(2, 3, 7, 6)], 37),
-    "conv_groups_dilation": (lambda: nn.Conv2d(4, 2, (2, 3), padding="same", dilation=2, groups=2, bias=False),
-                             [f32(1, 4, 5, 6)], 30),
-    "conv_relu_pool": (lambda: nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),
-                       [f32(2, 2, 5, 5)], 50),
+    "conv_groups_dilation": (
+        lambda: nn.Conv2d(4, 2, (2, 3), padding="same", dilation=2, groups=2, bias=False),
+        [f32(1, 4, 5, 6)],
+        30,
+    ),
+    "conv_relu_pool": (
+        lambda: nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),
+        [f32(2, 2, 5, 5)],
+        50,
+    ),
     "max_pool": (lambda: nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True), [f32(2, 3, 6, 5)], 0),
     "max_pool_indices": (lambda: nn.MaxPool2d(2, return_indices=True), [f32(1, 2, 4, 5)], 0),
-    "avg_pools": (lambda: Call(nn.AvgPool2d(2, padding=1, count_include_pad=False),
-                               lambda m, x: m(x).sum() + F.adaptive_avg_pool2d(x, 1)
-                               + F.adaptive_avg_pool2d(x, (2, 1))),
-                  [f32(2, 3, 4, 6)], 24),
+    "avg_pools": (
+        lambda: Call(
+            nn.AvgPool2d(2, padding=1, count_include_pad=False),
+            lambda m, x: m(x).sum() + F.adaptive_avg_pool2d(x, 1) + F.adaptive_avg_pool2d(x, (2, 1)),
+        ),
+        [f32(2, 3, 4, 6)],
+        24,
+    ),
     "batch_norm2d": (lambda: nn.BatchNorm2d(3), [f32(2, 3, 4, 5)], 160),
     "batch_norm2d_eval": (_bn_eval, [f32(2, 3, 2, 2)], 24),
     "batch_norm1d_no_affine": (lambda: nn.BatchNorm1d(4, affine=False, momentum=0.3), [f32(6, 4)], 24),
     "layer_norm": (lambda: nn.LayerNorm((2, 3)), [f32(4, 2, 3)], 24),
-    "activations": (lambda: Call(nn.GELU(), lambda m, x: m(x) + nn.LeakyReLU(0.2)(x) + nn.Sigmoid()(x) + nn.Tanh()(x)
-                                 + nn.ReLU()(x) + nn.Softmax(1)(x) + nn.LogSoftmax(-1)(x) + F.gelu(x, "tanh")),
-                    [f32(3, 5)], 5),
+    "activations": (
+        lambda: Call(
+            nn.GELU(),
+            lambda m, x: (
+                m(x)
+                + nn.LeakyReLU(0.2)(x)
+                + nn.Sigmoid()(x)
+                + nn.Tanh()(x)
+                + nn.ReLU()(x)
+                + nn.Softmax(1)(x)
+                + nn.LogSoftmax(-1)(x)
+                + F.gelu(x, "tanh")
+            ),
+        ),
+        [f32(3, 5)],
+        5,
+    ),
     "dropout": (lambda: nn.Sequential(nn.Dropout(0.4), nn.Linear(6, 2)), [f32(5, 6)], 7),
     "embedding": (lambda: nn.Embedding(7, 4, padding_idx=2), [i64(7, 3, 5)], 15),
-    "rnn_stacked_bidirectional": (lambda: nn.RNN(3, 5, num_layers=2, bidirectional=True, nonlinearity="relu"),
-                                  [f32(4, 2, 3)], 200),
-    "lstm_batch_first_hx": (lambda: Call(nn.LSTM(3, 5, batch_first=True), lambda m, x, h, c: m(x, (h, c))),
-                            [f32(2, 4, 3), f32(1, 2, 5), f32(1, 2, 5)], 150),
+    "rnn_stacked_bidirectional": (
+        lambda: nn.RNN(3, 5, num_layers=2, bidirectional=True, nonlinearity="relu"),
+        [f32(4, 2, 3)],
+        200,
+    ),
+    "lstm_batch_first_hx": (
+        lambda: Call(nn.LSTM(3, 5, batch_first=True), lambda m, x, h, c: m(x, (h, c))),
+        [f32(2, 4, 3), f32(1, 2, 5), f32(1, 2, 5)],
+        150,
+    ),
     "gru_unbatched": (lambda: nn.GRU(3, 4, num_layers=2, dropout=0.5), [f32(5, 3)], 200),
-    "cells": (lambda: Call(nn.ModuleList([nn.LSTMCell(3, 4), nn.GRUCell(3, 4), nn.RNNCell(3, 4)]),
-                           lambda m, x, h: (_lstm_steps(m[0], x, h, h)[0] + m[1](x[0], h) + m[2](x[1]))),
-              [f32(3, 2, 3), f32(2, 4)], 100),
-    "attention_fused": (lambda: Call(nn.MultiheadAttention(8, 2, batch_first=True),
-                                     lambda m, q, kv: m(q, kv, kv, need_weights=False, key_padding_mask=fastnn.tensor(
-                                         [[False] * 4 + [True], [False] * 5], device=q.device))[0]),
-                        [f32(2, 3, 8), f32(2, 5, 8)], 60),
-    "attention_weights_causal": (lambda: Call(nn.MultiheadAttention(6, 3), lambda m, x: m(
-        x, x, x, attn_mask=fastnn.tensor(np.triu(np.ones((4, 4), bool), 1), device=x.device))),
-        [f32(4, 2, 6)], 60),
-    "transformer_layer": (lambda: nn.TransformerEncoderLayer(8, 2, 16, dropout=0.2, batch_first=True, norm_first=True,
-                                                             activation="gelu"), [f32(2, 3, 8)], 120),
-    "sdpa_bool_mask": (lambda: Call(nn.Identity(), lambda m, q, k, v: F.scaled_dot_product_attention(
-        q, k, v, attn_mask=fastnn.tensor(np.tril(np.ones((3, 4), bool), 1), device=q.device))),
-        [f32(2, 3, 4), f32(2, 4, 4), f32(2, 4, 5)], 20),
-    "cross_entropy": (lambda: Call(nn.CrossEntropyLoss(weight=fastnn.tensor([1.0, 2.0, 0.5, 1.0]), ignore_index=1,
-                                                       label_smoothing=0.1),
-                                   lambda m, x, t: m(x, t) + F.cross_entropy(x, t, reduction="none").sum()),
-                      [f32(6, 4), i64(4, 6)], 12),
+    "cells": (
+        lambda: Call(
+            nn.ModuleList([nn.LSTMCell(3, 4), nn.GRUCell(3, 4), nn.RNNCell(3, 4)]),
+            lambda m, x, h: _lstm_steps(m[0], x, h, h)[0] + m[1](x[0], h) + m[2](x[1]),
+        ),
+        [f32(3, 2, 3), f32(2, 4)],
+        100,
+    ),
+    "attention_fused": (
+        lambda: Call(
+            nn.MultiheadAttention(8, 2, batch_first=True),
+            lambda m, q, kv: m(
+                q,
+                kv,
+                kv,
+                need_weights=False,
+                key_padding_mask=fastnn.tensor([[False] * 4 + [True], [False] * 5], device=q.device),
+            )[0],
+        ),
+        [f32(2, 3, 8), f32(2, 5, 8)],
+        60,
+    ),
+    "attention_weights_causal": (
+        lambda: Call(
+            nn.MultiheadAttention(6, 3),
+            lambda m, x: m(x, x, x, attn_mask=fastnn.tensor(np.triu(np.ones((4, 4), bool), 1), device=x.device)),
+        ),
+        [f32(4, 2, 6)],
+        60,
+    ),
+    "transformer_layer": (
+        lambda: nn.TransformerEncoderLayer(8, 2, 16, dropout=0.2, batch_first=True, norm_first=True, activation="gelu"),
+        [f32(2, 3, 8)],
+        120,
+    ),
+    "sdpa_bool_mask": (
+        lambda: Call(
+            nn.Identity(),
+            lambda m, q, k, v: F.scaled_dot_product_attention(
+                q, k, v, attn_mask=fastnn.tensor(np.tril(np.ones((3, 4), bool), 1), device=q.device)
+            ),
+        ),
+        [f32(2, 3, 4), f32(2, 4, 4), f32(2, 4, 5)],
+        20,
+    ),
+    "cross_entropy": (
+        lambda: Call(
+            nn.CrossEntropyLoss(weight=fastnn.tensor([1.0, 2.0, 0.5, 1.0]), ignore_index=1, label_smoothing=0.1),
+            lambda m, x, t: m(x, t) + F.cross_entropy(x, t, reduction="none").sum(),
+        ),
+        [f32(6, 4), i64(4, 6)],
+        12,
+    ),
     # int32 targets (a bare array) take the array-namespace path instead of the fused kernel
-    "cross_entropy_spatial_nll": (lambda: Call(nn.NLLLoss(reduction="sum"), lambda m, x, t: m(F.log_softmax(x, 1), t)
-                                               + F.cross_entropy(x, t.data.astype(np.int32))),
-                                  [f32(2, 3, 2, 2), i64(3, 2, 2, 2)], 12),
-    "mse_bce": (lambda: Call(nn.MSELoss(), lambda m, x, y: m(x, y) + nn.BCEWithLogitsLoss(
-        pos_weight=fastnn.tensor([2.0, 1.0, 0.5], device=x.device))(x, y.sigmoid())
-        + F.mse_loss(x, y, reduction="sum")),
-        [f32(4, 3), f32(4, 3)], 12),
+    "cross_entropy_spatial_nll": (
+        lambda: Call(
+            nn.NLLLoss(reduction="sum"),
+            lambda m, x, t: m(F.log_softmax(x, 1), t) + F.cross_entropy(x, t.data.astype(np.int32)),
+        ),
+        [f32(2, 3, 2, 2), i64(3, 2, 2, 2)],
+        12,
+    ),
+    "mse_bce": (
+        lambda: Call(
+            nn.MSELoss(),
+            lambda m, x, y: (
+                m(x, y)
+                + nn.BCEWithLogitsLoss(pos_weight=fastnn.tensor([2.0, 1.0, 0.5], device=x.device))(x, y.sigmoid())
+                + F.mse_loss(x, y, reduction="sum")
+            ),
+        ),
+        [f32(4, 3), f32(4, 3)],
+        12,
+    ),
 }
 
 
@@ -380,8 +524,10 @@ def test_sparse_embedding(gpu, rng, opt_name):
         opt = optim.SGD(emb.parameters(), lr=0.5) if opt_name == "sgd" else optim.SparseAdam(emb.parameters(), lr=0.1)
         for _ in range(2):
             opt.zero_grad()
-            (emb(fastnn.tensor(idx, device=dev)) * fastnn.tensor(np.arange(36, dtype=np.float32).reshape(3, 4, 3),
-                                                                 device=dev)).sum().backward()
+            (
+                emb(fastnn.tensor(idx, device=dev))
+                * fastnn.tensor(np.arange(36, dtype=np.float32).reshape(3, 4, 3), device=dev)
+            ).sum().backward()
             assert isinstance(emb.weight.grad, RowSparse) and emb.weight.grad.device == dev
             opt.step()
         results.append((emb.weight, host(emb.weight.grad)))
@@ -393,6 +539,7 @@ def test_sparse_embedding(gpu, rng, opt_name):
 
 # -- modules, optimizers, state -------------------------------------------------------------------
 
+
 def test_module_moves_in_place(gpu):
     m = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU())
     params, bufs = list(m.parameters()), list(m.buffers())
@@ -401,8 +548,15 @@ def test_module_moves_in_place(gpu):
     assert all(a is b for a, b in zip(m.parameters(), params)) and all(a is b for a, b in zip(m.buffers(), bufs))
     assert on_cuda(*params, *bufs, *(p.grad for p in params))
     sd = m.state_dict()
-    assert on_cuda(*sd.values()) and set(sd) == {"0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean",
-                                                 "1.running_var", "1.num_batches_tracked"}
+    assert on_cuda(*sd.values()) and set(sd) == {
+        "0.weight",
+        "0.bias",
+        "1.weight",
+        "1.bias",
+        "1.running_mean",
+        "1.running_var",
+        "1.num_batches_tracked",
+    }
     assert m.cpu() is m and all(p.device == "cpu" and p.grad.device == "cpu" for p in params)
     assert m.cuda() is m and m.to(fastnn.device("cpu")) is m and m.to(fastnn.ones(1, device="cuda")) is m
     assert on_cuda(*params, *bufs)
@@ -412,17 +566,24 @@ def test_module_moves_in_place(gpu):
     b = nn.Linear(3, 4)  # initialised on the host in both cases: the same values
     assert on_cuda(a.weight, a.bias)
     np.testing.assert_array_equal(host(a.weight), host(b.weight))
-    assert on_cuda(*nn.LSTM(2, 3, device="cuda").parameters(), *nn.GRUCell(2, 3, device="cuda").parameters(),
-                   *nn.Conv2d(1, 2, 3, device="cuda").parameters(), *nn.BatchNorm2d(2, device="cuda").buffers(),
-                   *nn.LayerNorm(3, device="cuda").parameters(), *nn.Embedding(3, 2, device="cuda").parameters())
+    assert on_cuda(
+        *nn.LSTM(2, 3, device="cuda").parameters(),
+        *nn.GRUCell(2, 3, device="cuda").parameters(),
+        *nn.Conv2d(1, 2, 3, device="cuda").parameters(),
+        *nn.BatchNorm2d(2, device="cuda").buffers(),
+        *nn.LayerNorm(3, device="cuda").parameters(),
+        *nn.Embedding(3, 2, device="cuda").parameters(),
+    )
     loss = nn.CrossEntropyLoss(weight=fastnn.tensor([1.0, 2.0]))
     assert loss.to("cuda").weight.is_cuda  # a loss's class weights are a buffer, as in torch
 
 
 OPTIMIZERS = {
     "sgd_momentum": (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01), "momentum_buffer"),
-    "sgd_nesterov_maximize": (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.5, nesterov=True, maximize=True),
-                              "momentum_buffer"),
+    "sgd_nesterov_maximize": (
+        lambda ps: optim.SGD(ps, lr=0.1, momentum=0.5, nesterov=True, maximize=True),
+        "momentum_buffer",
+    ),
     "sgd_plain": (lambda ps: optim.SGD(ps, lr=0.1), None),
     "adam_amsgrad": (lambda ps: optim.Adam(ps, lr=0.01, weight_decay=0.1, amsgrad=True), "max_exp_avg_sq"),
     "adamw": (lambda ps: optim.AdamW(ps, lr=0.01), "exp_avg_sq"),
@@ -463,8 +624,12 @@ def test_optimizer(gpu, rng, name):
     gpu_again = make(ps)
     gpu_again.load_state_dict(oc.state_dict())
     if key:
-        assert all(isinstance(v, gpu.ndarray) for st in gpu_again.state.values() for v in st.values()
-                   if isinstance(v, (np.ndarray, gpu.ndarray)))
+        assert all(
+            isinstance(v, gpu.ndarray)
+            for st in gpu_again.state.values()
+            for v in st.values()
+            if isinstance(v, (np.ndarray, gpu.ndarray))
+        )
 
 
 def test_optimizer_state_follows_a_moved_model(gpu):
@@ -505,6 +670,7 @@ def test_clip_grad(gpu, rng, norm_type):
 
 # -- training on the device against the CPU ---------------------------------------------------
 
+
 def _train(make, make_opt, batches, dev, steps, loss_fn):
     fastnn.manual_seed(0)
     model = make().to(dev)
@@ -535,9 +701,14 @@ def test_train_cnn_sgd_momentum(gpu, rng):
     # K per step: conv 9 + 1 and its weight gradient over 4*6*6 pixels, batch norm 2*144 twice,
     # the linear layer's 27 + 1, the loss's 4 classes and 4 rows: 10 + 144 + 576 + 28 + 8
     batches = [(rng.standard_normal((4, 1, 6, 6)).astype(np.float32), rng.integers(0, 4, 4))] * 3
-    _compare_training(lambda: nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(),
-                                            nn.MaxPool2d(2), nn.Flatten(), nn.Linear(27, 4)),
-                      lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9), batches, 766)
+    _compare_training(
+        lambda: nn.Sequential(
+            nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(27, 4)
+        ),
+        lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
+        batches,
+        766,
+    )
 
 
 class LSTMClassifier(nn.Module):
@@ -556,8 +727,9 @@ def test_train_lstm_classifier_adam(gpu, rng):
     # K per step: the LSTM's bound over T = 5 (I = 4, H = 6, G = 4), the linear 6 + 1, mean 5,
     # the embedding rows (15 positions), the loss 3 classes and 3 rows
     batches = [(rng.integers(0, 10, (3, 5)), rng.integers(0, 3, 3))] * 3
-    _compare_training(LSTMClassifier, lambda ps: optim.Adam(ps, lr=0.05), batches,
-                      5 * (4 + 6 + 24 + 4) + 15 + 7 + 5 + 15 + 6)
+    _compare_training(
+        LSTMClassifier, lambda ps: optim.Adam(ps, lr=0.05), batches, 5 * (4 + 6 + 24 + 4) + 15 + 7 + 5 + 15 + 6
+    )
 
 
 class TinyTransformer(nn.Module):
@@ -579,8 +751,12 @@ def test_train_transformer_block_sgd(gpu, rng):
     # SGD: Adam would blow the rounding noise of the key bias's gradient (exactly zero: softmax
     # ignores a shift of all scores) up to steps of size lr, which differ from device to device.
     batches = [(rng.integers(0, 11, (3, 4)), rng.integers(0, 11, 12))] * 3
-    _compare_training(TinyTransformer, lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9), batches,
-                      9 + 4 + 4 + 32 + 17 + 9 + 9 + 11 + 6 * 12)
+    _compare_training(
+        TinyTransformer,
+        lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
+        batches,
+        9 + 4 + 4 + 32 + 17 + 9 + 9 + 11 + 6 * 12,
+    )
 
 
 def test_state_dict_save_load_between_devices(gpu, rng, tmp_path):
@@ -635,8 +811,19 @@ def test_fit_on_the_device(gpu, rng):
         model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Dropout(0.2), nn.Linear(8, 2))
         opt = optim.SGD(model.parameters(), lr=0.2, momentum=0.5)
         loader = DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True)
-        hists.append(train.fit(model, nn.CrossEntropyLoss(), opt, loader, epochs=2, val_loader=loader, log=None,
-                               device=dev, metrics=("accuracy", lambda o, t: (o.argmax(1) == t).float().mean())))
+        hists.append(
+            train.fit(
+                model,
+                nn.CrossEntropyLoss(),
+                opt,
+                loader,
+                epochs=2,
+                val_loader=loader,
+                log=None,
+                device=dev,
+                metrics=("accuracy", lambda o, t: (o.argmax(1) == t).float().mean()),
+            )
+        )
         assert all(p.device == dev for p in model.parameters())
         ev = train.evaluate(model, loader, nn.CrossEntropyLoss())
         assert ev["loss"] == pytest.approx(hists[-1][-1]["val_loss"])

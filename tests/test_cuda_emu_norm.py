@@ -7,6 +7,7 @@ test_batchnorm.py's (derived for the CPU's chunked float sums; the GPU's float64
 are tighter): against the reference with c = 1, against the CPU op with c = 2 (each within its
 bound of the exact values). grad_norm: arrays below, at and past a block's 4096 elements, empty
 ones, zeros, NaN and inf."""
+
 import math
 
 import numpy as np
@@ -15,7 +16,7 @@ from fastnn import ops, ref
 from test_batchnorm import MODES, _case, _copy, check_backward, check_forward
 from test_cuda_emu import EPS32, emu, order  # noqa: F401  (order: the fixture)
 
-EPS53 = 2.0 ** -53  # float64 unit roundoff
+EPS53 = 2.0**-53  # float64 unit roundoff
 
 # (N, C, H, W): a general case, C = 1 with the fewest values training allows, H*W = 1 (every
 # mode); M = 513, 512 and 511 (the 512-thread block +-1, runs crossing the block's step) and one
@@ -25,7 +26,7 @@ EPS53 = 2.0 ** -53  # float64 unit roundoff
 BN_SHAPES = [(2, 2, 4, 5), (1, 1, 1, 2), (3, 2, 1, 1)]
 BN_EDGE_SHAPES = [(3, 2, 171, 1), (1, 1, 16, 32), (7, 1, 73, 1), (2, 2, 600, 1)]
 BN_EDGE_MODES = [(True, True, True), (True, False, False), (False, True, True)]
-BN_CASES = ([(s, *m) for s in BN_SHAPES for m in MODES] + [(s, *m) for s in BN_EDGE_SHAPES for m in BN_EDGE_MODES])
+BN_CASES = [(s, *m) for s in BN_SHAPES for m in MODES] + [(s, *m) for s in BN_EDGE_SHAPES for m in BN_EDGE_MODES]
 
 
 def _bn_both(x, wt, b, rm, rv, dy, training, momentum=0.1):
@@ -72,9 +73,12 @@ def test_batch_norm_momentum(rng, order, momentum):
     m = 3 * 5 * 3
     var = (1 / fr[2] ** 2) * m / (m - 1)
     np.testing.assert_array_less(np.abs(rm_e - rm_r), momentum * tol[0] + EPS32 * np.abs(rm_r) + 1e-300)
-    np.testing.assert_array_less(np.abs(rv_e - rv_r), momentum * 2 * var * tol[1] / fr[2] + EPS32 * np.abs(rv_r)
-                                 + 1e-300)
-    np.testing.assert_allclose(rm_e, rm_c, rtol=0, atol=float(2 * (momentum * tol[0].max() + EPS32 * np.abs(rm_r).max())))
+    np.testing.assert_array_less(
+        np.abs(rv_e - rv_r), momentum * 2 * var * tol[1] / fr[2] + EPS32 * np.abs(rv_r) + 1e-300
+    )
+    np.testing.assert_allclose(
+        rm_e, rm_c, rtol=0, atol=float(2 * (momentum * tol[0].max() + EPS32 * np.abs(rm_r).max()))
+    )
     if momentum == 0.0:
         np.testing.assert_array_equal(rm_e, rm)
         np.testing.assert_array_equal(rv_e, rv)
@@ -121,7 +125,7 @@ def _gn_bound(arrays, p, depth):
     if math.isinf(p):
         return 0.0  # the max is exact
     v = np.concatenate([np.abs(a.astype(np.float64)).ravel() for a in arrays] + [np.zeros(0)])
-    norm = float(np.sum(v ** p)) ** (1 / p)
+    norm = float(np.sum(v**p)) ** (1 / p)
     return ((depth + 2) / p + 2) * EPS53 * norm
 
 

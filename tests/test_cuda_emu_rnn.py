@@ -2,6 +2,7 @@
 T = 1 calls the cell ops make) run by the emulator, against the CPU kernels and the float64
 references, in the three fiber orders; the CPU's workspace feeds the CUDA backward and the other
 way round."""
+
 import numpy as np
 import pytest
 from fastnn import ops
@@ -14,14 +15,16 @@ SWAP_CASES = ("bare_rev",)  # also checked with the workspaces of the other devi
 
 def emu_forward(kind, d, reverse):
     """(outputs, ws): LSTM outputs (y, h_n, c_n), the others (y, h_n)."""
-    y, hn, cn, ws = emu.rnn_forward(CELL[kind], reverse, d["x"], d["h0"], d["c0"], d["w_ih"], d["w_hh"],
-                                    d["b_ih"], d["b_hh"])
+    y, hn, cn, ws = emu.rnn_forward(
+        CELL[kind], reverse, d["x"], d["h0"], d["c0"], d["w_ih"], d["w_hh"], d["b_ih"], d["b_hh"]
+    )
     return ((y, hn, cn) if kind == "lstm" else (y, hn)), ws
 
 
 def emu_backward(kind, d, reverse, y, ws):
-    g = emu.rnn_backward(CELL[kind], reverse, d["dy"], d["dh_n"], d["dc_n"], d["x"], d["h0"], d["c0"], d["w_ih"],
-                         d["w_hh"], y, ws)
+    g = emu.rnn_backward(
+        CELL[kind], reverse, d["dy"], d["dh_n"], d["dc_n"], d["x"], d["h0"], d["c0"], d["w_ih"], d["w_hh"], y, ws
+    )
     return tuple(a for i, a in enumerate(g) if i != 2 or kind == "lstm")
 
 

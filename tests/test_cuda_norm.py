@@ -2,6 +2,7 @@
 argument refused before any launch), the dispatch end to end on the emulated device (fake CuPy,
 tests/fake_cupy.py), and with a GPU and CuPy, against the CPU ops (skipped elsewhere; the
 kernels themselves are checked by tests/test_cuda_emu_norm.py)."""
+
 import math
 
 import numpy as np
@@ -18,6 +19,7 @@ class _NoLaunch:
     def __getattr__(self, name):
         def call(*args, **kwargs):
             raise AssertionError(f"fastnn._cuda.{name} called before the arguments were checked")
+
         return call
 
 
@@ -33,26 +35,48 @@ def F(a):
 
 def _bn_args(rng, shape=(2, 3, 4, 5)):
     c = shape[1]
-    return (F(randn(rng, *shape)), F(randn(rng, c)), F(randn(rng, c)), F(np.zeros(c, np.float32)),
-            F(np.ones(c, np.float32)))
+    return (
+        F(randn(rng, *shape)),
+        F(randn(rng, c)),
+        F(randn(rng, c)),
+        F(np.zeros(c, np.float32)),
+        F(np.ones(c, np.float32)),
+    )
 
 
-@pytest.mark.parametrize("change,exc,match", [
-    (lambda a: {"x": F(a["x"].a.astype(np.float64))}, TypeError, "batch_norm2d_forward: x must be float32"),
-    (lambda a: {"x": F(a["x"].a[0])}, ValueError, "expected x to be 4-D"),
-    (lambda a: {"x": FakeDeviceArray(a["x"].a, strides=(4, 8, 24, 96))}, ValueError, "x must be C-contiguous"),
-    (lambda a: {"weight": F(np.ones(4, np.float32))}, ValueError, "expected weight of shape \\(3,\\)"),
-    (lambda a: {"bias": np.zeros(3, np.float32)}, TypeError, "bias must be a CUDA array"),
-    (lambda a: {"running_var": None}, ValueError, "both given or both None, got running_mean only"),
-    (lambda a: {"running_mean": None, "running_var": None, "training": False}, ValueError, "evaluation mode"),
-    (lambda a: {"x": F(np.ones((1, 3, 1, 1), np.float32))}, ValueError, "Expected more than 1 value per channel"),
-    (lambda a: {"eps": -1.0}, ValueError, "expected eps >= 0"),
-    (lambda a: {"momentum": math.nan}, ValueError, "expected a finite momentum"),
-    (lambda a: {"running_var": a["running_mean"]}, ValueError, "running_mean must not alias running_var"),
-    (lambda a: {"out": a["x"]}, ValueError, "out must not alias x"),
-    (lambda a: {"out": F(np.zeros((2, 3, 4, 4), np.float32))}, ValueError, "out must have shape"),
-], ids=["float64", "3-D", "strided", "weight shape", "numpy bias", "one running stat", "eval without stats",
-        "one value", "eps", "momentum", "running aliased", "out aliased", "out shape"])
+@pytest.mark.parametrize(
+    "change,exc,match",
+    [
+        (lambda a: {"x": F(a["x"].a.astype(np.float64))}, TypeError, "batch_norm2d_forward: x must be float32"),
+        (lambda a: {"x": F(a["x"].a[0])}, ValueError, "expected x to be 4-D"),
+        (lambda a: {"x": FakeDeviceArray(a["x"].a, strides=(4, 8, 24, 96))}, ValueError, "x must be C-contiguous"),
+        (lambda a: {"weight": F(np.ones(4, np.float32))}, ValueError, "expected weight of shape \\(3,\\)"),
+        (lambda a: {"bias": np.zeros(3, np.float32)}, TypeError, "bias must be a CUDA array"),
+        (lambda a: {"running_var": None}, ValueError, "both given or both None, got running_mean only"),
+        (lambda a: {"running_mean": None, "running_var": None, "training": False}, ValueError, "evaluation mode"),
+        (lambda a: {"x": F(np.ones((1, 3, 1, 1), np.float32))}, ValueError, "Expected more than 1 value per channel"),
+        (lambda a: {"eps": -1.0}, ValueError, "expected eps >= 0"),
+        (lambda a: {"momentum": math.nan}, ValueError, "expected a finite momentum"),
+        (lambda a: {"running_var": a["running_mean"]}, ValueError, "running_mean must not alias running_var"),
+        (lambda a: {"out": a["x"]}, ValueError, "out must not alias x"),
+        (lambda a: {"out": F(np.zeros((2, 3, 4, 4), np.float32))}, ValueError, "out must have shape"),
+    ],
+    ids=[
+        "float64",
+        "3-D",
+        "strided",
+        "weight shape",
+        "numpy bias",
+        "one running stat",
+        "eval without stats",
+        "one value",
+        "eps",
+        "momentum",
+        "running aliased",
+        "out aliased",
+        "out shape",
+    ],
+)
 def test_batch_norm_forward_checks(rng, no_launch, change, exc, match):
     x, w, b, rm, rv = _bn_args(rng)
     a = dict(x=x, weight=w, bias=b, running_mean=rm, running_var=rv, training=True, momentum=0.1, eps=1e-5, out=None)
@@ -102,6 +126,7 @@ def test_grad_norm_checks(rng, no_launch):
 
 # ---- On the emulated device (fake CuPy): ops -> fastnn.cuda -> the bindings -> the kernels ----
 
+
 @pytest.mark.parametrize("training,affine,stats", MODES)
 def test_emulated_batch_norm_matches_cpu(rng, emulated_gpu, training, affine, stats):
     cp = emulated_gpu
@@ -119,8 +144,9 @@ def test_emulated_batch_norm_matches_cpu(rng, emulated_gpu, training, affine, st
     assert g[0] is out and (g[1] is None) == (wt is None)
     g = tuple(None if a is None else a.get() for a in g)
     gc = ops.batch_norm2d_backward(dy, x, wt, got[1], got[2], training)
-    check_backward(dy, x, wt, got[1], got[2], training, g,
-                   tuple(None if a is None else a.astype(np.float64) for a in gc), c=2.0)
+    check_backward(
+        dy, x, wt, got[1], got[2], training, g, tuple(None if a is None else a.astype(np.float64) for a in gc), c=2.0
+    )
 
 
 @pytest.mark.parametrize("p", [2.0, 1.0, math.inf, 3.0])
@@ -136,6 +162,7 @@ def test_emulated_grad_norm_matches_cpu(rng, emulated_gpu, p):
 
 # ---- On a GPU (CuPy end to end) ----
 
+
 @pytest.mark.parametrize("training,affine,stats", MODES)
 @pytest.mark.parametrize("shape", [(2, 3, 4, 5), (3, 2, 171, 1), (8, 3, 64, 65)], ids=str)
 def test_gpu_batch_norm_matches_cpu(rng, shape, training, affine, stats):
@@ -145,8 +172,11 @@ def test_gpu_batch_norm_matches_cpu(rng, shape, training, affine, stats):
     rm_c, rv_c = _copy(rm), _copy(rv)
     got = tuple(cp.asnumpy(a) for a in ops.batch_norm2d_forward(*dev[:5], training))
     want = ops.batch_norm2d_forward(x, wt, b, rm_c, rv_c, training)
-    run = None if rm is None else (cp.asnumpy(dev[3]), rm_c.astype(np.float64), cp.asnumpy(dev[4]),
-                                   rv_c.astype(np.float64))
+    run = (
+        None
+        if rm is None
+        else (cp.asnumpy(dev[3]), rm_c.astype(np.float64), cp.asnumpy(dev[4]), rv_c.astype(np.float64))
+    )
     check_forward(x, training, got, tuple(a.astype(np.float64) for a in want), wt, run, c=2.0)
     g = ops.batch_norm2d_backward(dev[5], dev[0], dev[1], cp.asarray(got[1]), cp.asarray(got[2]), training)
     g2 = ops.batch_norm2d_backward(dev[5], dev[0], dev[1], cp.asarray(got[1]), cp.asarray(got[2]), training)
@@ -155,8 +185,9 @@ def test_gpu_batch_norm_matches_cpu(rng, shape, training, affine, stats):
         if a is not None:
             np.testing.assert_array_equal(a, cp.asnumpy(a2))
     gc = ops.batch_norm2d_backward(dy, x, wt, got[1], got[2], training)
-    check_backward(dy, x, wt, got[1], got[2], training, g,
-                   tuple(None if a is None else a.astype(np.float64) for a in gc), c=2.0)
+    check_backward(
+        dy, x, wt, got[1], got[2], training, g, tuple(None if a is None else a.astype(np.float64) for a in gc), c=2.0
+    )
 
 
 @pytest.mark.parametrize("p", [2.0, 1.0, math.inf, 3.0])

@@ -3,6 +3,7 @@ any launch (FakeDeviceArray), and, with a GPU and CuPy, the CUDA kernels (csrc/c
 against the CPU kernels, the workspaces of the two devices interchangeable, and a
 compute-sanitizer run (skipped elsewhere; tests/test_cuda_emu_rnn.py checks the same kernels
 without a GPU). The shapes, error bounds and CPU calls here are shared with that file."""
+
 import numpy as np
 import pytest
 from conftest import compute_sanitizer
@@ -82,6 +83,7 @@ def grad_names(kind):
 
 # ---- dispatch checks (no GPU needed) ----
 
+
 def randn32(rng, *shape):
     return rng.standard_normal(shape).astype(np.float32)
 
@@ -90,8 +92,15 @@ def _lstm_args(rng, change):
     """lstm_forward's arguments as CUDA arrays (T, B, I, H = 3, 2, 5, 4) with `change` applied:
     NumPy arrays there become FakeDeviceArrays, except under the key "numpy"."""
     T, B, I, H = 3, 2, 5, 4
-    a = dict(x=randn32(rng, T, B, I), h0=None, c0=None, w_ih=randn32(rng, 4 * H, I), w_hh=randn32(rng, 4 * H, H),
-             b_ih=None, b_hh=None)
+    a = dict(
+        x=randn32(rng, T, B, I),
+        h0=None,
+        c0=None,
+        w_ih=randn32(rng, 4 * H, I),
+        w_hh=randn32(rng, 4 * H, H),
+        b_ih=None,
+        b_hh=None,
+    )
     a.update({k: v for k, v in change.items() if k != "numpy"})
     a = {k: FakeDeviceArray(v) if isinstance(v, np.ndarray) else v for k, v in a.items()}
     a.update(change.get("numpy", {}))
@@ -99,22 +108,36 @@ def _lstm_args(rng, change):
 
 
 @pytest.mark.skipif(not BUILT, reason="fastnn built without CUDA")
-@pytest.mark.parametrize("change, err, match", [
-    (dict(x=np.zeros((3, 2, 5))), TypeError, "lstm_forward: x must be float32"),
-    (dict(x=FakeDeviceArray(np.zeros((3, 2, 5), np.float32), strides=(40, 4, 8))), ValueError,
-     "lstm_forward: x must be C-contiguous"),
-    (dict(x=np.zeros((2, 5), np.float32)), ValueError, r"lstm_forward: expected x of 3 dimensions \(T, B, I\)"),
-    (dict(x=np.zeros((0, 2, 5), np.float32)), ValueError, "lstm_forward: expected a sequence length T > 0, got T=0"),
-    (dict(w_ih=np.zeros((16, 6), np.float32)), ValueError, r"lstm_forward: expected w_ih of shape \(16, 5\)"),
-    (dict(w_hh=np.zeros((12, 4), np.float32)), ValueError, r"lstm_forward: expected w_hh of shape \(4\*H, H\)"),
-    (dict(w_hh=np.zeros((0, 0), np.float32)), ValueError, "lstm_forward: expected a hidden size H > 0"),
-    (dict(h0=np.zeros((2, 5), np.float32)), ValueError, r"lstm_forward: expected h0 of shape \(2, 4\)"),
-    (dict(c0=np.zeros((3, 4), np.float32)), ValueError, r"lstm_forward: expected c0 of shape \(2, 4\)"),
-    (dict(b_ih=np.zeros(15, np.float32)), ValueError, r"lstm_forward: expected b_ih of shape \(16,\)"),
-    (dict(b_hh=np.zeros(16, np.float16)), TypeError, "lstm_forward: b_hh must be float32"),
-    (dict(numpy=dict(h0=np.zeros((2, 4), np.float32))), TypeError,
-     "lstm_forward: h0 must be a CUDA array.*cannot be mixed"),
-], ids=["f64", "strided", "2d", "T0", "w_ih", "w_hh", "H0", "h0", "c0", "b_ih", "f16", "mixed"])
+@pytest.mark.parametrize(
+    "change, err, match",
+    [
+        (dict(x=np.zeros((3, 2, 5))), TypeError, "lstm_forward: x must be float32"),
+        (
+            dict(x=FakeDeviceArray(np.zeros((3, 2, 5), np.float32), strides=(40, 4, 8))),
+            ValueError,
+            "lstm_forward: x must be C-contiguous",
+        ),
+        (dict(x=np.zeros((2, 5), np.float32)), ValueError, r"lstm_forward: expected x of 3 dimensions \(T, B, I\)"),
+        (
+            dict(x=np.zeros((0, 2, 5), np.float32)),
+            ValueError,
+            "lstm_forward: expected a sequence length T > 0, got T=0",
+        ),
+        (dict(w_ih=np.zeros((16, 6), np.float32)), ValueError, r"lstm_forward: expected w_ih of shape \(16, 5\)"),
+        (dict(w_hh=np.zeros((12, 4), np.float32)), ValueError, r"lstm_forward: expected w_hh of shape \(4\*H, H\)"),
+        (dict(w_hh=np.zeros((0, 0), np.float32)), ValueError, "lstm_forward: expected a hidden size H > 0"),
+        (dict(h0=np.zeros((2, 5), np.float32)), ValueError, r"lstm_forward: expected h0 of shape \(2, 4\)"),
+        (dict(c0=np.zeros((3, 4), np.float32)), ValueError, r"lstm_forward: expected c0 of shape \(2, 4\)"),
+        (dict(b_ih=np.zeros(15, np.float32)), ValueError, r"lstm_forward: expected b_ih of shape \(16,\)"),
+        (dict(b_hh=np.zeros(16, np.float16)), TypeError, "lstm_forward: b_hh must be float32"),
+        (
+            dict(numpy=dict(h0=np.zeros((2, 4), np.float32))),
+            TypeError,
+            "lstm_forward: h0 must be a CUDA array.*cannot be mixed",
+        ),
+    ],
+    ids=["f64", "strided", "2d", "T0", "w_ih", "w_hh", "H0", "h0", "c0", "b_ih", "f16", "mixed"],
+)
 def test_forward_checks(rng, change, err, match):
     with pytest.raises(err, match=match):
         ops.lstm_forward(**_lstm_args(rng, change))
@@ -133,8 +156,7 @@ def test_backward_and_cell_checks(rng):
     with pytest.raises(ValueError, match=r"gru_backward: expected dy of shape \(3, 2, 4\)"):
         ops.gru_backward(f(T, B, I), None, x, None, w_ih, w_hh, y, ws)
     with pytest.raises(ValueError, match=r"lstm_backward: expected dc_n of shape \(2, 4\)"):
-        ops.lstm_backward(None, None, f(B, I), x, None, None, f(4 * H, I), f(4 * H, H), f(T, B, H),
-                          f(T * B * 6 * H))
+        ops.lstm_backward(None, None, f(B, I), x, None, None, f(4 * H, I), f(4 * H, H), f(T, B, H), f(T * B * 6 * H))
     with pytest.raises(ValueError, match="rnn_backward: expected nonlinearity 'tanh' or 'relu', got 'gelu'"):
         ops.rnn_backward(None, None, x, None, f(H, I), f(H, H), y, None, nonlinearity="gelu")
     with pytest.raises(TypeError, match="rnn_backward: expected y to be a CUDA array"):
@@ -166,6 +188,7 @@ def test_step_view_is_the_same_memory(rng):
 
 
 # ---- On a GPU (CuPy end to end) ----
+
 
 def _cupy():
     if not cuda.is_available():

@@ -1,4 +1,5 @@
 """fastnn.data: the IDX reader (bundled file, raw and gzip, malformed files), datasets, DataLoader."""
+
 import gzip
 
 import fastnn
@@ -20,8 +21,9 @@ def _idx_bytes(a, code):
     return head + a.astype(a.dtype.newbyteorder(">")).tobytes()
 
 
-@pytest.mark.parametrize("dtype,code", [(np.uint8, 0x08), (np.int16, 0x0B), (np.int32, 0x0C), (np.float32, 0x0D),
-                                        (np.float64, 0x0E)])
+@pytest.mark.parametrize(
+    "dtype,code", [(np.uint8, 0x08), (np.int16, 0x0B), (np.int32, 0x0C), (np.float32, 0x0D), (np.float64, 0x0E)]
+)
 def test_read_idx_raw_and_gzip(tmp_path, dtype, code):
     a = (np.arange(24).reshape(2, 3, 4) * 3 - 5).astype(dtype)
     raw = _idx_bytes(a, code)
@@ -33,11 +35,16 @@ def test_read_idx_raw_and_gzip(tmp_path, dtype, code):
         np.testing.assert_array_equal(b, a)
 
 
-@pytest.mark.parametrize("data,msg", [(b"\x01\x00\x08\x01\x00\x00\x00\x01\x00", "magic"),
-                                      (b"\x00\x00\x07\x01\x00\x00\x00\x01\x00", "type"),
-                                      (b"\x00\x00\x08\x02\x00\x00\x00\x02", "truncated"),
-                                      (b"\x00\x00\x08\x01\x00\x00\x00\x05\x00\x01", "bytes"),
-                                      (b"\x00\x00", "magic")])
+@pytest.mark.parametrize(
+    "data,msg",
+    [
+        (b"\x01\x00\x08\x01\x00\x00\x00\x01\x00", "magic"),
+        (b"\x00\x00\x07\x01\x00\x00\x00\x01\x00", "type"),
+        (b"\x00\x00\x08\x02\x00\x00\x00\x02", "truncated"),
+        (b"\x00\x00\x08\x01\x00\x00\x00\x05\x00\x01", "bytes"),
+        (b"\x00\x00", "magic"),
+    ],
+)
 def test_read_idx_rejects_malformed_files(tmp_path, data, msg):
     p = tmp_path / "bad.idx"
     p.write_bytes(data)
@@ -64,7 +71,9 @@ def test_dataloader_batches_shuffle_and_drop_last():
     for xb, yb in DataLoader(ds, batch_size=3, shuffle=True):
         np.testing.assert_array_equal(xb.numpy()[:, 0], yb.numpy())  # rows stay paired
     parts = random_split(ds, [7, 3])
-    assert sorted([parts[0][i][1].item() for i in range(7)] + [parts[1][i][1].item() for i in range(3)]) == list(range(10))
+    assert sorted([parts[0][i][1].item() for i in range(7)] + [parts[1][i][1].item() for i in range(3)]) == list(
+        range(10)
+    )
     with pytest.raises(ValueError):
         TensorDataset(x, y[:5])
     with pytest.raises(ValueError):
@@ -75,6 +84,7 @@ def test_bundled_tinyshakespeare():
     import hashlib
 
     from fastnn.data import load_tinyshakespeare
+
     text = load_tinyshakespeare()
     assert len(text) == 1_115_394 and len(set(text)) == 65
     assert hashlib.md5(text.encode()).hexdigest() == "6fb458f1232090904fb40fe944165e91"

@@ -1,15 +1,26 @@
 """embedding_forward / backward against the float64 reference and torch (F.embedding with
 autograd), finite differences of the reference backward, thread invariance, bad input."""
+
 import numpy as np
 import pytest
 from conftest import num_threads
 from fastnn import ops, ref
 
-EPS = 2.0 ** -24
+EPS = 2.0**-24
 # (V, D, indices shape): D around vector widths (1, 15, 16, 17), one row, repeated indices
 # (V small against T), 0-d / empty / 3-d index arrays, and a case large enough for threads.
-CASES = [(1, 1, (3,)), (10, 15, (4, 5)), (7, 16, (31,)), (5, 17, (2, 3, 4)), (100, 3, ()), (13, 8, (0,)),
-         (0, 4, (0, 2)), (3, 64, (1000,)), (50000, 33, (4099,)), (300, 257, (64, 20))]
+CASES = [
+    (1, 1, (3,)),
+    (10, 15, (4, 5)),
+    (7, 16, (31,)),
+    (5, 17, (2, 3, 4)),
+    (100, 3, ()),
+    (13, 8, (0,)),
+    (0, 4, (0, 2)),
+    (3, 64, (1000,)),
+    (50000, 33, (4099,)),
+    (300, 257, (64, 20)),
+]
 
 
 def _case(rng, v, d, shape):
@@ -58,7 +69,7 @@ def test_against_torch(rng, v, d, shape):
 
 def test_summation_order_is_position_order():
     """Repeated rows add their dy rows in order of position, as numpy.add.at in float32."""
-    dy = np.array([[1.0], [2.0 ** -24], [2.0 ** -24], [-1.0]], np.float32)
+    dy = np.array([[1.0], [2.0**-24], [2.0**-24], [-1.0]], np.float32)
     idx = np.zeros(4, np.int64)
     acc = np.zeros((1, 1), np.float32)
     np.add.at(acc, idx, dy)
@@ -72,8 +83,9 @@ def test_integer_index_dtypes(rng):
     want = w[idx]
     for dt in (np.int8, np.int16, np.int32, np.uint8, np.uint32, np.int64):
         np.testing.assert_array_equal(ops.embedding_forward(w, idx.astype(dt)), want)
-    np.testing.assert_array_equal(ops.embedding_forward(w, np.asfortranarray(np.array([[1, 2], [3, 4]]))),
-                                  w[[[1, 2], [3, 4]]])
+    np.testing.assert_array_equal(
+        ops.embedding_forward(w, np.asfortranarray(np.array([[1, 2], [3, 4]]))), w[[[1, 2], [3, 4]]]
+    )
 
 
 def test_reference_backward_finite_differences(rng):
@@ -86,6 +98,7 @@ def test_reference_backward_finite_differences(rng):
         def loss(pad=pad):  # torch's padding_idx: the row gets no gradient (its output is a constant)
             y = ref.embedding_forward(w, idx, pad)
             return float((y * dy * (1 if pad is None else (idx != pad)[..., None])).sum())
+
         fd = np.zeros_like(w)
         h = 1e-6
         for i in np.ndindex(w.shape):
@@ -150,7 +163,7 @@ def test_bad_input(rng):
     with pytest.raises(ValueError, match="embedding_backward.*num_embeddings >= 0"):
         ops.embedding_backward(dy[:0, :0], idx[:0, :0], -1)
     with pytest.raises(ValueError, match="embedding_backward.*fit in memory"):
-        ops.embedding_backward(dy, idx, 2 ** 62)
+        ops.embedding_backward(dy, idx, 2**62)
     with pytest.raises(ValueError, match=r"embedding_forward.*out of shape \(3, 4, 6\)"):
         ops.embedding_forward(w, idx, out=np.empty((12, 6), np.float32))
     with pytest.raises(ValueError, match="embedding_forward.*out not to share memory with weight"):

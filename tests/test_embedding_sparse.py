@@ -1,5 +1,6 @@
 """nn.Embedding(sparse=True): the row-sparse gradient, its accumulation, zeroing and clipping,
 and the optimizers that take it (SGD, SparseAdam) against the dense-gradient update and torch."""
+
 import fastnn
 import fastnn.nn as nn
 import fastnn.optim as optim
@@ -90,8 +91,10 @@ def _train(emb, opt, steps=3):
     return emb.weight.data
 
 
-@pytest.mark.parametrize("kw", [dict(lr=0.1), dict(lr=0.1, maximize=True), dict(lr=0.1, momentum=0.9),
-                                dict(lr=0.05, momentum=0.9, nesterov=True)])
+@pytest.mark.parametrize(
+    "kw",
+    [dict(lr=0.1), dict(lr=0.1, maximize=True), dict(lr=0.1, momentum=0.9), dict(lr=0.05, momentum=0.9, nesterov=True)],
+)
 def test_sgd_sparse_equals_dense(kw):
     dense, sparse = pair()
     untouched = sorted(set(range(V)) - set(np.concatenate([b.ravel() for b in BATCHES])))
@@ -129,7 +132,7 @@ def _lazy_adam_reference(w, batches, lr, b1, b2, eps, steps):
         m[rows] = b1 * m[rows] + (1 - b1) * dense[rows]
         v[rows] = b2 * v[rows] + (1 - b2) * dense[rows] ** 2
         t = i + 1
-        w[rows] -= lr * (m[rows] / (1 - b1 ** t)) / (np.sqrt(v[rows] / (1 - b2 ** t)) + eps)
+        w[rows] -= lr * (m[rows] / (1 - b1**t)) / (np.sqrt(v[rows] / (1 - b2**t)) + eps)
     return w
 
 
@@ -149,8 +152,11 @@ def test_sparse_optimizers_match_torch(opt):
     temb = torch.nn.Embedding(V, D, sparse=True)
     with torch.no_grad():
         temb.weight.copy_(torch.from_numpy(sparse.weight.data))
-    make = {"SGD": lambda O, p: O.SGD(p, lr=0.1), "SGD_momentum": lambda O, p: O.SGD(p, lr=0.1, momentum=0.9),
-            "SparseAdam": lambda O, p: O.SparseAdam(p, lr=0.01)}[opt]
+    make = {
+        "SGD": lambda O, p: O.SGD(p, lr=0.1),
+        "SGD_momentum": lambda O, p: O.SGD(p, lr=0.1, momentum=0.9),
+        "SparseAdam": lambda O, p: O.SparseAdam(p, lr=0.01),
+    }[opt]
     of, ot = make(optim, sparse.parameters()), make(torch.optim, temb.parameters())
     for i in range(4):
         idx = BATCHES[i % 3]

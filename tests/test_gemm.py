@@ -1,5 +1,6 @@
 """gemm: every ISA path against the float64 reference (fastnn.ref.gemm), at the edges of each
 micro-kernel's tile; epilogue, out=, batching, transposed views, thread invariance, bad input."""
+
 import pickle
 import subprocess
 
@@ -16,8 +17,8 @@ EPS32 = float(np.finfo(np.float32).eps)
 # ---------------------------------------------------------------------------------------------
 # The shared helpers: one reference check, one case runner.
 
-def gemm_bound(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None,
-               **_):
+
+def gemm_bound(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None, **_):
     """Per-element error allowed for a float32 gemm against the float64 reference.
 
     Each output sums K float32 products in float32 (in K blocks, in an order that differs per
@@ -28,9 +29,16 @@ def gemm_bound(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.
     row) is ~1, far above it.
     """
     K = a.shape[-2] if trans_a else a.shape[-1]
-    mag = ref.gemm(np.abs(a), np.abs(b), None if c is None else np.abs(c), trans_a=trans_a,
-                   trans_b=trans_b, alpha=abs(alpha), beta=abs(beta),
-                   bias=None if bias is None else np.abs(bias))
+    mag = ref.gemm(
+        np.abs(a),
+        np.abs(b),
+        None if c is None else np.abs(c),
+        trans_a=trans_a,
+        trans_b=trans_b,
+        alpha=abs(alpha),
+        beta=abs(beta),
+        bias=None if bias is None else np.abs(bias),
+    )
     return 2 * (np.sqrt(K) + 2) * EPS32 * mag
 
 
@@ -50,7 +58,8 @@ def assert_gemm(actual, a, b, c=None, **kw):
         i = tuple(int(x) for x in np.argwhere(bad)[0])
         raise AssertionError(
             f"{int(bad.sum())} of {bad.size} elements beyond the float32 bound; first at {i}: "
-            f"actual {actual[i]!r}, desired {desired[i]!r}, bound {bound[i]:.3g}")
+            f"actual {actual[i]!r}, desired {desired[i]!r}, bound {bound[i]:.3g}"
+        )
 
 
 def operands(rng, M, N, K, trans_a=False, trans_b=False, batch_a=(), batch_b=()):
@@ -60,8 +69,7 @@ def operands(rng, M, N, K, trans_a=False, trans_b=False, batch_a=(), batch_b=())
     return a, b
 
 
-def check(rng, isa, M, N, K, trans_a=False, trans_b=False, batch_a=(), batch_b=(),
-          c_shape=None, with_bias=False, **kw):
+def check(rng, isa, M, N, K, trans_a=False, trans_b=False, batch_a=(), batch_b=(), c_shape=None, with_bias=False, **kw):
     """One case: _core.gemm on the `isa` path against the reference; returns the result."""
     a, b = operands(rng, M, N, K, trans_a, trans_b, batch_a, batch_b)
     c = None if c_shape is None else randn(rng, *c_shape)
@@ -99,6 +107,7 @@ def one_thread():
 # ---------------------------------------------------------------------------------------------
 # Every ISA path at the edges of its tile (MR x NR register tile, KC, MC, NC blocks).
 
+
 def _m_edges(isa):  # M around MR and MC; N, K just past NR and KC (two K blocks)
     mr, nr, kc, mc, nc = tile(isa)
     return [(M, nr + 1, kc + 1) for M in (0, 1, mr - 1, mr, mr + 1, 2 * mr + 1, 37, mc + 1)]
@@ -111,8 +120,7 @@ def _m_nopack(isa):  # M around where B stops being read in place (4*MR, 8*MR, 6
 
 def _n_edges(isa):  # N around NR, 16 and NC; M small (B read in place) and past MC (B packed)
     mr, nr, kc, mc, nc = tile(isa)
-    return [(M, N, 7) for M in (mr + 1, mc + 1)
-            for N in (0, 1, nr - 1, nr, nr + 1, 15, 16, 17, 2 * nr + 1, nc + 1)]
+    return [(M, N, 7) for M in (mr + 1, mc + 1) for N in (0, 1, nr - 1, nr, nr + 1, 15, 16, 17, 2 * nr + 1, nc + 1)]
 
 
 def _k_edges(isa):  # K around KC: K > KC accumulates over K blocks
@@ -170,6 +178,7 @@ def test_tiles_are_sane():
 # ---------------------------------------------------------------------------------------------
 # alpha, beta, c, bias, activation (the epilogue runs once, after the last K block).
 
+
 def _epilogue_shapes(isa):  # one K block, just past KC, two KC blocks plus one
     mr, nr, kc, mc, nc = tile(isa)
     return [(2 * mr + 1, nr + 1, K) for K in (7, kc + 1, 2 * kc + 1)]
@@ -191,8 +200,7 @@ class TestEpilogue:
         assert (got == 0).any() and (got > 0).any()  # the case has both signs before relu
 
     def test_beta_bias_relu(self, rng, isa, M, N, K):
-        check(rng, isa, M, N, K, c_shape=(M, N), alpha=0.5, beta=-1.5, with_bias=True,
-              activation="relu")
+        check(rng, isa, M, N, K, c_shape=(M, N), alpha=0.5, beta=-1.5, with_bias=True, activation="relu")
 
     def test_activation_none_string(self, rng, isa, M, N, K):
         check(rng, isa, M, N, K, with_bias=True, activation="none")
@@ -276,6 +284,7 @@ def test_empty_output(rng, isa, M, N, K):
 # ---------------------------------------------------------------------------------------------
 # out=
 
+
 @pytest.mark.parametrize("isa", ISAS)
 def test_out_is_written_and_returned(rng, isa):
     a, b = operands(rng, 37, 33, 300)
@@ -325,21 +334,22 @@ def test_batched(rng, isa, batch_a, batch_b):
 @pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("batch_a,batch_b", BATCHES)
 def test_batched_transposed_bias_relu(rng, batch_a, batch_b):
-    check(rng, None, 7, 9, 11, True, True, batch_a=batch_a, batch_b=batch_b, with_bias=True,
-          activation="relu")
+    check(rng, None, 7, 9, 11, True, True, batch_a=batch_a, batch_b=batch_b, with_bias=True, activation="relu")
 
 
 @pytest.mark.usefixtures("one_thread")
-@pytest.mark.parametrize("batch_a,batch_b,c_shape", [
-    ((5,), (5,), (4, 6)),          # c (M, N) broadcast over the batch
-    ((5,), (5,), (1, 4, 6)),
-    ((5,), (5,), (5, 4, 6)),
-    ((2, 1), (1, 3), (3, 4, 6)),   # c broadcast over the first batch dim only
-    ((2, 1), (1, 3), (2, 3, 4, 6)),
-])
+@pytest.mark.parametrize(
+    "batch_a,batch_b,c_shape",
+    [
+        ((5,), (5,), (4, 6)),  # c (M, N) broadcast over the batch
+        ((5,), (5,), (1, 4, 6)),
+        ((5,), (5,), (5, 4, 6)),
+        ((2, 1), (1, 3), (3, 4, 6)),  # c broadcast over the first batch dim only
+        ((2, 1), (1, 3), (2, 3, 4, 6)),
+    ],
+)
 def test_batched_c_broadcast(rng, batch_a, batch_b, c_shape):
-    check(rng, None, 4, 6, 300, batch_a=batch_a, batch_b=batch_b, c_shape=c_shape, alpha=0.5,
-          beta=-1.0)
+    check(rng, None, 4, 6, 300, batch_a=batch_a, batch_b=batch_b, c_shape=c_shape, alpha=0.5, beta=-1.0)
 
 
 @pytest.mark.usefixtures("one_thread")
@@ -391,9 +401,9 @@ def test_batched_transposed_views(rng, gemm):
 @pytest.mark.parametrize("gemm", FRONTS)
 def test_strided_slices(rng, gemm):
     big_a, big_b = randn(rng, 80, 90), randn(rng, 70, 60)
-    check_view(gemm, big_a[::2, 1:41], big_b[3:43, ::3])   # rows strided, columns strided
+    check_view(gemm, big_a[::2, 1:41], big_b[3:43, ::3])  # rows strided, columns strided
     check_view(gemm, big_a[5:42, 7:47], big_b[:40, 10:43])  # sub-blocks (row stride != width)
-    check_view(gemm, big_a[::-2, :40], big_b[:40, ::-1])    # negative strides
+    check_view(gemm, big_a[::-2, :40], big_b[:40, ::-1])  # negative strides
     check_view(gemm, big_a[::2, 1:41].T, big_b[3:43, ::3].T, trans_a=True, trans_b=True)
 
 
@@ -416,10 +426,13 @@ def test_c_transposed_view(rng):
         assert_gemm(got, a, b, c, beta=1.0)
 
 
-@pytest.mark.parametrize("make_dtype", [
-    pytest.param(lambda: pickle.loads(pickle.dumps(np.dtype(np.float32))), id="unpickled"),
-    pytest.param(lambda: np.dtype(np.float32).newbyteorder("="), id="newbyteorder"),
-])
+@pytest.mark.parametrize(
+    "make_dtype",
+    [
+        pytest.param(lambda: pickle.loads(pickle.dumps(np.dtype(np.float32))), id="unpickled"),
+        pytest.param(lambda: np.dtype(np.float32).newbyteorder("="), id="newbyteorder"),
+    ],
+)
 def test_float32_dtype_equal_but_not_identical(rng, make_dtype):
     # A float32 array whose dtype object is not numpy's float32 singleton, as after pickling
     # (multiprocessing, DataLoader workers): still float32, so it must be accepted everywhere.
@@ -442,6 +455,7 @@ def test_pickled_operands(rng):
 # Few rows (M <= 128, AVX2): A stored (M, K) is read in place and a row-major B (N <= 512) is
 # copied by the first row tile as it computes. Edges of both, with a row stride wider than K.
 
+
 def _few_rows(isa):
     mr, nr, kc, mc, nc = tile(isa)
     shapes = [(M, 3 * nr + 5, kc + 3) for M in (1, mr - 1, mr, mr + 1, 2 * mr + 1, 64, 127, 128, 129)]
@@ -452,12 +466,12 @@ def _few_rows(isa):
 @pytest.mark.parametrize("trans_b", [False, True])
 def test_few_rows_strided_a(rng, isa, M, N, K, trans_b):
     big = randn(rng, M, K + 5)
-    a = big[:, 2:K + 2]  # lda = K + 5
+    a = big[:, 2 : K + 2]  # lda = K + 5
     b = randn(rng, *((N, K) if trans_b else (K, N)))
     c, bias = randn(rng, M, N), randn(rng, N)
     kw = dict(trans_b=trans_b, alpha=0.5, beta=-1.0, bias=bias, activation="relu")
     assert_gemm(_core.gemm(a, b, c, isa=isa, **kw), a, b, c, **kw)
-    assert np.array_equal(big[:, 2:K + 2], a)
+    assert np.array_equal(big[:, 2 : K + 2], a)
 
 
 @pytest.mark.parametrize("isa,M,N,K", cases(lambda isa: [(64, 128, 3136), (7, 40, 300), (128, 512, 700)]))
@@ -476,12 +490,18 @@ def test_layouts_give_identical_results(rng, isa, M, N, K):
 # ---------------------------------------------------------------------------------------------
 # Thread invariance: 1 and 2 threads give bit-identical results (fixed K blocking).
 
+
 def _invariance_shapes(isa):
     mr, nr, kc, mc, nc = tile(isa)
     # (2*mr + 1, 2*nr + 3, ...): one row block with B packed a micro-panel at a time (AVX2, B
     # stored (N, K)) and a column tail, split over threads by column panels.
-    return [(300, 700, 500), (64, 128, 3136), (mc + 1, 2 * nr + 1, 2 * kc + 1),
-            (2 * mr + 1, 400, kc + 3), (2 * mr + 1, 2 * nr + 3, kc + 3)]
+    return [
+        (300, 700, 500),
+        (64, 128, 3136),
+        (mc + 1, 2 * nr + 1, 2 * kc + 1),
+        (2 * mr + 1, 400, kc + 3),
+        (2 * mr + 1, 2 * nr + 3, kc + 3),
+    ]
 
 
 @pytest.mark.parametrize("isa,M,N,K", cases(_invariance_shapes))
@@ -489,8 +509,7 @@ def _invariance_shapes(isa):
 def test_thread_invariance(rng, isa, M, N, K, trans):
     a, b = operands(rng, M, N, K, trans, trans)
     c, bias = randn(rng, M, N), randn(rng, N)
-    kw = dict(trans_a=trans, trans_b=trans, alpha=0.5, beta=-1.0, bias=bias, activation="relu",
-              isa=isa)
+    kw = dict(trans_a=trans, trans_b=trans, alpha=0.5, beta=-1.0, bias=bias, activation="relu", isa=isa)
     with num_threads(1):
         one = _core.gemm(a, b, c, **kw)
     for n in (2, 3):  # 3: the tile list splits unevenly
@@ -563,8 +582,9 @@ def two_thread_batched(tmp_path_factory):
     return results
 
 
-@pytest.mark.parametrize("i", range(len(BATCHED_SMALL)),
-                         ids=[f"{ba}x{bb}-M{M}-N{N}-K{K}" for ba, bb, M, N, K in BATCHED_SMALL])
+@pytest.mark.parametrize(
+    "i", range(len(BATCHED_SMALL)), ids=[f"{ba}x{bb}-M{M}-N{N}-K{K}" for ba, bb, M, N, K in BATCHED_SMALL]
+)
 @pytest.mark.parametrize("isa", ISAS)
 def test_thread_invariance_batched_small(two_thread_batched, isa, i):
     a, b, two, why = two_thread_batched[(isa, i)]
@@ -578,6 +598,7 @@ def test_thread_invariance_batched_small(two_thread_batched, isa, i):
 # ---------------------------------------------------------------------------------------------
 # Bad input: a TypeError or ValueError naming gemm, what was expected and what was given.
 
+
 def _f32(*shape):
     return np.zeros(shape, np.float32)
 
@@ -590,73 +611,143 @@ def _read_only(x):
 _BUF = _f32(64)  # b and out as overlapping windows of one buffer
 
 BAD = [  # (id, call, exception, words the message must contain)
-    ("a float64", lambda: _core.gemm(np.zeros((4, 5)), _f32(5, 6)), TypeError,
-     ["expected a to be float32", "float64"]),
-    ("b int32", lambda: _core.gemm(_f32(4, 5), np.zeros((5, 6), np.int32)), TypeError,
-     ["expected b to be float32", "int32"]),
-    ("a list", lambda: _core.gemm([[1.0, 2.0]], _f32(2, 2)), TypeError,
-     ["expected a to be a numpy.ndarray", "list"]),
-    ("a 0-d", lambda: _core.gemm(_f32(), _f32(1, 1)), ValueError,
-     ["a to have at least 2 dimensions", "()"]),
-    ("a 1-d", lambda: _core.gemm(_f32(3), _f32(3, 2)), ValueError,
-     ["a to have at least 2 dimensions", "(3,)"]),
-    ("b 1-d", lambda: _core.gemm(_f32(2, 3), _f32(3)), ValueError,
-     ["b to have at least 2 dimensions", "(3,)"]),
-    ("K mismatch", lambda: _core.gemm(_f32(4, 5), _f32(6, 3)), ValueError,
-     ["agree on K", "(4, 5)", "(6, 3)"]),
-    ("K mismatch trans", lambda: _core.gemm(_f32(4, 5), _f32(6, 3), trans_a=True), ValueError,
-     ["agree on K", "(5, 4)", "(6, 3)"]),
-    ("batch", lambda: _core.gemm(_f32(2, 4, 5), _f32(3, 5, 6)), ValueError,
-     ["broadcastable", "(2, 4, 5)", "(3, 5, 6)"]),
-    ("out shape", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), out=_f32(6, 4)), ValueError,
-     ["out of shape (4, 6)", "(6, 4)"]),
-    ("out batch shape", lambda: _core.gemm(_f32(2, 4, 5), _f32(5, 6), out=_f32(4, 6)), ValueError,
-     ["out of shape (2, 4, 6)", "(4, 6)"]),
-    ("out float64", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), out=np.zeros((4, 6))), TypeError,
-     ["expected out to be float32", "float64"]),
-    ("out strided", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), out=_f32(6, 4).T), ValueError,
-     ["out to be C-contiguous", "(4, 6)"]),
-    ("out strided via ops", lambda: ops.gemm(_f32(4, 5), _f32(5, 6), out=_f32(6, 4).T), ValueError,
-     ["out to be C-contiguous"]),
-    ("out read-only", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), out=_read_only(_f32(4, 6))),
-     ValueError, ["out to be writeable", "read-only"]),
-    ("out is a", lambda: (lambda a: _core.gemm(a, _f32(4, 4), out=a))(_f32(4, 4)), ValueError,
-     ["out not to share memory with a"]),
-    ("out is a.T", lambda: (lambda a: _core.gemm(a.T, _f32(4, 4), out=a))(_f32(4, 4)), ValueError,
-     ["out not to share memory with a"]),  # the view is read in place, so it aliases out
-    ("out overlaps b", lambda: _core.gemm(_f32(4, 4), _BUF[:16].reshape(4, 4),
-                                          out=_BUF[8:24].reshape(4, 4)), ValueError,
-     ["out not to share memory with b"]),
-    ("out overlaps c", lambda: _core.gemm(_f32(4, 4), _f32(4, 4), _BUF[32:48].reshape(4, 4),
-                                          out=_BUF[36:52].reshape(4, 4), beta=1.0), ValueError,
-     ["out not to share memory with c"]),
-    ("out overlaps bias", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), bias=_BUF[40:46],
-                                             out=_BUF[20:44].reshape(4, 6)), ValueError,
-     ["out not to share memory with bias"]),
-    ("c shape", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), _f32(6, 4), beta=1.0), ValueError,
-     ["c of shape (4, 6)", "(6, 4)"]),
-    ("c batch larger", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), _f32(3, 4, 6), beta=1.0),
-     ValueError, ["c of shape (4, 6)", "(3, 4, 6)"]),
-    ("c float64", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), np.zeros((4, 6)), beta=1.0),
-     TypeError, ["expected c to be float32", "float64"]),
-    ("bias shape", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), bias=_f32(4)), ValueError,
-     ["bias of shape (6,)", "(4,)"]),
-    ("bias 2-d", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), bias=_f32(1, 6)), ValueError,
-     ["bias of shape (6,)", "(1, 6)"]),
-    ("bias float64", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), bias=np.zeros(6)), TypeError,
-     ["expected bias to be float32", "float64"]),
-    ("activation tanh", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), activation="tanh"),
-     ValueError, ["relu", "'tanh'"]),
-    ("activation via ops", lambda: ops.gemm(_f32(4, 5), _f32(5, 6), activation="gelu"),
-     ValueError, ["relu", "'gelu'"]),
-    ("isa sse9", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), isa="sse9"), ValueError,
-     ["isa", "avx2", "'sse9'"]),
-    ("isa int", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), isa=5), (TypeError, ValueError),
-     ["isa"]),
-    ("activation int", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), activation=5),
-     (TypeError, ValueError), ["activation"]),
-    ("beta without c", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), beta=0.5), ValueError,
-     ["beta=0.5", "needs c"]),
+    ("a float64", lambda: _core.gemm(np.zeros((4, 5)), _f32(5, 6)), TypeError, ["expected a to be float32", "float64"]),
+    (
+        "b int32",
+        lambda: _core.gemm(_f32(4, 5), np.zeros((5, 6), np.int32)),
+        TypeError,
+        ["expected b to be float32", "int32"],
+    ),
+    ("a list", lambda: _core.gemm([[1.0, 2.0]], _f32(2, 2)), TypeError, ["expected a to be a numpy.ndarray", "list"]),
+    ("a 0-d", lambda: _core.gemm(_f32(), _f32(1, 1)), ValueError, ["a to have at least 2 dimensions", "()"]),
+    ("a 1-d", lambda: _core.gemm(_f32(3), _f32(3, 2)), ValueError, ["a to have at least 2 dimensions", "(3,)"]),
+    ("b 1-d", lambda: _core.gemm(_f32(2, 3), _f32(3)), ValueError, ["b to have at least 2 dimensions", "(3,)"]),
+    ("K mismatch", lambda: _core.gemm(_f32(4, 5), _f32(6, 3)), ValueError, ["agree on K", "(4, 5)", "(6, 3)"]),
+    (
+        "K mismatch trans",
+        lambda: _core.gemm(_f32(4, 5), _f32(6, 3), trans_a=True),
+        ValueError,
+        ["agree on K", "(5, 4)", "(6, 3)"],
+    ),
+    (
+        "batch",
+        lambda: _core.gemm(_f32(2, 4, 5), _f32(3, 5, 6)),
+        ValueError,
+        ["broadcastable", "(2, 4, 5)", "(3, 5, 6)"],
+    ),
+    (
+        "out shape",
+        lambda: _core.gemm(_f32(4, 5), _f32(5, 6), out=_f32(6, 4)),
+        ValueError,
+        ["out of shape (4, 6)", "(6, 4)"],
+    ),
+    (
+        "out batch shape",
+        lambda: _core.gemm(_f32(2, 4, 5), _f32(5, 6), out=_f32(4, 6)),
+        ValueError,
+        ["out of shape (2, 4, 6)", "(4, 6)"],
+    ),
+    (
+        "out float64",
+        lambda: _core.gemm(_f32(4, 5), _f32(5, 6), out=np.zeros((4, 6))),
+        TypeError,
+        ["expected out to be float32", "float64"],
+    ),
+    (
+        "out strided",
+        lambda: _core.gemm(_f32(4, 5), _f32(5, 6), out=_f32(6, 4).T),
+        ValueError,
+        ["out to be C-contiguous", "(4, 6)"],
+    ),
+    (
+        "out strided via ops",
+        lambda: ops.gemm(_f32(4, 5), _f32(5, 6), out=_f32(6, 4).T),
+        ValueError,
+        ["out to be C-contiguous"],
+    ),
+    (
+        "out read-only",
+        lambda: _core.gemm(_f32(4, 5), _f32(5, 6), out=_read_only(_f32(4, 6))),
+        ValueError,
+        ["out to be writeable", "read-only"],
+    ),
+    (
+        "out is a",
+        lambda: (lambda a: _core.gemm(a, _f32(4, 4), out=a))(_f32(4, 4)),
+        ValueError,
+        ["out not to share memory with a"],
+    ),
+    (
+        "out is a.T",
+        lambda: (lambda a: _core.gemm(a.T, _f32(4, 4), out=a))(_f32(4, 4)),
+        ValueError,
+        ["out not to share memory with a"],
+    ),  # the view is read in place, so it aliases out
+    (
+        "out overlaps b",
+        lambda: _core.gemm(_f32(4, 4), _BUF[:16].reshape(4, 4), out=_BUF[8:24].reshape(4, 4)),
+        ValueError,
+        ["out not to share memory with b"],
+    ),
+    (
+        "out overlaps c",
+        lambda: _core.gemm(_f32(4, 4), _f32(4, 4), _BUF[32:48].reshape(4, 4), out=_BUF[36:52].reshape(4, 4), beta=1.0),
+        ValueError,
+        ["out not to share memory with c"],
+    ),
+    (
+        "out overlaps bias",
+        lambda: _core.gemm(_f32(4, 5), _f32(5, 6), bias=_BUF[40:46], out=_BUF[20:44].reshape(4, 6)),
+        ValueError,
+        ["out not to share memory with bias"],
+    ),
+    (
+        "c shape",
+        lambda: _core.gemm(_f32(4, 5), _f32(5, 6), _f32(6, 4), beta=1.0),
+        ValueError,
+        ["c of shape (4, 6)", "(6, 4)"],
+    ),
+    (
+        "c batch larger",
+        lambda: _core.gemm(_f32(4, 5), _f32(5, 6), _f32(3, 4, 6), beta=1.0),
+        ValueError,
+        ["c of shape (4, 6)", "(3, 4, 6)"],
+    ),
+    (
+        "c float64",
+        lambda: _core.gemm(_f32(4, 5), _f32(5, 6), np.zeros((4, 6)), beta=1.0),
+        TypeError,
+        ["expected c to be float32", "float64"],
+    ),
+    (
+        "bias shape",
+        lambda: _core.gemm(_f32(4, 5), _f32(5, 6), bias=_f32(4)),
+        ValueError,
+        ["bias of shape (6,)", "(4,)"],
+    ),
+    (
+        "bias 2-d",
+        lambda: _core.gemm(_f32(4, 5), _f32(5, 6), bias=_f32(1, 6)),
+        ValueError,
+        ["bias of shape (6,)", "(1, 6)"],
+    ),
+    (
+        "bias float64",
+        lambda: _core.gemm(_f32(4, 5), _f32(5, 6), bias=np.zeros(6)),
+        TypeError,
+        ["expected bias to be float32", "float64"],
+    ),
+    ("activation tanh", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), activation="tanh"), ValueError, ["relu", "'tanh'"]),
+    ("activation via ops", lambda: ops.gemm(_f32(4, 5), _f32(5, 6), activation="gelu"), ValueError, ["relu", "'gelu'"]),
+    ("isa sse9", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), isa="sse9"), ValueError, ["isa", "avx2", "'sse9'"]),
+    ("isa int", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), isa=5), (TypeError, ValueError), ["isa"]),
+    (
+        "activation int",
+        lambda: _core.gemm(_f32(4, 5), _f32(5, 6), activation=5),
+        (TypeError, ValueError),
+        ["activation"],
+    ),
+    ("beta without c", lambda: _core.gemm(_f32(4, 5), _f32(5, 6), beta=0.5), ValueError, ["beta=0.5", "needs c"]),
     ("tile isa", lambda: _core.gemm_tile("sse9"), ValueError, ["'sse9'"]),
 ]
 
@@ -671,8 +762,11 @@ def test_bad_input(call, exc, words):
         assert w in msg, (w, msg)
 
 
-@pytest.mark.parametrize("isa", [i for i in ("avx2", "avx512") if i not in ISAS] or
-                         [pytest.param("avx512", marks=pytest.mark.skip("every ISA runs here"))])
+@pytest.mark.parametrize(
+    "isa",
+    [i for i in ("avx2", "avx512") if i not in ISAS]
+    or [pytest.param("avx512", marks=pytest.mark.skip("every ISA runs here"))],
+)
 def test_unsupported_isa(isa):
     with pytest.raises(ValueError, match=f"gemm.*'{isa}'.*not supported"):
         _core.gemm(_f32(4, 5), _f32(5, 6), isa=isa)
@@ -686,13 +780,15 @@ def _zeros_or_skip(*shape):
         pytest.skip(f"cannot reserve {np.prod(shape) * 4 / 2**30:.0f} GiB of address space")
 
 
-@pytest.mark.parametrize("make", [
-    pytest.param(lambda: (_zeros_or_skip(2**16, 2**15 + 1), _f32(2**15 + 1, 1), None), id="M*K"),
-    pytest.param(lambda: (_f32(1, 2**16), _zeros_or_skip(2**16, 2**15 + 1), None), id="K*N"),
-    pytest.param(lambda: (_f32(2**16, 1), _f32(1, 2**15 + 1), _zeros_or_skip(2**16, 2**15 + 1)),
-                 id="M*N"),
-    pytest.param(lambda: (_f32(0, 2**31), _f32(2**31, 0), None), id="K"),  # 0 elements, K=2^31
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: (_zeros_or_skip(2**16, 2**15 + 1), _f32(2**15 + 1, 1), None), id="M*K"),
+        pytest.param(lambda: (_f32(1, 2**16), _zeros_or_skip(2**16, 2**15 + 1), None), id="K*N"),
+        pytest.param(lambda: (_f32(2**16, 1), _f32(1, 2**15 + 1), _zeros_or_skip(2**16, 2**15 + 1)), id="M*N"),
+        pytest.param(lambda: (_f32(0, 2**31), _f32(2**31, 0), None), id="K"),  # 0 elements, K=2^31
+    ],
+)
 def test_over_32_bit_sizes(make):
     a, b, out = make()
     with pytest.raises(ValueError) as info:
@@ -704,12 +800,12 @@ def test_over_32_bit_sizes(make):
 # ---------------------------------------------------------------------------------------------
 # Against torch, when it is installed.
 
+
 def test_vs_torch_linear_relu(rng):
     torch = pytest.importorskip("torch")
     x, w, bias = randn(rng, 64, 3136), randn(rng, 128, 3136), randn(rng, 128)  # w is (OC, C)
     got = ops.gemm(x, w, trans_b=True, bias=bias, activation="relu")
-    want = torch.relu(torch.addmm(torch.from_numpy(bias), torch.from_numpy(x),
-                                  torch.from_numpy(w).T)).numpy()
+    want = torch.relu(torch.addmm(torch.from_numpy(bias), torch.from_numpy(x), torch.from_numpy(w).T)).numpy()
     # Both are float32 within gemm_bound of the exact result, so within twice it of each other.
     bound = gemm_bound(x, w, trans_b=True, bias=bias)
     assert (np.abs(got - want) <= 2 * bound).all(), np.abs(got - want).max()
@@ -720,8 +816,7 @@ def test_vs_torch_addmm_alpha_beta(rng):
     torch = pytest.importorskip("torch")
     a, b, c = randn(rng, 37, 300), randn(rng, 300, 45), randn(rng, 37, 45)
     got = ops.gemm(a, b, c, alpha=2.0, beta=-0.5)
-    want = torch.addmm(torch.from_numpy(c), torch.from_numpy(a), torch.from_numpy(b),
-                       beta=-0.5, alpha=2.0).numpy()
+    want = torch.addmm(torch.from_numpy(c), torch.from_numpy(a), torch.from_numpy(b), beta=-0.5, alpha=2.0).numpy()
     bound = gemm_bound(a, b, c, alpha=2.0, beta=-0.5)  # as above: twice the float32 bound
     assert (np.abs(got - want) <= 2 * bound).all(), np.abs(got - want).max()
 
@@ -739,15 +834,33 @@ def test_vs_torch_matmul_broadcast(rng):
 # ---------------------------------------------------------------------------------------------
 # Property: any small shape, transposes, alpha, beta, bias, relu, on every ISA.
 
+
 @settings(max_examples=60, deadline=None)
-@given(M=st.integers(0, 20), N=st.integers(0, 40),
-       K=st.one_of(st.integers(0, 20), st.sampled_from([255, 256, 257, 513])),
-       trans_a=st.booleans(), trans_b=st.booleans(),
-       alpha=st.sampled_from([1.0, -1.0, 0.5, 0.0, 3.0]), beta=st.sampled_from([0.0, 1.0, -2.5]),
-       with_bias=st.booleans(), relu=st.booleans(), isa=st.sampled_from(ISAS),
-       seed=st.integers(0, 2**32 - 1))
-def test_property_vs_reference(M, N, K, trans_a, trans_b, alpha, beta, with_bias, relu, isa,
-                               seed):
-    check(np.random.default_rng(seed), isa, M, N, K, trans_a, trans_b,
-          c_shape=(M, N) if beta else None, alpha=alpha, beta=beta, with_bias=with_bias,
-          activation="relu" if relu else None)
+@given(
+    M=st.integers(0, 20),
+    N=st.integers(0, 40),
+    K=st.one_of(st.integers(0, 20), st.sampled_from([255, 256, 257, 513])),
+    trans_a=st.booleans(),
+    trans_b=st.booleans(),
+    alpha=st.sampled_from([1.0, -1.0, 0.5, 0.0, 3.0]),
+    beta=st.sampled_from([0.0, 1.0, -2.5]),
+    with_bias=st.booleans(),
+    relu=st.booleans(),
+    isa=st.sampled_from(ISAS),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_property_vs_reference(M, N, K, trans_a, trans_b, alpha, beta, with_bias, relu, isa, seed):
+    check(
+        np.random.default_rng(seed),
+        isa,
+        M,
+        N,
+        K,
+        trans_a,
+        trans_b,
+        c_shape=(M, N) if beta else None,
+        alpha=alpha,
+        beta=beta,
+        with_bias=with_bias,
+        activation="relu" if relu else None,
+    )

@@ -1,6 +1,7 @@
 """fastnn beside other users of OpenMP and threads in one process: PyTorch and NumPy kernels run
 together, threadpoolctl finds fastnn's OpenMP runtime and its limit is honoured, and a process
 forked after threaded kernels ran works (single-threaded, with a warning) instead of hanging."""
+
 import json
 import os
 import textwrap
@@ -76,6 +77,7 @@ def test_omp_limit_in_one_thread_leaves_others_alone():
     # fastnn's count.
     threadpoolctl = pytest.importorskip("threadpoolctl")
     import threading
+
     seen = []
     with num_threads(3):
         with threadpoolctl.threadpool_limits(1, user_api="openmp"):

@@ -1,5 +1,6 @@
 """layer norm: every ISA path against the float64 reference, the reference backward against
 finite differences, torch parity, thread invariance, bad input."""
+
 import numpy as np
 import pytest
 from conftest import ISAS, num_threads, randn
@@ -7,12 +8,28 @@ from fastnn import _core, ops, ref
 
 EPS32 = float(np.finfo(np.float32).eps)
 # (x shape, normalized_shape): rows of 1, lane +-1, chunk +-1 (kLnChunk = 256), several dims, empty
-CASES = [((3, 1), 1), ((4, 15), 15), ((2, 16), 16), ((5, 17), (17,)), ((2, 3, 255), 255), ((3, 257), 257),
-         ((2, 3, 4, 5), (4, 5)), ((6, 1000), 1000), ((0, 7), 7), ((7,), 7), ((2, 2, 3), (2, 2, 3)),
-         # many rows and a partial last block (the weight gradient's column sums over rows)
-         ((64, 9), 9), ((65, 33), 33), ((3, 67, 20), 20),
-         # around the 32-row blocks of the weight gradient's column sums
-         ((31, 12), 12), ((32, 12), 12), ((33, 12), 12), ((97, 24), 24)]
+CASES = [
+    ((3, 1), 1),
+    ((4, 15), 15),
+    ((2, 16), 16),
+    ((5, 17), (17,)),
+    ((2, 3, 255), 255),
+    ((3, 257), 257),
+    ((2, 3, 4, 5), (4, 5)),
+    ((6, 1000), 1000),
+    ((0, 7), 7),
+    ((7,), 7),
+    ((2, 2, 3), (2, 2, 3)),
+    # many rows and a partial last block (the weight gradient's column sums over rows)
+    ((64, 9), 9),
+    ((65, 33), 33),
+    ((3, 67, 20), 20),
+    # around the 32-row blocks of the weight gradient's column sums
+    ((31, 12), 12),
+    ((32, 12), 12),
+    ((33, 12), 12),
+    ((97, 24), 24),
+]
 
 
 def _data(rng, shape, ns, affine):
@@ -42,16 +59,30 @@ def _check(isa, x, ns, w, b, dy, eps=1e-5):
     # over a row; float32 rounding of those terms
     g = np.abs(dy) * wa
     rows = tuple(range(x.ndim - (1 if isinstance(ns, int) else len(ns)), x.ndim))
-    scale = rr * (g + g.mean(axis=rows, keepdims=True) + np.abs(xhat) * (g * np.abs(xhat)).mean(axis=rows, keepdims=True))
-    np.testing.assert_array_less(np.abs(dx - dxr), 32 * EPS32 * (scale + np.abs(x) * rr * rr * g.max(initial=0)) + 1e-30)
+    scale = rr * (
+        g + g.mean(axis=rows, keepdims=True) + np.abs(xhat) * (g * np.abs(xhat)).mean(axis=rows, keepdims=True)
+    )
+    np.testing.assert_array_less(
+        np.abs(dx - dxr), 32 * EPS32 * (scale + np.abs(x) * rr * rr * g.max(initial=0)) + 1e-30
+    )
     if w is None:
         assert dw is None and db is None
     else:
         m = max(x.size // max(w.size, 1), 1)
         # blocks of kLnRowBlock = 32 rows summed in float32 (at most 31 roundings of u = EPS32/2
         # each, relative to the block's sum of |dy|), then float64 across blocks, one last rounding
-        np.testing.assert_array_less(np.abs(db - dbr), (31 / 2 + 2) * EPS32 * np.abs(dy).sum(axis=tuple(range(x.ndim - w.ndim))) + 1e-30)
-        np.testing.assert_array_less(np.abs(dw - dwr), 8 * EPS32 * m * np.abs(dy).max(initial=0) * (np.abs(xhat).max(initial=0) + np.abs(x).max(initial=0) * rr.max(initial=0)) + 1e-30)
+        np.testing.assert_array_less(
+            np.abs(db - dbr), (31 / 2 + 2) * EPS32 * np.abs(dy).sum(axis=tuple(range(x.ndim - w.ndim))) + 1e-30
+        )
+        np.testing.assert_array_less(
+            np.abs(dw - dwr),
+            8
+            * EPS32
+            * m
+            * np.abs(dy).max(initial=0)
+            * (np.abs(xhat).max(initial=0) + np.abs(x).max(initial=0) * rr.max(initial=0))
+            + 1e-30,
+        )
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -94,6 +125,7 @@ def test_reference_backward_matches_finite_differences(rng):
             a[i] += h
             g[i] = (fp - fm) / (2 * h)
         return g
+
     loss = lambda: float((ref.layer_norm_forward(x, ns, w, b)[0] * dy).sum())
     np.testing.assert_allclose(dx, num(loss, x), rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(dw, num(loss, w), rtol=1e-6, atol=1e-7)

@@ -1,5 +1,6 @@
 """fastnn.nn against torch.nn (skipped without torch): the seed CNN's loss and gradients, each layer
 and loss with copied weights, initialisation statistics, state dicts."""
+
 import fastnn
 import fastnn.nn as nn
 import fastnn.nn.functional as F
@@ -54,8 +55,22 @@ def test_seed_cnn_loss_and_gradients_match_torch():
         assert np.abs(g - tg).max() <= 1e-4 * np.abs(tg).max(), k
 
 
-@pytest.mark.parametrize("kind", ["linear", "conv", "conv_grouped", "bn_train", "bn_eval", "embedding",
-                                  "avgpool", "adaptive", "gelu", "leaky", "sigmoid_tanh"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "linear",
+        "conv",
+        "conv_grouped",
+        "bn_train",
+        "bn_eval",
+        "embedding",
+        "avgpool",
+        "adaptive",
+        "gelu",
+        "leaky",
+        "sigmoid_tanh",
+    ],
+)
 def test_layers_match_torch(kind):
     torch = pytest.importorskip("torch")
     tnn = torch.nn
@@ -64,8 +79,11 @@ def test_layers_match_torch(kind):
     pairs = {
         "linear": (tnn.Linear(7, 5), nn.Linear(7, 5), (3, 7)),
         "conv": (tnn.Conv2d(3, 8, 3, stride=2, padding=1), nn.Conv2d(3, 8, 3, stride=2, padding=1), (2, 3, 9, 9)),
-        "conv_grouped": (tnn.Conv2d(4, 6, (3, 2), padding="same", groups=2, bias=False),
-                         nn.Conv2d(4, 6, (3, 2), padding="same", groups=2, bias=False), (2, 4, 6, 7)),
+        "conv_grouped": (
+            tnn.Conv2d(4, 6, (3, 2), padding="same", groups=2, bias=False),
+            nn.Conv2d(4, 6, (3, 2), padding="same", groups=2, bias=False),
+            (2, 4, 6, 7),
+        ),
         "bn_train": (tnn.BatchNorm2d(5), nn.BatchNorm2d(5), (4, 5, 3, 3)),
         "bn_eval": (tnn.BatchNorm2d(5), nn.BatchNorm2d(5), (4, 5, 3, 3)),
         "embedding": (tnn.Embedding(10, 4, padding_idx=2), nn.Embedding(10, 4, padding_idx=2), None),
@@ -101,9 +119,18 @@ def test_layers_match_torch(kind):
         np.testing.assert_allclose(b.data, tb.numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
 
 
-@pytest.mark.parametrize("opts", [{}, {"reduction": "sum"}, {"reduction": "none"}, {"ignore_index": 1},
-                                  {"label_smoothing": 0.1}, {"weight": True, "label_smoothing": 0.2},
-                                  {"weight": True, "ignore_index": 0, "reduction": "mean"}])
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {},
+        {"reduction": "sum"},
+        {"reduction": "none"},
+        {"ignore_index": 1},
+        {"label_smoothing": 0.1},
+        {"weight": True, "label_smoothing": 0.2},
+        {"weight": True, "ignore_index": 0, "reduction": "mean"},
+    ],
+)
 def test_losses_match_torch(opts):
     torch = pytest.importorskip("torch")
     tF = torch.nn.functional
@@ -116,8 +143,10 @@ def test_losses_match_torch(opts):
         o_t, o_f = dict(o, weight=torch.from_numpy(wv)), dict(o, weight=Tensor(wv))
     else:
         o_t = o_f = o
-    for fn_t, fn_f, inp in ((tF.cross_entropy, F.cross_entropy, x),
-                            (tF.nll_loss, F.nll_loss, np.log(np.exp(x) / np.exp(x).sum(1, keepdims=True)))):
+    for fn_t, fn_f, inp in (
+        (tF.cross_entropy, F.cross_entropy, x),
+        (tF.nll_loss, F.nll_loss, np.log(np.exp(x) / np.exp(x).sum(1, keepdims=True))),
+    ):
         if fn_t is tF.nll_loss and "label_smoothing" in o:
             continue
         inp = inp.astype(np.float32)
@@ -136,9 +165,13 @@ def test_other_losses_and_softmax_match_torch():
     rng = np.random.default_rng(3)
     a = rng.standard_normal((5, 3, 4)).astype(np.float32)
     b = rng.random((5, 3, 4)).astype(np.float32)
-    cases = [(lambda m, x, y: m.mse_loss(x, y), True), (lambda m, x, y: m.binary_cross_entropy_with_logits(x, y), True),
-             (lambda m, x, y: m.softmax(x, 1) * y, False), (lambda m, x, y: m.log_softmax(x, -1) * y, False),
-             (lambda m, x, y: m.cross_entropy(x, (y * 3).long() if hasattr(y, "long") else y, reduction="sum"), False)]
+    cases = [
+        (lambda m, x, y: m.mse_loss(x, y), True),
+        (lambda m, x, y: m.binary_cross_entropy_with_logits(x, y), True),
+        (lambda m, x, y: m.softmax(x, 1) * y, False),
+        (lambda m, x, y: m.log_softmax(x, -1) * y, False),
+        (lambda m, x, y: m.cross_entropy(x, (y * 3).long() if hasattr(y, "long") else y, reduction="sum"), False),
+    ]
     for f, _ in cases[:4]:
         xt, xf = to_torch(torch, a, True), Tensor(a, requires_grad=True)
         yt, yf = to_torch(torch, b), Tensor(b)
@@ -176,8 +209,9 @@ def test_module_api_and_state_dict_round_trip(tmp_path):
     names = [k for k, _ in net.named_parameters()]
     assert names == ["0.weight", "0.bias", "1.weight", "1.bias", "4.weight", "4.bias"]
     sd = net.state_dict()
-    assert list(sd) == names[:4] + ["1.running_mean", "1.running_var", "1.num_batches_tracked"] + names[4:] or \
-        set(sd) == set(names) | {"1.running_mean", "1.running_var", "1.num_batches_tracked"}
+    assert list(sd) == names[:4] + ["1.running_mean", "1.running_var", "1.num_batches_tracked"] + names[4:] or set(
+        sd
+    ) == set(names) | {"1.running_mean", "1.running_var", "1.num_batches_tracked"}
     path = tmp_path / "net.npz"
     fastnn.save(sd, path)
     fastnn.manual_seed(1)
@@ -227,8 +261,9 @@ def test_fused_relu_pool_gradient_equals_unfused():
 def test_load_a_torch_state_dict_directly():
     torch = pytest.importorskip("torch")
     torch.manual_seed(3)
-    tm = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.BatchNorm2d(3), torch.nn.Flatten(),
-                             torch.nn.Linear(3 * 4 * 4, 5))
+    tm = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 3, 3), torch.nn.BatchNorm2d(3), torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5)
+    )
     m = nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.Flatten(), nn.Linear(3 * 4 * 4, 5))
     m.load_state_dict(tm.state_dict())  # torch tensors, as torch.load would give them
     tm.eval(), m.eval()

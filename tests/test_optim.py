@@ -1,6 +1,7 @@
 """The fused optimizer kernels (ops.sgd_step / adam_step) and grad_norm: every ISA path against the
 float64 reference and torch.optim over 5 steps, thread and ISA invariance, bad input. The
 optimizer classes' parity with torch is tests/test_optim_layer.py."""
+
 import functools
 import math
 
@@ -14,7 +15,7 @@ from fastnn import _core, ops, ref
 SHAPES = [(1,), (15,), (16,), (17,), (3, 5, 7), (0,), (13, 1), (20011,)]
 BIG = SHAPES + [(70001,)]
 STEPS = 5
-EPS = 2.0 ** -24  # float32 unit roundoff
+EPS = 2.0**-24  # float32 unit roundoff
 
 
 def _torch():
@@ -28,14 +29,30 @@ def _data(seed, steps=STEPS, shapes=SHAPES):
     return p0, grads
 
 
-SGD_CASES = [dict(lr=0.1), dict(lr=0.1, momentum=0.9), dict(lr=0.05, momentum=0.9, nesterov=True),
-             dict(lr=0.1, momentum=0.5, dampening=0.3, weight_decay=0.01, maximize=True),
-             dict(lr=0.2, weight_decay=0.1, maximize=True), dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.02)]
-ADAM_CASES = [dict(), dict(lr=0.01, weight_decay=0.1, amsgrad=True),
-              dict(lr=0.01, decoupled_weight_decay=True, weight_decay=0.05),
-              dict(lr=0.01, beta1=0.8, beta2=0.9, eps=1e-6, maximize=True, amsgrad=True, decoupled_weight_decay=True,
-                   weight_decay=0.1),
-              dict(lr=0.02, beta1=0.3, beta2=0.99, weight_decay=0.01, maximize=True)]  # beta1 < 0.5: lerp's other form
+SGD_CASES = [
+    dict(lr=0.1),
+    dict(lr=0.1, momentum=0.9),
+    dict(lr=0.05, momentum=0.9, nesterov=True),
+    dict(lr=0.1, momentum=0.5, dampening=0.3, weight_decay=0.01, maximize=True),
+    dict(lr=0.2, weight_decay=0.1, maximize=True),
+    dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.02),
+]
+ADAM_CASES = [
+    dict(),
+    dict(lr=0.01, weight_decay=0.1, amsgrad=True),
+    dict(lr=0.01, decoupled_weight_decay=True, weight_decay=0.05),
+    dict(
+        lr=0.01,
+        beta1=0.8,
+        beta2=0.9,
+        eps=1e-6,
+        maximize=True,
+        amsgrad=True,
+        decoupled_weight_decay=True,
+        weight_decay=0.1,
+    ),
+    dict(lr=0.02, beta1=0.3, beta2=0.99, weight_decay=0.01, maximize=True),
+]  # beta1 < 0.5: lerp's other form
 
 
 def run_sgd(isa, kw, seed=0):
@@ -53,8 +70,12 @@ def run_sgd(isa, kw, seed=0):
         _core.sgd_step(p, g, buf if mom else None, first_step=step == 0, isa=isa, **kw)
         ref.sgd_step(r, g, rbuf if mom else None, first_step=step == 0, **kw)
         for i in range(len(p)):
-            scale[i] += np.abs(old[i]) + np.abs(r[i]) + kw["lr"] * (
-                np.abs(g[i]) + kw.get("weight_decay", 0.0) * np.abs(old[i]) + np.abs(oldb[i]) + np.abs(rbuf[i]))
+            scale[i] += (
+                np.abs(old[i])
+                + np.abs(r[i])
+                + kw["lr"]
+                * (np.abs(g[i]) + kw.get("weight_decay", 0.0) * np.abs(old[i]) + np.abs(oldb[i]) + np.abs(rbuf[i]))
+            )
     return p, r, scale
 
 
@@ -88,6 +109,7 @@ def torch_steps(kind, kw, seed):
 @functools.cache
 def _torch_steps(kind, kw, seed):
     import torch
+
     kw = dict(kw)
     p0, grads = _data(seed)
     tp = [torch.nn.Parameter(torch.from_numpy(a.copy())) for a in p0]
@@ -296,7 +318,9 @@ def test_bad_input():
     ops.sgd_step(p, gro, None, 0.1)  # read-only grads are fine
     with pytest.raises(ValueError, match="sgd_step.*share memory"):
         ops.sgd_step(p, p, buf, 0.1)
-    with pytest.raises(ValueError, match=r"sgd_step.*momentum_buffers\[0\].*params\[0\]|params\[0\].*momentum_buffers\[0\]"):
+    with pytest.raises(
+        ValueError, match=r"sgd_step.*momentum_buffers\[0\].*params\[0\]|params\[0\].*momentum_buffers\[0\]"
+    ):
         ops.sgd_step(p, g, [p[0]] + buf[1:], 0.1, momentum=0.9)
     # arrays of different params: one buffer holding params[2] and params[7] side by side is fine,
     # overlapping by one float is not

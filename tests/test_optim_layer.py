@@ -1,4 +1,5 @@
 """fastnn.optim against torch.optim over several steps (skipped without torch), schedulers, state."""
+
 import fastnn
 import fastnn.nn as nn
 import fastnn.optim as optim
@@ -30,16 +31,29 @@ def run(make_f, make_t, steps=5):
     return of
 
 
-@pytest.mark.parametrize("kw", [dict(lr=0.1), dict(lr=0.1, momentum=0.9), dict(lr=0.05, momentum=0.9, nesterov=True),
-                                dict(lr=0.1, momentum=0.5, dampening=0.3, weight_decay=0.01),
-                                dict(lr=0.1, momentum=0.9, maximize=True)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(lr=0.1),
+        dict(lr=0.1, momentum=0.9),
+        dict(lr=0.05, momentum=0.9, nesterov=True),
+        dict(lr=0.1, momentum=0.5, dampening=0.3, weight_decay=0.01),
+        dict(lr=0.1, momentum=0.9, maximize=True),
+    ],
+)
 def test_sgd_matches_torch(kw):
     run(lambda p: optim.SGD(p, **kw), lambda torch, p: torch.optim.SGD(p, **kw))
 
 
-@pytest.mark.parametrize("cls,kw", [("Adam", dict(lr=0.01)), ("Adam", dict(lr=0.01, weight_decay=0.1, amsgrad=True)),
-                                    ("AdamW", dict(lr=0.01)), ("AdamW", dict(lr=0.01, betas=(0.8, 0.9), eps=1e-6,
-                                                                              weight_decay=0.05, amsgrad=True))])
+@pytest.mark.parametrize(
+    "cls,kw",
+    [
+        ("Adam", dict(lr=0.01)),
+        ("Adam", dict(lr=0.01, weight_decay=0.1, amsgrad=True)),
+        ("AdamW", dict(lr=0.01)),
+        ("AdamW", dict(lr=0.01, betas=(0.8, 0.9), eps=1e-6, weight_decay=0.05, amsgrad=True)),
+    ],
+)
 def test_adam_matches_torch(cls, kw):
     run(lambda p: getattr(optim, cls)(p, **kw), lambda torch, p: getattr(torch.optim, cls)(p, foreach=False, **kw))
 
@@ -64,9 +78,13 @@ def test_optimizer_state_round_trip(tmp_path):
 
 def test_schedulers_match_torch():
     torch = pytest.importorskip("torch")
-    for make_f, make_t in ((lambda o: optim.lr_scheduler.StepLR(o, 3, 0.5), lambda o: torch.optim.lr_scheduler.StepLR(o, 3, 0.5)),
-                           (lambda o: optim.lr_scheduler.CosineAnnealingLR(o, 10, 0.01),
-                            lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 10, 0.01))):
+    for make_f, make_t in (
+        (lambda o: optim.lr_scheduler.StepLR(o, 3, 0.5), lambda o: torch.optim.lr_scheduler.StepLR(o, 3, 0.5)),
+        (
+            lambda o: optim.lr_scheduler.CosineAnnealingLR(o, 10, 0.01),
+            lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 10, 0.01),
+        ),
+    ):
         of = optim.SGD([nn.Parameter(np.zeros(1, np.float32))], lr=0.2)
         ot = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.2)
         sf, st = make_f(of), make_t(ot)
@@ -93,5 +111,5 @@ def test_clip_grad_norm():
     total = nn.utils.clip_grad_norm_([a, b], 1.0)
     expect = np.sqrt(3 * 9 + 4 * 16)
     assert abs(total.item() - expect) < 1e-4
-    new = np.sqrt((a.grad.data ** 2).sum() + (b.grad.data ** 2).sum())
+    new = np.sqrt((a.grad.data**2).sum() + (b.grad.data**2).sum())
     assert abs(new - 1.0) < 1e-4

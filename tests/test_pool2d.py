@@ -2,6 +2,7 @@
 every ISA path against the float64 reference; every option combination, odd shapes around the
 16-lane vector, 1x1 images, batch 0 and 1, thread invariance, the reference backward against
 finite differences, parity with torch.nn.functional, and PyTorch's errors."""
+
 import itertools
 
 import numpy as np
@@ -14,10 +15,14 @@ EPS32 = float(np.finfo(np.float32).eps)
 # (N, C, H, W): odd sizes, W around 16 and 32 lanes (stride 1 and 2), 1x1, batch 0 and 1.
 SHAPES = [(2, 3, 9, 11), (1, 2, 7, 35), (1, 1, 5, 17), (0, 2, 6, 6), (1, 1, 1, 1), (1, 1, 33, 16)]
 # kernel, stride, padding, dilation, ceil_mode
-MAX_OPTS = [(k, s, p, d, c) for k, s, p, d, c in itertools.product(
-    [1, 2, 3, (3, 2)], [None, 1, 2, 3], [0, 1], [1, 2, (1, 2)], [False, True])]
-AVG_OPTS = [(k, s, p, c, cip) for k, s, p, c, cip in itertools.product(
-    [1, 2, 3, (2, 3)], [None, 1, 2, 3], [0, 1], [False, True], [True, False])]
+MAX_OPTS = [
+    (k, s, p, d, c)
+    for k, s, p, d, c in itertools.product([1, 2, 3, (3, 2)], [None, 1, 2, 3], [0, 1], [1, 2, (1, 2)], [False, True])
+]
+AVG_OPTS = [
+    (k, s, p, c, cip)
+    for k, s, p, c, cip in itertools.product([1, 2, 3, (2, 3)], [None, 1, 2, 3], [0, 1], [False, True], [True, False])
+]
 
 
 def _pair(v):
@@ -30,9 +35,7 @@ def fits(shape, k, s, p, d=1, c=False):
     sh, sw = _pair(k if s is None else s)
     if ph > kh // 2 or pw > kw // 2:
         return False
-    return min(ref.pool2d.out_size(shape[2], kh, sh, ph, dh, c),
-               ref.pool2d.out_size(shape[3], kw, sw, pw, dw, c)) >= 1
-
+    return min(ref.pool2d.out_size(shape[2], kh, sh, ph, dh, c), ref.pool2d.out_size(shape[3], kw, sw, pw, dw, c)) >= 1
 
 
 def check_max(rng, isa, shape, k, s, p, d, c):
@@ -41,7 +44,7 @@ def check_max(rng, isa, shape, k, s, p, d, c):
     y_ref, idx_ref = ref.max_pool2d_forward(x, k, s, p, d, c)
     assert y.dtype == np.float32 and idx.dtype == np.int64
     np.testing.assert_array_equal(idx, idx_ref)  # random data: no ties
-    np.testing.assert_array_equal(y, y_ref)      # a max is exact
+    np.testing.assert_array_equal(y, y_ref)  # a max is exact
     dy = randn(rng, *y.shape)
     if idx.size and (idx.max() >= x.shape[2] * x.shape[3]):
         # a dilated window that misses the input gets PyTorch's index, outside the plane: the
@@ -51,8 +54,7 @@ def check_max(rng, isa, shape, k, s, p, d, c):
         return
     dx = _core.max_pool2d_backward(dy, x, idx, k, s, p, d, c, isa=isa)
     # float32 sums of the dy that share an input, in output order: a few roundings
-    np.testing.assert_allclose(dx, ref.max_pool2d_backward(dy, x, idx, k, s, p, d, c),
-                               rtol=8 * EPS32, atol=8 * EPS32)
+    np.testing.assert_allclose(dx, ref.max_pool2d_backward(dy, x, idx, k, s, p, d, c), rtol=8 * EPS32, atol=8 * EPS32)
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -62,14 +64,15 @@ def test_max_backward_through_relu(rng, isa, opt):
     # to relu_backward(max_pool2d_backward(...)) (same sums, then a mask: bit-identical)
     k, s, p, d, c = opt
     x = np.maximum(randn(rng, 3, 5, 12, 11), 0)  # a ReLU output: about half exact zeros
-    x[0, 0, 0, :3] = np.nan                      # NaN passes the gradient, as in torch
+    x[0, 0, 0, :3] = np.nan  # NaN passes the gradient, as in torch
     y, idx = _core.max_pool2d_forward(x, k, s, p, d, c, isa=isa)
     dy = randn(rng, *y.shape)
     fused = _core.max_pool2d_backward(dy, x, idx, k, s, p, d, c, relu=True, isa=isa)
     plain = _core.max_pool2d_backward(dy, x, idx, k, s, p, d, c, isa=isa)
     np.testing.assert_array_equal(fused, ops.relu_backward(plain, x))
-    np.testing.assert_allclose(fused, ref.max_pool2d_backward(dy, x, idx, k, s, p, d, c, relu=True),
-                               rtol=8 * EPS32, atol=8 * EPS32)
+    np.testing.assert_allclose(
+        fused, ref.max_pool2d_backward(dy, x, idx, k, s, p, d, c, relu=True), rtol=8 * EPS32, atol=8 * EPS32
+    )
     assert (fused[x <= 0] == 0).all() and (fused[np.isnan(x)] == plain[np.isnan(x)]).all()
 
 
@@ -91,12 +94,12 @@ def check_avg(rng, isa, shape, k, s, p, c, cip):
     y = _core.avg_pool2d_forward(x, k, s, p, c, cip, isa=isa)
     kh, kw = _pair(k)
     # float32 sum of at most kh*kw terms of |x| < ~5, then one division: kh*kw + 1 roundings
-    np.testing.assert_allclose(y, ref.avg_pool2d_forward(x, k, s, p, c, cip),
-                               rtol=0, atol=(kh * kw + 1) * EPS32 * 5)
+    np.testing.assert_allclose(y, ref.avg_pool2d_forward(x, k, s, p, c, cip), rtol=0, atol=(kh * kw + 1) * EPS32 * 5)
     dy = randn(rng, *y.shape)
     dx = _core.avg_pool2d_backward(dy, x, k, s, p, c, cip, isa=isa)
-    np.testing.assert_allclose(dx, ref.avg_pool2d_backward(dy, x, k, s, p, c, cip),
-                               rtol=0, atol=(kh * kw + 1) * EPS32 * 5)
+    np.testing.assert_allclose(
+        dx, ref.avg_pool2d_backward(dy, x, k, s, p, c, cip), rtol=0, atol=(kh * kw + 1) * EPS32 * 5
+    )
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -154,8 +157,16 @@ def test_thread_invariance(rng, isa):
 
 # (kernel, stride, padding, ceil_mode, count_include_pad): the general path, and the AVX-512
 # 2-wide stride-2 path with power-of-two (multiply) and other (divide) divisors.
-@pytest.mark.parametrize("opt", [(3, 2, 1, False, True), (2, 2, 0, False, True), (2, 2, 1, True, False),
-                                 ((3, 2), 2, 1, False, True), ((3, 2), 2, (1, 0), True, False)])
+@pytest.mark.parametrize(
+    "opt",
+    [
+        (3, 2, 1, False, True),
+        (2, 2, 0, False, True),
+        (2, 2, 1, True, False),
+        ((3, 2), 2, 1, False, True),
+        ((3, 2), 2, (1, 0), True, False),
+    ],
+)
 @pytest.mark.parametrize("shape", [(2, 3, 13, 37), (1, 2, 5, 67)])  # 1 and 2 vectors + a tail
 def test_isas_agree_bitwise(rng, shape, opt):
     x = randn(rng, *shape)
@@ -168,8 +179,17 @@ def test_isas_agree_bitwise(rng, shape, opt):
 # Widths around the 8- (AVX2) and 16-lane (AVX-512) vectors at stride 1 and 2, and the tails
 # after them; small integers make ties in most windows, and NaNs sit in some. (kernel, stride,
 # padding, ceil_mode): the 2-wide stride-2 path, the general path, left/right border outputs.
-@pytest.mark.parametrize("opt", [(2, 2, 0, False), (2, 2, 1, True), (3, 2, 1, True), (3, 1, 1, False),
-                                 ((2, 3), 1, (1, 0), True), ((3, 2), 2, (0, 1), False)])
+@pytest.mark.parametrize(
+    "opt",
+    [
+        (2, 2, 0, False),
+        (2, 2, 1, True),
+        (3, 2, 1, True),
+        (3, 1, 1, False),
+        ((2, 3), 1, (1, 0), True),
+        ((3, 2), 2, (0, 1), False),
+    ],
+)
 @pytest.mark.parametrize("w", [7, 8, 9, 15, 16, 17, 18, 31, 33, 34])
 def test_lane_edges_ties_nan(rng, w, opt):
     k, s, p, c = opt
@@ -193,8 +213,9 @@ def test_global(rng, shape):
     y = ops.global_avg_pool2d_forward(x)
     np.testing.assert_allclose(y, ref.global_avg_pool2d_forward(x), rtol=EPS32, atol=1e-7)
     dy = randn(rng, *y.shape)
-    np.testing.assert_allclose(ops.global_avg_pool2d_backward(dy, x),
-                               ref.global_avg_pool2d_backward(dy, x), rtol=2 * EPS32)
+    np.testing.assert_allclose(
+        ops.global_avg_pool2d_backward(dy, x), ref.global_avg_pool2d_backward(dy, x), rtol=2 * EPS32
+    )
 
 
 def test_out_buffers(rng):
@@ -211,9 +232,17 @@ def test_out_buffers(rng):
 # ---------------------------------------------------------------------------------------------
 # The reference backward against float64 finite differences (directional derivative).
 
-@pytest.mark.parametrize("kind,opts", [("max", (3, 2, 1, 2, True)), ("max", (2, None, 0, 1, False)),
-                                       ("avg", (3, 2, 1, True, False)), ("avg", (2, 1, 1, False, True)),
-                                       ("global", ())])
+
+@pytest.mark.parametrize(
+    "kind,opts",
+    [
+        ("max", (3, 2, 1, 2, True)),
+        ("max", (2, None, 0, 1, False)),
+        ("avg", (3, 2, 1, True, False)),
+        ("avg", (2, 1, 1, False, True)),
+        ("global", ()),
+    ],
+)
 def test_reference_backward_finite_differences(rng, kind, opts):
     x = rng.standard_normal((2, 2, 7, 8))
     v = rng.standard_normal(x.shape)
@@ -238,8 +267,10 @@ def test_reference_backward_finite_differences(rng, kind, opts):
 # ---------------------------------------------------------------------------------------------
 # Parity with torch.nn.functional (skipped without torch).
 
-@pytest.mark.parametrize("opt", [(2, None, 0, 1, False), (3, 2, 1, 1, True), ((3, 2), (2, 1), (1, 0), (2, 1), True),
-                                 (3, 1, 1, 2, False)])
+
+@pytest.mark.parametrize(
+    "opt", [(2, None, 0, 1, False), (3, 2, 1, 1, True), ((3, 2), (2, 1), (1, 0), (2, 1), True), (3, 1, 1, 2, False)]
+)
 def test_torch_parity_max(rng, opt):
     torch = pytest.importorskip("torch")
     k, s, p, d, c = opt
@@ -250,12 +281,15 @@ def test_torch_parity_max(rng, opt):
     yt.backward(torch.from_numpy(dy))
     y, idx = ops.max_pool2d_forward(x, k, s, p, d, c)
     assert np.array_equal(y, yt.detach().numpy()) and np.array_equal(idx, it.numpy())
-    np.testing.assert_allclose(ops.max_pool2d_backward(dy, x, idx, k, s, p, d, c), xt.grad.numpy(),
-                               rtol=4 * EPS32, atol=4 * EPS32)
+    np.testing.assert_allclose(
+        ops.max_pool2d_backward(dy, x, idx, k, s, p, d, c), xt.grad.numpy(), rtol=4 * EPS32, atol=4 * EPS32
+    )
 
 
-@pytest.mark.parametrize("opt", [(2, None, 0, False, True), (3, 2, 1, True, True), (3, 2, 1, True, False),
-                                 ((2, 3), (1, 2), (1, 1), True, False)])
+@pytest.mark.parametrize(
+    "opt",
+    [(2, None, 0, False, True), (3, 2, 1, True, True), (3, 2, 1, True, False), ((2, 3), (1, 2), (1, 1), True, False)],
+)
 def test_torch_parity_avg(rng, opt):
     torch = pytest.importorskip("torch")
     k, s, p, c, cip = opt
@@ -264,10 +298,12 @@ def test_torch_parity_avg(rng, opt):
     yt = torch.nn.functional.avg_pool2d(xt, k, s, p, c, cip)
     dy = randn(rng, *yt.shape)
     yt.backward(torch.from_numpy(dy))
-    np.testing.assert_allclose(ops.avg_pool2d_forward(x, k, s, p, c, cip), yt.detach().numpy(),
-                               rtol=4 * EPS32, atol=4 * EPS32)
-    np.testing.assert_allclose(ops.avg_pool2d_backward(dy, x, k, s, p, c, cip), xt.grad.numpy(),
-                               rtol=4 * EPS32, atol=4 * EPS32)
+    np.testing.assert_allclose(
+        ops.avg_pool2d_forward(x, k, s, p, c, cip), yt.detach().numpy(), rtol=4 * EPS32, atol=4 * EPS32
+    )
+    np.testing.assert_allclose(
+        ops.avg_pool2d_backward(dy, x, k, s, p, c, cip), xt.grad.numpy(), rtol=4 * EPS32, atol=4 * EPS32
+    )
 
 
 def test_torch_parity_global(rng):
@@ -282,9 +318,15 @@ def test_torch_parity_global(rng):
 
 
 # Options PyTorch refuses; we refuse them too, with a ValueError naming the op.
-REFUSED = [((1, 1, 4, 4), 3, 1, 2, 1), ((1, 1, 1, 1), 2, None, 0, 1), ((1, 1, 4, 4), 0, 1, 0, 1),
-           ((1, 1, 4, 4), 2, 0, 0, 1), ((1, 1, 4, 4), 2, 1, 0, 0), ((1, 1, 2, 2), 2, 1, 0, 2),
-           ((1, 0, 4, 4), 2, None, 0, 1)]
+REFUSED = [
+    ((1, 1, 4, 4), 3, 1, 2, 1),
+    ((1, 1, 1, 1), 2, None, 0, 1),
+    ((1, 1, 4, 4), 0, 1, 0, 1),
+    ((1, 1, 4, 4), 2, 0, 0, 1),
+    ((1, 1, 4, 4), 2, 1, 0, 0),
+    ((1, 1, 2, 2), 2, 1, 0, 2),
+    ((1, 0, 4, 4), 2, None, 0, 1),
+]
 
 
 @pytest.mark.parametrize("shape,k,s,p,d", REFUSED)

@@ -1,6 +1,7 @@
 """rnn/lstm/gru forward and backward through time (and the single-step cells) against the float64
 reference (fastnn.ref.rnn) on every ISA path, reverse direction, thread invariance, bad input,
 and torch.nn.LSTM/GRU/RNN parity when torch is importable."""
+
 import numpy as np
 import pytest
 from conftest import ISAS, num_threads
@@ -12,17 +13,20 @@ G = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 # (T, B, I, H): one step of one row of one unit; hidden sizes around the 16-lane vectors and
 # the GEMM tiles (7, 16, 17, 31, 33); odd input sizes; batches past one GEMM row tile (17);
 # T > 2 with B >= 8, the backward that takes dx_t from each step's product (csrc/ops/rnn.cpp).
-SHAPES = [(1, 1, 1, 1), (1, 3, 5, 7), (4, 2, 3, 17), (3, 5, 9, 33), (6, 4, 11, 16), (2, 17, 13, 31),
-          (5, 9, 7, 19)]
+SHAPES = [(1, 1, 1, 1), (1, 3, 5, 7), (4, 2, 3, 17), (3, 5, 9, 33), (6, 4, 11, 16), (2, 17, 13, 31), (5, 9, 7, 19)]
 # biases given (ih, hh), initial states given, reverse, dy / dh_n / dc_n given
-VARIANTS = {"full": ((True, True), True, False, True), "bare": ((False, False), False, False, True),
-            "reverse": ((True, True), True, True, True), "ih_only_rev": ((True, False), False, True, True),
-            "hh_only_nody": ((False, True), True, False, False)}
+VARIANTS = {
+    "full": ((True, True), True, False, True),
+    "bare": ((False, False), False, False, True),
+    "reverse": ((True, True), True, True, True),
+    "ih_only_rev": ((True, False), False, True, True),
+    "hh_only_nody": ((False, True), True, False, False),
+}
 # float32 against float64: each value is a few float32 sums of <= G*H + I + 1 products and gate
 # evaluations (a few ulp each) carried through T <= 6 steps of a contracting recurrence
 # (weights ~ U(-1/sqrt(H), 1/sqrt(H)), torch's initialisation); 2^-16 of each array's scale
 # (max(1, max |desired|)) is ~128 ulps of it. A wrong gate, index or step is an O(scale) error.
-TOL = 2.0 ** -16
+TOL = 2.0**-16
 
 
 def _data(rng, kind, T, B, I, H, biases=(True, True), states=True, grads=True):
@@ -34,10 +38,19 @@ def _data(rng, kind, T, B, I, H, biases=(True, True), states=True, grads=True):
 
     def n(*s):
         return rng.standard_normal(s).astype(np.float32)
-    d = dict(x=n(T, B, I), h0=n(B, H) if states else None, c0=n(B, H) if states and kind == "lstm" else None,
-             w_ih=u(g * H, I), w_hh=u(g * H, H), b_ih=u(g * H) if biases[0] else None,
-             b_hh=u(g * H) if biases[1] else None, dy=n(T, B, H) if grads else None, dh_n=n(B, H),
-             dc_n=n(B, H) if kind == "lstm" else None)
+
+    d = dict(
+        x=n(T, B, I),
+        h0=n(B, H) if states else None,
+        c0=n(B, H) if states and kind == "lstm" else None,
+        w_ih=u(g * H, I),
+        w_hh=u(g * H, H),
+        b_ih=u(g * H) if biases[0] else None,
+        b_hh=u(g * H) if biases[1] else None,
+        dy=n(T, B, H) if grads else None,
+        dh_n=n(B, H),
+        dc_n=n(B, H) if kind == "lstm" else None,
+    )
     return d
 
 
@@ -239,25 +252,40 @@ def test_empty_batch(kind):
 def _lstm_args():
     rng = np.random.default_rng(1)
     T, B, I, H = 3, 2, 5, 4
-    return dict(x=rng.standard_normal((T, B, I), dtype=np.float32), h0=None, c0=None,
-                w_ih=rng.standard_normal((4 * H, I), dtype=np.float32),
-                w_hh=rng.standard_normal((4 * H, H), dtype=np.float32))
+    return dict(
+        x=rng.standard_normal((T, B, I), dtype=np.float32),
+        h0=None,
+        c0=None,
+        w_ih=rng.standard_normal((4 * H, I), dtype=np.float32),
+        w_hh=rng.standard_normal((4 * H, H), dtype=np.float32),
+    )
 
 
-@pytest.mark.parametrize("change, err, match", [
-    (dict(x=np.zeros((3, 2, 5))), TypeError, "lstm_forward: expected x to be float32, got float64"),
-    (dict(x=[[[1.0]]]), TypeError, "lstm_forward: expected x to be a numpy.ndarray"),
-    (dict(x=np.zeros((3, 2, 10), np.float32)[:, :, ::2]), ValueError, "lstm_forward: expected x to be C-contiguous"),
-    (dict(x=np.zeros((2, 5), np.float32)), ValueError, r"lstm_forward: expected x of 3 dimensions \(T, B, I\)"),
-    (dict(x=np.zeros((0, 2, 5), np.float32)), ValueError, "lstm_forward: expected a sequence length T > 0, got T=0"),
-    (dict(w_ih=np.zeros((16, 6), np.float32)), ValueError, r"lstm_forward: expected w_ih of shape \(16, 5\)"),
-    (dict(w_hh=np.zeros((12, 4), np.float32)), ValueError, r"lstm_forward: expected w_hh of shape \(4\*H, H\)"),
-    (dict(w_hh=np.zeros((0, 0), np.float32)), ValueError, "lstm_forward: expected a hidden size H > 0"),
-    (dict(h0=np.zeros((2, 5), np.float32)), ValueError, r"lstm_forward: expected h0 of shape \(2, 4\)"),
-    (dict(c0=np.zeros((3, 4), np.float32)), ValueError, r"lstm_forward: expected c0 of shape \(2, 4\)"),
-    (dict(b_ih=np.zeros(15, np.float32)), ValueError, r"lstm_forward: expected b_ih of shape \(16,\)"),
-    (dict(b_hh=np.zeros(16, np.float16)), TypeError, "lstm_forward: expected b_hh to be float32"),
-])
+@pytest.mark.parametrize(
+    "change, err, match",
+    [
+        (dict(x=np.zeros((3, 2, 5))), TypeError, "lstm_forward: expected x to be float32, got float64"),
+        (dict(x=[[[1.0]]]), TypeError, "lstm_forward: expected x to be a numpy.ndarray"),
+        (
+            dict(x=np.zeros((3, 2, 10), np.float32)[:, :, ::2]),
+            ValueError,
+            "lstm_forward: expected x to be C-contiguous",
+        ),
+        (dict(x=np.zeros((2, 5), np.float32)), ValueError, r"lstm_forward: expected x of 3 dimensions \(T, B, I\)"),
+        (
+            dict(x=np.zeros((0, 2, 5), np.float32)),
+            ValueError,
+            "lstm_forward: expected a sequence length T > 0, got T=0",
+        ),
+        (dict(w_ih=np.zeros((16, 6), np.float32)), ValueError, r"lstm_forward: expected w_ih of shape \(16, 5\)"),
+        (dict(w_hh=np.zeros((12, 4), np.float32)), ValueError, r"lstm_forward: expected w_hh of shape \(4\*H, H\)"),
+        (dict(w_hh=np.zeros((0, 0), np.float32)), ValueError, "lstm_forward: expected a hidden size H > 0"),
+        (dict(h0=np.zeros((2, 5), np.float32)), ValueError, r"lstm_forward: expected h0 of shape \(2, 4\)"),
+        (dict(c0=np.zeros((3, 4), np.float32)), ValueError, r"lstm_forward: expected c0 of shape \(2, 4\)"),
+        (dict(b_ih=np.zeros(15, np.float32)), ValueError, r"lstm_forward: expected b_ih of shape \(16,\)"),
+        (dict(b_hh=np.zeros(16, np.float16)), TypeError, "lstm_forward: expected b_hh to be float32"),
+    ],
+)
 def test_bad_input_forward(change, err, match):
     a = _lstm_args()
     a.update(change)
@@ -320,16 +348,20 @@ def test_torch_parity(rng, kind, bias):
     if kind == "lstm":
         c0 = torch.from_numpy(d["c0"])[None].requires_grad_()
         y, (hn, cn) = m(x, (h0, c0))
-        loss = (y * torch.from_numpy(d["dy"])).sum() + (hn[0] * torch.from_numpy(d["dh_n"])).sum() + \
-            (cn[0] * torch.from_numpy(d["dc_n"])).sum()
+        loss = (
+            (y * torch.from_numpy(d["dy"])).sum()
+            + (hn[0] * torch.from_numpy(d["dh_n"])).sum()
+            + (cn[0] * torch.from_numpy(d["dc_n"])).sum()
+        )
         touts = (y, hn[0], cn[0])
     else:
         y, hn = m(x, h0)
         loss = (y * torch.from_numpy(d["dy"])).sum() + (hn[0] * torch.from_numpy(d["dh_n"])).sum()
         touts = (y, hn[0])
     loss.backward()
-    tgrads = [x.grad, h0.grad[0]] + ([c0.grad[0]] if kind == "lstm" else []) + \
-        [m.weight_ih_l0.grad, m.weight_hh_l0.grad]
+    tgrads = (
+        [x.grad, h0.grad[0]] + ([c0.grad[0]] if kind == "lstm" else []) + [m.weight_ih_l0.grad, m.weight_hh_l0.grad]
+    )
     if bias:
         tgrads += [m.bias_ih_l0.grad, m.bias_hh_l0.grad]
     outs, grads = run_kernels(kind, d, False)

@@ -1,5 +1,6 @@
 """nn.RNN / LSTM / GRU and their cells against torch.nn (weights copied in): outputs and the
 gradients of input, hx and every parameter; shapes, dropout, errors, state dicts."""
+
 import io
 
 import fastnn
@@ -48,7 +49,7 @@ def check(ftype, kwargs, x_shape, hx_shapes=None, seed=0):
     xf = Tensor(x, requires_grad=True)
     ht = None if hx is None else [torch.tensor(h, requires_grad=True) for h in hx]
     hf = None if hx is None else [Tensor(h, requires_grad=True) for h in hx]
-    pack = (lambda hs: None if hs is None else (tuple(hs) if len(hs) == 2 else hs[0]))
+    pack = lambda hs: None if hs is None else (tuple(hs) if len(hs) == 2 else hs[0])
     outs_t, outs_f = _flat(tmod(xt, pack(ht))), _flat(fmod(xf, pack(hf)))
     assert len(outs_t) == len(outs_f)
     gs = [rng.standard_normal(tuple(o.shape)).astype(np.float32) for o in outs_t]
@@ -79,21 +80,26 @@ def states(kind, shape):
 def test_layer_matches_torch(kind, layers, bidir):
     D = 2 if bidir else 1
     kw = dict(input_size=5, hidden_size=7, num_layers=layers, bidirectional=bidir)
-    check(kind, kw, (4, 3, 5))                                             # hx None: zeros
-    check(kind, kw, (4, 3, 5), states(kind, (layers * D, 3, 7)), seed=1)   # given hx gets gradients
+    check(kind, kw, (4, 3, 5))  # hx None: zeros
+    check(kind, kw, (4, 3, 5), states(kind, (layers * D, 3, 7)), seed=1)  # given hx gets gradients
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_layer_batch_first_no_bias(kind):
-    check(kind, dict(input_size=3, hidden_size=6, num_layers=2, bias=False, batch_first=True, bidirectional=True),
-          (2, 5, 3), states(kind, (4, 2, 6)))
+    check(
+        kind,
+        dict(input_size=3, hidden_size=6, num_layers=2, bias=False, batch_first=True, bidirectional=True),
+        (2, 5, 3),
+        states(kind, (4, 2, 6)),
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_layer_edges(kind):
-    check(kind, dict(input_size=4, hidden_size=3), (1, 1, 4))              # T = 1, B = 1
-    check(kind, dict(input_size=4, hidden_size=3, num_layers=2, bidirectional=True), (6, 4),
-          states(kind, (4, 3)))                                            # unbatched (T, I)
+    check(kind, dict(input_size=4, hidden_size=3), (1, 1, 4))  # T = 1, B = 1
+    check(
+        kind, dict(input_size=4, hidden_size=3, num_layers=2, bidirectional=True), (6, 4), states(kind, (4, 3))
+    )  # unbatched (T, I)
 
 
 def test_rnn_relu_matches_torch():
@@ -171,6 +177,7 @@ def test_dropout_eval_is_deterministic_and_training_masks():
     def spy(inp, *args, **kw):
         seen.append(inp.data.copy())
         return orig(inp, *args, **kw)
+
     nn.functional.lstm = spy
     try:
         fastnn.manual_seed(5)
@@ -196,17 +203,20 @@ def test_gradient_flows_through_carried_state():
     assert x1.grad is not None and np.abs(x1.grad.data).sum() > 0
 
 
-@pytest.mark.parametrize("make,x,hx,match", [
-    (lambda: nn.LSTM(4, 5), np.zeros((2, 3, 6)), None, "input_size = 4, got 6"),
-    (lambda: nn.GRU(4, 5), np.zeros((2, 3, 4, 1)), None, "2-D .* or 3-D, got a 4-D"),
-    (lambda: nn.RNN(4, 5, num_layers=2), np.zeros((2, 3, 4)), np.zeros((1, 3, 5)), r"hx of shape \(2, 3, 5\)"),
-    (lambda: nn.LSTM(4, 5), np.zeros((2, 3, 4)), (np.zeros((1, 3, 5)), np.zeros((1, 2, 5))), r"c_0 of shape"),
-    (lambda: nn.LSTMCell(4, 5), np.zeros((3, 6)), None, "LSTMCell: expected input.size"),
-    (lambda: nn.GRUCell(4, 5), np.zeros((3, 4)), np.zeros((2, 5)), r"GRUCell: expected hx of shape \(3, 5\)"),
-    (lambda: nn.RNNCell(4, 5), np.zeros((1, 3, 4)), None, "RNNCell: expected input to be 1-D"),
-])
+@pytest.mark.parametrize(
+    "make,x,hx,match",
+    [
+        (lambda: nn.LSTM(4, 5), np.zeros((2, 3, 6)), None, "input_size = 4, got 6"),
+        (lambda: nn.GRU(4, 5), np.zeros((2, 3, 4, 1)), None, "2-D .* or 3-D, got a 4-D"),
+        (lambda: nn.RNN(4, 5, num_layers=2), np.zeros((2, 3, 4)), np.zeros((1, 3, 5)), r"hx of shape \(2, 3, 5\)"),
+        (lambda: nn.LSTM(4, 5), np.zeros((2, 3, 4)), (np.zeros((1, 3, 5)), np.zeros((1, 2, 5))), r"c_0 of shape"),
+        (lambda: nn.LSTMCell(4, 5), np.zeros((3, 6)), None, "LSTMCell: expected input.size"),
+        (lambda: nn.GRUCell(4, 5), np.zeros((3, 4)), np.zeros((2, 5)), r"GRUCell: expected hx of shape \(3, 5\)"),
+        (lambda: nn.RNNCell(4, 5), np.zeros((1, 3, 4)), None, "RNNCell: expected input to be 1-D"),
+    ],
+)
 def test_bad_shapes(make, x, hx, match):
-    f32 = (lambda a: Tensor(np.asarray(a, np.float32)))
+    f32 = lambda a: Tensor(np.asarray(a, np.float32))
     hx = None if hx is None else (tuple(f32(h) for h in hx) if isinstance(hx, tuple) else f32(hx))
     with pytest.raises(ValueError, match=match):
         make()(f32(x), hx)

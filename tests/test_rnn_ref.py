@@ -1,6 +1,7 @@
 """The recurrent references (fastnn.ref.rnn: groundwork for the RNN/LSTM/GRU kernels): backward
 against float64 finite differences of the forward, and both against torch.nn.RNN / LSTM / GRU with
 copied weights (skipped without torch)."""
+
 import numpy as np
 import pytest
 from fastnn.ref import rnn
@@ -31,8 +32,7 @@ def _back(kind, outs_grads, cache):
     return (rnn.gru_backward if kind == "gru" else rnn.rnn_backward)(*outs_grads, cache)
 
 
-@pytest.mark.parametrize("kind,gates,nl", [("rnn", 1, "tanh"), ("rnn", 1, "relu"), ("lstm", 4, None),
-                                           ("gru", 3, None)])
+@pytest.mark.parametrize("kind,gates,nl", [("rnn", 1, "tanh"), ("rnn", 1, "relu"), ("lstm", 4, None), ("gru", 3, None)])
 @pytest.mark.parametrize("bias", [True, False])
 def test_backward_matches_finite_differences(kind, gates, nl, bias):
     rng = np.random.default_rng(0)
@@ -48,6 +48,7 @@ def test_backward_matches_finite_differences(kind, gates, nl, bias):
     def loss():
         o, _ = _run(kind, x, h0, c0, params, nl or "tanh")
         return sum((a * w).sum() for a, w in zip(o, ws))
+
     for arr, g in zip(inputs, analytic):
         if arr is None:
             assert g is None
@@ -69,8 +70,12 @@ def test_backward_matches_finite_differences(kind, gates, nl, bias):
 def test_matches_torch(kind):
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
-    mod = {"rnn_tanh": lambda: torch.nn.RNN(I, H, nonlinearity="tanh"), "rnn_relu": lambda: torch.nn.RNN(I, H, nonlinearity="relu"),
-           "lstm": lambda: torch.nn.LSTM(I, H), "gru": lambda: torch.nn.GRU(I, H)}[kind]().double()
+    mod = {
+        "rnn_tanh": lambda: torch.nn.RNN(I, H, nonlinearity="tanh"),
+        "rnn_relu": lambda: torch.nn.RNN(I, H, nonlinearity="relu"),
+        "lstm": lambda: torch.nn.LSTM(I, H),
+        "gru": lambda: torch.nn.GRU(I, H),
+    }[kind]().double()
     rng = np.random.default_rng(1)
     x = rng.standard_normal((T, B, I))
     h0, c0 = rng.standard_normal((1, B, H)), rng.standard_normal((1, B, H))

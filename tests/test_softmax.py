@@ -1,5 +1,6 @@
 """softmax / log_softmax / cross-entropy: every ISA path against the float64 reference, the
 reference backwards against finite differences, torch parity, thread invariance, bad input."""
+
 import numpy as np
 import pytest
 from conftest import ISAS, num_threads, randn
@@ -9,8 +10,21 @@ EPS32 = float(np.finfo(np.float32).eps)
 # Row lengths around the 8-lane vectors and the 16 lanes a row's sums keep (AVX2 walks a row 16
 # at a time, then one full vector and one masked one; AVX-512 16 and one masked): n % 16 of 0,
 # 1-7 (masked only), 8 (no mask), 9-15 (a full vector and a masked one).
-SHAPES = [(1, 1), (2, 7), (3, 8), (2, 9), (3, 15), (2, 16), (5, 17), (3, 24), (2, 25), (4, 33), (7, 1000),
-          (0, 5), (1, 1003)]
+SHAPES = [
+    (1, 1),
+    (2, 7),
+    (3, 8),
+    (2, 9),
+    (3, 15),
+    (2, 16),
+    (5, 17),
+    (3, 24),
+    (2, 25),
+    (4, 33),
+    (7, 1000),
+    (0, 5),
+    (1, 1003),
+]
 
 
 def _ce(isa, logits, target, weight, ignore_index, smoothing, reduction):
@@ -29,21 +43,32 @@ def test_softmax_rows_against_reference(rng, isa, shape):
     n = max(shape[-1], 1)
     np.testing.assert_allclose(y, ref.softmax_forward(x), rtol=(np.log2(n) + 8) * EPS32, atol=1e-30)
     # log_softmax: absolute error ~ eps * (|x - max| + |log sum|)
-    np.testing.assert_allclose(ly, ref.log_softmax_forward(x), rtol=0, atol=(np.log2(n) + 8) * EPS32 * (np.abs(x).max(initial=1) + 10))
+    np.testing.assert_allclose(
+        ly, ref.log_softmax_forward(x), rtol=0, atol=(np.log2(n) + 8) * EPS32 * (np.abs(x).max(initial=1) + 10)
+    )
     dy = randn(rng, *shape)
-    np.testing.assert_allclose(_core.softmax_backward(dy, y, -1, isa=isa), ref.softmax_backward(dy, y),
-                               rtol=1e-5, atol=(n + 8) * EPS32 * np.abs(dy).max(initial=0))
-    np.testing.assert_allclose(_core.log_softmax_backward(dy, ly, -1, isa=isa), ref.log_softmax_backward(dy, ly),
-                               rtol=1e-5, atol=(n + 8) * EPS32 * np.abs(dy).sum(-1).max(initial=0))
+    np.testing.assert_allclose(
+        _core.softmax_backward(dy, y, -1, isa=isa),
+        ref.softmax_backward(dy, y),
+        rtol=1e-5,
+        atol=(n + 8) * EPS32 * np.abs(dy).max(initial=0),
+    )
+    np.testing.assert_allclose(
+        _core.log_softmax_backward(dy, ly, -1, isa=isa),
+        ref.log_softmax_backward(dy, ly),
+        rtol=1e-5,
+        atol=(n + 8) * EPS32 * np.abs(dy).sum(-1).max(initial=0),
+    )
 
 
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("dim", [0, 1, -1, 2])
 def test_softmax_any_dim(rng, isa, dim):
     x = randn(rng, 3, 19, 5) * 3
-    for fwd, bwd, rf, rb in ((_core.softmax_forward, _core.softmax_backward, ref.softmax_forward, ref.softmax_backward),
-                             (_core.log_softmax_forward, _core.log_softmax_backward, ref.log_softmax_forward,
-                              ref.log_softmax_backward)):
+    for fwd, bwd, rf, rb in (
+        (_core.softmax_forward, _core.softmax_backward, ref.softmax_forward, ref.softmax_backward),
+        (_core.log_softmax_forward, _core.log_softmax_backward, ref.log_softmax_forward, ref.log_softmax_backward),
+    ):
         y = fwd(x, dim, isa=isa)
         np.testing.assert_allclose(y, rf(x, dim), rtol=1e-5, atol=1e-5)
         dy = randn(rng, *x.shape)
@@ -52,8 +77,9 @@ def test_softmax_any_dim(rng, isa, dim):
 
 @pytest.mark.parametrize("isa", ISAS)
 def test_softmax_extremes(isa):
-    x = np.array([[1e4, -1e4, 0, 3], [-np.inf, 0, 1, -np.inf], [88, 89, 90, -200], [-1e30, -1e30, -1e30, -1e30]],
-                 np.float32)
+    x = np.array(
+        [[1e4, -1e4, 0, 3], [-np.inf, 0, 1, -np.inf], [88, 89, 90, -200], [-1e30, -1e30, -1e30, -1e30]], np.float32
+    )
     y = _core.softmax_forward(x, -1, isa=isa)
     assert np.isfinite(y).all()
     np.testing.assert_allclose(y, ref.softmax_forward(x), rtol=1e-6, atol=1e-30)
@@ -63,8 +89,15 @@ def test_softmax_extremes(isa):
     assert np.isnan(nan).all()  # a NaN in a row poisons the row, as in torch
 
 
-CE_OPTS = [dict(), dict(reduction="sum"), dict(reduction="none"), dict(ignore_index=2), dict(label_smoothing=0.1),
-           dict(weight=True), dict(weight=True, label_smoothing=0.25, ignore_index=0)]
+CE_OPTS = [
+    dict(),
+    dict(reduction="sum"),
+    dict(reduction="none"),
+    dict(ignore_index=2),
+    dict(label_smoothing=0.1),
+    dict(weight=True),
+    dict(weight=True, label_smoothing=0.25, ignore_index=0),
+]
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -91,19 +124,29 @@ def test_cross_entropy_against_reference(rng, isa, shape, opts, monkeypatch):
     np.testing.assert_allclose(loss, want, rtol=(np.log2(C) + 16) * EPS32, atol=1e-6, equal_nan=True)
     g = randn(rng, *want.shape) if o.get("reduction") == "none" else np.float32(1.7)
     d = ops.cross_entropy_backward(g, x, t, **o)
-    np.testing.assert_allclose(d, ref.cross_entropy_backward(g, x, t, **o), rtol=1e-5,
-                               atol=(np.log2(C) + 16) * EPS32 * np.abs(g).max(), equal_nan=True)
+    np.testing.assert_allclose(
+        d,
+        ref.cross_entropy_backward(g, x, t, **o),
+        rtol=1e-5,
+        atol=(np.log2(C) + 16) * EPS32 * np.abs(g).max(),
+        equal_nan=True,
+    )
 
 
 def test_cross_entropy_spatial_and_all_ignored(rng):
     x = randn(rng, 2, 5, 3, 4)
     t = rng.integers(0, 5, (2, 3, 4))
     for red in ("mean", "sum", "none"):
-        np.testing.assert_allclose(ops.cross_entropy_forward(x, t, reduction=red),
-                                   ref.cross_entropy_forward(x, t, reduction=red), rtol=1e-5)
+        np.testing.assert_allclose(
+            ops.cross_entropy_forward(x, t, reduction=red), ref.cross_entropy_forward(x, t, reduction=red), rtol=1e-5
+        )
         g = randn(rng, 2, 3, 4) if red == "none" else np.float32(1)
-        np.testing.assert_allclose(ops.cross_entropy_backward(g, x, t, reduction=red),
-                                   ref.cross_entropy_backward(g, x, t, reduction=red), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(
+            ops.cross_entropy_backward(g, x, t, reduction=red),
+            ref.cross_entropy_backward(g, x, t, reduction=red),
+            rtol=1e-5,
+            atol=1e-7,
+        )
     t2 = np.full(3, -100)
     assert np.isnan(ops.cross_entropy_forward(randn(rng, 3, 4), t2))  # torch: nan (0 / 0)
 
@@ -114,9 +157,20 @@ def test_reference_backwards_match_finite_differences(rng):
     w = rng.random(5) + 0.5
     dy = rng.standard_normal((3, 5))
     eps = 1e-6
-    for f, b in ((lambda v: (ref.softmax_forward(v, 1) * dy).sum(), lambda: ref.softmax_backward(dy, ref.softmax_forward(x, 1), 1)),
-                 (lambda v: (ref.log_softmax_forward(v, 0) * dy).sum(), lambda: ref.log_softmax_backward(dy, ref.log_softmax_forward(x, 0), 0)),
-                 (lambda v: float(ref.cross_entropy_forward(v, t, w, 0, 0.2)), lambda: ref.cross_entropy_backward(1.0, x, t, w, 0, 0.2))):
+    for f, b in (
+        (
+            lambda v: (ref.softmax_forward(v, 1) * dy).sum(),
+            lambda: ref.softmax_backward(dy, ref.softmax_forward(x, 1), 1),
+        ),
+        (
+            lambda v: (ref.log_softmax_forward(v, 0) * dy).sum(),
+            lambda: ref.log_softmax_backward(dy, ref.log_softmax_forward(x, 0), 0),
+        ),
+        (
+            lambda v: float(ref.cross_entropy_forward(v, t, w, 0, 0.2)),
+            lambda: ref.cross_entropy_backward(1.0, x, t, w, 0, 0.2),
+        ),
+    ):
         num = np.zeros_like(x)
         for i in np.ndindex(x.shape):
             xp, xm = x.copy(), x.copy()
@@ -126,8 +180,9 @@ def test_reference_backwards_match_finite_differences(rng):
         np.testing.assert_allclose(b(), num, rtol=1e-6, atol=1e-8)
 
 
-@pytest.mark.parametrize("opts", CE_OPTS[:5] + [dict(weight=True, label_smoothing=0.3)],
-                         ids=lambda o: ",".join(o) or "default")
+@pytest.mark.parametrize(
+    "opts", CE_OPTS[:5] + [dict(weight=True, label_smoothing=0.3)], ids=lambda o: ",".join(o) or "default"
+)
 def test_torch_parity(rng, opts):
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
@@ -144,10 +199,12 @@ def test_torch_parity(rng, opts):
     lt.backward(torch.from_numpy(np.asarray(g)))
     np.testing.assert_allclose(ops.cross_entropy_backward(g, x, t, **o), xt.grad.numpy(), rtol=1e-5, atol=1e-7)
     for dim in (0, 1):
-        np.testing.assert_allclose(ops.softmax_forward(x, dim), F.softmax(torch.from_numpy(x), dim).numpy(),
-                                   rtol=1e-6, atol=1e-9)
-        np.testing.assert_allclose(ops.log_softmax_forward(x, dim), F.log_softmax(torch.from_numpy(x), dim).numpy(),
-                                   rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(
+            ops.softmax_forward(x, dim), F.softmax(torch.from_numpy(x), dim).numpy(), rtol=1e-6, atol=1e-9
+        )
+        np.testing.assert_allclose(
+            ops.log_softmax_forward(x, dim), F.log_softmax(torch.from_numpy(x), dim).numpy(), rtol=1e-6, atol=1e-6
+        )
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -163,10 +220,17 @@ def test_thread_counts_bit_identical(rng, isa, monkeypatch):
     for n in (1, 2, 3):
         with num_threads(n):
             y, ly = _core.softmax_forward(x, -1, isa=isa), _core.log_softmax_forward(x, 0, isa=isa)
-            res.append((y, ly, _core.log_softmax_forward(x, -1, isa=isa), _core.softmax_backward(dy, y, -1, isa=isa),
-                        _core.log_softmax_backward(dy, ly, 0, isa=isa),
-                        ops.cross_entropy_forward(x, t, label_smoothing=0.1),
-                        ops.cross_entropy_backward(np.float32(1), x, t, label_smoothing=0.1)))
+            res.append(
+                (
+                    y,
+                    ly,
+                    _core.log_softmax_forward(x, -1, isa=isa),
+                    _core.softmax_backward(dy, y, -1, isa=isa),
+                    _core.log_softmax_backward(dy, ly, 0, isa=isa),
+                    ops.cross_entropy_forward(x, t, label_smoothing=0.1),
+                    ops.cross_entropy_backward(np.float32(1), x, t, label_smoothing=0.1),
+                )
+            )
     for other in res[1:]:
         for a, b in zip(res[0], other):
             np.testing.assert_array_equal(a, b)

@@ -1,4 +1,5 @@
 """fastnn.Tensor: autograd of each op against float64 finite differences, broadcasting, modes."""
+
 import fastnn
 import numpy as np
 import pytest
@@ -37,6 +38,7 @@ def check(fn, *shapes, seed=0, positive=False, kernels=False):
         def f(v, k=k, dt=dt):
             args = [Tensor(v if j == k else xs[j], dtype=dt) for j in range(len(xs))]
             return float((fn(*args).data.astype(np.float64) * w).sum())
+
         num = numeric_grad(f, x.copy(), eps=1e-2 if kernels else 1e-6)
         # float32 autograd against float64 differences: a few float32 ulps of the values
         # involved; float32 differences with step 1e-2: truncation error O(step^2) ~ 1e-4 relative
@@ -51,8 +53,8 @@ def test_arithmetic_with_broadcasting():
     check(lambda a, b: a / b, (3, 4), (3, 4), positive=True)
     check(lambda a: -a * 2.0 + 1.0 - a / 3.0, (5,))
     check(lambda a: 3.0 / a, (4,), positive=True)
-    check(lambda a: a ** 3, (2, 3))
-    check(lambda a, b: a ** b, (2, 3), (3,), positive=True)
+    check(lambda a: a**3, (2, 3))
+    check(lambda a, b: a**b, (2, 3), (3,), positive=True)
     check(lambda a: (-a) ** fastnn.tensor(2.0, dtype=a.dtype), (4,))  # negative base, integer power
 
 
@@ -70,7 +72,7 @@ def test_reductions_and_indexing():
     check(lambda a: a.mean(dim=(0, 2)), (2, 3, 4))
     check(lambda a: a.max(dim=1)[0], (4, 5))
     check(lambda a: a[1:, ::2], (4, 5))
-    check(lambda a: a[np.array([0, 2, 2])], (4, 3))   # repeated rows: gradients add
+    check(lambda a: a[np.array([0, 2, 2])], (4, 3))  # repeated rows: gradients add
     check(lambda a, b: fastnn.cat([a, b], dim=1), (2, 3), (2, 2))
     check(lambda a, b: fastnn.stack([a, b]), (2, 3), (2, 3))
 
@@ -122,6 +124,7 @@ def test_no_grad_detach_and_errors():
     @fastnn.no_grad()
     def f(x):
         return x * 3
+
     assert not f(a).requires_grad
 
 

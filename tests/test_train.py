@@ -1,4 +1,5 @@
 """fastnn.train: fit, evaluate, checkpoints (resume is exact), save/load without pickle, the demo."""
+
 import fastnn
 import fastnn.nn as nn
 import fastnn.optim as optim
@@ -28,11 +29,20 @@ def test_fit_learns_and_reports():
         def on_epoch_end(self, epoch, logs):
             seen.append(epoch)
 
-    hist = train.fit(model, nn.CrossEntropyLoss(), opt, loader, epochs=4, val_loader=loader, scheduler=sched,
-                     callbacks=[CB()], log=None)
+    hist = train.fit(
+        model,
+        nn.CrossEntropyLoss(),
+        opt,
+        loader,
+        epochs=4,
+        val_loader=loader,
+        scheduler=sched,
+        callbacks=[CB()],
+        log=None,
+    )
     assert seen == [0, 1, 2, 3] and len(hist) == 4
     assert hist[-1]["loss"] < hist[0]["loss"] and hist[-1]["val_accuracy"] > 0.8
-    assert abs(opt.param_groups[0]["lr"] - 0.1 * 0.5 ** 4) < 1e-12
+    assert abs(opt.param_groups[0]["lr"] - 0.1 * 0.5**4) < 1e-12
     ev = train.evaluate(model, loader, nn.CrossEntropyLoss())
     assert set(ev) == {"loss", "accuracy"} and model.training
 
@@ -46,8 +56,9 @@ def test_resume_from_checkpoint_is_exact(tmp_path):
     model, opt, sched, loader = _setup()
     train.fit(model, nn.CrossEntropyLoss(), opt, loader, epochs=1, scheduler=sched, checkpoint=ck, log=None)
     model, opt, sched, loader = _setup(seed=99)  # fresh objects, other weights and generator state
-    hist = train.fit(model, nn.CrossEntropyLoss(), opt, loader, epochs=3, scheduler=sched, checkpoint=ck,
-                     resume=True, log=None)
+    hist = train.fit(
+        model, nn.CrossEntropyLoss(), opt, loader, epochs=3, scheduler=sched, checkpoint=ck, resume=True, log=None
+    )
     assert [h["epoch"] for h in hist] == [1, 2, 3]
     for a, b in zip(straight, model.parameters()):
         np.testing.assert_array_equal(a, b.data)
@@ -70,12 +81,14 @@ def test_save_load_never_unpickles(tmp_path):
 
 def test_demo_cnn_reaches_97_percent():
     from fastnn import demo
+
     acc, hist = demo.cnn(epochs=12, seed=0, log=None)
     assert acc >= 0.97, hist
 
 
 def _load_example(source, name):
     import types
+
     mod = types.ModuleType(name)
     exec(compile(source, name, "exec"), mod.__dict__)
     return mod
@@ -93,11 +106,13 @@ def test_seed_program_is_pytorch_code_with_other_imports():
     # the same file with the imports switched back runs on PyTorch: only the imports differ
     pytest.importorskip("torch")
     src = EXAMPLE.read_text()
-    swaps = {"import fastnn as torch\n": "import torch\n",
-             "import fastnn.nn as nn\n": "import torch.nn as nn\n",
-             "import fastnn.nn.functional as F\n": "import torch.nn.functional as F\n",
-             "import fastnn.optim as optim\n": "import torch.optim as optim\n",
-             "from fastnn.utils.data import DataLoader, TensorDataset\n": "from torch.utils.data import DataLoader, TensorDataset\n"}
+    swaps = {
+        "import fastnn as torch\n": "import torch\n",
+        "import fastnn.nn as nn\n": "import torch.nn as nn\n",
+        "import fastnn.nn.functional as F\n": "import torch.nn.functional as F\n",
+        "import fastnn.optim as optim\n": "import torch.optim as optim\n",
+        "from fastnn.utils.data import DataLoader, TensorDataset\n": "from torch.utils.data import DataLoader, TensorDataset\n",
+    }
     for a, b in swaps.items():
         assert a in src
         src = src.replace(a, b)

@@ -1,6 +1,7 @@
 """The Transformer layers (fastnn.nn.attention): LayerNorm, scaled_dot_product_attention through
 autograd, MultiheadAttention and TransformerEncoderLayer against torch with copied weights
 (outputs and every gradient), the mask conventions, and bad input."""
+
 import fastnn
 import numpy as np
 import pytest
@@ -46,6 +47,7 @@ def compare_grads(ours, theirs, tol=2e-5):
 
 # -- layer norm ---------------------------------------------------------------------------------
 
+
 @needs_torch
 @pytest.mark.parametrize("shape,norm", [((4, 7), (7,)), ((2, 3, 5, 6), (5, 6)), ((1, 33), 33), ((3, 1), (1,))])
 @pytest.mark.parametrize("affine", [True, False])
@@ -74,6 +76,7 @@ def test_layer_norm_bad_shape():
 
 # -- scaled dot-product attention ----------------------------------------------------------------
 
+
 @needs_torch
 @pytest.mark.parametrize("L,S,E", [(5, 5, 16), (1, 7, 8), (9, 3, 32)])
 @pytest.mark.parametrize("mask_kind", [None, "bool", "float", "causal"])
@@ -89,7 +92,8 @@ def test_sdpa_parity(rng, L, S, E, mask_kind):
     b = [tt(t) for t in (q, k, v)]
     ya = F.scaled_dot_product_attention(*a, attn_mask=mask, is_causal=causal)
     yb = torch.nn.functional.scaled_dot_product_attention(
-        *b, attn_mask=None if mask is None else torch.tensor(mask), is_causal=causal)
+        *b, attn_mask=None if mask is None else torch.tensor(mask), is_causal=causal
+    )
     close(ya, yb)
     g = rng.standard_normal(ya.shape)
     (ya * T(g, False)).sum().backward()
@@ -127,6 +131,7 @@ def test_sdpa_dropout_math_path(rng):
 
 # -- MultiheadAttention ----------------------------------------------------------------------------
 
+
 @needs_torch
 @pytest.mark.parametrize("batch_first", [True, False])
 @pytest.mark.parametrize("need_weights", [True, False])
@@ -159,8 +164,13 @@ def test_mha_parity(rng, batch_first, need_weights, masks):
         causal = True
     a, b = [T(t) for t in (q, k, v)], [tt(t) for t in (q, k, v)]
     oa, wa = ours(*a, key_padding_mask=kpm, need_weights=need_weights, attn_mask=attn, is_causal=causal)
-    ob, wb = theirs(*b, key_padding_mask=None if kpm is None else torch.tensor(kpm), need_weights=need_weights,
-                    attn_mask=None if attn is None else torch.tensor(attn), is_causal=causal)
+    ob, wb = theirs(
+        *b,
+        key_padding_mask=None if kpm is None else torch.tensor(kpm),
+        need_weights=need_weights,
+        attn_mask=None if attn is None else torch.tensor(attn),
+        is_causal=causal,
+    )
     close(oa, ob)
     assert (wa is None) == (wb is None)
     if wa is not None:
@@ -203,15 +213,18 @@ def test_mha_errors():
 
 # -- TransformerEncoderLayer ----------------------------------------------------------------------
 
+
 @needs_torch
 @pytest.mark.parametrize("norm_first", [False, True])
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
 def test_encoder_layer_parity(rng, norm_first, activation):
     E, NH, B, L = 16, 2, 2, 6
-    ours = nn.TransformerEncoderLayer(E, NH, dim_feedforward=24, dropout=0.0, activation=activation,
-                                      batch_first=True, norm_first=norm_first)
-    theirs = torch.nn.TransformerEncoderLayer(E, NH, dim_feedforward=24, dropout=0.0, activation=activation,
-                                              batch_first=True, norm_first=norm_first)
+    ours = nn.TransformerEncoderLayer(
+        E, NH, dim_feedforward=24, dropout=0.0, activation=activation, batch_first=True, norm_first=norm_first
+    )
+    theirs = torch.nn.TransformerEncoderLayer(
+        E, NH, dim_feedforward=24, dropout=0.0, activation=activation, batch_first=True, norm_first=norm_first
+    )
     copy_params(ours, theirs)
     x = rng.standard_normal((B, L, E))
     kpm = np.zeros((B, L), bool)

@@ -1,4 +1,5 @@
 """Threads, ISA selection and the build report (show_config)."""
+
 import os
 import platform
 import warnings
@@ -12,10 +13,14 @@ if _core.build_info()["isa_env_warning"]:
 
 def _after_fork_in_child() -> None:
     if _core.forked_child():
-        warnings.warn("fastnn: this process was forked after fastnn's kernels ran on several OpenMP "
-                      "threads, which do not survive fork(); fastnn runs single-threaded here. Use "
-                      "multiprocessing's 'spawn' or 'forkserver' start method for threaded kernels "
-                      "in worker processes.", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            "fastnn: this process was forked after fastnn's kernels ran on several OpenMP "
+            "threads, which do not survive fork(); fastnn runs single-threaded here. Use "
+            "multiprocessing's 'spawn' or 'forkserver' start method for threaded kernels "
+            "in worker processes.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
 
 if hasattr(os, "register_at_fork"):
@@ -57,10 +62,13 @@ def config() -> dict:
     info["num_threads"] = _core.get_num_threads()
     info["machine"] = platform.machine()
     from . import cuda
+
     info["cuda"] = cuda.info()
-    info["env"] = {k: os.environ[k] for k in ("FASTNN_CPU_CAPABILITY", "FASTNN_NUM_THREADS",
-                                                "OMP_NUM_THREADS", "FASTNN_CONV_WINOGRAD")
-                   if k in os.environ}
+    info["env"] = {
+        k: os.environ[k]
+        for k in ("FASTNN_CPU_CAPABILITY", "FASTNN_NUM_THREADS", "OMP_NUM_THREADS", "FASTNN_CONV_WINOGRAD")
+        if k in os.environ
+    }
     return info
 
 
@@ -68,17 +76,18 @@ def _cuda_line(cu) -> str:
     if not cu.get("built"):
         return "not built"
     drv = cu["driver_version"]
-    return (f"built for {cu['architectures']} ({cu['compiler']}, runtime {cu['runtime_version']}); "
-            + (f"driver {drv}, {cu['device_count']} device(s)" if drv else "no driver: CPU only"))
+    return f"built for {cu['architectures']} ({cu['compiler']}, runtime {cu['runtime_version']}); " + (
+        f"driver {drv}, {cu['device_count']} device(s)" if drv else "no driver: CPU only"
+    )
 
 
 def _caches_line(c) -> str:
     def size(n):
         return f"{n >> 20} MiB" if n >= 1 << 20 and n % (1 << 20) == 0 else f"{n >> 10} KiB"
+
     ways = f" ({c['l1d_ways']}-way)" if c["l1d_ways"] else ""
     shared = f" shared by {c['l3_sharing']} CPUs" if c["l3_sharing"] else ""
-    return (f"L1d {size(c['l1d'])}{ways}, L2 {size(c['l2'])}, L3 {size(c['l3'])}{shared} "
-            f"(from {c['source']})")
+    return f"L1d {size(c['l1d'])}{ways}, L2 {size(c['l2'])}, L3 {size(c['l3'])}{shared} (from {c['source']})"
 
 
 def show_config() -> None:
@@ -98,14 +107,23 @@ def show_config() -> None:
         f"  ISA compiled:    {', '.join(c['isa_compiled'])}",
         f"  ISA supported:   {', '.join(c['isa_supported'])} (machine {c['machine']})",
         f"  ISA selected:    {c['isa_selected']}"
-        + (f" (FASTNN_CPU_CAPABILITY={c['env']['FASTNN_CPU_CAPABILITY']})"
-           if "FASTNN_CPU_CAPABILITY" in c["env"] else ""),
+        + (
+            f" (FASTNN_CPU_CAPABILITY={c['env']['FASTNN_CPU_CAPABILITY']})"
+            if "FASTNN_CPU_CAPABILITY" in c["env"]
+            else ""
+        ),
         "  CPU caches:      " + _caches_line(c["cpu_caches"]),
-        "  gemm blocking:   " + " | ".join(
+        "  gemm blocking:   "
+        + " | ".join(
             f"{isa}: {b['mr']}x{b['nr']} tile, KC {b['kc']}, MC {b['mc']}, NC {b['nc']}"
-            for isa, b in c["gemm_blocking"].items()),
-        "  conv2d 3x3:      " + ("Winograd F(2x2, 3x3) where >= 16 channels each way"
-                                 if c["conv2d_winograd"] else "direct kernels (no Winograd)"),
+            for isa, b in c["gemm_blocking"].items()
+        ),
+        "  conv2d 3x3:      "
+        + (
+            "Winograd F(2x2, 3x3) where >= 16 channels each way"
+            if c["conv2d_winograd"]
+            else "direct kernels (no Winograd)"
+        ),
         "  CUDA:            " + _cuda_line(c["cuda"]),
     ]
     print("\n".join(lines))

@@ -6,6 +6,7 @@ array; moves between the two are explicit copies (move). Random numbers always c
 fastnn's host generator (fastnn.random) and are copied to the device, so a seeded run draws the
 same initialisations and dropout masks on the CPU and on a GPU.
 """
+
 import numpy as np
 
 __all__ = ["device"]
@@ -29,8 +30,9 @@ class device:
             name, sep, num = type.partition(":")
             if sep:
                 if index is not None:
-                    raise RuntimeError(f"type (string) must not include an index because index was passed "
-                                       f"explicitly: {type}")
+                    raise RuntimeError(
+                        f"type (string) must not include an index because index was passed explicitly: {type}"
+                    )
                 if not num.isdigit():
                     raise RuntimeError(f"Invalid device string: '{type}'")
                 index = int(num)
@@ -89,6 +91,7 @@ _CUDA = {}  # device index -> device("cuda", index)
 def cupy_module():
     """CuPy (tests install a host-backed stand-in under the same name)."""
     import cupy
+
     return cupy
 
 
@@ -124,12 +127,15 @@ def require_cuda():
     """CuPy, when CUDA tensors can exist here; else torch's kind of RuntimeError."""
     global _checked
     from . import cuda
+
     m = cuda._cuda()
     if m is not None and m is _checked:
         return cupy_module()
     if not cuda.is_available():
-        raise RuntimeError("fastnn: no CUDA device is available (fastnn.cuda.is_available() is False: this "
-                           "fastnn was built without CUDA, or no driver or device is visible)")
+        raise RuntimeError(
+            "fastnn: no CUDA device is available (fastnn.cuda.is_available() is False: this "
+            "fastnn was built without CUDA, or no driver or device is visible)"
+        )
     try:
         cp = cupy_module()
     except ImportError:
@@ -190,6 +196,7 @@ def scatter_add(a, index, values):
         cp.add.at(a, index, values)
     else:
         import cupyx
+
         cupyx.scatter_add(a, index, values)
 
 
@@ -203,5 +210,6 @@ def check_same_device(*arrays):
         if first is None:
             first = d
         elif d.type != first.type or d.index != first.index:
-            raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two devices, "
-                               f"{first} and {d}!")
+            raise RuntimeError(
+                f"Expected all tensors to be on the same device, but found at least two devices, {first} and {d}!"
+            )

@@ -6,6 +6,7 @@ extension then must carry the same version, or the build is stale and import fai
 tree used through PYTHONPATH has no metadata of its own (an installed fastnn elsewhere on the
 path does not count): there the version is the one compiled into the extension.
 """
+
 import json
 import os
 from importlib import metadata as _metadata
@@ -43,7 +44,8 @@ def _check(meta, compiled, core_file):
             f"fastnn: the compiled extension {core_file} is version {compiled}, but the installed "
             f"package is version {meta}: a stale build. Rebuild and reinstall it "
             f"(pip install --force-reinstall --no-deps . in the source tree, or rebuild the "
-            f"development build), or remove the old extension file.")
+            f"development build), or remove the old extension file."
+        )
 
 
 _meta = _metadata_version()

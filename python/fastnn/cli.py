@@ -1,5 +1,6 @@
 """The `fastnn` command: `fastnn bench [ops...]` times kernels against NumPy and PyTorch, `fastnn config`
 prints the build configuration, `fastnn demo cnn` trains the MNIST CNN on the bundled data."""
+
 import argparse
 import datetime
 import importlib.util
@@ -63,8 +64,11 @@ def _bench(parser, args, argv):
     if args.device == "cuda" and (args.isa or args.contended or args.plot):
         parser.error("--isa, --contended and --plot apply to --device cpu")
     if args.plot and importlib.util.find_spec("matplotlib") is None:
-        print("fastnn bench --plot: needs matplotlib (pip install 'fastnn[plot]' or pip install "
-              "matplotlib); nothing was timed", file=sys.stderr)
+        print(
+            "fastnn bench --plot: needs matplotlib (pip install 'fastnn[plot]' or pip install "
+            "matplotlib); nothing was timed",
+            file=sys.stderr,
+        )
         return 2
     if args.from_json:
         with open(args.from_json) as f:
@@ -96,11 +100,20 @@ def _bench(parser, args, argv):
             print(line, flush=True)
         off = [c["library"] for c in checks if c["ok"] is False]
         if off:
-            print(f"warning: {', '.join(off)} did not take --isa {args.isa}: those ratios compare "
-                  "different ISAs", file=sys.stderr)
-    results = bench.run(cases, threads=args.threads, repeats=repeats, min_time=min_time,
-                        json_path=json_path, contended=args.contended, plot_path=args.plot,
-                        meta={"ops": ops, "quick": args.quick, "isa": args.isa, "isa_checks": checks})
+            print(
+                f"warning: {', '.join(off)} did not take --isa {args.isa}: those ratios compare different ISAs",
+                file=sys.stderr,
+            )
+    results = bench.run(
+        cases,
+        threads=args.threads,
+        repeats=repeats,
+        min_time=min_time,
+        json_path=json_path,
+        contended=args.contended,
+        plot_path=args.plot,
+        meta={"ops": ops, "quick": args.quick, "isa": args.isa, "isa_checks": checks},
+    )
     failed = sum(r["status"] != "ok" for res in results for r in res["impls"].values())
     if failed:
         print(f"{failed} impl result(s) FAILED validation", file=sys.stderr)
@@ -114,12 +127,15 @@ def _isa_refused(isa):
         return None
     if isa not in info["isa_compiled"]:
         return f"this fastnn build has no {isa} kernels (compiled: {', '.join(info['isa_compiled'])})"
-    return (f"the CPU does not support {isa} (it runs: {', '.join(info['isa_supported'])}); "
-            "a peer forced above its CPU would fault or ignore the setting")
+    return (
+        f"the CPU does not support {isa} (it runs: {', '.join(info['isa_supported'])}); "
+        "a peer forced above its CPU would fault or ignore the setting"
+    )
 
 
 def _build_info():
     from fastnn import _core
+
     return _core.build_info()
 
 
@@ -128,6 +144,7 @@ def _rerun_at_isa(isa, argv):
     (each reads its variable when it loads, so this process cannot change it); returns its status.
     The guard variable marks the child, which runs the benchmark instead of re-running again."""
     from fastnn.bench.harness import ISA_ENV, ISA_GUARD, ISA_UNSET
+
     env = {k: v for k, v in os.environ.items() if k not in ISA_UNSET}
     env.update(ISA_ENV[isa])
     env[ISA_GUARD] = isa
@@ -135,9 +152,13 @@ def _rerun_at_isa(isa, argv):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join([root, *paths])
-    print(f"fastnn bench --isa {isa}: running with "
-          + " ".join(f"{k}={v}" for k, v in ISA_ENV[isa].items())
-          + "".join(f" (unset {k})" for k in ISA_UNSET), file=sys.stderr, flush=True)
+    print(
+        f"fastnn bench --isa {isa}: running with "
+        + " ".join(f"{k}={v}" for k, v in ISA_ENV[isa].items())
+        + "".join(f" (unset {k})" for k in ISA_UNSET),
+        file=sys.stderr,
+        flush=True,
+    )
     sys.stdout.flush()
     child = subprocess.Popen([sys.executable, "-m", "fastnn.cli", *argv], env=env)
     try:
@@ -159,15 +180,17 @@ def _bench_cuda(parser, args, ops):
 
     if not cuda.is_available():
         info = cuda.info()
-        why = ("this fastnn was built without CUDA" if not info["built"] else
-               "no CUDA device is visible" + ("" if info["driver_version"] else " (no driver)"))
+        why = (
+            "this fastnn was built without CUDA"
+            if not info["built"]
+            else "no CUDA device is visible" + ("" if info["driver_version"] else " (no driver)")
+        )
         print(f"fastnn bench --device cuda: {why}; nothing was timed", file=sys.stderr)
         return 2
     try:
         import cupy  # noqa: F401
     except ImportError:
-        print("fastnn bench --device cuda: needs CuPy (pip install cupy-cuda13x); nothing was timed",
-              file=sys.stderr)
+        print("fastnn bench --device cuda: needs CuPy (pip install cupy-cuda13x); nothing was timed", file=sys.stderr)
         return 2
     without = [op for op in ops if op not in gpu.GPU_OPS]
     if without and args.ops:
@@ -177,9 +200,14 @@ def _bench_cuda(parser, args, ops):
     min_time = args.min_time if args.min_time is not None else (0.005 if args.quick else 0.05)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     json_path = args.json or f"bench/results/cuda-{'-'.join(ops)}-{stamp}.json"
-    results = bench.run(gpu.cases(ops, quick=args.quick), threads=(1,), repeats=repeats, min_time=min_time,
-                        json_path=json_path, meta={"ops": ops, "quick": args.quick, "device": "cuda",
-                                                   "cuda": cuda.info()})
+    results = bench.run(
+        gpu.cases(ops, quick=args.quick),
+        threads=(1,),
+        repeats=repeats,
+        min_time=min_time,
+        json_path=json_path,
+        meta={"ops": ops, "quick": args.quick, "device": "cuda", "cuda": cuda.info()},
+    )
     failed = sum(r["status"] != "ok" for res in results for r in res["impls"].values())
     if failed:
         print(f"{failed} impl result(s) FAILED validation", file=sys.stderr)
@@ -191,47 +219,76 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="fastnn", description="fastnn command-line tool.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{bench,config,demo}")
-    b = sub.add_parser("bench", help="validate, then time fastnn against NumPy and PyTorch",
-                       description="Validate, then time fastnn ops against NumPy's BLAS and PyTorch.",
-                       epilog=BENCH_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    b = sub.add_parser(
+        "bench",
+        help="validate, then time fastnn against NumPy and PyTorch",
+        description="Validate, then time fastnn ops against NumPy's BLAS and PyTorch.",
+        epilog=BENCH_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     b.add_argument("ops", nargs="*", metavar="op", help="ops to time (default: all registered)")
-    b.add_argument("--threads", type=_positive, nargs="+", default=[1], metavar="N",
-                   help="thread counts to time at, in turn, e.g. --threads 1 2 (default: 1)")
-    b.add_argument("--repeats", type=_positive, metavar="R",
-                   help="timed samples per impl (default: 10, --quick 3)")
-    b.add_argument("--min-time", type=float, metavar="S",
-                   help="seconds each sample lasts at least (default: 0.05, --quick 0.005)")
+    b.add_argument(
+        "--threads",
+        type=_positive,
+        nargs="+",
+        default=[1],
+        metavar="N",
+        help="thread counts to time at, in turn, e.g. --threads 1 2 (default: 1)",
+    )
+    b.add_argument("--repeats", type=_positive, metavar="R", help="timed samples per impl (default: 10, --quick 3)")
+    b.add_argument(
+        "--min-time", type=float, metavar="S", help="seconds each sample lasts at least (default: 0.05, --quick 0.005)"
+    )
     b.add_argument("--quick", action="store_true", help="a few small shapes, few repeats (CI smoke)")
-    b.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
-                   help="cpu (default): the CPU kernels; cuda: the CUDA kernels on CuPy arrays against "
-                        "CuPy and torch's CUDA build (needs a GPU; --threads does not apply)")
-    b.add_argument("--json", metavar="PATH",
-                   help="where to write the results (default: bench/results/<ops>-<time>.json)")
-    b.add_argument("--isa", choices=["default", "avx2", "avx512"],
-                   help="run fastnn and every peer (torch's ATen, oneDNN, MKL; NumPy's OpenBLAS) at "
-                        "this ISA, check that each took it, record it in the JSON (see below)")
-    b.add_argument("--plot", metavar="PNG",
-                   help="also draw the ratios as a bar chart (needs matplotlib: the plot extra)")
-    b.add_argument("--from-json", metavar="PATH",
-                   help="with --plot: draw the chart of a finished run's JSON, time nothing")
-    b.add_argument("--contended", action="store_true",
-                   help="keep one core busy while timing (a process spinning on the last CPU)")
+    b.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cpu",
+        help="cpu (default): the CPU kernels; cuda: the CUDA kernels on CuPy arrays against "
+        "CuPy and torch's CUDA build (needs a GPU; --threads does not apply)",
+    )
+    b.add_argument(
+        "--json", metavar="PATH", help="where to write the results (default: bench/results/<ops>-<time>.json)"
+    )
+    b.add_argument(
+        "--isa",
+        choices=["default", "avx2", "avx512"],
+        help="run fastnn and every peer (torch's ATen, oneDNN, MKL; NumPy's OpenBLAS) at "
+        "this ISA, check that each took it, record it in the JSON (see below)",
+    )
+    b.add_argument(
+        "--plot", metavar="PNG", help="also draw the ratios as a bar chart (needs matplotlib: the plot extra)"
+    )
+    b.add_argument(
+        "--from-json", metavar="PATH", help="with --plot: draw the chart of a finished run's JSON, time nothing"
+    )
+    b.add_argument(
+        "--contended", action="store_true", help="keep one core busy while timing (a process spinning on the last CPU)"
+    )
     sub.add_parser("config", help="print the build configuration (fastnn.show_config())")
-    d = sub.add_parser("demo", help="train a classic model offline on bundled data",
-                       description="Train a classic model on data shipped with fastnn (no download).")
-    d.add_argument("model", choices=["cnn"], help="cnn: the MNIST CNN on the bundled 5,000 images "
-                                                  "(1,000 held out for the test accuracy)")
+    d = sub.add_parser(
+        "demo",
+        help="train a classic model offline on bundled data",
+        description="Train a classic model on data shipped with fastnn (no download).",
+    )
+    d.add_argument(
+        "model",
+        choices=["cnn"],
+        help="cnn: the MNIST CNN on the bundled 5,000 images (1,000 held out for the test accuracy)",
+    )
     d.add_argument("--epochs", type=_positive, default=12, help="training epochs (default: 12)")
     d.add_argument("--seed", type=int, default=0, help="seed of the split, initialisation and shuffling")
     d.add_argument("--threads", type=_positive, help="fastnn threads (default: fastnn.get_num_threads())")
     args = parser.parse_args(argv)
     if args.command == "config":
         import fastnn
+
         fastnn.show_config()
         return 0
     if args.command == "demo":
         import fastnn
         from fastnn import demo
+
         if args.threads:
             fastnn.set_num_threads(args.threads)
         acc, _ = demo.cnn(epochs=args.epochs, seed=args.seed)

@@ -10,6 +10,7 @@ So far the CUDA kernels are gemm, conv2d, the activations, softmax / log_softmax
 embedding, pooling (max, average, global average), cross-entropy, batch norm and the recurrent layers
 (RNN, LSTM, GRU and their cells) and scaled dot-product attention (head dims up to 128), forward and backward, the SGD and Adam updates and grad_norm; the other ops refuse GPU arrays with a TypeError. ``is_available()`` says whether the module is built and a device is visible.
 """
+
 import importlib
 import math
 import operator
@@ -50,9 +51,14 @@ def info() -> dict:
     m = _cuda()
     if m is None:
         return {"built": False}
-    return {"built": True, "architectures": m.architectures, "compiler": m.compiler,
-            "runtime_version": m.runtime_version(), "driver_version": m.driver_version(),
-            "device_count": m.device_count()}
+    return {
+        "built": True,
+        "architectures": m.architectures,
+        "compiler": m.compiler,
+        "runtime_version": m.runtime_version(),
+        "driver_version": m.driver_version(),
+        "device_count": m.device_count(),
+    }
 
 
 def is_cuda_array(a) -> bool:
@@ -61,14 +67,17 @@ def is_cuda_array(a) -> bool:
 
 # ---- arrays ----
 
+
 class _Dev:
     """A C-contiguous device array (float32 unless typestr says otherwise) seen through
     __cuda_array_interface__."""
 
     def __init__(self, op, name, a, writable=False, typestr="<f4"):
         if not is_cuda_array(a):
-            raise TypeError(f"{op}: {name} must be a CUDA array like the other arguments, got "
-                            f"{type(a).__name__} (NumPy and CUDA arrays cannot be mixed)")
+            raise TypeError(
+                f"{op}: {name} must be a CUDA array like the other arguments, got "
+                f"{type(a).__name__} (NumPy and CUDA arrays cannot be mixed)"
+            )
         cai = a.__cuda_array_interface__
         self.shape = tuple(int(s) for s in cai["shape"])
         if cai["typestr"] != typestr:
@@ -81,8 +90,9 @@ class _Dev:
                 expect.append(step)
                 step *= max(s, 1)
             if tuple(strides) != tuple(reversed(expect)) and 0 not in self.shape:
-                raise ValueError(f"{op}: {name} must be C-contiguous, got strides {tuple(strides)} "
-                                 f"for shape {self.shape}")
+                raise ValueError(
+                    f"{op}: {name} must be C-contiguous, got strides {tuple(strides)} for shape {self.shape}"
+                )
         self.ptr, readonly = cai["data"]
         if writable and readonly:
             raise ValueError(f"{op}: {name} is read-only")
@@ -103,8 +113,10 @@ def _cupy(op):
 def _module_for(op):
     m = _cuda()
     if m is None:
-        raise TypeError(f"{op}: got CUDA arrays, but this fastnn was built without CUDA "
-                        "(rebuild with nvcc on PATH, or FASTNN_CUDA=ON)")
+        raise TypeError(
+            f"{op}: got CUDA arrays, but this fastnn was built without CUDA "
+            "(rebuild with nvcc on PATH, or FASTNN_CUDA=ON)"
+        )
     return m
 
 
@@ -127,8 +139,8 @@ def _out(op, out, shape, alias=()):
 
 # ---- ops ----
 
-def gemm(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None,
-         activation=None, out=None):
+
+def gemm(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None, activation=None, out=None):
     """fastnn.ops.gemm on CUDA arrays (2-D only so far)."""
     op = "gemm"
     m = _module_for(op)
@@ -150,9 +162,25 @@ def gemm(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bia
     if dbias is not None and dbias.shape != (N,):
         raise ValueError(f"{op}: bias must have shape {(N,)}, got {dbias.shape}")
     o = _out(op, out, (M, N), alias=(("a", da), ("b", db), ("bias", dbias)))
-    m.gemm(M, N, K, da.ptr, db.ptr, dc.ptr if dc else 0, o.ptr, da.shape[1], db.shape[1], N,
-           bool(trans_a), bool(trans_b), float(alpha), float(beta) if dc else 0.0,
-           dbias.ptr if dbias else 0, 1 if activation == "relu" else 0, _stream(op))
+    m.gemm(
+        M,
+        N,
+        K,
+        da.ptr,
+        db.ptr,
+        dc.ptr if dc else 0,
+        o.ptr,
+        da.shape[1],
+        db.shape[1],
+        N,
+        bool(trans_a),
+        bool(trans_b),
+        float(alpha),
+        float(beta) if dc else 0.0,
+        dbias.ptr if dbias else 0,
+        1 if activation == "relu" else 0,
+        _stream(op),
+    )
     return o.array
 
 
@@ -187,7 +215,7 @@ def _axes(op, shape, dim):
     outer = inner = 1
     for s in shape[:dim]:
         outer *= s
-    for s in shape[dim + 1:]:
+    for s in shape[dim + 1 :]:
         inner *= s
     return outer, (shape[dim] if nd else 1), inner
 
@@ -221,7 +249,7 @@ def layer_norm_forward(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     dx = _Dev(op, "x", x)
     ns = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     k = len(ns)
-    if k == 0 or k > len(dx.shape) or dx.shape[len(dx.shape) - k:] != ns:
+    if k == 0 or k > len(dx.shape) or dx.shape[len(dx.shape) - k :] != ns:
         raise ValueError(f"{op}: normalized_shape {ns} must be the trailing dims of x {dx.shape}")
     n = 1
     for s in ns:
@@ -232,10 +260,11 @@ def layer_norm_forward(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     for name, d in (("weight", dw), ("bias", db)):
         if d is not None and d.shape != ns:
             raise ValueError(f"{op}: {name} must have shape {ns}, got {d.shape}")
-    stat = dx.shape[:len(dx.shape) - k] + (1,) * k
+    stat = dx.shape[: len(dx.shape) - k] + (1,) * k
     y, mean, rstd = _out(op, None, dx.shape), _out(op, None, stat), _out(op, None, stat)
-    m.layer_norm_forward(rows, n, dx.ptr, dw.ptr if dw else 0, db.ptr if db else 0, float(eps), y.ptr,
-                         mean.ptr, rstd.ptr, _stream(op))
+    m.layer_norm_forward(
+        rows, n, dx.ptr, dw.ptr if dw else 0, db.ptr if db else 0, float(eps), y.ptr, mean.ptr, rstd.ptr, _stream(op)
+    )
     return y.array, mean.array, rstd.array
 
 
@@ -258,8 +287,19 @@ def layer_norm_backward(dy, x, mean, rstd, weight=None):
             raise ValueError(f"{op}: weight has {dw.size} elements, the rows {n}")
         n = dw.size
         gw, gb = _out(op, None, dw.shape), _out(op, None, dw.shape)
-    m.layer_norm_backward(rows, n, ddy.ptr, dx_.ptr, dm.ptr, dr.ptr, dw.ptr if dw else 0, out.ptr,
-                          gw.ptr if gw else 0, gb.ptr if gb else 0, _stream(op))
+    m.layer_norm_backward(
+        rows,
+        n,
+        ddy.ptr,
+        dx_.ptr,
+        dm.ptr,
+        dr.ptr,
+        dw.ptr if dw else 0,
+        out.ptr,
+        gw.ptr if gw else 0,
+        gb.ptr if gb else 0,
+        _stream(op),
+    )
     return out.array, (gw.array if gw else None), (gb.array if gb else None)
 
 
@@ -313,6 +353,7 @@ def embedding_backward(dy, indices, num_embeddings, padding_idx=None, *, out=Non
 
 def _geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode):
     from . import _core  # the CPU module checks the sizes and computes the output: one rule
+
     return _core.pool2d_geometry(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode)
 
 
@@ -323,8 +364,7 @@ def _nchw(op, name, a):
     return d
 
 
-def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
-                       out=None, indices=None):
+def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *, out=None, indices=None):
     op = "max_pool2d_forward"
     m = _module_for(op)
     dx = _nchw(op, "x", x)
@@ -341,8 +381,9 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
     return y.array, idx.array
 
 
-def max_pool2d_backward(dy, x, indices, kernel_size, stride=None, padding=0, dilation=1,
-                        ceil_mode=False, *, relu=False, out=None):
+def max_pool2d_backward(
+    dy, x, indices, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *, relu=False, out=None
+):
     op = "max_pool2d_backward"
     m = _module_for(op)
     dx_, ddy = _nchw(op, "x", x), _nchw(op, "dy", dy)
@@ -360,8 +401,7 @@ def max_pool2d_backward(dy, x, indices, kernel_size, stride=None, padding=0, dil
     return o.array
 
 
-def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False,
-                       count_include_pad=True, *, out=None):
+def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, *, out=None):
     op = "avg_pool2d_forward"
     m = _module_for(op)
     dx = _nchw(op, "x", x)
@@ -371,8 +411,9 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False,
     return y.array
 
 
-def avg_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, ceil_mode=False,
-                        count_include_pad=True, *, out=None):
+def avg_pool2d_backward(
+    dy, x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, *, out=None
+):
     op = "avg_pool2d_backward"
     m = _module_for(op)
     dx_, ddy = _nchw(op, "x", x), _nchw(op, "dy", dy)
@@ -424,8 +465,10 @@ def _conv2d_geometry(op, xs, ws, stride, padding, dilation, groups):
     if G < 1:
         raise ValueError(f"{op}: expected groups >= 1, got {G}")
     if C != Cw * G:
-        raise ValueError(f"{op}: expected weight of shape (out_channels, in_channels/groups, KH, KW) with "
-                         f"in_channels {C} and groups {G}, got weight {tuple(ws)} for input {tuple(xs)}")
+        raise ValueError(
+            f"{op}: expected weight of shape (out_channels, in_channels/groups, KH, KW) with "
+            f"in_channels {C} and groups {G}, got weight {tuple(ws)} for input {tuple(xs)}"
+        )
     if B < 0 or min(C, H, W, OC, KH, KW) < 1:
         raise ValueError(f"{op}: expected positive sizes, got input {tuple(xs)} and weight {tuple(ws)}")
     if min(SH, SW, DH, DW) < 1:
@@ -436,14 +479,34 @@ def _conv2d_geometry(op, xs, ws, stride, padding, dilation, groups):
         raise ValueError(f"{op}: expected in_channels {C} and out_channels {OC} to be divisible by groups {G}")
     eh, ew = DH * (KH - 1) + 1, DW * (KW - 1) + 1
     if eh > H + PT + PB or ew > W + PL + PR:
-        raise ValueError(f"{op}: kernel size can't be greater than the padded input size: padded input "
-                         f"({H + PT + PB}, {W + PL + PR}), effective kernel ({eh}, {ew})")
+        raise ValueError(
+            f"{op}: kernel size can't be greater than the padded input size: padded input "
+            f"({H + PT + PB}, {W + PL + PR}), effective kernel ({eh}, {ew})"
+        )
     OH, OW = (H + PT + PB - eh) // SH + 1, (W + PL + PR - ew) // SW + 1
     Kg = C // G * KH * KW
     if max(Kg, OH * OW, H * W, Kg * OW, OC * Kg) > _INT32_MAX:
         raise ValueError(f"{op}: sizes past 2^31 - 1 elements per image or weight are not supported")
-    return {"N": B, "C": C, "H": H, "W": W, "OC": OC, "KH": KH, "KW": KW, "SH": SH, "SW": SW, "PT": PT,
-            "PB": PB, "PL": PL, "PR": PR, "DH": DH, "DW": DW, "G": G, "OH": OH, "OW": OW}
+    return {
+        "N": B,
+        "C": C,
+        "H": H,
+        "W": W,
+        "OC": OC,
+        "KH": KH,
+        "KW": KW,
+        "SH": SH,
+        "SW": SW,
+        "PT": PT,
+        "PB": PB,
+        "PL": PL,
+        "PR": PR,
+        "DH": DH,
+        "DW": DW,
+        "G": G,
+        "OH": OH,
+        "OW": OW,
+    }
 
 
 def _conv_arg(op, name, a, what):
@@ -488,8 +551,7 @@ def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, a
     if activation not in (None, "none", "relu"):
         raise ValueError(f"{op}: expected activation None, 'none' or 'relu', got {activation!r}")
     y = _conv_out(op, out, (g["N"], g["OC"], g["OH"], g["OW"]), (("x", dx), ("w", dw), ("bias", db)))
-    m.conv2d_forward(g, dx.ptr, dw.ptr, db.ptr if db else 0, 1 if activation == "relu" else 0, y.ptr,
-                     _stream(op))
+    m.conv2d_forward(g, dx.ptr, dw.ptr, db.ptr if db else 0, 1 if activation == "relu" else 0, y.ptr, _stream(op))
     return y.array
 
 
@@ -555,8 +617,18 @@ def _param_grad(op, params, grads, i):
     return p, g
 
 
-def sgd_step(params, grads, momentum_buffers, lr, momentum=0.0, dampening=0.0, nesterov=False,
-             weight_decay=0.0, maximize=False, first_step=False):
+def sgd_step(
+    params,
+    grads,
+    momentum_buffers,
+    lr,
+    momentum=0.0,
+    dampening=0.0,
+    nesterov=False,
+    weight_decay=0.0,
+    maximize=False,
+    first_step=False,
+):
     """fastnn.ops.sgd_step on CUDA arrays (every check before the first launch)."""
     op = "sgd_step"
     m = _module_for(op)
@@ -570,18 +642,46 @@ def sgd_step(params, grads, momentum_buffers, lr, momentum=0.0, dampening=0.0, n
         jobs.append((p, g, b))
     s = _stream(op) if jobs else 0
     for p, g, b in jobs:
-        m.sgd_step(p.ptr, g.ptr, b.ptr if b else 0, p.size, float(lr), float(momentum), float(dampening),
-                   bool(nesterov), float(weight_decay), bool(maximize), bool(first_step), s)
+        m.sgd_step(
+            p.ptr,
+            g.ptr,
+            b.ptr if b else 0,
+            p.size,
+            float(lr),
+            float(momentum),
+            float(dampening),
+            bool(nesterov),
+            float(weight_decay),
+            bool(maximize),
+            bool(first_step),
+            s,
+        )
 
 
-def adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
-              weight_decay=0.0, amsgrad=False, max_exp_avg_sqs=None, decoupled_weight_decay=False,
-              maximize=False):
+def adam_step(
+    params,
+    grads,
+    exp_avgs,
+    exp_avg_sqs,
+    step,
+    lr=1e-3,
+    beta1=0.9,
+    beta2=0.999,
+    eps=1e-8,
+    weight_decay=0.0,
+    amsgrad=False,
+    max_exp_avg_sqs=None,
+    decoupled_weight_decay=False,
+    maximize=False,
+):
     """fastnn.ops.adam_step on CUDA arrays (every check before the first launch)."""
     op = "adam_step"
     m = _module_for(op)
-    n = _same_lists(op, ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"),
-                    (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs))
+    n = _same_lists(
+        op,
+        ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"),
+        (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs),
+    )
     if amsgrad and max_exp_avg_sqs is None:
         raise ValueError(f"{op}: amsgrad needs max_exp_avg_sqs")
     if int(step) < 1:
@@ -595,8 +695,23 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=1e-3, beta1=0.9, be
         jobs.append((p, g, ea, es, vm))
     s = _stream(op) if jobs else 0
     for p, g, ea, es, vm in jobs:
-        m.adam_step(p.ptr, g.ptr, ea.ptr, es.ptr, vm.ptr if vm else 0, p.size, int(step), float(lr), float(beta1),
-                    float(beta2), float(eps), float(weight_decay), bool(decoupled_weight_decay), bool(maximize), s)
+        m.adam_step(
+            p.ptr,
+            g.ptr,
+            ea.ptr,
+            es.ptr,
+            vm.ptr if vm else 0,
+            p.size,
+            int(step),
+            float(lr),
+            float(beta1),
+            float(beta2),
+            float(eps),
+            float(weight_decay),
+            bool(decoupled_weight_decay),
+            bool(maximize),
+            s,
+        )
 
 
 def _per_channel(op, name, a, c, writable=False):
@@ -615,8 +730,7 @@ def _not_aliased(op, name, d, others):
             raise ValueError(f"{op}: {name} must not alias {other}")
 
 
-def batch_norm2d_forward(x, weight, bias, running_mean, running_var, training, momentum=0.1, eps=1e-5, *,
-                         out=None):
+def batch_norm2d_forward(x, weight, bias, running_mean, running_var, training, momentum=0.1, eps=1e-5, *, out=None):
     """fastnn.ops.batch_norm2d_forward on CUDA arrays: (y, save_mean, save_invstd); running_mean /
     running_var are updated in place (training)."""
     op = "batch_norm2d_forward"
@@ -627,8 +741,10 @@ def batch_norm2d_forward(x, weight, bias, running_mean, running_var, training, m
     rm = _per_channel(op, "running_mean", running_mean, C, writable=True)
     rv = _per_channel(op, "running_var", running_var, C, writable=True)
     if (rm is None) != (rv is None):
-        raise ValueError(f"{op}: expected running_mean and running_var both given or both None, got "
-                         + ("running_var only" if rm is None else "running_mean only"))
+        raise ValueError(
+            f"{op}: expected running_mean and running_var both given or both None, got "
+            + ("running_var only" if rm is None else "running_mean only")
+        )
     if not training and rm is None:
         raise ValueError(f"{op}: expected running_mean and running_var in evaluation mode (training=False), got None")
     momentum, eps = float(momentum), float(eps)
@@ -640,12 +756,27 @@ def batch_norm2d_forward(x, weight, bias, running_mean, running_var, training, m
         raise ValueError(f"{op}: Expected more than 1 value per channel when training, got input size {dx.shape}")
     _not_aliased(op, "running_mean", rm, (("x", dx), ("weight", dw), ("bias", db), ("running_var", rv)))
     _not_aliased(op, "running_var", rv, (("x", dx), ("weight", dw), ("bias", db)))
-    y = _out(op, out, dx.shape, alias=(("x", dx), ("weight", dw), ("bias", db), ("running_mean", rm),
-                                       ("running_var", rv)))
+    y = _out(
+        op, out, dx.shape, alias=(("x", dx), ("weight", dw), ("bias", db), ("running_mean", rm), ("running_var", rv))
+    )
     sm, si = _out(op, None, (C,)), _out(op, None, (C,))
-    m.batch_norm2d_forward(N, C, H * W, bool(training), momentum, eps, dx.ptr, dw.ptr if dw else 0,
-                           db.ptr if db else 0, rm.ptr if rm else 0, rv.ptr if rv else 0, y.ptr, sm.ptr, si.ptr,
-                           _stream(op))
+    m.batch_norm2d_forward(
+        N,
+        C,
+        H * W,
+        bool(training),
+        momentum,
+        eps,
+        dx.ptr,
+        dw.ptr if dw else 0,
+        db.ptr if db else 0,
+        rm.ptr if rm else 0,
+        rv.ptr if rv else 0,
+        y.ptr,
+        sm.ptr,
+        si.ptr,
+        _stream(op),
+    )
     return y.array, sm.array, si.array
 
 
@@ -662,11 +793,25 @@ def batch_norm2d_backward(dy, x, weight, save_mean, save_invstd, training=True, 
     if save_mean is None or save_invstd is None:
         raise ValueError(f"{op}: expected save_mean and save_invstd (from batch_norm2d_forward), got None")
     sm, si = _per_channel(op, "save_mean", save_mean, C), _per_channel(op, "save_invstd", save_invstd, C)
-    o = _out(op, out, dx_.shape, alias=(("dy", ddy), ("x", dx_), ("weight", dw), ("save_mean", sm),
-                                        ("save_invstd", si)))
+    o = _out(
+        op, out, dx_.shape, alias=(("dy", ddy), ("x", dx_), ("weight", dw), ("save_mean", sm), ("save_invstd", si))
+    )
     gw, gb = (_out(op, None, (C,)), _out(op, None, (C,))) if dw else (None, None)
-    m.batch_norm2d_backward(N, C, H * W, bool(training), ddy.ptr, dx_.ptr, dw.ptr if dw else 0, sm.ptr, si.ptr,
-                            o.ptr, gw.ptr if gw else 0, gb.ptr if gb else 0, _stream(op))
+    m.batch_norm2d_backward(
+        N,
+        C,
+        H * W,
+        bool(training),
+        ddy.ptr,
+        dx_.ptr,
+        dw.ptr if dw else 0,
+        sm.ptr,
+        si.ptr,
+        o.ptr,
+        gw.ptr if gw else 0,
+        gb.ptr if gb else 0,
+        _stream(op),
+    )
     return o.array, (gw.array if gw else None), (gb.array if gb else None)
 
 
@@ -687,8 +832,7 @@ def grad_norm(arrays, norm_type=2.0):
     cp = _cupy(op)
     slots = sum(m.grad_norm_partials(d.size) for d in devs)
     buf = cp.empty(slots + 1, dtype=cp.float64)  # the partial sums, then the norm
-    m.grad_norm([d.ptr for d in devs], [d.size for d in devs], p, buf.data.ptr, buf.data.ptr + 8 * slots,
-                _stream(op))
+    m.grad_norm([d.ptr for d in devs], [d.size for d in devs], p, buf.data.ptr, buf.data.ptr + 8 * slots, _stream(op))
     return float(buf[slots:].get()[0])  # a blocking copy on the current stream
 
 
@@ -725,8 +869,7 @@ def _ce_rows(op, logits, target, weight, ignore_index, reduction):
     return rows, tt, tshape, w
 
 
-def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0,
-                          reduction="mean"):
+def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
     """fastnn.ops.cross_entropy_forward on CUDA arrays (a CuPy 0-d or target-shaped loss)."""
     op = "cross_entropy_forward"
     m = _module_for(op)
@@ -734,9 +877,18 @@ def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_
     rows, t, tshape, w = _ce_rows(op, logits, target, weight, ignore_index, reduction)
     M, C = rows.shape
     loss, wt = cp.empty(M, cp.float32), cp.empty(M, cp.float32)
-    m.cross_entropy_forward(M, C, _Dev(op, "logits", rows).ptr, _Dev(op, "target", t, typestr="<i8").ptr,
-                            w.ptr if w else 0, int(ignore_index), float(label_smoothing),
-                            loss.data.ptr, wt.data.ptr, _stream(op))
+    m.cross_entropy_forward(
+        M,
+        C,
+        _Dev(op, "logits", rows).ptr,
+        _Dev(op, "target", t, typestr="<i8").ptr,
+        w.ptr if w else 0,
+        int(ignore_index),
+        float(label_smoothing),
+        loss.data.ptr,
+        wt.data.ptr,
+        _stream(op),
+    )
     if reduction == "none":
         return loss.reshape(tshape)
     total = loss.sum(dtype=cp.float64)
@@ -745,8 +897,9 @@ def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_
     return (total / wt.sum(dtype=cp.float64)).astype(cp.float32)  # all ignored: nan, as torch
 
 
-def cross_entropy_backward(grad, logits, target, weight=None, ignore_index=-100, label_smoothing=0.0,
-                           reduction="mean", *, out=None):
+def cross_entropy_backward(
+    grad, logits, target, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean", *, out=None
+):
     """fastnn.ops.cross_entropy_backward on CUDA arrays: dlogits of logits' shape."""
     op = "cross_entropy_backward"
     m = _module_for(op)
@@ -768,9 +921,18 @@ def cross_entropy_backward(grad, logits, target, weight=None, ignore_index=-100,
             s = s / wv[cp.where(keep, t, 0)][keep].sum()
         scale = cp.full(M, s, dtype=cp.float32) if M else cp.empty(0, cp.float32)
     d = cp.empty((M, C), cp.float32)
-    m.cross_entropy_backward(M, C, _Dev(op, "logits", rows).ptr, _Dev(op, "target", t, typestr="<i8").ptr,
-                             w.ptr if w else 0, int(ignore_index), float(label_smoothing), scale.data.ptr,
-                             d.data.ptr, _stream(op))
+    m.cross_entropy_backward(
+        M,
+        C,
+        _Dev(op, "logits", rows).ptr,
+        _Dev(op, "target", t, typestr="<i8").ptr,
+        w.ptr if w else 0,
+        int(ignore_index),
+        float(label_smoothing),
+        scale.data.ptr,
+        d.data.ptr,
+        _stream(op),
+    )
     x_shape = _Dev(op, "logits", logits).shape
     if len(x_shape) == 1:
         d = d.reshape(x_shape)
@@ -835,10 +997,9 @@ def _rnn_inputs(op, kind, x, h0, c0, w_ih, w_hh):
         raise ValueError(f"{op}: expected a sequence length T > 0, got T={T}")
     if H <= 0:
         raise ValueError(f"{op}: expected a hidden size H > 0, got H={H}")
-    lim = 2 ** 31 - 1
+    lim = 2**31 - 1
     if T * B * 6 * H > lim or T * B * I > lim or 6 * H * max(I, H) > lim:
-        raise ValueError(f"{op}: expected every matrix to have at most 2^31-1 elements, got T={T} B={B} "
-                         f"I={I} H={H}")
+        raise ValueError(f"{op}: expected every matrix to have at most 2^31-1 elements, got T={T} B={B} I={I} H={H}")
     d = dict(x=dx, w_hh=dwh)
     d["w_ih"] = _rnn_arg(op, "w_ih", w_ih, (G * H, I), f"({gh}, I) with I = x.shape[2]", optional=False)
     d["h0"] = _rnn_arg(op, "h0", h0, (B, H), "(B, H) or None")
@@ -885,9 +1046,27 @@ def _rnn_forward(op, kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, nonlinearity, reve
     c_n = cp.empty((B, H), cp.float32) if lstm else None
     ws = cp.empty(_rnn_ws_floats(kind, T, B, H), cp.float32)
     scratch = cp.empty(max(1, m.rnn_scratch_floats(cell, T, B, I, H, False)), cp.float32)
-    m.rnn_forward(cell, bool(reverse), T, B, I, H, d["x"].ptr, _ptr(d["h0"]), _ptr(d["c0"]), d["w_ih"].ptr,
-                  d["w_hh"].ptr, _ptr(bi), _ptr(bh), y.data.ptr, h_n.data.ptr, c_n.data.ptr if lstm else 0,
-                  ws.data.ptr, scratch.data.ptr, _stream(op))
+    m.rnn_forward(
+        cell,
+        bool(reverse),
+        T,
+        B,
+        I,
+        H,
+        d["x"].ptr,
+        _ptr(d["h0"]),
+        _ptr(d["c0"]),
+        d["w_ih"].ptr,
+        d["w_hh"].ptr,
+        _ptr(bi),
+        _ptr(bh),
+        y.data.ptr,
+        h_n.data.ptr,
+        c_n.data.ptr if lstm else 0,
+        ws.data.ptr,
+        scratch.data.ptr,
+        _stream(op),
+    )
     return (y, h_n, c_n, ws) if lstm else (y, h_n, ws)
 
 
@@ -910,10 +1089,33 @@ def _rnn_backward(op, kind, dy, dh_n, dc_n, x, h0, c0, w_ih, w_hh, y, ws, nonlin
     dc0 = cp.empty((B, H), f32) if lstm else None
     dw_ih, dw_hh, db_ih, db_hh = cp.empty((GH, I), f32), cp.empty((GH, H), f32), cp.empty(GH, f32), cp.empty(GH, f32)
     scratch = cp.empty(max(1, m.rnn_scratch_floats(cell, T, B, I, H, True)), f32)
-    m.rnn_backward(cell, bool(reverse), T, B, I, H, _ptr(ddy), _ptr(dhn), _ptr(dcn), d["x"].ptr, _ptr(d["h0"]),
-                   _ptr(d["c0"]), d["w_ih"].ptr, d["w_hh"].ptr, _ptr(dyo), _ptr(dws), dx.data.ptr, dh0.data.ptr,
-                   dc0.data.ptr if lstm else 0, dw_ih.data.ptr, dw_hh.data.ptr, db_ih.data.ptr, db_hh.data.ptr,
-                   scratch.data.ptr, _stream(op))
+    m.rnn_backward(
+        cell,
+        bool(reverse),
+        T,
+        B,
+        I,
+        H,
+        _ptr(ddy),
+        _ptr(dhn),
+        _ptr(dcn),
+        d["x"].ptr,
+        _ptr(d["h0"]),
+        _ptr(d["c0"]),
+        d["w_ih"].ptr,
+        d["w_hh"].ptr,
+        _ptr(dyo),
+        _ptr(dws),
+        dx.data.ptr,
+        dh0.data.ptr,
+        dc0.data.ptr if lstm else 0,
+        dw_ih.data.ptr,
+        dw_hh.data.ptr,
+        db_ih.data.ptr,
+        db_hh.data.ptr,
+        scratch.data.ptr,
+        _stream(op),
+    )
     if lstm:
         return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh
     return dx, dh0, dw_ih, dw_hh, db_ih, db_hh
@@ -946,8 +1148,7 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", re
 
 def rnn_backward(dy, dh_n, x, h0, w_ih, w_hh, y, ws, nonlinearity="tanh", reverse=False):
     """fastnn.ops.rnn_backward on CUDA arrays: (dx, dh0, dw_ih, dw_hh, db_ih, db_hh); ws may be None."""
-    return _rnn_backward("rnn_backward", "rnn", dy, dh_n, None, x, h0, None, w_ih, w_hh, y, ws, nonlinearity,
-                         reverse)
+    return _rnn_backward("rnn_backward", "rnn", dy, dh_n, None, x, h0, None, w_ih, w_hh, y, ws, nonlinearity, reverse)
 
 
 # ---- scaled dot-product attention ----
@@ -989,14 +1190,18 @@ def _attn_inputs(op, q, k, v, attn_mask, is_causal, scale):
         raise ValueError(f"{op}: expected q, k and v of the same rank, got q {qs}, k {ks}, v {vs}")
     lead = qs[:-2]
     if ks[:-2] != lead or vs[:-2] != lead or ks[-1] != qs[-1] or vs[-2] != ks[-2]:
-        raise ValueError(f"{op}: expected k of shape (..., S, HD) and v of shape (..., S, DV) matching "
-                         f"q (..., L, HD), got q {qs}, k {ks}, v {vs}")
+        raise ValueError(
+            f"{op}: expected k of shape (..., S, HD) and v of shape (..., S, DV) matching "
+            f"q (..., L, HD), got q {qs}, k {ks}, v {vs}"
+        )
     B, NH, L, S, HD, DV = lead[0], (lead[1] if nd == 4 else 1), qs[-2], ks[-2], qs[-1], vs[-1]
     if HD < 1 or DV < 1:
         raise ValueError(f"{op}: expected head dims of at least 1, got q {qs} and v {vs}")
     if max(HD, DV) > ATTENTION_MAX_HEAD_DIM:
-        raise ValueError(f"{op}: the CUDA kernels take head dims up to {ATTENTION_MAX_HEAD_DIM}, got HD {HD} "
-                         f"and DV {DV} (the CPU op has no such limit)")
+        raise ValueError(
+            f"{op}: the CUDA kernels take head dims up to {ATTENTION_MAX_HEAD_DIM}, got HD {HD} "
+            f"and DV {DV} (the CPU op has no such limit)"
+        )
     if scale is None:
         scale = 1.0 / math.sqrt(HD)
     elif not isinstance(scale, (float, int)):
@@ -1006,11 +1211,14 @@ def _attn_inputs(op, q, k, v, attn_mask, is_causal, scale):
     mask = (0, 0, (0, 0, 0, 0))
     if attn_mask is not None:
         if is_causal:
-            raise ValueError(f"{op}: expected attn_mask=None with is_causal=True (they cannot be combined, "
-                             "as in torch), got a mask")
+            raise ValueError(
+                f"{op}: expected attn_mask=None with is_causal=True (they cannot be combined, as in torch), got a mask"
+            )
         if not is_cuda_array(attn_mask):
-            raise TypeError(f"{op}: attn_mask must be None or a CUDA array like q, k and v, got "
-                            f"{type(attn_mask).__name__} (NumPy and CUDA arrays cannot be mixed)")
+            raise TypeError(
+                f"{op}: attn_mask must be None or a CUDA array like q, k and v, got "
+                f"{type(attn_mask).__name__} (NumPy and CUDA arrays cannot be mixed)"
+            )
         cai = attn_mask.__cuda_array_interface__
         kind = _ATTN_MASK_KIND.get(cai["typestr"])
         if kind is None:
@@ -1033,8 +1241,9 @@ def scaled_dot_product_attention_forward(q, k, v, attn_mask=None, is_causal=Fals
     m = _module_for(op)
     dims, lead, (dq_, dk_, dv_), (kind, mptr, mst), scale = _attn_inputs(op, q, k, v, attn_mask, is_causal, scale)
     out, lse = _out(op, None, lead + (dims[2], dims[5])), _out(op, None, lead + (dims[2],))
-    m.scaled_dot_product_attention_forward(dims, dq_.ptr, dk_.ptr, dv_.ptr, kind, mptr, mst, bool(is_causal), scale,
-                                           out.ptr, lse.ptr, _stream(op))
+    m.scaled_dot_product_attention_forward(
+        dims, dq_.ptr, dk_.ptr, dv_.ptr, kind, mptr, mst, bool(is_causal), scale, out.ptr, lse.ptr, _stream(op)
+    )
     return out.array, lse.array
 
 
@@ -1051,6 +1260,23 @@ def scaled_dot_product_attention_backward(dout, q, k, v, out, lse, attn_mask=Non
         raise ValueError(f"{op}: expected lse of shape {lshape}, got {l.shape}")
     gq, gk, gv = (_out(op, None, d.shape) for d in (dq_, dk_, dv_))
     delta = _out(op, None, (dims[0] * dims[1] * dims[2],))  # scratch: dout_i . out_i
-    m.scaled_dot_product_attention_backward(dims, dq_.ptr, dk_.ptr, dv_.ptr, kind, mptr, mst, bool(is_causal), scale,
-                                            g.ptr, o.ptr, l.ptr, gq.ptr, gk.ptr, gv.ptr, delta.ptr, _stream(op))
+    m.scaled_dot_product_attention_backward(
+        dims,
+        dq_.ptr,
+        dk_.ptr,
+        dv_.ptr,
+        kind,
+        mptr,
+        mst,
+        bool(is_causal),
+        scale,
+        g.ptr,
+        o.ptr,
+        l.ptr,
+        gq.ptr,
+        gk.ptr,
+        gv.ptr,
+        delta.ptr,
+        _stream(op),
+    )
     return gq.array, gk.array, gv.array

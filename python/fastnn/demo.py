@@ -6,6 +6,7 @@ Linear 128->10; cross-entropy; SGD lr 0.01 momentum 0.9, batch 64, the learning 
 images are few). A fifth of the images (1,000, picked by a seeded shuffle) is held out for the
 test accuracy printed at the end.
 """
+
 import time
 
 import numpy as np
@@ -62,10 +63,10 @@ class ShiftedLoader:
         dy, dx = rng.integers(0, 2 * s + 1, n), rng.integers(0, 2 * s + 1, n)
         shifted = np.empty_like(self.x)
         for i in range(n):
-            shifted[i] = pad[i, :, dy[i]:dy[i] + H, dx[i]:dx[i] + W]
+            shifted[i] = pad[i, :, dy[i] : dy[i] + H, dx[i] : dx[i] + W]
         order = rng.permutation(n)
         for k in range(0, n, self.batch_size):
-            idx = order[k:k + self.batch_size]
+            idx = order[k : k + self.batch_size]
             yield Tensor(shifted[idx]), Tensor(self.y[idx])
 
 
@@ -73,18 +74,28 @@ def cnn(epochs=10, seed=0, progress=None, log=print, shift=2):
     """Train the CNN; returns (test accuracy, history)."""
     _random.manual_seed(seed)
     train_set, test_set = mnist_splits(seed)
-    train_loader = (ShiftedLoader(train_set, 64, shift) if shift
-                    else DataLoader(train_set, batch_size=64, shuffle=True))
+    train_loader = ShiftedLoader(train_set, 64, shift) if shift else DataLoader(train_set, batch_size=64, shuffle=True)
     test_loader = DataLoader(test_set, batch_size=500)
     model = MnistCNN()
     opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     t0 = time.perf_counter()
     sched = optim.lr_scheduler.CosineAnnealingLR(opt, epochs)  # lr 0.01 decayed to 0 by the end
-    history = fit(model, nn.CrossEntropyLoss(), opt, train_loader, epochs=epochs, val_loader=test_loader,
-                  scheduler=sched, progress=progress, log=log)
+    history = fit(
+        model,
+        nn.CrossEntropyLoss(),
+        opt,
+        train_loader,
+        epochs=epochs,
+        val_loader=test_loader,
+        scheduler=sched,
+        progress=progress,
+        log=log,
+    )
     acc = evaluate(model, test_loader, None, ("accuracy",))["accuracy"]
     if log is not None:
         n = epochs * len(train_set)
-        log(f"test accuracy {acc:.4f} on {len(test_set)} held-out images "
-            f"({epochs} epochs, {n / (time.perf_counter() - t0):.0f} training images/s incl. evaluation)")
+        log(
+            f"test accuracy {acc:.4f} on {len(test_set)} held-out images "
+            f"({epochs} epochs, {n / (time.perf_counter() - t0):.0f} training images/s incl. evaluation)"
+        )
     return acc, history

@@ -5,6 +5,7 @@ fastnn.cuda where one exists (gemm, conv2d, the activations, softmax / log_softm
 embedding, pooling, cross-entropy, batch norm, the SGD and Adam updates, grad_norm, the
 recurrent layers and cells, scaled dot-product attention), with CuPy outputs; the others refuse
 CUDA arrays with a TypeError."""
+
 import functools
 
 import numpy as np
@@ -13,60 +14,61 @@ from . import _core
 from . import cuda as _cuda
 from ._conv import conv2d_params
 
-__all__ = ["gemm",
-           "conv2d_forward",
-           "conv2d_backward_data",
-           "conv2d_backward_weight",
-           "conv2d_backward_bias",
-           "max_pool2d_forward",
-           "max_pool2d_backward",
-           "avg_pool2d_forward",
-           "avg_pool2d_backward",
-           "global_avg_pool2d_forward",
-           "global_avg_pool2d_backward",
-           "relu_forward",
-           "relu_backward",
-           "leaky_relu_forward",
-           "leaky_relu_backward",
-           "sigmoid_forward",
-           "sigmoid_backward",
-           "tanh_forward",
-           "tanh_backward",
-           "gelu_forward",
-           "gelu_backward",
-           "softmax_forward",
-           "softmax_backward",
-           "log_softmax_forward",
-           "log_softmax_backward",
-           "cross_entropy_forward",
-           "cross_entropy_backward",
-           "sgd_step",
-           "adam_step",
-           "grad_norm",
-           "batch_norm2d_forward",
-           "batch_norm2d_backward",
-           "embedding_forward",
-           "embedding_backward",
-           "lstm_forward",
-           "lstm_backward",
-           "gru_forward",
-           "gru_backward",
-           "rnn_forward",
-           "rnn_backward",
-           "lstm_cell_forward",
-           "lstm_cell_backward",
-           "gru_cell_forward",
-           "gru_cell_backward",
-           "rnn_cell_forward",
-           "rnn_cell_backward",
-           "layer_norm_forward",
-           "layer_norm_backward",
-           "scaled_dot_product_attention_forward",
-           "scaled_dot_product_attention_backward"]
+__all__ = [
+    "gemm",
+    "conv2d_forward",
+    "conv2d_backward_data",
+    "conv2d_backward_weight",
+    "conv2d_backward_bias",
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
+    "global_avg_pool2d_forward",
+    "global_avg_pool2d_backward",
+    "relu_forward",
+    "relu_backward",
+    "leaky_relu_forward",
+    "leaky_relu_backward",
+    "sigmoid_forward",
+    "sigmoid_backward",
+    "tanh_forward",
+    "tanh_backward",
+    "gelu_forward",
+    "gelu_backward",
+    "softmax_forward",
+    "softmax_backward",
+    "log_softmax_forward",
+    "log_softmax_backward",
+    "cross_entropy_forward",
+    "cross_entropy_backward",
+    "sgd_step",
+    "adam_step",
+    "grad_norm",
+    "batch_norm2d_forward",
+    "batch_norm2d_backward",
+    "embedding_forward",
+    "embedding_backward",
+    "lstm_forward",
+    "lstm_backward",
+    "gru_forward",
+    "gru_backward",
+    "rnn_forward",
+    "rnn_backward",
+    "lstm_cell_forward",
+    "lstm_cell_backward",
+    "gru_cell_forward",
+    "gru_cell_backward",
+    "rnn_cell_forward",
+    "rnn_cell_backward",
+    "layer_norm_forward",
+    "layer_norm_backward",
+    "scaled_dot_product_attention_forward",
+    "scaled_dot_product_attention_backward",
+]
 
 
-def gemm(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None,
-         activation=None, out=None):
+def gemm(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None, activation=None, out=None):
     """out = act(alpha * op(a) @ op(b) + beta * c + bias).
 
     a is (..., M, K) ((..., K, M) if trans_a), b is (..., K, N) ((..., N, K) if trans_b),
@@ -75,8 +77,9 @@ def gemm(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bia
     views of C-contiguous inputs are read in place; other strided inputs are copied.
     """
     if _gpu(a, b, c, bias, out):
-        return _cuda.gemm(a, b, c, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta,
-                          bias=bias, activation=activation, out=out)
+        return _cuda.gemm(
+            a, b, c, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta, bias=bias, activation=activation, out=out
+        )
     # Positional: pybind11 matches keyword names by building strings on every call.
     return _core.gemm(a, b, c, out, trans_a, trans_b, alpha, beta, bias, activation)
 
@@ -91,43 +94,42 @@ def _gpu(*arrays):
 # stride (None: kernel_size), padding and dilation are an int or a pair. Outputs given as out=
 # (and indices=) are checked, never copied.
 
-def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
-                       out=None, indices=None):
+
+def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *, out=None, indices=None):
     """(y (N, C, OH, OW), indices int64 (N, C, OH, OW): flat ih * W + iw of each maximum)."""
     if _gpu(x, out, indices):
-        return _cuda.max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode, out=out,
-                                        indices=indices)
+        return _cuda.max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode, out=out, indices=indices)
     return _core.max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode, out, indices)
 
 
-def max_pool2d_backward(dy, x, indices, kernel_size, stride=None, padding=0, dilation=1,
-                        ceil_mode=False, *, relu=False, out=None):
+def max_pool2d_backward(
+    dy, x, indices, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *, relu=False, out=None
+):
     """dx (N, C, H, W): dy (N, C, OH, OW) added at the forward's indices (x gives the shape).
 
     relu=True: x is the output of a ReLU, and dx is the gradient through it as well (dy reaches
     x[i] only where x[i] > 0, or is NaN), i.e. relu_backward(max_pool2d_backward(...), x) in one
     pass."""
     if _gpu(dy, x, indices, out):
-        return _cuda.max_pool2d_backward(dy, x, indices, kernel_size, stride, padding, dilation, ceil_mode,
-                                         relu=relu, out=out)
-    return _core.max_pool2d_backward(dy, x, indices, kernel_size, stride, padding, dilation,
-                                     ceil_mode, relu, out)
+        return _cuda.max_pool2d_backward(
+            dy, x, indices, kernel_size, stride, padding, dilation, ceil_mode, relu=relu, out=out
+        )
+    return _core.max_pool2d_backward(dy, x, indices, kernel_size, stride, padding, dilation, ceil_mode, relu, out)
 
 
-def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False,
-                       count_include_pad=True, *, out=None):
+def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, *, out=None):
     """y (N, C, OH, OW): window sums over the window size (with or without the padding)."""
     if _gpu(x, out):
         return _cuda.avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode, count_include_pad, out=out)
     return _core.avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode, count_include_pad, out)
 
 
-def avg_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, ceil_mode=False,
-                        count_include_pad=True, *, out=None):
+def avg_pool2d_backward(
+    dy, x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, *, out=None
+):
     """dx (N, C, H, W): each dy spread evenly over its window (x gives the shape)."""
     if _gpu(dy, x, out):
-        return _cuda.avg_pool2d_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                                         out=out)
+        return _cuda.avg_pool2d_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad, out=out)
     return _core.avg_pool2d_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad, out)
 
 
@@ -148,6 +150,7 @@ def global_avg_pool2d_backward(dy, x, *, out=None):
 # Activations: elementwise on float32 C-contiguous arrays of any shape. out= may be the input
 # itself (in place). The backward takes dy and what PyTorch saves: x, or the output y for
 # sigmoid and tanh.
+
 
 def relu_forward(x, *, out=None):
     """y = max(x, 0) (NaN stays NaN)."""
@@ -225,8 +228,7 @@ def _gelu_name(approximate):
     return "gelu" if approximate == "none" else "gelu_tanh"
 
 
-def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, activation=None,
-                   out=None):
+def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, activation=None, out=None):
     """y = act(conv2d(x, w) + bias), PyTorch's Conv2d: x (B, C, H, W), w (OC, C/groups, KH, KW),
     bias (OC,); padding is an int, a pair, 'same' or 'valid'; activation None or "relu"."""
     if _gpu(x, w, bias, out):
@@ -243,8 +245,7 @@ def conv2d_backward_data(dy, w, input_shape, stride=1, padding=0, dilation=1, gr
     return _core.conv2d_backward_data(dy, w, tuple(input_shape), st, pad, dil, groups, out)
 
 
-def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1, groups=1,
-                           out=None):
+def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1, groups=1, out=None):
     """dw (weight_shape) from dy (B, OC, OH, OW) and x (B, C, H, W), summed over the batch."""
     if _gpu(dy, x, out):
         return _cuda.conv2d_backward_weight(dy, x, weight_shape, stride, padding, dilation, groups, out=out)
@@ -264,6 +265,7 @@ def conv2d_backward_bias(dy, out=None):
 # indices target (N,) or (N, d1, ...): one fused pass per row (max, log-sum-exp, loss terms);
 # weight, ignore_index, label_smoothing and reduction as in torch ("mean" divides by the summed
 # weights of the targets that are not ignored; all ignored gives nan, as torch).
+
 
 def softmax_forward(x, dim=-1, *, out=None):
     """y = exp(x - max) / sum exp(x - max) along dim."""
@@ -302,21 +304,24 @@ def _ce_rows(op, logits, target, reduction):
         raise ValueError(f"fastnn.ops.{op}: expected reduction 'none', 'mean' or 'sum', got {reduction!r}")
     if not isinstance(logits, np.ndarray) or not isinstance(target, np.ndarray):
         bad = "logits" if not isinstance(logits, np.ndarray) else "target"
-        raise TypeError(f"fastnn.ops.{op}: expected {bad} to be a numpy.ndarray, got "
-                        f"{type(logits if bad == 'logits' else target).__name__}")
+        raise TypeError(
+            f"fastnn.ops.{op}: expected {bad} to be a numpy.ndarray, got "
+            f"{type(logits if bad == 'logits' else target).__name__}"
+        )
     if logits.ndim == 1:
         return logits.reshape(1, -1), target.reshape(1), target.shape
     if logits.ndim < 1 or target.shape != (logits.shape[0],) + logits.shape[2:]:
-        raise ValueError(f"fastnn.ops.{op}: expected target of shape {(logits.shape[0],) + logits.shape[2:]} "
-                         f"for logits of shape {logits.shape}, got {target.shape}")
+        raise ValueError(
+            f"fastnn.ops.{op}: expected target of shape {(logits.shape[0],) + logits.shape[2:]} "
+            f"for logits of shape {logits.shape}, got {target.shape}"
+        )
     if logits.ndim == 2:
         return logits, target, target.shape
     rows = np.ascontiguousarray(np.moveaxis(logits, 1, -1)).reshape(-1, logits.shape[1])
     return rows, np.ascontiguousarray(target).reshape(-1), target.shape
 
 
-def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0,
-                          reduction="mean"):
+def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
     """The loss: float32 0-d for 'mean' / 'sum', of target's shape for 'none'."""
     if _gpu(logits, target, weight):
         return _cuda.cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing, reduction)
@@ -331,23 +336,29 @@ def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_
         return np.asarray(total / wt.sum(), np.float32)
 
 
-def cross_entropy_backward(grad, logits, target, weight=None, ignore_index=-100, label_smoothing=0.0,
-                           reduction="mean", *, out=None):
+def cross_entropy_backward(
+    grad, logits, target, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean", *, out=None
+):
     """dlogits (logits' shape) from grad, the upstream gradient of the loss (0-d, or of target's
     shape for 'none')."""
     if _gpu(logits, target, weight, out):
-        return _cuda.cross_entropy_backward(grad, logits, target, weight, ignore_index, label_smoothing,
-                                            reduction, out=out)
+        return _cuda.cross_entropy_backward(
+            grad, logits, target, weight, ignore_index, label_smoothing, reduction, out=out
+        )
     rows, t, tshape = _ce_rows("cross_entropy_backward", logits, target, reduction)
     g = np.asarray(grad, dtype=np.float64)
     if reduction == "none":
         if g.shape != tuple(tshape):
-            raise ValueError(f"fastnn.ops.cross_entropy_backward: expected grad of shape {tuple(tshape)}, got {g.shape}")
+            raise ValueError(
+                f"fastnn.ops.cross_entropy_backward: expected grad of shape {tuple(tshape)}, got {g.shape}"
+            )
         scale = g.reshape(-1).astype(np.float32)
     else:
         if g.size != 1:
-            raise ValueError(f"fastnn.ops.cross_entropy_backward: expected a scalar grad for reduction "
-                             f"{reduction!r}, got shape {g.shape}")
+            raise ValueError(
+                f"fastnn.ops.cross_entropy_backward: expected a scalar grad for reduction "
+                f"{reduction!r}, got shape {g.shape}"
+            )
         s = float(g.reshape(()))
         if reduction == "mean":
             keep = t != ignore_index
@@ -357,8 +368,7 @@ def cross_entropy_backward(grad, logits, target, weight=None, ignore_index=-100,
                 s = np.float64(s) / np.float64(den)  # all ignored: nan (or inf), as torch
         scale = np.full(rows.shape[0], s, np.float32)
     two_d = logits.ndim == 2
-    d = _core.cross_entropy_backward_rows(rows, t, weight, ignore_index, label_smoothing, scale,
-                                          out if two_d else None)
+    d = _core.cross_entropy_backward_rows(rows, t, weight, ignore_index, label_smoothing, scale, out if two_d else None)
     if two_d:
         return d
     if logits.ndim == 1:
@@ -375,28 +385,82 @@ def cross_entropy_backward(grad, logits, target, weight=None, ignore_index=-100,
 # call (GIL released), with torch.optim's formulas and roundings (its single-tensor code path;
 # see csrc/ops/optim.h). Every list holds one array of the param's shape per param.
 
-def sgd_step(params, grads, momentum_buffers, lr, momentum=0.0, dampening=0.0, nesterov=False,
-             weight_decay=0.0, maximize=False, first_step=False):
+
+def sgd_step(
+    params,
+    grads,
+    momentum_buffers,
+    lr,
+    momentum=0.0,
+    dampening=0.0,
+    nesterov=False,
+    weight_decay=0.0,
+    maximize=False,
+    first_step=False,
+):
     """torch.optim.SGD's update; first_step: the step that fills the momentum buffers (buf = d).
 
     momentum_buffers may be None when momentum == 0."""
     if params and _gpu(*params, *grads):
-        return _cuda.sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, nesterov,
-                              weight_decay, maximize, first_step)
-    _core.sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, nesterov, weight_decay,
-                   maximize, first_step)
+        return _cuda.sgd_step(
+            params, grads, momentum_buffers, lr, momentum, dampening, nesterov, weight_decay, maximize, first_step
+        )
+    _core.sgd_step(
+        params, grads, momentum_buffers, lr, momentum, dampening, nesterov, weight_decay, maximize, first_step
+    )
 
 
-def adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
-              weight_decay=0.0, amsgrad=False, max_exp_avg_sqs=None, decoupled_weight_decay=False,
-              maximize=False):
+def adam_step(
+    params,
+    grads,
+    exp_avgs,
+    exp_avg_sqs,
+    step,
+    lr=1e-3,
+    beta1=0.9,
+    beta2=0.999,
+    eps=1e-8,
+    weight_decay=0.0,
+    amsgrad=False,
+    max_exp_avg_sqs=None,
+    decoupled_weight_decay=False,
+    maximize=False,
+):
     """torch.optim.Adam's update (AdamW's with decoupled_weight_decay); step is 1-based (after
     incrementing); max_exp_avg_sqs is required with amsgrad."""
     if params and _gpu(*params, *grads):
-        return _cuda.adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps,
-                               weight_decay, amsgrad, max_exp_avg_sqs, decoupled_weight_decay, maximize)
-    _core.adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps, weight_decay,
-                    amsgrad, max_exp_avg_sqs, decoupled_weight_decay, maximize)
+        return _cuda.adam_step(
+            params,
+            grads,
+            exp_avgs,
+            exp_avg_sqs,
+            step,
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            amsgrad,
+            max_exp_avg_sqs,
+            decoupled_weight_decay,
+            maximize,
+        )
+    _core.adam_step(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        step,
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weight_decay,
+        amsgrad,
+        max_exp_avg_sqs,
+        decoupled_weight_decay,
+        maximize,
+    )
 
 
 def grad_norm(arrays, norm_type=2.0):
@@ -412,15 +476,15 @@ def grad_norm(arrays, norm_type=2.0):
 # csrc/ops/batchnorm.h). weight/bias None: affine off; running_mean/var None: no running
 # statistics (training only). Statistics accumulate in float64, per channel.
 
-def batch_norm2d_forward(x, weight, bias, running_mean, running_var, training, momentum=0.1, eps=1e-5, *,
-                         out=None):
+
+def batch_norm2d_forward(x, weight, bias, running_mean, running_var, training, momentum=0.1, eps=1e-5, *, out=None):
     """(y (N, C, H, W), save_mean (C,), save_invstd (C,)); training: batch statistics (running_*
     updated in place with the unbiased variance); else the running ones."""
     if _gpu(x, weight, bias, running_mean, running_var, out):
-        return _cuda.batch_norm2d_forward(x, weight, bias, running_mean, running_var, training, momentum, eps,
-                                          out=out)
-    return _core.batch_norm2d_forward(x, weight, bias, running_mean, running_var, bool(training),
-                                      float(momentum), float(eps), out)
+        return _cuda.batch_norm2d_forward(x, weight, bias, running_mean, running_var, training, momentum, eps, out=out)
+    return _core.batch_norm2d_forward(
+        x, weight, bias, running_mean, running_var, bool(training), float(momentum), float(eps), out
+    )
 
 
 def batch_norm2d_backward(dy, x, weight, save_mean, save_invstd, training=True, *, out=None):
@@ -433,6 +497,7 @@ def batch_norm2d_backward(dy, x, weight, save_mean, save_invstd, training=True, 
 
 # Embedding: weight (V, D) float32, integer indices of any shape (converted to int64 C-contiguous:
 # an input, never an output); an index outside [0, V) is a ValueError.
+
 
 def _indices(indices):
     if isinstance(indices, np.ndarray) and indices.dtype.kind in "iu":
@@ -460,6 +525,7 @@ def embedding_backward(dy, indices, num_embeddings, padding_idx=None, *, out=Non
 # layout and gate order (G = 4 LSTM i, f, g, o; 3 GRU r, z, n; 1 RNN). reverse=True runs
 # t = T-1 .. 0 (y[t] stays at position t). ws is the forward's opaque workspace for the backward;
 # dy, dh_n, dc_n may be None (zeros). Both bias gradients are always returned.
+
 
 def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
     """(y (T, B, H), h_n (B, H), c_n (B, H), ws)."""
@@ -506,6 +572,7 @@ def rnn_backward(dy, dh_n, x, h0, w_ih, w_hh, y, ws, nonlinearity="tanh", revers
 # Single steps (decoding loops): x (B, I), h/c (B, H) or None; the T = 1 case of the kernels above.
 # The RNN cell's ws is its output (1, B, H), which its backward needs. CUDA arrays go to the same
 # calls of fastnn.cuda.
+
 
 def _step(x):
     if _gpu(x):
@@ -569,6 +636,7 @@ _EMPTY = np.empty(0, np.float32)
 # trailing dims, weight/bias None or float32 of normalized_shape. Statistics are float32 results
 # of float64 sums (two passes over each row).
 
+
 def layer_norm_forward(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     """(y like x, mean, rstd): mean and rstd shaped as x with the normalised dims set to 1."""
     if _gpu(x, weight, bias):
@@ -590,6 +658,7 @@ def layer_norm_backward(dy, x, mean, rstd, weight=None):
 # scores), broadcastable to (..., L, S) and read through its strides (np.broadcast_to views cost
 # nothing); is_causal: query i sees keys j <= i (top-left, also when L != S), not with a mask.
 # scale None: 1 / sqrt(HD). Extra memory is linear in L and S (tiles with an online softmax).
+
 
 def scaled_dot_product_attention_forward(q, k, v, attn_mask=None, is_causal=False, scale=None):
     """(out (..., L, DV), lse (..., L)): lse is the log-sum-exp of each query's scaled, masked
@@ -619,9 +688,12 @@ def _cpu_only(fn):
     def wrapper(*args, **kwargs):
         for a in (*args, *kwargs.values()):
             if _gpu(*(a if isinstance(a, (list, tuple)) else (a,))):
-                raise TypeError(f"{name}: got a CUDA array, but this op has no CUDA kernel yet "
-                                "(see fastnn.cuda for the ops that have one)")
+                raise TypeError(
+                    f"{name}: got a CUDA array, but this op has no CUDA kernel yet "
+                    "(see fastnn.cuda for the ops that have one)"
+                )
         return fn(*args, **kwargs)
+
     return wrapper
 
 

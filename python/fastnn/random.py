@@ -3,6 +3,7 @@
 It is a host generator for every device: values for a CUDA tensor (initialisations, randn(...,
 device="cuda"), dropout masks) are drawn here and copied to the device, so a run seeded with
 manual_seed draws the same numbers, and drops the same elements, on the CPU and on a GPU."""
+
 import numpy as np
 
 _generator = np.random.default_rng()
@@ -17,7 +18,7 @@ def manual_seed(seed):
 
 def seed():
     """Seed from the OS's entropy; returns the new seed."""
-    s = int(np.random.SeedSequence().entropy % (2 ** 63))
+    s = int(np.random.SeedSequence().entropy % (2**63))
     manual_seed(s)
     return s
 
@@ -29,9 +30,11 @@ def generator():
 def get_rng_state():
     """The generator's state as a uint8 array (JSON of the bit generator's state dict)."""
     import json
+
     return np.frombuffer(json.dumps(_generator.bit_generator.state).encode(), dtype=np.uint8).copy()
 
 
 def set_rng_state(state):
     import json
+
     _generator.bit_generator.state = json.loads(bytes(np.asarray(state, dtype=np.uint8)).decode())

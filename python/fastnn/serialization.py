@@ -8,6 +8,7 @@ Tensors and arrays on a CUDA device are written as host copies; load() gives CPU
 unless map_location names a device ("cuda", "cuda:0", a fastnn.device) for the tensors, as
 torch.load does (bare arrays stay NumPy arrays).
 """
+
 import json
 from collections import OrderedDict
 
@@ -35,8 +36,10 @@ def _encode(obj, arrays):
             return {"float": repr(obj)}
         return obj
     if isinstance(obj, dict):
-        return {"dict": [[_encode(k, arrays), _encode(v, arrays)] for k, v in obj.items()],
-                "ordered": isinstance(obj, OrderedDict)}
+        return {
+            "dict": [[_encode(k, arrays), _encode(v, arrays)] for k, v in obj.items()],
+            "ordered": isinstance(obj, OrderedDict),
+        }
     if isinstance(obj, (list, tuple)):
         return {"list" if isinstance(obj, list) else "tuple": [_encode(v, arrays) for v in obj]}
     raise TypeError(f"fastnn.save: cannot store an object of type {type(obj).__name__}")

@@ -14,6 +14,7 @@ indices and values are NumPy arrays, or CuPy arrays for a weight on a CUDA devic
 moves them); on a device the dense forms go through the embedding backward kernel, which adds
 the rows in position order as numpy.add.at does.
 """
+
 import numpy as np
 
 from . import _device as _dev
@@ -64,6 +65,7 @@ class RowSparse:
         if self._coalesced:
             return self
         from . import ops
+
         xp = _xp(self.values)
         rows, inverse = xp.unique(self.indices, return_inverse=True)
         if len(rows) == len(self.indices):  # unique already: a sort (stability moot)
@@ -80,6 +82,7 @@ class RowSparse:
         if not len(self.indices):
             return _xp(self.values).zeros(self.shape, np.float32)
         from . import ops
+
         return ops.embedding_backward(self.values, self.indices, self.shape[0])
 
     def clone(self):
@@ -99,14 +102,16 @@ class RowSparse:
                 raise ValueError(f"RowSparse: cannot add gradients of shapes {self.shape} and {other.shape}")
             _dev.check_same_device(self.values, other.values)
             xp = _xp(self.values)
-            return RowSparse(xp.concatenate([self.indices, other.indices]),
-                             xp.concatenate([self.values, other.values]), self.shape)
+            return RowSparse(
+                xp.concatenate([self.indices, other.indices]), xp.concatenate([self.values, other.values]), self.shape
+            )
         other = getattr(other, "data", other)
         if not hasattr(other, "__cuda_array_interface__"):
             other = np.asarray(other)
         if other.shape != self.shape:
-            raise ValueError(f"RowSparse: cannot add a dense array of shape {other.shape} to a gradient of "
-                             f"shape {self.shape}")
+            raise ValueError(
+                f"RowSparse: cannot add a dense array of shape {other.shape} to a gradient of shape {self.shape}"
+            )
         _dev.check_same_device(self.values, other)
         dtype = np.result_type(other.dtype, np.float32)
         if isinstance(other, np.ndarray):

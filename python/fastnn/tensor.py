@@ -10,6 +10,7 @@ elementwise arithmetic here is the array's own namespace (NumPy or CuPy). The op
 op must share a device (torch's RuntimeError otherwise), except that a 0-d CPU tensor next to
 a CUDA tensor is copied to it, as torch treats CPU scalars; `to()` moves differentiably.
 """
+
 import contextlib
 import functools
 import itertools
@@ -264,8 +265,10 @@ class Tensor:
         return f"tensor({body}{extra})"
 
     def _host_error(self):
-        return TypeError(f"can't convert {self.device} device type tensor to numpy. Use Tensor.cpu() to copy the "
-                         "tensor to host memory first.")
+        return TypeError(
+            f"can't convert {self.device} device type tensor to numpy. Use Tensor.cpu() to copy the "
+            "tensor to host memory first."
+        )
 
     def __array__(self, dtype=None, copy=None):
         if not isinstance(self.data, _HOST):
@@ -382,8 +385,9 @@ class Tensor:
         else:
             g = _as_array(gradient)
             if _dev.device_of(g) != _dev.device_of(self.data) or (g.__class__ is not self.data.__class__):
-                raise RuntimeError(f"invalid gradient at index 0 - expected device {self.device} but got "
-                                   f"{_dev.device_of(g)}")
+                raise RuntimeError(
+                    f"invalid gradient at index 0 - expected device {self.device} but got {_dev.device_of(g)}"
+                )
             g = g.astype(self.data.dtype, copy=False).reshape(self.data.shape)
         _run_backward(self, g, retain_graph)
 
@@ -412,6 +416,7 @@ class Tensor:
             if len(parents) == 1:
                 return (ga,)
             return ga, None if gb is None else _unbroadcast(gb, b.shape).astype(b.dtype, copy=False)
+
         return Tensor._result(out, parents, backward, name)
 
     def _float_dtype(self, other):
@@ -440,8 +445,7 @@ class Tensor:
 
     def __rtruediv__(self, other):
         # other / self, other a constant of self's float dtype
-        return self._binary(other, _rdiv, "div", lambda g, a, b, o: (-g * b / (a * a), None),
-                            self._float_dtype(1.0))
+        return self._binary(other, _rdiv, "div", lambda g, a, b, o: (-g * b / (a * a), None), self._float_dtype(1.0))
 
     def __neg__(self):
         return Tensor._result(-self.data, (self,), lambda g: (-g,), "neg")
@@ -451,10 +455,12 @@ class Tensor:
 
     def __pow__(self, p):
         if isinstance(p, Tensor):  # d/da = p a^(p-1), d/dp = a^p log a (nan for a < 0, as torch)
+
             def grads(g, a, b, out):
                 xp = _xp(a)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     return g * b * xp.power(a, b - 1), g * out * xp.log(a)
+
             return self._binary(p, _pow, "pow", grads)
         a = self.data
         xp = _xp(a)
@@ -566,11 +572,13 @@ class Tensor:
 
     def uniform_(self, a=0.0, b=1.0):
         from . import random as _random
+
         _dev.assign(self.data, _random.generator().uniform(a, b, self.data.shape))
         return self
 
     def normal_(self, mean=0.0, std=1.0):
         from . import random as _random
+
         _dev.assign(self.data, _random.generator().normal(mean, std, self.data.shape))
         return self
 
@@ -607,22 +615,27 @@ class Tensor:
 
     def relu(self):
         from .nn import functional as F
+
         return F.relu(self)
 
     def sigmoid(self):
         from .nn import functional as F
+
         return F.sigmoid(self)
 
     def tanh(self):
         from .nn import functional as F
+
         return F.tanh(self)
 
     def softmax(self, dim):
         from .nn import functional as F
+
         return F.softmax(self, dim)
 
     def log_softmax(self, dim):
         from .nn import functional as F
+
         return F.log_softmax(self, dim)
 
     # -- reductions -----------------------------------------------------------------------------
@@ -637,6 +650,7 @@ class Tensor:
             if not keepdim and axis is not None:
                 g = xp.expand_dims(g, axis)
             return (xp.broadcast_to(g, a.shape).copy(),)
+
         return Tensor._result(out, (self,), backward, "sum")
 
     def mean(self, dim=None, keepdim=False):
@@ -650,6 +664,7 @@ class Tensor:
             if not keepdim and axis is not None:
                 g = xp.expand_dims(g, axis)
             return (xp.broadcast_to(g / n, a.shape).astype(a.dtype),)
+
         return Tensor._result(out, (self,), backward, "mean")
 
     def _extreme(self, dim, keepdim, argname, name):
@@ -664,6 +679,7 @@ class Tensor:
                 d = xp.zeros(a.size, a.dtype)
                 d[flat] = g
                 return (d.reshape(a.shape),)
+
             return Tensor._result(out, (self,), backward, name)
         dim = dim % a.ndim
         idx = xp.expand_dims(argfn(a, axis=dim), dim)
@@ -678,6 +694,7 @@ class Tensor:
             # the gradient where the position along dim is the chosen one, zero elsewhere
             pos = xp.arange(a.shape[dim]).reshape((-1,) + (1,) * (a.ndim - 1 - dim))
             return (xp.where(pos == idx, gg, xp.zeros((), a.dtype)),)
+
         values = Tensor._result(vals if keepdim else vals.squeeze(dim), (self,), backward, name)
         indices = Tensor(idx if keepdim else idx.squeeze(dim))
         return values, indices
@@ -714,7 +731,7 @@ class Tensor:
         if not s:
             return self.reshape(1)
         end = end_dim % len(s)
-        new = s[:start_dim] + (int(np.prod(s[start_dim:end + 1])),) + s[end + 1:]
+        new = s[:start_dim] + (int(np.prod(s[start_dim : end + 1])),) + s[end + 1 :]
         return self.reshape(new)
 
     def squeeze(self, dim=None):
@@ -764,6 +781,7 @@ class Tensor:
                 d = np.zeros_like(a)
                 np.add.at(d, key, g)
                 return (d,)
+
             return Tensor._result(out, (self,), backward, "index")
         xp = _xp(a)
         out = a[key]
@@ -776,6 +794,7 @@ class Tensor:
             else:
                 _dev.scatter_add(d, key, g)
             return (d,)
+
         return Tensor._result(out, (self,), backward_device, "index")
 
     def __setitem__(self, key, value):
@@ -799,8 +818,10 @@ def _index(key, a):
     if isinstance(a, _HOST):
         for k in key if isinstance(key, tuple) else (key,):
             if not isinstance(k, (int, slice, _HOST)) and hasattr(k, "__cuda_array_interface__"):
-                raise RuntimeError(f"indices should be either on cpu or on the same device as the indexed tensor "
-                                   f"(cpu), got indices on {_dev.device_of(k)}")
+                raise RuntimeError(
+                    f"indices should be either on cpu or on the same device as the indexed tensor "
+                    f"(cpu), got indices on {_dev.device_of(k)}"
+                )
         return key
     return _on_device(key, a)
 
@@ -873,9 +894,11 @@ def _run_backward(root, g, retain_graph):
 
 
 def _freed(g):
-    raise RuntimeError("Trying to backward through the graph a second time (or directly access saved "
-                       "tensors after they have already been freed). Specify retain_graph=True if you "
-                       "need to backward a second time.")
+    raise RuntimeError(
+        "Trying to backward through the graph a second time (or directly access saved "
+        "tensors after they have already been freed). Specify retain_graph=True if you "
+        "need to backward a second time."
+    )
 
 
 def _outer(xp, x, y):
@@ -887,6 +910,7 @@ def matmul(a, b):
     """a @ b through the gemm kernel (float32, broadcast batch dims as numpy.matmul). On a CUDA
     device the kernel takes 2-D operands; batched and vector products use CuPy's matmul."""
     from . import ops
+
     if not isinstance(a, Tensor):
         a = Tensor(a)
     if not isinstance(b, Tensor):
@@ -896,8 +920,13 @@ def matmul(a, b):
     if not host:
         a, b = _same_device(a, b)
         A, B = a.data, b.data
-    if (A.ndim == 1 or B.ndim == 1 or A.dtype != np.float32 or B.dtype != np.float32
-            or (not host and (A.ndim != 2 or B.ndim != 2))):
+    if (
+        A.ndim == 1
+        or B.ndim == 1
+        or A.dtype != np.float32
+        or B.dtype != np.float32
+        or (not host and (A.ndim != 2 or B.ndim != 2))
+    ):
         xp = _xp(A)
         out = xp.matmul(A, B)
 
@@ -917,16 +946,22 @@ def matmul(a, b):
                     gb = A[:, None] * g[..., None, :]
                 else:
                     gb = xp.matmul(xp.swapaxes(A, -1, -2), g)
-            return (None if ga is None else _unbroadcast(xp.asarray(ga), A.shape),
-                    None if gb is None else _unbroadcast(xp.asarray(gb), B.shape))
+            return (
+                None if ga is None else _unbroadcast(xp.asarray(ga), A.shape),
+                None if gb is None else _unbroadcast(xp.asarray(gb), B.shape),
+            )
+
         return Tensor._result(out, (a, b), backward, "matmul")
     if not host:
         out = ops.gemm(A, B)
 
         def backward_device(g):
             g = _xp(g).ascontiguousarray(g)  # the CUDA gemm reads C-contiguous arrays only
-            return (ops.gemm(g, B, trans_b=True) if a.requires_grad else None,
-                    ops.gemm(A, g, trans_a=True) if b.requires_grad else None)
+            return (
+                ops.gemm(g, B, trans_b=True) if a.requires_grad else None,
+                ops.gemm(A, g, trans_a=True) if b.requires_grad else None,
+            )
+
         return Tensor._result(out, (a, b), backward_device, "matmul")
     out = ops.gemm(A, B)
 
@@ -934,6 +969,7 @@ def matmul(a, b):
         ga = _unbroadcast(ops.gemm(g, B, trans_b=True), A.shape) if a.requires_grad else None
         gb = _unbroadcast(ops.gemm(A, g, trans_a=True), B.shape) if b.requires_grad else None
         return ga, gb
+
     return Tensor._result(out, (a, b), backward, "matmul")
 
 
@@ -941,6 +977,7 @@ def matmul(a, b):
 # device= (None: the CPU, or the data's device) takes a fastnn.device, "cpu", "cuda", "cuda:1" or
 # an ordinal. Random values come from fastnn's host generator and are copied to the device, so a
 # seeded CPU run and a CUDA run see the same numbers.
+
 
 def _place(a, device, requires_grad=False):
     """Tensor of array a (host or device) on `device` (None: where a is)."""
@@ -1017,16 +1054,19 @@ def arange(start, end=None, step=1, dtype=None, device=None):
 
 def randn(*shape, dtype=np.float32, requires_grad=False, device=None):
     from . import random as _random
+
     return _place(_random.generator().standard_normal(_size(shape)).astype(dtype), device, requires_grad)
 
 
 def rand(*shape, dtype=np.float32, requires_grad=False, device=None):
     from . import random as _random
+
     return _place(_random.generator().random(_size(shape)).astype(dtype), device, requires_grad)
 
 
 def randint(low, high=None, size=(), dtype=np.int64, device=None):
     from . import random as _random
+
     if high is None:
         low, high = 0, low
     return _place(_random.generator().integers(low, high, size=_size((size,))).astype(dtype), device)
@@ -1034,6 +1074,7 @@ def randint(low, high=None, size=(), dtype=np.int64, device=None):
 
 def randperm(n, dtype=np.int64, device=None):
     from . import random as _random
+
     return _place(_random.generator().permutation(n).astype(dtype), device)
 
 
@@ -1048,6 +1089,7 @@ def cat(tensors, dim=0):
 
     def backward(g):
         return tuple(xp.ascontiguousarray(p) for p in xp.split(g, sizes, axis=dim))
+
     return Tensor._result(out, tuple(tensors), backward, "cat")
 
 
@@ -1064,8 +1106,12 @@ def where(cond, a, b):
         _dev.check_same_device(c, a.data, b.data)
     xp = _xp(c)
     out = xp.where(c, a.data, b.data)
-    return Tensor._result(out, (a, b), lambda g: (_unbroadcast(xp.where(c, g, 0), a.shape),
-                                                  _unbroadcast(xp.where(c, 0, g), b.shape)), "where")
+    return Tensor._result(
+        out,
+        (a, b),
+        lambda g: (_unbroadcast(xp.where(c, g, 0), a.shape), _unbroadcast(xp.where(c, 0, g), b.shape)),
+        "where",
+    )
 
 
 def _add(a, b):
@@ -1114,6 +1160,7 @@ def _wrap_unary(name):
     @functools.wraps(getattr(Tensor, name))
     def f(t, *args, **kwargs):
         return getattr(t if isinstance(t, Tensor) else Tensor(t), name)(*args, **kwargs)
+
     return f
 
 

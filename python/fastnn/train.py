@@ -11,6 +11,7 @@ On a CUDA device: fit(..., device="cuda") moves the model there (or fit runs on 
 model's parameters are on) and copies each batch (tensors, NumPy arrays, lists / tuples / dicts
 of them) to it; losses and metrics come back to the host with explicit copies, once per batch.
 """
+
 import os
 import sys
 import time
@@ -125,8 +126,7 @@ def evaluate(model, loader, loss_fn=None, metrics=("accuracy",), device=None):
 
 
 def save_checkpoint(path, model, optimizer=None, epoch=0, scheduler=None, history=None):
-    state = {"model": model.state_dict(), "epoch": int(epoch), "rng": _random.get_rng_state(),
-             "history": history or []}
+    state = {"model": model.state_dict(), "epoch": int(epoch), "rng": _random.get_rng_state(), "history": history or []}
     if optimizer is not None:
         state["optimizer"] = optimizer.state_dict()
     if scheduler is not None:
@@ -148,8 +148,22 @@ def load_checkpoint(path, model, optimizer=None, scheduler=None):
     return int(state["epoch"]), list(state.get("history", []))
 
 
-def fit(model, loss_fn, optimizer, train_loader, epochs=1, val_loader=None, metrics=("accuracy",),
-        scheduler=None, callbacks=(), checkpoint=None, resume=False, progress=None, log=print, device=None):
+def fit(
+    model,
+    loss_fn,
+    optimizer,
+    train_loader,
+    epochs=1,
+    val_loader=None,
+    metrics=("accuracy",),
+    scheduler=None,
+    callbacks=(),
+    checkpoint=None,
+    resume=False,
+    progress=None,
+    log=print,
+    device=None,
+):
     """Train for `epochs` epochs; returns the history (one dict of loss and metrics per epoch,
     with val_ prefixes for the validation set).
 

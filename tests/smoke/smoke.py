@@ -11,6 +11,7 @@ tree's python/ folder (the installed package must be the one imported):
 Exit status 0 when every check passed. An op in fastnn.ops without a case here fails the run:
 add its case to CASES (one entry: name -> function building the arguments).
 """
+
 import os
 import sys
 import traceback
@@ -59,8 +60,10 @@ CASES = {
     "log_softmax_backward": lambda: ((randn(3, 19), np.log(_softmax(randn(3, 19)))), {}),
     "cross_entropy_forward": lambda: ((randn(6, 5), RNG.integers(0, 5, 6)), dict(label_smoothing=0.1)),
     "cross_entropy_backward": lambda: ((np.float32(1.0), randn(6, 5), RNG.integers(0, 5, 6)), {}),
-    "sgd_step": lambda: (([randn(9), randn(2, 3)], [randn(9), randn(2, 3)], [randn(9), randn(2, 3)], 0.1),
-                         dict(momentum=0.9, weight_decay=0.01)),
+    "sgd_step": lambda: (
+        ([randn(9), randn(2, 3)], [randn(9), randn(2, 3)], [randn(9), randn(2, 3)], 0.1),
+        dict(momentum=0.9, weight_decay=0.01),
+    ),
     "adam_step": lambda: (([randn(9)], [randn(9)], [randn(9)], [positive(9)], 3), dict(lr=0.01)),
     "grad_norm": lambda: (([randn(9), randn(2, 3)],), {}),
     "batch_norm2d_forward": lambda: ((randn(3, 4, 3, 2), randn(4), randn(4), randn(4), positive(4), True), {}),
@@ -69,16 +72,22 @@ CASES = {
     "embedding_backward": lambda: ((randn(2, 3, 4), RNG.integers(0, 10, (2, 3)), 10), {}),
     "layer_norm_forward": lambda: ((randn(3, 4, 5), (5,), randn(5), randn(5)), {}),
     "layer_norm_backward": lambda: _layer_norm_backward(),
-    "scaled_dot_product_attention_forward": lambda: ((randn(1, 2, 5, 8), randn(1, 2, 7, 8), randn(1, 2, 7, 8)),
-                                                     dict(attn_mask=RNG.random((5, 7)) < 0.8)),
+    "scaled_dot_product_attention_forward": lambda: (
+        (randn(1, 2, 5, 8), randn(1, 2, 7, 8), randn(1, 2, 7, 8)),
+        dict(attn_mask=RNG.random((5, 7)) < 0.8),
+    ),
     "scaled_dot_product_attention_backward": lambda: _sdpa_backward(),
 }
 
 # Ops whose reference keeps a different state between its forward and backward (the recurrent
 # layers: fastnn.ops returns an opaque workspace, fastnn.ref.rnn a cache): one check per op runs
 # the forward and the backward of both and compares every output.
-RECURRENT = {f"{kind}{cell}_{way}": (kind, bool(cell)) for kind in ("lstm", "gru", "rnn")
-             for cell in ("", "_cell") for way in ("forward", "backward")}
+RECURRENT = {
+    f"{kind}{cell}_{way}": (kind, bool(cell))
+    for kind in ("lstm", "gru", "rnn")
+    for cell in ("", "_cell")
+    for way in ("forward", "backward")
+}
 
 
 def _layer_norm_backward():
@@ -95,6 +104,7 @@ def _sdpa_backward():
 
 def check_recurrent(kind, cell):
     from fastnn.ref import rnn as rref
+
     G = {"lstm": 4, "gru": 3, "rnn": 1}[kind]
     T, B, I, H = (1 if cell else 3), 2, 5, 4
     x, h0, c0 = randn(T, B, I), randn(B, H), randn(B, H)
@@ -170,8 +180,9 @@ def main():
     failures = []
     expect = os.environ.get("FASTNN_EXPECT_ISA")
     if expect and info["isa_selected"] != expect:
-        failures.append(f"ISA: selected {info['isa_selected']}, expected {expect} "
-                        f"(supported: {', '.join(info['isa_supported'])})")
+        failures.append(
+            f"ISA: selected {info['isa_selected']}, expected {expect} (supported: {', '.join(info['isa_supported'])})"
+        )
     missing = sorted(set(ops.__all__) - set(CASES) - set(RECURRENT))
     if missing:
         failures.append(f"no smoke case for fastnn.ops.{', '.join(missing)}: add it to CASES in {__file__}")
@@ -182,8 +193,10 @@ def main():
         except Exception:  # every op is reported, not only the first failure
             print(f"FAIL  {name}\n{traceback.format_exc()}")
             failures.append(name)
-    print(f"fastnn smoke ({info['isa_selected']}, {fastnn.get_num_threads()} threads, "
-          f"{fastnn.__file__}): {len(failures)} failure(s)" + "".join(f"\n  {f}" for f in failures))
+    print(
+        f"fastnn smoke ({info['isa_selected']}, {fastnn.get_num_threads()} threads, "
+        f"{fastnn.__file__}): {len(failures)} failure(s)" + "".join(f"\n  {f}" for f in failures)
+    )
     return 1 if failures else 0
 
 

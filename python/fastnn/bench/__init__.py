@@ -1,4 +1,5 @@
 """Benchmarks behind `fastnn bench`: the harness, and one module per op exposing cases(quick)."""
+
 import importlib
 
 from .harness import Case, num_threads, run, time_interleaved, within

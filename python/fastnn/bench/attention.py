@@ -10,6 +10,7 @@ call runs in a fresh interpreter with its inputs (and, for the backward, the for
 in place; its peak resident set is reset just before the call (Linux /proc/self/clear_refs) and
 its growth during the call is reported (VmHWM - VmRSS). It includes the outputs: out and lse
 (8 MiB at L=512, 32 MiB at L=2048), dq, dk, dv three times that."""
+
 import argparse
 import subprocess
 import sys
@@ -55,8 +56,10 @@ def _attention_cases(b, nh, L, causal, math_peer, numpy_peer):
 
     def ref_all():
         o = ref_fwd()
-        return (o,) + ref.scaled_dot_product_attention_backward(first_pair(dout), first_pair(q), first_pair(k),
-                                                                first_pair(v), o, None, **kw)
+        return (o,) + ref.scaled_dot_product_attention_backward(
+            first_pair(dout), first_pair(q), first_pair(k), first_pair(v), o, None, **kw
+        )
+
     # float32 scores of 64 terms (|error| ~ 1e-5 here) move each probability by that much relative
     chk_f = within(lambda: (ref_fwd(), 1e-4 * (1 + np.abs(ref_fwd()))))
     want = {}
@@ -66,18 +69,21 @@ def _attention_cases(b, nh, L, causal, math_peer, numpy_peer):
             want["r"] = ref_all()
         for g, r in zip(got, want["r"]):
             within(lambda r=r: (r, 2e-4 * (1 + np.abs(r))))(first_pair(g))
+
     impls_f = {"fastnn": fwd}
     impls_fb = {"fastnn": fwd_bwd}
     if numpy_peer:
         impls_f["numpy"] = lambda: ref.scaled_dot_product_attention_forward(q, k, v, **kw)[0]
     if torch:
         from torch.nn.attention import SDPBackend, sdpa_kernel
+
         F = torch.nn.functional
         qt, kt, vt, gt = (torch.from_numpy(a) for a in (q, k, v, dout))
         backends = [("torch_flash", SDPBackend.FLASH_ATTENTION)]
         if math_peer:
             backends.append(("torch_math", SDPBackend.MATH))
         for name, be in backends:
+
             def tf(be=be):
                 with torch.no_grad(), sdpa_kernel(be):
                     return F.scaled_dot_product_attention(qt, kt, vt, **kw).numpy()
@@ -88,10 +94,13 @@ def _attention_cases(b, nh, L, causal, math_peer, numpy_peer):
                     y = F.scaled_dot_product_attention(*xs, **kw)
                 y.backward(gt)
                 return (y.detach().numpy(),) + tuple(a.grad.numpy() for a in xs)
+
             impls_f[name], impls_fb[name] = tf, tfb
     check_f = lambda got: chk_f(first_pair(got))
-    return [Case(f"attention fwd {tag}", impls_f, check_f, flops=_flops(L, causal, 2) * b * nh / (B_ * NH_)),
-            Case(f"attention fwd+bwd {tag}", impls_fb, check_fb, flops=_flops(L, causal, 7) * b * nh / (B_ * NH_))]
+    return [
+        Case(f"attention fwd {tag}", impls_f, check_f, flops=_flops(L, causal, 2) * b * nh / (B_ * NH_)),
+        Case(f"attention fwd+bwd {tag}", impls_fb, check_fb, flops=_flops(L, causal, 7) * b * nh / (B_ * NH_)),
+    ]
 
 
 B_, NH_ = B, NH

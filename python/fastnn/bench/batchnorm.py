@@ -3,6 +3,7 @@ statistics updated, weight and bias) on a 64x32x16x16 float32 NCHW batch (the CN
 output), fastnn.ops (outputs preallocated) against torch (F.batch_norm with autograd, as a training
 step runs it, and its native_batch_norm + backward kernels without autograd) and the float64
 NumPy reference. Each result is validated against the reference first."""
+
 import numpy as np
 
 from fastnn import ops, ref
@@ -10,7 +11,7 @@ from fastnn import ops, ref
 from .harness import Case, optional
 
 torch = optional("torch")
-EPS32 = 2.0 ** -24
+EPS32 = 2.0**-24
 
 
 def _case(shape):
@@ -31,6 +32,7 @@ def _case(shape):
     def numpy_bn():
         yr, smr, sir = ref.batch_norm2d_forward(x, wt, b, np.zeros(c), np.ones(c), True)
         return (yr,) + ref.batch_norm2d_backward(dy, x, wt, smr, sir, True)
+
     impls = {"fastnn": fastnn_bn, "numpy": numpy_bn}
     if torch:
         xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
@@ -43,6 +45,7 @@ def _case(shape):
             yy = torch.nn.functional.batch_norm(xx, rmt, rvt, wtt, bt, training=True)
             yy.backward(dyt)
             return yy.detach().numpy(), xx.grad.numpy(), wtt.grad.numpy(), bt.grad.numpy()
+
         impls["torch"] = torch_bn
         wd, bd = wtt.detach(), bt.detach()
         rmn, rvn = torch.zeros(c), torch.ones(c)
@@ -50,9 +53,11 @@ def _case(shape):
         def torch_native_bn():
             with torch.no_grad():
                 yy, sm, si = torch.native_batch_norm(xt, wd, bd, rmn, rvn, True, 0.1, 1e-5)
-                dxx, dw, db = torch.ops.aten.native_batch_norm_backward(dyt, xt, wd, rmn, rvn, sm, si, True, 1e-5,
-                                                                        [True, True, True])
+                dxx, dw, db = torch.ops.aten.native_batch_norm_backward(
+                    dyt, xt, wd, rmn, rvn, sm, si, True, 1e-5, [True, True, True]
+                )
             return yy.numpy(), dxx.numpy(), dw.numpy(), db.numpy()
+
         impls["torch_native"] = torch_native_bn
     want = numpy_bn()
     m = n * h * w
@@ -65,10 +70,15 @@ def _case(shape):
     cbound = 64 * EPS32 * (np.abs(want[2]) + np.abs(want[3]) + 8 * m)
 
     def check(got):
-        for name, a, d, bnd in (("y", got[0], want[0], ybound), ("dx", got[1], want[1], dxbound),
-                                ("dweight", got[2], want[2], cbound), ("dbias", got[3], want[3], cbound)):
+        for name, a, d, bnd in (
+            ("y", got[0], want[0], ybound),
+            ("dx", got[1], want[1], dxbound),
+            ("dweight", got[2], want[2], cbound),
+            ("dbias", got[3], want[3], cbound),
+        ):
             err = np.abs(np.asarray(a, np.float64) - d)
             assert (err <= bnd).all(), f"{name}: max error {err.max():.3g} over the bound (m = {m})"
+
     return Case(f"batch_norm2d fwd+bwd train {n}x{c}x{h}x{w}", impls, check, bytes=5.0 * x.nbytes)  # x, y, dy, x, dx
 
 

@@ -2,6 +2,7 @@
 word-level table of 50,000 x 256 looked up by a 32 x 64 batch of token ids, and a character
 table, fastnn.ops (outputs preallocated) against torch.nn.functional.embedding with autograd and
 the float64 NumPy reference; validated against the reference first."""
+
 import numpy as np
 
 from fastnn import ops, ref
@@ -23,6 +24,7 @@ def _case(vocab, dim, batch, length):
 
     def numpy_emb():
         return ref.embedding_forward(w, idx), ref.embedding_backward(dy, idx, vocab)
+
     impls = {"fastnn": fastnn_emb, "numpy": numpy_emb}
     if torch:
         wt, it, dyt = torch.from_numpy(w), torch.from_numpy(idx), torch.from_numpy(dy)
@@ -32,18 +34,26 @@ def _case(vocab, dim, batch, length):
             yy = torch.nn.functional.embedding(it, ww)
             yy.backward(dyt)
             return yy.detach().numpy(), ww.grad.numpy()
+
         impls["torch"] = torch_emb
     want = numpy_emb()
     # the forward copies rows (exact); a gradient row is a float32 sum of its occurrences
     counts = np.bincount(idx.ravel(), minlength=vocab)[:, None]
-    checks = (within(lambda: (want[0], 0.0)),
-              within(lambda: (want[1], 4 * 2.0 ** -24 * counts * np.abs(want[1]).max() + 1e-30)))
+    checks = (
+        within(lambda: (want[0], 0.0)),
+        within(lambda: (want[1], 4 * 2.0**-24 * counts * np.abs(want[1]).max() + 1e-30)),
+    )
 
     def check(got):
         for c, g in zip(checks, got):
             c(g)
-    return Case(f"embedding fwd+bwd {vocab}x{dim} [{batch}x{length}]", impls, check,
-                bytes=float(2 * y.nbytes + dw.nbytes + dy.nbytes))
+
+    return Case(
+        f"embedding fwd+bwd {vocab}x{dim} [{batch}x{length}]",
+        impls,
+        check,
+        bytes=float(2 * y.nbytes + dw.nbytes + dy.nbytes),
+    )
 
 
 def cases(quick=False):

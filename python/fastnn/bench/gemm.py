@@ -3,6 +3,7 @@
 Shapes are (M, K, N): a is (M, K), b is (K, N); the Linear form is x (M, K) @ W^T (W is (N, K)) + bias,
 then relu. Every impl writes into its own preallocated out (NaN-filled, so an unwritten element fails).
 """
+
 import numpy as np
 
 from fastnn import ops, ref
@@ -11,13 +12,21 @@ from .harness import Case, optional, within
 
 torch = optional("torch")
 
-SHAPES = [(512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048), (64, 1600, 128),
-          (64, 3136, 128), (64, 4096, 128), (64, 64, 64), (64, 128, 10)]
+SHAPES = [
+    (512, 512, 512),
+    (1024, 1024, 1024),
+    (2048, 2048, 2048),
+    (64, 1600, 128),
+    (64, 3136, 128),
+    (64, 4096, 128),
+    (64, 64, 64),
+    (64, 128, 10),
+]
 LINEAR = [(64, 3136, 128), (64, 1600, 128)]
 QUICK_SHAPES = [(64, 64, 64), (64, 128, 10), (256, 256, 256)]
 QUICK_LINEAR = [(64, 1600, 128)]
 
-U = 2.0 ** -24  # float32 unit roundoff
+U = 2.0**-24  # float32 unit roundoff
 
 
 def _check(a, b, **epilogue):
@@ -32,10 +41,12 @@ def _check(a, b, **epilogue):
     bias = epilogue.get("bias")
 
     def expected():
-        magnitude = ref.gemm(np.abs(a), np.abs(b), trans_b=epilogue.get("trans_b", False),
-                             bias=None if bias is None else np.abs(bias))
+        magnitude = ref.gemm(
+            np.abs(a), np.abs(b), trans_b=epilogue.get("trans_b", False), bias=None if bias is None else np.abs(bias)
+        )
         gamma = (k + 1) * U / (1 - (k + 1) * U)
         return ref.gemm(a, b, **epilogue), gamma * magnitude
+
     return within(expected)
 
 
@@ -48,8 +59,7 @@ def gemm_case(m, k, n):
     rng = np.random.default_rng([m, k, n])
     a, b = rng.standard_normal((m, k), dtype=np.float32), rng.standard_normal((k, n), dtype=np.float32)
     out = {impl: _nan(m, n) for impl in ("fastnn", "numpy", "torch")}
-    impls = {"fastnn": lambda: ops.gemm(a, b, out=out["fastnn"]),
-             "numpy": lambda: np.matmul(a, b, out=out["numpy"])}
+    impls = {"fastnn": lambda: ops.gemm(a, b, out=out["fastnn"]), "numpy": lambda: np.matmul(a, b, out=out["numpy"])}
     if torch:
         at, bt, ot = torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(out["torch"])
         impls["torch"] = lambda: torch.mm(at, bt, out=ot)
@@ -68,13 +78,19 @@ def linear_case(m, k, n):
         np.add(out_n, bias, out=out_n)
         return np.maximum(out_n, 0, out=out_n)
 
-    impls = {"fastnn": lambda: ops.gemm(x, w, trans_b=True, bias=bias, activation="relu", out=out_f),
-             "numpy": numpy_linear}
+    impls = {
+        "fastnn": lambda: ops.gemm(x, w, trans_b=True, bias=bias, activation="relu", out=out_f),
+        "numpy": numpy_linear,
+    }
     if torch:
         xt, wt, bt = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(bias)
         impls["torch"] = lambda: torch.relu_(torch.nn.functional.linear(xt, wt, bt))
-    return Case(f"linear_relu {m}x{k}x{n}", impls,
-                _check(x, w, trans_b=True, bias=bias, activation="relu"), flops=2.0 * m * k * n)
+    return Case(
+        f"linear_relu {m}x{k}x{n}",
+        impls,
+        _check(x, w, trans_b=True, bias=bias, activation="relu"),
+        flops=2.0 * m * k * n,
+    )
 
 
 def cases(quick=False):

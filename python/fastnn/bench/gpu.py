@@ -6,6 +6,7 @@ Every timed call ends with a synchronisation of the current stream (a launch alo
 once), so a sample is the kernel's time plus one launch and one synchronisation: a few
 microseconds, which the small quick shapes show. The validators copy results to the host.
 The cases are those of the ops with a CUDA kernel; each op is one function of this module."""
+
 import numpy as np
 
 from fastnn import ops, ref
@@ -15,11 +16,12 @@ from .gemm import _check as gemm_check
 from .harness import Case, optional, within
 from .softmax import cross_entropy_check
 
-EPS32 = 2.0 ** -24
+EPS32 = 2.0**-24
 
 
 def _cupy():
     import cupy
+
     return cupy
 
 
@@ -33,17 +35,20 @@ def _synced(cp, fn):
         r = fn()
         cp.cuda.get_current_stream().synchronize()
         return r
+
     return call
 
 
 def _host(check):
     """A validator of device results (CuPy arrays, torch CUDA tensors, tuples of them)."""
+
     def to_host(r):
         if isinstance(r, tuple):
             return tuple(to_host(v) for v in r)
         if hasattr(r, "detach"):
             return r.detach().cpu().numpy()
         return _cupy().asnumpy(r)
+
     return lambda got: check(to_host(got))
 
 
@@ -55,14 +60,15 @@ def _case(name, impls, check, **size):
 def gemm_cases(quick):
     cp, torch = _cupy(), _torch_cuda()
     out = []
-    for m, k, n in ([(64, 64, 64), (97, 33, 65)] if quick else [(1024, 1024, 1024), (4096, 4096, 4096),
-                                                                   (64, 4096, 128)]):
+    for m, k, n in [(64, 64, 64), (97, 33, 65)] if quick else [(1024, 1024, 1024), (4096, 4096, 4096), (64, 4096, 128)]:
         rng = np.random.default_rng([m, k, n])
         a, b = rng.standard_normal((m, k), dtype=np.float32), rng.standard_normal((k, n), dtype=np.float32)
         ad, bd = cp.asarray(a), cp.asarray(b)
         od, oc = cp.empty((m, n), cp.float32), cp.empty((m, n), cp.float32)
-        impls = {"fastnn": lambda ad=ad, bd=bd, od=od: ops.gemm(ad, bd, out=od),
-                 "cupy": lambda ad=ad, bd=bd, oc=oc: cp.matmul(ad, bd, out=oc)}
+        impls = {
+            "fastnn": lambda ad=ad, bd=bd, od=od: ops.gemm(ad, bd, out=od),
+            "cupy": lambda ad=ad, bd=bd, oc=oc: cp.matmul(ad, bd, out=oc),
+        }
         if torch:
             at, bt = torch.from_numpy(a).cuda(), torch.from_numpy(b).cuda()
             impls["torch"] = lambda at=at, bt=bt: torch.mm(at, bt)
@@ -81,12 +87,16 @@ def act_cases(quick):
         impls = {"fastnn": lambda f=f: f(xd, od)}
         if torch:
             xt = torch.from_numpy(x).cuda()
-            impls["torch"] = {"relu": lambda xt=xt: torch.relu(xt), "tanh": lambda xt=xt: torch.tanh(xt),
-                              "gelu": lambda xt=xt: torch.nn.functional.gelu(xt)}[name]
+            impls["torch"] = {
+                "relu": lambda xt=xt: torch.relu(xt),
+                "tanh": lambda xt=xt: torch.tanh(xt),
+                "gelu": lambda xt=xt: torch.nn.functional.gelu(xt),
+            }[name]
 
         def expected(r=r, name=name, rtol=rtol):  # this op's tolerance, not the last one's
             d = r(x)
             return d, rtol * np.abs(d) + (8 * EPS32 * np.abs(x) if name == "gelu" else 1e-37)
+
         out.append(_case(f"{name} {n * 4 // 1024} KiB", impls, within(expected), bytes=2.0 * x.nbytes))
     return out
 
@@ -106,16 +116,19 @@ def softmax_cases(quick):
     def expected():
         d = ref.softmax_forward(x)
         return d, 64 * EPS32 * np.abs(d)
+
     out = [_case(f"softmax {n}x{c}", impls, within(expected), bytes=2.0 * x.nbytes)]
 
     one = cp.asarray(np.float32(1))
     impls = {"fastnn": lambda: (ops.cross_entropy_forward(xd, td), ops.cross_entropy_backward(one, xd, td))}
     if torch:
+
         def torch_ce():
             xg = xt.detach().requires_grad_()
             loss = torch.nn.functional.cross_entropy(xg, tt)
             loss.backward()
             return loss.detach(), xg.grad
+
         impls["torch"] = torch_ce
     out.append(_case(f"cross_entropy fwd+bwd {n}x{c}", impls, cross_entropy_check(x, t), bytes=3.0 * x.nbytes))
     return out
@@ -137,6 +150,7 @@ def layernorm_cases(quick):
         d = ref.layer_norm_forward(x, (n,), w, b)[0]
         xh = (x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True)
         return d, 8 * n * EPS32 * (np.abs(xh * w) + np.abs(b)) + 1e-6
+
     return [_case(f"layer_norm {m}x{n}", impls, within(expected), bytes=2.0 * x.nbytes)]
 
 
@@ -150,8 +164,14 @@ def pool2d_cases(quick):
         xt = torch.from_numpy(x).cuda()
         impls["torch"] = lambda: torch.nn.functional.max_pool2d(xt, 2)
     want = ref.max_pool2d_forward(x, 2)[0]
-    return [_case(f"max_pool2d 2x2 {'x'.join(map(str, shape))}", impls,
-                  within(lambda: (want, np.zeros_like(want))), bytes=1.25 * x.nbytes)]
+    return [
+        _case(
+            f"max_pool2d 2x2 {'x'.join(map(str, shape))}",
+            impls,
+            within(lambda: (want, np.zeros_like(want))),
+            bytes=1.25 * x.nbytes,
+        )
+    ]
 
 
 def optim_cases(quick):
@@ -168,17 +188,26 @@ def optim_cases(quick):
         v[...] = 0
         ops.adam_step([p], [gd], [m], [v], 1, lr=1e-3)
         return p
+
     def expected():
         pr = [p0.astype(np.float64)]
         ref.adam_step(pr, [g.astype(np.float64)], [np.zeros(n)], [np.zeros(n)], 1, lr=1e-3)
         return pr[0], 8 * EPS32 * np.abs(pr[0]) + 1e-7
-    return [_case(f"adam step {n} params (incl. a reset)", {"fastnn": fastnn_adam}, within(expected),
-                  bytes=7.0 * 4 * n)]
+
+    return [
+        _case(f"adam step {n} params (incl. a reset)", {"fastnn": fastnn_adam}, within(expected), bytes=7.0 * 4 * n)
+    ]
 
 
 # op name (as `fastnn bench` names them) -> the function giving its CUDA cases
-GPU_OPS = {"gemm": gemm_cases, "act": act_cases, "softmax": softmax_cases, "layernorm": layernorm_cases,
-           "pool2d": pool2d_cases, "optim": optim_cases}
+GPU_OPS = {
+    "gemm": gemm_cases,
+    "act": act_cases,
+    "softmax": softmax_cases,
+    "layernorm": layernorm_cases,
+    "pool2d": pool2d_cases,
+    "optim": optim_cases,
+}
 
 
 def cases(ops_=None, quick=False):

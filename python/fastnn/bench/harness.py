@@ -1,4 +1,5 @@
 """Benchmark harness: check every implementation against a float64 reference, then time them interleaved."""
+
 import contextlib
 import dataclasses
 import datetime
@@ -35,15 +36,27 @@ OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 # lowest is SSE4.1/4.2). OpenBLAS: the core type of a DYNAMIC_ARCH build (Prescott reports Katmai
 # in current builds, so Nehalem, SSE4.2, stands for the plain path).
 ISA_ENV = {
-    "default": {"FASTNN_CPU_CAPABILITY": "default", "ATEN_CPU_CAPABILITY": "default",
-                "ONEDNN_MAX_CPU_ISA": "SSE41", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
-                "OPENBLAS_CORETYPE": "Nehalem"},
-    "avx2": {"FASTNN_CPU_CAPABILITY": "avx2", "ATEN_CPU_CAPABILITY": "avx2",
-             "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
-             "OPENBLAS_CORETYPE": "Haswell"},
-    "avx512": {"FASTNN_CPU_CAPABILITY": "avx512", "ATEN_CPU_CAPABILITY": "avx512",
-               "ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "MKL_ENABLE_INSTRUCTIONS": "AVX512",
-               "OPENBLAS_CORETYPE": "SkylakeX"},
+    "default": {
+        "FASTNN_CPU_CAPABILITY": "default",
+        "ATEN_CPU_CAPABILITY": "default",
+        "ONEDNN_MAX_CPU_ISA": "SSE41",
+        "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
+        "OPENBLAS_CORETYPE": "Nehalem",
+    },
+    "avx2": {
+        "FASTNN_CPU_CAPABILITY": "avx2",
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+        "OPENBLAS_CORETYPE": "Haswell",
+    },
+    "avx512": {
+        "FASTNN_CPU_CAPABILITY": "avx512",
+        "ATEN_CPU_CAPABILITY": "avx512",
+        "ONEDNN_MAX_CPU_ISA": "AVX512_CORE",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX512",
+        "OPENBLAS_CORETYPE": "SkylakeX",
+    },
 }
 # Unset under --isa: a fixed L2 size overrides OpenBLAS's blocking for the core type it runs.
 ISA_UNSET = ("OPENBLAS_L2_SIZE",)
@@ -57,6 +70,7 @@ class Case:
     to a validator (or is one validator for all) that raises AssertionError on a wrong result;
     flops (reported as GFLOP/s) or, for memory-bound cases, bytes (GB/s) of one call, or items
     (reported as items/s, e.g. the images of one training step)."""
+
     name: str
     impls: dict
     check: object
@@ -85,8 +99,11 @@ def within(expected):
             with np.errstate(divide="ignore", invalid="ignore"):
                 worst = np.argmax(np.where(bad, np.nan_to_num(err / bound, nan=np.inf), -1))
             i = tuple(int(j) for j in np.unravel_index(worst, bad.shape))
-            raise AssertionError(f"{bad.sum()} of {bad.size} elements outside the bound; worst at {i}: "
-                                 f"got {actual[i]:.7g}, want {desired[i]:.7g} (bound {bound[i]:.3g})")
+            raise AssertionError(
+                f"{bad.sum()} of {bad.size} elements outside the bound; worst at {i}: "
+                f"got {actual[i]:.7g}, want {desired[i]:.7g} (bound {bound[i]:.3g})"
+            )
+
     return check
 
 
@@ -137,8 +154,10 @@ def backend(impl):
         return " ".join([name, *archs])
     if lib == "torch" and sys.modules.get("torch"):
         blas = _torch_blas().lower()
-        parts = [f"{blas} {_PROBED['mkl']}" if _PROBED.get("mkl") and blas == "mkl" else blas,
-                 f"aten {_torch_capability()}"]
+        parts = [
+            f"{blas} {_PROBED['mkl']}" if _PROBED.get("mkl") and blas == "mkl" else blas,
+            f"aten {_torch_capability()}",
+        ]
         if _PROBED.get("onednn"):
             parts.append(f"onednn {_PROBED['onednn']}")
         return "; ".join(parts)
@@ -148,8 +167,7 @@ def backend(impl):
 def _openblas_archs():
     """The core type ('Haswell', 'SkylakeX', ...) of each OpenBLAS loaded, from threadpoolctl."""
     tpc = optional("threadpoolctl")
-    return [i.get("architecture") for i in tpc.threadpool_info()
-            if i.get("internal_api") == "openblas"] if tpc else []
+    return [i.get("architecture") for i in tpc.threadpool_info() if i.get("internal_api") == "openblas"] if tpc else []
 
 
 def _torch_capability():
@@ -196,8 +214,7 @@ def _probe_torch():
     environment (each prints its ISA when it starts): {'onednn_isa', 'onednn_impl', 'mkl'} or {'error'}."""
     env = {**os.environ, "ONEDNN_VERBOSE": "1", "MKL_VERBOSE": "1"}
     try:
-        p = subprocess.run([sys.executable, "-c", _TORCH_PROBE], env=env, capture_output=True,
-                           text=True, timeout=300)
+        p = subprocess.run([sys.executable, "-c", _TORCH_PROBE], env=env, capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.SubprocessError) as e:
         return {"error": f"{type(e).__name__}: {e}"}
     if p.returncode:
@@ -221,19 +238,30 @@ def isa_checks(isa):
     want, out = ISA_ENV[isa], []
 
     def add(library, var, seen, how, ok):
-        out.append({"library": library, "variable": var, "value": os.environ.get(var),
-                    "seen": seen, "how": how, "ok": ok})
+        out.append(
+            {"library": library, "variable": var, "value": os.environ.get(var), "seen": seen, "how": how, "ok": ok}
+        )
 
     sel = config()["isa_selected"]
     add("fastnn", "FASTNN_CPU_CAPABILITY", sel, "fastnn.config()['isa_selected']", sel == isa)
     blas = _short_blas(_numpy_blas()["name"])
     archs = _openblas_archs()
     for arch in archs:
-        add("OpenBLAS (numpy)", "OPENBLAS_CORETYPE", arch, "threadpoolctl's 'architecture'",
-            None if arch is None else arch.lower() == want["OPENBLAS_CORETYPE"].lower())
+        add(
+            "OpenBLAS (numpy)",
+            "OPENBLAS_CORETYPE",
+            arch,
+            "threadpoolctl's 'architecture'",
+            None if arch is None else arch.lower() == want["OPENBLAS_CORETYPE"].lower(),
+        )
     if not archs:
-        add("OpenBLAS (numpy)", "OPENBLAS_CORETYPE", None,
-            f"not checkable: no OpenBLAS seen by threadpoolctl (numpy's BLAS: {blas})", None)
+        add(
+            "OpenBLAS (numpy)",
+            "OPENBLAS_CORETYPE",
+            None,
+            f"not checkable: no OpenBLAS seen by threadpoolctl (numpy's BLAS: {blas})",
+            None,
+        )
     torch = optional("torch")
     if torch is None:
         add("torch", "ATEN_CPU_CAPABILITY", None, "torch is not installed", None)
@@ -242,24 +270,36 @@ def isa_checks(isa):
     add("torch (ATen)", "ATEN_CPU_CAPABILITY", cap, "torch.backends.cpu.get_cpu_capability()", cap == isa)
     probe = _probe_torch()
     if "error" in probe:
-        for lib, var in (("oneDNN (torch)", "ONEDNN_MAX_CPU_ISA"),
-                         ("MKL (torch)", "MKL_ENABLE_INSTRUCTIONS")):
+        for lib, var in (("oneDNN (torch)", "ONEDNN_MAX_CPU_ISA"), ("MKL (torch)", "MKL_ENABLE_INSTRUCTIONS")):
             add(lib, var, None, f"not checkable: the probe failed ({probe['error']})", None)
         return out
     isa_text, impl = probe.get("onednn_isa"), probe.get("onednn_impl")
     level, impl_level = _level(isa_text), _level(impl)
     # the ceiling oneDNN reports must be the level; the convolution it picked may sit below it
     ok = None if level is None else (level == isa and _RANK[impl_level or "default"] <= _RANK[isa])
-    add("oneDNN (torch)", "ONEDNN_MAX_CPU_ISA", f"isa '{isa_text}', conv {impl}" if isa_text else None,
-        "ONEDNN_VERBOSE of one conv in a fresh interpreter" if isa_text
-        else "not checkable: oneDNN printed no isa line", ok)
+    add(
+        "oneDNN (torch)",
+        "ONEDNN_MAX_CPU_ISA",
+        f"isa '{isa_text}', conv {impl}" if isa_text else None,
+        "ONEDNN_VERBOSE of one conv in a fresh interpreter"
+        if isa_text
+        else "not checkable: oneDNN printed no isa line",
+        ok,
+    )
     mkl = probe.get("mkl")
     mkl_level = _level(mkl)
-    add("MKL (torch)", "MKL_ENABLE_INSTRUCTIONS", mkl,
-        "MKL_VERBOSE of one sgemm in a fresh interpreter" if mkl_level else
-        f"not checkable: MKL_VERBOSE names no ISA on this CPU ({mkl!r}); off Intel CPUs MKL may "
-        "ignore the variable (on a Zen 4 its sgemm ran as fast at SSE4_2 as at AVX2)" if mkl else
-        "not checkable: MKL printed no MKL_VERBOSE line", None if mkl_level is None else mkl_level == isa)
+    add(
+        "MKL (torch)",
+        "MKL_ENABLE_INSTRUCTIONS",
+        mkl,
+        "MKL_VERBOSE of one sgemm in a fresh interpreter"
+        if mkl_level
+        else f"not checkable: MKL_VERBOSE names no ISA on this CPU ({mkl!r}); off Intel CPUs MKL may "
+        "ignore the variable (on a Zen 4 its sgemm ran as fast at SSE4_2 as at AVX2)"
+        if mkl
+        else "not checkable: MKL printed no MKL_VERBOSE line",
+        None if mkl_level is None else mkl_level == isa,
+    )
     _PROBED.update(onednn=level, mkl=mkl_level)
     backend.cache_clear()
     return out
@@ -272,8 +312,7 @@ def isa_check_lines(checks, isa):
         setting = f"{c['variable']}={c['value']}"
         verdict = ("ok" if c["ok"] else f"MISMATCH (wanted {isa})") if c["ok"] is not None else ""
         seen = f"{c['seen']} ({c['how']})" if c["ok"] is not None else c["how"]
-        lines.append(f"isa check: {c['library']:<17} {setting:<32} -> {seen}"
-                     + (f": {verdict}" if verdict else ""))
+        lines.append(f"isa check: {c['library']:<17} {setting:<32} -> {seen}" + (f": {verdict}" if verdict else ""))
     return lines
 
 
@@ -283,8 +322,12 @@ def busy_core():
     yields (pid, cpu). It is killed and reaped on leaving the block (also on an exception or Ctrl-C),
     and dies by itself if this process is killed (PR_SET_PDEATHSIG, and a parent check)."""
     cpu = max(os.sched_getaffinity(0))
-    proc = subprocess.Popen([sys.executable, "-c", _BUSY_LOOP, str(cpu), str(os.getpid())],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _BUSY_LOOP, str(cpu), str(os.getpid())],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         if proc.stdout.read(1) != b"1":  # it writes "1" once it is pinned and about to spin
             raise RuntimeError(f"the busy process for --contended could not pin itself to CPU {cpu}")
@@ -372,8 +415,9 @@ def time_interleaved(cases, repeats, min_time, report=None):
             res[impl]["isa"] = backend(impl)
         for impl in ok:
             med = statistics.median(times[impl])
-            res[impl].update(median_ms=med, min_ms=min(times[impl]), times_ms=times[impl],
-                             calls_per_sample=number[impl])
+            res[impl].update(
+                median_ms=med, min_ms=min(times[impl]), times_ms=times[impl], calls_per_sample=number[impl]
+            )
             if case.flops:
                 res[impl]["gflops"] = case.flops / med * 1e-6
             if case.bytes:
@@ -384,12 +428,16 @@ def time_interleaved(cases, repeats, min_time, report=None):
         peers = [impl for impl in ok if subject and impl != SUBJECT]
         # Paired: the median over rounds of peer / fastnn within a round, whose samples ran next
         # to each other; a host whose speed drifts between rounds moves both alike.
-        result = {"case": case.name, "threads": fastnn.get_num_threads(), "flops": case.flops,
-                  "bytes": case.bytes, "items": case.items, "impls": res,
-                  "ratios": {impl: statistics.median(p / f for p, f in zip(times[impl], subject))
-                             for impl in peers},
-                  "ratios_of_medians": {impl: res[impl]["median_ms"] / res[SUBJECT]["median_ms"]
-                                        for impl in peers}}
+        result = {
+            "case": case.name,
+            "threads": fastnn.get_num_threads(),
+            "flops": case.flops,
+            "bytes": case.bytes,
+            "items": case.items,
+            "impls": res,
+            "ratios": {impl: statistics.median(p / f for p, f in zip(times[impl], subject)) for impl in peers},
+            "ratios_of_medians": {impl: res[impl]["median_ms"] / res[SUBJECT]["median_ms"] for impl in peers},
+        }
         results.append(result)
         if report:
             report(result)
@@ -400,31 +448,46 @@ COLUMNS = "{:<26} {:<8} {:>10} {:>10} {:>12}"
 
 
 def _header(peers):
-    return (COLUMNS.format("case", "impl", "median ms", "min ms", "throughput")
-            + "".join(f" {'vs ' + p:>9}" for p in peers) + f" {'threads':>7}  ISA")
+    return (
+        COLUMNS.format("case", "impl", "median ms", "min ms", "throughput")
+        + "".join(f" {'vs ' + p:>9}" for p in peers)
+        + f" {'threads':>7}  ISA"
+    )
 
 
 def _rows(result, peers):
     lines = []
     for impl, r in result["impls"].items():
         if r["status"] != "ok":
-            lines.append(COLUMNS.format(result["case"], impl, "FAILED", "", "")
-                         + " " * (10 * len(peers)) + f" {result['threads']:>7}  {r['isa']}")
+            lines.append(
+                COLUMNS.format(result["case"], impl, "FAILED", "", "")
+                + " " * (10 * len(peers))
+                + f" {result['threads']:>7}  {r['isa']}"
+            )
             lines.append(f"    {impl}: {r['error']}")
             continue
-        rate = (f"{r['gflops']:.1f} GF/s" if "gflops" in r else f"{r['items_per_s']:.0f} img/s"
-                if "items_per_s" in r else f"{r.get('gbps', 0):.1f} GB/s")
-        ratios = "".join(f" {result['ratios'][p]:>8.2f}x" if impl == SUBJECT and p in result["ratios"]
-                         else f" {'':>9}" for p in peers)
-        lines.append(COLUMNS.format(result["case"], impl, f"{r['median_ms']:.4g}", f"{r['min_ms']:.4g}",
-                                    rate) + ratios + f" {result['threads']:>7}  {r['isa']}")
+        rate = (
+            f"{r['gflops']:.1f} GF/s"
+            if "gflops" in r
+            else f"{r['items_per_s']:.0f} img/s"
+            if "items_per_s" in r
+            else f"{r.get('gbps', 0):.1f} GB/s"
+        )
+        ratios = "".join(
+            f" {result['ratios'][p]:>8.2f}x" if impl == SUBJECT and p in result["ratios"] else f" {'':>9}"
+            for p in peers
+        )
+        lines.append(
+            COLUMNS.format(result["case"], impl, f"{r['median_ms']:.4g}", f"{r['min_ms']:.4g}", rate)
+            + ratios
+            + f" {result['threads']:>7}  {r['isa']}"
+        )
     return "\n".join(lines)
 
 
 def _git(*args):
     try:
-        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
-                              check=True).stdout.strip()
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -432,8 +495,9 @@ def _git(*args):
 def _cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")),
-                        platform.processor())
+            return next(
+                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), platform.processor()
+            )
     except OSError:
         return platform.processor()
 
@@ -463,8 +527,11 @@ def cpu_caches():
     except (OSError, ValueError):
         caches = {}
     if not caches and hasattr(os, "sysconf"):
-        for key, name in (("L1d", "SC_LEVEL1_DCACHE_SIZE"), ("L2", "SC_LEVEL2_CACHE_SIZE"),
-                          ("L3", "SC_LEVEL3_CACHE_SIZE")):
+        for key, name in (
+            ("L1d", "SC_LEVEL1_DCACHE_SIZE"),
+            ("L2", "SC_LEVEL2_CACHE_SIZE"),
+            ("L3", "SC_LEVEL3_CACHE_SIZE"),
+        ):
             try:
                 if (size := os.sysconf(name)) > 0:
                     caches[key] = size
@@ -491,12 +558,14 @@ def machine_info():
         "python": platform.python_version(),
         "fastnn": cfg,
         "numpy": {"version": np.__version__, "blas": _numpy_blas()},
-        "torch": torch and {"version": torch.__version__, "blas": _torch_blas(),
-                            "mkldnn": torch.backends.mkldnn.is_available()},
+        "torch": torch
+        and {"version": torch.__version__, "blas": _torch_blas(), "mkldnn": torch.backends.mkldnn.is_available()},
         "blas_libraries": tpc and [i for i in tpc.threadpool_info() if i["user_api"] == "blas"],
-        "env": {k: v for k, v in os.environ.items()
-                if k.startswith(("OPENBLAS_", "OMP_", "MKL_", "FASTNN_", "KMP_", "GOMP_", "ATEN_",
-                                 "ONEDNN_", "DNNL_"))},
+        "env": {
+            k: v
+            for k, v in os.environ.items()
+            if k.startswith(("OPENBLAS_", "OMP_", "MKL_", "FASTNN_", "KMP_", "GOMP_", "ATEN_", "ONEDNN_", "DNNL_"))
+        },
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": None if status is None else bool(status),
         "timestamp": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -506,23 +575,29 @@ def machine_info():
 def notes():
     """Warnings about what would skew or limit the comparison."""
     # under --isa OPENBLAS_CORETYPE is set on purpose (OPENBLAS_L2_SIZE is unset)
-    out = [f"warning: {v}={os.environ[v]} is set: it slows a current NumPy's OpenBLAS; time NumPy "
-           f"without it (env -u {v} ...)" for v in OPENBLAS_VARS
-           if v in os.environ and not (v == "OPENBLAS_CORETYPE" and os.environ.get(ISA_GUARD))]
+    out = [
+        f"warning: {v}={os.environ[v]} is set: it slows a current NumPy's OpenBLAS; time NumPy "
+        f"without it (env -u {v} ...)"
+        for v in OPENBLAS_VARS
+        if v in os.environ and not (v == "OPENBLAS_CORETYPE" and os.environ.get(ISA_GUARD))
+    ]
     load, cpus = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0, os.cpu_count() or 1
     if load >= 1.0:
-        out.append(f"note: load average {load:.2f} on {cpus} CPUs: other processes compete for the "
-                   "cores (timings with as many threads as cores suffer most)")
+        out.append(
+            f"note: load average {load:.2f} on {cpus} CPUs: other processes compete for the "
+            "cores (timings with as many threads as cores suffer most)"
+        )
     if importlib.util.find_spec("threadpoolctl") is None:
-        out.append("warning: threadpoolctl is not installed: NumPy's BLAS thread count is not "
-                   "controlled (pip install threadpoolctl)")
+        out.append(
+            "warning: threadpoolctl is not installed: NumPy's BLAS thread count is not "
+            "controlled (pip install threadpoolctl)"
+        )
     if importlib.util.find_spec("torch") is None:
         out.append("note: torch is not installed: PyTorch is not timed")
     return out
 
 
-def run(cases, threads=(1,), repeats=10, min_time=0.05, json_path=None, meta=None, contended=False,
-        plot_path=None):
+def run(cases, threads=(1,), repeats=10, min_time=0.05, json_path=None, meta=None, contended=False, plot_path=None):
     """Time the cases at each thread count, print the table as it goes, write JSON (when json_path)
     and a bar chart of the ratios (when plot_path). contended: a busy process spins on the last CPU
     while timing (busy_core). Returns the list of per-case results."""
@@ -535,16 +610,26 @@ def run(cases, threads=(1,), repeats=10, min_time=0.05, json_path=None, meta=Non
         if busy:
             pid, cpu = busy
             meta.update(contended_pid=pid, contended_cpu=cpu)
-            print(f"note: --contended: a busy process (pid {pid}) spins on CPU {cpu} of "
-                  f"{len(os.sched_getaffinity(0))} usable while timing: the kernels run with that "
-                  "core taken", file=sys.stderr)
+            print(
+                f"note: --contended: a busy process (pid {pid}) spins on CPU {cpu} of "
+                f"{len(os.sched_getaffinity(0))} usable while timing: the kernels run with that "
+                "core taken",
+                file=sys.stderr,
+            )
         print(_header(peers), flush=True)
         for n in threads:
             with num_threads(n):
-                results += time_interleaved(cases, repeats, min_time,
-                                            report=lambda r: print(_rows(r, peers), flush=True))
-    doc = {**meta, "machine": machine_info(), "threads": list(threads), "repeats": repeats,
-           "min_time_s": min_time, "results": results}
+                results += time_interleaved(
+                    cases, repeats, min_time, report=lambda r: print(_rows(r, peers), flush=True)
+                )
+    doc = {
+        **meta,
+        "machine": machine_info(),
+        "threads": list(threads),
+        "repeats": repeats,
+        "min_time_s": min_time,
+        "results": results,
+    }
     if json_path:
         os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
         with open(json_path, "w") as f:
@@ -561,6 +646,7 @@ def plot(doc, path):
     peer time / fastnn time, a line at 1.0x; the title names the CPU, ISA and threads. Needs
     matplotlib (the `plot` extra)."""
     import matplotlib
+
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
 
@@ -571,8 +657,7 @@ def plot(doc, path):
     width = 0.8 / max(len(peers), 1)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.5 + 0.35 * len(results) * max(len(peers), 1)), 4.8))
     for j, peer in enumerate(peers):
-        xs = [i + (j - (len(peers) - 1) / 2) * width for i, r in enumerate(results)
-              if peer in r.get("ratios", {})]
+        xs = [i + (j - (len(peers) - 1) / 2) * width for i, r in enumerate(results) if peer in r.get("ratios", {})]
         ys = [r["ratios"][peer] for r in results if peer in r.get("ratios", {})]
         bars = ax.bar(xs, ys, width, label=f"vs {peer}")
         ax.bar_label(bars, labels=[f"{y:.2f}" for y in ys], fontsize=7, padding=1)
@@ -581,12 +666,17 @@ def plot(doc, path):
     ax.set_ylabel("peer time / fastnn time (>1: fastnn faster)")
     machine = doc.get("machine", {})
     isa = doc.get("isa")
-    isa_text = (f"ISA {isa} (every library)" if isa else
-                f"fastnn ISA {machine.get('fastnn', {}).get('isa_selected', '?')}, peers at their own")
+    isa_text = (
+        f"ISA {isa} (every library)"
+        if isa
+        else f"fastnn ISA {machine.get('fastnn', {}).get('isa_selected', '?')}, peers at their own"
+    )
     threads = doc.get("threads") or sorted({r["threads"] for r in results})
-    ax.set_title(f"{machine.get('cpu_model', 'unknown CPU')}\n{isa_text}, threads "
-                 f"{', '.join(map(str, threads))}" + (", one core busy (--contended)"
-                                                      if doc.get("contended") else ""), fontsize=10)
+    ax.set_title(
+        f"{machine.get('cpu_model', 'unknown CPU')}\n{isa_text}, threads "
+        f"{', '.join(map(str, threads))}" + (", one core busy (--contended)" if doc.get("contended") else ""),
+        fontsize=10,
+    )
     if peers:
         ax.legend(fontsize=8)
     fig.tight_layout()

@@ -4,6 +4,7 @@ biases: 421,642 floats in 8 arrays), every implementation updating its own copy 
 fastnn.ops (one fused call), torch.optim with foreach=True, its single-tensor loop (the CPU
 default), Adam's fused=True, and the float64 NumPy reference. Each implementation's first call
 (one step from the same initial state) is validated against the reference."""
+
 import numpy as np
 
 import fastnn
@@ -12,7 +13,7 @@ from fastnn import ops, ref
 from .harness import Case, optional
 
 torch = optional("torch")
-EPS32 = 2.0 ** -24
+EPS32 = 2.0**-24
 CNN_SHAPES = [(32, 1, 3, 3), (32,), (64, 32, 3, 3), (64,), (128, 3136), (128,), (10, 128), (10,)]
 QUICK_SHAPES = [(8, 1, 3, 3), (8,), (16, 8, 3, 3), (16,), (32, 100), (32,), (10, 32), (10,)]
 LR, MOMENTUM = 0.01, 0.9
@@ -27,13 +28,17 @@ def _state(shapes):
 
 def _check(want, bound):
     """Validator of a list of float32 params against float64 ones, elementwise within bound."""
+
     def check(got):
         for i, (a, d, b) in enumerate(zip(got, want, bound)):
             err = np.abs(np.asarray(a, np.float64) - d)
             if not (err <= b).all():
                 j = int(np.argmax(err - b))
-                raise AssertionError(f"param {i}: {int((err > b).sum())} elements off; worst flat {j}: "
-                                     f"got {a.flat[j]:.9g}, want {d.flat[j]:.9g} (bound {b.flat[j]:.3g})")
+                raise AssertionError(
+                    f"param {i}: {int((err > b).sum())} elements off; worst flat {j}: "
+                    f"got {a.flat[j]:.9g}, want {d.flat[j]:.9g} (bound {b.flat[j]:.3g})"
+                )
+
     return check
 
 
@@ -48,6 +53,7 @@ def _per_run(make):
         if cur["threads"] != n:
             cur["threads"], cur["step"] = n, make()
         return cur["step"]()
+
     return call
 
 
@@ -61,6 +67,7 @@ def _torch_params(p0, g):
 def _sgd_case(shapes, label):
     p0, g = _state(shapes)
     n = sum(a.size for a in p0)
+
     def fastnn_make():
         p, buf, first = [a.copy() for a in p0], [np.zeros_like(a) for a in p0], [True]
 
@@ -68,6 +75,7 @@ def _sgd_case(shapes, label):
             ops.sgd_step(p, g, buf, LR, momentum=MOMENTUM, first_step=first[0])
             first[0] = False
             return p
+
         return step
 
     def numpy_make():
@@ -77,14 +85,18 @@ def _sgd_case(shapes, label):
             ref.sgd_step(p, g, buf, LR, momentum=MOMENTUM, first_step=first[0])
             first[0] = False
             return p
+
         return step
+
     impls = {"fastnn": _per_run(fastnn_make), "numpy": _per_run(numpy_make)}
     if torch:
         for tag, kw in (("torch_foreach", dict(foreach=True)), ("torch_loop", dict(foreach=False))):
+
             def torch_make(kw=kw):
                 ps, views = _torch_params(p0, g)
                 opt = torch.optim.SGD(ps, lr=LR, momentum=MOMENTUM, **kw)
                 return lambda: (opt.step(), views)[1]
+
             impls[tag] = _per_run(torch_make)
     # one step from p0: p = p0 - lr * g; a rounding of the product and one of the sum
     want = [a - LR * b.astype(np.float64) for a, b in zip(p0, g)]
@@ -95,6 +107,7 @@ def _sgd_case(shapes, label):
 def _adam_case(shapes, label):
     p0, g = _state(shapes)
     n = sum(a.size for a in p0)
+
     def fastnn_make():
         p, m, v, t = [a.copy() for a in p0], [np.zeros_like(a) for a in p0], [np.zeros_like(a) for a in p0], [0]
 
@@ -102,29 +115,44 @@ def _adam_case(shapes, label):
             t[0] += 1
             ops.adam_step(p, g, m, v, t[0], lr=LR)
             return p
+
         return step
 
     def numpy_make():
-        p, m, v, t = [a.astype(np.float64) for a in p0], [np.zeros(a.shape) for a in p0], [np.zeros(a.shape) for a in p0], [0]
+        p, m, v, t = (
+            [a.astype(np.float64) for a in p0],
+            [np.zeros(a.shape) for a in p0],
+            [np.zeros(a.shape) for a in p0],
+            [0],
+        )
 
         def step():
             t[0] += 1
             ref.adam_step(p, g, m, v, t[0], lr=LR)
             return p
+
         return step
+
     impls = {"fastnn": _per_run(fastnn_make), "numpy": _per_run(numpy_make)}
     if torch:
-        for tag, kw in (("torch_foreach", dict(foreach=True)), ("torch_loop", dict(foreach=False)),
-                        ("torch_fused", dict(fused=True))):
+        for tag, kw in (
+            ("torch_foreach", dict(foreach=True)),
+            ("torch_loop", dict(foreach=False)),
+            ("torch_fused", dict(fused=True)),
+        ):
+
             def torch_make(kw=kw):
                 ps, views = _torch_params(p0, g)
                 opt = torch.optim.Adam(ps, lr=LR, **kw)
                 return lambda: (opt.step(), views)[1]
+
             impls[tag] = _per_run(torch_make)
     # step 1 moves every element by lr * g / (|g| + eps / sqrt(1 - beta2)): lr * sign(g) but for
     # tiny g; float32 roundings of that step (a few) and of the sum with p
-    want = [ref.adam_step([a.astype(np.float64)], [b], [np.zeros(a.shape)], [np.zeros(a.shape)], 1, lr=LR)[0][0]
-            for a, b in zip(p0, g)]
+    want = [
+        ref.adam_step([a.astype(np.float64)], [b], [np.zeros(a.shape)], [np.zeros(a.shape)], 1, lr=LR)[0][0]
+        for a, b in zip(p0, g)
+    ]
     bound = [EPS32 * (2 * np.abs(a) + 8 * LR) for a in p0]
     return Case(f"adam_step {label} ({n} floats)", impls, _check(want, bound), bytes=7.0 * 4 * n)
 

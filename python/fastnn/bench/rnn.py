@@ -2,6 +2,7 @@
 on the recurrent performance-anchor shapes, fastnn.ops against torch.nn.LSTM/GRU/RNN with the
 same weights (autograd, as a training step runs it) and the float64 NumPy reference. Each
 result (y, h_n, dx, dh0, dw_ih, dw_hh, db) is validated against the reference first."""
+
 import numpy as np
 
 from fastnn import ops
@@ -13,11 +14,16 @@ torch = optional("torch")
 # float32 against float64 over up to T = 128 steps of a contracting recurrence and weight
 # gradients summed over T*B <= 8192 rows: 2^-12 of each array's scale (max(1, max |desired|)),
 # ~2000 ulps of it; wrong results are off by O(scale).
-TOL = 2.0 ** -12
+TOL = 2.0**-12
 G = {"lstm": 4, "gru": 3, "rnn": 1}
 # (kind, I, H, T, B); quick: small versions of the same.
-FULL = [("lstm", 128, 256, 128, 16), ("lstm", 50, 128, 32, 16), ("lstm", 50, 128, 128, 1),
-        ("gru", 128, 256, 128, 64), ("rnn", 128, 256, 128, 64)]
+FULL = [
+    ("lstm", 128, 256, 128, 16),
+    ("lstm", 50, 128, 32, 16),
+    ("lstm", 50, 128, 128, 1),
+    ("gru", 128, 256, 128, 64),
+    ("rnn", 128, 256, 128, 64),
+]
 QUICK = [("lstm", 50, 128, 32, 16), ("lstm", 50, 128, 16, 1), ("gru", 32, 64, 16, 8), ("rnn", 32, 64, 16, 8)]
 
 
@@ -53,13 +59,13 @@ def _case(kind, I, H, T, B):
             y, hn, cache = f(x, h0, w_ih, w_hh, b_ih, b_hh)
             dx, dh0, dwi, dwh, dbi, dbh = b(dy, None, cache)
         return y, hn, dx, dh0, dwi, dwh, dbi, dbh
+
     impls = {"fastnn": fastnn_fn}
     if torch:
         cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[kind]
         m = cls(I, H)
         with torch.no_grad():
-            for name, a in (("weight_ih_l0", w_ih), ("weight_hh_l0", w_hh), ("bias_ih_l0", b_ih),
-                            ("bias_hh_l0", b_hh)):
+            for name, a in (("weight_ih_l0", w_ih), ("weight_hh_l0", w_hh), ("bias_ih_l0", b_ih), ("bias_hh_l0", b_hh)):
                 getattr(m, name).copy_(torch.from_numpy(a))
         xt, h0t, dyt = torch.from_numpy(x), torch.from_numpy(h0)[None], torch.from_numpy(dy)
         c0t = torch.from_numpy(c0)[None] if kind == "lstm" else None
@@ -72,9 +78,17 @@ def _case(kind, I, H, T, B):
             else:
                 y, hn = m(xx, hh)
             y.backward(dyt)
-            return (y.detach().numpy(), hn[0].detach().numpy(), xx.grad.numpy(), hh.grad[0].numpy(),
-                    m.weight_ih_l0.grad.numpy(), m.weight_hh_l0.grad.numpy(), m.bias_ih_l0.grad.numpy(),
-                    m.bias_hh_l0.grad.numpy())
+            return (
+                y.detach().numpy(),
+                hn[0].detach().numpy(),
+                xx.grad.numpy(),
+                hh.grad[0].numpy(),
+                m.weight_ih_l0.grad.numpy(),
+                m.weight_hh_l0.grad.numpy(),
+                m.bias_ih_l0.grad.numpy(),
+                m.bias_hh_l0.grad.numpy(),
+            )
+
         impls["torch"] = torch_fn
     impls["numpy"] = numpy_fn
     want = [None]
@@ -87,6 +101,7 @@ def _case(kind, I, H, T, B):
             err = np.abs(np.asarray(a, np.float64) - d)
             bound = TOL * max(1.0, float(np.abs(d).max()))
             assert err.max() <= bound, f"{name}: max error {err.max():.3g} over {bound:.3g}"
+
     flops = 3 * 2.0 * T * B * g * H * (I + H)  # forward's GEMMs, twice that backward
     return Case(f"{kind} fwd+bwd I={I} H={H} T={T} B={B}", impls, check, flops=flops)
 

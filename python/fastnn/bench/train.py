@@ -3,6 +3,7 @@ the classic MNIST CNN (and its 3x32x32 variant) and of an MLP 784-128-10, batch 
 against PyTorch on NCHW tensors and on channels_last ones. Every implementation starts from the
 same weights (fastnn's initialisation copied into the torch models), so the loss each returns
 on its first call is validated against the float64 reference forward of fastnn.ref."""
+
 import numpy as np
 
 import fastnn
@@ -44,6 +45,7 @@ def _torch_cnn(c, hw):
             x = tF.max_pool2d(tF.relu(self.conv1(x)), 2)
             x = tF.max_pool2d(tF.relu(self.conv2(x)), 2)
             return self.fc2(tF.relu(self.fc1(x.flatten(1))))
+
     return TCNN()
 
 
@@ -84,11 +86,15 @@ def _case(kind, batch, c=1, hw=28):
         loss.backward()
         opt.step()
         return loss.item()
+
     impls = {"fastnn": fastnn_step}
     if torch:
         for tag in ("torch", "torch_cl"):
-            tm = (torch.nn.Sequential(torch.nn.Linear(784, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
-                  if kind == "mlp" else _torch_cnn(c, hw))
+            tm = (
+                torch.nn.Sequential(torch.nn.Linear(784, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
+                if kind == "mlp"
+                else _torch_cnn(c, hw)
+            )
             tm.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in sd.items()})
             xt, yt = torch.from_numpy(x.copy()), torch.from_numpy(y)
             if tag == "torch_cl":
@@ -104,11 +110,13 @@ def _case(kind, batch, c=1, hw=28):
                 loss.backward()
                 topt.step()
                 return loss.item()
+
             impls[tag] = torch_step
     want = _ref_loss(kind, sd, x, y)
 
     def check(loss):  # the first call's loss: the initial weights' forward, float32 vs float64
         assert abs(loss - want) <= 1e-4 * abs(want), f"loss {loss} where the reference gives {want}"
+
     return Case(name, impls, check, items=batch)
 
 

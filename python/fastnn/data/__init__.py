@@ -1,5 +1,6 @@
 """fastnn.data: datasets, a DataLoader, MNIST's IDX format and the bundled MNIST subset and
 tinyshakespeare text."""
+
 import gzip
 import os
 
@@ -8,7 +9,16 @@ import numpy as np
 from .. import random as _random
 from ..tensor import Tensor
 
-__all__ = ["Dataset", "TensorDataset", "DataLoader", "Subset", "random_split", "read_idx", "load_mnist_5k", "load_tinyshakespeare"]
+__all__ = [
+    "Dataset",
+    "TensorDataset",
+    "DataLoader",
+    "Subset",
+    "random_split",
+    "read_idx",
+    "load_mnist_5k",
+    "load_tinyshakespeare",
+]
 
 
 class Dataset:
@@ -59,7 +69,7 @@ def random_split(dataset, lengths, generator=None):
     perm = rng.permutation(n)
     out, start = [], 0
     for k in lengths:
-        out.append(Subset(dataset, perm[start:start + k].tolist()))
+        out.append(Subset(dataset, perm[start : start + k].tolist()))
         start += k
     return out
 
@@ -78,8 +88,17 @@ class DataLoader:
     a numpy Generator), drop_last, collate_fn. A TensorDataset is batched by slicing whole arrays
     (no per-sample Python work)."""
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, collate_fn=None,
-                 generator=None, num_workers=0, pin_memory=False):
+    def __init__(
+        self,
+        dataset,
+        batch_size=1,
+        shuffle=False,
+        drop_last=False,
+        collate_fn=None,
+        generator=None,
+        num_workers=0,
+        pin_memory=False,
+    ):
         if batch_size is None or batch_size < 1:
             raise ValueError(f"batch_size should be a positive integer value, but got batch_size={batch_size}")
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
@@ -98,7 +117,7 @@ class DataLoader:
             order = np.arange(n)
         fast = isinstance(self.dataset, TensorDataset) and self.collate_fn is _default_collate
         for start in range(0, n, self.batch_size):
-            idx = order[start:start + self.batch_size]
+            idx = order[start : start + self.batch_size]
             if len(idx) < self.batch_size and self.drop_last:
                 return
             if fast:
@@ -130,13 +149,14 @@ def read_idx(path):
         raise ValueError(f"read_idx: {path}: unknown IDX element type 0x{code:02x}")
     if len(raw) < 4 + 4 * ndim:
         raise ValueError(f"read_idx: {path}: truncated header")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_TYPES[code])
     count = int(np.prod(dims, dtype=np.int64)) if dims else 1
-    body = raw[4 + 4 * ndim:]
+    body = raw[4 + 4 * ndim :]
     if len(body) != count * dtype.itemsize:
-        raise ValueError(f"read_idx: {path}: expected {count * dtype.itemsize} bytes of data for "
-                         f"dimensions {dims}, got {len(body)}")
+        raise ValueError(
+            f"read_idx: {path}: expected {count * dtype.itemsize} bytes of data for dimensions {dims}, got {len(body)}"
+        )
     return np.frombuffer(body, dtype=dtype).astype(dtype.newbyteorder("="), copy=True).reshape(dims)
 
 

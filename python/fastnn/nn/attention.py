@@ -20,6 +20,7 @@ math path gives NaN there).
 On a CUDA device the masks are device arrays too, and scaled_dot_product_attention takes the
 math path until fastnn.ops has a CUDA attention kernel.
 """
+
 import copy
 import math
 
@@ -34,8 +35,15 @@ from . import init
 from .functional import _kernel, _same, _t
 from .modules import Dropout, Linear, Module, ModuleList, Parameter
 
-__all__ = ["layer_norm", "scaled_dot_product_attention", "LayerNorm", "MultiheadAttention",
-           "TransformerEncoderLayer", "TransformerEncoder", "PositionalEmbedding"]
+__all__ = [
+    "layer_norm",
+    "scaled_dot_product_attention",
+    "LayerNorm",
+    "MultiheadAttention",
+    "TransformerEncoderLayer",
+    "TransformerEncoder",
+    "PositionalEmbedding",
+]
 
 
 def _f32(x, name, op):
@@ -45,6 +53,7 @@ def _f32(x, name, op):
 
 
 # -- functional -------------------------------------------------------------------------------
+
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """torch.nn.functional.layer_norm: normalise over the trailing normalized_shape dims."""
@@ -69,6 +78,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
         if b is not None:
             grads.append(db)
         return tuple(grads)
+
     return Tensor._result(y, parents, backward, "layer_norm")
 
 
@@ -110,8 +120,9 @@ def _math_attention(q, k, v, mask, is_causal, scale, dropout_p, training=True):
     return weights @ v, weights
 
 
-def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
-                                 scale=None, enable_gqa=False):
+def scaled_dot_product_attention(
+    query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False
+):
     """torch.nn.functional.scaled_dot_product_attention on (..., L, E) queries and (..., S, E)
     keys, (..., S, Ev) values: softmax(Q K^T * scale + mask) V, scale = 1/sqrt(E) by default."""
     op = "scaled_dot_product_attention"
@@ -119,8 +130,10 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if enable_gqa:
         raise NotImplementedError(f"fastnn.nn.functional.{op}: enable_gqa is not supported")
     if q.ndim < 2 or k.ndim != q.ndim or v.ndim != q.ndim:
-        raise ValueError(f"fastnn.nn.functional.{op}: expected query, key and value with the same number "
-                         f"(>= 2) of dims, got {q.shape}, {k.shape}, {v.shape}")
+        raise ValueError(
+            f"fastnn.nn.functional.{op}: expected query, key and value with the same number "
+            f"(>= 2) of dims, got {q.shape}, {k.shape}, {v.shape}"
+        )
     if is_causal and attn_mask is not None:
         raise ValueError(f"fastnn.nn.functional.{op}: is_causal cannot be combined with an explicit attn_mask")
     mask = _mask_array(attn_mask, op)
@@ -148,16 +161,19 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         G = xp.ascontiguousarray(g, dtype=np.float32).reshape(out.shape)
         dq, dk, dv = ops.scaled_dot_product_attention_backward(G, Q, K, V, out, lse, M, is_causal, sc)
         return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(v.shape)
+
     return Tensor._result(out.reshape(lead + out.shape[-2:]), (q, k, v), backward, op)
 
 
 # -- modules ----------------------------------------------------------------------------------
 
+
 class LayerNorm(Module):
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None, dtype=None):
         super().__init__()
-        self.normalized_shape = ((int(normalized_shape),) if np.ndim(normalized_shape) == 0
-                                 else tuple(int(d) for d in normalized_shape))
+        self.normalized_shape = (
+            (int(normalized_shape),) if np.ndim(normalized_shape) == 0 else tuple(int(d) for d in normalized_shape)
+        )
         self.eps, self.elementwise_affine = eps, elementwise_affine
         self.weight = Parameter(np.ones(self.normalized_shape, np.float32)) if elementwise_affine else None
         self.bias = Parameter(np.zeros(self.normalized_shape, np.float32)) if elementwise_affine and bias else None
@@ -182,8 +198,7 @@ def _mha_mask(attn_mask, key_padding_mask, B, NH, L, S, op):
         elif a.shape == (B * NH, L, S):
             a = a.reshape(B, NH, L, S)
         else:
-            raise ValueError(f"fastnn.nn.{op}: expected attn_mask of shape {(L, S)} or {(B * NH, L, S)}, "
-                             f"got {a.shape}")
+            raise ValueError(f"fastnn.nn.{op}: expected attn_mask of shape {(L, S)} or {(B * NH, L, S)}, got {a.shape}")
         ms.append(a)
     if key_padding_mask is not None:
         kp = _mask_array(key_padding_mask, op)
@@ -212,15 +227,29 @@ class MultiheadAttention(Module):
     out_proj) and forward; kdim/vdim other than embed_dim, add_bias_kv and add_zero_attn are
     not supported."""
 
-    def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, add_bias_kv=False, add_zero_attn=False,
-                 kdim=None, vdim=None, batch_first=False):
+    def __init__(
+        self,
+        embed_dim,
+        num_heads,
+        dropout=0.0,
+        bias=True,
+        add_bias_kv=False,
+        add_zero_attn=False,
+        kdim=None,
+        vdim=None,
+        batch_first=False,
+    ):
         super().__init__()
         if embed_dim <= 0 or num_heads <= 0 or embed_dim % num_heads:
-            raise ValueError(f"fastnn.nn.MultiheadAttention: expected embed_dim divisible by num_heads (both "
-                             f"> 0), got embed_dim={embed_dim}, num_heads={num_heads}")
+            raise ValueError(
+                f"fastnn.nn.MultiheadAttention: expected embed_dim divisible by num_heads (both "
+                f"> 0), got embed_dim={embed_dim}, num_heads={num_heads}"
+            )
         if add_bias_kv or add_zero_attn or (kdim not in (None, embed_dim)) or (vdim not in (None, embed_dim)):
-            raise NotImplementedError("fastnn.nn.MultiheadAttention: add_bias_kv, add_zero_attn and kdim/vdim "
-                                      "other than embed_dim are not supported")
+            raise NotImplementedError(
+                "fastnn.nn.MultiheadAttention: add_bias_kv, add_zero_attn and kdim/vdim "
+                "other than embed_dim are not supported"
+            )
         self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
         self.dropout, self.batch_first = float(dropout), batch_first
         self.in_proj_weight = Parameter(np.empty((3 * embed_dim, embed_dim), np.float32))
@@ -230,8 +259,17 @@ class MultiheadAttention(Module):
         if bias:
             init.constant_(self.out_proj.bias, 0.0)
 
-    def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
-                average_attn_weights=True, is_causal=False):
+    def forward(
+        self,
+        query,
+        key,
+        value,
+        key_padding_mask=None,
+        need_weights=True,
+        attn_mask=None,
+        average_attn_weights=True,
+        is_causal=False,
+    ):
         op = "MultiheadAttention"
         q, k, v = _t(query), _t(key), _t(value)
         unbatched = q.ndim == 2
@@ -242,15 +280,19 @@ class MultiheadAttention(Module):
         elif not self.batch_first:
             q, k, v = q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)
         if q.ndim != 3 or k.ndim != 3 or v.ndim != 3 or q.shape[-1] != self.embed_dim:
-            raise ValueError(f"fastnn.nn.{op}: expected (batch, seq, {self.embed_dim}) inputs (or 2-D unbatched), "
-                             f"got {tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")
+            raise ValueError(
+                f"fastnn.nn.{op}: expected (batch, seq, {self.embed_dim}) inputs (or 2-D unbatched), "
+                f"got {tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}"
+            )
         if is_causal and attn_mask is None:
             raise ValueError(f"fastnn.nn.{op}: need attn_mask if specifying the is_causal hint")
         B, L, E = q.shape
         S, NH, HD = k.shape[1], self.num_heads, self.head_dim
         W, b = self.in_proj_weight, self.in_proj_bias
+
         def proj(t, i):
-            return F.linear(t, W[i * E:(i + 1) * E], None if b is None else b[i * E:(i + 1) * E])
+            return F.linear(t, W[i * E : (i + 1) * E], None if b is None else b[i * E : (i + 1) * E])
+
         qh = proj(q, 0).reshape(B, L, NH, HD).transpose(1, 2)
         kh = proj(k, 1).reshape(B, S, NH, HD).transpose(1, 2)
         vh = proj(v, 2).reshape(B, S, NH, HD).transpose(1, 2)
@@ -291,8 +333,18 @@ class TransformerEncoderLayer(Module):
     """torch.nn.TransformerEncoderLayer: self-attention and a feed-forward block, each with a
     residual connection, post-norm by default (norm_first=True: pre-norm)."""
 
-    def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu",
-                 layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True):
+    def __init__(
+        self,
+        d_model,
+        nhead,
+        dim_feedforward=2048,
+        dropout=0.1,
+        activation="relu",
+        layer_norm_eps=1e-5,
+        batch_first=False,
+        norm_first=False,
+        bias=True,
+    ):
         super().__init__()
         self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first)
         self.linear1 = Linear(d_model, dim_feedforward, bias=bias)
@@ -306,8 +358,9 @@ class TransformerEncoderLayer(Module):
         self.activation = _activation(activation)
 
     def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
-        x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
-                           need_weights=False, is_causal=is_causal)[0]
+        x = self.self_attn(
+            x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False, is_causal=is_causal
+        )[0]
         return self.dropout1(x)
 
     def _ff_block(self, x):
@@ -354,8 +407,10 @@ class PositionalEmbedding(Module):
         x = _t(x)
         L = x.shape[-2]
         if L > self.num_positions or x.shape[-1] != self.embedding_dim:
-            raise ValueError(f"fastnn.nn.PositionalEmbedding: expected (..., L <= {self.num_positions}, "
-                             f"{self.embedding_dim}) input, got {tuple(x.shape)}")
+            raise ValueError(
+                f"fastnn.nn.PositionalEmbedding: expected (..., L <= {self.num_positions}, "
+                f"{self.embedding_dim}) input, got {tuple(x.shape)}"
+            )
         return x + self.weight[:L]
 
     def extra_repr(self):

@@ -11,6 +11,7 @@ fastnn's host generator and are copied to the device, so a seeded run drops the 
 on either device. An op whose kernel has no CUDA version yet (ops._CPU_ONLY) takes its
 array-namespace path on a device.
 """
+
 import numpy as np
 
 from .. import _device as _dev
@@ -20,11 +21,36 @@ from .._device import xp as _xp
 from ..sparse import RowSparse
 from ..tensor import _HOST, Tensor, _unbroadcast
 
-__all__ = ["conv2d", "linear", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "max_pool2d",
-           "avg_pool2d", "adaptive_avg_pool2d", "softmax", "log_softmax", "cross_entropy",
-           "nll_loss", "mse_loss", "binary_cross_entropy_with_logits", "dropout", "batch_norm",
-           "embedding", "flatten", "rnn", "lstm", "gru", "rnn_cell", "lstm_cell", "gru_cell",
-           "layer_norm", "scaled_dot_product_attention"]
+__all__ = [
+    "conv2d",
+    "linear",
+    "relu",
+    "leaky_relu",
+    "sigmoid",
+    "tanh",
+    "gelu",
+    "max_pool2d",
+    "avg_pool2d",
+    "adaptive_avg_pool2d",
+    "softmax",
+    "log_softmax",
+    "cross_entropy",
+    "nll_loss",
+    "mse_loss",
+    "binary_cross_entropy_with_logits",
+    "dropout",
+    "batch_norm",
+    "embedding",
+    "flatten",
+    "rnn",
+    "lstm",
+    "gru",
+    "rnn_cell",
+    "lstm_cell",
+    "gru_cell",
+    "layer_norm",
+    "scaled_dot_product_attention",
+]
 
 
 def _t(x):
@@ -69,6 +95,7 @@ def _grad_scale(g, n):
 
 # -- layers -----------------------------------------------------------------------------------
 
+
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     x, w = _t(input), _t(weight)
     b = None if bias is None else _t(bias)
@@ -78,13 +105,12 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     parents = (x, w) if b is None else (x, w, b)
 
     def backward(g):
-        dx = (ops.conv2d_backward_data(g, Wt, X.shape, stride, padding, dilation, groups)
-              if x.requires_grad else None)
-        dw = (ops.conv2d_backward_weight(g, X, Wt.shape, stride, padding, dilation, groups)
-              if w.requires_grad else None)
+        dx = ops.conv2d_backward_data(g, Wt, X.shape, stride, padding, dilation, groups) if x.requires_grad else None
+        dw = ops.conv2d_backward_weight(g, X, Wt.shape, stride, padding, dilation, groups) if w.requires_grad else None
         if b is None:
             return dx, dw
         return dx, dw, ops.conv2d_backward_bias(g) if b.requires_grad else None
+
     return Tensor._result(y, parents, backward, "conv2d")
 
 
@@ -108,6 +134,7 @@ def linear(input, weight, bias=None):
         if b is None:
             return dx, dw
         return dx, dw, g2.sum(axis=0, dtype=np.float32) if b.requires_grad else None
+
     return Tensor._result(y, parents, backward, "linear")
 
 
@@ -116,6 +143,7 @@ def flatten(input, start_dim=0, end_dim=-1):
 
 
 # -- activations ------------------------------------------------------------------------------
+
 
 def relu(input, inplace=False):
     x = _t(input)
@@ -152,8 +180,8 @@ def gelu(input, approximate="none"):
 
 # -- pooling ----------------------------------------------------------------------------------
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     x = _t(input)
     X = _f32(x, "input", "max_pool2d")
     y, idx = ops.max_pool2d_forward(X, kernel_size, stride, padding, dilation, ceil_mode)
@@ -162,23 +190,38 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
         # x = relu(z): the pooling backward takes the gradient on to z in its own pass; the
         # ReLU's node then gets a gradient only from x's other consumers, if any
         z = node.parents[0]
-        out = Tensor._result(y, (z,), lambda g: (ops.max_pool2d_backward(
-            g, X, idx, kernel_size, stride, padding, dilation, ceil_mode, relu=True),), "max_pool2d")
+        out = Tensor._result(
+            y,
+            (z,),
+            lambda g: (
+                ops.max_pool2d_backward(g, X, idx, kernel_size, stride, padding, dilation, ceil_mode, relu=True),
+            ),
+            "max_pool2d",
+        )
     else:
-        out = Tensor._result(y, (x,), lambda g: (ops.max_pool2d_backward(
-            g, X, idx, kernel_size, stride, padding, dilation, ceil_mode),), "max_pool2d")
+        out = Tensor._result(
+            y,
+            (x,),
+            lambda g: (ops.max_pool2d_backward(g, X, idx, kernel_size, stride, padding, dilation, ceil_mode),),
+            "max_pool2d",
+        )
     return (out, Tensor(idx)) if return_indices else out
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-               divisor_override=None):
+def avg_pool2d(
+    input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None
+):
     if divisor_override is not None:
         raise NotImplementedError("fastnn.nn.functional.avg_pool2d: divisor_override is not supported")
     x = _t(input)
     X = _f32(x, "input", "avg_pool2d")
     y = ops.avg_pool2d_forward(X, kernel_size, stride, padding, ceil_mode, count_include_pad)
-    return Tensor._result(y, (x,), lambda g: (ops.avg_pool2d_backward(
-        g, X, kernel_size, stride, padding, ceil_mode, count_include_pad),), "avg_pool2d")
+    return Tensor._result(
+        y,
+        (x,),
+        lambda g: (ops.avg_pool2d_backward(g, X, kernel_size, stride, padding, ceil_mode, count_include_pad),),
+        "avg_pool2d",
+    )
 
 
 def adaptive_avg_pool2d(input, output_size):
@@ -191,12 +234,15 @@ def adaptive_avg_pool2d(input, output_size):
         y = ops.global_avg_pool2d_forward(X)
         return Tensor._result(y, (x,), lambda g: (ops.global_avg_pool2d_backward(g, X),), "adaptive_avg_pool2d")
     if H % oh or W % ow:
-        raise NotImplementedError("fastnn.nn.functional.adaptive_avg_pool2d: expected the input size "
-                                  f"to be a multiple of the output size, got {(H, W)} -> {(oh, ow)}")
+        raise NotImplementedError(
+            "fastnn.nn.functional.adaptive_avg_pool2d: expected the input size "
+            f"to be a multiple of the output size, got {(H, W)} -> {(oh, ow)}"
+        )
     return avg_pool2d(x, (H // oh, W // ow))
 
 
 # -- softmax and losses -------------------------------------------------------------------------
+
 
 def _move_dim_last(a, dim):
     return _xp(a).moveaxis(a, dim, -1) if dim not in (-1, a.ndim - 1) else a
@@ -226,8 +272,7 @@ def log_softmax(input, dim=None, dtype=None):
     m = X.max(axis=dim, keepdims=True)
     z = X - m
     y = z - xp.log(xp.exp(z).sum(axis=dim, keepdims=True))
-    return Tensor._result(y, (x,), lambda g: (g - xp.exp(y) * g.sum(axis=dim, keepdims=True),),
-                          "log_softmax")
+    return Tensor._result(y, (x,), lambda g: (g - xp.exp(y) * g.sum(axis=dim, keepdims=True),), "log_softmax")
 
 
 def _reduce(loss, reduction, denom, op):
@@ -253,7 +298,9 @@ def _class_rows(logits, target, op):
     if L.ndim == 1:
         L, T = L[None], T.reshape(1)
     if T.shape != (L.shape[0],) + L.shape[2:]:
-        raise ValueError(f"fastnn.nn.functional.{op}: expected target of shape {(L.shape[0],) + L.shape[2:]}, got {T.shape}")
+        raise ValueError(
+            f"fastnn.nn.functional.{op}: expected target of shape {(L.shape[0],) + L.shape[2:]}, got {T.shape}"
+        )
     rows = _move_dim_last(L, 1).reshape(-1, L.shape[1])
     return rows, T.reshape(-1).astype(np.int64), T.shape
 
@@ -275,20 +322,28 @@ def _nll_parts(logp, t, weight, ignore_index, C, op):
     return keep, tt, w, wt
 
 
-def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
-                  reduction="mean", label_smoothing=0.0):
+def cross_entropy(
+    input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean", label_smoothing=0.0
+):
     x = _t(input)
     T = _array(target)
-    W = None if weight is None else (weight.data if isinstance(weight, Tensor)
-                                     else _array(weight).astype(np.float32, copy=False))
+    W = (
+        None
+        if weight is None
+        else (weight.data if isinstance(weight, Tensor) else _array(weight).astype(np.float32, copy=False))
+    )
     if not (isinstance(x.data, _HOST) and isinstance(T, _HOST) and (W is None or isinstance(W, _HOST))):
         _dev.check_same_device(x.data, T, W)
     if x.data.dtype == np.float32 and T.dtype == np.int64 and (W is None or W.dtype == np.float32):
         # the fused kernel: one pass per row forward, one backward (softmax recomputed)
         X = x.data
         loss = ops.cross_entropy_forward(X, T, W, ignore_index, label_smoothing, reduction)
-        return Tensor._result(loss, (x,), lambda g: (ops.cross_entropy_backward(
-            g, X, T, W, ignore_index, label_smoothing, reduction),), "cross_entropy")
+        return Tensor._result(
+            loss,
+            (x,),
+            lambda g: (ops.cross_entropy_backward(g, X, T, W, ignore_index, label_smoothing, reduction),),
+            "cross_entropy",
+        )
     rows, t, tshape = _class_rows(x, target, "cross_entropy")
     xp = _xp(rows)
     M, C = rows.shape
@@ -304,8 +359,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     if eps:
         loss = loss + eps / C * xp.where(keep, -(logp * w).sum(axis=1), 0.0)
     denom = wt.sum()
-    out = _reduce(loss.astype(np.float32).reshape(tshape) if reduction == "none" else loss, reduction, denom,
-                  "cross_entropy")
+    out = _reduce(
+        loss.astype(np.float32).reshape(tshape) if reduction == "none" else loss, reduction, denom, "cross_entropy"
+    )
     p = xp.exp(logp)
 
     def backward(g):
@@ -320,6 +376,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         if x.data.ndim > 2:
             d = xp.ascontiguousarray(xp.moveaxis(d, -1, 1))
         return (d.reshape(x.data.shape),)
+
     return Tensor._result(xp.asarray(out, np.float32), (x,), backward, "cross_entropy")
 
 
@@ -331,8 +388,7 @@ def _full(xp, n, g, denom):
     return xp.broadcast_to(g.reshape(()) / denom, (n,))
 
 
-def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
-             reduction="mean"):
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
     x = _t(input)
     rows, t, tshape = _class_rows(x, target, "nll_loss")
     xp = _xp(rows)
@@ -340,8 +396,9 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     keep, tt, w, wt = _nll_parts(rows, t, weight, ignore_index, C, "nll_loss")
     loss = -rows[xp.arange(M), tt].astype(np.float64) * wt
     denom = wt.sum()
-    out = _reduce(loss.astype(np.float32).reshape(tshape) if reduction == "none" else loss, reduction, denom,
-                  "nll_loss")
+    out = _reduce(
+        loss.astype(np.float32).reshape(tshape) if reduction == "none" else loss, reduction, denom, "nll_loss"
+    )
 
     def backward(g):
         g = xp.asarray(g, np.float64)
@@ -352,6 +409,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
         if x.data.ndim > 2:
             d = xp.ascontiguousarray(xp.moveaxis(d, -1, 1))
         return (d.reshape(x.data.shape),)
+
     return Tensor._result(xp.asarray(out, np.float32), (x,), backward, "nll_loss")
 
 
@@ -366,11 +424,13 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     def backward(g):
         d = 2 * diff * (g if reduction == "none" else _grad_scale(g, n))
         return (_unbroadcast(d.astype(np.float32), x.shape), _unbroadcast(-d.astype(np.float32), y.shape))
+
     return Tensor._result(_xp(loss).asarray(out, np.float32), (x, y), backward, "mse_loss")
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
-                                     reduction="mean", pos_weight=None):
+def binary_cross_entropy_with_logits(
+    input, target, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None
+):
     x, y = _t(input), _t(target)
     wt = None if weight is None else _t(weight)
     pwt = None if pos_weight is None else _t(pos_weight)
@@ -380,11 +440,15 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     w = 1.0 if wt is None else wt.data.astype(np.float64)
     pw = 1.0 if pwt is None else pwt.data.astype(np.float64)
     # loss = -w [pw y log s(x) + (1 - y) log(1 - s(x))], with log s(x) = -softplus(-x)
-    sp_neg = xp.logaddexp(0, -X)   # -log s(x)
-    sp_pos = xp.logaddexp(0, X)    # -log(1 - s(x))
+    sp_neg = xp.logaddexp(0, -X)  # -log s(x)
+    sp_pos = xp.logaddexp(0, X)  # -log(1 - s(x))
     loss = w * (pw * Y * sp_neg + (1 - Y) * sp_pos)
-    out = _reduce(loss.astype(np.float32) if reduction == "none" else loss, reduction, loss.size,
-                  "binary_cross_entropy_with_logits")
+    out = _reduce(
+        loss.astype(np.float32) if reduction == "none" else loss,
+        reduction,
+        loss.size,
+        "binary_cross_entropy_with_logits",
+    )
     n = loss.size if reduction == "mean" else 1
 
     def backward(g):
@@ -392,10 +456,12 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
         scale = g if reduction == "none" else (float(g) / n if xp is np else g.astype(np.float64) / n)
         d = w * (pw * Y * (s - 1) + (1 - Y) * s) * scale
         return (_unbroadcast(d.astype(np.float32), x.shape), None)
+
     return Tensor._result(xp.asarray(out, np.float32), (x, y), backward, "binary_cross_entropy_with_logits")
 
 
 # -- regularisation and normalisation -----------------------------------------------------------
+
 
 def dropout(input, p=0.5, training=True, inplace=False):
     if p < 0 or p > 1:
@@ -427,11 +493,11 @@ def _bn_kernel(x, rm, rv, w, b, training, momentum, eps):
         if b is not None:
             grads.append(db)
         return tuple(grads)
+
     return Tensor._result(y.reshape(X.shape), parents, backward, "batch_norm")
 
 
-def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5):
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
     x = _t(input)
     X = x.data
     w0 = None if weight is None else _t(weight)
@@ -439,13 +505,22 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     rm0 = None if running_mean is None else (running_mean.data if isinstance(running_mean, Tensor) else running_mean)
     rv0 = None if running_var is None else (running_var.data if isinstance(running_var, Tensor) else running_var)
     host = isinstance(X, _HOST)
-    if not (host and all(isinstance(a, _HOST) for a in (rm0, rv0) if a is not None)
-            and (w0 is None or isinstance(w0.data, _HOST)) and (b0 is None or isinstance(b0.data, _HOST))):
+    if not (
+        host
+        and all(isinstance(a, _HOST) for a in (rm0, rv0) if a is not None)
+        and (w0 is None or isinstance(w0.data, _HOST))
+        and (b0 is None or isinstance(b0.data, _HOST))
+    ):
         _dev.check_same_device(X, None if w0 is None else w0.data, None if b0 is None else b0.data, rm0, rv0)
     array = np.ndarray if host else type(X)  # the running statistics must be arrays the kernel writes
-    if (X.dtype == np.float32 and 2 <= X.ndim <= 4 and all(t is None or t.data.dtype == np.float32 for t in (w0, b0))
-            and all(r is None or (isinstance(r, array) and r.dtype == np.float32) for r in (rm0, rv0))
-            and (training or rm0 is not None) and _kernel("batch_norm2d_forward", X)):
+    if (
+        X.dtype == np.float32
+        and 2 <= X.ndim <= 4
+        and all(t is None or t.data.dtype == np.float32 for t in (w0, b0))
+        and all(r is None or (isinstance(r, array) and r.dtype == np.float32) for r in (rm0, rv0))
+        and (training or rm0 is not None)
+        and _kernel("batch_norm2d_forward", X)
+    ):
         return _bn_kernel(x, rm0, rv0, w0, b0, training, momentum, eps)
     xp = _xp(X)
     axes = (0,) + tuple(range(2, X.ndim))
@@ -491,11 +566,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if b is not None:
             grads.append(gb.astype(np.float32))
         return tuple(grads)
+
     return Tensor._result(xp.ascontiguousarray(y, np.float32), parents, backward, "batch_norm")
 
 
-def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
-              sparse=False):
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False, sparse=False):
     idx = _array(input)
     w = _t(weight)
     V = w.shape[0]
@@ -507,8 +582,10 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
         idx = _xp(idx).ascontiguousarray(idx, dtype=np.int64)
     # (on a device the kernels check the range themselves, with one reduction)
     if (host or w.data.dtype != np.float32) and idx.size and (idx.min() < 0 or idx.max() >= V):
-        raise ValueError(f"fastnn.nn.functional.embedding: expected indices in [0, {V}), got "
-                         f"{int(idx.min()) if idx.min() < 0 else int(idx.max())}")
+        raise ValueError(
+            f"fastnn.nn.functional.embedding: expected indices in [0, {V}), got "
+            f"{int(idx.min()) if idx.min() < 0 else int(idx.max())}"
+        )
     if sparse:
         # the weight's gradient is row-sparse: one row per looked-up position (padding_idx's left out)
         D, pad = w.shape[1], None if padding_idx is None else padding_idx % V
@@ -520,13 +597,18 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
                 keep = flat != pad
                 flat, rows = flat[keep], rows[keep]
             return (RowSparse(flat, rows, w.shape),)
+
         if w.data.dtype == np.float32:
             out = ops.embedding_forward(w.data, idx, padding_idx)
         return Tensor._result(out, (w,), backward_sparse, "embedding")
     if w.data.dtype == np.float32:
         out = ops.embedding_forward(w.data, idx, padding_idx)
-        return Tensor._result(out, (w,), lambda g: (ops.embedding_backward(
-            _xp(g).ascontiguousarray(g), idx, V, padding_idx),), "embedding")
+        return Tensor._result(
+            out,
+            (w,),
+            lambda g: (ops.embedding_backward(_xp(g).ascontiguousarray(g), idx, V, padding_idx),),
+            "embedding",
+        )
     out = w.data[idx]
     xp = _xp(out)
 
@@ -536,10 +618,12 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
         if padding_idx is not None:
             d[padding_idx] = 0
         return (d,)
+
     return Tensor._result(out, (w,), backward, "embedding")
 
 
 # -- recurrent layers (one layer, one direction; nn.RNN/LSTM/GRU stack them) --------------------
+
 
 class _Parts(tuple):
     """The gradients of a node's several outputs (None: nothing reached that output); adding two
@@ -558,6 +642,7 @@ def _multi_output(arrays, parents, backward, name):
 
     def part(i):
         return lambda g: (_Parts(g if j == i else None for j in range(len(arrays))),)
+
     return tuple(Tensor._result(a, (packed,), part(i), name) for i, a in enumerate(arrays))
 
 
@@ -583,73 +668,85 @@ def _kept(ts, grads):
 def lstm(input, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, reverse=False):
     """(output (T, B, H), h_n (B, H), c_n (B, H)) of one LSTM layer over input (T, B, I);
     h0/c0 None: zeros; reverse: time runs backwards (output[t] stays aligned with input[t])."""
-    ts, (X, H0, C0, Wi, Wh, Bi, Bh) = _rnn_args("lstm", input=input, h0=h0, c0=c0, weight_ih=weight_ih,
-                                                weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh)
+    ts, (X, H0, C0, Wi, Wh, Bi, Bh) = _rnn_args(
+        "lstm", input=input, h0=h0, c0=c0, weight_ih=weight_ih, weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh
+    )
     y, h, c, ws = ops.lstm_forward(X, H0, C0, Wi, Wh, Bi, Bh, reverse)
 
     def backward(dy, dh, dc):
         dy, dh, dc = _grad_arrays((dy, dh, dc))
         return _kept(ts, ops.lstm_backward(dy, dh, dc, X, H0, C0, Wi, Wh, y, ws, reverse))
+
     return _multi_output((y, h, c), tuple(t for t in ts if t is not None), backward, "lstm")
 
 
 def gru(input, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, reverse=False):
     """(output (T, B, H), h_n (B, H)) of one GRU layer (torch's gate order r, z, n)."""
-    ts, (X, H0, Wi, Wh, Bi, Bh) = _rnn_args("gru", input=input, h0=h0, weight_ih=weight_ih,
-                                            weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh)
+    ts, (X, H0, Wi, Wh, Bi, Bh) = _rnn_args(
+        "gru", input=input, h0=h0, weight_ih=weight_ih, weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh
+    )
     y, h, ws = ops.gru_forward(X, H0, Wi, Wh, Bi, Bh, reverse)
 
     def backward(dy, dh):
         dy, dh = _grad_arrays((dy, dh))
         return _kept(ts, ops.gru_backward(dy, dh, X, H0, Wi, Wh, y, ws, reverse))
+
     return _multi_output((y, h), tuple(t for t in ts if t is not None), backward, "gru")
 
 
 def rnn(input, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, nonlinearity="tanh", reverse=False):
     """(output (T, B, H), h_n (B, H)) of one Elman RNN layer (nonlinearity "tanh" or "relu")."""
-    ts, (X, H0, Wi, Wh, Bi, Bh) = _rnn_args("rnn", input=input, h0=h0, weight_ih=weight_ih,
-                                            weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh)
+    ts, (X, H0, Wi, Wh, Bi, Bh) = _rnn_args(
+        "rnn", input=input, h0=h0, weight_ih=weight_ih, weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh
+    )
     y, h, ws = ops.rnn_forward(X, H0, Wi, Wh, Bi, Bh, nonlinearity, reverse)
 
     def backward(dy, dh):
         dy, dh = _grad_arrays((dy, dh))
         return _kept(ts, ops.rnn_backward(dy, dh, X, H0, Wi, Wh, y, ws, nonlinearity, reverse))
+
     return _multi_output((y, h), tuple(t for t in ts if t is not None), backward, "rnn")
 
 
 def lstm_cell(input, h, c, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
     """(h', c') (B, H) of one LSTM step on input (B, I); h/c None: zeros."""
-    ts, (X, Hp, Cp, Wi, Wh, Bi, Bh) = _rnn_args("lstm_cell", input=input, h=h, c=c, weight_ih=weight_ih,
-                                                weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh)
+    ts, (X, Hp, Cp, Wi, Wh, Bi, Bh) = _rnn_args(
+        "lstm_cell", input=input, h=h, c=c, weight_ih=weight_ih, weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh
+    )
     h1, c1, ws = ops.lstm_cell_forward(X, Hp, Cp, Wi, Wh, Bi, Bh)
 
     def backward(dh, dc):
         dh, dc = _grad_arrays((dh, dc))
         return _kept(ts, ops.lstm_cell_backward(dh, dc, X, Hp, Cp, Wi, Wh, ws))
+
     return _multi_output((h1, c1), tuple(t for t in ts if t is not None), backward, "lstm_cell")
 
 
 def gru_cell(input, h, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
     """h' (B, H) of one GRU step on input (B, I); h None: zeros."""
-    ts, (X, Hp, Wi, Wh, Bi, Bh) = _rnn_args("gru_cell", input=input, h=h, weight_ih=weight_ih,
-                                            weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh)
+    ts, (X, Hp, Wi, Wh, Bi, Bh) = _rnn_args(
+        "gru_cell", input=input, h=h, weight_ih=weight_ih, weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh
+    )
     h1, ws = ops.gru_cell_forward(X, Hp, Wi, Wh, Bi, Bh)
 
     def backward(dh):
         (dh,) = _grad_arrays((dh,))
         return _kept(ts, ops.gru_cell_backward(dh, X, Hp, Wi, Wh, ws))
+
     return _multi_output((h1,), tuple(t for t in ts if t is not None), backward, "gru_cell")[0]
 
 
 def rnn_cell(input, h, weight_ih, weight_hh, bias_ih=None, bias_hh=None, nonlinearity="tanh"):
     """h' (B, H) of one Elman RNN step on input (B, I); h None: zeros."""
-    ts, (X, Hp, Wi, Wh, Bi, Bh) = _rnn_args("rnn_cell", input=input, h=h, weight_ih=weight_ih,
-                                            weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh)
+    ts, (X, Hp, Wi, Wh, Bi, Bh) = _rnn_args(
+        "rnn_cell", input=input, h=h, weight_ih=weight_ih, weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh
+    )
     h1, ws = ops.rnn_cell_forward(X, Hp, Wi, Wh, Bi, Bh, nonlinearity)
 
     def backward(dh):
         (dh,) = _grad_arrays((dh,))
         return _kept(ts, ops.rnn_cell_backward(dh, X, Hp, Wi, Wh, ws, nonlinearity))
+
     return _multi_output((h1,), tuple(t for t in ts if t is not None), backward, "rnn_cell")[0]
 
 

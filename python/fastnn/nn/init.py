@@ -1,5 +1,6 @@
 """fastnn.nn.init: torch.nn.init's initialisers (in place, driven by fastnn.manual_seed). Values
 are drawn on the host and copied to a CUDA tensor's device: the same values on every device."""
+
 import math
 
 import numpy as np
@@ -7,8 +8,18 @@ import numpy as np
 from .. import _device as _dev
 from .. import random as _random
 
-__all__ = ["calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_", "xavier_uniform_",
-           "xavier_normal_", "kaiming_uniform_", "kaiming_normal_"]
+__all__ = [
+    "calculate_gain",
+    "uniform_",
+    "normal_",
+    "constant_",
+    "zeros_",
+    "ones_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "kaiming_uniform_",
+    "kaiming_normal_",
+]
 
 
 def _fans(t):
@@ -28,7 +39,7 @@ def calculate_gain(nonlinearity, param=None):
         return math.sqrt(2.0)
     if nonlinearity == "leaky_relu":
         slope = 0.01 if param is None else param
-        return math.sqrt(2.0 / (1 + slope ** 2))
+        return math.sqrt(2.0 / (1 + slope**2))
     if nonlinearity == "selu":
         return 3.0 / 4
     raise ValueError(f"Unsupported nonlinearity {nonlinearity}")

@@ -1,6 +1,7 @@
 """Recurrent layers with torch.nn's constructors, parameter names, initialisation and shapes:
 RNN, LSTM, GRU (stacked, bidirectional, batch_first, dropout between layers) and their cells.
 Each layer and direction is one whole-sequence kernel call (fastnn.nn.functional.lstm/gru/rnn)."""
+
 import math
 import warnings
 
@@ -31,22 +32,39 @@ def _check_float(name, what, t):
 class RNNBase(Module):
     """The stacked, optionally bidirectional recurrent layer behind RNN, LSTM and GRU."""
 
-    def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, proj_size=0, device=None, dtype=None):
+    def __init__(
+        self,
+        mode,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        bias=True,
+        batch_first=False,
+        dropout=0.0,
+        bidirectional=False,
+        proj_size=0,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         name = "RNN" if mode.startswith("RNN") else mode
         _check_sizes(name, input_size, hidden_size)
         if not isinstance(num_layers, (int, np.integer)) or isinstance(num_layers, bool) or num_layers <= 0:
             raise ValueError(f"fastnn.nn.{name}: expected num_layers to be a positive integer, got {num_layers!r}")
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
-            raise ValueError(f"fastnn.nn.{name}: expected dropout to be a number in [0, 1] (the probability "
-                             f"of zeroing an element), got {dropout!r}")
+            raise ValueError(
+                f"fastnn.nn.{name}: expected dropout to be a number in [0, 1] (the probability "
+                f"of zeroing an element), got {dropout!r}"
+            )
         if proj_size:
             raise NotImplementedError(f"fastnn.nn.{name}: proj_size is not supported (got {proj_size}); use 0")
         if dropout > 0 and num_layers == 1:
-            warnings.warn(f"dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
-                          f"expects num_layers greater than 1, but got dropout={dropout} and "
-                          f"num_layers={num_layers}", stacklevel=3)
+            warnings.warn(
+                f"dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
+                f"expects num_layers greater than 1, but got dropout={dropout} and "
+                f"num_layers={num_layers}",
+                stacklevel=3,
+            )
         self.mode, self._name = mode, name
         self.input_size, self.hidden_size, self.num_layers = int(input_size), int(hidden_size), int(num_layers)
         self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), float(dropout)
@@ -81,23 +99,28 @@ class RNNBase(Module):
             h = _t(h)
         _check_float(self._name, what, h)
         if tuple(h.shape) != tuple(expected):
-            raise ValueError(f"fastnn.nn.{self._name}: expected {what} of shape {tuple(expected)}, got {tuple(h.shape)}")
+            raise ValueError(
+                f"fastnn.nn.{self._name}: expected {what} of shape {tuple(expected)}, got {tuple(h.shape)}"
+            )
         return h
 
     def forward(self, input, hx=None):
         x = _t(input)
         _check_float(self._name, "input", x)
         if x.ndim not in (2, 3):
-            raise ValueError(f"fastnn.nn.{self._name}: expected input to be 2-D (unbatched) or 3-D, "
-                             f"got a {x.ndim}-D input of shape {tuple(x.shape)}")
+            raise ValueError(
+                f"fastnn.nn.{self._name}: expected input to be 2-D (unbatched) or 3-D, "
+                f"got a {x.ndim}-D input of shape {tuple(x.shape)}"
+            )
         batched = x.ndim == 3
         if not batched:
             x = x.unsqueeze(1)
         elif self.batch_first:
             x = x.transpose(0, 1)
         if x.shape[2] != self.input_size:
-            raise ValueError(f"fastnn.nn.{self._name}: expected input.size(-1) == input_size = {self.input_size}, "
-                             f"got {x.shape[2]}")
+            raise ValueError(
+                f"fastnn.nn.{self._name}: expected input.size(-1) == input_size = {self.input_size}, got {x.shape[2]}"
+            )
         D = 2 if self.bidirectional else 1
         B, H = x.shape[1], self.hidden_size
         shape = (self.num_layers * D, B, H) if batched else (self.num_layers * D, H)
@@ -128,8 +151,9 @@ class RNNBase(Module):
                 elif self.mode == "GRU":
                     y, h = F.gru(x, h_init, *w, reverse=bool(d))
                 else:
-                    y, h = F.rnn(x, h_init, *w, nonlinearity="tanh" if self.mode == "RNN_TANH" else "relu",
-                                 reverse=bool(d))
+                    y, h = F.rnn(
+                        x, h_init, *w, nonlinearity="tanh" if self.mode == "RNN_TANH" else "relu", reverse=bool(d)
+                    )
                 outs.append(y)
                 hs.append(h)
             x = outs[0] if D == 1 else cat(outs, dim=2)
@@ -159,31 +183,83 @@ class RNNBase(Module):
 class RNN(RNNBase):
     """torch.nn.RNN: h_t = tanh or relu(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)."""
 
-    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, device=None, dtype=None):
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        nonlinearity="tanh",
+        bias=True,
+        batch_first=False,
+        dropout=0.0,
+        bidirectional=False,
+        device=None,
+        dtype=None,
+    ):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"fastnn.nn.RNN: expected nonlinearity 'tanh' or 'relu', got {nonlinearity!r}")
-        super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size, num_layers,
-                         bias, batch_first, dropout, bidirectional, device=device)
+        super().__init__(
+            "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            device=device,
+        )
         self.nonlinearity = nonlinearity
 
 
 class LSTM(RNNBase):
     """torch.nn.LSTM (gates i, f, g, o); forward returns (output, (h_n, c_n))."""
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, proj_size=0, device=None, dtype=None):
-        super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         proj_size, device=device)
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        bias=True,
+        batch_first=False,
+        dropout=0.0,
+        bidirectional=False,
+        proj_size=0,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__(
+            "LSTM",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            proj_size,
+            device=device,
+        )
 
 
 class GRU(RNNBase):
     """torch.nn.GRU (gates r, z, n; b_hn inside the reset product)."""
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, device=None, dtype=None):
-        super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         device=device)
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        bias=True,
+        batch_first=False,
+        dropout=0.0,
+        bidirectional=False,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__(
+            "GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, device=device
+        )
 
 
 class RNNCellBase(Module):
@@ -216,11 +292,14 @@ class RNNCellBase(Module):
         x = _t(input)
         _check_float(name, "input", x)
         if x.ndim not in (1, 2):
-            raise ValueError(f"fastnn.nn.{name}: expected input to be 1-D (unbatched) or 2-D, got a {x.ndim}-D "
-                             f"input of shape {tuple(x.shape)}")
+            raise ValueError(
+                f"fastnn.nn.{name}: expected input to be 1-D (unbatched) or 2-D, got a {x.ndim}-D "
+                f"input of shape {tuple(x.shape)}"
+            )
         if x.shape[-1] != self.input_size:
-            raise ValueError(f"fastnn.nn.{name}: expected input.size(-1) == input_size = {self.input_size}, "
-                             f"got {x.shape[-1]}")
+            raise ValueError(
+                f"fastnn.nn.{name}: expected input.size(-1) == input_size = {self.input_size}, got {x.shape[-1]}"
+            )
         batched = x.ndim == 2
         expected = (x.shape[0], self.hidden_size) if batched else (self.hidden_size,)
         out = []

@@ -1,6 +1,7 @@
 """fastnn.nn.utils: clip_grad_norm_ and clip_grad_value_ (row-sparse gradients are coalesced,
 then measured and scaled or clipped through their rows). Gradients on a CUDA device are measured
 and scaled there; the norm is read back once (as the CPU's kernel returns a float)."""
+
 import numpy as np
 
 from .. import _device as _dev
@@ -36,8 +37,9 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     host = all(isinstance(g, _HOST) for g in grads)
     if not host:
         _dev.check_same_device(*grads)
-    if (all(g.dtype == np.float32 and g.flags.c_contiguous for g in grads)
-            and (host or "grad_norm" not in ops._CPU_ONLY)):
+    if all(g.dtype == np.float32 and g.flags.c_contiguous for g in grads) and (
+        host or "grad_norm" not in ops._CPU_ONLY
+    ):
         total = ops.grad_norm(grads, norm_type)  # one kernel call, float64 accumulation
     elif host:
         if norm_type == float("inf"):
@@ -64,7 +66,7 @@ def _device_norm(grads, p):
         if not g.size:
             continue
         a = xp.abs(g.astype(np.float64))
-        parts.append(a.max() if p == float("inf") else (a * a).sum() if p == 2.0 else (a ** p).sum())
+        parts.append(a.max() if p == float("inf") else (a * a).sum() if p == 2.0 else (a**p).sum())
     if not parts:
         return 0.0
     total = xp.stack(parts)

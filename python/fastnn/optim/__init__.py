@@ -1,4 +1,5 @@
 """fastnn.optim: SGD, Adam, AdamW and SparseAdam with torch.optim's semantics, and learning-rate schedulers."""
+
 from . import lr_scheduler
 from .optimizer import SGD, Adam, AdamW, Optimizer, SparseAdam
 

@@ -8,6 +8,7 @@ takes only them, Adam/AdamW refuse them.
 
 Parameters may live on a CUDA device: the state (momentum buffers, moments) is created on each
 parameter's device and follows it if the parameter moves; one fused call per device."""
+
 import copy
 import math
 
@@ -90,8 +91,7 @@ class Optimizer:
         for g in self.param_groups:
             for p in g["params"]:
                 if id(p) in self.state:
-                    state[index[id(p)]] = {k: (v.copy() if _is_array(v) else v)
-                                           for k, v in self.state[id(p)].items()}
+                    state[index[id(p)]] = {k: (v.copy() if _is_array(v) else v) for k, v in self.state[id(p)].items()}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
@@ -101,7 +101,9 @@ class Optimizer:
         params = [p for g in self.param_groups for p in g["params"]]
         for g, saved in zip(self.param_groups, groups):
             if len(g["params"]) != len(saved["params"]):
-                raise ValueError("loaded state dict contains a parameter group that doesn't match the size of optimizer's group")
+                raise ValueError(
+                    "loaded state dict contains a parameter group that doesn't match the size of optimizer's group"
+                )
             for k, v in saved.items():
                 if k != "params":
                     g[k] = v
@@ -109,9 +111,16 @@ class Optimizer:
         for i, st in state_dict["state"].items():
             p = params[int(i)]
             dev = _dev.device_of(p.data)  # the state goes to its parameter's device, as torch's
-            self.state[id(p)] = {k: (_float_copy(v, dev) if _is_array(v) and v.dtype.kind == "f"
-                                     else copy.deepcopy(v) if not _is_array(v) else _dev.move(v, dev).copy())
-                                 for k, v in st.items()}
+            self.state[id(p)] = {
+                k: (
+                    _float_copy(v, dev)
+                    if _is_array(v) and v.dtype.kind == "f"
+                    else copy.deepcopy(v)
+                    if not _is_array(v)
+                    else _dev.move(v, dev).copy()
+                )
+                for k, v in st.items()
+            }
 
 
 def _float_copy(v, dev):
@@ -126,8 +135,7 @@ class SGD(Optimizer):
     """torch.optim.SGD: momentum (buffer = gradient on the first step), dampening, Nesterov,
     weight decay, maximize."""
 
-    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
-                 maximize=False):
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False):
         if lr < 0:
             raise ValueError(f"Invalid learning rate: {lr}")
         if momentum < 0:
@@ -136,8 +144,17 @@ class SGD(Optimizer):
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov, maximize=maximize))
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                momentum=momentum,
+                dampening=dampening,
+                weight_decay=weight_decay,
+                nesterov=nesterov,
+                maximize=maximize,
+            ),
+        )
 
     def step(self, closure=None):
         loss = closure() if closure is not None else None
@@ -145,8 +162,14 @@ class SGD(Optimizer):
             ps = self._params_with_grad(g)
             if not ps:
                 continue
-            kw = dict(lr=g["lr"], momentum=g["momentum"], dampening=g["dampening"], nesterov=g["nesterov"],
-                      weight_decay=g["weight_decay"], maximize=g["maximize"])
+            kw = dict(
+                lr=g["lr"],
+                momentum=g["momentum"],
+                dampening=g["dampening"],
+                nesterov=g["nesterov"],
+                weight_decay=g["weight_decay"],
+                maximize=g["maximize"],
+            )
             grads = {id(p): self._sparse_grad(p, g) for p in ps}
             if not g["momentum"]:
                 dense = [p for p in ps if grads[id(p)] is None]
@@ -166,18 +189,24 @@ class SGD(Optimizer):
                 sts[id(p)]["momentum_buffer"] = _xp(p.data).empty_like(p.data)
             for params, first in ((started, False), (fresh, True)):
                 for group in _by_device(params) if params else ():
-                    ops.sgd_step([p.data for p in group], [_dense(p, grads[id(p)]) for p in group],
-                                 [sts[id(p)]["momentum_buffer"] for p in group], first_step=first, **kw)
+                    ops.sgd_step(
+                        [p.data for p in group],
+                        [_dense(p, grads[id(p)]) for p in group],
+                        [sts[id(p)]["momentum_buffer"] for p in group],
+                        first_step=first,
+                        **kw,
+                    )
         return loss
-
 
     @staticmethod
     def _sparse_grad(p, group):
         if not isinstance(p.grad, RowSparse):
             return None
         if group["weight_decay"]:
-            raise RuntimeError("fastnn.optim.SGD: weight_decay is not supported with a sparse gradient (torch "
-                               f"refuses it too); got weight_decay={group['weight_decay']}")
+            raise RuntimeError(
+                "fastnn.optim.SGD: weight_decay is not supported with a sparse gradient (torch "
+                f"refuses it too); got weight_decay={group['weight_decay']}"
+            )
         return p.grad
 
 
@@ -196,16 +225,17 @@ class Adam(Optimizer):
 
     _decoupled = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-                 maximize=False):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, maximize=False):
         if lr < 0:
             raise ValueError(f"Invalid learning rate: {lr}")
         if not 0.0 <= betas[0] < 1.0 or not 0.0 <= betas[1] < 1.0:
             raise ValueError(f"Invalid beta parameters: {betas}")
         if eps < 0:
             raise ValueError(f"Invalid epsilon value: {eps}")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                                      amsgrad=amsgrad, maximize=maximize))
+        super().__init__(
+            params,
+            dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize),
+        )
 
     def step(self, closure=None):
         loss = closure() if closure is not None else None
@@ -228,10 +258,22 @@ class Adam(Optimizer):
             b1, b2 = g["betas"]
             for (step, _, _), group in by_step.items():
                 sts = [self.state[id(p)] for p in group]
-                ops.adam_step([p.data for p in group], [p.grad.data for p in group], [s["exp_avg"] for s in sts],
-                              [s["exp_avg_sq"] for s in sts], step, g["lr"], b1, b2, g["eps"], g["weight_decay"],
-                              g["amsgrad"], [s["max_exp_avg_sq"] for s in sts] if g["amsgrad"] else None,
-                              self._decoupled, g["maximize"])
+                ops.adam_step(
+                    [p.data for p in group],
+                    [p.grad.data for p in group],
+                    [s["exp_avg"] for s in sts],
+                    [s["exp_avg_sq"] for s in sts],
+                    step,
+                    g["lr"],
+                    b1,
+                    b2,
+                    g["eps"],
+                    g["weight_decay"],
+                    g["amsgrad"],
+                    [s["max_exp_avg_sq"] for s in sts] if g["amsgrad"] else None,
+                    self._decoupled,
+                    g["maximize"],
+                )
         return loss
 
 
@@ -240,8 +282,7 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
-                 maximize=False):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, maximize=False):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize)
 
 
@@ -288,6 +329,6 @@ class SparseAdam(Optimizer):
                 numer = dm + old_m
                 denom = xp.sqrt(dv + old_v) + f32(g["eps"])
                 step = st["step"]
-                step_size = g["lr"] * math.sqrt(1 - b2 ** step) / (1 - b1 ** step)
+                step_size = g["lr"] * math.sqrt(1 - b2**step) / (1 - b1**step)
                 p.data[rows] = p.data[rows] + f32(-step_size) * (numer / denom)
         return loss

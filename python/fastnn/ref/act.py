@@ -1,5 +1,6 @@
 """Reference activations, forward and backward, in float64: the oracle for tests and the
 baseline for benchmarks. Same names and signatures as fastnn.ops."""
+
 import math
 
 import numpy as np
@@ -80,7 +81,7 @@ def gelu_forward(x, approximate="none", *, out=None):
     if approximate == "tanh":
         # x * sigmoid(2u) == x/2 (1 + tanh u), without the cancellation of 1 + tanh u for x < 0
         with np.errstate(over="ignore"):
-            return _ret(x / (1.0 + np.exp(-2.0 * _SQRT_2_OVER_PI * (x + _K * x ** 3))), out)
+            return _ret(x / (1.0 + np.exp(-2.0 * _SQRT_2_OVER_PI * (x + _K * x**3))), out)
     return _ret(x * _phi_cdf(x), out)
 
 
@@ -91,7 +92,7 @@ def gelu_backward(dy, x, approximate="none", *, out=None):
         # with s = sigmoid(2u): (1 + tanh u) / 2 = s and 1 - tanh^2 u = 4 s (1 - s), which keep
         # their relative accuracy where tanh u is near -1 (1 + t would cancel)
         with np.errstate(over="ignore", invalid="ignore"):  # e = inf: e * s unused (s < 0.5)
-            e = np.exp(-2.0 * _SQRT_2_OVER_PI * (x + _K * x ** 3))
+            e = np.exp(-2.0 * _SQRT_2_OVER_PI * (x + _K * x**3))
             s = 1.0 / (1.0 + e)
             one_minus_s = np.where(s < 0.5, 1.0 - s, e * s)
         d = s + 2.0 * x * s * one_minus_s * _SQRT_2_OVER_PI * (1.0 + 3.0 * _K * x * x)

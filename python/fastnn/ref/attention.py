@@ -3,6 +3,7 @@ math softmax(q k^T scale + mask) v with torch's mask meaning (bool True = take p
 is_causal: query i sees keys j <= i). A query whose keys are all masked gets out = 0 and
 lse = -inf, and zero gradients. The backward recomputes everything from q, k, v (out and lse are
 accepted for the signature, not used)."""
+
 import numpy as np
 
 

@@ -1,6 +1,7 @@
 """Reference batch normalisation of NCHW arrays in float64 (fastnn.ops' names and signatures).
 Outputs are float64 (y, save_mean, save_invstd / dx, dweight, dbias); the running statistics
 are updated in place (rounded to their dtype)."""
+
 import numpy as np
 
 _AXES = (0, 2, 3)
@@ -14,8 +15,7 @@ def _c(v):  # (C,) -> broadcastable over (N, C, H, W)
     return v.reshape(1, -1, 1, 1)
 
 
-def batch_norm2d_forward(x, weight, bias, running_mean, running_var, training, momentum=0.1, eps=1e-5, *,
-                         out=None):
+def batch_norm2d_forward(x, weight, bias, running_mean, running_var, training, momentum=0.1, eps=1e-5, *, out=None):
     X = _f64(x)
     if X.ndim != 4:
         raise ValueError(f"fastnn.ref.batch_norm2d_forward: expected x of 4 dimensions, got shape {X.shape}")
@@ -23,8 +23,10 @@ def batch_norm2d_forward(x, weight, bias, running_mean, running_var, training, m
     m = n * h * w
     if training:
         if m == 1:
-            raise ValueError(f"fastnn.ref.batch_norm2d_forward: Expected more than 1 value per channel when "
-                             f"training, got input size {X.shape}")
+            raise ValueError(
+                f"fastnn.ref.batch_norm2d_forward: Expected more than 1 value per channel when "
+                f"training, got input size {X.shape}"
+            )
         if m == 0:  # empty batch: running statistics untouched (as torch)
             return _ret(X.copy(), out), np.zeros(c), np.zeros(c)
         mean, var = X.mean(axis=_AXES), X.var(axis=_AXES)

@@ -1,5 +1,6 @@
 """Reference conv2d (forward and the three gradients) in float64: a sum over kernel taps of
 strided views of the zero-padded input, one einsum per tap and group."""
+
 import numpy as np
 
 from .._conv import conv2d_params
@@ -10,16 +11,17 @@ def _setup(x_shape, w_shape, stride, padding, dilation, groups):
     B, C, H, W = x_shape
     OC, Cg, KH, KW = w_shape
     if C != Cg * groups or OC % groups:
-        raise ValueError(f"fastnn.ref.conv2d: weight {tuple(w_shape)} does not fit input {tuple(x_shape)} "
-                         f"with groups={groups}")
+        raise ValueError(
+            f"fastnn.ref.conv2d: weight {tuple(w_shape)} does not fit input {tuple(x_shape)} with groups={groups}"
+        )
     OH = (H + pt + pb - dh * (KH - 1) - 1) // sh + 1
     OW = (W + pl + pr - dw * (KW - 1) - 1) // sw + 1
     if OH < 1 or OW < 1:
         raise ValueError("fastnn.ref.conv2d: kernel size can't be greater than the padded input size")
 
     def tap(kh, kw):  # the padded-input window that kernel tap (kh, kw) sees, as slices
-        return (slice(kh * dh, kh * dh + sh * (OH - 1) + 1, sh),
-                slice(kw * dw, kw * dw + sw * (OW - 1) + 1, sw))
+        return (slice(kh * dh, kh * dh + sh * (OH - 1) + 1, sh), slice(kw * dw, kw * dw + sw * (OW - 1) + 1, sw))
+
     return (pt, pb, pl, pr), (OH, OW), tap, C // groups, OC // groups
 
 
@@ -28,8 +30,7 @@ def _pad(x, pads):
     return np.pad(np.asarray(x, dtype=np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
 
 
-def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, activation=None,
-                   out=None):
+def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, activation=None, out=None):
     """y = act(conv2d(x, w) + bias) in float64; same arguments as fastnn.ops.conv2d_forward."""
     w64 = np.asarray(w, dtype=np.float64)
     pads, (OH, OW), tap, Cg, OCg = _setup(np.shape(x), w64.shape, stride, padding, dilation, groups)
@@ -63,7 +64,7 @@ def conv2d_backward_data(dy, w, input_shape, stride=1, padding=0, dilation=1, gr
             for kw in range(w64.shape[3]):
                 rows, cols = tap(kh, kw)
                 dxp[:, xs, rows, cols] += np.einsum("bohw,oc->bchw", dy64[:, ys], w64[ys, :, kh, kw])
-    dx = dxp[:, :, pt:pt + H, pl:pl + W]
+    dx = dxp[:, :, pt : pt + H, pl : pl + W]
     return dx if out is None else np.copyto(out, dx) or out
 
 

@@ -1,4 +1,5 @@
 """Reference embedding lookup and dense gradient in float64 (fastnn.ops' names and signatures)."""
+
 import numpy as np
 
 
@@ -7,7 +8,9 @@ def _indices(op, indices, v):
     if idx.dtype.kind not in "iu":
         raise TypeError(f"fastnn.ref.{op}: expected integer indices, got {idx.dtype}")
     if idx.size and (idx.min() < 0 or idx.max() >= v):
-        raise ValueError(f"fastnn.ref.{op}: expected indices in [0, {v}), got {idx.min() if idx.min() < 0 else idx.max()}")
+        raise ValueError(
+            f"fastnn.ref.{op}: expected indices in [0, {v}), got {idx.min() if idx.min() < 0 else idx.max()}"
+        )
     return idx.astype(np.int64)
 
 

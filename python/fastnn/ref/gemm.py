@@ -1,9 +1,9 @@
 """Reference gemm: the oracle for tests and the baseline for benchmarks."""
+
 import numpy as np
 
 
-def gemm(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None,
-         activation=None, out=None):
+def gemm(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None, activation=None, out=None):
     """out = act(alpha * op(a) @ op(b) + beta * c + bias), computed and returned in float64."""
     a64 = np.asarray(a, dtype=np.float64)
     b64 = np.asarray(b, dtype=np.float64)

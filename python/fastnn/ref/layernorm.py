@@ -1,5 +1,6 @@
 """Reference layer norm over the trailing dims in float64 (fastnn.ops' names and signatures):
 torch.nn.functional.layer_norm's math, mean/rstd shaped as x with the normalised dims set to 1."""
+
 import numpy as np
 
 
@@ -9,9 +10,10 @@ def _f64(a):
 
 def _axes(x, normalized_shape):
     ns = (normalized_shape,) if np.ndim(normalized_shape) == 0 else tuple(normalized_shape)
-    if tuple(x.shape[x.ndim - len(ns):]) != ns or len(ns) > x.ndim:
-        raise ValueError(f"fastnn.ref.layer_norm_forward: expected x whose trailing dimensions are {ns}, "
-                         f"got x of shape {x.shape}")
+    if tuple(x.shape[x.ndim - len(ns) :]) != ns or len(ns) > x.ndim:
+        raise ValueError(
+            f"fastnn.ref.layer_norm_forward: expected x whose trailing dimensions are {ns}, got x of shape {x.shape}"
+        )
     return tuple(range(x.ndim - len(ns), x.ndim))
 
 

@@ -1,6 +1,7 @@
 """Reference pooling (max with indices, average, global average), forward and backward, in
 float64 with plain loops over the window: the oracle for tests and the baseline for benchmarks.
 Same names and signatures as fastnn.ops; sizes and option checks follow PyTorch."""
+
 import numpy as np
 
 
@@ -54,8 +55,7 @@ def _windows(g, H, W, oh, ow):
             yield i, j, rows, cols
 
 
-def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
-                       out=None, indices=None):
+def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *, out=None, indices=None):
     """(y, indices): max of each window, and the flat index r * W + c of its first maximum
     (NaN is a maximum, the last NaN wins), as PyTorch."""
     g, (oh, ow) = _geometry("max_pool2d_forward", x, kernel_size, stride, padding, dilation, ceil_mode)
@@ -74,8 +74,9 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
         v = x.reshape(N, C, H * W)[:, :, flat]  # (N, C, window)
         nan = np.isnan(v)
         # first maximum; any NaN: the last NaN
-        k = np.where(nan.any(-1), v.shape[-1] - 1 - np.argmax(nan[..., ::-1], -1),
-                     np.argmax(np.where(nan, -np.inf, v), -1))
+        k = np.where(
+            nan.any(-1), v.shape[-1] - 1 - np.argmax(nan[..., ::-1], -1), np.argmax(np.where(nan, -np.inf, v), -1)
+        )
         idx[:, :, i, j] = flat[k]
         y[:, :, i, j] = np.take_along_axis(v, k[..., None], -1)[..., 0]
     if indices is not None:
@@ -84,8 +85,9 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
     return _ret(y, out), idx
 
 
-def max_pool2d_backward(dy, x, indices, kernel_size, stride=None, padding=0, dilation=1,
-                        ceil_mode=False, *, relu=False, out=None):
+def max_pool2d_backward(
+    dy, x, indices, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *, relu=False, out=None
+):
     """dx: each dy added at its window's index (the forward's); relu: then through a ReLU whose
     output is x (dx zero where x <= 0)."""
     _geometry("max_pool2d_backward", x, kernel_size, stride, padding, dilation, ceil_mode)
@@ -109,13 +111,13 @@ def _divisors(g, H, W, oh, ow, count_include_pad):
         for j in range(ow):
             hs, ws = i * sh - ph, j * sw - pw
             he, we = min(hs + kh, H + ph), min(ws + kw, W + pw)
-            d[i, j] = ((he - hs) * (we - ws) if count_include_pad
-                       else (min(he, H) - max(hs, 0)) * (min(we, W) - max(ws, 0)))
+            d[i, j] = (
+                (he - hs) * (we - ws) if count_include_pad else (min(he, H) - max(hs, 0)) * (min(we, W) - max(ws, 0))
+            )
     return d
 
 
-def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False,
-                       count_include_pad=True, *, out=None):
+def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, *, out=None):
     """Window sum / window size (clipped to the padded input, or to the input)."""
     g, (oh, ow) = _geometry("avg_pool2d_forward", x, kernel_size, stride, padding, 1, ceil_mode)
     x = np.asarray(x, dtype=np.float64)
@@ -127,8 +129,9 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False,
     return _ret(y, out)
 
 
-def avg_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, ceil_mode=False,
-                        count_include_pad=True, *, out=None):
+def avg_pool2d_backward(
+    dy, x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, *, out=None
+):
     """dx: each dy / window size added over its window."""
     g, (oh, ow) = _geometry("avg_pool2d_backward", x, kernel_size, stride, padding, 1, ceil_mode)
     N, C, H, W = np.shape(x)
@@ -136,7 +139,7 @@ def avg_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, ceil_mode=Fa
     d = _divisors(g, H, W, oh, ow, count_include_pad)
     dx = np.zeros((N, C, H, W))
     for i, j, rows, cols in _windows(g, H, W, oh, ow):
-        dx[:, :, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] += (dy[:, :, i, j] / d[i, j])[:, :, None, None]
+        dx[:, :, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] += (dy[:, :, i, j] / d[i, j])[:, :, None, None]
     return _ret(dx, out)
 
 

@@ -8,6 +8,7 @@ forward(x, h0[, c0], w_ih, w_hh, b_ih, b_hh) -> (y (T, B, H), h_T[, c_T], cache)
 backward(dy, dh_T[, dc_T], cache) -> (dx, dh0[, dc0], dw_ih, dw_hh, db_ih, db_hh)
 (b_ih / b_hh may be None: no bias; their gradients are then None.)
 """
+
 import numpy as np
 
 
@@ -36,8 +37,15 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
         h = np.tanh(a) if nonlinearity == "tanh" else np.maximum(a, 0.0)
         hs.append(h)
     y = np.stack(hs[1:])
-    cache = dict(kind="rnn", x=x, hs=np.stack(hs), w_ih=w_ih, w_hh=w_hh, act=nonlinearity,
-                 bias=(b_ih is not None, b_hh is not None))
+    cache = dict(
+        kind="rnn",
+        x=x,
+        hs=np.stack(hs),
+        w_ih=w_ih,
+        w_hh=w_hh,
+        act=nonlinearity,
+        bias=(b_ih is not None, b_hh is not None),
+    )
     return y, h, cache
 
 
@@ -69,15 +77,28 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None):
     hs, cs, gates = [h], [c], []
     for t in range(x.shape[0]):
         a = x[t] @ w_ih.T + h @ w_hh.T + b
-        i, f, g, o = _sigmoid(a[:, :H]), _sigmoid(a[:, H:2 * H]), np.tanh(a[:, 2 * H:3 * H]), _sigmoid(a[:, 3 * H:])
+        i, f, g, o = (
+            _sigmoid(a[:, :H]),
+            _sigmoid(a[:, H : 2 * H]),
+            np.tanh(a[:, 2 * H : 3 * H]),
+            _sigmoid(a[:, 3 * H :]),
+        )
         c = f * c + i * g
         h = o * np.tanh(c)
         hs.append(h)
         cs.append(c)
         gates.append(np.concatenate([i, f, g, o], axis=1))
     y = np.stack(hs[1:])
-    cache = dict(kind="lstm", x=x, hs=np.stack(hs), cs=np.stack(cs), gates=np.stack(gates), w_ih=w_ih,
-                 w_hh=w_hh, bias=(b_ih is not None, b_hh is not None))
+    cache = dict(
+        kind="lstm",
+        x=x,
+        hs=np.stack(hs),
+        cs=np.stack(cs),
+        gates=np.stack(gates),
+        w_ih=w_ih,
+        w_hh=w_hh,
+        bias=(b_ih is not None, b_hh is not None),
+    )
     return y, h, c, cache
 
 
@@ -91,11 +112,12 @@ def lstm_backward(dy, dh_n, dc_n, cache):
     dw_ih, dw_hh, db = np.zeros_like(w_ih), np.zeros_like(w_hh), np.zeros(4 * H)
     for t in reversed(range(x.shape[0])):
         dh = dh + dy[t]
-        i, f, g, o = (gates[t][:, k * H:(k + 1) * H] for k in range(4))
+        i, f, g, o = (gates[t][:, k * H : (k + 1) * H] for k in range(4))
         tc = np.tanh(cs[t + 1])
         dc = dc + dh * o * (1.0 - tc * tc)
-        da = np.concatenate([dc * g * i * (1 - i), dc * cs[t] * f * (1 - f), dc * i * (1 - g * g),
-                             dh * tc * o * (1 - o)], axis=1)
+        da = np.concatenate(
+            [dc * g * i * (1 - i), dc * cs[t] * f * (1 - f), dc * i * (1 - g * g), dh * tc * o * (1 - o)], axis=1
+        )
         dx[t] = da @ w_ih
         dw_ih += da.T @ x[t]
         dw_hh += da.T @ hs[t]
@@ -117,13 +139,14 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None):
         gi = x[t] @ w_ih.T + bi
         gh = h @ w_hh.T + bh
         r = _sigmoid(gi[:, :H] + gh[:, :H])
-        z = _sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
-        n = np.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
-        saved.append((r, z, n, gh[:, 2 * H:]))
+        z = _sigmoid(gi[:, H : 2 * H] + gh[:, H : 2 * H])
+        n = np.tanh(gi[:, 2 * H :] + r * gh[:, 2 * H :])
+        saved.append((r, z, n, gh[:, 2 * H :]))
         h = (1 - z) * n + z * h
         hs.append(h)
-    cache = dict(kind="gru", x=x, hs=np.stack(hs), saved=saved, w_ih=w_ih, w_hh=w_hh,
-                 bias=(b_ih is not None, b_hh is not None))
+    cache = dict(
+        kind="gru", x=x, hs=np.stack(hs), saved=saved, w_ih=w_ih, w_hh=w_hh, bias=(b_ih is not None, b_hh is not None)
+    )
     return np.stack(hs[1:]), h, cache
 
 
@@ -141,7 +164,7 @@ def gru_backward(dy, dh_n, cache):
         hp = hs[t]
         dn = dh * (1 - z)
         dz = dh * (hp - n)
-        dan = dn * (1 - n * n)               # d pre-tanh
+        dan = dn * (1 - n * n)  # d pre-tanh
         dr = dan * ghn
         dar, daz = dr * r * (1 - r), dz * z * (1 - z)
         dgi = np.concatenate([dar, daz, dan], axis=1)

@@ -1,4 +1,5 @@
 """References of softmax / log_softmax / cross_entropy (fastnn.ops' names and signatures), float64."""
+
 import numpy as np
 
 
@@ -58,8 +59,7 @@ def _terms(rows, t, weight, ignore_index, label_smoothing):
     return loss, wt, logp, w, keep, tt
 
 
-def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0,
-                          reduction="mean"):
+def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
     rows, t, tshape = _rows(logits, target)
     loss, wt, *_ = _terms(rows, t, weight, ignore_index, label_smoothing)
     if reduction == "none":
@@ -70,8 +70,9 @@ def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_
         return np.asarray(loss.sum() / wt.sum())
 
 
-def cross_entropy_backward(grad, logits, target, weight=None, ignore_index=-100, label_smoothing=0.0,
-                           reduction="mean", *, out=None):
+def cross_entropy_backward(
+    grad, logits, target, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean", *, out=None
+):
     rows, t, tshape = _rows(logits, target)
     loss, wt, logp, w, keep, tt = _terms(rows, t, weight, ignore_index, label_smoothing)
     N, C = rows.shape
@@ -86,7 +87,7 @@ def cross_entropy_backward(grad, logits, target, weight=None, ignore_index=-100,
     onehot = np.zeros((N, C))
     onehot[np.arange(N), tt] = 1
     # d loss_i / d x_ic = (1-e) w_t (p_c - [c == t]) + (e / C) sum_k w_k (p_c - [c == k])
-    d = ((1 - e) * wt[:, None] * (p - onehot) + (e / C) * (w.sum() * p - w[None, :]) * keep[:, None])
+    d = (1 - e) * wt[:, None] * (p - onehot) + (e / C) * (w.sum() * p - w[None, :]) * keep[:, None]
     with np.errstate(invalid="ignore"):
         d = np.where(keep[:, None], d * gi[:, None], 0.0)  # ignored rows: 0 even when gi is nan (torch)
     d = np.moveaxis(d.reshape(np.moveaxis(_f64(logits), 1, -1).shape), -1, 1) if np.ndim(logits) > 2 else d
