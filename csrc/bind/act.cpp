@@ -77,8 +77,8 @@ py::array backward(const char* op, const char* xy_name, ActKind kind, float alph
   py::array dy = f32_array(op, "dy", dy_obj);
   py::array xy = f32_array(op, xy_name, xy_obj);
   if (shape_of(dy) != shape_of(xy)) {
-    value_fail(op, std::string("expected dy and ") + xy_name + " of the same shape, got dy " +
-                       shape_str(dy) + " and " + xy_name + " " + shape_str(xy));
+    value_fail(op, std::string("expected dy and ") + xy_name + " of the same shape, got dy " + shape_str(dy) +
+                       " and " + xy_name + " " + shape_str(xy));
   }
   py::array out = out_like(op, dy, out_obj, {{"dy", &dy}, {xy_name, &xy}});
   ActArgs a;
@@ -113,37 +113,53 @@ constexpr Plain kPlain[] = {
 
 void bind_act(py::module_& m) {
   for (const Plain& p : kPlain) {
-    m.def(p.fwd, [p](py::handle x, py::handle out, py::handle isa) {
-      return forward(p.fwd, p.kind, 0.0f, x, out, isa);
-    }, py::arg("x"), py::arg("out") = py::none(), py::arg("isa") = py::none(),
-       "Elementwise activation; see fastnn.ops.");
-    m.def(p.bwd, [p](py::handle dy, py::handle xy, py::handle out, py::handle isa) {
-      return backward(p.bwd, p.xy, p.kind, 0.0f, dy, xy, out, isa);
-    }, py::arg("dy"), py::arg(p.xy), py::arg("out") = py::none(), py::arg("isa") = py::none(),
-       "Gradient of the activation; see fastnn.ops.");
+    m.def(
+        p.fwd,
+        [p](py::handle x, py::handle out, py::handle isa) {
+          return forward(p.fwd, p.kind, 0.0f, x, out, isa);
+        },
+        py::arg("x"), py::arg("out") = py::none(), py::arg("isa") = py::none(),
+        "Elementwise activation; see fastnn.ops.");
+    m.def(
+        p.bwd,
+        [p](py::handle dy, py::handle xy, py::handle out, py::handle isa) {
+          return backward(p.bwd, p.xy, p.kind, 0.0f, dy, xy, out, isa);
+        },
+        py::arg("dy"), py::arg(p.xy), py::arg("out") = py::none(), py::arg("isa") = py::none(),
+        "Gradient of the activation; see fastnn.ops.");
   }
-  m.def("leaky_relu_forward", [](py::handle x, py::handle slope, py::handle out, py::handle isa) {
-    const char* op = "leaky_relu_forward";
-    return forward(op, ActKind::LeakyRelu, alpha_arg(op, slope), x, out, isa);
-  }, py::arg("x"), py::arg("negative_slope") = 0.01, py::arg("out") = py::none(),
-     py::arg("isa") = py::none(), "y = x > 0 ? x : negative_slope * x.");
-  m.def("leaky_relu_backward", [](py::handle dy, py::handle x, py::handle slope, py::handle out,
-                                  py::handle isa) {
-    const char* op = "leaky_relu_backward";
-    return backward(op, "x", ActKind::LeakyRelu, alpha_arg(op, slope), dy, x, out, isa);
-  }, py::arg("dy"), py::arg("x"), py::arg("negative_slope") = 0.01, py::arg("out") = py::none(),
-     py::arg("isa") = py::none(), "dx = dy * (x > 0 ? 1 : negative_slope).");
-  m.def("gelu_forward", [](py::handle x, py::handle approximate, py::handle out, py::handle isa) {
-    const char* op = "gelu_forward";
-    return forward(op, gelu_kind(op, approximate), 0.0f, x, out, isa);
-  }, py::arg("x"), py::arg("approximate") = "none", py::arg("out") = py::none(),
-     py::arg("isa") = py::none(), "GELU, exact (erf) or approximate='tanh'.");
-  m.def("gelu_backward", [](py::handle dy, py::handle x, py::handle approximate, py::handle out,
-                            py::handle isa) {
-    const char* op = "gelu_backward";
-    return backward(op, "x", gelu_kind(op, approximate), 0.0f, dy, x, out, isa);
-  }, py::arg("dy"), py::arg("x"), py::arg("approximate") = "none", py::arg("out") = py::none(),
-     py::arg("isa") = py::none(), "Gradient of GELU with respect to x.");
+  m.def(
+      "leaky_relu_forward",
+      [](py::handle x, py::handle slope, py::handle out, py::handle isa) {
+        const char* op = "leaky_relu_forward";
+        return forward(op, ActKind::LeakyRelu, alpha_arg(op, slope), x, out, isa);
+      },
+      py::arg("x"), py::arg("negative_slope") = 0.01, py::arg("out") = py::none(),
+      py::arg("isa") = py::none(), "y = x > 0 ? x : negative_slope * x.");
+  m.def(
+      "leaky_relu_backward",
+      [](py::handle dy, py::handle x, py::handle slope, py::handle out, py::handle isa) {
+        const char* op = "leaky_relu_backward";
+        return backward(op, "x", ActKind::LeakyRelu, alpha_arg(op, slope), dy, x, out, isa);
+      },
+      py::arg("dy"), py::arg("x"), py::arg("negative_slope") = 0.01, py::arg("out") = py::none(),
+      py::arg("isa") = py::none(), "dx = dy * (x > 0 ? 1 : negative_slope).");
+  m.def(
+      "gelu_forward",
+      [](py::handle x, py::handle approximate, py::handle out, py::handle isa) {
+        const char* op = "gelu_forward";
+        return forward(op, gelu_kind(op, approximate), 0.0f, x, out, isa);
+      },
+      py::arg("x"), py::arg("approximate") = "none", py::arg("out") = py::none(), py::arg("isa") = py::none(),
+      "GELU, exact (erf) or approximate='tanh'.");
+  m.def(
+      "gelu_backward",
+      [](py::handle dy, py::handle x, py::handle approximate, py::handle out, py::handle isa) {
+        const char* op = "gelu_backward";
+        return backward(op, "x", gelu_kind(op, approximate), 0.0f, dy, x, out, isa);
+      },
+      py::arg("dy"), py::arg("x"), py::arg("approximate") = "none", py::arg("out") = py::none(),
+      py::arg("isa") = py::none(), "Gradient of GELU with respect to x.");
 }
 
 }  // namespace fastnn::bind

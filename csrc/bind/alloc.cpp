@@ -8,8 +8,8 @@
 namespace fastnn::bind {
 namespace {
 
-constexpr size_t kHeader = 64;                  // the block's size class, kept before its data
-constexpr size_t kClass = size_t{1} << 16;      // size classes: multiples of 64 KiB
+constexpr size_t kHeader = 64;              // the block's size class, kept before its data
+constexpr size_t kClass = size_t{1} << 16;  // size classes: multiples of 64 KiB
 
 struct Cache {
   std::unordered_map<size_t, std::vector<char*>> free;  // size class -> blocks (header first)

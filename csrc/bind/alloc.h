@@ -20,8 +20,8 @@ namespace fastnn::bind {
 
 namespace py = pybind11;
 
-constexpr size_t kMinCached = size_t{1} << 20;  // 1 MiB
-constexpr size_t kCacheLimit = size_t{1} << 30; // 1 GiB held at most
+constexpr size_t kMinCached = size_t{1} << 20;   // 1 MiB
+constexpr size_t kCacheLimit = size_t{1} << 30;  // 1 GiB held at most
 
 // A 64-byte aligned block of at least `bytes` bytes (from the cache when one fits), and the
 // capsule that returns it there when its array dies.

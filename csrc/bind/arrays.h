@@ -51,8 +51,7 @@ inline py::array f32_array(const char* op, const char* name, const py::handle& o
   }
   py::array x = py::reinterpret_borrow<py::array>(obj);
   if (!x.dtype().equal(py::dtype::of<float>())) {
-    type_fail(op, std::string("expected ") + name + " to be float32, got " +
-                      std::string(py::str(x.dtype())));
+    type_fail(op, std::string("expected ") + name + " to be float32, got " + std::string(py::str(x.dtype())));
   }
   if (!(x.flags() & py::array::c_style)) {
     value_fail(op, std::string("expected ") + name + " to be C-contiguous, got a strided array of shape " +
@@ -62,7 +61,8 @@ inline py::array f32_array(const char* op, const char* name, const py::handle& o
 }
 
 inline void require_writeable(const char* op, const char* name, const py::array& x) {
-  if (!x.writeable()) value_fail(op, std::string("expected ") + name + " to be writeable, got a read-only array");
+  if (!x.writeable())
+    value_fail(op, std::string("expected ") + name + " to be writeable, got a read-only array");
 }
 
 // Byte ranges [lo, hi) of two arrays intersect (both are C-contiguous).

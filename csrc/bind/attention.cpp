@@ -35,14 +35,16 @@ Inputs inputs(const char* op, py::handle q_obj, py::handle k_obj, py::handle v_o
     value_fail(op, "expected q of shape (B, NH, L, HD) or (N, L, HD), got " + shape_str(in.q));
   }
   if (in.k.ndim() != nd || in.v.ndim() != nd) {
-    value_fail(op, "expected q, k and v of the same rank, got q " + shape_str(in.q) + ", k " + shape_str(in.k) +
-                       ", v " + shape_str(in.v));
+    value_fail(op, "expected q, k and v of the same rank, got q " + shape_str(in.q) + ", k " +
+                       shape_str(in.k) + ", v " + shape_str(in.v));
   }
   bool ok = in.k.shape(nd - 1) == in.q.shape(nd - 1) && in.v.shape(nd - 2) == in.k.shape(nd - 2);
-  for (int64_t d = 0; d < nd - 2; ++d) ok = ok && in.k.shape(d) == in.q.shape(d) && in.v.shape(d) == in.q.shape(d);
+  for (int64_t d = 0; d < nd - 2; ++d)
+    ok = ok && in.k.shape(d) == in.q.shape(d) && in.v.shape(d) == in.q.shape(d);
   if (!ok) {
-    value_fail(op, "expected k of shape (..., S, HD) and v of shape (..., S, DV) matching q (..., L, HD), got q " +
-                       shape_str(in.q) + ", k " + shape_str(in.k) + ", v " + shape_str(in.v));
+    value_fail(
+        op, "expected k of shape (..., S, HD) and v of shape (..., S, DV) matching q (..., L, HD), got q " +
+                shape_str(in.q) + ", k " + shape_str(in.k) + ", v " + shape_str(in.v));
   }
   AttentionArgs& a = in.a;
   a.B = in.q.shape(0);
@@ -53,7 +55,8 @@ Inputs inputs(const char* op, py::handle q_obj, py::handle k_obj, py::handle v_o
   a.DV = in.v.shape(nd - 1);
   in.lead.assign(in.q.shape(), in.q.shape() + nd - 2);
   if (a.D < 1 || a.DV < 1) {
-    value_fail(op, "expected head dims of at least 1, got q " + shape_str(in.q) + " and v " + shape_str(in.v));
+    value_fail(op,
+               "expected head dims of at least 1, got q " + shape_str(in.q) + " and v " + shape_str(in.v));
   }
   a.q = static_cast<const float*>(in.q.data());
   a.k = static_cast<const float*>(in.k.data());
@@ -72,7 +75,8 @@ Inputs inputs(const char* op, py::handle q_obj, py::handle k_obj, py::handle v_o
   }
   if (mask_obj.is_none()) return in;
   if (causal) {
-    value_fail(op, "expected attn_mask=None with is_causal=True (they cannot be combined, as in torch), got a mask");
+    value_fail(
+        op, "expected attn_mask=None with is_causal=True (they cannot be combined, as in torch), got a mask");
   }
   if (!py::isinstance<py::array>(mask_obj)) {
     type_fail(op, "expected attn_mask to be None or a numpy.ndarray of bool or float32, got " +
@@ -105,7 +109,8 @@ Inputs inputs(const char* op, py::handle q_obj, py::handle k_obj, py::handle v_o
     stride[slot] = s;
   }
   if (!fits) {
-    value_fail(op, "expected attn_mask broadcastable to " + shape_str(target) + ", got shape " + shape_str(m));
+    value_fail(op,
+               "expected attn_mask broadcastable to " + shape_str(target) + ", got shape " + shape_str(m));
   }
   a.mask = m.data();
   a.msb = stride[0];
@@ -152,7 +157,8 @@ py::tuple sdpa_bwd(py::handle dout_obj, py::handle q, py::handle k, py::handle v
     value_fail(op, "expected dout and out of shape " + shape_str(oshape) + ", got dout " + shape_str(dout) +
                        " and out " + shape_str(out));
   }
-  if (shape_of(lse) != lshape) value_fail(op, "expected lse of shape " + shape_str(lshape) + ", got " + shape_str(lse));
+  if (shape_of(lse) != lshape)
+    value_fail(op, "expected lse of shape " + shape_str(lshape) + ", got " + shape_str(lse));
   py::array dq = new_array<float>(shape_of(in.q)), dk = new_array<float>(shape_of(in.k)),
             dv = new_array<float>(shape_of(in.v));
   const float* g = static_cast<const float*>(dout.data());

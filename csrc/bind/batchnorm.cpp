@@ -20,7 +20,8 @@ namespace {
 py::array nchw(const char* op, const char* name, py::handle obj) {
   py::array x = f32_array(op, name, obj);
   if (x.ndim() != 4) {
-    value_fail(op, std::string("expected ") + name + " of 4 dimensions (N, C, H, W), got shape " + shape_str(x));
+    value_fail(op,
+               std::string("expected ") + name + " of 4 dimensions (N, C, H, W), got shape " + shape_str(x));
   }
   return x;
 }
@@ -30,8 +31,8 @@ py::object per_channel(const char* op, const char* name, py::handle obj, int64_t
   if (obj.is_none()) return py::none();
   py::array a = f32_array(op, name, obj);
   if (a.ndim() != 1 || a.shape(0) != c) {
-    value_fail(op, std::string("expected ") + name + " of shape (" + std::to_string(c) + ",) (one per channel), got " +
-                       shape_str(a));
+    value_fail(op, std::string("expected ") + name + " of shape (" + std::to_string(c) +
+                       ",) (one per channel), got " + shape_str(a));
   }
   if (writeable) require_writeable(op, name, a);
   return std::move(a);
@@ -97,7 +98,8 @@ py::tuple forward(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::hand
   }
   const py::object out = out_checked(op, x, out_obj);
   const py::object xo = x;
-  disjoint(op, "out", out, {{"x", &xo}, {"weight", &w}, {"bias", &b}, {"running_mean", &rm}, {"running_var", &rv}});
+  disjoint(op, "out", out,
+           {{"x", &xo}, {"weight", &w}, {"bias", &b}, {"running_mean", &rm}, {"running_var", &rv}});
   disjoint(op, "running_mean", rm, {{"x", &xo}, {"weight", &w}, {"bias", &b}, {"running_var", &rv}});
   disjoint(op, "running_var", rv, {{"x", &xo}, {"weight", &w}, {"bias", &b}});
   py::array save_mean = new_array<float>({c}), save_invstd = new_array<float>({c});
@@ -105,7 +107,8 @@ py::tuple forward(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::hand
   const float* xp = static_cast<const float*>(x.data());
   const float *wp = ptr<const float>(w), *bp = ptr<const float>(b);
   float *rmp = ptr<float>(rm), *rvp = ptr<float>(rv), *yp = ptr<float>(out);
-  float *smp = static_cast<float*>(save_mean.mutable_data()), *sip = static_cast<float*>(save_invstd.mutable_data());
+  float *smp = static_cast<float*>(save_mean.mutable_data()),
+        *sip = static_cast<float*>(save_invstd.mutable_data());
   const int nt = get_num_threads();
   {
     py::gil_scoped_release release;
@@ -131,7 +134,8 @@ py::tuple backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj, py::ha
   const py::object invstd = per_channel(op, "save_invstd", invstd_obj, c, false);
   const py::object out = out_checked(op, x, out_obj);
   const py::object dyo = dy, xo = x;
-  disjoint(op, "out", out, {{"dy", &dyo}, {"x", &xo}, {"weight", &w}, {"save_mean", &mean}, {"save_invstd", &invstd}});
+  disjoint(op, "out", out,
+           {{"dy", &dyo}, {"x", &xo}, {"weight", &w}, {"save_mean", &mean}, {"save_invstd", &invstd}});
   py::object dw = py::none(), db = py::none();
   if (!w.is_none()) {
     dw = new_array<float>({c});
@@ -152,11 +156,12 @@ py::tuple backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj, py::ha
 }  // namespace
 
 void bind_batchnorm(py::module_& m) {
-  m.def("batch_norm2d_forward", &forward, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("running_mean"),
-        py::arg("running_var"), py::arg("training"), py::arg("momentum") = 0.1, py::arg("eps") = 1e-5,
-        py::arg("out") = py::none(), "(y, save_mean, save_invstd); see fastnn.ops.batch_norm2d_forward.");
-  m.def("batch_norm2d_backward", &backward, py::arg("dy"), py::arg("x"), py::arg("weight"), py::arg("save_mean"),
-        py::arg("save_invstd"), py::arg("training") = true, py::arg("out") = py::none(),
+  m.def("batch_norm2d_forward", &forward, py::arg("x"), py::arg("weight"), py::arg("bias"),
+        py::arg("running_mean"), py::arg("running_var"), py::arg("training"), py::arg("momentum") = 0.1,
+        py::arg("eps") = 1e-5, py::arg("out") = py::none(),
+        "(y, save_mean, save_invstd); see fastnn.ops.batch_norm2d_forward.");
+  m.def("batch_norm2d_backward", &backward, py::arg("dy"), py::arg("x"), py::arg("weight"),
+        py::arg("save_mean"), py::arg("save_invstd"), py::arg("training") = true, py::arg("out") = py::none(),
         "(dx, dweight, dbias); see fastnn.ops.batch_norm2d_backward.");
 }
 

@@ -31,8 +31,8 @@ py::array f32_4d(const char* op, const char* name, const py::handle& obj) {
 }
 
 // The shape struct from the input and weight sizes; every size rule is in Conv2dShape.
-Conv2dShape make_shape(const std::vector<int64_t>& xs, const std::vector<int64_t>& ws, Pair stride,
-                       Quad pad, Pair dil, int64_t groups) {
+Conv2dShape make_shape(const std::vector<int64_t>& xs, const std::vector<int64_t>& ws, Pair stride, Quad pad,
+                       Pair dil, int64_t groups) {
   const char* op = "conv2d";
   if (groups < 1) value_fail(op, "expected groups >= 1, got " + std::to_string(groups));
   if (xs[1] != ws[1] * groups) {
@@ -41,11 +41,21 @@ Conv2dShape make_shape(const std::vector<int64_t>& xs, const std::vector<int64_t
                        shape_str(ws) + " for input " + shape_str(xs));
   }
   Conv2dShape s;
-  s.B = xs[0]; s.C = xs[1]; s.H = xs[2]; s.W = xs[3];
-  s.OC = ws[0]; s.KH = ws[2]; s.KW = ws[3];
-  s.SH = stride[0]; s.SW = stride[1];
-  s.PT = pad[0]; s.PB = pad[1]; s.PL = pad[2]; s.PR = pad[3];
-  s.DH = dil[0]; s.DW = dil[1];
+  s.B = xs[0];
+  s.C = xs[1];
+  s.H = xs[2];
+  s.W = xs[3];
+  s.OC = ws[0];
+  s.KH = ws[2];
+  s.KW = ws[3];
+  s.SH = stride[0];
+  s.SW = stride[1];
+  s.PT = pad[0];
+  s.PB = pad[1];
+  s.PL = pad[2];
+  s.PR = pad[3];
+  s.DH = dil[0];
+  s.DW = dil[1];
   s.G = groups;
   conv2d_check(s);  // std::invalid_argument -> ValueError naming conv2d
   return s;
@@ -69,17 +79,15 @@ std::vector<int64_t> y_shape(const Conv2dShape& s) { return {s.B, s.OC, s.OH(), 
 
 void require_dy(const py::array& dy, const Conv2dShape& s) {
   if (shape_of(dy) != y_shape(s)) {
-    value_fail("conv2d", "expected grad_output of shape " + shape_str(y_shape(s)) + ", got " +
-                             shape_str(dy));
+    value_fail("conv2d", "expected grad_output of shape " + shape_str(y_shape(s)) + ", got " + shape_str(dy));
   }
 }
 
 const float* fptr(const py::array& a) { return static_cast<const float*>(a.data()); }
 float* fptr_mut(py::array& a) { return static_cast<float*>(a.mutable_data()); }
 
-py::array forward(py::handle x_obj, py::handle w_obj, py::handle bias_obj, Pair stride, Quad pad,
-                  Pair dil, int64_t groups, py::handle activation, py::handle out_obj,
-                  py::handle isa_obj) {
+py::array forward(py::handle x_obj, py::handle w_obj, py::handle bias_obj, Pair stride, Quad pad, Pair dil,
+                  int64_t groups, py::handle activation, py::handle out_obj, py::handle isa_obj) {
   const char* op = "conv2d";
   const Isa isa = isa_arg(op, isa_obj);
   py::array x = f32_4d(op, "input", x_obj), w = f32_4d(op, "weight", w_obj);
@@ -94,8 +102,10 @@ py::array forward(py::handle x_obj, py::handle w_obj, py::handle bias_obj, Pair 
   Activation act = Activation::None;
   if (!activation.is_none()) {
     const std::string name = py::str(activation);
-    if (name == "relu") act = Activation::Relu;
-    else if (name != "none") value_fail(op, "expected activation None, 'none' or 'relu', got '" + name + "'");
+    if (name == "relu")
+      act = Activation::Relu;
+    else if (name != "none")
+      value_fail(op, "expected activation None, 'none' or 'relu', got '" + name + "'");
   }
   py::array y = bias ? output(op, out_obj, y_shape(s), {{"input", &x}, {"weight", &w}, {"bias", &*bias}})
                      : output(op, out_obj, y_shape(s), {{"input", &x}, {"weight", &w}});
@@ -108,9 +118,8 @@ py::array forward(py::handle x_obj, py::handle w_obj, py::handle bias_obj, Pair 
   return y;
 }
 
-py::array backward_data(py::handle dy_obj, py::handle w_obj, std::vector<int64_t> input_shape,
-                        Pair stride, Quad pad, Pair dil, int64_t groups, py::handle out_obj,
-                        py::handle isa_obj) {
+py::array backward_data(py::handle dy_obj, py::handle w_obj, std::vector<int64_t> input_shape, Pair stride,
+                        Quad pad, Pair dil, int64_t groups, py::handle out_obj, py::handle isa_obj) {
   const char* op = "conv2d";
   const Isa isa = isa_arg(op, isa_obj);
   py::array dy = f32_4d(op, "grad_output", dy_obj), w = f32_4d(op, "weight", w_obj);
@@ -126,9 +135,8 @@ py::array backward_data(py::handle dy_obj, py::handle w_obj, std::vector<int64_t
   return dx;
 }
 
-py::array backward_weight(py::handle dy_obj, py::handle x_obj, std::vector<int64_t> weight_shape,
-                          Pair stride, Quad pad, Pair dil, int64_t groups, py::handle out_obj,
-                          py::handle isa_obj) {
+py::array backward_weight(py::handle dy_obj, py::handle x_obj, std::vector<int64_t> weight_shape, Pair stride,
+                          Quad pad, Pair dil, int64_t groups, py::handle out_obj, py::handle isa_obj) {
   const char* op = "conv2d";
   const Isa isa = isa_arg(op, isa_obj);
   py::array dy = f32_4d(op, "grad_output", dy_obj), x = f32_4d(op, "input", x_obj);
@@ -148,7 +156,10 @@ py::array backward_bias(py::handle dy_obj, py::handle out_obj) {
   const char* op = "conv2d";
   py::array dy = f32_4d(op, "grad_output", dy_obj);
   Conv2dShape s;  // only B, OC and the output plane matter: a 1x1 "convolution" of dy's plane
-  s.B = dy.shape(0); s.C = s.OC = dy.shape(1); s.H = dy.shape(2); s.W = dy.shape(3);
+  s.B = dy.shape(0);
+  s.C = s.OC = dy.shape(1);
+  s.H = dy.shape(2);
+  s.W = dy.shape(3);
   py::array db = output(op, out_obj, {s.OC}, {{"grad_output", &dy}});
   const int nt = get_num_threads();
   {
@@ -169,12 +180,12 @@ void bind_conv2d(py::module_& m) {
         "y = act(conv2d(input, weight) + bias); padding is (top, bottom, left, right).");
   m.def("conv2d_backward_data", &backward_data, py::arg("grad_output"), py::arg("weight"),
         py::arg("input_shape"), py::arg("stride") = Pair{1, 1}, py::arg("padding") = Quad{0, 0, 0, 0},
-        py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1, py::arg("out") = none,
-        py::arg("isa") = none, "Gradient of conv2d with respect to its input.");
+        py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1, py::arg("out") = none, py::arg("isa") = none,
+        "Gradient of conv2d with respect to its input.");
   m.def("conv2d_backward_weight", &backward_weight, py::arg("grad_output"), py::arg("input"),
         py::arg("weight_shape"), py::arg("stride") = Pair{1, 1}, py::arg("padding") = Quad{0, 0, 0, 0},
-        py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1, py::arg("out") = none,
-        py::arg("isa") = none, "Gradient of conv2d with respect to its weight, summed over the batch.");
+        py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1, py::arg("out") = none, py::arg("isa") = none,
+        "Gradient of conv2d with respect to its weight, summed over the batch.");
   m.def("conv2d_backward_bias", &backward_bias, py::arg("grad_output"), py::arg("out") = none,
         "Gradient of conv2d with respect to its bias: grad_output summed over batch and pixels.");
 }

@@ -65,7 +65,8 @@ py::array out_checked(const char* op, const std::vector<int64_t>& shape, py::han
   if (out_obj.is_none()) return new_array<float>(shape);
   py::array out = f32_array(op, "out", out_obj);
   require_writeable(op, "out", out);
-  if (shape_of(out) != shape) value_fail(op, "expected out of shape " + shape_str(shape) + ", got " + shape_str(out));
+  if (shape_of(out) != shape)
+    value_fail(op, "expected out of shape " + shape_str(shape) + ", got " + shape_str(out));
   for (const auto& [name, in] : inputs) require_no_overlap(op, "out", out, name, *in);
   return out;
 }
@@ -101,12 +102,12 @@ py::array backward(py::handle dy_obj, py::handle idx_obj, int64_t num_embeddings
   const py::array dy = f32_array(op, "dy", dy_obj);
   const py::array idx = index_array(op, idx_obj);
   std::vector<int64_t> want = shape_of(idx);
-  if (dy.ndim() != idx.ndim() + 1 ||
-      std::vector<int64_t>(dy.shape(), dy.shape() + idx.ndim()) != want) {
+  if (dy.ndim() != idx.ndim() + 1 || std::vector<int64_t>(dy.shape(), dy.shape() + idx.ndim()) != want) {
     value_fail(op, "expected dy of shape indices.shape + (D,) = " + shape_str(want) + " + (D,), got " +
                        shape_str(dy));
   }
-  if (num_embeddings < 0) value_fail(op, "expected num_embeddings >= 0, got " + std::to_string(num_embeddings));
+  if (num_embeddings < 0)
+    value_fail(op, "expected num_embeddings >= 0, got " + std::to_string(num_embeddings));
   EmbeddingArgs a;
   a.v = num_embeddings;
   a.d = dy.shape(dy.ndim() - 1);
@@ -132,8 +133,9 @@ py::array backward(py::handle dy_obj, py::handle idx_obj, int64_t num_embeddings
 }  // namespace
 
 void bind_embedding(py::module_& m) {
-  m.def("embedding_forward", &forward, py::arg("weight"), py::arg("indices"), py::arg("padding_idx") = py::none(),
-        py::arg("out") = py::none(), "weight[indices]; see fastnn.ops.embedding_forward.");
+  m.def("embedding_forward", &forward, py::arg("weight"), py::arg("indices"),
+        py::arg("padding_idx") = py::none(), py::arg("out") = py::none(),
+        "weight[indices]; see fastnn.ops.embedding_forward.");
   m.def("embedding_backward", &backward, py::arg("dy"), py::arg("indices"), py::arg("num_embeddings"),
         py::arg("padding_idx") = py::none(), py::arg("out") = py::none(),
         "The dense (V, D) weight gradient; see fastnn.ops.embedding_backward.");

@@ -78,7 +78,8 @@ py::array operand(const char* op, const char* name, py::handle obj, bool* trans)
     type_fail(op, std::string("expected ") + name + " to be float32, got " + std::string(py::str(x.dtype())));
   }
   if (x.ndim() < 2) {
-    value_fail(op, std::string("expected ") + name + " to have at least 2 dimensions, got shape " + shape_str(x));
+    value_fail(op,
+               std::string("expected ") + name + " to have at least 2 dimensions, got shape " + shape_str(x));
   }
   if (x.flags() & py::array::c_style) return x;
   py::array xt = x.attr("swapaxes")(-1, -2);
@@ -89,9 +90,9 @@ py::array operand(const char* op, const char* name, py::handle obj, bool* trans)
   return py::array::ensure(x, py::array::c_style);
 }
 
-py::array gemm_py(py::handle a_obj, py::handle b_obj, py::handle c_obj, py::handle out_obj,
-                  bool trans_a, bool trans_b, float alpha, float beta, py::handle bias_obj,
-                  py::handle activation, py::handle isa_obj) {
+py::array gemm_py(py::handle a_obj, py::handle b_obj, py::handle c_obj, py::handle out_obj, bool trans_a,
+                  bool trans_b, float alpha, float beta, py::handle bias_obj, py::handle activation,
+                  py::handle isa_obj) {
   const char* op = "gemm";
   const Isa isa = isa_arg(op, isa_obj);
   py::array a = operand(op, "a", a_obj, &trans_a), b = operand(op, "b", b_obj, &trans_b);
@@ -100,17 +101,20 @@ py::array gemm_py(py::handle a_obj, py::handle b_obj, py::handle c_obj, py::hand
   const int64_t M = trans_a ? ac : ar, K = trans_a ? ar : ac;
   const int64_t K2 = trans_b ? bc : br, N = trans_b ? br : bc;
   if (K != K2) {
-    value_fail(op, "expected op(a) (M, K) and op(b) (K, N) to agree on K, got op(a) (" +
-                       std::to_string(M) + ", " + std::to_string(K) + ") and op(b) (" +
-                       std::to_string(K2) + ", " + std::to_string(N) + ")");
+    value_fail(op, "expected op(a) (M, K) and op(b) (K, N) to agree on K, got op(a) (" + std::to_string(M) +
+                       ", " + std::to_string(K) + ") and op(b) (" + std::to_string(K2) + ", " +
+                       std::to_string(N) + ")");
   }
   GemmArgs g;
-  g.M = M; g.N = N; g.K = K;
+  g.M = M;
+  g.N = N;
+  g.K = K;
   gemm_check_sizes(g);  // ValueError on sizes past 32 bits, before anything is allocated
   const auto a_batch = dims(a, 0, a.ndim() - 2), b_batch = dims(b, 0, b.ndim() - 2);
   std::vector<int64_t> batch;
   if (!broadcast(a_batch, b_batch, &batch)) {
-    value_fail(op, "expected broadcastable batch dimensions, got a " + shape_str(a) + " and b " + shape_str(b));
+    value_fail(op,
+               "expected broadcastable batch dimensions, got a " + shape_str(a) + " and b " + shape_str(b));
   }
   std::vector<int64_t> out_shape = batch;
   out_shape.push_back(M);
@@ -158,19 +162,26 @@ py::array gemm_py(py::handle a_obj, py::handle b_obj, py::handle c_obj, py::hand
       value_fail(op, "expected c of shape " + shape_str(out_shape) + " (or broadcastable to it), got " +
                          shape_str(*c));
     }
-    const bool same = c->data() == out.data() && c->ndim() == out.ndim() &&
-                      dims(*c, 0, c->ndim()) == out_shape;
+    const bool same =
+        c->data() == out.data() && c->ndim() == out.ndim() && dims(*c, 0, c->ndim()) == out_shape;
     if (!same) require_no_overlap(op, "out", out, "c", *c);
   } else if (!out_obj.is_none()) {
     c = out;
   }
-  if (beta != 0.0f && !c) value_fail(op, "beta=" + std::to_string(beta) + " needs c (or out) to scale and add");
+  if (beta != 0.0f && !c)
+    value_fail(op, "beta=" + std::to_string(beta) + " needs c (or out) to scale and add");
 
-  g.a = static_cast<const float*>(a.data()); g.lda = ac; g.trans_a = trans_a;
-  g.b = static_cast<const float*>(b.data()); g.ldb = bc; g.trans_b = trans_b;
-  g.out = static_cast<float*>(out.mutable_data()); g.ldc = N;
+  g.a = static_cast<const float*>(a.data());
+  g.lda = ac;
+  g.trans_a = trans_a;
+  g.b = static_cast<const float*>(b.data());
+  g.ldb = bc;
+  g.trans_b = trans_b;
+  g.out = static_cast<float*>(out.mutable_data());
+  g.ldc = N;
   g.c = (c && beta != 0.0f) ? static_cast<const float*>(c->data()) : nullptr;
-  g.alpha = alpha; g.beta = beta;
+  g.alpha = alpha;
+  g.beta = beta;
   g.bias = bias ? static_cast<const float*>(bias->data()) : nullptr;
   g.act = act;
   const auto a_off = batch_offsets(a_batch, batch, M * K);
@@ -191,7 +202,11 @@ py::dict tile_info(const std::string& name) {
   if (!isa_from_name(name, &isa)) value_fail("gemm", "unknown isa '" + name + "'");
   const GemmTile t = gemm_tile(isa);
   py::dict d;
-  d["mr"] = t.mr; d["nr"] = t.nr; d["kc"] = t.kc; d["mc"] = t.mc; d["nc"] = t.nc;
+  d["mr"] = t.mr;
+  d["nr"] = t.nr;
+  d["kc"] = t.kc;
+  d["mc"] = t.mc;
+  d["nc"] = t.nc;
   return d;
 }
 
@@ -199,10 +214,10 @@ py::dict tile_info(const std::string& name) {
 
 void bind_gemm(py::module_& m) {
   m.def("gemm_tile", &tile_info, py::arg("isa"), "Blocking of the gemm micro-kernel for an ISA.");
-  m.def("gemm", &gemm_py, py::arg("a"), py::arg("b"), py::arg("c") = py::none(),
-        py::arg("out") = py::none(), py::arg("trans_a") = false, py::arg("trans_b") = false,
-        py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f, py::arg("bias") = py::none(),
-        py::arg("activation") = py::none(), py::arg("isa") = py::none(),
+  m.def("gemm", &gemm_py, py::arg("a"), py::arg("b"), py::arg("c") = py::none(), py::arg("out") = py::none(),
+        py::arg("trans_a") = false, py::arg("trans_b") = false, py::arg("alpha") = 1.0f,
+        py::arg("beta") = 0.0f, py::arg("bias") = py::none(), py::arg("activation") = py::none(),
+        py::arg("isa") = py::none(),
         "out = act(alpha * op(a) @ op(b) + beta * c + bias); see fastnn.ops.gemm.");
 }
 

@@ -24,8 +24,9 @@ std::vector<int64_t> norm_shape(const char* op, py::handle obj) {
   } else if (py::isinstance<py::sequence>(obj) && !py::isinstance<py::str>(obj)) {
     for (py::handle h : py::reinterpret_borrow<py::sequence>(obj)) {
       if (!py::isinstance<py::int_>(h)) {
-        type_fail(op, "expected normalized_shape to be an int or a sequence of ints, got an element of type " +
-                          std::string(py::str(py::type::of(h).attr("__name__"))));
+        type_fail(op,
+                  "expected normalized_shape to be an int or a sequence of ints, got an element of type " +
+                      std::string(py::str(py::type::of(h).attr("__name__"))));
       }
       s.push_back(h.cast<int64_t>());
     }
@@ -43,8 +44,8 @@ LayerNormArgs rows_of(const char* op, const py::array& x, const std::vector<int6
   bool ok = nd >= k;
   for (int64_t i = 0; ok && i < k; ++i) ok = x.shape(nd - k + i) == ns[i];
   if (!ok) {
-    value_fail(op, "expected x whose trailing dimensions are normalized_shape " + shape_str(ns) + ", got x of shape " +
-                       shape_str(x));
+    value_fail(op, "expected x whose trailing dimensions are normalized_shape " + shape_str(ns) +
+                       ", got x of shape " + shape_str(x));
   }
   LayerNormArgs a;
   a.m = 1;
@@ -53,12 +54,13 @@ LayerNormArgs rows_of(const char* op, const py::array& x, const std::vector<int6
   return a;
 }
 
-const float* param(const char* op, const char* name, py::handle obj, const std::vector<int64_t>& ns, py::array* keep) {
+const float* param(const char* op, const char* name, py::handle obj, const std::vector<int64_t>& ns,
+                   py::array* keep) {
   if (obj.is_none()) return nullptr;
   *keep = f32_array(op, name, obj);
   if (shape_of(*keep) != ns) {
-    value_fail(op, std::string("expected ") + name + " of shape normalized_shape " + shape_str(ns) + ", got " +
-                       shape_str(*keep));
+    value_fail(op, std::string("expected ") + name + " of shape normalized_shape " + shape_str(ns) +
+                       ", got " + shape_str(*keep));
   }
   return static_cast<const float*>(keep->data());
 }
@@ -73,7 +75,8 @@ py::tuple ln_fwd(py::handle x_obj, py::handle ns_obj, py::handle w_obj, py::hand
   py::array w, b;
   a.weight = param(op, "weight", w_obj, ns, &w);
   a.bias = param(op, "bias", b_obj, ns, &b);
-  if (!(eps >= 0.0) || !std::isfinite(eps)) value_fail(op, "expected a finite eps >= 0, got " + std::to_string(eps));
+  if (!(eps >= 0.0) || !std::isfinite(eps))
+    value_fail(op, "expected a finite eps >= 0, got " + std::to_string(eps));
   a.eps = static_cast<float>(eps);
   std::vector<int64_t> stat_shape = shape_of(x);
   for (size_t i = stat_shape.size() - ns.size(); i < stat_shape.size(); ++i) stat_shape[i] = 1;
@@ -91,8 +94,8 @@ py::tuple ln_fwd(py::handle x_obj, py::handle ns_obj, py::handle w_obj, py::hand
   return py::make_tuple(y, mean, rstd);
 }
 
-py::tuple ln_bwd(py::handle dy_obj, py::handle x_obj, py::handle mean_obj, py::handle rstd_obj, py::handle w_obj,
-                 py::handle isa_obj) {
+py::tuple ln_bwd(py::handle dy_obj, py::handle x_obj, py::handle mean_obj, py::handle rstd_obj,
+                 py::handle w_obj, py::handle isa_obj) {
   const char* op = "layer_norm_backward";
   const Isa isa = isa_arg(op, isa_obj);
   py::array dy = f32_array(op, "dy", dy_obj);
@@ -153,8 +156,9 @@ py::tuple ln_bwd(py::handle dy_obj, py::handle x_obj, py::handle mean_obj, py::h
 }  // namespace
 
 void bind_layernorm(py::module_& m) {
-  m.def("layer_norm_forward", &ln_fwd, py::arg("x"), py::arg("normalized_shape"), py::arg("weight") = py::none(),
-        py::arg("bias") = py::none(), py::arg("eps") = 1e-5, py::arg("isa") = py::none(),
+  m.def("layer_norm_forward", &ln_fwd, py::arg("x"), py::arg("normalized_shape"),
+        py::arg("weight") = py::none(), py::arg("bias") = py::none(), py::arg("eps") = 1e-5,
+        py::arg("isa") = py::none(),
         "(y, mean, rstd) of layer norm over the trailing dims; see fastnn.ops.layer_norm_forward.");
   m.def("layer_norm_backward", &ln_bwd, py::arg("dy"), py::arg("x"), py::arg("mean"), py::arg("rstd"),
         py::arg("weight") = py::none(), py::arg("isa") = py::none(),

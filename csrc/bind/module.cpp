@@ -11,9 +11,9 @@
 
 #include "bind/alloc.h"
 #include "bind/arrays.h"
+#include "bind/bindings.h"
 #include "core/cpu.h"
 #include "core/threads.h"
-#include "bind/bindings.h"
 #include "ops/conv2d.h"
 #include "ops/gemm.h"
 
@@ -62,8 +62,8 @@ py::dict build_info() {
   }
   d["gemm_blocking"] = blocking;
   // Winograd F(2x2, 3x3) runs at AVX2 and AVX-512 (csrc/ops/conv2d.h) unless turned off.
-  d["conv2d_winograd"] = conv2d_winograd_enabled() &&
-                         (selected_isa() == Isa::Avx2 || selected_isa() == Isa::Avx512);
+  d["conv2d_winograd"] =
+      conv2d_winograd_enabled() && (selected_isa() == Isa::Avx2 || selected_isa() == Isa::Avx512);
   return d;
 }
 
@@ -80,13 +80,16 @@ PYBIND11_MODULE(_core, m) {
   m.def("cached_bytes", &cached_bytes,
         "Bytes of freed output blocks kept for reuse (arrays of 1 MiB and more).");
   m.def("empty_cache", &empty_cache, "Free the output blocks kept for reuse.");
-  m.def("contention_stats", [] {
-    const ContentionStats s = contention_stats();
-    py::dict d;
-    d["enabled"] = s.enabled, d["preemptions"] = s.preemptions, d["single_regions"] = s.single_regions;
-    return d;
-  }, "Preemptions of kernel threads by other processes seen so far, and the parallel regions run "
-     "on one thread because of them (FASTNN_ADAPTIVE_THREADS=0 turns this off).");
+  m.def(
+      "contention_stats",
+      [] {
+        const ContentionStats s = contention_stats();
+        py::dict d;
+        d["enabled"] = s.enabled, d["preemptions"] = s.preemptions, d["single_regions"] = s.single_regions;
+        return d;
+      },
+      "Preemptions of kernel threads by other processes seen so far, and the parallel regions run "
+      "on one thread because of them (FASTNN_ADAPTIVE_THREADS=0 turns this off).");
   bind_gemm(m);
   bind_pool2d(m);
   bind_act(m);

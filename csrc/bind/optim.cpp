@@ -21,7 +21,8 @@ constexpr size_t kAnyLength = static_cast<size_t>(-1);
 
 std::string type_name(py::handle obj) { return std::string(py::str(py::type::of(obj).attr("__name__"))); }
 
-std::vector<py::array> array_list(const char* op, const char* name, py::handle obj, size_t n, bool writeable) {
+std::vector<py::array> array_list(const char* op, const char* name, py::handle obj, size_t n,
+                                  bool writeable) {
   if (!py::isinstance<py::list>(obj) && !py::isinstance<py::tuple>(obj)) {
     type_fail(op, std::string("expected ") + name + " to be a list of numpy arrays, got " + type_name(obj));
   }
@@ -53,7 +54,7 @@ struct Range {
 
 void require_disjoint(const char* op, std::vector<Range> rs) {
   std::sort(rs.begin(), rs.end(), [](const Range& a, const Range& b) { return a.lo < b.lo; });
-  const Range* far_any = nullptr;   // the earlier range reaching furthest
+  const Range* far_any = nullptr;  // the earlier range reaching furthest
   const Range* far_written = nullptr;
   for (const Range& r : rs) {
     const Range* hit = r.written ? far_any : far_written;
@@ -117,7 +118,8 @@ std::vector<OptimTensor> tensors(const char* op, py::handle params_obj, py::hand
 }
 
 void finite_arg(const char* op, const char* name, double v) {
-  if (!std::isfinite(v)) value_fail(op, std::string("expected a finite ") + name + ", got " + std::to_string(v));
+  if (!std::isfinite(v))
+    value_fail(op, std::string("expected a finite ") + name + ", got " + std::to_string(v));
 }
 
 void sgd(py::handle params, py::handle grads, py::handle bufs, double lr, double momentum, double dampening,
@@ -128,7 +130,8 @@ void sgd(py::handle params, py::handle grads, py::handle bufs, double lr, double
     value_fail(op, "Nesterov momentum requires a momentum and zero dampening, got momentum=" +
                        std::to_string(momentum) + ", dampening=" + std::to_string(dampening));
   }
-  if (momentum != 0 && bufs.is_none()) value_fail(op, "expected momentum_buffers with momentum != 0, got None");
+  if (momentum != 0 && bufs.is_none())
+    value_fail(op, "expected momentum_buffers with momentum != 0, got None");
   std::vector<py::array> keep;
   const std::vector<OptimTensor> ts =
       tensors(op, params, grads, {{"momentum_buffers", momentum != 0 ? bufs : py::none()}}, &keep);
@@ -145,20 +148,21 @@ void sgd(py::handle params, py::handle grads, py::handle bufs, double lr, double
   sgd_step(a, ts, isa, nt);
 }
 
-void adam(py::handle params, py::handle grads, py::handle m, py::handle v, int64_t step, double lr, double beta1,
-          double beta2, double eps, double weight_decay, bool amsgrad, py::handle vmax, bool decoupled, bool maximize,
-          py::handle isa_obj) {
+void adam(py::handle params, py::handle grads, py::handle m, py::handle v, int64_t step, double lr,
+          double beta1, double beta2, double eps, double weight_decay, bool amsgrad, py::handle vmax,
+          bool decoupled, bool maximize, py::handle isa_obj) {
   const char* op = "adam_step";
   const Isa isa = isa_arg(op, isa_obj);
-  if (step < 1) value_fail(op, "expected step >= 1 (the step after incrementing), got " + std::to_string(step));
+  if (step < 1)
+    value_fail(op, "expected step >= 1 (the step after incrementing), got " + std::to_string(step));
   finite_arg(op, "beta1", beta1);
   finite_arg(op, "beta2", beta2);
   if (m.is_none() || v.is_none()) value_fail(op, "expected exp_avgs and exp_avg_sqs lists, got None");
   if (amsgrad && vmax.is_none()) value_fail(op, "expected max_exp_avg_sqs with amsgrad, got None");
   std::vector<py::array> keep;
-  const std::vector<OptimTensor> ts = tensors(
-      op, params, grads, {{"exp_avgs", m}, {"exp_avg_sqs", v}, {"max_exp_avg_sqs", amsgrad ? vmax : py::none()}},
-      &keep);
+  const std::vector<OptimTensor> ts =
+      tensors(op, params, grads,
+              {{"exp_avgs", m}, {"exp_avg_sqs", v}, {"max_exp_avg_sqs", amsgrad ? vmax : py::none()}}, &keep);
   AdamArgs a;
   a.lr = lr;
   a.beta1 = beta1;
@@ -199,7 +203,8 @@ void bind_optim(py::module_& m) {
   m.def("sgd_step", &sgd, py::arg("params"), py::arg("grads"), py::arg("momentum_buffers"), py::arg("lr"),
         py::arg("momentum") = 0.0, py::arg("dampening") = 0.0, py::arg("nesterov") = false,
         py::arg("weight_decay") = 0.0, py::arg("maximize") = false, py::arg("first_step") = false,
-        py::arg("isa") = py::none(), "torch.optim.SGD's update of every param in place; see fastnn.ops.sgd_step.");
+        py::arg("isa") = py::none(),
+        "torch.optim.SGD's update of every param in place; see fastnn.ops.sgd_step.");
   m.def("adam_step", &adam, py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_avg_sqs"),
         py::arg("step"), py::arg("lr") = 1e-3, py::arg("beta1") = 0.9, py::arg("beta2") = 0.999,
         py::arg("eps") = 1e-8, py::arg("weight_decay") = 0.0, py::arg("amsgrad") = false,

@@ -20,8 +20,7 @@ namespace {
 std::string type_name(py::handle obj) { return py::str(py::type::of(obj).attr("__name__")); }
 
 bool is_int(py::handle obj) {  // int or numpy integer, not bool
-  return !py::isinstance<py::bool_>(obj) &&
-         (py::isinstance<py::int_>(obj) || py::hasattr(obj, "__index__"));
+  return !py::isinstance<py::bool_>(obj) && (py::isinstance<py::int_>(obj) || py::hasattr(obj, "__index__"));
 }
 
 // An int (both sides) or a sequence of two ints, as torch's _pair.
@@ -33,7 +32,8 @@ std::pair<int64_t, int64_t> pair_arg(const char* op, const char* name, py::handl
   if (py::isinstance<py::sequence>(obj) && !py::isinstance<py::str>(obj)) {
     py::sequence s = py::reinterpret_borrow<py::sequence>(obj);
     if (s.size() == 2 && is_int(s[0]) && is_int(s[1])) {
-      return {py::object(s[0]).attr("__index__")().cast<int64_t>(), py::object(s[1]).attr("__index__")().cast<int64_t>()};
+      return {py::object(s[0]).attr("__index__")().cast<int64_t>(),
+              py::object(s[1]).attr("__index__")().cast<int64_t>()};
     }
     if (s.size() != 2) {
       value_fail(op, std::string("expected ") + name + " to be an int or a pair of ints, got " +
@@ -62,10 +62,14 @@ py::array nchw(const char* op, const char* name, py::handle obj) {
 Pool2dShape shape_for(const char* op, const int64_t (&nchw)[4], py::handle kernel, py::handle stride,
                       py::handle padding, py::handle dilation, bool ceil_mode) {
   Pool2dShape s;
-  s.N = nchw[0]; s.C = nchw[1]; s.H = nchw[2]; s.W = nchw[3];
+  s.N = nchw[0];
+  s.C = nchw[1];
+  s.H = nchw[2];
+  s.W = nchw[3];
   std::tie(s.KH, s.KW) = pair_arg(op, "kernel_size", kernel);
   if (stride.is_none()) {
-    s.SH = s.KH; s.SW = s.KW;
+    s.SH = s.KH;
+    s.SW = s.KW;
   } else {
     std::tie(s.SH, s.SW) = pair_arg(op, "stride", stride);
   }
@@ -86,15 +90,28 @@ Pool2dShape shape_for(const char* op, const py::array& x, py::handle kernel, py:
 // so that both devices take their output sizes and errors from pool2d_shape.
 py::dict pool_geometry(const std::string& op, py::sequence shape, py::handle kernel, py::handle stride,
                        py::handle padding, py::handle dilation, py::handle ceil_obj) {
-  if (shape.size() != 4) value_fail(op.c_str(), "expected x to be 4-D (N, C, H, W), got " + std::to_string(shape.size()) + " dims");
+  if (shape.size() != 4)
+    value_fail(op.c_str(),
+               "expected x to be 4-D (N, C, H, W), got " + std::to_string(shape.size()) + " dims");
   const int64_t nchw[4] = {shape[0].cast<int64_t>(), shape[1].cast<int64_t>(), shape[2].cast<int64_t>(),
                            shape[3].cast<int64_t>()};
   const Pool2dShape s = shape_for(op.c_str(), nchw, kernel, stride, padding, dilation,
                                   bool_arg(op.c_str(), "ceil_mode", ceil_obj));
   py::dict d;
-  for (auto kv : {std::pair<const char*, int64_t>{"N", s.N}, {"C", s.C}, {"H", s.H}, {"W", s.W}, {"KH", s.KH},
-                  {"KW", s.KW}, {"SH", s.SH}, {"SW", s.SW}, {"PH", s.PH}, {"PW", s.PW}, {"DH", s.DH},
-                  {"DW", s.DW}, {"OH", s.OH}, {"OW", s.OW}})
+  for (auto kv : {std::pair<const char*, int64_t>{"N", s.N},
+                  {"C", s.C},
+                  {"H", s.H},
+                  {"W", s.W},
+                  {"KH", s.KH},
+                  {"KW", s.KW},
+                  {"SH", s.SH},
+                  {"SW", s.SW},
+                  {"PH", s.PH},
+                  {"PW", s.PW},
+                  {"DH", s.DH},
+                  {"DW", s.DW},
+                  {"OH", s.OH},
+                  {"OW", s.OW}})
     d[kv.first] = kv.second;
   return d;
 }
@@ -114,11 +131,13 @@ py::array output(const char* op, const char* name, py::handle obj, const std::ve
                       ", got " + std::string(py::str(a.dtype())));
   }
   if (!(a.flags() & py::array::c_style)) {
-    value_fail(op, std::string("expected ") + name + " to be C-contiguous, got a strided array of shape " + shape_str(a));
+    value_fail(op, std::string("expected ") + name + " to be C-contiguous, got a strided array of shape " +
+                       shape_str(a));
   }
   require_writeable(op, name, a);
   if (shape_of(a) != shape) {
-    value_fail(op, std::string("expected ") + name + " of shape " + shape_str(shape) + ", got " + shape_str(a));
+    value_fail(op,
+               std::string("expected ") + name + " of shape " + shape_str(shape) + ", got " + shape_str(a));
   }
   for (const auto& [in_name, in] : inputs) require_no_overlap(op, name, a, in_name, *in);
   return a;
@@ -126,8 +145,8 @@ py::array output(const char* op, const char* name, py::handle obj, const std::ve
 
 void require_shape(const char* op, const char* name, const py::array& a, const std::vector<int64_t>& shape) {
   if (shape_of(a) != shape) {
-    value_fail(op, std::string("expected ") + name + " of shape " + shape_str(shape) + " (the pooled shape), got " +
-                       shape_str(a));
+    value_fail(op, std::string("expected ") + name + " of shape " + shape_str(shape) +
+                       " (the pooled shape), got " + shape_str(a));
   }
 }
 
@@ -139,7 +158,8 @@ py::tuple max_fwd(py::handle x_obj, py::handle kernel, py::handle stride, py::ha
   const char* op = "max_pool2d_forward";
   const Isa isa = isa_arg(op, isa_obj);
   py::array x = nchw(op, "x", x_obj);
-  const Pool2dShape s = shape_for(op, x, kernel, stride, padding, dilation, bool_arg(op, "ceil_mode", ceil_obj));
+  const Pool2dShape s =
+      shape_for(op, x, kernel, stride, padding, dilation, bool_arg(op, "ceil_mode", ceil_obj));
   py::array y = output<float>(op, "out", out_obj, out_shape(s), {{"x", &x}});
   py::array idx = output<int64_t>(op, "indices", idx_obj, out_shape(s), {{"x", &x}, {"out", &y}});
   const float* xp = static_cast<const float*>(x.data());
@@ -160,7 +180,8 @@ py::array max_bwd(py::handle dy_obj, py::handle x_obj, py::handle idx_obj, py::h
   isa_arg(op, isa_obj);  // validated; the backward scatter is the same on every ISA
   py::array dy = nchw(op, "dy", dy_obj);
   py::array x = nchw(op, "x", x_obj);
-  const Pool2dShape s = shape_for(op, x, kernel, stride, padding, dilation, bool_arg(op, "ceil_mode", ceil_obj));
+  const Pool2dShape s =
+      shape_for(op, x, kernel, stride, padding, dilation, bool_arg(op, "ceil_mode", ceil_obj));
   require_shape(op, "dy", dy, out_shape(s));
   if (!py::isinstance<py::array>(idx_obj)) {
     type_fail(op, "expected indices to be a numpy.ndarray of int64, got " + type_name(idx_obj));
@@ -189,7 +210,8 @@ py::array avg_fwd(py::handle x_obj, py::handle kernel, py::handle stride, py::ha
   const char* op = "avg_pool2d_forward";
   const Isa isa = isa_arg(op, isa_obj);
   py::array x = nchw(op, "x", x_obj);
-  const Pool2dShape s = shape_for(op, x, kernel, stride, padding, py::int_(1), bool_arg(op, "ceil_mode", ceil_obj));
+  const Pool2dShape s =
+      shape_for(op, x, kernel, stride, padding, py::int_(1), bool_arg(op, "ceil_mode", ceil_obj));
   const bool cip = bool_arg(op, "count_include_pad", cip_obj);
   py::array y = output<float>(op, "out", out_obj, out_shape(s), {{"x", &x}});
   const float* xp = static_cast<const float*>(x.data());
@@ -209,7 +231,8 @@ py::array avg_bwd(py::handle dy_obj, py::handle x_obj, py::handle kernel, py::ha
   isa_arg(op, isa_obj);
   py::array dy = nchw(op, "dy", dy_obj);
   py::array x = nchw(op, "x", x_obj);
-  const Pool2dShape s = shape_for(op, x, kernel, stride, padding, py::int_(1), bool_arg(op, "ceil_mode", ceil_obj));
+  const Pool2dShape s =
+      shape_for(op, x, kernel, stride, padding, py::int_(1), bool_arg(op, "ceil_mode", ceil_obj));
   const bool cip = bool_arg(op, "count_include_pad", cip_obj);
   require_shape(op, "dy", dy, out_shape(s));
   py::array dx = output<float>(op, "out", out_obj, shape_of(x), {{"dy", &dy}, {"x", &x}});
@@ -228,7 +251,8 @@ py::array global_fwd(py::handle x_obj, py::handle out_obj) {
   py::array x = nchw(op, "x", x_obj);
   const int64_t N = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
   if (C < 1 || H < 1 || W < 1) {
-    value_fail(op, "expected x of shape (N, C, H, W) with non-zero C, H, W (N may be 0), got " + shape_str(x));
+    value_fail(op,
+               "expected x of shape (N, C, H, W) with non-zero C, H, W (N may be 0), got " + shape_str(x));
   }
   py::array y = output<float>(op, "out", out_obj, {N, C, 1, 1}, {{"x", &x}});
   const float* xp = static_cast<const float*>(x.data());
@@ -247,7 +271,8 @@ py::array global_bwd(py::handle dy_obj, py::handle x_obj, py::handle out_obj) {
   py::array x = nchw(op, "x", x_obj);
   const int64_t N = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
   if (C < 1 || H < 1 || W < 1) {
-    value_fail(op, "expected x of shape (N, C, H, W) with non-zero C, H, W (N may be 0), got " + shape_str(x));
+    value_fail(op,
+               "expected x of shape (N, C, H, W) with non-zero C, H, W (N may be 0), got " + shape_str(x));
   }
   require_shape(op, "dy", dy, {N, C, 1, 1});
   py::array dx = output<float>(op, "out", out_obj, shape_of(x), {{"dy", &dy}, {"x", &x}});

@@ -25,7 +25,8 @@ py::object shaped(const char* op, const char* name, py::handle obj, const std::v
                   bool optional, const char* what) {
   if (obj.is_none()) {
     if (optional) return py::none();
-    type_fail(op, std::string("expected ") + name + " to be a numpy.ndarray of float32 " + what + ", got None");
+    type_fail(op,
+              std::string("expected ") + name + " to be a numpy.ndarray of float32 " + what + ", got None");
   }
   py::array a = f32_array(op, name, obj);
   if (shape_of(a) != shape) {
@@ -54,8 +55,8 @@ struct Inputs {
   py::object h0, c0;
 };
 
-Inputs inputs(const char* op, RnnCell cell, bool reverse, py::handle x_obj, py::handle h0_obj, py::handle c0_obj,
-              py::handle w_ih_obj, py::handle w_hh_obj) {
+Inputs inputs(const char* op, RnnCell cell, bool reverse, py::handle x_obj, py::handle h0_obj,
+              py::handle c0_obj, py::handle w_ih_obj, py::handle w_hh_obj) {
   Inputs in;
   in.x = f32_array(op, "x", x_obj);
   if (in.x.ndim() != 3) value_fail(op, "expected x of 3 dimensions (T, B, I), got shape " + shape_str(in.x));
@@ -80,8 +81,10 @@ Inputs inputs(const char* op, RnnCell cell, bool reverse, py::handle x_obj, py::
   in.w_ih = py::reinterpret_borrow<py::array>(
       shaped(op, "w_ih", w_ih_obj, {G * H, I}, false, ("(" + gh + ", I) with I = x.shape[2]").c_str()));
   in.h0 = shaped(op, "h0", h0_obj, {B, H}, true, "(B, H) or None");
-  if (cell == RnnCell::Lstm) in.c0 = shaped(op, "c0", c0_obj, {B, H}, true, "(B, H) or None");
-  else in.c0 = py::none();
+  if (cell == RnnCell::Lstm)
+    in.c0 = shaped(op, "c0", c0_obj, {B, H}, true, "(B, H) or None");
+  else
+    in.c0 = py::none();
   return in;
 }
 
@@ -98,7 +101,8 @@ py::tuple forward(RnnCell base, const char* op, py::handle x_obj, py::handle h0_
   py::array y = new_array<float>({s.T, s.B, s.H}), h_n = new_array<float>({s.B, s.H});
   py::array c_n = new_array<float>({cell == RnnCell::Lstm ? s.B : 0, s.H});
   py::array ws = new_array<float>({rnn_ws_size(s)});
-  const float *xp = cptr(in.x), *h0p = cptr(in.h0), *c0p = cptr(in.c0), *wip = cptr(in.w_ih), *whp = cptr(in.w_hh);
+  const float *xp = cptr(in.x), *h0p = cptr(in.h0), *c0p = cptr(in.c0), *wip = cptr(in.w_ih),
+              *whp = cptr(in.w_hh);
   const float *bip = cptr(b_ih), *bhp = cptr(b_hh);
   float *yp = mptr(y), *hnp = mptr(h_n), *cnp = cell == RnnCell::Lstm ? mptr(c_n) : nullptr, *wsp = mptr(ws);
   const int nt = get_num_threads();
@@ -111,9 +115,9 @@ py::tuple forward(RnnCell base, const char* op, py::handle x_obj, py::handle h0_
 }
 
 py::tuple backward(RnnCell base, const char* op, py::handle dy_obj, py::handle dh_n_obj, py::handle dc_n_obj,
-                   py::handle x_obj, py::handle h0_obj, py::handle c0_obj, py::handle w_ih_obj, py::handle w_hh_obj,
-                   py::handle y_obj, py::handle ws_obj, const std::string& nonlinearity, bool reverse,
-                   py::handle isa_obj) {
+                   py::handle x_obj, py::handle h0_obj, py::handle c0_obj, py::handle w_ih_obj,
+                   py::handle w_hh_obj, py::handle y_obj, py::handle ws_obj, const std::string& nonlinearity,
+                   bool reverse, py::handle isa_obj) {
   const Isa isa = isa_arg(op, isa_obj);
   const RnnCell cell = cell_of(base, op, nonlinearity);
   const Inputs in = inputs(op, cell, reverse, x_obj, h0_obj, c0_obj, w_ih_obj, w_hh_obj);
@@ -126,9 +130,11 @@ py::tuple backward(RnnCell base, const char* op, py::handle dy_obj, py::handle d
   // y is read as h_{t-1} of steps after the first, and by the RNN's activation gradient.
   const bool y_optional = T == 1 && cell != RnnCell::RnnTanh && cell != RnnCell::RnnRelu;
   const py::object y = shaped(op, "y", y_obj, {T, B, H}, y_optional, "(T, B, H) (the forward's output)");
-  const py::object ws = shaped(op, "ws", ws_obj, {rnn_ws_size(s)}, false,
-                               (std::string("(the workspace of ") + cell_name(cell) + "_forward for these shapes)").c_str());
-  py::array dx = new_array<float>({T, B, I}), dh0 = new_array<float>({B, H}), dc0 = new_array<float>({lstm ? B : 0, H});
+  const py::object ws =
+      shaped(op, "ws", ws_obj, {rnn_ws_size(s)}, false,
+             (std::string("(the workspace of ") + cell_name(cell) + "_forward for these shapes)").c_str());
+  py::array dx = new_array<float>({T, B, I}), dh0 = new_array<float>({B, H}),
+            dc0 = new_array<float>({lstm ? B : 0, H});
   py::array dw_ih = new_array<float>({GH, I}), dw_hh = new_array<float>({GH, H});
   py::array db_ih = new_array<float>({GH}), db_hh = new_array<float>({GH});
   const float *dyp = cptr(dy), *dhnp = cptr(dh_n), *dcnp = cptr(dc_n), *xp = cptr(in.x), *h0p = cptr(in.h0);
@@ -138,8 +144,8 @@ py::tuple backward(RnnCell base, const char* op, py::handle dy_obj, py::handle d
   const int nt = get_num_threads();
   {
     py::gil_scoped_release release;
-    rnn_backward(s, dyp, dhnp, dcnp, xp, h0p, c0p, wip, whp, yp, wsp, dxp, dh0p, dc0p, dwip, dwhp, dbip, dbhp, isa,
-                 nt);
+    rnn_backward(s, dyp, dhnp, dcnp, xp, h0p, c0p, wip, whp, yp, wsp, dxp, dh0p, dc0p, dwip, dwhp, dbip, dbhp,
+                 isa, nt);
   }
   if (lstm) return py::make_tuple(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh);
   return py::make_tuple(dx, dh0, dw_ih, dw_hh, db_ih, db_hh);
@@ -162,8 +168,8 @@ void bind_rnn(py::module_& m) {
       "lstm_backward",
       [](py::handle dy, py::handle dh_n, py::handle dc_n, py::handle x, py::handle h0, py::handle c0,
          py::handle w_ih, py::handle w_hh, py::handle y, py::handle ws, bool reverse, py::handle isa) {
-        return backward(RnnCell::Lstm, "lstm_backward", dy, dh_n, dc_n, x, h0, c0, w_ih, w_hh, y, ws, "", reverse,
-                        isa);
+        return backward(RnnCell::Lstm, "lstm_backward", dy, dh_n, dc_n, x, h0, c0, w_ih, w_hh, y, ws, "",
+                        reverse, isa);
       },
       arg("dy"), arg("dh_n"), arg("dc_n"), arg("x"), arg("h0"), arg("c0"), arg("w_ih"), arg("w_hh"), arg("y"),
       arg("ws"), arg("reverse") = false, arg("isa") = none,
@@ -172,25 +178,27 @@ void bind_rnn(py::module_& m) {
       "gru_forward",
       [](py::handle x, py::handle h0, py::handle w_ih, py::handle w_hh, py::handle b_ih, py::handle b_hh,
          bool reverse, py::handle isa) {
-        return forward(RnnCell::Gru, "gru_forward", x, h0, py::none(), w_ih, w_hh, b_ih, b_hh, "", reverse, isa);
+        return forward(RnnCell::Gru, "gru_forward", x, h0, py::none(), w_ih, w_hh, b_ih, b_hh, "", reverse,
+                       isa);
       },
-      arg("x"), arg("h0"), arg("w_ih"), arg("w_hh"), arg("b_ih") = none, arg("b_hh") = none, arg("reverse") = false,
-      arg("isa") = none, "(y, h_n, ws); see fastnn.ops.gru_forward.");
+      arg("x"), arg("h0"), arg("w_ih"), arg("w_hh"), arg("b_ih") = none, arg("b_hh") = none,
+      arg("reverse") = false, arg("isa") = none, "(y, h_n, ws); see fastnn.ops.gru_forward.");
   m.def(
       "gru_backward",
       [](py::handle dy, py::handle dh_n, py::handle x, py::handle h0, py::handle w_ih, py::handle w_hh,
          py::handle y, py::handle ws, bool reverse, py::handle isa) {
-        return backward(RnnCell::Gru, "gru_backward", dy, dh_n, py::none(), x, h0, py::none(), w_ih, w_hh, y, ws, "",
-                        reverse, isa);
+        return backward(RnnCell::Gru, "gru_backward", dy, dh_n, py::none(), x, h0, py::none(), w_ih, w_hh, y,
+                        ws, "", reverse, isa);
       },
       arg("dy"), arg("dh_n"), arg("x"), arg("h0"), arg("w_ih"), arg("w_hh"), arg("y"), arg("ws"),
-      arg("reverse") = false, arg("isa") = none, "(dx, dh0, dw_ih, dw_hh, db_ih, db_hh); see fastnn.ops.gru_backward.");
+      arg("reverse") = false, arg("isa") = none,
+      "(dx, dh0, dw_ih, dw_hh, db_ih, db_hh); see fastnn.ops.gru_backward.");
   m.def(
       "rnn_forward",
       [](py::handle x, py::handle h0, py::handle w_ih, py::handle w_hh, py::handle b_ih, py::handle b_hh,
          const std::string& nonlinearity, bool reverse, py::handle isa) {
-        return forward(RnnCell::RnnTanh, "rnn_forward", x, h0, py::none(), w_ih, w_hh, b_ih, b_hh, nonlinearity,
-                       reverse, isa);
+        return forward(RnnCell::RnnTanh, "rnn_forward", x, h0, py::none(), w_ih, w_hh, b_ih, b_hh,
+                       nonlinearity, reverse, isa);
       },
       arg("x"), arg("h0"), arg("w_ih"), arg("w_hh"), arg("b_ih") = none, arg("b_hh") = none,
       arg("nonlinearity") = "tanh", arg("reverse") = false, arg("isa") = none,
@@ -199,8 +207,8 @@ void bind_rnn(py::module_& m) {
       "rnn_backward",
       [](py::handle dy, py::handle dh_n, py::handle x, py::handle h0, py::handle w_ih, py::handle w_hh,
          py::handle y, py::handle ws, const std::string& nonlinearity, bool reverse, py::handle isa) {
-        return backward(RnnCell::RnnTanh, "rnn_backward", dy, dh_n, py::none(), x, h0, py::none(), w_ih, w_hh, y, ws,
-                        nonlinearity, reverse, isa);
+        return backward(RnnCell::RnnTanh, "rnn_backward", dy, dh_n, py::none(), x, h0, py::none(), w_ih, w_hh,
+                        y, ws, nonlinearity, reverse, isa);
       },
       arg("dy"), arg("dh_n"), arg("x"), arg("h0"), arg("w_ih"), arg("w_hh"), arg("y"), arg("ws"),
       arg("nonlinearity") = "tanh", arg("reverse") = false, arg("isa") = none,

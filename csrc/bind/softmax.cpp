@@ -23,7 +23,8 @@ py::array out_checked(const char* op, const std::vector<int64_t>& shape, py::han
   if (out_obj.is_none()) return new_array<float>(shape);
   py::array out = f32_array(op, "out", out_obj);
   require_writeable(op, "out", out);
-  if (shape_of(out) != shape) value_fail(op, "expected out of shape " + shape_str(shape) + ", got " + shape_str(out));
+  if (shape_of(out) != shape)
+    value_fail(op, "expected out of shape " + shape_str(shape) + ", got " + shape_str(out));
   for (const auto& [name, in] : inputs) require_no_overlap(op, "out", out, name, *in);
   return out;
 }
@@ -39,9 +40,12 @@ SoftmaxShape shape_for(const char* op, const py::array& x, int64_t dim) {
   SoftmaxShape s;
   for (int64_t i = 0; i < nd; ++i) {
     const int64_t n = x.shape(i);
-    if (i < dim) s.outer *= n;
-    else if (i == dim) s.n = n;
-    else s.inner *= n;
+    if (i < dim)
+      s.outer *= n;
+    else if (i == dim)
+      s.n = n;
+    else
+      s.inner *= n;
   }
   return s;
 }
@@ -84,8 +88,9 @@ py::array softmax_bwd(const char* op, bool log, py::handle dy_obj, py::handle y_
 }
 
 // logits (N, C), target int64 (N,), weight None or float32 (C,), label smoothing in [0, 1].
-CrossEntropyArgs ce_args(const char* op, const py::array& logits, py::handle target_obj, py::handle weight_obj,
-                         int64_t ignore_index, double smoothing, py::array* target, py::array* weight) {
+CrossEntropyArgs ce_args(const char* op, const py::array& logits, py::handle target_obj,
+                         py::handle weight_obj, int64_t ignore_index, double smoothing, py::array* target,
+                         py::array* weight) {
   if (logits.ndim() != 2) {
     value_fail(op, "expected logits of shape (N, C), got " + shape_str(logits));
   }
@@ -136,7 +141,8 @@ py::tuple ce_fwd(py::handle logits_obj, py::handle target_obj, py::handle weight
   const Isa isa = isa_arg(op, isa_obj);
   py::array logits = f32_array(op, "logits", logits_obj);
   py::array target, weight;
-  const CrossEntropyArgs a = ce_args(op, logits, target_obj, weight_obj, ignore_index, smoothing, &target, &weight);
+  const CrossEntropyArgs a =
+      ce_args(op, logits, target_obj, weight_obj, ignore_index, smoothing, &target, &weight);
   py::array_t<double> loss(a.N), wt(a.N);
   double* lp = loss.mutable_data();
   double* wp = wt.mutable_data();
@@ -154,7 +160,8 @@ py::array ce_bwd(py::handle logits_obj, py::handle target_obj, py::handle weight
   const Isa isa = isa_arg(op, isa_obj);
   py::array logits = f32_array(op, "logits", logits_obj);
   py::array target, weight;
-  const CrossEntropyArgs a = ce_args(op, logits, target_obj, weight_obj, ignore_index, smoothing, &target, &weight);
+  const CrossEntropyArgs a =
+      ce_args(op, logits, target_obj, weight_obj, ignore_index, smoothing, &target, &weight);
   py::array scale = f32_array(op, "scale", scale_obj);
   if (scale.ndim() != 1 || scale.shape(0) != a.N) {
     value_fail(op, "expected scale of shape (" + std::to_string(a.N) + ",), got " + shape_str(scale));
@@ -173,22 +180,34 @@ py::array ce_bwd(py::handle logits_obj, py::handle target_obj, py::handle weight
 }  // namespace
 
 void bind_softmax(py::module_& m) {
-  m.def("softmax_forward", [](py::handle x, int64_t dim, py::handle out, py::handle isa) {
-          return softmax_fwd("softmax_forward", false, x, dim, out, isa);
-        }, py::arg("x"), py::arg("dim") = -1, py::arg("out") = py::none(), py::arg("isa") = py::none(),
-        "softmax of x along dim; see fastnn.ops.softmax_forward.");
-  m.def("log_softmax_forward", [](py::handle x, int64_t dim, py::handle out, py::handle isa) {
-          return softmax_fwd("log_softmax_forward", true, x, dim, out, isa);
-        }, py::arg("x"), py::arg("dim") = -1, py::arg("out") = py::none(), py::arg("isa") = py::none(),
-        "log_softmax of x along dim; see fastnn.ops.log_softmax_forward.");
-  m.def("softmax_backward", [](py::handle dy, py::handle y, int64_t dim, py::handle out, py::handle isa) {
-          return softmax_bwd("softmax_backward", false, dy, y, dim, out, isa);
-        }, py::arg("dy"), py::arg("y"), py::arg("dim") = -1, py::arg("out") = py::none(), py::arg("isa") = py::none(),
-        "dx of softmax from dy and the forward's output y.");
-  m.def("log_softmax_backward", [](py::handle dy, py::handle y, int64_t dim, py::handle out, py::handle isa) {
-          return softmax_bwd("log_softmax_backward", true, dy, y, dim, out, isa);
-        }, py::arg("dy"), py::arg("y"), py::arg("dim") = -1, py::arg("out") = py::none(), py::arg("isa") = py::none(),
-        "dx of log_softmax from dy and the forward's output y.");
+  m.def(
+      "softmax_forward",
+      [](py::handle x, int64_t dim, py::handle out, py::handle isa) {
+        return softmax_fwd("softmax_forward", false, x, dim, out, isa);
+      },
+      py::arg("x"), py::arg("dim") = -1, py::arg("out") = py::none(), py::arg("isa") = py::none(),
+      "softmax of x along dim; see fastnn.ops.softmax_forward.");
+  m.def(
+      "log_softmax_forward",
+      [](py::handle x, int64_t dim, py::handle out, py::handle isa) {
+        return softmax_fwd("log_softmax_forward", true, x, dim, out, isa);
+      },
+      py::arg("x"), py::arg("dim") = -1, py::arg("out") = py::none(), py::arg("isa") = py::none(),
+      "log_softmax of x along dim; see fastnn.ops.log_softmax_forward.");
+  m.def(
+      "softmax_backward",
+      [](py::handle dy, py::handle y, int64_t dim, py::handle out, py::handle isa) {
+        return softmax_bwd("softmax_backward", false, dy, y, dim, out, isa);
+      },
+      py::arg("dy"), py::arg("y"), py::arg("dim") = -1, py::arg("out") = py::none(),
+      py::arg("isa") = py::none(), "dx of softmax from dy and the forward's output y.");
+  m.def(
+      "log_softmax_backward",
+      [](py::handle dy, py::handle y, int64_t dim, py::handle out, py::handle isa) {
+        return softmax_bwd("log_softmax_backward", true, dy, y, dim, out, isa);
+      },
+      py::arg("dy"), py::arg("y"), py::arg("dim") = -1, py::arg("out") = py::none(),
+      py::arg("isa") = py::none(), "dx of log_softmax from dy and the forward's output y.");
   m.def("cross_entropy_rows", &ce_fwd, py::arg("logits"), py::arg("target"), py::arg("weight") = py::none(),
         py::arg("ignore_index") = -100, py::arg("label_smoothing") = 0.0, py::arg("isa") = py::none(),
         "(loss, weight) per row, float64: the fused log-softmax + NLL of (N, C) logits.");

@@ -23,9 +23,8 @@ bool cpu_has_avx2() {
 bool cpu_has_avx512() {
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
   // The AVX-512 translation units are compiled for the Skylake-SP subset (F, DQ, BW, VL).
-  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
-         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vl");
+  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
 #else
   return false;
 #endif
@@ -133,9 +132,12 @@ const CpuCaches& cpu_caches() {
 
 const char* isa_name(Isa isa) {
   switch (isa) {
-    case Isa::Avx2: return "avx2";
-    case Isa::Avx512: return "avx512";
-    default: return "default";
+    case Isa::Avx2:
+      return "avx2";
+    case Isa::Avx512:
+      return "avx512";
+    default:
+      return "default";
   }
 }
 
@@ -152,22 +154,29 @@ bool isa_from_name(const std::string& name, Isa* out) {
 bool isa_compiled(Isa isa) {
   switch (isa) {
 #ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2: return true;
+    case Isa::Avx2:
+      return true;
 #endif
 #ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512: return true;
+    case Isa::Avx512:
+      return true;
 #endif
-    case Isa::Default: return true;
-    default: return false;
+    case Isa::Default:
+      return true;
+    default:
+      return false;
   }
 }
 
 bool isa_supported(Isa isa) {
   if (!isa_compiled(isa)) return false;
   switch (isa) {
-    case Isa::Avx2: return cpu_has_avx2();
-    case Isa::Avx512: return cpu_has_avx512();
-    default: return true;
+    case Isa::Avx2:
+      return cpu_has_avx2();
+    case Isa::Avx512:
+      return cpu_has_avx512();
+    default:
+      return true;
   }
 }
 

@@ -15,10 +15,10 @@ constexpr int kNumIsa = 3;
 
 const char* isa_name(Isa isa);
 bool isa_from_name(const std::string& name, Isa* out);  // false if the name is unknown
-bool isa_compiled(Isa isa);   // a kernel set for it is in this build
-bool isa_supported(Isa isa);  // compiled in and this CPU can run it
-Isa best_isa();               // best supported, ignoring the environment
-Isa selected_isa();           // what kernels use: best_isa() lowered by FASTNN_CPU_CAPABILITY
+bool isa_compiled(Isa isa);                             // a kernel set for it is in this build
+bool isa_supported(Isa isa);                            // compiled in and this CPU can run it
+Isa best_isa();                                         // best supported, ignoring the environment
+Isa selected_isa();  // what kernels use: best_isa() lowered by FASTNN_CPU_CAPABILITY
 // Text of a problem with FASTNN_CPU_CAPABILITY (unknown name, or above what the CPU supports);
 // empty when there is none. The Python package turns it into a warning at import.
 const std::string& isa_env_warning();

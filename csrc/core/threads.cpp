@@ -70,13 +70,14 @@ thread_local unsigned t_generation = ~0u;
 
 // Contention (threads.h): the last two preemptions seen and the counters behind contention_stats.
 constexpr int64_t kContentionWindowNs = 50'000'000;  // 50 ms
-constexpr int64_t kCheckIntervalNs = 1'000'000;       // a thread asks the OS at most once a ms
+constexpr int64_t kCheckIntervalNs = 1'000'000;      // a thread asks the OS at most once a ms
 std::atomic<int64_t> g_last_preempt_ns{INT64_MIN / 2}, g_prev_preempt_ns{INT64_MIN / 2};
 std::atomic<long long> g_preemptions{0}, g_single_regions{0};
 
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch()).count();
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 bool adaptive_enabled() {

@@ -2,9 +2,9 @@
 //
 // The count starts from FASTNN_NUM_THREADS, then OMP_NUM_THREADS, then the number of cores,
 // and is passed to each parallel region explicitly; a lower omp_set_num_threads limit in the
-// calling thread (threadpoolctl) caps it, and a forked child runs single-threaded. Kernels split work over outputs with a
-// static, thread-count-independent blocking, so results never depend on the count.
-// Without OpenMP everything runs on the calling thread and the count is 1.
+// calling thread (threadpoolctl) caps it, and a forked child runs single-threaded. Kernels split work over
+// outputs with a static, thread-count-independent blocking, so results never depend on the count. Without
+// OpenMP everything runs on the calling thread and the count is 1.
 #pragma once
 #ifdef _OPENMP
 #include <omp.h>
@@ -12,12 +12,12 @@
 
 namespace fastnn {
 
-int get_num_threads();         // the count, lowered by the calling thread's omp_set_num_threads
+int get_num_threads();        // the count, lowered by the calling thread's omp_set_num_threads
 void set_num_threads(int n);  // n >= 1; throws std::invalid_argument otherwise
 bool forked_child();          // forked after kernels ran threaded: single-threaded from then on
 bool openmp_enabled();
-int openmp_version();             // _OPENMP (yyyymm), 0 without OpenMP
-const char* openmp_library();     // file name of the OpenMP runtime, "" if unknown
+int openmp_version();          // _OPENMP (yyyymm), 0 without OpenMP
+const char* openmp_library();  // file name of the OpenMP runtime, "" if unknown
 
 // Cores taken by other processes. A parallel region waits for its slowest thread, and the
 // kernels' static splits and barriers wait for every thread at each step: when another process
@@ -31,8 +31,8 @@ const char* openmp_library();     // file name of the OpenMP runtime, "" if unkn
 int contention_threads(int nthreads);  // nthreads, or 1 while cores are seen taken
 void contention_check();               // the calling thread's preemptions since its last check
 struct ContentionStats {
-  long long preemptions = 0;      // involuntary switches seen in regions' threads
-  long long single_regions = 0;   // regions run on one thread because of them
+  long long preemptions = 0;     // involuntary switches seen in regions' threads
+  long long single_regions = 0;  // regions run on one thread because of them
   bool enabled = true;
 };
 ContentionStats contention_stats();

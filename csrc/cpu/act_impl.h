@@ -45,7 +45,7 @@ inline float sel(bool c, float a, float b) {
 inline float exp_f(float x) {
   float xc = sel(x > 88.0f, 88.0f, x);  // NaN passes through
   xc = sel(xc < -87.0f, -87.0f, xc);
-  const float magic = 12582912.0f;                                 // 1.5 * 2^23: rounds to int
+  const float magic = 12582912.0f;  // 1.5 * 2^23: rounds to int
   float n = (xc * 1.44269504088896341f + magic) - magic;
   n = sel(xc == xc, n, 0.0f);  // NaN: keep the int conversion defined; r carries the NaN
   // ln 2 in two parts (the first with 16 bits, so n * it is exact); e^r = 1 + r + r^2 Q(r) with
@@ -59,7 +59,7 @@ inline float exp_f(float x) {
   const float p = q * r * r + r + 1.0f;
   float y = p * bits_to_float((static_cast<int32_t>(n) + 127) << 23);
   y = sel(x > 88.7228391f, __builtin_inff(), y);  // overflow and underflow, as expf gives them
-  y = sel(x < -87.3365448f, 0.0f, y);            // (0 instead of a denormal below FLT_MIN)
+  y = sel(x < -87.3365448f, 0.0f, y);             // (0 instead of a denormal below FLT_MIN)
   return y;
 }
 
@@ -108,7 +108,7 @@ inline float erfc_f(float x) {
 }
 
 constexpr float kInvSqrt2 = 0.70710678118654752f;
-constexpr float kInvSqrt2Pi = 0.39894228040143268f;  // 1 / sqrt(2 pi)
+constexpr float kInvSqrt2Pi = 0.39894228040143268f;   // 1 / sqrt(2 pi)
 constexpr float kSqrt2OverPi = 0.79788456080286536f;  // sqrt(2 / pi)
 constexpr float kGeluK = 0.044715f;
 
@@ -135,8 +135,10 @@ inline void act_forward_impl(const ActArgs& a, const float* x, float* y, int64_t
         return sel(v > 0.0f, v, neg);
       });
     }
-    case ActKind::Sigmoid: return map1(x, y, n, [](float v) { return sigmoid_f(v); });
-    case ActKind::Tanh: return map1(x, y, n, [](float v) { return tanh_f(v); });
+    case ActKind::Sigmoid:
+      return map1(x, y, n, [](float v) { return sigmoid_f(v); });
+    case ActKind::Tanh:
+      return map1(x, y, n, [](float v) { return tanh_f(v); });
     case ActKind::Gelu:  // x * Phi(x), Phi(x) = erfc(-x / sqrt 2) / 2
       return map1(x, y, n, [](float v) { return 0.5f * v * erfc_f(-v * kInvSqrt2); });
     case ActKind::GeluTanh:  // x/2 (1 + tanh u) = x * sigmoid(2u), u = sqrt(2/pi)(x + k x^3)
@@ -147,8 +149,7 @@ inline void act_forward_impl(const ActArgs& a, const float* x, float* y, int64_t
   }
 }
 
-inline void act_backward_impl(const ActArgs& a, const float* dy, const float* xy, float* dx,
-                              int64_t n) {
+inline void act_backward_impl(const ActArgs& a, const float* dy, const float* xy, float* dx, int64_t n) {
   switch (a.kind) {
     case ActKind::Relu:  // torch's threshold_backward: x <= 0 ? 0 : dy (NaN x passes dy)
       return map2(dy, xy, dx, n, [](float g, float v) { return v <= 0.0f ? 0.0f : g; });

@@ -9,7 +9,7 @@ void attention_forward_default(const AttentionArgs& a, float* out, float* lse, i
 }
 
 void attention_backward_default(const AttentionArgs& a, const float* dout, const float* out, const float* lse,
-                               float* dq, float* dk, float* dv, int64_t p0, int64_t p1) {
+                                float* dq, float* dk, float* dv, int64_t p0, int64_t p1) {
   attention_backward_tiles<PortableKernels>(a, dout, out, lse, dq, dk, dv, p0, p1);
 }
 

@@ -105,12 +105,12 @@ template <class UK>
 void attention_forward_tiles(const AttentionArgs& a, float* out, float* lse, int64_t w0, int64_t w1) {
   const int64_t D = a.D, DV = a.DV, nqb = (a.L + QB - 1) / QB;
   std::vector<float> buf(static_cast<size_t>((D + DV + kAttnBK + 5) * QB));
-  float* qt = buf.data();         // D x QB
-  float* ot = qt + D * QB;        // DV x QB: the output tile, key-summed, transposed
-  float* st = ot + DV * QB;       // kAttnBK x QB: scores, then probabilities
-  float* m = st + kAttnBK * QB;   // running max per query
-  float* l = m + QB;              // running sum per query
-  float* mt = l + QB;             // this tile's max, then the shift used
+  float* qt = buf.data();        // D x QB
+  float* ot = qt + D * QB;       // DV x QB: the output tile, key-summed, transposed
+  float* st = ot + DV * QB;      // kAttnBK x QB: scores, then probabilities
+  float* m = st + kAttnBK * QB;  // running max per query
+  float* l = m + QB;             // running sum per query
+  float* mt = l + QB;            // this tile's max, then the shift used
   float* lsum = mt + QB;
   float* alpha = lsum + QB;
   for (int64_t w = w0; w < w1; ++w) {
@@ -182,7 +182,6 @@ void attention_forward_tiles(const AttentionArgs& a, float* out, float* lse, int
   }
 }
 
-
 // Backward of the (b, h) pairs [p0, p1), key blocks outer: a key block's dk, dv are summed over
 // every query block in a tile buffer (race-free: the pair is this thread's), dq over every key
 // block in a transposed (D x L) buffer; all sums run in a fixed order.
@@ -192,15 +191,15 @@ void attention_backward_tiles(const AttentionArgs& a, const float* dout, const f
   const int64_t D = a.D, DV = a.DV, L = a.L, S = a.S, Lp = (L + QB - 1) / QB * QB;
   constexpr int KB = kAttnBK;
   std::vector<float> buf(static_cast<size_t>((2 * D + DV + 2) * Lp + 2 * KB * QB + KB * (D + DV)));
-  float* qt = buf.data();       // D x Lp: scale * q transposed (zero lanes past L)
-  float* dot = qt + D * Lp;     // DV x Lp: dout transposed
-  float* dqt = dot + DV * Lp;   // D x Lp: sum_j ds_ij k_j, transposed
-  float* lsev = dqt + D * Lp;   // Lp: lse
-  float* dv_i = lsev + Lp;      // Lp: D_i = dout_i . out_i
-  float* st = dv_i + Lp;        // KB x QB: scores, then p
-  float* dpt = st + KB * QB;    // KB x QB: dout . v, then ds
-  float* dkb = dpt + KB * QB;   // KB x D
-  float* dvb = dkb + KB * D;    // KB x DV
+  float* qt = buf.data();      // D x Lp: scale * q transposed (zero lanes past L)
+  float* dot = qt + D * Lp;    // DV x Lp: dout transposed
+  float* dqt = dot + DV * Lp;  // D x Lp: sum_j ds_ij k_j, transposed
+  float* lsev = dqt + D * Lp;  // Lp: lse
+  float* dv_i = lsev + Lp;     // Lp: D_i = dout_i . out_i
+  float* st = dv_i + Lp;       // KB x QB: scores, then p
+  float* dpt = st + KB * QB;   // KB x QB: dout . v, then ds
+  float* dkb = dpt + KB * QB;  // KB x D
+  float* dvb = dkb + KB * D;   // KB x DV
   for (int64_t bh = p0; bh < p1; ++bh) {
     const int64_t b = bh / a.NH, h = bh % a.NH;
     const float* qb = a.q + bh * L * D;
@@ -242,10 +241,11 @@ void attention_backward_tiles(const AttentionArgs& a, const float* dout, const f
           UK::gemm(jn, QB, D, kb + j0 * D, D, 1, qt + i0, Lp, st, QB, false);  // the forward's scores
         }
         mask_tile(a, b, h, i0, iN, j0, jn, st);
-        UK::exp_tile(st, jn, lsev + i0, nullptr);                             // p = exp(s - lse)
+        UK::exp_tile(st, jn, lsev + i0, nullptr);  // p = exp(s - lse)
         if (diag) {
           for (int o = 0; o < KB; o += SW) {
-            UK::gemm(SW, QB - o, DV, vb + (j0 + o) * DV, DV, 1, dot + i0 + o, Lp, dpt + o * QB + o, QB, false);
+            UK::gemm(SW, QB - o, DV, vb + (j0 + o) * DV, DV, 1, dot + i0 + o, Lp, dpt + o * QB + o, QB,
+                     false);
             for (int j = o; j < o + SW; ++j)
               for (int i = 0; i < o; ++i) dpt[j * QB + i] = 0.0f;  // hidden: p = 0, ds = 0
           }
@@ -262,9 +262,9 @@ void attention_backward_tiles(const AttentionArgs& a, const float* dout, const f
             UK::gemm(D, SW, o + SW, kb + j0 * D, 1, D, dpt + o, QB, dqt + i0 + o, Lp, true);
           }
         } else {
-          UK::gemm(jn, DV, iN, st, QB, 1, gb + i0 * DV, DV, dvb, DV, true);    // dv_j += p^T dout
-          UK::gemm(jn, D, iN, dpt, QB, 1, qb + i0 * D, D, dkb, D, true);       // dk_j += ds^T q
-          UK::gemm(D, QB, jn, kb + j0 * D, 1, D, dpt, QB, dqt + i0, Lp, true); // dq^T += k^T ds^T
+          UK::gemm(jn, DV, iN, st, QB, 1, gb + i0 * DV, DV, dvb, DV, true);     // dv_j += p^T dout
+          UK::gemm(jn, D, iN, dpt, QB, 1, qb + i0 * D, D, dkb, D, true);        // dk_j += ds^T q
+          UK::gemm(D, QB, jn, kb + j0 * D, 1, D, dpt, QB, dqt + i0, Lp, true);  // dq^T += k^T ds^T
         }
       }
       float* dkr = dk + (bh * S + j0) * D;

@@ -40,20 +40,24 @@ double bn_sum_cpu(const float* x, int64_t runs, int64_t hw, int64_t stride) {
   double s = 0;
   for (int64_t r = 0; r < runs; ++r) {
     const float* __restrict p = x + r * stride;
-    chunked<1>(hw, [&](int64_t i, int l, float (*acc)[kLanes]) { acc[0][l] += p[i]; }, &s);
+    chunked<1>(hw, [&](int64_t i, int l, float(*acc)[kLanes]) { acc[0][l] += p[i]; }, &s);
   }
   return s;
 }
 
-void bn_dev_sums_cpu(const float* x, float m, int64_t runs, int64_t hw, int64_t stride, double* s1, double* s2) {
+void bn_dev_sums_cpu(const float* x, float m, int64_t runs, int64_t hw, int64_t stride, double* s1,
+                     double* s2) {
   double s[2] = {0, 0};
   for (int64_t r = 0; r < runs; ++r) {
     const float* __restrict p = x + r * stride;
-    chunked<2>(hw, [&](int64_t i, int l, float (*acc)[kLanes]) {
-      const float d = p[i] - m;
-      acc[0][l] += d;
-      acc[1][l] += d * d;
-    }, s);
+    chunked<2>(
+        hw,
+        [&](int64_t i, int l, float(*acc)[kLanes]) {
+          const float d = p[i] - m;
+          acc[0][l] += d;
+          acc[1][l] += d * d;
+        },
+        s);
   }
   *s1 = s[0];
   *s2 = s[1];
@@ -65,10 +69,13 @@ void bn_bwd_sums_cpu(const float* dy, const float* x, float m, int64_t runs, int
   for (int64_t r = 0; r < runs; ++r) {
     const float* __restrict g = dy + r * stride;
     const float* __restrict p = x + r * stride;
-    chunked<2>(hw, [&](int64_t i, int l, float (*acc)[kLanes]) {
-      acc[0][l] += g[i];
-      acc[1][l] += (p[i] - m) * g[i];
-    }, s);
+    chunked<2>(
+        hw,
+        [&](int64_t i, int l, float(*acc)[kLanes]) {
+          acc[0][l] += g[i];
+          acc[1][l] += (p[i] - m) * g[i];
+        },
+        s);
   }
   *sdy = s[0];
   *dot = s[1];

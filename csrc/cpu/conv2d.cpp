@@ -26,8 +26,7 @@ void valid_cols(const Conv2dShape& s, int64_t kw, int64_t* lo, int64_t* hi) {
 }
 
 // Output rows [r0, r1) of the block [oh0, oh0 + noh) that read inside the image for kernel row kh.
-void valid_rows(const Conv2dShape& s, int64_t kh, int64_t oh0, int64_t noh, int64_t* r0,
-                int64_t* r1) {
+void valid_rows(const Conv2dShape& s, int64_t kh, int64_t oh0, int64_t noh, int64_t* r0, int64_t* r1) {
   int64_t lo, hi;
   valid_range(s.OH(), s.SH, kh * s.DH - s.PT, s.H, &lo, &hi);
   *r0 = std::clamp(lo, oh0, oh0 + noh);
@@ -50,8 +49,8 @@ bool is_flat(const Conv2dShape& s) { return s.SW == 1 && s.SH == 1 && s.OW() == 
 
 }  // namespace
 
-void conv2d_im2col(const Conv2dShape& s, const float* x, int64_t g, int64_t oh0, int64_t noh,
-                   float* col, int64_t ldcol) {
+void conv2d_im2col(const Conv2dShape& s, const float* x, int64_t g, int64_t oh0, int64_t noh, float* col,
+                   int64_t ldcol) {
   const int64_t OW = s.OW(), Cg = s.Cg();
   const bool flat = is_flat(s);
   const float* xg = x + g * Cg * s.H * s.W;
@@ -98,8 +97,8 @@ void conv2d_im2col(const Conv2dShape& s, const float* x, int64_t g, int64_t oh0,
   }
 }
 
-void conv2d_col2im(const Conv2dShape& s, float* col, int64_t ldcol, int64_t g, int64_t oh0,
-                   int64_t noh, float* dx) {
+void conv2d_col2im(const Conv2dShape& s, float* col, int64_t ldcol, int64_t g, int64_t oh0, int64_t noh,
+                   float* dx) {
   const int64_t OW = s.OW(), Cg = s.Cg();
   const bool flat = is_flat(s);
   float* dxg = dx + g * Cg * s.H * s.W;

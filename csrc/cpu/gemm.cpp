@@ -3,8 +3,8 @@
 //
 // 4 rows x 8 columns = 8 SSE accumulators. Written as plain loops with compile-time bounds so
 // the compiler keeps the tile in registers; the column tail runs a bounded loop instead.
-#include "cpu/gemm_driver.h"
 #include "ops/gemm.h"
+#include "cpu/gemm_driver.h"
 
 namespace fastnn {
 namespace {
@@ -27,8 +27,8 @@ struct Ukr {
   }
 
   template <int mr>
-  static void tile(int kc, const float* a, const float* b, int64_t ldbk, int nr,
-                   const TileOut& o, const Epilogue& e) {
+  static void tile(int kc, const float* a, const float* b, int64_t ldbk, int nr, const TileOut& o,
+                   const Epilogue& e) {
     float acc[mr][NR] = {};
     if (nr == NR) {
       for (int k = 0; k < kc; ++k, a += MR, b += ldbk)
@@ -68,8 +68,8 @@ void gemm_default(const GemmArgs& g, int nthreads) { GemmDriver<Ukr>::run(g, nth
 void gemm_pack_b_default(const float* b, int64_t ldb, bool trans_b, int64_t K, int64_t N, float* dst) {
   GemmDriver<Ukr>::pack_b_full(b, ldb, trans_b, K, N, dst);
 }
-void gemm_pack_a_default(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0, int64_t k1,
-                        float* dst) {
+void gemm_pack_a_default(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0,
+                         int64_t k1, float* dst) {
   GemmDriver<Ukr>::pack_a_full(a, lda, trans_a, M, K, k0, k1, dst);
 }
 

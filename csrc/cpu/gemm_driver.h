@@ -52,8 +52,8 @@ struct Epilogue {
 };
 
 struct TileOut {
-  float* out;         // top-left of the tile
-  const float* c;     // addend C at the same position (read only when first && beta != 0)
+  float* out;             // top-left of the tile
+  const float* c;         // addend C at the same position (read only when first && beta != 0)
   const float* bias;      // bias + first column of the tile, or null
   const float* bias_row;  // bias_row + first row of the tile, or null
   int64_t ldc;
@@ -121,8 +121,7 @@ inline float* scratch(int slot, size_t floats) {
 // dst[k*R + i] = src[i*ld + k] for i < rows, k < kc; zero for rows <= i < R. The transposing
 // copy behind packing A (stored (M, K)) and B (stored (N, K)); ISAs with a faster in-register
 // transpose provide their own (Ukr::transpose_pack).
-inline void transpose_pack_scalar(int kc, int rows, int R, const float* src, int64_t ld,
-                                  float* dst) {
+inline void transpose_pack_scalar(int kc, int rows, int R, const float* src, int64_t ld, float* dst) {
   for (int i = 0; i < rows; ++i) {
     const float* row = src + i * ld;
     for (int k = 0; k < kc; ++k) dst[k * R + i] = row[k];  // read rows, scatter with stride R
@@ -238,12 +237,10 @@ struct HasTileARows<U, std::void_t<decltype(&U::template tile_a_rows<1>)>> : std
 template <class Ukr>
 struct GemmDriver {
   static constexpr int MR = Ukr::MR, NR = Ukr::NR;
-  using TileFn = void (*)(int, const float*, const float*, int64_t, int, const TileOut&,
-                          const Epilogue&);
+  using TileFn = void (*)(int, const float*, const float*, int64_t, int, const TileOut&, const Epilogue&);
 
   template <int... I>
-  static constexpr std::array<TileFn, sizeof...(I)> make_table(
-      std::integer_sequence<int, I...>) {
+  static constexpr std::array<TileFn, sizeof...(I)> make_table(std::integer_sequence<int, I...>) {
     return {&Ukr::template tile<I + 1>...};
   }
   // tiles[mr - 1] handles an mr-row tile: edge rows cost no wasted FMAs.
@@ -264,9 +261,9 @@ struct GemmDriver {
 
   // How run_small_m gets B (chosen by run()).
   enum class SmallB {
-    InPlace,     // row-major B read in place, or B packed by the caller
-    PerPanel,    // each KC x NR micro-panel packed into a per-thread buffer just before use
-    FirstTile,   // row-major B copied into that buffer by the first row tile as it computes
+    InPlace,    // row-major B read in place, or B packed by the caller
+    PerPanel,   // each KC x NR micro-panel packed into a per-thread buffer just before use
+    FirstTile,  // row-major B copied into that buffer by the first row tile as it computes
   };
 
   // One row block (M <= MC: a batch-sized Linear layer): each thread computes its share of the
@@ -289,7 +286,8 @@ struct GemmDriver {
       if (j0 == j1) return;
       try {
         float* ap = (g.a_packed || a_rows) ? nullptr : scratch(1, ap_floats);  // this thread's own
-        float* bp = mode == SmallB::InPlace ? nullptr : scratch(0, static_cast<size_t>(KC) * NR);  // one micro-panel
+        float* bp =
+            mode == SmallB::InPlace ? nullptr : scratch(0, static_cast<size_t>(KC) * NR);  // one micro-panel
         for (int64_t pc = 0; pc < K; pc += KC) {
           const int kc = static_cast<int>(std::min<int64_t>(KC, K - pc));
           const Epilogue e{g.alpha, g.beta, pc == 0, pc + kc >= K, g.act == Activation::Relu, g.b_packed};
@@ -299,7 +297,8 @@ struct GemmDriver {
             const bool whole = j + NR <= N;
             int64_t ir = 0;
             if (mode == SmallB::FirstTile && whole) {  // tile 0 reads B in place and copies it to bp
-              tile_rows(g, e, pc, kc, b_in_place(g, pc, j), g.ldb, 0, j, static_cast<int>(std::min<int64_t>(mrb, M)), bp);
+              tile_rows(g, e, pc, kc, b_in_place(g, pc, j), g.ldb, 0, j,
+                        static_cast<int>(std::min<int64_t>(mrb, M)), bp);
               ir = 1;
             } else if (mode != SmallB::InPlace) {
               pack_b<Ukr>(kc, std::min<int64_t>(NR, N - j), g, pc, j, bp);
@@ -341,7 +340,8 @@ struct GemmDriver {
       if (!ta) {
         Ukr::transpose_pack(static_cast<int>(k1 - k0), mr, MR, a + i0 * lda, lda, panel);
       } else if (mr == MR) {
-        for (int64_t k = k0; k < k1; ++k) std::memcpy(panel + (k - k0) * MR, a + (k - k0) * lda + i0, sizeof(float) * MR);
+        for (int64_t k = k0; k < k1; ++k)
+          std::memcpy(panel + (k - k0) * MR, a + (k - k0) * lda + i0, sizeof(float) * MR);
       } else {
         copy_pack<MR>(static_cast<int>(k1 - k0), mr, a + i0, lda, panel);
       }
@@ -357,9 +357,7 @@ struct GemmDriver {
 
   // The packed A micro-panel of rows i.., columns pc.. (A packed by gemm_pack_a: panels of
   // MR rows over the whole of K).
-  static const float* a_in_place(const GemmArgs& g, int64_t i, int64_t pc) {
-    return g.a + i * g.K + pc * MR;
-  }
+  static const float* a_in_place(const GemmArgs& g, int64_t i, int64_t pc) { return g.a + i * g.K + pc * MR; }
 
   // B rows pc.. of the panel at column j where B is not packed per call: row-major B in
   // place, or B packed once by the caller (gemm_pack_b: panel j / NR, rows of NR floats).
@@ -377,8 +375,8 @@ struct GemmDriver {
   }
 
   // The (i, j) tile of C (mr rows) through the epilogue, from a packed A micro-panel and B rows.
-  static void tile_at(const GemmArgs& g, const Epilogue& e, const float* ap, int kc,
-                      const float* b, int64_t ldbk, int64_t i, int64_t j, int mr) {
+  static void tile_at(const GemmArgs& g, const Epilogue& e, const float* ap, int kc, const float* b,
+                      int64_t ldbk, int64_t i, int64_t j, int mr) {
     const int nr = static_cast<int>(std::min<int64_t>(NR, g.N - j));
     tiles[mr - 1](kc, ap, b, ldbk, nr, tile_out(g, e, i, j), e);
   }
@@ -436,8 +434,7 @@ struct GemmDriver {
         const int64_t n_jr = (nc + NR - 1) / NR;
         for (int64_t pc = 0; pc < K; pc += KC) {
           const int kc = static_cast<int>(std::min<int64_t>(KC, K - pc));
-          const Epilogue e{g.alpha, g.beta, pc == 0, pc + kc >= K,
-                           g.act == Activation::Relu, g.b_packed};
+          const Epilogue e{g.alpha, g.beta, pc == 0, pc + kc >= K, g.act == Activation::Relu, g.b_packed};
           if (pack_b_panel) {
             long b0, b1;
             split_range(n_jr, tid, nt, &b0, &b1);
@@ -459,7 +456,8 @@ struct GemmDriver {
               const int64_t jr = t / n_ir, ir = t % n_ir;
               const int64_t i = ic + ir * mrb, j = jc + jr * NR;
               const float* b = pack_b_panel ? bp + jr * NR * kc : b_in_place(g, pc, j);
-              tile_at(g, e, g.a_packed ? a_in_place(g, i, pc) : ap + ir * MR * kc, kc, b, pack_b_panel ? NR : b_ld(g), i, j,
+              tile_at(g, e, g.a_packed ? a_in_place(g, i, pc) : ap + ir * MR * kc, kc, b,
+                      pack_b_panel ? NR : b_ld(g), i, j,
                       static_cast<int>(std::min<int64_t>(mrb, mc - ir * mrb)));
             }
             if (nt > 1) barrier();  // all tiles done before A (or B) is packed again

@@ -62,8 +62,8 @@ inline void chunked_sum2(int64_t n, F f, G g, double* sf, double* sg) {
   *sg = tg;
 }
 
-inline void layer_norm_forward_impl(const LayerNormArgs& a, const float* x, float* y, float* mean, float* rstd,
-                                    int64_t r0, int64_t r1) {
+inline void layer_norm_forward_impl(const LayerNormArgs& a, const float* x, float* y, float* mean,
+                                    float* rstd, int64_t r0, int64_t r1) {
   const int64_t n = a.n;
   for (int64_t r = r0; r < r1; ++r) {
     const float* xr = x + r * n;
@@ -73,7 +73,11 @@ inline void layer_norm_forward_impl(const LayerNormArgs& a, const float* x, floa
     // first-order effect of mu's rounding
     double d1, d2;
     chunked_sum2(
-        n, [&](int64_t i) { return xr[i] - mu; }, [&](int64_t i) { const float d = xr[i] - mu; return d * d; },
+        n, [&](int64_t i) { return xr[i] - mu; },
+        [&](int64_t i) {
+          const float d = xr[i] - mu;
+          return d * d;
+        },
         &d1, &d2);
     double var = (d2 - d1 * d1 / n) / n;
     if (var < 0.0) var = 0.0;
@@ -105,8 +109,9 @@ inline void accumulate_columns(int64_t n, const float* __restrict g, const float
 // dx for rows [r0, r1). With part, also the column sums of dy*xhat and of dy over each block of
 // kLnRowBlock rows in [r0, r1) (r0 a block's first row), in float32 in row order, to
 // part[(2*blk)*n + j] and part[(2*blk + 1)*n + j], blk = row / kLnRowBlock.
-inline void layer_norm_backward_impl(const LayerNormArgs& a, const float* dy, const float* x, const float* mean,
-                                     const float* rstd, float* dx, float* part, int64_t r0, int64_t r1) {
+inline void layer_norm_backward_impl(const LayerNormArgs& a, const float* dy, const float* x,
+                                     const float* mean, const float* rstd, float* dx, float* part, int64_t r0,
+                                     int64_t r1) {
   const int64_t n = a.n;
   const float* w = a.weight;
   float* pw = nullptr;
@@ -119,11 +124,12 @@ inline void layer_norm_backward_impl(const LayerNormArgs& a, const float* dy, co
     double sg, sgx;
     if (w) {
       chunked_sum2(
-          n, [&](int64_t i) { return g[i] * w[i]; }, [&](int64_t i) { return g[i] * w[i] * ((xr[i] - mu) * rs); },
-          &sg, &sgx);
+          n, [&](int64_t i) { return g[i] * w[i]; },
+          [&](int64_t i) { return g[i] * w[i] * ((xr[i] - mu) * rs); }, &sg, &sgx);
     } else {
       chunked_sum2(
-          n, [&](int64_t i) { return g[i]; }, [&](int64_t i) { return g[i] * ((xr[i] - mu) * rs); }, &sg, &sgx);
+          n, [&](int64_t i) { return g[i]; }, [&](int64_t i) { return g[i] * ((xr[i] - mu) * rs); }, &sg,
+          &sgx);
     }
     const float a1 = static_cast<float>(sg / n), a2 = static_cast<float>(sgx / n);
     if (w) {

@@ -29,14 +29,14 @@ void sgd_loop(const SgdConsts& k, float* __restrict p, const float* __restrict g
               int64_t n) {
   const float sign = k.sign, wd = k.wd, mom = k.momentum, damp1 = k.damp1, neg_lr = k.neg_lr;
   for (int64_t i = 0; i < n; ++i) {
-    float d = g[i] * sign;                 // exact: sign is +-1
-    if (kWd) d = madd(p[i], wd, d);        // grad.add(param, alpha=weight_decay)
+    float d = g[i] * sign;           // exact: sign is +-1
+    if (kWd) d = madd(p[i], wd, d);  // grad.add(param, alpha=weight_decay)
     if (kMode == 0) {
-      p[i] = madd(d, neg_lr, p[i]);        // param.add_(grad, alpha=-lr)
+      p[i] = madd(d, neg_lr, p[i]);  // param.add_(grad, alpha=-lr)
     } else {
       const float nb = kMode == 1 ? d : madd(d, damp1, buf[i] * mom);  // buf.mul_(m).add_(d, alpha=1-damp)
       buf[i] = nb;
-      const float u = kNesterov ? madd(nb, mom, d) : nb;               // grad.add(buf, alpha=momentum)
+      const float u = kNesterov ? madd(nb, mom, d) : nb;  // grad.add(buf, alpha=momentum)
       p[i] = madd(u, neg_lr, p[i]);
     }
   }
@@ -64,13 +64,13 @@ inline void sgd_range_impl(const SgdConsts& k, const OptimTensor& t, int64_t b, 
 template <bool kDecay, bool kL2, bool kAms, bool kLow>
 void adam_loop(const AdamConsts& k, float* __restrict p, const float* __restrict g, float* __restrict m,
                float* __restrict v, float* __restrict vmax, int64_t n) {
-  const float sign = k.sign, decay = k.decay, wd = k.wd, w1 = k.w1, w1m1 = k.w1m1, b2 = k.b2,
-              omb2 = k.omb2, bc2_sqrt = k.bc2_sqrt, eps = k.eps, neg_step = k.neg_step;
+  const float sign = k.sign, decay = k.decay, wd = k.wd, w1 = k.w1, w1m1 = k.w1m1, b2 = k.b2, omb2 = k.omb2,
+              bc2_sqrt = k.bc2_sqrt, eps = k.eps, neg_step = k.neg_step;
   for (int64_t i = 0; i < n; ++i) {
     float pi = p[i];
-    if (kDecay) pi = pi * decay;                     // param.mul_(1 - lr * weight_decay)
+    if (kDecay) pi = pi * decay;  // param.mul_(1 - lr * weight_decay)
     float gi = g[i] * sign;
-    if (kL2) gi = madd(pi, wd, gi);                  // grad.add(param, alpha=weight_decay)
+    if (kL2) gi = madd(pi, wd, gi);  // grad.add(param, alpha=weight_decay)
     const float mo = m[i];
     // exp_avg.lerp_(grad, w): torch's vectorised lerp is fma(w, g - m, m) for w < 0.5, else
     // fma(w - 1, g - m, g)
@@ -81,11 +81,11 @@ void adam_loop(const AdamConsts& k, float* __restrict p, const float* __restrict
     float vu = vi;
     if (kAms) {
       const float vo = vmax[i];
-      vu = (vo > vi || vo != vo) ? vo : vi;          // torch.maximum: NaN propagates
+      vu = (vo > vi || vo != vo) ? vo : vi;  // torch.maximum: NaN propagates
       vmax[i] = vu;
     }
     const float denom = std::sqrt(vu) / bc2_sqrt + eps;
-    p[i] = pi + (neg_step * mi) / denom;             // param.addcdiv_(m, denom, value=-step_size)
+    p[i] = pi + (neg_step * mi) / denom;  // param.addcdiv_(m, denom, value=-step_size)
   }
 }
 
@@ -161,7 +161,8 @@ inline double norm_block_impl(NormKind kind, double p, const float* __restrict x
       return r;
     }
     case NormKind::P:
-      for (int64_t i = 0; i < n; ++i) acc[i % kNormLanes] += std::pow(std::fabs(static_cast<double>(x[i])), p);
+      for (int64_t i = 0; i < n; ++i)
+        acc[i % kNormLanes] += std::pow(std::fabs(static_cast<double>(x[i])), p);
       return lanes_sum(acc);
   }
   return 0;

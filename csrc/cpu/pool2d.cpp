@@ -8,8 +8,8 @@
 
 namespace fastnn {
 
-void max_pool2d_planes_default(const Pool2dShape& s, const float* x, float* y, int64_t* idx,
-                               int64_t p0, int64_t p1) {
+void max_pool2d_planes_default(const Pool2dShape& s, const float* x, float* y, int64_t* idx, int64_t p0,
+                               int64_t p1) {
   const int64_t in = s.H * s.W, out = s.OH * s.OW;
   for (int64_t p = p0; p < p1; ++p)
     for (int64_t oh = 0; oh < s.OH; ++oh)
@@ -19,13 +19,12 @@ void max_pool2d_planes_default(const Pool2dShape& s, const float* x, float* y, i
       }
 }
 
-void avg_pool2d_planes_default(const Pool2dShape& s, bool cip, const float* x, float* y,
-                               int64_t p0, int64_t p1) {
+void avg_pool2d_planes_default(const Pool2dShape& s, bool cip, const float* x, float* y, int64_t p0,
+                               int64_t p1) {
   const int64_t in = s.H * s.W, out = s.OH * s.OW;
   for (int64_t p = p0; p < p1; ++p)
     for (int64_t oh = 0; oh < s.OH; ++oh)
-      for (int64_t ow = 0; ow < s.OW; ++ow)
-        avg_one(s, cip, x + p * in, oh, ow, y + p * out + oh * s.OW + ow);
+      for (int64_t ow = 0; ow < s.OW; ++ow) avg_one(s, cip, x + p * in, oh, ow, y + p * out + oh * s.OW + ow);
 }
 
 bool max_pool2d_backward_planes(const Pool2dShape& s, const float* dy, const int64_t* idx,
@@ -43,14 +42,14 @@ bool max_pool2d_backward_planes(const Pool2dShape& s, const float* dy, const int
         continue;
       }
       if (xr && xr[i] <= 0.0f) continue;  // through the ReLU: torch's threshold_backward
-      d[i] += dy[o];  // overlapping windows: several outputs may add to one input
+      d[i] += dy[o];                      // overlapping windows: several outputs may add to one input
     }
   }
   return ok;
 }
 
-void avg_pool2d_backward_planes(const Pool2dShape& s, bool cip, const float* dy, float* dx,
-                                int64_t p0, int64_t p1) {
+void avg_pool2d_backward_planes(const Pool2dShape& s, bool cip, const float* dy, float* dx, int64_t p0,
+                                int64_t p1) {
   const int64_t in = s.H * s.W, out = s.OH * s.OW;
   for (int64_t p = p0; p < p1; ++p) {
     float* d = dx + p * in;

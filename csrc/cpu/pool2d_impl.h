@@ -14,8 +14,7 @@ namespace {
 
 // Max over the window of output (oh, ow) of the plane x (H x W). Rows/columns outside the
 // input are skipped (stepping by the dilation from the first one inside), as PyTorch does.
-inline void max_one(const Pool2dShape& s, const float* x, int64_t oh, int64_t ow, float* y,
-                    int64_t* idx) {
+inline void max_one(const Pool2dShape& s, const float* x, int64_t oh, int64_t ow, float* y, int64_t* idx) {
   int64_t h0 = oh * s.SH - s.PH, w0 = ow * s.SW - s.PW;
   const int64_t h1 = std::min(h0 + (s.KH - 1) * s.DH + 1, s.H);
   const int64_t w1 = std::min(w0 + (s.KW - 1) * s.DW + 1, s.W);
@@ -47,8 +46,8 @@ inline AvgRows avg_rows(const Pool2dShape& s, int64_t oh) {
 }
 
 // Divisor of output (oh, ow): the window clipped to the padded input, or to the input.
-inline float avg_divisor(const Pool2dShape& s, bool cip, int64_t oh, int64_t ow, int64_t* h0,
-                         int64_t* h1, int64_t* w0, int64_t* w1) {
+inline float avg_divisor(const Pool2dShape& s, bool cip, int64_t oh, int64_t ow, int64_t* h0, int64_t* h1,
+                         int64_t* w0, int64_t* w1) {
   const AvgRows r = avg_rows(s, oh);
   const int64_t ws = ow * s.SW - s.PW;
   const int64_t we = std::min(ws + s.KW, s.W + s.PW);
@@ -60,8 +59,7 @@ inline float avg_divisor(const Pool2dShape& s, bool cip, int64_t oh, int64_t ow,
   return static_cast<float>(cip ? r.pool_h * pool_w : (*h1 - *h0) * (*w1 - *w0));
 }
 
-inline void avg_one(const Pool2dShape& s, bool cip, const float* x, int64_t oh, int64_t ow,
-                    float* y) {
+inline void avg_one(const Pool2dShape& s, bool cip, const float* x, int64_t oh, int64_t ow, float* y) {
   int64_t h0, h1, w0, w1;
   const float d = avg_divisor(s, cip, oh, ow, &h0, &h1, &w0, &w1);
   if (h0 >= h1 || w0 >= w1) {  // (cannot happen with padding <= kernel / 2; PyTorch writes 0)

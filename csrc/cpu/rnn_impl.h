@@ -14,8 +14,8 @@ namespace {
 
 // HAS_PREV: c_prev given (else zeros, without a branch in the loop).
 template <bool HAS_PREV>
-inline void lstm_forward_row(int64_t H, float* __restrict g, const float* __restrict c_prev, float* __restrict c,
-                             float* __restrict tc, float* __restrict h) {
+inline void lstm_forward_row(int64_t H, float* __restrict g, const float* __restrict c_prev,
+                             float* __restrict c, float* __restrict tc, float* __restrict h) {
   float* __restrict gi = g;
   float* __restrict gf = g + H;
   float* __restrict gg = g + 2 * H;
@@ -58,8 +58,8 @@ inline void lstm_backward_row(int64_t H, const float* __restrict dh, float* __re
   }
 }
 
-void lstm_backward_k(int64_t H, const float* dh, float* dc, const float* g, const float* c_prev, const float* tc,
-                     float* dg) {
+void lstm_backward_k(int64_t H, const float* dh, float* dc, const float* g, const float* c_prev,
+                     const float* tc, float* dg) {
   if (c_prev) {
     lstm_backward_row<true>(H, dh, dc, g, c_prev, tc, dg);
   } else {
@@ -94,8 +94,8 @@ void gru_forward_k(int64_t H, const float* gi, const float* gh, const float* h_p
 
 template <bool HAS_PREV, bool HAS_DY>
 inline void gru_backward_row(int64_t H, float* __restrict dh, const float* __restrict dy,
-                             const float* __restrict ws, const float* __restrict h_prev, float* __restrict dgi,
-                             float* __restrict dgh) {
+                             const float* __restrict ws, const float* __restrict h_prev,
+                             float* __restrict dgi, float* __restrict dgh) {
   for (int64_t j = 0; j < H; ++j) {
     const float d = HAS_DY ? dh[j] + dy[j] : dh[j];
     const float r = ws[j], z = ws[H + j], n = ws[2 * H + j], ghn = ws[3 * H + j];

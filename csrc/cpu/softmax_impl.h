@@ -129,15 +129,15 @@ inline void softmax_forward_impl(const SoftmaxShape& s, bool log, const float* x
     if (log) {  // torch's order: (x - max) - log(sum exp(x - max))
       const float ls = std::log(row_exp_sum(xr, n, mx, nullptr));
       for (int64_t i = 0; i < n; ++i) yr[i] = (xr[i] - mx) - ls;
-    } else {    // exp(x - max) times 1 / sum, as torch's vectorised kernel
+    } else {  // exp(x - max) times 1 / sum, as torch's vectorised kernel
       const float inv = 1.0f / row_exp_sum(xr, n, mx, yr);
       for (int64_t i = 0; i < n; ++i) yr[i] *= inv;
     }
   }
 }
 
-inline void softmax_backward_impl(const SoftmaxShape& s, bool log, const float* dy, const float* y,
-                                  float* dx, int64_t o0, int64_t o1) {
+inline void softmax_backward_impl(const SoftmaxShape& s, bool log, const float* dy, const float* y, float* dx,
+                                  int64_t o0, int64_t o1) {
   const int64_t n = s.n, slice = s.n * s.inner;
   for (int64_t o = o0; o < o1; ++o) {
     const float* g = dy + o * slice;

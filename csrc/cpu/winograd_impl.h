@@ -52,7 +52,8 @@ inline void winograd_input_impl(const Conv2dShape& s, const float* x, int64_t ni
     for (int64_t c = 0; c < C; ++c) {
       const float* xc = x + (i * C + c) * H * W;
       for (int64_t h = h0; h < h1; ++h)
-        std::memcpy(pad + (h + s.PT) * pd.Wp + w0 + s.PL, xc + h * W + w0, sizeof(float) * static_cast<size_t>(w1 - w0));
+        std::memcpy(pad + (h + s.PT) * pd.Wp + w0 + s.PL, xc + h * W + w0,
+                    sizeof(float) * static_cast<size_t>(w1 - w0));
       for (int64_t ty = 0; ty < pd.TH; ++ty) {
         const float* row = pad + 2 * ty * pd.Wp;
         float* v = V + c * ldv + i * T + ty * pd.TW;
@@ -90,7 +91,8 @@ inline __m256i winograd_lanes_below(int64_t n) {  // lanes [0, n) set, n clamped
 // (n < 16) is stored whole and its last 16 - n floats land on what follows it in y, which the
 // caller rewrites afterwards (vmaskmovps stores are microcoded on AMD: a third of this transform
 // on 14-wide rows).
-inline void winograd_store_row(float* out, int64_t n, __m256 e, __m256 o, __m256 bias, bool relu, bool spill) {
+inline void winograd_store_row(float* out, int64_t n, __m256 e, __m256 o, __m256 bias, bool relu,
+                               bool spill) {
   const __m256 lo = _mm256_unpacklo_ps(e, o), hi = _mm256_unpackhi_ps(e, o);
   __m256 r0 = _mm256_add_ps(_mm256_permute2f128_ps(lo, hi, 0x20), bias);
   __m256 r1 = _mm256_add_ps(_mm256_permute2f128_ps(lo, hi, 0x31), bias);
@@ -125,7 +127,8 @@ inline void winograd_output_impl(const Conv2dShape& s, const float* M, int64_t l
           __m256 t[2][4];  // A^T m
           for (int j = 0; j < 4; ++j) {
             const __m256 m0 = _mm256_loadu_ps(m + j * ms + tx), m1 = _mm256_loadu_ps(m + (4 + j) * ms + tx),
-                         m2 = _mm256_loadu_ps(m + (8 + j) * ms + tx), m3 = _mm256_loadu_ps(m + (12 + j) * ms + tx);
+                         m2 = _mm256_loadu_ps(m + (8 + j) * ms + tx),
+                         m3 = _mm256_loadu_ps(m + (12 + j) * ms + tx);
             t[0][j] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
             t[1][j] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
           }
@@ -147,14 +150,12 @@ inline void winograd_output_impl(const Conv2dShape& s, const float* M, int64_t l
 
 // The table of this unit's transforms (csrc/ops/conv2d.h: WinogradKernels).
 inline WinogradKernels winograd_kernels_of_this_unit() {
-  return {
-      [](const Conv2dShape& s, const float* x, int64_t nimg, float* v, int64_t ldv, float* pad) {
-        winograd_input_impl(s, x, nimg, v, ldv, pad);
-      },
-      [](const Conv2dShape& s, const float* m, int64_t ldm, int64_t nimg, const float* bias, bool relu, float* y) {
-        winograd_output_impl(s, m, ldm, nimg, bias, relu, y);
-      },
-      [](const Conv2dShape& s) { return WinogradPad(s).floats(); }};
+  return {[](const Conv2dShape& s, const float* x, int64_t nimg, float* v, int64_t ldv, float* pad) {
+            winograd_input_impl(s, x, nimg, v, ldv, pad);
+          },
+          [](const Conv2dShape& s, const float* m, int64_t ldm, int64_t nimg, const float* bias, bool relu,
+             float* y) { winograd_output_impl(s, m, ldm, nimg, bias, relu, y); },
+          [](const Conv2dShape& s) { return WinogradPad(s).floats(); }};
 }
 
 }  // namespace

@@ -16,11 +16,16 @@ constexpr float kGeluK = 0.044715f;
 
 __device__ __forceinline__ float act_one(int kind, float alpha, float x) {
   switch (kind) {
-    case 0: return x > 0.0f ? x : (x == x ? 0.0f : x);  // NaN stays NaN
-    case 1: return x > 0.0f ? x : alpha * x;
-    case 2: return 1.0f / (1.0f + expf(-x));
-    case 3: return tanhf(x);
-    case 4: return 0.5f * x * erfcf(-x * kSqrt1_2);
+    case 0:
+      return x > 0.0f ? x : (x == x ? 0.0f : x);  // NaN stays NaN
+    case 1:
+      return x > 0.0f ? x : alpha * x;
+    case 2:
+      return 1.0f / (1.0f + expf(-x));
+    case 3:
+      return tanhf(x);
+    case 4:
+      return 0.5f * x * erfcf(-x * kSqrt1_2);
     default: {  // x sigmoid(2u): no cancellation in the left tail, unlike x (1 + tanh u) / 2
       const float u = kSqrt2OverPi * (x + kGeluK * x * x * x);
       return x / (1.0f + expf(-2.0f * u));
@@ -31,10 +36,14 @@ __device__ __forceinline__ float act_one(int kind, float alpha, float x) {
 // dy * act'(xy), xy being x (relu, leaky_relu, gelus) or y (sigmoid, tanh).
 __device__ __forceinline__ float grad_one(int kind, float alpha, float dy, float xy) {
   switch (kind) {
-    case 0: return dy * (xy > 0.0f ? 1.0f : 0.0f);
-    case 1: return dy * (xy > 0.0f ? 1.0f : alpha);
-    case 2: return dy * xy * (1.0f - xy);
-    case 3: return dy * (1.0f - xy * xy);
+    case 0:
+      return dy * (xy > 0.0f ? 1.0f : 0.0f);
+    case 1:
+      return dy * (xy > 0.0f ? 1.0f : alpha);
+    case 2:
+      return dy * xy * (1.0f - xy);
+    case 3:
+      return dy * (1.0f - xy * xy);
     case 4: {
       const float phi = 0.5f * erfcf(-xy * kSqrt1_2);
       return dy * (phi + xy * kInvSqrt2Pi * expf(-0.5f * xy * xy));
@@ -47,16 +56,16 @@ __device__ __forceinline__ float grad_one(int kind, float alpha, float dy, float
   }
 }
 
-__global__ void __launch_bounds__(THREADS) act_forward_kernel(int kind, float alpha, const float* __restrict__ x,
-                                                               float* y, int64_t n) {
+__global__ void __launch_bounds__(THREADS)
+    act_forward_kernel(int kind, float alpha, const float* __restrict__ x, float* y, int64_t n) {
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step)
     y[i] = act_one(kind, alpha, x[i]);
 }
 
-__global__ void __launch_bounds__(THREADS) act_backward_kernel(int kind, float alpha, const float* dy,
-                                                                const float* __restrict__ xy, float* dx,
-                                                                int64_t n) {
+__global__ void __launch_bounds__(THREADS)
+    act_backward_kernel(int kind, float alpha, const float* dy, const float* __restrict__ xy, float* dx,
+                        int64_t n) {
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step)
     dx[i] = grad_one(kind, alpha, dy[i], xy[i]);
@@ -66,16 +75,16 @@ __global__ void __launch_bounds__(THREADS) act_backward_kernel(int kind, float a
 
 void act_forward(int kind, float alpha, const float* x, float* y, int64_t n, Stream stream) {
   if (n == 0) return;
-  FASTNN_LAUNCH(act_forward_kernel, blocks_for(n, THREADS), THREADS, 0,
-                static_cast<cudaStream_t>(stream))(kind, alpha, x, y, n);
+  FASTNN_LAUNCH(act_forward_kernel, blocks_for(n, THREADS), THREADS, 0, static_cast<cudaStream_t>(stream))(
+      kind, alpha, x, y, n);
   check_launch("act_forward");
 }
 
 void act_backward(int kind, float alpha, const float* dy, const float* xy, float* dx, int64_t n,
                   Stream stream) {
   if (n == 0) return;
-  FASTNN_LAUNCH(act_backward_kernel, blocks_for(n, THREADS), THREADS, 0,
-                static_cast<cudaStream_t>(stream))(kind, alpha, dy, xy, dx, n);
+  FASTNN_LAUNCH(act_backward_kernel, blocks_for(n, THREADS), THREADS, 0, static_cast<cudaStream_t>(stream))(
+      kind, alpha, dy, xy, dx, n);
   check_launch("act_backward");
 }
 

@@ -35,19 +35,21 @@ namespace cuda {
 namespace {
 
 constexpr int WARPS = 4, THREADS = WARPS * 32;
-constexpr int BK = 32;             // keys per tile (a lane each in the score products)
-constexpr int BQ = 32;             // queries per tile, forward and dk/dv
-constexpr int RQ = BQ / WARPS;     // rows per warp: queries (forward), keys (dk/dv, BK / WARPS)
-constexpr int BQD = 16;            // queries per tile in the dq pass
-constexpr int RD = BQD / WARPS;    // its queries per warp
-constexpr int CLD = 33;            // row stride of a 32-wide column chunk (conflict-free columns)
+constexpr int BK = 32;           // keys per tile (a lane each in the score products)
+constexpr int BQ = 32;           // queries per tile, forward and dk/dv
+constexpr int RQ = BQ / WARPS;   // rows per warp: queries (forward), keys (dk/dv, BK / WARPS)
+constexpr int BQD = 16;          // queries per tile in the dq pass
+constexpr int RD = BQD / WARPS;  // its queries per warp
+constexpr int CLD = 33;          // row stride of a 32-wide column chunk (conflict-free columns)
 static_assert(BK == 32 && BQ == 32, "a lane per key / query of a tile");
 
 // Row stride of the key/value tile buffer: odd, so that lane j reading row j is conflict-free.
 __host__ __device__ inline int tile_ld(int hd, int dv) { return (hd > dv ? hd : dv) | 1; }
 
 // min(rest, tile): the rows or columns of a tile that exist.
-__host__ __device__ inline int span(int64_t rest, int tile) { return rest < tile ? static_cast<int>(rest) : tile; }
+__host__ __device__ inline int span(int64_t rest, int tile) {
+  return rest < tile ? static_cast<int>(rest) : tile;
+}
 
 // dst[r * ld + c] = scale * src[r * n + c] for rows r < rows, zero for rows [rows, R).
 __device__ __forceinline__ void load_rows(float* dst, int ld, const float* __restrict__ src, int n, int rows,
@@ -82,8 +84,8 @@ __device__ __forceinline__ float masked(const AttentionArgs& a, int64_t b, int64
 }
 
 template <int NC>
-__global__ void __launch_bounds__(THREADS) attention_forward_kernel(const AttentionArgs a, unsigned nqt, float* out,
-                                                                    float* lse) {
+__global__ void __launch_bounds__(THREADS)
+    attention_forward_kernel(const AttentionArgs a, unsigned nqt, float* out, float* lse) {
   FASTNN_DYNAMIC_SHARED(float, smem);
   const int HD = static_cast<int>(a.D), DV = static_cast<int>(a.DV), ld = tile_ld(HD, DV);
   float* qs = smem;          // BQ x HD: scale * q
@@ -92,7 +94,8 @@ __global__ void __launch_bounds__(THREADS) attention_forward_kernel(const Attent
   const int lane = threadIdx.x % 32, row0 = threadIdx.x / 32 * RQ;
   // 32-bit divisions (the grid is 32-bit); the last tiles (most keys when causal) first
   const unsigned nh = static_cast<unsigned>(a.NH), pair = blockIdx.x / nqt;
-  const int64_t bh = pair, b = pair / nh, h = pair % nh, i0 = static_cast<int64_t>(nqt - 1 - blockIdx.x % nqt) * BQ;
+  const int64_t bh = pair, b = pair / nh, h = pair % nh,
+                i0 = static_cast<int64_t>(nqt - 1 - blockIdx.x % nqt) * BQ;
   const int iN = span(a.L - i0, BQ);
   const float* kb = a.k + bh * a.S * HD;
   const float* vb = a.v + bh * a.S * DV;
@@ -166,9 +169,9 @@ __global__ void __launch_bounds__(THREADS) attention_forward_kernel(const Attent
 // delta_i = dout_i . out_i, a warp per row, in double (it is subtracted from dout_i . v_j of
 // about its size).
 constexpr int DELTA_THREADS = 256, DELTA_ROWS = DELTA_THREADS / 32;
-__global__ void __launch_bounds__(DELTA_THREADS) attention_delta_kernel(int64_t rows, int DV,
-                                                                        const float* __restrict__ dout,
-                                                                        const float* __restrict__ out, float* delta) {
+__global__ void __launch_bounds__(DELTA_THREADS)
+    attention_delta_kernel(int64_t rows, int DV, const float* __restrict__ dout,
+                           const float* __restrict__ out, float* delta) {
   const int lane = threadIdx.x % 32;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * DELTA_ROWS + threadIdx.x / 32;
   if (row >= rows) return;  // a whole warp leaves together
@@ -180,18 +183,17 @@ __global__ void __launch_bounds__(DELTA_THREADS) attention_delta_kernel(int64_t 
 
 // dk, dv of one key tile: warp rows are keys, lanes queries of the current query tile.
 template <int NC>
-__global__ void __launch_bounds__(THREADS) attention_dkdv_kernel(const AttentionArgs a, unsigned nkt,
-                                                                 const float* __restrict__ dout,
-                                                                 const float* __restrict__ lse,
-                                                                 const float* __restrict__ delta, float* dk,
-                                                                 float* dv) {
+__global__ void __launch_bounds__(THREADS)
+    attention_dkdv_kernel(const AttentionArgs a, unsigned nkt, const float* __restrict__ dout,
+                          const float* __restrict__ lse, const float* __restrict__ delta, float* dk,
+                          float* dv) {
   FASTNN_DYNAMIC_SHARED(float, smem);
   const int HD = static_cast<int>(a.D), DV = static_cast<int>(a.DV);
-  float* ks = smem;          // BK x HD
-  float* vs = ks + BK * HD;  // BK x DV
-  float* cb = vs + BK * DV;  // BQ x CLD: a column chunk of q (scaled or not) or of dout
-  float* pt = cb + BQ * CLD; // BK x BQ: p transposed
-  float* dt = pt + BK * BQ;  // BK x BQ: ds transposed
+  float* ks = smem;           // BK x HD
+  float* vs = ks + BK * HD;   // BK x DV
+  float* cb = vs + BK * DV;   // BQ x CLD: a column chunk of q (scaled or not) or of dout
+  float* pt = cb + BQ * CLD;  // BK x BQ: p transposed
+  float* dt = pt + BK * BQ;   // BK x BQ: ds transposed
   const int lane = threadIdx.x % 32, row0 = threadIdx.x / 32 * RQ;
   const unsigned nh = static_cast<unsigned>(a.NH), pair = blockIdx.x / nkt;
   const int64_t bh = pair, b = pair / nh, h = pair % nh, j0 = static_cast<int64_t>(blockIdx.x % nkt) * BK;
@@ -285,10 +287,9 @@ __global__ void __launch_bounds__(THREADS) attention_dkdv_kernel(const Attention
 
 // dq of one query tile: warp rows are queries, lanes keys of the current key tile.
 template <int NC>
-__global__ void __launch_bounds__(THREADS) attention_dq_kernel(const AttentionArgs a, unsigned nqt,
-                                                               const float* __restrict__ dout,
-                                                               const float* __restrict__ lse,
-                                                               const float* __restrict__ delta, float* dq) {
+__global__ void __launch_bounds__(THREADS)
+    attention_dq_kernel(const AttentionArgs a, unsigned nqt, const float* __restrict__ dout,
+                        const float* __restrict__ lse, const float* __restrict__ delta, float* dq) {
   FASTNN_DYNAMIC_SHARED(float, smem);
   const int HD = static_cast<int>(a.D), DV = static_cast<int>(a.DV), ld = tile_ld(HD, DV);
   float* qs = smem;           // BQD x HD: scale * q
@@ -297,7 +298,8 @@ __global__ void __launch_bounds__(THREADS) attention_dq_kernel(const AttentionAr
   float* ds = kv + BK * ld;   // BQD x BK
   const int lane = threadIdx.x % 32, row0 = threadIdx.x / 32 * RD;
   const unsigned nh = static_cast<unsigned>(a.NH), pair = blockIdx.x / nqt;
-  const int64_t bh = pair, b = pair / nh, h = pair % nh, i0 = static_cast<int64_t>(nqt - 1 - blockIdx.x % nqt) * BQD;
+  const int64_t bh = pair, b = pair / nh, h = pair % nh,
+                i0 = static_cast<int64_t>(nqt - 1 - blockIdx.x % nqt) * BQD;
   const int iN = span(a.L - i0, BQD);
   load_rows(qs, HD, a.q + (bh * a.L + i0) * HD, HD, iN, BQD, a.scale);
   load_rows(gs, DV, dout + (bh * a.L + i0) * DV, DV, iN, BQD, 1.0f);
@@ -380,22 +382,23 @@ unsigned grid_of(const char* op, int64_t blocks) {
 void check_dims(const char* op, const AttentionArgs& a) {
   if (a.D < 1 || a.DV < 1 || a.D > kAttnMaxHeadDim || a.DV > kAttnMaxHeadDim)
     throw std::invalid_argument(std::string(op) + ": the CUDA kernels take head dims from 1 to " +
-                                std::to_string(kAttnMaxHeadDim) + ", got HD " + std::to_string(a.D) + " and DV " +
-                                std::to_string(a.DV));
+                                std::to_string(kAttnMaxHeadDim) + ", got HD " + std::to_string(a.D) +
+                                " and DV " + std::to_string(a.DV));
 }
 
 template <int NC>
 void forward_nc(const AttentionArgs& a, float* out, float* lse, cudaStream_t s) {
   const int64_t nqt = (a.L + BQ - 1) / BQ;
-  const size_t smem = sizeof(float) * (BQ * a.D + BK * tile_ld(static_cast<int>(a.D), static_cast<int>(a.DV)) + BQ * BK);
+  const size_t smem =
+      sizeof(float) * (BQ * a.D + BK * tile_ld(static_cast<int>(a.D), static_cast<int>(a.DV)) + BQ * BK);
   auto* k = &attention_forward_kernel<NC>;
   FASTNN_LAUNCH(k, grid_of("scaled_dot_product_attention_forward", a.B * a.NH * nqt), THREADS, smem, s)(
       a, static_cast<unsigned>(nqt), out, lse);
 }
 
 template <int NC>
-void dkdv_nc(const AttentionArgs& a, const float* dout, const float* lse, const float* delta, float* dk, float* dv,
-             cudaStream_t s) {
+void dkdv_nc(const AttentionArgs& a, const float* dout, const float* lse, const float* delta, float* dk,
+             float* dv, cudaStream_t s) {
   const int64_t nkt = (a.S + BK - 1) / BK;
   const size_t smem = sizeof(float) * (BK * (a.D + a.DV) + BQ * CLD + 2 * BK * BQ);
   auto* k = &attention_dkdv_kernel<NC>;
@@ -408,7 +411,8 @@ void dq_nc(const AttentionArgs& a, const float* dout, const float* lse, const fl
            cudaStream_t s) {
   const int64_t nqt = (a.L + BQD - 1) / BQD;
   const size_t smem =
-      sizeof(float) * (BQD * (a.D + a.DV) + BK * tile_ld(static_cast<int>(a.D), static_cast<int>(a.DV)) + BQD * BK);
+      sizeof(float) *
+      (BQD * (a.D + a.DV) + BK * tile_ld(static_cast<int>(a.D), static_cast<int>(a.DV)) + BQD * BK);
   auto* k = &attention_dq_kernel<NC>;
   FASTNN_LAUNCH(k, grid_of("scaled_dot_product_attention_backward", a.B * a.NH * nqt), THREADS, smem, s)(
       a, static_cast<unsigned>(nqt), dout, lse, delta, dq);
@@ -422,37 +426,55 @@ void attention_forward(const AttentionArgs& a, float* out, float* lse, Stream st
   if (a.B * a.NH * a.L == 0) return;
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
   switch (chunks(a.DV)) {
-    case 1: forward_nc<1>(a, out, lse, s); break;
-    case 2: forward_nc<2>(a, out, lse, s); break;
-    default: forward_nc<4>(a, out, lse, s); break;
+    case 1:
+      forward_nc<1>(a, out, lse, s);
+      break;
+    case 2:
+      forward_nc<2>(a, out, lse, s);
+      break;
+    default:
+      forward_nc<4>(a, out, lse, s);
+      break;
   }
   check_launch(op);
 }
 
-void attention_backward(const AttentionArgs& a, const float* dout, const float* out, const float* lse, float* dq,
-                        float* dk, float* dv, float* delta, Stream stream) {
+void attention_backward(const AttentionArgs& a, const float* dout, const float* out, const float* lse,
+                        float* dq, float* dk, float* dv, float* delta, Stream stream) {
   const char* op = "scaled_dot_product_attention_backward";
   check_dims(op, a);
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
   const int64_t rows = a.B * a.NH * a.L;
   if (rows > 0) {
-    FASTNN_LAUNCH(attention_delta_kernel, grid_of(op, (rows + DELTA_ROWS - 1) / DELTA_ROWS), DELTA_THREADS, 0, s)(
-        rows, static_cast<int>(a.DV), dout, out, delta);
+    FASTNN_LAUNCH(attention_delta_kernel, grid_of(op, (rows + DELTA_ROWS - 1) / DELTA_ROWS), DELTA_THREADS, 0,
+                  s)(rows, static_cast<int>(a.DV), dout, out, delta);
     check_launch(op);
   }
   if (a.B * a.NH * a.S > 0) {  // no queries: the kernel writes zeros
     switch (chunks(a.D > a.DV ? a.D : a.DV)) {
-      case 1: dkdv_nc<1>(a, dout, lse, delta, dk, dv, s); break;
-      case 2: dkdv_nc<2>(a, dout, lse, delta, dk, dv, s); break;
-      default: dkdv_nc<4>(a, dout, lse, delta, dk, dv, s); break;
+      case 1:
+        dkdv_nc<1>(a, dout, lse, delta, dk, dv, s);
+        break;
+      case 2:
+        dkdv_nc<2>(a, dout, lse, delta, dk, dv, s);
+        break;
+      default:
+        dkdv_nc<4>(a, dout, lse, delta, dk, dv, s);
+        break;
     }
     check_launch(op);
   }
   if (rows > 0) {  // no keys: the kernel writes zeros
     switch (chunks(a.D)) {
-      case 1: dq_nc<1>(a, dout, lse, delta, dq, s); break;
-      case 2: dq_nc<2>(a, dout, lse, delta, dq, s); break;
-      default: dq_nc<4>(a, dout, lse, delta, dq, s); break;
+      case 1:
+        dq_nc<1>(a, dout, lse, delta, dq, s);
+        break;
+      case 2:
+        dq_nc<2>(a, dout, lse, delta, dq, s);
+        break;
+      default:
+        dq_nc<4>(a, dout, lse, delta, dq, s);
+        break;
     }
     check_launch(op);
   }

@@ -60,12 +60,11 @@ __device__ __forceinline__ void over_channel(int64_t m, int64_t hw, int64_t stri
   }
 }
 
-__global__ void __launch_bounds__(THREADS) bn_forward_kernel(int64_t n, int64_t hw, int64_t stride, bool training,
-                                                             double momentum, double eps, const float* __restrict__ x,
-                                                             const float* __restrict__ weight,
-                                                             const float* __restrict__ bias, float* running_mean,
-                                                             float* running_var, float* y, float* save_mean,
-                                                             float* save_invstd) {
+__global__ void __launch_bounds__(THREADS)
+    bn_forward_kernel(int64_t n, int64_t hw, int64_t stride, bool training, double momentum, double eps,
+                      const float* __restrict__ x, const float* __restrict__ weight,
+                      const float* __restrict__ bias, float* running_mean, float* running_var, float* y,
+                      float* save_mean, float* save_invstd) {
   __shared__ double scratch[32];
   const int64_t c = blockIdx.x, m = n * hw;
   if (m == 0) {  // empty batch (uniform over the block): nothing to normalise
@@ -115,13 +114,11 @@ __global__ void __launch_bounds__(THREADS) bn_forward_kernel(int64_t n, int64_t 
   over_channel(m, hw, stride, [&](int64_t k) { yc[k] = fmaf(xc[k] - mean_f, alpha, beta); });
 }
 
-__global__ void __launch_bounds__(THREADS) bn_backward_kernel(int64_t n, int64_t hw, int64_t stride, bool training,
-                                                              const float* __restrict__ dy,
-                                                              const float* __restrict__ x,
-                                                              const float* __restrict__ weight,
-                                                              const float* __restrict__ save_mean,
-                                                              const float* __restrict__ save_invstd, float* dx,
-                                                              float* dweight, float* dbias) {
+__global__ void __launch_bounds__(THREADS)
+    bn_backward_kernel(int64_t n, int64_t hw, int64_t stride, bool training, const float* __restrict__ dy,
+                       const float* __restrict__ x, const float* __restrict__ weight,
+                       const float* __restrict__ save_mean, const float* __restrict__ save_invstd, float* dx,
+                       float* dweight, float* dbias) {
   __shared__ double scratch[32];
   const int64_t c = blockIdx.x, m = n * hw;
   if (m == 0) {
@@ -165,21 +162,23 @@ __global__ void __launch_bounds__(THREADS) bn_backward_kernel(int64_t n, int64_t
 }  // namespace
 
 void batch_norm2d_forward(const BatchNormArgs& a, const float* x, const float* weight, const float* bias,
-                          float* running_mean, float* running_var, float* y, float* save_mean, float* save_invstd,
-                          Stream stream) {
+                          float* running_mean, float* running_var, float* y, float* save_mean,
+                          float* save_invstd, Stream stream) {
   if (a.c == 0) return;
-  FASTNN_LAUNCH(bn_forward_kernel, blocks_for(a.c, 1, 2147483647u), THREADS, 0, static_cast<cudaStream_t>(stream))(
-      a.n, a.hw, a.c * a.hw, a.training, a.momentum, a.eps, x, weight, bias, running_mean, running_var, y, save_mean,
-      save_invstd);
+  FASTNN_LAUNCH(bn_forward_kernel, blocks_for(a.c, 1, 2147483647u), THREADS, 0,
+                static_cast<cudaStream_t>(stream))(a.n, a.hw, a.c * a.hw, a.training, a.momentum, a.eps, x,
+                                                   weight, bias, running_mean, running_var, y, save_mean,
+                                                   save_invstd);
   check_launch("batch_norm2d_forward");
 }
 
 void batch_norm2d_backward(const BatchNormArgs& a, const float* dy, const float* x, const float* weight,
-                           const float* save_mean, const float* save_invstd, float* dx, float* dweight, float* dbias,
-                           Stream stream) {
+                           const float* save_mean, const float* save_invstd, float* dx, float* dweight,
+                           float* dbias, Stream stream) {
   if (a.c == 0) return;
-  FASTNN_LAUNCH(bn_backward_kernel, blocks_for(a.c, 1, 2147483647u), THREADS, 0, static_cast<cudaStream_t>(stream))(
-      a.n, a.hw, a.c * a.hw, a.training, dy, x, weight, save_mean, save_invstd, dx, dweight, dbias);
+  FASTNN_LAUNCH(bn_backward_kernel, blocks_for(a.c, 1, 2147483647u), THREADS, 0,
+                static_cast<cudaStream_t>(stream))(a.n, a.hw, a.c * a.hw, a.training, dy, x, weight,
+                                                   save_mean, save_invstd, dx, dweight, dbias);
   check_launch("batch_norm2d_backward");
 }
 

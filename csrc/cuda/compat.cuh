@@ -15,7 +15,7 @@
 #else
 #include <cuda_runtime.h>
 #define FASTNN_LAUNCH(kernel, grid, block, smem, stream) kernel<<<grid, block, smem, stream>>>
-#define FASTNN_DYNAMIC_SHARED(T, name)                           \
+#define FASTNN_DYNAMIC_SHARED(T, name)                              \
   extern __shared__ __align__(16) unsigned char fastnn_dyn_smem_[]; \
   T* name = reinterpret_cast<T*>(fastnn_dyn_smem_)
 #endif

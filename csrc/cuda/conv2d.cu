@@ -38,7 +38,7 @@ namespace cuda {
 namespace {
 
 constexpr int BM = 64, BN = 64, BK = 16, TM = 4, TN = 4;
-constexpr int RS = BM / TM;             // 16: a thread's rows are ty + RS*i, its columns tx + RS*j
+constexpr int RS = BM / TM;              // 16: a thread's rows are ty + RS*i, its columns tx + RS*j
 constexpr int THREADS = RS * (BN / TN);  // 256
 constexpr int LDS = BM + 2;  // tile row pitch: k-major stores (k = tid % 16) hit 32 distinct banks
 constexpr size_t SMEM = 2 * BK * LDS * sizeof(float);
@@ -55,7 +55,8 @@ struct Geom {
 };
 
 // acc[i][j] += sum_kk as[kk][ty + RS*i] * bs[kk][tx + RS*j] over the staged 16-deep tiles.
-__device__ __forceinline__ void tile_fma(const float* as, const float* bs, int tx, int ty, float (&acc)[TM][TN]) {
+__device__ __forceinline__ void tile_fma(const float* as, const float* bs, int tx, int ty,
+                                         float (&acc)[TM][TN]) {
 #pragma unroll
   for (int kk = 0; kk < BK; ++kk) {
     float a[TM], b[TN];
@@ -70,15 +71,16 @@ __device__ __forceinline__ void tile_fma(const float* as, const float* bs, int t
   }
 }
 
-__device__ __forceinline__ bool inside(int i, int n) { return static_cast<unsigned>(i) < static_cast<unsigned>(n); }
+__device__ __forceinline__ bool inside(int i, int n) {
+  return static_cast<unsigned>(i) < static_cast<unsigned>(n);
+}
 
 // Grid: x = tiles of B*OH*OW, y strides over the tiles of OC/G, z over the groups.
-__global__ void __launch_bounds__(THREADS) forward_kernel(Geom g, const float* __restrict__ x,
-                                                          const float* __restrict__ w,
-                                                          const float* __restrict__ bias, int act,
-                                                          float* __restrict__ y) {
+__global__ void __launch_bounds__(THREADS)
+    forward_kernel(Geom g, const float* __restrict__ x, const float* __restrict__ w,
+                   const float* __restrict__ bias, int act, float* __restrict__ y) {
   FASTNN_DYNAMIC_SHARED(float, smem);
-  float* as = smem;            // as[k][m]: weights
+  float* as = smem;             // as[k][m]: weights
   float* bs = smem + BK * LDS;  // bs[k][n]: the gathered im2col tile
   const int tid = threadIdx.x, tx = tid % RS, ty = tid / RS;
   const int64_t cols = g.N * g.OHW, n0 = static_cast<int64_t>(blockIdx.x) * BN;
@@ -104,7 +106,8 @@ __global__ void __launch_bounds__(THREADS) forward_kernel(Geom g, const float* _
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
           const int m = m0 + ra + RS * i;
-          as[ka * LDS + ra + RS * i] = m < g.OCg && kA < g.Kg ? wg[static_cast<int64_t>(m) * g.Kg + kA] : 0.0f;
+          as[ka * LDS + ra + RS * i] =
+              m < g.OCg && kA < g.Kg ? wg[static_cast<int64_t>(m) * g.Kg + kA] : 0.0f;
         }
         int k = k0 + lr, c = k / g.KK, r = k - c * g.KK, kh = r / g.KW, kw = r - kh * g.KW;
 #pragma unroll
@@ -172,12 +175,11 @@ __device__ __forceinline__ Taps landing_taps(int rem, int P, int K, int S, int D
 // Grid: x = phases x tiles (tiles: those of the largest phase, (0, 0)), y strides over the
 // tiles of C/G, z over the groups. At least 2 blocks per SM, not the default target of 4: the
 // tap bookkeeping does not fit 64 registers without spilling.
-__global__ void __launch_bounds__(THREADS, 2) backward_data_kernel(Geom g, int phases_w, int64_t tiles,
-                                                                const float* __restrict__ dy,
-                                                                const float* __restrict__ w,
-                                                                float* __restrict__ dx) {
+__global__ void __launch_bounds__(THREADS, 2)
+    backward_data_kernel(Geom g, int phases_w, int64_t tiles, const float* __restrict__ dy,
+                         const float* __restrict__ w, float* __restrict__ dx) {
   FASTNN_DYNAMIC_SHARED(float, smem);
-  float* as = smem;            // as[k][c]: weights, transposed
+  float* as = smem;             // as[k][c]: weights, transposed
   float* bs = smem + BK * LDS;  // bs[k][n]: dy at the landing taps of the phase's pixels
   const int tid = threadIdx.x, tx = tid % RS, ty = tid / RS;
   const int phase = static_cast<int>(blockIdx.x / tiles), rh = phase / phases_w, rw = phase % phases_w;
@@ -253,7 +255,8 @@ __global__ void __launch_bounds__(THREADS, 2) backward_data_kernel(Geom g, int p
         const int64_t n = n0 + tx + RS * j;
         if (n >= cols) break;
         const int64_t b = n / per_image;
-        const int q = static_cast<int>(n - b * per_image), ih = rh + g.SH * (q / WQ), iw = rw + g.SW * (q % WQ);
+        const int q = static_cast<int>(n - b * per_image), ih = rh + g.SH * (q / WQ),
+                  iw = rw + g.SW * (q % WQ);
         float* dxp = dx + (b * g.C + static_cast<int64_t>(grp) * g.Cg) * g.HW + ih * g.W + iw;
 #pragma unroll
         for (int i = 0; i < TM; ++i) {
@@ -268,12 +271,11 @@ __global__ void __launch_bounds__(THREADS, 2) backward_data_kernel(Geom g, int p
 
 // Grid: x = chunks x tiles of C/G*KH*KW, y strides over the tiles of OC/G, z over the groups.
 // Chunk s sums k in [s*chunk, (s+1)*chunk) into out + s*OC*Kg (out is dw for one chunk).
-__global__ void __launch_bounds__(THREADS) backward_weight_kernel(Geom g, int64_t chunk, int ntiles,
-                                                                  const float* __restrict__ dy,
-                                                                  const float* __restrict__ x,
-                                                                  float* __restrict__ out) {
+__global__ void __launch_bounds__(THREADS)
+    backward_weight_kernel(Geom g, int64_t chunk, int ntiles, const float* __restrict__ dy,
+                           const float* __restrict__ x, float* __restrict__ out) {
   FASTNN_DYNAMIC_SHARED(float, smem);
-  float* as = smem;            // as[k][m]: dy
+  float* as = smem;             // as[k][m]: dy
   float* bs = smem + BK * LDS;  // bs[k][n]: the gathered im2col tile, transposed
   const int tid = threadIdx.x, tx = tid % RS, ty = tid / RS;
   const int s = static_cast<int>(blockIdx.x / ntiles), n0 = static_cast<int>(blockIdx.x % ntiles) * BN;
@@ -342,8 +344,8 @@ __global__ void __launch_bounds__(THREADS) backward_weight_kernel(Geom g, int64_
 }
 
 // dw[e] = the chunks' partials of weight e summed in ascending chunk order.
-__global__ void __launch_bounds__(THREADS) sum_chunks_kernel(int64_t n, int chunks, const float* __restrict__ part,
-                                                             float* __restrict__ dw) {
+__global__ void __launch_bounds__(THREADS)
+    sum_chunks_kernel(int64_t n, int chunks, const float* __restrict__ part, float* __restrict__ dw) {
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += step) {
     float s = part[e];
@@ -352,8 +354,9 @@ __global__ void __launch_bounds__(THREADS) sum_chunks_kernel(int64_t n, int chun
   }
 }
 
-__global__ void __launch_bounds__(THREADS) backward_bias_kernel(int64_t n, int64_t oc, int64_t hw,
-                                                                const float* __restrict__ dy, float* __restrict__ db) {
+__global__ void __launch_bounds__(THREADS)
+    backward_bias_kernel(int64_t n, int64_t oc, int64_t hw, const float* __restrict__ dy,
+                         float* __restrict__ db) {
   __shared__ float scratch[32];
   for (int64_t c = blockIdx.x; c < oc; c += gridDim.x) {
     float s = 0.0f;
@@ -374,7 +377,8 @@ Geom geom32(const Conv2dGeom& s, const char* op) {
   const int64_t Cg = s.C / s.G, OCg = s.OC / s.G, KK = s.KH * s.KW;
   if (s.C > lim || s.OC > lim || s.H + s.PT + s.PB > lim || s.W + s.PL + s.PR > lim || s.SH > lim ||
       s.SW > lim || s.H * s.W > lim || s.OH * s.OW > lim || Cg * KK > lim || OCg * KK > lim || KK > lim)
-    throw std::invalid_argument(std::string(op) + ": sizes past 2^30 (a plane, a padded side, a stride, "
+    throw std::invalid_argument(std::string(op) +
+                                ": sizes past 2^30 (a plane, a padded side, a stride, "
                                 "C/groups*KH*KW) are not supported on the GPU");
   Geom g;
   g.C = static_cast<int>(s.C), g.H = static_cast<int>(s.H), g.W = static_cast<int>(s.W);
@@ -406,8 +410,8 @@ Split weight_split(const Geom& g) {
   constexpr int64_t kTargetBlocks = 512, kMinChunk = 8 * BK, kMaxWorkspace = int64_t{1} << 26;
   const int64_t K = g.N * g.OHW, weights = int64_t{g.OC} * g.Kg;
   const int64_t blocks = g.G * tiles_of(g.OCg, BM) * tiles_of(g.Kg, BN);
-  int64_t s = std::min({tiles_of(kTargetBlocks, std::min(blocks, kTargetBlocks)),
-                        tiles_of(K, kMinChunk), kMaxWorkspace / weights, int64_t{1024}});
+  int64_t s = std::min({tiles_of(kTargetBlocks, std::min(blocks, kTargetBlocks)), tiles_of(K, kMinChunk),
+                        kMaxWorkspace / weights, int64_t{1024}});
   s = std::max<int64_t>(s, 1);
   const int64_t chunk = std::max<int64_t>(BK, tiles_of(tiles_of(K, s), BK) * BK);
   return {std::max<int64_t>(1, tiles_of(K, chunk)), chunk};
@@ -450,23 +454,24 @@ void conv2d_backward_weight(const Conv2dGeom& s, const float* dy, const float* x
   const Geom g = geom32(s, op);
   const Split sp = weight_split(g);
   if (sp.chunks > 1 && !workspace)
-    throw std::invalid_argument(std::string(op) + ": needs the workspace of conv2d_backward_weight_workspace");
+    throw std::invalid_argument(std::string(op) +
+                                ": needs the workspace of conv2d_backward_weight_workspace");
   const cudaStream_t st = static_cast<cudaStream_t>(stream);
   const int ntiles = static_cast<int>(tiles_of(g.Kg, BN));
-  FASTNN_LAUNCH(backward_weight_kernel, grid_of(op, sp.chunks * ntiles, tiles_of(g.OCg, BM), g.G), THREADS, SMEM,
-                st)(g, sp.chunk, ntiles, dy, x, sp.chunks > 1 ? workspace : dw);
+  FASTNN_LAUNCH(backward_weight_kernel, grid_of(op, sp.chunks * ntiles, tiles_of(g.OCg, BM), g.G), THREADS,
+                SMEM, st)(g, sp.chunk, ntiles, dy, x, sp.chunks > 1 ? workspace : dw);
   check_launch(op);
   if (sp.chunks == 1) return;
   const int64_t n = int64_t{g.OC} * g.Kg;
   FASTNN_LAUNCH(sum_chunks_kernel, blocks_for(n, THREADS), THREADS, 0, st)(n, static_cast<int>(sp.chunks),
-                                                                          workspace, dw);
+                                                                           workspace, dw);
   check_launch(op);
 }
 
 void conv2d_backward_bias(int64_t n, int64_t oc, int64_t hw, const float* dy, float* db, Stream stream) {
   if (oc == 0) return;
-  FASTNN_LAUNCH(backward_bias_kernel, blocks_for(oc, 1), THREADS, 0, static_cast<cudaStream_t>(stream))(n, oc, hw,
-                                                                                                        dy, db);
+  FASTNN_LAUNCH(backward_bias_kernel, blocks_for(oc, 1), THREADS, 0, static_cast<cudaStream_t>(stream))(
+      n, oc, hw, dy, db);
   check_launch("conv2d_backward_bias");
 }
 

@@ -15,10 +15,10 @@ namespace {
 constexpr int THREADS = 256, WARPS = THREADS / 32;
 
 // loss_i = (1 - e) w_t (lse - x_t) + (e / C) (W lse - sum_c w_c x_c); weight_i = w_t.
-__global__ void __launch_bounds__(THREADS) ce_forward_kernel(int64_t rows, int64_t C, const float* __restrict__ x,
-                                                             const int64_t* __restrict__ t,
-                                                             const float* __restrict__ w, int64_t ignore_index,
-                                                             float smoothing, float* loss, float* weight) {
+__global__ void __launch_bounds__(THREADS)
+    ce_forward_kernel(int64_t rows, int64_t C, const float* __restrict__ x, const int64_t* __restrict__ t,
+                      const float* __restrict__ w, int64_t ignore_index, float smoothing, float* loss,
+                      float* weight) {
   const int lane = threadIdx.x % 32;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * WARPS + threadIdx.x / 32;
   if (row >= rows) return;  // a whole warp leaves together
@@ -49,11 +49,10 @@ __global__ void __launch_bounds__(THREADS) ce_forward_kernel(int64_t rows, int64
 }
 
 // dx_c = s_i (p_c ((1 - e) w_t + e W / C) - (1 - e) w_t [c == t] - (e / C) w_c).
-__global__ void __launch_bounds__(THREADS) ce_backward_kernel(int64_t rows, int64_t C, const float* __restrict__ x,
-                                                              const int64_t* __restrict__ t,
-                                                              const float* __restrict__ w, int64_t ignore_index,
-                                                              float smoothing, const float* __restrict__ scale,
-                                                              float* dx) {
+__global__ void __launch_bounds__(THREADS)
+    ce_backward_kernel(int64_t rows, int64_t C, const float* __restrict__ x, const int64_t* __restrict__ t,
+                       const float* __restrict__ w, int64_t ignore_index, float smoothing,
+                       const float* __restrict__ scale, float* dx) {
   const int lane = threadIdx.x % 32;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * WARPS + threadIdx.x / 32;
   if (row >= rows) return;
@@ -84,23 +83,23 @@ __global__ void __launch_bounds__(THREADS) ce_backward_kernel(int64_t rows, int6
 
 }  // namespace
 
-void cross_entropy_forward(int64_t rows, int64_t C, const float* x, const int64_t* target, const float* weight,
-                           int64_t ignore_index, float label_smoothing, float* loss, float* row_weight,
-                           Stream stream) {
+void cross_entropy_forward(int64_t rows, int64_t C, const float* x, const int64_t* target,
+                           const float* weight, int64_t ignore_index, float label_smoothing, float* loss,
+                           float* row_weight, Stream stream) {
   if (rows == 0) return;
   FASTNN_LAUNCH(ce_forward_kernel, blocks_for(rows, WARPS, 2147483647u), THREADS, 0,
-                static_cast<cudaStream_t>(stream))(rows, C, x, target, weight, ignore_index, label_smoothing, loss,
-                                                   row_weight);
+                static_cast<cudaStream_t>(stream))(rows, C, x, target, weight, ignore_index, label_smoothing,
+                                                   loss, row_weight);
   check_launch("cross_entropy_forward");
 }
 
-void cross_entropy_backward(int64_t rows, int64_t C, const float* x, const int64_t* target, const float* weight,
-                            int64_t ignore_index, float label_smoothing, const float* scale, float* dx,
-                            Stream stream) {
+void cross_entropy_backward(int64_t rows, int64_t C, const float* x, const int64_t* target,
+                            const float* weight, int64_t ignore_index, float label_smoothing,
+                            const float* scale, float* dx, Stream stream) {
   if (rows == 0 || C == 0) return;
   FASTNN_LAUNCH(ce_backward_kernel, blocks_for(rows, WARPS, 2147483647u), THREADS, 0,
-                static_cast<cudaStream_t>(stream))(rows, C, x, target, weight, ignore_index, label_smoothing, scale,
-                                                   dx);
+                static_cast<cudaStream_t>(stream))(rows, C, x, target, weight, ignore_index, label_smoothing,
+                                                   scale, dx);
   check_launch("cross_entropy_backward");
 }
 

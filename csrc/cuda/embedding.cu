@@ -11,8 +11,9 @@ namespace {
 
 constexpr int THREADS = 256;
 
-__global__ void __launch_bounds__(THREADS) emb_forward_kernel(int64_t t, int64_t d, const float* __restrict__ w,
-                                                              const int64_t* __restrict__ idx, float* out) {
+__global__ void __launch_bounds__(THREADS)
+    emb_forward_kernel(int64_t t, int64_t d, const float* __restrict__ w, const int64_t* __restrict__ idx,
+                       float* out) {
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < t * d; e += step)
     out[e] = w[idx[e / d] * d + e % d];
@@ -23,8 +24,9 @@ __global__ void __launch_bounds__(THREADS) fill_kernel(float* p, int64_t n, floa
   for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += step) p[e] = v;
 }
 
-__global__ void __launch_bounds__(THREADS) emb_backward_kernel(int64_t t, int64_t d, const float* __restrict__ dy,
-                                                               const int64_t* __restrict__ idx, float* dw) {
+__global__ void __launch_bounds__(THREADS)
+    emb_backward_kernel(int64_t t, int64_t d, const float* __restrict__ dy, const int64_t* __restrict__ idx,
+                        float* dw) {
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < t * d; e += step)
     atomicAdd(dw + idx[e / d] * d + e % d, dy[e]);

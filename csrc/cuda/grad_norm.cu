@@ -39,8 +39,8 @@ __device__ __forceinline__ double block_max_nan(double v, double* scratch) {
   return v;
 }
 
-__global__ void __launch_bounds__(THREADS) norm_partial_kernel(int kind, double p, const float* __restrict__ x,
-                                                               int64_t n, double* part) {
+__global__ void __launch_bounds__(THREADS)
+    norm_partial_kernel(int kind, double p, const float* __restrict__ x, int64_t n, double* part) {
   __shared__ double scratch[32];
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   double acc = 0.0;
@@ -60,19 +60,21 @@ __global__ void __launch_bounds__(THREADS) norm_partial_kernel(int kind, double 
   if (threadIdx.x == 0) part[blockIdx.x] = acc;
 }
 
-__global__ void __launch_bounds__(THREADS) norm_final_kernel(int kind, double p, const double* __restrict__ part,
-                                                             int64_t total, double* out) {
+__global__ void __launch_bounds__(THREADS)
+    norm_final_kernel(int kind, double p, const double* __restrict__ part, int64_t total, double* out) {
   __shared__ double scratch[32];
   double acc = 0.0;
-  for (int64_t i = threadIdx.x; i < total; i += blockDim.x) acc = kind == kInf ? max_nan(acc, part[i]) : acc + part[i];
+  for (int64_t i = threadIdx.x; i < total; i += blockDim.x)
+    acc = kind == kInf ? max_nan(acc, part[i]) : acc + part[i];
   acc = kind == kInf ? block_max_nan(acc, scratch) : block_sum(acc, scratch);
-  if (threadIdx.x == 0) *out = kind == kL2 ? sqrt(acc) : (kind == kL1 || kind == kInf) ? acc : pow(acc, 1.0 / p);
+  if (threadIdx.x == 0)
+    *out = kind == kL2 ? sqrt(acc) : (kind == kL1 || kind == kInf) ? acc : pow(acc, 1.0 / p);
 }
 
 }  // namespace
 
-void grad_norm(int64_t count, const float* const* xs, const int64_t* ns, double p, double* partials, double* out,
-               Stream stream) {
+void grad_norm(int64_t count, const float* const* xs, const int64_t* ns, double p, double* partials,
+               double* out, Stream stream) {
   const int kind = p == 2.0 ? kL2 : p == 1.0 ? kL1 : std::isinf(p) ? kInf : kP;
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
   int64_t first = 0;
@@ -80,7 +82,7 @@ void grad_norm(int64_t count, const float* const* xs, const int64_t* ns, double 
     const int64_t blocks = grad_norm_partials(ns[i]);
     if (blocks == 0) continue;
     FASTNN_LAUNCH(norm_partial_kernel, static_cast<unsigned>(blocks), THREADS, 0, s)(kind, p, xs[i], ns[i],
-                                                                                   partials + first);
+                                                                                     partials + first);
     check_launch("grad_norm");
     first += blocks;
   }

@@ -47,8 +47,8 @@ void act_backward(int kind, float alpha, const float* dy, const float* xy, float
 // (outer, inner) column.
 void softmax_forward(int64_t outer, int64_t n, int64_t inner, bool log, const float* x, float* y,
                      Stream stream);
-void softmax_backward(int64_t outer, int64_t n, int64_t inner, bool log, const float* dy,
-                      const float* y, float* dx, Stream stream);
+void softmax_backward(int64_t outer, int64_t n, int64_t inner, bool log, const float* dy, const float* y,
+                      float* dx, Stream stream);
 
 // Layer norm of (m, n) rows as in csrc/ops/layernorm.h (row sums in float32 block reductions;
 // dweight/dbias, when both are given, summed over rows in order by one thread per column).
@@ -72,10 +72,11 @@ struct PoolGeom {
   int64_t OH = 0, OW = 0;
 };
 void max_pool2d_forward(const PoolGeom& g, const float* x, float* y, int64_t* idx, Stream stream);
-void max_pool2d_backward(const PoolGeom& g, const float* dy, const int64_t* idx, const float* relu_x, float* dx,
-                         Stream stream);
+void max_pool2d_backward(const PoolGeom& g, const float* dy, const int64_t* idx, const float* relu_x,
+                         float* dx, Stream stream);
 void avg_pool2d_forward(const PoolGeom& g, bool count_include_pad, const float* x, float* y, Stream stream);
-void avg_pool2d_backward(const PoolGeom& g, bool count_include_pad, const float* dy, float* dx, Stream stream);
+void avg_pool2d_backward(const PoolGeom& g, bool count_include_pad, const float* dy, float* dx,
+                         Stream stream);
 void global_avg_pool2d_forward(int64_t planes, int64_t hw, const float* x, float* y, Stream stream);
 void global_avg_pool2d_backward(int64_t planes, int64_t hw, const float* dy, float* dx, Stream stream);
 
@@ -104,12 +105,12 @@ void conv2d_backward_bias(int64_t n, int64_t oc, int64_t hw, const float* dy, fl
 
 // Cross-entropy over rows (M, C) as in csrc/ops/softmax.h: per-row loss and weight (w_t; 0 for
 // ignored rows) forward, dx from per-row scales backward; targets already checked.
-void cross_entropy_forward(int64_t rows, int64_t C, const float* x, const int64_t* target, const float* weight,
-                           int64_t ignore_index, float label_smoothing, float* loss, float* row_weight,
-                           Stream stream);
-void cross_entropy_backward(int64_t rows, int64_t C, const float* x, const int64_t* target, const float* weight,
-                            int64_t ignore_index, float label_smoothing, const float* scale, float* dx,
-                            Stream stream);
+void cross_entropy_forward(int64_t rows, int64_t C, const float* x, const int64_t* target,
+                           const float* weight, int64_t ignore_index, float label_smoothing, float* loss,
+                           float* row_weight, Stream stream);
+void cross_entropy_backward(int64_t rows, int64_t C, const float* x, const int64_t* target,
+                            const float* weight, int64_t ignore_index, float label_smoothing,
+                            const float* scale, float* dx, Stream stream);
 
 // Optimizer updates of one tensor of n elements in place, with the arguments and formulas of
 // csrc/ops/optim.h (buf / vmax may be null when momentum / amsgrad is off).
@@ -123,11 +124,11 @@ void adam_step(const AdamArgs& a, float* p, const float* g, float* m, float* v, 
 // the backward's sums are float64 (per-thread partial sums, then a fixed-tree block reduction:
 // deterministic, and as accurate as the CPU's chunked sums or more).
 void batch_norm2d_forward(const BatchNormArgs& a, const float* x, const float* weight, const float* bias,
-                          float* running_mean, float* running_var, float* y, float* save_mean, float* save_invstd,
-                          Stream stream);
+                          float* running_mean, float* running_var, float* y, float* save_mean,
+                          float* save_invstd, Stream stream);
 void batch_norm2d_backward(const BatchNormArgs& a, const float* dy, const float* x, const float* weight,
-                           const float* save_mean, const float* save_invstd, float* dx, float* dweight, float* dbias,
-                           Stream stream);
+                           const float* save_mean, const float* save_invstd, float* dx, float* dweight,
+                           float* dbias, Stream stream);
 
 // grad_norm as in csrc/ops/optim.h: the total norm of order p (2, 1, +inf or another p > 0) of
 // `count` float32 arrays xs[i] of ns[i] elements (xs and ns are host arrays of device pointers
@@ -142,8 +143,8 @@ inline int64_t grad_norm_partials(int64_t n) {
   const int64_t b = (n + kGradNormChunk - 1) / kGradNormChunk;
   return b < kGradNormMaxBlocks ? b : kGradNormMaxBlocks;
 }
-void grad_norm(int64_t count, const float* const* xs, const int64_t* ns, double p, double* partials, double* out,
-               Stream stream);
+void grad_norm(int64_t count, const float* const* xs, const int64_t* ns, double p, double* partials,
+               double* out, Stream stream);
 
 // Recurrent layers (tanh/relu RNN, LSTM, GRU) over a whole sequence, forward and backward
 // through time, as csrc/ops/rnn.h: the same arguments, null states and gradients as zeros, and
@@ -160,8 +161,8 @@ void rnn_forward(const RnnShape& s, const float* x, const float* h0, const float
                  float* ws, float* scratch, Stream stream);
 void rnn_backward(const RnnShape& s, const float* dy, const float* dh_n, const float* dc_n, const float* x,
                   const float* h0, const float* c0, const float* w_ih, const float* w_hh, const float* y,
-                  const float* ws, float* dx, float* dh0, float* dc0, float* dw_ih, float* dw_hh, float* db_ih,
-                  float* db_hh, float* scratch, Stream stream);
+                  const float* ws, float* dx, float* dh0, float* dc0, float* dw_ih, float* dw_hh,
+                  float* db_ih, float* db_hh, float* scratch, Stream stream);
 
 // Scaled dot-product attention as in csrc/ops/attention.h (the same AttentionArgs; mask read
 // through its element strides), flash style: a block per (b, h, query tile) with an online
@@ -171,8 +172,8 @@ void rnn_backward(const RnnShape& s, const float* dy, const float* dh_n, const f
 // Scores sum their HD products in ascending d with fmaf; expf / logf of the CUDA math library.
 constexpr int kAttnMaxHeadDim = 128;
 void attention_forward(const AttentionArgs& a, float* out, float* lse, Stream stream);
-void attention_backward(const AttentionArgs& a, const float* dout, const float* out, const float* lse, float* dq,
-                        float* dk, float* dv, float* delta, Stream stream);
+void attention_backward(const AttentionArgs& a, const float* dout, const float* out, const float* lse,
+                        float* dq, float* dk, float* dv, float* delta, Stream stream);
 
 }  // namespace cuda
 }  // namespace fastnn

@@ -14,10 +14,9 @@ namespace {
 
 constexpr int THREADS = 256;
 
-__global__ void __launch_bounds__(THREADS) ln_forward_kernel(int64_t n, const float* __restrict__ x,
-                                                             const float* __restrict__ weight,
-                                                             const float* __restrict__ bias, float eps,
-                                                             float* y, float* mean_out, float* rstd_out) {
+__global__ void __launch_bounds__(THREADS)
+    ln_forward_kernel(int64_t n, const float* __restrict__ x, const float* __restrict__ weight,
+                      const float* __restrict__ bias, float eps, float* y, float* mean_out, float* rstd_out) {
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   const float* xr = x + row * n;
@@ -44,11 +43,10 @@ __global__ void __launch_bounds__(THREADS) ln_forward_kernel(int64_t n, const fl
   }
 }
 
-__global__ void __launch_bounds__(THREADS) ln_backward_kernel(int64_t n, const float* __restrict__ dy,
-                                                              const float* __restrict__ x,
-                                                              const float* __restrict__ mean,
-                                                              const float* __restrict__ rstd,
-                                                              const float* __restrict__ weight, float* dx) {
+__global__ void __launch_bounds__(THREADS)
+    ln_backward_kernel(int64_t n, const float* __restrict__ dy, const float* __restrict__ x,
+                       const float* __restrict__ mean, const float* __restrict__ rstd,
+                       const float* __restrict__ weight, float* dx) {
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   const float *dyr = dy + row * n, *xr = x + row * n;
@@ -69,12 +67,10 @@ __global__ void __launch_bounds__(THREADS) ln_backward_kernel(int64_t n, const f
   }
 }
 
-__global__ void __launch_bounds__(THREADS) ln_param_grads_kernel(int64_t m, int64_t n,
-                                                                 const float* __restrict__ dy,
-                                                                 const float* __restrict__ x,
-                                                                 const float* __restrict__ mean,
-                                                                 const float* __restrict__ rstd,
-                                                                 float* dweight, float* dbias) {
+__global__ void __launch_bounds__(THREADS)
+    ln_param_grads_kernel(int64_t m, int64_t n, const float* __restrict__ dy, const float* __restrict__ x,
+                          const float* __restrict__ mean, const float* __restrict__ rstd, float* dweight,
+                          float* dbias) {
   const int64_t col = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (col >= n) return;
   float sw = 0.0f, sb = 0.0f;
@@ -103,7 +99,8 @@ void layer_norm_backward(int64_t m, int64_t n, const float* dy, const float* x, 
   if (n == 0) return;
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
   if (m > 0) {
-    FASTNN_LAUNCH(ln_backward_kernel, blocks_for(m, 1, 2147483647u), THREADS, 0, s)(n, dy, x, mean, rstd, weight, dx);
+    FASTNN_LAUNCH(ln_backward_kernel, blocks_for(m, 1, 2147483647u), THREADS, 0, s)(n, dy, x, mean, rstd,
+                                                                                    weight, dx);
     check_launch("layer_norm_backward");
   }
   if (dweight && dbias) {  // zeros for an empty batch

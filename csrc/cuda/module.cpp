@@ -21,8 +21,8 @@
 #include <string>
 #include <vector>
 
-#include "cuda/kernels.h"
 #include "cuda/conv2d_geometry.h"
+#include "cuda/kernels.h"
 #include "cuda/pool_geometry.h"
 #include "ops/attention.h"
 #include "ops/batchnorm.h"
@@ -67,7 +67,8 @@ int runtime_version() {
 
 // The recurrent layers' shape: cell 0 tanh RNN, 1 relu RNN, 2 LSTM, 3 GRU (fastnn::RnnCell).
 fastnn::RnnShape rnn_shape(int cell, bool reverse, int64_t T, int64_t B, int64_t I, int64_t H) {
-  if (cell < 0 || cell > 3) throw std::invalid_argument("rnn: cell must be 0..3, got " + std::to_string(cell));
+  if (cell < 0 || cell > 3)
+    throw std::invalid_argument("rnn: cell must be 0..3, got " + std::to_string(cell));
   fastnn::RnnShape s;
   s.cell = static_cast<fastnn::RnnCell>(cell);
   s.reverse = reverse;
@@ -109,8 +110,7 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("runtime_version", &runtime_version, "the CUDA runtime linked in (e.g. 13000)");
   m.def("gemm",
         [](int64_t M, int64_t N, int64_t K, Ptr a, Ptr b, Ptr c, Ptr out, int64_t lda, int64_t ldb,
-           int64_t ldc, bool trans_a, bool trans_b, float alpha, float beta, Ptr bias, int act,
-           Ptr stream) {
+           int64_t ldc, bool trans_a, bool trans_b, float alpha, float beta, Ptr bias, int act, Ptr stream) {
           fastnn::cuda::GemmArgs g;
           g.M = M, g.N = N, g.K = K;
           g.a = ptr<const float>(a), g.b = ptr<const float>(b), g.c = ptr<const float>(c);
@@ -130,47 +130,48 @@ PYBIND11_MODULE(_cuda, m) {
     fastnn::cuda::act_backward(kind, alpha, ptr<const float>(dy), ptr<const float>(xy), ptr<float>(dx), n,
                                stream_of(stream));
   });
-  m.def("softmax_forward",
-        [](int64_t outer, int64_t n, int64_t inner, bool log, Ptr x, Ptr y, Ptr stream) {
-          py::gil_scoped_release nogil;
-          fastnn::cuda::softmax_forward(outer, n, inner, log, ptr<const float>(x), ptr<float>(y),
-                                        stream_of(stream));
-        });
-  m.def("layer_norm_forward", [](int64_t rows, int64_t n, Ptr x, Ptr weight, Ptr bias, float eps, Ptr y,
-                                  Ptr mean, Ptr rstd, Ptr stream) {
+  m.def("softmax_forward", [](int64_t outer, int64_t n, int64_t inner, bool log, Ptr x, Ptr y, Ptr stream) {
     py::gil_scoped_release nogil;
-    fastnn::cuda::layer_norm_forward(rows, n, ptr<const float>(x), ptr<const float>(weight), ptr<const float>(bias),
-                                     eps, ptr<float>(y), ptr<float>(mean), ptr<float>(rstd), stream_of(stream));
+    fastnn::cuda::softmax_forward(outer, n, inner, log, ptr<const float>(x), ptr<float>(y),
+                                  stream_of(stream));
+  });
+  m.def("layer_norm_forward", [](int64_t rows, int64_t n, Ptr x, Ptr weight, Ptr bias, float eps, Ptr y,
+                                 Ptr mean, Ptr rstd, Ptr stream) {
+    py::gil_scoped_release nogil;
+    fastnn::cuda::layer_norm_forward(rows, n, ptr<const float>(x), ptr<const float>(weight),
+                                     ptr<const float>(bias), eps, ptr<float>(y), ptr<float>(mean),
+                                     ptr<float>(rstd), stream_of(stream));
   });
   m.def("layer_norm_backward", [](int64_t rows, int64_t n, Ptr dy, Ptr x, Ptr mean, Ptr rstd, Ptr weight,
-                                   Ptr dx, Ptr dweight, Ptr dbias, Ptr stream) {
+                                  Ptr dx, Ptr dweight, Ptr dbias, Ptr stream) {
     py::gil_scoped_release nogil;
-    fastnn::cuda::layer_norm_backward(rows, n, ptr<const float>(dy), ptr<const float>(x), ptr<const float>(mean),
-                                      ptr<const float>(rstd), ptr<const float>(weight), ptr<float>(dx),
-                                      ptr<float>(dweight), ptr<float>(dbias), stream_of(stream));
+    fastnn::cuda::layer_norm_backward(
+        rows, n, ptr<const float>(dy), ptr<const float>(x), ptr<const float>(mean), ptr<const float>(rstd),
+        ptr<const float>(weight), ptr<float>(dx), ptr<float>(dweight), ptr<float>(dbias), stream_of(stream));
   });
   m.def("embedding_forward", [](int64_t t, int64_t d, Ptr weight, Ptr idx, Ptr out, Ptr stream) {
     py::gil_scoped_release nogil;
     fastnn::cuda::embedding_forward(t, d, ptr<const float>(weight), ptr<const int64_t>(idx), ptr<float>(out),
                                     stream_of(stream));
   });
-  m.def("embedding_backward", [](int64_t v, int64_t t, int64_t d, int64_t padding_idx, Ptr dy, Ptr idx,
-                                  Ptr dweight, Ptr stream) {
-    py::gil_scoped_release nogil;
-    fastnn::cuda::embedding_backward(v, t, d, padding_idx, ptr<const float>(dy), ptr<const int64_t>(idx),
-                                     ptr<float>(dweight), stream_of(stream));
-  });
+  m.def("embedding_backward",
+        [](int64_t v, int64_t t, int64_t d, int64_t padding_idx, Ptr dy, Ptr idx, Ptr dweight, Ptr stream) {
+          py::gil_scoped_release nogil;
+          fastnn::cuda::embedding_backward(v, t, d, padding_idx, ptr<const float>(dy),
+                                           ptr<const int64_t>(idx), ptr<float>(dweight), stream_of(stream));
+        });
   // Pooling: the geometry is fastnn._core.pool2d_geometry's dict (checked there).
   m.def("max_pool2d_forward", [](py::dict d, Ptr x, Ptr y, Ptr idx, Ptr stream) {
     const auto g = fastnn::cuda::pool_geometry(d);
     py::gil_scoped_release nogil;
-    fastnn::cuda::max_pool2d_forward(g, ptr<const float>(x), ptr<float>(y), ptr<int64_t>(idx), stream_of(stream));
+    fastnn::cuda::max_pool2d_forward(g, ptr<const float>(x), ptr<float>(y), ptr<int64_t>(idx),
+                                     stream_of(stream));
   });
   m.def("max_pool2d_backward", [](py::dict d, Ptr dy, Ptr idx, Ptr relu_x, Ptr dx, Ptr stream) {
     const auto g = fastnn::cuda::pool_geometry(d);
     py::gil_scoped_release nogil;
-    fastnn::cuda::max_pool2d_backward(g, ptr<const float>(dy), ptr<const int64_t>(idx), ptr<const float>(relu_x),
-                                      ptr<float>(dx), stream_of(stream));
+    fastnn::cuda::max_pool2d_backward(g, ptr<const float>(dy), ptr<const int64_t>(idx),
+                                      ptr<const float>(relu_x), ptr<float>(dx), stream_of(stream));
   });
   m.def("avg_pool2d_forward", [](py::dict d, bool cip, Ptr x, Ptr y, Ptr stream) {
     const auto g = fastnn::cuda::pool_geometry(d);
@@ -184,11 +185,13 @@ PYBIND11_MODULE(_cuda, m) {
   });
   m.def("global_avg_pool2d_forward", [](int64_t planes, int64_t hw, Ptr x, Ptr y, Ptr stream) {
     py::gil_scoped_release nogil;
-    fastnn::cuda::global_avg_pool2d_forward(planes, hw, ptr<const float>(x), ptr<float>(y), stream_of(stream));
+    fastnn::cuda::global_avg_pool2d_forward(planes, hw, ptr<const float>(x), ptr<float>(y),
+                                            stream_of(stream));
   });
   m.def("global_avg_pool2d_backward", [](int64_t planes, int64_t hw, Ptr dy, Ptr dx, Ptr stream) {
     py::gil_scoped_release nogil;
-    fastnn::cuda::global_avg_pool2d_backward(planes, hw, ptr<const float>(dy), ptr<float>(dx), stream_of(stream));
+    fastnn::cuda::global_avg_pool2d_backward(planes, hw, ptr<const float>(dy), ptr<float>(dx),
+                                             stream_of(stream));
   });
   // conv2d: the geometry is fastnn.cuda._conv2d_geometry's dict (the CPU op's rules, checked there);
   // workspace: device memory of conv2d_backward_weight_workspace floats (fastnn.cuda allocates it).
@@ -204,74 +207,77 @@ PYBIND11_MODULE(_cuda, m) {
     fastnn::cuda::conv2d_backward_data(g, ptr<const float>(dy), ptr<const float>(w), ptr<float>(dx),
                                        stream_of(stream));
   });
-  m.def("conv2d_backward_weight_workspace",
-        [](py::dict d) { return fastnn::cuda::conv2d_backward_weight_workspace(fastnn::cuda::conv2d_geometry(d)); });
+  m.def("conv2d_backward_weight_workspace", [](py::dict d) {
+    return fastnn::cuda::conv2d_backward_weight_workspace(fastnn::cuda::conv2d_geometry(d));
+  });
   m.def("conv2d_backward_weight", [](py::dict d, Ptr dy, Ptr x, Ptr dw, Ptr ws, Ptr stream) {
     const auto g = fastnn::cuda::conv2d_geometry(d);
     py::gil_scoped_release nogil;
-    fastnn::cuda::conv2d_backward_weight(g, ptr<const float>(dy), ptr<const float>(x), ptr<float>(dw), ptr<float>(ws),
-                                         stream_of(stream));
+    fastnn::cuda::conv2d_backward_weight(g, ptr<const float>(dy), ptr<const float>(x), ptr<float>(dw),
+                                         ptr<float>(ws), stream_of(stream));
   });
   m.def("conv2d_backward_bias", [](int64_t n, int64_t oc, int64_t hw, Ptr dy, Ptr db, Ptr stream) {
     py::gil_scoped_release nogil;
     fastnn::cuda::conv2d_backward_bias(n, oc, hw, ptr<const float>(dy), ptr<float>(db), stream_of(stream));
   });
   m.def("cross_entropy_forward", [](int64_t rows, int64_t C, Ptr x, Ptr t, Ptr w, int64_t ignore_index,
-                                     float smoothing, Ptr loss, Ptr wt, Ptr stream) {
+                                    float smoothing, Ptr loss, Ptr wt, Ptr stream) {
     py::gil_scoped_release nogil;
-    fastnn::cuda::cross_entropy_forward(rows, C, ptr<const float>(x), ptr<const int64_t>(t), ptr<const float>(w),
-                                        ignore_index, smoothing, ptr<float>(loss), ptr<float>(wt), stream_of(stream));
+    fastnn::cuda::cross_entropy_forward(rows, C, ptr<const float>(x), ptr<const int64_t>(t),
+                                        ptr<const float>(w), ignore_index, smoothing, ptr<float>(loss),
+                                        ptr<float>(wt), stream_of(stream));
   });
   m.def("cross_entropy_backward", [](int64_t rows, int64_t C, Ptr x, Ptr t, Ptr w, int64_t ignore_index,
-                                      float smoothing, Ptr scale, Ptr dx, Ptr stream) {
+                                     float smoothing, Ptr scale, Ptr dx, Ptr stream) {
     py::gil_scoped_release nogil;
-    fastnn::cuda::cross_entropy_backward(rows, C, ptr<const float>(x), ptr<const int64_t>(t), ptr<const float>(w),
-                                         ignore_index, smoothing, ptr<const float>(scale), ptr<float>(dx),
-                                         stream_of(stream));
+    fastnn::cuda::cross_entropy_backward(rows, C, ptr<const float>(x), ptr<const int64_t>(t),
+                                         ptr<const float>(w), ignore_index, smoothing,
+                                         ptr<const float>(scale), ptr<float>(dx), stream_of(stream));
   });
   // Recurrent layers: scratch is device memory of rnn_scratch_floats floats (fastnn.cuda allocates it).
   m.def("rnn_scratch_floats", [](int cell, int64_t T, int64_t B, int64_t I, int64_t H, bool backward) {
     return fastnn::cuda::rnn_scratch_floats(rnn_shape(cell, false, T, B, I, H), backward);
   });
-  m.def("rnn_forward", [](int cell, bool reverse, int64_t T, int64_t B, int64_t I, int64_t H, Ptr x, Ptr h0, Ptr c0,
-                          Ptr w_ih, Ptr w_hh, Ptr b_ih, Ptr b_hh, Ptr y, Ptr h_n, Ptr c_n, Ptr ws, Ptr scratch,
-                          Ptr stream) {
-    const fastnn::RnnShape s = rnn_shape(cell, reverse, T, B, I, H);
-    py::gil_scoped_release nogil;
-    fastnn::cuda::rnn_forward(s, ptr<const float>(x), ptr<const float>(h0), ptr<const float>(c0),
-                              ptr<const float>(w_ih), ptr<const float>(w_hh), ptr<const float>(b_ih),
-                              ptr<const float>(b_hh), ptr<float>(y), ptr<float>(h_n), ptr<float>(c_n), ptr<float>(ws),
-                              ptr<float>(scratch), stream_of(stream));
-  });
-  m.def("rnn_backward", [](int cell, bool reverse, int64_t T, int64_t B, int64_t I, int64_t H, Ptr dy, Ptr dh_n,
-                           Ptr dc_n, Ptr x, Ptr h0, Ptr c0, Ptr w_ih, Ptr w_hh, Ptr y, Ptr ws, Ptr dx, Ptr dh0,
-                           Ptr dc0, Ptr dw_ih, Ptr dw_hh, Ptr db_ih, Ptr db_hh, Ptr scratch, Ptr stream) {
-    const fastnn::RnnShape s = rnn_shape(cell, reverse, T, B, I, H);
-    py::gil_scoped_release nogil;
-    fastnn::cuda::rnn_backward(s, ptr<const float>(dy), ptr<const float>(dh_n), ptr<const float>(dc_n),
-                               ptr<const float>(x), ptr<const float>(h0), ptr<const float>(c0),
-                               ptr<const float>(w_ih), ptr<const float>(w_hh), ptr<const float>(y),
-                               ptr<const float>(ws), ptr<float>(dx), ptr<float>(dh0), ptr<float>(dc0),
-                               ptr<float>(dw_ih), ptr<float>(dw_hh), ptr<float>(db_ih), ptr<float>(db_hh),
-                               ptr<float>(scratch), stream_of(stream));
-  });
+  m.def("rnn_forward",
+        [](int cell, bool reverse, int64_t T, int64_t B, int64_t I, int64_t H, Ptr x, Ptr h0, Ptr c0,
+           Ptr w_ih, Ptr w_hh, Ptr b_ih, Ptr b_hh, Ptr y, Ptr h_n, Ptr c_n, Ptr ws, Ptr scratch, Ptr stream) {
+          const fastnn::RnnShape s = rnn_shape(cell, reverse, T, B, I, H);
+          py::gil_scoped_release nogil;
+          fastnn::cuda::rnn_forward(s, ptr<const float>(x), ptr<const float>(h0), ptr<const float>(c0),
+                                    ptr<const float>(w_ih), ptr<const float>(w_hh), ptr<const float>(b_ih),
+                                    ptr<const float>(b_hh), ptr<float>(y), ptr<float>(h_n), ptr<float>(c_n),
+                                    ptr<float>(ws), ptr<float>(scratch), stream_of(stream));
+        });
+  m.def("rnn_backward",
+        [](int cell, bool reverse, int64_t T, int64_t B, int64_t I, int64_t H, Ptr dy, Ptr dh_n, Ptr dc_n,
+           Ptr x, Ptr h0, Ptr c0, Ptr w_ih, Ptr w_hh, Ptr y, Ptr ws, Ptr dx, Ptr dh0, Ptr dc0, Ptr dw_ih,
+           Ptr dw_hh, Ptr db_ih, Ptr db_hh, Ptr scratch, Ptr stream) {
+          const fastnn::RnnShape s = rnn_shape(cell, reverse, T, B, I, H);
+          py::gil_scoped_release nogil;
+          fastnn::cuda::rnn_backward(s, ptr<const float>(dy), ptr<const float>(dh_n), ptr<const float>(dc_n),
+                                     ptr<const float>(x), ptr<const float>(h0), ptr<const float>(c0),
+                                     ptr<const float>(w_ih), ptr<const float>(w_hh), ptr<const float>(y),
+                                     ptr<const float>(ws), ptr<float>(dx), ptr<float>(dh0), ptr<float>(dc0),
+                                     ptr<float>(dw_ih), ptr<float>(dw_hh), ptr<float>(db_ih),
+                                     ptr<float>(db_hh), ptr<float>(scratch), stream_of(stream));
+        });
   // Attention (attention_args above): out (B, NH, L, DV), lse (B, NH, L); the backward's delta is
   // device scratch of B * NH * L floats (fastnn.cuda allocates it).
-  m.def("scaled_dot_product_attention_forward", [](py::tuple dims, Ptr q, Ptr k, Ptr v, int mask_kind, Ptr mask,
-                                                   py::tuple mask_strides, bool causal, float scale, Ptr out,
-                                                   Ptr lse, Ptr stream) {
-    const auto a = attention_args(dims, q, k, v, mask_kind, mask, mask_strides, causal, scale);
-    py::gil_scoped_release nogil;
-    fastnn::cuda::attention_forward(a, ptr<float>(out), ptr<float>(lse), stream_of(stream));
-  });
+  m.def("scaled_dot_product_attention_forward",
+        [](py::tuple dims, Ptr q, Ptr k, Ptr v, int mask_kind, Ptr mask, py::tuple mask_strides, bool causal,
+           float scale, Ptr out, Ptr lse, Ptr stream) {
+          const auto a = attention_args(dims, q, k, v, mask_kind, mask, mask_strides, causal, scale);
+          py::gil_scoped_release nogil;
+          fastnn::cuda::attention_forward(a, ptr<float>(out), ptr<float>(lse), stream_of(stream));
+        });
   m.def("scaled_dot_product_attention_backward",
         [](py::tuple dims, Ptr q, Ptr k, Ptr v, int mask_kind, Ptr mask, py::tuple mask_strides, bool causal,
            float scale, Ptr dout, Ptr out, Ptr lse, Ptr dq, Ptr dk, Ptr dv, Ptr delta, Ptr stream) {
           const auto a = attention_args(dims, q, k, v, mask_kind, mask, mask_strides, causal, scale);
           py::gil_scoped_release nogil;
-          fastnn::cuda::attention_backward(a, ptr<const float>(dout), ptr<const float>(out), ptr<const float>(lse),
-                                           ptr<float>(dq), ptr<float>(dk), ptr<float>(dv), ptr<float>(delta),
-                                           stream_of(stream));
+          fastnn::cuda::attention_backward(a, ptr<const float>(dout), ptr<const float>(out),
+                                           ptr<const float>(lse), ptr<float>(dq), ptr<float>(dk),
+                                           ptr<float>(dv), ptr<float>(delta), stream_of(stream));
         });
   m.def("sgd_step", [](Ptr p, Ptr g, Ptr buf, int64_t n, double lr, double momentum, double dampening,
                        bool nesterov, double weight_decay, bool maximize, bool first_step, Ptr stream) {
@@ -281,34 +287,38 @@ PYBIND11_MODULE(_cuda, m) {
     py::gil_scoped_release nogil;
     fastnn::cuda::sgd_step(a, ptr<float>(p), ptr<const float>(g), ptr<float>(buf), n, stream_of(stream));
   });
-  m.def("adam_step", [](Ptr p, Ptr g, Ptr m_, Ptr v, Ptr vmax, int64_t n, int64_t step, double lr, double beta1,
-                        double beta2, double eps, double weight_decay, bool decoupled, bool maximize, Ptr stream) {
-    fastnn::AdamArgs a;
-    a.lr = lr, a.beta1 = beta1, a.beta2 = beta2, a.eps = eps, a.weight_decay = weight_decay;
-    a.amsgrad = vmax != 0, a.decoupled = decoupled, a.maximize = maximize, a.step = step;
-    py::gil_scoped_release nogil;
-    fastnn::cuda::adam_step(a, ptr<float>(p), ptr<const float>(g), ptr<float>(m_), ptr<float>(v), ptr<float>(vmax),
-                            n, stream_of(stream));
-  });
-  m.def("batch_norm2d_forward", [](int64_t n, int64_t c, int64_t hw, bool training, double momentum, double eps,
-                                    Ptr x, Ptr weight, Ptr bias, Ptr running_mean, Ptr running_var, Ptr y,
-                                    Ptr save_mean, Ptr save_invstd, Ptr stream) {
-    fastnn::BatchNormArgs a;
-    a.n = n, a.c = c, a.hw = hw, a.training = training, a.momentum = momentum, a.eps = eps;
-    py::gil_scoped_release nogil;
-    fastnn::cuda::batch_norm2d_forward(a, ptr<const float>(x), ptr<const float>(weight), ptr<const float>(bias),
-                                       ptr<float>(running_mean), ptr<float>(running_var), ptr<float>(y),
-                                       ptr<float>(save_mean), ptr<float>(save_invstd), stream_of(stream));
-  });
-  m.def("batch_norm2d_backward", [](int64_t n, int64_t c, int64_t hw, bool training, Ptr dy, Ptr x, Ptr weight,
-                                     Ptr save_mean, Ptr save_invstd, Ptr dx, Ptr dweight, Ptr dbias, Ptr stream) {
-    fastnn::BatchNormArgs a;
-    a.n = n, a.c = c, a.hw = hw, a.training = training;
-    py::gil_scoped_release nogil;
-    fastnn::cuda::batch_norm2d_backward(a, ptr<const float>(dy), ptr<const float>(x), ptr<const float>(weight),
-                                        ptr<const float>(save_mean), ptr<const float>(save_invstd), ptr<float>(dx),
-                                        ptr<float>(dweight), ptr<float>(dbias), stream_of(stream));
-  });
+  m.def("adam_step",
+        [](Ptr p, Ptr g, Ptr m_, Ptr v, Ptr vmax, int64_t n, int64_t step, double lr, double beta1,
+           double beta2, double eps, double weight_decay, bool decoupled, bool maximize, Ptr stream) {
+          fastnn::AdamArgs a;
+          a.lr = lr, a.beta1 = beta1, a.beta2 = beta2, a.eps = eps, a.weight_decay = weight_decay;
+          a.amsgrad = vmax != 0, a.decoupled = decoupled, a.maximize = maximize, a.step = step;
+          py::gil_scoped_release nogil;
+          fastnn::cuda::adam_step(a, ptr<float>(p), ptr<const float>(g), ptr<float>(m_), ptr<float>(v),
+                                  ptr<float>(vmax), n, stream_of(stream));
+        });
+  m.def("batch_norm2d_forward",
+        [](int64_t n, int64_t c, int64_t hw, bool training, double momentum, double eps, Ptr x, Ptr weight,
+           Ptr bias, Ptr running_mean, Ptr running_var, Ptr y, Ptr save_mean, Ptr save_invstd, Ptr stream) {
+          fastnn::BatchNormArgs a;
+          a.n = n, a.c = c, a.hw = hw, a.training = training, a.momentum = momentum, a.eps = eps;
+          py::gil_scoped_release nogil;
+          fastnn::cuda::batch_norm2d_forward(a, ptr<const float>(x), ptr<const float>(weight),
+                                             ptr<const float>(bias), ptr<float>(running_mean),
+                                             ptr<float>(running_var), ptr<float>(y), ptr<float>(save_mean),
+                                             ptr<float>(save_invstd), stream_of(stream));
+        });
+  m.def("batch_norm2d_backward",
+        [](int64_t n, int64_t c, int64_t hw, bool training, Ptr dy, Ptr x, Ptr weight, Ptr save_mean,
+           Ptr save_invstd, Ptr dx, Ptr dweight, Ptr dbias, Ptr stream) {
+          fastnn::BatchNormArgs a;
+          a.n = n, a.c = c, a.hw = hw, a.training = training;
+          py::gil_scoped_release nogil;
+          fastnn::cuda::batch_norm2d_backward(a, ptr<const float>(dy), ptr<const float>(x),
+                                              ptr<const float>(weight), ptr<const float>(save_mean),
+                                              ptr<const float>(save_invstd), ptr<float>(dx),
+                                              ptr<float>(dweight), ptr<float>(dbias), stream_of(stream));
+        });
   m.def("grad_norm_partials", &fastnn::cuda::grad_norm_partials,
         "float64 slots grad_norm needs for an array of n elements");
   // grad_norm: the arrays' device pointers and sizes as lists; partials and out as for

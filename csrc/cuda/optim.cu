@@ -14,8 +14,8 @@ namespace {
 
 constexpr int THREADS = 256;
 
-__global__ void __launch_bounds__(THREADS) sgd_kernel(SgdConsts k, float* p, const float* __restrict__ g,
-                                                      float* buf, int64_t n) {
+__global__ void __launch_bounds__(THREADS)
+    sgd_kernel(SgdConsts k, float* p, const float* __restrict__ g, float* buf, int64_t n) {
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
     float d = g[i] * k.sign;
@@ -31,8 +31,8 @@ __global__ void __launch_bounds__(THREADS) sgd_kernel(SgdConsts k, float* p, con
   }
 }
 
-__global__ void __launch_bounds__(THREADS) adam_kernel(AdamConsts k, float* p, const float* __restrict__ g, float* m,
-                                                       float* v, float* vmax, int64_t n) {
+__global__ void __launch_bounds__(THREADS) adam_kernel(AdamConsts k, float* p, const float* __restrict__ g,
+                                                       float* m, float* v, float* vmax, int64_t n) {
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
     float pi = p[i];

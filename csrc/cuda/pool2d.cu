@@ -18,8 +18,8 @@ namespace {
 
 constexpr int THREADS = 256;
 
-__global__ void __launch_bounds__(THREADS) max_forward_kernel(PoolGeom g, const float* __restrict__ x, float* y,
-                                                              int64_t* idx) {
+__global__ void __launch_bounds__(THREADS)
+    max_forward_kernel(PoolGeom g, const float* __restrict__ x, float* y, int64_t* idx) {
   const int64_t total = g.N * g.C * g.OH * g.OW, step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
     const int64_t ow = e % g.OW, oh = e / g.OW % g.OH, p = e / (g.OW * g.OH);
@@ -48,9 +48,9 @@ __global__ void __launch_bounds__(THREADS) fill_kernel(float* p, int64_t n) {
   for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += step) p[e] = 0.0f;
 }
 
-__global__ void __launch_bounds__(THREADS) max_backward_kernel(PoolGeom g, const float* __restrict__ dy,
-                                                               const int64_t* __restrict__ idx,
-                                                               const float* __restrict__ relu_x, float* dx) {
+__global__ void __launch_bounds__(THREADS)
+    max_backward_kernel(PoolGeom g, const float* __restrict__ dy, const int64_t* __restrict__ idx,
+                        const float* __restrict__ relu_x, float* dx) {
   const int64_t out = g.OH * g.OW, in = g.H * g.W, total = g.N * g.C * out;
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
@@ -73,8 +73,8 @@ __device__ __forceinline__ Window avg_window(const PoolGeom& g, bool cip, int64_
   return w;
 }
 
-__global__ void __launch_bounds__(THREADS) avg_forward_kernel(PoolGeom g, bool cip, const float* __restrict__ x,
-                                                              float* y) {
+__global__ void __launch_bounds__(THREADS)
+    avg_forward_kernel(PoolGeom g, bool cip, const float* __restrict__ x, float* y) {
   const int64_t total = g.N * g.C * g.OH * g.OW, step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
     const int64_t ow = e % g.OW, oh = e / g.OW % g.OH, p = e / (g.OW * g.OH);
@@ -103,8 +103,8 @@ __device__ __forceinline__ float avg_divisor(int H, int W, int KH, int KW, int S
   return static_cast<float>((min(he, H) - max(hs, 0)) * (min(we, W) - max(ws, 0)));
 }
 
-__global__ void __launch_bounds__(THREADS) avg_backward_kernel(PoolGeom g, bool cip, const float* __restrict__ dy,
-                                                               float* dx) {
+__global__ void __launch_bounds__(THREADS)
+    avg_backward_kernel(PoolGeom g, bool cip, const float* __restrict__ dy, float* dx) {
   const int H = static_cast<int>(g.H), W = static_cast<int>(g.W), OH = static_cast<int>(g.OH),
             OW = static_cast<int>(g.OW);
   const int KH = static_cast<int>(g.KH), KW = static_cast<int>(g.KW), SH = static_cast<int>(g.SH),
@@ -126,7 +126,8 @@ __global__ void __launch_bounds__(THREADS) avg_backward_kernel(PoolGeom g, bool 
   }
 }
 
-__global__ void __launch_bounds__(THREADS) global_forward_kernel(int64_t hw, const float* __restrict__ x, float* y) {
+__global__ void __launch_bounds__(THREADS)
+    global_forward_kernel(int64_t hw, const float* __restrict__ x, float* y) {
   __shared__ float scratch[32];
   const float* xp = x + static_cast<int64_t>(blockIdx.x) * hw;
   float s = 0.0f;
@@ -135,8 +136,8 @@ __global__ void __launch_bounds__(THREADS) global_forward_kernel(int64_t hw, con
   if (threadIdx.x == 0) y[blockIdx.x] = s / static_cast<float>(hw);
 }
 
-__global__ void __launch_bounds__(THREADS) global_backward_kernel(int64_t planes, int64_t hw,
-                                                                  const float* __restrict__ dy, float* dx) {
+__global__ void __launch_bounds__(THREADS)
+    global_backward_kernel(int64_t planes, int64_t hw, const float* __restrict__ dy, float* dx) {
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < planes * hw; e += step)
     dx[e] = dy[e / hw] / static_cast<float>(hw);
@@ -147,13 +148,13 @@ __global__ void __launch_bounds__(THREADS) global_backward_kernel(int64_t planes
 void max_pool2d_forward(const PoolGeom& g, const float* x, float* y, int64_t* idx, Stream stream) {
   const int64_t total = g.N * g.C * g.OH * g.OW;
   if (total == 0) return;
-  FASTNN_LAUNCH(max_forward_kernel, blocks_for(total, THREADS), THREADS, 0, static_cast<cudaStream_t>(stream))(
-      g, x, y, idx);
+  FASTNN_LAUNCH(max_forward_kernel, blocks_for(total, THREADS), THREADS, 0,
+                static_cast<cudaStream_t>(stream))(g, x, y, idx);
   check_launch("max_pool2d_forward");
 }
 
-void max_pool2d_backward(const PoolGeom& g, const float* dy, const int64_t* idx, const float* relu_x, float* dx,
-                         Stream stream) {
+void max_pool2d_backward(const PoolGeom& g, const float* dy, const int64_t* idx, const float* relu_x,
+                         float* dx, Stream stream) {
   const int64_t in = g.N * g.C * g.H * g.W, total = g.N * g.C * g.OH * g.OW;
   if (in == 0) return;
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
@@ -167,16 +168,17 @@ void max_pool2d_backward(const PoolGeom& g, const float* dy, const int64_t* idx,
 void avg_pool2d_forward(const PoolGeom& g, bool count_include_pad, const float* x, float* y, Stream stream) {
   const int64_t total = g.N * g.C * g.OH * g.OW;
   if (total == 0) return;
-  FASTNN_LAUNCH(avg_forward_kernel, blocks_for(total, THREADS), THREADS, 0, static_cast<cudaStream_t>(stream))(
-      g, count_include_pad, x, y);
+  FASTNN_LAUNCH(avg_forward_kernel, blocks_for(total, THREADS), THREADS, 0,
+                static_cast<cudaStream_t>(stream))(g, count_include_pad, x, y);
   check_launch("avg_pool2d_forward");
 }
 
-void avg_pool2d_backward(const PoolGeom& g, bool count_include_pad, const float* dy, float* dx, Stream stream) {
+void avg_pool2d_backward(const PoolGeom& g, bool count_include_pad, const float* dy, float* dx,
+                         Stream stream) {
   const int64_t total = g.N * g.C * g.H * g.W;
   if (total == 0) return;
-  FASTNN_LAUNCH(avg_backward_kernel, blocks_for(total, THREADS), THREADS, 0, static_cast<cudaStream_t>(stream))(
-      g, count_include_pad, dy, dx);
+  FASTNN_LAUNCH(avg_backward_kernel, blocks_for(total, THREADS), THREADS, 0,
+                static_cast<cudaStream_t>(stream))(g, count_include_pad, dy, dx);
   check_launch("avg_pool2d_backward");
 }
 

@@ -49,16 +49,16 @@ __device__ __forceinline__ int64_t first_unit() {
 __device__ __forceinline__ int64_t unit_stride() { return static_cast<int64_t>(gridDim.x) * blockDim.x; }
 
 // out[j] = (b_ih ? b_ih[j] : 0) + (b_hh ? b_hh[j] : 0): the RNN's and LSTM's one bias.
-__global__ void __launch_bounds__(THREADS) bias_sum_kernel(int64_t n, const float* __restrict__ b_ih,
-                                                           const float* __restrict__ b_hh, float* out) {
+__global__ void __launch_bounds__(THREADS)
+    bias_sum_kernel(int64_t n, const float* __restrict__ b_ih, const float* __restrict__ b_hh, float* out) {
   for (int64_t j = first_unit(); j < n; j += unit_stride())
     out[j] = (b_ih ? b_ih[j] : 0.0f) + (b_hh ? b_hh[j] : 0.0f);
 }
 
 // One step of B x H units; g (B, 4H): pre-activations in, activated gates out (in place).
-__global__ void __launch_bounds__(THREADS) lstm_forward_kernel(int64_t B, int64_t H, float* g,
-                                                               const float* __restrict__ c_prev, float* c,
-                                                               float* tc, float* h, float* h_n, float* c_n) {
+__global__ void __launch_bounds__(THREADS)
+    lstm_forward_kernel(int64_t B, int64_t H, float* g, const float* __restrict__ c_prev, float* c, float* tc,
+                        float* h, float* h_n, float* c_n) {
   const int64_t n = B * H;
   for (int64_t u = first_unit(); u < n; u += unit_stride()) {
     const int64_t b = u / H, j = u - b * H;
@@ -80,11 +80,10 @@ __global__ void __launch_bounds__(THREADS) lstm_forward_kernel(int64_t B, int64_
 
 // gx (B, 3H) the input projection with b_ih; gh (B, 3H) h_{t-1} W_hh^T + b_hh, or null when
 // h_{t-1} = 0 (then b_hh, or zeros). ws (B, 4H): r, z, n, gh_n.
-__global__ void __launch_bounds__(THREADS) gru_forward_kernel(int64_t B, int64_t H, const float* __restrict__ gx,
-                                                              const float* __restrict__ gh,
-                                                              const float* __restrict__ b_hh,
-                                                              const float* __restrict__ h_prev, float* ws,
-                                                              float* h, float* h_n) {
+__global__ void __launch_bounds__(THREADS)
+    gru_forward_kernel(int64_t B, int64_t H, const float* __restrict__ gx, const float* __restrict__ gh,
+                       const float* __restrict__ b_hh, const float* __restrict__ h_prev, float* ws, float* h,
+                       float* h_n) {
   const int64_t n = B * H;
   for (int64_t u = first_unit(); u < n; u += unit_stride()) {
     const int64_t b = u / H, j = u - b * H;
@@ -122,11 +121,10 @@ __global__ void __launch_bounds__(THREADS) rnn_forward_kernel(int64_t n, bool re
 
 // dh = dh_a + dh_b (either null: zeros), the full gradient of h_t; dc_in the carried gradient of
 // c_t (null: zeros), dc_out that of c_{t-1} (may equal dc_in); dg (B, 4H).
-__global__ void __launch_bounds__(THREADS) lstm_backward_kernel(int64_t B, int64_t H, const float* dh_a,
-                                                                const float* dh_b, const float* dc_in,
-                                                                float* dc_out, const float* __restrict__ g,
-                                                                const float* __restrict__ c_prev,
-                                                                const float* __restrict__ tc, float* dg) {
+__global__ void __launch_bounds__(THREADS)
+    lstm_backward_kernel(int64_t B, int64_t H, const float* dh_a, const float* dh_b, const float* dc_in,
+                         float* dc_out, const float* __restrict__ g, const float* __restrict__ c_prev,
+                         const float* __restrict__ tc, float* dg) {
   const int64_t n = B * H;
   for (int64_t u = first_unit(); u < n; u += unit_stride()) {
     const int64_t b = u / H, j = u - b * H;
@@ -146,11 +144,10 @@ __global__ void __launch_bounds__(THREADS) lstm_backward_kernel(int64_t B, int64
 
 // dh_in the carried gradient of h_t (null: zeros) plus dy (null: zeros); dh_out (may equal
 // dh_in) its direct part in dh_{t-1}, dh * z; dgi, dgh (B, 3H).
-__global__ void __launch_bounds__(THREADS) gru_backward_kernel(int64_t B, int64_t H, const float* dh_in,
-                                                               const float* __restrict__ dy,
-                                                               const float* __restrict__ ws,
-                                                               const float* __restrict__ h_prev, float* dgi,
-                                                               float* dgh, float* dh_out) {
+__global__ void __launch_bounds__(THREADS)
+    gru_backward_kernel(int64_t B, int64_t H, const float* dh_in, const float* __restrict__ dy,
+                        const float* __restrict__ ws, const float* __restrict__ h_prev, float* dgi,
+                        float* dgh, float* dh_out) {
   const int64_t n = B * H;
   for (int64_t u = first_unit(); u < n; u += unit_stride()) {
     const int64_t b = u / H, j = u - b * H;
@@ -174,9 +171,9 @@ __global__ void __launch_bounds__(THREADS) gru_backward_kernel(int64_t B, int64_
 }
 
 // da = dh * act'(h) from the output h, dh = dh_a + dh_b (either null: zeros).
-__global__ void __launch_bounds__(THREADS) rnn_backward_kernel(int64_t n, bool relu, const float* dh_a,
-                                                               const float* dh_b, const float* __restrict__ h,
-                                                               float* da) {
+__global__ void __launch_bounds__(THREADS)
+    rnn_backward_kernel(int64_t n, bool relu, const float* dh_a, const float* dh_b,
+                        const float* __restrict__ h, float* da) {
   for (int64_t u = first_unit(); u < n; u += unit_stride()) {
     const float d = (dh_a ? dh_a[u] : 0.0f) + (dh_b ? dh_b[u] : 0.0f);
     const float hv = h[u];
@@ -185,9 +182,8 @@ __global__ void __launch_bounds__(THREADS) rnn_backward_kernel(int64_t n, bool r
 }
 
 // out[c] (and out2[c] when given) = the sum of a[r * cols + c] over rows r in order, in float64.
-__global__ void __launch_bounds__(THREADS) column_sum_kernel(int64_t rows, int64_t cols,
-                                                             const float* __restrict__ a, float* out,
-                                                             float* out2) {
+__global__ void __launch_bounds__(THREADS)
+    column_sum_kernel(int64_t rows, int64_t cols, const float* __restrict__ a, float* out, float* out2) {
   const int64_t c = first_unit();
   if (c >= cols) return;
   double s = 0.0;
@@ -336,8 +332,8 @@ void rnn_forward(const RnnShape& s, const float* x, const float* h0, const float
 
 void rnn_backward(const RnnShape& s, const float* dy, const float* dh_n, const float* dc_n, const float* x,
                   const float* h0, const float* c0, const float* w_ih, const float* w_hh, const float* y,
-                  const float* ws, float* dx, float* dh0, float* dc0, float* dw_ih, float* dw_hh, float* db_ih,
-                  float* db_hh, float* scratch, Stream stream) {
+                  const float* ws, float* dx, float* dh0, float* dc0, float* dw_ih, float* dw_hh,
+                  float* db_ih, float* db_hh, float* scratch, Stream stream) {
   check_sizes(s, "rnn_backward");
   const int64_t T = s.T, B = s.B, H = s.H, GH = s.gates() * H, TB = T * B, BH = B * H;
   const Mm mm{stream};
@@ -385,8 +381,8 @@ void rnn_backward(const RnnShape& s, const float* dy, const float* dh_n, const f
     float* dg_t = dg + t * B * GH;
     if (lstm) {
       const float* cp = step == 0 ? c0 : cs + st.t(step - 1) * BH;
-      units(lstm_backward_kernel, BH, B, H, dh_a, dh_b, step == T - 1 ? dc_n : static_cast<const float*>(dc0), dc0,
-            gates + t * B * GH, cp, tcs + t * BH, dg_t);
+      units(lstm_backward_kernel, BH, B, H, dh_a, dh_b, step == T - 1 ? dc_n : static_cast<const float*>(dc0),
+            dc0, gates + t * B * GH, cp, tcs + t * BH, dg_t);
     } else {
       units(rnn_backward_kernel, BH, BH, relu, dh_a, dh_b, y + t * BH, dg_t);
     }

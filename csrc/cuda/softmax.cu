@@ -15,8 +15,8 @@ namespace {
 constexpr int THREADS = 256, WARPS = THREADS / 32;
 // Every lane of a warp runs the loop the same number of times (rows are whole warps), so the
 // shuffles see all 32 lanes.
-__global__ void __launch_bounds__(THREADS) softmax_rows_kernel(int64_t rows, int64_t n, bool log,
-                                                               const float* __restrict__ x, float* y) {
+__global__ void __launch_bounds__(THREADS)
+    softmax_rows_kernel(int64_t rows, int64_t n, bool log, const float* __restrict__ x, float* y) {
   const int lane = threadIdx.x % 32;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * WARPS + threadIdx.x / 32;
   if (row >= rows) return;  // a whole warp leaves together
@@ -37,10 +37,9 @@ __global__ void __launch_bounds__(THREADS) softmax_rows_kernel(int64_t rows, int
   }
 }
 
-__global__ void __launch_bounds__(THREADS) softmax_rows_backward_kernel(int64_t rows, int64_t n, bool log,
-                                                                        const float* __restrict__ dy,
-                                                                        const float* __restrict__ y,
-                                                                        float* dx) {
+__global__ void __launch_bounds__(THREADS)
+    softmax_rows_backward_kernel(int64_t rows, int64_t n, bool log, const float* __restrict__ dy,
+                                 const float* __restrict__ y, float* dx) {
   const int lane = threadIdx.x % 32;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * WARPS + threadIdx.x / 32;
   if (row >= rows) return;
@@ -49,12 +48,12 @@ __global__ void __launch_bounds__(THREADS) softmax_rows_backward_kernel(int64_t 
   float s = 0.0f;
   for (int64_t i = lane; i < n; i += 32) s += log ? dyr[i] : dyr[i] * yr[i];
   s = warp_sum(s);
-  for (int64_t i = lane; i < n; i += 32)
-    dxr[i] = log ? dyr[i] - expf(yr[i]) * s : yr[i] * (dyr[i] - s);
+  for (int64_t i = lane; i < n; i += 32) dxr[i] = log ? dyr[i] - expf(yr[i]) * s : yr[i] * (dyr[i] - s);
 }
 
-__global__ void __launch_bounds__(THREADS) softmax_cols_kernel(int64_t outer, int64_t n, int64_t inner, bool log,
-                                                               const float* __restrict__ x, float* y) {
+__global__ void __launch_bounds__(THREADS)
+    softmax_cols_kernel(int64_t outer, int64_t n, int64_t inner, bool log, const float* __restrict__ x,
+                        float* y) {
   const int64_t col = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (col >= outer * inner) return;
   const int64_t o = col / inner, j = col % inner;
@@ -65,13 +64,12 @@ __global__ void __launch_bounds__(THREADS) softmax_cols_kernel(int64_t outer, in
   float s = 0.0f;
   for (int64_t i = 0; i < n; ++i) s += expf(xc[i * inner] - m);
   const float ls = logf(s), r = 1.0f / s;
-  for (int64_t i = 0; i < n; ++i)
-    yc[i * inner] = log ? xc[i * inner] - m - ls : expf(xc[i * inner] - m) * r;
+  for (int64_t i = 0; i < n; ++i) yc[i * inner] = log ? xc[i * inner] - m - ls : expf(xc[i * inner] - m) * r;
 }
 
-__global__ void __launch_bounds__(THREADS) softmax_cols_backward_kernel(int64_t outer, int64_t n, int64_t inner,
-                                                                        bool log, const float* __restrict__ dy,
-                                                                        const float* __restrict__ y, float* dx) {
+__global__ void __launch_bounds__(THREADS)
+    softmax_cols_backward_kernel(int64_t outer, int64_t n, int64_t inner, bool log,
+                                 const float* __restrict__ dy, const float* __restrict__ y, float* dx) {
   const int64_t col = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (col >= outer * inner) return;
   const int64_t base = col / inner * n * inner + col % inner;
@@ -93,7 +91,8 @@ void softmax_forward(int64_t outer, int64_t n, int64_t inner, bool log, const fl
   if (outer == 0 || n == 0 || inner == 0) return;
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
   if (inner == 1) {
-    FASTNN_LAUNCH(softmax_rows_kernel, blocks_for(outer, WARPS, 2147483647u), THREADS, 0, s)(outer, n, log, x, y);
+    FASTNN_LAUNCH(softmax_rows_kernel, blocks_for(outer, WARPS, 2147483647u), THREADS, 0, s)(outer, n, log, x,
+                                                                                             y);
   } else {
     FASTNN_LAUNCH(softmax_cols_kernel, blocks_for(outer * inner, THREADS, 2147483647u), THREADS, 0, s)(
         outer, n, inner, log, x, y);
@@ -101,16 +100,16 @@ void softmax_forward(int64_t outer, int64_t n, int64_t inner, bool log, const fl
   check_launch("softmax_forward");
 }
 
-void softmax_backward(int64_t outer, int64_t n, int64_t inner, bool log, const float* dy,
-                      const float* y, float* dx, Stream stream) {
+void softmax_backward(int64_t outer, int64_t n, int64_t inner, bool log, const float* dy, const float* y,
+                      float* dx, Stream stream) {
   if (outer == 0 || n == 0 || inner == 0) return;
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
   if (inner == 1) {
     FASTNN_LAUNCH(softmax_rows_backward_kernel, blocks_for(outer, WARPS, 2147483647u), THREADS, 0, s)(
         outer, n, log, dy, y, dx);
   } else {
-    FASTNN_LAUNCH(softmax_cols_backward_kernel, blocks_for(outer * inner, THREADS, 2147483647u), THREADS, 0, s)(
-        outer, n, inner, log, dy, y, dx);
+    FASTNN_LAUNCH(softmax_cols_backward_kernel, blocks_for(outer * inner, THREADS, 2147483647u), THREADS, 0,
+                  s)(outer, n, inner, log, dy, y, dx);
   }
   check_launch("softmax_backward");
 }

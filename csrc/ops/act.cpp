@@ -22,24 +22,30 @@ constexpr int64_t kGrain = 64;
 FwdFn fwd_for(Isa isa) {
   switch (isa) {
 #ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512: return act_forward_avx512;
+    case Isa::Avx512:
+      return act_forward_avx512;
 #endif
 #ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2: return act_forward_avx2;
+    case Isa::Avx2:
+      return act_forward_avx2;
 #endif
-    default: return act_forward_default;
+    default:
+      return act_forward_default;
   }
 }
 
 BwdFn bwd_for(Isa isa) {
   switch (isa) {
 #ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512: return act_backward_avx512;
+    case Isa::Avx512:
+      return act_backward_avx512;
 #endif
 #ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2: return act_backward_avx2;
+    case Isa::Avx2:
+      return act_backward_avx2;
 #endif
-    default: return act_backward_default;
+    default:
+      return act_backward_default;
   }
 }
 
@@ -64,8 +70,7 @@ void act_forward(const ActArgs& a, const float* x, float* y, Isa isa, int nthrea
   split(a.n, nthreads, [&](int64_t b, int64_t e) { fn(a, x + b, y + b, e - b); });
 }
 
-void act_backward(const ActArgs& a, const float* dy, const float* xy, float* dx, Isa isa,
-                  int nthreads) {
+void act_backward(const ActArgs& a, const float* dy, const float* xy, float* dx, Isa isa, int nthreads) {
   if (a.n <= 0) return;
   const BwdFn fn = bwd_for(isa);
   split(a.n, nthreads, [&](int64_t b, int64_t e) { fn(a, dy + b, xy + b, dx + b, e - b); });

@@ -35,8 +35,7 @@ struct ActArgs {
 // Forward: y[i] = act(x[i]). y may equal x (in place).
 void act_forward(const ActArgs& a, const float* x, float* y, Isa isa, int nthreads);
 // Backward: dx[i] = dy[i] * act'(...) where xy is x or y per the table above. dx may equal dy.
-void act_backward(const ActArgs& a, const float* dy, const float* xy, float* dx, Isa isa,
-                  int nthreads);
+void act_backward(const ActArgs& a, const float* dy, const float* xy, float* dx, Isa isa, int nthreads);
 
 // Per-ISA implementations (csrc/cpu/act.cpp, csrc/cpu/avx2/act.cpp, csrc/cpu/avx512/act.cpp),
 // on the element range [0, n) of already-offset pointers, one thread.

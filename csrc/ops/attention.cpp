@@ -52,8 +52,8 @@ void attention_forward(const AttentionArgs& a, float* out, float* lse, Isa isa, 
   split(items, nt, [&](int64_t w0, int64_t w1) { k.fwd(a, out, lse, w0, w1); });
 }
 
-void attention_backward(const AttentionArgs& a, const float* dout, const float* out, const float* lse, float* dq,
-                        float* dk, float* dv, Isa isa, int nthreads) {
+void attention_backward(const AttentionArgs& a, const float* dout, const float* out, const float* lse,
+                        float* dq, float* dk, float* dv, Isa isa, int nthreads) {
   const int64_t pairs = a.B * a.NH;
   if (pairs == 0) return;
   const auto k = kernels_for(isa);

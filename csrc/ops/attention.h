@@ -37,25 +37,24 @@ struct AttentionArgs {
   const float* k = nullptr;  // (B, NH, S, D)
   const float* v = nullptr;  // (B, NH, S, DV)
   AttnMask mask_kind = AttnMask::None;
-  const void* mask = nullptr;  // bool (uint8) or float32, element (b, h, i, j) at
+  const void* mask = nullptr;                  // bool (uint8) or float32, element (b, h, i, j) at
   int64_t msb = 0, msh = 0, msl = 0, mss = 0;  // b*msb + h*msh + i*msl + j*mss
-  bool causal = false;  // top-left aligned: query i sees keys j <= i
+  bool causal = false;                         // top-left aligned: query i sees keys j <= i
   float scale = 1.0f;
 };
 
 // out (B, NH, L, DV), lse (B, NH, L).
 void attention_forward(const AttentionArgs& a, float* out, float* lse, Isa isa, int nthreads);
 // dq like q, dk like k, dv like v, from dout and the forward's out and lse.
-void attention_backward(const AttentionArgs& a, const float* dout, const float* out, const float* lse, float* dq,
-                        float* dk, float* dv, Isa isa, int nthreads);
+void attention_backward(const AttentionArgs& a, const float* dout, const float* out, const float* lse,
+                        float* dq, float* dk, float* dv, Isa isa, int nthreads);
 
 // Per-ISA kernels (csrc/cpu/attention_impl.h's framework with each unit's micro-kernels):
 // forward over work items [w0, w1) of (b, h, query block), backward over (b, h) pairs [p0, p1).
-#define FASTNN_ATTENTION_DECLS(isa)                                                                  \
+#define FASTNN_ATTENTION_DECLS(isa)                                                                     \
   void attention_forward_##isa(const AttentionArgs& a, float* out, float* lse, int64_t w0, int64_t w1); \
-  void attention_backward_##isa(const AttentionArgs& a, const float* dout, const float* out,         \
-                                const float* lse, float* dq, float* dk, float* dv, int64_t p0,       \
-                                int64_t p1);
+  void attention_backward_##isa(const AttentionArgs& a, const float* dout, const float* out,            \
+                                const float* lse, float* dq, float* dk, float* dv, int64_t p0, int64_t p1);
 FASTNN_ATTENTION_DECLS(default)
 FASTNN_ATTENTION_DECLS(avx2)
 FASTNN_ATTENTION_DECLS(avx512)

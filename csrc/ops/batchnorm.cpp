@@ -17,8 +17,8 @@ constexpr int64_t kElemsPerThread = 1 << 16;
 template <class F>
 void over_channels(const BatchNormArgs& a, int nthreads, F&& f) {
   const int64_t total = a.n * a.c * a.hw;
-  const int nt = static_cast<int>(
-      std::max<int64_t>(1, std::min<int64_t>({static_cast<int64_t>(nthreads), a.c, total / kElemsPerThread})));
+  const int nt = static_cast<int>(std::max<int64_t>(
+      1, std::min<int64_t>({static_cast<int64_t>(nthreads), a.c, total / kElemsPerThread})));
   parallel(nt, [&](int tid, int cnt) {
     long c0, c1;
     split_range(static_cast<long>(a.c), tid, cnt, &c0, &c1);

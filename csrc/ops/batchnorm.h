@@ -47,7 +47,8 @@ void batch_norm2d_backward(const BatchNormArgs& a, const float* dy, const float*
 // the hw floats at p + r * stride, r < runs (stride = C*H*W). Sums are chunked as above.
 double bn_sum_cpu(const float* x, int64_t runs, int64_t hw, int64_t stride);
 // sum (x - m) and sum (x - m)^2
-void bn_dev_sums_cpu(const float* x, float m, int64_t runs, int64_t hw, int64_t stride, double* s1, double* s2);
+void bn_dev_sums_cpu(const float* x, float m, int64_t runs, int64_t hw, int64_t stride, double* s1,
+                     double* s2);
 // sum dy and sum (x - m) * dy
 void bn_bwd_sums_cpu(const float* dy, const float* x, float m, int64_t runs, int64_t hw, int64_t stride,
                      double* sdy, double* dot);

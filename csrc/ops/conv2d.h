@@ -27,12 +27,12 @@ namespace fastnn {
 
 // All sizes of one convolution; output sizes are computed here and nowhere else.
 struct Conv2dShape {
-  int64_t B = 0, C = 0, H = 0, W = 0;   // input
-  int64_t OC = 0, KH = 1, KW = 1;       // weight (OC, C/G, KH, KW)
-  int64_t SH = 1, SW = 1;               // stride
+  int64_t B = 0, C = 0, H = 0, W = 0;      // input
+  int64_t OC = 0, KH = 1, KW = 1;          // weight (OC, C/G, KH, KW)
+  int64_t SH = 1, SW = 1;                  // stride
   int64_t PT = 0, PB = 0, PL = 0, PR = 0;  // padding top, bottom, left, right
-  int64_t DH = 1, DW = 1;               // dilation
-  int64_t G = 1;                        // groups
+  int64_t DH = 1, DW = 1;                  // dilation
+  int64_t G = 1;                           // groups
 
   int64_t OH() const { return (H + PT + PB - DH * (KH - 1) - 1) / SH + 1; }
   int64_t OW() const { return (W + PL + PR - DW * (KW - 1) - 1) / SW + 1; }
@@ -46,33 +46,33 @@ struct Conv2dShape {
 // 32-bit tile arithmetic.
 void conv2d_check(const Conv2dShape& s);
 
-void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias,
-                    Activation act, float* y, Isa isa, int nthreads);
-void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx,
-                          Isa isa, int nthreads);
-void conv2d_backward_weight(const Conv2dShape& s, const float* dy, const float* x, float* dw,
-                            Isa isa, int nthreads);
+void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, Activation act,
+                    float* y, Isa isa, int nthreads);
+void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, Isa isa,
+                          int nthreads);
+void conv2d_backward_weight(const Conv2dShape& s, const float* dy, const float* x, float* dw, Isa isa,
+                            int nthreads);
 void conv2d_backward_bias(const Conv2dShape& s, const float* dy, float* db, int nthreads);
 
 // The direct AVX-512 forwards (csrc/cpu/avx512/conv2d.cpp): false when none applies (a
 // stride along W, an empty batch, a padded image past 2^31 floats), and the caller falls back.
-bool conv2d_forward_direct_avx512(const Conv2dShape& s, const float* x, const float* w,
-                                  const float* bias, Activation act, float* y, int nthreads);
+bool conv2d_forward_direct_avx512(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                                  Activation act, float* y, int nthreads);
 
 // The direct AVX-512 backward_weight for 3-wide kernels with stride 1 (false otherwise).
-bool conv2d_backward_weight_direct_avx512(const Conv2dShape& s, const float* dy, const float* x,
-                                          float* dw, int nthreads);
+bool conv2d_backward_weight_direct_avx512(const Conv2dShape& s, const float* dy, const float* x, float* dw,
+                                          int nthreads);
 
 // The direct AVX2 forward (csrc/cpu/avx2/conv2d.cpp), pixels in lanes: false when it does not
 // apply (a stride along W, strided rows narrower than 4, an empty batch, an input copy past
 // 2^31 floats), and the caller falls back.
-bool conv2d_forward_direct_avx2(const Conv2dShape& s, const float* x, const float* w,
-                                const float* bias, Activation act, float* y, int nthreads);
+bool conv2d_forward_direct_avx2(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                                Activation act, float* y, int nthreads);
 
 // The direct AVX2 backward_weight for 3-wide kernels with stride 1, at least 8 output channels
 // per group and a (K x OC/G) weight gradient of at most 128K floats (false otherwise).
-bool conv2d_backward_weight_direct_avx2(const Conv2dShape& s, const float* dy, const float* x,
-                                        float* dw, int nthreads);
+bool conv2d_backward_weight_direct_avx2(const Conv2dShape& s, const float* dy, const float* x, float* dw,
+                                        int nthreads);
 
 // Winograd F(2x2, 3x3) for 3x3 kernels with unit stride and dilation, one group, at least 16
 // input and output channels, outputs of 4x4 and more, at most 16 MiB of transformed data per
@@ -87,8 +87,8 @@ bool conv2d_winograd_enabled();  // FASTNN_CONV_WINOGRAD is not 0 (read once)
 // with bias and activation (up to 7 floats past each row's last tile read).
 struct WinogradKernels {
   void (*input)(const Conv2dShape& s, const float* x, int64_t nimg, float* v, int64_t ldv, float* pad);
-  void (*output)(const Conv2dShape& s, const float* m, int64_t ldm, int64_t nimg, const float* bias, bool relu,
-                 float* y);
+  void (*output)(const Conv2dShape& s, const float* m, int64_t ldm, int64_t nimg, const float* bias,
+                 bool relu, float* y);
   int64_t (*pad_floats)(const Conv2dShape& s);
 };
 WinogradKernels winograd_kernels_avx2();
@@ -97,9 +97,9 @@ WinogradKernels winograd_kernels_avx512();
 // Rows [oh0, oh0 + noh) of image x's im2col matrix for group g: col[(c*KH + kh)*KW + kw][p]
 // with p over those output rows' pixels (row stride ldcol). col2im adds such a block back (and
 // may zero the block's entries for taps on the padding: col is scratch).
-void conv2d_im2col(const Conv2dShape& s, const float* x, int64_t g, int64_t oh0, int64_t noh,
-                   float* col, int64_t ldcol);
-void conv2d_col2im(const Conv2dShape& s, float* col, int64_t ldcol, int64_t g, int64_t oh0,
-                   int64_t noh, float* dx);
+void conv2d_im2col(const Conv2dShape& s, const float* x, int64_t g, int64_t oh0, int64_t noh, float* col,
+                   int64_t ldcol);
+void conv2d_col2im(const Conv2dShape& s, float* col, int64_t ldcol, int64_t g, int64_t oh0, int64_t noh,
+                   float* dx);
 
 }  // namespace fastnn

@@ -50,8 +50,8 @@ void transform_weights(const Conv2dShape& s, const float* w, float* U) {
         t[3][j] = g2;
       }
       for (int a = 0; a < 4; ++a) {  // (G g) G^T
-        const double u[4] = {t[a][0], 0.5 * (t[a][0] + t[a][1] + t[a][2]), 0.5 * (t[a][0] - t[a][1] + t[a][2]),
-                             t[a][2]};
+        const double u[4] = {t[a][0], 0.5 * (t[a][0] + t[a][1] + t[a][2]),
+                             0.5 * (t[a][0] - t[a][1] + t[a][2]), t[a][2]};
         for (int b = 0; b < 4; ++b) U[((4 * a + b) * OC + oc) * C + c] = static_cast<float>(u[b]);
       }
     }
@@ -71,7 +71,8 @@ bool conv2d_forward_winograd(const Conv2dShape& s, const float* x, const float* 
                              Activation act, float* y, Isa isa, int nthreads) {
   if (s.KH != 3 || s.KW != 3 || s.SH != 1 || s.SW != 1 || s.DH != 1 || s.DW != 1 || s.G != 1) return false;
   // Few channels: the transforms cost as much as the products save (first layers run direct).
-  if (s.B < 1 || s.C < 16 || s.OC < 16 || s.OH() < 4 || s.OW() < 4 || !conv2d_winograd_enabled()) return false;
+  if (s.B < 1 || s.C < 16 || s.OC < 16 || s.OH() < 4 || s.OW() < 4 || !conv2d_winograd_enabled())
+    return false;
   WinogradKernels k{};
   switch (isa) {
 #ifdef FASTNN_HAVE_AVX512

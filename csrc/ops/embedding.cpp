@@ -20,7 +20,8 @@ int threads_for(int64_t work, int64_t items, int nthreads) {
 
 }  // namespace
 
-void embedding_forward(const EmbeddingArgs& a, const float* weight, const int64_t* idx, float* out, int nthreads) {
+void embedding_forward(const EmbeddingArgs& a, const float* weight, const int64_t* idx, float* out,
+                       int nthreads) {
   if (a.t == 0 || a.d == 0) return;
   parallel(threads_for(a.t * a.d, a.t, nthreads), [&](int tid, int cnt) {
     long t0, t1;
@@ -29,7 +30,8 @@ void embedding_forward(const EmbeddingArgs& a, const float* weight, const int64_
   });
 }
 
-void embedding_backward(const EmbeddingArgs& a, const float* dy, const int64_t* idx, float* dweight, int nthreads) {
+void embedding_backward(const EmbeddingArgs& a, const float* dy, const int64_t* idx, float* dweight,
+                        int nthreads) {
   if (a.v == 0 || a.d == 0) return;
   // first[v] .. first[v + 1]: the positions t with idx[t] == v, in increasing t.
   std::vector<int64_t> first(static_cast<size_t>(a.v) + 1, 0), order(static_cast<size_t>(a.t));

@@ -19,8 +19,10 @@ struct EmbeddingArgs {
   int64_t padding_idx = -1;     // backward only; < 0: none (the binding normalises torch's negatives)
 };
 
-void embedding_forward(const EmbeddingArgs& a, const float* weight, const int64_t* idx, float* out, int nthreads);
-void embedding_backward(const EmbeddingArgs& a, const float* dy, const int64_t* idx, float* dweight, int nthreads);
+void embedding_forward(const EmbeddingArgs& a, const float* weight, const int64_t* idx, float* out,
+                       int nthreads);
+void embedding_backward(const EmbeddingArgs& a, const float* dy, const int64_t* idx, float* dweight,
+                        int nthreads);
 
 // Portable row kernels (csrc/cpu/embedding.cpp): dst = src, dst = 0, dst += src over d floats.
 void emb_copy_row_cpu(float* dst, const float* src, int64_t d);

@@ -24,12 +24,15 @@ constexpr double kFlopsPerThread = 2.0e6;
 GemmFn impl_for(Isa isa) {
   switch (isa) {
 #ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512: return gemm_avx512;
+    case Isa::Avx512:
+      return gemm_avx512;
 #endif
 #ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2: return gemm_avx2;
+    case Isa::Avx2:
+      return gemm_avx2;
 #endif
-    default: return gemm_default;
+    default:
+      return gemm_default;
   }
 }
 
@@ -38,8 +41,8 @@ GemmFn impl_for(Isa isa) {
 void gemm_check_sizes(const GemmArgs& g) {
   auto fail = [](const std::string& what) { throw std::invalid_argument("fastnn.ops.gemm: " + what); };
   if (g.M < 0 || g.N < 0 || g.K < 0) fail("sizes must be non-negative");
-  if (g.M > kMax32 || g.N > kMax32 || g.K > kMax32 || g.M * g.K > kMax32 ||
-      g.K * g.N > kMax32 || g.M * g.N > kMax32) {
+  if (g.M > kMax32 || g.N > kMax32 || g.K > kMax32 || g.M * g.K > kMax32 || g.K * g.N > kMax32 ||
+      g.M * g.N > kMax32) {
     fail("expected every matrix to have at most 2^31-1 elements, got M=" + std::to_string(g.M) +
          " N=" + std::to_string(g.N) + " K=" + std::to_string(g.K));
   }
@@ -82,12 +85,15 @@ int threads_for(const GemmArgs& g, int nthreads) {
 GemmTile gemm_tile(Isa isa) {
   switch (isa) {
 #ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512: return gemm_tile_avx512();
+    case Isa::Avx512:
+      return gemm_tile_avx512();
 #endif
 #ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2: return gemm_tile_avx2();
+    case Isa::Avx2:
+      return gemm_tile_avx2();
 #endif
-    default: return gemm_tile_default();
+    default:
+      return gemm_tile_default();
   }
 }
 
@@ -100,12 +106,15 @@ void gemm_pack_b(const float* b, int64_t ldb, bool trans_b, int64_t K, int64_t N
   if (N <= 0 || K <= 0) return;
   switch (isa) {
 #ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512: return gemm_pack_b_avx512(b, ldb, trans_b, K, N, dst);
+    case Isa::Avx512:
+      return gemm_pack_b_avx512(b, ldb, trans_b, K, N, dst);
 #endif
 #ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2: return gemm_pack_b_avx2(b, ldb, trans_b, K, N, dst);
+    case Isa::Avx2:
+      return gemm_pack_b_avx2(b, ldb, trans_b, K, N, dst);
 #endif
-    default: return gemm_pack_b_default(b, ldb, trans_b, K, N, dst);
+    default:
+      return gemm_pack_b_default(b, ldb, trans_b, K, N, dst);
   }
 }
 
@@ -114,17 +123,20 @@ int64_t gemm_packed_a_floats(int64_t M, int64_t K, Isa isa) {
   return (M + mr - 1) / mr * mr * K;
 }
 
-void gemm_pack_a(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0, int64_t k1, Isa isa,
-                 float* dst) {
+void gemm_pack_a(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0, int64_t k1,
+                 Isa isa, float* dst) {
   if (M <= 0 || k1 <= k0) return;
   switch (isa) {
 #ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512: return gemm_pack_a_avx512(a, lda, trans_a, M, K, k0, k1, dst);
+    case Isa::Avx512:
+      return gemm_pack_a_avx512(a, lda, trans_a, M, K, k0, k1, dst);
 #endif
 #ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2: return gemm_pack_a_avx2(a, lda, trans_a, M, K, k0, k1, dst);
+    case Isa::Avx2:
+      return gemm_pack_a_avx2(a, lda, trans_a, M, K, k0, k1, dst);
 #endif
-    default: return gemm_pack_a_default(a, lda, trans_a, M, K, k0, k1, dst);
+    default:
+      return gemm_pack_a_default(a, lda, trans_a, M, K, k0, k1, dst);
   }
 }
 
@@ -134,10 +146,11 @@ void gemm(const GemmArgs& g, Isa isa, int nthreads) {
 }
 
 void gemm_batched(const GemmArgs& g, int64_t batch, const std::vector<int64_t>& a_off,
-                  const std::vector<int64_t>& b_off, const std::vector<int64_t>& c_off,
-                  Isa isa, int nthreads) {
+                  const std::vector<int64_t>& b_off, const std::vector<int64_t>& c_off, Isa isa,
+                  int nthreads) {
   gemm_check_sizes(g);
-  if (g.b_packed || g.a_packed) throw std::invalid_argument("fastnn.ops.gemm: a packed A or B is for single products");
+  if (g.b_packed || g.a_packed)
+    throw std::invalid_argument("fastnn.ops.gemm: a packed A or B is for single products");
   if (static_cast<int64_t>(a_off.size()) != batch || static_cast<int64_t>(b_off.size()) != batch ||
       (g.c && static_cast<int64_t>(c_off.size()) != batch)) {
     throw std::invalid_argument("fastnn.ops.gemm: batch offsets do not match the batch count");

@@ -61,8 +61,8 @@ void gemm(const GemmArgs& g, Isa isa, int nthreads);
 
 // `batch` products: item i uses a + a_off[i], b + b_off[i], c + c_off[i] (if c), out + i*M*ldc.
 void gemm_batched(const GemmArgs& g, int64_t batch, const std::vector<int64_t>& a_off,
-                  const std::vector<int64_t>& b_off, const std::vector<int64_t>& c_off,
-                  Isa isa, int nthreads);
+                  const std::vector<int64_t>& b_off, const std::vector<int64_t>& c_off, Isa isa,
+                  int nthreads);
 
 GemmTile gemm_tile(Isa isa);
 
@@ -78,8 +78,8 @@ void gemm_pack_b(const float* b, int64_t ldb, bool trans_b, int64_t K, int64_t N
 // alone, so a matrix made a few columns at a time can be packed as it is made; a points at
 // op(A)[0, k0] as stored. gemm_packed_a_floats gives dst's size.
 int64_t gemm_packed_a_floats(int64_t M, int64_t K, Isa isa);
-void gemm_pack_a(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0, int64_t k1, Isa isa,
-                 float* dst);
+void gemm_pack_a(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0, int64_t k1,
+                 Isa isa, float* dst);
 
 // Per-ISA implementations (csrc/cpu/gemm.cpp, csrc/cpu/avx2/gemm.cpp, csrc/cpu/avx512/gemm.cpp).
 // They assume validated arguments with M, N > 0.
@@ -92,11 +92,11 @@ GemmTile gemm_tile_avx512();
 void gemm_pack_b_default(const float* b, int64_t ldb, bool trans_b, int64_t K, int64_t N, float* dst);
 void gemm_pack_b_avx2(const float* b, int64_t ldb, bool trans_b, int64_t K, int64_t N, float* dst);
 void gemm_pack_b_avx512(const float* b, int64_t ldb, bool trans_b, int64_t K, int64_t N, float* dst);
-void gemm_pack_a_default(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0, int64_t k1,
-                         float* dst);
+void gemm_pack_a_default(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0,
+                         int64_t k1, float* dst);
 void gemm_pack_a_avx2(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0, int64_t k1,
                       float* dst);
-void gemm_pack_a_avx512(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0, int64_t k1,
-                        float* dst);
+void gemm_pack_a_avx512(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0,
+                        int64_t k1, float* dst);
 
 }  // namespace fastnn

@@ -37,7 +37,8 @@ constexpr int64_t kElemsPerThread = 1 << 15;  // below this a second thread cost
 // whole by one thread, so the split changes no result.
 template <class F>
 void split(int64_t count, int64_t total_elems, int nthreads, F&& f) {
-  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({nthreads, count, total_elems / kElemsPerThread})));
+  const int nt = static_cast<int>(
+      std::max<int64_t>(1, std::min<int64_t>({nthreads, count, total_elems / kElemsPerThread})));
   parallel(nt, [&](int tid, int cnt) {
     long i0, i1;
     split_range(count, tid, cnt, &i0, &i1);
@@ -59,12 +60,15 @@ void layer_norm_backward(const LayerNormArgs& a, const float* dy, const float* x
   const auto k = kernels_for(isa);
   const bool params = a.weight && (dweight || dbias) && a.n > 0;
   if (!params) {
-    if (a.m > 0) split(a.m, a.m * a.n, nthreads, [&](int64_t r0, int64_t r1) { k.bwd(a, dy, x, mean, rstd, dx, nullptr, r0, r1); });
+    if (a.m > 0)
+      split(a.m, a.m * a.n, nthreads,
+            [&](int64_t r0, int64_t r1) { k.bwd(a, dy, x, mean, rstd, dx, nullptr, r0, r1); });
     return;
   }
   // Block column sums written by the dx pass, then added up per column in block order.
   const int64_t nblk = (a.m + kLnRowBlock - 1) / kLnRowBlock;
-  const std::unique_ptr<float[]> part(new float[static_cast<size_t>(2 * nblk * a.n)]);  // each block writes its own
+  const std::unique_ptr<float[]> part(
+      new float[static_cast<size_t>(2 * nblk * a.n)]);  // each block writes its own
   float* const pp = part.get();
   if (a.m > 0) {
     split(nblk, a.m * a.n, nthreads, [&](int64_t b0, int64_t b1) {

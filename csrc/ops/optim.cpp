@@ -25,36 +25,45 @@ constexpr int64_t kGrain = 64;
 SgdFn sgd_for(Isa isa) {
   switch (isa) {
 #ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512: return sgd_range_avx512;
+    case Isa::Avx512:
+      return sgd_range_avx512;
 #endif
 #ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2: return sgd_range_avx2;
+    case Isa::Avx2:
+      return sgd_range_avx2;
 #endif
-    default: return sgd_range_default;
+    default:
+      return sgd_range_default;
   }
 }
 
 AdamFn adam_for(Isa isa) {
   switch (isa) {
 #ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512: return adam_range_avx512;
+    case Isa::Avx512:
+      return adam_range_avx512;
 #endif
 #ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2: return adam_range_avx2;
+    case Isa::Avx2:
+      return adam_range_avx2;
 #endif
-    default: return adam_range_default;
+    default:
+      return adam_range_default;
   }
 }
 
 NormFn norm_for(Isa isa) {
   switch (isa) {
 #ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512: return norm_block_avx512;
+    case Isa::Avx512:
+      return norm_block_avx512;
 #endif
 #ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2: return norm_block_avx2;
+    case Isa::Avx2:
+      return norm_block_avx2;
 #endif
-    default: return norm_block_default;
+    default:
+      return norm_block_default;
   }
 }
 
@@ -96,7 +105,10 @@ void adam_step(const AdamArgs& a, const std::vector<OptimTensor>& ts, Isa isa, i
 
 double grad_norm(const std::vector<const float*>& xs, const std::vector<int64_t>& ns, double p, Isa isa,
                  int nthreads) {
-  const NormKind kind = p == 2.0 ? NormKind::L2 : p == 1.0 ? NormKind::L1 : std::isinf(p) ? NormKind::Inf : NormKind::P;
+  const NormKind kind = p == 2.0        ? NormKind::L2
+                        : p == 1.0      ? NormKind::L1
+                        : std::isinf(p) ? NormKind::Inf
+                                        : NormKind::P;
   // Block j of array i is global block first[i] + j; threads take contiguous runs of blocks and
   // write each block's sum to its own slot, added up in order below.
   std::vector<int64_t> first(xs.size() + 1, 0);
@@ -113,7 +125,8 @@ double grad_norm(const std::vector<const float*>& xs, const std::vector<int64_t>
     long b0, b1;
     split_range(blocks, tid, cnt, &b0, &b1);
     size_t i = static_cast<size_t>(std::upper_bound(first.begin(), first.end(), static_cast<int64_t>(b0)) -
-                                   first.begin()) - 1;
+                                   first.begin()) -
+               1;
     for (int64_t blk = b0; blk < b1; ++blk) {
       while (blk >= first[i + 1]) ++i;
       const int64_t off = (blk - first[i]) * kNormBlock;

@@ -38,24 +38,30 @@ using AvgFn = void (*)(const Pool2dShape&, bool, const float*, float*, int64_t, 
 MaxFn max_for(Isa isa) {
   switch (isa) {
 #ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512: return max_pool2d_planes_avx512;
+    case Isa::Avx512:
+      return max_pool2d_planes_avx512;
 #endif
 #ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2: return max_pool2d_planes_avx2;
+    case Isa::Avx2:
+      return max_pool2d_planes_avx2;
 #endif
-    default: return max_pool2d_planes_default;
+    default:
+      return max_pool2d_planes_default;
   }
 }
 
 AvgFn avg_for(Isa isa) {
   switch (isa) {
 #ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512: return avg_pool2d_planes_avx512;
+    case Isa::Avx512:
+      return avg_pool2d_planes_avx512;
 #endif
 #ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2: return avg_pool2d_planes_avx2;
+    case Isa::Avx2:
+      return avg_pool2d_planes_avx2;
 #endif
-    default: return avg_pool2d_planes_default;
+    default:
+      return avg_pool2d_planes_default;
   }
 }
 
@@ -85,9 +91,8 @@ void pool2d_shape(const char* op, Pool2dShape* s) {
          ", kernel_size=" + pair(s->KH, s->KW));
   }
   if (s->N < 0 || s->C < 1 || s->H < 1 || s->W < 1) {
-    fail("expected x of shape (N, C, H, W) with non-zero C, H, W (N may be 0), got (" +
-         std::to_string(s->N) + ", " + std::to_string(s->C) + ", " + std::to_string(s->H) + ", " +
-         std::to_string(s->W) + ")");
+    fail("expected x of shape (N, C, H, W) with non-zero C, H, W (N may be 0), got (" + std::to_string(s->N) +
+         ", " + std::to_string(s->C) + ", " + std::to_string(s->H) + ", " + std::to_string(s->W) + ")");
   }
   if (s->H * s->W > std::numeric_limits<int32_t>::max()) {
     fail("expected an H*W plane of at most 2^31-1 elements, got H=" + std::to_string(s->H) +
@@ -102,24 +107,23 @@ void pool2d_shape(const char* op, Pool2dShape* s) {
   }
 }
 
-void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int64_t* idx, Isa isa,
-                        int nthreads) {
+void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int64_t* idx, Isa isa, int nthreads) {
   const double work = static_cast<double>(s.planes()) * s.OH * s.OW * s.KH * s.KW;
   const MaxFn fn = max_for(isa);
   over_planes(s.planes(), threads_for(work, s.planes(), nthreads),
               [&](int64_t p0, int64_t p1) { fn(s, x, y, idx, p0, p1); });
 }
 
-void avg_pool2d_forward(const Pool2dShape& s, bool count_include_pad, const float* x, float* y,
-                        Isa isa, int nthreads) {
+void avg_pool2d_forward(const Pool2dShape& s, bool count_include_pad, const float* x, float* y, Isa isa,
+                        int nthreads) {
   const double work = static_cast<double>(s.planes()) * s.OH * s.OW * s.KH * s.KW;
   const AvgFn fn = avg_for(isa);
   over_planes(s.planes(), threads_for(work, s.planes(), nthreads),
               [&](int64_t p0, int64_t p1) { fn(s, count_include_pad, x, y, p0, p1); });
 }
 
-void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int64_t* idx,
-                         const float* relu_x, float* dx, int nthreads) {
+void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int64_t* idx, const float* relu_x,
+                         float* dx, int nthreads) {
   const double work = static_cast<double>(s.planes()) * (s.H * s.W + s.OH * s.OW);
   const int nt = threads_for(work, s.planes(), nthreads);
   std::vector<char> bad(nt, 0);  // per thread: an OpenMP region must not throw
@@ -139,8 +143,9 @@ void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int64_t* i
 void avg_pool2d_backward(const Pool2dShape& s, bool count_include_pad, const float* dy, float* dx,
                          int nthreads) {
   const double work = static_cast<double>(s.planes()) * (s.H * s.W + s.OH * s.OW * s.KH * s.KW);
-  over_planes(s.planes(), threads_for(work, s.planes(), nthreads),
-              [&](int64_t p0, int64_t p1) { avg_pool2d_backward_planes(s, count_include_pad, dy, dx, p0, p1); });
+  over_planes(s.planes(), threads_for(work, s.planes(), nthreads), [&](int64_t p0, int64_t p1) {
+    avg_pool2d_backward_planes(s, count_include_pad, dy, dx, p0, p1);
+  });
 }
 
 void global_avg_pool2d_forward(int64_t planes, int64_t hw, const float* x, float* y, int nthreads) {

@@ -36,16 +36,15 @@ int64_t pool2d_out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, 
 // above half the kernel, C/H/W == 0, an output smaller than 1x1, or a plane of >= 2^31 elements.
 void pool2d_shape(const char* op, Pool2dShape* s);
 
-void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int64_t* idx, Isa isa,
-                        int nthreads);
+void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int64_t* idx, Isa isa, int nthreads);
 // Throws std::invalid_argument when an index is outside [0, H*W) (nothing is written there).
 // relu_x non-null: x is the output of a ReLU, and dx is the gradient through that ReLU too
 // (dy reaches x[i] only where x[i] > 0, or NaN: torch's threshold_backward), which saves the
 // ReLU backward's pass over the whole activation.
-void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int64_t* idx,
-                         const float* relu_x, float* dx, int nthreads);
-void avg_pool2d_forward(const Pool2dShape& s, bool count_include_pad, const float* x, float* y,
-                        Isa isa, int nthreads);
+void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int64_t* idx, const float* relu_x,
+                         float* dx, int nthreads);
+void avg_pool2d_forward(const Pool2dShape& s, bool count_include_pad, const float* x, float* y, Isa isa,
+                        int nthreads);
 void avg_pool2d_backward(const Pool2dShape& s, bool count_include_pad, const float* dy, float* dx,
                          int nthreads);
 // planes = N*C, hw = H*W.
@@ -54,22 +53,21 @@ void global_avg_pool2d_backward(int64_t planes, int64_t hw, const float* dy, flo
 
 // Per-ISA forward kernels on planes [p0, p1) (csrc/cpu/pool2d.cpp, csrc/cpu/avx2/pool2d.cpp,
 // csrc/cpu/avx512/pool2d.cpp).
-void max_pool2d_planes_default(const Pool2dShape& s, const float* x, float* y, int64_t* idx,
-                               int64_t p0, int64_t p1);
-void max_pool2d_planes_avx2(const Pool2dShape& s, const float* x, float* y, int64_t* idx,
-                            int64_t p0, int64_t p1);
-void max_pool2d_planes_avx512(const Pool2dShape& s, const float* x, float* y, int64_t* idx,
-                              int64_t p0, int64_t p1);
-void avg_pool2d_planes_default(const Pool2dShape& s, bool cip, const float* x, float* y,
-                               int64_t p0, int64_t p1);
-void avg_pool2d_planes_avx2(const Pool2dShape& s, bool cip, const float* x, float* y,
-                            int64_t p0, int64_t p1);
-void avg_pool2d_planes_avx512(const Pool2dShape& s, bool cip, const float* x, float* y,
-                              int64_t p0, int64_t p1);
+void max_pool2d_planes_default(const Pool2dShape& s, const float* x, float* y, int64_t* idx, int64_t p0,
+                               int64_t p1);
+void max_pool2d_planes_avx2(const Pool2dShape& s, const float* x, float* y, int64_t* idx, int64_t p0,
+                            int64_t p1);
+void max_pool2d_planes_avx512(const Pool2dShape& s, const float* x, float* y, int64_t* idx, int64_t p0,
+                              int64_t p1);
+void avg_pool2d_planes_default(const Pool2dShape& s, bool cip, const float* x, float* y, int64_t p0,
+                               int64_t p1);
+void avg_pool2d_planes_avx2(const Pool2dShape& s, bool cip, const float* x, float* y, int64_t p0, int64_t p1);
+void avg_pool2d_planes_avx512(const Pool2dShape& s, bool cip, const float* x, float* y, int64_t p0,
+                              int64_t p1);
 // Portable backward kernels on planes [p0, p1); max returns false on an index out of range.
 bool max_pool2d_backward_planes(const Pool2dShape& s, const float* dy, const int64_t* idx,
                                 const float* relu_x, float* dx, int64_t p0, int64_t p1);
-void avg_pool2d_backward_planes(const Pool2dShape& s, bool cip, const float* dy, float* dx,
-                                int64_t p0, int64_t p1);
+void avg_pool2d_backward_planes(const Pool2dShape& s, bool cip, const float* dy, float* dx, int64_t p0,
+                                int64_t p1);
 
 }  // namespace fastnn

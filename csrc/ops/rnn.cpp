@@ -28,12 +28,15 @@ constexpr int64_t kMergedBackwardMinBatch = 8;
 const RnnGateKernels& gates_for(Isa isa) {
   switch (isa) {
 #ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512: return rnn_gates_avx512;
+    case Isa::Avx512:
+      return rnn_gates_avx512;
 #endif
 #ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2: return rnn_gates_avx2;
+    case Isa::Avx2:
+      return rnn_gates_avx2;
 #endif
-    default: return rnn_gates_default;
+    default:
+      return rnn_gates_default;
   }
 }
 
@@ -97,17 +100,18 @@ struct StepB {
   // out (M, N) = a (M, K) B [+ beta c] [+ bias]
   void mm(const Mm& m, int64_t M, const float* a, int64_t lda, float* out, int64_t ldc, float beta = 0.0f,
           const float* c = nullptr, const float* bias = nullptr) const {
-    if (packed) m.packed(M, N, K, a, lda, packed.get(), out, ldc, beta, c, bias);
-    else m(M, N, K, a, lda, false, b, ldb, trans, out, ldc, beta, c, bias);
+    if (packed)
+      m.packed(M, N, K, a, lda, packed.get(), out, ldc, beta, c, bias);
+    else
+      m(M, N, K, a, lda, false, b, ldb, trans, out, ldc, beta, c, bias);
   }
 };
 
 // f(b) for the rows of one step, split over threads when the step has enough gate values.
 template <class F>
 void over_rows(int64_t B, int64_t values_per_row, int nthreads, F&& f) {
-  const int nt = static_cast<int>(
-      std::max<int64_t>(1, std::min<int64_t>({static_cast<int64_t>(nthreads), B,
-                                               B * values_per_row / kGateValuesPerThread})));
+  const int nt = static_cast<int>(std::max<int64_t>(
+      1, std::min<int64_t>({static_cast<int64_t>(nthreads), B, B * values_per_row / kGateValuesPerThread})));
   parallel(nt, [&](int tid, int cnt) {
     long b0, b1;
     split_range(static_cast<long>(B), tid, cnt, &b0, &b1);
@@ -118,8 +122,8 @@ void over_rows(int64_t B, int64_t values_per_row, int nthreads, F&& f) {
 // acc[j] += sum over rows r of a[r*lda + j], rows in order (float64, the ISA's loop): a step's
 // share of the bias gradients, added while its rows are still in cache. Split over columns, so
 // the sums do not depend on the thread count.
-void add_column_sums(const RnnGateKernels& k, const float* a, int64_t rows, int64_t cols, int64_t lda, double* acc,
-                     int nthreads) {
+void add_column_sums(const RnnGateKernels& k, const float* a, int64_t rows, int64_t cols, int64_t lda,
+                     double* acc, int nthreads) {
   const int nt = static_cast<int>(std::max<int64_t>(
       1, std::min<int64_t>({static_cast<int64_t>(nthreads), (cols + 255) / 256, rows * cols / (1 << 14)})));
   parallel(nt, [&](int tid, int cnt) {
@@ -160,8 +164,10 @@ void x_hprev_rows(const RnnShape& s, const float* x, const float* h0, const floa
     for (int64_t b = 0; b < B; ++b) {
       float* row = z + ((t - t0) * B + b) * IH;
       std::memcpy(row, x + (t * B + b) * I, static_cast<size_t>(I) * sizeof(float));
-      if (hp) std::memcpy(row + I, hp + b * H, static_cast<size_t>(H) * sizeof(float));
-      else std::fill(row + I, row + IH, 0.0f);
+      if (hp)
+        std::memcpy(row + I, hp + b * H, static_cast<size_t>(H) * sizeof(float));
+      else
+        std::fill(row + I, row + IH, 0.0f);
     }
   }
 }
@@ -215,9 +221,12 @@ void weight_grads(const RnnShape& s, const Mm& mm, const float* dG, const float*
 int64_t rnn_ws_size(const RnnShape& s) {
   const int64_t TB = s.T * s.B;
   switch (s.cell) {
-    case RnnCell::Lstm: return TB * 6 * s.H;
-    case RnnCell::Gru: return TB * 4 * s.H;
-    default: return 0;
+    case RnnCell::Lstm:
+      return TB * 6 * s.H;
+    case RnnCell::Gru:
+      return TB * 4 * s.H;
+    default:
+      return 0;
   }
 }
 
@@ -232,8 +241,8 @@ void rnn_check_shape(const RnnShape& s, const char* op) {
   // (T*B, G*H), (T*B, I), (G*H, I), (G*H, H) and the LSTM workspace rows (T*B, 6H).
   const int64_t lim = std::numeric_limits<int32_t>::max();
   const int64_t TB = s.T * s.B, W = 6 * s.H;
-  if (s.T > lim || s.B > lim || s.I > lim || s.H > lim / 6 || (TB > 0 && (TB > lim / W || TB > lim / std::max<int64_t>(s.I, 1))) ||
-      W * std::max(s.I, s.H) > lim) {
+  if (s.T > lim || s.B > lim || s.I > lim || s.H > lim / 6 ||
+      (TB > 0 && (TB > lim / W || TB > lim / std::max<int64_t>(s.I, 1))) || W * std::max(s.I, s.H) > lim) {
     fail("expected every matrix to have at most 2^31-1 elements, got T=" + std::to_string(s.T) +
          " B=" + std::to_string(s.B) + " I=" + std::to_string(s.I) + " H=" + std::to_string(s.H));
   }
@@ -261,15 +270,18 @@ void rnn_forward(const RnnShape& s, const float* x, const float* h0, const float
       } else {  // h_{t-1} = 0: gh is the bias
         for (int64_t b = 0; b < B; ++b) {
           float* row = gh.get() + b * GH;
-          if (b_hh) std::memcpy(row, b_hh, static_cast<size_t>(GH) * sizeof(float));
-          else std::fill(row, row + GH, 0.0f);
+          if (b_hh)
+            std::memcpy(row, b_hh, static_cast<size_t>(GH) * sizeof(float));
+          else
+            std::fill(row, row + GH, 0.0f);
         }
       }
       const float* gx_t = gx.get() + t * B * GH;
       float* ws_t = ws + t * B * 4 * H;
       float* y_t = y + t * B * H;
       over_rows(B, 4 * H, nthreads, [&](int64_t b) {
-        k.gru_forward(H, gx_t + b * GH, gh.get() + b * GH, hp ? hp + b * H : nullptr, ws_t + b * 4 * H, y_t + b * H);
+        k.gru_forward(H, gx_t + b * GH, gh.get() + b * GH, hp ? hp + b * H : nullptr, ws_t + b * 4 * H,
+                      y_t + b * H);
       });
     }
     std::memcpy(h_n, y + t_last * B * H, static_cast<size_t>(B * H) * sizeof(float));
@@ -321,8 +333,8 @@ void rnn_forward(const RnnShape& s, const float* x, const float* h0, const float
 
 void rnn_backward(const RnnShape& s, const float* dy, const float* dh_n, const float* dc_n, const float* x,
                   const float* h0, const float* c0, const float* w_ih, const float* w_hh, const float* y,
-                  const float* ws, float* dx, float* dh0, float* dc0, float* dw_ih, float* dw_hh, float* db_ih,
-                  float* db_hh, Isa isa, int nthreads) {
+                  const float* ws, float* dx, float* dh0, float* dc0, float* dw_ih, float* dw_hh,
+                  float* db_ih, float* db_hh, Isa isa, int nthreads) {
   const int64_t T = s.T, B = s.B, I = s.I, H = s.H, G = s.gates(), GH = G * H, TB = T * B;
   const Mm mm{isa, nthreads};
   if (B == 0) {  // no rows: zero weight gradients (the GEMMs' K = 0 case would give the same)
@@ -355,8 +367,8 @@ void rnn_backward(const RnnShape& s, const float* dy, const float* dh_n, const f
       float* dgi_t = dgi.get() + t * B * GH;
       float* dgh_t = dgh.get() + t * B * GH;
       over_rows(B, 4 * H, nthreads, [&](int64_t b) {
-        k.gru_backward(H, dh0 + b * H, dy_t ? dy_t + b * H : nullptr, ws_t + b * 4 * H, hp ? hp + b * H : nullptr,
-                       dgi_t + b * GH, dgh_t + b * GH);
+        k.gru_backward(H, dh0 + b * H, dy_t ? dy_t + b * H : nullptr, ws_t + b * 4 * H,
+                       hp ? hp + b * H : nullptr, dgi_t + b * GH, dgh_t + b * GH);
       });
       add_column_sums(k, dgi_t, B, GH, GH, dbi.data(), nthreads);
       add_column_sums(k, dgh_t, B, GH, GH, dbh.data(), nthreads);
@@ -389,7 +401,8 @@ void rnn_backward(const RnnShape& s, const float* dy, const float* dh_n, const f
       });
     } else {
       const float* y_t = y + t * B * H;
-      over_rows(B, H, nthreads, [&](int64_t b) { k.rnn_backward(H, relu, dh + b * H, y_t + b * H, dg_t + b * ldg); });
+      over_rows(B, H, nthreads,
+                [&](int64_t b) { k.rnn_backward(H, relu, dh + b * H, y_t + b * H, dg_t + b * ldg); });
     }
     add_column_sums(k, dg_t, B, GH, ldg, db.data(), nthreads);
   };
@@ -435,8 +448,10 @@ void rnn_backward(const RnnShape& s, const float* dy, const float* dh_n, const f
     for (int64_t step = T - 1; step >= 0; --step) {
       const int64_t t = st.t(step);
       const float* dy_t = dy ? dy + t * B * H : nullptr;
-      if (step == T - 1) add_or_zero(dh.get(), dy_t, dh_n, B * H);
-      else back_product(st.t(step + 1), dg_prev.get(), dy_t, dh.get());
+      if (step == T - 1)
+        add_or_zero(dh.get(), dy_t, dh_n, B * H);
+      else
+        back_product(st.t(step + 1), dg_prev.get(), dy_t, dh.get());
       step_gates(step, t, dh.get(), dg_cur.get(), ldg);
       // The chunk's positions are p0 .. p0 + n - 1; dG_t is its columns (t - p0)*B ..
       const int64_t chunk_start = std::max<int64_t>(0, chunk_end - S + 1), n = chunk_end - chunk_start + 1;

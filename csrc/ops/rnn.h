@@ -66,8 +66,8 @@ void rnn_forward(const RnnShape& s, const float* x, const float* h0, const float
 // db_hh's n part is the gradient of b_hn, inside r's product).
 void rnn_backward(const RnnShape& s, const float* dy, const float* dh_n, const float* dc_n, const float* x,
                   const float* h0, const float* c0, const float* w_ih, const float* w_hh, const float* y,
-                  const float* ws, float* dx, float* dh0, float* dc0, float* dw_ih, float* dw_hh, float* db_ih,
-                  float* db_hh, Isa isa, int nthreads);
+                  const float* ws, float* dx, float* dh0, float* dc0, float* dw_ih, float* dw_hh,
+                  float* db_ih, float* db_hh, Isa isa, int nthreads);
 
 // The per-row gate kernels of one ISA (csrc/cpu/rnn_impl.h compiled into csrc/cpu/rnn.cpp,
 // avx2/rnn.cpp, avx512/rnn.cpp). Each handles one batch row of H units; null state pointers
@@ -83,8 +83,8 @@ struct RnnGateKernels {
   void (*gru_forward)(int64_t H, const float* gi, const float* gh, const float* h_prev, float* ws, float* h);
   // dh (H) in: the carried gradient (dy added here when dy is not null), out: dh * z (the direct
   // part of dh_{t-1}); dgi, dgh (3H) written.
-  void (*gru_backward)(int64_t H, float* dh, const float* dy, const float* ws, const float* h_prev, float* dgi,
-                       float* dgh);
+  void (*gru_backward)(int64_t H, float* dh, const float* dy, const float* ws, const float* h_prev,
+                       float* dgi, float* dgh);
   // y (H) pre-activations in, act out (in place); relu or tanh.
   void (*rnn_forward)(int64_t H, bool relu, float* y);
   // da = dh * act'(h) from the output h.

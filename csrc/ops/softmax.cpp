@@ -42,7 +42,8 @@ constexpr int64_t kElemsPerThread = 1 << 15;
 template <class F>
 void over_rows(int64_t rows, int64_t row_elems, int nthreads, F&& f) {
   const int64_t total = rows * std::max<int64_t>(row_elems, 1);
-  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({nthreads, rows, total / kElemsPerThread})));
+  const int nt =
+      static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({nthreads, rows, total / kElemsPerThread})));
   parallel(nt, [&](int tid, int cnt) {
     long r0, r1;
     split_range(rows, tid, cnt, &r0, &r1);

@@ -32,12 +32,12 @@ void softmax_backward(const SoftmaxShape& s, bool log, const float* dy, const fl
 
 struct CrossEntropyArgs {
   int64_t N = 0, C = 0;
-  const float* logits = nullptr;   // (N, C)
-  const int64_t* target = nullptr; // (N,)
-  const float* weight = nullptr;   // (C,) or null
+  const float* logits = nullptr;    // (N, C)
+  const int64_t* target = nullptr;  // (N,)
+  const float* weight = nullptr;    // (C,) or null
   int64_t ignore_index = -100;
   float smoothing = 0.0f;
-  double weight_sum = 0.0;         // W = sum_c w_c (C without weights); set by the dispatcher
+  double weight_sum = 0.0;  // W = sum_c w_c (C without weights); set by the dispatcher
 };
 
 // loss (N,) and weight (N,) per row, float64.
@@ -46,15 +46,15 @@ void cross_entropy_forward(const CrossEntropyArgs& a, double* loss, double* weig
 void cross_entropy_backward(const CrossEntropyArgs& a, const float* scale, float* dx, Isa isa, int nthreads);
 
 // Per-ISA row kernels (csrc/cpu/softmax_impl.h compiled into each ISA's unit).
-#define FASTNN_SOFTMAX_DECLS(isa)                                                                   \
-  void softmax_forward_##isa(const SoftmaxShape& s, bool log, const float* x, float* y, int64_t o0,   \
-                             int64_t o1);                                                          \
-  void softmax_backward_##isa(const SoftmaxShape& s, bool log, const float* dy, const float* y,     \
-                              float* dx, int64_t o0, int64_t o1);                                  \
-  void cross_entropy_forward_##isa(const CrossEntropyArgs& a, double* loss, double* weight,         \
-                                   int64_t r0, int64_t r1);                                        \
-  void cross_entropy_backward_##isa(const CrossEntropyArgs& a, const float* scale, float* dx,       \
-                                    int64_t r0, int64_t r1);
+#define FASTNN_SOFTMAX_DECLS(isa)                                                                          \
+  void softmax_forward_##isa(const SoftmaxShape& s, bool log, const float* x, float* y, int64_t o0,        \
+                             int64_t o1);                                                                  \
+  void softmax_backward_##isa(const SoftmaxShape& s, bool log, const float* dy, const float* y, float* dx, \
+                              int64_t o0, int64_t o1);                                                     \
+  void cross_entropy_forward_##isa(const CrossEntropyArgs& a, double* loss, double* weight, int64_t r0,    \
+                                   int64_t r1);                                                            \
+  void cross_entropy_backward_##isa(const CrossEntropyArgs& a, const float* scale, float* dx, int64_t r0,  \
+                                    int64_t r1);
 FASTNN_SOFTMAX_DECLS(default)
 FASTNN_SOFTMAX_DECLS(avx2)
 FASTNN_SOFTMAX_DECLS(avx512)

@@ -85,7 +85,7 @@ inline void erfc_half_ps(__m256 a, __m256* t_out, __m256* e_out) {
 }
 
 inline __m256 gelu_tail_ps(__m256 x) {
-  const __m256 pos = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_NLT_UQ);  // x >= 0 or NaN
+  const __m256 pos = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_NLT_UQ);                 // x >= 0 or NaN
   const __m256 ax = _mm256_min_ps(_mm256_blendv_ps(v(13.0f), v(6.0f), pos), abs_ps(x));  // NaN stays
   __m256 t, e;
   erfc_half_ps(ax, &t, &e);
@@ -129,7 +129,8 @@ inline __m256 cdf_mid_ps(__m256 x) {
   const __m256 u = _mm256_fmadd_ps(_mm256_sub_ps(s, magic), v(-0.5f), a);
   const __m256i k = _mm256_castps_si256(s);
   __m256 q = _mm256_permutevar8x32_ps(_mm256_load_ps(kQPieces[7]), k);
-  for (int j = 6; j >= 0; --j) q = _mm256_fmadd_ps(q, u, _mm256_permutevar8x32_ps(_mm256_load_ps(kQPieces[j]), k));
+  for (int j = 6; j >= 0; --j)
+    q = _mm256_fmadd_ps(q, u, _mm256_permutevar8x32_ps(_mm256_load_ps(kQPieces[j]), k));
   return _mm256_blendv_ps(_mm256_sub_ps(v(1.0f), q), q, x);  // x < 0: Q, else 1 - Q
 }
 
@@ -150,15 +151,16 @@ inline __m256 gelu_ps(__m256 x) {
 
 // gelu's derivative Phi(x) + x phi(x). Phi as the forward: the pieces where |x| < 3.75, the
 // erfc form for vectors with a lane outside (|x| capped at 6 for x >= 0, where Phi rounds to 1,
-// and Phi taken as 0 below -12.5, where it is < 4e-36: every value stays normal). phi(x) = exp(-x^2/2) / sqrt(2 pi) with x^2
-// as hi + lo, |x| capped at 13 (phi stays normal) and 0 beyond (|x phi| < 1.1e-36 there); x = +-inf
-// gives inf * 0 = NaN, as the portable loop.
+// and Phi taken as 0 below -12.5, where it is < 4e-36: every value stays normal). phi(x) = exp(-x^2/2) /
+// sqrt(2 pi) with x^2 as hi + lo, |x| capped at 13 (phi stays normal) and 0 beyond (|x phi| < 1.1e-36 there);
+// x = +-inf gives inf * 0 = NaN, as the portable loop.
 inline __m256 gelu_grad_ps(__m256 x) {
   const __m256 ax = abs_ps(x);
   const __m256 ac = _mm256_min_ps(v(13.0f), ax);  // NaN stays (min returns its 2nd operand)
   const __m256 hi = _mm256_mul_ps(ac, ac);
   const __m256 lo = _mm256_fmsub_ps(ac, ac, hi);
-  __m256 pdf = _mm256_mul_ps(exp_core(_mm256_mul_ps(hi, v(-0.5f)), _mm256_mul_ps(lo, v(-0.5f))), v(kInvSqrt2Pi));
+  __m256 pdf =
+      _mm256_mul_ps(exp_core(_mm256_mul_ps(hi, v(-0.5f)), _mm256_mul_ps(lo, v(-0.5f))), v(kInvSqrt2Pi));
   pdf = _mm256_andnot_ps(_mm256_cmp_ps(ax, v(13.0f), _CMP_GT_OQ), pdf);
   const __m256 term = _mm256_mul_ps(x, pdf);
   const __m256 in = _mm256_cmp_ps(ax, v(3.75f), _CMP_LT_OQ);
@@ -207,10 +209,12 @@ inline void map_grad_ps(const float* dy, const float* x, float* dx, int64_t n, F
     _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), a));
     _mm256_storeu_ps(dx + i + 8, _mm256_mul_ps(_mm256_loadu_ps(dy + i + 8), b));
   }
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), f(_mm256_loadu_ps(x + i))));
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), f(_mm256_loadu_ps(x + i))));
   if (i < n) {
     const __m256i m = tail_mask(n - i);
-    _mm256_maskstore_ps(dx + i, m, _mm256_mul_ps(_mm256_maskload_ps(dy + i, m), f(_mm256_maskload_ps(x + i, m))));
+    _mm256_maskstore_ps(dx + i, m,
+                        _mm256_mul_ps(_mm256_maskload_ps(dy + i, m), f(_mm256_maskload_ps(x + i, m))));
   }
 }
 
@@ -218,11 +222,16 @@ inline void map_grad_ps(const float* dy, const float* x, float* dx, int64_t n, F
 
 void act_forward_avx2(const ActArgs& a, const float* x, float* y, int64_t n) {
   switch (a.kind) {
-    case ActKind::Sigmoid: return map_ps(x, y, n, sigmoid_ps);
-    case ActKind::Tanh: return map_ps(x, y, n, tanh_ps);
-    case ActKind::Gelu: return map_ps(x, y, n, gelu_ps);
-    case ActKind::GeluTanh: return map_ps(x, y, n, gelu_tanh_ps);
-    default: return act_forward_impl(a, x, y, n);
+    case ActKind::Sigmoid:
+      return map_ps(x, y, n, sigmoid_ps);
+    case ActKind::Tanh:
+      return map_ps(x, y, n, tanh_ps);
+    case ActKind::Gelu:
+      return map_ps(x, y, n, gelu_ps);
+    case ActKind::GeluTanh:
+      return map_ps(x, y, n, gelu_tanh_ps);
+    default:
+      return act_forward_impl(a, x, y, n);
   }
 }
 

@@ -19,9 +19,9 @@ inline __m256i lanes_below(int n) {  // lanes [0, n) of one ymm as a maskload ma
 // C[r][0, 8 NV) (= or +=) sum_k A[r*rs + k*ks] B[k][.], r < RR; with TAIL the last vector covers
 // only the lanes of `last` (maskload reads nothing past them, maskstore writes nothing).
 template <int RR, int NV, bool TAIL>
-__attribute__((always_inline)) inline void gemm_ukernel_avx2(int64_t K, const float* A, int64_t rs, int64_t ks,
-                                                             const float* B, int64_t ldb, float* C, int64_t ldc,
-                                                             bool acc, __m256i last) {
+__attribute__((always_inline)) inline void gemm_ukernel_avx2(int64_t K, const float* A, int64_t rs,
+                                                             int64_t ks, const float* B, int64_t ldb,
+                                                             float* C, int64_t ldc, bool acc, __m256i last) {
   __m256 c[RR][NV];
 #pragma GCC unroll 6
   for (int r = 0; r < RR; ++r)
@@ -50,8 +50,10 @@ __attribute__((always_inline)) inline void gemm_ukernel_avx2(int64_t K, const fl
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) {
       float* cp = C + r * ldc + 8 * v;
-      if (TAIL && v == NV - 1) _mm256_maskstore_ps(cp, last, c[r][v]);
-      else _mm256_storeu_ps(cp, c[r][v]);
+      if (TAIL && v == NV - 1)
+        _mm256_maskstore_ps(cp, last, c[r][v]);
+      else
+        _mm256_storeu_ps(cp, c[r][v]);
     }
 }
 
@@ -60,24 +62,35 @@ constexpr int kRR = 6, kNV = 2;
 // One column stripe of C (8 NV columns), all M rows: 6-row blocks, then one block of the rest.
 // The row loop sits inside (not a call per block): at K = 64 the calls cost ~5% of a product.
 template <int NV, bool TAIL>
-void gemm_stripe_avx2(int64_t M, int64_t K, const float* A, int64_t rs, int64_t ks, const float* B, int64_t ldb,
-                      float* C, int64_t ldc, bool acc, __m256i last) {
+void gemm_stripe_avx2(int64_t M, int64_t K, const float* A, int64_t rs, int64_t ks, const float* B,
+                      int64_t ldb, float* C, int64_t ldc, bool acc, __m256i last) {
   int64_t r0 = 0;
   for (; r0 + kRR <= M; r0 += kRR)
     gemm_ukernel_avx2<kRR, NV, TAIL>(K, A + r0 * rs, rs, ks, B, ldb, C + r0 * ldc, ldc, acc, last);
   A += r0 * rs, C += r0 * ldc;
   switch (M - r0) {
-    case 1: gemm_ukernel_avx2<1, NV, TAIL>(K, A, rs, ks, B, ldb, C, ldc, acc, last); break;
-    case 2: gemm_ukernel_avx2<2, NV, TAIL>(K, A, rs, ks, B, ldb, C, ldc, acc, last); break;
-    case 3: gemm_ukernel_avx2<3, NV, TAIL>(K, A, rs, ks, B, ldb, C, ldc, acc, last); break;
-    case 4: gemm_ukernel_avx2<4, NV, TAIL>(K, A, rs, ks, B, ldb, C, ldc, acc, last); break;
-    case 5: gemm_ukernel_avx2<5, NV, TAIL>(K, A, rs, ks, B, ldb, C, ldc, acc, last); break;
-    default: break;
+    case 1:
+      gemm_ukernel_avx2<1, NV, TAIL>(K, A, rs, ks, B, ldb, C, ldc, acc, last);
+      break;
+    case 2:
+      gemm_ukernel_avx2<2, NV, TAIL>(K, A, rs, ks, B, ldb, C, ldc, acc, last);
+      break;
+    case 3:
+      gemm_ukernel_avx2<3, NV, TAIL>(K, A, rs, ks, B, ldb, C, ldc, acc, last);
+      break;
+    case 4:
+      gemm_ukernel_avx2<4, NV, TAIL>(K, A, rs, ks, B, ldb, C, ldc, acc, last);
+      break;
+    case 5:
+      gemm_ukernel_avx2<5, NV, TAIL>(K, A, rs, ks, B, ldb, C, ldc, acc, last);
+      break;
+    default:
+      break;
   }
 }
 
-using Stripe = void (*)(int64_t, int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t,
-                        bool, __m256i);
+using Stripe = void (*)(int64_t, int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*,
+                        int64_t, bool, __m256i);
 // kStripe[tail][nv - 1]
 const Stripe kStripe[2][kNV] = {{&gemm_stripe_avx2<1, false>, &gemm_stripe_avx2<2, false>},
                                 {&gemm_stripe_avx2<1, true>, &gemm_stripe_avx2<2, true>}};

@@ -52,8 +52,7 @@ AlignedBuf aligned_floats(int64_t n) {
 struct Padded {
   int64_t Hp, Wp, plane, size;  // size: Cg planes + a vector of slack
   explicit Padded(const Conv2dShape& s)
-      : Hp(s.H + s.PT + s.PB), Wp(s.W + s.PL + s.PR), plane(Hp * Wp),
-        size(s.Cg() * plane + kLanes) {}
+      : Hp(s.H + s.PT + s.PB), Wp(s.W + s.PL + s.PR), plane(Hp * Wp), size(s.Cg() * plane + kLanes) {}
 };
 
 // (Cg, H, W) -> the interior of the padded image; its border and slack were zeroed when the
@@ -79,11 +78,14 @@ struct Layout {
   bool flat;
   int64_t Hp, Wp, pitch, plane, size;  // pitch: Wp or OW; plane: Hp * pitch; size + slack
   Layout(const Conv2dShape& s, bool flat_)
-      : flat(flat_), Hp(s.H + s.PT + s.PB), Wp(s.W + s.PL + s.PR), pitch(flat ? s.OW() : Wp),
-        plane(Hp * pitch), size(s.Cg() * (flat ? s.KW : 1) * plane + kLanes) {}
+      : flat(flat_),
+        Hp(s.H + s.PT + s.PB),
+        Wp(s.W + s.PL + s.PR),
+        pitch(flat ? s.OW() : Wp),
+        plane(Hp * pitch),
+        size(s.Cg() * (flat ? s.KW : 1) * plane + kLanes) {}
   int64_t offset(const Conv2dShape& s, int64_t c, int64_t kh, int64_t kw) const {
-    return flat ? (c * s.KW + kw) * plane + kh * s.DH * pitch
-                : c * plane + kh * s.DH * pitch + kw * s.DW;
+    return flat ? (c * s.KW + kw) * plane + kh * s.DH * pitch : c * plane + kh * s.DH * pitch + kw * s.DW;
   }
   // (Cg, H, W) -> the copy; the padding and slack were zeroed when the buffer was made and
   // are never written.
@@ -102,8 +104,7 @@ struct Layout {
         if (hi <= lo) continue;
         float* dst = xs + (c * s.KW + kw) * plane + s.PT * OW;
         for (int64_t h = 0; h < s.H; ++h)
-          std::memcpy(dst + h * OW + lo, xg + (c * s.H + h) * s.W + lo + shift,
-                      sizeof(float) * (hi - lo));
+          std::memcpy(dst + h * OW + lo, xg + (c * s.H + h) * s.W + lo + shift, sizeof(float) * (hi - lo));
       }
   }
 };
@@ -113,8 +114,7 @@ struct Layout {
 // else split over the threads image by image (rows, so that no two threads store to one output
 // pixel); tid < nthreads is the calling thread's index.
 template <class Work>
-void for_each_group_copy(const Conv2dShape& s, const float* x, const Layout& lay, int nthreads,
-                         Work&& work) {
+void for_each_group_copy(const Conv2dShape& s, const float* x, const Layout& lay, int nthreads, Work&& work) {
   const int64_t xg_size = s.Cg() * s.H * s.W, OH = s.OH();
   if (s.B >= nthreads) {
     std::vector<AlignedBuf> bufs;
@@ -125,8 +125,7 @@ void for_each_group_copy(const Conv2dShape& s, const float* x, const Layout& lay
       for (long b = b0; b < b1; ++b)
         for (int64_t g = 0; g < s.G; ++g) {
           lay.fill(s, x + (b * s.G + g) * xg_size, bufs[tid].get());
-          work(static_cast<const float*>(bufs[tid].get()), static_cast<int64_t>(b), g,
-               int64_t{0}, OH, tid);
+          work(static_cast<const float*>(bufs[tid].get()), static_cast<int64_t>(b), g, int64_t{0}, OH, tid);
         }
     });
     return;
@@ -138,8 +137,8 @@ void for_each_group_copy(const Conv2dShape& s, const float* x, const Layout& lay
       parallel(static_cast<int>(std::min<int64_t>(nthreads, OH)), [&](int tid, int nt) {
         long r0, r1;
         split_range(OH, tid, nt, &r0, &r1);
-        work(static_cast<const float*>(buf.get()), b, g, static_cast<int64_t>(r0),
-             static_cast<int64_t>(r1), tid);
+        work(static_cast<const float*>(buf.get()), b, g, static_cast<int64_t>(r0), static_cast<int64_t>(r1),
+             tid);
       });
     }
 }
@@ -171,12 +170,12 @@ struct Vec {
 struct FTile {
   const int32_t* koff;  // the chunk's K tap offsets into the copy of the group image
   int K;
-  const float* wp;      // the chunk's rows of the weight panel [K][ldw]
+  const float* wp;  // the chunk's rows of the weight panel [K][ldw]
   int ldw;
-  const float* bias;    // the panel's first channel, or null
+  const float* bias;  // the panel's first channel, or null
   bool relu;
-  bool first, last;     // the first and the last chunk of taps
-  int64_t ohw;          // channel stride of y
+  bool first, last;  // the first and the last chunk of taps
+  int64_t ohw;       // channel stride of y
   // np panels of N channels each, one after the other: panel j's weights at wp + j*wstride,
   // its outputs N*j channels further on (one call for all of them saves each its set-up).
   int np = 1;
@@ -279,8 +278,10 @@ using FwdFn = void (*)(const float*, const Vec*, const FTile&, float*);
 
 template <int R, int N>
 constexpr FwdFn fwd_fn() {
-  if constexpr (R * N <= ACC) return &fwd_ukernel_avx2<R, N>;
-  else return nullptr;
+  if constexpr (R * N <= ACC)
+    return &fwd_ukernel_avx2<R, N>;
+  else
+    return nullptr;
 }
 template <int R, int... N>
 constexpr std::array<FwdFn, NP> fwd_row(std::integer_sequence<int, N...>) {
@@ -294,8 +295,7 @@ constexpr std::array<std::array<FwdFn, NP>, RV> fwd_table(std::integer_sequence<
 constexpr auto kFwd = fwd_table(std::make_integer_sequence<int, RV>{});
 
 // The output vectors of rows [r0, r1).
-void plan_vectors(const Conv2dShape& s, const Layout& lay, int64_t r0, int64_t r1,
-                  std::vector<Vec>* vecs) {
+void plan_vectors(const Conv2dShape& s, const Layout& lay, int64_t r0, int64_t r1, std::vector<Vec>* vecs) {
   const int64_t OW = s.OW();
   vecs->clear();
   if (lay.flat) {
@@ -305,14 +305,14 @@ void plan_vectors(const Conv2dShape& s, const Layout& lay, int64_t r0, int64_t r
   }
   for (int64_t oh = r0; oh < r1; ++oh)
     for (int64_t ow = 0; ow < OW; ow += kLanes)
-      vecs->push_back({oh * s.SH * lay.Wp + ow, oh * OW + ow,
-                       static_cast<int>(std::min<int64_t>(kLanes, OW - ow))});
+      vecs->push_back(
+          {oh * s.SH * lay.Wp + ow, oh * OW + ow, static_cast<int>(std::min<int64_t>(kLanes, OW - ow))});
 }
 
 }  // namespace
 
-bool conv2d_forward_direct_avx2(const Conv2dShape& s, const float* x, const float* w,
-                                const float* bias, Activation act, float* y, int nthreads) {
+bool conv2d_forward_direct_avx2(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                                Activation act, float* y, int nthreads) {
   const int64_t OH = s.OH(), OW = s.OW();
   if (s.SW != 1 || s.B < 1) return false;  // the im2col path serves strided rows
   // Flat where it takes fewer vectors than rows do; rows narrower than half a vector
@@ -358,34 +358,40 @@ bool conv2d_forward_direct_avx2(const Conv2dShape& s, const float* x, const floa
   std::vector<std::pair<int64_t, int64_t>> planned(nthreads, {-1, -1});  // rows of each plan
   for (std::vector<Vec>& pl : plans) pl.reserve(static_cast<size_t>(row_vecs));
 
-  for_each_group_copy(s, x, lay, nthreads,
-                      [&](const float* xs, int64_t b, int64_t g, int64_t r0, int64_t r1,
-                          int tid) {
-    std::vector<Vec>& vecs = plans[tid];
-    if (planned[tid] != std::make_pair(r0, r1)) {  // the same rows for every image: plan once
-      plan_vectors(s, lay, r0, r1, &vecs);
-      planned[tid] = {r0, r1};
-    }
-    // Tiles of consecutive vectors, as even as possible.
-    const int64_t nvec = static_cast<int64_t>(vecs.size()), ntile = (nvec + rmax - 1) / rmax;
-    float* yg = y + (b * s.OC + g * OCg) * OHW;
-    for (int64_t c = 0; c < nchunk; ++c) {
-      const int64_t k0 = chunk_k(c), k1 = chunk_k(c + 1);
-      for (int64_t i = 0; i < ntile; ++i) {
-        const int64_t t0 = i * nvec / ntile, nv = (i + 1) * nvec / ntile - t0;
-        // Panels of equal width in one call (32 -> 8 x 4), else one call per panel.
-        const bool even = OCg % npanel == 0;
-        for (int64_t p = 0; p < npanel; p += even ? npanel : 1) {
-          const int64_t oc0 = panel_start(p), n = panel_start(p + 1) - oc0;
-          const FTile t{koff.data() + k0, static_cast<int>(k1 - k0),
-                        wp + ((g * npanel + p) * K + k0) * nmax, static_cast<int>(nmax),
-                        bias ? bias + g * OCg + oc0 : nullptr, act == Activation::Relu,
-                        c == 0, c == nchunk - 1, OHW, static_cast<int>(even ? npanel : 1), K * nmax};
-          kFwd[nv - 1][n - 1](xs, vecs.data() + t0, t, yg + oc0 * OHW);
+  for_each_group_copy(
+      s, x, lay, nthreads, [&](const float* xs, int64_t b, int64_t g, int64_t r0, int64_t r1, int tid) {
+        std::vector<Vec>& vecs = plans[tid];
+        if (planned[tid] != std::make_pair(r0, r1)) {  // the same rows for every image: plan once
+          plan_vectors(s, lay, r0, r1, &vecs);
+          planned[tid] = {r0, r1};
         }
-      }
-    }
-  });
+        // Tiles of consecutive vectors, as even as possible.
+        const int64_t nvec = static_cast<int64_t>(vecs.size()), ntile = (nvec + rmax - 1) / rmax;
+        float* yg = y + (b * s.OC + g * OCg) * OHW;
+        for (int64_t c = 0; c < nchunk; ++c) {
+          const int64_t k0 = chunk_k(c), k1 = chunk_k(c + 1);
+          for (int64_t i = 0; i < ntile; ++i) {
+            const int64_t t0 = i * nvec / ntile, nv = (i + 1) * nvec / ntile - t0;
+            // Panels of equal width in one call (32 -> 8 x 4), else one call per panel.
+            const bool even = OCg % npanel == 0;
+            for (int64_t p = 0; p < npanel; p += even ? npanel : 1) {
+              const int64_t oc0 = panel_start(p), n = panel_start(p + 1) - oc0;
+              const FTile t{koff.data() + k0,
+                            static_cast<int>(k1 - k0),
+                            wp + ((g * npanel + p) * K + k0) * nmax,
+                            static_cast<int>(nmax),
+                            bias ? bias + g * OCg + oc0 : nullptr,
+                            act == Activation::Relu,
+                            c == 0,
+                            c == nchunk - 1,
+                            OHW,
+                            static_cast<int>(even ? npanel : 1),
+                            K * nmax};
+              kFwd[nv - 1][n - 1](xs, vecs.data() + t0, t, yg + oc0 * OHW);
+            }
+          }
+        }
+      });
   return true;
 }
 
@@ -412,8 +418,8 @@ struct Prefetch {
 };
 
 template <int NG, int NV>
-void wgrad_ukernel_avx2(const float* const* q, int dw, const float* dyt, int64_t OH, int64_t OW,
-                        int64_t Wp, float* part, int64_t ldp, Prefetch pf0, Prefetch pf1) {
+void wgrad_ukernel_avx2(const float* const* q, int dw, const float* dyt, int64_t OH, int64_t OW, int64_t Wp,
+                        float* part, int64_t ldp, Prefetch pf0, Prefetch pf1) {
   constexpr int PW = NV * kLanes;  // the dyt panel's width
   __m256 c[NV][NG * KW3];
 #pragma GCC unroll 12
@@ -436,8 +442,7 @@ void wgrad_ukernel_avx2(const float* const* q, int dw, const float* dyt, int64_t
         for (int kw = 0; kw < KW3; ++kw) {
           const __m256 a = _mm256_broadcast_ss(q[j] + pix + kw * dw);
 #pragma GCC unroll 12
-          for (int u = 0; u < NV; ++u)
-            c[u][j * KW3 + kw] = _mm256_fmadd_ps(a, b[u], c[u][j * KW3 + kw]);
+          for (int u = 0; u < NV; ++u) c[u][j * KW3 + kw] = _mm256_fmadd_ps(a, b[u], c[u][j * KW3 + kw]);
         }
     }
   }
@@ -450,8 +455,8 @@ void wgrad_ukernel_avx2(const float* const* q, int dw, const float* dyt, int64_t
   }
 }
 
-using WgradFn = void (*)(const float* const*, int, const float*, int64_t, int64_t, int64_t,
-                         float*, int64_t, Prefetch, Prefetch);
+using WgradFn = void (*)(const float* const*, int, const float*, int64_t, int64_t, int64_t, float*, int64_t,
+                         Prefetch, Prefetch);
 // [vectors per panel row - 1][(c, kh) rows per tile - 1]: 12 accumulators at most
 constexpr WgradFn kWgrad[2][4] = {
     {&wgrad_ukernel_avx2<1, 1>, &wgrad_ukernel_avx2<2, 1>, &wgrad_ukernel_avx2<3, 1>,
@@ -501,8 +506,7 @@ void transpose_dy(const float* dyg, int64_t OCg, int64_t OHW, int64_t pw, float*
       transpose8x8(dyg + oc0 * OHW + p0, OHW, dst + p0 * pw, pw);
       transpose8x8(dyg + oc0 * OHW + p0 + kLanes, OHW, dst + (p0 + kLanes) * pw, pw);
     }
-    for (; p0 + kLanes <= OHW; p0 += kLanes)
-      transpose8x8(dyg + oc0 * OHW + p0, OHW, dst + p0 * pw, pw);
+    for (; p0 + kLanes <= OHW; p0 += kLanes) transpose8x8(dyg + oc0 * OHW + p0, OHW, dst + p0 * pw, pw);
     for (; p0 < OHW; ++p0)
       for (int i = 0; i < kLanes; ++i) dst[p0 * pw + i] = dyg[(oc0 + i) * OHW + p0];
   }
@@ -514,8 +518,8 @@ void transpose_dy(const float* dyg, int64_t OCg, int64_t OHW, int64_t pw, float*
 
 }  // namespace
 
-bool conv2d_backward_weight_direct_avx2(const Conv2dShape& s, const float* dy, const float* x,
-                                        float* dw, int nthreads) {
+bool conv2d_backward_weight_direct_avx2(const Conv2dShape& s, const float* dy, const float* x, float* dw,
+                                        int nthreads) {
   const int64_t OCg = s.OCg(), Cg = s.Cg(), K = s.Kg();
   if (s.SH != 1 || s.SW != 1 || s.KW != KW3 || OCg < kLanes || s.B < 1) return false;
   const int64_t OH = s.OH(), OW = s.OW(), OHW = OH * OW;
@@ -529,7 +533,7 @@ bool conv2d_backward_weight_direct_avx2(const Conv2dShape& s, const float* dy, c
   // Each image adds into its chunk's (K x OC) partial; past 512 KiB (128 -> 128 3x3: 576 KiB)
   // that no longer stays in L2 and the column blocks win (0.7x of them at 8x8, 0.6x at 7x7).
   if (K * ocp > 128 * 1024) return false;
-  const int64_t rows = Cg * s.KH;                                  // (c, kh) pairs
+  const int64_t rows = Cg * s.KH;  // (c, kh) pairs
   // (c, kh) rows per tile: at most maxrows, spread evenly (9 rows by 4: 3 + 3 + 3)
   const int64_t ntile_rows = (rows + maxrows - 1) / maxrows;
   const int64_t gstep = (rows + ntile_rows - 1) / ntile_rows;

@@ -37,7 +37,7 @@ inline __m256 exp_core(__m256 a, __m256 b) {
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, v(0.693145751953125f), a);  // ln2_hi: 16 bits, n*hi exact
   r = _mm256_add_ps(r, b);
-  r = _mm256_fnmadd_ps(n, v(1.428606765330187e-6f), r);      // ln2_lo
+  r = _mm256_fnmadd_ps(n, v(1.428606765330187e-6f), r);  // ln2_lo
   __m256 q = v(1.3814605e-3f);
   q = _mm256_fmadd_ps(q, r, v(8.368711e-3f));
   q = _mm256_fmadd_ps(q, r, v(4.166839e-2f));
@@ -70,11 +70,13 @@ inline __m256 exp_reduce_ps(__m256 a, __m256* n_out) {
 // and p 2^n is normal: no clamps, and 2^n is an addition to p's exponent field (3 operations
 // instead of scale2n_ps's 9; ~15% off a softmax row). Otherwise the clamped general path.
 inline __m256 exp_ps(__m256 x) {
-  const __m256 out = _mm256_or_ps(_mm256_cmp_ps(x, v(-86.5f), _CMP_NGE_UQ), _mm256_cmp_ps(x, v(88.0f), _CMP_NLE_UQ));
+  const __m256 out =
+      _mm256_or_ps(_mm256_cmp_ps(x, v(-86.5f), _CMP_NGE_UQ), _mm256_cmp_ps(x, v(88.0f), _CMP_NLE_UQ));
   __m256 n;
   if (_mm256_testz_ps(out, out)) {
     const __m256 p = exp_reduce_ps(x, &n);
-    return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23)));
+    return _mm256_castsi256_ps(
+        _mm256_add_epi32(_mm256_castps_si256(p), _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23)));
   }
   const __m256 p = exp_reduce_ps(_mm256_max_ps(v(-104.0f), _mm256_min_ps(v(89.0f), x)), &n);
   return scale2n_ps(p, n);

@@ -51,8 +51,8 @@ struct Ukr {
   }
 
   template <bool FULL>
-  static inline void store(__m256 acc, __m256i m, float* out, const float* c,
-                           const float* bias, const float* row_bias, const Epilogue& e) {
+  static inline void store(__m256 acc, __m256i m, float* out, const float* c, const float* bias,
+                           const float* row_bias, const Epilogue& e) {
     __m256 x = _mm256_mul_ps(_mm256_set1_ps(e.alpha), acc);
     if (e.first) {
       if (e.beta != 0.0f) x = _mm256_fmadd_ps(_mm256_set1_ps(e.beta), load<FULL>(c, m), x);
@@ -143,7 +143,7 @@ struct Ukr {
     if (R != MR && R % 8 != 0) return transpose_pack_scalar(kc, rows, R, src, ld, dst);
     const int kc8 = kc / 8 * 8;
     for (int i0 = 0; i0 < R; i0 += 8) {
-      const int w = std::min(8, R - i0);                  // floats stored per k: 8, or 6 for MR
+      const int w = std::min(8, R - i0);                     // floats stored per k: 8, or 6 for MR
       const int nrow = std::max(0, std::min(w, rows - i0));  // rows read; the rest are zeros
       for (int k0 = 0; k0 < kc8; k0 += 8) {
         __m256 r[8];
@@ -177,8 +177,8 @@ struct Ukr {
     }
   }
   template <int mr>
-  static void tile(int kc, const float* a, const float* b, int64_t ldbk, int nr,
-                   const TileOut& o, const Epilogue& e) {
+  static void tile(int kc, const float* a, const float* b, int64_t ldbk, int nr, const TileOut& o,
+                   const Epilogue& e) {
     any_tile<mr, false>(kc, a, 0, b, ldbk, nr, o, e);
   }
   template <int mr>
@@ -201,7 +201,7 @@ void gemm_pack_b_avx2(const float* b, int64_t ldb, bool trans_b, int64_t K, int6
   GemmDriver<Ukr>::pack_b_full(b, ldb, trans_b, K, N, dst);
 }
 void gemm_pack_a_avx2(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0, int64_t k1,
-                     float* dst) {
+                      float* dst) {
   GemmDriver<Ukr>::pack_a_full(a, lda, trans_a, M, K, k0, k1, dst);
 }
 

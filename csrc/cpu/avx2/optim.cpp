@@ -1,13 +1,19 @@
-// Optimizer updates and norm blocks compiled for AVX2+FMA (8-wide after auto-vectorisation; torch's fused multiply-adds):
-// the loops of csrc/cpu/optim_impl.h under this unit's flags.
+// Optimizer updates and norm blocks compiled for AVX2+FMA (8-wide after auto-vectorisation; torch's fused
+// multiply-adds): the loops of csrc/cpu/optim_impl.h under this unit's flags.
 #include "cpu/optim_impl.h"
 
 namespace fastnn {
 
-void sgd_range_avx2(const SgdConsts& k, const OptimTensor& t, int64_t b, int64_t e) { sgd_range_impl(k, t, b, e); }
+void sgd_range_avx2(const SgdConsts& k, const OptimTensor& t, int64_t b, int64_t e) {
+  sgd_range_impl(k, t, b, e);
+}
 
-void adam_range_avx2(const AdamConsts& k, const OptimTensor& t, int64_t b, int64_t e) { adam_range_impl(k, t, b, e); }
+void adam_range_avx2(const AdamConsts& k, const OptimTensor& t, int64_t b, int64_t e) {
+  adam_range_impl(k, t, b, e);
+}
 
-double norm_block_avx2(NormKind kind, double p, const float* x, int64_t n) { return norm_block_impl(kind, p, x, n); }
+double norm_block_avx2(NormKind kind, double p, const float* x, int64_t n) {
+  return norm_block_impl(kind, p, x, n);
+}
 
 }  // namespace fastnn

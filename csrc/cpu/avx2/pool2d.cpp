@@ -101,7 +101,8 @@ void max_plane(const Pool2dShape& s, const float* x, float* y, int64_t* idx) {
       // The indices of window column 0 of the current row, stepped by DH rows (no broadcast
       // per window element: shuffles and broadcasts share one port with the even/odd split).
       __m256i iv = _mm256_add_epi32(lane_col, _mm256_set1_epi32(static_cast<int32_t>(h0 * s.W)));
-      const __m256i row_step = _mm256_set1_epi32(static_cast<int32_t>(s.DH * s.W)), one = _mm256_set1_epi32(1);
+      const __m256i row_step = _mm256_set1_epi32(static_cast<int32_t>(s.DH * s.W)),
+                    one = _mm256_set1_epi32(1);
       __m256i vidx = iv;
       if (two_wide) {
         // 2-wide windows at stride 2: the 2m columns col .. col + 2m - 1 of a row, loaded once,
@@ -131,8 +132,10 @@ void max_plane(const Pool2dShape& s, const float* x, float* y, int64_t* idx) {
       } else {
         // 64-bit lane j is on when 32-bit lane 2j is: the mask of the first min(m, 4) pairs.
         _mm256_maskstore_ps(yr + ow, lanes(m), vmax);
-        _mm256_maskstore_epi64(reinterpret_cast<long long*>(ir + ow), lanes(2 * std::min<int64_t>(m, 4)), lo4);
-        _mm256_maskstore_epi64(reinterpret_cast<long long*>(ir + ow + 4), lanes(2 * std::max<int64_t>(m - 4, 0)), hi4);
+        _mm256_maskstore_epi64(reinterpret_cast<long long*>(ir + ow), lanes(2 * std::min<int64_t>(m, 4)),
+                               lo4);
+        _mm256_maskstore_epi64(reinterpret_cast<long long*>(ir + ow + 4),
+                               lanes(2 * std::max<int64_t>(m - 4, 0)), hi4);
       }
     }
     for (int64_t ow = hi; ow < s.OW; ++ow) max_one(s, x, oh, ow, yr + ow, ir + ow);
@@ -176,8 +179,10 @@ void avg_plane(const Pool2dShape& s, bool cip, const float* x, float* y) {
         }
       }
       const __m256 v = pow2 ? _mm256_mul_ps(sum, inv) : _mm256_div_ps(sum, div);
-      if (m == 8) _mm256_storeu_ps(yr + ow, v);
-      else _mm256_maskstore_ps(yr + ow, lanes(m), v);
+      if (m == 8)
+        _mm256_storeu_ps(yr + ow, v);
+      else
+        _mm256_maskstore_ps(yr + ow, lanes(m), v);
     }
     for (int64_t ow = hi; ow < s.OW; ++ow) avg_one(s, cip, x, oh, ow, yr + ow);
   }
@@ -185,23 +190,27 @@ void avg_plane(const Pool2dShape& s, bool cip, const float* x, float* y) {
 
 }  // namespace
 
-void max_pool2d_planes_avx2(const Pool2dShape& s, const float* x, float* y, int64_t* idx,
-                            int64_t p0, int64_t p1) {
+void max_pool2d_planes_avx2(const Pool2dShape& s, const float* x, float* y, int64_t* idx, int64_t p0,
+                            int64_t p1) {
   if (s.DW != 1 || s.SW > 2) return max_pool2d_planes_default(s, x, y, idx, p0, p1);
   const int64_t in = s.H * s.W, out = s.OH * s.OW;
   for (int64_t p = p0; p < p1; ++p) {
-    if (s.SW == 1) max_plane<1>(s, x + p * in, y + p * out, idx + p * out);
-    else max_plane<2>(s, x + p * in, y + p * out, idx + p * out);
+    if (s.SW == 1)
+      max_plane<1>(s, x + p * in, y + p * out, idx + p * out);
+    else
+      max_plane<2>(s, x + p * in, y + p * out, idx + p * out);
   }
 }
 
-void avg_pool2d_planes_avx2(const Pool2dShape& s, bool cip, const float* x, float* y,
-                            int64_t p0, int64_t p1) {
+void avg_pool2d_planes_avx2(const Pool2dShape& s, bool cip, const float* x, float* y, int64_t p0,
+                            int64_t p1) {
   if (s.SW > 2) return avg_pool2d_planes_default(s, cip, x, y, p0, p1);
   const int64_t in = s.H * s.W, out = s.OH * s.OW;
   for (int64_t p = p0; p < p1; ++p) {
-    if (s.SW == 1) avg_plane<1>(s, cip, x + p * in, y + p * out);
-    else avg_plane<2>(s, cip, x + p * in, y + p * out);
+    if (s.SW == 1)
+      avg_plane<1>(s, cip, x + p * in, y + p * out);
+    else
+      avg_plane<2>(s, cip, x + p * in, y + p * out);
   }
 }
 

@@ -62,12 +62,13 @@ inline void walk16(int64_t n, Body body, Tail tail) {
 // when one is NaN); they reach the result through exp and the sum.
 float max_row(const float* x, int64_t n) {
   __m256 m[2] = {_mm256_set1_ps(kNegInf), _mm256_set1_ps(kNegInf)};
-  walk16(n, [&](int64_t i, int k) { m[k] = _mm256_max_ps(_mm256_loadu_ps(x + i), m[k]); },
-         [&](int64_t i, int k, __m256i mk) {
-           const __m256 xv = _mm256_blendv_ps(_mm256_set1_ps(kNegInf), _mm256_maskload_ps(x + i, mk),
-                                              _mm256_castsi256_ps(mk));
-           m[k] = _mm256_max_ps(xv, m[k]);
-         });
+  walk16(
+      n, [&](int64_t i, int k) { m[k] = _mm256_max_ps(_mm256_loadu_ps(x + i), m[k]); },
+      [&](int64_t i, int k, __m256i mk) {
+        const __m256 xv =
+            _mm256_blendv_ps(_mm256_set1_ps(kNegInf), _mm256_maskload_ps(x + i, mk), _mm256_castsi256_ps(mk));
+        m[k] = _mm256_max_ps(xv, m[k]);
+      });
   return fold_max(m[0], m[1]);
 }
 
@@ -76,33 +77,35 @@ float max_row(const float* x, int64_t n) {
 float exp_sum_row(const float* x, int64_t n, float mx, float* e) {
   const __m256 vm = _mm256_set1_ps(mx);
   __m256 s[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-  walk16(n,
-         [&](int64_t i, int k) {
-           const __m256 ex = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
-           if (e) _mm256_storeu_ps(e + i, ex);
-           s[k] = _mm256_add_ps(s[k], ex);
-         },
-         [&](int64_t i, int k, __m256i mk) {
-           __m256 ex = exp_ps(_mm256_sub_ps(_mm256_maskload_ps(x + i, mk), vm));
-           ex = _mm256_and_ps(ex, _mm256_castsi256_ps(mk));  // lanes past n add 0, not exp(-mx)
-           if (e) _mm256_maskstore_ps(e + i, mk, ex);
-           s[k] = _mm256_add_ps(s[k], ex);
-         });
+  walk16(
+      n,
+      [&](int64_t i, int k) {
+        const __m256 ex = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+        if (e) _mm256_storeu_ps(e + i, ex);
+        s[k] = _mm256_add_ps(s[k], ex);
+      },
+      [&](int64_t i, int k, __m256i mk) {
+        __m256 ex = exp_ps(_mm256_sub_ps(_mm256_maskload_ps(x + i, mk), vm));
+        ex = _mm256_and_ps(ex, _mm256_castsi256_ps(mk));  // lanes past n add 0, not exp(-mx)
+        if (e) _mm256_maskstore_ps(e + i, mk, ex);
+        s[k] = _mm256_add_ps(s[k], ex);
+      });
   return fold_sum(s[0], s[1]);
 }
 
 // sum of a[i] * b[i] over [0, n), or of a[i] when b is null
 float dot_row(const float* a, const float* b, int64_t n) {
   __m256 s[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-  walk16(n,
-         [&](int64_t i, int k) {
-           const __m256 va = _mm256_loadu_ps(a + i);
-           s[k] = b ? _mm256_fmadd_ps(va, _mm256_loadu_ps(b + i), s[k]) : _mm256_add_ps(s[k], va);
-         },
-         [&](int64_t i, int k, __m256i mk) {  // masked loads give 0 past n
-           const __m256 va = _mm256_maskload_ps(a + i, mk);
-           s[k] = b ? _mm256_fmadd_ps(va, _mm256_maskload_ps(b + i, mk), s[k]) : _mm256_add_ps(s[k], va);
-         });
+  walk16(
+      n,
+      [&](int64_t i, int k) {
+        const __m256 va = _mm256_loadu_ps(a + i);
+        s[k] = b ? _mm256_fmadd_ps(va, _mm256_loadu_ps(b + i), s[k]) : _mm256_add_ps(s[k], va);
+      },
+      [&](int64_t i, int k, __m256i mk) {  // masked loads give 0 past n
+        const __m256 va = _mm256_maskload_ps(a + i, mk);
+        s[k] = b ? _mm256_fmadd_ps(va, _mm256_maskload_ps(b + i, mk), s[k]) : _mm256_add_ps(s[k], va);
+      });
   return fold_sum(s[0], s[1]);
 }
 
@@ -141,7 +144,7 @@ void softmax_forward_avx2(const SoftmaxShape& s, bool log, const float* x, float
       const __m256 vm = _mm256_set1_ps(mx);  // torch's two subtractions
       const __m256 vl = _mm256_set1_ps(std::log(exp_sum_row(xr, n, mx, nullptr)));
       map_row(xr, yr, n, [&](__m256 v) { return _mm256_sub_ps(_mm256_sub_ps(v, vm), vl); });
-    } else {    // exp(x - max) into y, then times 1 / sum, as torch's vectorised kernel
+    } else {  // exp(x - max) into y, then times 1 / sum, as torch's vectorised kernel
       const __m256 inv = _mm256_set1_ps(1.0f / exp_sum_row(xr, n, mx, yr));
       map_row(yr, yr, n, [&](__m256 v) { return _mm256_mul_ps(v, inv); });
     }
@@ -159,7 +162,7 @@ void softmax_backward_avx2(const SoftmaxShape& s, bool log, const float* dy, con
     if (log) {  // dx = dy - exp(y) * sum(dy)
       const __m256 sg = _mm256_set1_ps(dot_row(g, nullptr, n));
       map2_row(g, yr, d, n, [&](__m256 gv, __m256 yv) { return _mm256_fnmadd_ps(exp_ps(yv), sg, gv); });
-    } else {    // dx = y * (dy - sum(dy * y))
+    } else {  // dx = y * (dy - sum(dy * y))
       const __m256 dot = _mm256_set1_ps(dot_row(g, yr, n));
       map2_row(g, yr, d, n, [&](__m256 gv, __m256 yv) { return _mm256_mul_ps(yv, _mm256_sub_ps(gv, dot)); });
     }
@@ -203,11 +206,13 @@ void cross_entropy_backward_avx2(const CrossEntropyArgs& a, const float* scale, 
     const float inv = 1.0f / exp_sum_row(x, C, mx, d);  // d holds exp(x - max) for now
     const float sc = scale[r];
     const float wt = a.weight ? a.weight[t] : 1.0f;
-    const __m256 coef = _mm256_set1_ps(sc * inv * ((1.0f - e) * wt + static_cast<float>(e * a.weight_sum / C)));
+    const __m256 coef =
+        _mm256_set1_ps(sc * inv * ((1.0f - e) * wt + static_cast<float>(e * a.weight_sum / C)));
     // d = d * coef - (e s / C) w_c (the smoothing's share; 0 without smoothing)
     const __m256 es = _mm256_set1_ps(sc * e / static_cast<float>(C));
     if (e != 0.0f && a.weight) {
-      map2_row(d, a.weight, d, C, [&](__m256 dv, __m256 wv) { return _mm256_fmsub_ps(dv, coef, _mm256_mul_ps(es, wv)); });
+      map2_row(d, a.weight, d, C,
+               [&](__m256 dv, __m256 wv) { return _mm256_fmsub_ps(dv, coef, _mm256_mul_ps(es, wv)); });
     } else if (e != 0.0f) {
       map_row(d, d, C, [&](__m256 dv) { return _mm256_fmsub_ps(dv, coef, es); });
     } else {

@@ -40,17 +40,21 @@ void ukernel(int64_t K, const float* A, int64_t rs, int64_t ks, const float* B, 
   for (int r = 0; r < RR; ++r)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) {
-      if (v == NV - 1) _mm512_mask_storeu_ps(C + r * ldc + 16 * v, last, c[r][v]);
-      else _mm512_storeu_ps(C + r * ldc + 16 * v, c[r][v]);
+      if (v == NV - 1)
+        _mm512_mask_storeu_ps(C + r * ldc + 16 * v, last, c[r][v]);
+      else
+        _mm512_storeu_ps(C + r * ldc + 16 * v, c[r][v]);
     }
 }
 
-using Ukernel = void (*)(int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, bool,
-                         __mmask16);
+using Ukernel = void (*)(int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t,
+                         bool, __mmask16);
 constexpr int kRR = 6, kNV = 4;
 
 template <int R, int V>
-constexpr Ukernel pick() { return &ukernel<R, V>; }
+constexpr Ukernel pick() {
+  return &ukernel<R, V>;
+}
 
 // table[rr - 1][nv - 1]
 const Ukernel kTable[kRR][kNV] = {

@@ -86,15 +86,13 @@ void pad_interior(const Conv2dShape& s, const Padded& pd, const float* xg, float
 // which reads x and dy per image: 2-3% there; nothing measurable in the forwards).
 inline void prefetch_slice(const float* p, int64_t n, int64_t part, int64_t nparts) {
   const int64_t lines = (n + 15) / 16, l0 = lines * part / nparts, l1 = lines * (part + 1) / nparts;
-  for (int64_t l = l0; l < l1; ++l)
-    _mm_prefetch(reinterpret_cast<const char*>(p + l * 16), _MM_HINT_T1);
+  for (int64_t l = l0; l < l1; ++l) _mm_prefetch(reinterpret_cast<const char*>(p + l * 16), _MM_HINT_T1);
 }
 
 // Weights w (OC, Cg*KH*KW) packed as [g][panel][k][width]: panel p holds output channels
 // [start(p), start(p + 1)) of each group, zero past them.
 template <class Start>
-std::vector<float> pack_panels(const Conv2dShape& s, const float* w, int64_t npanel, int width,
-                               Start start) {
+std::vector<float> pack_panels(const Conv2dShape& s, const float* w, int64_t npanel, int width, Start start) {
   const int64_t OCg = s.OCg(), K = s.Kg();
   std::vector<float> wp(static_cast<size_t>(s.G * npanel * K * width), 0.0f);
   for (int64_t g = 0; g < s.G; ++g)
@@ -111,8 +109,8 @@ std::vector<float> pack_panels(const Conv2dShape& s, const float* w, int64_t npa
 // and [u0, u1) a range of the nunits work units of one group: all of them per call when the
 // batch spreads over the threads, else split over the threads image by image.
 template <class Work>
-void for_each_padded_group(const Conv2dShape& s, const float* x, const Padded& pd,
-                           int64_t nunits, int nthreads, Work&& work) {
+void for_each_padded_group(const Conv2dShape& s, const float* x, const Padded& pd, int64_t nunits,
+                           int nthreads, Work&& work) {
   const int64_t xg_size = s.Cg() * s.H * s.W;
   if (s.B >= nthreads) {
     std::vector<AlignedBuf> pads;
@@ -123,8 +121,7 @@ void for_each_padded_group(const Conv2dShape& s, const float* x, const Padded& p
       for (long b = b0; b < b1; ++b)
         for (int64_t g = 0; g < s.G; ++g) {
           pad_interior(s, pd, x + (b * s.G + g) * xg_size, pads[tid].get());
-          work(static_cast<const float*>(pads[tid].get()), static_cast<int64_t>(b), g,
-               int64_t{0}, nunits);
+          work(static_cast<const float*>(pads[tid].get()), static_cast<int64_t>(b), g, int64_t{0}, nunits);
         }
     });
     return;
@@ -136,8 +133,7 @@ void for_each_padded_group(const Conv2dShape& s, const float* x, const Padded& p
       parallel(static_cast<int>(std::min<int64_t>(nthreads, nunits)), [&](int tid, int nt) {
         long u0, u1;
         split_range(nunits, tid, nt, &u0, &u1);
-        work(static_cast<const float*>(xpad.get()), b, g, static_cast<int64_t>(u0),
-             static_cast<int64_t>(u1));
+        work(static_cast<const float*>(xpad.get()), b, g, static_cast<int64_t>(u0), static_cast<int64_t>(u1));
       });
     }
 }
@@ -155,7 +151,7 @@ void for_each_padded_group(const Conv2dShape& s, const float* x, const Padded& p
 
 constexpr int ACC = 24;  // accumulators per tile: vectors x channels
 constexpr int RV = 12;   // most vectors (of 16 output pixels) per tile
-constexpr int NP = 6;  // output channels per weight panel
+constexpr int NP = 6;    // output channels per weight panel
 
 // Where the lanes of one vector go: lanes in `mask` store to the channel plane of y at
 // dst + lane (one segment per output row the vector crosses).
@@ -171,10 +167,10 @@ struct Vec {
 struct FTile {
   const int32_t* koff;  // K tap offsets into the padded group image
   int K;
-  const float* wp;      // weight panel [K][NP]
-  const float* bias;    // the panel's first channel, or null
+  const float* wp;    // weight panel [K][NP]
+  const float* bias;  // the panel's first channel, or null
   bool relu;
-  int64_t ohw;          // channel stride of y
+  int64_t ohw;  // channel stride of y
   const Seg* segs;
 };
 
@@ -216,8 +212,10 @@ using FTileFn = void (*)(const float*, const Vec*, const FTile&, float*);
 
 template <int R, int N>
 constexpr FTileFn tile_fn() {
-  if constexpr (R * N <= ACC) return &ftile<R, N>;
-  else return nullptr;
+  if constexpr (R * N <= ACC)
+    return &ftile<R, N>;
+  else
+    return nullptr;
 }
 template <int R, int... N>
 constexpr std::array<FTileFn, NP> tile_row(std::integer_sequence<int, N...>) {
@@ -242,8 +240,8 @@ int64_t vectors_per_image(const Conv2dShape& s, int64_t Wp, bool* flat) {
 // The output of one image as vectors of 16 positions over the padded pitch, and their segments.
 // With overlap (rows of at least 16), a row's last vector starts at OW - 16 instead of ending
 // past the row: it recomputes a few positions of the one before and stores all 16 lanes.
-void plan_vectors(const Conv2dShape& s, int64_t Wp, bool flat, std::vector<Vec>* vecs,
-                  std::vector<Seg>* segs, bool overlap = false) {
+void plan_vectors(const Conv2dShape& s, int64_t Wp, bool flat, std::vector<Vec>* vecs, std::vector<Seg>* segs,
+                  bool overlap = false) {
   const int64_t OH = s.OH(), OW = s.OW();
   const int64_t qend = (OH - 1) * Wp + OW;
   auto add = [&](int64_t dst, int lo, int hi) {  // lanes [lo, hi) of the last vector
@@ -290,19 +288,23 @@ bool forward_pixel_lanes(const Conv2dShape& s, const float* x, const float* w, c
   const int64_t ntile = (nvec + rmax - 1) / rmax;
   auto tile_start = [&](int64_t i) { return i * nvec / ntile; };
 
-  for_each_padded_group(s, x, pd, ntile, nthreads,
-                        [&](const float* xpad, int64_t b, int64_t g, int64_t t0, int64_t t1) {
-    for (int64_t i = t0; i < t1; ++i) {
-      const int64_t v0 = tile_start(i), nv = tile_start(i + 1) - v0;
-      for (int64_t p = 0; p < npanel; ++p) {
-        const int64_t oc0 = panel_start(p), np = panel_start(p + 1) - oc0;
-        const FTile t{koff.data(), static_cast<int>(K), wp.data() + (g * npanel + p) * K * NP,
-                      bias ? bias + g * OCg + oc0 : nullptr, act == Activation::Relu, OHW,
-                      segs.data()};
-        kFTiles[nv - 1][np - 1](xpad, vecs.data() + v0, t, y + (b * s.OC + g * OCg + oc0) * OHW);
-      }
-    }
-  });
+  for_each_padded_group(
+      s, x, pd, ntile, nthreads, [&](const float* xpad, int64_t b, int64_t g, int64_t t0, int64_t t1) {
+        for (int64_t i = t0; i < t1; ++i) {
+          const int64_t v0 = tile_start(i), nv = tile_start(i + 1) - v0;
+          for (int64_t p = 0; p < npanel; ++p) {
+            const int64_t oc0 = panel_start(p), np = panel_start(p + 1) - oc0;
+            const FTile t{koff.data(),
+                          static_cast<int>(K),
+                          wp.data() + (g * npanel + p) * K * NP,
+                          bias ? bias + g * OCg + oc0 : nullptr,
+                          act == Activation::Relu,
+                          OHW,
+                          segs.data()};
+            kFTiles[nv - 1][np - 1](xpad, vecs.data() + v0, t, y + (b * s.OC + g * OCg + oc0) * OHW);
+          }
+        }
+      });
   return true;
 }
 
@@ -331,7 +333,7 @@ struct Stream {
   const float* w;       // w[oc][k] of the pass's first channel, row pitch K
   const float* bias;    // the pass's first channel, or null
   bool relu;
-  int64_t ohw;          // channel stride of y
+  int64_t ohw;  // channel stride of y
 };
 
 inline __m512 epilogue(__m512 acc, __m512 b, bool relu) {
@@ -350,8 +352,7 @@ inline void load_weights(const Stream& t, __m512 (&w)[N][K], __m512 (&b)[N]) {
 
 // Vectors: output vectors v[0, nv) of one image (segments segs), N channels.
 template <int K, int N>
-void wstream(const float* xpad, const Vec* v, int64_t nv, const Seg* segs, const Stream& t,
-             float* y) {
+void wstream(const float* xpad, const Vec* v, int64_t nv, const Seg* segs, const Stream& t, float* y) {
   __m512 w[N][K], b[N];
   load_weights<K, N>(t, w, b);
   int32_t off[K];
@@ -383,16 +384,17 @@ using WStreamFn = void (*)(const float*, const Vec*, int64_t, const Seg*, const 
 
 template <int K, int N>
 constexpr WStreamFn wstream_fn() {
-  if constexpr (N <= nfew(K)) return &wstream<K, N>;
-  else return nullptr;
+  if constexpr (N <= nfew(K))
+    return &wstream<K, N>;
+  else
+    return nullptr;
 }
 template <int K, int... N>
 constexpr std::array<WStreamFn, NFEW> wstream_row(std::integer_sequence<int, N...>) {
   return {wstream_fn<K, N + 1>()...};
 }
 template <int... K>
-constexpr std::array<std::array<WStreamFn, NFEW>, KFEW> wstream_table(
-    std::integer_sequence<int, K...>) {
+constexpr std::array<std::array<WStreamFn, NFEW>, KFEW> wstream_table(std::integer_sequence<int, K...>) {
   return {wstream_row<K + 1>(std::make_integer_sequence<int, NFEW>{})...};
 }
 // kWStreams[K - 1][N - 1], for N <= nfew(K)
@@ -403,8 +405,8 @@ constexpr auto kWStreams = wstream_table(std::make_integer_sequence<int, KFEW>{}
 constexpr int NROWS = 2;  // channels per pass: 18 weights + 6 accumulators + 3 inputs
 struct RowGeom {
   int64_t Wp, OW, oh0, oh1;
-  int32_t dw;          // column dilation
-  __mmask16 mask;      // lanes stored: all where OW >= 16
+  int32_t dw;      // column dilation
+  __mmask16 mask;  // lanes stored: all where OW >= 16
 };
 
 template <int N>
@@ -420,8 +422,7 @@ void wrows(const float* xpad, const RowGeom& g, const Stream& t, float* y) {
     auto row = [&](int64_t r, auto S) {
       constexpr int s0 = decltype(S)::value, s1 = (s0 + 2) % 3, s2 = (s0 + 1) % 3;
       const float* p = xpad + r * g.Wp + ow0;
-      const __m512 a0 = _mm512_loadu_ps(p), a1 = _mm512_loadu_ps(p + dw),
-                   a2 = _mm512_loadu_ps(p + 2 * dw);
+      const __m512 a0 = _mm512_loadu_ps(p), a1 = _mm512_loadu_ps(p + dw), a2 = _mm512_loadu_ps(p + 2 * dw);
       const bool k2 = r - 2 >= g.oh0 && r - 2 < g.oh1, k1 = r - 1 >= g.oh0 && r - 1 < g.oh1,
                  k0 = r >= g.oh0 && r < g.oh1;
       for (int n = 0; n < N; ++n) {
@@ -429,8 +430,7 @@ void wrows(const float* xpad, const RowGeom& g, const Stream& t, float* y) {
           __m512 c = _mm512_fmadd_ps(a0, w[n][6], acc[s2][n]);
           c = _mm512_fmadd_ps(a1, w[n][7], c);
           c = _mm512_fmadd_ps(a2, w[n][8], c);
-          _mm512_mask_storeu_ps(y + n * t.ohw + (r - 2) * g.OW + ow0, g.mask,
-                                epilogue(c, b[n], t.relu));
+          _mm512_mask_storeu_ps(y + n * t.ohw + (r - 2) * g.OW + ow0, g.mask, epilogue(c, b[n], t.relu));
         }
         if (k1) {
           __m512 c = _mm512_fmadd_ps(a0, w[n][3], acc[s1][n]);
@@ -471,8 +471,8 @@ bool rows_kernel(const Conv2dShape& s) {
   return s.Cg() == 1 && s.KH == 3 && s.KW == 3 && s.SH == 1 && s.DH == 1;
 }
 
-bool forward_few_taps(const Conv2dShape& s, const float* x, const float* w, const float* bias,
-                      Activation act, float* y, int nthreads) {
+bool forward_few_taps(const Conv2dShape& s, const float* x, const float* w, const float* bias, Activation act,
+                      float* y, int nthreads) {
   const Padded pd(s);
   const int64_t OCg = s.OCg(), K = s.Kg(), OH = s.OH(), OW = s.OW(), OHW = OH * OW;
   const std::vector<int32_t> koff = tap_offsets(s, pd);
@@ -483,20 +483,23 @@ bool forward_few_taps(const Conv2dShape& s, const float* x, const float* w, cons
   auto pass_start = [&](int64_t p) { return p * OCg / npass; };
   auto stream = [&](int64_t g, int64_t p) {
     const int64_t oc0 = g * OCg + pass_start(p);
-    return Stream{koff.data(), w + oc0 * K, bias ? bias + oc0 : nullptr,
-                  act == Activation::Relu, OHW};
+    return Stream{koff.data(), w + oc0 * K, bias ? bias + oc0 : nullptr, act == Activation::Relu, OHW};
   };
 
   if (rows) {  // work units: output rows
-    for_each_padded_group(s, x, pd, OH, nthreads,
-                          [&](const float* xpad, int64_t b, int64_t g, int64_t r0, int64_t r1) {
-      const RowGeom geom{pd.Wp, OW, r0, r1, static_cast<int32_t>(s.DW),
-                         mask_for(static_cast<int>(std::min<int64_t>(16, OW)))};
-      for (int64_t p = 0; p < npass; ++p) {
-        const int64_t n = pass_start(p + 1) - pass_start(p);
-        kWRows[n - 1](xpad, geom, stream(g, p), y + (b * s.OC + g * OCg + pass_start(p)) * OHW);
-      }
-    });
+    for_each_padded_group(
+        s, x, pd, OH, nthreads, [&](const float* xpad, int64_t b, int64_t g, int64_t r0, int64_t r1) {
+          const RowGeom geom{pd.Wp,
+                             OW,
+                             r0,
+                             r1,
+                             static_cast<int32_t>(s.DW),
+                             mask_for(static_cast<int>(std::min<int64_t>(16, OW)))};
+          for (int64_t p = 0; p < npass; ++p) {
+            const int64_t n = pass_start(p + 1) - pass_start(p);
+            kWRows[n - 1](xpad, geom, stream(g, p), y + (b * s.OC + g * OCg + pass_start(p)) * OHW);
+          }
+        });
     return true;
   }
   // Work units: output vectors; rows of at least 16 as overlapping whole vectors, narrower
@@ -507,14 +510,14 @@ bool forward_few_taps(const Conv2dShape& s, const float* x, const float* w, cons
   std::vector<Seg> segs;
   plan_vectors(s, pd.Wp, flat, &vecs, &segs, /*overlap=*/true);
   const int64_t nvec = static_cast<int64_t>(vecs.size());
-  for_each_padded_group(s, x, pd, nvec, nthreads,
-                        [&](const float* xpad, int64_t b, int64_t g, int64_t v0, int64_t v1) {
-    for (int64_t p = 0; p < npass; ++p) {
-      const int64_t n = pass_start(p + 1) - pass_start(p);
-      kWStreams[K - 1][n - 1](xpad, vecs.data() + v0, v1 - v0, segs.data(), stream(g, p),
-                              y + (b * s.OC + g * OCg + pass_start(p)) * OHW);
-    }
-  });
+  for_each_padded_group(
+      s, x, pd, nvec, nthreads, [&](const float* xpad, int64_t b, int64_t g, int64_t v0, int64_t v1) {
+        for (int64_t p = 0; p < npass; ++p) {
+          const int64_t n = pass_start(p + 1) - pass_start(p);
+          kWStreams[K - 1][n - 1](xpad, vecs.data() + v0, v1 - v0, segs.data(), stream(g, p),
+                                  y + (b * s.OC + g * OCg + pass_start(p)) * OHW);
+        }
+      });
   return true;
 }
 
@@ -530,18 +533,17 @@ constexpr int MR = 14;  // pixels per tile (broadcast operand)
 struct Tile {
   const int32_t* koff;  // K offsets into the padded group image: c*Hp*Wp + kh*DH*Wp + kw*DW
   int K;
-  const float* wp;      // weight panel [K][32], zero beyond the valid channels
-  int nr;               // valid channels of the panel (1..32)
-  const float* bias;    // bias of the panel's first channel, or null
+  const float* wp;    // weight panel [K][32], zero beyond the valid channels
+  int nr;             // valid channels of the panel (1..32)
+  const float* bias;  // bias of the panel's first channel, or null
   bool relu;
-  int64_t ohw;          // channel stride of y
+  int64_t ohw;  // channel stride of y
 };
 
 // Bias and ReLU on one 16-channel vector per pixel, then the mr x 16 block transposed and
 // stored as 16 channel rows of mr pixels.
 template <int mr>
-inline void store16(__m512 (&acc)[mr], int nch, const float* bias, bool relu, float* y,
-                    int64_t ohw) {
+inline void store16(__m512 (&acc)[mr], int nch, const float* bias, bool relu, float* y, int64_t ohw) {
   const __m512 b = bias ? _mm512_maskz_loadu_ps(mask_for(nch), bias) : _mm512_setzero_ps();
   __m512 r[16];
   for (int i = 0; i < 16; ++i) {
@@ -586,8 +588,8 @@ constexpr std::array<TileFn, sizeof...(I)> make_tiles(std::integer_sequence<int,
 constexpr auto kTiles1 = make_tiles<1>(std::make_integer_sequence<int, MR>{});
 constexpr auto kTiles2 = make_tiles<2>(std::make_integer_sequence<int, MR>{});
 
-bool forward_channel_lanes(const Conv2dShape& s, const float* x, const float* w,
-                           const float* bias, Activation act, float* y, int nthreads) {
+bool forward_channel_lanes(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                           Activation act, float* y, int nthreads) {
   const Padded pd(s);
   const int64_t OCg = s.OCg(), K = s.Kg(), OH = s.OH(), OW = s.OW(), OHW = OH * OW;
   const std::vector<int32_t> koff = tap_offsets(s, pd);
@@ -598,26 +600,31 @@ bool forward_channel_lanes(const Conv2dShape& s, const float* x, const float* w,
 
   for_each_padded_group(s, x, pd, OH, nthreads,
                         [&](const float* xpad, int64_t b, int64_t g, int64_t r0, int64_t r1) {
-    for (int64_t p = 0; p < npanel; ++p) {
-      const int nr = static_cast<int>(std::min<int64_t>(NR, OCg - p * NR));
-      const Tile t{koff.data(), static_cast<int>(K), wp.data() + (g * npanel + p) * K * NR, nr,
-                   bias ? bias + g * OCg + p * NR : nullptr, act == Activation::Relu, OHW};
-      float* yp = y + (b * s.OC + g * OCg + p * NR) * OHW;
-      for (int64_t oh = r0; oh < r1; ++oh)
-        for (int64_t ow0 = 0; ow0 < OW; ow0 += P) {
-          const int mr = static_cast<int>(std::min(P, OW - ow0));
-          const TileFn fn = nr > 16 ? kTiles2[mr - 1] : kTiles1[mr - 1];
-          fn(xpad + oh * pd.Wp + ow0, t, yp + oh * OW + ow0);
-        }
-    }
-  });
+                          for (int64_t p = 0; p < npanel; ++p) {
+                            const int nr = static_cast<int>(std::min<int64_t>(NR, OCg - p * NR));
+                            const Tile t{koff.data(),
+                                         static_cast<int>(K),
+                                         wp.data() + (g * npanel + p) * K * NR,
+                                         nr,
+                                         bias ? bias + g * OCg + p * NR : nullptr,
+                                         act == Activation::Relu,
+                                         OHW};
+                            float* yp = y + (b * s.OC + g * OCg + p * NR) * OHW;
+                            for (int64_t oh = r0; oh < r1; ++oh)
+                              for (int64_t ow0 = 0; ow0 < OW; ow0 += P) {
+                                const int mr = static_cast<int>(std::min(P, OW - ow0));
+                                const TileFn fn = nr > 16 ? kTiles2[mr - 1] : kTiles1[mr - 1];
+                                fn(xpad + oh * pd.Wp + ow0, t, yp + oh * OW + ow0);
+                              }
+                          }
+                        });
   return true;
 }
 
 }  // namespace
 
-bool conv2d_forward_direct_avx512(const Conv2dShape& s, const float* x, const float* w,
-                                  const float* bias, Activation act, float* y, int nthreads) {
+bool conv2d_forward_direct_avx512(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                                  Activation act, float* y, int nthreads) {
   if (s.SW != 1 || s.B < 1) return false;  // the im2col path serves strided rows
   const Padded pd(s);
   if (pd.size > INT32_MAX) return false;
@@ -648,8 +655,8 @@ constexpr int KW3 = 3;
 constexpr int kChunks = 8;
 
 template <int NG, int NV>
-void wtile(const float* const* q, int dw, const float* dyt, int64_t OH, int64_t OW, int64_t Wp,
-           float* part, int64_t ldp) {
+void wtile(const float* const* q, int dw, const float* dyt, int64_t OH, int64_t OW, int64_t Wp, float* part,
+           int64_t ldp) {
   constexpr int PW = NV == 4 ? 64 : 32;  // the dyt panel's width
   __m512 c[NV][NG * KW3];
   for (int u = 0; u < NV; ++u)
@@ -679,8 +686,7 @@ void wtile(const float* const* q, int dw, const float* dyt, int64_t OH, int64_t 
   }
 }
 
-using WTileFn = void (*)(const float* const*, int, const float*, int64_t, int64_t, int64_t,
-                         float*, int64_t);
+using WTileFn = void (*)(const float* const*, int, const float*, int64_t, int64_t, int64_t, float*, int64_t);
 // [vectors per panel row: 1, 2, 4][(c, kh) rows per tile - 1]: 24 accumulators at most
 constexpr WTileFn kWTiles[3][4] = {
     {&wtile<1, 1>, &wtile<2, 1>, &wtile<3, 1>, &wtile<4, 1>},
@@ -690,8 +696,8 @@ constexpr WTileFn kWTiles[3][4] = {
 
 }  // namespace
 
-bool conv2d_backward_weight_direct_avx512(const Conv2dShape& s, const float* dy, const float* x,
-                                          float* dw, int nthreads) {
+bool conv2d_backward_weight_direct_avx512(const Conv2dShape& s, const float* dy, const float* x, float* dw,
+                                          int nthreads) {
   const int64_t OCg = s.OCg(), Cg = s.Cg(), K = s.Kg();
   if (s.SH != 1 || s.SW != 1 || s.KW != KW3 || OCg < 16 || s.B < 1) return false;
   const int64_t OH = s.OH(), OW = s.OW(), OHW = OH * OW;
@@ -702,7 +708,7 @@ bool conv2d_backward_weight_direct_avx512(const Conv2dShape& s, const float* dy,
   // 4 + 6 floats per 24 FMAs where the 32-wide one loads 2 + 12 (fewer instructions per FMA).
   const int64_t pw = OCg % 64 == 0 ? 64 : 32, maxrows = pw == 64 ? 2 : 4;
   const int64_t npanel = (OCg + pw - 1) / pw, ocp = npanel * pw;  // channels padded to panels
-  const int64_t rows = Cg * s.KH;                                  // (c, kh) pairs
+  const int64_t rows = Cg * s.KH;                                 // (c, kh) pairs
   // (c, kh) rows per tile: at most maxrows, spread evenly (9 rows: 3 + 3 + 3, not 4 + 4 + 1)
   const int64_t ntile_rows = (rows + maxrows - 1) / maxrows;
   const int64_t gstep = (rows + ntile_rows - 1) / ntile_rows;
@@ -766,8 +772,8 @@ bool conv2d_backward_weight_direct_avx512(const Conv2dShape& s, const float* dy,
                 const int64_t c = (r0 + j) / s.KH, kh = (r0 + j) % s.KH;
                 q[j] = xpad + c * plane + kh * s.DH * Wp;
               }
-              kWTiles[vi][ng - 1](q, static_cast<int>(s.DW), dyt.data() + pn * OHW * pw, OH,
-                                      OW, Wp, pg + r0 * KW3 * ocp + pn * pw, ocp);
+              kWTiles[vi][ng - 1](q, static_cast<int>(s.DW), dyt.data() + pn * OHW * pw, OH, OW, Wp,
+                                  pg + r0 * KW3 * ocp + pn * pw, ocp);
             }
           }
         }

@@ -19,7 +19,7 @@ inline __m512 exp_core(__m512 a, __m512 b) {
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, v(0.693145751953125f), a);  // ln2_hi: 16 bits, n*hi exact
   r = _mm512_add_ps(r, b);
-  r = _mm512_fnmadd_ps(n, v(1.428606765330187e-6f), r);      // ln2_lo
+  r = _mm512_fnmadd_ps(n, v(1.428606765330187e-6f), r);  // ln2_lo
   __m512 q = v(1.3814605e-3f);
   q = _mm512_fmadd_ps(q, r, v(8.368711e-3f));
   q = _mm512_fmadd_ps(q, r, v(4.166839e-2f));

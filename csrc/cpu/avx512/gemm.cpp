@@ -33,8 +33,8 @@ struct Ukr {
   }
 
   // Epilogue on one zmm of the tile: out = act(alpha*acc + (beta*C | out) + bias).
-  static inline void store(__m512 acc, __mmask16 m, float* out, const float* c,
-                           const float* bias, const float* row_bias, const Epilogue& e) {
+  static inline void store(__m512 acc, __mmask16 m, float* out, const float* c, const float* bias,
+                           const float* row_bias, const Epilogue& e) {
     __m512 x = _mm512_mul_ps(_mm512_set1_ps(e.alpha), acc);
     if (e.first) {
       if (e.beta != 0.0f) x = _mm512_fmadd_ps(_mm512_set1_ps(e.beta), _mm512_maskz_loadu_ps(m, c), x);
@@ -71,8 +71,8 @@ struct Ukr {
   // ahead (a recurrent layer's per-step products: LSTM I=128 H=256 T=128 B=16 1-2% faster, A/B
   // in one process; a B packed a moment ago is in L2 already, where the extra prefetches cost).
   template <int mr, int NV, bool FULL, bool FAR = false>
-  static inline void compute(int kc, const float* a, const float* b, int64_t ldbk, int nr,
-                             const TileOut& o, const Epilogue& e) {
+  static inline void compute(int kc, const float* a, const float* b, int64_t ldbk, int nr, const TileOut& o,
+                             const Epilogue& e) {
     const __mmask16 m0 = FULL ? 0xFFFF : mask_for(nr);
     const __mmask16 m1 = FULL ? 0xFFFF : mask_for(nr - 16);
     // Start fetching the C tile now: its rows are far apart in memory and would otherwise
@@ -117,8 +117,8 @@ struct Ukr {
   }
 
   template <int mr>
-  static void tile(int kc, const float* a, const float* b, int64_t ldbk, int nr,
-                   const TileOut& o, const Epilogue& e) {
+  static void tile(int kc, const float* a, const float* b, int64_t ldbk, int nr, const TileOut& o,
+                   const Epilogue& e) {
     if (nr == NR && e.far_b) {
       compute<mr, 2, true, true>(kc, a, b, ldbk, nr, o, e);
     } else if (nr == NR) {
@@ -139,8 +139,8 @@ void gemm_avx512(const GemmArgs& g, int nthreads) { GemmDriver<Ukr>::run(g, nthr
 void gemm_pack_b_avx512(const float* b, int64_t ldb, bool trans_b, int64_t K, int64_t N, float* dst) {
   GemmDriver<Ukr>::pack_b_full(b, ldb, trans_b, K, N, dst);
 }
-void gemm_pack_a_avx512(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0, int64_t k1,
-                       float* dst) {
+void gemm_pack_a_avx512(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0,
+                        int64_t k1, float* dst) {
   GemmDriver<Ukr>::pack_a_full(a, lda, trans_a, M, K, k0, k1, dst);
 }
 

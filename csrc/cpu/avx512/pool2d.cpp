@@ -72,9 +72,11 @@ void max_plane(const Pool2dShape& s, const float* x, float* y, int64_t* idx) {
         for (int64_t kw = 0; kw < s.KW; ++kw) {
           const __m512 v = load_cols<SW>(row, col + kw, m);
           // Same rule as the scalar code: v > max, or v is NaN.
-          const __mmask16 take = _mm512_cmp_ps_mask(v, vmax, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+          const __mmask16 take =
+              _mm512_cmp_ps_mask(v, vmax, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
           vmax = _mm512_mask_mov_ps(vmax, take, v);
-          const __m512i iv = _mm512_add_epi32(lane_col, _mm512_set1_epi32(static_cast<int32_t>(ih * s.W + kw)));
+          const __m512i iv =
+              _mm512_add_epi32(lane_col, _mm512_set1_epi32(static_cast<int32_t>(ih * s.W + kw)));
           vidx = _mm512_mask_mov_epi32(vidx, take, iv);
         }
       }
@@ -114,7 +116,8 @@ void avg_plane(const Pool2dShape& s, bool cip, const float* x, float* y) {
         // order as the scalar code does.
         const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-        const __mmask16 ma = lanes(std::min<int64_t>(2 * m, 16)), mb = lanes(std::max<int64_t>(2 * m - 16, 0));
+        const __mmask16 ma = lanes(std::min<int64_t>(2 * m, 16)),
+                        mb = lanes(std::max<int64_t>(2 * m - 16, 0));
         for (int64_t ih = r.h0; ih < r.h1; ++ih) {
           const float* row = x + ih * s.W + col;
           const __m512 a = _mm512_maskz_loadu_ps(ma, row), b = _mm512_maskz_loadu_ps(mb, row + 16);
@@ -135,23 +138,27 @@ void avg_plane(const Pool2dShape& s, bool cip, const float* x, float* y) {
 
 }  // namespace
 
-void max_pool2d_planes_avx512(const Pool2dShape& s, const float* x, float* y, int64_t* idx,
-                              int64_t p0, int64_t p1) {
+void max_pool2d_planes_avx512(const Pool2dShape& s, const float* x, float* y, int64_t* idx, int64_t p0,
+                              int64_t p1) {
   if (s.DW != 1 || s.SW > 2) return max_pool2d_planes_default(s, x, y, idx, p0, p1);
   const int64_t in = s.H * s.W, out = s.OH * s.OW;
   for (int64_t p = p0; p < p1; ++p) {
-    if (s.SW == 1) max_plane<1>(s, x + p * in, y + p * out, idx + p * out);
-    else max_plane<2>(s, x + p * in, y + p * out, idx + p * out);
+    if (s.SW == 1)
+      max_plane<1>(s, x + p * in, y + p * out, idx + p * out);
+    else
+      max_plane<2>(s, x + p * in, y + p * out, idx + p * out);
   }
 }
 
-void avg_pool2d_planes_avx512(const Pool2dShape& s, bool cip, const float* x, float* y,
-                              int64_t p0, int64_t p1) {
+void avg_pool2d_planes_avx512(const Pool2dShape& s, bool cip, const float* x, float* y, int64_t p0,
+                              int64_t p1) {
   if (s.SW > 2) return avg_pool2d_planes_default(s, cip, x, y, p0, p1);
   const int64_t in = s.H * s.W, out = s.OH * s.OW;
   for (int64_t p = p0; p < p1; ++p) {
-    if (s.SW == 1) avg_plane<1>(s, cip, x + p * in, y + p * out);
-    else avg_plane<2>(s, cip, x + p * in, y + p * out);
+    if (s.SW == 1)
+      avg_plane<1>(s, cip, x + p * in, y + p * out);
+    else
+      avg_plane<2>(s, cip, x + p * in, y + p * out);
   }
 }
 

@@ -49,7 +49,8 @@ float dot_row(const float* a, const float* b, int64_t n) {  // b null: sum of a
   __m512 s = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
-    s = b ? _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s) : _mm512_add_ps(s, _mm512_loadu_ps(a + i));
+    s = b ? _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s)
+          : _mm512_add_ps(s, _mm512_loadu_ps(a + i));
   if (i < n) {
     const __mmask16 k = tail_mask(n, i);
     const __m512 va = _mm512_maskz_loadu_ps(k, a + i);
@@ -71,7 +72,8 @@ inline void affine_row(const float* x, float* y, int64_t n, float a, float b) {
 
 }  // namespace
 
-void softmax_forward_avx512(const SoftmaxShape& s, bool log, const float* x, float* y, int64_t o0, int64_t o1) {
+void softmax_forward_avx512(const SoftmaxShape& s, bool log, const float* x, float* y, int64_t o0,
+                            int64_t o1) {
   if (s.inner > 1) return softmax_forward_impl(s, log, x, y, o0, o1);
   const int64_t n = s.n;
   for (int64_t o = o0; o < o1; ++o) {
@@ -79,14 +81,15 @@ void softmax_forward_avx512(const SoftmaxShape& s, bool log, const float* x, flo
     float* yr = y + o * n;
     const float mx = max_row(xr, n);
     if (log) {  // (x - max) - log(sum): x * 1 + (-max - log sum) would round differently; keep
-      const float ls = std::log(exp_sum_row(xr, n, mx, nullptr));   // torch's two subtractions
+      const float ls = std::log(exp_sum_row(xr, n, mx, nullptr));  // torch's two subtractions
       const __m512 vm = _mm512_set1_ps(mx), vl = _mm512_set1_ps(ls);
       int64_t i = 0;
       for (; i + 16 <= n; i += 16)
         _mm512_storeu_ps(yr + i, _mm512_sub_ps(_mm512_sub_ps(_mm512_loadu_ps(xr + i), vm), vl));
       if (i < n) {
         const __mmask16 k = tail_mask(n, i);
-        _mm512_mask_storeu_ps(yr + i, k, _mm512_sub_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, xr + i), vm), vl));
+        _mm512_mask_storeu_ps(yr + i, k,
+                              _mm512_sub_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, xr + i), vm), vl));
       }
     } else {
       const float inv = 1.0f / exp_sum_row(xr, n, mx, yr);

@@ -10,8 +10,8 @@
 #include <stdexcept>
 #include <string>
 
-#include "cuda/kernels.h"
 #include "cuda/conv2d_geometry.h"
+#include "cuda/kernels.h"
 #include "cuda/pool_geometry.h"
 #include "ops/attention.h"
 #include "ops/batchnorm.h"
@@ -52,7 +52,8 @@ Array gemm(Array a, Array b, py::object c, bool trans_a, bool trans_b, float alp
   Array carr, barr;
   if (!c.is_none()) {
     carr = c.cast<Array>();
-    if (carr.ndim() != 2 || carr.shape(0) != g.M || carr.shape(1) != g.N) throw std::invalid_argument("gemm: c shape");
+    if (carr.ndim() != 2 || carr.shape(0) != g.M || carr.shape(1) != g.N)
+      throw std::invalid_argument("gemm: c shape");
     g.c = carr.data();
   }
   if (!bias.is_none()) {
@@ -147,8 +148,8 @@ py::tuple layer_norm_backward(Array dy, Array x, Array mean, Array rstd, py::obj
     dw = a;
     db = b;
   }
-  fastnn::cuda::layer_norm_backward(m, n, dy.data(), x.data(), mean.data(), rstd.data(), wp, dx.mutable_data(),
-                                    dwp, dbp, nullptr);
+  fastnn::cuda::layer_norm_backward(m, n, dy.data(), x.data(), mean.data(), rstd.data(), wp,
+                                    dx.mutable_data(), dwp, dbp, nullptr);
   return py::make_tuple(dx, dw, db);
 }
 
@@ -223,20 +224,21 @@ using InPlace = py::array_t<float, py::array::c_style>;
 float* inplace(py::handle o) {
   if (o.is_none()) return nullptr;
   auto a = py::reinterpret_borrow<py::array>(o);
-  if (!py::isinstance<InPlace>(a) || !(a.flags() & py::array::c_style)) throw std::invalid_argument("float32 C-contiguous");
+  if (!py::isinstance<InPlace>(a) || !(a.flags() & py::array::c_style))
+    throw std::invalid_argument("float32 C-contiguous");
   return static_cast<float*>(a.mutable_data());
 }
 
-void sgd_step(py::array p, Array g, py::object buf, double lr, double momentum, double dampening, bool nesterov,
-              double weight_decay, bool maximize, bool first_step) {
+void sgd_step(py::array p, Array g, py::object buf, double lr, double momentum, double dampening,
+              bool nesterov, double weight_decay, bool maximize, bool first_step) {
   fastnn::SgdArgs a;
   a.lr = lr, a.momentum = momentum, a.dampening = dampening, a.nesterov = nesterov;
   a.weight_decay = weight_decay, a.maximize = maximize, a.first_step = first_step;
   fastnn::cuda::sgd_step(a, inplace(p), g.data(), inplace(buf), g.size(), nullptr);
 }
 
-void adam_step(py::array p, Array g, py::array m, py::array v, py::object vmax, int64_t step, double lr, double beta1,
-               double beta2, double eps, double weight_decay, bool decoupled, bool maximize) {
+void adam_step(py::array p, Array g, py::array m, py::array v, py::object vmax, int64_t step, double lr,
+               double beta1, double beta2, double eps, double weight_decay, bool decoupled, bool maximize) {
   fastnn::AdamArgs a;
   a.lr = lr, a.beta1 = beta1, a.beta2 = beta2, a.eps = eps, a.weight_decay = weight_decay;
   a.amsgrad = !vmax.is_none(), a.decoupled = decoupled, a.maximize = maximize, a.step = step;
@@ -248,8 +250,8 @@ py::tuple cross_entropy_rows(Array x, Index t, py::object weight, int64_t ignore
   Array w;
   const float* wp = opt(weight, &w, C, "weight");
   Array loss = poisoned_like({rows}), wt = poisoned_like({rows});
-  fastnn::cuda::cross_entropy_forward(rows, C, x.data(), t.data(), wp, ignore_index, smoothing, loss.mutable_data(),
-                                      wt.mutable_data(), nullptr);
+  fastnn::cuda::cross_entropy_forward(rows, C, x.data(), t.data(), wp, ignore_index, smoothing,
+                                      loss.mutable_data(), wt.mutable_data(), nullptr);
   return py::make_tuple(loss, wt);
 }
 
@@ -278,7 +280,8 @@ fastnn::RnnShape rnn_shape(int cell, bool reverse, const Array& x, const Array& 
   return s;
 }
 
-const float* rnn_opt(const py::object& o, Array* keep, const std::vector<py::ssize_t>& shape, const char* what) {
+const float* rnn_opt(const py::object& o, Array* keep, const std::vector<py::ssize_t>& shape,
+                     const char* what) {
   if (o.is_none()) return nullptr;
   *keep = o.cast<Array>();
   if (shape_of(*keep) != shape) throw std::invalid_argument(std::string("rnn: ") + what + " shape");
@@ -319,7 +322,8 @@ py::tuple rnn_backward(int cell, bool reverse, py::object dy, py::object dh_n, p
   const float* h0p = rnn_opt(h0, &h0a, {B, H}, "h0");
   const float* c0p = lstm ? rnn_opt(c0, &c0a, {B, H}, "c0") : nullptr;
   const float* yp = rnn_opt(y, &ya, {T, B, H}, "y");
-  if (!yp && (T > 1 || !(lstm || s.cell == fastnn::RnnCell::Gru))) throw std::invalid_argument("rnn: y needed");
+  if (!yp && (T > 1 || !(lstm || s.cell == fastnn::RnnCell::Gru)))
+    throw std::invalid_argument("rnn: y needed");
   Array dx = poisoned_like({T, B, I}), dh0 = poisoned_like({B, H}), dc0 = poisoned_like({lstm ? B : 0, H});
   Array dw_ih = poisoned_like({GH, I}), dw_hh = poisoned_like({GH, H});
   Array db_ih = poisoned_like({GH}), db_hh = poisoned_like({GH});
@@ -343,7 +347,8 @@ fastnn::BatchNormArgs bn_args(const Array& x, bool training, double momentum, do
 
 float* bn_running(const py::object& o, int64_t c) {
   float* p = inplace(o);
-  if (p && (py::reinterpret_borrow<py::array>(o).ndim() != 1 || py::reinterpret_borrow<py::array>(o).shape(0) != c))
+  if (p && (py::reinterpret_borrow<py::array>(o).ndim() != 1 ||
+            py::reinterpret_borrow<py::array>(o).shape(0) != c))
     throw std::invalid_argument("batch_norm2d: running statistics shape");
   return p;
 }
@@ -434,8 +439,8 @@ Array conv2d_backward_weight(Array dy, Array x, py::dict d) {
   conv2d_require(x, {g.N, g.C, g.H, g.W}, "x");
   Array dw = poisoned_like({g.OC, g.C / g.G, g.KH, g.KW});
   Array ws = poisoned_like({fastnn::cuda::conv2d_backward_weight_workspace(g)});
-  fastnn::cuda::conv2d_backward_weight(g, dy.data(), x.data(), dw.mutable_data(), ws.size() ? ws.mutable_data() : nullptr,
-                                       nullptr);
+  fastnn::cuda::conv2d_backward_weight(g, dy.data(), x.data(), dw.mutable_data(),
+                                       ws.size() ? ws.mutable_data() : nullptr, nullptr);
   return dw;
 }
 
@@ -463,9 +468,10 @@ Attention attention_args(const Array& q, const Array& k, const Array& v, const p
   if (q.ndim() != 4 || k.ndim() != 4 || v.ndim() != 4) throw std::invalid_argument("attention: 4-D q, k, v");
   Attention t;
   fastnn::AttentionArgs& a = t.a;
-  a.B = q.shape(0), a.NH = q.shape(1), a.L = q.shape(2), a.D = q.shape(3), a.S = k.shape(2), a.DV = v.shape(3);
-  if (k.shape(0) != a.B || k.shape(1) != a.NH || k.shape(3) != a.D || v.shape(0) != a.B || v.shape(1) != a.NH ||
-      v.shape(2) != a.S)
+  a.B = q.shape(0), a.NH = q.shape(1), a.L = q.shape(2), a.D = q.shape(3), a.S = k.shape(2),
+  a.DV = v.shape(3);
+  if (k.shape(0) != a.B || k.shape(1) != a.NH || k.shape(3) != a.D || v.shape(0) != a.B ||
+      v.shape(1) != a.NH || v.shape(2) != a.S)
     throw std::invalid_argument("attention: q, k, v shapes differ");
   a.q = q.data(), a.k = k.data(), a.v = v.data();
   a.causal = causal, a.scale = scale;
@@ -486,7 +492,8 @@ Attention attention_args(const Array& q, const Array& k, const Array& v, const p
   return t;
 }
 
-py::tuple attention_forward(Array q, Array k, Array v, py::object mask, py::tuple strides, bool causal, float scale) {
+py::tuple attention_forward(Array q, Array k, Array v, py::object mask, py::tuple strides, bool causal,
+                            float scale) {
   const Attention t = attention_args(q, k, v, mask, strides, causal, scale);
   const auto& a = t.a;
   Array out = poisoned_like({a.B, a.NH, a.L, a.DV}), lse = poisoned_like({a.B, a.NH, a.L});
@@ -504,8 +511,8 @@ py::tuple attention_backward(Array dout, Array q, Array k, Array v, Array out, A
     throw std::invalid_argument("attention: dout, out (B, NH, L, DV) and lse (B, NH, L)");
   Array dq = poisoned_like(shape_of(q)), dk = poisoned_like(shape_of(k)), dv = poisoned_like(shape_of(v));
   Array delta = poisoned_like(lshape);
-  fastnn::cuda::attention_backward(a, dout.data(), out.data(), lse.data(), dq.mutable_data(), dk.mutable_data(),
-                                   dv.mutable_data(), delta.mutable_data(), nullptr);
+  fastnn::cuda::attention_backward(a, dout.data(), out.data(), lse.data(), dq.mutable_data(),
+                                   dk.mutable_data(), dv.mutable_data(), delta.mutable_data(), nullptr);
   return py::make_tuple(dq, dk, dv, delta);
 }
 
@@ -522,8 +529,9 @@ void fastnn_cuda_bind_device(py::module_& m);
 
 PYBIND11_MODULE(_fastnn_cuda_emu, m) {
   m.doc() = "fastnn's CUDA kernels run by the host emulator (tests only)";
-  py::module_ device = m.def_submodule("device", "fastnn._cuda's pointer-level bindings on the emulator: "
-                                                 "device pointers are host pointers");
+  py::module_ device = m.def_submodule("device",
+                                       "fastnn._cuda's pointer-level bindings on the emulator: "
+                                       "device pointers are host pointers");
   fastnn_cuda_bind_device(device);
   m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::arg("c") = py::none(), py::arg("trans_a") = false,
         py::arg("trans_b") = false, py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f,
@@ -558,11 +566,11 @@ PYBIND11_MODULE(_fastnn_cuda_emu, m) {
   m.def("cross_entropy_rows", &cross_entropy_rows);
   m.def("cross_entropy_backward_rows", &cross_entropy_backward_rows);
   m.def("rnn_forward", &rnn_forward, py::arg("cell"), py::arg("reverse"), py::arg("x"), py::arg("h0"),
-        py::arg("c0"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih") = py::none(), py::arg("b_hh") = py::none(),
-        "(y, h_n, c_n or None, ws)");
+        py::arg("c0"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih") = py::none(),
+        py::arg("b_hh") = py::none(), "(y, h_n, c_n or None, ws)");
   m.def("rnn_backward", &rnn_backward, py::arg("cell"), py::arg("reverse"), py::arg("dy"), py::arg("dh_n"),
-        py::arg("dc_n"), py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("w_ih"), py::arg("w_hh"), py::arg("y"),
-        py::arg("ws"), "(dx, dh0, dc0 or None, dw_ih, dw_hh, db_ih, db_hh)");
+        py::arg("dc_n"), py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("w_ih"), py::arg("w_hh"),
+        py::arg("y"), py::arg("ws"), "(dx, dh0, dc0 or None, dw_ih, dw_hh, db_ih, db_hh)");
   m.def("batch_norm2d_forward", &batch_norm2d_forward, py::arg("x"), py::arg("weight"), py::arg("bias"),
         py::arg("running_mean"), py::arg("running_var"), py::arg("training"), py::arg("momentum") = 0.1,
         py::arg("eps") = 1e-5);
@@ -574,7 +582,8 @@ PYBIND11_MODULE(_fastnn_cuda_emu, m) {
         py::arg("causal") = false, py::arg("scale") = 1.0f, "(out, lse)");
   m.def("attention_backward", &attention_backward, py::arg("dout"), py::arg("q"), py::arg("k"), py::arg("v"),
         py::arg("out"), py::arg("lse"), py::arg("mask") = py::none(),
-        py::arg("mask_strides") = py::make_tuple(0, 0, 0, 0), py::arg("causal") = false, py::arg("scale") = 1.0f,
-        "(dq, dk, dv, delta)");
-  m.def("selftest", &selftest, "Runs one of csrc/cuda/emu/selftest.cu's kernels (one block of in.size threads)");
+        py::arg("mask_strides") = py::make_tuple(0, 0, 0, 0), py::arg("causal") = false,
+        py::arg("scale") = 1.0f, "(dq, dk, dv, delta)");
+  m.def("selftest", &selftest,
+        "Runs one of csrc/cuda/emu/selftest.cu's kernels (one block of in.size threads)");
 }

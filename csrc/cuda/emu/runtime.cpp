@@ -228,16 +228,15 @@ struct Worker {
   }
 
   // Runs one block to its end (or to the first misuse, recorded in error).
-  void run_block(const uint3& bid, dim3 block, dim3 grid, size_t shared_bytes, int order,
-                 std::mt19937& rng) {
+  void run_block(const uint3& bid, dim3 block, dim3 grid, size_t shared_bytes, int order, std::mt19937& rng) {
     const unsigned n = block.x * block.y * block.z;
     ensure(n);
     shared.assign(shared_bytes + 16, 0xFF);  // NaN bytes: unwritten reads show
     for (unsigned i = 0; i < n; ++i) {
       Fiber& f = fibers[i];
       f.linear = i;
-      f.coords = ThreadCoords{{i % block.x, (i / block.x) % block.y, i / (block.x * block.y)},
-                              bid, block, grid};
+      f.coords =
+          ThreadCoords{{i % block.x, (i / block.x) % block.y, i / (block.x * block.y)}, bid, block, grid};
       f.state = State::Ready;
       getcontext(&f.ctx);
       f.ctx.uc_stack.ss_sp = f.stack + page();
@@ -272,19 +271,20 @@ struct Worker {
         if (f.state == State::Done) ++done;
         if (f.state == State::Barrier) {
           ++at_barrier;
-          if (!first) first = &f;
+          if (!first)
+            first = &f;
           else if (f.file != first->file || f.line != first->line)
-            return fail("CUDA emulator: divergent __syncthreads in block (" + std::to_string(bid.x) +
-                        "," + std::to_string(bid.y) + "): threads wait at " +
-                        where_of(first->file, first->line) + " and at " + where_of(f.file, f.line));
+            return fail("CUDA emulator: divergent __syncthreads in block (" + std::to_string(bid.x) + "," +
+                        std::to_string(bid.y) + "): threads wait at " + where_of(first->file, first->line) +
+                        " and at " + where_of(f.file, f.line));
         }
       }
       if (done == n) return;
       if (at_barrier > 0 && at_barrier + done == n) {
         if (done > 0)
           return fail("CUDA emulator: __syncthreads at " + where_of(first->file, first->line) +
-                      " is not reached by every thread of its block: " + std::to_string(done) +
-                      " of " + std::to_string(n) + " have returned");
+                      " is not reached by every thread of its block: " + std::to_string(done) + " of " +
+                      std::to_string(n) + " have returned");
         for (unsigned i = 0; i < n; ++i) fibers[i].state = State::Ready;
         continue;
       }
@@ -315,26 +315,29 @@ struct Worker {
         for (unsigned m = 0; m < 32; ++m) {
           if (!(f.mask >> m & 1u)) continue;
           if (m >= lanes)
-            return fail("CUDA emulator: warp collective at " + where_of(f.file, f.line) +
-                        " names lane " + std::to_string(m) + ", past the block's " +
-                        std::to_string(n) + " threads"), false;
+            return fail("CUDA emulator: warp collective at " + where_of(f.file, f.line) + " names lane " +
+                        std::to_string(m) + ", past the block's " + std::to_string(n) + " threads"),
+                   false;
           const Fiber& o = fibers[w0 + m];
           if (o.state == State::Done || o.state == State::Failed)
-            return fail("CUDA emulator: warp collective at " + where_of(f.file, f.line) +
-                        " names lane " + std::to_string(m) + ", which has exited"), false;
+            return fail("CUDA emulator: warp collective at " + where_of(f.file, f.line) + " names lane " +
+                        std::to_string(m) + ", which has exited"),
+                   false;
           if (o.state == State::Ready) complete = false;  // not there yet
           if (o.state == State::Barrier)
-            return fail("CUDA emulator: warp collective at " + where_of(f.file, f.line) +
-                        " names lane " + std::to_string(m) + ", which waits at __syncthreads " +
-                        where_of(o.file, o.line)), false;
+            return fail("CUDA emulator: warp collective at " + where_of(f.file, f.line) + " names lane " +
+                        std::to_string(m) + ", which waits at __syncthreads " + where_of(o.file, o.line)),
+                   false;
           if (o.state == State::Warp && (o.kind != f.kind || o.mask != f.mask))
             return fail("CUDA emulator: lanes of one warp meet different collectives (or masks) at " +
-                        where_of(f.file, f.line) + " and " + where_of(o.file, o.line)), false;
+                        where_of(f.file, f.line) + " and " + where_of(o.file, o.line)),
+                   false;
         }
         if (!complete) continue;
         if (!(f.mask >> l & 1u))
           return fail("CUDA emulator: lane " + std::to_string(l) + " calls a warp collective at " +
-                      where_of(f.file, f.line) + " with a mask that leaves it out"), false;
+                      where_of(f.file, f.line) + " with a mask that leaves it out"),
+                 false;
         // Compute each participant's result.
         uint64_t vote = 0;
         for (unsigned m = 0; m < 32; ++m)
@@ -347,14 +350,21 @@ struct Worker {
           } else if (o.kind >= 0) {
             const int width = o.width, seg = static_cast<int>(m) / width * width;
             int src = static_cast<int>(m);
-            if (o.kind == 0) src = seg + ((o.arg % width) + width) % width;
-            else if (o.kind == 1) src = static_cast<int>(m) - o.arg >= seg ? static_cast<int>(m) - o.arg : static_cast<int>(m);
-            else if (o.kind == 2) src = static_cast<int>(m) + o.arg < seg + width ? static_cast<int>(m) + o.arg : static_cast<int>(m);
-            else src = (static_cast<int>(m) ^ o.arg) < seg + width && (static_cast<int>(m) ^ o.arg) >= seg ? (static_cast<int>(m) ^ o.arg) : static_cast<int>(m);
+            if (o.kind == 0)
+              src = seg + ((o.arg % width) + width) % width;
+            else if (o.kind == 1)
+              src = static_cast<int>(m) - o.arg >= seg ? static_cast<int>(m) - o.arg : static_cast<int>(m);
+            else if (o.kind == 2)
+              src = static_cast<int>(m) + o.arg < seg + width ? static_cast<int>(m) + o.arg
+                                                              : static_cast<int>(m);
+            else
+              src = (static_cast<int>(m) ^ o.arg) < seg + width && (static_cast<int>(m) ^ o.arg) >= seg
+                        ? (static_cast<int>(m) ^ o.arg)
+                        : static_cast<int>(m);
             if (src < 0 || src >= 32 || !(f.mask >> src & 1u))
               return fail("CUDA emulator: shuffle at " + where_of(o.file, o.line) + ": lane " +
-                          std::to_string(m) + " reads lane " + std::to_string(src) +
-                          ", outside the mask"), false;
+                          std::to_string(m) + " reads lane " + std::to_string(src) + ", outside the mask"),
+                     false;
             o.result = fibers[w0 + src].value;
           }
         }
@@ -396,8 +406,8 @@ void sync_threads(const char* file, int line) {
   hb_acquire(&w.barrier_token);
 }
 
-static uint64_t block_on_warp(int kind, unsigned mask, uint64_t value, int arg, int width,
-                              const char* file, int line) {
+static uint64_t block_on_warp(int kind, unsigned mask, uint64_t value, int arg, int width, const char* file,
+                              int line) {
   Worker& w = this_worker();
   Fiber& f = *w.current;
   if (width <= 0 || width > 32 || (width & (width - 1)))
@@ -423,8 +433,8 @@ void sync_warp(unsigned mask, const char* file, int line) {
   hb_acquire(token);
 }
 
-uint64_t warp_collective(int kind, unsigned mask, uint64_t value, int arg, int width,
-                         const char* file, int line) {
+uint64_t warp_collective(int kind, unsigned mask, uint64_t value, int arg, int width, const char* file,
+                         int line) {
   return block_on_warp(kind, mask, value, arg, width, file, line);
 }
 
@@ -439,10 +449,12 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, const char* where,
   if (uint64_t{grid.x} * grid.y * grid.z == 0)
     throw std::runtime_error(std::string("CUDA emulator: launch at ") + where + " with an empty grid");
   if (block.z > 64 || grid.y > 65535 || grid.z > 65535)
-    throw std::runtime_error(std::string("CUDA emulator: launch at ") + where + " past CUDA's grid or block limits");
+    throw std::runtime_error(std::string("CUDA emulator: launch at ") + where +
+                             " past CUDA's grid or block limits");
   if (shared_bytes > kMaxDynamicShared)
     throw std::runtime_error(std::string("CUDA emulator: launch at ") + where + " asks for " +
-                             std::to_string(shared_bytes) + " bytes of dynamic shared memory (48 KiB without opt-in)");
+                             std::to_string(shared_bytes) +
+                             " bytes of dynamic shared memory (48 KiB without opt-in)");
   const int order = order_from_env();
   const char* seed_env = std::getenv("FASTNN_EMU_SEED");
   const unsigned seed = seed_env ? static_cast<unsigned>(std::strtoul(seed_env, nullptr, 10)) : 1u;

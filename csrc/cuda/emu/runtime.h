@@ -51,8 +51,8 @@ void sync_threads(const char* file, int line);
 void sync_warp(unsigned mask, const char* file, int line);
 // Warp collectives on up to 8 bytes: kind 0 = shfl (idx), 1 = up, 2 = down, 3 = xor,
 // 4 = ballot, 5 = any, 6 = all. Returns the value the lane receives (or the vote).
-uint64_t warp_collective(int kind, unsigned mask, uint64_t value, int arg, int width,
-                         const char* file, int line);
+uint64_t warp_collective(int kind, unsigned mask, uint64_t value, int arg, int width, const char* file,
+                         int line);
 void* dynamic_shared();
 
 // Runs kernel() for every thread of the grid; throws std::runtime_error on misuse (naming
@@ -178,7 +178,9 @@ inline float __fdividef(float a, float b) { return a / b; }
 inline float __frcp_rn(float x) { return 1.0f / x; }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 template <class T>
-inline T __ldg(const T* p) { return *p; }
+inline T __ldg(const T* p) {
+  return *p;
+}
 
 #define FASTNN_LAUNCH(kernel, grid, block, smem, stream) \
   ::fastnn::emu::launcher(kernel, grid, block, smem, stream, __FILE__ ":" FASTNN_EMU_STR(__LINE__))
