@@ -85,18 +85,6 @@ def test_cuda_embedding_wants_int64_indices(rng):
         ops.layer_norm_forward(FakeDeviceArray(randn(rng, 3, 5)), (4,))
 
 
-def test_ops_without_a_cuda_kernel_refuse_cuda_arrays(rng):
-    # every op has a CUDA kernel now; the wrapper an op without one would get still refuses
-    assert ops._CPU_ONLY == ()
-
-    def some_op(x, *, y=None):
-        return x
-
-    with pytest.raises(TypeError, match="some_op: got a CUDA array, but this op has no CUDA kernel yet"):
-        ops._cpu_only(some_op)(randn(rng, 3), y=[FakeDeviceArray(randn(rng, 3, 4))])
-    assert ops._cpu_only(some_op)(1) == 1
-
-
 def test_without_the_module_cuda_arrays_are_a_type_error(rng, monkeypatch):
     monkeypatch.setattr(cuda, "_module", None)
     monkeypatch.setattr(cuda, "_tried", True)

@@ -6,8 +6,6 @@ embedding, pooling, cross-entropy, batch norm, the SGD and Adam updates, grad_no
 recurrent layers and cells, scaled dot-product attention), with CuPy outputs; the others refuse
 CUDA arrays with a TypeError."""
 
-import functools
-
 import numpy as np
 
 from . import _core
@@ -674,27 +672,3 @@ def scaled_dot_product_attention_backward(dout, q, k, v, out, lse, attn_mask=Non
     if _gpu(dout, q, k, v, out, lse, attn_mask):
         return _cuda.scaled_dot_product_attention_backward(dout, q, k, v, out, lse, attn_mask, is_causal, scale)
     return _core.scaled_dot_product_attention_backward(dout, q, k, v, out, lse, attn_mask, bool(is_causal), scale)
-
-
-# Ops without a CUDA kernel yet: a CUDA array is a TypeError naming the op (rather than
-# pybind11's list of accepted signatures).
-_CPU_ONLY = ()
-
-
-def _cpu_only(fn):
-    name = fn.__name__
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        for a in (*args, *kwargs.values()):
-            if _gpu(*(a if isinstance(a, (list, tuple)) else (a,))):
-                raise TypeError(
-                    f"{name}: got a CUDA array, but this op has no CUDA kernel yet "
-                    "(see fastnn.cuda for the ops that have one)"
-                )
-        return fn(*args, **kwargs)
-
-    return wrapper
-
-
-globals().update({_n: _cpu_only(globals()[_n]) for _n in _CPU_ONLY})

@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 from . import _device as _dev
+from . import ops
 from ._device import xp as _xp
 from .sparse import RowSparse
 
@@ -178,6 +179,13 @@ def _unbroadcast(g, shape):
     if axes:
         g = g.sum(axis=axes, keepdims=True)
     return g.reshape(shape)
+
+
+def _f32(x, name, op):
+    """x's array, which a float32 kernel of fastnn.nn.functional.<op> takes (TypeError otherwise)."""
+    if x.data.dtype != np.float32:
+        raise TypeError(f"fastnn.nn.functional.{op}: expected {name} to be float32, got {x.data.dtype}")
+    return x.data
 
 
 class Tensor:
@@ -613,30 +621,42 @@ class Tensor:
 
     clip = clamp
 
+    # The kernel-backed activations (fastnn.nn.functional's relu, sigmoid, tanh, softmax and
+    # log_softmax call these).
     def relu(self):
-        from .nn import functional as F
-
-        return F.relu(self)
+        X = _f32(self, "input", "relu")
+        return Tensor._result(ops.relu_forward(X), (self,), lambda g: (ops.relu_backward(g, X),), "relu")
 
     def sigmoid(self):
-        from .nn import functional as F
-
-        return F.sigmoid(self)
+        y = ops.sigmoid_forward(_f32(self, "input", "sigmoid"))
+        return Tensor._result(y, (self,), lambda g: (ops.sigmoid_backward(g, y),), "sigmoid")
 
     def tanh(self):
-        from .nn import functional as F
+        y = ops.tanh_forward(_f32(self, "input", "tanh"))
+        return Tensor._result(y, (self,), lambda g: (ops.tanh_backward(g, y),), "tanh")
 
-        return F.tanh(self)
+    def softmax(self, dim=None):
+        X = self.data
+        dim = -1 if dim is None else dim
+        if X.dtype == np.float32:
+            y = ops.softmax_forward(X, dim)
+            return Tensor._result(y, (self,), lambda g: (ops.softmax_backward(g, y, dim),), "softmax")
+        m = X.max(axis=dim, keepdims=True)
+        e = _xp(X).exp(X - m)
+        y = e / e.sum(axis=dim, keepdims=True)
+        return Tensor._result(y, (self,), lambda g: (y * (g - (g * y).sum(axis=dim, keepdims=True)),), "softmax")
 
-    def softmax(self, dim):
-        from .nn import functional as F
-
-        return F.softmax(self, dim)
-
-    def log_softmax(self, dim):
-        from .nn import functional as F
-
-        return F.log_softmax(self, dim)
+    def log_softmax(self, dim=None):
+        X = self.data
+        dim = -1 if dim is None else dim
+        if X.dtype == np.float32:
+            y = ops.log_softmax_forward(X, dim)
+            return Tensor._result(y, (self,), lambda g: (ops.log_softmax_backward(g, y, dim),), "log_softmax")
+        xp = _xp(X)
+        m = X.max(axis=dim, keepdims=True)
+        z = X - m
+        y = z - xp.log(xp.exp(z).sum(axis=dim, keepdims=True))
+        return Tensor._result(y, (self,), lambda g: (g - xp.exp(y) * g.sum(axis=dim, keepdims=True),), "log_softmax")
 
     # -- reductions -----------------------------------------------------------------------------
     def sum(self, dim=None, keepdim=False):

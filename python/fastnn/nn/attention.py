@@ -1,13 +1,14 @@
-"""Attention and the Transformer layers: layer_norm, scaled_dot_product_attention,
-MultiheadAttention, TransformerEncoderLayer / TransformerEncoder, LayerNorm and a learned
-positional embedding, with torch.nn's names, parameter layout and mask conventions.
+"""The Transformer layers: MultiheadAttention, TransformerEncoderLayer / TransformerEncoder,
+LayerNorm and a learned positional embedding, with torch.nn's names, parameter layout and mask
+conventions. Their functional forms, layer_norm and scaled_dot_product_attention, live in
+fastnn.nn.functional (and are importable from here as before).
 
 scaled_dot_product_attention runs the fused kernel (fastnn.ops.scaled_dot_product_attention_*:
 tiled, online softmax, the backward recomputes the probabilities from the saved logsumexp, so
-memory grows linearly with the sequence length). Two cases take the plain math path instead
-(the L x S probabilities materialised, autograd through Tensor operations): dropout on the
-attention weights (dropout_p > 0), and MultiheadAttention with need_weights=True, which must
-return those weights.
+memory grows linearly with the sequence length), on the CPU and on a CUDA device. Two cases take
+the plain math path instead (the L x S probabilities materialised, autograd through Tensor
+operations): dropout on the attention weights (dropout_p > 0), and MultiheadAttention with
+need_weights=True, which must return those weights.
 
 Mask conventions (as in torch):
 - scaled_dot_product_attention: a boolean attn_mask is True where a query MAY attend; a float
@@ -15,10 +16,7 @@ Mask conventions (as in torch):
 - MultiheadAttention / Transformer layers: a boolean attn_mask or key_padding_mask is True
   where attention is NOT allowed; float masks are added.
 A query row whose keys are all masked out gives zeros on every path, fused or math (torch's
-math path gives NaN there).
-
-On a CUDA device the masks are device arrays too, and scaled_dot_product_attention takes the
-math path until fastnn.ops has a CUDA attention kernel.
+math path gives NaN there). On a CUDA device the masks are device arrays too.
 """
 
 import copy
@@ -27,12 +25,11 @@ import math
 import numpy as np
 
 from .. import _device as _dev
-from .. import ops
 from .._device import xp as _xp
-from ..tensor import _HOST, Tensor
+from ..tensor import _HOST
 from . import functional as F
 from . import init
-from .functional import _kernel, _same, _t
+from .functional import _mask_array, _math_attention, _t, layer_norm, scaled_dot_product_attention
 from .modules import Dropout, Linear, Module, ModuleList, Parameter
 
 __all__ = [
@@ -44,125 +41,6 @@ __all__ = [
     "TransformerEncoder",
     "PositionalEmbedding",
 ]
-
-
-def _f32(x, name, op):
-    """x's float32 array, C-contiguous (the kernels take no strides)."""
-    a = F._f32(x, name, op)
-    return _xp(a).ascontiguousarray(a)
-
-
-# -- functional -------------------------------------------------------------------------------
-
-
-def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
-    """torch.nn.functional.layer_norm: normalise over the trailing normalized_shape dims."""
-    x = _t(input)
-    shape = (int(normalized_shape),) if np.ndim(normalized_shape) == 0 else tuple(int(d) for d in normalized_shape)
-    X = _f32(x, "input", "layer_norm")
-    w = None if weight is None else _t(weight)
-    b = None if bias is None else _t(bias)
-    _same(x, w, b)
-    W = None if w is None else _f32(w, "weight", "layer_norm")
-    y, mean, rstd = ops.layer_norm_forward(X, shape, W, None if b is None else _f32(b, "bias", "layer_norm"), eps)
-    parents = tuple(t for t in (x, w, b) if t is not None)
-
-    def backward(g):
-        G = _xp(g).ascontiguousarray(g, dtype=np.float32)
-        dx, dw, db = ops.layer_norm_backward(G, X, mean, rstd, W)
-        if b is not None and db is None:  # a bias without a weight: the kernel skips both
-            db = G.reshape((-1,) + shape).sum(axis=0, dtype=np.float64).astype(np.float32)
-        grads = [dx]
-        if w is not None:
-            grads.append(dw)
-        if b is not None:
-            grads.append(db)
-        return tuple(grads)
-
-    return Tensor._result(y, parents, backward, "layer_norm")
-
-
-def _mask_array(attn_mask, op):
-    if attn_mask is None:
-        return None
-    m = F._array(attn_mask)
-    xp = _xp(m)
-    if m.dtype == np.bool_:
-        return xp.ascontiguousarray(m)
-    if m.dtype.kind == "f":
-        return xp.ascontiguousarray(m, dtype=np.float32)
-    raise TypeError(f"fastnn.nn.functional.{op}: expected attn_mask to be bool or float, got {m.dtype}")
-
-
-def _math_attention(q, k, v, mask, is_causal, scale, dropout_p, training=True):
-    """softmax(q k^T * scale + mask) (dropout) v through Tensor operations: (out, weights)."""
-    L, S = q.shape[-2], k.shape[-2]
-    xp = _xp(q.data)
-    scores = (q @ k.transpose(-2, -1)) * float(scale)
-    if is_causal:
-        mask = xp.tril(xp.ones((L, S), np.bool_))
-    row_keep = None
-    if mask is not None:
-        add = xp.where(mask, np.float32(0), np.float32(-np.inf)) if mask.dtype == np.bool_ else mask
-        add = add.astype(np.float32)
-        # A query whose keys are all masked gets zero weights (as from the fused kernel), not
-        # the NaN of softmax over -inf: its row of the mask is neutralised, its weights zeroed.
-        visible = xp.isfinite(add).any(axis=-1, keepdims=True)
-        if not visible.all():
-            add = xp.where(visible, add, np.float32(0))
-            row_keep = Tensor(visible.astype(np.float32))
-        scores = scores + Tensor(add)
-    weights = scores.softmax(-1)
-    if row_keep is not None:
-        weights = weights * row_keep
-    if dropout_p > 0 and training:
-        weights = F.dropout(weights, dropout_p, True)
-    return weights @ v, weights
-
-
-def scaled_dot_product_attention(
-    query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False
-):
-    """torch.nn.functional.scaled_dot_product_attention on (..., L, E) queries and (..., S, E)
-    keys, (..., S, Ev) values: softmax(Q K^T * scale + mask) V, scale = 1/sqrt(E) by default."""
-    op = "scaled_dot_product_attention"
-    q, k, v = _t(query), _t(key), _t(value)
-    if enable_gqa:
-        raise NotImplementedError(f"fastnn.nn.functional.{op}: enable_gqa is not supported")
-    if q.ndim < 2 or k.ndim != q.ndim or v.ndim != q.ndim:
-        raise ValueError(
-            f"fastnn.nn.functional.{op}: expected query, key and value with the same number "
-            f"(>= 2) of dims, got {q.shape}, {k.shape}, {v.shape}"
-        )
-    if is_causal and attn_mask is not None:
-        raise ValueError(f"fastnn.nn.functional.{op}: is_causal cannot be combined with an explicit attn_mask")
-    mask = _mask_array(attn_mask, op)
-    _same(q, k, v)
-    if mask is not None and not isinstance(q.data, _HOST):
-        _dev.check_same_device(q.data, mask)
-    sc = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-    if dropout_p > 0 or not _kernel("scaled_dot_product_attention_forward", q.data):
-        return _math_attention(q, k, v, mask, is_causal, sc, dropout_p)[0]
-    # The kernel takes (B, NH, L, E): fold leading dims to match (masks broadcast over them).
-    lead = q.shape[:-2]
-    xp = _xp(q.data)
-    if q.ndim == 4:
-        Q, K, V = (_f32(t, n, op) for t, n in ((q, "query"), (k, "key"), (v, "value")))
-        M = mask
-    else:
-        n = math.prod(lead)
-        Q, K, V = (_f32(t, nm, op).reshape((n, 1) + t.shape[-2:]) for t, nm in ((q, "query"), (k, "key"), (v, "value")))
-        M = mask
-        if M is not None and M.ndim > 2:
-            M = xp.ascontiguousarray(xp.broadcast_to(M, lead + M.shape[-2:]).reshape((n, 1) + M.shape[-2:]))
-    out, lse = ops.scaled_dot_product_attention_forward(Q, K, V, M, is_causal, sc)
-
-    def backward(g):
-        G = xp.ascontiguousarray(g, dtype=np.float32).reshape(out.shape)
-        dq, dk, dv = ops.scaled_dot_product_attention_backward(G, Q, K, V, out, lse, M, is_causal, sc)
-        return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(v.shape)
-
-    return Tensor._result(out.reshape(lead + out.shape[-2:]), (q, k, v), backward, op)
 
 
 # -- modules ----------------------------------------------------------------------------------

@@ -8,9 +8,10 @@ relu=True), and a linear or convolution layer takes its bias in the kernel's epi
 On a CUDA device the same calls run (fastnn.ops sends CUDA arrays to the CUDA kernels); the
 little array math here uses the array's namespace (NumPy or CuPy). Dropout masks come from
 fastnn's host generator and are copied to the device, so a seeded run drops the same elements
-on either device. An op whose kernel has no CUDA version yet (ops._CPU_ONLY) takes its
-array-namespace path on a device.
+on either device.
 """
+
+import math
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from .. import ops
 from .. import random as _random
 from .._device import xp as _xp
 from ..sparse import RowSparse
-from ..tensor import _HOST, Tensor, _unbroadcast
+from ..tensor import _HOST, Tensor, _f32, _unbroadcast
 
 __all__ = [
     "conv2d",
@@ -57,23 +58,11 @@ def _t(x):
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
-def _f32(x, name, op):
-    if x.data.dtype != np.float32:
-        raise TypeError(f"fastnn.nn.functional.{op}: expected {name} to be float32, got {x.data.dtype}")
-    return x.data
-
-
 def _same(*tensors):
     """torch's RuntimeError unless the tensors (None skipped) are on one device."""
     arrays = [t.data for t in tensors if t is not None]
     if not all(isinstance(a, _HOST) for a in arrays):
         _dev.check_same_device(*arrays)
-
-
-def _kernel(op, a):
-    """True when fastnn.ops.<op> takes array a: any host array; a device array once the op has a
-    CUDA kernel."""
-    return isinstance(a, _HOST) or op not in ops._CPU_ONLY
 
 
 def _array(v, like=None):
@@ -146,10 +135,7 @@ def flatten(input, start_dim=0, end_dim=-1):
 
 
 def relu(input, inplace=False):
-    x = _t(input)
-    X = _f32(x, "input", "relu")
-    y = ops.relu_forward(X)
-    return Tensor._result(y, (x,), lambda g: (ops.relu_backward(g, X),), "relu")
+    return _t(input).relu()
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
@@ -160,15 +146,11 @@ def leaky_relu(input, negative_slope=0.01, inplace=False):
 
 
 def sigmoid(input):
-    x = _t(input)
-    y = ops.sigmoid_forward(_f32(x, "input", "sigmoid"))
-    return Tensor._result(y, (x,), lambda g: (ops.sigmoid_backward(g, y),), "sigmoid")
+    return _t(input).sigmoid()
 
 
 def tanh(input):
-    x = _t(input)
-    y = ops.tanh_forward(_f32(x, "input", "tanh"))
-    return Tensor._result(y, (x,), lambda g: (ops.tanh_backward(g, y),), "tanh")
+    return _t(input).tanh()
 
 
 def gelu(input, approximate="none"):
@@ -249,30 +231,11 @@ def _move_dim_last(a, dim):
 
 
 def softmax(input, dim=None, dtype=None):
-    x = _t(input)
-    X = x.data
-    dim = -1 if dim is None else dim
-    if X.dtype == np.float32:
-        y = ops.softmax_forward(X, dim)
-        return Tensor._result(y, (x,), lambda g: (ops.softmax_backward(g, y, dim),), "softmax")
-    m = X.max(axis=dim, keepdims=True)
-    e = _xp(X).exp(X - m)
-    y = e / e.sum(axis=dim, keepdims=True)
-    return Tensor._result(y, (x,), lambda g: (y * (g - (g * y).sum(axis=dim, keepdims=True)),), "softmax")
+    return _t(input).softmax(dim)
 
 
 def log_softmax(input, dim=None, dtype=None):
-    x = _t(input)
-    X = x.data
-    dim = -1 if dim is None else dim
-    if X.dtype == np.float32:
-        y = ops.log_softmax_forward(X, dim)
-        return Tensor._result(y, (x,), lambda g: (ops.log_softmax_backward(g, y, dim),), "log_softmax")
-    xp = _xp(X)
-    m = X.max(axis=dim, keepdims=True)
-    z = X - m
-    y = z - xp.log(xp.exp(z).sum(axis=dim, keepdims=True))
-    return Tensor._result(y, (x,), lambda g: (g - xp.exp(y) * g.sum(axis=dim, keepdims=True),), "log_softmax")
+    return _t(input).log_softmax(dim)
 
 
 def _reduce(loss, reduction, denom, op):
@@ -519,7 +482,6 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         and all(t is None or t.data.dtype == np.float32 for t in (w0, b0))
         and all(r is None or (isinstance(r, array) and r.dtype == np.float32) for r in (rm0, rv0))
         and (training or rm0 is not None)
-        and _kernel("batch_norm2d_forward", X)
     ):
         return _bn_kernel(x, rm0, rv0, w0, b0, training, momentum, eps)
     xp = _xp(X)
@@ -750,5 +712,122 @@ def rnn_cell(input, h, weight_ih, weight_hh, bias_ih=None, bias_hh=None, nonline
     return _multi_output((h1,), tuple(t for t in ts if t is not None), backward, "rnn_cell")[0]
 
 
-# Attention and layer normalisation live with the Transformer layers (fastnn.nn.attention).
-from .attention import layer_norm, scaled_dot_product_attention  # noqa: E402
+# -- attention and layer normalisation (their modules: fastnn.nn.attention) -------------------
+
+
+def _f32c(x, name, op):
+    """x's float32 array, C-contiguous (the kernels take no strides)."""
+    a = _f32(x, name, op)
+    return _xp(a).ascontiguousarray(a)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """torch.nn.functional.layer_norm: normalise over the trailing normalized_shape dims."""
+    x = _t(input)
+    shape = (int(normalized_shape),) if np.ndim(normalized_shape) == 0 else tuple(int(d) for d in normalized_shape)
+    X = _f32c(x, "input", "layer_norm")
+    w = None if weight is None else _t(weight)
+    b = None if bias is None else _t(bias)
+    _same(x, w, b)
+    W = None if w is None else _f32c(w, "weight", "layer_norm")
+    y, mean, rstd = ops.layer_norm_forward(X, shape, W, None if b is None else _f32c(b, "bias", "layer_norm"), eps)
+    parents = tuple(t for t in (x, w, b) if t is not None)
+
+    def backward(g):
+        G = _xp(g).ascontiguousarray(g, dtype=np.float32)
+        dx, dw, db = ops.layer_norm_backward(G, X, mean, rstd, W)
+        if b is not None and db is None:  # a bias without a weight: the kernel skips both
+            db = G.reshape((-1,) + shape).sum(axis=0, dtype=np.float64).astype(np.float32)
+        grads = [dx]
+        if w is not None:
+            grads.append(dw)
+        if b is not None:
+            grads.append(db)
+        return tuple(grads)
+
+    return Tensor._result(y, parents, backward, "layer_norm")
+
+
+def _mask_array(attn_mask, op):
+    if attn_mask is None:
+        return None
+    m = _array(attn_mask)
+    xp = _xp(m)
+    if m.dtype == np.bool_:
+        return xp.ascontiguousarray(m)
+    if m.dtype.kind == "f":
+        return xp.ascontiguousarray(m, dtype=np.float32)
+    raise TypeError(f"fastnn.nn.functional.{op}: expected attn_mask to be bool or float, got {m.dtype}")
+
+
+def _math_attention(q, k, v, mask, is_causal, scale, dropout_p, training=True):
+    """softmax(q k^T * scale + mask) (dropout) v through Tensor operations: (out, weights)."""
+    L, S = q.shape[-2], k.shape[-2]
+    xp = _xp(q.data)
+    scores = (q @ k.transpose(-2, -1)) * float(scale)
+    if is_causal:
+        mask = xp.tril(xp.ones((L, S), np.bool_))
+    row_keep = None
+    if mask is not None:
+        add = xp.where(mask, np.float32(0), np.float32(-np.inf)) if mask.dtype == np.bool_ else mask
+        add = add.astype(np.float32)
+        # A query whose keys are all masked gets zero weights (as from the fused kernel), not
+        # the NaN of softmax over -inf: its row of the mask is neutralised, its weights zeroed.
+        visible = xp.isfinite(add).any(axis=-1, keepdims=True)
+        if not visible.all():
+            add = xp.where(visible, add, np.float32(0))
+            row_keep = Tensor(visible.astype(np.float32))
+        scores = scores + Tensor(add)
+    weights = scores.softmax(-1)
+    if row_keep is not None:
+        weights = weights * row_keep
+    if dropout_p > 0 and training:
+        weights = dropout(weights, dropout_p, True)
+    return weights @ v, weights
+
+
+def scaled_dot_product_attention(
+    query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False
+):
+    """torch.nn.functional.scaled_dot_product_attention on (..., L, E) queries and (..., S, E)
+    keys, (..., S, Ev) values: softmax(Q K^T * scale + mask) V, scale = 1/sqrt(E) by default."""
+    op = "scaled_dot_product_attention"
+    q, k, v = _t(query), _t(key), _t(value)
+    if enable_gqa:
+        raise NotImplementedError(f"fastnn.nn.functional.{op}: enable_gqa is not supported")
+    if q.ndim < 2 or k.ndim != q.ndim or v.ndim != q.ndim:
+        raise ValueError(
+            f"fastnn.nn.functional.{op}: expected query, key and value with the same number "
+            f"(>= 2) of dims, got {q.shape}, {k.shape}, {v.shape}"
+        )
+    if is_causal and attn_mask is not None:
+        raise ValueError(f"fastnn.nn.functional.{op}: is_causal cannot be combined with an explicit attn_mask")
+    mask = _mask_array(attn_mask, op)
+    _same(q, k, v)
+    if mask is not None and not isinstance(q.data, _HOST):
+        _dev.check_same_device(q.data, mask)
+    sc = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    if dropout_p > 0:
+        return _math_attention(q, k, v, mask, is_causal, sc, dropout_p)[0]
+    # The kernel takes (B, NH, L, E): fold leading dims to match (masks broadcast over them).
+    lead = q.shape[:-2]
+    xp = _xp(q.data)
+    if q.ndim == 4:
+        Q, K, V = (_f32c(t, n, op) for t, n in ((q, "query"), (k, "key"), (v, "value")))
+        M = mask
+    else:
+        n = math.prod(lead)
+        Q, K, V = (
+            _f32c(t, nm, op).reshape((n, 1) + t.shape[-2:]) for t, nm in ((q, "query"), (k, "key"), (v, "value"))
+        )
+        M = mask
+        if M is not None and M.ndim > 2:
+            M = xp.ascontiguousarray(xp.broadcast_to(M, lead + M.shape[-2:]).reshape((n, 1) + M.shape[-2:]))
+    out, lse = ops.scaled_dot_product_attention_forward(Q, K, V, M, is_causal, sc)
+
+    def backward(g):
+        G = xp.ascontiguousarray(g, dtype=np.float32).reshape(out.shape)
+        dq, dk, dv = ops.scaled_dot_product_attention_backward(G, Q, K, V, out, lse, M, is_causal, sc)
+        return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(v.shape)
+
+    return Tensor._result(out.reshape(lead + out.shape[-2:]), (q, k, v), backward, op)

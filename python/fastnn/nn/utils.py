@@ -37,9 +37,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     host = all(isinstance(g, _HOST) for g in grads)
     if not host:
         _dev.check_same_device(*grads)
-    if all(g.dtype == np.float32 and g.flags.c_contiguous for g in grads) and (
-        host or "grad_norm" not in ops._CPU_ONLY
-    ):
+    if all(g.dtype == np.float32 and g.flags.c_contiguous for g in grads):
         total = ops.grad_norm(grads, norm_type)  # one kernel call, float64 accumulation
     elif host:
         if norm_type == float("inf"):
