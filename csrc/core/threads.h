@@ -10,6 +10,8 @@
 #include <omp.h>
 #endif
 
+#include <exception>
+
 namespace fastnn {
 
 int get_num_threads();        // the count, lowered by the calling thread's omp_set_num_threads
@@ -52,6 +54,25 @@ void parallel(int nthreads, F&& f) {
 #endif
   (void)nthreads;
   f(0, 1);
+}
+
+// parallel() for a body that may throw (a packing buffer's bad_alloc): an exception must not
+// leave an OpenMP region (it would terminate the process), so each thread's is caught, and the
+// first is rethrown on the calling thread once the region has ended.
+template <class F>
+void parallel_for(int nthreads, F&& f) {
+  std::exception_ptr error;
+  parallel(nthreads, [&](int tid, int nt) {
+    try {
+      f(tid, nt);
+    } catch (...) {
+#ifdef _OPENMP
+#pragma omp critical(fastnn_parallel_for_error)
+#endif
+      if (!error) error = std::current_exception();
+    }
+  });
+  if (error) std::rethrow_exception(error);
 }
 
 // Barrier among the threads of the enclosing parallel() region. Call it only when that region

@@ -279,51 +279,42 @@ struct GemmDriver {
     const int64_t M = g.M, N = g.N, K = g.K;
     const int64_t n_jr = (N + NR - 1) / NR, n_ir = (M + MR - 1) / MR, mrb = g.a_packed ? MR : row_tile(M);
     const int KC = blocking<Ukr>().kc;
-    std::exception_ptr error;
-    parallel(nthreads, [&](int tid, int nt) {
+    parallel_for(nthreads, [&](int tid, int nt) {
       long j0, j1;
       split_range(n_jr, tid, nt, &j0, &j1);
       if (j0 == j1) return;
-      try {
-        float* ap = (g.a_packed || a_rows) ? nullptr : scratch(1, ap_floats);  // this thread's own
-        float* bp =
-            mode == SmallB::InPlace ? nullptr : scratch(0, static_cast<size_t>(KC) * NR);  // one micro-panel
-        for (int64_t pc = 0; pc < K; pc += KC) {
-          const int kc = static_cast<int>(std::min<int64_t>(KC, K - pc));
-          const Epilogue e{g.alpha, g.beta, pc == 0, pc + kc >= K, g.act == Activation::Relu, g.b_packed};
-          if (ap) pack_a_panels<Ukr>(kc, M, mrb, g, 0, pc, 0, n_ir, ap);
-          for (long jr = j0; jr < j1; ++jr) {
-            const int64_t j = jr * NR;
-            const bool whole = j + NR <= N;
-            int64_t ir = 0;
-            if (mode == SmallB::FirstTile && whole) {  // tile 0 reads B in place and copies it to bp
-              tile_rows(g, e, pc, kc, b_in_place(g, pc, j), g.ldb, 0, j,
-                        static_cast<int>(std::min<int64_t>(mrb, M)), bp);
-              ir = 1;
-            } else if (mode != SmallB::InPlace) {
-              pack_b<Ukr>(kc, std::min<int64_t>(NR, N - j), g, pc, j, bp);
-            }
-            const float* b = mode == SmallB::InPlace ? b_in_place(g, pc, j) : bp;
-            const int64_t ldbk = mode == SmallB::InPlace ? b_ld(g) : NR;
-            for (; ir < n_ir; ++ir) {
-              const int64_t i = ir * mrb;
-              const int mr = static_cast<int>(std::min<int64_t>(mrb, M - i));
-              if (a_rows) {
-                tile_rows(g, e, pc, kc, b, ldbk, i, j, mr, nullptr);
-              } else {
-                tile_at(g, e, g.a_packed ? a_in_place(g, i, pc) : ap + ir * MR * kc, kc, b, ldbk, i, j, mr);
-              }
+      float* ap = (g.a_packed || a_rows) ? nullptr : scratch(1, ap_floats);  // this thread's own
+      float* bp =
+          mode == SmallB::InPlace ? nullptr : scratch(0, static_cast<size_t>(KC) * NR);  // one micro-panel
+      for (int64_t pc = 0; pc < K; pc += KC) {
+        const int kc = static_cast<int>(std::min<int64_t>(KC, K - pc));
+        const Epilogue e{g.alpha, g.beta, pc == 0, pc + kc >= K, g.act == Activation::Relu, g.b_packed};
+        if (ap) pack_a_panels<Ukr>(kc, M, mrb, g, 0, pc, 0, n_ir, ap);
+        for (long jr = j0; jr < j1; ++jr) {
+          const int64_t j = jr * NR;
+          const bool whole = j + NR <= N;
+          int64_t ir = 0;
+          if (mode == SmallB::FirstTile && whole) {  // tile 0 reads B in place and copies it to bp
+            tile_rows(g, e, pc, kc, b_in_place(g, pc, j), g.ldb, 0, j,
+                      static_cast<int>(std::min<int64_t>(mrb, M)), bp);
+            ir = 1;
+          } else if (mode != SmallB::InPlace) {
+            pack_b<Ukr>(kc, std::min<int64_t>(NR, N - j), g, pc, j, bp);
+          }
+          const float* b = mode == SmallB::InPlace ? b_in_place(g, pc, j) : bp;
+          const int64_t ldbk = mode == SmallB::InPlace ? b_ld(g) : NR;
+          for (; ir < n_ir; ++ir) {
+            const int64_t i = ir * mrb;
+            const int mr = static_cast<int>(std::min<int64_t>(mrb, M - i));
+            if (a_rows) {
+              tile_rows(g, e, pc, kc, b, ldbk, i, j, mr, nullptr);
+            } else {
+              tile_at(g, e, g.a_packed ? a_in_place(g, i, pc) : ap + ir * MR * kc, kc, b, ldbk, i, j, mr);
             }
           }
         }
-      } catch (...) {  // an exception must not leave the OpenMP region
-#ifdef _OPENMP
-#pragma omp critical(fastnn_gemm_small_m)
-#endif
-        if (!error) error = std::current_exception();
       }
     });
-    if (error) std::rethrow_exception(error);
   }
 
   static GemmTile tile_info() {

@@ -44,20 +44,11 @@ void for_each_image(const Conv2dShape& s, int nthreads, size_t col_floats, F&& b
     return;
   }
   std::vector<std::vector<float>> cols(outer, std::vector<float>(col_floats));
-  std::exception_ptr error;
-  parallel(outer, [&](int tid, int nt) {
+  parallel_for(outer, [&](int tid, int nt) {
     long b0, b1;
     split_range(s.B, tid, nt, &b0, &b1);
-    try {
-      for (long b = b0; b < b1; ++b) body(b, 1, cols[tid].data());
-    } catch (...) {  // an exception must not leave the OpenMP region
-#ifdef _OPENMP
-#pragma omp critical(fastnn_conv2d_error)
-#endif
-      if (!error) error = std::current_exception();
-    }
+    for (long b = b0; b < b1; ++b) body(b, 1, cols[tid].data());
   });
-  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace

@@ -106,40 +106,31 @@ bool conv2d_forward_winograd(const Conv2dShape& s, const float* x, const float* 
   // but the products (caught below).
   const size_t per_thread = static_cast<size_t>(kXi * (C + OC) * ld + k.pad_floats(s));
   std::vector<float> scratch(per_thread * static_cast<size_t>(nt));  // zeros: the padding stays so
-  std::exception_ptr error;
-  parallel(nt, [&](int tid, int cnt) {
+  parallel_for(nt, [&](int tid, int cnt) {
     long b0, b1;
     split_range(nblock, tid, cnt, &b0, &b1);
     float* V = scratch.data() + per_thread * static_cast<size_t>(tid);
     float* M = V + kXi * C * ld;
     float* pad = M + kXi * OC * ld;
-    try {
-      for (long blk = b0; blk < b1; ++blk) {
-        const int64_t i0 = blk * nimg, n = std::min(nimg, s.B - i0), tiles = n * T;
-        k.input(s, x + i0 * C * s.H * s.W, n, V, ld, pad);
-        for (int xi = 0; xi < kXi; ++xi) {
-          GemmArgs g;  // M[xi] (OC x tiles) = U[xi] (OC x C) @ V[xi] (C x tiles)
-          g.M = OC;
-          g.N = tiles;
-          g.K = C;
-          g.a = U.data() + xi * OC * C;
-          g.lda = C;
-          g.b = V + xi * C * ld;
-          g.ldb = ld;
-          g.out = M + xi * OC * ld;
-          g.ldc = ld;
-          gemm(g, isa, 1);
-        }
-        k.output(s, M, ld, n, bias, act == Activation::Relu, y + i0 * OC * s.OH() * s.OW());
+    for (long blk = b0; blk < b1; ++blk) {
+      const int64_t i0 = blk * nimg, n = std::min(nimg, s.B - i0), tiles = n * T;
+      k.input(s, x + i0 * C * s.H * s.W, n, V, ld, pad);
+      for (int xi = 0; xi < kXi; ++xi) {
+        GemmArgs g;  // M[xi] (OC x tiles) = U[xi] (OC x C) @ V[xi] (C x tiles)
+        g.M = OC;
+        g.N = tiles;
+        g.K = C;
+        g.a = U.data() + xi * OC * C;
+        g.lda = C;
+        g.b = V + xi * C * ld;
+        g.ldb = ld;
+        g.out = M + xi * OC * ld;
+        g.ldc = ld;
+        gemm(g, isa, 1);
       }
-    } catch (...) {  // an exception must not leave the OpenMP region
-#ifdef _OPENMP
-#pragma omp critical(fastnn_conv2d_winograd_error)
-#endif
-      if (!error) error = std::current_exception();
+      k.output(s, M, ld, n, bias, act == Activation::Relu, y + i0 * OC * s.OH() * s.OW());
     }
   });
-  if (error) std::rethrow_exception(error);
   return true;
 }
 

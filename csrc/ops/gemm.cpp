@@ -170,23 +170,12 @@ void gemm_batched(const GemmArgs& g, int64_t batch, const std::vector<int64_t>& 
   } else {
     // Small items: one thread per item. Each item runs the same single-product code, so the
     // results match the threaded path bit for bit.
-    // An exception must not leave an OpenMP region (it would terminate the process): the
-    // first one (bad_alloc of a packing buffer) is carried out and rethrown.
     const int nt = static_cast<int>(std::min<int64_t>(nthreads, batch));
-    std::exception_ptr error;
-    parallel(nt, [&](int tid, int n) {
+    parallel_for(nt, [&](int tid, int n) {
       long b0, b1;
       split_range(batch, tid, n, &b0, &b1);
-      try {
-        for (long i = b0; i < b1; ++i) item(i, 1);
-      } catch (...) {
-#ifdef _OPENMP
-#pragma omp critical(fastnn_gemm_error)
-#endif
-        if (!error) error = std::current_exception();
-      }
+      for (long i = b0; i < b1; ++i) item(i, 1);
     });
-    if (error) std::rethrow_exception(error);
   }
 }
 
