@@ -2,7 +2,7 @@
 (csrc/cuda/emu), against the CPU kernels and the float64 references, in the three fiber orders;
 and the emulator's own reports of CUDA misuse (csrc/cuda/emu/selftest.cu).
 
-The module is built only with -DFASTNN_CUDA_EMULATION=ON (README.md, "CUDA"); without it these
+The module is built only with -DFASTNN_CUDA_EMULATION=ON (docs/cuda-emulator.md); without it these
 tests skip, unless FASTNN_REQUIRE_CUDA_EMU=1 (CI), where its absence fails."""
 
 import os
