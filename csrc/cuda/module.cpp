@@ -94,20 +94,7 @@ fastnn::AttentionArgs attention_args(py::tuple dims, Ptr q, Ptr k, Ptr v, int ma
   return a;
 }
 
-}  // namespace
-
-#if defined(FASTNN_CUDA_EMULATE)
-void fastnn_cuda_bind_device(py::module_& m) {
-#else
-PYBIND11_MODULE(_cuda, m) {
-#endif
-  m.doc() = "fastnn's CUDA kernels on device pointers (use fastnn.cuda / fastnn.ops)";
-  m.attr("__version__") = FASTNN_VERSION;
-  m.attr("architectures") = FASTNN_CUDA_ARCHITECTURES;
-  m.attr("compiler") = FASTNN_CUDA_COMPILER;
-  m.def("device_count", &device_count, "CUDA devices visible (0 without a driver)");
-  m.def("driver_version", &driver_version, "the driver's CUDA version (e.g. 13000), 0 without one");
-  m.def("runtime_version", &runtime_version, "the CUDA runtime linked in (e.g. 13000)");
+void bind_gemm(py::module_& m) {
   m.def("gemm",
         [](int64_t M, int64_t N, int64_t K, Ptr a, Ptr b, Ptr c, Ptr out, int64_t lda, int64_t ldb,
            int64_t ldc, bool trans_a, bool trans_b, float alpha, float beta, Ptr bias, int act, Ptr stream) {
@@ -121,6 +108,9 @@ PYBIND11_MODULE(_cuda, m) {
           py::gil_scoped_release nogil;
           fastnn::cuda::gemm(g, stream_of(stream));
         });
+}
+
+void bind_act(py::module_& m) {
   m.def("act_forward", [](int kind, float alpha, Ptr x, Ptr y, int64_t n, Ptr stream) {
     py::gil_scoped_release nogil;
     fastnn::cuda::act_forward(kind, alpha, ptr<const float>(x), ptr<float>(y), n, stream_of(stream));
@@ -130,11 +120,38 @@ PYBIND11_MODULE(_cuda, m) {
     fastnn::cuda::act_backward(kind, alpha, ptr<const float>(dy), ptr<const float>(xy), ptr<float>(dx), n,
                                stream_of(stream));
   });
+}
+
+void bind_softmax(py::module_& m) {
   m.def("softmax_forward", [](int64_t outer, int64_t n, int64_t inner, bool log, Ptr x, Ptr y, Ptr stream) {
     py::gil_scoped_release nogil;
     fastnn::cuda::softmax_forward(outer, n, inner, log, ptr<const float>(x), ptr<float>(y),
                                   stream_of(stream));
   });
+  m.def("cross_entropy_forward", [](int64_t rows, int64_t C, Ptr x, Ptr t, Ptr w, int64_t ignore_index,
+                                    float smoothing, Ptr loss, Ptr wt, Ptr stream) {
+    py::gil_scoped_release nogil;
+    fastnn::cuda::cross_entropy_forward(rows, C, ptr<const float>(x), ptr<const int64_t>(t),
+                                        ptr<const float>(w), ignore_index, smoothing, ptr<float>(loss),
+                                        ptr<float>(wt), stream_of(stream));
+  });
+  m.def("cross_entropy_backward", [](int64_t rows, int64_t C, Ptr x, Ptr t, Ptr w, int64_t ignore_index,
+                                     float smoothing, Ptr scale, Ptr dx, Ptr stream) {
+    py::gil_scoped_release nogil;
+    fastnn::cuda::cross_entropy_backward(rows, C, ptr<const float>(x), ptr<const int64_t>(t),
+                                         ptr<const float>(w), ignore_index, smoothing,
+                                         ptr<const float>(scale), ptr<float>(dx), stream_of(stream));
+  });
+  // Recurrent layers: scratch is device memory of rnn_scratch_floats floats (fastnn.cuda allocates it).
+  m.def("softmax_backward",
+        [](int64_t outer, int64_t n, int64_t inner, bool log, Ptr dy, Ptr y, Ptr dx, Ptr stream) {
+          py::gil_scoped_release nogil;
+          fastnn::cuda::softmax_backward(outer, n, inner, log, ptr<const float>(dy), ptr<const float>(y),
+                                         ptr<float>(dx), stream_of(stream));
+        });
+}
+
+void bind_layernorm(py::module_& m) {
   m.def("layer_norm_forward", [](int64_t rows, int64_t n, Ptr x, Ptr weight, Ptr bias, float eps, Ptr y,
                                  Ptr mean, Ptr rstd, Ptr stream) {
     py::gil_scoped_release nogil;
@@ -149,6 +166,9 @@ PYBIND11_MODULE(_cuda, m) {
         rows, n, ptr<const float>(dy), ptr<const float>(x), ptr<const float>(mean), ptr<const float>(rstd),
         ptr<const float>(weight), ptr<float>(dx), ptr<float>(dweight), ptr<float>(dbias), stream_of(stream));
   });
+}
+
+void bind_embedding(py::module_& m) {
   m.def("embedding_forward", [](int64_t t, int64_t d, Ptr weight, Ptr idx, Ptr out, Ptr stream) {
     py::gil_scoped_release nogil;
     fastnn::cuda::embedding_forward(t, d, ptr<const float>(weight), ptr<const int64_t>(idx), ptr<float>(out),
@@ -161,6 +181,9 @@ PYBIND11_MODULE(_cuda, m) {
                                            ptr<const int64_t>(idx), ptr<float>(dweight), stream_of(stream));
         });
   // Pooling: the geometry is fastnn._core.pool2d_geometry's dict (checked there).
+}
+
+void bind_pool2d(py::module_& m) {
   m.def("max_pool2d_forward", [](py::dict d, Ptr x, Ptr y, Ptr idx, Ptr stream) {
     const auto g = fastnn::cuda::pool_geometry(d);
     py::gil_scoped_release nogil;
@@ -195,6 +218,9 @@ PYBIND11_MODULE(_cuda, m) {
   });
   // conv2d: the geometry is fastnn.cuda._conv2d_geometry's dict (the CPU op's rules, checked there);
   // workspace: device memory of conv2d_backward_weight_workspace floats (fastnn.cuda allocates it).
+}
+
+void bind_conv2d(py::module_& m) {
   m.def("conv2d_forward", [](py::dict d, Ptr x, Ptr w, Ptr bias, int act, Ptr y, Ptr stream) {
     const auto g = fastnn::cuda::conv2d_geometry(d);
     py::gil_scoped_release nogil;
@@ -220,21 +246,9 @@ PYBIND11_MODULE(_cuda, m) {
     py::gil_scoped_release nogil;
     fastnn::cuda::conv2d_backward_bias(n, oc, hw, ptr<const float>(dy), ptr<float>(db), stream_of(stream));
   });
-  m.def("cross_entropy_forward", [](int64_t rows, int64_t C, Ptr x, Ptr t, Ptr w, int64_t ignore_index,
-                                    float smoothing, Ptr loss, Ptr wt, Ptr stream) {
-    py::gil_scoped_release nogil;
-    fastnn::cuda::cross_entropy_forward(rows, C, ptr<const float>(x), ptr<const int64_t>(t),
-                                        ptr<const float>(w), ignore_index, smoothing, ptr<float>(loss),
-                                        ptr<float>(wt), stream_of(stream));
-  });
-  m.def("cross_entropy_backward", [](int64_t rows, int64_t C, Ptr x, Ptr t, Ptr w, int64_t ignore_index,
-                                     float smoothing, Ptr scale, Ptr dx, Ptr stream) {
-    py::gil_scoped_release nogil;
-    fastnn::cuda::cross_entropy_backward(rows, C, ptr<const float>(x), ptr<const int64_t>(t),
-                                         ptr<const float>(w), ignore_index, smoothing,
-                                         ptr<const float>(scale), ptr<float>(dx), stream_of(stream));
-  });
-  // Recurrent layers: scratch is device memory of rnn_scratch_floats floats (fastnn.cuda allocates it).
+}
+
+void bind_rnn(py::module_& m) {
   m.def("rnn_scratch_floats", [](int cell, int64_t T, int64_t B, int64_t I, int64_t H, bool backward) {
     return fastnn::cuda::rnn_scratch_floats(rnn_shape(cell, false, T, B, I, H), backward);
   });
@@ -263,6 +277,9 @@ PYBIND11_MODULE(_cuda, m) {
         });
   // Attention (attention_args above): out (B, NH, L, DV), lse (B, NH, L); the backward's delta is
   // device scratch of B * NH * L floats (fastnn.cuda allocates it).
+}
+
+void bind_attention(py::module_& m) {
   m.def("scaled_dot_product_attention_forward",
         [](py::tuple dims, Ptr q, Ptr k, Ptr v, int mask_kind, Ptr mask, py::tuple mask_strides, bool causal,
            float scale, Ptr out, Ptr lse, Ptr stream) {
@@ -279,6 +296,9 @@ PYBIND11_MODULE(_cuda, m) {
                                            ptr<const float>(lse), ptr<float>(dq), ptr<float>(dk),
                                            ptr<float>(dv), ptr<float>(delta), stream_of(stream));
         });
+}
+
+void bind_optim(py::module_& m) {
   m.def("sgd_step", [](Ptr p, Ptr g, Ptr buf, int64_t n, double lr, double momentum, double dampening,
                        bool nesterov, double weight_decay, bool maximize, bool first_step, Ptr stream) {
     fastnn::SgdArgs a;
@@ -297,6 +317,25 @@ PYBIND11_MODULE(_cuda, m) {
           fastnn::cuda::adam_step(a, ptr<float>(p), ptr<const float>(g), ptr<float>(m_), ptr<float>(v),
                                   ptr<float>(vmax), n, stream_of(stream));
         });
+  m.def("grad_norm_partials", &fastnn::cuda::grad_norm_partials,
+        "float64 slots grad_norm needs for an array of n elements");
+  // grad_norm: the arrays' device pointers and sizes as lists; partials and out as for
+  // fastnn::cuda::grad_norm. Returns after the launches (out is read back by the caller).
+  m.def("grad_norm", [](py::sequence xs, py::sequence ns, double p, Ptr partials, Ptr out, Ptr stream) {
+    if (xs.size() != ns.size()) throw std::invalid_argument("grad_norm: as many sizes as pointers");
+    std::vector<const float*> px;
+    std::vector<int64_t> pn;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      px.push_back(ptr<const float>(xs[i].cast<Ptr>()));
+      pn.push_back(ns[i].cast<int64_t>());
+    }
+    py::gil_scoped_release nogil;
+    fastnn::cuda::grad_norm(static_cast<int64_t>(px.size()), px.data(), pn.data(), p, ptr<double>(partials),
+                            ptr<double>(out), stream_of(stream));
+  });
+}
+
+void bind_batchnorm(py::module_& m) {
   m.def("batch_norm2d_forward",
         [](int64_t n, int64_t c, int64_t hw, bool training, double momentum, double eps, Ptr x, Ptr weight,
            Ptr bias, Ptr running_mean, Ptr running_var, Ptr y, Ptr save_mean, Ptr save_invstd, Ptr stream) {
@@ -319,26 +358,31 @@ PYBIND11_MODULE(_cuda, m) {
                                               ptr<const float>(save_invstd), ptr<float>(dx),
                                               ptr<float>(dweight), ptr<float>(dbias), stream_of(stream));
         });
-  m.def("grad_norm_partials", &fastnn::cuda::grad_norm_partials,
-        "float64 slots grad_norm needs for an array of n elements");
-  // grad_norm: the arrays' device pointers and sizes as lists; partials and out as for
-  // fastnn::cuda::grad_norm. Returns after the launches (out is read back by the caller).
-  m.def("grad_norm", [](py::sequence xs, py::sequence ns, double p, Ptr partials, Ptr out, Ptr stream) {
-    if (xs.size() != ns.size()) throw std::invalid_argument("grad_norm: as many sizes as pointers");
-    std::vector<const float*> px;
-    std::vector<int64_t> pn;
-    for (size_t i = 0; i < xs.size(); ++i) {
-      px.push_back(ptr<const float>(xs[i].cast<Ptr>()));
-      pn.push_back(ns[i].cast<int64_t>());
-    }
-    py::gil_scoped_release nogil;
-    fastnn::cuda::grad_norm(static_cast<int64_t>(px.size()), px.data(), pn.data(), p, ptr<double>(partials),
-                            ptr<double>(out), stream_of(stream));
-  });
-  m.def("softmax_backward",
-        [](int64_t outer, int64_t n, int64_t inner, bool log, Ptr dy, Ptr y, Ptr dx, Ptr stream) {
-          py::gil_scoped_release nogil;
-          fastnn::cuda::softmax_backward(outer, n, inner, log, ptr<const float>(dy), ptr<const float>(y),
-                                         ptr<float>(dx), stream_of(stream));
-        });
+}
+
+}  // namespace
+
+#if defined(FASTNN_CUDA_EMULATE)
+void fastnn_cuda_bind_device(py::module_& m) {
+#else
+PYBIND11_MODULE(_cuda, m) {
+#endif
+  m.doc() = "fastnn's CUDA kernels on device pointers (use fastnn.cuda / fastnn.ops)";
+  m.attr("__version__") = FASTNN_VERSION;
+  m.attr("architectures") = FASTNN_CUDA_ARCHITECTURES;
+  m.attr("compiler") = FASTNN_CUDA_COMPILER;
+  m.def("device_count", &device_count, "CUDA devices visible (0 without a driver)");
+  m.def("driver_version", &driver_version, "the driver's CUDA version (e.g. 13000), 0 without one");
+  m.def("runtime_version", &runtime_version, "the CUDA runtime linked in (e.g. 13000)");
+  bind_gemm(m);
+  bind_act(m);
+  bind_softmax(m);
+  bind_layernorm(m);
+  bind_embedding(m);
+  bind_pool2d(m);
+  bind_conv2d(m);
+  bind_rnn(m);
+  bind_attention(m);
+  bind_optim(m);
+  bind_batchnorm(m);
 }
