@@ -16,23 +16,6 @@
 namespace fastnn::bind {
 namespace {
 
-// out: a new array of x's shape, or the given one checked (float32, C-contiguous, writeable,
-// same shape; it may be one of the inputs exactly, for an in-place update, but may not
-// partially overlap any of them).
-py::array out_like(const char* op, const py::array& like, py::handle out_obj,
-                   std::initializer_list<std::pair<const char*, const py::array*>> inputs) {
-  if (out_obj.is_none()) return new_array<float>(shape_of(like));
-  py::array out = f32_array(op, "out", out_obj);
-  require_writeable(op, "out", out);
-  if (shape_of(out) != shape_of(like)) {
-    value_fail(op, "expected out of shape " + shape_str(like) + ", got " + shape_str(out));
-  }
-  for (const auto& [name, in] : inputs) {
-    if (out.data() != in->data()) require_no_overlap(op, "out", out, name, *in);
-  }
-  return out;
-}
-
 float alpha_arg(const char* op, py::handle obj) {
   if (!py::isinstance<py::float_>(obj) && !py::isinstance<py::int_>(obj)) {
     type_fail(op, "expected negative_slope to be a float, got " +
@@ -56,7 +39,7 @@ py::array forward(const char* op, ActKind kind, float alpha, py::handle x_obj, p
                   py::handle isa_obj) {
   const Isa isa = isa_arg(op, isa_obj);
   py::array x = f32_array(op, "x", x_obj);
-  py::array out = out_like(op, x, out_obj, {{"x", &x}});
+  py::array out = out_or_new(op, out_obj, shape_of(x), {{"x", &x}}, /*in_place=*/true);
   ActArgs a;
   a.kind = kind;
   a.alpha = alpha;
@@ -80,7 +63,7 @@ py::array backward(const char* op, const char* xy_name, ActKind kind, float alph
     value_fail(op, std::string("expected dy and ") + xy_name + " of the same shape, got dy " + shape_str(dy) +
                        " and " + xy_name + " " + shape_str(xy));
   }
-  py::array out = out_like(op, dy, out_obj, {{"dy", &dy}, {xy_name, &xy}});
+  py::array out = out_or_new(op, out_obj, shape_of(dy), {{"dy", &dy}, {xy_name, &xy}}, /*in_place=*/true);
   ActArgs a;
   a.kind = kind;
   a.alpha = alpha;

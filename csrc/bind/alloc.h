@@ -14,7 +14,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
+#include <utility>
 #include <vector>
+
+#include "bind/arrays.h"
 
 namespace fastnn::bind {
 
@@ -41,6 +45,24 @@ py::array_t<T> new_array(const std::vector<int64_t>& shape) {
   py::capsule owner;
   T* data = static_cast<T*>(cached_block(bytes, &owner));
   return py::array_t<T>(shape, data, owner);
+}
+
+// The output of a binding: a new float32 array of `shape` when out_obj is None, else the
+// caller's `out` checked: float32, C-contiguous, writeable, of that shape, sharing no memory
+// with the inputs; with in_place, it may be one of the inputs exactly (an in-place update).
+inline py::array out_or_new(const char* op, py::handle out_obj, const std::vector<int64_t>& shape,
+                            std::initializer_list<std::pair<const char*, const py::array*>> inputs,
+                            bool in_place = false) {
+  if (out_obj.is_none()) return new_array<float>(shape);
+  py::array out = f32_array(op, "out", out_obj);
+  require_writeable(op, "out", out);
+  if (shape_of(out) != shape) {
+    value_fail(op, "expected out of shape " + shape_str(shape) + ", got " + shape_str(out));
+  }
+  for (const auto& [name, in] : inputs) {
+    if (!(in_place && out.data() == in->data())) require_no_overlap(op, "out", out, name, *in);
+  }
+  return out;
 }
 
 }  // namespace fastnn::bind

@@ -53,16 +53,6 @@ void disjoint(const char* op, const char* out_name, const py::object& out,
   }
 }
 
-py::array out_checked(const char* op, const py::array& like, py::handle out_obj) {
-  if (out_obj.is_none()) return new_array<float>(shape_of(like));
-  py::array out = f32_array(op, "out", out_obj);
-  require_writeable(op, "out", out);
-  if (shape_of(out) != shape_of(like)) {
-    value_fail(op, "expected out of shape " + shape_str(like) + ", got " + shape_str(out));
-  }
-  return out;
-}
-
 BatchNormArgs args_for(const py::array& x, bool training, double momentum, double eps) {
   BatchNormArgs a;
   a.n = x.shape(0);
@@ -96,7 +86,7 @@ py::tuple forward(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::hand
   if (training && m_count == 1) {
     value_fail(op, "Expected more than 1 value per channel when training, got input size " + shape_str(x));
   }
-  const py::object out = out_checked(op, x, out_obj);
+  const py::object out = out_or_new(op, out_obj, shape_of(x), {});
   const py::object xo = x;
   disjoint(op, "out", out,
            {{"x", &xo}, {"weight", &w}, {"bias", &b}, {"running_mean", &rm}, {"running_var", &rv}});
@@ -132,7 +122,7 @@ py::tuple backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj, py::ha
   }
   const py::object mean = per_channel(op, "save_mean", mean_obj, c, false);
   const py::object invstd = per_channel(op, "save_invstd", invstd_obj, c, false);
-  const py::object out = out_checked(op, x, out_obj);
+  const py::object out = out_or_new(op, out_obj, shape_of(x), {});
   const py::object dyo = dy, xo = x;
   disjoint(op, "out", out,
            {{"dy", &dyo}, {"x", &xo}, {"weight", &w}, {"save_mean", &mean}, {"save_invstd", &invstd}});

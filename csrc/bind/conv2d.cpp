@@ -61,20 +61,6 @@ Conv2dShape make_shape(const std::vector<int64_t>& xs, const std::vector<int64_t
   return s;
 }
 
-// A checked output array: allocated here, or the caller's out (float32, C-contiguous,
-// writeable, of the expected shape, sharing no memory with the inputs).
-py::array output(const char* op, const py::handle& out_obj, const std::vector<int64_t>& shape,
-                 std::initializer_list<std::pair<const char*, const py::array*>> inputs) {
-  if (out_obj.is_none()) return new_array<float>(shape);
-  py::array out = f32_array(op, "out", out_obj);
-  require_writeable(op, "out", out);
-  if (shape_of(out) != shape) {
-    value_fail(op, "expected out of shape " + shape_str(shape) + ", got " + shape_str(out));
-  }
-  for (const auto& [name, arr] : inputs) require_no_overlap(op, "out", out, name, *arr);
-  return out;
-}
-
 std::vector<int64_t> y_shape(const Conv2dShape& s) { return {s.B, s.OC, s.OH(), s.OW()}; }
 
 void require_dy(const py::array& dy, const Conv2dShape& s) {
@@ -107,8 +93,8 @@ py::array forward(py::handle x_obj, py::handle w_obj, py::handle bias_obj, Pair 
     else if (name != "none")
       value_fail(op, "expected activation None, 'none' or 'relu', got '" + name + "'");
   }
-  py::array y = bias ? output(op, out_obj, y_shape(s), {{"input", &x}, {"weight", &w}, {"bias", &*bias}})
-                     : output(op, out_obj, y_shape(s), {{"input", &x}, {"weight", &w}});
+  py::array y = bias ? out_or_new(op, out_obj, y_shape(s), {{"input", &x}, {"weight", &w}, {"bias", &*bias}})
+                     : out_or_new(op, out_obj, y_shape(s), {{"input", &x}, {"weight", &w}});
   const int nt = get_num_threads();
   const float* bp = bias ? fptr(*bias) : nullptr;
   {
@@ -126,7 +112,7 @@ py::array backward_data(py::handle dy_obj, py::handle w_obj, std::vector<int64_t
   if (input_shape.size() != 4) value_fail(op, "expected a 4-D input_shape, got " + shape_str(input_shape));
   const Conv2dShape s = make_shape(input_shape, shape_of(w), stride, pad, dil, groups);
   require_dy(dy, s);
-  py::array dx = output(op, out_obj, input_shape, {{"grad_output", &dy}, {"weight", &w}});
+  py::array dx = out_or_new(op, out_obj, input_shape, {{"grad_output", &dy}, {"weight", &w}});
   const int nt = get_num_threads();
   {
     py::gil_scoped_release release;
@@ -143,7 +129,7 @@ py::array backward_weight(py::handle dy_obj, py::handle x_obj, std::vector<int64
   if (weight_shape.size() != 4) value_fail(op, "expected a 4-D weight_shape, got " + shape_str(weight_shape));
   const Conv2dShape s = make_shape(shape_of(x), weight_shape, stride, pad, dil, groups);
   require_dy(dy, s);
-  py::array dw = output(op, out_obj, weight_shape, {{"grad_output", &dy}, {"input", &x}});
+  py::array dw = out_or_new(op, out_obj, weight_shape, {{"grad_output", &dy}, {"input", &x}});
   const int nt = get_num_threads();
   {
     py::gil_scoped_release release;
@@ -160,7 +146,7 @@ py::array backward_bias(py::handle dy_obj, py::handle out_obj) {
   s.C = s.OC = dy.shape(1);
   s.H = dy.shape(2);
   s.W = dy.shape(3);
-  py::array db = output(op, out_obj, {s.OC}, {{"grad_output", &dy}});
+  py::array db = out_or_new(op, out_obj, {s.OC}, {{"grad_output", &dy}});
   const int nt = get_num_threads();
   {
     py::gil_scoped_release release;

@@ -60,17 +60,6 @@ int64_t padding_arg(const char* op, py::handle obj, int64_t v) {
   return p < 0 ? p + v : p;
 }
 
-py::array out_checked(const char* op, const std::vector<int64_t>& shape, py::handle out_obj,
-                      std::initializer_list<std::pair<const char*, const py::array*>> inputs) {
-  if (out_obj.is_none()) return new_array<float>(shape);
-  py::array out = f32_array(op, "out", out_obj);
-  require_writeable(op, "out", out);
-  if (shape_of(out) != shape)
-    value_fail(op, "expected out of shape " + shape_str(shape) + ", got " + shape_str(out));
-  for (const auto& [name, in] : inputs) require_no_overlap(op, "out", out, name, *in);
-  return out;
-}
-
 py::array forward(py::handle w_obj, py::handle idx_obj, py::handle padding_obj, py::handle out_obj) {
   const char* op = "embedding_forward";
   const py::array w = f32_array(op, "weight", w_obj);
@@ -84,7 +73,7 @@ py::array forward(py::handle w_obj, py::handle idx_obj, py::handle padding_obj, 
   check_range(op, idx, a.v);
   std::vector<int64_t> shape = shape_of(idx);
   shape.push_back(a.d);
-  py::array out = out_checked(op, shape, out_obj, {{"weight", &w}, {"indices", &idx}});
+  py::array out = out_or_new(op, out_obj, shape, {{"weight", &w}, {"indices", &idx}});
   const float* wp = static_cast<const float*>(w.data());
   const int64_t* ip = static_cast<const int64_t*>(idx.data());
   float* op_ = static_cast<float*>(out.mutable_data());
@@ -118,7 +107,7 @@ py::array backward(py::handle dy_obj, py::handle idx_obj, int64_t num_embeddings
   }
   a.padding_idx = padding_arg(op, padding_obj, a.v);
   check_range(op, idx, a.v);
-  py::array out = out_checked(op, {a.v, a.d}, out_obj, {{"dy", &dy}, {"indices", &idx}});
+  py::array out = out_or_new(op, out_obj, {a.v, a.d}, {{"dy", &dy}, {"indices", &idx}});
   const float* dyp = static_cast<const float*>(dy.data());
   const int64_t* ip = static_cast<const int64_t*>(idx.data());
   float* dwp = static_cast<float*>(out.mutable_data());

@@ -138,19 +138,8 @@ py::array gemm_py(py::handle a_obj, py::handle b_obj, py::handle c_obj, py::hand
     }
   }
 
-  py::array out;
-  if (out_obj.is_none()) {
-    out = new_array<float>(out_shape);
-  } else {
-    out = f32_array(op, "out", out_obj);
-    require_writeable(op, "out", out);
-    if (dims(out, 0, out.ndim()) != out_shape) {
-      value_fail(op, "expected out of shape " + shape_str(out_shape) + ", got " + shape_str(out));
-    }
-    require_no_overlap(op, "out", out, "a", a);
-    require_no_overlap(op, "out", out, "b", b);
-    if (bias) require_no_overlap(op, "out", out, "bias", *bias);
-  }
+  py::array out = bias ? out_or_new(op, out_obj, out_shape, {{"a", &a}, {"b", &b}, {"bias", &*bias}})
+                       : out_or_new(op, out_obj, out_shape, {{"a", &a}, {"b", &b}});
 
   // C: the addend; defaults to out itself when out is given (BLAS-style C = alpha*AB + beta*C).
   std::optional<py::array> c;

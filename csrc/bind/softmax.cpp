@@ -18,17 +18,6 @@
 namespace fastnn::bind {
 namespace {
 
-py::array out_checked(const char* op, const std::vector<int64_t>& shape, py::handle out_obj,
-                      std::initializer_list<std::pair<const char*, const py::array*>> inputs) {
-  if (out_obj.is_none()) return new_array<float>(shape);
-  py::array out = f32_array(op, "out", out_obj);
-  require_writeable(op, "out", out);
-  if (shape_of(out) != shape)
-    value_fail(op, "expected out of shape " + shape_str(shape) + ", got " + shape_str(out));
-  for (const auto& [name, in] : inputs) require_no_overlap(op, "out", out, name, *in);
-  return out;
-}
-
 SoftmaxShape shape_for(const char* op, const py::array& x, int64_t dim) {
   const int64_t nd = x.ndim();
   if (nd < 1) value_fail(op, "expected an array of at least 1 dimension, got a 0-d array");
@@ -55,7 +44,7 @@ py::array softmax_fwd(const char* op, bool log, py::handle x_obj, int64_t dim, p
   const Isa isa = isa_arg(op, isa_obj);
   py::array x = f32_array(op, "x", x_obj);
   const SoftmaxShape s = shape_for(op, x, dim);
-  py::array out = out_checked(op, shape_of(x), out_obj, {{"x", &x}});
+  py::array out = out_or_new(op, out_obj, shape_of(x), {{"x", &x}});
   const float* xp = static_cast<const float*>(x.data());
   float* yp = static_cast<float*>(out.mutable_data());
   const int nt = get_num_threads();
@@ -75,7 +64,7 @@ py::array softmax_bwd(const char* op, bool log, py::handle dy_obj, py::handle y_
     value_fail(op, "expected dy and y of the same shape, got dy " + shape_str(dy) + " and y " + shape_str(y));
   }
   const SoftmaxShape s = shape_for(op, y, dim);
-  py::array out = out_checked(op, shape_of(y), out_obj, {{"dy", &dy}, {"y", &y}});
+  py::array out = out_or_new(op, out_obj, shape_of(y), {{"dy", &dy}, {"y", &y}});
   const float* g = static_cast<const float*>(dy.data());
   const float* yp = static_cast<const float*>(y.data());
   float* d = static_cast<float*>(out.mutable_data());
@@ -166,7 +155,7 @@ py::array ce_bwd(py::handle logits_obj, py::handle target_obj, py::handle weight
   if (scale.ndim() != 1 || scale.shape(0) != a.N) {
     value_fail(op, "expected scale of shape (" + std::to_string(a.N) + ",), got " + shape_str(scale));
   }
-  py::array out = out_checked(op, shape_of(logits), out_obj, {{"logits", &logits}, {"scale", &scale}});
+  py::array out = out_or_new(op, out_obj, shape_of(logits), {{"logits", &logits}, {"scale", &scale}});
   const float* sp = static_cast<const float*>(scale.data());
   float* d = static_cast<float*>(out.mutable_data());
   const int nt = get_num_threads();
