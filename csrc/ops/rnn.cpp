@@ -331,12 +331,202 @@ void rnn_forward(const RnnShape& s, const float* x, const float* h0, const float
   std::memcpy(h_n, y + t_last * B * H, static_cast<size_t>(B * H) * sizeof(float));
 }
 
+namespace {
+
+// What every path of rnn_backward reads and writes (rnn_backward's arguments).
+struct BackwardArgs {
+  const RnnShape& s;
+  const float *dy, *dh_n, *dc_n, *x, *h0, *c0, *w_ih, *w_hh, *y, *ws;
+  float *dx, *dh0, *dc0, *dw_ih, *dw_hh, *db_ih, *db_hh;
+  Isa isa;
+  int nthreads;
+};
+
+// GRU: step by step, dh_{t-1} from both gate gradients' products, the weight gradients as GEMMs
+// over all steps.
+void gru_backward_steps(const BackwardArgs& a, const RnnGateKernels& k, const Mm& mm, const Steps& st,
+                        const StepB& whh) {
+  const RnnShape& s = a.s;
+  const int64_t T = s.T, B = s.B, H = s.H, GH = s.gates() * H, TB = T * B;
+  float* const dh0 = a.dh0;
+  Scratch dgi(TB * GH), dgh(TB * GH);
+  std::vector<double> dbi(static_cast<size_t>(GH), 0.0), dbh(static_cast<size_t>(GH), 0.0);  // step by step
+  // dh: the gradient of h_t carried into step t (without dy[t], added by the gate kernel)
+  add_or_zero(dh0, a.dh_n, nullptr, B * H);
+  for (int64_t step = T - 1; step >= 0; --step) {
+    const int64_t t = st.t(step);
+    if (step < T - 1) {  // dh += dGh_{t+1} W_hh (the step the backward has just done)
+      const int64_t tn = st.t(step + 1);
+      whh.mm(mm, B, dgh.get() + tn * B * GH, GH, dh0, H, 1.0f, dh0);
+    }
+    const float* hp = step == 0 ? a.h0 : a.y + st.t(step - 1) * B * H;
+    const float* dy_t = a.dy ? a.dy + t * B * H : nullptr;
+    const float* ws_t = a.ws + t * B * 4 * H;
+    float* dgi_t = dgi.get() + t * B * GH;
+    float* dgh_t = dgh.get() + t * B * GH;
+    over_rows(B, 4 * H, a.nthreads, [&](int64_t b) {
+      k.gru_backward(H, dh0 + b * H, dy_t ? dy_t + b * H : nullptr, ws_t + b * 4 * H,
+                     hp ? hp + b * H : nullptr, dgi_t + b * GH, dgh_t + b * GH);
+    });
+    add_column_sums(k, dgi_t, B, GH, GH, dbi.data(), a.nthreads);
+    add_column_sums(k, dgh_t, B, GH, GH, dbh.data(), a.nthreads);
+  }
+  whh.mm(mm, B, dgh.get() + st.t(0) * B * GH, GH, dh0, H, 1.0f, dh0);
+  weight_grads(s, mm, dgi.get(), dgh.get(), a.x, a.h0, a.y, a.w_ih, a.dx, a.dw_ih, a.dw_hh);
+  for (int64_t j = 0; j < GH; ++j) {
+    a.db_ih[j] = static_cast<float>(dbi[j]);
+    a.db_hh[j] = static_cast<float>(dbh[j]);
+  }
+}
+
+// The LSTM's and the plain RNN's gate gradients, one step at a time, and the bias gradient
+// they add up (float64, step by step).
+struct GateGrads {
+  const BackwardArgs& a;
+  const RnnGateKernels& k;
+  const Steps& st;
+  std::vector<double> db;
+  bool lstm, relu;
+  const float *gates, *cs, *tcs;
+
+  GateGrads(const BackwardArgs& args, const RnnGateKernels& kernels, const Steps& steps)
+      : a(args),
+        k(kernels),
+        st(steps),
+        db(static_cast<size_t>(args.s.gates() * args.s.H), 0.0),
+        lstm(args.s.cell == RnnCell::Lstm),
+        relu(args.s.cell == RnnCell::RnnRelu),
+        gates(args.ws),
+        cs(args.ws + args.s.T * args.s.B * args.s.gates() * args.s.H),
+        tcs(cs + args.s.T * args.s.B * args.s.H) {
+    if (lstm) add_or_zero(a.dc0, a.dc_n, nullptr, a.s.B * a.s.H);  // dc: the carried gradient of c
+  }
+
+  // dG_t for one step's rows (row stride ldg) from h_t's gradient dh, and the step's share of
+  // the bias gradient.
+  void step(int64_t step, int64_t t, const float* dh, float* dg_t, int64_t ldg) {
+    const int64_t B = a.s.B, H = a.s.H, GH = a.s.gates() * H;
+    if (lstm) {
+      const float* cp = step == 0 ? a.c0 : cs + st.t(step - 1) * B * H;
+      const float* g_t = gates + t * B * GH;
+      const float* tc_t = tcs + t * B * H;
+      over_rows(B, GH, a.nthreads, [&](int64_t b) {
+        k.lstm_backward(H, dh + b * H, a.dc0 + b * H, g_t + b * GH, cp ? cp + b * H : nullptr, tc_t + b * H,
+                        dg_t + b * ldg);
+      });
+    } else {
+      const float* y_t = a.y + t * B * H;
+      over_rows(B, H, a.nthreads,
+                [&](int64_t b) { k.rnn_backward(H, relu, dh + b * H, y_t + b * H, dg_t + b * ldg); });
+    }
+    add_column_sums(k, dg_t, B, GH, ldg, db.data(), a.nthreads);
+  }
+
+  void write_bias_grads() const {
+    for (size_t j = 0; j < db.size(); ++j) a.db_ih[j] = a.db_hh[j] = static_cast<float>(db[j]);
+  }
+};
+
+// Longer sequences: per step, one product gives both dh_{t-1} and dx_t,
+//   [dh_{t-1} | dx_t] = dG_t [W_hh | W_ih]   ([W_hh | W_ih] packed once),
+// while dG_t is in cache, and dG_t is laid out at once as the packed A operand of the
+// weight-gradient product dG^T [X | H_prev]: the whole dG is never read back to be
+// transposed or packed (LSTM I=128 H=256 T=128 B=16: bench/README.md).
+void backward_merged(const BackwardArgs& a, GateGrads& gg, const Mm& mm, const Steps& st) {
+  const RnnShape& s = a.s;
+  const int64_t T = s.T, B = s.B, I = s.I, H = s.H, GH = s.gates() * H, HI = H + I;
+  const Isa isa = a.isa;
+  const Scratch wcat(GH * HI);  // kept for the call: StepB holds on to it
+  for (int64_t r = 0; r < GH; ++r) {
+    std::memcpy(wcat.get() + r * HI, a.w_hh + r * H, static_cast<size_t>(H) * sizeof(float));
+    std::memcpy(wcat.get() + r * HI + H, a.w_ih + r * I, static_cast<size_t>(I) * sizeof(float));
+  }
+  const StepB wc(wcat.get(), HI, false, GH, HI, T, isa);
+  // One step's dG rows a cache line further apart than G*H floats: at G*H = 1024 the rows
+  // would be 4 KiB apart, all in the same L1 sets, and the packing reads 16 of them at once.
+  const int64_t ldg = GH + 16;
+  // The weight gradients [dW_ih | dW_hh] = dG^T [X | H_prev] are summed over chunks of S steps
+  // (about one K block of the GEMM): each chunk's dG^T is packed step by step into a buffer
+  // that stays in cache, and its product is added as soon as the chunk is complete.
+  const int64_t S = std::max<int64_t>(1, std::min<int64_t>(T, gemm_tile(isa).kc / B));
+  Scratch dgt(gemm_packed_a_floats(GH, S * B, isa)), z(S * B * HI), dw(GH * HI);
+  Scratch dg_cur(B * ldg), dg_prev(B * ldg), dh(B * H), dhx(B * HI);
+  // [dh_{t-1} | dx_t] of the step just done (position tn) from its dG, into dh and dx.
+  auto back_product = [&](int64_t tn, const float* dg_tn, const float* dy_add, float* dh_out) {
+    wc.mm(mm, B, dg_tn, ldg, dhx.get(), HI);
+    for (int64_t b = 0; b < B; ++b) {
+      const float* row = dhx.get() + b * HI;
+      float* d = dh_out + b * H;
+      if (dy_add) {
+        const float* add = dy_add + b * H;
+        for (int64_t j = 0; j < H; ++j) d[j] = row[j] + add[j];
+      } else {
+        std::memcpy(d, row, static_cast<size_t>(H) * sizeof(float));
+      }
+      std::memcpy(a.dx + (tn * B + b) * I, row + H, static_cast<size_t>(I) * sizeof(float));
+    }
+  };
+  int64_t chunk_end = T - 1;  // the chunk runs from this step down to chunk_end - S + 1 (or 0)
+  for (int64_t step = T - 1; step >= 0; --step) {
+    const int64_t t = st.t(step);
+    const float* dy_t = a.dy ? a.dy + t * B * H : nullptr;
+    if (step == T - 1)
+      add_or_zero(dh.get(), dy_t, a.dh_n, B * H);
+    else
+      back_product(st.t(step + 1), dg_prev.get(), dy_t, dh.get());
+    gg.step(step, t, dh.get(), dg_cur.get(), ldg);
+    // The chunk's positions are p0 .. p0 + n - 1; dG_t is its columns (t - p0)*B ..
+    const int64_t chunk_start = std::max<int64_t>(0, chunk_end - S + 1), n = chunk_end - chunk_start + 1;
+    const int64_t p0 = std::min(st.t(chunk_start), st.t(chunk_end));
+    gemm_pack_a(dg_cur.get(), ldg, true, GH, n * B, (t - p0) * B, (t - p0 + 1) * B, isa, dgt.get());
+    if (step == chunk_start) {
+      x_hprev_rows(s, a.x, a.h0, a.y, p0, p0 + n, z.get());
+      GemmArgs g;
+      g.M = GH, g.N = HI, g.K = n * B;
+      g.a = dgt.get(), g.a_packed = true;
+      g.b = z.get(), g.ldb = HI;
+      g.out = dw.get(), g.ldc = HI;
+      if (chunk_end < T - 1) g.c = dw.get(), g.beta = 1.0f;
+      gemm(g, isa, a.nthreads);
+      chunk_end = chunk_start - 1;
+    }
+    std::swap(dg_cur.p, dg_prev.p);
+  }
+  back_product(st.t(0), dg_prev.get(), nullptr, a.dh0);
+  split_columns(dw.get(), GH, I, H, a.dw_ih, a.dw_hh);
+  gg.write_bias_grads();
+}
+
+// Short sequences and small batches: all of dG first, then the weight gradients as GEMMs over
+// all steps.
+void backward_stepwise(const BackwardArgs& a, GateGrads& gg, const Mm& mm, const Steps& st,
+                       const StepB& whh) {
+  const RnnShape& s = a.s;
+  const int64_t T = s.T, B = s.B, H = s.H, GH = s.gates() * H;
+  Scratch dg(T * B * GH), dh(B * H);
+  for (int64_t step = T - 1; step >= 0; --step) {
+    const int64_t t = st.t(step);
+    const float* dy_t = a.dy ? a.dy + t * B * H : nullptr;
+    if (step == T - 1) {
+      add_or_zero(dh.get(), dy_t, a.dh_n, B * H);
+    } else {  // dh = dy[t] + dG_{t+1} W_hh
+      const int64_t tn = st.t(step + 1);
+      whh.mm(mm, B, dg.get() + tn * B * GH, GH, dh.get(), H, dy_t ? 1.0f : 0.0f, dy_t);
+    }
+    gg.step(step, t, dh.get(), dg.get() + t * B * GH, GH);
+  }
+  whh.mm(mm, B, dg.get() + st.t(0) * B * GH, GH, a.dh0, H);
+  weight_grads(s, mm, dg.get(), dg.get(), a.x, a.h0, a.y, a.w_ih, a.dx, a.dw_ih, a.dw_hh);
+  gg.write_bias_grads();
+}
+
+}  // namespace
+
 void rnn_backward(const RnnShape& s, const float* dy, const float* dh_n, const float* dc_n, const float* x,
                   const float* h0, const float* c0, const float* w_ih, const float* w_hh, const float* y,
                   const float* ws, float* dx, float* dh0, float* dc0, float* dw_ih, float* dw_hh,
                   float* db_ih, float* db_hh, Isa isa, int nthreads) {
-  const int64_t T = s.T, B = s.B, I = s.I, H = s.H, G = s.gates(), GH = G * H, TB = T * B;
-  const Mm mm{isa, nthreads};
+  const int64_t T = s.T, B = s.B, I = s.I, H = s.H, GH = s.gates() * H;
   if (B == 0) {  // no rows: zero weight gradients (the GEMMs' K = 0 case would give the same)
     std::fill(dw_ih, dw_ih + GH * I, 0.0f);
     std::fill(dw_hh, dw_hh + GH * H, 0.0f);
@@ -344,153 +534,16 @@ void rnn_backward(const RnnShape& s, const float* dy, const float* dh_n, const f
     std::fill(db_hh, db_hh + GH, 0.0f);
     return;
   }
+  const BackwardArgs a{s,  dy, dh_n, dc_n, x,     h0,    c0,    w_ih,  w_hh, y,
+                       ws, dx, dh0,  dc0,  dw_ih, dw_hh, db_ih, db_hh, isa,  nthreads};
   const RnnGateKernels& k = gates_for(isa);
-  const Steps st{T, s.reverse};
+  const Mm mm{isa, nthreads};
+  const Steps st{T, s.reverse};                    // the backward visits the forward's steps last to first
   const StepB whh(w_hh, H, false, GH, H, T, isa);  // W_hh (G*H, H): dh_{t-1} = dG_t W_hh
-  // The backward visits the forward's steps last to first: step T-1 first.
-  const int64_t t_first = st.t(0);
-
-  if (s.cell == RnnCell::Gru) {
-    Scratch dgi(TB * GH), dgh(TB * GH);
-    std::vector<double> dbi(static_cast<size_t>(GH), 0.0), dbh(static_cast<size_t>(GH), 0.0);  // step by step
-    // dh: the gradient of h_t carried into step t (without dy[t], added by the gate kernel)
-    add_or_zero(dh0, dh_n, nullptr, B * H);
-    for (int64_t step = T - 1; step >= 0; --step) {
-      const int64_t t = st.t(step);
-      if (step < T - 1) {  // dh += dGh_{t+1} W_hh (the step the backward has just done)
-        const int64_t tn = st.t(step + 1);
-        whh.mm(mm, B, dgh.get() + tn * B * GH, GH, dh0, H, 1.0f, dh0);
-      }
-      const float* hp = step == 0 ? h0 : y + st.t(step - 1) * B * H;
-      const float* dy_t = dy ? dy + t * B * H : nullptr;
-      const float* ws_t = ws + t * B * 4 * H;
-      float* dgi_t = dgi.get() + t * B * GH;
-      float* dgh_t = dgh.get() + t * B * GH;
-      over_rows(B, 4 * H, nthreads, [&](int64_t b) {
-        k.gru_backward(H, dh0 + b * H, dy_t ? dy_t + b * H : nullptr, ws_t + b * 4 * H,
-                       hp ? hp + b * H : nullptr, dgi_t + b * GH, dgh_t + b * GH);
-      });
-      add_column_sums(k, dgi_t, B, GH, GH, dbi.data(), nthreads);
-      add_column_sums(k, dgh_t, B, GH, GH, dbh.data(), nthreads);
-    }
-    whh.mm(mm, B, dgh.get() + t_first * B * GH, GH, dh0, H, 1.0f, dh0);
-    weight_grads(s, mm, dgi.get(), dgh.get(), x, h0, y, w_ih, dx, dw_ih, dw_hh);
-    for (int64_t j = 0; j < GH; ++j) {
-      db_ih[j] = static_cast<float>(dbi[j]);
-      db_hh[j] = static_cast<float>(dbh[j]);
-    }
-    return;
-  }
-
-  std::vector<double> db(static_cast<size_t>(GH), 0.0);  // the bias gradient, summed step by step
-  const bool lstm = s.cell == RnnCell::Lstm, relu = s.cell == RnnCell::RnnRelu;
-  const float* gates = ws;
-  const float* cs = ws + TB * GH;
-  const float* tcs = cs + TB * H;
-  if (lstm) add_or_zero(dc0, dc_n, nullptr, B * H);  // dc: the carried gradient of c
-  // dG_t for one step's rows (row stride ldg): the gate kernels of the RNN and the LSTM (h_t's
-  // gradient dh in), and the step's share of the bias gradient.
-  auto step_gates = [&](int64_t step, int64_t t, const float* dh, float* dg_t, int64_t ldg) {
-    if (lstm) {
-      const float* cp = step == 0 ? c0 : cs + st.t(step - 1) * B * H;
-      const float* g_t = gates + t * B * GH;
-      const float* tc_t = tcs + t * B * H;
-      over_rows(B, GH, nthreads, [&](int64_t b) {
-        k.lstm_backward(H, dh + b * H, dc0 + b * H, g_t + b * GH, cp ? cp + b * H : nullptr, tc_t + b * H,
-                        dg_t + b * ldg);
-      });
-    } else {
-      const float* y_t = y + t * B * H;
-      over_rows(B, H, nthreads,
-                [&](int64_t b) { k.rnn_backward(H, relu, dh + b * H, y_t + b * H, dg_t + b * ldg); });
-    }
-    add_column_sums(k, dg_t, B, GH, ldg, db.data(), nthreads);
-  };
-
-  if (T > 2 && B >= kMergedBackwardMinBatch) {
-    // Longer sequences: per step, one product gives both dh_{t-1} and dx_t,
-    //   [dh_{t-1} | dx_t] = dG_t [W_hh | W_ih]   ([W_hh | W_ih] packed once),
-    // while dG_t is in cache, and dG_t is laid out at once as the packed A operand of the
-    // weight-gradient product dG^T [X | H_prev]: the whole dG is never read back to be
-    // transposed or packed (LSTM I=128 H=256 T=128 B=16: bench/README.md).
-    const int64_t HI = H + I;
-    const Scratch wcat(GH * HI);  // kept for the call: StepB holds on to it
-    for (int64_t r = 0; r < GH; ++r) {
-      std::memcpy(wcat.get() + r * HI, w_hh + r * H, static_cast<size_t>(H) * sizeof(float));
-      std::memcpy(wcat.get() + r * HI + H, w_ih + r * I, static_cast<size_t>(I) * sizeof(float));
-    }
-    const StepB wc(wcat.get(), HI, false, GH, HI, T, isa);
-    // One step's dG rows a cache line further apart than G*H floats: at G*H = 1024 the rows
-    // would be 4 KiB apart, all in the same L1 sets, and the packing reads 16 of them at once.
-    const int64_t ldg = GH + 16;
-    // The weight gradients [dW_ih | dW_hh] = dG^T [X | H_prev] are summed over chunks of S steps
-    // (about one K block of the GEMM): each chunk's dG^T is packed step by step into a buffer
-    // that stays in cache, and its product is added as soon as the chunk is complete.
-    const int64_t S = std::max<int64_t>(1, std::min<int64_t>(T, gemm_tile(isa).kc / B));
-    Scratch dgt(gemm_packed_a_floats(GH, S * B, isa)), z(S * B * HI), dw(GH * HI);
-    Scratch dg_cur(B * ldg), dg_prev(B * ldg), dh(B * H), dhx(B * HI);
-    // [dh_{t-1} | dx_t] of the step just done (position tn) from its dG, into dh and dx.
-    auto back_product = [&](int64_t tn, const float* dg_tn, const float* dy_add, float* dh_out) {
-      wc.mm(mm, B, dg_tn, ldg, dhx.get(), HI);
-      for (int64_t b = 0; b < B; ++b) {
-        const float* row = dhx.get() + b * HI;
-        float* d = dh_out + b * H;
-        if (dy_add) {
-          const float* a = dy_add + b * H;
-          for (int64_t j = 0; j < H; ++j) d[j] = row[j] + a[j];
-        } else {
-          std::memcpy(d, row, static_cast<size_t>(H) * sizeof(float));
-        }
-        std::memcpy(dx + (tn * B + b) * I, row + H, static_cast<size_t>(I) * sizeof(float));
-      }
-    };
-    int64_t chunk_end = T - 1;  // the chunk runs from this step down to chunk_end - S + 1 (or 0)
-    for (int64_t step = T - 1; step >= 0; --step) {
-      const int64_t t = st.t(step);
-      const float* dy_t = dy ? dy + t * B * H : nullptr;
-      if (step == T - 1)
-        add_or_zero(dh.get(), dy_t, dh_n, B * H);
-      else
-        back_product(st.t(step + 1), dg_prev.get(), dy_t, dh.get());
-      step_gates(step, t, dh.get(), dg_cur.get(), ldg);
-      // The chunk's positions are p0 .. p0 + n - 1; dG_t is its columns (t - p0)*B ..
-      const int64_t chunk_start = std::max<int64_t>(0, chunk_end - S + 1), n = chunk_end - chunk_start + 1;
-      const int64_t p0 = std::min(st.t(chunk_start), st.t(chunk_end));
-      gemm_pack_a(dg_cur.get(), ldg, true, GH, n * B, (t - p0) * B, (t - p0 + 1) * B, isa, dgt.get());
-      if (step == chunk_start) {
-        x_hprev_rows(s, x, h0, y, p0, p0 + n, z.get());
-        GemmArgs g;
-        g.M = GH, g.N = HI, g.K = n * B;
-        g.a = dgt.get(), g.a_packed = true;
-        g.b = z.get(), g.ldb = HI;
-        g.out = dw.get(), g.ldc = HI;
-        if (chunk_end < T - 1) g.c = dw.get(), g.beta = 1.0f;
-        gemm(g, isa, nthreads);
-        chunk_end = chunk_start - 1;
-      }
-      std::swap(dg_cur.p, dg_prev.p);
-    }
-    back_product(t_first, dg_prev.get(), nullptr, dh0);
-    split_columns(dw.get(), GH, I, H, dw_ih, dw_hh);
-    for (int64_t j = 0; j < GH; ++j) db_ih[j] = db_hh[j] = static_cast<float>(db[j]);
-    return;
-  }
-
-  Scratch dg(TB * GH), dh(B * H);
-  for (int64_t step = T - 1; step >= 0; --step) {
-    const int64_t t = st.t(step);
-    const float* dy_t = dy ? dy + t * B * H : nullptr;
-    if (step == T - 1) {
-      add_or_zero(dh.get(), dy_t, dh_n, B * H);
-    } else {  // dh = dy[t] + dG_{t+1} W_hh
-      const int64_t tn = st.t(step + 1);
-      whh.mm(mm, B, dg.get() + tn * B * GH, GH, dh.get(), H, dy_t ? 1.0f : 0.0f, dy_t);
-    }
-    step_gates(step, t, dh.get(), dg.get() + t * B * GH, GH);
-  }
-  whh.mm(mm, B, dg.get() + t_first * B * GH, GH, dh0, H);
-  weight_grads(s, mm, dg.get(), dg.get(), x, h0, y, w_ih, dx, dw_ih, dw_hh);
-  for (int64_t j = 0; j < GH; ++j) db_ih[j] = db_hh[j] = static_cast<float>(db[j]);
+  if (s.cell == RnnCell::Gru) return gru_backward_steps(a, k, mm, st, whh);
+  GateGrads gg(a, k, st);
+  if (T > 2 && B >= kMergedBackwardMinBatch) return backward_merged(a, gg, mm, st);
+  backward_stepwise(a, gg, mm, st, whh);
 }
 
 }  // namespace fastnn
