@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import ISAS, num_threads, randn
 from fastnn import _core, ops, ref
+from fastnn.ref.rounding import EPS32
 
-EPS32 = float(np.finfo(np.float32).eps)
 TINY = 1e-37  # exp_f flushes below FLT_MIN to 0 (float32 gives a denormal there)
 # The backward multiplies that flushed exp by up to ~2|x| u' (gelu_tanh: ~1e4 at |x| ~ 40).
 TINY_BWD = 1e4 * TINY

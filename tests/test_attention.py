@@ -7,8 +7,8 @@ import pytest
 from conftest import ISAS, num_threads, randn
 from fastnn import _core, ops, ref
 from fastnn.ref.attention import _probs
+from fastnn.ref.rounding import EPS32
 
-EPS32 = float(np.finfo(np.float32).eps)
 FWD, BWD = _core.scaled_dot_product_attention_forward, _core.scaled_dot_product_attention_backward
 
 

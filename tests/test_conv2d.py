@@ -8,8 +8,7 @@ import pytest
 from conftest import ISAS, num_threads, randn, run_python
 from fastnn import _core, ops, ref
 from fastnn._conv import conv2d_params
-
-EPS32 = float(np.finfo(np.float32).eps)
+from fastnn.ref.rounding import EPS32
 
 # (B, C, H, W, OC, KH, KW, stride, padding, dilation, groups): odd sizes, every option, the
 # pointwise shortcut (1x1, stride 1, no padding), depthwise, 1x1 images, batch 0 and 1.

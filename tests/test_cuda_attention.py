@@ -8,9 +8,9 @@ import pytest
 from conftest import compute_sanitizer, num_threads, randn
 from fastnn import cuda, ops, ref
 from fastnn.ref.attention import _probs
+from fastnn.ref.rounding import EPS32
 from test_cuda import BUILT, FakeDeviceArray
 
-EPS32 = float(np.finfo(np.float32).eps)
 FWD, BWD = "scaled_dot_product_attention_forward", "scaled_dot_product_attention_backward"
 
 

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 from conftest import compute_sanitizer, randn
 from fastnn import cuda, ops
+from fastnn.ref.rounding import EPS32
 from test_cuda import BUILT, FakeDeviceArray
-
-EPS32 = float(np.finfo(np.float32).eps)
 
 
 def _cpu_outcome(xs, ws, st, pad, dil, G):

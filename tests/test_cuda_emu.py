@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from conftest import randn
 from fastnn import ref
+from fastnn.ref.rounding import EPS32
 from test_act import ACTS, assert_within, bwd_bound, fn, fwd_bound
 
 if os.environ.get("FASTNN_REQUIRE_CUDA_EMU") == "1":
@@ -19,7 +20,6 @@ if os.environ.get("FASTNN_REQUIRE_CUDA_EMU") == "1":
 else:
     emu = pytest.importorskip("_fastnn_cuda_emu")
 
-EPS32 = float(np.finfo(np.float32).eps)
 # FASTNN_EMU_ORDERS=random (a comma-separated subset) runs fewer: CI's sanitizer build takes one.
 ORDERS = os.environ.get("FASTNN_EMU_ORDERS", "forward,reverse,random").split(",")
 

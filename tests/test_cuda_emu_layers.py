@@ -22,9 +22,9 @@ import pytest
 from fastnn import nn, optim, train
 from fastnn.data import DataLoader, TensorDataset
 from fastnn.nn import functional as F
+from fastnn.ref.rounding import EPS32
 from fastnn.sparse import RowSparse
 
-EPS32 = float(np.finfo(np.float32).eps)
 MIXED = re.escape("Expected all tensors to be on the same device, but found at least two devices, ")
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from conftest import compute_sanitizer
 from fastnn import cuda, ops
+from fastnn.ref.rounding import EPS32
 from test_cuda import BUILT, FakeDeviceArray
 from test_rnn import G, _data, _nl
 
-EPS32 = float(np.finfo(np.float32).eps)
 CELL = {"rnn_tanh": 0, "rnn_relu": 1, "lstm": 2, "gru": 3}
 KINDS = list(CELL)
 # (T, B, I, H), biases (ih, hh), states h0/c0 given, reverse, dy given, dh_n/dc_n given:

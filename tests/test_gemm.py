@@ -8,11 +8,9 @@ import numpy as np
 import pytest
 from conftest import ISAS, TILES, num_threads, randn, start_python
 from fastnn import _core, ops, ref
+from fastnn.ref.rounding import EPS32
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-EPS32 = float(np.finfo(np.float32).eps)
-
 
 # ---------------------------------------------------------------------------------------------
 # The shared helpers: one reference check, one case runner.

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from conftest import ISAS, num_threads, randn
 from fastnn import _core, ops, ref
+from fastnn.ref.rounding import EPS32
 
-EPS32 = float(np.finfo(np.float32).eps)
 # (x shape, normalized_shape): rows of 1, lane +-1, chunk +-1 (kLnChunk = 256), several dims, empty
 CASES = [
     ((3, 1), 1),

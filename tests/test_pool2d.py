@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from conftest import ISAS, num_threads, randn
 from fastnn import _core, ops, ref
-
-EPS32 = float(np.finfo(np.float32).eps)
+from fastnn.ref.rounding import EPS32
 
 # (N, C, H, W): odd sizes, W around 16 and 32 lanes (stride 1 and 2), 1x1, batch 0 and 1.
 SHAPES = [(2, 3, 9, 11), (1, 2, 7, 35), (1, 1, 5, 17), (0, 2, 6, 6), (1, 1, 1, 1), (1, 1, 33, 16)]

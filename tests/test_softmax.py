@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from conftest import ISAS, num_threads, randn
 from fastnn import _core, ops, ref
+from fastnn.ref.rounding import EPS32
 
-EPS32 = float(np.finfo(np.float32).eps)
 # Row lengths around the 8-lane vectors and the 16 lanes a row's sums keep (AVX2 walks a row 16
 # at a time, then one full vector and one masked one; AVX-512 16 and one masked): n % 16 of 0,
 # 1-7 (masked only), 8 (no mask), 9-15 (a full vector and a masked one).

@@ -6,12 +6,12 @@ import numpy as np
 
 from fastnn import ops, ref
 
+from ..ref.rounding import U32
 from .harness import Case, optional, within
 
 torch = optional("torch")
 N = 2 * 1024 * 1024  # 8 MiB of float32
 QUICK_N = 64 * 1024
-EPS32 = 2.0**-24
 
 # name -> (fastnn call on (x, out), reference, torch call on (xt, ot)), relative tolerance:
 # the transcendental ones are within ~(4 + |t|) eps of float64, t the exp argument (<= ~40 here
@@ -27,25 +27,25 @@ ACTS = {
         lambda x, o: ops.sigmoid_forward(x, out=o),
         ref.sigmoid_forward,
         lambda xt, ot: torch.sigmoid(xt, out=ot),
-        16 * EPS32,
+        16 * U32,
     ),
     "tanh": (
         lambda x, o: ops.tanh_forward(x, out=o),
         ref.tanh_forward,
         lambda xt, ot: torch.tanh(xt, out=ot),
-        32 * EPS32,
+        32 * U32,
     ),
     "gelu": (
         lambda x, o: ops.gelu_forward(x, out=o),
         ref.gelu_forward,
         lambda xt, ot: torch.nn.functional.gelu(xt),
-        64 * EPS32,
+        64 * U32,
     ),
     "gelu_tanh": (
         lambda x, o: ops.gelu_forward(x, approximate="tanh", out=o),
         lambda x: ref.gelu_forward(x, approximate="tanh"),
         lambda xt, ot: torch.nn.functional.gelu(xt, approximate="tanh"),
-        64 * EPS32,
+        64 * U32,
     ),
 }
 
@@ -62,7 +62,7 @@ def _case(name, n):
     def expected():
         d = r(x)
         # + 8 eps |x|: torch's gelu evaluates 1 + erf (1 + tanh) in float32, which cancels for x < 0
-        return d, rtol * np.abs(d) + (8 * EPS32 * np.abs(x) if name.startswith("gelu") else 1e-37)
+        return d, rtol * np.abs(d) + (8 * U32 * np.abs(x) if name.startswith("gelu") else 1e-37)
 
     return Case(f"{name} {n * 4 // 1024} KiB", impls, within(expected), bytes=2.0 * x.nbytes)
 

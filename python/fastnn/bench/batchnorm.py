@@ -8,10 +8,10 @@ import numpy as np
 
 from fastnn import ops, ref
 
+from ..ref.rounding import U32
 from .harness import Case, optional
 
 torch = optional("torch")
-EPS32 = 2.0**-24
 
 
 def _case(shape):
@@ -65,9 +65,9 @@ def _case(shape):
     # tests/test_batchnorm.py) and a few roundings per element, over this data's scale
     # (x is within a few units of its mean, |xhat| < 8, |dy| < 8 here)
     scale = (ref.batch_norm2d_forward(x, wt, b, None, None, True)[2] * wt).reshape(1, c, 1, 1)
-    ybound = 64 * EPS32 * (np.abs(want[0]) + 8 * wt.reshape(1, c, 1, 1))
-    dxbound = 64 * EPS32 * (np.abs(want[1]) + 8 * scale)
-    cbound = 64 * EPS32 * (np.abs(want[2]) + np.abs(want[3]) + 8 * m)
+    ybound = 64 * U32 * (np.abs(want[0]) + 8 * wt.reshape(1, c, 1, 1))
+    dxbound = 64 * U32 * (np.abs(want[1]) + 8 * scale)
+    cbound = 64 * U32 * (np.abs(want[2]) + np.abs(want[3]) + 8 * m)
 
     def check(got):
         for name, a, d, bnd in (

@@ -6,6 +6,7 @@ import numpy as np
 
 from fastnn import ops, ref
 
+from ..ref.rounding import EPS32
 from .harness import Case, optional, within
 
 torch = optional("torch")
@@ -13,7 +14,6 @@ torch = optional("torch")
 # (B, C, H, OC): 3x3 kernels, stride 1, padding 1 (square images)
 SHAPES = [(64, 32, 16, 64), (64, 32, 14, 64), (64, 3, 32, 32), (64, 1, 28, 32)]
 QUICK_SHAPES = [(8, 32, 14, 64), (8, 3, 32, 32)]
-EPS32 = float(np.finfo(np.float32).eps)
 
 
 def _check(desired, magnitude, k):

@@ -7,6 +7,7 @@ import numpy as np
 
 from fastnn import ops, ref
 
+from ..ref.rounding import U32
 from .harness import Case, optional, within
 
 torch = optional("torch")
@@ -41,7 +42,7 @@ def _case(vocab, dim, batch, length):
     counts = np.bincount(idx.ravel(), minlength=vocab)[:, None]
     checks = (
         within(lambda: (want[0], 0.0)),
-        within(lambda: (want[1], 4 * 2.0**-24 * counts * np.abs(want[1]).max() + 1e-30)),
+        within(lambda: (want[1], 4 * U32 * counts * np.abs(want[1]).max() + 1e-30)),
     )
 
     def check(got):

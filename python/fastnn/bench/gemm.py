@@ -8,6 +8,7 @@ import numpy as np
 
 from fastnn import ops, ref
 
+from ..ref.rounding import gamma32
 from .harness import Case, optional, within
 
 torch = optional("torch")
@@ -26,8 +27,6 @@ LINEAR = [(64, 3136, 128), (64, 1600, 128)]
 QUICK_SHAPES = [(64, 64, 64), (64, 128, 10), (256, 256, 256)]
 QUICK_LINEAR = [(64, 1600, 128)]
 
-U = 2.0**-24  # float32 unit roundoff
-
 
 def _check(a, b, **epilogue):
     """Validator against fastnn.ref.gemm with |out - ref| <= gamma_{K+1} * (|op(a)| @ |op(b)| + |bias|).
@@ -44,7 +43,7 @@ def _check(a, b, **epilogue):
         magnitude = ref.gemm(
             np.abs(a), np.abs(b), trans_b=epilogue.get("trans_b", False), bias=None if bias is None else np.abs(bias)
         )
-        gamma = (k + 1) * U / (1 - (k + 1) * U)
+        gamma = gamma32(k + 1)
         return ref.gemm(a, b, **epilogue), gamma * magnitude
 
     return within(expected)

@@ -11,12 +11,11 @@ import numpy as np
 
 from fastnn import ops, ref
 
+from ..ref.rounding import U32
 from .act import ACTS
 from .gemm import _check as gemm_check
 from .harness import Case, optional, within
 from .softmax import cross_entropy_check
-
-EPS32 = 2.0**-24
 
 
 def _cupy():
@@ -95,7 +94,7 @@ def act_cases(quick):
 
         def expected(r=r, name=name, rtol=rtol):  # this op's tolerance, not the last one's
             d = r(x)
-            return d, rtol * np.abs(d) + (8 * EPS32 * np.abs(x) if name == "gelu" else 1e-37)
+            return d, rtol * np.abs(d) + (8 * U32 * np.abs(x) if name == "gelu" else 1e-37)
 
         out.append(_case(f"{name} {n * 4 // 1024} KiB", impls, within(expected), bytes=2.0 * x.nbytes))
     return out
@@ -115,7 +114,7 @@ def softmax_cases(quick):
 
     def expected():
         d = ref.softmax_forward(x)
-        return d, 64 * EPS32 * np.abs(d)
+        return d, 64 * U32 * np.abs(d)
 
     out = [_case(f"softmax {n}x{c}", impls, within(expected), bytes=2.0 * x.nbytes)]
 
@@ -149,7 +148,7 @@ def layernorm_cases(quick):
     def expected():
         d = ref.layer_norm_forward(x, (n,), w, b)[0]
         xh = (x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True)
-        return d, 8 * n * EPS32 * (np.abs(xh * w) + np.abs(b)) + 1e-6
+        return d, 8 * n * U32 * (np.abs(xh * w) + np.abs(b)) + 1e-6
 
     return [_case(f"layer_norm {m}x{n}", impls, within(expected), bytes=2.0 * x.nbytes)]
 
@@ -192,7 +191,7 @@ def optim_cases(quick):
     def expected():
         pr = [p0.astype(np.float64)]
         ref.adam_step(pr, [g.astype(np.float64)], [np.zeros(n)], [np.zeros(n)], 1, lr=1e-3)
-        return pr[0], 8 * EPS32 * np.abs(pr[0]) + 1e-7
+        return pr[0], 8 * U32 * np.abs(pr[0]) + 1e-7
 
     return [
         _case(f"adam step {n} params (incl. a reset)", {"fastnn": fastnn_adam}, within(expected), bytes=7.0 * 4 * n)

@@ -10,10 +10,10 @@ import numpy as np
 import fastnn
 from fastnn import ops, ref
 
+from ..ref.rounding import U32
 from .harness import Case, optional
 
 torch = optional("torch")
-EPS32 = 2.0**-24
 CNN_SHAPES = [(32, 1, 3, 3), (32,), (64, 32, 3, 3), (64,), (128, 3136), (128,), (10, 128), (10,)]
 QUICK_SHAPES = [(8, 1, 3, 3), (8,), (16, 8, 3, 3), (16,), (32, 100), (32,), (10, 32), (10,)]
 LR, MOMENTUM = 0.01, 0.9
@@ -100,7 +100,7 @@ def _sgd_case(shapes, label):
             impls[tag] = _per_run(torch_make)
     # one step from p0: p = p0 - lr * g; a rounding of the product and one of the sum
     want = [a - LR * b.astype(np.float64) for a, b in zip(p0, g)]
-    bound = [2 * EPS32 * (np.abs(a) + LR * np.abs(b)) for a, b in zip(p0, g)]
+    bound = [2 * U32 * (np.abs(a) + LR * np.abs(b)) for a, b in zip(p0, g)]
     return Case(f"sgd_step momentum {label} ({n} floats)", impls, _check(want, bound), bytes=5.0 * 4 * n)
 
 
@@ -153,7 +153,7 @@ def _adam_case(shapes, label):
         ref.adam_step([a.astype(np.float64)], [b], [np.zeros(a.shape)], [np.zeros(a.shape)], 1, lr=LR)[0][0]
         for a, b in zip(p0, g)
     ]
-    bound = [EPS32 * (2 * np.abs(a) + 8 * LR) for a in p0]
+    bound = [U32 * (2 * np.abs(a) + 8 * LR) for a in p0]
     return Case(f"adam_step {label} ({n} floats)", impls, _check(want, bound), bytes=7.0 * 4 * n)
 
 

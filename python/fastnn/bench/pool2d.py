@@ -9,6 +9,7 @@ import numpy as np
 
 from fastnn import ops, ref
 
+from ..ref.rounding import U32
 from .harness import Case, optional, within
 
 torch = optional("torch")
@@ -19,7 +20,7 @@ QUICK_SHAPE = (4, 32, 32, 32)
 def _within(desired_fn, magnitude_fn):
     """A max is exact; an average of 4 float32 values summed in float32 is within 4 roundings
     of the mean of their magnitudes (the bound: 4 eps * avg(|x|)); one wrong term is far above."""
-    return within(lambda: (desired_fn(), 4 * 2.0**-24 * magnitude_fn()))
+    return within(lambda: (desired_fn(), 4 * U32 * magnitude_fn()))
 
 
 def _cases(shape):

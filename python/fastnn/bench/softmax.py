@@ -6,10 +6,10 @@ import numpy as np
 
 from fastnn import ops, ref
 
+from ..ref.rounding import U32
 from .harness import Case, optional, within
 
 torch = optional("torch")
-EPS32 = 2.0**-24
 ROWS, COLS = 4096, 1000
 
 
@@ -43,7 +43,7 @@ def cases(quick=False):
 
         def expected(r=r):
             d = r(x)
-            return d, 64 * EPS32 * (np.abs(d) + (np.abs(x) + 10 if r is ref.log_softmax_forward else 0))
+            return d, 64 * U32 * (np.abs(d) + (np.abs(x) + 10 if r is ref.log_softmax_forward else 0))
 
         res.append(Case(f"{name} {n}x{c}", impls, within(expected), bytes=2.0 * x.nbytes))
 
