@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from conftest import num_threads
 from fastnn import ops, ref
+from fastnn.ref.rounding import U32
 
-EPS = 2.0**-24  # float32 unit roundoff
 # A chunk of the float lanes is 256 floats and one run is H*W: runs of 1, 2, 15, 16, 17, 255,
 # 256, 257 values; one channel; M = 2 (the fewest training allows); N = 1; odd sizes; a large
 # case split over threads (C * M > 2 * 2^16).
@@ -70,25 +70,25 @@ def check_forward(x, training, got, want, wt=None, running=None, c=1.0, y_extra=
         # sums (torch's) are relative to |x| (torch_stats). var: 16 ulps of the sum plus 2 (x -
         # mean, its square); invstd = 1/sqrt halves that
         spread = np.abs(x64 - (0 if torch_stats else _c(smr))).mean(axis=(0, 2, 3)) if m else 0 * smr
-        mean_tol = EPS * (np.abs(smr) + 16 * spread)
-        inv_tol = EPS * 10 * sir
+        mean_tol = U32 * (np.abs(smr) + 16 * spread)
+        inv_tol = U32 * 10 * sir
     else:  # the running statistics, rounded once (invstd computed in float64)
-        mean_tol, inv_tol = 0 * sir, EPS * sir
+        mean_tol, inv_tol = 0 * sir, U32 * sir
     np.testing.assert_array_less(np.abs(sm - smr), c * mean_tol + 1e-300)
     np.testing.assert_array_less(np.abs(si - sir), c * inv_tol + 1e-300)
     # y = (x - mean) * alpha + beta: the mean's and invstd's errors times |alpha|, plus 1/2 ulp
     # each for x - mean, alpha and their product (relative to |(x - mean) alpha|) and the sum (|y|)
     xm_alpha = np.abs(x64 - _c(smr)) * _c(sir * w)
-    bound = _c(mean_tol * sir * w) + xm_alpha * _c(inv_tol / sir) + EPS * (2 * xm_alpha + np.abs(yr))
+    bound = _c(mean_tol * sir * w) + xm_alpha * _c(inv_tol / sir) + U32 * (2 * xm_alpha + np.abs(yr))
     np.testing.assert_array_less(np.abs(y - yr), c * bound + y_extra + 1e-300)
     if running is not None:
         rm, rm_want, rv, rv_want = running
         # (1 - mom) running + mom batch in float64, rounded once: the batch statistics' errors times
         # momentum, plus 1/2 ulp; var's relative error is twice invstd's
-        np.testing.assert_array_less(np.abs(rm - rm_want), c * (0.1 * mean_tol + EPS * np.abs(rm_want)) + 1e-300)
+        np.testing.assert_array_less(np.abs(rm - rm_want), c * (0.1 * mean_tol + U32 * np.abs(rm_want)) + 1e-300)
         var = (1 / sir**2) * m / max(m - 1, 1)
         np.testing.assert_array_less(
-            np.abs(rv - rv_want), c * (0.1 * 2 * var * inv_tol / sir + EPS * np.abs(rv_want)) + 1e-300
+            np.abs(rv - rv_want), c * (0.1 * 2 * var * inv_tol / sir + U32 * np.abs(rv_want)) + 1e-300
         )
     return mean_tol, inv_tol
 
@@ -110,10 +110,10 @@ def check_backward(dy, x, wt, sm, si, training, got, want, c=1.0, stat_tol=None)
     # sdy, dot: float-lane sums, 16 ulps of the sum of |terms|; dweight = dot invstd moves by
     # sdy invstd per unit of mean and by dot per unit of invstd
     if wt is not None:
-        np.testing.assert_array_less(np.abs(db - dbr), c * EPS * (16 * sabs_dy + np.abs(dbr)) + 1e-300)
+        np.testing.assert_array_less(np.abs(db - dbr), c * U32 * (16 * sabs_dy + np.abs(dbr)) + 1e-300)
         np.testing.assert_array_less(
             np.abs(dw - dwr),
-            c * EPS * (16 * sabs_dot * si + 2 * np.abs(dwr)) + dm * sabs_dy * si + dinv * sabs_dot + 1e-300,
+            c * U32 * (16 * sabs_dot * si + 2 * np.abs(dwr)) + dm * sabs_dy * si + dinv * sabs_dot + 1e-300,
         )
     else:
         assert dw is None and db is None
@@ -124,12 +124,12 @@ def check_backward(dy, x, wt, sm, si, training, got, want, c=1.0, stat_tol=None)
         k = _c(sabs_dot * si * si / m)
         terms = np.abs(g) + _c(sabs_dy / m) + np.abs(xm) * k
         bound = (
-            EPS * scale * (17 * terms)
-            + 2 * EPS * np.abs(dxr)
+            U32 * scale * (17 * terms)
+            + 2 * U32 * np.abs(dxr)
             + scale * (_c(dm) * (k + _c(sabs_dy * si * si / m) * np.abs(xm)) + _c(dinv / si) * 3 * terms)
         )
     else:
-        bound = 2 * EPS * (np.abs(dxr) + np.abs(g) * scale) + np.abs(g) * _c(w * dinv)
+        bound = 2 * U32 * (np.abs(dxr) + np.abs(g) * scale) + np.abs(g) * _c(w * dinv)
     np.testing.assert_array_less(np.abs(dx - dxr), c * bound + 1e-300)
 
 
@@ -169,7 +169,7 @@ def test_against_torch(rng, shape, training, affine, stats):
     # torch computes y = x * alpha + (bias - mean * alpha): its roundings are relative to |x alpha|
     # and |mean alpha|, not to |(x - mean) alpha|
     alpha = np.abs(tinv * (1.0 if wt is None else wt.astype(np.float64)))
-    torch_form = 2 * EPS * (np.abs(x.astype(np.float64)) + _c(np.abs(tmean))) * _c(alpha)
+    torch_form = 2 * U32 * (np.abs(x.astype(np.float64)) + _c(np.abs(tmean))) * _c(alpha)
     tol = check_forward(
         x,
         training,

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from conftest import ISAS, num_threads
 from fastnn import _core, ops, ref
+from fastnn.ref.rounding import U32
 
 # Tile edges of the 4/8/16-float vector loops (1, 15, 16, 17), primes, an empty param, a large one;
 # BIG adds one that makes the list long enough (> 2 * 2^15 elements) to be split over threads.
 SHAPES = [(1,), (15,), (16,), (17,), (3, 5, 7), (0,), (13, 1), (20011,)]
 BIG = SHAPES + [(70001,)]
 STEPS = 5
-EPS = 2.0**-24  # float32 unit roundoff
 
 
 def _torch():
@@ -132,8 +132,8 @@ def _torch_steps(kind, kw, seed):
 def assert_within(actual, desired, scale, c, why):
     for a, d, s in zip(actual, desired, scale):
         err = np.abs(a.astype(np.float64) - d)
-        bad = ~(err <= c * EPS * s)
-        assert not bad.any(), f"{why}: {bad.sum()} elements off, worst {np.max(err / (EPS * s + 1e-300)):.2f} eps*scale"
+        bad = ~(err <= c * U32 * s)
+        assert not bad.any(), f"{why}: {bad.sum()} elements off, worst {np.max(err / (U32 * s + 1e-300)):.2f} u*scale"
 
 
 @pytest.mark.parametrize("isa", ISAS)
