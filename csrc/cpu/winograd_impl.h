@@ -81,11 +81,6 @@ inline void winograd_input_impl(const Conv2dShape& s, const float* x, int64_t ni
     }
 }
 
-inline __m256i winograd_lanes_below(int64_t n) {  // lanes [0, n) set, n clamped to [0, 8]
-  const int k = static_cast<int>(std::clamp<int64_t>(n, 0, 8));
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
 // out[0, n) of one output row from the interleaved pair (e, o): out[2t] = e[t], out[2t+1] = o[t],
 // plus the bias, then relu (NaN stays NaN, as in the direct kernels). With spill, a short row
 // (n < 16) is stored whole and its last 16 - n floats land on what follows it in y, which the
