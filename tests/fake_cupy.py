@@ -245,6 +245,14 @@ def array(obj, dtype=None, copy=True, order="K", ndmin=0):
     return ndarray(_np.array(obj, dtype=dtype, copy=True, order=order, ndmin=ndmin))
 
 
+def empty(shape, dtype=float):
+    """An uninitialised device array, as cupy.empty; here poisoned (NaN, or the smallest
+    integer), so an element a kernel never writes shows in a comparison."""
+    dt = _np.dtype(dtype)
+    fill = _np.nan if dt.kind == "f" else (_np.iinfo(dt).min if dt.kind in "iu" else 0)
+    return ndarray(_np.full(shape, fill, dt))
+
+
 def asnumpy(a):
     return a.get() if isinstance(a, ndarray) else _np.asarray(a)
 

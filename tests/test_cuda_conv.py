@@ -1,8 +1,8 @@
-"""conv2d on CUDA arrays: fastnn.cuda applies the CPU op's size rules itself (the CPU module has
-no geometry function), so it must accept and refuse exactly what fastnn._core does and agree on
-the output sizes; every check happens before a launch (FakeDeviceArray); and with a GPU and
-CuPy, the kernels against the CPU (skipped elsewhere; tests/test_cuda_emu_conv.py checks the
-kernels, and fastnn.ops on the emulated device, without a GPU)."""
+"""conv2d on CUDA arrays: both devices apply conv2d's one meta function (csrc/ops/conv2d_meta.cpp),
+so the device accepts and refuses exactly what the CPU does, in the same words, and agrees on
+the output sizes (checked on the emulated device, and on the CUDA module itself where built,
+every check before a launch: FakeDeviceArray); and with a GPU and CuPy, the kernels against the
+CPU (skipped elsewhere; tests/test_cuda_emu_conv.py checks the kernels without a GPU)."""
 
 import fastnn
 import numpy as np
@@ -13,27 +13,26 @@ from fastnn.ref.rounding import EPS32
 from test_cuda import BUILT, FakeDeviceArray
 
 
-def _cpu_outcome(xs, ws, st, pad, dil, G):
+def _outcome(A, xs, ws, st, pad, dil, G):
+    """The output shape of conv2d_forward on arrays wrapped by A, or the error's type and text."""
     try:
-        y = fastnn._core.conv2d_forward(
-            np.zeros(xs, np.float32), np.zeros(ws, np.float32), None, st, pad, dil, G, None, None
-        )
-        return y.shape
-    except ValueError:
-        return "ValueError"
+        x, w = A(np.zeros(xs, np.float32)), A(np.zeros(ws, np.float32))
+        return ops.conv2d_forward(x, w, None, st, dil_pad(pad), dil, G).shape
+    except (ValueError, TypeError) as e:
+        return type(e).__name__, str(e)
 
 
-def _cuda_outcome(xs, ws, st, pad, dil, G):
-    try:
-        g = cuda._conv2d_geometry("conv2d_forward", xs, ws, st, pad, dil, G)
-        return (g["N"], g["OC"], g["OH"], g["OW"])
-    except ValueError:
-        return "ValueError"
+def dil_pad(pad):
+    """(top, bottom, left, right) -> the pair fastnn.ops takes when it is symmetric."""
+    return (pad[0], pad[2])
 
 
-def test_geometry_accepts_refuses_and_sizes_as_the_cpu(rng):
+def test_geometry_accepts_refuses_and_sizes_alike_on_both_devices(rng, emulated_gpu):
     """Small random convolutions, about a third of them impossible (channels that do not match
-    the groups, kernels past the padded input, zero strides or dilations, negative padding)."""
+    the groups, kernels past the padded input, zero strides or dilations, negative padding):
+    the CPU and the (emulated) device give the same output shape or the same error, word for
+    word (both apply conv2d's one meta function)."""
+    cp = emulated_gpu
     refused = 0
     for _ in range(400):
         G = int(rng.integers(1, 4))
@@ -42,25 +41,29 @@ def test_geometry_accepts_refuses_and_sizes_as_the_cpu(rng):
         xs = (int(rng.integers(0, 3)), C, int(rng.integers(1, 7)), int(rng.integers(1, 7)))
         ws = (int(rng.integers(0, 6)), Cw, int(rng.integers(1, 5)), int(rng.integers(1, 5)))
         st = tuple(int(v) for v in rng.integers(0 if rng.random() < 0.05 else 1, 4, 2))
-        pad = tuple(int(v) for v in rng.integers(-1 if rng.random() < 0.05 else 0, 3, 4))
+        ph, pw = (int(v) for v in rng.integers(-1 if rng.random() < 0.05 else 0, 3, 2))
+        pad = (ph, ph, pw, pw)
         dil = tuple(int(v) for v in rng.integers(0 if rng.random() < 0.05 else 1, 3, 2))
-        cpu, gpu = _cpu_outcome(xs, ws, st, pad, dil, G), _cuda_outcome(xs, ws, st, pad, dil, G)
-        assert cpu == gpu, (xs, ws, st, pad, dil, G)
-        refused += cpu == "ValueError"
+        cpu = _outcome(lambda a: a, xs, ws, st, pad, dil, G)
+        dev = _outcome(cp.asarray, xs, ws, st, pad, dil, G)
+        assert cpu == dev, (xs, ws, st, pad, dil, G)
+        refused += isinstance(cpu[0], str)
     assert 50 < refused < 350
 
 
 @pytest.mark.parametrize(
     "xs,ws", [((1, 1, 2**16, 2**16), (1, 1, 1, 1)), ((1, 2**14, 1, 2**18), (1, 2**14, 1, 1))], ids=["plane", "Kg_x_OW"]
 )
-def test_geometry_refuses_the_cpus_32_bit_limits(xs, ws):
-    """Sizes past 2^31 - 1 per image or weight: the CPU refuses them before touching any data
-    (input_shape of backward_data is only a tuple), and so does fastnn.cuda."""
+def test_geometry_refuses_the_cpus_32_bit_limits(xs, ws, emulated_gpu):
+    """Sizes past 2^31 - 1 per image or weight: both devices refuse them before touching any
+    data (input_shape of backward_data is only a tuple)."""
     dy, w = np.zeros((1, 1, 1, 1), np.float32), np.zeros(ws, np.float32)
-    with pytest.raises(ValueError, match="past 2\\^31"):
-        fastnn._core.conv2d_backward_data(dy, w, xs, (1, 1), (0, 0, 0, 0), (1, 1), 1, None)
-    with pytest.raises(ValueError, match="past 2\\^31"):
-        cuda._conv2d_geometry("conv2d_backward_data", xs, ws, (1, 1), (0, 0, 0, 0), (1, 1), 1)
+    args = (xs, (1, 1), (0, 0, 0, 0), (1, 1), 1, None)
+    with pytest.raises(ValueError, match="past 2\\^31") as cpu:
+        fastnn._core.conv2d_backward_data(dy, w, *args)
+    with pytest.raises(ValueError, match="past 2\\^31") as dev:
+        cuda.run("conv2d_backward_data", emulated_gpu.asarray(dy), emulated_gpu.asarray(w), *args)
+    assert str(cpu.value) == str(dev.value)
 
 
 # ---- argument checks: the CPU op and the CUDA path refuse the same calls ----
@@ -147,36 +150,57 @@ BAD_CALLS = {
 }
 
 
+def _refusal(call, A, arrays):
+    try:
+        call(A, arrays)
+    except (TypeError, ValueError) as e:
+        return type(e), str(e)
+    return None
+
+
 @pytest.mark.parametrize("name", list(BAD_CALLS))
 def test_cpu_refuses_each_bad_call(rng, name):
     call, exc = BAD_CALLS[name]
-    with pytest.raises(exc):
+    with pytest.raises(exc, match="fastnn.ops.conv2d: "):
         call(lambda v: v, _arrays(rng))
+
+
+@pytest.mark.parametrize("name", list(BAD_CALLS))
+def test_the_device_refuses_each_bad_call_in_the_cpus_words(rng, name, emulated_gpu):
+    """One table for both devices: the same exception with the same message."""
+    call, exc = BAD_CALLS[name]
+    cpu = _refusal(call, lambda v: v, _arrays(rng))
+    dev = _refusal(call, emulated_gpu.ndarray, _arrays(rng))  # no copy: overlaps stay
+    assert cpu is not None and cpu[0] is exc
+    assert dev == cpu
 
 
 @pytest.mark.skipif(not BUILT, reason="fastnn built without CUDA")
 @pytest.mark.parametrize("name", list(BAD_CALLS))
 def test_cuda_refuses_each_bad_call_before_any_launch(rng, name):
+    """The CUDA module itself (no GPU needed: host memory dressed as device arrays, refused
+    before any launch), in the CPU's words."""
     call, exc = BAD_CALLS[name]
-    with pytest.raises(exc, match="conv2d"):
-        call(FakeDeviceArray, _arrays(rng))
+    cpu = _refusal(call, lambda v: v, _arrays(rng))
+    assert _refusal(call, FakeDeviceArray, _arrays(rng)) == cpu
 
 
-@pytest.mark.skipif(not BUILT, reason="fastnn built without CUDA")
-def test_cuda_conv2d_refuses_mixed_strided_and_read_only_arrays(rng):
+def test_device_conv2d_refuses_mixed_strided_and_read_only_arrays(rng, emulated_gpu):
+    cp = emulated_gpu
     a = _arrays(rng)
-    with pytest.raises(TypeError, match="conv2d_forward: w must be a CUDA array.*cannot be mixed"):
-        ops.conv2d_forward(FakeDeviceArray(a["x"]), a["w"], groups=2)
-    with pytest.raises(TypeError, match="conv2d_backward_weight: x must be a CUDA array"):
-        ops.conv2d_backward_weight(FakeDeviceArray(a["dy"]), a["x"], (6, 2, 3, 3), groups=2)
-    with pytest.raises(ValueError, match="conv2d_forward: x must be C-contiguous"):
-        ops.conv2d_forward(FakeDeviceArray(a["x"], strides=(480, 4, 24, 80)), FakeDeviceArray(a["w"]), groups=2)
-    y = FakeDeviceArray(np.zeros((2, 6, 4, 3), np.float32))
-    y.__cuda_array_interface__["data"] = (y.a.ctypes.data, True)
-    with pytest.raises(ValueError, match="conv2d_forward: out is read-only"):
-        ops.conv2d_forward(FakeDeviceArray(a["x"]), FakeDeviceArray(a["w"]), groups=2, out=y)
-    with pytest.raises(ValueError, match="conv2d_backward_bias: out must not overlap dy"):
-        ops.conv2d_backward_bias(FakeDeviceArray(a["dy"]), out=FakeDeviceArray(a["dy"].reshape(-1)[5:11]))
+    with pytest.raises(TypeError, match="conv2d: expected weight to be a CUDA array.*cannot be mixed"):
+        ops.conv2d_forward(cp.asarray(a["x"]), a["w"], groups=2)
+    with pytest.raises(TypeError, match="conv2d: expected input to be a CUDA array"):
+        ops.conv2d_backward_weight(cp.asarray(a["dy"]), a["x"], (6, 2, 3, 3), groups=2)
+    with pytest.raises(ValueError, match="conv2d: expected input to be C-contiguous"):
+        ops.conv2d_forward(cp.asarray(a["x"]).transpose(0, 1, 3, 2), cp.asarray(a["w"]), groups=2)
+    y = np.zeros((2, 6, 4, 3), np.float32)
+    y.flags.writeable = False
+    with pytest.raises(ValueError, match="conv2d: expected out to be writeable, got a read-only array"):
+        ops.conv2d_forward(cp.asarray(a["x"]), cp.asarray(a["w"]), groups=2, out=cp.ndarray(y))
+    dy = cp.asarray(a["dy"])
+    with pytest.raises(ValueError, match="conv2d: expected out not to share memory with grad_output"):
+        ops.conv2d_backward_bias(dy, out=dy.reshape(-1)[5:11])
 
 
 # ---- On a GPU (CuPy end to end) ----

@@ -11,7 +11,7 @@ import fastnn
 import numpy as np
 import pytest
 from conftest import randn
-from fastnn import ref
+from fastnn import cuda, ref
 from fastnn.ref.rounding import EPS32
 from test_act import ACTS, assert_within, bwd_bound, fn, fwd_bound
 
@@ -22,6 +22,28 @@ else:
 
 # FASTNN_EMU_ORDERS=random (a comma-separated subset) runs fewer: CI's sanitizer build takes one.
 ORDERS = os.environ.get("FASTNN_EMU_ORDERS", "forward,reverse,random").split(",")
+
+
+class Device:
+    """The CUDA entries on the emulated device with the CPU entries' arguments (fastnn._core's,
+    through fastnn.cuda.run): NumPy in, NumPy out; outputs start as NaN (fake_cupy.empty)."""
+
+    def __init__(self, cp):
+        self.cp = cp
+
+    def __getattr__(self, name):
+        def call(*args):
+            dev = [self.cp.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
+            r = cuda.run(name, *dev)
+            return tuple(v.get() for v in r) if isinstance(r, tuple) else r.get()
+
+        return call
+
+
+@pytest.fixture
+def dev(emulated_gpu):
+    """The emulated device's entries, called as the CPU's (see Device)."""
+    return Device(emulated_gpu)
 
 
 @pytest.fixture(params=ORDERS)
@@ -166,30 +188,28 @@ POOL_CASES = [
 
 
 @pytest.mark.parametrize("case", POOL_CASES, ids=str)
-def test_pool2d(rng, order, case):
+def test_pool2d(rng, order, dev, case):
     N, C, H, W, k, s, p, d, ceil = case
     x = randn(rng, N, C, H, W)
     x[0, 0, 0, :2] = np.nan if H * W > 4 else x[0, 0, 0, :2]  # NaN wins the window
-    geo = fastnn._core.pool2d_geometry("max_pool2d_forward", x.shape, k, s, p, d, ceil)
-    y, idx = emu.max_pool2d_forward(x, geo)
+    y, idx = dev.max_pool2d_forward(x, k, s, p, d, ceil, None, None)
     y_cpu, idx_cpu = fastnn.ops.max_pool2d_forward(x, k, s, p, d, ceil)
     np.testing.assert_array_equal(y, y_cpu)  # the same window walk: the same bits and indices
     np.testing.assert_array_equal(idx, idx_cpu)
     dy = randn(rng, *y.shape)
     for relu in (False, True):
         xr = np.maximum(x, 0) if relu else x
-        dx = emu.max_pool2d_backward(dy, idx, geo, xr if relu else None)
+        dx = dev.max_pool2d_backward(dy, xr, idx, k, s, p, d, ceil, relu, None)
         want = fastnn.ops.max_pool2d_backward(dy, xr, idx_cpu, k, s, p, d, ceil, relu=relu)
         np.testing.assert_allclose(dx, want, rtol=1e-6, atol=1e-6)  # atomic adds in any order
     if d == 1:
-        ga = fastnn._core.pool2d_geometry("avg_pool2d_forward", x.shape, k, s, p, 1, ceil)
         xa = np.nan_to_num(x)
         for cip in (True, False):
-            ya = emu.avg_pool2d_forward(xa, ga, cip)
+            ya = dev.avg_pool2d_forward(xa, k, s, p, ceil, cip, None)
             np.testing.assert_allclose(ya, fastnn.ops.avg_pool2d_forward(xa, k, s, p, ceil, cip), rtol=1e-6, atol=1e-6)
             dya = randn(rng, *ya.shape)
             np.testing.assert_allclose(
-                emu.avg_pool2d_backward(dya, ga, cip),
+                dev.avg_pool2d_backward(dya, xa, k, s, p, ceil, cip, None),
                 fastnn.ops.avg_pool2d_backward(dya, xa, k, s, p, ceil, cip),
                 rtol=1e-5,
                 atol=1e-6,
@@ -197,13 +217,13 @@ def test_pool2d(rng, order, case):
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 1, 1), (1, 2, 17, 19), (3, 1, 40, 40)], ids=str)
-def test_global_avg_pool2d(rng, order, shape):
+def test_global_avg_pool2d(rng, order, dev, shape):
     x = randn(rng, *shape)
-    y = emu.global_avg_pool2d_forward(x)
+    y = dev.global_avg_pool2d_forward(x, None)
     np.testing.assert_allclose(y, fastnn.ops.global_avg_pool2d_forward(x), rtol=4e-6, atol=1e-6)
     dy = randn(rng, *y.shape)
     np.testing.assert_allclose(
-        emu.global_avg_pool2d_backward(dy, x), fastnn.ops.global_avg_pool2d_backward(dy, x), rtol=1e-6, atol=0
+        dev.global_avg_pool2d_backward(dy, x, None), fastnn.ops.global_avg_pool2d_backward(dy, x), rtol=1e-6, atol=0
     )
 
 

@@ -12,8 +12,8 @@ import fastnn
 import numpy as np
 import pytest
 from conftest import num_threads, randn
-from fastnn import cuda, ops, ref
-from test_cuda_emu import EPS32, emu, order  # noqa: F401 (order: a fixture)
+from fastnn import ops, ref
+from test_cuda_emu import EPS32, dev, emu, order  # noqa: F401 (order, dev: fixtures)
 
 
 @pytest.fixture(autouse=True)
@@ -53,9 +53,10 @@ CASES = {
 }
 
 
-def geometry(case):
-    B, C, H, W, OC, KH, KW, st, pad, dil, G = case
-    return cuda._conv2d_geometry("conv2d", (B, C, H, W), (OC, C // G, KH, KW), st, pad, dil, G)
+def out_hw(case):
+    """(OH, OW) of a case, as torch computes them."""
+    B, C, H, W, OC, KH, KW, (SH, SW), (PT, PB, PL, PR), (DH, DW), G = case
+    return (H + PT + PB - DH * (KH - 1) - 1) // SH + 1, (W + PL + PR - DW * (KW - 1) - 1) // SW + 1
 
 
 def padded(x, pad):
@@ -74,24 +75,24 @@ def check(got, want, mag, k, cpu=None):
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_conv2d(rng, order, name):
+def test_conv2d(rng, order, dev, name):
     case = CASES[name]
     B, C, H, W, OC, KH, KW, st, pad, dil, G = case
-    g = geometry(case)
+    OH, OW = out_hw(case)
     x, w, bias = randn(rng, B, C, H, W), randn(rng, OC, C // G, KH, KW), randn(rng, OC)
     xp, kw = padded(x, pad), dict(stride=st, dilation=dil, groups=G)
     cpu_args = (st, pad, dil, G)
 
     # The cases take turns: bias and fused ReLU, neither, bias alone.
     bias, relu = [(bias, "relu"), (None, None), (bias, None)][list(CASES).index(name) % 3]
-    y = emu.conv2d_forward(x, w, bias, g, relu == "relu")
+    y = dev.conv2d_forward(x, w, bias, *cpu_args, relu, None)
     want = ref.conv2d_forward(xp, w, bias, activation=relu, **kw)
     mag = ref.conv2d_forward(np.abs(xp), np.abs(w), None if bias is None else np.abs(bias), **kw)
     cpu = fastnn._core.conv2d_forward(x, w, bias, *cpu_args, relu, None)
     check(y, want, mag, C // G * KH * KW, cpu)
 
     dy = randn(rng, *y.shape)
-    dx = emu.conv2d_backward_data(dy, w, g)
+    dx = dev.conv2d_backward_data(dy, w, x.shape, *cpu_args, None)
     pt, pb, pl, pr = pad
     crop = (slice(None), slice(None), slice(pt, pt + H), slice(pl, pl + W))
     want = ref.conv2d_backward_data(dy, w, xp.shape, **kw)[crop]
@@ -99,58 +100,62 @@ def test_conv2d(rng, order, name):
     cpu = fastnn._core.conv2d_backward_data(dy, w, x.shape, *cpu_args, None)
     check(dx, want, mag, OC // G * KH * KW, cpu)
 
-    dw = emu.conv2d_backward_weight(dy, x, g)
+    dw = dev.conv2d_backward_weight(dy, x, w.shape, *cpu_args, None)
     want = ref.conv2d_backward_weight(dy, xp, w.shape, **kw)
     mag = ref.conv2d_backward_weight(np.abs(dy), np.abs(xp), w.shape, **kw)
     cpu = fastnn._core.conv2d_backward_weight(dy, x, w.shape, *cpu_args, None)
-    check(dw, want, mag, B * g["OH"] * g["OW"], cpu)
+    check(dw, want, mag, B * OH * OW, cpu)
 
     if OC <= 8:  # a block per channel, the same code for any count: spare the emulator the 63 and 65
-        db = emu.conv2d_backward_bias(dy)
+        db = dev.conv2d_backward_bias(dy, None)
         check(
             db,
             ref.conv2d_backward_bias(dy),
             ref.conv2d_backward_bias(np.abs(dy)),
-            B * g["OH"] * g["OW"],
+            B * OH * OW,
             fastnn._core.conv2d_backward_bias(dy),
         )
 
 
+def workspace(case):
+    B, C, H, W, OC, KH, KW, st, pad, dil, G = case
+    return emu.device.conv2d_backward_weight_workspace((B, C, H, W), (OC, C // G, KH, KW), st, pad, dil, G)
+
+
 def test_split_reduction_case_splits():
     """The case meant to split backward_weight's reduction does, and the small ones do not."""
-    assert emu.conv2d_backward_weight_workspace(geometry(CASES["split_reduction"])) == 4 * 3 * 2 * 9
-    assert emu.conv2d_backward_weight_workspace(geometry(CASES["5x5_same"])) == 0
+    assert workspace(CASES["split_reduction"]) == 4 * 3 * 2 * 9
+    assert workspace(CASES["5x5_same"]) == 0
 
 
-def test_relu_keeps_nan_and_zeroes_negatives(order):
+def test_relu_keeps_nan_and_zeroes_negatives(order, dev):
     """The fused ReLU is the CPU's: max(0, NaN) stays NaN."""
     x = np.array([[[[1.0, -2.0, np.nan]]]], np.float32)
     w = np.ones((1, 1, 1, 1), np.float32)
-    g = geometry((1, 1, 1, 3, 1, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1))
-    y = emu.conv2d_forward(x, w, None, g, True)
+    y = dev.conv2d_forward(x, w, None, (1, 1), (0, 0, 0, 0), (1, 1), 1, "relu", None)
     assert y[0, 0, 0, 0] == 1.0 and y[0, 0, 0, 1] == 0.0 and np.isnan(y[0, 0, 0, 2])
     cpu = fastnn._core.conv2d_forward(x, w, None, (1, 1), (0, 0, 0, 0), (1, 1), 1, "relu", None)
     np.testing.assert_array_equal(y, cpu)
 
 
-def test_results_do_not_depend_on_the_order_or_the_workers(rng, monkeypatch):
+def test_results_do_not_depend_on_the_order_or_the_workers(rng, monkeypatch, dev):
     """Every output element is summed by one thread in a fixed order (no atomics): the bits are
     the same in every fiber order and with several workers running blocks at once."""
     case = CASES["split_reduction"]
     B, C, H, W, OC, KH, KW, st, pad, dil, G = case
-    g = geometry(case)
     x, w, bias = randn(rng, B, C, H, W), randn(rng, OC, C, KH, KW), randn(rng, OC)
-    dy = randn(rng, B, OC, g["OH"], g["OW"])
+    dy = randn(rng, B, OC, *out_hw(case))
+    args = (st, pad, dil, G)
     runs = []
     for order_, workers in (("forward", "1"), ("reverse", "1"), ("random", "4")):
         monkeypatch.setenv("FASTNN_EMU_ORDER", order_)
         monkeypatch.setenv("FASTNN_EMU_WORKERS", workers)
         runs.append(
             [
-                emu.conv2d_forward(x, w, bias, g, True),
-                emu.conv2d_backward_data(dy, w, g),
-                emu.conv2d_backward_weight(dy, x, g),
-                emu.conv2d_backward_bias(dy),
+                dev.conv2d_forward(x, w, bias, *args, "relu", None),
+                dev.conv2d_backward_data(dy, w, x.shape, *args, None),
+                dev.conv2d_backward_weight(dy, x, w.shape, *args, None),
+                dev.conv2d_backward_bias(dy, None),
             ]
         )
     for other in runs[1:]:

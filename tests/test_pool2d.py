@@ -341,32 +341,70 @@ def test_refused_like_torch(shape, k, s, p, d):
         torch.nn.functional.max_pool2d(torch.from_numpy(x), k, s, p, d)
 
 
-def test_bad_input(rng):
+def _bad_calls(x, y, idx, bad_idx):
+    """name -> (call(A), exception, pattern): A wraps each array for a device (NumPy itself, or
+    a device copy); every argument rule of pooling is covered once."""
+    return {
+        "float64": (
+            lambda A: ops.max_pool2d_forward(A(x.astype(np.float64)), 2),
+            TypeError,
+            "max_pool2d_forward.*float32",
+        ),
+        "3d": (lambda A: ops.avg_pool2d_forward(A(x[0]), 2), ValueError, "4-D"),
+        "kernel_str": (lambda A: ops.max_pool2d_forward(A(x), "2"), TypeError, "kernel_size"),
+        "kernel_triple": (lambda A: ops.max_pool2d_forward(A(x), (2, 2, 2)), ValueError, "pair"),
+        "ceil_int": (lambda A: ops.max_pool2d_forward(A(x), 2, ceil_mode=1), TypeError, "ceil_mode"),
+        "indices_int32": (
+            lambda A: ops.max_pool2d_forward(A(x), 2, indices=A(np.zeros((1, 2, 3, 3), np.int32))),
+            TypeError,
+            "indices to be int64",
+        ),
+        "out_shape": (
+            lambda A: ops.max_pool2d_forward(A(x), 2, out=A(np.zeros((1, 2, 2, 2), np.float32))),
+            ValueError,
+            "expected out of shape",
+        ),
+        "dy_shape": (lambda A: ops.max_pool2d_backward(A(y[:, :1]), A(x), A(idx), 2), ValueError, "dy of shape"),
+        "indices_range": (lambda A: ops.max_pool2d_backward(A(y), A(x), A(bad_idx), 2), ValueError, "indices in"),
+        "stride_0": (lambda A: ops.avg_pool2d_backward(A(y), A(x), 2, 0), ValueError, "stride should be"),
+        "global_dy": (lambda A: ops.global_avg_pool2d_backward(A(y), A(x)), ValueError, "global_avg_pool2d_backward"),
+    }
+
+
+def _cases(rng):
     x = randn(rng, 1, 2, 6, 6)
-    with pytest.raises(TypeError, match="max_pool2d_forward.*float32"):
-        ops.max_pool2d_forward(x.astype(np.float64), 2)
-    with pytest.raises(ValueError, match="4-D"):
-        ops.avg_pool2d_forward(x[0], 2)
-    with pytest.raises(ValueError, match="C-contiguous"):
-        ops.avg_pool2d_forward(x[:, :, :, ::2], 2)
-    with pytest.raises(TypeError, match="kernel_size"):
-        ops.max_pool2d_forward(x, "2")
-    with pytest.raises(ValueError, match="pair"):
-        ops.max_pool2d_forward(x, (2, 2, 2))
-    with pytest.raises(TypeError, match="ceil_mode"):
-        ops.max_pool2d_forward(x, 2, ceil_mode=1)
-    with pytest.raises(TypeError, match="indices to be int64"):
-        ops.max_pool2d_forward(x, 2, indices=np.zeros((1, 2, 3, 3), np.int32))
-    with pytest.raises(ValueError, match="expected out of shape"):
-        ops.max_pool2d_forward(x, 2, out=np.zeros((1, 2, 2, 2), np.float32))
     y, idx = ops.max_pool2d_forward(x, 2)
-    with pytest.raises(ValueError, match="dy of shape"):
-        ops.max_pool2d_backward(y[:, :1], x, idx, 2)
     bad = idx.copy()
     bad[0, 1, 2, 2] = 36  # outside the 6x6 plane
-    with pytest.raises(ValueError, match="indices in"):
-        ops.max_pool2d_backward(y, x, bad, 2)
+    return x, y, idx, bad
+
+
+BAD_NAMES = list(_bad_calls(*_cases(np.random.default_rng(0))))
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_bad_input(rng, name):
+    call, exc, pattern = _bad_calls(*_cases(rng))[name]
+    with pytest.raises(exc, match=pattern):
+        call(lambda a: a)
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_bad_input_same_words_on_the_device(rng, name, emulated_gpu):
+    """pool2d's meta functions are the device's rules too: the same exception and message
+    (the CPU finds a bad index while scattering and adds that dx is not valid)."""
+    call, exc, pattern = _bad_calls(*_cases(rng))[name]
+    with pytest.raises(exc, match=pattern) as cpu:
+        call(lambda a: a)
+    with pytest.raises(exc, match=pattern) as dev:
+        call(emulated_gpu.asarray)
+    assert str(cpu.value).removesuffix(" (dx is not valid)") == str(dev.value)
+
+
+def test_bad_layout_and_overlap(rng):
+    x = randn(rng, 1, 2, 6, 6)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        ops.avg_pool2d_forward(x[:, :, :, ::2], 2)
+    y, _ = ops.max_pool2d_forward(x, 2)
     with pytest.raises(ValueError, match="not to share memory"):
         ops.avg_pool2d_backward(y, x, 2, out=x)
-    with pytest.raises(ValueError, match="global_avg_pool2d_backward"):
-        ops.global_avg_pool2d_backward(y, x)

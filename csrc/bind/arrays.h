@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "bind/arg_errors.h"
+#include "core/args.h"
 #include "core/cpu.h"
 
 namespace fastnn::bind {
@@ -29,12 +31,7 @@ inline std::string shape_str(const py::array& x) {
   return s + ")";
 }
 
-inline std::string shape_str(const std::vector<int64_t>& v) {
-  std::string s = "(";
-  for (size_t d = 0; d < v.size(); ++d) s += (d ? ", " : "") + std::to_string(v[d]);
-  if (v.size() == 1) s += ",";
-  return s + ")";
-}
+using fastnn::shape_str;
 
 [[noreturn]] inline void type_fail(const char* op, const std::string& what) {
   throw py::type_error(std::string("fastnn.ops.") + op + ": " + what);
@@ -80,6 +77,51 @@ inline void require_no_overlap(const char* op, const char* out_name, const py::a
                        ", got overlapping arrays");
   }
 }
+
+// What the meta functions see of a NumPy array.
+inline ArrayRef ref_of(const py::array& x, const char* name) {
+  ArrayRef r;
+  r.name = name;
+  r.data = reinterpret_cast<uintptr_t>(x.data());
+  r.shape = shape_of(x);
+  r.itemsize = x.itemsize();
+  r.dtype_name = py::str(x.dtype());
+  if (x.dtype().equal(py::dtype::of<float>())) {
+    r.dtype = DType::Float32;
+  } else if (x.dtype().equal(py::dtype::of<int64_t>())) {
+    r.dtype = DType::Int64;
+  }
+  r.contiguous = (x.flags() & py::array::c_style) != 0;
+  r.writeable = x.writeable();
+  return r;
+}
+
+// A NumPy array argument (never converted: a copy of an output would lose it); `kind` names
+// what was expected ("float32") in the TypeError for anything else.
+inline py::array np_array(const char* op, const char* name, const py::handle& obj,
+                          const char* kind = "float32") {
+  if (!py::isinstance<py::array>(obj)) {
+    type_fail(op, std::string("expected ") + name + " to be a numpy.ndarray of " + kind + ", got " +
+                      std::string(py::str(py::type::of(obj).attr("__name__"))));
+  }
+  return py::reinterpret_borrow<py::array>(obj);
+}
+
+// An optional argument: its ArrayRef (present = false for None) and the array that keeps it.
+struct NpArg {
+  py::array array;
+  ArrayRef ref;
+  NpArg(const char* op, const char* name, const py::handle& obj, const char* kind = "float32") {
+    if (obj.is_none()) {
+      ref.name = name;
+      ref.present = false;
+      return;
+    }
+    array = np_array(op, name, obj, kind);
+    ref = ref_of(array, name);
+  }
+  bool present() const { return ref.present; }
+};
 
 // The `isa` argument of every kernel binding (tests use it to run each ISA's kernels in one
 // process): None means the ISA selected at import.

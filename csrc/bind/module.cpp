@@ -72,6 +72,7 @@ py::dict build_info() {
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fastnn CPU kernels (C++17, SIMD with run-time ISA dispatch, OpenMP)";
   m.attr("__version__") = FASTNN_VERSION;
+  register_arg_errors();
   m.def("build_info", &build_info, "Build and run-time configuration as a dict.");
   m.def("get_num_threads", &get_num_threads, "Threads each kernel may use.");
   m.def("set_num_threads", &set_num_threads, py::arg("n"), "Set the threads each kernel may use (n >= 1).");

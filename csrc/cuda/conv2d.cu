@@ -1,5 +1,5 @@
-// conv2d on the GPU (the contract of csrc/ops/conv2d.h; the geometry comes checked by the CPU
-// op's rules, see Conv2dGeom in cuda/kernels.h). Every pass is an implicit GEMM: 64x64 output
+// conv2d on the GPU (the contract of csrc/ops/conv2d.h, on the Conv2dShape that conv2d's meta
+// functions checked; see cuda/kernels.h). Every pass is an implicit GEMM: 64x64 output
 // tiles per block of 256 threads, each thread a 4x4 register block (rows ty + 16i, columns
 // tx + 16j), K in steps of 16 staged through shared memory. The operand that would be the
 // im2col matrix is gathered from the image while its tile is loaded (taps on the padding read
@@ -32,6 +32,7 @@
 #include "cuda/check.cuh"
 #include "cuda/kernels.h"
 #include "cuda/reduce.cuh"
+#include "ops/conv2d.h"
 
 namespace fastnn {
 namespace cuda {
@@ -372,11 +373,11 @@ __global__ void __launch_bounds__(THREADS)
 // The 32-bit geometry; sizes whose coordinates could pass 2^31 in the kernels' int arithmetic
 // are refused (every plane, padded extent, kernel window, stride and per-group product below
 // 2^30; the CPU's own limit is 2^31 - 1).
-Geom geom32(const Conv2dGeom& s, const char* op) {
+Geom geom32(const Conv2dShape& s, const char* op) {
   constexpr int64_t lim = int64_t{1} << 30;
   const int64_t Cg = s.C / s.G, OCg = s.OC / s.G, KK = s.KH * s.KW;
   if (s.C > lim || s.OC > lim || s.H + s.PT + s.PB > lim || s.W + s.PL + s.PR > lim || s.SH > lim ||
-      s.SW > lim || s.H * s.W > lim || s.OH * s.OW > lim || Cg * KK > lim || OCg * KK > lim || KK > lim)
+      s.SW > lim || s.H * s.W > lim || s.OH() * s.OW() > lim || Cg * KK > lim || OCg * KK > lim || KK > lim)
     throw std::invalid_argument(std::string(op) +
                                 ": sizes past 2^30 (a plane, a padded side, a stride, "
                                 "C/groups*KH*KW) are not supported on the GPU");
@@ -385,10 +386,10 @@ Geom geom32(const Conv2dGeom& s, const char* op) {
   g.OC = static_cast<int>(s.OC), g.KH = static_cast<int>(s.KH), g.KW = static_cast<int>(s.KW);
   g.SH = static_cast<int>(s.SH), g.SW = static_cast<int>(s.SW), g.PT = static_cast<int>(s.PT);
   g.PL = static_cast<int>(s.PL), g.DH = static_cast<int>(s.DH), g.DW = static_cast<int>(s.DW);
-  g.G = static_cast<int>(s.G), g.OH = static_cast<int>(s.OH), g.OW = static_cast<int>(s.OW);
+  g.G = static_cast<int>(s.G), g.OH = static_cast<int>(s.OH()), g.OW = static_cast<int>(s.OW());
   g.Cg = static_cast<int>(Cg), g.OCg = static_cast<int>(OCg), g.KK = static_cast<int>(KK);
   g.Kg = static_cast<int>(Cg * KK);
-  g.N = s.N, g.HW = s.H * s.W, g.OHW = s.OH * s.OW;
+  g.N = s.B, g.HW = s.H * s.W, g.OHW = s.OH() * s.OW();
   return g;
 }
 
@@ -419,8 +420,8 @@ Split weight_split(const Geom& g) {
 
 }  // namespace
 
-void conv2d_forward(const Conv2dGeom& s, const float* x, const float* w, const float* bias, int act, float* y,
-                    Stream stream) {
+void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, int act,
+                    float* y, Stream stream) {
   const char* op = "conv2d_forward";
   const Geom g = geom32(s, op);
   const int64_t cols = g.N * g.OHW;
@@ -430,7 +431,7 @@ void conv2d_forward(const Conv2dGeom& s, const float* x, const float* w, const f
   check_launch(op);
 }
 
-void conv2d_backward_data(const Conv2dGeom& s, const float* dy, const float* w, float* dx, Stream stream) {
+void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, Stream stream) {
   const char* op = "conv2d_backward_data";
   const Geom g = geom32(s, op);
   if (g.N == 0) return;
@@ -442,14 +443,14 @@ void conv2d_backward_data(const Conv2dGeom& s, const float* dy, const float* w, 
   check_launch(op);
 }
 
-int64_t conv2d_backward_weight_workspace(const Conv2dGeom& s) {
+int64_t conv2d_backward_weight_workspace(const Conv2dShape& s) {
   const Geom g = geom32(s, "conv2d_backward_weight");
   const Split sp = weight_split(g);
   return sp.chunks > 1 ? sp.chunks * g.OC * g.Kg : 0;
 }
 
-void conv2d_backward_weight(const Conv2dGeom& s, const float* dy, const float* x, float* dw, float* workspace,
-                            Stream stream) {
+void conv2d_backward_weight(const Conv2dShape& s, const float* dy, const float* x, float* dw,
+                            float* workspace, Stream stream) {
   const char* op = "conv2d_backward_weight";
   const Geom g = geom32(s, op);
   const Split sp = weight_split(g);

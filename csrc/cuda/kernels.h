@@ -13,6 +13,8 @@ struct AdamArgs;
 struct BatchNormArgs;
 struct RnnShape;
 struct AttentionArgs;
+struct Conv2dShape;
+struct Pool2dShape;
 
 namespace cuda {
 
@@ -65,41 +67,33 @@ void embedding_forward(int64_t t, int64_t d, const float* weight, const int64_t*
 void embedding_backward(int64_t v, int64_t t, int64_t d, int64_t padding_idx, const float* dy,
                         const int64_t* idx, float* dweight, Stream stream);
 
-// Pooling as in csrc/ops/pool2d.h; the geometry comes checked from pool2d_shape (the host's
-// fastnn._core.pool2d_geometry), indices of the max backward checked to lie in [0, H*W).
-struct PoolGeom {
-  int64_t N = 0, C = 0, H = 0, W = 0, KH = 1, KW = 1, SH = 1, SW = 1, PH = 0, PW = 0, DH = 1, DW = 1;
-  int64_t OH = 0, OW = 0;
-};
-void max_pool2d_forward(const PoolGeom& g, const float* x, float* y, int64_t* idx, Stream stream);
-void max_pool2d_backward(const PoolGeom& g, const float* dy, const int64_t* idx, const float* relu_x,
+// Pooling as in csrc/ops/pool2d.h on the shape struct that pool2d's meta functions checked;
+// the indices of the max backward checked to lie in [0, H*W) by the binding.
+void max_pool2d_forward(const Pool2dShape& g, const float* x, float* y, int64_t* idx, Stream stream);
+void max_pool2d_backward(const Pool2dShape& g, const float* dy, const int64_t* idx, const float* relu_x,
                          float* dx, Stream stream);
-void avg_pool2d_forward(const PoolGeom& g, bool count_include_pad, const float* x, float* y, Stream stream);
-void avg_pool2d_backward(const PoolGeom& g, bool count_include_pad, const float* dy, float* dx,
+void avg_pool2d_forward(const Pool2dShape& g, bool count_include_pad, const float* x, float* y,
+                        Stream stream);
+void avg_pool2d_backward(const Pool2dShape& g, bool count_include_pad, const float* dy, float* dx,
                          Stream stream);
 void global_avg_pool2d_forward(int64_t planes, int64_t hw, const float* x, float* y, Stream stream);
 void global_avg_pool2d_backward(int64_t planes, int64_t hw, const float* dy, float* dx, Stream stream);
 
 // conv2d as in csrc/ops/conv2d.h (NCHW, weight (OC, C/G, KH, KW), padding top/bottom/left/
-// right), the geometry checked on the host by the CPU op's rules (Conv2dShape, conv2d_check:
-// fastnn.cuda._conv2d_geometry) with OH, OW from them. Implicit GEMMs with the im2col gather
-// done while loading tiles; each output element summed by one thread in a fixed order (no
-// atomics: the same result every run). act 0 = none, 1 = relu. backward_weight splits its
-// B*OH*OW reduction when the weight is small: it then needs `workspace`, device memory of
-// conv2d_backward_weight_workspace(g) floats (0: none, may be null). On the GPU only: sizes
+// right) on the shape struct that conv2d's meta functions checked. Implicit GEMMs with the
+// im2col gather done while loading tiles; each output element summed by one thread in a fixed
+// order (no atomics: the same result every run). act 0 = none, 1 = relu. backward_weight splits
+// its B*OH*OW reduction when the weight is small: it then needs `workspace`, device memory of
+// conv2d_backward_weight_workspace(s) floats (0: none, may be null). On the GPU only: sizes
 // past 2^30 (a plane, a padded side, a stride, C/G*KH*KW) throw std::invalid_argument; a
 // non-finite weight times a zero tap (padding, or a landing tap past dy's border in
 // backward_data) gives NaN where the CPU may leave the tap out.
-struct Conv2dGeom {
-  int64_t N = 0, C = 0, H = 0, W = 0, OC = 0, KH = 1, KW = 1, SH = 1, SW = 1;
-  int64_t PT = 0, PB = 0, PL = 0, PR = 0, DH = 1, DW = 1, G = 1, OH = 0, OW = 0;
-};
-void conv2d_forward(const Conv2dGeom& g, const float* x, const float* w, const float* bias, int act, float* y,
-                    Stream stream);
-void conv2d_backward_data(const Conv2dGeom& g, const float* dy, const float* w, float* dx, Stream stream);
-int64_t conv2d_backward_weight_workspace(const Conv2dGeom& g);
-void conv2d_backward_weight(const Conv2dGeom& g, const float* dy, const float* x, float* dw, float* workspace,
-                            Stream stream);
+void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, int act,
+                    float* y, Stream stream);
+void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, Stream stream);
+int64_t conv2d_backward_weight_workspace(const Conv2dShape& s);
+void conv2d_backward_weight(const Conv2dShape& s, const float* dy, const float* x, float* dw,
+                            float* workspace, Stream stream);
 // db[c] = sum of dy (n, oc, hw) over n and hw: a block per channel, fixed order.
 void conv2d_backward_bias(int64_t n, int64_t oc, int64_t hw, const float* dy, float* db, Stream stream);
 

@@ -16,17 +16,21 @@
 #endif
 #include <pybind11/pybind11.h>
 
+#include <array>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "cuda/conv2d_geometry.h"
+#include "bind/arg_errors.h"
+#include "bind/py_args.h"
+#include "cuda/args.h"
 #include "cuda/kernels.h"
-#include "cuda/pool_geometry.h"
 #include "ops/attention.h"
 #include "ops/batchnorm.h"
+#include "ops/conv2d.h"
 #include "ops/optim.h"
+#include "ops/pool2d.h"
 #include "ops/rnn.h"
 
 namespace py = pybind11;
@@ -180,71 +184,205 @@ void bind_embedding(py::module_& m) {
           fastnn::cuda::embedding_backward(v, t, d, padding_idx, ptr<const float>(dy),
                                            ptr<const int64_t>(idx), ptr<float>(dweight), stream_of(stream));
         });
-  // Pooling: the geometry is fastnn._core.pool2d_geometry's dict (checked there).
 }
 
+// Pooling: the arguments as fastnn._core's pooling entries take them (options read by
+// bind/py_args.h), checked by pool2d's meta functions; the last argument is the runtime.
 void bind_pool2d(py::module_& m) {
-  m.def("max_pool2d_forward", [](py::dict d, Ptr x, Ptr y, Ptr idx, Ptr stream) {
-    const auto g = fastnn::cuda::pool_geometry(d);
-    py::gil_scoped_release nogil;
-    fastnn::cuda::max_pool2d_forward(g, ptr<const float>(x), ptr<float>(y), ptr<int64_t>(idx),
-                                     stream_of(stream));
+  using fastnn::bind::bool_arg;
+  using fastnn::bind::pool2d_params;
+  using fastnn::cuda::dev_out;
+  using fastnn::cuda::DevArg;
+  m.def("max_pool2d_forward", [](py::handle x_obj, py::handle kernel, py::handle stride, py::handle padding,
+                                 py::handle dilation, py::handle ceil, py::handle out, py::handle indices,
+                                 py::handle rt) {
+    const char* op = "max_pool2d_forward";
+    const DevArg x(op, "x", x_obj);
+    const auto s =
+        fastnn::pool2d_forward_meta(op, x.ref, pool2d_params(op, kernel, stride, padding, dilation, ceil));
+    fastnn::ArrayRef y, idx;
+    py::object yo = dev_out(op, rt, out, fastnn::pool2d_y_shape(s), {&x.ref}, &y);
+    py::object io = dev_out(op, rt, indices, fastnn::pool2d_y_shape(s), {&x.ref, &y}, &idx,
+                            fastnn::DType::Int64, "indices");
+    void* st = fastnn::cuda::stream_of(rt);
+    {
+      py::gil_scoped_release nogil;
+      fastnn::cuda::max_pool2d_forward(s, x.ref.ptr<const float>(), y.ptr<float>(), idx.ptr<int64_t>(), st);
+    }
+    return py::make_tuple(yo, io);
   });
-  m.def("max_pool2d_backward", [](py::dict d, Ptr dy, Ptr idx, Ptr relu_x, Ptr dx, Ptr stream) {
-    const auto g = fastnn::cuda::pool_geometry(d);
-    py::gil_scoped_release nogil;
-    fastnn::cuda::max_pool2d_backward(g, ptr<const float>(dy), ptr<const int64_t>(idx),
-                                      ptr<const float>(relu_x), ptr<float>(dx), stream_of(stream));
+  m.def("max_pool2d_backward", [](py::handle dy_obj, py::handle x_obj, py::handle idx_obj, py::handle kernel,
+                                  py::handle stride, py::handle padding, py::handle dilation, py::handle ceil,
+                                  py::handle relu, py::handle out, py::handle rt) {
+    const char* op = "max_pool2d_backward";
+    const DevArg dy(op, "dy", dy_obj), x(op, "x", x_obj), idx(op, "indices", idx_obj);
+    if (!idx.ref.present) DevArg(op, "indices", py::int_(0));  // required: None is a TypeError
+    const auto s = fastnn::pool2d_backward_meta(op, dy.ref, x.ref, idx.ref,
+                                                pool2d_params(op, kernel, stride, padding, dilation, ceil));
+    const bool through_relu = bool_arg(op, "relu", relu);
+    fastnn::cuda::check_index_range(op, idx, s.H * s.W, "H*W");
+    fastnn::ArrayRef dx;
+    py::object res = dev_out(op, rt, out, x.ref.shape, {&dy.ref, &idx.ref, &x.ref}, &dx);
+    void* st = fastnn::cuda::stream_of(rt);
+    {
+      py::gil_scoped_release nogil;
+      fastnn::cuda::max_pool2d_backward(s, dy.ref.ptr<const float>(), idx.ref.ptr<const int64_t>(),
+                                        through_relu ? x.ref.ptr<const float>() : nullptr, dx.ptr<float>(),
+                                        st);
+    }
+    return res;
   });
-  m.def("avg_pool2d_forward", [](py::dict d, bool cip, Ptr x, Ptr y, Ptr stream) {
-    const auto g = fastnn::cuda::pool_geometry(d);
-    py::gil_scoped_release nogil;
-    fastnn::cuda::avg_pool2d_forward(g, cip, ptr<const float>(x), ptr<float>(y), stream_of(stream));
+  m.def("avg_pool2d_forward", [](py::handle x_obj, py::handle kernel, py::handle stride, py::handle padding,
+                                 py::handle ceil, py::handle cip_obj, py::handle out, py::handle rt) {
+    const char* op = "avg_pool2d_forward";
+    const DevArg x(op, "x", x_obj);
+    const auto s =
+        fastnn::pool2d_forward_meta(op, x.ref, pool2d_params(op, kernel, stride, padding, py::int_(1), ceil));
+    const bool cip = bool_arg(op, "count_include_pad", cip_obj);
+    fastnn::ArrayRef y;
+    py::object res = dev_out(op, rt, out, fastnn::pool2d_y_shape(s), {&x.ref}, &y);
+    void* st = fastnn::cuda::stream_of(rt);
+    {
+      py::gil_scoped_release nogil;
+      fastnn::cuda::avg_pool2d_forward(s, cip, x.ref.ptr<const float>(), y.ptr<float>(), st);
+    }
+    return res;
   });
-  m.def("avg_pool2d_backward", [](py::dict d, bool cip, Ptr dy, Ptr dx, Ptr stream) {
-    const auto g = fastnn::cuda::pool_geometry(d);
-    py::gil_scoped_release nogil;
-    fastnn::cuda::avg_pool2d_backward(g, cip, ptr<const float>(dy), ptr<float>(dx), stream_of(stream));
+  m.def("avg_pool2d_backward",
+        [](py::handle dy_obj, py::handle x_obj, py::handle kernel, py::handle stride, py::handle padding,
+           py::handle ceil, py::handle cip_obj, py::handle out, py::handle rt) {
+          const char* op = "avg_pool2d_backward";
+          const DevArg dy(op, "dy", dy_obj), x(op, "x", x_obj), none(op, "indices", py::none());
+          const auto s = fastnn::pool2d_backward_meta(
+              op, dy.ref, x.ref, none.ref, pool2d_params(op, kernel, stride, padding, py::int_(1), ceil));
+          const bool cip = bool_arg(op, "count_include_pad", cip_obj);
+          fastnn::ArrayRef dx;
+          py::object res = dev_out(op, rt, out, x.ref.shape, {&dy.ref, &x.ref}, &dx);
+          void* st = fastnn::cuda::stream_of(rt);
+          {
+            py::gil_scoped_release nogil;
+            fastnn::cuda::avg_pool2d_backward(s, cip, dy.ref.ptr<const float>(), dx.ptr<float>(), st);
+          }
+          return res;
+        });
+  m.def("global_avg_pool2d_forward", [](py::handle x_obj, py::handle out, py::handle rt) {
+    const char* op = "global_avg_pool2d_forward";
+    const DevArg x(op, "x", x_obj), none(op, "dy", py::none());
+    const auto s = fastnn::global_avg_pool2d_meta(op, x.ref, none.ref);
+    fastnn::ArrayRef y;
+    py::object res = dev_out(op, rt, out, fastnn::pool2d_y_shape(s), {&x.ref}, &y);
+    void* st = fastnn::cuda::stream_of(rt);
+    {
+      py::gil_scoped_release nogil;
+      fastnn::cuda::global_avg_pool2d_forward(s.N * s.C, s.H * s.W, x.ref.ptr<const float>(), y.ptr<float>(),
+                                              st);
+    }
+    return res;
   });
-  m.def("global_avg_pool2d_forward", [](int64_t planes, int64_t hw, Ptr x, Ptr y, Ptr stream) {
-    py::gil_scoped_release nogil;
-    fastnn::cuda::global_avg_pool2d_forward(planes, hw, ptr<const float>(x), ptr<float>(y),
-                                            stream_of(stream));
+  m.def("global_avg_pool2d_backward", [](py::handle dy_obj, py::handle x_obj, py::handle out, py::handle rt) {
+    const char* op = "global_avg_pool2d_backward";
+    const DevArg dy(op, "dy", dy_obj), x(op, "x", x_obj);
+    const auto s = fastnn::global_avg_pool2d_meta(op, x.ref, dy.ref);
+    fastnn::ArrayRef dx;
+    py::object res = dev_out(op, rt, out, x.ref.shape, {&dy.ref, &x.ref}, &dx);
+    void* st = fastnn::cuda::stream_of(rt);
+    {
+      py::gil_scoped_release nogil;
+      fastnn::cuda::global_avg_pool2d_backward(s.N * s.C, s.H * s.W, dy.ref.ptr<const float>(),
+                                               dx.ptr<float>(), st);
+    }
+    return res;
   });
-  m.def("global_avg_pool2d_backward", [](int64_t planes, int64_t hw, Ptr dy, Ptr dx, Ptr stream) {
-    py::gil_scoped_release nogil;
-    fastnn::cuda::global_avg_pool2d_backward(planes, hw, ptr<const float>(dy), ptr<float>(dx),
-                                             stream_of(stream));
-  });
-  // conv2d: the geometry is fastnn.cuda._conv2d_geometry's dict (the CPU op's rules, checked there);
-  // workspace: device memory of conv2d_backward_weight_workspace floats (fastnn.cuda allocates it).
+}
+
+// conv2d: the arguments as fastnn._core.conv2d_* takes them, checked by conv2d's meta functions
+// (csrc/ops/conv2d_meta.cpp); the last argument is fastnn.cuda's runtime (allocation, stream).
+using Pair = std::array<int64_t, 2>;
+using Quad = std::array<int64_t, 4>;
+
+fastnn::Conv2dParams conv2d_params(Pair stride, Quad pad, Pair dil, int64_t groups) {
+  fastnn::Conv2dParams p;
+  p.stride = stride, p.pad = pad, p.dilation = dil, p.groups = groups;
+  return p;
 }
 
 void bind_conv2d(py::module_& m) {
-  m.def("conv2d_forward", [](py::dict d, Ptr x, Ptr w, Ptr bias, int act, Ptr y, Ptr stream) {
-    const auto g = fastnn::cuda::conv2d_geometry(d);
-    py::gil_scoped_release nogil;
-    fastnn::cuda::conv2d_forward(g, ptr<const float>(x), ptr<const float>(w), ptr<const float>(bias), act,
-                                 ptr<float>(y), stream_of(stream));
+  using fastnn::cuda::dev_out;
+  using fastnn::cuda::DevArg;
+  constexpr const char* op = "conv2d";
+  m.def("conv2d_forward", [](py::handle x_obj, py::handle w_obj, py::handle bias_obj, Pair stride, Quad pad,
+                             Pair dil, int64_t groups, py::handle activation, py::handle out, py::handle rt) {
+    const DevArg x(op, "input", x_obj), w(op, "weight", w_obj), bias(op, "bias", bias_obj);
+    std::string act_name;
+    if (!activation.is_none()) act_name = py::str(activation);
+    fastnn::Activation act;
+    const auto s =
+        fastnn::conv2d_forward_meta(x.ref, w.ref, bias.ref, conv2d_params(stride, pad, dil, groups),
+                                    activation.is_none() ? nullptr : &act_name, &act);
+    fastnn::ArrayRef y;
+    py::object res = dev_out(op, rt, out, fastnn::conv2d_y_shape(s), {&x.ref, &w.ref, &bias.ref}, &y);
+    void* st = fastnn::cuda::stream_of(rt);
+    {
+      py::gil_scoped_release nogil;
+      fastnn::cuda::conv2d_forward(s, x.ref.ptr<const float>(), w.ref.ptr<const float>(),
+                                   bias.ref.ptr<const float>(), act == fastnn::Activation::Relu ? 1 : 0,
+                                   y.ptr<float>(), st);
+    }
+    return res;
   });
-  m.def("conv2d_backward_data", [](py::dict d, Ptr dy, Ptr w, Ptr dx, Ptr stream) {
-    const auto g = fastnn::cuda::conv2d_geometry(d);
-    py::gil_scoped_release nogil;
-    fastnn::cuda::conv2d_backward_data(g, ptr<const float>(dy), ptr<const float>(w), ptr<float>(dx),
-                                       stream_of(stream));
+  m.def("conv2d_backward_data",
+        [](py::handle dy_obj, py::handle w_obj, std::vector<int64_t> input_shape, Pair stride, Quad pad,
+           Pair dil, int64_t groups, py::handle out, py::handle rt) {
+          const DevArg dy(op, "grad_output", dy_obj), w(op, "weight", w_obj);
+          const auto s = fastnn::conv2d_backward_data_meta(dy.ref, w.ref, input_shape,
+                                                           conv2d_params(stride, pad, dil, groups));
+          fastnn::ArrayRef dx;
+          py::object res = dev_out(op, rt, out, input_shape, {&dy.ref, &w.ref}, &dx);
+          void* st = fastnn::cuda::stream_of(rt);
+          {
+            py::gil_scoped_release nogil;
+            fastnn::cuda::conv2d_backward_data(s, dy.ref.ptr<const float>(), w.ref.ptr<const float>(),
+                                               dx.ptr<float>(), st);
+          }
+          return res;
+        });
+  m.def("conv2d_backward_weight", [](py::handle dy_obj, py::handle x_obj, std::vector<int64_t> weight_shape,
+                                     Pair stride, Quad pad, Pair dil, int64_t groups, py::handle out,
+                                     py::handle rt) {
+    const DevArg dy(op, "grad_output", dy_obj), x(op, "input", x_obj);
+    const auto s = fastnn::conv2d_backward_weight_meta(dy.ref, x.ref, weight_shape,
+                                                       conv2d_params(stride, pad, dil, groups));
+    fastnn::ArrayRef dw;
+    py::object res = dev_out(op, rt, out, weight_shape, {&dy.ref, &x.ref}, &dw);
+    float* work = nullptr;  // the split reduction's partial sums
+    py::object keep = fastnn::cuda::dev_scratch(rt, fastnn::cuda::conv2d_backward_weight_workspace(s), &work);
+    void* st = fastnn::cuda::stream_of(rt);
+    {
+      py::gil_scoped_release nogil;
+      fastnn::cuda::conv2d_backward_weight(s, dy.ref.ptr<const float>(), x.ref.ptr<const float>(),
+                                           dw.ptr<float>(), work, st);
+    }
+    return res;
   });
-  m.def("conv2d_backward_weight_workspace", [](py::dict d) {
-    return fastnn::cuda::conv2d_backward_weight_workspace(fastnn::cuda::conv2d_geometry(d));
-  });
-  m.def("conv2d_backward_weight", [](py::dict d, Ptr dy, Ptr x, Ptr dw, Ptr ws, Ptr stream) {
-    const auto g = fastnn::cuda::conv2d_geometry(d);
-    py::gil_scoped_release nogil;
-    fastnn::cuda::conv2d_backward_weight(g, ptr<const float>(dy), ptr<const float>(x), ptr<float>(dw),
-                                         ptr<float>(ws), stream_of(stream));
-  });
-  m.def("conv2d_backward_bias", [](int64_t n, int64_t oc, int64_t hw, Ptr dy, Ptr db, Ptr stream) {
-    py::gil_scoped_release nogil;
-    fastnn::cuda::conv2d_backward_bias(n, oc, hw, ptr<const float>(dy), ptr<float>(db), stream_of(stream));
+  // The floats of backward_weight's partial sums for these shapes (0: it does not split).
+  m.def("conv2d_backward_weight_workspace",
+        [](std::vector<int64_t> input_shape, std::vector<int64_t> weight_shape, Pair stride, Quad pad,
+           Pair dil, int64_t groups) {
+          return fastnn::cuda::conv2d_backward_weight_workspace(
+              fastnn::conv2d_shape(input_shape, weight_shape, conv2d_params(stride, pad, dil, groups)));
+        });
+  m.def("conv2d_backward_bias", [](py::handle dy_obj, py::handle out, py::handle rt) {
+    const DevArg dy(op, "grad_output", dy_obj);
+    const auto s = fastnn::conv2d_backward_bias_meta(dy.ref);
+    fastnn::ArrayRef db;
+    py::object res = dev_out(op, rt, out, {s.OC}, {&dy.ref}, &db);
+    void* st = fastnn::cuda::stream_of(rt);
+    {
+      py::gil_scoped_release nogil;
+      fastnn::cuda::conv2d_backward_bias(s.B, s.OC, s.H * s.W, dy.ref.ptr<const float>(), db.ptr<float>(),
+                                         st);
+    }
+    return res;
   });
 }
 
@@ -371,6 +509,7 @@ PYBIND11_MODULE(_cuda, m) {
   m.attr("__version__") = FASTNN_VERSION;
   m.attr("architectures") = FASTNN_CUDA_ARCHITECTURES;
   m.attr("compiler") = FASTNN_CUDA_COMPILER;
+  fastnn::bind::register_arg_errors();
   m.def("device_count", &device_count, "CUDA devices visible (0 without a driver)");
   m.def("driver_version", &driver_version, "the driver's CUDA version (e.g. 13000), 0 without one");
   m.def("runtime_version", &runtime_version, "the CUDA runtime linked in (e.g. 13000)");

@@ -11,6 +11,7 @@
 #include "cuda/check.cuh"
 #include "cuda/kernels.h"
 #include "cuda/reduce.cuh"
+#include "ops/pool2d.h"
 
 namespace fastnn {
 namespace cuda {
@@ -19,7 +20,7 @@ namespace {
 constexpr int THREADS = 256;
 
 __global__ void __launch_bounds__(THREADS)
-    max_forward_kernel(PoolGeom g, const float* __restrict__ x, float* y, int64_t* idx) {
+    max_forward_kernel(Pool2dShape g, const float* __restrict__ x, float* y, int64_t* idx) {
   const int64_t total = g.N * g.C * g.OH * g.OW, step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
     const int64_t ow = e % g.OW, oh = e / g.OW % g.OH, p = e / (g.OW * g.OH);
@@ -49,7 +50,7 @@ __global__ void __launch_bounds__(THREADS) fill_kernel(float* p, int64_t n) {
 }
 
 __global__ void __launch_bounds__(THREADS)
-    max_backward_kernel(PoolGeom g, const float* __restrict__ dy, const int64_t* __restrict__ idx,
+    max_backward_kernel(Pool2dShape g, const float* __restrict__ dy, const int64_t* __restrict__ idx,
                         const float* __restrict__ relu_x, float* dx) {
   const int64_t out = g.OH * g.OW, in = g.H * g.W, total = g.N * g.C * out;
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -65,7 +66,7 @@ struct Window {
   int64_t h0, h1, w0, w1;
   float d;
 };
-__device__ __forceinline__ Window avg_window(const PoolGeom& g, bool cip, int64_t oh, int64_t ow) {
+__device__ __forceinline__ Window avg_window(const Pool2dShape& g, bool cip, int64_t oh, int64_t ow) {
   const int64_t hs = oh * g.SH - g.PH, he = min(hs + g.KH, g.H + g.PH);
   const int64_t ws = ow * g.SW - g.PW, we = min(ws + g.KW, g.W + g.PW);
   Window w{max(hs, int64_t{0}), min(he, g.H), max(ws, int64_t{0}), min(we, g.W), 0.0f};
@@ -74,7 +75,7 @@ __device__ __forceinline__ Window avg_window(const PoolGeom& g, bool cip, int64_
 }
 
 __global__ void __launch_bounds__(THREADS)
-    avg_forward_kernel(PoolGeom g, bool cip, const float* __restrict__ x, float* y) {
+    avg_forward_kernel(Pool2dShape g, bool cip, const float* __restrict__ x, float* y) {
   const int64_t total = g.N * g.C * g.OH * g.OW, step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
     const int64_t ow = e % g.OW, oh = e / g.OW % g.OH, p = e / (g.OW * g.OH);
@@ -104,7 +105,7 @@ __device__ __forceinline__ float avg_divisor(int H, int W, int KH, int KW, int S
 }
 
 __global__ void __launch_bounds__(THREADS)
-    avg_backward_kernel(PoolGeom g, bool cip, const float* __restrict__ dy, float* dx) {
+    avg_backward_kernel(Pool2dShape g, bool cip, const float* __restrict__ dy, float* dx) {
   const int H = static_cast<int>(g.H), W = static_cast<int>(g.W), OH = static_cast<int>(g.OH),
             OW = static_cast<int>(g.OW);
   const int KH = static_cast<int>(g.KH), KW = static_cast<int>(g.KW), SH = static_cast<int>(g.SH),
@@ -145,7 +146,7 @@ __global__ void __launch_bounds__(THREADS)
 
 }  // namespace
 
-void max_pool2d_forward(const PoolGeom& g, const float* x, float* y, int64_t* idx, Stream stream) {
+void max_pool2d_forward(const Pool2dShape& g, const float* x, float* y, int64_t* idx, Stream stream) {
   const int64_t total = g.N * g.C * g.OH * g.OW;
   if (total == 0) return;
   FASTNN_LAUNCH(max_forward_kernel, blocks_for(total, THREADS), THREADS, 0,
@@ -153,7 +154,7 @@ void max_pool2d_forward(const PoolGeom& g, const float* x, float* y, int64_t* id
   check_launch("max_pool2d_forward");
 }
 
-void max_pool2d_backward(const PoolGeom& g, const float* dy, const int64_t* idx, const float* relu_x,
+void max_pool2d_backward(const Pool2dShape& g, const float* dy, const int64_t* idx, const float* relu_x,
                          float* dx, Stream stream) {
   const int64_t in = g.N * g.C * g.H * g.W, total = g.N * g.C * g.OH * g.OW;
   if (in == 0) return;
@@ -165,7 +166,8 @@ void max_pool2d_backward(const PoolGeom& g, const float* dy, const int64_t* idx,
   check_launch("max_pool2d_backward");
 }
 
-void avg_pool2d_forward(const PoolGeom& g, bool count_include_pad, const float* x, float* y, Stream stream) {
+void avg_pool2d_forward(const Pool2dShape& g, bool count_include_pad, const float* x, float* y,
+                        Stream stream) {
   const int64_t total = g.N * g.C * g.OH * g.OW;
   if (total == 0) return;
   FASTNN_LAUNCH(avg_forward_kernel, blocks_for(total, THREADS), THREADS, 0,
@@ -173,7 +175,7 @@ void avg_pool2d_forward(const PoolGeom& g, bool count_include_pad, const float* 
   check_launch("avg_pool2d_forward");
 }
 
-void avg_pool2d_backward(const PoolGeom& g, bool count_include_pad, const float* dy, float* dx,
+void avg_pool2d_backward(const Pool2dShape& g, bool count_include_pad, const float* dy, float* dx,
                          Stream stream) {
   const int64_t total = g.N * g.C * g.H * g.W;
   if (total == 0) return;

@@ -19,8 +19,6 @@ namespace {
 // stay in L2).
 constexpr int64_t kColBudget = 256 * 1024;
 
-[[noreturn]] void fail(const std::string& what) { throw std::invalid_argument("fastnn.ops.conv2d: " + what); }
-
 // A 1x1 kernel with stride 1 and no padding reads the image itself as its column matrix.
 bool is_pointwise(const Conv2dShape& s) {
   return s.KH == 1 && s.KW == 1 && s.SH == 1 && s.SW == 1 && s.PT == 0 && s.PB == 0 && s.PL == 0 && s.PR == 0;
@@ -52,33 +50,6 @@ void for_each_image(const Conv2dShape& s, int nthreads, size_t col_floats, F&& b
 }
 
 }  // namespace
-
-void conv2d_check(const Conv2dShape& s) {
-  if (s.B < 0 || s.C < 1 || s.H < 1 || s.W < 1 || s.OC < 1 || s.KH < 1 || s.KW < 1) {
-    fail("expected positive sizes, got input (" + std::to_string(s.B) + ", " + std::to_string(s.C) + ", " +
-         std::to_string(s.H) + ", " + std::to_string(s.W) + ") and weight (" + std::to_string(s.OC) +
-         ", _, " + std::to_string(s.KH) + ", " + std::to_string(s.KW) + ")");
-  }
-  if (s.SH < 1 || s.SW < 1 || s.DH < 1 || s.DW < 1 || s.G < 1) {
-    fail("expected stride, dilation and groups >= 1");
-  }
-  if (s.PT < 0 || s.PB < 0 || s.PL < 0 || s.PR < 0) fail("expected non-negative padding");
-  if (s.C % s.G != 0 || s.OC % s.G != 0) {
-    fail("expected in_channels " + std::to_string(s.C) + " and out_channels " + std::to_string(s.OC) +
-         " to be divisible by groups " + std::to_string(s.G));
-  }
-  const int64_t eh = s.DH * (s.KH - 1) + 1, ew = s.DW * (s.KW - 1) + 1;
-  if (eh > s.H + s.PT + s.PB || ew > s.W + s.PL + s.PR) {
-    fail("kernel size can't be greater than the padded input size: padded input (" +
-         std::to_string(s.H + s.PT + s.PB) + ", " + std::to_string(s.W + s.PL + s.PR) +
-         "), effective kernel (" + std::to_string(eh) + ", " + std::to_string(ew) + ")");
-  }
-  const int64_t kMax = std::numeric_limits<int32_t>::max();
-  if (s.Kg() > kMax || s.OH() * s.OW() > kMax || s.H * s.W > kMax || s.Kg() * s.OW() > kMax ||
-      s.OC * s.Kg() > kMax) {
-    fail("sizes past 2^31 - 1 elements per image or weight are not supported");
-  }
-}
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, Activation act,
                     float* y, Isa isa, int nthreads) {

@@ -18,8 +18,12 @@
 //   least as many images as threads, else inside each gemm; backward_weight sums the batch in
 //   a fixed order. Results are bit-identical for every thread count.
 #pragma once
+#include <array>
 #include <cstdint>
+#include <string>
+#include <vector>
 
+#include "core/args.h"
 #include "core/cpu.h"
 #include "ops/gemm.h"
 
@@ -41,10 +45,35 @@ struct Conv2dShape {
   int64_t Kg() const { return Cg() * KH * KW; }  // gemm K of the forward
 };
 
-// Throws std::invalid_argument (ValueError) naming conv2d on an impossible shape: sizes < 1,
-// C or OC not divisible by G, an effective kernel larger than the padded input, sizes past
-// 32-bit tile arithmetic.
+// Throws ArgError (ValueError) naming conv2d on an impossible shape: sizes < 1, C or OC not
+// divisible by G, an effective kernel larger than the padded input, sizes past 32-bit tile
+// arithmetic.
 void conv2d_check(const Conv2dShape& s);
+
+// stride (SH, SW), padding (top, bottom, left, right), dilation (DH, DW) and groups, as
+// fastnn.ops.conv2d_* pass them (after conv2d_params: ints only).
+struct Conv2dParams {
+  std::array<int64_t, 2> stride{1, 1};
+  std::array<int64_t, 4> pad{0, 0, 0, 0};
+  std::array<int64_t, 2> dilation{1, 1};
+  int64_t groups = 1;
+};
+
+// The rules of each conv2d entry on every device (csrc/ops/conv2d_meta.cpp): the arrays'
+// dtypes, layouts and shapes checked (ArgError naming conv2d), the shape struct returned. An
+// optional array is passed with present = false. The output shapes are conv2d_y_shape(s), the
+// input shape and the weight shape, and (OC,) for the bias.
+Conv2dShape conv2d_forward_meta(const ArrayRef& x, const ArrayRef& w, const ArrayRef& bias,
+                                const Conv2dParams& p, const std::string* activation, Activation* act);
+Conv2dShape conv2d_backward_data_meta(const ArrayRef& dy, const ArrayRef& w,
+                                      const std::vector<int64_t>& input_shape, const Conv2dParams& p);
+Conv2dShape conv2d_backward_weight_meta(const ArrayRef& dy, const ArrayRef& x,
+                                        const std::vector<int64_t>& weight_shape, const Conv2dParams& p);
+Conv2dShape conv2d_backward_bias_meta(const ArrayRef& dy);
+// The shape struct of an input and a weight shape (4-D each), checked by conv2d_check.
+Conv2dShape conv2d_shape(const std::vector<int64_t>& input_shape, const std::vector<int64_t>& weight_shape,
+                         const Conv2dParams& p);
+std::vector<int64_t> conv2d_y_shape(const Conv2dShape& s);
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, Activation act,
                     float* y, Isa isa, int nthreads);

@@ -1,4 +1,4 @@
-// pool2d front door: the output-size rule and PyTorch's option checks (in one place), the
+// pool2d front door (the output-size rule and the option checks are pool2d_meta.cpp's): the
 // per-ISA dispatch of the forward kernels, and the split of the N*C planes over threads.
 #include "ops/pool2d.h"
 
@@ -65,47 +65,7 @@ AvgFn avg_for(Isa isa) {
   }
 }
 
-std::string pair(int64_t a, int64_t b) { return "(" + std::to_string(a) + ", " + std::to_string(b) + ")"; }
-
 }  // namespace
-
-int64_t pool2d_out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil_mode) {
-  const int64_t num = in + 2 * p - d * (k - 1) - 1 + (ceil_mode ? s - 1 : 0);
-  const int64_t q = num >= 0 ? num / s : -((-num + s - 1) / s);  // floor division
-  int64_t out = q + 1;
-  // The last window must start inside the input or the left padding.
-  if (ceil_mode && (out - 1) * s >= in + p) --out;
-  return out;
-}
-
-void pool2d_shape(const char* op, Pool2dShape* s) {
-  auto fail = [op](const std::string& what) {
-    throw std::invalid_argument(std::string("fastnn.ops.") + op + ": " + what);
-  };
-  if (s->KH < 1 || s->KW < 1) fail("kernel size should be greater than zero, but got " + pair(s->KH, s->KW));
-  if (s->SH < 1 || s->SW < 1) fail("stride should be greater than zero, but got " + pair(s->SH, s->SW));
-  if (s->DH < 1 || s->DW < 1) fail("dilation should be greater than zero, but got " + pair(s->DH, s->DW));
-  if (s->PH < 0 || s->PW < 0) fail("pad must be non-negative, but got " + pair(s->PH, s->PW));
-  if (s->PH > s->KH / 2 || s->PW > s->KW / 2) {
-    fail("pad should be at most half of kernel size, but got pad=" + pair(s->PH, s->PW) +
-         ", kernel_size=" + pair(s->KH, s->KW));
-  }
-  if (s->N < 0 || s->C < 1 || s->H < 1 || s->W < 1) {
-    fail("expected x of shape (N, C, H, W) with non-zero C, H, W (N may be 0), got (" + std::to_string(s->N) +
-         ", " + std::to_string(s->C) + ", " + std::to_string(s->H) + ", " + std::to_string(s->W) + ")");
-  }
-  if (s->H * s->W > std::numeric_limits<int32_t>::max()) {
-    fail("expected an H*W plane of at most 2^31-1 elements, got H=" + std::to_string(s->H) +
-         " W=" + std::to_string(s->W));
-  }
-  s->OH = pool2d_out_size(s->H, s->KH, s->SH, s->PH, s->DH, s->ceil_mode);
-  s->OW = pool2d_out_size(s->W, s->KW, s->SW, s->PW, s->DW, s->ceil_mode);
-  if (s->OH < 1 || s->OW < 1) {
-    fail("Given input size: (" + std::to_string(s->C) + "x" + std::to_string(s->H) + "x" +
-         std::to_string(s->W) + "). Calculated output size: (" + std::to_string(s->C) + "x" +
-         std::to_string(s->OH) + "x" + std::to_string(s->OW) + "). Output size is too small");
-  }
-}
 
 void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int64_t* idx, Isa isa, int nthreads) {
   const double work = static_cast<double>(s.planes()) * s.OH * s.OW * s.KH * s.KW;

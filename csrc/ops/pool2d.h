@@ -15,7 +15,9 @@
 // bit-identical for every thread count and, for max and avg forward, between ISAs.
 #pragma once
 #include <cstdint>
+#include <vector>
 
+#include "core/args.h"
 #include "core/cpu.h"
 
 namespace fastnn {
@@ -35,6 +37,18 @@ int64_t pool2d_out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, 
 // ("fastnn.ops.<op>: ...", a ValueError in Python) on kernel/stride/dilation < 1, padding
 // above half the kernel, C/H/W == 0, an output smaller than 1x1, or a plane of >= 2^31 elements.
 void pool2d_shape(const char* op, Pool2dShape* s);
+
+// The rules of each pooling entry on every device (csrc/ops/pool2d_meta.cpp; ArgError naming
+// op). `params` holds the options (kernel, stride, padding, dilation, ceil_mode); the input's
+// sizes come from x, checked float32 NCHW; the result is the checked shape struct. The
+// backward also checks dy (and the max backward's int64 indices, when present) against the
+// pooled shape pool2d_y_shape(s). global_avg_pool2d_meta: x (and dy when present) of the
+// global pooling (OH = OW = 1).
+Pool2dShape pool2d_forward_meta(const char* op, const ArrayRef& x, const Pool2dShape& params);
+Pool2dShape pool2d_backward_meta(const char* op, const ArrayRef& dy, const ArrayRef& x,
+                                 const ArrayRef& indices, const Pool2dShape& params);
+Pool2dShape global_avg_pool2d_meta(const char* op, const ArrayRef& x, const ArrayRef& dy);
+std::vector<int64_t> pool2d_y_shape(const Pool2dShape& s);
 
 void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int64_t* idx, Isa isa, int nthreads);
 // Throws std::invalid_argument when an index is outside [0, H*W) (nothing is written there).

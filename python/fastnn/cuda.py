@@ -13,9 +13,6 @@ embedding, pooling (max, average, global average), cross-entropy, batch norm and
 
 import importlib
 import math
-import operator
-
-from ._conv import conv2d_params
 
 __all__ = ["is_available", "device_count", "info", "is_cuda_array"]
 
@@ -135,6 +132,31 @@ def _out(op, out, shape, alias=()):
         if d is not None and d.ptr == o.ptr and o.size:
             raise ValueError(f"{op}: out must not alias {name}")
     return o
+
+
+class _Runtime:
+    """What the C++ entries of fastnn._cuda need from Python, asked for only after the
+    arguments passed their checks: device arrays from CuPy (empty(shape, dtype)) and the
+    stream to launch on (stream)."""
+
+    __slots__ = ("_op",)
+
+    def __init__(self, op):
+        self._op = op
+
+    @property
+    def stream(self):
+        return _stream(self._op)
+
+    def empty(self, shape, dtype):
+        return _cupy(self._op).empty(tuple(shape), dtype=dtype)
+
+
+def run(name, *args):
+    """fastnn._cuda.<name>(*args, runtime): the CUDA entries that take the CPU entry's arguments
+    (fastnn._core.<name> without isa) and check them by the same rules (the op's meta function
+    in C++), e.g. run("conv2d_forward", x, w, None, (1, 1), (0, 0, 0, 0), (1, 1), 1, None, None)."""
+    return getattr(_module_for(name), name)(*args, _Runtime(name))
 
 
 # ---- ops ----
@@ -351,249 +373,6 @@ def embedding_backward(dy, indices, num_embeddings, padding_idx=None, *, out=Non
     return o.array
 
 
-def _geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode):
-    from . import _core  # the CPU module checks the sizes and computes the output: one rule
-
-    return _core.pool2d_geometry(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode)
-
-
-def _nchw(op, name, a):
-    d = _Dev(op, name, a)
-    if len(d.shape) != 4:
-        raise ValueError(f"{op}: expected {name} to be 4-D (N, C, H, W), got shape {d.shape}")
-    return d
-
-
-def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *, out=None, indices=None):
-    op = "max_pool2d_forward"
-    m = _module_for(op)
-    dx = _nchw(op, "x", x)
-    g = _geometry(op, dx, kernel_size, stride, padding, dilation, ceil_mode)
-    shape = (g["N"], g["C"], g["OH"], g["OW"])
-    y = _out(op, out, shape, alias=(("x", dx),))
-    if indices is None:
-        idx = _Dev(op, "indices", _cupy(op).empty(shape, dtype="int64"), writable=True, typestr="<i8")
-    else:
-        idx = _Dev(op, "indices", indices, writable=True, typestr="<i8")
-        if idx.shape != shape:
-            raise ValueError(f"{op}: indices must have shape {shape}, got {idx.shape}")
-    m.max_pool2d_forward(g, dx.ptr, y.ptr, idx.ptr, _stream(op))
-    return y.array, idx.array
-
-
-def max_pool2d_backward(
-    dy, x, indices, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *, relu=False, out=None
-):
-    op = "max_pool2d_backward"
-    m = _module_for(op)
-    dx_, ddy = _nchw(op, "x", x), _nchw(op, "dy", dy)
-    idx = _Dev(op, "indices", indices, typestr="<i8")
-    g = _geometry(op, dx_, kernel_size, stride, padding, dilation, ceil_mode)
-    shape = (g["N"], g["C"], g["OH"], g["OW"])
-    if ddy.shape != shape or idx.shape != shape:
-        raise ValueError(f"{op}: dy and indices must have shape {shape}, got {ddy.shape} and {idx.shape}")
-    if idx.size:
-        lo, hi = int(idx.array.min()), int(idx.array.max())
-        if lo < 0 or hi >= g["H"] * g["W"]:
-            raise ValueError(f"{op}: indices must lie in [0, {g['H'] * g['W']}), got values in [{lo}, {hi}]")
-    o = _out(op, out, dx_.shape, alias=(("dy", ddy), ("x", dx_)))
-    m.max_pool2d_backward(g, ddy.ptr, idx.ptr, dx_.ptr if relu else 0, o.ptr, _stream(op))
-    return o.array
-
-
-def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, *, out=None):
-    op = "avg_pool2d_forward"
-    m = _module_for(op)
-    dx = _nchw(op, "x", x)
-    g = _geometry(op, dx, kernel_size, stride, padding, 1, ceil_mode)
-    y = _out(op, out, (g["N"], g["C"], g["OH"], g["OW"]), alias=(("x", dx),))
-    m.avg_pool2d_forward(g, bool(count_include_pad), dx.ptr, y.ptr, _stream(op))
-    return y.array
-
-
-def avg_pool2d_backward(
-    dy, x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, *, out=None
-):
-    op = "avg_pool2d_backward"
-    m = _module_for(op)
-    dx_, ddy = _nchw(op, "x", x), _nchw(op, "dy", dy)
-    g = _geometry(op, dx_, kernel_size, stride, padding, 1, ceil_mode)
-    if ddy.shape != (g["N"], g["C"], g["OH"], g["OW"]):
-        raise ValueError(f"{op}: dy must have shape {(g['N'], g['C'], g['OH'], g['OW'])}, got {ddy.shape}")
-    o = _out(op, out, dx_.shape, alias=(("dy", ddy),))
-    m.avg_pool2d_backward(g, bool(count_include_pad), ddy.ptr, o.ptr, _stream(op))
-    return o.array
-
-
-def global_avg_pool2d_forward(x, *, out=None):
-    op = "global_avg_pool2d_forward"
-    m = _module_for(op)
-    dx = _nchw(op, "x", x)
-    N, C, H, W = dx.shape
-    y = _out(op, out, (N, C, 1, 1), alias=(("x", dx),))
-    m.global_avg_pool2d_forward(N * C, H * W, dx.ptr, y.ptr, _stream(op))
-    return y.array
-
-
-def global_avg_pool2d_backward(dy, x, *, out=None):
-    op = "global_avg_pool2d_backward"
-    m = _module_for(op)
-    dx_, ddy = _nchw(op, "x", x), _nchw(op, "dy", dy)
-    N, C, H, W = dx_.shape
-    if ddy.shape != (N, C, 1, 1):
-        raise ValueError(f"{op}: dy must have shape {(N, C, 1, 1)}, got {ddy.shape}")
-    o = _out(op, out, dx_.shape, alias=(("dy", ddy),))
-    m.global_avg_pool2d_backward(N * C, H * W, ddy.ptr, o.ptr, _stream(op))
-    return o.array
-
-
-# conv2d: the CPU module exposes no geometry function, so the CPU op's size rules are applied
-# here, in its order and with the same outcome (ValueError): make_shape in csrc/bind/conv2d.cpp,
-# then conv2d_check in csrc/ops/conv2d.cpp. tests/test_cuda_conv.py checks that both accept and
-# refuse the same arguments and agree on the output sizes.
-
-_INT32_MAX = 2**31 - 1
-
-
-def _conv2d_geometry(op, xs, ws, stride, padding, dilation, groups):
-    """Conv2dGeom (a dict) of input shape xs and weight shape ws; stride (SH, SW), padding
-    (PT, PB, PL, PR), dilation (DH, DW) and groups as fastnn._core.conv2d_* take them."""
-    B, C, H, W = (int(s) for s in xs)
-    OC, Cw, KH, KW = (int(s) for s in ws)
-    (SH, SW), (PT, PB, PL, PR), (DH, DW) = ([int(v) for v in t] for t in (stride, padding, dilation))
-    G = operator.index(groups)
-    if G < 1:
-        raise ValueError(f"{op}: expected groups >= 1, got {G}")
-    if C != Cw * G:
-        raise ValueError(
-            f"{op}: expected weight of shape (out_channels, in_channels/groups, KH, KW) with "
-            f"in_channels {C} and groups {G}, got weight {tuple(ws)} for input {tuple(xs)}"
-        )
-    if B < 0 or min(C, H, W, OC, KH, KW) < 1:
-        raise ValueError(f"{op}: expected positive sizes, got input {tuple(xs)} and weight {tuple(ws)}")
-    if min(SH, SW, DH, DW) < 1:
-        raise ValueError(f"{op}: expected stride, dilation and groups >= 1")
-    if min(PT, PB, PL, PR) < 0:
-        raise ValueError(f"{op}: expected non-negative padding")
-    if C % G or OC % G:
-        raise ValueError(f"{op}: expected in_channels {C} and out_channels {OC} to be divisible by groups {G}")
-    eh, ew = DH * (KH - 1) + 1, DW * (KW - 1) + 1
-    if eh > H + PT + PB or ew > W + PL + PR:
-        raise ValueError(
-            f"{op}: kernel size can't be greater than the padded input size: padded input "
-            f"({H + PT + PB}, {W + PL + PR}), effective kernel ({eh}, {ew})"
-        )
-    OH, OW = (H + PT + PB - eh) // SH + 1, (W + PL + PR - ew) // SW + 1
-    Kg = C // G * KH * KW
-    if max(Kg, OH * OW, H * W, Kg * OW, OC * Kg) > _INT32_MAX:
-        raise ValueError(f"{op}: sizes past 2^31 - 1 elements per image or weight are not supported")
-    return {
-        "N": B,
-        "C": C,
-        "H": H,
-        "W": W,
-        "OC": OC,
-        "KH": KH,
-        "KW": KW,
-        "SH": SH,
-        "SW": SW,
-        "PT": PT,
-        "PB": PB,
-        "PL": PL,
-        "PR": PR,
-        "DH": DH,
-        "DW": DW,
-        "G": G,
-        "OH": OH,
-        "OW": OW,
-    }
-
-
-def _conv_arg(op, name, a, what):
-    d = _Dev(op, name, a)
-    if len(d.shape) != 4:
-        raise ValueError(f"{op}: expected {name} to be 4-D {what}, got shape {d.shape}")
-    return d
-
-
-def _shape4(op, name, shape):
-    s = tuple(operator.index(v) for v in shape)
-    if len(s) != 4:
-        raise ValueError(f"{op}: expected a 4-D {name}, got {s}")
-    return s
-
-
-def _conv_out(op, out, shape, inputs):
-    """The output (out checked: shape, writable, no byte shared with an input)."""
-    o = _out(op, out, shape)
-    if out is not None and o.size:
-        for name, d in inputs:
-            if d is not None and d.size and o.ptr < d.ptr + 4 * d.size and d.ptr < o.ptr + 4 * o.size:
-                raise ValueError(f"{op}: out must not overlap {name}")
-    return o
-
-
-def _conv_dy(op, ddy, g):
-    want = (g["N"], g["OC"], g["OH"], g["OW"])
-    if ddy.shape != want:
-        raise ValueError(f"{op}: expected dy of shape {want}, got {ddy.shape}")
-
-
-def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, activation=None, *, out=None):
-    """fastnn.ops.conv2d_forward on CUDA arrays."""
-    op = "conv2d_forward"
-    m = _module_for(op)
-    dx, dw = _conv_arg(op, "x", x, "(N, C, H, W)"), _conv_arg(op, "w", w, "(OC, C/groups, KH, KW)")
-    g = _conv2d_geometry(op, dx.shape, dw.shape, *conv2d_params(dw.shape[2:], stride, padding, dilation), groups)
-    db = _Dev(op, "bias", bias) if bias is not None else None
-    if db is not None and db.shape != (g["OC"],):
-        raise ValueError(f"{op}: expected bias of shape {(g['OC'],)}, got {db.shape}")
-    if activation not in (None, "none", "relu"):
-        raise ValueError(f"{op}: expected activation None, 'none' or 'relu', got {activation!r}")
-    y = _conv_out(op, out, (g["N"], g["OC"], g["OH"], g["OW"]), (("x", dx), ("w", dw), ("bias", db)))
-    m.conv2d_forward(g, dx.ptr, dw.ptr, db.ptr if db else 0, 1 if activation == "relu" else 0, y.ptr, _stream(op))
-    return y.array
-
-
-def conv2d_backward_data(dy, w, input_shape, stride=1, padding=0, dilation=1, groups=1, *, out=None):
-    """fastnn.ops.conv2d_backward_data on CUDA arrays: dx of input_shape."""
-    op = "conv2d_backward_data"
-    m = _module_for(op)
-    ddy, dw = _conv_arg(op, "dy", dy, "(N, OC, OH, OW)"), _conv_arg(op, "w", w, "(OC, C/groups, KH, KW)")
-    xs = _shape4(op, "input_shape", input_shape)
-    g = _conv2d_geometry(op, xs, dw.shape, *conv2d_params(dw.shape[2:], stride, padding, dilation), groups)
-    _conv_dy(op, ddy, g)
-    o = _conv_out(op, out, xs, (("dy", ddy), ("w", dw)))
-    m.conv2d_backward_data(g, ddy.ptr, dw.ptr, o.ptr, _stream(op))
-    return o.array
-
-
-def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1, groups=1, *, out=None):
-    """fastnn.ops.conv2d_backward_weight on CUDA arrays: dw of weight_shape, summed over the batch."""
-    op = "conv2d_backward_weight"
-    m = _module_for(op)
-    ddy, dx = _conv_arg(op, "dy", dy, "(N, OC, OH, OW)"), _conv_arg(op, "x", x, "(N, C, H, W)")
-    ws = _shape4(op, "weight_shape", weight_shape)
-    g = _conv2d_geometry(op, dx.shape, ws, *conv2d_params(ws[2:], stride, padding, dilation), groups)
-    _conv_dy(op, ddy, g)
-    o = _conv_out(op, out, ws, (("dy", ddy), ("x", dx)))
-    n = m.conv2d_backward_weight_workspace(g)
-    work = _out(op, None, (n,)) if n else None  # the split reduction's partial sums
-    m.conv2d_backward_weight(g, ddy.ptr, dx.ptr, o.ptr, work.ptr if work else 0, _stream(op))
-    return o.array
-
-
-def conv2d_backward_bias(dy, *, out=None):
-    """fastnn.ops.conv2d_backward_bias on CUDA arrays: db (OC,)."""
-    op = "conv2d_backward_bias"
-    m = _module_for(op)
-    ddy = _conv_arg(op, "dy", dy, "(N, OC, OH, OW)")
-    N, OC, OH, OW = ddy.shape
-    o = _conv_out(op, out, (OC,), (("dy", ddy),))
-    m.conv2d_backward_bias(N, OC, OH * OW, ddy.ptr, o.ptr, _stream(op))
-    return o.array
-
-
 def _same_lists(op, names, lists):
     n = len(lists[0])
     for name, lst in zip(names, lists):
@@ -721,6 +500,13 @@ def _per_channel(op, name, a, c, writable=False):
     d = _Dev(op, name, a, writable=writable)
     if d.shape != (c,):
         raise ValueError(f"{op}: expected {name} of shape ({c},) (one per channel), got {d.shape}")
+    return d
+
+
+def _nchw(op, name, a):
+    d = _Dev(op, name, a)
+    if len(d.shape) != 4:
+        raise ValueError(f"{op}: expected {name} to be 4-D (N, C, H, W), got shape {d.shape}")
     return d
 
 

@@ -96,7 +96,7 @@ def _gpu(*arrays):
 def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *, out=None, indices=None):
     """(y (N, C, OH, OW), indices int64 (N, C, OH, OW): flat ih * W + iw of each maximum)."""
     if _gpu(x, out, indices):
-        return _cuda.max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode, out=out, indices=indices)
+        return _cuda.run("max_pool2d_forward", x, kernel_size, stride, padding, dilation, ceil_mode, out, indices)
     return _core.max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode, out, indices)
 
 
@@ -109,8 +109,8 @@ def max_pool2d_backward(
     x[i] only where x[i] > 0, or is NaN), i.e. relu_backward(max_pool2d_backward(...), x) in one
     pass."""
     if _gpu(dy, x, indices, out):
-        return _cuda.max_pool2d_backward(
-            dy, x, indices, kernel_size, stride, padding, dilation, ceil_mode, relu=relu, out=out
+        return _cuda.run(
+            "max_pool2d_backward", dy, x, indices, kernel_size, stride, padding, dilation, ceil_mode, relu, out
         )
     return _core.max_pool2d_backward(dy, x, indices, kernel_size, stride, padding, dilation, ceil_mode, relu, out)
 
@@ -118,7 +118,7 @@ def max_pool2d_backward(
 def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, *, out=None):
     """y (N, C, OH, OW): window sums over the window size (with or without the padding)."""
     if _gpu(x, out):
-        return _cuda.avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode, count_include_pad, out=out)
+        return _cuda.run("avg_pool2d_forward", x, kernel_size, stride, padding, ceil_mode, count_include_pad, out)
     return _core.avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode, count_include_pad, out)
 
 
@@ -127,21 +127,21 @@ def avg_pool2d_backward(
 ):
     """dx (N, C, H, W): each dy spread evenly over its window (x gives the shape)."""
     if _gpu(dy, x, out):
-        return _cuda.avg_pool2d_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad, out=out)
+        return _cuda.run("avg_pool2d_backward", dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad, out)
     return _core.avg_pool2d_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad, out)
 
 
 def global_avg_pool2d_forward(x, *, out=None):
     """y (N, C, 1, 1): the mean of each H x W plane (adaptive_avg_pool2d(x, 1))."""
     if _gpu(x, out):
-        return _cuda.global_avg_pool2d_forward(x, out=out)
+        return _cuda.run("global_avg_pool2d_forward", x, out)
     return _core.global_avg_pool2d_forward(x, out)
 
 
 def global_avg_pool2d_backward(dy, x, *, out=None):
     """dx (N, C, H, W) = dy (N, C, 1, 1) / (H W) over each plane."""
     if _gpu(dy, x, out):
-        return _cuda.global_avg_pool2d_backward(dy, x, out=out)
+        return _cuda.run("global_avg_pool2d_backward", dy, x, out)
     return _core.global_avg_pool2d_backward(dy, x, out)
 
 
@@ -229,32 +229,32 @@ def _gelu_name(approximate):
 def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, activation=None, out=None):
     """y = act(conv2d(x, w) + bias), PyTorch's Conv2d: x (B, C, H, W), w (OC, C/groups, KH, KW),
     bias (OC,); padding is an int, a pair, 'same' or 'valid'; activation None or "relu"."""
-    if _gpu(x, w, bias, out):
-        return _cuda.conv2d_forward(x, w, bias, stride, padding, dilation, groups, activation, out=out)
     st, pad, dil = conv2d_params(getattr(w, "shape", (0, 0, 1, 1))[2:], stride, padding, dilation)
+    if _gpu(x, w, bias, out):
+        return _cuda.run("conv2d_forward", x, w, bias, st, pad, dil, groups, activation, out)
     return _core.conv2d_forward(x, w, bias, st, pad, dil, groups, activation, out)
 
 
 def conv2d_backward_data(dy, w, input_shape, stride=1, padding=0, dilation=1, groups=1, out=None):
     """dx (input_shape) from dy (B, OC, OH, OW) and w (OC, C/groups, KH, KW)."""
-    if _gpu(dy, w, out):
-        return _cuda.conv2d_backward_data(dy, w, input_shape, stride, padding, dilation, groups, out=out)
     st, pad, dil = conv2d_params(getattr(w, "shape", (0, 0, 1, 1))[2:], stride, padding, dilation)
+    if _gpu(dy, w, out):
+        return _cuda.run("conv2d_backward_data", dy, w, tuple(input_shape), st, pad, dil, groups, out)
     return _core.conv2d_backward_data(dy, w, tuple(input_shape), st, pad, dil, groups, out)
 
 
 def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1, groups=1, out=None):
     """dw (weight_shape) from dy (B, OC, OH, OW) and x (B, C, H, W), summed over the batch."""
-    if _gpu(dy, x, out):
-        return _cuda.conv2d_backward_weight(dy, x, weight_shape, stride, padding, dilation, groups, out=out)
     st, pad, dil = conv2d_params(tuple(weight_shape)[2:], stride, padding, dilation)
+    if _gpu(dy, x, out):
+        return _cuda.run("conv2d_backward_weight", dy, x, tuple(weight_shape), st, pad, dil, groups, out)
     return _core.conv2d_backward_weight(dy, x, tuple(weight_shape), st, pad, dil, groups, out)
 
 
 def conv2d_backward_bias(dy, out=None):
     """db (OC,): dy (B, OC, OH, OW) summed over batch and pixels."""
     if _gpu(dy, out):
-        return _cuda.conv2d_backward_bias(dy, out=out)
+        return _cuda.run("conv2d_backward_bias", dy, out)
     return _core.conv2d_backward_bias(dy, out)
 
 

@@ -10,9 +10,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "cuda/conv2d_geometry.h"
 #include "cuda/kernels.h"
-#include "cuda/pool_geometry.h"
 #include "ops/attention.h"
 #include "ops/batchnorm.h"
 #include "ops/optim.h"
@@ -171,51 +169,6 @@ Array embedding_backward(Array dy, Index idx, int64_t v, int64_t padding_idx) {
   Array dw = poisoned_like({v, d});
   fastnn::cuda::embedding_backward(v, t, d, padding_idx, dy.data(), idx.data(), dw.mutable_data(), nullptr);
   return dw;
-}
-
-py::tuple max_pool2d_forward(Array x, py::dict d) {
-  const auto g = fastnn::cuda::pool_geometry(d);
-  Array y = poisoned_like({g.N, g.C, g.OH, g.OW});
-  Index idx(std::vector<py::ssize_t>{g.N, g.C, g.OH, g.OW});
-  fastnn::cuda::max_pool2d_forward(g, x.data(), y.mutable_data(), idx.mutable_data(), nullptr);
-  return py::make_tuple(y, idx);
-}
-
-Array max_pool2d_backward(Array dy, Index idx, py::dict d, py::object relu_x) {
-  const auto g = fastnn::cuda::pool_geometry(d);
-  Array r;
-  const float* rp = relu_x.is_none() ? nullptr : (r = relu_x.cast<Array>()).data();
-  Array dx = poisoned_like({g.N, g.C, g.H, g.W});
-  fastnn::cuda::max_pool2d_backward(g, dy.data(), idx.data(), rp, dx.mutable_data(), nullptr);
-  return dx;
-}
-
-Array avg_pool2d_forward(Array x, py::dict d, bool cip) {
-  const auto g = fastnn::cuda::pool_geometry(d);
-  Array y = poisoned_like({g.N, g.C, g.OH, g.OW});
-  fastnn::cuda::avg_pool2d_forward(g, cip, x.data(), y.mutable_data(), nullptr);
-  return y;
-}
-
-Array avg_pool2d_backward(Array dy, py::dict d, bool cip) {
-  const auto g = fastnn::cuda::pool_geometry(d);
-  Array dx = poisoned_like({g.N, g.C, g.H, g.W});
-  fastnn::cuda::avg_pool2d_backward(g, cip, dy.data(), dx.mutable_data(), nullptr);
-  return dx;
-}
-
-Array global_avg_pool2d_forward(Array x) {
-  Array y = poisoned_like({x.shape(0), x.shape(1), 1, 1});
-  fastnn::cuda::global_avg_pool2d_forward(x.shape(0) * x.shape(1), x.shape(2) * x.shape(3), x.data(),
-                                          y.mutable_data(), nullptr);
-  return y;
-}
-
-Array global_avg_pool2d_backward(Array dy, Array x) {
-  Array dx = poisoned_like(shape_of(x));
-  fastnn::cuda::global_avg_pool2d_backward(x.shape(0) * x.shape(1), x.shape(2) * x.shape(3), dy.data(),
-                                           dx.mutable_data(), nullptr);
-  return dx;
 }
 
 // In place: the arrays must already be float32 C-contiguous (no converting copy).
@@ -407,55 +360,6 @@ double grad_norm(py::sequence arrays, double p) {
   return part[static_cast<size_t>(total)];
 }
 
-// conv2d on the geometry dict of fastnn.cuda._conv2d_geometry; the arrays' sizes are checked
-// against it (their contents are the kernels' business). The workspace starts as NaN too.
-void conv2d_require(const Array& a, std::vector<py::ssize_t> shape, const char* what) {
-  if (shape_of(a) != shape) throw std::invalid_argument(std::string("conv2d: ") + what + " shape");
-}
-
-Array conv2d_forward(Array x, Array w, py::object bias, py::dict d, bool relu) {
-  const auto g = fastnn::cuda::conv2d_geometry(d);
-  conv2d_require(x, {g.N, g.C, g.H, g.W}, "x");
-  conv2d_require(w, {g.OC, g.C / g.G, g.KH, g.KW}, "w");
-  Array b;
-  const float* bp = opt(bias, &b, g.OC, "bias");
-  Array y = poisoned_like({g.N, g.OC, g.OH, g.OW});
-  fastnn::cuda::conv2d_forward(g, x.data(), w.data(), bp, relu ? 1 : 0, y.mutable_data(), nullptr);
-  return y;
-}
-
-Array conv2d_backward_data(Array dy, Array w, py::dict d) {
-  const auto g = fastnn::cuda::conv2d_geometry(d);
-  conv2d_require(dy, {g.N, g.OC, g.OH, g.OW}, "dy");
-  conv2d_require(w, {g.OC, g.C / g.G, g.KH, g.KW}, "w");
-  Array dx = poisoned_like({g.N, g.C, g.H, g.W});
-  fastnn::cuda::conv2d_backward_data(g, dy.data(), w.data(), dx.mutable_data(), nullptr);
-  return dx;
-}
-
-Array conv2d_backward_weight(Array dy, Array x, py::dict d) {
-  const auto g = fastnn::cuda::conv2d_geometry(d);
-  conv2d_require(dy, {g.N, g.OC, g.OH, g.OW}, "dy");
-  conv2d_require(x, {g.N, g.C, g.H, g.W}, "x");
-  Array dw = poisoned_like({g.OC, g.C / g.G, g.KH, g.KW});
-  Array ws = poisoned_like({fastnn::cuda::conv2d_backward_weight_workspace(g)});
-  fastnn::cuda::conv2d_backward_weight(g, dy.data(), x.data(), dw.mutable_data(),
-                                       ws.size() ? ws.mutable_data() : nullptr, nullptr);
-  return dw;
-}
-
-int64_t conv2d_backward_weight_workspace(py::dict d) {
-  return fastnn::cuda::conv2d_backward_weight_workspace(fastnn::cuda::conv2d_geometry(d));
-}
-
-Array conv2d_backward_bias(Array dy) {
-  if (dy.ndim() != 4) throw std::invalid_argument("conv2d: 4-D dy");
-  Array db = poisoned_like({dy.shape(1)});
-  fastnn::cuda::conv2d_backward_bias(dy.shape(0), dy.shape(1), dy.shape(2) * dy.shape(3), dy.data(),
-                                     db.mutable_data(), nullptr);
-  return db;
-}
-
 // Attention on (B, NH, L, HD) arrays: the mask (None, or bool / float32 with any strides) is read
 // at the element strides (b, h, i, j) given, as fastnn.cuda passes them.
 struct Attention {
@@ -548,19 +452,6 @@ PYBIND11_MODULE(_fastnn_cuda_emu, m) {
   m.def("embedding_forward", &embedding_forward);
   m.def("embedding_backward", &embedding_backward, py::arg("dy"), py::arg("idx"), py::arg("v"),
         py::arg("padding_idx") = -1);
-  m.def("max_pool2d_forward", &max_pool2d_forward);
-  m.def("max_pool2d_backward", &max_pool2d_backward, py::arg("dy"), py::arg("idx"), py::arg("geometry"),
-        py::arg("relu_x") = py::none());
-  m.def("avg_pool2d_forward", &avg_pool2d_forward);
-  m.def("avg_pool2d_backward", &avg_pool2d_backward);
-  m.def("global_avg_pool2d_forward", &global_avg_pool2d_forward);
-  m.def("global_avg_pool2d_backward", &global_avg_pool2d_backward);
-  m.def("conv2d_forward", &conv2d_forward, py::arg("x"), py::arg("w"), py::arg("bias"), py::arg("geometry"),
-        py::arg("relu") = false);
-  m.def("conv2d_backward_data", &conv2d_backward_data);
-  m.def("conv2d_backward_weight", &conv2d_backward_weight);
-  m.def("conv2d_backward_weight_workspace", &conv2d_backward_weight_workspace);
-  m.def("conv2d_backward_bias", &conv2d_backward_bias);
   m.def("sgd_step", &sgd_step);
   m.def("adam_step", &adam_step);
   m.def("cross_entropy_rows", &cross_entropy_rows);

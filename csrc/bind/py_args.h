@@ -1,0 +1,72 @@
+// Python arguments that are not arrays, read the same way by every module (fastnn._core and
+// fastnn._cuda): ints or pairs as torch's _pair takes them, strict bools, and pooling's options.
+// Failures are ArgError (TypeError / ValueError naming the op).
+#pragma once
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "core/args.h"
+#include "ops/pool2d.h"
+
+namespace fastnn::bind {
+
+inline std::string type_name(pybind11::handle obj) {
+  return pybind11::str(pybind11::type::of(obj).attr("__name__"));
+}
+
+inline bool is_int(pybind11::handle obj) {  // int or numpy integer, not bool
+  return !pybind11::isinstance<pybind11::bool_>(obj) &&
+         (pybind11::isinstance<pybind11::int_>(obj) || pybind11::hasattr(obj, "__index__"));
+}
+
+// An int (both sides) or a sequence of two ints, as torch's _pair.
+inline std::pair<int64_t, int64_t> pair_arg(const char* op, const char* name, pybind11::handle obj) {
+  namespace py = pybind11;
+  auto index = [](py::handle v) {
+    return py::reinterpret_borrow<py::object>(v).attr("__index__")().cast<int64_t>();
+  };
+  if (is_int(obj)) {
+    const int64_t v = index(obj);
+    return {v, v};
+  }
+  if (py::isinstance<py::sequence>(obj) && !py::isinstance<py::str>(obj)) {
+    py::sequence s = py::reinterpret_borrow<py::sequence>(obj);
+    if (s.size() == 2 && is_int(s[0]) && is_int(s[1])) return {index(s[0]), index(s[1])};
+    if (s.size() != 2) {
+      arg_value_fail(op, std::string("expected ") + name + " to be an int or a pair of ints, got " +
+                             std::to_string(s.size()) + " values");
+    }
+  }
+  arg_type_fail(op,
+                std::string("expected ") + name + " to be an int or a pair of ints, got " + type_name(obj));
+}
+
+inline bool bool_arg(const char* op, const char* name, pybind11::handle obj) {
+  if (!pybind11::isinstance<pybind11::bool_>(obj)) {
+    arg_type_fail(op, std::string("expected ") + name + " to be a bool, got " + type_name(obj));
+  }
+  return obj.cast<bool>();
+}
+
+// Pooling's options (kernel_size, stride: None for the kernel's, padding, dilation, ceil_mode)
+// in a Pool2dShape whose sizes the meta function fills from the input.
+inline Pool2dShape pool2d_params(const char* op, pybind11::handle kernel, pybind11::handle stride,
+                                 pybind11::handle padding, pybind11::handle dilation,
+                                 pybind11::handle ceil_mode) {
+  Pool2dShape s;
+  std::tie(s.KH, s.KW) = pair_arg(op, "kernel_size", kernel);
+  if (stride.is_none()) {
+    s.SH = s.KH, s.SW = s.KW;
+  } else {
+    std::tie(s.SH, s.SW) = pair_arg(op, "stride", stride);
+  }
+  std::tie(s.PH, s.PW) = pair_arg(op, "padding", padding);
+  std::tie(s.DH, s.DW) = pair_arg(op, "dilation", dilation);
+  s.ceil_mode = bool_arg(op, "ceil_mode", ceil_mode);
+  return s;
+}
+
+}  // namespace fastnn::bind
