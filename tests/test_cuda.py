@@ -50,20 +50,18 @@ def test_is_available_means_a_device_is_visible():
 @pytest.mark.skipif(not BUILT, reason="fastnn built without CUDA")
 def test_mixing_numpy_and_cuda_arrays_is_a_type_error(rng):
     a, b = randn(rng, 3, 4), randn(rng, 4, 5)
-    with pytest.raises(TypeError, match="gemm: a must be a CUDA array.*cannot be mixed"):
+    with pytest.raises(TypeError, match="fastnn.ops.gemm: expected a to be a CUDA array.*cannot be mixed"):
         ops.gemm(a, FakeDeviceArray(b))
-    with pytest.raises(TypeError, match="relu_backward: x or y must be a CUDA array"):
+    with pytest.raises(TypeError, match="fastnn.ops.relu_backward: expected x to be a CUDA array"):
         ops.relu_backward(FakeDeviceArray(a), a)
 
 
 @pytest.mark.skipif(not BUILT, reason="fastnn built without CUDA")
 def test_malformed_cuda_arrays_are_refused(rng):
     a = randn(rng, 3, 4)
-    with pytest.raises(TypeError, match="softmax_forward: x must be float32"):
+    with pytest.raises(TypeError, match="fastnn.ops.softmax_forward: expected x to be float32, got float64"):
         ops.softmax_forward(FakeDeviceArray(a.astype(np.float64)))
-    with pytest.raises(ValueError, match="gemm: a must be C-contiguous"):
-        ops.gemm(FakeDeviceArray(a, strides=(4, 12)), FakeDeviceArray(randn(rng, 4, 2)))
-    with pytest.raises(ValueError, match="gemm: op\\(a\\) is 3x4 but op\\(b\\) is 5x2"):
+    with pytest.raises(ValueError, match="fastnn.ops.gemm: expected op\\(a\\) \\(M, K\\) and op\\(b\\) \\(K, N\\)"):
         ops.gemm(FakeDeviceArray(a), FakeDeviceArray(randn(rng, 5, 2)))
 
 
@@ -83,6 +81,47 @@ def test_cuda_embedding_wants_int64_indices(rng):
         ops.embedding_forward(w, FakeDeviceArray(np.zeros(4, np.int32)))
     with pytest.raises(ValueError, match="layer_norm_forward: normalized_shape \\(4,\\) must be the trailing"):
         ops.layer_norm_forward(FakeDeviceArray(randn(rng, 3, 5)), (4,))
+
+
+# One table of bad calls for both devices (the ops' meta functions are the rules of each): each
+# call(A, x) with A wrapping arrays for a device and x a (3, 4) float32 array.
+SAME_WORDS = {
+    "gemm_inner": lambda A, x: ops.gemm(A(x), A(x)),
+    "gemm_1d": lambda A, x: ops.gemm(A(x[0]), A(x)),
+    "gemm_float64": lambda A, x: ops.gemm(A(x.astype(np.float64)), A(x.T.copy())),
+    "gemm_batch": lambda A, x: ops.gemm(A(np.stack([x, x])), A(np.stack([x.T, x.T, x.T]))),
+    "gemm_bias": lambda A, x: ops.gemm(A(x), A(x.T.copy()), bias=A(x[0])),
+    "gemm_activation": lambda A, x: ops.gemm(A(x), A(x.T.copy()), activation="tanh"),
+    "gemm_beta_without_c": lambda A, x: ops.gemm(A(x), A(x.T.copy()), beta=1.0),
+    "gemm_c_shape": lambda A, x: ops.gemm(A(x), A(x.T.copy()), A(x), beta=1.0),
+    "gemm_out_shape": lambda A, x: ops.gemm(A(x), A(x.T.copy()), out=A(x)),
+    "act_float64": lambda A, x: ops.tanh_forward(A(x.astype(np.float64))),
+    "act_shapes": lambda A, x: ops.sigmoid_backward(A(x), A(x[:2])),
+    "act_slope": lambda A, x: ops.leaky_relu_forward(A(x), "0.1"),
+    "act_approximate": lambda A, x: ops.gelu_forward(A(x), "erf"),
+    "act_out_shape": lambda A, x: ops.relu_forward(A(x), out=A(x[:2])),
+    "softmax_dim": lambda A, x: ops.softmax_forward(A(x), 2),
+    "softmax_0d": lambda A, x: ops.log_softmax_forward(A(np.array(1.0, np.float32))),
+    "softmax_shapes": lambda A, x: ops.softmax_backward(A(x), A(x.T.copy())),
+    "softmax_out_aliases_y": lambda A, x: (lambda y: ops.softmax_backward(A(x.copy()), y, out=y))(A(x)),
+}
+
+
+def _words(call, A, x):
+    try:
+        call(A, x)
+    except (TypeError, ValueError) as e:
+        return type(e).__name__, str(e)
+    return None
+
+
+@pytest.mark.parametrize("name", list(SAME_WORDS))
+def test_both_devices_refuse_bad_calls_in_the_same_words(rng, name, emulated_gpu):
+    x = randn(rng, 3, 4)
+    cpu = _words(SAME_WORDS[name], lambda a: a, x)
+    dev = _words(SAME_WORDS[name], emulated_gpu.ndarray, x)
+    assert dev == cpu
+    assert cpu is None or cpu[1].startswith("fastnn.ops.")
 
 
 def test_without_the_module_cuda_arrays_are_a_type_error(rng, monkeypatch):

@@ -62,13 +62,15 @@ GEMM_SHAPES = [(1, 1, 1), (5, 130, 3), (64, 64, 16), (65, 63, 17), (37, 71, 45),
 @pytest.mark.parametrize("ta", [False, True])
 @pytest.mark.parametrize("tb", [False, True])
 @pytest.mark.parametrize("shape", GEMM_SHAPES, ids=str)
-def test_gemm(rng, order, shape, ta, tb):
+def test_gemm(rng, order, emulated_gpu, shape, ta, tb):
+    cp = emulated_gpu
     M, N, K = shape
     a = randn(rng, *((K, M) if ta else (M, K)))
     b = randn(rng, *((N, K) if tb else (K, N)))
     c, bias = randn(rng, M, N), randn(rng, N)
     for kw in ({}, {"c": c, "alpha": 0.5, "beta": -2.0, "bias": bias}):
-        got = emu.gemm(a, b, trans_a=ta, trans_b=tb, **kw)
+        dkw = {k: cp.asarray(v) if isinstance(v, np.ndarray) else v for k, v in kw.items()}
+        got = fastnn.ops.gemm(cp.asarray(a), cp.asarray(b), trans_a=ta, trans_b=tb, **dkw).get()
         want = ref.gemm(a, b, trans_a=ta, trans_b=tb, **kw)
         mag = ref.gemm(
             np.abs(a),
@@ -86,25 +88,51 @@ def test_gemm(rng, order, shape, ta, tb):
         np.testing.assert_allclose(got, cpu, rtol=0, atol=float(2 * (K + 2) * EPS32 * mag.max() + 1e-30))
 
 
-def test_gemm_relu(rng, order):
+def test_gemm_relu(rng, order, emulated_gpu):
+    cp = emulated_gpu
     a, b = randn(rng, 33, 20), randn(rng, 20, 65)
-    got = emu.gemm(a, b, relu=True)
+    got = fastnn.ops.gemm(cp.asarray(a), cp.asarray(b), activation="relu").get()
     assert (got >= 0).all() and (got == 0).any()
     np.testing.assert_allclose(got, np.maximum(a.astype(np.float64) @ b, 0), atol=1e-4)
 
 
+def test_gemm_reads_transposed_views_in_place_and_copies_other_strides(rng, emulated_gpu, monkeypatch):
+    """As on the CPU: a.T of a C-contiguous array is read with the transpose flag flipped (no
+    copy), any other strided operand is copied first; the results are the CPU's."""
+    cp = emulated_gpu
+    a, b = randn(rng, 20, 33), randn(rng, 65, 20)
+    copies = []
+    real = cp.ascontiguousarray
+    monkeypatch.setattr(cp, "ascontiguousarray", lambda x: copies.append(x.shape) or real(x), raising=False)
+    da, db = cp.asarray(a), cp.asarray(b)
+    got = fastnn.ops.gemm(da.T, db.T, trans_b=False).get()
+    assert copies == []
+    want = fastnn.ops.gemm(a.T, b.T)
+    np.testing.assert_allclose(got, want, rtol=0, atol=float(44 * EPS32 * (np.abs(a.T) @ np.abs(b.T)).max()))
+    got = fastnn.ops.gemm(da[:, ::3], cp.asarray(randn(rng, 11, 4))).get()
+    assert copies == [(20, 11)] and got.shape == (20, 4)
+
+
+def test_gemm_broadcasts_batches_on_the_device(rng, order, emulated_gpu):
+    cp = emulated_gpu
+    a, b, c = randn(rng, 3, 1, 5, 7), randn(rng, 4, 7, 6), randn(rng, 4, 5, 6)
+    got = fastnn.ops.gemm(cp.asarray(a), cp.asarray(b), cp.asarray(c), beta=1.0).get()
+    want = fastnn.ops.gemm(a, b, c, beta=1.0)
+    assert got.shape == want.shape == (3, 4, 5, 6)
+    np.testing.assert_allclose(got, want, rtol=0, atol=float(18 * EPS32 * (np.abs(a) @ np.abs(b) + np.abs(c)).max()))
+
+
 @pytest.mark.parametrize("n", [0, 1, 255, 257, 1000])
 @pytest.mark.parametrize("name", list(ACTS))
-def test_act(rng, order, name, n):
-    kind = list(ACTS).index(name)
+def test_act(rng, order, emulated_gpu, name, n):
+    cp = emulated_gpu
     kw, takes = ACTS[name]
-    alpha = kw.get("negative_slope", 0.01)
     x, dy = randn(rng, n) * np.float32(4), randn(rng, n)
-    y = emu.act_forward(kind, alpha, x)
+    y = fn(fastnn.ops, name, "forward")(cp.asarray(x), **kw).get()
     y_ref = fn(ref, name, "forward")(x, **kw)
     assert_within(y, y_ref, fwd_bound(name, x, y_ref), f"{name} forward")
     xy = y if takes == "y" else x
-    dx = emu.act_backward(kind, alpha, dy, xy)
+    dx = fn(fastnn.ops, name, "backward")(cp.asarray(dy), cp.asarray(xy), **kw).get()
     assert_within(dx, fn(ref, name, "backward")(dy, xy, **kw), bwd_bound(name, dy, xy), f"{name} backward")
 
 
@@ -115,15 +143,15 @@ SOFTMAX_CASES = [((1, 1), -1), ((9, 31), -1), ((17, 32), -1), ((3, 100), -1), ((
 
 @pytest.mark.parametrize("log", [False, True])
 @pytest.mark.parametrize("shape,dim", SOFTMAX_CASES, ids=str)
-def test_softmax(rng, order, shape, dim, log):
+def test_softmax(rng, order, dev, shape, dim, log):
     x, dy = randn(rng, *shape) * np.float32(3), randn(rng, *shape)
-    y = emu.softmax_forward(x, dim, log)
+    y = (dev.log_softmax_forward if log else dev.softmax_forward)(x, dim, None)
     want = (ref.log_softmax_forward if log else ref.softmax_forward)(x, dim)
     n = shape[dim]
     np.testing.assert_allclose(y, want, rtol=(n + 8) * EPS32 * 4, atol=(n + 8) * EPS32 * (4 if log else 1e-3))
     cpu = (fastnn.ops.log_softmax_forward if log else fastnn.ops.softmax_forward)(x, dim)
     np.testing.assert_allclose(y, cpu, rtol=(n + 8) * EPS32 * 4, atol=(n + 8) * EPS32)
-    dx = emu.softmax_backward(dy, y, dim, log)
+    dx = (dev.log_softmax_backward if log else dev.softmax_backward)(dy, y, dim, None)
     want = (ref.log_softmax_backward if log else ref.softmax_backward)(dy, y, dim)
     scale = np.abs(dy).max() * (n + 4)
     np.testing.assert_allclose(dx, want, rtol=0, atol=float(scale * EPS32 * 8))
@@ -230,13 +258,13 @@ def test_global_avg_pool2d(rng, order, dev, shape):
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("shape", [(1, 1), (9, 5), (17, 33), (3, 100)], ids=str)
-def test_cross_entropy_rows(rng, order, shape, weighted, smoothing):
+def test_cross_entropy_rows(rng, order, dev, shape, weighted, smoothing):
     M, C = shape
     x = randn(rng, M, C) * np.float32(3)
     t = rng.integers(0, C, M).astype(np.int64)
     t[::4] = -100  # ignored rows
     w = np.abs(randn(rng, C)) + np.float32(0.5) if weighted else None
-    loss, wt = emu.cross_entropy_rows(x, t, w, -100, smoothing)
+    loss, wt = dev.cross_entropy_rows(x, t, w, -100, smoothing)
     want = ref.cross_entropy_forward(x, t, w, -100, smoothing, reduction="none")
     tol = (C + 8) * EPS32 * 8
     np.testing.assert_allclose(loss, want, rtol=tol, atol=tol * (1 + np.abs(x).max()))
@@ -244,7 +272,7 @@ def test_cross_entropy_rows(rng, order, shape, weighted, smoothing):
     np.testing.assert_array_equal(wt[~keep], 0)
     np.testing.assert_allclose(wt[keep], 1.0 if w is None else w[t[keep]], rtol=0)
     scale = randn(rng, M)
-    dx = emu.cross_entropy_backward_rows(x, t, w, -100, smoothing, scale)
+    dx = dev.cross_entropy_backward_rows(x, t, w, -100, smoothing, scale, None)
     want = ref.cross_entropy_backward(scale, x, t, w, -100, smoothing, reduction="none")
     np.testing.assert_allclose(dx, want, rtol=tol, atol=tol * float(np.abs(scale).max()) * (2 if w is None else 4))
 

@@ -55,6 +55,8 @@ def test_seed_cnn_loss_and_gradients_match_torch():
         assert np.abs(g - tg).max() <= 1e-4 * np.abs(tg).max(), k
 
 
+# torch warns (once per process) that its 'same' padding of an even kernel copies the input.
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
 @pytest.mark.parametrize(
     "kind",
     [

@@ -66,12 +66,13 @@ inline py::array out_or_new(const char* op, py::handle out_obj, const std::vecto
 }
 
 // out_or_new for ops with a meta function: the caller's `out` checked by check_out (the same
-// rules on every device), else a new float32 array.
+// rules on every device; with in_place it may be one of the inputs exactly), else a new
+// float32 array.
 inline py::array out_checked(const char* op, py::handle out_obj, const std::vector<int64_t>& shape,
-                             std::initializer_list<const ArrayRef*> inputs) {
+                             std::initializer_list<const ArrayRef*> inputs, bool in_place = false) {
   if (out_obj.is_none()) return new_array<float>(shape);
   py::array out = np_array(op, "out", out_obj);
-  check_out(op, ref_of(out, "out"), shape, inputs);
+  check_out(op, ref_of(out, "out"), shape, inputs, DType::Float32, in_place);
   return out;
 }
 

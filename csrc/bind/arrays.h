@@ -84,6 +84,7 @@ inline ArrayRef ref_of(const py::array& x, const char* name) {
   r.name = name;
   r.data = reinterpret_cast<uintptr_t>(x.data());
   r.shape = shape_of(x);
+  r.strides.assign(x.strides(), x.strides() + x.ndim());
   r.itemsize = x.itemsize();
   r.dtype_name = py::str(x.dtype());
   if (x.dtype().equal(py::dtype::of<float>())) {

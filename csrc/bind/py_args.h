@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "core/args.h"
+#include "ops/act.h"
 #include "ops/pool2d.h"
 
 namespace fastnn::bind {
@@ -68,5 +69,38 @@ inline Pool2dShape pool2d_params(const char* op, pybind11::handle kernel, pybind
   s.ceil_mode = bool_arg(op, "ceil_mode", ceil_mode);
   return s;
 }
+
+// leaky_relu's negative_slope: a float or an int.
+inline float slope_arg(const char* op, pybind11::handle obj) {
+  if (!pybind11::isinstance<pybind11::float_>(obj) && !pybind11::isinstance<pybind11::int_>(obj)) {
+    arg_type_fail(op, "expected negative_slope to be a float, got " + type_name(obj));
+  }
+  return obj.cast<float>();
+}
+
+// gelu's approximate: 'none' (erf) or 'tanh'.
+inline ActKind gelu_kind_arg(const char* op, pybind11::handle approximate) {
+  if (pybind11::isinstance<pybind11::str>(approximate)) {
+    const std::string a = approximate.cast<std::string>();
+    if (a == "none") return ActKind::Gelu;
+    if (a == "tanh") return ActKind::GeluTanh;
+    arg_value_fail(op, "expected approximate to be 'none' or 'tanh', got '" + a + "'");
+  }
+  arg_type_fail(op, "expected approximate to be 'none' or 'tanh', got " + type_name(approximate));
+}
+
+// The activations without parameters: entry names, kind, and what the backward reads (the
+// input x or the output y). Both modules bind one entry per name.
+struct PlainAct {
+  const char* fwd;
+  const char* bwd;
+  ActKind kind;
+  const char* xy;
+};
+constexpr PlainAct kPlainActs[] = {
+    {"relu_forward", "relu_backward", ActKind::Relu, "x"},
+    {"sigmoid_forward", "sigmoid_backward", ActKind::Sigmoid, "y"},
+    {"tanh_forward", "tanh_backward", ActKind::Tanh, "y"},
+};
 
 }  // namespace fastnn::bind

@@ -18,39 +18,17 @@
 namespace fastnn::bind {
 namespace {
 
-SoftmaxShape shape_for(const char* op, const py::array& x, int64_t dim) {
-  const int64_t nd = x.ndim();
-  if (nd < 1) value_fail(op, "expected an array of at least 1 dimension, got a 0-d array");
-  if (dim < -nd || dim >= nd) {
-    value_fail(op, "expected dim in [" + std::to_string(-nd) + ", " + std::to_string(nd) + "), got " +
-                       std::to_string(dim));
-  }
-  if (dim < 0) dim += nd;
-  SoftmaxShape s;
-  for (int64_t i = 0; i < nd; ++i) {
-    const int64_t n = x.shape(i);
-    if (i < dim)
-      s.outer *= n;
-    else if (i == dim)
-      s.n = n;
-    else
-      s.inner *= n;
-  }
-  return s;
-}
-
 py::array softmax_fwd(const char* op, bool log, py::handle x_obj, int64_t dim, py::handle out_obj,
                       py::handle isa_obj) {
   const Isa isa = isa_arg(op, isa_obj);
-  py::array x = f32_array(op, "x", x_obj);
-  const SoftmaxShape s = shape_for(op, x, dim);
-  py::array out = out_or_new(op, out_obj, shape_of(x), {{"x", &x}});
-  const float* xp = static_cast<const float*>(x.data());
+  const NpArg x(op, "x", x_obj);
+  const SoftmaxShape s = softmax_forward_meta(op, x.ref, dim);
+  py::array out = out_checked(op, out_obj, x.ref.shape, {&x.ref});
   float* yp = static_cast<float*>(out.mutable_data());
   const int nt = get_num_threads();
   {
     py::gil_scoped_release release;
-    softmax_forward(s, log, xp, yp, isa, nt);
+    softmax_forward(s, log, x.ref.ptr<const float>(), yp, isa, nt);
   }
   return out;
 }
@@ -58,80 +36,28 @@ py::array softmax_fwd(const char* op, bool log, py::handle x_obj, int64_t dim, p
 py::array softmax_bwd(const char* op, bool log, py::handle dy_obj, py::handle y_obj, int64_t dim,
                       py::handle out_obj, py::handle isa_obj) {
   const Isa isa = isa_arg(op, isa_obj);
-  py::array dy = f32_array(op, "dy", dy_obj);
-  py::array y = f32_array(op, "y", y_obj);
-  if (shape_of(dy) != shape_of(y)) {
-    value_fail(op, "expected dy and y of the same shape, got dy " + shape_str(dy) + " and y " + shape_str(y));
-  }
-  const SoftmaxShape s = shape_for(op, y, dim);
-  py::array out = out_or_new(op, out_obj, shape_of(y), {{"dy", &dy}, {"y", &y}});
-  const float* g = static_cast<const float*>(dy.data());
-  const float* yp = static_cast<const float*>(y.data());
+  const NpArg dy(op, "dy", dy_obj), y(op, "y", y_obj);
+  const SoftmaxShape s = softmax_backward_meta(op, dy.ref, y.ref, dim);
+  py::array out = out_checked(op, out_obj, y.ref.shape, {&dy.ref, &y.ref});
   float* d = static_cast<float*>(out.mutable_data());
   const int nt = get_num_threads();
   {
     py::gil_scoped_release release;
-    softmax_backward(s, log, g, yp, d, isa, nt);
+    softmax_backward(s, log, dy.ref.ptr<const float>(), y.ref.ptr<const float>(), d, isa, nt);
   }
   return out;
-}
-
-// logits (N, C), target int64 (N,), weight None or float32 (C,), label smoothing in [0, 1].
-CrossEntropyArgs ce_args(const char* op, const py::array& logits, py::handle target_obj,
-                         py::handle weight_obj, int64_t ignore_index, double smoothing, py::array* target,
-                         py::array* weight) {
-  if (logits.ndim() != 2) {
-    value_fail(op, "expected logits of shape (N, C), got " + shape_str(logits));
-  }
-  CrossEntropyArgs a;
-  a.N = logits.shape(0);
-  a.C = logits.shape(1);
-  if (a.C < 1) value_fail(op, "expected at least one class, got logits of shape " + shape_str(logits));
-  if (!py::isinstance<py::array>(target_obj)) {
-    type_fail(op, "expected target to be a numpy.ndarray of int64, got " +
-                      std::string(py::str(py::type::of(target_obj).attr("__name__"))));
-  }
-  *target = py::reinterpret_borrow<py::array>(target_obj);
-  if (!target->dtype().equal(py::dtype::of<int64_t>())) {
-    type_fail(op, "expected target to be int64 class indices, got " + std::string(py::str(target->dtype())));
-  }
-  if (!(target->flags() & py::array::c_style)) value_fail(op, "expected target to be C-contiguous");
-  if (target->ndim() != 1 || target->shape(0) != a.N) {
-    value_fail(op, "expected target of shape (" + std::to_string(a.N) + ",), got " + shape_str(*target));
-  }
-  const int64_t* t = static_cast<const int64_t*>(target->data());
-  for (int64_t i = 0; i < a.N; ++i) {
-    if (t[i] != ignore_index && (t[i] < 0 || t[i] >= a.C)) {
-      value_fail(op, "expected targets in [0, " + std::to_string(a.C) + ") or ignore_index " +
-                         std::to_string(ignore_index) + ", got " + std::to_string(t[i]) + " at row " +
-                         std::to_string(i));
-    }
-  }
-  if (!weight_obj.is_none()) {
-    *weight = f32_array(op, "weight", weight_obj);
-    if (weight->ndim() != 1 || weight->shape(0) != a.C) {
-      value_fail(op, "expected weight of shape (" + std::to_string(a.C) + ",), got " + shape_str(*weight));
-    }
-    a.weight = static_cast<const float*>(weight->data());
-  }
-  if (!(smoothing >= 0.0 && smoothing <= 1.0)) {
-    value_fail(op, "expected label_smoothing in [0, 1], got " + std::to_string(smoothing));
-  }
-  a.logits = static_cast<const float*>(logits.data());
-  a.target = t;
-  a.ignore_index = ignore_index;
-  a.smoothing = static_cast<float>(smoothing);
-  return a;
 }
 
 py::tuple ce_fwd(py::handle logits_obj, py::handle target_obj, py::handle weight_obj, int64_t ignore_index,
                  double smoothing, py::handle isa_obj) {
   const char* op = "cross_entropy_forward";
   const Isa isa = isa_arg(op, isa_obj);
-  py::array logits = f32_array(op, "logits", logits_obj);
-  py::array target, weight;
+  const NpArg logits(op, "logits", logits_obj), target(op, "target", target_obj, "int64"),
+      weight(op, "weight", weight_obj);
+  if (!target.present()) np_array(op, "target", target_obj, "int64");  // required: None is a TypeError
   const CrossEntropyArgs a =
-      ce_args(op, logits, target_obj, weight_obj, ignore_index, smoothing, &target, &weight);
+      cross_entropy_meta(op, logits.ref, target.ref, weight.ref, ignore_index, smoothing);
+  cross_entropy_check_targets(op, a);
   py::array_t<double> loss(a.N), wt(a.N);
   double* lp = loss.mutable_data();
   double* wp = wt.mutable_data();
@@ -147,21 +73,19 @@ py::array ce_bwd(py::handle logits_obj, py::handle target_obj, py::handle weight
                  double smoothing, py::handle scale_obj, py::handle out_obj, py::handle isa_obj) {
   const char* op = "cross_entropy_backward";
   const Isa isa = isa_arg(op, isa_obj);
-  py::array logits = f32_array(op, "logits", logits_obj);
-  py::array target, weight;
+  const NpArg logits(op, "logits", logits_obj), target(op, "target", target_obj, "int64"),
+      weight(op, "weight", weight_obj), scale(op, "scale", scale_obj);
+  if (!target.present()) np_array(op, "target", target_obj, "int64");
   const CrossEntropyArgs a =
-      ce_args(op, logits, target_obj, weight_obj, ignore_index, smoothing, &target, &weight);
-  py::array scale = f32_array(op, "scale", scale_obj);
-  if (scale.ndim() != 1 || scale.shape(0) != a.N) {
-    value_fail(op, "expected scale of shape (" + std::to_string(a.N) + ",), got " + shape_str(scale));
-  }
-  py::array out = out_or_new(op, out_obj, shape_of(logits), {{"logits", &logits}, {"scale", &scale}});
-  const float* sp = static_cast<const float*>(scale.data());
+      cross_entropy_meta(op, logits.ref, target.ref, weight.ref, ignore_index, smoothing);
+  cross_entropy_check_targets(op, a);
+  cross_entropy_scale_check(op, a, scale.ref);
+  py::array out = out_checked(op, out_obj, logits.ref.shape, {&logits.ref, &scale.ref});
   float* d = static_cast<float*>(out.mutable_data());
   const int nt = get_num_threads();
   {
     py::gil_scoped_release release;
-    cross_entropy_backward(a, sp, d, isa, nt);
+    cross_entropy_backward(a, scale.ref.ptr<const float>(), d, isa, nt);
   }
   return out;
 }

@@ -22,6 +22,7 @@ struct ArrayRef {
   const char* name = "";  // the argument's name in messages
   uintptr_t data = 0;     // first byte (device or host)
   std::vector<int64_t> shape;
+  std::vector<int64_t> strides;  // in bytes; empty: C order
   DType dtype = DType::Other;
   std::string dtype_name;  // "float32", "int64", ... as NumPy spells it
   int64_t itemsize = 0;    // bytes per element
@@ -64,8 +65,10 @@ void check_f32_nd(const char* op, const ArrayRef& a, int ndim, const char* layou
 bool overlaps(const ArrayRef& a, const ArrayRef& b);
 
 // A caller's output array (`out`, or another name): of dtype (float32 unless said), C-contiguous,
-// writeable, of `shape`, sharing no memory with any input that is present.
+// writeable, of `shape`, sharing no memory with any input that is present; with in_place it may
+// also be one of the inputs exactly (an elementwise update in place).
 void check_out(const char* op, const ArrayRef& out, const std::vector<int64_t>& shape,
-               std::initializer_list<const ArrayRef*> inputs, DType dtype = DType::Float32);
+               std::initializer_list<const ArrayRef*> inputs, DType dtype = DType::Float32,
+               bool in_place = false);
 
 }  // namespace fastnn

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/args.h"
+#include "ops/softmax.h"
 
 namespace fastnn::cuda {
 
@@ -51,6 +52,7 @@ struct DevArg {
       std::vector<int64_t> strides;
       for (const auto& s : cai["strides"]) strides.push_back(s.cast<int64_t>());
       ref.contiguous = ref.numel() == 0 || strides == c_strides(ref.shape, ref.itemsize);
+      ref.strides = strides;
     }
     const py::tuple data = cai["data"];
     ref.data = data[0].cast<uintptr_t>();
@@ -87,7 +89,8 @@ inline void* stream_of(const py::handle& rt) {
 // device), else a new device array from rt. *ref receives what it is.
 inline py::object dev_out(const char* op, const py::handle& rt, const py::handle& out,
                           const std::vector<int64_t>& shape, std::initializer_list<const ArrayRef*> inputs,
-                          ArrayRef* ref, DType dtype = DType::Float32, const char* name = "out") {
+                          ArrayRef* ref, DType dtype = DType::Float32, const char* name = "out",
+                          bool in_place = false) {
   if (out.is_none()) {
     DevArg made(op, name,
                 rt.attr("empty")(py::tuple(py::cast(shape)), dtype == DType::Int64 ? "int64" : "float32"));
@@ -95,7 +98,7 @@ inline py::object dev_out(const char* op, const py::handle& rt, const py::handle
     return made.obj;
   }
   DevArg given(op, name, out);
-  check_out(op, given.ref, shape, inputs, dtype);
+  check_out(op, given.ref, shape, inputs, dtype, in_place);
   *ref = given.ref;
   return given.obj;
 }
@@ -110,6 +113,18 @@ inline void check_index_range(const char* op, const DevArg& idx, int64_t n, cons
     arg_value_fail(op, std::string("expected ") + idx.ref.name + " in [0, " + what + ") = [0, " +
                            std::to_string(n) + "), got one outside");
   }
+}
+
+// Every target of a cross-entropy in [0, C) or ignore_index, checked on the device through the
+// array's own operators (the first bad one reported, in the CPU's words).
+inline void check_targets(const char* op, const CrossEntropyArgs& a, const DevArg& t) {
+  if (a.N == 0) return;
+  const py::object& v = t.obj;
+  const py::object bad = v.attr("__ne__")(a.ignore_index)
+                             .attr("__and__")(v.attr("__lt__")(0).attr("__or__")(v.attr("__ge__")(a.C)));
+  if (!py::bool_(bad.attr("any")())) return;
+  const int64_t row = py::int_(bad.attr("argmax")()).cast<int64_t>();
+  cross_entropy_bad_target(op, a, py::int_(v[py::int_(row)]).cast<int64_t>(), row);
 }
 
 // A scratch device array of n float32s (none when n == 0) from rt.

@@ -4,6 +4,7 @@
 // zero-filled on load, so any M, N, K (including K smaller than the tile) takes the same path.
 #include "cuda/check.cuh"
 #include "cuda/kernels.h"
+#include "ops/gemm.h"
 
 namespace fastnn {
 namespace cuda {
@@ -62,7 +63,7 @@ __global__ void __launch_bounds__(THREADS) gemm_kernel(GemmArgs g) {
       float v = g.alpha * acc[i][j];
       if (g.beta != 0.0f) v = fmaf(g.beta, g.c[r * g.ldc + c], v);
       if (g.bias) v += g.bias[c];
-      if (g.act == 1) v = fmaxf(v, 0.0f);
+      if (g.act == Activation::Relu) v = fmaxf(v, 0.0f);
       g.out[r * g.ldc + c] = v;
     }
   }
@@ -71,6 +72,8 @@ __global__ void __launch_bounds__(THREADS) gemm_kernel(GemmArgs g) {
 }  // namespace
 
 void gemm(const GemmArgs& g, Stream stream) {
+  if (g.bias_row || g.a_packed || g.b_packed)
+    throw std::invalid_argument("gemm: bias_row and packed operands are not supported on the GPU");
   if (g.M == 0 || g.N == 0) return;
   if ((g.M + BM - 1) / BM > 65535 || (g.N + BN - 1) / BN > 2147483647)
     throw std::invalid_argument("gemm: " + std::to_string(g.M) + " rows exceed the CUDA grid (at most " +

@@ -14,27 +14,16 @@ struct BatchNormArgs;
 struct RnnShape;
 struct AttentionArgs;
 struct Conv2dShape;
+struct GemmArgs;
 struct Pool2dShape;
 
 namespace cuda {
 
 using Stream = void*;
 
-// out = act(alpha * op(A) op(B) + beta * C + bias[col]), row-major float32; op transposes when
-// asked (A stored (K, M) / B stored (N, K)). c may equal out; bias may be null; act 0 = none,
-// 1 = relu. Each output element sums its K products in ascending k with fused multiply-adds.
-struct GemmArgs {
-  int64_t M = 0, N = 0, K = 0;
-  const float* a = nullptr;
-  const float* b = nullptr;
-  const float* c = nullptr;
-  float* out = nullptr;
-  int64_t lda = 0, ldb = 0, ldc = 0;
-  bool trans_a = false, trans_b = false;
-  float alpha = 1.0f, beta = 0.0f;
-  const float* bias = nullptr;
-  int act = 0;
-};
+// gemm as fastnn::GemmArgs (csrc/ops/gemm.h) states it, one product (the binding loops over a
+// batch), row-major float32; bias_row and packed operands are the CPU's only (std::invalid_argument
+// here). Each output element sums its K products in ascending k with fused multiply-adds.
 void gemm(const GemmArgs& g, Stream stream);
 
 // Elementwise activations (kind as fastnn::ActKind: 0 relu, 1 leaky_relu, 2 sigmoid, 3 tanh,

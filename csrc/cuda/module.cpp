@@ -26,12 +26,15 @@
 #include "bind/py_args.h"
 #include "cuda/args.h"
 #include "cuda/kernels.h"
+#include "ops/act.h"
 #include "ops/attention.h"
 #include "ops/batchnorm.h"
 #include "ops/conv2d.h"
+#include "ops/gemm.h"
 #include "ops/optim.h"
 #include "ops/pool2d.h"
 #include "ops/rnn.h"
+#include "ops/softmax.h"
 
 namespace py = pybind11;
 using Ptr = std::uintptr_t;
@@ -98,61 +101,196 @@ fastnn::AttentionArgs attention_args(py::tuple dims, Ptr q, Ptr k, Ptr v, int ma
   return a;
 }
 
+// gemm: fastnn._core.gemm's arguments, gemm's meta function; the last argument is the runtime.
+// Transposed views are read in place; other strided inputs are copied (rt.contiguous). A batch
+// runs as one launch per item.
+fastnn::cuda::DevArg gemm_operand(const char* op, const char* name, py::handle obj, py::handle rt,
+                                  bool* trans) {
+  fastnn::cuda::DevArg x(op, name, obj);
+  fastnn::gemm_operand_check(x.ref);
+  if (!x.ref.contiguous && !fastnn::gemm_transposed_view(&x.ref, trans)) {
+    return fastnn::cuda::DevArg(op, name, rt.attr("contiguous")(x.obj));
+  }
+  return x;
+}
+
 void bind_gemm(py::module_& m) {
   m.def("gemm",
-        [](int64_t M, int64_t N, int64_t K, Ptr a, Ptr b, Ptr c, Ptr out, int64_t lda, int64_t ldb,
-           int64_t ldc, bool trans_a, bool trans_b, float alpha, float beta, Ptr bias, int act, Ptr stream) {
-          fastnn::cuda::GemmArgs g;
-          g.M = M, g.N = N, g.K = K;
-          g.a = ptr<const float>(a), g.b = ptr<const float>(b), g.c = ptr<const float>(c);
-          g.out = ptr<float>(out);
-          g.lda = lda, g.ldb = ldb, g.ldc = ldc;
-          g.trans_a = trans_a, g.trans_b = trans_b, g.alpha = alpha, g.beta = beta;
-          g.bias = ptr<const float>(bias), g.act = act;
-          py::gil_scoped_release nogil;
-          fastnn::cuda::gemm(g, stream_of(stream));
+        [](py::handle a_obj, py::handle b_obj, py::handle c_obj, py::handle out_obj, bool trans_a,
+           bool trans_b, float alpha, float beta, py::handle bias_obj, py::handle activation, py::handle rt) {
+          using fastnn::cuda::DevArg;
+          const char* op = "gemm";
+          const DevArg a = gemm_operand(op, "a", a_obj, rt, &trans_a),
+                       b = gemm_operand(op, "b", b_obj, rt, &trans_b);
+          const DevArg c(op, "c", c_obj), bias(op, "bias", bias_obj), given(op, "out", out_obj);
+          std::string act_name;
+          if (!activation.is_none()) act_name = py::str(activation);
+          const fastnn::GemmCall call =
+              fastnn::gemm_meta(a.ref, trans_a, b.ref, trans_b, c.ref, given.ref, alpha, beta, bias.ref,
+                                activation.is_none() ? nullptr : &act_name);
+          fastnn::ArrayRef out;
+          py::object res =
+              fastnn::cuda::dev_out(op, rt, out_obj, call.out_shape, {&a.ref, &b.ref, &bias.ref}, &out);
+          fastnn::GemmArgs g = call.g;
+          const float* cp = !call.uses_c      ? nullptr
+                            : call.c_from_out ? out.ptr<const float>()
+                                              : c.ref.ptr<const float>();
+          g.bias = bias.ref.ptr<const float>();
+          void* st = fastnn::cuda::stream_of(rt);
+          {
+            py::gil_scoped_release nogil;
+            for (size_t i = 0; i < call.a_off.size(); ++i) {
+              g.a = a.ref.ptr<const float>() + call.a_off[i];
+              g.b = b.ref.ptr<const float>() + call.b_off[i];
+              g.c = cp ? cp + call.c_off[i] : nullptr;
+              g.out = out.ptr<float>() + static_cast<int64_t>(i) * g.M * g.N;
+              fastnn::cuda::gemm(g, st);
+            }
+          }
+          return res;
         });
+}
+
+// Activations: the CPU entries' arguments (options read by bind/py_args.h), act's meta
+// functions; the last argument is the runtime.
+py::object act_fwd(const char* op, fastnn::ActKind kind, float alpha, py::handle x_obj, py::handle out,
+                   py::handle rt) {
+  const fastnn::cuda::DevArg x(op, "x", x_obj);
+  const fastnn::ActArgs a = fastnn::act_forward_meta(op, kind, alpha, x.ref);
+  fastnn::ArrayRef y;
+  py::object res =
+      fastnn::cuda::dev_out(op, rt, out, x.ref.shape, {&x.ref}, &y, fastnn::DType::Float32, "out",
+                            /*in_place=*/true);
+  void* st = fastnn::cuda::stream_of(rt);
+  {
+    py::gil_scoped_release nogil;
+    fastnn::cuda::act_forward(static_cast<int>(a.kind), a.alpha, x.ref.ptr<const float>(), y.ptr<float>(),
+                              a.n, st);
+  }
+  return res;
+}
+
+py::object act_bwd(const char* op, const char* xy_name, fastnn::ActKind kind, float alpha, py::handle dy_obj,
+                   py::handle xy_obj, py::handle out, py::handle rt) {
+  const fastnn::cuda::DevArg dy(op, "dy", dy_obj), xy(op, xy_name, xy_obj);
+  const fastnn::ActArgs a = fastnn::act_backward_meta(op, kind, alpha, dy.ref, xy.ref);
+  fastnn::ArrayRef dx;
+  py::object res = fastnn::cuda::dev_out(op, rt, out, dy.ref.shape, {&dy.ref, &xy.ref}, &dx,
+                                         fastnn::DType::Float32, "out", /*in_place=*/true);
+  void* st = fastnn::cuda::stream_of(rt);
+  {
+    py::gil_scoped_release nogil;
+    fastnn::cuda::act_backward(static_cast<int>(a.kind), a.alpha, dy.ref.ptr<const float>(),
+                               xy.ref.ptr<const float>(), dx.ptr<float>(), a.n, st);
+  }
+  return res;
 }
 
 void bind_act(py::module_& m) {
-  m.def("act_forward", [](int kind, float alpha, Ptr x, Ptr y, int64_t n, Ptr stream) {
-    py::gil_scoped_release nogil;
-    fastnn::cuda::act_forward(kind, alpha, ptr<const float>(x), ptr<float>(y), n, stream_of(stream));
+  using fastnn::ActKind;
+  for (const fastnn::bind::PlainAct& p : fastnn::bind::kPlainActs) {
+    m.def(p.fwd, [p](py::handle x, py::handle out, py::handle rt) {
+      return act_fwd(p.fwd, p.kind, 0.0f, x, out, rt);
+    });
+    m.def(p.bwd, [p](py::handle dy, py::handle xy, py::handle out, py::handle rt) {
+      return act_bwd(p.bwd, p.xy, p.kind, 0.0f, dy, xy, out, rt);
+    });
+  }
+  m.def("leaky_relu_forward", [](py::handle x, py::handle slope, py::handle out, py::handle rt) {
+    const char* op = "leaky_relu_forward";
+    return act_fwd(op, ActKind::LeakyRelu, fastnn::bind::slope_arg(op, slope), x, out, rt);
   });
-  m.def("act_backward", [](int kind, float alpha, Ptr dy, Ptr xy, Ptr dx, int64_t n, Ptr stream) {
-    py::gil_scoped_release nogil;
-    fastnn::cuda::act_backward(kind, alpha, ptr<const float>(dy), ptr<const float>(xy), ptr<float>(dx), n,
-                               stream_of(stream));
+  m.def("leaky_relu_backward",
+        [](py::handle dy, py::handle x, py::handle slope, py::handle out, py::handle rt) {
+          const char* op = "leaky_relu_backward";
+          return act_bwd(op, "x", ActKind::LeakyRelu, fastnn::bind::slope_arg(op, slope), dy, x, out, rt);
+        });
+  m.def("gelu_forward", [](py::handle x, py::handle approximate, py::handle out, py::handle rt) {
+    const char* op = "gelu_forward";
+    return act_fwd(op, fastnn::bind::gelu_kind_arg(op, approximate), 0.0f, x, out, rt);
   });
+  m.def("gelu_backward",
+        [](py::handle dy, py::handle x, py::handle approximate, py::handle out, py::handle rt) {
+          const char* op = "gelu_backward";
+          return act_bwd(op, "x", fastnn::bind::gelu_kind_arg(op, approximate), 0.0f, dy, x, out, rt);
+        });
 }
 
 void bind_softmax(py::module_& m) {
-  m.def("softmax_forward", [](int64_t outer, int64_t n, int64_t inner, bool log, Ptr x, Ptr y, Ptr stream) {
-    py::gil_scoped_release nogil;
-    fastnn::cuda::softmax_forward(outer, n, inner, log, ptr<const float>(x), ptr<float>(y),
-                                  stream_of(stream));
+  // Cross-entropy rows: fastnn._core.cross_entropy_rows / _backward_rows' arguments and rules;
+  // the per-row loss and weight come back as float32 device arrays (float64 on the CPU).
+  m.def("cross_entropy_rows", [](py::handle x_obj, py::handle t_obj, py::handle w_obj, int64_t ignore_index,
+                                 double smoothing, py::handle rt) {
+    using fastnn::cuda::DevArg;
+    const char* op = "cross_entropy_forward";
+    const DevArg x(op, "logits", x_obj), t(op, "target", t_obj), w(op, "weight", w_obj);
+    const fastnn::CrossEntropyArgs a =
+        fastnn::cross_entropy_meta(op, x.ref, t.ref, w.ref, ignore_index, smoothing);
+    fastnn::cuda::check_targets(op, a, t);
+    fastnn::ArrayRef loss, wt;
+    py::object lo = fastnn::cuda::dev_out(op, rt, py::none(), {a.N}, {}, &loss);
+    py::object wo = fastnn::cuda::dev_out(op, rt, py::none(), {a.N}, {}, &wt);
+    void* st = fastnn::cuda::stream_of(rt);
+    {
+      py::gil_scoped_release nogil;
+      fastnn::cuda::cross_entropy_forward(a.N, a.C, a.logits, a.target, a.weight, a.ignore_index, a.smoothing,
+                                          loss.ptr<float>(), wt.ptr<float>(), st);
+    }
+    return py::make_tuple(lo, wo);
   });
-  m.def("cross_entropy_forward", [](int64_t rows, int64_t C, Ptr x, Ptr t, Ptr w, int64_t ignore_index,
-                                    float smoothing, Ptr loss, Ptr wt, Ptr stream) {
-    py::gil_scoped_release nogil;
-    fastnn::cuda::cross_entropy_forward(rows, C, ptr<const float>(x), ptr<const int64_t>(t),
-                                        ptr<const float>(w), ignore_index, smoothing, ptr<float>(loss),
-                                        ptr<float>(wt), stream_of(stream));
+  m.def("cross_entropy_backward_rows", [](py::handle x_obj, py::handle t_obj, py::handle w_obj,
+                                          int64_t ignore_index, double smoothing, py::handle scale_obj,
+                                          py::handle out, py::handle rt) {
+    using fastnn::cuda::DevArg;
+    const char* op = "cross_entropy_backward";
+    const DevArg x(op, "logits", x_obj), t(op, "target", t_obj), w(op, "weight", w_obj),
+        scale(op, "scale", scale_obj);
+    const fastnn::CrossEntropyArgs a =
+        fastnn::cross_entropy_meta(op, x.ref, t.ref, w.ref, ignore_index, smoothing);
+    fastnn::cuda::check_targets(op, a, t);
+    fastnn::cross_entropy_scale_check(op, a, scale.ref);
+    fastnn::ArrayRef dx;
+    py::object res = fastnn::cuda::dev_out(op, rt, out, x.ref.shape, {&x.ref, &scale.ref}, &dx);
+    void* st = fastnn::cuda::stream_of(rt);
+    {
+      py::gil_scoped_release nogil;
+      fastnn::cuda::cross_entropy_backward(a.N, a.C, a.logits, a.target, a.weight, a.ignore_index,
+                                           a.smoothing, scale.ref.ptr<const float>(), dx.ptr<float>(), st);
+    }
+    return res;
   });
-  m.def("cross_entropy_backward", [](int64_t rows, int64_t C, Ptr x, Ptr t, Ptr w, int64_t ignore_index,
-                                     float smoothing, Ptr scale, Ptr dx, Ptr stream) {
-    py::gil_scoped_release nogil;
-    fastnn::cuda::cross_entropy_backward(rows, C, ptr<const float>(x), ptr<const int64_t>(t),
-                                         ptr<const float>(w), ignore_index, smoothing,
-                                         ptr<const float>(scale), ptr<float>(dx), stream_of(stream));
-  });
-  // Recurrent layers: scratch is device memory of rnn_scratch_floats floats (fastnn.cuda allocates it).
-  m.def("softmax_backward",
-        [](int64_t outer, int64_t n, int64_t inner, bool log, Ptr dy, Ptr y, Ptr dx, Ptr stream) {
-          py::gil_scoped_release nogil;
-          fastnn::cuda::softmax_backward(outer, n, inner, log, ptr<const float>(dy), ptr<const float>(y),
-                                         ptr<float>(dx), stream_of(stream));
-        });
+  for (const bool log : {false, true}) {
+    m.def(log ? "log_softmax_forward" : "softmax_forward",
+          [log](py::handle x_obj, int64_t dim, py::handle out, py::handle rt) {
+            const char* op = log ? "log_softmax_forward" : "softmax_forward";
+            const fastnn::cuda::DevArg x(op, "x", x_obj);
+            const fastnn::SoftmaxShape s = fastnn::softmax_forward_meta(op, x.ref, dim);
+            fastnn::ArrayRef y;
+            py::object res = fastnn::cuda::dev_out(op, rt, out, x.ref.shape, {&x.ref}, &y);
+            void* st = fastnn::cuda::stream_of(rt);
+            {
+              py::gil_scoped_release nogil;
+              fastnn::cuda::softmax_forward(s.outer, s.n, s.inner, log, x.ref.ptr<const float>(),
+                                            y.ptr<float>(), st);
+            }
+            return res;
+          });
+    m.def(log ? "log_softmax_backward" : "softmax_backward",
+          [log](py::handle dy_obj, py::handle y_obj, int64_t dim, py::handle out, py::handle rt) {
+            const char* op = log ? "log_softmax_backward" : "softmax_backward";
+            const fastnn::cuda::DevArg dy(op, "dy", dy_obj), y(op, "y", y_obj);
+            const fastnn::SoftmaxShape s = fastnn::softmax_backward_meta(op, dy.ref, y.ref, dim);
+            fastnn::ArrayRef dx;
+            py::object res = fastnn::cuda::dev_out(op, rt, out, y.ref.shape, {&dy.ref, &y.ref}, &dx);
+            void* st = fastnn::cuda::stream_of(rt);
+            {
+              py::gil_scoped_release nogil;
+              fastnn::cuda::softmax_backward(s.outer, s.n, s.inner, log, dy.ref.ptr<const float>(),
+                                             y.ref.ptr<const float>(), dx.ptr<float>(), st);
+            }
+            return res;
+          });
+  }
 }
 
 void bind_layernorm(py::module_& m) {

@@ -30,6 +30,7 @@
 
 #include "cuda/check.cuh"
 #include "cuda/kernels.h"
+#include "ops/gemm.h"
 #include "ops/rnn.h"
 
 namespace fastnn {

@@ -20,6 +20,7 @@
 #pragma once
 #include <cstdint>
 
+#include "core/args.h"
 #include "core/cpu.h"
 
 namespace fastnn {
@@ -31,6 +32,11 @@ struct ActArgs {
   float alpha = 0.01f;  // leaky_relu's negative slope
   int64_t n = 0;        // elements
 };
+
+// The rules of the entries on every device (csrc/ops/act_meta.cpp; ArgError naming op): x,
+// or dy and the saved x / y, float32 and C-contiguous, dy of the saved array's shape.
+ActArgs act_forward_meta(const char* op, ActKind kind, float alpha, const ArrayRef& x);
+ActArgs act_backward_meta(const char* op, ActKind kind, float alpha, const ArrayRef& dy, const ArrayRef& xy);
 
 // Forward: y[i] = act(x[i]). y may equal x (in place).
 void act_forward(const ActArgs& a, const float* x, float* y, Isa isa, int nthreads);

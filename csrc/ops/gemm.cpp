@@ -16,8 +16,6 @@ namespace {
 
 using GemmFn = void (*)(const GemmArgs&, int);
 
-constexpr int64_t kMax32 = std::numeric_limits<int32_t>::max();
-
 // Below this many flops per product, a second thread costs more than it saves.
 constexpr double kFlopsPerThread = 2.0e6;
 
@@ -37,16 +35,6 @@ GemmFn impl_for(Isa isa) {
 }
 
 }  // namespace
-
-void gemm_check_sizes(const GemmArgs& g) {
-  auto fail = [](const std::string& what) { throw std::invalid_argument("fastnn.ops.gemm: " + what); };
-  if (g.M < 0 || g.N < 0 || g.K < 0) fail("sizes must be non-negative");
-  if (g.M > kMax32 || g.N > kMax32 || g.K > kMax32 || g.M * g.K > kMax32 || g.K * g.N > kMax32 ||
-      g.M * g.N > kMax32) {
-    fail("expected every matrix to have at most 2^31-1 elements, got M=" + std::to_string(g.M) +
-         " N=" + std::to_string(g.N) + " K=" + std::to_string(g.K));
-  }
-}
 
 namespace {
 

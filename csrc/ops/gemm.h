@@ -15,8 +15,10 @@
 //   float32 throughout, accumulation in float32 registers over K blocks of KC.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
+#include "core/args.h"
 #include "core/cpu.h"
 
 namespace fastnn {
@@ -55,6 +57,32 @@ struct GemmTile {
 
 // Throws std::invalid_argument (ValueError in Python) on negative or over-32-bit sizes.
 void gemm_check_sizes(const GemmArgs& g);
+
+// A call of fastnn.ops.gemm on arrays, as gemm_meta checked it: the product's sizes, strides,
+// flags, alpha, beta and activation in g (no pointers), the output's shape, and per batch item
+// the element offsets of a, b and c (c_off empty when c is not read: uses_c false). c_from_out:
+// no c was given, so out (given) is the addend.
+struct GemmCall {
+  GemmArgs g;
+  std::vector<int64_t> out_shape;
+  std::vector<int64_t> a_off, b_off, c_off;
+  bool uses_c = false;
+  bool c_from_out = false;
+};
+
+// gemm's rules on every device (csrc/ops/gemm_meta.cpp; ArgError naming gemm): a, b float32 with
+// at least 2 dimensions and C-contiguous (after gemm_transposed_view), op(a) (..., M, K) and
+// op(b) (..., K, N) with broadcastable batch dimensions, c (optional) broadcastable to the
+// output, bias (optional) (N,), activation None / "none" / "relu", out (optional) checked, beta
+// != 0 only with c or out.
+GemmCall gemm_meta(const ArrayRef& a, bool trans_a, const ArrayRef& b, bool trans_b, const ArrayRef& c,
+                   const ArrayRef& out, float alpha, float beta, const ArrayRef& bias,
+                   const std::string* activation);
+// x float32 with at least 2 dimensions (the first checks of gemm_meta, before any copy).
+void gemm_operand_check(const ArrayRef& x);
+// A transposed view (x.T, x.mT: the last two axes swapped relative to C order) becomes its
+// C-contiguous transpose with *trans flipped, read in place: true if x was one.
+bool gemm_transposed_view(ArrayRef* x, bool* trans);
 
 // One product, single matrices; validates sizes (std::invalid_argument naming gemm).
 void gemm(const GemmArgs& g, Isa isa, int nthreads);

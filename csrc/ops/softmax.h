@@ -18,6 +18,7 @@
 #pragma once
 #include <cstdint>
 
+#include "core/args.h"
 #include "core/cpu.h"
 
 namespace fastnn {
@@ -44,6 +45,25 @@ struct CrossEntropyArgs {
 void cross_entropy_forward(const CrossEntropyArgs& a, double* loss, double* weight, Isa isa, int nthreads);
 // dx (N, C) from the per-row scales (N,).
 void cross_entropy_backward(const CrossEntropyArgs& a, const float* scale, float* dx, Isa isa, int nthreads);
+
+// The rules of the softmax / log_softmax entries on every device (csrc/ops/softmax_meta.cpp;
+// ArgError naming op): x (or dy and y of one shape) float32, C-contiguous, at least 1-D, dim in
+// [-ndim, ndim); the shape split around dim returned.
+SoftmaxShape softmax_forward_meta(const char* op, const ArrayRef& x, int64_t dim);
+SoftmaxShape softmax_backward_meta(const char* op, const ArrayRef& dy, const ArrayRef& y, int64_t dim);
+
+// The rules of the cross-entropy row entries on every device: logits float32 (N, C) with C >= 1,
+// target int64 (N,), weight (optional) float32 (C,), label_smoothing in [0, 1]; the arguments
+// returned with the pointers of logits, target and weight set. Each target must lie in [0, C)
+// or be ignore_index: the binding checks that where the targets are (cross_entropy_check_targets
+// on the host; the CUDA binding on the device), each with cross_entropy_bad_target's words.
+CrossEntropyArgs cross_entropy_meta(const char* op, const ArrayRef& logits, const ArrayRef& target,
+                                    const ArrayRef& weight, int64_t ignore_index, double smoothing);
+void cross_entropy_check_targets(const char* op, const CrossEntropyArgs& a);
+// The backward's per-row scales: float32 (N,).
+void cross_entropy_scale_check(const char* op, const CrossEntropyArgs& a, const ArrayRef& scale);
+[[noreturn]] void cross_entropy_bad_target(const char* op, const CrossEntropyArgs& a, int64_t value,
+                                           int64_t row);
 
 // Per-ISA row kernels (csrc/cpu/softmax_impl.h compiled into each ISA's unit).
 #define FASTNN_SOFTMAX_DECLS(isa)                                                                          \

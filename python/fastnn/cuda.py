@@ -151,6 +151,9 @@ class _Runtime:
     def empty(self, shape, dtype):
         return _cupy(self._op).empty(tuple(shape), dtype=dtype)
 
+    def contiguous(self, a):
+        return _cupy(self._op).ascontiguousarray(a)
+
 
 def run(name, *args):
     """fastnn._cuda.<name>(*args, runtime): the CUDA entries that take the CPU entry's arguments
@@ -159,109 +162,22 @@ def run(name, *args):
     return getattr(_module_for(name), name)(*args, _Runtime(name))
 
 
+def array_module(op):
+    """CuPy, the array namespace of CUDA arrays (a TypeError naming op without it)."""
+    return _cupy(op)
+
+
+class _Kernels:
+    """fastnn._core's entries on CUDA arrays: kernels.<name>(*args) is run(name, *args)."""
+
+    def __getattr__(self, name):
+        return lambda *args: run(name, *args)
+
+
+kernels = _Kernels()
+
+
 # ---- ops ----
-
-
-def gemm(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None, activation=None, out=None):
-    """fastnn.ops.gemm on CUDA arrays (2-D only so far)."""
-    op = "gemm"
-    m = _module_for(op)
-    da, db = _Dev(op, "a", a), _Dev(op, "b", b)
-    if len(da.shape) != 2 or len(db.shape) != 2:
-        raise ValueError(f"{op}: CUDA gemm takes 2-D a and b, got shapes {da.shape} and {db.shape}")
-    M, K = (da.shape[1], da.shape[0]) if trans_a else da.shape
-    K2, N = (db.shape[1], db.shape[0]) if trans_b else db.shape
-    if K != K2:
-        raise ValueError(f"{op}: op(a) is {M}x{K} but op(b) is {K2}x{N}")
-    if activation not in (None, "relu"):
-        raise ValueError(f"{op}: activation must be None or 'relu', got {activation!r}")
-    if c is None and beta != 0:
-        c = out
-    dc = _Dev(op, "c", c) if c is not None else None
-    if dc is not None and dc.shape != (M, N):
-        raise ValueError(f"{op}: c must have shape {(M, N)}, got {dc.shape}")
-    dbias = _Dev(op, "bias", bias) if bias is not None else None
-    if dbias is not None and dbias.shape != (N,):
-        raise ValueError(f"{op}: bias must have shape {(N,)}, got {dbias.shape}")
-    o = _out(op, out, (M, N), alias=(("a", da), ("b", db), ("bias", dbias)))
-    m.gemm(
-        M,
-        N,
-        K,
-        da.ptr,
-        db.ptr,
-        dc.ptr if dc else 0,
-        o.ptr,
-        da.shape[1],
-        db.shape[1],
-        N,
-        bool(trans_a),
-        bool(trans_b),
-        float(alpha),
-        float(beta) if dc else 0.0,
-        dbias.ptr if dbias else 0,
-        1 if activation == "relu" else 0,
-        _stream(op),
-    )
-    return o.array
-
-
-_ACT = {"relu": 0, "leaky_relu": 1, "sigmoid": 2, "tanh": 3, "gelu": 4, "gelu_tanh": 5}
-
-
-def act_forward(name, x, alpha=0.01, *, out=None):
-    op = f"{name}_forward"
-    m = _module_for(op)
-    dx = _Dev(op, "x", x)
-    o = _out(op, out, dx.shape)
-    m.act_forward(_ACT[name], float(alpha), dx.ptr, o.ptr, dx.size, _stream(op))
-    return o.array
-
-
-def act_backward(name, dy, xy, alpha=0.01, *, out=None):
-    op = f"{name}_backward"
-    m = _module_for(op)
-    ddy, dxy = _Dev(op, "dy", dy), _Dev(op, "x or y", xy)
-    if ddy.shape != dxy.shape:
-        raise ValueError(f"{op}: dy {ddy.shape} and the saved input {dxy.shape} differ in shape")
-    o = _out(op, out, ddy.shape)  # elementwise: out may be dy or the saved input (in place)
-    m.act_backward(_ACT[name], float(alpha), ddy.ptr, dxy.ptr, o.ptr, ddy.size, _stream(op))
-    return o.array
-
-
-def _axes(op, shape, dim):
-    nd = len(shape)
-    if not -nd <= dim < max(nd, 1):
-        raise ValueError(f"{op}: dim {dim} is out of range for {nd} dimensions")
-    dim %= max(nd, 1)
-    outer = inner = 1
-    for s in shape[:dim]:
-        outer *= s
-    for s in shape[dim + 1 :]:
-        inner *= s
-    return outer, (shape[dim] if nd else 1), inner
-
-
-def softmax_forward(x, dim=-1, *, log=False, out=None):
-    op = "log_softmax_forward" if log else "softmax_forward"
-    m = _module_for(op)
-    dx = _Dev(op, "x", x)
-    outer, n, inner = _axes(op, dx.shape, dim)
-    o = _out(op, out, dx.shape)
-    m.softmax_forward(outer, n, inner, log, dx.ptr, o.ptr, _stream(op))
-    return o.array
-
-
-def softmax_backward(dy, y, dim=-1, *, log=False, out=None):
-    op = "log_softmax_backward" if log else "softmax_backward"
-    m = _module_for(op)
-    ddy, dy_ = _Dev(op, "dy", dy), _Dev(op, "y", y)
-    if ddy.shape != dy_.shape:
-        raise ValueError(f"{op}: dy {ddy.shape} and y {dy_.shape} differ in shape")
-    outer, n, inner = _axes(op, dy_.shape, dim)
-    o = _out(op, out, dy_.shape, alias=(("y", dy_),))
-    m.softmax_backward(outer, n, inner, log, ddy.ptr, dy_.ptr, o.ptr, _stream(op))
-    return o.array
 
 
 def layer_norm_forward(x, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -620,115 +536,6 @@ def grad_norm(arrays, norm_type=2.0):
     buf = cp.empty(slots + 1, dtype=cp.float64)  # the partial sums, then the norm
     m.grad_norm([d.ptr for d in devs], [d.size for d in devs], p, buf.data.ptr, buf.data.ptr + 8 * slots, _stream(op))
     return float(buf[slots:].get()[0])  # a blocking copy on the current stream
-
-
-_REDUCTIONS = ("none", "mean", "sum")
-
-
-def _ce_rows(op, logits, target, weight, ignore_index, reduction):
-    """(rows (M, C) device array, targets (M,), the loss shape, weight _Dev or None), checked."""
-    cp = _cupy(op)
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{op}: expected reduction 'none', 'mean' or 'sum', got {reduction!r}")
-    x = _Dev(op, "logits", logits)
-    t = _Dev(op, "target", target, typestr="<i8")
-    if len(x.shape) == 1:
-        rows, tt, tshape = logits.reshape(1, -1), target.reshape(1), tuple(t.shape)
-    else:
-        want = (x.shape[0],) + x.shape[2:]
-        if t.shape != want:
-            raise ValueError(f"{op}: expected target of shape {want} for logits of shape {x.shape}, got {t.shape}")
-        if len(x.shape) == 2:
-            rows, tt = logits, target
-        else:
-            rows = cp.ascontiguousarray(cp.moveaxis(logits, 1, -1)).reshape(-1, x.shape[1])
-            tt = target.reshape(-1)
-        tshape = t.shape
-    C = rows.shape[1]
-    if tt.size:
-        bad = (tt != ignore_index) & ((tt < 0) | (tt >= C))
-        if bool(bad.any()):
-            raise ValueError(f"{op}: targets must lie in [0, {C}) or equal ignore_index {ignore_index}")
-    w = _Dev(op, "weight", weight) if weight is not None else None
-    if w is not None and w.shape != (C,):
-        raise ValueError(f"{op}: weight must have shape {(C,)}, got {w.shape}")
-    return rows, tt, tshape, w
-
-
-def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
-    """fastnn.ops.cross_entropy_forward on CUDA arrays (a CuPy 0-d or target-shaped loss)."""
-    op = "cross_entropy_forward"
-    m = _module_for(op)
-    cp = _cupy(op)
-    rows, t, tshape, w = _ce_rows(op, logits, target, weight, ignore_index, reduction)
-    M, C = rows.shape
-    loss, wt = cp.empty(M, cp.float32), cp.empty(M, cp.float32)
-    m.cross_entropy_forward(
-        M,
-        C,
-        _Dev(op, "logits", rows).ptr,
-        _Dev(op, "target", t, typestr="<i8").ptr,
-        w.ptr if w else 0,
-        int(ignore_index),
-        float(label_smoothing),
-        loss.data.ptr,
-        wt.data.ptr,
-        _stream(op),
-    )
-    if reduction == "none":
-        return loss.reshape(tshape)
-    total = loss.sum(dtype=cp.float64)
-    if reduction == "sum":
-        return total.astype(cp.float32)
-    return (total / wt.sum(dtype=cp.float64)).astype(cp.float32)  # all ignored: nan, as torch
-
-
-def cross_entropy_backward(
-    grad, logits, target, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean", *, out=None
-):
-    """fastnn.ops.cross_entropy_backward on CUDA arrays: dlogits of logits' shape."""
-    op = "cross_entropy_backward"
-    m = _module_for(op)
-    cp = _cupy(op)
-    rows, t, tshape, w = _ce_rows(op, logits, target, weight, ignore_index, reduction)
-    M, C = rows.shape
-    g = cp.asarray(grad, dtype=cp.float64)
-    if reduction == "none":
-        if g.shape != tuple(tshape):
-            raise ValueError(f"{op}: expected grad of shape {tuple(tshape)}, got {g.shape}")
-        scale = cp.ascontiguousarray(g.reshape(-1).astype(cp.float32))
-    else:
-        if g.size != 1:
-            raise ValueError(f"{op}: expected a scalar grad for reduction {reduction!r}, got shape {g.shape}")
-        s = g.reshape(())
-        if reduction == "mean":
-            keep = t != ignore_index
-            wv = cp.ones(C, cp.float64) if weight is None else cp.asarray(weight, cp.float64)
-            s = s / wv[cp.where(keep, t, 0)][keep].sum()
-        scale = cp.full(M, s, dtype=cp.float32) if M else cp.empty(0, cp.float32)
-    d = cp.empty((M, C), cp.float32)
-    m.cross_entropy_backward(
-        M,
-        C,
-        _Dev(op, "logits", rows).ptr,
-        _Dev(op, "target", t, typestr="<i8").ptr,
-        w.ptr if w else 0,
-        int(ignore_index),
-        float(label_smoothing),
-        scale.data.ptr,
-        d.data.ptr,
-        _stream(op),
-    )
-    x_shape = _Dev(op, "logits", logits).shape
-    if len(x_shape) == 1:
-        d = d.reshape(x_shape)
-    elif len(x_shape) > 2:
-        d = cp.ascontiguousarray(cp.moveaxis(d.reshape((x_shape[0],) + x_shape[2:] + (C,)), -1, 1))
-    if out is not None:
-        o = _out(op, out, x_shape)
-        o.array[...] = d
-        return o.array
-    return d
 
 
 # ---- recurrent layers ----

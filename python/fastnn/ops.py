@@ -74,17 +74,18 @@ def gemm(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bia
     to out (in-place BLAS update); bias is (N,); activation is None or "relu". Transposed
     views of C-contiguous inputs are read in place; other strided inputs are copied.
     """
-    if _gpu(a, b, c, bias, out):
-        return _cuda.gemm(
-            a, b, c, trans_a=trans_a, trans_b=trans_b, alpha=alpha, beta=beta, bias=bias, activation=activation, out=out
-        )
-    # Positional: pybind11 matches keyword names by building strings on every call.
-    return _core.gemm(a, b, c, out, trans_a, trans_b, alpha, beta, bias, activation)
+    return _kernels(a, b, c, bias, out).gemm(a, b, c, out, trans_a, trans_b, alpha, beta, bias, activation)
 
 
 def _gpu(*arrays):
     """True when any argument is a CUDA array (then all must be: fastnn.cuda checks)."""
     return any(hasattr(a, "__cuda_array_interface__") for a in arrays)
+
+
+def _kernels(*arrays):
+    """The module whose entries run on these arrays: fastnn._core, or fastnn.cuda.kernels (the
+    same entries and arguments, without isa) when any is a CUDA array."""
+    return _cuda.kernels if _gpu(*arrays) else _core
 
 
 # pool2d: x and dy are (N, C, H, W) float32 C-contiguous; semantics, output sizes and errors are
@@ -95,9 +96,9 @@ def _gpu(*arrays):
 
 def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *, out=None, indices=None):
     """(y (N, C, OH, OW), indices int64 (N, C, OH, OW): flat ih * W + iw of each maximum)."""
-    if _gpu(x, out, indices):
-        return _cuda.run("max_pool2d_forward", x, kernel_size, stride, padding, dilation, ceil_mode, out, indices)
-    return _core.max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode, out, indices)
+    return _kernels(x, out, indices).max_pool2d_forward(
+        x, kernel_size, stride, padding, dilation, ceil_mode, out, indices
+    )
 
 
 def max_pool2d_backward(
@@ -108,41 +109,33 @@ def max_pool2d_backward(
     relu=True: x is the output of a ReLU, and dx is the gradient through it as well (dy reaches
     x[i] only where x[i] > 0, or is NaN), i.e. relu_backward(max_pool2d_backward(...), x) in one
     pass."""
-    if _gpu(dy, x, indices, out):
-        return _cuda.run(
-            "max_pool2d_backward", dy, x, indices, kernel_size, stride, padding, dilation, ceil_mode, relu, out
-        )
-    return _core.max_pool2d_backward(dy, x, indices, kernel_size, stride, padding, dilation, ceil_mode, relu, out)
+    return _kernels(dy, x, indices, out).max_pool2d_backward(
+        dy, x, indices, kernel_size, stride, padding, dilation, ceil_mode, relu, out
+    )
 
 
 def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, *, out=None):
     """y (N, C, OH, OW): window sums over the window size (with or without the padding)."""
-    if _gpu(x, out):
-        return _cuda.run("avg_pool2d_forward", x, kernel_size, stride, padding, ceil_mode, count_include_pad, out)
-    return _core.avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode, count_include_pad, out)
+    return _kernels(x, out).avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode, count_include_pad, out)
 
 
 def avg_pool2d_backward(
     dy, x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, *, out=None
 ):
     """dx (N, C, H, W): each dy spread evenly over its window (x gives the shape)."""
-    if _gpu(dy, x, out):
-        return _cuda.run("avg_pool2d_backward", dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad, out)
-    return _core.avg_pool2d_backward(dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad, out)
+    return _kernels(dy, x, out).avg_pool2d_backward(
+        dy, x, kernel_size, stride, padding, ceil_mode, count_include_pad, out
+    )
 
 
 def global_avg_pool2d_forward(x, *, out=None):
     """y (N, C, 1, 1): the mean of each H x W plane (adaptive_avg_pool2d(x, 1))."""
-    if _gpu(x, out):
-        return _cuda.run("global_avg_pool2d_forward", x, out)
-    return _core.global_avg_pool2d_forward(x, out)
+    return _kernels(x, out).global_avg_pool2d_forward(x, out)
 
 
 def global_avg_pool2d_backward(dy, x, *, out=None):
     """dx (N, C, H, W) = dy (N, C, 1, 1) / (H W) over each plane."""
-    if _gpu(dy, x, out):
-        return _cuda.run("global_avg_pool2d_backward", dy, x, out)
-    return _core.global_avg_pool2d_backward(dy, x, out)
+    return _kernels(dy, x, out).global_avg_pool2d_backward(dy, x, out)
 
 
 # Activations: elementwise on float32 C-contiguous arrays of any shape. out= may be the input
@@ -152,110 +145,76 @@ def global_avg_pool2d_backward(dy, x, *, out=None):
 
 def relu_forward(x, *, out=None):
     """y = max(x, 0) (NaN stays NaN)."""
-    if _gpu(x, out):
-        return _cuda.act_forward("relu", x, out=out)
-    return _core.relu_forward(x, out)
+    return _kernels(x, out).relu_forward(x, out)
 
 
 def relu_backward(dy, x, *, out=None):
     """dx = dy where x > 0, else 0."""
-    if _gpu(dy, x, out):
-        return _cuda.act_backward("relu", dy, x, out=out)
-    return _core.relu_backward(dy, x, out)
+    return _kernels(dy, x, out).relu_backward(dy, x, out)
 
 
 def leaky_relu_forward(x, negative_slope=0.01, *, out=None):
     """y = x if x > 0 else negative_slope * x."""
-    if _gpu(x, out):
-        return _cuda.act_forward("leaky_relu", x, negative_slope, out=out)
-    return _core.leaky_relu_forward(x, negative_slope, out)
+    return _kernels(x, out).leaky_relu_forward(x, negative_slope, out)
 
 
 def leaky_relu_backward(dy, x, negative_slope=0.01, *, out=None):
     """dx = dy if x > 0 else negative_slope * dy."""
-    if _gpu(dy, x, out):
-        return _cuda.act_backward("leaky_relu", dy, x, negative_slope, out=out)
-    return _core.leaky_relu_backward(dy, x, negative_slope, out)
+    return _kernels(dy, x, out).leaky_relu_backward(dy, x, negative_slope, out)
 
 
 def sigmoid_forward(x, *, out=None):
     """y = 1 / (1 + exp(-x))."""
-    if _gpu(x, out):
-        return _cuda.act_forward("sigmoid", x, out=out)
-    return _core.sigmoid_forward(x, out)
+    return _kernels(x, out).sigmoid_forward(x, out)
 
 
 def sigmoid_backward(dy, y, *, out=None):
     """dx = dy * y * (1 - y), from the forward's output y."""
-    if _gpu(dy, y, out):
-        return _cuda.act_backward("sigmoid", dy, y, out=out)
-    return _core.sigmoid_backward(dy, y, out)
+    return _kernels(dy, y, out).sigmoid_backward(dy, y, out)
 
 
 def tanh_forward(x, *, out=None):
     """y = tanh(x)."""
-    if _gpu(x, out):
-        return _cuda.act_forward("tanh", x, out=out)
-    return _core.tanh_forward(x, out)
+    return _kernels(x, out).tanh_forward(x, out)
 
 
 def tanh_backward(dy, y, *, out=None):
     """dx = dy * (1 - y^2), from the forward's output y."""
-    if _gpu(dy, y, out):
-        return _cuda.act_backward("tanh", dy, y, out=out)
-    return _core.tanh_backward(dy, y, out)
+    return _kernels(dy, y, out).tanh_backward(dy, y, out)
 
 
 def gelu_forward(x, approximate="none", *, out=None):
     """y = x * Phi(x) (approximate="none", erf) or its tanh approximation ("tanh")."""
-    if _gpu(x, out):
-        return _cuda.act_forward(_gelu_name(approximate), x, out=out)
-    return _core.gelu_forward(x, approximate, out)
+    return _kernels(x, out).gelu_forward(x, approximate, out)
 
 
 def gelu_backward(dy, x, approximate="none", *, out=None):
     """dx = dy * d gelu(x) / dx."""
-    if _gpu(dy, x, out):
-        return _cuda.act_backward(_gelu_name(approximate), dy, x, out=out)
-    return _core.gelu_backward(dy, x, approximate, out)
-
-
-def _gelu_name(approximate):
-    if approximate not in ("none", "tanh"):
-        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return "gelu" if approximate == "none" else "gelu_tanh"
+    return _kernels(dy, x, out).gelu_backward(dy, x, approximate, out)
 
 
 def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, activation=None, out=None):
     """y = act(conv2d(x, w) + bias), PyTorch's Conv2d: x (B, C, H, W), w (OC, C/groups, KH, KW),
     bias (OC,); padding is an int, a pair, 'same' or 'valid'; activation None or "relu"."""
     st, pad, dil = conv2d_params(getattr(w, "shape", (0, 0, 1, 1))[2:], stride, padding, dilation)
-    if _gpu(x, w, bias, out):
-        return _cuda.run("conv2d_forward", x, w, bias, st, pad, dil, groups, activation, out)
-    return _core.conv2d_forward(x, w, bias, st, pad, dil, groups, activation, out)
+    return _kernels(x, w, bias, out).conv2d_forward(x, w, bias, st, pad, dil, groups, activation, out)
 
 
 def conv2d_backward_data(dy, w, input_shape, stride=1, padding=0, dilation=1, groups=1, out=None):
     """dx (input_shape) from dy (B, OC, OH, OW) and w (OC, C/groups, KH, KW)."""
     st, pad, dil = conv2d_params(getattr(w, "shape", (0, 0, 1, 1))[2:], stride, padding, dilation)
-    if _gpu(dy, w, out):
-        return _cuda.run("conv2d_backward_data", dy, w, tuple(input_shape), st, pad, dil, groups, out)
-    return _core.conv2d_backward_data(dy, w, tuple(input_shape), st, pad, dil, groups, out)
+    return _kernels(dy, w, out).conv2d_backward_data(dy, w, tuple(input_shape), st, pad, dil, groups, out)
 
 
 def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1, groups=1, out=None):
     """dw (weight_shape) from dy (B, OC, OH, OW) and x (B, C, H, W), summed over the batch."""
     st, pad, dil = conv2d_params(tuple(weight_shape)[2:], stride, padding, dilation)
-    if _gpu(dy, x, out):
-        return _cuda.run("conv2d_backward_weight", dy, x, tuple(weight_shape), st, pad, dil, groups, out)
-    return _core.conv2d_backward_weight(dy, x, tuple(weight_shape), st, pad, dil, groups, out)
+    return _kernels(dy, x, out).conv2d_backward_weight(dy, x, tuple(weight_shape), st, pad, dil, groups, out)
 
 
 def conv2d_backward_bias(dy, out=None):
     """db (OC,): dy (B, OC, OH, OW) summed over batch and pixels."""
-    if _gpu(dy, out):
-        return _cuda.run("conv2d_backward_bias", dy, out)
-    return _core.conv2d_backward_bias(dy, out)
+    return _kernels(dy, out).conv2d_backward_bias(dy, out)
 
 
 # softmax / log_softmax: x float32 of any rank, along dim; backward from dy and the forward's y.
@@ -267,45 +226,42 @@ def conv2d_backward_bias(dy, out=None):
 
 def softmax_forward(x, dim=-1, *, out=None):
     """y = exp(x - max) / sum exp(x - max) along dim."""
-    if _gpu(x, out):
-        return _cuda.softmax_forward(x, dim, out=out)
-    return _core.softmax_forward(x, dim, out)
+    return _kernels(x, out).softmax_forward(x, dim, out)
 
 
 def log_softmax_forward(x, dim=-1, *, out=None):
     """y = x - max - log sum exp(x - max) along dim."""
-    if _gpu(x, out):
-        return _cuda.softmax_forward(x, dim, log=True, out=out)
-    return _core.log_softmax_forward(x, dim, out)
+    return _kernels(x, out).log_softmax_forward(x, dim, out)
 
 
 def softmax_backward(dy, y, dim=-1, *, out=None):
     """dx = y * (dy - sum(dy * y, dim))."""
-    if _gpu(dy, y, out):
-        return _cuda.softmax_backward(dy, y, dim, out=out)
-    return _core.softmax_backward(dy, y, dim, out)
+    return _kernels(dy, y, out).softmax_backward(dy, y, dim, out)
 
 
 def log_softmax_backward(dy, y, dim=-1, *, out=None):
     """dx = dy - exp(y) * sum(dy, dim)."""
-    if _gpu(dy, y, out):
-        return _cuda.softmax_backward(dy, y, dim, log=True, out=out)
-    return _core.log_softmax_backward(dy, y, dim, out)
+    return _kernels(dy, y, out).log_softmax_backward(dy, y, dim, out)
 
 
 _REDUCTIONS = ("none", "mean", "sum")
 
 
-def _ce_rows(op, logits, target, reduction):
-    """(rows (M, C) C-contiguous, targets (M,), the per-row loss shape) of (N, C, d...) logits."""
+def _ce_rows(op, xp, logits, target, reduction, others=()):
+    """(rows (M, C) C-contiguous, targets (M,), the per-row loss shape) of (N, C, d...) logits,
+    as arrays of xp (NumPy, or CuPy for CUDA arrays: then every array given must be one)."""
     if reduction not in _REDUCTIONS:
         raise ValueError(f"fastnn.ops.{op}: expected reduction 'none', 'mean' or 'sum', got {reduction!r}")
-    if not isinstance(logits, np.ndarray) or not isinstance(target, np.ndarray):
-        bad = "logits" if not isinstance(logits, np.ndarray) else "target"
-        raise TypeError(
-            f"fastnn.ops.{op}: expected {bad} to be a numpy.ndarray, got "
-            f"{type(logits if bad == 'logits' else target).__name__}"
-        )
+    for name, a in (("logits", logits), ("target", target)) + tuple(others):
+        if a is None:
+            continue
+        if xp is np and not isinstance(a, np.ndarray):
+            raise TypeError(f"fastnn.ops.{op}: expected {name} to be a numpy.ndarray, got {type(a).__name__}")
+        if xp is not np and not _gpu(a):
+            raise TypeError(
+                f"fastnn.ops.{op}: expected {name} to be a CUDA array like the other arguments, got "
+                f"{type(a).__name__} (NumPy and CUDA arrays cannot be mixed)"
+            )
     if logits.ndim == 1:
         return logits.reshape(1, -1), target.reshape(1), target.shape
     if logits.ndim < 1 or target.shape != (logits.shape[0],) + logits.shape[2:]:
@@ -315,68 +271,73 @@ def _ce_rows(op, logits, target, reduction):
         )
     if logits.ndim == 2:
         return logits, target, target.shape
-    rows = np.ascontiguousarray(np.moveaxis(logits, 1, -1)).reshape(-1, logits.shape[1])
-    return rows, np.ascontiguousarray(target).reshape(-1), target.shape
+    rows = xp.ascontiguousarray(xp.moveaxis(logits, 1, -1)).reshape(-1, logits.shape[1])
+    return rows, xp.ascontiguousarray(target).reshape(-1), target.shape
+
+
+def _xp(*arrays):
+    """The array namespace of the arrays: NumPy, or CuPy when any is a CUDA array."""
+    return _cuda.array_module("cross_entropy") if _gpu(*arrays) else np
 
 
 def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
-    """The loss: float32 0-d for 'mean' / 'sum', of target's shape for 'none'."""
-    if _gpu(logits, target, weight):
-        return _cuda.cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing, reduction)
-    rows, t, tshape = _ce_rows("cross_entropy_forward", logits, target, reduction)
-    loss, wt = _core.cross_entropy_rows(rows, t, weight, ignore_index, label_smoothing)
+    """The loss: float32 0-d for 'mean' / 'sum', of target's shape for 'none' (a CuPy array for
+    CUDA arrays)."""
+    xp = _xp(logits, target, weight)
+    rows, t, tshape = _ce_rows("cross_entropy_forward", xp, logits, target, reduction, (("weight", weight),))
+    kernels = _kernels(logits, target, weight)
+    loss, wt = kernels.cross_entropy_rows(rows, t, weight, ignore_index, label_smoothing)
     if reduction == "none":
-        return loss.astype(np.float32).reshape(tshape)
-    total = loss.sum()
+        return loss.astype(xp.float32).reshape(tshape)
+    total = xp.sum(loss, dtype=xp.float64)
     if reduction == "sum":
-        return np.asarray(total, np.float32)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray(total / wt.sum(), np.float32)
+        return xp.asarray(total, xp.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):  # all ignored: nan, as torch
+        return xp.asarray(total / xp.sum(wt, dtype=xp.float64), xp.float32)
 
 
 def cross_entropy_backward(
     grad, logits, target, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean", *, out=None
 ):
     """dlogits (logits' shape) from grad, the upstream gradient of the loss (0-d, or of target's
-    shape for 'none')."""
-    if _gpu(logits, target, weight, out):
-        return _cuda.cross_entropy_backward(
-            grad, logits, target, weight, ignore_index, label_smoothing, reduction, out=out
-        )
-    rows, t, tshape = _ce_rows("cross_entropy_backward", logits, target, reduction)
-    g = np.asarray(grad, dtype=np.float64)
+    shape for 'none'); one code for both devices over the array namespace."""
+    op = "cross_entropy_backward"
+    xp = _xp(logits, target, weight, out)
+    rows, t, tshape = _ce_rows(op, xp, logits, target, reduction, (("weight", weight), ("out", out)))
+    g = xp.asarray(grad, dtype=xp.float64)
     if reduction == "none":
         if g.shape != tuple(tshape):
-            raise ValueError(
-                f"fastnn.ops.cross_entropy_backward: expected grad of shape {tuple(tshape)}, got {g.shape}"
-            )
-        scale = g.reshape(-1).astype(np.float32)
+            raise ValueError(f"fastnn.ops.{op}: expected grad of shape {tuple(tshape)}, got {g.shape}")
+        scale = xp.ascontiguousarray(g.reshape(-1).astype(xp.float32))
     else:
         if g.size != 1:
             raise ValueError(
-                f"fastnn.ops.cross_entropy_backward: expected a scalar grad for reduction "
-                f"{reduction!r}, got shape {g.shape}"
+                f"fastnn.ops.{op}: expected a scalar grad for reduction {reduction!r}, got shape {g.shape}"
             )
-        s = float(g.reshape(()))
+        s = g.reshape(())
         if reduction == "mean":
             keep = t != ignore_index
-            w = np.ones(rows.shape[1]) if weight is None else np.asarray(weight, np.float64)
-            den = w[np.where(keep, t, 0)][keep].sum() if keep.any() else 0.0
-            with np.errstate(invalid="ignore", divide="ignore"):
-                s = np.float64(s) / np.float64(den)  # all ignored: nan (or inf), as torch
-        scale = np.full(rows.shape[0], s, np.float32)
+            w = xp.ones(rows.shape[1], xp.float64) if weight is None else xp.asarray(weight, xp.float64)
+            with np.errstate(invalid="ignore", divide="ignore"):  # all ignored: nan (or inf), as torch
+                s = s / w[xp.where(keep, t, 0)][keep].sum()
+        scale = xp.full(rows.shape[0], s, dtype=xp.float32)
     two_d = logits.ndim == 2
-    d = _core.cross_entropy_backward_rows(rows, t, weight, ignore_index, label_smoothing, scale, out if two_d else None)
+    kernels = _kernels(logits, target, weight, out)
+    d = kernels.cross_entropy_backward_rows(
+        rows, t, weight, ignore_index, label_smoothing, scale, out if two_d else None
+    )
     if two_d:
         return d
     if logits.ndim == 1:
         d = d.reshape(logits.shape)
     else:
-        d = np.moveaxis(d.reshape((logits.shape[0],) + logits.shape[2:] + (logits.shape[1],)), -1, 1)
+        d = xp.moveaxis(d.reshape((logits.shape[0],) + logits.shape[2:] + (logits.shape[1],)), -1, 1)
     if out is not None:
+        if tuple(out.shape) != tuple(logits.shape):
+            raise ValueError(f"fastnn.ops.{op}: expected out of shape {tuple(logits.shape)}, got {tuple(out.shape)}")
         out[...] = d
         return out
-    return np.ascontiguousarray(d)
+    return xp.ascontiguousarray(d)
 
 
 # Fused optimizer updates: lists of float32 C-contiguous arrays updated in place by one kernel

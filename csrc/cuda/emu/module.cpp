@@ -38,80 +38,6 @@ std::vector<py::ssize_t> shape_of(const Array& a) {
   return std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim());
 }
 
-Array gemm(Array a, Array b, py::object c, bool trans_a, bool trans_b, float alpha, float beta,
-           py::object bias, bool relu) {
-  if (a.ndim() != 2 || b.ndim() != 2) throw std::invalid_argument("gemm: 2-D a and b");
-  fastnn::cuda::GemmArgs g;
-  g.M = trans_a ? a.shape(1) : a.shape(0);
-  g.K = trans_a ? a.shape(0) : a.shape(1);
-  g.N = trans_b ? b.shape(0) : b.shape(1);
-  if ((trans_b ? b.shape(1) : b.shape(0)) != g.K) throw std::invalid_argument("gemm: inner sizes differ");
-  Array out = poisoned_like({g.M, g.N});
-  Array carr, barr;
-  if (!c.is_none()) {
-    carr = c.cast<Array>();
-    if (carr.ndim() != 2 || carr.shape(0) != g.M || carr.shape(1) != g.N)
-      throw std::invalid_argument("gemm: c shape");
-    g.c = carr.data();
-  }
-  if (!bias.is_none()) {
-    barr = bias.cast<Array>();
-    if (barr.ndim() != 1 || barr.shape(0) != g.N) throw std::invalid_argument("gemm: bias shape");
-    g.bias = barr.data();
-  }
-  g.a = a.data();
-  g.b = b.data();
-  g.out = out.mutable_data();
-  g.lda = a.shape(1);
-  g.ldb = b.shape(1);
-  g.ldc = g.N;
-  g.trans_a = trans_a;
-  g.trans_b = trans_b;
-  g.alpha = alpha;
-  g.beta = beta;
-  g.act = relu ? 1 : 0;
-  fastnn::cuda::gemm(g, nullptr);
-  return out;
-}
-
-Array act_forward(int kind, float alpha, Array x) {
-  Array y = poisoned_like(shape_of(x));
-  fastnn::cuda::act_forward(kind, alpha, x.data(), y.mutable_data(), x.size(), nullptr);
-  return y;
-}
-
-Array act_backward(int kind, float alpha, Array dy, Array xy) {
-  if (dy.size() != xy.size()) throw std::invalid_argument("act_backward: sizes differ");
-  Array dx = poisoned_like(shape_of(dy));
-  fastnn::cuda::act_backward(kind, alpha, dy.data(), xy.data(), dx.mutable_data(), dy.size(), nullptr);
-  return dx;
-}
-
-void outer_inner(const Array& x, int dim, int64_t* outer, int64_t* n, int64_t* inner) {
-  if (dim < 0) dim += static_cast<int>(x.ndim());
-  if (dim < 0 || dim >= x.ndim()) throw std::invalid_argument("softmax: dim out of range");
-  *outer = *inner = 1;
-  for (int i = 0; i < dim; ++i) *outer *= x.shape(i);
-  *n = x.shape(dim);
-  for (int i = dim + 1; i < x.ndim(); ++i) *inner *= x.shape(i);
-}
-
-Array softmax_forward(Array x, int dim, bool log) {
-  int64_t o, n, in;
-  outer_inner(x, dim, &o, &n, &in);
-  Array y = poisoned_like(shape_of(x));
-  fastnn::cuda::softmax_forward(o, n, in, log, x.data(), y.mutable_data(), nullptr);
-  return y;
-}
-
-Array softmax_backward(Array dy, Array y, int dim, bool log) {
-  int64_t o, n, in;
-  outer_inner(y, dim, &o, &n, &in);
-  Array dx = poisoned_like(shape_of(y));
-  fastnn::cuda::softmax_backward(o, n, in, log, dy.data(), y.data(), dx.mutable_data(), nullptr);
-  return dx;
-}
-
 const float* opt(const py::object& o, Array* keep, int64_t n, const char* what) {
   if (o.is_none()) return nullptr;
   *keep = o.cast<Array>();
@@ -196,27 +122,6 @@ void adam_step(py::array p, Array g, py::array m, py::array v, py::object vmax, 
   a.lr = lr, a.beta1 = beta1, a.beta2 = beta2, a.eps = eps, a.weight_decay = weight_decay;
   a.amsgrad = !vmax.is_none(), a.decoupled = decoupled, a.maximize = maximize, a.step = step;
   fastnn::cuda::adam_step(a, inplace(p), g.data(), inplace(m), inplace(v), inplace(vmax), g.size(), nullptr);
-}
-
-py::tuple cross_entropy_rows(Array x, Index t, py::object weight, int64_t ignore_index, float smoothing) {
-  const int64_t rows = x.shape(0), C = x.shape(1);
-  Array w;
-  const float* wp = opt(weight, &w, C, "weight");
-  Array loss = poisoned_like({rows}), wt = poisoned_like({rows});
-  fastnn::cuda::cross_entropy_forward(rows, C, x.data(), t.data(), wp, ignore_index, smoothing,
-                                      loss.mutable_data(), wt.mutable_data(), nullptr);
-  return py::make_tuple(loss, wt);
-}
-
-Array cross_entropy_backward_rows(Array x, Index t, py::object weight, int64_t ignore_index, float smoothing,
-                                  Array scale) {
-  const int64_t rows = x.shape(0), C = x.shape(1);
-  Array w;
-  const float* wp = opt(weight, &w, C, "weight");
-  Array dx = poisoned_like({rows, C});
-  fastnn::cuda::cross_entropy_backward(rows, C, x.data(), t.data(), wp, ignore_index, smoothing, scale.data(),
-                                       dx.mutable_data(), nullptr);
-  return dx;
 }
 
 // Recurrent layers: cell 0 tanh RNN, 1 relu RNN, 2 LSTM, 3 GRU (fastnn::RnnCell). The shape
@@ -437,14 +342,6 @@ PYBIND11_MODULE(_fastnn_cuda_emu, m) {
                                        "fastnn._cuda's pointer-level bindings on the emulator: "
                                        "device pointers are host pointers");
   fastnn_cuda_bind_device(device);
-  m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::arg("c") = py::none(), py::arg("trans_a") = false,
-        py::arg("trans_b") = false, py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f,
-        py::arg("bias") = py::none(), py::arg("relu") = false);
-  m.def("act_forward", &act_forward);
-  m.def("act_backward", &act_backward);
-  m.def("softmax_forward", &softmax_forward, py::arg("x"), py::arg("dim") = -1, py::arg("log") = false);
-  m.def("softmax_backward", &softmax_backward, py::arg("dy"), py::arg("y"), py::arg("dim") = -1,
-        py::arg("log") = false);
   m.def("layer_norm_forward", &layer_norm_forward, py::arg("x"), py::arg("weight") = py::none(),
         py::arg("bias") = py::none(), py::arg("eps") = 1e-5f);
   m.def("layer_norm_backward", &layer_norm_backward, py::arg("dy"), py::arg("x"), py::arg("mean"),
@@ -454,8 +351,6 @@ PYBIND11_MODULE(_fastnn_cuda_emu, m) {
         py::arg("padding_idx") = -1);
   m.def("sgd_step", &sgd_step);
   m.def("adam_step", &adam_step);
-  m.def("cross_entropy_rows", &cross_entropy_rows);
-  m.def("cross_entropy_backward_rows", &cross_entropy_backward_rows);
   m.def("rnn_forward", &rnn_forward, py::arg("cell"), py::arg("reverse"), py::arg("x"), py::arg("h0"),
         py::arg("c0"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih") = py::none(),
         py::arg("b_hh") = py::none(), "(y, h_n, c_n or None, ws)");
