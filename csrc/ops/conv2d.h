@@ -64,7 +64,8 @@ void conv2d_backward_bias(const Conv2dShape& s, const float* dy, float* db, int 
 // FASTNN_CONV_WINOGRAD=0, and the caller goes on to the direct kernels.
 bool conv2d_forward_winograd(const Conv2dShape& s, const float* x, const float* w, const float* bias,
                              Activation act, float* y, Isa isa, int nthreads);
-bool conv2d_winograd_enabled();  // FASTNN_CONV_WINOGRAD is not 0 (read once)
+bool conv2d_winograd_enabled();           // FASTNN_CONV_WINOGRAD is not 0 (read once)
+bool conv2d_winograd_available(Isa isa);  // enabled, and isa has the transforms (below)
 // Its per-ISA transforms (csrc/cpu/winograd_impl.h): the input of nimg images to V[(xi*C + c)*ldv
 // + tile] (through pad, pad_floats(s) of scratch zeroed before the first call; up to 7 floats
 // past each row's last tile written), and the products M[(xi*OC + oc)*ldm + tile] to the output

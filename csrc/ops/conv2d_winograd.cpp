@@ -68,6 +68,10 @@ bool conv2d_winograd_enabled() {
   return on;
 }
 
+bool conv2d_winograd_available(Isa isa) {
+  return conv2d_winograd_enabled() && FASTNN_KERNEL_TABLE(conv2d_kernels, isa).winograd.input != nullptr;
+}
+
 bool conv2d_forward_winograd(const Conv2dShape& s, const float* x, const float* w, const float* bias,
                              Activation act, float* y, Isa isa, int nthreads) {
   if (s.KH != 3 || s.KW != 3 || s.SH != 1 || s.SW != 1 || s.DH != 1 || s.DW != 1 || s.G != 1) return false;
