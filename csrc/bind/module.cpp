@@ -61,9 +61,8 @@ py::dict build_info() {
     blocking[isa_name(isa)] = b;
   }
   d["gemm_blocking"] = blocking;
-  // Winograd F(2x2, 3x3) runs at AVX2 and AVX-512 (csrc/ops/conv2d.h) unless turned off.
-  d["conv2d_winograd"] =
-      conv2d_winograd_enabled() && (selected_isa() == Isa::Avx2 || selected_isa() == Isa::Avx512);
+  // Winograd F(2x2, 3x3) runs where the ISA's conv2d table has it (csrc/ops/conv2d.h) unless turned off.
+  d["conv2d_winograd"] = conv2d_winograd_available(selected_isa());
   return d;
 }
 

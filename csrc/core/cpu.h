@@ -3,6 +3,7 @@
 // Kernels come in per-ISA translation units (csrc/cpu/<isa>/...). Which one runs is decided
 // here, never inside a kernel: the best ISA that is both compiled in and supported by this CPU
 // (and its OS), lowered by FASTNN_CPU_CAPABILITY=default|avx2|avx512 when that is set.
+// Each op's front door then takes that ISA's table of kernels (core/dispatch.h).
 #pragma once
 #include <cstdint>
 #include <string>

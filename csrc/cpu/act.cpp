@@ -4,12 +4,6 @@
 
 namespace fastnn {
 
-void act_forward_default(const ActArgs& a, const float* x, float* y, int64_t n) {
-  act_forward_impl(a, x, y, n);
-}
-
-void act_backward_default(const ActArgs& a, const float* dy, const float* xy, float* dx, int64_t n) {
-  act_backward_impl(a, dy, xy, dx, n);
-}
+const ActKernels act_kernels_default{act_forward_impl, act_backward_impl};
 
 }  // namespace fastnn

@@ -139,4 +139,7 @@ void conv2d_col2im(const Conv2dShape& s, float* col, int64_t ldcol, int64_t g, i
   }
 }
 
+// No direct or Winograd kernels: column blocks and gemm for every shape.
+const Conv2dKernels conv2d_kernels_default{};
+
 }  // namespace fastnn

@@ -317,6 +317,9 @@ struct GemmDriver {
     });
   }
 
+  // The table of this instantiation (csrc/ops/gemm.h: GemmKernels), what each ISA unit exports.
+  static constexpr GemmKernels kernels() { return {MR, NR, run, tile_info, pack_a_full, pack_b_full}; }
+
   static GemmTile tile_info() {
     const Blocking& b = blocking<Ukr>();
     return GemmTile{MR, NR, b.kc, static_cast<int>(b.mc), static_cast<int>(b.nc)};

@@ -4,14 +4,6 @@
 
 namespace fastnn {
 
-void layer_norm_forward_default(const LayerNormArgs& a, const float* x, float* y, float* mean, float* rstd,
-                                int64_t r0, int64_t r1) {
-  layer_norm_forward_impl(a, x, y, mean, rstd, r0, r1);
-}
-
-void layer_norm_backward_default(const LayerNormArgs& a, const float* dy, const float* x, const float* mean,
-                                 const float* rstd, float* dx, float* part, int64_t r0, int64_t r1) {
-  layer_norm_backward_impl(a, dy, x, mean, rstd, dx, part, r0, r1);
-}
+const LayerNormKernels layer_norm_kernels_default{layer_norm_forward_impl, layer_norm_backward_impl};
 
 }  // namespace fastnn

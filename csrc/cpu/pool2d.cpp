@@ -7,9 +7,9 @@
 #include "ops/pool2d.h"
 
 namespace fastnn {
+namespace {
 
-void max_pool2d_planes_default(const Pool2dShape& s, const float* x, float* y, int64_t* idx, int64_t p0,
-                               int64_t p1) {
+void max_planes(const Pool2dShape& s, const float* x, float* y, int64_t* idx, int64_t p0, int64_t p1) {
   const int64_t in = s.H * s.W, out = s.OH * s.OW;
   for (int64_t p = p0; p < p1; ++p)
     for (int64_t oh = 0; oh < s.OH; ++oh)
@@ -19,13 +19,16 @@ void max_pool2d_planes_default(const Pool2dShape& s, const float* x, float* y, i
       }
 }
 
-void avg_pool2d_planes_default(const Pool2dShape& s, bool cip, const float* x, float* y, int64_t p0,
-                               int64_t p1) {
+void avg_planes(const Pool2dShape& s, bool cip, const float* x, float* y, int64_t p0, int64_t p1) {
   const int64_t in = s.H * s.W, out = s.OH * s.OW;
   for (int64_t p = p0; p < p1; ++p)
     for (int64_t oh = 0; oh < s.OH; ++oh)
       for (int64_t ow = 0; ow < s.OW; ++ow) avg_one(s, cip, x + p * in, oh, ow, y + p * out + oh * s.OW + ow);
 }
+
+}  // namespace
+
+const Pool2dKernels pool2d_kernels_default{max_planes, avg_planes};
 
 bool max_pool2d_backward_planes(const Pool2dShape& s, const float* dy, const int64_t* idx,
                                 const float* relu_x, float* dx, int64_t p0, int64_t p1) {

@@ -4,6 +4,6 @@
 
 namespace fastnn {
 
-const RnnGateKernels rnn_gates_default = kRnnGates;
+const RnnKernels rnn_kernels_default = kRnnKernels;
 
 }  // namespace fastnn

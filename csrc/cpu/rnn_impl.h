@@ -1,4 +1,4 @@
-// The per-row gate kernels of the recurrent layers (csrc/ops/rnn.h's RnnGateKernels), written
+// The per-row gate kernels of the recurrent layers (csrc/ops/rnn.h's RnnKernels), written
 // once and compiled into each ISA's translation unit with that unit's flags: plain loops over
 // the H units of one batch row, branch free (sigmoid_f / tanh_f from act_impl.h), so the
 // compiler vectorises them to the unit's width. Anonymous namespace: the differently compiled
@@ -155,8 +155,9 @@ void add_column_sums_k(const float* __restrict a, int64_t rows, int64_t lda, int
   }
 }
 
-constexpr RnnGateKernels kRnnGates{lstm_forward_k, lstm_backward_k, gru_forward_k,    gru_backward_k,
-                                   rnn_forward_k,  rnn_backward_k,  add_column_sums_k};
+// The table every unit exports (csrc/ops/rnn.h: RnnKernels); one source, each unit's flags.
+constexpr RnnKernels kRnnKernels{lstm_forward_k, lstm_backward_k, gru_forward_k,    gru_backward_k,
+                                 rnn_forward_k,  rnn_backward_k,  add_column_sums_k};
 
 }  // namespace
 }  // namespace fastnn

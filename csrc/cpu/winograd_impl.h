@@ -143,15 +143,12 @@ inline void winograd_output_impl(const Conv2dShape& s, const float* M, int64_t l
     }
 }
 
-// The table of this unit's transforms (csrc/ops/conv2d.h: WinogradKernels).
-inline WinogradKernels winograd_kernels_of_this_unit() {
-  return {[](const Conv2dShape& s, const float* x, int64_t nimg, float* v, int64_t ldv, float* pad) {
-            winograd_input_impl(s, x, nimg, v, ldv, pad);
-          },
-          [](const Conv2dShape& s, const float* m, int64_t ldm, int64_t nimg, const float* bias, bool relu,
-             float* y) { winograd_output_impl(s, m, ldm, nimg, bias, relu, y); },
-          [](const Conv2dShape& s) { return WinogradPad(s).floats(); }};
-}
+inline int64_t winograd_pad_floats_impl(const Conv2dShape& s) { return WinogradPad(s).floats(); }
+
+// The transforms' table (csrc/ops/conv2d.h: WinogradKernels), the winograd part of the
+// Conv2dKernels of each unit that includes this.
+constexpr WinogradKernels kWinogradKernels{winograd_input_impl, winograd_output_impl,
+                                           winograd_pad_floats_impl};
 
 }  // namespace
 }  // namespace fastnn

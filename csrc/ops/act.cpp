@@ -4,13 +4,11 @@
 
 #include <algorithm>
 
+#include "core/dispatch.h"
 #include "core/threads.h"
 
 namespace fastnn {
 namespace {
-
-using FwdFn = void (*)(const ActArgs&, const float*, float*, int64_t);
-using BwdFn = void (*)(const ActArgs&, const float*, const float*, float*, int64_t);
 
 // Below this many elements per thread a second thread costs more than it saves (a parallel
 // region is a few microseconds; relu streams ~5 floats per ns).
@@ -18,36 +16,6 @@ constexpr int64_t kElemsPerThread = 1 << 16;
 // Thread ranges start on multiples of this (64 floats = 4 cache lines): no two threads write
 // one cache line, and the vector loops see the same alignment whatever the split.
 constexpr int64_t kGrain = 64;
-
-FwdFn fwd_for(Isa isa) {
-  switch (isa) {
-#ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512:
-      return act_forward_avx512;
-#endif
-#ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2:
-      return act_forward_avx2;
-#endif
-    default:
-      return act_forward_default;
-  }
-}
-
-BwdFn bwd_for(Isa isa) {
-  switch (isa) {
-#ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512:
-      return act_backward_avx512;
-#endif
-#ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2:
-      return act_backward_avx2;
-#endif
-    default:
-      return act_backward_default;
-  }
-}
 
 // Runs f(begin, end) over [0, n) split in kGrain-aligned ranges, one per thread.
 template <class F>
@@ -66,14 +34,14 @@ void split(int64_t n, int nthreads, F&& f) {
 
 void act_forward(const ActArgs& a, const float* x, float* y, Isa isa, int nthreads) {
   if (a.n <= 0) return;
-  const FwdFn fn = fwd_for(isa);
-  split(a.n, nthreads, [&](int64_t b, int64_t e) { fn(a, x + b, y + b, e - b); });
+  const ActKernels& k = FASTNN_KERNEL_TABLE(act_kernels, isa);
+  split(a.n, nthreads, [&](int64_t b, int64_t e) { k.forward(a, x + b, y + b, e - b); });
 }
 
 void act_backward(const ActArgs& a, const float* dy, const float* xy, float* dx, Isa isa, int nthreads) {
   if (a.n <= 0) return;
-  const BwdFn fn = bwd_for(isa);
-  split(a.n, nthreads, [&](int64_t b, int64_t e) { fn(a, dy + b, xy + b, dx + b, e - b); });
+  const ActKernels& k = FASTNN_KERNEL_TABLE(act_kernels, isa);
+  split(a.n, nthreads, [&](int64_t b, int64_t e) { k.backward(a, dy + b, xy + b, dx + b, e - b); });
 }
 
 }  // namespace fastnn

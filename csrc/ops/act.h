@@ -43,13 +43,12 @@ void act_forward(const ActArgs& a, const float* x, float* y, Isa isa, int nthrea
 // Backward: dx[i] = dy[i] * act'(...) where xy is x or y per the table above. dx may equal dy.
 void act_backward(const ActArgs& a, const float* dy, const float* xy, float* dx, Isa isa, int nthreads);
 
-// Per-ISA implementations (csrc/cpu/act.cpp, csrc/cpu/avx2/act.cpp, csrc/cpu/avx512/act.cpp),
-// on the element range [0, n) of already-offset pointers, one thread.
-void act_forward_default(const ActArgs& a, const float* x, float* y, int64_t n);
-void act_forward_avx2(const ActArgs& a, const float* x, float* y, int64_t n);
-void act_forward_avx512(const ActArgs& a, const float* x, float* y, int64_t n);
-void act_backward_default(const ActArgs& a, const float* dy, const float* xy, float* dx, int64_t n);
-void act_backward_avx2(const ActArgs& a, const float* dy, const float* xy, float* dx, int64_t n);
-void act_backward_avx512(const ActArgs& a, const float* dy, const float* xy, float* dx, int64_t n);
+// The per-ISA kernels (csrc/cpu/act.cpp, csrc/cpu/avx2/act.cpp, csrc/cpu/avx512/act.cpp), on the
+// element range [0, n) of already-offset pointers, one thread.
+struct ActKernels {
+  void (*forward)(const ActArgs& a, const float* x, float* y, int64_t n);
+  void (*backward)(const ActArgs& a, const float* dy, const float* xy, float* dx, int64_t n);
+};
+extern const ActKernels act_kernels_default, act_kernels_avx2, act_kernels_avx512;
 
 }  // namespace fastnn

@@ -49,15 +49,13 @@ void attention_forward(const AttentionArgs& a, float* out, float* lse, Isa isa, 
 void attention_backward(const AttentionArgs& a, const float* dout, const float* out, const float* lse,
                         float* dq, float* dk, float* dv, Isa isa, int nthreads);
 
-// Per-ISA kernels (csrc/cpu/attention_impl.h's framework with each unit's micro-kernels):
+// The per-ISA kernels (csrc/cpu/attention_impl.h's framework with each unit's micro-kernels):
 // forward over work items [w0, w1) of (b, h, query block), backward over (b, h) pairs [p0, p1).
-#define FASTNN_ATTENTION_DECLS(isa)                                                                     \
-  void attention_forward_##isa(const AttentionArgs& a, float* out, float* lse, int64_t w0, int64_t w1); \
-  void attention_backward_##isa(const AttentionArgs& a, const float* dout, const float* out,            \
-                                const float* lse, float* dq, float* dk, float* dv, int64_t p0, int64_t p1);
-FASTNN_ATTENTION_DECLS(default)
-FASTNN_ATTENTION_DECLS(avx2)
-FASTNN_ATTENTION_DECLS(avx512)
-#undef FASTNN_ATTENTION_DECLS
+struct AttentionKernels {
+  void (*forward)(const AttentionArgs& a, float* out, float* lse, int64_t w0, int64_t w1);
+  void (*backward)(const AttentionArgs& a, const float* dout, const float* out, const float* lse, float* dq,
+                   float* dk, float* dv, int64_t p0, int64_t p1);
+};
+extern const AttentionKernels attention_kernels_default, attention_kernels_avx2, attention_kernels_avx512;
 
 }  // namespace fastnn

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dispatch.h"
 #include "core/threads.h"
 
 namespace fastnn {
@@ -18,11 +19,6 @@ namespace {
 // Column blocks hold about this many floats (1 MiB: the block and the gemm's packed panels
 // stay in L2).
 constexpr int64_t kColBudget = 256 * 1024;
-
-// A 1x1 kernel with stride 1 and no padding reads the image itself as its column matrix.
-bool is_pointwise(const Conv2dShape& s) {
-  return s.KH == 1 && s.KW == 1 && s.SH == 1 && s.SW == 1 && s.PT == 0 && s.PB == 0 && s.PL == 0 && s.PR == 0;
-}
 
 // Output rows per column block.
 int64_t rows_per_block(const Conv2dShape& s) {
@@ -55,19 +51,10 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
                     float* y, Isa isa, int nthreads) {
   conv2d_check(s);
   if (conv2d_forward_winograd(s, x, w, bias, act, y, isa, nthreads)) return;
-#ifdef FASTNN_HAVE_AVX512
-  if (isa == Isa::Avx512 && s.B > 0 && conv2d_forward_direct_avx512(s, x, w, bias, act, y, nthreads)) return;
-#endif
-#ifdef FASTNN_HAVE_AVX2
-  // The 1x1 shortcut is a plain gemm already; everything else with unit stride along W runs
-  // direct (1.3-2x the column blocks at AVX2 on the CNN layers of bench/).
-  if (isa == Isa::Avx2 && s.B > 0 && !is_pointwise(s) &&
-      conv2d_forward_direct_avx2(s, x, w, bias, act, y, nthreads)) {
-    return;
-  }
-#endif
+  const Conv2dKernels& k = FASTNN_KERNEL_TABLE(conv2d_kernels, isa);
+  if (s.B > 0 && k.forward_direct && k.forward_direct(s, x, w, bias, act, y, nthreads)) return;
   const int64_t OHW = s.OH() * s.OW(), HW = s.H * s.W, Kg = s.Kg(), OCg = s.OCg();
-  const bool pointwise = is_pointwise(s);
+  const bool pointwise = s.pointwise();
   const int64_t noh = rows_per_block(s);
   for_each_image(s, nthreads, pointwise ? 0 : Kg * noh * s.OW(), [&](int64_t b, int nt, float* col) {
     for (int64_t g = 0; g < s.G; ++g) {
@@ -105,7 +92,7 @@ namespace {
 
 // With stride 1 the input gradient is itself a forward convolution: of dy, by the weights with
 // input and output channels swapped and the taps flipped, padded by dilation*(kernel-1) minus
-// the forward's padding. Taken where the direct AVX-512 or AVX2 forward runs it (AVX2, 32 -> 64
+// the forward's padding. Taken where a direct forward runs it (AVX-512 and AVX2; AVX2, 32 -> 64
 // at 16x16 and 14x14: 1.6-1.7x gemm + col2im; 3 -> 32 at 32x32: 1.2x), except for one input
 // channel per group feeding many outputs (1 -> 32 at 28x28: 0.93 ms against 0.54 ms for gemm +
 // col2im, where the transposed forward has a single output channel and streams all of dy);
@@ -127,8 +114,8 @@ bool backward_data_as_forward(const Conv2dShape& s, const float* dy, const float
   t.PB = s.DH * (s.KH - 1) - s.PB;
   t.PL = s.DW * (s.KW - 1) - s.PL;
   t.PR = s.DW * (s.KW - 1) - s.PR;
-  if ((isa != Isa::Avx512 && isa != Isa::Avx2) || s.SH != 1 || s.SW != 1 || (s.Cg() == 1 && s.OCg() >= 8) ||
-      s.B == 0 || t.PT < 0 || t.PB < 0 || t.PL < 0 || t.PR < 0) {
+  if (!FASTNN_KERNEL_TABLE(conv2d_kernels, isa).forward_direct || s.SH != 1 || s.SW != 1 ||
+      (s.Cg() == 1 && s.OCg() >= 8) || s.B == 0 || t.PT < 0 || t.PB < 0 || t.PL < 0 || t.PR < 0) {
     return false;
   }
   // w (OC, Cg, KH, KW) -> wt (C, OCg, KH, KW): wt[g*Cg + c, o, k] = w[g*OCg + o, c, KH*KW-1-k]
@@ -150,7 +137,7 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
   conv2d_check(s);
   if (backward_data_as_forward(s, dy, w, dx, isa, nthreads)) return;
   const int64_t OHW = s.OH() * s.OW(), HW = s.H * s.W, Kg = s.Kg(), OCg = s.OCg();
-  const bool pointwise = is_pointwise(s);
+  const bool pointwise = s.pointwise();
   const int64_t noh = rows_per_block(s);
   for_each_image(s, nthreads, pointwise ? 0 : Kg * noh * s.OW(), [&](int64_t b, int nt, float* col) {
     float* dxb = dx + b * s.C * HW;
@@ -188,18 +175,14 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
 void conv2d_backward_weight(const Conv2dShape& s, const float* dy, const float* x, float* dw, Isa isa,
                             int nthreads) {
   conv2d_check(s);
-#ifdef FASTNN_HAVE_AVX512
-  if (isa == Isa::Avx512 && conv2d_backward_weight_direct_avx512(s, dy, x, dw, nthreads)) return;
-#endif
-#ifdef FASTNN_HAVE_AVX2
-  if (isa == Isa::Avx2 && conv2d_backward_weight_direct_avx2(s, dy, x, dw, nthreads)) return;
-#endif
+  const Conv2dKernels& k = FASTNN_KERNEL_TABLE(conv2d_kernels, isa);
+  if (k.backward_weight_direct && k.backward_weight_direct(s, dy, x, dw, nthreads)) return;
   const int64_t OHW = s.OH() * s.OW(), HW = s.H * s.W, Kg = s.Kg(), OCg = s.OCg();
   if (s.B == 0) {
     std::fill(dw, dw + s.OC * Kg, 0.0f);
     return;
   }
-  const bool pointwise = is_pointwise(s);
+  const bool pointwise = s.pointwise();
   const int64_t noh = rows_per_block(s);
   std::vector<float> col(pointwise ? 0 : Kg * noh * s.OW());
   // The batch is summed in order, image after image, block after block: threads work inside

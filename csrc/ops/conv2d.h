@@ -43,6 +43,10 @@ struct Conv2dShape {
   int64_t Cg() const { return C / G; }
   int64_t OCg() const { return OC / G; }
   int64_t Kg() const { return Cg() * KH * KW; }  // gemm K of the forward
+  // A 1x1 kernel with stride 1 and no padding: the image is its own column matrix.
+  bool pointwise() const {
+    return KH == 1 && KW == 1 && SH == 1 && SW == 1 && PT == 0 && PB == 0 && PL == 0 && PR == 0;
+  }
 };
 
 // Throws ArgError (ValueError) naming conv2d on an impossible shape: sizes < 1, C or OC not
@@ -83,33 +87,14 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* dy, const float* 
                             int nthreads);
 void conv2d_backward_bias(const Conv2dShape& s, const float* dy, float* db, int nthreads);
 
-// The direct AVX-512 forwards (csrc/cpu/avx512/conv2d.cpp): false when none applies (a
-// stride along W, an empty batch, a padded image past 2^31 floats), and the caller falls back.
-bool conv2d_forward_direct_avx512(const Conv2dShape& s, const float* x, const float* w, const float* bias,
-                                  Activation act, float* y, int nthreads);
-
-// The direct AVX-512 backward_weight for 3-wide kernels with stride 1 (false otherwise).
-bool conv2d_backward_weight_direct_avx512(const Conv2dShape& s, const float* dy, const float* x, float* dw,
-                                          int nthreads);
-
-// The direct AVX2 forward (csrc/cpu/avx2/conv2d.cpp), pixels in lanes: false when it does not
-// apply (a stride along W, strided rows narrower than 4, an empty batch, an input copy past
-// 2^31 floats), and the caller falls back.
-bool conv2d_forward_direct_avx2(const Conv2dShape& s, const float* x, const float* w, const float* bias,
-                                Activation act, float* y, int nthreads);
-
-// The direct AVX2 backward_weight for 3-wide kernels with stride 1, at least 8 output channels
-// per group and a (K x OC/G) weight gradient of at most 128K floats (false otherwise).
-bool conv2d_backward_weight_direct_avx2(const Conv2dShape& s, const float* dy, const float* x, float* dw,
-                                        int nthreads);
-
 // Winograd F(2x2, 3x3) for 3x3 kernels with unit stride and dilation, one group, at least 16
 // input and output channels, outputs of 4x4 and more, at most 16 MiB of transformed data per
 // image (csrc/ops/conv2d_winograd.cpp): false when it does not apply, or when
 // FASTNN_CONV_WINOGRAD=0, and the caller goes on to the direct kernels.
 bool conv2d_forward_winograd(const Conv2dShape& s, const float* x, const float* w, const float* bias,
                              Activation act, float* y, Isa isa, int nthreads);
-bool conv2d_winograd_enabled();  // FASTNN_CONV_WINOGRAD is not 0 (read once)
+bool conv2d_winograd_enabled();           // FASTNN_CONV_WINOGRAD is not 0 (read once)
+bool conv2d_winograd_available(Isa isa);  // enabled, and isa has the transforms (below)
 // Its per-ISA transforms (csrc/cpu/winograd_impl.h): the input of nimg images to V[(xi*C + c)*ldv
 // + tile] (through pad, pad_floats(s) of scratch zeroed before the first call; up to 7 floats
 // past each row's last tile written), and the products M[(xi*OC + oc)*ldm + tile] to the output
@@ -120,8 +105,25 @@ struct WinogradKernels {
                  bool relu, float* y);
   int64_t (*pad_floats)(const Conv2dShape& s);
 };
-WinogradKernels winograd_kernels_avx2();
-WinogradKernels winograd_kernels_avx512();
+
+// The per-ISA kernels of conv2d: the portable unit has none (csrc/cpu/conv2d.cpp: column blocks
+// and gemm serve every shape); csrc/cpu/avx2/conv2d.cpp and csrc/cpu/avx512/conv2d.cpp have
+// them all. A null entry: this ISA has no such path; a direct kernel returning false declines
+// the shape, and the caller goes on to the next path.
+struct Conv2dKernels {
+  // The direct forward. Declines a stride along W, an empty batch, a padded copy of the input
+  // past 2^31 floats; AVX2 (pixels in lanes) also the 1x1 shortcut (a plain gemm already) and
+  // strided rows narrower than 4. Where it exists, backward_data with stride 1 runs as its transposed
+  // forward.
+  bool (*forward_direct)(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                         Activation act, float* y, int nthreads);
+  // The direct backward_weight for 3-wide kernels with stride 1 and at least 16 (AVX2: 8) output
+  // channels per group; AVX2 also declines a (K x OC/G) weight gradient past 128K floats.
+  bool (*backward_weight_direct)(const Conv2dShape& s, const float* dy, const float* x, float* dw,
+                                 int nthreads);
+  WinogradKernels winograd;  // null entries: no Winograd on this ISA
+};
+extern const Conv2dKernels conv2d_kernels_default, conv2d_kernels_avx2, conv2d_kernels_avx512;
 
 // Rows [oh0, oh0 + noh) of image x's im2col matrix for group g: col[(c*KH + kh)*KW + kw][p]
 // with p over those output rows' pixels (row stride ldcol). col2im adds such a block back (and

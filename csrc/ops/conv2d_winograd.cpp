@@ -26,6 +26,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/dispatch.h"
 #include "core/threads.h"
 #include "ops/conv2d.h"
 #include "ops/gemm.h"
@@ -67,27 +68,18 @@ bool conv2d_winograd_enabled() {
   return on;
 }
 
+bool conv2d_winograd_available(Isa isa) {
+  return conv2d_winograd_enabled() && FASTNN_KERNEL_TABLE(conv2d_kernels, isa).winograd.input != nullptr;
+}
+
 bool conv2d_forward_winograd(const Conv2dShape& s, const float* x, const float* w, const float* bias,
                              Activation act, float* y, Isa isa, int nthreads) {
   if (s.KH != 3 || s.KW != 3 || s.SH != 1 || s.SW != 1 || s.DH != 1 || s.DW != 1 || s.G != 1) return false;
   // Few channels: the transforms cost as much as the products save (first layers run direct).
   if (s.B < 1 || s.C < 16 || s.OC < 16 || s.OH() < 4 || s.OW() < 4 || !conv2d_winograd_enabled())
     return false;
-  WinogradKernels k{};
-  switch (isa) {
-#ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512:
-      k = winograd_kernels_avx512();
-      break;
-#endif
-#ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2:
-      k = winograd_kernels_avx2();
-      break;
-#endif
-    default:
-      return false;  // the portable build keeps column blocks and gemm
-  }
+  const WinogradKernels& k = FASTNN_KERNEL_TABLE(conv2d_kernels, isa).winograd;
+  if (!k.input) return false;  // none on this ISA: column blocks and gemm
   const int64_t C = s.C, OC = s.OC, TW = (s.OW() + 1) / 2, T = (s.OH() + 1) / 2 * TW;
   // Images per block: at least ~96 tiles (the products' columns), V and M within 3/4 of L2.
   const int64_t per_image = kXi * (C + OC) * T * 4;

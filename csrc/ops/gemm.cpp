@@ -9,30 +9,14 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/dispatch.h"
 #include "core/threads.h"
 
 namespace fastnn {
 namespace {
 
-using GemmFn = void (*)(const GemmArgs&, int);
-
 // Below this many flops per product, a second thread costs more than it saves.
 constexpr double kFlopsPerThread = 2.0e6;
-
-GemmFn impl_for(Isa isa) {
-  switch (isa) {
-#ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512:
-      return gemm_avx512;
-#endif
-#ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2:
-      return gemm_avx2;
-#endif
-    default:
-      return gemm_default;
-  }
-}
 
 }  // namespace
 
@@ -53,13 +37,13 @@ void epilogue_only(const GemmArgs& g) {
   }
 }
 
-void run_one(const GemmArgs& g, GemmFn fn, int nthreads) {
+void run_one(const GemmArgs& g, const GemmKernels& k, int nthreads) {
   if (g.M == 0 || g.N == 0) return;
   if (g.K == 0 || g.alpha == 0.0f) {
     epilogue_only(g);
     return;
   }
-  fn(g, nthreads);
+  k.run(g, nthreads);
 }
 
 int threads_for(const GemmArgs& g, int nthreads) {
@@ -70,67 +54,32 @@ int threads_for(const GemmArgs& g, int nthreads) {
 
 }  // namespace
 
-GemmTile gemm_tile(Isa isa) {
-  switch (isa) {
-#ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512:
-      return gemm_tile_avx512();
-#endif
-#ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2:
-      return gemm_tile_avx2();
-#endif
-    default:
-      return gemm_tile_default();
-  }
-}
+GemmTile gemm_tile(Isa isa) { return FASTNN_KERNEL_TABLE(gemm_kernels, isa).tile(); }
 
 int64_t gemm_packed_b_floats(int64_t K, int64_t N, Isa isa) {
-  const int64_t nr = gemm_tile(isa).nr;
+  const int64_t nr = FASTNN_KERNEL_TABLE(gemm_kernels, isa).nr;
   return (N + nr - 1) / nr * nr * K;
 }
 
 void gemm_pack_b(const float* b, int64_t ldb, bool trans_b, int64_t K, int64_t N, Isa isa, float* dst) {
   if (N <= 0 || K <= 0) return;
-  switch (isa) {
-#ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512:
-      return gemm_pack_b_avx512(b, ldb, trans_b, K, N, dst);
-#endif
-#ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2:
-      return gemm_pack_b_avx2(b, ldb, trans_b, K, N, dst);
-#endif
-    default:
-      return gemm_pack_b_default(b, ldb, trans_b, K, N, dst);
-  }
+  FASTNN_KERNEL_TABLE(gemm_kernels, isa).pack_b(b, ldb, trans_b, K, N, dst);
 }
 
 int64_t gemm_packed_a_floats(int64_t M, int64_t K, Isa isa) {
-  const int64_t mr = gemm_tile(isa).mr;
+  const int64_t mr = FASTNN_KERNEL_TABLE(gemm_kernels, isa).mr;
   return (M + mr - 1) / mr * mr * K;
 }
 
 void gemm_pack_a(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0, int64_t k1,
                  Isa isa, float* dst) {
   if (M <= 0 || k1 <= k0) return;
-  switch (isa) {
-#ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512:
-      return gemm_pack_a_avx512(a, lda, trans_a, M, K, k0, k1, dst);
-#endif
-#ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2:
-      return gemm_pack_a_avx2(a, lda, trans_a, M, K, k0, k1, dst);
-#endif
-    default:
-      return gemm_pack_a_default(a, lda, trans_a, M, K, k0, k1, dst);
-  }
+  FASTNN_KERNEL_TABLE(gemm_kernels, isa).pack_a(a, lda, trans_a, M, K, k0, k1, dst);
 }
 
 void gemm(const GemmArgs& g, Isa isa, int nthreads) {
   gemm_check_sizes(g);
-  run_one(g, impl_for(isa), threads_for(g, nthreads));
+  run_one(g, FASTNN_KERNEL_TABLE(gemm_kernels, isa), threads_for(g, nthreads));
 }
 
 void gemm_batched(const GemmArgs& g, int64_t batch, const std::vector<int64_t>& a_off,
@@ -143,14 +92,14 @@ void gemm_batched(const GemmArgs& g, int64_t batch, const std::vector<int64_t>& 
       (g.c && static_cast<int64_t>(c_off.size()) != batch)) {
     throw std::invalid_argument("fastnn.ops.gemm: batch offsets do not match the batch count");
   }
-  const GemmFn fn = impl_for(isa);
+  const GemmKernels& k = FASTNN_KERNEL_TABLE(gemm_kernels, isa);
   auto item = [&](int64_t i, int nt) {
     GemmArgs gi = g;
     gi.a = g.a + a_off[i];
     gi.b = g.b + b_off[i];
     gi.c = g.c ? g.c + c_off[i] : nullptr;
     gi.out = g.out + i * g.M * g.ldc;
-    run_one(gi, fn, nt);
+    run_one(gi, k, nt);
   };
   const int per_item = threads_for(g, nthreads);
   if (per_item >= nthreads || batch == 1) {

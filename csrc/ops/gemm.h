@@ -109,22 +109,18 @@ int64_t gemm_packed_a_floats(int64_t M, int64_t K, Isa isa);
 void gemm_pack_a(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0, int64_t k1,
                  Isa isa, float* dst);
 
-// Per-ISA implementations (csrc/cpu/gemm.cpp, csrc/cpu/avx2/gemm.cpp, csrc/cpu/avx512/gemm.cpp).
-// They assume validated arguments with M, N > 0.
-void gemm_default(const GemmArgs& g, int nthreads);
-void gemm_avx2(const GemmArgs& g, int nthreads);
-void gemm_avx512(const GemmArgs& g, int nthreads);
-GemmTile gemm_tile_default();  // tile and the blocking chosen for this CPU
-GemmTile gemm_tile_avx2();
-GemmTile gemm_tile_avx512();
-void gemm_pack_b_default(const float* b, int64_t ldb, bool trans_b, int64_t K, int64_t N, float* dst);
-void gemm_pack_b_avx2(const float* b, int64_t ldb, bool trans_b, int64_t K, int64_t N, float* dst);
-void gemm_pack_b_avx512(const float* b, int64_t ldb, bool trans_b, int64_t K, int64_t N, float* dst);
-void gemm_pack_a_default(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0,
-                         int64_t k1, float* dst);
-void gemm_pack_a_avx2(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0, int64_t k1,
-                      float* dst);
-void gemm_pack_a_avx512(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0,
-                        int64_t k1, float* dst);
+// The per-ISA kernels (GemmDriver of csrc/cpu/gemm_driver.h with the micro-kernel of
+// csrc/cpu/gemm.cpp, csrc/cpu/avx2/gemm.cpp, csrc/cpu/avx512/gemm.cpp). run assumes validated
+// arguments with M, N > 0; pack_a, pack_b are gemm_pack_a's and gemm_pack_b's contracts for
+// non-empty ranges.
+struct GemmKernels {
+  int mr, nr;  // the register tile
+  void (*run)(const GemmArgs& g, int nthreads);
+  GemmTile (*tile)();  // the tile and the blocking chosen for this CPU
+  void (*pack_a)(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0, int64_t k1,
+                 float* dst);
+  void (*pack_b)(const float* b, int64_t ldb, bool trans_b, int64_t K, int64_t N, float* dst);
+};
+extern const GemmKernels gemm_kernels_default, gemm_kernels_avx2, gemm_kernels_avx512;
 
 }  // namespace fastnn

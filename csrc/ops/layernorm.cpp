@@ -6,30 +6,11 @@
 #include <memory>
 #include <vector>
 
+#include "core/dispatch.h"
 #include "core/threads.h"
 
 namespace fastnn {
 namespace {
-
-struct Kernels {
-  decltype(&layer_norm_forward_default) fwd;
-  decltype(&layer_norm_backward_default) bwd;
-};
-
-Kernels kernels_for(Isa isa) {
-  switch (isa) {
-#ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512:
-      return {layer_norm_forward_avx512, layer_norm_backward_avx512};
-#endif
-#ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2:
-      return {layer_norm_forward_avx2, layer_norm_backward_avx2};
-#endif
-    default:
-      return {layer_norm_forward_default, layer_norm_backward_default};
-  }
-}
 
 constexpr int64_t kElemsPerThread = 1 << 15;  // below this a second thread costs more than it saves
 
@@ -51,18 +32,18 @@ void split(int64_t count, int64_t total_elems, int nthreads, F&& f) {
 void layer_norm_forward(const LayerNormArgs& a, const float* x, float* y, float* mean, float* rstd, Isa isa,
                         int nthreads) {
   if (a.m == 0) return;
-  const auto k = kernels_for(isa);
-  split(a.m, a.m * a.n, nthreads, [&](int64_t r0, int64_t r1) { k.fwd(a, x, y, mean, rstd, r0, r1); });
+  const LayerNormKernels& k = FASTNN_KERNEL_TABLE(layer_norm_kernels, isa);
+  split(a.m, a.m * a.n, nthreads, [&](int64_t r0, int64_t r1) { k.forward(a, x, y, mean, rstd, r0, r1); });
 }
 
 void layer_norm_backward(const LayerNormArgs& a, const float* dy, const float* x, const float* mean,
                          const float* rstd, float* dx, float* dweight, float* dbias, Isa isa, int nthreads) {
-  const auto k = kernels_for(isa);
+  const LayerNormKernels& k = FASTNN_KERNEL_TABLE(layer_norm_kernels, isa);
   const bool params = a.weight && (dweight || dbias) && a.n > 0;
   if (!params) {
     if (a.m > 0)
       split(a.m, a.m * a.n, nthreads,
-            [&](int64_t r0, int64_t r1) { k.bwd(a, dy, x, mean, rstd, dx, nullptr, r0, r1); });
+            [&](int64_t r0, int64_t r1) { k.backward(a, dy, x, mean, rstd, dx, nullptr, r0, r1); });
     return;
   }
   // Block column sums written by the dx pass, then added up per column in block order.
@@ -72,7 +53,7 @@ void layer_norm_backward(const LayerNormArgs& a, const float* dy, const float* x
   float* const pp = part.get();
   if (a.m > 0) {
     split(nblk, a.m * a.n, nthreads, [&](int64_t b0, int64_t b1) {
-      k.bwd(a, dy, x, mean, rstd, dx, pp, b0 * kLnRowBlock, std::min(a.m, b1 * kLnRowBlock));
+      k.backward(a, dy, x, mean, rstd, dx, pp, b0 * kLnRowBlock, std::min(a.m, b1 * kLnRowBlock));
     });
   }
   std::vector<double> total(static_cast<size_t>(2 * a.n), 0.0);  // made here: nothing may throw below

@@ -36,17 +36,15 @@ void layer_norm_forward(const LayerNormArgs& a, const float* x, float* y, float*
 void layer_norm_backward(const LayerNormArgs& a, const float* dy, const float* x, const float* mean,
                          const float* rstd, float* dx, float* dweight, float* dbias, Isa isa, int nthreads);
 
-// Per-ISA loops (csrc/cpu/layernorm_impl.h compiled into each ISA's unit): rows [r0, r1); the
-// backward also writes the column sums of each block of rows to part when it is not null
+// The per-ISA loops (csrc/cpu/layernorm_impl.h compiled into each ISA's unit): rows [r0, r1);
+// the backward also writes the column sums of each block of rows to part when it is not null
 // (part[(2*blk)*N + j]: dy*xhat, part[(2*blk + 1)*N + j]: dy; r0 a multiple of kLnRowBlock).
-#define FASTNN_LAYERNORM_DECLS(isa)                                                                          \
-  void layer_norm_forward_##isa(const LayerNormArgs& a, const float* x, float* y, float* mean, float* rstd,  \
-                                int64_t r0, int64_t r1);                                                     \
-  void layer_norm_backward_##isa(const LayerNormArgs& a, const float* dy, const float* x, const float* mean, \
-                                 const float* rstd, float* dx, float* part, int64_t r0, int64_t r1);
-FASTNN_LAYERNORM_DECLS(default)
-FASTNN_LAYERNORM_DECLS(avx2)
-FASTNN_LAYERNORM_DECLS(avx512)
-#undef FASTNN_LAYERNORM_DECLS
+struct LayerNormKernels {
+  void (*forward)(const LayerNormArgs& a, const float* x, float* y, float* mean, float* rstd, int64_t r0,
+                  int64_t r1);
+  void (*backward)(const LayerNormArgs& a, const float* dy, const float* x, const float* mean,
+                   const float* rstd, float* dx, float* part, int64_t r0, int64_t r1);
+};
+extern const LayerNormKernels layer_norm_kernels_default, layer_norm_kernels_avx2, layer_norm_kernels_avx512;
 
 }  // namespace fastnn

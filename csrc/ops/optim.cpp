@@ -6,14 +6,11 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/dispatch.h"
 #include "core/threads.h"
 
 namespace fastnn {
 namespace {
-
-using SgdFn = void (*)(const SgdConsts&, const OptimTensor&, int64_t, int64_t);
-using AdamFn = void (*)(const AdamConsts&, const OptimTensor&, int64_t, int64_t);
-using NormFn = double (*)(NormKind, double, const float*, int64_t);
 
 // Below this many elements per thread a second thread costs more than it saves (a parallel
 // region costs a few microseconds; an update streams a few floats per ns).
@@ -21,51 +18,6 @@ constexpr int64_t kElemsPerThread = 1 << 15;
 // Thread ranges start on multiples of this within the concatenated elements, so two threads
 // rarely write one cache line.
 constexpr int64_t kGrain = 64;
-
-SgdFn sgd_for(Isa isa) {
-  switch (isa) {
-#ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512:
-      return sgd_range_avx512;
-#endif
-#ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2:
-      return sgd_range_avx2;
-#endif
-    default:
-      return sgd_range_default;
-  }
-}
-
-AdamFn adam_for(Isa isa) {
-  switch (isa) {
-#ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512:
-      return adam_range_avx512;
-#endif
-#ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2:
-      return adam_range_avx2;
-#endif
-    default:
-      return adam_range_default;
-  }
-}
-
-NormFn norm_for(Isa isa) {
-  switch (isa) {
-#ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512:
-      return norm_block_avx512;
-#endif
-#ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2:
-      return norm_block_avx2;
-#endif
-    default:
-      return norm_block_default;
-  }
-}
 
 // f(tensor, begin, end) over the elements of every tensor, as one range split over threads.
 template <class F>
@@ -93,14 +45,14 @@ void over_elements(const std::vector<OptimTensor>& ts, int nthreads, F&& f) {
 
 void sgd_step(const SgdArgs& a, const std::vector<OptimTensor>& ts, Isa isa, int nthreads) {
   const SgdConsts k = sgd_consts(a);
-  const SgdFn fn = sgd_for(isa);
-  over_elements(ts, nthreads, [&](const OptimTensor& t, int64_t b, int64_t e) { fn(k, t, b, e); });
+  const OptimKernels& kern = FASTNN_KERNEL_TABLE(optim_kernels, isa);
+  over_elements(ts, nthreads, [&](const OptimTensor& t, int64_t b, int64_t e) { kern.sgd(k, t, b, e); });
 }
 
 void adam_step(const AdamArgs& a, const std::vector<OptimTensor>& ts, Isa isa, int nthreads) {
   const AdamConsts k = adam_consts(a);
-  const AdamFn fn = adam_for(isa);
-  over_elements(ts, nthreads, [&](const OptimTensor& t, int64_t b, int64_t e) { fn(k, t, b, e); });
+  const OptimKernels& kern = FASTNN_KERNEL_TABLE(optim_kernels, isa);
+  over_elements(ts, nthreads, [&](const OptimTensor& t, int64_t b, int64_t e) { kern.adam(k, t, b, e); });
 }
 
 double grad_norm(const std::vector<const float*>& xs, const std::vector<int64_t>& ns, double p, Isa isa,
@@ -119,7 +71,7 @@ double grad_norm(const std::vector<const float*>& xs, const std::vector<int64_t>
   }
   const int64_t blocks = first.back();
   std::vector<double> part(static_cast<size_t>(blocks), 0.0);
-  const NormFn fn = norm_for(isa);
+  const OptimKernels& kern = FASTNN_KERNEL_TABLE(optim_kernels, isa);
   const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nthreads, total / kElemsPerThread)));
   parallel(nt, [&](int tid, int cnt) {
     long b0, b1;
@@ -130,7 +82,8 @@ double grad_norm(const std::vector<const float*>& xs, const std::vector<int64_t>
     for (int64_t blk = b0; blk < b1; ++blk) {
       while (blk >= first[i + 1]) ++i;
       const int64_t off = (blk - first[i]) * kNormBlock;
-      part[static_cast<size_t>(blk)] = fn(kind, p, xs[i] + off, std::min(kNormBlock, ns[i] - off));
+      part[static_cast<size_t>(blk)] =
+          kern.norm_block(kind, p, xs[i] + off, std::min(kNormBlock, ns[i] - off));
     }
   });
   double acc = 0;

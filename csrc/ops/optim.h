@@ -111,16 +111,14 @@ inline AdamConsts adam_consts(const AdamArgs& a) {
 
 enum class NormKind : int { L2 = 0, L1 = 1, Inf = 2, P = 3 };
 
-// Per-ISA kernels (csrc/cpu/optim.cpp, csrc/cpu/avx2/optim.cpp, csrc/cpu/avx512/optim.cpp) on
-// elements [b, e) of one tensor, one thread; norm_block_*: the float64 sum (or max) of one block.
-void sgd_range_default(const SgdConsts& k, const OptimTensor& t, int64_t b, int64_t e);
-void sgd_range_avx2(const SgdConsts& k, const OptimTensor& t, int64_t b, int64_t e);
-void sgd_range_avx512(const SgdConsts& k, const OptimTensor& t, int64_t b, int64_t e);
-void adam_range_default(const AdamConsts& k, const OptimTensor& t, int64_t b, int64_t e);
-void adam_range_avx2(const AdamConsts& k, const OptimTensor& t, int64_t b, int64_t e);
-void adam_range_avx512(const AdamConsts& k, const OptimTensor& t, int64_t b, int64_t e);
-double norm_block_default(NormKind kind, double p, const float* x, int64_t n);
-double norm_block_avx2(NormKind kind, double p, const float* x, int64_t n);
-double norm_block_avx512(NormKind kind, double p, const float* x, int64_t n);
+// The per-ISA kernels (csrc/cpu/optim_impl.h compiled into csrc/cpu/optim.cpp,
+// csrc/cpu/avx2/optim.cpp, csrc/cpu/avx512/optim.cpp) on elements [b, e) of one tensor, one
+// thread; norm_block: the float64 sum (or max) of one block.
+struct OptimKernels {
+  void (*sgd)(const SgdConsts& k, const OptimTensor& t, int64_t b, int64_t e);
+  void (*adam)(const AdamConsts& k, const OptimTensor& t, int64_t b, int64_t e);
+  double (*norm_block)(NormKind kind, double p, const float* x, int64_t n);
+};
+extern const OptimKernels optim_kernels_default, optim_kernels_avx2, optim_kernels_avx512;
 
 }  // namespace fastnn

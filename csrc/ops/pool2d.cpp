@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dispatch.h"
 #include "core/threads.h"
 
 namespace fastnn {
@@ -32,54 +33,21 @@ void over_planes(int64_t planes, int nt, F&& f) {
   });
 }
 
-using MaxFn = void (*)(const Pool2dShape&, const float*, float*, int64_t*, int64_t, int64_t);
-using AvgFn = void (*)(const Pool2dShape&, bool, const float*, float*, int64_t, int64_t);
-
-MaxFn max_for(Isa isa) {
-  switch (isa) {
-#ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512:
-      return max_pool2d_planes_avx512;
-#endif
-#ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2:
-      return max_pool2d_planes_avx2;
-#endif
-    default:
-      return max_pool2d_planes_default;
-  }
-}
-
-AvgFn avg_for(Isa isa) {
-  switch (isa) {
-#ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512:
-      return avg_pool2d_planes_avx512;
-#endif
-#ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2:
-      return avg_pool2d_planes_avx2;
-#endif
-    default:
-      return avg_pool2d_planes_default;
-  }
-}
-
 }  // namespace
 
 void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int64_t* idx, Isa isa, int nthreads) {
   const double work = static_cast<double>(s.planes()) * s.OH * s.OW * s.KH * s.KW;
-  const MaxFn fn = max_for(isa);
+  const Pool2dKernels& k = FASTNN_KERNEL_TABLE(pool2d_kernels, isa);
   over_planes(s.planes(), threads_for(work, s.planes(), nthreads),
-              [&](int64_t p0, int64_t p1) { fn(s, x, y, idx, p0, p1); });
+              [&](int64_t p0, int64_t p1) { k.max_planes(s, x, y, idx, p0, p1); });
 }
 
 void avg_pool2d_forward(const Pool2dShape& s, bool count_include_pad, const float* x, float* y, Isa isa,
                         int nthreads) {
   const double work = static_cast<double>(s.planes()) * s.OH * s.OW * s.KH * s.KW;
-  const AvgFn fn = avg_for(isa);
+  const Pool2dKernels& k = FASTNN_KERNEL_TABLE(pool2d_kernels, isa);
   over_planes(s.planes(), threads_for(work, s.planes(), nthreads),
-              [&](int64_t p0, int64_t p1) { fn(s, count_include_pad, x, y, p0, p1); });
+              [&](int64_t p0, int64_t p1) { k.avg_planes(s, count_include_pad, x, y, p0, p1); });
 }
 
 void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int64_t* idx, const float* relu_x,

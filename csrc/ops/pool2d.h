@@ -65,19 +65,15 @@ void avg_pool2d_backward(const Pool2dShape& s, bool count_include_pad, const flo
 void global_avg_pool2d_forward(int64_t planes, int64_t hw, const float* x, float* y, int nthreads);
 void global_avg_pool2d_backward(int64_t planes, int64_t hw, const float* dy, float* dx, int nthreads);
 
-// Per-ISA forward kernels on planes [p0, p1) (csrc/cpu/pool2d.cpp, csrc/cpu/avx2/pool2d.cpp,
-// csrc/cpu/avx512/pool2d.cpp).
-void max_pool2d_planes_default(const Pool2dShape& s, const float* x, float* y, int64_t* idx, int64_t p0,
-                               int64_t p1);
-void max_pool2d_planes_avx2(const Pool2dShape& s, const float* x, float* y, int64_t* idx, int64_t p0,
-                            int64_t p1);
-void max_pool2d_planes_avx512(const Pool2dShape& s, const float* x, float* y, int64_t* idx, int64_t p0,
-                              int64_t p1);
-void avg_pool2d_planes_default(const Pool2dShape& s, bool cip, const float* x, float* y, int64_t p0,
-                               int64_t p1);
-void avg_pool2d_planes_avx2(const Pool2dShape& s, bool cip, const float* x, float* y, int64_t p0, int64_t p1);
-void avg_pool2d_planes_avx512(const Pool2dShape& s, bool cip, const float* x, float* y, int64_t p0,
-                              int64_t p1);
+// The per-ISA forward kernels on planes [p0, p1) (csrc/cpu/pool2d.cpp, csrc/cpu/avx2/pool2d.cpp,
+// csrc/cpu/avx512/pool2d.cpp; the AVX ones hand the shapes they do not vectorise to the
+// portable table's).
+struct Pool2dKernels {
+  void (*max_planes)(const Pool2dShape& s, const float* x, float* y, int64_t* idx, int64_t p0, int64_t p1);
+  void (*avg_planes)(const Pool2dShape& s, bool cip, const float* x, float* y, int64_t p0, int64_t p1);
+};
+extern const Pool2dKernels pool2d_kernels_default, pool2d_kernels_avx2, pool2d_kernels_avx512;
+
 // Portable backward kernels on planes [p0, p1); max returns false on an index out of range.
 bool max_pool2d_backward_planes(const Pool2dShape& s, const float* dy, const int64_t* idx,
                                 const float* relu_x, float* dx, int64_t p0, int64_t p1);

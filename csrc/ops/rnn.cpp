@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dispatch.h"
 #include "core/threads.h"
 #include "ops/gemm.h"
 
@@ -24,21 +25,6 @@ constexpr int64_t kGateValuesPerThread = 1 << 14;
 // T*B rows (LSTM I=50 H=128 T=128, backward, against the other path in one process: B = 1
 // 1.42x and B = 2 1.21x slower, B = 3..6 within +-3%, B = 8 4% and B = 16 11% faster).
 constexpr int64_t kMergedBackwardMinBatch = 8;
-
-const RnnGateKernels& gates_for(Isa isa) {
-  switch (isa) {
-#ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512:
-      return rnn_gates_avx512;
-#endif
-#ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2:
-      return rnn_gates_avx2;
-#endif
-    default:
-      return rnn_gates_default;
-  }
-}
 
 // Uninitialised float scratch (every element is written before it is read).
 struct Scratch {
@@ -122,7 +108,7 @@ void over_rows(int64_t B, int64_t values_per_row, int nthreads, F&& f) {
 // acc[j] += sum over rows r of a[r*lda + j], rows in order (float64, the ISA's loop): a step's
 // share of the bias gradients, added while its rows are still in cache. Split over columns, so
 // the sums do not depend on the thread count.
-void add_column_sums(const RnnGateKernels& k, const float* a, int64_t rows, int64_t cols, int64_t lda,
+void add_column_sums(const RnnKernels& k, const float* a, int64_t rows, int64_t cols, int64_t lda,
                      double* acc, int nthreads) {
   const int nt = static_cast<int>(std::max<int64_t>(
       1, std::min<int64_t>({static_cast<int64_t>(nthreads), (cols + 255) / 256, rows * cols / (1 << 14)})));
@@ -253,7 +239,7 @@ void rnn_forward(const RnnShape& s, const float* x, const float* h0, const float
                  float* ws, Isa isa, int nthreads) {
   const int64_t T = s.T, B = s.B, I = s.I, H = s.H, G = s.gates(), GH = G * H, TB = T * B;
   if (B == 0) return;
-  const RnnGateKernels& k = gates_for(isa);
+  const RnnKernels& k = FASTNN_KERNEL_TABLE(rnn_kernels, isa);
   const Mm mm{isa, nthreads};
   const Steps st{T, s.reverse};
   const StepB whh_t(w_hh, H, true, H, GH, T, isa);  // W_hh^T (H, G*H)
@@ -344,7 +330,7 @@ struct BackwardArgs {
 
 // GRU: step by step, dh_{t-1} from both gate gradients' products, the weight gradients as GEMMs
 // over all steps.
-void gru_backward_steps(const BackwardArgs& a, const RnnGateKernels& k, const Mm& mm, const Steps& st,
+void gru_backward_steps(const BackwardArgs& a, const RnnKernels& k, const Mm& mm, const Steps& st,
                         const StepB& whh) {
   const RnnShape& s = a.s;
   const int64_t T = s.T, B = s.B, H = s.H, GH = s.gates() * H, TB = T * B;
@@ -383,13 +369,13 @@ void gru_backward_steps(const BackwardArgs& a, const RnnGateKernels& k, const Mm
 // they add up (float64, step by step).
 struct GateGrads {
   const BackwardArgs& a;
-  const RnnGateKernels& k;
+  const RnnKernels& k;
   const Steps& st;
   std::vector<double> db;
   bool lstm, relu;
   const float *gates, *cs, *tcs;
 
-  GateGrads(const BackwardArgs& args, const RnnGateKernels& kernels, const Steps& steps)
+  GateGrads(const BackwardArgs& args, const RnnKernels& kernels, const Steps& steps)
       : a(args),
         k(kernels),
         st(steps),
@@ -536,7 +522,7 @@ void rnn_backward(const RnnShape& s, const float* dy, const float* dh_n, const f
   }
   const BackwardArgs a{s,  dy, dh_n, dc_n, x,     h0,    c0,    w_ih,  w_hh, y,
                        ws, dx, dh0,  dc0,  dw_ih, dw_hh, db_ih, db_hh, isa,  nthreads};
-  const RnnGateKernels& k = gates_for(isa);
+  const RnnKernels& k = FASTNN_KERNEL_TABLE(rnn_kernels, isa);
   const Mm mm{isa, nthreads};
   const Steps st{T, s.reverse};                    // the backward visits the forward's steps last to first
   const StepB whh(w_hh, H, false, GH, H, T, isa);  // W_hh (G*H, H): dh_{t-1} = dG_t W_hh

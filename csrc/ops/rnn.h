@@ -72,7 +72,7 @@ void rnn_backward(const RnnShape& s, const float* dy, const float* dh_n, const f
 // The per-row gate kernels of one ISA (csrc/cpu/rnn_impl.h compiled into csrc/cpu/rnn.cpp,
 // avx2/rnn.cpp, avx512/rnn.cpp). Each handles one batch row of H units; null state pointers
 // are zeros.
-struct RnnGateKernels {
+struct RnnKernels {
   // gates (4H) pre-activations in, activated out (in place); c, tc, h (H) written.
   void (*lstm_forward)(int64_t H, float* gates, const float* c_prev, float* c, float* tc, float* h);
   // dh (H) the full gradient of h_t; dc (H) in: the carried gradient of c_t, out: that of c_{t-1};
@@ -94,6 +94,6 @@ struct RnnGateKernels {
   void (*add_column_sums)(const float* a, int64_t rows, int64_t lda, int64_t j0, int64_t j1, double* acc);
 };
 
-extern const RnnGateKernels rnn_gates_default, rnn_gates_avx2, rnn_gates_avx512;
+extern const RnnKernels rnn_kernels_default, rnn_kernels_avx2, rnn_kernels_avx512;
 
 }  // namespace fastnn

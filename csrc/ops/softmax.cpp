@@ -4,35 +4,11 @@
 
 #include <algorithm>
 
+#include "core/dispatch.h"
 #include "core/threads.h"
 
 namespace fastnn {
 namespace {
-
-struct Kernels {
-  decltype(&softmax_forward_default) fwd;
-  decltype(&softmax_backward_default) bwd;
-  decltype(&cross_entropy_forward_default) ce_fwd;
-  decltype(&cross_entropy_backward_default) ce_bwd;
-};
-
-Kernels kernels_for(Isa isa) {
-  switch (isa) {
-#ifdef FASTNN_HAVE_AVX512
-    case Isa::Avx512:
-      return {softmax_forward_avx512, softmax_backward_avx512, cross_entropy_forward_avx512,
-              cross_entropy_backward_avx512};
-#endif
-#ifdef FASTNN_HAVE_AVX2
-    case Isa::Avx2:
-      return {softmax_forward_avx2, softmax_backward_avx2, cross_entropy_forward_avx2,
-              cross_entropy_backward_avx2};
-#endif
-    default:
-      return {softmax_forward_default, softmax_backward_default, cross_entropy_forward_default,
-              cross_entropy_backward_default};
-  }
-}
 
 // Below this many elements per thread a second thread costs more than it saves.
 constexpr int64_t kElemsPerThread = 1 << 15;
@@ -55,16 +31,17 @@ void over_rows(int64_t rows, int64_t row_elems, int nthreads, F&& f) {
 
 void softmax_forward(const SoftmaxShape& s, bool log, const float* x, float* y, Isa isa, int nthreads) {
   if (s.outer * s.n * s.inner == 0) return;
-  const auto k = kernels_for(isa);
-  over_rows(s.outer, s.n * s.inner, nthreads, [&](int64_t o0, int64_t o1) { k.fwd(s, log, x, y, o0, o1); });
+  const SoftmaxKernels& k = FASTNN_KERNEL_TABLE(softmax_kernels, isa);
+  over_rows(s.outer, s.n * s.inner, nthreads,
+            [&](int64_t o0, int64_t o1) { k.forward(s, log, x, y, o0, o1); });
 }
 
 void softmax_backward(const SoftmaxShape& s, bool log, const float* dy, const float* y, float* dx, Isa isa,
                       int nthreads) {
   if (s.outer * s.n * s.inner == 0) return;
-  const auto k = kernels_for(isa);
+  const SoftmaxKernels& k = FASTNN_KERNEL_TABLE(softmax_kernels, isa);
   over_rows(s.outer, s.n * s.inner, nthreads,
-            [&](int64_t o0, int64_t o1) { k.bwd(s, log, dy, y, dx, o0, o1); });
+            [&](int64_t o0, int64_t o1) { k.backward(s, log, dy, y, dx, o0, o1); });
 }
 
 namespace {
@@ -83,15 +60,15 @@ CrossEntropyArgs with_weight_sum(const CrossEntropyArgs& a) {
 void cross_entropy_forward(const CrossEntropyArgs& a, double* loss, double* weight, Isa isa, int nthreads) {
   if (a.N == 0) return;
   const CrossEntropyArgs b = with_weight_sum(a);
-  const auto k = kernels_for(isa);
-  over_rows(a.N, a.C, nthreads, [&](int64_t r0, int64_t r1) { k.ce_fwd(b, loss, weight, r0, r1); });
+  const SoftmaxKernels& k = FASTNN_KERNEL_TABLE(softmax_kernels, isa);
+  over_rows(a.N, a.C, nthreads, [&](int64_t r0, int64_t r1) { k.ce_forward(b, loss, weight, r0, r1); });
 }
 
 void cross_entropy_backward(const CrossEntropyArgs& a, const float* scale, float* dx, Isa isa, int nthreads) {
   if (a.N == 0) return;
   const CrossEntropyArgs b = with_weight_sum(a);
-  const auto k = kernels_for(isa);
-  over_rows(a.N, a.C, nthreads, [&](int64_t r0, int64_t r1) { k.ce_bwd(b, scale, dx, r0, r1); });
+  const SoftmaxKernels& k = FASTNN_KERNEL_TABLE(softmax_kernels, isa);
+  over_rows(a.N, a.C, nthreads, [&](int64_t r0, int64_t r1) { k.ce_backward(b, scale, dx, r0, r1); });
 }
 
 }  // namespace fastnn

@@ -65,19 +65,16 @@ void cross_entropy_scale_check(const char* op, const CrossEntropyArgs& a, const 
 [[noreturn]] void cross_entropy_bad_target(const char* op, const CrossEntropyArgs& a, int64_t value,
                                            int64_t row);
 
-// Per-ISA row kernels (csrc/cpu/softmax_impl.h compiled into each ISA's unit).
-#define FASTNN_SOFTMAX_DECLS(isa)                                                                          \
-  void softmax_forward_##isa(const SoftmaxShape& s, bool log, const float* x, float* y, int64_t o0,        \
-                             int64_t o1);                                                                  \
-  void softmax_backward_##isa(const SoftmaxShape& s, bool log, const float* dy, const float* y, float* dx, \
-                              int64_t o0, int64_t o1);                                                     \
-  void cross_entropy_forward_##isa(const CrossEntropyArgs& a, double* loss, double* weight, int64_t r0,    \
-                                   int64_t r1);                                                            \
-  void cross_entropy_backward_##isa(const CrossEntropyArgs& a, const float* scale, float* dx, int64_t r0,  \
-                                    int64_t r1);
-FASTNN_SOFTMAX_DECLS(default)
-FASTNN_SOFTMAX_DECLS(avx2)
-FASTNN_SOFTMAX_DECLS(avx512)
-#undef FASTNN_SOFTMAX_DECLS
+// The per-ISA row kernels (csrc/cpu/softmax_impl.h compiled into each ISA's unit, and the
+// hand-vectorised rows of csrc/cpu/avx2/softmax.cpp and avx512/softmax.cpp), on rows [o0, o1)
+// of the (outer, n, inner) view, or [r0, r1) of the logits; one thread.
+struct SoftmaxKernels {
+  void (*forward)(const SoftmaxShape& s, bool log, const float* x, float* y, int64_t o0, int64_t o1);
+  void (*backward)(const SoftmaxShape& s, bool log, const float* dy, const float* y, float* dx, int64_t o0,
+                   int64_t o1);
+  void (*ce_forward)(const CrossEntropyArgs& a, double* loss, double* weight, int64_t r0, int64_t r1);
+  void (*ce_backward)(const CrossEntropyArgs& a, const float* scale, float* dx, int64_t r0, int64_t r1);
+};
+extern const SoftmaxKernels softmax_kernels_default, softmax_kernels_avx2, softmax_kernels_avx512;
 
 }  // namespace fastnn

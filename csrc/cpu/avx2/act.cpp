@@ -218,9 +218,7 @@ inline void map_grad_ps(const float* dy, const float* x, float* dx, int64_t n, F
   }
 }
 
-}  // namespace
-
-void act_forward_avx2(const ActArgs& a, const float* x, float* y, int64_t n) {
+void forward(const ActArgs& a, const float* x, float* y, int64_t n) {
   switch (a.kind) {
     case ActKind::Sigmoid:
       return map_ps(x, y, n, sigmoid_ps);
@@ -235,9 +233,13 @@ void act_forward_avx2(const ActArgs& a, const float* x, float* y, int64_t n) {
   }
 }
 
-void act_backward_avx2(const ActArgs& a, const float* dy, const float* xy, float* dx, int64_t n) {
+void backward(const ActArgs& a, const float* dy, const float* xy, float* dx, int64_t n) {
   if (a.kind == ActKind::Gelu) return map_grad_ps(dy, xy, dx, n, gelu_grad_ps);
   act_backward_impl(a, dy, xy, dx, n);
 }
+
+}  // namespace
+
+const ActKernels act_kernels_avx2{forward, backward};
 
 }  // namespace fastnn

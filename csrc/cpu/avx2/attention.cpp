@@ -172,13 +172,7 @@ struct Avx2Kernels {
 
 }  // namespace
 
-void attention_forward_avx2(const AttentionArgs& a, float* out, float* lse, int64_t w0, int64_t w1) {
-  attention_forward_tiles<Avx2Kernels>(a, out, lse, w0, w1);
-}
-
-void attention_backward_avx2(const AttentionArgs& a, const float* dout, const float* out, const float* lse,
-                             float* dq, float* dk, float* dv, int64_t p0, int64_t p1) {
-  attention_backward_tiles<Avx2Kernels>(a, dout, out, lse, dq, dk, dv, p0, p1);
-}
+const AttentionKernels attention_kernels_avx2{attention_forward_tiles<Avx2Kernels>,
+                                              attention_backward_tiles<Avx2Kernels>};
 
 }  // namespace fastnn

@@ -194,15 +194,6 @@ struct Ukr {
 
 }  // namespace
 
-GemmTile gemm_tile_avx2() { return GemmDriver<Ukr>::tile_info(); }
-
-void gemm_avx2(const GemmArgs& g, int nthreads) { GemmDriver<Ukr>::run(g, nthreads); }
-void gemm_pack_b_avx2(const float* b, int64_t ldb, bool trans_b, int64_t K, int64_t N, float* dst) {
-  GemmDriver<Ukr>::pack_b_full(b, ldb, trans_b, K, N, dst);
-}
-void gemm_pack_a_avx2(const float* a, int64_t lda, bool trans_a, int64_t M, int64_t K, int64_t k0, int64_t k1,
-                      float* dst) {
-  GemmDriver<Ukr>::pack_a_full(a, lda, trans_a, M, K, k0, k1, dst);
-}
+const GemmKernels gemm_kernels_avx2 = GemmDriver<Ukr>::kernels();
 
 }  // namespace fastnn

@@ -188,11 +188,8 @@ void avg_plane(const Pool2dShape& s, bool cip, const float* x, float* y) {
   }
 }
 
-}  // namespace
-
-void max_pool2d_planes_avx2(const Pool2dShape& s, const float* x, float* y, int64_t* idx, int64_t p0,
-                            int64_t p1) {
-  if (s.DW != 1 || s.SW > 2) return max_pool2d_planes_default(s, x, y, idx, p0, p1);
+void max_planes(const Pool2dShape& s, const float* x, float* y, int64_t* idx, int64_t p0, int64_t p1) {
+  if (s.DW != 1 || s.SW > 2) return pool2d_kernels_default.max_planes(s, x, y, idx, p0, p1);
   const int64_t in = s.H * s.W, out = s.OH * s.OW;
   for (int64_t p = p0; p < p1; ++p) {
     if (s.SW == 1)
@@ -202,9 +199,8 @@ void max_pool2d_planes_avx2(const Pool2dShape& s, const float* x, float* y, int6
   }
 }
 
-void avg_pool2d_planes_avx2(const Pool2dShape& s, bool cip, const float* x, float* y, int64_t p0,
-                            int64_t p1) {
-  if (s.SW > 2) return avg_pool2d_planes_default(s, cip, x, y, p0, p1);
+void avg_planes(const Pool2dShape& s, bool cip, const float* x, float* y, int64_t p0, int64_t p1) {
+  if (s.SW > 2) return pool2d_kernels_default.avg_planes(s, cip, x, y, p0, p1);
   const int64_t in = s.H * s.W, out = s.OH * s.OW;
   for (int64_t p = p0; p < p1; ++p) {
     if (s.SW == 1)
@@ -213,5 +209,9 @@ void avg_pool2d_planes_avx2(const Pool2dShape& s, bool cip, const float* x, floa
       avg_plane<2>(s, cip, x + p * in, y + p * out);
   }
 }
+
+}  // namespace
+
+const Pool2dKernels pool2d_kernels_avx2{max_planes, avg_planes};
 
 }  // namespace fastnn

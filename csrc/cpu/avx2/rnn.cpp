@@ -3,6 +3,6 @@
 
 namespace fastnn {
 
-const RnnGateKernels rnn_gates_avx2 = kRnnGates;
+const RnnKernels rnn_kernels_avx2 = kRnnKernels;
 
 }  // namespace fastnn

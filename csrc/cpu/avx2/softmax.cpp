@@ -131,9 +131,7 @@ inline void map2_row(const float* a, const float* b, float* d, int64_t n, F f) {
   }
 }
 
-}  // namespace
-
-void softmax_forward_avx2(const SoftmaxShape& s, bool log, const float* x, float* y, int64_t o0, int64_t o1) {
+void forward(const SoftmaxShape& s, bool log, const float* x, float* y, int64_t o0, int64_t o1) {
   if (s.inner > 1) return softmax_forward_impl(s, log, x, y, o0, o1);
   const int64_t n = s.n;
   for (int64_t o = o0; o < o1; ++o) {
@@ -151,8 +149,8 @@ void softmax_forward_avx2(const SoftmaxShape& s, bool log, const float* x, float
   }
 }
 
-void softmax_backward_avx2(const SoftmaxShape& s, bool log, const float* dy, const float* y, float* dx,
-                           int64_t o0, int64_t o1) {
+void backward(const SoftmaxShape& s, bool log, const float* dy, const float* y, float* dx, int64_t o0,
+              int64_t o1) {
   if (s.inner > 1) return softmax_backward_impl(s, log, dy, y, dx, o0, o1);
   const int64_t n = s.n;
   for (int64_t o = o0; o < o1; ++o) {
@@ -169,8 +167,7 @@ void softmax_backward_avx2(const SoftmaxShape& s, bool log, const float* dy, con
   }
 }
 
-void cross_entropy_forward_avx2(const CrossEntropyArgs& a, double* loss, double* weight, int64_t r0,
-                                int64_t r1) {
+void ce_forward(const CrossEntropyArgs& a, double* loss, double* weight, int64_t r0, int64_t r1) {
   const int64_t C = a.C;
   const double e = a.smoothing;
   for (int64_t r = r0; r < r1; ++r) {
@@ -190,8 +187,7 @@ void cross_entropy_forward_avx2(const CrossEntropyArgs& a, double* loss, double*
   }
 }
 
-void cross_entropy_backward_avx2(const CrossEntropyArgs& a, const float* scale, float* dx, int64_t r0,
-                                 int64_t r1) {
+void ce_backward(const CrossEntropyArgs& a, const float* scale, float* dx, int64_t r0, int64_t r1) {
   const int64_t C = a.C;
   const float e = a.smoothing;
   for (int64_t r = r0; r < r1; ++r) {
@@ -221,5 +217,9 @@ void cross_entropy_backward_avx2(const CrossEntropyArgs& a, const float* scale, 
     d[t] -= sc * (1.0f - e) * wt;
   }
 }
+
+}  // namespace
+
+const SoftmaxKernels softmax_kernels_avx2{forward, backward, ce_forward, ce_backward};
 
 }  // namespace fastnn

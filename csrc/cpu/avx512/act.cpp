@@ -272,9 +272,7 @@ inline void mapn_ps(const float* x, float* y, int64_t n, FN fn, F1 f1) {
   map_ps(x + i, y + i, n - i, f1);
 }
 
-}  // namespace
-
-void act_forward_avx512(const ActArgs& a, const float* x, float* y, int64_t n) {
+void forward(const ActArgs& a, const float* x, float* y, int64_t n) {
   switch (a.kind) {
     case ActKind::Sigmoid:
       return map_ps(x, y, n, sigmoid_ps);
@@ -290,8 +288,8 @@ void act_forward_avx512(const ActArgs& a, const float* x, float* y, int64_t n) {
   }
 }
 
-void act_backward_avx512(const ActArgs& a, const float* dy, const float* xy, float* dx, int64_t n) {
-  act_backward_impl(a, dy, xy, dx, n);
-}
+}  // namespace
+
+const ActKernels act_kernels_avx512{forward, act_backward_impl};
 
 }  // namespace fastnn

@@ -621,10 +621,8 @@ bool forward_channel_lanes(const Conv2dShape& s, const float* x, const float* w,
   return true;
 }
 
-}  // namespace
-
-bool conv2d_forward_direct_avx512(const Conv2dShape& s, const float* x, const float* w, const float* bias,
-                                  Activation act, float* y, int nthreads) {
+bool forward_direct(const Conv2dShape& s, const float* x, const float* w, const float* bias, Activation act,
+                    float* y, int nthreads) {
   if (s.SW != 1 || s.B < 1) return false;  // the im2col path serves strided rows
   const Padded pd(s);
   if (pd.size > INT32_MAX) return false;
@@ -649,8 +647,6 @@ bool conv2d_forward_direct_avx512(const Conv2dShape& s, const float* x, const fl
 // into a fixed number of chunks (independent of the thread count); each chunk sums its images
 // in order into its own (K x OC) partial, and the partials are added in chunk order, so the
 // result does not depend on the thread count.
-namespace {
-
 constexpr int KW3 = 3;
 constexpr int kChunks = 8;
 
@@ -694,10 +690,7 @@ constexpr WTileFn kWTiles[3][4] = {
     {&wtile<1, 4>, &wtile<2, 4>, nullptr, nullptr},
 };
 
-}  // namespace
-
-bool conv2d_backward_weight_direct_avx512(const Conv2dShape& s, const float* dy, const float* x, float* dw,
-                                          int nthreads) {
+bool backward_weight_direct(const Conv2dShape& s, const float* dy, const float* x, float* dw, int nthreads) {
   const int64_t OCg = s.OCg(), Cg = s.Cg(), K = s.Kg();
   if (s.SH != 1 || s.SW != 1 || s.KW != KW3 || OCg < 16 || s.B < 1) return false;
   const int64_t OH = s.OH(), OW = s.OW(), OHW = OH * OW;
@@ -791,6 +784,8 @@ bool conv2d_backward_weight_direct_avx512(const Conv2dShape& s, const float* dy,
   return true;
 }
 
-WinogradKernels winograd_kernels_avx512() { return winograd_kernels_of_this_unit(); }
+}  // namespace
+
+const Conv2dKernels conv2d_kernels_avx512{forward_direct, backward_weight_direct, kWinogradKernels};
 
 }  // namespace fastnn

@@ -3,6 +3,6 @@
 
 namespace fastnn {
 
-const RnnGateKernels rnn_gates_avx512 = kRnnGates;
+const RnnKernels rnn_kernels_avx512 = kRnnKernels;
 
 }  // namespace fastnn

@@ -70,10 +70,7 @@ inline void affine_row(const float* x, float* y, int64_t n, float a, float b) {
   }
 }
 
-}  // namespace
-
-void softmax_forward_avx512(const SoftmaxShape& s, bool log, const float* x, float* y, int64_t o0,
-                            int64_t o1) {
+void forward(const SoftmaxShape& s, bool log, const float* x, float* y, int64_t o0, int64_t o1) {
   if (s.inner > 1) return softmax_forward_impl(s, log, x, y, o0, o1);
   const int64_t n = s.n;
   for (int64_t o = o0; o < o1; ++o) {
@@ -98,13 +95,7 @@ void softmax_forward_avx512(const SoftmaxShape& s, bool log, const float* x, flo
   }
 }
 
-void softmax_backward_avx512(const SoftmaxShape& s, bool log, const float* dy, const float* y, float* dx,
-                             int64_t o0, int64_t o1) {
-  softmax_backward_impl(s, log, dy, y, dx, o0, o1);
-}
-
-void cross_entropy_forward_avx512(const CrossEntropyArgs& a, double* loss, double* weight, int64_t r0,
-                                  int64_t r1) {
+void ce_forward(const CrossEntropyArgs& a, double* loss, double* weight, int64_t r0, int64_t r1) {
   const int64_t C = a.C;
   const double e = a.smoothing;
   for (int64_t r = r0; r < r1; ++r) {
@@ -124,8 +115,7 @@ void cross_entropy_forward_avx512(const CrossEntropyArgs& a, double* loss, doubl
   }
 }
 
-void cross_entropy_backward_avx512(const CrossEntropyArgs& a, const float* scale, float* dx, int64_t r0,
-                                   int64_t r1) {
+void ce_backward(const CrossEntropyArgs& a, const float* scale, float* dx, int64_t r0, int64_t r1) {
   const int64_t C = a.C;
   const float e = a.smoothing;
   for (int64_t r = r0; r < r1; ++r) {
@@ -154,5 +144,9 @@ void cross_entropy_backward_avx512(const CrossEntropyArgs& a, const float* scale
     d[t] -= sc * (1.0f - e) * wt;
   }
 }
+
+}  // namespace
+
+const SoftmaxKernels softmax_kernels_avx512{forward, softmax_backward_impl, ce_forward, ce_backward};
 
 }  // namespace fastnn
