@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "core/args.h"
 #include "ops/act.h"
@@ -68,6 +69,37 @@ inline Pool2dShape pool2d_params(const char* op, pybind11::handle kernel, pybind
   std::tie(s.DH, s.DW) = pair_arg(op, "dilation", dilation);
   s.ceil_mode = bool_arg(op, "ceil_mode", ceil_mode);
   return s;
+}
+
+// An int or a sequence of ints (layer norm's normalized_shape), as a shape.
+inline std::vector<int64_t> int_list_arg(const char* op, const char* name, pybind11::handle obj) {
+  namespace py = pybind11;
+  std::vector<int64_t> s;
+  if (py::isinstance<py::int_>(obj)) {
+    s.push_back(obj.cast<int64_t>());
+  } else if (py::isinstance<py::sequence>(obj) && !py::isinstance<py::str>(obj)) {
+    for (py::handle h : py::reinterpret_borrow<py::sequence>(obj)) {
+      if (!py::isinstance<py::int_>(h)) {
+        arg_type_fail(op, std::string("expected ") + name +
+                              " to be an int or a sequence of ints, got an element of type " + type_name(h));
+      }
+      s.push_back(h.cast<int64_t>());
+    }
+  } else {
+    arg_type_fail(
+        op, std::string("expected ") + name + " to be an int or a sequence of ints, got " + type_name(obj));
+  }
+  return s;
+}
+
+// None or an int (embedding's padding_idx): *given says which.
+inline int64_t optional_int_arg(const char* op, const char* name, pybind11::handle obj, bool* given) {
+  *given = !obj.is_none();
+  if (!*given) return 0;
+  if (!pybind11::isinstance<pybind11::int_>(obj)) {
+    arg_type_fail(op, std::string("expected ") + name + " to be None or an int, got " + type_name(obj));
+  }
+  return obj.cast<int64_t>();
 }
 
 // leaky_relu's negative_slope: a float or an int.

@@ -30,7 +30,9 @@
 #include "ops/attention.h"
 #include "ops/batchnorm.h"
 #include "ops/conv2d.h"
+#include "ops/embedding.h"
 #include "ops/gemm.h"
+#include "ops/layernorm.h"
 #include "ops/optim.h"
 #include "ops/pool2d.h"
 #include "ops/rnn.h"
@@ -293,35 +295,119 @@ void bind_softmax(py::module_& m) {
   }
 }
 
+// Layer norm: fastnn._core's arguments, layer norm's meta functions; the last argument is the
+// runtime.
 void bind_layernorm(py::module_& m) {
-  m.def("layer_norm_forward", [](int64_t rows, int64_t n, Ptr x, Ptr weight, Ptr bias, float eps, Ptr y,
-                                 Ptr mean, Ptr rstd, Ptr stream) {
-    py::gil_scoped_release nogil;
-    fastnn::cuda::layer_norm_forward(rows, n, ptr<const float>(x), ptr<const float>(weight),
-                                     ptr<const float>(bias), eps, ptr<float>(y), ptr<float>(mean),
-                                     ptr<float>(rstd), stream_of(stream));
+  using fastnn::cuda::DevArg;
+  m.def("layer_norm_forward", [](py::handle x_obj, py::handle ns_obj, py::handle w_obj, py::handle b_obj,
+                                 double eps, py::handle rt) {
+    const char* op = "layer_norm_forward";
+    const DevArg x(op, "x", x_obj);
+    const std::vector<int64_t> ns = fastnn::bind::int_list_arg(op, "normalized_shape", ns_obj);
+    const DevArg w(op, "weight", w_obj), b(op, "bias", b_obj);
+    std::vector<int64_t> stat_shape;
+    const fastnn::LayerNormArgs a =
+        fastnn::layer_norm_forward_meta(op, x.ref, ns, w.ref, b.ref, eps, &stat_shape);
+    fastnn::ArrayRef y, mean, rstd;
+    py::object yo = fastnn::cuda::dev_out(op, rt, py::none(), x.ref.shape, {}, &y);
+    py::object mo = fastnn::cuda::dev_out(op, rt, py::none(), stat_shape, {}, &mean);
+    py::object ro = fastnn::cuda::dev_out(op, rt, py::none(), stat_shape, {}, &rstd);
+    void* st = fastnn::cuda::stream_of(rt);
+    {
+      py::gil_scoped_release nogil;
+      fastnn::cuda::layer_norm_forward(a.m, a.n, x.ref.ptr<const float>(), a.weight, a.bias, a.eps,
+                                       y.ptr<float>(), mean.ptr<float>(), rstd.ptr<float>(), st);
+    }
+    return py::make_tuple(yo, mo, ro);
   });
-  m.def("layer_norm_backward", [](int64_t rows, int64_t n, Ptr dy, Ptr x, Ptr mean, Ptr rstd, Ptr weight,
-                                  Ptr dx, Ptr dweight, Ptr dbias, Ptr stream) {
-    py::gil_scoped_release nogil;
-    fastnn::cuda::layer_norm_backward(
-        rows, n, ptr<const float>(dy), ptr<const float>(x), ptr<const float>(mean), ptr<const float>(rstd),
-        ptr<const float>(weight), ptr<float>(dx), ptr<float>(dweight), ptr<float>(dbias), stream_of(stream));
+  m.def("layer_norm_backward", [](py::handle dy_obj, py::handle x_obj, py::handle mean_obj,
+                                  py::handle rstd_obj, py::handle w_obj, py::handle rt) {
+    const char* op = "layer_norm_backward";
+    const DevArg dy(op, "dy", dy_obj), x(op, "x", x_obj), mean(op, "mean", mean_obj),
+        rstd(op, "rstd", rstd_obj), w(op, "weight", w_obj);
+    for (const DevArg* r : {&dy, &x, &mean, &rstd}) {
+      if (!r->ref.present) DevArg(op, r->ref.name, py::int_(0));  // required: None is a TypeError
+    }
+    std::vector<int64_t> ns;
+    const fastnn::LayerNormArgs a =
+        fastnn::layer_norm_backward_meta(op, dy.ref, x.ref, mean.ref, rstd.ref, w.ref, &ns);
+    fastnn::ArrayRef dx, dw, db;
+    py::object dxo = fastnn::cuda::dev_out(op, rt, py::none(), x.ref.shape, {}, &dx);
+    py::object dwo = py::none(), dbo = py::none();
+    if (a.weight) {
+      dwo = fastnn::cuda::dev_out(op, rt, py::none(), ns, {}, &dw);
+      dbo = fastnn::cuda::dev_out(op, rt, py::none(), ns, {}, &db);
+    }
+    void* st = fastnn::cuda::stream_of(rt);
+    {
+      py::gil_scoped_release nogil;
+      fastnn::cuda::layer_norm_backward(a.m, a.n, dy.ref.ptr<const float>(), x.ref.ptr<const float>(),
+                                        mean.ref.ptr<const float>(), rstd.ref.ptr<const float>(), a.weight,
+                                        dx.ptr<float>(), a.weight ? dw.ptr<float>() : nullptr,
+                                        a.weight ? db.ptr<float>() : nullptr, st);
+    }
+    return py::make_tuple(dxo, dwo, dbo);
   });
 }
 
+// Embedding: fastnn._core's arguments, the embedding's meta functions, the index range checked
+// on the device; the last argument is the runtime.
+void check_embedding_indices(const char* op, const fastnn::cuda::DevArg& idx, int64_t v) {
+  if (idx.ref.numel() == 0) return;
+  const py::object flat = idx.obj.attr("ravel")();
+  const py::object bad = flat.attr("__lt__")(0).attr("__or__")(flat.attr("__ge__")(v));
+  if (!py::bool_(bad.attr("any")())) return;
+  const int64_t pos = py::int_(bad.attr("argmax")()).cast<int64_t>();
+  fastnn::embedding_bad_index(op, v, py::int_(flat[py::int_(pos)]).cast<int64_t>(), pos);
+}
+
 void bind_embedding(py::module_& m) {
-  m.def("embedding_forward", [](int64_t t, int64_t d, Ptr weight, Ptr idx, Ptr out, Ptr stream) {
-    py::gil_scoped_release nogil;
-    fastnn::cuda::embedding_forward(t, d, ptr<const float>(weight), ptr<const int64_t>(idx), ptr<float>(out),
-                                    stream_of(stream));
+  using fastnn::cuda::DevArg;
+  m.def("embedding_forward", [](py::handle w_obj, py::handle idx_obj, py::handle padding_obj, py::handle out,
+                                py::handle rt) {
+    const char* op = "embedding_forward";
+    const DevArg w(op, "weight", w_obj), idx(op, "indices", idx_obj);
+    for (const DevArg* r : {&w, &idx}) {
+      if (!r->ref.present) DevArg(op, r->ref.name, py::int_(0));  // required: None is a TypeError
+    }
+    bool has_padding;
+    const int64_t padding = fastnn::bind::optional_int_arg(op, "padding_idx", padding_obj, &has_padding);
+    std::vector<int64_t> shape;
+    const fastnn::EmbeddingArgs a =
+        fastnn::embedding_forward_meta(op, w.ref, idx.ref, has_padding, padding, &shape);
+    check_embedding_indices(op, idx, a.v);
+    fastnn::ArrayRef y;
+    py::object res = fastnn::cuda::dev_out(op, rt, out, shape, {&w.ref, &idx.ref}, &y);
+    void* st = fastnn::cuda::stream_of(rt);
+    {
+      py::gil_scoped_release nogil;
+      fastnn::cuda::embedding_forward(a.t, a.d, w.ref.ptr<const float>(), idx.ref.ptr<const int64_t>(),
+                                      y.ptr<float>(), st);
+    }
+    return res;
   });
-  m.def("embedding_backward",
-        [](int64_t v, int64_t t, int64_t d, int64_t padding_idx, Ptr dy, Ptr idx, Ptr dweight, Ptr stream) {
-          py::gil_scoped_release nogil;
-          fastnn::cuda::embedding_backward(v, t, d, padding_idx, ptr<const float>(dy),
-                                           ptr<const int64_t>(idx), ptr<float>(dweight), stream_of(stream));
-        });
+  m.def("embedding_backward", [](py::handle dy_obj, py::handle idx_obj, int64_t num_embeddings,
+                                 py::handle padding_obj, py::handle out, py::handle rt) {
+    const char* op = "embedding_backward";
+    const DevArg dy(op, "dy", dy_obj), idx(op, "indices", idx_obj);
+    for (const DevArg* r : {&dy, &idx}) {
+      if (!r->ref.present) DevArg(op, r->ref.name, py::int_(0));
+    }
+    bool has_padding;
+    const int64_t padding = fastnn::bind::optional_int_arg(op, "padding_idx", padding_obj, &has_padding);
+    const fastnn::EmbeddingArgs a =
+        fastnn::embedding_backward_meta(op, dy.ref, idx.ref, num_embeddings, has_padding, padding);
+    check_embedding_indices(op, idx, a.v);
+    fastnn::ArrayRef dw;
+    py::object res = fastnn::cuda::dev_out(op, rt, out, {a.v, a.d}, {&dy.ref, &idx.ref}, &dw);
+    void* st = fastnn::cuda::stream_of(rt);
+    {
+      py::gil_scoped_release nogil;
+      fastnn::cuda::embedding_backward(a.v, a.t, a.d, a.padding_idx, dy.ref.ptr<const float>(),
+                                       idx.ref.ptr<const int64_t>(), dw.ptr<float>(), st);
+    }
+    return res;
+  });
 }
 
 // Pooling: the arguments as fastnn._core's pooling entries take them (options read by

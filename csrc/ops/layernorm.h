@@ -15,7 +15,9 @@
 // independent of the thread count.
 #pragma once
 #include <cstdint>
+#include <vector>
 
+#include "core/args.h"
 #include "core/cpu.h"
 
 namespace fastnn {
@@ -29,6 +31,20 @@ struct LayerNormArgs {
   const float* bias = nullptr;    // (N,) or null
   float eps = 1e-5f;
 };
+
+// The rules of the entries on every device (csrc/ops/layernorm_meta.cpp; ArgError naming op).
+// Forward: x float32 C-contiguous whose trailing dims are normalized_shape ns (non-empty),
+// weight / bias (optional) of shape ns, eps finite and >= 0; *stat_shape is mean's and rstd's
+// (x's shape with the normalised dims 1). Backward: dy and x of one shape, mean and rstd one
+// value per row, weight (optional) of the normalised shape, which is weight's shape when given
+// and else the trailing dims of x after the leading ones holding mean's size (*ns receives it).
+// The returned args carry the weight and bias pointers.
+LayerNormArgs layer_norm_forward_meta(const char* op, const ArrayRef& x, const std::vector<int64_t>& ns,
+                                      const ArrayRef& weight, const ArrayRef& bias, double eps,
+                                      std::vector<int64_t>* stat_shape);
+LayerNormArgs layer_norm_backward_meta(const char* op, const ArrayRef& dy, const ArrayRef& x,
+                                       const ArrayRef& mean, const ArrayRef& rstd, const ArrayRef& weight,
+                                       std::vector<int64_t>* ns);
 
 void layer_norm_forward(const LayerNormArgs& a, const float* x, float* y, float* mean, float* rstd, Isa isa,
                         int nthreads);

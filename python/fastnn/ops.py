@@ -466,17 +466,13 @@ def _indices(indices):
 
 def embedding_forward(weight, indices, padding_idx=None, *, out=None):
     """out of shape indices.shape + (D,): weight[indices] (padding_idx is checked, as torch does)."""
-    if _gpu(weight, indices, out):
-        return _cuda.embedding_forward(weight, indices, padding_idx, out=out)
-    return _core.embedding_forward(weight, _indices(indices), padding_idx, out)
+    return _kernels(weight, indices, out).embedding_forward(weight, _indices(indices), padding_idx, out)
 
 
 def embedding_backward(dy, indices, num_embeddings, padding_idx=None, *, out=None):
     """The dense (num_embeddings, D) gradient of weight: dy's rows summed per index, in order of
     position; the padding_idx row zero."""
-    if _gpu(dy, indices, out):
-        return _cuda.embedding_backward(dy, indices, num_embeddings, padding_idx, out=out)
-    return _core.embedding_backward(dy, _indices(indices), num_embeddings, padding_idx, out)
+    return _kernels(dy, indices, out).embedding_backward(dy, _indices(indices), num_embeddings, padding_idx, out)
 
 
 # Recurrent layers over a whole sequence (csrc/ops/rnn.h): float32 C-contiguous x (T, B, I), h0/c0
@@ -598,17 +594,13 @@ _EMPTY = np.empty(0, np.float32)
 
 def layer_norm_forward(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     """(y like x, mean, rstd): mean and rstd shaped as x with the normalised dims set to 1."""
-    if _gpu(x, weight, bias):
-        return _cuda.layer_norm_forward(x, normalized_shape, weight, bias, eps)
-    return _core.layer_norm_forward(x, normalized_shape, weight, bias, float(eps))
+    return _kernels(x, weight, bias).layer_norm_forward(x, normalized_shape, weight, bias, float(eps))
 
 
 def layer_norm_backward(dy, x, mean, rstd, weight=None):
     """(dx like x, dweight, dbias) from the forward's mean/rstd; dweight/dbias (normalized_shape)
     are None when weight is None."""
-    if _gpu(dy, x, mean, rstd, weight):
-        return _cuda.layer_norm_backward(dy, x, mean, rstd, weight)
-    return _core.layer_norm_backward(dy, x, mean, rstd, weight)
+    return _kernels(dy, x, mean, rstd, weight).layer_norm_backward(dy, x, mean, rstd, weight)
 
 
 # Fused scaled dot-product attention (torch.nn.functional.scaled_dot_product_attention without

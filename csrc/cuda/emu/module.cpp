@@ -45,57 +45,7 @@ const float* opt(const py::object& o, Array* keep, int64_t n, const char* what) 
   return keep->data();
 }
 
-py::tuple layer_norm_forward(Array x, py::object weight, py::object bias, float eps) {
-  if (x.ndim() != 2) throw std::invalid_argument("layer_norm_forward: 2-D x");
-  const int64_t m = x.shape(0), n = x.shape(1);
-  Array w, b;
-  const float* wp = opt(weight, &w, n, "weight");
-  const float* bp = opt(bias, &b, n, "bias");
-  Array y = poisoned_like({m, n}), mean = poisoned_like({m}), rstd = poisoned_like({m});
-  fastnn::cuda::layer_norm_forward(m, n, x.data(), wp, bp, eps, y.mutable_data(), mean.mutable_data(),
-                                   rstd.mutable_data(), nullptr);
-  return py::make_tuple(y, mean, rstd);
-}
-
-py::tuple layer_norm_backward(Array dy, Array x, Array mean, Array rstd, py::object weight) {
-  if (x.ndim() != 2 || dy.ndim() != 2) throw std::invalid_argument("layer_norm_backward: 2-D x, dy");
-  const int64_t m = x.shape(0), n = x.shape(1);
-  Array w;
-  const float* wp = opt(weight, &w, n, "weight");
-  Array dx = poisoned_like({m, n});
-  py::object dw = py::none(), db = py::none();
-  float *dwp = nullptr, *dbp = nullptr;
-  if (wp) {
-    Array a = poisoned_like({n}), b = poisoned_like({n});
-    dwp = a.mutable_data();
-    dbp = b.mutable_data();
-    dw = a;
-    db = b;
-  }
-  fastnn::cuda::layer_norm_backward(m, n, dy.data(), x.data(), mean.data(), rstd.data(), wp,
-                                    dx.mutable_data(), dwp, dbp, nullptr);
-  return py::make_tuple(dx, dw, db);
-}
-
 using Index = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
-
-Array embedding_forward(Array weight, Index idx) {
-  const int64_t v = weight.shape(0), d = weight.shape(1), t = idx.size();
-  for (int64_t i = 0; i < t; ++i)
-    if (idx.data()[i] < 0 || idx.data()[i] >= v) throw std::invalid_argument("embedding: index out of range");
-  Array out = poisoned_like({t, d});
-  fastnn::cuda::embedding_forward(t, d, weight.data(), idx.data(), out.mutable_data(), nullptr);
-  return out;
-}
-
-Array embedding_backward(Array dy, Index idx, int64_t v, int64_t padding_idx) {
-  const int64_t t = idx.size(), d = dy.shape(1);
-  for (int64_t i = 0; i < t; ++i)
-    if (idx.data()[i] < 0 || idx.data()[i] >= v) throw std::invalid_argument("embedding: index out of range");
-  Array dw = poisoned_like({v, d});
-  fastnn::cuda::embedding_backward(v, t, d, padding_idx, dy.data(), idx.data(), dw.mutable_data(), nullptr);
-  return dw;
-}
 
 // In place: the arrays must already be float32 C-contiguous (no converting copy).
 using InPlace = py::array_t<float, py::array::c_style>;
@@ -342,13 +292,6 @@ PYBIND11_MODULE(_fastnn_cuda_emu, m) {
                                        "fastnn._cuda's pointer-level bindings on the emulator: "
                                        "device pointers are host pointers");
   fastnn_cuda_bind_device(device);
-  m.def("layer_norm_forward", &layer_norm_forward, py::arg("x"), py::arg("weight") = py::none(),
-        py::arg("bias") = py::none(), py::arg("eps") = 1e-5f);
-  m.def("layer_norm_backward", &layer_norm_backward, py::arg("dy"), py::arg("x"), py::arg("mean"),
-        py::arg("rstd"), py::arg("weight") = py::none());
-  m.def("embedding_forward", &embedding_forward);
-  m.def("embedding_backward", &embedding_backward, py::arg("dy"), py::arg("idx"), py::arg("v"),
-        py::arg("padding_idx") = -1);
   m.def("sgd_step", &sgd_step);
   m.def("adam_step", &adam_step);
   m.def("rnn_forward", &rnn_forward, py::arg("cell"), py::arg("reverse"), py::arg("x"), py::arg("h0"),
