@@ -123,6 +123,92 @@ def emulated_gpu(monkeypatch):
     return fake_cupy
 
 
+# The backends every op's tests can run on: the CPU at each ISA this machine runs, the emulated
+# device in each fiber order (FASTNN_EMU_ORDERS narrows them, as for the emulator's own tests),
+# and a real GPU with CuPy (skipped without one).
+EMU_ORDERS = os.environ.get("FASTNN_EMU_ORDERS", "forward,reverse,random").split(",")
+BACKENDS = [f"cpu-{isa}" for isa in ISAS] + [f"emulated-{o}" for o in EMU_ORDERS] + ["cuda"]
+
+
+@pytest.fixture
+def one_cpu_thread():
+    """fastnn on one thread for the test (the results are the same for every count)."""
+    with num_threads(1):
+        yield
+
+
+class Backend:
+    """Where a test's arrays live and its kernels run. put(a): a NumPy array to the backend;
+    get(a): back to NumPy; kernels: the entries with fastnn._core's arguments (fastnn._core
+    itself at the backend's ISA, or fastnn.cuda.kernels); device: False on the CPU. On a CPU
+    backend fastnn.ops runs at that ISA too."""
+
+    def __init__(self, name, put, get, kernels, device):
+        self.name, self.put, self.get, self.kernels, self.device = name, put, get, kernels, device
+
+    def __repr__(self):
+        return self.name
+
+
+class _AtIsa:
+    """fastnn._core with isa= given to every entry that takes it."""
+
+    def __init__(self, isa):
+        self._isa = isa
+
+    def __getattr__(self, name):
+        fn = getattr(fastnn._core, name)
+        if "isa:" not in (fn.__doc__ or "").split("\n", 1)[0]:
+            return fn
+        return lambda *args, **kwargs: fn(*args, **kwargs, isa=self._isa)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, monkeypatch):
+    """Each backend in turn (see BACKENDS and Backend)."""
+    name = request.param
+    if name.startswith("cpu-"):
+        at = _AtIsa(name[4:])
+        for entry in dir(fastnn._core):  # fastnn.ops reaches the entries through the module
+            if not entry.startswith("_") and getattr(at, entry) is not getattr(fastnn._core, entry):
+                monkeypatch.setattr(fastnn._core, entry, getattr(at, entry))
+        return Backend(name, lambda a: a, np.asarray, fastnn._core, False)
+    if name.startswith("emulated-"):
+        cp = request.getfixturevalue("emulated_gpu")
+        monkeypatch.setenv("FASTNN_EMU_ORDER", name.split("-", 1)[1])
+        monkeypatch.setenv("FASTNN_EMU_SEED", "12345")
+        # The CPU ops a test compares with, on one thread: under ThreadSanitizer the barriers of
+        # the uninstrumented OpenMP runtime are unseen, so its threads' work would be reported.
+        request.getfixturevalue("one_cpu_thread")
+        return Backend(name, cp.asarray, lambda a: a.get(), fastnn.cuda.kernels, True)
+    if not fastnn.cuda.is_available():
+        pytest.skip("no CUDA device")
+    cp = pytest.importorskip("cupy")
+    return Backend(name, cp.asarray, cp.asnumpy, fastnn.cuda.kernels, True)
+
+
+class Device:
+    """The CUDA entries on the emulated device with the CPU entries' arguments (fastnn._core's,
+    through fastnn.cuda.run): NumPy in, NumPy out; outputs start as NaN (fake_cupy.empty)."""
+
+    def __init__(self, cp):
+        self.cp = cp
+
+    def __getattr__(self, name):
+        def call(*args):
+            dev = [self.cp.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
+            r = fastnn.cuda.run(name, *dev)
+            return tuple(None if v is None else v.get() for v in r) if isinstance(r, tuple) else r.get()
+
+        return call
+
+
+@pytest.fixture
+def dev(emulated_gpu):
+    """The emulated device's entries, called as the CPU's (see Device)."""
+    return Device(emulated_gpu)
+
+
 def compute_sanitizer(tool, script):
     """Runs a Python script under NVIDIA's compute-sanitizer with `tool` (memcheck, racecheck,
     initcheck, synccheck) and asserts a clean report; skips without the tool on PATH. The

@@ -10,8 +10,8 @@ import os
 import fastnn
 import numpy as np
 import pytest
-from conftest import randn
-from fastnn import cuda, ref
+from conftest import Device, dev, randn  # noqa: F401 (dev: a fixture, for the files that import it here)
+from fastnn import ref
 from fastnn.ref.rounding import EPS32
 from test_act import ACTS, assert_within, bwd_bound, fn, fwd_bound
 
@@ -22,28 +22,6 @@ else:
 
 # FASTNN_EMU_ORDERS=random (a comma-separated subset) runs fewer: CI's sanitizer build takes one.
 ORDERS = os.environ.get("FASTNN_EMU_ORDERS", "forward,reverse,random").split(",")
-
-
-class Device:
-    """The CUDA entries on the emulated device with the CPU entries' arguments (fastnn._core's,
-    through fastnn.cuda.run): NumPy in, NumPy out; outputs start as NaN (fake_cupy.empty)."""
-
-    def __init__(self, cp):
-        self.cp = cp
-
-    def __getattr__(self, name):
-        def call(*args):
-            dev = [self.cp.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
-            r = cuda.run(name, *dev)
-            return tuple(None if v is None else v.get() for v in r) if isinstance(r, tuple) else r.get()
-
-        return call
-
-
-@pytest.fixture
-def dev(emulated_gpu):
-    """The emulated device's entries, called as the CPU's (see Device)."""
-    return Device(emulated_gpu)
 
 
 @pytest.fixture(params=ORDERS)
