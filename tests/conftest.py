@@ -146,18 +146,44 @@ class Backend:
     def __init__(self, name, put, get, kernels, device):
         self.name, self.put, self.get, self.kernels, self.device = name, put, get, kernels, device
 
+    @property
+    def run(self):
+        """The entries with NumPy in and NumPy out: run.<entry>(*args) puts the array arguments,
+        calls kernels.<entry> and gets the results (a tuple's too; None stays None)."""
+        backend = self
+
+        class _Run:
+            def __getattr__(self, name):
+                def call(*args):
+                    r = getattr(backend.kernels, name)(
+                        *(backend.put(a) if isinstance(a, np.ndarray) else a for a in args)
+                    )
+                    return (
+                        tuple(None if v is None else backend.get(v) for v in r)
+                        if isinstance(r, tuple)
+                        else backend.get(r)
+                    )
+
+                return call
+
+        return _Run()
+
     def __repr__(self):
         return self.name
 
 
+_CORE_ENTRIES = {n: getattr(fastnn._core, n) for n in dir(fastnn._core) if not n.startswith("_")}
+
+
 class _AtIsa:
-    """fastnn._core with isa= given to every entry that takes it."""
+    """fastnn._core with isa= given to every entry that takes it (the module's own entries,
+    whatever a backend has put in their place)."""
 
     def __init__(self, isa):
         self._isa = isa
 
     def __getattr__(self, name):
-        fn = getattr(fastnn._core, name)
+        fn = _CORE_ENTRIES.get(name) or getattr(fastnn._core, name)
         if "isa:" not in (fn.__doc__ or "").split("\n", 1)[0]:
             return fn
         return lambda *args, **kwargs: fn(*args, **kwargs, isa=self._isa)

@@ -347,3 +347,35 @@ def test_bad_options(rng):
         ops.leaky_relu_forward(x, "0.1")
     with pytest.raises(ValueError, match="isa"):
         _core.relu_forward(x, isa="sse9")
+
+
+# ---------------------------------------------------------------------------------------------
+# Every backend (conftest.backend: the CPU at each ISA, the emulated device in each fiber order,
+# a GPU when present), against the float64 reference and the CPU's default path.
+
+
+@pytest.mark.parametrize("n", [0, 1, 255, 257, 1000])
+@pytest.mark.parametrize("name", list(ACTS))
+def test_act_every_backend(rng, backend, name, n):
+    P, G = backend.put, backend.get
+    kw, takes = ACTS[name]
+    x, dy = randn(rng, n) * np.float32(4), randn(rng, n)
+    y = G(fn(ops, name, "forward")(P(x), **kw))
+    y_ref = fn(ref, name, "forward")(x, **kw)
+    assert_within(y, y_ref, fwd_bound(name, x, y_ref), f"{name} forward")
+    xy = y if takes == "y" else x
+    dx = G(fn(ops, name, "backward")(P(dy), P(xy), **kw))
+    assert_within(dx, fn(ref, name, "backward")(dy, xy, **kw), bwd_bound(name, dy, xy), f"{name} backward")
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh"])
+def test_activations_matches_the_cpu_every_backend(rng, backend, name):
+    P, G = backend.put, backend.get
+    x, dy = randn(rng, 1000) * np.float32(4), randn(rng, 1000)
+    kw = {"approximate": "tanh"} if name == "gelu_tanh" else {}
+    base = "gelu" if name == "gelu_tanh" else name
+    fwd, bwd = getattr(ops, f"{base}_forward"), getattr(ops, f"{base}_backward")
+    y = fwd(x, **kw)
+    np.testing.assert_allclose(G(fwd(P(x), **kw)), y, rtol=1e-5, atol=1e-6)
+    xy = y if name in ("sigmoid", "tanh") else x
+    np.testing.assert_allclose(G(bwd(P(dy), P(xy), **kw)), bwd(dy, xy, **kw), rtol=1e-5, atol=1e-6)

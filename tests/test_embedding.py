@@ -3,9 +3,9 @@ autograd), finite differences of the reference backward, thread invariance, bad 
 
 import numpy as np
 import pytest
-from conftest import num_threads
+from conftest import num_threads, randn
 from fastnn import ops, ref
-from fastnn.ref.rounding import U32
+from fastnn.ref.rounding import EPS32, U32
 
 # (V, D, indices shape): D around vector widths (1, 15, 16, 17), one row, repeated indices
 # (V small against T), 0-d / empty / 3-d index arrays, and a case large enough for threads.
@@ -174,3 +174,40 @@ def test_bad_input(rng):
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="embedding_backward.*out to be writeable"):
         ops.embedding_backward(dy, idx, 10, out=ro)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every backend (conftest.backend: the CPU at each ISA, the emulated device in each fiber order,
+# a GPU when present), against the float64 reference and the CPU's default path.
+
+
+@pytest.mark.parametrize("pad", [-1, 3])
+@pytest.mark.parametrize("shape", [(10, 1, 1), (50, 7, 33), (5, 300, 4), (8, 0, 3)], ids=str)
+def test_embedding_every_backend(rng, backend, shape, pad):
+    v, t, d = shape
+    w, dy = randn(rng, v, d), randn(rng, t, d)
+    idx = rng.integers(0, v, t).astype(np.int64)
+    if t:
+        idx[: t // 2] = 3  # repeated rows: many atomic adds into one row
+    out = backend.run.embedding_forward(w, idx, None, None)
+    np.testing.assert_array_equal(out, w[idx])
+    dw = backend.run.embedding_backward(dy, idx, v, None if pad < 0 else pad, None)
+    want = ref.embedding_backward(dy, idx, v, None if pad < 0 else pad)
+    np.testing.assert_allclose(dw, want, rtol=1e-6, atol=(t + 1) * EPS32 * 4)
+    if pad >= 0:
+        assert (dw[pad] == 0).all()
+
+
+def test_embedding_matches_the_cpu_every_backend(rng, backend):
+    P, G = backend.put, backend.get
+    w, idx = randn(rng, 50, 16), rng.integers(0, 50, (4, 9)).astype(np.int64)
+    dy = randn(rng, 4, 9, 16)
+    np.testing.assert_array_equal(G(ops.embedding_forward(P(w), P(idx))), ops.embedding_forward(w, idx))
+    np.testing.assert_allclose(
+        G(ops.embedding_backward(P(dy), P(idx), 50, 3)),
+        ops.embedding_backward(dy, idx, 50, 3),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    with pytest.raises(ValueError, match="expected indices in"):
+        ops.embedding_forward(P(w), P(idx + 50))

@@ -6,7 +6,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import ISAS, TILES, num_threads, randn, start_python
+from conftest import ISAS, TILES, _AtIsa, num_threads, randn, start_python
 from fastnn import _core, ops, ref
 from fastnn.ref.rounding import EPS32
 from hypothesis import given, settings
@@ -862,3 +862,91 @@ def test_property_vs_reference(M, N, K, trans_a, trans_b, alpha, beta, with_bias
         with_bias=with_bias,
         activation="relu" if relu else None,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Every backend (conftest.backend: the CPU at each ISA, the emulated device in each fiber order,
+# a GPU when present), against the float64 reference and the CPU's default path.
+
+_core_default = _AtIsa("default")  # the CPU's portable path, to compare every backend with
+
+GEMM_SHAPES = [(1, 1, 1), (5, 130, 3), (64, 64, 16), (65, 63, 17), (37, 71, 45), (3, 2, 0)]
+
+
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("tb", [False, True])
+@pytest.mark.parametrize("shape", GEMM_SHAPES, ids=str)
+def test_gemm_every_backend(rng, backend, shape, ta, tb):
+    P = backend.put
+    M, N, K = shape
+    a = randn(rng, *((K, M) if ta else (M, K)))
+    b = randn(rng, *((N, K) if tb else (K, N)))
+    c, bias = randn(rng, M, N), randn(rng, N)
+    for kw in ({}, {"c": c, "alpha": 0.5, "beta": -2.0, "bias": bias}):
+        dkw = {k: P(v) if isinstance(v, np.ndarray) else v for k, v in kw.items()}
+        got = backend.get(ops.gemm(P(a), P(b), trans_a=ta, trans_b=tb, **dkw))
+        want = ref.gemm(a, b, trans_a=ta, trans_b=tb, **kw)
+        mag = ref.gemm(
+            np.abs(a),
+            np.abs(b),
+            trans_a=ta,
+            trans_b=tb,
+            c=None if "c" not in kw else np.abs(c),
+            alpha=abs(kw.get("alpha", 1.0)),
+            beta=abs(kw.get("beta", 0.0)),
+            bias=None if "bias" not in kw else np.abs(bias),
+        )
+        assert got.shape == (M, N) and not np.isnan(got).any()
+        np.testing.assert_array_less(np.abs(got - want), 2 * (K + 2) * EPS32 * mag + 1e-30)
+        cpu = _core_default.gemm(
+            a, b, kw.get("c"), None, ta, tb, kw.get("alpha", 1.0), kw.get("beta", 0.0), kw.get("bias")
+        )
+        np.testing.assert_allclose(got, cpu, rtol=0, atol=float(2 * (K + 2) * EPS32 * mag.max() + 1e-30))
+
+
+def test_gemm_relu_every_backend(rng, backend):
+    a, b = randn(rng, 33, 20), randn(rng, 20, 65)
+    got = backend.get(ops.gemm(backend.put(a), backend.put(b), activation="relu"))
+    assert (got >= 0).all() and (got == 0).any()
+    np.testing.assert_allclose(got, np.maximum(a.astype(np.float64) @ b, 0), atol=1e-4)
+
+
+def test_device_gemm_reads_transposed_views_in_place_and_copies_other_strides(rng, emulated_gpu, monkeypatch):
+    """As on the CPU: a.T of a C-contiguous array is read with the transpose flag flipped (no
+    copy), any other strided operand is copied first; the results are the CPU's."""
+    cp = emulated_gpu
+    a, b = randn(rng, 20, 33), randn(rng, 65, 20)
+    copies = []
+    real = cp.ascontiguousarray
+    monkeypatch.setattr(cp, "ascontiguousarray", lambda x: copies.append(x.shape) or real(x), raising=False)
+    da, db = cp.asarray(a), cp.asarray(b)
+    got = ops.gemm(da.T, db.T, trans_b=False).get()
+    assert copies == []
+    want = ops.gemm(a.T, b.T)
+    np.testing.assert_allclose(got, want, rtol=0, atol=float(44 * EPS32 * (np.abs(a.T) @ np.abs(b.T)).max()))
+    got = ops.gemm(da[:, ::3], cp.asarray(randn(rng, 11, 4))).get()
+    assert copies == [(20, 11)] and got.shape == (20, 4)
+
+
+def test_gemm_broadcasts_batches_every_backend(rng, backend):
+    P = backend.put
+    a, b, c = randn(rng, 3, 1, 5, 7), randn(rng, 4, 7, 6), randn(rng, 4, 5, 6)
+    got = backend.get(ops.gemm(P(a), P(b), P(c), beta=1.0))
+    want = ref.gemm(a, b, c, beta=1.0)
+    assert got.shape == want.shape == (3, 4, 5, 6)
+    np.testing.assert_allclose(got, want, rtol=0, atol=float(18 * EPS32 * (np.abs(a) @ np.abs(b) + np.abs(c)).max()))
+
+
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True)])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (65, 63, 17), (130, 257, 300)], ids=str)
+def test_gemm_matches_the_cpu_every_backend(rng, backend, shape, ta, tb):
+    P, G = backend.put, backend.get
+    M, N, K = shape
+    if backend.name.startswith("emulated") and K > 100:
+        pytest.skip("too large for the emulator (test_gemm_every_backend covers its tiles)")
+    a = randn(rng, *((K, M) if ta else (M, K)))
+    b = randn(rng, *((N, K) if tb else (K, N)))
+    bias = randn(rng, N)
+    got = ops.gemm(P(a), P(b), trans_a=ta, trans_b=tb, bias=P(bias), activation="relu")
+    want = ops.gemm(a, b, trans_a=ta, trans_b=tb, bias=bias, activation="relu")
+    np.testing.assert_allclose(G(got), want, rtol=1e-4, atol=1e-4 * np.sqrt(K))

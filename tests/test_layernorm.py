@@ -193,3 +193,55 @@ def test_bad_input(rng):
         ops.layer_norm_backward(x, x, m, r[:2].copy(), np.ones(8, np.float32))
     with pytest.raises(ValueError, match="layer_norm_backward.*mean with one value per row"):
         ops.layer_norm_backward(x, x, randn(rng, 3), r)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every backend (conftest.backend: the CPU at each ISA, the emulated device in each fiber order,
+# a GPU when present), against the float64 reference and the CPU's default path.
+
+# Rows of one element, under and over a warp, not a multiple of the 256-thread block.
+LN_SHAPES = [(1, 1), (3, 31), (5, 256), (2, 300), (4, 1000), (0, 5)]
+
+
+@pytest.mark.parametrize("affine", [False, True])
+@pytest.mark.parametrize("shape", LN_SHAPES, ids=str)
+def test_layer_norm_every_backend(rng, backend, shape, affine):
+    m, n = shape
+    x, dy = randn(rng, m, n) * np.float32(3) + np.float32(1), randn(rng, m, n)
+    w, b = (randn(rng, n), randn(rng, n)) if affine else (None, None)
+    y, mean, rstd = backend.run.layer_norm_forward(x, (n,), w, b, 1e-5)
+    assert mean.shape == rstd.shape == (m, 1)
+    y_ref, mean_ref, rstd_ref = ref.layer_norm_forward(x, (n,), w, b, 1e-5)
+    tol = (n + 16) * EPS32 * 8  # float32 sums of n terms in a tree (the CPU sums in chunks)
+    np.testing.assert_allclose(mean.reshape(m), mean_ref.reshape(m), rtol=tol, atol=tol * 3)
+    np.testing.assert_allclose(rstd.reshape(m), rstd_ref.reshape(m), rtol=tol)
+    np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol * 4)
+    cpu = ops.layer_norm_forward(x, (n,), w, b, 1e-5)[0]
+    np.testing.assert_allclose(y, cpu, rtol=tol, atol=tol * 4)
+    dx, dw, db = backend.run.layer_norm_backward(dy, x, mean, rstd, w)
+    dx_ref, dw_ref, db_ref = ref.layer_norm_backward(dy, x, mean.reshape(m, 1), rstd.reshape(m, 1), w)
+    scale = float(np.abs(dx_ref).max()) if m * n else 1.0
+    np.testing.assert_allclose(dx, dx_ref, rtol=0, atol=tol * 8 * max(scale, 1.0))
+    if affine:
+        mt = (m + 16) * EPS32 * 8
+        np.testing.assert_allclose(dw, dw_ref, rtol=mt, atol=mt * max(1.0, m))
+        np.testing.assert_allclose(db, db_ref, rtol=mt, atol=mt * max(1.0, m))
+    else:
+        assert dw is None and db is None
+
+
+@pytest.mark.parametrize("affine", [False, True])
+def test_layer_norm_matches_the_cpu_every_backend(rng, backend, affine):
+    P, G = backend.put, backend.get
+    x, dy = randn(rng, 7, 300), randn(rng, 7, 300)
+    w, b = (randn(rng, 300), randn(rng, 300)) if affine else (None, None)
+    g = lambda a: None if a is None else P(a)  # noqa: E731
+    y, mean, rstd = ops.layer_norm_forward(x, (300,), w, b)
+    gy, gmean, grstd = ops.layer_norm_forward(P(x), (300,), g(w), g(b))
+    np.testing.assert_allclose(G(gy), y, rtol=1e-4, atol=1e-4)
+    dx, dw, db = ops.layer_norm_backward(dy, x, mean, rstd, w)
+    gdx, gdw, gdb = ops.layer_norm_backward(P(dy), P(x), gmean, grstd, g(w))
+    np.testing.assert_allclose(G(gdx), dx, rtol=1e-4, atol=1e-4)
+    if affine:
+        np.testing.assert_allclose(G(gdw), dw, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(G(gdb), db, rtol=1e-4, atol=1e-4)

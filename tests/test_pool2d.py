@@ -408,3 +408,86 @@ def test_bad_layout_and_overlap(rng):
     y, _ = ops.max_pool2d_forward(x, 2)
     with pytest.raises(ValueError, match="not to share memory"):
         ops.avg_pool2d_backward(y, x, 2, out=x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every backend (conftest.backend: the CPU at each ISA, the emulated device in each fiber order,
+# a GPU when present), against the float64 reference and the CPU's default path.
+
+# (N, C, H, W, kernel, stride, padding, dilation, ceil_mode): overlapping and disjoint windows,
+# padding, dilation, ceil mode, one pixel, rectangular everything.
+POOL_CASES = [
+    (2, 3, 9, 8, 3, 2, 1, 1, True),
+    (1, 2, 7, 7, 2, 2, 0, 1, False),
+    (2, 1, 10, 11, 3, 1, 1, 2, False),
+    (1, 1, 1, 1, 1, 1, 0, 1, False),
+    (2, 2, 5, 6, (2, 3), (1, 2), (1, 1), 1, True),
+]
+
+
+@pytest.mark.parametrize("case", POOL_CASES, ids=str)
+def test_pool2d_every_backend(rng, backend, case):
+    N, C, H, W, k, s, p, d, ceil = case
+    x = randn(rng, N, C, H, W)
+    x[0, 0, 0, :2] = np.nan if H * W > 4 else x[0, 0, 0, :2]  # NaN wins the window
+    y, idx = backend.run.max_pool2d_forward(x, k, s, p, d, ceil, None, None)
+    y_cpu, idx_cpu = ops.max_pool2d_forward(x, k, s, p, d, ceil)
+    np.testing.assert_array_equal(y, y_cpu)  # the same window walk: the same bits and indices
+    np.testing.assert_array_equal(idx, idx_cpu)
+    dy = randn(rng, *y.shape)
+    for relu in (False, True):
+        xr = np.maximum(x, 0) if relu else x
+        dx = backend.run.max_pool2d_backward(dy, xr, idx, k, s, p, d, ceil, relu, None)
+        want = ops.max_pool2d_backward(dy, xr, idx_cpu, k, s, p, d, ceil, relu=relu)
+        np.testing.assert_allclose(dx, want, rtol=1e-6, atol=1e-6)  # atomic adds in any order
+    if d == 1:
+        xa = np.nan_to_num(x)
+        for cip in (True, False):
+            ya = backend.run.avg_pool2d_forward(xa, k, s, p, ceil, cip, None)
+            np.testing.assert_allclose(ya, ops.avg_pool2d_forward(xa, k, s, p, ceil, cip), rtol=1e-6, atol=1e-6)
+            dya = randn(rng, *ya.shape)
+            np.testing.assert_allclose(
+                backend.run.avg_pool2d_backward(dya, xa, k, s, p, ceil, cip, None),
+                ops.avg_pool2d_backward(dya, xa, k, s, p, ceil, cip),
+                rtol=1e-5,
+                atol=1e-6,
+            )
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 1, 1), (1, 2, 17, 19), (3, 1, 40, 40)], ids=str)
+def test_global_avg_pool2d_every_backend(rng, backend, shape):
+    x = randn(rng, *shape)
+    y = backend.run.global_avg_pool2d_forward(x, None)
+    np.testing.assert_allclose(y, ops.global_avg_pool2d_forward(x), rtol=4e-6, atol=1e-6)
+    dy = randn(rng, *y.shape)
+    np.testing.assert_allclose(
+        backend.run.global_avg_pool2d_backward(dy, x, None), ops.global_avg_pool2d_backward(dy, x), rtol=1e-6, atol=0
+    )
+
+
+def test_pooling_matches_the_cpu_every_backend(rng, backend):
+    P, G = backend.put, backend.get
+    x = randn(rng, 2, 3, 9, 8)
+    y, idx = ops.max_pool2d_forward(x, 3, 2, 1, 1, True)
+    gy, gidx = ops.max_pool2d_forward(P(x), 3, 2, 1, 1, True)
+    np.testing.assert_array_equal(G(gy), y)
+    np.testing.assert_array_equal(G(gidx), idx)
+    dy = randn(rng, *y.shape)
+    np.testing.assert_allclose(
+        G(ops.max_pool2d_backward(P(dy), P(x), gidx, 3, 2, 1, 1, True)),
+        ops.max_pool2d_backward(dy, x, idx, 3, 2, 1, 1, True),
+        rtol=1e-6,
+        atol=1e-6,
+    )
+    ya = ops.avg_pool2d_forward(x, 2, 1, 1, False, False)
+    np.testing.assert_allclose(G(ops.avg_pool2d_forward(P(x), 2, 1, 1, False, False)), ya, rtol=1e-6, atol=1e-6)
+    dya = randn(rng, *ya.shape)
+    np.testing.assert_allclose(
+        G(ops.avg_pool2d_backward(P(dya), P(x), 2, 1, 1, False, False)),
+        ops.avg_pool2d_backward(dya, x, 2, 1, 1, False, False),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        G(ops.global_avg_pool2d_forward(P(x))), ops.global_avg_pool2d_forward(x), rtol=1e-5, atol=1e-6
+    )

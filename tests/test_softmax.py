@@ -263,3 +263,81 @@ def test_bad_input(rng):
         ops.softmax_forward(x, out=ro)
     with pytest.raises(ValueError, match="overlap|share"):
         ops.cross_entropy_backward(np.float32(1), x, t, out=x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every backend (conftest.backend: the CPU at each ISA, the emulated device in each fiber order,
+# a GPU when present), against the float64 reference and the CPU's default path.
+
+# Rows (warp per row: row lengths below, at and past 32; row counts not a multiple of the
+# block's 8 warps) and columns (softmax over a middle axis).
+SOFTMAX_CASES = [((1, 1), -1), ((9, 31), -1), ((17, 32), -1), ((3, 100), -1), ((2, 5, 7), 1), ((4, 3), 0)]
+
+
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("shape,dim", SOFTMAX_CASES, ids=str)
+def test_softmax_every_backend(rng, backend, shape, dim, log):
+    x, dy = randn(rng, *shape) * np.float32(3), randn(rng, *shape)
+    y = (backend.run.log_softmax_forward if log else backend.run.softmax_forward)(x, dim, None)
+    want = (ref.log_softmax_forward if log else ref.softmax_forward)(x, dim)
+    n = shape[dim]
+    np.testing.assert_allclose(y, want, rtol=(n + 8) * EPS32 * 4, atol=(n + 8) * EPS32 * (4 if log else 1e-3))
+    cpu = (ops.log_softmax_forward if log else ops.softmax_forward)(x, dim)
+    np.testing.assert_allclose(y, cpu, rtol=(n + 8) * EPS32 * 4, atol=(n + 8) * EPS32)
+    dx = (backend.run.log_softmax_backward if log else backend.run.softmax_backward)(dy, y, dim, None)
+    want = (ref.log_softmax_backward if log else ref.softmax_backward)(dy, y, dim)
+    scale = np.abs(dy).max() * (n + 4)
+    np.testing.assert_allclose(dx, want, rtol=0, atol=float(scale * EPS32 * 8))
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("shape", [(1, 1), (9, 5), (17, 33), (3, 100)], ids=str)
+def test_cross_entropy_rows_every_backend(rng, backend, shape, weighted, smoothing):
+    M, C = shape
+    x = randn(rng, M, C) * np.float32(3)
+    t = rng.integers(0, C, M).astype(np.int64)
+    t[::4] = -100  # ignored rows
+    w = np.abs(randn(rng, C)) + np.float32(0.5) if weighted else None
+    loss, wt = backend.run.cross_entropy_rows(x, t, w, -100, smoothing)
+    want = ref.cross_entropy_forward(x, t, w, -100, smoothing, reduction="none")
+    tol = (C + 8) * EPS32 * 8
+    np.testing.assert_allclose(loss, want, rtol=tol, atol=tol * (1 + np.abs(x).max()))
+    keep = t != -100
+    np.testing.assert_array_equal(wt[~keep], 0)
+    np.testing.assert_allclose(wt[keep], 1.0 if w is None else w[t[keep]], rtol=0)
+    scale = randn(rng, M)
+    dx = backend.run.cross_entropy_backward_rows(x, t, w, -100, smoothing, scale, None)
+    want = ref.cross_entropy_backward(scale, x, t, w, -100, smoothing, reduction="none")
+    np.testing.assert_allclose(dx, want, rtol=tol, atol=tol * float(np.abs(scale).max()) * (2 if w is None else 4))
+
+
+@pytest.mark.parametrize("shape,dim", [((37, 100), -1), ((2, 5, 7), 1)], ids=str)
+def test_softmax_matches_the_cpu_every_backend(rng, backend, shape, dim):
+    P, G = backend.put, backend.get
+    x, dy = randn(rng, *shape), randn(rng, *shape)
+    for fwd, bwd in ((ops.softmax_forward, ops.softmax_backward), (ops.log_softmax_forward, ops.log_softmax_backward)):
+        y = fwd(x, dim)
+        gy = fwd(P(x), dim)
+        np.testing.assert_allclose(G(gy), y, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(G(bwd(P(dy), gy, dim)), bwd(dy, y, dim), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_matches_the_cpu_every_backend(rng, backend, reduction):
+    P, G = backend.put, backend.get
+    x, w = randn(rng, 6, 5, 3), np.abs(randn(rng, 5)) + np.float32(0.5)
+    t = rng.integers(0, 5, (6, 3)).astype(np.int64)
+    t[0, 0] = -100
+    kw = dict(weight=w, label_smoothing=0.1, reduction=reduction)
+    loss = ops.cross_entropy_forward(x, t, **kw)
+    gkw = dict(kw, weight=P(w))
+    gloss = ops.cross_entropy_forward(P(x), P(t), **gkw)
+    np.testing.assert_allclose(G(gloss), loss, rtol=1e-5, atol=1e-6)
+    g = np.ones_like(loss)
+    np.testing.assert_allclose(
+        G(ops.cross_entropy_backward(P(g), P(x), P(t), **gkw)),
+        ops.cross_entropy_backward(g, x, t, **kw),
+        rtol=1e-5,
+        atol=1e-6,
+    )
