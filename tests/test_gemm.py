@@ -950,3 +950,14 @@ def test_gemm_matches_the_cpu_every_backend(rng, backend, shape, ta, tb):
     got = ops.gemm(P(a), P(b), trans_a=ta, trans_b=tb, bias=P(bias), activation="relu")
     want = ops.gemm(a, b, trans_a=ta, trans_b=tb, bias=bias, activation="relu")
     np.testing.assert_allclose(G(got), want, rtol=1e-4, atol=1e-4 * np.sqrt(K))
+
+
+def test_huge_strided_operand_is_refused_before_it_is_copied():
+    """A broadcast view of 2^31 + 1 columns (stride 0: no memory) is refused by the size rules
+    before gemm makes it contiguous (which would write 8 GB first)."""
+    a = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape=(1, 2**31 + 1), strides=(0, 0))
+    with pytest.raises(ValueError, match="fastnn.ops.gemm: expected a to have at most 2\\^31-1 elements per matrix"):
+        ops.gemm(a, np.empty((2**31 + 1, 0), np.float32))
+    b = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape=(2**16, 2**16, 1, 1), strides=(0, 0, 0, 0))
+    with pytest.raises(ValueError, match="expected the batch of b to have at most 2\\^31-1 matrices"):
+        ops.gemm(np.zeros((1, 1), np.float32), b)

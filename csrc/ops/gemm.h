@@ -78,7 +78,8 @@ struct GemmCall {
 GemmCall gemm_meta(const ArrayRef& a, bool trans_a, const ArrayRef& b, bool trans_b, const ArrayRef& c,
                    const ArrayRef& out, float alpha, float beta, const ArrayRef& bias,
                    const std::string* activation);
-// x float32 with at least 2 dimensions (the first checks of gemm_meta, before any copy).
+// x float32 with at least 2 dimensions, each matrix and the batch count within the 32-bit limits:
+// the checks of an operand before any copy of it.
 void gemm_operand_check(const ArrayRef& x);
 // A transposed view (x.T, x.mT: the last two axes swapped relative to C order) becomes its
 // C-contiguous transpose with *trans flipped, read in place: true if x was one.

@@ -82,6 +82,22 @@ void gemm_operand_check(const ArrayRef& x) {
     fail(std::string("expected ") + x.name + " to have at least 2 dimensions, got shape " +
          shape_str(x.shape));
   }
+  // Each matrix and the batch count within the 32-bit limits before anything is copied (a
+  // strided input is made contiguous only after this: a broadcast view of 2^31 columns must not
+  // become 8 GB first).
+  const int64_t rows = x.shape[x.ndim() - 2], cols = x.shape[x.ndim() - 1];
+  if (rows > kMax32 || cols > kMax32 || rows * cols > kMax32) {
+    fail(std::string("expected ") + x.name + " to have at most 2^31-1 elements per matrix, got shape " +
+         shape_str(x.shape));
+  }
+  int64_t items = 1;
+  for (int i = 0; i < x.ndim() - 2; ++i) {
+    if (x.shape[i] != 0 && items > kMax32 / x.shape[i]) {
+      fail(std::string("expected the batch of ") + x.name + " to have at most 2^31-1 matrices, got shape " +
+           shape_str(x.shape));
+    }
+    items *= x.shape[i];
+  }
 }
 
 bool gemm_transposed_view(ArrayRef* x, bool* trans) {
