@@ -884,3 +884,15 @@ def test_compute_sanitizer_is_clean_on_conv2d(tool):
     GPU and the tool on PATH)."""
     _cupy()
     compute_sanitizer(tool, GPU_SCRIPT)
+
+
+def test_sizes_past_32_bits_are_refused_and_empty_planes_cost_nothing():
+    """A stride or padding past 2^31-1 is a ValueError before any work; the bias gradient of
+    empty planes is zero without a loop over a batch of 2^40 (no memory: a 0-size array)."""
+    x, w = np.zeros((1, 1, 4, 4), np.float32), np.zeros((1, 1, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="conv2d: expected every size, stride, padding and dilation"):
+        ops.conv2d_forward(x, w, stride=2**31)
+    with pytest.raises(ValueError, match="conv2d: expected every size, stride, padding and dilation"):
+        ops.conv2d_forward(x, w, padding=2**40)
+    db = ops.conv2d_backward_bias(np.empty((2**40, 3, 0, 5), np.float32))
+    np.testing.assert_array_equal(db, np.zeros(3, np.float32))

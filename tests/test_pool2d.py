@@ -491,3 +491,16 @@ def test_pooling_matches_the_cpu_every_backend(rng, backend):
     np.testing.assert_allclose(
         G(ops.global_avg_pool2d_forward(P(x))), ops.global_avg_pool2d_forward(x), rtol=1e-5, atol=1e-6
     )
+
+
+def test_window_offsets_cost_nothing_and_sizes_past_32_bits_are_refused():
+    """The first tap inside the input is found in O(1), however much padding precedes it (a
+    window of 2^30 with padding 2^29 over a 2x2 image); kernel, stride, padding or dilation past
+    2^31-1 is a ValueError (their products would overflow)."""
+    x = np.ones((1, 1, 2, 2), np.float32)
+    y, idx = ops.max_pool2d_forward(x, 2**30, None, 2**29)
+    assert y.shape == (1, 1, 1, 1) and y[0, 0, 0, 0] == 1.0
+    assert ops.avg_pool2d_forward(x, 2**30, None, 2**29).shape == (1, 1, 1, 1)
+    for k, p in [(2**40, 2**39), ((1, 2**33), (0, 2**32))]:
+        with pytest.raises(ValueError, match="max_pool2d_forward: expected kernel_size, stride, padding and dilation"):
+            ops.max_pool2d_forward(x, k, None, p)

@@ -18,8 +18,8 @@ inline void max_one(const Pool2dShape& s, const float* x, int64_t oh, int64_t ow
   int64_t h0 = oh * s.SH - s.PH, w0 = ow * s.SW - s.PW;
   const int64_t h1 = std::min(h0 + (s.KH - 1) * s.DH + 1, s.H);
   const int64_t w1 = std::min(w0 + (s.KW - 1) * s.DW + 1, s.W);
-  while (h0 < 0) h0 += s.DH;
-  while (w0 < 0) w0 += s.DW;
+  if (h0 < 0) h0 += (-h0 + s.DH - 1) / s.DH * s.DH;  // the first tap inside, in O(1)
+  if (w0 < 0) w0 += (-w0 + s.DW - 1) / s.DW * s.DW;  // the first tap inside, in O(1)
   float m = -std::numeric_limits<float>::infinity();
   int64_t mi = h0 * s.W + w0;
   for (int64_t ih = h0; ih < h1; ih += s.DH) {

@@ -27,8 +27,8 @@ __global__ void __launch_bounds__(THREADS)
     const float* xp = x + p * g.H * g.W;
     int64_t h0 = oh * g.SH - g.PH, w0 = ow * g.SW - g.PW;
     const int64_t h1 = min(h0 + (g.KH - 1) * g.DH + 1, g.H), w1 = min(w0 + (g.KW - 1) * g.DW + 1, g.W);
-    while (h0 < 0) h0 += g.DH;
-    while (w0 < 0) w0 += g.DW;
+    if (h0 < 0) h0 += (-h0 + g.DH - 1) / g.DH * g.DH;  // the first tap inside, in O(1)
+    if (w0 < 0) w0 += (-w0 + g.DW - 1) / g.DW * g.DW;  // the first tap inside, in O(1)
     float m = -INFINITY;
     int64_t mi = h0 * g.W + w0;
     for (int64_t ih = h0; ih < h1; ih += g.DH)

@@ -227,6 +227,7 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* dy, const float* 
 
 void conv2d_backward_bias(const Conv2dShape& s, const float* dy, float* db, int nthreads) {
   const int64_t OHW = s.OH() * s.OW();
+  const int64_t B = OHW == 0 ? 0 : s.B;  // empty planes: every sum is 0 (no loop over the batch)
   // Parallel over channels; each channel sums images in order, each image's plane in 16
   // independent float lanes (vectorisable without reassociation), lanes and images in double.
   parallel(static_cast<int>(std::min<int64_t>(nthreads, std::max<int64_t>(1, s.OC))), [&](int tid, int nt) {
@@ -234,7 +235,7 @@ void conv2d_backward_bias(const Conv2dShape& s, const float* dy, float* db, int 
     split_range(s.OC, tid, nt, &c0, &c1);
     for (long oc = c0; oc < c1; ++oc) {
       double total = 0.0;
-      for (int64_t b = 0; b < s.B; ++b) {
+      for (int64_t b = 0; b < B; ++b) {
         const float* p = dy + (b * s.OC + oc) * OHW;
         float lane[16] = {};
         int64_t i = 0;

@@ -55,6 +55,16 @@ void conv2d_check(const Conv2dShape& s) {
     fail("expected stride, dilation and groups >= 1");
   }
   if (s.PT < 0 || s.PB < 0 || s.PL < 0 || s.PR < 0) fail("expected non-negative padding");
+  const int64_t kMax32 = std::numeric_limits<int32_t>::max();
+  for (int64_t v :
+       {s.B, s.C, s.H, s.W, s.OC, s.KH, s.KW, s.SH, s.SW, s.PT, s.PB, s.PL, s.PR, s.DH, s.DW, s.G}) {
+    if (v > kMax32) {
+      fail("expected every size, stride, padding and dilation to be at most 2^31-1, got input (" +
+           std::to_string(s.B) + ", " + std::to_string(s.C) + ", " + std::to_string(s.H) + ", " +
+           std::to_string(s.W) + "), weight (" + std::to_string(s.OC) + ", _, " + std::to_string(s.KH) +
+           ", " + std::to_string(s.KW) + ")");
+    }
+  }
   if (s.C % s.G != 0 || s.OC % s.G != 0) {
     fail("expected in_channels " + std::to_string(s.C) + " and out_channels " + std::to_string(s.OC) +
          " to be divisible by groups " + std::to_string(s.G));

@@ -44,6 +44,13 @@ void pool2d_shape(const char* op, Pool2dShape* s) {
   if (s->SH < 1 || s->SW < 1) fail("stride should be greater than zero, but got " + pair(s->SH, s->SW));
   if (s->DH < 1 || s->DW < 1) fail("dilation should be greater than zero, but got " + pair(s->DH, s->DW));
   if (s->PH < 0 || s->PW < 0) fail("pad must be non-negative, but got " + pair(s->PH, s->PW));
+  const int64_t kMax = std::numeric_limits<int32_t>::max();
+  if (s->KH > kMax || s->KW > kMax || s->SH > kMax || s->SW > kMax || s->PH > kMax || s->PW > kMax ||
+      s->DH > kMax || s->DW > kMax) {
+    fail("expected kernel_size, stride, padding and dilation of at most 2^31-1, got kernel_size " +
+         pair(s->KH, s->KW) + ", stride " + pair(s->SH, s->SW) + ", padding " + pair(s->PH, s->PW) +
+         ", dilation " + pair(s->DH, s->DW));
+  }
   if (s->PH > s->KH / 2 || s->PW > s->KW / 2) {
     fail("pad should be at most half of kernel size, but got pad=" + pair(s->PH, s->PW) +
          ", kernel_size=" + pair(s->KH, s->KW));

@@ -58,7 +58,7 @@ void max_plane(const Pool2dShape& s, const float* x, float* y, int64_t* idx) {
     for (int64_t ow = 0; ow < lo; ++ow) max_one(s, x, oh, ow, yr + ow, ir + ow);
     int64_t h0 = oh * s.SH - s.PH;
     const int64_t h1 = std::min(h0 + (s.KH - 1) * s.DH + 1, s.H);
-    while (h0 < 0) h0 += s.DH;
+    if (h0 < 0) h0 += (-h0 + s.DH - 1) / s.DH * s.DH;  // the first tap inside, in O(1)
     for (int64_t ow = lo; ow < hi; ow += 16) {
       const int64_t m = std::min<int64_t>(16, hi - ow);
       const int64_t col = ow * SW - s.PW;
