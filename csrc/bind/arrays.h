@@ -93,6 +93,7 @@ inline ArrayRef ref_of(const py::array& x, const char* name) {
   }
   r.contiguous = (x.flags() & py::array::c_style) != 0;
   r.writeable = x.writeable();
+  r.kind = "numpy.ndarray";
   return r;
 }
 
@@ -115,6 +116,7 @@ struct NpArg {
     if (obj.is_none()) {
       ref.name = name;
       ref.present = false;
+      ref.kind = "numpy.ndarray";
       return;
     }
     array = np_array(op, name, obj, kind);

@@ -27,7 +27,8 @@ struct ArrayRef {
   int64_t itemsize = 0;    // bytes per element
   bool contiguous = true;  // C order
   bool writeable = true;
-  bool present = true;  // false: an optional argument left out (None)
+  bool present = true;         // false: an optional argument left out (None)
+  const char* kind = "array";  // what the binding's arrays are called ("numpy.ndarray")
 
   int ndim() const { return static_cast<int>(shape.size()); }
   int64_t numel() const;
@@ -54,9 +55,9 @@ class ArgError : public std::invalid_argument {
 
 std::string shape_str(const std::vector<int64_t>& shape);  // "(2, 3)", "(4,)"
 
-// a is float32 (TypeError) and C-contiguous (ValueError).
+// a is float32 (TypeError) and C-contiguous (ValueError); an absent a is a TypeError.
 void check_f32(const char* op, const ArrayRef& a);
-// a is int64 (TypeError) and C-contiguous (ValueError).
+// a is int64 (TypeError) and C-contiguous (ValueError); an absent a is a TypeError.
 void check_i64(const char* op, const ArrayRef& a);
 // a is float32, C-contiguous and of `ndim` dimensions; `layout` names them ("NCHW").
 void check_f32_nd(const char* op, const ArrayRef& a, int ndim, const char* layout);

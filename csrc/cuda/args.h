@@ -25,6 +25,7 @@ struct DevArg {
 
   DevArg(const char* op, const char* name, const py::handle& o) {
     ref.name = name;
+    ref.kind = "CUDA array";
     if (o.is_none()) {
       ref.present = false;
       return;

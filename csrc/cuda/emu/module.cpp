@@ -1,7 +1,9 @@
 // _fastnn_cuda_emu: the CUDA kernels of csrc/cuda, compiled as host C++ against the emulator,
 // callable on NumPy arrays (host memory stands in for device memory). A test-only module:
 // built with -DFASTNN_CUDA_EMULATION=ON, never installed. Outputs start as NaN, so an element
-// a kernel never writes shows in the comparison.
+// a kernel never writes shows in the comparison. The ops with a meta function (conv2d,
+// pooling, the recurrent layers) have no NumPy-level entry here: tests call
+// fastnn._cuda's own entries, the submodule `device`, with the CPU entries' arguments.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -14,7 +16,6 @@
 #include "ops/attention.h"
 #include "ops/batchnorm.h"
 #include "ops/optim.h"
-#include "ops/rnn.h"
 
 namespace fastnn {
 namespace cuda {
@@ -219,75 +220,6 @@ Array cross_entropy_backward_rows(Array x, Index t, py::object weight, int64_t i
   return dx;
 }
 
-// Recurrent layers: cell 0 tanh RNN, 1 relu RNN, 2 LSTM, 3 GRU (fastnn::RnnCell). The shape
-// comes from x (T, B, I) and w_hh (G*H, H); the others are checked against it. The scratch, like
-// the outputs, starts as NaN.
-fastnn::RnnShape rnn_shape(int cell, bool reverse, const Array& x, const Array& w_hh) {
-  fastnn::RnnShape s;
-  if (cell < 0 || cell > 3) throw std::invalid_argument("rnn: cell must be 0..3");
-  s.cell = static_cast<fastnn::RnnCell>(cell);
-  s.reverse = reverse;
-  if (x.ndim() != 3 || w_hh.ndim() != 2 || w_hh.shape(0) != s.gates() * w_hh.shape(1))
-    throw std::invalid_argument("rnn: x (T, B, I) and w_hh (G*H, H)");
-  s.T = x.shape(0), s.B = x.shape(1), s.I = x.shape(2), s.H = w_hh.shape(1);
-  return s;
-}
-
-const float* rnn_opt(const py::object& o, Array* keep, const std::vector<py::ssize_t>& shape,
-                     const char* what) {
-  if (o.is_none()) return nullptr;
-  *keep = o.cast<Array>();
-  if (shape_of(*keep) != shape) throw std::invalid_argument(std::string("rnn: ") + what + " shape");
-  return keep->data();
-}
-
-py::tuple rnn_forward(int cell, bool reverse, Array x, py::object h0, py::object c0, Array w_ih, Array w_hh,
-                      py::object b_ih, py::object b_hh) {
-  const fastnn::RnnShape s = rnn_shape(cell, reverse, x, w_hh);
-  const bool lstm = s.cell == fastnn::RnnCell::Lstm;
-  const py::ssize_t T = s.T, B = s.B, I = s.I, H = s.H, GH = s.gates() * s.H;
-  if (shape_of(w_ih) != std::vector<py::ssize_t>{GH, I}) throw std::invalid_argument("rnn: w_ih shape");
-  Array h0a, c0a, bia, bha;
-  const float* h0p = rnn_opt(h0, &h0a, {B, H}, "h0");
-  const float* c0p = lstm ? rnn_opt(c0, &c0a, {B, H}, "c0") : nullptr;
-  const float* bip = rnn_opt(b_ih, &bia, {GH}, "b_ih");
-  const float* bhp = rnn_opt(b_hh, &bha, {GH}, "b_hh");
-  Array y = poisoned_like({T, B, H}), h_n = poisoned_like({B, H}), c_n = poisoned_like({lstm ? B : 0, H});
-  Array ws = poisoned_like({fastnn::cuda::rnn_workspace_floats(s)});
-  Array scratch = poisoned_like({fastnn::cuda::rnn_scratch_floats(s, false)});
-  fastnn::cuda::rnn_forward(s, x.data(), h0p, c0p, w_ih.data(), w_hh.data(), bip, bhp, y.mutable_data(),
-                            h_n.mutable_data(), lstm ? c_n.mutable_data() : nullptr, ws.mutable_data(),
-                            scratch.mutable_data(), nullptr);
-  return py::make_tuple(y, h_n, lstm ? py::object(c_n) : py::object(py::none()), ws);
-}
-
-py::tuple rnn_backward(int cell, bool reverse, py::object dy, py::object dh_n, py::object dc_n, Array x,
-                       py::object h0, py::object c0, Array w_ih, Array w_hh, py::object y, Array ws) {
-  const fastnn::RnnShape s = rnn_shape(cell, reverse, x, w_hh);
-  const bool lstm = s.cell == fastnn::RnnCell::Lstm;
-  const py::ssize_t T = s.T, B = s.B, I = s.I, H = s.H, GH = s.gates() * s.H;
-  if (shape_of(w_ih) != std::vector<py::ssize_t>{GH, I}) throw std::invalid_argument("rnn: w_ih shape");
-  if (ws.size() != fastnn::cuda::rnn_workspace_floats(s)) throw std::invalid_argument("rnn: ws size");
-  Array dya, dhna, dcna, h0a, c0a, ya;
-  const float* dyp = rnn_opt(dy, &dya, {T, B, H}, "dy");
-  const float* dhnp = rnn_opt(dh_n, &dhna, {B, H}, "dh_n");
-  const float* dcnp = lstm ? rnn_opt(dc_n, &dcna, {B, H}, "dc_n") : nullptr;
-  const float* h0p = rnn_opt(h0, &h0a, {B, H}, "h0");
-  const float* c0p = lstm ? rnn_opt(c0, &c0a, {B, H}, "c0") : nullptr;
-  const float* yp = rnn_opt(y, &ya, {T, B, H}, "y");
-  if (!yp && (T > 1 || !(lstm || s.cell == fastnn::RnnCell::Gru)))
-    throw std::invalid_argument("rnn: y needed");
-  Array dx = poisoned_like({T, B, I}), dh0 = poisoned_like({B, H}), dc0 = poisoned_like({lstm ? B : 0, H});
-  Array dw_ih = poisoned_like({GH, I}), dw_hh = poisoned_like({GH, H});
-  Array db_ih = poisoned_like({GH}), db_hh = poisoned_like({GH});
-  Array scratch = poisoned_like({fastnn::cuda::rnn_scratch_floats(s, true)});
-  fastnn::cuda::rnn_backward(s, dyp, dhnp, dcnp, x.data(), h0p, c0p, w_ih.data(), w_hh.data(), yp, ws.data(),
-                             dx.mutable_data(), dh0.mutable_data(), lstm ? dc0.mutable_data() : nullptr,
-                             dw_ih.mutable_data(), dw_hh.mutable_data(), db_ih.mutable_data(),
-                             db_hh.mutable_data(), scratch.mutable_data(), nullptr);
-  return py::make_tuple(dx, dh0, lstm ? py::object(dc0) : py::object(py::none()), dw_ih, dw_hh, db_ih, db_hh);
-}
-
 // Batch norm (x (N, C, H, W)); running statistics updated in place, so they must already be
 // float32 C-contiguous (C,) arrays (no converting copy).
 fastnn::BatchNormArgs bn_args(const Array& x, bool training, double momentum, double eps) {
@@ -456,12 +388,6 @@ PYBIND11_MODULE(_fastnn_cuda_emu, m) {
   m.def("adam_step", &adam_step);
   m.def("cross_entropy_rows", &cross_entropy_rows);
   m.def("cross_entropy_backward_rows", &cross_entropy_backward_rows);
-  m.def("rnn_forward", &rnn_forward, py::arg("cell"), py::arg("reverse"), py::arg("x"), py::arg("h0"),
-        py::arg("c0"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih") = py::none(),
-        py::arg("b_hh") = py::none(), "(y, h_n, c_n or None, ws)");
-  m.def("rnn_backward", &rnn_backward, py::arg("cell"), py::arg("reverse"), py::arg("dy"), py::arg("dh_n"),
-        py::arg("dc_n"), py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("w_ih"), py::arg("w_hh"),
-        py::arg("y"), py::arg("ws"), "(dx, dh0, dc0 or None, dw_ih, dw_hh, db_ih, db_hh)");
   m.def("batch_norm2d_forward", &batch_norm2d_forward, py::arg("x"), py::arg("weight"), py::arg("bias"),
         py::arg("running_mean"), py::arg("running_var"), py::arg("training"), py::arg("momentum") = 0.1,
         py::arg("eps") = 1e-5);
