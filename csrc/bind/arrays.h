@@ -84,12 +84,15 @@ inline ArrayRef ref_of(const py::array& x, const char* name) {
   r.name = name;
   r.data = reinterpret_cast<uintptr_t>(x.data());
   r.shape = shape_of(x);
+  r.strides.assign(x.strides(), x.strides() + x.ndim());
   r.itemsize = x.itemsize();
   r.dtype_name = py::str(x.dtype());
   if (x.dtype().equal(py::dtype::of<float>())) {
     r.dtype = DType::Float32;
   } else if (x.dtype().equal(py::dtype::of<int64_t>())) {
     r.dtype = DType::Int64;
+  } else if (x.dtype().equal(py::dtype::of<bool>())) {
+    r.dtype = DType::Bool;
   }
   r.contiguous = (x.flags() & py::array::c_style) != 0;
   r.writeable = x.writeable();

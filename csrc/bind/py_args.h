@@ -1,10 +1,11 @@
 // Python arguments that are not arrays, read the same way by every module (fastnn._core and
-// fastnn._cuda): ints or pairs as torch's _pair takes them, strict bools, and pooling's options.
-// Failures are ArgError (TypeError / ValueError naming the op).
+// fastnn._cuda): ints or pairs as torch's _pair takes them, strict bools, pooling's options and
+// attention's scale. Failures are ArgError (TypeError / ValueError naming the op).
 #pragma once
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -67,6 +68,17 @@ inline Pool2dShape pool2d_params(const char* op, pybind11::handle kernel, pybind
   std::tie(s.DH, s.DW) = pair_arg(op, "dilation", dilation);
   s.ceil_mode = bool_arg(op, "ceil_mode", ceil_mode);
   return s;
+}
+
+// Attention's scale: None (the meta function's default, 1 / sqrt(HD)) or a float (an int too);
+// whether it is finite is the meta function's rule.
+inline std::optional<double> scale_arg(const char* op, pybind11::handle obj) {
+  namespace py = pybind11;
+  if (obj.is_none()) return std::nullopt;
+  if (!py::isinstance<py::float_>(obj) && !py::isinstance<py::int_>(obj)) {
+    arg_type_fail(op, "expected scale to be None or a float, got " + type_name(obj));
+  }
+  return obj.cast<double>();
 }
 
 }  // namespace fastnn::bind

@@ -16,12 +16,13 @@
 
 namespace fastnn {
 
-enum class DType { Float32, Int64, Other };
+enum class DType { Float32, Int64, Bool, Other };
 
 struct ArrayRef {
   const char* name = "";  // the argument's name in messages
   uintptr_t data = 0;     // first byte (device or host)
   std::vector<int64_t> shape;
+  std::vector<int64_t> strides;  // bytes from one element to the next along each dim
   DType dtype = DType::Other;
   std::string dtype_name;  // "float32", "int64", ... as NumPy spells it
   int64_t itemsize = 0;    // bytes per element

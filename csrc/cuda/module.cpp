@@ -1,5 +1,5 @@
 // fastnn._cuda: the CUDA kernels. Two kinds of entries. Those of the ops with a meta function
-// (conv2d, pooling, the recurrent layers) take the CPU entries' arguments plus
+// (conv2d, pooling, the recurrent layers, attention) take the CPU entries' arguments plus
 // fastnn.cuda's runtime object (fastnn.cuda.run): they read __cuda_array_interface__
 // (csrc/cuda/args.h), apply the op's rules shared with the CPU binding and allocate through the
 // runtime. The others are thin: python/fastnn/cuda.py reads the arrays, checks them, allocates
@@ -72,24 +72,6 @@ int runtime_version() {
   return cudaRuntimeGetVersion(&v) == cudaSuccess ? v : 0;
 }
 #endif
-
-// Attention: dims (B, NH, L, S, HD, DV); mask_kind 0 none, 1 bool, 2 float32 (fastnn::AttnMask),
-// read at the element strides (b, h, i, j) of mask_strides (fastnn.cuda computes them).
-fastnn::AttentionArgs attention_args(py::tuple dims, Ptr q, Ptr k, Ptr v, int mask_kind, Ptr mask,
-                                     py::tuple mask_strides, bool causal, float scale) {
-  if (dims.size() != 6 || mask_strides.size() != 4 || mask_kind < 0 || mask_kind > 2)
-    throw std::invalid_argument("attention: dims (B, NH, L, S, HD, DV), mask_kind 0..2 and 4 mask strides");
-  fastnn::AttentionArgs a;
-  a.B = dims[0].cast<int64_t>(), a.NH = dims[1].cast<int64_t>(), a.L = dims[2].cast<int64_t>();
-  a.S = dims[3].cast<int64_t>(), a.D = dims[4].cast<int64_t>(), a.DV = dims[5].cast<int64_t>();
-  a.q = ptr<const float>(q), a.k = ptr<const float>(k), a.v = ptr<const float>(v);
-  a.mask_kind = static_cast<fastnn::AttnMask>(mask_kind);
-  a.mask = ptr<const void>(mask);
-  a.msb = mask_strides[0].cast<int64_t>(), a.msh = mask_strides[1].cast<int64_t>();
-  a.msl = mask_strides[2].cast<int64_t>(), a.mss = mask_strides[3].cast<int64_t>();
-  a.causal = causal, a.scale = scale;
-  return a;
-}
 
 void bind_gemm(py::module_& m) {
   m.def("gemm",
@@ -491,24 +473,65 @@ void bind_rnn(py::module_& m) {
         });
 }
 
-// Attention (attention_args above): out (B, NH, L, DV), lse (B, NH, L); the backward's delta is
-// device scratch of B * NH * L floats (fastnn.cuda allocates it).
+// Attention: the arguments as fastnn._core's scaled_dot_product_attention_* take them, checked
+// by attention's meta functions (csrc/ops/attention_meta.cpp), plus this device's one limit:
+// the kernels keep head dims in register and shared-memory tiles, so HD and DV are at most
+// kAttnMaxHeadDim. The last argument is the runtime; the backward's delta (dout_i . out_i) is
+// scratch of B * NH * L floats (at least one), allocated after the outputs.
+void check_head_dims(const char* op, const fastnn::AttentionArgs& a) {
+  constexpr int64_t lim = fastnn::cuda::kAttnMaxHeadDim;
+  if (a.D > lim || a.DV > lim) {
+    fastnn::arg_value_fail(op, "the CUDA kernels take head dims up to " + std::to_string(lim) + ", got HD " +
+                                   std::to_string(a.D) + " and DV " + std::to_string(a.DV) +
+                                   " (the CPU op has no such limit)");
+  }
+}
+
 void bind_attention(py::module_& m) {
-  m.def("scaled_dot_product_attention_forward",
-        [](py::tuple dims, Ptr q, Ptr k, Ptr v, int mask_kind, Ptr mask, py::tuple mask_strides, bool causal,
-           float scale, Ptr out, Ptr lse, Ptr stream) {
-          const auto a = attention_args(dims, q, k, v, mask_kind, mask, mask_strides, causal, scale);
-          py::gil_scoped_release nogil;
-          fastnn::cuda::attention_forward(a, ptr<float>(out), ptr<float>(lse), stream_of(stream));
-        });
+  using fastnn::bind::scale_arg;
+  using fastnn::cuda::dev_out;
+  using fastnn::cuda::DevArg;
+  m.def("scaled_dot_product_attention_forward", [](py::handle q_obj, py::handle k_obj, py::handle v_obj,
+                                                   py::handle mask_obj, bool causal, py::handle scale,
+                                                   py::handle rt) {
+    const char* op = "scaled_dot_product_attention_forward";
+    const DevArg q(op, "q", q_obj), k(op, "k", k_obj), v(op, "v", v_obj), mask(op, "attn_mask", mask_obj);
+    const auto a =
+        fastnn::attention_forward_meta(q.ref, k.ref, v.ref, mask.ref, causal, scale_arg(op, scale));
+    check_head_dims(op, a);
+    fastnn::ArrayRef out, lse;
+    py::object oo = dev_out(op, rt, py::none(), fastnn::attention_out_shape(q.ref, a), {}, &out);
+    py::object lo = dev_out(op, rt, py::none(), fastnn::attention_lse_shape(q.ref, a), {}, &lse);
+    void* st = fastnn::cuda::stream_of(rt);
+    {
+      py::gil_scoped_release nogil;
+      fastnn::cuda::attention_forward(a, out.ptr<float>(), lse.ptr<float>(), st);
+    }
+    return py::make_tuple(oo, lo);
+  });
   m.def("scaled_dot_product_attention_backward",
-        [](py::tuple dims, Ptr q, Ptr k, Ptr v, int mask_kind, Ptr mask, py::tuple mask_strides, bool causal,
-           float scale, Ptr dout, Ptr out, Ptr lse, Ptr dq, Ptr dk, Ptr dv, Ptr delta, Ptr stream) {
-          const auto a = attention_args(dims, q, k, v, mask_kind, mask, mask_strides, causal, scale);
-          py::gil_scoped_release nogil;
-          fastnn::cuda::attention_backward(a, ptr<const float>(dout), ptr<const float>(out),
-                                           ptr<const float>(lse), ptr<float>(dq), ptr<float>(dk),
-                                           ptr<float>(dv), ptr<float>(delta), stream_of(stream));
+        [](py::handle dout_obj, py::handle q_obj, py::handle k_obj, py::handle v_obj, py::handle out_obj,
+           py::handle lse_obj, py::handle mask_obj, bool causal, py::handle scale, py::handle rt) {
+          const char* op = "scaled_dot_product_attention_backward";
+          const DevArg dout(op, "dout", dout_obj), q(op, "q", q_obj), k(op, "k", k_obj), v(op, "v", v_obj),
+              out(op, "out", out_obj), lse(op, "lse", lse_obj), mask(op, "attn_mask", mask_obj);
+          const auto a = fastnn::attention_backward_meta(dout.ref, q.ref, k.ref, v.ref, out.ref, lse.ref,
+                                                         mask.ref, causal, scale_arg(op, scale));
+          check_head_dims(op, a);
+          fastnn::ArrayRef dq, dk, dv;
+          py::object dqo = dev_out(op, rt, py::none(), q.ref.shape, {}, &dq);
+          py::object dko = dev_out(op, rt, py::none(), k.ref.shape, {}, &dk);
+          py::object dvo = dev_out(op, rt, py::none(), v.ref.shape, {}, &dv);
+          float* delta = nullptr;
+          py::object keep = fastnn::cuda::dev_scratch(rt, std::max<int64_t>(1, a.B * a.NH * a.L), &delta);
+          void* st = fastnn::cuda::stream_of(rt);
+          {
+            py::gil_scoped_release nogil;
+            fastnn::cuda::attention_backward(a, dout.ref.ptr<const float>(), out.ref.ptr<const float>(),
+                                             lse.ref.ptr<const float>(), dq.ptr<float>(), dk.ptr<float>(),
+                                             dv.ptr<float>(), delta, st);
+          }
+          return py::make_tuple(dqo, dko, dvo);
         });
 }
 

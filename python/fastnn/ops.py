@@ -664,7 +664,7 @@ def scaled_dot_product_attention_forward(q, k, v, attn_mask=None, is_causal=Fals
     """(out (..., L, DV), lse (..., L)): lse is the log-sum-exp of each query's scaled, masked
     scores, kept for the backward; a query whose keys are all masked gets out = 0, lse = -inf."""
     if _gpu(q, k, v, attn_mask):
-        return _cuda.scaled_dot_product_attention_forward(q, k, v, attn_mask, is_causal, scale)
+        return _cuda.run("scaled_dot_product_attention_forward", q, k, v, attn_mask, bool(is_causal), scale)
     return _core.scaled_dot_product_attention_forward(q, k, v, attn_mask, bool(is_causal), scale)
 
 
@@ -672,5 +672,7 @@ def scaled_dot_product_attention_backward(dout, q, k, v, out, lse, attn_mask=Non
     """(dq, dk, dv) from dout (..., L, DV) and the forward's out and lse; the probabilities are
     recomputed tile by tile, never stored."""
     if _gpu(dout, q, k, v, out, lse, attn_mask):
-        return _cuda.scaled_dot_product_attention_backward(dout, q, k, v, out, lse, attn_mask, is_causal, scale)
+        return _cuda.run(
+            "scaled_dot_product_attention_backward", dout, q, k, v, out, lse, attn_mask, bool(is_causal), scale
+        )
     return _core.scaled_dot_product_attention_backward(dout, q, k, v, out, lse, attn_mask, bool(is_causal), scale)

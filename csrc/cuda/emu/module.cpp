@@ -2,7 +2,7 @@
 // callable on NumPy arrays (host memory stands in for device memory). A test-only module:
 // built with -DFASTNN_CUDA_EMULATION=ON, never installed. Outputs start as NaN, so an element
 // a kernel never writes shows in the comparison. The ops with a meta function (conv2d,
-// pooling, the recurrent layers) have no NumPy-level entry here: tests call
+// pooling, the recurrent layers, attention) have no NumPy-level entry here: tests call
 // fastnn._cuda's own entries, the submodule `device`, with the CPU entries' arguments.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -13,7 +13,6 @@
 #include <string>
 
 #include "cuda/kernels.h"
-#include "ops/attention.h"
 #include "ops/batchnorm.h"
 #include "ops/optim.h"
 
@@ -292,66 +291,6 @@ double grad_norm(py::sequence arrays, double p) {
   return part[static_cast<size_t>(total)];
 }
 
-// Attention on (B, NH, L, HD) arrays: the mask (None, or bool / float32 with any strides) is read
-// at the element strides (b, h, i, j) given, as fastnn.cuda passes them.
-struct Attention {
-  fastnn::AttentionArgs a;
-  py::array mask;  // kept alive for the call
-};
-
-Attention attention_args(const Array& q, const Array& k, const Array& v, const py::object& mask,
-                         const py::tuple& strides, bool causal, float scale) {
-  if (q.ndim() != 4 || k.ndim() != 4 || v.ndim() != 4) throw std::invalid_argument("attention: 4-D q, k, v");
-  Attention t;
-  fastnn::AttentionArgs& a = t.a;
-  a.B = q.shape(0), a.NH = q.shape(1), a.L = q.shape(2), a.D = q.shape(3), a.S = k.shape(2),
-  a.DV = v.shape(3);
-  if (k.shape(0) != a.B || k.shape(1) != a.NH || k.shape(3) != a.D || v.shape(0) != a.B ||
-      v.shape(1) != a.NH || v.shape(2) != a.S)
-    throw std::invalid_argument("attention: q, k, v shapes differ");
-  a.q = q.data(), a.k = k.data(), a.v = v.data();
-  a.causal = causal, a.scale = scale;
-  if (!mask.is_none()) {
-    t.mask = py::reinterpret_borrow<py::array>(mask);
-    if (t.mask.dtype().equal(py::dtype::of<bool>())) {
-      a.mask_kind = fastnn::AttnMask::Bool;
-    } else if (t.mask.dtype().equal(py::dtype::of<float>())) {
-      a.mask_kind = fastnn::AttnMask::Float;
-    } else {
-      throw std::invalid_argument("attention: mask of bool or float32");
-    }
-    if (strides.size() != 4) throw std::invalid_argument("attention: 4 mask strides");
-    a.mask = t.mask.data();
-    a.msb = strides[0].cast<int64_t>(), a.msh = strides[1].cast<int64_t>();
-    a.msl = strides[2].cast<int64_t>(), a.mss = strides[3].cast<int64_t>();
-  }
-  return t;
-}
-
-py::tuple attention_forward(Array q, Array k, Array v, py::object mask, py::tuple strides, bool causal,
-                            float scale) {
-  const Attention t = attention_args(q, k, v, mask, strides, causal, scale);
-  const auto& a = t.a;
-  Array out = poisoned_like({a.B, a.NH, a.L, a.DV}), lse = poisoned_like({a.B, a.NH, a.L});
-  fastnn::cuda::attention_forward(a, out.mutable_data(), lse.mutable_data(), nullptr);
-  return py::make_tuple(out, lse);
-}
-
-// (dq, dk, dv, delta): delta is the scratch of dout_i . out_i the backward fills first.
-py::tuple attention_backward(Array dout, Array q, Array k, Array v, Array out, Array lse, py::object mask,
-                             py::tuple strides, bool causal, float scale) {
-  const Attention t = attention_args(q, k, v, mask, strides, causal, scale);
-  const auto& a = t.a;
-  const std::vector<py::ssize_t> oshape = {a.B, a.NH, a.L, a.DV}, lshape = {a.B, a.NH, a.L};
-  if (shape_of(dout) != oshape || shape_of(out) != oshape || shape_of(lse) != lshape)
-    throw std::invalid_argument("attention: dout, out (B, NH, L, DV) and lse (B, NH, L)");
-  Array dq = poisoned_like(shape_of(q)), dk = poisoned_like(shape_of(k)), dv = poisoned_like(shape_of(v));
-  Array delta = poisoned_like(lshape);
-  fastnn::cuda::attention_backward(a, dout.data(), out.data(), lse.data(), dq.mutable_data(),
-                                   dk.mutable_data(), dv.mutable_data(), delta.mutable_data(), nullptr);
-  return py::make_tuple(dq, dk, dv, delta);
-}
-
 Array selftest(const std::string& name, Array in) {
   Array out = poisoned_like(shape_of(in));
   fastnn::cuda::emu_selftest(name, in.data(), out.mutable_data(), static_cast<int>(in.size()));
@@ -394,13 +333,6 @@ PYBIND11_MODULE(_fastnn_cuda_emu, m) {
   m.def("batch_norm2d_backward", &batch_norm2d_backward, py::arg("dy"), py::arg("x"), py::arg("weight"),
         py::arg("save_mean"), py::arg("save_invstd"), py::arg("training") = true);
   m.def("grad_norm", &grad_norm, py::arg("arrays"), py::arg("norm_type") = 2.0);
-  m.def("attention_forward", &attention_forward, py::arg("q"), py::arg("k"), py::arg("v"),
-        py::arg("mask") = py::none(), py::arg("mask_strides") = py::make_tuple(0, 0, 0, 0),
-        py::arg("causal") = false, py::arg("scale") = 1.0f, "(out, lse)");
-  m.def("attention_backward", &attention_backward, py::arg("dout"), py::arg("q"), py::arg("k"), py::arg("v"),
-        py::arg("out"), py::arg("lse"), py::arg("mask") = py::none(),
-        py::arg("mask_strides") = py::make_tuple(0, 0, 0, 0), py::arg("causal") = false,
-        py::arg("scale") = 1.0f, "(dq, dk, dv, delta)");
   m.def("selftest", &selftest,
         "Runs one of csrc/cuda/emu/selftest.cu's kernels (one block of in.size threads)");
 }
