@@ -215,15 +215,29 @@ def backend(request, monkeypatch):
 
 class Device:
     """The CUDA entries on the emulated device with the CPU entries' arguments (fastnn._core's,
-    through fastnn.cuda.run): NumPy in, NumPy out; outputs start as NaN (fake_cupy.empty)."""
+    through fastnn.cuda.run): NumPy in (copied to the device; device arrays pass as they are),
+    NumPy out (None stays None); outputs start as NaN (fake_cupy.empty). `made` holds host copies
+    of every array the last call allocated, in order: its outputs, then its scratch."""
 
     def __init__(self, cp):
         self.cp = cp
+        self.made = []
 
     def __getattr__(self, name):
         def call(*args):
             dev = [self.cp.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
-            r = fastnn.cuda.run(name, *dev)
+            made, empty = [], self.cp.empty
+
+            def recorded(shape, dtype=float):
+                made.append(empty(shape, dtype))
+                return made[-1]
+
+            self.cp.empty = recorded
+            try:
+                r = fastnn.cuda.run(name, *dev)
+            finally:
+                self.cp.empty = empty
+            self.made = [a.get() for a in made]
             return tuple(None if v is None else v.get() for v in r) if isinstance(r, tuple) else r.get()
 
         return call

@@ -1,7 +1,10 @@
-"""Scaled dot-product attention on CUDA arrays: fastnn.cuda's checks before any launch (with
-FakeDeviceArray, no GPU needed) and its mask strides; with a GPU and CuPy, the kernels against the
-float64 reference and the CPU op (error bounds shared with tests/test_cuda_emu_attention.py, which
-checks the same kernels on the emulator), bit-identical reruns, and compute-sanitizer."""
+"""Scaled dot-product attention on CUDA arrays: both devices apply attention's one set of meta
+functions (csrc/ops/attention_meta.cpp), so the device refuses exactly what the CPU refuses, in
+the same words, and reads every mask layout through its strides as the CPU does (on the emulated
+device, and on the CUDA module itself where built, every check before a launch:
+FakeDeviceArray); with a GPU and CuPy, the kernels against the float64 reference and the CPU op
+(error bounds shared with tests/test_cuda_emu_attention.py, which checks the same kernels on the
+emulator), bit-identical reruns, and compute-sanitizer."""
 
 import numpy as np
 import pytest
@@ -75,74 +78,174 @@ def check_attention(rng, run, q, k, v, mask=None, causal=False, scale=None):
     return out, lse, (dq, dk, dv)
 
 
-# ---- Checks before any launch (no GPU needed) ----
+# ---- argument checks: one set of rules (csrc/ops/attention_meta.cpp) on every device ----
 
 
-def test_mask_strides_as_the_cpu_binding_reads_them():
-    s = cuda._attn_mask_strides
-    assert s(FWD, (5, 6), (6, 1), 1, (2, 3, 5, 6)) == (0, 0, 6, 1)
-    assert s(FWD, (2, 1, 1, 6), (24, 24, 24, 4), 4, (2, 3, 5, 6)) == (6, 0, 0, 1)
-    assert s(FWD, (5, 6), (0, 4), 4, (2, 3, 5, 6)) == (0, 0, 0, 1)  # a broadcast view
-    assert s(FWD, (5, 6), (1, 5), 1, (2, 3, 5, 6)) == (0, 0, 1, 5)  # a transposed view
-    assert s(FWD, (3, 1), (1, 1), 1, (2, 3, 6)) == (0, 0, 1, 0)  # 3-D q: (B, L, S) -> b, i, j
-    assert s(FWD, (2, 3, 6), (72, 24, 4), 4, (2, 3, 6)) == (18, 0, 6, 1)
-    with pytest.raises(
-        ValueError, match=FWD + r": expected attn_mask broadcastable to \(2, 3, 5, 6\), got shape \(5, 5\)"
-    ):
-        s(FWD, (5, 5), (5, 1), 1, (2, 3, 5, 6))
-    with pytest.raises(ValueError, match="broadcastable"):
-        s(FWD, (1, 1, 1, 5, 6), (30, 30, 30, 6, 1), 1, (2, 3, 5, 6))
-    with pytest.raises(ValueError, match="broadcastable"):  # a stride that is no whole number of elements
-        s(FWD, (5, 6), (26, 4), 4, (2, 3, 5, 6))
+def _arrays(rng):
+    return {
+        "q": randn(rng, 1, 2, 5, 8),
+        "k": randn(rng, 1, 2, 6, 8),
+        "v": randn(rng, 1, 2, 6, 4),
+        "out": randn(rng, 1, 2, 5, 4),
+        "lse": randn(rng, 1, 2, 5),
+        "q3": randn(rng, 2, 5, 8),
+        "k3": randn(rng, 2, 6, 8),
+        "v3": randn(rng, 2, 6, 4),
+        "bool56": rng.random((5, 6)) < 0.5,
+    }
+
+
+def _misaligned_mask():
+    """A float32 (5, 6) mask whose rows lie 26 bytes apart: no whole number of elements."""
+    return np.ndarray((5, 6), np.float32, buffer=np.zeros(160, np.uint8), strides=(26, 4))
+
+
+def _fwd(A, a, q="q", k="k", v="v", mask=None, **kw):
+    m = None if mask is None else A(mask)
+    return ops.scaled_dot_product_attention_forward(A(a[q]), A(a[k]), A(a[v]), m, **kw)
+
+
+def _bwd(A, a, **change):
+    args = dict(dout=a["out"], q=a["q"], k=a["k"], v=a["v"], out=a["out"], lse=a["lse"])
+    args.update(change)
+    return ops.scaled_dot_product_attention_backward(**{n: None if x is None else A(x) for n, x in args.items()})
+
+
+# name -> (call(A, arrays), exception): A wraps each array (NumPy itself, or a device array over
+# the same memory, strides kept); every rule of attention once.
+BAD_CALLS = {
+    "q_float64": (lambda A, a: _fwd(A, dict(a, q=a["q"].astype(np.float64))), TypeError),
+    "q_strided": (lambda A, a: _fwd(A, dict(a, q=np.swapaxes(a["k"], 2, 3)[..., :5, :])), ValueError),
+    "q_2d": (lambda A, a: _fwd(A, {n: x[0, 0] for n, x in a.items() if n in ("q", "k", "v")}), ValueError),
+    "k_rank": (lambda A, a: _fwd(A, dict(a, k=a["k"][0])), ValueError),
+    "k_head_dim": (lambda A, a: _fwd(A, dict(a, k=a["k"][..., :4].copy())), ValueError),
+    "v_length": (lambda A, a: _fwd(A, dict(a, v=a["v"][:, :, :5].copy())), ValueError),
+    "v_batch": (lambda A, a: _fwd(A, dict(a, v=np.concatenate([a["v"]] * 2))), ValueError),
+    "head_dim_0": (lambda A, a: _fwd(A, dict(a, q=a["q"][..., :0].copy(), k=a["k"][..., :0].copy())), ValueError),
+    "causal_and_mask": (lambda A, a: _fwd(A, a, mask=a["bool56"], is_causal=True), ValueError),
+    "mask_int8": (lambda A, a: _fwd(A, a, mask=np.ones((5, 6), np.int8)), TypeError),
+    "mask_float64": (lambda A, a: _fwd(A, a, mask=np.zeros((5, 6))), TypeError),
+    "mask_not_broadcastable": (lambda A, a: _fwd(A, a, mask=np.ones((5, 5), bool)), ValueError),
+    "mask_5d": (lambda A, a: _fwd(A, a, mask=np.ones((1, 1, 1, 5, 6), bool)), ValueError),
+    "mask_misaligned_stride": (lambda A, a: _fwd(A, a, mask=_misaligned_mask()), ValueError),
+    "mask_3d_q": (lambda A, a: _fwd(A, a, "q3", "k3", "v3", mask=np.ones((3, 5, 6), bool)), ValueError),
+    "scale_str": (lambda A, a: _fwd(A, a, scale="x"), TypeError),
+    "scale_inf": (lambda A, a: _fwd(A, a, scale=float("inf")), ValueError),
+    "scale_nan": (lambda A, a: _fwd(A, a, scale=float("nan")), ValueError),
+    "bwd_dout_shape": (lambda A, a: _bwd(A, a, dout=a["out"][..., :3].copy()), ValueError),
+    "bwd_out_shape": (lambda A, a: _bwd(A, a, out=a["out"][:, :1].copy()), ValueError),
+    "bwd_lse_shape": (lambda A, a: _bwd(A, a, lse=a["lse"][..., :4].copy()), ValueError),
+    "bwd_out_float64": (lambda A, a: _bwd(A, a, out=a["out"].astype(np.float64)), TypeError),
+    "bwd_dout_none": (lambda A, a: _bwd(A, a, dout=None), TypeError),
+    "bwd_v_rank": (lambda A, a: _bwd(A, a, v=a["v"][0]), ValueError),
+}
+
+
+def _refusal(call, A, arrays):
+    """(exception type, message) of a refused call, or None. A device names its own arrays in
+    one message (a required array left out: "expected dout to be a CUDA array of float32"); that
+    word aside, the messages are the CPU's."""
+    try:
+        call(A, arrays)
+    except (TypeError, ValueError) as e:
+        return type(e), str(e).replace("a CUDA array of", "a numpy.ndarray of")
+    return None
+
+
+def _fake(v):
+    """FakeDeviceArray over v's memory, with v's strides."""
+    return FakeDeviceArray(v, strides=None if v.flags.c_contiguous else v.strides)
+
+
+@pytest.mark.parametrize("name", list(BAD_CALLS))
+def test_cpu_refuses_each_bad_call(rng, name):
+    call, exc = BAD_CALLS[name]
+    with pytest.raises(exc, match=r"^fastnn\.ops\.scaled_dot_product_attention_(forward|backward): expected "):
+        call(lambda v: v, _arrays(rng))
+
+
+@pytest.mark.parametrize("name", list(BAD_CALLS))
+def test_the_device_refuses_each_bad_call_in_the_cpus_words(rng, name, emulated_gpu):
+    """One table for both devices: the same exception with the same message."""
+    call, exc = BAD_CALLS[name]
+    cpu = _refusal(call, lambda v: v, _arrays(rng))
+    dev = _refusal(call, emulated_gpu.ndarray, _arrays(rng))  # no copy: strides stay
+    assert cpu is not None and cpu[0] is exc
+    assert dev == cpu
 
 
 @pytest.mark.skipif(not BUILT, reason="fastnn built without CUDA")
-def test_cuda_attention_checks_before_launching(rng):
-    F = FakeDeviceArray
-    q, k, v = randn(rng, 1, 2, 5, 8), randn(rng, 1, 2, 6, 8), randn(rng, 1, 2, 6, 4)
-    fq, fk, fv = F(q), F(k), F(v)
+@pytest.mark.parametrize("name", list(BAD_CALLS))
+def test_cuda_refuses_each_bad_call_before_any_launch(rng, name):
+    """The CUDA module itself (no GPU needed: host memory dressed as device arrays, refused
+    before any launch), in the CPU's words."""
+    call, exc = BAD_CALLS[name]
+    cpu = _refusal(call, lambda v: v, _arrays(rng))
+    assert _refusal(call, _fake, _arrays(rng)) == cpu
+
+
+def _device_only_refusals(A, a):
+    """What only a device refuses: a NumPy array among its arrays, and head dims past the
+    kernels' tiles (the CPU op takes any)."""
     fwd, bwd = ops.scaled_dot_product_attention_forward, ops.scaled_dot_product_attention_backward
-    with pytest.raises(TypeError, match=FWD + ": k must be a CUDA array.*cannot be mixed"):
-        fwd(fq, k, fv)
-    with pytest.raises(TypeError, match=FWD + ": q must be a CUDA array"):
-        fwd(q, k, v, F(np.ones((5, 6), bool)))  # only the mask on the device
-    with pytest.raises(TypeError, match=FWD + ": q must be float32"):
-        fwd(F(q.astype(np.float64)), fk, fv)
-    with pytest.raises(ValueError, match=FWD + ": q must be C-contiguous"):
-        fwd(F(q, strides=(320, 160, 4, 20)), fk, fv)
-    with pytest.raises(ValueError, match=FWD + r".*\(B, NH, L, HD\) or \(N, L, HD\), got \(5, 8\)"):
-        fwd(F(q[0, 0]), F(k[0, 0]), F(v[0, 0]))
-    with pytest.raises(ValueError, match=FWD + ".*same rank"):
-        fwd(fq, F(k[0]), fv)
-    with pytest.raises(ValueError, match=FWD + ".*matching q"):
-        fwd(fq, F(k[..., :4].copy()), fv)
-    with pytest.raises(ValueError, match=FWD + ".*matching q"):
-        fwd(fq, fk, F(v[:, :, :5].copy()))
+    q, k, v = A(a["q"]), A(a["k"]), A(a["v"])
+    with pytest.raises(TypeError, match=FWD + ": expected k to be a CUDA array like the other.*cannot be mixed"):
+        fwd(q, a["k"], v)
+    with pytest.raises(TypeError, match=FWD + ": expected q to be a CUDA array"):
+        fwd(a["q"], a["k"], a["v"], A(a["bool56"]))  # only the mask on the device
+    with pytest.raises(TypeError, match=FWD + ": expected attn_mask to be a CUDA array.*got ndarray"):
+        fwd(q, k, v, a["bool56"])
+    with pytest.raises(TypeError, match=BWD + ": expected lse to be a CUDA array"):
+        bwd(A(a["out"]), q, k, v, A(a["out"]), a["lse"])
+    big = A(np.zeros((1, 2, 6, 129), np.float32))
     with pytest.raises(ValueError, match=FWD + ": the CUDA kernels take head dims up to 128, got HD 129 and DV 4"):
-        fwd(F(randn(rng, 1, 2, 5, 129)), F(randn(rng, 1, 2, 6, 129)), fv)
+        fwd(A(np.zeros((1, 2, 5, 129), np.float32)), big, v)
     with pytest.raises(ValueError, match=FWD + ": the CUDA kernels take head dims up to 128, got HD 8 and DV 200"):
-        fwd(fq, fk, F(randn(rng, 1, 2, 6, 200)))
-    with pytest.raises(ValueError, match=FWD + ".*cannot be combined"):
-        fwd(fq, fk, fv, F(np.ones((5, 6), bool)), is_causal=True)
-    with pytest.raises(TypeError, match=FWD + ": attn_mask must be None or a CUDA array.*ndarray"):
-        fwd(fq, fk, fv, np.ones((5, 6), bool))
-    with pytest.raises(TypeError, match=FWD + ": expected attn_mask of dtype bool or float32, got typestr '|i1'"):
-        fwd(fq, fk, fv, F(np.ones((5, 6), np.int8)))
-    with pytest.raises(ValueError, match=FWD + r".*broadcastable to \(1, 2, 5, 6\), got shape \(5, 5\)"):
-        fwd(fq, fk, fv, F(np.ones((5, 5), bool)))
-    with pytest.raises(TypeError, match=FWD + ": expected scale to be None or a float, got str"):
-        fwd(fq, fk, fv, scale="x")
-    with pytest.raises(ValueError, match=FWD + ": expected a finite scale"):
-        fwd(fq, fk, fv, scale=float("inf"))
-    out, lse = F(randn(rng, 1, 2, 5, 4)), F(randn(rng, 1, 2, 5))
-    with pytest.raises(ValueError, match=BWD + r": expected dout and out of shape \(1, 2, 5, 4\)"):
-        bwd(F(randn(rng, 1, 2, 5, 3)), fq, fk, fv, out, lse)
-    with pytest.raises(ValueError, match=BWD + r": expected lse of shape \(1, 2, 5\), got \(1, 2, 4\)"):
-        bwd(out, fq, fk, fv, out, F(randn(rng, 1, 2, 4)))
-    with pytest.raises(TypeError, match=BWD + ": lse must be a CUDA array"):
-        bwd(out, fq, fk, fv, out, randn(rng, 1, 2, 5))
-    with pytest.raises(ValueError, match=BWD + ": the CUDA kernels take head dims up to 128"):
-        bwd(F(randn(rng, 1, 2, 5, 130)), fq, fk, F(randn(rng, 1, 2, 6, 130)), F(randn(rng, 1, 2, 5, 130)), lse)
+        fwd(q, k, A(np.zeros((1, 2, 6, 200), np.float32)))
+    o = A(np.zeros((1, 2, 5, 129), np.float32))
+    with pytest.raises(ValueError, match=BWD + ": the CUDA kernels take head dims up to 128, got HD 8 and DV 129"):
+        bwd(o, q, k, big, o, A(a["lse"]))
+
+
+def test_the_device_refuses_what_only_it_refuses(rng, emulated_gpu):
+    _device_only_refusals(emulated_gpu.ndarray, _arrays(rng))
+
+
+@pytest.mark.skipif(not BUILT, reason="fastnn built without CUDA")
+def test_cuda_refuses_what_only_it_refuses_before_any_launch(rng):
+    _device_only_refusals(_fake, _arrays(rng))
+
+
+# (mask, q's dims): the layouts the meta function reads through their strides: C order, a
+# broadcast (B, 1, 1, S), a stride-0 view, a transposed view, a 3-D q's (B, L, S) and (L, 1).
+MASK_LAYOUTS = {
+    "c_order": (lambda r: r.random((5, 6)) < 0.7, 4),
+    "batch_keys": (lambda r: randn(r, 2, 1, 1, 6), 4),
+    "stride_0": (lambda r: np.broadcast_to(randn(r, 6), (5, 6)), 4),
+    "transposed": (lambda r: np.ascontiguousarray(r.random((6, 5)) < 0.7).T, 4),
+    "negative_stride": (lambda r: randn(r, 5, 6)[:, ::-1], 4),
+    "q3_full": (lambda r: randn(r, 2, 5, 6), 3),
+    "q3_rows": (lambda r: r.random((5, 1)) < 0.7, 3),
+}
+
+
+@pytest.mark.parametrize("name", list(MASK_LAYOUTS))
+def test_masks_of_every_layout_read_alike_on_both_devices(rng, name, emulated_gpu):
+    """A mask is read in place through its strides (never copied) by both devices: results
+    within check_attention's bounds of the reference, the device's and the CPU's alike."""
+    make, nd = MASK_LAYOUTS[name]
+    mask = make(rng)
+    lead = (2, 3) if nd == 4 else (2,)
+    q, k, v = randn(rng, *lead, 5, 8), randn(rng, *lead, 6, 8), randn(rng, *lead, 6, 4)
+    cp = emulated_gpu
+
+    def run(q, k, v, mask, causal, scale, dout):
+        g, gm = [cp.asarray(a) for a in (q, k, v)], cp.ndarray(mask)  # the mask: the same memory, strides
+        out, lse = ops.scaled_dot_product_attention_forward(*g, gm, causal, scale)
+        grads = ops.scaled_dot_product_attention_backward(cp.asarray(dout), *g, out, lse, gm, causal, scale)
+        return tuple(cp.asnumpy(a) for a in (out, lse) + tuple(grads)) + (None,)
+
+    check_attention(rng, run, q, k, v, mask=mask)
 
 
 # ---- On a GPU (CuPy end to end) ----

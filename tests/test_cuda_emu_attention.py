@@ -1,43 +1,50 @@
 """The CUDA scaled dot-product attention (csrc/cuda/attention.cu: online-softmax forward, delta,
-key-tile dk/dv and query-tile dq passes) run by the emulator, in the three fiber orders, against
+key-tile dk/dv and query-tile dq passes) run by the emulator through fastnn._cuda's own entries
+(the emulated device, called with the CPU entries' arguments), in the three fiber orders, against
 the float64 reference and the CPU op: lengths of 1, the 32-key / 32-query tiles +-1 (16 for the
 dq pass), primes, L != S both ways with and without causal, head dims that are not multiples of
-32 up to the 128 limit, every mask kind read through its strides (fastnn.cuda computes them),
-fully masked rows, empty inputs; the backward's bits do not depend on the fiber order; and the
-path through fastnn.ops / fastnn.cuda on the emulated device."""
+32 up to the 128 limit, every mask kind read through its own strides (on the device as on the
+CPU: no copy), fully masked rows, empty inputs; the backward's bits do not depend on the fiber
+order; and the path through fastnn.ops / fastnn.cuda on the emulated device."""
 
-import fastnn
 import numpy as np
 import pytest
 from conftest import num_threads, randn
 from fastnn import ops
+from fastnn.ref.rounding import EPS32
 from test_attention import _masks  # every mask kind of the CPU tests
 from test_cuda_attention import check_attention
-from test_cuda_emu import EPS32, emu, order  # noqa: F401  (order: a fixture)
+from test_cuda_emu import dev, emu, order  # noqa: F401  (dev, order: fixtures; emu: skips without it)
 
 FWD_OP, BWD_OP = "scaled_dot_product_attention_forward", "scaled_dot_product_attention_backward"
-
-
-def _strides(mask, target):
-    """The element strides (b, h, i, j) fastnn.cuda passes for a mask (None: no mask)."""
-    if mask is None:
-        return None, (0, 0, 0, 0)
-    return mask, fastnn.cuda._attn_mask_strides(FWD_OP, mask.shape, mask.strides, mask.itemsize, target)
 
 
 def _qkv(rng, B, NH, L, S, HD, DV):
     return randn(rng, B, NH, L, HD), randn(rng, B, NH, S, HD), randn(rng, B, NH, S, DV)
 
 
-def _emu_run(q, k, v, mask, causal, scale, dout):
-    m, ms = _strides(mask, q.shape[:-1] + (k.shape[2],))
-    out, lse = emu.attention_forward(q, k, v, m, ms, causal, scale)
-    return (out, lse) + emu.attention_backward(dout, q, k, v, out, lse, m, ms, causal, scale)
+def _on_device(dev, mask):
+    """The mask as a device array over the same memory (its strides kept: a broadcast or
+    transposed view stays one), or None."""
+    return None if mask is None else dev.cp.ndarray(mask)
 
 
-def _check(rng, q, k, v, mask=None, causal=False, scale=None):
+def _run(dev):
+    """check_attention's run on the emulated device: (out, lse, dq, dk, dv, delta), delta the
+    backward's scratch (its last allocation)."""
+
+    def run(q, k, v, mask, causal, scale, dout):
+        m = _on_device(dev, mask)
+        out, lse = dev.scaled_dot_product_attention_forward(q, k, v, m, causal, scale)
+        grads = dev.scaled_dot_product_attention_backward(dout, q, k, v, out, lse, m, causal, scale)
+        return (out, lse) + grads + (dev.made[-1],)
+
+    return run
+
+
+def _check(dev, rng, q, k, v, mask=None, causal=False, scale=None):
     """The emulated kernels against the reference and the CPU op (bounds: check_attention)."""
-    return check_attention(rng, _emu_run, q, k, v, mask, causal, scale)
+    return check_attention(rng, _run(dev), q, k, v, mask, causal, scale)
 
 
 # (B, NH, L, S, HD, DV): one of everything; tiles +-1 (L 33 crosses a 32-query and two 16-query
@@ -55,72 +62,73 @@ SHAPES = [
 
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_attention_shapes(rng, order, shape, causal):
+def test_attention_shapes(rng, order, dev, shape, causal):
     q, k, v = _qkv(rng, *shape)
-    _check(rng, q * np.float32(2), k, v, causal=causal)
+    _check(dev, rng, q * np.float32(2), k, v, causal=causal)
 
 
-def test_attention_largest_head_dims_and_scale(rng, order):
+def test_attention_largest_head_dims_and_scale(rng, order, dev):
     """HD = DV = 128: every kernel's four lane chunks and its largest shared memory."""
     q, k, v = _qkv(rng, 1, 1, 5, 34, 128, 128)
-    _check(rng, q, k, v, scale=-0.3)
+    _check(dev, rng, q, k, v, scale=-0.3)
     q, k, v = _qkv(rng, 1, 1, 18, 9, 128, 1)
-    _check(rng, q, k, v, causal=True, scale=0.5)
+    _check(dev, rng, q, k, v, causal=True, scale=0.5)
 
 
 @pytest.mark.parametrize("dims", [(2, 2, 9, 35, 5, 9)], ids=str)
-def test_attention_masks(rng, order, dims):
+def test_attention_masks(rng, order, dev, dims):
     B, NH, L, S, HD, DV = dims
     q, k, v = _qkv(rng, B, NH, L, S, HD, DV)
     for name, mask in _masks(rng, B, NH, L, S):
-        out, lse, _ = _check(rng, q, k, v, mask=mask)
+        out, lse, _ = _check(dev, rng, q, k, v, mask=mask)
         if "empty row" in name:
             assert np.isneginf(lse[0, 0, 3]) and (out[0, 0, 3] == 0).all(), name
         if "float (L, S)" in name:
             assert np.isneginf(lse[:, :, 1]).all(), name
 
 
-def test_attention_empty(rng, order):
+def test_attention_empty(rng, order, dev):
+    fwd, bwd = dev.scaled_dot_product_attention_forward, dev.scaled_dot_product_attention_backward
     q, k, v = _qkv(rng, 2, 1, 5, 4, 3, 2)
-    none = (0, 0, 0, 0)
-    out, lse = emu.attention_forward(q, k[:, :, :0], v[:, :, :0], None, none, False, 0.5)  # no keys
+    out, lse = fwd(q, k[:, :, :0], v[:, :, :0], None, False, 0.5)  # no keys
     assert (out == 0).all() and np.isneginf(lse).all()
-    dq, dk, dv, _ = emu.attention_backward(
-        np.ones_like(out), q, k[:, :, :0], v[:, :, :0], out, lse, None, none, False, 0.5
-    )
+    dq, dk, dv = bwd(np.ones_like(out), q, k[:, :, :0], v[:, :, :0], out, lse, None, False, 0.5)
     assert (dq == 0).all() and dk.shape == (2, 1, 0, 3) and dv.shape == (2, 1, 0, 2)
-    out, lse = emu.attention_forward(q[:, :, :0], k, v, None, none, False, 0.5)  # no queries
+    out, lse = fwd(q[:, :, :0], k, v, None, False, 0.5)  # no queries
     assert out.shape == (2, 1, 0, 2) and lse.shape == (2, 1, 0)
-    dq, dk, dv, _ = emu.attention_backward(out, q[:, :, :0], k, v, out, lse, None, none, True, 0.5)
+    dq, dk, dv = bwd(out, q[:, :, :0], k, v, out, lse, None, True, 0.5)
     assert dq.shape == (2, 1, 0, 3) and (dk == 0).all() and (dv == 0).all()
-    out, lse = emu.attention_forward(q[:0], k[:0], v[:0], None, none, False, 0.5)
+    out, lse = fwd(q[:0], k[:0], v[:0], None, False, 0.5)
     assert out.shape == (0, 1, 5, 2)
     # causal with S > L: keys past the last query get no gradient
     q, k, v = _qkv(rng, 1, 1, 3, 40, 4, 4)
-    out, lse = emu.attention_forward(q, k, v, None, none, True, 0.5)
-    dq, dk, dv, _ = emu.attention_backward(np.ones_like(out), q, k, v, out, lse, None, none, True, 0.5)
+    out, lse = fwd(q, k, v, None, True, 0.5)
+    dq, dk, dv = bwd(np.ones_like(out), q, k, v, out, lse, None, True, 0.5)
     assert (dk[:, :, 3:] == 0).all() and (dv[:, :, 3:] == 0).all() and (dv[:, :, :3] != 0).all()
 
 
-def test_attention_head_dim_limit(rng):
+def test_attention_head_dim_limit(rng, dev):
+    """The device's one rule of its own: head dims up to 128 (the CPU op takes any)."""
     q, k, v = _qkv(rng, 1, 1, 2, 2, 129, 4)
-    with pytest.raises(ValueError, match=FWD_OP + ".*head dims from 1 to 128, got HD 129 and DV 4"):
-        emu.attention_forward(q, k, v)
+    with pytest.raises(ValueError, match=FWD_OP + ": the CUDA kernels take head dims up to 128, got HD 129 and DV 4"):
+        dev.scaled_dot_product_attention_forward(q, k, v, None, False, None)
+    assert ops.scaled_dot_product_attention_forward(q, k, v)[0].shape == (1, 1, 2, 4)
     q, k, v = _qkv(rng, 1, 1, 2, 2, 4, 129)
     out = np.zeros((1, 1, 2, 129), np.float32)
-    with pytest.raises(ValueError, match=BWD_OP + ".*head dims from 1 to 128"):
-        emu.attention_backward(out, q, k, v, out, np.zeros((1, 1, 2), np.float32))
+    with pytest.raises(ValueError, match=BWD_OP + ": the CUDA kernels take head dims up to 128, got HD 4 and DV 129"):
+        dev.scaled_dot_product_attention_backward(out, q, k, v, out, np.zeros((1, 1, 2), np.float32), None, False, None)
 
 
-def test_attention_backward_bits_do_not_depend_on_the_fiber_order(rng, monkeypatch):
+def test_attention_backward_bits_do_not_depend_on_the_fiber_order(rng, monkeypatch, dev):
     q, k, v = _qkv(rng, 1, 2, 35, 33, 20, 36)
-    mask, ms = _strides(rng.random((35, 33)) < 0.8, (1, 2, 35, 33))
+    mask = _on_device(dev, rng.random((35, 33)) < 0.8)
     dout = randn(rng, 1, 2, 35, 36)
     res = []
     for o in ("forward", "reverse", "random"):
         monkeypatch.setenv("FASTNN_EMU_ORDER", o)
-        out, lse = emu.attention_forward(q, k, v, mask, ms, False, 0.25)
-        res.append((out, lse) + emu.attention_backward(dout, q, k, v, out, lse, mask, ms, False, 0.25))
+        out, lse = dev.scaled_dot_product_attention_forward(q, k, v, mask, False, 0.25)
+        grads = dev.scaled_dot_product_attention_backward(dout, q, k, v, out, lse, mask, False, 0.25)
+        res.append((out, lse) + grads + (dev.made[-1],))  # the last: delta, the backward's scratch
     for other in res[1:]:
         for a, b in zip(res[0], other):
             np.testing.assert_array_equal(a, b)

@@ -13,8 +13,9 @@ import math
 import numpy as np
 import pytest
 from fastnn import ops, ref
+from fastnn.ref.rounding import EPS32
 from test_batchnorm import MODES, _case, _copy, check_backward, check_forward
-from test_cuda_emu import EPS32, emu, order  # noqa: F401  (order: the fixture)
+from test_cuda_emu import emu, order  # noqa: F401  (order: the fixture)
 
 EPS53 = 2.0**-53  # float64 unit roundoff
 

@@ -1,8 +1,10 @@
-"""fastnn.ops' recurrent layers and cells on CUDA arrays: the dispatch checks every input before
-any launch (FakeDeviceArray), and, with a GPU and CuPy, the CUDA kernels (csrc/cuda/rnn.cu)
-against the CPU kernels, the workspaces of the two devices interchangeable, and a
-compute-sanitizer run (skipped elsewhere; tests/test_cuda_emu_rnn.py checks the same kernels
-without a GPU). The shapes, error bounds and CPU calls here are shared with that file."""
+"""fastnn.ops' recurrent layers and cells on CUDA arrays: both devices apply rnn's one set of meta
+functions (csrc/ops/rnn_meta.cpp), so the device refuses exactly what the CPU refuses, in the same
+words (on the emulated device, and on the CUDA module itself where built, every check before a
+launch: FakeDeviceArray); and, with a GPU and CuPy, the CUDA kernels (csrc/cuda/rnn.cu) against
+the CPU kernels, the workspaces of the two devices interchangeable, and a compute-sanitizer run
+(skipped elsewhere; tests/test_cuda_emu_rnn.py checks the same kernels without a GPU). The
+shapes, error bounds and CPU calls here are shared with that file."""
 
 import numpy as np
 import pytest
@@ -12,8 +14,7 @@ from fastnn.ref.rounding import EPS32
 from test_cuda import BUILT, FakeDeviceArray
 from test_rnn import G, _data, _nl
 
-CELL = {"rnn_tanh": 0, "rnn_relu": 1, "lstm": 2, "gru": 3}
-KINDS = list(CELL)
+KINDS = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
 # (T, B, I, H), biases (ih, hh), states h0/c0 given, reverse, dy given, dh_n/dc_n given:
 # one step of one row of one unit with everything given; H = 33 (not a multiple of 32, G*H
 # crossing the gemm's 64-wide tiles) with b_hh only and no dy (only dh_n, dc_n); no biases or
@@ -56,124 +57,231 @@ def close(got, want, tol, what):
     assert (err <= tol * scale).all(), f"{what}: max error {err.max():.3g} over {tol * scale:.3g}"
 
 
-def ops_forward(kind, d, reverse):
-    """fastnn.ops' forward on d's arrays (NumPy: the CPU; CuPy: the GPU): (outputs, ws)."""
+def ops_forward(kind, d, reverse, ns=ops):
+    """The forward on d's arrays: (outputs, ws). ns is fastnn.ops (NumPy arrays: the CPU; CuPy:
+    the GPU) or anything with its positional signatures (the emulated device's entries)."""
     if kind == "lstm":
-        y, hn, cn, ws = ops.lstm_forward(d["x"], d["h0"], d["c0"], d["w_ih"], d["w_hh"], d["b_ih"], d["b_hh"], reverse)
+        y, hn, cn, ws = ns.lstm_forward(d["x"], d["h0"], d["c0"], d["w_ih"], d["w_hh"], d["b_ih"], d["b_hh"], reverse)
         return (y, hn, cn), ws
     if kind == "gru":
-        y, hn, ws = ops.gru_forward(d["x"], d["h0"], d["w_ih"], d["w_hh"], d["b_ih"], d["b_hh"], reverse)
+        y, hn, ws = ns.gru_forward(d["x"], d["h0"], d["w_ih"], d["w_hh"], d["b_ih"], d["b_hh"], reverse)
     else:
-        y, hn, ws = ops.rnn_forward(d["x"], d["h0"], d["w_ih"], d["w_hh"], d["b_ih"], d["b_hh"], _nl(kind), reverse)
+        y, hn, ws = ns.rnn_forward(d["x"], d["h0"], d["w_ih"], d["w_hh"], d["b_ih"], d["b_hh"], _nl(kind), reverse)
     return (y, hn), ws
 
 
-def ops_backward(kind, d, reverse, y, ws):
+def ops_backward(kind, d, reverse, y, ws, ns=ops):
     a = (d["x"], d["h0"])
     if kind == "lstm":
-        return ops.lstm_backward(d["dy"], d["dh_n"], d["dc_n"], *a, d["c0"], d["w_ih"], d["w_hh"], y, ws, reverse)
+        return ns.lstm_backward(d["dy"], d["dh_n"], d["dc_n"], *a, d["c0"], d["w_ih"], d["w_hh"], y, ws, reverse)
     if kind == "gru":
-        return ops.gru_backward(d["dy"], d["dh_n"], *a, d["w_ih"], d["w_hh"], y, ws, reverse)
-    return ops.rnn_backward(d["dy"], d["dh_n"], *a, d["w_ih"], d["w_hh"], y, ws, _nl(kind), reverse)
+        return ns.gru_backward(d["dy"], d["dh_n"], *a, d["w_ih"], d["w_hh"], y, ws, reverse)
+    return ns.rnn_backward(d["dy"], d["dh_n"], *a, d["w_ih"], d["w_hh"], y, ws, _nl(kind), reverse)
 
 
 def grad_names(kind):
     return (["dx", "dh0", "dc0"] if kind == "lstm" else ["dx", "dh0"]) + ["dw_ih", "dw_hh", "db_ih", "db_hh"]
 
 
-# ---- dispatch checks (no GPU needed) ----
+# ---- argument checks: one set of rules (csrc/ops/rnn_meta.cpp) on every device ----
 
 
 def randn32(rng, *shape):
     return rng.standard_normal(shape).astype(np.float32)
 
 
-def _lstm_args(rng, change):
-    """lstm_forward's arguments as CUDA arrays (T, B, I, H = 3, 2, 5, 4) with `change` applied:
-    NumPy arrays there become FakeDeviceArrays, except under the key "numpy"."""
-    T, B, I, H = 3, 2, 5, 4
-    a = dict(
-        x=randn32(rng, T, B, I),
-        h0=None,
-        c0=None,
-        w_ih=randn32(rng, 4 * H, I),
-        w_hh=randn32(rng, 4 * H, H),
-        b_ih=None,
-        b_hh=None,
-    )
-    a.update({k: v for k, v in change.items() if k != "numpy"})
-    a = {k: FakeDeviceArray(v) if isinstance(v, np.ndarray) else v for k, v in a.items()}
-    a.update(change.get("numpy", {}))
-    return a
+T, B, I, H = 3, 2, 5, 4
+F32 = np.float32
+
+
+def _arrays(rng):
+    f = lambda *s: randn32(rng, *s)  # noqa: E731
+    return {
+        "x": f(T, B, I),
+        "w_ih": f(4 * H, I),
+        "w_hh": f(4 * H, H),
+        "w_ih3": f(3 * H, I),
+        "w_hh3": f(3 * H, H),
+        "w_ih1": f(H, I),
+        "w_hh1": f(H, H),
+        "y": f(T, B, H),
+        "ws": f(T * B * 6 * H),
+        "ws_cell": f(B * 6 * H),
+        "ws3_cell": f(B * 4 * H),
+        "bh": f(B, H),
+        "x1": f(1, B, I),
+        "xc": f(B, I),
+    }
+
+
+def _lstm(A, a, **change):
+    """lstm_forward of the table's LSTM (T, B, I, H = 3, 2, 5, 4) with `change` (NumPy arrays
+    there wrapped by A)."""
+    args = dict(x=a["x"], h0=None, c0=None, w_ih=a["w_ih"], w_hh=a["w_hh"], b_ih=None, b_hh=None)
+    args.update(change)
+    return ops.lstm_forward(**{k: A(v) if isinstance(v, np.ndarray) else v for k, v in args.items()})
+
+
+def _lstm_bwd(A, a, **change):
+    args = dict(dy=None, dh_n=None, dc_n=None, x=a["x"], h0=None, c0=None, w_ih=a["w_ih"], w_hh=a["w_hh"])
+    args.update(dict(y=a["y"], ws=a["ws"]))
+    args.update(change)
+    return ops.lstm_backward(**{k: A(v) if isinstance(v, np.ndarray) else v for k, v in args.items()})
+
+
+# name -> (call(A, arrays), exception): A wraps each array (NumPy itself, or a device array over
+# the same memory); every rule of the recurrent ops once, the cell ops' calls too.
+BAD_CALLS = {
+    "x_float64": (lambda A, a: _lstm(A, a, x=a["x"].astype(np.float64)), TypeError),
+    "x_strided": (lambda A, a: _lstm(A, a, x=np.zeros((T, B, 2 * I), F32)[:, :, ::2]), ValueError),
+    "x_none": (lambda A, a: _lstm(A, a, x=None), TypeError),
+    "x_2d": (lambda A, a: _lstm(A, a, x=a["x"][0]), ValueError),
+    "T_0": (lambda A, a: _lstm(A, a, x=np.zeros((0, B, I), F32)), ValueError),
+    "w_ih_shape": (lambda A, a: _lstm(A, a, w_ih=np.zeros((4 * H, I + 1), F32)), ValueError),
+    "w_ih_none": (lambda A, a: _lstm(A, a, w_ih=None), TypeError),
+    "w_hh_shape": (lambda A, a: _lstm(A, a, w_hh=np.zeros((3 * H, H), F32)), ValueError),
+    "H_0": (lambda A, a: _lstm(A, a, w_hh=np.zeros((0, 0), F32)), ValueError),
+    "past_2^31_elements": (  # no data: I = 0
+        lambda A, a: _lstm(A, a, x=np.zeros((2**17, 2**10, 0), F32), w_ih=np.zeros((4 * H, 0), F32)),
+        ValueError,
+    ),
+    "h0_shape": (lambda A, a: _lstm(A, a, h0=np.zeros((B, I), F32)), ValueError),
+    "c0_shape": (lambda A, a: _lstm(A, a, c0=np.zeros((3, H), F32)), ValueError),
+    "b_ih_shape": (lambda A, a: _lstm(A, a, b_ih=np.zeros(4 * H - 1, F32)), ValueError),
+    "b_hh_float16": (lambda A, a: _lstm(A, a, b_hh=np.zeros(4 * H, np.float16)), TypeError),
+    "nonlinearity": (
+        lambda A, a: ops.rnn_forward(A(a["x"]), None, A(a["w_ih1"]), A(a["w_hh1"]), nonlinearity="sigmoid"),
+        ValueError,
+    ),
+    "gru_w_hh_of_lstm": (lambda A, a: ops.gru_forward(A(a["x"]), None, A(a["w_ih"]), A(a["w_hh"])), ValueError),
+    "ws_shape": (lambda A, a: _lstm_bwd(A, a, ws=a["ws"][:-1]), ValueError),
+    "ws_none": (lambda A, a: _lstm_bwd(A, a, ws=None), TypeError),
+    "y_none": (lambda A, a: _lstm_bwd(A, a, y=None), TypeError),
+    "y_shape": (lambda A, a: _lstm_bwd(A, a, y=a["y"][:2]), ValueError),
+    "dy_shape": (lambda A, a: _lstm_bwd(A, a, dy=np.zeros((T, B, I), F32)), ValueError),
+    "dh_n_float64": (lambda A, a: _lstm_bwd(A, a, dh_n=np.zeros((B, H))), TypeError),
+    "dc_n_shape": (lambda A, a: _lstm_bwd(A, a, dc_n=np.zeros((H, B), F32)), ValueError),
+    "gru_ws_of_lstm": (
+        lambda A, a: ops.gru_backward(None, None, A(a["x"]), None, A(a["w_ih3"]), A(a["w_hh3"]), A(a["y"]), A(a["ws"])),
+        ValueError,
+    ),
+    "gru_y_none": (
+        lambda A, a: ops.gru_backward(None, None, A(a["x"]), None, A(a["w_ih3"]), A(a["w_hh3"]), None, A(a["ws"])),
+        TypeError,
+    ),
+    "rnn_y_none_one_step": (  # the RNN reads y even at T = 1 (its activation's gradient)
+        lambda A, a: ops.rnn_backward(None, None, A(a["x1"]), None, A(a["w_ih1"]), A(a["w_hh1"]), None, None),
+        TypeError,
+    ),
+    "rnn_backward_nonlinearity": (
+        lambda A, a: ops.rnn_backward(
+            None, None, A(a["x"]), None, A(a["w_ih1"]), A(a["w_hh1"]), A(a["y"]), None, nonlinearity="gelu"
+        ),
+        ValueError,
+    ),
+    "lstm_cell_x_float64": (
+        lambda A, a: ops.lstm_cell_forward(A(a["xc"].astype(np.float64)), None, None, A(a["w_ih"]), A(a["w_hh"])),
+        TypeError,
+    ),
+    "gru_cell_h_shape": (
+        lambda A, a: ops.gru_cell_forward(A(a["xc"]), A(np.zeros((B, H + 1), F32)), A(a["w_ih3"]), A(a["w_hh3"])),
+        ValueError,
+    ),
+    "gru_cell_ws_of_lstm": (
+        lambda A, a: ops.gru_cell_backward(A(a["bh"]), A(a["xc"]), None, A(a["w_ih3"]), A(a["w_hh3"]), A(a["ws_cell"])),
+        ValueError,
+    ),
+    "lstm_cell_w_ih_shape": (
+        lambda A, a: ops.lstm_cell_backward(
+            A(a["bh"]), None, A(a["xc"]), None, None, A(np.zeros((4 * H, I + 1), F32)), A(a["w_hh"]), A(a["ws_cell"])
+        ),
+        ValueError,
+    ),
+    "rnn_cell_nonlinearity": (
+        lambda A, a: ops.rnn_cell_forward(A(a["xc"]), None, A(a["w_ih1"]), A(a["w_hh1"]), nonlinearity="sigmoid"),
+        ValueError,
+    ),
+    "rnn_cell_ws_shape": (  # the RNN cell's ws is its output (1, B, H)
+        lambda A, a: ops.rnn_cell_backward(A(a["bh"]), A(a["xc"]), None, A(a["w_ih1"]), A(a["w_hh1"]), A(a["bh"])),
+        ValueError,
+    ),
+}
+
+
+def _refusal(call, A, arrays):
+    """(exception type, message) of a refused call, or None. A device names its own arrays in
+    one message (a required array left out: "expected x to be a CUDA array of float32"); that
+    word aside, the messages are the CPU's."""
+    try:
+        call(A, arrays)
+    except (TypeError, ValueError) as e:
+        return type(e), str(e).replace("a CUDA array of", "a numpy.ndarray of")
+    return None
+
+
+def _fake(v):
+    """FakeDeviceArray over v's memory, with v's strides."""
+    return FakeDeviceArray(v, strides=None if v.flags.c_contiguous else v.strides)
+
+
+@pytest.mark.parametrize("name", list(BAD_CALLS))
+def test_cpu_refuses_each_bad_call(rng, name):
+    call, exc = BAD_CALLS[name]
+    with pytest.raises(exc, match=r"^fastnn\.ops\.(lstm|gru|rnn)_(forward|backward): expected "):
+        call(lambda v: v, _arrays(rng))
+
+
+@pytest.mark.parametrize("name", list(BAD_CALLS))
+def test_the_device_refuses_each_bad_call_in_the_cpus_words(rng, name, emulated_gpu):
+    """One table for both devices: the same exception with the same message."""
+    call, exc = BAD_CALLS[name]
+    cpu = _refusal(call, lambda v: v, _arrays(rng))
+    dev = _refusal(call, emulated_gpu.ndarray, _arrays(rng))  # no copy: strides stay
+    assert cpu is not None and cpu[0] is exc
+    assert dev == cpu
 
 
 @pytest.mark.skipif(not BUILT, reason="fastnn built without CUDA")
-@pytest.mark.parametrize(
-    "change, err, match",
-    [
-        (dict(x=np.zeros((3, 2, 5))), TypeError, "lstm_forward: x must be float32"),
-        (
-            dict(x=FakeDeviceArray(np.zeros((3, 2, 5), np.float32), strides=(40, 4, 8))),
-            ValueError,
-            "lstm_forward: x must be C-contiguous",
-        ),
-        (dict(x=np.zeros((2, 5), np.float32)), ValueError, r"lstm_forward: expected x of 3 dimensions \(T, B, I\)"),
-        (
-            dict(x=np.zeros((0, 2, 5), np.float32)),
-            ValueError,
-            "lstm_forward: expected a sequence length T > 0, got T=0",
-        ),
-        (dict(w_ih=np.zeros((16, 6), np.float32)), ValueError, r"lstm_forward: expected w_ih of shape \(16, 5\)"),
-        (dict(w_hh=np.zeros((12, 4), np.float32)), ValueError, r"lstm_forward: expected w_hh of shape \(4\*H, H\)"),
-        (dict(w_hh=np.zeros((0, 0), np.float32)), ValueError, "lstm_forward: expected a hidden size H > 0"),
-        (dict(h0=np.zeros((2, 5), np.float32)), ValueError, r"lstm_forward: expected h0 of shape \(2, 4\)"),
-        (dict(c0=np.zeros((3, 4), np.float32)), ValueError, r"lstm_forward: expected c0 of shape \(2, 4\)"),
-        (dict(b_ih=np.zeros(15, np.float32)), ValueError, r"lstm_forward: expected b_ih of shape \(16,\)"),
-        (dict(b_hh=np.zeros(16, np.float16)), TypeError, "lstm_forward: b_hh must be float32"),
-        (
-            dict(numpy=dict(h0=np.zeros((2, 4), np.float32))),
-            TypeError,
-            "lstm_forward: h0 must be a CUDA array.*cannot be mixed",
-        ),
-    ],
-    ids=["f64", "strided", "2d", "T0", "w_ih", "w_hh", "H0", "h0", "c0", "b_ih", "f16", "mixed"],
-)
-def test_forward_checks(rng, change, err, match):
-    with pytest.raises(err, match=match):
-        ops.lstm_forward(**_lstm_args(rng, change))
+@pytest.mark.parametrize("name", list(BAD_CALLS))
+def test_cuda_refuses_each_bad_call_before_any_launch(rng, name):
+    """The CUDA module itself (no GPU needed: host memory dressed as device arrays, refused
+    before any launch), in the CPU's words."""
+    call, exc = BAD_CALLS[name]
+    cpu = _refusal(call, lambda v: v, _arrays(rng))
+    assert _refusal(call, _fake, _arrays(rng)) == cpu
+
+
+def _device_only_refusals(A, a):
+    """What only a device refuses: a NumPy array among its arrays."""
+    with pytest.raises(TypeError, match="lstm_forward: expected h0 to be a CUDA array like the other.*cannot be mixed"):
+        ops.lstm_forward(A(a["x"]), a["bh"], None, A(a["w_ih"]), A(a["w_hh"]))
+    with pytest.raises(TypeError, match="gru_backward: expected ws to be a CUDA array like the other"):
+        ops.gru_backward(None, None, A(a["x"]), None, A(a["w_ih3"]), A(a["w_hh3"]), A(a["y"]), a["ws"][:96])
+
+
+def test_the_device_refuses_numpy_arrays_among_its_own(rng, emulated_gpu):
+    _device_only_refusals(emulated_gpu.ndarray, _arrays(rng))
 
 
 @pytest.mark.skipif(not BUILT, reason="fastnn built without CUDA")
-def test_backward_and_cell_checks(rng):
-    f = lambda *s: FakeDeviceArray(randn32(rng, *s))  # noqa: E731
-    T, B, I, H = 3, 2, 5, 4
-    x, w_ih, w_hh = f(T, B, I), f(3 * H, I), f(3 * H, H)
-    y, ws = f(T, B, H), f(T * B * 4 * H)
-    with pytest.raises(ValueError, match=r"gru_backward: expected ws of shape \(96,\) \(the workspace of gru_forward"):
-        ops.gru_backward(None, None, x, None, w_ih, w_hh, y, f(T * B * 6 * H))
-    with pytest.raises(TypeError, match=r"gru_backward: expected y to be a CUDA array of float32 \(T, B, H\)"):
-        ops.gru_backward(None, None, x, None, w_ih, w_hh, None, ws)
-    with pytest.raises(ValueError, match=r"gru_backward: expected dy of shape \(3, 2, 4\)"):
-        ops.gru_backward(f(T, B, I), None, x, None, w_ih, w_hh, y, ws)
-    with pytest.raises(ValueError, match=r"lstm_backward: expected dc_n of shape \(2, 4\)"):
-        ops.lstm_backward(None, None, f(B, I), x, None, None, f(4 * H, I), f(4 * H, H), f(T, B, H), f(T * B * 6 * H))
-    with pytest.raises(ValueError, match="rnn_backward: expected nonlinearity 'tanh' or 'relu', got 'gelu'"):
-        ops.rnn_backward(None, None, x, None, f(H, I), f(H, H), y, None, nonlinearity="gelu")
-    with pytest.raises(TypeError, match="rnn_backward: expected y to be a CUDA array"):
-        ops.rnn_backward(None, None, f(1, B, I), None, f(H, I), f(H, H), None, None)
-    # the cell ops go to the CUDA kernels (their T = 1 calls), not to the CPU-only refusal
-    with pytest.raises(TypeError, match="lstm_forward: x must be float32"):
-        ops.lstm_cell_forward(FakeDeviceArray(np.zeros((B, I))), None, None, f(4 * H, I), f(4 * H, H))
-    with pytest.raises(ValueError, match=r"gru_forward: expected h0 of shape \(2, 4\)"):
-        ops.gru_cell_forward(f(B, I), f(B, H + 1), w_ih, w_hh)
-    with pytest.raises(ValueError, match=r"gru_backward: expected ws of shape \(32,\)"):
-        ops.gru_cell_backward(f(B, H), f(B, I), None, w_ih, w_hh, ws)
-    with pytest.raises(ValueError, match=r"lstm_backward: expected w_ih of shape \(16, 5\)"):
-        ops.lstm_cell_backward(f(B, H), None, f(B, I), None, None, f(16, 6), f(4 * H, H), f(B * 6 * H))
-    with pytest.raises(ValueError, match=r"rnn_forward: expected nonlinearity"):
-        ops.rnn_cell_forward(f(B, I), None, f(H, I), f(H, H), nonlinearity="sigmoid")
-    with pytest.raises(ValueError, match=r"rnn_backward: expected y of shape \(1, 2, 4\)"):
-        ops.rnn_cell_backward(f(B, H), f(B, I), None, f(H, I), f(H, H), f(B, H))
+def test_cuda_refuses_numpy_arrays_among_its_own(rng):
+    _device_only_refusals(_fake, _arrays(rng))
+
+
+@pytest.mark.parametrize("kind", ["rnn_tanh", "lstm"])
+def test_an_empty_workspace_may_be_left_out_on_both_devices(rng, emulated_gpu, kind):
+    """ws has no elements for the RNN (and for any cell with B = 0): None is taken for it, on
+    the CPU as on the device, with the same results as the empty array."""
+    B_ = 3 if kind == "rnn_tanh" else 0
+    d = _data(rng, kind, 2, B_, 5, 4)
+    for A in (lambda v: v, emulated_gpu.asarray):
+        g = {k: None if v is None else A(v) for k, v in d.items()}
+        outs, ws = ops_forward(kind, g, False)
+        assert ws.size == 0
+        with_ws = ops_backward(kind, g, False, outs[0], ws)
+        without = ops_backward(kind, g, False, outs[0], None)
+        for a, b in zip(with_ws, without):
+            np.testing.assert_array_equal(emulated_gpu.asnumpy(a), emulated_gpu.asnumpy(b))
 
 
 def test_step_view_is_the_same_memory(rng):

@@ -91,9 +91,12 @@ inline ArrayRef ref_of(const py::array& x, const char* name) {
     r.dtype = DType::Float32;
   } else if (x.dtype().equal(py::dtype::of<int64_t>())) {
     r.dtype = DType::Int64;
+  } else if (x.dtype().equal(py::dtype::of<bool>())) {
+    r.dtype = DType::Bool;
   }
   r.contiguous = (x.flags() & py::array::c_style) != 0;
   r.writeable = x.writeable();
+  r.kind = "numpy.ndarray";
   return r;
 }
 
@@ -116,6 +119,7 @@ struct NpArg {
     if (obj.is_none()) {
       ref.name = name;
       ref.present = false;
+      ref.kind = "numpy.ndarray";
       return;
     }
     array = np_array(op, name, obj, kind);

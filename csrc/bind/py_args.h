@@ -1,10 +1,11 @@
 // Python arguments that are not arrays, read the same way by every module (fastnn._core and
-// fastnn._cuda): ints or pairs as torch's _pair takes them, strict bools, and pooling's options.
-// Failures are ArgError (TypeError / ValueError naming the op).
+// fastnn._cuda): ints or pairs as torch's _pair takes them, strict bools, pooling's options and
+// attention's scale. Failures are ArgError (TypeError / ValueError naming the op).
 #pragma once
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -134,5 +135,16 @@ constexpr PlainAct kPlainActs[] = {
     {"sigmoid_forward", "sigmoid_backward", ActKind::Sigmoid, "y"},
     {"tanh_forward", "tanh_backward", ActKind::Tanh, "y"},
 };
+
+// Attention's scale: None (the meta function's default, 1 / sqrt(HD)) or a float (an int too);
+// whether it is finite is the meta function's rule.
+inline std::optional<double> scale_arg(const char* op, pybind11::handle obj) {
+  namespace py = pybind11;
+  if (obj.is_none()) return std::nullopt;
+  if (!py::isinstance<py::float_>(obj) && !py::isinstance<py::int_>(obj)) {
+    arg_type_fail(op, "expected scale to be None or a float, got " + type_name(obj));
+  }
+  return obj.cast<double>();
+}
 
 }  // namespace fastnn::bind

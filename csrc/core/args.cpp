@@ -27,6 +27,10 @@ std::string shape_str(const std::vector<int64_t>& shape) {
 namespace {
 
 void check_dtype(const char* op, const ArrayRef& a, DType want, const char* want_name) {
+  if (!a.present) {
+    arg_type_fail(
+        op, std::string("expected ") + a.name + " to be a " + a.kind + " of " + want_name + ", got NoneType");
+  }
   if (a.dtype != want) {
     arg_type_fail(op, std::string("expected ") + a.name + " to be " + want_name + ", got " + a.dtype_name);
   }

@@ -16,19 +16,20 @@
 
 namespace fastnn {
 
-enum class DType { Float32, Int64, Other };
+enum class DType { Float32, Int64, Bool, Other };
 
 struct ArrayRef {
   const char* name = "";  // the argument's name in messages
   uintptr_t data = 0;     // first byte (device or host)
   std::vector<int64_t> shape;
-  std::vector<int64_t> strides;  // in bytes; empty: C order
+  std::vector<int64_t> strides;  // bytes from one element to the next along each dim
   DType dtype = DType::Other;
   std::string dtype_name;  // "float32", "int64", ... as NumPy spells it
   int64_t itemsize = 0;    // bytes per element
   bool contiguous = true;  // C order
   bool writeable = true;
-  bool present = true;  // false: an optional argument left out (None)
+  bool present = true;         // false: an optional argument left out (None)
+  const char* kind = "array";  // what the binding's arrays are called ("numpy.ndarray")
 
   int ndim() const { return static_cast<int>(shape.size()); }
   int64_t numel() const;
@@ -55,9 +56,9 @@ class ArgError : public std::invalid_argument {
 
 std::string shape_str(const std::vector<int64_t>& shape);  // "(2, 3)", "(4,)"
 
-// a is float32 (TypeError) and C-contiguous (ValueError).
+// a is float32 (TypeError) and C-contiguous (ValueError); an absent a is a TypeError.
 void check_f32(const char* op, const ArrayRef& a);
-// a is int64 (TypeError) and C-contiguous (ValueError).
+// a is int64 (TypeError) and C-contiguous (ValueError); an absent a is a TypeError.
 void check_i64(const char* op, const ArrayRef& a);
 // a is float32, C-contiguous and of `ndim` dimensions; `layout` names them ("NCHW").
 void check_f32_nd(const char* op, const ArrayRef& a, int ndim, const char* layout);

@@ -26,6 +26,7 @@ struct DevArg {
 
   DevArg(const char* op, const char* name, const py::handle& o) {
     ref.name = name;
+    ref.kind = "CUDA array";
     if (o.is_none()) {
       ref.present = false;
       return;
@@ -45,13 +46,16 @@ struct DevArg {
       ref.dtype = DType::Float32, ref.dtype_name = "float32";
     } else if (ts == "<i8") {
       ref.dtype = DType::Int64, ref.dtype_name = "int64";
+    } else if (ts == "|b1") {
+      ref.dtype = DType::Bool, ref.dtype_name = "bool";
     } else {
       ref.dtype_name = dtype_name_of(ts);
     }
+    ref.strides = c_strides(ref.shape, ref.itemsize);  // none given: C-contiguous
     if (cai.contains("strides") && !cai["strides"].is_none()) {
       std::vector<int64_t> strides;
       for (const auto& s : cai["strides"]) strides.push_back(s.cast<int64_t>());
-      ref.contiguous = ref.numel() == 0 || strides == c_strides(ref.shape, ref.itemsize);
+      ref.contiguous = ref.numel() == 0 || strides == ref.strides;
       ref.strides = strides;
     }
     const py::tuple data = cai["data"];
@@ -73,7 +77,7 @@ struct DevArg {
   static std::string dtype_name_of(const std::string& ts) {
     static const char* const names[][2] = {{"<f8", "float64"}, {"<f2", "float16"}, {"<i4", "int32"},
                                            {"<i2", "int16"},   {"|i1", "int8"},    {"|u1", "uint8"},
-                                           {"|b1", "bool"},    {"<u4", "uint32"},  {"<u8", "uint64"}};
+                                           {"<u4", "uint32"},  {"<u8", "uint64"}};
     for (const auto& n : names)
       if (ts == n[0]) return n[1];
     return "typestr '" + ts + "'";

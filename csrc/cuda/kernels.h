@@ -131,13 +131,12 @@ void grad_norm(int64_t count, const float* const* xs, const int64_t* ns, double 
 
 // Recurrent layers (tanh/relu RNN, LSTM, GRU) over a whole sequence, forward and backward
 // through time, as csrc/ops/rnn.h: the same arguments, null states and gradients as zeros, and
-// the same workspace ws (rnn_workspace_floats floats, rnn_ws_size's layout), so a forward's ws
-// feeds either backward. On the GPU: gemm (above) for the projections and the per-step products,
+// the same workspace ws (rnn_ws_size floats and layout), so a forward's ws feeds either
+// backward. On the GPU: gemm (above) for the projections and the per-step products,
 // fused gate kernels, bias gradients as float64 column sums in row order (no atomics: the same
 // result every run). scratch: caller-owned device memory of rnn_scratch_floats(s, backward)
 // floats, used between the launches of one call (nothing is allocated here). Throws
 // std::invalid_argument before any launch when T*B or G*H exceeds gemm's grid.
-int64_t rnn_workspace_floats(const RnnShape& s);
 int64_t rnn_scratch_floats(const RnnShape& s, bool backward);
 void rnn_forward(const RnnShape& s, const float* x, const float* h0, const float* c0, const float* w_ih,
                  const float* w_hh, const float* b_ih, const float* b_hh, float* y, float* h_n, float* c_n,

@@ -1,6 +1,9 @@
-// fastnn._cuda: the CUDA kernels on device pointers. Thin on purpose: python/fastnn/cuda.py
-// reads __cuda_array_interface__, checks dtype, shape, layout and device, allocates outputs
-// (CuPy) and passes raw pointers, sizes and the stream here. The CUDA runtime is linked
+// fastnn._cuda: the CUDA kernels. Two kinds of entries. Those of the ops with a meta function
+// (conv2d, pooling, the recurrent layers, attention) take the CPU entries' arguments plus
+// fastnn.cuda's runtime object (fastnn.cuda.run): they read __cuda_array_interface__
+// (csrc/cuda/args.h), apply the op's rules shared with the CPU binding and allocate through the
+// runtime. The others are thin: python/fastnn/cuda.py reads the arrays, checks them, allocates
+// outputs (CuPy) and passes raw pointers, sizes and the stream here. The CUDA runtime is linked
 // statically: the module imports without a driver, and device_count() is then 0.
 //
 // Compiled as host C++ with FASTNN_CUDA_EMULATE (tests only), the same bindings become the
@@ -16,6 +19,7 @@
 #endif
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <stdexcept>
@@ -73,35 +77,6 @@ int runtime_version() {
   return cudaRuntimeGetVersion(&v) == cudaSuccess ? v : 0;
 }
 #endif
-
-// The recurrent layers' shape: cell 0 tanh RNN, 1 relu RNN, 2 LSTM, 3 GRU (fastnn::RnnCell).
-fastnn::RnnShape rnn_shape(int cell, bool reverse, int64_t T, int64_t B, int64_t I, int64_t H) {
-  if (cell < 0 || cell > 3)
-    throw std::invalid_argument("rnn: cell must be 0..3, got " + std::to_string(cell));
-  fastnn::RnnShape s;
-  s.cell = static_cast<fastnn::RnnCell>(cell);
-  s.reverse = reverse;
-  s.T = T, s.B = B, s.I = I, s.H = H;
-  return s;
-}
-
-// Attention: dims (B, NH, L, S, HD, DV); mask_kind 0 none, 1 bool, 2 float32 (fastnn::AttnMask),
-// read at the element strides (b, h, i, j) of mask_strides (fastnn.cuda computes them).
-fastnn::AttentionArgs attention_args(py::tuple dims, Ptr q, Ptr k, Ptr v, int mask_kind, Ptr mask,
-                                     py::tuple mask_strides, bool causal, float scale) {
-  if (dims.size() != 6 || mask_strides.size() != 4 || mask_kind < 0 || mask_kind > 2)
-    throw std::invalid_argument("attention: dims (B, NH, L, S, HD, DV), mask_kind 0..2 and 4 mask strides");
-  fastnn::AttentionArgs a;
-  a.B = dims[0].cast<int64_t>(), a.NH = dims[1].cast<int64_t>(), a.L = dims[2].cast<int64_t>();
-  a.S = dims[3].cast<int64_t>(), a.D = dims[4].cast<int64_t>(), a.DV = dims[5].cast<int64_t>();
-  a.q = ptr<const float>(q), a.k = ptr<const float>(k), a.v = ptr<const float>(v);
-  a.mask_kind = static_cast<fastnn::AttnMask>(mask_kind);
-  a.mask = ptr<const void>(mask);
-  a.msb = mask_strides[0].cast<int64_t>(), a.msh = mask_strides[1].cast<int64_t>();
-  a.msl = mask_strides[2].cast<int64_t>(), a.mss = mask_strides[3].cast<int64_t>();
-  a.causal = causal, a.scale = scale;
-  return a;
-}
 
 // gemm: fastnn._core.gemm's arguments, gemm's meta function; the last argument is the runtime.
 // Transposed views are read in place; other strided inputs are copied (rt.contiguous). A batch
@@ -610,53 +585,178 @@ void bind_conv2d(py::module_& m) {
   });
 }
 
+// The recurrent layers: the arguments as fastnn._core's lstm/gru/rnn_forward and _backward take
+// them, checked by rnn's meta functions (csrc/ops/rnn_meta.cpp); the last argument is the
+// runtime. Every output is new; one scratch array (rnn_scratch_floats) serves the kernels'
+// intermediates and is dropped when the call returns (CuPy reuses its memory only in stream
+// order).
+using fastnn::RnnCell;
+
+py::tuple rnn_forward_entry(RnnCell base, const char* op, py::handle x_obj, py::handle h0_obj,
+                            py::handle c0_obj, py::handle w_ih_obj, py::handle w_hh_obj, py::handle b_ih_obj,
+                            py::handle b_hh_obj, const std::string& nonlinearity, bool reverse,
+                            py::handle rt) {
+  using fastnn::cuda::DevArg;
+  const DevArg x(op, "x", x_obj), h0(op, "h0", h0_obj), c0(op, "c0", c0_obj), w_ih(op, "w_ih", w_ih_obj),
+      w_hh(op, "w_hh", w_hh_obj), b_ih(op, "b_ih", b_ih_obj), b_hh(op, "b_hh", b_hh_obj);
+  const fastnn::RnnShape s = fastnn::rnn_forward_meta(op, base, nonlinearity, reverse, x.ref, h0.ref, c0.ref,
+                                                      w_ih.ref, w_hh.ref, b_ih.ref, b_hh.ref);
+  const bool lstm = s.cell == RnnCell::Lstm;
+  auto make = [&](std::vector<int64_t> shape, fastnn::ArrayRef* ref) {
+    return fastnn::cuda::dev_out(op, rt, py::none(), shape, {}, ref);
+  };
+  fastnn::ArrayRef y, h_n, c_n, ws;
+  py::object yo = make({s.T, s.B, s.H}, &y), hno = make({s.B, s.H}, &h_n);
+  py::object cno = lstm ? make({s.B, s.H}, &c_n) : py::none();
+  py::object wso = make({fastnn::rnn_ws_size(s)}, &ws);
+  float* scratch = nullptr;
+  py::object keep = fastnn::cuda::dev_scratch(
+      rt, std::max<int64_t>(1, fastnn::cuda::rnn_scratch_floats(s, false)), &scratch);
+  void* st = fastnn::cuda::stream_of(rt);
+  {
+    py::gil_scoped_release nogil;
+    fastnn::cuda::rnn_forward(s, x.ref.ptr<const float>(), h0.ref.ptr<const float>(),
+                              c0.ref.ptr<const float>(), w_ih.ref.ptr<const float>(),
+                              w_hh.ref.ptr<const float>(), b_ih.ref.ptr<const float>(),
+                              b_hh.ref.ptr<const float>(), y.ptr<float>(), h_n.ptr<float>(), c_n.ptr<float>(),
+                              ws.ptr<float>(), scratch, st);
+  }
+  if (lstm) return py::make_tuple(yo, hno, cno, wso);
+  return py::make_tuple(yo, hno, wso);
+}
+
+py::tuple rnn_backward_entry(RnnCell base, const char* op, py::handle dy_obj, py::handle dh_n_obj,
+                             py::handle dc_n_obj, py::handle x_obj, py::handle h0_obj, py::handle c0_obj,
+                             py::handle w_ih_obj, py::handle w_hh_obj, py::handle y_obj, py::handle ws_obj,
+                             const std::string& nonlinearity, bool reverse, py::handle rt) {
+  using fastnn::cuda::DevArg;
+  const DevArg dy(op, "dy", dy_obj), dh_n(op, "dh_n", dh_n_obj), dc_n(op, "dc_n", dc_n_obj),
+      x(op, "x", x_obj), h0(op, "h0", h0_obj), c0(op, "c0", c0_obj), w_ih(op, "w_ih", w_ih_obj),
+      w_hh(op, "w_hh", w_hh_obj), y(op, "y", y_obj), ws(op, "ws", ws_obj);
+  const fastnn::RnnShape s =
+      fastnn::rnn_backward_meta(op, base, nonlinearity, reverse, dy.ref, dh_n.ref, dc_n.ref, x.ref, h0.ref,
+                                c0.ref, w_ih.ref, w_hh.ref, y.ref, ws.ref);
+  const int64_t T = s.T, B = s.B, I = s.I, H = s.H, GH = s.gates() * H;
+  const bool lstm = s.cell == RnnCell::Lstm;
+  auto make = [&](std::vector<int64_t> shape, fastnn::ArrayRef* ref) {
+    return fastnn::cuda::dev_out(op, rt, py::none(), shape, {}, ref);
+  };
+  fastnn::ArrayRef dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh;
+  py::object dxo = make({T, B, I}, &dx), dh0o = make({B, H}, &dh0);
+  py::object dc0o = lstm ? make({B, H}, &dc0) : py::none();
+  py::object dwio = make({GH, I}, &dw_ih), dwho = make({GH, H}, &dw_hh), dbio = make({GH}, &db_ih),
+             dbho = make({GH}, &db_hh);
+  float* scratch = nullptr;
+  py::object keep = fastnn::cuda::dev_scratch(
+      rt, std::max<int64_t>(1, fastnn::cuda::rnn_scratch_floats(s, true)), &scratch);
+  void* st = fastnn::cuda::stream_of(rt);
+  {
+    py::gil_scoped_release nogil;
+    fastnn::cuda::rnn_backward(
+        s, dy.ref.ptr<const float>(), dh_n.ref.ptr<const float>(), dc_n.ref.ptr<const float>(),
+        x.ref.ptr<const float>(), h0.ref.ptr<const float>(), c0.ref.ptr<const float>(),
+        w_ih.ref.ptr<const float>(), w_hh.ref.ptr<const float>(), y.ref.ptr<const float>(),
+        ws.ref.ptr<const float>(), dx.ptr<float>(), dh0.ptr<float>(), dc0.ptr<float>(), dw_ih.ptr<float>(),
+        dw_hh.ptr<float>(), db_ih.ptr<float>(), db_hh.ptr<float>(), scratch, st);
+  }
+  if (lstm) return py::make_tuple(dxo, dh0o, dc0o, dwio, dwho, dbio, dbho);
+  return py::make_tuple(dxo, dh0o, dwio, dwho, dbio, dbho);
+}
+
 void bind_rnn(py::module_& m) {
-  m.def("rnn_scratch_floats", [](int cell, int64_t T, int64_t B, int64_t I, int64_t H, bool backward) {
-    return fastnn::cuda::rnn_scratch_floats(rnn_shape(cell, false, T, B, I, H), backward);
+  m.def("lstm_forward", [](py::handle x, py::handle h0, py::handle c0, py::handle w_ih, py::handle w_hh,
+                           py::handle b_ih, py::handle b_hh, bool reverse, py::handle rt) {
+    return rnn_forward_entry(RnnCell::Lstm, "lstm_forward", x, h0, c0, w_ih, w_hh, b_ih, b_hh, "", reverse,
+                             rt);
   });
-  m.def("rnn_forward",
-        [](int cell, bool reverse, int64_t T, int64_t B, int64_t I, int64_t H, Ptr x, Ptr h0, Ptr c0,
-           Ptr w_ih, Ptr w_hh, Ptr b_ih, Ptr b_hh, Ptr y, Ptr h_n, Ptr c_n, Ptr ws, Ptr scratch, Ptr stream) {
-          const fastnn::RnnShape s = rnn_shape(cell, reverse, T, B, I, H);
-          py::gil_scoped_release nogil;
-          fastnn::cuda::rnn_forward(s, ptr<const float>(x), ptr<const float>(h0), ptr<const float>(c0),
-                                    ptr<const float>(w_ih), ptr<const float>(w_hh), ptr<const float>(b_ih),
-                                    ptr<const float>(b_hh), ptr<float>(y), ptr<float>(h_n), ptr<float>(c_n),
-                                    ptr<float>(ws), ptr<float>(scratch), stream_of(stream));
+  m.def("lstm_backward",
+        [](py::handle dy, py::handle dh_n, py::handle dc_n, py::handle x, py::handle h0, py::handle c0,
+           py::handle w_ih, py::handle w_hh, py::handle y, py::handle ws, bool reverse, py::handle rt) {
+          return rnn_backward_entry(RnnCell::Lstm, "lstm_backward", dy, dh_n, dc_n, x, h0, c0, w_ih, w_hh, y,
+                                    ws, "", reverse, rt);
         });
+  m.def("gru_forward", [](py::handle x, py::handle h0, py::handle w_ih, py::handle w_hh, py::handle b_ih,
+                          py::handle b_hh, bool reverse, py::handle rt) {
+    return rnn_forward_entry(RnnCell::Gru, "gru_forward", x, h0, py::none(), w_ih, w_hh, b_ih, b_hh, "",
+                             reverse, rt);
+  });
+  m.def("gru_backward", [](py::handle dy, py::handle dh_n, py::handle x, py::handle h0, py::handle w_ih,
+                           py::handle w_hh, py::handle y, py::handle ws, bool reverse, py::handle rt) {
+    return rnn_backward_entry(RnnCell::Gru, "gru_backward", dy, dh_n, py::none(), x, h0, py::none(), w_ih,
+                              w_hh, y, ws, "", reverse, rt);
+  });
+  m.def("rnn_forward", [](py::handle x, py::handle h0, py::handle w_ih, py::handle w_hh, py::handle b_ih,
+                          py::handle b_hh, const std::string& nonlinearity, bool reverse, py::handle rt) {
+    return rnn_forward_entry(RnnCell::RnnTanh, "rnn_forward", x, h0, py::none(), w_ih, w_hh, b_ih, b_hh,
+                             nonlinearity, reverse, rt);
+  });
   m.def("rnn_backward",
-        [](int cell, bool reverse, int64_t T, int64_t B, int64_t I, int64_t H, Ptr dy, Ptr dh_n, Ptr dc_n,
-           Ptr x, Ptr h0, Ptr c0, Ptr w_ih, Ptr w_hh, Ptr y, Ptr ws, Ptr dx, Ptr dh0, Ptr dc0, Ptr dw_ih,
-           Ptr dw_hh, Ptr db_ih, Ptr db_hh, Ptr scratch, Ptr stream) {
-          const fastnn::RnnShape s = rnn_shape(cell, reverse, T, B, I, H);
-          py::gil_scoped_release nogil;
-          fastnn::cuda::rnn_backward(s, ptr<const float>(dy), ptr<const float>(dh_n), ptr<const float>(dc_n),
-                                     ptr<const float>(x), ptr<const float>(h0), ptr<const float>(c0),
-                                     ptr<const float>(w_ih), ptr<const float>(w_hh), ptr<const float>(y),
-                                     ptr<const float>(ws), ptr<float>(dx), ptr<float>(dh0), ptr<float>(dc0),
-                                     ptr<float>(dw_ih), ptr<float>(dw_hh), ptr<float>(db_ih),
-                                     ptr<float>(db_hh), ptr<float>(scratch), stream_of(stream));
+        [](py::handle dy, py::handle dh_n, py::handle x, py::handle h0, py::handle w_ih, py::handle w_hh,
+           py::handle y, py::handle ws, const std::string& nonlinearity, bool reverse, py::handle rt) {
+          return rnn_backward_entry(RnnCell::RnnTanh, "rnn_backward", dy, dh_n, py::none(), x, h0, py::none(),
+                                    w_ih, w_hh, y, ws, nonlinearity, reverse, rt);
         });
-  // Attention (attention_args above): out (B, NH, L, DV), lse (B, NH, L); the backward's delta is
-  // device scratch of B * NH * L floats (fastnn.cuda allocates it).
+}
+
+// Attention: the arguments as fastnn._core's scaled_dot_product_attention_* take them, checked
+// by attention's meta functions (csrc/ops/attention_meta.cpp), plus this device's one limit:
+// the kernels keep head dims in register and shared-memory tiles, so HD and DV are at most
+// kAttnMaxHeadDim. The last argument is the runtime; the backward's delta (dout_i . out_i) is
+// scratch of B * NH * L floats (at least one), allocated after the outputs.
+void check_head_dims(const char* op, const fastnn::AttentionArgs& a) {
+  constexpr int64_t lim = fastnn::cuda::kAttnMaxHeadDim;
+  if (a.D > lim || a.DV > lim) {
+    fastnn::arg_value_fail(op, "the CUDA kernels take head dims up to " + std::to_string(lim) + ", got HD " +
+                                   std::to_string(a.D) + " and DV " + std::to_string(a.DV) +
+                                   " (the CPU op has no such limit)");
+  }
 }
 
 void bind_attention(py::module_& m) {
-  m.def("scaled_dot_product_attention_forward",
-        [](py::tuple dims, Ptr q, Ptr k, Ptr v, int mask_kind, Ptr mask, py::tuple mask_strides, bool causal,
-           float scale, Ptr out, Ptr lse, Ptr stream) {
-          const auto a = attention_args(dims, q, k, v, mask_kind, mask, mask_strides, causal, scale);
-          py::gil_scoped_release nogil;
-          fastnn::cuda::attention_forward(a, ptr<float>(out), ptr<float>(lse), stream_of(stream));
-        });
+  using fastnn::bind::scale_arg;
+  using fastnn::cuda::dev_out;
+  using fastnn::cuda::DevArg;
+  m.def("scaled_dot_product_attention_forward", [](py::handle q_obj, py::handle k_obj, py::handle v_obj,
+                                                   py::handle mask_obj, bool causal, py::handle scale,
+                                                   py::handle rt) {
+    const char* op = "scaled_dot_product_attention_forward";
+    const DevArg q(op, "q", q_obj), k(op, "k", k_obj), v(op, "v", v_obj), mask(op, "attn_mask", mask_obj);
+    const auto a =
+        fastnn::attention_forward_meta(q.ref, k.ref, v.ref, mask.ref, causal, scale_arg(op, scale));
+    check_head_dims(op, a);
+    fastnn::ArrayRef out, lse;
+    py::object oo = dev_out(op, rt, py::none(), fastnn::attention_out_shape(q.ref, a), {}, &out);
+    py::object lo = dev_out(op, rt, py::none(), fastnn::attention_lse_shape(q.ref, a), {}, &lse);
+    void* st = fastnn::cuda::stream_of(rt);
+    {
+      py::gil_scoped_release nogil;
+      fastnn::cuda::attention_forward(a, out.ptr<float>(), lse.ptr<float>(), st);
+    }
+    return py::make_tuple(oo, lo);
+  });
   m.def("scaled_dot_product_attention_backward",
-        [](py::tuple dims, Ptr q, Ptr k, Ptr v, int mask_kind, Ptr mask, py::tuple mask_strides, bool causal,
-           float scale, Ptr dout, Ptr out, Ptr lse, Ptr dq, Ptr dk, Ptr dv, Ptr delta, Ptr stream) {
-          const auto a = attention_args(dims, q, k, v, mask_kind, mask, mask_strides, causal, scale);
-          py::gil_scoped_release nogil;
-          fastnn::cuda::attention_backward(a, ptr<const float>(dout), ptr<const float>(out),
-                                           ptr<const float>(lse), ptr<float>(dq), ptr<float>(dk),
-                                           ptr<float>(dv), ptr<float>(delta), stream_of(stream));
+        [](py::handle dout_obj, py::handle q_obj, py::handle k_obj, py::handle v_obj, py::handle out_obj,
+           py::handle lse_obj, py::handle mask_obj, bool causal, py::handle scale, py::handle rt) {
+          const char* op = "scaled_dot_product_attention_backward";
+          const DevArg dout(op, "dout", dout_obj), q(op, "q", q_obj), k(op, "k", k_obj), v(op, "v", v_obj),
+              out(op, "out", out_obj), lse(op, "lse", lse_obj), mask(op, "attn_mask", mask_obj);
+          const auto a = fastnn::attention_backward_meta(dout.ref, q.ref, k.ref, v.ref, out.ref, lse.ref,
+                                                         mask.ref, causal, scale_arg(op, scale));
+          check_head_dims(op, a);
+          fastnn::ArrayRef dq, dk, dv;
+          py::object dqo = dev_out(op, rt, py::none(), q.ref.shape, {}, &dq);
+          py::object dko = dev_out(op, rt, py::none(), k.ref.shape, {}, &dk);
+          py::object dvo = dev_out(op, rt, py::none(), v.ref.shape, {}, &dv);
+          float* delta = nullptr;
+          py::object keep = fastnn::cuda::dev_scratch(rt, std::max<int64_t>(1, a.B * a.NH * a.L), &delta);
+          void* st = fastnn::cuda::stream_of(rt);
+          {
+            py::gil_scoped_release nogil;
+            fastnn::cuda::attention_backward(a, dout.ref.ptr<const float>(), out.ref.ptr<const float>(),
+                                             lse.ref.ptr<const float>(), dq.ptr<float>(), dk.ptr<float>(),
+                                             dv.ptr<float>(), delta, st);
+          }
+          return py::make_tuple(dqo, dko, dvo);
         });
 }
 

@@ -19,8 +19,9 @@
 // the rows in order in float64 (the CPU's order and precision). No atomics: every result is
 // the same from run to run.
 //
-// Temporary memory: the caller's scratch of rnn_scratch_floats floats (fastnn.cuda allocates
-// it with CuPy on the call's stream), so nothing here allocates or synchronises. Every launch
+// Temporary memory: the caller's scratch of rnn_scratch_floats floats (the binding allocates
+// it through fastnn.cuda's runtime, CuPy's pool on the call's stream), so nothing here
+// allocates or synchronises. Every launch
 // is on `stream`, in order. Sizes the gemm cannot tile (more than 65535 tiles of 64 rows) are
 // refused before the first launch.
 #include <algorithm>
@@ -258,11 +259,6 @@ void weight_grads(const RnnShape& s, const Mm& mm, const float* dG, const float*
 }
 
 }  // namespace
-
-int64_t rnn_workspace_floats(const RnnShape& s) {
-  const int64_t TB = s.T * s.B;
-  return s.cell == RnnCell::Lstm ? TB * 6 * s.H : s.cell == RnnCell::Gru ? TB * 4 * s.H : 0;
-}
 
 int64_t rnn_scratch_floats(const RnnShape& s, bool backward) {
   const int64_t TB = s.T * s.B, GH = s.gates() * s.H;

@@ -21,7 +21,10 @@
 // (2 HD + DV + 2) x L floats plus tiles.
 #pragma once
 #include <cstdint>
+#include <optional>
+#include <vector>
 
+#include "core/args.h"
 #include "core/cpu.h"
 
 namespace fastnn {
@@ -42,6 +45,23 @@ struct AttentionArgs {
   bool causal = false;                         // top-left aligned: query i sees keys j <= i
   float scale = 1.0f;
 };
+
+// The rules of scaled_dot_product_attention_forward / _backward on every device
+// (csrc/ops/attention_meta.cpp; ArgError naming the op): q, k, v float32 C-contiguous of 3
+// (N, L, HD) or 4 (B, NH, L, HD) dims with matching sizes and head dims of at least 1; scale
+// finite (none: 1 / sqrt(HD)); attn_mask left out (present = false), or bool or float32 of any
+// strides, broadcastable to (..., L, S), and not with causal (as in torch). The backward also
+// checks dout and out (..., L, DV) and lse (..., L). The result holds the sizes, the mask's
+// element strides and every pointer (the ArrayRefs' data: host or device), ready for either
+// device's kernels. The outputs: attention_out_shape (out, dout's shape), attention_lse_shape
+// (lse), and q's, k's and v's shapes (dq, dk, dv).
+AttentionArgs attention_forward_meta(const ArrayRef& q, const ArrayRef& k, const ArrayRef& v,
+                                     const ArrayRef& mask, bool causal, std::optional<double> scale);
+AttentionArgs attention_backward_meta(const ArrayRef& dout, const ArrayRef& q, const ArrayRef& k,
+                                      const ArrayRef& v, const ArrayRef& out, const ArrayRef& lse,
+                                      const ArrayRef& mask, bool causal, std::optional<double> scale);
+std::vector<int64_t> attention_out_shape(const ArrayRef& q, const AttentionArgs& a);  // (..., L, DV)
+std::vector<int64_t> attention_lse_shape(const ArrayRef& q, const AttentionArgs& a);  // (..., L)
 
 // out (B, NH, L, DV), lse (B, NH, L).
 void attention_forward(const AttentionArgs& a, float* out, float* lse, Isa isa, int nthreads);

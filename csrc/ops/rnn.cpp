@@ -1,13 +1,11 @@
-// Recurrent layers' front door and time loop: the GEMMs (csrc/ops/gemm.h) over all steps and per
-// step, the per-ISA gate kernels (csrc/cpu/rnn_impl.h) per batch row, and the bias sums.
+// Recurrent layers' time loop: the GEMMs (csrc/ops/gemm.h) over all steps and per step, the
+// per-ISA gate kernels (csrc/cpu/rnn_impl.h) per batch row, and the bias sums. The rules (the
+// front door) are rnn's meta functions, csrc/ops/rnn_meta.cpp.
 #include "ops/rnn.h"
 
 #include <algorithm>
 #include <cstring>
-#include <limits>
 #include <memory>
-#include <stdexcept>
-#include <string>
 #include <vector>
 
 #include "core/dispatch.h"
@@ -203,36 +201,6 @@ void weight_grads(const RnnShape& s, const Mm& mm, const float* dG, const float*
 }
 
 }  // namespace
-
-int64_t rnn_ws_size(const RnnShape& s) {
-  const int64_t TB = s.T * s.B;
-  switch (s.cell) {
-    case RnnCell::Lstm:
-      return TB * 6 * s.H;
-    case RnnCell::Gru:
-      return TB * 4 * s.H;
-    default:
-      return 0;
-  }
-}
-
-void rnn_check_shape(const RnnShape& s, const char* op) {
-  auto fail = [op](const std::string& what) {
-    throw std::invalid_argument(std::string("fastnn.ops.") + op + ": " + what);
-  };
-  if (s.T <= 0) fail("expected a sequence length T > 0, got T=" + std::to_string(s.T));
-  if (s.H <= 0) fail("expected a hidden size H > 0, got H=" + std::to_string(s.H));
-  if (s.B < 0 || s.I < 0) fail("sizes must be non-negative");
-  // Every GEMM operand must fit the GEMM's 32-bit tile arithmetic: the largest are
-  // (T*B, G*H), (T*B, I), (G*H, I), (G*H, H) and the LSTM workspace rows (T*B, 6H).
-  const int64_t lim = std::numeric_limits<int32_t>::max();
-  const int64_t TB = s.T * s.B, W = 6 * s.H;
-  if (s.T > lim || s.B > lim || s.I > lim || s.H > lim / 6 ||
-      (TB > 0 && (TB > lim / W || TB > lim / std::max<int64_t>(s.I, 1))) || W * std::max(s.I, s.H) > lim) {
-    fail("expected every matrix to have at most 2^31-1 elements, got T=" + std::to_string(s.T) +
-         " B=" + std::to_string(s.B) + " I=" + std::to_string(s.I) + " H=" + std::to_string(s.H));
-  }
-}
 
 void rnn_forward(const RnnShape& s, const float* x, const float* h0, const float* c0, const float* w_ih,
                  const float* w_hh, const float* b_ih, const float* b_hh, float* y, float* h_n, float* c_n,

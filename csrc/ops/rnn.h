@@ -33,10 +33,13 @@
 // Parallel inside each GEMM (over output tiles) and inside the gates (over batch rows); every
 // value is computed by the same instructions whatever the thread count, so results are
 // bit-identical for every thread count. They may differ between ISAs in the last bits.
-// B == 0: empty outputs, zero weight gradients. T == 0 and H == 0 are rejected by the front door.
+// B == 0: empty outputs, zero weight gradients. T == 0 and H == 0 are rejected by the meta
+// functions below.
 #pragma once
 #include <cstdint>
+#include <string>
 
+#include "core/args.h"
 #include "core/cpu.h"
 
 namespace fastnn {
@@ -53,8 +56,25 @@ struct RnnShape {
 // Floats of the workspace for this shape (layout above).
 int64_t rnn_ws_size(const RnnShape& s);
 
-// Throws std::invalid_argument naming the op on T <= 0, H <= 0, negative or too large sizes.
+// Throws ArgError (ValueError) naming the op on T <= 0, H <= 0, negative or too large sizes.
 void rnn_check_shape(const RnnShape& s, const char* op);
+
+// The rules of lstm/gru/rnn_forward and _backward on every device (csrc/ops/rnn_meta.cpp;
+// ArgError naming op): float32 C-contiguous arrays of the shapes above, the shape struct
+// returned. `cell` is Lstm, Gru, or RnnTanh for the RNN, whose nonlinearity ("tanh" or
+// "relu") then picks RnnTanh or RnnRelu (ignored for the others). An optional array left out
+// (h0, c0, biases, dy, dh_n, dc_n; c0 and dc_n always for RNN and GRU) has present = false. The
+// backward's y may be left out where it is not read (T == 1, LSTM and GRU), and ws where it has
+// no elements (rnn_ws_size(s) == 0). The outputs are freshly allocated: y (T, B, H), h_n and
+// c_n (B, H), ws (rnn_ws_size(s),); dx (T, B, I), dh0 and dc0 (B, H), dw_ih (G*H, I),
+// dw_hh (G*H, H), db_ih and db_hh (G*H,).
+RnnShape rnn_forward_meta(const char* op, RnnCell cell, const std::string& nonlinearity, bool reverse,
+                          const ArrayRef& x, const ArrayRef& h0, const ArrayRef& c0, const ArrayRef& w_ih,
+                          const ArrayRef& w_hh, const ArrayRef& b_ih, const ArrayRef& b_hh);
+RnnShape rnn_backward_meta(const char* op, RnnCell cell, const std::string& nonlinearity, bool reverse,
+                           const ArrayRef& dy, const ArrayRef& dh_n, const ArrayRef& dc_n, const ArrayRef& x,
+                           const ArrayRef& h0, const ArrayRef& c0, const ArrayRef& w_ih, const ArrayRef& w_hh,
+                           const ArrayRef& y, const ArrayRef& ws);
 
 // c0/c_n: LSTM only (null otherwise).
 void rnn_forward(const RnnShape& s, const float* x, const float* h0, const float* c0, const float* w_ih,

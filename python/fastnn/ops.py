@@ -485,48 +485,55 @@ def embedding_backward(dy, indices, num_embeddings, padding_idx=None, *, out=Non
 def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
     """(y (T, B, H), h_n (B, H), c_n (B, H), ws)."""
     if _gpu(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
-        return _cuda.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, bool(reverse))
+        return _cuda.run("lstm_forward", x, h0, c0, w_ih, w_hh, b_ih, b_hh, bool(reverse))
     return _core.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, bool(reverse))
 
 
 def lstm_backward(dy, dh_n, dc_n, x, h0, c0, w_ih, w_hh, y, ws, reverse=False):
     """(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh) through time."""
     if _gpu(dy, dh_n, dc_n, x, h0, c0, w_ih, w_hh, y, ws):
-        return _cuda.lstm_backward(dy, dh_n, dc_n, x, h0, c0, w_ih, w_hh, y, ws, bool(reverse))
+        return _cuda.run("lstm_backward", dy, dh_n, dc_n, x, h0, c0, w_ih, w_hh, y, ws, bool(reverse))
     return _core.lstm_backward(dy, dh_n, dc_n, x, h0, c0, w_ih, w_hh, y, ws, bool(reverse))
 
 
 def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
     """(y (T, B, H), h_n (B, H), ws); torch's GRU (b_hn inside r's product)."""
     if _gpu(x, h0, w_ih, w_hh, b_ih, b_hh):
-        return _cuda.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, bool(reverse))
+        return _cuda.run("gru_forward", x, h0, w_ih, w_hh, b_ih, b_hh, bool(reverse))
     return _core.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, bool(reverse))
 
 
 def gru_backward(dy, dh_n, x, h0, w_ih, w_hh, y, ws, reverse=False):
     """(dx, dh0, dw_ih, dw_hh, db_ih, db_hh); db_hh's n part is b_hn's gradient."""
     if _gpu(dy, dh_n, x, h0, w_ih, w_hh, y, ws):
-        return _cuda.gru_backward(dy, dh_n, x, h0, w_ih, w_hh, y, ws, bool(reverse))
+        return _cuda.run("gru_backward", dy, dh_n, x, h0, w_ih, w_hh, y, ws, bool(reverse))
     return _core.gru_backward(dy, dh_n, x, h0, w_ih, w_hh, y, ws, bool(reverse))
 
 
 def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", reverse=False):
     """(y (T, B, H), h_n (B, H), ws); nonlinearity "tanh" or "relu"."""
     if _gpu(x, h0, w_ih, w_hh, b_ih, b_hh):
-        return _cuda.rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, bool(reverse))
+        return _cuda.run("rnn_forward", x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, bool(reverse))
     return _core.rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, bool(reverse))
 
 
 def rnn_backward(dy, dh_n, x, h0, w_ih, w_hh, y, ws, nonlinearity="tanh", reverse=False):
     """(dx, dh0, dw_ih, dw_hh, db_ih, db_hh) through time."""
     if _gpu(dy, dh_n, x, h0, w_ih, w_hh, y, ws):
-        return _cuda.rnn_backward(dy, dh_n, x, h0, w_ih, w_hh, y, ws, nonlinearity, bool(reverse))
+        return _cuda.run("rnn_backward", dy, dh_n, x, h0, w_ih, w_hh, y, ws, nonlinearity, bool(reverse))
     return _core.rnn_backward(dy, dh_n, x, h0, w_ih, w_hh, y, ws, nonlinearity, bool(reverse))
 
 
-# Single steps (decoding loops): x (B, I), h/c (B, H) or None; the T = 1 case of the kernels above.
-# The RNN cell's ws is its output (1, B, H), which its backward needs. CUDA arrays go to the same
-# calls of fastnn.cuda.
+# Single steps (decoding loops): x (B, I), h/c (B, H) or None; the T = 1 case of the kernels above
+# (CUDA arrays: the same entries through fastnn.cuda.run). The RNN cell's ws is its output
+# (1, B, H), which its backward reads as y; the RNN's own workspace is empty (None).
+
+
+def _entry(name, *arrays):
+    """fastnn._core.<name>, or its CUDA entry when any of arrays is a CUDA array."""
+    if _gpu(*arrays):
+        return lambda *args: _cuda.run(name, *args)
+    return getattr(_core, name)
 
 
 def _step(x):
@@ -541,49 +548,44 @@ def _unstep(dx):
 
 def lstm_cell_forward(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
     """(h' (B, H), c' (B, H), ws)."""
-    fwd = _cuda.lstm_forward if _gpu(x, h, c, w_ih, w_hh, b_ih, b_hh) else _core.lstm_forward
+    fwd = _entry("lstm_forward", x, h, c, w_ih, w_hh, b_ih, b_hh)
     _, h1, c1, ws = fwd(_step(x), h, c, w_ih, w_hh, b_ih, b_hh, False)
     return h1, c1, ws
 
 
 def lstm_cell_backward(dh, dc, x, h, c, w_ih, w_hh, ws):
     """(dx, dh_prev, dc_prev, dw_ih, dw_hh, db_ih, db_hh) from the gradients of h' and c'."""
-    bwd = _cuda.lstm_backward if _gpu(dh, dc, x, h, c, w_ih, w_hh, ws) else _core.lstm_backward
+    bwd = _entry("lstm_backward", dh, dc, x, h, c, w_ih, w_hh, ws)
     g = bwd(None, dh, dc, _step(x), h, c, w_ih, w_hh, None, ws, False)
     return (_unstep(g[0]),) + g[1:]
 
 
 def gru_cell_forward(x, h, w_ih, w_hh, b_ih=None, b_hh=None):
     """(h' (B, H), ws)."""
-    fwd = _cuda.gru_forward if _gpu(x, h, w_ih, w_hh, b_ih, b_hh) else _core.gru_forward
+    fwd = _entry("gru_forward", x, h, w_ih, w_hh, b_ih, b_hh)
     _, h1, ws = fwd(_step(x), h, w_ih, w_hh, b_ih, b_hh, False)
     return h1, ws
 
 
 def gru_cell_backward(dh, x, h, w_ih, w_hh, ws):
     """(dx, dh_prev, dw_ih, dw_hh, db_ih, db_hh)."""
-    bwd = _cuda.gru_backward if _gpu(dh, x, h, w_ih, w_hh, ws) else _core.gru_backward
+    bwd = _entry("gru_backward", dh, x, h, w_ih, w_hh, ws)
     g = bwd(None, dh, _step(x), h, w_ih, w_hh, None, ws, False)
     return (_unstep(g[0]),) + g[1:]
 
 
 def rnn_cell_forward(x, h, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
     """(h' (B, H), ws)."""
-    fwd = _cuda.rnn_forward if _gpu(x, h, w_ih, w_hh, b_ih, b_hh) else _core.rnn_forward
+    fwd = _entry("rnn_forward", x, h, w_ih, w_hh, b_ih, b_hh)
     y, h1, _ = fwd(_step(x), h, w_ih, w_hh, b_ih, b_hh, nonlinearity, False)
     return h1, y
 
 
 def rnn_cell_backward(dh, x, h, w_ih, w_hh, ws, nonlinearity="tanh"):
     """(dx, dh_prev, dw_ih, dw_hh, db_ih, db_hh)."""
-    if _gpu(dh, x, h, w_ih, w_hh, ws):
-        g = _cuda.rnn_backward(None, dh, _step(x), h, w_ih, w_hh, ws, None, nonlinearity, False)
-    else:
-        g = _core.rnn_backward(None, dh, _step(x), h, w_ih, w_hh, ws, _EMPTY, nonlinearity, False)
+    bwd = _entry("rnn_backward", dh, x, h, w_ih, w_hh, ws)
+    g = bwd(None, dh, _step(x), h, w_ih, w_hh, ws, None, nonlinearity, False)
     return (_unstep(g[0]),) + g[1:]
-
-
-_EMPTY = np.empty(0, np.float32)
 
 
 # Layer norm over the trailing dims (torch.nn.functional.layer_norm's semantics; see
@@ -615,7 +617,7 @@ def scaled_dot_product_attention_forward(q, k, v, attn_mask=None, is_causal=Fals
     """(out (..., L, DV), lse (..., L)): lse is the log-sum-exp of each query's scaled, masked
     scores, kept for the backward; a query whose keys are all masked gets out = 0, lse = -inf."""
     if _gpu(q, k, v, attn_mask):
-        return _cuda.scaled_dot_product_attention_forward(q, k, v, attn_mask, is_causal, scale)
+        return _cuda.run("scaled_dot_product_attention_forward", q, k, v, attn_mask, bool(is_causal), scale)
     return _core.scaled_dot_product_attention_forward(q, k, v, attn_mask, bool(is_causal), scale)
 
 
@@ -623,5 +625,7 @@ def scaled_dot_product_attention_backward(dout, q, k, v, out, lse, attn_mask=Non
     """(dq, dk, dv) from dout (..., L, DV) and the forward's out and lse; the probabilities are
     recomputed tile by tile, never stored."""
     if _gpu(dout, q, k, v, out, lse, attn_mask):
-        return _cuda.scaled_dot_product_attention_backward(dout, q, k, v, out, lse, attn_mask, is_causal, scale)
+        return _cuda.run(
+            "scaled_dot_product_attention_backward", dout, q, k, v, out, lse, attn_mask, bool(is_causal), scale
+        )
     return _core.scaled_dot_product_attention_backward(dout, q, k, v, out, lse, attn_mask, bool(is_causal), scale)
