@@ -130,6 +130,16 @@ EMU_ORDERS = os.environ.get("FASTNN_EMU_ORDERS", "forward,reverse,random").split
 BACKENDS = [f"cpu-{isa}" for isa in ISAS] + [f"emulated-{o}" for o in EMU_ORDERS] + ["cuda"]
 
 
+@pytest.fixture(params=EMU_ORDERS, ids=[f"emu-{o}" for o in EMU_ORDERS])
+def order(request, monkeypatch):
+    """The emulated device, its fibers of each block resumed in each order in turn (the ids say
+    emu-<order>, so that `-k emu` selects every test that runs on it)."""
+    request.getfixturevalue("emulated_gpu")
+    monkeypatch.setenv("FASTNN_EMU_ORDER", request.param)
+    monkeypatch.setenv("FASTNN_EMU_SEED", "12345")
+    return request.param
+
+
 @pytest.fixture
 def one_cpu_thread():
     """fastnn on one thread for the test (the results are the same for every count)."""

@@ -10,7 +10,7 @@ import os
 import fastnn
 import numpy as np
 import pytest
-from conftest import Device, dev, randn  # noqa: F401 (dev: a fixture, for the files that import it here)
+from conftest import Device, dev, order, randn  # noqa: F401 (dev, order: fixtures, for the files that import them here)
 
 if os.environ.get("FASTNN_REQUIRE_CUDA_EMU") == "1":
     import _fastnn_cuda_emu as emu
@@ -19,14 +19,6 @@ else:
 
 # FASTNN_EMU_ORDERS=random (a comma-separated subset) runs fewer: CI's sanitizer build takes one.
 ORDERS = os.environ.get("FASTNN_EMU_ORDERS", "forward,reverse,random").split(",")
-
-
-@pytest.fixture(params=ORDERS)
-def order(request, monkeypatch):
-    """Every test runs with the fibers of each block resumed in each of the three orders."""
-    monkeypatch.setenv("FASTNN_EMU_ORDER", request.param)
-    monkeypatch.setenv("FASTNN_EMU_SEED", "12345")
-    return request.param
 
 
 # (M, N, K): one element, K below the 16-deep tile, the 64x64 tile exactly and +-1 around it,
