@@ -158,10 +158,6 @@ def max_pool2d_forward(x: numpy.ndarray, kernel_size: int | tuple[int, int], str
     """
     (y, indices) of max pooling; see fastnn.ops.max_pool2d_forward.
     """
-def pool2d_geometry(op: str, shape: collections.abc.Sequence, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None, padding: int | tuple[int, int] = 0, dilation: int | tuple[int, int] = 1, ceil_mode: bool = False) -> dict:
-    """
-    The checked sizes (N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW) of a pooling, as a dict.
-    """
 def relu_backward(dy: numpy.ndarray, x: numpy.ndarray, out: numpy.ndarray | None = None, isa: str | None = None) -> numpy.ndarray:
     """
     Gradient of the activation; see fastnn.ops.
