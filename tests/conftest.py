@@ -225,9 +225,11 @@ def backend(request, monkeypatch):
 
 class Device:
     """The CUDA entries on the emulated device with the CPU entries' arguments (fastnn._core's,
-    through fastnn.cuda.run): NumPy in (copied to the device; device arrays pass as they are),
-    NumPy out (None stays None); outputs start as NaN (fake_cupy.empty). `made` holds host copies
-    of every array the last call allocated, in order: its outputs, then its scratch."""
+    through fastnn.cuda.run): NumPy in (lists of arrays too; device arrays pass as they are),
+    NumPy out (None stays None); outputs start as NaN (fake_cupy.empty). Each writeable NumPy
+    argument gets its device copy's values back after the call, so updates in place (optimizer
+    steps, running statistics) show as on the CPU. `made` holds host copies of every array the
+    last call allocated, in order: its outputs, then its scratch."""
 
     def __init__(self, cp):
         self.cp = cp
@@ -235,22 +237,39 @@ class Device:
 
     def __getattr__(self, name):
         def call(*args):
-            dev = [self.cp.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
-            made, empty = [], self.cp.empty
+            copies, made, empty = [], [], self.cp.empty
+
+            def to_device(a):
+                if isinstance(a, np.ndarray):
+                    copies.append((a, self.cp.asarray(a)))
+                    return copies[-1][1]
+                if isinstance(a, (list, tuple)):
+                    return type(a)(to_device(v) for v in a)
+                return a
 
             def recorded(shape, dtype=float):
                 made.append(empty(shape, dtype))
                 return made[-1]
 
+            dev = [to_device(a) for a in args]
             self.cp.empty = recorded
             try:
                 r = fastnn.cuda.run(name, *dev)
             finally:
                 self.cp.empty = empty
             self.made = [a.get() for a in made]
-            return tuple(None if v is None else v.get() for v in r) if isinstance(r, tuple) else r.get()
+            for host, d in copies:
+                if host.flags.writeable:
+                    host[...] = d.get()
+            return _to_host(r)
 
         return call
+
+
+def _to_host(r):
+    if isinstance(r, tuple):
+        return tuple(_to_host(v) for v in r)
+    return r.get() if hasattr(r, "__cuda_array_interface__") else r
 
 
 @pytest.fixture

@@ -68,9 +68,13 @@ def test_malformed_cuda_arrays_are_refused(rng):
 @pytest.mark.skipif(not BUILT, reason="fastnn built without CUDA")
 def test_cuda_optimizer_checks_every_tensor_before_launching(rng):
     p, g = FakeDeviceArray(randn(rng, 4)), FakeDeviceArray(randn(rng, 5))
-    with pytest.raises(ValueError, match="sgd_step: grads\\[0\\] has shape \\(5,\\), params\\[0\\] \\(4,\\)"):
+    with pytest.raises(
+        ValueError, match="fastnn.ops.sgd_step: expected grads\\[0\\] of params\\[0\\]'s shape \\(4,\\), got \\(5,\\)"
+    ):
         ops.sgd_step([p], [g], None, 0.1)
-    with pytest.raises(ValueError, match="adam_step: params has 1 arrays but grads has 2"):
+    with pytest.raises(
+        ValueError, match="fastnn.ops.adam_step: expected grads to hold 1 arrays \\(one per param\\), got 2"
+    ):
         ops.adam_step([p], [g, g], [p], [p], 1)
 
 
@@ -120,7 +124,43 @@ SAME_WORDS = {
     "emb_dy_shape": lambda A, x: ops.embedding_backward(A(x), A(np.zeros(2, np.int64)), 5),
     "emb_num_embeddings": lambda A, x: ops.embedding_backward(A(x), A(np.zeros(3, np.int64)), -1),
     "softmax_out_aliases_y": lambda A, x: (lambda y: ops.softmax_backward(A(x.copy()), y, out=y))(A(x)),
+    "sgd_lengths": lambda A, x: ops.sgd_step([A(x)], [A(x.copy()), A(x.copy())], None, 0.1),
+    "sgd_shapes": lambda A, x: ops.sgd_step([A(x)], [A(x[:2].copy())], None, 0.1),
+    "sgd_grad_float64": lambda A, x: ops.sgd_step([A(x)], [A(x.astype(np.float64))], None, 0.1),
+    "sgd_param_strided": lambda A, x: ops.sgd_step([A(x.T)], [A(x.T.copy())], None, 0.1),
+    "sgd_param_read_only": lambda A, x: ops.sgd_step([A(_read_only(x))], [A(x.copy())], None, 0.1),
+    "sgd_no_buffers": lambda A, x: ops.sgd_step([A(x)], [A(x.copy())], None, 0.1, momentum=0.9),
+    "sgd_buffers_length": lambda A, x: ops.sgd_step([A(x)], [A(x.copy())], [], 0.1, momentum=0.9),
+    "sgd_nesterov": lambda A, x: ops.sgd_step(
+        [A(x)], [A(x.copy())], [A(x.copy())], 0.1, momentum=0.9, dampening=0.5, nesterov=True
+    ),
+    "sgd_buffer_overlaps_param": lambda A, x: ops.sgd_step(
+        [A(x.reshape(-1)[:6])], [A(x.reshape(-1)[:6].copy())], [A(x.reshape(-1)[3:9])], 0.1, momentum=0.9
+    ),
+    "sgd_params_overlap": lambda A, x: ops.sgd_step(
+        [A(x[:2]), A(x[1:])], [A(x[:2].copy()), A(x[1:].copy())], None, 1.0
+    ),
+    "adam_step_0": lambda A, x: ops.adam_step([A(x)], [A(x.copy())], [A(x.copy())], [A(x.copy())], 0),
+    "adam_beta1_nan": lambda A, x: ops.adam_step([A(x)], [A(x.copy())], [A(x.copy())], [A(x.copy())], 1, beta1=np.nan),
+    "adam_no_exp_avgs": lambda A, x: ops.adam_step([A(x)], [A(x.copy())], None, [A(x.copy())], 1),
+    "adam_amsgrad_without_max": lambda A, x: ops.adam_step(
+        [A(x)], [A(x.copy())], [A(x.copy())], [A(x.copy())], 1, amsgrad=True
+    ),
+    "adam_state_shape": lambda A, x: ops.adam_step([A(x)], [A(x.copy())], [A(x.copy())], [A(x[:1].copy())], 1),
+    "adam_state_aliases_grad": lambda A, x: (lambda g: ops.adam_step([A(x)], [g], [g], [A(x.copy())], 1))(A(x.copy())),
+    "grad_norm_order": lambda A, x: ops.grad_norm([A(x)], -1.0),
+    "grad_norm_strided": lambda A, x: ops.grad_norm([A(x), A(x.T)]),
+    "batch_norm_x_3d": lambda A, x: ops.batch_norm2d_forward(A(x.reshape(1, 3, 4)), None, None, None, None, True),
+    "batch_norm_weight_shape": lambda A, x: ops.batch_norm2d_forward(
+        A(x.reshape(1, 3, 2, 2)), A(x[0].copy()), None, None, None, True
+    ),
 }
+
+
+def _read_only(a):
+    a = a.copy()
+    a.flags.writeable = False
+    return a
 
 
 def _words(call, A, x):
@@ -138,6 +178,26 @@ def test_both_devices_refuse_bad_calls_in_the_same_words(rng, name, emulated_gpu
     dev = _words(SAME_WORDS[name], emulated_gpu.ndarray, x)
     assert cpu is not None and cpu[1].startswith("fastnn.ops."), cpu
     assert dev == cpu
+
+
+def test_device_optimizer_steps_refuse_mixed_arrays(rng, emulated_gpu):
+    cp = emulated_gpu
+    p, g = randn(rng, 4), randn(rng, 4)
+    with pytest.raises(TypeError, match="sgd_step: expected grads\\[0\\] to be a CUDA array.*cannot be mixed"):
+        ops.sgd_step([cp.asarray(p)], [g], None, 0.1)
+    with pytest.raises(TypeError, match="adam_step: expected exp_avgs\\[0\\] to be a CUDA array"):
+        ops.adam_step([cp.asarray(p)], [cp.asarray(g)], [p], [cp.asarray(p)], 1)
+    with pytest.raises(TypeError, match="adam_step: expected max_exp_avg_sqs to be a list of CUDA arrays, got ndarray"):
+        ops.adam_step(
+            [cp.asarray(p)],
+            [cp.asarray(g)],
+            [cp.asarray(p)],
+            [cp.asarray(p)],
+            1,
+            amsgrad=True,
+            max_exp_avg_sqs=cp.asarray(p),
+        )
+    ops.sgd_step([], [], None, 0.1)  # no array: nothing to do, as on the CPU
 
 
 def test_without_the_module_cuda_arrays_are_a_type_error(rng, monkeypatch):

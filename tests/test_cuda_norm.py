@@ -1,6 +1,8 @@
-"""fastnn.cuda's batch norm and grad_norm: the checks on CUDA arrays (FakeDeviceArray: every bad
-argument refused before any launch), the dispatch end to end on the emulated device (fake CuPy,
-tests/fake_cupy.py), and with a GPU and CuPy, against the CPU ops (skipped elsewhere; the
+"""Batch norm and grad_norm on CUDA arrays: both devices apply the same meta functions
+(csrc/ops/batchnorm_meta.cpp, csrc/ops/optim_meta.cpp), so a table of bad calls is refused alike
+in the same words (on the emulated device, and on the CUDA module itself where built, before
+any launch: FakeDeviceArray); the dispatch end to end on the emulated device (fake CuPy,
+tests/fake_cupy.py); and with a GPU and CuPy, against the CPU ops (skipped elsewhere; the
 kernels themselves are checked by tests/test_cuda_emu_norm.py)."""
 
 import math
@@ -8,119 +10,156 @@ import math
 import numpy as np
 import pytest
 from conftest import compute_sanitizer, randn
-from fastnn import cuda, ops
+from fastnn import ops
 from test_batchnorm import MODES, _case, _copy, check_backward, check_forward
-from test_cuda import FakeDeviceArray, _cupy
+from test_cuda import BUILT, FakeDeviceArray, _cupy
 
 
-class _NoLaunch:
-    """Stands in for fastnn._cuda: any kernel call fails the test (checks come first)."""
-
-    def __getattr__(self, name):
-        def call(*args, **kwargs):
-            raise AssertionError(f"fastnn._cuda.{name} called before the arguments were checked")
-
-        return call
-
-
-@pytest.fixture
-def no_launch(monkeypatch):
-    monkeypatch.setattr(cuda, "_module", _NoLaunch())
-    monkeypatch.setattr(cuda, "_tried", True)
+def _arrays(rng):
+    return {
+        "x": randn(rng, 2, 3, 4, 5),
+        "w": randn(rng, 3),
+        "b": randn(rng, 3),
+        "rm": np.zeros(3, np.float32),
+        "rv": np.ones(3, np.float32),
+        "sm": np.zeros(3, np.float32),
+        "si": np.ones(3, np.float32),
+        "dy": randn(rng, 2, 3, 4, 5),
+        "read_only": np.zeros(3, np.float32),
+    }
 
 
-def F(a):
-    return FakeDeviceArray(a)
-
-
-def _bn_args(rng, shape=(2, 3, 4, 5)):
-    c = shape[1]
-    return (
-        F(randn(rng, *shape)),
-        F(randn(rng, c)),
-        F(randn(rng, c)),
-        F(np.zeros(c, np.float32)),
-        F(np.ones(c, np.float32)),
+def _fwd(A, a, training=True, momentum=0.1, eps=1e-5, **arrays):
+    """batch_norm2d_forward on the arrays of a (each wrapped by A), those of `arrays` replaced."""
+    args = dict(x=a["x"], weight=a["w"], bias=a["b"], running_mean=a["rm"], running_var=a["rv"], out=None)
+    args.update(arrays)
+    d = {k: None if v is None else A(v) for k, v in args.items()}
+    return ops.batch_norm2d_forward(
+        d["x"], d["weight"], d["bias"], d["running_mean"], d["running_var"], training, momentum, eps, out=d["out"]
     )
 
 
-@pytest.mark.parametrize(
-    "change,exc,match",
-    [
-        (lambda a: {"x": F(a["x"].a.astype(np.float64))}, TypeError, "batch_norm2d_forward: x must be float32"),
-        (lambda a: {"x": F(a["x"].a[0])}, ValueError, "expected x to be 4-D"),
-        (lambda a: {"x": FakeDeviceArray(a["x"].a, strides=(4, 8, 24, 96))}, ValueError, "x must be C-contiguous"),
-        (lambda a: {"weight": F(np.ones(4, np.float32))}, ValueError, "expected weight of shape \\(3,\\)"),
-        (lambda a: {"bias": np.zeros(3, np.float32)}, TypeError, "bias must be a CUDA array"),
-        (lambda a: {"running_var": None}, ValueError, "both given or both None, got running_mean only"),
-        (lambda a: {"running_mean": None, "running_var": None, "training": False}, ValueError, "evaluation mode"),
-        (lambda a: {"x": F(np.ones((1, 3, 1, 1), np.float32))}, ValueError, "Expected more than 1 value per channel"),
-        (lambda a: {"eps": -1.0}, ValueError, "expected eps >= 0"),
-        (lambda a: {"momentum": math.nan}, ValueError, "expected a finite momentum"),
-        (lambda a: {"running_var": a["running_mean"]}, ValueError, "running_mean must not alias running_var"),
-        (lambda a: {"out": a["x"]}, ValueError, "out must not alias x"),
-        (lambda a: {"out": F(np.zeros((2, 3, 4, 4), np.float32))}, ValueError, "out must have shape"),
-    ],
-    ids=[
-        "float64",
-        "3-D",
-        "strided",
-        "weight shape",
-        "numpy bias",
-        "one running stat",
-        "eval without stats",
-        "one value",
-        "eps",
-        "momentum",
-        "running aliased",
-        "out aliased",
-        "out shape",
-    ],
-)
-def test_batch_norm_forward_checks(rng, no_launch, change, exc, match):
-    x, w, b, rm, rv = _bn_args(rng)
-    a = dict(x=x, weight=w, bias=b, running_mean=rm, running_var=rv, training=True, momentum=0.1, eps=1e-5, out=None)
-    a.update(change(a))
-    out = a.pop("out")
-    with pytest.raises(exc, match=match):
-        ops.batch_norm2d_forward(*a.values(), out=out)
+# name -> (call(A, arrays), exception): A wraps each array for a device (NumPy itself, fake
+# CuPy's ndarray around the same memory, FakeDeviceArray); every call is refused.
+BAD_CALLS = {
+    "fwd_x_float64": (lambda A, a: _fwd(A, a, x=a["x"].astype(np.float64)), TypeError),
+    "fwd_x_3d": (lambda A, a: _fwd(A, a, x=a["x"][0]), ValueError),
+    "fwd_x_strided": (lambda A, a: _fwd(A, a, x=a["x"].transpose(0, 1, 3, 2)), ValueError),
+    "fwd_weight_shape": (lambda A, a: _fwd(A, a, weight=np.ones(4, np.float32)), ValueError),
+    "fwd_bias_float64": (lambda A, a: _fwd(A, a, bias=a["b"].astype(np.float64)), TypeError),
+    "fwd_one_running_stat": (lambda A, a: _fwd(A, a, running_var=None), ValueError),
+    "fwd_eval_without_stats": (
+        lambda A, a: _fwd(A, a, running_mean=None, running_var=None, training=False),
+        ValueError,
+    ),
+    "fwd_one_value": (lambda A, a: _fwd(A, a, x=np.ones((1, 3, 1, 1), np.float32)), ValueError),
+    "fwd_eps": (lambda A, a: _fwd(A, a, eps=-1.0), ValueError),
+    "fwd_eps_inf": (lambda A, a: _fwd(A, a, eps=float("inf")), ValueError),
+    "fwd_momentum": (lambda A, a: _fwd(A, a, momentum=math.nan), ValueError),
+    "fwd_running_read_only": (lambda A, a: _fwd(A, a, running_mean=a["read_only"]), ValueError),
+    "fwd_running_aliased": (lambda A, a: _fwd(A, a, running_var=a["rm"]), ValueError),
+    "fwd_running_overlaps_x": (lambda A, a: _fwd(A, a, running_var=a["x"].reshape(-1)[1:4]), ValueError),
+    "fwd_out_aliases_x": (lambda A, a: _fwd(A, a, out=a["x"]), ValueError),
+    "fwd_out_overlaps_running_var": (
+        lambda A, a: _fwd(A, a, running_var=a["dy"].reshape(-1)[:3], out=a["dy"]),
+        ValueError,
+    ),
+    "fwd_out_shape": (lambda A, a: _fwd(A, a, out=np.zeros((2, 3, 4, 4), np.float32)), ValueError),
+    "fwd_out_float64": (lambda A, a: _fwd(A, a, out=np.zeros((2, 3, 4, 5))), TypeError),
+    "bwd_shapes": (
+        lambda A, a: ops.batch_norm2d_backward(A(a["dy"][:, :, :3]), A(a["x"]), A(a["w"]), A(a["sm"]), A(a["si"])),
+        ValueError,
+    ),
+    "bwd_dy_3d": (
+        lambda A, a: ops.batch_norm2d_backward(A(a["dy"][0]), A(a["x"]), A(a["w"]), A(a["sm"]), A(a["si"])),
+        ValueError,
+    ),
+    "bwd_no_save_mean": (
+        lambda A, a: ops.batch_norm2d_backward(A(a["dy"]), A(a["x"]), A(a["w"]), None, A(a["si"])),
+        ValueError,
+    ),
+    "bwd_save_invstd_shape": (
+        lambda A, a: ops.batch_norm2d_backward(A(a["dy"]), A(a["x"]), A(a["w"]), A(a["sm"]), A(a["si"][:2])),
+        ValueError,
+    ),
+    "bwd_save_mean_float64": (
+        lambda A, a: ops.batch_norm2d_backward(
+            A(a["dy"]), A(a["x"]), A(a["w"]), A(a["sm"].astype(np.float64)), A(a["si"])
+        ),
+        TypeError,
+    ),
+    "bwd_out_aliases_dy": (
+        lambda A, a: ops.batch_norm2d_backward(
+            A(a["dy"]), A(a["x"]), A(a["w"]), A(a["sm"]), A(a["si"]), out=A(a["dy"])
+        ),
+        ValueError,
+    ),
+    "norm_type_0": (lambda A, a: ops.grad_norm([A(a["x"])], 0.0), ValueError),
+    "norm_type_nan": (lambda A, a: ops.grad_norm([A(a["x"])], math.nan), ValueError),
+    "norm_float64": (lambda A, a: ops.grad_norm([A(a["x"]), A(np.zeros(3))]), TypeError),
+    "norm_strided": (lambda A, a: ops.grad_norm([A(a["x"][:, :, :, ::2])]), ValueError),
+}
 
 
-def test_batch_norm_forward_checks_running_stats_are_writable(rng, no_launch):
-    x, w, b, rm, rv = _bn_args(rng)
-    ro = FakeDeviceArray(np.zeros(3, np.float32))
-    ro.__cuda_array_interface__["data"] = (ro.a.ctypes.data, True)
-    with pytest.raises(ValueError, match="batch_norm2d_forward: running_mean is read-only"):
-        ops.batch_norm2d_forward(x, w, b, ro, rv, True)
+def _read_only(a):
+    a["read_only"].flags.writeable = False
+    return a
 
 
-def test_batch_norm_backward_checks(rng, no_launch):
-    x, w, b, rm, rv = _bn_args(rng)
-    sm, si = F(np.zeros(3, np.float32)), F(np.ones(3, np.float32))
-    with pytest.raises(ValueError, match="batch_norm2d_backward: expected dy and x of the same shape"):
-        ops.batch_norm2d_backward(F(randn(rng, 2, 3, 4, 4)), x, w, sm, si)
-    with pytest.raises(ValueError, match="expected save_mean and save_invstd"):
-        ops.batch_norm2d_backward(x, x, w, None, si)
-    with pytest.raises(ValueError, match="expected save_invstd of shape \\(3,\\)"):
-        ops.batch_norm2d_backward(x, x, w, sm, F(np.ones(2, np.float32)))
-    with pytest.raises(TypeError, match="save_mean must be a CUDA array"):
-        ops.batch_norm2d_backward(x, x, w, np.zeros(3, np.float32), si)
-    with pytest.raises(ValueError, match="out must not alias dy"):
-        ops.batch_norm2d_backward(x, F(randn(rng, 2, 3, 4, 5)), w, sm, si, out=x)
+def _refusal(call, A, arrays):
+    try:
+        call(A, arrays)
+    except (TypeError, ValueError) as e:
+        return type(e), str(e)
+    return None
 
 
-def test_grad_norm_checks(rng, no_launch):
-    a = F(randn(rng, 5))
-    with pytest.raises(ValueError, match="grad_norm: expected norm_type > 0"):
-        ops.grad_norm([a], 0.0)
-    with pytest.raises(ValueError, match="grad_norm: expected norm_type > 0"):
-        ops.grad_norm([a], math.nan)
-    with pytest.raises(TypeError, match="grad_norm: arrays\\[1\\] must be float32"):
-        ops.grad_norm([a, F(np.zeros(3))])
-    with pytest.raises(TypeError, match="grad_norm: arrays\\[0\\] must be a CUDA array"):
-        ops.grad_norm([randn(rng, 3), a])
-    with pytest.raises(ValueError, match="grad_norm: arrays\\[0\\] must be C-contiguous"):
-        ops.grad_norm([FakeDeviceArray(randn(rng, 3, 4), strides=(4, 12))])
+def _fake(a):
+    """FakeDeviceArray with a's strides and writeability (host memory: refused before a launch)."""
+    f = FakeDeviceArray(a, strides=None if a.flags.c_contiguous else a.strides)
+    f.__cuda_array_interface__["data"] = (a.ctypes.data, not a.flags.writeable)
+    return f
+
+
+@pytest.mark.parametrize("name", list(BAD_CALLS))
+def test_cpu_refuses_each_bad_call(rng, name):
+    call, exc = BAD_CALLS[name]
+    op = "grad_norm" if name.startswith("norm") else "batch_norm2d_" + ("forward" if name[0] == "f" else "backward")
+    with pytest.raises(exc, match=f"^fastnn.ops.{op}: "):
+        call(lambda v: v, _read_only(_arrays(rng)))
+
+
+@pytest.mark.parametrize("name", list(BAD_CALLS))
+def test_the_device_refuses_each_bad_call_in_the_cpus_words(rng, name, emulated_gpu):
+    """One table for both devices (batch norm's and grad_norm's meta functions are the rules of
+    each): the same exception with the same message."""
+    call, exc = BAD_CALLS[name]
+    cpu = _refusal(call, lambda v: v, _read_only(_arrays(rng)))
+    dev = _refusal(call, emulated_gpu.ndarray, _read_only(_arrays(rng)))  # no copy: overlaps stay
+    assert cpu is not None and cpu[0] is exc
+    assert dev == cpu
+
+
+@pytest.mark.skipif(not BUILT, reason="fastnn built without CUDA")
+@pytest.mark.parametrize("name", list(BAD_CALLS))
+def test_cuda_refuses_each_bad_call_before_any_launch(rng, name):
+    """The CUDA module itself (no GPU needed: host memory dressed as device arrays, refused
+    before any launch or allocation), in the CPU's words."""
+    call, exc = BAD_CALLS[name]
+    cpu = _refusal(call, lambda v: v, _read_only(_arrays(rng)))
+    assert _refusal(call, _fake, _read_only(_arrays(rng))) == cpu
+
+
+def test_device_refuses_mixed_arrays(rng, emulated_gpu):
+    cp = emulated_gpu
+    a = _arrays(rng)
+    x, w = cp.asarray(a["x"]), cp.asarray(a["w"])
+    with pytest.raises(TypeError, match="batch_norm2d_forward: expected bias to be a CUDA array.*cannot be mixed"):
+        ops.batch_norm2d_forward(x, w, a["b"], None, None, True)
+    with pytest.raises(TypeError, match="batch_norm2d_backward: expected save_mean to be a CUDA array"):
+        ops.batch_norm2d_backward(x, x, w, a["sm"], cp.asarray(a["si"]))
+    with pytest.raises(TypeError, match="grad_norm: expected arrays\\[0\\] to be a CUDA array"):
+        ops.grad_norm([a["x"], x])
     assert ops.grad_norm([]) == 0.0  # no array: the CPU op's 0.0
 
 

@@ -100,19 +100,30 @@ inline ArrayRef ref_of(const py::array& x, const char* name) {
   return r;
 }
 
+// The TypeError for an argument that is not a NumPy array (None included); `kind` names what
+// was expected ("float32").
+[[noreturn]] inline void not_np_array(const char* op, const char* name, const py::handle& obj,
+                                      const char* kind = "float32") {
+  type_fail(op, std::string("expected ") + name + " to be a numpy.ndarray of " + kind + ", got " +
+                    std::string(py::str(py::type::of(obj).attr("__name__"))));
+}
+
 // A NumPy array argument (never converted: a copy of an output would lose it); `kind` names
 // what was expected ("float32") in the TypeError for anything else.
 inline py::array np_array(const char* op, const char* name, const py::handle& obj,
                           const char* kind = "float32") {
-  if (!py::isinstance<py::array>(obj)) {
-    type_fail(op, std::string("expected ") + name + " to be a numpy.ndarray of " + kind + ", got " +
-                      std::string(py::str(py::type::of(obj).attr("__name__"))));
-  }
+  if (!py::isinstance<py::array>(obj)) not_np_array(op, name, obj, kind);
   return py::reinterpret_borrow<py::array>(obj);
 }
 
 // An optional argument: its ArrayRef (present = false for None) and the array that keeps it.
+// refuse and kList serve lists of arrays (ArrayList in bind/py_args.h).
 struct NpArg {
+  static constexpr const char* kList = "numpy";
+  [[noreturn]] static void refuse(const char* op, const char* name, const py::handle& obj) {
+    not_np_array(op, name, obj);
+  }
+
   py::array array;
   ArrayRef ref;
   NpArg(const char* op, const char* name, const py::handle& obj, const char* kind = "float32") {

@@ -1,140 +1,26 @@
-// Binding of the fused optimizer updates and grad_norm: lists of float32 arrays checked with the
-// GIL held (same lengths, same shapes, params and state writeable, no written array sharing
-// memory with any other array of the call), then one kernel call without it.
+// Binding of the fused optimizer updates and grad_norm: lists of NumPy arrays read by
+// bind/py_args.h's ArrayList, the rules optim's meta functions (csrc/ops/optim_meta.cpp, shared
+// with the CUDA binding), applied with the GIL held, then one kernel call without it.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
-#include <algorithm>
-#include <cmath>
-#include <string>
 #include <vector>
 
 #include "bind/arrays.h"
 #include "bind/bindings.h"
+#include "bind/py_args.h"
 #include "core/threads.h"
 #include "ops/optim.h"
 
 namespace fastnn::bind {
 namespace {
 
-constexpr size_t kAnyLength = static_cast<size_t>(-1);
-
-std::string type_name(py::handle obj) { return std::string(py::str(py::type::of(obj).attr("__name__"))); }
-
-std::vector<py::array> array_list(const char* op, const char* name, py::handle obj, size_t n,
-                                  bool writeable) {
-  if (!py::isinstance<py::list>(obj) && !py::isinstance<py::tuple>(obj)) {
-    type_fail(op, std::string("expected ") + name + " to be a list of numpy arrays, got " + type_name(obj));
-  }
-  py::sequence seq = py::reinterpret_borrow<py::sequence>(obj);
-  if (n != kAnyLength && seq.size() != n) {
-    value_fail(op, std::string("expected ") + name + " to hold " + std::to_string(n) +
-                       " arrays (one per param), got " + std::to_string(seq.size()));
-  }
-  std::vector<py::array> out;
-  out.reserve(seq.size());
-  for (size_t i = 0; i < seq.size(); ++i) {
-    const std::string label = std::string(name) + "[" + std::to_string(i) + "]";
-    py::array a = f32_array(op, label.c_str(), seq[i]);
-    if (writeable) require_writeable(op, label.c_str(), a);
-    out.push_back(a);
-  }
-  return out;
-}
-
-// No array that the update writes may share a byte with any other array of the call (results
-// would depend on the order of the threads' writes); read-only arrays (grads) may share memory
-// with each other. One sort and a sweep: a range that starts before the furthest end of an
-// earlier range overlaps it.
-struct Range {
-  uintptr_t lo, hi;
-  bool written;
-  std::string label;
-};
-
-void require_disjoint(const char* op, std::vector<Range> rs) {
-  std::sort(rs.begin(), rs.end(), [](const Range& a, const Range& b) { return a.lo < b.lo; });
-  const Range* far_any = nullptr;  // the earlier range reaching furthest
-  const Range* far_written = nullptr;
-  for (const Range& r : rs) {
-    const Range* hit = r.written ? far_any : far_written;
-    if (hit && r.lo < hit->hi) {
-      value_fail(op, "expected " + r.label + " not to share memory with " + hit->label +
-                         " (every written array must be distinct), got overlapping arrays");
-    }
-    if (!far_any || r.hi > far_any->hi) far_any = &r;
-    if (r.written && (!far_written || r.hi > far_written->hi)) far_written = &r;
-  }
-}
-
-// The tensors of an update: params, grads and up to three state lists (None: unused), checked.
-std::vector<OptimTensor> tensors(const char* op, py::handle params_obj, py::handle grads_obj,
-                                 std::initializer_list<std::pair<const char*, py::handle>> states,
-                                 std::vector<py::array>* keep) {
-  std::vector<py::array> ps = array_list(op, "params", params_obj, kAnyLength, true);
-  std::vector<py::array> gs = array_list(op, "grads", grads_obj, ps.size(), false);
-  std::vector<std::vector<py::array>> ss;
-  std::vector<const char*> names;
-  for (const auto& [name, obj] : states) {
-    ss.push_back(obj.is_none() ? std::vector<py::array>() : array_list(op, name, obj, ps.size(), true));
-    names.push_back(name);
-  }
-  std::vector<OptimTensor> ts(ps.size());
-  std::vector<Range> ranges;
-  auto add_range = [&](const py::array& a, bool written, const char* name, size_t i) {
-    if (a.nbytes() == 0) return;
-    const uintptr_t lo = reinterpret_cast<uintptr_t>(a.data());
-    ranges.push_back({lo, lo + static_cast<uintptr_t>(a.nbytes()), written,
-                      std::string(name) + "[" + std::to_string(i) + "]"});
-  };
-  for (size_t i = 0; i < ps.size(); ++i) {
-    const std::string idx = "[" + std::to_string(i) + "]";
-    auto same_shape = [&](const char* name, const py::array& a) {
-      if (shape_of(a) != shape_of(ps[i])) {
-        value_fail(op, std::string("expected ") + name + idx + " of params" + idx + "'s shape " +
-                           shape_str(ps[i]) + ", got " + shape_str(a));
-      }
-    };
-    same_shape("grads", gs[i]);
-    ts[i].n = static_cast<int64_t>(ps[i].size());
-    ts[i].p = static_cast<float*>(ps[i].mutable_data());
-    ts[i].g = static_cast<const float*>(gs[i].data());
-    add_range(ps[i], true, "params", i);
-    add_range(gs[i], false, "grads", i);
-    float** slots[3] = {&ts[i].a, &ts[i].b, &ts[i].c};
-    for (size_t k = 0; k < ss.size(); ++k) {
-      if (ss[k].empty()) continue;
-      same_shape(names[k], ss[k][i]);
-      *slots[k] = static_cast<float*>(ss[k][i].mutable_data());
-      add_range(ss[k][i], true, names[k], i);
-    }
-    keep->push_back(ps[i]);
-    keep->push_back(gs[i]);
-    for (auto& s : ss)
-      if (!s.empty()) keep->push_back(s[i]);
-  }
-  require_disjoint(op, std::move(ranges));
-  return ts;
-}
-
-void finite_arg(const char* op, const char* name, double v) {
-  if (!std::isfinite(v))
-    value_fail(op, std::string("expected a finite ") + name + ", got " + std::to_string(v));
-}
+using List = ArrayList<NpArg>;
 
 void sgd(py::handle params, py::handle grads, py::handle bufs, double lr, double momentum, double dampening,
          bool nesterov, double weight_decay, bool maximize, bool first_step, py::handle isa_obj) {
   const char* op = "sgd_step";
   const Isa isa = isa_arg(op, isa_obj);
-  if (nesterov && (momentum <= 0 || dampening != 0)) {
-    value_fail(op, "Nesterov momentum requires a momentum and zero dampening, got momentum=" +
-                       std::to_string(momentum) + ", dampening=" + std::to_string(dampening));
-  }
-  if (momentum != 0 && bufs.is_none())
-    value_fail(op, "expected momentum_buffers with momentum != 0, got None");
-  std::vector<py::array> keep;
-  const std::vector<OptimTensor> ts =
-      tensors(op, params, grads, {{"momentum_buffers", momentum != 0 ? bufs : py::none()}}, &keep);
   SgdArgs a;
   a.lr = lr;
   a.momentum = momentum;
@@ -143,6 +29,9 @@ void sgd(py::handle params, py::handle grads, py::handle bufs, double lr, double
   a.nesterov = nesterov;
   a.maximize = maximize;
   a.first_step = first_step;
+  const List ps(op, "params", params), gs(op, "grads", grads),
+      bs(op, "momentum_buffers", sgd_uses_buffers(a) ? bufs : py::none(), /*optional=*/true);
+  const std::vector<OptimTensor> ts = sgd_step_meta(a, *ps.refs(), *gs.refs(), bs.refs());
   const int nt = get_num_threads();
   py::gil_scoped_release release;
   sgd_step(a, ts, isa, nt);
@@ -153,16 +42,6 @@ void adam(py::handle params, py::handle grads, py::handle m, py::handle v, int64
           bool decoupled, bool maximize, py::handle isa_obj) {
   const char* op = "adam_step";
   const Isa isa = isa_arg(op, isa_obj);
-  if (step < 1)
-    value_fail(op, "expected step >= 1 (the step after incrementing), got " + std::to_string(step));
-  finite_arg(op, "beta1", beta1);
-  finite_arg(op, "beta2", beta2);
-  if (m.is_none() || v.is_none()) value_fail(op, "expected exp_avgs and exp_avg_sqs lists, got None");
-  if (amsgrad && vmax.is_none()) value_fail(op, "expected max_exp_avg_sqs with amsgrad, got None");
-  std::vector<py::array> keep;
-  const std::vector<OptimTensor> ts =
-      tensors(op, params, grads,
-              {{"exp_avgs", m}, {"exp_avg_sqs", v}, {"max_exp_avg_sqs", amsgrad ? vmax : py::none()}}, &keep);
   AdamArgs a;
   a.lr = lr;
   a.beta1 = beta1;
@@ -173,6 +52,10 @@ void adam(py::handle params, py::handle grads, py::handle m, py::handle v, int64
   a.decoupled = decoupled;
   a.maximize = maximize;
   a.step = step;
+  const List ps(op, "params", params), gs(op, "grads", grads), ms(op, "exp_avgs", m, true),
+      vs(op, "exp_avg_sqs", v, true), vmaxs(op, "max_exp_avg_sqs", amsgrad ? vmax : py::none(), true);
+  const std::vector<OptimTensor> ts =
+      adam_step_meta(a, *ps.refs(), *gs.refs(), ms.refs(), vs.refs(), vmaxs.refs());
   const int nt = get_num_threads();
   py::gil_scoped_release release;
   adam_step(a, ts, isa, nt);
@@ -181,20 +64,11 @@ void adam(py::handle params, py::handle grads, py::handle m, py::handle v, int64
 double norm(py::handle arrays_obj, double norm_type, py::handle isa_obj) {
   const char* op = "grad_norm";
   const Isa isa = isa_arg(op, isa_obj);
-  if (!(norm_type > 0)) {
-    value_fail(op, "expected norm_type > 0 (2.0, 1.0, inf or another positive order), got " +
-                       std::to_string(norm_type));
-  }
-  const std::vector<py::array> xs = array_list(op, "arrays", arrays_obj, kAnyLength, false);
-  std::vector<const float*> ptrs;
-  std::vector<int64_t> ns;
-  for (const py::array& x : xs) {
-    ptrs.push_back(static_cast<const float*>(x.data()));
-    ns.push_back(static_cast<int64_t>(x.size()));
-  }
+  const List xs(op, "arrays", arrays_obj);
+  const GradNormArgs g = grad_norm_meta(norm_type, *xs.refs());
   const int nt = get_num_threads();
   py::gil_scoped_release release;
-  return grad_norm(ptrs, ns, norm_type, isa, nt);
+  return grad_norm(g.xs, g.ns, g.p, isa, nt);
 }
 
 }  // namespace

@@ -1,10 +1,11 @@
 // Python arguments that are not arrays, read the same way by every module (fastnn._core and
-// fastnn._cuda): ints or pairs as torch's _pair takes them, strict bools, pooling's options and
-// attention's scale. Failures are ArgError (TypeError / ValueError naming the op).
+// fastnn._cuda): ints or pairs as torch's _pair takes them, strict bools, pooling's options,
+// attention's scale and lists of arrays. Failures are ArgError (TypeError / ValueError naming the op).
 #pragma once
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <utility>
@@ -53,6 +54,48 @@ inline bool bool_arg(const char* op, const char* name, pybind11::handle obj) {
   }
   return obj.cast<bool>();
 }
+
+// A list argument of arrays (a list or a tuple; None where optional): element i read by Arg
+// (bind/arrays.h's NpArg, cuda/args.h's DevArg) under the name "<name>[i]", which its ArrayRef
+// keeps. Arg provides Arg(op, name, obj), Arg::refuse(op, name, obj) (its TypeError for what
+// is not an array, None included) and Arg::kList (the kind of arrays in this TypeError).
+template <class Arg>
+class ArrayList {
+ public:
+  ArrayList(const char* op, const char* name, pybind11::handle obj, bool optional = false) {
+    namespace py = pybind11;
+    if (optional && obj.is_none()) {
+      present_ = false;
+      return;
+    }
+    if (!py::isinstance<py::list>(obj) && !py::isinstance<py::tuple>(obj)) {
+      arg_type_fail(op, std::string("expected ") + name + " to be a list of " + Arg::kList + " arrays, got " +
+                            type_name(obj));
+    }
+    const py::sequence seq = py::reinterpret_borrow<py::sequence>(obj);
+    args_.reserve(seq.size());
+    refs_.reserve(seq.size());
+    for (size_t i = 0; i < seq.size(); ++i) {
+      labels_.push_back(std::string(name) + "[" + std::to_string(i) + "]");
+      const char* label = labels_.back().c_str();
+      const py::object item = seq[i];
+      if (item.is_none()) Arg::refuse(op, label, item);
+      args_.emplace_back(op, label, item);
+      refs_.push_back(args_.back().ref);
+    }
+  }
+  ArrayList(const ArrayList&) = delete;
+  ArrayList& operator=(const ArrayList&) = delete;
+
+  // The elements' ArrayRefs (valid while this list lives); null for an optional list left out.
+  const std::vector<ArrayRef>* refs() const { return present_ ? &refs_ : nullptr; }
+
+ private:
+  bool present_ = true;
+  std::deque<std::string> labels_;  // stable addresses: the names of the refs
+  std::vector<Arg> args_;           // the arrays, kept alive
+  std::vector<ArrayRef> refs_;
+};
 
 // Pooling's options (kernel_size, stride: None for the kernel's, padding, dilation, ceil_mode)
 // in a Pool2dShape whose sizes the meta function fills from the input.

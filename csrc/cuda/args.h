@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/args.h"
@@ -19,8 +20,16 @@ namespace fastnn::cuda {
 
 namespace py = pybind11;
 
-// A CUDA array argument, or an optional one left out (None: ref.present is false).
+// A CUDA array argument, or an optional one left out (None: ref.present is false). refuse
+// (the TypeError for anything else) and kList serve lists of arrays (bind/py_args.h).
 struct DevArg {
+  static constexpr const char* kList = "CUDA";
+  [[noreturn]] static void refuse(const char* op, const char* name, const py::handle& o) {
+    arg_type_fail(op, std::string("expected ") + name + " to be a CUDA array like the other arguments, got " +
+                          std::string(py::str(py::type::of(o).attr("__name__"))) +
+                          " (NumPy and CUDA arrays cannot be mixed)");
+  }
+
   py::object obj;
   ArrayRef ref;
 
@@ -31,12 +40,7 @@ struct DevArg {
       ref.present = false;
       return;
     }
-    if (!py::hasattr(o, "__cuda_array_interface__")) {
-      arg_type_fail(op, std::string("expected ") + name +
-                            " to be a CUDA array like the other arguments, got " +
-                            std::string(py::str(py::type::of(o).attr("__name__"))) +
-                            " (NumPy and CUDA arrays cannot be mixed)");
-    }
+    if (!py::hasattr(o, "__cuda_array_interface__")) refuse(op, name, o);
     obj = py::reinterpret_borrow<py::object>(o);
     const py::dict cai = o.attr("__cuda_array_interface__");
     for (const auto& d : cai["shape"]) ref.shape.push_back(d.cast<int64_t>());
@@ -131,12 +135,15 @@ inline void check_targets(const char* op, const CrossEntropyArgs& a, const DevAr
   cross_entropy_bad_target(op, a, py::int_(v[py::int_(row)]).cast<int64_t>(), row);
 }
 
-// A scratch device array of n float32s (none when n == 0) from rt.
-inline py::object dev_scratch(const py::handle& rt, int64_t n, float** p) {
+// A scratch device array of n float32s or float64s (T; none when n == 0) from rt.
+template <class T>
+py::object dev_scratch(const py::handle& rt, int64_t n, T** p) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "float32 or float64 scratch");
   *p = nullptr;
   if (n == 0) return py::none();
-  DevArg made("scratch", "scratch", rt.attr("empty")(py::make_tuple(n), "float32"));
-  *p = made.ref.ptr<float>();
+  DevArg made("scratch", "scratch",
+              rt.attr("empty")(py::make_tuple(n), std::is_same_v<T, float> ? "float32" : "float64"));
+  *p = made.ref.ptr<T>();
   return made.obj;
 }
 

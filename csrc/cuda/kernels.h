@@ -119,7 +119,8 @@ void batch_norm2d_backward(const BatchNormArgs& a, const float* dy, const float*
 // number that depends on ns[i] alone) into consecutive slots of `partials` (device, the sum of
 // grad_norm_partials over the arrays), one launch per array; one final block adds all slots in
 // order and writes the norm to *out (device). Deterministic. Nothing is copied to the host:
-// the caller reads *out back (fastnn.cuda.grad_norm does, and so waits for the stream).
+// the caller reads *out back (the grad_norm entry of fastnn._cuda does, and so waits for the
+// stream).
 constexpr int64_t kGradNormChunk = 4096;      // elements per block below the cap
 constexpr int64_t kGradNormMaxBlocks = 1024;  // blocks per array at most
 inline int64_t grad_norm_partials(int64_t n) {

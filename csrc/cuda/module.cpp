@@ -1,9 +1,7 @@
-// fastnn._cuda: the CUDA kernels. Two kinds of entries. Those of the ops with a meta function
-// (conv2d, pooling, the recurrent layers, attention) take the CPU entries' arguments plus
-// fastnn.cuda's runtime object (fastnn.cuda.run): they read __cuda_array_interface__
-// (csrc/cuda/args.h), apply the op's rules shared with the CPU binding and allocate through the
-// runtime. The others are thin: python/fastnn/cuda.py reads the arrays, checks them, allocates
-// outputs (CuPy) and passes raw pointers, sizes and the stream here. The CUDA runtime is linked
+// fastnn._cuda: the CUDA kernels on CUDA arrays. Every entry takes fastnn._core's arguments
+// (without isa) plus fastnn.cuda's runtime object (last: fastnn.cuda.run), reads the arrays
+// through __cuda_array_interface__ (cuda/args.h), applies the op's rules (its meta function,
+// shared with the CPU binding) and allocates through the runtime. The CUDA runtime is linked
 // statically: the module imports without a driver, and device_count() is then 0.
 //
 // Compiled as host C++ with FASTNN_CUDA_EMULATE (tests only), the same bindings become the
@@ -43,15 +41,8 @@
 #include "ops/softmax.h"
 
 namespace py = pybind11;
-using Ptr = std::uintptr_t;
 
 namespace {
-
-template <class T>
-T* ptr(Ptr p) {
-  return reinterpret_cast<T*>(p);
-}
-void* stream_of(Ptr s) { return reinterpret_cast<void*>(s); }
 
 #if defined(FASTNN_CUDA_EMULATE)
 int device_count() { return 1; }
@@ -760,66 +751,123 @@ void bind_attention(py::module_& m) {
         });
 }
 
+// The optimizer updates and grad_norm: fastnn._core's arguments (lists of CUDA arrays), optim's
+// meta functions; the last argument is the runtime. One launch per tensor.
 void bind_optim(py::module_& m) {
-  m.def("sgd_step", [](Ptr p, Ptr g, Ptr buf, int64_t n, double lr, double momentum, double dampening,
-                       bool nesterov, double weight_decay, bool maximize, bool first_step, Ptr stream) {
+  using fastnn::cuda::DevArg;
+  using List = fastnn::bind::ArrayList<DevArg>;
+  m.def("sgd_step", [](py::handle params, py::handle grads, py::handle bufs, double lr, double momentum,
+                       double dampening, bool nesterov, double weight_decay, bool maximize, bool first_step,
+                       py::handle rt) {
+    const char* op = "sgd_step";
     fastnn::SgdArgs a;
     a.lr = lr, a.momentum = momentum, a.dampening = dampening, a.nesterov = nesterov;
     a.weight_decay = weight_decay, a.maximize = maximize, a.first_step = first_step;
+    const List ps(op, "params", params), gs(op, "grads", grads),
+        bs(op, "momentum_buffers", fastnn::sgd_uses_buffers(a) ? bufs : py::none(), /*optional=*/true);
+    const std::vector<fastnn::OptimTensor> ts = fastnn::sgd_step_meta(a, *ps.refs(), *gs.refs(), bs.refs());
+    if (ts.empty()) return;
+    void* st = fastnn::cuda::stream_of(rt);
     py::gil_scoped_release nogil;
-    fastnn::cuda::sgd_step(a, ptr<float>(p), ptr<const float>(g), ptr<float>(buf), n, stream_of(stream));
+    for (const fastnn::OptimTensor& t : ts) fastnn::cuda::sgd_step(a, t.p, t.g, t.a, t.n, st);
   });
-  m.def("adam_step",
-        [](Ptr p, Ptr g, Ptr m_, Ptr v, Ptr vmax, int64_t n, int64_t step, double lr, double beta1,
-           double beta2, double eps, double weight_decay, bool decoupled, bool maximize, Ptr stream) {
-          fastnn::AdamArgs a;
-          a.lr = lr, a.beta1 = beta1, a.beta2 = beta2, a.eps = eps, a.weight_decay = weight_decay;
-          a.amsgrad = vmax != 0, a.decoupled = decoupled, a.maximize = maximize, a.step = step;
-          py::gil_scoped_release nogil;
-          fastnn::cuda::adam_step(a, ptr<float>(p), ptr<const float>(g), ptr<float>(m_), ptr<float>(v),
-                                  ptr<float>(vmax), n, stream_of(stream));
-        });
-  m.def("grad_norm_partials", &fastnn::cuda::grad_norm_partials,
-        "float64 slots grad_norm needs for an array of n elements");
-  // grad_norm: the arrays' device pointers and sizes as lists; partials and out as for
-  // fastnn::cuda::grad_norm. Returns after the launches (out is read back by the caller).
-  m.def("grad_norm", [](py::sequence xs, py::sequence ns, double p, Ptr partials, Ptr out, Ptr stream) {
-    if (xs.size() != ns.size()) throw std::invalid_argument("grad_norm: as many sizes as pointers");
-    std::vector<const float*> px;
-    std::vector<int64_t> pn;
-    for (size_t i = 0; i < xs.size(); ++i) {
-      px.push_back(ptr<const float>(xs[i].cast<Ptr>()));
-      pn.push_back(ns[i].cast<int64_t>());
-    }
+  m.def("adam_step", [](py::handle params, py::handle grads, py::handle m_, py::handle v, int64_t step,
+                        double lr, double beta1, double beta2, double eps, double weight_decay, bool amsgrad,
+                        py::handle vmax, bool decoupled, bool maximize, py::handle rt) {
+    const char* op = "adam_step";
+    fastnn::AdamArgs a;
+    a.lr = lr, a.beta1 = beta1, a.beta2 = beta2, a.eps = eps, a.weight_decay = weight_decay;
+    a.amsgrad = amsgrad, a.decoupled = decoupled, a.maximize = maximize, a.step = step;
+    const List ps(op, "params", params), gs(op, "grads", grads), ms(op, "exp_avgs", m_, true),
+        vs(op, "exp_avg_sqs", v, true), vmaxs(op, "max_exp_avg_sqs", amsgrad ? vmax : py::none(), true);
+    const std::vector<fastnn::OptimTensor> ts =
+        fastnn::adam_step_meta(a, *ps.refs(), *gs.refs(), ms.refs(), vs.refs(), vmaxs.refs());
+    if (ts.empty()) return;
+    void* st = fastnn::cuda::stream_of(rt);
     py::gil_scoped_release nogil;
-    fastnn::cuda::grad_norm(static_cast<int64_t>(px.size()), px.data(), pn.data(), p, ptr<double>(partials),
-                            ptr<double>(out), stream_of(stream));
+    for (const fastnn::OptimTensor& t : ts) fastnn::cuda::adam_step(a, t.p, t.g, t.a, t.b, t.c, t.n, st);
+  });
+  // grad_norm: a float, read back from the device (a blocking copy on the stream, so the call
+  // waits for the work queued on it). The float64 scratch holds the partial sums, then the norm.
+  m.def("grad_norm", [](py::handle arrays, double norm_type, py::handle rt) {
+    const char* op = "grad_norm";
+    const List xs(op, "arrays", arrays);
+    const fastnn::GradNormArgs g = fastnn::grad_norm_meta(norm_type, *xs.refs());
+    if (g.xs.empty()) return 0.0;
+    int64_t slots = 0;
+    for (int64_t n : g.ns) slots += fastnn::cuda::grad_norm_partials(n);
+    double* part = nullptr;
+    const py::object buf = fastnn::cuda::dev_scratch(rt, slots + 1, &part);
+    void* st = fastnn::cuda::stream_of(rt);
+    {
+      py::gil_scoped_release nogil;
+      fastnn::cuda::grad_norm(static_cast<int64_t>(g.xs.size()), g.xs.data(), g.ns.data(), g.p, part,
+                              part + slots, st);
+    }
+    const py::object host = buf[py::slice(slots, slots + 1, 1)].attr("get")();
+    return host[py::int_(0)].cast<double>();
   });
 }
 
+// Batch norm: fastnn._core's arguments, batch norm's meta functions; the last argument is the
+// runtime.
+fastnn::cuda::DevArg dev_required(const char* op, const char* name, py::handle obj) {
+  fastnn::cuda::DevArg a(op, name, obj);
+  if (!a.ref.present) fastnn::cuda::DevArg::refuse(op, name, obj);
+  return a;
+}
+
 void bind_batchnorm(py::module_& m) {
-  m.def("batch_norm2d_forward",
-        [](int64_t n, int64_t c, int64_t hw, bool training, double momentum, double eps, Ptr x, Ptr weight,
-           Ptr bias, Ptr running_mean, Ptr running_var, Ptr y, Ptr save_mean, Ptr save_invstd, Ptr stream) {
-          fastnn::BatchNormArgs a;
-          a.n = n, a.c = c, a.hw = hw, a.training = training, a.momentum = momentum, a.eps = eps;
+  using fastnn::cuda::dev_out;
+  using fastnn::cuda::DevArg;
+  m.def("batch_norm2d_forward", [](py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handle rm_obj,
+                                   py::handle rv_obj, bool training, double momentum, double eps,
+                                   py::handle out_obj, py::handle rt) {
+    const char* op = "batch_norm2d_forward";
+    const DevArg x = dev_required(op, "x", x_obj);
+    const DevArg w(op, "weight", w_obj), b(op, "bias", b_obj), rm(op, "running_mean", rm_obj),
+        rv(op, "running_var", rv_obj), out(op, "out", out_obj);
+    const fastnn::BatchNormArgs a = fastnn::batch_norm2d_forward_meta(x.ref, w.ref, b.ref, rm.ref, rv.ref,
+                                                                      out.ref, training, momentum, eps);
+    fastnn::ArrayRef y = out.ref, sm, si;
+    py::object yo = out.ref.present ? out.obj : dev_out(op, rt, py::none(), x.ref.shape, {}, &y);
+    py::object smo = dev_out(op, rt, py::none(), {a.c}, {}, &sm);
+    py::object sio = dev_out(op, rt, py::none(), {a.c}, {}, &si);
+    void* st = fastnn::cuda::stream_of(rt);
+    {
+      py::gil_scoped_release nogil;
+      fastnn::cuda::batch_norm2d_forward(a, x.ref.ptr<const float>(), w.ref.ptr<const float>(),
+                                         b.ref.ptr<const float>(), rm.ref.ptr<float>(), rv.ref.ptr<float>(),
+                                         y.ptr<float>(), sm.ptr<float>(), si.ptr<float>(), st);
+    }
+    return py::make_tuple(yo, smo, sio);
+  });
+  m.def(
+      "batch_norm2d_backward", [](py::handle dy_obj, py::handle x_obj, py::handle w_obj, py::handle mean_obj,
+                                  py::handle invstd_obj, bool training, py::handle out_obj, py::handle rt) {
+        const char* op = "batch_norm2d_backward";
+        const DevArg dy = dev_required(op, "dy", dy_obj), x = dev_required(op, "x", x_obj);
+        const DevArg w(op, "weight", w_obj), mean(op, "save_mean", mean_obj),
+            invstd(op, "save_invstd", invstd_obj), out(op, "out", out_obj);
+        const fastnn::BatchNormArgs a =
+            fastnn::batch_norm2d_backward_meta(dy.ref, x.ref, w.ref, mean.ref, invstd.ref, out.ref, training);
+        fastnn::ArrayRef dx = out.ref, dw, db;
+        py::object dxo = out.ref.present ? out.obj : dev_out(op, rt, py::none(), x.ref.shape, {}, &dx);
+        py::object dwo = py::none(), dbo = py::none();
+        if (w.ref.present) {
+          dwo = dev_out(op, rt, py::none(), {a.c}, {}, &dw);
+          dbo = dev_out(op, rt, py::none(), {a.c}, {}, &db);
+        }
+        void* st = fastnn::cuda::stream_of(rt);
+        {
           py::gil_scoped_release nogil;
-          fastnn::cuda::batch_norm2d_forward(a, ptr<const float>(x), ptr<const float>(weight),
-                                             ptr<const float>(bias), ptr<float>(running_mean),
-                                             ptr<float>(running_var), ptr<float>(y), ptr<float>(save_mean),
-                                             ptr<float>(save_invstd), stream_of(stream));
-        });
-  m.def("batch_norm2d_backward",
-        [](int64_t n, int64_t c, int64_t hw, bool training, Ptr dy, Ptr x, Ptr weight, Ptr save_mean,
-           Ptr save_invstd, Ptr dx, Ptr dweight, Ptr dbias, Ptr stream) {
-          fastnn::BatchNormArgs a;
-          a.n = n, a.c = c, a.hw = hw, a.training = training;
-          py::gil_scoped_release nogil;
-          fastnn::cuda::batch_norm2d_backward(a, ptr<const float>(dy), ptr<const float>(x),
-                                              ptr<const float>(weight), ptr<const float>(save_mean),
-                                              ptr<const float>(save_invstd), ptr<float>(dx),
-                                              ptr<float>(dweight), ptr<float>(dbias), stream_of(stream));
-        });
+          fastnn::cuda::batch_norm2d_backward(a, dy.ref.ptr<const float>(), x.ref.ptr<const float>(),
+                                              w.ref.ptr<const float>(), mean.ref.ptr<const float>(),
+                                              invstd.ref.ptr<const float>(), dx.ptr<float>(), dw.ptr<float>(),
+                                              db.ptr<float>(), st);
+        }
+        return py::make_tuple(dxo, dwo, dbo);
+      });
 }
 
 }  // namespace

@@ -17,10 +17,12 @@
 // sum (x - mean)^2, corrected by its sum (x - mean) for the rounding of mean.
 // Parallel over channels (one thread computes all of a channel): results are independent of the
 // thread count. M = 0 (empty batch): y and dx are empty, save_mean = save_invstd = 0, the
-// running statistics are unchanged (as torch), dweight = dbias = 0. The binding rejects M == 1
-// in training (torch's error: the variance needs two values).
+// running statistics are unchanged (as torch), dweight = dbias = 0. The meta function rejects
+// M == 1 in training (torch's error: the variance needs two values).
 #pragma once
 #include <cstdint>
+
+#include "core/args.h"
 
 namespace fastnn {
 
@@ -31,6 +33,21 @@ struct BatchNormArgs {
   bool training = true;
   double momentum = 0.1, eps = 1e-5;
 };
+
+// The rules of batch_norm2d_forward / backward on every device (csrc/ops/batchnorm_meta.cpp;
+// fastnn._core and fastnn._cuda both call them): x and dy float32 C-contiguous (N, C, H, W) of
+// one shape; weight, bias, the running and the saved statistics float32 C-contiguous (C,) or
+// absent where optional (running_mean and running_var both or neither, required in eval;
+// save_mean and save_invstd required), the running statistics writeable; eps >= 0 and finite,
+// a finite momentum, more than one value per channel in training; out (when given) checked by
+// check_out against every array of the call, and no running statistic sharing memory with
+// another argument. They return the kernels' arguments.
+BatchNormArgs batch_norm2d_forward_meta(const ArrayRef& x, const ArrayRef& weight, const ArrayRef& bias,
+                                        const ArrayRef& running_mean, const ArrayRef& running_var,
+                                        const ArrayRef& out, bool training, double momentum, double eps);
+BatchNormArgs batch_norm2d_backward_meta(const ArrayRef& dy, const ArrayRef& x, const ArrayRef& weight,
+                                         const ArrayRef& save_mean, const ArrayRef& save_invstd,
+                                         const ArrayRef& out, bool training);
 
 // x, y: (N, C, H, W); weight, bias, running_mean, running_var: (C,) or null (running_* null in
 // training only); save_mean, save_invstd: (C,) outputs.

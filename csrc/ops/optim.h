@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/args.h"
 #include "core/cpu.h"
 
 namespace fastnn {
@@ -61,6 +62,34 @@ void adam_step(const AdamArgs& args, const std::vector<OptimTensor>& ts, Isa isa
 constexpr int64_t kNormBlock = 8192;
 double grad_norm(const std::vector<const float*>& xs, const std::vector<int64_t>& ns, double p, Isa isa,
                  int nthreads);
+
+// The rules of sgd_step, adam_step and grad_norm on every device (csrc/ops/optim_meta.cpp;
+// fastnn._core and fastnn._cuda both call them). A list argument is one ArrayRef per element,
+// named "<list>[i]"; an optional list left out (None) is a null pointer. Every array is float32
+// and C-contiguous; params and the state lists are writeable, of params[i]'s shape at index i,
+// one per param; no array that the update writes shares memory with any other array of the
+// call (grads may share memory with each other). The update's tensors come back with the
+// arrays' pointers (host or device).
+// The state lists read: SGD's momentum_buffers only with momentum != 0, Adam's max_exp_avg_sqs
+// only with amsgrad (otherwise those arguments are ignored, whatever they hold).
+inline bool sgd_uses_buffers(const SgdArgs& a) { return a.momentum != 0; }
+std::vector<OptimTensor> sgd_step_meta(const SgdArgs& a, const std::vector<ArrayRef>& params,
+                                       const std::vector<ArrayRef>& grads,
+                                       const std::vector<ArrayRef>* momentum_buffers);
+std::vector<OptimTensor> adam_step_meta(const AdamArgs& a, const std::vector<ArrayRef>& params,
+                                        const std::vector<ArrayRef>& grads,
+                                        const std::vector<ArrayRef>* exp_avgs,
+                                        const std::vector<ArrayRef>* exp_avg_sqs,
+                                        const std::vector<ArrayRef>* max_exp_avg_sqs);
+
+// grad_norm's arguments checked: norm_type > 0, float32 C-contiguous arrays; their pointers and
+// sizes for the kernels.
+struct GradNormArgs {
+  double p = 2.0;
+  std::vector<const float*> xs;
+  std::vector<int64_t> ns;
+};
+GradNormArgs grad_norm_meta(double norm_type, const std::vector<ArrayRef>& arrays);
 
 // The float32 constants of one update, rounded from the double arguments where torch rounds its
 // Python scalars (csrc/ops/optim.cpp), and the flags that pick a loop.

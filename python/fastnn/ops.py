@@ -88,6 +88,11 @@ def _kernels(*arrays):
     return _cuda.kernels if _gpu(*arrays) else _core
 
 
+def _listed(*lists):
+    """The arrays of the list arguments (lists or tuples; other values hold none), for _kernels."""
+    return [a for lst in lists if isinstance(lst, (list, tuple)) for a in lst]
+
+
 # pool2d: x and dy are (N, C, H, W) float32 C-contiguous; semantics, output sizes and errors are
 # torch.nn.functional's (max_pool2d / avg_pool2d / adaptive_avg_pool2d(x, 1)). kernel_size,
 # stride (None: kernel_size), padding and dilation are an int or a pair. Outputs given as out=
@@ -360,11 +365,7 @@ def sgd_step(
     """torch.optim.SGD's update; first_step: the step that fills the momentum buffers (buf = d).
 
     momentum_buffers may be None when momentum == 0."""
-    if params and _gpu(*params, *grads):
-        return _cuda.sgd_step(
-            params, grads, momentum_buffers, lr, momentum, dampening, nesterov, weight_decay, maximize, first_step
-        )
-    _core.sgd_step(
+    _kernels(*_listed(params, grads, momentum_buffers)).sgd_step(
         params, grads, momentum_buffers, lr, momentum, dampening, nesterov, weight_decay, maximize, first_step
     )
 
@@ -387,24 +388,7 @@ def adam_step(
 ):
     """torch.optim.Adam's update (AdamW's with decoupled_weight_decay); step is 1-based (after
     incrementing); max_exp_avg_sqs is required with amsgrad."""
-    if params and _gpu(*params, *grads):
-        return _cuda.adam_step(
-            params,
-            grads,
-            exp_avgs,
-            exp_avg_sqs,
-            step,
-            lr,
-            beta1,
-            beta2,
-            eps,
-            weight_decay,
-            amsgrad,
-            max_exp_avg_sqs,
-            decoupled_weight_decay,
-            maximize,
-        )
-    _core.adam_step(
+    _kernels(*_listed(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs)).adam_step(
         params,
         grads,
         exp_avgs,
@@ -426,9 +410,7 @@ def grad_norm(arrays, norm_type=2.0):
     """The total norm of order norm_type (2.0, 1.0, inf, or another p > 0) over all float32 arrays,
     accumulated in float64 (as a Python float); what clip_grad_norm_ computes. 0.0 for [].
     CUDA arrays: the norm is read back to the host, so the call waits for CuPy's current stream."""
-    if isinstance(arrays, (list, tuple)) and arrays and _gpu(*arrays):
-        return _cuda.grad_norm(arrays, norm_type)
-    return _core.grad_norm(arrays, float(norm_type))
+    return _kernels(*_listed(arrays)).grad_norm(arrays, float(norm_type))
 
 
 # Batch normalisation of NCHW float32 (torch.nn.functional.batch_norm's semantics; see
@@ -439,9 +421,7 @@ def grad_norm(arrays, norm_type=2.0):
 def batch_norm2d_forward(x, weight, bias, running_mean, running_var, training, momentum=0.1, eps=1e-5, *, out=None):
     """(y (N, C, H, W), save_mean (C,), save_invstd (C,)); training: batch statistics (running_*
     updated in place with the unbiased variance); else the running ones."""
-    if _gpu(x, weight, bias, running_mean, running_var, out):
-        return _cuda.batch_norm2d_forward(x, weight, bias, running_mean, running_var, training, momentum, eps, out=out)
-    return _core.batch_norm2d_forward(
+    return _kernels(x, weight, bias, running_mean, running_var, out).batch_norm2d_forward(
         x, weight, bias, running_mean, running_var, bool(training), float(momentum), float(eps), out
     )
 
@@ -449,9 +429,9 @@ def batch_norm2d_forward(x, weight, bias, running_mean, running_var, training, m
 def batch_norm2d_backward(dy, x, weight, save_mean, save_invstd, training=True, *, out=None):
     """(dx, dweight, dbias) from the forward's save_mean/save_invstd; dweight/dbias are None when
     weight is None; training=False: the eval gradient (statistics are constants)."""
-    if _gpu(dy, x, weight, save_mean, save_invstd, out):
-        return _cuda.batch_norm2d_backward(dy, x, weight, save_mean, save_invstd, training, out=out)
-    return _core.batch_norm2d_backward(dy, x, weight, save_mean, save_invstd, bool(training), out)
+    return _kernels(dy, x, weight, save_mean, save_invstd, out).batch_norm2d_backward(
+        dy, x, weight, save_mean, save_invstd, bool(training), out
+    )
 
 
 # Embedding: weight (V, D) float32, integer indices of any shape (converted to int64 C-contiguous:
