@@ -1,11 +1,16 @@
 """batch_norm2d_forward / backward against the float64 reference and torch (F.batch_norm with
-autograd), finite differences of the reference backward, thread invariance, bad input."""
+autograd), finite differences of the reference backward, thread invariance, bad input.
+
+Also, folded here from the device test files: batch norm and grad_norm on cuda arrays (from test_cuda_norm.py); on the emulated device (from test_cuda_emu_norm.py)."""
+
+import math
 
 import numpy as np
 import pytest
-from conftest import num_threads
+from conftest import compute_sanitizer, num_threads, randn
 from fastnn import ops, ref
-from fastnn.ref.rounding import U32
+from fastnn.ref.rounding import EPS32, U32
+from test_cuda import BUILT, FakeDeviceArray, _cupy
 
 # A chunk of the float lanes is 256 floats and one run is H*W: runs of 1, 2, 15, 16, 17, 255,
 # 256, 257 values; one channel; M = 2 (the fewest training allows); N = 1; odd sizes; a large
@@ -344,3 +349,370 @@ def test_bad_input(rng):
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="batch_norm2d_backward.*out to be writeable"):
         bw(dy, x, wt, sm, si, out=ro)
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch norm and grad_norm on CUDA arrays (from test_cuda_norm.py)
+# Batch norm and grad_norm on CUDA arrays: both devices apply the same meta functions
+# (csrc/ops/batchnorm_meta.cpp, csrc/ops/optim_meta.cpp), so a table of bad calls is refused alike
+# in the same words (on the emulated device, and on the CUDA module itself where built, before
+# any launch: FakeDeviceArray); the dispatch end to end on the emulated device (fake CuPy,
+# tests/fake_cupy.py); and with a GPU and CuPy, against the CPU ops (skipped elsewhere; the
+# kernels themselves are checked by tests/test_cuda_emu_norm.py).
+
+
+def _arrays(rng):
+    return {
+        "x": randn(rng, 2, 3, 4, 5),
+        "w": randn(rng, 3),
+        "b": randn(rng, 3),
+        "rm": np.zeros(3, np.float32),
+        "rv": np.ones(3, np.float32),
+        "sm": np.zeros(3, np.float32),
+        "si": np.ones(3, np.float32),
+        "dy": randn(rng, 2, 3, 4, 5),
+        "read_only": np.zeros(3, np.float32),
+    }
+
+
+def _fwd(A, a, training=True, momentum=0.1, eps=1e-5, **arrays):
+    """batch_norm2d_forward on the arrays of a (each wrapped by A), those of `arrays` replaced."""
+    args = dict(x=a["x"], weight=a["w"], bias=a["b"], running_mean=a["rm"], running_var=a["rv"], out=None)
+    args.update(arrays)
+    d = {k: None if v is None else A(v) for k, v in args.items()}
+    return ops.batch_norm2d_forward(
+        d["x"], d["weight"], d["bias"], d["running_mean"], d["running_var"], training, momentum, eps, out=d["out"]
+    )
+
+
+# name -> (call(A, arrays), exception): A wraps each array for a device (NumPy itself, fake
+# CuPy's ndarray around the same memory, FakeDeviceArray); every call is refused.
+BAD_CALLS = {
+    "fwd_x_float64": (lambda A, a: _fwd(A, a, x=a["x"].astype(np.float64)), TypeError),
+    "fwd_x_3d": (lambda A, a: _fwd(A, a, x=a["x"][0]), ValueError),
+    "fwd_x_strided": (lambda A, a: _fwd(A, a, x=a["x"].transpose(0, 1, 3, 2)), ValueError),
+    "fwd_weight_shape": (lambda A, a: _fwd(A, a, weight=np.ones(4, np.float32)), ValueError),
+    "fwd_bias_float64": (lambda A, a: _fwd(A, a, bias=a["b"].astype(np.float64)), TypeError),
+    "fwd_one_running_stat": (lambda A, a: _fwd(A, a, running_var=None), ValueError),
+    "fwd_eval_without_stats": (
+        lambda A, a: _fwd(A, a, running_mean=None, running_var=None, training=False),
+        ValueError,
+    ),
+    "fwd_one_value": (lambda A, a: _fwd(A, a, x=np.ones((1, 3, 1, 1), np.float32)), ValueError),
+    "fwd_eps": (lambda A, a: _fwd(A, a, eps=-1.0), ValueError),
+    "fwd_eps_inf": (lambda A, a: _fwd(A, a, eps=float("inf")), ValueError),
+    "fwd_momentum": (lambda A, a: _fwd(A, a, momentum=math.nan), ValueError),
+    "fwd_running_read_only": (lambda A, a: _fwd(A, a, running_mean=a["read_only"]), ValueError),
+    "fwd_running_aliased": (lambda A, a: _fwd(A, a, running_var=a["rm"]), ValueError),
+    "fwd_running_overlaps_x": (lambda A, a: _fwd(A, a, running_var=a["x"].reshape(-1)[1:4]), ValueError),
+    "fwd_out_aliases_x": (lambda A, a: _fwd(A, a, out=a["x"]), ValueError),
+    "fwd_out_overlaps_running_var": (
+        lambda A, a: _fwd(A, a, running_var=a["dy"].reshape(-1)[:3], out=a["dy"]),
+        ValueError,
+    ),
+    "fwd_out_shape": (lambda A, a: _fwd(A, a, out=np.zeros((2, 3, 4, 4), np.float32)), ValueError),
+    "fwd_out_float64": (lambda A, a: _fwd(A, a, out=np.zeros((2, 3, 4, 5))), TypeError),
+    "bwd_shapes": (
+        lambda A, a: ops.batch_norm2d_backward(A(a["dy"][:, :, :3]), A(a["x"]), A(a["w"]), A(a["sm"]), A(a["si"])),
+        ValueError,
+    ),
+    "bwd_dy_3d": (
+        lambda A, a: ops.batch_norm2d_backward(A(a["dy"][0]), A(a["x"]), A(a["w"]), A(a["sm"]), A(a["si"])),
+        ValueError,
+    ),
+    "bwd_no_save_mean": (
+        lambda A, a: ops.batch_norm2d_backward(A(a["dy"]), A(a["x"]), A(a["w"]), None, A(a["si"])),
+        ValueError,
+    ),
+    "bwd_save_invstd_shape": (
+        lambda A, a: ops.batch_norm2d_backward(A(a["dy"]), A(a["x"]), A(a["w"]), A(a["sm"]), A(a["si"][:2])),
+        ValueError,
+    ),
+    "bwd_save_mean_float64": (
+        lambda A, a: ops.batch_norm2d_backward(
+            A(a["dy"]), A(a["x"]), A(a["w"]), A(a["sm"].astype(np.float64)), A(a["si"])
+        ),
+        TypeError,
+    ),
+    "bwd_out_aliases_dy": (
+        lambda A, a: ops.batch_norm2d_backward(
+            A(a["dy"]), A(a["x"]), A(a["w"]), A(a["sm"]), A(a["si"]), out=A(a["dy"])
+        ),
+        ValueError,
+    ),
+    "norm_type_0": (lambda A, a: ops.grad_norm([A(a["x"])], 0.0), ValueError),
+    "norm_type_nan": (lambda A, a: ops.grad_norm([A(a["x"])], math.nan), ValueError),
+    "norm_float64": (lambda A, a: ops.grad_norm([A(a["x"]), A(np.zeros(3))]), TypeError),
+    "norm_strided": (lambda A, a: ops.grad_norm([A(a["x"][:, :, :, ::2])]), ValueError),
+}
+
+
+def _read_only(a):
+    a["read_only"].flags.writeable = False
+    return a
+
+
+def _refusal(call, A, arrays):
+    try:
+        call(A, arrays)
+    except (TypeError, ValueError) as e:
+        return type(e), str(e)
+    return None
+
+
+def _fake(a):
+    """FakeDeviceArray with a's strides and writeability (host memory: refused before a launch)."""
+    f = FakeDeviceArray(a, strides=None if a.flags.c_contiguous else a.strides)
+    f.__cuda_array_interface__["data"] = (a.ctypes.data, not a.flags.writeable)
+    return f
+
+
+@pytest.mark.parametrize("name", list(BAD_CALLS))
+def test_cpu_refuses_each_bad_call(rng, name):
+    call, exc = BAD_CALLS[name]
+    op = "grad_norm" if name.startswith("norm") else "batch_norm2d_" + ("forward" if name[0] == "f" else "backward")
+    with pytest.raises(exc, match=f"^fastnn.ops.{op}: "):
+        call(lambda v: v, _read_only(_arrays(rng)))
+
+
+@pytest.mark.parametrize("name", list(BAD_CALLS))
+def test_the_device_refuses_each_bad_call_in_the_cpus_words(rng, name, emulated_gpu):
+    """One table for both devices (batch norm's and grad_norm's meta functions are the rules of
+    each): the same exception with the same message."""
+    call, exc = BAD_CALLS[name]
+    cpu = _refusal(call, lambda v: v, _read_only(_arrays(rng)))
+    dev = _refusal(call, emulated_gpu.ndarray, _read_only(_arrays(rng)))  # no copy: overlaps stay
+    assert cpu is not None and cpu[0] is exc
+    assert dev == cpu
+
+
+@pytest.mark.skipif(not BUILT, reason="fastnn built without CUDA")
+@pytest.mark.parametrize("name", list(BAD_CALLS))
+def test_cuda_refuses_each_bad_call_before_any_launch(rng, name):
+    """The CUDA module itself (no GPU needed: host memory dressed as device arrays, refused
+    before any launch or allocation), in the CPU's words."""
+    call, exc = BAD_CALLS[name]
+    cpu = _refusal(call, lambda v: v, _read_only(_arrays(rng)))
+    assert _refusal(call, _fake, _read_only(_arrays(rng))) == cpu
+
+
+def test_device_refuses_mixed_arrays(rng, emulated_gpu):
+    cp = emulated_gpu
+    a = _arrays(rng)
+    x, w = cp.asarray(a["x"]), cp.asarray(a["w"])
+    with pytest.raises(TypeError, match="batch_norm2d_forward: expected bias to be a CUDA array.*cannot be mixed"):
+        ops.batch_norm2d_forward(x, w, a["b"], None, None, True)
+    with pytest.raises(TypeError, match="batch_norm2d_backward: expected save_mean to be a CUDA array"):
+        ops.batch_norm2d_backward(x, x, w, a["sm"], cp.asarray(a["si"]))
+    with pytest.raises(TypeError, match="grad_norm: expected arrays\\[0\\] to be a CUDA array"):
+        ops.grad_norm([a["x"], x])
+    assert ops.grad_norm([]) == 0.0  # no array: the CPU op's 0.0
+
+
+# ---- On the emulated device (fake CuPy): ops -> fastnn.cuda -> the bindings -> the kernels ----
+
+
+@pytest.mark.parametrize("training,affine,stats", MODES)
+def test_emulated_batch_norm_matches_cpu(rng, emulated_gpu, training, affine, stats):
+    cp = emulated_gpu
+    x, wt, b, rm, rv, dy = _case(rng, (2, 2, 5, 3), affine, stats)
+    dev = [None if a is None else cp.asarray(a) for a in (x, wt, b, rm, rv, dy)]
+    rm_c, rv_c = _copy(rm), _copy(rv)
+    got = ops.batch_norm2d_forward(*dev[:5], training)
+    want = ops.batch_norm2d_forward(x, wt, b, rm_c, rv_c, training)
+    assert all(isinstance(a, cp.ndarray) for a in got)
+    got = tuple(a.get() for a in got)
+    run = None if rm is None else (dev[3].get(), rm_c.astype(np.float64), dev[4].get(), rv_c.astype(np.float64))
+    check_forward(x, training, got, tuple(a.astype(np.float64) for a in want), wt, run, c=2.0)
+    out = cp.asarray(np.full(x.shape, np.nan, np.float32))
+    g = ops.batch_norm2d_backward(dev[5], dev[0], dev[1], cp.asarray(got[1]), cp.asarray(got[2]), training, out=out)
+    assert g[0] is out and (g[1] is None) == (wt is None)
+    g = tuple(None if a is None else a.get() for a in g)
+    gc = ops.batch_norm2d_backward(dy, x, wt, got[1], got[2], training)
+    check_backward(
+        dy, x, wt, got[1], got[2], training, g, tuple(None if a is None else a.astype(np.float64) for a in gc), c=2.0
+    )
+
+
+# ---- On a GPU (CuPy end to end) ----
+
+
+@pytest.mark.parametrize("training,affine,stats", MODES)
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (3, 2, 171, 1), (8, 3, 64, 65)], ids=str)
+def test_gpu_batch_norm_matches_cpu(rng, shape, training, affine, stats):
+    cp = _cupy()
+    x, wt, b, rm, rv, dy = _case(rng, shape, affine, stats)
+    dev = [None if a is None else cp.asarray(a) for a in (x, wt, b, rm, rv, dy)]
+    rm_c, rv_c = _copy(rm), _copy(rv)
+    got = tuple(cp.asnumpy(a) for a in ops.batch_norm2d_forward(*dev[:5], training))
+    want = ops.batch_norm2d_forward(x, wt, b, rm_c, rv_c, training)
+    run = (
+        None
+        if rm is None
+        else (cp.asnumpy(dev[3]), rm_c.astype(np.float64), cp.asnumpy(dev[4]), rv_c.astype(np.float64))
+    )
+    check_forward(x, training, got, tuple(a.astype(np.float64) for a in want), wt, run, c=2.0)
+    g = ops.batch_norm2d_backward(dev[5], dev[0], dev[1], cp.asarray(got[1]), cp.asarray(got[2]), training)
+    g2 = ops.batch_norm2d_backward(dev[5], dev[0], dev[1], cp.asarray(got[1]), cp.asarray(got[2]), training)
+    g = tuple(None if a is None else cp.asnumpy(a) for a in g)
+    for a, a2 in zip(g, g2):  # deterministic: the same bits on a second run
+        if a is not None:
+            np.testing.assert_array_equal(a, cp.asnumpy(a2))
+    gc = ops.batch_norm2d_backward(dy, x, wt, got[1], got[2], training)
+    check_backward(
+        dy, x, wt, got[1], got[2], training, g, tuple(None if a is None else a.astype(np.float64) for a in gc), c=2.0
+    )
+
+
+GPU_SCRIPT = """
+import cupy as cp, numpy as np
+from fastnn import ops
+r = np.random.default_rng(0)
+x = cp.asarray(r.standard_normal((3, 5, 7, 9), dtype=np.float32))
+w, b = cp.ones(5, cp.float32), cp.zeros(5, cp.float32)
+rm, rv = cp.zeros(5, cp.float32), cp.ones(5, cp.float32)
+for training in (True, False):
+    y, sm, si = ops.batch_norm2d_forward(x, w, b, rm, rv, training)
+    ops.batch_norm2d_backward(x, x, w, sm, si, training)
+    ops.batch_norm2d_backward(x, x, None, sm, si, training)
+ops.batch_norm2d_forward(x[:0], None, None, rm, rv, True)
+for p in (2.0, 1.0, float("inf"), 3.0):
+    ops.grad_norm([x, w, cp.asarray(r.standard_normal(10000, dtype=np.float32))], p)
+cp.cuda.get_current_stream().synchronize()
+"""
+
+
+@pytest.mark.parametrize("tool", ["memcheck", "racecheck", "initcheck"])
+def test_compute_sanitizer_is_clean(tool):
+    """Batch norm and grad_norm under compute-sanitizer (needs a GPU and the tool on PATH)."""
+    _cupy()
+    compute_sanitizer(tool, GPU_SCRIPT)
+
+
+# ---------------------------------------------------------------------------------------------
+# On the emulated device (from test_cuda_emu_norm.py)
+# The CUDA batch norm and grad_norm kernels (csrc/cuda/batchnorm.cu, csrc/cuda/grad_norm.cu) run
+# by the emulator through the device entries (the `dev` fixture: fastnn._core's arguments),
+# against the CPU ops and the float64 references, in the three fiber orders.
+#
+# Batch norm runs one block of 512 threads per channel: M = N*H*W of 1, 2, 3, 511, 512, 513 and
+# more than 512 in one run (H*W > the block), runs of one value, one channel. The bounds are
+# test_batchnorm.py's (derived for the CPU's chunked float sums; the GPU's float64 partial sums
+# are tighter): against the reference with c = 1, against the CPU op with c = 2 (each within its
+# bound of the exact values). grad_norm: arrays below, at and past a block's 4096 elements, empty
+# ones, zeros, NaN and inf.
+
+EPS53 = 2.0**-53  # float64 unit roundoff
+
+# (N, C, H, W): a general case, C = 1 with the fewest values training allows, H*W = 1 (every
+# mode); M = 513, 512 and 511 (the 512-thread block +-1, runs crossing the block's step) and one
+# run longer than the block (training with and without affine and running statistics, eval).
+# C = 2 where threads take several values: a run walked past its end reads the next channel.
+# Eval takes M = 1 (test_batch_norm_eval_single_value).
+BN_SHAPES = [(2, 2, 4, 5), (1, 1, 1, 2), (3, 2, 1, 1)]
+BN_EDGE_SHAPES = [(3, 2, 171, 1), (1, 1, 16, 32), (7, 1, 73, 1), (2, 2, 600, 1)]
+BN_EDGE_MODES = [(True, True, True), (True, False, False), (False, True, True)]
+BN_CASES = [(s, *m) for s in BN_SHAPES for m in MODES] + [(s, *m) for s in BN_EDGE_SHAPES for m in BN_EDGE_MODES]
+
+
+def _bn_both(dev, x, wt, b, rm, rv, dy, training, momentum=0.1):
+    """The emulated and the CPU forward and backward (from the emulated saved statistics), and
+    the reference's; the running statistics of each side updated on its own copy."""
+    rm_e, rv_e, rm_c, rv_c, rm_r, rv_r = (_copy(a) for a in (rm, rv, rm, rv, rm, rv))
+    fe = dev.batch_norm2d_forward(x, wt, b, rm_e, rv_e, training, momentum, 1e-5, None)
+    fc = ops.batch_norm2d_forward(x, wt, b, rm_c, rv_c, training, momentum)
+    fr = ref.batch_norm2d_forward(x, wt, b, rm_r, rv_r, training, momentum)
+    be = dev.batch_norm2d_backward(dy, x, wt, fe[1], fe[2], training, None)
+    bc = ops.batch_norm2d_backward(dy, x, wt, fe[1], fe[2], training)
+    br = ref.batch_norm2d_backward(dy, x, wt, fe[1], fe[2], training)
+    return fe, fc, fr, be, bc, br, (rm_e, rv_e, rm_c, rv_c, rm_r, rv_r)
+
+
+def _f64(t):
+    return tuple(None if a is None else np.asarray(a, np.float64) for a in t)
+
+
+@pytest.mark.parametrize("shape,training,affine,stats", BN_CASES, ids=str)
+def test_batch_norm(rng, order, dev, shape, training, affine, stats):
+    x, wt, b, rm, rv, dy = _case(rng, shape, affine, stats)
+    fe, fc, fr, be, bc, br, (rm_e, rv_e, rm_c, rv_c, rm_r, rv_r) = _bn_both(dev, x, wt, b, rm, rv, dy, training)
+    assert fe[0].shape == shape and fe[1].shape == fe[2].shape == (shape[1],)
+    run = None if rm is None else (rm_e, rm_r, rv_e, rv_r)
+    check_forward(x, training, fe, fr, wt, run)
+    run = None if rm is None else (rm_e, rm_c.astype(np.float64), rv_e, rv_c.astype(np.float64))
+    check_forward(x, training, fe, _f64(fc), wt, run, c=2.0)
+    check_backward(dy, x, wt, fe[1], fe[2], training, be, br)
+    check_backward(dy, x, wt, fe[1], fe[2], training, be, _f64(bc), c=2.0)
+    if not training:  # eval: the running statistics are read, never written
+        np.testing.assert_array_equal(rm_e, rm)
+        np.testing.assert_array_equal(rv_e, rv)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.37, 1.0])
+def test_batch_norm_momentum(rng, order, dev, momentum):
+    x, wt, b, rm, rv, dy = _case(rng, (3, 1, 5, 3), True, True)
+    fe, fc, fr, be, bc, br, (rm_e, rv_e, rm_c, rv_c, rm_r, rv_r) = _bn_both(dev, x, wt, b, rm, rv, dy, True, momentum)
+    tol = check_forward(x, True, fe, fr, wt)
+    # (1 - momentum) running + momentum batch, in float64 and rounded once: the batch statistics'
+    # errors times momentum (the variance's relative error is twice invstd's), plus the rounding
+    # (1/2 ulp, 2^-24 relative) and float64's (far below another 2^-24)
+    m = 3 * 5 * 3
+    var = (1 / fr[2] ** 2) * m / (m - 1)
+    np.testing.assert_array_less(np.abs(rm_e - rm_r), momentum * tol[0] + EPS32 * np.abs(rm_r) + 1e-300)
+    np.testing.assert_array_less(
+        np.abs(rv_e - rv_r), momentum * 2 * var * tol[1] / fr[2] + EPS32 * np.abs(rv_r) + 1e-300
+    )
+    np.testing.assert_allclose(
+        rm_e, rm_c, rtol=0, atol=float(2 * (momentum * tol[0].max() + EPS32 * np.abs(rm_r).max()))
+    )
+    if momentum == 0.0:
+        np.testing.assert_array_equal(rm_e, rm)
+        np.testing.assert_array_equal(rv_e, rv)
+
+
+def test_batch_norm_empty(order, dev):
+    """N = 0: save_* = 0, the running statistics untouched, dweight = dbias = 0 (as the CPU op);
+    C = 0: nothing to launch."""
+    x = np.zeros((0, 3, 4, 4), np.float32)
+    w, b = np.ones(3, np.float32), np.zeros(3, np.float32)
+    rm, rv = np.full(3, 0.5, np.float32), np.full(3, 2, np.float32)
+    y, sm, si = dev.batch_norm2d_forward(x, w, b, rm, rv, True, 0.1, 1e-5, None)
+    assert y.shape == x.shape and (sm == 0).all() and (si == 0).all()
+    assert (rm == 0.5).all() and (rv == 2).all()
+    dx, dw, db = dev.batch_norm2d_backward(x, x, w, sm, si, True, None)
+    assert dx.shape == x.shape and (dw == 0).all() and (db == 0).all()
+    y, sm, si = dev.batch_norm2d_forward(
+        np.zeros((2, 0, 3, 3), np.float32), None, None, None, None, True, 0.1, 1e-5, None
+    )
+    assert y.shape == (2, 0, 3, 3) and sm.shape == si.shape == (0,)
+
+
+def test_batch_norm_eval_single_value(rng, order, dev):
+    x, wt, b, rm, rv, dy = _case(rng, (1, 3, 1, 1), True, True)
+    fe, fc, fr, be, bc, br, _ = _bn_both(dev, x, wt, b, rm, rv, dy, False)
+    check_forward(x, False, fe, fr, wt)
+    check_backward(dy, x, wt, fe[1], fe[2], False, be, br)
+
+
+def test_batch_norm_nan_stays_in_its_channel(order, dev):
+    x = np.ones((2, 2, 3, 3), np.float32)
+    x[1, 0, 2, 1] = np.nan
+    y, sm, si = dev.batch_norm2d_forward(x, None, None, None, None, True, 0.1, 1e-5, None)
+    assert np.isnan(y[:, 0]).all() and not np.isnan(y[:, 1]).any()
+
+
+def test_results_do_not_depend_on_the_fiber_order(rng, dev, monkeypatch):
+    """Fixed-order sums: bit-identical results whatever order the threads run in."""
+    x, wt, b, rm, rv, dy = _case(rng, (3, 2, 171, 1), True, True)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in ((4097,), (300,))]
+    res = []
+    for o, seed in (("forward", "1"), ("reverse", "1"), ("random", "2"), ("random", "3")):
+        monkeypatch.setenv("FASTNN_EMU_ORDER", o)
+        monkeypatch.setenv("FASTNN_EMU_SEED", seed)
+        r1, r2 = _copy(rm), _copy(rv)
+        f = dev.batch_norm2d_forward(x, wt, b, r1, r2, True, 0.1, 1e-5, None)
+        g = dev.batch_norm2d_backward(dy, x, wt, f[1], f[2], True, None)
+        res.append([*f, r1, r2, *g, np.array([dev.grad_norm(arrays, p) for p in (2.0, math.inf, 3.0)])])
+    for r in res[1:]:
+        for a, c in zip(res[0], r):
+            np.testing.assert_array_equal(a, c)

@@ -7,7 +7,6 @@ tests skip, unless FASTNN_REQUIRE_CUDA_EMU=1 (CI), where its absence fails."""
 
 import os
 
-import fastnn
 import numpy as np
 import pytest
 from conftest import Device, dev, order, randn  # noqa: F401 (dev, order: fixtures, for the files that import them here)
@@ -19,62 +18,6 @@ else:
 
 # FASTNN_EMU_ORDERS=random (a comma-separated subset) runs fewer: CI's sanitizer build takes one.
 ORDERS = os.environ.get("FASTNN_EMU_ORDERS", "forward,reverse,random").split(",")
-
-
-# (M, N, K): one element, K below the 16-deep tile, the 64x64 tile exactly and +-1 around it,
-# primes, an empty product (K = 0: out = beta c + bias).
-SGD_OPTIONS = [
-    dict(),
-    dict(momentum=0.9, first_step=True),
-    dict(momentum=0.9, dampening=0.1, weight_decay=1e-2),
-    dict(momentum=0.9, nesterov=True, maximize=True),
-]
-ADAM_OPTIONS = [
-    dict(),
-    dict(weight_decay=1e-2),
-    dict(weight_decay=1e-2, decoupled=True),
-    dict(amsgrad=True, maximize=True),
-    dict(beta1=0.3),
-]
-
-
-# The tensors of one update (one launch each): several 256-thread blocks, none (empty: no
-# launch), part of one block.
-OPTIM_SIZES = (1000, 0, 37)
-
-
-@pytest.mark.parametrize("kw", SGD_OPTIONS, ids=str)
-def test_sgd_step(rng, order, dev, kw):
-    """The CUDA update against the AVX-512 one (the same fused multiply-adds): the same bits."""
-    if "avx512" not in fastnn._core.build_info()["isa_supported"]:
-        pytest.skip("the bit-for-bit peer is the AVX-512 update")
-    p, g, buf = ([randn(rng, n) for n in OPTIM_SIZES] for _ in range(3))
-    cp, cbuf = [a.copy() for a in p], [a.copy() for a in buf]
-    args = dict(lr=0.1, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0, maximize=False, first_step=False)
-    args.update(kw)
-    dev.sgd_step(p, g, buf if args["momentum"] else None, *args.values())
-    fastnn._core.sgd_step(cp, g, cbuf if args["momentum"] else None, *args.values(), isa="avx512")
-    for got, want in zip(p + buf, cp + cbuf):
-        np.testing.assert_array_equal(got, want)
-
-
-@pytest.mark.parametrize("kw", ADAM_OPTIONS, ids=str)
-def test_adam_step(rng, order, dev, kw):
-    """Against the AVX-512 update: the same bits (it and CUDA both divide and take sqrt IEEE)."""
-    if "avx512" not in fastnn._core.build_info()["isa_supported"]:
-        pytest.skip("the bit-for-bit peer is the AVX-512 update")
-    sizes = (777,) + OPTIM_SIZES[1:]
-    p, g = [randn(rng, n) for n in sizes], [randn(rng, n) for n in sizes]
-    m, v = [randn(rng, n) * np.float32(0.1) for n in sizes], [np.abs(randn(rng, n)) * np.float32(0.01) for n in sizes]
-    vmax = [np.abs(randn(rng, n)) * np.float32(0.01) for n in sizes]
-    ams = kw.get("amsgrad", False)
-    args = dict(lr=1e-2, beta1=kw.get("beta1", 0.9), beta2=0.999, eps=1e-8, weight_decay=kw.get("weight_decay", 0.0))
-    c = [[a.copy() for a in lst] for lst in (p, m, v, vmax)]
-    flags = (kw.get("decoupled", False), kw.get("maximize", False))
-    dev.adam_step(p, g, m, v, 3, *args.values(), ams, vmax if ams else None, *flags)
-    fastnn._core.adam_step(c[0], g, c[1], c[2], 3, *args.values(), ams, c[3] if ams else None, *flags, isa="avx512")
-    for got, want in zip(p + m + v + vmax, sum(c, [])):
-        np.testing.assert_array_equal(got, want)
 
 
 # ---- The emulator catches CUDA misuse ----

@@ -5,11 +5,13 @@ optimizer classes' parity with torch is tests/test_optim_layer.py."""
 import functools
 import math
 
+import fastnn
 import numpy as np
 import pytest
-from conftest import ISAS, num_threads
+from conftest import ISAS, num_threads, randn
 from fastnn import _core, ops, ref
 from fastnn.ref.rounding import U32
+from test_cuda import _cupy
 
 # Tile edges of the 4/8/16-float vector loops (1, 15, 16, 17), primes, an empty param, a large one;
 # BIG adds one that makes the list long enough (> 2 * 2^15 elements) to be split over threads.
@@ -356,3 +358,160 @@ def test_bad_input():
         ops.grad_norm(g, -math.inf)
     with pytest.raises(TypeError, match=r"grad_norm.*arrays\[0\] to be float32"):
         ops.grad_norm([np.ones(3)])
+
+
+# ---------------------------------------------------------------------------------------------
+# On the emulated device and a GPU (from test_cuda_emu.py, test_cuda_norm.py and
+# test_cuda_emu_norm.py): the updates bit for bit against the CPU, grad_norm against the CPU and
+# the reference.
+
+
+# The tensors of one update (one launch each): several 256-thread blocks, none (empty: no
+# launch), part of one block.
+OPTIM_SIZES = (1000, 0, 37)
+EPS53 = 2.0**-53  # float64 unit roundoff
+
+
+# grad_norm: a block takes 4096 elements (16 per thread); sizes 1, one block -1 / +1 (a second
+# block with one element), primes, empty arrays (no launch), a 2-D array.
+GN_SIZES = [(1,), (4095,), (4097,), (257,), (0,), (3, 0), (7, 13)]
+
+
+def _gn_bound(arrays, p, depth):
+    """|computed - exact| for a float64 sum of the terms |x|^p in which no term passes through
+    more than `depth` additions: depth * u * sum (terms >= 0), plus 2 u for each term's rounding
+    (pow: one ulp); the root divides the relative error by p and adds <= 1 ulp (pow's)."""
+    if math.isinf(p):
+        return 0.0  # the max is exact
+    v = np.concatenate([np.abs(a.astype(np.float64)).ravel() for a in arrays] + [np.zeros(0)])
+    norm = float(np.sum(v**p)) ** (1 / p)
+    return ((depth + 2) / p + 2) * EPS53 * norm
+
+
+def _depths(arrays):
+    """The longest chain of additions of a term: GPU, CPU and numpy's reference."""
+    n = sum(a.size for a in arrays)
+    slots = sum(-(-a.size // 4096) for a in arrays)
+    gpu = 16 + 10 + (slots // 256 + 1) + 10  # 16 per thread; warp + block butterflies (5 + 5)
+    cpu = 8192 // 8 + 3 + sum(-(-a.size // 8192) for a in arrays)  # 8 lanes per block, lanes tree, blocks
+    npy = 128 // 8 + 3 + max(1, n).bit_length()  # numpy's pairwise sum (8 lanes of 128-blocks)
+    return gpu, cpu, npy
+
+
+# (M, N, K): one element, K below the 16-deep tile, the 64x64 tile exactly and +-1 around it,
+# primes, an empty product (K = 0: out = beta c + bias).
+SGD_OPTIONS = [
+    dict(),
+    dict(momentum=0.9, first_step=True),
+    dict(momentum=0.9, dampening=0.1, weight_decay=1e-2),
+    dict(momentum=0.9, nesterov=True, maximize=True),
+]
+
+
+ADAM_OPTIONS = [
+    dict(),
+    dict(weight_decay=1e-2),
+    dict(weight_decay=1e-2, decoupled=True),
+    dict(amsgrad=True, maximize=True),
+    dict(beta1=0.3),
+]
+
+
+@pytest.mark.parametrize("kw", SGD_OPTIONS, ids=str)
+def test_sgd_step(rng, order, dev, kw):
+    """The CUDA update against the AVX-512 one (the same fused multiply-adds): the same bits."""
+    if "avx512" not in fastnn._core.build_info()["isa_supported"]:
+        pytest.skip("the bit-for-bit peer is the AVX-512 update")
+    p, g, buf = ([randn(rng, n) for n in OPTIM_SIZES] for _ in range(3))
+    cp, cbuf = [a.copy() for a in p], [a.copy() for a in buf]
+    args = dict(lr=0.1, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0, maximize=False, first_step=False)
+    args.update(kw)
+    dev.sgd_step(p, g, buf if args["momentum"] else None, *args.values())
+    fastnn._core.sgd_step(cp, g, cbuf if args["momentum"] else None, *args.values(), isa="avx512")
+    for got, want in zip(p + buf, cp + cbuf):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("kw", ADAM_OPTIONS, ids=str)
+def test_adam_step(rng, order, dev, kw):
+    """Against the AVX-512 update: the same bits (it and CUDA both divide and take sqrt IEEE)."""
+    if "avx512" not in fastnn._core.build_info()["isa_supported"]:
+        pytest.skip("the bit-for-bit peer is the AVX-512 update")
+    sizes = (777,) + OPTIM_SIZES[1:]
+    p, g = [randn(rng, n) for n in sizes], [randn(rng, n) for n in sizes]
+    m, v = [randn(rng, n) * np.float32(0.1) for n in sizes], [np.abs(randn(rng, n)) * np.float32(0.01) for n in sizes]
+    vmax = [np.abs(randn(rng, n)) * np.float32(0.01) for n in sizes]
+    ams = kw.get("amsgrad", False)
+    args = dict(lr=1e-2, beta1=kw.get("beta1", 0.9), beta2=0.999, eps=1e-8, weight_decay=kw.get("weight_decay", 0.0))
+    c = [[a.copy() for a in lst] for lst in (p, m, v, vmax)]
+    flags = (kw.get("decoupled", False), kw.get("maximize", False))
+    dev.adam_step(p, g, m, v, 3, *args.values(), ams, vmax if ams else None, *flags)
+    fastnn._core.adam_step(c[0], g, c[1], c[2], 3, *args.values(), ams, c[3] if ams else None, *flags, isa="avx512")
+    for got, want in zip(p + m + v + vmax, sum(c, [])):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("p", [2.0, 1.0, math.inf, 3.0])
+def test_emulated_grad_norm_matches_cpu(rng, emulated_gpu, p):
+    cp = emulated_gpu
+    arrays = [randn(rng, *s) for s in ((3,), (4097,), (0,), (5, 7))]
+    got = ops.grad_norm([cp.asarray(a) for a in arrays], p)
+    assert isinstance(got, float)
+    # float64 sums of < 5000 terms in a different order: far below 1e-13 relative
+    assert got == pytest.approx(ops.grad_norm(arrays, p), rel=1e-13)
+    assert ops.grad_norm((cp.asarray(np.zeros(4, np.float32)),), str(p)) == 0.0
+
+
+@pytest.mark.parametrize("p", [2.0, 1.0, math.inf, 3.0])
+def test_gpu_grad_norm_matches_cpu(rng, p):
+    cp = _cupy()
+    # 5M elements: more than 1024 blocks of 4096, so the capped grid strides further
+    arrays = [randn(rng, *s) for s in ((3,), (4097,), (0,), (5, 7), (5_000_001,))]
+    dev = [cp.asarray(a) for a in arrays]
+    got = ops.grad_norm(dev, p)
+    assert isinstance(got, float) and got == ops.grad_norm(dev, p)  # deterministic
+    # float64 sums of 5M terms in two different orders: ~1e-12 relative at worst (depth ~ 1e3 adds)
+    assert got == pytest.approx(ops.grad_norm(arrays, p), rel=1e-12)
+
+
+@pytest.mark.parametrize("p", [2.0, 1.0, math.inf, 3.0, 0.5])
+def test_grad_norm(rng, order, dev, p):
+    arrays = [(rng.standard_normal(s) * 4).astype(np.float32) for s in GN_SIZES]
+    got = dev.grad_norm(arrays, p)
+    assert isinstance(got, float)
+    want, cpu = ref.grad_norm(arrays, p), ops.grad_norm(arrays, p)
+    gpu_d, cpu_d, npy_d = _depths(arrays)
+    b = _gn_bound(arrays, p, gpu_d)
+    assert abs(got - want) <= b + _gn_bound(arrays, p, npy_d), (got, want)
+    assert abs(got - cpu) <= b + _gn_bound(arrays, p, cpu_d), (got, cpu)
+
+
+def test_grad_norm_edges(order, dev):
+    assert dev.grad_norm([], 2.0) == 0.0
+    for p in (2.0, 1.0, math.inf, 3.0):
+        assert dev.grad_norm([np.zeros(0, np.float32), np.zeros(5, np.float32), np.zeros((3, 0), np.float32)], p) == 0.0
+    assert dev.grad_norm([np.array([3, 4], np.float32)], 2.0) == 5.0
+    assert dev.grad_norm([np.array([3, -4], np.float32)], 1.0) == 7.0
+    assert dev.grad_norm([np.array([3, -4], np.float32)], math.inf) == 4.0
+    big = np.full(5000, 3e38, np.float32)  # float32 sums would overflow; float64 does not
+    assert dev.grad_norm([big], 2.0) == pytest.approx(float(big[0]) * math.sqrt(5000), rel=64 * EPS53)
+    for p in (2.0, 1.0, math.inf, 3.0):
+        x = np.ones(4100, np.float32)
+        x[4099] = np.nan  # in the second block of the second array
+        assert math.isnan(dev.grad_norm([np.ones(3, np.float32), x], p))
+        x[4099] = np.inf
+        assert dev.grad_norm([x], p) == math.inf
+
+
+def test_gpu_optimizer_steps_match_cpu(rng):
+    cp = _cupy()
+    p, g, buf = randn(rng, 100), randn(rng, 100), randn(rng, 100)
+    gp, gbuf = cp.asarray(p), cp.asarray(buf)
+    ops.sgd_step([p], [g], [buf], 0.1, momentum=0.9, nesterov=True)
+    ops.sgd_step([gp], [cp.asarray(g)], [gbuf], 0.1, momentum=0.9, nesterov=True)
+    np.testing.assert_allclose(cp.asnumpy(gp), p, rtol=1e-6, atol=1e-7)
+    m, v = np.zeros(100, np.float32), np.zeros(100, np.float32)
+    gm, gv = cp.asarray(m), cp.asarray(v)
+    ops.adam_step([p], [g], [m], [v], 1, weight_decay=0.01, decoupled_weight_decay=True)
+    ops.adam_step([gp], [cp.asarray(g)], [gm], [gv], 1, weight_decay=0.01, decoupled_weight_decay=True)
+    np.testing.assert_allclose(cp.asnumpy(gp), p, rtol=1e-6, atol=1e-7)
