@@ -86,13 +86,20 @@ inline ArrayRef ref_of(const py::array& x, const char* name) {
   r.shape = shape_of(x);
   r.strides.assign(x.strides(), x.strides() + x.ndim());
   r.itemsize = x.itemsize();
-  r.dtype_name = py::str(x.dtype());
-  if (x.dtype().equal(py::dtype::of<float>())) {
-    r.dtype = DType::Float32;
-  } else if (x.dtype().equal(py::dtype::of<int64_t>())) {
-    r.dtype = DType::Int64;
-  } else if (x.dtype().equal(py::dtype::of<bool>())) {
-    r.dtype = DType::Bool;
+  // The dtype from its number and byte order (no Python call on the common path; the name
+  // only for the others, for messages).
+  const py::dtype dt = x.dtype();
+  const bool native = dt.byteorder() != '>';
+  const int num = dt.num();
+  if (num == py::detail::npy_api::NPY_FLOAT_ && native) {
+    r.dtype = DType::Float32, r.dtype_name = "float32";
+  } else if ((num == py::detail::npy_api::NPY_LONG_ || num == py::detail::npy_api::NPY_LONGLONG_) &&
+             dt.itemsize() == 8 && native) {
+    r.dtype = DType::Int64, r.dtype_name = "int64";
+  } else if (num == py::detail::npy_api::NPY_BOOL_) {
+    r.dtype = DType::Bool, r.dtype_name = "bool";
+  } else {
+    r.dtype_name = py::str(dt);
   }
   r.contiguous = (x.flags() & py::array::c_style) != 0;
   r.writeable = x.writeable();
