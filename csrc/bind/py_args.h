@@ -81,7 +81,7 @@ class ArrayList {
       const py::object item = seq[i];
       if (item.is_none()) Arg::refuse(op, label, item);
       args_.emplace_back(op, label, item);
-      refs_.push_back(args_.back().ref);
+      refs_.push_back(std::move(args_.back().ref));  // args_ keeps the array alive, refs_ its view
     }
   }
   ArrayList(const ArrayList&) = delete;

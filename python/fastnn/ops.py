@@ -78,8 +78,12 @@ def gemm(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bia
 
 
 def _gpu(*arrays):
-    """True when any argument is a CUDA array (then all must be: fastnn.cuda checks)."""
-    return any(hasattr(a, "__cuda_array_interface__") for a in arrays)
+    """True when any argument is a CUDA array (then all must be: the entries check). NumPy arrays
+    and None are the common case and cost no attribute lookup."""
+    for a in arrays:
+        if a is not None and type(a) is not np.ndarray and hasattr(a, "__cuda_array_interface__"):
+            return True
+    return False
 
 
 def _kernels(*arrays):
@@ -89,8 +93,9 @@ def _kernels(*arrays):
 
 
 def _listed(*lists):
-    """The arrays of the list arguments (lists or tuples; other values hold none), for _kernels."""
-    return [a for lst in lists if isinstance(lst, (list, tuple)) for a in lst]
+    """The first array of each list argument (lists or tuples; other values hold none), for
+    _kernels: it picks the device, and the entry refuses any element of the other kind."""
+    return [lst[0] for lst in lists if isinstance(lst, (list, tuple)) and len(lst)]
 
 
 # pool2d: x and dy are (N, C, H, W) float32 C-contiguous; semantics, output sizes and errors are
@@ -290,15 +295,15 @@ def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_
     CUDA arrays)."""
     xp = _xp(logits, target, weight)
     rows, t, tshape = _ce_rows("cross_entropy_forward", xp, logits, target, reduction, (("weight", weight),))
-    kernels = _kernels(logits, target, weight)
+    kernels = _core if xp is np else _cuda.kernels
     loss, wt = kernels.cross_entropy_rows(rows, t, weight, ignore_index, label_smoothing)
     if reduction == "none":
         return loss.astype(xp.float32).reshape(tshape)
-    total = xp.sum(loss, dtype=xp.float64)
+    total = loss.sum(dtype=xp.float64)
     if reduction == "sum":
         return xp.asarray(total, xp.float32)
     with np.errstate(invalid="ignore", divide="ignore"):  # all ignored: nan, as torch
-        return xp.asarray(total / xp.sum(wt, dtype=xp.float64), xp.float32)
+        return xp.asarray(total / wt.sum(dtype=xp.float64), xp.float32)
 
 
 def cross_entropy_backward(
@@ -327,7 +332,7 @@ def cross_entropy_backward(
                 s = s / w[xp.where(keep, t, 0)][keep].sum()
         scale = xp.full(rows.shape[0], s, dtype=xp.float32)
     two_d = logits.ndim == 2
-    kernels = _kernels(logits, target, weight, out)
+    kernels = _core if xp is np else _cuda.kernels
     d = kernels.cross_entropy_backward_rows(
         rows, t, weight, ignore_index, label_smoothing, scale, out if two_d else None
     )
