@@ -211,3 +211,10 @@ def test_embedding_matches_the_cpu_every_backend(rng, backend):
     )
     with pytest.raises(ValueError, match="expected indices in"):
         ops.embedding_forward(P(w), P(idx + 50))
+
+
+def test_an_output_past_this_machines_memory_is_a_value_error():
+    """num_embeddings = 2^40: the (V, D) gradient would need 13 TB; refused before allocating,
+    naming the op and the shape (not a MemoryError from the allocator)."""
+    with pytest.raises(ValueError, match="embedding_backward: expected an output that fits in memory, got shape"):
+        ops.embedding_backward(np.zeros((2, 3), np.float32), np.zeros(2, np.int64), 2**40)

@@ -2,6 +2,9 @@
 #include "bind/alloc.h"
 
 #include <cstdlib>
+#if __has_include(<unistd.h>)
+#include <unistd.h>
+#endif
 #include <new>
 #include <unordered_map>
 
@@ -56,6 +59,18 @@ void* cached_block(size_t bytes, py::capsule* owner) {
 }
 
 size_t cached_bytes() { return cache().bytes; }
+
+int64_t physical_memory_bytes() {
+  static const int64_t bytes = [] {
+#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? static_cast<int64_t>(pages) * page : int64_t{0};
+#else
+    return int64_t{0};
+#endif
+  }();
+  return bytes;
+}
 
 void empty_cache() {
   Cache& c = cache();

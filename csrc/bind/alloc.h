@@ -15,6 +15,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <limits>
+#include <new>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -35,16 +38,43 @@ void* cached_block(size_t bytes, py::capsule* owner);
 size_t cached_bytes();
 void empty_cache();
 
-// An uninitialised C-contiguous array of T.
+// The bytes of this machine's physical memory (0: unknown).
+int64_t physical_memory_bytes();
+
+// An uninitialised C-contiguous array of T for op (nullptr: unnamed). A shape whose bytes
+// overflow or exceed this machine's memory is a ValueError naming the op, before any allocation;
+// an allocation that still fails is a MemoryError naming it.
 template <class T>
-py::array_t<T> new_array(const std::vector<int64_t>& shape) {
+py::array_t<T> new_array(const char* op, const std::vector<int64_t>& shape) {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  bool overflow = false;
+  for (int64_t d : shape) {
+    if (d < 0 || (d != 0 && n > std::numeric_limits<int64_t>::max() / static_cast<int64_t>(sizeof(T)) / d)) {
+      overflow = true;
+    }
+    n *= overflow ? 1 : d;
+  }
+  const int64_t mem = physical_memory_bytes();
+  if (overflow || (mem > 0 && n * static_cast<int64_t>(sizeof(T)) > mem)) {
+    arg_value_fail(op ? op : "?",
+                   "expected an output that fits in memory, got shape " + shape_str(shape) +
+                       (overflow ? " (more bytes than 2^63)"
+                                 : " (" + std::to_string(n * static_cast<int64_t>(sizeof(T))) +
+                                       " bytes; this machine has " + std::to_string(mem) + ")"));
+  }
   const size_t bytes = static_cast<size_t>(n) * sizeof(T);
-  if (bytes < kMinCached) return py::array_t<T>(shape);
-  py::capsule owner;
-  T* data = static_cast<T*>(cached_block(bytes, &owner));
-  return py::array_t<T>(shape, data, owner);
+  try {
+    if (bytes < kMinCached) return py::array_t<T>(shape);
+    py::capsule owner;
+    T* data = static_cast<T*>(cached_block(bytes, &owner));
+    return py::array_t<T>(shape, data, owner);
+  } catch (const std::bad_alloc&) {
+    PyErr_SetString(PyExc_MemoryError,
+                    (std::string("fastnn.ops.") + (op ? op : "?") + ": cannot allocate " +
+                     std::to_string(bytes) + " bytes for an output of shape " + shape_str(shape))
+                        .c_str());
+    throw py::error_already_set();
+  }
 }
 
 // The output of a binding: a new float32 array of `shape` when out_obj is None, else the
@@ -53,7 +83,7 @@ py::array_t<T> new_array(const std::vector<int64_t>& shape) {
 inline py::array out_or_new(const char* op, py::handle out_obj, const std::vector<int64_t>& shape,
                             std::initializer_list<std::pair<const char*, const py::array*>> inputs,
                             bool in_place = false) {
-  if (out_obj.is_none()) return new_array<float>(shape);
+  if (out_obj.is_none()) return new_array<float>(op, shape);
   py::array out = f32_array(op, "out", out_obj);
   require_writeable(op, "out", out);
   if (shape_of(out) != shape) {
@@ -70,7 +100,7 @@ inline py::array out_or_new(const char* op, py::handle out_obj, const std::vecto
 // float32 array.
 inline py::array out_checked(const char* op, py::handle out_obj, const std::vector<int64_t>& shape,
                              std::initializer_list<const ArrayRef*> inputs, bool in_place = false) {
-  if (out_obj.is_none()) return new_array<float>(shape);
+  if (out_obj.is_none()) return new_array<float>(op, shape);
   py::array out = np_array(op, "out", out_obj);
   check_out(op, ref_of(out, "out"), shape, inputs, DType::Float32, in_place);
   return out;

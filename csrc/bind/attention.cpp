@@ -33,8 +33,8 @@ py::tuple sdpa_fwd(py::handle q_obj, py::handle k_obj, py::handle v_obj, py::han
   const Isa isa = isa_arg(op, isa_obj);
   const NpArg q(op, "q", q_obj), k(op, "k", k_obj), v(op, "v", v_obj), mask = mask_arg(op, mask_obj);
   const AttentionArgs a = attention_forward_meta(q.ref, k.ref, v.ref, mask.ref, causal, scale_arg(op, scale));
-  py::array out = new_array<float>(attention_out_shape(q.ref, a));
-  py::array lse = new_array<float>(attention_lse_shape(q.ref, a));
+  py::array out = new_array<float>(op, attention_out_shape(q.ref, a));
+  py::array lse = new_array<float>(op, attention_lse_shape(q.ref, a));
   float* op_ = static_cast<float*>(out.mutable_data());
   float* lp = static_cast<float*>(lse.mutable_data());
   const int nt = get_num_threads();
@@ -54,8 +54,8 @@ py::tuple sdpa_bwd(py::handle dout_obj, py::handle q_obj, py::handle k_obj, py::
       out(op, "out", out_obj), lse(op, "lse", lse_obj), mask = mask_arg(op, mask_obj);
   const AttentionArgs a = attention_backward_meta(dout.ref, q.ref, k.ref, v.ref, out.ref, lse.ref, mask.ref,
                                                   causal, scale_arg(op, scale));
-  py::array dq = new_array<float>(q.ref.shape), dk = new_array<float>(k.ref.shape),
-            dv = new_array<float>(v.ref.shape);
+  py::array dq = new_array<float>(op, q.ref.shape), dk = new_array<float>(op, k.ref.shape),
+            dv = new_array<float>(op, v.ref.shape);
   const float* g = dout.ref.ptr<const float>();
   const float* o = out.ref.ptr<const float>();
   const float* l = lse.ref.ptr<const float>();

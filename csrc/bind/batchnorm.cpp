@@ -23,8 +23,8 @@ NpArg required(const char* op, const char* name, py::handle obj) {
 }
 
 // The caller's out (checked by the meta function), else a new array of x's shape.
-py::array output(const NpArg& out, const ArrayRef& x) {
-  return out.present() ? out.array : py::array(new_array<float>(x.shape));
+py::array output(const char* op, const NpArg& out, const ArrayRef& x) {
+  return out.present() ? out.array : py::array(new_array<float>(op, x.shape));
 }
 
 py::tuple forward(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handle rm_obj, py::handle rv_obj,
@@ -35,8 +35,8 @@ py::tuple forward(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::hand
       rv(op, "running_var", rv_obj), out(op, "out", out_obj);
   const BatchNormArgs a =
       batch_norm2d_forward_meta(x.ref, w.ref, b.ref, rm.ref, rv.ref, out.ref, training, momentum, eps);
-  py::array y = output(out, x.ref);
-  py::array_t<float> save_mean = new_array<float>({a.c}), save_invstd = new_array<float>({a.c});
+  py::array y = output(op, out, x.ref);
+  py::array_t<float> save_mean = new_array<float>(op, {a.c}), save_invstd = new_array<float>(op, {a.c});
   const float *xp = x.ref.ptr<const float>(), *wp = w.ref.ptr<const float>(), *bp = b.ref.ptr<const float>();
   float *rmp = rm.ref.ptr<float>(), *rvp = rv.ref.ptr<float>(), *yp = static_cast<float*>(y.mutable_data());
   float *smp = save_mean.mutable_data(), *sip = save_invstd.mutable_data();
@@ -56,11 +56,11 @@ py::tuple backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj, py::ha
       out(op, "out", out_obj);
   const BatchNormArgs a =
       batch_norm2d_backward_meta(dy.ref, x.ref, w.ref, mean.ref, invstd.ref, out.ref, training);
-  py::array dx = output(out, x.ref);
+  py::array dx = output(op, out, x.ref);
   py::object dw = py::none(), db = py::none();
   float *dwp = nullptr, *dbp = nullptr;
   if (w.present()) {
-    py::array_t<float> g = new_array<float>({a.c}), h = new_array<float>({a.c});
+    py::array_t<float> g = new_array<float>(op, {a.c}), h = new_array<float>(op, {a.c});
     dwp = g.mutable_data();
     dbp = h.mutable_data();
     dw = std::move(g);

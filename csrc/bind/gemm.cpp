@@ -40,7 +40,7 @@ py::array gemm_py(py::handle a_obj, py::handle b_obj, py::handle c_obj, py::hand
   if (!activation.is_none()) act_name = py::str(activation);
   const GemmCall call = gemm_meta(a.ref, trans_a, b.ref, trans_b, c.ref, given.ref, alpha, beta, bias.ref,
                                   activation.is_none() ? nullptr : &act_name);
-  py::array out = given.present() ? given.array : py::array(new_array<float>(call.out_shape));
+  py::array out = given.present() ? given.array : py::array(new_array<float>(op, call.out_shape));
   GemmArgs g = call.g;
   g.a = a.ref.ptr<const float>();
   g.b = b.ref.ptr<const float>();

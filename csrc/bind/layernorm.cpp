@@ -24,8 +24,8 @@ py::tuple ln_fwd(py::handle x_obj, py::handle ns_obj, py::handle w_obj, py::hand
   const NpArg w(op, "weight", w_obj), b(op, "bias", b_obj);
   std::vector<int64_t> stat_shape;
   const LayerNormArgs a = layer_norm_forward_meta(op, x.ref, ns, w.ref, b.ref, eps, &stat_shape);
-  py::array y = new_array<float>(x.ref.shape);
-  py::array mean = new_array<float>(stat_shape), rstd = new_array<float>(stat_shape);
+  py::array y = new_array<float>(op, x.ref.shape);
+  py::array mean = new_array<float>(op, stat_shape), rstd = new_array<float>(op, stat_shape);
   float* yp = static_cast<float*>(y.mutable_data());
   float* mp = static_cast<float*>(mean.mutable_data());
   float* rp = static_cast<float*>(rstd.mutable_data());
@@ -48,11 +48,11 @@ py::tuple ln_bwd(py::handle dy_obj, py::handle x_obj, py::handle mean_obj, py::h
   }
   std::vector<int64_t> ns;
   const LayerNormArgs a = layer_norm_backward_meta(op, dy.ref, x.ref, mean.ref, rstd.ref, w.ref, &ns);
-  py::array dx = new_array<float>(x.ref.shape);
+  py::array dx = new_array<float>(op, x.ref.shape);
   py::object dw = py::none(), db = py::none();
   float *dwp = nullptr, *dbp = nullptr;
   if (a.weight) {
-    py::array dwa = new_array<float>(ns), dba = new_array<float>(ns);
+    py::array dwa = new_array<float>(op, ns), dba = new_array<float>(op, ns);
     dwp = static_cast<float*>(dwa.mutable_data());
     dbp = static_cast<float*>(dba.mutable_data());
     dw = dwa;

@@ -22,7 +22,7 @@ namespace {
 template <class T>
 py::array output(const char* op, const char* name, py::handle obj, const std::vector<int64_t>& shape,
                  std::initializer_list<const ArrayRef*> inputs, ArrayRef* ref) {
-  py::array a = obj.is_none() ? py::array(new_array<T>(shape))
+  py::array a = obj.is_none() ? py::array(new_array<T>(op, shape))
                               : np_array(op, name, obj, std::is_same_v<T, int64_t> ? "int64" : "float32");
   *ref = ref_of(a, name);
   if (!obj.is_none())

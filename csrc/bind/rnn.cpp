@@ -27,9 +27,9 @@ py::tuple forward(RnnCell base, const char* op, py::handle x_obj, py::handle h0_
   const RnnShape s = rnn_forward_meta(op, base, nonlinearity, reverse, x.ref, h0.ref, c0.ref, w_ih.ref,
                                       w_hh.ref, b_ih.ref, b_hh.ref);
   const bool lstm = s.cell == RnnCell::Lstm;
-  py::array y = new_array<float>({s.T, s.B, s.H}), h_n = new_array<float>({s.B, s.H});
-  py::array c_n = new_array<float>({lstm ? s.B : 0, s.H});
-  py::array ws = new_array<float>({rnn_ws_size(s)});
+  py::array y = new_array<float>(op, {s.T, s.B, s.H}), h_n = new_array<float>(op, {s.B, s.H});
+  py::array c_n = new_array<float>(op, {lstm ? s.B : 0, s.H});
+  py::array ws = new_array<float>(op, {rnn_ws_size(s)});
   float *yp = mptr(y), *hnp = mptr(h_n), *cnp = lstm ? mptr(c_n) : nullptr, *wsp = mptr(ws);
   const int nt = get_num_threads();
   {
@@ -54,10 +54,10 @@ py::tuple backward(RnnCell base, const char* op, py::handle dy_obj, py::handle d
                                        h0.ref, c0.ref, w_ih.ref, w_hh.ref, y.ref, ws.ref);
   const int64_t T = s.T, B = s.B, I = s.I, H = s.H, GH = s.gates() * H;
   const bool lstm = s.cell == RnnCell::Lstm;
-  py::array dx = new_array<float>({T, B, I}), dh0 = new_array<float>({B, H}),
-            dc0 = new_array<float>({lstm ? B : 0, H});
-  py::array dw_ih = new_array<float>({GH, I}), dw_hh = new_array<float>({GH, H});
-  py::array db_ih = new_array<float>({GH}), db_hh = new_array<float>({GH});
+  py::array dx = new_array<float>(op, {T, B, I}), dh0 = new_array<float>(op, {B, H}),
+            dc0 = new_array<float>(op, {lstm ? B : 0, H});
+  py::array dw_ih = new_array<float>(op, {GH, I}), dw_hh = new_array<float>(op, {GH, H});
+  py::array db_ih = new_array<float>(op, {GH}), db_hh = new_array<float>(op, {GH});
   float *dxp = mptr(dx), *dh0p = mptr(dh0), *dc0p = lstm ? mptr(dc0) : nullptr, *dwip = mptr(dw_ih);
   float *dwhp = mptr(dw_hh), *dbip = mptr(db_ih), *dbhp = mptr(db_hh);
   const int nt = get_num_threads();
