@@ -341,3 +341,31 @@ def test_cross_entropy_matches_the_cpu_every_backend(rng, backend, reduction):
         rtol=1e-5,
         atol=1e-6,
     )
+
+
+@pytest.mark.parametrize(
+    "out,exc,needle",
+    [
+        (np.zeros((2, 5, 3), np.float64), TypeError, "expected out to be float32, got float64"),
+        (np.zeros((2, 3, 5), np.float32).transpose(0, 2, 1), ValueError, "expected out to be C-contiguous"),
+        (np.zeros((2, 5, 4), np.float32), ValueError, "expected out of shape \\(2, 5, 3\\), got \\(2, 5, 4\\)"),
+    ],
+    ids=["float64", "strided", "shape"],
+)
+def test_cross_entropy_backward_checks_out_over_extra_dims(rng, out, exc, needle):
+    """(N, C, d) logits: the result reaches out by assignment, so out gets the kernels' output
+    rules first; a bool grad is refused too."""
+    x, t = randn(rng, 2, 5, 3), rng.integers(0, 5, (2, 3)).astype(np.int64)
+    with pytest.raises(exc, match="fastnn.ops.cross_entropy_backward: " + needle):
+        ops.cross_entropy_backward(np.float32(1.0), x, t, out=out)
+    ro = np.zeros((2, 5, 3), np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="expected out to be writeable"):
+        ops.cross_entropy_backward(np.float32(1.0), x, t, out=ro)
+    with pytest.raises(ValueError, match="expected out not to share memory with logits"):
+        ops.cross_entropy_backward(np.float32(1.0), x, t, out=x)
+    with pytest.raises(TypeError, match="expected grad to be a floating-point number or array, got bool"):
+        ops.cross_entropy_backward(np.True_, x, t)
+    good = np.zeros((2, 5, 3), np.float32)
+    assert ops.cross_entropy_backward(np.float32(1.0), x, t, out=good) is good
+    np.testing.assert_array_equal(good, ops.cross_entropy_backward(np.float32(1.0), x, t))

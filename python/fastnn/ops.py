@@ -285,6 +285,41 @@ def _ce_rows(op, xp, logits, target, reduction, others=()):
     return rows, xp.ascontiguousarray(target).reshape(-1), target.shape
 
 
+def _byte_range(a):
+    """[first, last) bytes of a C-contiguous NumPy or CUDA array."""
+    lo = a.__cuda_array_interface__["data"][0] if _gpu(a) else a.__array_interface__["data"][0]
+    return lo, lo + a.size * a.itemsize
+
+
+def _check_out(op, out, shape, inputs):
+    """A caller's out for a result written by assignment: the rules (and words) of the kernels'
+    outputs (csrc/core/args.h, check_out): float32, C-contiguous, writeable, of shape, sharing no
+    memory with an input."""
+    if str(out.dtype) != "float32":
+        raise TypeError(f"fastnn.ops.{op}: expected out to be float32, got {out.dtype}")
+    if not out.flags.c_contiguous:
+        raise ValueError(
+            f"fastnn.ops.{op}: expected out to be C-contiguous, got a strided array of shape {_shape(out.shape)}"
+        )
+    if not getattr(out.flags, "writeable", True):
+        raise ValueError(f"fastnn.ops.{op}: expected out to be writeable, got a read-only array")
+    if tuple(out.shape) != tuple(shape):
+        raise ValueError(f"fastnn.ops.{op}: expected out of shape {_shape(shape)}, got {_shape(out.shape)}")
+    lo, hi = _byte_range(out)
+    for name, a in inputs:
+        if hasattr(a, "shape") and getattr(a, "size", 0) and out.size:
+            alo, ahi = _byte_range(a)
+            if lo < ahi and alo < hi:
+                raise ValueError(
+                    f"fastnn.ops.{op}: expected out not to share memory with {name}, got overlapping arrays"
+                )
+
+
+def _shape(shape):
+    """A shape as the C++ messages print it: (2, 3), (4,)."""
+    return "(" + ", ".join(str(int(d)) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
 def _xp(*arrays):
     """The array namespace of the arrays: NumPy, or CuPy when any is a CUDA array."""
     return _cuda.array_module("cross_entropy") if _gpu(*arrays) else np
@@ -314,6 +349,12 @@ def cross_entropy_backward(
     op = "cross_entropy_backward"
     xp = _xp(logits, target, weight, out)
     rows, t, tshape = _ce_rows(op, xp, logits, target, reduction, (("weight", weight), ("out", out)))
+    kind = getattr(getattr(grad, "dtype", None), "kind", "f" if isinstance(grad, (int, float)) else None)
+    if kind != "f" or isinstance(grad, bool):
+        got = getattr(grad, "dtype", None) or type(grad).__name__
+        raise TypeError(f"fastnn.ops.{op}: expected grad to be a floating-point number or array, got {got}")
+    if out is not None and logits.ndim != 2:  # written below by assignment: its rules first
+        _check_out(op, out, logits.shape, (("logits", logits), ("grad", grad)))
     g = xp.asarray(grad, dtype=xp.float64)
     if reduction == "none":
         if g.shape != tuple(tshape):
@@ -343,8 +384,6 @@ def cross_entropy_backward(
     else:
         d = xp.moveaxis(d.reshape((logits.shape[0],) + logits.shape[2:] + (logits.shape[1],)), -1, 1)
     if out is not None:
-        if tuple(out.shape) != tuple(logits.shape):
-            raise ValueError(f"fastnn.ops.{op}: expected out of shape {tuple(logits.shape)}, got {tuple(out.shape)}")
         out[...] = d
         return out
     return xp.ascontiguousarray(d)
