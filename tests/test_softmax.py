@@ -369,3 +369,14 @@ def test_cross_entropy_backward_checks_out_over_extra_dims(rng, out, exc, needle
     good = np.zeros((2, 5, 3), np.float32)
     assert ops.cross_entropy_backward(np.float32(1.0), x, t, out=good) is good
     np.testing.assert_array_equal(good, ops.cross_entropy_backward(np.float32(1.0), x, t))
+
+
+def test_out_of_range_target_with_class_weights_is_the_ops_value_error(rng):
+    """reduction='mean' with class weights gathers the targets' weights before the kernel runs:
+    a target outside [0, C) must still be the op's ValueError, not NumPy's IndexError."""
+    x, w = randn(rng, 4, 5), np.ones(5, np.float32)
+    t = np.array([0, 1, 7, 2], np.int64)
+    with pytest.raises(ValueError, match="cross_entropy_backward: expected targets in \\[0, 5\\).*got 7 at row 2"):
+        ops.cross_entropy_backward(np.float32(1.0), x, t, weight=w)
+    with pytest.raises(ValueError, match="cross_entropy_forward: expected targets in \\[0, 5\\)"):
+        ops.cross_entropy_forward(x, t, weight=w)

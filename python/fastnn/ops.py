@@ -370,7 +370,8 @@ def cross_entropy_backward(
             keep = t != ignore_index
             w = xp.ones(rows.shape[1], xp.float64) if weight is None else xp.asarray(weight, xp.float64)
             with np.errstate(invalid="ignore", divide="ignore"):  # all ignored: nan (or inf), as torch
-                s = s / w[xp.where(keep, t, 0)][keep].sum()
+                # clipped: a target outside [0, C) is the kernel's error (its words), not IndexError
+                s = s / w[xp.where(keep, xp.clip(t, 0, rows.shape[1] - 1), 0)][keep].sum()
         scale = xp.full(rows.shape[0], s, dtype=xp.float32)
     two_d = logits.ndim == 2
     kernels = _core if xp is np else _cuda.kernels
