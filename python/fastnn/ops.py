@@ -93,9 +93,9 @@ def _kernels(*arrays):
 
 
 def _listed(*lists):
-    """The first array of each list argument (lists or tuples; other values hold none), for
-    _kernels: it picks the device, and the entry refuses any element of the other kind."""
-    return [lst[0] for lst in lists if isinstance(lst, (list, tuple)) and len(lst)]
+    """The arrays of the list arguments (lists or tuples; other values hold none), for _kernels:
+    one CUDA array anywhere sends the call to the device, which refuses the NumPy ones."""
+    return [a for lst in lists if isinstance(lst, (list, tuple)) for a in lst]
 
 
 # pool2d: x and dy are (N, C, H, W) float32 C-contiguous; semantics, output sizes and errors are
