@@ -278,6 +278,18 @@ def dev(emulated_gpu):
     return Device(emulated_gpu)
 
 
+def refusal(call, *args):
+    """(exception type, message) of a call refused with TypeError or ValueError, or None if it
+    ran. A device names its own array type in one message (a required array left out: "expected
+    x to be a CUDA array of float32"); that phrase aside, a device's messages are the CPU's, so
+    the bad-input tables compare refusal(...) on both devices."""
+    try:
+        call(*args)
+    except (TypeError, ValueError) as e:
+        return type(e), str(e).replace("a CUDA array of", "a numpy.ndarray of")
+    return None
+
+
 def compute_sanitizer(tool, script):
     """Runs a Python script under NVIDIA's compute-sanitizer with `tool` (memcheck, racecheck,
     initcheck, synccheck) and asserts a clean report; skips without the tool on PATH. The

@@ -6,7 +6,7 @@ Also, folded here from the device test files: the cuda attention (from test_cuda
 
 import numpy as np
 import pytest
-from conftest import ISAS, compute_sanitizer, num_threads, randn
+from conftest import ISAS, compute_sanitizer, num_threads, randn, refusal
 from fastnn import _core, cuda, ops, ref
 from fastnn.ref.attention import _probs
 from fastnn.ref.rounding import EPS32
@@ -383,17 +383,6 @@ BAD_CALLS = {
 }
 
 
-def _refusal(call, A, arrays):
-    """(exception type, message) of a refused call, or None. A device names its own arrays in
-    one message (a required array left out: "expected dout to be a CUDA array of float32"); that
-    word aside, the messages are the CPU's."""
-    try:
-        call(A, arrays)
-    except (TypeError, ValueError) as e:
-        return type(e), str(e).replace("a CUDA array of", "a numpy.ndarray of")
-    return None
-
-
 def _fake(v):
     """FakeDeviceArray over v's memory, with v's strides."""
     return FakeDeviceArray(v, strides=None if v.flags.c_contiguous else v.strides)
@@ -410,8 +399,8 @@ def test_cpu_refuses_each_bad_call(rng, name):
 def test_the_device_refuses_each_bad_call_in_the_cpus_words(rng, name, emulated_gpu):
     """One table for both devices: the same exception with the same message."""
     call, exc = BAD_CALLS[name]
-    cpu = _refusal(call, lambda v: v, _arrays(rng))
-    dev = _refusal(call, emulated_gpu.ndarray, _arrays(rng))  # no copy: strides stay
+    cpu = refusal(call, lambda v: v, _arrays(rng))
+    dev = refusal(call, emulated_gpu.ndarray, _arrays(rng))  # no copy: strides stay
     assert cpu is not None and cpu[0] is exc
     assert dev == cpu
 
@@ -422,8 +411,8 @@ def test_cuda_refuses_each_bad_call_before_any_launch(rng, name):
     """The CUDA module itself (no GPU needed: host memory dressed as device arrays, refused
     before any launch), in the CPU's words."""
     call, exc = BAD_CALLS[name]
-    cpu = _refusal(call, lambda v: v, _arrays(rng))
-    assert _refusal(call, _fake, _arrays(rng)) == cpu
+    cpu = refusal(call, lambda v: v, _arrays(rng))
+    assert refusal(call, _fake, _arrays(rng)) == cpu
 
 
 def _device_only_refusals(A, a):

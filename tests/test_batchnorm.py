@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import compute_sanitizer, num_threads, randn
+from conftest import compute_sanitizer, num_threads, randn, refusal
 from fastnn import ops, ref
 from fastnn.ref.rounding import EPS32, U32
 from test_cuda import BUILT, FakeDeviceArray, _cupy
@@ -452,14 +452,6 @@ def _read_only(a):
     return a
 
 
-def _refusal(call, A, arrays):
-    try:
-        call(A, arrays)
-    except (TypeError, ValueError) as e:
-        return type(e), str(e)
-    return None
-
-
 def _fake(a):
     """FakeDeviceArray with a's strides and writeability (host memory: refused before a launch)."""
     f = FakeDeviceArray(a, strides=None if a.flags.c_contiguous else a.strides)
@@ -480,8 +472,8 @@ def test_the_device_refuses_each_bad_call_in_the_cpus_words(rng, name, emulated_
     """One table for both devices (batch norm's and grad_norm's meta functions are the rules of
     each): the same exception with the same message."""
     call, exc = BAD_CALLS[name]
-    cpu = _refusal(call, lambda v: v, _read_only(_arrays(rng)))
-    dev = _refusal(call, emulated_gpu.ndarray, _read_only(_arrays(rng)))  # no copy: overlaps stay
+    cpu = refusal(call, lambda v: v, _read_only(_arrays(rng)))
+    dev = refusal(call, emulated_gpu.ndarray, _read_only(_arrays(rng)))  # no copy: overlaps stay
     assert cpu is not None and cpu[0] is exc
     assert dev == cpu
 
@@ -492,8 +484,8 @@ def test_cuda_refuses_each_bad_call_before_any_launch(rng, name):
     """The CUDA module itself (no GPU needed: host memory dressed as device arrays, refused
     before any launch or allocation), in the CPU's words."""
     call, exc = BAD_CALLS[name]
-    cpu = _refusal(call, lambda v: v, _read_only(_arrays(rng)))
-    assert _refusal(call, _fake, _read_only(_arrays(rng))) == cpu
+    cpu = refusal(call, lambda v: v, _read_only(_arrays(rng)))
+    assert refusal(call, _fake, _read_only(_arrays(rng))) == cpu
 
 
 def test_device_refuses_mixed_arrays(rng, emulated_gpu):

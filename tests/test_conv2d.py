@@ -6,7 +6,7 @@ and one set of argument rules for both devices."""
 import fastnn
 import numpy as np
 import pytest
-from conftest import ISAS, compute_sanitizer, num_threads, randn, run_python
+from conftest import ISAS, compute_sanitizer, num_threads, randn, refusal, run_python
 from fastnn import _core, cuda, ops, ref
 from fastnn._conv import conv2d_params
 from fastnn.ref.rounding import EPS32
@@ -742,14 +742,6 @@ BAD_CALLS = {
 }
 
 
-def _refusal(call, A, arrays):
-    try:
-        call(A, arrays)
-    except (TypeError, ValueError) as e:
-        return type(e), str(e)
-    return None
-
-
 @pytest.mark.parametrize("name", list(BAD_CALLS))
 def test_cpu_refuses_each_bad_call(rng, name):
     call, exc = BAD_CALLS[name]
@@ -761,8 +753,8 @@ def test_cpu_refuses_each_bad_call(rng, name):
 def test_the_device_refuses_each_bad_call_in_the_cpus_words(rng, name, emulated_gpu):
     """One table for both devices: the same exception with the same message."""
     call, exc = BAD_CALLS[name]
-    cpu = _refusal(call, lambda v: v, _arrays(rng))
-    dev = _refusal(call, emulated_gpu.ndarray, _arrays(rng))  # no copy: overlaps stay
+    cpu = refusal(call, lambda v: v, _arrays(rng))
+    dev = refusal(call, emulated_gpu.ndarray, _arrays(rng))  # no copy: overlaps stay
     assert cpu is not None and cpu[0] is exc
     assert dev == cpu
 
@@ -773,8 +765,8 @@ def test_cuda_refuses_each_bad_call_before_any_launch(rng, name):
     """The CUDA module itself (no GPU needed: host memory dressed as device arrays, refused
     before any launch), in the CPU's words."""
     call, exc = BAD_CALLS[name]
-    cpu = _refusal(call, lambda v: v, _arrays(rng))
-    assert _refusal(call, FakeDeviceArray, _arrays(rng)) == cpu
+    cpu = refusal(call, lambda v: v, _arrays(rng))
+    assert refusal(call, FakeDeviceArray, _arrays(rng)) == cpu
 
 
 def test_device_conv2d_refuses_mixed_strided_and_read_only_arrays(rng, emulated_gpu):

@@ -83,40 +83,40 @@ fastnn::cuda::DevArg gemm_operand(const char* op, const char* name, py::handle o
 }
 
 void bind_gemm(py::module_& m) {
-  m.def("gemm",
-        [](py::handle a_obj, py::handle b_obj, py::handle c_obj, py::handle out_obj, bool trans_a,
-           bool trans_b, float alpha, float beta, py::handle bias_obj, py::handle activation, py::handle rt) {
-          using fastnn::cuda::DevArg;
-          const char* op = "gemm";
-          const DevArg a = gemm_operand(op, "a", a_obj, rt, &trans_a),
-                       b = gemm_operand(op, "b", b_obj, rt, &trans_b);
-          const DevArg c(op, "c", c_obj), bias(op, "bias", bias_obj), given(op, "out", out_obj);
-          std::string act_name;
-          if (!activation.is_none()) act_name = py::str(activation);
-          const fastnn::GemmCall call =
-              fastnn::gemm_meta(a.ref, trans_a, b.ref, trans_b, c.ref, given.ref, alpha, beta, bias.ref,
-                                activation.is_none() ? nullptr : &act_name);
-          fastnn::ArrayRef out;
-          py::object res =
-              fastnn::cuda::dev_out(op, rt, out_obj, call.out_shape, {&a.ref, &b.ref, &bias.ref}, &out);
-          fastnn::GemmArgs g = call.g;
-          const float* cp = !call.uses_c      ? nullptr
-                            : call.c_from_out ? out.ptr<const float>()
-                                              : c.ref.ptr<const float>();
-          g.bias = bias.ref.ptr<const float>();
-          void* st = fastnn::cuda::stream_of(rt);
-          {
-            py::gil_scoped_release nogil;
-            for (size_t i = 0; i < call.a_off.size(); ++i) {
-              g.a = a.ref.ptr<const float>() + call.a_off[i];
-              g.b = b.ref.ptr<const float>() + call.b_off[i];
-              g.c = cp ? cp + call.c_off[i] : nullptr;
-              g.out = out.ptr<float>() + static_cast<int64_t>(i) * g.M * g.N;
-              fastnn::cuda::gemm(g, st);
-            }
-          }
-          return res;
-        });
+  m.def("gemm", [](py::handle a_obj, py::handle b_obj, py::handle c_obj, py::handle out_obj, bool trans_a,
+                   bool trans_b, float alpha, float beta, py::handle bias_obj, py::handle activation,
+                   py::handle rt) {
+    using fastnn::cuda::DevArg;
+    const char* op = "gemm";
+    const DevArg a = gemm_operand(op, "a", a_obj, rt, &trans_a),
+                 b = gemm_operand(op, "b", b_obj, rt, &trans_b);
+    const DevArg c(op, "c", c_obj), bias(op, "bias", bias_obj), given(op, "out", out_obj);
+    std::string act_name;
+    if (!activation.is_none()) act_name = py::str(activation);
+    const fastnn::GemmCall call =
+        fastnn::gemm_meta(a.ref, trans_a, b.ref, trans_b, c.ref, given.ref, alpha, beta, bias.ref,
+                          activation.is_none() ? nullptr : &act_name);
+    fastnn::ArrayRef out = given.ref;  // a given out: gemm_meta checked it
+    py::object res =
+        given.ref.present ? given.obj : fastnn::cuda::dev_out(op, rt, py::none(), call.out_shape, {}, &out);
+    fastnn::GemmArgs g = call.g;
+    const float* cp = !call.uses_c      ? nullptr
+                      : call.c_from_out ? out.ptr<const float>()
+                                        : c.ref.ptr<const float>();
+    g.bias = bias.ref.ptr<const float>();
+    void* st = fastnn::cuda::stream_of(rt);
+    {
+      py::gil_scoped_release nogil;
+      for (size_t i = 0; i < call.a_off.size(); ++i) {
+        g.a = a.ref.ptr<const float>() + call.a_off[i];
+        g.b = b.ref.ptr<const float>() + call.b_off[i];
+        g.c = cp ? cp + call.c_off[i] : nullptr;
+        g.out = out.ptr<float>() + static_cast<int64_t>(i) * g.M * g.N;
+        fastnn::cuda::gemm(g, st);
+      }
+    }
+    return res;
+  });
 }
 
 // Activations: the CPU entries' arguments (options read by bind/py_args.h), act's meta
