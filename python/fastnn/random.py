@@ -35,6 +35,18 @@ def get_rng_state():
 
 
 def set_rng_state(state):
+    """Restore a state that get_rng_state() gave; ValueError on anything else (a checkpoint's
+    state is data from a file: it is parsed, never trusted)."""
     import json
 
-    _generator.bit_generator.state = json.loads(bytes(np.asarray(state, dtype=np.uint8)).decode())
+    try:
+        text = bytes(np.asarray(state, dtype=np.uint8).reshape(-1)).decode()
+        # get_rng_state's JSON is a flat dict of a dict of numbers: a few hundred bytes, depth 2
+        if len(text) > 4096 or text.count("{") + text.count("[") > 8:
+            raise ValueError("longer or deeper than a generator state")
+        value = json.loads(text)
+        if not isinstance(value, dict):
+            raise ValueError(f"a JSON {type(value).__name__}, not an object")
+        _generator.bit_generator.state = value
+    except (ValueError, TypeError, KeyError, OverflowError) as e:
+        raise ValueError(f"set_rng_state: not a state get_rng_state() wrote ({type(e).__name__}: {e})") from None

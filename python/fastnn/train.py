@@ -137,15 +137,28 @@ def save_checkpoint(path, model, optimizer=None, epoch=0, scheduler=None, histor
 
 
 def load_checkpoint(path, model, optimizer=None, scheduler=None):
-    """Restore model, optimizer, scheduler and the random generator; returns (epoch, history)."""
+    """Restore model, optimizer, scheduler and the random generator; returns (epoch, history).
+
+    A file that is not a checkpoint save_checkpoint wrote, or one whose parts do not fit the
+    objects given, raises ValueError naming the file and the part."""
     state = load(path)
-    model.load_state_dict(state["model"])
+    where = f"load_checkpoint: {os.fspath(path)}"
+    if not isinstance(state, dict) or not {"model", "epoch", "rng"} <= state.keys():
+        raise ValueError(f"{where}: not a checkpoint (expected a dict with 'model', 'epoch' and 'rng')")
+    epoch, history = state["epoch"], state.get("history", [])
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0 or not isinstance(history, list):
+        raise ValueError(f"{where}: its 'epoch' is not a count or its 'history' not a list")
+    parts = [("model", model.load_state_dict), ("rng", _random.set_rng_state)]
     if optimizer is not None and "optimizer" in state:
-        optimizer.load_state_dict(state["optimizer"])
+        parts.append(("optimizer", optimizer.load_state_dict))
     if scheduler is not None and "scheduler" in state:
-        scheduler.load_state_dict(state["scheduler"])
-    _random.set_rng_state(state["rng"])
-    return int(state["epoch"]), list(state.get("history", []))
+        parts.append(("scheduler", scheduler.load_state_dict))
+    for key, restore in parts:
+        try:
+            restore(state[key])
+        except (KeyError, TypeError, IndexError, ValueError, AttributeError, RuntimeError) as e:
+            raise ValueError(f"{where}: its {key!r} entry does not fit ({type(e).__name__}: {e})") from None
+    return epoch, list(history)
 
 
 def fit(
