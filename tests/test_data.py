@@ -55,6 +55,51 @@ def test_read_idx_rejects_malformed_files(tmp_path, data, msg):
         read_idx(p)
 
 
+def _refused(path, match, **kw):
+    with pytest.raises(ValueError, match=match) as e:
+        read_idx(path, **kw)
+    assert str(e.value).startswith(f"read_idx: {path}"), e.value
+
+
+def test_read_idx_refuses_claims_past_the_file_before_allocating(tmp_path):
+    # 16 GiB and 2^64 bytes claimed by a few bytes of data, raw and gzip-compressed
+    for dims in ((2**16, 2**9, 2**9), (2**32 - 1, 2**32 - 1)):
+        raw = bytes([0, 0, 0x0E, len(dims)]) + b"".join(n.to_bytes(4, "big") for n in dims) + b"\0" * 64
+        (tmp_path / "big.idx").write_bytes(raw)
+        (tmp_path / "big.idx.gz").write_bytes(gzip.compress(raw))
+        for name in ("big.idx", "big.idx.gz"):
+            _refused(tmp_path / name, "more than the file holds")
+
+
+def test_read_idx_gzip_bombs(tmp_path):
+    n = 64 << 20  # 64 MiB of zeros, about 64 KiB compressed
+    body = bytes(n)
+    honest = gzip.compress(bytes([0, 0, 8, 1]) + n.to_bytes(4, "big") + body, compresslevel=9)
+    (tmp_path / "honest.gz").write_bytes(honest)
+    _refused(tmp_path / "honest.gz", "more than the limit of 1000000", max_bytes=10**6)  # before decompressing
+    assert read_idx(tmp_path / "honest.gz").shape == (n,)
+    # a header claiming 1 KiB over 64 MiB of data: stopped after the claimed size, not at the end
+    liar = gzip.compress(bytes([0, 0, 8, 1]) + (1024).to_bytes(4, "big") + body, compresslevel=9)
+    (tmp_path / "liar.gz").write_bytes(liar)
+    _refused(tmp_path / "liar.gz", "more data than the 1024 bytes")
+
+
+def test_read_idx_damaged_gzip_and_options(tmp_path):
+    a = np.arange(100, dtype=np.uint8)
+    gz = bytearray(gzip.compress(_idx_bytes(a, 0x08)))
+    gz[-8] ^= 0xFF  # the CRC in the trailer
+    (tmp_path / "crc.gz").write_bytes(bytes(gz))
+    _refused(tmp_path / "crc.gz", "not a readable gzip file")
+    (tmp_path / "a.idx").write_bytes(_idx_bytes(a, 0x08))
+    np.testing.assert_array_equal(read_idx(tmp_path / "a.idx", max_bytes=100), a)
+    _refused(tmp_path / "a.idx", "more than the limit of 99", max_bytes=99)
+    for bad in (-1, 2.0, None.__class__):
+        with pytest.raises(ValueError, match="read_idx: max_bytes"):
+            read_idx(tmp_path / "a.idx", max_bytes=bad)
+    with pytest.raises(FileNotFoundError):
+        read_idx(tmp_path / "missing.idx")
+
+
 def test_dataloader_batches_shuffle_and_drop_last():
     x = np.arange(10, dtype=np.float32).reshape(10, 1)
     y = np.arange(10)

@@ -2,10 +2,13 @@
 tinyshakespeare text."""
 
 import gzip
+import math
 import os
+import zlib
 
 import numpy as np
 
+from .. import _files
 from .. import random as _random
 from ..tensor import Tensor
 
@@ -129,35 +132,43 @@ class DataLoader:
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def read_idx(path):
+def read_idx(path, *, max_bytes=None):
     """An array from an IDX file (MNIST's format; gzip-compressed or raw, any rank).
 
-    Raises ValueError on a file that is not IDX: a bad magic number, an unknown type code, or a
-    size that does not match the header's dimensions."""
+    The header's dimensions are checked before anything is allocated: their data must fit the
+    file (a gzip stream expands at most 1032 times) and max_bytes (default: this machine's
+    physical memory). The data is then decompressed in chunks up to exactly the declared size.
+    Raises ValueError naming the file on one that is not IDX: a bad magic number, an unknown type
+    code, a truncated header, or data shorter or longer than the header declares."""
+    where = f"read_idx: {os.fspath(path)}"
+    cap = _files.byte_cap(max_bytes, "read_idx")
+    size = os.path.getsize(path)
     with open(path, "rb") as fh:
-        head = fh.read(2)
-    opener = gzip.open if head == b"\x1f\x8b" else open
-    with opener(path, "rb") as fh:
-        try:
-            raw = fh.read()
-        except (OSError, EOFError) as e:
-            raise ValueError(f"read_idx: {path}: not a readable gzip file ({e})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise ValueError(f"read_idx: {path}: expected the IDX magic number (0x0000 then type and rank)")
-    code, ndim = raw[2], raw[3]
+        gz = fh.read(2) == b"\x1f\x8b"
+    try:
+        with (gzip.open if gz else open)(path, "rb") as fh:
+            return _read_idx_stream(fh, where, _files.deflate_bound(size) if gz else size, cap)
+    except (OSError, EOFError, zlib.error) as e:
+        raise ValueError(f"{where}: not a readable gzip file ({e})") from None
+
+
+def _read_idx_stream(fh, where, available, cap):
+    head = fh.read(4)
+    if len(head) < 4 or head[0] != 0 or head[1] != 0:
+        raise ValueError(f"{where}: expected the IDX magic number (0x0000 then type and rank)")
+    code, ndim = head[2], head[3]
     if code not in _IDX_TYPES:
-        raise ValueError(f"read_idx: {path}: unknown IDX element type 0x{code:02x}")
-    if len(raw) < 4 + 4 * ndim:
-        raise ValueError(f"read_idx: {path}: truncated header")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+        raise ValueError(f"{where}: unknown IDX element type 0x{code:02x}")
+    raw_dims = fh.read(4 * ndim)
+    if len(raw_dims) < 4 * ndim:
+        raise ValueError(f"{where}: truncated header")
+    dims = tuple(int.from_bytes(raw_dims[4 * i : 4 * i + 4], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_TYPES[code])
-    count = int(np.prod(dims, dtype=np.int64)) if dims else 1
-    body = raw[4 + 4 * ndim :]
-    if len(body) != count * dtype.itemsize:
-        raise ValueError(
-            f"read_idx: {path}: expected {count * dtype.itemsize} bytes of data for dimensions {dims}, got {len(body)}"
-        )
-    return np.frombuffer(body, dtype=dtype).astype(dtype.newbyteorder("="), copy=True).reshape(dims)
+    nbytes = math.prod(dims) * dtype.itemsize
+    _files.check_claim(4 + 4 * ndim + nbytes, available, f"{where}: dimensions {dims}")
+    _files.check_cap(nbytes, cap, f"{where}: dimensions {dims}")
+    body = _files.read_exact(fh, nbytes, f"{where}: dimensions {dims}")
+    return np.frombuffer(body, dtype=dtype).astype(dtype.newbyteorder("="), copy=False).reshape(dims)
 
 
 def load_mnist_5k():
