@@ -4,6 +4,7 @@
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -198,6 +199,28 @@ def test_plot_png_after_a_run_and_from_json(tmp_path):
     assert main(["bench", "--plot", str(png2), "--from-json", str(path)]) == 0
     for p in (png, png2):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        (b"\xff", "not a fastnn bench JSON document"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested deeper"),
+        (b"[]", "no list of results"),
+        (b'{"results": [1]}', "without a case name"),
+        (b'{"results": [{"case": "g", "threads": 1, "ratios": {"torch": "fast"}}]}', "not finite numbers"),
+        (b'{"results": [], "machine": []}', "'machine'"),
+        (b'{"results": [], "threads": "1"}', "'threads'"),
+    ],
+)
+def test_from_json_refuses_what_is_not_a_run(tmp_path, capsys, text, match):
+    pytest.importorskip("matplotlib")
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(text)
+    assert main(["bench", "--plot", str(tmp_path / "p.png"), "--from-json", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"fastnn bench --from-json: {bad}") and re.search(match, err), err
+    assert not (tmp_path / "p.png").exists()
 
 
 def test_contended_busy_process_is_gone_after_the_run(tmp_path):

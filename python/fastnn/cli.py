@@ -4,7 +4,6 @@ prints the build configuration, `fastnn demo cnn` trains the MNIST CNN on the bu
 import argparse
 import datetime
 import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -71,8 +70,12 @@ def _bench(parser, args, argv):
         )
         return 2
     if args.from_json:
-        with open(args.from_json) as f:
-            harness.plot(json.load(f), args.plot)
+        try:
+            doc = harness.read_document(args.from_json)
+        except ValueError as e:
+            print(f"fastnn bench --from-json: {e}", file=sys.stderr)
+            return 2
+        harness.plot(doc, args.plot)
         print(f"wrote {args.plot}")
         return 0
     unknown = [op for op in args.ops if op not in bench.OPS]

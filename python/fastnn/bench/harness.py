@@ -82,6 +82,9 @@ class Case:
         return self.check[impl] if isinstance(self.check, dict) else self.check
 
 
+_MAX_DOCUMENT = 64 << 20  # bytes of a --json document (a full run writes about 100 KB)
+
+
 def within(expected):
     """A validator: |actual - desired| <= bound elementwise, where expected() -> (desired, bound) in
     float64 is computed on first use and kept. NaN where a number is expected fails."""
@@ -639,6 +642,49 @@ def run(cases, threads=(1,), repeats=10, min_time=0.05, json_path=None, meta=Non
         plot(doc, plot_path)
         print(f"wrote {plot_path}")
     return results
+
+
+def read_document(path):
+    """The `fastnn bench --json` document in the file at path, checked to be one (what plot()
+    reads has the types it expects): ValueError naming the file and the reason otherwise."""
+    import math
+
+    from .._files import json_depth
+
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(_MAX_DOCUMENT + 1)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot be read ({e.strerror})") from None
+    try:
+        if len(raw) > _MAX_DOCUMENT:
+            raise ValueError(f"larger than {_MAX_DOCUMENT} bytes")
+        text = raw.decode()
+        if json_depth(text) > 16:
+            raise ValueError("nested deeper than 16 levels")
+        doc = json.loads(text)
+    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError included
+        raise ValueError(f"{path}: not a fastnn bench JSON document ({e})") from None
+
+    def bad(what):
+        raise ValueError(f"{path}: not a fastnn bench JSON document ({what})")
+
+    if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
+        bad("no list of results")
+    if not isinstance(doc.get("machine", {}), dict) or not isinstance(doc.get("isa") or "", str):
+        bad("'machine' is not an object or 'isa' not a string")
+    threads = doc.get("threads") or []
+    if not isinstance(threads, list) or not all(type(t) is int for t in threads):
+        bad("'threads' is not a list of counts")
+    for r in doc["results"]:
+        if not isinstance(r, dict) or not isinstance(r.get("case"), str) or type(r.get("threads")) is not int:
+            bad("a result without a case name and a thread count")
+        ratios = r.get("ratios", {})
+        if not isinstance(ratios, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in ratios.values()
+        ):
+            bad(f"the ratios of {r['case']!r} are not finite numbers")
+    return doc
 
 
 def plot(doc, path):
