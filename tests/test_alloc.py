@@ -2,6 +2,8 @@
 
 import fastnn
 import numpy as np
+import pytest
+from conftest import run_python
 from fastnn import ops
 
 BIG = (64, 32, 16, 16)  # 2 MiB of float32: cached (1 MiB and more)
@@ -56,3 +58,35 @@ def test_cached_outputs_of_every_binding_kind():
     del y, idx, z, g
     assert fastnn.cached_memory() > 0
     fastnn.empty_cache()
+
+
+def test_working_memory_a_kernel_cannot_get_is_a_memory_error_naming_the_op():
+    # Under an address-space limit just above what the process holds, the inputs and outputs
+    # exist but a kernel's working buffers (the packed 1024x1024x3x3 weight, 36 MiB) cannot be
+    # had: a MemoryError naming the op, raised on the calling thread, and the process goes on.
+    out = run_python(
+        """
+        import resource, numpy as np, fastnn.ops as o
+        if "libasan" in open("/proc/self/maps").read():
+            print("asan"); raise SystemExit  # AddressSanitizer reserves terabytes of address space
+        w = np.ones((1024, 1024, 3, 3), np.float32)
+        x = np.ones((1, 1024, 8, 8), np.float32)
+        y = np.empty_like(x)
+        size = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmSize"))
+        resource.setrlimit(resource.RLIMIT_AS, (size + (4 << 20), resource.RLIM_INFINITY))
+        for call in (lambda: o.conv2d_forward(x, w, padding=1, out=y),
+                     lambda: o.conv2d_backward_data(x, w, x.shape, padding=1, out=y)):
+            try:
+                call()
+                print("computed")
+            except MemoryError as e:
+                print(e)
+        resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        np.testing.assert_allclose(o.conv2d_forward(x, w, padding=1, out=y)[0, 0, 3, 3], 9 * 1024)
+        print("recovered")
+        """,
+        env={"OMP_NUM_THREADS": "1"},
+    ).stdout.split("\n")
+    if out[0] == "asan":
+        pytest.skip("an address-space limit cannot be set under AddressSanitizer")
+    assert out[:3] == ["fastnn.ops.conv2d: cannot allocate the kernel's working memory"] * 2 + ["recovered"], out

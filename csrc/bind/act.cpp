@@ -26,10 +26,7 @@ py::array forward(const char* op, ActKind kind, float alpha, py::handle x_obj, p
   py::array out = out_checked(op, out_obj, x.ref.shape, {&x.ref}, /*in_place=*/true);
   float* yp = static_cast<float*>(out.mutable_data());
   const int nthreads = get_num_threads();
-  {
-    py::gil_scoped_release release;
-    act_forward(a, x.ref.ptr<const float>(), yp, isa, nthreads);
-  }
+  run_kernel(op, [&] { act_forward(a, x.ref.ptr<const float>(), yp, isa, nthreads); });
   return out;
 }
 
@@ -41,10 +38,8 @@ py::array backward(const char* op, const char* xy_name, ActKind kind, float alph
   py::array out = out_checked(op, out_obj, dy.ref.shape, {&dy.ref, &xy.ref}, /*in_place=*/true);
   float* dx = static_cast<float*>(out.mutable_data());
   const int nthreads = get_num_threads();
-  {
-    py::gil_scoped_release release;
-    act_backward(a, dy.ref.ptr<const float>(), xy.ref.ptr<const float>(), dx, isa, nthreads);
-  }
+  run_kernel(
+      op, [&] { act_backward(a, dy.ref.ptr<const float>(), xy.ref.ptr<const float>(), dx, isa, nthreads); });
   return out;
 }
 

@@ -8,6 +8,8 @@
 #include <new>
 #include <unordered_map>
 
+#include "core/memory.h"
+
 namespace fastnn::bind {
 namespace {
 
@@ -49,8 +51,7 @@ void* cached_block(size_t bytes, py::capsule* owner) {
     it->second.pop_back();
     c.bytes -= cls;
   } else {
-    block = static_cast<char*>(std::aligned_alloc(64, cls + kHeader));
-    if (!block) throw std::bad_alloc();
+    block = static_cast<char*>(aligned_bytes(cls + kHeader));
     *reinterpret_cast<size_t*>(block) = cls;
   }
   void* data = block + kHeader;

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "bind/arrays.h"
+#include "core/memory.h"
 
 namespace fastnn::bind {
 
@@ -75,6 +76,27 @@ py::array_t<T> new_array(const char* op, const std::vector<int64_t>& shape) {
                         .c_str());
     throw py::error_already_set();
   }
+}
+
+// Runs the kernel call f with the GIL released and returns what it returns. A working buffer
+// the kernel cannot allocate is a MemoryError naming op and, where the allocator said, the
+// bytes asked for (the checks before the call bound what a kernel asks for by its inputs and
+// output, so this is a machine short of memory, not an argument a check could refuse).
+template <class F>
+decltype(auto) run_kernel(const char* op, F&& f) {
+  size_t bytes = 0;
+  try {
+    py::gil_scoped_release release;
+    return f();
+  } catch (const OutOfMemory& e) {
+    bytes = e.bytes();
+  } catch (const std::bad_alloc&) {
+  }
+  const std::string size = bytes ? " (" + std::to_string(bytes) + " bytes)" : "";
+  PyErr_SetString(
+      PyExc_MemoryError,
+      (std::string("fastnn.ops.") + op + ": cannot allocate the kernel's working memory" + size).c_str());
+  throw py::error_already_set();
 }
 
 // The output of a binding: a new float32 array of `shape` when out_obj is None, else the

@@ -38,10 +38,7 @@ py::tuple sdpa_fwd(py::handle q_obj, py::handle k_obj, py::handle v_obj, py::han
   float* op_ = static_cast<float*>(out.mutable_data());
   float* lp = static_cast<float*>(lse.mutable_data());
   const int nt = get_num_threads();
-  {
-    py::gil_scoped_release release;
-    attention_forward(a, op_, lp, isa, nt);
-  }
+  run_kernel(op, [&] { attention_forward(a, op_, lp, isa, nt); });
   return py::make_tuple(out, lse);
 }
 
@@ -63,15 +60,14 @@ py::tuple sdpa_bwd(py::handle dout_obj, py::handle q_obj, py::handle k_obj, py::
   float* dkp = static_cast<float*>(dk.mutable_data());
   float* dvp = static_cast<float*>(dv.mutable_data());
   const int nt = get_num_threads();
-  {
-    py::gil_scoped_release release;
+  run_kernel(op, [&] {
     if (a.L == 0) {  // no queries: nothing reaches k or v
       std::fill(dkp, dkp + a.B * a.NH * a.S * a.D, 0.0f);
       std::fill(dvp, dvp + a.B * a.NH * a.S * a.DV, 0.0f);
     } else {
       attention_backward(a, g, o, l, dqp, dkp, dvp, isa, nt);
     }
-  }
+  });
   return py::make_tuple(dq, dk, dv);
 }
 

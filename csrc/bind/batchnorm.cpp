@@ -41,10 +41,7 @@ py::tuple forward(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::hand
   float *rmp = rm.ref.ptr<float>(), *rvp = rv.ref.ptr<float>(), *yp = static_cast<float*>(y.mutable_data());
   float *smp = save_mean.mutable_data(), *sip = save_invstd.mutable_data();
   const int nt = get_num_threads();
-  {
-    py::gil_scoped_release release;
-    batch_norm2d_forward(a, xp, wp, bp, rmp, rvp, yp, smp, sip, nt);
-  }
+  run_kernel(op, [&] { batch_norm2d_forward(a, xp, wp, bp, rmp, rvp, yp, smp, sip, nt); });
   return py::make_tuple(y, save_mean, save_invstd);
 }
 
@@ -71,10 +68,7 @@ py::tuple backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj, py::ha
               *ip = invstd.ref.ptr<const float>();
   float* dxp = static_cast<float*>(dx.mutable_data());
   const int nt = get_num_threads();
-  {
-    py::gil_scoped_release release;
-    batch_norm2d_backward(a, dyp, xp, wp, mp, ip, dxp, dwp, dbp, nt);
-  }
+  run_kernel(op, [&] { batch_norm2d_backward(a, dyp, xp, wp, mp, ip, dxp, dwp, dbp, nt); });
   return py::make_tuple(dx, dw, db);
 }
 

@@ -41,11 +41,10 @@ py::array forward(py::handle x_obj, py::handle w_obj, py::handle bias_obj, Pair 
   py::array y = out_checked(kOp, out_obj, conv2d_y_shape(s), {&x.ref, &w.ref, &bias.ref});
   const int nt = get_num_threads();
   float* yp = static_cast<float*>(y.mutable_data());
-  {
-    py::gil_scoped_release release;
+  run_kernel(kOp, [&] {
     conv2d_forward(s, x.ref.ptr<const float>(), w.ref.ptr<const float>(), bias.ref.ptr<const float>(), act,
                    yp, isa, nt);
-  }
+  });
   return y;
 }
 
@@ -58,10 +57,9 @@ py::array backward_data(py::handle dy_obj, py::handle w_obj, std::vector<int64_t
   py::array dx = out_checked(kOp, out_obj, input_shape, {&dy.ref, &w.ref});
   const int nt = get_num_threads();
   float* dxp = static_cast<float*>(dx.mutable_data());
-  {
-    py::gil_scoped_release release;
+  run_kernel(kOp, [&] {
     conv2d_backward_data(s, dy.ref.ptr<const float>(), w.ref.ptr<const float>(), dxp, isa, nt);
-  }
+  });
   return dx;
 }
 
@@ -74,10 +72,9 @@ py::array backward_weight(py::handle dy_obj, py::handle x_obj, std::vector<int64
   py::array dw = out_checked(kOp, out_obj, weight_shape, {&dy.ref, &x.ref});
   const int nt = get_num_threads();
   float* dwp = static_cast<float*>(dw.mutable_data());
-  {
-    py::gil_scoped_release release;
+  run_kernel(kOp, [&] {
     conv2d_backward_weight(s, dy.ref.ptr<const float>(), x.ref.ptr<const float>(), dwp, isa, nt);
-  }
+  });
   return dw;
 }
 
@@ -87,10 +84,7 @@ py::array backward_bias(py::handle dy_obj, py::handle out_obj) {
   py::array db = out_checked(kOp, out_obj, {s.OC}, {&dy.ref});
   const int nt = get_num_threads();
   float* dbp = static_cast<float*>(db.mutable_data());
-  {
-    py::gil_scoped_release release;
-    conv2d_backward_bias(s, dy.ref.ptr<const float>(), dbp, nt);
-  }
+  run_kernel(kOp, [&] { conv2d_backward_bias(s, dy.ref.ptr<const float>(), dbp, nt); });
   return db;
 }
 

@@ -30,10 +30,8 @@ py::array forward(py::handle w_obj, py::handle idx_obj, py::handle padding_obj, 
   py::array out = out_checked(op, out_obj, shape, {&w.ref, &idx.ref});
   float* op_ = static_cast<float*>(out.mutable_data());
   const int nt = get_num_threads();
-  {
-    py::gil_scoped_release release;
-    embedding_forward(a, w.ref.ptr<const float>(), idx.ref.ptr<const int64_t>(), op_, nt);
-  }
+  run_kernel(op,
+             [&] { embedding_forward(a, w.ref.ptr<const float>(), idx.ref.ptr<const int64_t>(), op_, nt); });
   return out;
 }
 
@@ -50,10 +48,8 @@ py::array backward(py::handle dy_obj, py::handle idx_obj, int64_t num_embeddings
   py::array out = out_checked(op, out_obj, {a.v, a.d}, {&dy.ref, &idx.ref});
   float* dwp = static_cast<float*>(out.mutable_data());
   const int nt = get_num_threads();
-  {
-    py::gil_scoped_release release;
-    embedding_backward(a, dy.ref.ptr<const float>(), idx.ref.ptr<const int64_t>(), dwp, nt);
-  }
+  run_kernel(
+      op, [&] { embedding_backward(a, dy.ref.ptr<const float>(), idx.ref.ptr<const int64_t>(), dwp, nt); });
   return out;
 }
 

@@ -49,10 +49,7 @@ py::array gemm_py(py::handle a_obj, py::handle b_obj, py::handle c_obj, py::hand
   g.bias = bias.ref.ptr<const float>();
   const int64_t nbatch = static_cast<int64_t>(call.a_off.size());
   const int nthreads = get_num_threads();
-  {
-    py::gil_scoped_release release;
-    gemm_batched(g, nbatch, call.a_off, call.b_off, call.c_off, isa, nthreads);
-  }
+  run_kernel(op, [&] { gemm_batched(g, nbatch, call.a_off, call.b_off, call.c_off, isa, nthreads); });
   return out;
 }
 

@@ -30,10 +30,7 @@ py::tuple ln_fwd(py::handle x_obj, py::handle ns_obj, py::handle w_obj, py::hand
   float* mp = static_cast<float*>(mean.mutable_data());
   float* rp = static_cast<float*>(rstd.mutable_data());
   const int nt = get_num_threads();
-  {
-    py::gil_scoped_release release;
-    layer_norm_forward(a, x.ref.ptr<const float>(), yp, mp, rp, isa, nt);
-  }
+  run_kernel(op, [&] { layer_norm_forward(a, x.ref.ptr<const float>(), yp, mp, rp, isa, nt); });
   return py::make_tuple(y, mean, rstd);
 }
 
@@ -60,11 +57,10 @@ py::tuple ln_bwd(py::handle dy_obj, py::handle x_obj, py::handle mean_obj, py::h
   }
   float* dxp = static_cast<float*>(dx.mutable_data());
   const int nt = get_num_threads();
-  {
-    py::gil_scoped_release release;
+  run_kernel(op, [&] {
     layer_norm_backward(a, dy.ref.ptr<const float>(), x.ref.ptr<const float>(), mean.ref.ptr<const float>(),
                         rstd.ref.ptr<const float>(), dxp, dwp, dbp, isa, nt);
-  }
+  });
   return py::make_tuple(dx, dw, db);
 }
 

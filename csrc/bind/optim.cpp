@@ -6,6 +6,7 @@
 
 #include <vector>
 
+#include "bind/alloc.h"
 #include "bind/arrays.h"
 #include "bind/bindings.h"
 #include "bind/py_args.h"
@@ -33,8 +34,7 @@ void sgd(py::handle params, py::handle grads, py::handle bufs, double lr, double
       bs(op, "momentum_buffers", sgd_uses_buffers(a) ? bufs : py::none(), /*optional=*/true);
   const std::vector<OptimTensor> ts = sgd_step_meta(a, *ps.refs(), *gs.refs(), bs.refs());
   const int nt = get_num_threads();
-  py::gil_scoped_release release;
-  sgd_step(a, ts, isa, nt);
+  run_kernel(op, [&] { return sgd_step(a, ts, isa, nt); });
 }
 
 void adam(py::handle params, py::handle grads, py::handle m, py::handle v, int64_t step, double lr,
@@ -57,8 +57,7 @@ void adam(py::handle params, py::handle grads, py::handle m, py::handle v, int64
   const std::vector<OptimTensor> ts =
       adam_step_meta(a, *ps.refs(), *gs.refs(), ms.refs(), vs.refs(), vmaxs.refs());
   const int nt = get_num_threads();
-  py::gil_scoped_release release;
-  adam_step(a, ts, isa, nt);
+  run_kernel(op, [&] { return adam_step(a, ts, isa, nt); });
 }
 
 double norm(py::handle arrays_obj, double norm_type, py::handle isa_obj) {
@@ -67,8 +66,7 @@ double norm(py::handle arrays_obj, double norm_type, py::handle isa_obj) {
   const List xs(op, "arrays", arrays_obj);
   const GradNormArgs g = grad_norm_meta(norm_type, *xs.refs());
   const int nt = get_num_threads();
-  py::gil_scoped_release release;
-  return grad_norm(g.xs, g.ns, g.p, isa, nt);
+  return run_kernel(op, [&] { return grad_norm(g.xs, g.ns, g.p, isa, nt); });
 }
 
 }  // namespace

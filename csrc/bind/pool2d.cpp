@@ -42,10 +42,9 @@ py::tuple max_fwd(py::handle x_obj, py::handle kernel, py::handle stride, py::ha
   py::array y = output<float>(op, "out", out_obj, pool2d_y_shape(s), {&x.ref}, &yr);
   py::array idx = output<int64_t>(op, "indices", idx_obj, pool2d_y_shape(s), {&x.ref, &yr}, &ir);
   const int nt = get_num_threads();
-  {
-    py::gil_scoped_release release;
+  run_kernel(op, [&] {
     max_pool2d_forward(s, x.ref.ptr<const float>(), yr.ptr<float>(), ir.ptr<int64_t>(), isa, nt);
-  }
+  });
   return py::make_tuple(y, idx);
 }
 
@@ -63,10 +62,9 @@ py::array max_bwd(py::handle dy_obj, py::handle x_obj, py::handle idx_obj, py::h
   py::array dx = output<float>(op, "out", out_obj, x.ref.shape, {&dy.ref, &idx.ref, &x.ref}, &dxr);
   const float* rx = relu ? x.ref.ptr<const float>() : nullptr;
   const int nt = get_num_threads();
-  {
-    py::gil_scoped_release release;
+  run_kernel(op, [&] {
     max_pool2d_backward(s, dy.ref.ptr<const float>(), idx.ref.ptr<const int64_t>(), rx, dxr.ptr<float>(), nt);
-  }
+  });
   return dx;
 }
 
@@ -81,10 +79,7 @@ py::array avg_fwd(py::handle x_obj, py::handle kernel, py::handle stride, py::ha
   ArrayRef yr;
   py::array y = output<float>(op, "out", out_obj, pool2d_y_shape(s), {&x.ref}, &yr);
   const int nt = get_num_threads();
-  {
-    py::gil_scoped_release release;
-    avg_pool2d_forward(s, cip, x.ref.ptr<const float>(), yr.ptr<float>(), isa, nt);
-  }
+  run_kernel(op, [&] { avg_pool2d_forward(s, cip, x.ref.ptr<const float>(), yr.ptr<float>(), isa, nt); });
   return y;
 }
 
@@ -100,10 +95,7 @@ py::array avg_bwd(py::handle dy_obj, py::handle x_obj, py::handle kernel, py::ha
   ArrayRef dxr;
   py::array dx = output<float>(op, "out", out_obj, x.ref.shape, {&dy.ref, &x.ref}, &dxr);
   const int nt = get_num_threads();
-  {
-    py::gil_scoped_release release;
-    avg_pool2d_backward(s, cip, dy.ref.ptr<const float>(), dxr.ptr<float>(), nt);
-  }
+  run_kernel(op, [&] { avg_pool2d_backward(s, cip, dy.ref.ptr<const float>(), dxr.ptr<float>(), nt); });
   return dx;
 }
 
@@ -114,10 +106,9 @@ py::array global_fwd(py::handle x_obj, py::handle out_obj) {
   ArrayRef yr;
   py::array y = output<float>(op, "out", out_obj, pool2d_y_shape(s), {&x.ref}, &yr);
   const int nt = get_num_threads();
-  {
-    py::gil_scoped_release release;
+  run_kernel(op, [&] {
     global_avg_pool2d_forward(s.N * s.C, s.H * s.W, x.ref.ptr<const float>(), yr.ptr<float>(), nt);
-  }
+  });
   return y;
 }
 
@@ -128,10 +119,9 @@ py::array global_bwd(py::handle dy_obj, py::handle x_obj, py::handle out_obj) {
   ArrayRef dxr;
   py::array dx = output<float>(op, "out", out_obj, x.ref.shape, {&dy.ref, &x.ref}, &dxr);
   const int nt = get_num_threads();
-  {
-    py::gil_scoped_release release;
+  run_kernel(op, [&] {
     global_avg_pool2d_backward(s.N * s.C, s.H * s.W, dy.ref.ptr<const float>(), dxr.ptr<float>(), nt);
-  }
+  });
   return dx;
 }
 

@@ -32,12 +32,11 @@ py::tuple forward(RnnCell base, const char* op, py::handle x_obj, py::handle h0_
   py::array ws = new_array<float>(op, {rnn_ws_size(s)});
   float *yp = mptr(y), *hnp = mptr(h_n), *cnp = lstm ? mptr(c_n) : nullptr, *wsp = mptr(ws);
   const int nt = get_num_threads();
-  {
-    py::gil_scoped_release release;
+  run_kernel(op, [&] {
     rnn_forward(s, x.ref.ptr<const float>(), h0.ref.ptr<const float>(), c0.ref.ptr<const float>(),
                 w_ih.ref.ptr<const float>(), w_hh.ref.ptr<const float>(), b_ih.ref.ptr<const float>(),
                 b_hh.ref.ptr<const float>(), yp, hnp, cnp, wsp, isa, nt);
-  }
+  });
   if (lstm) return py::make_tuple(y, h_n, c_n, ws);
   return py::make_tuple(y, h_n, ws);
 }
@@ -61,13 +60,12 @@ py::tuple backward(RnnCell base, const char* op, py::handle dy_obj, py::handle d
   float *dxp = mptr(dx), *dh0p = mptr(dh0), *dc0p = lstm ? mptr(dc0) : nullptr, *dwip = mptr(dw_ih);
   float *dwhp = mptr(dw_hh), *dbip = mptr(db_ih), *dbhp = mptr(db_hh);
   const int nt = get_num_threads();
-  {
-    py::gil_scoped_release release;
+  run_kernel(op, [&] {
     rnn_backward(s, dy.ref.ptr<const float>(), dh_n.ref.ptr<const float>(), dc_n.ref.ptr<const float>(),
                  x.ref.ptr<const float>(), h0.ref.ptr<const float>(), c0.ref.ptr<const float>(),
                  w_ih.ref.ptr<const float>(), w_hh.ref.ptr<const float>(), y.ref.ptr<const float>(),
                  ws.ref.ptr<const float>(), dxp, dh0p, dc0p, dwip, dwhp, dbip, dbhp, isa, nt);
-  }
+  });
   if (lstm) return py::make_tuple(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh);
   return py::make_tuple(dx, dh0, dw_ih, dw_hh, db_ih, db_hh);
 }

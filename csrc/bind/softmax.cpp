@@ -26,10 +26,7 @@ py::array softmax_fwd(const char* op, bool log, py::handle x_obj, int64_t dim, p
   py::array out = out_checked(op, out_obj, x.ref.shape, {&x.ref});
   float* yp = static_cast<float*>(out.mutable_data());
   const int nt = get_num_threads();
-  {
-    py::gil_scoped_release release;
-    softmax_forward(s, log, x.ref.ptr<const float>(), yp, isa, nt);
-  }
+  run_kernel(op, [&] { softmax_forward(s, log, x.ref.ptr<const float>(), yp, isa, nt); });
   return out;
 }
 
@@ -41,10 +38,8 @@ py::array softmax_bwd(const char* op, bool log, py::handle dy_obj, py::handle y_
   py::array out = out_checked(op, out_obj, y.ref.shape, {&dy.ref, &y.ref});
   float* d = static_cast<float*>(out.mutable_data());
   const int nt = get_num_threads();
-  {
-    py::gil_scoped_release release;
-    softmax_backward(s, log, dy.ref.ptr<const float>(), y.ref.ptr<const float>(), d, isa, nt);
-  }
+  run_kernel(
+      op, [&] { softmax_backward(s, log, dy.ref.ptr<const float>(), y.ref.ptr<const float>(), d, isa, nt); });
   return out;
 }
 
@@ -62,10 +57,7 @@ py::tuple ce_fwd(py::handle logits_obj, py::handle target_obj, py::handle weight
   double* lp = loss.mutable_data();
   double* wp = wt.mutable_data();
   const int nt = get_num_threads();
-  {
-    py::gil_scoped_release release;
-    cross_entropy_forward(a, lp, wp, isa, nt);
-  }
+  run_kernel(op, [&] { cross_entropy_forward(a, lp, wp, isa, nt); });
   return py::make_tuple(loss, wt);
 }
 
@@ -83,10 +75,7 @@ py::array ce_bwd(py::handle logits_obj, py::handle target_obj, py::handle weight
   py::array out = out_checked(op, out_obj, logits.ref.shape, {&logits.ref, &scale.ref});
   float* d = static_cast<float*>(out.mutable_data());
   const int nt = get_num_threads();
-  {
-    py::gil_scoped_release release;
-    cross_entropy_backward(a, scale.ref.ptr<const float>(), d, isa, nt);
-  }
+  run_kernel(op, [&] { cross_entropy_backward(a, scale.ref.ptr<const float>(), d, isa, nt); });
   return out;
 }
 

@@ -34,6 +34,7 @@
 #include <utility>
 
 #include "core/cpu.h"
+#include "core/memory.h"
 #include "core/threads.h"
 #include "ops/gemm.h"
 
@@ -110,9 +111,9 @@ inline float* scratch(int slot, size_t floats) {
   Buf& b = bufs[slot];
   if (b.n < floats) {
     std::free(b.p);
-    size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
-    b.p = static_cast<float*>(std::aligned_alloc(64, bytes));
-    if (b.p == nullptr) throw std::bad_alloc();
+    b.p = nullptr;
+    b.n = 0;
+    b.p = static_cast<float*>(aligned_bytes(floats * sizeof(float)));
     b.n = floats;
   }
   return b.p;

@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/memory.h"
 #include "core/threads.h"
 #include "cpu/winograd_impl.h"
 #include "ops/conv2d.h"
@@ -34,19 +35,6 @@ namespace fastnn {
 namespace {
 
 constexpr int kLanes = 8;  // floats per ymm
-
-// 64-byte aligned float scratch, zeroed.
-struct AlignedFree {
-  void operator()(float* p) const { std::free(p); }
-};
-using AlignedBuf = std::unique_ptr<float, AlignedFree>;
-AlignedBuf aligned_floats(int64_t n) {
-  const size_t bytes = (static_cast<size_t>(n) * sizeof(float) + 63) / 64 * 64;
-  float* p = static_cast<float*>(std::aligned_alloc(64, bytes));
-  if (!p) throw std::bad_alloc();
-  std::memset(p, 0, bytes);
-  return AlignedBuf(p);
-}
 
 // The geometry of the padded copy of one group of one image.
 struct Padded {
@@ -117,8 +105,8 @@ template <class Work>
 void for_each_group_copy(const Conv2dShape& s, const float* x, const Layout& lay, int nthreads, Work&& work) {
   const int64_t xg_size = s.Cg() * s.H * s.W, OH = s.OH();
   if (s.B >= nthreads) {
-    std::vector<AlignedBuf> bufs;
-    for (int i = 0; i < nthreads; ++i) bufs.push_back(aligned_floats(lay.size));
+    std::vector<AlignedFloats> bufs;
+    for (int i = 0; i < nthreads; ++i) bufs.push_back(aligned_zeros(static_cast<size_t>(lay.size)));
     parallel(nthreads, [&](int tid, int nt) {
       long b0, b1;
       split_range(s.B, tid, nt, &b0, &b1);
@@ -130,7 +118,7 @@ void for_each_group_copy(const Conv2dShape& s, const float* x, const Layout& lay
     });
     return;
   }
-  AlignedBuf buf = aligned_floats(lay.size);
+  AlignedFloats buf = aligned_zeros(static_cast<size_t>(lay.size));
   for (int64_t b = 0; b < s.B; ++b)
     for (int64_t g = 0; g < s.G; ++g) {
       lay.fill(s, x + (b * s.G + g) * xg_size, buf.get());
@@ -334,7 +322,7 @@ bool forward_direct(const Conv2dShape& s, const float* x, const float* w, const 
   const int64_t npanel = (OCg + 3) / 4, nmax = (OCg + npanel - 1) / npanel;
   auto panel_start = [&](int64_t p) { return p * OCg / npanel; };
   // Weights w (OC, K) packed as [g][panel][k][nmax], zero past the panel's channels.
-  const AlignedBuf wbuf = aligned_floats(s.G * npanel * K * nmax);
+  const AlignedFloats wbuf = aligned_zeros(static_cast<size_t>(s.G * npanel * K * nmax));
   float* const wp = wbuf.get();
   for (int64_t g = 0; g < s.G; ++g)
     for (int64_t p = 0; p < npanel; ++p)
@@ -537,15 +525,15 @@ bool backward_weight_direct(const Conv2dShape& s, const float* dy, const float* 
   const int64_t xg_size = Cg * s.H * s.W;
 
   // partial[chunk][g][k][oc padded]
-  const AlignedBuf pbuf = aligned_floats(nchunk * s.G * K * ocp);
+  const AlignedFloats pbuf = aligned_zeros(static_cast<size_t>(nchunk * s.G * K * ocp));
   float* const part = pbuf.get();
   const int nt_used = static_cast<int>(std::min<int64_t>(nthreads, nchunk));
   // Per-thread scratch, allocated before the parallel region (nothing may throw inside it);
   // the padding of xpad and the channels past OC/G in dyt stay zero.
-  std::vector<AlignedBuf> xpads, dyts;
+  std::vector<AlignedFloats> xpads, dyts;
   for (int i = 0; i < nt_used; ++i) {
-    xpads.push_back(aligned_floats(pd.size));
-    dyts.push_back(aligned_floats(npanel * OHW * pw));
+    xpads.push_back(aligned_zeros(static_cast<size_t>(pd.size)));
+    dyts.push_back(aligned_zeros(static_cast<size_t>(npanel * OHW * pw)));
   }
   parallel(nt_used, [&](int tid, int nt) {
     long c0, c1;

@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/memory.h"
 #include "core/threads.h"
 #include "cpu/avx512/simd.h"
 #include "cpu/winograd_impl.h"
@@ -35,19 +36,6 @@ namespace fastnn {
 namespace {
 
 constexpr int NR = 32;  // output channels per channels-in-lanes tile (two zmm)
-
-// 64-byte aligned float scratch, zeroed.
-struct AlignedFree {
-  void operator()(float* p) const { std::free(p); }
-};
-using AlignedBuf = std::unique_ptr<float, AlignedFree>;
-AlignedBuf aligned_floats(int64_t n) {
-  const size_t bytes = (static_cast<size_t>(n) * sizeof(float) + 63) / 64 * 64;
-  float* p = static_cast<float*>(std::aligned_alloc(64, bytes));
-  if (!p) throw std::bad_alloc();
-  std::fill(p, p + bytes / sizeof(float), 0.0f);
-  return AlignedBuf(p);
-}
 
 // The geometry of the padded copy of one group of one image.
 struct Padded {
@@ -113,8 +101,8 @@ void for_each_padded_group(const Conv2dShape& s, const float* x, const Padded& p
                            int nthreads, Work&& work) {
   const int64_t xg_size = s.Cg() * s.H * s.W;
   if (s.B >= nthreads) {
-    std::vector<AlignedBuf> pads;
-    for (int i = 0; i < nthreads; ++i) pads.push_back(aligned_floats(pd.size));
+    std::vector<AlignedFloats> pads;
+    for (int i = 0; i < nthreads; ++i) pads.push_back(aligned_zeros(static_cast<size_t>(pd.size)));
     parallel(nthreads, [&](int tid, int nt) {
       long b0, b1;
       split_range(s.B, tid, nt, &b0, &b1);
@@ -126,7 +114,7 @@ void for_each_padded_group(const Conv2dShape& s, const float* x, const Padded& p
     });
     return;
   }
-  AlignedBuf xpad = aligned_floats(pd.size);
+  AlignedFloats xpad = aligned_zeros(static_cast<size_t>(pd.size));
   for (int64_t b = 0; b < s.B; ++b)
     for (int64_t g = 0; g < s.G; ++g) {
       pad_interior(s, pd, x + (b * s.G + g) * xg_size, xpad.get());
@@ -713,8 +701,8 @@ bool backward_weight_direct(const Conv2dShape& s, const float* dy, const float* 
   const int nt_used = static_cast<int>(std::min<int64_t>(nthreads, nchunk));
   // Per-thread scratch, allocated before the parallel region (nothing may throw inside it);
   // the padding of xpad and the channels past OC/G in dyt stay zero.
-  std::vector<AlignedBuf> xpads;
-  for (int i = 0; i < nt_used; ++i) xpads.push_back(aligned_floats(pd.size));
+  std::vector<AlignedFloats> xpads;
+  for (int i = 0; i < nt_used; ++i) xpads.push_back(aligned_zeros(static_cast<size_t>(pd.size)));
   // Not the (count, value) constructor: its std:: helper compiled here (AVX-512) is a weak
   // symbol that csrc/ops/conv2d.cpp also instantiates, and the linker may keep this copy for
   // both (scripts/check_baseline_isa.py).
