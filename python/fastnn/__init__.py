@@ -5,7 +5,7 @@ from . import _core, cuda, data, nn, ops, optim, ref, train, utils
 from ._config import cached_memory, empty_cache, get_num_threads, set_num_threads, show_config
 from ._device import device
 from ._version import __version__  # checks that _core is this package's build
-from .random import manual_seed, seed
+from .random import Generator, get_rng_state, manual_seed, seed, set_rng_state
 from .serialization import load, save
 from .tensor import (
     Tensor,
@@ -88,6 +88,9 @@ __all__ = [
     "is_grad_enabled",
     "manual_seed",
     "seed",
+    "Generator",
+    "get_rng_state",
+    "set_rng_state",
     "float32",
     "float64",
     "int64",

@@ -1,8 +1,10 @@
 """fastnn.data: datasets, a DataLoader, MNIST's IDX format and the bundled MNIST subset and
 tinyshakespeare text."""
 
+import bisect
 import gzip
 import math
+import numbers
 import os
 import zlib
 
@@ -11,13 +13,33 @@ import numpy as np
 from .. import _files
 from .. import random as _random
 from ..tensor import Tensor
+from .dataloader import DataLoader, IterableDataset, default_collate, default_convert, get_worker_info
+from .sampler import (
+    BatchSampler,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    SubsetRandomSampler,
+    WeightedRandomSampler,
+)
 
 __all__ = [
     "Dataset",
+    "IterableDataset",
     "TensorDataset",
-    "DataLoader",
+    "ConcatDataset",
     "Subset",
     "random_split",
+    "DataLoader",
+    "default_collate",
+    "default_convert",
+    "get_worker_info",
+    "Sampler",
+    "SequentialSampler",
+    "RandomSampler",
+    "SubsetRandomSampler",
+    "WeightedRandomSampler",
+    "BatchSampler",
     "read_idx",
     "load_mnist_5k",
     "load_tinyshakespeare",
@@ -52,7 +74,35 @@ class TensorDataset(Dataset):
         return len(self.tensors[0])
 
 
+class ConcatDataset(Dataset):
+    """The samples of several datasets one after another."""
+
+    def __init__(self, datasets):
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise ValueError("datasets should not be an empty iterable")
+        if any(isinstance(d, IterableDataset) for d in self.datasets):
+            raise ValueError("ConcatDataset does not support IterableDataset")
+        self.cumulative_sizes = np.cumsum([len(d) for d in self.datasets]).tolist()
+
+    def __len__(self):
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, i):
+        n = len(self)
+        if i < 0:
+            if -i > n:
+                raise ValueError("absolute value of index should not exceed dataset length")
+            i += n
+        if i >= n:
+            raise IndexError(f"index {i} is out of range for a dataset of {n}")
+        d = bisect.bisect_right(self.cumulative_sizes, i)
+        return self.datasets[d][i - (self.cumulative_sizes[d - 1] if d else 0)]
+
+
 class Subset(Dataset):
+    """The samples of `dataset` at `indices`, in that order."""
+
     def __init__(self, dataset, indices):
         self.dataset, self.indices = dataset, list(indices)
 
@@ -64,69 +114,26 @@ class Subset(Dataset):
 
 
 def random_split(dataset, lengths, generator=None):
-    """Split into non-overlapping subsets of the given lengths (a seeded permutation)."""
+    """Split into non-overlapping Subsets of the given lengths, or of fractions of the whole
+    (summing to 1; the remainder spread one by one from the first), in a random order drawn from
+    `generator` (a fastnn.Generator or numpy Generator; default fastnn's)."""
     n = len(dataset)
+    lengths = list(lengths)
+    if lengths and all(0 <= f <= 1 for f in lengths) and abs(sum(lengths) - 1) < 1e-9 and sum(lengths) != n:
+        counts = [int(np.floor(n * f)) for f in lengths]
+        for i in range(n - sum(counts)):
+            counts[i % len(counts)] += 1
+        lengths = counts
+    if any(isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 0 for k in lengths):
+        raise ValueError(f"random_split: lengths must be non-negative ints or fractions summing to 1, got {lengths}")
     if sum(lengths) != n:
         raise ValueError("Sum of input lengths does not equal the length of the input dataset!")
-    rng = generator if generator is not None else _random.generator()
-    perm = rng.permutation(n)
+    perm = _random.numpy_generator(generator).permutation(n)
     out, start = [], 0
     for k in lengths:
         out.append(Subset(dataset, perm[start : start + k].tolist()))
         start += k
     return out
-
-
-def _default_collate(samples):
-    first = samples[0]
-    if isinstance(first, (tuple, list)):
-        return tuple(_default_collate([s[i] for s in samples]) for i in range(len(first)))
-    if isinstance(first, Tensor):
-        return Tensor(np.stack([s.data for s in samples]))
-    return Tensor(np.asarray(samples))
-
-
-class DataLoader:
-    """Batches of a dataset: batch_size, shuffle (seeded by fastnn.manual_seed or `generator`,
-    a numpy Generator), drop_last, collate_fn. A TensorDataset is batched by slicing whole arrays
-    (no per-sample Python work)."""
-
-    def __init__(
-        self,
-        dataset,
-        batch_size=1,
-        shuffle=False,
-        drop_last=False,
-        collate_fn=None,
-        generator=None,
-        num_workers=0,
-        pin_memory=False,
-    ):
-        if batch_size is None or batch_size < 1:
-            raise ValueError(f"batch_size should be a positive integer value, but got batch_size={batch_size}")
-        self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
-        self.collate_fn = collate_fn or _default_collate
-        self.generator = generator
-
-    def __len__(self):
-        n = len(self.dataset)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    def __iter__(self):
-        n = len(self.dataset)
-        if self.shuffle:
-            order = (self.generator if self.generator is not None else _random.generator()).permutation(n)
-        else:
-            order = np.arange(n)
-        fast = isinstance(self.dataset, TensorDataset) and self.collate_fn is _default_collate
-        for start in range(0, n, self.batch_size):
-            idx = order[start : start + self.batch_size]
-            if len(idx) < self.batch_size and self.drop_last:
-                return
-            if fast:
-                yield tuple(Tensor(t.data[idx]) for t in self.dataset.tensors)
-            else:
-                yield self.collate_fn([self.dataset[int(i)] for i in idx])
 
 
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}

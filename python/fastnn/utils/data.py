@@ -1,6 +1,40 @@
-"""fastnn.utils.data: the names of torch.utils.data (Dataset, TensorDataset, DataLoader, Subset,
-random_split), from fastnn.data, so `import torch.utils.data` ports by changing its import."""
+"""fastnn.utils.data: the names of torch.utils.data, from fastnn.data, so `import torch.utils.data`
+ports by changing its import."""
 
-from ..data import DataLoader, Dataset, Subset, TensorDataset, random_split
+from ..data import (
+    BatchSampler,
+    ConcatDataset,
+    DataLoader,
+    Dataset,
+    IterableDataset,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    Subset,
+    SubsetRandomSampler,
+    TensorDataset,
+    WeightedRandomSampler,
+    default_collate,
+    default_convert,
+    get_worker_info,
+    random_split,
+)
 
-__all__ = ["Dataset", "TensorDataset", "DataLoader", "Subset", "random_split"]
+__all__ = [
+    "Dataset",
+    "IterableDataset",
+    "TensorDataset",
+    "ConcatDataset",
+    "Subset",
+    "random_split",
+    "DataLoader",
+    "default_collate",
+    "default_convert",
+    "get_worker_info",
+    "Sampler",
+    "SequentialSampler",
+    "RandomSampler",
+    "SubsetRandomSampler",
+    "WeightedRandomSampler",
+    "BatchSampler",
+]
