@@ -834,3 +834,29 @@ def test_fit_on_the_device(gpu, rng):
         for key in ("loss", "val_loss"):
             close(np.float32(a[key]), np.float32(b[key]), 6 * (6 + 9 + 8 + 2 + 8), f"epoch {e} {key}")
         assert a["accuracy"] == b["accuracy"] and a["<lambda>"] == b["<lambda>"]
+
+
+# -- device memory --------------------------------------------------------------------------------
+
+
+def test_outputs_past_the_device_memory_and_failed_allocations_name_the_op(gpu, monkeypatch):
+    x = gpu.asarray(np.ones((4, 256), np.float32))
+
+    class Runtime:
+        @staticmethod
+        def memGetInfo():
+            return (1 << 10, 2 << 10)  # a device of 2 KiB
+
+    monkeypatch.setattr(type(gpu.cuda), "runtime", Runtime, raising=False)
+    with pytest.raises(
+        ValueError, match=r"fastnn\.ops\.relu_forward: expected an output that fits in the GPU's memory"
+    ):
+        fastnn.ops.relu_forward(x)
+    monkeypatch.setattr(type(gpu.cuda), "runtime", None)  # no runtime API: no bound, as before
+
+    def out_of_memory(shape, dtype=float):
+        raise MemoryError("Out of memory allocating 4,096 bytes")  # as CuPy's OutOfMemoryError
+
+    monkeypatch.setattr(gpu, "empty", out_of_memory)
+    with pytest.raises(MemoryError, match=r"fastnn\.ops\.relu_forward: cannot allocate 4096 bytes on the GPU"):
+        fastnn.ops.relu_forward(x)

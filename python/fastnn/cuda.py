@@ -12,6 +12,9 @@ embedding, pooling (max, average, global average), cross-entropy, batch norm and
 """
 
 import importlib
+import math
+
+import numpy as np
 
 __all__ = ["is_available", "device_count", "info", "is_cuda_array"]
 
@@ -82,6 +85,14 @@ def _module_for(op):
     return m
 
 
+def _device_memory(cp):
+    """The current device's memory in bytes (None where the runtime does not say)."""
+    try:
+        return int(cp.cuda.runtime.memGetInfo()[1])
+    except Exception:  # a stand-in without the runtime API, or a runtime error: no bound
+        return None
+
+
 def _stream(op):
     return _cupy(op).cuda.get_current_stream().ptr
 
@@ -101,7 +112,23 @@ class _Runtime:
         return _stream(self._op)
 
     def empty(self, shape, dtype):
-        return _cupy(self._op).empty(tuple(shape), dtype=dtype)
+        """A new device array for op: past the device's memory a ValueError, and a failed
+        allocation (CuPy's OutOfMemoryError is a MemoryError) a MemoryError, each naming op."""
+        cp = _cupy(self._op)
+        shape = tuple(shape)
+        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+        total = _device_memory(cp)
+        if total is not None and nbytes > total:
+            raise ValueError(
+                f"fastnn.ops.{self._op}: expected an output that fits in the GPU's memory, got shape "
+                f"{shape} ({nbytes} bytes; the device has {total})"
+            )
+        try:
+            return cp.empty(shape, dtype=dtype)
+        except MemoryError as e:
+            raise MemoryError(
+                f"fastnn.ops.{self._op}: cannot allocate {nbytes} bytes on the GPU for shape {shape} ({e})"
+            ) from None
 
     def contiguous(self, a):
         return _cupy(self._op).ascontiguousarray(a)
