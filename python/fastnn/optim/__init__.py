@@ -1,6 +1,17 @@
 """fastnn.optim: SGD, Adam, AdamW and SparseAdam with torch.optim's semantics, and learning-rate schedulers."""
 
 from . import lr_scheduler
+from .adaptive import Adadelta, Adagrad, RMSprop
 from .optimizer import SGD, Adam, AdamW, Optimizer, SparseAdam
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "SparseAdam", "lr_scheduler"]
+__all__ = [
+    "Optimizer",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "SparseAdam",
+    "Adagrad",
+    "RMSprop",
+    "Adadelta",
+    "lr_scheduler",
+]

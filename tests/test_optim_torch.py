@@ -1,0 +1,364 @@
+"""fastnn.optim's Adagrad, RMSprop and Adadelta against torch.optim
+(skipped without torch): the same parameters and gradients give the same iterates, state and
+errors; state_dict round trips; closures under grad mode; the updates on the emulated CUDA
+device."""
+
+import io
+
+import fastnn
+import fastnn.nn as nn
+import fastnn.optim as optim
+import numpy as np
+import pytest
+from fastnn import Tensor
+
+SHAPES = [(5, 3), (17,), (1,), (4, 2, 3)]
+
+# (class name, keyword arguments): the defaults and each option, alone and together
+CASES = [
+    ("Adagrad", {}),
+    ("Adagrad", dict(lr=0.1)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.1, initial_accumulator_value=0.5, eps=1e-6)),
+    ("Adagrad", dict(lr=0.05, maximize=True)),
+    ("RMSprop", {}),
+    ("RMSprop", dict(lr=0.01, alpha=0.9, eps=1e-6, weight_decay=0.1)),
+    ("RMSprop", dict(lr=0.01, momentum=0.9)),
+    ("RMSprop", dict(lr=0.01, centered=True)),
+    ("RMSprop", dict(lr=0.01, alpha=0.5, momentum=0.5, centered=True, weight_decay=0.05, maximize=True)),
+    ("Adadelta", {}),
+    ("Adadelta", dict(lr=0.5, rho=0.8, eps=1e-4, weight_decay=0.1)),
+    ("Adadelta", dict(rho=0.3, maximize=True)),
+]
+IDS = [f"{c}-{i}" for i, (c, _) in enumerate(CASES)]
+
+
+def _data(dtype, steps, seed=0):
+    rng = np.random.default_rng(seed)
+    init = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
+    grads = [[rng.standard_normal(s).astype(dtype) for s in SHAPES] for _ in range(steps)]
+    return init, grads
+
+
+def _params(init, dtype):
+    # nn.Parameter holds float32; a float64 leaf tensor stands for a float64 parameter
+    return [Tensor(a.copy(), dtype=dtype, requires_grad=True) for a in init]
+
+
+def _steps(opt, params, grads):
+    for gs in grads:
+        for p, g in zip(params, gs):
+            p.grad = Tensor(g.copy(), dtype=g.dtype)
+        opt.step()
+
+
+def _torch_run(torch, cls, kw, init, grads):
+    pt = [torch.nn.Parameter(torch.from_numpy(a.copy())) for a in init]
+    ot = getattr(torch.optim, cls)(pt, foreach=False, **kw)  # torch's single-tensor code path
+    for gs in grads:
+        for p, g in zip(pt, gs):
+            p.grad = torch.from_numpy(g.copy())
+        ot.step()
+    return pt, ot
+
+
+@pytest.mark.parametrize("cls,kw", CASES, ids=IDS)
+def test_matches_torch_float32(cls, kw):
+    torch = pytest.importorskip("torch")
+    init, grads = _data(np.float32, 10)
+    pf = _params(init, np.float32)
+    of = getattr(optim, cls)(pf, **kw)
+    _steps(of, pf, grads)
+    pt, ot = _torch_run(torch, cls, kw, init, grads)
+    for i, (a, b) in enumerate(zip(pf, pt)):
+        assert a.data.dtype == np.float32
+        # the same float32 operations in the same order: a few roundings apart
+        np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=1e-5, atol=1e-6, err_msg=f"param {i}")
+        sf, st = of.state[id(a)], ot.state[b]
+        assert set(sf) == set(st), (sorted(sf), sorted(st))
+        for k, v in st.items():
+            if k == "step":
+                assert sf[k] == int(v.item())
+            else:
+                np.testing.assert_allclose(sf[k], v.numpy(), rtol=1e-5, atol=1e-6, err_msg=f"{k} {i}")
+    assert {k: v for k, v in of.param_groups[0].items() if k != "params"} == {
+        k: v for k, v in ot.param_groups[0].items() if k not in ("params", "foreach")
+    } | {"foreach": None}
+
+
+@pytest.mark.parametrize("cls,kw", CASES, ids=IDS)
+def test_matches_torch_float64(cls, kw):
+    """Float64 parameters stay float64 and follow torch's float64 run to double precision."""
+    torch = pytest.importorskip("torch")
+    init, grads = _data(np.float64, 10, seed=1)
+    pf = _params(init, np.float64)
+    of = getattr(optim, cls)(pf, **kw)
+    _steps(of, pf, grads)
+    pt, _ = _torch_run(torch, cls, kw, init, grads)
+    for a, b in zip(pf, pt):
+        assert a.data.dtype == np.float64
+        assert all(v.dtype == np.float64 for v in of.state[id(a)].values() if isinstance(v, np.ndarray))
+        np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("cls,kw", CASES[1::2], ids=IDS[1::2])
+def test_param_groups_and_missing_grads(cls, kw):
+    """Two groups with their own lr, a parameter without a gradient in some steps (it neither
+    moves nor gets state), as torch."""
+    torch = pytest.importorskip("torch")
+    init, grads = _data(np.float32, 6, seed=2)
+    for s, gs in enumerate(grads):
+        if s % 2 == 0:
+            gs[1] = None
+    lr = kw.get("lr", 0.01)
+
+    def groups(ps):
+        return [{"params": ps[:2]}, {"params": ps[2:], "lr": lr / 2}]
+
+    pf = _params(init, np.float32)
+    of = getattr(optim, cls)(groups(pf), **kw)
+    pt = [torch.nn.Parameter(torch.from_numpy(a.copy())) for a in init]
+    ot = getattr(torch.optim, cls)(groups(pt), foreach=False, **kw)
+    for gs in grads:
+        for a, b, g in zip(pf, pt, gs):
+            a.grad = None if g is None else Tensor(g.copy())
+            b.grad = None if g is None else torch.from_numpy(g.copy())
+        of.step()
+        ot.step()
+    for a, b in zip(pf, pt):
+        np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=1e-5, atol=1e-6)
+        assert (id(a) in of.state) == (b in ot.state)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cls,kw", CASES, ids=IDS)
+def test_state_dict_round_trip(cls, kw, dtype):
+    """Save after 4 steps, load into a new optimizer (through fastnn.save / load), continue:
+    the same parameters and state (in the parameters' dtype) as 8 uninterrupted steps."""
+    init, grads = _data(dtype, 8, seed=3)
+    whole = _params(init, dtype)
+    ow = getattr(optim, cls)(whole, **kw)
+    _steps(ow, whole, grads)
+
+    first = _params(init, dtype)
+    o1 = getattr(optim, cls)(first, **kw)
+    _steps(o1, first, grads[:4])
+    buf = io.BytesIO()
+    fastnn.save(o1.state_dict(), buf)
+    buf.seek(0)
+    resumed = _params([p.data for p in first], dtype)
+    o2 = getattr(optim, cls)(resumed, lr=123.0)  # the loaded groups bring back the options
+    o2.load_state_dict(fastnn.load(buf))
+    assert o2.param_groups[0]["lr"] == kw.get("lr", o1.defaults["lr"])
+    _steps(o2, resumed, grads[4:])
+    for a, b in zip(whole, resumed):
+        np.testing.assert_array_equal(a.data, b.data)
+        sa, sb = ow.state[id(a)], o2.state[id(b)]
+        assert sa.keys() == sb.keys()
+        for k in sa:
+            np.testing.assert_array_equal(sa[k], sb[k])
+            assert not isinstance(sb[k], np.ndarray) or sb[k].dtype == dtype
+
+
+def test_state_dict_layout():
+    """torch's state names, the step count, every option in the saved groups."""
+    torch = pytest.importorskip("torch")
+    for cls, kw in [
+        ("Adagrad", {}),
+        ("RMSprop", dict(momentum=0.9, centered=True)),
+        ("Adadelta", {}),
+    ]:
+        pf = [nn.Parameter(np.ones(3, np.float32))]
+        pt = [torch.nn.Parameter(torch.ones(3))]
+        of, ot = getattr(optim, cls)(pf, **kw), getattr(torch.optim, cls)(pt, **kw)
+        if cls != "Adagrad":  # Adagrad's state exists from construction on
+            assert of.state_dict()["state"] == {} and ot.state_dict()["state"] == {}
+        pf[0].grad, pt[0].grad = Tensor(np.ones(3, np.float32)), torch.ones(3)
+        of.step()
+        ot.step()
+        sf, st = of.state_dict(), ot.state_dict()
+        assert list(sf["state"]) == list(st["state"]) == [0]
+        assert sorted(sf["state"][0]) == sorted(st["state"][0]), cls
+        assert sf["state"][0]["step"] == 1
+        assert sorted(sf["param_groups"][0]) == sorted(st["param_groups"][0]), cls
+
+
+def _error(fn, *args):
+    try:
+        fn(*args)
+    except Exception as e:  # noqa: BLE001 - the test compares whatever each library raises
+        return e
+    return None
+
+
+BAD = [
+    ("Adagrad", dict(lr=-0.1)),
+    ("Adagrad", dict(lr_decay=-1)),
+    ("Adagrad", dict(weight_decay=-1)),
+    ("Adagrad", dict(initial_accumulator_value=-1)),
+    ("Adagrad", dict(eps=-1)),
+    ("RMSprop", dict(lr=-0.1)),
+    ("RMSprop", dict(alpha=-0.5)),
+    ("RMSprop", dict(eps=-1)),
+    ("RMSprop", dict(momentum=-0.5)),
+    ("RMSprop", dict(weight_decay=-1)),
+    ("Adadelta", dict(lr=-1)),
+    ("Adadelta", dict(rho=1.5)),
+    ("Adadelta", dict(rho=-0.1)),
+    ("Adadelta", dict(eps=-1)),
+    ("Adadelta", dict(weight_decay=-1)),
+    ("Adagrad", dict(bogus=1)),  # an unknown keyword: TypeError
+]
+
+
+@pytest.mark.parametrize("cls,kw", BAD, ids=[f"{c}-{list(k)[0]}-{i}" for i, (c, k) in enumerate(BAD)])
+def test_bad_arguments_match_torch(cls, kw):
+    torch = pytest.importorskip("torch")
+    want = _error(lambda: getattr(torch.optim, cls)([torch.nn.Parameter(torch.zeros(2))], **kw))
+    got = _error(lambda: getattr(optim, cls)([nn.Parameter(np.zeros(2, np.float32))], **kw))
+    assert want is not None and type(got) is type(want), (got, want)
+    if isinstance(want, ValueError):
+        assert str(got) == str(want)
+
+
+def test_bad_params_match_torch():
+    torch = pytest.importorskip("torch")
+    p = nn.Parameter(np.zeros(2, np.float32))
+    tp = torch.nn.Parameter(torch.zeros(2))
+    for make_f, make_t in [
+        (lambda O: O.RMSprop([], lr=0.1), lambda O: O.RMSprop([], lr=0.1)),
+        (lambda O: O.Adagrad(p), lambda O: O.Adagrad(tp)),  # a tensor, not an iterable of them
+        (lambda O: O.Adadelta([1.0]), lambda O: O.Adadelta([1.0])),
+    ]:
+        want, got = _error(make_t, torch.optim), _error(make_f, optim)
+        assert want is not None and type(got) is type(want), (got, want)
+        if isinstance(want, ValueError):
+            assert str(got) == str(want)
+
+
+@pytest.mark.parametrize("cls", ["Adagrad", "RMSprop", "Adadelta"])
+def test_zero_over_zero_is_nan_without_a_warning(cls):
+    """eps=0 and a zero gradient: 0 / 0 in the update gives torch's nan, silently as torch does
+    (pytest turns a NumPy RuntimeWarning into an error)."""
+    torch = pytest.importorskip("torch")
+    pf, pt = nn.Parameter(np.array([1.0, 2.0], np.float32)), torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    of, ot = getattr(optim, cls)([pf], eps=0.0), getattr(torch.optim, cls)([pt], eps=0.0)
+    for _ in range(2):
+        pf.grad, pt.grad = Tensor(np.array([0.0, 1.0], np.float32)), torch.tensor([0.0, 1.0])
+        of.step()
+        ot.step()
+    np.testing.assert_allclose(pf.data, pt.detach().numpy(), rtol=1e-6)  # nan where torch's is
+
+
+@pytest.mark.parametrize("cls", ["RMSprop", "Adadelta"])
+def test_sparse_gradients_refused(cls):
+    emb = nn.Embedding(5, 2, sparse=True)
+    emb(Tensor(np.array([1, 3]))).sum().backward()
+    with pytest.raises(RuntimeError, match=f"^{cls} does not support sparse gradients$"):
+        getattr(optim, cls)(emb.parameters()).step()
+
+
+@pytest.mark.filterwarnings("ignore:Sparse invariant checks:UserWarning")  # torch's, from its sparse Adagrad
+@pytest.mark.parametrize("kw", [dict(lr=0.5), dict(lr=0.5, lr_decay=0.1, initial_accumulator_value=0.1, maximize=True)])
+def test_adagrad_sparse_matches_torch(kw):
+    """Row-sparse gradients (nn.Embedding(sparse=True), repeated rows) update only their rows,
+    as torch's sparse Adagrad; weight decay is refused with them, as torch does."""
+    torch = pytest.importorskip("torch")
+    fastnn.manual_seed(0)
+    emb = nn.Embedding(7, 3, sparse=True)
+    temb = torch.nn.Embedding(7, 3, sparse=True)
+    with torch.no_grad():
+        temb.weight.copy_(torch.from_numpy(emb.weight.data))
+    of, ot = optim.Adagrad(emb.parameters(), **kw), torch.optim.Adagrad(temb.parameters(), **kw)
+    for i, idx in enumerate([[1, 3, 1], [0, 6], [3, 3, 2, 5]]):
+        idx = np.array(idx)
+        g = np.random.default_rng(i).standard_normal((len(idx), 3)).astype(np.float32)
+        of.zero_grad()
+        (emb(Tensor(idx)) * Tensor(g)).sum().backward()
+        of.step()
+        ot.zero_grad()
+        (temb(torch.from_numpy(idx)) * torch.from_numpy(g)).sum().backward()
+        ot.step()
+    np.testing.assert_allclose(emb.weight.data, temb.weight.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(of.state[id(emb.weight)]["sum"], ot.state[temb.weight]["sum"].numpy(), rtol=1e-5)
+    with pytest.raises(RuntimeError, match="weight_decay option is not compatible with sparse gradients"):
+        optim.Adagrad(emb.parameters(), weight_decay=0.1).step()
+
+
+def _loss_step(opt_factory, under_no_grad):
+    """step(closure) of an optimizer: the closure runs with grad mode on, and its loss comes back."""
+    p = nn.Parameter(np.array([1.0, -2.0], np.float32))
+    opt = opt_factory([p])
+    seen = []
+
+    def closure():
+        seen.append(fastnn.is_grad_enabled())
+        opt.zero_grad()
+        loss = (p * p).sum()
+        loss.backward()
+        return loss
+
+    if under_no_grad:
+        with fastnn.no_grad():
+            loss = opt.step(closure)
+    else:
+        loss = opt.step(closure)
+    return p, loss, seen
+
+
+ALL = {
+    "Adagrad": lambda ps: optim.Adagrad(ps),
+    "RMSprop": lambda ps: optim.RMSprop(ps),
+    "Adadelta": lambda ps: optim.Adadelta(ps),
+}
+
+
+@pytest.mark.parametrize("name", list(ALL))
+def test_step_closure_under_grad_mode(name):
+    p, loss, seen = _loss_step(ALL[name], under_no_grad=True)
+    assert seen and all(seen)
+    assert isinstance(loss, Tensor) and loss.item() == 5.0  # the first evaluation's loss
+    assert not np.array_equal(p.data, [1.0, -2.0])  # and the step was taken
+    assert fastnn.is_grad_enabled()
+    if name != "LBFGS":  # without a closure: no loss
+        q = nn.Parameter(np.zeros(1, np.float32))
+        q.grad = Tensor(np.ones(1, np.float32))
+        assert ALL[name]([q]).step() is None
+
+
+# -- on the emulated CUDA device -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "cls,kw", CASES[1::2] + [("Adagrad", dict(lr=0.1, weight_decay=0.1))], ids=IDS[1::2] + ["Adagrad-wd"]
+)
+def test_on_the_device(emulated_gpu, cls, kw):
+    """The same update on CUDA arrays (its state on the device, in the parameter's dtype) as on
+    the CPU, and the state dict travels between the devices."""
+    init, grads = _data(np.float32, 4, seed=4)
+    runs = []
+    for dev in ("cpu", "cuda"):
+        ps = [nn.Parameter(fastnn.tensor(a, device=dev)) for a in init]
+        opt = getattr(optim, cls)(ps, **kw)
+        for gs in grads:
+            for p, g in zip(ps, gs):
+                p.grad = fastnn.tensor(g, device=dev)
+            opt.step()
+        runs.append((ps, opt))
+    (pc, oc), (pd, od) = runs
+    for a, b in zip(pd, pc):
+        assert a.is_cuda
+        np.testing.assert_array_equal(a.data.get(), b.data)  # NumPy's arithmetic behind both
+        for k, v in od.state[id(a)].items():
+            if k != "step":
+                assert isinstance(v, emulated_gpu.ndarray) and v.dtype == np.float32, k
+    cpu_again = getattr(optim, cls)([nn.Parameter(p.data.get()) for p in pd], **kw)
+    buf = io.BytesIO()
+    fastnn.save(od.state_dict(), buf)
+    buf.seek(0)
+    cpu_again.load_state_dict(fastnn.load(buf))
+    assert all(isinstance(v, np.ndarray) for st in cpu_again.state.values() for k, v in st.items() if k != "step")
+    gpu_again = getattr(optim, cls)([nn.Parameter(fastnn.tensor(p.data, device="cuda")) for p in pc], **kw)
+    gpu_again.load_state_dict(oc.state_dict())
+    assert all(
+        isinstance(v, emulated_gpu.ndarray) for st in gpu_again.state.values() for k, v in st.items() if k != "step"
+    )
