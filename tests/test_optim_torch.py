@@ -1,4 +1,4 @@
-"""fastnn.optim's Adagrad, RMSprop and Adadelta against torch.optim
+"""fastnn.optim's Adagrad, RMSprop, Adadelta, Adamax, NAdam and RAdam against torch.optim
 (skipped without torch): the same parameters and gradients give the same iterates, state and
 errors; state_dict round trips; closures under grad mode; the updates on the emulated CUDA
 device."""
@@ -28,6 +28,16 @@ CASES = [
     ("Adadelta", {}),
     ("Adadelta", dict(lr=0.5, rho=0.8, eps=1e-4, weight_decay=0.1)),
     ("Adadelta", dict(rho=0.3, maximize=True)),
+    ("Adamax", {}),
+    ("Adamax", dict(lr=0.01, betas=(0.8, 0.99), eps=1e-4, weight_decay=0.1)),
+    ("Adamax", dict(lr=0.01, betas=(0.3, 0.9), maximize=True)),
+    ("NAdam", {}),
+    ("NAdam", dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.1, momentum_decay=0.01)),
+    ("NAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
+    ("RAdam", {}),
+    ("RAdam", dict(lr=0.01, betas=(0.9, 0.9), weight_decay=0.1)),  # rho_t > 5 from step 6 on
+    ("RAdam", dict(lr=0.01, betas=(0.5, 0.5), eps=1e-6, weight_decay=0.1, decoupled_weight_decay=True)),
+    ("RAdam", dict(lr=0.01, betas=(0.5, 0.6), maximize=True)),
 ]
 IDS = [f"{c}-{i}" for i, (c, _) in enumerate(CASES)]
 
@@ -78,6 +88,8 @@ def test_matches_torch_float32(cls, kw):
         for k, v in st.items():
             if k == "step":
                 assert sf[k] == int(v.item())
+            elif k == "mu_product":
+                assert sf[k] == v.item()
             else:
                 np.testing.assert_allclose(sf[k], v.numpy(), rtol=1e-5, atol=1e-6, err_msg=f"{k} {i}")
     assert {k: v for k, v in of.param_groups[0].items() if k != "params"} == {
@@ -166,6 +178,9 @@ def test_state_dict_layout():
         ("Adagrad", {}),
         ("RMSprop", dict(momentum=0.9, centered=True)),
         ("Adadelta", {}),
+        ("Adamax", {}),
+        ("NAdam", {}),
+        ("RAdam", {}),
     ]:
         pf = [nn.Parameter(np.ones(3, np.float32))]
         pt = [torch.nn.Parameter(torch.ones(3))]
@@ -206,6 +221,22 @@ BAD = [
     ("Adadelta", dict(rho=-0.1)),
     ("Adadelta", dict(eps=-1)),
     ("Adadelta", dict(weight_decay=-1)),
+    ("Adamax", dict(lr=-1)),
+    ("Adamax", dict(betas=(1.0, 0.9))),
+    ("Adamax", dict(betas=(0.9, -0.1))),
+    ("Adamax", dict(eps=-1)),
+    ("Adamax", dict(weight_decay=-1)),
+    ("NAdam", dict(lr=-1)),
+    ("NAdam", dict(betas=(-0.1, 0.9))),
+    ("NAdam", dict(betas=(0.9, 1.0))),
+    ("NAdam", dict(eps=-1)),
+    ("NAdam", dict(weight_decay=-1)),
+    ("NAdam", dict(momentum_decay=-1)),
+    ("RAdam", dict(lr=-1)),
+    ("RAdam", dict(betas=(1.5, 0.9))),
+    ("RAdam", dict(betas=(0.9, 1.5))),
+    ("RAdam", dict(eps=-1)),
+    ("RAdam", dict(weight_decay=-1)),
     ("Adagrad", dict(bogus=1)),  # an unknown keyword: TypeError
 ]
 
@@ -235,7 +266,7 @@ def test_bad_params_match_torch():
             assert str(got) == str(want)
 
 
-@pytest.mark.parametrize("cls", ["Adagrad", "RMSprop", "Adadelta"])
+@pytest.mark.parametrize("cls", ["Adagrad", "RMSprop", "Adadelta", "Adamax", "NAdam", "RAdam"])
 def test_zero_over_zero_is_nan_without_a_warning(cls):
     """eps=0 and a zero gradient: 0 / 0 in the update gives torch's nan, silently as torch does
     (pytest turns a NumPy RuntimeWarning into an error)."""
@@ -249,7 +280,7 @@ def test_zero_over_zero_is_nan_without_a_warning(cls):
     np.testing.assert_allclose(pf.data, pt.detach().numpy(), rtol=1e-6)  # nan where torch's is
 
 
-@pytest.mark.parametrize("cls", ["RMSprop", "Adadelta"])
+@pytest.mark.parametrize("cls", ["RMSprop", "Adadelta", "Adamax", "NAdam", "RAdam"])
 def test_sparse_gradients_refused(cls):
     emb = nn.Embedding(5, 2, sparse=True)
     emb(Tensor(np.array([1, 3]))).sum().backward()
@@ -309,6 +340,9 @@ ALL = {
     "Adagrad": lambda ps: optim.Adagrad(ps),
     "RMSprop": lambda ps: optim.RMSprop(ps),
     "Adadelta": lambda ps: optim.Adadelta(ps),
+    "Adamax": lambda ps: optim.Adamax(ps),
+    "NAdam": lambda ps: optim.NAdam(ps),
+    "RAdam": lambda ps: optim.RAdam(ps),
 }
 
 
@@ -349,16 +383,24 @@ def test_on_the_device(emulated_gpu, cls, kw):
         assert a.is_cuda
         np.testing.assert_array_equal(a.data.get(), b.data)  # NumPy's arithmetic behind both
         for k, v in od.state[id(a)].items():
-            if k != "step":
+            if k not in ("step", "mu_product"):
                 assert isinstance(v, emulated_gpu.ndarray) and v.dtype == np.float32, k
     cpu_again = getattr(optim, cls)([nn.Parameter(p.data.get()) for p in pd], **kw)
     buf = io.BytesIO()
     fastnn.save(od.state_dict(), buf)
     buf.seek(0)
     cpu_again.load_state_dict(fastnn.load(buf))
-    assert all(isinstance(v, np.ndarray) for st in cpu_again.state.values() for k, v in st.items() if k != "step")
+    assert all(
+        isinstance(v, np.ndarray)
+        for st in cpu_again.state.values()
+        for k, v in st.items()
+        if k not in ("step", "mu_product")
+    )
     gpu_again = getattr(optim, cls)([nn.Parameter(fastnn.tensor(p.data, device="cuda")) for p in pc], **kw)
     gpu_again.load_state_dict(oc.state_dict())
     assert all(
-        isinstance(v, emulated_gpu.ndarray) for st in gpu_again.state.values() for k, v in st.items() if k != "step"
+        isinstance(v, emulated_gpu.ndarray)
+        for st in gpu_again.state.values()
+        for k, v in st.items()
+        if k not in ("step", "mu_product")
     )

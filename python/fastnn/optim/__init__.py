@@ -1,7 +1,7 @@
 """fastnn.optim: SGD, Adam, AdamW and SparseAdam with torch.optim's semantics, and learning-rate schedulers."""
 
 from . import lr_scheduler
-from .adaptive import Adadelta, Adagrad, RMSprop
+from .adaptive import Adadelta, Adagrad, Adamax, NAdam, RAdam, RMSprop
 from .optimizer import SGD, Adam, AdamW, Optimizer, SparseAdam
 
 __all__ = [
@@ -13,5 +13,8 @@ __all__ = [
     "Adagrad",
     "RMSprop",
     "Adadelta",
+    "Adamax",
+    "NAdam",
+    "RAdam",
     "lr_scheduler",
 ]

@@ -1,5 +1,5 @@
 """Optimizers whose updates are elementwise array math on each parameter (no fused kernel):
-Adagrad, RMSprop and Adadelta, with torch.optim's constructors, defaults,
+Adagrad, RMSprop, Adadelta, Adamax, NAdam and RAdam, with torch.optim's constructors, defaults,
 argument checks, formulas and state names.
 
 Each update runs on the parameter's own array module (NumPy, or CuPy for a parameter on a CUDA
@@ -21,6 +21,11 @@ from .optimizer import Optimizer, _closure_loss
 def _check(ok, message):
     if not ok:
         raise ValueError(message)
+
+
+def _check_betas(betas):
+    _check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
+    _check(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
 
 
 def _lerp_(a, b, w):
@@ -285,3 +290,190 @@ class Adadelta(_Elementwise):
         acc *= t(rho)
         acc += (t(1 - rho) * delta) * delta
         p.data += t(-group["lr"]) * delta
+
+
+class Adamax(_Elementwise):
+    """torch.optim.Adamax: Adam with the infinity norm, exp_inf = max(beta2 * exp_inf, |g| + eps),
+    and the first moment's bias correction in the step size."""
+
+    def __init__(
+        self,
+        params,
+        lr=2e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0,
+        foreach=None,
+        *,
+        maximize=False,
+        differentiable=False,
+        capturable=False,
+    ):
+        _check(0.0 <= lr, f"Invalid learning rate: {lr}")
+        _check(0.0 <= eps, f"Invalid epsilon value: {eps}")
+        _check_betas(betas)
+        _check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            foreach=foreach,
+            maximize=maximize,
+            differentiable=differentiable,
+            capturable=capturable,
+        )
+        super().__init__(params, defaults)
+
+    def _init(self, st, p, group):
+        self._zeros(st, p, "exp_avg", "exp_inf")
+
+    def _update(self, p, st, group):
+        st["step"] += 1
+        xp, t = _xp(p.data), p.data.dtype.type
+        g = _effective_grad(p, group)
+        b1, b2 = group["betas"]
+        _lerp_(st["exp_avg"], g, 1 - b1)
+        inf = st["exp_inf"]
+        inf *= t(b2)
+        xp.maximum(inf, xp.abs(g) + t(group["eps"]), out=inf)
+        clr = group["lr"] / (1 - b1 ** st["step"])
+        p.data += (t(-clr) * st["exp_avg"]) / inf
+
+
+def _decay_or_l2(p, group):
+    """The gradient for NAdam / RAdam: decoupled weight decay scales p first (AdamW's way),
+    otherwise weight_decay * p is added to the gradient."""
+    if group["weight_decay"] != 0 and group["decoupled_weight_decay"]:
+        p.data *= p.data.dtype.type(1 - group["lr"] * group["weight_decay"])
+        return _effective_grad(p, {**group, "weight_decay": 0})
+    return _effective_grad(p, group)
+
+
+class NAdam(_Elementwise):
+    """torch.optim.NAdam: Adam with Nesterov momentum whose coefficient mu_t =
+    beta1 (1 - 0.5 * 0.96^(t * momentum_decay)) warms up; the state keeps their running product
+    (mu_product). decoupled_weight_decay: NAdamW."""
+
+    def __init__(
+        self,
+        params,
+        lr=2e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0,
+        momentum_decay=4e-3,
+        decoupled_weight_decay=False,
+        *,
+        foreach=None,
+        maximize=False,
+        capturable=False,
+        differentiable=False,
+    ):
+        _check(0.0 <= lr, f"Invalid learning rate: {lr}")
+        _check(0.0 <= eps, f"Invalid epsilon value: {eps}")
+        _check_betas(betas)
+        _check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
+        _check(0.0 <= momentum_decay, f"Invalid momentum_decay value: {momentum_decay}")
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum_decay=momentum_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            maximize=maximize,
+            foreach=foreach,
+            capturable=capturable,
+            differentiable=differentiable,
+        )
+        super().__init__(params, defaults)
+
+    def _init(self, st, p, group):
+        self._zeros(st, p, "exp_avg", "exp_avg_sq")
+        st["mu_product"] = 1.0
+
+    def _update(self, p, st, group):
+        st["step"] += 1
+        step = st["step"]
+        xp, t = _xp(p.data), p.data.dtype.type
+        lr, (b1, b2), md = group["lr"], group["betas"], group["momentum_decay"]
+        g = _decay_or_l2(p, group)
+        bias_correction2 = 1 - b2**step
+        mu = b1 * (1.0 - 0.5 * 0.96 ** (step * md))
+        mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * md))
+        # torch keeps mu_product as a float32 scalar tensor (its default scalar dtype, whatever
+        # the parameters' dtype): the product is rounded the same way so runs stay on torch's
+        mu_product = float(np.float32(st["mu_product"]) * np.float32(mu))
+        st["mu_product"] = mu_product
+        _lerp_(st["exp_avg"], g, 1 - b1)
+        sq = st["exp_avg_sq"]
+        sq *= t(b2)
+        sq += (t(1 - b2) * g) * g
+        denom = xp.sqrt(sq / t(bias_correction2))
+        denom += t(group["eps"])
+        mu_product_next = mu_product * mu_next
+        p.data += (t(-lr * (1.0 - mu) / (1.0 - mu_product)) * g) / denom
+        p.data += (t((-lr * mu_next) / (1.0 - mu_product_next)) * st["exp_avg"]) / denom
+
+
+class RAdam(_Elementwise):
+    """torch.optim.RAdam: Adam whose adaptive term is used only once the variance of its estimate
+    is tractable (rho_t > 5), scaled by the rectification term; before that, momentum SGD with
+    the bias-corrected first moment. decoupled_weight_decay: AdamW-style decay."""
+
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0,
+        decoupled_weight_decay=False,
+        *,
+        foreach=None,
+        maximize=False,
+        capturable=False,
+        differentiable=False,
+    ):
+        _check(0.0 <= lr, f"Invalid learning rate: {lr}")
+        _check(0.0 <= eps, f"Invalid epsilon value: {eps}")
+        _check_betas(betas)
+        _check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            maximize=maximize,
+            foreach=foreach,
+            capturable=capturable,
+            decoupled_weight_decay=decoupled_weight_decay,
+            differentiable=differentiable,
+        )
+        super().__init__(params, defaults)
+
+    def _init(self, st, p, group):
+        self._zeros(st, p, "exp_avg", "exp_avg_sq")
+
+    def _update(self, p, st, group):
+        st["step"] += 1
+        step = st["step"]
+        xp, t = _xp(p.data), p.data.dtype.type
+        lr, (b1, b2) = group["lr"], group["betas"]
+        g = _decay_or_l2(p, group)
+        m, sq = st["exp_avg"], st["exp_avg_sq"]
+        _lerp_(m, g, 1 - b1)
+        sq *= t(b2)
+        sq += (t(1 - b2) * g) * g
+        bias_correction1 = 1 - b1**step
+        bias_correction2 = 1 - b2**step
+        corrected = m / t(bias_correction1)
+        rho_inf = 2 / (1 - b2) - 1
+        rho_t = rho_inf - 2 * step * (b2**step) / bias_correction2
+        if rho_t > 5.0:
+            rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+            adaptive = t(bias_correction2**0.5) / (xp.sqrt(sq) + t(group["eps"]))
+            p.data -= ((corrected * t(lr)) * adaptive) * t(rect)
+        else:
+            p.data -= corrected * t(lr)
