@@ -1,4 +1,4 @@
-"""fastnn.optim's Adagrad, RMSprop, Adadelta, Adamax, NAdam and RAdam against torch.optim
+"""fastnn.optim's Adagrad, RMSprop, Adadelta, Adamax, NAdam, RAdam and LBFGS against torch.optim
 (skipped without torch): the same parameters and gradients give the same iterates, state and
 errors; state_dict round trips; closures under grad mode; the updates on the emulated CUDA
 device."""
@@ -237,6 +237,7 @@ BAD = [
     ("RAdam", dict(betas=(0.9, 1.5))),
     ("RAdam", dict(eps=-1)),
     ("RAdam", dict(weight_decay=-1)),
+    ("LBFGS", dict(lr=-1)),
     ("Adagrad", dict(bogus=1)),  # an unknown keyword: TypeError
 ]
 
@@ -253,12 +254,16 @@ def test_bad_arguments_match_torch(cls, kw):
 
 def test_bad_params_match_torch():
     torch = pytest.importorskip("torch")
-    p = nn.Parameter(np.zeros(2, np.float32))
-    tp = torch.nn.Parameter(torch.zeros(2))
+    p, q = nn.Parameter(np.zeros(2, np.float32)), nn.Parameter(np.zeros(1, np.float32))
+    tp, tq = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(1))
     for make_f, make_t in [
         (lambda O: O.RMSprop([], lr=0.1), lambda O: O.RMSprop([], lr=0.1)),
         (lambda O: O.Adagrad(p), lambda O: O.Adagrad(tp)),  # a tensor, not an iterable of them
         (lambda O: O.Adadelta([1.0]), lambda O: O.Adadelta([1.0])),
+        (
+            lambda O: O.LBFGS([{"params": [p]}, {"params": [q]}]),
+            lambda O: O.LBFGS([{"params": [tp]}, {"params": [tq]}]),
+        ),
     ]:
         want, got = _error(make_t, torch.optim), _error(make_f, optim)
         assert want is not None and type(got) is type(want), (got, want)
@@ -343,6 +348,7 @@ ALL = {
     "Adamax": lambda ps: optim.Adamax(ps),
     "NAdam": lambda ps: optim.NAdam(ps),
     "RAdam": lambda ps: optim.RAdam(ps),
+    "LBFGS": lambda ps: optim.LBFGS(ps, max_iter=3),
 }
 
 
@@ -357,6 +363,236 @@ def test_step_closure_under_grad_mode(name):
         q = nn.Parameter(np.zeros(1, np.float32))
         q.grad = Tensor(np.ones(1, np.float32))
         assert ALL[name]([q]).step() is None
+
+
+def test_lbfgs_needs_a_closure():
+    opt = optim.LBFGS([nn.Parameter(np.zeros(1, np.float32))])
+    with pytest.raises(TypeError):
+        opt.step()
+    opt = optim.LBFGS([nn.Parameter(np.ones(1, np.float32))], line_search_fn="backtracking")
+    p = opt.param_groups[0]["params"][0]
+
+    def closure():
+        opt.zero_grad()
+        loss = (p * p).sum()
+        loss.backward()
+        return loss
+
+    with pytest.raises(RuntimeError, match="only 'strong_wolfe' is supported"):
+        opt.step(closure)
+
+
+# -- LBFGS -----------------------------------------------------------------------------------------
+
+
+def _rosenbrock(x):
+    """The sum of 2-D Rosenbrock functions over pairs of x, and its gradient, in float64."""
+    x = np.asarray(x, np.float64)
+    a, b = x[0::2], x[1::2]
+    f = float(((1 - a) ** 2 + 100 * (b - a * a) ** 2).sum())
+    g = np.empty_like(x)
+    g[0::2] = -2 * (1 - a) - 400 * a * (b - a * a)
+    g[1::2] = 200 * (b - a * a)
+    return f, g
+
+
+def _lbfgs_pair(torch, x0, fn, dtype, **kw):
+    """fastnn's and torch's LBFGS on the same start, with closures giving both the very same
+    loss and gradient (fn(x) in float64, rounded to dtype), so only the optimizers can differ."""
+    xf = Tensor(x0.astype(dtype), dtype=dtype, requires_grad=True)
+    xt = torch.tensor(x0.astype(dtype), requires_grad=True)
+    of, ot = optim.LBFGS([xf], **kw), torch.optim.LBFGS([xt], **kw)
+
+    def closure_f():
+        f, g = fn(xf.data)
+        xf.grad = Tensor(g.astype(dtype), dtype=dtype)
+        return Tensor(np.array(f, dtype), dtype=dtype)
+
+    def closure_t():
+        f, g = fn(xt.detach().numpy())
+        xt.grad = torch.from_numpy(g.astype(dtype))
+        return torch.tensor(f, dtype=xt.dtype)
+
+    return (xf, of, closure_f), (xt, ot, closure_t)
+
+
+def _compare_lbfgs(fastnn_side, torch_side, calls, atol):
+    (xf, of, cf), (xt, ot, ct) = fastnn_side, torch_side
+    for _ in range(calls):
+        lf, lt = of.step(cf), ot.step(ct)
+        assert lf.item() == pytest.approx(lt.item(), rel=1e-6, abs=1e-12)
+        np.testing.assert_allclose(xf.data, xt.detach().numpy(), rtol=0, atol=atol)
+        sf, st = of.state[id(xf)], ot.state[xt]
+        assert (sf["func_evals"], sf["n_iter"]) == (st["func_evals"], st["n_iter"])
+        assert len(sf["old_dirs"]) == len(st["old_dirs"])
+    return xf
+
+
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+def test_lbfgs_rosenbrock_float64_matches_torch(line_search_fn):
+    """60 iterations on three Rosenbrock valleys: the same iterates, evaluation counts and history
+    as torch (float64: the iterates' differences, a few roundings amplified by the curvature,
+    stay far below 1e-5)."""
+    torch = pytest.importorskip("torch")
+    x0 = np.array([-1.2, 1.0, -0.5, 0.8, 0.3, 0.2])
+    kw = dict(lr=0.1) if line_search_fn is None else dict(line_search_fn="strong_wolfe")
+    f, t = _lbfgs_pair(torch, x0, _rosenbrock, np.float64, history_size=7, **kw)
+    x = _compare_lbfgs(f, t, calls=3, atol=1e-9)
+    assert _rosenbrock(x.data)[0] < 0.1 * _rosenbrock(x0)[0]  # on its way to the minimum
+
+
+def _quartic(x):
+    """sum x^4 - x^2 + 0.3 x: two valleys per coordinate."""
+    x = np.asarray(x, np.float64)
+    return float((x**4 - x**2 + 0.3 * x).sum()), 4 * x**3 - 2 * x + 0.3
+
+
+def _wavy(x):
+    """sum sin(3 x) + 0.1 x^2: many local minima."""
+    x = np.asarray(x, np.float64)
+    return float((np.sin(3 * x) + 0.1 * x * x).sum()), 3 * np.cos(3 * x) + 0.2 * x
+
+
+def _cliff(x):
+    """sum -x + 1e-4 x^2 with a step up of 95 at x = 50: walking down the slope from 0, the
+    line search's third trial (x = 100) lies above the second (x = 10) though still below the
+    start, with the slope as steep as at the start."""
+    x = np.asarray(x, np.float64)
+    s = 0.5 * (1 + np.tanh(x - 50.0))  # a sigmoid of width 0.5
+    return float((-x + 95 * s + 1e-4 * x * x).sum()), -1 + 190 * s * (1 - s) + 2e-4 * x
+
+
+# problems whose line searches take every branch: extrapolation (a short first trial), the
+# evaluation limit reached while extrapolating, a cubic without a minimum (the midpoint), a
+# bracket found by a rising slope, by a rising loss or by a loss above the previous trial's,
+# zoom points crowding an end of the bracket (allowed once, then moved inside) and the
+# bracket's low end replacing its high end
+LINE_SEARCHES = [
+    (_rosenbrock, [-1.2, 1.0, 2.0, 3.5], 1.0, {}),
+    (_rosenbrock, [-1.2, 1.0, 2.0, 3.5], 30.0, {}),
+    (_quartic, [0.3, -0.2, 1.5, -2.0], 1e-3, {}),
+    (_quartic, [2.5, 2.5, -3.0, 0.1], 30.0, {}),
+    (_wavy, [-1.2, 1.0, 2.0, 3.5], 1000.0, {}),
+    (_cliff, [0.0], 1.0, dict(max_iter=1, max_eval=10)),
+]
+
+
+@pytest.mark.parametrize(
+    "fn,x0,lr,kw", LINE_SEARCHES, ids=[f"{f.__name__.strip('_')}-{lr:g}" for f, _, lr, _ in LINE_SEARCHES]
+)
+def test_lbfgs_strong_wolfe_line_search_matches_torch(fn, x0, lr, kw):
+    """Strong-Wolfe searches through every branch: the same iterates and evaluation counts as
+    torch (float64)."""
+    torch = pytest.importorskip("torch")
+    kw = dict(dict(max_iter=6), **kw)
+    f, t = _lbfgs_pair(torch, np.array(x0), fn, np.float64, lr=lr, line_search_fn="strong_wolfe", **kw)
+    _compare_lbfgs(f, t, calls=3, atol=1e-9)
+
+
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+def test_lbfgs_rosenbrock_float32_matches_torch(line_search_fn):
+    """Float32: the first 8 iterations (Rosenbrock's curvature multiplies a rounding difference
+    by about 3 each iteration, so later float32 iterates of two implementations drift apart)."""
+    torch = pytest.importorskip("torch")
+    x0 = np.array([-1.2, 1.0, -0.5, 0.8, 0.3, 0.2])
+    kw = dict(lr=0.1) if line_search_fn is None else dict(line_search_fn="strong_wolfe")
+    f, t = _lbfgs_pair(torch, x0, _rosenbrock, np.float32, max_iter=4, max_eval=10, **kw)
+    _compare_lbfgs(f, t, calls=2, atol=1e-5)
+
+
+def _least_squares(A, b):
+    def fn(x):
+        r = A @ np.asarray(x, np.float64) - b
+        return float(r @ r), 2 * A.T @ r
+
+    return fn
+
+
+@pytest.mark.parametrize("dtype,atol", [(np.float32, 1e-6), (np.float64, 1e-12)])
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+@pytest.mark.parametrize("history_size", [2, 100])
+def test_lbfgs_least_squares_matches_torch(dtype, atol, line_search_fn, history_size):
+    """A least-squares fit, 4 calls of 5 iterations (to the minimum): the same iterates as torch."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    A, b, x0 = rng.standard_normal((20, 6)), rng.standard_normal(20), rng.standard_normal(6)
+    kw = dict(line_search_fn=line_search_fn, history_size=history_size, max_iter=5)
+    f, t = _lbfgs_pair(torch, x0, _least_squares(A, b), dtype, **kw)
+    x = _compare_lbfgs(f, t, calls=4, atol=atol)
+    np.testing.assert_allclose(x.data, np.linalg.lstsq(A, b, rcond=None)[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+def test_lbfgs_autograd_closure_matches_torch(line_search_fn):
+    """The closure as a program writes it, each library's own autograd computing the float32
+    gradient: the same iterates as torch within 1e-5 for 8 iterations, then both at the minimum.
+    (At the minimum the float32 gradients are rounding noise, which the two libraries round
+    differently, so the last iterates agree only as far as the problem determines them.)"""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((20, 6)).astype(np.float32)
+    b = rng.standard_normal(20).astype(np.float32)
+    x0 = rng.standard_normal(6).astype(np.float32)
+    kw = dict(line_search_fn=line_search_fn, max_iter=4)
+    xf, xt = nn.Parameter(x0.copy()), torch.nn.Parameter(torch.from_numpy(x0.copy()))
+    of, ot = optim.LBFGS([xf], **kw), torch.optim.LBFGS([xt], **kw)
+    Af, bf, At, bt = Tensor(A), Tensor(b), torch.from_numpy(A), torch.from_numpy(b)
+
+    def closure_f():
+        of.zero_grad()
+        r = Af @ xf - bf
+        loss = (r * r).sum()
+        loss.backward()
+        return loss
+
+    def closure_t():
+        ot.zero_grad()
+        r = At @ xt - bt
+        loss = (r * r).sum()
+        loss.backward()
+        return loss
+
+    for _ in range(2):
+        lf, lt = of.step(closure_f), ot.step(closure_t)
+        assert lf.item() == pytest.approx(lt.item(), rel=1e-5)
+        np.testing.assert_allclose(xf.data, xt.detach().numpy(), rtol=1e-5, atol=1e-5)
+    for _ in range(4):
+        of.step(closure_f)
+        ot.step(closure_t)
+    best = np.linalg.lstsq(A.astype(np.float64), b.astype(np.float64), rcond=None)[0]
+    np.testing.assert_allclose(xf.data, best, atol=1e-3)
+    np.testing.assert_allclose(xt.detach().numpy(), best, atol=1e-3)
+
+
+def test_lbfgs_state_dict_round_trip():
+    """Save between two step() calls, load into a new LBFGS, continue: the same iterates as
+    without the interruption (the curvature pairs, direction and step come back)."""
+    x0 = np.array([-1.2, 1.0, -0.5, 0.8])
+
+    def run(interrupt):
+        x = Tensor(x0.astype(np.float32), requires_grad=True)
+        opt = optim.LBFGS([x], line_search_fn="strong_wolfe", max_iter=5, history_size=3)
+
+        def closure():
+            f, g = _rosenbrock(x.data)
+            x.grad = Tensor(g.astype(np.float32))
+            return Tensor(np.float32(f))
+
+        for i in range(4):
+            if interrupt and i == 2:
+                buf = io.BytesIO()
+                fastnn.save(opt.state_dict(), buf)
+                buf.seek(0)
+                x = Tensor(x.data.copy(), requires_grad=True)
+                opt = optim.LBFGS([x], line_search_fn="strong_wolfe", max_iter=5, history_size=3)
+                opt.load_state_dict(fastnn.load(buf))
+                assert len(opt.state[id(x)]["old_dirs"]) == 3
+            opt.step(closure)
+        return x.data, opt.state[id(x)]["func_evals"]
+
+    a, b = run(False), run(True)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert a[1] == b[1]
 
 
 # -- on the emulated CUDA device -------------------------------------------------------------------
@@ -404,3 +640,38 @@ def test_on_the_device(emulated_gpu, cls, kw):
         for k, v in st.items()
         if k not in ("step", "mu_product")
     )
+
+
+def _lbfgs_two_params(dev, A, b, line_search_fn):
+    """LBFGS fitting A [w; v] = b over parameters w (3,) and v (2,) on device dev: 2 calls."""
+    w = nn.Parameter(fastnn.tensor(np.zeros(3, np.float32), device=dev))
+    v = nn.Parameter(fastnn.tensor(np.zeros(2, np.float32), device=dev))
+    Ad, bd = fastnn.tensor(A, device=dev), fastnn.tensor(b, device=dev)
+    opt = optim.LBFGS([w, v], line_search_fn=line_search_fn, max_iter=6)
+
+    def closure():
+        opt.zero_grad()
+        r = Ad[:, :3] @ w + Ad[:, 3:] @ v - bd
+        loss = (r * r).sum()
+        loss.backward()
+        return loss
+
+    for _ in range(2):
+        opt.step(closure)
+    return w, v, opt
+
+
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+def test_lbfgs_on_the_device(emulated_gpu, line_search_fn):
+    """LBFGS over two CUDA parameters: the same iterates as on the CPU; its flat vectors live on
+    the device."""
+    rng = np.random.default_rng(6)
+    A = rng.standard_normal((10, 5)).astype(np.float32)
+    b = rng.standard_normal(10).astype(np.float32)
+    wc, vc, oc = _lbfgs_two_params("cpu", A, b, line_search_fn)
+    wd, vd, od = _lbfgs_two_params("cuda", A, b, line_search_fn)
+    np.testing.assert_allclose(wd.data.get(), wc.data, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(vd.data.get(), vc.data, rtol=1e-5, atol=1e-6)
+    assert isinstance(od.state[id(wd)]["d"], emulated_gpu.ndarray)
+    assert all(isinstance(y, emulated_gpu.ndarray) for y in od.state[id(wd)]["old_dirs"])
+    assert od.state[id(wd)]["func_evals"] == oc.state[id(wc)]["func_evals"]

@@ -2,6 +2,7 @@
 
 from . import lr_scheduler
 from .adaptive import Adadelta, Adagrad, Adamax, NAdam, RAdam, RMSprop
+from .lbfgs import LBFGS
 from .optimizer import SGD, Adam, AdamW, Optimizer, SparseAdam
 
 __all__ = [
@@ -16,5 +17,6 @@ __all__ = [
     "Adamax",
     "NAdam",
     "RAdam",
+    "LBFGS",
     "lr_scheduler",
 ]
