@@ -675,3 +675,379 @@ def test_lbfgs_on_the_device(emulated_gpu, line_search_fn):
     assert isinstance(od.state[id(wd)]["d"], emulated_gpu.ndarray)
     assert all(isinstance(y, emulated_gpu.ndarray) for y in od.state[id(wd)]["old_dirs"])
     assert od.state[id(wd)]["func_evals"] == oc.state[id(wc)]["func_evals"]
+
+
+# -- learning-rate schedulers ----------------------------------------------------------------------
+
+
+def _two_groups(lib, name="SGD"):
+    """An optimizer of library lib (fastnn.optim or torch.optim) with two param groups whose
+    learning rates differ."""
+    if lib is optim:
+        ps = [nn.Parameter(np.zeros(2, np.float32)), nn.Parameter(np.zeros(1, np.float32))]
+    else:
+        import torch
+
+        ps = [torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(1))]
+    groups = [{"params": [ps[0]]}, {"params": [ps[1]], "lr": 0.05}]
+    if name == "SGD":
+        return lib.SGD(groups, lr=0.2, momentum=0.9)
+    return getattr(lib, name)(groups, lr=0.2)
+
+
+class Halving:
+    """A callable object as lr_lambda: its attributes are saved in state_dict (a function is not)."""
+
+    def __init__(self):
+        self.rate = 0.5
+
+    def __call__(self, epoch):
+        return self.rate ** (epoch // 10)
+
+
+# name -> (make(lr_scheduler module, optimizer), optimizer class name)
+SCHEDULERS = {
+    "LambdaLR": (lambda m, o: m.LambdaLR(o, [lambda e: 0.95**e, lambda e: 1 / (1 + e)]), "SGD"),
+    "LambdaLR-object": (lambda m, o: m.LambdaLR(o, Halving()), "SGD"),
+    "MultiplicativeLR": (lambda m, o: m.MultiplicativeLR(o, lambda e: 0.97 if e % 3 else 0.9), "SGD"),
+    "StepLR": (lambda m, o: m.StepLR(o, 7, 0.5), "SGD"),
+    "MultiStepLR": (lambda m, o: m.MultiStepLR(o, [5, 12, 12, 40], 0.3), "SGD"),
+    "ConstantLR": (lambda m, o: m.ConstantLR(o, 0.25, 8), "SGD"),
+    "LinearLR": (lambda m, o: m.LinearLR(o, 0.1, 0.9, 20), "SGD"),
+    "ExponentialLR": (lambda m, o: m.ExponentialLR(o, 0.93), "SGD"),
+    "PolynomialLR": (lambda m, o: m.PolynomialLR(o, 30, 2.0), "SGD"),
+    "CosineAnnealingLR": (lambda m, o: m.CosineAnnealingLR(o, 10, 0.001), "SGD"),  # several periods
+    "CosineAnnealingLR-long": (lambda m, o: m.CosineAnnealingLR(o, 45), "SGD"),
+    "SequentialLR-warmup-cosine": (
+        lambda m, o: m.SequentialLR(o, [m.LinearLR(o, 0.01, 1.0, 5), m.CosineAnnealingLR(o, 20, 1e-4)], [5]),
+        "SGD",
+    ),
+    "SequentialLR-three": (
+        lambda m, o: m.SequentialLR(o, [m.ConstantLR(o, 0.1, 3), m.ExponentialLR(o, 0.9), m.StepLR(o, 4)], [3, 10]),
+        "SGD",
+    ),
+    "ChainedScheduler": (lambda m, o: m.ChainedScheduler([m.ConstantLR(o, 0.5, 4), m.ExponentialLR(o, 0.95)]), "SGD"),
+    "CosineAnnealingWarmRestarts": (lambda m, o: m.CosineAnnealingWarmRestarts(o, 5, 2, 1e-3), "SGD"),
+    "CosineAnnealingWarmRestarts-T_mult-1": (lambda m, o: m.CosineAnnealingWarmRestarts(o, 7), "SGD"),
+    "CyclicLR-triangular2": (lambda m, o: m.CyclicLR(o, 0.01, [0.1, 0.2], 6, 4, "triangular2"), "SGD"),
+    "CyclicLR-exp_range-betas": (
+        lambda m, o: m.CyclicLR(o, [0.01, 0.02], 0.1, 5, mode="exp_range", gamma=0.97, base_momentum=0.7),
+        "Adam",
+    ),
+    "CyclicLR-scale_fn": (
+        lambda m, o: m.CyclicLR(o, 0.01, 0.1, 4, scale_fn=lambda x: 0.9**x, scale_mode="iterations"),
+        "RMSprop",
+    ),
+    "CyclicLR-no-momentum": (lambda m, o: m.CyclicLR(o, 0.01, 0.1, 3, cycle_momentum=False), "Adagrad"),
+    "OneCycleLR-cos": (lambda m, o: m.OneCycleLR(o, [0.5, 0.1], total_steps=70), "SGD"),
+    "OneCycleLR-three-phase-linear-betas": (
+        lambda m, o: m.OneCycleLR(o, 0.5, epochs=7, steps_per_epoch=10, three_phase=True, anneal_strategy="linear"),
+        "NAdam",
+    ),
+}
+
+
+def _run_schedulers(torch, name, steps, change_at=None):
+    """fastnn's and torch's scheduler stepped in lockstep with their optimizers; yields each
+    step's (fastnn lrs, torch lrs, fastnn groups, torch groups). change_at: the step at which
+    both groups' lr is set by hand."""
+    make, opt_name = SCHEDULERS[name]
+    of, ot = _two_groups(optim, opt_name), _two_groups(torch.optim, opt_name)
+    sf, st = make(optim.lr_scheduler, of), make(torch.optim.lr_scheduler, ot)
+    for i in range(steps):
+        yield sf.get_last_lr(), st.get_last_lr(), of.param_groups, ot.param_groups
+        if i == change_at:
+            for g in of.param_groups + ot.param_groups:
+                g["lr"] = g["lr"] * 3
+        of.step()
+        ot.step()
+        sf.step()
+        st.step()
+
+
+def _same_lrs(got, want):
+    assert len(got) == len(want) == 2
+    for a, b in zip(got, want):
+        assert a == pytest.approx(b, rel=1e-12, abs=0), (got, want)
+
+
+@pytest.mark.parametrize("name", list(SCHEDULERS))
+def test_scheduler_matches_torch(name):
+    """70 steps over two param groups: the learning rates (and cycled momentum / beta1) equal
+    torch's."""
+    torch = pytest.importorskip("torch")
+    for lf, lt, gf, gt in _run_schedulers(torch, name, 70):
+        _same_lrs(lf, lt)
+        _same_lrs([g["lr"] for g in gf], lf)
+        for a, b in zip(gf, gt):
+            for key in ("momentum", "betas"):
+                if key in b:
+                    assert a[key] == pytest.approx(b[key], rel=1e-12, abs=0), key
+
+
+@pytest.mark.parametrize("name", ["CosineAnnealingLR", "ExponentialLR", "StepLR", "ChainedScheduler", "LinearLR"])
+def test_scheduler_follows_an_lr_changed_by_hand(name):
+    """The chainable form continues from an lr set by hand (the recursive cosine then leaves its
+    closed form), as torch's does."""
+    torch = pytest.importorskip("torch")
+    seen = []
+    for lf, lt, _, _ in _run_schedulers(torch, name, 60, change_at=3):
+        _same_lrs(lf, lt)
+        seen.append(lf[0])
+    if name == "CosineAnnealingLR":
+        closed = [0.001 + (0.2 - 0.001) * (1 + np.cos(np.pi * e / 10)) / 2 for e in range(60)]
+        assert abs(seen[6] - closed[6]) > 1e-2  # it is the recursion being checked
+
+
+@pytest.mark.parametrize(
+    "name", ["StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR", "PolynomialLR", "CosineAnnealingLR"]
+)
+def test_step_with_an_epoch_uses_the_closed_form(name):
+    """step(epoch): torch's deprecation warning and its closed form, at epochs out of order."""
+    torch = pytest.importorskip("torch")
+    make, opt_name = SCHEDULERS[name]
+    of, ot = _two_groups(optim, opt_name), _two_groups(torch.optim, opt_name)
+    sf, st = make(optim.lr_scheduler, of), make(torch.optim.lr_scheduler, ot)
+    of.step()
+    ot.step()
+    for epoch in (3, 17, 5, 40, 12, 0, 25):
+        with pytest.warns(UserWarning, match="The epoch parameter in `scheduler.step\\(\\)` was not necessary"):
+            sf.step(epoch)
+        with pytest.warns(UserWarning):
+            st.step(epoch)
+        assert sf.last_epoch == st.last_epoch == epoch
+        _same_lrs(sf.get_last_lr(), st.get_last_lr())
+
+
+def test_warm_restarts_fractional_epochs():
+    """CosineAnnealingWarmRestarts.step(epoch) with fractional epochs (an lr per batch)."""
+    torch = pytest.importorskip("torch")
+    for T_mult in (1, 2, 3):
+        of, ot = _two_groups(optim), _two_groups(torch.optim)
+        sf = optim.lr_scheduler.CosineAnnealingWarmRestarts(of, 3, T_mult, 0.01)
+        st = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(ot, 3, T_mult, 0.01)
+        for k in range(120):
+            epoch = k / 7
+            of.step()
+            ot.step()
+            sf.step(epoch)
+            st.step(epoch)
+            _same_lrs(sf.get_last_lr(), st.get_last_lr())
+            assert (sf.T_i, sf.last_epoch) == (st.T_i, st.last_epoch)
+
+
+@pytest.mark.parametrize("name", list(SCHEDULERS))
+def test_scheduler_state_dict_round_trip(name):
+    """state_dict has torch's keys; after saving at step 20 (with the optimizer, through
+    fastnn.save), fresh objects loading both continue exactly as the uninterrupted run."""
+    torch = pytest.importorskip("torch")
+    make, opt_name = SCHEDULERS[name]
+    assert set(make(optim.lr_scheduler, _two_groups(optim, opt_name)).state_dict()) == set(
+        make(torch.optim.lr_scheduler, _two_groups(torch.optim, opt_name)).state_dict()
+    )
+
+    def run(interrupt):
+        opt = _two_groups(optim, opt_name)
+        sched = make(optim.lr_scheduler, opt)
+        lrs = []
+        for i in range(60):
+            if interrupt and i == 20:
+                buf = io.BytesIO()
+                fastnn.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, buf)
+                buf.seek(0)
+                saved = fastnn.load(buf)
+                opt = _two_groups(optim, opt_name)
+                sched = make(optim.lr_scheduler, opt)
+                opt.load_state_dict(saved["optimizer"])
+                sched.load_state_dict(saved["scheduler"])
+            lrs.append(list(sched.get_last_lr()) + [g.get("momentum") for g in opt.param_groups])
+            opt.step()
+            sched.step()
+        if hasattr(sched, "_get_closed_form_lr"):  # and the closed form works after a load
+            with pytest.warns(UserWarning, match="The epoch parameter"):
+                sched.step(13)
+            lrs.append(sched.get_last_lr())
+        return lrs
+
+    assert run(True) == run(False)
+
+
+def test_lambda_state_dict():
+    """A function is not stored (None), a callable object's attributes are, as torch does."""
+    of = _two_groups(optim)
+    fn = Halving()
+    s = optim.lr_scheduler.LambdaLR(of, [lambda e: 1.0, fn])
+    assert s.state_dict()["lr_lambdas"] == [None, {"rate": 0.5}]
+    fn.rate = 0.1
+    state = s.state_dict()
+    fn.rate = 0.9
+    s.load_state_dict(state)
+    assert fn.rate == 0.1 and "lr_lambdas" in state
+
+
+PLATEAU = [
+    {},
+    dict(patience=3, cooldown=2, factor=0.5),
+    dict(mode="max", factor=0.5, patience=2, threshold=0.1, threshold_mode="abs", cooldown=2, min_lr=[0.01, 0.001]),
+    dict(mode="min", threshold_mode="abs", threshold=0.05, patience=1, min_lr=0.02, eps=1e-3),
+    dict(mode="max", patience=0, factor=0.9),
+]
+
+
+@pytest.mark.parametrize("kw", PLATEAU)
+def test_reduce_lr_on_plateau_matches_torch(kw):
+    """step(metric) over 100 noisy, slowly improving metrics: the same reductions as torch's,
+    the same counters, and a state_dict round trip half-way."""
+    torch = pytest.importorskip("torch")
+    of, ot = _two_groups(optim), _two_groups(torch.optim)
+    sf = optim.lr_scheduler.ReduceLROnPlateau(of, **kw)
+    st = torch.optim.lr_scheduler.ReduceLROnPlateau(ot, **kw)
+    rng = np.random.default_rng(0)
+    sign = -1 if kw.get("mode") == "max" else 1
+    changes = 0
+    for i in range(100):
+        metric = sign * (2.0 - 0.01 * i) + 0.1 * rng.standard_normal()
+        if i == 50:
+            buf = io.BytesIO()
+            fastnn.save(sf.state_dict(), buf)
+            buf.seek(0)
+            sf = optim.lr_scheduler.ReduceLROnPlateau(of, mode="max" if kw.get("mode") != "max" else "min")
+            sf.load_state_dict(fastnn.load(buf))
+        before = sf.get_last_lr()
+        sf.step(Tensor(np.float32(metric)) if i % 2 else metric)
+        st.step(np.float32(metric) if i % 2 else metric)
+        changes += sf.get_last_lr() != before
+        assert sf.get_last_lr() == st.get_last_lr(), i
+        assert (sf.best, sf.num_bad_epochs, sf.cooldown_counter, sf.last_epoch) == (
+            st.best,
+            st.num_bad_epochs,
+            st.cooldown_counter,
+            st.last_epoch,
+        )
+    assert changes >= 1
+
+
+def test_custom_scheduler_subclass():
+    """A program's own LRScheduler subclass (get_lr over base_lrs and last_epoch) runs as in torch;
+    _LRScheduler is the old name."""
+    torch = pytest.importorskip("torch")
+
+    def make(m, o):
+        class Warmup(m.LRScheduler):
+            def get_lr(self):
+                return [base * min(1.0, (self.last_epoch + 1) / 4) for base in self.base_lrs]
+
+        return Warmup(o)
+
+    of, ot = _two_groups(optim), _two_groups(torch.optim)
+    sf, st = make(optim.lr_scheduler, of), make(torch.optim.lr_scheduler, ot)
+    for _ in range(8):
+        _same_lrs(sf.get_last_lr(), st.get_last_lr())
+        of.step()
+        ot.step()
+        sf.step()
+        st.step()
+    assert issubclass(optim.lr_scheduler._LRScheduler, optim.lr_scheduler.LRScheduler)
+
+
+def test_scheduler_warnings_as_torch():
+    """Stepping the scheduler before the optimizer, and get_lr() outside step(), warn as in torch."""
+    of = _two_groups(optim)
+    s = optim.lr_scheduler.StepLR(of, 2)
+    with pytest.warns(UserWarning, match=r"Detected call of `lr_scheduler.step\(\)` before `optimizer.step\(\)`"):
+        s.step()
+    with pytest.warns(UserWarning, match=r"please use `get_last_lr\(\)`"):
+        s.get_lr()
+    of = _two_groups(optim)
+    s = optim.lr_scheduler.ExponentialLR(of, 0.5)
+    of.step()
+    s.step()  # no warning: the optimizer stepped first
+    s.step()
+    assert s.get_last_lr() == [0.05, 0.0125]
+
+
+def _sched_error(lib, make):
+    try:
+        make(lib)
+    except Exception as e:  # noqa: BLE001 - the test compares whatever each library raises
+        return e
+    return None
+
+
+SCHEDULER_ERRORS = [
+    lambda m, o: m.ConstantLR(o, factor=1.5),
+    lambda m, o: m.LinearLR(o, start_factor=0),
+    lambda m, o: m.LinearLR(o, end_factor=1.5),
+    lambda m, o: m.LambdaLR(o, [lambda e: 1.0]),
+    lambda m, o: m.MultiplicativeLR(o, 0.5),
+    lambda m, o: m.StepLR(o, 3, last_epoch=4),  # resuming needs initial_lr in the groups
+    lambda m, o: m.CosineAnnealingWarmRestarts(o, 0),
+    lambda m, o: m.CosineAnnealingWarmRestarts(o, 5, T_mult=0),
+    lambda m, o: m.CosineAnnealingWarmRestarts(o, 5, eta_min="0"),
+    lambda m, o: m.CyclicLR(o, 0.1, 1.0, mode="zigzag"),
+    lambda m, o: m.CyclicLR(o, [0.1], 1.0),
+    lambda m, o: m.OneCycleLR(o, 1.0),
+    lambda m, o: m.OneCycleLR(o, 1.0, total_steps=0),
+    lambda m, o: m.OneCycleLR(o, 1.0, epochs=0, steps_per_epoch=3),
+    lambda m, o: m.OneCycleLR(o, 1.0, total_steps=10, pct_start=1.5),
+    lambda m, o: m.OneCycleLR(o, 1.0, total_steps=10, pct_start=1),
+    lambda m, o: m.OneCycleLR(o, 1.0, total_steps=10, anneal_strategy="step"),
+    lambda m, o: m.ReduceLROnPlateau(o, factor=1.0),
+    lambda m, o: m.ReduceLROnPlateau(o, mode="lowest"),
+    lambda m, o: m.ReduceLROnPlateau(o, threshold_mode="relative"),
+    lambda m, o: m.ReduceLROnPlateau(o, min_lr=[0.1]),
+    lambda m, o: m.SequentialLR(o, [], []),
+    lambda m, o: m.SequentialLR(o, [m.StepLR(o, 2), m.StepLR(o, 3)], [2, 4]),
+    lambda m, o: m.SequentialLR(o, [m.StepLR(o, 2), m.ReduceLROnPlateau(o)], [2]),
+    lambda m, o: m.ChainedScheduler([]),
+    lambda m, o: m.StepLR(None, 3),
+    lambda m, o: m.ReduceLROnPlateau("opt"),
+]
+
+
+@pytest.mark.parametrize("i", range(len(SCHEDULER_ERRORS)))
+def test_scheduler_errors_match_torch(i):
+    torch = pytest.importorskip("torch")
+    make = SCHEDULER_ERRORS[i]
+    want = _sched_error(torch.optim, lambda O: make(torch.optim.lr_scheduler, _two_groups(O)))
+    got = _sched_error(optim, lambda O: make(optim.lr_scheduler, _two_groups(O)))
+    assert want is not None and type(got) is type(want), (got, want)
+    if isinstance(want, (ValueError, KeyError)):
+        assert str(got) == str(want)
+
+
+def test_scheduler_errors_in_use():
+    """Momentum cycling needs momentum or betas; OneCycleLR past total_steps; schedulers of two
+    optimizers in one SequentialLR: torch's errors."""
+    torch = pytest.importorskip("torch")
+    for lib, m in ((torch.optim, torch.optim.lr_scheduler), (optim, optim.lr_scheduler)):
+        with pytest.raises(ValueError, match="optimizer must support momentum or beta1 with `cycle_momentum`"):
+            m.CyclicLR(_two_groups(lib, "Adadelta"), 0.1, 1.0)
+        with pytest.raises(ValueError, match="optimizer must support momentum or beta1 with `cycle_momentum`"):
+            m.OneCycleLR(_two_groups(lib, "Adagrad"), 0.1, total_steps=5)
+        o = _two_groups(lib)
+        s = m.OneCycleLR(o, 0.1, total_steps=3)
+        for _ in range(3):
+            o.step()
+            s.step()
+        with pytest.raises(ValueError, match="Tried to step 4 times. The specified number of total steps is 3"):
+            s.step()
+        o1, o2 = _two_groups(lib), _two_groups(lib)
+        with pytest.raises(ValueError, match="SequentialLR expects all schedulers to belong to the same optimizer"):
+            m.SequentialLR(o1, [m.StepLR(o1, 2), m.StepLR(o2, 2)], [3])
+
+
+def test_copy_of_an_optimizer_with_a_scheduler():
+    """The scheduler wraps optimizer.step to see it called; a deep copy of the optimizer steps its
+    own parameters, not the original's."""
+    import copy
+
+    p = nn.Parameter(np.ones(2, np.float32))
+    opt = optim.SGD([p], lr=0.1)
+    optim.lr_scheduler.StepLR(opt, 2)
+    twin = copy.deepcopy(opt)
+    q = twin.param_groups[0]["params"][0]
+    q.grad = Tensor(np.ones(2, np.float32))
+    twin.step()
+    np.testing.assert_array_equal(p.data, [1.0, 1.0])
+    np.testing.assert_allclose(q.data, [0.9, 0.9])

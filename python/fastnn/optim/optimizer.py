@@ -91,6 +91,13 @@ class Optimizer:
         for g in params:
             self.add_param_group(g)
 
+    def __getstate__(self):
+        # a scheduler's wrapper of step() (lr_scheduler) calls this very object: a copy goes
+        # without it, its step() being the class's
+        state = dict(self.__dict__)
+        state.pop("step", None)
+        return state
+
     def add_param_group(self, group):
         if not isinstance(group, dict):
             raise TypeError(f"param_group must be a dict, but got {type(group)}")
