@@ -113,3 +113,57 @@ def test_clip_grad_norm():
     assert abs(total.item() - expect) < 1e-4
     new = np.sqrt((a.grad.data**2).sum() + (b.grad.data**2).sum())
     assert abs(new - 1.0) < 1e-4
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "SparseAdam"])
+def test_step_calls_the_closure_under_grad_mode(name):
+    """step(closure) evaluates the closure with grad mode on (also inside no_grad) and returns
+    its loss, as torch's optimizers do."""
+    sparse = name == "SparseAdam"
+    emb = nn.Embedding(3, 2, sparse=sparse)
+    opt = getattr(optim, name)(emb.parameters(), lr=0.1)
+    before = emb.weight.data.copy()
+    seen = []
+
+    def closure():
+        seen.append(fastnn.is_grad_enabled())
+        opt.zero_grad()
+        loss = (emb(Tensor(np.array([0, 2]))) ** 2).sum()
+        loss.backward()
+        return loss
+
+    with fastnn.no_grad():
+        loss = opt.step(closure)
+    assert seen == [True] and fastnn.is_grad_enabled()
+    assert isinstance(loss, Tensor) and loss.item() == pytest.approx(float((before[[0, 2]] ** 2).sum()))
+    assert not np.array_equal(emb.weight.data, before)
+    assert opt.step() is None
+
+
+def test_bad_params_match_torch():
+    """The parameter list's errors, with torch's exception types and messages."""
+    torch = pytest.importorskip("torch")
+    p, q = nn.Parameter(np.zeros(2, np.float32)), nn.Parameter(np.zeros(1, np.float32))
+    tp, tq = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(1))
+    for make_f, make_t in [
+        (lambda O: O.SGD([], lr=0.1), lambda O: O.SGD([], lr=0.1)),
+        (lambda O: O.SGD(p, lr=0.1), lambda O: O.SGD(tp, lr=0.1)),  # a tensor, not an iterable of them
+        (lambda O: O.Adam([{"params": {p}}]), lambda O: O.Adam([{"params": {tp}}])),  # a set: no order
+        (
+            lambda O: O.Adam([{"params": [p]}, {"params": [p, q]}]),
+            lambda O: O.Adam([{"params": [tp]}, {"params": [tp, tq]}]),
+        ),
+        (lambda O: O.AdamW([p, 1.0]), lambda O: O.AdamW([tp, 1.0])),
+        (lambda O: O.SGD([p, q], lr=0.1).add_param_group([q]), lambda O: O.SGD([tp, tq], lr=0.1).add_param_group([tq])),
+    ]:
+        errors = []
+        for make, lib in ((make_t, torch.optim), (make_f, optim)):
+            try:
+                make(lib)
+                errors.append(None)
+            except (TypeError, ValueError) as e:
+                errors.append(e)
+        want, got = errors
+        assert want is not None and type(got) is type(want), (got, want)
+        if isinstance(want, ValueError):
+            assert str(got) == str(want)

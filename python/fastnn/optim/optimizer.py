@@ -7,7 +7,11 @@ the buffer is dense, as the update then moves every row that ever had a gradient
 takes only them, Adam/AdamW refuse them.
 
 Parameters may live on a CUDA device: the state (momentum buffers, moments) is created on each
-parameter's device and follows it if the parameter moves; one fused call per device."""
+parameter's device and follows it if the parameter moves; one fused call per device.
+
+Every step(closure) calls the closure under grad mode (even inside no_grad) and returns its loss,
+as torch does. load_state_dict puts each saved state array on its parameter's device, floating
+ones in the parameter's dtype (torch's rule)."""
 
 import copy
 import math
@@ -18,11 +22,44 @@ from .. import _device as _dev
 from .. import ops
 from .._device import xp as _xp
 from ..sparse import RowSparse
-from ..tensor import _HOST, Tensor
+from ..tensor import _HOST, Tensor, enable_grad
 
 
 def _is_array(v):
     return isinstance(v, np.ndarray) or hasattr(v, "__cuda_array_interface__")
+
+
+def _closure_loss(closure):
+    """closure() under grad mode (torch.enable_grad), or None without a closure."""
+    if closure is None:
+        return None
+    with enable_grad():
+        return closure()
+
+
+def _to_device(v, dev):
+    """State value v with its arrays (also those in lists and tuples) on device dev."""
+    if _is_array(v):
+        return v if _dev.device_of(v) == dev else _dev.move(v, dev)
+    if isinstance(v, (list, tuple)):
+        return type(v)(_to_device(x, dev) for x in v)
+    return v
+
+
+def _loaded(v, p):
+    """A saved state value as parameter p's state: arrays copied to p's device, floating ones in
+    p's dtype when p is floating (torch.optim's rule), containers element by element."""
+    if _is_array(v):
+        dev = _dev.device_of(p.data)
+        if v.dtype.kind == "f" and p.data.dtype.kind == "f":
+            if isinstance(v, np.ndarray) and dev.type == "cpu":
+                return np.array(v, dtype=p.data.dtype)
+            out = _dev.move(v, dev)
+            return out.astype(p.data.dtype, copy=out is v)
+        return _dev.move(v, dev).copy()
+    if isinstance(v, (list, tuple)):
+        return type(v)(_loaded(x, p) for x in v)
+    return copy.deepcopy(v)
 
 
 def _by_device(ps):
@@ -38,6 +75,11 @@ def _by_device(ps):
 
 class Optimizer:
     def __init__(self, params, defaults):
+        if isinstance(params, Tensor):
+            raise TypeError(
+                "params argument given to the optimizer should be an iterable of Tensors or dicts, "
+                f"but got {type(params).__name__}"
+            )
         self.defaults = defaults
         params = list(params)
         if not params:
@@ -49,12 +91,32 @@ class Optimizer:
         for g in params:
             self.add_param_group(g)
 
+    def __getstate__(self):
+        # a scheduler's wrapper of step() (lr_scheduler) calls this very object: a copy goes
+        # without it, its step() being the class's
+        state = dict(self.__dict__)
+        state.pop("step", None)
+        return state
+
     def add_param_group(self, group):
+        if not isinstance(group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(group)}")
         group = dict(group)
         ps = group["params"]
+        if isinstance(ps, set):
+            raise TypeError(
+                "optimizer parameters need to be organized in ordered collections, but the ordering of "
+                "tensors in sets will change between runs. Please use a list instead."
+            )
         group["params"] = [ps] if isinstance(ps, Tensor) else list(ps)
+        for p in group["params"]:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"optimizer can only optimize Tensors, but one of the params is {type(p).__name__}")
         for k, v in self.defaults.items():
             group.setdefault(k, v)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in group["params"]):
+            raise ValueError("some parameters appear in more than one parameter group")
         self.param_groups.append(group)
 
     def zero_grad(self, set_to_none=True):
@@ -74,8 +136,7 @@ class Optimizer:
         if not isinstance(p.data, _HOST) or any(not isinstance(v, (np.ndarray, int, float)) for v in st.values()):
             dev = _dev.device_of(p.data)
             for k, v in st.items():
-                if _is_array(v) and _dev.device_of(v) != dev:
-                    st[k] = _dev.move(v, dev)
+                st[k] = _to_device(v, dev)
         return st
 
     # -- state: numbered parameters, plain arrays and numbers (saved as .npz by fastnn.save) --
@@ -109,26 +170,8 @@ class Optimizer:
                     g[k] = v
         self.state = {}
         for i, st in state_dict["state"].items():
-            p = params[int(i)]
-            dev = _dev.device_of(p.data)  # the state goes to its parameter's device, as torch's
-            self.state[id(p)] = {
-                k: (
-                    _float_copy(v, dev)
-                    if _is_array(v) and v.dtype.kind == "f"
-                    else copy.deepcopy(v)
-                    if not _is_array(v)
-                    else _dev.move(v, dev).copy()
-                )
-                for k, v in st.items()
-            }
-
-
-def _float_copy(v, dev):
-    """A float32 copy of array v on device dev."""
-    if isinstance(v, np.ndarray) and dev.type == "cpu":
-        return np.array(v, dtype=np.float32)
-    out = _dev.move(v, dev)
-    return out.astype(np.float32, copy=out is v)
+            p = params[int(i)]  # the state goes to its parameter's device, as torch's
+            self.state[id(p)] = {k: _loaded(v, p) for k, v in st.items()}
 
 
 class SGD(Optimizer):
@@ -157,7 +200,7 @@ class SGD(Optimizer):
         )
 
     def step(self, closure=None):
-        loss = closure() if closure is not None else None
+        loss = _closure_loss(closure)
         for g in self.param_groups:
             ps = self._params_with_grad(g)
             if not ps:
@@ -238,7 +281,7 @@ class Adam(Optimizer):
         )
 
     def step(self, closure=None):
-        loss = closure() if closure is not None else None
+        loss = _closure_loss(closure)
         for g in self.param_groups:
             ps = self._params_with_grad(g)
             _refuse_sparse(type(self).__name__, ps)
@@ -301,7 +344,7 @@ class SparseAdam(Optimizer):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, maximize=maximize))
 
     def step(self, closure=None):
-        loss = closure() if closure is not None else None
+        loss = _closure_loss(closure)
         f32 = np.float32
         for g in self.param_groups:
             b1, b2 = g["betas"]
