@@ -1,6 +1,27 @@
 """fastnn.nn: layers, losses and containers with torch.nn's names and defaults."""
 
 from . import functional, init, utils
+from .activation import (
+    CELU,
+    ELU,
+    GLU,
+    SELU,
+    Hardshrink,
+    Hardsigmoid,
+    Hardswish,
+    Hardtanh,
+    LogSigmoid,
+    Mish,
+    PReLU,
+    ReLU6,
+    SiLU,
+    Softmin,
+    Softplus,
+    Softshrink,
+    Softsign,
+    Tanhshrink,
+    Threshold,
+)
 from .attention import LayerNorm, MultiheadAttention, PositionalEmbedding, TransformerEncoder, TransformerEncoderLayer
 from .modules import (
     GELU,
@@ -39,6 +60,7 @@ __all__ = [
     "functional",
     "init",
     "utils",
+    # containers and the base class
     "Module",
     "Parameter",
     "Sequential",
@@ -46,28 +68,51 @@ __all__ = [
     "ModuleDict",
     "ParameterList",
     "ParameterDict",
+    # linear, convolution, pooling
     "Linear",
+    "Identity",
     "Conv2d",
     "MaxPool2d",
     "AvgPool2d",
     "AdaptiveAvgPool2d",
+    # normalisation
     "BatchNorm1d",
     "BatchNorm2d",
+    "LayerNorm",
+    # activations
     "ReLU",
+    "ReLU6",
     "LeakyReLU",
+    "PReLU",
     "Sigmoid",
     "Tanh",
     "GELU",
+    "SiLU",
+    "Mish",
+    "Softplus",
+    "ELU",
+    "SELU",
+    "CELU",
+    "Hardtanh",
+    "Hardsigmoid",
+    "Hardswish",
+    "Softsign",
+    "Tanhshrink",
+    "LogSigmoid",
+    "Hardshrink",
+    "Softshrink",
+    "Threshold",
+    "GLU",
     "Softmax",
+    "Softmin",
     "LogSoftmax",
+    # shape, padding, resampling
     "Flatten",
-    "Identity",
+    # dropout
     "Dropout",
+    # distances
+    # embeddings, recurrent and attention layers
     "Embedding",
-    "CrossEntropyLoss",
-    "NLLLoss",
-    "MSELoss",
-    "BCEWithLogitsLoss",
     "RNNBase",
     "RNN",
     "LSTM",
@@ -76,9 +121,13 @@ __all__ = [
     "RNNCell",
     "LSTMCell",
     "GRUCell",
-    "LayerNorm",
     "MultiheadAttention",
     "TransformerEncoderLayer",
     "TransformerEncoder",
     "PositionalEmbedding",
+    # losses
+    "CrossEntropyLoss",
+    "NLLLoss",
+    "MSELoss",
+    "BCEWithLogitsLoss",
 ]

@@ -12,6 +12,7 @@ on either device.
 """
 
 import math
+import warnings
 
 import numpy as np
 
@@ -51,6 +52,25 @@ __all__ = [
     "gru_cell",
     "layer_norm",
     "scaled_dot_product_attention",
+    "silu",
+    "mish",
+    "softplus",
+    "elu",
+    "selu",
+    "celu",
+    "hardtanh",
+    "relu6",
+    "hardsigmoid",
+    "hardswish",
+    "softsign",
+    "tanhshrink",
+    "logsigmoid",
+    "hardshrink",
+    "softshrink",
+    "threshold",
+    "glu",
+    "softmin",
+    "prelu",
 ]
 
 
@@ -230,12 +250,31 @@ def _move_dim_last(a, dim):
     return _xp(a).moveaxis(a, dim, -1) if dim not in (-1, a.ndim - 1) else a
 
 
-def softmax(input, dim=None, dtype=None):
-    return _t(input).softmax(dim)
+def _implicit_dim(name, ndim):
+    """torch's dim for softmax-like functions called without one (with its warning)."""
+    warnings.warn(
+        f"Implicit dimension choice for {name} has been deprecated. Change the call to include dim=X as an argument.",
+        stacklevel=3,
+    )
+    return 0 if ndim in (0, 1, 3) else 1
 
 
-def log_softmax(input, dim=None, dtype=None):
-    return _t(input).log_softmax(dim)
+def softmax(input, dim=None, _stacklevel=3, dtype=None):
+    x = _t(input)
+    if dim is None:
+        dim = _implicit_dim("softmax", x.ndim)
+    if dtype is not None:
+        x = x.to(dtype)
+    return x.softmax(dim)
+
+
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
+    x = _t(input)
+    if dim is None:
+        dim = _implicit_dim("log_softmax", x.ndim)
+    if dtype is not None:
+        x = x.to(dtype)
+    return x.log_softmax(dim)
 
 
 def _reduce(loss, reduction, denom, op):
@@ -831,3 +870,228 @@ def scaled_dot_product_attention(
         return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(v.shape)
 
     return Tensor._result(out.reshape(lead + out.shape[-2:]), (q, k, v), backward, op)
+
+
+# -- activations in array math ---------------------------------------------------------------
+# The activations below have no kernel: their forward and backward are the input array's own
+# math (NumPy or CuPy), in the input's dtype, so a float64 tensor gives float64 results.
+
+
+def _float_input(input, op):
+    x = _t(input)
+    if x.data.dtype.kind != "f":
+        raise TypeError(f"fastnn.nn.functional.{op}: expected a floating-point input, got {x.data.dtype}")
+    return x, x.data, _xp(x.data)
+
+
+def _elementwise(input, op, fwd, bwd):
+    """A Tensor y = fwd(xp, a) of x's array a; backward: g * bwd(xp, a, y)."""
+    x, a, xp = _float_input(input, op)
+    y = fwd(xp, a)
+    return Tensor._result(y, (x,), lambda g: (g * bwd(xp, a, y),), op)
+
+
+def _sigmoid_of(xp, a):
+    """1 / (1 + exp(-a)) without overflow: exp of -|a| only."""
+    e = xp.exp(-xp.abs(a))
+    return xp.where(a >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _softplus_of(xp, z):
+    """log(1 + exp(z)) without overflow."""
+    return xp.maximum(z, 0) + xp.log1p(xp.exp(-xp.abs(z)))
+
+
+def silu(input, inplace=False):
+    """x * sigmoid(x)."""
+
+    def bwd(xp, a, y):
+        s = _sigmoid_of(xp, a)
+        return s * (1 + a * (1 - s))
+
+    return _elementwise(input, "silu", lambda xp, a: a * _sigmoid_of(xp, a), bwd)
+
+
+def mish(input, inplace=False):
+    """x * tanh(softplus(x))."""
+
+    def bwd(xp, a, y):
+        t = xp.tanh(_softplus_of(xp, a))
+        return t + a * (1 - t * t) * _sigmoid_of(xp, a)
+
+    return _elementwise(input, "mish", lambda xp, a: a * xp.tanh(_softplus_of(xp, a)), bwd)
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (as torch)."""
+
+    def fwd(xp, a):
+        z = a * beta
+        return xp.where(z > threshold, a, _softplus_of(xp, z) / beta)
+
+    def bwd(xp, a, y):
+        z = a * beta
+        return xp.where(z > threshold, 1, _sigmoid_of(xp, z)).astype(a.dtype, copy=False)
+
+    return _elementwise(input, "softplus", fwd, bwd)
+
+
+def _elu_parts(alpha, scale, inv):
+    """scale * (x for x > 0, alpha (exp(x inv) - 1) otherwise): ELU, SELU and CELU."""
+
+    def fwd(xp, a):
+        neg = alpha * xp.expm1(xp.minimum(a, 0) * inv)
+        return scale * xp.where(a > 0, a, neg)
+
+    def bwd(xp, a, y):
+        return scale * xp.where(a > 0, 1, alpha * inv * xp.exp(xp.minimum(a, 0) * inv)).astype(a.dtype, copy=False)
+
+    return fwd, bwd
+
+
+def elu(input, alpha=1.0, inplace=False):
+    return _elementwise(input, "elu", *_elu_parts(alpha, 1.0, 1.0))
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(input, inplace=False):
+    return _elementwise(input, "selu", *_elu_parts(_SELU_ALPHA, _SELU_SCALE, 1.0))
+
+
+def celu(input, alpha=1.0, inplace=False):
+    if alpha == 0:
+        raise RuntimeError("ZeroDivisionError")
+    return _elementwise(input, "celu", *_elu_parts(alpha, 1.0, 1.0 / alpha))
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    """x clamped to [min_val, max_val]; the gradient passes strictly inside (as torch)."""
+    if min_val > max_val:
+        raise ValueError("min_val cannot be greater than max_val")
+
+    def fwd(xp, a):
+        return xp.clip(a, min_val, max_val).astype(a.dtype, copy=False)
+
+    def bwd(xp, a, y):
+        return ((a > min_val) & (a < max_val)).astype(a.dtype)
+
+    return _elementwise(input, "hardtanh", fwd, bwd)
+
+
+def relu6(input, inplace=False):
+    return hardtanh(input, 0.0, 6.0)
+
+
+def hardsigmoid(input, inplace=False):
+    """relu6(x + 3) / 6; gradient 1/6 strictly inside (-3, 3)."""
+
+    def fwd(xp, a):
+        return (xp.clip(a + 3, 0, 6) / 6).astype(a.dtype, copy=False)
+
+    def bwd(xp, a, y):
+        return (((a > -3) & (a < 3)) / 6).astype(a.dtype)
+
+    return _elementwise(input, "hardsigmoid", fwd, bwd)
+
+
+def hardswish(input, inplace=False):
+    """x * relu6(x + 3) / 6; gradient x/3 + 1/2 strictly inside (-3, 3), 0 below, 1 above."""
+
+    def fwd(xp, a):
+        return (a * xp.clip(a + 3, 0, 6) / 6).astype(a.dtype, copy=False)
+
+    def bwd(xp, a, y):
+        return xp.where(a <= -3, 0, xp.where(a < 3, a / 3 + 0.5, 1)).astype(a.dtype, copy=False)
+
+    return _elementwise(input, "hardswish", fwd, bwd)
+
+
+def softsign(input):
+    return _elementwise(input, "softsign", lambda xp, a: a / (1 + xp.abs(a)), lambda xp, a, y: 1 / (1 + xp.abs(a)) ** 2)
+
+
+def tanhshrink(input):
+    return _elementwise(input, "tanhshrink", lambda xp, a: a - xp.tanh(a), lambda xp, a, y: xp.tanh(a) ** 2)
+
+
+def logsigmoid(input):
+    """log(sigmoid(x)) = -softplus(-x)."""
+    return _elementwise(input, "logsigmoid", lambda xp, a: -_softplus_of(xp, -a), lambda xp, a, y: _sigmoid_of(xp, -a))
+
+
+def hardshrink(input, lambd=0.5):
+    def fwd(xp, a):
+        return xp.where(xp.abs(a) > lambd, a, 0).astype(a.dtype, copy=False)
+
+    return _elementwise(input, "hardshrink", fwd, lambda xp, a, y: (xp.abs(a) > lambd).astype(a.dtype))
+
+
+def softshrink(input, lambd=0.5):
+    if lambd < 0:
+        raise RuntimeError(f"lambda must be greater or equal to 0, but found to be {lambd}.")
+
+    def fwd(xp, a):
+        return xp.where(a > lambd, a - lambd, xp.where(a < -lambd, a + lambd, 0)).astype(a.dtype, copy=False)
+
+    return _elementwise(input, "softshrink", fwd, lambda xp, a, y: (xp.abs(a) > lambd).astype(a.dtype))
+
+
+def threshold(input, threshold, value, inplace=False):
+    """x where x > threshold, value elsewhere."""
+
+    def fwd(xp, a):
+        return xp.where(a > threshold, a, value).astype(a.dtype, copy=False)
+
+    return _elementwise(input, "threshold", fwd, lambda xp, a, y: (a > threshold).astype(a.dtype))
+
+
+def glu(input, dim=-1):
+    """a * sigmoid(b) for the halves a, b of input along dim."""
+    x, X, xp = _float_input(input, "glu")
+    if X.ndim == 0:
+        raise RuntimeError("glu does not support scalars because halving size must be even")
+    d = dim % X.ndim
+    if X.shape[d] % 2:
+        raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size {X.shape[d]}")
+    a, b = xp.split(X, 2, axis=d)
+    s = _sigmoid_of(xp, b)
+
+    def backward(g):
+        return (xp.concatenate([g * s, g * a * s * (1 - s)], axis=d),)
+
+    return Tensor._result(a * s, (x,), backward, "glu")
+
+
+def softmin(input, dim=None, _stacklevel=3, dtype=None):
+    x = _t(input)
+    if dim is None:
+        dim = _implicit_dim("softmin", x.ndim)
+    return softmax(-x, dim)
+
+
+def prelu(input, weight):
+    """max(0, x) + weight * min(0, x), weight (1,) or one per channel (dim 1)."""
+    x, X, xp = _float_input(input, "prelu")
+    w = _t(weight)
+    _same(x, w)
+    W = w.data
+    C = X.shape[1] if X.ndim >= 2 else 1  # a 1-D input has no channel dim, as in torch
+    if W.size != 1 and W.size != C:
+        raise RuntimeError(
+            "Mismatch of parameter numbers and input channel size. Found parameter numbers = "
+            f"{W.size} and channel size = {C}."
+        )
+    shape = () if W.size == 1 else (C,) + (1,) * (X.ndim - 2)  # one weight per channel, broadcast over the rest
+    Wb = W.reshape(shape)
+    pos = X > 0
+    y = xp.where(pos, X, Wb * X)
+
+    def backward(g):
+        dx = xp.where(pos, g, Wb * g)
+        dw = _unbroadcast(xp.where(pos, 0, X * g).astype(X.dtype, copy=False), shape).reshape(W.shape)
+        return dx, dw
+
+    return Tensor._result(y, (x, w), backward, "prelu")
