@@ -23,6 +23,7 @@ from .activation import (
     Threshold,
 )
 from .attention import LayerNorm, MultiheadAttention, PositionalEmbedding, TransformerEncoder, TransformerEncoderLayer
+from .loss import BCELoss, HuberLoss, KLDivLoss, L1Loss, SmoothL1Loss
 from .modules import (
     GELU,
     AdaptiveAvgPool2d,
@@ -129,5 +130,10 @@ __all__ = [
     "CrossEntropyLoss",
     "NLLLoss",
     "MSELoss",
+    "L1Loss",
+    "SmoothL1Loss",
+    "HuberLoss",
+    "KLDivLoss",
+    "BCELoss",
     "BCEWithLogitsLoss",
 ]

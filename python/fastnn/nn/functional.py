@@ -71,6 +71,11 @@ __all__ = [
     "glu",
     "softmin",
     "prelu",
+    "l1_loss",
+    "smooth_l1_loss",
+    "huber_loss",
+    "binary_cross_entropy",
+    "kl_div",
 ]
 
 
@@ -319,6 +324,8 @@ def _nll_parts(logp, t, weight, ignore_index, C, op):
     else:
         w = _array(weight)
         _dev.check_same_device(t, w)
+        if w.shape != (C,):
+            raise ValueError(f"fastnn.nn.functional.{op}: expected weight of shape ({C},), got {w.shape}")
         w = w.astype(np.float64)
     wt = xp.where(keep, w[tt], 0.0)
     return keep, tt, w, wt
@@ -327,8 +334,18 @@ def _nll_parts(logp, t, weight, ignore_index, C, op):
 def cross_entropy(
     input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean", label_smoothing=0.0
 ):
+    """torch.nn.functional.cross_entropy: class-index targets (the fused kernel for float32
+    logits and int64 targets), or class probabilities (a float target of input's shape)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     x = _t(input)
     T = _array(target)
+    if T.dtype.kind == "f" and T.shape == x.shape:
+        _check_reduction(reduction)
+        if not 0 <= label_smoothing <= 1:
+            raise ValueError(
+                f"fastnn.nn.functional.cross_entropy: expected label_smoothing in [0, 1], got {label_smoothing}"
+            )
+        return _cross_entropy_probs(x, target, weight, reduction, label_smoothing)
     W = (
         None
         if weight is None
@@ -391,6 +408,7 @@ def _full(xp, n, g, denom):
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     x = _t(input)
     rows, t, tshape = _class_rows(x, target, "nll_loss")
     xp = _xp(rows)
@@ -415,9 +433,13 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     return Tensor._result(xp.asarray(out, np.float32), (x,), backward, "nll_loss")
 
 
-def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if weight is not None:
+        return _weighted(mse_loss(input, target, reduction="none"), weight, input, reduction, True)
     x, y = _t(input), _t(target)
     _same(x, y)
+    _size_warning(x, y)
     diff = x.data - y.data
     loss = diff * diff
     out = _reduce(loss, reduction, loss.size, "mse_loss")
@@ -433,6 +455,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
 def binary_cross_entropy_with_logits(
     input, target, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None
 ):
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     x, y = _t(input), _t(target)
     wt = None if weight is None else _t(weight)
     pwt = None if pos_weight is None else _t(pos_weight)
@@ -1095,3 +1118,230 @@ def prelu(input, weight):
         return dx, dw
 
     return Tensor._result(y, (x, w), backward, "prelu")
+
+
+# -- losses in array math ----------------------------------------------------------------------
+
+
+def _legacy_reduction(size_average, reduce, reduction):
+    """torch's deprecated size_average / reduce turned into a reduction (with torch's warning)."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    reduction = "none" if not reduce else "mean" if size_average else "sum"
+    warnings.warn(
+        f"size_average and reduce args will be deprecated, please use reduction='{reduction}' instead.",
+        stacklevel=3,
+    )
+    return reduction
+
+
+def _check_reduction(reduction, allowed=("none", "mean", "sum")):
+    if reduction not in allowed:
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def _reduced(loss, reduction, n):
+    """loss as it is ("none"), summed, or summed over n ("mean"); float64 accumulation, the
+    result in loss's dtype (an empty mean is NaN, as torch's)."""
+    if reduction == "none":
+        return loss
+    xp = _xp(loss)
+    total = loss.sum(dtype=np.float64)
+    if reduction != "sum":
+        total = total / n if n else xp.asarray(float("nan"))
+    return xp.asarray(total, dtype=loss.dtype)
+
+
+def _size_warning(x, y):
+    if x.shape != y.shape:
+        warnings.warn(
+            f"Using a target size ({y.shape}) that is different to the input size ({x.shape}). This will "
+            "likely lead to incorrect results due to broadcasting. Please ensure they have the same size.",
+            stacklevel=3,
+        )
+
+
+def _difference_loss(input, target, reduction, op, fwd, dfwd):
+    """A loss of d = input - target elementwise (broadcast): fwd(xp, d) and its derivative
+    dfwd(xp, d), reduced; gradients reach input and target."""
+    _check_reduction(reduction)
+    x, y = _t(input), _t(target)
+    _same(x, y)
+    _size_warning(x, y)
+    X, Y = x.data, y.data
+    xp = _xp(X)
+    d = X - Y
+    loss = fwd(xp, d)
+    n = loss.size
+
+    def backward(g):
+        G = g if reduction == "none" else g / max(n, 1) if reduction == "mean" else g
+        dd = G * dfwd(xp, d)
+        return _unbroadcast(dd, X.shape), _unbroadcast(-dd, Y.shape)
+
+    return Tensor._result(_reduced(loss, reduction, n), (x, y), backward, op)
+
+
+def _weighted(loss_none, weight, input, reduction, mean_by_weight):
+    """torch's weighted regression losses: the unreduced loss times weight (input's shape),
+    then summed, or averaged over the weights' sum (mse, l1) or over the elements (huber)."""
+    _check_reduction(reduction)
+    w = _t(weight)
+    if tuple(w.shape) != tuple(_t(input).shape):
+        raise ValueError("Weights and input must have the same size.")
+    wl = loss_none * w
+    if reduction == "none":
+        return wl
+    if reduction == "sum":
+        return wl.sum()
+    return wl.sum() / w.sum() if mean_by_weight else wl.mean()
+
+
+def _sign(xp, d):
+    return xp.sign(d)
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if weight is not None:
+        return _weighted(l1_loss(input, target, reduction="none"), weight, input, reduction, True)
+    return _difference_loss(input, target, reduction, "l1_loss", lambda xp, d: xp.abs(d), _sign)
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    """0.5 d^2 / beta where |d| < beta, |d| - 0.5 beta elsewhere (beta 0: the L1 loss)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if beta < 0:
+        raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
+    if beta == 0:
+        return l1_loss(input, target, reduction=reduction)
+
+    def fwd(xp, d):
+        a = xp.abs(d)
+        return xp.where(a < beta, 0.5 * d * d / beta, a - 0.5 * beta)
+
+    def dfwd(xp, d):
+        return xp.where(xp.abs(d) < beta, d / beta, xp.sign(d))
+
+    return _difference_loss(input, target, reduction, "smooth_l1_loss", fwd, dfwd)
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
+    """0.5 d^2 where |d| < delta, delta (|d| - 0.5 delta) elsewhere."""
+    if delta <= 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
+    if weight is not None:
+        return _weighted(huber_loss(input, target, "none", delta), weight, input, reduction, False)
+
+    def fwd(xp, d):
+        a = xp.abs(d)
+        return xp.where(a < delta, 0.5 * d * d, delta * (a - 0.5 * delta))
+
+    def dfwd(xp, d):
+        return xp.clip(d, -delta, delta)
+
+    return _difference_loss(input, target, reduction, "huber_loss", fwd, dfwd)
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
+    """-w (y log x + (1 - y) log(1 - x)) on probabilities x, each log clamped at -100 (as torch)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    x, y = _t(input), _t(target)
+    w = None if weight is None else _t(weight)
+    _same(x, y, w)
+    if x.shape != y.shape:
+        raise ValueError(
+            f"Using a target size ({y.shape}) that is different to the input size ({x.shape}) is deprecated. "
+            "Please ensure they have the same size."
+        )
+    X, Y = x.data, y.data
+    xp = _xp(X)
+    if not bool(((X >= 0) & (X <= 1)).all()):
+        raise RuntimeError("all elements of input should be between 0 and 1")
+    with np.errstate(divide="ignore"):
+        lx, l1x = xp.maximum(xp.log(X), -100), xp.maximum(xp.log1p(-X), -100)
+    W = 1 if w is None else xp.broadcast_to(w.data, X.shape)
+    loss = -W * (Y * lx + (1 - Y) * l1x)
+    n = loss.size
+
+    def backward(g):
+        G = g if reduction == "none" else g / max(n, 1) if reduction == "mean" else g
+        dx = G * W * (X - Y) / xp.maximum(X * (1 - X), 1e-12)
+        with np.errstate(divide="ignore"):  # the target's gradient takes the logs unclamped, as torch's
+            dy = G * W * (xp.log1p(-X) - xp.log(X))
+        return dx, dy
+
+    # weight is a constant, as torch has no derivative for it
+    return Tensor._result(_reduced(loss, reduction, n), (x, y), backward, "binary_cross_entropy")
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """target * (log target - input) (input: log-probabilities; log_target: target is too)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction, ("none", "mean", "sum", "batchmean"))
+    if reduction == "mean":
+        warnings.warn(
+            "reduction: 'mean' divides the total loss by both the batch size and the support size."
+            "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+            "'mean' will be changed to behave the same as 'batchmean' in the next major release.",
+            stacklevel=2,
+        )
+    x, y = _t(input), _t(target)
+    _same(x, y)
+    X, Y = x.data, y.data
+    xp = _xp(X)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if log_target:
+            e = xp.exp(Y)
+            loss = e * (Y - X)
+        else:
+            ylogy = xp.where(Y == 0, 0, Y * xp.log(xp.where(Y == 0, 1, Y)))  # 0 log 0 = 0
+            loss = ylogy - Y * X
+    n = loss.size if reduction == "mean" else (X.shape[0] if X.ndim else 1) if reduction == "batchmean" else 1
+
+    def backward(g):
+        G = g if reduction == "none" else g / max(n, 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if log_target:
+                dx, dy = -e, e * (Y - X + 1)
+            else:
+                dx, dy = -Y, xp.log(Y) + 1 - X
+        return _unbroadcast(G * dx, X.shape), _unbroadcast(G * dy, Y.shape)
+
+    how = "mean" if reduction == "batchmean" else reduction  # both divide the sum by n
+    return Tensor._result(_reduced(loss, how, n), (x, y), backward, "kl_div")
+
+
+def _cross_entropy_probs(x, target, weight, reduction, label_smoothing):
+    """cross_entropy with class probabilities as targets (target of input's shape, classes on
+    dim 1, or dim 0 of an unbatched input): -sum_c w_c t_c log_softmax(x)_c per sample."""
+    t = _t(target)
+    X, T = x.data, t.data
+    _same(x, t)
+    xp = _xp(X)
+    axis = 1 if X.ndim >= 2 else 0
+    C = X.shape[axis]
+    wshape = (C,) + (1,) * (X.ndim - 2) if X.ndim >= 2 else (C,)
+    W = 1.0 if weight is None else _array(weight).astype(np.float64).reshape(wshape)
+    X64 = X.astype(np.float64)
+    z = X64 - X64.max(axis=axis, keepdims=True)
+    logp = z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
+    eps = float(label_smoothing)
+    tt = T * (1 - eps) + eps / C if eps else T.astype(np.float64)
+    wt = W * tt
+    per = -(logp * wt).sum(axis=axis)
+    n = per.size
+    out = _reduced(per, reduction, n).astype(X.dtype)
+
+    def backward(g):
+        G = g.astype(np.float64)
+        G = xp.expand_dims(G, axis) if reduction == "none" else G / max(n, 1) if reduction == "mean" else G
+        p = xp.exp(logp)
+        dx = G * (p * wt.sum(axis=axis, keepdims=True) - wt)
+        dt = G * (-(W * logp) * (1 - eps))
+        return dx.astype(X.dtype), dt.astype(T.dtype)
+
+    return Tensor._result(out, (x, t), backward, "cross_entropy")
