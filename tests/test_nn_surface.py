@@ -528,3 +528,98 @@ def test_batchnorm_cumulative_average_and_bias_flag_match_torch():
     assert list(a.state_dict()) == list(b.state_dict())
     x = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
     np.testing.assert_allclose(a(Tensor(x)).data, b(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+# -- modules that scripts import --------------------------------------------------------------
+
+
+def test_backends_flags_are_settable_and_truthful(run_py):
+    out = run_py(
+        """
+        import fastnn as torch
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.enabled = False
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.enable_flash_sdp(False)
+        import fastnn.backends.cudnn as cudnn
+        print(cudnn.benchmark, cudnn.deterministic, cudnn.enabled, torch.backends.cuda.matmul.allow_tf32)
+        print(torch.backends.cudnn.is_available(), torch.backends.mps.is_available(), torch.backends.mps.is_built())
+        print(torch.backends.cuda.flash_sdp_enabled(), torch.backends.cuda.math_sdp_enabled())
+        """
+    ).stdout.split("\n")
+    assert out[:3] == ["True True False True", "False False False", "False True"]
+
+
+def test_accelerator_follows_fastnn_cuda(monkeypatch):
+    import fastnn.cuda
+
+    assert fastnn.accelerator.is_available() == fastnn.cuda.is_available()
+    assert fastnn.accelerator.device_count() == fastnn.cuda.device_count()
+    monkeypatch.setattr(fastnn.cuda, "is_available", lambda: False)
+    assert fastnn.accelerator.current_accelerator() is None and not fastnn.accelerator.is_available()
+    with pytest.raises(RuntimeError, match="no accelerator is available"):
+        fastnn.accelerator.current_device_index()
+    monkeypatch.setattr(fastnn.cuda, "is_available", lambda: True)
+    acc = fastnn.accelerator.current_accelerator()
+    assert acc == fastnn.device("cuda") and acc.type == "cuda"
+
+
+def test_data_parallel_is_a_pass_through_with_torchs_names():
+    torch = _torch()
+    ours, theirs = nn.DataParallel(_build(nn, "mlp")), torch.nn.DataParallel(_build(torch.nn, "mlp"))
+    assert repr(ours) == repr(theirs)
+    assert (
+        list(ours.state_dict())
+        == list(theirs.state_dict())
+        == ["module.0.weight", "module.0.bias", "module.2.weight", "module.2.bias"]
+    )
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    np.testing.assert_allclose(ours(Tensor(x)).data, theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-6, atol=1e-6)
+    assert isinstance(ours.module, nn.Sequential) and ours.module[0] is ours.module._modules["0"]
+    # the bare module loads the wrapped one's weights once the prefix is taken off, as in torch
+    bare = _build(nn, "mlp")
+    bare.load_state_dict({k.removeprefix("module."): v for k, v in ours.state_dict().items()})
+    np.testing.assert_array_equal(bare(Tensor(x)).data, ours(Tensor(x)).data)
+    assert nn.parallel.DataParallel is nn.DataParallel
+    assert nn.parallel.data_parallel(bare, Tensor(x)).shape == (5, 2)
+    with pytest.raises(NotImplementedError, match="torch.nn.parallel.DistributedDataParallel"):
+        nn.parallel.DistributedDataParallel(bare)
+
+
+def test_data_parallel_refuses_several_devices(monkeypatch):
+    import fastnn.cuda
+
+    monkeypatch.setattr(fastnn.cuda, "is_available", lambda: True)
+    with pytest.raises(NotImplementedError, match="splitting of each batch over several devices"):
+        nn.DataParallel(nn.Linear(1, 1), device_ids=[0, 1])
+    assert nn.DataParallel(nn.Linear(1, 1), device_ids=[0]).device_ids == [0]
+    monkeypatch.setattr(fastnn.cuda, "is_available", lambda: False)  # without a device: ids ignored, as torch
+    assert nn.DataParallel(nn.Linear(1, 1), device_ids=[0, 1]).device_ids == []
+
+
+def test_onnx_export_says_there_is_no_exporter():
+    import fastnn.onnx
+
+    with pytest.raises(NotImplementedError, match="torch.onnx.export: fastnn has no ONNX exporter"):
+        fastnn.onnx.export(nn.Linear(2, 2), Tensor(np.zeros((1, 2), np.float32)), "model.onnx")
+    assert fastnn.onnx.is_in_onnx_export() is False
+
+
+def test_every_exported_name_exists_and_torch_has_it():
+    torch = _torch()
+    missing = [n for n in nn.__all__ if not hasattr(nn, n)]
+    assert not missing
+    ours_only = {"PositionalEmbedding"}  # fastnn's learned positional embedding
+    assert [n for n in nn.__all__ if not hasattr(torch.nn, n) and n not in ours_only] == []
+    import fastnn.nn.functional as F
+
+    assert [n for n in F.__all__ if not hasattr(F, n)] == []
+    assert [
+        n
+        for n in F.__all__
+        if not hasattr(torch.nn.functional, n)
+        and n not in ("flatten", "rnn", "lstm", "gru", "rnn_cell", "lstm_cell", "gru_cell")
+    ] == []

@@ -1,6 +1,6 @@
 """fastnn.nn: layers, losses and containers with torch.nn's names and defaults."""
 
-from . import functional, init, utils
+from . import functional, init, parallel, utils
 from .activation import (
     CELU,
     ELU,
@@ -90,12 +90,14 @@ from .modules import (
     Softmax,
     Tanh,
 )
+from .parallel import DataParallel
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 
 __all__ = [
     "functional",
     "init",
     "utils",
+    "parallel",
     # containers and the base class
     "Module",
     "Parameter",
@@ -104,6 +106,7 @@ __all__ = [
     "ModuleDict",
     "ParameterList",
     "ParameterDict",
+    "DataParallel",
     # linear, convolution, pooling
     "Linear",
     "Bilinear",
