@@ -623,3 +623,23 @@ def test_every_exported_name_exists_and_torch_has_it():
         if not hasattr(torch.nn.functional, n)
         and n not in ("flatten", "rnn", "lstm", "gru", "rnn_cell", "lstm_cell", "gru_cell")
     ] == []
+
+
+def test_torch_names_fastnn_lacks_raise_not_implemented():
+    import fastnn.nn.functional as F
+    from fastnn.nn import _unsupported
+
+    with pytest.raises(NotImplementedError, match="fastnn has no torch.nn.ConvTranspose2d"):
+        nn.ConvTranspose2d(1, 1, 3)
+    with pytest.raises(NotImplementedError, match="fastnn has no torch.nn.functional.grid_sample"):
+        F.grid_sample(None, None)
+    assert not hasattr(nn, "ConvTranspose2d") and getattr(F, "unfold", None) is None  # AttributeErrors too
+    with pytest.raises(AttributeError, match="has no attribute 'NoSuchLayer'") as e:
+        nn.NoSuchLayer()
+    assert not isinstance(e.value, NotImplementedError)
+    # the lists name only what torch has and fastnn does not
+    assert not [n for n in _unsupported.TORCH_NN if n in vars(nn)]
+    assert not [n for n in _unsupported.TORCH_NN_FUNCTIONAL if n in vars(F)]
+    torch = _torch()
+    assert not [n for n in _unsupported.TORCH_NN if not hasattr(torch.nn, n)]
+    assert not [n for n in _unsupported.TORCH_NN_FUNCTIONAL if not hasattr(torch.nn.functional, n)]

@@ -1,6 +1,8 @@
 """fastnn.nn: layers, losses and containers with torch.nn's names and defaults."""
 
 from . import functional, init, parallel, utils
+from ._unsupported import TORCH_NN as _TORCH_NN
+from ._unsupported import missing as _missing
 from .activation import (
     CELU,
     ELU,
@@ -208,3 +210,8 @@ __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
 ]
+
+
+def __getattr__(name):
+    # a torch.nn layer fastnn lacks: NotImplementedError naming it (an AttributeError too)
+    raise _missing("fastnn.nn", "torch.nn", _TORCH_NN, name)

@@ -22,6 +22,8 @@ from .. import random as _random
 from .._device import xp as _xp
 from ..sparse import RowSparse
 from ..tensor import _HOST, Tensor, _f32, _unbroadcast
+from ._unsupported import TORCH_NN_FUNCTIONAL as _TORCH_NN_FUNCTIONAL
+from ._unsupported import missing as _missing
 
 __all__ = [
     "conv2d",
@@ -2006,3 +2008,8 @@ def adaptive_avg_pool1d(input, output_size):
         x, "adaptive_avg_pool1d", f"adaptive_avg_pool1d(): Expected 2D or 3D tensor, but got {list(x.shape)}"
     )
     return _from_2d(adaptive_avg_pool2d(x4, (1, _single(output_size))), unb)
+
+
+def __getattr__(name):
+    # a torch.nn.functional function fastnn lacks: NotImplementedError naming it (an AttributeError too)
+    raise _missing("fastnn.nn.functional", "torch.nn.functional", _TORCH_NN_FUNCTIONAL, name)
