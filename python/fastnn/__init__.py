@@ -1,7 +1,7 @@
 """fastnn: hand-written neural-network kernels with NumPy references, and a PyTorch-like layer over
 them (fastnn.Tensor, fastnn.nn, fastnn.optim, fastnn.data, fastnn.train)."""
 
-from . import _core, cuda, data, nn, ops, optim, ref, train, utils
+from . import _core, accelerator, backends, cuda, data, nn, onnx, ops, optim, ref, train, utils
 from ._config import cached_memory, empty_cache, get_num_threads, set_num_threads, show_config
 from ._device import device
 from ._version import __version__  # checks that _core is this package's build
@@ -101,6 +101,9 @@ __all__ = [
     "data",
     "train",
     "utils",
+    "accelerator",
+    "backends",
+    "onnx",
     "save",
     "load",
 ]

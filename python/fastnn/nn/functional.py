@@ -12,6 +12,7 @@ on either device.
 """
 
 import math
+import warnings
 
 import numpy as np
 
@@ -21,6 +22,8 @@ from .. import random as _random
 from .._device import xp as _xp
 from ..sparse import RowSparse
 from ..tensor import _HOST, Tensor, _f32, _unbroadcast
+from ._unsupported import TORCH_NN_FUNCTIONAL as _TORCH_NN_FUNCTIONAL
+from ._unsupported import missing as _missing
 
 __all__ = [
     "conv2d",
@@ -51,6 +54,47 @@ __all__ = [
     "gru_cell",
     "layer_norm",
     "scaled_dot_product_attention",
+    "conv1d",
+    "max_pool1d",
+    "avg_pool1d",
+    "adaptive_avg_pool1d",
+    "silu",
+    "mish",
+    "softplus",
+    "elu",
+    "selu",
+    "celu",
+    "hardtanh",
+    "relu6",
+    "hardsigmoid",
+    "hardswish",
+    "softsign",
+    "tanhshrink",
+    "logsigmoid",
+    "hardshrink",
+    "softshrink",
+    "threshold",
+    "glu",
+    "softmin",
+    "prelu",
+    "dropout1d",
+    "dropout2d",
+    "dropout3d",
+    "alpha_dropout",
+    "l1_loss",
+    "smooth_l1_loss",
+    "huber_loss",
+    "binary_cross_entropy",
+    "kl_div",
+    "pad",
+    "interpolate",
+    "normalize",
+    "cosine_similarity",
+    "pairwise_distance",
+    "one_hot",
+    "group_norm",
+    "instance_norm",
+    "bilinear",
 ]
 
 
@@ -230,12 +274,31 @@ def _move_dim_last(a, dim):
     return _xp(a).moveaxis(a, dim, -1) if dim not in (-1, a.ndim - 1) else a
 
 
-def softmax(input, dim=None, dtype=None):
-    return _t(input).softmax(dim)
+def _implicit_dim(name, ndim):
+    """torch's dim for softmax-like functions called without one (with its warning)."""
+    warnings.warn(
+        f"Implicit dimension choice for {name} has been deprecated. Change the call to include dim=X as an argument.",
+        stacklevel=3,
+    )
+    return 0 if ndim in (0, 1, 3) else 1
 
 
-def log_softmax(input, dim=None, dtype=None):
-    return _t(input).log_softmax(dim)
+def softmax(input, dim=None, _stacklevel=3, dtype=None):
+    x = _t(input)
+    if dim is None:
+        dim = _implicit_dim("softmax", x.ndim)
+    if dtype is not None:
+        x = x.to(dtype)
+    return x.softmax(dim)
+
+
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
+    x = _t(input)
+    if dim is None:
+        dim = _implicit_dim("log_softmax", x.ndim)
+    if dtype is not None:
+        x = x.to(dtype)
+    return x.log_softmax(dim)
 
 
 def _reduce(loss, reduction, denom, op):
@@ -280,6 +343,8 @@ def _nll_parts(logp, t, weight, ignore_index, C, op):
     else:
         w = _array(weight)
         _dev.check_same_device(t, w)
+        if w.shape != (C,):
+            raise ValueError(f"fastnn.nn.functional.{op}: expected weight of shape ({C},), got {w.shape}")
         w = w.astype(np.float64)
     wt = xp.where(keep, w[tt], 0.0)
     return keep, tt, w, wt
@@ -288,8 +353,18 @@ def _nll_parts(logp, t, weight, ignore_index, C, op):
 def cross_entropy(
     input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean", label_smoothing=0.0
 ):
+    """torch.nn.functional.cross_entropy: class-index targets (the fused kernel for float32
+    logits and int64 targets), or class probabilities (a float target of input's shape)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     x = _t(input)
     T = _array(target)
+    if T.dtype.kind == "f" and T.shape == x.shape:
+        _check_reduction(reduction)
+        if not 0 <= label_smoothing <= 1:
+            raise ValueError(
+                f"fastnn.nn.functional.cross_entropy: expected label_smoothing in [0, 1], got {label_smoothing}"
+            )
+        return _cross_entropy_probs(x, target, weight, reduction, label_smoothing)
     W = (
         None
         if weight is None
@@ -352,6 +427,7 @@ def _full(xp, n, g, denom):
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     x = _t(input)
     rows, t, tshape = _class_rows(x, target, "nll_loss")
     xp = _xp(rows)
@@ -376,9 +452,13 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     return Tensor._result(xp.asarray(out, np.float32), (x,), backward, "nll_loss")
 
 
-def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if weight is not None:
+        return _weighted(mse_loss(input, target, reduction="none"), weight, input, reduction, True)
     x, y = _t(input), _t(target)
     _same(x, y)
+    _size_warning(x, y)
     diff = x.data - y.data
     loss = diff * diff
     out = _reduce(loss, reduction, loss.size, "mse_loss")
@@ -394,6 +474,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
 def binary_cross_entropy_with_logits(
     input, target, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None
 ):
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     x, y = _t(input), _t(target)
     wt = None if weight is None else _t(weight)
     pwt = None if pos_weight is None else _t(pos_weight)
@@ -831,3 +912,1104 @@ def scaled_dot_product_attention(
         return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(v.shape)
 
     return Tensor._result(out.reshape(lead + out.shape[-2:]), (q, k, v), backward, op)
+
+
+# -- activations in array math ---------------------------------------------------------------
+# The activations below have no kernel: their forward and backward are the input array's own
+# math (NumPy or CuPy), in the input's dtype, so a float64 tensor gives float64 results.
+
+
+def _float_input(input, op):
+    x = _t(input)
+    if x.data.dtype.kind != "f":
+        raise TypeError(f"fastnn.nn.functional.{op}: expected a floating-point input, got {x.data.dtype}")
+    return x, x.data, _xp(x.data)
+
+
+def _elementwise(input, op, fwd, bwd):
+    """A Tensor y = fwd(xp, a) of x's array a; backward: g * bwd(xp, a, y)."""
+    x, a, xp = _float_input(input, op)
+    y = fwd(xp, a)
+    return Tensor._result(y, (x,), lambda g: (g * bwd(xp, a, y),), op)
+
+
+def _sigmoid_of(xp, a):
+    """1 / (1 + exp(-a)) without overflow: exp of -|a| only."""
+    e = xp.exp(-xp.abs(a))
+    return xp.where(a >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _softplus_of(xp, z):
+    """log(1 + exp(z)) without overflow."""
+    return xp.maximum(z, 0) + xp.log1p(xp.exp(-xp.abs(z)))
+
+
+def silu(input, inplace=False):
+    """x * sigmoid(x)."""
+
+    def bwd(xp, a, y):
+        s = _sigmoid_of(xp, a)
+        return s * (1 + a * (1 - s))
+
+    return _elementwise(input, "silu", lambda xp, a: a * _sigmoid_of(xp, a), bwd)
+
+
+def mish(input, inplace=False):
+    """x * tanh(softplus(x))."""
+
+    def bwd(xp, a, y):
+        t = xp.tanh(_softplus_of(xp, a))
+        return t + a * (1 - t * t) * _sigmoid_of(xp, a)
+
+    return _elementwise(input, "mish", lambda xp, a: a * xp.tanh(_softplus_of(xp, a)), bwd)
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (as torch)."""
+
+    def fwd(xp, a):
+        z = a * beta
+        return xp.where(z > threshold, a, _softplus_of(xp, z) / beta)
+
+    def bwd(xp, a, y):
+        z = a * beta
+        return xp.where(z > threshold, 1, _sigmoid_of(xp, z)).astype(a.dtype, copy=False)
+
+    return _elementwise(input, "softplus", fwd, bwd)
+
+
+def _elu_parts(alpha, scale, inv):
+    """scale * (x for x > 0, alpha (exp(x inv) - 1) otherwise): ELU, SELU and CELU."""
+
+    def fwd(xp, a):
+        neg = alpha * xp.expm1(xp.minimum(a, 0) * inv)
+        return scale * xp.where(a > 0, a, neg)
+
+    def bwd(xp, a, y):
+        return scale * xp.where(a > 0, 1, alpha * inv * xp.exp(xp.minimum(a, 0) * inv)).astype(a.dtype, copy=False)
+
+    return fwd, bwd
+
+
+def elu(input, alpha=1.0, inplace=False):
+    return _elementwise(input, "elu", *_elu_parts(alpha, 1.0, 1.0))
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(input, inplace=False):
+    return _elementwise(input, "selu", *_elu_parts(_SELU_ALPHA, _SELU_SCALE, 1.0))
+
+
+def celu(input, alpha=1.0, inplace=False):
+    if alpha == 0:
+        raise RuntimeError("ZeroDivisionError")
+    return _elementwise(input, "celu", *_elu_parts(alpha, 1.0, 1.0 / alpha))
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    """x clamped to [min_val, max_val]; the gradient passes strictly inside (as torch)."""
+    if min_val > max_val:
+        raise ValueError("min_val cannot be greater than max_val")
+
+    def fwd(xp, a):
+        return xp.clip(a, min_val, max_val).astype(a.dtype, copy=False)
+
+    def bwd(xp, a, y):
+        return ((a > min_val) & (a < max_val)).astype(a.dtype)
+
+    return _elementwise(input, "hardtanh", fwd, bwd)
+
+
+def relu6(input, inplace=False):
+    return hardtanh(input, 0.0, 6.0)
+
+
+def hardsigmoid(input, inplace=False):
+    """relu6(x + 3) / 6; gradient 1/6 strictly inside (-3, 3)."""
+
+    def fwd(xp, a):
+        return (xp.clip(a + 3, 0, 6) / 6).astype(a.dtype, copy=False)
+
+    def bwd(xp, a, y):
+        return (((a > -3) & (a < 3)) / 6).astype(a.dtype)
+
+    return _elementwise(input, "hardsigmoid", fwd, bwd)
+
+
+def hardswish(input, inplace=False):
+    """x * relu6(x + 3) / 6; gradient x/3 + 1/2 strictly inside (-3, 3), 0 below, 1 above."""
+
+    def fwd(xp, a):
+        return (a * xp.clip(a + 3, 0, 6) / 6).astype(a.dtype, copy=False)
+
+    def bwd(xp, a, y):
+        return xp.where(a <= -3, 0, xp.where(a < 3, a / 3 + 0.5, 1)).astype(a.dtype, copy=False)
+
+    return _elementwise(input, "hardswish", fwd, bwd)
+
+
+def softsign(input):
+    return _elementwise(input, "softsign", lambda xp, a: a / (1 + xp.abs(a)), lambda xp, a, y: 1 / (1 + xp.abs(a)) ** 2)
+
+
+def tanhshrink(input):
+    return _elementwise(input, "tanhshrink", lambda xp, a: a - xp.tanh(a), lambda xp, a, y: xp.tanh(a) ** 2)
+
+
+def logsigmoid(input):
+    """log(sigmoid(x)) = -softplus(-x)."""
+    return _elementwise(input, "logsigmoid", lambda xp, a: -_softplus_of(xp, -a), lambda xp, a, y: _sigmoid_of(xp, -a))
+
+
+def hardshrink(input, lambd=0.5):
+    def fwd(xp, a):
+        return xp.where(xp.abs(a) > lambd, a, 0).astype(a.dtype, copy=False)
+
+    return _elementwise(input, "hardshrink", fwd, lambda xp, a, y: (xp.abs(a) > lambd).astype(a.dtype))
+
+
+def softshrink(input, lambd=0.5):
+    if lambd < 0:
+        raise RuntimeError(f"lambda must be greater or equal to 0, but found to be {lambd}.")
+
+    def fwd(xp, a):
+        return xp.where(a > lambd, a - lambd, xp.where(a < -lambd, a + lambd, 0)).astype(a.dtype, copy=False)
+
+    return _elementwise(input, "softshrink", fwd, lambda xp, a, y: (xp.abs(a) > lambd).astype(a.dtype))
+
+
+def threshold(input, threshold, value, inplace=False):
+    """x where x > threshold, value elsewhere."""
+
+    def fwd(xp, a):
+        return xp.where(a > threshold, a, value).astype(a.dtype, copy=False)
+
+    return _elementwise(input, "threshold", fwd, lambda xp, a, y: (a > threshold).astype(a.dtype))
+
+
+def glu(input, dim=-1):
+    """a * sigmoid(b) for the halves a, b of input along dim."""
+    x, X, xp = _float_input(input, "glu")
+    if X.ndim == 0:
+        raise RuntimeError("glu does not support scalars because halving size must be even")
+    d = dim % X.ndim
+    if X.shape[d] % 2:
+        raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size {X.shape[d]}")
+    a, b = xp.split(X, 2, axis=d)
+    s = _sigmoid_of(xp, b)
+
+    def backward(g):
+        return (xp.concatenate([g * s, g * a * s * (1 - s)], axis=d),)
+
+    return Tensor._result(a * s, (x,), backward, "glu")
+
+
+def softmin(input, dim=None, _stacklevel=3, dtype=None):
+    x = _t(input)
+    if dim is None:
+        dim = _implicit_dim("softmin", x.ndim)
+    return softmax(-x, dim)
+
+
+def prelu(input, weight):
+    """max(0, x) + weight * min(0, x), weight (1,) or one per channel (dim 1)."""
+    x, X, xp = _float_input(input, "prelu")
+    w = _t(weight)
+    _same(x, w)
+    W = w.data
+    C = X.shape[1] if X.ndim >= 2 else 1  # a 1-D input has no channel dim, as in torch
+    if W.size != 1 and W.size != C:
+        raise RuntimeError(
+            "Mismatch of parameter numbers and input channel size. Found parameter numbers = "
+            f"{W.size} and channel size = {C}."
+        )
+    shape = () if W.size == 1 else (C,) + (1,) * (X.ndim - 2)  # one weight per channel, broadcast over the rest
+    Wb = W.reshape(shape)
+    pos = X > 0
+    y = xp.where(pos, X, Wb * X)
+
+    def backward(g):
+        dx = xp.where(pos, g, Wb * g)
+        dw = _unbroadcast(xp.where(pos, 0, X * g).astype(X.dtype, copy=False), shape).reshape(W.shape)
+        return dx, dw
+
+    return Tensor._result(y, (x, w), backward, "prelu")
+
+
+# -- channel dropout ------------------------------------------------------------------------------
+
+
+def _check_p(p):
+    if p < 0 or p > 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+
+
+def _feature_dropout(x, p, mask_shape, op):
+    """x times a mask of mask_shape (whole channels kept or zeroed, kept ones scaled by 1/(1-p)),
+    drawn from fastnn's host generator and copied to x's device."""
+    a = x.data
+    if p == 1:
+        return x * 0.0
+    keep = _random.generator().random(mask_shape) >= p
+    mask = _dev.move((keep / (1 - p)).astype(a.dtype), _dev.device_of(a))
+    return Tensor._result(a * mask, (x,), lambda g: (g * mask,), op)
+
+
+def _channel_mask_shape(shape, batched):
+    lead = 2 if batched else 1
+    return tuple(shape[:lead]) + (1,) * (len(shape) - lead)
+
+
+def dropout1d(input, p=0.5, training=True, inplace=False):
+    """Whole channels of (N, C, L) or unbatched (C, L) input zeroed with probability p."""
+    _check_p(p)
+    x = _t(input)
+    if x.ndim not in (2, 3):
+        raise RuntimeError(
+            f"dropout1d: Expected 2D or 3D input, but received a {x.ndim}D input. Note that dropout1d exists "
+            "to provide channel-wise dropout on inputs with 1 spatial dimension, a channel dimension, and an "
+            "optional batch dimension (i.e. 2D or 3D inputs)."
+        )
+    if not training or p == 0:
+        return x
+    return _feature_dropout(x, p, _channel_mask_shape(x.shape, x.ndim == 3), "dropout1d")
+
+
+def dropout2d(input, p=0.5, training=True, inplace=False):
+    """Whole channels of (N, C, H, W) or unbatched (C, H, W) input zeroed with probability p;
+    a 3-D input is taken as (N, C, L) with a warning, as torch does."""
+    _check_p(p)
+    x = _t(input)
+    if x.ndim not in (3, 4):
+        warnings.warn(
+            f"dropout2d: Received a {x.ndim}-D input to dropout2d, which is deprecated and will result in an "
+            "error in a future release. To retain the behavior and silence this warning, please use dropout "
+            "instead. Note that dropout2d exists to provide channel-wise dropout on inputs with 2 spatial "
+            "dimensions, a channel dimension, and an optional batch dimension (i.e. 3D or 4D inputs).",
+            stacklevel=2,
+        )
+    if x.ndim == 3:
+        warnings.warn(
+            "dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D dropout behavior is "
+            "desired - input is interpreted as shape (N, C, L), where C is the channel dim. This behavior will "
+            "change in a future release to interpret the input as one without a batch dimension, i.e. shape "
+            "(C, H, W). To maintain the 1D channel-wise dropout behavior, please switch to using dropout1d "
+            "instead.",
+            stacklevel=2,
+        )
+    if not training or p == 0:
+        return x
+    return _feature_dropout(x, p, _channel_mask_shape(x.shape, x.ndim >= 2), "dropout2d")
+
+
+def dropout3d(input, p=0.5, training=True, inplace=False):
+    """Whole channels of (N, C, D, H, W) or unbatched (C, D, H, W) input zeroed with probability p."""
+    _check_p(p)
+    x = _t(input)
+    if x.ndim not in (4, 5):
+        warnings.warn(
+            f"dropout3d: Received a {x.ndim}-D input to dropout3d, which is deprecated and will result in an "
+            "error in a future release. To retain the behavior and silence this warning, please use dropout "
+            "instead. Note that dropout3d exists to provide channel-wise dropout on inputs with 3 spatial "
+            "dimensions, a channel dimension, and an optional batch dimension (i.e. 4D or 5D inputs).",
+            stacklevel=2,
+        )
+    if not training or p == 0:
+        return x
+    return _feature_dropout(x, p, _channel_mask_shape(x.shape, x.ndim == 5), "dropout3d")
+
+
+_ALPHA_PRIME = 1.7580993408473766  # SELU's scale * alpha: the value SELU tends to for large negative inputs
+
+
+def alpha_dropout(input, p=0.5, training=False, inplace=False):
+    """Dropout for SELU networks: dropped elements are set to SELU's negative saturation value,
+    then an affine map a x + b restores zero mean and unit variance."""
+    _check_p(p)
+    x = _t(input)
+    if not training or p == 0 or x.data.size == 0:
+        return x
+    a_ = x.data
+    if p == 1:
+        return x * 0.0
+    keep = _dev.move(_random.generator().random(a_.shape) >= p, _dev.device_of(a_))
+    a = 1.0 / math.sqrt((_ALPHA_PRIME**2 * p + 1) * (1 - p))
+    b = _ALPHA_PRIME * a * p
+    xp = _xp(a_)
+    scale = xp.where(keep, a, 0).astype(a_.dtype)
+    shift = xp.where(keep, b, b - _ALPHA_PRIME * a).astype(a_.dtype)
+    return Tensor._result(a_ * scale + shift, (x,), lambda g: (g * scale,), "alpha_dropout")
+
+
+# -- losses in array math ----------------------------------------------------------------------
+
+
+def _legacy_reduction(size_average, reduce, reduction):
+    """torch's deprecated size_average / reduce turned into a reduction (with torch's warning)."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    reduction = "none" if not reduce else "mean" if size_average else "sum"
+    warnings.warn(
+        f"size_average and reduce args will be deprecated, please use reduction='{reduction}' instead.",
+        stacklevel=3,
+    )
+    return reduction
+
+
+def _check_reduction(reduction, allowed=("none", "mean", "sum")):
+    if reduction not in allowed:
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def _reduced(loss, reduction, n):
+    """loss as it is ("none"), summed, or summed over n ("mean"); float64 accumulation, the
+    result in loss's dtype (an empty mean is NaN, as torch's)."""
+    if reduction == "none":
+        return loss
+    xp = _xp(loss)
+    total = loss.sum(dtype=np.float64)
+    if reduction != "sum":
+        total = total / n if n else xp.asarray(float("nan"))
+    return xp.asarray(total, dtype=loss.dtype)
+
+
+def _size_warning(x, y):
+    if x.shape != y.shape:
+        warnings.warn(
+            f"Using a target size ({y.shape}) that is different to the input size ({x.shape}). This will "
+            "likely lead to incorrect results due to broadcasting. Please ensure they have the same size.",
+            stacklevel=3,
+        )
+
+
+def _difference_loss(input, target, reduction, op, fwd, dfwd):
+    """A loss of d = input - target elementwise (broadcast): fwd(xp, d) and its derivative
+    dfwd(xp, d), reduced; gradients reach input and target."""
+    _check_reduction(reduction)
+    x, y = _t(input), _t(target)
+    _same(x, y)
+    _size_warning(x, y)
+    X, Y = x.data, y.data
+    xp = _xp(X)
+    d = X - Y
+    loss = fwd(xp, d)
+    n = loss.size
+
+    def backward(g):
+        G = g if reduction == "none" else g / max(n, 1) if reduction == "mean" else g
+        dd = G * dfwd(xp, d)
+        return _unbroadcast(dd, X.shape), _unbroadcast(-dd, Y.shape)
+
+    return Tensor._result(_reduced(loss, reduction, n), (x, y), backward, op)
+
+
+def _weighted(loss_none, weight, input, reduction, mean_by_weight):
+    """torch's weighted regression losses: the unreduced loss times weight (input's shape),
+    then summed, or averaged over the weights' sum (mse, l1) or over the elements (huber)."""
+    _check_reduction(reduction)
+    w = _t(weight)
+    if tuple(w.shape) != tuple(_t(input).shape):
+        raise ValueError("Weights and input must have the same size.")
+    wl = loss_none * w
+    if reduction == "none":
+        return wl
+    if reduction == "sum":
+        return wl.sum()
+    return wl.sum() / w.sum() if mean_by_weight else wl.mean()
+
+
+def _sign(xp, d):
+    return xp.sign(d)
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if weight is not None:
+        return _weighted(l1_loss(input, target, reduction="none"), weight, input, reduction, True)
+    return _difference_loss(input, target, reduction, "l1_loss", lambda xp, d: xp.abs(d), _sign)
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    """0.5 d^2 / beta where |d| < beta, |d| - 0.5 beta elsewhere (beta 0: the L1 loss)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if beta < 0:
+        raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
+    if beta == 0:
+        return l1_loss(input, target, reduction=reduction)
+
+    def fwd(xp, d):
+        a = xp.abs(d)
+        return xp.where(a < beta, 0.5 * d * d / beta, a - 0.5 * beta)
+
+    def dfwd(xp, d):
+        return xp.where(xp.abs(d) < beta, d / beta, xp.sign(d))
+
+    return _difference_loss(input, target, reduction, "smooth_l1_loss", fwd, dfwd)
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
+    """0.5 d^2 where |d| < delta, delta (|d| - 0.5 delta) elsewhere."""
+    if delta <= 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
+    if weight is not None:
+        return _weighted(huber_loss(input, target, "none", delta), weight, input, reduction, False)
+
+    def fwd(xp, d):
+        a = xp.abs(d)
+        return xp.where(a < delta, 0.5 * d * d, delta * (a - 0.5 * delta))
+
+    def dfwd(xp, d):
+        return xp.clip(d, -delta, delta)
+
+    return _difference_loss(input, target, reduction, "huber_loss", fwd, dfwd)
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
+    """-w (y log x + (1 - y) log(1 - x)) on probabilities x, each log clamped at -100 (as torch)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    x, y = _t(input), _t(target)
+    w = None if weight is None else _t(weight)
+    _same(x, y, w)
+    if x.shape != y.shape:
+        raise ValueError(
+            f"Using a target size ({y.shape}) that is different to the input size ({x.shape}) is deprecated. "
+            "Please ensure they have the same size."
+        )
+    X, Y = x.data, y.data
+    xp = _xp(X)
+    if not bool(((X >= 0) & (X <= 1)).all()):
+        raise RuntimeError("all elements of input should be between 0 and 1")
+    with np.errstate(divide="ignore"):
+        lx, l1x = xp.maximum(xp.log(X), -100), xp.maximum(xp.log1p(-X), -100)
+    W = 1 if w is None else xp.broadcast_to(w.data, X.shape)
+    loss = -W * (Y * lx + (1 - Y) * l1x)
+    n = loss.size
+
+    def backward(g):
+        G = g if reduction == "none" else g / max(n, 1) if reduction == "mean" else g
+        dx = G * W * (X - Y) / xp.maximum(X * (1 - X), 1e-12)
+        with np.errstate(divide="ignore"):  # the target's gradient takes the logs unclamped, as torch's
+            dy = G * W * (xp.log1p(-X) - xp.log(X))
+        return dx, dy
+
+    # weight is a constant, as torch has no derivative for it
+    return Tensor._result(_reduced(loss, reduction, n), (x, y), backward, "binary_cross_entropy")
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """target * (log target - input) (input: log-probabilities; log_target: target is too)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction, ("none", "mean", "sum", "batchmean"))
+    if reduction == "mean":
+        warnings.warn(
+            "reduction: 'mean' divides the total loss by both the batch size and the support size."
+            "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+            "'mean' will be changed to behave the same as 'batchmean' in the next major release.",
+            stacklevel=2,
+        )
+    x, y = _t(input), _t(target)
+    _same(x, y)
+    X, Y = x.data, y.data
+    xp = _xp(X)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if log_target:
+            e = xp.exp(Y)
+            loss = e * (Y - X)
+        else:
+            ylogy = xp.where(Y == 0, 0, Y * xp.log(xp.where(Y == 0, 1, Y)))  # 0 log 0 = 0
+            loss = ylogy - Y * X
+    n = loss.size if reduction == "mean" else (X.shape[0] if X.ndim else 1) if reduction == "batchmean" else 1
+
+    def backward(g):
+        G = g if reduction == "none" else g / max(n, 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if log_target:
+                dx, dy = -e, e * (Y - X + 1)
+            else:
+                dx, dy = -Y, xp.log(Y) + 1 - X
+        return _unbroadcast(G * dx, X.shape), _unbroadcast(G * dy, Y.shape)
+
+    how = "mean" if reduction == "batchmean" else reduction  # both divide the sum by n
+    return Tensor._result(_reduced(loss, how, n), (x, y), backward, "kl_div")
+
+
+def _cross_entropy_probs(x, target, weight, reduction, label_smoothing):
+    """cross_entropy with class probabilities as targets (target of input's shape, classes on
+    dim 1, or dim 0 of an unbatched input): -sum_c w_c t_c log_softmax(x)_c per sample."""
+    t = _t(target)
+    X, T = x.data, t.data
+    _same(x, t)
+    xp = _xp(X)
+    axis = 1 if X.ndim >= 2 else 0
+    C = X.shape[axis]
+    wshape = (C,) + (1,) * (X.ndim - 2) if X.ndim >= 2 else (C,)
+    W = 1.0 if weight is None else _array(weight).astype(np.float64).reshape(wshape)
+    X64 = X.astype(np.float64)
+    z = X64 - X64.max(axis=axis, keepdims=True)
+    logp = z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
+    eps = float(label_smoothing)
+    tt = T * (1 - eps) + eps / C if eps else T.astype(np.float64)
+    wt = W * tt
+    per = -(logp * wt).sum(axis=axis)
+    n = per.size
+    out = _reduced(per, reduction, n).astype(X.dtype)
+
+    def backward(g):
+        G = g.astype(np.float64)
+        G = xp.expand_dims(G, axis) if reduction == "none" else G / max(n, 1) if reduction == "mean" else G
+        p = xp.exp(logp)
+        dx = G * (p * wt.sum(axis=axis, keepdims=True) - wt)
+        dt = G * (-(W * logp) * (1 - eps))
+        return dx.astype(X.dtype), dt.astype(T.dtype)
+
+    return Tensor._result(out, (x, t), backward, "cross_entropy")
+
+
+# -- padding and nearest-neighbour resampling (index gathers) --------------------------------------
+
+
+def _repeat_factor(idx, n):
+    """k when idx is 0,..,0, 1,..,1, ... (each of range(n) k times), else 0."""
+    if n == 0 or idx.size % n:
+        return 0
+    k = idx.size // n
+    return k if np.array_equal(idx, np.repeat(np.arange(n), k)) else 0
+
+
+def _take_axes(x, specs, op):
+    """x's elements picked along axes, specs [(axis, host int64 indices)] applied in turn; the
+    backward adds each output element's gradient to the element it was taken from."""
+    a = x.data
+    xp = _xp(a)
+    dev = _dev.device_of(a)
+    steps, out = [], a
+    for axis, idx in specs:
+        n = out.shape[axis]
+        didx = _dev.move(np.ascontiguousarray(idx, np.int64), dev)
+        steps.append((axis, n, didx, _repeat_factor(idx, n)))
+        out = xp.take(out, didx, axis=axis)
+
+    def backward(g):
+        for axis, n, didx, k in reversed(steps):
+            if k:  # an integer upsampling: sum each run of k
+                g = g.reshape(g.shape[:axis] + (n, k) + g.shape[axis + 1 :]).sum(axis=axis + 1)
+            else:
+                gm = xp.moveaxis(g, axis, 0)
+                d = xp.zeros((n,) + gm.shape[1:], g.dtype)
+                _dev.scatter_add(d, didx, gm)
+                g = xp.moveaxis(d, 0, axis)
+        return (xp.ascontiguousarray(g),)
+
+    return Tensor._result(xp.ascontiguousarray(out), (x,), backward, op)
+
+
+def _constant_pad(x, pairs, value):
+    a = x.data
+    xp = _xp(a)
+    shape, src, dst = list(a.shape), [slice(None)] * a.ndim, [slice(None)] * a.ndim
+    for axis, lo, hi in pairs:
+        n = a.shape[axis]
+        s0, s1 = max(-lo, 0), n - max(-hi, 0)
+        if n + lo + hi < 0 or s1 < s0:
+            raise RuntimeError(
+                f"fastnn.nn.functional.pad: padding ({lo}, {hi}) crops more than dimension {axis} holds "
+                f"(size {n}) of input {list(a.shape)}"
+            )
+        shape[axis] = n + lo + hi
+        src[axis], dst[axis] = slice(s0, s1), slice(max(lo, 0), max(lo, 0) + s1 - s0)
+    src, dst = tuple(src), tuple(dst)
+    out = xp.full(shape, value, dtype=a.dtype)
+    out[dst] = a[src]
+
+    def backward(g):
+        d = xp.zeros_like(a)
+        d[src] = g[dst]
+        return (d,)
+
+    return Tensor._result(out, (x,), backward, "pad")
+
+
+def pad(input, pad, mode="constant", value=None):
+    """torch.nn.functional.pad: pad = (left, right) of the last dim, then of the one before, ...
+    (negative values crop). "constant" pads any number of dims with value; "reflect",
+    "replicate" and "circular" pad the last 1, 2 or 3 dims of a 2-3, 3-4 or 4-5 dim input."""
+    x = _t(input)
+    pad = [int(p) for p in pad]
+    if len(pad) % 2:
+        raise RuntimeError("Padding length must be divisible by 2")
+    k = len(pad) // 2
+    if k > x.ndim:
+        raise RuntimeError(
+            "Padding length should be less than or equal to two times the input dimension but got padding "
+            f"length {len(pad)} and input of dimension {x.ndim}"
+        )
+    if mode not in ("constant", "reflect", "replicate", "circular"):
+        raise NotImplementedError(f"Unrecognised padding mode {mode}")
+    pairs = [(x.ndim - 1 - i, pad[2 * i], pad[2 * i + 1]) for i in range(k)]
+    if mode == "constant":
+        return _constant_pad(x, pairs, 0 if value is None else value)
+    if value is not None and value != 0:
+        raise RuntimeError(f'Padding mode "{mode}" doesn\'t take in value argument')
+    if not (1 <= k <= 3 and x.ndim in (k + 1, k + 2)):
+        raise NotImplementedError(
+            f"Padding size {len(pad)} is not supported for {x.ndim}D input tensor.\n"
+            "Supported combinations for non-constant padding:\n"
+            "  - 2D or 3D input: padding size = 2 (pads last dimension)\n"
+            "  - 3D or 4D input: padding size = 4 (pads last 2 dimensions)\n"
+            "  - 4D or 5D input: padding size = 6 (pads last 3 dimensions)"
+        )
+    specs = []
+    for axis, lo, hi in pairs:
+        n = x.shape[axis]
+        if mode == "reflect" and (lo >= n or hi >= n):
+            raise RuntimeError(
+                "Padding size should be less than the corresponding input dimension, but got: padding "
+                f"({lo}, {hi}) at dimension {axis} of input {list(x.shape)}"
+            )
+        if mode == "circular" and (lo > n or hi > n):
+            raise RuntimeError("Padding value causes wrapping around more than once.")
+        if n + lo + hi < 0:
+            raise RuntimeError(
+                f"fastnn.nn.functional.pad: padding ({lo}, {hi}) crops more than dimension {axis} holds (size {n})"
+            )
+        i = np.arange(-lo, n + hi)
+        if mode == "reflect":  # mirrored about the edge elements, which are not repeated
+            i = np.abs(i)
+            i = np.where(i > n - 1, 2 * (n - 1) - i, i)
+        elif mode == "replicate":
+            i = np.clip(i, 0, n - 1)
+        else:  # as torch: a negative pad crops first, a positive one wraps within what is left
+            c0, c1 = max(-lo, 0), n - max(-hi, 0)
+            i = c0 + np.arange(-max(lo, 0), c1 - c0 + max(hi, 0)) % max(c1 - c0, 1)
+        specs.append((axis, i))
+    return _take_axes(x, specs, "pad")
+
+
+_INTERPOLATE_MODES = ("nearest", "linear", "bilinear", "bicubic", "trilinear", "area", "nearest-exact")
+
+
+def _nearest_index(n_in, n_out, scale, exact):
+    """The source index of each output position (torch's float32 arithmetic): floor(o * s) or
+    floor((o + 0.5) * s), at most n_in - 1, with s = 1 / scale_factor or n_in / n_out."""
+    s = np.float32(1.0 / scale) if scale is not None and scale > 0 else np.float32(n_in) / np.float32(n_out)
+    o = np.arange(n_out)
+    src = ((o + 0.5) * np.float64(s)).astype(np.float32) if exact else o.astype(np.float32) * s
+    return np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+
+
+def interpolate(
+    input,
+    size=None,
+    scale_factor=None,
+    mode="nearest",
+    align_corners=None,
+    recompute_scale_factor=None,
+    antialias=False,
+):
+    """torch.nn.functional.interpolate for modes "nearest" and "nearest-exact" on (N, C, L),
+    (N, C, H, W) and (N, C, D, H, W) inputs; the interpolating modes raise NotImplementedError."""
+    x = _t(input)
+    if mode in ("nearest", "area", "nearest-exact") and align_corners is not None:
+        raise ValueError(
+            "align_corners option can only be set with the interpolating modes: linear | bilinear | bicubic | trilinear"
+        )
+    dim = x.ndim - 2
+    spatial = list(x.shape[2:])
+    if size is not None and scale_factor is not None:
+        raise ValueError("only one of size or scale_factor should be defined")
+    if size is not None:
+        if isinstance(size, (list, tuple)):
+            if len(size) != dim:
+                raise ValueError(
+                    "Input and output must have the same number of spatial dimensions, but got input with spatial "
+                    f"dimensions of {spatial} and output size of {size}. Please provide input tensor in (N, C, d1, "
+                    "d2, ...,dK) format and output size in (o1, o2, ...,oK) format."
+                )
+            out_size = [int(s) for s in size]
+        else:
+            out_size = [int(size)] * dim
+        scales = [None] * dim
+    elif scale_factor is not None:
+        if isinstance(scale_factor, (list, tuple)):
+            if len(scale_factor) != dim:
+                raise ValueError(
+                    "Input and scale_factor must have the same number of spatial dimensions, but got input with "
+                    f"spatial dimensions of {spatial} and scale_factor of shape {scale_factor}. Please provide input "
+                    "tensor in (N, C, d1, d2, ...,dK) format and scale_factor in (s1, s2, ...,sK) format."
+                )
+            scales = [float(s) for s in scale_factor]
+        else:
+            scales = [float(scale_factor)] * dim
+        out_size = [math.floor(n * s) for n, s in zip(spatial, scales)]
+        if recompute_scale_factor:
+            scales = [None] * dim
+    else:
+        raise ValueError("either size or scale_factor should be defined")
+    if recompute_scale_factor and size is not None:
+        raise ValueError("recompute_scale_factor is not meaningful with an explicit size.")
+    if antialias and not (mode in ("bilinear", "bicubic") and x.ndim == 4):
+        raise ValueError(
+            "Anti-alias option is restricted to bilinear and bicubic modes and requires a 4-D tensor as input"
+        )
+    if not 1 <= dim <= 3 or mode not in _INTERPOLATE_MODES:
+        raise NotImplementedError(
+            f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {x.ndim}D) for the modes: nearest | "
+            f"linear | bilinear | bicubic | trilinear | area | nearest-exact (got {mode})"
+        )
+    if mode not in ("nearest", "nearest-exact"):
+        raise NotImplementedError(
+            f"fastnn.nn.functional.interpolate: mode={mode!r} of torch.nn.functional.interpolate is not "
+            "supported (only 'nearest' and 'nearest-exact')"
+        )
+    if any(m <= 0 for m in out_size) or any(n <= 0 for n in spatial):
+        raise RuntimeError(
+            f"Input and output sizes should be greater than 0, but got input ({spatial}) and output ({out_size})"
+        )
+    specs = [
+        (2 + i, _nearest_index(n, m, s, mode == "nearest-exact"))
+        for i, (n, m, s) in enumerate(zip(spatial, out_size, scales))
+    ]
+    return _take_axes(x, specs, "interpolate")
+
+
+# -- norms, distances, one-hot ----------------------------------------------------------------------
+
+
+def _pnorm(xp, a, p, axis):
+    """The order-p norm of a along axis (kept as size 1)."""
+    if p == float("inf"):
+        return xp.abs(a).max(axis=axis, keepdims=True)
+    if p == 0:
+        return (a != 0).sum(axis=axis, keepdims=True).astype(a.dtype)
+    if p == 1:
+        return xp.abs(a).sum(axis=axis, keepdims=True)
+    if p == 2:
+        return xp.sqrt((a * a).sum(axis=axis, keepdims=True))
+    return (xp.abs(a) ** p).sum(axis=axis, keepdims=True) ** (1.0 / p)
+
+
+def _pnorm_grad(xp, a, n, p, axis):
+    """d norm / d a (n: the norm, kept dims); 0 where the norm is 0; the infinity norm's
+    gradient is shared by the elements at the maximum."""
+    safe = xp.where(n == 0, 1, n).astype(a.dtype, copy=False)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if p == float("inf"):
+            hit = xp.abs(a) == n
+            d = xp.sign(a) * hit / xp.maximum(hit.sum(axis=axis, keepdims=True), 1)
+        elif p == 0:
+            d = xp.zeros_like(a)
+        elif p == 1:
+            d = xp.sign(a)
+        elif p == 2:
+            d = a / safe
+        else:
+            d = xp.sign(a) * xp.abs(a) ** (p - 1) / safe ** (p - 1)
+    return xp.where(n == 0, 0, d).astype(a.dtype, copy=False)
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
+    """input / max(norm_p(input, dim), eps)."""
+    if out is not None:
+        raise NotImplementedError("fastnn.nn.functional.normalize: torch's out= argument is not supported")
+    x, X, xp = _float_input(input, "normalize")
+    n = _pnorm(xp, X, p, dim)
+    c = xp.maximum(n, eps).astype(X.dtype, copy=False)
+    y = X / c
+
+    def backward(g):
+        # y = x / c(x), c = max(norm, eps): the norm's gradient counts only where it is >= eps
+        inner = (g * X).sum(axis=dim, keepdims=True)
+        dn = _pnorm_grad(xp, X, n, p, dim) * (n >= eps)
+        return (g / c - inner / (c * c) * dn,)
+
+    return Tensor._result(y, (x,), backward, "normalize")
+
+
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    """sum(x1 x2, dim) / (max(|x1|, eps) max(|x2|, eps)), x1 and x2 broadcast together."""
+    a, A, xp = _float_input(x1, "cosine_similarity")
+    b, B, _ = _float_input(x2, "cosine_similarity")
+    _same(a, b)
+    Ab, Bb = xp.broadcast_arrays(A, B)
+    n1, n2 = _pnorm(xp, Ab, 2, dim), _pnorm(xp, Bb, 2, dim)
+    c1, c2 = xp.maximum(n1, eps), xp.maximum(n2, eps)
+    cos = ((Ab / c1) * (Bb / c2)).sum(axis=dim, keepdims=True)
+
+    def backward(g):
+        G = xp.expand_dims(g, dim)
+        # where a norm is below eps its clamp is a constant: no gradient through the norm
+        da = G * (Bb / (c1 * c2) - cos * Ab * (n1 > eps) / (c1 * xp.where(n1 == 0, 1, n1)))
+        db = G * (Ab / (c1 * c2) - cos * Bb * (n2 > eps) / (c2 * xp.where(n2 == 0, 1, n2)))
+        return _unbroadcast(da, A.shape), _unbroadcast(db, B.shape)
+
+    return Tensor._result(xp.squeeze(cos, axis=dim), (a, b), backward, "cosine_similarity")
+
+
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
+    """The order-p norm of x1 - x2 + eps over the last dim (x1, x2 broadcast together)."""
+    a, A, xp = _float_input(x1, "pairwise_distance")
+    b, B, _ = _float_input(x2, "pairwise_distance")
+    _same(a, b)
+    d = A - B + eps
+    n = _pnorm(xp, d, p, -1)
+
+    def backward(g):
+        G = g if keepdim else xp.expand_dims(g, -1)
+        dd = G * _pnorm_grad(xp, d, n, p, -1)
+        return _unbroadcast(dd, A.shape), _unbroadcast(-dd, B.shape)
+
+    return Tensor._result(n if keepdim else xp.squeeze(n, axis=-1), (a, b), backward, "pairwise_distance")
+
+
+def one_hot(tensor, num_classes=-1):
+    """int64 (..., num_classes) with a 1 at each value's position (num_classes -1: max + 1)."""
+    a = _array(tensor)
+    if a.dtype != np.int64:
+        raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
+    xp = _xp(a)
+    if num_classes == -1:
+        if a.size == 0:
+            raise RuntimeError("Can not infer total number of classes from empty tensor.")
+        num_classes = int(a.max()) + 1
+    if a.size and int(a.min()) < 0:
+        raise RuntimeError("Class values must be non-negative.")
+    if a.size and int(a.max()) >= num_classes:
+        raise RuntimeError("Class values must be smaller than num_classes.")
+    return Tensor((a[..., None] == xp.arange(num_classes)).astype(np.int64))
+
+
+# -- group and instance normalisation, bilinear ---------------------------------------------------
+
+
+def _affine_args(x, weight, bias):
+    w = None if weight is None else _t(weight)
+    b = None if bias is None else _t(bias)
+    _same(x, w, b)
+    return w, b
+
+
+def _normalize_groups(x, G, w, b, eps, op):
+    """(x - mean) / sqrt(var + eps) over each (sample, group of channels), then weight and bias
+    per channel; statistics and gradients in float64, the result in x's dtype."""
+    X = x.data
+    xp = _xp(X)
+    N, C = X.shape[:2]
+    gshape = (N, G, -1)
+    Xg = X.reshape(gshape).astype(np.float64)
+    mean = Xg.mean(axis=-1, keepdims=True)
+    rstd = 1 / xp.sqrt(Xg.var(axis=-1, keepdims=True) + eps)
+    xhat = (Xg - mean) * rstd
+    xh = xhat.reshape(X.shape)
+    cshape = (1, C) + (1,) * (X.ndim - 2)
+    axes = (0,) + tuple(range(2, X.ndim))
+    y = xh
+    if w is not None:
+        y = y * w.data.astype(np.float64).reshape(cshape)
+    if b is not None:
+        y = y + b.data.astype(np.float64).reshape(cshape)
+
+    def backward(g):
+        Gd = g.astype(np.float64)
+        dxh = Gd if w is None else Gd * w.data.astype(np.float64).reshape(cshape)
+        dg = dxh.reshape(gshape)
+        dx = rstd * (dg - dg.mean(axis=-1, keepdims=True) - xhat * (dg * xhat).mean(axis=-1, keepdims=True))
+        grads = [dx.reshape(X.shape).astype(X.dtype)]
+        if w is not None:
+            grads.append((Gd * xh).sum(axis=axes).astype(w.data.dtype))
+        if b is not None:
+            grads.append(Gd.sum(axis=axes).astype(b.data.dtype))
+        return tuple(grads)
+
+    parents = tuple(t for t in (x, w, b) if t is not None)
+    return Tensor._result(y.astype(X.dtype), parents, backward, op)
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """Normalise each sample over groups of num_groups channels (and all spatial positions)."""
+    x, X, xp = _float_input(input, "group_norm")
+    if X.ndim < 2:
+        raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {X.ndim}")
+    if X.shape[1] % num_groups:
+        raise RuntimeError(
+            "Expected number of channels in input to be divisible by num_groups, but got input of shape "
+            f"{list(X.shape)} and num_groups={num_groups}"
+        )
+    w, b = _affine_args(x, weight, bias)
+    return _normalize_groups(x, num_groups, w, b, eps, "group_norm")
+
+
+def _normalize_by(x, mean, var, w, b, eps):
+    """(x - mean) / sqrt(var + eps) * w + b with given per-channel statistics, in x's dtype."""
+    X = x.data
+    xp = _xp(X)
+    cshape = (1, X.shape[1]) + (1,) * (X.ndim - 2)
+    axes = (0,) + tuple(range(2, X.ndim))
+    scale = (1 / xp.sqrt(xp.asarray(var, np.float64) + eps)).reshape(cshape)
+    xhat = (X - xp.asarray(mean, np.float64).reshape(cshape)) * scale
+    W = 1.0 if w is None else w.data.astype(np.float64).reshape(cshape)
+    y = xhat * W + (0.0 if b is None else b.data.astype(np.float64).reshape(cshape))
+
+    def backward(g):
+        grads = [(g * (scale * W)).astype(X.dtype)]
+        if w is not None:
+            grads.append((g * xhat).sum(axis=axes).astype(w.data.dtype))
+        if b is not None:
+            grads.append(g.sum(axis=axes).astype(b.data.dtype))
+        return tuple(grads)
+
+    parents = tuple(t for t in (x, w, b) if t is not None)
+    return Tensor._result(y.astype(X.dtype), parents, backward, "instance_norm")
+
+
+def instance_norm(
+    input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True, momentum=0.1, eps=1e-5
+):
+    """Normalise each (sample, channel) over its spatial positions; with use_input_stats=False
+    the running statistics are used instead, and with it they are updated (if given) by the
+    batch average of the instances' mean and unbiased variance."""
+    x, X, xp = _float_input(input, "instance_norm")
+    if X.ndim < 3:
+        raise ValueError(f"fastnn.nn.functional.instance_norm: expected (N, C, ...) input, got {X.shape}")
+    if use_input_stats and math.prod(X.shape[2:]) == 1:
+        raise ValueError(f"Expected more than 1 spatial element when training, got input size {X.shape}")
+    w, b = _affine_args(x, weight, bias)
+    rm, rv = (None if r is None else (r.data if isinstance(r, Tensor) else r) for r in (running_mean, running_var))
+    if not use_input_stats:
+        if rm is None or rv is None:
+            raise ValueError(
+                "fastnn.nn.functional.instance_norm: use_input_stats=False needs running_mean and running_var"
+            )
+        return _normalize_by(x, rm, rv, w, b, eps)
+    N, C = X.shape[:2]
+    if rm is not None or rv is not None:
+        Xi = X.reshape(N, C, -1).astype(np.float64)
+        k = Xi.shape[-1]
+        if rm is not None:
+            rm[...] = (1 - momentum) * rm + momentum * Xi.mean(axis=-1).mean(axis=0)
+        if rv is not None:
+            rv[...] = (1 - momentum) * rv + momentum * (Xi.var(axis=-1) * k / (k - 1)).mean(axis=0)
+    return _normalize_groups(x, C, w, b, eps, "instance_norm")
+
+
+def bilinear(input1, input2, weight, bias=None):
+    """y[..., o] = sum_ij input1[..., i] weight[o, i, j] input2[..., j] + bias[o]."""
+    a, A, xp = _float_input(input1, "bilinear")
+    b2, B, _ = _float_input(input2, "bilinear")
+    w = _t(weight)
+    bias = None if bias is None else _t(bias)
+    _same(a, b2, w, bias)
+    W = w.data
+    O, I, J = W.shape
+    if A.shape[-1] != I:
+        raise RuntimeError(f"bilinear(): input1 size does not match weight size: got {A.shape[-1]} but expected {I}")
+    if B.shape[-1] != J:
+        raise RuntimeError(f"bilinear(): input2 size does not match weight size: got {B.shape[-1]} but expected {J}")
+    if A.shape[:-1] != B.shape[:-1]:
+        raise RuntimeError(
+            f"bilinear(): input batch dimensions do not match: got {list(A.shape[:-1])} and {list(B.shape[:-1])}"
+        )
+    lead = A.shape[:-1]
+    A2, B2 = A.reshape(-1, I), B.reshape(-1, J)
+    T = xp.matmul(B2, W.reshape(O * I, J).T).reshape(-1, O, I)  # T[n, o, i] = sum_j W[o, i, j] B[n, j]
+    y = (T * A2[:, None, :]).sum(axis=-1)
+    if bias is not None:
+        y = y + bias.data
+
+    def backward(g):
+        G = g.reshape(-1, O)
+        S = xp.matmul(G, W.reshape(O, I * J)).reshape(-1, I, J)  # S[n, i, j] = sum_o G[n, o] W[o, i, j]
+        grads = [
+            (G[:, :, None] * T).sum(axis=1).reshape(A.shape),
+            (S * A2[:, :, None]).sum(axis=1).reshape(B.shape),
+            xp.matmul(G.T, (A2[:, :, None] * B2[:, None, :]).reshape(-1, I * J)).reshape(W.shape),
+        ]
+        if bias is not None:
+            grads.append(G.sum(axis=0))
+        return tuple(grads)
+
+    parents = (a, b2, w) if bias is None else (a, b2, w, bias)
+    return Tensor._result(y.reshape(lead + (O,)), parents, backward, "bilinear")
+
+
+# -- one-dimensional convolution and pooling (the 2-D kernels on a unit height) -------------------
+
+
+def _single(v):
+    if isinstance(v, (tuple, list)):
+        if len(v) != 1:
+            raise ValueError(f"expected an int or a 1-element sequence, got {v!r}")
+        return int(v[0])
+    return int(v)
+
+
+def _to_2d(x, op, message):
+    """(N, C, L) or unbatched (C, L) input as (N, C, 1, L), and whether it was unbatched."""
+    if x.ndim not in (2, 3):
+        raise RuntimeError(message)
+    unbatched = x.ndim == 2
+    return (x.unsqueeze(0) if unbatched else x).unsqueeze(2), unbatched
+
+
+def _from_2d(y, unbatched):
+    y = y.squeeze(2)
+    return y.squeeze(0) if unbatched else y
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    x, w = _t(input), _t(weight)
+    x4, unb = _to_2d(
+        x, "conv1d", f"Expected 2D (unbatched) or 3D (batched) input to conv1d, but got input of size: {list(x.shape)}"
+    )
+    pad = padding if isinstance(padding, str) else (0, _single(padding))
+    y = conv2d(x4, w.unsqueeze(2), bias, (1, _single(stride)), pad, (1, _single(dilation)), groups)
+    return _from_2d(y, unb)
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    x = _t(input)
+    x4, unb = _to_2d(
+        x,
+        "max_pool1d",
+        "max_pool1d: Expected 2D or 3D (batch mode) tensor with optional 0 dim batch size for input, but "
+        f"got:{list(x.shape)}",
+    )
+    k = _single(kernel_size)
+    s = k if stride is None or (isinstance(stride, (list, tuple)) and not stride) else _single(stride)
+    out = max_pool2d(x4, (1, k), (1, s), (0, _single(padding)), (1, _single(dilation)), ceil_mode, return_indices)
+    if return_indices:
+        y, idx = out
+        return _from_2d(y, unb), _from_2d(idx, unb)
+    return _from_2d(out, unb)
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    x = _t(input)
+    x4, unb = _to_2d(
+        x,
+        "avg_pool1d",
+        f"Expected 2 to 3 dimensions, but got {x.ndim}-dimensional tensor for argument #1 'self' (while checking "
+        "arguments for avg_pool1d)",
+    )
+    k = _single(kernel_size)
+    s = k if stride is None or (isinstance(stride, (list, tuple)) and not stride) else _single(stride)
+    y = avg_pool2d(x4, (1, k), (1, s), (0, _single(padding)), ceil_mode, count_include_pad)
+    return _from_2d(y, unb)
+
+
+def adaptive_avg_pool1d(input, output_size):
+    x = _t(input)
+    x4, unb = _to_2d(
+        x, "adaptive_avg_pool1d", f"adaptive_avg_pool1d(): Expected 2D or 3D tensor, but got {list(x.shape)}"
+    )
+    return _from_2d(adaptive_avg_pool2d(x4, (1, _single(output_size))), unb)
+
+
+def __getattr__(name):
+    # a torch.nn.functional function fastnn lacks: NotImplementedError naming it (an AttributeError too)
+    raise _missing("fastnn.nn.functional", "torch.nn.functional", _TORCH_NN_FUNCTIONAL, name)

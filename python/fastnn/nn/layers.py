@@ -1,0 +1,433 @@
+"""More torch.nn layers over fastnn.nn.functional: channel dropout (Dropout1d/2d/3d,
+AlphaDropout), Unflatten, Upsample (nearest), the padding layers, the one-dimensional
+convolution and pooling layers (the 2-D kernels on a unit height), CosineSimilarity,
+PairwiseDistance, Bilinear, GroupNorm and InstanceNorm1d/2d/3d; torch's constructors,
+parameter names, initialisations and reprs."""
+
+import math
+import warnings
+
+import numpy as np
+
+from ..tensor import Tensor
+from . import functional as F
+from . import init
+from .modules import Module, Parameter, _ConvNd
+
+__all__ = [
+    "Dropout1d",
+    "Dropout2d",
+    "Dropout3d",
+    "AlphaDropout",
+    "Unflatten",
+    "Upsample",
+    "UpsamplingNearest2d",
+    "ConstantPad1d",
+    "ConstantPad2d",
+    "ConstantPad3d",
+    "ZeroPad1d",
+    "ZeroPad2d",
+    "ZeroPad3d",
+    "ReflectionPad1d",
+    "ReflectionPad2d",
+    "ReflectionPad3d",
+    "ReplicationPad1d",
+    "ReplicationPad2d",
+    "ReplicationPad3d",
+    "CircularPad1d",
+    "CircularPad2d",
+    "CircularPad3d",
+    "Conv1d",
+    "MaxPool1d",
+    "AvgPool1d",
+    "AdaptiveAvgPool1d",
+    "CosineSimilarity",
+    "PairwiseDistance",
+    "Bilinear",
+    "GroupNorm",
+    "InstanceNorm1d",
+    "InstanceNorm2d",
+    "InstanceNorm3d",
+]
+
+
+# -- dropout ----------------------------------------------------------------------------------
+
+
+class _DropoutNd(Module):
+    def __init__(self, p=0.5, inplace=False):
+        super().__init__()
+        if p < 0 or p > 1:
+            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        self.p, self.inplace = p, inplace
+
+    def extra_repr(self):
+        return f"p={self.p}, inplace={self.inplace}"
+
+
+class Dropout1d(_DropoutNd):
+    def forward(self, input):
+        return F.dropout1d(input, self.p, self.training)
+
+
+class Dropout2d(_DropoutNd):
+    def forward(self, input):
+        return F.dropout2d(input, self.p, self.training)
+
+
+class Dropout3d(_DropoutNd):
+    def forward(self, input):
+        return F.dropout3d(input, self.p, self.training)
+
+
+class AlphaDropout(_DropoutNd):
+    def forward(self, input):
+        return F.alpha_dropout(input, self.p, self.training)
+
+
+# -- shape ------------------------------------------------------------------------------------
+
+
+class Unflatten(Module):
+    """Dim `dim` of the input reshaped to unflattened_size (one entry may be -1)."""
+
+    def __init__(self, dim, unflattened_size):
+        super().__init__()
+        if isinstance(dim, str):
+            raise NotImplementedError(
+                "fastnn.nn.Unflatten: a named dim (torch's named tensors) is not supported; give the dim's index"
+            )
+        if not isinstance(unflattened_size, (tuple, list)):
+            raise TypeError(
+                f"unflattened_size must be a tuple of ints, but found type {type(unflattened_size).__name__}"
+            )
+        for i, n in enumerate(unflattened_size):
+            if not isinstance(n, int):
+                raise TypeError(
+                    f"unflattened_size must be tuple of ints, but found element of type {type(n).__name__} at pos {i}"
+                )
+        self.dim, self.unflattened_size = dim, unflattened_size
+
+    def forward(self, input):
+        shape = tuple(input.shape)
+        d = self.dim % len(shape)
+        sizes = list(self.unflattened_size)
+        known = math.prod(n for n in sizes if n != -1)
+        if sizes.count(-1) == 1 and known and shape[d] % known == 0:
+            sizes[sizes.index(-1)] = shape[d] // known
+        if sizes.count(-1) or math.prod(sizes) != shape[d]:
+            raise RuntimeError(
+                f"unflatten: Provided sizes {list(self.unflattened_size)} don't multiply up to the size of dim "
+                f"{self.dim} ({shape[d]}) in the input tensor"
+            )
+        return input.reshape(shape[:d] + tuple(sizes) + shape[d + 1 :])
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+class Upsample(Module):
+    """F.interpolate as a layer (modes "nearest" and "nearest-exact"; others raise on forward)."""
+
+    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None, recompute_scale_factor=None):
+        super().__init__()
+        self.name = type(self).__name__
+        self.size = size
+        if isinstance(scale_factor, tuple):
+            self.scale_factor = tuple(float(f) for f in scale_factor)
+        else:
+            self.scale_factor = float(scale_factor) if scale_factor else None
+        self.mode, self.align_corners, self.recompute_scale_factor = mode, align_corners, recompute_scale_factor
+
+    def forward(self, input):
+        return F.interpolate(
+            input,
+            self.size,
+            self.scale_factor,
+            self.mode,
+            self.align_corners,
+            recompute_scale_factor=self.recompute_scale_factor,
+        )
+
+    def extra_repr(self):
+        s = f"scale_factor={self.scale_factor!r}" if self.scale_factor is not None else f"size={self.size!r}"
+        return s + f", mode={self.mode!r}"
+
+
+class UpsamplingNearest2d(Upsample):
+    def __init__(self, size=None, scale_factor=None):
+        super().__init__(size, scale_factor, mode="nearest")
+
+
+# -- padding ----------------------------------------------------------------------------------
+
+
+class _PadNd(Module):
+    _dims = 1
+    _mode = "constant"
+
+    def __init__(self, padding):
+        super().__init__()
+        self.padding = (padding,) * (2 * self._dims) if isinstance(padding, int) else tuple(padding)
+
+    def forward(self, input):
+        if self._mode == "constant":
+            return F.pad(input, self.padding, "constant", self.value)
+        return F.pad(input, self.padding, self._mode)
+
+    def extra_repr(self):
+        return f"{self.padding}"
+
+
+class _ConstantPadNd(_PadNd):
+    def __init__(self, padding, value):
+        super().__init__(padding)
+        self.value = value
+
+    def extra_repr(self):
+        return f"padding={self.padding}, value={self.value}"
+
+
+def _pad_class(name, dims, base, mode=None, value=None):
+    attrs = {"_dims": dims, "__module__": __name__, "__qualname__": name}
+    if mode is not None:
+        attrs["_mode"] = mode
+    if value is not None:  # the ZeroPad layers: ConstantPad with value 0, printed as padding only
+
+        def __init__(self, padding):
+            _ConstantPadNd.__init__(self, padding, value)
+
+        attrs.update(__init__=__init__, extra_repr=_PadNd.extra_repr)
+    return type(name, (base,), attrs)
+
+
+ConstantPad1d = _pad_class("ConstantPad1d", 1, _ConstantPadNd)
+ConstantPad2d = _pad_class("ConstantPad2d", 2, _ConstantPadNd)
+ConstantPad3d = _pad_class("ConstantPad3d", 3, _ConstantPadNd)
+ZeroPad1d = _pad_class("ZeroPad1d", 1, ConstantPad1d, value=0.0)
+ZeroPad2d = _pad_class("ZeroPad2d", 2, ConstantPad2d, value=0.0)
+ZeroPad3d = _pad_class("ZeroPad3d", 3, ConstantPad3d, value=0.0)
+ReflectionPad1d = _pad_class("ReflectionPad1d", 1, _PadNd, "reflect")
+ReflectionPad2d = _pad_class("ReflectionPad2d", 2, _PadNd, "reflect")
+ReflectionPad3d = _pad_class("ReflectionPad3d", 3, _PadNd, "reflect")
+ReplicationPad1d = _pad_class("ReplicationPad1d", 1, _PadNd, "replicate")
+ReplicationPad2d = _pad_class("ReplicationPad2d", 2, _PadNd, "replicate")
+ReplicationPad3d = _pad_class("ReplicationPad3d", 3, _PadNd, "replicate")
+CircularPad1d = _pad_class("CircularPad1d", 1, _PadNd, "circular")
+CircularPad2d = _pad_class("CircularPad2d", 2, _PadNd, "circular")
+CircularPad3d = _pad_class("CircularPad3d", 3, _PadNd, "circular")
+
+
+# -- one-dimensional convolution and pooling ---------------------------------------------------
+
+
+class Conv1d(_ConvNd):
+    """torch.nn.Conv1d: weight (out_channels, in_channels / groups, kernel_size), input (N, C, L)
+    or unbatched (C, L); the 2-D kernel runs on a unit height."""
+
+    _dims = 1
+
+    def _conv(self, x, padding):
+        pad = padding if isinstance(padding, str) else padding[0]
+        return F.conv1d(x, self.weight, self.bias, self.stride[0], pad, self.dilation[0], self.groups)
+
+
+class MaxPool1d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding, self.dilation, self.return_indices, self.ceil_mode = padding, dilation, return_indices, ceil_mode
+
+    def forward(self, input):
+        return F.max_pool1d(
+            input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode, self.return_indices
+        )
+
+    def extra_repr(self):
+        return (
+            f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+            f"dilation={self.dilation}, ceil_mode={self.ceil_mode}"
+        )
+
+
+class AvgPool1d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+        super().__init__()
+        self.kernel_size = _ntuple1(kernel_size)
+        self.stride = _ntuple1(stride if stride is not None else kernel_size)
+        self.padding = _ntuple1(padding)
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+
+    def forward(self, input):
+        return F.avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+def _ntuple1(v):
+    return (v,) if isinstance(v, int) else tuple(v)
+
+
+class AdaptiveAvgPool1d(Module):
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, input):
+        return F.adaptive_avg_pool1d(input, self.output_size)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+# -- similarity and distance ----------------------------------------------------------------------
+
+
+class CosineSimilarity(Module):
+    def __init__(self, dim=1, eps=1e-8):
+        super().__init__()
+        self.dim, self.eps = dim, eps
+
+    def forward(self, x1, x2):
+        return F.cosine_similarity(x1, x2, self.dim, self.eps)
+
+
+class PairwiseDistance(Module):
+    def __init__(self, p=2.0, eps=1e-6, keepdim=False):
+        super().__init__()
+        self.norm, self.eps, self.keepdim = p, eps, keepdim
+
+    def forward(self, x1, x2):
+        return F.pairwise_distance(x1, x2, self.norm, self.eps, self.keepdim)
+
+
+class Bilinear(Module):
+    """y = x1^T A x2 + b: weight (out_features, in1_features, in2_features), bias (out_features,),
+    both U(-1/sqrt(in1_features), 1/sqrt(in1_features)) as torch initialises them."""
+
+    def __init__(self, in1_features, in2_features, out_features, bias=True, device=None, dtype=None):
+        super().__init__()
+        self.in1_features, self.in2_features, self.out_features = in1_features, in2_features, out_features
+        self.weight = Parameter(np.empty((out_features, in1_features, in2_features), np.float32))
+        self.bias = Parameter(np.empty(out_features, np.float32)) if bias else None
+        self.reset_parameters()
+        if device is not None:
+            self.to(device)
+
+    def reset_parameters(self):
+        bound = 1 / math.sqrt(self.weight.shape[1])
+        init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input1, input2):
+        return F.bilinear(input1, input2, self.weight, self.bias)
+
+    def extra_repr(self):
+        return (
+            f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+            f"out_features={self.out_features}, bias={self.bias is not None}"
+        )
+
+
+# -- normalisation ----------------------------------------------------------------------------
+
+
+class GroupNorm(Module):
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, device=None, dtype=None, *, bias=True):
+        super().__init__()
+        if num_channels % num_groups:
+            raise ValueError(f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
+        self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
+        self.weight = Parameter(np.ones(num_channels, np.float32)) if affine else None
+        self.bias = Parameter(np.zeros(num_channels, np.float32)) if affine and bias else None
+        if device is not None:
+            self.to(device)
+
+    def forward(self, input):
+        return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return (
+            f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+            f"bias={self.bias is not None}"
+        )
+
+
+class _InstanceNorm(Module):
+    _no_batch_dims = 3  # dims of an unbatched input
+
+    def __init__(
+        self,
+        num_features,
+        eps=1e-5,
+        momentum=0.1,
+        affine=False,
+        track_running_stats=False,
+        device=None,
+        dtype=None,
+        *,
+        bias=True,
+    ):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.weight = Parameter(np.ones(num_features, np.float32)) if affine else None
+        self.bias = Parameter(np.zeros(num_features, np.float32)) if affine and bias else None
+        if track_running_stats:
+            self.register_buffer("running_mean", Tensor(np.zeros(num_features, np.float32)))
+            self.register_buffer("running_var", Tensor(np.ones(num_features, np.float32)))
+            self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
+        else:
+            self.running_mean = self.running_var = None
+        if device is not None:
+            self.to(device)
+
+    def forward(self, input):
+        nb = self._no_batch_dims
+        if input.ndim not in (nb, nb + 1):
+            raise ValueError(f"expected {nb}D or {nb + 1}D input (got {input.ndim}D input)")
+        fdim = input.ndim - nb
+        if input.shape[fdim] != self.num_features:
+            if self.affine:
+                raise ValueError(
+                    f"expected input's size at dim={fdim} to match num_features ({self.num_features}), "
+                    f"but got: {input.shape[fdim]}."
+                )
+            warnings.warn(
+                f"input's size at dim={fdim} does not match num_features. You can silence this warning by not "
+                "passing in num_features, which is not used because affine=False",
+                stacklevel=2,
+            )
+        x = input.unsqueeze(0) if input.ndim == nb else input
+        y = F.instance_norm(
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            self.training or not self.track_running_stats,
+            0.0 if self.momentum is None else self.momentum,
+            self.eps,
+        )
+        return y.squeeze(0) if input.ndim == nb else y
+
+    def extra_repr(self):
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+            f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}"
+        )
+
+
+class InstanceNorm1d(_InstanceNorm):
+    _no_batch_dims = 2
+
+
+class InstanceNorm2d(_InstanceNorm):
+    _no_batch_dims = 3
+
+
+class InstanceNorm3d(_InstanceNorm):
+    _no_batch_dims = 4
