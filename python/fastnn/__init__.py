@@ -1,9 +1,27 @@
 """fastnn: hand-written neural-network kernels with NumPy references, and a PyTorch-like layer over
 them (fastnn.Tensor, fastnn.nn, fastnn.optim, fastnn.data, fastnn.train)."""
 
-from . import _core, cuda, data, nn, ops, optim, ref, train, utils
+from . import _core, cuda, data, nn, ops, optim, ref, return_types, train, utils
 from ._config import cached_memory, empty_cache, get_num_threads, set_num_threads, show_config
 from ._device import device
+from ._dtypes import (
+    bool,
+    double,
+    float,
+    float16,
+    float32,
+    float64,
+    get_default_dtype,
+    half,
+    int,
+    int8,
+    int16,
+    int32,
+    int64,
+    long,
+    short,
+    uint8,
+)
 from ._version import __version__  # checks that _core is this package's build
 from .random import Generator, get_rng_state, manual_seed, seed, set_rng_state
 from .serialization import load, save
@@ -20,15 +38,11 @@ from .tensor import (
     enable_grad,
     exp,
     flatten,
-    float32,
-    float64,
     from_numpy,
     full,
-    int64,
     is_grad_enabled,
     log,
     log_softmax,
-    long,
     matmul,
     max,
     mean,
@@ -91,10 +105,20 @@ __all__ = [
     "Generator",
     "get_rng_state",
     "set_rng_state",
+    "float16",
     "float32",
     "float64",
+    "half",
+    "double",
+    "int8",
+    "int16",
+    "int32",
     "int64",
+    "short",
     "long",
+    "uint8",
+    "get_default_dtype",
+    "return_types",
     "matmul",
     "nn",
     "optim",

@@ -15,11 +15,13 @@ import contextlib
 import functools
 import itertools
 import math
+import operator
 
 import numpy as np
 
 from . import _device as _dev
-from . import ops
+from . import _dtypes, ops
+from . import return_types as _rt
 from ._device import xp as _xp
 from .sparse import RowSparse
 
@@ -400,9 +402,11 @@ class Tensor:
         _run_backward(self, g, retain_graph)
 
     # -- arithmetic ---------------------------------------------------------------------------
-    def _binary(self, other, fwd, name, grads, const_dtype=None):
-        """fwd(a, b) (operators: NumPy's or CuPy's) with grads(g, a, b, out) -> (ga, gb); a number
-        or bare array `other` is a constant (no parent) of const_dtype (default: see _float_dtype)."""
+    def _binary(self, other, fwd, name, grads, true_div=False):
+        """fwd(a, b) (operators: NumPy's or CuPy's) with grads(g, a, b, out) -> (ga, gb), both on
+        the operands cast to the result dtype of torch's promotion (fastnn._dtypes; true_div:
+        a float dtype for integer operands); a number or bare array `other` is a constant (no
+        parent). The gradients are cast back to each operand's dtype."""
         x = self
         if isinstance(other, Tensor):
             o = other
@@ -410,27 +414,30 @@ class Tensor:
                 x, o = _same_device(x, o)
             a, b = x.data, o.data
             parents = (x, o)
+            dt = _dtypes.binary_result_type(a, b)
         else:
             a = x.data
-            b = _operand(other, const_dtype or self._float_dtype(other), a)
+            dt = _dtypes.binary_result_type(a, other if _dtypes.is_number(other) else _as_array(other))
+            b = _operand(other, dt, a)
             parents = (x,)
-        out = fwd(a, b)
-        if out.dtype == np.float64 and (a.dtype == np.float32 or b.dtype == np.float32):
-            out = out.astype(np.float32)
+        if true_div:
+            dt = _dtypes.float_of(dt)
+        ca = a if a.dtype == dt else a.astype(dt)
+        cb = b if b.dtype == dt else b.astype(dt)
+        try:
+            out = fwd(ca, cb)
+        except ValueError:
+            _check_broadcast(a.shape, b.shape)
+            raise
 
         def backward(g):
-            ga, gb = grads(g, a, b, out)
+            ga, gb = grads(g, ca, cb, out)
             ga = None if ga is None else _unbroadcast(ga, a.shape).astype(a.dtype, copy=False)
             if len(parents) == 1:
                 return (ga,)
             return ga, None if gb is None else _unbroadcast(gb, b.shape).astype(b.dtype, copy=False)
 
         return Tensor._result(out, parents, backward, name)
-
-    def _float_dtype(self, other):
-        if self.data.dtype.kind == "f":
-            return self.data.dtype
-        return np.float32 if isinstance(other, float) else self.data.dtype
 
     def __add__(self, other):
         return self._binary(other, _add, "add", lambda g, a, b, o: (g, g))
@@ -449,11 +456,10 @@ class Tensor:
     __rmul__ = __mul__
 
     def __truediv__(self, other):
-        return self._binary(other, _div, "div", lambda g, a, b, o: (g / b, -g * a / (b * b)))
+        return self._binary(other, _div, "div", lambda g, a, b, o: (g / b, -g * a / (b * b)), true_div=True)
 
-    def __rtruediv__(self, other):
-        # other / self, other a constant of self's float dtype
-        return self._binary(other, _rdiv, "div", lambda g, a, b, o: (-g * b / (a * a), None), self._float_dtype(1.0))
+    def __rtruediv__(self, other):  # other / self, other a constant
+        return self._binary(other, _rdiv, "div", lambda g, a, b, o: (-g * b / (a * a), None), true_div=True)
 
     def __neg__(self):
         return Tensor._result(-self.data, (self,), lambda g: (-g,), "neg")
@@ -485,18 +491,32 @@ class Tensor:
         return matmul(Tensor(other), self)
 
     def _compare(self, other, fn):
+        """fn(self, other) -> a bool tensor, compared in torch's promoted dtype; NotImplemented
+        for an operand that is not a tensor, a number or an array (so `t == None` is False)."""
         a = self.data
         if isinstance(other, Tensor):
             host = isinstance(a, _HOST) and isinstance(other.data, _HOST)
             x, y = (self, other) if host else _same_device(self, other)
             a, o = x.data, y.data
-        elif isinstance(a, _HOST):
-            o = other
+            dt = _dtypes.binary_result_type(a, o)
+        elif (
+            _dtypes.is_number(other)
+            or isinstance(other, (np.ndarray, list))
+            or hasattr(other, "__cuda_array_interface__")
+        ):
+            dt = _dtypes.binary_result_type(a, other if _dtypes.is_number(other) else _as_array(other))
+            o = _operand(other, dt, a)
         else:
-            o = _operand(other, None, a)
+            return NotImplemented
+        a = a if a.dtype == dt else a.astype(dt)
+        o = o if o.dtype == dt else o.astype(dt)
         if not isinstance(a, _HOST):
             fn = getattr(_xp(a), fn.__name__)
-        return Tensor(fn(a, o))
+        try:
+            return Tensor(fn(a, o))
+        except ValueError:
+            _check_broadcast(a.shape, o.shape)
+            raise
 
     def __eq__(self, other):
         return self._compare(other, np.equal)
@@ -611,7 +631,9 @@ class Tensor:
     def clamp(self, min=None, max=None):
         a = self.data
         xp = _xp(a)
-        out = xp.clip(a, min, max)
+        numbers = [v for v in (min, max) if _dtypes.is_number(v)]
+        dt = _dtypes.result_type(a, *numbers)  # torch: an int tensor clamped to floats is float32
+        out = xp.clip(a if a.dtype == dt else a.astype(dt), min, max)
         keep = xp.ones(a.shape, bool)
         if min is not None:
             keep &= a >= min
@@ -690,19 +712,28 @@ class Tensor:
     def _extreme(self, dim, keepdim, argname, name):
         a = self.data
         xp = _xp(a)
-        argfn = getattr(xp, argname)
         if dim is None:
-            flat = argfn(a.reshape(-1))
-            out = xp.asarray(a.reshape(-1)[flat])
+            if a.size == 0:
+                raise RuntimeError(
+                    f"{name}(): Expected reduction dim to be specified for input.numel() == 0. Specify the "
+                    "reduction dim with the 'dim' argument."
+                )
+            out = xp.asarray(a.max() if name == "max" else a.min())
 
             def backward(g):
-                d = xp.zeros(a.size, a.dtype)
-                d[flat] = g
-                return (d.reshape(a.shape),)
+                # as torch: shared evenly by the elements equal to the result (NaN: the NaNs)
+                hit = xp.where(xp.isnan(out), xp.isnan(a), a == out)
+                return ((g / hit.sum().astype(g.dtype)) * hit,)
 
             return Tensor._result(out, (self,), backward, name)
-        dim = dim % a.ndim
-        idx = xp.expand_dims(argfn(a, axis=dim), dim)
+        d = _dim(dim, a.ndim)
+        if a.ndim == 0:
+            values = Tensor._result(a.copy(), (self,), lambda g: (g,), name)
+            return getattr(_rt, name)(values, Tensor(xp.zeros((), np.int64)))
+        if a.shape[d] == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
+        dim = d
+        idx = xp.expand_dims(getattr(xp, argname)(a, axis=dim), dim)
         vals = xp.take_along_axis(a, idx, dim)
 
         def backward(g):
@@ -717,31 +748,48 @@ class Tensor:
 
         values = Tensor._result(vals if keepdim else vals.squeeze(dim), (self,), backward, name)
         indices = Tensor(idx if keepdim else idx.squeeze(dim))
-        return values, indices
+        return getattr(_rt, name)(values, indices)
 
     def max(self, dim=None, keepdim=False):
+        """max(): the largest element; max(dim, keepdim=False): (values, indices) as
+        fastnn.return_types.max; max(other): maximum(self, other)."""
         return self._extreme(dim, keepdim, "argmax", "max")
 
     def min(self, dim=None, keepdim=False):
+        """min(): the smallest element; min(dim, keepdim=False): (values, indices) as
+        fastnn.return_types.min; min(other): minimum(self, other)."""
         return self._extreme(dim, keepdim, "argmin", "min")
 
-    def argmax(self, dim=None, keepdim=False):
-        xp = _xp(self.data)
+    def _argextreme(self, dim, keepdim, name):
+        a = self.data
+        xp = _xp(a)
+        fn = getattr(xp, name)
+        if a.size == 0 and (dim is None or a.ndim == 0 or a.shape[_dim(dim, a.ndim)] == 0):
+            raise IndexError(f"{name}(): Expected reduction dim to have non-zero size.")
         if dim is None:
-            return Tensor(xp.asarray(xp.argmax(self.data)))
-        return Tensor(xp.argmax(self.data, axis=dim, keepdims=keepdim))
+            out = xp.asarray(fn(a), dtype=np.int64)
+            return Tensor(out.reshape((1,) * a.ndim) if keepdim else out)
+        d = _dim(dim, a.ndim)
+        if a.ndim == 0:
+            return Tensor(xp.zeros((), np.int64))
+        return Tensor(xp.asarray(fn(a, axis=d, keepdims=keepdim), dtype=np.int64))
+
+    def argmax(self, dim=None, keepdim=False):
+        """The index of the largest element (flattened), or along dim (int64)."""
+        return self._argextreme(dim, keepdim, "argmax")
 
     def argmin(self, dim=None, keepdim=False):
-        xp = _xp(self.data)
-        if dim is None:
-            return Tensor(xp.asarray(xp.argmin(self.data)))
-        return Tensor(xp.argmin(self.data, axis=dim, keepdims=keepdim))
+        """The index of the smallest element (flattened), or along dim (int64)."""
+        return self._argextreme(dim, keepdim, "argmin")
 
     # -- shape ----------------------------------------------------------------------------------
     def reshape(self, *shape):
         shape = _shape_args(shape)
         a = self.data
-        out = a.reshape(shape)
+        try:
+            out = a.reshape(shape)
+        except ValueError:
+            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {a.size}") from None
         return Tensor._result(out, (self,), lambda g: (g.reshape(a.shape),), "reshape")
 
     view = reshape
@@ -786,8 +834,19 @@ class Tensor:
         shape = _shape_args(shape)
         a = self.data
         xp = _xp(a)
+        if len(shape) < a.ndim:
+            raise RuntimeError(
+                f"expand: the number of sizes provided ({len(shape)}) must be greater or equal to the number "
+                f"of dimensions in the tensor ({a.ndim})"
+            )
         shape = tuple(a.shape[i - len(shape) + a.ndim] if n == -1 else n for i, n in enumerate(shape))
-        out = xp.ascontiguousarray(xp.broadcast_to(a, shape))
+        try:
+            out = xp.ascontiguousarray(xp.broadcast_to(a, shape))
+        except ValueError:
+            raise RuntimeError(
+                f"The expanded size of the tensor does not match the existing size: target sizes {list(shape)}, "
+                f"tensor sizes {list(a.shape)}"
+            ) from None
         return Tensor._result(out, (self,), lambda g: (_unbroadcast(g, a.shape),), "expand")
 
     def __getitem__(self, key):
@@ -852,12 +911,41 @@ def _shape_args(shape):
     return tuple(int(s) for s in shape)
 
 
+def _dim(dim, ndim):
+    """dim (negative: from the end) as an axis of an ndim-dimensional array; torch's IndexError
+    when out of range. A 0-d tensor takes dim 0 or -1, as torch."""
+    dim = operator.index(dim)
+    n = ndim if ndim else 1
+    if not -n <= dim < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
+    return dim % n
+
+
 def _axes(dim, ndim):
+    """The axes of dim (None, an int or a sequence of ints) for a reduction: None for all of
+    them (dim None or empty, or a 0-d tensor); torch's IndexError for one out of range and
+    RuntimeError for one named twice."""
     if dim is None:
         return None
-    if isinstance(dim, int):
-        return (dim % ndim,)
-    return tuple(d % ndim for d in dim)
+    dims = (dim,) if not isinstance(dim, (tuple, list)) else tuple(dim)
+    axes = tuple(_dim(d, ndim) for d in dims)
+    if len(set(axes)) != len(axes):
+        twice = next(d for d in axes if axes.count(d) > 1)
+        raise RuntimeError(f"dim {twice} appears multiple times in the list of dims")
+    return axes if axes and ndim else None
+
+
+def _check_broadcast(sa, sb):
+    """torch's RuntimeError when shapes sa and sb do not broadcast together."""
+    # (no min/max here: this module's max and min are fastnn.max and fastnn.min)
+    short, long_ = (len(sa), len(sb)) if len(sa) <= len(sb) else (len(sb), len(sa))
+    for i in range(1, short + 1):
+        m, n = sa[-i], sb[-i]
+        if m != n and m != 1 and n != 1:
+            raise RuntimeError(
+                f"The size of tensor a ({m}) must match the size of tensor b ({n}) at non-singleton dimension "
+                f"{long_ - i}"
+            )
 
 
 def _run_backward(root, g, retain_graph):
@@ -888,13 +976,13 @@ def _run_backward(root, g, retain_graph):
                 # a row-sparse gradient (Embedding(sparse=True)) stays sparse while only sparse
                 # ones arrive; a dense one joining it makes the sum dense
                 total = g.clone() if t.grad is None else t.grad + g
-                t.grad = total if isinstance(total, RowSparse) else Tensor(total.astype(t.data.dtype))
+                t.grad = total if isinstance(total, RowSparse) else Tensor(total, dtype=t.data.dtype)
             elif t.grad is None:
                 if isinstance(t.data, _HOST):
-                    t.grad = Tensor(np.array(g, dtype=t.data.dtype, copy=True))
+                    t.grad = Tensor(np.array(g, dtype=t.data.dtype, copy=True), dtype=t.data.dtype)
                 else:
                     _dev.check_same_device(t.data, g)
-                    t.grad = Tensor(g.astype(t.data.dtype, copy=True))
+                    t.grad = Tensor(g.astype(t.data.dtype, copy=True), dtype=t.data.dtype)
             else:
                 t.grad.data = t.grad.data + g
             if t._node is None:
@@ -1046,7 +1134,11 @@ def ones(*shape, dtype=np.float32, requires_grad=False, device=None):
     return _filled(_size(shape), 1, dtype, device, requires_grad)
 
 
-def full(shape, value, dtype=np.float32, requires_grad=False, device=None):
+def full(shape, value, dtype=None, requires_grad=False, device=None):
+    """shape filled with value; dtype None: torch's for the value (float32 for a float, int64
+    for an int, bool for a bool)."""
+    if dtype is None:
+        dtype = _dtypes.scalar_dtype(value.item() if isinstance(value, Tensor) else value)
     return _filled(_size((shape,)), value, dtype, device, requires_grad)
 
 

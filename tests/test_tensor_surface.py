@@ -1,0 +1,379 @@
+"""The tensor functions and methods of fastnn._tensor_api against torch, from one table.
+
+Every case is a function of the module (fastnn, or torch) and input tensors, so the same code
+runs on both, as `import fastnn as torch` promises. For each case:
+  - torch parity (skipped without torch): results equal, exactly for exact ops and within rtol
+    1e-6 (float32) / 1e-12 (float64) otherwise, with the same dtype and shape; the gradients of
+    sum(output * w) with respect to the inputs within 1e-5 (float32) / 1e-10 (float64);
+  - finite differences (no torch needed): the same gradients, from fastnn with float64 inputs,
+    against central differences of fastnn's own float64 forward;
+  - on a CUDA device (the emulated one; skipped without it): the CPU's results and gradients.
+Bad dims and shapes raise the exception type torch raises (the ERRORS table, also checked
+against torch).
+"""
+
+import zlib
+
+import fastnn
+import numpy as np
+import pytest
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+class Spec:
+    """An input: shape, dtype name, value kind and whether it requires grad."""
+
+    def __init__(self, shape, dtype, kind, grad, value=None):
+        self.shape, self.dtype, self.kind, self.grad, self.value = tuple(shape), dtype, kind, grad, value
+
+    def array(self, rng):
+        if self.value is not None:
+            return np.array(self.value, dtype=self.dtype)
+        s, k = self.shape, self.kind
+        if self.dtype == "bool":
+            return rng.random(s) < 0.5
+        if self.dtype in ("int64", "int32", "int16", "int8", "uint8"):
+            lo, hi = k
+            v = rng.integers(lo, hi, size=s)
+            if lo < 0 < hi and hi - lo > 2:  # divisors: no zeros
+                v[v == 0] = 1
+            return v.astype(self.dtype)
+        if k == "normal":
+            v = np.array(rng.standard_normal(s))
+        elif k == "pos":
+            v = rng.uniform(0.5, 2.0, s)
+        elif k == "unit":
+            v = rng.uniform(-0.9, 0.9, s)
+        elif k == "gt1":
+            v = rng.uniform(1.2, 3.0, s)
+        elif k == "away":  # away from zero, both signs
+            v = rng.uniform(0.5, 2.0, s) * rng.choice([-1.0, 1.0], s)
+        elif k == "prob":
+            v = rng.uniform(0.05, 0.95, s)
+        elif k == "big":
+            v = rng.standard_normal(s) * 4
+        elif k == "zeros":
+            v = np.array(rng.standard_normal(s))
+            v.reshape(-1)[::3] = 0.0
+        elif k == "ties":
+            v = rng.integers(0, 3, s).astype(np.float64)
+        elif k == "nonfinite":
+            v = np.array(rng.standard_normal(s))
+            special = [np.nan, np.inf, -np.inf]
+            for i in range(min(v.size, 3)):
+                v.reshape(-1)[i * 2 % max(v.size, 1)] = special[i]
+        else:
+            raise ValueError(k)
+        return np.asarray(v).astype(self.dtype)
+
+
+def F(*shape, kind="normal", dt="float32", grad=True):
+    return Spec(shape, dt, kind, grad)
+
+
+def D(*shape, kind="normal", grad=True):
+    return Spec(shape, "float64", kind, grad)
+
+
+def Z(*shape, lo=-6, hi=7, dt="int64"):
+    """Integers in [lo, hi) (no zeros when the range has both signs: they divide)."""
+    return Spec(shape, dt, (lo, hi), False)
+
+
+def B(*shape):
+    return Spec(shape, "bool", None, False)
+
+
+def V(value, dt="int64"):
+    """Fixed values (indices; float ones require grad)."""
+    return Spec(np.shape(value), dt, None, dt.startswith("float"), value)
+
+
+class Case:
+    def __init__(self, id, fn, *inputs, exact=False, grad=True, fd=True):
+        self.id, self.fn, self.inputs, self.exact, self.grad, self.fd = id, fn, inputs, exact, grad, fd
+
+    def __repr__(self):
+        return self.id
+
+
+CASES = []
+ERRORS = []
+
+
+def case(*args, **kwargs):
+    CASES.append(Case(*args, **kwargs))
+
+
+def error(id, exc, fn):
+    """fn(module) raises exc, in fastnn and in torch."""
+    ERRORS.append((id, exc, fn))
+
+
+# -- tensor.py's core: torch's type promotion, dims, named max/min ---------------------------------
+case("div-int-int", lambda m, a, b: a / b, Z(3, 4), Z(4), fd=False)
+case("div-int-intscalar", lambda m, a: a / 4, Z(3, 4), fd=False)
+case("rdiv-int", lambda m, a: 3 / a, Z(3, 4), fd=False)
+case("int-times-float", lambda m, a: a * 2.5, Z(3, 4), exact=True, fd=False)
+case("bool-plus-int", lambda m, a: a + 2, B(5), exact=True, fd=False)
+case("int32-plus-int64-0d", lambda m, a, b: a + b, Z(3, dt="int32"), Z(), exact=True, fd=False)
+case("uint8-plus-int8", lambda m, a, b: a + b, Z(3, lo=0, hi=9, dt="uint8"), Z(3, dt="int8"), exact=True, fd=False)
+case("int-plus-f64-0d", lambda m, a, b: a + b, Z(3), D(), fd=False)
+case("clamp", lambda m, a: a.clamp(-0.5, 0.5), F(3, 4), exact=True)
+case("clamp-fn-min", lambda m, a: m.clamp(a, min=0.1), D(3, 4), exact=True)
+case("clamp-int-float", lambda m, a: m.clamp(a, 0.5, 2.5), Z(3, 4), exact=True, fd=False)
+case("clamp-int-int", lambda m, a: a.clamp(-2, 2), Z(3, 4), exact=True, fd=False)
+case(
+    "eq-0d-f64",
+    lambda m, a: a == m.tensor(0.1, dtype=m.float64),
+    Spec((3,), "float32", None, False, [0.1, 0.2, 0.1]),
+    exact=True,
+    fd=False,
+)
+for _name in ["max", "min"]:
+    case(f"{_name}-all", lambda m, a, n=_name: getattr(m, n)(a), F(3, 4), exact=True)
+    case(f"{_name}-dim", lambda m, a, n=_name: getattr(m, n)(a, 1), F(3, 4), exact=True)
+    case(f"{_name}-dim-kw", lambda m, a, n=_name: getattr(m, n)(a, dim=-1, keepdim=True), F(3, 4), exact=True)
+    case(f"{_name}-ties-all", lambda m, a, n=_name: getattr(a, n)(), F(3, 4, kind="ties"), exact=True, fd=False)
+    case(f"{_name}-int", lambda m, a, n=_name: getattr(a, n)(0), Z(3, 4, lo=-50, hi=50), exact=True, fd=False)
+    case(f"{_name}-0d", lambda m, a, n=_name: getattr(a, n)(0), F(), exact=True)
+    case(f"{_name}-empty-rows", lambda m, a, n=_name: getattr(a, n)(1), F(0, 3), exact=True)
+for _name in ["argmax", "argmin"]:
+    case(f"{_name}-keep", lambda m, a, n=_name: getattr(a, n)(keepdim=True), F(3, 4), exact=True, fd=False)
+    case(f"{_name}-dim", lambda m, a, n=_name: getattr(m, n)(a, -1), F(3, 4), exact=True, fd=False)
+    case(f"{_name}-0d", lambda m, a, n=_name: getattr(a, n)(0), F(), exact=True, fd=False)
+case("sum-dim-empty-tuple", lambda m, a: a.sum(()), F(3, 4))
+case("mean-neg-dims", lambda m, a: a.mean((-1, 0)), F(2, 3, 4))
+case("sum-0d-dim", lambda m, a: a.sum(0), F())
+
+error("sum-dim", IndexError, lambda m: m.ones(2, 3).sum(5))
+error("mean-dim", IndexError, lambda m: m.ones(2, 3).mean(-3))
+error("sum-dims-twice", RuntimeError, lambda m: m.ones(2, 3).sum((0, 0)))
+error("max-dim", IndexError, lambda m: m.ones(2, 3).max(2))
+error("max-empty", RuntimeError, lambda m: m.ones(0).max())
+error("max-empty-dim", IndexError, lambda m: m.ones(0, 3).max(0))
+error("argmax-dim", IndexError, lambda m: m.ones(2, 3).argmax(4))
+error("add-shapes", RuntimeError, lambda m: m.ones(2, 3) + m.ones(4))
+error("mul-shapes", RuntimeError, lambda m: m.ones(2, 3) * m.ones(2, 1, 2))
+error("eq-shapes", RuntimeError, lambda m: m.ones(2, 3) == m.ones(4))
+error("reshape", RuntimeError, lambda m: m.ones(2, 3).reshape(4, 2))
+error("view", RuntimeError, lambda m: m.ones(2, 3).view(5, -1))
+error("expand", RuntimeError, lambda m: m.ones(3, 2).expand(2, 2))
+error("expand-fewer", RuntimeError, lambda m: m.ones(3, 2).expand(2))
+error("transpose-dim", IndexError, lambda m: m.ones(3, 2).transpose(0, 2))
+error("unsqueeze-dim", IndexError, lambda m: m.ones(3, 2).unsqueeze(3))
+
+
+# -- the checks -------------------------------------------------------------------------------------
+def _arrays(c, f64=False):
+    rng = np.random.default_rng(zlib.crc32(c.id.encode()))
+    out = []
+    for s in c.inputs:
+        a = s.array(rng)
+        if f64 and a.dtype == np.float32:
+            a = a.astype(np.float64)
+        out.append(a)
+    return out
+
+
+def _ours(arrays, specs):
+    return [
+        fastnn.tensor(a, dtype=a.dtype, requires_grad=s.grad and a.dtype.kind == "f") for a, s in zip(arrays, specs)
+    ]
+
+
+def _flat(x):
+    """The tensors and other leaves of a result (tuples and named tuples flattened)."""
+    if isinstance(x, (tuple, list)):
+        return [v for item in x for v in _flat(item)]
+    return [x]
+
+
+def _tol(dtype, exact):
+    if exact:
+        return 0.0
+    return 1e-6 if dtype in ("float32", "float16") else 1e-12
+
+
+def _compare(ours, theirs, torch, exact, where):
+    if isinstance(theirs, tuple):
+        assert isinstance(ours, tuple) and len(ours) == len(theirs), where
+        if hasattr(theirs, "values"):  # torch.return_types
+            assert type(ours).__name__ == type(theirs).__name__, where
+            _compare(ours.values, theirs.values, torch, exact, where + ".values")
+            _compare(ours.indices, theirs.indices, torch, exact, where + ".indices")
+            return
+        for i, (o, t) in enumerate(zip(ours, theirs)):
+            _compare(o, t, torch, exact, f"{where}[{i}]")
+        return
+    if isinstance(theirs, torch.Tensor):
+        assert isinstance(ours, fastnn.Tensor), (where, type(ours))
+        want_dtype = str(theirs.dtype).removeprefix("torch.")
+        assert str(ours.dtype) == want_dtype, (where, ours.dtype, want_dtype)
+        assert tuple(ours.shape) == tuple(theirs.shape), (where, ours.shape, theirs.shape)
+        o = ours.detach().numpy()
+        t = theirs.detach().numpy()
+        if exact or want_dtype in ("bool", "int64", "int32", "int16", "int8", "uint8"):
+            np.testing.assert_array_equal(o, t, err_msg=where)
+        else:
+            tol = _tol(want_dtype, False)
+            np.testing.assert_allclose(o, t, rtol=tol, atol=tol, err_msg=where)
+        return
+    assert type(ours) is type(theirs) and ours == theirs, (where, ours, theirs)
+
+
+@pytest.fixture(scope="module")
+def torch():
+    return pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("c", CASES, ids=repr)
+def test_matches_torch(c, torch):
+    arrays = _arrays(c)
+    ours = _ours(arrays, c.inputs)
+    theirs = [torch.tensor(a, requires_grad=s.grad and a.dtype.kind == "f") for a, s in zip(arrays, c.inputs)]
+    out_t = c.fn(torch, *theirs)
+    out_o = c.fn(fastnn, *ours)
+    _compare(out_o, out_t, torch, c.exact, c.id)
+    if not c.grad:
+        return
+    flat_t = [o for o in _flat(out_t) if isinstance(o, torch.Tensor) and o.requires_grad]
+    flat_o = [o for o in _flat(out_o) if isinstance(o, fastnn.Tensor) and o.requires_grad]
+    assert len(flat_t) == len(flat_o), c.id
+    if not flat_t:
+        return
+    rng = np.random.default_rng(1)
+    ws = [rng.standard_normal(tuple(o.shape)) for o in flat_t]
+    loss_t = sum((o * torch.tensor(w, dtype=o.dtype)).sum() for o, w in zip(flat_t, ws))
+    loss_o = sum((o * fastnn.tensor(w, dtype=o.dtype)).sum() for o, w in zip(flat_o, ws))
+    loss_t.backward()
+    loss_o.backward()
+    for i, (to, tt) in enumerate(zip(ours, theirs)):
+        if not tt.requires_grad:
+            continue
+        if tt.grad is None:
+            assert to.grad is None or not to.grad.numpy().any(), (c.id, i)
+            continue
+        assert to.grad is not None, (c.id, i)
+        assert str(to.grad.dtype) == str(tt.grad.dtype).removeprefix("torch."), (c.id, i)
+        # in float32 when any float input is float32: torch computes part of a mixed-dtype
+        # gradient in the lower precision
+        low = any(t.dtype in (torch.float32, torch.float16) for t in theirs)
+        tol = 1e-5 if low else 1e-10
+        np.testing.assert_allclose(to.grad.numpy(), tt.grad.numpy(), rtol=tol, atol=tol, err_msg=f"{c.id} grad {i}")
+
+
+FD_CASES = [c for c in CASES if c.fd and c.grad and any(s.grad and s.dtype.startswith("float") for s in c.inputs)]
+
+
+def _loss(c, arrays, ws):
+    ts = _ours(arrays, c.inputs)
+    outs = [o for o in _flat(c.fn(fastnn, *ts)) if isinstance(o, fastnn.Tensor) and o.dtype.kind == "f"]
+    return ts, outs, sum((o * fastnn.tensor(w, dtype=o.dtype)).sum() for o, w in zip(outs, ws))
+
+
+@pytest.mark.parametrize("c", FD_CASES, ids=repr)
+def test_gradient_finite_differences(c):
+    """float64 autograd through fastnn's code against central differences of its forward."""
+    arrays = _arrays(c, f64=True)
+    with fastnn.no_grad():
+        outs = [o for o in _flat(c.fn(fastnn, *_ours(arrays, c.inputs))) if isinstance(o, fastnn.Tensor)]
+    rng = np.random.default_rng(2)
+    ws = [rng.standard_normal(tuple(o.shape)) for o in outs if o.dtype.kind == "f"]
+    ts, outs, loss = _loss(c, arrays, ws)
+    if not isinstance(loss, fastnn.Tensor) or not loss.requires_grad:
+        return  # nothing reaches the inputs (an empty result)
+    loss.backward()
+    eps = 1e-6
+    for k, (a, s) in enumerate(zip(arrays, c.inputs)):
+        if not (s.grad and a.dtype.kind == "f"):
+            continue
+        num = np.zeros(a.shape)
+        for i in np.ndindex(a.shape):
+            x = [v.copy() for v in arrays]
+            x[k][i] += eps
+            with fastnn.no_grad():
+                fp = _loss(c, x, ws)[2].item()
+            x[k][i] -= 2 * eps
+            with fastnn.no_grad():
+                fm = _loss(c, x, ws)[2].item()
+            num[i] = (fp - fm) / (2 * eps)
+        got = ts[k].grad.numpy() if ts[k].grad is not None else np.zeros(a.shape)
+        assert ts[k].grad is None or ts[k].grad.dtype == np.float64
+        np.testing.assert_allclose(got, num, rtol=1e-6, atol=1e-6, err_msg=f"{c.id} input {k}")
+
+
+def _host(x):
+    return x.data if isinstance(x.data, (np.ndarray, np.generic)) else x.data.get()
+
+
+@pytest.mark.parametrize("c", CASES, ids=repr)
+def test_on_emulated_device(c, emulated_gpu):
+    """Every case on a CUDA device (the emulated one: CuPy's strictness about host arrays, NumPy's
+    arithmetic) gives the CPU's results and gradients, on the device."""
+    arrays = _arrays(c)
+    host = _ours(arrays, c.inputs)
+    dev = [fastnn.tensor(a, dtype=a.dtype, device="cuda", requires_grad=t.requires_grad) for a, t in zip(arrays, host)]
+    out_h, out_d = _flat(c.fn(fastnn, *host)), _flat(c.fn(fastnn, *dev))
+    assert len(out_h) == len(out_d)
+    for h, d in zip(out_h, out_d):
+        if not isinstance(h, fastnn.Tensor):
+            assert h == d, c.id
+            continue
+        assert d.is_cuda and d.dtype == h.dtype and d.shape == h.shape, c.id
+        # the device's matrix products are its gemm kernel's: float32 sums in another order
+        np.testing.assert_allclose(_host(d), _host(h), rtol=1e-6, atol=1e-6, err_msg=c.id)
+    outs = [(h, d) for h, d in zip(out_h, out_d) if isinstance(h, fastnn.Tensor) and h.requires_grad]
+    if not (c.grad and outs) or not all(np.isfinite(_host(h)).all() for h, _ in outs):
+        return  # (a weighted sum of infinities is no loss to differentiate)
+    rng = np.random.default_rng(3)
+    ws = [rng.standard_normal(tuple(h.shape)) for h, _ in outs]
+    sum((h * fastnn.tensor(w, dtype=h.dtype)).sum() for (h, _), w in zip(outs, ws)).backward()
+    sum((d * fastnn.tensor(w, dtype=d.dtype, device="cuda")).sum() for (_, d), w in zip(outs, ws)).backward()
+    for h, d in zip(host, dev):
+        if h.grad is None:
+            assert d.grad is None, c.id
+            continue
+        assert d.grad.is_cuda, c.id
+        np.testing.assert_allclose(_host(d.grad), _host(h.grad), rtol=1e-5, atol=1e-5, err_msg=c.id)
+
+
+@pytest.mark.parametrize("case", ERRORS, ids=[c[0] for c in ERRORS])
+def test_errors(case):
+    """fastnn raises what torch raises (checked against torch itself below)."""
+    _, exc, fn = case
+    with pytest.raises(exc):
+        fn(fastnn)
+
+
+@pytest.mark.parametrize("case", ERRORS, ids=[c[0] for c in ERRORS])
+def test_errors_are_torchs(case, torch):
+    _, exc, fn = case
+    with pytest.raises(exc):
+        fn(torch)
+
+
+DTYPE_NAMES = [
+    "float",
+    "double",
+    "half",
+    "float16",
+    "float32",
+    "float64",
+    "long",
+    "int",
+    "int64",
+    "int32",
+    "int16",
+    "short",
+    "int8",
+    "uint8",
+    "bool",
+]
+
+
+@pytest.mark.parametrize("name", DTYPE_NAMES)
+def test_dtype_names_match_torch(name, torch):
+    ours, theirs = getattr(fastnn, name), getattr(torch, name)
+    assert str(np.dtype(ours)) == str(theirs).removeprefix("torch.")
+    assert fastnn.zeros(2, dtype=ours).dtype == ours
