@@ -164,6 +164,286 @@ error("transpose-dim", IndexError, lambda m: m.ones(3, 2).transpose(0, 2))
 error("unsqueeze-dim", IndexError, lambda m: m.ones(3, 2).unsqueeze(3))
 
 
+# -- elementwise ----------------------------------------------------------------------------------
+UNARY = {
+    "sin": "normal",
+    "cos": "normal",
+    "tan": "unit",
+    "asin": "unit",
+    "acos": "unit",
+    "atan": "normal",
+    "sinh": "normal",
+    "cosh": "normal",
+    "asinh": "normal",
+    "acosh": "gt1",
+    "atanh": "unit",
+    "exp2": "normal",
+    "expm1": "normal",
+    "log1p": "pos",
+    "log2": "pos",
+    "log10": "pos",
+    "rsqrt": "pos",
+    "reciprocal": "away",
+    "erf": "normal",
+    "neg": "normal",
+    "negative": "normal",
+    "square": "normal",
+    "frac": "big",
+    "logit": "prob",
+    "nan_to_num": "nonfinite",
+}
+ROUNDING = ["sign", "floor", "ceil", "round", "trunc"]
+EXACT = {"neg", "negative", "square", "frac", "nan_to_num", "sign", "floor", "ceil", "round", "trunc"}
+
+for _name, _kind in list(UNARY.items()) + [(n, "big") for n in ROUNDING]:
+    _fd = _kind not in ("nonfinite",)
+    for _shape in [(3, 4), (), (0, 3)]:
+        case(
+            f"{_name}-fn-{_shape}",
+            lambda m, a, n=_name: getattr(m, n)(a),
+            F(*_shape, kind=_kind),
+            exact=_name in EXACT,
+            fd=_fd,
+        )
+    case(
+        f"{_name}-method-f64", lambda m, a, n=_name: getattr(a, n)(), D(2, 3, kind=_kind), exact=_name in EXACT, fd=_fd
+    )
+for _name in ["sin", "exp2", "rsqrt", "erf", "reciprocal", "log2", "sign", "floor", "round", "square", "logit", "atan"]:
+    # integer and bool inputs: float32 results for float functions, as torch; integers stay integers
+    case(f"{_name}-int64", lambda m, a, n=_name: getattr(m, n)(a), Z(2, 3, lo=1, hi=5), exact=_name in EXACT, fd=False)
+case("sin-bool", lambda m, a: m.sin(a), B(4), fd=False)
+case("square-bool", lambda m, a: m.square(a), B(4), exact=True, fd=False)
+case("sign-bool", lambda m, a: m.sign(a), B(4), exact=True, fd=False)
+case("round-decimals", lambda m, a: m.round(a * 100, decimals=1), F(3, 4, kind="big"), exact=True)
+case("round-decimals-neg", lambda m, a: a.mul(1000).round(decimals=-2), D(3, 4, kind="big"), exact=True)
+case("logit-eps", lambda m, a: m.logit(a, eps=0.2), F(3, 4, kind="prob"))
+case("logit-eps-f64", lambda m, a: a.logit(0.3), D(8, kind="prob"))
+case(
+    "nan_to_num-args",
+    lambda m, a: m.nan_to_num(a, nan=1.5, posinf=9.0, neginf=-9.0),
+    F(3, 4, kind="nonfinite"),
+    exact=True,
+    fd=False,
+)
+case("nan_to_num-int", lambda m, a: m.nan_to_num(a), Z(3), exact=True, fd=False)
+
+# binary, with broadcasting, 0-d and empty operands
+BIN_SHAPES = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 3), (4, 1)), ((), (3,)), ((0, 3), (3,))]
+BINARY = {
+    "atan2": ("normal", "away", False),
+    "maximum": ("normal", "normal", True),
+    "minimum": ("normal", "normal", True),
+    "fmod": ("big", "away", False),
+    "remainder": ("big", "away", False),
+    "add": ("normal", "normal", False),
+    "sub": ("normal", "normal", False),
+    "subtract": ("normal", "normal", False),
+    "mul": ("normal", "normal", False),
+    "multiply": ("normal", "normal", False),
+    "div": ("normal", "away", False),
+    "divide": ("normal", "away", False),
+    "true_divide": ("normal", "away", False),
+    "pow": ("pos", "normal", False),
+}
+for _name, (_ka, _kb, _exact) in BINARY.items():
+    for _sa, _sb in BIN_SHAPES:
+        case(
+            f"{_name}-{_sa}-{_sb}",
+            lambda m, a, b, n=_name: getattr(m, n)(a, b),
+            F(*_sa, kind=_ka),
+            F(*_sb, kind=_kb),
+            exact=_exact,
+        )
+    case(
+        f"{_name}-method-f64",
+        lambda m, a, b, n=_name: getattr(a, n)(b),
+        D(2, 3, kind=_ka),
+        D(3, kind=_kb),
+        exact=_exact,
+    )
+    case(
+        f"{_name}-f32-f64",
+        lambda m, a, b, n=_name: getattr(m, n)(a, b),
+        F(2, 3, kind=_ka),
+        D(3, kind=_kb),
+        exact=_exact,
+    )
+    case(
+        f"{_name}-f32-0d-f64",
+        lambda m, a, b, n=_name: getattr(m, n)(a, b),
+        F(2, 3, kind=_ka),
+        D(kind=_kb),
+        exact=_exact,
+    )
+for _name in ["fmod", "remainder", "add", "sub", "mul", "maximum", "minimum"]:
+    case(
+        f"{_name}-int64", lambda m, a, b, n=_name: getattr(m, n)(a, b), Z(3, 4), Z(4, lo=-3, hi=4), exact=True, fd=False
+    )
+    case(
+        f"{_name}-int-float",
+        lambda m, a, b, n=_name: getattr(m, n)(a, b),
+        Z(3, 4),
+        F(4, kind="away", grad=False),
+        fd=False,
+    )
+for _name in ["add", "sub", "mul", "div", "fmod", "remainder", "pow"]:
+    case(f"{_name}-scalar", lambda m, a, n=_name: getattr(m, n)(a, 1.5), F(3, 4, kind="pos"))
+    case(f"{_name}-int-scalar", lambda m, a, n=_name: getattr(m, n)(a, 3), Z(3, 4, lo=1, hi=6), exact=True, fd=False)
+case("int-pow-float", lambda m, a: a**0.5, Z(3, lo=1, hi=9), fd=False)
+case("int-pow-int", lambda m, a: a**2, Z(3), exact=True, fd=False)
+case("rpow-int", lambda m, a: 2**a, Z(3, lo=0, hi=9), exact=True, fd=False)
+case("rpow-float", lambda m, a: 2.0**a, F(3, 4))
+case("pow-fn-number-base", lambda m, a: m.pow(1.7, a), F(3, 4))
+case(
+    "pow-zero-base", lambda m, a, b: m.pow(a, b), V([0.0] * 4, "float32"), V([0.0, 0.5, 1.0, 2.0], "float32"), fd=False
+)
+case("pow-zero-exponent", lambda m, a: a ** (a * 0), F(5, kind="normal"), fd=False)
+case("add-alpha", lambda m, a, b: m.add(a, b, alpha=2.5), F(3, 4), F(4))
+case("sub-alpha", lambda m, a, b: a.sub(b, alpha=-3), F(3, 4), F(1, 4))
+case("add-alpha-int", lambda m, a, b: m.add(a, b, alpha=3), Z(3, 4), Z(4), exact=True, fd=False)
+case("add-alpha-scalar", lambda m, a: m.add(a, 2, alpha=0.5), F(3))
+case("mod-op", lambda m, a, b: a % b, F(3, 4, kind="big"), F(4, kind="away"))
+case("mod-op-scalar", lambda m, a: a % 1.5, F(3, 4, kind="big"))
+case("rmod", lambda m, a: 5.0 % a, F(3, 4, kind="away"), grad=False)  # torch: no derivative
+case("mod-int-neg", lambda m, a: a % -4, Z(3, 4), exact=True, fd=False)
+for _mode in ["trunc", "floor"]:
+    case(
+        f"div-{_mode}",
+        lambda m, a, b, r=_mode: m.div(a, b, rounding_mode=r),
+        F(3, 4, kind="big"),
+        F(4, kind="away"),
+        exact=True,
+    )
+    case(f"div-{_mode}-int", lambda m, a, b, r=_mode: a.div(b, rounding_mode=r), Z(3, 4), Z(4), exact=True, fd=False)
+    case(
+        f"div-{_mode}-f64",
+        lambda m, a, b, r=_mode: a.div(b, rounding_mode=r),
+        D(3, 4, kind="big"),
+        D(4, kind="away"),
+        exact=True,
+    )
+case(
+    "floor_divide",
+    lambda m, a, b: m.floor_divide(a, b),
+    F(3, 4, kind="big", grad=False),
+    F(4, kind="away", grad=False),
+    exact=True,
+    fd=False,
+)
+case("floordiv-op-int", lambda m, a, b: a // b, Z(3, 4), Z(4), exact=True, fd=False)
+case("floordiv-op-scalar", lambda m, a: a // 2, Z(3, 4), exact=True, fd=False)
+case("rfloordiv", lambda m, a: 7 // a, Z(3, 4), exact=True, fd=False)
+case("maximum-ties", lambda m, a, b: m.maximum(a, b), F(3, 4, kind="ties"), F(4, kind="ties"), exact=True, fd=False)
+case("minimum-ties", lambda m, a, b: a.minimum(b), F(3, 4, kind="ties"), F(3, 4, kind="ties"), exact=True, fd=False)
+case("maximum-nan", lambda m, a, b: m.maximum(a, b), F(3, 4, kind="nonfinite"), F(4), exact=True, fd=False)
+case("max-binary", lambda m, a, b: m.max(a, b), F(3, 4), F(4), exact=True)
+case("min-binary-method", lambda m, a, b: a.min(b), F(3, 4), F(4), exact=True)
+case("atan2-zero", lambda m, a: m.atan2(a * 0, a * 0), F(3), fd=False)
+case("atan2-int", lambda m, a, b: m.atan2(a, b), Z(3, 4), Z(4), fd=False)
+for _wk in ["scalar", "tensor"]:
+    for _sa, _sb in [((3, 4), (3, 4)), ((3, 4), (4,)), ((), (2, 3))]:
+        if _wk == "scalar":
+            case(f"lerp-{_sa}-{_sb}", lambda m, a, b: m.lerp(a, b, 0.3), F(*_sa), F(*_sb))
+            case(f"lerp-big-{_sa}-{_sb}", lambda m, a, b: a.lerp(b, 0.8), F(*_sa), F(*_sb))
+        else:
+            case(f"lerp-w-{_sa}-{_sb}", lambda m, a, b, w: m.lerp(a, b, w), F(*_sa), F(*_sb), F(*_sb, kind="prob"))
+case("lerp-f64", lambda m, a, b, w: a.lerp(b, w), D(2, 3), D(2, 3), D(3, kind="prob"))
+for _name in ["addcmul", "addcdiv"]:
+    case(f"{_name}", lambda m, a, b, c, n=_name: getattr(m, n)(a, b, c), F(3, 4), F(4), F(3, 1, kind="away"))
+    case(
+        f"{_name}-value",
+        lambda m, a, b, c, n=_name: getattr(a, n)(b, c, value=-0.5),
+        F(3, 4),
+        F(3, 4),
+        F(3, 4, kind="away"),
+    )
+    case(
+        f"{_name}-f64", lambda m, a, b, c, n=_name: getattr(m, n)(a, b, c, value=2), D(2, 3), D(3), D(2, 3, kind="away")
+    )
+case("addcmul-mixed", lambda m, a, b, c: m.addcmul(a, b, c), D(2, 3), F(3), F(2, 3))
+case("addcmul-int", lambda m, a, b, c: m.addcmul(a, b, c, value=2), Z(2, 3), Z(3), Z(2, 3), exact=True, fd=False)
+
+error("maximum-shapes", RuntimeError, lambda m: m.maximum(m.ones(2, 3), m.ones(2)))
+error("atan2-shapes", RuntimeError, lambda m: m.atan2(m.ones(2, 3), m.ones(2)))
+error("logical-shapes", RuntimeError, lambda m: m.logical_and(m.ones(2, 3), m.ones(2)))
+error("lerp-shapes", RuntimeError, lambda m: m.lerp(m.ones(2, 3), m.ones(2), 0.5))
+error("lerp-dtypes", RuntimeError, lambda m: m.lerp(m.ones(2), m.ones(2, dtype=m.float64), 0.5))
+error("maximum-number", TypeError, lambda m: m.maximum(m.ones(2), 1))
+error("div-mode", RuntimeError, lambda m: m.div(m.ones(2), 2, rounding_mode="round"))
+error("int-div-zero", RuntimeError, lambda m: m.tensor([1, 2]) // m.tensor([1, 0]))
+error("int-fmod-zero", RuntimeError, lambda m: m.fmod(m.tensor([1, 2]), 0))
+error("int-remainder-zero", RuntimeError, lambda m: m.tensor([1, 2]) % 0)
+error("int-neg-pow", RuntimeError, lambda m: m.tensor([1, 2]) ** -1)
+error("int-alpha-float", RuntimeError, lambda m: m.add(m.tensor([1]), m.tensor([1]), alpha=0.5))
+error("neg-bool", RuntimeError, lambda m: -m.ones(2, dtype=m.bool))
+error("invert-float", TypeError, lambda m: ~m.ones(2))
+error("and-float", (NotImplementedError, RuntimeError), lambda m: m.ones(2) & m.ones(2))
+error("frac-int", (NotImplementedError, RuntimeError), lambda m: m.frac(m.ones(2, dtype=m.int64)))
+error("addcdiv-int", RuntimeError, lambda m: m.addcdiv(m.ones(2), m.tensor([1]), m.tensor([1])))
+error("isclose-dtypes", RuntimeError, lambda m: m.isclose(m.ones(2), m.ones(2, dtype=m.float64)))
+
+
+# -- comparisons and logic ------------------------------------------------------------------------
+for _name in ["eq", "ne", "lt", "le", "gt", "ge", "greater", "greater_equal", "less", "less_equal", "not_equal"]:
+    case(
+        f"{_name}",
+        lambda m, a, b, n=_name: getattr(m, n)(a, b),
+        F(3, 4, kind="ties"),
+        F(4, kind="ties"),
+        exact=True,
+        fd=False,
+    )
+    case(f"{_name}-scalar", lambda m, a, n=_name: getattr(a, n)(1), F(3, 4, kind="ties"), exact=True, fd=False)
+    case(
+        f"{_name}-int-float",
+        lambda m, a, b, n=_name: getattr(m, n)(a, b),
+        Z(3, 4, lo=0, hi=3),
+        F(4, kind="ties"),
+        exact=True,
+        fd=False,
+    )
+    case(
+        f"{_name}-int-halfscalar",
+        lambda m, a, n=_name: getattr(m, n)(a, 1.5),
+        Z(3, 4, lo=0, hi=3),
+        exact=True,
+        fd=False,
+    )
+for _name in ["isnan", "isinf", "isfinite"]:
+    case(f"{_name}", lambda m, a, n=_name: getattr(m, n)(a), F(3, 4, kind="nonfinite"), exact=True, fd=False)
+    case(f"{_name}-int", lambda m, a, n=_name: getattr(a, n)(), Z(3), exact=True, fd=False)
+for _name in ["logical_and", "logical_or", "logical_xor"]:
+    case(f"{_name}", lambda m, a, b, n=_name: getattr(m, n)(a, b), B(3, 4), B(4), exact=True, fd=False)
+    case(
+        f"{_name}-float",
+        lambda m, a, b, n=_name: getattr(a, n)(b),
+        F(3, 4, kind="zeros"),
+        Z(4, lo=0, hi=2),
+        exact=True,
+        fd=False,
+    )
+case("logical_not", lambda m, a: m.logical_not(a), F(3, 4, kind="zeros"), exact=True, fd=False)
+for _op, _f in [("and", lambda a, b: a & b), ("or", lambda a, b: a | b), ("xor", lambda a, b: a ^ b)]:
+    case(f"{_op}-bool", lambda m, a, b, f=_f: f(a, b), B(3, 4), B(4), exact=True, fd=False)
+    case(f"{_op}-int", lambda m, a, b, f=_f: f(a, b), Z(3, 4, lo=0, hi=16), Z(4, lo=0, hi=16), exact=True, fd=False)
+    case(f"{_op}-bool-int", lambda m, a, b, f=_f: f(a, b), B(3, 4), Z(4, lo=0, hi=4), exact=True, fd=False)
+    case(f"{_op}-rscalar", lambda m, a, f=_f: f(True, a), B(5), exact=True, fd=False)
+case("invert-bool", lambda m, a: ~a, B(3, 4), exact=True, fd=False)
+case("invert-int", lambda m, a: ~a, Z(3, 4), exact=True, fd=False)
+case("bitwise_not", lambda m, a: m.bitwise_not(a), Z(5), exact=True, fd=False)
+case("equal-same", lambda m, a: m.equal(a, a * 1), F(3, 4), exact=True, fd=False)
+case("equal-dtypes", lambda m, a: m.equal(a, a.to(m.float64)), F(3, 4), exact=True, fd=False)
+case("equal-differ", lambda m, a: a.equal(a + 1), F(3, 4), exact=True, fd=False)
+case("equal-shapes", lambda m, a: m.equal(a, a[:2]), F(3, 4), exact=True, fd=False)
+case("isclose", lambda m, a, b: m.isclose(a, a + b * 1e-5), F(3, 4), F(4), exact=True, fd=False)
+case("isclose-tol", lambda m, a, b: a.isclose(a + b * 1e-3, rtol=1e-2, atol=1e-4), F(3, 4), F(4), exact=True, fd=False)
+case("isclose-nan", lambda m, a: m.isclose(a, a, equal_nan=True), F(3, 4, kind="nonfinite"), exact=True, fd=False)
+case("isclose-nan-no", lambda m, a: m.isclose(a, a), F(3, 4, kind="nonfinite"), exact=True, fd=False)
+case("isclose-int", lambda m, a, b: m.isclose(a, b), Z(3, 4, lo=0, hi=3), Z(4, lo=0, hi=3), exact=True, fd=False)
+case("allclose", lambda m, a: m.allclose(a, a + 1e-7), F(3, 4), exact=True, fd=False)
+case("allclose-no", lambda m, a: a.allclose(a + 1e-2), F(3, 4), exact=True, fd=False)
+
+
 # -- the checks -------------------------------------------------------------------------------------
 def _arrays(c, f64=False):
     rng = np.random.default_rng(zlib.crc32(c.id.encode()))
@@ -377,3 +657,30 @@ def test_dtype_names_match_torch(name, torch):
     ours, theirs = getattr(fastnn, name), getattr(torch, name)
     assert str(np.dtype(ours)) == str(theirs).removeprefix("torch.")
     assert fastnn.zeros(2, dtype=ours).dtype == ours
+
+
+OUT_CALLS = [
+    lambda o: fastnn.sin(fastnn.ones(2), out=o),
+    lambda o: fastnn.add(fastnn.ones(2), 1, out=o),
+    lambda o: fastnn.pow(fastnn.ones(2), 2, out=o),
+]
+
+
+@pytest.mark.parametrize("call", OUT_CALLS)
+def test_out_is_refused(call):
+    with pytest.raises(TypeError, match="out= is not supported"):
+        call(fastnn.zeros(2))
+
+
+EXPORTED = [
+    "sin",
+    "pow",
+    "round",
+    "where",
+]
+
+
+def test_functions_are_exported():
+    for name in EXPORTED:
+        assert callable(getattr(fastnn, name)) and callable(getattr(fastnn.Tensor, name, len)), name
+    assert "sin" in fastnn.__all__ and "round" not in fastnn.__all__  # star imports keep builtins

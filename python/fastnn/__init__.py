@@ -1,7 +1,9 @@
 """fastnn: hand-written neural-network kernels with NumPy references, and a PyTorch-like layer over
 them (fastnn.Tensor, fastnn.nn, fastnn.optim, fastnn.data, fastnn.train)."""
 
-from . import _core, cuda, data, nn, ops, optim, ref, return_types, train, utils
+import builtins as _builtins
+
+from . import _core, _tensor_api, cuda, data, nn, ops, optim, ref, return_types, train, utils
 from ._config import cached_memory, empty_cache, get_num_threads, set_num_threads, show_config
 from ._device import device
 from ._dtypes import (
@@ -68,6 +70,9 @@ from .tensor import (
     zeros_like,
 )
 
+# The tensor functions of fastnn._tensor_api (fastnn.sin, fastnn.cumsum, fastnn.einsum, ...).
+globals().update(_tensor_api.functions)
+
 __all__ = [
     "__version__",
     "device",
@@ -128,3 +133,4 @@ __all__ = [
     "save",
     "load",
 ]
+__all__ += sorted(n for n in _tensor_api.functions if not hasattr(_builtins, n))  # not all, any, pow, round

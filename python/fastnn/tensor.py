@@ -461,28 +461,8 @@ class Tensor:
     def __rtruediv__(self, other):  # other / self, other a constant
         return self._binary(other, _rdiv, "div", lambda g, a, b, o: (-g * b / (a * a), None), true_div=True)
 
-    def __neg__(self):
-        return Tensor._result(-self.data, (self,), lambda g: (-g,), "neg")
-
     def __pos__(self):
         return self
-
-    def __pow__(self, p):
-        if isinstance(p, Tensor):  # d/da = p a^(p-1), d/dp = a^p log a (nan for a < 0, as torch)
-
-            def grads(g, a, b, out):
-                xp = _xp(a)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    return g * b * xp.power(a, b - 1), g * out * xp.log(a)
-
-            return self._binary(p, _pow, "pow", grads)
-        a = self.data
-        xp = _xp(a)
-        out = xp.power(a, p).astype(a.dtype, copy=False)
-        return Tensor._result(out, (self,), lambda g: (g * p * xp.power(a, p - 1),), "pow")
-
-    def __rpow__(self, base):
-        return (self * float(np.log(base))).exp()
 
     def __matmul__(self, other):
         return matmul(self, other)
@@ -753,11 +733,15 @@ class Tensor:
     def max(self, dim=None, keepdim=False):
         """max(): the largest element; max(dim, keepdim=False): (values, indices) as
         fastnn.return_types.max; max(other): maximum(self, other)."""
+        if isinstance(dim, Tensor):
+            return self.maximum(dim)
         return self._extreme(dim, keepdim, "argmax", "max")
 
     def min(self, dim=None, keepdim=False):
         """min(): the smallest element; min(dim, keepdim=False): (values, indices) as
         fastnn.return_types.min; min(other): minimum(self, other)."""
+        if isinstance(dim, Tensor):
+            return self.minimum(dim)
         return self._extreme(dim, keepdim, "argmin", "min")
 
     def _argextreme(self, dim, keepdim, name):
@@ -1244,10 +1228,6 @@ def _div(a, b):
 
 def _rdiv(a, b):
     return b / a
-
-
-def _pow(a, b):
-    return _xp(a).power(a, b)
 
 
 def _to_args(args, kwargs):

@@ -1,0 +1,75 @@
+"""The Tensor methods and module-level functions beyond tensor.py's core, in one place.
+
+The method classes of the fastnn._tensor_* modules are attached to Tensor here (fastnn imports
+this module, so every Tensor has them); a name that Tensor already defines is an error, so each
+method has one definition. The module-level forms (fastnn.sin(t), fastnn.cumsum(t, 0), ...) are
+made from the methods below and exported by fastnn/__init__.py. out= is not supported: passing
+it is a TypeError that says so.
+"""
+
+from ._tensor_math import (
+    CompareMethods,
+    ElementwiseMethods,
+    function,
+    tensor_of,
+)
+from .tensor import Tensor
+
+__all__ = []
+
+
+# -- attached to Tensor ---------------------------------------------------------------------------
+_CLASS_MACHINERY = {
+    "__module__",
+    "__qualname__",
+    "__doc__",
+    "__dict__",
+    "__weakref__",
+    "__firstlineno__",
+    "__static_attributes__",
+}
+
+
+def _attach(cls, *method_classes):
+    for mc in method_classes:
+        for name, value in vars(mc).items():
+            if name in _CLASS_MACHINERY:
+                continue
+            if name in vars(cls):
+                raise RuntimeError(f"fastnn._tensor_api: Tensor.{name} is defined twice")
+            setattr(cls, name, value)
+
+
+_attach(
+    Tensor,
+    ElementwiseMethods,
+    CompareMethods,
+)
+
+
+# -- module-level functions -----------------------------------------------------------------------
+_FUNCTIONS = (
+    # elementwise
+    "sin cos tan asin acos atan sinh cosh asinh acosh atanh exp2 expm1 log1p log2 log10 rsqrt reciprocal "
+    "neg negative sign floor ceil round trunc fix frac square erf lerp addcmul addcdiv atan2 arctan2 maximum "
+    "minimum fmod remainder floor_divide div divide true_divide add sub subtract mul multiply nan_to_num logit "
+    # comparisons and logic
+    "eq ne lt le gt ge greater greater_equal less less_equal not_equal isnan isinf isfinite logical_and "
+    "logical_or logical_xor logical_not bitwise_and bitwise_or bitwise_xor bitwise_not equal isclose allclose "
+).split()
+
+# name -> function, for fastnn/__init__.py
+functions = {name: function(getattr(Tensor, name), name) for name in _FUNCTIONS}
+
+
+def pow(input, exponent, *, out=None):
+    """input ** exponent; input may be a number when exponent is a tensor (torch.pow(2, t))."""
+    if out is not None:
+        raise TypeError("fastnn.pow: out= is not supported; use the returned tensor")
+    if not isinstance(input, Tensor) and isinstance(exponent, Tensor):
+        return exponent.__rpow__(input)
+    return tensor_of(input).pow(exponent)
+
+
+functions.update(pow=pow)
+functions.update({name: globals()[name] for name in __all__})
