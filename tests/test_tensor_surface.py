@@ -12,6 +12,7 @@ Bad dims and shapes raise the exception type torch raises (the ERRORS table, als
 against torch).
 """
 
+import math
 import zlib
 
 import fastnn
@@ -443,6 +444,144 @@ case("isclose-int", lambda m, a, b: m.isclose(a, b), Z(3, 4, lo=0, hi=3), Z(4, l
 case("allclose", lambda m, a: m.allclose(a, a + 1e-7), F(3, 4), exact=True, fd=False)
 case("allclose-no", lambda m, a: a.allclose(a + 1e-2), F(3, 4), exact=True, fd=False)
 
+# -- reductions -----------------------------------------------------------------------------------
+for _args, _kw, _id in [
+    ((), {}, "all"),
+    ((1,), {}, "dim"),
+    ((-1, True), {}, "neg-keep"),
+    ((0,), {"keepdim": True}, "keep-kw"),
+]:
+    case(f"prod-{_id}", lambda m, a, x=_args, k=_kw: m.prod(a, *x, **k), F(3, 4))
+    case(f"prod-zeros-{_id}", lambda m, a, x=_args, k=_kw: a.prod(*x, **k), D(3, 4, kind="zeros"))
+    case(f"cumsum-{_id}", lambda m, a, x=_args: m.cumsum(a, (x or (0,))[0]), F(3, 4))
+    case(f"cumprod-{_id}", lambda m, a, x=_args: a.cumprod((x or (0,))[0]), F(3, 4))
+    case(f"cumprod-zeros-{_id}", lambda m, a, x=_args: m.cumprod(a, (x or (1,))[0]), D(3, 4, kind="zeros"))
+case("prod-int", lambda m, a: m.prod(a), Z(3, 4, lo=1, hi=3), exact=True, fd=False)
+case("prod-bool-dim", lambda m, a: a.prod(1), B(3, 4), exact=True, fd=False)
+case("prod-dtype", lambda m, a: a.prod(dtype=m.float64), Z(3, lo=1, hi=4), exact=True, fd=False)
+case("prod-0d", lambda m, a: a.prod(0), F())
+case("prod-empty", lambda m, a: a.prod(1), F(0, 3))
+case("cumsum-int32", lambda m, a: a.cumsum(0), Z(3, 4, dt="int32"), exact=True, fd=False)
+case("cumsum-bool", lambda m, a: m.cumsum(a, -1), B(3, 4), exact=True, fd=False)
+case("cumsum-dtype", lambda m, a: a.cumsum(1, dtype=m.float64), Z(3, 4), exact=True, fd=False)
+case("cumsum-0d", lambda m, a: a.cumsum(-1), F())
+case("cumsum-empty", lambda m, a: a.cumsum(0), F(0, 3))
+case("cumprod-two-zeros", lambda m, a: a.cumprod(0), Spec((5,), "float64", None, True, [2.0, 0.0, 3.0, 0.0, 4.0]))
+for _name in ["var", "std"]:
+    for _args, _kw, _id in [
+        ((), {}, "all"),
+        ((1,), {}, "dim"),
+        (((0, 1),), {}, "dims"),
+        ((-1,), {"keepdim": True}, "keep"),
+        ((), {"unbiased": False}, "biased"),
+        ((1, True, True), {}, "positional"),
+        ((0,), {"correction": 0}, "corr0"),
+        ((1,), {"correction": 2}, "corr2"),
+        ((False,), {}, "bool-positional"),
+        ((), {"dim": 1, "unbiased": False, "keepdim": True}, "kw"),
+    ]:
+        case(f"{_name}-{_id}", lambda m, a, x=_args, k=_kw, n=_name: getattr(m, n)(a, *x, **k), F(3, 5))
+    case(f"{_name}-f64", lambda m, a, n=_name: getattr(a, n)(0), D(4, 3))
+    case(f"{_name}-0d-dim", lambda m, a, n=_name: getattr(a, n)(0, unbiased=False), F())
+for _name in ["amax", "amin"]:
+    for _args, _id in [((), "all"), ((1,), "dim"), (((0, -1),), "dims"), ((-1, True), "keep"), (([],), "empty-list")]:
+        case(f"{_name}-{_id}", lambda m, a, x=_args, n=_name: getattr(m, n)(a, *x), F(3, 4), exact=True)
+    case(f"{_name}-ties", lambda m, a, n=_name: getattr(a, n)(1), F(3, 4, kind="ties"), exact=True, fd=False)
+    case(f"{_name}-ties-all", lambda m, a, n=_name: getattr(a, n)(), F(3, 4, kind="ties"), exact=True, fd=False)
+    case(f"{_name}-int", lambda m, a, n=_name: getattr(a, n)(0), Z(3, 4), exact=True, fd=False)
+    case(f"{_name}-0d", lambda m, a, n=_name: getattr(a, n)(0), F(), exact=True)
+    case(f"{_name}-empty", lambda m, a, n=_name: getattr(a, n)(1), F(0, 3), exact=True)
+for _p in ["fro", 1, 2, 3, 0.5, math.inf, -math.inf, 0]:
+    case(f"norm-{_p}", lambda m, a, p=_p: m.norm(a, p), F(3, 4, kind="away"), exact=_p in (math.inf, -math.inf, 0))
+    case(
+        f"norm-{_p}-dim",
+        lambda m, a, p=_p: a.norm(p, dim=1),
+        F(3, 4, kind="away"),
+        exact=_p in (math.inf, -math.inf, 0),
+    )
+    case(
+        f"norm-{_p}-keep",
+        lambda m, a, p=_p: a.norm(p, (0, 1), True),
+        D(3, 4, kind="away"),
+        exact=_p in (math.inf, -math.inf, 0),
+    )
+case("norm-zeros", lambda m, a: a.norm(), F(4, kind="zeros"), fd=False)
+case("norm-all-zero", lambda m, a: (a * 0).norm(), F(4), fd=False)
+case("norm-0.5-zeros", lambda m, a: a.norm(0.5), F(4, kind="zeros"), fd=False)
+case("norm-inf-ties", lambda m, a: a.norm(math.inf), Spec((3,), "float32", None, True, [-3.0, 3.0, 1.0]), fd=False)
+case("norm-default", lambda m, a: a.norm(), F(3, 4))
+for _args, _id in [((1,), "dim"), ((-1, True), "keep"), (((0, 1),), "dims"), ((0,), "dim0")]:
+    case(f"logsumexp-{_id}", lambda m, a, x=_args: m.logsumexp(a, *x), F(3, 4, kind="big"))
+case("logsumexp-int", lambda m, a: a.logsumexp(1), Z(3, 4), fd=False)
+case("logsumexp-f64", lambda m, a: a.logsumexp(0), D(3, 4))
+case(
+    "logsumexp-inf",
+    lambda m, a: a.logsumexp(0),
+    Spec((3,), "float32", None, False, [-np.inf, -np.inf, -np.inf]),
+    fd=False,
+)
+case("logsumexp-empty", lambda m, a: a.logsumexp(0), F(0, 3), fd=False)
+for _name in ["all", "any"]:
+    case(f"{_name}", lambda m, a, n=_name: getattr(m, n)(a), B(3, 4), exact=True, fd=False)
+    case(f"{_name}-dim", lambda m, a, n=_name: getattr(a, n)(1), F(3, 4, kind="zeros"), exact=True, fd=False)
+    case(f"{_name}-keep", lambda m, a, n=_name: getattr(a, n)(-1, True), Z(3, 4, lo=0, hi=2), exact=True, fd=False)
+    case(f"{_name}-uint8", lambda m, a, n=_name: getattr(a, n)(), Z(3, 4, lo=0, hi=2, dt="uint8"), exact=True, fd=False)
+    case(f"{_name}-dims", lambda m, a, n=_name: getattr(a, n)((0, 1)), B(3, 4), exact=True, fd=False)
+for _args, _id in [((), "all"), ((1,), "dim"), (((0, 1),), "dims"), ((-2,), "neg")]:
+    case(
+        f"count_nonzero-{_id}",
+        lambda m, a, x=_args: m.count_nonzero(a, *x),
+        F(3, 4, kind="zeros"),
+        exact=True,
+        fd=False,
+    )
+for _args, _kw, _id in [
+    ((), {}, "default"),
+    ((0,), {}, "dim0"),
+    ((), {"descending": True}, "desc"),
+    ((-2, True), {}, "pos"),
+]:
+    case(f"sort-{_id}", lambda m, a, x=_args, k=_kw: m.sort(a, *x, **k), F(3, 4), exact=True)
+    case(f"argsort-{_id}", lambda m, a, x=_args, k=_kw: m.argsort(a, *x, **k), F(3, 4), exact=True, fd=False)
+case("sort-stable", lambda m, a: a.sort(stable=True, dim=1), F(3, 6, kind="ties"), exact=True, fd=False)
+case("sort-stable-desc", lambda m, a: a.sort(stable=True, descending=True), F(3, 6, kind="ties"), exact=True, fd=False)
+case(
+    "argsort-stable",
+    lambda m, a: m.argsort(a, stable=True, descending=True),
+    F(3, 6, kind="ties"),
+    exact=True,
+    fd=False,
+)
+case("sort-nan", lambda m, a: a.sort(descending=True), F(6, kind="nonfinite", grad=False), exact=True, fd=False)
+case("sort-int", lambda m, a: a.sort(), Z(8, lo=-100, hi=100), exact=True, fd=False)
+case("sort-0d", lambda m, a: a.sort(), F(), exact=True)
+for _args, _kw, _id in [
+    ((2,), {}, "k2"),
+    ((1, 0), {}, "dim0"),
+    ((3,), {"largest": False}, "smallest"),
+    ((0,), {}, "k0"),
+]:
+    case(f"topk-{_id}", lambda m, a, x=_args, k=_kw: m.topk(a, *x, **k), F(3, 4), exact=True)
+case("median-all", lambda m, a: m.median(a), F(3, 4), exact=True)
+case("median-odd", lambda m, a: a.median(), F(5), exact=True)
+case("median-dim", lambda m, a: a.median(1), F(3, 5), exact=True)
+case("median-dim-even-keep", lambda m, a: m.median(a, -1, keepdim=True), F(3, 4), exact=True)
+case("median-ties", lambda m, a: a.median(), F(3, 4, kind="ties"), exact=True, fd=False)
+case("median-nan", lambda m, a: a.median(), F(3, 4, kind="nonfinite", grad=False), exact=True, fd=False)
+case("median-nan-dim", lambda m, a: a.median(1), F(3, 4, kind="nonfinite", grad=False), exact=True, fd=False)
+case("median-int", lambda m, a: a.median(0), Z(5, 3, lo=-100, hi=100), exact=True, fd=False)
+
+error("cumsum-dim", IndexError, lambda m: m.ones(2, 3).cumsum(2))
+error("prod-dim", IndexError, lambda m: m.ones(2, 3).prod(-3))
+error("amax-dim", IndexError, lambda m: m.ones(2, 3).amax(2))
+error("sort-dim", IndexError, lambda m: m.ones(2, 3).sort(2))
+error("topk-k", RuntimeError, lambda m: m.ones(2, 3).topk(4))
+error("median-dim", IndexError, lambda m: m.ones(2, 3).median(3))
+error("var-int", RuntimeError, lambda m: m.ones(3, dtype=m.int64).var())
+error("norm-int", RuntimeError, lambda m: m.ones(3, dtype=m.int64).norm())
+error("logsumexp-dim", IndexError, lambda m: m.ones(2, 3).logsumexp(2))
+error("var-dof-both", TypeError, lambda m: m.ones(3).var(0, unbiased=True, correction=0))
+
 
 # -- the checks -------------------------------------------------------------------------------------
 def _arrays(c, f64=False):
@@ -659,10 +798,19 @@ def test_dtype_names_match_torch(name, torch):
     assert fastnn.zeros(2, dtype=ours).dtype == ours
 
 
+def test_var_with_no_degrees_of_freedom_warns(torch):
+    for m in (torch, fastnn):
+        with pytest.warns(UserWarning, match="degrees of freedom"):
+            v = m.ones(1).var()
+        assert math.isnan(v.item())
+
+
 OUT_CALLS = [
     lambda o: fastnn.sin(fastnn.ones(2), out=o),
     lambda o: fastnn.add(fastnn.ones(2), 1, out=o),
     lambda o: fastnn.pow(fastnn.ones(2), 2, out=o),
+    lambda o: fastnn.cumsum(fastnn.ones(2), 0, out=o),
+    lambda o: fastnn.sort(fastnn.ones(2), out=(o, o)),
 ]
 
 
@@ -672,11 +820,31 @@ def test_out_is_refused(call):
         call(fastnn.zeros(2))
 
 
+def test_named_results(torch):
+    a = np.array([[3.0, 1.0, 2.0], [0.0, 5.0, 4.0]], np.float32)
+    for name, call in [
+        ("max", lambda m, t: m.max(t, 1)),
+        ("min", lambda m, t: t.min(dim=0)),
+        ("sort", lambda m, t: t.sort()),
+        ("topk", lambda m, t: t.topk(2)),
+        ("median", lambda m, t: t.median(1)),
+    ]:
+        ours, theirs = call(fastnn, fastnn.tensor(a)), call(torch, torch.tensor(a))
+        assert type(ours).__name__ == type(theirs).__name__ == name
+        values, indices = ours
+        assert values is ours.values and indices is ours.indices and ours[0] is values
+        _compare(ours, theirs, torch, True, name)
+        assert repr(ours).startswith(f"fastnn.return_types.{name}(")
+    assert isinstance(fastnn.max(fastnn.tensor(a)), fastnn.Tensor)
+
+
 EXPORTED = [
     "sin",
     "pow",
     "round",
     "where",
+    "cumsum",
+    "all",
 ]
 
 

@@ -13,6 +13,7 @@ from ._tensor_math import (
     function,
     tensor_of,
 )
+from ._tensor_reduce import ReductionMethods
 from .tensor import Tensor
 
 __all__ = []
@@ -44,6 +45,7 @@ _attach(
     Tensor,
     ElementwiseMethods,
     CompareMethods,
+    ReductionMethods,
 )
 
 
@@ -56,6 +58,8 @@ _FUNCTIONS = (
     # comparisons and logic
     "eq ne lt le gt ge greater greater_equal less less_equal not_equal isnan isinf isfinite logical_and "
     "logical_or logical_xor logical_not bitwise_and bitwise_or bitwise_xor bitwise_not equal isclose allclose "
+    # reductions
+    "prod std var amax amin norm logsumexp cumsum cumprod all any count_nonzero sort argsort topk median "
 ).split()
 
 # name -> function, for fastnn/__init__.py
