@@ -583,6 +583,203 @@ error("logsumexp-dim", IndexError, lambda m: m.ones(2, 3).logsumexp(2))
 error("var-dof-both", TypeError, lambda m: m.ones(3).var(0, unbiased=True, correction=0))
 
 
+# -- shape and indexing ---------------------------------------------------------------------------
+case("split-int", lambda m, a: m.split(a, 2), F(5, 3), exact=True)
+case("split-list-neg", lambda m, a: a.split([1, 0, 2], dim=-1), F(4, 3), exact=True)
+case("split-big", lambda m, a: a.split(9, 1), F(2, 3), exact=True)
+case("split-empty", lambda m, a: a.split(2), F(0, 3), exact=True)
+case("chunk", lambda m, a: m.chunk(a, 3, 1), F(2, 7), exact=True)
+case("chunk-fewer", lambda m, a: a.chunk(3, 1), F(3, 4), exact=True)
+case("chunk-neg", lambda m, a: a.chunk(2, -1), F(3, 5), exact=True)
+case("narrow", lambda m, a: m.narrow(a, 1, 1, 2), F(3, 4), exact=True)
+case("narrow-neg", lambda m, a: a.narrow(-1, -3, 2), F(3, 4), exact=True)
+case("narrow-empty", lambda m, a: a.narrow(0, 3, 0), F(3, 4), exact=True)
+case("unbind", lambda m, a: m.unbind(a), F(3, 4), exact=True)
+case("unbind-neg", lambda m, a: a.unbind(-1), F(3, 4), exact=True)
+case("gather", lambda m, a, i: m.gather(a, 1, i), F(3, 4), V([[0, 3, 3], [1, 1, 2], [2, 0, 0]]), exact=True)
+case("gather-smaller", lambda m, a, i: a.gather(0, i), F(3, 4), V([[2, 0], [2, 1]]), exact=True)
+case("gather-int32", lambda m, a, i: a.gather(-1, i), F(3, 4), V([[1], [2], [0]], "int32"), exact=True)
+case("gather-0d", lambda m, a, i: a.gather(0, i), F(), V(0), exact=True)
+case("scatter-src", lambda m, a, i, s: m.scatter(a, 1, i, s), F(3, 4), V([[3, 0], [1, 2], [0, 3]]), F(3, 2), exact=True)
+case(
+    "scatter-src-larger",
+    lambda m, a, i, s: a.scatter(1, i, s),
+    F(3, 4),
+    V([[3], [1], [0]]),
+    F(3, 3, grad=False),
+    exact=True,
+)
+case("scatter-value", lambda m, a, i: a.scatter(0, i, 2.5), F(3, 4), V([[2, 0, 1, 1]]), exact=True)
+case("scatter-int", lambda m, a, i: a.scatter(1, i, 7), Z(3, 4), V([[0], [1], [3]]), exact=True, fd=False)
+case(
+    "scatter_add", lambda m, a, i, s: m.scatter_add(a, 1, i, s), F(3, 4), V([[3, 3, 0], [1, 2, 1], [0, 0, 0]]), F(3, 3)
+)
+case("scatter_add-neg", lambda m, a, i, s: a.scatter_add(-2, i, s), F(3, 4), V([[2, 0, 2, 1]]), F(1, 4))
+case("index_select", lambda m, a, i: m.index_select(a, 0, i), F(4, 3), V([3, 0, 3]), exact=True)
+case("index_select-neg", lambda m, a, i: a.index_select(-1, i), F(4, 3), V([2, 2, 1, 0]), exact=True)
+case("index_select-0d-index", lambda m, a, i: a.index_select(0, i), F(4, 3), V(2), exact=True)
+case("index_select-empty", lambda m, a, i: a.index_select(1, i), F(4, 3), V(np.zeros(0, np.int64)), exact=True)
+case("index_fill", lambda m, a, i: m.index_fill(a, 1, i, -1.0), F(3, 4), V([0, 2]), exact=True)
+case("index_fill-tensor", lambda m, a, i, v: a.index_fill(0, i, v), F(3, 4), V([1]), F(), exact=True)
+case("masked_fill", lambda m, a, c: m.masked_fill(a, c, -2.0), F(3, 4), B(3, 4), exact=True)
+case("masked_fill-bcast-mask", lambda m, a, c: a.masked_fill(c, float("-inf")), F(3, 4), B(4), exact=True, fd=False)
+case("masked_fill-bcast-self", lambda m, a, c: a.masked_fill(c, 1.0), F(4), B(3, 4), exact=True)
+case("masked_fill-tensor", lambda m, a, c, v: a.masked_fill(c, v), F(3, 4), B(3, 4), F(), exact=True)
+case("masked_fill-int", lambda m, a, c: a.masked_fill(c, 2.7), Z(3, 4), B(3, 4), exact=True, fd=False)
+case("masked_fill-f64-value", lambda m, a, c, v: a.masked_fill(c, v), F(3, 4), B(4), D(grad=False), exact=True)
+case("masked_select", lambda m, a, c: m.masked_select(a, c), F(3, 4), B(3, 4), exact=True)
+case("masked_select-bcast", lambda m, a, c: a.masked_select(c), F(4), B(3, 4), exact=True)
+case("where", lambda m, c, a, b: m.where(c, a, b), B(3, 4), F(3, 4), F(4), exact=True)
+case("where-scalar", lambda m, c, a: m.where(c, a, 0.0), B(3, 4), F(3, 4), exact=True)
+case("where-scalar-first", lambda m, c, a: m.where(c, -1, a), B(3, 4), F(4), exact=True)
+case("where-scalars", lambda m, c: m.where(c, 1.0, 0), B(3, 4), exact=True, fd=False)
+case("where-int-float", lambda m, c, a: m.where(c, a, 0.5), B(3, 4), Z(3, 4), exact=True, fd=False)
+case("where-0d-f64", lambda m, c, a, b: m.where(c, a, b), B(3, 4), F(3, 4), D(grad=False), exact=True)
+case("where-mixed", lambda m, c, a, b: m.where(c, a, b), B(3, 4), F(3, 4), D(4), exact=True)
+case("where-method", lambda m, c, a, b: a.where(c, b), B(3, 4), F(3, 4), F(1, 4), exact=True)
+case("where-one-arg", lambda m, c: m.where(c), B(3, 4), exact=True, fd=False)
+case("nonzero", lambda m, a: m.nonzero(a), F(3, 4, kind="zeros"), exact=True, fd=False)
+case("nonzero-tuple", lambda m, a: a.nonzero(as_tuple=True), F(3, 4, kind="zeros"), exact=True, fd=False)
+for _name in ["tril", "triu"]:
+    for _k in [0, 1, -1]:
+        case(f"{_name}-{_k}", lambda m, a, n=_name, k=_k: getattr(m, n)(a, k), F(3, 4), exact=True)
+    case(f"{_name}-3d", lambda m, a, n=_name: getattr(a, n)(diagonal=-1), F(2, 3, 3), exact=True)
+case("flip", lambda m, a: m.flip(a, [0, 1]), F(3, 4), exact=True)
+case("flip-varargs", lambda m, a: a.flip(-1, 0), F(2, 3, 4), exact=True)
+case("flip-tuple", lambda m, a: a.flip((1,)), F(3, 4), exact=True)
+case("flip-0d", lambda m, a: a.flip(0), F(), exact=True)
+case("roll", lambda m, a: m.roll(a, 1), F(3, 4), exact=True)
+case("roll-dim", lambda m, a: a.roll(-2, 1), F(3, 4), exact=True)
+case("roll-tuple", lambda m, a: a.roll((1, 5), (0, -1)), F(3, 4), exact=True)
+case("repeat", lambda m, a: a.repeat(2, 3), F(3, 4), exact=True)
+case("repeat-more", lambda m, a: a.repeat(2, 1, 3), F(3, 4), exact=True)
+case("repeat-0d", lambda m, a: a.repeat(2, 3), F(), exact=True)
+case("repeat-tuple", lambda m, a: a.repeat((2, 2)), F(3), exact=True)
+case("repeat_interleave", lambda m, a: m.repeat_interleave(a, 2), F(3, 2), exact=True)
+case("repeat_interleave-dim", lambda m, a: a.repeat_interleave(3, dim=-1), F(3, 2), exact=True)
+case("repeat_interleave-tensor", lambda m, a, r: a.repeat_interleave(r, dim=0), F(3, 2), V([1, 0, 2]), exact=True)
+case("repeat_interleave-counts", lambda m, r: m.repeat_interleave(r), V([1, 2, 0, 3]), exact=True, fd=False)
+case("expand_as", lambda m, a, b: a.expand_as(b), F(3, 1), F(2, 3, 4, grad=False), exact=True)
+case("view", lambda m, a: a.view(4, -1), F(2, 6), exact=True)
+case("view_as", lambda m, a, b: a.view_as(b), F(2, 6), F(3, 4, grad=False), exact=True)
+case("reshape_as", lambda m, a, b: a.reshape_as(b), F(2, 6), F(4, 3, grad=False), exact=True)
+case("movedim", lambda m, a: m.movedim(a, 0, -1), F(2, 3, 4), exact=True)
+case("movedim-tuple", lambda m, a: a.movedim((0, 1), (2, 0)), F(2, 3, 4), exact=True)
+case("moveaxis", lambda m, a: a.moveaxis(-1, 0), F(2, 3, 4), exact=True)
+case("swapaxes", lambda m, a: m.swapaxes(a, 0, -1), F(2, 3, 4), exact=True)
+case("swapdims", lambda m, a: a.swapdims(1, 2), F(2, 3, 4), exact=True)
+case("unflatten", lambda m, a: m.unflatten(a, 1, (3, -1)), F(2, 12), exact=True)
+case("unflatten-neg", lambda m, a: a.unflatten(-1, (2, 2)), F(3, 4), exact=True)
+case("diag-1d", lambda m, a: m.diag(a), F(3), exact=True)
+case("diag-1d-offset", lambda m, a: a.diag(-1), F(3), exact=True)
+case("diag-2d", lambda m, a: a.diag(), F(3, 4), exact=True)
+case("diag-2d-offset", lambda m, a: m.diag(a, 2), F(3, 4), exact=True)
+case("diagonal", lambda m, a: m.diagonal(a), F(3, 4), exact=True)
+case("diagonal-3d", lambda m, a: a.diagonal(1, 1, 2), F(2, 3, 4), exact=True)
+case("diagonal-neg-dims", lambda m, a: a.diagonal(offset=-1, dim1=-1, dim2=0), F(3, 2, 4), exact=True)
+case("trace", lambda m, a: m.trace(a), F(3, 4))
+case("trace-int", lambda m, a: a.trace(), Z(3, 3), exact=True, fd=False)
+case("outer", lambda m, a, b: m.outer(a, b), F(3), F(4), exact=True)
+case("outer-mixed", lambda m, a, b: a.outer(b), Z(3), F(4), exact=True, fd=False)
+case("ger", lambda m, a, b: a.ger(b), D(3), D(2), exact=True)
+case("dot", lambda m, a, b: m.dot(a, b), F(5), F(5))
+case("dot-int", lambda m, a, b: a.dot(b), Z(5), Z(5), exact=True, fd=False)
+case("mm", lambda m, a, b: m.mm(a, b), F(3, 5), F(5, 2))
+case("mm-f64", lambda m, a, b: a.mm(b), D(3, 5), D(5, 2))
+case("mm-int", lambda m, a, b: a.mm(b), Z(3, 5), Z(5, 2), exact=True, fd=False)
+case("bmm", lambda m, a, b: m.bmm(a, b), F(2, 3, 4), F(2, 4, 5))
+case("bmm-f64", lambda m, a, b: a.bmm(b), D(2, 3, 4), D(2, 4, 1))
+for _eq, _shapes in [
+    ("ij,jk->ik", [(3, 4), (4, 2)]),
+    ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]),
+    ("bhqd,bhkd->bhqk", [(2, 2, 3, 4), (2, 2, 5, 4)]),
+    ("i,i->", [(5,), (5,)]),
+    ("i,j->ij", [(3,), (4,)]),
+    ("ij->", [(3, 4)]),
+    ("ij", [(3, 4)]),
+    ("ji", [(3, 4)]),
+    ("ii->i", [(3, 3)]),
+    ("ii", [(3, 3)]),
+    ("iij->ij", [(3, 3, 2)]),
+    ("...ij,...jk", [(2, 1, 3, 4), (5, 4, 2)]),
+    ("b...,b...->b", [(2, 3, 4), (2, 3, 4)]),
+    ("ij,ij,ij->i", [(3, 4), (3, 4), (1, 4)]),
+    ("bi,bj->ij", [(4, 3), (4, 2)]),
+    ("i j , j k -> i k", [(3, 4), (4, 2)]),
+    ("Ab,bC->AC", [(2, 3), (3, 4)]),
+]:
+    case(f"einsum-{_eq}", lambda m, *ts, e=_eq: m.einsum(e, *ts), *(F(*s) for s in _shapes))
+case("einsum-list", lambda m, a, b: m.einsum("ij,jk", [a, b]), F(3, 4), F(4, 2))
+case("einsum-f64", lambda m, a, b: m.einsum("ij,kj->ik", a, b), D(3, 4), D(2, 4))
+case("einsum-int", lambda m, a: m.einsum("ij->j", a), Z(3, 4), exact=True, fd=False)
+case("einsum-0d", lambda m, a, b: m.einsum(",i->i", a, b), F(), F(3))
+
+
+error("where-shapes", RuntimeError, lambda m: m.where(m.ones(2, 3, dtype=m.bool), m.ones(2), 0.0))
+error("where-not-bool", RuntimeError, lambda m: m.where(m.ones(3, dtype=m.int64), m.ones(3), m.zeros(3)))
+error("view_as", RuntimeError, lambda m: m.ones(2, 3).view_as(m.ones(5)))
+error("expand_as", RuntimeError, lambda m: m.ones(3, 2).expand_as(m.ones(2, 2)))
+error("split-sizes", RuntimeError, lambda m: m.ones(3, 2).split([1, 1]))
+error("split-zero", RuntimeError, lambda m: m.ones(3, 2).split(0))
+error("split-dim", IndexError, lambda m: m.ones(3, 2).split(1, 2))
+error("chunk-zero", RuntimeError, lambda m: m.ones(3, 2).chunk(0))
+error("narrow-start", IndexError, lambda m: m.ones(3, 4).narrow(1, 5, 0))
+error("narrow-length", RuntimeError, lambda m: m.ones(3, 4).narrow(1, 3, 2))
+error("unbind-0d", IndexError, lambda m: m.tensor(1.0).unbind())
+error("gather-bounds", RuntimeError, lambda m: m.ones(3, 4).gather(1, m.tensor([[4]])))
+error("gather-negative", RuntimeError, lambda m: m.ones(3, 4).gather(1, m.tensor([[-1]])))
+error("gather-ndim", RuntimeError, lambda m: m.ones(3, 4).gather(1, m.tensor([1])))
+error("gather-size", RuntimeError, lambda m: m.ones(3, 4).gather(1, m.zeros(4, 1, dtype=m.int64)))
+error("gather-float-index", RuntimeError, lambda m: m.ones(3, 4).gather(1, m.zeros(3, 1)))
+error("gather-dim", IndexError, lambda m: m.ones(3, 4).gather(2, m.zeros(3, 1, dtype=m.int64)))
+error("scatter-bounds", RuntimeError, lambda m: m.ones(3, 4).scatter(1, m.tensor([[9]]), 1.0))
+error("scatter-dtype", RuntimeError, lambda m: m.ones(3, 4).scatter(1, m.tensor([[0]]), m.ones(1, 1, dtype=m.float64)))
+error(
+    "scatter_add-dtype",
+    RuntimeError,
+    lambda m: m.ones(3, 4).scatter_add(1, m.tensor([[0]]), m.ones(1, 1, dtype=m.int64)),
+)
+error("index_select-bounds", IndexError, lambda m: m.ones(3, 4).index_select(0, m.tensor([3])))
+error("index_select-2d", IndexError, lambda m: m.ones(3, 4).index_select(0, m.tensor([[0]])))
+error("index_select-float", RuntimeError, lambda m: m.ones(3, 4).index_select(0, m.tensor([0.0])))
+error("index_select-dim", IndexError, lambda m: m.ones(3, 4).index_select(2, m.tensor([0])))
+error("masked_fill-mask-dtype", RuntimeError, lambda m: m.ones(3).masked_fill(m.ones(3, dtype=m.uint8), 0.0))
+error("masked_fill-value-1d", RuntimeError, lambda m: m.ones(3).masked_fill(m.ones(3, dtype=m.bool), m.ones(1)))
+error("masked_fill-shapes", RuntimeError, lambda m: m.ones(3).masked_fill(m.ones(2, dtype=m.bool), 0.0))
+error("masked_select-shapes", RuntimeError, lambda m: m.ones(3).masked_select(m.ones(2, dtype=m.bool)))
+error("tril-1d", RuntimeError, lambda m: m.ones(3).tril())
+error("triu-0d", RuntimeError, lambda m: m.tensor(1.0).triu())
+error("flip-twice", RuntimeError, lambda m: m.ones(3, 2).flip(0, 0))
+error("flip-dim", IndexError, lambda m: m.ones(3, 2).flip(2))
+error("flip-int-dims", TypeError, lambda m: m.flip(m.ones(3, 2), 0))
+error("roll-align", RuntimeError, lambda m: m.ones(3, 2).roll((1, 2), (0,)))
+error("roll-dim", IndexError, lambda m: m.ones(3, 2).roll(1, 2))
+error("repeat-fewer", RuntimeError, lambda m: m.ones(3, 2).repeat(2))
+error("repeat_interleave-size", RuntimeError, lambda m: m.ones(3, 2).repeat_interleave(m.tensor([1, 2]), dim=0))
+error("movedim-dim", IndexError, lambda m: m.ones(3, 2).movedim(0, 2))
+error("movedim-twice", RuntimeError, lambda m: m.ones(3, 2, 1).movedim((0, 0), (1, 2)))
+error("movedim-lengths", RuntimeError, lambda m: m.ones(3, 2).movedim((0, 1), (1,)))
+error("swapaxes-dim", IndexError, lambda m: m.ones(3, 2).swapaxes(0, 2))
+error("unflatten-sizes", RuntimeError, lambda m: m.ones(2, 12).unflatten(1, (5, -1)))
+error("diag-3d", RuntimeError, lambda m: m.ones(2, 2, 2).diag())
+error("diagonal-same", RuntimeError, lambda m: m.ones(2, 2).diagonal(0, 1, 1))
+error("trace-3d", RuntimeError, lambda m: m.ones(2, 2, 2).trace())
+error("dot-dtypes", RuntimeError, lambda m: m.dot(m.ones(2), m.ones(2, dtype=m.float64)))
+error("dot-sizes", RuntimeError, lambda m: m.dot(m.ones(2), m.ones(3)))
+error("dot-2d", RuntimeError, lambda m: m.dot(m.ones(2, 2), m.ones(2, 2)))
+error("mm-shapes", RuntimeError, lambda m: m.mm(m.ones(2, 3), m.ones(2, 2)))
+error("mm-3d", RuntimeError, lambda m: m.mm(m.ones(2, 3, 3), m.ones(3, 2)))
+error("mm-dtypes", RuntimeError, lambda m: m.mm(m.ones(2, 2), m.ones(2, 2, dtype=m.float64)))
+error("bmm-shapes", RuntimeError, lambda m: m.bmm(m.ones(2, 3, 3), m.ones(3, 3, 2)))
+error("bmm-2d", RuntimeError, lambda m: m.bmm(m.ones(3, 3), m.ones(3, 2)))
+error("outer-2d", RuntimeError, lambda m: m.outer(m.ones(2, 2), m.ones(2)))
+error("einsum-sizes", RuntimeError, lambda m: m.einsum("ij,j", m.ones(2, 3), m.ones(2)))
+error("einsum-operands", RuntimeError, lambda m: m.einsum("ij,jk", m.ones(2, 3)))
+error("einsum-subscripts", RuntimeError, lambda m: m.einsum("ijk", m.ones(2, 3)))
+error("einsum-dtypes", RuntimeError, lambda m: m.einsum("i,i", m.ones(2), m.ones(2, dtype=m.float64)))
+error("einsum-output", RuntimeError, lambda m: m.einsum("ij->k", m.ones(2, 3)))
+
+
 # -- the checks -------------------------------------------------------------------------------------
 def _arrays(c, f64=False):
     rng = np.random.default_rng(zlib.crc32(c.id.encode()))
@@ -811,6 +1008,7 @@ OUT_CALLS = [
     lambda o: fastnn.pow(fastnn.ones(2), 2, out=o),
     lambda o: fastnn.cumsum(fastnn.ones(2), 0, out=o),
     lambda o: fastnn.sort(fastnn.ones(2), out=(o, o)),
+    lambda o: fastnn.gather(fastnn.ones(2), 0, fastnn.tensor([0]), out=o),
 ]
 
 
@@ -845,6 +1043,8 @@ EXPORTED = [
     "where",
     "cumsum",
     "all",
+    "einsum",
+    "flip",
 ]
 
 

@@ -65,7 +65,6 @@ from .tensor import (
     sum,
     tanh,
     tensor,
-    where,
     zeros,
     zeros_like,
 )

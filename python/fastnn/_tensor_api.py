@@ -14,9 +14,13 @@ from ._tensor_math import (
     tensor_of,
 )
 from ._tensor_reduce import ReductionMethods
+from ._tensor_shape import ShapeMethods, einsum, where
 from .tensor import Tensor
 
-__all__ = []
+__all__ = [
+    "einsum",
+    "where",
+]
 
 
 # -- attached to Tensor ---------------------------------------------------------------------------
@@ -46,6 +50,7 @@ _attach(
     ElementwiseMethods,
     CompareMethods,
     ReductionMethods,
+    ShapeMethods,
 )
 
 
@@ -60,6 +65,10 @@ _FUNCTIONS = (
     "logical_or logical_xor logical_not bitwise_and bitwise_or bitwise_xor bitwise_not equal isclose allclose "
     # reductions
     "prod std var amax amin norm logsumexp cumsum cumprod all any count_nonzero sort argsort topk median "
+    # shape and indexing
+    "split chunk narrow unbind gather scatter scatter_add index_select index_fill masked_fill masked_select "
+    "nonzero argwhere tril triu roll repeat_interleave movedim moveaxis swapaxes swapdims unflatten diag "
+    "diagonal trace outer ger dot mm bmm"
 ).split()
 
 # name -> function, for fastnn/__init__.py
@@ -76,4 +85,25 @@ def pow(input, exponent, *, out=None):
 
 
 functions.update(pow=pow)
+
+
+def flip(input, dims):
+    """input reversed along dims (a sequence of ints, as torch.flip)."""
+    if not isinstance(dims, (tuple, list)):
+        raise TypeError(f"flip(): argument 'dims' must be tuple of ints, not {type(dims).__name__}")
+    return tensor_of(input).flip(*dims)
+
+
+def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
+    """input's elements repeated (Tensor.repeat_interleave); repeat_interleave(repeats) alone: the
+    indices 0, 1, ... each repeated repeats[i] times."""
+    if repeats is None:
+        from .tensor import arange
+
+        reps = tensor_of(input)
+        return arange(reps.shape[0], device=reps.device).repeat_interleave(reps, 0, output_size=output_size)
+    return tensor_of(input).repeat_interleave(repeats, dim, output_size=output_size)
+
+
+functions.update(flip=flip, repeat_interleave=repeat_interleave)
 functions.update({name: globals()[name] for name in __all__})

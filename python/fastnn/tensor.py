@@ -1193,23 +1193,6 @@ def stack(tensors, dim=0):
     return cat([(t if isinstance(t, Tensor) else Tensor(t)).unsqueeze(dim) for t in tensors], dim)
 
 
-def where(cond, a, b):
-    c = _as_array(cond).astype(bool)
-    dev = _dev.device_of(c)
-    a = a if isinstance(a, Tensor) else _place(np.asarray(a, np.float32), dev)
-    b = b if isinstance(b, Tensor) else _place(np.asarray(b, np.float32), dev)
-    if not (isinstance(c, _HOST) and isinstance(a.data, _HOST) and isinstance(b.data, _HOST)):
-        _dev.check_same_device(c, a.data, b.data)
-    xp = _xp(c)
-    out = xp.where(c, a.data, b.data)
-    return Tensor._result(
-        out,
-        (a, b),
-        lambda g: (_unbroadcast(xp.where(c, g, 0), a.shape), _unbroadcast(xp.where(c, 0, g), b.shape)),
-        "where",
-    )
-
-
 def _add(a, b):
     return a + b
 
