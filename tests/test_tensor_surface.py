@@ -670,6 +670,8 @@ case("swapaxes", lambda m, a: m.swapaxes(a, 0, -1), F(2, 3, 4), exact=True)
 case("swapdims", lambda m, a: a.swapdims(1, 2), F(2, 3, 4), exact=True)
 case("unflatten", lambda m, a: m.unflatten(a, 1, (3, -1)), F(2, 12), exact=True)
 case("unflatten-neg", lambda m, a: a.unflatten(-1, (2, 2)), F(3, 4), exact=True)
+case("type_as", lambda m, a, b: a.type_as(b), F(3), D(3, grad=False), exact=True)
+case("type_as-int", lambda m, a, b: a.type_as(b), F(3, kind="big", grad=False), Z(3), exact=True, fd=False)
 case("diag-1d", lambda m, a: m.diag(a), F(3), exact=True)
 case("diag-1d-offset", lambda m, a: a.diag(-1), F(3), exact=True)
 case("diag-2d", lambda m, a: a.diag(), F(3, 4), exact=True)
@@ -1045,6 +1047,8 @@ EXPORTED = [
     "all",
     "einsum",
     "flip",
+    "multinomial",
+    "linspace",
 ]
 
 

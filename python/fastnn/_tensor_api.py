@@ -7,6 +7,22 @@ made from the methods below and exported by fastnn/__init__.py. out= is not supp
 it is a TypeError that says so.
 """
 
+from ._tensor_factory import (
+    FactoryMethods,
+    bernoulli,
+    empty_like,
+    eye,
+    full_like,
+    is_floating_point,
+    is_tensor,
+    linspace,
+    logspace,
+    multinomial,
+    numel,
+    rand_like,
+    randint_like,
+    randn_like,
+)
 from ._tensor_math import (
     CompareMethods,
     ElementwiseMethods,
@@ -18,7 +34,20 @@ from ._tensor_shape import ShapeMethods, einsum, where
 from .tensor import Tensor
 
 __all__ = [
+    "bernoulli",
     "einsum",
+    "empty_like",
+    "eye",
+    "full_like",
+    "is_floating_point",
+    "is_tensor",
+    "linspace",
+    "logspace",
+    "multinomial",
+    "numel",
+    "rand_like",
+    "randint_like",
+    "randn_like",
     "where",
 ]
 
@@ -51,6 +80,7 @@ _attach(
     CompareMethods,
     ReductionMethods,
     ShapeMethods,
+    FactoryMethods,
 )
 
 
