@@ -26,6 +26,7 @@ from ._tensor_factory import (
 from ._tensor_math import (
     CompareMethods,
     ElementwiseMethods,
+    InplaceMethods,
     function,
     tensor_of,
 )
@@ -78,6 +79,7 @@ _attach(
     Tensor,
     ElementwiseMethods,
     CompareMethods,
+    InplaceMethods,
     ReductionMethods,
     ShapeMethods,
     FactoryMethods,

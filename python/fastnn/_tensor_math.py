@@ -1,5 +1,5 @@
-"""Tensor's elementwise functions, comparisons and logic, with torch's names, signatures, result
-dtypes (fastnn._dtypes) and gradients.
+"""Tensor's elementwise functions, comparisons and logic, and the in-place variants, with torch's
+names, signatures, result dtypes (fastnn._dtypes) and gradients.
 
 The classes here hold methods only; fastnn._tensor_api attaches them to Tensor, and the
 module-level forms (fastnn.sin(t), ...) come from `function`. Every op takes the array module of
@@ -18,7 +18,9 @@ import numpy as np
 from . import _device as _dev
 from . import _dtypes
 from ._device import xp as _xp
-from .tensor import _HOST, Tensor, _check_broadcast, _same_device, _unbroadcast
+from .tensor import _HOST, Tensor, _check_broadcast, _same_device, _unbroadcast, is_grad_enabled
+
+_LEAF_MESSAGE = "a leaf Variable that requires grad is being used in an in-place operation."
 
 
 # -- shared by the tensor modules ------------------------------------------------------------------
@@ -640,3 +642,243 @@ class CompareMethods:
     def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
         """isclose(...) everywhere (a Python bool)."""
         return bool(self.isclose(other, rtol, atol, equal_nan).data.all())
+
+
+# -- in-place ------------------------------------------------------------------------------------
+def _version(t):
+    """A tensor standing for t's value and graph node now, before an in-place op changes t."""
+    old = Tensor.__new__(Tensor)
+    old.data, old.grad, old._node, old._retain, old.requires_grad = t.data, None, t._node, False, t.requires_grad
+    return old
+
+
+def _check_result(self, r, name):
+    if tuple(r.shape) != tuple(self.shape):
+        raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(r.shape)}")
+    if not _dtypes.can_cast(r.dtype, self.dtype):
+        raise RuntimeError(f"{name}: result type {r.dtype} can't be cast to the desired output type {self.dtype}")
+
+
+def inplace(self, compute, others=(), name="in-place op", direct=None):
+    """self <- compute(self) (a Tensor of self's shape), torch's way:
+      - on a leaf that requires grad, in grad mode: torch's RuntimeError;
+      - in grad mode, when self or one of `others` requires grad: differentiable. self takes the
+        result's data (a new array) and graph node; the node's input is self's earlier value, so
+        gradients reach what self was computed from. A graph that used self's earlier value
+        is refused by backward (its node changed), where torch may or may not refuse it;
+      - otherwise the result is written into self's array (its memory, shared with any view,
+        stays), cast to its dtype (torch's RuntimeError for float into int and the like).
+    direct(array) -> bool: a fast path for the last case that writes the array itself."""
+    grad_mode = is_grad_enabled()
+    if grad_mode and self.requires_grad and self._node is None:
+        raise RuntimeError(_LEAF_MESSAGE)
+    if grad_mode and (self.requires_grad or any(isinstance(o, Tensor) and o.requires_grad for o in others)):
+        r = compute(_version(self))
+        _check_result(self, r, name)
+        if r.dtype != self.dtype:
+            r = r.to(self.dtype)
+        self.data, self._node, self.requires_grad = r.data, r._node, r.requires_grad
+        return self
+    if isinstance(self.data, np.generic):  # a NumPy scalar (some 0-d results): not writable
+        self.data = np.asarray(self.data)
+    if direct is not None and direct(self.data):
+        return self
+    r = compute(self)
+    _check_result(self, r, name)
+    self.data[...] = r.data
+    return self
+
+
+def _inplace_of(name):
+    def method(self, *args, **kwargs):
+        return inplace(self, lambda s: getattr(s, name)(*args, **kwargs), args + tuple(kwargs.values()), name + "_")
+
+    method.__name__ = name + "_"
+    method.__doc__ = f"In-place {name} (torch.Tensor.{name}_)."
+    return method
+
+
+def _filled(s, value):
+    """A tensor of s's shape and dtype filled with value (a number or a 0-d tensor). In the
+    graph (as torch): s's earlier value gets a zero gradient, a value tensor the sum."""
+    a = s.data
+    xp = _xp(a)
+    if isinstance(value, Tensor):
+        if value.ndim:
+            raise RuntimeError(
+                f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} dimensions."
+            )
+        v = aligned(s, value)[1]
+        out = xp.broadcast_to(v.data.astype(a.dtype), a.shape).copy()
+        return Tensor._result(out, (s, v), lambda g: (xp.zeros(a.shape, g.dtype), g.sum().astype(v.dtype)), "fill_")
+    out = xp.full(a.shape, value, a.dtype)
+    return Tensor._result(out, (s,), lambda g: (xp.zeros(a.shape, g.dtype),), "fill_")
+
+
+def _copied(s, src):
+    """src broadcast to s's shape, in s's dtype and on s's device (copy_); in the graph s's
+    earlier value gets a zero gradient, src the gradient summed to its shape."""
+    src = src if isinstance(src, Tensor) else Tensor(src)
+    a, b = s.data, src.data
+    _check_broadcast(a.shape, b.shape)
+    if broadcast_shape(a.shape, b.shape) != a.shape:
+        raise RuntimeError(f"output with shape {list(a.shape)} doesn't match the broadcast shape {list(b.shape)}")
+    moved = src._to_device(_dev.device_of(a)) if _dev.device_of(b) != _dev.device_of(a) else src
+    m = moved.data
+    xp = _xp(a)
+    out = xp.broadcast_to(m if m.dtype == a.dtype else m.astype(a.dtype), a.shape).copy()
+
+    def backward(g):
+        return xp.zeros(a.shape, g.dtype), _unbroadcast(g, m.shape).astype(m.dtype)
+
+    return Tensor._result(out, (s, moved), backward, "copy_")
+
+
+class InplaceMethods:
+    """add_ sub_ mul_ div_ (and +=, -=, *=, /=, ...), clamp_, fill_, zero_, copy_, masked_fill_,
+    scatter_, scatter_add_, index_fill_, exp_ log_ sqrt_ abs_ neg_ pow_ and more, uniform_,
+    normal_, bernoulli_."""
+
+    def add_(self, other, *, alpha=1):
+        """self += alpha * other."""
+        return inplace(self, lambda s: s.add(other, alpha=alpha), (other,), "add_")
+
+    def sub_(self, other, *, alpha=1):
+        """self -= alpha * other."""
+        return inplace(self, lambda s: s.sub(other, alpha=alpha), (other,), "sub_")
+
+    def mul_(self, other):
+        """self *= other."""
+        return inplace(self, lambda s: s * other, (other,), "mul_")
+
+    def div_(self, other, *, rounding_mode=None):
+        """self /= other (an integer tensor takes only a rounding_mode, as torch)."""
+        return inplace(self, lambda s: s.div(other, rounding_mode=rounding_mode), (other,), "div_")
+
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return self.div_(other)
+
+    def __ifloordiv__(self, other):
+        return inplace(self, lambda s: s.floor_divide(other), (other,), "floor_divide_")
+
+    def __imod__(self, other):
+        return inplace(self, lambda s: s.remainder(other), (other,), "remainder_")
+
+    def __ipow__(self, other):
+        return self.pow_(other)
+
+    def __iand__(self, other):
+        return inplace(self, lambda s: s & other, (other,), "bitwise_and_")
+
+    def __ior__(self, other):
+        return inplace(self, lambda s: s | other, (other,), "bitwise_or_")
+
+    def __ixor__(self, other):
+        return inplace(self, lambda s: s ^ other, (other,), "bitwise_xor_")
+
+    def clamp_(self, min=None, max=None):
+        """self = clamp(self, min, max)."""
+        return inplace(self, lambda s: s.clamp(min, max), (), "clamp_")
+
+    clip_ = clamp_
+
+    def fill_(self, value):
+        """Every element set to value (a number, or a 0-d tensor)."""
+
+        def direct(a):
+            if isinstance(value, Tensor):
+                return False
+            a[...] = value
+            return True
+
+        return inplace(self, lambda s: _filled(s, value), (value,), "fill_", direct)
+
+    def zero_(self):
+        """Every element set to zero."""
+
+        def direct(a):
+            a[...] = 0
+            return True
+
+        return inplace(self, lambda s: _filled(s, 0), (), "zero_", direct)
+
+    def copy_(self, src, non_blocking=False):
+        """self's elements set to src's (broadcast to self's shape, cast to its dtype, copied
+        from src's device)."""
+        return inplace(self, lambda s: _copied(s, src), (src,), "copy_")
+
+    exp_ = _inplace_of("exp")
+    log_ = _inplace_of("log")
+    sqrt_ = _inplace_of("sqrt")
+    abs_ = _inplace_of("abs")
+    neg_ = _inplace_of("neg")
+    negative_ = neg_
+    pow_ = _inplace_of("pow")
+    sin_ = _inplace_of("sin")
+    cos_ = _inplace_of("cos")
+    tanh_ = _inplace_of("tanh")
+    sigmoid_ = _inplace_of("sigmoid")
+    relu_ = _inplace_of("relu")
+    floor_ = _inplace_of("floor")
+    ceil_ = _inplace_of("ceil")
+    round_ = _inplace_of("round")
+    trunc_ = _inplace_of("trunc")
+    reciprocal_ = _inplace_of("reciprocal")
+    rsqrt_ = _inplace_of("rsqrt")
+    square_ = _inplace_of("square")
+    sign_ = _inplace_of("sign")
+    lerp_ = _inplace_of("lerp")
+    addcmul_ = _inplace_of("addcmul")
+    addcdiv_ = _inplace_of("addcdiv")
+    fmod_ = _inplace_of("fmod")
+    remainder_ = _inplace_of("remainder")
+    masked_fill_ = _inplace_of("masked_fill")
+    scatter_ = _inplace_of("scatter")
+    scatter_add_ = _inplace_of("scatter_add")
+    index_fill_ = _inplace_of("index_fill")
+    nan_to_num_ = _inplace_of("nan_to_num")
+
+    def uniform_(self, a=0.0, b=1.0, *, generator=None):
+        """Values drawn uniformly from [a, b) by fastnn's generator (or `generator`)."""
+        return _fill_random(self, lambda rng: rng.uniform(a, b, self.data.shape), "uniform_", generator)
+
+    def normal_(self, mean=0.0, std=1.0, *, generator=None):
+        """Values drawn from N(mean, std^2) by fastnn's generator (or `generator`)."""
+        return _fill_random(self, lambda rng: rng.normal(mean, std, self.data.shape), "normal_", generator)
+
+    def bernoulli_(self, p=0.5, *, generator=None):
+        """Each element set to 1 with probability p (a number, or a tensor broadcast to self's
+        shape), else 0, in self's dtype."""
+        if isinstance(p, Tensor):
+            probs = np.broadcast_to(_dev.to_host(p.data), self.data.shape)
+        else:
+            probs = p
+        return _fill_random(self, lambda rng: rng.random(self.data.shape) < probs, "bernoulli_", generator)
+
+
+def _fill_random(self, draw, name, generator=None):
+    from . import random as _random
+
+    if is_grad_enabled() and self.requires_grad and self._node is None:
+        raise RuntimeError(_LEAF_MESSAGE)
+    values = np.asarray(draw(_random.numpy_generator(generator)))
+
+    def compute(s):
+        a = s.data
+        out = _dev.move(values.astype(a.dtype), _dev.device_of(a))
+        return Tensor(out, dtype=a.dtype)
+
+    def direct(a):
+        _dev.assign(a, values)
+        return True
+
+    return inplace(self, compute, (), name, direct)

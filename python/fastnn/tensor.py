@@ -67,12 +67,15 @@ def is_grad_enabled():
 
 
 class Node:
-    """One recorded operation: the parents whose gradients backward(g) returns, in order."""
+    """One recorded operation: the parents whose gradients backward(g) returns, in order, and
+    the node each parent had when the operation used it (an in-place operation on a tensor
+    gives it a new node: backward refuses a graph that used its earlier value)."""
 
-    __slots__ = ("parents", "backward", "name")
+    __slots__ = ("parents", "versions", "backward", "name")
 
     def __init__(self, parents, backward, name):
         self.parents = parents
+        self.versions = tuple(p._node for p in parents)
         self.backward = backward
         self.name = name
 
@@ -371,19 +374,6 @@ class Tensor:
     def retain_grad(self):
         self._retain = True
 
-    def zero_(self):
-        self.data[...] = 0
-        return self
-
-    def fill_(self, value):
-        self.data[...] = value
-        return self
-
-    def copy_(self, other):
-        """self = other's values, copied across devices when they differ (as torch)."""
-        self.data[...] = _dev.move(_as_array(other), _dev.device_of(self.data))
-        return self
-
     # -- autograd -----------------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph=False):
         if not self.requires_grad:
@@ -529,66 +519,6 @@ class Tensor:
 
     def __index__(self):
         return int(self.item())
-
-    # in-place arithmetic on tensors outside the graph (parameter updates, buffers)
-    def _inplace(self, other, fn):
-        if _grad_enabled and self.requires_grad and self.is_leaf:
-            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-        a = self.data
-        o = other.data if isinstance(other, Tensor) else other
-        if not isinstance(a, _HOST):
-            if isinstance(o, np.ndarray):
-                if o.ndim:
-                    _dev.check_same_device(a, o)
-                o = o[()]  # a 0-d host value: a scalar operand
-            elif hasattr(o, "__cuda_array_interface__"):
-                _dev.check_same_device(a, o)
-            a[...] = getattr(_xp(a), fn.__name__)(a, o)  # the assignment casts, as casting="unsafe"
-            return self
-        if not isinstance(o, (int, float, np.ndarray, np.generic)) and hasattr(o, "__cuda_array_interface__"):
-            _dev.check_same_device(a, _as_array(o))
-        fn(a, o, out=a, casting="unsafe")
-        return self
-
-    def __iadd__(self, other):
-        return self._inplace(other, np.add)
-
-    def __isub__(self, other):
-        return self._inplace(other, np.subtract)
-
-    def __imul__(self, other):
-        return self._inplace(other, np.multiply)
-
-    def __itruediv__(self, other):
-        return self._inplace(other, np.true_divide)
-
-    def add_(self, other, alpha=1):
-        return self._inplace(other if alpha == 1 else _as_array(other) * alpha, np.add)
-
-    def sub_(self, other, alpha=1):
-        return self._inplace(other if alpha == 1 else _as_array(other) * alpha, np.subtract)
-
-    def mul_(self, other):
-        return self._inplace(other, np.multiply)
-
-    def div_(self, other):
-        return self._inplace(other, np.true_divide)
-
-    def clamp_(self, min=None, max=None):
-        _xp(self.data).clip(self.data, min, max, out=self.data)
-        return self
-
-    def uniform_(self, a=0.0, b=1.0):
-        from . import random as _random
-
-        _dev.assign(self.data, _random.generator().uniform(a, b, self.data.shape))
-        return self
-
-    def normal_(self, mean=0.0, std=1.0):
-        from . import random as _random
-
-        _dev.assign(self.data, _random.generator().normal(mean, std, self.data.shape))
-        return self
 
     # -- elementwise functions ------------------------------------------------------------------
     def exp(self):
@@ -945,7 +875,13 @@ def _run_backward(root, g, retain_graph):
         seen.add(id(t))
         stack.append((t, True))
         if t._node is not None:
-            for p in t._node.parents:
+            for p, v in zip(t._node.parents, t._node.versions):
+                if p._node is not v and v is not None:
+                    raise RuntimeError(
+                        "one of the variables needed for gradient computation has been modified by an "
+                        f"inplace operation: the input of {t._node.name} was changed by {p._node.name} after "
+                        f"{t._node.name} used it"
+                    )
                 if p.requires_grad and id(p) not in seen:
                     stack.append((p, False))
     grads = {id(root): g}
@@ -973,16 +909,16 @@ def _run_backward(root, g, retain_graph):
                 continue
         node = t._node
         pgrads = node.backward(g)
-        for p, pg in zip(node.parents, pgrads):
-            if pg is None or not p.requires_grad:
-                continue
+        for p, v, pg in zip(node.parents, node.versions, pgrads):
+            if pg is None or not p.requires_grad or p._node is not v:
+                continue  # (a tensor this op used as a constant, in the graph since by an in-place op)
             k = id(p)
             if k in grads:
                 grads[k] = grads[k] + pg
             else:
                 grads[k] = pg
         if not retain_graph:  # free the saved arrays; a second backward through it raises
-            node.backward, node.parents = _freed, ()
+            node.backward, node.parents, node.versions = _freed, (), ()
 
 
 def _freed(g):
