@@ -138,6 +138,12 @@ def test_dtype_conversion_keeps_the_graph():
     assert not a.to(fastnn.int64).requires_grad
 
 
+def test_float64_leaves_get_float64_gradients():
+    x = fastnn.tensor([1.0, 2.0], dtype=fastnn.float64, requires_grad=True)
+    (x * x).sum().backward()
+    assert x.grad.dtype == np.float64
+
+
 def test_construction_and_conversion():
     fastnn.manual_seed(1)
     r1 = fastnn.randn(2, 3).numpy().copy()

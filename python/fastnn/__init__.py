@@ -1,9 +1,44 @@
 """fastnn: hand-written neural-network kernels with NumPy references, and a PyTorch-like layer over
 them (fastnn.Tensor, fastnn.nn, fastnn.optim, fastnn.data, fastnn.train)."""
 
-from . import _core, accelerator, backends, cuda, data, nn, onnx, ops, optim, ref, train, utils
+import builtins as _builtins
+
+from . import (
+    _core,
+    _tensor_api,
+    accelerator,
+    backends,
+    cuda,
+    data,
+    nn,
+    onnx,
+    ops,
+    optim,
+    ref,
+    return_types,
+    train,
+    utils,
+)
 from ._config import cached_memory, empty_cache, get_num_threads, set_num_threads, show_config
 from ._device import device
+from ._dtypes import (
+    bool,
+    double,
+    float,
+    float16,
+    float32,
+    float64,
+    get_default_dtype,
+    half,
+    int,
+    int8,
+    int16,
+    int32,
+    int64,
+    long,
+    short,
+    uint8,
+)
 from ._version import __version__  # checks that _core is this package's build
 from .random import Generator, get_rng_state, manual_seed, seed, set_rng_state
 from .serialization import load, save
@@ -20,15 +55,11 @@ from .tensor import (
     enable_grad,
     exp,
     flatten,
-    float32,
-    float64,
     from_numpy,
     full,
-    int64,
     is_grad_enabled,
     log,
     log_softmax,
-    long,
     matmul,
     max,
     mean,
@@ -49,10 +80,12 @@ from .tensor import (
     sum,
     tanh,
     tensor,
-    where,
     zeros,
     zeros_like,
 )
+
+# The tensor functions of fastnn._tensor_api (fastnn.sin, fastnn.cumsum, fastnn.einsum, ...).
+globals().update(_tensor_api.functions)
 
 __all__ = [
     "__version__",
@@ -91,10 +124,20 @@ __all__ = [
     "Generator",
     "get_rng_state",
     "set_rng_state",
+    "float16",
     "float32",
     "float64",
+    "half",
+    "double",
+    "int8",
+    "int16",
+    "int32",
     "int64",
+    "short",
     "long",
+    "uint8",
+    "get_default_dtype",
+    "return_types",
     "matmul",
     "nn",
     "optim",
@@ -107,3 +150,4 @@ __all__ = [
     "save",
     "load",
 ]
+__all__ += sorted(n for n in _tensor_api.functions if not hasattr(_builtins, n))  # not all, any, pow, round

@@ -15,11 +15,13 @@ import contextlib
 import functools
 import itertools
 import math
+import operator
 
 import numpy as np
 
 from . import _device as _dev
-from . import ops
+from . import _dtypes, ops
+from . import return_types as _rt
 from ._device import xp as _xp
 from .sparse import RowSparse
 
@@ -65,12 +67,15 @@ def is_grad_enabled():
 
 
 class Node:
-    """One recorded operation: the parents whose gradients backward(g) returns, in order."""
+    """One recorded operation: the parents whose gradients backward(g) returns, in order, and
+    the node each parent had when the operation used it (an in-place operation on a tensor
+    gives it a new node: backward refuses a graph that used its earlier value)."""
 
-    __slots__ = ("parents", "backward", "name")
+    __slots__ = ("parents", "versions", "backward", "name")
 
     def __init__(self, parents, backward, name):
         self.parents = parents
+        self.versions = tuple(p._node for p in parents)
         self.backward = backward
         self.name = name
 
@@ -369,19 +374,6 @@ class Tensor:
     def retain_grad(self):
         self._retain = True
 
-    def zero_(self):
-        self.data[...] = 0
-        return self
-
-    def fill_(self, value):
-        self.data[...] = value
-        return self
-
-    def copy_(self, other):
-        """self = other's values, copied across devices when they differ (as torch)."""
-        self.data[...] = _dev.move(_as_array(other), _dev.device_of(self.data))
-        return self
-
     # -- autograd -----------------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph=False):
         if not self.requires_grad:
@@ -400,9 +392,11 @@ class Tensor:
         _run_backward(self, g, retain_graph)
 
     # -- arithmetic ---------------------------------------------------------------------------
-    def _binary(self, other, fwd, name, grads, const_dtype=None):
-        """fwd(a, b) (operators: NumPy's or CuPy's) with grads(g, a, b, out) -> (ga, gb); a number
-        or bare array `other` is a constant (no parent) of const_dtype (default: see _float_dtype)."""
+    def _binary(self, other, fwd, name, grads, true_div=False):
+        """fwd(a, b) (operators: NumPy's or CuPy's) with grads(g, a, b, out) -> (ga, gb), both on
+        the operands cast to the result dtype of torch's promotion (fastnn._dtypes; true_div:
+        a float dtype for integer operands); a number or bare array `other` is a constant (no
+        parent). The gradients are cast back to each operand's dtype."""
         x = self
         if isinstance(other, Tensor):
             o = other
@@ -410,27 +404,30 @@ class Tensor:
                 x, o = _same_device(x, o)
             a, b = x.data, o.data
             parents = (x, o)
+            dt = _dtypes.binary_result_type(a, b)
         else:
             a = x.data
-            b = _operand(other, const_dtype or self._float_dtype(other), a)
+            dt = _dtypes.binary_result_type(a, other if _dtypes.is_number(other) else _as_array(other))
+            b = _operand(other, dt, a)
             parents = (x,)
-        out = fwd(a, b)
-        if out.dtype == np.float64 and (a.dtype == np.float32 or b.dtype == np.float32):
-            out = out.astype(np.float32)
+        if true_div:
+            dt = _dtypes.float_of(dt)
+        ca = a if a.dtype == dt else a.astype(dt)
+        cb = b if b.dtype == dt else b.astype(dt)
+        try:
+            out = fwd(ca, cb)
+        except ValueError:
+            _check_broadcast(a.shape, b.shape)
+            raise
 
         def backward(g):
-            ga, gb = grads(g, a, b, out)
+            ga, gb = grads(g, ca, cb, out)
             ga = None if ga is None else _unbroadcast(ga, a.shape).astype(a.dtype, copy=False)
             if len(parents) == 1:
                 return (ga,)
             return ga, None if gb is None else _unbroadcast(gb, b.shape).astype(b.dtype, copy=False)
 
         return Tensor._result(out, parents, backward, name)
-
-    def _float_dtype(self, other):
-        if self.data.dtype.kind == "f":
-            return self.data.dtype
-        return np.float32 if isinstance(other, float) else self.data.dtype
 
     def __add__(self, other):
         return self._binary(other, _add, "add", lambda g, a, b, o: (g, g))
@@ -449,34 +446,13 @@ class Tensor:
     __rmul__ = __mul__
 
     def __truediv__(self, other):
-        return self._binary(other, _div, "div", lambda g, a, b, o: (g / b, -g * a / (b * b)))
+        return self._binary(other, _div, "div", lambda g, a, b, o: (g / b, -g * a / (b * b)), true_div=True)
 
-    def __rtruediv__(self, other):
-        # other / self, other a constant of self's float dtype
-        return self._binary(other, _rdiv, "div", lambda g, a, b, o: (-g * b / (a * a), None), self._float_dtype(1.0))
-
-    def __neg__(self):
-        return Tensor._result(-self.data, (self,), lambda g: (-g,), "neg")
+    def __rtruediv__(self, other):  # other / self, other a constant
+        return self._binary(other, _rdiv, "div", lambda g, a, b, o: (-g * b / (a * a), None), true_div=True)
 
     def __pos__(self):
         return self
-
-    def __pow__(self, p):
-        if isinstance(p, Tensor):  # d/da = p a^(p-1), d/dp = a^p log a (nan for a < 0, as torch)
-
-            def grads(g, a, b, out):
-                xp = _xp(a)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    return g * b * xp.power(a, b - 1), g * out * xp.log(a)
-
-            return self._binary(p, _pow, "pow", grads)
-        a = self.data
-        xp = _xp(a)
-        out = xp.power(a, p).astype(a.dtype, copy=False)
-        return Tensor._result(out, (self,), lambda g: (g * p * xp.power(a, p - 1),), "pow")
-
-    def __rpow__(self, base):
-        return (self * float(np.log(base))).exp()
 
     def __matmul__(self, other):
         return matmul(self, other)
@@ -485,18 +461,32 @@ class Tensor:
         return matmul(Tensor(other), self)
 
     def _compare(self, other, fn):
+        """fn(self, other) -> a bool tensor, compared in torch's promoted dtype; NotImplemented
+        for an operand that is not a tensor, a number or an array (so `t == None` is False)."""
         a = self.data
         if isinstance(other, Tensor):
             host = isinstance(a, _HOST) and isinstance(other.data, _HOST)
             x, y = (self, other) if host else _same_device(self, other)
             a, o = x.data, y.data
-        elif isinstance(a, _HOST):
-            o = other
+            dt = _dtypes.binary_result_type(a, o)
+        elif (
+            _dtypes.is_number(other)
+            or isinstance(other, (np.ndarray, list))
+            or hasattr(other, "__cuda_array_interface__")
+        ):
+            dt = _dtypes.binary_result_type(a, other if _dtypes.is_number(other) else _as_array(other))
+            o = _operand(other, dt, a)
         else:
-            o = _operand(other, None, a)
+            return NotImplemented
+        a = a if a.dtype == dt else a.astype(dt)
+        o = o if o.dtype == dt else o.astype(dt)
         if not isinstance(a, _HOST):
             fn = getattr(_xp(a), fn.__name__)
-        return Tensor(fn(a, o))
+        try:
+            return Tensor(fn(a, o))
+        except ValueError:
+            _check_broadcast(a.shape, o.shape)
+            raise
 
     def __eq__(self, other):
         return self._compare(other, np.equal)
@@ -530,66 +520,6 @@ class Tensor:
     def __index__(self):
         return int(self.item())
 
-    # in-place arithmetic on tensors outside the graph (parameter updates, buffers)
-    def _inplace(self, other, fn):
-        if _grad_enabled and self.requires_grad and self.is_leaf:
-            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-        a = self.data
-        o = other.data if isinstance(other, Tensor) else other
-        if not isinstance(a, _HOST):
-            if isinstance(o, np.ndarray):
-                if o.ndim:
-                    _dev.check_same_device(a, o)
-                o = o[()]  # a 0-d host value: a scalar operand
-            elif hasattr(o, "__cuda_array_interface__"):
-                _dev.check_same_device(a, o)
-            a[...] = getattr(_xp(a), fn.__name__)(a, o)  # the assignment casts, as casting="unsafe"
-            return self
-        if not isinstance(o, (int, float, np.ndarray, np.generic)) and hasattr(o, "__cuda_array_interface__"):
-            _dev.check_same_device(a, _as_array(o))
-        fn(a, o, out=a, casting="unsafe")
-        return self
-
-    def __iadd__(self, other):
-        return self._inplace(other, np.add)
-
-    def __isub__(self, other):
-        return self._inplace(other, np.subtract)
-
-    def __imul__(self, other):
-        return self._inplace(other, np.multiply)
-
-    def __itruediv__(self, other):
-        return self._inplace(other, np.true_divide)
-
-    def add_(self, other, alpha=1):
-        return self._inplace(other if alpha == 1 else _as_array(other) * alpha, np.add)
-
-    def sub_(self, other, alpha=1):
-        return self._inplace(other if alpha == 1 else _as_array(other) * alpha, np.subtract)
-
-    def mul_(self, other):
-        return self._inplace(other, np.multiply)
-
-    def div_(self, other):
-        return self._inplace(other, np.true_divide)
-
-    def clamp_(self, min=None, max=None):
-        _xp(self.data).clip(self.data, min, max, out=self.data)
-        return self
-
-    def uniform_(self, a=0.0, b=1.0):
-        from . import random as _random
-
-        _dev.assign(self.data, _random.generator().uniform(a, b, self.data.shape))
-        return self
-
-    def normal_(self, mean=0.0, std=1.0):
-        from . import random as _random
-
-        _dev.assign(self.data, _random.generator().normal(mean, std, self.data.shape))
-        return self
-
     # -- elementwise functions ------------------------------------------------------------------
     def exp(self):
         out = _xp(self.data).exp(self.data)
@@ -611,7 +541,9 @@ class Tensor:
     def clamp(self, min=None, max=None):
         a = self.data
         xp = _xp(a)
-        out = xp.clip(a, min, max)
+        numbers = [v for v in (min, max) if _dtypes.is_number(v)]
+        dt = _dtypes.result_type(a, *numbers)  # torch: an int tensor clamped to floats is float32
+        out = xp.clip(a if a.dtype == dt else a.astype(dt), min, max)
         keep = xp.ones(a.shape, bool)
         if min is not None:
             keep &= a >= min
@@ -690,19 +622,28 @@ class Tensor:
     def _extreme(self, dim, keepdim, argname, name):
         a = self.data
         xp = _xp(a)
-        argfn = getattr(xp, argname)
         if dim is None:
-            flat = argfn(a.reshape(-1))
-            out = xp.asarray(a.reshape(-1)[flat])
+            if a.size == 0:
+                raise RuntimeError(
+                    f"{name}(): Expected reduction dim to be specified for input.numel() == 0. Specify the "
+                    "reduction dim with the 'dim' argument."
+                )
+            out = xp.asarray(a.max() if name == "max" else a.min())
 
             def backward(g):
-                d = xp.zeros(a.size, a.dtype)
-                d[flat] = g
-                return (d.reshape(a.shape),)
+                # as torch: shared evenly by the elements equal to the result (NaN: the NaNs)
+                hit = xp.where(xp.isnan(out), xp.isnan(a), a == out)
+                return ((g / hit.sum().astype(g.dtype)) * hit,)
 
             return Tensor._result(out, (self,), backward, name)
-        dim = dim % a.ndim
-        idx = xp.expand_dims(argfn(a, axis=dim), dim)
+        d = _dim(dim, a.ndim)
+        if a.ndim == 0:
+            values = Tensor._result(a.copy(), (self,), lambda g: (g,), name)
+            return getattr(_rt, name)(values, Tensor(xp.zeros((), np.int64)))
+        if a.shape[d] == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
+        dim = d
+        idx = xp.expand_dims(getattr(xp, argname)(a, axis=dim), dim)
         vals = xp.take_along_axis(a, idx, dim)
 
         def backward(g):
@@ -717,31 +658,52 @@ class Tensor:
 
         values = Tensor._result(vals if keepdim else vals.squeeze(dim), (self,), backward, name)
         indices = Tensor(idx if keepdim else idx.squeeze(dim))
-        return values, indices
+        return getattr(_rt, name)(values, indices)
 
     def max(self, dim=None, keepdim=False):
+        """max(): the largest element; max(dim, keepdim=False): (values, indices) as
+        fastnn.return_types.max; max(other): maximum(self, other)."""
+        if isinstance(dim, Tensor):
+            return self.maximum(dim)
         return self._extreme(dim, keepdim, "argmax", "max")
 
     def min(self, dim=None, keepdim=False):
+        """min(): the smallest element; min(dim, keepdim=False): (values, indices) as
+        fastnn.return_types.min; min(other): minimum(self, other)."""
+        if isinstance(dim, Tensor):
+            return self.minimum(dim)
         return self._extreme(dim, keepdim, "argmin", "min")
 
-    def argmax(self, dim=None, keepdim=False):
-        xp = _xp(self.data)
+    def _argextreme(self, dim, keepdim, name):
+        a = self.data
+        xp = _xp(a)
+        fn = getattr(xp, name)
+        if a.size == 0 and (dim is None or a.ndim == 0 or a.shape[_dim(dim, a.ndim)] == 0):
+            raise IndexError(f"{name}(): Expected reduction dim to have non-zero size.")
         if dim is None:
-            return Tensor(xp.asarray(xp.argmax(self.data)))
-        return Tensor(xp.argmax(self.data, axis=dim, keepdims=keepdim))
+            out = xp.asarray(fn(a), dtype=np.int64)
+            return Tensor(out.reshape((1,) * a.ndim) if keepdim else out)
+        d = _dim(dim, a.ndim)
+        if a.ndim == 0:
+            return Tensor(xp.zeros((), np.int64))
+        return Tensor(xp.asarray(fn(a, axis=d, keepdims=keepdim), dtype=np.int64))
+
+    def argmax(self, dim=None, keepdim=False):
+        """The index of the largest element (flattened), or along dim (int64)."""
+        return self._argextreme(dim, keepdim, "argmax")
 
     def argmin(self, dim=None, keepdim=False):
-        xp = _xp(self.data)
-        if dim is None:
-            return Tensor(xp.asarray(xp.argmin(self.data)))
-        return Tensor(xp.argmin(self.data, axis=dim, keepdims=keepdim))
+        """The index of the smallest element (flattened), or along dim (int64)."""
+        return self._argextreme(dim, keepdim, "argmin")
 
     # -- shape ----------------------------------------------------------------------------------
     def reshape(self, *shape):
         shape = _shape_args(shape)
         a = self.data
-        out = a.reshape(shape)
+        try:
+            out = a.reshape(shape)
+        except ValueError:
+            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {a.size}") from None
         return Tensor._result(out, (self,), lambda g: (g.reshape(a.shape),), "reshape")
 
     view = reshape
@@ -786,8 +748,19 @@ class Tensor:
         shape = _shape_args(shape)
         a = self.data
         xp = _xp(a)
+        if len(shape) < a.ndim:
+            raise RuntimeError(
+                f"expand: the number of sizes provided ({len(shape)}) must be greater or equal to the number "
+                f"of dimensions in the tensor ({a.ndim})"
+            )
         shape = tuple(a.shape[i - len(shape) + a.ndim] if n == -1 else n for i, n in enumerate(shape))
-        out = xp.ascontiguousarray(xp.broadcast_to(a, shape))
+        try:
+            out = xp.ascontiguousarray(xp.broadcast_to(a, shape))
+        except ValueError:
+            raise RuntimeError(
+                f"The expanded size of the tensor does not match the existing size: target sizes {list(shape)}, "
+                f"tensor sizes {list(a.shape)}"
+            ) from None
         return Tensor._result(out, (self,), lambda g: (_unbroadcast(g, a.shape),), "expand")
 
     def __getitem__(self, key):
@@ -852,12 +825,41 @@ def _shape_args(shape):
     return tuple(int(s) for s in shape)
 
 
+def _dim(dim, ndim):
+    """dim (negative: from the end) as an axis of an ndim-dimensional array; torch's IndexError
+    when out of range. A 0-d tensor takes dim 0 or -1, as torch."""
+    dim = operator.index(dim)
+    n = ndim if ndim else 1
+    if not -n <= dim < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
+    return dim % n
+
+
 def _axes(dim, ndim):
+    """The axes of dim (None, an int or a sequence of ints) for a reduction: None for all of
+    them (dim None or empty, or a 0-d tensor); torch's IndexError for one out of range and
+    RuntimeError for one named twice."""
     if dim is None:
         return None
-    if isinstance(dim, int):
-        return (dim % ndim,)
-    return tuple(d % ndim for d in dim)
+    dims = (dim,) if not isinstance(dim, (tuple, list)) else tuple(dim)
+    axes = tuple(_dim(d, ndim) for d in dims)
+    if len(set(axes)) != len(axes):
+        twice = next(d for d in axes if axes.count(d) > 1)
+        raise RuntimeError(f"dim {twice} appears multiple times in the list of dims")
+    return axes if axes and ndim else None
+
+
+def _check_broadcast(sa, sb):
+    """torch's RuntimeError when shapes sa and sb do not broadcast together."""
+    # (no min/max here: this module's max and min are fastnn.max and fastnn.min)
+    short, long_ = (len(sa), len(sb)) if len(sa) <= len(sb) else (len(sb), len(sa))
+    for i in range(1, short + 1):
+        m, n = sa[-i], sb[-i]
+        if m != n and m != 1 and n != 1:
+            raise RuntimeError(
+                f"The size of tensor a ({m}) must match the size of tensor b ({n}) at non-singleton dimension "
+                f"{long_ - i}"
+            )
 
 
 def _run_backward(root, g, retain_graph):
@@ -873,7 +875,13 @@ def _run_backward(root, g, retain_graph):
         seen.add(id(t))
         stack.append((t, True))
         if t._node is not None:
-            for p in t._node.parents:
+            for p, v in zip(t._node.parents, t._node.versions):
+                if p._node is not v and v is not None:
+                    raise RuntimeError(
+                        "one of the variables needed for gradient computation has been modified by an "
+                        f"inplace operation: the input of {t._node.name} was changed by {p._node.name} after "
+                        f"{t._node.name} used it"
+                    )
                 if p.requires_grad and id(p) not in seen:
                     stack.append((p, False))
     grads = {id(root): g}
@@ -888,29 +896,29 @@ def _run_backward(root, g, retain_graph):
                 # a row-sparse gradient (Embedding(sparse=True)) stays sparse while only sparse
                 # ones arrive; a dense one joining it makes the sum dense
                 total = g.clone() if t.grad is None else t.grad + g
-                t.grad = total if isinstance(total, RowSparse) else Tensor(total.astype(t.data.dtype))
+                t.grad = total if isinstance(total, RowSparse) else Tensor(total, dtype=t.data.dtype)
             elif t.grad is None:
                 if isinstance(t.data, _HOST):
-                    t.grad = Tensor(np.array(g, dtype=t.data.dtype, copy=True))
+                    t.grad = Tensor(np.array(g, dtype=t.data.dtype, copy=True), dtype=t.data.dtype)
                 else:
                     _dev.check_same_device(t.data, g)
-                    t.grad = Tensor(g.astype(t.data.dtype, copy=True))
+                    t.grad = Tensor(g.astype(t.data.dtype, copy=True), dtype=t.data.dtype)
             else:
                 t.grad.data = t.grad.data + g
             if t._node is None:
                 continue
         node = t._node
         pgrads = node.backward(g)
-        for p, pg in zip(node.parents, pgrads):
-            if pg is None or not p.requires_grad:
-                continue
+        for p, v, pg in zip(node.parents, node.versions, pgrads):
+            if pg is None or not p.requires_grad or p._node is not v:
+                continue  # (a tensor this op used as a constant, in the graph since by an in-place op)
             k = id(p)
             if k in grads:
                 grads[k] = grads[k] + pg
             else:
                 grads[k] = pg
         if not retain_graph:  # free the saved arrays; a second backward through it raises
-            node.backward, node.parents = _freed, ()
+            node.backward, node.parents, node.versions = _freed, (), ()
 
 
 def _freed(g):
@@ -1046,7 +1054,11 @@ def ones(*shape, dtype=np.float32, requires_grad=False, device=None):
     return _filled(_size(shape), 1, dtype, device, requires_grad)
 
 
-def full(shape, value, dtype=np.float32, requires_grad=False, device=None):
+def full(shape, value, dtype=None, requires_grad=False, device=None):
+    """shape filled with value; dtype None: torch's for the value (float32 for a float, int64
+    for an int, bool for a bool)."""
+    if dtype is None:
+        dtype = _dtypes.scalar_dtype(value.item() if isinstance(value, Tensor) else value)
     return _filled(_size((shape,)), value, dtype, device, requires_grad)
 
 
@@ -1117,23 +1129,6 @@ def stack(tensors, dim=0):
     return cat([(t if isinstance(t, Tensor) else Tensor(t)).unsqueeze(dim) for t in tensors], dim)
 
 
-def where(cond, a, b):
-    c = _as_array(cond).astype(bool)
-    dev = _dev.device_of(c)
-    a = a if isinstance(a, Tensor) else _place(np.asarray(a, np.float32), dev)
-    b = b if isinstance(b, Tensor) else _place(np.asarray(b, np.float32), dev)
-    if not (isinstance(c, _HOST) and isinstance(a.data, _HOST) and isinstance(b.data, _HOST)):
-        _dev.check_same_device(c, a.data, b.data)
-    xp = _xp(c)
-    out = xp.where(c, a.data, b.data)
-    return Tensor._result(
-        out,
-        (a, b),
-        lambda g: (_unbroadcast(xp.where(c, g, 0), a.shape), _unbroadcast(xp.where(c, 0, g), b.shape)),
-        "where",
-    )
-
-
 def _add(a, b):
     return a + b
 
@@ -1152,10 +1147,6 @@ def _div(a, b):
 
 def _rdiv(a, b):
     return b / a
-
-
-def _pow(a, b):
-    return _xp(a).power(a, b)
 
 
 def _to_args(args, kwargs):
