@@ -131,7 +131,9 @@ struct NpArg {
     not_np_array(op, name, obj);
   }
 
-  py::array array;
+  // The array, null for None (a default py::array would be a new empty NumPy array, made and
+  // freed on every call).
+  py::array array = py::reinterpret_steal<py::array>(py::handle());
   ArrayRef ref;
   NpArg(const char* op, const char* name, const py::handle& obj, const char* kind = "float32") {
     if (obj.is_none()) {
