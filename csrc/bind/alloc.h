@@ -45,7 +45,7 @@ int64_t physical_memory_bytes();
 // overflow or exceed this machine's memory is a ValueError naming the op, before any allocation;
 // an allocation that still fails is a MemoryError naming it.
 template <class T>
-py::array_t<T> new_array(const char* op, const std::vector<int64_t>& shape) {
+py::array_t<T> new_array(const char* op, const Shape& shape) {
   int64_t n = 1;
   bool overflow = false;
   for (int64_t d : shape) {
@@ -80,7 +80,7 @@ py::array_t<T> new_array(const char* op, const std::vector<int64_t>& shape) {
 // The output of a binding: a new float32 array of `shape` when out_obj is None, else the
 // caller's `out` checked: float32, C-contiguous, writeable, of that shape, sharing no memory
 // with the inputs; with in_place, it may be one of the inputs exactly (an in-place update).
-inline py::array out_or_new(const char* op, py::handle out_obj, const std::vector<int64_t>& shape,
+inline py::array out_or_new(const char* op, py::handle out_obj, const Shape& shape,
                             std::initializer_list<std::pair<const char*, const py::array*>> inputs,
                             bool in_place = false) {
   if (out_obj.is_none()) return new_array<float>(op, shape);
@@ -98,7 +98,7 @@ inline py::array out_or_new(const char* op, py::handle out_obj, const std::vecto
 // out_or_new for ops with a meta function: the caller's `out` checked by check_out (the same
 // rules on every device; with in_place it may be one of the inputs exactly), else a new
 // float32 array.
-inline py::array out_checked(const char* op, py::handle out_obj, const std::vector<int64_t>& shape,
+inline py::array out_checked(const char* op, py::handle out_obj, const Shape& shape,
                              std::initializer_list<const ArrayRef*> inputs, bool in_place = false) {
   if (out_obj.is_none()) return new_array<float>(op, shape);
   py::array out = np_array(op, "out", out_obj);

@@ -17,9 +17,7 @@ namespace fastnn::bind {
 
 namespace py = pybind11;
 
-inline std::vector<int64_t> shape_of(const py::array& x) {
-  return std::vector<int64_t>(x.shape(), x.shape() + x.ndim());
-}
+inline Shape shape_of(const py::array& x) { return Shape(x.shape(), x.shape() + x.ndim()); }
 
 inline std::string shape_str(const py::array& x) {
   std::string s = "(";
@@ -83,7 +81,7 @@ inline ArrayRef ref_of(const py::array& x, const char* name) {
   ArrayRef r;
   r.name = name;
   r.data = reinterpret_cast<uintptr_t>(x.data());
-  r.shape = shape_of(x);
+  r.shape.assign(x.shape(), x.shape() + x.ndim());
   r.strides.assign(x.strides(), x.strides() + x.ndim());
   r.itemsize = x.itemsize();
   // The dtype from its number and byte order (no Python call on the common path; the name
@@ -99,7 +97,7 @@ inline ArrayRef ref_of(const py::array& x, const char* name) {
   } else if (num == py::detail::npy_api::NPY_BOOL_) {
     r.dtype = DType::Bool, r.dtype_name = "bool";
   } else {
-    r.dtype_name = py::str(dt);
+    r.dtype_name = interned(py::str(dt));
   }
   r.contiguous = (x.flags() & py::array::c_style) != 0;
   r.writeable = x.writeable();

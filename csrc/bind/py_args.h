@@ -116,9 +116,9 @@ inline Pool2dShape pool2d_params(const char* op, pybind11::handle kernel, pybind
 }
 
 // An int or a sequence of ints (layer norm's normalized_shape), as a shape.
-inline std::vector<int64_t> int_list_arg(const char* op, const char* name, pybind11::handle obj) {
+inline Shape int_list_arg(const char* op, const char* name, pybind11::handle obj) {
   namespace py = pybind11;
-  std::vector<int64_t> s;
+  Shape s;
   if (py::isinstance<py::int_>(obj)) {
     s.push_back(obj.cast<int64_t>());
   } else if (py::isinstance<py::sequence>(obj) && !py::isinstance<py::str>(obj)) {
