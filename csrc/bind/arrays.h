@@ -122,11 +122,14 @@ inline py::array np_array(const char* op, const char* name, const py::handle& ob
 }
 
 // An optional argument: its ArrayRef (present = false for None) and the array that keeps it.
-// refuse and kList serve lists of arrays (ArrayList in bind/py_args.h).
+// read, refuse and kList serve lists of arrays (ArrayList in bind/py_args.h).
 struct NpArg {
   static constexpr const char* kList = "numpy";
   [[noreturn]] static void refuse(const char* op, const char* name, const py::handle& obj) {
     not_np_array(op, name, obj);
+  }
+  static void read(const char* op, const char* name, const py::handle& obj, ArrayRef* ref) {
+    *ref = ref_of(np_array(op, name, obj), name);
   }
 
   // The array, null for None (a default py::array would be a new empty NumPy array, made and

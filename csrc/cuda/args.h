@@ -20,14 +20,17 @@ namespace fastnn::cuda {
 
 namespace py = pybind11;
 
-// A CUDA array argument, or an optional one left out (None: ref.present is false). refuse
-// (the TypeError for anything else) and kList serve lists of arrays (bind/py_args.h).
+// A CUDA array argument, or an optional one left out (None: ref.present is false). read,
+// refuse (the TypeError for anything else) and kList serve lists of arrays (bind/py_args.h).
 struct DevArg {
   static constexpr const char* kList = "CUDA";
   [[noreturn]] static void refuse(const char* op, const char* name, const py::handle& o) {
     arg_type_fail(op, std::string("expected ") + name + " to be a CUDA array like the other arguments, got " +
                           std::string(py::str(py::type::of(o).attr("__name__"))) +
                           " (NumPy and CUDA arrays cannot be mixed)");
+  }
+  static void read(const char* op, const char* name, const py::handle& o, ArrayRef* ref) {
+    *ref = DevArg(op, name, o).ref;
   }
 
   py::object obj;
