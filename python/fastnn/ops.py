@@ -12,6 +12,9 @@ from . import _core
 from . import cuda as _cuda
 from ._conv import conv2d_params
 
+# numpy.ndarray, looked up once: the device checks below ask for it for every array of every call.
+_ndarray = np.ndarray
+
 __all__ = [
     "gemm",
     "conv2d_forward",
@@ -81,7 +84,7 @@ def _gpu(*arrays):
     """True when any argument is a CUDA array (then all must be: the entries check). NumPy arrays
     and None are the common case and cost no attribute lookup."""
     for a in arrays:
-        if a is not None and type(a) is not np.ndarray and hasattr(a, "__cuda_array_interface__"):
+        if a is not None and type(a) is not _ndarray and hasattr(a, "__cuda_array_interface__"):
             return True
     return False
 
@@ -100,7 +103,7 @@ def _listed_kernels(*lists):
     for lst in lists:
         if isinstance(lst, (list, tuple)):
             arrays += lst
-    if list(map(type, arrays)).count(np.ndarray) == len(arrays):
+    if list(map(type, arrays)).count(_ndarray) == len(arrays):
         return _core
     return _kernels(*arrays)
 
@@ -571,7 +574,7 @@ def _entry(name, *arrays):
 def _step(x):
     if _gpu(x):
         return _cuda.step_view(x)
-    return x[None] if isinstance(x, np.ndarray) and x.ndim == 2 else x
+    return x[None] if isinstance(x, _ndarray) and x.ndim == 2 else x
 
 
 def _unstep(dx):
