@@ -318,6 +318,15 @@ def test_bad_dtype():
         ops.sigmoid_backward([1.0], np.zeros(1, np.float32))
 
 
+def test_uncommon_dtypes_are_named_as_numpy_prints_them():
+    """Every dtype but float32, int64 and bool is named by its NumPy name, call after call."""
+    for dtype in [np.float16, np.complex64, np.dtype(">f4"), np.dtype("<U2")]:
+        for _ in range(2):
+            with pytest.raises(TypeError) as e:
+                ops.relu_forward(np.zeros(3, dtype))
+            assert str(e.value) == f"fastnn.ops.relu_forward: expected x to be float32, got {np.dtype(dtype)}"
+
+
 def test_bad_layout_and_out(rng):
     x = randn(rng, 8, 8)
     with pytest.raises(ValueError, match="tanh_forward.*C-contiguous"):
@@ -379,3 +388,22 @@ def test_activations_matches_the_cpu_every_backend(rng, backend, name):
     np.testing.assert_allclose(G(fwd(P(x), **kw)), y, rtol=1e-5, atol=1e-6)
     xy = y if name in ("sigmoid", "tanh") else x
     np.testing.assert_allclose(G(bwd(P(dy), P(xy), **kw)), bwd(dy, xy, **kw), rtol=1e-5, atol=1e-6)
+
+
+# Ten dims: more than an argument's shape keeps inline (csrc/core/shape.h), as any rank works.
+RANK10 = (2, 1, 3, 1, 2, 1, 1, 2, 1, 3)
+
+
+def test_act_rank_10_every_backend(rng, backend):
+    P, G = backend.put, backend.get
+    x, dy = randn(rng, *RANK10), randn(rng, *RANK10)
+    y = G(ops.relu_forward(P(x)))
+    assert y.shape == RANK10
+    np.testing.assert_array_equal(y, ref.relu_forward(x))
+    np.testing.assert_array_equal(G(ops.relu_backward(P(dy), P(x))), ref.relu_backward(dy, x))
+    with pytest.raises(ValueError) as e:
+        ops.relu_backward(P(dy), P(randn(rng, *RANK10[:-1], 2)))
+    assert str(e.value) == (
+        "fastnn.ops.relu_backward: expected dy and x of the same shape, got dy (2, 1, 3, 1, 2, 1, 1, 2, 1, 3) "
+        "and x (2, 1, 3, 1, 2, 1, 1, 2, 1, 2)"
+    )

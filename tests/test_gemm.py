@@ -937,6 +937,22 @@ def test_gemm_broadcasts_batches_every_backend(rng, backend):
     np.testing.assert_allclose(got, want, rtol=0, atol=float(18 * EPS32 * (np.abs(a) @ np.abs(b) + np.abs(c)).max()))
 
 
+def test_gemm_rank_10_every_backend(rng, backend):
+    """Eight batch dims (ten in all: more than a shape keeps inline, csrc/core/shape.h)."""
+    P = backend.put
+    a, b = randn(rng, 2, 1, 1, 2, 1, 1, 1, 2, 3, 4), randn(rng, 1, 1, 1, 2, 1, 1, 2, 1, 4, 5)
+    got = backend.get(ops.gemm(P(a), P(b)))
+    want = ref.gemm(a, b)
+    assert got.shape == want.shape == (2, 1, 1, 2, 1, 1, 2, 2, 3, 5)
+    np.testing.assert_allclose(got, want, rtol=0, atol=float(8 * EPS32 * (np.abs(a) @ np.abs(b)).max()))
+    with pytest.raises(ValueError) as e:
+        ops.gemm(P(a), P(randn(rng, 1, 1, 1, 3, 1, 1, 2, 1, 4, 5)))
+    assert str(e.value) == (
+        "fastnn.ops.gemm: expected broadcastable batch dimensions, got a (2, 1, 1, 2, 1, 1, 1, 2, 3, 4) "
+        "and b (1, 1, 1, 3, 1, 1, 2, 1, 4, 5)"
+    )
+
+
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True)])
 @pytest.mark.parametrize("shape", [(1, 1, 1), (65, 63, 17), (130, 257, 300)], ids=str)
 def test_gemm_matches_the_cpu_every_backend(rng, backend, shape, ta, tb):

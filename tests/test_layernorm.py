@@ -230,6 +230,24 @@ def test_layer_norm_every_backend(rng, backend, shape, affine):
         assert dw is None and db is None
 
 
+def test_layer_norm_rank_10_every_backend(rng, backend):
+    """x of ten dims over nine (more than a shape keeps inline, csrc/core/shape.h)."""
+    shape = (3, 2, 1, 2, 1, 1, 2, 1, 1, 5)
+    ns = shape[1:]
+    x, dy, w, b = randn(rng, *shape), randn(rng, *shape), randn(rng, *ns), randn(rng, *ns)
+    y, mean, rstd = backend.run.layer_norm_forward(x, ns, w, b, 1e-5)
+    assert y.shape == shape and mean.shape == rstd.shape == (3,) + (1,) * 9
+    y_ref, mean_ref, rstd_ref = ref.layer_norm_forward(x, ns, w, b, 1e-5)
+    tol = 56 * EPS32 * 8
+    np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol * 4)
+    dx, dw, db = backend.run.layer_norm_backward(dy, x, mean, rstd, w)
+    assert dx.shape == shape and dw.shape == db.shape == ns
+    dx_ref, dw_ref, db_ref = ref.layer_norm_backward(dy, x, mean, rstd, w)
+    np.testing.assert_allclose(dx, dx_ref, rtol=0, atol=tol * 8 * max(float(np.abs(dx_ref).max()), 1.0))
+    np.testing.assert_allclose(dw, dw_ref, rtol=tol, atol=tol * 3)
+    np.testing.assert_allclose(db, db_ref, rtol=tol, atol=tol * 3)
+
+
 @pytest.mark.parametrize("affine", [False, True])
 def test_layer_norm_matches_the_cpu_every_backend(rng, backend, affine):
     P, G = backend.put, backend.get

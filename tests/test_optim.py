@@ -289,6 +289,21 @@ def test_grad_norm_against_torch():
         assert ops.grad_norm(g, t) == pytest.approx(want, rel=1e-5)
 
 
+def test_list_elements_named_past_one_digit_every_backend(backend):
+    """Each element's name, "<list>[i]", for indices of two digits too, on every device."""
+    P = backend.put
+    ps = [P(np.zeros(2, np.float32)) for _ in range(12)]
+    gs = [P(np.zeros(3 if i == 11 else 2, np.float32)) for i in range(12)]
+    with pytest.raises(ValueError) as e:
+        ops.sgd_step(ps, gs, None, 0.1)
+    assert str(e.value) == "fastnn.ops.sgd_step: expected grads[11] of params[11]'s shape (2,), got (3,)"
+    gs, ms, vs = [[P(np.zeros(2, np.float32)) for _ in range(12)] for _ in range(3)]
+    vmax = [P(np.zeros(2, np.float64 if i == 10 else np.float32)) for i in range(12)]
+    with pytest.raises(TypeError) as e:
+        ops.adam_step(ps, gs, ms, vs, 1, amsgrad=True, max_exp_avg_sqs=tuple(vmax))
+    assert str(e.value) == "fastnn.ops.adam_step: expected max_exp_avg_sqs[10] to be float32, got float64"
+
+
 def test_bad_input():
     p0, (g,) = _data(6, 1)
     p, buf = [a.copy() for a in p0], [np.zeros_like(a) for a in p0]

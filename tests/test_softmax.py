@@ -270,8 +270,17 @@ def test_bad_input(rng):
 # a GPU when present), against the float64 reference and the CPU's default path.
 
 # Rows (warp per row: row lengths below, at and past 32; row counts not a multiple of the
-# block's 8 warps) and columns (softmax over a middle axis).
-SOFTMAX_CASES = [((1, 1), -1), ((9, 31), -1), ((17, 32), -1), ((3, 100), -1), ((2, 5, 7), 1), ((4, 3), 0)]
+# block's 8 warps) and columns (softmax over a middle axis); ten dims (more than a shape keeps
+# inline, csrc/core/shape.h).
+SOFTMAX_CASES = [
+    ((1, 1), -1),
+    ((9, 31), -1),
+    ((17, 32), -1),
+    ((3, 100), -1),
+    ((2, 5, 7), 1),
+    ((4, 3), 0),
+    ((2, 1, 3, 1, 2, 1, 1, 2, 1, 5), 2),
+]
 
 
 @pytest.mark.parametrize("log", [False, True])

@@ -42,11 +42,32 @@ void empty_cache();
 // The bytes of this machine's physical memory (0: unknown).
 int64_t physical_memory_bytes();
 
+// A C-contiguous array of T: new memory from NumPy (data null), or data, which owner keeps
+// alive. What py::array_t<T>(shape) and py::array_t<T>(shape, data, owner) make (the same
+// dtype, strides, flags and base), without the two std::vectors pybind11 builds per array.
+template <class T>
+py::array_t<T> c_array(const Shape& shape, T* data = nullptr, py::handle owner = py::handle()) {
+  static_assert(sizeof(Py_intptr_t) == sizeof(int64_t), "NumPy's sizes are 64-bit here");
+  const size_t nd = shape.size();
+  Shape strides(nd, static_cast<int64_t>(sizeof(T)));
+  for (size_t d = nd; d-- > 1;) strides[d - 1] = strides[d] * shape[d];
+  auto& api = py::detail::npy_api::get();
+  py::dtype dt = py::dtype::of<T>();
+  auto a = py::reinterpret_steal<py::object>(
+      api.PyArray_NewFromDescr_(api.PyArray_Type_, dt.release().ptr(), static_cast<int>(nd),
+                                reinterpret_cast<Py_intptr_t*>(const_cast<int64_t*>(shape.data())),
+                                reinterpret_cast<Py_intptr_t*>(strides.data()), data,
+                                data ? py::detail::npy_api::NPY_ARRAY_WRITEABLE_ : 0, nullptr));
+  if (!a) throw py::error_already_set();
+  if (data) api.PyArray_SetBaseObject_(a.ptr(), owner.inc_ref().ptr());
+  return py::reinterpret_steal<py::array_t<T>>(a.release());
+}
+
 // An uninitialised C-contiguous array of T for op (nullptr: unnamed). A shape whose bytes
 // overflow or exceed this machine's memory is a ValueError naming the op, before any allocation;
 // an allocation that still fails is a MemoryError naming it.
 template <class T>
-py::array_t<T> new_array(const char* op, const std::vector<int64_t>& shape) {
+py::array_t<T> new_array(const char* op, const Shape& shape) {
   int64_t n = 1;
   bool overflow = false;
   for (int64_t d : shape) {
@@ -65,10 +86,10 @@ py::array_t<T> new_array(const char* op, const std::vector<int64_t>& shape) {
   }
   const size_t bytes = static_cast<size_t>(n) * sizeof(T);
   try {
-    if (bytes < kMinCached) return py::array_t<T>(shape);
+    if (bytes < kMinCached) return c_array<T>(shape);
     py::capsule owner;
     T* data = static_cast<T*>(cached_block(bytes, &owner));
-    return py::array_t<T>(shape, data, owner);
+    return c_array<T>(shape, data, owner);
   } catch (const std::bad_alloc&) {
     PyErr_SetString(PyExc_MemoryError,
                     (std::string("fastnn.ops.") + (op ? op : "?") + ": cannot allocate " +
@@ -102,7 +123,7 @@ decltype(auto) run_kernel(const char* op, F&& f) {
 // The output of a binding: a new float32 array of `shape` when out_obj is None, else the
 // caller's `out` checked: float32, C-contiguous, writeable, of that shape, sharing no memory
 // with the inputs; with in_place, it may be one of the inputs exactly (an in-place update).
-inline py::array out_or_new(const char* op, py::handle out_obj, const std::vector<int64_t>& shape,
+inline py::array out_or_new(const char* op, py::handle out_obj, const Shape& shape,
                             std::initializer_list<std::pair<const char*, const py::array*>> inputs,
                             bool in_place = false) {
   if (out_obj.is_none()) return new_array<float>(op, shape);
@@ -120,7 +141,7 @@ inline py::array out_or_new(const char* op, py::handle out_obj, const std::vecto
 // out_or_new for ops with a meta function: the caller's `out` checked by check_out (the same
 // rules on every device; with in_place it may be one of the inputs exactly), else a new
 // float32 array.
-inline py::array out_checked(const char* op, py::handle out_obj, const std::vector<int64_t>& shape,
+inline py::array out_checked(const char* op, py::handle out_obj, const Shape& shape,
                              std::initializer_list<const ArrayRef*> inputs, bool in_place = false) {
   if (out_obj.is_none()) return new_array<float>(op, shape);
   py::array out = np_array(op, "out", out_obj);

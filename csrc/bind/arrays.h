@@ -17,9 +17,7 @@ namespace fastnn::bind {
 
 namespace py = pybind11;
 
-inline std::vector<int64_t> shape_of(const py::array& x) {
-  return std::vector<int64_t>(x.shape(), x.shape() + x.ndim());
-}
+inline Shape shape_of(const py::array& x) { return Shape(x.shape(), x.shape() + x.ndim()); }
 
 inline std::string shape_str(const py::array& x) {
   std::string s = "(";
@@ -83,7 +81,7 @@ inline ArrayRef ref_of(const py::array& x, const char* name) {
   ArrayRef r;
   r.name = name;
   r.data = reinterpret_cast<uintptr_t>(x.data());
-  r.shape = shape_of(x);
+  r.shape.assign(x.shape(), x.shape() + x.ndim());
   r.strides.assign(x.strides(), x.strides() + x.ndim());
   r.itemsize = x.itemsize();
   // The dtype from its number and byte order (no Python call on the common path; the name
@@ -99,7 +97,7 @@ inline ArrayRef ref_of(const py::array& x, const char* name) {
   } else if (num == py::detail::npy_api::NPY_BOOL_) {
     r.dtype = DType::Bool, r.dtype_name = "bool";
   } else {
-    r.dtype_name = py::str(dt);
+    r.dtype_name = interned(py::str(dt));
   }
   r.contiguous = (x.flags() & py::array::c_style) != 0;
   r.writeable = x.writeable();
@@ -124,14 +122,19 @@ inline py::array np_array(const char* op, const char* name, const py::handle& ob
 }
 
 // An optional argument: its ArrayRef (present = false for None) and the array that keeps it.
-// refuse and kList serve lists of arrays (ArrayList in bind/py_args.h).
+// read, refuse and kList serve lists of arrays (ArrayList in bind/py_args.h).
 struct NpArg {
   static constexpr const char* kList = "numpy";
   [[noreturn]] static void refuse(const char* op, const char* name, const py::handle& obj) {
     not_np_array(op, name, obj);
   }
+  static void read(const char* op, const char* name, const py::handle& obj, ArrayRef* ref) {
+    *ref = ref_of(np_array(op, name, obj), name);
+  }
 
-  py::array array;
+  // The array, null for None (a default py::array would be a new empty NumPy array, made and
+  // freed on every call).
+  py::array array = py::reinterpret_steal<py::array>(py::handle());
   ArrayRef ref;
   NpArg(const char* op, const char* name, const py::handle& obj, const char* kind = "float32") {
     if (obj.is_none()) {

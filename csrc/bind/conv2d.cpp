@@ -48,9 +48,11 @@ py::array forward(py::handle x_obj, py::handle w_obj, py::handle bias_obj, Pair 
   return y;
 }
 
-py::array backward_data(py::handle dy_obj, py::handle w_obj, std::vector<int64_t> input_shape, Pair stride,
-                        Quad pad, Pair dil, int64_t groups, py::handle out_obj, py::handle isa_obj) {
+py::array backward_data(py::handle dy_obj, py::handle w_obj, const std::vector<int64_t>& input_shape_arg,
+                        Pair stride, Quad pad, Pair dil, int64_t groups, py::handle out_obj,
+                        py::handle isa_obj) {
   const Isa isa = isa_arg(kOp, isa_obj);
+  const Shape input_shape(input_shape_arg.begin(), input_shape_arg.end());
   const NpArg dy(kOp, "grad_output", dy_obj), w(kOp, "weight", w_obj);
   const Conv2dShape s =
       conv2d_backward_data_meta(dy.ref, w.ref, input_shape, params(stride, pad, dil, groups));
@@ -63,9 +65,11 @@ py::array backward_data(py::handle dy_obj, py::handle w_obj, std::vector<int64_t
   return dx;
 }
 
-py::array backward_weight(py::handle dy_obj, py::handle x_obj, std::vector<int64_t> weight_shape, Pair stride,
-                          Quad pad, Pair dil, int64_t groups, py::handle out_obj, py::handle isa_obj) {
+py::array backward_weight(py::handle dy_obj, py::handle x_obj, const std::vector<int64_t>& weight_shape_arg,
+                          Pair stride, Quad pad, Pair dil, int64_t groups, py::handle out_obj,
+                          py::handle isa_obj) {
   const Isa isa = isa_arg(kOp, isa_obj);
+  const Shape weight_shape(weight_shape_arg.begin(), weight_shape_arg.end());
   const NpArg dy(kOp, "grad_output", dy_obj), x(kOp, "input", x_obj);
   const Conv2dShape s =
       conv2d_backward_weight_meta(dy.ref, x.ref, weight_shape, params(stride, pad, dil, groups));

@@ -24,7 +24,7 @@ py::array forward(py::handle w_obj, py::handle idx_obj, py::handle padding_obj, 
   if (!idx.present()) np_array(op, "indices", idx_obj, "int64");
   bool has_padding;
   const int64_t padding = optional_int_arg(op, "padding_idx", padding_obj, &has_padding);
-  std::vector<int64_t> shape;
+  Shape shape;
   const EmbeddingArgs a = embedding_forward_meta(op, w.ref, idx.ref, has_padding, padding, &shape);
   embedding_check_indices(op, idx.ref.ptr<const int64_t>(), a.t, a.v);
   py::array out = out_checked(op, out_obj, shape, {&w.ref, &idx.ref});

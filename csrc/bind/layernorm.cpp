@@ -20,9 +20,9 @@ py::tuple ln_fwd(py::handle x_obj, py::handle ns_obj, py::handle w_obj, py::hand
   const char* op = "layer_norm_forward";
   const Isa isa = isa_arg(op, isa_obj);
   const NpArg x(op, "x", x_obj);
-  const std::vector<int64_t> ns = int_list_arg(op, "normalized_shape", ns_obj);
+  const Shape ns = int_list_arg(op, "normalized_shape", ns_obj);
   const NpArg w(op, "weight", w_obj), b(op, "bias", b_obj);
-  std::vector<int64_t> stat_shape;
+  Shape stat_shape;
   const LayerNormArgs a = layer_norm_forward_meta(op, x.ref, ns, w.ref, b.ref, eps, &stat_shape);
   py::array y = new_array<float>(op, x.ref.shape);
   py::array mean = new_array<float>(op, stat_shape), rstd = new_array<float>(op, stat_shape);
@@ -43,7 +43,7 @@ py::tuple ln_bwd(py::handle dy_obj, py::handle x_obj, py::handle mean_obj, py::h
   for (const NpArg* r : {&dy, &x, &mean, &rstd}) {
     if (!r->present()) np_array(op, r->ref.name, py::none());  // required: None is a TypeError
   }
-  std::vector<int64_t> ns;
+  Shape ns;
   const LayerNormArgs a = layer_norm_backward_meta(op, dy.ref, x.ref, mean.ref, rstd.ref, w.ref, &ns);
   py::array dx = new_array<float>(op, x.ref.shape);
   py::object dw = py::none(), db = py::none();

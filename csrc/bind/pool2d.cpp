@@ -20,7 +20,7 @@ namespace {
 
 // The output `name` (float32 or int64) from out_obj: checked by check_out, or a new array.
 template <class T>
-py::array output(const char* op, const char* name, py::handle obj, const std::vector<int64_t>& shape,
+py::array output(const char* op, const char* name, py::handle obj, const Shape& shape,
                  std::initializer_list<const ArrayRef*> inputs, ArrayRef* ref) {
   py::array a = obj.is_none() ? py::array(new_array<T>(op, shape))
                               : np_array(op, name, obj, std::is_same_v<T, int64_t> ? "int64" : "float32");

@@ -4,8 +4,11 @@
 #pragma once
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
+#include <charconv>
 #include <cstdint>
-#include <deque>
+#include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -57,8 +60,10 @@ inline bool bool_arg(const char* op, const char* name, pybind11::handle obj) {
 
 // A list argument of arrays (a list or a tuple; None where optional): element i read by Arg
 // (bind/arrays.h's NpArg, cuda/args.h's DevArg) under the name "<name>[i]", which its ArrayRef
-// keeps. Arg provides Arg(op, name, obj), Arg::refuse(op, name, obj) (its TypeError for what
-// is not an array, None included) and Arg::kList (the kind of arrays in this TypeError).
+// keeps. Arg provides Arg::read(op, name, obj, &ref) (obj's ArrayRef; obj is not None),
+// Arg::refuse(op, name, obj) (its TypeError for what is not an array, None included) and
+// Arg::kList (the kind of arrays in this TypeError). Per call: one tuple of the elements (none
+// for a tuple), one buffer of names and the refs.
 template <class Arg>
 class ArrayList {
  public:
@@ -72,16 +77,25 @@ class ArrayList {
       arg_type_fail(op, std::string("expected ") + name + " to be a list of " + Arg::kList + " arrays, got " +
                             type_name(obj));
     }
-    const py::sequence seq = py::reinterpret_borrow<py::sequence>(obj);
-    args_.reserve(seq.size());
-    refs_.reserve(seq.size());
-    for (size_t i = 0; i < seq.size(); ++i) {
-      labels_.push_back(std::string(name) + "[" + std::to_string(i) + "]");
-      const char* label = labels_.back().c_str();
-      const py::object item = seq[i];
+    // The elements as they are now, kept alive while the kernel runs without the GIL (another
+    // thread may change the list meanwhile).
+    items_ = py::reinterpret_steal<py::tuple>(PySequence_Tuple(obj.ptr()));
+    if (!items_) throw py::error_already_set();
+    const size_t n = items_.size(), len = std::strlen(name);
+    constexpr size_t kIndexChars = 23;  // "[", at most 20 digits, "]", NUL
+    labels_.reset(new char[n * (len + kIndexChars)]);
+    refs_.resize(n);
+    char* label = labels_.get();
+    for (size_t i = 0; i < n; ++i) {
+      char* p = std::copy(name, name + len, label);
+      *p++ = '[';
+      p = std::to_chars(p, p + 20, i).ptr;
+      *p++ = ']';
+      *p++ = '\0';
+      const py::handle item = PyTuple_GET_ITEM(items_.ptr(), static_cast<py::ssize_t>(i));
       if (item.is_none()) Arg::refuse(op, label, item);
-      args_.emplace_back(op, label, item);
-      refs_.push_back(std::move(args_.back().ref));  // args_ keeps the array alive, refs_ its view
+      Arg::read(op, label, item, &refs_[i]);
+      label = p;
     }
   }
   ArrayList(const ArrayList&) = delete;
@@ -92,8 +106,8 @@ class ArrayList {
 
  private:
   bool present_ = true;
-  std::deque<std::string> labels_;  // stable addresses: the names of the refs
-  std::vector<Arg> args_;           // the arrays, kept alive
+  pybind11::tuple items_ = pybind11::reinterpret_steal<pybind11::tuple>(pybind11::handle());
+  std::unique_ptr<char[]> labels_;  // "<name>[i]" one after the other: the refs' names
   std::vector<ArrayRef> refs_;
 };
 
@@ -116,9 +130,9 @@ inline Pool2dShape pool2d_params(const char* op, pybind11::handle kernel, pybind
 }
 
 // An int or a sequence of ints (layer norm's normalized_shape), as a shape.
-inline std::vector<int64_t> int_list_arg(const char* op, const char* name, pybind11::handle obj) {
+inline Shape int_list_arg(const char* op, const char* name, pybind11::handle obj) {
   namespace py = pybind11;
-  std::vector<int64_t> s;
+  Shape s;
   if (py::isinstance<py::int_>(obj)) {
     s.push_back(obj.cast<int64_t>());
   } else if (py::isinstance<py::sequence>(obj) && !py::isinstance<py::str>(obj)) {

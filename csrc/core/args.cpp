@@ -1,6 +1,9 @@
 // The checks of csrc/core/args.h.
 #include "core/args.h"
 
+#include <mutex>
+#include <unordered_set>
+
 namespace fastnn {
 
 int64_t ArrayRef::numel() const {
@@ -17,11 +20,18 @@ void arg_value_fail(const char* op, const std::string& what) {
   throw ArgError(ArgError::Value, std::string("fastnn.ops.") + op + ": " + what);
 }
 
-std::string shape_str(const std::vector<int64_t>& shape) {
+std::string shape_str(const Shape& shape) {
   std::string s = "(";
   for (size_t d = 0; d < shape.size(); ++d) s += (d ? ", " : "") + std::to_string(shape[d]);
   if (shape.size() == 1) s += ",";
   return s + ")";
+}
+
+const char* interned(const std::string& s) {
+  static std::mutex mu;
+  static std::unordered_set<std::string> names;  // a node's string never moves
+  const std::lock_guard<std::mutex> lock(mu);
+  return names.insert(s).first->c_str();
 }
 
 namespace {
@@ -60,7 +70,7 @@ bool overlaps(const ArrayRef& a, const ArrayRef& b) {
   return a.data < b1 && b.data < a1;
 }
 
-void check_out(const char* op, const ArrayRef& out, const std::vector<int64_t>& shape,
+void check_out(const char* op, const ArrayRef& out, const Shape& shape,
                std::initializer_list<const ArrayRef*> inputs, DType dtype, bool in_place) {
   if (dtype == DType::Int64) {
     check_i64(op, out);

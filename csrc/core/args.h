@@ -12,7 +12,8 @@
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
-#include <vector>
+
+#include "core/shape.h"
 
 namespace fastnn {
 
@@ -21,12 +22,12 @@ enum class DType { Float32, Int64, Bool, Other };
 struct ArrayRef {
   const char* name = "";  // the argument's name in messages
   uintptr_t data = 0;     // first byte (device or host)
-  std::vector<int64_t> shape;
-  std::vector<int64_t> strides;  // bytes from one element to the next along each dim
+  Shape shape;
+  Shape strides;  // bytes from one element to the next along each dim
   DType dtype = DType::Other;
-  std::string dtype_name;  // "float32", "int64", ... as NumPy spells it
-  int64_t itemsize = 0;    // bytes per element
-  bool contiguous = true;  // C order
+  const char* dtype_name = "";  // "float32", "int64", ... as NumPy spells it (static or interned)
+  int64_t itemsize = 0;         // bytes per element
+  bool contiguous = true;       // C order
   bool writeable = true;
   bool present = true;         // false: an optional argument left out (None)
   const char* kind = "array";  // what the binding's arrays are called ("numpy.ndarray")
@@ -54,7 +55,11 @@ class ArgError : public std::invalid_argument {
 [[noreturn]] void arg_type_fail(const char* op, const std::string& what);
 [[noreturn]] void arg_value_fail(const char* op, const std::string& what);
 
-std::string shape_str(const std::vector<int64_t>& shape);  // "(2, 3)", "(4,)"
+std::string shape_str(const Shape& shape);  // "(2, 3)", "(4,)"
+
+// A string that lives as long as the process, for an ArrayRef's dtype_name when it is none of
+// the common names (those are string literals): one copy per distinct name, made once.
+const char* interned(const std::string& s);
 
 // a is float32 (TypeError) and C-contiguous (ValueError); an absent a is a TypeError.
 void check_f32(const char* op, const ArrayRef& a);
@@ -68,7 +73,7 @@ bool overlaps(const ArrayRef& a, const ArrayRef& b);
 // A caller's output array (`out`, or another name): of dtype (float32 unless said), C-contiguous,
 // writeable, of `shape`, sharing no memory with any input that is present; with in_place it may
 // also be one of the inputs exactly (an elementwise update in place).
-void check_out(const char* op, const ArrayRef& out, const std::vector<int64_t>& shape,
+void check_out(const char* op, const ArrayRef& out, const Shape& shape,
                std::initializer_list<const ArrayRef*> inputs, DType dtype = DType::Float32,
                bool in_place = false);
 

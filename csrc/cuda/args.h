@@ -20,14 +20,17 @@ namespace fastnn::cuda {
 
 namespace py = pybind11;
 
-// A CUDA array argument, or an optional one left out (None: ref.present is false). refuse
-// (the TypeError for anything else) and kList serve lists of arrays (bind/py_args.h).
+// A CUDA array argument, or an optional one left out (None: ref.present is false). read,
+// refuse (the TypeError for anything else) and kList serve lists of arrays (bind/py_args.h).
 struct DevArg {
   static constexpr const char* kList = "CUDA";
   [[noreturn]] static void refuse(const char* op, const char* name, const py::handle& o) {
     arg_type_fail(op, std::string("expected ") + name + " to be a CUDA array like the other arguments, got " +
                           std::string(py::str(py::type::of(o).attr("__name__"))) +
                           " (NumPy and CUDA arrays cannot be mixed)");
+  }
+  static void read(const char* op, const char* name, const py::handle& o, ArrayRef* ref) {
+    *ref = DevArg(op, name, o).ref;
   }
 
   py::object obj;
@@ -57,7 +60,7 @@ struct DevArg {
     }
     ref.strides = c_strides(ref.shape, ref.itemsize);  // none given: C-contiguous
     if (cai.contains("strides") && !cai["strides"].is_none()) {
-      std::vector<int64_t> strides;
+      Shape strides;
       for (const auto& s : cai["strides"]) strides.push_back(s.cast<int64_t>());
       ref.contiguous = ref.numel() == 0 || strides == ref.strides;
       ref.strides = strides;
@@ -67,8 +70,8 @@ struct DevArg {
     ref.writeable = !data[1].cast<bool>();
   }
 
-  static std::vector<int64_t> c_strides(const std::vector<int64_t>& shape, int64_t itemsize) {
-    std::vector<int64_t> s(shape.size());
+  static Shape c_strides(const Shape& shape, int64_t itemsize) {
+    Shape s(shape.size(), 0);
     int64_t step = itemsize;
     for (size_t d = shape.size(); d-- > 0;) {
       s[d] = step;
@@ -78,13 +81,13 @@ struct DevArg {
   }
 
   // NumPy's names of the common typestrs, so that messages read as on the CPU.
-  static std::string dtype_name_of(const std::string& ts) {
+  static const char* dtype_name_of(const std::string& ts) {
     static const char* const names[][2] = {{"<f8", "float64"}, {"<f2", "float16"}, {"<i4", "int32"},
                                            {"<i2", "int16"},   {"|i1", "int8"},    {"|u1", "uint8"},
                                            {"<u4", "uint32"},  {"<u8", "uint64"}};
     for (const auto& n : names)
       if (ts == n[0]) return n[1];
-    return "typestr '" + ts + "'";
+    return interned("typestr '" + ts + "'");
   }
 };
 
@@ -95,13 +98,13 @@ inline void* stream_of(const py::handle& rt) {
 
 // An output (`out` unless named): the caller's array checked by check_out (the rules of every
 // device), else a new device array from rt. *ref receives what it is.
-inline py::object dev_out(const char* op, const py::handle& rt, const py::handle& out,
-                          const std::vector<int64_t>& shape, std::initializer_list<const ArrayRef*> inputs,
-                          ArrayRef* ref, DType dtype = DType::Float32, const char* name = "out",
-                          bool in_place = false) {
+inline py::object dev_out(const char* op, const py::handle& rt, const py::handle& out, const Shape& shape,
+                          std::initializer_list<const ArrayRef*> inputs, ArrayRef* ref,
+                          DType dtype = DType::Float32, const char* name = "out", bool in_place = false) {
   if (out.is_none()) {
-    DevArg made(op, name,
-                rt.attr("empty")(py::tuple(py::cast(shape)), dtype == DType::Int64 ? "int64" : "float32"));
+    py::tuple dims(shape.size());
+    for (size_t d = 0; d < shape.size(); ++d) dims[d] = py::int_(shape[d]);
+    DevArg made(op, name, rt.attr("empty")(dims, dtype == DType::Int64 ? "int64" : "float32"));
     *ref = made.ref;
     return made.obj;
   }

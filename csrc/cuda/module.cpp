@@ -269,9 +269,9 @@ void bind_layernorm(py::module_& m) {
                                  double eps, py::handle rt) {
     const char* op = "layer_norm_forward";
     const DevArg x(op, "x", x_obj);
-    const std::vector<int64_t> ns = fastnn::bind::int_list_arg(op, "normalized_shape", ns_obj);
+    const fastnn::Shape ns = fastnn::bind::int_list_arg(op, "normalized_shape", ns_obj);
     const DevArg w(op, "weight", w_obj), b(op, "bias", b_obj);
-    std::vector<int64_t> stat_shape;
+    fastnn::Shape stat_shape;
     const fastnn::LayerNormArgs a =
         fastnn::layer_norm_forward_meta(op, x.ref, ns, w.ref, b.ref, eps, &stat_shape);
     fastnn::ArrayRef y, mean, rstd;
@@ -294,7 +294,7 @@ void bind_layernorm(py::module_& m) {
     for (const DevArg* r : {&dy, &x, &mean, &rstd}) {
       if (!r->ref.present) DevArg(op, r->ref.name, py::int_(0));  // required: None is a TypeError
     }
-    std::vector<int64_t> ns;
+    fastnn::Shape ns;
     const fastnn::LayerNormArgs a =
         fastnn::layer_norm_backward_meta(op, dy.ref, x.ref, mean.ref, rstd.ref, w.ref, &ns);
     fastnn::ArrayRef dx, dw, db;
@@ -338,7 +338,7 @@ void bind_embedding(py::module_& m) {
     }
     bool has_padding;
     const int64_t padding = fastnn::bind::optional_int_arg(op, "padding_idx", padding_obj, &has_padding);
-    std::vector<int64_t> shape;
+    fastnn::Shape shape;
     const fastnn::EmbeddingArgs a =
         fastnn::embedding_forward_meta(op, w.ref, idx.ref, has_padding, padding, &shape);
     check_embedding_indices(op, idx, a.v);
@@ -521,8 +521,9 @@ void bind_conv2d(py::module_& m) {
     return res;
   });
   m.def("conv2d_backward_data",
-        [](py::handle dy_obj, py::handle w_obj, std::vector<int64_t> input_shape, Pair stride, Quad pad,
-           Pair dil, int64_t groups, py::handle out, py::handle rt) {
+        [](py::handle dy_obj, py::handle w_obj, const std::vector<int64_t>& input_shape_arg, Pair stride,
+           Quad pad, Pair dil, int64_t groups, py::handle out, py::handle rt) {
+          const fastnn::Shape input_shape(input_shape_arg.begin(), input_shape_arg.end());
           const DevArg dy(op, "grad_output", dy_obj), w(op, "weight", w_obj);
           const auto s = fastnn::conv2d_backward_data_meta(dy.ref, w.ref, input_shape,
                                                            conv2d_params(stride, pad, dil, groups));
@@ -536,9 +537,10 @@ void bind_conv2d(py::module_& m) {
           }
           return res;
         });
-  m.def("conv2d_backward_weight", [](py::handle dy_obj, py::handle x_obj, std::vector<int64_t> weight_shape,
-                                     Pair stride, Quad pad, Pair dil, int64_t groups, py::handle out,
-                                     py::handle rt) {
+  m.def("conv2d_backward_weight", [](py::handle dy_obj, py::handle x_obj,
+                                     const std::vector<int64_t>& weight_shape_arg, Pair stride, Quad pad,
+                                     Pair dil, int64_t groups, py::handle out, py::handle rt) {
+    const fastnn::Shape weight_shape(weight_shape_arg.begin(), weight_shape_arg.end());
     const DevArg dy(op, "grad_output", dy_obj), x(op, "input", x_obj);
     const auto s = fastnn::conv2d_backward_weight_meta(dy.ref, x.ref, weight_shape,
                                                        conv2d_params(stride, pad, dil, groups));
@@ -555,12 +557,13 @@ void bind_conv2d(py::module_& m) {
     return res;
   });
   // The floats of backward_weight's partial sums for these shapes (0: it does not split).
-  m.def("conv2d_backward_weight_workspace",
-        [](std::vector<int64_t> input_shape, std::vector<int64_t> weight_shape, Pair stride, Quad pad,
-           Pair dil, int64_t groups) {
-          return fastnn::cuda::conv2d_backward_weight_workspace(
-              fastnn::conv2d_shape(input_shape, weight_shape, conv2d_params(stride, pad, dil, groups)));
-        });
+  m.def("conv2d_backward_weight_workspace", [](std::vector<int64_t> input_shape,
+                                               std::vector<int64_t> weight_shape, Pair stride, Quad pad,
+                                               Pair dil, int64_t groups) {
+    return fastnn::cuda::conv2d_backward_weight_workspace(fastnn::conv2d_shape(
+        fastnn::Shape(input_shape.begin(), input_shape.end()),
+        fastnn::Shape(weight_shape.begin(), weight_shape.end()), conv2d_params(stride, pad, dil, groups)));
+  });
   m.def("conv2d_backward_bias", [](py::handle dy_obj, py::handle out, py::handle rt) {
     const DevArg dy(op, "grad_output", dy_obj);
     const auto s = fastnn::conv2d_backward_bias_meta(dy.ref);
@@ -593,7 +596,7 @@ py::tuple rnn_forward_entry(RnnCell base, const char* op, py::handle x_obj, py::
   const fastnn::RnnShape s = fastnn::rnn_forward_meta(op, base, nonlinearity, reverse, x.ref, h0.ref, c0.ref,
                                                       w_ih.ref, w_hh.ref, b_ih.ref, b_hh.ref);
   const bool lstm = s.cell == RnnCell::Lstm;
-  auto make = [&](std::vector<int64_t> shape, fastnn::ArrayRef* ref) {
+  auto make = [&](const fastnn::Shape& shape, fastnn::ArrayRef* ref) {
     return fastnn::cuda::dev_out(op, rt, py::none(), shape, {}, ref);
   };
   fastnn::ArrayRef y, h_n, c_n, ws;
@@ -629,7 +632,7 @@ py::tuple rnn_backward_entry(RnnCell base, const char* op, py::handle dy_obj, py
                                 c0.ref, w_ih.ref, w_hh.ref, y.ref, ws.ref);
   const int64_t T = s.T, B = s.B, I = s.I, H = s.H, GH = s.gates() * H;
   const bool lstm = s.cell == RnnCell::Lstm;
-  auto make = [&](std::vector<int64_t> shape, fastnn::ArrayRef* ref) {
+  auto make = [&](const fastnn::Shape& shape, fastnn::ArrayRef* ref) {
     return fastnn::cuda::dev_out(op, rt, py::none(), shape, {}, ref);
   };
   fastnn::ArrayRef dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh;

@@ -60,8 +60,8 @@ AttentionArgs attention_forward_meta(const ArrayRef& q, const ArrayRef& k, const
 AttentionArgs attention_backward_meta(const ArrayRef& dout, const ArrayRef& q, const ArrayRef& k,
                                       const ArrayRef& v, const ArrayRef& out, const ArrayRef& lse,
                                       const ArrayRef& mask, bool causal, std::optional<double> scale);
-std::vector<int64_t> attention_out_shape(const ArrayRef& q, const AttentionArgs& a);  // (..., L, DV)
-std::vector<int64_t> attention_lse_shape(const ArrayRef& q, const AttentionArgs& a);  // (..., L)
+Shape attention_out_shape(const ArrayRef& q, const AttentionArgs& a);  // (..., L, DV)
+Shape attention_lse_shape(const ArrayRef& q, const AttentionArgs& a);  // (..., L)
 
 // out (B, NH, L, DV), lse (B, NH, L).
 void attention_forward(const AttentionArgs& a, float* out, float* lse, Isa isa, int nthreads);

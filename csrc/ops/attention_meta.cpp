@@ -31,10 +31,9 @@ void read_mask(const char* op, const ArrayRef& m, int64_t nd, AttentionArgs* a) 
   } else if (m.dtype == DType::Float32) {
     a->mask_kind = AttnMask::Float;
   } else {
-    arg_type_fail(op, "expected attn_mask of dtype bool or float32, got " + m.dtype_name);
+    arg_type_fail(op, std::string("expected attn_mask of dtype bool or float32, got ") + m.dtype_name);
   }
-  const std::vector<int64_t> target =
-      nd == 4 ? std::vector<int64_t>{a->B, a->NH, a->L, a->S} : std::vector<int64_t>{a->B, a->L, a->S};
+  const Shape target = nd == 4 ? Shape{a->B, a->NH, a->L, a->S} : Shape{a->B, a->L, a->S};
   const int64_t mnd = m.ndim(), item = m.itemsize;
   int64_t stride[4] = {0, 0, 0, 0};  // b, h, i, j
   bool fits = mnd <= nd;
@@ -97,21 +96,17 @@ AttentionArgs inputs(const char* op, const ArrayRef& q, const ArrayRef& k, const
   return a;
 }
 
-std::vector<int64_t> lead_with(const ArrayRef& q, std::initializer_list<int64_t> tail) {
-  std::vector<int64_t> s(q.shape.begin(), q.shape.end() - 2);  // q's leading dims (B, NH) or (N,)
+Shape lead_with(const ArrayRef& q, std::initializer_list<int64_t> tail) {
+  Shape s(q.shape.begin(), q.shape.end() - 2);  // q's leading dims (B, NH) or (N,)
   s.insert(s.end(), tail);
   return s;
 }
 
 }  // namespace
 
-std::vector<int64_t> attention_out_shape(const ArrayRef& q, const AttentionArgs& a) {
-  return lead_with(q, {a.L, a.DV});
-}
+Shape attention_out_shape(const ArrayRef& q, const AttentionArgs& a) { return lead_with(q, {a.L, a.DV}); }
 
-std::vector<int64_t> attention_lse_shape(const ArrayRef& q, const AttentionArgs& a) {
-  return lead_with(q, {a.L});
-}
+Shape attention_lse_shape(const ArrayRef& q, const AttentionArgs& a) { return lead_with(q, {a.L}); }
 
 AttentionArgs attention_forward_meta(const ArrayRef& q, const ArrayRef& k, const ArrayRef& v,
                                      const ArrayRef& mask, bool causal, std::optional<double> scale) {
@@ -126,7 +121,7 @@ AttentionArgs attention_backward_meta(const ArrayRef& dout, const ArrayRef& q, c
   check_f32(op, dout);
   check_f32(op, out);
   check_f32(op, lse);
-  const std::vector<int64_t> oshape = attention_out_shape(q, a), lshape = attention_lse_shape(q, a);
+  const Shape oshape = attention_out_shape(q, a), lshape = attention_lse_shape(q, a);
   if (dout.shape != oshape || out.shape != oshape) {
     arg_value_fail(op, "expected dout and out of shape " + shape_str(oshape) + ", got dout " +
                            shape_str(dout.shape) + " and out " + shape_str(out.shape));

@@ -21,7 +21,7 @@ void nchw(const char* op, const ArrayRef& x) {
 void per_channel(const char* op, const ArrayRef& a, int64_t c, bool writeable) {
   if (!a.present) return;
   check_f32(op, a);
-  if (a.shape != std::vector<int64_t>{c}) {
+  if (a.shape != Shape{c}) {
     arg_value_fail(op, std::string("expected ") + a.name + " of shape (" + std::to_string(c) +
                            ",) (one per channel), got " + shape_str(a.shape));
   }

@@ -69,15 +69,14 @@ struct Conv2dParams {
 // input shape and the weight shape, and (OC,) for the bias.
 Conv2dShape conv2d_forward_meta(const ArrayRef& x, const ArrayRef& w, const ArrayRef& bias,
                                 const Conv2dParams& p, const std::string* activation, Activation* act);
-Conv2dShape conv2d_backward_data_meta(const ArrayRef& dy, const ArrayRef& w,
-                                      const std::vector<int64_t>& input_shape, const Conv2dParams& p);
-Conv2dShape conv2d_backward_weight_meta(const ArrayRef& dy, const ArrayRef& x,
-                                        const std::vector<int64_t>& weight_shape, const Conv2dParams& p);
+Conv2dShape conv2d_backward_data_meta(const ArrayRef& dy, const ArrayRef& w, const Shape& input_shape,
+                                      const Conv2dParams& p);
+Conv2dShape conv2d_backward_weight_meta(const ArrayRef& dy, const ArrayRef& x, const Shape& weight_shape,
+                                        const Conv2dParams& p);
 Conv2dShape conv2d_backward_bias_meta(const ArrayRef& dy);
 // The shape struct of an input and a weight shape (4-D each), checked by conv2d_check.
-Conv2dShape conv2d_shape(const std::vector<int64_t>& input_shape, const std::vector<int64_t>& weight_shape,
-                         const Conv2dParams& p);
-std::vector<int64_t> conv2d_y_shape(const Conv2dShape& s);
+Conv2dShape conv2d_shape(const Shape& input_shape, const Shape& weight_shape, const Conv2dParams& p);
+Shape conv2d_y_shape(const Conv2dShape& s);
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, Activation act,
                     float* y, Isa isa, int nthreads);

@@ -15,7 +15,7 @@ constexpr const char* kOp = "conv2d";
 [[noreturn]] void fail(const std::string& what) { arg_value_fail(kOp, what); }
 
 // The shape struct from the input and weight sizes; every size rule is in conv2d_check.
-Conv2dShape shape_of(const std::vector<int64_t>& xs, const std::vector<int64_t>& ws, const Conv2dParams& p) {
+Conv2dShape shape_of(const Shape& xs, const Shape& ws, const Conv2dParams& p) {
   if (p.groups < 1) fail("expected groups >= 1, got " + std::to_string(p.groups));
   if (xs[1] != ws[1] * p.groups) {
     fail("expected weight of shape (out_channels, in_channels/groups, KH, KW) with in_channels " +
@@ -39,7 +39,7 @@ void check_dy(const ArrayRef& dy, const Conv2dShape& s) {
   }
 }
 
-void check_shape_arg(const char* name, const std::vector<int64_t>& shape) {
+void check_shape_arg(const char* name, const Shape& shape) {
   if (shape.size() != 4) fail(std::string("expected a 4-D ") + name + ", got " + shape_str(shape));
 }
 
@@ -82,14 +82,13 @@ void conv2d_check(const Conv2dShape& s) {
   }
 }
 
-Conv2dShape conv2d_shape(const std::vector<int64_t>& input_shape, const std::vector<int64_t>& weight_shape,
-                         const Conv2dParams& p) {
+Conv2dShape conv2d_shape(const Shape& input_shape, const Shape& weight_shape, const Conv2dParams& p) {
   check_shape_arg("input_shape", input_shape);
   check_shape_arg("weight_shape", weight_shape);
   return shape_of(input_shape, weight_shape, p);
 }
 
-std::vector<int64_t> conv2d_y_shape(const Conv2dShape& s) { return {s.B, s.OC, s.OH(), s.OW()}; }
+Shape conv2d_y_shape(const Conv2dShape& s) { return {s.B, s.OC, s.OH(), s.OW()}; }
 
 Conv2dShape conv2d_forward_meta(const ArrayRef& x, const ArrayRef& w, const ArrayRef& bias,
                                 const Conv2dParams& p, const std::string* activation, Activation* act) {
@@ -98,7 +97,7 @@ Conv2dShape conv2d_forward_meta(const ArrayRef& x, const ArrayRef& w, const Arra
   const Conv2dShape s = shape_of(x.shape, w.shape, p);
   if (bias.present) {
     check_f32(kOp, bias);
-    if (bias.shape != std::vector<int64_t>{s.OC}) {
+    if (bias.shape != Shape{s.OC}) {
       fail("expected bias of shape (" + std::to_string(s.OC) + ",), got " + shape_str(bias.shape));
     }
   }
@@ -111,8 +110,8 @@ Conv2dShape conv2d_forward_meta(const ArrayRef& x, const ArrayRef& w, const Arra
   return s;
 }
 
-Conv2dShape conv2d_backward_data_meta(const ArrayRef& dy, const ArrayRef& w,
-                                      const std::vector<int64_t>& input_shape, const Conv2dParams& p) {
+Conv2dShape conv2d_backward_data_meta(const ArrayRef& dy, const ArrayRef& w, const Shape& input_shape,
+                                      const Conv2dParams& p) {
   check_f32_nd(kOp, dy, 4, "NCHW");
   check_f32_nd(kOp, w, 4, "NCHW");
   check_shape_arg("input_shape", input_shape);
@@ -121,8 +120,8 @@ Conv2dShape conv2d_backward_data_meta(const ArrayRef& dy, const ArrayRef& w,
   return s;
 }
 
-Conv2dShape conv2d_backward_weight_meta(const ArrayRef& dy, const ArrayRef& x,
-                                        const std::vector<int64_t>& weight_shape, const Conv2dParams& p) {
+Conv2dShape conv2d_backward_weight_meta(const ArrayRef& dy, const ArrayRef& x, const Shape& weight_shape,
+                                        const Conv2dParams& p) {
   check_f32_nd(kOp, dy, 4, "NCHW");
   check_f32_nd(kOp, x, 4, "NCHW");
   check_shape_arg("weight_shape", weight_shape);

@@ -30,7 +30,7 @@ struct EmbeddingArgs {
 // (embedding_check_indices on the host; the CUDA binding on the device), each with
 // embedding_bad_index's words.
 EmbeddingArgs embedding_forward_meta(const char* op, const ArrayRef& weight, const ArrayRef& indices,
-                                     bool has_padding, int64_t padding_idx, std::vector<int64_t>* out_shape);
+                                     bool has_padding, int64_t padding_idx, Shape* out_shape);
 EmbeddingArgs embedding_backward_meta(const char* op, const ArrayRef& dy, const ArrayRef& indices,
                                       int64_t num_embeddings, bool has_padding, int64_t padding_idx);
 void embedding_check_indices(const char* op, const int64_t* idx, int64_t n, int64_t v);

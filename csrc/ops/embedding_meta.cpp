@@ -9,7 +9,8 @@ namespace fastnn {
 namespace {
 
 void check_indices_array(const char* op, const ArrayRef& idx) {
-  if (idx.dtype != DType::Int64) arg_type_fail(op, "expected indices to be int64, got " + idx.dtype_name);
+  if (idx.dtype != DType::Int64)
+    arg_type_fail(op, std::string("expected indices to be int64, got ") + idx.dtype_name);
   check_i64(op, idx);
 }
 
@@ -26,7 +27,7 @@ int64_t padding(const char* op, bool given, int64_t p, int64_t v) {
 }  // namespace
 
 EmbeddingArgs embedding_forward_meta(const char* op, const ArrayRef& weight, const ArrayRef& indices,
-                                     bool has_padding, int64_t padding_idx, std::vector<int64_t>* out_shape) {
+                                     bool has_padding, int64_t padding_idx, Shape* out_shape) {
   check_f32(op, weight);
   if (weight.ndim() != 2) {
     arg_value_fail(op, "expected weight of 2 dimensions (V, D), got shape " + shape_str(weight.shape));
@@ -46,8 +47,8 @@ EmbeddingArgs embedding_backward_meta(const char* op, const ArrayRef& dy, const 
                                       int64_t num_embeddings, bool has_padding, int64_t padding_idx) {
   check_f32(op, dy);
   check_indices_array(op, indices);
-  const std::vector<int64_t>& want = indices.shape;
-  if (dy.ndim() != indices.ndim() + 1 || std::vector<int64_t>(dy.shape.begin(), dy.shape.end() - 1) != want) {
+  const Shape& want = indices.shape;
+  if (dy.ndim() != indices.ndim() + 1 || Shape(dy.shape.begin(), dy.shape.end() - 1) != want) {
     arg_value_fail(op, "expected dy of shape indices.shape + (D,) = " + shape_str(want) + " + (D,), got " +
                            shape_str(dy.shape));
   }

@@ -64,7 +64,7 @@ void gemm_check_sizes(const GemmArgs& g);
 // no c was given, so out (given) is the addend.
 struct GemmCall {
   GemmArgs g;
-  std::vector<int64_t> out_shape;
+  Shape out_shape;
   std::vector<int64_t> a_off, b_off, c_off;
   bool uses_c = false;
   bool c_from_out = false;

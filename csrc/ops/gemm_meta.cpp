@@ -17,12 +17,10 @@ constexpr int64_t kMax32 = std::numeric_limits<int32_t>::max();
 
 [[noreturn]] void fail(const std::string& what) { arg_value_fail(kOp, what); }
 
-std::vector<int64_t> batch_dims(const ArrayRef& x) {
-  return std::vector<int64_t>(x.shape.begin(), x.shape.end() - 2);
-}
+Shape batch_dims(const ArrayRef& x) { return Shape(x.shape.begin(), x.shape.end() - 2); }
 
 // numpy broadcasting of batch shapes; false if they do not broadcast.
-bool broadcast(const std::vector<int64_t>& x, const std::vector<int64_t>& y, std::vector<int64_t>* r) {
+bool broadcast(const Shape& x, const Shape& y, Shape* r) {
   const size_t n = std::max(x.size(), y.size());
   r->assign(n, 1);
   for (size_t i = 0; i < n; ++i) {
@@ -36,10 +34,9 @@ bool broadcast(const std::vector<int64_t>& x, const std::vector<int64_t>& y, std
 
 // Element offset of each batch item of an operand with batch shape `have` (broadcast to `full`)
 // and matrix size `mat` elements.
-std::vector<int64_t> batch_offsets(const std::vector<int64_t>& have, const std::vector<int64_t>& full,
-                                   int64_t mat) {
+std::vector<int64_t> batch_offsets(const Shape& have, const Shape& full, int64_t mat) {
   const size_t n = full.size();
-  std::vector<int64_t> stride(n, 0);
+  Shape stride(n, 0);
   int64_t s = mat;
   for (size_t i = n; i-- > 0;) {
     const size_t k = i + have.size();  // index into `have`, aligned right
@@ -50,7 +47,7 @@ std::vector<int64_t> batch_offsets(const std::vector<int64_t>& have, const std::
   int64_t count = 1;
   for (int64_t d : full) count *= d;
   std::vector<int64_t> off(count, 0);
-  std::vector<int64_t> idx(n, 0);
+  Shape idx(n, 0);
   for (int64_t b = 0, o = 0; b < count; ++b) {
     off[b] = o;
     for (size_t i = n; i-- > 0;) {  // odometer increment
@@ -102,7 +99,7 @@ void gemm_operand_check(const ArrayRef& x) {
 
 bool gemm_transposed_view(ArrayRef* x, bool* trans) {
   if (x->contiguous || x->strides.size() != x->shape.size()) return false;
-  std::vector<int64_t> shape = x->shape, strides = x->strides;
+  Shape shape = x->shape, strides = x->strides;
   const size_t n = shape.size();
   std::swap(shape[n - 1], shape[n - 2]);
   std::swap(strides[n - 1], strides[n - 2]);
@@ -139,7 +136,7 @@ GemmCall gemm_meta(const ArrayRef& a, bool trans_a, const ArrayRef& b, bool tran
   }
   gemm_check_sizes(g);
   const auto a_batch = batch_dims(a), b_batch = batch_dims(b);
-  std::vector<int64_t> batch;
+  Shape batch;
   if (!broadcast(a_batch, b_batch, &batch)) {
     fail("expected broadcastable batch dimensions, got a " + shape_str(a.shape) + " and b " +
          shape_str(b.shape));
@@ -155,7 +152,7 @@ GemmCall gemm_meta(const ArrayRef& a, bool trans_a, const ArrayRef& b, bool tran
   }
   if (bias.present) {
     check_f32(kOp, bias);
-    if (bias.shape != std::vector<int64_t>{g.N}) {
+    if (bias.shape != Shape{g.N}) {
       fail("expected bias of shape (" + std::to_string(g.N) + ",), got " + shape_str(bias.shape));
     }
   }
@@ -163,10 +160,10 @@ GemmCall gemm_meta(const ArrayRef& a, bool trans_a, const ArrayRef& b, bool tran
 
   // c: the addend; defaults to out itself when out is given (BLAS-style C = alpha*AB + beta*C).
   bool has_c = c.present;
-  std::vector<int64_t> c_batch;
+  Shape c_batch;
   if (c.present) {
     check_f32(kOp, c);
-    std::vector<int64_t> cb;
+    Shape cb;
     if (c.ndim() < 2 || c.shape[c.ndim() - 2] != g.M || c.shape[c.ndim() - 1] != g.N ||
         !broadcast(batch_dims(c), batch, &cb) || cb != batch) {
       fail("expected c of shape " + shape_str(call.out_shape) + " (or broadcastable to it), got " +

@@ -39,12 +39,12 @@ struct LayerNormArgs {
 // value per row, weight (optional) of the normalised shape, which is weight's shape when given
 // and else the trailing dims of x after the leading ones holding mean's size (*ns receives it).
 // The returned args carry the weight and bias pointers.
-LayerNormArgs layer_norm_forward_meta(const char* op, const ArrayRef& x, const std::vector<int64_t>& ns,
+LayerNormArgs layer_norm_forward_meta(const char* op, const ArrayRef& x, const Shape& ns,
                                       const ArrayRef& weight, const ArrayRef& bias, double eps,
-                                      std::vector<int64_t>* stat_shape);
+                                      Shape* stat_shape);
 LayerNormArgs layer_norm_backward_meta(const char* op, const ArrayRef& dy, const ArrayRef& x,
                                        const ArrayRef& mean, const ArrayRef& rstd, const ArrayRef& weight,
-                                       std::vector<int64_t>* ns);
+                                       Shape* ns);
 
 void layer_norm_forward(const LayerNormArgs& a, const float* x, float* y, float* mean, float* rstd, Isa isa,
                         int nthreads);

@@ -9,7 +9,7 @@ namespace fastnn {
 namespace {
 
 // x's (M, N) view for normalized_shape ns (x's trailing dims must equal ns).
-LayerNormArgs rows_of(const char* op, const ArrayRef& x, const std::vector<int64_t>& ns) {
+LayerNormArgs rows_of(const char* op, const ArrayRef& x, const Shape& ns) {
   const int64_t nd = x.ndim(), k = static_cast<int64_t>(ns.size());
   bool ok = nd >= k;
   for (int64_t i = 0; ok && i < k; ++i) ok = x.shape[nd - k + i] == ns[i];
@@ -24,7 +24,7 @@ LayerNormArgs rows_of(const char* op, const ArrayRef& x, const std::vector<int64
   return a;
 }
 
-const float* param(const char* op, const ArrayRef& p, const std::vector<int64_t>& ns) {
+const float* param(const char* op, const ArrayRef& p, const Shape& ns) {
   if (!p.present) return nullptr;
   check_f32(op, p);
   if (p.shape != ns) {
@@ -36,9 +36,9 @@ const float* param(const char* op, const ArrayRef& p, const std::vector<int64_t>
 
 }  // namespace
 
-LayerNormArgs layer_norm_forward_meta(const char* op, const ArrayRef& x, const std::vector<int64_t>& ns,
+LayerNormArgs layer_norm_forward_meta(const char* op, const ArrayRef& x, const Shape& ns,
                                       const ArrayRef& weight, const ArrayRef& bias, double eps,
-                                      std::vector<int64_t>* stat_shape) {
+                                      Shape* stat_shape) {
   check_f32(op, x);
   if (ns.empty()) arg_value_fail(op, "expected a non-empty normalized_shape, got ()");
   LayerNormArgs a = rows_of(op, x, ns);
@@ -54,7 +54,7 @@ LayerNormArgs layer_norm_forward_meta(const char* op, const ArrayRef& x, const s
 
 LayerNormArgs layer_norm_backward_meta(const char* op, const ArrayRef& dy, const ArrayRef& x,
                                        const ArrayRef& mean, const ArrayRef& rstd, const ArrayRef& weight,
-                                       std::vector<int64_t>* ns) {
+                                       Shape* ns) {
   for (const ArrayRef* a : {&dy, &x, &mean, &rstd}) check_f32(op, *a);
   if (dy.shape != x.shape) {
     arg_value_fail(op, "expected dy and x of the same shape, got dy " + shape_str(dy.shape) + " and x " +

@@ -65,6 +65,7 @@ std::vector<OptimTensor> tensors(const char* op, const List& ps, const List& gs,
     if (xs) check_list(op, name, *xs, ps.size(), true);
   std::vector<OptimTensor> ts(ps.size());
   std::vector<Range> ranges;
+  ranges.reserve(ps.size() * (2 + states.size()));
   auto add_range = [&](const ArrayRef& a, bool written) {
     if (a.nbytes() == 0) return;
     ranges.push_back({a.data, a.data + static_cast<uintptr_t>(a.nbytes()), written, a.name});
@@ -142,6 +143,8 @@ GradNormArgs grad_norm_meta(double norm_type, const List& arrays) {
   check_list(op, "arrays", arrays, static_cast<size_t>(-1), false);
   GradNormArgs g;
   g.p = norm_type;
+  g.xs.reserve(arrays.size());
+  g.ns.reserve(arrays.size());
   for (const ArrayRef& x : arrays) {
     g.xs.push_back(x.ptr<const float>());
     g.ns.push_back(x.numel());

@@ -48,7 +48,7 @@ Pool2dShape pool2d_forward_meta(const char* op, const ArrayRef& x, const Pool2dS
 Pool2dShape pool2d_backward_meta(const char* op, const ArrayRef& dy, const ArrayRef& x,
                                  const ArrayRef& indices, const Pool2dShape& params);
 Pool2dShape global_avg_pool2d_meta(const char* op, const ArrayRef& x, const ArrayRef& dy);
-std::vector<int64_t> pool2d_y_shape(const Pool2dShape& s);
+Shape pool2d_y_shape(const Pool2dShape& s);
 
 void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int64_t* idx, Isa isa, int nthreads);
 // Throws std::invalid_argument when an index is outside [0, H*W) (nothing is written there).

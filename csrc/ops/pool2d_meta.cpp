@@ -72,7 +72,7 @@ void pool2d_shape(const char* op, Pool2dShape* s) {
   }
 }
 
-std::vector<int64_t> pool2d_y_shape(const Pool2dShape& s) { return {s.N, s.C, s.OH, s.OW}; }
+Shape pool2d_y_shape(const Pool2dShape& s) { return {s.N, s.C, s.OH, s.OW}; }
 
 Pool2dShape pool2d_forward_meta(const char* op, const ArrayRef& x, const Pool2dShape& params) {
   return with_input(op, x, params);

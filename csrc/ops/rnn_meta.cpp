@@ -22,7 +22,7 @@ RnnCell cell_of(const char* op, RnnCell cell, const std::string& nonlinearity) {
 
 // A float32 C-contiguous array of exactly `shape` (`what` describes it), or left out where
 // optional.
-void check_shaped(const char* op, const ArrayRef& a, const std::vector<int64_t>& shape, bool optional,
+void check_shaped(const char* op, const ArrayRef& a, const Shape& shape, bool optional,
                   const std::string& what) {
   if (!a.present) {
     if (optional) return;

@@ -50,16 +50,16 @@ CrossEntropyArgs cross_entropy_meta(const char* op, const ArrayRef& logits, cons
   if (a.C < 1)
     arg_value_fail(op, "expected at least one class, got logits of shape " + shape_str(logits.shape));
   if (target.dtype != DType::Int64) {
-    arg_type_fail(op, "expected target to be int64 class indices, got " + target.dtype_name);
+    arg_type_fail(op, std::string("expected target to be int64 class indices, got ") + target.dtype_name);
   }
   check_i64(op, target);
-  if (target.shape != std::vector<int64_t>{a.N}) {
+  if (target.shape != Shape{a.N}) {
     arg_value_fail(op,
                    "expected target of shape (" + std::to_string(a.N) + ",), got " + shape_str(target.shape));
   }
   if (weight.present) {
     check_f32(op, weight);
-    if (weight.shape != std::vector<int64_t>{a.C}) {
+    if (weight.shape != Shape{a.C}) {
       arg_value_fail(
           op, "expected weight of shape (" + std::to_string(a.C) + ",), got " + shape_str(weight.shape));
     }
@@ -84,7 +84,7 @@ void cross_entropy_bad_target(const char* op, const CrossEntropyArgs& a, int64_t
 void cross_entropy_scale_check(const char* op, const CrossEntropyArgs& a, const ArrayRef& scale) {
   if (!scale.present) arg_type_fail(op, "expected scale to be a float32 array, got None");
   check_f32(op, scale);
-  if (scale.shape != std::vector<int64_t>{a.N}) {
+  if (scale.shape != Shape{a.N}) {
     arg_value_fail(op,
                    "expected scale of shape (" + std::to_string(a.N) + ",), got " + shape_str(scale.shape));
   }

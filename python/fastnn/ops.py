@@ -12,6 +12,9 @@ from . import _core
 from . import cuda as _cuda
 from ._conv import conv2d_params
 
+# numpy.ndarray, looked up once: the device checks below ask for it for every array of every call.
+_ndarray = np.ndarray
+
 __all__ = [
     "gemm",
     "conv2d_forward",
@@ -81,7 +84,7 @@ def _gpu(*arrays):
     """True when any argument is a CUDA array (then all must be: the entries check). NumPy arrays
     and None are the common case and cost no attribute lookup."""
     for a in arrays:
-        if a is not None and type(a) is not np.ndarray and hasattr(a, "__cuda_array_interface__"):
+        if a is not None and type(a) is not _ndarray and hasattr(a, "__cuda_array_interface__"):
             return True
     return False
 
@@ -92,10 +95,17 @@ def _kernels(*arrays):
     return _cuda.kernels if _gpu(*arrays) else _core
 
 
-def _listed(*lists):
-    """The arrays of the list arguments (lists or tuples; other values hold none), for _kernels:
-    one CUDA array anywhere sends the call to the device, which refuses the NumPy ones."""
-    return [a for lst in lists if isinstance(lst, (list, tuple)) for a in lst]
+def _listed_kernels(*lists):
+    """_kernels of the arrays of the list arguments (lists or tuples; other values hold none):
+    one CUDA array anywhere sends the call to the device, which refuses the NumPy ones. Lists of
+    NumPy arrays alone, the common case, take one pass over the arrays' types in C."""
+    arrays = []
+    for lst in lists:
+        if isinstance(lst, (list, tuple)):
+            arrays += lst
+    if list(map(type, arrays)).count(_ndarray) == len(arrays):
+        return _core
+    return _kernels(*arrays)
 
 
 # pool2d: x and dy are (N, C, H, W) float32 C-contiguous; semantics, output sizes and errors are
@@ -410,7 +420,7 @@ def sgd_step(
     """torch.optim.SGD's update; first_step: the step that fills the momentum buffers (buf = d).
 
     momentum_buffers may be None when momentum == 0."""
-    _kernels(*_listed(params, grads, momentum_buffers)).sgd_step(
+    _listed_kernels(params, grads, momentum_buffers).sgd_step(
         params, grads, momentum_buffers, lr, momentum, dampening, nesterov, weight_decay, maximize, first_step
     )
 
@@ -433,7 +443,7 @@ def adam_step(
 ):
     """torch.optim.Adam's update (AdamW's with decoupled_weight_decay); step is 1-based (after
     incrementing); max_exp_avg_sqs is required with amsgrad."""
-    _kernels(*_listed(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs)).adam_step(
+    _listed_kernels(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs).adam_step(
         params,
         grads,
         exp_avgs,
@@ -455,7 +465,7 @@ def grad_norm(arrays, norm_type=2.0):
     """The total norm of order norm_type (2.0, 1.0, inf, or another p > 0) over all float32 arrays,
     accumulated in float64 (as a Python float); what clip_grad_norm_ computes. 0.0 for [].
     CUDA arrays: the norm is read back to the host, so the call waits for CuPy's current stream."""
-    return _kernels(*_listed(arrays)).grad_norm(arrays, float(norm_type))
+    return _listed_kernels(arrays).grad_norm(arrays, float(norm_type))
 
 
 # Batch normalisation of NCHW float32 (torch.nn.functional.batch_norm's semantics; see
@@ -564,7 +574,7 @@ def _entry(name, *arrays):
 def _step(x):
     if _gpu(x):
         return _cuda.step_view(x)
-    return x[None] if isinstance(x, np.ndarray) and x.ndim == 2 else x
+    return x[None] if isinstance(x, _ndarray) and x.ndim == 2 else x
 
 
 def _unstep(dx):
