@@ -574,6 +574,34 @@ BAD_CALLS = {
         lambda A, a: ops.rnn_cell_backward(A(a["bh"]), A(a["xc"]), None, A(a["w_ih1"]), A(a["w_hh1"]), A(a["bh"])),
         ValueError,
     ),
+    # a cell's x is one step (B, I): a sequence (even of one step) or a vector is refused, not
+    # run as T steps (found by the fuzz suite, tests/fuzz)
+    "lstm_cell_x_sequence": (
+        lambda A, a: ops.lstm_cell_forward(A(a["x"]), None, None, A(a["w_ih"]), A(a["w_hh"])),
+        ValueError,
+    ),
+    "lstm_cell_backward_x_one_step_sequence": (
+        lambda A, a: ops.lstm_cell_backward(
+            A(a["bh"]), None, A(a["x1"]), None, None, A(a["w_ih"]), A(a["w_hh"]), A(a["ws_cell"])
+        ),
+        ValueError,
+    ),
+    "gru_cell_x_vector": (
+        lambda A, a: ops.gru_cell_forward(A(a["xc"][0]), None, A(a["w_ih3"]), A(a["w_hh3"])),
+        ValueError,
+    ),
+    "gru_cell_backward_x_sequence": (
+        lambda A, a: ops.gru_cell_backward(A(a["bh"]), A(a["x"]), None, A(a["w_ih3"]), A(a["w_hh3"]), A(a["ws3_cell"])),
+        ValueError,
+    ),
+    "rnn_cell_x_sequence": (
+        lambda A, a: ops.rnn_cell_forward(A(a["x"]), None, A(a["w_ih1"]), A(a["w_hh1"])),
+        ValueError,
+    ),
+    "rnn_cell_backward_x_sequence": (
+        lambda A, a: ops.rnn_cell_backward(A(a["bh"]), A(a["x"]), None, A(a["w_ih1"]), A(a["w_hh1"]), A(a["y"])),
+        ValueError,
+    ),
 }
 
 
@@ -585,7 +613,7 @@ def _fake(v):
 @pytest.mark.parametrize("name", list(BAD_CALLS))
 def test_cpu_refuses_each_bad_call(rng, name):
     call, exc = BAD_CALLS[name]
-    with pytest.raises(exc, match=r"^fastnn\.ops\.(lstm|gru|rnn)_(forward|backward): expected "):
+    with pytest.raises(exc, match=r"^fastnn\.ops\.(lstm|gru|rnn)(_cell)?_(forward|backward): expected "):
         call(lambda v: v, _arrays(rng))
 
 

@@ -561,10 +561,15 @@ def _entry(name, *arrays):
     return getattr(_core, name)
 
 
-def _step(x):
+def _step(op, x):
+    """x (B, I) as the layer's (1, B, I). An array of another rank is the cell's ValueError: a
+    (T, B, I) x would run T steps, not one; what is not an array is left to the entry's checks."""
+    shape = x.__cuda_array_interface__["shape"] if _gpu(x) else getattr(x, "shape", None)
+    if shape is not None and len(shape) != 2:
+        raise ValueError(f"fastnn.ops.{op}: expected x of 2 dimensions (B, I), got shape {_shape(shape)}")
     if _gpu(x):
         return _cuda.step_view(x)
-    return x[None] if isinstance(x, np.ndarray) and x.ndim == 2 else x
+    return x[None] if isinstance(x, np.ndarray) else x
 
 
 def _unstep(dx):
@@ -574,42 +579,42 @@ def _unstep(dx):
 def lstm_cell_forward(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
     """(h' (B, H), c' (B, H), ws)."""
     fwd = _entry("lstm_forward", x, h, c, w_ih, w_hh, b_ih, b_hh)
-    _, h1, c1, ws = fwd(_step(x), h, c, w_ih, w_hh, b_ih, b_hh, False)
+    _, h1, c1, ws = fwd(_step("lstm_cell_forward", x), h, c, w_ih, w_hh, b_ih, b_hh, False)
     return h1, c1, ws
 
 
 def lstm_cell_backward(dh, dc, x, h, c, w_ih, w_hh, ws):
     """(dx, dh_prev, dc_prev, dw_ih, dw_hh, db_ih, db_hh) from the gradients of h' and c'."""
     bwd = _entry("lstm_backward", dh, dc, x, h, c, w_ih, w_hh, ws)
-    g = bwd(None, dh, dc, _step(x), h, c, w_ih, w_hh, None, ws, False)
+    g = bwd(None, dh, dc, _step("lstm_cell_backward", x), h, c, w_ih, w_hh, None, ws, False)
     return (_unstep(g[0]),) + g[1:]
 
 
 def gru_cell_forward(x, h, w_ih, w_hh, b_ih=None, b_hh=None):
     """(h' (B, H), ws)."""
     fwd = _entry("gru_forward", x, h, w_ih, w_hh, b_ih, b_hh)
-    _, h1, ws = fwd(_step(x), h, w_ih, w_hh, b_ih, b_hh, False)
+    _, h1, ws = fwd(_step("gru_cell_forward", x), h, w_ih, w_hh, b_ih, b_hh, False)
     return h1, ws
 
 
 def gru_cell_backward(dh, x, h, w_ih, w_hh, ws):
     """(dx, dh_prev, dw_ih, dw_hh, db_ih, db_hh)."""
     bwd = _entry("gru_backward", dh, x, h, w_ih, w_hh, ws)
-    g = bwd(None, dh, _step(x), h, w_ih, w_hh, None, ws, False)
+    g = bwd(None, dh, _step("gru_cell_backward", x), h, w_ih, w_hh, None, ws, False)
     return (_unstep(g[0]),) + g[1:]
 
 
 def rnn_cell_forward(x, h, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
     """(h' (B, H), ws)."""
     fwd = _entry("rnn_forward", x, h, w_ih, w_hh, b_ih, b_hh)
-    y, h1, _ = fwd(_step(x), h, w_ih, w_hh, b_ih, b_hh, nonlinearity, False)
+    y, h1, _ = fwd(_step("rnn_cell_forward", x), h, w_ih, w_hh, b_ih, b_hh, nonlinearity, False)
     return h1, y
 
 
 def rnn_cell_backward(dh, x, h, w_ih, w_hh, ws, nonlinearity="tanh"):
     """(dx, dh_prev, dw_ih, dw_hh, db_ih, db_hh)."""
     bwd = _entry("rnn_backward", dh, x, h, w_ih, w_hh, ws)
-    g = bwd(None, dh, _step(x), h, w_ih, w_hh, ws, None, nonlinearity, False)
+    g = bwd(None, dh, _step("rnn_cell_backward", x), h, w_ih, w_hh, ws, None, nonlinearity, False)
     return (_unstep(g[0]),) + g[1:]
 
 
