@@ -605,6 +605,32 @@ BAD_CALLS = {
 }
 
 
+def test_cell_refusals_name_the_cell_and_its_arguments(rng):
+    """A cell runs as its layer at T = 1; what it refuses is in the cell's words: its name, h / c
+    / dh / dc for the layer's h0 / c0 / dh_n / dc_n, ws for the RNN cell's (the layer's y)."""
+    a = _arrays(rng)
+    f64 = a["xc"].astype(np.float64)
+    cases = [
+        (ops.lstm_cell_forward, (f64, None, None, a["w_ih"], a["w_hh"]), "expected x to be float32, got float64"),
+        (ops.gru_cell_forward, (a["xc"], [0.0], a["w_ih3"], a["w_hh3"]), "expected h to be a numpy.ndarray of float32"),
+        (ops.lstm_cell_forward, (a["xc"], None, a["xc"], a["w_ih"], a["w_hh"]), "expected c of shape (2, 4)"),
+        (
+            ops.lstm_cell_backward,
+            (a["bh"], a["xc"], a["xc"], None, None, a["w_ih"], a["w_hh"], a["ws_cell"]),
+            "expected dc of shape (2, 4)",
+        ),
+        (
+            ops.rnn_cell_backward,
+            (a["bh"].T.copy(), a["xc"], None, a["w_ih1"], a["w_hh1"], a["y"][:1]),
+            "expected dh of shape (2, 4)",
+        ),
+        (ops.rnn_cell_backward, (a["bh"], a["xc"], None, a["w_ih1"], a["w_hh1"], a["bh"]), "expected ws of shape"),
+    ]
+    for op, args, words in cases:
+        kind, msg = refusal(op, *args)
+        assert msg.startswith(f"fastnn.ops.{op.__name__}: {words}"), msg
+
+
 def _fake(v):
     """FakeDeviceArray over v's memory, with v's strides."""
     return FakeDeviceArray(v, strides=None if v.flags.c_contiguous else v.strides)

@@ -6,6 +6,8 @@ embedding, pooling, cross-entropy, batch norm, the SGD and Adam updates, grad_no
 recurrent layers and cells, scaled dot-product attention), with CuPy outputs; the others refuse
 CUDA arrays with a TypeError."""
 
+import re
+
 import numpy as np
 
 from . import _core
@@ -561,6 +563,29 @@ def _entry(name, *arrays):
     return getattr(_core, name)
 
 
+# The layer entries' argument names that a cell calls otherwise (the RNN cell's ws is the
+# layer's y); the messages name the cell and its arguments.
+_CELL_WORDS = {"h0": "h", "c0": "c", "dh_n": "dh", "dc_n": "dc"}
+
+
+def _in_cell(cell, layer, *arrays):
+    """_entry(layer, *arrays), whose TypeError / ValueError names the cell op and its arguments
+    instead of the layer's (the entries run the cell as the layer's T = 1)."""
+    fn = _entry(layer, *arrays)
+    words = dict(_CELL_WORDS, **({"y": "ws"} if cell == "rnn_cell_backward" else {}))
+    pattern = re.compile(r"\b(" + "|".join(words) + r")\b")
+
+    def call(*args):
+        try:
+            return fn(*args)
+        except (TypeError, ValueError) as e:
+            msg = str(e).replace(f"fastnn.ops.{layer}:", f"fastnn.ops.{cell}:").replace(f"{layer}()", f"{cell}()")
+            msg = pattern.sub(lambda m: words[m.group(1)], msg).replace("x.shape[2]", "x.shape[1]")
+            raise type(e)(msg) from None
+
+    return call
+
+
 def _step(op, x):
     """x (B, I) as the layer's (1, B, I). An array of another rank is the cell's ValueError: a
     (T, B, I) x would run T steps, not one; what is not an array is left to the entry's checks."""
@@ -578,42 +603,42 @@ def _unstep(dx):
 
 def lstm_cell_forward(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
     """(h' (B, H), c' (B, H), ws)."""
-    fwd = _entry("lstm_forward", x, h, c, w_ih, w_hh, b_ih, b_hh)
+    fwd = _in_cell("lstm_cell_forward", "lstm_forward", x, h, c, w_ih, w_hh, b_ih, b_hh)
     _, h1, c1, ws = fwd(_step("lstm_cell_forward", x), h, c, w_ih, w_hh, b_ih, b_hh, False)
     return h1, c1, ws
 
 
 def lstm_cell_backward(dh, dc, x, h, c, w_ih, w_hh, ws):
     """(dx, dh_prev, dc_prev, dw_ih, dw_hh, db_ih, db_hh) from the gradients of h' and c'."""
-    bwd = _entry("lstm_backward", dh, dc, x, h, c, w_ih, w_hh, ws)
+    bwd = _in_cell("lstm_cell_backward", "lstm_backward", dh, dc, x, h, c, w_ih, w_hh, ws)
     g = bwd(None, dh, dc, _step("lstm_cell_backward", x), h, c, w_ih, w_hh, None, ws, False)
     return (_unstep(g[0]),) + g[1:]
 
 
 def gru_cell_forward(x, h, w_ih, w_hh, b_ih=None, b_hh=None):
     """(h' (B, H), ws)."""
-    fwd = _entry("gru_forward", x, h, w_ih, w_hh, b_ih, b_hh)
+    fwd = _in_cell("gru_cell_forward", "gru_forward", x, h, w_ih, w_hh, b_ih, b_hh)
     _, h1, ws = fwd(_step("gru_cell_forward", x), h, w_ih, w_hh, b_ih, b_hh, False)
     return h1, ws
 
 
 def gru_cell_backward(dh, x, h, w_ih, w_hh, ws):
     """(dx, dh_prev, dw_ih, dw_hh, db_ih, db_hh)."""
-    bwd = _entry("gru_backward", dh, x, h, w_ih, w_hh, ws)
+    bwd = _in_cell("gru_cell_backward", "gru_backward", dh, x, h, w_ih, w_hh, ws)
     g = bwd(None, dh, _step("gru_cell_backward", x), h, w_ih, w_hh, None, ws, False)
     return (_unstep(g[0]),) + g[1:]
 
 
 def rnn_cell_forward(x, h, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
     """(h' (B, H), ws)."""
-    fwd = _entry("rnn_forward", x, h, w_ih, w_hh, b_ih, b_hh)
+    fwd = _in_cell("rnn_cell_forward", "rnn_forward", x, h, w_ih, w_hh, b_ih, b_hh)
     y, h1, _ = fwd(_step("rnn_cell_forward", x), h, w_ih, w_hh, b_ih, b_hh, nonlinearity, False)
     return h1, y
 
 
 def rnn_cell_backward(dh, x, h, w_ih, w_hh, ws, nonlinearity="tanh"):
     """(dx, dh_prev, dw_ih, dw_hh, db_ih, db_hh)."""
-    bwd = _entry("rnn_backward", dh, x, h, w_ih, w_hh, ws)
+    bwd = _in_cell("rnn_cell_backward", "rnn_backward", dh, x, h, w_ih, w_hh, ws)
     g = bwd(None, dh, _step("rnn_cell_backward", x), h, w_ih, w_hh, ws, None, nonlinearity, False)
     return (_unstep(g[0]),) + g[1:]
 
