@@ -3,7 +3,7 @@ reference backwards against finite differences, torch parity, thread invariance,
 
 import numpy as np
 import pytest
-from conftest import ISAS, num_threads, randn
+from conftest import ISAS, num_threads, randn, refusal
 from fastnn import _core, ops, ref
 from fastnn.ref.rounding import EPS32
 
@@ -263,6 +263,26 @@ def test_bad_input(rng):
         ops.softmax_forward(x, out=ro)
     with pytest.raises(ValueError, match="overlap|share"):
         ops.cross_entropy_backward(np.float32(1), x, t, out=x)
+
+
+@pytest.mark.parametrize("op", ["cross_entropy_forward", "cross_entropy_backward"])
+@pytest.mark.parametrize(
+    "option,value,exc,words",
+    [
+        ("ignore_index", None, TypeError, "expected ignore_index to be an int, got NoneType"),
+        ("ignore_index", 2.5, TypeError, "expected ignore_index to be an int, got float"),
+        ("ignore_index", 2**63, ValueError, "expected ignore_index to fit in int64"),
+        ("label_smoothing", "0.1", TypeError, "expected label_smoothing to be a float, got str"),
+        ("label_smoothing", None, TypeError, "expected label_smoothing to be a float, got NoneType"),
+    ],
+)
+def test_cross_entropy_option_types_name_the_op(rng, op, option, value, exc, words):
+    # were pybind11's "cross_entropy_rows(): incompatible function arguments" (found by the fuzz
+    # suite, tests/fuzz)
+    x, t = randn(rng, 4, 3), np.array([0, 1, 2, 1])
+    args = (x, t) if op == "cross_entropy_forward" else (np.float32(1), x, t)
+    kind, msg = refusal(lambda: getattr(ops, op)(*args, **{option: value}))
+    assert kind is exc and msg.startswith(f"fastnn.ops.{op}: {words}"), msg
 
 
 # ---------------------------------------------------------------------------------------------

@@ -259,11 +259,21 @@ def log_softmax_backward(dy, y, dim=-1, *, out=None):
 _REDUCTIONS = ("none", "mean", "sum")
 
 
-def _ce_rows(op, xp, logits, target, reduction, others=()):
+def _ce_rows(op, xp, logits, target, reduction, others=(), ignore_index=-100, label_smoothing=0.0):
     """(rows (M, C) C-contiguous, targets (M,), the per-row loss shape) of (N, C, d...) logits,
     as arrays of xp (NumPy, or CuPy for CUDA arrays: then every array given must be one)."""
     if reduction not in _REDUCTIONS:
         raise ValueError(f"fastnn.ops.{op}: expected reduction 'none', 'mean' or 'sum', got {reduction!r}")
+    # the row entries take an int64 and a float: anything else would be pybind11's TypeError
+    # naming the entry (cross_entropy_rows), not this op
+    if not isinstance(ignore_index, (int, np.integer)):
+        raise TypeError(f"fastnn.ops.{op}: expected ignore_index to be an int, got {type(ignore_index).__name__}")
+    if not -(2**63) <= ignore_index < 2**63:
+        raise ValueError(f"fastnn.ops.{op}: expected ignore_index to fit in int64, got {ignore_index}")
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float, np.integer, np.floating)):
+        raise TypeError(
+            f"fastnn.ops.{op}: expected label_smoothing to be a float, got {type(label_smoothing).__name__}"
+        )
     for name, a in (("logits", logits), ("target", target)) + tuple(others):
         if a is None:
             continue
@@ -331,7 +341,9 @@ def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_
     """The loss: float32 0-d for 'mean' / 'sum', of target's shape for 'none' (a CuPy array for
     CUDA arrays)."""
     xp = _xp(logits, target, weight)
-    rows, t, tshape = _ce_rows("cross_entropy_forward", xp, logits, target, reduction, (("weight", weight),))
+    rows, t, tshape = _ce_rows(
+        "cross_entropy_forward", xp, logits, target, reduction, (("weight", weight),), ignore_index, label_smoothing
+    )
     kernels = _core if xp is np else _cuda.kernels
     loss, wt = kernels.cross_entropy_rows(rows, t, weight, ignore_index, label_smoothing)
     if reduction == "none":
@@ -350,7 +362,9 @@ def cross_entropy_backward(
     shape for 'none'); one code for both devices over the array namespace."""
     op = "cross_entropy_backward"
     xp = _xp(logits, target, weight, out)
-    rows, t, tshape = _ce_rows(op, xp, logits, target, reduction, (("weight", weight), ("out", out)))
+    rows, t, tshape = _ce_rows(
+        op, xp, logits, target, reduction, (("weight", weight), ("out", out)), ignore_index, label_smoothing
+    )
     kind = getattr(getattr(grad, "dtype", None), "kind", "f" if isinstance(grad, (int, float)) else None)
     if kind != "f" or isinstance(grad, bool):
         got = getattr(grad, "dtype", None) or type(grad).__name__
