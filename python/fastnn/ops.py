@@ -471,7 +471,13 @@ def grad_norm(arrays, norm_type=2.0):
     """The total norm of order norm_type (2.0, 1.0, inf, or another p > 0) over all float32 arrays,
     accumulated in float64 (as a Python float); what clip_grad_norm_ computes. 0.0 for [].
     CUDA arrays: the norm is read back to the host, so the call waits for CuPy's current stream."""
-    return _kernels(*_listed(arrays)).grad_norm(arrays, float(norm_type))
+    try:
+        p = float(norm_type)  # as clip_grad_norm_: a number, or a string such as "inf"
+    except (TypeError, ValueError) as e:
+        raise type(e)(
+            f"fastnn.ops.grad_norm: expected norm_type to be a number, got {type(norm_type).__name__} {norm_type!r}"
+        ) from None
+    return _kernels(*_listed(arrays)).grad_norm(arrays, p)
 
 
 # Batch normalisation of NCHW float32 (torch.nn.functional.batch_norm's semantics; see
