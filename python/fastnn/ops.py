@@ -6,6 +6,7 @@ embedding, pooling, cross-entropy, batch norm, the SGD and Adam updates, grad_no
 recurrent layers and cells, scaled dot-product attention), with CuPy outputs; the others refuse
 CUDA arrays with a TypeError."""
 
+import os
 import re
 
 import numpy as np
@@ -505,21 +506,46 @@ def batch_norm2d_backward(dy, x, weight, save_mean, save_invstd, training=True, 
 # an input, never an output); an index outside [0, V) is a ValueError.
 
 
-def _indices(indices):
-    if isinstance(indices, np.ndarray) and indices.dtype.kind in "iu":
+def _physical_memory():
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return 0  # unknown
+
+
+def _indices(op, indices):
+    """Integer indices as int64 C-contiguous (a copy unless they are that already), with the
+    outputs' rules for the copy (csrc/bind/alloc.h): more bytes than this machine has is a
+    ValueError, an allocation that fails a MemoryError, each naming the op."""
+    if not (isinstance(indices, np.ndarray) and indices.dtype.kind in "iu"):
+        return indices
+    if indices.dtype == np.int64 and indices.flags.c_contiguous:
+        return indices
+    need, mem = indices.size * 8, _physical_memory()
+    if mem and need > mem:
+        raise ValueError(
+            f"fastnn.ops.{op}: expected indices that fit in memory as int64, got shape {_shape(indices.shape)} "
+            f"({need} bytes; this machine has {mem})"
+        )
+    try:
         return np.asarray(indices, dtype=np.int64, order="C")
-    return indices
+    except MemoryError:
+        raise MemoryError(
+            f"fastnn.ops.{op}: cannot allocate {need} bytes for indices of shape {_shape(indices.shape)} as int64"
+        ) from None
 
 
 def embedding_forward(weight, indices, padding_idx=None, *, out=None):
     """out of shape indices.shape + (D,): weight[indices] (padding_idx is checked, as torch does)."""
-    return _kernels(weight, indices, out).embedding_forward(weight, _indices(indices), padding_idx, out)
+    idx = _indices("embedding_forward", indices)
+    return _kernels(weight, indices, out).embedding_forward(weight, idx, padding_idx, out)
 
 
 def embedding_backward(dy, indices, num_embeddings, padding_idx=None, *, out=None):
     """The dense (num_embeddings, D) gradient of weight: dy's rows summed per index, in order of
     position; the padding_idx row zero."""
-    return _kernels(dy, indices, out).embedding_backward(dy, _indices(indices), num_embeddings, padding_idx, out)
+    idx = _indices("embedding_backward", indices)
+    return _kernels(dy, indices, out).embedding_backward(dy, idx, num_embeddings, padding_idx, out)
 
 
 # Recurrent layers over a whole sequence (csrc/ops/rnn.h): float32 C-contiguous x (T, B, I), h0/c0
