@@ -174,6 +174,8 @@ def test_bad_input(rng):
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="embedding_backward.*out to be writeable"):
         ops.embedding_backward(dy, idx, 10, out=ro)
+    with pytest.raises(ValueError, match="^fastnn.ops.embedding_backward: expected padding_idx to fit in int64"):
+        ops.embedding_backward(dy, idx, 10, 2**70)  # was pybind11's RuntimeError (found by the fuzz suite)
 
 
 @pytest.mark.parametrize("op", ["embedding_forward", "embedding_backward"])

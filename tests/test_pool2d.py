@@ -368,6 +368,18 @@ def _bad_calls(x, y, idx, bad_idx):
         "indices_range": (lambda A: ops.max_pool2d_backward(A(y), A(x), A(bad_idx), 2), ValueError, "indices in"),
         "stride_0": (lambda A: ops.avg_pool2d_backward(A(y), A(x), 2, 0), ValueError, "stride should be"),
         "global_dy": (lambda A: ops.global_avg_pool2d_backward(A(y), A(x)), ValueError, "global_avg_pool2d_backward"),
+        # ints past int64 were pybind11's RuntimeError "Unable to cast Python instance" (found by
+        # the fuzz suite, tests/fuzz)
+        "kernel_past_int64": (
+            lambda A: ops.max_pool2d_forward(A(x), 2**63),
+            ValueError,
+            "^fastnn.ops.max_pool2d_forward: expected kernel_size to fit in int64, got 9223372036854775808$",
+        ),
+        "padding_pair_past_int64": (
+            lambda A: ops.avg_pool2d_backward(A(y), A(x), 2, padding=(0, -(2**64))),
+            ValueError,
+            "^fastnn.ops.avg_pool2d_backward: expected padding to fit in int64",
+        ),
     }
 
 
