@@ -739,6 +739,20 @@ BAD_CALLS = {
     ),
     "bias_dy_3d": (lambda A, a: ops.conv2d_backward_bias(A(a["x3d"])), ValueError),
     "bias_out_shape": (lambda A, a: ops.conv2d_backward_bias(A(a["dy"]), out=A(a["b7"])), ValueError),
+    # the other entries' size rule for channels and planes: an empty dy with 2^31 + 1 channels
+    # asked for an 8 GiB output (found by the fuzz suite, tests/fuzz)
+    "bias_dy_channels_past_2^31": (
+        lambda A, a: ops.conv2d_backward_bias(A(np.empty((0, 2**31 + 1, 0, 1), np.float32))),
+        ValueError,
+    ),
+    "bias_dy_plane_past_2^31": (
+        lambda A, a: ops.conv2d_backward_bias(A(np.empty((0, 1, 2**16, 2**16), np.float32))),
+        ValueError,
+    ),
+    "bias_dy_plane_dims_past_2^32": (
+        lambda A, a: ops.conv2d_backward_bias(A(np.empty((0, 1, 2**40, 2**20), np.float32))),
+        ValueError,
+    ),
 }
 
 
