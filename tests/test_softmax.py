@@ -265,6 +265,23 @@ def test_bad_input(rng):
         ops.cross_entropy_backward(np.float32(1), x, t, out=x)
 
 
+@pytest.mark.parametrize(
+    "logits,target,opts,want",
+    [
+        ([[-np.inf, 1.0]], [0], {}, np.inf),  # the target's probability is 0
+        ([[1.0, -np.inf]], [0], {}, 0.0),  # another class's is: no smoothing term, no NaN
+        ([[-np.inf, 1.0], [1.0, 2.0]], [-100, 0], {"reduction": "sum"}, 1.3132616875182228),  # ignored row: 0
+        ([[-np.inf, 1.0]], [1], {"label_smoothing": 0.1}, np.inf),  # smoothing counts every class
+    ],
+)
+def test_cross_entropy_reference_with_minus_infinity(logits, target, opts, want):
+    # the reference's terms that are not counted were multiplied by 0 and gave NaN for -inf
+    # log-probabilities where torch and the kernels give these (found by the fuzz suite)
+    x, t = np.array(logits, np.float32), np.array(target)
+    np.testing.assert_allclose(ref.cross_entropy_forward(x, t, **opts), want, rtol=1e-7)
+    np.testing.assert_allclose(ops.cross_entropy_forward(x, t, **opts), want, rtol=1e-6)
+
+
 @pytest.mark.parametrize("op", ["cross_entropy_forward", "cross_entropy_backward"])
 @pytest.mark.parametrize(
     "option,value,exc,words",
