@@ -254,6 +254,21 @@ def test_empty_batch_in_eval_saves_the_running_statistics(shape):
     )
 
 
+def test_an_infinite_value_gives_an_infinite_mean():
+    # a channel holding inf (not NaN) has an infinite mean, as the reference's and torch's; the
+    # two-pass mean's correction (x - mean: inf - inf) made it NaN (found by the fuzz suite)
+    x = np.ones((2, 3, 2, 2), np.float32)
+    x[1, 0, 1, 1], x[0, 2, 0, 1] = -np.inf, np.inf
+    rm, rv = np.zeros(3, np.float32), np.ones(3, np.float32)
+    _, sm, si = ops.batch_norm2d_forward(x, None, None, rm, rv, True)
+    with np.errstate(invalid="ignore"):  # the reference's x - mean at inf
+        _, rsm, rsi = ref.batch_norm2d_forward(x, None, None, np.zeros(3), np.ones(3), True)
+    np.testing.assert_array_equal(sm, rsm)
+    assert sm[0] == -np.inf and sm[2] == np.inf and sm[1] == 1
+    assert np.isnan(si[[0, 2]]).all() and np.isnan(rsi[[0, 2]]).all()
+    assert rm[0] == -np.inf and rm[2] == np.inf
+
+
 def test_nan_propagates():
     x = np.ones((2, 2, 3, 3), np.float32)
     x[1, 0, 2, 1] = np.nan

@@ -93,7 +93,7 @@ __global__ void __launch_bounds__(THREADS)
     s1 = block_sum(s1, scratch);
     s2 = block_sum(s2, scratch);
     const double d = s1 * inv_m;
-    mean = static_cast<double>(mf) + d;
+    mean = isinf(mf) ? static_cast<double>(mf) : static_cast<double>(mf) + d;  // (as the CPU's)
     var = s2 * inv_m - d * d;
     if (var < 0.0) var = 0.0;  // rounding; NaN stays NaN
     if (running_mean && threadIdx.x == 0) {

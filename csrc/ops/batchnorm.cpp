@@ -53,7 +53,7 @@ void batch_norm2d_forward(const BatchNormArgs& a, const float* x, const float* w
       double s1, s2;
       bn_dev_sums_cpu(xc, mf, a.n, a.hw, stride, &s1, &s2);
       const double d = s1 * inv_m;
-      mean = mf + d;
+      mean = std::isinf(mf) ? mf : mf + d;  // an infinite mean stays one (x - mf is NaN there)
       var = s2 * inv_m - d * d;
       if (var < 0) var = 0;  // rounding; NaN stays NaN
       if (running_mean) {
