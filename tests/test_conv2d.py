@@ -739,6 +739,17 @@ BAD_CALLS = {
     ),
     "bias_dy_3d": (lambda A, a: ops.conv2d_backward_bias(A(a["x3d"])), ValueError),
     "bias_out_shape": (lambda A, a: ops.conv2d_backward_bias(A(a["dy"]), out=A(a["b7"])), ValueError),
+    # neither an int nor a sequence: was tuple()'s "'NoneType' object is not iterable" (found by
+    # the fuzz suite, tests/fuzz)
+    "stride_none": (lambda A, a: ops.conv2d_forward(A(a["x"]), A(a["w"]), stride=None, groups=2), TypeError),
+    "dilation_float": (
+        lambda A, a: ops.conv2d_backward_data(A(a["dy"]), A(a["w"]), (2, 4, 6, 5), dilation=1.0, groups=2),
+        TypeError,
+    ),
+    "padding_none": (
+        lambda A, a: ops.conv2d_backward_weight(A(a["dy"]), A(a["x"]), (6, 2, 3, 3), padding=None, groups=2),
+        TypeError,
+    ),
     # the other entries' size rule for channels and planes: an empty dy with 2^31 + 1 channels
     # asked for an 8 GiB output (found by the fuzz suite, tests/fuzz)
     "bias_dy_channels_past_2^31": (
