@@ -741,6 +741,7 @@ BAD_CALLS = {
     "bias_out_shape": (lambda A, a: ops.conv2d_backward_bias(A(a["dy"]), out=A(a["b7"])), ValueError),
     # neither an int nor a sequence: was tuple()'s "'NoneType' object is not iterable" (found by
     # the fuzz suite, tests/fuzz)
+    "groups_bool": (lambda A, a: ops.conv2d_forward(A(a["x"]), A(a["w"]), groups=True), TypeError),
     "stride_none": (lambda A, a: ops.conv2d_forward(A(a["x"]), A(a["w"]), stride=None, groups=2), TypeError),
     "dilation_float": (
         lambda A, a: ops.conv2d_backward_data(A(a["dy"]), A(a["w"]), (2, 4, 6, 5), dilation=1.0, groups=2),

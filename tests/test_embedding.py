@@ -176,6 +176,15 @@ def test_bad_input(rng):
         ops.embedding_backward(dy, idx, 10, out=ro)
     with pytest.raises(ValueError, match="^fastnn.ops.embedding_backward: expected padding_idx to fit in int64"):
         ops.embedding_backward(dy, idx, 10, 2**70)  # was pybind11's RuntimeError (found by the fuzz suite)
+    # a bool is not an int (was taken as 1; found by the fuzz suite)
+    with pytest.raises(
+        TypeError, match="^fastnn.ops.embedding_backward: expected num_embeddings to be an int, got bool"
+    ):
+        ops.embedding_backward(dy, idx, True)
+    with pytest.raises(
+        TypeError, match="^fastnn.ops.embedding_forward: expected padding_idx to be None or an int, got bool"
+    ):
+        ops.embedding_forward(w, idx, True)
 
 
 @pytest.mark.parametrize("op", ["embedding_forward", "embedding_backward"])

@@ -236,6 +236,17 @@ def test_thread_counts_bit_identical(rng, isa, monkeypatch):
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("op", ["softmax_forward", "log_softmax_forward", "softmax_backward", "log_softmax_backward"])
+def test_a_bool_dim_is_refused(rng, op):
+    # pybind11 took True for dim 1; torch refuses a bool (found by the fuzz suite, tests/fuzz)
+    x = randn(rng, 4, 3)
+    args = (x,) if op.endswith("_forward") else (x, x)
+    assert refusal(lambda: getattr(ops, op)(*args, dim=True)) == (
+        TypeError,
+        f"fastnn.ops.{op}: expected dim to be an int, got bool",
+    )
+
+
 def test_bad_input(rng):
     x = randn(rng, 4, 3)
     t = np.array([0, 1, 2, 1])
@@ -289,6 +300,7 @@ def test_cross_entropy_reference_with_minus_infinity(logits, target, opts, want)
         ("ignore_index", None, TypeError, "expected ignore_index to be an int, got NoneType"),
         ("ignore_index", 2.5, TypeError, "expected ignore_index to be an int, got float"),
         ("ignore_index", 2**63, ValueError, "expected ignore_index to fit in int64"),
+        ("ignore_index", True, TypeError, "expected ignore_index to be an int, got bool"),
         ("label_smoothing", "0.1", TypeError, "expected label_smoothing to be a float, got str"),
         ("label_smoothing", None, TypeError, "expected label_smoothing to be a float, got NoneType"),
     ],

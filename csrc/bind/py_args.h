@@ -133,11 +133,11 @@ inline Pool2dShape pool2d_params(const char* op, pybind11::handle kernel, pybind
 inline std::vector<int64_t> int_list_arg(const char* op, const char* name, pybind11::handle obj) {
   namespace py = pybind11;
   std::vector<int64_t> s;
-  if (py::isinstance<py::int_>(obj)) {
+  if (is_int(obj)) {
     s.push_back(int64_value(op, name, obj));
   } else if (py::isinstance<py::sequence>(obj) && !py::isinstance<py::str>(obj)) {
     for (py::handle h : py::reinterpret_borrow<py::sequence>(obj)) {
-      if (!py::isinstance<py::int_>(h)) {
+      if (!is_int(h)) {
         arg_type_fail(op, std::string("expected ") + name +
                               " to be an int or a sequence of ints, got an element of type " + type_name(h));
       }
@@ -154,7 +154,7 @@ inline std::vector<int64_t> int_list_arg(const char* op, const char* name, pybin
 inline int64_t optional_int_arg(const char* op, const char* name, pybind11::handle obj, bool* given) {
   *given = !obj.is_none();
   if (!*given) return 0;
-  if (!pybind11::isinstance<pybind11::int_>(obj)) {
+  if (!is_int(obj)) {  // not a bool
     arg_type_fail(op, std::string("expected ") + name + " to be None or an int, got " + type_name(obj));
   }
   return int64_value(op, name, obj);

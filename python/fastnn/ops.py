@@ -206,21 +206,32 @@ def gelu_backward(dy, x, approximate="none", *, out=None):
     return _kernels(dy, x, out).gelu_backward(dy, x, approximate, out)
 
 
+def _int(op, name, v):
+    """v, an int option the entries take as int64: a bool is the op's TypeError, as torch's (and
+    csrc/bind/py_args.h's int options) refuse it; pybind11 would take True for 1."""
+    if type(v) is bool:
+        raise TypeError(f"fastnn.ops.{op}: expected {name} to be an int, got bool")
+    return v
+
+
 def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, activation=None, out=None):
     """y = act(conv2d(x, w) + bias), PyTorch's Conv2d: x (B, C, H, W), w (OC, C/groups, KH, KW),
     bias (OC,); padding is an int, a pair, 'same' or 'valid'; activation None or "relu"."""
+    groups = _int("conv2d", "groups", groups)
     st, pad, dil = conv2d_params(getattr(w, "shape", (0, 0, 1, 1))[2:], stride, padding, dilation)
     return _kernels(x, w, bias, out).conv2d_forward(x, w, bias, st, pad, dil, groups, activation, out)
 
 
 def conv2d_backward_data(dy, w, input_shape, stride=1, padding=0, dilation=1, groups=1, out=None):
     """dx (input_shape) from dy (B, OC, OH, OW) and w (OC, C/groups, KH, KW)."""
+    groups = _int("conv2d", "groups", groups)
     st, pad, dil = conv2d_params(getattr(w, "shape", (0, 0, 1, 1))[2:], stride, padding, dilation)
     return _kernels(dy, w, out).conv2d_backward_data(dy, w, tuple(input_shape), st, pad, dil, groups, out)
 
 
 def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1, groups=1, out=None):
     """dw (weight_shape) from dy (B, OC, OH, OW) and x (B, C, H, W), summed over the batch."""
+    groups = _int("conv2d", "groups", groups)
     st, pad, dil = conv2d_params(tuple(weight_shape)[2:], stride, padding, dilation)
     return _kernels(dy, x, out).conv2d_backward_weight(dy, x, tuple(weight_shape), st, pad, dil, groups, out)
 
@@ -239,22 +250,22 @@ def conv2d_backward_bias(dy, out=None):
 
 def softmax_forward(x, dim=-1, *, out=None):
     """y = exp(x - max) / sum exp(x - max) along dim."""
-    return _kernels(x, out).softmax_forward(x, dim, out)
+    return _kernels(x, out).softmax_forward(x, _int("softmax_forward", "dim", dim), out)
 
 
 def log_softmax_forward(x, dim=-1, *, out=None):
     """y = x - max - log sum exp(x - max) along dim."""
-    return _kernels(x, out).log_softmax_forward(x, dim, out)
+    return _kernels(x, out).log_softmax_forward(x, _int("log_softmax_forward", "dim", dim), out)
 
 
 def softmax_backward(dy, y, dim=-1, *, out=None):
     """dx = y * (dy - sum(dy * y, dim))."""
-    return _kernels(dy, y, out).softmax_backward(dy, y, dim, out)
+    return _kernels(dy, y, out).softmax_backward(dy, y, _int("softmax_backward", "dim", dim), out)
 
 
 def log_softmax_backward(dy, y, dim=-1, *, out=None):
     """dx = dy - exp(y) * sum(dy, dim)."""
-    return _kernels(dy, y, out).log_softmax_backward(dy, y, dim, out)
+    return _kernels(dy, y, out).log_softmax_backward(dy, y, _int("log_softmax_backward", "dim", dim), out)
 
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -267,7 +278,7 @@ def _ce_rows(op, xp, logits, target, reduction, others=(), ignore_index=-100, la
         raise ValueError(f"fastnn.ops.{op}: expected reduction 'none', 'mean' or 'sum', got {reduction!r}")
     # the row entries take an int64 and a float: anything else would be pybind11's TypeError
     # naming the entry (cross_entropy_rows), not this op
-    if not isinstance(ignore_index, (int, np.integer)):
+    if not isinstance(ignore_index, (int, np.integer)) or type(ignore_index) is bool:
         raise TypeError(f"fastnn.ops.{op}: expected ignore_index to be an int, got {type(ignore_index).__name__}")
     if not -(2**63) <= ignore_index < 2**63:
         raise ValueError(f"fastnn.ops.{op}: expected ignore_index to fit in int64, got {ignore_index}")
@@ -455,7 +466,7 @@ def adam_step(
         grads,
         exp_avgs,
         exp_avg_sqs,
-        step,
+        _int("adam_step", "step", step),
         lr,
         beta1,
         beta2,
@@ -545,7 +556,8 @@ def embedding_backward(dy, indices, num_embeddings, padding_idx=None, *, out=Non
     """The dense (num_embeddings, D) gradient of weight: dy's rows summed per index, in order of
     position; the padding_idx row zero."""
     idx = _indices("embedding_backward", indices)
-    return _kernels(dy, indices, out).embedding_backward(dy, idx, num_embeddings, padding_idx, out)
+    n = _int("embedding_backward", "num_embeddings", num_embeddings)
+    return _kernels(dy, indices, out).embedding_backward(dy, idx, n, padding_idx, out)
 
 
 # Recurrent layers over a whole sequence (csrc/ops/rnn.h): float32 C-contiguous x (T, B, I), h0/c0
