@@ -375,6 +375,11 @@ def _bad_calls(x, y, idx, bad_idx):
             ValueError,
             "^fastnn.ops.max_pool2d_forward: expected kernel_size to fit in int64, got 9223372036854775808$",
         ),
+        "kernel_ndarray": (  # was NumPy's "only integer scalar arrays can be converted to a scalar index"
+            lambda A: ops.max_pool2d_forward(A(x), np.array([2, 2])),
+            TypeError,
+            "^fastnn.ops.max_pool2d_forward: expected kernel_size to be an int, got ndarray",
+        ),
         "padding_pair_past_int64": (
             lambda A: ops.avg_pool2d_backward(A(y), A(x), 2, padding=(0, -(2**64))),
             ValueError,

@@ -27,12 +27,19 @@ inline bool is_int(pybind11::handle obj) {  // int or numpy integer, not bool
 }
 
 // The value of an int (a Python int, or an object with __index__) as int64. One outside int64 is
-// the op's ValueError: pybind11's cast<int64_t> would raise a RuntimeError naming nothing.
+// the op's ValueError: pybind11's cast<int64_t> would raise a RuntimeError naming nothing. An
+// __index__ that refuses (a NumPy array of several ints, or of floats) is the op's TypeError.
 inline int64_t int64_value(const char* op, const char* name, pybind11::handle obj) {
   namespace py = pybind11;
-  const py::object v = py::isinstance<py::int_>(obj)
-                           ? py::reinterpret_borrow<py::object>(obj)
-                           : py::reinterpret_borrow<py::object>(obj).attr("__index__")();
+  py::object v = py::reinterpret_borrow<py::object>(obj);
+  if (!py::isinstance<py::int_>(obj)) {
+    try {
+      v = v.attr("__index__")();
+    } catch (py::error_already_set& e) {
+      if (!e.matches(PyExc_TypeError)) throw;
+      arg_type_fail(op, std::string("expected ") + name + " to be an int, got " + type_name(obj));
+    }
+  }
   int overflow = 0;
   const long long x = PyLong_AsLongLongAndOverflow(v.ptr(), &overflow);
   if (overflow != 0) {
