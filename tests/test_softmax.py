@@ -247,6 +247,23 @@ def test_a_bool_dim_is_refused(rng, op):
     )
 
 
+@pytest.mark.parametrize("op", ["cross_entropy_forward", "cross_entropy_backward"])
+def test_cross_entropy_target_of_one_row_and_none(rng, op):
+    # 1-D logits (one row) took any target to reshape() (NumPy's ValueError, or the first of its
+    # values), None gave an AttributeError, 0-d logits an IndexError (found by the fuzz suite)
+    x = randn(rng, 3)
+    call = getattr(ops, op)
+    pre = () if op == "cross_entropy_forward" else (np.float32(1),)
+    cases = [
+        ((x, np.zeros(5, np.int64)), ValueError, "expected target of shape () for logits of shape (3,), got (5,)"),
+        ((x, None), TypeError, "expected target to be a numpy.ndarray, got NoneType"),
+        ((x[:1].reshape(()), np.array(0)), ValueError, "expected logits of 1 or more dimensions, got shape ()"),
+    ]
+    for args, exc, words in cases:
+        assert refusal(call, *pre, *args) == (exc, f"fastnn.ops.{op}: {words}")
+    assert call(*pre, x, np.array(1)).shape == ((3,) if pre else ())
+
+
 def test_bad_input(rng):
     x = randn(rng, 4, 3)
     t = np.array([0, 1, 2, 1])

@@ -287,7 +287,7 @@ def _ce_rows(op, xp, logits, target, reduction, others=(), ignore_index=-100, la
             f"fastnn.ops.{op}: expected label_smoothing to be a float, got {type(label_smoothing).__name__}"
         )
     for name, a in (("logits", logits), ("target", target)) + tuple(others):
-        if a is None:
+        if a is None and name != "target":  # the optional ones
             continue
         if xp is np and not isinstance(a, np.ndarray):
             raise TypeError(f"fastnn.ops.{op}: expected {name} to be a numpy.ndarray, got {type(a).__name__}")
@@ -296,9 +296,15 @@ def _ce_rows(op, xp, logits, target, reduction, others=(), ignore_index=-100, la
                 f"fastnn.ops.{op}: expected {name} to be a CUDA array like the other arguments, got "
                 f"{type(a).__name__} (NumPy and CUDA arrays cannot be mixed)"
             )
-    if logits.ndim == 1:
+    if logits.ndim == 0:
+        raise ValueError(f"fastnn.ops.{op}: expected logits of 1 or more dimensions, got shape ()")
+    if logits.ndim == 1:  # one row: a 0-d target
+        if target.shape != ():
+            raise ValueError(
+                f"fastnn.ops.{op}: expected target of shape () for logits of shape {logits.shape}, got {target.shape}"
+            )
         return logits.reshape(1, -1), target.reshape(1), target.shape
-    if logits.ndim < 1 or target.shape != (logits.shape[0],) + logits.shape[2:]:
+    if target.shape != (logits.shape[0],) + logits.shape[2:]:
         raise ValueError(
             f"fastnn.ops.{op}: expected target of shape {(logits.shape[0],) + logits.shape[2:]} "
             f"for logits of shape {logits.shape}, got {target.shape}"
