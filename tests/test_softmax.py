@@ -264,6 +264,25 @@ def test_cross_entropy_target_of_one_row_and_none(rng, op):
     assert call(*pre, x, np.array(1)).shape == ((3,) if pre else ())
 
 
+def test_cross_entropy_backward_grad_shape_is_the_losss(rng):
+    # a grad of one element and another shape was taken for a scalar, and a grad's shape was
+    # checked after a float64 copy: a huge view was a MemoryError (found by the fuzz suite)
+    x, t = randn(rng, 4, 3), np.array([0, 1, 2, 1])
+    op = "fastnn.ops.cross_entropy_backward"
+    assert refusal(ops.cross_entropy_backward, np.ones(1, np.float32), x, t) == (
+        ValueError,
+        f"{op}: expected a scalar grad for reduction 'mean', got shape (1,)",
+    )
+    huge = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape=(2**40,), strides=(0,))
+    assert refusal(lambda: ops.cross_entropy_backward(huge, x, t, reduction="none")) == (
+        ValueError,
+        f"{op}: expected grad of shape (4,), got (1099511627776,)",
+    )
+    np.testing.assert_array_equal(
+        ops.cross_entropy_backward(np.array(2.0), x, t), ops.cross_entropy_backward(2.0, x, t)
+    )
+
+
 def test_bad_input(rng):
     x = randn(rng, 4, 3)
     t = np.array([0, 1, 2, 1])

@@ -389,17 +389,18 @@ def cross_entropy_backward(
         raise TypeError(f"fastnn.ops.{op}: expected grad to be a floating-point number or array, got {got}")
     if out is not None and logits.ndim != 2:  # written below by assignment: its rules first
         _check_out(op, out, logits.shape, (("logits", logits), ("grad", grad)))
+    # the shape first (a huge view is not copied to float64 to be refused): the loss's, as
+    # torch's backward wants the gradient of its output
+    gshape = tuple(np.shape(grad))
+    if reduction == "none" and gshape != tuple(tshape):
+        raise ValueError(f"fastnn.ops.{op}: expected grad of shape {tuple(tshape)}, got {gshape}")
+    if reduction != "none" and gshape != ():
+        raise ValueError(f"fastnn.ops.{op}: expected a scalar grad for reduction {reduction!r}, got shape {gshape}")
     g = xp.asarray(grad, dtype=xp.float64)
     if reduction == "none":
-        if g.shape != tuple(tshape):
-            raise ValueError(f"fastnn.ops.{op}: expected grad of shape {tuple(tshape)}, got {g.shape}")
         scale = xp.ascontiguousarray(g.reshape(-1).astype(xp.float32))
     else:
-        if g.size != 1:
-            raise ValueError(
-                f"fastnn.ops.{op}: expected a scalar grad for reduction {reduction!r}, got shape {g.shape}"
-            )
-        s = g.reshape(())
+        s = g
         if reduction == "mean":
             keep = t != ignore_index
             w = xp.ones(rows.shape[1], xp.float64) if weight is None else xp.asarray(weight, xp.float64)
