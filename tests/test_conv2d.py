@@ -742,6 +742,17 @@ BAD_CALLS = {
     # neither an int nor a sequence: was tuple()'s "'NoneType' object is not iterable" (found by
     # the fuzz suite, tests/fuzz)
     "groups_bool": (lambda A, a: ops.conv2d_forward(A(a["x"]), A(a["w"]), groups=True), TypeError),
+    # shapes that are not sequences of ints: were tuple()'s TypeError, or "not enough values to
+    # unpack" for a short weight_shape with padding='same' (found by the fuzz suite, tests/fuzz)
+    "input_shape_none": (lambda A, a: ops.conv2d_backward_data(A(a["dy"]), A(a["w"]), None, groups=2), TypeError),
+    "weight_shape_str": (
+        lambda A, a: ops.conv2d_backward_weight(A(a["dy"]), A(a["x"]), "x", padding="same", groups=2),
+        TypeError,
+    ),
+    "weight_shape_short_same": (
+        lambda A, a: ops.conv2d_backward_weight(A(a["dy"]), A(a["x"]), (6, 2), padding="same", groups=2),
+        ValueError,
+    ),
     "stride_none": (lambda A, a: ops.conv2d_forward(A(a["x"]), A(a["w"]), stride=None, groups=2), TypeError),
     "dilation_float": (
         lambda A, a: ops.conv2d_backward_data(A(a["dy"]), A(a["w"]), (2, 4, 6, 5), dilation=1.0, groups=2),

@@ -222,18 +222,35 @@ def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, a
     return _kernels(x, w, bias, out).conv2d_forward(x, w, bias, st, pad, dil, groups, activation, out)
 
 
+def _conv_shape(name, v):
+    """input_shape / weight_shape as a tuple of 4 ints (the entries' words for what is not)."""
+    try:
+        t = tuple(v)
+    except TypeError:  # None, an int
+        raise TypeError(
+            f"fastnn.ops.conv2d: expected {name} to be a sequence of 4 ints, got {type(v).__name__}"
+        ) from None
+    if not all(isinstance(i, (int, np.integer)) and type(i) is not bool for i in t):
+        raise TypeError(f"fastnn.ops.conv2d: expected {name} to be a sequence of 4 ints, got {v!r}")
+    if len(t) != 4:
+        raise ValueError(f"fastnn.ops.conv2d: expected a 4-D {name}, got {_shape(t)}")
+    return t
+
+
 def conv2d_backward_data(dy, w, input_shape, stride=1, padding=0, dilation=1, groups=1, out=None):
     """dx (input_shape) from dy (B, OC, OH, OW) and w (OC, C/groups, KH, KW)."""
     groups = _int("conv2d", "groups", groups)
+    input_shape = _conv_shape("input_shape", input_shape)
     st, pad, dil = conv2d_params(getattr(w, "shape", (0, 0, 1, 1))[2:], stride, padding, dilation)
-    return _kernels(dy, w, out).conv2d_backward_data(dy, w, tuple(input_shape), st, pad, dil, groups, out)
+    return _kernels(dy, w, out).conv2d_backward_data(dy, w, input_shape, st, pad, dil, groups, out)
 
 
 def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1, groups=1, out=None):
     """dw (weight_shape) from dy (B, OC, OH, OW) and x (B, C, H, W), summed over the batch."""
     groups = _int("conv2d", "groups", groups)
-    st, pad, dil = conv2d_params(tuple(weight_shape)[2:], stride, padding, dilation)
-    return _kernels(dy, x, out).conv2d_backward_weight(dy, x, tuple(weight_shape), st, pad, dil, groups, out)
+    weight_shape = _conv_shape("weight_shape", weight_shape)
+    st, pad, dil = conv2d_params(weight_shape[2:], stride, padding, dilation)
+    return _kernels(dy, x, out).conv2d_backward_weight(dy, x, weight_shape, st, pad, dil, groups, out)
 
 
 def conv2d_backward_bias(dy, out=None):
