@@ -418,6 +418,20 @@ def test_bad_input_same_words_on_the_device(rng, name, emulated_gpu):
     assert str(cpu.value).removesuffix(" (dx is not valid)") == str(dev.value)
 
 
+@pytest.mark.parametrize("k,s,p,ceil", [(2**31 - 1, None, 2, True), ((3, 2**31 - 1), (1, 2**31 - 1), (1, 1), True)])
+def test_reference_windows_of_huge_kernels(rng, k, s, p, ceil):
+    # a kernel of 2^31 taps over a small input is one window: the reference walked every tap and
+    # hung where the kernels answer at once (found by the fuzz suite, tests/fuzz)
+    x = randn(rng, 2, 3, 9, 7)
+    y, idx = ops.max_pool2d_forward(x, k, s, p, 1, ceil)
+    y_ref, idx_ref = ref.max_pool2d_forward(x, k, s, p, 1, ceil)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(idx, idx_ref)
+    np.testing.assert_allclose(
+        ops.avg_pool2d_forward(x, k, s, p, ceil), ref.avg_pool2d_forward(x, k, s, p, ceil), rtol=1e-6, atol=1e-6
+    )
+
+
 def test_bad_layout_and_overlap(rng):
     x = randn(rng, 1, 2, 6, 6)
     with pytest.raises(ValueError, match="C-contiguous"):
