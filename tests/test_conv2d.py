@@ -742,6 +742,10 @@ BAD_CALLS = {
     # neither an int nor a sequence: was tuple()'s "'NoneType' object is not iterable" (found by
     # the fuzz suite, tests/fuzz)
     "groups_bool": (lambda A, a: ops.conv2d_forward(A(a["x"]), A(a["w"]), groups=True), TypeError),
+    "groups_numpy_float": (  # was truncated by int(): np.float32(2.9) for 2 (found by the fuzz suite)
+        lambda A, a: ops.conv2d_backward_weight(A(a["dy"]), A(a["x"]), (6, 2, 3, 3), groups=np.float32(2.9)),
+        TypeError,
+    ),
     # shapes that are not sequences of ints: were tuple()'s TypeError, or "not enough values to
     # unpack" for a short weight_shape with padding='same' (found by the fuzz suite, tests/fuzz)
     "input_shape_none": (lambda A, a: ops.conv2d_backward_data(A(a["dy"]), A(a["w"]), None, groups=2), TypeError),

@@ -245,6 +245,13 @@ def test_a_bool_dim_is_refused(rng, op):
         TypeError,
         f"fastnn.ops.{op}: expected dim to be an int, got bool",
     )
+    # and a NumPy float was truncated: np.float16(0.9) was dim 0 (found by the fuzz suite)
+    for bad in (np.float32(1.7), np.float16(0.9)):
+        assert refusal(lambda d=bad: getattr(ops, op)(*args, dim=d)) == (
+            TypeError,
+            f"fastnn.ops.{op}: expected dim to be an int, got {type(bad).__name__}",
+        )
+    np.testing.assert_array_equal(getattr(ops, op)(*args, dim=np.int64(0)), getattr(ops, op)(*args, dim=0))
 
 
 @pytest.mark.parametrize("op", ["cross_entropy_forward", "cross_entropy_backward"])

@@ -207,11 +207,12 @@ def gelu_backward(dy, x, approximate="none", *, out=None):
 
 
 def _int(op, name, v):
-    """v, an int option the entries take as int64: a bool is the op's TypeError, as torch's (and
-    csrc/bind/py_args.h's int options) refuse it; pybind11 would take True for 1."""
-    if type(v) is bool:
-        raise TypeError(f"fastnn.ops.{op}: expected {name} to be an int, got bool")
-    return v
+    """v, an int option the entries take as int64: an int or a NumPy integer. Anything else is
+    the op's TypeError: pybind11 would take True for 1, and a NumPy float by int(), truncated
+    (np.float32(1.7) for 1); torch (and csrc/bind/py_args.h's int options) refuse both."""
+    if type(v) is int or (isinstance(v, (int, np.integer)) and type(v) is not bool):
+        return v
+    raise TypeError(f"fastnn.ops.{op}: expected {name} to be an int, got {type(v).__name__}")
 
 
 def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, activation=None, out=None):
