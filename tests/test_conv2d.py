@@ -753,6 +753,14 @@ BAD_CALLS = {
         lambda A, a: ops.conv2d_backward_weight(A(a["dy"]), A(a["x"]), "x", padding="same", groups=2),
         TypeError,
     ),
+    "w_3d_same": (  # was conv2d_params' "not enough values to unpack" (found by the fuzz suite)
+        lambda A, a: ops.conv2d_forward(A(a["x"]), A(a["w"][0]), padding="same", groups=2),
+        ValueError,
+    ),
+    "w_3d_same_backward_data": (
+        lambda A, a: ops.conv2d_backward_data(A(a["dy"]), A(a["w"][0]), (2, 4, 6, 5), padding="same", groups=2),
+        ValueError,
+    ),
     "weight_shape_short_same": (
         lambda A, a: ops.conv2d_backward_weight(A(a["dy"]), A(a["x"]), (6, 2), padding="same", groups=2),
         ValueError,

@@ -219,8 +219,15 @@ def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, a
     """y = act(conv2d(x, w) + bias), PyTorch's Conv2d: x (B, C, H, W), w (OC, C/groups, KH, KW),
     bias (OC,); padding is an int, a pair, 'same' or 'valid'; activation None or "relu"."""
     groups = _int("conv2d", "groups", groups)
-    st, pad, dil = conv2d_params(getattr(w, "shape", (0, 0, 1, 1))[2:], stride, padding, dilation)
+    st, pad, dil = conv2d_params(_kernel_hw(w), stride, padding, dilation)
     return _kernels(x, w, bias, out).conv2d_forward(x, w, bias, st, pad, dil, groups, activation, out)
+
+
+def _kernel_hw(w):
+    """(KH, KW) of a 4-D weight, for padding='same'; (1, 1) for anything else, which the entries
+    refuse in their words (a weight of another rank is not a kernel)."""
+    shape = getattr(w, "shape", ())
+    return tuple(shape[2:]) if len(shape) == 4 else (1, 1)
 
 
 def _conv_shape(name, v):
@@ -242,7 +249,7 @@ def conv2d_backward_data(dy, w, input_shape, stride=1, padding=0, dilation=1, gr
     """dx (input_shape) from dy (B, OC, OH, OW) and w (OC, C/groups, KH, KW)."""
     groups = _int("conv2d", "groups", groups)
     input_shape = _conv_shape("input_shape", input_shape)
-    st, pad, dil = conv2d_params(getattr(w, "shape", (0, 0, 1, 1))[2:], stride, padding, dilation)
+    st, pad, dil = conv2d_params(_kernel_hw(w), stride, padding, dilation)
     return _kernels(dy, w, out).conv2d_backward_data(dy, w, input_shape, st, pad, dil, groups, out)
 
 
