@@ -7,7 +7,7 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import ISAS, num_threads, randn
+from conftest import ISAS, num_threads, randn, refusal
 from fastnn import _core, ops, ref
 from fastnn.ref.rounding import EPS32
 
@@ -430,6 +430,22 @@ def test_reference_windows_of_huge_kernels(rng, k, s, p, ceil):
     np.testing.assert_allclose(
         ops.avg_pool2d_forward(x, k, s, p, ceil), ref.avg_pool2d_forward(x, k, s, p, ceil), rtol=1e-6, atol=1e-6
     )
+
+
+def test_global_backward_needs_dy(rng):
+    # dy=None passed the checks (the meta function's dy is optional, for the forward) and the
+    # kernel read a null pointer: a segfault (found by the fuzz suite, tests/fuzz)
+    x = randn(rng, 2, 3, 4, 5)
+    assert refusal(ops.global_avg_pool2d_backward, None, x) == (
+        TypeError,
+        "fastnn.ops.global_avg_pool2d_backward: expected dy to be a numpy.ndarray of float32, got NoneType",
+    )
+
+
+def test_global_backward_needs_dy_on_the_device(rng, emulated_gpu):
+    x = emulated_gpu.asarray(randn(rng, 2, 3, 4, 5))
+    with pytest.raises(TypeError, match="^fastnn.ops.global_avg_pool2d_backward: expected dy to be a CUDA array"):
+        ops.global_avg_pool2d_backward(None, x)
 
 
 def test_bad_layout_and_overlap(rng):
