@@ -290,6 +290,20 @@ def test_cross_entropy_backward_grad_shape_is_the_losss(rng):
     )
 
 
+def test_cross_entropy_backward_huge_arguments_are_refused_not_copied(rng):
+    # None logits were an AttributeError; for 'mean' the class weights were copied to float64
+    # (or a float64 (C,) of ones made) before any check: a huge stride-0 weight or logits was
+    # NumPy's MemoryError (found by the fuzz suite, tests/fuzz)
+    op = "fastnn.ops.cross_entropy_backward"
+    big = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape=(2**40,), strides=(0,))
+    x, t = randn(rng, 4, 3), np.array([0, 1, 2, 1])
+    assert refusal(ops.cross_entropy_backward, np.float32(1), None, t)[0] is TypeError
+    kind, msg = refusal(lambda: ops.cross_entropy_backward(np.float32(1), x, t, weight=big))
+    assert kind is ValueError and msg.startswith(f"{op}: expected weight to be C-contiguous"), msg
+    kind, msg = refusal(ops.cross_entropy_backward, np.float32(1), big, np.array(0))
+    assert kind is ValueError and msg.startswith(f"{op}: expected logits to be C-contiguous")
+
+
 def test_bad_input(rng):
     x = randn(rng, 4, 3)
     t = np.array([0, 1, 2, 1])

@@ -312,7 +312,7 @@ def _ce_rows(op, xp, logits, target, reduction, others=(), ignore_index=-100, la
             f"fastnn.ops.{op}: expected label_smoothing to be a float, got {type(label_smoothing).__name__}"
         )
     for name, a in (("logits", logits), ("target", target)) + tuple(others):
-        if a is None and name != "target":  # the optional ones
+        if a is None and name not in ("logits", "target"):  # the optional ones
             continue
         if xp is np and not isinstance(a, np.ndarray):
             raise TypeError(f"fastnn.ops.{op}: expected {name} to be a numpy.ndarray, got {type(a).__name__}")
@@ -427,11 +427,18 @@ def cross_entropy_backward(
     else:
         s = g
         if reduction == "mean":
+            # the summed weights of the targets kept: gathered per target (a (C,) array of any size
+            # is not copied); clipped: a target outside [0, C) is the kernel's error (its words)
+            C = rows.shape[1]
             keep = t != ignore_index
-            w = xp.ones(rows.shape[1], xp.float64) if weight is None else xp.asarray(weight, xp.float64)
+            if weight is None:
+                total = keep.sum(dtype=xp.float64)
+            elif tuple(weight.shape) == (C,) and weight.dtype == xp.float32:
+                total = weight[xp.where(keep, xp.clip(t, 0, C - 1), 0)][keep].sum(dtype=xp.float64)
+            else:
+                total = 1.0  # a weight the kernel refuses below, in its words
             with np.errstate(invalid="ignore", divide="ignore"):  # all ignored: nan (or inf), as torch
-                # clipped: a target outside [0, C) is the kernel's error (its words), not IndexError
-                s = s / w[xp.where(keep, xp.clip(t, 0, rows.shape[1] - 1), 0)][keep].sum()
+                s = s / total
         scale = xp.full(rows.shape[0], s, dtype=xp.float32)
     two_d = logits.ndim == 2
     kernels = _core if xp is np else _cuda.kernels
