@@ -302,6 +302,9 @@ def test_cross_entropy_backward_huge_arguments_are_refused_not_copied(rng):
     assert kind is ValueError and msg.startswith(f"{op}: expected weight to be C-contiguous"), msg
     kind, msg = refusal(ops.cross_entropy_backward, np.float32(1), big, np.array(0))
     assert kind is ValueError and msg.startswith(f"{op}: expected logits to be C-contiguous")
+    # a float target with class weights: the gather was NumPy's IndexError, now the kernel's words
+    kind, msg = refusal(ops.cross_entropy_backward, np.float32(1), x, t.astype(np.float64), np.ones(3, np.float32))
+    assert kind is TypeError and msg.startswith(f"{op}: expected target"), msg
 
 
 def test_bad_input(rng):

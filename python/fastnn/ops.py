@@ -433,10 +433,10 @@ def cross_entropy_backward(
             keep = t != ignore_index
             if weight is None:
                 total = keep.sum(dtype=xp.float64)
-            elif tuple(weight.shape) == (C,) and weight.dtype == xp.float32:
+            elif tuple(weight.shape) == (C,) and weight.dtype == xp.float32 and t.dtype.kind in "iu":
                 total = weight[xp.where(keep, xp.clip(t, 0, C - 1), 0)][keep].sum(dtype=xp.float64)
             else:
-                total = 1.0  # a weight the kernel refuses below, in its words
+                total = 1.0  # a weight (or target) the kernel refuses below, in its words
             with np.errstate(invalid="ignore", divide="ignore"):  # all ignored: nan (or inf), as torch
                 s = s / total
         scale = xp.full(rows.shape[0], s, dtype=xp.float32)
