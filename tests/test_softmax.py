@@ -307,6 +307,16 @@ def test_cross_entropy_backward_huge_arguments_are_refused_not_copied(rng):
     assert kind is TypeError and msg.startswith(f"{op}: expected target"), msg
 
 
+@pytest.mark.parametrize("op", ["cross_entropy_forward", "cross_entropy_backward"])
+def test_cross_entropy_logits_past_memory_are_refused_not_copied(op):
+    # (N, C, d...) logits are copied to rows before the entries' checks: a huge stride-0 view of
+    # 2^40 classes was NumPy's MemoryError, naming no op (found by the fuzz suite, tests/fuzz)
+    big = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape=(1, 2**40, 3), strides=(0, 0, 0))
+    pre = () if op == "cross_entropy_forward" else (np.float32(1),)
+    kind, msg = refusal(getattr(ops, op), *pre, big, np.zeros((1, 3), np.int64))
+    assert kind is ValueError and msg.startswith(f"fastnn.ops.{op}: expected logits that fit in memory"), msg
+
+
 def test_bad_input(rng):
     x = randn(rng, 4, 3)
     t = np.array([0, 1, 2, 1])

@@ -336,8 +336,13 @@ def _ce_rows(op, xp, logits, target, reduction, others=(), ignore_index=-100, la
         )
     if logits.ndim == 2:
         return logits, target, target.shape
-    rows = xp.ascontiguousarray(xp.moveaxis(logits, 1, -1)).reshape(-1, logits.shape[1])
-    return rows, xp.ascontiguousarray(target).reshape(-1), target.shape
+    # (N, C, d...) as rows (N d..., C): copies, under the outputs' memory rules for NumPy
+    to_rows = lambda: xp.ascontiguousarray(xp.moveaxis(logits, 1, -1)).reshape(-1, logits.shape[1])
+    flat = lambda: xp.ascontiguousarray(target).reshape(-1)
+    if xp is np:
+        rows = _copied(op, "logits", logits, logits.itemsize, to_rows)
+        return rows, _copied(op, "target", target, target.itemsize, flat), target.shape
+    return to_rows(), flat(), target.shape
 
 
 def _byte_range(a):
@@ -571,17 +576,25 @@ def _indices(op, indices):
         return indices
     if indices.dtype == np.int64 and indices.flags.c_contiguous:
         return indices
-    need, mem = indices.size * 8, _physical_memory()
+    return _copied(op, "indices", indices, 8, lambda: np.asarray(indices, dtype=np.int64, order="C"), " as int64")
+
+
+def _copied(op, name, a, itemsize, make, how=""):
+    """make(): a NumPy copy of argument a (itemsize bytes an element) that fastnn.ops lays out for
+    the entries, with the outputs' rules (csrc/bind/alloc.h): more bytes than this machine has is
+    a ValueError, an allocation that fails a MemoryError, each naming the op (a huge view with no
+    memory behind it is refused, not copied)."""
+    need, mem = a.size * itemsize, _physical_memory()
     if mem and need > mem:
         raise ValueError(
-            f"fastnn.ops.{op}: expected indices that fit in memory as int64, got shape {_shape(indices.shape)} "
+            f"fastnn.ops.{op}: expected {name} that fit in memory{how}, got shape {_shape(a.shape)} "
             f"({need} bytes; this machine has {mem})"
         )
     try:
-        return np.asarray(indices, dtype=np.int64, order="C")
+        return make()
     except MemoryError:
         raise MemoryError(
-            f"fastnn.ops.{op}: cannot allocate {need} bytes for indices of shape {_shape(indices.shape)} as int64"
+            f"fastnn.ops.{op}: cannot allocate {need} bytes for {name} of shape {_shape(a.shape)}{how}"
         ) from None
 
 
