@@ -927,6 +927,21 @@ def test_compute_sanitizer_is_clean_on_conv2d(tool):
     compute_sanitizer(tool, GPU_SCRIPT)
 
 
+def test_reference_of_an_empty_batch_with_a_huge_padding():
+    # padding='same' with a dilation of 2^31 - 1: the kernels answer an empty batch at once, the
+    # reference padded a (0, 1, 2^31, 2^31) array NumPy cannot make (found by the fuzz suite)
+    x, dy = np.zeros((0, 1, 1, 1), np.float32), np.zeros((0, 1, 1, 1), np.float32)
+    w = np.ones((1, 1, 2, 2), np.float32)
+    opts = dict(padding="same", dilation=2**31 - 1)
+    np.testing.assert_array_equal(
+        ops.conv2d_backward_weight(dy, x, w.shape, **opts), ref.conv2d_backward_weight(dy, x, w.shape, **opts)
+    )
+    np.testing.assert_array_equal(
+        ops.conv2d_backward_data(dy, w, x.shape, **opts), ref.conv2d_backward_data(dy, w, x.shape, **opts)
+    )
+    np.testing.assert_array_equal(ops.conv2d_forward(x, w, **opts), ref.conv2d_forward(x, w, **opts))
+
+
 def test_sizes_past_32_bits_are_refused_and_empty_planes_cost_nothing():
     """A stride or padding past 2^31-1 is a ValueError before any work; the bias gradient of
     empty planes is zero without a loop over a batch of 2^40 (no memory: a 0-size array)."""
