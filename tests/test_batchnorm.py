@@ -240,6 +240,35 @@ def test_empty_batch():
     assert y.shape == (2, 0, 3, 3) and sm.shape == (0,)
 
 
+@pytest.mark.parametrize("shape", [(0, 3, 4, 4), (2, 3, 0, 4)])
+def test_empty_batch_in_eval_saves_the_running_statistics(shape):
+    # eval saves the running statistics whatever the batch; an empty one saved zeros, as training
+    # does, unlike the reference (found by the fuzz suite, tests/fuzz)
+    rm, rv = np.array([0.5, -1, 3], np.float32), np.array([2, 0.25, 1], np.float32)
+    _, sm, si = ops.batch_norm2d_forward(np.zeros(shape, np.float32), None, None, rm, rv, False)
+    _, rsm, rsi = ref.batch_norm2d_forward(np.zeros(shape, np.float32), None, None, rm, rv, False)
+    np.testing.assert_array_equal(sm, rm)
+    np.testing.assert_allclose(si, rsi, rtol=U32)
+    np.testing.assert_array_equal(
+        si, ops.batch_norm2d_forward(np.ones((1, 3, 1, 1), np.float32), None, None, rm, rv, False)[2]
+    )
+
+
+def test_an_infinite_value_gives_an_infinite_mean():
+    # a channel holding inf (not NaN) has an infinite mean, as the reference's and torch's; the
+    # two-pass mean's correction (x - mean: inf - inf) made it NaN (found by the fuzz suite)
+    x = np.ones((2, 3, 2, 2), np.float32)
+    x[1, 0, 1, 1], x[0, 2, 0, 1] = -np.inf, np.inf
+    rm, rv = np.zeros(3, np.float32), np.ones(3, np.float32)
+    _, sm, si = ops.batch_norm2d_forward(x, None, None, rm, rv, True)
+    with np.errstate(invalid="ignore"):  # the reference's x - mean at inf
+        _, rsm, rsi = ref.batch_norm2d_forward(x, None, None, np.zeros(3), np.ones(3), True)
+    np.testing.assert_array_equal(sm, rsm)
+    assert sm[0] == -np.inf and sm[2] == np.inf and sm[1] == 1
+    assert np.isnan(si[[0, 2]]).all() and np.isnan(rsi[[0, 2]]).all()
+    assert rm[0] == -np.inf and rm[2] == np.inf
+
+
 def test_nan_propagates():
     x = np.ones((2, 2, 3, 3), np.float32)
     x[1, 0, 2, 1] = np.nan
@@ -677,6 +706,11 @@ def test_batch_norm_empty(order, dev):
         np.zeros((2, 0, 3, 3), np.float32), None, None, None, None, True, 0.1, 1e-5, None
     )
     assert y.shape == (2, 0, 3, 3) and sm.shape == si.shape == (0,)
+    # eval: the running statistics, as the CPU op saves them
+    cpu = ops.batch_norm2d_forward(x, w, b, rm, rv, False)
+    got = dev.batch_norm2d_forward(x, w, b, rm, rv, False, 0.1, 1e-5, None)
+    np.testing.assert_array_equal(got[1], cpu[1])
+    np.testing.assert_array_equal(got[2], cpu[2])
 
 
 def test_batch_norm_eval_single_value(rng, order, dev):

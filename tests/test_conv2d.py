@@ -739,6 +739,55 @@ BAD_CALLS = {
     ),
     "bias_dy_3d": (lambda A, a: ops.conv2d_backward_bias(A(a["x3d"])), ValueError),
     "bias_out_shape": (lambda A, a: ops.conv2d_backward_bias(A(a["dy"]), out=A(a["b7"])), ValueError),
+    # neither an int nor a sequence: was tuple()'s "'NoneType' object is not iterable" (found by
+    # the fuzz suite, tests/fuzz)
+    "groups_bool": (lambda A, a: ops.conv2d_forward(A(a["x"]), A(a["w"]), groups=True), TypeError),
+    "groups_numpy_float": (  # was truncated by int(): np.float32(2.9) for 2 (found by the fuzz suite)
+        lambda A, a: ops.conv2d_backward_weight(A(a["dy"]), A(a["x"]), (6, 2, 3, 3), groups=np.float32(2.9)),
+        TypeError,
+    ),
+    # shapes that are not sequences of ints: were tuple()'s TypeError, or "not enough values to
+    # unpack" for a short weight_shape with padding='same' (found by the fuzz suite, tests/fuzz)
+    "input_shape_none": (lambda A, a: ops.conv2d_backward_data(A(a["dy"]), A(a["w"]), None, groups=2), TypeError),
+    "weight_shape_str": (
+        lambda A, a: ops.conv2d_backward_weight(A(a["dy"]), A(a["x"]), "x", padding="same", groups=2),
+        TypeError,
+    ),
+    "w_3d_same": (  # was conv2d_params' "not enough values to unpack" (found by the fuzz suite)
+        lambda A, a: ops.conv2d_forward(A(a["x"]), A(a["w"][0]), padding="same", groups=2),
+        ValueError,
+    ),
+    "w_3d_same_backward_data": (
+        lambda A, a: ops.conv2d_backward_data(A(a["dy"]), A(a["w"][0]), (2, 4, 6, 5), padding="same", groups=2),
+        ValueError,
+    ),
+    "weight_shape_short_same": (
+        lambda A, a: ops.conv2d_backward_weight(A(a["dy"]), A(a["x"]), (6, 2), padding="same", groups=2),
+        ValueError,
+    ),
+    "stride_none": (lambda A, a: ops.conv2d_forward(A(a["x"]), A(a["w"]), stride=None, groups=2), TypeError),
+    "dilation_float": (
+        lambda A, a: ops.conv2d_backward_data(A(a["dy"]), A(a["w"]), (2, 4, 6, 5), dilation=1.0, groups=2),
+        TypeError,
+    ),
+    "padding_none": (
+        lambda A, a: ops.conv2d_backward_weight(A(a["dy"]), A(a["x"]), (6, 2, 3, 3), padding=None, groups=2),
+        TypeError,
+    ),
+    # the other entries' size rule for channels and planes: an empty dy with 2^31 + 1 channels
+    # asked for an 8 GiB output (found by the fuzz suite, tests/fuzz)
+    "bias_dy_channels_past_2^31": (
+        lambda A, a: ops.conv2d_backward_bias(A(np.empty((0, 2**31 + 1, 0, 1), np.float32))),
+        ValueError,
+    ),
+    "bias_dy_plane_past_2^31": (
+        lambda A, a: ops.conv2d_backward_bias(A(np.empty((0, 1, 2**16, 2**16), np.float32))),
+        ValueError,
+    ),
+    "bias_dy_plane_dims_past_2^32": (
+        lambda A, a: ops.conv2d_backward_bias(A(np.empty((0, 1, 2**40, 2**20), np.float32))),
+        ValueError,
+    ),
 }
 
 
@@ -876,6 +925,21 @@ def test_compute_sanitizer_is_clean_on_conv2d(tool):
     GPU and the tool on PATH)."""
     _cupy()
     compute_sanitizer(tool, GPU_SCRIPT)
+
+
+def test_reference_of_an_empty_batch_with_a_huge_padding():
+    # padding='same' with a dilation of 2^31 - 1: the kernels answer an empty batch at once, the
+    # reference padded a (0, 1, 2^31, 2^31) array NumPy cannot make (found by the fuzz suite)
+    x, dy = np.zeros((0, 1, 1, 1), np.float32), np.zeros((0, 1, 1, 1), np.float32)
+    w = np.ones((1, 1, 2, 2), np.float32)
+    opts = dict(padding="same", dilation=2**31 - 1)
+    np.testing.assert_array_equal(
+        ops.conv2d_backward_weight(dy, x, w.shape, **opts), ref.conv2d_backward_weight(dy, x, w.shape, **opts)
+    )
+    np.testing.assert_array_equal(
+        ops.conv2d_backward_data(dy, w, x.shape, **opts), ref.conv2d_backward_data(dy, w, x.shape, **opts)
+    )
+    np.testing.assert_array_equal(ops.conv2d_forward(x, w, **opts), ref.conv2d_forward(x, w, **opts))
 
 
 def test_sizes_past_32_bits_are_refused_and_empty_planes_cost_nothing():

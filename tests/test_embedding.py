@@ -174,6 +174,36 @@ def test_bad_input(rng):
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="embedding_backward.*out to be writeable"):
         ops.embedding_backward(dy, idx, 10, out=ro)
+    with pytest.raises(ValueError, match="^fastnn.ops.embedding_backward: expected padding_idx to fit in int64"):
+        ops.embedding_backward(dy, idx, 10, 2**70)  # was pybind11's RuntimeError (found by the fuzz suite)
+    # a bool is not an int (was taken as 1; found by the fuzz suite)
+    with pytest.raises(
+        TypeError, match="^fastnn.ops.embedding_backward: expected num_embeddings to be an int, got bool"
+    ):
+        ops.embedding_backward(dy, idx, True)
+    with pytest.raises(
+        TypeError, match="^fastnn.ops.embedding_forward: expected padding_idx to be None or an int, got bool"
+    ):
+        ops.embedding_forward(w, idx, True)
+
+
+@pytest.mark.parametrize("op", ["embedding_forward", "embedding_backward"])
+def test_indices_past_memory_name_the_op(op):
+    # a stride-0 view of 2^40 int32 indices (no memory behind it) was copied to int64 before any
+    # check: numpy's MemoryError, not naming the op (found by the fuzz suite, tests/fuzz)
+    idx = np.lib.stride_tricks.as_strided(np.zeros(1, np.int32), shape=(2**40,), strides=(0,))
+    args = (
+        (np.zeros((3, 0), np.float32), idx) if op == "embedding_forward" else (np.zeros((2**40, 0), np.float32), idx, 3)
+    )
+    with pytest.raises(ValueError, match=f"^fastnn.ops.{op}: expected indices that fit in memory as int64"):
+        getattr(ops, op)(*args)
+
+
+def test_indices_of_other_integer_types_and_layouts_are_converted(rng):
+    w = randn(rng, 5, 3)
+    idx = rng.integers(0, 5, (4, 6))
+    for view in (idx.astype(np.int32), idx[:, ::2], idx.T, idx.astype(np.uint8)[::-1]):
+        np.testing.assert_array_equal(ops.embedding_forward(w, view), w[view])
 
 
 # ---------------------------------------------------------------------------------------------

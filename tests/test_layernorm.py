@@ -193,6 +193,11 @@ def test_bad_input(rng):
         ops.layer_norm_backward(x, x, m, r[:2].copy(), np.ones(8, np.float32))
     with pytest.raises(ValueError, match="layer_norm_backward.*mean with one value per row"):
         ops.layer_norm_backward(x, x, randn(rng, 3), r)
+    # ints past int64 name the op (were pybind11's RuntimeError; found by the fuzz suite)
+    with pytest.raises(ValueError, match="^fastnn.ops.layer_norm_forward: expected normalized_shape to fit in int64"):
+        ops.layer_norm_forward(randn(rng, 2, 3), (2**63,))
+    with pytest.raises(TypeError, match="^fastnn.ops.layer_norm_forward: expected normalized_shape to be an int or a"):
+        ops.layer_norm_forward(randn(rng, 2, 1), True)  # a bool is not an int (was taken as 1)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -373,6 +373,15 @@ def test_bad_input():
         ops.grad_norm(g, -math.inf)
     with pytest.raises(TypeError, match=r"grad_norm.*arrays\[0\] to be float32"):
         ops.grad_norm([np.ones(3)])
+    # norm_type as float() reads it (a number or "inf"); what it cannot read names the op (was
+    # float()'s own message; found by the fuzz suite, tests/fuzz)
+    assert ops.grad_norm(g, "inf") == ops.grad_norm(g, math.inf)
+    with pytest.raises(TypeError, match="^fastnn.ops.adam_step: expected step to be an int, got bool"):
+        ops.adam_step(p, g, m, v, True)  # was taken as step 1 (found by the fuzz suite)
+    with pytest.raises(ValueError, match="^fastnn.ops.grad_norm: expected norm_type to be a number, got str 'a'"):
+        ops.grad_norm(g, "a")
+    with pytest.raises(TypeError, match="^fastnn.ops.grad_norm: expected norm_type to be a number, got NoneType"):
+        ops.grad_norm(g, None)
 
 
 # ---------------------------------------------------------------------------------------------

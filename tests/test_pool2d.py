@@ -7,7 +7,7 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import ISAS, num_threads, randn
+from conftest import ISAS, num_threads, randn, refusal
 from fastnn import _core, ops, ref
 from fastnn.ref.rounding import EPS32
 
@@ -368,6 +368,23 @@ def _bad_calls(x, y, idx, bad_idx):
         "indices_range": (lambda A: ops.max_pool2d_backward(A(y), A(x), A(bad_idx), 2), ValueError, "indices in"),
         "stride_0": (lambda A: ops.avg_pool2d_backward(A(y), A(x), 2, 0), ValueError, "stride should be"),
         "global_dy": (lambda A: ops.global_avg_pool2d_backward(A(y), A(x)), ValueError, "global_avg_pool2d_backward"),
+        # ints past int64 were pybind11's RuntimeError "Unable to cast Python instance" (found by
+        # the fuzz suite, tests/fuzz)
+        "kernel_past_int64": (
+            lambda A: ops.max_pool2d_forward(A(x), 2**63),
+            ValueError,
+            "^fastnn.ops.max_pool2d_forward: expected kernel_size to fit in int64, got 9223372036854775808$",
+        ),
+        "kernel_ndarray": (  # was NumPy's "only integer scalar arrays can be converted to a scalar index"
+            lambda A: ops.max_pool2d_forward(A(x), np.array([2, 2])),
+            TypeError,
+            "^fastnn.ops.max_pool2d_forward: expected kernel_size to be an int, got ndarray",
+        ),
+        "padding_pair_past_int64": (
+            lambda A: ops.avg_pool2d_backward(A(y), A(x), 2, padding=(0, -(2**64))),
+            ValueError,
+            "^fastnn.ops.avg_pool2d_backward: expected padding to fit in int64",
+        ),
     }
 
 
@@ -399,6 +416,36 @@ def test_bad_input_same_words_on_the_device(rng, name, emulated_gpu):
     with pytest.raises(exc, match=pattern) as dev:
         call(emulated_gpu.asarray)
     assert str(cpu.value).removesuffix(" (dx is not valid)") == str(dev.value)
+
+
+@pytest.mark.parametrize("k,s,p,ceil", [(2**31 - 1, None, 2, True), ((3, 2**31 - 1), (1, 2**31 - 1), (1, 1), True)])
+def test_reference_windows_of_huge_kernels(rng, k, s, p, ceil):
+    # a kernel of 2^31 taps over a small input is one window: the reference walked every tap and
+    # hung where the kernels answer at once (found by the fuzz suite, tests/fuzz)
+    x = randn(rng, 2, 3, 9, 7)
+    y, idx = ops.max_pool2d_forward(x, k, s, p, 1, ceil)
+    y_ref, idx_ref = ref.max_pool2d_forward(x, k, s, p, 1, ceil)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(idx, idx_ref)
+    np.testing.assert_allclose(
+        ops.avg_pool2d_forward(x, k, s, p, ceil), ref.avg_pool2d_forward(x, k, s, p, ceil), rtol=1e-6, atol=1e-6
+    )
+
+
+def test_global_backward_needs_dy(rng):
+    # dy=None passed the checks (the meta function's dy is optional, for the forward) and the
+    # kernel read a null pointer: a segfault (found by the fuzz suite, tests/fuzz)
+    x = randn(rng, 2, 3, 4, 5)
+    assert refusal(ops.global_avg_pool2d_backward, None, x) == (
+        TypeError,
+        "fastnn.ops.global_avg_pool2d_backward: expected dy to be a numpy.ndarray of float32, got NoneType",
+    )
+
+
+def test_global_backward_needs_dy_on_the_device(rng, emulated_gpu):
+    x = emulated_gpu.asarray(randn(rng, 2, 3, 4, 5))
+    with pytest.raises(TypeError, match="^fastnn.ops.global_avg_pool2d_backward: expected dy to be a CUDA array"):
+        ops.global_avg_pool2d_backward(None, x)
 
 
 def test_bad_layout_and_overlap(rng):

@@ -574,7 +574,61 @@ BAD_CALLS = {
         lambda A, a: ops.rnn_cell_backward(A(a["bh"]), A(a["xc"]), None, A(a["w_ih1"]), A(a["w_hh1"]), A(a["bh"])),
         ValueError,
     ),
+    # a cell's x is one step (B, I): a sequence (even of one step) or a vector is refused, not
+    # run as T steps (found by the fuzz suite, tests/fuzz)
+    "lstm_cell_x_sequence": (
+        lambda A, a: ops.lstm_cell_forward(A(a["x"]), None, None, A(a["w_ih"]), A(a["w_hh"])),
+        ValueError,
+    ),
+    "lstm_cell_backward_x_one_step_sequence": (
+        lambda A, a: ops.lstm_cell_backward(
+            A(a["bh"]), None, A(a["x1"]), None, None, A(a["w_ih"]), A(a["w_hh"]), A(a["ws_cell"])
+        ),
+        ValueError,
+    ),
+    "gru_cell_x_vector": (
+        lambda A, a: ops.gru_cell_forward(A(a["xc"][0]), None, A(a["w_ih3"]), A(a["w_hh3"])),
+        ValueError,
+    ),
+    "gru_cell_backward_x_sequence": (
+        lambda A, a: ops.gru_cell_backward(A(a["bh"]), A(a["x"]), None, A(a["w_ih3"]), A(a["w_hh3"]), A(a["ws3_cell"])),
+        ValueError,
+    ),
+    "rnn_cell_x_sequence": (
+        lambda A, a: ops.rnn_cell_forward(A(a["x"]), None, A(a["w_ih1"]), A(a["w_hh1"])),
+        ValueError,
+    ),
+    "rnn_cell_backward_x_sequence": (
+        lambda A, a: ops.rnn_cell_backward(A(a["bh"]), A(a["x"]), None, A(a["w_ih1"]), A(a["w_hh1"]), A(a["y"])),
+        ValueError,
+    ),
 }
+
+
+def test_cell_refusals_name_the_cell_and_its_arguments(rng):
+    """A cell runs as its layer at T = 1; what it refuses is in the cell's words: its name, h / c
+    / dh / dc for the layer's h0 / c0 / dh_n / dc_n, ws for the RNN cell's (the layer's y)."""
+    a = _arrays(rng)
+    f64 = a["xc"].astype(np.float64)
+    cases = [
+        (ops.lstm_cell_forward, (f64, None, None, a["w_ih"], a["w_hh"]), "expected x to be float32, got float64"),
+        (ops.gru_cell_forward, (a["xc"], [0.0], a["w_ih3"], a["w_hh3"]), "expected h to be a numpy.ndarray of float32"),
+        (ops.lstm_cell_forward, (a["xc"], None, a["xc"], a["w_ih"], a["w_hh"]), "expected c of shape (2, 4)"),
+        (
+            ops.lstm_cell_backward,
+            (a["bh"], a["xc"], a["xc"], None, None, a["w_ih"], a["w_hh"], a["ws_cell"]),
+            "expected dc of shape (2, 4)",
+        ),
+        (
+            ops.rnn_cell_backward,
+            (a["bh"].T.copy(), a["xc"], None, a["w_ih1"], a["w_hh1"], a["y"][:1]),
+            "expected dh of shape (2, 4)",
+        ),
+        (ops.rnn_cell_backward, (a["bh"], a["xc"], None, a["w_ih1"], a["w_hh1"], a["bh"]), "expected ws of shape"),
+    ]
+    for op, args, words in cases:
+        kind, msg = refusal(op, *args)
+        assert msg.startswith(f"fastnn.ops.{op.__name__}: {words}"), msg
 
 
 def _fake(v):
@@ -585,7 +639,7 @@ def _fake(v):
 @pytest.mark.parametrize("name", list(BAD_CALLS))
 def test_cpu_refuses_each_bad_call(rng, name):
     call, exc = BAD_CALLS[name]
-    with pytest.raises(exc, match=r"^fastnn\.ops\.(lstm|gru|rnn)_(forward|backward): expected "):
+    with pytest.raises(exc, match=r"^fastnn\.ops\.(lstm|gru|rnn)(_cell)?_(forward|backward): expected "):
         call(lambda v: v, _arrays(rng))
 
 

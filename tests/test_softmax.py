@@ -3,7 +3,7 @@ reference backwards against finite differences, torch parity, thread invariance,
 
 import numpy as np
 import pytest
-from conftest import ISAS, num_threads, randn
+from conftest import ISAS, num_threads, randn, refusal
 from fastnn import _core, ops, ref
 from fastnn.ref.rounding import EPS32
 
@@ -236,6 +236,87 @@ def test_thread_counts_bit_identical(rng, isa, monkeypatch):
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("op", ["softmax_forward", "log_softmax_forward", "softmax_backward", "log_softmax_backward"])
+def test_a_bool_dim_is_refused(rng, op):
+    # pybind11 took True for dim 1; torch refuses a bool (found by the fuzz suite, tests/fuzz)
+    x = randn(rng, 4, 3)
+    args = (x,) if op.endswith("_forward") else (x, x)
+    assert refusal(lambda: getattr(ops, op)(*args, dim=True)) == (
+        TypeError,
+        f"fastnn.ops.{op}: expected dim to be an int, got bool",
+    )
+    # and a NumPy float was truncated: np.float16(0.9) was dim 0 (found by the fuzz suite)
+    for bad in (np.float32(1.7), np.float16(0.9)):
+        assert refusal(lambda d=bad: getattr(ops, op)(*args, dim=d)) == (
+            TypeError,
+            f"fastnn.ops.{op}: expected dim to be an int, got {type(bad).__name__}",
+        )
+    np.testing.assert_array_equal(getattr(ops, op)(*args, dim=np.int64(0)), getattr(ops, op)(*args, dim=0))
+
+
+@pytest.mark.parametrize("op", ["cross_entropy_forward", "cross_entropy_backward"])
+def test_cross_entropy_target_of_one_row_and_none(rng, op):
+    # 1-D logits (one row) took any target to reshape() (NumPy's ValueError, or the first of its
+    # values), None gave an AttributeError, 0-d logits an IndexError (found by the fuzz suite)
+    x = randn(rng, 3)
+    call = getattr(ops, op)
+    pre = () if op == "cross_entropy_forward" else (np.float32(1),)
+    cases = [
+        ((x, np.zeros(5, np.int64)), ValueError, "expected target of shape () for logits of shape (3,), got (5,)"),
+        ((x, None), TypeError, "expected target to be a numpy.ndarray, got NoneType"),
+        ((x[:1].reshape(()), np.array(0)), ValueError, "expected logits of 1 or more dimensions, got shape ()"),
+    ]
+    for args, exc, words in cases:
+        assert refusal(call, *pre, *args) == (exc, f"fastnn.ops.{op}: {words}")
+    assert call(*pre, x, np.array(1)).shape == ((3,) if pre else ())
+
+
+def test_cross_entropy_backward_grad_shape_is_the_losss(rng):
+    # a grad of one element and another shape was taken for a scalar, and a grad's shape was
+    # checked after a float64 copy: a huge view was a MemoryError (found by the fuzz suite)
+    x, t = randn(rng, 4, 3), np.array([0, 1, 2, 1])
+    op = "fastnn.ops.cross_entropy_backward"
+    assert refusal(ops.cross_entropy_backward, np.ones(1, np.float32), x, t) == (
+        ValueError,
+        f"{op}: expected a scalar grad for reduction 'mean', got shape (1,)",
+    )
+    huge = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape=(2**40,), strides=(0,))
+    assert refusal(lambda: ops.cross_entropy_backward(huge, x, t, reduction="none")) == (
+        ValueError,
+        f"{op}: expected grad of shape (4,), got (1099511627776,)",
+    )
+    np.testing.assert_array_equal(
+        ops.cross_entropy_backward(np.array(2.0), x, t), ops.cross_entropy_backward(2.0, x, t)
+    )
+
+
+def test_cross_entropy_backward_huge_arguments_are_refused_not_copied(rng):
+    # None logits were an AttributeError; for 'mean' the class weights were copied to float64
+    # (or a float64 (C,) of ones made) before any check: a huge stride-0 weight or logits was
+    # NumPy's MemoryError (found by the fuzz suite, tests/fuzz)
+    op = "fastnn.ops.cross_entropy_backward"
+    big = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape=(2**40,), strides=(0,))
+    x, t = randn(rng, 4, 3), np.array([0, 1, 2, 1])
+    assert refusal(ops.cross_entropy_backward, np.float32(1), None, t)[0] is TypeError
+    kind, msg = refusal(lambda: ops.cross_entropy_backward(np.float32(1), x, t, weight=big))
+    assert kind is ValueError and msg.startswith(f"{op}: expected weight to be C-contiguous"), msg
+    kind, msg = refusal(ops.cross_entropy_backward, np.float32(1), big, np.array(0))
+    assert kind is ValueError and msg.startswith(f"{op}: expected logits to be C-contiguous")
+    # a float target with class weights: the gather was NumPy's IndexError, now the kernel's words
+    kind, msg = refusal(ops.cross_entropy_backward, np.float32(1), x, t.astype(np.float64), np.ones(3, np.float32))
+    assert kind is TypeError and msg.startswith(f"{op}: expected target"), msg
+
+
+@pytest.mark.parametrize("op", ["cross_entropy_forward", "cross_entropy_backward"])
+def test_cross_entropy_logits_past_memory_are_refused_not_copied(op):
+    # (N, C, d...) logits are copied to rows before the entries' checks: a huge stride-0 view of
+    # 2^40 classes was NumPy's MemoryError, naming no op (found by the fuzz suite, tests/fuzz)
+    big = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape=(1, 2**40, 3), strides=(0, 0, 0))
+    pre = () if op == "cross_entropy_forward" else (np.float32(1),)
+    kind, msg = refusal(getattr(ops, op), *pre, big, np.zeros((1, 3), np.int64))
+    assert kind is ValueError and msg.startswith(f"fastnn.ops.{op}: expected logits that fit in memory"), msg
+
+
 def test_bad_input(rng):
     x = randn(rng, 4, 3)
     t = np.array([0, 1, 2, 1])
@@ -263,6 +344,44 @@ def test_bad_input(rng):
         ops.softmax_forward(x, out=ro)
     with pytest.raises(ValueError, match="overlap|share"):
         ops.cross_entropy_backward(np.float32(1), x, t, out=x)
+
+
+@pytest.mark.parametrize(
+    "logits,target,opts,want",
+    [
+        ([[-np.inf, 1.0]], [0], {}, np.inf),  # the target's probability is 0
+        ([[1.0, -np.inf]], [0], {}, 0.0),  # another class's is: no smoothing term, no NaN
+        ([[-np.inf, 1.0], [1.0, 2.0]], [-100, 0], {"reduction": "sum"}, 1.3132616875182228),  # ignored row: 0
+        ([[-np.inf, 1.0]], [1], {"label_smoothing": 0.1}, np.inf),  # smoothing counts every class
+    ],
+)
+def test_cross_entropy_reference_with_minus_infinity(logits, target, opts, want):
+    # the reference's terms that are not counted were multiplied by 0 and gave NaN for -inf
+    # log-probabilities where torch and the kernels give these (found by the fuzz suite)
+    x, t = np.array(logits, np.float32), np.array(target)
+    np.testing.assert_allclose(ref.cross_entropy_forward(x, t, **opts), want, rtol=1e-7)
+    np.testing.assert_allclose(ops.cross_entropy_forward(x, t, **opts), want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("op", ["cross_entropy_forward", "cross_entropy_backward"])
+@pytest.mark.parametrize(
+    "option,value,exc,words",
+    [
+        ("ignore_index", None, TypeError, "expected ignore_index to be an int, got NoneType"),
+        ("ignore_index", 2.5, TypeError, "expected ignore_index to be an int, got float"),
+        ("ignore_index", 2**63, ValueError, "expected ignore_index to fit in int64"),
+        ("ignore_index", True, TypeError, "expected ignore_index to be an int, got bool"),
+        ("label_smoothing", "0.1", TypeError, "expected label_smoothing to be a float, got str"),
+        ("label_smoothing", None, TypeError, "expected label_smoothing to be a float, got NoneType"),
+    ],
+)
+def test_cross_entropy_option_types_name_the_op(rng, op, option, value, exc, words):
+    # were pybind11's "cross_entropy_rows(): incompatible function arguments" (found by the fuzz
+    # suite, tests/fuzz)
+    x, t = randn(rng, 4, 3), np.array([0, 1, 2, 1])
+    args = (x, t) if op == "cross_entropy_forward" else (np.float32(1), x, t)
+    kind, msg = refusal(lambda: getattr(ops, op)(*args, **{option: value}))
+    assert kind is exc and msg.startswith(f"fastnn.ops.{op}: {words}"), msg
 
 
 # ---------------------------------------------------------------------------------------------

@@ -115,6 +115,9 @@ py::array global_fwd(py::handle x_obj, py::handle out_obj) {
 py::array global_bwd(py::handle dy_obj, py::handle x_obj, py::handle out_obj) {
   const char* op = "global_avg_pool2d_backward";
   const NpArg dy(op, "dy", dy_obj), x(op, "x", x_obj);
+  // required: the meta function takes dy as optional (the forward has none); None was read as a
+  // null pointer
+  if (!dy.present()) np_array(op, "dy", dy_obj);
   const Pool2dShape s = global_avg_pool2d_meta(op, x.ref, dy.ref);
   ArrayRef dxr;
   py::array dx = output<float>(op, "out", out_obj, x.ref.shape, {&dy.ref, &x.ref}, &dxr);

@@ -29,12 +29,33 @@ inline bool is_int(pybind11::handle obj) {  // int or numpy integer, not bool
          (pybind11::isinstance<pybind11::int_>(obj) || pybind11::hasattr(obj, "__index__"));
 }
 
+// The value of an int (a Python int, or an object with __index__) as int64. One outside int64 is
+// the op's ValueError: pybind11's cast<int64_t> would raise a RuntimeError naming nothing. An
+// __index__ that refuses (a NumPy array of several ints, or of floats) is the op's TypeError.
+inline int64_t int64_value(const char* op, const char* name, pybind11::handle obj) {
+  namespace py = pybind11;
+  py::object v = py::reinterpret_borrow<py::object>(obj);
+  if (!py::isinstance<py::int_>(obj)) {
+    try {
+      v = v.attr("__index__")();
+    } catch (py::error_already_set& e) {
+      if (!e.matches(PyExc_TypeError)) throw;
+      arg_type_fail(op, std::string("expected ") + name + " to be an int, got " + type_name(obj));
+    }
+  }
+  int overflow = 0;
+  const long long x = PyLong_AsLongLongAndOverflow(v.ptr(), &overflow);
+  if (overflow != 0) {
+    arg_value_fail(op, std::string("expected ") + name + " to fit in int64, got " + std::string(py::str(v)));
+  }
+  if (x == -1 && PyErr_Occurred()) throw py::error_already_set();
+  return static_cast<int64_t>(x);
+}
+
 // An int (both sides) or a sequence of two ints, as torch's _pair.
 inline std::pair<int64_t, int64_t> pair_arg(const char* op, const char* name, pybind11::handle obj) {
   namespace py = pybind11;
-  auto index = [](py::handle v) {
-    return py::reinterpret_borrow<py::object>(v).attr("__index__")().cast<int64_t>();
-  };
+  auto index = [op, name](py::handle v) { return int64_value(op, name, v); };
   if (is_int(obj)) {
     const int64_t v = index(obj);
     return {v, v};
@@ -133,15 +154,15 @@ inline Pool2dShape pool2d_params(const char* op, pybind11::handle kernel, pybind
 inline Shape int_list_arg(const char* op, const char* name, pybind11::handle obj) {
   namespace py = pybind11;
   Shape s;
-  if (py::isinstance<py::int_>(obj)) {
-    s.push_back(obj.cast<int64_t>());
+  if (is_int(obj)) {
+    s.push_back(int64_value(op, name, obj));
   } else if (py::isinstance<py::sequence>(obj) && !py::isinstance<py::str>(obj)) {
     for (py::handle h : py::reinterpret_borrow<py::sequence>(obj)) {
-      if (!py::isinstance<py::int_>(h)) {
+      if (!is_int(h)) {
         arg_type_fail(op, std::string("expected ") + name +
                               " to be an int or a sequence of ints, got an element of type " + type_name(h));
       }
-      s.push_back(h.cast<int64_t>());
+      s.push_back(int64_value(op, name, h));
     }
   } else {
     arg_type_fail(
@@ -154,10 +175,10 @@ inline Shape int_list_arg(const char* op, const char* name, pybind11::handle obj
 inline int64_t optional_int_arg(const char* op, const char* name, pybind11::handle obj, bool* given) {
   *given = !obj.is_none();
   if (!*given) return 0;
-  if (!pybind11::isinstance<pybind11::int_>(obj)) {
+  if (!is_int(obj)) {  // not a bool
     arg_type_fail(op, std::string("expected ") + name + " to be None or an int, got " + type_name(obj));
   }
-  return obj.cast<int64_t>();
+  return int64_value(op, name, obj);
 }
 
 // leaky_relu's negative_slope: a float or an int.

@@ -67,10 +67,13 @@ __global__ void __launch_bounds__(THREADS)
                       float* save_mean, float* save_invstd) {
   __shared__ double scratch[32];
   const int64_t c = blockIdx.x, m = n * hw;
-  if (m == 0) {  // empty batch (uniform over the block): nothing to normalise
+  // An empty batch (uniform over the block): nothing to normalise. The saved statistics are 0
+  // in training (there are none) and, in eval, the running ones as for any batch.
+  if (m == 0) {
     if (threadIdx.x == 0) {
-      save_mean[c] = 0.0f;
-      save_invstd[c] = 0.0f;
+      save_mean[c] = training ? 0.0f : running_mean[c];
+      save_invstd[c] =
+          training ? 0.0f : static_cast<float>(1.0 / sqrt(static_cast<double>(running_var[c]) + eps));
     }
     return;
   }
@@ -90,7 +93,7 @@ __global__ void __launch_bounds__(THREADS)
     s1 = block_sum(s1, scratch);
     s2 = block_sum(s2, scratch);
     const double d = s1 * inv_m;
-    mean = static_cast<double>(mf) + d;
+    mean = std::isinf(mf) ? static_cast<double>(mf) : static_cast<double>(mf) + d;  // (as the CPU's)
     var = s2 * inv_m - d * d;
     if (var < 0.0) var = 0.0;  // rounding; NaN stays NaN
     if (running_mean && threadIdx.x == 0) {

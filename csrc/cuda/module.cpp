@@ -472,6 +472,7 @@ void bind_pool2d(py::module_& m) {
   m.def("global_avg_pool2d_backward", [](py::handle dy_obj, py::handle x_obj, py::handle out, py::handle rt) {
     const char* op = "global_avg_pool2d_backward";
     const DevArg dy(op, "dy", dy_obj), x(op, "x", x_obj);
+    if (!dy.ref.present) DevArg::refuse(op, "dy", dy_obj);  // required (as the CPU binding's)
     const auto s = fastnn::global_avg_pool2d_meta(op, x.ref, dy.ref);
     fastnn::ArrayRef dx;
     py::object res = dev_out(op, rt, out, x.ref.shape, {&dy.ref, &x.ref}, &dx);

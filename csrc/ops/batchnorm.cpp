@@ -32,9 +32,14 @@ void batch_norm2d_forward(const BatchNormArgs& a, const float* x, const float* w
                           float* running_mean, float* running_var, float* y, float* save_mean,
                           float* save_invstd, int nthreads) {
   const int64_t m_count = a.n * a.hw, stride = a.c * a.hw;
-  if (m_count == 0) {  // empty batch: nothing to normalise, running statistics untouched
-    std::fill(save_mean, save_mean + a.c, 0.0f);
-    std::fill(save_invstd, save_invstd + a.c, 0.0f);
+  // An empty batch: nothing to normalise, running statistics untouched. The saved statistics
+  // are 0 in training (there are none) and, in eval, the running ones as for any batch.
+  if (m_count == 0) {
+    for (int64_t c = 0; c < a.c; ++c) {
+      save_mean[c] = a.training ? 0.0f : running_mean[c];
+      save_invstd[c] =
+          a.training ? 0.0f : static_cast<float>(1.0 / std::sqrt(double{running_var[c]} + a.eps));
+    }
     return;
   }
   const double inv_m = 1.0 / static_cast<double>(m_count);
@@ -48,7 +53,7 @@ void batch_norm2d_forward(const BatchNormArgs& a, const float* x, const float* w
       double s1, s2;
       bn_dev_sums_cpu(xc, mf, a.n, a.hw, stride, &s1, &s2);
       const double d = s1 * inv_m;
-      mean = mf + d;
+      mean = std::isinf(mf) ? mf : mf + d;  // an infinite mean stays one (x - mf is NaN there)
       var = s2 * inv_m - d * d;
       if (var < 0) var = 0;  // rounding; NaN stays NaN
       if (running_mean) {

@@ -132,6 +132,14 @@ Conv2dShape conv2d_backward_weight_meta(const ArrayRef& dy, const ArrayRef& x, c
 
 Conv2dShape conv2d_backward_bias_meta(const ArrayRef& dy) {
   check_f32_nd(kOp, dy, 4, "NCHW");
+  // conv2d_check's rules where they apply: at most 2^31-1 channels (out_channels) and elements
+  // per plane. The batch may be larger: the sums of empty planes are 0 without a loop over it.
+  const int64_t kMax32 = std::numeric_limits<int32_t>::max();
+  const int64_t OC = dy.shape[1], H = dy.shape[2], W = dy.shape[3];
+  if (OC > kMax32 || (H > 0 && W > kMax32 / H)) {
+    fail("expected grad_output with at most 2^31-1 channels and elements per plane, got " +
+         shape_str(dy.shape));
+  }
   Conv2dShape s;  // only B, OC and the output plane matter: a 1x1 "convolution" of dy's plane
   s.B = dy.shape[0];
   s.C = s.OC = dy.shape[1];

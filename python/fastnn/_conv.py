@@ -3,7 +3,12 @@
 
 def pair(name, v):
     """An int or a pair of ints -> (int, int), as torch.nn.functional.conv2d accepts them."""
-    t = (v, v) if isinstance(v, int) else tuple(v)
+    try:
+        t = (v, v) if isinstance(v, int) else tuple(v)
+    except TypeError:  # not an int, not a sequence: None, a float
+        raise TypeError(
+            f"fastnn.ops.conv2d: expected {name} to be an int or a pair of ints, got {type(v).__name__}"
+        ) from None
     if len(t) != 2 or not all(isinstance(i, int) and not isinstance(i, bool) for i in t):
         raise ValueError(f"fastnn.ops.conv2d: expected {name} to be an int or a pair of ints, got {v!r}")
     return t

@@ -6,6 +6,9 @@ embedding, pooling, cross-entropy, batch norm, the SGD and Adam updates, grad_no
 recurrent layers and cells, scaled dot-product attention), with CuPy outputs; the others refuse
 CUDA arrays with a TypeError."""
 
+import os
+import re
+
 import numpy as np
 
 from . import _core
@@ -213,23 +216,59 @@ def gelu_backward(dy, x, approximate="none", *, out=None):
     return _kernels(dy, x, out).gelu_backward(dy, x, approximate, out)
 
 
+def _int(op, name, v):
+    """v, an int option the entries take as int64: an int or a NumPy integer. Anything else is
+    the op's TypeError: pybind11 would take True for 1, and a NumPy float by int(), truncated
+    (np.float32(1.7) for 1); torch (and csrc/bind/py_args.h's int options) refuse both."""
+    if type(v) is int or (isinstance(v, (int, np.integer)) and type(v) is not bool):
+        return v
+    raise TypeError(f"fastnn.ops.{op}: expected {name} to be an int, got {type(v).__name__}")
+
+
 def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, activation=None, out=None):
     """y = act(conv2d(x, w) + bias), PyTorch's Conv2d: x (B, C, H, W), w (OC, C/groups, KH, KW),
     bias (OC,); padding is an int, a pair, 'same' or 'valid'; activation None or "relu"."""
-    st, pad, dil = conv2d_params(getattr(w, "shape", (0, 0, 1, 1))[2:], stride, padding, dilation)
+    groups = _int("conv2d", "groups", groups)
+    st, pad, dil = conv2d_params(_kernel_hw(w), stride, padding, dilation)
     return _kernels(x, w, bias, out).conv2d_forward(x, w, bias, st, pad, dil, groups, activation, out)
+
+
+def _kernel_hw(w):
+    """(KH, KW) of a 4-D weight, for padding='same'; (1, 1) for anything else, which the entries
+    refuse in their words (a weight of another rank is not a kernel)."""
+    shape = getattr(w, "shape", ())
+    return tuple(shape[2:]) if len(shape) == 4 else (1, 1)
+
+
+def _conv_shape(name, v):
+    """input_shape / weight_shape as a tuple of 4 ints (the entries' words for what is not)."""
+    try:
+        t = tuple(v)
+    except TypeError:  # None, an int
+        raise TypeError(
+            f"fastnn.ops.conv2d: expected {name} to be a sequence of 4 ints, got {type(v).__name__}"
+        ) from None
+    if not all(isinstance(i, (int, np.integer)) and type(i) is not bool for i in t):
+        raise TypeError(f"fastnn.ops.conv2d: expected {name} to be a sequence of 4 ints, got {v!r}")
+    if len(t) != 4:
+        raise ValueError(f"fastnn.ops.conv2d: expected a 4-D {name}, got {_shape(t)}")
+    return t
 
 
 def conv2d_backward_data(dy, w, input_shape, stride=1, padding=0, dilation=1, groups=1, out=None):
     """dx (input_shape) from dy (B, OC, OH, OW) and w (OC, C/groups, KH, KW)."""
-    st, pad, dil = conv2d_params(getattr(w, "shape", (0, 0, 1, 1))[2:], stride, padding, dilation)
-    return _kernels(dy, w, out).conv2d_backward_data(dy, w, tuple(input_shape), st, pad, dil, groups, out)
+    groups = _int("conv2d", "groups", groups)
+    input_shape = _conv_shape("input_shape", input_shape)
+    st, pad, dil = conv2d_params(_kernel_hw(w), stride, padding, dilation)
+    return _kernels(dy, w, out).conv2d_backward_data(dy, w, input_shape, st, pad, dil, groups, out)
 
 
 def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1, groups=1, out=None):
     """dw (weight_shape) from dy (B, OC, OH, OW) and x (B, C, H, W), summed over the batch."""
-    st, pad, dil = conv2d_params(tuple(weight_shape)[2:], stride, padding, dilation)
-    return _kernels(dy, x, out).conv2d_backward_weight(dy, x, tuple(weight_shape), st, pad, dil, groups, out)
+    groups = _int("conv2d", "groups", groups)
+    weight_shape = _conv_shape("weight_shape", weight_shape)
+    st, pad, dil = conv2d_params(weight_shape[2:], stride, padding, dilation)
+    return _kernels(dy, x, out).conv2d_backward_weight(dy, x, weight_shape, st, pad, dil, groups, out)
 
 
 def conv2d_backward_bias(dy, out=None):
@@ -246,34 +285,44 @@ def conv2d_backward_bias(dy, out=None):
 
 def softmax_forward(x, dim=-1, *, out=None):
     """y = exp(x - max) / sum exp(x - max) along dim."""
-    return _kernels(x, out).softmax_forward(x, dim, out)
+    return _kernels(x, out).softmax_forward(x, _int("softmax_forward", "dim", dim), out)
 
 
 def log_softmax_forward(x, dim=-1, *, out=None):
     """y = x - max - log sum exp(x - max) along dim."""
-    return _kernels(x, out).log_softmax_forward(x, dim, out)
+    return _kernels(x, out).log_softmax_forward(x, _int("log_softmax_forward", "dim", dim), out)
 
 
 def softmax_backward(dy, y, dim=-1, *, out=None):
     """dx = y * (dy - sum(dy * y, dim))."""
-    return _kernels(dy, y, out).softmax_backward(dy, y, dim, out)
+    return _kernels(dy, y, out).softmax_backward(dy, y, _int("softmax_backward", "dim", dim), out)
 
 
 def log_softmax_backward(dy, y, dim=-1, *, out=None):
     """dx = dy - exp(y) * sum(dy, dim)."""
-    return _kernels(dy, y, out).log_softmax_backward(dy, y, dim, out)
+    return _kernels(dy, y, out).log_softmax_backward(dy, y, _int("log_softmax_backward", "dim", dim), out)
 
 
 _REDUCTIONS = ("none", "mean", "sum")
 
 
-def _ce_rows(op, xp, logits, target, reduction, others=()):
+def _ce_rows(op, xp, logits, target, reduction, others=(), ignore_index=-100, label_smoothing=0.0):
     """(rows (M, C) C-contiguous, targets (M,), the per-row loss shape) of (N, C, d...) logits,
     as arrays of xp (NumPy, or CuPy for CUDA arrays: then every array given must be one)."""
     if reduction not in _REDUCTIONS:
         raise ValueError(f"fastnn.ops.{op}: expected reduction 'none', 'mean' or 'sum', got {reduction!r}")
+    # the row entries take an int64 and a float: anything else would be pybind11's TypeError
+    # naming the entry (cross_entropy_rows), not this op
+    if not isinstance(ignore_index, (int, np.integer)) or type(ignore_index) is bool:
+        raise TypeError(f"fastnn.ops.{op}: expected ignore_index to be an int, got {type(ignore_index).__name__}")
+    if not -(2**63) <= ignore_index < 2**63:
+        raise ValueError(f"fastnn.ops.{op}: expected ignore_index to fit in int64, got {ignore_index}")
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float, np.integer, np.floating)):
+        raise TypeError(
+            f"fastnn.ops.{op}: expected label_smoothing to be a float, got {type(label_smoothing).__name__}"
+        )
     for name, a in (("logits", logits), ("target", target)) + tuple(others):
-        if a is None:
+        if a is None and name not in ("logits", "target"):  # the optional ones
             continue
         if xp is np and not isinstance(a, np.ndarray):
             raise TypeError(f"fastnn.ops.{op}: expected {name} to be a numpy.ndarray, got {type(a).__name__}")
@@ -282,17 +331,28 @@ def _ce_rows(op, xp, logits, target, reduction, others=()):
                 f"fastnn.ops.{op}: expected {name} to be a CUDA array like the other arguments, got "
                 f"{type(a).__name__} (NumPy and CUDA arrays cannot be mixed)"
             )
-    if logits.ndim == 1:
+    if logits.ndim == 0:
+        raise ValueError(f"fastnn.ops.{op}: expected logits of 1 or more dimensions, got shape ()")
+    if logits.ndim == 1:  # one row: a 0-d target
+        if target.shape != ():
+            raise ValueError(
+                f"fastnn.ops.{op}: expected target of shape () for logits of shape {logits.shape}, got {target.shape}"
+            )
         return logits.reshape(1, -1), target.reshape(1), target.shape
-    if logits.ndim < 1 or target.shape != (logits.shape[0],) + logits.shape[2:]:
+    if target.shape != (logits.shape[0],) + logits.shape[2:]:
         raise ValueError(
             f"fastnn.ops.{op}: expected target of shape {(logits.shape[0],) + logits.shape[2:]} "
             f"for logits of shape {logits.shape}, got {target.shape}"
         )
     if logits.ndim == 2:
         return logits, target, target.shape
-    rows = xp.ascontiguousarray(xp.moveaxis(logits, 1, -1)).reshape(-1, logits.shape[1])
-    return rows, xp.ascontiguousarray(target).reshape(-1), target.shape
+    # (N, C, d...) as rows (N d..., C): copies, under the outputs' memory rules for NumPy
+    to_rows = lambda: xp.ascontiguousarray(xp.moveaxis(logits, 1, -1)).reshape(-1, logits.shape[1])
+    flat = lambda: xp.ascontiguousarray(target).reshape(-1)
+    if xp is np:
+        rows = _copied(op, "logits", logits, logits.itemsize, to_rows)
+        return rows, _copied(op, "target", target, target.itemsize, flat), target.shape
+    return to_rows(), flat(), target.shape
 
 
 def _byte_range(a):
@@ -339,7 +399,9 @@ def cross_entropy_forward(logits, target, weight=None, ignore_index=-100, label_
     """The loss: float32 0-d for 'mean' / 'sum', of target's shape for 'none' (a CuPy array for
     CUDA arrays)."""
     xp = _xp(logits, target, weight)
-    rows, t, tshape = _ce_rows("cross_entropy_forward", xp, logits, target, reduction, (("weight", weight),))
+    rows, t, tshape = _ce_rows(
+        "cross_entropy_forward", xp, logits, target, reduction, (("weight", weight),), ignore_index, label_smoothing
+    )
     kernels = _core if xp is np else _cuda.kernels
     loss, wt = kernels.cross_entropy_rows(rows, t, weight, ignore_index, label_smoothing)
     if reduction == "none":
@@ -358,30 +420,40 @@ def cross_entropy_backward(
     shape for 'none'); one code for both devices over the array namespace."""
     op = "cross_entropy_backward"
     xp = _xp(logits, target, weight, out)
-    rows, t, tshape = _ce_rows(op, xp, logits, target, reduction, (("weight", weight), ("out", out)))
+    rows, t, tshape = _ce_rows(
+        op, xp, logits, target, reduction, (("weight", weight), ("out", out)), ignore_index, label_smoothing
+    )
     kind = getattr(getattr(grad, "dtype", None), "kind", "f" if isinstance(grad, (int, float)) else None)
     if kind != "f" or isinstance(grad, bool):
         got = getattr(grad, "dtype", None) or type(grad).__name__
         raise TypeError(f"fastnn.ops.{op}: expected grad to be a floating-point number or array, got {got}")
     if out is not None and logits.ndim != 2:  # written below by assignment: its rules first
         _check_out(op, out, logits.shape, (("logits", logits), ("grad", grad)))
+    # the shape first (a huge view is not copied to float64 to be refused): the loss's, as
+    # torch's backward wants the gradient of its output
+    gshape = tuple(np.shape(grad))
+    if reduction == "none" and gshape != tuple(tshape):
+        raise ValueError(f"fastnn.ops.{op}: expected grad of shape {tuple(tshape)}, got {gshape}")
+    if reduction != "none" and gshape != ():
+        raise ValueError(f"fastnn.ops.{op}: expected a scalar grad for reduction {reduction!r}, got shape {gshape}")
     g = xp.asarray(grad, dtype=xp.float64)
     if reduction == "none":
-        if g.shape != tuple(tshape):
-            raise ValueError(f"fastnn.ops.{op}: expected grad of shape {tuple(tshape)}, got {g.shape}")
         scale = xp.ascontiguousarray(g.reshape(-1).astype(xp.float32))
     else:
-        if g.size != 1:
-            raise ValueError(
-                f"fastnn.ops.{op}: expected a scalar grad for reduction {reduction!r}, got shape {g.shape}"
-            )
-        s = g.reshape(())
+        s = g
         if reduction == "mean":
+            # the summed weights of the targets kept: gathered per target (a (C,) array of any size
+            # is not copied); clipped: a target outside [0, C) is the kernel's error (its words)
+            C = rows.shape[1]
             keep = t != ignore_index
-            w = xp.ones(rows.shape[1], xp.float64) if weight is None else xp.asarray(weight, xp.float64)
+            if weight is None:
+                total = keep.sum(dtype=xp.float64)
+            elif tuple(weight.shape) == (C,) and weight.dtype == xp.float32 and t.dtype.kind in "iu":
+                total = weight[xp.where(keep, xp.clip(t, 0, C - 1), 0)][keep].sum(dtype=xp.float64)
+            else:
+                total = 1.0  # a weight (or target) the kernel refuses below, in its words
             with np.errstate(invalid="ignore", divide="ignore"):  # all ignored: nan (or inf), as torch
-                # clipped: a target outside [0, C) is the kernel's error (its words), not IndexError
-                s = s / w[xp.where(keep, xp.clip(t, 0, rows.shape[1] - 1), 0)][keep].sum()
+                s = s / total
         scale = xp.full(rows.shape[0], s, dtype=xp.float32)
     two_d = logits.ndim == 2
     kernels = _core if xp is np else _cuda.kernels
@@ -448,7 +520,7 @@ def adam_step(
         grads,
         exp_avgs,
         exp_avg_sqs,
-        step,
+        _int("adam_step", "step", step),
         lr,
         beta1,
         beta2,
@@ -465,7 +537,13 @@ def grad_norm(arrays, norm_type=2.0):
     """The total norm of order norm_type (2.0, 1.0, inf, or another p > 0) over all float32 arrays,
     accumulated in float64 (as a Python float); what clip_grad_norm_ computes. 0.0 for [].
     CUDA arrays: the norm is read back to the host, so the call waits for CuPy's current stream."""
-    return _listed_kernels(arrays).grad_norm(arrays, float(norm_type))
+    try:
+        p = float(norm_type)  # as clip_grad_norm_: a number, or a string such as "inf"
+    except (TypeError, ValueError) as e:
+        raise type(e)(
+            f"fastnn.ops.grad_norm: expected norm_type to be a number, got {type(norm_type).__name__} {norm_type!r}"
+        ) from None
+    return _listed_kernels(arrays).grad_norm(arrays, p)
 
 
 # Batch normalisation of NCHW float32 (torch.nn.functional.batch_norm's semantics; see
@@ -493,21 +571,55 @@ def batch_norm2d_backward(dy, x, weight, save_mean, save_invstd, training=True, 
 # an input, never an output); an index outside [0, V) is a ValueError.
 
 
-def _indices(indices):
-    if isinstance(indices, np.ndarray) and indices.dtype.kind in "iu":
-        return np.asarray(indices, dtype=np.int64, order="C")
-    return indices
+def _physical_memory():
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return 0  # unknown
+
+
+def _indices(op, indices):
+    """Integer indices as int64 C-contiguous (a copy unless they are that already), with the
+    outputs' rules for the copy (csrc/bind/alloc.h): more bytes than this machine has is a
+    ValueError, an allocation that fails a MemoryError, each naming the op."""
+    if not (isinstance(indices, np.ndarray) and indices.dtype.kind in "iu"):
+        return indices
+    if indices.dtype == np.int64 and indices.flags.c_contiguous:
+        return indices
+    return _copied(op, "indices", indices, 8, lambda: np.asarray(indices, dtype=np.int64, order="C"), " as int64")
+
+
+def _copied(op, name, a, itemsize, make, how=""):
+    """make(): a NumPy copy of argument a (itemsize bytes an element) that fastnn.ops lays out for
+    the entries, with the outputs' rules (csrc/bind/alloc.h): more bytes than this machine has is
+    a ValueError, an allocation that fails a MemoryError, each naming the op (a huge view with no
+    memory behind it is refused, not copied)."""
+    need, mem = a.size * itemsize, _physical_memory()
+    if mem and need > mem:
+        raise ValueError(
+            f"fastnn.ops.{op}: expected {name} that fit in memory{how}, got shape {_shape(a.shape)} "
+            f"({need} bytes; this machine has {mem})"
+        )
+    try:
+        return make()
+    except MemoryError:
+        raise MemoryError(
+            f"fastnn.ops.{op}: cannot allocate {need} bytes for {name} of shape {_shape(a.shape)}{how}"
+        ) from None
 
 
 def embedding_forward(weight, indices, padding_idx=None, *, out=None):
     """out of shape indices.shape + (D,): weight[indices] (padding_idx is checked, as torch does)."""
-    return _kernels(weight, indices, out).embedding_forward(weight, _indices(indices), padding_idx, out)
+    idx = _indices("embedding_forward", indices)
+    return _kernels(weight, indices, out).embedding_forward(weight, idx, padding_idx, out)
 
 
 def embedding_backward(dy, indices, num_embeddings, padding_idx=None, *, out=None):
     """The dense (num_embeddings, D) gradient of weight: dy's rows summed per index, in order of
     position; the padding_idx row zero."""
-    return _kernels(dy, indices, out).embedding_backward(dy, _indices(indices), num_embeddings, padding_idx, out)
+    idx = _indices("embedding_backward", indices)
+    n = _int("embedding_backward", "num_embeddings", num_embeddings)
+    return _kernels(dy, indices, out).embedding_backward(dy, idx, n, padding_idx, out)
 
 
 # Recurrent layers over a whole sequence (csrc/ops/rnn.h): float32 C-contiguous x (T, B, I), h0/c0
@@ -571,10 +683,38 @@ def _entry(name, *arrays):
     return getattr(_core, name)
 
 
-def _step(x):
+# The layer entries' argument names that a cell calls otherwise (the RNN cell's ws is the
+# layer's y); the messages name the cell and its arguments.
+_CELL_WORDS = {"h0": "h", "c0": "c", "dh_n": "dh", "dc_n": "dc"}
+
+
+def _in_cell(cell, layer, *arrays):
+    """_entry(layer, *arrays), whose TypeError / ValueError names the cell op and its arguments
+    instead of the layer's (the entries run the cell as the layer's T = 1)."""
+    fn = _entry(layer, *arrays)
+    words = dict(_CELL_WORDS, **({"y": "ws"} if cell == "rnn_cell_backward" else {}))
+    pattern = re.compile(r"\b(" + "|".join(words) + r")\b")
+
+    def call(*args):
+        try:
+            return fn(*args)
+        except (TypeError, ValueError) as e:
+            msg = str(e).replace(f"fastnn.ops.{layer}:", f"fastnn.ops.{cell}:").replace(f"{layer}()", f"{cell}()")
+            msg = pattern.sub(lambda m: words[m.group(1)], msg).replace("x.shape[2]", "x.shape[1]")
+            raise type(e)(msg) from None
+
+    return call
+
+
+def _step(op, x):
+    """x (B, I) as the layer's (1, B, I). An array of another rank is the cell's ValueError: a
+    (T, B, I) x would run T steps, not one; what is not an array is left to the entry's checks."""
+    shape = x.__cuda_array_interface__["shape"] if _gpu(x) else getattr(x, "shape", None)
+    if shape is not None and len(shape) != 2:
+        raise ValueError(f"fastnn.ops.{op}: expected x of 2 dimensions (B, I), got shape {_shape(shape)}")
     if _gpu(x):
         return _cuda.step_view(x)
-    return x[None] if isinstance(x, _ndarray) and x.ndim == 2 else x
+    return x[None] if isinstance(x, _ndarray) else x
 
 
 def _unstep(dx):
@@ -583,43 +723,43 @@ def _unstep(dx):
 
 def lstm_cell_forward(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
     """(h' (B, H), c' (B, H), ws)."""
-    fwd = _entry("lstm_forward", x, h, c, w_ih, w_hh, b_ih, b_hh)
-    _, h1, c1, ws = fwd(_step(x), h, c, w_ih, w_hh, b_ih, b_hh, False)
+    fwd = _in_cell("lstm_cell_forward", "lstm_forward", x, h, c, w_ih, w_hh, b_ih, b_hh)
+    _, h1, c1, ws = fwd(_step("lstm_cell_forward", x), h, c, w_ih, w_hh, b_ih, b_hh, False)
     return h1, c1, ws
 
 
 def lstm_cell_backward(dh, dc, x, h, c, w_ih, w_hh, ws):
     """(dx, dh_prev, dc_prev, dw_ih, dw_hh, db_ih, db_hh) from the gradients of h' and c'."""
-    bwd = _entry("lstm_backward", dh, dc, x, h, c, w_ih, w_hh, ws)
-    g = bwd(None, dh, dc, _step(x), h, c, w_ih, w_hh, None, ws, False)
+    bwd = _in_cell("lstm_cell_backward", "lstm_backward", dh, dc, x, h, c, w_ih, w_hh, ws)
+    g = bwd(None, dh, dc, _step("lstm_cell_backward", x), h, c, w_ih, w_hh, None, ws, False)
     return (_unstep(g[0]),) + g[1:]
 
 
 def gru_cell_forward(x, h, w_ih, w_hh, b_ih=None, b_hh=None):
     """(h' (B, H), ws)."""
-    fwd = _entry("gru_forward", x, h, w_ih, w_hh, b_ih, b_hh)
-    _, h1, ws = fwd(_step(x), h, w_ih, w_hh, b_ih, b_hh, False)
+    fwd = _in_cell("gru_cell_forward", "gru_forward", x, h, w_ih, w_hh, b_ih, b_hh)
+    _, h1, ws = fwd(_step("gru_cell_forward", x), h, w_ih, w_hh, b_ih, b_hh, False)
     return h1, ws
 
 
 def gru_cell_backward(dh, x, h, w_ih, w_hh, ws):
     """(dx, dh_prev, dw_ih, dw_hh, db_ih, db_hh)."""
-    bwd = _entry("gru_backward", dh, x, h, w_ih, w_hh, ws)
-    g = bwd(None, dh, _step(x), h, w_ih, w_hh, None, ws, False)
+    bwd = _in_cell("gru_cell_backward", "gru_backward", dh, x, h, w_ih, w_hh, ws)
+    g = bwd(None, dh, _step("gru_cell_backward", x), h, w_ih, w_hh, None, ws, False)
     return (_unstep(g[0]),) + g[1:]
 
 
 def rnn_cell_forward(x, h, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
     """(h' (B, H), ws)."""
-    fwd = _entry("rnn_forward", x, h, w_ih, w_hh, b_ih, b_hh)
-    y, h1, _ = fwd(_step(x), h, w_ih, w_hh, b_ih, b_hh, nonlinearity, False)
+    fwd = _in_cell("rnn_cell_forward", "rnn_forward", x, h, w_ih, w_hh, b_ih, b_hh)
+    y, h1, _ = fwd(_step("rnn_cell_forward", x), h, w_ih, w_hh, b_ih, b_hh, nonlinearity, False)
     return h1, y
 
 
 def rnn_cell_backward(dh, x, h, w_ih, w_hh, ws, nonlinearity="tanh"):
     """(dx, dh_prev, dw_ih, dw_hh, db_ih, db_hh)."""
-    bwd = _entry("rnn_backward", dh, x, h, w_ih, w_hh, ws)
-    g = bwd(None, dh, _step(x), h, w_ih, w_hh, ws, None, nonlinearity, False)
+    bwd = _in_cell("rnn_cell_backward", "rnn_backward", dh, x, h, w_ih, w_hh, ws)
+    g = bwd(None, dh, _step("rnn_cell_backward", x), h, w_ih, w_hh, ws, None, nonlinearity, False)
     return (_unstep(g[0]),) + g[1:]
 
 

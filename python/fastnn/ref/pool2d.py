@@ -45,14 +45,20 @@ def _ret(r, out):
     return out
 
 
+def _taps(start, k, d, n):
+    """The taps start, start + d, ..., start + (k - 1) d that lie in [0, n), found without
+    walking the ones outside (a kernel of 2^31 taps over a small input is one window)."""
+    first = start if start >= 0 else start + (-start + d - 1) // d * d
+    return list(range(first, min(start + (k - 1) * d + 1, n), d))
+
+
 def _windows(g, H, W, oh, ow):
     """Rows and columns (inside the input) of the window of output (i, j), in (kh, kw) order."""
     kh, kw, sh, sw, ph, pw, dh, dw = g
     for i in range(oh):
-        rows = [r for r in range(i * sh - ph, i * sh - ph + (kh - 1) * dh + 1, dh) if 0 <= r < H]
+        rows = _taps(i * sh - ph, kh, dh, H)
         for j in range(ow):
-            cols = [c for c in range(j * sw - pw, j * sw - pw + (kw - 1) * dw + 1, dw) if 0 <= c < W]
-            yield i, j, rows, cols
+            yield i, j, rows, _taps(j * sw - pw, kw, dw, W)
 
 
 def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *, out=None, indices=None):

@@ -55,7 +55,12 @@ def _terms(rows, t, weight, ignore_index, label_smoothing):
         raise ValueError("cross_entropy: target out of range")
     wt = np.where(keep, w[tt], 0.0)
     e = label_smoothing
-    loss = (1 - e) * -logp[np.arange(N), tt] * wt + e / C * np.where(keep, -(logp * w).sum(1), 0.0)
+    # each term only where it is counted: an ignored row, or the smoothing term with e = 0, adds
+    # 0 even when its log-probabilities hold -inf (0 * inf would be NaN; torch gives 0)
+    with np.errstate(invalid="ignore"):
+        loss = np.where(keep, (1 - e) * -logp[np.arange(N), tt] * wt, 0.0)
+        if e:
+            loss = loss + e / C * np.where(keep, -(logp * w).sum(1), 0.0)
     return loss, wt, logp, w, keep, tt
 
 
