@@ -317,6 +317,31 @@ def test_cross_entropy_logits_past_memory_are_refused_not_copied(op):
     assert kind is ValueError and msg.startswith(f"fastnn.ops.{op}: expected logits that fit in memory"), msg
 
 
+@pytest.mark.parametrize("shape", [(1, 3), (1, 3, 2)])
+@pytest.mark.parametrize("name", ["weight", "target"])
+def test_cross_entropy_backward_out_sharing_memory_with_weight_or_target(rng, shape, name):
+    # the kernel writes out while it reads the class weights: an out over the weights' memory
+    # gave a wrong gradient, silently (found by the fuzz suite, tests/fuzz)
+    buf = np.zeros(64, np.float32)
+    x, t = randn(rng, *shape), np.zeros((shape[0],) + shape[2:], np.int64)
+    out = buf[: x.size].reshape(shape)
+    weight = buf[: shape[1]] if name == "weight" else np.ones(shape[1], np.float32)
+    target = buf.view(np.int64)[: t.size].reshape(t.shape) if name == "target" else t
+    assert refusal(lambda: ops.cross_entropy_backward(np.float32(1), x, target, weight, out=out)) == (
+        ValueError,
+        f"fastnn.ops.cross_entropy_backward: expected out not to share memory with {name}, got overlapping arrays",
+    )
+
+
+def test_cross_entropy_reference_of_no_rows_and_2_to_the_31_classes():
+    # the reference made a float64 (C,) of ones for no weights: 16 GiB for this empty view,
+    # which the kernels take (found by the fuzz suite, tests/fuzz)
+    x = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape=(0, 2**31 + 1), strides=(0, 0))
+    t = np.zeros(0, np.int64)
+    with np.errstate(invalid="ignore"):  # the mean of nothing
+        assert np.isnan(ref.cross_entropy_forward(x, t)) and np.isnan(ops.cross_entropy_forward(x, t))
+
+
 def test_bad_input(rng):
     x = randn(rng, 4, 3)
     t = np.array([0, 1, 2, 1])

@@ -72,7 +72,8 @@ py::array ce_bwd(py::handle logits_obj, py::handle target_obj, py::handle weight
       cross_entropy_meta(op, logits.ref, target.ref, weight.ref, ignore_index, smoothing);
   cross_entropy_check_targets(op, a);
   cross_entropy_scale_check(op, a, scale.ref);
-  py::array out = out_checked(op, out_obj, logits.ref.shape, {&logits.ref, &scale.ref});
+  py::array out =
+      out_checked(op, out_obj, logits.ref.shape, {&logits.ref, &target.ref, &weight.ref, &scale.ref});
   float* d = static_cast<float*>(out.mutable_data());
   const int nt = get_num_threads();
   run_kernel(op, [&] { cross_entropy_backward(a, scale.ref.ptr<const float>(), d, isa, nt); });

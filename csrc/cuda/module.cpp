@@ -218,7 +218,8 @@ void bind_softmax(py::module_& m) {
     fastnn::cuda::check_targets(op, a, t);
     fastnn::cross_entropy_scale_check(op, a, scale.ref);
     fastnn::ArrayRef dx;
-    py::object res = fastnn::cuda::dev_out(op, rt, out, x.ref.shape, {&x.ref, &scale.ref}, &dx);
+    py::object res =
+        fastnn::cuda::dev_out(op, rt, out, x.ref.shape, {&x.ref, &t.ref, &w.ref, &scale.ref}, &dx);
     void* st = fastnn::cuda::stream_of(rt);
     {
       py::gil_scoped_release nogil;

@@ -428,7 +428,7 @@ def cross_entropy_backward(
         got = getattr(grad, "dtype", None) or type(grad).__name__
         raise TypeError(f"fastnn.ops.{op}: expected grad to be a floating-point number or array, got {got}")
     if out is not None and logits.ndim != 2:  # written below by assignment: its rules first
-        _check_out(op, out, logits.shape, (("logits", logits), ("grad", grad)))
+        _check_out(op, out, logits.shape, (("logits", logits), ("target", target), ("weight", weight), ("grad", grad)))
     # the shape first (a huge view is not copied to float64 to be refused): the loss's, as
     # torch's backward wants the gradient of its output
     gshape = tuple(np.shape(grad))

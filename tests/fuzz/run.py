@@ -9,7 +9,8 @@ and derandomized (the same cases every run), "release" runs thousands of cases p
 random seed, which it prints; --seed N replays the cases of seed N in either profile. Before
 each call the case is appended to the log (default: fuzz-OP.log in the system's temporary
 directory), so the last line names the case that a crash or a hang stopped in. Exit status 0
-when every case passed; the last line of stdout is a JSON summary (op, cases, seconds).
+when every case passed; the last line of stdout is a JSON summary (op, cases: the op's calls,
+seconds, failures, seed).
 
 Guards: the address space is limited to its size after start-up plus FASTNN_FUZZ_HEADROOM_GIB
 (4) GiB, so that an unchecked huge allocation fails at once (a MemoryError, which the
@@ -65,8 +66,8 @@ class Log:
         self.file = open(path, "w", buffering=1)
         self.cases = 0
 
-    def case(self, line):
-        self.cases += 1
+    def case(self, line, call=True):
+        self.cases += call  # calls of the op (the reference's are logged, not counted)
         self.file.write(line.replace("\n", " ") + "\n")
         self.file.flush()
 
@@ -75,9 +76,9 @@ LOG = None
 DUMP = None  # a directory: each failing case's arguments are pickled there (--dump)
 
 
-def guarded(what, fn, *args, **kwargs):
+def guarded(what, fn, *args, call=True, **kwargs):
     """fn(...) with the case logged first and the watchdog armed around it."""
-    LOG.case(what)
+    LOG.case(what, call)
     faulthandler.dump_traceback_later(CASE_TIMEOUT, exit=True)
     try:
         return fn(*args, **kwargs)
@@ -232,7 +233,7 @@ def _attempt(op, kw, snap, hidden, label, mutation):
         return ret  # empty results with a huge dimension (from an empty huge input): nothing to compare
 
     try:
-        want = guarded(f"{op.name} {label}: the reference", _reference, op, snap, hidden)
+        want = guarded(f"{op.name} {label}: the reference", _reference, op, snap, hidden, call=False)
     except Exception as e:  # the op took what its reference refuses
         raise Failure(f"{what}\n  accepted, but the reference raises {type(e).__name__}: {e}") from e
     try:

@@ -83,10 +83,11 @@ class Op:
         return (self.call or getattr(ops, self.name))(**kw)
 
     def want(self, kw, hidden):
-        """The reference's results on (copies of) the arguments, as a list."""
+        """The reference's results on (copies of) the arguments, as a list: in float64, never
+        written into a given out (float32: its rounding would be the reference's)."""
         if self.reference is not None:
             return self.reference(kw, hidden)
-        return as_list(getattr(ref, self.name)(**kw))
+        return as_list(getattr(ref, self.name)(**{k: None if k in self.outs else v for k, v in kw.items()}))
 
     def got(self, kw, ret):
         """The op's results (its return value, or the arguments it updated in place) as a list."""
@@ -203,6 +204,13 @@ KNOWN_FINDINGS = {
         "op called and its arguments (x, dy); renaming threads the op through the shared meta "
         "functions, both bindings and the device-parity tables. Left out: the conv2d ops' "
         "messages may name 'conv2d' instead of the op."
+    ),
+    "norm-variance-range": (
+        "layer_norm_forward and batch_norm2d_forward (training) sum the squared deviations in "
+        "float32 lanes: past |x - mean| ~ 1.8e19 a square overflows, rstd / invstd become 0 and y "
+        "comes out as zeros, silently, where the reference normalises (torch gives NaN for layer "
+        "norm). Left out: values near the float32 range for the normalisation ops (NaN and the "
+        "infinities stay)."
     ),
     "gelu-backward-flush": (
         "gelu_backward computes the derivative in float32 with exp flushed below FLT_MIN "
@@ -650,7 +658,7 @@ def softmax_reference(name):
         a = kw.get("x", kw.get("dy"))
         if np.size(a) == 0:
             return [np.zeros(np.shape(a))]
-        return [getattr(ref, name)(**kw)]
+        return [getattr(ref, name)(**dict(kw, out=None))]
 
     return reference
 
@@ -885,7 +893,7 @@ def bn_forward_case(draw, empty=False):
     assume(not training or N * shape[2] * shape[3] != 1)  # torch: more than 1 value per channel
     c = shape[1]
     x = (rng.standard_normal(shape) * 2 + rng.uniform(-16, 16, (1, c, 1, 1))).astype(np.float32)
-    x = maybe_specials(draw, rng, x)
+    x = maybe_specials(draw, rng, x)  # not big: KNOWN_FINDINGS["norm-variance-range"]
     affine = draw(st.booleans())
     stats = not training or draw(st.booleans())
     kw = dict(
@@ -904,7 +912,7 @@ def bn_forward_case(draw, empty=False):
 
 def bn_forward_reference(kw, hidden):
     rm, rv = f64(kw["running_mean"]), f64(kw["running_var"])
-    y, sm, si = ref.batch_norm2d_forward(**dict(kw, running_mean=rm, running_var=rv))
+    y, sm, si = ref.batch_norm2d_forward(**dict(kw, running_mean=rm, running_var=rv, out=None))
     return [y, sm, si, rm, rv]
 
 
@@ -1053,7 +1061,7 @@ def embedding_backward_reference(kw, hidden):
             np.zeros(np.shape(kw["indices"]) + (1,)), kw["indices"], kw["num_embeddings"], kw["padding_idx"]
         )
         return [np.zeros((kw["num_embeddings"], 0))]
-    return [ref.embedding_backward(**kw)]
+    return [ref.embedding_backward(**dict(kw, out=None))]
 
 
 def embedding_forward_check(kw, got, want):
@@ -1199,7 +1207,7 @@ def ln_forward_case(draw, empty=False):
     shape, ns = draw(LN_CASES)
     if empty:
         shape = (0,) + shape
-    x = maybe_specials(draw, rng, randn(rng, shape, 2.0, 3.0))
+    x = maybe_specials(draw, rng, randn(rng, shape, 2.0, 3.0))  # not big: KNOWN_FINDINGS["norm-variance-range"]
     nsh = (ns,) if isinstance(ns, int) else ns
     affine = draw(st.booleans())
     w = (rng.random(nsh) + 0.5).astype(np.float32) if affine else None

@@ -48,7 +48,7 @@ def _terms(rows, t, weight, ignore_index, label_smoothing):
     """Per row: loss (PyTorch's definition, written directly) and the mean's weight."""
     N, C = rows.shape
     logp = log_softmax_forward(rows, 1)
-    w = np.ones(C) if weight is None else _f64(weight)
+    w = np.broadcast_to(1.0, (C,)) if weight is None else _f64(weight)  # no memory for a huge C
     keep = t != ignore_index
     tt = np.where(keep, t, 0)
     if ((tt < 0) | (tt >= C)).any():
