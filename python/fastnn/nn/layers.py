@@ -9,10 +9,9 @@ import warnings
 
 import numpy as np
 
-from ..tensor import Tensor
 from . import functional as F
 from . import init
-from .modules import Module, Parameter, _ConvNd
+from .modules import Module, Parameter, _ConvNd, _norm_state
 
 __all__ = [
     "Dropout1d",
@@ -372,18 +371,7 @@ class _InstanceNorm(Module):
         bias=True,
     ):
         super().__init__()
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.affine, self.track_running_stats = affine, track_running_stats
-        self.weight = Parameter(np.ones(num_features, np.float32)) if affine else None
-        self.bias = Parameter(np.zeros(num_features, np.float32)) if affine and bias else None
-        if track_running_stats:
-            self.register_buffer("running_mean", Tensor(np.zeros(num_features, np.float32)))
-            self.register_buffer("running_var", Tensor(np.ones(num_features, np.float32)))
-            self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
-        else:
-            self.running_mean = self.running_var = None
-        if device is not None:
-            self.to(device)
+        _norm_state(self, num_features, eps, momentum, affine, track_running_stats, bias, device)
 
     def forward(self, input):
         nb = self._no_batch_dims

@@ -1156,6 +1156,22 @@ class AdaptiveAvgPool2d(Module):
         return f"output_size={self.output_size}"
 
 
+def _norm_state(m, num_features, eps, momentum, affine, track_running_stats, bias, device):
+    """The parameters and buffers of a batch or instance norm, named and made as torch's."""
+    m.num_features, m.eps, m.momentum = num_features, eps, momentum
+    m.affine, m.track_running_stats = affine, track_running_stats
+    m.weight = Parameter(np.ones(num_features, np.float32)) if affine else None
+    m.bias = Parameter(np.zeros(num_features, np.float32)) if affine and bias else None
+    if track_running_stats:
+        m.register_buffer("running_mean", Tensor(np.zeros(num_features, np.float32)))
+        m.register_buffer("running_var", Tensor(np.ones(num_features, np.float32)))
+        m.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
+    else:
+        m.running_mean = m.running_var = None
+    if device is not None:
+        m.to(device)
+
+
 class _BatchNorm(Module):
     def __init__(
         self,
@@ -1170,18 +1186,7 @@ class _BatchNorm(Module):
         bias=True,
     ):
         super().__init__()
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.affine, self.track_running_stats = affine, track_running_stats
-        self.weight = Parameter(np.ones(num_features, np.float32)) if affine else None
-        self.bias = Parameter(np.zeros(num_features, np.float32)) if affine and bias else None
-        if track_running_stats:
-            self.register_buffer("running_mean", Tensor(np.zeros(num_features, np.float32)))
-            self.register_buffer("running_var", Tensor(np.ones(num_features, np.float32)))
-            self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
-        else:
-            self.running_mean = self.running_var = None
-        if device is not None:
-            self.to(device)
+        _norm_state(self, num_features, eps, momentum, affine, track_running_stats, bias, device)
 
     def forward(self, x):
         use_batch = self.training or not self.track_running_stats
