@@ -269,6 +269,24 @@ def test_an_infinite_value_gives_an_infinite_mean():
     assert rm[0] == -np.inf and rm[2] == np.inf
 
 
+@pytest.mark.parametrize("big", [1e20, 1e30, 3e38])
+def test_values_near_the_float32_range_normalise(rng, big):
+    # a channel whose float32 lane sums overflow (|x - mean| past ~1e19) is done again in
+    # float64, forward and backward: as the reference, not zeros or infinities (found by the
+    # fuzz suite); the other channels keep the float path
+    x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    x[0, 1, 0, 0] = big
+    x[1, 2, [0, 1, 3], 2] = big, -big, -big
+    w = rng.uniform(0.5, 2, 3).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    got = ops.batch_norm2d_forward(x, w, None, None, None, True)
+    want = ref.batch_norm2d_forward(x, w, None, None, None, True)
+    mean_tol, inv_tol = check_forward(x, True, got, want[:3], wt=w)
+    gb = ops.batch_norm2d_backward(dy, x, w, got[1], got[2], True)
+    check_backward(dy, x, w, got[1], got[2], True, gb, ref.batch_norm2d_backward(dy, x, w, got[1], got[2], True))
+    assert np.isfinite(got[0]).all() and np.isfinite(gb[0]).all()
+
+
 def test_nan_propagates():
     x = np.ones((2, 2, 3, 3), np.float32)
     x[1, 0, 2, 1] = np.nan

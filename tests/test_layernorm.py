@@ -106,6 +106,20 @@ def test_layer_norm_weight_without_bias_and_constant_rows(rng, isa):
     _check(isa, x, 33, None, b, randn(rng, 5, 33), eps=0.1)
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("big", [1e20, 1e30, 3e38, -3e38])
+def test_values_near_the_float32_range_normalise(rng, isa, big):
+    # a row whose float32 sums overflow (|x - mean| past ~1e19: its square past FLT_MAX, or x -
+    # mean itself) is done again in float64: y, dx as the reference's, not zeros or infinities
+    # (found by the fuzz suite); the other rows keep the float path
+    x, w, b = _data(rng, (4, 37), 37, True)
+    x[1, 5] = big
+    x[2, [0, 9, 30]] = big, -big, -big
+    x[3, 36] = -big / 2
+    _check(isa, x, 37, w, b, randn(rng, 4, 37))
+    _check(isa, x, 37, None, None, randn(rng, 4, 37))
+
+
 def test_reference_backward_matches_finite_differences(rng):
     x = rng.standard_normal((3, 2, 5)) * 2 + 1
     w, b = rng.random((2, 5)) + 0.5, rng.standard_normal((2, 5))

@@ -62,6 +62,31 @@ inline void chunked_sum2(int64_t n, F f, G g, double* sf, double* sg) {
   *sg = tg;
 }
 
+// One row in float64 throughout, for a row whose float32 sums overflowed (|x - mean| past about
+// 1e19 squares past FLT_MAX) or that holds a non-finite value (NaN and the infinities come out as
+// they would from the float path). y rounds once, so a row near FLT_MAX normalises as the
+// reference does.
+inline void layer_norm_row_f64(const LayerNormArgs& a, const float* xr, float* yr, float* mean, float* rstd) {
+  const int64_t n = a.n;
+  double s = 0.0;
+  for (int64_t i = 0; i < n; ++i) s += xr[i];
+  const double mu = s / n;
+  double v = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = xr[i] - mu;
+    v += d * d;
+  }
+  const double rs = 1.0 / std::sqrt(v / n + static_cast<double>(a.eps));
+  *mean = static_cast<float>(mu);
+  *rstd = static_cast<float>(rs);
+  for (int64_t i = 0; i < n; ++i) {
+    double t = (xr[i] - mu) * rs;
+    if (a.weight) t *= a.weight[i];
+    if (a.bias) t += a.bias[i];
+    yr[i] = static_cast<float>(t);
+  }
+}
+
 inline void layer_norm_forward_impl(const LayerNormArgs& a, const float* x, float* y, float* mean,
                                     float* rstd, int64_t r0, int64_t r1) {
   const int64_t n = a.n;
@@ -79,6 +104,10 @@ inline void layer_norm_forward_impl(const LayerNormArgs& a, const float* x, floa
           return d * d;
         },
         &d1, &d2);
+    if (!std::isfinite(mu) || !std::isfinite(d2)) {
+      layer_norm_row_f64(a, xr, yr, mean + r, rstd + r);
+      continue;
+    }
     double var = (d2 - d1 * d1 / n) / n;
     if (var < 0.0) var = 0.0;
     const float rs = static_cast<float>(1.0 / std::sqrt(var + static_cast<double>(a.eps)));
@@ -94,6 +123,25 @@ inline void layer_norm_forward_impl(const LayerNormArgs& a, const float* x, floa
       for (int64_t i = 0; i < n; ++i) yr[i] = (xr[i] - mu) * rs;
     }
   }
+}
+
+// A row's backward in float64 (its float32 sums overflowed): sg = sum g, sgx = sum g xhat
+// (g = dy * w), and dx, rounded once.
+inline void layer_norm_row_backward_f64(int64_t n, const float* dy, const float* xr, const float* w,
+                                        double mu, double rs, float* dx, double* sg, double* sgx) {
+  double s = 0.0, t = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double g = w ? static_cast<double>(dy[i]) * w[i] : dy[i];
+    s += g;
+    t += g * ((xr[i] - mu) * rs);
+  }
+  const double a1 = s / n, a2 = t / n;
+  for (int64_t i = 0; i < n; ++i) {
+    const double g = w ? static_cast<double>(dy[i]) * w[i] : dy[i];
+    dx[i] = static_cast<float>(rs * (g - a1 - (xr[i] - mu) * rs * a2));
+  }
+  *sg = s;
+  *sgx = t;
 }
 
 // pw[i] += dy[i] * xhat[i], pb[i] += dy[i] (restrict: the compiler would otherwise check for
@@ -131,10 +179,14 @@ inline void layer_norm_backward_impl(const LayerNormArgs& a, const float* dy, co
           n, [&](int64_t i) { return g[i]; }, [&](int64_t i) { return g[i] * ((xr[i] - mu) * rs); }, &sg,
           &sgx);
     }
+    // overflow of the float32 lanes (x - mean past FLT_MAX, or its product with dy), or a
+    // non-finite value (stays so): the row in float64
+    const bool wide = !std::isfinite(sg) || !std::isfinite(sgx);
+    if (wide) layer_norm_row_backward_f64(n, g, xr, w, mu, rs, d, &sg, &sgx);
     const float a1 = static_cast<float>(sg / n), a2 = static_cast<float>(sgx / n);
-    if (w) {
+    if (!wide && w) {
       for (int64_t i = 0; i < n; ++i) d[i] = rs * (g[i] * w[i] - a1 - (xr[i] - mu) * rs * a2);
-    } else {
+    } else if (!wide) {
       for (int64_t i = 0; i < n; ++i) d[i] = rs * (g[i] - a1 - (xr[i] - mu) * rs * a2);
     }
     if (!part) continue;
@@ -144,7 +196,14 @@ inline void layer_norm_backward_impl(const LayerNormArgs& a, const float* dy, co
       pb = pw + n;
       for (int64_t i = 0; i < n; ++i) pw[i] = pb[i] = 0.0f;
     }
-    accumulate_columns(n, g, xr, mu, rs, pw, pb);
+    if (wide) {
+      for (int64_t i = 0; i < n; ++i) {
+        pw[i] += static_cast<float>(g[i] * ((static_cast<double>(xr[i]) - mu) * rs));
+        pb[i] += g[i];
+      }
+    } else {
+      accumulate_columns(n, g, xr, mu, rs, pw, pb);
+    }
   }
 }
 

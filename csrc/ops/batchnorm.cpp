@@ -26,6 +26,55 @@ void over_channels(const BatchNormArgs& a, int nthreads, F&& f) {
   });
 }
 
+// Channel c's mean and biased variance in float64 throughout (two passes), for a channel whose
+// float32 lane sums overflowed: |x - mean| past about 1e19 squares past FLT_MAX.
+void channel_stats_f64(const float* xc, int64_t runs, int64_t hw, int64_t stride, double inv_m, double* mean,
+                       double* var) {
+  double s = 0;
+  for (int64_t r = 0; r < runs; ++r)
+    for (int64_t i = 0; i < hw; ++i) s += xc[r * stride + i];
+  const double mu = s * inv_m;
+  double v = 0;
+  for (int64_t r = 0; r < runs; ++r)
+    for (int64_t i = 0; i < hw; ++i) {
+      const double d = xc[r * stride + i] - mu;
+      v += d * d;
+    }
+  *mean = mu;
+  *var = v * inv_m;
+}
+
+// y = (x - mean) * alpha + beta in float64, rounded once (the float32 x - mean may overflow).
+void channel_affine_f64(const float* xc, float* yc, double mean, double alpha, double beta, int64_t runs,
+                        int64_t hw, int64_t stride) {
+  for (int64_t r = 0; r < runs; ++r)
+    for (int64_t i = 0; i < hw; ++i)
+      yc[r * stride + i] = static_cast<float>((xc[r * stride + i] - mean) * alpha + beta);
+}
+
+// Channel c's backward sums in float64: sum dy and sum (x - mean) dy.
+void channel_bwd_sums_f64(const float* g, const float* xc, double mean, int64_t runs, int64_t hw,
+                          int64_t stride, double* sdy, double* dot) {
+  double s = 0, d = 0;
+  for (int64_t r = 0; r < runs; ++r)
+    for (int64_t i = 0; i < hw; ++i) {
+      s += g[r * stride + i];
+      d += (xc[r * stride + i] - mean) * g[r * stride + i];
+    }
+  *sdy = s;
+  *dot = d;
+}
+
+// dx = (dy - gm - (x - mean) k) scale in float64, rounded once.
+void channel_dx_f64(const float* g, const float* xc, float* d, double mean, double gm, double k, double scale,
+                    int64_t runs, int64_t hw, int64_t stride) {
+  for (int64_t r = 0; r < runs; ++r)
+    for (int64_t i = 0; i < hw; ++i) {
+      const int64_t j = r * stride + i;
+      d[j] = static_cast<float>((g[j] - gm - (xc[j] - mean) * k) * scale);
+    }
+}
+
 }  // namespace
 
 void batch_norm2d_forward(const BatchNormArgs& a, const float* x, const float* weight, const float* bias,
@@ -46,6 +95,7 @@ void batch_norm2d_forward(const BatchNormArgs& a, const float* x, const float* w
   over_channels(a, nthreads, [&](int64_t c) {
     const float* xc = x + c * a.hw;
     double mean, var;
+    bool wide = false;  // statistics and y in float64 (the float32 sums overflowed)
     if (a.training) {
       // Two passes: the mean, then the deviations from its float32 rounding mf; sum (x - mf)
       // corrects the second moment for that rounding (exactly, in exact arithmetic).
@@ -55,7 +105,11 @@ void batch_norm2d_forward(const BatchNormArgs& a, const float* x, const float* w
       const double d = s1 * inv_m;
       mean = std::isinf(mf) ? mf : mf + d;  // an infinite mean stays one (x - mf is NaN there)
       var = s2 * inv_m - d * d;
-      if (var < 0) var = 0;  // rounding; NaN stays NaN
+      if (var < 0) var = 0;                            // rounding; NaN stays NaN
+      if (!std::isfinite(mf) || !std::isfinite(s2)) {  // overflow, or a non-finite x (stays so)
+        channel_stats_f64(xc, a.n, a.hw, stride, inv_m, &mean, &var);
+        wide = true;
+      }
       if (running_mean) {
         running_mean[c] = static_cast<float>((1 - a.momentum) * running_mean[c] + a.momentum * mean);
         const double unbiased = var * static_cast<double>(m_count) / static_cast<double>(m_count - 1);
@@ -70,7 +124,11 @@ void batch_norm2d_forward(const BatchNormArgs& a, const float* x, const float* w
     save_invstd[c] = static_cast<float>(invstd);
     const float alpha = static_cast<float>(invstd * (weight ? weight[c] : 1.0f));
     const float beta = bias ? bias[c] : 0.0f;
-    bn_affine_cpu(xc, y + c * a.hw, save_mean[c], alpha, beta, a.n, a.hw, stride);
+    if (wide)
+      channel_affine_f64(xc, y + c * a.hw, mean, invstd * (weight ? weight[c] : 1.0), beta, a.n, a.hw,
+                         stride);
+    else
+      bn_affine_cpu(xc, y + c * a.hw, save_mean[c], alpha, beta, a.n, a.hw, stride);
   });
 }
 
@@ -95,11 +153,18 @@ void batch_norm2d_backward(const BatchNormArgs& a, const float* dy, const float*
     }
     double sdy, dot;
     bn_bwd_sums_cpu(dy + off, x + off, mf, a.n, a.hw, stride, &sdy, &dot);
+    // overflow of the float32 lanes (|x - mean| |dy| past FLT_MAX), or a non-finite value
+    // (stays so): the channel in float64
+    const bool wide = !std::isfinite(sdy) || !std::isfinite(dot);
+    if (wide) channel_bwd_sums_f64(dy + off, x + off, mf, a.n, a.hw, stride, &sdy, &dot);
     if (dweight) {
       dweight[c] = static_cast<float>(dot * invstd);
       dbias[c] = static_cast<float>(sdy);
     }
-    if (a.training) {
+    if (a.training && wide) {
+      channel_dx_f64(dy + off, x + off, dx + off, mf, sdy * inv_m, dot * invstd * invstd * inv_m, invstd * w,
+                     a.n, a.hw, stride);
+    } else if (a.training) {
       const float gm = static_cast<float>(sdy * inv_m), k = static_cast<float>(dot * invstd * invstd * inv_m);
       bn_dx_train_cpu(dy + off, x + off, dx + off, mf, gm, k, scale, a.n, a.hw, stride);
     } else {

@@ -14,7 +14,9 @@
 // Sums: each run is cut into chunks of kBnChunk floats summed in 16 float lanes (at most 16 values
 // per lane), and each chunk's lanes are added to the channel's float64 sum in order, so the
 // relative error of a sum is ~16 float32 ulps at worst; the variance is the second pass's
-// sum (x - mean)^2, corrected by its sum (x - mean) for the rounding of mean.
+// sum (x - mean)^2, corrected by its sum (x - mean) for the rounding of mean. A channel whose
+// float32 lane sums overflow (|x - mean| past ~1e19) or hold a non-finite value is done again in
+// float64, its y rounded once.
 // Parallel over channels (one thread computes all of a channel): results are independent of the
 // thread count. M = 0 (empty batch): y and dx are empty, save_mean = save_invstd = 0, the
 // running statistics are unchanged (as torch), dweight = dbias = 0. The meta function rejects

@@ -8,9 +8,10 @@
 //              dx = rstd * (g - sum_n g / N - xhat * sum_n (g xhat) / N)           (overwritten)
 //              dweight = sum_m dy xhat,  dbias = sum_m dy       (N,), only when weight is given
 // Row sums: chunks of kLnChunk floats summed in 16 float lanes, each chunk added to a float64
-// total in order (~16 ulps relative at worst). Column sums of the backward (dweight, dbias):
-// blocks of kLnRowBlock rows summed in float32 in row order, in the same pass as dx (the rows
-// are read once), the block sums added to a float64 total in block order. Forward and dx:
+// total in order (~16 ulps relative at worst); a row whose float32 sums overflow (|x - mean|
+// past ~1e19) or hold a non-finite value is done again in float64, y rounded once. Column sums of the
+// backward (dweight, dbias): blocks of kLnRowBlock rows summed in float32 in row order, in the same pass as
+// dx (the rows are read once), the block sums added to a float64 total in block order. Forward and dx:
 // parallel over rows (whole blocks); the block totals: parallel over columns. Results are
 // independent of the thread count.
 #pragma once
