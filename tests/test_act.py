@@ -117,6 +117,37 @@ def test_wide_range(rng, isa, name):
     check(rng, isa, name, 20001, scale=12.0)
 
 
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+@pytest.mark.parametrize("isa", ISAS)
+def test_gelu_backward_at_the_ends_of_the_range(isa, approximate):
+    # found by the fuzz suite: where the derivative underflows to 0 (x below ~-13, ~-10 for
+    # tanh) an infinite dy gave inf * 0 = NaN, not the infinity the exact (tiny, negative)
+    # derivative gives; and the tanh form gave NaN past |x| ~1e13 (x^3, du overflow), where
+    # the derivative is 1 or 0. In every lane of 16-lane vectors and of a masked tail.
+    x = np.array([-10.4, -14.0, -20.0, -40.0, -1e5, -1e20, -3e38, 1e13, -1e13, 1e20, 3e38, 2.0, -0.5], np.float32)
+    xs = np.roll(np.resize(x, 16 * 3 + 7), 3)
+    for g in (np.inf, -np.inf, 1.0, 3e38):
+        dy = np.full_like(xs, g)
+        got = _core.gelu_backward(dy, xs, approximate, isa=isa)
+        want = ref.gelu_backward(dy, xs, approximate)
+        assert not np.isnan(got).any() and not np.isnan(want).any()
+        fin = np.isfinite(want)
+        assert np.array_equal(got[~fin], want[~fin])
+        assert np.array_equal(np.isinf(got), ~fin)
+        assert_within(
+            got[fin],
+            want[fin],
+            bwd_bound(f"gelu{'_tanh' * (approximate == 'tanh')}", dy, xs)[fin] + TINY_BWD * abs(g),
+            "gelu backward",
+        )
+    assert (
+        _core.gelu_backward(
+            np.full(3, np.inf, np.float32), np.array([-20, -1e20, -3e38], np.float32), approximate, isa=isa
+        )
+        == -np.inf
+    ).all()
+
+
 @pytest.mark.parametrize("name", list(ACTS))
 @pytest.mark.parametrize("isa", ISAS)
 def test_special_values(isa, name):

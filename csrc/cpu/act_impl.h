@@ -149,6 +149,17 @@ inline void act_forward_impl(const ActArgs& a, const float* x, float* y, int64_t
   }
 }
 
+// dy * d for a gelu derivative d (either form). Below x = -5 the exact derivative is negative
+// but in float32 it underflows to 0 (past x ~ -13, ~ -10 for the tanh form): there an infinite
+// dy gives -dy, its product with a tiny negative number, not inf * 0 = NaN. Finite x only.
+inline float gelu_times(float g, float v, float d) {
+  const float p = g * d;
+  const float ng = -g;
+  return sel(
+      d == 0.0f && v < -5.0f && v > -__builtin_inff() && (g == __builtin_inff() || g == -__builtin_inff()),
+      ng, p);
+}
+
 inline void act_backward_impl(const ActArgs& a, const float* dy, const float* xy, float* dx, int64_t n) {
   switch (a.kind) {
     case ActKind::Relu:  // torch's threshold_backward: x <= 0 ? 0 : dy (NaN x passes dy)
@@ -168,7 +179,7 @@ inline void act_backward_impl(const ActArgs& a, const float* dy, const float* xy
       return map2(dy, xy, dx, n, [](float g, float v) {
         const float cdf = 0.5f * erfc_f(-v * kInvSqrt2);
         const float pdf = kInvSqrt2Pi * exp_f(-0.5f * v * v);
-        return g * (cdf + v * pdf);
+        return gelu_times(g, v, cdf + v * pdf);
       });
     case ActKind::GeluTanh:  // s = sigmoid(2u): d/dx [x s] = s + x * 2 s (1 - s) * u'
       return map2(dy, xy, dx, n, [](float g, float v) {
@@ -179,7 +190,11 @@ inline void act_backward_impl(const ActArgs& a, const float* dy, const float* xy
         // overflows to inf, s = 0 and 1 - s is exact.
         const float one_minus_s = sel(s < 0.5f, 1.0f - s, e * s);
         const float du = kSqrt2OverPi * (1.0f + 3.0f * kGeluK * v * v);
-        return g * (s + v * 2.0f * s * one_minus_s * du);
+        // where s (1 - s) is 0 for a finite x (|x| past ~1e13: x^3 overflows, or u's exp did)
+        // the second term is 0, though du may have overflowed (0 * inf); x = +-inf stays NaN
+        const float t = v * 2.0f * s * one_minus_s * du;
+        const bool vanishes = s * one_minus_s == 0.0f && v - v == 0.0f;
+        return gelu_times(g, v, s + sel(vanishes, 0.0f, t));
       });
   }
 }

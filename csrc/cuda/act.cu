@@ -33,6 +33,12 @@ __device__ __forceinline__ float act_one(int kind, float alpha, float x) {
   }
 }
 
+// dy * d for a gelu derivative d, as the CPU's (csrc/cpu/act_impl.h, gelu_times): an infinite
+// dy where d underflowed to 0 below x = -5 (x finite) gives -dy, not inf * 0 = NaN.
+__device__ __forceinline__ float gelu_times(float dy, float x, float d) {
+  return d == 0.0f && x < -5.0f && x > -INFINITY && (dy == INFINITY || dy == -INFINITY) ? -dy : dy * d;
+}
+
 // dy * act'(xy), xy being x (relu, leaky_relu, gelus) or y (sigmoid, tanh).
 __device__ __forceinline__ float grad_one(int kind, float alpha, float dy, float xy) {
   switch (kind) {
@@ -46,12 +52,14 @@ __device__ __forceinline__ float grad_one(int kind, float alpha, float dy, float
       return dy * (1.0f - xy * xy);
     case 4: {
       const float phi = 0.5f * erfcf(-xy * kSqrt1_2);
-      return dy * (phi + xy * kInvSqrt2Pi * expf(-0.5f * xy * xy));
+      return gelu_times(dy, xy, phi + xy * kInvSqrt2Pi * expf(-0.5f * xy * xy));
     }
     default: {  // d/dx x s(2u) = s + 2 x s (1 - s) u'
       const float x2 = xy * xy, u = kSqrt2OverPi * (xy + kGeluK * x2 * xy);
       const float s = 1.0f / (1.0f + expf(-2.0f * u)), du = kSqrt2OverPi * (1.0f + 3.0f * kGeluK * x2);
-      return dy * (s + 2.0f * xy * s * (1.0f - s) * du);
+      // s (1 - s) = 0 for a finite x (|x| past ~1e13): the second term is 0, though du may be inf
+      const bool vanishes = s * (1.0f - s) == 0.0f && xy - xy == 0.0f;
+      return gelu_times(dy, xy, s + (vanishes ? 0.0f : 2.0f * xy * s * (1.0f - s) * du));
     }
   }
 }

@@ -200,21 +200,35 @@ inline void map_ps(const float* x, float* y, int64_t n, F f) {
   }
 }
 
-// dx[i] = dy[i] * f(x[i]), as map_ps
+// dy * d for gelu's derivative d = gelu_grad_ps(x): as act_impl.h's gelu_times, an infinite dy
+// where d underflowed to 0 below x = -5 (x finite) gives -dy, not NaN.
+inline __m256 gelu_times_ps(__m256 g, __m256 x, __m256 d) {
+  const __m256 p = _mm256_mul_ps(g, d);
+  __m256 m = _mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_EQ_OQ);
+  m = _mm256_and_ps(m, _mm256_cmp_ps(x, v(-5.0f), _CMP_LT_OQ));
+  m = _mm256_and_ps(m, _mm256_cmp_ps(x, v(-__builtin_inff()), _CMP_GT_OQ));
+  m = _mm256_and_ps(m, _mm256_cmp_ps(abs_ps(g), v(__builtin_inff()), _CMP_EQ_OQ));
+  return _mm256_blendv_ps(p, _mm256_xor_ps(g, v(-0.0f)), m);
+}
+
+// dx[i] = dy[i] * f(x[i]) through gelu_times_ps, as map_ps
 template <class F>
 inline void map_grad_ps(const float* dy, const float* x, float* dx, int64_t n, F f) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    const __m256 a = f(_mm256_loadu_ps(x + i)), b = f(_mm256_loadu_ps(x + i + 8));
-    _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), a));
-    _mm256_storeu_ps(dx + i + 8, _mm256_mul_ps(_mm256_loadu_ps(dy + i + 8), b));
+    const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + 8);
+    const __m256 a = f(xa), b = f(xb);
+    _mm256_storeu_ps(dx + i, gelu_times_ps(_mm256_loadu_ps(dy + i), xa, a));
+    _mm256_storeu_ps(dx + i + 8, gelu_times_ps(_mm256_loadu_ps(dy + i + 8), xb, b));
   }
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), f(_mm256_loadu_ps(x + i))));
+  for (; i + 8 <= n; i += 8) {
+    const __m256 xa = _mm256_loadu_ps(x + i);
+    _mm256_storeu_ps(dx + i, gelu_times_ps(_mm256_loadu_ps(dy + i), xa, f(xa)));
+  }
   if (i < n) {
     const __m256i m = tail_mask(n - i);
-    _mm256_maskstore_ps(dx + i, m,
-                        _mm256_mul_ps(_mm256_maskload_ps(dy + i, m), f(_mm256_maskload_ps(x + i, m))));
+    const __m256 xa = _mm256_maskload_ps(x + i, m);
+    _mm256_maskstore_ps(dx + i, m, gelu_times_ps(_mm256_maskload_ps(dy + i, m), xa, f(xa)));
   }
 }
 

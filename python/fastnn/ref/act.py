@@ -98,4 +98,9 @@ def gelu_backward(dy, x, approximate="none", *, out=None):
         d = s + 2.0 * x * s * one_minus_s * _SQRT_2_OVER_PI * (1.0 + 3.0 * _K * x * x)
     else:
         d = _phi_cdf(x) + x * np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
-    return _ret(dy * d, out)
+    # Below x = -5 the derivative is negative and underflows to 0 (float32's past x ~ -13,
+    # float64's past ~ -38; ~ -10 and ~ -23 in the tanh form): an infinite dy there gives -dy,
+    # its product with a tiny negative number, not inf * 0 = NaN
+    with np.errstate(invalid="ignore"):
+        g = dy * d
+    return _ret(np.where((d == 0) & (x < -5) & np.isfinite(x) & np.isinf(dy), -dy, g), out)
