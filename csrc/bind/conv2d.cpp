@@ -21,8 +21,6 @@ namespace {
 using Pair = std::array<int64_t, 2>;
 using Quad = std::array<int64_t, 4>;
 
-constexpr const char* kOp = "conv2d";
-
 Conv2dParams params(Pair stride, Quad pad, Pair dil, int64_t groups) {
   Conv2dParams p;
   p.stride = stride, p.pad = pad, p.dilation = dil, p.groups = groups;
@@ -31,17 +29,18 @@ Conv2dParams params(Pair stride, Quad pad, Pair dil, int64_t groups) {
 
 py::array forward(py::handle x_obj, py::handle w_obj, py::handle bias_obj, Pair stride, Quad pad, Pair dil,
                   int64_t groups, py::handle activation, py::handle out_obj, py::handle isa_obj) {
-  const Isa isa = isa_arg(kOp, isa_obj);
-  const NpArg x(kOp, "input", x_obj), w(kOp, "weight", w_obj), bias(kOp, "bias", bias_obj);
+  constexpr const char* op = "conv2d_forward";
+  const Isa isa = isa_arg(op, isa_obj);
+  const NpArg x(op, "x", x_obj), w(op, "w", w_obj), bias(op, "bias", bias_obj);
   std::string act_name;
   if (!activation.is_none()) act_name = py::str(activation);
   Activation act;
-  const Conv2dShape s = conv2d_forward_meta(x.ref, w.ref, bias.ref, params(stride, pad, dil, groups),
+  const Conv2dShape s = conv2d_forward_meta(op, x.ref, w.ref, bias.ref, params(stride, pad, dil, groups),
                                             activation.is_none() ? nullptr : &act_name, &act);
-  py::array y = out_checked(kOp, out_obj, conv2d_y_shape(s), {&x.ref, &w.ref, &bias.ref});
+  py::array y = out_checked(op, out_obj, conv2d_y_shape(s), {&x.ref, &w.ref, &bias.ref});
   const int nt = get_num_threads();
   float* yp = static_cast<float*>(y.mutable_data());
-  run_kernel(kOp, [&] {
+  run_kernel(op, [&] {
     conv2d_forward(s, x.ref.ptr<const float>(), w.ref.ptr<const float>(), bias.ref.ptr<const float>(), act,
                    yp, isa, nt);
   });
@@ -51,15 +50,16 @@ py::array forward(py::handle x_obj, py::handle w_obj, py::handle bias_obj, Pair 
 py::array backward_data(py::handle dy_obj, py::handle w_obj, const std::vector<int64_t>& input_shape_arg,
                         Pair stride, Quad pad, Pair dil, int64_t groups, py::handle out_obj,
                         py::handle isa_obj) {
-  const Isa isa = isa_arg(kOp, isa_obj);
+  constexpr const char* op = "conv2d_backward_data";
+  const Isa isa = isa_arg(op, isa_obj);
   const Shape input_shape(input_shape_arg.begin(), input_shape_arg.end());
-  const NpArg dy(kOp, "grad_output", dy_obj), w(kOp, "weight", w_obj);
+  const NpArg dy(op, "dy", dy_obj), w(op, "w", w_obj);
   const Conv2dShape s =
-      conv2d_backward_data_meta(dy.ref, w.ref, input_shape, params(stride, pad, dil, groups));
-  py::array dx = out_checked(kOp, out_obj, input_shape, {&dy.ref, &w.ref});
+      conv2d_backward_data_meta(op, dy.ref, w.ref, input_shape, params(stride, pad, dil, groups));
+  py::array dx = out_checked(op, out_obj, input_shape, {&dy.ref, &w.ref});
   const int nt = get_num_threads();
   float* dxp = static_cast<float*>(dx.mutable_data());
-  run_kernel(kOp, [&] {
+  run_kernel(op, [&] {
     conv2d_backward_data(s, dy.ref.ptr<const float>(), w.ref.ptr<const float>(), dxp, isa, nt);
   });
   return dx;
@@ -68,27 +68,29 @@ py::array backward_data(py::handle dy_obj, py::handle w_obj, const std::vector<i
 py::array backward_weight(py::handle dy_obj, py::handle x_obj, const std::vector<int64_t>& weight_shape_arg,
                           Pair stride, Quad pad, Pair dil, int64_t groups, py::handle out_obj,
                           py::handle isa_obj) {
-  const Isa isa = isa_arg(kOp, isa_obj);
+  constexpr const char* op = "conv2d_backward_weight";
+  const Isa isa = isa_arg(op, isa_obj);
   const Shape weight_shape(weight_shape_arg.begin(), weight_shape_arg.end());
-  const NpArg dy(kOp, "grad_output", dy_obj), x(kOp, "input", x_obj);
+  const NpArg dy(op, "dy", dy_obj), x(op, "x", x_obj);
   const Conv2dShape s =
-      conv2d_backward_weight_meta(dy.ref, x.ref, weight_shape, params(stride, pad, dil, groups));
-  py::array dw = out_checked(kOp, out_obj, weight_shape, {&dy.ref, &x.ref});
+      conv2d_backward_weight_meta(op, dy.ref, x.ref, weight_shape, params(stride, pad, dil, groups));
+  py::array dw = out_checked(op, out_obj, weight_shape, {&dy.ref, &x.ref});
   const int nt = get_num_threads();
   float* dwp = static_cast<float*>(dw.mutable_data());
-  run_kernel(kOp, [&] {
+  run_kernel(op, [&] {
     conv2d_backward_weight(s, dy.ref.ptr<const float>(), x.ref.ptr<const float>(), dwp, isa, nt);
   });
   return dw;
 }
 
 py::array backward_bias(py::handle dy_obj, py::handle out_obj) {
-  const NpArg dy(kOp, "grad_output", dy_obj);
-  const Conv2dShape s = conv2d_backward_bias_meta(dy.ref);
-  py::array db = out_checked(kOp, out_obj, {s.OC}, {&dy.ref});
+  constexpr const char* op = "conv2d_backward_bias";
+  const NpArg dy(op, "dy", dy_obj);
+  const Conv2dShape s = conv2d_backward_bias_meta(op, dy.ref);
+  py::array db = out_checked(op, out_obj, {s.OC}, {&dy.ref});
   const int nt = get_num_threads();
   float* dbp = static_cast<float*>(db.mutable_data());
-  run_kernel(kOp, [&] { conv2d_backward_bias(s, dy.ref.ptr<const float>(), dbp, nt); });
+  run_kernel(op, [&] { conv2d_backward_bias(s, dy.ref.ptr<const float>(), dbp, nt); });
   return db;
 }
 
@@ -96,21 +98,21 @@ py::array backward_bias(py::handle dy_obj, py::handle out_obj) {
 
 void bind_conv2d(py::module_& m) {
   const auto none = py::none();
-  m.def("conv2d_forward", &forward, py::arg("input"), py::arg("weight"), py::arg("bias") = none,
+  m.def("conv2d_forward", &forward, py::arg("x"), py::arg("w"), py::arg("bias") = none,
         py::arg("stride") = Pair{1, 1}, py::arg("padding") = Quad{0, 0, 0, 0},
         py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1, py::arg("activation") = none,
         py::arg("out") = none, py::arg("isa") = none,
-        "y = act(conv2d(input, weight) + bias); padding is (top, bottom, left, right).");
-  m.def("conv2d_backward_data", &backward_data, py::arg("grad_output"), py::arg("weight"),
-        py::arg("input_shape"), py::arg("stride") = Pair{1, 1}, py::arg("padding") = Quad{0, 0, 0, 0},
+        "y = act(conv2d(x, w) + bias); padding is (top, bottom, left, right).");
+  m.def("conv2d_backward_data", &backward_data, py::arg("dy"), py::arg("w"), py::arg("input_shape"),
+        py::arg("stride") = Pair{1, 1}, py::arg("padding") = Quad{0, 0, 0, 0},
         py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1, py::arg("out") = none, py::arg("isa") = none,
         "Gradient of conv2d with respect to its input.");
-  m.def("conv2d_backward_weight", &backward_weight, py::arg("grad_output"), py::arg("input"),
-        py::arg("weight_shape"), py::arg("stride") = Pair{1, 1}, py::arg("padding") = Quad{0, 0, 0, 0},
+  m.def("conv2d_backward_weight", &backward_weight, py::arg("dy"), py::arg("x"), py::arg("weight_shape"),
+        py::arg("stride") = Pair{1, 1}, py::arg("padding") = Quad{0, 0, 0, 0},
         py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1, py::arg("out") = none, py::arg("isa") = none,
         "Gradient of conv2d with respect to its weight, summed over the batch.");
-  m.def("conv2d_backward_bias", &backward_bias, py::arg("grad_output"), py::arg("out") = none,
-        "Gradient of conv2d with respect to its bias: grad_output summed over batch and pixels.");
+  m.def("conv2d_backward_bias", &backward_bias, py::arg("dy"), py::arg("out") = none,
+        "Gradient of conv2d with respect to its bias: dy summed over batch and pixels.");
 }
 
 }  // namespace fastnn::bind

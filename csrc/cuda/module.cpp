@@ -501,15 +501,15 @@ fastnn::Conv2dParams conv2d_params(Pair stride, Quad pad, Pair dil, int64_t grou
 void bind_conv2d(py::module_& m) {
   using fastnn::cuda::dev_out;
   using fastnn::cuda::DevArg;
-  constexpr const char* op = "conv2d";
   m.def("conv2d_forward", [](py::handle x_obj, py::handle w_obj, py::handle bias_obj, Pair stride, Quad pad,
                              Pair dil, int64_t groups, py::handle activation, py::handle out, py::handle rt) {
-    const DevArg x(op, "input", x_obj), w(op, "weight", w_obj), bias(op, "bias", bias_obj);
+    constexpr const char* op = "conv2d_forward";
+    const DevArg x(op, "x", x_obj), w(op, "w", w_obj), bias(op, "bias", bias_obj);
     std::string act_name;
     if (!activation.is_none()) act_name = py::str(activation);
     fastnn::Activation act;
     const auto s =
-        fastnn::conv2d_forward_meta(x.ref, w.ref, bias.ref, conv2d_params(stride, pad, dil, groups),
+        fastnn::conv2d_forward_meta(op, x.ref, w.ref, bias.ref, conv2d_params(stride, pad, dil, groups),
                                     activation.is_none() ? nullptr : &act_name, &act);
     fastnn::ArrayRef y;
     py::object res = dev_out(op, rt, out, fastnn::conv2d_y_shape(s), {&x.ref, &w.ref, &bias.ref}, &y);
@@ -525,9 +525,10 @@ void bind_conv2d(py::module_& m) {
   m.def("conv2d_backward_data",
         [](py::handle dy_obj, py::handle w_obj, const std::vector<int64_t>& input_shape_arg, Pair stride,
            Quad pad, Pair dil, int64_t groups, py::handle out, py::handle rt) {
+          constexpr const char* op = "conv2d_backward_data";
           const fastnn::Shape input_shape(input_shape_arg.begin(), input_shape_arg.end());
-          const DevArg dy(op, "grad_output", dy_obj), w(op, "weight", w_obj);
-          const auto s = fastnn::conv2d_backward_data_meta(dy.ref, w.ref, input_shape,
+          const DevArg dy(op, "dy", dy_obj), w(op, "w", w_obj);
+          const auto s = fastnn::conv2d_backward_data_meta(op, dy.ref, w.ref, input_shape,
                                                            conv2d_params(stride, pad, dil, groups));
           fastnn::ArrayRef dx;
           py::object res = dev_out(op, rt, out, input_shape, {&dy.ref, &w.ref}, &dx);
@@ -542,9 +543,10 @@ void bind_conv2d(py::module_& m) {
   m.def("conv2d_backward_weight", [](py::handle dy_obj, py::handle x_obj,
                                      const std::vector<int64_t>& weight_shape_arg, Pair stride, Quad pad,
                                      Pair dil, int64_t groups, py::handle out, py::handle rt) {
+    constexpr const char* op = "conv2d_backward_weight";
     const fastnn::Shape weight_shape(weight_shape_arg.begin(), weight_shape_arg.end());
-    const DevArg dy(op, "grad_output", dy_obj), x(op, "input", x_obj);
-    const auto s = fastnn::conv2d_backward_weight_meta(dy.ref, x.ref, weight_shape,
+    const DevArg dy(op, "dy", dy_obj), x(op, "x", x_obj);
+    const auto s = fastnn::conv2d_backward_weight_meta(op, dy.ref, x.ref, weight_shape,
                                                        conv2d_params(stride, pad, dil, groups));
     fastnn::ArrayRef dw;
     py::object res = dev_out(op, rt, out, weight_shape, {&dy.ref, &x.ref}, &dw);
@@ -563,12 +565,13 @@ void bind_conv2d(py::module_& m) {
                                                std::vector<int64_t> weight_shape, Pair stride, Quad pad,
                                                Pair dil, int64_t groups) {
     return fastnn::cuda::conv2d_backward_weight_workspace(fastnn::conv2d_shape(
-        fastnn::Shape(input_shape.begin(), input_shape.end()),
+        "conv2d_backward_weight_workspace", fastnn::Shape(input_shape.begin(), input_shape.end()),
         fastnn::Shape(weight_shape.begin(), weight_shape.end()), conv2d_params(stride, pad, dil, groups)));
   });
   m.def("conv2d_backward_bias", [](py::handle dy_obj, py::handle out, py::handle rt) {
-    const DevArg dy(op, "grad_output", dy_obj);
-    const auto s = fastnn::conv2d_backward_bias_meta(dy.ref);
+    constexpr const char* op = "conv2d_backward_bias";
+    const DevArg dy(op, "dy", dy_obj);
+    const auto s = fastnn::conv2d_backward_bias_meta(op, dy.ref);
     fastnn::ArrayRef db;
     py::object res = dev_out(op, rt, out, {s.OC}, {&dy.ref}, &db);
     void* st = fastnn::cuda::stream_of(rt);

@@ -49,7 +49,7 @@ void for_each_image(const Conv2dShape& s, int nthreads, size_t col_floats, F&& b
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, Activation act,
                     float* y, Isa isa, int nthreads) {
-  conv2d_check(s);
+  conv2d_check("conv2d_forward", s);
   if (conv2d_forward_winograd(s, x, w, bias, act, y, isa, nthreads)) return;
   const Conv2dKernels& k = FASTNN_KERNEL_TABLE(conv2d_kernels, isa);
   if (s.B > 0 && k.forward_direct && k.forward_direct(s, x, w, bias, act, y, nthreads)) return;
@@ -134,7 +134,7 @@ bool backward_data_as_forward(const Conv2dShape& s, const float* dy, const float
 
 void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx, Isa isa,
                           int nthreads) {
-  conv2d_check(s);
+  conv2d_check("conv2d_backward_data", s);
   if (backward_data_as_forward(s, dy, w, dx, isa, nthreads)) return;
   const int64_t OHW = s.OH() * s.OW(), HW = s.H * s.W, Kg = s.Kg(), OCg = s.OCg();
   const bool pointwise = s.pointwise();
@@ -174,7 +174,7 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
 
 void conv2d_backward_weight(const Conv2dShape& s, const float* dy, const float* x, float* dw, Isa isa,
                             int nthreads) {
-  conv2d_check(s);
+  conv2d_check("conv2d_backward_weight", s);
   const Conv2dKernels& k = FASTNN_KERNEL_TABLE(conv2d_kernels, isa);
   if (k.backward_weight_direct && k.backward_weight_direct(s, dy, x, dw, nthreads)) return;
   const int64_t OHW = s.OH() * s.OW(), HW = s.H * s.W, Kg = s.Kg(), OCg = s.OCg();

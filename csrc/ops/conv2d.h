@@ -52,7 +52,7 @@ struct Conv2dShape {
 // Throws ArgError (ValueError) naming conv2d on an impossible shape: sizes < 1, C or OC not
 // divisible by G, an effective kernel larger than the padded input, sizes past 32-bit tile
 // arithmetic.
-void conv2d_check(const Conv2dShape& s);
+void conv2d_check(const char* op, const Conv2dShape& s);
 
 // stride (SH, SW), padding (top, bottom, left, right), dilation (DH, DW) and groups, as
 // fastnn.ops.conv2d_* pass them (after conv2d_params: ints only).
@@ -67,15 +67,16 @@ struct Conv2dParams {
 // dtypes, layouts and shapes checked (ArgError naming conv2d), the shape struct returned. An
 // optional array is passed with present = false. The output shapes are conv2d_y_shape(s), the
 // input shape and the weight shape, and (OC,) for the bias.
-Conv2dShape conv2d_forward_meta(const ArrayRef& x, const ArrayRef& w, const ArrayRef& bias,
+Conv2dShape conv2d_forward_meta(const char* op, const ArrayRef& x, const ArrayRef& w, const ArrayRef& bias,
                                 const Conv2dParams& p, const std::string* activation, Activation* act);
-Conv2dShape conv2d_backward_data_meta(const ArrayRef& dy, const ArrayRef& w, const Shape& input_shape,
-                                      const Conv2dParams& p);
-Conv2dShape conv2d_backward_weight_meta(const ArrayRef& dy, const ArrayRef& x, const Shape& weight_shape,
-                                        const Conv2dParams& p);
-Conv2dShape conv2d_backward_bias_meta(const ArrayRef& dy);
+Conv2dShape conv2d_backward_data_meta(const char* op, const ArrayRef& dy, const ArrayRef& w,
+                                      const Shape& input_shape, const Conv2dParams& p);
+Conv2dShape conv2d_backward_weight_meta(const char* op, const ArrayRef& dy, const ArrayRef& x,
+                                        const Shape& weight_shape, const Conv2dParams& p);
+Conv2dShape conv2d_backward_bias_meta(const char* op, const ArrayRef& dy);
 // The shape struct of an input and a weight shape (4-D each), checked by conv2d_check.
-Conv2dShape conv2d_shape(const Shape& input_shape, const Shape& weight_shape, const Conv2dParams& p);
+Conv2dShape conv2d_shape(const char* op, const Shape& input_shape, const Shape& weight_shape,
+                         const Conv2dParams& p);
 Shape conv2d_y_shape(const Conv2dShape& s);
 
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, Activation act,

@@ -38,21 +38,21 @@ def contention_stats() -> dict:
     """
     Preemptions of kernel threads by other processes seen so far, and the parallel regions run on one thread because of them (FASTNN_ADAPTIVE_THREADS=0 turns this off).
     """
-def conv2d_backward_bias(grad_output: numpy.ndarray, out: numpy.ndarray | None = None) -> numpy.ndarray:
+def conv2d_backward_bias(dy: numpy.ndarray, out: numpy.ndarray | None = None) -> numpy.ndarray:
     """
-    Gradient of conv2d with respect to its bias: grad_output summed over batch and pixels.
+    Gradient of conv2d with respect to its bias: dy summed over batch and pixels.
     """
-def conv2d_backward_data(grad_output: numpy.ndarray, weight: numpy.ndarray | None, input_shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(4)"] = [0, 0, 0, 0], dilation: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], groups: typing.SupportsInt | typing.SupportsIndex = 1, out: numpy.ndarray | None = None, isa: str | None = None) -> numpy.ndarray:
+def conv2d_backward_data(dy: numpy.ndarray, w: numpy.ndarray, input_shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(4)"] = [0, 0, 0, 0], dilation: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], groups: typing.SupportsInt | typing.SupportsIndex = 1, out: numpy.ndarray | None = None, isa: str | None = None) -> numpy.ndarray:
     """
     Gradient of conv2d with respect to its input.
     """
-def conv2d_backward_weight(grad_output: numpy.ndarray, input: numpy.ndarray, weight_shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(4)"] = [0, 0, 0, 0], dilation: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], groups: typing.SupportsInt | typing.SupportsIndex = 1, out: numpy.ndarray | None = None, isa: str | None = None) -> numpy.ndarray:
+def conv2d_backward_weight(dy: numpy.ndarray, x: numpy.ndarray, weight_shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(4)"] = [0, 0, 0, 0], dilation: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], groups: typing.SupportsInt | typing.SupportsIndex = 1, out: numpy.ndarray | None = None, isa: str | None = None) -> numpy.ndarray:
     """
     Gradient of conv2d with respect to its weight, summed over the batch.
     """
-def conv2d_forward(input: numpy.ndarray, weight: numpy.ndarray | None, bias: numpy.ndarray | None = None, stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(4)"] = [0, 0, 0, 0], dilation: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], groups: typing.SupportsInt | typing.SupportsIndex = 1, activation: str | None = None, out: numpy.ndarray | None = None, isa: str | None = None) -> numpy.ndarray:
+def conv2d_forward(x: numpy.ndarray, w: numpy.ndarray, bias: numpy.ndarray | None = None, stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(4)"] = [0, 0, 0, 0], dilation: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], groups: typing.SupportsInt | typing.SupportsIndex = 1, activation: str | None = None, out: numpy.ndarray | None = None, isa: str | None = None) -> numpy.ndarray:
     """
-    y = act(conv2d(input, weight) + bias); padding is (top, bottom, left, right).
+    y = act(conv2d(x, w) + bias); padding is (top, bottom, left, right).
     """
 def cross_entropy_backward_rows(logits: numpy.ndarray, target: numpy.ndarray, weight: numpy.ndarray | None, ignore_index: typing.SupportsInt | typing.SupportsIndex, label_smoothing: typing.SupportsFloat | typing.SupportsIndex, scale: numpy.ndarray, out: numpy.ndarray | None = None, isa: str | None = None) -> numpy.ndarray:
     """

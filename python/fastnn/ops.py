@@ -228,8 +228,8 @@ def _int(op, name, v):
 def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, activation=None, out=None):
     """y = act(conv2d(x, w) + bias), PyTorch's Conv2d: x (B, C, H, W), w (OC, C/groups, KH, KW),
     bias (OC,); padding is an int, a pair, 'same' or 'valid'; activation None or "relu"."""
-    groups = _int("conv2d", "groups", groups)
-    st, pad, dil = conv2d_params(_kernel_hw(w), stride, padding, dilation)
+    groups = _int("conv2d_forward", "groups", groups)
+    st, pad, dil = conv2d_params(_kernel_hw(w), stride, padding, dilation, "conv2d_forward")
     return _kernels(x, w, bias, out).conv2d_forward(x, w, bias, st, pad, dil, groups, activation, out)
 
 
@@ -240,34 +240,34 @@ def _kernel_hw(w):
     return tuple(shape[2:]) if len(shape) == 4 else (1, 1)
 
 
-def _conv_shape(name, v):
+def _conv_shape(op, name, v):
     """input_shape / weight_shape as a tuple of 4 ints (the entries' words for what is not)."""
     try:
         t = tuple(v)
     except TypeError:  # None, an int
         raise TypeError(
-            f"fastnn.ops.conv2d: expected {name} to be a sequence of 4 ints, got {type(v).__name__}"
+            f"fastnn.ops.{op}: expected {name} to be a sequence of 4 ints, got {type(v).__name__}"
         ) from None
     if not all(isinstance(i, (int, np.integer)) and type(i) is not bool for i in t):
-        raise TypeError(f"fastnn.ops.conv2d: expected {name} to be a sequence of 4 ints, got {v!r}")
+        raise TypeError(f"fastnn.ops.{op}: expected {name} to be a sequence of 4 ints, got {v!r}")
     if len(t) != 4:
-        raise ValueError(f"fastnn.ops.conv2d: expected a 4-D {name}, got {_shape(t)}")
+        raise ValueError(f"fastnn.ops.{op}: expected a 4-D {name}, got {_shape(t)}")
     return t
 
 
 def conv2d_backward_data(dy, w, input_shape, stride=1, padding=0, dilation=1, groups=1, out=None):
     """dx (input_shape) from dy (B, OC, OH, OW) and w (OC, C/groups, KH, KW)."""
-    groups = _int("conv2d", "groups", groups)
-    input_shape = _conv_shape("input_shape", input_shape)
-    st, pad, dil = conv2d_params(_kernel_hw(w), stride, padding, dilation)
+    groups = _int("conv2d_backward_data", "groups", groups)
+    input_shape = _conv_shape("conv2d_backward_data", "input_shape", input_shape)
+    st, pad, dil = conv2d_params(_kernel_hw(w), stride, padding, dilation, "conv2d_backward_data")
     return _kernels(dy, w, out).conv2d_backward_data(dy, w, input_shape, st, pad, dil, groups, out)
 
 
 def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1, groups=1, out=None):
     """dw (weight_shape) from dy (B, OC, OH, OW) and x (B, C, H, W), summed over the batch."""
-    groups = _int("conv2d", "groups", groups)
-    weight_shape = _conv_shape("weight_shape", weight_shape)
-    st, pad, dil = conv2d_params(weight_shape[2:], stride, padding, dilation)
+    groups = _int("conv2d_backward_weight", "groups", groups)
+    weight_shape = _conv_shape("conv2d_backward_weight", "weight_shape", weight_shape)
+    st, pad, dil = conv2d_params(weight_shape[2:], stride, padding, dilation, "conv2d_backward_weight")
     return _kernels(dy, x, out).conv2d_backward_weight(dy, x, weight_shape, st, pad, dil, groups, out)
 
 

@@ -197,20 +197,7 @@ def pair(v):
 # with a reproducer). Each entry is a known deviation to fix, not a rule of the ops; deleting it
 # puts its cases back.
 
-KNOWN_FINDINGS = {
-    "conv2d-names": (
-        "conv2d_forward / _backward_data / _backward_weight / _backward_bias refuse in the words of "
-        "'fastnn.ops.conv2d: ...' with fastnn._core's argument names (input, grad_output), not the "
-        "op called and its arguments (x, dy); renaming threads the op through the shared meta "
-        "functions, both bindings and the device-parity tables. Left out: the conv2d ops' "
-        "messages may name 'conv2d' instead of the op."
-    ),
-}
-
-# The name a refusal may give instead of the op's (KNOWN_FINDINGS["conv2d-names"]).
-MESSAGE_NAMES = {
-    n: "conv2d" for n in ("conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight", "conv2d_backward_bias")
-}
+KNOWN_FINDINGS = {}
 
 
 # ---------------------------------------------------------------------------------------------
