@@ -76,8 +76,9 @@ def gemm(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bia
     """out = act(alpha * op(a) @ op(b) + beta * c + bias).
 
     a is (..., M, K) ((..., K, M) if trans_a), b is (..., K, N) ((..., N, K) if trans_b),
-    batch dimensions broadcast as in numpy.matmul; c broadcasts to (..., M, N) and defaults
-    to out (in-place BLAS update); bias is (N,); activation is None or "relu". Transposed
+    batch dimensions broadcast as in numpy.matmul; c is (..., M, N) with batch dimensions
+    that broadcast to the result's (its last two are M and N exactly) and defaults to out
+    (in-place BLAS update); bias is (N,); activation is None or "relu". Transposed
     views of C-contiguous inputs are read in place; other strided inputs are copied.
     """
     return _kernels(a, b, c, bias, out).gemm(a, b, c, out, trans_a, trans_b, alpha, beta, bias, activation)
