@@ -60,7 +60,7 @@ def set_default_dtype(d):
         dt = None if d is None else np.dtype(d)
     except TypeError:
         dt = None
-    if dt not in _DEFAULTABLE:
+    if dt is None or dt not in _DEFAULTABLE:  # (a dtype compares equal to None: float64)
         raise TypeError(f"only floating-point types are supported as the default type, got {d!r}")
     _default = dt
 
