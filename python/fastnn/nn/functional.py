@@ -4,6 +4,8 @@ Each function computes its forward with a fastnn.ops kernel and records a backwa
 the matching backward kernel. Two fusions happen without the caller asking: a ReLU computed just
 before a max pooling gets its gradient from the pooling backward's pass (max_pool2d_backward with
 relu=True), and a linear or convolution layer takes its bias in the kernel's epilogue.
+float64 tensors take the same path through fastnn.ref.f64 (the NumPy float64 references with
+fastnn.ops' signatures) instead of fastnn.ops; results and gradients keep the inputs' dtype.
 
 On a CUDA device the same calls run (fastnn.ops sends CUDA arrays to the CUDA kernels); the
 little array math here uses the array's namespace (NumPy or CuPy). Dropout masks come from
