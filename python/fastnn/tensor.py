@@ -91,7 +91,7 @@ def _python_dtype(dt):
     if dt.kind not in "fiub":
         raise TypeError(f"fastnn.tensor: expected numbers, got an array of {dt}")
     if dt.kind == "f":
-        return np.dtype(_dtypes.get_default_dtype())
+        return _dtypes._default
     if dt.kind in "iu":
         return np.dtype(np.int64)
     return dt
@@ -116,7 +116,11 @@ def _as_array(data, dtype=None):
         return _as_device_array(data, dtype)
     a = np.asarray(data)
     if dtype is None:
-        dtype = _array_dtype(a.dtype) if isinstance(data, _HOST) else _python_dtype(a.dtype)
+        dt = a.dtype
+        if isinstance(data, _HOST):
+            dtype = dt if dt in _dtypes._HOLDABLE else _array_dtype(dt)
+        else:
+            dtype = _python_dtype(dt)
     # np.asarray keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d)
     return np.asarray(a, dtype=dtype, order="C")
 
@@ -209,13 +213,22 @@ def _f32(x, name, op):
     return x.data
 
 
-def _kernels(op, **named):
-    """The kernels for op on the named tensors (None: absent): fastnn.ops when they are float32,
-    fastnn.ref.f64 (the NumPy float64 references with fastnn.ops' signatures) when float64.
-    Tensors of two float dtypes are torch's RuntimeError; other dtypes, and float64 on a CUDA
-    device (no float64 kernels there), a TypeError naming the op."""
+_F32 = np.dtype(np.float32)
+_INPUT = ("input",)
+
+
+def _kernels(op, names, *tensors):
+    """The kernels for op on tensors (None: absent) named by names: fastnn.ops when they are
+    float32, fastnn.ref.f64 (the NumPy float64 references with fastnn.ops' signatures) when
+    float64. Tensors of two float dtypes are torch's RuntimeError; other dtypes, and float64 on
+    a CUDA device (no float64 kernels there), a TypeError naming the op."""
+    for t in tensors:
+        if t is not None and t.data.dtype != _F32:
+            break
+    else:
+        return ops  # all float32: the common case, decided in one pass
     dt = first = None
-    for name, t in named.items():
+    for name, t in zip(names, tensors):
         if t is None:
             continue
         d = t.data.dtype
@@ -225,10 +238,8 @@ def _kernels(op, **named):
             raise RuntimeError(
                 f"fastnn.nn.functional.{op}: expected {first} and {name} to have the same dtype, got {dt} and {d}"
             )
-    if dt == np.float32:
-        return ops
     if dt == np.float64:
-        if any(t is not None and not isinstance(t.data, _HOST) for t in named.values()):
+        if any(t is not None and not isinstance(t.data, _HOST) for t in tensors):
             raise TypeError(f"fastnn.nn.functional.{op}: float64 runs on the CPU only, got a CUDA tensor")
         from .ref import f64
 
@@ -599,16 +610,16 @@ class Tensor:
     # The kernel-backed activations (fastnn.nn.functional's relu, sigmoid, tanh, softmax and
     # log_softmax call these).
     def relu(self):
-        K, X = _kernels("relu", input=self), self.data
+        K, X = _kernels("relu", _INPUT, self), self.data
         return Tensor._result(K.relu_forward(X), (self,), lambda g: (K.relu_backward(g, X),), "relu")
 
     def sigmoid(self):
-        K = _kernels("sigmoid", input=self)
+        K = _kernels("sigmoid", _INPUT, self)
         y = K.sigmoid_forward(self.data)
         return Tensor._result(y, (self,), lambda g: (K.sigmoid_backward(g, y),), "sigmoid")
 
     def tanh(self):
-        K = _kernels("tanh", input=self)
+        K = _kernels("tanh", _INPUT, self)
         y = K.tanh_forward(self.data)
         return Tensor._result(y, (self,), lambda g: (K.tanh_backward(g, y),), "tanh")
 

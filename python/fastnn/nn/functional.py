@@ -146,7 +146,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     x, w = _t(input), _t(weight)
     b = None if bias is None else _t(bias)
     _same(x, w, b)
-    K = _kernels("conv2d", input=x, weight=w, bias=b)
+    K = _kernels("conv2d", ("input", "weight", "bias"), x, w, b)
     X, Wt = x.data, w.data
     y = K.conv2d_forward(X, Wt, None if b is None else b.data, stride, padding, dilation, groups)
     parents = (x, w) if b is None else (x, w, b)
@@ -165,7 +165,7 @@ def linear(input, weight, bias=None):
     x, w = _t(input), _t(weight)
     b = None if bias is None else _t(bias)
     _same(x, w, b)
-    K = _kernels("linear", input=x, weight=w, bias=b)
+    K = _kernels("linear", ("input", "weight", "bias"), x, w, b)
     X, Wt = x.data, w.data
     lead = X.shape[:-1]
     X2 = X.reshape(-1, X.shape[-1])
@@ -199,7 +199,7 @@ def relu(input, inplace=False):
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     x = _t(input)
-    K, X = _kernels("leaky_relu", input=x), x.data
+    K, X = _kernels("leaky_relu", ("input",), x), x.data
     y = K.leaky_relu_forward(X, negative_slope)
     return Tensor._result(y, (x,), lambda g: (K.leaky_relu_backward(g, X, negative_slope),), "leaky_relu")
 
@@ -214,7 +214,7 @@ def tanh(input):
 
 def gelu(input, approximate="none"):
     x = _t(input)
-    K, X = _kernels("gelu", input=x), x.data
+    K, X = _kernels("gelu", ("input",), x), x.data
     y = K.gelu_forward(X, approximate)
     return Tensor._result(y, (x,), lambda g: (K.gelu_backward(g, X, approximate),), "gelu")
 
@@ -224,7 +224,7 @@ def gelu(input, approximate="none"):
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     x = _t(input)
-    K, X = _kernels("max_pool2d", input=x), x.data
+    K, X = _kernels("max_pool2d", ("input",), x), x.data
     y, idx = K.max_pool2d_forward(X, kernel_size, stride, padding, dilation, ceil_mode)
     node = x._node
     if node is not None and node.name == "relu":
@@ -253,7 +253,7 @@ def avg_pool2d(
     if divisor_override is not None:
         raise NotImplementedError("fastnn.nn.functional.avg_pool2d: divisor_override is not supported")
     x = _t(input)
-    K, X = _kernels("avg_pool2d", input=x), x.data
+    K, X = _kernels("avg_pool2d", ("input",), x), x.data
     y = K.avg_pool2d_forward(X, kernel_size, stride, padding, ceil_mode, count_include_pad)
     return Tensor._result(
         y,
@@ -265,7 +265,7 @@ def avg_pool2d(
 
 def adaptive_avg_pool2d(input, output_size):
     x = _t(input)
-    K, X = _kernels("adaptive_avg_pool2d", input=x), x.data
+    K, X = _kernels("adaptive_avg_pool2d", ("input",), x), x.data
     oh, ow = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
     H, W = X.shape[-2:]
     oh, ow = oh or H, ow or W
@@ -715,7 +715,7 @@ def _rnn_args(op, **named):
     """(kernels, tensors or None, C-contiguous arrays or None), in the order given; the kernels
     are fastnn.ops (float32) or fastnn.ref.f64 (float64), the dtype all tensors share."""
     ts = [None if v is None else _t(v) for v in named.values()]
-    K = _kernels(op, **dict(zip(named, ts)))
+    K = _kernels(op, tuple(named), *ts)
     arrays = [None if t is None else _xp(t.data).ascontiguousarray(t.data) for t in ts]
     _same(*ts)
     return K, ts, arrays
@@ -828,7 +828,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     shape = (int(normalized_shape),) if np.ndim(normalized_shape) == 0 else tuple(int(d) for d in normalized_shape)
     w = None if weight is None else _t(weight)
     b = None if bias is None else _t(bias)
-    K = _kernels("layer_norm", input=x, weight=w, bias=b)
+    K = _kernels("layer_norm", ("input", "weight", "bias"), x, w, b)
     X = _contiguous(x)
     _same(x, w, b)
     W = _contiguous(w)
@@ -907,7 +907,7 @@ def scaled_dot_product_attention(
         )
     if is_causal and attn_mask is not None:
         raise ValueError(f"fastnn.nn.functional.{op}: is_causal cannot be combined with an explicit attn_mask")
-    K = _kernels(op, query=q, key=k, value=v)
+    K = _kernels(op, ("query", "key", "value"), q, k, v)
     mask = _mask_array(attn_mask, op, q.data.dtype)
     _same(q, k, v)
     if mask is not None and not isinstance(q.data, _HOST):
