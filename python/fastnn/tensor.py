@@ -206,13 +206,6 @@ def _unbroadcast(g, shape):
     return g.reshape(shape)
 
 
-def _f32(x, name, op):
-    """x's array, which a float32 kernel of fastnn.nn.functional.<op> takes (TypeError otherwise)."""
-    if x.data.dtype != np.float32:
-        raise TypeError(f"fastnn.nn.functional.{op}: expected {name} to be float32, got {x.data.dtype}")
-    return x.data
-
-
 _F32 = np.dtype(np.float32)
 _INPUT = ("input",)
 
