@@ -223,8 +223,12 @@ def test_bad_shapes(make, x, hx, match):
 
 
 def test_bad_arguments():
-    with pytest.raises(TypeError, match="LSTM: expected input to be float32, got float64"):
+    with pytest.raises(
+        RuntimeError, match="lstm: expected input and weight_ih to have the same dtype, got float64 and"
+    ):
         nn.LSTM(2, 3)(Tensor(np.zeros((1, 1, 2)), dtype=np.float64))
+    with pytest.raises(TypeError, match="LSTM: expected input to be float32 or float64, got float16"):
+        nn.LSTM(2, 3)(Tensor(np.zeros((1, 1, 2)), dtype=np.float16))
     with pytest.raises(TypeError, match=r"LSTM: expected hx to be a tuple \(h_0, c_0\)"):
         nn.LSTM(2, 3)(Tensor(np.zeros((1, 1, 2), np.float32)), Tensor(np.zeros((1, 1, 3), np.float32)))
     with pytest.raises(ValueError, match="RNN: expected nonlinearity"):

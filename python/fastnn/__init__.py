@@ -36,6 +36,7 @@ from ._dtypes import (
     int32,
     int64,
     long,
+    set_default_dtype,
     short,
     uint8,
 )
@@ -137,6 +138,7 @@ __all__ = [
     "long",
     "uint8",
     "get_default_dtype",
+    "set_default_dtype",
     "return_types",
     "matmul",
     "nn",

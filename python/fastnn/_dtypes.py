@@ -8,7 +8,8 @@ numbers, for instance) is a TypeError naming the dtype.
 The result of an op on several operands follows torch's promotion, not NumPy's:
   - a Python number is "weak": it keeps the tensor's dtype when it is of the same kind or a
     lower one (int tensor + 2 is int, float16 tensor + 2.5 is float16), and gives the default
-    float dtype (float32) when a float meets an integer or boolean tensor;
+    float dtype (float32 unless set_default_dtype changed it) when a float meets an integer or
+    boolean tensor;
   - a 0-d tensor is weak next to tensors with dimensions unless it is of a higher kind (bool <
     integer < float): float32 tensor + float64 0-d tensor is float32, int tensor + float64 0-d
     tensor is float64;
@@ -41,9 +42,27 @@ _HOLDABLE = frozenset(
 _KIND = {"b": 0, "u": 1, "i": 1, "f": 2}
 
 
+_default = np.dtype(np.float32)
+_DEFAULTABLE = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
 def get_default_dtype():
-    """The dtype of tensors made from Python floats and of float results of integer inputs."""
-    return float32
+    """The dtype of tensors made from Python floats, of the float factories (zeros, randn, ...),
+    of new layers' parameters and of float results of integer inputs."""
+    return _default.type
+
+
+def set_default_dtype(d):
+    """torch.set_default_dtype: d is float32, float64 or float16 (a TypeError otherwise, as torch
+    refuses non-float defaults)."""
+    global _default
+    try:
+        dt = None if d is None else np.dtype(d)
+    except TypeError:
+        dt = None
+    if dt is None or dt not in _DEFAULTABLE:  # (a dtype compares equal to None: float64)
+        raise TypeError(f"only floating-point types are supported as the default type, got {d!r}")
+    _default = dt
 
 
 def check(dt, op):
@@ -120,7 +139,6 @@ def result_type(*operands):
     return _combine(dim, _combine(zero, wrapped))
 
 
-_FLOAT32 = np.dtype(np.float32)
 _INT64 = np.dtype(np.int64)
 
 
@@ -130,7 +148,7 @@ def binary_result_type(a, b):
     da = a.dtype
     tb = type(b)
     if tb is builtins.float:
-        return da if da.kind == "f" else _FLOAT32
+        return da if da.kind == "f" else _default
     if tb is builtins.int:
         return da if da.kind != "b" else _INT64
     if getattr(b, "dtype", None) == da and not isinstance(b, np.generic):

@@ -1,7 +1,8 @@
 """RowSparse: the row-sparse gradient of a (V, D) weight that nn.Embedding(sparse=True) produces.
 
     grad.indices  int64 (N,)      rows of the weight (duplicates allowed: their rows add up)
-    grad.values   float32 (N, D)  the gradient rows, values[k] belonging to row indices[k]
+    grad.values   float (N, D)    the gradient rows, values[k] belonging to row indices[k], in the
+                                  weight's dtype (float32 or float64)
     grad.shape    (V, D)          the dense shape
 
 The dense gradient it stands for is zeros(V, D) with values[k] added at row indices[k]. A
@@ -31,7 +32,8 @@ class RowSparse:
     def __init__(self, indices, values, shape, coalesced=False):
         xp = _xp(values) if hasattr(values, "__cuda_array_interface__") else np
         self.indices = xp.ascontiguousarray(indices, dtype=np.int64).reshape(-1)
-        self.values = xp.ascontiguousarray(values, dtype=np.float32).reshape(len(self.indices), shape[1])
+        dt = values.dtype if getattr(values, "dtype", None) in (np.float32, np.float64) else np.float32
+        self.values = xp.ascontiguousarray(values, dtype=dt).reshape(len(self.indices), shape[1])
         self.shape = tuple(int(s) for s in shape)
         self._coalesced = bool(coalesced)
 
@@ -70,17 +72,20 @@ class RowSparse:
         rows, inverse = xp.unique(self.indices, return_inverse=True)
         if len(rows) == len(self.indices):  # unique already: a sort (stability moot)
             values = self.values[np.argsort(self.indices, kind="stable") if xp is np else xp.argsort(self.indices)]
+        elif self.values.dtype == np.float64 and xp is np:
+            values = xp.zeros((len(rows), self.shape[1]))
+            np.add.at(values, inverse.reshape(-1), self.values)  # rows added in position order
         else:
             values = ops.embedding_backward(self.values, inverse.reshape(-1).astype(np.int64, copy=False), len(rows))
         return RowSparse(rows, values, self.shape, coalesced=True)
 
     def to_dense(self):
         if isinstance(self.values, np.ndarray):
-            d = np.zeros(self.shape, np.float32)
+            d = np.zeros(self.shape, self.values.dtype)
             np.add.at(d, self.indices, self.values)
             return d
         if not len(self.indices):
-            return _xp(self.values).zeros(self.shape, np.float32)
+            return _xp(self.values).zeros(self.shape, self.values.dtype)
         from . import ops
 
         return ops.embedding_backward(self.values, self.indices, self.shape[0])
@@ -92,7 +97,7 @@ class RowSparse:
         """Empty in place (torch's zero_() of a sparse gradient: no rows left)."""
         xp = _xp(self.values)
         self.indices = xp.zeros(0, np.int64)
-        self.values = xp.zeros((0, self.shape[1]), np.float32)
+        self.values = xp.zeros((0, self.shape[1]), self.values.dtype)
         self._coalesced = True
         return self
 
@@ -113,7 +118,7 @@ class RowSparse:
                 f"RowSparse: cannot add a dense array of shape {other.shape} to a gradient of shape {self.shape}"
             )
         _dev.check_same_device(self.values, other)
-        dtype = np.result_type(other.dtype, np.float32)
+        dtype = np.result_type(other.dtype, self.values.dtype)
         if isinstance(other, np.ndarray):
             d = np.array(other, dtype=dtype, copy=True)
             np.add.at(d, self.indices, self.values)
@@ -123,4 +128,6 @@ class RowSparse:
     __radd__ = __add__
 
     def __repr__(self):
-        return f"RowSparse(indices={self.indices!r}, values=<{self.values.shape} float32>, shape={self.shape})"
+        return (
+            f"RowSparse(indices={self.indices!r}, values=<{self.values.shape} {self.values.dtype}>, shape={self.shape})"
+        )

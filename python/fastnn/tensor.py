@@ -1,7 +1,9 @@
 """fastnn.Tensor: a small reverse-mode autograd over NumPy arrays and fastnn.ops, with PyTorch's names.
 
-A Tensor holds a NumPy array (on the CPU) or a CuPy array (on a CUDA device; see fastnn._device),
-float32 for values, int64 for indices and targets. An operation on tensors that require
+A Tensor holds a NumPy array (on the CPU) or a CuPy array (on a CUDA device; see fastnn._device)
+of its own dtype: an array keeps its dtype, Python floats get the default dtype (float32 unless
+set_default_dtype changed it), Python ints int64. float32 runs on the kernels of fastnn.ops,
+float64 on their NumPy float64 references (fastnn.ref.f64). An operation on tensors that require
 gradients records a node: its parents and a function from the output's gradient to the parents'
 gradients. `backward()` runs the nodes in reverse topological order, accumulates `.grad` on the
 leaves that require it and frees the graph. The heavy forwards and backwards (convolution,
@@ -83,33 +85,51 @@ class Node:
 _HOST = (np.ndarray, np.generic)  # host data: arrays, and the NumPy scalars of 0-d ufunc results
 
 
-def _default_dtype(dt):
+def _python_dtype(dt):
+    """The dtype torch gives data of Python numbers that NumPy read as dt: floats the default
+    dtype, integers int64, booleans bool."""
     if dt.kind not in "fiub":
         raise TypeError(f"fastnn.tensor: expected numbers, got an array of {dt}")
-    if dt == np.float64 or dt == np.float16:
-        return np.float32  # fastnn's kernels are float32; ask for float64 explicitly
-    if dt.kind in "iu" and dt != np.int64:
-        return np.int64
+    if dt.kind == "f":
+        return _dtypes._default
+    if dt.kind in "iu":
+        return np.dtype(np.int64)
     return dt
 
 
+def _array_dtype(dt):
+    """An array's own dtype, which a tensor keeps (TypeError for one it cannot hold)."""
+    if dt.kind not in "fiub" or dt.newbyteorder("=") not in _dtypes._HOLDABLE:
+        raise TypeError(
+            f"can't convert np.ndarray of type {dt}. The only supported types are: float64, float32, float16, "
+            "int64, int32, int16, int8, uint8, and bool."
+        )
+    return dt.newbyteorder("=")
+
+
 def _as_array(data, dtype=None):
+    """data as a C-contiguous array: arrays (NumPy, CUDA, a tensor's) keep their dtype; Python
+    numbers and lists get torch's (the default float dtype for floats, int64 for integers)."""
     if isinstance(data, Tensor):
         data = data.data
     if not isinstance(data, np.ndarray) and hasattr(data, "__cuda_array_interface__"):
         return _as_device_array(data, dtype)
     a = np.asarray(data)
     if dtype is None:
-        dtype = _default_dtype(a.dtype)
+        dt = a.dtype
+        if isinstance(data, _HOST):
+            dtype = dt if dt in _dtypes._HOLDABLE else _array_dtype(dt)
+        else:
+            dtype = _python_dtype(dt)
     # np.asarray keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d)
     return np.asarray(a, dtype=dtype, order="C")
 
 
 def _as_device_array(data, dtype):
     """A CUDA array (CuPy's, or any with __cuda_array_interface__: viewed by CuPy without a copy)
-    with the host rules for the dtype, C-contiguous."""
+    in its own dtype (or dtype), C-contiguous."""
     a = _dev.require_cuda().asarray(data)
-    dt = _default_dtype(a.dtype) if dtype is None else np.dtype(dtype)
+    dt = _array_dtype(a.dtype) if dtype is None else np.dtype(dtype)
     if a.dtype != dt:
         a = a.astype(dt)
     if not a.flags.c_contiguous:
@@ -186,11 +206,38 @@ def _unbroadcast(g, shape):
     return g.reshape(shape)
 
 
-def _f32(x, name, op):
-    """x's array, which a float32 kernel of fastnn.nn.functional.<op> takes (TypeError otherwise)."""
-    if x.data.dtype != np.float32:
-        raise TypeError(f"fastnn.nn.functional.{op}: expected {name} to be float32, got {x.data.dtype}")
-    return x.data
+_F32 = np.dtype(np.float32)
+_INPUT = ("input",)
+
+
+def _kernels(op, names, *tensors):
+    """The kernels for op on tensors (None: absent) named by names: fastnn.ops when they are
+    float32, fastnn.ref.f64 (the NumPy float64 references with fastnn.ops' signatures) when
+    float64. Tensors of two float dtypes are torch's RuntimeError; other dtypes, and float64 on
+    a CUDA device (no float64 kernels there), a TypeError naming the op."""
+    for t in tensors:
+        if t is not None and t.data.dtype != _F32:
+            break
+    else:
+        return ops  # all float32: the common case, decided in one pass
+    dt = first = None
+    for name, t in zip(names, tensors):
+        if t is None:
+            continue
+        d = t.data.dtype
+        if dt is None:
+            dt, first = d, name
+        elif d != dt:
+            raise RuntimeError(
+                f"fastnn.nn.functional.{op}: expected {first} and {name} to have the same dtype, got {dt} and {d}"
+            )
+    if dt == np.float64:
+        if any(t is not None and not isinstance(t.data, _HOST) for t in tensors):
+            raise TypeError(f"fastnn.nn.functional.{op}: float64 runs on the CPU only, got a CUDA tensor")
+        from .ref import f64
+
+        return f64
+    raise TypeError(f"fastnn.nn.functional.{op}: expected {first} to be float32 or float64, got {dt}")
 
 
 class Tensor:
@@ -556,16 +603,18 @@ class Tensor:
     # The kernel-backed activations (fastnn.nn.functional's relu, sigmoid, tanh, softmax and
     # log_softmax call these).
     def relu(self):
-        X = _f32(self, "input", "relu")
-        return Tensor._result(ops.relu_forward(X), (self,), lambda g: (ops.relu_backward(g, X),), "relu")
+        K, X = _kernels("relu", _INPUT, self), self.data
+        return Tensor._result(K.relu_forward(X), (self,), lambda g: (K.relu_backward(g, X),), "relu")
 
     def sigmoid(self):
-        y = ops.sigmoid_forward(_f32(self, "input", "sigmoid"))
-        return Tensor._result(y, (self,), lambda g: (ops.sigmoid_backward(g, y),), "sigmoid")
+        K = _kernels("sigmoid", _INPUT, self)
+        y = K.sigmoid_forward(self.data)
+        return Tensor._result(y, (self,), lambda g: (K.sigmoid_backward(g, y),), "sigmoid")
 
     def tanh(self):
-        y = ops.tanh_forward(_f32(self, "input", "tanh"))
-        return Tensor._result(y, (self,), lambda g: (ops.tanh_backward(g, y),), "tanh")
+        K = _kernels("tanh", _INPUT, self)
+        y = K.tanh_forward(self.data)
+        return Tensor._result(y, (self,), lambda g: (K.tanh_backward(g, y),), "tanh")
 
     def softmax(self, dim=None):
         X = self.data
@@ -935,7 +984,8 @@ def _outer(xp, x, y):
 
 
 def matmul(a, b):
-    """a @ b through the gemm kernel (float32, broadcast batch dims as numpy.matmul). On a CUDA
+    """a @ b through the gemm kernel (float32, broadcast batch dims as numpy.matmul); other dtypes
+    through the array's matmul (float operands of two dtypes: torch's RuntimeError). On a CUDA
     device the kernel takes 2-D operands; batched and vector products use CuPy's matmul."""
     from . import ops
 
@@ -948,6 +998,8 @@ def matmul(a, b):
     if not host:
         a, b = _same_device(a, b)
         A, B = a.data, b.data
+    if A.dtype != B.dtype and A.dtype.kind == "f" and B.dtype.kind == "f":
+        raise RuntimeError(f"fastnn.matmul: expected both operands to have the same dtype, got {A.dtype} and {B.dtype}")
     if (
         A.ndim == 1
         or B.ndim == 1
@@ -1032,11 +1084,25 @@ def as_tensor(data, dtype=None, device=None):
 
 
 def from_numpy(a):
-    return Tensor(a)
+    """A tensor sharing a's memory and dtype (writes to either show in the other). fastnn
+    tensors are C-contiguous: a strided array (a transposed or sliced view) is copied."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(a).__name__})")
+    dt = _array_dtype(a.dtype)
+    if a.dtype != dt or not a.flags.c_contiguous:
+        a = np.ascontiguousarray(a, dtype=dt)
+    t = Tensor.__new__(Tensor)
+    t.data, t.grad, t._node, t._retain, t.requires_grad = a, None, None, False, False
+    return t
 
 
 def _size(shape):
     return _shape_args(shape)
+
+
+def _float_dtype(dtype):
+    """dtype, or the default float dtype when it is None (the float factories)."""
+    return np.dtype(_dtypes.get_default_dtype() if dtype is None else dtype)
 
 
 def _filled(shape, value, dtype, device, requires_grad):
@@ -1046,23 +1112,23 @@ def _filled(shape, value, dtype, device, requires_grad):
     return Tensor(_dev.full(shape, value, dtype, d), requires_grad=requires_grad, dtype=dtype)
 
 
-def zeros(*shape, dtype=np.float32, requires_grad=False, device=None):
-    return _filled(_size(shape), 0, dtype, device, requires_grad)
+def zeros(*shape, dtype=None, requires_grad=False, device=None):
+    return _filled(_size(shape), 0, _float_dtype(dtype), device, requires_grad)
 
 
-def ones(*shape, dtype=np.float32, requires_grad=False, device=None):
-    return _filled(_size(shape), 1, dtype, device, requires_grad)
+def ones(*shape, dtype=None, requires_grad=False, device=None):
+    return _filled(_size(shape), 1, _float_dtype(dtype), device, requires_grad)
 
 
 def full(shape, value, dtype=None, requires_grad=False, device=None):
-    """shape filled with value; dtype None: torch's for the value (float32 for a float, int64
-    for an int, bool for a bool)."""
+    """shape filled with value; dtype None: torch's for the value (the default dtype for a
+    float, int64 for an int, bool for a bool)."""
     if dtype is None:
         dtype = _dtypes.scalar_dtype(value.item() if isinstance(value, Tensor) else value)
     return _filled(_size((shape,)), value, dtype, device, requires_grad)
 
 
-def empty(*shape, dtype=np.float32, requires_grad=False, device=None):
+def empty(*shape, dtype=None, requires_grad=False, device=None):
     return zeros(*shape, dtype=dtype, requires_grad=requires_grad, device=device)
 
 
@@ -1081,19 +1147,19 @@ def arange(start, end=None, step=1, dtype=None, device=None):
     if end is None:
         start, end = 0, start
     a = np.arange(start, end, step)
-    return _place(a.astype(_default_dtype(a.dtype) if dtype is None else dtype), device)
+    return _place(a.astype(_python_dtype(a.dtype) if dtype is None else dtype), device)
 
 
-def randn(*shape, dtype=np.float32, requires_grad=False, device=None):
+def randn(*shape, dtype=None, requires_grad=False, device=None):
     from . import random as _random
 
-    return _place(_random.generator().standard_normal(_size(shape)).astype(dtype), device, requires_grad)
+    return _place(_random.generator().standard_normal(_size(shape)).astype(_float_dtype(dtype)), device, requires_grad)
 
 
-def rand(*shape, dtype=np.float32, requires_grad=False, device=None):
+def rand(*shape, dtype=None, requires_grad=False, device=None):
     from . import random as _random
 
-    return _place(_random.generator().random(_size(shape)).astype(dtype), device, requires_grad)
+    return _place(_random.generator().random(_size(shape)).astype(_float_dtype(dtype)), device, requires_grad)
 
 
 def randint(low, high=None, size=(), dtype=np.int64, device=None):

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 from . import functional as F
-from .modules import Module, Parameter, _Activation
+from .modules import Module, Parameter, _Activation, _factory_dtype
 
 __all__ = [
     "SiLU",
@@ -203,7 +203,7 @@ class PReLU(Module):
     def __init__(self, num_parameters=1, init=0.25, device=None, dtype=None):
         super().__init__()
         self.num_parameters, self.init = num_parameters, init
-        self.weight = Parameter(np.full(num_parameters, init, np.float32))
+        self.weight = Parameter(np.full(num_parameters, init, _factory_dtype(dtype)))
         if device is not None:
             self.to(device)
 

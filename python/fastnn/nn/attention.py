@@ -30,7 +30,7 @@ from ..tensor import _HOST
 from . import functional as F
 from . import init
 from .functional import _mask_array, _math_attention, _t, layer_norm, scaled_dot_product_attention
-from .modules import Dropout, Linear, Module, ModuleList, Parameter
+from .modules import Dropout, Linear, Module, ModuleList, Parameter, _factory_dtype
 
 __all__ = [
     "layer_norm",
@@ -53,8 +53,9 @@ class LayerNorm(Module):
             (int(normalized_shape),) if np.ndim(normalized_shape) == 0 else tuple(int(d) for d in normalized_shape)
         )
         self.eps, self.elementwise_affine = eps, elementwise_affine
-        self.weight = Parameter(np.ones(self.normalized_shape, np.float32)) if elementwise_affine else None
-        self.bias = Parameter(np.zeros(self.normalized_shape, np.float32)) if elementwise_affine and bias else None
+        dt = _factory_dtype(dtype)
+        self.weight = Parameter(np.ones(self.normalized_shape, dt)) if elementwise_affine else None
+        self.bias = Parameter(np.zeros(self.normalized_shape, dt)) if elementwise_affine and bias else None
         if device is not None:
             self.to(device)
 
@@ -100,7 +101,7 @@ def _mha_mask(attn_mask, key_padding_mask, B, NH, L, S, op):
     for m in ms:
         add = xp.where(m, np.float32(-np.inf), np.float32(0)) if m.dtype == np.bool_ else m
         total = add if total is None else total + add
-    return xp.ascontiguousarray(total, dtype=np.float32)
+    return xp.ascontiguousarray(total, dtype=np.float64 if total.dtype == np.float64 else np.float32)
 
 
 class MultiheadAttention(Module):
@@ -139,6 +140,7 @@ class MultiheadAttention(Module):
         init.xavier_uniform_(self.in_proj_weight)
         if bias:
             init.constant_(self.out_proj.bias, 0.0)
+        self.to(_factory_dtype())  # the default dtype (fastnn.set_default_dtype)
 
     def forward(
         self,
@@ -281,7 +283,7 @@ class PositionalEmbedding(Module):
     def __init__(self, num_positions, embedding_dim):
         super().__init__()
         self.num_positions, self.embedding_dim = num_positions, embedding_dim
-        self.weight = Parameter(np.empty((num_positions, embedding_dim), np.float32))
+        self.weight = Parameter(np.empty((num_positions, embedding_dim), _factory_dtype()))
         init.normal_(self.weight, 0.0, 0.02)
 
     def forward(self, x):

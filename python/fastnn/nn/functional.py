@@ -4,6 +4,8 @@ Each function computes its forward with a fastnn.ops kernel and records a backwa
 the matching backward kernel. Two fusions happen without the caller asking: a ReLU computed just
 before a max pooling gets its gradient from the pooling backward's pass (max_pool2d_backward with
 relu=True), and a linear or convolution layer takes its bias in the kernel's epilogue.
+float64 tensors take the same path through fastnn.ref.f64 (the NumPy float64 references with
+fastnn.ops' signatures) instead of fastnn.ops; results and gradients keep the inputs' dtype.
 
 On a CUDA device the same calls run (fastnn.ops sends CUDA arrays to the CUDA kernels); the
 little array math here uses the array's namespace (NumPy or CuPy). Dropout masks come from
@@ -17,11 +19,11 @@ import warnings
 import numpy as np
 
 from .. import _device as _dev
-from .. import ops
+from .. import _dtypes, ops
 from .. import random as _random
 from .._device import xp as _xp
 from ..sparse import RowSparse
-from ..tensor import _HOST, Tensor, _f32, _unbroadcast
+from ..tensor import _HOST, Tensor, _kernels, _unbroadcast
 from ._unsupported import TORCH_NN_FUNCTIONAL as _TORCH_NN_FUNCTIONAL
 from ._unsupported import missing as _missing
 
@@ -118,12 +120,23 @@ def _array(v, like=None):
     return np.asarray(v)
 
 
+def _same_float(op, X, **named):
+    """torch's RuntimeError when float32 / float64 input X meets named arrays or tensors (None:
+    absent) of the other of the two dtypes."""
+    if X.dtype not in (np.float32, np.float64):
+        return
+    for name, v in named.items():
+        d = None if v is None else v.dtype
+        if d is not None and d != X.dtype and d in (np.float32, np.float64):
+            raise RuntimeError(f"fastnn.nn.functional.{op}: expected {name} to be {X.dtype}, got {d}")
+
+
 def _grad_scale(g, n):
     """The gradient g of a reduced loss over n: a Python float on the CPU (as before), a 0-d
-    float32 on a device (float64 division rounded once, as the host's float does)."""
+    array of g's dtype on a device (float64 division rounded once, as the host's float does)."""
     if isinstance(g, _HOST):
         return float(g) / n
-    return (g.astype(np.float64) / n).astype(np.float32)
+    return (g.astype(np.float64) / n).astype(g.dtype)
 
 
 # -- layers -----------------------------------------------------------------------------------
@@ -133,16 +146,17 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     x, w = _t(input), _t(weight)
     b = None if bias is None else _t(bias)
     _same(x, w, b)
-    X, Wt = _f32(x, "input", "conv2d"), _f32(w, "weight", "conv2d")
-    y = ops.conv2d_forward(X, Wt, None if b is None else b.data, stride, padding, dilation, groups)
+    K = _kernels("conv2d", ("input", "weight", "bias"), x, w, b)
+    X, Wt = x.data, w.data
+    y = K.conv2d_forward(X, Wt, None if b is None else b.data, stride, padding, dilation, groups)
     parents = (x, w) if b is None else (x, w, b)
 
     def backward(g):
-        dx = ops.conv2d_backward_data(g, Wt, X.shape, stride, padding, dilation, groups) if x.requires_grad else None
-        dw = ops.conv2d_backward_weight(g, X, Wt.shape, stride, padding, dilation, groups) if w.requires_grad else None
+        dx = K.conv2d_backward_data(g, Wt, X.shape, stride, padding, dilation, groups) if x.requires_grad else None
+        dw = K.conv2d_backward_weight(g, X, Wt.shape, stride, padding, dilation, groups) if w.requires_grad else None
         if b is None:
             return dx, dw
-        return dx, dw, ops.conv2d_backward_bias(g) if b.requires_grad else None
+        return dx, dw, K.conv2d_backward_bias(g) if b.requires_grad else None
 
     return Tensor._result(y, parents, backward, "conv2d")
 
@@ -151,10 +165,11 @@ def linear(input, weight, bias=None):
     x, w = _t(input), _t(weight)
     b = None if bias is None else _t(bias)
     _same(x, w, b)
-    X, Wt = _f32(x, "input", "linear"), _f32(w, "weight", "linear")
+    K = _kernels("linear", ("input", "weight", "bias"), x, w, b)
+    X, Wt = x.data, w.data
     lead = X.shape[:-1]
     X2 = X.reshape(-1, X.shape[-1])
-    y = ops.gemm(X2, Wt, trans_b=True, bias=None if b is None else b.data).reshape(lead + (Wt.shape[0],))
+    y = K.gemm(X2, Wt, trans_b=True, bias=None if b is None else b.data).reshape(lead + (Wt.shape[0],))
     parents = (x, w) if b is None else (x, w, b)
     host = isinstance(X, _HOST)
 
@@ -162,11 +177,11 @@ def linear(input, weight, bias=None):
         g2 = g.reshape(-1, g.shape[-1])
         if not host:
             g2 = _xp(g2).ascontiguousarray(g2)  # the CUDA gemm reads C-contiguous arrays only
-        dx = ops.gemm(g2, Wt).reshape(X.shape) if x.requires_grad else None
-        dw = ops.gemm(g2, X2, trans_a=True) if w.requires_grad else None
+        dx = K.gemm(g2, Wt).reshape(X.shape) if x.requires_grad else None
+        dw = K.gemm(g2, X2, trans_a=True) if w.requires_grad else None
         if b is None:
             return dx, dw
-        return dx, dw, g2.sum(axis=0, dtype=np.float32) if b.requires_grad else None
+        return dx, dw, g2.sum(axis=0, dtype=X.dtype) if b.requires_grad else None
 
     return Tensor._result(y, parents, backward, "linear")
 
@@ -184,9 +199,9 @@ def relu(input, inplace=False):
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     x = _t(input)
-    X = _f32(x, "input", "leaky_relu")
-    y = ops.leaky_relu_forward(X, negative_slope)
-    return Tensor._result(y, (x,), lambda g: (ops.leaky_relu_backward(g, X, negative_slope),), "leaky_relu")
+    K, X = _kernels("leaky_relu", ("input",), x), x.data
+    y = K.leaky_relu_forward(X, negative_slope)
+    return Tensor._result(y, (x,), lambda g: (K.leaky_relu_backward(g, X, negative_slope),), "leaky_relu")
 
 
 def sigmoid(input):
@@ -199,9 +214,9 @@ def tanh(input):
 
 def gelu(input, approximate="none"):
     x = _t(input)
-    X = _f32(x, "input", "gelu")
-    y = ops.gelu_forward(X, approximate)
-    return Tensor._result(y, (x,), lambda g: (ops.gelu_backward(g, X, approximate),), "gelu")
+    K, X = _kernels("gelu", ("input",), x), x.data
+    y = K.gelu_forward(X, approximate)
+    return Tensor._result(y, (x,), lambda g: (K.gelu_backward(g, X, approximate),), "gelu")
 
 
 # -- pooling ----------------------------------------------------------------------------------
@@ -209,8 +224,8 @@ def gelu(input, approximate="none"):
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     x = _t(input)
-    X = _f32(x, "input", "max_pool2d")
-    y, idx = ops.max_pool2d_forward(X, kernel_size, stride, padding, dilation, ceil_mode)
+    K, X = _kernels("max_pool2d", ("input",), x), x.data
+    y, idx = K.max_pool2d_forward(X, kernel_size, stride, padding, dilation, ceil_mode)
     node = x._node
     if node is not None and node.name == "relu":
         # x = relu(z): the pooling backward takes the gradient on to z in its own pass; the
@@ -219,16 +234,14 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
         out = Tensor._result(
             y,
             (z,),
-            lambda g: (
-                ops.max_pool2d_backward(g, X, idx, kernel_size, stride, padding, dilation, ceil_mode, relu=True),
-            ),
+            lambda g: (K.max_pool2d_backward(g, X, idx, kernel_size, stride, padding, dilation, ceil_mode, relu=True),),
             "max_pool2d",
         )
     else:
         out = Tensor._result(
             y,
             (x,),
-            lambda g: (ops.max_pool2d_backward(g, X, idx, kernel_size, stride, padding, dilation, ceil_mode),),
+            lambda g: (K.max_pool2d_backward(g, X, idx, kernel_size, stride, padding, dilation, ceil_mode),),
             "max_pool2d",
         )
     return (out, Tensor(idx)) if return_indices else out
@@ -240,25 +253,25 @@ def avg_pool2d(
     if divisor_override is not None:
         raise NotImplementedError("fastnn.nn.functional.avg_pool2d: divisor_override is not supported")
     x = _t(input)
-    X = _f32(x, "input", "avg_pool2d")
-    y = ops.avg_pool2d_forward(X, kernel_size, stride, padding, ceil_mode, count_include_pad)
+    K, X = _kernels("avg_pool2d", ("input",), x), x.data
+    y = K.avg_pool2d_forward(X, kernel_size, stride, padding, ceil_mode, count_include_pad)
     return Tensor._result(
         y,
         (x,),
-        lambda g: (ops.avg_pool2d_backward(g, X, kernel_size, stride, padding, ceil_mode, count_include_pad),),
+        lambda g: (K.avg_pool2d_backward(g, X, kernel_size, stride, padding, ceil_mode, count_include_pad),),
         "avg_pool2d",
     )
 
 
 def adaptive_avg_pool2d(input, output_size):
     x = _t(input)
-    X = _f32(x, "input", "adaptive_avg_pool2d")
+    K, X = _kernels("adaptive_avg_pool2d", ("input",), x), x.data
     oh, ow = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
     H, W = X.shape[-2:]
     oh, ow = oh or H, ow or W
     if (oh, ow) == (1, 1):
-        y = ops.global_avg_pool2d_forward(X)
-        return Tensor._result(y, (x,), lambda g: (ops.global_avg_pool2d_backward(g, X),), "adaptive_avg_pool2d")
+        y = K.global_avg_pool2d_forward(X)
+        return Tensor._result(y, (x,), lambda g: (K.global_avg_pool2d_backward(g, X),), "adaptive_avg_pool2d")
     if H % oh or W % ow:
         raise NotImplementedError(
             "fastnn.nn.functional.adaptive_avg_pool2d: expected the input size "
@@ -301,14 +314,15 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     return x.log_softmax(dim)
 
 
-def _reduce(loss, reduction, denom, op):
+def _reduce(loss, reduction, denom, op, dtype):
+    """loss ("none"), or its float64 sum (over denom: "mean") rounded to dtype."""
     if reduction == "none":
         return loss
     xp = _xp(loss)
     if reduction == "sum":
-        return xp.asarray(loss.sum(dtype=np.float64), np.float32)
+        return xp.asarray(loss.sum(dtype=np.float64), dtype)
     if reduction == "mean":
-        return xp.asarray(loss.sum(dtype=np.float64) / denom, np.float32)
+        return xp.asarray(loss.sum(dtype=np.float64) / denom, dtype)
     raise ValueError(f"fastnn.nn.functional.{op}: expected reduction 'none', 'mean' or 'sum', got {reduction!r}")
 
 
@@ -372,6 +386,9 @@ def cross_entropy(
     )
     if not (isinstance(x.data, _HOST) and isinstance(T, _HOST) and (W is None or isinstance(W, _HOST))):
         _dev.check_same_device(x.data, T, W)
+    dt = x.data.dtype  # the loss's dtype (torch: the input's)
+    if isinstance(weight, Tensor) and W.dtype != dt and W.dtype.kind == dt.kind == "f":
+        raise RuntimeError(f"fastnn.nn.functional.cross_entropy: expected weight to be {dt}, got {W.dtype}")
     if x.data.dtype == np.float32 and T.dtype == np.int64 and (W is None or W.dtype == np.float32):
         # the fused kernel: one pass per row forward, one backward (softmax recomputed)
         X = x.data
@@ -398,7 +415,7 @@ def cross_entropy(
         loss = loss + eps / C * xp.where(keep, -(logp * w).sum(axis=1), 0.0)
     denom = wt.sum()
     out = _reduce(
-        loss.astype(np.float32).reshape(tshape) if reduction == "none" else loss, reduction, denom, "cross_entropy"
+        loss.astype(dt).reshape(tshape) if reduction == "none" else loss, reduction, denom, "cross_entropy", dt
     )
     p = xp.exp(logp)
 
@@ -410,12 +427,12 @@ def cross_entropy(
         d[xp.arange(M), tt] -= (1 - eps) * wt * gi
         if eps:
             d -= (eps / C) * xp.outer(gi * keep, w)
-        d = d.astype(np.float32).reshape(_move_dim_last(x.data, 1).shape)
+        d = d.astype(dt).reshape(_move_dim_last(x.data, 1).shape)
         if x.data.ndim > 2:
             d = xp.ascontiguousarray(xp.moveaxis(d, -1, 1))
         return (d.reshape(x.data.shape),)
 
-    return Tensor._result(xp.asarray(out, np.float32), (x,), backward, "cross_entropy")
+    return Tensor._result(xp.asarray(out, dt), (x,), backward, "cross_entropy")
 
 
 def _full(xp, n, g, denom):
@@ -435,21 +452,20 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     keep, tt, w, wt = _nll_parts(rows, t, weight, ignore_index, C, "nll_loss")
     loss = -rows[xp.arange(M), tt].astype(np.float64) * wt
     denom = wt.sum()
-    out = _reduce(
-        loss.astype(np.float32).reshape(tshape) if reduction == "none" else loss, reduction, denom, "nll_loss"
-    )
+    dt = rows.dtype  # the loss's dtype (torch: the input's)
+    out = _reduce(loss.astype(dt).reshape(tshape) if reduction == "none" else loss, reduction, denom, "nll_loss", dt)
 
     def backward(g):
         g = xp.asarray(g, np.float64)
         gi = g.reshape(-1) if reduction == "none" else _full(xp, M, g, denom if reduction == "mean" else 1.0)
-        d = xp.zeros((M, C), np.float32)
+        d = xp.zeros((M, C), dt)
         d[xp.arange(M), tt] = -(wt * gi)
         d = d.reshape(_move_dim_last(x.data, 1).shape)
         if x.data.ndim > 2:
             d = xp.ascontiguousarray(xp.moveaxis(d, -1, 1))
         return (d.reshape(x.data.shape),)
 
-    return Tensor._result(xp.asarray(out, np.float32), (x,), backward, "nll_loss")
+    return Tensor._result(xp.asarray(out, dt), (x,), backward, "nll_loss")
 
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
@@ -461,14 +477,15 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     _size_warning(x, y)
     diff = x.data - y.data
     loss = diff * diff
-    out = _reduce(loss, reduction, loss.size, "mse_loss")
+    dt = _dtypes.result_type(x.data, y.data)  # torch's promotion of input and target
+    out = _reduce(loss.astype(dt, copy=False), reduction, loss.size, "mse_loss", dt)
     n = loss.size if reduction == "mean" else 1
 
     def backward(g):
         d = 2 * diff * (g if reduction == "none" else _grad_scale(g, n))
-        return (_unbroadcast(d.astype(np.float32), x.shape), _unbroadcast(-d.astype(np.float32), y.shape))
+        return (_unbroadcast(d.astype(x.dtype), x.shape), _unbroadcast(-d.astype(_dtypes.float_of(y.dtype)), y.shape))
 
-    return Tensor._result(_xp(loss).asarray(out, np.float32), (x, y), backward, "mse_loss")
+    return Tensor._result(_xp(loss).asarray(out, dt), (x, y), backward, "mse_loss")
 
 
 def binary_cross_entropy_with_logits(
@@ -487,11 +504,13 @@ def binary_cross_entropy_with_logits(
     sp_neg = xp.logaddexp(0, -X)  # -log s(x)
     sp_pos = xp.logaddexp(0, X)  # -log(1 - s(x))
     loss = w * (pw * Y * sp_neg + (1 - Y) * sp_pos)
+    dt = x.data.dtype  # the loss's dtype (the input's)
     out = _reduce(
-        loss.astype(np.float32) if reduction == "none" else loss,
+        loss.astype(dt) if reduction == "none" else loss,
         reduction,
         loss.size,
         "binary_cross_entropy_with_logits",
+        dt,
     )
     n = loss.size if reduction == "mean" else 1
 
@@ -499,9 +518,9 @@ def binary_cross_entropy_with_logits(
         s = 1 / (1 + xp.exp(-X))
         scale = g if reduction == "none" else (float(g) / n if xp is np else g.astype(np.float64) / n)
         d = w * (pw * Y * (s - 1) + (1 - Y) * s) * scale
-        return (_unbroadcast(d.astype(np.float32), x.shape), None)
+        return (_unbroadcast(d.astype(dt), x.shape), None)
 
-    return Tensor._result(xp.asarray(out, np.float32), (x, y), backward, "binary_cross_entropy_with_logits")
+    return Tensor._result(xp.asarray(out, dt), (x, y), backward, "binary_cross_entropy_with_logits")
 
 
 # -- regularisation and normalisation -----------------------------------------------------------
@@ -516,7 +535,8 @@ def dropout(input, p=0.5, training=True, inplace=False):
     if p == 1:
         return x * 0.0
     # drawn on the host (fastnn's generator) and copied: the same mask on every device
-    mask = (_random.generator().random(x.shape) >= p).astype(np.float32) / np.float32(1 - p)
+    dt = x.data.dtype if x.data.dtype.kind == "f" else np.dtype(np.float32)
+    mask = (_random.generator().random(x.shape) >= p).astype(dt) / dt.type(1 - p)
     mask = _dev.move(mask, _dev.device_of(x.data))
     return Tensor._result(x.data * mask, (x,), lambda g: (g * mask,), "dropout")
 
@@ -556,6 +576,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         and (b0 is None or isinstance(b0.data, _HOST))
     ):
         _dev.check_same_device(X, None if w0 is None else w0.data, None if b0 is None else b0.data, rm0, rv0)
+    _same_float("batch_norm", X, input=X, weight=w0, bias=b0, running_mean=rm0, running_var=rv0)
     array = np.ndarray if host else type(X)  # the running statistics must be arrays the kernel writes
     if (
         X.dtype == np.float32
@@ -584,7 +605,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     else:
         mean, var = xp.asarray(rm, np.float64), xp.asarray(rv, np.float64)
     invstd = 1 / xp.sqrt(var + eps)
-    xhat = ((X - mean.reshape(shape)) * invstd.reshape(shape)).astype(np.float32)
+    dt = X.dtype if X.dtype.kind == "f" else np.dtype(np.float32)  # the result's dtype (the input's)
+    xhat = ((X - mean.reshape(shape)) * invstd.reshape(shape)).astype(dt)
     w = None if weight is None else _t(weight)
     b = None if bias is None else _t(bias)
     y = xhat
@@ -603,14 +625,14 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             dx = scale.reshape(shape) * (G - gb.reshape(shape) / n - xhat * (gw.reshape(shape) / n))
         else:
             dx = G * scale.reshape(shape)
-        grads = [dx.astype(np.float32)]
+        grads = [dx.astype(X.dtype)]
         if w is not None:
-            grads.append(gw.astype(np.float32))
+            grads.append(gw.astype(w.data.dtype))
         if b is not None:
-            grads.append(gb.astype(np.float32))
+            grads.append(gb.astype(b.data.dtype))
         return tuple(grads)
 
-    return Tensor._result(xp.ascontiguousarray(y, np.float32), parents, backward, "batch_norm")
+    return Tensor._result(xp.ascontiguousarray(y, dt), parents, backward, "batch_norm")
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False, sparse=False):
@@ -635,7 +657,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
         out = None if w.data.dtype == np.float32 else w.data[idx]
 
         def backward_sparse(g):
-            flat, rows = idx.reshape(-1), _xp(g).ascontiguousarray(g, dtype=np.float32).reshape(-1, D)
+            flat, rows = idx.reshape(-1), _xp(g).ascontiguousarray(g, dtype=w.data.dtype).reshape(-1, D)
             if pad is not None:
                 keep = flat != pad
                 flat, rows = flat[keep], rows[keep]
@@ -690,18 +712,17 @@ def _multi_output(arrays, parents, backward, name):
 
 
 def _rnn_args(op, **named):
-    """(tensors or None, float32 C-contiguous arrays or None), in the order given."""
-    ts, arrays = [], []
-    for name, v in named.items():
-        t = None if v is None else _t(v)
-        ts.append(t)
-        arrays.append(None if t is None else _xp(t.data).ascontiguousarray(_f32(t, name, op)))
+    """(kernels, tensors or None, C-contiguous arrays or None), in the order given; the kernels
+    are fastnn.ops (float32) or fastnn.ref.f64 (float64), the dtype all tensors share."""
+    ts = [None if v is None else _t(v) for v in named.values()]
+    K = _kernels(op, tuple(named), *ts)
+    arrays = [None if t is None else _xp(t.data).ascontiguousarray(t.data) for t in ts]
     _same(*ts)
-    return ts, arrays
+    return K, ts, arrays
 
 
-def _grad_arrays(grads):
-    return tuple(None if g is None else _xp(g).ascontiguousarray(g, dtype=np.float32) for g in grads)
+def _grad_arrays(grads, like):
+    return tuple(None if g is None else _xp(g).ascontiguousarray(g, dtype=like.dtype) for g in grads)
 
 
 def _kept(ts, grads):
@@ -711,84 +732,84 @@ def _kept(ts, grads):
 def lstm(input, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, reverse=False):
     """(output (T, B, H), h_n (B, H), c_n (B, H)) of one LSTM layer over input (T, B, I);
     h0/c0 None: zeros; reverse: time runs backwards (output[t] stays aligned with input[t])."""
-    ts, (X, H0, C0, Wi, Wh, Bi, Bh) = _rnn_args(
+    K, ts, (X, H0, C0, Wi, Wh, Bi, Bh) = _rnn_args(
         "lstm", input=input, h0=h0, c0=c0, weight_ih=weight_ih, weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh
     )
-    y, h, c, ws = ops.lstm_forward(X, H0, C0, Wi, Wh, Bi, Bh, reverse)
+    y, h, c, ws = K.lstm_forward(X, H0, C0, Wi, Wh, Bi, Bh, reverse)
 
     def backward(dy, dh, dc):
-        dy, dh, dc = _grad_arrays((dy, dh, dc))
-        return _kept(ts, ops.lstm_backward(dy, dh, dc, X, H0, C0, Wi, Wh, y, ws, reverse))
+        dy, dh, dc = _grad_arrays((dy, dh, dc), X)
+        return _kept(ts, K.lstm_backward(dy, dh, dc, X, H0, C0, Wi, Wh, y, ws, reverse))
 
     return _multi_output((y, h, c), tuple(t for t in ts if t is not None), backward, "lstm")
 
 
 def gru(input, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, reverse=False):
     """(output (T, B, H), h_n (B, H)) of one GRU layer (torch's gate order r, z, n)."""
-    ts, (X, H0, Wi, Wh, Bi, Bh) = _rnn_args(
+    K, ts, (X, H0, Wi, Wh, Bi, Bh) = _rnn_args(
         "gru", input=input, h0=h0, weight_ih=weight_ih, weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh
     )
-    y, h, ws = ops.gru_forward(X, H0, Wi, Wh, Bi, Bh, reverse)
+    y, h, ws = K.gru_forward(X, H0, Wi, Wh, Bi, Bh, reverse)
 
     def backward(dy, dh):
-        dy, dh = _grad_arrays((dy, dh))
-        return _kept(ts, ops.gru_backward(dy, dh, X, H0, Wi, Wh, y, ws, reverse))
+        dy, dh = _grad_arrays((dy, dh), X)
+        return _kept(ts, K.gru_backward(dy, dh, X, H0, Wi, Wh, y, ws, reverse))
 
     return _multi_output((y, h), tuple(t for t in ts if t is not None), backward, "gru")
 
 
 def rnn(input, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, nonlinearity="tanh", reverse=False):
     """(output (T, B, H), h_n (B, H)) of one Elman RNN layer (nonlinearity "tanh" or "relu")."""
-    ts, (X, H0, Wi, Wh, Bi, Bh) = _rnn_args(
+    K, ts, (X, H0, Wi, Wh, Bi, Bh) = _rnn_args(
         "rnn", input=input, h0=h0, weight_ih=weight_ih, weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh
     )
-    y, h, ws = ops.rnn_forward(X, H0, Wi, Wh, Bi, Bh, nonlinearity, reverse)
+    y, h, ws = K.rnn_forward(X, H0, Wi, Wh, Bi, Bh, nonlinearity, reverse)
 
     def backward(dy, dh):
-        dy, dh = _grad_arrays((dy, dh))
-        return _kept(ts, ops.rnn_backward(dy, dh, X, H0, Wi, Wh, y, ws, nonlinearity, reverse))
+        dy, dh = _grad_arrays((dy, dh), X)
+        return _kept(ts, K.rnn_backward(dy, dh, X, H0, Wi, Wh, y, ws, nonlinearity, reverse))
 
     return _multi_output((y, h), tuple(t for t in ts if t is not None), backward, "rnn")
 
 
 def lstm_cell(input, h, c, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
     """(h', c') (B, H) of one LSTM step on input (B, I); h/c None: zeros."""
-    ts, (X, Hp, Cp, Wi, Wh, Bi, Bh) = _rnn_args(
+    K, ts, (X, Hp, Cp, Wi, Wh, Bi, Bh) = _rnn_args(
         "lstm_cell", input=input, h=h, c=c, weight_ih=weight_ih, weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh
     )
-    h1, c1, ws = ops.lstm_cell_forward(X, Hp, Cp, Wi, Wh, Bi, Bh)
+    h1, c1, ws = K.lstm_cell_forward(X, Hp, Cp, Wi, Wh, Bi, Bh)
 
     def backward(dh, dc):
-        dh, dc = _grad_arrays((dh, dc))
-        return _kept(ts, ops.lstm_cell_backward(dh, dc, X, Hp, Cp, Wi, Wh, ws))
+        dh, dc = _grad_arrays((dh, dc), X)
+        return _kept(ts, K.lstm_cell_backward(dh, dc, X, Hp, Cp, Wi, Wh, ws))
 
     return _multi_output((h1, c1), tuple(t for t in ts if t is not None), backward, "lstm_cell")
 
 
 def gru_cell(input, h, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
     """h' (B, H) of one GRU step on input (B, I); h None: zeros."""
-    ts, (X, Hp, Wi, Wh, Bi, Bh) = _rnn_args(
+    K, ts, (X, Hp, Wi, Wh, Bi, Bh) = _rnn_args(
         "gru_cell", input=input, h=h, weight_ih=weight_ih, weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh
     )
-    h1, ws = ops.gru_cell_forward(X, Hp, Wi, Wh, Bi, Bh)
+    h1, ws = K.gru_cell_forward(X, Hp, Wi, Wh, Bi, Bh)
 
     def backward(dh):
-        (dh,) = _grad_arrays((dh,))
-        return _kept(ts, ops.gru_cell_backward(dh, X, Hp, Wi, Wh, ws))
+        (dh,) = _grad_arrays((dh,), X)
+        return _kept(ts, K.gru_cell_backward(dh, X, Hp, Wi, Wh, ws))
 
     return _multi_output((h1,), tuple(t for t in ts if t is not None), backward, "gru_cell")[0]
 
 
 def rnn_cell(input, h, weight_ih, weight_hh, bias_ih=None, bias_hh=None, nonlinearity="tanh"):
     """h' (B, H) of one Elman RNN step on input (B, I); h None: zeros."""
-    ts, (X, Hp, Wi, Wh, Bi, Bh) = _rnn_args(
+    K, ts, (X, Hp, Wi, Wh, Bi, Bh) = _rnn_args(
         "rnn_cell", input=input, h=h, weight_ih=weight_ih, weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh
     )
-    h1, ws = ops.rnn_cell_forward(X, Hp, Wi, Wh, Bi, Bh, nonlinearity)
+    h1, ws = K.rnn_cell_forward(X, Hp, Wi, Wh, Bi, Bh, nonlinearity)
 
     def backward(dh):
-        (dh,) = _grad_arrays((dh,))
-        return _kept(ts, ops.rnn_cell_backward(dh, X, Hp, Wi, Wh, ws, nonlinearity))
+        (dh,) = _grad_arrays((dh,), X)
+        return _kept(ts, K.rnn_cell_backward(dh, X, Hp, Wi, Wh, ws, nonlinearity))
 
     return _multi_output((h1,), tuple(t for t in ts if t is not None), backward, "rnn_cell")[0]
 
@@ -796,29 +817,29 @@ def rnn_cell(input, h, weight_ih, weight_hh, bias_ih=None, bias_hh=None, nonline
 # -- attention and layer normalisation (their modules: fastnn.nn.attention) -------------------
 
 
-def _f32c(x, name, op):
-    """x's float32 array, C-contiguous (the kernels take no strides)."""
-    a = _f32(x, name, op)
-    return _xp(a).ascontiguousarray(a)
+def _contiguous(x):
+    """x's array (None for None), C-contiguous (the kernels take no strides)."""
+    return None if x is None else _xp(x.data).ascontiguousarray(x.data)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """torch.nn.functional.layer_norm: normalise over the trailing normalized_shape dims."""
     x = _t(input)
     shape = (int(normalized_shape),) if np.ndim(normalized_shape) == 0 else tuple(int(d) for d in normalized_shape)
-    X = _f32c(x, "input", "layer_norm")
     w = None if weight is None else _t(weight)
     b = None if bias is None else _t(bias)
+    K = _kernels("layer_norm", ("input", "weight", "bias"), x, w, b)
+    X = _contiguous(x)
     _same(x, w, b)
-    W = None if w is None else _f32c(w, "weight", "layer_norm")
-    y, mean, rstd = ops.layer_norm_forward(X, shape, W, None if b is None else _f32c(b, "bias", "layer_norm"), eps)
+    W = _contiguous(w)
+    y, mean, rstd = K.layer_norm_forward(X, shape, W, _contiguous(b), eps)
     parents = tuple(t for t in (x, w, b) if t is not None)
 
     def backward(g):
-        G = _xp(g).ascontiguousarray(g, dtype=np.float32)
-        dx, dw, db = ops.layer_norm_backward(G, X, mean, rstd, W)
+        G = _xp(g).ascontiguousarray(g, dtype=X.dtype)
+        dx, dw, db = K.layer_norm_backward(G, X, mean, rstd, W)
         if b is not None and db is None:  # a bias without a weight: the kernel skips both
-            db = G.reshape((-1,) + shape).sum(axis=0, dtype=np.float64).astype(np.float32)
+            db = G.reshape((-1,) + shape).sum(axis=0, dtype=np.float64).astype(X.dtype)
         grads = [dx]
         if w is not None:
             grads.append(dw)
@@ -829,7 +850,9 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     return Tensor._result(y, parents, backward, "layer_norm")
 
 
-def _mask_array(attn_mask, op):
+def _mask_array(attn_mask, op, dtype=None):
+    """attn_mask's array: bool as it is, a float mask in dtype (the queries'; None: float64 as it
+    is, other floats as float32)."""
     if attn_mask is None:
         return None
     m = _array(attn_mask)
@@ -837,7 +860,7 @@ def _mask_array(attn_mask, op):
     if m.dtype == np.bool_:
         return xp.ascontiguousarray(m)
     if m.dtype.kind == "f":
-        return xp.ascontiguousarray(m, dtype=np.float32)
+        return xp.ascontiguousarray(m, dtype=dtype or (np.float64 if m.dtype == np.float64 else np.float32))
     raise TypeError(f"fastnn.nn.functional.{op}: expected attn_mask to be bool or float, got {m.dtype}")
 
 
@@ -845,19 +868,20 @@ def _math_attention(q, k, v, mask, is_causal, scale, dropout_p, training=True):
     """softmax(q k^T * scale + mask) (dropout) v through Tensor operations: (out, weights)."""
     L, S = q.shape[-2], k.shape[-2]
     xp = _xp(q.data)
+    ft = q.data.dtype.type  # the scores' dtype
     scores = (q @ k.transpose(-2, -1)) * float(scale)
     if is_causal:
         mask = xp.tril(xp.ones((L, S), np.bool_))
     row_keep = None
     if mask is not None:
-        add = xp.where(mask, np.float32(0), np.float32(-np.inf)) if mask.dtype == np.bool_ else mask
-        add = add.astype(np.float32)
+        add = xp.where(mask, ft(0), ft(-np.inf)) if mask.dtype == np.bool_ else mask
+        add = add.astype(ft)
         # A query whose keys are all masked gets zero weights (as from the fused kernel), not
         # the NaN of softmax over -inf: its row of the mask is neutralised, its weights zeroed.
         visible = xp.isfinite(add).any(axis=-1, keepdims=True)
         if not visible.all():
-            add = xp.where(visible, add, np.float32(0))
-            row_keep = Tensor(visible.astype(np.float32))
+            add = xp.where(visible, add, ft(0))
+            row_keep = Tensor(visible.astype(ft))
         scores = scores + Tensor(add)
     weights = scores.softmax(-1)
     if row_keep is not None:
@@ -883,7 +907,8 @@ def scaled_dot_product_attention(
         )
     if is_causal and attn_mask is not None:
         raise ValueError(f"fastnn.nn.functional.{op}: is_causal cannot be combined with an explicit attn_mask")
-    mask = _mask_array(attn_mask, op)
+    K = _kernels(op, ("query", "key", "value"), q, k, v)
+    mask = _mask_array(attn_mask, op, q.data.dtype)
     _same(q, k, v)
     if mask is not None and not isinstance(q.data, _HOST):
         _dev.check_same_device(q.data, mask)
@@ -894,21 +919,19 @@ def scaled_dot_product_attention(
     lead = q.shape[:-2]
     xp = _xp(q.data)
     if q.ndim == 4:
-        Q, K, V = (_f32c(t, n, op) for t, n in ((q, "query"), (k, "key"), (v, "value")))
+        Q, Kt, V = (_contiguous(t) for t in (q, k, v))
         M = mask
     else:
         n = math.prod(lead)
-        Q, K, V = (
-            _f32c(t, nm, op).reshape((n, 1) + t.shape[-2:]) for t, nm in ((q, "query"), (k, "key"), (v, "value"))
-        )
+        Q, Kt, V = (_contiguous(t).reshape((n, 1) + t.shape[-2:]) for t in (q, k, v))
         M = mask
         if M is not None and M.ndim > 2:
             M = xp.ascontiguousarray(xp.broadcast_to(M, lead + M.shape[-2:]).reshape((n, 1) + M.shape[-2:]))
-    out, lse = ops.scaled_dot_product_attention_forward(Q, K, V, M, is_causal, sc)
+    out, lse = K.scaled_dot_product_attention_forward(Q, Kt, V, M, is_causal, sc)
 
     def backward(g):
-        G = xp.ascontiguousarray(g, dtype=np.float32).reshape(out.shape)
-        dq, dk, dv = ops.scaled_dot_product_attention_backward(G, Q, K, V, out, lse, M, is_causal, sc)
+        G = xp.ascontiguousarray(g, dtype=Q.dtype).reshape(out.shape)
+        dq, dk, dv = K.scaled_dot_product_attention_backward(G, Q, Kt, V, out, lse, M, is_causal, sc)
         return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(v.shape)
 
     return Tensor._result(out.reshape(lead + out.shape[-2:]), (q, k, v), backward, op)

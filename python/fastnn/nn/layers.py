@@ -11,7 +11,7 @@ import numpy as np
 
 from . import functional as F
 from . import init
-from .modules import Module, Parameter, _ConvNd, _norm_state
+from .modules import Module, Parameter, _ConvNd, _factory_dtype, _norm_state
 
 __all__ = [
     "Dropout1d",
@@ -309,8 +309,9 @@ class Bilinear(Module):
     def __init__(self, in1_features, in2_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
         self.in1_features, self.in2_features, self.out_features = in1_features, in2_features, out_features
-        self.weight = Parameter(np.empty((out_features, in1_features, in2_features), np.float32))
-        self.bias = Parameter(np.empty(out_features, np.float32)) if bias else None
+        dt = _factory_dtype(dtype)
+        self.weight = Parameter(np.empty((out_features, in1_features, in2_features), dt))
+        self.bias = Parameter(np.empty(out_features, dt)) if bias else None
         self.reset_parameters()
         if device is not None:
             self.to(device)
@@ -340,8 +341,9 @@ class GroupNorm(Module):
         if num_channels % num_groups:
             raise ValueError(f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
         self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
-        self.weight = Parameter(np.ones(num_channels, np.float32)) if affine else None
-        self.bias = Parameter(np.zeros(num_channels, np.float32)) if affine and bias else None
+        dt = _factory_dtype(dtype)
+        self.weight = Parameter(np.ones(num_channels, dt)) if affine else None
+        self.bias = Parameter(np.zeros(num_channels, dt)) if affine and bias else None
         if device is not None:
             self.to(device)
 
@@ -371,7 +373,7 @@ class _InstanceNorm(Module):
         bias=True,
     ):
         super().__init__()
-        _norm_state(self, num_features, eps, momentum, affine, track_running_stats, bias, device)
+        _norm_state(self, num_features, eps, momentum, affine, track_running_stats, bias, device, dtype)
 
     def forward(self, input):
         nb = self._no_batch_dims

@@ -15,10 +15,20 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from .. import _device as _dev
+from .. import _dtypes
 from ..sparse import RowSparse
 from ..tensor import Tensor, _to_args
 from . import functional as F
 from . import init
+
+
+def _factory_dtype(dtype=None):
+    """The dtype of a new layer's floating parameters and buffers: dtype= when given, else the
+    default dtype (fastnn.set_default_dtype)."""
+    dt = np.dtype(_dtypes.get_default_dtype() if dtype is None else dtype)
+    if dt.kind != "f":
+        raise TypeError(f"expected a floating dtype for a layer's parameters, got {dt}")
+    return dt
 
 
 class Parameter(Tensor):
@@ -28,7 +38,7 @@ class Parameter(Tensor):
 
     def __init__(self, data=None, requires_grad=True):
         if data is None:
-            data = np.zeros(0, np.float32)
+            data = np.zeros(0, _dtypes.get_default_dtype())
         super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
 
     def __repr__(self):
@@ -419,11 +429,16 @@ class Module:
 
     def to(self, *args, **kwargs):
         """Move parameters, their gradients and buffers to a device (fastnn.device, "cpu",
-        "cuda", "cuda:1", an ordinal, or a tensor's device), in place; returns self. dtype
-        arguments are accepted and ignored (parameters stay float32)."""
-        dev, _ = _to_args(args, kwargs)
+        "cuda", "cuda:1", an ordinal, or a tensor's device) and / or convert the floating ones
+        to a float dtype (a tensor's dtype too), in place; returns self. Integer buffers
+        (num_batches_tracked) keep their dtype, as in torch."""
+        dev, dt = _to_args(args, kwargs)
+        if dt is not None and dt.kind != "f":
+            raise TypeError(f"nn.Module.to only accepts floating point or complex dtypes, but got desired dtype={dt}")
         if dev is not None:
             self._move_to(dev)
+        if dt is not None:
+            self._convert(dt, floats_only=True)
         return self
 
     def cuda(self, device=None):
@@ -450,8 +465,40 @@ class Module:
                     t.grad = g.to(dev)
         return self
 
-    def float(self):
+    def _convert(self, dt, floats_only):
+        """Parameters, their gradients and buffers (floating ones only: floats_only) as dtype
+        dt, in place: the same Parameter objects hold the converted arrays."""
+        seen = set()
+        for m in self.modules():
+            for t in list(m._parameters.values()) + list(m._buffers.values()):
+                if t is None or id(t) in seen or (floats_only and t.data.dtype.kind != "f"):
+                    continue
+                seen.add(id(t))
+                if t.data.dtype != dt:
+                    t.data = t.data.astype(dt)
+                g = t.grad
+                if isinstance(g, Tensor) and g.data.dtype != dt:
+                    g.data = g.data.astype(dt)
+                elif isinstance(g, RowSparse):
+                    t.grad = RowSparse(g.indices, g.values.astype(dt), g.shape, g.is_coalesced())
         return self
+
+    def float(self):
+        """Floating parameters and buffers as float32, in place; returns self."""
+        return self._convert(np.dtype(np.float32), floats_only=True)
+
+    def double(self):
+        """Floating parameters and buffers as float64, in place; returns self."""
+        return self._convert(np.dtype(np.float64), floats_only=True)
+
+    def half(self):
+        """Floating parameters and buffers as float16, in place; returns self (fastnn's kernels
+        refuse float16: this serves storage and conversion, not computation)."""
+        return self._convert(np.dtype(np.float16), floats_only=True)
+
+    def type(self, dst_type):
+        """All parameters and buffers as dst_type (integer buffers too, as torch), in place."""
+        return self._convert(np.dtype(dst_type), floats_only=False)
 
     # -- state -------------------------------------------------------------------------------
     def state_dict(self, *args, destination=None, prefix="", keep_vars=False):
@@ -976,8 +1023,9 @@ class Linear(Module):
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self.weight = Parameter(np.empty((out_features, in_features), np.float32))
-        self.bias = Parameter(np.empty(out_features, np.float32)) if bias else None
+        dt = _factory_dtype(dtype)
+        self.weight = Parameter(np.empty((out_features, in_features), dt))
+        self.bias = Parameter(np.empty(out_features, dt)) if bias else None
         self.reset_parameters()
         if device is not None:
             self.to(device)
@@ -1051,8 +1099,9 @@ class _ConvNd(Module):
             self._reversed_padding_repeated_twice = [0] * (2 * n)
         else:
             self._reversed_padding_repeated_twice = [p for p in reversed(self.padding) for _ in range(2)]
-        self.weight = Parameter(np.empty((out_channels, in_channels // groups) + self.kernel_size, np.float32))
-        self.bias = Parameter(np.empty(out_channels, np.float32)) if bias else None
+        dt = _factory_dtype(dtype)
+        self.weight = Parameter(np.empty((out_channels, in_channels // groups) + self.kernel_size, dt))
+        self.bias = Parameter(np.empty(out_channels, dt)) if bias else None
         self.reset_parameters()
         if device is not None:
             self.to(device)
@@ -1156,15 +1205,16 @@ class AdaptiveAvgPool2d(Module):
         return f"output_size={self.output_size}"
 
 
-def _norm_state(m, num_features, eps, momentum, affine, track_running_stats, bias, device):
+def _norm_state(m, num_features, eps, momentum, affine, track_running_stats, bias, device, dtype=None):
     """The parameters and buffers of a batch or instance norm, named and made as torch's."""
     m.num_features, m.eps, m.momentum = num_features, eps, momentum
     m.affine, m.track_running_stats = affine, track_running_stats
-    m.weight = Parameter(np.ones(num_features, np.float32)) if affine else None
-    m.bias = Parameter(np.zeros(num_features, np.float32)) if affine and bias else None
+    dt = _factory_dtype(dtype)
+    m.weight = Parameter(np.ones(num_features, dt)) if affine else None
+    m.bias = Parameter(np.zeros(num_features, dt)) if affine and bias else None
     if track_running_stats:
-        m.register_buffer("running_mean", Tensor(np.zeros(num_features, np.float32)))
-        m.register_buffer("running_var", Tensor(np.ones(num_features, np.float32)))
+        m.register_buffer("running_mean", Tensor(np.zeros(num_features, dt)))
+        m.register_buffer("running_var", Tensor(np.ones(num_features, dt)))
         m.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
     else:
         m.running_mean = m.running_var = None
@@ -1186,7 +1236,7 @@ class _BatchNorm(Module):
         bias=True,
     ):
         super().__init__()
-        _norm_state(self, num_features, eps, momentum, affine, track_running_stats, bias, device)
+        _norm_state(self, num_features, eps, momentum, affine, track_running_stats, bias, device, dtype)
 
     def forward(self, x):
         use_batch = self.training or not self.track_running_stats
@@ -1368,7 +1418,9 @@ class Embedding(Module):
         if padding_idx is not None and padding_idx < 0:
             padding_idx += num_embeddings
         self.padding_idx = padding_idx
-        self.weight = Parameter(np.empty((num_embeddings, embedding_dim), np.float32) if _weight is None else _weight)
+        self.weight = Parameter(
+            np.empty((num_embeddings, embedding_dim), _factory_dtype(dtype)) if _weight is None else _weight
+        )
         if _weight is None:
             init.normal_(self.weight)
             if padding_idx is not None:

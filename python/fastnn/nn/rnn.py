@@ -11,7 +11,7 @@ from ..tensor import Tensor, cat, stack
 from . import functional as F
 from . import init
 from .functional import _t
-from .modules import Module, Parameter
+from .modules import Module, Parameter, _factory_dtype
 
 __all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
 
@@ -25,8 +25,8 @@ def _check_sizes(name, input_size, hidden_size):
 
 
 def _check_float(name, what, t):
-    if t.data.dtype != np.float32:
-        raise TypeError(f"fastnn.nn.{name}: expected {what} to be float32, got {t.data.dtype}")
+    if t.data.dtype not in (np.float32, np.float64):
+        raise TypeError(f"fastnn.nn.{name}: expected {what} to be float32 or float64, got {t.data.dtype}")
 
 
 class RNNBase(Module):
@@ -80,6 +80,7 @@ class RNNBase(Module):
                     setattr(self, f"bias_ih_l{layer}{sfx}", Parameter(np.empty(G * H, np.float32)))
                     setattr(self, f"bias_hh_l{layer}{sfx}", Parameter(np.empty(G * H, np.float32)))
         self.reset_parameters()
+        self.to(_factory_dtype(dtype))  # made float32 above; the default dtype or dtype=
         if device is not None:
             self.to(device)
 
@@ -278,6 +279,7 @@ class RNNCellBase(Module):
         else:
             self.bias_ih = self.bias_hh = None
         self.reset_parameters()
+        self.to(_factory_dtype())  # made float32 above; the default dtype
         if device is not None:
             self.to(device)
 

@@ -5,7 +5,7 @@ and scaled there; the norm is read back once (as the CPU's kernel returns a floa
 import numpy as np
 
 from .. import _device as _dev
-from .. import ops
+from .. import _dtypes, ops
 from .._device import xp as _xp
 from ..sparse import RowSparse
 from ..tensor import _HOST, Tensor
@@ -32,7 +32,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     """Scale the gradients in place so their total norm is at most max_norm; returns the norm."""
     grads = _grads(parameters)
     if not grads:
-        return Tensor(np.float32(0.0))
+        return Tensor(np.asarray(0.0, _dtypes.get_default_dtype()))
     norm_type = float(norm_type)
     host = all(isinstance(g, _HOST) for g in grads)
     if not host:
@@ -51,8 +51,9 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     coef = float(max_norm) / (total + 1e-6)
     if coef < 1:
         for g in grads:
-            g *= np.float32(coef)
-    return Tensor(_dev.move(np.asarray(total, np.float32), _dev.device_of(grads[0])))
+            g *= g.dtype.type(coef)  # the coefficient in the gradient's dtype (float32 or float64), as torch
+    # the norm in the gradients' dtype, as torch's
+    return Tensor(_dev.move(np.asarray(total, grads[0].dtype), _dev.device_of(grads[0])))
 
 
 def _device_norm(grads, p):

@@ -21,6 +21,7 @@ import numpy as np
 from .. import _device as _dev
 from .. import ops
 from .._device import xp as _xp
+from ..ref import f64 as ref_f64
 from ..sparse import RowSparse
 from ..tensor import _HOST, Tensor, enable_grad
 
@@ -63,14 +64,23 @@ def _loaded(v, p):
 
 
 def _by_device(ps):
-    """The params in groups of one device each (one group, as it is, when all are on the CPU)."""
-    if all(isinstance(p.data, _HOST) for p in ps):
+    """The params in groups of one device and dtype each (one group, as it is, when all are
+    float32 on the CPU, or all float64 there)."""
+    if all(isinstance(p.data, _HOST) for p in ps) and len({p.data.dtype for p in ps}) == 1:
         return [ps]
     groups = {}
     for p in ps:
         d = _dev.device_of(p.data)
-        groups.setdefault((d.type, d.index), []).append(p)
+        groups.setdefault((d.type, d.index, p.data.dtype), []).append(p)
     return list(groups.values())
+
+
+def _fused(group):
+    """The fused updates for a group of one device and dtype: fastnn.ops' kernels (float32), or
+    the same formulas in NumPy float64 (fastnn.ref.f64) for float64 parameters on the CPU, which
+    write back in place and keep the state in float64."""
+    p = group[0].data
+    return ref_f64 if p.dtype == np.float64 and isinstance(p, _HOST) else ops
 
 
 class Optimizer:
@@ -219,10 +229,10 @@ class SGD(Optimizer):
                 for p in ps:
                     if grads[id(p)] is not None:  # only the rows the gradient names move
                         c = grads[id(p)].coalesce()
-                        step = np.float32(g["lr"]) * c.values
+                        step = c.values.dtype.type(g["lr"]) * c.values
                         p.data[c.indices] = p.data[c.indices] + step if g["maximize"] else p.data[c.indices] - step
                 for group in _by_device(dense) if dense else ():
-                    ops.sgd_step([p.data for p in group], [p.grad.data for p in group], None, **kw)
+                    _fused(group).sgd_step([p.data for p in group], [p.grad.data for p in group], None, **kw)
                 continue
             # one fused call (per device) for the params whose buffers exist, one for those starting them
             sts = {id(p): self._state(p) for p in ps}
@@ -232,7 +242,7 @@ class SGD(Optimizer):
                 sts[id(p)]["momentum_buffer"] = _xp(p.data).empty_like(p.data)
             for params, first in ((started, False), (fresh, True)):
                 for group in _by_device(params) if params else ():
-                    ops.sgd_step(
+                    _fused(group).sgd_step(
                         [p.data for p in group],
                         [_dense(p, grads[id(p)]) for p in group],
                         [sts[id(p)]["momentum_buffer"] for p in group],
@@ -297,11 +307,11 @@ class Adam(Optimizer):
                         st["max_exp_avg_sq"] = xp.zeros_like(p.data)
                 st["step"] += 1
                 d = _dev.device_of(p.data)
-                by_step.setdefault((st["step"], d.type, d.index), []).append(p)
+                by_step.setdefault((st["step"], d.type, d.index, p.data.dtype), []).append(p)
             b1, b2 = g["betas"]
-            for (step, _, _), group in by_step.items():
+            for (step, *_), group in by_step.items():
                 sts = [self.state[id(p)] for p in group]
-                ops.adam_step(
+                _fused(group).adam_step(
                     [p.data for p in group],
                     [p.grad.data for p in group],
                     [s["exp_avg"] for s in sts],
