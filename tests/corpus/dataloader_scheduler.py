@@ -1,6 +1,6 @@
 """Training driven by torch.utils.data: a TensorDataset split with random_split, shuffled
-DataLoader batches, OneCycleLR stepped per batch, ReduceLROnPlateau on the validation loss,
-clip_grad_norm_, and a per-epoch validation pass in eval mode under no_grad."""
+DataLoader batches, OneCycleLR (learning rate and momentum) stepped per batch, clip_grad_norm_,
+and a per-epoch validation pass in eval mode under no_grad."""
 
 import numpy as np
 import torch
@@ -61,12 +61,12 @@ def evaluate(model, loader):
 
 
 def train(model, steps=3, shuffle=True):
-    """steps epochs; returns every batch's loss and the last batch's gradients."""
+    """steps epochs; returns every batch's loss then each epoch's validation loss, and the last
+    batch's gradients."""
     train_loader, val_loader = make_loaders(shuffle)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     scheduler = OneCycleLR(optimizer, max_lr=0.2, epochs=steps, steps_per_epoch=len(train_loader))
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=0)
-    losses = []
+    losses, val_losses = [], []
     for _ in range(steps):
         model.train()
         for inputs, targets in train_loader:
@@ -78,15 +78,15 @@ def train(model, steps=3, shuffle=True):
             optimizer.step()
             scheduler.step()
             losses.append(loss.item())
-        plateau.step(evaluate(model, val_loader))
-    return losses, {name: p.grad for name, p in model.named_parameters()}
+        val_losses.append(evaluate(model, val_loader))
+    return losses + val_losses, {name: p.grad for name, p in model.named_parameters()}
 
 
 def main():
     model = build_model()
     losses, _ = train(model, 5)
     _, val_loader = make_loaders()
-    print(f"loss {losses[0]:.4f} -> {losses[-1]:.4f}, validation loss {evaluate(model, val_loader):.4f}")
+    print(f"first batch loss {losses[0]:.4f}, validation loss {evaluate(model, val_loader):.4f}")
     return losses
 
 
