@@ -5,7 +5,9 @@ torch's names come from python/fastnn/_torch_names.txt, so the page regenerates 
 --refresh-names rewrites that file from the installed torch first. What fastnn has is looked up
 on the package; what it has only in part is fastnn._compat.PARTIAL.
 
-    python scripts/gen_torch_compat.py [--refresh-names] [--check]
+    python scripts/gen_torch_compat.py [--refresh-names] [--check] [--print-names]
+
+torch's names are read in a fresh interpreter (what dir() shows depends on what was imported).
 """
 
 import argparse
@@ -141,7 +143,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--refresh-names", action="store_true", help="rewrite the torch names from the installed torch")
     parser.add_argument("--check", action="store_true", help="exit 1 if the page is not up to date; write nothing")
+    parser.add_argument(
+        "--print-names", action="store_true", help="print the installed torch's names file; write nothing"
+    )
     args = parser.parse_args(argv)
+    if args.print_names:  # in a fresh interpreter: torch's lazy submodules show once imported
+        sys.stdout.write(names_text(*torch_public_names()))
+        return 0
     sys.path.insert(0, str(ROOT / "python"))
     from fastnn import _compat
 
