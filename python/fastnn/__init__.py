@@ -4,6 +4,7 @@ them (fastnn.Tensor, fastnn.nn, fastnn.optim, fastnn.data, fastnn.train)."""
 import builtins as _builtins
 
 from . import (
+    _compat,
     _core,
     _tensor_api,
     accelerator,
@@ -153,3 +154,9 @@ __all__ = [
     "load",
 ]
 __all__ += sorted(n for n in _tensor_api.functions if not hasattr(_builtins, n))  # not all, any, pow, round
+
+
+def __getattr__(name):
+    # a torch submodule fastnn has, imported on first use; a torch name fastnn lacks:
+    # NotImplementedError naming it (an AttributeError too)
+    return _compat.module_getattr(__name__, "torch", name)

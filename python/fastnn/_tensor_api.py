@@ -7,6 +7,7 @@ made from the methods below and exported by fastnn/__init__.py. out= is not supp
 it is a TypeError that says so.
 """
 
+from . import _compat
 from ._tensor_factory import (
     FactoryMethods,
     bernoulli,
@@ -139,3 +140,6 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
 
 functions.update(flip=flip, repeat_interleave=repeat_interleave)
 functions.update({name: globals()[name] for name in __all__})
+
+# a torch.Tensor attribute fastnn lacks: NotImplementedError naming it (an AttributeError too)
+Tensor.__getattr__ = _compat.tensor_getattr

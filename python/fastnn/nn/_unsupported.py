@@ -3,11 +3,9 @@ fastnn.nn or fastnn.nn.functional raises NotImplementedError naming the torch fe
 than a bare AttributeError; the error is an AttributeError too, so hasattr() and getattr()
 with a default still answer "not there"."""
 
+from .._compat import Unsupported, torch_names
+
 __all__ = ["Unsupported", "missing"]
-
-
-class Unsupported(NotImplementedError, AttributeError):
-    pass
 
 
 TORCH_NN = frozenset(
@@ -44,7 +42,8 @@ TORCH_NN_FUNCTIONAL = frozenset(
 
 
 def missing(module, torch_module, names, name):
-    """The error for module.<name>: Unsupported when torch_module has it, else AttributeError."""
-    if name in names:
+    """The error for module.<name>: Unsupported when torch_module has it (listed in names or in
+    torch's public names), else AttributeError."""
+    if name in names or name in torch_names(torch_module):
         return Unsupported(f"fastnn has no {torch_module}.{name}: {module}.{name} is not implemented")
     return AttributeError(f"module '{module}' has no attribute '{name}'")

@@ -10,6 +10,7 @@ defaults, argument errors, formulas, state names and state dicts.
 
 Every step(closure) runs the closure with grad mode on and returns its loss."""
 
+from .. import _compat
 from . import lr_scheduler
 from .adaptive import Adadelta, Adagrad, Adamax, NAdam, RAdam, RMSprop
 from .lbfgs import LBFGS
@@ -30,3 +31,8 @@ __all__ = [
     "LBFGS",
     "lr_scheduler",
 ]
+
+
+def __getattr__(name):
+    # a torch.optim name fastnn lacks: NotImplementedError naming it (an AttributeError too)
+    return _compat.module_getattr(__name__, "torch.optim", name)

@@ -22,6 +22,7 @@ from bisect import bisect_right
 from collections import Counter
 from functools import partial, wraps
 
+from .. import _compat
 from .optimizer import Optimizer
 
 __all__ = [
@@ -934,3 +935,8 @@ class ReduceLROnPlateau(LRScheduler):
     def load_state_dict(self, state_dict):
         self.__dict__.update(state_dict)
         self._init_is_better(self.mode, self.threshold, self.threshold_mode)
+
+
+def __getattr__(name):
+    # a torch.optim.lr_scheduler name fastnn lacks: NotImplementedError naming it (an AttributeError too)
+    raise _compat.missing(__name__, "torch.optim.lr_scheduler", name)

@@ -1,6 +1,7 @@
 """fastnn.utils.data: the names of torch.utils.data, from fastnn.data, so `import torch.utils.data`
 ports by changing its import."""
 
+from .. import _compat
 from ..data import (
     BatchSampler,
     ConcatDataset,
@@ -38,3 +39,8 @@ __all__ = [
     "WeightedRandomSampler",
     "BatchSampler",
 ]
+
+
+def __getattr__(name):
+    # a torch.utils.data name fastnn lacks: NotImplementedError naming it (an AttributeError too)
+    raise _compat.missing(__name__, "torch.utils.data", name)

@@ -1,0 +1,118 @@
+"""fastnn's coverage of PyTorch's public names, declared once for docs/torch-compat.md and for
+the error a torch name fastnn lacks raises.
+
+- torch_names(namespace): torch 2.13's public names there, read from _torch_names.txt (written
+  by scripts/gen_torch_compat.py --refresh-names where torch is installed).
+- PARTIAL: the names fastnn has but implements in part: {namespace: {name: what is missing}};
+  passing what is missing raises NotImplementedError (or, for out=, TypeError) saying so.
+- missing() / tensor_getattr(): a torch name fastnn lacks raises Unsupported, a
+  NotImplementedError naming the torch feature (an AttributeError too, so hasattr() and getattr()
+  with a default still answer "not there"); any other unknown name is a plain AttributeError."""
+
+import importlib
+import importlib.util
+import pathlib
+
+__all__ = ["NAMESPACES", "PARTIAL", "Unsupported", "torch_names", "missing", "module_getattr", "tensor_getattr"]
+
+# torch namespace -> the fastnn module (or class) that stands for it
+NAMESPACES = {
+    "torch": "fastnn",
+    "torch.Tensor": "fastnn.Tensor",
+    "torch.nn": "fastnn.nn",
+    "torch.nn.functional": "fastnn.nn.functional",
+    "torch.optim": "fastnn.optim",
+    "torch.optim.lr_scheduler": "fastnn.optim.lr_scheduler",
+    "torch.utils.data": "fastnn.utils.data",
+}
+
+_NORM_P = "p other than a number, inf, -inf or 'fro'"
+
+PARTIAL = {
+    "torch": {
+        "einsum": "the sublist form (operands interleaved with lists of indices)",
+        "norm": _NORM_P,
+    },
+    "torch.Tensor": {
+        "norm": _NORM_P,
+        "scatter": "reduce= (use scatter_add)",
+    },
+    "torch.nn": {
+        "AdaptiveAvgPool2d": "an input size that is not a multiple of the output size",
+        "AvgPool2d": "divisor_override",
+        "DataParallel": "splitting a batch over more than one device",
+        "Embedding": "max_norm, scale_grad_by_freq",
+        "LSTM": "proj_size",
+        "Module": "backward hooks, state_dict and load_state_dict hooks, load_state_dict(assign=True)",
+        "MultiheadAttention": "add_bias_kv, add_zero_attn, kdim / vdim other than embed_dim",
+        "Unflatten": "a named dim (named tensors)",
+        "Upsample": "modes other than 'nearest' and 'nearest-exact'",
+    },
+    "torch.nn.functional": {
+        "adaptive_avg_pool2d": "an input size that is not a multiple of the output size",
+        "avg_pool2d": "divisor_override",
+        "interpolate": "modes other than 'nearest' and 'nearest-exact'",
+        "normalize": "out=",
+        "scaled_dot_product_attention": "enable_gqa",
+    },
+    "torch.optim": {
+        "SGD": "weight_decay with a sparse gradient",
+    },
+}
+
+NAMES_FILE = pathlib.Path(__file__).with_name("_torch_names.txt")
+
+
+class Unsupported(NotImplementedError, AttributeError):
+    pass
+
+
+_names = None
+
+
+def read_names(path=NAMES_FILE):
+    """{namespace: frozenset of names} from a names file: `[namespace]` lines, then one name a
+    line; `#` starts a comment."""
+    out, current = {}, None
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = out.setdefault(line[1:-1], set())
+        elif current is None:
+            raise ValueError(f"{path.name}: a name before the first [namespace] line: {line!r}")
+        else:
+            current.add(line)
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def torch_names(namespace):
+    """torch 2.13's public names in namespace ("torch", "torch.Tensor", "torch.nn", ...)."""
+    global _names
+    if _names is None:
+        _names = read_names()
+    return _names.get(namespace, frozenset())
+
+
+def missing(module, namespace, name):
+    """The error for module.<name>: Unsupported when torch's namespace has it, else AttributeError."""
+    if name in torch_names(namespace):
+        return Unsupported(f"fastnn has no {namespace}.{name}: {module}.{name} is not implemented")
+    return AttributeError(f"module '{module}' has no attribute '{name}'")
+
+
+def module_getattr(module, namespace, name):
+    """A package's __getattr__: its submodule `name` (one torch has too), imported on first use;
+    otherwise missing()'s error."""
+    if name in torch_names(namespace) and importlib.util.find_spec(f"{module}.{name}") is not None:
+        return importlib.import_module(f"{module}.{name}")
+    raise missing(module, namespace, name)
+
+
+def tensor_getattr(self, name):
+    """Tensor.__getattr__ (reached only when normal lookup fails)."""
+    # an unset slot (grad before backward) also lands here: that is not a missing feature
+    if name in torch_names("torch.Tensor") and not hasattr(type(self), name):
+        raise Unsupported(f"fastnn has no torch.Tensor.{name}: fastnn.Tensor.{name} is not implemented")
+    raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
