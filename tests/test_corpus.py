@@ -15,7 +15,6 @@ import pytest
 from corpus import runner
 
 NO_TRANSFORMER = "fastnn.nn.Transformer is missing (so is its static generate_square_subsequent_mask)"
-NO_FLOAT64 = "no float64: Module.double() is missing and fastnn.from_numpy turns a float64 array into float32"
 
 
 @dataclass
@@ -38,7 +37,7 @@ CASES = {
     "transformer_lm": Case(steps=5, build={"dropout": 0.0}, xfail=NO_TRANSFORMER, raises=NotImplementedError),
     "seq2seq_transformer": Case(steps=5, build={"dropout": 0.0}, xfail=NO_TRANSFORMER, raises=NotImplementedError),
     "matrix_factorization": Case(),
-    "float64_regression": Case(xfail=NO_FLOAT64, raises=AttributeError),
+    "float64_regression": Case(),
     # LBFGS runs 5 evaluations a step; by the third step the gradients are rounding noise
     "lbfgs_fit": Case(steps=2),
     "dataloader_scheduler": Case(steps=2, build={"dropout": 0.0}, train={"shuffle": False}),
