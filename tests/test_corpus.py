@@ -14,8 +14,6 @@ import numpy as np
 import pytest
 from corpus import runner
 
-NO_TRANSFORMER = "fastnn.nn.Transformer is missing (so is its static generate_square_subsequent_mask)"
-
 
 @dataclass
 class Case:
@@ -34,8 +32,8 @@ CASES = {
     "lstm_sine": Case(),
     "vae": Case(),
     "gan": Case(decreases=False),
-    "transformer_lm": Case(steps=5, build={"dropout": 0.0}, xfail=NO_TRANSFORMER, raises=NotImplementedError),
-    "seq2seq_transformer": Case(steps=5, build={"dropout": 0.0}, xfail=NO_TRANSFORMER, raises=NotImplementedError),
+    "transformer_lm": Case(steps=5, build={"dropout": 0.0}),
+    "seq2seq_transformer": Case(steps=5, build={"dropout": 0.0}),
     "matrix_factorization": Case(),
     "float64_regression": Case(),
     # LBFGS runs 5 evaluations a step; by the third step the gradients are rounding noise

@@ -256,6 +256,80 @@ def test_encoder_stack_and_dropout_modes(rng):
     assert all(p.grad is not None for p in enc.parameters())
 
 
+@needs_torch
+@pytest.mark.filterwarnings("ignore:enable_nested_tensor is True")  # torch's note on its fast path
+@pytest.mark.parametrize("batch_first,norm_first", [(False, False), (True, True), (True, False)])
+def test_transformer_parity(rng, batch_first, norm_first):
+    # the encoder-decoder nn.Transformer with torch's parameter names (a torch state_dict loads),
+    # a causal tgt mask from generate_square_subsequent_mask, padding masks on src and memory
+    E, NH, B, S, L = 16, 4, 3, 5, 4
+    kw = dict(
+        d_model=E,
+        nhead=NH,
+        num_encoder_layers=2,
+        num_decoder_layers=2,
+        dim_feedforward=24,
+        dropout=0.0,
+        batch_first=batch_first,
+        norm_first=norm_first,
+    )
+    ours, theirs = nn.Transformer(**kw), torch.nn.Transformer(**kw)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    src = rng.standard_normal((B, S, E) if batch_first else (S, B, E))
+    tgt = rng.standard_normal((B, L, E) if batch_first else (L, B, E))
+    mask_a, mask_b = (
+        nn.Transformer.generate_square_subsequent_mask(L),
+        torch.nn.Transformer.generate_square_subsequent_mask(L),
+    )
+    np.testing.assert_array_equal(mask_a.numpy(), mask_b.numpy())
+    pad = np.zeros((B, S), bool)
+    pad[1, 3:] = True
+    sa, sb = T(src), tt(src)
+    ya = ours(sa, T(tgt), tgt_mask=mask_a, src_key_padding_mask=pad, memory_key_padding_mask=pad, tgt_is_causal=True)
+    yb = theirs(
+        sb,
+        tt(tgt),
+        tgt_mask=mask_b,
+        src_key_padding_mask=torch.tensor(pad),
+        memory_key_padding_mask=torch.tensor(pad),
+        tgt_is_causal=True,
+    )
+    close(ya, yb, 1e-4)
+    g = rng.standard_normal(ya.shape)
+    (ya * T(g, False)).sum().backward()
+    (yb * tt(g, False)).sum().backward()
+    close(sa.grad, sb.grad.numpy(), 2e-4)
+    compare_grads(ours, theirs, 2e-4)
+
+
+@needs_torch
+def test_decoder_layer_parity_and_init(rng):
+    E, NH = 8, 2
+    ours = nn.TransformerDecoderLayer(E, NH, dim_feedforward=12, dropout=0.0, activation="gelu", batch_first=True)
+    theirs = torch.nn.TransformerDecoderLayer(
+        E, NH, dim_feedforward=12, dropout=0.0, activation="gelu", batch_first=True
+    )
+    copy_params(ours, theirs)
+    x, m = rng.standard_normal((2, 3, E)), rng.standard_normal((2, 5, E))
+    mm = np.zeros((3, 5), bool)
+    mm[0, 4] = True
+    xa, xb = T(x), tt(x)
+    ya, yb = ours(xa, T(m), memory_mask=mm), theirs(xb, tt(m), memory_mask=torch.tensor(mm))
+    close(ya, yb, 1e-4)
+    ya.sum().backward()
+    yb.sum().backward()
+    close(xa.grad, xb.grad.numpy(), 2e-4)
+    compare_grads(ours, theirs, 2e-4)
+    # torch's Transformer initialises every weight matrix xavier_uniform_: bound sqrt(6 / (fan_in + fan_out))
+    t = nn.Transformer(d_model=32, nhead=4, num_encoder_layers=1, num_decoder_layers=1, dim_feedforward=64)
+    w = t.encoder.layers[0].linear1.weight.data
+    bound = np.sqrt(6 / (32 + 64))
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.9 * bound
+    with pytest.raises(RuntimeError, match="d_model"):
+        t(T(rng.standard_normal((3, 2, 16))), T(rng.standard_normal((3, 2, 16))))
+
+
 def test_positional_embedding(rng):
     pe = nn.PositionalEmbedding(10, 4)
     x = T(rng.standard_normal((2, 6, 4)))

@@ -24,7 +24,16 @@ from .activation import (
     Tanhshrink,
     Threshold,
 )
-from .attention import LayerNorm, MultiheadAttention, PositionalEmbedding, TransformerEncoder, TransformerEncoderLayer
+from .attention import (
+    LayerNorm,
+    MultiheadAttention,
+    PositionalEmbedding,
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
 from .layers import (
     AdaptiveAvgPool1d,
     AlphaDropout,
@@ -198,6 +207,9 @@ __all__ = [
     "MultiheadAttention",
     "TransformerEncoderLayer",
     "TransformerEncoder",
+    "TransformerDecoderLayer",
+    "TransformerDecoder",
+    "Transformer",
     "PositionalEmbedding",
     # losses
     "CrossEntropyLoss",

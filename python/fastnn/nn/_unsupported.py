@@ -18,8 +18,8 @@ TORCH_NN = frozenset(
     LazyConvTranspose2d LazyConvTranspose3d LazyInstanceNorm1d LazyInstanceNorm2d LazyInstanceNorm3d
     LazyLinear LinearCrossEntropyLoss LocalResponseNorm MarginRankingLoss MaxPool3d MaxUnpool1d MaxUnpool2d
     MaxUnpool3d MultiLabelMarginLoss MultiLabelSoftMarginLoss MultiMarginLoss NLLLoss2d PixelShuffle
-    PixelUnshuffle PoissonNLLLoss RMSNorm RReLU SoftMarginLoss Softmax2d SyncBatchNorm Transformer
-    TransformerDecoder TransformerDecoderLayer TripletMarginLoss TripletMarginWithDistanceLoss Unfold
+    PixelUnshuffle PoissonNLLLoss RMSNorm RReLU SoftMarginLoss Softmax2d SyncBatchNorm
+    TripletMarginLoss TripletMarginWithDistanceLoss Unfold
     UpsamplingBilinear2d
     """.split()
 )
