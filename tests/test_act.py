@@ -148,6 +148,32 @@ def test_gelu_backward_at_the_ends_of_the_range(isa, approximate):
     ).all()
 
 
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+@pytest.mark.parametrize("isa", ISAS)
+def test_gelu_backward_edges_in_one_block_of_many(rng, isa, approximate):
+    # the backward runs blocks of 1024 (csrc/cpu/act_impl.h, kGeluBlock): a block holding an x
+    # past the edges takes the edge form, the others the plain one; both agree on ordinary x
+    n = 3 * 1024 + 77
+    x = rng.standard_normal(n).astype(np.float32)
+    dy = rng.standard_normal(n).astype(np.float32)
+    x[1500], x[1600], x[3100] = -20.0, 3e38, -11.0
+    dy[1500], dy[3100] = np.inf, -np.inf
+    got = _core.gelu_backward(dy, x, approximate, isa=isa)
+    with np.errstate(invalid="ignore", over="ignore"):
+        want = ref.gelu_backward(dy, x, approximate)
+    assert got[1500] == -np.inf and got[3100] == np.inf and not np.isnan(got).any()
+    fin = np.isfinite(want)
+    kind = "gelu_tanh" if approximate == "tanh" else "gelu"
+    assert_within(got[fin], want[fin], bwd_bound(kind, dy, x)[fin], "gelu backward blocks")
+    # a block without edges gives what the same values give in a block with one
+    plain = _core.gelu_backward(dy[:1024].copy(), x[:1024].copy(), approximate, isa=isa)
+    xe, dye = x[:1024].copy(), dy[:1024].copy()
+    xe[7], dye[7] = -30.0, np.inf
+    edged = _core.gelu_backward(dye, xe, approximate, isa=isa)
+    mask = np.arange(1024) != 7
+    np.testing.assert_array_equal(plain[mask], edged[mask])
+
+
 @pytest.mark.parametrize("name", list(ACTS))
 @pytest.mark.parametrize("isa", ISAS)
 def test_special_values(isa, name):

@@ -9,6 +9,16 @@
 #include <string>
 #include <vector>
 
+// A function off the hot path (a fallback for rare input, e.g. a row redone in float64): kept
+// out of line so that it does not change how its caller's loops are compiled.
+#if defined(__GNUC__)
+#define FASTNN_COLD __attribute__((noinline, cold))
+#elif defined(_MSC_VER)
+#define FASTNN_COLD __declspec(noinline)
+#else
+#define FASTNN_COLD
+#endif
+
 namespace fastnn {
 
 enum class Isa : int { Default = 0, Avx2 = 1, Avx512 = 2 };

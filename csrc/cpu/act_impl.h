@@ -152,12 +152,72 @@ inline void act_forward_impl(const ActArgs& a, const float* x, float* y, int64_t
 // dy * d for a gelu derivative d (either form). Below x = -5 the exact derivative is negative
 // but in float32 it underflows to 0 (past x ~ -13, ~ -10 for the tanh form): there an infinite
 // dy gives -dy, its product with a tiny negative number, not inf * 0 = NaN. Finite x only.
+// (p = dy * d is NaN there, and elsewhere only where dy or x is NaN, which -dy keeps. Bitwise &,
+// not &&: branch free, so the loop stays vectorised.)
 inline float gelu_times(float g, float v, float d) {
   const float p = g * d;
   const float ng = -g;
-  return sel(
-      d == 0.0f && v < -5.0f && v > -__builtin_inff() && (g == __builtin_inff() || g == -__builtin_inff()),
-      ng, p);
+  return sel((p != p) & (v < -5.0f) & (v > -__builtin_inff()), ng, p);
+}
+
+// Blocks of gelu's backward: x outside [kGeluEdgeLo, kGeluEdgeHi] somewhere in a block sends
+// the block to the edge form of the derivative (gelu_times; the tanh form's x^2 cap); every
+// other block, nearly all of real data, runs the plain form. The test is two integer max
+// reductions over the block's bits (a float compare and an or per element cost ~10% of gelu's
+// backward): read as uint32, every x below kGeluEdgeLo (and a NaN with the sign bit) lies above
+// its bits; read as int32, every x above kGeluEdgeHi (and a NaN without it) lies above its bits.
+constexpr int64_t kGeluBlock = 1024;
+constexpr float kGeluEdgeLo = -10.0f, kGeluEdgeHi = 1e13f;
+
+inline bool gelu_block_has_edges(const float* x, int64_t n) {
+  uint32_t u = 0;
+  int32_t i32 = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t b = float_to_bits(x[i]);
+    const uint32_t ub = static_cast<uint32_t>(b);
+    u = ub > u ? ub : u;
+    i32 = b > i32 ? b : i32;
+  }
+  return u > static_cast<uint32_t>(float_to_bits(kGeluEdgeLo)) || i32 > float_to_bits(kGeluEdgeHi);
+}
+
+template <class Plain, class Edge>
+inline void gelu_map2(const float* dy, const float* x, float* dx, int64_t n, Plain plain, Edge edge) {
+  for (int64_t b0 = 0; b0 < n; b0 += kGeluBlock) {
+    const int64_t m = n - b0 < kGeluBlock ? n - b0 : kGeluBlock;
+    if (gelu_block_has_edges(x + b0, m))
+      map2(dy + b0, x + b0, dx + b0, m, edge);
+    else
+      map2(dy + b0, x + b0, dx + b0, m, plain);
+  }
+}
+
+// Phi(x) + x phi(x)
+inline float gelu_grad(float v) {
+  const float cdf = 0.5f * erfc_f(-v * kInvSqrt2);
+  const float pdf = kInvSqrt2Pi * exp_f(-0.5f * v * v);
+  return cdf + v * pdf;
+}
+
+// s = sigmoid(2u): d/dx [x s] = s + x * 2 s (1 - s) * u'. The edge form caps |x| at 1e15 in du
+// (s (1 - s) is 0 long before, from |x| ~ 13) and multiplies s (1 - s) in before 2 and du (the
+// same value: a factor 2 commutes with the roundings), so that a finite x past ~1e19 gives
+// 0 * finite there, not 0 * inf = NaN (x * 2 and x^2 overflow); x = +-inf stays NaN.
+template <bool kEdge>
+inline float gelu_tanh_grad(float v) {
+  const float u = kSqrt2OverPi * (v + kGeluK * v * v * v);
+  const float e = exp_f(-2.0f * u);
+  const float s = 1.0f / (1.0f + e);
+  // 1 - s without cancellation when s is near 1 (e * s = e / (1 + e)); where e
+  // overflows to inf, s = 0 and 1 - s is exact.
+  const float one_minus_s = sel(s < 0.5f, 1.0f - s, e * s);
+  if (!kEdge) {
+    const float du = kSqrt2OverPi * (1.0f + 3.0f * kGeluK * v * v);
+    return s + v * 2.0f * s * one_minus_s * du;
+  }
+  const float vc = sel(v * v < 1e30f, v, 1e15f);  // du's x, as the plain form's below the cap
+  const float du = kSqrt2OverPi * (1.0f + 3.0f * kGeluK * vc * vc);
+  return s + v * s * one_minus_s * 2.0f * du;
 }
 
 inline void act_backward_impl(const ActArgs& a, const float* dy, const float* xy, float* dx, int64_t n) {
@@ -175,27 +235,14 @@ inline void act_backward_impl(const ActArgs& a, const float* dy, const float* xy
       return map2(dy, xy, dx, n, [](float g, float s) { return g * (1.0f - s) * s; });
     case ActKind::Tanh:  // from y: dy * (1 - y^2)
       return map2(dy, xy, dx, n, [](float g, float t) { return g * (1.0f - t * t); });
-    case ActKind::Gelu:  // Phi(x) + x phi(x)
-      return map2(dy, xy, dx, n, [](float g, float v) {
-        const float cdf = 0.5f * erfc_f(-v * kInvSqrt2);
-        const float pdf = kInvSqrt2Pi * exp_f(-0.5f * v * v);
-        return gelu_times(g, v, cdf + v * pdf);
-      });
-    case ActKind::GeluTanh:  // s = sigmoid(2u): d/dx [x s] = s + x * 2 s (1 - s) * u'
-      return map2(dy, xy, dx, n, [](float g, float v) {
-        const float u = kSqrt2OverPi * (v + kGeluK * v * v * v);
-        const float e = exp_f(-2.0f * u);
-        const float s = 1.0f / (1.0f + e);
-        // 1 - s without cancellation when s is near 1 (e * s = e / (1 + e)); where e
-        // overflows to inf, s = 0 and 1 - s is exact.
-        const float one_minus_s = sel(s < 0.5f, 1.0f - s, e * s);
-        const float du = kSqrt2OverPi * (1.0f + 3.0f * kGeluK * v * v);
-        // where s (1 - s) is 0 for a finite x (|x| past ~1e13: x^3 overflows, or u's exp did)
-        // the second term is 0, though du may have overflowed (0 * inf); x = +-inf stays NaN
-        const float t = v * 2.0f * s * one_minus_s * du;
-        const bool vanishes = s * one_minus_s == 0.0f && v - v == 0.0f;
-        return gelu_times(g, v, s + sel(vanishes, 0.0f, t));
-      });
+    case ActKind::Gelu:
+      return gelu_map2(
+          dy, xy, dx, n, [](float g, float v) { return g * gelu_grad(v); },
+          [](float g, float v) { return gelu_times(g, v, gelu_grad(v)); });
+    case ActKind::GeluTanh:
+      return gelu_map2(
+          dy, xy, dx, n, [](float g, float v) { return g * gelu_tanh_grad<false>(v); },
+          [](float g, float v) { return gelu_times(g, v, gelu_tanh_grad<true>(v)); });
   }
 }
 

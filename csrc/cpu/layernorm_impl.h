@@ -66,7 +66,8 @@ inline void chunked_sum2(int64_t n, F f, G g, double* sf, double* sg) {
 // 1e19 squares past FLT_MAX) or that holds a non-finite value (NaN and the infinities come out as
 // they would from the float path). y rounds once, so a row near FLT_MAX normalises as the
 // reference does.
-inline void layer_norm_row_f64(const LayerNormArgs& a, const float* xr, float* yr, float* mean, float* rstd) {
+FASTNN_COLD inline void layer_norm_row_f64(const LayerNormArgs& a, const float* xr, float* yr, float* mean,
+                                           float* rstd) {
   const int64_t n = a.n;
   double s = 0.0;
   for (int64_t i = 0; i < n; ++i) s += xr[i];
@@ -127,8 +128,9 @@ inline void layer_norm_forward_impl(const LayerNormArgs& a, const float* x, floa
 
 // A row's backward in float64 (its float32 sums overflowed): sg = sum g, sgx = sum g xhat
 // (g = dy * w), and dx, rounded once.
-inline void layer_norm_row_backward_f64(int64_t n, const float* dy, const float* xr, const float* w,
-                                        double mu, double rs, float* dx, double* sg, double* sgx) {
+FASTNN_COLD inline void layer_norm_row_backward_f64(int64_t n, const float* dy, const float* xr,
+                                                    const float* w, double mu, double rs, float* dx,
+                                                    double* sg, double* sgx) {
   double s = 0.0, t = 0.0;
   for (int64_t i = 0; i < n; ++i) {
     const double g = w ? static_cast<double>(dy[i]) * w[i] : dy[i];

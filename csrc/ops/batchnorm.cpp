@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/cpu.h"
 #include "core/threads.h"
 
 namespace fastnn {
@@ -28,8 +29,8 @@ void over_channels(const BatchNormArgs& a, int nthreads, F&& f) {
 
 // Channel c's mean and biased variance in float64 throughout (two passes), for a channel whose
 // float32 lane sums overflowed: |x - mean| past about 1e19 squares past FLT_MAX.
-void channel_stats_f64(const float* xc, int64_t runs, int64_t hw, int64_t stride, double inv_m, double* mean,
-                       double* var) {
+FASTNN_COLD void channel_stats_f64(const float* xc, int64_t runs, int64_t hw, int64_t stride, double inv_m,
+                                   double* mean, double* var) {
   double s = 0;
   for (int64_t r = 0; r < runs; ++r)
     for (int64_t i = 0; i < hw; ++i) s += xc[r * stride + i];
@@ -45,16 +46,16 @@ void channel_stats_f64(const float* xc, int64_t runs, int64_t hw, int64_t stride
 }
 
 // y = (x - mean) * alpha + beta in float64, rounded once (the float32 x - mean may overflow).
-void channel_affine_f64(const float* xc, float* yc, double mean, double alpha, double beta, int64_t runs,
-                        int64_t hw, int64_t stride) {
+FASTNN_COLD void channel_affine_f64(const float* xc, float* yc, double mean, double alpha, double beta,
+                                    int64_t runs, int64_t hw, int64_t stride) {
   for (int64_t r = 0; r < runs; ++r)
     for (int64_t i = 0; i < hw; ++i)
       yc[r * stride + i] = static_cast<float>((xc[r * stride + i] - mean) * alpha + beta);
 }
 
 // Channel c's backward sums in float64: sum dy and sum (x - mean) dy.
-void channel_bwd_sums_f64(const float* g, const float* xc, double mean, int64_t runs, int64_t hw,
-                          int64_t stride, double* sdy, double* dot) {
+FASTNN_COLD void channel_bwd_sums_f64(const float* g, const float* xc, double mean, int64_t runs, int64_t hw,
+                                      int64_t stride, double* sdy, double* dot) {
   double s = 0, d = 0;
   for (int64_t r = 0; r < runs; ++r)
     for (int64_t i = 0; i < hw; ++i) {
@@ -66,8 +67,8 @@ void channel_bwd_sums_f64(const float* g, const float* xc, double mean, int64_t 
 }
 
 // dx = (dy - gm - (x - mean) k) scale in float64, rounded once.
-void channel_dx_f64(const float* g, const float* xc, float* d, double mean, double gm, double k, double scale,
-                    int64_t runs, int64_t hw, int64_t stride) {
+FASTNN_COLD void channel_dx_f64(const float* g, const float* xc, float* d, double mean, double gm, double k,
+                                double scale, int64_t runs, int64_t hw, int64_t stride) {
   for (int64_t r = 0; r < runs; ++r)
     for (int64_t i = 0; i < hw; ++i) {
       const int64_t j = r * stride + i;

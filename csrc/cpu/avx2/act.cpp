@@ -204,31 +204,44 @@ inline void map_ps(const float* x, float* y, int64_t n, F f) {
 // where d underflowed to 0 below x = -5 (x finite) gives -dy, not NaN.
 inline __m256 gelu_times_ps(__m256 g, __m256 x, __m256 d) {
   const __m256 p = _mm256_mul_ps(g, d);
-  __m256 m = _mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_EQ_OQ);
+  // p is NaN there (inf * 0), and elsewhere only where dy or x is NaN, which -dy keeps
+  __m256 m = _mm256_cmp_ps(p, p, _CMP_UNORD_Q);
   m = _mm256_and_ps(m, _mm256_cmp_ps(x, v(-5.0f), _CMP_LT_OQ));
   m = _mm256_and_ps(m, _mm256_cmp_ps(x, v(-__builtin_inff()), _CMP_GT_OQ));
-  m = _mm256_and_ps(m, _mm256_cmp_ps(abs_ps(g), v(__builtin_inff()), _CMP_EQ_OQ));
   return _mm256_blendv_ps(p, _mm256_xor_ps(g, v(-0.0f)), m);
 }
 
-// dx[i] = dy[i] * f(x[i]) through gelu_times_ps, as map_ps
-template <class F>
-inline void map_grad_ps(const float* dy, const float* x, float* dx, int64_t n, F f) {
+// dx[i] = mul(dy[i], x[i], f(x[i])), as map_ps
+template <class F, class M>
+inline void map_grad_ps(const float* dy, const float* x, float* dx, int64_t n, F f, M mul) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
     const __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + 8);
     const __m256 a = f(xa), b = f(xb);
-    _mm256_storeu_ps(dx + i, gelu_times_ps(_mm256_loadu_ps(dy + i), xa, a));
-    _mm256_storeu_ps(dx + i + 8, gelu_times_ps(_mm256_loadu_ps(dy + i + 8), xb, b));
+    _mm256_storeu_ps(dx + i, mul(_mm256_loadu_ps(dy + i), xa, a));
+    _mm256_storeu_ps(dx + i + 8, mul(_mm256_loadu_ps(dy + i + 8), xb, b));
   }
   for (; i + 8 <= n; i += 8) {
     const __m256 xa = _mm256_loadu_ps(x + i);
-    _mm256_storeu_ps(dx + i, gelu_times_ps(_mm256_loadu_ps(dy + i), xa, f(xa)));
+    _mm256_storeu_ps(dx + i, mul(_mm256_loadu_ps(dy + i), xa, f(xa)));
   }
   if (i < n) {
     const __m256i m = tail_mask(n - i);
     const __m256 xa = _mm256_maskload_ps(x + i, m);
-    _mm256_maskstore_ps(dx + i, m, gelu_times_ps(_mm256_maskload_ps(dy + i, m), xa, f(xa)));
+    _mm256_maskstore_ps(dx + i, m, mul(_mm256_maskload_ps(dy + i, m), xa, f(xa)));
+  }
+}
+
+// gelu's backward in blocks, as act_impl.h's gelu_map2: a block with an x below kGeluEdgeLo
+// multiplies through gelu_times_ps, the others plainly (the erf form has no upper edge).
+inline void gelu_backward_ps(const float* dy, const float* x, float* dx, int64_t n) {
+  const auto plain = [](__m256 g, __m256, __m256 d) { return _mm256_mul_ps(g, d); };
+  for (int64_t b0 = 0; b0 < n; b0 += kGeluBlock) {
+    const int64_t m = n - b0 < kGeluBlock ? n - b0 : kGeluBlock;
+    if (gelu_block_has_edges(x + b0, m))
+      map_grad_ps(dy + b0, x + b0, dx + b0, m, gelu_grad_ps, gelu_times_ps);
+    else
+      map_grad_ps(dy + b0, x + b0, dx + b0, m, gelu_grad_ps, plain);
   }
 }
 
@@ -248,7 +261,7 @@ void forward(const ActArgs& a, const float* x, float* y, int64_t n) {
 }
 
 void backward(const ActArgs& a, const float* dy, const float* xy, float* dx, int64_t n) {
-  if (a.kind == ActKind::Gelu) return map_grad_ps(dy, xy, dx, n, gelu_grad_ps);
+  if (a.kind == ActKind::Gelu) return gelu_backward_ps(dy, xy, dx, n);
   act_backward_impl(a, dy, xy, dx, n);
 }
 
