@@ -25,8 +25,8 @@ def _check_sizes(name, input_size, hidden_size):
 
 
 def _check_float(name, what, t):
-    if t.data.dtype != np.float32:
-        raise TypeError(f"fastnn.nn.{name}: expected {what} to be float32, got {t.data.dtype}")
+    if t._data.dtype != np.float32:
+        raise TypeError(f"fastnn.nn.{name}: expected {what} to be float32, got {t._data.dtype}")
 
 
 class RNNBase(Module):

@@ -50,12 +50,12 @@ def _loaded(v, p):
     """A saved state value as parameter p's state: arrays copied to p's device, floating ones in
     p's dtype when p is floating (torch.optim's rule), containers element by element."""
     if _is_array(v):
-        dev = _dev.device_of(p.data)
-        if v.dtype.kind == "f" and p.data.dtype.kind == "f":
+        dev = _dev.device_of(p._data)
+        if v.dtype.kind == "f" and p._data.dtype.kind == "f":
             if isinstance(v, np.ndarray) and dev.type == "cpu":
-                return np.array(v, dtype=p.data.dtype)
+                return np.array(v, dtype=p._data.dtype)
             out = _dev.move(v, dev)
-            return out.astype(p.data.dtype, copy=out is v)
+            return out.astype(p._data.dtype, copy=out is v)
         return _dev.move(v, dev).copy()
     if isinstance(v, (list, tuple)):
         return type(v)(_loaded(x, p) for x in v)
@@ -64,11 +64,11 @@ def _loaded(v, p):
 
 def _by_device(ps):
     """The params in groups of one device each (one group, as it is, when all are on the CPU)."""
-    if all(isinstance(p.data, _HOST) for p in ps):
+    if all(isinstance(p._data, _HOST) for p in ps):
         return [ps]
     groups = {}
     for p in ps:
-        d = _dev.device_of(p.data)
+        d = _dev.device_of(p._data)
         groups.setdefault((d.type, d.index), []).append(p)
     return list(groups.values())
 
@@ -133,8 +133,8 @@ class Optimizer:
     def _state(self, p):
         """p's state, its arrays moved to p's device first if p moved since they were made."""
         st = self.state.setdefault(id(p), {})
-        if not isinstance(p.data, _HOST) or any(not isinstance(v, (np.ndarray, int, float)) for v in st.values()):
-            dev = _dev.device_of(p.data)
+        if not isinstance(p._data, _HOST) or any(not isinstance(v, (np.ndarray, int, float)) for v in st.values()):
+            dev = _dev.device_of(p._data)
             for k, v in st.items():
                 st[k] = _to_device(v, dev)
         return st
@@ -220,20 +220,20 @@ class SGD(Optimizer):
                     if grads[id(p)] is not None:  # only the rows the gradient names move
                         c = grads[id(p)].coalesce()
                         step = np.float32(g["lr"]) * c.values
-                        p.data[c.indices] = p.data[c.indices] + step if g["maximize"] else p.data[c.indices] - step
+                        p._data[c.indices] = p._data[c.indices] + step if g["maximize"] else p._data[c.indices] - step
                 for group in _by_device(dense) if dense else ():
-                    ops.sgd_step([p.data for p in group], [p.grad.data for p in group], None, **kw)
+                    ops.sgd_step([p._data for p in group], [p.grad._data for p in group], None, **kw)
                 continue
             # one fused call (per device) for the params whose buffers exist, one for those starting them
             sts = {id(p): self._state(p) for p in ps}
             fresh = [p for p in ps if sts[id(p)].get("momentum_buffer") is None]
             started = [p for p in ps if sts[id(p)].get("momentum_buffer") is not None]
             for p in fresh:
-                sts[id(p)]["momentum_buffer"] = _xp(p.data).empty_like(p.data)
+                sts[id(p)]["momentum_buffer"] = _xp(p._data).empty_like(p._data)
             for params, first in ((started, False), (fresh, True)):
                 for group in _by_device(params) if params else ():
                     ops.sgd_step(
-                        [p.data for p in group],
+                        [p._data for p in group],
                         [_dense(p, grads[id(p)]) for p in group],
                         [sts[id(p)]["momentum_buffer"] for p in group],
                         first_step=first,
@@ -254,7 +254,7 @@ class SGD(Optimizer):
 
 
 def _dense(p, sparse):
-    return p.grad.data if sparse is None else sparse.to_dense()
+    return p.grad._data if sparse is None else sparse.to_dense()
 
 
 def _refuse_sparse(name, ps):
@@ -289,21 +289,21 @@ class Adam(Optimizer):
             for p in ps:
                 st = self._state(p)
                 if not st:
-                    xp = _xp(p.data)
+                    xp = _xp(p._data)
                     st["step"] = 0
-                    st["exp_avg"] = xp.zeros_like(p.data)
-                    st["exp_avg_sq"] = xp.zeros_like(p.data)
+                    st["exp_avg"] = xp.zeros_like(p._data)
+                    st["exp_avg_sq"] = xp.zeros_like(p._data)
                     if g["amsgrad"]:
-                        st["max_exp_avg_sq"] = xp.zeros_like(p.data)
+                        st["max_exp_avg_sq"] = xp.zeros_like(p._data)
                 st["step"] += 1
-                d = _dev.device_of(p.data)
+                d = _dev.device_of(p._data)
                 by_step.setdefault((st["step"], d.type, d.index), []).append(p)
             b1, b2 = g["betas"]
             for (step, _, _), group in by_step.items():
                 sts = [self.state[id(p)] for p in group]
                 ops.adam_step(
-                    [p.data for p in group],
-                    [p.grad.data for p in group],
+                    [p._data for p in group],
+                    [p.grad._data for p in group],
                     [s["exp_avg"] for s in sts],
                     [s["exp_avg_sq"] for s in sts],
                     step,
@@ -352,11 +352,11 @@ class SparseAdam(Optimizer):
                 if not isinstance(p.grad, RowSparse):
                     raise RuntimeError("SparseAdam does not support dense gradients, please consider Adam instead")
                 st = self._state(p)
-                xp = _xp(p.data)
+                xp = _xp(p._data)
                 if not st:
                     st["step"] = 0
-                    st["exp_avg"] = xp.zeros_like(p.data)
-                    st["exp_avg_sq"] = xp.zeros_like(p.data)
+                    st["exp_avg"] = xp.zeros_like(p._data)
+                    st["exp_avg_sq"] = xp.zeros_like(p._data)
                 st["step"] += 1
                 c = p.grad.coalesce()  # the update is not linear in the gradient: rows must be unique
                 if not len(c.indices):
@@ -373,5 +373,5 @@ class SparseAdam(Optimizer):
                 denom = xp.sqrt(dv + old_v) + f32(g["eps"])
                 step = st["step"]
                 step_size = g["lr"] * math.sqrt(1 - b2**step) / (1 - b1**step)
-                p.data[rows] = p.data[rows] + f32(-step_size) * (numer / denom)
+                p._data[rows] = p._data[rows] + f32(-step_size) * (numer / denom)
         return loss

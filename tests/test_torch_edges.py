@@ -1,0 +1,58 @@
+"""torch's semantics at the edges: .data and detach sharing memory, optimizer state keyed by
+parameter and torch's optimizer flags, unbatched inputs, LSTM proj_size, MultiheadAttention's
+options, 0-d tensors, gradients of every differentiable argument, torch's keyword names."""
+
+import fastnn
+import numpy as np
+import pytest
+from fastnn import Tensor, nn
+
+RTOL, ATOL = 1e-5, 1e-6  # float32, one op or a short chain of them
+
+
+# -- .data and detach --------------------------------------------------------------------------
+def test_data_is_a_detached_tensor_sharing_memory():
+    p = nn.Parameter(fastnn.ones(3))
+    p.grad = fastnn.full((3,), 2.0)
+    d = p.data
+    assert isinstance(d, Tensor) and not d.requires_grad and d.grad_fn is None
+    p.data.add_(p.grad, alpha=-0.5)
+    np.testing.assert_array_equal(p.numpy(force=True), [0, 0, 0])
+    p.data.copy_(fastnn.tensor([1.0, 2.0, 3.0]))
+    np.testing.assert_array_equal(p.numpy(force=True), [1, 2, 3])
+    p.data.mul_(2).zero_()
+    assert p.requires_grad and p.is_leaf and not p.numpy(force=True).any()
+
+
+def test_data_assignment_replaces_the_memory():
+    p = nn.Parameter(fastnn.ones(3))
+    p.data = fastnn.arange(4.0)
+    assert p.shape == (4,) and p.requires_grad and isinstance(p, nn.Parameter)
+    p.data = fastnn.zeros(2, dtype=fastnn.float64)
+    assert p.dtype == np.float64  # torch: the assigned tensor's dtype
+
+
+def test_detach_shares_memory():
+    x = fastnn.randn(2, 3, requires_grad=True)
+    y = (x * 2).detach()
+    assert not y.requires_grad
+    d = x.detach()
+    d[0, 0] = 5.0
+    assert x[0, 0].item() == 5.0
+    s = fastnn.tensor(3.0).exp().detach()  # 0-d results too
+    s.fill_(1.0)
+    assert s.item() == 1.0
+
+
+def test_data_matches_torch_training_idiom():
+    torch = pytest.importorskip("torch")
+    w0 = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    x = np.random.default_rng(1).standard_normal((5, 4)).astype(np.float32)
+    ours, theirs = nn.Linear(4, 3, bias=False), torch.nn.Linear(4, 3, bias=False)
+    for m, T in ((ours, fastnn.from_numpy), (theirs, torch.from_numpy)):
+        m.weight.data.copy_(T(w0))
+        for _ in range(3):
+            m.weight.grad = None
+            (m(T(x)) ** 2).sum().backward()
+            m.weight.data.add_(m.weight.grad, alpha=-0.01)
+    np.testing.assert_allclose(ours.weight.numpy(force=True), theirs.weight.detach().numpy(), rtol=RTOL, atol=ATOL)
