@@ -72,8 +72,8 @@ def test_optimizer_state_round_trip(tmp_path):
     assert o2.param_groups[0]["lr"] == 0.1
     for p in m.parameters():
         for k in ("exp_avg", "exp_avg_sq"):
-            np.testing.assert_array_equal(o.state[id(p)][k], o2.state[id(p)][k])
-        assert o2.state[id(p)]["step"] == 2
+            np.testing.assert_array_equal(o.state[p][k], o2.state[p][k])
+        assert o2.state[p]["step"] == 2
 
 
 def test_schedulers_match_torch():

@@ -83,7 +83,7 @@ def test_matches_torch_float32(cls, kw):
         assert a._data.dtype == np.float32
         # the same float32 operations in the same order: a few roundings apart
         np.testing.assert_allclose(a._data, b.detach().numpy(), rtol=1e-5, atol=1e-6, err_msg=f"param {i}")
-        sf, st = of.state[id(a)], ot.state[b]
+        sf, st = of.state[a], ot.state[b]
         assert set(sf) == set(st), (sorted(sf), sorted(st))
         for k, v in st.items():
             if k == "step":
@@ -108,7 +108,7 @@ def test_matches_torch_float64(cls, kw):
     pt, _ = _torch_run(torch, cls, kw, init, grads)
     for a, b in zip(pf, pt):
         assert a._data.dtype == np.float64
-        assert all(v.dtype == np.float64 for v in of.state[id(a)].values() if isinstance(v, np.ndarray))
+        assert all(v.dtype == np.float64 for v in of.state[a].values() if isinstance(v, np.ndarray))
         np.testing.assert_allclose(a._data, b.detach().numpy(), rtol=1e-12, atol=1e-14)
 
 
@@ -138,7 +138,7 @@ def test_param_groups_and_missing_grads(cls, kw):
         ot.step()
     for a, b in zip(pf, pt):
         np.testing.assert_allclose(a._data, b.detach().numpy(), rtol=1e-5, atol=1e-6)
-        assert (id(a) in of.state) == (b in ot.state)
+        assert (a in of.state) == (b in ot.state)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -164,7 +164,7 @@ def test_state_dict_round_trip(cls, kw, dtype):
     _steps(o2, resumed, grads[4:])
     for a, b in zip(whole, resumed):
         np.testing.assert_array_equal(a._data, b._data)
-        sa, sb = ow.state[id(a)], o2.state[id(b)]
+        sa, sb = ow.state[a], o2.state[b]
         assert sa.keys() == sb.keys()
         for k in sa:
             np.testing.assert_array_equal(sa[k], sb[k])
@@ -315,7 +315,7 @@ def test_adagrad_sparse_matches_torch(kw):
         (temb(torch.from_numpy(idx)) * torch.from_numpy(g)).sum().backward()
         ot.step()
     np.testing.assert_allclose(emb.weight._data, temb.weight.detach().numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(of.state[id(emb.weight)]["sum"], ot.state[temb.weight]["sum"].numpy(), rtol=1e-5)
+    np.testing.assert_allclose(of.state[emb.weight]["sum"], ot.state[temb.weight]["sum"].numpy(), rtol=1e-5)
     with pytest.raises(RuntimeError, match="weight_decay option is not compatible with sparse gradients"):
         optim.Adagrad(emb.parameters(), weight_decay=0.1).step()
 
@@ -422,7 +422,7 @@ def _compare_lbfgs(fastnn_side, torch_side, calls, atol):
         lf, lt = of.step(cf), ot.step(ct)
         assert lf.item() == pytest.approx(lt.item(), rel=1e-6, abs=1e-12)
         np.testing.assert_allclose(xf._data, xt.detach().numpy(), rtol=0, atol=atol)
-        sf, st = of.state[id(xf)], ot.state[xt]
+        sf, st = of.state[xf], ot.state[xt]
         assert (sf["func_evals"], sf["n_iter"]) == (st["func_evals"], st["n_iter"])
         assert len(sf["old_dirs"]) == len(st["old_dirs"])
     return xf
@@ -586,9 +586,9 @@ def test_lbfgs_state_dict_round_trip():
                 x = Tensor(x._data.copy(), requires_grad=True)
                 opt = optim.LBFGS([x], line_search_fn="strong_wolfe", max_iter=5, history_size=3)
                 opt.load_state_dict(fastnn.load(buf))
-                assert len(opt.state[id(x)]["old_dirs"]) == 3
+                assert len(opt.state[x]["old_dirs"]) == 3
             opt.step(closure)
-        return x._data, opt.state[id(x)]["func_evals"]
+        return x._data, opt.state[x]["func_evals"]
 
     a, b = run(False), run(True)
     np.testing.assert_array_equal(a[0], b[0])
@@ -618,7 +618,7 @@ def test_on_the_device(emulated_gpu, cls, kw):
     for a, b in zip(pd, pc):
         assert a.is_cuda
         np.testing.assert_array_equal(a._data.get(), b._data)  # NumPy's arithmetic behind both
-        for k, v in od.state[id(a)].items():
+        for k, v in od.state[a].items():
             if k not in ("step", "mu_product"):
                 assert isinstance(v, emulated_gpu.ndarray) and v.dtype == np.float32, k
     cpu_again = getattr(optim, cls)([nn.Parameter(p._data.get()) for p in pd], **kw)
@@ -672,9 +672,9 @@ def test_lbfgs_on_the_device(emulated_gpu, line_search_fn):
     wd, vd, od = _lbfgs_two_params("cuda", A, b, line_search_fn)
     np.testing.assert_allclose(wd._data.get(), wc._data, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(vd._data.get(), vc._data, rtol=1e-5, atol=1e-6)
-    assert isinstance(od.state[id(wd)]["d"], emulated_gpu.ndarray)
-    assert all(isinstance(y, emulated_gpu.ndarray) for y in od.state[id(wd)]["old_dirs"])
-    assert od.state[id(wd)]["func_evals"] == oc.state[id(wc)]["func_evals"]
+    assert isinstance(od.state[wd]["d"], emulated_gpu.ndarray)
+    assert all(isinstance(y, emulated_gpu.ndarray) for y in od.state[wd]["old_dirs"])
+    assert od.state[wd]["func_evals"] == oc.state[wc]["func_evals"]
 
 
 # -- learning-rate schedulers ----------------------------------------------------------------------

@@ -2,6 +2,8 @@
 parameter and torch's optimizer flags, unbatched inputs, LSTM proj_size, MultiheadAttention's
 options, 0-d tensors, gradients of every differentiable argument, torch's keyword names."""
 
+import inspect
+
 import fastnn
 import numpy as np
 import pytest
@@ -56,3 +58,68 @@ def test_data_matches_torch_training_idiom():
             (m(T(x)) ** 2).sum().backward()
             m.weight.data.add_(m.weight.grad, alpha=-0.01)
     np.testing.assert_allclose(ours.weight.numpy(force=True), theirs.weight.detach().numpy(), rtol=RTOL, atol=ATOL)
+
+
+# -- optimizers: state keyed by parameter, torch's flags ---------------------------------------
+OPTIMS = ["SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "Adamax", "NAdam", "RAdam"]
+
+
+def _pair(torch, seed=0):
+    w = np.random.default_rng(seed).standard_normal((3, 4)).astype(np.float32)
+    return nn.Parameter(Tensor(w)), torch.nn.Parameter(torch.from_numpy(w.copy()))
+
+
+def _steps(opt, p, n=3):
+    for i in range(n):
+        opt.zero_grad()
+        ((p * p).sum() * (i + 1)).backward()
+        opt.step()
+
+
+@pytest.mark.parametrize("name", OPTIMS)
+def test_state_is_keyed_by_the_parameter(name):
+    torch = pytest.importorskip("torch")
+    kw = {"momentum": 0.9} if name == "SGD" else {}
+    pf, pt = _pair(torch)
+    of, ot = getattr(fastnn.optim, name)([pf], lr=0.01, **kw), getattr(torch.optim, name)([pt], lr=0.01, **kw)
+    _steps(of, pf), _steps(ot, pt)
+    assert pf in of.state and sorted(of.state[pf]) == sorted(ot.state[pt])
+    for k, v in ot.state[pt].items():
+        np.testing.assert_allclose(np.asarray(of.state[pf][k]), v.numpy(), rtol=RTOL, atol=ATOL, err_msg=k)
+    assert of.state[nn.Parameter(fastnn.ones(1))] == {}  # a defaultdict, as torch's
+    assert list(of.state_dict()["state"]) == [0]
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
+@pytest.mark.parametrize("flags", [dict(foreach=True), dict(foreach=False), dict(fused=True), dict(maximize=True)])
+def test_torch_flags_are_accepted(name, flags):
+    torch = pytest.importorskip("torch")
+    pf, pt = _pair(torch)
+    kw = dict(lr=0.01, **flags) | ({"momentum": 0.9} if name == "SGD" else {})
+    of, ot = getattr(fastnn.optim, name)([pf], **kw), getattr(torch.optim, name)([pt], **kw)
+    _steps(of, pf), _steps(ot, pt)
+    np.testing.assert_allclose(pf.numpy(force=True), pt.detach().numpy(), rtol=RTOL, atol=ATOL)
+    assert of.param_groups[0].keys() == ot.param_groups[0].keys()
+
+
+def test_adam_decoupled_weight_decay_is_adamw():
+    torch = pytest.importorskip("torch")
+    pf, pt = _pair(torch)
+    of = fastnn.optim.Adam([pf], lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)
+    ot = torch.optim.Adam([pt], lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)
+    _steps(of, pf), _steps(ot, pt)
+    np.testing.assert_allclose(pf.numpy(force=True), pt.detach().numpy(), rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("name", OPTIMS)
+def test_differentiable_and_capturable_are_not_implemented(name):
+    p = [nn.Parameter(fastnn.ones(2))]
+    cls = getattr(fastnn.optim, name)
+    with pytest.raises(NotImplementedError, match="differentiable"):
+        cls(p, lr=0.1, differentiable=True)
+    if "capturable" in inspect.signature(cls).parameters:
+        with pytest.raises(NotImplementedError, match="capturable"):
+            cls(p, lr=0.1, capturable=True)
+    if "fused" in inspect.signature(cls).parameters:
+        with pytest.raises(RuntimeError, match="cannot be `True` together"):
+            cls(p, lr=0.1, fused=True, foreach=True)

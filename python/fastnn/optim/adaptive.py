@@ -7,15 +7,15 @@ device) in the parameter's dtype: Python numbers enter the arithmetic as scalars
 as torch's kernels convert them, and the operations follow the order of torch's single-tensor
 code path, so a float32 run follows torch's float32 run to within a few roundings per step.
 
-`foreach`, `capturable` and `fused` are accepted (and kept in the param groups, as torch keeps
-them) but change nothing: there is one code path. `differentiable=True` is refused: the update
-is not recorded for autograd."""
+`foreach` and `fused` are accepted (and kept in the param groups, as torch keeps them) but
+change nothing: there is one code path. `differentiable=True` and `capturable=True` are refused
+(NotImplementedError): the update is not recorded for autograd nor captured in a graph."""
 
 import numpy as np
 
 from .._device import xp as _xp
 from ..sparse import RowSparse
-from .optimizer import Optimizer, _closure_loss
+from .optimizer import Optimizer, _check_flags, _closure_loss
 
 
 def _check(ok, message):
@@ -58,11 +58,13 @@ class _Elementwise(Optimizer):
     _sparse = False  # whether a RowSparse gradient is accepted (_update_sparse)
 
     def __init__(self, params, defaults):
-        if defaults.get("differentiable"):
-            raise RuntimeError(
-                f"fastnn.optim.{type(self).__name__}: differentiable=True is not supported (the update "
-                "is applied to the parameters' arrays and not recorded for autograd)"
-            )
+        _check_flags(
+            type(self).__name__,
+            defaults.get("foreach"),
+            defaults.get("fused"),
+            defaults.get("differentiable", False),
+            defaults.get("capturable", False),
+        )
         super().__init__(params, defaults)
 
     def step(self, closure=None):

@@ -13,6 +13,7 @@ Every step(closure) calls the closure under grad mode (even inside no_grad) and 
 as torch does. load_state_dict puts each saved state array on its parameter's device, floating
 ones in the parameter's dtype (torch's rule)."""
 
+import collections
 import copy
 import math
 
@@ -62,6 +63,19 @@ def _loaded(v, p):
     return copy.deepcopy(v)
 
 
+def _check_flags(name, foreach=None, fused=None, differentiable=False, capturable=False):
+    """torch's implementation flags: foreach and fused pick a code path (fastnn has one, a fused
+    kernel, so both are accepted); differentiable and capturable are not supported."""
+    if fused and foreach:
+        raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+    for flag, on in (("differentiable", differentiable), ("capturable", capturable)):
+        if on:
+            raise NotImplementedError(
+                f"fastnn.optim.{name}: {flag}=True is not supported (the update is applied to the "
+                "parameters' arrays, not recorded for autograd or captured in a graph)"
+            )
+
+
 def _by_device(ps):
     """The params in groups of one device each (one group, as it is, when all are on the CPU)."""
     if all(isinstance(p._data, _HOST) for p in ps):
@@ -87,7 +101,7 @@ class Optimizer:
         if not isinstance(params[0], dict):
             params = [{"params": params}]
         self.param_groups = []
-        self.state = {}
+        self.state = collections.defaultdict(dict)
         for g in params:
             self.add_param_group(g)
 
@@ -132,7 +146,7 @@ class Optimizer:
 
     def _state(self, p):
         """p's state, its arrays moved to p's device first if p moved since they were made."""
-        st = self.state.setdefault(id(p), {})
+        st = self.state[p]
         if not isinstance(p._data, _HOST) or any(not isinstance(v, (np.ndarray, int, float)) for v in st.values()):
             dev = _dev.device_of(p._data)
             for k, v in st.items():
@@ -151,8 +165,8 @@ class Optimizer:
         state = {}
         for g in self.param_groups:
             for p in g["params"]:
-                if id(p) in self.state:
-                    state[index[id(p)]] = {k: (v.copy() if _is_array(v) else v) for k, v in self.state[id(p)].items()}
+                if p in self.state:
+                    state[index[id(p)]] = {k: (v.copy() if _is_array(v) else v) for k, v in self.state[p].items()}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
@@ -168,17 +182,31 @@ class Optimizer:
             for k, v in saved.items():
                 if k != "params":
                     g[k] = v
-        self.state = {}
+        self.state = collections.defaultdict(dict)
         for i, st in state_dict["state"].items():
             p = params[int(i)]  # the state goes to its parameter's device, as torch's
-            self.state[id(p)] = {k: _loaded(v, p) for k, v in st.items()}
+            self.state[p] = {k: _loaded(v, p) for k, v in st.items()}
 
 
 class SGD(Optimizer):
     """torch.optim.SGD: momentum (buffer = gradient on the first step), dampening, Nesterov,
     weight decay, maximize."""
 
-    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False):
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        momentum=0.0,
+        dampening=0.0,
+        weight_decay=0.0,
+        nesterov=False,
+        *,
+        maximize=False,
+        foreach=None,
+        differentiable=False,
+        fused=None,
+    ):
+        _check_flags("SGD", foreach, fused, differentiable)
         if lr < 0:
             raise ValueError(f"Invalid learning rate: {lr}")
         if momentum < 0:
@@ -196,6 +224,9 @@ class SGD(Optimizer):
                 weight_decay=weight_decay,
                 nesterov=nesterov,
                 maximize=maximize,
+                foreach=foreach,
+                differentiable=differentiable,
+                fused=fused,
             ),
         )
 
@@ -268,7 +299,23 @@ class Adam(Optimizer):
 
     _decoupled = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, maximize=False):
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0.0,
+        amsgrad=False,
+        *,
+        foreach=None,
+        maximize=False,
+        capturable=False,
+        differentiable=False,
+        fused=None,
+        decoupled_weight_decay=False,
+    ):
+        _check_flags(type(self).__name__, foreach, fused, differentiable, capturable)
         if lr < 0:
             raise ValueError(f"Invalid learning rate: {lr}")
         if not 0.0 <= betas[0] < 1.0 or not 0.0 <= betas[1] < 1.0:
@@ -277,7 +324,19 @@ class Adam(Optimizer):
             raise ValueError(f"Invalid epsilon value: {eps}")
         super().__init__(
             params,
-            dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize),
+            dict(
+                lr=lr,
+                betas=tuple(betas),
+                eps=eps,
+                weight_decay=weight_decay,
+                amsgrad=amsgrad,
+                maximize=maximize,
+                foreach=foreach,
+                capturable=capturable,
+                differentiable=differentiable,
+                fused=fused,
+                decoupled_weight_decay=decoupled_weight_decay or self._decoupled,
+            ),
         )
 
     def step(self, closure=None):
@@ -300,7 +359,7 @@ class Adam(Optimizer):
                 by_step.setdefault((st["step"], d.type, d.index), []).append(p)
             b1, b2 = g["betas"]
             for (step, _, _), group in by_step.items():
-                sts = [self.state[id(p)] for p in group]
+                sts = [self.state[p] for p in group]
                 ops.adam_step(
                     [p._data for p in group],
                     [p.grad._data for p in group],
@@ -314,7 +373,7 @@ class Adam(Optimizer):
                     g["weight_decay"],
                     g["amsgrad"],
                     [s["max_exp_avg_sq"] for s in sts] if g["amsgrad"] else None,
-                    self._decoupled,
+                    g.get("decoupled_weight_decay", self._decoupled),
                     g["maximize"],
                 )
         return loss
@@ -325,8 +384,34 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, maximize=False):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize)
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=1e-2,
+        amsgrad=False,
+        *,
+        maximize=False,
+        foreach=None,
+        capturable=False,
+        differentiable=False,
+        fused=None,
+    ):
+        super().__init__(
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            amsgrad,
+            foreach=foreach,
+            maximize=maximize,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=fused,
+        )
 
 
 class SparseAdam(Optimizer):
