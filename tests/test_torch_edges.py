@@ -123,3 +123,85 @@ def test_differentiable_and_capturable_are_not_implemented(name):
     if "fused" in inspect.signature(cls).parameters:
         with pytest.raises(RuntimeError, match="cannot be `True` together"):
             cls(p, lr=0.1, fused=True, foreach=True)
+
+
+# -- against torch: forward and the gradient of every float input ----------------------------
+def _both(torch, rng, shape):
+    a = rng.standard_normal(shape).astype(np.float32)
+    return Tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+
+
+def check_torch(ours, theirs, *shapes, seed=0):
+    """ours(*fastnn tensors) and theirs(*torch tensors) on the same random inputs: outputs, and
+    the gradients of every input under a random output weighting."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(seed)
+    xs = [_both(torch, rng, s) for s in shapes]
+    yo, yt = ours(*(x[0] for x in xs)), theirs(*(x[1] for x in xs))
+    assert yo.shape == tuple(yt.shape)
+    np.testing.assert_allclose(yo.numpy(force=True), yt.detach().numpy(), rtol=RTOL, atol=ATOL)
+    w = rng.standard_normal(tuple(yt.shape)).astype(np.float32)
+    (yo * Tensor(w)).sum().backward()
+    (yt * torch.from_numpy(w)).sum().backward()
+    for k, (a, b) in enumerate(xs):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=RTOL, atol=ATOL, err_msg=f"grad {k}")
+
+
+def _tf():
+    return pytest.importorskip("torch").nn.functional
+
+
+# unbatched (C, L) / (C, H, W) inputs: (name, call on either library's functional, input shapes)
+UNBATCHED = [
+    ("conv1d", lambda F, x, w: F.conv1d(x, w, padding=1), (3, 10), (4, 3, 3)),
+    ("conv2d", lambda F, x, w: F.conv2d(x, w, padding=1, stride=2), (3, 8, 7), (4, 3, 3, 3)),
+    ("max_pool1d", lambda F, x: F.max_pool1d(x, 3, 2), (3, 10)),
+    ("max_pool2d", lambda F, x: F.max_pool2d(x, 2), (3, 8, 8)),
+    ("max_pool2d_indices", lambda F, x: F.max_pool2d(x, 2, return_indices=True)[0], (3, 8, 8)),
+    ("avg_pool1d", lambda F, x: F.avg_pool1d(x, 3, 2, 1), (3, 10)),
+    ("avg_pool2d", lambda F, x: F.avg_pool2d(x, 3, 2, 1), (3, 8, 8)),
+    ("adaptive_avg_pool1d", lambda F, x: F.adaptive_avg_pool1d(x, 5), (3, 10)),
+    ("adaptive_avg_pool2d", lambda F, x: F.adaptive_avg_pool2d(x, (2, 4)), (3, 8, 8)),
+    ("cross_entropy", lambda F, x: F.cross_entropy(x, _target(F, 2)), (5,)),
+    ("cross_entropy_none", lambda F, x: F.cross_entropy(x, _target(F, 2), reduction="none"), (5,)),
+    ("cross_entropy_smooth", lambda F, x: F.cross_entropy(x, _target(F, 1), label_smoothing=0.1), (5,)),
+    ("cross_entropy_probs", lambda F, x, t: F.cross_entropy(x, t.softmax(0)), (5,), (5,)),
+    ("nll_loss", lambda F, x: F.nll_loss(x, _target(F, 2)), (5,)),
+    ("nll_loss_none", lambda F, x: F.nll_loss(x, _target(F, 2), reduction="none"), (5,)),
+    ("sdpa", lambda F, q, k, v: F.scaled_dot_product_attention(q, k, v), (4, 8), (6, 8), (6, 8)),
+    ("sdpa_broadcast", lambda F, q, k, v: F.scaled_dot_product_attention(q, k, v), (2, 3, 4, 8), (1, 3, 6, 8), (6, 8)),
+    ("sdpa_broadcast_3d", lambda F, q, k, v: F.scaled_dot_product_attention(q, k, v), (3, 4, 8), (2, 1, 6, 8), (6, 5)),
+]
+
+
+def _target(F, c):
+    """A 0-d class index of F's library."""
+    return (fastnn if F is fastnn.nn.functional else pytest.importorskip("torch")).tensor(c)
+
+
+@pytest.mark.parametrize("case", UNBATCHED, ids=[c[0] for c in UNBATCHED])
+def test_unbatched_functional(case):
+    _, f, *shapes = case
+    check_torch(lambda *a: f(fastnn.nn.functional, *a), lambda *a: f(_tf(), *a), *shapes)
+
+
+MODULES = [
+    ("Conv1d", (3, 4, 3), {"padding": 1}, (3, 10)),
+    ("Conv2d", (3, 4, 3), {"stride": 2}, (3, 9, 8)),
+    ("MaxPool1d", (2,), {}, (3, 10)),
+    ("MaxPool2d", (3,), {"stride": 2, "padding": 1}, (3, 9, 8)),
+    ("AvgPool1d", (3,), {"padding": 1}, (3, 10)),
+    ("AvgPool2d", (2,), {"ceil_mode": True}, (3, 9, 7)),
+    ("AdaptiveAvgPool1d", (5,), {}, (3, 10)),
+    ("AdaptiveAvgPool2d", ((4, 7),), {}, (3, 8, 7)),
+]
+
+
+@pytest.mark.parametrize("case", MODULES, ids=[c[0] for c in MODULES])
+def test_unbatched_modules(case):
+    torch = pytest.importorskip("torch")
+    name, args, kw, shape = case
+    ours, theirs = getattr(nn, name)(*args, **kw), getattr(torch.nn, name)(*args, **kw)
+    if hasattr(theirs, "weight"):
+        ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    check_torch(ours, theirs, shape)

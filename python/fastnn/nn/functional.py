@@ -130,6 +130,8 @@ def _grad_scale(g, n):
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    if _t(input).ndim == 3:  # unbatched (C, H, W)
+        return conv2d(_t(input).unsqueeze(0), weight, bias, stride, padding, dilation, groups).squeeze(0)
     x, w = _t(input), _t(weight)
     b = None if bias is None else _t(bias)
     _same(x, w, b)
@@ -208,6 +210,9 @@ def gelu(input, approximate="none"):
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    if _t(input).ndim == 3:  # unbatched (C, H, W)
+        out = max_pool2d(_t(input).unsqueeze(0), kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+        return (out[0].squeeze(0), out[1].squeeze(0)) if return_indices else out.squeeze(0)
     x = _t(input)
     X = _f32(x, "input", "max_pool2d")
     y, idx = ops.max_pool2d_forward(X, kernel_size, stride, padding, dilation, ceil_mode)
@@ -237,6 +242,9 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 def avg_pool2d(
     input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None
 ):
+    if _t(input).ndim == 3:  # unbatched (C, H, W)
+        x = _t(input).unsqueeze(0)
+        return avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override).squeeze(0)
     if divisor_override is not None:
         raise NotImplementedError("fastnn.nn.functional.avg_pool2d: divisor_override is not supported")
     x = _t(input)
@@ -251,6 +259,8 @@ def avg_pool2d(
 
 
 def adaptive_avg_pool2d(input, output_size):
+    if _t(input).ndim == 3:  # unbatched (C, H, W)
+        return adaptive_avg_pool2d(_t(input).unsqueeze(0), output_size).squeeze(0)
     x = _t(input)
     X = _f32(x, "input", "adaptive_avg_pool2d")
     oh, ow = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
@@ -428,6 +438,9 @@ def _full(xp, n, g, denom):
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
     reduction = _legacy_reduction(size_average, reduce, reduction)
+    if _t(input).ndim == 1:  # unbatched (C,), a 0-d target
+        out = nll_loss(_t(input).unsqueeze(0), _array(target).reshape(1), weight, None, ignore_index, None, reduction)
+        return out.squeeze(0) if reduction == "none" else out
     x = _t(input)
     rows, t, tshape = _class_rows(x, target, "nll_loss")
     xp = _xp(rows)
@@ -874,6 +887,10 @@ def scaled_dot_product_attention(
     keys, (..., S, Ev) values: softmax(Q K^T * scale + mask) V, scale = 1/sqrt(E) by default."""
     op = "scaled_dot_product_attention"
     q, k, v = _t(query), _t(key), _t(value)
+    if min(q.ndim, k.ndim, v.ndim) >= 2 and not q.shape[:-2] == k.shape[:-2] == v.shape[:-2]:
+        # leading (batch) dims broadcast, as torch's
+        lead = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+        q, k, v = (t.expand(*lead, *t.shape[-2:]) for t in (q, k, v))
     if enable_gqa:
         raise NotImplementedError(f"fastnn.nn.functional.{op}: enable_gqa is not supported")
     if q.ndim < 2 or k.ndim != q.ndim or v.ndim != q.ndim:
