@@ -192,8 +192,8 @@ MODULES = [
     ("MaxPool2d", (3,), {"stride": 2, "padding": 1}, (3, 9, 8)),
     ("AvgPool1d", (3,), {"padding": 1}, (3, 10)),
     ("AvgPool2d", (2,), {"ceil_mode": True}, (3, 9, 7)),
-    ("AdaptiveAvgPool1d", (5,), {}, (3, 10)),
-    ("AdaptiveAvgPool2d", ((4, 7),), {}, (3, 8, 7)),
+    ("AdaptiveAvgPool1d", (4,), {}, (3, 10)),
+    ("AdaptiveAvgPool2d", ((3, 2),), {}, (3, 8, 7)),
 ]
 
 
@@ -205,3 +205,33 @@ def test_unbatched_modules(case):
     if hasattr(theirs, "weight"):
         ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
     check_torch(ours, theirs, shape)
+
+
+# -- pooling options: divisor_override, count_include_pad, ceil_mode; any adaptive size ----------
+AVG_POOL = [
+    dict(),
+    dict(ceil_mode=True),
+    dict(ceil_mode=True, count_include_pad=False),
+    dict(count_include_pad=False),
+    dict(divisor_override=2),
+    dict(divisor_override=5, ceil_mode=True),
+    dict(divisor_override=3, ceil_mode=True, count_include_pad=False),
+]
+
+
+@pytest.mark.parametrize("kw", AVG_POOL, ids=str)
+def test_avg_pool2d_options(kw):
+    F = fastnn.nn.functional
+    check_torch(lambda x: F.avg_pool2d(x, 3, 2, 1, **kw), lambda x: _tf().avg_pool2d(x, 3, 2, 1, **kw), (2, 3, 8, 9))
+
+
+@pytest.mark.parametrize("size", [(3, 4), (5, 2), 1, (None, 4), (7, 9), (4, 6)], ids=str)
+def test_adaptive_avg_pool2d_any_size(size):
+    F = fastnn.nn.functional
+    check_torch(lambda x: F.adaptive_avg_pool2d(x, size), lambda x: _tf().adaptive_avg_pool2d(x, size), (2, 3, 7, 9))
+
+
+@pytest.mark.parametrize("size", [3, 4, 7])
+def test_adaptive_avg_pool1d_any_size(size):
+    F = fastnn.nn.functional
+    check_torch(lambda x: F.adaptive_avg_pool1d(x, size), lambda x: _tf().adaptive_avg_pool1d(x, size), (2, 3, 10))

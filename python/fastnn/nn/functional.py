@@ -245,8 +245,17 @@ def avg_pool2d(
     if _t(input).ndim == 3:  # unbatched (C, H, W)
         x = _t(input).unsqueeze(0)
         return avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override).squeeze(0)
-    if divisor_override is not None:
-        raise NotImplementedError("fastnn.nn.functional.avg_pool2d: divisor_override is not supported")
+    if divisor_override is not None:  # the sum of each window's input elements / divisor_override
+        y = avg_pool2d(input, kernel_size, stride, padding, ceil_mode, False)
+        (kh, kw), (sh, sw), (ph, pw) = (_pair(v) for v in (kernel_size, stride or kernel_size, padding))
+        n = [
+            np.minimum(np.arange(o) * s - p + k, d) - np.maximum(np.arange(o) * s - p, 0)
+            for o, s, p, k, d in (
+                (y.shape[-2], sh, ph, kh, _t(input).shape[-2]),
+                (y.shape[-1], sw, pw, kw, _t(input).shape[-1]),
+            )
+        ]
+        return y * Tensor(_dev.move(np.outer(*n).astype(np.float32) / np.float32(divisor_override), y.device))
     x = _t(input)
     X = _f32(x, "input", "avg_pool2d")
     y = ops.avg_pool2d_forward(X, kernel_size, stride, padding, ceil_mode, count_include_pad)
@@ -269,12 +278,25 @@ def adaptive_avg_pool2d(input, output_size):
     if (oh, ow) == (1, 1):
         y = ops.global_avg_pool2d_forward(X)
         return Tensor._result(y, (x,), lambda g: (ops.global_avg_pool2d_backward(g, X),), "adaptive_avg_pool2d")
-    if H % oh or W % ow:
-        raise NotImplementedError(
-            "fastnn.nn.functional.adaptive_avg_pool2d: expected the input size "
-            f"to be a multiple of the output size, got {(H, W)} -> {(oh, ow)}"
-        )
+    if H % oh or W % ow:  # regions of unequal sizes: y = Ah x Aw^T, averaging matrices
+        dev = _dev.device_of(X)
+        ah, aw = (Tensor(_dev.move(_adaptive_matrix(n, m), dev)) for n, m in ((oh, H), (ow, W)))
+        return ah @ x @ aw.transpose(0, 1)
     return avg_pool2d(x, (H // oh, W // ow))
+
+
+def _pair(v):
+    return (int(v), int(v)) if isinstance(v, (int, np.integer)) else tuple(int(u) for u in v)
+
+
+def _adaptive_matrix(n_out, n_in):
+    """(n_out, n_in) float32: row i averages torch's adaptive region [floor(i n_in / n_out),
+    ceil((i + 1) n_in / n_out))."""
+    a = np.zeros((n_out, n_in), np.float32)
+    for i in range(n_out):
+        lo, hi = i * n_in // n_out, -(-(i + 1) * n_in // n_out)
+        a[i, lo:hi] = 1.0 / (hi - lo)
+    return a
 
 
 # -- softmax and losses -------------------------------------------------------------------------
