@@ -235,3 +235,58 @@ def test_adaptive_avg_pool2d_any_size(size):
 def test_adaptive_avg_pool1d_any_size(size):
     F = fastnn.nn.functional
     check_torch(lambda x: F.adaptive_avg_pool1d(x, size), lambda x: _tf().adaptive_avg_pool1d(x, size), (2, 3, 10))
+
+
+# -- MultiheadAttention's options ----------------------------------------------------------------
+KP = np.array([[0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 1]], bool)  # (B, S): True = padding
+AM = np.random.default_rng(5).standard_normal((4, 4)).astype(np.float32)
+MHA = [  # (constructor kwargs, forward kwargs, q/k/v shapes, masks (key_padding_mask, attn_mask))
+    ({}, {}, [(4, 3, 8)] * 3, None),
+    ({"kdim": 5, "vdim": 3}, {}, [(4, 3, 8), (6, 3, 5), (6, 3, 3)], None),
+    ({"kdim": 5, "vdim": 3}, {"need_weights": False}, [(4, 8), (6, 5), (6, 3)], None),
+    ({"add_bias_kv": True}, {}, [(4, 3, 8)] * 3, None),
+    ({"add_zero_attn": True}, {}, [(4, 3, 8)] * 3, None),
+    (
+        {"add_zero_attn": True, "add_bias_kv": True, "batch_first": True},
+        {"average_attn_weights": False},
+        [(3, 4, 8)] * 3,
+        None,
+    ),
+    ({"add_zero_attn": True, "add_bias_kv": True}, {"need_weights": False}, [(4, 3, 8)] * 3, (KP, AM)),
+    ({"add_bias_kv": True}, {}, [(4, 3, 8)] * 3, (KP, AM < 0)),
+    ({}, {}, [(4, 8)] * 3, (None, AM < 0)),
+    ({"batch_first": True}, {"need_weights": False}, [(3, 4, 8)] * 3, (KP.astype(np.float32) * -1e9, AM)),
+]
+
+
+@pytest.mark.parametrize("case", MHA, ids=lambda c: str(c) if isinstance(c, dict) else None)
+def test_multihead_attention_matches_torch(case):
+    torch = pytest.importorskip("torch")
+    kw, fkw, shapes, masks = case
+    theirs, ours = torch.nn.MultiheadAttention(8, 2, **kw), nn.MultiheadAttention(8, 2, **kw)
+    sd = {k: v.detach().numpy() for k, v in theirs.state_dict().items()}
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [(k, v.shape) for k, v in sd.items()]
+    ours.load_state_dict(sd)
+    rng = np.random.default_rng(1)
+    xs = [_both(torch, rng, s) for s in shapes]
+    for lib, i in ((fastnn, 0), (torch, 1)):
+        m = {}
+        if masks is not None:
+            for name, a in zip(("key_padding_mask", "attn_mask"), masks):
+                if a is not None:
+                    m[name] = lib.tensor(a)
+        out, w = (ours if i == 0 else theirs)(*(x[i] for x in xs), **fkw, **m)
+        out.sum().backward()
+        if i == 0:
+            of, wf = out, w
+        else:
+            ot, wt = out, w
+    np.testing.assert_allclose(of.numpy(force=True), ot.detach().numpy(), rtol=RTOL, atol=ATOL)
+    assert (wf is None) == (wt is None)
+    if wt is not None:
+        np.testing.assert_allclose(wf.numpy(force=True), wt.detach().numpy(), rtol=RTOL, atol=ATOL)
+    for a, b in xs:
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=RTOL, atol=ATOL)
+    ps = dict(ours.named_parameters())
+    for k, p in theirs.named_parameters():
+        np.testing.assert_allclose(ps[k].grad.numpy(), p.grad.numpy(), rtol=RTOL, atol=ATOL, err_msg=k)
