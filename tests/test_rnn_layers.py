@@ -235,8 +235,8 @@ def test_bad_arguments():
         nn.LSTM(2, 0)
     with pytest.raises(ValueError, match="GRUCell: expected input_size"):
         nn.GRUCell(-1, 3)
-    with pytest.raises(NotImplementedError, match="proj_size"):
-        nn.LSTM(2, 3, proj_size=2)
+    with pytest.raises(ValueError, match="proj_size has to be smaller"):
+        nn.LSTM(2, 3, proj_size=3)
     with pytest.warns(UserWarning, match="num_layers greater than 1"):
         nn.GRU(2, 3, dropout=0.5)
 

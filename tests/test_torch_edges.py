@@ -292,3 +292,41 @@ def test_multihead_attention_matches_torch(case):
     for k, p in theirs.named_parameters():
         np.testing.assert_allclose(ps[k].grad.numpy(), p.grad.numpy(), rtol=RTOL, atol=ATOL, err_msg=k)
 
+
+# -- LSTM proj_size ------------------------------------------------------------------------------
+LSTM_PROJ = [  # (kwargs, input shape, with (h_0, c_0))
+    ({}, (5, 2, 4), False),
+    ({"num_layers": 2, "bidirectional": True}, (5, 2, 4), True),
+    ({"batch_first": True}, (2, 5, 4), True),
+    ({"bidirectional": True, "bias": False}, (5, 4), True),
+]
+
+
+@pytest.mark.parametrize("case", LSTM_PROJ, ids=lambda c: str(c) if isinstance(c, dict) else None)
+@pytest.mark.filterwarnings("ignore:LSTM with projections")
+def test_lstm_proj_size_matches_torch(case):
+    torch = pytest.importorskip("torch")
+    kw, shape, with_hx = case
+    theirs, ours = torch.nn.LSTM(4, 6, proj_size=3, **kw), nn.LSTM(4, 6, proj_size=3, **kw)
+    sd = {k: v.detach().numpy() for k, v in theirs.state_dict().items()}
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [(k, v.shape) for k, v in sd.items()]
+    assert repr(ours) == repr(theirs)
+    ours.load_state_dict(sd)
+    rng = np.random.default_rng(2)
+    LD = (2 if kw.get("bidirectional") else 1) * kw.get("num_layers", 1)
+    B = () if len(shape) == 2 else (2,)
+    xs = [_both(torch, rng, s) for s in [shape] + ([(LD, *B, 3), (LD, *B, 6)] if with_hx else [])]
+    res = []
+    for i, m in ((0, ours), (1, theirs)):
+        args = [xs[0][i]] + ([(xs[1][i], xs[2][i])] if with_hx else [])
+        y, (h, c) = m(*args)
+        (y.sum() + 2 * h.sum() + 3 * c.sum()).backward()
+        res.append((y, h, c))
+    for a, b in zip(*res):
+        assert a.shape == tuple(b.shape)
+        np.testing.assert_allclose(a.numpy(force=True), b.detach().numpy(), rtol=RTOL, atol=ATOL)
+    for a, b in xs:
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=RTOL, atol=ATOL)
+    ps = dict(ours.named_parameters())
+    for k, p in theirs.named_parameters():
+        np.testing.assert_allclose(ps[k].grad.numpy(), p.grad.numpy(), rtol=RTOL, atol=ATOL, err_msg=k)
