@@ -330,3 +330,32 @@ def test_lstm_proj_size_matches_torch(case):
     ps = dict(ours.named_parameters())
     for k, p in theirs.named_parameters():
         np.testing.assert_allclose(ps[k].grad.numpy(), p.grad.numpy(), rtol=RTOL, atol=ATOL, err_msg=k)
+
+
+# -- 0-d tensors through the functional ops, forward and backward ------------------------------
+ACTIVATIONS = "relu relu6 leaky_relu sigmoid tanh gelu silu mish softplus elu selu celu hardtanh hardsigmoid"
+ACTIVATIONS += " hardswish softsign tanhshrink logsigmoid hardshrink softshrink"
+PAIR_LOSSES = "mse_loss l1_loss smooth_l1_loss huber_loss binary_cross_entropy_with_logits"
+ZERO_D = [  # (name, call on either library's functional, number of 0-d float inputs)
+    *((n, None, 1) for n in ACTIVATIONS.split()),
+    *((n, {"dim": 0}, 1) for n in ("softmax", "log_softmax", "softmin")),
+    *((n, None, 2) for n in PAIR_LOSSES.split()),
+    ("kl_div", lambda F, x, t: F.kl_div(x, t, reduction="batchmean"), 2),
+    ("dropout_eval", lambda F, x: F.dropout(x, 0.5, training=False), 1),
+    ("binary_cross_entropy", lambda F, x, t: F.binary_cross_entropy(x.sigmoid(), t.sigmoid()), 2),
+    ("arithmetic", lambda F, x, y: (x * y + x / (y * y + 1) - y) ** 2, 2),
+    ("reductions", lambda F, x: x.sum() + x.mean() + x.amax() + x.exp().log(), 1),
+]
+
+
+@pytest.mark.parametrize("case", ZERO_D, ids=[c[0] for c in ZERO_D])
+def test_zero_dim_functional(case):
+    name, f, n = case
+    if not callable(f):  # the function of that name, with these keywords
+        kw = f or {}
+
+        def f(F, *a):
+            return getattr(F, name)(*a, **kw)
+
+    check_torch(lambda *a: f(fastnn.nn.functional, *a), lambda *a: f(_tf(), *a), *[()] * n)
+

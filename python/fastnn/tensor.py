@@ -582,6 +582,8 @@ class Tensor:
         return Tensor._result(y, (self,), lambda g: (ops.tanh_backward(g, y),), "tanh")
 
     def softmax(self, dim=None):
+        if self._data.ndim == 0:  # a 0-d tensor: one element along dim 0 or -1, as torch
+            return self.reshape(1).softmax(0 if dim is None else dim).reshape(())
         X = self._data
         dim = -1 if dim is None else dim
         if X.dtype == np.float32:
@@ -593,6 +595,8 @@ class Tensor:
         return Tensor._result(y, (self,), lambda g: (y * (g - (g * y).sum(axis=dim, keepdims=True)),), "softmax")
 
     def log_softmax(self, dim=None):
+        if self._data.ndim == 0:  # a 0-d tensor: one element along dim 0 or -1, as torch
+            return self.reshape(1).log_softmax(0 if dim is None else dim).reshape(())
         X = self._data
         dim = -1 if dim is None else dim
         if X.dtype == np.float32:
@@ -903,6 +907,8 @@ def _run_backward(root, g, retain_graph):
         g = grads.pop(id(t), None)
         if g is None:
             continue  # no gradient reached this node (e.g. a fused consumer bypassed it)
+        if isinstance(g, np.generic):  # a 0-d result's NumPy scalar: kernels take arrays
+            g = np.asarray(g)
         if t._node is None or t._retain:
             # a copy: the same gradient array may reach several tensors, and .grad is the
             # user's to modify in place (clip_grad_norm_, zero_)
