@@ -359,3 +359,16 @@ def test_zero_dim_functional(case):
 
     check_torch(lambda *a: f(fastnn.nn.functional, *a), lambda *a: f(_tf(), *a), *[()] * n)
 
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("pos_weight", [False, True])
+def test_bce_with_logits_target_gradient(reduction, pos_weight):
+    torch = pytest.importorskip("torch")
+    pw = np.linspace(0.5, 2.0, 4, dtype=np.float32)
+    w = np.linspace(0.2, 1.0, 4, dtype=np.float32)
+
+    def call(F, lib):
+        kw = dict(weight=lib.tensor(w), pos_weight=lib.tensor(pw) if pos_weight else None, reduction=reduction)
+        return lambda x, t: F.binary_cross_entropy_with_logits(x, t.sigmoid(), **kw)
+
+    check_torch(call(fastnn.nn.functional, fastnn), call(torch.nn.functional, torch), (3, 4), (3, 4))

@@ -534,7 +534,9 @@ def binary_cross_entropy_with_logits(
         s = 1 / (1 + xp.exp(-X))
         scale = g if reduction == "none" else (float(g) / n if xp is np else g.astype(np.float64) / n)
         d = w * (pw * Y * (s - 1) + (1 - Y) * s) * scale
-        return (_unbroadcast(d.astype(np.float32), x.shape), None)
+        dy = w * (pw * sp_neg - sp_pos) * scale if y.requires_grad else None  # torch's target gradient
+        dy = None if dy is None else _unbroadcast(dy, y.shape).astype(y.dtype)
+        return _unbroadcast(d.astype(np.float32), x.shape), dy
 
     return Tensor._result(xp.asarray(out, np.float32), (x, y), backward, "binary_cross_entropy_with_logits")
 
