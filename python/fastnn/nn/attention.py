@@ -215,7 +215,7 @@ class MultiheadAttention(Module):
         kh = kp.reshape(B, S, NH, HD).transpose(1, 2)
         vh = vp.reshape(B, S, NH, HD).transpose(1, 2)
         if self.add_zero_attn:  # and a zero key and value per head
-            z = Tensor(_xp(q._data).zeros((B, NH, 1, HD), np.float32))
+            z = Tensor(_xp(q._data).zeros((B, NH, 1, HD), q._data.dtype))
             kh, vh = cat([kh, z], 2), cat([vh, z], 2)
             attn_mask, key_padding_mask, S = _pad_mask(attn_mask, op), _pad_mask(key_padding_mask, op), S + 1
         drop = self.dropout if self.training else 0.0

@@ -268,7 +268,8 @@ def avg_pool2d(
                 (y.shape[-1], sw, pw, kw, _t(input).shape[-1]),
             )
         ]
-        return y * Tensor(_dev.move(np.outer(*n).astype(np.float32) / np.float32(divisor_override), y.device))
+        dt = y._data.dtype
+        return y * Tensor(_dev.move(np.outer(*n).astype(dt) / dt.type(divisor_override), y.device))
     x = _t(input)
     K, X = _kernels("avg_pool2d", ("input",), x), x._data
     y = K.avg_pool2d_forward(X, kernel_size, stride, padding, ceil_mode, count_include_pad)
@@ -293,7 +294,7 @@ def adaptive_avg_pool2d(input, output_size):
         return Tensor._result(y, (x,), lambda g: (K.global_avg_pool2d_backward(g, X),), "adaptive_avg_pool2d")
     if H % oh or W % ow:  # regions of unequal sizes: y = Ah x Aw^T, averaging matrices
         dev = _dev.device_of(X)
-        ah, aw = (Tensor(_dev.move(_adaptive_matrix(n, m), dev)) for n, m in ((oh, H), (ow, W)))
+        ah, aw = (Tensor(_dev.move(_adaptive_matrix(n, m, X.dtype), dev)) for n, m in ((oh, H), (ow, W)))
         return ah @ x @ aw.transpose(0, 1)
     return avg_pool2d(x, (H // oh, W // ow))
 
@@ -302,10 +303,10 @@ def _pair(v):
     return (int(v), int(v)) if isinstance(v, (int, np.integer)) else tuple(int(u) for u in v)
 
 
-def _adaptive_matrix(n_out, n_in):
-    """(n_out, n_in) float32: row i averages torch's adaptive region [floor(i n_in / n_out),
+def _adaptive_matrix(n_out, n_in, dtype):
+    """(n_out, n_in) of dtype: row i averages torch's adaptive region [floor(i n_in / n_out),
     ceil((i + 1) n_in / n_out))."""
-    a = np.zeros((n_out, n_in), np.float32)
+    a = np.zeros((n_out, n_in), dtype)
     for i in range(n_out):
         lo, hi = i * n_in // n_out, -(-(i + 1) * n_in // n_out)
         a[i, lo:hi] = 1.0 / (hi - lo)

@@ -200,8 +200,8 @@ def _lstm_projected(x, h, c, w_ih, w_hh, b_ih, b_hh, w_hr, reverse):
     c (B, H); h_t = W_hr (o * tanh(c_t)). Returns (y (T, B, P), h_T, c_T)."""
     T, B = x.shape[0], x.shape[1]
     H, P = w_hr.shape[1], w_hr.shape[0]
-    h = Tensor(np.zeros((B, P), np.float32)) if h is None else h
-    c = Tensor(np.zeros((B, H), np.float32)) if c is None else c
+    h = Tensor(np.zeros((B, P), x._data.dtype)) if h is None else h  # the input's dtype
+    c = Tensor(np.zeros((B, H), x._data.dtype)) if c is None else c
     xw = F.linear(x, w_ih, b_ih)  # (T, B, 4H): the input's share of the gates, all steps at once
     ys = [None] * T
     for t in range(T - 1, -1, -1) if reverse else range(T):
