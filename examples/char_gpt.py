@@ -77,7 +77,7 @@ def sample(model, stoi, itos, prime, length, temperature, rng):
     with fastnn.no_grad():
         for _ in range(length):
             ctx = ids[-model.block:]
-            logits = model(fastnn.tensor([ctx]))[-1].data.astype(np.float64) / temperature
+            logits = model(fastnn.tensor([ctx]))[-1].numpy().astype(np.float64) / temperature
             p = np.exp(logits - logits.max())
             ids.append(int(rng.choice(len(p), p=p / p.sum())))
     return "".join(itos[i] for i in ids)

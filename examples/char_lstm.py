@@ -70,13 +70,13 @@ def sample(model, stoi, itos, prime, length, temperature, rng):
     model.reset_state()
     out = []
     with fastnn.no_grad():
-        logits = model(fastnn.tensor([[stoi[c] for c in prime]]))[-1].data
+        logits = model(fastnn.tensor([[stoi[c] for c in prime]]))[-1].numpy()
         for _ in range(length):
             z = logits.astype(np.float64) / temperature
             p = np.exp(z - z.max())
             c = int(rng.choice(len(p), p=p / p.sum()))
             out.append(itos[c])
-            logits = model(fastnn.tensor([[c]]))[-1].data
+            logits = model(fastnn.tensor([[c]]))[-1].numpy()
     model.reset_state()
     return prime + "".join(out)
 

@@ -38,7 +38,7 @@ def host(v):
     if isinstance(v, RowSparse):
         v = v.to("cpu").to_dense()
     if isinstance(v, fastnn.Tensor):
-        v = v.data
+        v = v._data
     return v if isinstance(v, (np.ndarray, np.generic)) else v.get()
 
 
@@ -93,7 +93,7 @@ def test_no_device_no_cuda_tensors(monkeypatch):
 def test_tensor_moves_and_conversions(gpu):
     a = fastnn.randn(2, 3)
     b = a.to("cuda")
-    assert on_cuda(b) and isinstance(b.data, gpu.ndarray) and b.device == fastnn.device("cuda", 0)
+    assert on_cuda(b) and isinstance(b._data, gpu.ndarray) and b.device == fastnn.device("cuda", 0)
     assert str(b.device) == "cuda:0" and repr(b.device) == "device(type='cuda', index=0)"
     assert b.to("cuda") is b and b.cuda() is b and b.cuda(0) is b and b.to(fastnn.device("cuda:0")) is b
     assert on_cuda(a.cuda(), a.to(0), a.to(b), a.to(device="cuda"), a.to("cuda", fastnn.float64))
@@ -116,7 +116,7 @@ def test_tensor_moves_and_conversions(gpu):
     i = fastnn.tensor([[1, 2]], device="cuda")
     assert on_cuda(i) and i.dtype == np.int64 and i.tolist() == [[1, 2]]
     c = fastnn.tensor(b)  # a copy on b's device
-    assert on_cuda(c) and c.data is not b.data
+    assert on_cuda(c) and c._data is not b._data
     c.zero_()
     assert b.tolist() == a.tolist() and c.sum().item() == 0
     c.copy_(a)  # across devices
@@ -249,7 +249,7 @@ def test_tensor_op(gpu, rng, name):
         ts = [fastnn.tensor(a, requires_grad=True) for a in arrays]
         out = fn(*[t.to(dev) for t in ts])  # moves are graph nodes: gradients reach the CPU leaves
         assert out.device == dev
-        up = np.linspace(-1, 1, out.data.size, dtype=np.float32).reshape(out.shape)
+        up = np.linspace(-1, 1, out._data.size, dtype=np.float32).reshape(out.shape)
         (out * fastnn.tensor(up, device=dev)).sum().backward()
         res.append((out, [t.grad for t in ts]))
     (oc, gc), (od, gd) = res
@@ -440,7 +440,7 @@ LAYERS = {
     "cross_entropy_spatial_nll": (
         lambda: Call(
             nn.NLLLoss(reduction="sum"),
-            lambda m, x, t: m(F.log_softmax(x, 1), t) + F.cross_entropy(x, t.data.astype(np.int32)),
+            lambda m, x, t: m(F.log_softmax(x, 1), t) + F.cross_entropy(x, t._data.astype(np.int32)),
         ),
         [f32(2, 3, 2, 2), i64(3, 2, 2, 2)],
         12,
@@ -609,8 +609,8 @@ def test_optimizer(gpu, rng, name):
         assert a.is_cuda
         close(a, b, 3, f"param {i}")  # elementwise updates, three of them
         if key:
-            close(od.state[id(a)][key], oc.state[id(b)][key], 3, f"{key} {i}")
-            assert isinstance(od.state[id(a)][key], gpu.ndarray)
+            close(od.state[a][key], oc.state[b][key], 3, f"{key} {i}")
+            assert isinstance(od.state[a][key], gpu.ndarray)
     # the state dict travels: CUDA state into a CPU optimizer and back
     buf = io.BytesIO()
     fastnn.save(od.state_dict(), buf)
@@ -619,7 +619,7 @@ def test_optimizer(gpu, rng, name):
     buf.seek(0)
     cpu_again.load_state_dict(fastnn.load(buf))
     if key:
-        assert isinstance(cpu_again.state[id(ps[0])][key], np.ndarray)
+        assert isinstance(cpu_again.state[ps[0]][key], np.ndarray)
     ps = [nn.Parameter(fastnn.tensor(host(p), device="cuda")) for p in pd]
     gpu_again = make(ps)
     gpu_again.load_state_dict(oc.state_dict())
@@ -799,7 +799,7 @@ def test_state_dict_save_load_between_devices(gpu, rng, tmp_path):
     opt2 = optim.SGD(back.parameters(), lr=0.1, momentum=0.9)
     assert train.load_checkpoint(ck, back, opt2)[0] == 1
     np.testing.assert_array_equal(host(back[0].weight), host(cuda_model[0].weight))
-    assert isinstance(opt2.state[id(back[0].weight)]["momentum_buffer"], np.ndarray)
+    assert isinstance(opt2.state[back[0].weight]["momentum_buffer"], np.ndarray)
 
 
 def test_fit_on_the_device(gpu, rng):

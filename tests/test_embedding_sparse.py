@@ -18,7 +18,7 @@ def pair(padding_idx=None, seed=0):
     fastnn.manual_seed(seed)
     dense = nn.Embedding(V, D, padding_idx=padding_idx)
     sparse = nn.Embedding(V, D, padding_idx=padding_idx, sparse=True)
-    sparse.weight.data[...] = dense.weight.data
+    sparse.weight._data[...] = dense.weight._data
     return dense, sparse
 
 
@@ -35,10 +35,10 @@ def test_sparse_gradient_equals_dense(padding_idx):
     g = sparse.weight.grad
     assert isinstance(g, RowSparse) and g.shape == (V, D)
     assert len(g.indices) == (6 if padding_idx is None else 4)  # one row per position, padding left out
-    np.testing.assert_allclose(g.to_dense(), dense.weight.grad.data, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(g.to_dense(), dense.weight.grad._data, rtol=1e-6, atol=1e-7)
     c = g.coalesce()
     assert c.is_coalesced() and list(c.indices) == sorted(set(BATCHES[0].ravel()) - {padding_idx})
-    np.testing.assert_allclose(c.to_dense(), dense.weight.grad.data, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(c.to_dense(), dense.weight.grad._data, rtol=1e-6, atol=1e-7)
 
 
 def test_accumulation_and_zero_grad():
@@ -47,7 +47,7 @@ def test_accumulation_and_zero_grad():
         loss_of(dense, b, i).backward()
         loss_of(sparse, b, i).backward()
     assert isinstance(sparse.weight.grad, RowSparse) and len(sparse.weight.grad.indices) == 12
-    np.testing.assert_allclose(sparse.weight.grad.to_dense(), dense.weight.grad.data, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(sparse.weight.grad.to_dense(), dense.weight.grad._data, rtol=1e-6, atol=1e-6)
     opt = optim.SGD(sparse.parameters(), lr=0.1)
     opt.zero_grad(set_to_none=False)  # torch: an empty sparse gradient
     assert isinstance(sparse.weight.grad, RowSparse) and len(sparse.weight.grad.indices) == 0
@@ -64,7 +64,7 @@ def test_sparse_plus_dense_gradient_is_dense():
     expect[1] += 1
     expect[2] += 2
     assert isinstance(w.grad, Tensor)
-    np.testing.assert_allclose(w.grad.data, expect)
+    np.testing.assert_allclose(w.grad._data, expect)
 
 
 @pytest.mark.parametrize("clip", ["norm", "value"])
@@ -80,7 +80,7 @@ def test_clipping_sparse_equals_dense(clip):
         assert n.item() > 0.5
     g = sparse.weight.grad
     assert isinstance(g, RowSparse) and g.is_coalesced()
-    np.testing.assert_allclose(g.to_dense(), dense.weight.grad.data, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(g.to_dense(), dense.weight.grad._data, rtol=1e-6, atol=1e-7)
 
 
 def _train(emb, opt, steps=3):
@@ -88,7 +88,7 @@ def _train(emb, opt, steps=3):
         opt.zero_grad()
         loss_of(emb, BATCHES[i % 3], i).backward()
         opt.step()
-    return emb.weight.data
+    return emb.weight._data
 
 
 @pytest.mark.parametrize(
@@ -98,11 +98,11 @@ def _train(emb, opt, steps=3):
 def test_sgd_sparse_equals_dense(kw):
     dense, sparse = pair()
     untouched = sorted(set(range(V)) - set(np.concatenate([b.ravel() for b in BATCHES])))
-    before = sparse.weight.data[untouched].copy()
+    before = sparse.weight._data[untouched].copy()
     a = _train(dense, optim.SGD(dense.parameters(), **kw))
     b = _train(sparse, optim.SGD(sparse.parameters(), **kw))
     np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6)
-    np.testing.assert_array_equal(sparse.weight.data[untouched], before)
+    np.testing.assert_array_equal(sparse.weight._data[untouched], before)
 
 
 def test_sgd_sparse_weight_decay_refused_and_adam_refuses_sparse():
@@ -138,7 +138,7 @@ def _lazy_adam_reference(w, batches, lr, b1, b2, eps, steps):
 
 def test_sparse_adam_matches_definition():
     _, sparse = pair()
-    w0 = sparse.weight.data.copy()
+    w0 = sparse.weight._data.copy()
     got = _train(sparse, optim.SparseAdam(sparse.parameters(), lr=0.01), steps=5)
     want = _lazy_adam_reference(w0, BATCHES, 0.01, 0.9, 0.999, 1e-8, 5)
     # float32 Adam steps of size ~lr: a few ulps of the weights per step
@@ -151,7 +151,7 @@ def test_sparse_optimizers_match_torch(opt):
     _, sparse = pair()
     temb = torch.nn.Embedding(V, D, sparse=True)
     with torch.no_grad():
-        temb.weight.copy_(torch.from_numpy(sparse.weight.data))
+        temb.weight.copy_(torch.from_numpy(sparse.weight._data))
     make = {
         "SGD": lambda O, p: O.SGD(p, lr=0.1),
         "SGD_momentum": lambda O, p: O.SGD(p, lr=0.1, momentum=0.9),
@@ -167,7 +167,7 @@ def test_sparse_optimizers_match_torch(opt):
         ot.zero_grad()
         (temb(torch.from_numpy(idx)) * torch.from_numpy(g)).sum().backward()
         ot.step()
-    np.testing.assert_allclose(sparse.weight.data, temb.weight.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(sparse.weight._data, temb.weight.detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_row_sparse_checks():

@@ -76,7 +76,15 @@ CASES = [
     ("log_softmax", lambda f, T: lambda x: f.log_softmax(x, dim=-1), [(3, 7)], ()),
     ("max_pool2d", lambda f, T: f.max_pool2d, [(2, 3, 6, 6)], (2,)),
     ("avg_pool2d", lambda f, T: lambda x: f.avg_pool2d(x, 3, 2, 1), [(2, 3, 7, 7)], ()),
+    (
+        "avg_pool2d_divisor_override",
+        lambda f, T: lambda x: f.avg_pool2d(x, 3, 2, 1, divisor_override=5),
+        [(2, 3, 7, 7)],
+        (),
+    ),
     ("adaptive_avg_pool2d", lambda f, T: f.adaptive_avg_pool2d, [(2, 3, 5, 5)], (1,)),
+    ("adaptive_avg_pool2d_uneven", lambda f, T: f.adaptive_avg_pool2d, [(2, 3, 7, 9)], ((4, 5),)),
+    ("conv2d_unbatched", lambda f, T: f.conv2d, [(3, 6, 6), (4, 3, 3, 3)], ()),
     ("layer_norm", lambda f, T: lambda x, w, b: f.layer_norm(x, (6,), w, b), [(4, 6), (6,), (6,)], ()),
     ("layer_norm_plain", lambda f, T: lambda x: f.layer_norm(x, (3, 6)), [(2, 3, 6)], ()),
     ("group_norm", lambda f, T: lambda x, w, b: f.group_norm(x, 2, w, b), [(2, 4, 3, 3), (4,), (4,)], ()),
@@ -92,8 +100,13 @@ CASES = [
     ("mse_loss", lambda f, T: f.mse_loss, [(3, 4), (3, 4)], ()),
     ("l1_loss", lambda f, T: f.l1_loss, [(3, 4), (3, 4)], ()),
     ("smooth_l1_loss", lambda f, T: f.smooth_l1_loss, [(3, 4), (3, 4)], ()),
-    # (fastnn gives the target no gradient here: a constant)
     ("bce_with_logits", lambda f, T: f.binary_cross_entropy_with_logits, [(3, 4)], (_rand(3, 4, seed=9) ** 2,)),
+    (
+        "bce_with_logits_target_grad",
+        lambda f, T: lambda x, y: f.binary_cross_entropy_with_logits(x, y.sigmoid()),
+        [(3, 4), (3, 4)],
+        (),
+    ),
     ("bce", lambda f, T: lambda x, y: f.binary_cross_entropy(x.sigmoid(), y.sigmoid()), [(3, 4), (3, 4)], ()),
     ("kl_div", lambda f, T: lambda x, y: f.kl_div(x, y.softmax(-1), reduction="batchmean"), [(3, 4), (3, 4)], ()),
     ("sdpa", lambda f, T: f.scaled_dot_product_attention, [(2, 2, 5, 4), (2, 2, 6, 4), (2, 2, 6, 3)], ()),
@@ -175,6 +188,14 @@ def test_recurrent_layers_match_torch(torch, kind, bidirectional):
     _module_against_torch(torch, m, tm, [_rand(2, 5, 3)], out=lambda y: y[0])
 
 
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_lstm_projection_matches_torch(torch, bidirectional):
+    torch.manual_seed(0)
+    args = dict(num_layers=2, proj_size=2, bidirectional=bidirectional)
+    m, tm = nn.LSTM(3, 4, **args), torch.nn.LSTM(3, 4, **args)
+    _module_against_torch(torch, m, tm, [_rand(5, 2, 3)], out=lambda y: y[0] * 2 + y[1][1].sum())
+
+
 @pytest.mark.parametrize("kind", ["LSTMCell", "GRUCell", "RNNCell"])
 def test_cells_match_torch(torch, kind):
     torch.manual_seed(0)
@@ -196,6 +217,21 @@ def test_multihead_attention_matches_torch(torch, need_weights):
     tm.double()
     _copy_params(m, tm)
     _against_torch(torch, run(m, mask), run(tm, torch.from_numpy(mask)), [_rand(2, 4, 8)])
+
+
+def test_multihead_attention_options_match_torch(torch):
+    torch.manual_seed(0)
+    args = dict(add_bias_kv=True, add_zero_attn=True, kdim=5, vdim=3, batch_first=True)
+    m, tm = nn.MultiheadAttention(8, 2, **args), torch.nn.MultiheadAttention(8, 2, **args)
+    m.double()
+    tm.double()
+    _copy_params(m, tm)
+    _against_torch(
+        torch,
+        lambda q, k, v: m(q, k, v)[0],
+        lambda q, k, v: tm(q, k, v)[0],
+        [_rand(2, 4, 8), _rand(2, 6, 5), _rand(2, 6, 3)],
+    )
 
 
 def test_batch_norm_running_stats_match_torch(torch):

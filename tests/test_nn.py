@@ -11,7 +11,7 @@ from fastnn.demo import MnistCNN as Net  # the seed program's CNN (examples/cnn_
 
 
 def to_torch(torch, a, grad=False):
-    t = torch.from_numpy(np.array(a.data if isinstance(a, Tensor) else a, copy=True))
+    t = torch.from_numpy(np.array(a._data if isinstance(a, Tensor) else a, copy=True))
     return t.requires_grad_() if grad else t
 
 
@@ -50,7 +50,7 @@ def test_seed_cnn_loss_and_gradients_match_torch():
     assert abs(loss.item() - tloss.item()) <= 1e-4 * abs(tloss.item())
     tgrads = {k: p.grad.numpy() for k, p in tnet.named_parameters()}
     for k, p in net.named_parameters():
-        g, tg = p.grad.data, tgrads[k]
+        g, tg = p.grad._data, tgrads[k]
         # the bound: 1e-4 relative, measured on the whole tensor (max error / max |grad|)
         assert np.abs(g - tg).max() <= 1e-4 * np.abs(tg).max(), k
 
@@ -109,16 +109,16 @@ def test_layers_match_torch(kind):
         x = rng.standard_normal(shape).astype(np.float32)
         xt, xf = to_torch(torch, x, True), Tensor(x, requires_grad=True)
     yt, y = tm(xt), m(xf)
-    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y._data, yt.detach().numpy(), rtol=1e-5, atol=1e-5)
     w = rng.standard_normal(y.shape).astype(np.float32)
     (yt * torch.from_numpy(w)).sum().backward()
     (y * Tensor(w)).sum().backward()
     if kind != "embedding":
-        np.testing.assert_allclose(xf.grad.data, xt.grad.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(xf.grad._data, xt.grad.numpy(), rtol=1e-4, atol=1e-5)
     for (k, p), (_, tp) in zip(m.named_parameters(), tm.named_parameters()):
-        np.testing.assert_allclose(p.grad.data, tp.grad.numpy(), rtol=1e-4, atol=1e-5, err_msg=k)
+        np.testing.assert_allclose(p.grad._data, tp.grad.numpy(), rtol=1e-4, atol=1e-5, err_msg=k)
     for (k, b), (_, tb) in zip(m.named_buffers(), tm.named_buffers()):
-        np.testing.assert_allclose(b.data, tb.numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
+        np.testing.assert_allclose(b._data, tb.numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
 
 
 @pytest.mark.parametrize(
@@ -154,11 +154,11 @@ def test_losses_match_torch(opts):
         inp = inp.astype(np.float32)
         xt, xf = to_torch(torch, inp, True), Tensor(inp, requires_grad=True)
         lt, lf = fn_t(xt, torch.from_numpy(t), **o_t), fn_f(xf, Tensor(t), **o_f)
-        np.testing.assert_allclose(lf.data, lt.detach().numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(lf._data, lt.detach().numpy(), rtol=1e-5, atol=1e-6)
         g = rng.standard_normal(lf.shape).astype(np.float32)
         lt.backward(torch.from_numpy(g))
         lf.backward(Tensor(g))
-        np.testing.assert_allclose(xf.grad.data, xt.grad.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(xf.grad._data, xt.grad.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_other_losses_and_softmax_match_torch():
@@ -180,29 +180,29 @@ def test_other_losses_and_softmax_match_torch():
         lt, lf = f(tF, xt, yt).sum(), f(F, xf, yf).sum()
         np.testing.assert_allclose(lf.item(), lt.item(), rtol=1e-5)
         lt.backward(), lf.backward()
-        np.testing.assert_allclose(xf.grad.data, xt.grad.numpy(), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(xf.grad._data, xt.grad.numpy(), rtol=1e-4, atol=1e-6)
     # cross-entropy over (N, C, d): class scores along dim 1
     t = rng.integers(0, 3, (5, 4))
     xt, xf = to_torch(torch, a, True), Tensor(a, requires_grad=True)
     lt, lf = tF.cross_entropy(xt, torch.from_numpy(t)), F.cross_entropy(xf, Tensor(t))
     np.testing.assert_allclose(lf.item(), lt.item(), rtol=1e-5)
     lt.backward(), lf.backward()
-    np.testing.assert_allclose(xf.grad.data, xt.grad.numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(xf.grad._data, xt.grad.numpy(), rtol=1e-4, atol=1e-6)
 
 
 def test_default_initialisation_statistics():
     fastnn.manual_seed(0)
     lin = nn.Linear(400, 300)
     bound = 1 / np.sqrt(400)  # kaiming_uniform(a=sqrt(5)) on fan_in 400: U(-1/sqrt(400), 1/sqrt(400))
-    w = lin.weight.data
+    w = lin.weight._data
     assert np.abs(w).max() <= bound and abs(w.std() - bound / np.sqrt(3)) < 0.02 * bound
-    assert np.abs(lin.bias.data).max() <= bound
+    assert np.abs(lin.bias._data).max() <= bound
     conv = nn.Conv2d(16, 8, 3)
-    assert np.abs(conv.weight.data).max() <= 1 / np.sqrt(16 * 9)
+    assert np.abs(conv.weight._data).max() <= 1 / np.sqrt(16 * 9)
     bn = nn.BatchNorm2d(4)
-    assert (bn.weight.data == 1).all() and (bn.bias.data == 0).all()
+    assert (bn.weight._data == 1).all() and (bn.bias._data == 0).all()
     emb = nn.Embedding(1000, 50)
-    assert abs(emb.weight.data.std() - 1) < 0.02
+    assert abs(emb.weight._data.std() - 1) < 0.02
 
 
 def test_module_api_and_state_dict_round_trip(tmp_path):
@@ -221,7 +221,7 @@ def test_module_api_and_state_dict_round_trip(tmp_path):
     other.load_state_dict(fastnn.load(path))
     x = fastnn.randn(2, 1, 28, 28)
     net.eval(), other.eval()
-    np.testing.assert_array_equal(net(x).data, other(x).data)
+    np.testing.assert_array_equal(net(x)._data, other(x)._data)
     with pytest.raises(RuntimeError, match="Missing key"):  # torch's message
         other.load_state_dict({"0.weight": sd["0.weight"]})
     with pytest.raises(RuntimeError, match="size mismatch"):
@@ -237,10 +237,10 @@ def test_dropout_train_and_eval():
     d = nn.Dropout(0.25)
     x = Tensor(np.ones((200, 200), np.float32), requires_grad=True)
     y = d(x)
-    kept = y.data != 0
-    assert abs(kept.mean() - 0.75) < 0.01 and np.allclose(y.data[kept], 1 / 0.75)
+    kept = y._data != 0
+    assert abs(kept.mean() - 0.75) < 0.01 and np.allclose(y._data[kept], 1 / 0.75)
     y.sum().backward()
-    np.testing.assert_array_equal(x.grad.data, y.data)
+    np.testing.assert_array_equal(x.grad._data, y._data)
     d.eval()
     assert d(x) is x
 
@@ -257,7 +257,7 @@ def test_fused_relu_pool_gradient_equals_unfused():
     r2 = F.relu(z2)
     p2 = F.max_pool2d(r2 * 1.0, 2)  # not a relu node: the plain path
     (p2.sum() + (r2 * 2).sum()).backward()
-    np.testing.assert_array_equal(z.grad.data, z2.grad.data)
+    np.testing.assert_array_equal(z.grad._data, z2.grad._data)
 
 
 def test_load_a_torch_state_dict_directly():
@@ -270,7 +270,7 @@ def test_load_a_torch_state_dict_directly():
     m.load_state_dict(tm.state_dict())  # torch tensors, as torch.load would give them
     tm.eval(), m.eval()
     x = np.random.default_rng(0).standard_normal((2, 2, 6, 6)).astype(np.float32)
-    np.testing.assert_allclose(m(Tensor(x)).data, tm(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m(Tensor(x))._data, tm(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("shape", [(6, 4), (5, 4, 7)])
@@ -284,10 +284,10 @@ def test_batchnorm1d_matches_torch(shape, track):
         getattr(tm, mode)(), getattr(m, mode)()
         xt, xf = torch.from_numpy(x.copy()).requires_grad_(), Tensor(x, requires_grad=True)
         yt, y = tm(xt), m(xf)
-        np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(y._data, yt.detach().numpy(), rtol=1e-5, atol=1e-5)
         w = rng.standard_normal(shape).astype(np.float32)
         (yt * torch.from_numpy(w)).sum().backward()
         (y * Tensor(w)).sum().backward()
-        np.testing.assert_allclose(xf.grad.data, xt.grad.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(xf.grad._data, xt.grad.numpy(), rtol=1e-4, atol=1e-5)
     if track:
-        np.testing.assert_allclose(m.running_var.data, tm.running_var.numpy(), rtol=1e-6)
+        np.testing.assert_allclose(m.running_var._data, tm.running_var.numpy(), rtol=1e-6)

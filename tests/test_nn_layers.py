@@ -121,7 +121,7 @@ def test_prelu_matches_torch(rng, shape, num):
     x.flat[0] = 0.0
     run_both(torch, ours, theirs, [x], rng=rng, what="prelu")
     compare_params(ours, theirs)
-    assert nn.PReLU(2, init=0.1).weight.data.tolist() == pytest.approx([0.1, 0.1])
+    assert nn.PReLU(2, init=0.1).weight._data.tolist() == pytest.approx([0.1, 0.1])
     fd_check(lambda a, w: F.prelu(a, w), [away_from(rng, shape, (0.0,)), rng.standard_normal(num)], rng)
 
 
@@ -155,7 +155,7 @@ def test_softmax_without_dim_takes_torchs_implicit_dim():
         assert_close(ours, theirs, 1e-6)
     with pytest.warns(UserWarning, match="Implicit dimension choice"):
         y = nn.Softmax()(Tensor(x))
-    np.testing.assert_allclose(y.data.sum(0), 1, rtol=1e-6)  # dim 0 of a 3-D input, as torch
+    np.testing.assert_allclose(y._data.sum(0), 1, rtol=1e-6)  # dim 0 of a 3-D input, as torch
     y = F.softmax(Tensor(x), -1, dtype=np.float64)
     assert y.dtype == np.float64
 
@@ -202,8 +202,8 @@ def test_pad_matches_torch(rng, shape, pad, mode):
 def test_pad_keeps_integer_dtype():
     x = Tensor(np.arange(6).reshape(2, 3))
     y = F.pad(x, (1, 1), value=-1)
-    assert y.dtype == np.int64 and y.data.tolist() == [[-1, 0, 1, 2, -1], [-1, 3, 4, 5, -1]]
-    assert F.pad(x.unsqueeze(0), (2, 0), "reflect").data.tolist() == [[[2, 1, 0, 1, 2], [5, 4, 3, 4, 5]]]
+    assert y.dtype == np.int64 and y._data.tolist() == [[-1, 0, 1, 2, -1], [-1, 3, 4, 5, -1]]
+    assert F.pad(x.unsqueeze(0), (2, 0), "reflect")._data.tolist() == [[[2, 1, 0, 1, 2], [5, 4, 3, 4, 5]]]
 
 
 def test_pad_errors_match_torch():
@@ -383,8 +383,8 @@ def test_conv1d_initialisation_bounds():
     fastnn.manual_seed(0)
     m = nn.Conv1d(8, 16, 5, groups=2)
     bound = 1 / np.sqrt(4 * 5)  # fan_in = in_channels / groups * kernel_size
-    assert np.abs(m.weight.data).max() <= bound and np.abs(m.weight.data).max() > 0.9 * bound
-    assert np.abs(m.bias.data).max() <= bound
+    assert np.abs(m.weight._data).max() <= bound and np.abs(m.weight._data).max() > 0.9 * bound
+    assert np.abs(m.bias._data).max() <= bound
 
 
 @pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
@@ -443,8 +443,8 @@ def test_max_pool1d_indices_and_errors_match_torch(rng):
     x = rng.standard_normal((2, 3, 10)).astype(np.float32)
     y, i = nn.MaxPool1d(3, 2, 1, return_indices=True)(Tensor(x))
     yt, it = torch.nn.MaxPool1d(3, 2, 1, return_indices=True)(torch.from_numpy(x))
-    np.testing.assert_array_equal(y.data, yt.numpy())
-    np.testing.assert_array_equal(i.data, it.numpy())
+    np.testing.assert_array_equal(y._data, yt.numpy())
+    np.testing.assert_array_equal(i._data, it.numpy())
     for name in ("MaxPool1d", "AvgPool1d"):
         raises_like(
             lambda n=name: getattr(nn, n)(2)(Tensor(x[0, 0])),
@@ -504,7 +504,7 @@ def test_one_hot_matches_torch():
     a = np.array([[0, 3], [1, 2]])
     for n in (-1, 6):
         ours, theirs = F.one_hot(Tensor(a), n), torch.nn.functional.one_hot(torch.from_numpy(a), n)
-        assert ours.dtype == np.int64 and ours.data.tolist() == theirs.tolist()
+        assert ours.dtype == np.int64 and ours._data.tolist() == theirs.tolist()
     assert F.one_hot(Tensor(np.zeros(0, np.int64)), 3).shape == (0, 3)
     for arr, n in (([0, 3, -1], -1), ([0, 3, 1], 2), ([], -1)):
         v = np.array(arr, np.int64)
@@ -529,7 +529,7 @@ def test_bilinear_matches_torch(rng, lead, bias):
     run_both(torch, ours, theirs, [a, b], rng=rng, fwd_rtol=2e-6, what="bilinear")
     compare_params(ours, theirs)
     fastnn.manual_seed(0)
-    w = nn.Bilinear(16, 2, 3).weight.data
+    w = nn.Bilinear(16, 2, 3).weight._data
     assert np.abs(w).max() <= 0.25 and np.abs(w).max() > 0.2  # U(-1/sqrt(in1), 1/sqrt(in1))
     args = [
         rng.standard_normal((2, 3)),
@@ -667,12 +667,12 @@ def test_channel_dropout_drops_whole_channels(name, shape, batched):
         theirs(torch.ones(shape))
     assert [str(w.message)[:40] for w in w_ours] == [str(w.message)[:40] for w in w_theirs]
     lead = 2 if batched else 1
-    per_channel = y.data.reshape(shape[:lead] + (-1,))
+    per_channel = y._data.reshape(shape[:lead] + (-1,))
     assert (per_channel == per_channel[..., :1]).all()  # a channel is kept or dropped whole
     kept = per_channel[..., 0] != 0
     assert abs(kept.mean() - 0.7) < 0.05 and np.allclose(per_channel[kept], 1 / 0.7)
     y.sum().backward()
-    np.testing.assert_array_equal(x.grad.data, y.data)
+    np.testing.assert_array_equal(x.grad._data, y._data)
     ours.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the input-shape warnings come in eval mode too, as torch's
@@ -689,7 +689,7 @@ def test_channel_dropout_errors_and_dtype():
     )
     y = F.dropout2d(Tensor(np.ones((3, 4, 2, 2)), dtype=np.float64), 0.5)
     assert y.dtype == np.float64
-    assert not F.dropout1d(Tensor(np.ones((2, 3, 4), np.float32)), 1.0).data.any()
+    assert not F.dropout1d(Tensor(np.ones((2, 3, 4), np.float32)), 1.0)._data.any()
 
 
 def test_alpha_dropout_keeps_mean_and_variance():
@@ -701,15 +701,15 @@ def test_alpha_dropout_keeps_mean_and_variance():
     x = Tensor(z, requires_grad=True)
     y = ours(x)
     yt = theirs(torch.from_numpy(z))
-    for out in (y.data, yt.numpy()):
+    for out in (y._data, yt.numpy()):
         assert abs(out.mean()) < 0.01 and abs(out.std() - 1) < 0.01
     y.sum().backward()
-    dropped = x.grad.data == 0
+    dropped = x.grad._data == 0
     assert abs(dropped.mean() - 0.2) < 0.01
-    assert np.allclose(x.grad.data[~dropped], x.grad.data.max())  # kept: a x + b, one a
-    assert np.allclose(y.data[dropped], y.data[dropped][0])  # dropped: one value, as in torch
+    assert np.allclose(x.grad._data[~dropped], x.grad._data.max())  # kept: a x + b, one a
+    assert np.allclose(y._data[dropped], y._data[dropped][0])  # dropped: one value, as in torch
     values, counts = np.unique(yt.numpy(), return_counts=True)
-    assert np.isclose(values[counts.argmax()], y.data[dropped][0], rtol=1e-6)  # torch's dropped value
+    assert np.isclose(values[counts.argmax()], y._data[dropped][0], rtol=1e-6)  # torch's dropped value
     ours.eval()
     assert ours(x) is x
     assert F.alpha_dropout(x, 0.5) is x  # training=False by default, as torch's

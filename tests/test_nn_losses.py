@@ -277,9 +277,9 @@ def test_cross_entropy_and_nll_index_options_match_torch(rng, kw, shape):
             xi = Tensor(inp, requires_grad=True)
             loss = ours(xi, t.astype(t_dtype))
             (
-                loss * Tensor(np.linspace(0.5, 1.5, loss.data.size, dtype=np.float32).reshape(loss.shape))
+                loss * Tensor(np.linspace(0.5, 1.5, loss._data.size, dtype=np.float32).reshape(loss.shape))
             ).sum().backward()
-            results.append((loss.data, xi.grad.data))
+            results.append((loss._data, xi.grad._data))
         np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-6, atol=1e-7)
         np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-5, atol=1e-7)
 

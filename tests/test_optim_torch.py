@@ -80,10 +80,10 @@ def test_matches_torch_float32(cls, kw):
     _steps(of, pf, grads)
     pt, ot = _torch_run(torch, cls, kw, init, grads)
     for i, (a, b) in enumerate(zip(pf, pt)):
-        assert a.data.dtype == np.float32
+        assert a._data.dtype == np.float32
         # the same float32 operations in the same order: a few roundings apart
-        np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=1e-5, atol=1e-6, err_msg=f"param {i}")
-        sf, st = of.state[id(a)], ot.state[b]
+        np.testing.assert_allclose(a._data, b.detach().numpy(), rtol=1e-5, atol=1e-6, err_msg=f"param {i}")
+        sf, st = of.state[a], ot.state[b]
         assert set(sf) == set(st), (sorted(sf), sorted(st))
         for k, v in st.items():
             if k == "step":
@@ -107,9 +107,9 @@ def test_matches_torch_float64(cls, kw):
     _steps(of, pf, grads)
     pt, _ = _torch_run(torch, cls, kw, init, grads)
     for a, b in zip(pf, pt):
-        assert a.data.dtype == np.float64
-        assert all(v.dtype == np.float64 for v in of.state[id(a)].values() if isinstance(v, np.ndarray))
-        np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=1e-12, atol=1e-14)
+        assert a._data.dtype == np.float64
+        assert all(v.dtype == np.float64 for v in of.state[a].values() if isinstance(v, np.ndarray))
+        np.testing.assert_allclose(a._data, b.detach().numpy(), rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("cls,kw", CASES[1::2], ids=IDS[1::2])
@@ -137,8 +137,8 @@ def test_param_groups_and_missing_grads(cls, kw):
         of.step()
         ot.step()
     for a, b in zip(pf, pt):
-        np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=1e-5, atol=1e-6)
-        assert (id(a) in of.state) == (b in ot.state)
+        np.testing.assert_allclose(a._data, b.detach().numpy(), rtol=1e-5, atol=1e-6)
+        assert (a in of.state) == (b in ot.state)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -157,14 +157,14 @@ def test_state_dict_round_trip(cls, kw, dtype):
     buf = io.BytesIO()
     fastnn.save(o1.state_dict(), buf)
     buf.seek(0)
-    resumed = _params([p.data for p in first], dtype)
+    resumed = _params([p._data for p in first], dtype)
     o2 = getattr(optim, cls)(resumed, lr=123.0)  # the loaded groups bring back the options
     o2.load_state_dict(fastnn.load(buf))
     assert o2.param_groups[0]["lr"] == kw.get("lr", o1.defaults["lr"])
     _steps(o2, resumed, grads[4:])
     for a, b in zip(whole, resumed):
-        np.testing.assert_array_equal(a.data, b.data)
-        sa, sb = ow.state[id(a)], o2.state[id(b)]
+        np.testing.assert_array_equal(a._data, b._data)
+        sa, sb = ow.state[a], o2.state[b]
         assert sa.keys() == sb.keys()
         for k in sa:
             np.testing.assert_array_equal(sa[k], sb[k])
@@ -282,7 +282,7 @@ def test_zero_over_zero_is_nan_without_a_warning(cls):
         pf.grad, pt.grad = Tensor(np.array([0.0, 1.0], np.float32)), torch.tensor([0.0, 1.0])
         of.step()
         ot.step()
-    np.testing.assert_allclose(pf.data, pt.detach().numpy(), rtol=1e-6)  # nan where torch's is
+    np.testing.assert_allclose(pf._data, pt.detach().numpy(), rtol=1e-6)  # nan where torch's is
 
 
 @pytest.mark.parametrize("cls", ["RMSprop", "Adadelta", "Adamax", "NAdam", "RAdam"])
@@ -303,7 +303,7 @@ def test_adagrad_sparse_matches_torch(kw):
     emb = nn.Embedding(7, 3, sparse=True)
     temb = torch.nn.Embedding(7, 3, sparse=True)
     with torch.no_grad():
-        temb.weight.copy_(torch.from_numpy(emb.weight.data))
+        temb.weight.copy_(torch.from_numpy(emb.weight._data))
     of, ot = optim.Adagrad(emb.parameters(), **kw), torch.optim.Adagrad(temb.parameters(), **kw)
     for i, idx in enumerate([[1, 3, 1], [0, 6], [3, 3, 2, 5]]):
         idx = np.array(idx)
@@ -314,8 +314,8 @@ def test_adagrad_sparse_matches_torch(kw):
         ot.zero_grad()
         (temb(torch.from_numpy(idx)) * torch.from_numpy(g)).sum().backward()
         ot.step()
-    np.testing.assert_allclose(emb.weight.data, temb.weight.detach().numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(of.state[id(emb.weight)]["sum"], ot.state[temb.weight]["sum"].numpy(), rtol=1e-5)
+    np.testing.assert_allclose(emb.weight._data, temb.weight.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(of.state[emb.weight]["sum"], ot.state[temb.weight]["sum"].numpy(), rtol=1e-5)
     with pytest.raises(RuntimeError, match="weight_decay option is not compatible with sparse gradients"):
         optim.Adagrad(emb.parameters(), weight_decay=0.1).step()
 
@@ -357,7 +357,7 @@ def test_step_closure_under_grad_mode(name):
     p, loss, seen = _loss_step(ALL[name], under_no_grad=True)
     assert seen and all(seen)
     assert isinstance(loss, Tensor) and loss.item() == 5.0  # the first evaluation's loss
-    assert not np.array_equal(p.data, [1.0, -2.0])  # and the step was taken
+    assert not np.array_equal(p._data, [1.0, -2.0])  # and the step was taken
     assert fastnn.is_grad_enabled()
     if name != "LBFGS":  # without a closure: no loss
         q = nn.Parameter(np.zeros(1, np.float32))
@@ -404,7 +404,7 @@ def _lbfgs_pair(torch, x0, fn, dtype, **kw):
     of, ot = optim.LBFGS([xf], **kw), torch.optim.LBFGS([xt], **kw)
 
     def closure_f():
-        f, g = fn(xf.data)
+        f, g = fn(xf._data)
         xf.grad = Tensor(g.astype(dtype), dtype=dtype)
         return Tensor(np.array(f, dtype), dtype=dtype)
 
@@ -421,8 +421,8 @@ def _compare_lbfgs(fastnn_side, torch_side, calls, atol):
     for _ in range(calls):
         lf, lt = of.step(cf), ot.step(ct)
         assert lf.item() == pytest.approx(lt.item(), rel=1e-6, abs=1e-12)
-        np.testing.assert_allclose(xf.data, xt.detach().numpy(), rtol=0, atol=atol)
-        sf, st = of.state[id(xf)], ot.state[xt]
+        np.testing.assert_allclose(xf._data, xt.detach().numpy(), rtol=0, atol=atol)
+        sf, st = of.state[xf], ot.state[xt]
         assert (sf["func_evals"], sf["n_iter"]) == (st["func_evals"], st["n_iter"])
         assert len(sf["old_dirs"]) == len(st["old_dirs"])
     return xf
@@ -438,7 +438,7 @@ def test_lbfgs_rosenbrock_float64_matches_torch(line_search_fn):
     kw = dict(lr=0.1) if line_search_fn is None else dict(line_search_fn="strong_wolfe")
     f, t = _lbfgs_pair(torch, x0, _rosenbrock, np.float64, history_size=7, **kw)
     x = _compare_lbfgs(f, t, calls=3, atol=1e-9)
-    assert _rosenbrock(x.data)[0] < 0.1 * _rosenbrock(x0)[0]  # on its way to the minimum
+    assert _rosenbrock(x._data)[0] < 0.1 * _rosenbrock(x0)[0]  # on its way to the minimum
 
 
 def _quartic(x):
@@ -519,7 +519,7 @@ def test_lbfgs_least_squares_matches_torch(dtype, atol, line_search_fn, history_
     kw = dict(line_search_fn=line_search_fn, history_size=history_size, max_iter=5)
     f, t = _lbfgs_pair(torch, x0, _least_squares(A, b), dtype, **kw)
     x = _compare_lbfgs(f, t, calls=4, atol=atol)
-    np.testing.assert_allclose(x.data, np.linalg.lstsq(A, b, rcond=None)[0], atol=1e-4)
+    np.testing.assert_allclose(x._data, np.linalg.lstsq(A, b, rcond=None)[0], atol=1e-4)
 
 
 @pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
@@ -555,12 +555,12 @@ def test_lbfgs_autograd_closure_matches_torch(line_search_fn):
     for _ in range(2):
         lf, lt = of.step(closure_f), ot.step(closure_t)
         assert lf.item() == pytest.approx(lt.item(), rel=1e-5)
-        np.testing.assert_allclose(xf.data, xt.detach().numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(xf._data, xt.detach().numpy(), rtol=1e-5, atol=1e-5)
     for _ in range(4):
         of.step(closure_f)
         ot.step(closure_t)
     best = np.linalg.lstsq(A.astype(np.float64), b.astype(np.float64), rcond=None)[0]
-    np.testing.assert_allclose(xf.data, best, atol=1e-3)
+    np.testing.assert_allclose(xf._data, best, atol=1e-3)
     np.testing.assert_allclose(xt.detach().numpy(), best, atol=1e-3)
 
 
@@ -574,7 +574,7 @@ def test_lbfgs_state_dict_round_trip():
         opt = optim.LBFGS([x], line_search_fn="strong_wolfe", max_iter=5, history_size=3)
 
         def closure():
-            f, g = _rosenbrock(x.data)
+            f, g = _rosenbrock(x._data)
             x.grad = Tensor(g.astype(np.float32))
             return Tensor(np.float32(f))
 
@@ -583,12 +583,12 @@ def test_lbfgs_state_dict_round_trip():
                 buf = io.BytesIO()
                 fastnn.save(opt.state_dict(), buf)
                 buf.seek(0)
-                x = Tensor(x.data.copy(), requires_grad=True)
+                x = Tensor(x._data.copy(), requires_grad=True)
                 opt = optim.LBFGS([x], line_search_fn="strong_wolfe", max_iter=5, history_size=3)
                 opt.load_state_dict(fastnn.load(buf))
-                assert len(opt.state[id(x)]["old_dirs"]) == 3
+                assert len(opt.state[x]["old_dirs"]) == 3
             opt.step(closure)
-        return x.data, opt.state[id(x)]["func_evals"]
+        return x._data, opt.state[x]["func_evals"]
 
     a, b = run(False), run(True)
     np.testing.assert_array_equal(a[0], b[0])
@@ -617,11 +617,11 @@ def test_on_the_device(emulated_gpu, cls, kw):
     (pc, oc), (pd, od) = runs
     for a, b in zip(pd, pc):
         assert a.is_cuda
-        np.testing.assert_array_equal(a.data.get(), b.data)  # NumPy's arithmetic behind both
-        for k, v in od.state[id(a)].items():
+        np.testing.assert_array_equal(a._data.get(), b._data)  # NumPy's arithmetic behind both
+        for k, v in od.state[a].items():
             if k not in ("step", "mu_product"):
                 assert isinstance(v, emulated_gpu.ndarray) and v.dtype == np.float32, k
-    cpu_again = getattr(optim, cls)([nn.Parameter(p.data.get()) for p in pd], **kw)
+    cpu_again = getattr(optim, cls)([nn.Parameter(p._data.get()) for p in pd], **kw)
     buf = io.BytesIO()
     fastnn.save(od.state_dict(), buf)
     buf.seek(0)
@@ -632,7 +632,7 @@ def test_on_the_device(emulated_gpu, cls, kw):
         for k, v in st.items()
         if k not in ("step", "mu_product")
     )
-    gpu_again = getattr(optim, cls)([nn.Parameter(fastnn.tensor(p.data, device="cuda")) for p in pc], **kw)
+    gpu_again = getattr(optim, cls)([nn.Parameter(fastnn.tensor(p._data, device="cuda")) for p in pc], **kw)
     gpu_again.load_state_dict(oc.state_dict())
     assert all(
         isinstance(v, emulated_gpu.ndarray)
@@ -670,11 +670,11 @@ def test_lbfgs_on_the_device(emulated_gpu, line_search_fn):
     b = rng.standard_normal(10).astype(np.float32)
     wc, vc, oc = _lbfgs_two_params("cpu", A, b, line_search_fn)
     wd, vd, od = _lbfgs_two_params("cuda", A, b, line_search_fn)
-    np.testing.assert_allclose(wd.data.get(), wc.data, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(vd.data.get(), vc.data, rtol=1e-5, atol=1e-6)
-    assert isinstance(od.state[id(wd)]["d"], emulated_gpu.ndarray)
-    assert all(isinstance(y, emulated_gpu.ndarray) for y in od.state[id(wd)]["old_dirs"])
-    assert od.state[id(wd)]["func_evals"] == oc.state[id(wc)]["func_evals"]
+    np.testing.assert_allclose(wd._data.get(), wc._data, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(vd._data.get(), vc._data, rtol=1e-5, atol=1e-6)
+    assert isinstance(od.state[wd]["d"], emulated_gpu.ndarray)
+    assert all(isinstance(y, emulated_gpu.ndarray) for y in od.state[wd]["old_dirs"])
+    assert od.state[wd]["func_evals"] == oc.state[wc]["func_evals"]
 
 
 # -- learning-rate schedulers ----------------------------------------------------------------------
@@ -1049,5 +1049,5 @@ def test_copy_of_an_optimizer_with_a_scheduler():
     q = twin.param_groups[0]["params"][0]
     q.grad = Tensor(np.ones(2, np.float32))
     twin.step()
-    np.testing.assert_array_equal(p.data, [1.0, 1.0])
-    np.testing.assert_allclose(q.data, [0.9, 0.9])
+    np.testing.assert_array_equal(p._data, [1.0, 1.0])
+    np.testing.assert_allclose(q._data, [0.9, 0.9])

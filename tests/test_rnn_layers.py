@@ -26,7 +26,7 @@ def copy_params(fmod, tmod):
     assert list(fparams) == list(tparams)
     for k, p in fparams.items():
         assert p.shape == tuple(tparams[k].shape), k
-        p.data[...] = tparams[k].detach().numpy()
+        p._data[...] = tparams[k].detach().numpy()
 
 
 def _flat(out):
@@ -57,15 +57,15 @@ def check(ftype, kwargs, x_shape, hx_shapes=None, seed=0):
     loss_f = sum((o * Tensor(g)).sum() for o, g in zip(outs_f, gs))
     for of, ot in zip(outs_f, outs_t):
         assert of.shape == tuple(ot.shape)
-        np.testing.assert_allclose(of.data, ot.detach().numpy(), rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(of._data, ot.detach().numpy(), rtol=RTOL, atol=ATOL)
     loss_t.backward()
     loss_f.backward()
-    np.testing.assert_allclose(xf.grad.data, xt.grad.numpy(), rtol=RTOL, atol=ATOL, err_msg="input")
+    np.testing.assert_allclose(xf.grad._data, xt.grad.numpy(), rtol=RTOL, atol=ATOL, err_msg="input")
     for i, (a, b) in enumerate(zip(hf or [], ht or [])):
-        np.testing.assert_allclose(a.grad.data, b.grad.numpy(), rtol=RTOL, atol=ATOL, err_msg=f"hx[{i}]")
+        np.testing.assert_allclose(a.grad._data, b.grad.numpy(), rtol=RTOL, atol=ATOL, err_msg=f"hx[{i}]")
     tgrads = {k: p.grad.numpy() for k, p in tmod.named_parameters()}
     for k, p in fmod.named_parameters():
-        np.testing.assert_allclose(p.grad.data, tgrads[k], rtol=RTOL, atol=ATOL, err_msg=k)
+        np.testing.assert_allclose(p.grad._data, tgrads[k], rtol=RTOL, atol=ATOL, err_msg=k)
 
 
 KINDS = ["LSTM", "GRU", "RNN"]
@@ -128,7 +128,7 @@ def test_parameters_shapes_and_init(kind, G):
     assert names[4:8] == [n + "_reverse" for n in names[:4]]
     assert m.weight_ih_l0.shape == (G * 16, 10) and m.weight_ih_l1.shape == (G * 16, 32)
     assert m.weight_hh_l1_reverse.shape == (G * 16, 16) and m.bias_hh_l1_reverse.shape == (G * 16,)
-    allw = np.concatenate([p.data.ravel() for p in m.parameters()])
+    allw = np.concatenate([p._data.ravel() for p in m.parameters()])
     assert np.abs(allw).max() <= 0.25 and np.abs(allw).max() > 0.24  # uniform(-1/sqrt(16), 1/sqrt(16))
     assert abs(allw.mean()) < 0.01
     out, h = getattr(nn, kind)(10, 16, bias=False)(Tensor(np.zeros((2, 3, 10), np.float32)))
@@ -150,15 +150,15 @@ def test_bidirectional_halves_are_the_two_directions():
     m = nn.GRU(3, 4, bidirectional=True)
     x = np.random.default_rng(0).standard_normal((5, 2, 3)).astype(np.float32)
     out, h = m(Tensor(x))
-    np.testing.assert_array_equal(out.data[-1, :, :4], h.data[0])
-    np.testing.assert_array_equal(out.data[0, :, 4:], h.data[1])
+    np.testing.assert_array_equal(out._data[-1, :, :4], h._data[0])
+    np.testing.assert_array_equal(out._data[0, :, 4:], h._data[1])
     fwd = nn.GRU(3, 4)
     rev = nn.GRU(3, 4)
     for a, b in ((fwd, ""), (rev, "_reverse")):
         for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            getattr(a, n + "_l0").data[...] = getattr(m, f"{n}_l0{b}").data
-    np.testing.assert_allclose(out.data[:, :, :4], fwd(Tensor(x))[0].data, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(out.data[:, :, 4:], rev(Tensor(x[::-1].copy()))[0].data[::-1], rtol=1e-5, atol=1e-6)
+            getattr(a, n + "_l0")._data[...] = getattr(m, f"{n}_l0{b}")._data
+    np.testing.assert_allclose(out._data[:, :, :4], fwd(Tensor(x))[0]._data, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(out._data[:, :, 4:], rev(Tensor(x[::-1].copy()))[0]._data[::-1], rtol=1e-5, atol=1e-6)
 
 
 def test_dropout_eval_is_deterministic_and_training_masks():
@@ -166,7 +166,7 @@ def test_dropout_eval_is_deterministic_and_training_masks():
     m = nn.LSTM(8, 256, num_layers=2, dropout=0.4)
     x = Tensor(np.random.default_rng(1).standard_normal((3, 64, 8)).astype(np.float32))
     m.eval()
-    a, b = m(x)[0].data, m(x)[0].data
+    a, b = m(x)[0]._data, m(x)[0]._data
     np.testing.assert_array_equal(a, b)
     # in training, layer 1 sees layer 0's output with a fraction p of it zeroed and the rest
     # scaled by 1/(1-p): check that directly by running layer 1 on the masked input
@@ -175,17 +175,17 @@ def test_dropout_eval_is_deterministic_and_training_masks():
     orig = nn.functional.lstm
 
     def spy(inp, *args, **kw):
-        seen.append(inp.data.copy())
+        seen.append(inp._data.copy())
         return orig(inp, *args, **kw)
 
     nn.functional.lstm = spy
     try:
         fastnn.manual_seed(5)
-        out_train = m(x)[0].data
+        out_train = m(x)[0]._data
     finally:
         nn.functional.lstm = orig
     m.eval()
-    y0 = nn.functional.lstm(x, None, None, *m._weights(0, 0))[0].data
+    y0 = nn.functional.lstm(x, None, None, *m._weights(0, 0))[0]._data
     masked = seen[1]
     zero = masked == 0
     assert 0.37 < zero.mean() < 0.43  # 49,152 elements: the binomial's sd is 0.0022
@@ -200,7 +200,7 @@ def test_gradient_flows_through_carried_state():
     _, state = m(x1)
     out, _ = m(Tensor(np.ones((2, 1, 3), np.float32)), state)
     out.sum().backward()
-    assert x1.grad is not None and np.abs(x1.grad.data).sum() > 0
+    assert x1.grad is not None and np.abs(x1.grad._data).sum() > 0
 
 
 @pytest.mark.parametrize(
@@ -239,8 +239,8 @@ def test_bad_arguments():
         nn.LSTM(2, 0)
     with pytest.raises(ValueError, match="GRUCell: expected input_size"):
         nn.GRUCell(-1, 3)
-    with pytest.raises(NotImplementedError, match="proj_size"):
-        nn.LSTM(2, 3, proj_size=2)
+    with pytest.raises(ValueError, match="proj_size has to be smaller"):
+        nn.LSTM(2, 3, proj_size=3)
     with pytest.warns(UserWarning, match="num_layers greater than 1"):
         nn.GRU(2, 3, dropout=0.5)
 
@@ -255,4 +255,4 @@ def test_state_dict_round_trip(kind):
     b.load_state_dict(fastnn.load(buf))
     x = Tensor(np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32))
     for pa, pb in zip(_flat(a(x)), _flat(b(x))):
-        np.testing.assert_array_equal(pa.data, pb.data)
+        np.testing.assert_array_equal(pa._data, pb._data)

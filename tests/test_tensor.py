@@ -37,13 +37,13 @@ def check(fn, *shapes, seed=0, positive=False, kernels=False):
 
         def f(v, k=k, dt=dt):
             args = [Tensor(v if j == k else xs[j], dtype=dt) for j in range(len(xs))]
-            return float((fn(*args).data.astype(np.float64) * w).sum())
+            return float((fn(*args)._data.astype(np.float64) * w).sum())
 
         num = numeric_grad(f, x.copy(), eps=1e-2 if kernels else 1e-6)
         # float32 autograd against float64 differences: a few float32 ulps of the values
         # involved; float32 differences with step 1e-2: truncation error O(step^2) ~ 1e-4 relative
         tol = 2e-2 if kernels else 2e-3
-        np.testing.assert_allclose(ts[k].grad.data, num, rtol=tol, atol=tol)
+        np.testing.assert_allclose(ts[k].grad._data, num, rtol=tol, atol=tol)
 
 
 def test_arithmetic_with_broadcasting():
@@ -90,7 +90,7 @@ def test_gradients_accumulate_and_graph_is_freed():
     a = Tensor(np.ones(3, np.float32), requires_grad=True)
     (a * 2).sum().backward()
     (a * 3).sum().backward()
-    np.testing.assert_array_equal(a.grad.data, [5, 5, 5])
+    np.testing.assert_array_equal(a.grad._data, [5, 5, 5])
     y = (a * a).sum()
     y.backward()
     with pytest.raises(RuntimeError):
@@ -104,8 +104,8 @@ def test_shared_gradient_arrays_are_not_aliased():
     a = Tensor(np.ones(3, np.float32), requires_grad=True)
     b = Tensor(np.ones(3, np.float32), requires_grad=True)
     (a + b).sum().backward()
-    a.grad.data *= 10
-    np.testing.assert_array_equal(b.grad.data, [1, 1, 1])
+    a.grad._data *= 10
+    np.testing.assert_array_equal(b.grad._data, [1, 1, 1])
 
 
 def test_no_grad_detach_and_errors():
@@ -133,7 +133,7 @@ def test_dtype_conversion_keeps_the_graph():
     b = a.to(fastnn.float64) * 2
     assert b.dtype == np.float64
     b.sum().backward()
-    np.testing.assert_array_equal(a.grad.data, [2, 2, 2])
+    np.testing.assert_array_equal(a.grad._data, [2, 2, 2])
     assert a.grad.dtype == np.float32
     assert not a.to(fastnn.int64).requires_grad
 

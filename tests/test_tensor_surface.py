@@ -922,7 +922,7 @@ def test_gradient_finite_differences(c):
 
 
 def _host(x):
-    return x.data if isinstance(x.data, (np.ndarray, np.generic)) else x.data.get()
+    return x._data if isinstance(x._data, (np.ndarray, np.generic)) else x._data.get()
 
 
 @pytest.mark.parametrize("c", CASES, ids=repr)

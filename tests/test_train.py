@@ -50,7 +50,7 @@ def test_fit_learns_and_reports():
 def test_resume_from_checkpoint_is_exact(tmp_path):
     model, opt, sched, loader = _setup()
     train.fit(model, nn.CrossEntropyLoss(), opt, loader, epochs=3, scheduler=sched, log=None)
-    straight = [p.data.copy() for p in model.parameters()]
+    straight = [p._data.copy() for p in model.parameters()]
 
     ck = str(tmp_path / "ck.npz")
     model, opt, sched, loader = _setup()
@@ -61,7 +61,7 @@ def test_resume_from_checkpoint_is_exact(tmp_path):
     )
     assert [h["epoch"] for h in hist] == [1, 2, 3]
     for a, b in zip(straight, model.parameters()):
-        np.testing.assert_array_equal(a, b.data)
+        np.testing.assert_array_equal(a, b._data)
 
 
 def test_save_load_never_unpickles(tmp_path):

@@ -207,8 +207,8 @@ def test_mha_errors():
         m(x, x, x, attn_mask=np.zeros((4, 4), bool))
     with pytest.raises(ValueError, match="need attn_mask"):
         m(x, x, x, is_causal=True)
-    with pytest.raises(NotImplementedError):
-        nn.MultiheadAttention(8, 2, kdim=4)
+    with pytest.raises(ValueError, match="inputs"):  # kdim=4: a key of 8 features is refused
+        nn.MultiheadAttention(8, 2, kdim=4)(x, x, x)
 
 
 # -- TransformerEncoderLayer ----------------------------------------------------------------------

@@ -34,8 +34,8 @@ def _placed(a, device, requires_grad, like=None):
     """Tensor of array a on `device` (None: like's device, or the CPU)."""
     if device is not None:
         a = _dev.move(a, _dev.as_device(device))
-    elif like is not None and not isinstance(like.data, _HOST):
-        a = _dev.move(a, _dev.device_of(like.data))
+    elif like is not None and not isinstance(like._data, _HOST):
+        a = _dev.move(a, _dev.device_of(like._data))
     dt = _dtypes.check(a.dtype, "tensor")
     if requires_grad and dt.kind != "f":
         raise RuntimeError("only floating point tensors can require gradients")
@@ -141,7 +141,7 @@ def logspace(start, end, steps, base=10.0, *, dtype=None, device=None, requires_
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")
     dt = np.dtype(_dtypes.get_default_dtype() if dtype is None else dtype)
-    exps = linspace(start, end, steps, dtype=np.float64).data
+    exps = linspace(start, end, steps, dtype=np.float64)._data
     with np.errstate(all="ignore"):
         vals = np.power(np.float64(base), exps)
     return _placed(vals.astype(dt), device, requires_grad)
@@ -159,7 +159,7 @@ def is_floating_point(input):
 
 def numel(input):
     """The number of elements."""
-    return int(input.data.size)
+    return int(input._data.size)
 
 
 def _multinomial_rows(p, num_samples, replacement, rng):
@@ -191,7 +191,7 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
     num_samples = int(num_samples)
     if num_samples <= 0:
         raise RuntimeError("cannot sample n_sample <= 0 samples")
-    p = _dev.to_host(t.data).astype(np.float64).reshape(-1, t.shape[-1])
+    p = _dev.to_host(t._data).astype(np.float64).reshape(-1, t.shape[-1])
     if not replacement and num_samples > p.shape[1]:
         raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without replacement")
     if not np.isfinite(p).all() or (p < 0).any():
@@ -209,11 +209,11 @@ def bernoulli(input, p=None, *, generator=None):
     t = tensor_of(input)
     if t.dtype.kind != "f":
         raise NotImplementedError(f'"bernoulli" is not implemented for {t.dtype}')
-    probs = _dev.to_host(t.data) if p is None else float(p)
+    probs = _dev.to_host(t._data) if p is None else float(p)
     if np.any(np.asarray(probs) < 0) or np.any(np.asarray(probs) > 1) or np.any(np.isnan(probs)):
         raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true")
     draws = (_draw(generator).random(t.shape) < probs).astype(t.dtype)
-    a = draws if isinstance(t.data, _HOST) else _dev.move(draws, _dev.device_of(t.data))
+    a = draws if isinstance(t._data, _HOST) else _dev.move(draws, _dev.device_of(t._data))
     xp = _xp(a)
     return Tensor._result(a, (t,), lambda g: (xp.zeros(g.shape, g.dtype),), "bernoulli")
 
@@ -280,7 +280,7 @@ class FactoryMethods:
         """type(): torch's type name ("torch.FloatTensor", "torch.cuda.LongTensor", ...);
         type(dtype): self as dtype (a dtype or such a name)."""
         if dtype is None:
-            prefix = "torch." if isinstance(self.data, _HOST) else "torch.cuda."
+            prefix = "torch." if isinstance(self._data, _HOST) else "torch.cuda."
             return prefix + _TYPE_NAMES[np.dtype(self.dtype)]
         if isinstance(dtype, str):
             name = dtype.rpartition(".")[2]

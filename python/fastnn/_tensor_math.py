@@ -31,8 +31,8 @@ def tensor_of(x, like=None):
         return x
     if _dtypes.is_number(x):
         a = np.asarray(x, dtype=_dtypes.scalar_dtype(x))
-        if like is not None and not isinstance(like.data, _HOST):
-            a = _dev.move(a, _dev.device_of(like.data))
+        if like is not None and not isinstance(like._data, _HOST):
+            a = _dev.move(a, _dev.device_of(like._data))
         return Tensor(a, dtype=a.dtype)
     return Tensor(x)
 
@@ -41,16 +41,16 @@ def aligned(*tensors):
     """The tensors on one device (a 0-d CPU tensor joins a CUDA one; otherwise torch's
     RuntimeError for a mix)."""
     ts = list(tensors)
-    if all(isinstance(t.data, _HOST) for t in ts):
+    if all(isinstance(t._data, _HOST) for t in ts):
         return ts
-    first = next(t for t in ts if not isinstance(t.data, _HOST) or t.data.ndim)
+    first = next(t for t in ts if not isinstance(t._data, _HOST) or t._data.ndim)
     return [t if t is first else _same_device(first, t)[1] for t in ts]
 
 
 def common(*tensors, floats=False):
     """The tensors cast (differentiably) to torch's result dtype of all of them (floats: a
     float dtype for integer ones)."""
-    dt = _dtypes.result_type(*(t.data for t in tensors))
+    dt = _dtypes.result_type(*(t._data for t in tensors))
     if floats:
         dt = _dtypes.float_of(dt)
     return [t if t.dtype == dt else t.to(dt) for t in tensors]
@@ -98,7 +98,7 @@ def unary(name, fwd, grad=None, floats=True, doc=None):
     the data, cast to the default float dtype first for integer and bool inputs when floats."""
 
     def method(self):
-        a = self.data
+        a = self._data
         xp = _xp(a)
         dt = _dtypes.float_of(a.dtype) if floats else a.dtype
         x = a if a.dtype == dt else a.astype(dt)
@@ -215,21 +215,21 @@ class ElementwiseMethods:
                 "Negation, the `-` operator, on a bool tensor is not supported. If you are trying to invert a "
                 "mask, use the `~` or `logical_not()` operator instead."
             )
-        return Tensor._result(-self.data, (self,), lambda g: (-g,), "neg")
+        return Tensor._result(-self._data, (self,), lambda g: (-g,), "neg")
 
     negative = neg
     __neg__ = neg
 
     def sign(self):
         """-1, 0 or 1 by the sign (0 for NaN, as torch; a bool tensor stays bool)."""
-        a = self.data
+        a = self._data
         if a.dtype == np.bool_:
             return Tensor._result(a.copy(), (self,), lambda g: (g * 0,), "sign")
         return unary("sign", lambda xp, x: (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype), floats=False)(self)
 
     def _rounding(self, name, fn):
         if self.dtype.kind != "f":  # integers are whole already (torch returns a copy)
-            return Tensor._result(self.data.copy(), (self,), lambda g: (g * 0,), name)
+            return Tensor._result(self._data.copy(), (self,), lambda g: (g * 0,), name)
         return unary(name, fn, floats=False)(self)
 
     def floor(self):
@@ -277,7 +277,7 @@ class ElementwiseMethods:
         smallest finite values); integer tensors are returned as a copy. Gradient: zero where
         the input was not finite."""
         if self.dtype.kind != "f":
-            return Tensor._result(self.data.copy(), (self,), lambda g: (g * 0,), "nan_to_num")
+            return Tensor._result(self._data.copy(), (self,), lambda g: (g * 0,), "nan_to_num")
         fi = np.finfo(self.dtype)
         hi = fi.max if posinf is None else posinf
         lo = fi.min if neginf is None else neginf
@@ -414,7 +414,7 @@ class ElementwiseMethods:
         an integer to a negative integer power is a RuntimeError, as torch). Gradients zero where
         the exponent is 0, and for the exponent where self is 0 (exponent >= 0), as torch."""
         if _dtypes.is_number(exponent):
-            dt = _dtypes.result_type(self.data, exponent)
+            dt = _dtypes.result_type(self._data, exponent)
             if dt.kind in "iub" and exponent < 0:
                 raise RuntimeError("Integers to negative integer powers are not allowed.")
 
@@ -454,11 +454,11 @@ class ElementwiseMethods:
             raise RuntimeError(f"lerp: expected a floating point tensor, got {self.dtype}")
         parents = [self, end] + ([weight] if isinstance(weight, Tensor) else [])
         parents = aligned(*parents)
-        a, b = parents[0].data, parents[1].data
+        a, b = parents[0]._data, parents[1]._data
         xp = _xp(a)
         dt = a.dtype
         if isinstance(weight, Tensor):
-            wa = parents[2].data
+            wa = parents[2]._data
             w = wa if wa.dtype == dt else wa.astype(dt)
         else:
             wa = w = _scalar(xp, weight, dt)
@@ -496,7 +496,7 @@ def _scaled(self, other, alpha):
     """alpha * other for add/sub(alpha=): torch refuses a float alpha for integer results."""
     if alpha is None or (not isinstance(alpha, bool) and alpha == 1):
         return other
-    dt = _dtypes.result_type(self.data, other if _dtypes.is_number(other) else tensor_of(other).data)
+    dt = _dtypes.result_type(self._data, other if _dtypes.is_number(other) else tensor_of(other)._data)
     if dt.kind != "f" and isinstance(alpha, (float, np.floating)):
         raise RuntimeError("For integral input tensors, argument alpha must not be a floating point number.")
     return other * alpha
@@ -519,9 +519,9 @@ def _bitwise(ufunc, name):
         x, y = aligned(self, other)
         if x.dtype.kind == "f" or y.dtype.kind == "f":
             raise NotImplementedError(f'"{name}" is not implemented for {x.dtype} and {y.dtype}')
-        dt = _dtypes.result_type(x.data, y.data)
-        a = x.data if x.dtype == dt else x.data.astype(dt)
-        b = y.data if y.dtype == dt else y.data.astype(dt)
+        dt = _dtypes.result_type(x._data, y._data)
+        a = x._data if x.dtype == dt else x._data.astype(dt)
+        b = y._data if y.dtype == dt else y._data.astype(dt)
         _check_broadcast(a.shape, b.shape)
         return Tensor(getattr(_xp(a), ufunc)(a, b), dtype=dt)
 
@@ -540,7 +540,7 @@ def _reflected(name):
 def _logical(ufunc, name):
     def method(self, other):
         x, y = aligned(self, tensor_of(other, self))
-        a, b = x.data, y.data
+        a, b = x._data, y._data
         _check_broadcast(a.shape, b.shape)
         return Tensor(getattr(_xp(a), ufunc)(a, b), dtype=np.bool_)
 
@@ -567,19 +567,19 @@ class CompareMethods:
 
     def isnan(self):
         """True where the element is NaN."""
-        a = self.data
+        a = self._data
         xp = _xp(a)
         return Tensor(xp.isnan(a) if a.dtype.kind == "f" else xp.zeros(a.shape, bool), dtype=np.bool_)
 
     def isinf(self):
         """True where the element is +inf or -inf."""
-        a = self.data
+        a = self._data
         xp = _xp(a)
         return Tensor(xp.isinf(a) if a.dtype.kind == "f" else xp.zeros(a.shape, bool), dtype=np.bool_)
 
     def isfinite(self):
         """True where the element is neither NaN nor infinite."""
-        a = self.data
+        a = self._data
         xp = _xp(a)
         return Tensor(xp.isfinite(a) if a.dtype.kind == "f" else xp.ones(a.shape, bool), dtype=np.bool_)
 
@@ -589,7 +589,7 @@ class CompareMethods:
 
     def logical_not(self):
         """True where the element is zero (False)."""
-        return Tensor(_xp(self.data).logical_not(self.data), dtype=np.bool_)
+        return Tensor(_xp(self._data).logical_not(self._data), dtype=np.bool_)
 
     bitwise_and = _bitwise("bitwise_and", "bitwise_and")
     bitwise_or = _bitwise("bitwise_or", "bitwise_or")
@@ -603,7 +603,7 @@ class CompareMethods:
 
     def bitwise_not(self):
         """~self: logical not of a bool tensor, bitwise not of an integer one."""
-        a = self.data
+        a = self._data
         if a.dtype.kind == "f":
             raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type tensors")
         return Tensor(_xp(a).invert(a), dtype=a.dtype)
@@ -615,7 +615,7 @@ class CompareMethods:
         other = tensor_of(other, self)
         if self.shape != other.shape:
             return False
-        return bool((self == other).data.all())
+        return bool((self == other)._data.all())
 
     def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
         """|self - other| <= atol + rtol * |other| elementwise (equal infinities are close; NaNs
@@ -624,7 +624,7 @@ class CompareMethods:
         if self.dtype != other.dtype:
             raise RuntimeError(f"{self.dtype} did not match {other.dtype}")
         x, y = aligned(self, other)
-        a, b = x.data, y.data
+        a, b = x._data, y._data
         broadcast_shape(a.shape, b.shape)
         xp = _xp(a)
         close = a == b
@@ -641,14 +641,14 @@ class CompareMethods:
 
     def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
         """isclose(...) everywhere (a Python bool)."""
-        return bool(self.isclose(other, rtol, atol, equal_nan).data.all())
+        return bool(self.isclose(other, rtol, atol, equal_nan)._data.all())
 
 
 # -- in-place ------------------------------------------------------------------------------------
 def _version(t):
     """A tensor standing for t's value and graph node now, before an in-place op changes t."""
     old = Tensor.__new__(Tensor)
-    old.data, old.grad, old._node, old._retain, old.requires_grad = t.data, None, t._node, False, t.requires_grad
+    old._data, old.grad, old._node, old._retain, old.requires_grad = t._data, None, t._node, False, t.requires_grad
     return old
 
 
@@ -677,15 +677,15 @@ def inplace(self, compute, others=(), name="in-place op", direct=None):
         _check_result(self, r, name)
         if r.dtype != self.dtype:
             r = r.to(self.dtype)
-        self.data, self._node, self.requires_grad = r.data, r._node, r.requires_grad
+        self._data, self._node, self.requires_grad = r._data, r._node, r.requires_grad
         return self
-    if isinstance(self.data, np.generic):  # a NumPy scalar (some 0-d results): not writable
-        self.data = np.asarray(self.data)
-    if direct is not None and direct(self.data):
+    if isinstance(self._data, np.generic):  # a NumPy scalar (some 0-d results): not writable
+        self._data = np.asarray(self._data)
+    if direct is not None and direct(self._data):
         return self
     r = compute(self)
     _check_result(self, r, name)
-    self.data[...] = r.data
+    self._data[...] = r._data
     return self
 
 
@@ -701,7 +701,7 @@ def _inplace_of(name):
 def _filled(s, value):
     """A tensor of s's shape and dtype filled with value (a number or a 0-d tensor). In the
     graph (as torch): s's earlier value gets a zero gradient, a value tensor the sum."""
-    a = s.data
+    a = s._data
     xp = _xp(a)
     if isinstance(value, Tensor):
         if value.ndim:
@@ -709,7 +709,7 @@ def _filled(s, value):
                 f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} dimensions."
             )
         v = aligned(s, value)[1]
-        out = xp.broadcast_to(v.data.astype(a.dtype), a.shape).copy()
+        out = xp.broadcast_to(v._data.astype(a.dtype), a.shape).copy()
         return Tensor._result(out, (s, v), lambda g: (xp.zeros(a.shape, g.dtype), g.sum().astype(v.dtype)), "fill_")
     out = xp.full(a.shape, value, a.dtype)
     return Tensor._result(out, (s,), lambda g: (xp.zeros(a.shape, g.dtype),), "fill_")
@@ -719,12 +719,12 @@ def _copied(s, src):
     """src broadcast to s's shape, in s's dtype and on s's device (copy_); in the graph s's
     earlier value gets a zero gradient, src the gradient summed to its shape."""
     src = src if isinstance(src, Tensor) else Tensor(src)
-    a, b = s.data, src.data
+    a, b = s._data, src._data
     _check_broadcast(a.shape, b.shape)
     if broadcast_shape(a.shape, b.shape) != a.shape:
         raise RuntimeError(f"output with shape {list(a.shape)} doesn't match the broadcast shape {list(b.shape)}")
     moved = src._to_device(_dev.device_of(a)) if _dev.device_of(b) != _dev.device_of(a) else src
-    m = moved.data
+    m = moved._data
     xp = _xp(a)
     out = xp.broadcast_to(m if m.dtype == a.dtype else m.astype(a.dtype), a.shape).copy()
 
@@ -849,20 +849,20 @@ class InplaceMethods:
 
     def uniform_(self, a=0.0, b=1.0, *, generator=None):
         """Values drawn uniformly from [a, b) by fastnn's generator (or `generator`)."""
-        return _fill_random(self, lambda rng: rng.uniform(a, b, self.data.shape), "uniform_", generator)
+        return _fill_random(self, lambda rng: rng.uniform(a, b, self._data.shape), "uniform_", generator)
 
     def normal_(self, mean=0.0, std=1.0, *, generator=None):
         """Values drawn from N(mean, std^2) by fastnn's generator (or `generator`)."""
-        return _fill_random(self, lambda rng: rng.normal(mean, std, self.data.shape), "normal_", generator)
+        return _fill_random(self, lambda rng: rng.normal(mean, std, self._data.shape), "normal_", generator)
 
     def bernoulli_(self, p=0.5, *, generator=None):
         """Each element set to 1 with probability p (a number, or a tensor broadcast to self's
         shape), else 0, in self's dtype."""
         if isinstance(p, Tensor):
-            probs = np.broadcast_to(_dev.to_host(p.data), self.data.shape)
+            probs = np.broadcast_to(_dev.to_host(p._data), self._data.shape)
         else:
             probs = p
-        return _fill_random(self, lambda rng: rng.random(self.data.shape) < probs, "bernoulli_", generator)
+        return _fill_random(self, lambda rng: rng.random(self._data.shape) < probs, "bernoulli_", generator)
 
 
 def _fill_random(self, draw, name, generator=None):
@@ -873,7 +873,7 @@ def _fill_random(self, draw, name, generator=None):
     values = np.asarray(draw(_random.numpy_generator(generator)))
 
     def compute(s):
-        a = s.data
+        a = s._data
         out = _dev.move(values.astype(a.dtype), _dev.device_of(a))
         return Tensor(out, dtype=a.dtype)
 

@@ -76,7 +76,7 @@ def _var_parts(self, dim, unbiased, keepdim, correction, name):
     if unbiased is not None and correction is not None:
         raise TypeError(f"{name}(): give unbiased or correction, not both")
     c = correction if correction is not None else (1 if unbiased in (None, True) else 0)
-    a = self.data
+    a = self._data
     if a.dtype.kind != "f":
         raise RuntimeError("std and var only support floating point and complex dtypes")
     axis = _axes(dim, a.ndim)
@@ -103,7 +103,7 @@ class ReductionMethods:
 
     def prod(self, dim=None, keepdim=False, *, dtype=None):
         """The product of all elements, or along dim (int and bool give int64, as torch)."""
-        a = self.data
+        a = self._data
         xp = _xp(a)
         dt = np.dtype(dtype) if dtype is not None else (a.dtype if a.dtype.kind == "f" else np.dtype(np.int64))
         x = a if a.dtype == dt else a.astype(dt)
@@ -146,7 +146,7 @@ class ReductionMethods:
         return Tensor._result(out, (self,), backward, "std")
 
     def _amaxmin(self, dim, keepdim, name):
-        a = self.data
+        a = self._data
         xp = _xp(a)
         axis = _axes(dim, a.ndim)
         _check_nonempty(a, axis, name)
@@ -173,7 +173,7 @@ class ReductionMethods:
         |x|), 0 (the count of nonzero elements) or "fro" (2). Floats only; "nuc" is not
         supported."""
         x = self if dtype is None else self.to(dtype)
-        a = x.data
+        a = x._data
         if a.dtype.kind != "f":
             raise RuntimeError(
                 f"linalg.vector_norm: Expected a floating point or complex tensor as input. Got {a.dtype}"
@@ -225,7 +225,7 @@ class ReductionMethods:
         """log(sum(exp(x))) over dim, shifted by the maximum (inf and -inf maxima are not
         shifted, as torch); integer inputs give float32."""
         x = self if self.dtype.kind == "f" else self.to(_dtypes.float_of(self.dtype))
-        a = x.data
+        a = x._data
         xp = _xp(a)
         axis = _axes(dim, a.ndim)
         with np.errstate(all="ignore"):
@@ -242,7 +242,7 @@ class ReductionMethods:
 
     def cumsum(self, dim, *, dtype=None):
         """Running sums along dim (int and bool give int64, as torch)."""
-        a = self.data
+        a = self._data
         xp = _xp(a)
         dt = np.dtype(dtype) if dtype is not None else (a.dtype if a.dtype.kind == "f" else np.dtype(np.int64))
         d = _one_axis(dim, a.ndim)
@@ -260,7 +260,7 @@ class ReductionMethods:
     def cumprod(self, dim, *, dtype=None):
         """Running products along dim (int and bool give int64); the gradient is exact where the
         input has zeros."""
-        a = self.data
+        a = self._data
         xp = _xp(a)
         dt = np.dtype(dtype) if dtype is not None else (a.dtype if a.dtype.kind == "f" else np.dtype(np.int64))
         d = _one_axis(dim, a.ndim)
@@ -290,7 +290,7 @@ class ReductionMethods:
         return Tensor._result(out, (self,), backward, "cumprod")
 
     def _truth(self, dim, keepdim, name):
-        a = self.data
+        a = self._data
         xp = _xp(a)
         axis = _axes(dim, a.ndim)
         out = xp.asarray(getattr(a != 0, name)(axis=axis, keepdims=keepdim))
@@ -307,13 +307,13 @@ class ReductionMethods:
 
     def count_nonzero(self, dim=None):
         """The number of nonzero elements (over dim: an int or a sequence), int64."""
-        a = self.data
+        a = self._data
         xp = _xp(a)
         axis = _axes(dim, a.ndim)
         return Tensor(xp.asarray((a != 0).sum(axis=axis), dtype=np.int64), dtype=np.int64)
 
     def _sorted_indices(self, d, descending):
-        a = self.data
+        a = self._data
         xp = _xp(a)
         if not descending:  # (CuPy's argsort is stable, and takes kind="stable")
             return xp.argsort(a, axis=d, kind="stable")
@@ -325,7 +325,7 @@ class ReductionMethods:
 
     def _picked(self, idx, d, name):
         """a's elements at idx along d, with the gradient put back at those positions."""
-        a = self.data
+        a = self._data
         xp = _xp(a)
         where = _along(xp, idx.shape, d, idx)
         vals = a[where]
@@ -340,7 +340,7 @@ class ReductionMethods:
     def sort(self, dim=-1, descending=False, *, stable=False):
         """(values, indices) sorted along dim, as fastnn.return_types.sort. The sort is always
         stable (equal elements keep their order; NaN sorts as the largest, as torch)."""
-        a = self.data
+        a = self._data
         d = _dim(dim, a.ndim)
         if not a.ndim:
             return _rt.sort(self.clone(), Tensor(_xp(a).zeros((), np.int64), dtype=np.int64))
@@ -349,7 +349,7 @@ class ReductionMethods:
 
     def argsort(self, dim=-1, descending=False, *, stable=False):
         """The indices that sort along dim (stable), int64."""
-        a = self.data
+        a = self._data
         d = _dim(dim, a.ndim)
         if not a.ndim:
             return Tensor(_xp(a).zeros((), np.int64), dtype=np.int64)
@@ -358,7 +358,7 @@ class ReductionMethods:
     def topk(self, k, dim=-1, largest=True, sorted=True):
         """(values, indices) of the k largest (largest=False: smallest) along dim, in sorted
         order, as fastnn.return_types.topk."""
-        a = self.data
+        a = self._data
         d = _dim(dim, a.ndim)
         n = a.shape[d] if a.ndim else 1
         k = int(k)
@@ -375,7 +375,7 @@ class ReductionMethods:
         """median(): the lower of the two middle values of all elements (NaN if there is one),
         its gradient shared by the elements equal to it; median(dim, keepdim=False):
         (values, indices) along dim, as fastnn.return_types.median."""
-        a = self.data
+        a = self._data
         xp = _xp(a)
         if dim is None:
             if a.size == 0:

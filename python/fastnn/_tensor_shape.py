@@ -24,7 +24,7 @@ from .tensor import Tensor, _dim, _shape_args, _unbroadcast, matmul
 
 def _slice(self, d, start, stop):
     """self[..., start:stop, ...] on dim d (a copy), its gradient put back in place."""
-    a = self.data
+    a = self._data
     xp = _xp(a)
     key = (slice(None),) * d + (slice(start, stop),)
     out = xp.ascontiguousarray(a[key])
@@ -42,7 +42,7 @@ def _index_array(index, name, like):
     t = tensor_of(index, like)
     if t.dtype.kind not in "iu":
         raise RuntimeError(f"{name}(): Expected dtype int32 or int64 for index")
-    return aligned(like, t)[1].data
+    return aligned(like, t)[1]._data
 
 
 def _check_bounds(idx, n, d, name, error=RuntimeError):
@@ -79,7 +79,7 @@ def _head(shape):
 
 
 def _scatter_like(self, dim, index, src, name, add):
-    a = self.data
+    a = self._data
     xp = _xp(a)
     d = _dim(dim, a.ndim)
     idx = _index_array(index, name, self)
@@ -91,14 +91,14 @@ def _scatter_like(self, dim, index, src, name, add):
             raise RuntimeError("Index tensor must have the same number of dimensions as src tensor")
     elif add:
         raise TypeError(f"{name}(): argument 'src' must be Tensor, not {type(src).__name__}")
-    _along_checks(a, d, idx, name, src.data if isinstance(src, Tensor) else None)
+    _along_checks(a, d, idx, name, src._data if isinstance(src, Tensor) else None)
     if not a.ndim:
         a, idx = a.reshape(1), idx.reshape(1)
     where = _along(xp, idx.shape, d, idx)
     out = a.copy()
     parents = (self,)
     if isinstance(src, Tensor):
-        s = src.data.reshape(1) if not src.ndim else src.data
+        s = src._data.reshape(1) if not src.ndim else src._data
         part = s[_head(idx.shape)]
         if add:
             _dev.scatter_add(out, where, part)
@@ -117,7 +117,7 @@ def _scatter_like(self, dim, index, src, name, add):
             gs[where] = 0
         grads = [gs.reshape(shape)]
         if len(parents) == 2:
-            z = xp.zeros(src.data.reshape(-1).shape if not src.ndim else src.shape, g.dtype)
+            z = xp.zeros(src._data.reshape(-1).shape if not src.ndim else src.shape, g.dtype)
             z[_head(idx.shape)] = g[where]
             grads.append(z.reshape(src.shape))
         return tuple(grads)
@@ -145,7 +145,7 @@ class ShapeMethods:
 
     def split(self, split_size_or_sections, dim=0):
         """Pieces along dim: of split_size each (the last smaller), or of the sizes in a list."""
-        a = self.data
+        a = self._data
         d = _dim(dim, a.ndim)
         n = a.shape[d] if a.ndim else 0
         if isinstance(split_size_or_sections, (list, tuple)):
@@ -182,7 +182,7 @@ class ShapeMethods:
 
     def narrow(self, dim, start, length):
         """The length elements from start (negative: from the end) along dim."""
-        a = self.data
+        a = self._data
         d = _dim(dim, a.ndim)
         n = a.shape[d]
         start, length = operator.index(start), operator.index(length)
@@ -203,7 +203,7 @@ class ShapeMethods:
     def gather(self, dim, index, *, sparse_grad=False):
         """out[i][j] = self[index[i][j]][j] (dim 0; likewise for any dim): index is an int64 or
         int32 tensor with self's number of dims, no larger than self on the other dims."""
-        a = self.data
+        a = self._data
         xp = _xp(a)
         d = _dim(dim, a.ndim)
         idx = _index_array(index, "gather", self)
@@ -238,7 +238,7 @@ class ShapeMethods:
 
     def index_select(self, dim, index):
         """The slices at index (a 1-d or 0-d int64/int32 tensor) along dim."""
-        a = self.data
+        a = self._data
         xp = _xp(a)
         d = _dim(dim, a.ndim)
         idx = _index_array(index, "index_select", self)
@@ -261,7 +261,7 @@ class ShapeMethods:
     def index_fill(self, dim, index, value):
         """A copy of self with the slices at index along dim set to value (a number or a 0-d
         tensor)."""
-        a = self.data
+        a = self._data
         d = _dim(dim, a.ndim)
         idx = _index_array(index, "index_fill", self).reshape(-1)
         _check_bounds(idx, a.shape[d] if a.ndim else 1, d, "index_fill", IndexError)
@@ -274,7 +274,7 @@ class ShapeMethods:
                     f"index_fill_ only supports a 0-dimensional value tensor, but got tensor with {value.ndim} dimension(s)."
                 )
             v = aligned(self, value)[1]
-            out[key] = v.data.astype(a.dtype)
+            out[key] = v._data.astype(a.dtype)
             parents = (self, v)
         else:
             out[key] = np.asarray(value, dtype=a.dtype)[()]
@@ -295,7 +295,7 @@ class ShapeMethods:
         if m.dtype != np.bool_:
             raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype {m.dtype}")
         m = aligned(self, m)[1]
-        a, c = self.data, m.data
+        a, c = self._data, m._data
         xp = _xp(a)
         shape = broadcast_shape(a.shape, c.shape)
         parents = (self,)
@@ -305,7 +305,7 @@ class ShapeMethods:
                     f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor with {value.ndim} dimension(s)."
                 )
             v = aligned(self, value)[1]
-            fill = v.data.astype(a.dtype)
+            fill = v._data.astype(a.dtype)
             parents = (self, v)
         else:
             fill = xp.asarray(np.asarray(value).astype(a.dtype))
@@ -328,10 +328,10 @@ class ShapeMethods:
         if m.dtype != np.bool_:
             raise RuntimeError(f"masked_select: expected BoolTensor for mask, got {m.dtype}")
         m = aligned(self, m)[1]
-        a = self.data
+        a = self._data
         xp = _xp(a)
-        shape = broadcast_shape(a.shape, m.data.shape)
-        ab, cb = xp.broadcast_to(a, shape), xp.broadcast_to(m.data, shape)
+        shape = broadcast_shape(a.shape, m._data.shape)
+        ab, cb = xp.broadcast_to(a, shape), xp.broadcast_to(m._data, shape)
         out = ab[cb]
 
         def backward(g):
@@ -348,7 +348,7 @@ class ShapeMethods:
     def nonzero(self, *, as_tuple=False):
         """The indices of the nonzero elements: an (N, ndim) int64 tensor, or (as_tuple) one
         1-d tensor per dim."""
-        a = self.data
+        a = self._data
         xp = _xp(a)
         if not a.ndim:
             a = a.reshape(1)
@@ -362,7 +362,7 @@ class ShapeMethods:
         return self.nonzero()
 
     def _triangle(self, diagonal, name):
-        a = self.data
+        a = self._data
         if a.ndim < 2:
             raise RuntimeError(f"{name}: input tensor must have at least 2 dimensions")
         xp = _xp(a)
@@ -381,7 +381,7 @@ class ShapeMethods:
 
     def flip(self, *dims):
         """self reversed along dims (flip(0, 1) or flip((0, 1)))."""
-        a = self.data
+        a = self._data
         axes = _letters_check(_dims_arg(dims), a.ndim)
         if not a.ndim or not axes:
             return Tensor._result(a.copy(), (self,), lambda g: (g,), "flip")
@@ -391,7 +391,7 @@ class ShapeMethods:
 
     def roll(self, shifts, dims=None):
         """self rolled by shifts along dims (None: the flattened tensor, reshaped back)."""
-        a = self.data
+        a = self._data
         xp = _xp(a)
         if dims is None or (isinstance(dims, (tuple, list)) and not dims):
             if isinstance(shifts, (tuple, list)):
@@ -415,7 +415,7 @@ class ShapeMethods:
     def repeat(self, *sizes):
         """self tiled sizes[i] times along each dim (more sizes than dims add leading dims)."""
         sizes = _shape_args(sizes)
-        a = self.data
+        a = self._data
         if len(sizes) < a.ndim:
             raise RuntimeError(
                 "Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor"
@@ -440,14 +440,14 @@ class ShapeMethods:
     def repeat_interleave(self, repeats=None, dim=None, *, output_size=None):
         """Each element (dim None: of the flattened tensor) or slice along dim repeated
         repeats times (a number, or a tensor of one count per slice)."""
-        a = self.data
+        a = self._data
         x = self if dim is not None else self.reshape(-1)
         d = _dim(dim, a.ndim) if dim is not None else 0
         if not x.ndim:
             x = x.reshape(1)
         n = x.shape[d]
         if isinstance(repeats, Tensor):
-            reps = _dev.to_host(repeats.data).astype(np.int64).reshape(-1)
+            reps = _dev.to_host(repeats._data).astype(np.int64).reshape(-1)
             if reps.size == 1:
                 reps = np.full(n, reps[0])
             elif reps.size != n:
@@ -489,7 +489,7 @@ class ShapeMethods:
         src = _letters_check(src, n, "source")
         dst = _letters_check(dst, n, "destination")
         if not n:
-            return Tensor._result(self.data.copy(), (self,), lambda g: (g,), "movedim")
+            return Tensor._result(self._data.copy(), (self,), lambda g: (g,), "movedim")
         order = [i for i in range(n) if i not in src]
         for d, s in sorted(zip(dst, src)):
             order.insert(d, s)
@@ -502,7 +502,7 @@ class ShapeMethods:
         n = self.ndim
         d0, d1 = _dim(axis0, n), _dim(axis1, n)
         if not n:
-            return Tensor._result(self.data.copy(), (self,), lambda g: (g,), "swapaxes")
+            return Tensor._result(self._data.copy(), (self,), lambda g: (g,), "swapaxes")
         return self.transpose(d0, d1)
 
     swapdims = swapaxes
@@ -523,7 +523,7 @@ class ShapeMethods:
     def diag(self, diagonal=0):
         """A 1-d tensor as the diagonal-th diagonal of a square matrix, or a matrix's
         diagonal-th diagonal as a 1-d tensor."""
-        a = self.data
+        a = self._data
         xp = _xp(a)
         k = operator.index(diagonal)
         if a.ndim == 1:
@@ -539,7 +539,7 @@ class ShapeMethods:
 
     def diagonal(self, offset=0, dim1=0, dim2=1):
         """The offset-th diagonal of the matrices on dims dim1, dim2, as the last dim."""
-        a = self.data
+        a = self._data
         xp = _xp(a)
         d1, d2 = _dim(dim1, a.ndim), _dim(dim2, a.ndim)
         if d1 == d2:
@@ -588,7 +588,7 @@ class ShapeMethods:
                 f"number of elements, but got {self.shape[0]} and {v.shape[0]} elements respectively"
             )
         x, y = aligned(self, v)
-        a, b = x.data, y.data
+        a, b = x._data, y._data
         xp = _xp(a)
         out = xp.asarray(xp.dot(a, b), dtype=a.dtype)
         return Tensor._result(out, (x, y), lambda g: (g * b, g * a), "dot")
@@ -636,21 +636,21 @@ def where(condition, input=None, other=None):
         raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {c.dtype}")
     tensors = [t for t in (input, other) if isinstance(t, Tensor)]
     c, *tensors = aligned(c, *tensors)
-    xp = _xp(c.data)
-    dev = _dev.device_of(c.data)
+    xp = _xp(c._data)
+    dev = _dev.device_of(c._data)
     x = tensors.pop(0) if isinstance(input, Tensor) else input
     y = tensors.pop(0) if isinstance(other, Tensor) else other
-    dt = _dtypes.result_type(*(v.data if isinstance(v, Tensor) else v for v in (x, y)))
+    dt = _dtypes.result_type(*(v._data if isinstance(v, Tensor) else v for v in (x, y)))
 
     def arr(v):
         if isinstance(v, Tensor):
-            return v.data if v.dtype == dt else v.data.astype(dt)
+            return v._data if v.dtype == dt else v._data.astype(dt)
         return _dev.move(np.asarray(v, dtype=dt), dev)
 
     a, b = arr(x), arr(y)
-    broadcast_shape(c.data.shape, a.shape, b.shape)
-    out = xp.where(c.data, a, b)
-    cond = c.data
+    broadcast_shape(c._data.shape, a.shape, b.shape)
+    out = xp.where(c._data, a, b)
+    cond = c._data
     parents = tuple(v for v in (x, y) if isinstance(v, Tensor))
 
     def backward(g):
@@ -738,11 +738,11 @@ def einsum(equation, *operands):
                 )
             if c not in size or size[c] == 1:
                 size[c] = n
-    xp = _xp(ops[0].data)
+    xp = _xp(ops[0]._data)
     arrays = []
     for t, op in zip(terms, ops):
         full = tuple(size[c] for c in t)
-        arrays.append(op.data if op.shape == full else xp.broadcast_to(op.data, full))
+        arrays.append(op._data if op.shape == full else xp.broadcast_to(op._data, full))
     result = xp.asarray(xp.einsum(",".join(terms) + "->" + out, *arrays))
 
     def backward(g):

@@ -49,7 +49,7 @@ class ShiftedLoader:
     up to `shift` pixels in each direction (zero fill): augmentation for a small training set."""
 
     def __init__(self, dataset, batch_size, shift=2):
-        self.x, self.y = dataset.tensors[0].data, dataset.tensors[1].data
+        self.x, self.y = dataset.tensors[0]._data, dataset.tensors[1]._data
         self.batch_size, self.shift = batch_size, shift
 
     def __len__(self):

@@ -33,7 +33,7 @@ _NONFINITE = ("nan", "inf", "-inf")
 def _encode(obj, arrays):
     if isinstance(obj, Tensor):
         key = f"a{len(arrays)}"
-        arrays[key] = _dev.to_host(obj.data)
+        arrays[key] = _dev.to_host(obj._data)
         return {"tensor": key}
     if isinstance(obj, np.ndarray) or hasattr(obj, "__cuda_array_interface__"):
         key = f"a{len(arrays)}"

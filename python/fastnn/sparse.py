@@ -110,7 +110,7 @@ class RowSparse:
             return RowSparse(
                 xp.concatenate([self.indices, other.indices]), xp.concatenate([self.values, other.values]), self.shape
             )
-        other = getattr(other, "data", other)
+        other = getattr(other, "_data", other)
         if not hasattr(other, "__cuda_array_interface__"):
             other = np.asarray(other)
         if other.shape != self.shape:

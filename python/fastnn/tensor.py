@@ -111,7 +111,7 @@ def _as_array(data, dtype=None):
     """data as a C-contiguous array: arrays (NumPy, CUDA, a tensor's) keep their dtype; Python
     numbers and lists get torch's (the default float dtype for floats, int64 for integers)."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     if not isinstance(data, np.ndarray) and hasattr(data, "__cuda_array_interface__"):
         return _as_device_array(data, dtype)
     a = np.asarray(data)
@@ -140,7 +140,7 @@ def _as_device_array(data, dtype):
 def _same_device(x, y):
     """Tensors x, y on one device: a 0-d CPU tensor next to a CUDA tensor is moved to it (a
     differentiable copy, as torch treats CPU scalars); any other mix is torch's RuntimeError."""
-    a, b = x.data, y.data
+    a, b = x._data, y._data
     ca, cb = isinstance(a, _HOST), isinstance(b, _HOST)
     if ca and cb:
         return x, y
@@ -179,7 +179,7 @@ def _on_device(x, a):
     if isinstance(x, tuple):
         return tuple(_on_device(v, a) for v in x)
     if isinstance(x, list) and any(isinstance(v, (np.ndarray, Tensor)) for v in x):
-        return [_on_device(v.data if isinstance(v, Tensor) else v, a) for v in x]
+        return [_on_device(v._data if isinstance(v, Tensor) else v, a) for v in x]
     return x
 
 
@@ -216,7 +216,7 @@ def _kernels(op, names, *tensors):
     float64. Tensors of two float dtypes are torch's RuntimeError; other dtypes, and float64 on
     a CUDA device (no float64 kernels there), a TypeError naming the op."""
     for t in tensors:
-        if t is not None and t.data.dtype != _F32:
+        if t is not None and t._data.dtype != _F32:
             break
     else:
         return ops  # all float32: the common case, decided in one pass
@@ -224,7 +224,7 @@ def _kernels(op, names, *tensors):
     for name, t in zip(names, tensors):
         if t is None:
             continue
-        d = t.data.dtype
+        d = t._data.dtype
         if dt is None:
             dt, first = d, name
         elif d != dt:
@@ -232,7 +232,7 @@ def _kernels(op, names, *tensors):
                 f"fastnn.nn.functional.{op}: expected {first} and {name} to have the same dtype, got {dt} and {d}"
             )
     if dt == np.float64:
-        if any(t is not None and not isinstance(t.data, _HOST) for t in tensors):
+        if any(t is not None and not isinstance(t._data, _HOST) for t in tensors):
             raise TypeError(f"fastnn.nn.functional.{op}: float64 runs on the CPU only, got a CUDA tensor")
         from .ref import f64
 
@@ -243,15 +243,15 @@ def _kernels(op, names, *tensors):
 class Tensor:
     """An n-dimensional array with an optional gradient (torch.Tensor's names)."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_node", "_retain", "__weakref__")
+    __slots__ = ("_data", "grad", "requires_grad", "_node", "_retain", "__weakref__")
     __array_priority__ = 100  # ndarray (op) Tensor defers to Tensor's reflected operators
 
     def __init__(self, data, requires_grad=False, dtype=None):
-        self.data = _as_array(data, dtype)
+        self._data = _as_array(data, dtype)
         self.grad = None
         self._node = None
         self._retain = False
-        if requires_grad and self.data.dtype.kind != "f":
+        if requires_grad and self._data.dtype.kind != "f":
             raise RuntimeError("only floating point tensors can require gradients")
         self.requires_grad = bool(requires_grad)
 
@@ -260,7 +260,7 @@ class Tensor:
     def _result(data, parents, backward, name):
         """A new tensor from an op; records a node when grad mode is on and a parent needs it."""
         out = Tensor.__new__(Tensor)
-        out.data = data
+        out._data = data
         out.grad = None
         out._retain = False
         if _grad_enabled and any(p.requires_grad for p in parents):
@@ -273,16 +273,27 @@ class Tensor:
 
     # -- properties ---------------------------------------------------------------------------
     @property
+    def data(self):
+        """A tensor that shares this one's memory, detached (torch's .data: writes through it
+        reach this tensor and are not recorded). Assigning a tensor or an array replaces the
+        memory. The array itself is `_data` (and `numpy()`)."""
+        return self.detach()
+
+    @data.setter
+    def data(self, value):
+        self._data = value._data if isinstance(value, Tensor) else _as_array(value)
+
+    @property
     def shape(self):
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self):
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def is_leaf(self):
@@ -299,27 +310,27 @@ class Tensor:
     @property
     def device(self):
         """fastnn.device: cpu, or cuda:<index> for a CuPy array (compares equal to "cuda")."""
-        return _dev.device_of(self.data)
+        return _dev.device_of(self._data)
 
     @property
     def is_cuda(self):
-        return not isinstance(self.data, _HOST)
+        return not isinstance(self._data, _HOST)
 
     def size(self, dim=None):
-        return self.data.shape if dim is None else self.data.shape[dim]
+        return self._data.shape if dim is None else self._data.shape[dim]
 
     def dim(self):
-        return self.data.ndim
+        return self._data.ndim
 
     def numel(self):
-        return self.data.size
+        return self._data.size
 
     def __len__(self):
-        return len(self.data)
+        return len(self._data)
 
     def __repr__(self):
-        cuda = not isinstance(self.data, _HOST)
-        body = np.array2string(_dev.to_host(self.data), separator=", ", precision=4, threshold=20)
+        cuda = not isinstance(self._data, _HOST)
+        body = np.array2string(_dev.to_host(self._data), separator=", ", precision=4, threshold=20)
         extra = f", device='{self.device}'" if cuda else ""
         extra += ", requires_grad=True" if self.requires_grad else ""
         return f"tensor({body}{extra})"
@@ -331,24 +342,24 @@ class Tensor:
         )
 
     def __array__(self, dtype=None, copy=None):
-        if not isinstance(self.data, _HOST):
+        if not isinstance(self._data, _HOST):
             raise self._host_error()  # as torch: a CUDA tensor never becomes NumPy implicitly
-        return self.data if dtype is None else self.data.astype(dtype)
+        return self._data if dtype is None else self._data.astype(dtype)
 
     # -- conversion ---------------------------------------------------------------------------
     def numpy(self, force=False):
         """The NumPy array (shared memory); a CUDA tensor is a TypeError unless force=True,
         which copies it to the host (detached)."""
-        if not isinstance(self.data, _HOST):
+        if not isinstance(self._data, _HOST):
             if not force:
                 raise self._host_error()
-            return self.data.get()
+            return self._data.get()
         if self.requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
-        return self.data
+        return self._data
 
     def item(self):
-        a = self.data
+        a = self._data
         if a.size != 1:
             raise ValueError(f"a Tensor with {a.size} elements cannot be converted to a Python scalar")
         if not isinstance(a, _HOST):
@@ -356,13 +367,16 @@ class Tensor:
         return a.reshape(()).item()
 
     def tolist(self):
-        return _dev.to_host(self.data).tolist()
+        return _dev.to_host(self._data).tolist()
 
     def detach(self):
-        return Tensor(self.data, dtype=self.data.dtype)
+        """A tensor that shares this one's memory, outside the graph."""
+        if isinstance(self._data, np.generic):  # a NumPy scalar (some 0-d results) is not shared
+            self._data = np.asarray(self._data)
+        return Tensor._result(self._data, (), None, "detach")
 
     def clone(self):
-        return Tensor._result(self.data.copy(), (self,), lambda g: (g,), "clone")
+        return Tensor._result(self._data.copy(), (self,), lambda g: (g,), "clone")
 
     def float(self):
         return self.to(np.float32)
@@ -379,18 +393,18 @@ class Tensor:
         out = self
         if dev is not None:
             out = out._to_device(dev)
-        if dt is not None and dt != out.data.dtype:
-            src = out.data.dtype
+        if dt is not None and dt != out._data.dtype:
+            src = out._data.dtype
             if dt.kind == "f" and src.kind == "f":
-                out = Tensor._result(out.data.astype(dt), (out,), lambda g: (g.astype(src),), "to")
+                out = Tensor._result(out._data.astype(dt), (out,), lambda g: (g.astype(src),), "to")
             else:
-                out = Tensor(out.data.astype(dt), dtype=dt)
+                out = Tensor(out._data.astype(dt), dtype=dt)
         if kwargs.get("copy") and out is self:
             out = self.clone()
         return out
 
     def _to_device(self, dev):
-        a = self.data
+        a = self._data
         if dev.type == "cpu":
             if isinstance(a, _HOST):
                 return self
@@ -413,7 +427,7 @@ class Tensor:
         return self
 
     def requires_grad_(self, requires_grad=True):
-        if requires_grad and self.data.dtype.kind != "f":
+        if requires_grad and self._data.dtype.kind != "f":
             raise RuntimeError("only floating point tensors can require gradients")
         self.requires_grad = requires_grad
         return self
@@ -426,16 +440,16 @@ class Tensor:
         if not self.requires_grad:
             raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
         if gradient is None:
-            if self.data.size != 1:
+            if self._data.size != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            g = _xp(self.data).ones_like(self.data)
+            g = _xp(self._data).ones_like(self._data)
         else:
             g = _as_array(gradient)
-            if _dev.device_of(g) != _dev.device_of(self.data) or (g.__class__ is not self.data.__class__):
+            if _dev.device_of(g) != _dev.device_of(self._data) or (g.__class__ is not self._data.__class__):
                 raise RuntimeError(
                     f"invalid gradient at index 0 - expected device {self.device} but got {_dev.device_of(g)}"
                 )
-            g = g.astype(self.data.dtype, copy=False).reshape(self.data.shape)
+            g = g.astype(self._data.dtype, copy=False).reshape(self._data.shape)
         _run_backward(self, g, retain_graph)
 
     # -- arithmetic ---------------------------------------------------------------------------
@@ -447,13 +461,13 @@ class Tensor:
         x = self
         if isinstance(other, Tensor):
             o = other
-            if not (isinstance(x.data, _HOST) and isinstance(o.data, _HOST)):
+            if not (isinstance(x._data, _HOST) and isinstance(o._data, _HOST)):
                 x, o = _same_device(x, o)
-            a, b = x.data, o.data
+            a, b = x._data, o._data
             parents = (x, o)
             dt = _dtypes.binary_result_type(a, b)
         else:
-            a = x.data
+            a = x._data
             dt = _dtypes.binary_result_type(a, other if _dtypes.is_number(other) else _as_array(other))
             b = _operand(other, dt, a)
             parents = (x,)
@@ -510,11 +524,11 @@ class Tensor:
     def _compare(self, other, fn):
         """fn(self, other) -> a bool tensor, compared in torch's promoted dtype; NotImplemented
         for an operand that is not a tensor, a number or an array (so `t == None` is False)."""
-        a = self.data
+        a = self._data
         if isinstance(other, Tensor):
-            host = isinstance(a, _HOST) and isinstance(other.data, _HOST)
+            host = isinstance(a, _HOST) and isinstance(other._data, _HOST)
             x, y = (self, other) if host else _same_device(self, other)
-            a, o = x.data, y.data
+            a, o = x._data, y._data
             dt = _dtypes.binary_result_type(a, o)
         elif (
             _dtypes.is_number(other)
@@ -556,7 +570,7 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __bool__(self):
-        return bool(self.data)
+        return bool(self._data)
 
     def __float__(self):
         return float(self.item())
@@ -569,24 +583,24 @@ class Tensor:
 
     # -- elementwise functions ------------------------------------------------------------------
     def exp(self):
-        out = _xp(self.data).exp(self.data)
+        out = _xp(self._data).exp(self._data)
         return Tensor._result(out, (self,), lambda g: (g * out,), "exp")
 
     def log(self):
-        a = self.data
+        a = self._data
         return Tensor._result(_xp(a).log(a), (self,), lambda g: (g / a,), "log")
 
     def sqrt(self):
-        out = _xp(self.data).sqrt(self.data)
+        out = _xp(self._data).sqrt(self._data)
         return Tensor._result(out, (self,), lambda g: (g / (2 * out),), "sqrt")
 
     def abs(self):
-        a = self.data
+        a = self._data
         xp = _xp(a)
         return Tensor._result(xp.abs(a), (self,), lambda g: (g * xp.sign(a),), "abs")
 
     def clamp(self, min=None, max=None):
-        a = self.data
+        a = self._data
         xp = _xp(a)
         numbers = [v for v in (min, max) if _dtypes.is_number(v)]
         dt = _dtypes.result_type(a, *numbers)  # torch: an int tensor clamped to floats is float32
@@ -603,21 +617,23 @@ class Tensor:
     # The kernel-backed activations (fastnn.nn.functional's relu, sigmoid, tanh, softmax and
     # log_softmax call these).
     def relu(self):
-        K, X = _kernels("relu", _INPUT, self), self.data
+        K, X = _kernels("relu", _INPUT, self), self._data
         return Tensor._result(K.relu_forward(X), (self,), lambda g: (K.relu_backward(g, X),), "relu")
 
     def sigmoid(self):
         K = _kernels("sigmoid", _INPUT, self)
-        y = K.sigmoid_forward(self.data)
+        y = K.sigmoid_forward(self._data)
         return Tensor._result(y, (self,), lambda g: (K.sigmoid_backward(g, y),), "sigmoid")
 
     def tanh(self):
         K = _kernels("tanh", _INPUT, self)
-        y = K.tanh_forward(self.data)
+        y = K.tanh_forward(self._data)
         return Tensor._result(y, (self,), lambda g: (K.tanh_backward(g, y),), "tanh")
 
     def softmax(self, dim=None):
-        X = self.data
+        if self._data.ndim == 0:  # a 0-d tensor: one element along dim 0 or -1, as torch
+            return self.reshape(1).softmax(0 if dim is None else dim).reshape(())
+        X = self._data
         dim = -1 if dim is None else dim
         if X.dtype == np.float32:
             y = ops.softmax_forward(X, dim)
@@ -628,7 +644,9 @@ class Tensor:
         return Tensor._result(y, (self,), lambda g: (y * (g - (g * y).sum(axis=dim, keepdims=True)),), "softmax")
 
     def log_softmax(self, dim=None):
-        X = self.data
+        if self._data.ndim == 0:  # a 0-d tensor: one element along dim 0 or -1, as torch
+            return self.reshape(1).log_softmax(0 if dim is None else dim).reshape(())
+        X = self._data
         dim = -1 if dim is None else dim
         if X.dtype == np.float32:
             y = ops.log_softmax_forward(X, dim)
@@ -641,7 +659,7 @@ class Tensor:
 
     # -- reductions -----------------------------------------------------------------------------
     def sum(self, dim=None, keepdim=False):
-        a = self.data
+        a = self._data
         xp = _xp(a)
         axis = _axes(dim, a.ndim)
         dtype = a.dtype if a.dtype.kind == "f" else np.int64  # torch: bool and int sums are int64
@@ -655,7 +673,7 @@ class Tensor:
         return Tensor._result(out, (self,), backward, "sum")
 
     def mean(self, dim=None, keepdim=False):
-        a = self.data
+        a = self._data
         xp = _xp(a)
         axis = _axes(dim, a.ndim)
         n = a.size if axis is None else math.prod(a.shape[i] for i in axis)
@@ -669,7 +687,7 @@ class Tensor:
         return Tensor._result(out, (self,), backward, "mean")
 
     def _extreme(self, dim, keepdim, argname, name):
-        a = self.data
+        a = self._data
         xp = _xp(a)
         if dim is None:
             if a.size == 0:
@@ -724,7 +742,7 @@ class Tensor:
         return self._extreme(dim, keepdim, "argmin", "min")
 
     def _argextreme(self, dim, keepdim, name):
-        a = self.data
+        a = self._data
         xp = _xp(a)
         fn = getattr(xp, name)
         if a.size == 0 and (dim is None or a.ndim == 0 or a.shape[_dim(dim, a.ndim)] == 0):
@@ -748,7 +766,7 @@ class Tensor:
     # -- shape ----------------------------------------------------------------------------------
     def reshape(self, *shape):
         shape = _shape_args(shape)
-        a = self.data
+        a = self._data
         try:
             out = a.reshape(shape)
         except ValueError:
@@ -758,7 +776,7 @@ class Tensor:
     view = reshape
 
     def flatten(self, start_dim=0, end_dim=-1):
-        s = self.data.shape
+        s = self._data.shape
         if not s:
             return self.reshape(1)
         end = end_dim % len(s)
@@ -766,21 +784,21 @@ class Tensor:
         return self.reshape(new)
 
     def squeeze(self, dim=None):
-        a = self.data
+        a = self._data
         xp = _xp(a)
         out = xp.squeeze(a) if dim is None else (xp.squeeze(a, dim) if a.shape[dim] == 1 else a)
         return Tensor._result(out, (self,), lambda g: (g.reshape(a.shape),), "squeeze")
 
     def unsqueeze(self, dim):
-        a = self.data
+        a = self._data
         out = _xp(a).expand_dims(a, dim)
         return Tensor._result(out, (self,), lambda g: (g.reshape(a.shape),), "unsqueeze")
 
     def permute(self, *dims):
         dims = _shape_args(dims)
         inv = tuple(int(i) for i in np.argsort(dims))
-        xp = _xp(self.data)
-        out = xp.ascontiguousarray(self.data.transpose(dims))
+        xp = _xp(self._data)
+        out = xp.ascontiguousarray(self._data.transpose(dims))
         return Tensor._result(out, (self,), lambda g: (xp.ascontiguousarray(g.transpose(inv)),), "permute")
 
     def transpose(self, d0, d1):
@@ -795,7 +813,7 @@ class Tensor:
 
     def expand(self, *shape):
         shape = _shape_args(shape)
-        a = self.data
+        a = self._data
         xp = _xp(a)
         if len(shape) < a.ndim:
             raise RuntimeError(
@@ -813,7 +831,7 @@ class Tensor:
         return Tensor._result(out, (self,), lambda g: (_unbroadcast(g, a.shape),), "expand")
 
     def __getitem__(self, key):
-        a = self.data
+        a = self._data
         key = _index(key, a)
         if isinstance(a, _HOST):
             out = a[key]
@@ -842,8 +860,8 @@ class Tensor:
     def __setitem__(self, key, value):
         if _grad_enabled and self.requires_grad:
             raise RuntimeError("in-place assignment to a tensor that requires grad is not supported")
-        a = self.data
-        self.data[_index(key, a)] = _dev.move(_as_array(value), _dev.device_of(a))
+        a = self._data
+        self._data[_index(key, a)] = _dev.move(_as_array(value), _dev.device_of(a))
 
     def __iter__(self):
         for i in range(len(self)):
@@ -854,9 +872,9 @@ def _index(key, a):
     """An index for array a: tensors unwrapped; host index arrays copied to a's device (as CuPy
     and torch accept them); a device index into a host array is torch's RuntimeError."""
     if isinstance(key, Tensor):
-        key = key.data
+        key = key._data
     elif isinstance(key, tuple):
-        key = tuple(k.data if isinstance(k, Tensor) else k for k in key)
+        key = tuple(k._data if isinstance(k, Tensor) else k for k in key)
     if isinstance(a, _HOST):
         for k in key if isinstance(key, tuple) else (key,):
             if not isinstance(k, (int, slice, _HOST)) and hasattr(k, "__cuda_array_interface__"):
@@ -938,6 +956,8 @@ def _run_backward(root, g, retain_graph):
         g = grads.pop(id(t), None)
         if g is None:
             continue  # no gradient reached this node (e.g. a fused consumer bypassed it)
+        if isinstance(g, np.generic):  # a 0-d result's NumPy scalar: kernels take arrays
+            g = np.asarray(g)
         if t._node is None or t._retain:
             # a copy: the same gradient array may reach several tensors, and .grad is the
             # user's to modify in place (clip_grad_norm_, zero_)
@@ -945,15 +965,15 @@ def _run_backward(root, g, retain_graph):
                 # a row-sparse gradient (Embedding(sparse=True)) stays sparse while only sparse
                 # ones arrive; a dense one joining it makes the sum dense
                 total = g.clone() if t.grad is None else t.grad + g
-                t.grad = total if isinstance(total, RowSparse) else Tensor(total, dtype=t.data.dtype)
+                t.grad = total if isinstance(total, RowSparse) else Tensor(total, dtype=t._data.dtype)
             elif t.grad is None:
-                if isinstance(t.data, _HOST):
-                    t.grad = Tensor(np.array(g, dtype=t.data.dtype, copy=True), dtype=t.data.dtype)
+                if isinstance(t._data, _HOST):
+                    t.grad = Tensor(np.array(g, dtype=t._data.dtype, copy=True), dtype=t._data.dtype)
                 else:
-                    _dev.check_same_device(t.data, g)
-                    t.grad = Tensor(g.astype(t.data.dtype, copy=True), dtype=t.data.dtype)
+                    _dev.check_same_device(t._data, g)
+                    t.grad = Tensor(g.astype(t._data.dtype, copy=True), dtype=t._data.dtype)
             else:
-                t.grad.data = t.grad.data + g
+                t.grad._data = t.grad._data + g
             if t._node is None:
                 continue
         node = t._node
@@ -993,11 +1013,11 @@ def matmul(a, b):
         a = Tensor(a)
     if not isinstance(b, Tensor):
         b = Tensor(b)
-    A, B = a.data, b.data
+    A, B = a._data, b._data
     host = isinstance(A, _HOST) and isinstance(B, _HOST)
     if not host:
         a, b = _same_device(a, b)
-        A, B = a.data, b.data
+        A, B = a._data, b._data
     if A.dtype != B.dtype and A.dtype.kind == "f" and B.dtype.kind == "f":
         raise RuntimeError(f"fastnn.matmul: expected both operands to have the same dtype, got {A.dtype} and {B.dtype}")
     if (
@@ -1092,7 +1112,7 @@ def from_numpy(a):
     if a.dtype != dt or not a.flags.c_contiguous:
         a = np.ascontiguousarray(a, dtype=dt)
     t = Tensor.__new__(Tensor)
-    t.data, t.grad, t._node, t._retain, t.requires_grad = a, None, None, False, False
+    t._data, t.grad, t._node, t._retain, t.requires_grad = a, None, None, False, False
     return t
 
 
@@ -1178,7 +1198,7 @@ def randperm(n, dtype=np.int64, device=None):
 
 def cat(tensors, dim=0):
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
-    arrays = [t.data for t in tensors]
+    arrays = [t._data for t in tensors]
     if not all(isinstance(a, _HOST) for a in arrays):
         _dev.check_same_device(*arrays)
     xp = _xp(arrays[0]) if arrays else np
@@ -1222,7 +1242,7 @@ def _to_args(args, kwargs):
         if a is None or isinstance(a, bool):  # bool: non_blocking given by position
             continue
         if isinstance(a, Tensor):
-            dev, dt = a.device, a.data.dtype
+            dev, dt = a.device, a._data.dtype
         elif isinstance(a, (_dev.device, str, int)):
             dev = _dev.as_device(a)
         elif isinstance(a, (type, np.dtype)):

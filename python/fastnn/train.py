@@ -28,8 +28,8 @@ __all__ = ["fit", "evaluate", "accuracy", "save_checkpoint", "load_checkpoint"]
 
 def accuracy(output, target):
     """Fraction of rows whose largest output is the target class."""
-    out = output.data if isinstance(output, Tensor) else output
-    tgt = target.data if isinstance(target, Tensor) else target
+    out = output._data if isinstance(output, Tensor) else output
+    tgt = target._data if isinstance(target, Tensor) else target
     if not (hasattr(out, "__cuda_array_interface__") or hasattr(tgt, "__cuda_array_interface__")):
         out, tgt = np.asarray(out), np.asarray(tgt)
         return float((out.argmax(axis=1) == tgt).mean()) if len(tgt) else 0.0

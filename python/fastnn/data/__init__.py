@@ -68,7 +68,7 @@ class TensorDataset(Dataset):
             raise ValueError("Size mismatch between tensors")
 
     def __getitem__(self, index):
-        return tuple(Tensor(t.data[index]) for t in self.tensors)
+        return tuple(Tensor(t._data[index]) for t in self.tensors)
 
     def __len__(self):
         return len(self.tensors[0])

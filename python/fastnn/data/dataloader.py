@@ -46,7 +46,7 @@ def default_collate(batch):
         shapes = {tuple(b.shape) for b in batch}
         if len(shapes) > 1:
             raise RuntimeError(f"stack expects each tensor to be equal size, but got {sorted(shapes)}")
-        return Tensor(np.stack([b.data for b in batch]), dtype=elem.data.dtype)
+        return Tensor(np.stack([b._data for b in batch]), dtype=elem._data.dtype)
     if isinstance(elem, np.ndarray):
         return _tensor_of(np.stack(batch))
     if isinstance(elem, np.generic):
@@ -185,7 +185,7 @@ class DataLoader:
             and isinstance(self.batch_sampler, BatchSampler)
         ):
             tensors = self.dataset.tensors
-            return ([Tensor(t.data[idx]) for t in tensors] for idx in self.batch_sampler._index_arrays())
+            return ([Tensor(t._data[idx]) for t in tensors] for idx in self.batch_sampler._index_arrays())
         return (self.collate_fn([self.dataset[i] for i in idx]) for idx in self.batch_sampler)
 
     def _iter_stream(self):

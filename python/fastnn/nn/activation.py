@@ -208,7 +208,7 @@ class PReLU(Module):
             self.to(device)
 
     def reset_parameters(self):
-        self.weight.data[...] = self.init
+        self.weight._data[...] = self.init
 
     def forward(self, input):
         return F.prelu(input, self.weight)

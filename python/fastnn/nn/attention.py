@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import _device as _dev
 from .._device import xp as _xp
-from ..tensor import _HOST
+from ..tensor import _HOST, Tensor, cat
 from . import functional as F
 from . import init
 from .functional import _mask_array, _math_attention, _t, layer_norm, scaled_dot_product_attention
@@ -73,6 +73,14 @@ class LayerNorm(Module):
         )
 
 
+def _pad_mask(m, op):
+    """A mask with one more key column, allowed (False, or 0 added); None stays None."""
+    if m is None:
+        return None
+    a = _mask_array(m, op)
+    return _xp(a).concatenate([a, _xp(a).zeros(a.shape[:-1] + (1,), a.dtype)], -1)
+
+
 def _mha_mask(attn_mask, key_padding_mask, B, NH, L, S, op):
     """MultiheadAttention's masks (True = not allowed, floats added) as one SDPA mask (True = keep,
     floats added), broadcastable to (B, NH, L, S) without materialising more than needed."""
@@ -109,9 +117,9 @@ def _mha_mask(attn_mask, key_padding_mask, B, NH, L, S, op):
 
 
 class MultiheadAttention(Module):
-    """torch.nn.MultiheadAttention's parameters (in_proj_weight (3E, E), in_proj_bias (3E,),
-    out_proj) and forward; kdim/vdim other than embed_dim, add_bias_kv and add_zero_attn are
-    not supported."""
+    """torch.nn.MultiheadAttention's parameters (in_proj_weight (3E, E), or q/k/v_proj_weight
+    (E, E), (E, kdim), (E, vdim) when kdim or vdim differ from E; in_proj_bias (3E,); bias_k and
+    bias_v (1, 1, E) with add_bias_kv; out_proj) and forward."""
 
     def __init__(
         self,
@@ -131,19 +139,33 @@ class MultiheadAttention(Module):
                 f"fastnn.nn.MultiheadAttention: expected embed_dim divisible by num_heads (both "
                 f"> 0), got embed_dim={embed_dim}, num_heads={num_heads}"
             )
-        if add_bias_kv or add_zero_attn or (kdim not in (None, embed_dim)) or (vdim not in (None, embed_dim)):
-            raise NotImplementedError(
-                "fastnn.nn.MultiheadAttention: add_bias_kv, add_zero_attn and kdim/vdim "
-                "other than embed_dim are not supported"
-            )
+        E = embed_dim
         self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
-        self.dropout, self.batch_first = float(dropout), batch_first
-        self.in_proj_weight = Parameter(np.empty((3 * embed_dim, embed_dim), np.float32))
-        self.in_proj_bias = Parameter(np.zeros(3 * embed_dim, np.float32)) if bias else None
+        self.kdim, self.vdim = kdim or E, vdim or E
+        self._qkv_same_embed_dim = self.kdim == E and self.vdim == E
+        self.dropout, self.batch_first, self.add_zero_attn = float(dropout), batch_first, bool(add_zero_attn)
+        if self._qkv_same_embed_dim:
+            self.in_proj_weight = Parameter(np.empty((3 * E, E), np.float32))
+            self.q_proj_weight = self.k_proj_weight = self.v_proj_weight = None
+        else:
+            self.in_proj_weight = None
+            for n, d in (("q", E), ("k", self.kdim), ("v", self.vdim)):
+                setattr(self, f"{n}_proj_weight", Parameter(np.empty((E, d), np.float32)))
+        self.in_proj_bias = Parameter(np.zeros(3 * E, np.float32)) if bias else None
+        if add_bias_kv:
+            self.bias_k = Parameter(np.empty((1, 1, E), np.float32))
+            self.bias_v = Parameter(np.empty((1, 1, E), np.float32))
+        else:
+            self.bias_k = self.bias_v = None
         self.out_proj = Linear(embed_dim, embed_dim, bias=bias)
-        init.xavier_uniform_(self.in_proj_weight)
+        for w in (self.in_proj_weight, self.q_proj_weight, self.k_proj_weight, self.v_proj_weight):
+            if w is not None:
+                init.xavier_uniform_(w)
         if bias:
             init.constant_(self.out_proj.bias, 0.0)
+        if add_bias_kv:
+            init.xavier_normal_(self.bias_k)
+            init.xavier_normal_(self.bias_v)
         self.to(_factory_dtype())  # the default dtype (fastnn.set_default_dtype)
 
     def forward(
@@ -166,7 +188,7 @@ class MultiheadAttention(Module):
                 key_padding_mask = _mask_array(key_padding_mask, op)[None]
         elif not self.batch_first:
             q, k, v = q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)
-        if q.ndim != 3 or k.ndim != 3 or v.ndim != 3 or q.shape[-1] != self.embed_dim:
+        if q.ndim != 3 or k.ndim != 3 or v.ndim != 3 or q.shape[-1] != self.embed_dim or k.shape[-1] != self.kdim:
             raise ValueError(
                 f"fastnn.nn.{op}: expected (batch, seq, {self.embed_dim}) inputs (or 2-D unbatched), "
                 f"got {tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}"
@@ -178,11 +200,24 @@ class MultiheadAttention(Module):
         W, b = self.in_proj_weight, self.in_proj_bias
 
         def proj(t, i):
-            return F.linear(t, W[i * E : (i + 1) * E], None if b is None else b[i * E : (i + 1) * E])
+            w = (
+                W[i * E : (i + 1) * E]
+                if W is not None
+                else (self.q_proj_weight, self.k_proj_weight, self.v_proj_weight)[i]
+            )
+            return F.linear(t, w, None if b is None else b[i * E : (i + 1) * E])
 
+        kp, vp = proj(k, 1), proj(v, 2)
+        if self.bias_k is not None:  # one more key and value, every query may attend to
+            kp, vp = cat([kp, self.bias_k.expand(B, 1, E)], 1), cat([vp, self.bias_v.expand(B, 1, E)], 1)
+            attn_mask, key_padding_mask, S = _pad_mask(attn_mask, op), _pad_mask(key_padding_mask, op), S + 1
         qh = proj(q, 0).reshape(B, L, NH, HD).transpose(1, 2)
-        kh = proj(k, 1).reshape(B, S, NH, HD).transpose(1, 2)
-        vh = proj(v, 2).reshape(B, S, NH, HD).transpose(1, 2)
+        kh = kp.reshape(B, S, NH, HD).transpose(1, 2)
+        vh = vp.reshape(B, S, NH, HD).transpose(1, 2)
+        if self.add_zero_attn:  # and a zero key and value per head
+            z = Tensor(_xp(q._data).zeros((B, NH, 1, HD), q._data.dtype))
+            kh, vh = cat([kh, z], 2), cat([vh, z], 2)
+            attn_mask, key_padding_mask, S = _pad_mask(attn_mask, op), _pad_mask(key_padding_mask, op), S + 1
         drop = self.dropout if self.training else 0.0
         weights = None
         if need_weights:

@@ -106,7 +106,7 @@ def _t(x):
 
 def _same(*tensors):
     """torch's RuntimeError unless the tensors (None skipped) are on one device."""
-    arrays = [t.data for t in tensors if t is not None]
+    arrays = [t._data for t in tensors if t is not None]
     if not all(isinstance(a, _HOST) for a in arrays):
         _dev.check_same_device(*arrays)
 
@@ -114,7 +114,7 @@ def _same(*tensors):
 def _array(v, like=None):
     """The array of a tensor, a CUDA array as it is, anything else as a NumPy array."""
     if isinstance(v, Tensor):
-        return v.data
+        return v._data
     if not isinstance(v, np.ndarray) and hasattr(v, "__cuda_array_interface__"):
         return v
     return np.asarray(v)
@@ -143,12 +143,14 @@ def _grad_scale(g, n):
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    if _t(input).ndim == 3:  # unbatched (C, H, W)
+        return conv2d(_t(input).unsqueeze(0), weight, bias, stride, padding, dilation, groups).squeeze(0)
     x, w = _t(input), _t(weight)
     b = None if bias is None else _t(bias)
     _same(x, w, b)
     K = _kernels("conv2d", ("input", "weight", "bias"), x, w, b)
-    X, Wt = x.data, w.data
-    y = K.conv2d_forward(X, Wt, None if b is None else b.data, stride, padding, dilation, groups)
+    X, Wt = x._data, w._data
+    y = K.conv2d_forward(X, Wt, None if b is None else b._data, stride, padding, dilation, groups)
     parents = (x, w) if b is None else (x, w, b)
 
     def backward(g):
@@ -166,10 +168,10 @@ def linear(input, weight, bias=None):
     b = None if bias is None else _t(bias)
     _same(x, w, b)
     K = _kernels("linear", ("input", "weight", "bias"), x, w, b)
-    X, Wt = x.data, w.data
+    X, Wt = x._data, w._data
     lead = X.shape[:-1]
     X2 = X.reshape(-1, X.shape[-1])
-    y = K.gemm(X2, Wt, trans_b=True, bias=None if b is None else b.data).reshape(lead + (Wt.shape[0],))
+    y = K.gemm(X2, Wt, trans_b=True, bias=None if b is None else b._data).reshape(lead + (Wt.shape[0],))
     parents = (x, w) if b is None else (x, w, b)
     host = isinstance(X, _HOST)
 
@@ -199,7 +201,7 @@ def relu(input, inplace=False):
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     x = _t(input)
-    K, X = _kernels("leaky_relu", ("input",), x), x.data
+    K, X = _kernels("leaky_relu", ("input",), x), x._data
     y = K.leaky_relu_forward(X, negative_slope)
     return Tensor._result(y, (x,), lambda g: (K.leaky_relu_backward(g, X, negative_slope),), "leaky_relu")
 
@@ -214,7 +216,7 @@ def tanh(input):
 
 def gelu(input, approximate="none"):
     x = _t(input)
-    K, X = _kernels("gelu", ("input",), x), x.data
+    K, X = _kernels("gelu", ("input",), x), x._data
     y = K.gelu_forward(X, approximate)
     return Tensor._result(y, (x,), lambda g: (K.gelu_backward(g, X, approximate),), "gelu")
 
@@ -223,8 +225,11 @@ def gelu(input, approximate="none"):
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    if _t(input).ndim == 3:  # unbatched (C, H, W)
+        out = max_pool2d(_t(input).unsqueeze(0), kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+        return (out[0].squeeze(0), out[1].squeeze(0)) if return_indices else out.squeeze(0)
     x = _t(input)
-    K, X = _kernels("max_pool2d", ("input",), x), x.data
+    K, X = _kernels("max_pool2d", ("input",), x), x._data
     y, idx = K.max_pool2d_forward(X, kernel_size, stride, padding, dilation, ceil_mode)
     node = x._node
     if node is not None and node.name == "relu":
@@ -250,10 +255,23 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 def avg_pool2d(
     input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None
 ):
-    if divisor_override is not None:
-        raise NotImplementedError("fastnn.nn.functional.avg_pool2d: divisor_override is not supported")
+    if _t(input).ndim == 3:  # unbatched (C, H, W)
+        x = _t(input).unsqueeze(0)
+        return avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override).squeeze(0)
+    if divisor_override is not None:  # the sum of each window's input elements / divisor_override
+        y = avg_pool2d(input, kernel_size, stride, padding, ceil_mode, False)
+        (kh, kw), (sh, sw), (ph, pw) = (_pair(v) for v in (kernel_size, stride or kernel_size, padding))
+        n = [
+            np.minimum(np.arange(o) * s - p + k, d) - np.maximum(np.arange(o) * s - p, 0)
+            for o, s, p, k, d in (
+                (y.shape[-2], sh, ph, kh, _t(input).shape[-2]),
+                (y.shape[-1], sw, pw, kw, _t(input).shape[-1]),
+            )
+        ]
+        dt = y._data.dtype
+        return y * Tensor(_dev.move(np.outer(*n).astype(dt) / dt.type(divisor_override), y.device))
     x = _t(input)
-    K, X = _kernels("avg_pool2d", ("input",), x), x.data
+    K, X = _kernels("avg_pool2d", ("input",), x), x._data
     y = K.avg_pool2d_forward(X, kernel_size, stride, padding, ceil_mode, count_include_pad)
     return Tensor._result(
         y,
@@ -264,20 +282,35 @@ def avg_pool2d(
 
 
 def adaptive_avg_pool2d(input, output_size):
+    if _t(input).ndim == 3:  # unbatched (C, H, W)
+        return adaptive_avg_pool2d(_t(input).unsqueeze(0), output_size).squeeze(0)
     x = _t(input)
-    K, X = _kernels("adaptive_avg_pool2d", ("input",), x), x.data
+    K, X = _kernels("adaptive_avg_pool2d", ("input",), x), x._data
     oh, ow = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
     H, W = X.shape[-2:]
     oh, ow = oh or H, ow or W
     if (oh, ow) == (1, 1):
         y = K.global_avg_pool2d_forward(X)
         return Tensor._result(y, (x,), lambda g: (K.global_avg_pool2d_backward(g, X),), "adaptive_avg_pool2d")
-    if H % oh or W % ow:
-        raise NotImplementedError(
-            "fastnn.nn.functional.adaptive_avg_pool2d: expected the input size "
-            f"to be a multiple of the output size, got {(H, W)} -> {(oh, ow)}"
-        )
+    if H % oh or W % ow:  # regions of unequal sizes: y = Ah x Aw^T, averaging matrices
+        dev = _dev.device_of(X)
+        ah, aw = (Tensor(_dev.move(_adaptive_matrix(n, m, X.dtype), dev)) for n, m in ((oh, H), (ow, W)))
+        return ah @ x @ aw.transpose(0, 1)
     return avg_pool2d(x, (H // oh, W // ow))
+
+
+def _pair(v):
+    return (int(v), int(v)) if isinstance(v, (int, np.integer)) else tuple(int(u) for u in v)
+
+
+def _adaptive_matrix(n_out, n_in, dtype):
+    """(n_out, n_in) of dtype: row i averages torch's adaptive region [floor(i n_in / n_out),
+    ceil((i + 1) n_in / n_out))."""
+    a = np.zeros((n_out, n_in), dtype)
+    for i in range(n_out):
+        lo, hi = i * n_in // n_out, -(-(i + 1) * n_in // n_out)
+        a[i, lo:hi] = 1.0 / (hi - lo)
+    return a
 
 
 # -- softmax and losses -------------------------------------------------------------------------
@@ -328,7 +361,7 @@ def _reduce(loss, reduction, denom, op, dtype):
 
 def _class_rows(logits, target, op):
     """(rows (M, C) float32 with classes last, targets (M,) int64, shape of the per-row loss)."""
-    L, T = logits.data, _array(target)
+    L, T = logits._data, _array(target)
     if not (isinstance(L, _HOST) and isinstance(T, _HOST)):
         _dev.check_same_device(L, T)
     if L.ndim < 1:
@@ -382,16 +415,16 @@ def cross_entropy(
     W = (
         None
         if weight is None
-        else (weight.data if isinstance(weight, Tensor) else _array(weight).astype(np.float32, copy=False))
+        else (weight._data if isinstance(weight, Tensor) else _array(weight).astype(np.float32, copy=False))
     )
-    if not (isinstance(x.data, _HOST) and isinstance(T, _HOST) and (W is None or isinstance(W, _HOST))):
-        _dev.check_same_device(x.data, T, W)
-    dt = x.data.dtype  # the loss's dtype (torch: the input's)
+    if not (isinstance(x._data, _HOST) and isinstance(T, _HOST) and (W is None or isinstance(W, _HOST))):
+        _dev.check_same_device(x._data, T, W)
+    dt = x._data.dtype  # the loss's dtype (torch: the input's)
     if isinstance(weight, Tensor) and W.dtype != dt and W.dtype.kind == dt.kind == "f":
         raise RuntimeError(f"fastnn.nn.functional.cross_entropy: expected weight to be {dt}, got {W.dtype}")
-    if x.data.dtype == np.float32 and T.dtype == np.int64 and (W is None or W.dtype == np.float32):
+    if x._data.dtype == np.float32 and T.dtype == np.int64 and (W is None or W.dtype == np.float32):
         # the fused kernel: one pass per row forward, one backward (softmax recomputed)
-        X = x.data
+        X = x._data
         loss = ops.cross_entropy_forward(X, T, W, ignore_index, label_smoothing, reduction)
         return Tensor._result(
             loss,
@@ -427,10 +460,10 @@ def cross_entropy(
         d[xp.arange(M), tt] -= (1 - eps) * wt * gi
         if eps:
             d -= (eps / C) * xp.outer(gi * keep, w)
-        d = d.astype(dt).reshape(_move_dim_last(x.data, 1).shape)
-        if x.data.ndim > 2:
+        d = d.astype(dt).reshape(_move_dim_last(x._data, 1).shape)
+        if x._data.ndim > 2:
             d = xp.ascontiguousarray(xp.moveaxis(d, -1, 1))
-        return (d.reshape(x.data.shape),)
+        return (d.reshape(x._data.shape),)
 
     return Tensor._result(xp.asarray(out, dt), (x,), backward, "cross_entropy")
 
@@ -445,6 +478,9 @@ def _full(xp, n, g, denom):
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
     reduction = _legacy_reduction(size_average, reduce, reduction)
+    if _t(input).ndim == 1:  # unbatched (C,), a 0-d target
+        out = nll_loss(_t(input).unsqueeze(0), _array(target).reshape(1), weight, None, ignore_index, None, reduction)
+        return out.squeeze(0) if reduction == "none" else out
     x = _t(input)
     rows, t, tshape = _class_rows(x, target, "nll_loss")
     xp = _xp(rows)
@@ -460,10 +496,10 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
         gi = g.reshape(-1) if reduction == "none" else _full(xp, M, g, denom if reduction == "mean" else 1.0)
         d = xp.zeros((M, C), dt)
         d[xp.arange(M), tt] = -(wt * gi)
-        d = d.reshape(_move_dim_last(x.data, 1).shape)
-        if x.data.ndim > 2:
+        d = d.reshape(_move_dim_last(x._data, 1).shape)
+        if x._data.ndim > 2:
             d = xp.ascontiguousarray(xp.moveaxis(d, -1, 1))
-        return (d.reshape(x.data.shape),)
+        return (d.reshape(x._data.shape),)
 
     return Tensor._result(xp.asarray(out, dt), (x,), backward, "nll_loss")
 
@@ -475,9 +511,9 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     x, y = _t(input), _t(target)
     _same(x, y)
     _size_warning(x, y)
-    diff = x.data - y.data
+    diff = x._data - y._data
     loss = diff * diff
-    dt = _dtypes.result_type(x.data, y.data)  # torch's promotion of input and target
+    dt = _dtypes.result_type(x._data, y._data)  # torch's promotion of input and target
     out = _reduce(loss.astype(dt, copy=False), reduction, loss.size, "mse_loss", dt)
     n = loss.size if reduction == "mean" else 1
 
@@ -496,15 +532,15 @@ def binary_cross_entropy_with_logits(
     wt = None if weight is None else _t(weight)
     pwt = None if pos_weight is None else _t(pos_weight)
     _same(x, y, wt, pwt)
-    xp = _xp(x.data)
-    X, Y = x.data.astype(np.float64), y.data.astype(np.float64)
-    w = 1.0 if wt is None else wt.data.astype(np.float64)
-    pw = 1.0 if pwt is None else pwt.data.astype(np.float64)
+    xp = _xp(x._data)
+    X, Y = x._data.astype(np.float64), y._data.astype(np.float64)
+    w = 1.0 if wt is None else wt._data.astype(np.float64)
+    pw = 1.0 if pwt is None else pwt._data.astype(np.float64)
     # loss = -w [pw y log s(x) + (1 - y) log(1 - s(x))], with log s(x) = -softplus(-x)
     sp_neg = xp.logaddexp(0, -X)  # -log s(x)
     sp_pos = xp.logaddexp(0, X)  # -log(1 - s(x))
     loss = w * (pw * Y * sp_neg + (1 - Y) * sp_pos)
-    dt = x.data.dtype  # the loss's dtype (the input's)
+    dt = x._data.dtype  # the loss's dtype (the input's)
     out = _reduce(
         loss.astype(dt) if reduction == "none" else loss,
         reduction,
@@ -518,7 +554,9 @@ def binary_cross_entropy_with_logits(
         s = 1 / (1 + xp.exp(-X))
         scale = g if reduction == "none" else (float(g) / n if xp is np else g.astype(np.float64) / n)
         d = w * (pw * Y * (s - 1) + (1 - Y) * s) * scale
-        return (_unbroadcast(d.astype(dt), x.shape), None)
+        dy = w * (pw * sp_neg - sp_pos) * scale if y.requires_grad else None  # torch's target gradient
+        dy = None if dy is None else _unbroadcast(dy, y.shape).astype(y._data.dtype)
+        return _unbroadcast(d.astype(dt), x.shape), dy
 
     return Tensor._result(xp.asarray(out, dt), (x, y), backward, "binary_cross_entropy_with_logits")
 
@@ -535,18 +573,18 @@ def dropout(input, p=0.5, training=True, inplace=False):
     if p == 1:
         return x * 0.0
     # drawn on the host (fastnn's generator) and copied: the same mask on every device
-    dt = x.data.dtype if x.data.dtype.kind == "f" else np.dtype(np.float32)
+    dt = x._data.dtype if x._data.dtype.kind == "f" else np.dtype(np.float32)
     mask = (_random.generator().random(x.shape) >= p).astype(dt) / dt.type(1 - p)
-    mask = _dev.move(mask, _dev.device_of(x.data))
-    return Tensor._result(x.data * mask, (x,), lambda g: (g * mask,), "dropout")
+    mask = _dev.move(mask, _dev.device_of(x._data))
+    return Tensor._result(x._data * mask, (x,), lambda g: (g * mask,), "dropout")
 
 
 def _bn_kernel(x, rm, rv, w, b, training, momentum, eps):
     """batch_norm through the NCHW kernels: 2-D (N, C) and 3-D (N, C, L) inputs viewed as 4-D."""
-    X = x.data
+    X = x._data
     X4 = X.reshape(X.shape[:2] + (-1, 1)) if X.ndim != 4 else X
-    W = None if w is None else w.data
-    y, sm, si = ops.batch_norm2d_forward(X4, W, None if b is None else b.data, rm, rv, training, momentum, eps)
+    W = None if w is None else w._data
+    y, sm, si = ops.batch_norm2d_forward(X4, W, None if b is None else b._data, rm, rv, training, momentum, eps)
     parents = tuple(t for t in (x, w, b) if t is not None)
 
     def backward(g):
@@ -563,25 +601,25 @@ def _bn_kernel(x, rm, rv, w, b, training, momentum, eps):
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
     x = _t(input)
-    X = x.data
+    X = x._data
     w0 = None if weight is None else _t(weight)
     b0 = None if bias is None else _t(bias)
-    rm0 = None if running_mean is None else (running_mean.data if isinstance(running_mean, Tensor) else running_mean)
-    rv0 = None if running_var is None else (running_var.data if isinstance(running_var, Tensor) else running_var)
+    rm0 = None if running_mean is None else (running_mean._data if isinstance(running_mean, Tensor) else running_mean)
+    rv0 = None if running_var is None else (running_var._data if isinstance(running_var, Tensor) else running_var)
     host = isinstance(X, _HOST)
     if not (
         host
         and all(isinstance(a, _HOST) for a in (rm0, rv0) if a is not None)
-        and (w0 is None or isinstance(w0.data, _HOST))
-        and (b0 is None or isinstance(b0.data, _HOST))
+        and (w0 is None or isinstance(w0._data, _HOST))
+        and (b0 is None or isinstance(b0._data, _HOST))
     ):
-        _dev.check_same_device(X, None if w0 is None else w0.data, None if b0 is None else b0.data, rm0, rv0)
+        _dev.check_same_device(X, None if w0 is None else w0._data, None if b0 is None else b0._data, rm0, rv0)
     _same_float("batch_norm", X, input=X, weight=w0, bias=b0, running_mean=rm0, running_var=rv0)
     array = np.ndarray if host else type(X)  # the running statistics must be arrays the kernel writes
     if (
         X.dtype == np.float32
         and 2 <= X.ndim <= 4
-        and all(t is None or t.data.dtype == np.float32 for t in (w0, b0))
+        and all(t is None or t._data.dtype == np.float32 for t in (w0, b0))
         and all(r is None or (isinstance(r, array) and r.dtype == np.float32) for r in (rm0, rv0))
         and (training or rm0 is not None)
     ):
@@ -590,8 +628,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     axes = (0,) + tuple(range(2, X.ndim))
     shape = (1, X.shape[1]) + (1,) * (X.ndim - 2)
     n = X.size // X.shape[1]
-    rm = None if running_mean is None else (running_mean.data if isinstance(running_mean, Tensor) else running_mean)
-    rv = None if running_var is None else (running_var.data if isinstance(running_var, Tensor) else running_var)
+    rm = None if running_mean is None else (running_mean._data if isinstance(running_mean, Tensor) else running_mean)
+    rv = None if running_var is None else (running_var._data if isinstance(running_var, Tensor) else running_var)
     if training:
         if n <= 1:
             raise ValueError(f"Expected more than 1 value per channel when training, got input size {X.shape}")
@@ -611,25 +649,25 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     b = None if bias is None else _t(bias)
     y = xhat
     if w is not None:
-        y = y * w.data.reshape(shape)
+        y = y * w._data.reshape(shape)
     if b is not None:
-        y = y + b.data.reshape(shape)
+        y = y + b._data.reshape(shape)
     parents = tuple(t for t in (x, w, b) if t is not None)
 
     def backward(g):
         G = g.astype(np.float64)
         gw = (G * xhat).sum(axis=axes)
         gb = G.sum(axis=axes)
-        scale = invstd * (1.0 if w is None else w.data.astype(np.float64))
+        scale = invstd * (1.0 if w is None else w._data.astype(np.float64))
         if training:
             dx = scale.reshape(shape) * (G - gb.reshape(shape) / n - xhat * (gw.reshape(shape) / n))
         else:
             dx = G * scale.reshape(shape)
         grads = [dx.astype(X.dtype)]
         if w is not None:
-            grads.append(gw.astype(w.data.dtype))
+            grads.append(gw.astype(w._data.dtype))
         if b is not None:
-            grads.append(gb.astype(b.data.dtype))
+            grads.append(gb.astype(b._data.dtype))
         return tuple(grads)
 
     return Tensor._result(xp.ascontiguousarray(y, dt), parents, backward, "batch_norm")
@@ -641,12 +679,12 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     V = w.shape[0]
     if idx.dtype.kind not in "iu":
         raise TypeError(f"fastnn.nn.functional.embedding: expected integer indices, got {idx.dtype}")
-    host = isinstance(idx, _HOST) and isinstance(w.data, _HOST)
+    host = isinstance(idx, _HOST) and isinstance(w._data, _HOST)
     if not host:
-        _dev.check_same_device(w.data, idx)
+        _dev.check_same_device(w._data, idx)
         idx = _xp(idx).ascontiguousarray(idx, dtype=np.int64)
     # (on a device the kernels check the range themselves, with one reduction)
-    if (host or w.data.dtype != np.float32) and idx.size and (idx.min() < 0 or idx.max() >= V):
+    if (host or w._data.dtype != np.float32) and idx.size and (idx.min() < 0 or idx.max() >= V):
         raise ValueError(
             f"fastnn.nn.functional.embedding: expected indices in [0, {V}), got "
             f"{int(idx.min()) if idx.min() < 0 else int(idx.max())}"
@@ -654,31 +692,31 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     if sparse:
         # the weight's gradient is row-sparse: one row per looked-up position (padding_idx's left out)
         D, pad = w.shape[1], None if padding_idx is None else padding_idx % V
-        out = None if w.data.dtype == np.float32 else w.data[idx]
+        out = None if w._data.dtype == np.float32 else w._data[idx]
 
         def backward_sparse(g):
-            flat, rows = idx.reshape(-1), _xp(g).ascontiguousarray(g, dtype=w.data.dtype).reshape(-1, D)
+            flat, rows = idx.reshape(-1), _xp(g).ascontiguousarray(g, dtype=w._data.dtype).reshape(-1, D)
             if pad is not None:
                 keep = flat != pad
                 flat, rows = flat[keep], rows[keep]
             return (RowSparse(flat, rows, w.shape),)
 
-        if w.data.dtype == np.float32:
-            out = ops.embedding_forward(w.data, idx, padding_idx)
+        if w._data.dtype == np.float32:
+            out = ops.embedding_forward(w._data, idx, padding_idx)
         return Tensor._result(out, (w,), backward_sparse, "embedding")
-    if w.data.dtype == np.float32:
-        out = ops.embedding_forward(w.data, idx, padding_idx)
+    if w._data.dtype == np.float32:
+        out = ops.embedding_forward(w._data, idx, padding_idx)
         return Tensor._result(
             out,
             (w,),
             lambda g: (ops.embedding_backward(_xp(g).ascontiguousarray(g), idx, V, padding_idx),),
             "embedding",
         )
-    out = w.data[idx]
+    out = w._data[idx]
     xp = _xp(out)
 
     def backward(g):
-        d = xp.zeros_like(w.data)
+        d = xp.zeros_like(w._data)
         _dev.scatter_add(d, idx.reshape(-1), g.reshape(-1, w.shape[1]))
         if padding_idx is not None:
             d[padding_idx] = 0
@@ -716,7 +754,7 @@ def _rnn_args(op, **named):
     are fastnn.ops (float32) or fastnn.ref.f64 (float64), the dtype all tensors share."""
     ts = [None if v is None else _t(v) for v in named.values()]
     K = _kernels(op, tuple(named), *ts)
-    arrays = [None if t is None else _xp(t.data).ascontiguousarray(t.data) for t in ts]
+    arrays = [None if t is None else _xp(t._data).ascontiguousarray(t._data) for t in ts]
     _same(*ts)
     return K, ts, arrays
 
@@ -819,7 +857,7 @@ def rnn_cell(input, h, weight_ih, weight_hh, bias_ih=None, bias_hh=None, nonline
 
 def _contiguous(x):
     """x's array (None for None), C-contiguous (the kernels take no strides)."""
-    return None if x is None else _xp(x.data).ascontiguousarray(x.data)
+    return None if x is None else _xp(x._data).ascontiguousarray(x._data)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -867,8 +905,8 @@ def _mask_array(attn_mask, op, dtype=None):
 def _math_attention(q, k, v, mask, is_causal, scale, dropout_p, training=True):
     """softmax(q k^T * scale + mask) (dropout) v through Tensor operations: (out, weights)."""
     L, S = q.shape[-2], k.shape[-2]
-    xp = _xp(q.data)
-    ft = q.data.dtype.type  # the scores' dtype
+    xp = _xp(q._data)
+    ft = q._data.dtype.type  # the scores' dtype
     scores = (q @ k.transpose(-2, -1)) * float(scale)
     if is_causal:
         mask = xp.tril(xp.ones((L, S), np.bool_))
@@ -898,6 +936,10 @@ def scaled_dot_product_attention(
     keys, (..., S, Ev) values: softmax(Q K^T * scale + mask) V, scale = 1/sqrt(E) by default."""
     op = "scaled_dot_product_attention"
     q, k, v = _t(query), _t(key), _t(value)
+    if min(q.ndim, k.ndim, v.ndim) >= 2 and not q.shape[:-2] == k.shape[:-2] == v.shape[:-2]:
+        # leading (batch) dims broadcast, as torch's
+        lead = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+        q, k, v = (t.expand(*lead, *t.shape[-2:]) for t in (q, k, v))
     if enable_gqa:
         raise NotImplementedError(f"fastnn.nn.functional.{op}: enable_gqa is not supported")
     if q.ndim < 2 or k.ndim != q.ndim or v.ndim != q.ndim:
@@ -908,16 +950,16 @@ def scaled_dot_product_attention(
     if is_causal and attn_mask is not None:
         raise ValueError(f"fastnn.nn.functional.{op}: is_causal cannot be combined with an explicit attn_mask")
     K = _kernels(op, ("query", "key", "value"), q, k, v)
-    mask = _mask_array(attn_mask, op, q.data.dtype)
+    mask = _mask_array(attn_mask, op, q._data.dtype)
     _same(q, k, v)
-    if mask is not None and not isinstance(q.data, _HOST):
-        _dev.check_same_device(q.data, mask)
+    if mask is not None and not isinstance(q._data, _HOST):
+        _dev.check_same_device(q._data, mask)
     sc = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     if dropout_p > 0:
         return _math_attention(q, k, v, mask, is_causal, sc, dropout_p)[0]
     # The kernel takes (B, NH, L, E): fold leading dims to match (masks broadcast over them).
     lead = q.shape[:-2]
-    xp = _xp(q.data)
+    xp = _xp(q._data)
     if q.ndim == 4:
         Q, Kt, V = (_contiguous(t) for t in (q, k, v))
         M = mask
@@ -944,9 +986,9 @@ def scaled_dot_product_attention(
 
 def _float_input(input, op):
     x = _t(input)
-    if x.data.dtype.kind != "f":
-        raise TypeError(f"fastnn.nn.functional.{op}: expected a floating-point input, got {x.data.dtype}")
-    return x, x.data, _xp(x.data)
+    if x._data.dtype.kind != "f":
+        raise TypeError(f"fastnn.nn.functional.{op}: expected a floating-point input, got {x._data.dtype}")
+    return x, x._data, _xp(x._data)
 
 
 def _elementwise(input, op, fwd, bwd):
@@ -1142,7 +1184,7 @@ def prelu(input, weight):
     x, X, xp = _float_input(input, "prelu")
     w = _t(weight)
     _same(x, w)
-    W = w.data
+    W = w._data
     C = X.shape[1] if X.ndim >= 2 else 1  # a 1-D input has no channel dim, as in torch
     if W.size != 1 and W.size != C:
         raise RuntimeError(
@@ -1173,7 +1215,7 @@ def _check_p(p):
 def _feature_dropout(x, p, mask_shape, op):
     """x times a mask of mask_shape (whole channels kept or zeroed, kept ones scaled by 1/(1-p)),
     drawn from fastnn's host generator and copied to x's device."""
-    a = x.data
+    a = x._data
     if p == 1:
         return x * 0.0
     keep = _random.generator().random(mask_shape) >= p
@@ -1253,9 +1295,9 @@ def alpha_dropout(input, p=0.5, training=False, inplace=False):
     then an affine map a x + b restores zero mean and unit variance."""
     _check_p(p)
     x = _t(input)
-    if not training or p == 0 or x.data.size == 0:
+    if not training or p == 0 or x._data.size == 0:
         return x
-    a_ = x.data
+    a_ = x._data
     if p == 1:
         return x * 0.0
     keep = _dev.move(_random.generator().random(a_.shape) >= p, _dev.device_of(a_))
@@ -1317,7 +1359,7 @@ def _difference_loss(input, target, reduction, op, fwd, dfwd):
     x, y = _t(input), _t(target)
     _same(x, y)
     _size_warning(x, y)
-    X, Y = x.data, y.data
+    X, Y = x._data, y._data
     xp = _xp(X)
     d = X - Y
     loss = fwd(xp, d)
@@ -1404,13 +1446,13 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
             f"Using a target size ({y.shape}) that is different to the input size ({x.shape}) is deprecated. "
             "Please ensure they have the same size."
         )
-    X, Y = x.data, y.data
+    X, Y = x._data, y._data
     xp = _xp(X)
     if not bool(((X >= 0) & (X <= 1)).all()):
         raise RuntimeError("all elements of input should be between 0 and 1")
     with np.errstate(divide="ignore"):
         lx, l1x = xp.maximum(xp.log(X), -100), xp.maximum(xp.log1p(-X), -100)
-    W = 1 if w is None else xp.broadcast_to(w.data, X.shape)
+    W = 1 if w is None else xp.broadcast_to(w._data, X.shape)
     loss = -W * (Y * lx + (1 - Y) * l1x)
     n = loss.size
 
@@ -1438,7 +1480,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
         )
     x, y = _t(input), _t(target)
     _same(x, y)
-    X, Y = x.data, y.data
+    X, Y = x._data, y._data
     xp = _xp(X)
     with np.errstate(divide="ignore", invalid="ignore"):
         if log_target:
@@ -1466,7 +1508,7 @@ def _cross_entropy_probs(x, target, weight, reduction, label_smoothing):
     """cross_entropy with class probabilities as targets (target of input's shape, classes on
     dim 1, or dim 0 of an unbatched input): -sum_c w_c t_c log_softmax(x)_c per sample."""
     t = _t(target)
-    X, T = x.data, t.data
+    X, T = x._data, t._data
     _same(x, t)
     xp = _xp(X)
     axis = 1 if X.ndim >= 2 else 0
@@ -1508,7 +1550,7 @@ def _repeat_factor(idx, n):
 def _take_axes(x, specs, op):
     """x's elements picked along axes, specs [(axis, host int64 indices)] applied in turn; the
     backward adds each output element's gradient to the element it was taken from."""
-    a = x.data
+    a = x._data
     xp = _xp(a)
     dev = _dev.device_of(a)
     steps, out = [], a
@@ -1533,7 +1575,7 @@ def _take_axes(x, specs, op):
 
 
 def _constant_pad(x, pairs, value):
-    a = x.data
+    a = x._data
     xp = _xp(a)
     shape, src, dst = list(a.shape), [slice(None)] * a.ndim, [slice(None)] * a.ndim
     for axis, lo, hi in pairs:
@@ -1820,7 +1862,7 @@ def _affine_args(x, weight, bias):
 def _normalize_groups(x, G, w, b, eps, op):
     """(x - mean) / sqrt(var + eps) over each (sample, group of channels), then weight and bias
     per channel; statistics and gradients in float64, the result in x's dtype."""
-    X = x.data
+    X = x._data
     xp = _xp(X)
     N, C = X.shape[:2]
     gshape = (N, G, -1)
@@ -1833,20 +1875,20 @@ def _normalize_groups(x, G, w, b, eps, op):
     axes = (0,) + tuple(range(2, X.ndim))
     y = xh
     if w is not None:
-        y = y * w.data.astype(np.float64).reshape(cshape)
+        y = y * w._data.astype(np.float64).reshape(cshape)
     if b is not None:
-        y = y + b.data.astype(np.float64).reshape(cshape)
+        y = y + b._data.astype(np.float64).reshape(cshape)
 
     def backward(g):
         Gd = g.astype(np.float64)
-        dxh = Gd if w is None else Gd * w.data.astype(np.float64).reshape(cshape)
+        dxh = Gd if w is None else Gd * w._data.astype(np.float64).reshape(cshape)
         dg = dxh.reshape(gshape)
         dx = rstd * (dg - dg.mean(axis=-1, keepdims=True) - xhat * (dg * xhat).mean(axis=-1, keepdims=True))
         grads = [dx.reshape(X.shape).astype(X.dtype)]
         if w is not None:
-            grads.append((Gd * xh).sum(axis=axes).astype(w.data.dtype))
+            grads.append((Gd * xh).sum(axis=axes).astype(w._data.dtype))
         if b is not None:
-            grads.append(Gd.sum(axis=axes).astype(b.data.dtype))
+            grads.append(Gd.sum(axis=axes).astype(b._data.dtype))
         return tuple(grads)
 
     parents = tuple(t for t in (x, w, b) if t is not None)
@@ -1869,21 +1911,21 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
 
 def _normalize_by(x, mean, var, w, b, eps):
     """(x - mean) / sqrt(var + eps) * w + b with given per-channel statistics, in x's dtype."""
-    X = x.data
+    X = x._data
     xp = _xp(X)
     cshape = (1, X.shape[1]) + (1,) * (X.ndim - 2)
     axes = (0,) + tuple(range(2, X.ndim))
     scale = (1 / xp.sqrt(xp.asarray(var, np.float64) + eps)).reshape(cshape)
     xhat = (X - xp.asarray(mean, np.float64).reshape(cshape)) * scale
-    W = 1.0 if w is None else w.data.astype(np.float64).reshape(cshape)
-    y = xhat * W + (0.0 if b is None else b.data.astype(np.float64).reshape(cshape))
+    W = 1.0 if w is None else w._data.astype(np.float64).reshape(cshape)
+    y = xhat * W + (0.0 if b is None else b._data.astype(np.float64).reshape(cshape))
 
     def backward(g):
         grads = [(g * (scale * W)).astype(X.dtype)]
         if w is not None:
-            grads.append((g * xhat).sum(axis=axes).astype(w.data.dtype))
+            grads.append((g * xhat).sum(axis=axes).astype(w._data.dtype))
         if b is not None:
-            grads.append(g.sum(axis=axes).astype(b.data.dtype))
+            grads.append(g.sum(axis=axes).astype(b._data.dtype))
         return tuple(grads)
 
     parents = tuple(t for t in (x, w, b) if t is not None)
@@ -1902,7 +1944,7 @@ def instance_norm(
     if use_input_stats and math.prod(X.shape[2:]) == 1:
         raise ValueError(f"Expected more than 1 spatial element when training, got input size {X.shape}")
     w, b = _affine_args(x, weight, bias)
-    rm, rv = (None if r is None else (r.data if isinstance(r, Tensor) else r) for r in (running_mean, running_var))
+    rm, rv = (None if r is None else (r._data if isinstance(r, Tensor) else r) for r in (running_mean, running_var))
     if not use_input_stats:
         if rm is None or rv is None:
             raise ValueError(
@@ -1927,7 +1969,7 @@ def bilinear(input1, input2, weight, bias=None):
     w = _t(weight)
     bias = None if bias is None else _t(bias)
     _same(a, b2, w, bias)
-    W = w.data
+    W = w._data
     O, I, J = W.shape
     if A.shape[-1] != I:
         raise RuntimeError(f"bilinear(): input1 size does not match weight size: got {A.shape[-1]} but expected {I}")
@@ -1942,7 +1984,7 @@ def bilinear(input1, input2, weight, bias=None):
     T = xp.matmul(B2, W.reshape(O * I, J).T).reshape(-1, O, I)  # T[n, o, i] = sum_j W[o, i, j] B[n, j]
     y = (T * A2[:, None, :]).sum(axis=-1)
     if bias is not None:
-        y = y + bias.data
+        y = y + bias._data
 
     def backward(g):
         G = g.reshape(-1, O)

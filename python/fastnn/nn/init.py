@@ -23,7 +23,7 @@ __all__ = [
 
 
 def _fans(t):
-    shape = t.data.shape
+    shape = t._data.shape
     if len(shape) < 2:
         raise ValueError("Fan in and fan out can not be computed for tensor with fewer than 2 dimensions")
     receptive = int(np.prod(shape[2:])) if len(shape) > 2 else 1
@@ -46,17 +46,17 @@ def calculate_gain(nonlinearity, param=None):
 
 
 def uniform_(t, a=0.0, b=1.0):
-    _dev.assign(t.data, _random.generator().uniform(a, b, t.data.shape))
+    _dev.assign(t._data, _random.generator().uniform(a, b, t._data.shape))
     return t
 
 
 def normal_(t, mean=0.0, std=1.0):
-    _dev.assign(t.data, _random.generator().normal(mean, std, t.data.shape))
+    _dev.assign(t._data, _random.generator().normal(mean, std, t._data.shape))
     return t
 
 
 def constant_(t, val):
-    t.data[...] = val
+    t._data[...] = val
     return t
 
 

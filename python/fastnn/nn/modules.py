@@ -39,7 +39,7 @@ class Parameter(Tensor):
     def __init__(self, data=None, requires_grad=True):
         if data is None:
             data = np.zeros(0, _dtypes.get_default_dtype())
-        super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
+        super().__init__(data._data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
@@ -457,10 +457,10 @@ class Module:
                 if t is None or id(t) in seen:
                     continue
                 seen.add(id(t))
-                t.data = _dev.move(t.data, dev)
+                t._data = _dev.move(t._data, dev)
                 g = t.grad
                 if isinstance(g, Tensor):
-                    g.data = _dev.move(g.data, dev)
+                    g._data = _dev.move(g._data, dev)
                 elif isinstance(g, RowSparse):
                     t.grad = g.to(dev)
         return self
@@ -471,14 +471,14 @@ class Module:
         seen = set()
         for m in self.modules():
             for t in list(m._parameters.values()) + list(m._buffers.values()):
-                if t is None or id(t) in seen or (floats_only and t.data.dtype.kind != "f"):
+                if t is None or id(t) in seen or (floats_only and t._data.dtype.kind != "f"):
                     continue
                 seen.add(id(t))
-                if t.data.dtype != dt:
-                    t.data = t.data.astype(dt)
+                if t._data.dtype != dt:
+                    t._data = t._data.astype(dt)
                 g = t.grad
-                if isinstance(g, Tensor) and g.data.dtype != dt:
-                    g.data = g.data.astype(dt)
+                if isinstance(g, Tensor) and g._data.dtype != dt:
+                    g._data = g._data.astype(dt)
                 elif isinstance(g, RowSparse):
                     t.grad = RowSparse(g.indices, g.values.astype(dt), g.shape, g.is_coalesced())
         return self
@@ -553,13 +553,13 @@ class Module:
             if hasattr(v, "detach") and hasattr(v, "cpu") and not isinstance(v, Tensor):
                 v = v.detach().cpu().numpy()  # a torch tensor
             v = F._array(v)
-            if v.shape != t.data.shape:
+            if v.shape != t._data.shape:
                 errors.append(
                     f"size mismatch for {k}: copying a param with shape {v.shape} from checkpoint, "
-                    f"the shape in current model is {t.data.shape}."
+                    f"the shape in current model is {t._data.shape}."
                 )
                 continue
-            _dev.assign(t.data, v)  # into the module's current device
+            _dev.assign(t._data, v)  # into the module's current device
         if strict:
             if unexpected:
                 errors.insert(
@@ -1242,7 +1242,7 @@ class _BatchNorm(Module):
         use_batch = self.training or not self.track_running_stats
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data[...] += 1
+            self.num_batches_tracked._data[...] += 1
             if self.momentum is None:  # torch's cumulative moving average
                 momentum = 1.0 / float(self.num_batches_tracked.item())
         return F.batch_norm(
@@ -1424,7 +1424,7 @@ class Embedding(Module):
         if _weight is None:
             init.normal_(self.weight)
             if padding_idx is not None:
-                self.weight.data[padding_idx] = 0
+                self.weight._data[padding_idx] = 0
 
         if _freeze:
             self.weight.requires_grad = False

@@ -25,8 +25,8 @@ def _check_sizes(name, input_size, hidden_size):
 
 
 def _check_float(name, what, t):
-    if t.data.dtype not in (np.float32, np.float64):
-        raise TypeError(f"fastnn.nn.{name}: expected {what} to be float32 or float64, got {t.data.dtype}")
+    if t._data.dtype not in (np.float32, np.float64):
+        raise TypeError(f"fastnn.nn.{name}: expected {what} to be float32 or float64, got {t._data.dtype}")
 
 
 class RNNBase(Module):
@@ -56,8 +56,12 @@ class RNNBase(Module):
                 f"fastnn.nn.{name}: expected dropout to be a number in [0, 1] (the probability "
                 f"of zeroing an element), got {dropout!r}"
             )
-        if proj_size:
-            raise NotImplementedError(f"fastnn.nn.{name}: proj_size is not supported (got {proj_size}); use 0")
+        if isinstance(proj_size, bool) or not isinstance(proj_size, (int, np.integer)) or proj_size < 0:
+            raise ValueError("proj_size should be a positive integer or zero to disable projections")
+        if proj_size and mode != "LSTM":
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        if proj_size >= hidden_size:
+            raise ValueError("proj_size has to be smaller than hidden_size")
         if dropout > 0 and num_layers == 1:
             warnings.warn(
                 f"dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
@@ -68,17 +72,20 @@ class RNNBase(Module):
         self.mode, self._name = mode, name
         self.input_size, self.hidden_size, self.num_layers = int(input_size), int(hidden_size), int(num_layers)
         self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), float(dropout)
-        self.bidirectional, self.proj_size = bool(bidirectional), 0
+        self.bidirectional, self.proj_size = bool(bidirectional), int(proj_size)
         G, H, D = _GATES[mode], self.hidden_size, 2 if bidirectional else 1
-        # torch's order: per layer, per direction: weight_ih, weight_hh, bias_ih, bias_hh
+        R = self.proj_size or H  # the size of h: the projection's, if any
+        # torch's order: per layer, per direction: weight_ih, weight_hh, bias_ih, bias_hh, weight_hr
         for layer in range(num_layers):
-            isz = self.input_size if layer == 0 else H * D
+            isz = self.input_size if layer == 0 else R * D
             for sfx in ("", "_reverse")[:D]:
                 setattr(self, f"weight_ih_l{layer}{sfx}", Parameter(np.empty((G * H, isz), np.float32)))
-                setattr(self, f"weight_hh_l{layer}{sfx}", Parameter(np.empty((G * H, H), np.float32)))
+                setattr(self, f"weight_hh_l{layer}{sfx}", Parameter(np.empty((G * H, R), np.float32)))
                 if bias:
                     setattr(self, f"bias_ih_l{layer}{sfx}", Parameter(np.empty(G * H, np.float32)))
                     setattr(self, f"bias_hh_l{layer}{sfx}", Parameter(np.empty(G * H, np.float32)))
+                if self.proj_size:
+                    setattr(self, f"weight_hr_l{layer}{sfx}", Parameter(np.empty((R, H), np.float32)))
         self.reset_parameters()
         self.to(_factory_dtype(dtype))  # made float32 above; the default dtype or dtype=
         if device is not None:
@@ -125,12 +132,13 @@ class RNNBase(Module):
         D = 2 if self.bidirectional else 1
         B, H = x.shape[1], self.hidden_size
         shape = (self.num_layers * D, B, H) if batched else (self.num_layers * D, H)
+        h_shape = shape[:-1] + (self.proj_size or H,)
         h0 = c0 = None
         if hx is not None:
             if self.mode == "LSTM":
                 if not isinstance(hx, (tuple, list)) or len(hx) != 2:
                     raise TypeError(f"fastnn.nn.LSTM: expected hx to be a tuple (h_0, c_0), got {type(hx).__name__}")
-                h0 = self._check_hidden(hx[0], shape, "h_0")
+                h0 = self._check_hidden(hx[0], h_shape, "h_0")
                 c0 = self._check_hidden(hx[1], shape, "c_0")
             else:
                 if isinstance(hx, (tuple, list)):
@@ -146,7 +154,11 @@ class RNNBase(Module):
                 k = layer * D + d
                 h_init = None if h0 is None else h0[k]
                 w = self._weights(layer, d)
-                if self.mode == "LSTM":
+                if self.proj_size:
+                    w_hr = getattr(self, f"weight_hr_l{layer}{'_reverse' if d else ''}")
+                    y, h, c = _lstm_projected(x, h_init, None if c0 is None else c0[k], *w, w_hr, bool(d))
+                    cs.append(c)
+                elif self.mode == "LSTM":
                     y, h, c = F.lstm(x, h_init, None if c0 is None else c0[k], *w, reverse=bool(d))
                     cs.append(c)
                 elif self.mode == "GRU":
@@ -171,6 +183,8 @@ class RNNBase(Module):
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         if self.mode == "RNN_RELU":
@@ -179,6 +193,24 @@ class RNNBase(Module):
             if getattr(self, k) != default:
                 s += f", {k}={getattr(self, k)}"
         return s
+
+
+def _lstm_projected(x, h, c, w_ih, w_hh, b_ih, b_hh, w_hr, reverse):
+    """torch's LSTM with a projection, step by step in Tensor operations: x (T, B, I), h (B, P),
+    c (B, H); h_t = W_hr (o * tanh(c_t)). Returns (y (T, B, P), h_T, c_T)."""
+    T, B = x.shape[0], x.shape[1]
+    H, P = w_hr.shape[1], w_hr.shape[0]
+    h = Tensor(np.zeros((B, P), x._data.dtype)) if h is None else h  # the input's dtype
+    c = Tensor(np.zeros((B, H), x._data.dtype)) if c is None else c
+    xw = F.linear(x, w_ih, b_ih)  # (T, B, 4H): the input's share of the gates, all steps at once
+    ys = [None] * T
+    for t in range(T - 1, -1, -1) if reverse else range(T):
+        gates = xw[t] + F.linear(h, w_hh, b_hh)
+        i, f, g, o = gates.chunk(4, -1)
+        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+        h = F.linear(o.sigmoid() * c.tanh(), w_hr)
+        ys[t] = h
+    return stack(ys, 0), h, c
 
 
 class RNN(RNNBase):

@@ -24,7 +24,7 @@ def _grads(parameters):
             p.grad = p.grad.coalesce()
             out.append(p.grad.values)
         elif p.grad is not None:
-            out.append(p.grad.data)
+            out.append(p.grad._data)
     return out
 
 
@@ -79,7 +79,7 @@ def clip_grad_value_(parameters, clip_value):
 
 
 def parameters_to_vector(parameters):
-    arrays = [p.data.reshape(-1) for p in parameters]
+    arrays = [p._data.reshape(-1) for p in parameters]
     if not all(isinstance(a, _HOST) for a in arrays):
         _dev.check_same_device(*arrays)
     return Tensor(_xp(arrays[0]).concatenate(arrays) if arrays else np.zeros(0, np.float32))

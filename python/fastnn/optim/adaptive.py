@@ -7,15 +7,15 @@ device) in the parameter's dtype: Python numbers enter the arithmetic as scalars
 as torch's kernels convert them, and the operations follow the order of torch's single-tensor
 code path, so a float32 run follows torch's float32 run to within a few roundings per step.
 
-`foreach`, `capturable` and `fused` are accepted (and kept in the param groups, as torch keeps
-them) but change nothing: there is one code path. `differentiable=True` is refused: the update
-is not recorded for autograd."""
+`foreach` and `fused` are accepted (and kept in the param groups, as torch keeps them) but
+change nothing: there is one code path. `differentiable=True` and `capturable=True` are refused
+(NotImplementedError): the update is not recorded for autograd nor captured in a graph."""
 
 import numpy as np
 
 from .._device import xp as _xp
 from ..sparse import RowSparse
-from .optimizer import Optimizer, _closure_loss
+from .optimizer import Optimizer, _check_flags, _closure_loss
 
 
 def _check(ok, message):
@@ -42,12 +42,12 @@ def _lerp_(a, b, w):
 
 def _effective_grad(p, group):
     """p's gradient, negated under maximize, plus weight_decay * p (a new array when changed)."""
-    g = p.grad.data
+    g = p.grad._data
     if group["maximize"]:
         g = -g
     wd = group["weight_decay"]
     if wd != 0:
-        g = g + p.data.dtype.type(wd) * p.data
+        g = g + p._data.dtype.type(wd) * p._data
     return g
 
 
@@ -58,11 +58,13 @@ class _Elementwise(Optimizer):
     _sparse = False  # whether a RowSparse gradient is accepted (_update_sparse)
 
     def __init__(self, params, defaults):
-        if defaults.get("differentiable"):
-            raise RuntimeError(
-                f"fastnn.optim.{type(self).__name__}: differentiable=True is not supported (the update "
-                "is applied to the parameters' arrays and not recorded for autograd)"
-            )
+        _check_flags(
+            type(self).__name__,
+            defaults.get("foreach"),
+            defaults.get("fused"),
+            defaults.get("differentiable", False),
+            defaults.get("capturable", False),
+        )
         super().__init__(params, defaults)
 
     def step(self, closure=None):
@@ -85,10 +87,10 @@ class _Elementwise(Optimizer):
         return loss
 
     def _zeros(self, st, p, *names):
-        xp = _xp(p.data)
+        xp = _xp(p._data)
         st["step"] = 0
         for name in names:
-            st[name] = xp.zeros_like(p.data)
+            st[name] = xp.zeros_like(p._data)
 
 
 class Adagrad(_Elementwise):
@@ -140,16 +142,16 @@ class Adagrad(_Elementwise):
     def _init(self, st, p, group):
         st["step"] = 0
         # as torch: the constructor's initial_accumulator_value, also for groups added later
-        st["sum"] = _xp(p.data).full_like(p.data, self.defaults["initial_accumulator_value"])
+        st["sum"] = _xp(p._data).full_like(p._data, self.defaults["initial_accumulator_value"])
 
     def _update(self, p, st, group):
         st["step"] += 1
-        t = p.data.dtype.type
+        t = p._data.dtype.type
         g = _effective_grad(p, group)
         clr = group["lr"] / (1 + (st["step"] - 1) * group["lr_decay"])
         st["sum"] += g * g
-        std = _xp(p.data).sqrt(st["sum"]) + t(group["eps"])
-        p.data += (t(-clr) * g) / std
+        std = _xp(p._data).sqrt(st["sum"]) + t(group["eps"])
+        p._data += (t(-clr) * g) / std
 
     def _update_sparse(self, p, st, group):
         if group["weight_decay"] != 0:
@@ -159,14 +161,14 @@ class Adagrad(_Elementwise):
         c = p.grad.coalesce()  # the update is not linear in the gradient: rows must be unique
         if not len(c.indices):
             return
-        rows, v = c.indices, c.values.astype(p.data.dtype, copy=False)
+        rows, v = c.indices, c.values.astype(p._data.dtype, copy=False)
         if group["maximize"]:
             v = -v
-        t = p.data.dtype.type
+        t = p._data.dtype.type
         s = st["sum"]
         s[rows] = s[rows] + v * v
-        std = _xp(p.data).sqrt(s[rows]) + t(group["eps"])
-        p.data[rows] = p.data[rows] + t(-clr) * (v / std)
+        std = _xp(p._data).sqrt(s[rows]) + t(group["eps"])
+        p._data[rows] = p._data[rows] + t(-clr) * (v / std)
 
 
 class RMSprop(_Elementwise):
@@ -217,7 +219,7 @@ class RMSprop(_Elementwise):
 
     def _update(self, p, st, group):
         st["step"] += 1
-        xp, t = _xp(p.data), p.data.dtype.type
+        xp, t = _xp(p._data), p._data.dtype.type
         g = _effective_grad(p, group)
         alpha = group["alpha"]
         sq = st["square_avg"]
@@ -234,9 +236,9 @@ class RMSprop(_Elementwise):
             buf = st["momentum_buffer"]
             buf *= t(group["momentum"])
             buf += g / avg
-            p.data += t(-group["lr"]) * buf
+            p._data += t(-group["lr"]) * buf
         else:
-            p.data += (t(-group["lr"]) * g) / avg
+            p._data += (t(-group["lr"]) * g) / avg
 
 
 class Adadelta(_Elementwise):
@@ -277,7 +279,7 @@ class Adadelta(_Elementwise):
 
     def _update(self, p, st, group):
         st["step"] += 1
-        xp, t = _xp(p.data), p.data.dtype.type
+        xp, t = _xp(p._data), p._data.dtype.type
         g = _effective_grad(p, group)
         rho, eps = group["rho"], t(group["eps"])
         sq, acc = st["square_avg"], st["acc_delta"]
@@ -289,7 +291,7 @@ class Adadelta(_Elementwise):
         delta *= g
         acc *= t(rho)
         acc += (t(1 - rho) * delta) * delta
-        p.data += t(-group["lr"]) * delta
+        p._data += t(-group["lr"]) * delta
 
 
 class Adamax(_Elementwise):
@@ -330,7 +332,7 @@ class Adamax(_Elementwise):
 
     def _update(self, p, st, group):
         st["step"] += 1
-        xp, t = _xp(p.data), p.data.dtype.type
+        xp, t = _xp(p._data), p._data.dtype.type
         g = _effective_grad(p, group)
         b1, b2 = group["betas"]
         _lerp_(st["exp_avg"], g, 1 - b1)
@@ -338,14 +340,14 @@ class Adamax(_Elementwise):
         inf *= t(b2)
         xp.maximum(inf, xp.abs(g) + t(group["eps"]), out=inf)
         clr = group["lr"] / (1 - b1 ** st["step"])
-        p.data += (t(-clr) * st["exp_avg"]) / inf
+        p._data += (t(-clr) * st["exp_avg"]) / inf
 
 
 def _decay_or_l2(p, group):
     """The gradient for NAdam / RAdam: decoupled weight decay scales p first (AdamW's way),
     otherwise weight_decay * p is added to the gradient."""
     if group["weight_decay"] != 0 and group["decoupled_weight_decay"]:
-        p.data *= p.data.dtype.type(1 - group["lr"] * group["weight_decay"])
+        p._data *= p._data.dtype.type(1 - group["lr"] * group["weight_decay"])
         return _effective_grad(p, {**group, "weight_decay": 0})
     return _effective_grad(p, group)
 
@@ -396,7 +398,7 @@ class NAdam(_Elementwise):
     def _update(self, p, st, group):
         st["step"] += 1
         step = st["step"]
-        xp, t = _xp(p.data), p.data.dtype.type
+        xp, t = _xp(p._data), p._data.dtype.type
         lr, (b1, b2), md = group["lr"], group["betas"], group["momentum_decay"]
         g = _decay_or_l2(p, group)
         bias_correction2 = 1 - b2**step
@@ -413,8 +415,8 @@ class NAdam(_Elementwise):
         denom = xp.sqrt(sq / t(bias_correction2))
         denom += t(group["eps"])
         mu_product_next = mu_product * mu_next
-        p.data += (t(-lr * (1.0 - mu) / (1.0 - mu_product)) * g) / denom
-        p.data += (t((-lr * mu_next) / (1.0 - mu_product_next)) * st["exp_avg"]) / denom
+        p._data += (t(-lr * (1.0 - mu) / (1.0 - mu_product)) * g) / denom
+        p._data += (t((-lr * mu_next) / (1.0 - mu_product_next)) * st["exp_avg"]) / denom
 
 
 class RAdam(_Elementwise):
@@ -459,7 +461,7 @@ class RAdam(_Elementwise):
     def _update(self, p, st, group):
         st["step"] += 1
         step = st["step"]
-        xp, t = _xp(p.data), p.data.dtype.type
+        xp, t = _xp(p._data), p._data.dtype.type
         lr, (b1, b2) = group["lr"], group["betas"]
         g = _decay_or_l2(p, group)
         m, sq = st["exp_avg"], st["exp_avg_sq"]
@@ -474,6 +476,6 @@ class RAdam(_Elementwise):
         if rho_t > 5.0:
             rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
             adaptive = t(bias_correction2**0.5) / (xp.sqrt(sq) + t(group["eps"]))
-            p.data -= ((corrected * t(lr)) * adaptive) * t(rect)
+            p._data -= ((corrected * t(lr)) * adaptive) * t(rect)
         else:
-            p.data -= corrected * t(lr)
+            p._data -= corrected * t(lr)

@@ -157,28 +157,28 @@ class LBFGS(Optimizer):
         self._params = self.param_groups[0]["params"]
 
     def _gather_flat_grad(self):
-        xp = _xp(self._params[0].data)
+        xp = _xp(self._params[0]._data)
         views = []
         for p in self._params:
             if p.grad is None:
-                views.append(xp.zeros(p.data.size, p.data.dtype))
+                views.append(xp.zeros(p._data.size, p._data.dtype))
             elif isinstance(p.grad, RowSparse):
-                views.append(p.grad.to_dense().astype(p.data.dtype, copy=False).reshape(-1))
+                views.append(p.grad.to_dense().astype(p._data.dtype, copy=False).reshape(-1))
             else:
-                views.append(p.grad.data.reshape(-1))
+                views.append(p.grad._data.reshape(-1))
         return xp.concatenate(views)
 
     def _add_grad(self, step, update):
         """params += step * update (update flat)."""
         offset = 0
         for p in self._params:
-            n = p.data.size
-            p.data += p.data.dtype.type(step) * update[offset : offset + n].reshape(p.data.shape)
+            n = p._data.size
+            p._data += p._data.dtype.type(step) * update[offset : offset + n].reshape(p._data.shape)
             offset += n
 
     def _set_param(self, values):
         for p, v in zip(self._params, values):
-            p.data[...] = v
+            p._data[...] = v
 
     def _directional_evaluate(self, closure, x, t, d):
         """The loss and flat gradient at x + t d; the parameters are restored to x after."""
@@ -194,8 +194,8 @@ class LBFGS(Optimizer):
         lr, max_iter, max_eval = group["lr"], group["max_iter"], group["max_eval"]
         tolerance_grad, tolerance_change = group["tolerance_grad"], group["tolerance_change"]
         line_search_fn, history_size = group["line_search_fn"], group["history_size"]
-        xp = _xp(self._params[0].data)
-        dtype = self._params[0].data.dtype.type
+        xp = _xp(self._params[0]._data)
+        dtype = self._params[0]._data.dtype.type
 
         def evaluate():
             with enable_grad():
@@ -272,7 +272,7 @@ class LBFGS(Optimizer):
             if line_search_fn is not None:
                 if line_search_fn != "strong_wolfe":
                     raise RuntimeError("only 'strong_wolfe' is supported")
-                x_init = [p.data.copy() for p in self._params]
+                x_init = [p._data.copy() for p in self._params]
 
                 def obj_func(x, t, d):
                     return self._directional_evaluate(evaluate, x, t, d)

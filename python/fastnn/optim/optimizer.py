@@ -13,6 +13,7 @@ Every step(closure) calls the closure under grad mode (even inside no_grad) and 
 as torch does. load_state_dict puts each saved state array on its parameter's device, floating
 ones in the parameter's dtype (torch's rule)."""
 
+import collections
 import copy
 import math
 
@@ -51,27 +52,40 @@ def _loaded(v, p):
     """A saved state value as parameter p's state: arrays copied to p's device, floating ones in
     p's dtype when p is floating (torch.optim's rule), containers element by element."""
     if _is_array(v):
-        dev = _dev.device_of(p.data)
-        if v.dtype.kind == "f" and p.data.dtype.kind == "f":
+        dev = _dev.device_of(p._data)
+        if v.dtype.kind == "f" and p._data.dtype.kind == "f":
             if isinstance(v, np.ndarray) and dev.type == "cpu":
-                return np.array(v, dtype=p.data.dtype)
+                return np.array(v, dtype=p._data.dtype)
             out = _dev.move(v, dev)
-            return out.astype(p.data.dtype, copy=out is v)
+            return out.astype(p._data.dtype, copy=out is v)
         return _dev.move(v, dev).copy()
     if isinstance(v, (list, tuple)):
         return type(v)(_loaded(x, p) for x in v)
     return copy.deepcopy(v)
 
 
+def _check_flags(name, foreach=None, fused=None, differentiable=False, capturable=False):
+    """torch's implementation flags: foreach and fused pick a code path (fastnn has one, a fused
+    kernel, so both are accepted); differentiable and capturable are not supported."""
+    if fused and foreach:
+        raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+    for flag, on in (("differentiable", differentiable), ("capturable", capturable)):
+        if on:
+            raise NotImplementedError(
+                f"fastnn.optim.{name}: {flag}=True is not supported (the update is applied to the "
+                "parameters' arrays, not recorded for autograd or captured in a graph)"
+            )
+
+
 def _by_device(ps):
     """The params in groups of one device and dtype each (one group, as it is, when all are
     float32 on the CPU, or all float64 there)."""
-    if all(isinstance(p.data, _HOST) for p in ps) and len({p.data.dtype for p in ps}) == 1:
+    if all(isinstance(p._data, _HOST) for p in ps) and len({p._data.dtype for p in ps}) == 1:
         return [ps]
     groups = {}
     for p in ps:
-        d = _dev.device_of(p.data)
-        groups.setdefault((d.type, d.index, p.data.dtype), []).append(p)
+        d = _dev.device_of(p._data)
+        groups.setdefault((d.type, d.index, p._data.dtype), []).append(p)
     return list(groups.values())
 
 
@@ -79,7 +93,7 @@ def _fused(group):
     """The fused updates for a group of one device and dtype: fastnn.ops' kernels (float32), or
     the same formulas in NumPy float64 (fastnn.ref.f64) for float64 parameters on the CPU, which
     write back in place and keep the state in float64."""
-    p = group[0].data
+    p = group[0]._data
     return ref_f64 if p.dtype == np.float64 and isinstance(p, _HOST) else ops
 
 
@@ -97,7 +111,7 @@ class Optimizer:
         if not isinstance(params[0], dict):
             params = [{"params": params}]
         self.param_groups = []
-        self.state = {}
+        self.state = collections.defaultdict(dict)
         for g in params:
             self.add_param_group(g)
 
@@ -142,9 +156,9 @@ class Optimizer:
 
     def _state(self, p):
         """p's state, its arrays moved to p's device first if p moved since they were made."""
-        st = self.state.setdefault(id(p), {})
-        if not isinstance(p.data, _HOST) or any(not isinstance(v, (np.ndarray, int, float)) for v in st.values()):
-            dev = _dev.device_of(p.data)
+        st = self.state[p]
+        if not isinstance(p._data, _HOST) or any(not isinstance(v, (np.ndarray, int, float)) for v in st.values()):
+            dev = _dev.device_of(p._data)
             for k, v in st.items():
                 st[k] = _to_device(v, dev)
         return st
@@ -161,8 +175,8 @@ class Optimizer:
         state = {}
         for g in self.param_groups:
             for p in g["params"]:
-                if id(p) in self.state:
-                    state[index[id(p)]] = {k: (v.copy() if _is_array(v) else v) for k, v in self.state[id(p)].items()}
+                if p in self.state:
+                    state[index[id(p)]] = {k: (v.copy() if _is_array(v) else v) for k, v in self.state[p].items()}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
@@ -178,17 +192,31 @@ class Optimizer:
             for k, v in saved.items():
                 if k != "params":
                     g[k] = v
-        self.state = {}
+        self.state = collections.defaultdict(dict)
         for i, st in state_dict["state"].items():
             p = params[int(i)]  # the state goes to its parameter's device, as torch's
-            self.state[id(p)] = {k: _loaded(v, p) for k, v in st.items()}
+            self.state[p] = {k: _loaded(v, p) for k, v in st.items()}
 
 
 class SGD(Optimizer):
     """torch.optim.SGD: momentum (buffer = gradient on the first step), dampening, Nesterov,
     weight decay, maximize."""
 
-    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False):
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        momentum=0.0,
+        dampening=0.0,
+        weight_decay=0.0,
+        nesterov=False,
+        *,
+        maximize=False,
+        foreach=None,
+        differentiable=False,
+        fused=None,
+    ):
+        _check_flags("SGD", foreach, fused, differentiable)
         if lr < 0:
             raise ValueError(f"Invalid learning rate: {lr}")
         if momentum < 0:
@@ -206,6 +234,9 @@ class SGD(Optimizer):
                 weight_decay=weight_decay,
                 nesterov=nesterov,
                 maximize=maximize,
+                foreach=foreach,
+                differentiable=differentiable,
+                fused=fused,
             ),
         )
 
@@ -230,20 +261,20 @@ class SGD(Optimizer):
                     if grads[id(p)] is not None:  # only the rows the gradient names move
                         c = grads[id(p)].coalesce()
                         step = c.values.dtype.type(g["lr"]) * c.values
-                        p.data[c.indices] = p.data[c.indices] + step if g["maximize"] else p.data[c.indices] - step
+                        p._data[c.indices] = p._data[c.indices] + step if g["maximize"] else p._data[c.indices] - step
                 for group in _by_device(dense) if dense else ():
-                    _fused(group).sgd_step([p.data for p in group], [p.grad.data for p in group], None, **kw)
+                    _fused(group).sgd_step([p._data for p in group], [p.grad._data for p in group], None, **kw)
                 continue
             # one fused call (per device) for the params whose buffers exist, one for those starting them
             sts = {id(p): self._state(p) for p in ps}
             fresh = [p for p in ps if sts[id(p)].get("momentum_buffer") is None]
             started = [p for p in ps if sts[id(p)].get("momentum_buffer") is not None]
             for p in fresh:
-                sts[id(p)]["momentum_buffer"] = _xp(p.data).empty_like(p.data)
+                sts[id(p)]["momentum_buffer"] = _xp(p._data).empty_like(p._data)
             for params, first in ((started, False), (fresh, True)):
                 for group in _by_device(params) if params else ():
                     _fused(group).sgd_step(
-                        [p.data for p in group],
+                        [p._data for p in group],
                         [_dense(p, grads[id(p)]) for p in group],
                         [sts[id(p)]["momentum_buffer"] for p in group],
                         first_step=first,
@@ -264,7 +295,7 @@ class SGD(Optimizer):
 
 
 def _dense(p, sparse):
-    return p.grad.data if sparse is None else sparse.to_dense()
+    return p.grad._data if sparse is None else sparse.to_dense()
 
 
 def _refuse_sparse(name, ps):
@@ -278,7 +309,23 @@ class Adam(Optimizer):
 
     _decoupled = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, maximize=False):
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0.0,
+        amsgrad=False,
+        *,
+        foreach=None,
+        maximize=False,
+        capturable=False,
+        differentiable=False,
+        fused=None,
+        decoupled_weight_decay=False,
+    ):
+        _check_flags(type(self).__name__, foreach, fused, differentiable, capturable)
         if lr < 0:
             raise ValueError(f"Invalid learning rate: {lr}")
         if not 0.0 <= betas[0] < 1.0 or not 0.0 <= betas[1] < 1.0:
@@ -287,7 +334,19 @@ class Adam(Optimizer):
             raise ValueError(f"Invalid epsilon value: {eps}")
         super().__init__(
             params,
-            dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize),
+            dict(
+                lr=lr,
+                betas=tuple(betas),
+                eps=eps,
+                weight_decay=weight_decay,
+                amsgrad=amsgrad,
+                maximize=maximize,
+                foreach=foreach,
+                capturable=capturable,
+                differentiable=differentiable,
+                fused=fused,
+                decoupled_weight_decay=decoupled_weight_decay or self._decoupled,
+            ),
         )
 
     def step(self, closure=None):
@@ -299,21 +358,21 @@ class Adam(Optimizer):
             for p in ps:
                 st = self._state(p)
                 if not st:
-                    xp = _xp(p.data)
+                    xp = _xp(p._data)
                     st["step"] = 0
-                    st["exp_avg"] = xp.zeros_like(p.data)
-                    st["exp_avg_sq"] = xp.zeros_like(p.data)
+                    st["exp_avg"] = xp.zeros_like(p._data)
+                    st["exp_avg_sq"] = xp.zeros_like(p._data)
                     if g["amsgrad"]:
-                        st["max_exp_avg_sq"] = xp.zeros_like(p.data)
+                        st["max_exp_avg_sq"] = xp.zeros_like(p._data)
                 st["step"] += 1
-                d = _dev.device_of(p.data)
-                by_step.setdefault((st["step"], d.type, d.index, p.data.dtype), []).append(p)
+                d = _dev.device_of(p._data)
+                by_step.setdefault((st["step"], d.type, d.index, p._data.dtype), []).append(p)
             b1, b2 = g["betas"]
             for (step, *_), group in by_step.items():
-                sts = [self.state[id(p)] for p in group]
+                sts = [self.state[p] for p in group]
                 _fused(group).adam_step(
-                    [p.data for p in group],
-                    [p.grad.data for p in group],
+                    [p._data for p in group],
+                    [p.grad._data for p in group],
                     [s["exp_avg"] for s in sts],
                     [s["exp_avg_sq"] for s in sts],
                     step,
@@ -324,7 +383,7 @@ class Adam(Optimizer):
                     g["weight_decay"],
                     g["amsgrad"],
                     [s["max_exp_avg_sq"] for s in sts] if g["amsgrad"] else None,
-                    self._decoupled,
+                    g.get("decoupled_weight_decay", self._decoupled),
                     g["maximize"],
                 )
         return loss
@@ -335,8 +394,34 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, maximize=False):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize)
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=1e-2,
+        amsgrad=False,
+        *,
+        maximize=False,
+        foreach=None,
+        capturable=False,
+        differentiable=False,
+        fused=None,
+    ):
+        super().__init__(
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            amsgrad,
+            foreach=foreach,
+            maximize=maximize,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=fused,
+        )
 
 
 class SparseAdam(Optimizer):
@@ -362,11 +447,11 @@ class SparseAdam(Optimizer):
                 if not isinstance(p.grad, RowSparse):
                     raise RuntimeError("SparseAdam does not support dense gradients, please consider Adam instead")
                 st = self._state(p)
-                xp = _xp(p.data)
+                xp = _xp(p._data)
                 if not st:
                     st["step"] = 0
-                    st["exp_avg"] = xp.zeros_like(p.data)
-                    st["exp_avg_sq"] = xp.zeros_like(p.data)
+                    st["exp_avg"] = xp.zeros_like(p._data)
+                    st["exp_avg_sq"] = xp.zeros_like(p._data)
                 st["step"] += 1
                 c = p.grad.coalesce()  # the update is not linear in the gradient: rows must be unique
                 if not len(c.indices):
@@ -383,5 +468,5 @@ class SparseAdam(Optimizer):
                 denom = xp.sqrt(dv + old_v) + f32(g["eps"])
                 step = st["step"]
                 step_size = g["lr"] * math.sqrt(1 - b2**step) / (1 - b1**step)
-                p.data[rows] = p.data[rows] + f32(-step_size) * (numer / denom)
+                p._data[rows] = p._data[rows] + f32(-step_size) * (numer / denom)
         return loss
