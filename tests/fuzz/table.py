@@ -723,9 +723,16 @@ def _f64_lists(kw, names):
 
 
 def sgd_reference(kw, hidden):
-    k = dict(kw, **_f64_lists(kw, ("params", "grads", "momentum_buffers")))
+    # momentum_buffers are read only with momentum (the op ignores them otherwise, whatever they
+    # hold: a mutation may leave a malformed list there)
+    lists = ("params", "grads", "momentum_buffers") if kw["momentum"] else ("params", "grads")
+    k = dict(kw, **_f64_lists(kw, lists))
     old = [a.copy() for a in k["params"]]
-    oldb = [a.copy() for a in k["momentum_buffers"]] if isinstance(k["momentum_buffers"], list) else None
+    oldb = (
+        [a.copy() for a in k["momentum_buffers"]]
+        if kw["momentum"] and isinstance(k["momentum_buffers"], list)
+        else None
+    )
     ref.sgd_step(**k)
     hidden_out = {"old": old, "oldb": oldb}
     return [k["params"], k["momentum_buffers"] if kw["momentum"] else None, hidden_out]
@@ -808,8 +815,12 @@ def adam_check(kw, got, want):
         # the step's size, lr m_hat / (sqrt(v_hat) + eps) (tests/test_optim.py bounds it by 4 lr
         # for its states; here the states are random, so its own magnitude): its half-dozen
         # roundings, plus 1/2 ulp of |p| before and after (twice: tests/test_optim.py's c = 2)
-        upd = abs(lr) / (1 - b1**t) * fin(m) / (np.sqrt(fin(v)) / math.sqrt(1 - b2**t) + kw["eps"])
-        scale = fin(old["params"][i]) + fin(want[0][i]) + 4 * upd
+        den = np.sqrt(fin(v)) / math.sqrt(1 - b2**t) + kw["eps"]
+        upd = abs(lr) / (1 - b1**t) * fin(m) / den
+        # m = b1 m_old + (1 - b1) d rounds relative to its terms, not to m itself (they may cancel:
+        # found with a random seed): the step's error scales with them too
+        upd_terms = abs(lr) / (1 - b1**t) * (b1 * fin(old["exp_avgs"][i]) + (1 - b1) * g) / den
+        scale = fin(old["params"][i]) + fin(want[0][i]) + 4 * (upd + upd_terms)
         within(f"adam_step params[{i}]", got[0][i], want[0][i], 2.0 * U32 * scale)
         within(f"adam_step exp_avgs[{i}]", got[1][i], want[1][i], 4 * U32 * (b1 * fin(old["exp_avgs"][i]) + g))
         within(

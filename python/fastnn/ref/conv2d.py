@@ -1,9 +1,25 @@
-"""Reference conv2d (forward and the three gradients) in float64: a sum over kernel taps of
-strided views of the zero-padded input, one einsum per tap and group."""
+"""Reference conv2d (forward and the three gradients) in float64: a sum over kernel taps, one
+einsum per tap and group, each over the output positions whose input position for that tap lies
+inside the input (the zero padding is never materialised, so a huge padding or dilation costs
+nothing)."""
 
 import numpy as np
 
 from .._conv import conv2d_params
+
+
+def _span(n_out, k_off, pad, stride, size):
+    """(output slice, input slice): the outputs o < n_out whose input o*stride + k_off - pad lies
+    in [0, size), and those inputs; None when there are none."""
+    o0 = max(0, -((k_off - pad) // stride))  # ceil((pad - k_off) / stride)
+    hi = size - 1 + pad - k_off
+    if hi < 0:
+        return None
+    o1 = min(n_out - 1, hi // stride)
+    if o1 < o0:
+        return None
+    i0 = o0 * stride + k_off - pad
+    return slice(o0, o1 + 1), slice(i0, i0 + (o1 - o0) * stride + 1, stride)
 
 
 def _setup(x_shape, w_shape, stride, padding, dilation, groups):
@@ -19,32 +35,33 @@ def _setup(x_shape, w_shape, stride, padding, dilation, groups):
     if OH < 1 or OW < 1:
         raise ValueError("fastnn.ref.conv2d: kernel size can't be greater than the padded input size")
 
-    def tap(kh, kw):  # the padded-input window that kernel tap (kh, kw) sees, as slices
-        return (slice(kh * dh, kh * dh + sh * (OH - 1) + 1, sh), slice(kw * dw, kw * dw + sw * (OW - 1) + 1, sw))
+    def tap(kh, kw):
+        """(output rows, output cols, input rows, input cols) that kernel tap (kh, kw) pairs, as
+        slices; None when the tap sees only padding."""
+        r, c = _span(OH, kh * dh, pt, sh, H), _span(OW, kw * dw, pl, sw, W)
+        return None if r is None or c is None else (r[0], c[0], r[1], c[1])
 
-    return (pt, pb, pl, pr), (OH, OW), tap, C // groups, OC // groups
+    return (OH, OW), tap, C // groups, OC // groups
 
 
-def _pad(x, pads):
-    pt, pb, pl, pr = pads
-    return np.pad(np.asarray(x, dtype=np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+def _taps(w_shape, groups, Cg, OCg, tap):
+    """(input channels, output channels, kh, kw, the tap's slices) for every tap that sees data."""
+    for g in range(groups):
+        xs, ys = slice(g * Cg, (g + 1) * Cg), slice(g * OCg, (g + 1) * OCg)
+        for kh in range(w_shape[2]):
+            for kw in range(w_shape[3]):
+                t = tap(kh, kw)
+                if t is not None:
+                    yield xs, ys, kh, kw, t
 
 
 def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, activation=None, out=None):
     """y = act(conv2d(x, w) + bias) in float64; same arguments as fastnn.ops.conv2d_forward."""
-    w64 = np.asarray(w, dtype=np.float64)
-    pads, (OH, OW), tap, Cg, OCg = _setup(np.shape(x), w64.shape, stride, padding, dilation, groups)
-    if np.shape(x)[0] == 0:  # an empty batch: nothing to pad (a huge padding has no array)
-        y = np.zeros((0, w64.shape[0], OH, OW))
-        return y if out is None else np.copyto(out, y) or out
-    xp = _pad(x, pads)
-    y = np.zeros((xp.shape[0], w64.shape[0], OH, OW))
-    for g in range(groups):
-        xs, ys = slice(g * Cg, (g + 1) * Cg), slice(g * OCg, (g + 1) * OCg)
-        for kh in range(w64.shape[2]):
-            for kw in range(w64.shape[3]):
-                rows, cols = tap(kh, kw)
-                y[:, ys] += np.einsum("bchw,oc->bohw", xp[:, xs, rows, cols], w64[ys, :, kh, kw])
+    w64, x64 = np.asarray(w, dtype=np.float64), np.asarray(x, dtype=np.float64)
+    (OH, OW), tap, Cg, OCg = _setup(x64.shape, w64.shape, stride, padding, dilation, groups)
+    y = np.zeros((x64.shape[0], w64.shape[0], OH, OW))
+    for xs, ys, kh, kw, (orows, ocols, irows, icols) in _taps(w64.shape, groups, Cg, OCg, tap):
+        y[:, ys, orows, ocols] += np.einsum("bchw,oc->bohw", x64[:, xs, irows, icols], w64[ys, :, kh, kw])
     if bias is not None:
         y += np.asarray(bias, dtype=np.float64)[None, :, None, None]
     if activation == "relu":
@@ -57,37 +74,20 @@ def conv2d_forward(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, a
 def conv2d_backward_data(dy, w, input_shape, stride=1, padding=0, dilation=1, groups=1, out=None):
     """dx of conv2d in float64; same arguments as fastnn.ops.conv2d_backward_data."""
     w64, dy64 = np.asarray(w, dtype=np.float64), np.asarray(dy, dtype=np.float64)
-    pads, _, tap, Cg, OCg = _setup(tuple(input_shape), w64.shape, stride, padding, dilation, groups)
-    B, C, H, W = input_shape
-    if B == 0:  # an empty batch: nothing to pad (a huge padding has no array)
-        dx = np.zeros(tuple(input_shape))
-        return dx if out is None else np.copyto(out, dx) or out
-    pt, pb, pl, pr = pads
-    dxp = np.zeros((B, C, H + pt + pb, W + pl + pr))
-    for g in range(groups):
-        xs, ys = slice(g * Cg, (g + 1) * Cg), slice(g * OCg, (g + 1) * OCg)
-        for kh in range(w64.shape[2]):
-            for kw in range(w64.shape[3]):
-                rows, cols = tap(kh, kw)
-                dxp[:, xs, rows, cols] += np.einsum("bohw,oc->bchw", dy64[:, ys], w64[ys, :, kh, kw])
-    dx = dxp[:, :, pt : pt + H, pl : pl + W]
+    _, tap, Cg, OCg = _setup(tuple(input_shape), w64.shape, stride, padding, dilation, groups)
+    dx = np.zeros(tuple(input_shape))
+    for xs, ys, kh, kw, (orows, ocols, irows, icols) in _taps(w64.shape, groups, Cg, OCg, tap):
+        dx[:, xs, irows, icols] += np.einsum("bohw,oc->bchw", dy64[:, ys, orows, ocols], w64[ys, :, kh, kw])
     return dx if out is None else np.copyto(out, dx) or out
 
 
 def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1, groups=1, out=None):
     """dw of conv2d in float64, summed over the batch; same arguments as the fastnn.ops one."""
-    dy64 = np.asarray(dy, dtype=np.float64)
-    pads, _, tap, Cg, OCg = _setup(np.shape(x), tuple(weight_shape), stride, padding, dilation, groups)
+    dy64, x64 = np.asarray(dy, dtype=np.float64), np.asarray(x, dtype=np.float64)
+    _, tap, Cg, OCg = _setup(x64.shape, tuple(weight_shape), stride, padding, dilation, groups)
     dw = np.zeros(tuple(weight_shape))
-    if np.shape(x)[0] == 0:  # an empty batch: a sum of no terms (a huge padding has no array)
-        return dw if out is None else np.copyto(out, dw) or out
-    xp = _pad(x, pads)
-    for g in range(groups):
-        xs, ys = slice(g * Cg, (g + 1) * Cg), slice(g * OCg, (g + 1) * OCg)
-        for kh in range(weight_shape[2]):
-            for kw in range(weight_shape[3]):
-                rows, cols = tap(kh, kw)
-                dw[ys, :, kh, kw] = np.einsum("bohw,bchw->oc", dy64[:, ys], xp[:, xs, rows, cols])
+    for xs, ys, kh, kw, (orows, ocols, irows, icols) in _taps(weight_shape, groups, Cg, OCg, tap):
+        dw[ys, :, kh, kw] = np.einsum("bohw,bchw->oc", dy64[:, ys, orows, ocols], x64[:, xs, irows, icols])
     return dw if out is None else np.copyto(out, dw) or out
 
 
