@@ -260,7 +260,9 @@ class Tensor:
     def _result(data, parents, backward, name):
         """A new tensor from an op; records a node when grad mode is on and a parent needs it."""
         out = Tensor.__new__(Tensor)
-        out._data = data
+        # NumPy gives a 0-d op's result as a scalar (np.float64): keep an array, which promotes
+        # as a 0-d tensor (a NumPy scalar next to a tensor is a weak Python-like number)
+        out._data = np.asarray(data) if isinstance(data, np.generic) else data
         out.grad = None
         out._retain = False
         if _grad_enabled and any(p.requires_grad for p in parents):
