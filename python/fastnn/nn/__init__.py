@@ -69,7 +69,7 @@ from .layers import (
     ZeroPad2d,
     ZeroPad3d,
 )
-from .loss import BCELoss, HuberLoss, KLDivLoss, L1Loss, SmoothL1Loss
+from .loss import BCELoss, HuberLoss, KLDivLoss, L1Loss, SmoothL1Loss, TripletMarginLoss
 from .modules import (
     GELU,
     AdaptiveAvgPool2d,
@@ -220,6 +220,7 @@ __all__ = [
     "HuberLoss",
     "KLDivLoss",
     "BCELoss",
+    "TripletMarginLoss",
     "BCEWithLogitsLoss",
 ]
 

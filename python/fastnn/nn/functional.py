@@ -93,6 +93,7 @@ __all__ = [
     "normalize",
     "cosine_similarity",
     "pairwise_distance",
+    "triplet_margin_loss",
     "one_hot",
     "group_norm",
     "instance_norm",
@@ -1830,6 +1831,37 @@ def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
         return _unbroadcast(dd, A.shape), _unbroadcast(-dd, B.shape)
 
     return Tensor._result(n if keepdim else xp.squeeze(n, axis=-1), (a, b), backward, "pairwise_distance")
+
+
+def triplet_margin_loss(
+    anchor,
+    positive,
+    negative,
+    margin=1.0,
+    p=2,
+    eps=1e-6,
+    swap=False,
+    size_average=None,
+    reduce=None,
+    reduction="mean",
+):
+    """max(d(a, p) - d(a, n) + margin, 0) with d the pairwise_distance of order p (swap: d(a, n)
+    replaced by min(d(a, n), d(p, n))), distances over the last dim of inputs of one number of dims."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    a, pos, neg = _t(anchor), _t(positive), _t(negative)
+    dims = (a.dim(), pos.dim(), neg.dim())
+    if len(set(dims)) != 1:
+        raise RuntimeError(
+            "The anchor, positive, and negative tensors are expected to have the same number of dimensions, "
+            f"but got: anchor {dims[0]}D, positive {dims[1]}D, and negative {dims[2]}D inputs"
+        )
+    d_pos = pairwise_distance(a, pos, p, eps)
+    d_neg = pairwise_distance(a, neg, p, eps)
+    if swap:
+        d_neg = d_neg.minimum(pairwise_distance(pos, neg, p, eps))
+    loss = (margin + d_pos - d_neg).clamp(min=0)
+    return loss if reduction == "none" else loss.sum() if reduction == "sum" else loss.mean()
 
 
 def one_hot(tensor, num_classes=-1):
