@@ -337,6 +337,12 @@ class Tensor:
         extra += ", requires_grad=True" if self.requires_grad else ""
         return f"tensor({body}{extra})"
 
+    def __format__(self, format_spec):
+        # as torch: a 0-d tensor formats as its number (f"{loss:.4f}"); others as object does
+        if self._data.ndim == 0 and type(self) is Tensor:
+            return self.item().__format__(format_spec)
+        return object.__format__(self, format_spec)
+
     def _host_error(self):
         return TypeError(
             f"can't convert {self.device} device type tensor to numpy. Use Tensor.cpu() to copy the "
