@@ -56,6 +56,8 @@ from .layers import (
     InstanceNorm3d,
     MaxPool1d,
     PairwiseDistance,
+    PixelShuffle,
+    PixelUnshuffle,
     ReflectionPad1d,
     ReflectionPad2d,
     ReflectionPad3d,
@@ -194,6 +196,8 @@ __all__ = [
     # distances
     "CosineSimilarity",
     "PairwiseDistance",
+    "PixelShuffle",
+    "PixelUnshuffle",
     # embeddings, recurrent and attention layers
     "Embedding",
     "RNNBase",
