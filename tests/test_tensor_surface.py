@@ -1075,3 +1075,23 @@ def test_format_of_a_tensor_with_dims_matches_torch(torch):
         format(theirs, ".2f")
     with pytest.raises(TypeError, match="unsupported format string"):
         format(ours, ".2f")
+
+
+def raises_like_torch(fn, ours, theirs):
+    with pytest.raises(Exception) as e_theirs:
+        fn(theirs)
+    with pytest.raises(type(e_theirs.value)) as e_ours:
+        fn(ours)
+    return e_ours.value, e_theirs.value
+
+
+def test_expand_to_zero_dims_matches_torch(torch):
+    for ours, theirs in [(fastnn.tensor(2.0), torch.tensor(2.0)), (fastnn.tensor([2.0]), torch.tensor([2.0]))]:
+        if theirs.dim() == 0:
+            assert tuple(ours.expand(()).shape) == tuple(theirs.expand(()).shape) == ()
+        assert tuple(ours.expand(3, 1).shape) == tuple(theirs.expand(3, 1).shape)
+        ours_e, theirs_e = raises_like_torch(lambda t: t.expand(-1, 1), ours, theirs)
+        assert theirs.dim() == 0 or str(ours_e) == str(theirs_e)  # (torch's 0-d message is an overflow's)
+    x = fastnn.tensor(2.0, requires_grad=True)
+    x.expand(()).backward()
+    assert x.grad.shape == () and x.grad.item() == 1.0

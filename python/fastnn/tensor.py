@@ -828,9 +828,17 @@ class Tensor:
                 f"expand: the number of sizes provided ({len(shape)}) must be greater or equal to the number "
                 f"of dimensions in the tensor ({a.ndim})"
             )
-        shape = tuple(a.shape[i - len(shape) + a.ndim] if n == -1 else n for i, n in enumerate(shape))
+        lead = len(shape) - a.ndim
+        for i, n in enumerate(shape[:lead]):
+            if n == -1:
+                raise RuntimeError(
+                    f"The expanded size of the tensor (-1) isn't allowed in a leading, non-existing dimension {i}"
+                )
+        shape = tuple(a.shape[i - lead] if n == -1 else n for i, n in enumerate(shape))
         try:
-            out = xp.ascontiguousarray(xp.broadcast_to(a, shape))
+            out = xp.broadcast_to(a, shape)
+            # (ascontiguousarray makes a 0-d array 1-d)
+            out = xp.ascontiguousarray(out) if out.ndim else out.copy()
         except ValueError:
             raise RuntimeError(
                 f"The expanded size of the tensor does not match the existing size: target sizes {list(shape)}, "
