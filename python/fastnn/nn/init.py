@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from .. import _compat
 from .. import _device as _dev
 from .. import random as _random
 
@@ -136,3 +137,8 @@ def eye_(t):
         raise ValueError("Only tensors with 2 dimensions are supported")
     _dev.assign(t._data, np.eye(*t._data.shape))
     return t
+
+
+def __getattr__(name):
+    # torch.nn.init's other names: NotImplementedError naming them
+    raise _compat.missing(__name__, "torch.nn.init", name)
