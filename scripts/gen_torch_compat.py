@@ -48,7 +48,9 @@ def _public(module, prefix):
 def torch_public_names():
     """{namespace: sorted names} from the installed torch."""
     import torch
+    import torch.distributions
     import torch.nn.functional
+    import torch.nn.init
     import torch.optim.lr_scheduler
     import torch.utils.data
 
@@ -57,9 +59,11 @@ def torch_public_names():
         "torch",
         "torch.nn",
         "torch.nn.functional",
+        "torch.nn.init",
         "torch.optim",
         "torch.optim.lr_scheduler",
         "torch.utils.data",
+        "torch.distributions",
     ):
         names[ns] = _public(importlib.import_module(ns), ns)
     return torch.__version__, {ns: sorted(v) for ns, v in names.items()}

@@ -39,6 +39,20 @@ CASES = {
     # LBFGS runs 5 evaluations a step; by the third step the gradients are rounding noise
     "lbfgs_fit": Case(steps=2),
     "dataloader_scheduler": Case(steps=2, build={"dropout": 0.0}, train={"shuffle": False}),
+    # programs in the style of the classic public examples
+    "mnist_cnn": Case(steps=8, build={"dropout": 0.0}),  # two Adadelta epochs, a StepLR step between
+    "word_language_model": Case(steps=5, build={"dropout": 0.0}),
+    "time_sequence_prediction": Case(steps=2),  # LBFGS: as lbfgs_fit
+    "polynomial_regression": Case(),
+    "rnn_mnist_classifier": Case(steps=6),
+    "siamese_network": Case(steps=5),
+    "super_resolution": Case(steps=5),
+    "dcgan": Case(steps=3, decreases=False),
+    "finetune_pipeline": Case(steps=6, build={"dropout": 0.0}),  # the backbone unfrozen at step 4
+    "resnet_imagenet_style": Case(steps=4),
+    # policy gradients: the compared runs draw actions with NumPy; the returns are not a loss that falls
+    "reinforce": Case(steps=3, build={"dropout": 0.0}, decreases=False),
+    "actor_critic": Case(steps=3, decreases=False),
 }
 
 # float32: losses to 1e-5 relative; a gradient to 1e-4 of its norm, floored at 1e-3 of the

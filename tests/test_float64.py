@@ -492,3 +492,14 @@ def test_sparse_embedding_float64_step():
     expected[1] -= 0.5 * 2
     expected[3] -= 0.5
     np.testing.assert_array_equal(e.weight.detach().numpy(), expected)
+
+
+def test_zero_dim_results_promote_as_tensors():
+    # a 0-d op's result (NumPy makes it a scalar) is a 0-d tensor for promotion, not a weak number
+    s = fastnn.tensor(np.ones(5)).sum().exp()  # float64, 0-d
+    assert isinstance(s._data, np.ndarray)
+    assert s.clamp(min=0).dtype == np.float64
+    assert (s * fastnn.tensor(2.0)).dtype == np.float64  # 0-d float64 with 0-d float32: float64
+    assert (s.clamp(min=0) + fastnn.ones(3)).dtype == np.float32  # a 0-d tensor next to a dim'd one
+    i = fastnn.tensor(np.arange(4)).sum() * 1  # int64, 0-d
+    assert (i + fastnn.tensor(1, dtype=fastnn.int32)).dtype == np.int64

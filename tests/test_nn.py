@@ -291,3 +291,38 @@ def test_batchnorm1d_matches_torch(shape, track):
         np.testing.assert_allclose(xf.grad._data, xt.grad.numpy(), rtol=1e-4, atol=1e-5)
     if track:
         np.testing.assert_allclose(m.running_var._data, tm.running_var.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(8, 4), (4, 8), (6, 3, 2, 2), (5, 5)])
+def test_orthogonal_init(shape, dtype):
+    fastnn.manual_seed(0)
+    t = fastnn.zeros(*shape, dtype=dtype)
+    gain = nn.init.calculate_gain("relu")
+    assert nn.init.orthogonal_(t, gain) is t and t.dtype == dtype
+    m = t.numpy().reshape(shape[0], -1)
+    gram = m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m  # the smaller side is orthonormal
+    np.testing.assert_allclose(gram, gain**2 * np.eye(len(gram)), atol=1e-5)
+    first = t.numpy().copy()
+    fastnn.manual_seed(0)
+    again = nn.init.orthogonal_(fastnn.zeros(*shape, dtype=dtype), gain)  # the same draw from the same seed
+    np.testing.assert_array_equal(again.numpy(), first)
+
+
+def test_trunc_normal_and_eye_init():
+    fastnn.manual_seed(0)
+    t = nn.init.trunc_normal_(fastnn.zeros(200, 100), mean=0.5, std=1.0, a=-0.5, b=1.0)
+    v = t.numpy()
+    assert v.min() >= -0.5 and v.max() <= 1.0 and 0.2 < v.mean() < 0.4 and v.std() > 0.3
+    e = nn.init.eye_(fastnn.ones(3, 5, dtype=fastnn.float64))
+    np.testing.assert_array_equal(e.numpy(), np.eye(3, 5))
+
+
+def test_init_errors_match_torch():
+    torch = pytest.importorskip("torch")
+    for name in ("orthogonal_", "eye_"):
+        with pytest.raises(ValueError) as theirs:
+            getattr(torch.nn.init, name)(torch.zeros(3))
+        with pytest.raises(ValueError) as ours:
+            getattr(nn.init, name)(fastnn.zeros(3))
+        assert str(ours.value) == str(theirs.value)

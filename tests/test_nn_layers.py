@@ -713,3 +713,36 @@ def test_alpha_dropout_keeps_mean_and_variance():
     ours.eval()
     assert ours(x) is x
     assert F.alpha_dropout(x, 0.5) is x  # training=False by default, as torch's
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,r", [((2, 8, 3, 5), 2), ((9, 2, 2), 3), ((2, 1, 4, 4, 3), 2), ((1, 1, 2, 2), 1)])
+def test_pixel_shuffle_and_unshuffle_match_torch(rng, shape, r, dtype):
+    torch = torch_or_skip()
+    x = rng.standard_normal(shape).astype(dtype)
+    ours, theirs = nn.PixelShuffle(r), torch.nn.PixelShuffle(r)
+    assert repr(ours) == repr(theirs)
+    y, _ = run_both(torch, ours, theirs, [x], rng=rng, what="PixelShuffle")
+    ours, theirs = nn.PixelUnshuffle(r), torch.nn.PixelUnshuffle(r)
+    assert repr(ours) == repr(theirs)
+    back, _ = run_both(torch, ours, theirs, [y.detach().numpy()], rng=rng, what="PixelUnshuffle")
+    np.testing.assert_array_equal(back.detach().numpy(), x)
+
+
+@pytest.mark.parametrize(
+    "fn,shape,r",
+    [
+        ("pixel_shuffle", (2, 3), 1),
+        ("pixel_shuffle", (1, 6, 2, 2), 2),
+        ("pixel_unshuffle", (1, 1, 3, 4), 2),
+        ("pixel_unshuffle", (1, 1, 4, 3), 2),
+        ("pixel_unshuffle", (4,), 1),
+    ],
+)
+def test_pixel_shuffle_errors_match_torch(fn, shape, r):
+    torch = torch_or_skip()
+    x = np.zeros(shape, np.float32)
+    ours, theirs = raises_like(
+        lambda: getattr(F, fn)(Tensor(x), r), lambda: getattr(torch.nn.functional, fn)(torch.from_numpy(x), r)
+    )
+    assert str(ours) == str(theirs)

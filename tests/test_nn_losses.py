@@ -290,3 +290,38 @@ def test_nll_loss_checks_the_weights_size():
         F.nll_loss(x, Tensor(np.array([0, 1, 2])), weight=Tensor(np.ones(3, np.float32)))
     with pytest.raises(ValueError, match="weight"):
         F.cross_entropy(x, Tensor(np.array([0, 1, 2])), weight=Tensor(np.ones(3, np.float32)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize(
+    "kw,shape",
+    [
+        ({}, (6, 5)),
+        ({"margin": 0.5, "p": 1.0, "swap": True}, (6, 5)),
+        ({"p": 3.0, "swap": True}, (5,)),
+        ({}, (2, 3, 4)),
+    ],
+)
+def test_triplet_margin_loss_matches_torch(rng, kw, shape, reduction, dtype):
+    torch = torch_or_skip()
+    ours = nn.TripletMarginLoss(reduction=reduction, **kw)
+    theirs = torch.nn.TripletMarginLoss(reduction=reduction, **kw)
+    a, p, n = (rng.standard_normal(shape).astype(dtype) for _ in range(3))
+    if len(shape) == 2:
+        n[0] = a[0] + 0.1  # a hinge that is off (zero loss, zero gradient)
+    run_both(torch, ours, theirs, [a, p, n], rng=rng, what="TripletMarginLoss")
+    fo = lambda *t: F.triplet_margin_loss(*t, reduction=reduction, **kw)  # noqa: E731
+    run_both(torch, fo, lambda *t: torch.nn.functional.triplet_margin_loss(*t, reduction=reduction, **kw), [a, p, n])
+
+
+def test_triplet_margin_loss_errors_match_torch():
+    torch = torch_or_skip()
+    x2, x1 = np.ones((2, 3), np.float32), np.ones(3, np.float32)
+    for args in [(x2, x2, x1), (x1, x2, x2)]:
+        raises_like(
+            lambda *a: F.triplet_margin_loss(*[Tensor(v) for v in a]),
+            lambda *a: torch.nn.functional.triplet_margin_loss(*[torch.from_numpy(v) for v in a]),
+            *args,
+        )
+    raises_like(nn.TripletMarginLoss, torch.nn.TripletMarginLoss, -1.0)

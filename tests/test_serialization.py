@@ -298,3 +298,12 @@ def test_zlib_is_what_deflate_uses():
     from fastnn import _files
 
     assert len(data) <= _files.deflate_bound(len(zlib.compress(data, 9)) - 6)
+
+
+@pytest.mark.parametrize("name", ["model.pt", "model.pth", "checkpoint"])
+def test_save_writes_the_path_it_is_given(tmp_path, name):
+    # torch.save(sd, "model.pt") then torch.load("model.pt"): no ".npz" added to the name
+    for path in (tmp_path / name, str(tmp_path / name)):
+        fastnn.save({"w": fastnn.ones(2)}, path)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+        np.testing.assert_array_equal(fastnn.load(path)["w"].numpy(), np.ones(2))

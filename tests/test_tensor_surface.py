@@ -1056,3 +1056,42 @@ def test_functions_are_exported():
     for name in EXPORTED:
         assert callable(getattr(fastnn, name)) and callable(getattr(fastnn.Tensor, name, len)), name
     assert "sin" in fastnn.__all__ and "round" not in fastnn.__all__  # star imports keep builtins
+
+
+@pytest.mark.parametrize(
+    "value,dtype,spec",
+    [(2.5, "float32", ".3f"), (2.5, "float64", ">8"), (1 / 3, "float64", ""), (3, "int64", "d"), (True, "bool", "")],
+)
+def test_format_of_a_zero_dim_tensor_matches_torch(torch, value, dtype, spec):
+    ours, theirs = fastnn.tensor(value, dtype=getattr(fastnn, dtype)), torch.tensor(value, dtype=getattr(torch, dtype))
+    assert format(ours, spec) == format(theirs, spec)
+    assert f"{ours.sum() * 2:.2e}" == f"{theirs.sum() * 2:.2e}"
+
+
+def test_format_of_a_tensor_with_dims_matches_torch(torch):
+    ours, theirs = fastnn.ones(2), torch.ones(2)
+    assert format(ours, "") == str(ours)
+    with pytest.raises(TypeError, match="unsupported format string"):
+        format(theirs, ".2f")
+    with pytest.raises(TypeError, match="unsupported format string"):
+        format(ours, ".2f")
+
+
+def raises_like_torch(fn, ours, theirs):
+    with pytest.raises(Exception) as e_theirs:
+        fn(theirs)
+    with pytest.raises(type(e_theirs.value)) as e_ours:
+        fn(ours)
+    return e_ours.value, e_theirs.value
+
+
+def test_expand_to_zero_dims_matches_torch(torch):
+    for ours, theirs in [(fastnn.tensor(2.0), torch.tensor(2.0)), (fastnn.tensor([2.0]), torch.tensor([2.0]))]:
+        if theirs.dim() == 0:
+            assert tuple(ours.expand(()).shape) == tuple(theirs.expand(()).shape) == ()
+        assert tuple(ours.expand(3, 1).shape) == tuple(theirs.expand(3, 1).shape)
+        ours_e, theirs_e = raises_like_torch(lambda t: t.expand(-1, 1), ours, theirs)
+        assert theirs.dim() == 0 or str(ours_e) == str(theirs_e)  # (torch's 0-d message is an overflow's)
+    x = fastnn.tensor(2.0, requires_grad=True)
+    x.expand(()).backward()
+    assert x.grad.shape == () and x.grad.item() == 1.0

@@ -15,6 +15,7 @@ import fastnn.nn.functional as F
 import pytest
 from conftest import child_env
 from fastnn import _compat
+from fastnn.distributions import Categorical, Distribution
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("gen_torch_compat", ROOT / "scripts" / "gen_torch_compat.py")
@@ -77,6 +78,8 @@ PROBES = {
     ("torch", "norm"): lambda: fastnn.norm(fastnn.ones(3), p="nuc"),
     ("torch.Tensor", "norm"): lambda: fastnn.ones(3).norm(p="nuc"),
     ("torch.Tensor", "scatter"): lambda: fastnn.zeros(3).scatter(0, fastnn.tensor([0]), fastnn.ones(1), reduce="add"),
+    ("torch.distributions", "Categorical"): lambda: Categorical(fastnn.ones(2)).rsample(),
+    ("torch.distributions", "Distribution"): lambda: Distribution().rsample(),
     ("torch.nn", "DataParallel"): lambda: pytest.skip("needs two CUDA devices"),
     ("torch.nn", "Embedding"): lambda: nn.Embedding(4, 2, max_norm=1.0),
     ("torch.nn", "Module"): lambda: nn.Linear(2, 2).register_full_backward_hook(lambda *a: None),

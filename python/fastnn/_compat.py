@@ -21,9 +21,11 @@ NAMESPACES = {
     "torch.Tensor": "fastnn.Tensor",
     "torch.nn": "fastnn.nn",
     "torch.nn.functional": "fastnn.nn.functional",
+    "torch.nn.init": "fastnn.nn.init",
     "torch.optim": "fastnn.optim",
     "torch.optim.lr_scheduler": "fastnn.optim.lr_scheduler",
     "torch.utils.data": "fastnn.utils.data",
+    "torch.distributions": "fastnn.distributions",
 }
 
 _NORM_P = "p other than a number, inf, -inf or 'fro'"
@@ -48,6 +50,10 @@ PARTIAL = {
         "interpolate": "modes other than 'nearest' and 'nearest-exact'",
         "normalize": "out=",
         "scaled_dot_product_attention": "enable_gqa",
+    },
+    "torch.distributions": {
+        "Categorical": "rsample (no reparameterised sampling), expand, cdf and icdf",
+        "Distribution": "rsample (no reparameterised sampling), expand, cdf and icdf",
     },
     "torch.optim": {
         "SGD": "weight_decay with a sparse gradient",

@@ -119,7 +119,13 @@ def save(obj, f):
     if _files.json_depth(text) > _MAX_DEPTH:
         raise ValueError(f"fastnn.save: the object is nested too deeply to load back (over {_MAX_DEPTH} JSON levels)")
     arrays[_META] = np.frombuffer(text.encode(), dtype=np.uint8)
-    np.savez(f, **arrays)
+    if isinstance(f, (str, os.PathLike)):
+        # the file at exactly this path, as torch.save writes it (np.savez would add ".npz" to a
+        # name without it, and load(path) would then miss the file)
+        with open(f, "wb") as stream:
+            np.savez(stream, **arrays)
+    else:
+        np.savez(f, **arrays)
 
 
 def load(f, map_location=None, weights_only=True, *, max_bytes=None):

@@ -260,7 +260,9 @@ class Tensor:
     def _result(data, parents, backward, name):
         """A new tensor from an op; records a node when grad mode is on and a parent needs it."""
         out = Tensor.__new__(Tensor)
-        out._data = data
+        # NumPy gives a 0-d op's result as a scalar (np.float64): keep an array, which promotes
+        # as a 0-d tensor (a NumPy scalar next to a tensor is a weak Python-like number)
+        out._data = np.asarray(data) if isinstance(data, np.generic) else data
         out.grad = None
         out._retain = False
         if _grad_enabled and any(p.requires_grad for p in parents):
@@ -334,6 +336,12 @@ class Tensor:
         extra = f", device='{self.device}'" if cuda else ""
         extra += ", requires_grad=True" if self.requires_grad else ""
         return f"tensor({body}{extra})"
+
+    def __format__(self, format_spec):
+        # as torch: a 0-d tensor formats as its number (f"{loss:.4f}"); others as object does
+        if self._data.ndim == 0 and type(self) is Tensor:
+            return self.item().__format__(format_spec)
+        return object.__format__(self, format_spec)
 
     def _host_error(self):
         return TypeError(
@@ -820,9 +828,17 @@ class Tensor:
                 f"expand: the number of sizes provided ({len(shape)}) must be greater or equal to the number "
                 f"of dimensions in the tensor ({a.ndim})"
             )
-        shape = tuple(a.shape[i - len(shape) + a.ndim] if n == -1 else n for i, n in enumerate(shape))
+        lead = len(shape) - a.ndim
+        for i, n in enumerate(shape[:lead]):
+            if n == -1:
+                raise RuntimeError(
+                    f"The expanded size of the tensor (-1) isn't allowed in a leading, non-existing dimension {i}"
+                )
+        shape = tuple(a.shape[i - lead] if n == -1 else n for i, n in enumerate(shape))
         try:
-            out = xp.ascontiguousarray(xp.broadcast_to(a, shape))
+            out = xp.broadcast_to(a, shape)
+            # (ascontiguousarray makes a 0-d array 1-d)
+            out = xp.ascontiguousarray(out) if out.ndim else out.copy()
         except ValueError:
             raise RuntimeError(
                 f"The expanded size of the tensor does not match the existing size: target sizes {list(shape)}, "

@@ -56,6 +56,8 @@ from .layers import (
     InstanceNorm3d,
     MaxPool1d,
     PairwiseDistance,
+    PixelShuffle,
+    PixelUnshuffle,
     ReflectionPad1d,
     ReflectionPad2d,
     ReflectionPad3d,
@@ -69,7 +71,7 @@ from .layers import (
     ZeroPad2d,
     ZeroPad3d,
 )
-from .loss import BCELoss, HuberLoss, KLDivLoss, L1Loss, SmoothL1Loss
+from .loss import BCELoss, HuberLoss, KLDivLoss, L1Loss, SmoothL1Loss, TripletMarginLoss
 from .modules import (
     GELU,
     AdaptiveAvgPool2d,
@@ -194,6 +196,8 @@ __all__ = [
     # distances
     "CosineSimilarity",
     "PairwiseDistance",
+    "PixelShuffle",
+    "PixelUnshuffle",
     # embeddings, recurrent and attention layers
     "Embedding",
     "RNNBase",
@@ -220,6 +224,7 @@ __all__ = [
     "HuberLoss",
     "KLDivLoss",
     "BCELoss",
+    "TripletMarginLoss",
     "BCEWithLogitsLoss",
 ]
 

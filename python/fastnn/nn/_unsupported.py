@@ -17,9 +17,9 @@ TORCH_NN = frozenset(
     LazyBatchNorm1d LazyBatchNorm2d LazyBatchNorm3d LazyConv1d LazyConv2d LazyConv3d LazyConvTranspose1d
     LazyConvTranspose2d LazyConvTranspose3d LazyInstanceNorm1d LazyInstanceNorm2d LazyInstanceNorm3d
     LazyLinear LinearCrossEntropyLoss LocalResponseNorm MarginRankingLoss MaxPool3d MaxUnpool1d MaxUnpool2d
-    MaxUnpool3d MultiLabelMarginLoss MultiLabelSoftMarginLoss MultiMarginLoss NLLLoss2d PixelShuffle
-    PixelUnshuffle PoissonNLLLoss RMSNorm RReLU SoftMarginLoss Softmax2d SyncBatchNorm
-    TripletMarginLoss TripletMarginWithDistanceLoss Unfold
+    MaxUnpool3d MultiLabelMarginLoss MultiLabelSoftMarginLoss MultiMarginLoss NLLLoss2d
+    PoissonNLLLoss RMSNorm RReLU SoftMarginLoss Softmax2d SyncBatchNorm
+    TripletMarginWithDistanceLoss Unfold
     UpsamplingBilinear2d
     """.split()
 )
@@ -34,8 +34,8 @@ TORCH_NN_FUNCTIONAL = frozenset(
     leaky_relu_ local_response_norm lp_pool1d lp_pool2d lp_pool3d margin_ranking_loss
     max_pool1d_with_indices max_pool2d_with_indices max_pool3d max_unpool1d max_unpool2d max_unpool3d
     multi_head_attention_forward multi_margin_loss multilabel_margin_loss multilabel_soft_margin_loss
-    pdist pixel_shuffle pixel_unshuffle poisson_nll_loss relu_ rms_norm rrelu rrelu_ selu_
-    soft_margin_loss threshold_ triplet_margin_loss triplet_margin_with_distance_loss unfold upsample
+    pdist poisson_nll_loss relu_ rms_norm rrelu rrelu_ selu_
+    soft_margin_loss threshold_ triplet_margin_with_distance_loss unfold upsample
     upsample_bilinear upsample_nearest
     """.split()
 )

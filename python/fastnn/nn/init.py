@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from .. import _compat
 from .. import _device as _dev
 from .. import random as _random
 
@@ -19,6 +20,9 @@ __all__ = [
     "xavier_normal_",
     "kaiming_uniform_",
     "kaiming_normal_",
+    "orthogonal_",
+    "trunc_normal_",
+    "eye_",
 ]
 
 
@@ -88,3 +92,53 @@ def kaiming_uniform_(t, a=0, mode="fan_in", nonlinearity="leaky_relu"):
 def kaiming_normal_(t, a=0, mode="fan_in", nonlinearity="leaky_relu"):
     fan_in, fan_out = _fans(t)
     return normal_(t, 0.0, calculate_gain(nonlinearity, a) / math.sqrt(fan_in if mode == "fan_in" else fan_out))
+
+
+def orthogonal_(t, gain=1):
+    """t (2 or more dims, flattened to (rows, cols)) set to a (semi-)orthogonal matrix times gain:
+    the Q of a Gaussian matrix's QR, its signs fixed by R's diagonal, as torch does."""
+    shape = t._data.shape
+    if len(shape) < 2:
+        raise ValueError("Only tensors with 2 or more dimensions are supported")
+    if t._data.size == 0:
+        return t
+    rows = shape[0]
+    cols = t._data.size // rows
+    flat = _random.generator().standard_normal((rows, cols))
+    if rows < cols:
+        flat = flat.T
+    q, r = np.linalg.qr(flat)
+    q = q * np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    _dev.assign(t._data, (gain * q).reshape(shape))
+    return t
+
+
+def trunc_normal_(t, mean=0.0, std=1.0, a=-2.0, b=2.0):
+    """t drawn from the normal distribution N(mean, std^2) truncated to [a, b] (a value outside is
+    drawn again)."""
+    if not a < b:
+        raise ValueError(f"trunc_normal_: expected a < b, got a={a}, b={b}")
+    gen = _random.generator()
+    out = gen.normal(mean, std, t._data.shape)
+    for _ in range(100):
+        bad = (out < a) | (out > b)
+        if not bad.any():
+            break
+        out[bad] = gen.normal(mean, std, int(bad.sum()))
+    _dev.assign(t._data, np.clip(out, a, b))
+    return t
+
+
+def eye_(t):
+    """A 2-D t set to the identity matrix (ones on the diagonal of a rectangular one)."""
+    if t._data.ndim != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    _dev.assign(t._data, np.eye(*t._data.shape))
+    return t
+
+
+def __getattr__(name):
+    # torch.nn.init's other names: NotImplementedError naming them
+    raise _compat.missing(__name__, "torch.nn.init", name)

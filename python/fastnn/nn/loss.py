@@ -1,11 +1,11 @@
 """Loss modules added to fastnn.nn's CrossEntropyLoss / NLLLoss / MSELoss / BCEWithLogitsLoss:
-L1Loss, SmoothL1Loss, HuberLoss, KLDivLoss and BCELoss, with torch.nn's constructors (the
+L1Loss, SmoothL1Loss, HuberLoss, KLDivLoss, BCELoss and TripletMarginLoss, with torch.nn's constructors (the
 deprecated size_average / reduce included) over fastnn.nn.functional."""
 
 from . import functional as F
 from .modules import _Loss
 
-__all__ = ["L1Loss", "SmoothL1Loss", "HuberLoss", "KLDivLoss", "BCELoss"]
+__all__ = ["L1Loss", "SmoothL1Loss", "HuberLoss", "KLDivLoss", "BCELoss", "TripletMarginLoss"]
 
 
 class L1Loss(_Loss):
@@ -50,3 +50,23 @@ class BCELoss(_Loss):
 
     def forward(self, input, target):
         return F.binary_cross_entropy(input, target, weight=self.weight, reduction=self.reduction)
+
+
+class TripletMarginLoss(_Loss):
+    def __init__(self, margin=1.0, p=2.0, eps=1e-6, swap=False, size_average=None, reduce=None, reduction="mean"):
+        super().__init__(size_average, reduce, reduction)
+        if margin <= 0:
+            raise ValueError(f"TripletMarginLoss: expected margin to be greater than 0, got {margin} instead")
+        self.margin, self.p, self.eps, self.swap = margin, p, eps, swap
+
+    def forward(self, anchor, positive, negative):
+        return F.triplet_margin_loss(
+            anchor,
+            positive,
+            negative,
+            margin=self.margin,
+            p=self.p,
+            eps=self.eps,
+            swap=self.swap,
+            reduction=self.reduction,
+        )
