@@ -339,6 +339,14 @@ LAYERS = {
         [f32(2, 2, 5, 5)],
         50,
     ),
+    # the transposed convolutions run conv2d's kernels: K as the conv's, per output 4 * 4 * 4 taps
+    # at most, 3 * 16 per dx, 2 * 3 * 3 pixels per dw
+    "conv_transpose": (lambda: nn.ConvTranspose2d(4, 3, 4, stride=2, padding=1), [f32(2, 4, 3, 3)], 65),
+    "conv_transpose_output_padding": (
+        lambda: nn.ConvTranspose2d(2, 4, 3, padding=1, output_padding=1, dilation=2, groups=2),
+        [f32(1, 2, 4, 5)],
+        30,
+    ),
     "max_pool": (lambda: nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True), [f32(2, 3, 6, 5)], 0),
     "max_pool_indices": (lambda: nn.MaxPool2d(2, return_indices=True), [f32(1, 2, 4, 5)], 0),
     "avg_pools": (

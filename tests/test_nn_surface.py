@@ -629,11 +629,11 @@ def test_torch_names_fastnn_lacks_raise_not_implemented():
     import fastnn.nn.functional as F
     from fastnn.nn import _unsupported
 
-    with pytest.raises(NotImplementedError, match="fastnn has no torch.nn.ConvTranspose2d"):
-        nn.ConvTranspose2d(1, 1, 3)
+    with pytest.raises(NotImplementedError, match="fastnn has no torch.nn.ConvTranspose3d"):
+        nn.ConvTranspose3d(1, 1, 3)
     with pytest.raises(NotImplementedError, match="fastnn has no torch.nn.functional.grid_sample"):
         F.grid_sample(None, None)
-    assert not hasattr(nn, "ConvTranspose2d") and getattr(F, "unfold", None) is None  # AttributeErrors too
+    assert not hasattr(nn, "ConvTranspose3d") and getattr(F, "unfold", None) is None  # AttributeErrors too
     with pytest.raises(AttributeError, match="has no attribute 'NoSuchLayer'") as e:
         nn.NoSuchLayer()
     assert not isinstance(e.value, NotImplementedError)

@@ -11,7 +11,7 @@ __all__ = ["Unsupported", "missing"]
 TORCH_NN = frozenset(
     """
     AdaptiveAvgPool3d AdaptiveLogSoftmaxWithLoss AdaptiveMaxPool1d AdaptiveMaxPool2d AdaptiveMaxPool3d
-    AvgPool3d BatchNorm3d CTCLoss ChannelShuffle Container Conv3d ConvTranspose1d ConvTranspose2d
+    AvgPool3d BatchNorm3d CTCLoss ChannelShuffle Container Conv3d
     ConvTranspose3d CosineEmbeddingLoss CrossMapLRN2d EmbeddingBag FeatureAlphaDropout Fold
     FractionalMaxPool2d FractionalMaxPool3d GaussianNLLLoss HingeEmbeddingLoss LPPool1d LPPool2d LPPool3d
     LazyBatchNorm1d LazyBatchNorm2d LazyBatchNorm3d LazyConv1d LazyConv2d LazyConv3d LazyConvTranspose1d
@@ -28,7 +28,7 @@ TORCH_NN_FUNCTIONAL = frozenset(
     """
     adaptive_avg_pool3d adaptive_max_pool1d adaptive_max_pool1d_with_indices adaptive_max_pool2d
     adaptive_max_pool2d_with_indices adaptive_max_pool3d adaptive_max_pool3d_with_indices affine_grid
-    avg_pool3d celu_ channel_shuffle conv3d conv_tbc conv_transpose1d conv_transpose2d conv_transpose3d
+    avg_pool3d celu_ channel_shuffle conv3d conv_tbc conv_transpose3d
     cosine_embedding_loss ctc_loss elu_ embedding_bag feature_alpha_dropout fold fractional_max_pool2d
     fractional_max_pool3d gaussian_nll_loss grid_sample gumbel_softmax hardtanh_ hinge_embedding_loss
     leaky_relu_ local_response_norm lp_pool1d lp_pool2d lp_pool3d margin_ranking_loss

@@ -57,6 +57,8 @@ __all__ = [
     "layer_norm",
     "scaled_dot_product_attention",
     "conv1d",
+    "conv_transpose1d",
+    "conv_transpose2d",
     "max_pool1d",
     "avg_pool1d",
     "adaptive_avg_pool1d",
@@ -2112,6 +2114,90 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     )
     pad = padding if isinstance(padding, str) else (0, _single(padding))
     y = conv2d(x4, w.unsqueeze(2), bias, (1, _single(stride)), pad, (1, _single(dilation)), groups)
+    return _from_2d(y, unb)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """torch.nn.functional.conv_transpose2d (torch's argument order: groups before dilation):
+    weight (in_channels, out_channels / groups, KH, KW), output size (H - 1) stride - 2 padding +
+    dilation (K - 1) + output_padding + 1. It is conv2d's backward-data, and its gradients are
+    conv2d's forward (input) and backward-weight with the roles of input and output swapped, on
+    the same kernels (float64: their references)."""
+    x, w = _t(input), _t(weight)
+    if x.ndim == 3:  # unbatched (C, H, W)
+        return conv_transpose2d(x.unsqueeze(0), w, bias, stride, padding, output_padding, groups, dilation).squeeze(0)
+    if x.ndim != 4 or w.ndim != 4:
+        raise RuntimeError(
+            f"fastnn.nn.functional.conv_transpose2d: expected 3D (unbatched) or 4D (batched) input and a 4D "
+            f"weight, got input of size {list(x.shape)} and weight of size {list(w.shape)}"
+        )
+    b = None if bias is None else _t(bias)
+    _same(x, w, b)
+    st, pad, op, dil = _pair(stride), _pair(padding), _pair(output_padding), _pair(dilation)
+    if any(not (o < s or o < d) for o, s, d in zip(op, st, dil)):
+        raise RuntimeError(
+            "output padding must be smaller than either stride or dilation, but got output_padding_height: "
+            f"{op[0]} output_padding_width: {op[1]} stride_height: {st[0]} stride_width: {st[1]} "
+            f"dilation_height: {dil[0]} dilation_width: {dil[1]}"
+        )
+    B, C, H, W = x.shape
+    if C != w.shape[0] or groups < 1 or C % groups:
+        raise RuntimeError(
+            f"fastnn.nn.functional.conv_transpose2d: expected input with {w.shape[0]} channels (weight "
+            f"{list(w.shape)}, groups={groups}), got input of size {list(x.shape)}"
+        )
+    k = w.shape[2:]
+    out = tuple((n - 1) * s_ - 2 * p + d * (kk - 1) + 1 + o for n, s_, p, d, kk, o in zip((H, W), st, pad, dil, k, op))
+    if min(out) < 1:
+        raise RuntimeError(
+            f"fastnn.nn.functional.conv_transpose2d: given input of size {list(x.shape)} and weight "
+            f"{list(w.shape)}, the output size {list(out)} is too small"
+        )
+    # output_padding takes back rows and columns of the bottom / right padding (torch's output
+    # is the full one cropped by padding at the top and by padding - output_padding at the
+    # bottom): conv2d's adjoint with the padding (top, bottom, left, right) = (p, p - o, ...);
+    # where o > p, the o - p last rows / columns lie past the full output and are zeros
+    extra = tuple(max(0, o - p) for o, p in zip(op, pad))
+    pads = (pad[0], max(0, pad[0] - op[0]), pad[1], max(0, pad[1] - op[1]))
+    size = (out[0] - extra[0], out[1] - extra[1])
+    K = _kernels("conv_transpose2d", ("input", "weight", "bias"), x, w, b)
+    X, Wt = x._data, w._data
+    y = K.conv2d_backward_data(X, Wt, (B, w.shape[1] * groups) + size, st, pads, dil, groups)
+    if any(extra):
+        y = _xp(y).pad(y, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))
+    if b is not None:
+        y = y + b._data.reshape(1, -1, 1, 1)
+    parents = (x, w) if b is None else (x, w, b)
+
+    def backward(g):
+        gs = _xp(g).ascontiguousarray(g[:, :, : size[0], : size[1]] if any(extra) else g)
+        dx = K.conv2d_forward(gs, Wt, None, st, pads, dil, groups) if x.requires_grad else None
+        dw = K.conv2d_backward_weight(X, gs, Wt.shape, st, pads, dil, groups) if w.requires_grad else None
+        if b is None:
+            return dx, dw
+        return dx, dw, g.sum(axis=(0, 2, 3)) if b.requires_grad else None
+
+    return Tensor._result(y, parents, backward, "conv_transpose2d")
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """torch.nn.functional.conv_transpose1d: conv_transpose2d on a unit height."""
+    x, w = _t(input), _t(weight)
+    x4, unb = _to_2d(
+        x,
+        "conv_transpose1d",
+        f"Expected 2D (unbatched) or 3D (batched) input to conv_transpose1d, but got input of size: {list(x.shape)}",
+    )
+    y = conv_transpose2d(
+        x4,
+        w.unsqueeze(2),
+        bias,
+        (1, _single(stride)),
+        (0, _single(padding)),
+        (0, _single(output_padding)),
+        groups,
+        (1, _single(dilation)),
+    )
     return _from_2d(y, unb)
 
 

@@ -1,6 +1,7 @@
 """More torch.nn layers over fastnn.nn.functional: channel dropout (Dropout1d/2d/3d,
 AlphaDropout), Unflatten, Upsample (nearest), the padding layers, the one-dimensional
-convolution and pooling layers (the 2-D kernels on a unit height), CosineSimilarity,
+convolution and pooling layers (the 2-D kernels on a unit height), the transposed convolutions
+ConvTranspose1d/2d, CosineSimilarity,
 PairwiseDistance, Bilinear, GroupNorm and InstanceNorm1d/2d/3d; torch's constructors,
 parameter names, initialisations and reprs."""
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from . import functional as F
 from . import init
-from .modules import Module, Parameter, _ConvNd, _factory_dtype, _norm_state
+from .modules import Module, Parameter, _ConvNd, _factory_dtype, _norm_state, _ntuple
 
 __all__ = [
     "Dropout1d",
@@ -37,6 +38,8 @@ __all__ = [
     "CircularPad2d",
     "CircularPad3d",
     "Conv1d",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
     "MaxPool1d",
     "AvgPool1d",
     "AdaptiveAvgPool1d",
@@ -231,6 +234,107 @@ class Conv1d(_ConvNd):
     def _conv(self, x, padding):
         pad = padding if isinstance(padding, str) else padding[0]
         return F.conv1d(x, self.weight, self.bias, self.stride[0], pad, self.dilation[0], self.groups)
+
+
+class _ConvTransposeNd(_ConvNd):
+    """torch's ConvTranspose1d/2d: weight (in_channels, out_channels / groups, *kernel_size),
+    initialised as torch's (kaiming_uniform_ with a = sqrt(5) over weight.size(1) * the kernel);
+    forward(input, output_size=None): output_size picks the output_padding, as torch's."""
+
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        output_padding=0,
+        groups=1,
+        bias=True,
+        dilation=1,
+        padding_mode="zeros",
+        device=None,
+        dtype=None,
+    ):
+        if padding_mode != "zeros":
+            raise ValueError(f'Only "zeros" padding mode is supported for {type(self).__name__}')
+        if isinstance(padding, str):
+            raise ValueError(f"{type(self).__name__}: padding must be an int or a tuple of ints, got {padding!r}")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, "zeros")
+        n = self._dims
+        self.transposed, self.output_padding = True, _ntuple(output_padding, n)
+        self.weight = Parameter(
+            np.empty((in_channels, out_channels // groups) + self.kernel_size, _factory_dtype(dtype))
+        )
+        if bias:
+            self.bias = Parameter(np.empty(out_channels, _factory_dtype(dtype)))
+        self.reset_parameters()
+        if device is not None:
+            self.to(device)
+
+    def _output_padding(self, input, output_size):
+        if output_size is None:
+            return self.output_padding
+        n = self._dims
+        spatial = input.shape[-n:]
+        output_size = tuple(int(v) for v in output_size)
+        if len(output_size) == n + (2 if input.dim() == n + 2 else 1):
+            output_size = output_size[-n:]
+        if len(output_size) != n:
+            raise ValueError(
+                f"ConvTranspose{n}D: for {input.dim()}D input, output_size must have {n} or "
+                f"{n + 2 if input.dim() == n + 2 else n + 1} elements (got {len(output_size)})"
+            )
+        lo = [
+            (spatial[d] - 1) * self.stride[d] - 2 * self.padding[d] + self.dilation[d] * (self.kernel_size[d] - 1) + 1
+            for d in range(n)
+        ]
+        hi = [lo[d] + self.stride[d] - 1 for d in range(n)]
+        for d in range(n):
+            if not lo[d] <= output_size[d] <= hi[d]:
+                raise ValueError(
+                    f"requested an output size of {list(output_size)}, but valid sizes range from {lo} to {hi} "
+                    f"(for an input of {list(spatial)})"
+                )
+        return tuple(output_size[d] - lo[d] for d in range(n))
+
+    def extra_repr(self):  # torch's order: output_padding after dilation, before groups
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0,) * self._dims:
+            s += f", padding={self.padding}"
+        if self.dilation != (1,) * self._dims:
+            s += f", dilation={self.dilation}"
+        if self.output_padding != (0,) * self._dims:
+            s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    """torch.nn.ConvTranspose2d (fastnn.nn.functional.conv_transpose2d)."""
+
+    _dims = 2
+
+    def forward(self, input, output_size=None):
+        op = self._output_padding(F._t(input), output_size)
+        return F.conv_transpose2d(
+            input, self.weight, self.bias, self.stride, self.padding, op, self.groups, self.dilation
+        )
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    """torch.nn.ConvTranspose1d: ConvTranspose2d's kernels on a unit height."""
+
+    _dims = 1
+
+    def forward(self, input, output_size=None):
+        op = self._output_padding(F._t(input), output_size)
+        return F.conv_transpose1d(
+            input, self.weight, self.bias, self.stride[0], self.padding[0], op[0], self.groups, self.dilation[0]
+        )
 
 
 class MaxPool1d(Module):
