@@ -101,7 +101,7 @@ _FUNCTIONS = (
     # shape and indexing
     "split chunk narrow unbind gather scatter scatter_add index_select index_fill masked_fill masked_select "
     "nonzero argwhere tril triu roll repeat_interleave movedim moveaxis swapaxes swapdims unflatten diag "
-    "diagonal trace outer ger dot mm bmm"
+    "diagonal trace outer ger dot mm bmm transpose permute squeeze unsqueeze t clone detach clip"
 ).split()
 
 # name -> function, for fastnn/__init__.py
@@ -138,7 +138,12 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
     return tensor_of(input).repeat_interleave(repeats, dim, output_size=output_size)
 
 
-functions.update(flip=flip, repeat_interleave=repeat_interleave)
+def split(tensor, split_size_or_sections, dim=0):
+    """tensor in pieces along dim (Tensor.split under torch.split's argument names)."""
+    return tensor_of(tensor).split(split_size_or_sections, dim)
+
+
+functions.update(flip=flip, repeat_interleave=repeat_interleave, split=split)
 functions.update({name: globals()[name] for name in __all__})
 
 # a torch.Tensor attribute fastnn lacks: NotImplementedError naming it (an AttributeError too)

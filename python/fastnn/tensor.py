@@ -658,7 +658,9 @@ class Tensor:
         return Tensor._result(y, (self,), lambda g: (g - xp.exp(y) * g.sum(axis=dim, keepdims=True),), "log_softmax")
 
     # -- reductions -----------------------------------------------------------------------------
-    def sum(self, dim=None, keepdim=False):
+    def sum(self, dim=None, keepdim=False, *, dtype=None):
+        if dtype is not None and np.dtype(dtype) != self._data.dtype:  # torch: cast first
+            return self.to(dtype).sum(dim, keepdim)
         a = self._data
         xp = _xp(a)
         axis = _axes(dim, a.ndim)
@@ -672,7 +674,9 @@ class Tensor:
 
         return Tensor._result(out, (self,), backward, "sum")
 
-    def mean(self, dim=None, keepdim=False):
+    def mean(self, dim=None, keepdim=False, *, dtype=None):
+        if dtype is not None and np.dtype(dtype) != self._data.dtype:  # torch: cast first
+            return self.to(dtype).mean(dim, keepdim)
         a = self._data
         xp = _xp(a)
         axis = _axes(dim, a.ndim)
@@ -764,8 +768,8 @@ class Tensor:
         return self._argextreme(dim, keepdim, "argmin")
 
     # -- shape ----------------------------------------------------------------------------------
-    def reshape(self, *shape):
-        shape = _shape_args(shape)
+    def reshape(self, *shape, **kwargs):
+        shape = _shape_args(_by_keyword(shape, kwargs, "shape", "reshape") if kwargs else shape)
         a = self._data
         try:
             out = a.reshape(shape)
@@ -773,7 +777,8 @@ class Tensor:
             raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {a.size}") from None
         return Tensor._result(out, (self,), lambda g: (g.reshape(a.shape),), "reshape")
 
-    view = reshape
+    def view(self, *shape, **kwargs):
+        return self.reshape(*(_by_keyword(shape, kwargs, "size", "view") if kwargs else shape))
 
     def flatten(self, start_dim=0, end_dim=-1):
         s = self._data.shape
@@ -794,16 +799,16 @@ class Tensor:
         out = _xp(a).expand_dims(a, dim)
         return Tensor._result(out, (self,), lambda g: (g.reshape(a.shape),), "unsqueeze")
 
-    def permute(self, *dims):
-        dims = _shape_args(dims)
+    def permute(self, *dims, **kwargs):
+        dims = _shape_args(_by_keyword(dims, kwargs, "dims", "permute") if kwargs else dims)
         inv = tuple(int(i) for i in np.argsort(dims))
         xp = _xp(self._data)
         out = xp.ascontiguousarray(self._data.transpose(dims))
         return Tensor._result(out, (self,), lambda g: (xp.ascontiguousarray(g.transpose(inv)),), "permute")
 
-    def transpose(self, d0, d1):
+    def transpose(self, dim0, dim1):
         dims = list(range(self.ndim))
-        dims[d0], dims[d1] = dims[d1], dims[d0]
+        dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
         return self.permute(*dims)
 
     def t(self):
@@ -811,8 +816,8 @@ class Tensor:
             raise RuntimeError("t() expects a tensor with <= 2 dimensions")
         return self.permute(*reversed(range(self.ndim)))
 
-    def expand(self, *shape):
-        shape = _shape_args(shape)
+    def expand(self, *shape, **kwargs):
+        shape = _shape_args(_by_keyword(shape, kwargs, "size", "expand") if kwargs else shape)
         a = self._data
         xp = _xp(a)
         if len(shape) < a.ndim:
@@ -884,6 +889,14 @@ def _index(key, a):
                 )
         return key
     return _on_device(key, a)
+
+
+def _by_keyword(args, kwargs, name, method):
+    """The *args of a method that torch also takes as one keyword (x.reshape(shape=(2, 3)))."""
+    if args or set(kwargs) != {name}:
+        bad = next((k for k in kwargs if k != name), name)
+        raise TypeError(f"{method}() got an unexpected keyword argument '{bad}'")
+    return (kwargs[name],)
 
 
 def _shape_args(shape):
@@ -1003,12 +1016,14 @@ def _outer(xp, x, y):
     return xp.multiply.outer(x, y) if xp is np else x.reshape(x.shape + (1,) * y.ndim) * y
 
 
-def matmul(a, b):
-    """a @ b through the gemm kernel (float32, broadcast batch dims as numpy.matmul); other dtypes
-    through the array's matmul (float operands of two dtypes: torch's RuntimeError). On a CUDA
-    device the kernel takes 2-D operands; batched and vector products use CuPy's matmul."""
+def matmul(input, other):
+    """input @ other through the gemm kernel (float32, broadcast batch dims as numpy.matmul);
+    other dtypes through the array's matmul (float operands of two dtypes: torch's RuntimeError).
+    On a CUDA device the kernel takes 2-D operands; batched and vector products use CuPy's
+    matmul."""
     from . import ops
 
+    a, b = input, other
     if not isinstance(a, Tensor):
         a = Tensor(a)
     if not isinstance(b, Tensor):
@@ -1132,34 +1147,34 @@ def _filled(shape, value, dtype, device, requires_grad):
     return Tensor(_dev.full(shape, value, dtype, d), requires_grad=requires_grad, dtype=dtype)
 
 
-def zeros(*shape, dtype=None, requires_grad=False, device=None):
-    return _filled(_size(shape), 0, _float_dtype(dtype), device, requires_grad)
+def zeros(*size, dtype=None, requires_grad=False, device=None):
+    return _filled(_size(size), 0, _float_dtype(dtype), device, requires_grad)
 
 
-def ones(*shape, dtype=None, requires_grad=False, device=None):
-    return _filled(_size(shape), 1, _float_dtype(dtype), device, requires_grad)
+def ones(*size, dtype=None, requires_grad=False, device=None):
+    return _filled(_size(size), 1, _float_dtype(dtype), device, requires_grad)
 
 
-def full(shape, value, dtype=None, requires_grad=False, device=None):
-    """shape filled with value; dtype None: torch's for the value (the default dtype for a
+def full(size, fill_value, dtype=None, requires_grad=False, device=None):
+    """size filled with fill_value; dtype None: torch's for the value (the default dtype for a
     float, int64 for an int, bool for a bool)."""
     if dtype is None:
-        dtype = _dtypes.scalar_dtype(value.item() if isinstance(value, Tensor) else value)
-    return _filled(_size((shape,)), value, dtype, device, requires_grad)
+        dtype = _dtypes.scalar_dtype(fill_value.item() if isinstance(fill_value, Tensor) else fill_value)
+    return _filled(_size((size,)), fill_value, dtype, device, requires_grad)
 
 
-def empty(*shape, dtype=None, requires_grad=False, device=None):
-    return zeros(*shape, dtype=dtype, requires_grad=requires_grad, device=device)
+def empty(*size, dtype=None, requires_grad=False, device=None):
+    return zeros(*size, dtype=dtype, requires_grad=requires_grad, device=device)
 
 
-def zeros_like(t, dtype=None, requires_grad=False, device=None):
-    """Zeros of t's shape on t's device (or `device`)."""
-    a = _as_array(t)
+def zeros_like(input, dtype=None, requires_grad=False, device=None):
+    """Zeros of input's shape on input's device (or `device`)."""
+    a = _as_array(input)
     return _place(_xp(a).zeros_like(a, dtype=dtype), device, requires_grad)
 
 
-def ones_like(t, dtype=None, requires_grad=False, device=None):
-    a = _as_array(t)
+def ones_like(input, dtype=None, requires_grad=False, device=None):
+    a = _as_array(input)
     return _place(_xp(a).ones_like(a, dtype=dtype), device, requires_grad)
 
 
@@ -1170,16 +1185,16 @@ def arange(start, end=None, step=1, dtype=None, device=None):
     return _place(a.astype(_python_dtype(a.dtype) if dtype is None else dtype), device)
 
 
-def randn(*shape, dtype=None, requires_grad=False, device=None):
+def randn(*size, dtype=None, requires_grad=False, device=None):
     from . import random as _random
 
-    return _place(_random.generator().standard_normal(_size(shape)).astype(_float_dtype(dtype)), device, requires_grad)
+    return _place(_random.generator().standard_normal(_size(size)).astype(_float_dtype(dtype)), device, requires_grad)
 
 
-def rand(*shape, dtype=None, requires_grad=False, device=None):
+def rand(*size, dtype=None, requires_grad=False, device=None):
     from . import random as _random
 
-    return _place(_random.generator().random(_size(shape)).astype(_float_dtype(dtype)), device, requires_grad)
+    return _place(_random.generator().random(_size(size)).astype(_float_dtype(dtype)), device, requires_grad)
 
 
 def randint(low, high=None, size=(), dtype=np.int64, device=None):
@@ -1255,8 +1270,8 @@ def _to_args(args, kwargs):
 
 def _wrap_unary(name):
     @functools.wraps(getattr(Tensor, name))
-    def f(t, *args, **kwargs):
-        return getattr(t if isinstance(t, Tensor) else Tensor(t), name)(*args, **kwargs)
+    def f(input, *args, **kwargs):
+        return getattr(input if isinstance(input, Tensor) else Tensor(input), name)(*args, **kwargs)
 
     return f
 
