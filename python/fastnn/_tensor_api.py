@@ -4,7 +4,7 @@ The method classes of the fastnn._tensor_* modules are attached to Tensor here (
 this module, so every Tensor has them); a name that Tensor already defines is an error, so each
 method has one definition. The module-level forms (fastnn.sin(t), fastnn.cumsum(t, 0), ...) are
 made from the methods below and exported by fastnn/__init__.py. out= is not supported: passing
-it is a TypeError that says so.
+it is a NotImplementedError that says so.
 """
 
 from . import _compat
@@ -111,7 +111,7 @@ functions = {name: function(getattr(Tensor, name), name) for name in _FUNCTIONS}
 def pow(input, exponent, *, out=None):
     """input ** exponent; input may be a number when exponent is a tensor (torch.pow(2, t))."""
     if out is not None:
-        raise TypeError("fastnn.pow: out= is not supported; use the returned tensor")
+        raise _compat.out_unsupported("pow")
     if not isinstance(input, Tensor) and isinstance(exponent, Tensor):
         return exponent.__rpow__(input)
     return tensor_of(input).pow(exponent)

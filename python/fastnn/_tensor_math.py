@@ -15,8 +15,8 @@ import math
 
 import numpy as np
 
+from . import _compat, _dtypes
 from . import _device as _dev
-from . import _dtypes
 from ._device import xp as _xp
 from .tensor import _HOST, Tensor, _check_broadcast, _same_device, _unbroadcast, is_grad_enabled
 
@@ -69,13 +69,13 @@ def broadcast_shape(*shapes):
 
 def function(method, name=None):
     """The module-level form of a Tensor method: fastnn.<name>(input, *args, **kwargs). out= is
-    not supported: a TypeError that says so, never silently ignored."""
+    not supported: a NotImplementedError that says so, never silently ignored."""
     name = name or method.__name__
 
     @functools.wraps(method)
     def f(input, *args, out=None, **kwargs):
         if out is not None:
-            raise TypeError(f"fastnn.{name}: out= is not supported; use the returned tensor")
+            raise _compat.out_unsupported(name)
         return method(tensor_of(input), *args, **kwargs)
 
     f.__name__ = f.__qualname__ = name

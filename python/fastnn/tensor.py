@@ -21,8 +21,8 @@ import operator
 
 import numpy as np
 
+from . import _compat, _dtypes, ops
 from . import _device as _dev
-from . import _dtypes, ops
 from . import return_types as _rt
 from ._device import xp as _xp
 from .sparse import RowSparse
@@ -1270,7 +1270,9 @@ def _to_args(args, kwargs):
 
 def _wrap_unary(name):
     @functools.wraps(getattr(Tensor, name))
-    def f(input, *args, **kwargs):
+    def f(input, *args, out=None, **kwargs):
+        if out is not None:
+            raise _compat.out_unsupported(name)
         return getattr(input if isinstance(input, Tensor) else Tensor(input), name)(*args, **kwargs)
 
     return f
