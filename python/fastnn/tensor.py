@@ -678,6 +678,11 @@ class Tensor:
         if dtype is not None and np.dtype(dtype) != self._data.dtype:  # torch: cast first
             return self.to(dtype).mean(dim, keepdim)
         a = self._data
+        if a.dtype.kind != "f":
+            raise RuntimeError(
+                "mean(): could not infer output dtype. Input dtype must be either a floating point or complex "
+                f"dtype. Got: {_dtypes.torch_name(a.dtype)}"
+            )
         xp = _xp(a)
         axis = _axes(dim, a.ndim)
         n = a.size if axis is None else math.prod(a.shape[i] for i in axis)
