@@ -630,11 +630,12 @@ class Tensor:
         y = K.tanh_forward(self._data)
         return Tensor._result(y, (self,), lambda g: (K.tanh_backward(g, y),), "tanh")
 
-    def softmax(self, dim=None):
+    def softmax(self, dim, dtype=None):
+        if dtype is not None and np.dtype(dtype) != self._data.dtype:  # torch: cast first
+            return self.to(dtype).softmax(dim)
         if self._data.ndim == 0:  # a 0-d tensor: one element along dim 0 or -1, as torch
-            return self.reshape(1).softmax(0 if dim is None else dim).reshape(())
+            return self.reshape(1).softmax(dim).reshape(())
         X = self._data
-        dim = -1 if dim is None else dim
         if X.dtype == np.float32:
             y = ops.softmax_forward(X, dim)
             return Tensor._result(y, (self,), lambda g: (ops.softmax_backward(g, y, dim),), "softmax")
@@ -643,11 +644,12 @@ class Tensor:
         y = e / e.sum(axis=dim, keepdims=True)
         return Tensor._result(y, (self,), lambda g: (y * (g - (g * y).sum(axis=dim, keepdims=True)),), "softmax")
 
-    def log_softmax(self, dim=None):
+    def log_softmax(self, dim, dtype=None):
+        if dtype is not None and np.dtype(dtype) != self._data.dtype:  # torch: cast first
+            return self.to(dtype).log_softmax(dim)
         if self._data.ndim == 0:  # a 0-d tensor: one element along dim 0 or -1, as torch
-            return self.reshape(1).log_softmax(0 if dim is None else dim).reshape(())
+            return self.reshape(1).log_softmax(dim).reshape(())
         X = self._data
-        dim = -1 if dim is None else dim
         if X.dtype == np.float32:
             y = ops.log_softmax_forward(X, dim)
             return Tensor._result(y, (self,), lambda g: (ops.log_softmax_backward(g, y, dim),), "log_softmax")

@@ -320,11 +320,12 @@ def _move_dim_last(a, dim):
     return _xp(a).moveaxis(a, dim, -1) if dim not in (-1, a.ndim - 1) else a
 
 
-def _implicit_dim(name, ndim):
-    """torch's dim for softmax-like functions called without one (with its warning)."""
+def _implicit_dim(name, ndim, stacklevel):
+    """torch's dim for softmax-like functions called without one (with its warning, pointing
+    stacklevel frames up from the softmax function, as torch's _stacklevel)."""
     warnings.warn(
         f"Implicit dimension choice for {name} has been deprecated. Change the call to include dim=X as an argument.",
-        stacklevel=3,
+        stacklevel=stacklevel,
     )
     return 0 if ndim in (0, 1, 3) else 1
 
@@ -332,19 +333,15 @@ def _implicit_dim(name, ndim):
 def softmax(input, dim=None, _stacklevel=3, dtype=None):
     x = _t(input)
     if dim is None:
-        dim = _implicit_dim("softmax", x.ndim)
-    if dtype is not None:
-        x = x.to(dtype)
-    return x.softmax(dim)
+        dim = _implicit_dim("softmax", x.ndim, _stacklevel)
+    return x.softmax(dim, dtype=dtype)
 
 
 def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     x = _t(input)
     if dim is None:
-        dim = _implicit_dim("log_softmax", x.ndim)
-    if dtype is not None:
-        x = x.to(dtype)
-    return x.log_softmax(dim)
+        dim = _implicit_dim("log_softmax", x.ndim, _stacklevel)
+    return x.log_softmax(dim, dtype=dtype)
 
 
 def _reduce(loss, reduction, denom, op, dtype):
@@ -1175,8 +1172,8 @@ def glu(input, dim=-1):
 def softmin(input, dim=None, _stacklevel=3, dtype=None):
     x = _t(input)
     if dim is None:
-        dim = _implicit_dim("softmin", x.ndim)
-    return softmax(-x, dim)
+        dim = _implicit_dim("softmin", x.ndim, _stacklevel)
+    return softmax(-x, dim, dtype=dtype)
 
 
 def prelu(input, weight):
