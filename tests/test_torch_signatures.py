@@ -160,7 +160,8 @@ def _check_names(ours, theirs_obj, name, function):
         return None
     params = [p for p in sig.parameters.values() if p.name != "self"]
     pos = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    if function and inspect.unwrap(ours) is getattr(fastnn.Tensor, name, None):  # made from Tensor.<name>
+    method = getattr(fastnn.Tensor, name, None)
+    if function and method is not None and inspect.unwrap(ours) is inspect.unwrap(method):  # from Tensor.<name>
         pos = ["input"] + pos
     kw = [p.name for p in params if p.kind == p.KEYWORD_ONLY and p.name != "out"]
     variadic = any(p.kind == p.VAR_POSITIONAL for p in params)

@@ -7,7 +7,7 @@ made from the methods below and exported by fastnn/__init__.py. out= is not supp
 it is a NotImplementedError that says so.
 """
 
-from . import _compat
+from . import _compat, _quiet
 from ._tensor_factory import (
     FactoryMethods,
     bernoulli,
@@ -66,6 +66,11 @@ _CLASS_MACHINERY = {
 }
 
 
+# the method classes that compute: NumPy's floating-point warnings off in their methods (torch
+# is silent on inf, nan and division by zero)
+_COMPUTING = (ElementwiseMethods, InplaceMethods, ReductionMethods)
+
+
 def _attach(cls, *method_classes):
     for mc in method_classes:
         for name, value in vars(mc).items():
@@ -73,6 +78,8 @@ def _attach(cls, *method_classes):
                 continue
             if name in vars(cls):
                 raise RuntimeError(f"fastnn._tensor_api: Tensor.{name} is defined twice")
+            if mc in _COMPUTING and callable(value) and not getattr(value, "_quiet", False):
+                value = _quiet.quietly(value)
             setattr(cls, name, value)
 
 

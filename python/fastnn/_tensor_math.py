@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from . import _compat, _dtypes
+from . import _compat, _dtypes, _quiet
 from . import _device as _dev
 from ._device import xp as _xp
 from .tensor import _HOST, Tensor, _check_broadcast, _same_device, _unbroadcast, is_grad_enabled
@@ -102,17 +102,20 @@ def unary(name, fwd, grad=None, floats=True, doc=None):
         xp = _xp(a)
         dt = _dtypes.float_of(a.dtype) if floats else a.dtype
         x = a if a.dtype == dt else a.astype(dt)
-        with np.errstate(all="ignore"):
+        token = _quiet.enter()  # inf, nan: no NumPy RuntimeWarning, as torch
+        try:
             out = xp.asarray(fwd(xp, x))
+        finally:
+            _quiet.leave(token)
         if out.dtype != dt:
             out = out.astype(dt)
 
-        def backward(g):
-            with np.errstate(all="ignore"):
-                return ((grad or zeros_grad)(xp, g, x, out),)
+        def backward(g):  # (the backward pass runs quiet)
+            return ((grad or zeros_grad)(xp, g, x, out),)
 
         return Tensor._result(out, (self,), backward, name)
 
+    method._quiet = True  # fastnn._tensor_api need not wrap it
     method.__name__ = method.__qualname__ = name
     method.__doc__ = doc or f"{name} elementwise (torch.{name})."
     return method

@@ -21,7 +21,7 @@ import operator
 
 import numpy as np
 
-from . import _compat, _dtypes, ops
+from . import _compat, _dtypes, _quiet, ops
 from . import _device as _dev
 from . import return_types as _rt
 from ._device import xp as _xp
@@ -458,28 +458,32 @@ class Tensor:
         the operands cast to the result dtype of torch's promotion (fastnn._dtypes; true_div:
         a float dtype for integer operands); a number or bare array `other` is a constant (no
         parent). The gradients are cast back to each operand's dtype."""
-        x = self
-        if isinstance(other, Tensor):
-            o = other
-            if not (isinstance(x._data, _HOST) and isinstance(o._data, _HOST)):
-                x, o = _same_device(x, o)
-            a, b = x._data, o._data
-            parents = (x, o)
-            dt = _dtypes.binary_result_type(a, b)
-        else:
-            a = x._data
-            dt = _dtypes.binary_result_type(a, other if _dtypes.is_number(other) else _as_array(other))
-            b = _operand(other, dt, a)
-            parents = (x,)
-        if true_div:
-            dt = _dtypes.float_of(dt)
-        ca = a if a.dtype == dt else a.astype(dt)
-        cb = b if b.dtype == dt else b.astype(dt)
+        token = _quiet.enter()  # inf, nan, 1 / 0: no NumPy RuntimeWarning, as torch
         try:
-            out = fwd(ca, cb)
-        except ValueError:
-            _check_broadcast(a.shape, b.shape)
-            raise
+            x = self
+            if isinstance(other, Tensor):
+                o = other
+                if not (isinstance(x._data, _HOST) and isinstance(o._data, _HOST)):
+                    x, o = _same_device(x, o)
+                a, b = x._data, o._data
+                parents = (x, o)
+                dt = _dtypes.binary_result_type(a, b)
+            else:
+                a = x._data
+                dt = _dtypes.binary_result_type(a, other if _dtypes.is_number(other) else _as_array(other))
+                b = _operand(other, dt, a)
+                parents = (x,)
+            if true_div:
+                dt = _dtypes.float_of(dt)
+            ca = a if a.dtype == dt else a.astype(dt)
+            cb = b if b.dtype == dt else b.astype(dt)
+            try:
+                out = fwd(ca, cb)
+            except ValueError:
+                _check_broadcast(a.shape, b.shape)
+                raise
+        finally:
+            _quiet.leave(token)
 
         def backward(g):
             ga, gb = grads(g, ca, cb, out)
@@ -583,15 +587,28 @@ class Tensor:
 
     # -- elementwise functions ------------------------------------------------------------------
     def exp(self):
-        out = _xp(self._data).exp(self._data)
+        token = _quiet.enter()
+        try:
+            out = _xp(self._data).exp(self._data)
+        finally:
+            _quiet.leave(token)
         return Tensor._result(out, (self,), lambda g: (g * out,), "exp")
 
     def log(self):
         a = self._data
-        return Tensor._result(_xp(a).log(a), (self,), lambda g: (g / a,), "log")
+        token = _quiet.enter()
+        try:
+            out = _xp(a).log(a)
+        finally:
+            _quiet.leave(token)
+        return Tensor._result(out, (self,), lambda g: (g / a,), "log")
 
     def sqrt(self):
-        out = _xp(self._data).sqrt(self._data)
+        token = _quiet.enter()
+        try:
+            out = _xp(self._data).sqrt(self._data)
+        finally:
+            _quiet.leave(token)
         return Tensor._result(out, (self,), lambda g: (g / (2 * out),), "sqrt")
 
     def abs(self):
@@ -667,7 +684,11 @@ class Tensor:
         xp = _xp(a)
         axis = _axes(dim, a.ndim)
         dtype = a.dtype if a.dtype.kind == "f" else np.int64  # torch: bool and int sums are int64
-        out = xp.asarray(a.sum(axis=axis, keepdims=keepdim, dtype=dtype))
+        token = _quiet.enter()  # an overflow to inf: no NumPy RuntimeWarning, as torch
+        try:
+            out = xp.asarray(a.sum(axis=axis, keepdims=keepdim, dtype=dtype))
+        finally:
+            _quiet.leave(token)
 
         def backward(g):
             if not keepdim and axis is not None:
@@ -688,7 +709,11 @@ class Tensor:
         xp = _xp(a)
         axis = _axes(dim, a.ndim)
         n = a.size if axis is None else math.prod(a.shape[i] for i in axis)
-        out = xp.asarray(a.mean(axis=axis, keepdims=keepdim), dtype=a.dtype)
+        token = _quiet.enter()  # an overflow to inf: no NumPy RuntimeWarning, as torch
+        try:
+            out = xp.asarray(a.mean(axis=axis, keepdims=keepdim), dtype=a.dtype)
+        finally:
+            _quiet.leave(token)
 
         def backward(g):
             if not keepdim and axis is not None:
@@ -949,7 +974,22 @@ def _check_broadcast(sa, sb):
             )
 
 
+# NumPy's floating-point warnings off in the methods that compute (exp, log, sqrt, sum, mean and
+# the operators do it inline, the methods of fastnn._tensor_api's classes are wrapped there)
+for _name in ("float", "long", "to", "clamp", "clip", "softmax", "log_softmax", "__matmul__", "__rmatmul__"):
+    setattr(Tensor, _name, _quiet.quietly(vars(Tensor)[_name]))
+del _name
+
+
 def _run_backward(root, g, retain_graph):
+    token = _quiet.enter()  # the gradients of log(0), 1 / x at 0, ...: inf or nan, no warning
+    try:
+        _run_backward_quiet(root, g, retain_graph)
+    finally:
+        _quiet.leave(token)
+
+
+def _run_backward_quiet(root, g, retain_graph):
     # reverse topological order by an iterative depth-first search
     order, seen, stack = [], set(), [(root, False)]
     while stack:

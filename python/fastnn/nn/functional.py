@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 
 from .. import _device as _dev
-from .. import _dtypes, ops
+from .. import _dtypes, _quiet, ops
 from .. import random as _random
 from .._device import xp as _xp
 from ..sparse import RowSparse
@@ -325,7 +325,7 @@ def _implicit_dim(name, ndim, stacklevel):
     stacklevel frames up from the softmax function, as torch's _stacklevel)."""
     warnings.warn(
         f"Implicit dimension choice for {name} has been deprecated. Change the call to include dim=X as an argument.",
-        stacklevel=stacklevel,
+        stacklevel=_quiet.stacklevel(stacklevel),
     )
     return 0 if ndim in (0, 1, 3) else 1
 
@@ -1251,7 +1251,7 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
             "error in a future release. To retain the behavior and silence this warning, please use dropout "
             "instead. Note that dropout2d exists to provide channel-wise dropout on inputs with 2 spatial "
             "dimensions, a channel dimension, and an optional batch dimension (i.e. 3D or 4D inputs).",
-            stacklevel=2,
+            stacklevel=_quiet.stacklevel(2),
         )
     if x.ndim == 3:
         warnings.warn(
@@ -1260,7 +1260,7 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
             "change in a future release to interpret the input as one without a batch dimension, i.e. shape "
             "(C, H, W). To maintain the 1D channel-wise dropout behavior, please switch to using dropout1d "
             "instead.",
-            stacklevel=2,
+            stacklevel=_quiet.stacklevel(2),
         )
     if not training or p == 0:
         return x
@@ -1277,7 +1277,7 @@ def dropout3d(input, p=0.5, training=True, inplace=False):
             "error in a future release. To retain the behavior and silence this warning, please use dropout "
             "instead. Note that dropout3d exists to provide channel-wise dropout on inputs with 3 spatial "
             "dimensions, a channel dimension, and an optional batch dimension (i.e. 4D or 5D inputs).",
-            stacklevel=2,
+            stacklevel=_quiet.stacklevel(2),
         )
     if not training or p == 0:
         return x
@@ -1318,7 +1318,7 @@ def _legacy_reduction(size_average, reduce, reduction):
     reduction = "none" if not reduce else "mean" if size_average else "sum"
     warnings.warn(
         f"size_average and reduce args will be deprecated, please use reduction='{reduction}' instead.",
-        stacklevel=3,
+        stacklevel=_quiet.stacklevel(3),
     )
     return reduction
 
@@ -1345,7 +1345,7 @@ def _size_warning(x, y):
         warnings.warn(
             f"Using a target size ({y.shape}) that is different to the input size ({x.shape}). This will "
             "likely lead to incorrect results due to broadcasting. Please ensure they have the same size.",
-            stacklevel=3,
+            stacklevel=_quiet.stacklevel(3),
         )
 
 
@@ -1473,7 +1473,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
             "reduction: 'mean' divides the total loss by both the batch size and the support size."
             "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
             "'mean' will be changed to behave the same as 'batchmean' in the next major release.",
-            stacklevel=2,
+            stacklevel=_quiet.stacklevel(2),
         )
     x, y = _t(input), _t(target)
     _same(x, y)
@@ -2070,6 +2070,14 @@ def adaptive_avg_pool1d(input, output_size):
         x, "adaptive_avg_pool1d", f"adaptive_avg_pool1d(): Expected 2D or 3D tensor, but got {list(x.shape)}"
     )
     return _from_2d(adaptive_avg_pool2d(x4, (1, _single(output_size))), unb)
+
+
+# NumPy's floating-point warnings off in every function here: torch is silent on inf, nan and
+# division by zero (their own warnings still point at their caller: _quiet.stacklevel)
+for _name in __all__:
+    if callable(globals().get(_name)) and not isinstance(globals()[_name], type):
+        globals()[_name] = _quiet.quietly(globals()[_name])
+del _name
 
 
 def __getattr__(name):
