@@ -42,6 +42,9 @@ NAMESPACES = {
 }
 
 _NORM_P = "p other than a number, inf, -inf or 'fro'"
+# the optimizers' flags for an update recorded by autograd or captured in a CUDA graph
+_DIFF = "differentiable=True"
+_DIFF_CAPT = "differentiable=True, capturable=True"
 
 PARTIAL = {
     "torch": {
@@ -65,7 +68,15 @@ PARTIAL = {
         "scaled_dot_product_attention": "enable_gqa",
     },
     "torch.optim": {
-        "SGD": "weight_decay with a sparse gradient",
+        "Adadelta": _DIFF_CAPT,
+        "Adagrad": _DIFF,
+        "Adam": _DIFF_CAPT,
+        "AdamW": _DIFF_CAPT,
+        "Adamax": _DIFF_CAPT,
+        "NAdam": _DIFF_CAPT,
+        "RAdam": _DIFF_CAPT,
+        "RMSprop": _DIFF_CAPT,
+        "SGD": f"{_DIFF}; weight_decay with a sparse gradient",
     },
 }
 
