@@ -11,6 +11,7 @@ torch's names are read in a fresh interpreter (what dir() shows depends on what 
 """
 
 import argparse
+import functools
 import importlib
 import pathlib
 import sys
@@ -66,7 +67,41 @@ def torch_public_names():
         "torch.distributions",
     ):
         names[ns] = _public(importlib.import_module(ns), ns)
+    names[_OUT] = {n for n in names["torch"] if _takes_out(torch, n)}
     return torch.__version__, {ns: sorted(v) for ns, v in names.items()}
+
+
+_OUT = "torch out="  # the section of torch's functions that take out=
+
+
+def _takes_out(torch, name):
+    """Whether torch.<name> is a function that takes out=: in its Python signature, or, for a
+    builtin, in an overload its Python binding declares (torch/_C/_VariableFunctions.pyi; an
+    operator's out overload is not always bound: full_like has one, torch.full_like(out=) is a
+    TypeError)."""
+    import inspect
+
+    obj = getattr(torch, name)
+    if isinstance(obj, type) or not callable(obj):
+        return False
+    try:
+        return "out" in inspect.signature(obj).parameters
+    except (TypeError, ValueError):
+        pass
+    return isinstance(obj, types.BuiltinFunctionType) and name in _bound_with_out(torch)
+
+
+@functools.cache
+def _bound_with_out(torch):
+    """The names of torch's builtin functions with an overload that takes out=."""
+    import re
+
+    stub = pathlib.Path(torch.__file__).parent / "_C" / "_VariableFunctions.pyi"
+    found = set()
+    for name, args in re.findall(r"^def (\w+)\((.*?)\)\s*->", stub.read_text(), re.S | re.M):
+        if re.search(r"\bout: ", args):
+            found.add(name)
+    return found
 
 
 def names_text(version, names):
@@ -116,7 +151,7 @@ def render():
         textwrap.fill(
             f"Which of torch {version}'s public names fastnn has, per namespace. *Supported*: fastnn has "
             "the name. *In part*: some arguments or cases are missing, and passing "
-            "them raises `NotImplementedError` (`TypeError` for `out=`) saying so. *Not supported*: "
+            "them raises `NotImplementedError` saying so. *Not supported*: "
             "looking the name up on fastnn raises `NotImplementedError` naming the torch feature (an "
             "`AttributeError` too, so `hasattr` answers False).",
             width=100,
@@ -124,7 +159,8 @@ def render():
         "",
         textwrap.fill(
             "Across the board: tensors are float32 for most ops (integer and bool tensors for indexing, "
-            "comparisons and shapes), `out=` is not accepted, and the devices are the CPU and CUDA.",
+            "comparisons and shapes), `out=` is not accepted (`NotImplementedError` saying to use the "
+            "returned tensor), and the devices are the CPU and CUDA.",
             width=100,
         ),
         "",

@@ -18,6 +18,7 @@ import zlib
 import fastnn
 import numpy as np
 import pytest
+from fastnn import _compat
 
 
 # -- inputs ---------------------------------------------------------------------------------------
@@ -1016,8 +1017,36 @@ OUT_CALLS = [
 
 @pytest.mark.parametrize("call", OUT_CALLS)
 def test_out_is_refused(call):
-    with pytest.raises(TypeError, match="out= is not supported"):
+    with pytest.raises(NotImplementedError, match="out= is not supported"):
         call(fastnn.zeros(2))
+
+
+OUT_NAMES = sorted(
+    n
+    for n in _compat.torch_names("torch out=")
+    if callable(vars(fastnn).get(n)) and not isinstance(vars(fastnn)[n], type)
+)
+
+
+def test_out_names_cover_the_common_functions():
+    assert {"add", "matmul", "cat", "stack", "sum", "mean", "max", "zeros", "arange", "where", "topk"} <= set(OUT_NAMES)
+
+
+@pytest.mark.parametrize("name", OUT_NAMES)
+def test_out_is_refused_by_every_function_torch_takes_it_for(name):
+    """Each fastnn function whose torch counterpart takes out=: NotImplementedError naming it and
+    saying what to do instead (not a TypeError about an unexpected keyword); out=None is fine."""
+    x = fastnn.ones(2)
+    with pytest.raises(NotImplementedError, match=rf"fastnn\.{name}: out= is not supported; use the returned"):
+        getattr(fastnn, name)(x, x, out=fastnn.zeros(2))
+
+
+def test_out_none_is_accepted():
+    x = fastnn.ones(2)
+    assert fastnn.cat([x, x], out=None).shape == (4,)
+    assert fastnn.add(x, x, out=None).tolist() == [2.0, 2.0]
+    assert fastnn.sum(x, out=None).item() == 2.0
+    assert fastnn.zeros(3, out=None).shape == (3,)
 
 
 def test_named_results(torch):

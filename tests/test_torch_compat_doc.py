@@ -90,7 +90,13 @@ PROBES = {
     ("torch.nn.functional", "scaled_dot_product_attention"): lambda: F.scaled_dot_product_attention(
         fastnn.ones(1, 2, 3, 4), fastnn.ones(1, 1, 3, 4), fastnn.ones(1, 1, 3, 4), enable_gqa=True
     ),
-    ("torch.optim", "SGD"): lambda: pytest.skip("covered by test_optim's sparse SGD tests"),
+    # SGD's weight_decay with a sparse gradient: test_optim's sparse SGD tests
+    **{
+        ("torch.optim", name): (
+            lambda name=name: getattr(fastnn.optim, name)([nn.Parameter(fastnn.ones(2))], differentiable=True)
+        )
+        for name in ("Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "SGD")
+    },
 }
 
 

@@ -88,6 +88,8 @@ from .tensor import (
 
 # The tensor functions of fastnn._tensor_api (fastnn.sin, fastnn.cumsum, fastnn.einsum, ...).
 globals().update(_tensor_api.functions)
+# out= (where torch takes it): NotImplementedError saying to use the returned tensor
+_compat.refuse_out(globals())
 
 __all__ = [
     "__version__",

@@ -4,16 +4,31 @@ the error a torch name fastnn lacks raises.
 - torch_names(namespace): torch 2.13's public names there, read from _torch_names.txt (written
   by scripts/gen_torch_compat.py --refresh-names where torch is installed).
 - PARTIAL: the names fastnn has but implements in part: {namespace: {name: what is missing}};
-  passing what is missing raises NotImplementedError (or, for out=, TypeError) saying so.
+  passing what is missing raises NotImplementedError saying so.
+- refuse_out(): fastnn's top-level functions whose torch counterpart takes out= (the
+  "[torch out=]" section of _torch_names.txt) refuse it with NotImplementedError saying what to
+  do instead, rather than a TypeError about an unexpected keyword.
 - missing() / tensor_getattr(): a torch name fastnn lacks raises Unsupported, a
   NotImplementedError naming the torch feature (an AttributeError too, so hasattr() and getattr()
   with a default still answer "not there"); any other unknown name is a plain AttributeError."""
 
+import functools
 import importlib
 import importlib.util
 import pathlib
+import types
 
-__all__ = ["NAMESPACES", "PARTIAL", "Unsupported", "torch_names", "missing", "module_getattr", "tensor_getattr"]
+__all__ = [
+    "NAMESPACES",
+    "PARTIAL",
+    "Unsupported",
+    "torch_names",
+    "missing",
+    "module_getattr",
+    "tensor_getattr",
+    "out_unsupported",
+    "refuse_out",
+]
 
 # torch namespace -> the fastnn module (or class) that stands for it
 NAMESPACES = {
@@ -29,6 +44,9 @@ NAMESPACES = {
 }
 
 _NORM_P = "p other than a number, inf, -inf or 'fro'"
+# the optimizers' flags for an update recorded by autograd or captured in a CUDA graph
+_DIFF = "differentiable=True"
+_DIFF_CAPT = "differentiable=True, capturable=True"
 
 PARTIAL = {
     "torch": {
@@ -56,7 +74,15 @@ PARTIAL = {
         "Distribution": "rsample (no reparameterised sampling), expand, cdf and icdf",
     },
     "torch.optim": {
-        "SGD": "weight_decay with a sparse gradient",
+        "Adadelta": _DIFF_CAPT,
+        "Adagrad": _DIFF,
+        "Adam": _DIFF_CAPT,
+        "AdamW": _DIFF_CAPT,
+        "Adamax": _DIFF_CAPT,
+        "NAdam": _DIFF_CAPT,
+        "RAdam": _DIFF_CAPT,
+        "RMSprop": _DIFF_CAPT,
+        "SGD": f"{_DIFF}; weight_decay with a sparse gradient",
     },
 }
 
@@ -116,3 +142,37 @@ def tensor_getattr(self, name):
     if name in torch_names("torch.Tensor") and not hasattr(type(self), name):
         raise Unsupported(f"fastnn has no torch.Tensor.{name}: fastnn.Tensor.{name} is not implemented")
     raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+
+def out_unsupported(name):
+    """The error for out= passed to fastnn.<name>."""
+    return NotImplementedError(
+        f"fastnn.{name}: out= is not supported; use the returned tensor (y = fastnn.{name}(...)), or copy "
+        f"it into yours: out.copy_(fastnn.{name}(...))"
+    )
+
+
+def _takes_out(f):
+    code = f.__code__
+    return "out" in code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+
+
+def refuse_out(namespace):
+    """Wrap each function in namespace (a module's globals) whose torch counterpart takes out=,
+    and that does not take out= itself, so that out= raises out_unsupported() (out=None, as
+    torch, is accepted)."""
+    for name in torch_names("torch out="):
+        f = namespace.get(name)
+        if not isinstance(f, types.FunctionType) or _takes_out(f):
+            continue
+        namespace[name] = _refusing_out(f, name)
+
+
+def _refusing_out(f, name):
+    @functools.wraps(f)
+    def g(*args, out=None, **kwargs):
+        if out is not None:
+            raise out_unsupported(name)
+        return f(*args, **kwargs)
+
+    return g

@@ -76,6 +76,17 @@ def check(dt, op):
     return dt
 
 
+_TORCH_NAMES = {"b": "Bool", "u1": "Byte", "i1": "Char", "i2": "Short", "i4": "Int", "i8": "Long"}
+
+
+def torch_name(dt):
+    """torch's scalar-type name for dt in its error messages (Long, Int, Bool, Float, ...)."""
+    dt = np.dtype(dt)
+    if dt.kind == "f":
+        return {2: "Half", 4: "Float", 8: "Double"}[dt.itemsize]
+    return _TORCH_NAMES.get("b" if dt.kind == "b" else f"{dt.kind}{dt.itemsize}", str(dt))
+
+
 def is_float(dt):
     return np.dtype(dt).kind == "f"
 

@@ -4,10 +4,10 @@ The method classes of the fastnn._tensor_* modules are attached to Tensor here (
 this module, so every Tensor has them); a name that Tensor already defines is an error, so each
 method has one definition. The module-level forms (fastnn.sin(t), fastnn.cumsum(t, 0), ...) are
 made from the methods below and exported by fastnn/__init__.py. out= is not supported: passing
-it is a TypeError that says so.
+it is a NotImplementedError that says so.
 """
 
-from . import _compat
+from . import _compat, _quiet
 from ._tensor_factory import (
     FactoryMethods,
     bernoulli,
@@ -66,6 +66,11 @@ _CLASS_MACHINERY = {
 }
 
 
+# the method classes that compute: NumPy's floating-point warnings off in their methods (torch
+# is silent on inf, nan and division by zero)
+_COMPUTING = (ElementwiseMethods, InplaceMethods, ReductionMethods)
+
+
 def _attach(cls, *method_classes):
     for mc in method_classes:
         for name, value in vars(mc).items():
@@ -73,6 +78,8 @@ def _attach(cls, *method_classes):
                 continue
             if name in vars(cls):
                 raise RuntimeError(f"fastnn._tensor_api: Tensor.{name} is defined twice")
+            if mc in _COMPUTING and callable(value) and not getattr(value, "_quiet", False):
+                value = _quiet.quietly(value)
             setattr(cls, name, value)
 
 
@@ -101,7 +108,7 @@ _FUNCTIONS = (
     # shape and indexing
     "split chunk narrow unbind gather scatter scatter_add index_select index_fill masked_fill masked_select "
     "nonzero argwhere tril triu roll repeat_interleave movedim moveaxis swapaxes swapdims unflatten diag "
-    "diagonal trace outer ger dot mm bmm"
+    "diagonal trace outer ger dot mm bmm transpose permute squeeze unsqueeze t clone detach clip"
 ).split()
 
 # name -> function, for fastnn/__init__.py
@@ -111,7 +118,7 @@ functions = {name: function(getattr(Tensor, name), name) for name in _FUNCTIONS}
 def pow(input, exponent, *, out=None):
     """input ** exponent; input may be a number when exponent is a tensor (torch.pow(2, t))."""
     if out is not None:
-        raise TypeError("fastnn.pow: out= is not supported; use the returned tensor")
+        raise _compat.out_unsupported("pow")
     if not isinstance(input, Tensor) and isinstance(exponent, Tensor):
         return exponent.__rpow__(input)
     return tensor_of(input).pow(exponent)
@@ -138,7 +145,12 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
     return tensor_of(input).repeat_interleave(repeats, dim, output_size=output_size)
 
 
-functions.update(flip=flip, repeat_interleave=repeat_interleave)
+def split(tensor, split_size_or_sections, dim=0):
+    """tensor in pieces along dim (Tensor.split under torch.split's argument names)."""
+    return tensor_of(tensor).split(split_size_or_sections, dim)
+
+
+functions.update(flip=flip, repeat_interleave=repeat_interleave, split=split)
 functions.update({name: globals()[name] for name in __all__})
 
 # a torch.Tensor attribute fastnn lacks: NotImplementedError naming it (an AttributeError too)

@@ -15,8 +15,8 @@ import math
 
 import numpy as np
 
+from . import _compat, _dtypes, _quiet
 from . import _device as _dev
-from . import _dtypes
 from ._device import xp as _xp
 from .tensor import _HOST, Tensor, _check_broadcast, _same_device, _unbroadcast, is_grad_enabled
 
@@ -69,13 +69,13 @@ def broadcast_shape(*shapes):
 
 def function(method, name=None):
     """The module-level form of a Tensor method: fastnn.<name>(input, *args, **kwargs). out= is
-    not supported: a TypeError that says so, never silently ignored."""
+    not supported: a NotImplementedError that says so, never silently ignored."""
     name = name or method.__name__
 
     @functools.wraps(method)
     def f(input, *args, out=None, **kwargs):
         if out is not None:
-            raise TypeError(f"fastnn.{name}: out= is not supported; use the returned tensor")
+            raise _compat.out_unsupported(name)
         return method(tensor_of(input), *args, **kwargs)
 
     f.__name__ = f.__qualname__ = name
@@ -102,17 +102,20 @@ def unary(name, fwd, grad=None, floats=True, doc=None):
         xp = _xp(a)
         dt = _dtypes.float_of(a.dtype) if floats else a.dtype
         x = a if a.dtype == dt else a.astype(dt)
-        with np.errstate(all="ignore"):
+        token = _quiet.enter()  # inf, nan: no NumPy RuntimeWarning, as torch
+        try:
             out = xp.asarray(fwd(xp, x))
+        finally:
+            _quiet.leave(token)
         if out.dtype != dt:
             out = out.astype(dt)
 
-        def backward(g):
-            with np.errstate(all="ignore"):
-                return ((grad or zeros_grad)(xp, g, x, out),)
+        def backward(g):  # (the backward pass runs quiet)
+            return ((grad or zeros_grad)(xp, g, x, out),)
 
         return Tensor._result(out, (self,), backward, name)
 
+    method._quiet = True  # fastnn._tensor_api need not wrap it
     method.__name__ = method.__qualname__ = name
     method.__doc__ = doc or f"{name} elementwise (torch.{name})."
     return method

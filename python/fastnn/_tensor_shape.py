@@ -19,7 +19,7 @@ from . import _dtypes
 from ._device import xp as _xp
 from ._tensor_math import aligned, broadcast_shape, tensor_of
 from ._tensor_reduce import _along
-from .tensor import Tensor, _dim, _shape_args, _unbroadcast, matmul
+from .tensor import Tensor, _by_keyword, _dim, _shape_args, _unbroadcast, matmul
 
 
 def _slice(self, d, start, stop):
@@ -143,8 +143,9 @@ class ShapeMethods:
     """Splitting, gathering and scattering, masks, triangles, flips and rolls, repeats, dim
     moves, diagonals and products."""
 
-    def split(self, split_size_or_sections, dim=0):
+    def split(self, split_size, dim=0):
         """Pieces along dim: of split_size each (the last smaller), or of the sizes in a list."""
+        split_size_or_sections = split_size
         a = self._data
         d = _dim(dim, a.ndim)
         n = a.shape[d] if a.ndim else 0
@@ -379,10 +380,10 @@ class ShapeMethods:
         """The upper triangle of the last two dims (on or above the diagonal-th diagonal)."""
         return self._triangle(diagonal, "triu")
 
-    def flip(self, *dims):
-        """self reversed along dims (flip(0, 1) or flip((0, 1)))."""
+    def flip(self, *dims, **kwargs):
+        """self reversed along dims (flip(0, 1), flip((0, 1)) or flip(dims=(0, 1)))."""
         a = self._data
-        axes = _letters_check(_dims_arg(dims), a.ndim)
+        axes = _letters_check(_dims_arg(_by_keyword(dims, kwargs, "dims", "flip") if kwargs else dims), a.ndim)
         if not a.ndim or not axes:
             return Tensor._result(a.copy(), (self,), lambda g: (g,), "flip")
         xp = _xp(a)
@@ -412,9 +413,9 @@ class ShapeMethods:
         out = xp.roll(a, sh, axis=axes)
         return Tensor._result(out, (self,), lambda g: (xp.roll(g, tuple(-s for s in sh), axis=axes),), "roll")
 
-    def repeat(self, *sizes):
+    def repeat(self, *sizes, **kwargs):
         """self tiled sizes[i] times along each dim (more sizes than dims add leading dims)."""
-        sizes = _shape_args(sizes)
+        sizes = _shape_args(_by_keyword(sizes, kwargs, "repeats", "repeat") if kwargs else sizes)
         a = self._data
         if len(sizes) < a.ndim:
             raise RuntimeError(
@@ -505,7 +506,9 @@ class ShapeMethods:
             return Tensor._result(self._data.copy(), (self,), lambda g: (g,), "swapaxes")
         return self.transpose(d0, d1)
 
-    swapdims = swapaxes
+    def swapdims(self, dim0, dim1):
+        """self with dims dim0 and dim1 exchanged (swapaxes under torch's other names)."""
+        return self.swapaxes(dim0, dim1)
 
     def unflatten(self, dim, sizes):
         """dim split into dims of sizes (one of them may be -1)."""

@@ -56,10 +56,10 @@ def get_rng_state():
     return _state_array(_generator.bit_generator)
 
 
-def set_rng_state(state):
+def set_rng_state(new_state):
     """Restore a state that get_rng_state() gave; ValueError on anything else, leaving the
     generator as it was."""
-    _set_state(_generator.bit_generator, state, "set_rng_state")
+    _set_state(_generator.bit_generator, new_state, "set_rng_state")
 
 
 class Generator:
@@ -88,8 +88,8 @@ class Generator:
     def get_state(self):
         return _state_array(self.numpy.bit_generator)
 
-    def set_state(self, state):
-        _set_state(self.numpy.bit_generator, state, "Generator.set_state")
+    def set_state(self, new_state):
+        _set_state(self.numpy.bit_generator, new_state, "Generator.set_state")
         return self
 
 

@@ -112,8 +112,9 @@ class _Reader:
         self.fail(f"an object with keys {sorted(keys)}")
 
 
-def save(obj, f):
-    """Write obj (a state_dict, or a checkpoint dict of them) to the .npz file or stream f."""
+def save(obj, f, pickle_module=None, pickle_protocol=2):
+    """Write obj (a state_dict, or a checkpoint dict of them) to the .npz file or stream f. torch's
+    pickle_module and pickle_protocol are accepted and change nothing: nothing is pickled."""
     arrays = {}
     text = json.dumps(_encode(obj, arrays), allow_nan=False)
     if _files.json_depth(text) > _MAX_DEPTH:
@@ -128,9 +129,10 @@ def save(obj, f):
         np.savez(f, **arrays)
 
 
-def load(f, map_location=None, weights_only=True, *, max_bytes=None):
+def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=None, max_bytes=None):
     """Read what save() wrote (arrays come back as fastnn tensors where tensors were saved), on the
-    CPU, or on the device map_location names.
+    CPU, or on the device map_location names. torch's pickle_module, weights_only and mmap are
+    accepted and change nothing: the file is never unpickled, and is read whole.
 
     The file is checked before anything is allocated for it: each array's declared size must fit
     the data the archive holds and, all arrays together, max_bytes (default: this machine's

@@ -21,8 +21,8 @@ import operator
 
 import numpy as np
 
+from . import _compat, _dtypes, _quiet, ops
 from . import _device as _dev
-from . import _dtypes, ops
 from . import return_types as _rt
 from ._device import xp as _xp
 from .sparse import RowSparse
@@ -466,28 +466,32 @@ class Tensor:
         the operands cast to the result dtype of torch's promotion (fastnn._dtypes; true_div:
         a float dtype for integer operands); a number or bare array `other` is a constant (no
         parent). The gradients are cast back to each operand's dtype."""
-        x = self
-        if isinstance(other, Tensor):
-            o = other
-            if not (isinstance(x._data, _HOST) and isinstance(o._data, _HOST)):
-                x, o = _same_device(x, o)
-            a, b = x._data, o._data
-            parents = (x, o)
-            dt = _dtypes.binary_result_type(a, b)
-        else:
-            a = x._data
-            dt = _dtypes.binary_result_type(a, other if _dtypes.is_number(other) else _as_array(other))
-            b = _operand(other, dt, a)
-            parents = (x,)
-        if true_div:
-            dt = _dtypes.float_of(dt)
-        ca = a if a.dtype == dt else a.astype(dt)
-        cb = b if b.dtype == dt else b.astype(dt)
+        token = _quiet.enter()  # inf, nan, 1 / 0: no NumPy RuntimeWarning, as torch
         try:
-            out = fwd(ca, cb)
-        except ValueError:
-            _check_broadcast(a.shape, b.shape)
-            raise
+            x = self
+            if isinstance(other, Tensor):
+                o = other
+                if not (isinstance(x._data, _HOST) and isinstance(o._data, _HOST)):
+                    x, o = _same_device(x, o)
+                a, b = x._data, o._data
+                parents = (x, o)
+                dt = _dtypes.binary_result_type(a, b)
+            else:
+                a = x._data
+                dt = _dtypes.binary_result_type(a, other if _dtypes.is_number(other) else _as_array(other))
+                b = _operand(other, dt, a)
+                parents = (x,)
+            if true_div:
+                dt = _dtypes.float_of(dt)
+            ca = a if a.dtype == dt else a.astype(dt)
+            cb = b if b.dtype == dt else b.astype(dt)
+            try:
+                out = fwd(ca, cb)
+            except ValueError:
+                _check_broadcast(a.shape, b.shape)
+                raise
+        finally:
+            _quiet.leave(token)
 
         def backward(g):
             ga, gb = grads(g, ca, cb, out)
@@ -591,15 +595,28 @@ class Tensor:
 
     # -- elementwise functions ------------------------------------------------------------------
     def exp(self):
-        out = _xp(self._data).exp(self._data)
+        token = _quiet.enter()
+        try:
+            out = _xp(self._data).exp(self._data)
+        finally:
+            _quiet.leave(token)
         return Tensor._result(out, (self,), lambda g: (g * out,), "exp")
 
     def log(self):
         a = self._data
-        return Tensor._result(_xp(a).log(a), (self,), lambda g: (g / a,), "log")
+        token = _quiet.enter()
+        try:
+            out = _xp(a).log(a)
+        finally:
+            _quiet.leave(token)
+        return Tensor._result(out, (self,), lambda g: (g / a,), "log")
 
     def sqrt(self):
-        out = _xp(self._data).sqrt(self._data)
+        token = _quiet.enter()
+        try:
+            out = _xp(self._data).sqrt(self._data)
+        finally:
+            _quiet.leave(token)
         return Tensor._result(out, (self,), lambda g: (g / (2 * out),), "sqrt")
 
     def abs(self):
@@ -638,11 +655,12 @@ class Tensor:
         y = K.tanh_forward(self._data)
         return Tensor._result(y, (self,), lambda g: (K.tanh_backward(g, y),), "tanh")
 
-    def softmax(self, dim=None):
+    def softmax(self, dim, dtype=None):
+        if dtype is not None and np.dtype(dtype) != self._data.dtype:  # torch: cast first
+            return self.to(dtype).softmax(dim)
         if self._data.ndim == 0:  # a 0-d tensor: one element along dim 0 or -1, as torch
-            return self.reshape(1).softmax(0 if dim is None else dim).reshape(())
+            return self.reshape(1).softmax(dim).reshape(())
         X = self._data
-        dim = -1 if dim is None else dim
         if X.dtype == np.float32:
             y = ops.softmax_forward(X, dim)
             return Tensor._result(y, (self,), lambda g: (ops.softmax_backward(g, y, dim),), "softmax")
@@ -651,11 +669,12 @@ class Tensor:
         y = e / e.sum(axis=dim, keepdims=True)
         return Tensor._result(y, (self,), lambda g: (y * (g - (g * y).sum(axis=dim, keepdims=True)),), "softmax")
 
-    def log_softmax(self, dim=None):
+    def log_softmax(self, dim, dtype=None):
+        if dtype is not None and np.dtype(dtype) != self._data.dtype:  # torch: cast first
+            return self.to(dtype).log_softmax(dim)
         if self._data.ndim == 0:  # a 0-d tensor: one element along dim 0 or -1, as torch
-            return self.reshape(1).log_softmax(0 if dim is None else dim).reshape(())
+            return self.reshape(1).log_softmax(dim).reshape(())
         X = self._data
-        dim = -1 if dim is None else dim
         if X.dtype == np.float32:
             y = ops.log_softmax_forward(X, dim)
             return Tensor._result(y, (self,), lambda g: (ops.log_softmax_backward(g, y, dim),), "log_softmax")
@@ -666,12 +685,18 @@ class Tensor:
         return Tensor._result(y, (self,), lambda g: (g - xp.exp(y) * g.sum(axis=dim, keepdims=True),), "log_softmax")
 
     # -- reductions -----------------------------------------------------------------------------
-    def sum(self, dim=None, keepdim=False):
+    def sum(self, dim=None, keepdim=False, *, dtype=None):
+        if dtype is not None and np.dtype(dtype) != self._data.dtype:  # torch: cast first
+            return self.to(dtype).sum(dim, keepdim)
         a = self._data
         xp = _xp(a)
         axis = _axes(dim, a.ndim)
         dtype = a.dtype if a.dtype.kind == "f" else np.int64  # torch: bool and int sums are int64
-        out = xp.asarray(a.sum(axis=axis, keepdims=keepdim, dtype=dtype))
+        token = _quiet.enter()  # an overflow to inf: no NumPy RuntimeWarning, as torch
+        try:
+            out = xp.asarray(a.sum(axis=axis, keepdims=keepdim, dtype=dtype))
+        finally:
+            _quiet.leave(token)
 
         def backward(g):
             if not keepdim and axis is not None:
@@ -680,12 +705,23 @@ class Tensor:
 
         return Tensor._result(out, (self,), backward, "sum")
 
-    def mean(self, dim=None, keepdim=False):
+    def mean(self, dim=None, keepdim=False, *, dtype=None):
+        if dtype is not None and np.dtype(dtype) != self._data.dtype:  # torch: cast first
+            return self.to(dtype).mean(dim, keepdim)
         a = self._data
+        if a.dtype.kind != "f":
+            raise RuntimeError(
+                "mean(): could not infer output dtype. Input dtype must be either a floating point or complex "
+                f"dtype. Got: {_dtypes.torch_name(a.dtype)}"
+            )
         xp = _xp(a)
         axis = _axes(dim, a.ndim)
         n = a.size if axis is None else math.prod(a.shape[i] for i in axis)
-        out = xp.asarray(a.mean(axis=axis, keepdims=keepdim), dtype=a.dtype)
+        token = _quiet.enter()  # an overflow to inf: no NumPy RuntimeWarning, as torch
+        try:
+            out = xp.asarray(a.mean(axis=axis, keepdims=keepdim), dtype=a.dtype)
+        finally:
+            _quiet.leave(token)
 
         def backward(g):
             if not keepdim and axis is not None:
@@ -772,8 +808,8 @@ class Tensor:
         return self._argextreme(dim, keepdim, "argmin")
 
     # -- shape ----------------------------------------------------------------------------------
-    def reshape(self, *shape):
-        shape = _shape_args(shape)
+    def reshape(self, *shape, **kwargs):
+        shape = _shape_args(_by_keyword(shape, kwargs, "shape", "reshape") if kwargs else shape)
         a = self._data
         try:
             out = a.reshape(shape)
@@ -781,7 +817,8 @@ class Tensor:
             raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {a.size}") from None
         return Tensor._result(out, (self,), lambda g: (g.reshape(a.shape),), "reshape")
 
-    view = reshape
+    def view(self, *shape, **kwargs):
+        return self.reshape(*(_by_keyword(shape, kwargs, "size", "view") if kwargs else shape))
 
     def flatten(self, start_dim=0, end_dim=-1):
         s = self._data.shape
@@ -802,16 +839,16 @@ class Tensor:
         out = _xp(a).expand_dims(a, dim)
         return Tensor._result(out, (self,), lambda g: (g.reshape(a.shape),), "unsqueeze")
 
-    def permute(self, *dims):
-        dims = _shape_args(dims)
+    def permute(self, *dims, **kwargs):
+        dims = _shape_args(_by_keyword(dims, kwargs, "dims", "permute") if kwargs else dims)
         inv = tuple(int(i) for i in np.argsort(dims))
         xp = _xp(self._data)
         out = xp.ascontiguousarray(self._data.transpose(dims))
         return Tensor._result(out, (self,), lambda g: (xp.ascontiguousarray(g.transpose(inv)),), "permute")
 
-    def transpose(self, d0, d1):
+    def transpose(self, dim0, dim1):
         dims = list(range(self.ndim))
-        dims[d0], dims[d1] = dims[d1], dims[d0]
+        dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
         return self.permute(*dims)
 
     def t(self):
@@ -819,8 +856,8 @@ class Tensor:
             raise RuntimeError("t() expects a tensor with <= 2 dimensions")
         return self.permute(*reversed(range(self.ndim)))
 
-    def expand(self, *shape):
-        shape = _shape_args(shape)
+    def expand(self, *shape, **kwargs):
+        shape = _shape_args(_by_keyword(shape, kwargs, "size", "expand") if kwargs else shape)
         a = self._data
         xp = _xp(a)
         if len(shape) < a.ndim:
@@ -902,6 +939,14 @@ def _index(key, a):
     return _on_device(key, a)
 
 
+def _by_keyword(args, kwargs, name, method):
+    """The *args of a method that torch also takes as one keyword (x.reshape(shape=(2, 3)))."""
+    if args or set(kwargs) != {name}:
+        bad = next((k for k in kwargs if k != name), name)
+        raise TypeError(f"{method}() got an unexpected keyword argument '{bad}'")
+    return (kwargs[name],)
+
+
 def _shape_args(shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         return tuple(shape[0])
@@ -945,7 +990,22 @@ def _check_broadcast(sa, sb):
             )
 
 
+# NumPy's floating-point warnings off in the methods that compute (exp, log, sqrt, sum, mean and
+# the operators do it inline, the methods of fastnn._tensor_api's classes are wrapped there)
+for _name in ("float", "long", "to", "clamp", "clip", "softmax", "log_softmax", "__matmul__", "__rmatmul__"):
+    setattr(Tensor, _name, _quiet.quietly(vars(Tensor)[_name]))
+del _name
+
+
 def _run_backward(root, g, retain_graph):
+    token = _quiet.enter()  # the gradients of log(0), 1 / x at 0, ...: inf or nan, no warning
+    try:
+        _run_backward_quiet(root, g, retain_graph)
+    finally:
+        _quiet.leave(token)
+
+
+def _run_backward_quiet(root, g, retain_graph):
     # reverse topological order by an iterative depth-first search
     order, seen, stack = [], set(), [(root, False)]
     while stack:
@@ -1019,12 +1079,14 @@ def _outer(xp, x, y):
     return xp.multiply.outer(x, y) if xp is np else x.reshape(x.shape + (1,) * y.ndim) * y
 
 
-def matmul(a, b):
-    """a @ b through the gemm kernel (float32, broadcast batch dims as numpy.matmul); other dtypes
-    through the array's matmul (float operands of two dtypes: torch's RuntimeError). On a CUDA
-    device the kernel takes 2-D operands; batched and vector products use CuPy's matmul."""
+def matmul(input, other):
+    """input @ other through the gemm kernel (float32, broadcast batch dims as numpy.matmul);
+    other dtypes through the array's matmul (float operands of two dtypes: torch's RuntimeError).
+    On a CUDA device the kernel takes 2-D operands; batched and vector products use CuPy's
+    matmul."""
     from . import ops
 
+    a, b = input, other
     if not isinstance(a, Tensor):
         a = Tensor(a)
     if not isinstance(b, Tensor):
@@ -1148,34 +1210,34 @@ def _filled(shape, value, dtype, device, requires_grad):
     return Tensor(_dev.full(shape, value, dtype, d), requires_grad=requires_grad, dtype=dtype)
 
 
-def zeros(*shape, dtype=None, requires_grad=False, device=None):
-    return _filled(_size(shape), 0, _float_dtype(dtype), device, requires_grad)
+def zeros(*size, dtype=None, requires_grad=False, device=None):
+    return _filled(_size(size), 0, _float_dtype(dtype), device, requires_grad)
 
 
-def ones(*shape, dtype=None, requires_grad=False, device=None):
-    return _filled(_size(shape), 1, _float_dtype(dtype), device, requires_grad)
+def ones(*size, dtype=None, requires_grad=False, device=None):
+    return _filled(_size(size), 1, _float_dtype(dtype), device, requires_grad)
 
 
-def full(shape, value, dtype=None, requires_grad=False, device=None):
-    """shape filled with value; dtype None: torch's for the value (the default dtype for a
+def full(size, fill_value, dtype=None, requires_grad=False, device=None):
+    """size filled with fill_value; dtype None: torch's for the value (the default dtype for a
     float, int64 for an int, bool for a bool)."""
     if dtype is None:
-        dtype = _dtypes.scalar_dtype(value.item() if isinstance(value, Tensor) else value)
-    return _filled(_size((shape,)), value, dtype, device, requires_grad)
+        dtype = _dtypes.scalar_dtype(fill_value.item() if isinstance(fill_value, Tensor) else fill_value)
+    return _filled(_size((size,)), fill_value, dtype, device, requires_grad)
 
 
-def empty(*shape, dtype=None, requires_grad=False, device=None):
-    return zeros(*shape, dtype=dtype, requires_grad=requires_grad, device=device)
+def empty(*size, dtype=None, requires_grad=False, device=None):
+    return zeros(*size, dtype=dtype, requires_grad=requires_grad, device=device)
 
 
-def zeros_like(t, dtype=None, requires_grad=False, device=None):
-    """Zeros of t's shape on t's device (or `device`)."""
-    a = _as_array(t)
+def zeros_like(input, dtype=None, requires_grad=False, device=None):
+    """Zeros of input's shape on input's device (or `device`)."""
+    a = _as_array(input)
     return _place(_xp(a).zeros_like(a, dtype=dtype), device, requires_grad)
 
 
-def ones_like(t, dtype=None, requires_grad=False, device=None):
-    a = _as_array(t)
+def ones_like(input, dtype=None, requires_grad=False, device=None):
+    a = _as_array(input)
     return _place(_xp(a).ones_like(a, dtype=dtype), device, requires_grad)
 
 
@@ -1186,16 +1248,16 @@ def arange(start, end=None, step=1, dtype=None, device=None):
     return _place(a.astype(_python_dtype(a.dtype) if dtype is None else dtype), device)
 
 
-def randn(*shape, dtype=None, requires_grad=False, device=None):
+def randn(*size, dtype=None, requires_grad=False, device=None):
     from . import random as _random
 
-    return _place(_random.generator().standard_normal(_size(shape)).astype(_float_dtype(dtype)), device, requires_grad)
+    return _place(_random.generator().standard_normal(_size(size)).astype(_float_dtype(dtype)), device, requires_grad)
 
 
-def rand(*shape, dtype=None, requires_grad=False, device=None):
+def rand(*size, dtype=None, requires_grad=False, device=None):
     from . import random as _random
 
-    return _place(_random.generator().random(_size(shape)).astype(_float_dtype(dtype)), device, requires_grad)
+    return _place(_random.generator().random(_size(size)).astype(_float_dtype(dtype)), device, requires_grad)
 
 
 def randint(low, high=None, size=(), dtype=np.int64, device=None):
@@ -1271,8 +1333,10 @@ def _to_args(args, kwargs):
 
 def _wrap_unary(name):
     @functools.wraps(getattr(Tensor, name))
-    def f(t, *args, **kwargs):
-        return getattr(t if isinstance(t, Tensor) else Tensor(t), name)(*args, **kwargs)
+    def f(input, *args, out=None, **kwargs):
+        if out is not None:
+            raise _compat.out_unsupported(name)
+        return getattr(input if isinstance(input, Tensor) else Tensor(input), name)(*args, **kwargs)
 
     return f
 

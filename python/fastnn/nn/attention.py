@@ -63,8 +63,8 @@ class LayerNorm(Module):
         if device is not None:
             self.to(device)
 
-    def forward(self, x):
-        return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+    def forward(self, input):
+        return layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
         return (
@@ -312,8 +312,9 @@ class TransformerEncoder(Module):
         self.layers = ModuleList([copy.deepcopy(encoder_layer) for _ in range(num_layers)])
         self.num_layers, self.norm = num_layers, norm
 
-    def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=False):
-        x = src
+    def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
+        # is_causal=None: torch detects a causal mask; with the mask applied as given, a hint only
+        x, is_causal = src, bool(is_causal)
         for layer in self.layers:
             x = layer(x, src_mask=mask, src_key_padding_mask=src_key_padding_mask, is_causal=is_causal)
         return x if self.norm is None else self.norm(x)

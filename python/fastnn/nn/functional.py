@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 
 from .. import _device as _dev
-from .. import _dtypes, ops
+from .. import _dtypes, _quiet, ops
 from .. import random as _random
 from .._device import xp as _xp
 from ..sparse import RowSparse
@@ -325,11 +325,12 @@ def _move_dim_last(a, dim):
     return _xp(a).moveaxis(a, dim, -1) if dim not in (-1, a.ndim - 1) else a
 
 
-def _implicit_dim(name, ndim):
-    """torch's dim for softmax-like functions called without one (with its warning)."""
+def _implicit_dim(name, ndim, stacklevel):
+    """torch's dim for softmax-like functions called without one (with its warning, pointing
+    stacklevel frames up from the softmax function, as torch's _stacklevel)."""
     warnings.warn(
         f"Implicit dimension choice for {name} has been deprecated. Change the call to include dim=X as an argument.",
-        stacklevel=3,
+        stacklevel=_quiet.stacklevel(stacklevel),
     )
     return 0 if ndim in (0, 1, 3) else 1
 
@@ -337,19 +338,15 @@ def _implicit_dim(name, ndim):
 def softmax(input, dim=None, _stacklevel=3, dtype=None):
     x = _t(input)
     if dim is None:
-        dim = _implicit_dim("softmax", x.ndim)
-    if dtype is not None:
-        x = x.to(dtype)
-    return x.softmax(dim)
+        dim = _implicit_dim("softmax", x.ndim, _stacklevel)
+    return x.softmax(dim, dtype=dtype)
 
 
 def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     x = _t(input)
     if dim is None:
-        dim = _implicit_dim("log_softmax", x.ndim)
-    if dtype is not None:
-        x = x.to(dtype)
-    return x.log_softmax(dim)
+        dim = _implicit_dim("log_softmax", x.ndim, _stacklevel)
+    return x.log_softmax(dim, dtype=dtype)
 
 
 def _reduce(loss, reduction, denom, op, dtype):
@@ -1180,8 +1177,8 @@ def glu(input, dim=-1):
 def softmin(input, dim=None, _stacklevel=3, dtype=None):
     x = _t(input)
     if dim is None:
-        dim = _implicit_dim("softmin", x.ndim)
-    return softmax(-x, dim)
+        dim = _implicit_dim("softmin", x.ndim, _stacklevel)
+    return softmax(-x, dim, dtype=dtype)
 
 
 def prelu(input, weight):
@@ -1259,7 +1256,7 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
             "error in a future release. To retain the behavior and silence this warning, please use dropout "
             "instead. Note that dropout2d exists to provide channel-wise dropout on inputs with 2 spatial "
             "dimensions, a channel dimension, and an optional batch dimension (i.e. 3D or 4D inputs).",
-            stacklevel=2,
+            stacklevel=_quiet.stacklevel(2),
         )
     if x.ndim == 3:
         warnings.warn(
@@ -1268,7 +1265,7 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
             "change in a future release to interpret the input as one without a batch dimension, i.e. shape "
             "(C, H, W). To maintain the 1D channel-wise dropout behavior, please switch to using dropout1d "
             "instead.",
-            stacklevel=2,
+            stacklevel=_quiet.stacklevel(2),
         )
     if not training or p == 0:
         return x
@@ -1285,7 +1282,7 @@ def dropout3d(input, p=0.5, training=True, inplace=False):
             "error in a future release. To retain the behavior and silence this warning, please use dropout "
             "instead. Note that dropout3d exists to provide channel-wise dropout on inputs with 3 spatial "
             "dimensions, a channel dimension, and an optional batch dimension (i.e. 4D or 5D inputs).",
-            stacklevel=2,
+            stacklevel=_quiet.stacklevel(2),
         )
     if not training or p == 0:
         return x
@@ -1326,7 +1323,7 @@ def _legacy_reduction(size_average, reduce, reduction):
     reduction = "none" if not reduce else "mean" if size_average else "sum"
     warnings.warn(
         f"size_average and reduce args will be deprecated, please use reduction='{reduction}' instead.",
-        stacklevel=3,
+        stacklevel=_quiet.stacklevel(3),
     )
     return reduction
 
@@ -1353,7 +1350,7 @@ def _size_warning(x, y):
         warnings.warn(
             f"Using a target size ({y.shape}) that is different to the input size ({x.shape}). This will "
             "likely lead to incorrect results due to broadcasting. Please ensure they have the same size.",
-            stacklevel=3,
+            stacklevel=_quiet.stacklevel(3),
         )
 
 
@@ -1481,7 +1478,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
             "reduction: 'mean' divides the total loss by both the batch size and the support size."
             "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
             "'mean' will be changed to behave the same as 'batchmean' in the next major release.",
-            stacklevel=2,
+            stacklevel=_quiet.stacklevel(2),
         )
     x, y = _t(input), _t(target)
     _same(x, y)
@@ -2238,6 +2235,14 @@ def adaptive_avg_pool1d(input, output_size):
         x, "adaptive_avg_pool1d", f"adaptive_avg_pool1d(): Expected 2D or 3D tensor, but got {list(x.shape)}"
     )
     return _from_2d(adaptive_avg_pool2d(x4, (1, _single(output_size))), unb)
+
+
+# NumPy's floating-point warnings off in every function here: torch is silent on inf, nan and
+# division by zero (their own warnings still point at their caller: _quiet.stacklevel)
+for _name in __all__:
+    if callable(globals().get(_name)) and not isinstance(globals()[_name], type):
+        globals()[_name] = _quiet.quietly(globals()[_name])
+del _name
 
 
 def __getattr__(name):

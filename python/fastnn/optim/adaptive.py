@@ -53,7 +53,8 @@ def _effective_grad(p, group):
 
 class _Elementwise(Optimizer):
     """A per-parameter update: _init(state, p, group) makes the state (step 0 and zeroed
-    buffers), _update(p, state, group) applies one step to p.data in place."""
+    buffers), _update(p, state, group) applies one step to the parameter's array (p._data) in
+    place."""
 
     _sparse = False  # whether a RowSparse gradient is accepted (_update_sparse)
 
