@@ -241,7 +241,7 @@ class MultiheadAttention(Module):
         return out, weights
 
 
-def _activation(a, layer="TransformerEncoderLayer"):
+def _activation(a, layer):
     if callable(a):
         return a
     if a == "relu":
@@ -249,6 +249,31 @@ def _activation(a, layer="TransformerEncoderLayer"):
     if a == "gelu":
         return F.gelu
     raise ValueError(f"fastnn.nn.{layer}: activation should be relu/gelu, not {a!r}")
+
+
+def _layer_parts(layer, n_attn, d_model, nhead, dim_ff, dropout, activation, eps, batch_first, norm_first, bias):
+    """A Transformer encoder (n_attn 1) or decoder (2: and attention over the memory) layer's
+    modules, in torch's order (the state_dict's): the attentions, the feed-forward block, then a
+    norm and a dropout per residual."""
+    layer.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first)
+    if n_attn == 2:
+        layer.multihead_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first)
+    layer.linear1 = Linear(d_model, dim_ff, bias=bias)
+    layer.dropout = Dropout(dropout)
+    layer.linear2 = Linear(dim_ff, d_model, bias=bias)
+    layer.norm_first = norm_first
+    for i in range(1, n_attn + 2):
+        setattr(layer, f"norm{i}", LayerNorm(d_model, eps=eps, bias=bias))
+    for i in range(1, n_attn + 2):
+        setattr(layer, f"dropout{i}", Dropout(dropout))
+    layer.activation = _activation(activation, type(layer).__name__)
+
+
+def _self_attention_block(layer, x, attn_mask, key_padding_mask, is_causal):
+    x = layer.self_attn(
+        x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False, is_causal=is_causal
+    )[0]
+    return layer.dropout1(x)
 
 
 class TransformerEncoderLayer(Module):
@@ -270,23 +295,12 @@ class TransformerEncoderLayer(Module):
         dtype=None,
     ):
         super().__init__()
-        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first)
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias)
-        self.norm_first = norm_first
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        self.activation = _activation(activation)
+        _layer_parts(
+            self, 1, d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps, batch_first, norm_first, bias
+        )
         _place(self, device, dtype)
 
-    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
-        x = self.self_attn(
-            x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False, is_causal=is_causal
-        )[0]
-        return self.dropout1(x)
+    _sa_block = _self_attention_block
 
     def _ff_block(self, x):
         return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
@@ -348,26 +362,12 @@ class TransformerDecoderLayer(Module):
         dtype=None,
     ):
         super().__init__()
-        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first)
-        self.multihead_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first)
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias)
-        self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias)
-        self.norm_first = norm_first
-        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
-        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
-        self.norm3 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
-        self.dropout1 = Dropout(dropout)
-        self.dropout2 = Dropout(dropout)
-        self.dropout3 = Dropout(dropout)
-        self.activation = _activation(activation, "TransformerDecoderLayer")
+        _layer_parts(
+            self, 2, d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps, batch_first, norm_first, bias
+        )
         _place(self, device, dtype)
 
-    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
-        x = self.self_attn(
-            x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False, is_causal=is_causal
-        )[0]
-        return self.dropout1(x)
+    _sa_block = _self_attention_block
 
     def _mha_block(self, x, mem, attn_mask, key_padding_mask, is_causal):
         x = self.multihead_attn(

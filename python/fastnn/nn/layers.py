@@ -298,20 +298,6 @@ class _ConvTransposeNd(_ConvNd):
                 )
         return tuple(output_size[d] - lo[d] for d in range(n))
 
-    def extra_repr(self):  # torch's order: output_padding after dilation, before groups
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0,) * self._dims:
-            s += f", padding={self.padding}"
-        if self.dilation != (1,) * self._dims:
-            s += f", dilation={self.dilation}"
-        if self.output_padding != (0,) * self._dims:
-            s += f", output_padding={self.output_padding}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
-
 
 class ConvTranspose2d(_ConvTransposeNd):
     """torch.nn.ConvTranspose2d (fastnn.nn.functional.conv_transpose2d)."""
