@@ -372,3 +372,43 @@ def test_bce_with_logits_target_gradient(reduction, pos_weight):
         return lambda x, t: F.binary_cross_entropy_with_logits(x, t.sigmoid(), **kw)
 
     check_torch(call(fastnn.nn.functional, fastnn), call(torch.nn.functional, torch), (3, 4), (3, 4))
+
+
+# -- writes through strided views ------------------------------------------------------------------
+
+
+_VIEW_WRITES = {
+    "column fill_": lambda t, a: a[:, 0].fill_(7),
+    "columns mul_ add_": lambda t, a: a[:, 1:].mul_(2).add_(1),
+    "T add_": lambda t, a: a.T.add_(1),
+    "t() setitem": lambda t, a: a.t().__setitem__(0, 4.0),
+    "element fill_": lambda t, a: a[1, 2].fill_(9),
+    "element add_": lambda t, a: a[0, 1].add_(2),
+    "narrow zero_ add_": lambda t, a: a.narrow(1, 1, 2).zero_().add_(3),
+    "permute copy_": lambda t, a: a.permute(1, 0).copy_(t.arange(6.0).reshape(3, 2)),
+    "row of a transpose": lambda t, a: a.t()[1].mul_(-1),
+    "advanced index (a copy in torch too)": lambda t, a: a[[0, 1], [0, 2]].add_(100),
+}
+
+
+@pytest.mark.parametrize("name", list(_VIEW_WRITES))
+def test_in_place_writes_through_views_reach_the_base(name):
+    torch = pytest.importorskip("torch")
+    write = _VIEW_WRITES[name]
+    a_t = torch.arange(6.0).reshape(2, 3)
+    a_f = fastnn.arange(6.0).reshape(2, 3)
+    write(torch, a_t)
+    write(fastnn, a_f)
+    np.testing.assert_array_equal(a_f.numpy(), a_t.numpy())
+
+
+def test_in_place_on_a_strided_view_of_a_tensor_that_requires_grad():
+    w = fastnn.nn.Parameter(fastnn.zeros(2, 3))
+    with pytest.raises(RuntimeError, match="a view of a leaf Variable that requires grad"):
+        w[:, 0].add_(1)
+    with fastnn.no_grad():
+        w[:, 0].fill_(1)  # as torch: the usual way to edit a parameter in place
+    assert w.tolist() == [[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]
+    x = fastnn.ones(2, 3, requires_grad=True) * 2
+    with pytest.raises(NotImplementedError, match="strided view"):
+        x[:, 0].add_(1)

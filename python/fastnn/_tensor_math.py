@@ -18,7 +18,16 @@ import numpy as np
 from . import _compat, _dtypes, _quiet
 from . import _device as _dev
 from ._device import xp as _xp
-from .tensor import _HOST, Tensor, _check_broadcast, _same_device, _unbroadcast, is_grad_enabled
+from .tensor import (
+    _HOST,
+    Tensor,
+    _check_broadcast,
+    _check_view_write,
+    _same_device,
+    _unbroadcast,
+    _write_back,
+    is_grad_enabled,
+)
 
 _LEAF_MESSAGE = "a leaf Variable that requires grad is being used in an in-place operation."
 
@@ -652,6 +661,7 @@ def _version(t):
     """A tensor standing for t's value and graph node now, before an in-place op changes t."""
     old = Tensor.__new__(Tensor)
     old._data, old.grad, old._node, old._retain, old.requires_grad = t._data, None, t._node, False, t.requires_grad
+    old._base = None
     return old
 
 
@@ -676,19 +686,21 @@ def inplace(self, compute, others=(), name="in-place op", direct=None):
     if grad_mode and self.requires_grad and self._node is None:
         raise RuntimeError(_LEAF_MESSAGE)
     if grad_mode and (self.requires_grad or any(isinstance(o, Tensor) and o.requires_grad for o in others)):
+        _check_view_write(self)
         r = compute(_version(self))
         _check_result(self, r, name)
         if r.dtype != self.dtype:
             r = r.to(self.dtype)
         self._data, self._node, self.requires_grad = r._data, r._node, r.requires_grad
+        _write_back(self)
         return self
     if isinstance(self._data, np.generic):  # a NumPy scalar (some 0-d results): not writable
         self._data = np.asarray(self._data)
-    if direct is not None and direct(self._data):
-        return self
-    r = compute(self)
-    _check_result(self, r, name)
-    self._data[...] = r._data
+    if direct is None or not direct(self._data):
+        r = compute(self)
+        _check_result(self, r, name)
+        self._data[...] = r._data
+    _write_back(self)  # self a copy of a strided view: into the memory it was taken from
     return self
 
 

@@ -19,7 +19,7 @@ from . import _dtypes
 from ._device import xp as _xp
 from ._tensor_math import aligned, broadcast_shape, tensor_of
 from ._tensor_reduce import _along
-from .tensor import Tensor, _by_keyword, _dim, _shape_args, _unbroadcast, matmul
+from .tensor import Tensor, _by_keyword, _dim, _shape_args, _strided_view, _unbroadcast, _view_or_copy, matmul
 
 
 def _slice(self, d, start, stop):
@@ -27,14 +27,14 @@ def _slice(self, d, start, stop):
     a = self._data
     xp = _xp(a)
     key = (slice(None),) * d + (slice(start, stop),)
-    out = xp.ascontiguousarray(a[key])
+    out, view = _view_or_copy(a[key], a, self)
 
     def backward(g):
         z = xp.zeros(a.shape, g.dtype)
         z[key] = g
         return (z,)
 
-    return Tensor._result(out, (self,), backward, "slice")
+    return _strided_view(Tensor._result(out, (self,), backward, "slice"), view, self)
 
 
 def _index_array(index, name, like):

@@ -240,10 +240,70 @@ def _kernels(op, names, *tensors):
     raise TypeError(f"fastnn.nn.functional.{op}: expected {first} to be float32 or float64, got {dt}")
 
 
+# Views. A tensor's array is C-contiguous (the kernels take no strides), so a strided view (a
+# column, a transpose, a narrow of an inner dim, one element) is a copy. Such a copy keeps, in
+# its _base slot, (the strided view of the source's memory it was made from, the source): an
+# in-place op or an assignment on it writes it back there, so it reaches the tensor it was taken
+# from, as torch's views do; a view of such a copy keeps (None, the copy), and the write goes on
+# up. (A write to the source after the copy was made does not reach the copy.) The slot is unset
+# on every other tensor it is None.
+
+
+def _strided_view(out, view, source):
+    """out, taken from source by indexing, transposing or narrowing: its _base set when its array
+    is a C-contiguous copy of view (a strided array sharing source's memory), or when source is
+    itself such a copy (out's array a view of source's)."""
+    if view is not None or source._base is not None:
+        out._base = (view, source)  # the source held, as a torch view holds its base
+    return out
+
+
+def _check_view_write(t):
+    """Before an in-place op on t in grad mode: refused where t is a strided view's copy of a
+    tensor that requires grad (a leaf: torch's RuntimeError; otherwise torch rebases the view's
+    graph, which fastnn does not)."""
+    b = t._base
+    if b is None:
+        return
+    src = b[1]
+    if not src.requires_grad:
+        return _check_view_write(src)
+    if src._node is None:
+        raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
+    raise NotImplementedError(
+        "fastnn: an in-place operation on a strided view (a column, a transpose, ...) of a tensor that "
+        "requires grad is not supported (torch rebases the view's graph); use an out-of-place op, or do "
+        "it under torch.no_grad()"
+    )
+
+
+def _write_back(t):
+    """After an in-place write to t: its values into the strided view it is a copy of, and on up
+    the chain of tensors it was taken from."""
+    b = t._base
+    while b is not None:
+        if b[0] is not None:
+            b[0][...] = t._data
+        t = b[1]
+        b = t._base
+
+
+def _view_or_copy(out, a, source):
+    """a[key] as a tensor's array: a C-contiguous view as it is, a 0-d or strided one copied and
+    kept as the view (_strided_view) when it shares a's memory (basic indexing; advanced indexing
+    copies)."""
+    if out.ndim and out.flags.c_contiguous:
+        return out, None
+    b = out.base  # basic indexing gives a view of a's owner; advanced indexing, a new array
+    view = out if b is not None and (b is a or b is a.base) else None
+    out = _xp(out).ascontiguousarray(out) if out.ndim else out.copy()
+    return out, view
+
+
 class Tensor:
     """An n-dimensional array with an optional gradient (torch.Tensor's names)."""
 
-    __slots__ = ("_data", "grad", "requires_grad", "_node", "_retain", "__weakref__")
+    __slots__ = ("_data", "grad", "requires_grad", "_node", "_retain", "_base", "__weakref__")
     __array_priority__ = 100  # ndarray (op) Tensor defers to Tensor's reflected operators
 
     def __init__(self, data, requires_grad=False, dtype=None):
@@ -251,6 +311,7 @@ class Tensor:
         self.grad = None
         self._node = None
         self._retain = False
+        self._base = None
         if requires_grad and self._data.dtype.kind != "f":
             raise RuntimeError("only floating point tensors can require gradients")
         self.requires_grad = bool(requires_grad)
@@ -265,6 +326,7 @@ class Tensor:
         out._data = np.asarray(data) if isinstance(data, np.generic) else data
         out.grad = None
         out._retain = False
+        out._base = None
         if _grad_enabled and any(p.requires_grad for p in parents):
             out.requires_grad = True
             out._node = Node(parents, backward, name)
@@ -843,8 +905,9 @@ class Tensor:
         dims = _shape_args(_by_keyword(dims, kwargs, "dims", "permute") if kwargs else dims)
         inv = tuple(int(i) for i in np.argsort(dims))
         xp = _xp(self._data)
-        out = xp.ascontiguousarray(self._data.transpose(dims))
-        return Tensor._result(out, (self,), lambda g: (xp.ascontiguousarray(g.transpose(inv)),), "permute")
+        out, view = _view_or_copy(self._data.transpose(dims), self._data, self)
+        t = Tensor._result(out, (self,), lambda g: (xp.ascontiguousarray(g.transpose(inv)),), "permute")
+        return _strided_view(t, view, self)
 
     def transpose(self, dim0, dim1):
         dims = list(range(self.ndim))
@@ -888,14 +951,16 @@ class Tensor:
         key = _index(key, a)
         if isinstance(a, _HOST):
             out = a[key]
-            out = np.ascontiguousarray(out) if out.ndim else np.array(out)  # one element: 0-d, as torch
+            if isinstance(out, np.generic):  # one element: as a 0-d view (a copy if advanced)
+                out = a[(key if isinstance(key, tuple) else (key,)) + (Ellipsis,)]
+            out, view = _view_or_copy(np.asarray(out), a, self)
 
             def backward(g):
                 d = np.zeros_like(a)
                 np.add.at(d, key, g)
                 return (d,)
 
-            return Tensor._result(out, (self,), backward, "index")
+            return _strided_view(Tensor._result(out, (self,), backward, "index"), view, self)
         xp = _xp(a)
         out = a[key]
         out = xp.ascontiguousarray(out) if out.ndim else out.copy()
@@ -915,6 +980,7 @@ class Tensor:
             raise RuntimeError("in-place assignment to a tensor that requires grad is not supported")
         a = self._data
         self._data[_index(key, a)] = _dev.move(_as_array(value), _dev.device_of(a))
+        _write_back(self)
 
     def __iter__(self):
         for i in range(len(self)):
@@ -1190,7 +1256,7 @@ def from_numpy(a):
     if a.dtype != dt or not a.flags.c_contiguous:
         a = np.ascontiguousarray(a, dtype=dt)
     t = Tensor.__new__(Tensor)
-    t._data, t.grad, t._node, t._retain, t.requires_grad = a, None, None, False, False
+    t._data, t.grad, t._node, t._retain, t.requires_grad, t._base = a, None, None, False, False, None
     return t
 
 
