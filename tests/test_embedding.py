@@ -248,3 +248,21 @@ def test_an_output_past_this_machines_memory_is_a_value_error():
     naming the op and the shape (not a MemoryError from the allocator)."""
     with pytest.raises(ValueError, match="embedding_backward: expected an output that fits in memory, got shape"):
         ops.embedding_backward(np.zeros((2, 3), np.float32), np.zeros(2, np.int64), 2**40)
+
+
+@pytest.mark.parametrize("padding_idx", [None, 7, 4999])
+def test_backward_of_a_table_much_larger_than_the_batch(rng, padding_idx):
+    # v > 2 t + 1024 takes the sorted path (O(t) working memory; the counting sort's O(v) asked
+    # for 32 GiB for a 2^32-row table, found under AddressSanitizer): the same bits as the
+    # counting path for the rows it touches, zeros elsewhere, on 1 and 2 threads
+    idx = np.array([1, 1, 1, 8, 7, 14, 0, 4999, 8, 1, 3000], np.int64)
+    dy = rng.standard_normal((idx.size, 5)).astype(np.float32)
+    big = ops.embedding_backward(dy, idx, 5000, padding_idx=padding_idx)
+    small_idx = idx  # the rows below 20, a table the counting sort takes
+    want = ref.embedding_backward(dy, idx, 5000, padding_idx=padding_idx)
+    np.testing.assert_allclose(big, want, rtol=1e-6, atol=1e-6)
+    low = idx < 20
+    small = ops.embedding_backward(dy[low], small_idx[low], 20, padding_idx=padding_idx if padding_idx == 7 else None)
+    np.testing.assert_array_equal(big[:20], small)
+    with num_threads(2):
+        np.testing.assert_array_equal(ops.embedding_backward(dy, idx, 5000, padding_idx=padding_idx), big)

@@ -74,8 +74,11 @@ void conv2d_check(const char* op, const Conv2dShape& s) {
                  "), effective kernel (" + std::to_string(eh) + ", " + std::to_string(ew) + ")");
   }
   const int64_t kMax = std::numeric_limits<int32_t>::max();
-  if (s.Kg() > kMax || s.OH() * s.OW() > kMax || s.H * s.W > kMax || s.Kg() * s.OW() > kMax ||
-      s.OC * s.Kg() > kMax) {
+  // each factor at most 2^31 - 1 before any product, Kg = Cg KH KW by a division (a padding of
+  // 2^31 - 1 makes OH and OW, or KH KW, ~2^32: products overflowed int64, found under
+  // UndefinedBehaviorSanitizer)
+  if (s.KH * s.KW > kMax / s.Cg() || s.OH() > kMax || s.OW() > kMax || s.OH() * s.OW() > kMax ||
+      s.H * s.W > kMax || s.Kg() * s.OW() > kMax || s.OC * s.Kg() > kMax) {
     fail(op, "sizes past 2^31 - 1 elements per image or weight are not supported");
   }
 }
