@@ -251,34 +251,13 @@ def _activation(a, layer):
     raise ValueError(f"fastnn.nn.{layer}: activation should be relu/gelu, not {a!r}")
 
 
-def _layer_parts(layer, n_attn, d_model, nhead, dim_ff, dropout, activation, eps, batch_first, norm_first, bias):
-    """A Transformer encoder (n_attn 1) or decoder (2: and attention over the memory) layer's
-    modules, in torch's order (the state_dict's): the attentions, the feed-forward block, then a
-    norm and a dropout per residual."""
-    layer.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first)
-    if n_attn == 2:
-        layer.multihead_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first)
-    layer.linear1 = Linear(d_model, dim_ff, bias=bias)
-    layer.dropout = Dropout(dropout)
-    layer.linear2 = Linear(dim_ff, d_model, bias=bias)
-    layer.norm_first = norm_first
-    for i in range(1, n_attn + 2):
-        setattr(layer, f"norm{i}", LayerNorm(d_model, eps=eps, bias=bias))
-    for i in range(1, n_attn + 2):
-        setattr(layer, f"dropout{i}", Dropout(dropout))
-    layer.activation = _activation(activation, type(layer).__name__)
+class _TransformerLayer(Module):
+    """What torch's encoder and decoder layers share: the constructor (a decoder, _n_attn 2,
+    also attends over the memory), which makes the modules in torch's order (the state_dict's):
+    the attentions, the feed-forward block, then a norm and a dropout per residual; and the
+    self-attention block."""
 
-
-def _self_attention_block(layer, x, attn_mask, key_padding_mask, is_causal):
-    x = layer.self_attn(
-        x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False, is_causal=is_causal
-    )[0]
-    return layer.dropout1(x)
-
-
-class TransformerEncoderLayer(Module):
-    """torch.nn.TransformerEncoderLayer: self-attention and a feed-forward block, each with a
-    residual connection, post-norm by default (norm_first=True: pre-norm)."""
+    _n_attn = 1
 
     def __init__(
         self,
@@ -295,12 +274,34 @@ class TransformerEncoderLayer(Module):
         dtype=None,
     ):
         super().__init__()
-        _layer_parts(
-            self, 1, d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps, batch_first, norm_first, bias
-        )
+
+        def attention():
+            return MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first)
+
+        self.self_attn = attention()
+        if self._n_attn == 2:
+            self.multihead_attn = attention()
+        self.linear1 = Linear(d_model, dim_feedforward, bias=bias)
+        self.dropout = Dropout(dropout)
+        self.linear2 = Linear(dim_feedforward, d_model, bias=bias)
+        self.norm_first = norm_first
+        for i in range(1, self._n_attn + 2):
+            setattr(self, f"norm{i}", LayerNorm(d_model, eps=layer_norm_eps, bias=bias))
+        for i in range(1, self._n_attn + 2):
+            setattr(self, f"dropout{i}", Dropout(dropout))
+        self.activation = _activation(activation, type(self).__name__)
         _place(self, device, dtype)
 
-    _sa_block = _self_attention_block
+    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
+        x = self.self_attn(
+            x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False, is_causal=is_causal
+        )[0]
+        return self.dropout1(x)
+
+
+class TransformerEncoderLayer(_TransformerLayer):
+    """torch.nn.TransformerEncoderLayer: self-attention and a feed-forward block, each with a
+    residual connection, post-norm by default (norm_first=True: pre-norm)."""
 
     def _ff_block(self, x):
         return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
@@ -342,32 +343,12 @@ def _place(module, device, dtype):
         module.to(device)
 
 
-class TransformerDecoderLayer(Module):
+class TransformerDecoderLayer(_TransformerLayer):
     """torch.nn.TransformerDecoderLayer: self-attention over tgt, attention over the encoder's
     memory and a feed-forward block, each with a residual connection; post-norm by default
     (norm_first=True: pre-norm)."""
 
-    def __init__(
-        self,
-        d_model,
-        nhead,
-        dim_feedforward=2048,
-        dropout=0.1,
-        activation="relu",
-        layer_norm_eps=1e-5,
-        batch_first=False,
-        norm_first=False,
-        bias=True,
-        device=None,
-        dtype=None,
-    ):
-        super().__init__()
-        _layer_parts(
-            self, 2, d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps, batch_first, norm_first, bias
-        )
-        _place(self, device, dtype)
-
-    _sa_block = _self_attention_block
+    _n_attn = 2
 
     def _mha_block(self, x, mem, attn_mask, key_padding_mask, is_causal):
         x = self.multihead_attn(

@@ -2163,16 +2163,17 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     if any(extra):
         y = _xp(y).pad(y, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))
     if b is not None:
-        y = y + b._data.reshape(1, -1, 1, 1)
+        y += b._data.reshape(1, -1, 1, 1)  # y is the kernel's new array
     parents = (x, w) if b is None else (x, w, b)
 
     def backward(g):
-        gs = _xp(g).ascontiguousarray(g[:, :, : size[0], : size[1]] if any(extra) else g)
+        g = _xp(g).ascontiguousarray(g)
+        gs = _xp(g).ascontiguousarray(g[:, :, : size[0], : size[1]]) if any(extra) else g
         dx = K.conv2d_forward(gs, Wt, None, st, pads, dil, groups) if x.requires_grad else None
         dw = K.conv2d_backward_weight(X, gs, Wt.shape, st, pads, dil, groups) if w.requires_grad else None
         if b is None:
             return dx, dw
-        return dx, dw, g.sum(axis=(0, 2, 3)) if b.requires_grad else None
+        return dx, dw, K.conv2d_backward_bias(g) if b.requires_grad else None
 
     return Tensor._result(y, parents, backward, "conv_transpose2d")
 

@@ -241,6 +241,8 @@ class _ConvTransposeNd(_ConvNd):
     initialised as torch's (kaiming_uniform_ with a = sqrt(5) over weight.size(1) * the kernel);
     forward(input, output_size=None): output_size picks the output_padding, as torch's."""
 
+    _transposed = True
+
     def __init__(
         self,
         in_channels,
@@ -260,17 +262,10 @@ class _ConvTransposeNd(_ConvNd):
             raise ValueError(f'Only "zeros" padding mode is supported for {type(self).__name__}')
         if isinstance(padding, str):
             raise ValueError(f"{type(self).__name__}: padding must be an int or a tuple of ints, got {padding!r}")
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, "zeros")
-        n = self._dims
-        self.transposed, self.output_padding = True, _ntuple(output_padding, n)
-        self.weight = Parameter(
-            np.empty((in_channels, out_channels // groups) + self.kernel_size, _factory_dtype(dtype))
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, "zeros", device, dtype
         )
-        if bias:
-            self.bias = Parameter(np.empty(out_channels, _factory_dtype(dtype)))
-        self.reset_parameters()
-        if device is not None:
-            self.to(device)
+        self.output_padding = _ntuple(output_padding, self._dims)
 
     def _output_padding(self, input, output_size):
         if output_size is None:

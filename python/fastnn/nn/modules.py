@@ -1055,6 +1055,7 @@ class _ConvNd(Module):
     "zeros" pads with fastnn.nn.functional.pad first (as torch), then convolves unpadded."""
 
     _dims = 2
+    _transposed = False
 
     def __init__(
         self,
@@ -1090,7 +1091,7 @@ class _ConvNd(Module):
         self.kernel_size, self.stride = _ntuple(kernel_size, n), _ntuple(stride, n)
         self.padding = padding if isinstance(padding, str) else _ntuple(padding, n)
         self.dilation, self.groups, self.padding_mode = _ntuple(dilation, n), groups, padding_mode
-        self.transposed, self.output_padding = False, (0,) * n
+        self.transposed, self.output_padding = self._transposed, (0,) * n
         # F.pad's (left, right) pairs, last dim first
         if self.padding == "same":
             totals = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
@@ -1100,7 +1101,9 @@ class _ConvNd(Module):
         else:
             self._reversed_padding_repeated_twice = [p for p in reversed(self.padding) for _ in range(2)]
         dt = _factory_dtype(dtype)
-        self.weight = Parameter(np.empty((out_channels, in_channels // groups) + self.kernel_size, dt))
+        # torch's layouts: (out, in / groups, *k), transposed (in, out / groups, *k)
+        io = (in_channels, out_channels // groups) if self._transposed else (out_channels, in_channels // groups)
+        self.weight = Parameter(np.empty(io + self.kernel_size, dt))
         self.bias = Parameter(np.empty(out_channels, dt)) if bias else None
         self.reset_parameters()
         if device is not None:
