@@ -89,7 +89,23 @@ WINOGRAD = [
     (2, 16, 6, 9, 16, 3, 3, 1, (2, 0), 1, 1),
     (50, 16, 4, 4, 16, 3, 3, 1, 1, 1, 1),
 ]
-CASES += FEW_TAPS + AVX2_DIRECT + WINOGRAD
+# Whole-image kernels (one output pixel, no padding): one gemm over the batch, images as rows
+# (16 or more output channels), or as columns with the outputs transposed back (fewer outputs
+# than images; one output: no transpose). Small images in blocks of several images side by
+# side: 49 pixels in blocks of 10, 10 and 3 images; grouped; stride 1 where backward_data
+# cannot run as a forward (one input channel per group) and a 2x2 kernel at 15x15.
+WHOLE_IMAGE = [
+    (5, 6, 7, 7, 20, 7, 7, 1, 0, 1, 1),
+    (5, 6, 3, 4, 3, 3, 4, 2, 0, 1, 1),
+    (3, 5, 4, 4, 1, 4, 4, 1, 0, 1, 1),
+]
+IMAGE_BLOCKS = [
+    (23, 8, 14, 14, 12, 4, 4, 2, 1, 1, 1),
+    (7, 6, 9, 9, 4, 3, 3, 2, 1, 1, 2),
+    (5, 1, 6, 6, 8, 3, 3, 1, 0, 1, 1),
+    (4, 3, 15, 15, 5, 2, 2, 2, 0, 1, 1),
+]
+CASES += FEW_TAPS + AVX2_DIRECT + WINOGRAD + WHOLE_IMAGE + IMAGE_BLOCKS
 
 
 def bound(a_abs, scale_k):
@@ -155,6 +171,8 @@ def test_conv2d_against_reference(rng, isa, case):
         AVX2_DIRECT[1],
         WINOGRAD[1],
         WINOGRAD[3],
+        *WHOLE_IMAGE,
+        IMAGE_BLOCKS[0],
     ],
     ids=str,
 )
@@ -175,7 +193,9 @@ def test_large_image_uses_several_column_blocks(rng):
 # the AVX2 flat layout's vectors then start at each thread's first row).
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize(
-    "case", [CASES[0], CASES[1], CASES[4], CASES[10]] + DIRECT + FEW_TAPS + AVX2_DIRECT + WINOGRAD, ids=str
+    "case",
+    [CASES[0], CASES[1], CASES[4], CASES[10]] + DIRECT + FEW_TAPS + AVX2_DIRECT + WINOGRAD + WHOLE_IMAGE + IMAGE_BLOCKS,
+    ids=str,
 )
 def test_thread_counts_bit_identical(rng, isa, case):
     results = []

@@ -14,9 +14,12 @@
 //   run the direct AVX2 / AVX-512 kernels. The rest, and the portable build, are
 //   lowered to gemm per image and group on column blocks of the im2col matrix
 //   (C/G*KH*KW x OW-rows of output pixels), so no whole-image im2col buffer exists for large
-//   inputs. Parallel over images (one thread each, own column buffer) when the batch has at
-//   least as many images as threads, else inside each gemm; backward_weight sums the batch in
-//   a fixed order. Results are bit-identical for every thread count.
+//   inputs; images of at most 256 output pixels go several to a column block, side by side
+//   (up to 512 columns), and a kernel that covers the whole unpadded image (one output pixel,
+//   one group) is one gemm over the batch, a fully connected layer. Parallel over images or
+//   blocks of images (one thread each, own column buffer) when there are at least as many as
+//   threads, else inside each gemm; backward_weight sums the batch in a fixed order that
+//   depends on the shape only. Results are bit-identical for every thread count.
 #pragma once
 #include <array>
 #include <cstdint>
