@@ -92,8 +92,9 @@ WINOGRAD = [
 # Whole-image kernels (one output pixel, no padding): one gemm over the batch, images as rows
 # (16 or more output channels), or as columns with the outputs transposed back (fewer outputs
 # than images; one output: no transpose). Small images in blocks of several images side by
-# side: 49 pixels in blocks of 10, 10 and 3 images; grouped; stride 1 where backward_data
-# cannot run as a forward (one input channel per group) and a 2x2 kernel at 15x15.
+# side, each through a zero-padded copy: 49 pixels in blocks of 10, 10 and 3 images; grouped;
+# stride 1 where backward_data cannot run as a forward (one input channel per group); a 2x2
+# kernel at 15x15; a padding too large to copy.
 WHOLE_IMAGE = [
     (5, 6, 7, 7, 20, 7, 7, 1, 0, 1, 1),
     (5, 6, 3, 4, 3, 3, 4, 2, 0, 1, 1),
@@ -104,6 +105,7 @@ IMAGE_BLOCKS = [
     (7, 6, 9, 9, 4, 3, 3, 2, 1, 1, 2),
     (5, 1, 6, 6, 8, 3, 3, 1, 0, 1, 1),
     (4, 3, 15, 15, 5, 2, 2, 2, 0, 1, 1),
+    (2, 1, 1, 1, 2, 3, 3, 100, 400, 1, 1),  # a padded copy past 512K floats: bounds-checked im2col
 ]
 CASES += FEW_TAPS + AVX2_DIRECT + WINOGRAD + WHOLE_IMAGE + IMAGE_BLOCKS
 

@@ -139,6 +139,72 @@ void conv2d_col2im(const Conv2dShape& s, float* col, int64_t ldcol, int64_t g, i
   }
 }
 
+int64_t conv2d_padded_floats(const Conv2dShape& s) {
+  return s.Cg() * (s.PT + s.H + s.PB) * (s.PL + s.W + s.PR);
+}
+
+namespace {
+
+// Row `n` outputs of a strided read: dst[o] = src[o * stride], with the stride a constant
+// for the common cases so the loop has no multiply.
+template <class Op>
+inline void strided_row(float* dst, const float* src, int64_t n, int64_t stride, Op op) {
+  if (stride == 1) {
+    for (int64_t o = 0; o < n; ++o) op(dst[o], src[o]);
+  } else if (stride == 2) {
+    for (int64_t o = 0; o < n; ++o) op(dst[o], src[2 * o]);
+  } else {
+    for (int64_t o = 0; o < n; ++o) op(dst[o], src[o * stride]);
+  }
+}
+
+}  // namespace
+
+void conv2d_im2col_padded(const Conv2dShape& s, const float* x, int64_t g, float* xp, float* col,
+                          int64_t ldcol) {
+  const int64_t OH = s.OH(), OW = s.OW(), Cg = s.Cg(), Hp = s.PT + s.H + s.PB, Wp = s.PL + s.W + s.PR;
+  const float* xg = x + g * Cg * s.H * s.W;
+  std::fill(xp, xp + Cg * Hp * Wp, 0.0f);
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t h = 0; h < s.H; ++h)
+      std::memcpy(xp + (c * Hp + s.PT + h) * Wp + s.PL, xg + (c * s.H + h) * s.W, sizeof(float) * s.W);
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t kh = 0; kh < s.KH; ++kh)
+      for (int64_t kw = 0; kw < s.KW; ++kw) {
+        float* row = col + ((c * s.KH + kh) * s.KW + kw) * ldcol;
+        const float* src = xp + (c * Hp + kh * s.DH) * Wp + kw * s.DW;
+        for (int64_t oh = 0; oh < OH; ++oh)
+          strided_row(row + oh * OW, src + oh * s.SH * Wp, OW, s.SW, [](float& d, float v) { d = v; });
+      }
+}
+
+void conv2d_col2im_padded(const Conv2dShape& s, const float* col, int64_t ldcol, int64_t g, float* xp,
+                          float* dx) {
+  const int64_t OH = s.OH(), OW = s.OW(), Cg = s.Cg(), Hp = s.PT + s.H + s.PB, Wp = s.PL + s.W + s.PR;
+  std::fill(xp, xp + Cg * Hp * Wp, 0.0f);
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t kh = 0; kh < s.KH; ++kh)
+      for (int64_t kw = 0; kw < s.KW; ++kw) {
+        const float* row = col + ((c * s.KH + kh) * s.KW + kw) * ldcol;
+        float* dst = xp + (c * Hp + kh * s.DH) * Wp + kw * s.DW;
+        for (int64_t oh = 0; oh < OH; ++oh) {
+          float* d = dst + oh * s.SH * Wp;
+          const float* r = row + oh * OW;
+          if (s.SW == 1) {
+            for (int64_t o = 0; o < OW; ++o) d[o] += r[o];
+          } else if (s.SW == 2) {
+            for (int64_t o = 0; o < OW; ++o) d[2 * o] += r[o];
+          } else {
+            for (int64_t o = 0; o < OW; ++o) d[o * s.SW] += r[o];
+          }
+        }
+      }
+  float* dxg = dx + g * Cg * s.H * s.W;
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t h = 0; h < s.H; ++h)
+      std::memcpy(dxg + (c * s.H + h) * s.W, xp + (c * Hp + s.PT + h) * Wp + s.PL, sizeof(float) * s.W);
+}
+
 // No direct or Winograd kernels: column blocks and gemm for every shape.
 const Conv2dKernels conv2d_kernels_default{};
 

@@ -82,6 +82,21 @@ void for_each_image_block(const Conv2dShape& s, int64_t nb, int nthreads, size_t
   });
 }
 
+// Scratch floats for a padded copy of one image group (0: the blocks use the bounds-checked
+// im2col): small images go through one, unless the padding makes it large.
+int64_t padded_scratch(const Conv2dShape& s) {
+  const int64_t f = conv2d_padded_floats(s);
+  return f <= kBlockBudget ? f : 0;
+}
+
+// Image x's im2col block for group g (all its output rows), through xp when there is one.
+void image_im2col(const Conv2dShape& s, const float* x, int64_t g, float* xp, float* col, int64_t ldcol) {
+  if (xp)
+    conv2d_im2col_padded(s, x, g, xp, col, ldcol);
+  else
+    conv2d_im2col(s, x, g, 0, s.OH(), col, ldcol);
+}
+
 // dy of images [b0, b0 + n), group g, side by side: cat (OCg x n*OHW).
 void gather_images(const Conv2dShape& s, const float* dy, int64_t b0, int64_t n, int64_t g, float* cat) {
   const int64_t OHW = s.OH() * s.OW(), OCg = s.OCg();
@@ -150,12 +165,13 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   const int64_t OHW = s.OH() * s.OW(), HW = s.H * s.W, Kg = s.Kg(), OCg = s.OCg();
   const int64_t nb = images_per_block(s);
   if (nb > 1) {
+    const int64_t pf = padded_scratch(s);
     for_each_image_block(
-        s, nb, nthreads, (Kg + OCg) * nb * OHW, [&](int64_t b0, int64_t n, int nt, float* buf) {
-          float *col = buf, *cat = buf + Kg * n * OHW;
+        s, nb, nthreads, (Kg + OCg) * nb * OHW + pf, [&](int64_t b0, int64_t n, int nt, float* buf) {
+          float *col = buf, *cat = buf + Kg * n * OHW, *xp = pf ? cat + OCg * n * OHW : nullptr;
           for (int64_t g = 0; g < s.G; ++g) {
             for (int64_t i = 0; i < n; ++i)
-              conv2d_im2col(s, x + (b0 + i) * s.C * HW, g, 0, s.OH(), col + i * OHW, n * OHW);
+              image_im2col(s, x + (b0 + i) * s.C * HW, g, xp, col + i * OHW, n * OHW);
             GemmArgs a;  // cat (OCg x n*OHW) = w[g] (OCg x Kg) @ col (Kg x n*OHW) + bias
             a.M = OCg;
             a.N = n * OHW;
@@ -276,10 +292,11 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
   if (backward_data_as_forward(s, dy, w, dx, isa, nthreads)) return;
   const int64_t nb = images_per_block(s);
   if (nb > 1) {
+    const int64_t pf = padded_scratch(s);
     for_each_image_block(
-        s, nb, nthreads, (Kg + OCg) * nb * OHW, [&](int64_t b0, int64_t n, int nt, float* buf) {
-          float *col = buf, *cat = buf + Kg * n * OHW;
-          std::fill(dx + b0 * s.C * HW, dx + (b0 + n) * s.C * HW, 0.0f);  // col2im accumulates
+        s, nb, nthreads, (Kg + OCg) * nb * OHW + pf, [&](int64_t b0, int64_t n, int nt, float* buf) {
+          float *col = buf, *cat = buf + Kg * n * OHW, *xp = pf ? cat + OCg * n * OHW : nullptr;
+          if (!xp) std::fill(dx + b0 * s.C * HW, dx + (b0 + n) * s.C * HW, 0.0f);  // col2im accumulates
           for (int64_t g = 0; g < s.G; ++g) {
             gather_images(s, dy, b0, n, g, cat);
             GemmArgs a;  // dcol (Kg x n*OHW) = w[g]^T (Kg x OCg) @ cat (OCg x n*OHW)
@@ -294,8 +311,13 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
             a.out = col;
             a.ldc = a.N;
             gemm(a, isa, nt);
-            for (int64_t i = 0; i < n; ++i)
-              conv2d_col2im(s, col + i * OHW, n * OHW, g, 0, s.OH(), dx + (b0 + i) * s.C * HW);
+            for (int64_t i = 0; i < n; ++i) {
+              float* dxb = dx + (b0 + i) * s.C * HW;
+              if (xp)
+                conv2d_col2im_padded(s, col + i * OHW, n * OHW, g, xp, dxb);
+              else
+                conv2d_col2im(s, col + i * OHW, n * OHW, g, 0, s.OH(), dxb);
+            }
           }
         });
     return;
@@ -364,11 +386,13 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* dy, const float* 
   if (nb > 1) {
     // Blocks of nb images in order; the sum over a block's pixels runs inside the gemm.
     std::vector<float> col(static_cast<size_t>(Kg * nb * OHW)), cat(static_cast<size_t>(OCg * nb * OHW));
+    std::vector<float> xp(static_cast<size_t>(padded_scratch(s)));
     for (int64_t g = 0; g < s.G; ++g) {
       for (int64_t b0 = 0; b0 < s.B; b0 += nb) {
         const int64_t n = std::min(nb, s.B - b0);
         for (int64_t i = 0; i < n; ++i)
-          conv2d_im2col(s, x + (b0 + i) * s.C * HW, g, 0, s.OH(), col.data() + i * OHW, n * OHW);
+          image_im2col(s, x + (b0 + i) * s.C * HW, g, xp.empty() ? nullptr : xp.data(), col.data() + i * OHW,
+                       n * OHW);
         gather_images(s, dy, b0, n, g, cat.data());
         GemmArgs a;  // dw[g] (OCg x Kg) (+)= cat (OCg x n*OHW) @ col^T (n*OHW x Kg)
         a.M = OCg;

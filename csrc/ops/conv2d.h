@@ -135,5 +135,14 @@ void conv2d_im2col(const Conv2dShape& s, const float* x, int64_t g, int64_t oh0,
                    int64_t ldcol);
 void conv2d_col2im(const Conv2dShape& s, float* col, int64_t ldcol, int64_t g, int64_t oh0, int64_t noh,
                    float* dx);
+// The whole image's im2col block through a zero-padded copy xp (conv2d_padded_floats(s)
+// floats of scratch: C/G x (PT + H + PB) x (PL + W + PR)): strided reads with no bounds
+// checks, for small images whose rows are a few pixels. col2im_padded sums into xp and then
+// overwrites group g's channels of dx (no need to zero dx first).
+int64_t conv2d_padded_floats(const Conv2dShape& s);
+void conv2d_im2col_padded(const Conv2dShape& s, const float* x, int64_t g, float* xp, float* col,
+                          int64_t ldcol);
+void conv2d_col2im_padded(const Conv2dShape& s, const float* col, int64_t ldcol, int64_t g, float* xp,
+                          float* dx);
 
 }  // namespace fastnn
