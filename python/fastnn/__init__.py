@@ -2,6 +2,7 @@
 them (fastnn.Tensor, fastnn.nn, fastnn.optim, fastnn.data, fastnn.train)."""
 
 import builtins as _builtins
+import importlib as _importlib
 
 from . import (
     _compat,
@@ -154,11 +155,18 @@ __all__ = [
     "onnx",
     "save",
     "load",
+    "metrics",
 ]
 __all__ += sorted(n for n in _tensor_api.functions if not hasattr(_builtins, n))  # not all, any, pow, round
 
 
+# fastnn's own submodules that torch lacks, imported on first use (fastnn.metrics)
+_ON_FIRST_USE = ("metrics",)
+
+
 def __getattr__(name):
-    # a torch submodule fastnn has, imported on first use; a torch name fastnn lacks:
-    # NotImplementedError naming it (an AttributeError too)
+    # a torch submodule fastnn has, or one of _ON_FIRST_USE, imported on first use; a torch name
+    # fastnn lacks: NotImplementedError naming it (an AttributeError too)
+    if name in _ON_FIRST_USE:
+        return _importlib.import_module(f"{__name__}.{name}")
     return _compat.module_getattr(__name__, "torch", name)
