@@ -3,6 +3,8 @@ forward and backward-weight as the gradients): torch parity of outputs and every
 float32 and float64 over strides, paddings, output_padding (also past the padding), groups,
 dilation and output_size; a float64 finite-difference check; torch's errors."""
 
+import re
+
 import fastnn
 import numpy as np
 import pytest
@@ -134,3 +136,140 @@ def test_torch_errors():
         F.conv_transpose2d(fastnn.randn(1, 3, 5, 5), w)  # channels
     with pytest.raises(RuntimeError, match="too small"):
         F.conv_transpose2d(fastnn.randn(1, 4, 1, 1), w, padding=3)
+
+
+# ---------------------------------------------------------------------------------------------
+# fastnn.ops.conv_transpose2d_* on every backend (each CPU ISA, the emulated device) against
+# fastnn.ref's scatter from the definition (not conv2d's references): the DCGAN shapes at a small
+# batch (a kernel over the whole 1x1 input; 4x4 stride 2 on 7x7 and 14x14, blocks of images),
+# odd channel counts off every tile, groups with dilation, output_padding past the padding.
+
+OPS_CASES = [
+    ((5, 10, 1, 1), (10, 16, 7, 7), dict()),
+    ((11, 12, 7, 7), (12, 8, 4, 4), dict(stride=2, padding=1)),
+    ((3, 8, 14, 14), (8, 1, 4, 4), dict(stride=2, padding=1)),
+    ((2, 17, 5, 6), (17, 33, 3, 3), dict(stride=1, padding=1)),
+    ((2, 6, 5, 6), (6, 2, 3, 3), dict(stride=2, padding=1, output_padding=1, groups=3, dilation=(1, 2))),
+    ((2, 4, 5, 6), (4, 6, 3, 2), dict(stride=3, padding=(1, 0), output_padding=2)),
+    ((0, 4, 5, 6), (4, 6, 3, 3), dict(stride=2)),  # an empty batch
+]
+
+
+@pytest.mark.parametrize("xs,ws,kw", OPS_CASES, ids=str)
+def test_ops_on_every_backend(rng, backend, xs, ws, kw):
+    from fastnn import ops, ref
+    from fastnn.ref.rounding import EPS32
+
+    P, get = backend.put, backend.get
+
+    def check(got, want, mag, k):
+        assert got.dtype == np.float32 and got.shape == want.shape
+        np.testing.assert_array_less(np.abs(got - want), 2 * (k + 2) * EPS32 * mag + 1e-30)
+
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal(ws).astype(np.float32)
+    groups = kw.get("groups", 1)
+    b = rng.standard_normal(ws[1] * groups).astype(np.float32)
+    y = ops.conv_transpose2d_forward(P(x), P(w), P(b), **kw)
+    want = ref.conv_transpose2d_forward(x, w, b, **kw)
+    mag = ref.conv_transpose2d_forward(np.abs(x), np.abs(w), np.abs(b), **kw)
+    check(get(y), want, mag, ws[0] * ws[2] * ws[3])
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    out = P(np.full(xs, np.nan, np.float32))
+    dx = ops.conv_transpose2d_backward_data(P(dy), P(w), xs, out=out, **kw)
+    assert dx is out
+    mag = ref.conv_transpose2d_backward_data(np.abs(dy), np.abs(w), xs, **kw)
+    check(get(dx), ref.conv_transpose2d_backward_data(dy, w, xs, **kw), mag, ws[1] * ws[2] * ws[3])
+    dw = ops.conv_transpose2d_backward_weight(P(dy), P(x), ws, **kw)
+    n = max(1, xs[0] * xs[2] * xs[3])
+    mag = ref.conv_transpose2d_backward_weight(np.abs(dy), np.abs(x), ws, **kw)
+    check(get(dw), ref.conv_transpose2d_backward_weight(dy, x, ws, **kw), mag, n)
+    db = ops.conv_transpose2d_backward_bias(P(dy))
+    n = max(1, y.shape[0] * y.shape[2] * y.shape[3])
+    check(get(db), ref.conv_transpose2d_backward_bias(dy), ref.conv_transpose2d_backward_bias(np.abs(dy)), n)
+
+
+@needs_torch
+@pytest.mark.parametrize("xs,ws,kw", OPS_CASES[:-1], ids=str)
+def test_reference_matches_torch(rng, xs, ws, kw):
+    """The float64 reference is torch's conv_transpose2d and its gradients."""
+    from fastnn import ref
+
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    b = rng.standard_normal(ws[1] * kw.get("groups", 1))
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    yt = torch.nn.functional.conv_transpose2d(xt, wt, bt, **kw)
+    dy = rng.standard_normal(tuple(yt.shape))
+    (yt * torch.tensor(dy)).sum().backward()
+    got = [
+        ref.conv_transpose2d_forward(x, w, b, **kw),
+        ref.conv_transpose2d_backward_data(dy, w, xs, **kw),
+        ref.conv_transpose2d_backward_weight(dy, x, ws, **kw),
+        ref.conv_transpose2d_backward_bias(dy),
+    ]
+    for a, t in zip(got, (yt, xt.grad, wt.grad, bt.grad)):
+        np.testing.assert_allclose(a, t.detach().numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_ref_gradients_match_finite_differences(rng):
+    from fastnn import ref
+
+    kw = dict(stride=2, padding=1, output_padding=1, dilation=(1, 2))
+    x, w = rng.standard_normal((2, 3, 3, 4)), rng.standard_normal((3, 2, 3, 2))
+    g = rng.standard_normal(ref.conv_transpose2d_forward(x, w, **kw).shape)
+
+    def loss(xa, wa):
+        return float((ref.conv_transpose2d_forward(xa, wa, **kw) * g).sum())
+
+    for a, grad in (
+        (x, ref.conv_transpose2d_backward_data(g, w, x.shape, **kw)),
+        (w, ref.conv_transpose2d_backward_weight(g, x, w.shape, **kw)),
+    ):
+        num = np.zeros_like(a)
+        for i in np.ndindex(a.shape):
+            a[i] += 1e-6
+            up = loss(x, w)
+            a[i] -= 2e-6
+            num[i] = (up - loss(x, w)) / 2e-6
+            a[i] += 1e-6
+        np.testing.assert_allclose(grad, num, rtol=1e-6, atol=1e-7)
+
+
+OPS_BAD = [
+    ("output_padding", dict(stride=1, output_padding=1), ValueError, "output padding must be smaller"),
+    ("channels", dict(x=(1, 3, 5, 5)), ValueError, "expected an input with 4 channels"),
+    ("groups", dict(groups=3), ValueError, "groups=3"),
+    ("too_small", dict(x=(1, 4, 1, 1), padding=3), ValueError, "is too small"),
+    ("rank", dict(x=(4, 5, 5)), ValueError, "expected a 4-D input"),
+    ("not_array", dict(x=None), TypeError, "expected x to be an array"),
+    ("negative_padding", dict(padding=-1), ValueError, "padding and output_padding >= 0"),
+    ("bias", dict(bias=(3,)), ValueError, "expected bias float32 of shape (2,)"),
+]
+
+
+@pytest.mark.parametrize("name,kw,exc,needle", OPS_BAD, ids=[b[0] for b in OPS_BAD])
+def test_ops_refuse_bad_input_naming_the_entry(name, kw, exc, needle):
+    from fastnn import ops
+
+    kw = dict(kw)
+    xs = kw.pop("x", (1, 4, 5, 5))
+    x = None if xs is None else np.zeros(xs, np.float32)
+    bias = kw.pop("bias", None)
+    b = None if bias is None else np.zeros(bias, np.float32)
+    with pytest.raises(exc, match=re.escape(needle)) as e:
+        ops.conv_transpose2d_forward(x, np.zeros((4, 2, 3, 3), np.float32), b, **kw)
+    assert "conv_transpose2d_forward" in str(e.value) or "output padding" in str(e.value)
+
+
+def test_ops_refuse_a_dy_of_another_shape():
+    from fastnn import ops
+
+    w = np.zeros((4, 2, 3, 3), np.float32)
+    with pytest.raises(
+        ValueError, match=re.escape("conv_transpose2d_backward_data: expected dy of shape (1, 2, 11, 11)")
+    ):
+        ops.conv_transpose2d_backward_data(np.zeros((1, 2, 9, 9), np.float32), w, (1, 4, 5, 5), stride=2)
+    with pytest.raises(ValueError, match="conv_transpose2d_backward_weight: expected dy of shape"):
+        ops.conv_transpose2d_backward_weight(
+            np.zeros((1, 2, 9, 9), np.float32), np.zeros((1, 4, 5, 5), np.float32), w.shape, stride=2
+        )

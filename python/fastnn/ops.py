@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _core
 from . import cuda as _cuda
-from ._conv import conv2d_params
+from ._conv import conv2d_params, conv_transpose2d_geometry
 
 # numpy.ndarray, looked up once: the device checks below ask for it for every array of every call.
 _ndarray = np.ndarray
@@ -24,6 +24,10 @@ __all__ = [
     "conv2d_backward_data",
     "conv2d_backward_weight",
     "conv2d_backward_bias",
+    "conv_transpose2d_forward",
+    "conv_transpose2d_backward_data",
+    "conv_transpose2d_backward_weight",
+    "conv_transpose2d_backward_bias",
     "max_pool2d_forward",
     "max_pool2d_backward",
     "avg_pool2d_forward",
@@ -274,6 +278,104 @@ def conv2d_backward_weight(dy, x, weight_shape, stride=1, padding=0, dilation=1,
 
 def conv2d_backward_bias(dy, out=None):
     """db (OC,): dy (B, OC, OH, OW) summed over batch and pixels."""
+    return _kernels(dy, out).conv2d_backward_bias(dy, out)
+
+
+# conv_transpose2d: PyTorch's ConvTranspose2d (its positional order: groups before dilation) on
+# conv2d's kernels, its adjoint: the forward is conv2d's backward-data, the input gradient
+# conv2d's forward of dy and the weight gradient conv2d's backward-weight with the roles of
+# input and output swapped. x (B, C_in, H, W), w (C_in, C_out / groups, KH, KW), bias (C_out,),
+# y (B, C_out, OH, OW) with OH = (H - 1) stride - 2 padding + dilation (KH - 1) + output_padding
+# + 1 (likewise OW); stride, padding, output_padding, dilation an int or a pair; output_padding
+# smaller than stride or dilation. Errors name the conv_transpose2d entry; an array's dtype or
+# layout is refused by the conv2d entry underneath, in its words.
+
+
+def _ct_geometry(op, x_shape, w_shape, stride, padding, output_padding, groups, dilation):
+    groups = _int(op, "groups", groups)
+    return (groups,) + conv_transpose2d_geometry(
+        tuple(x_shape), w_shape, stride, padding, output_padding, dilation, groups, op
+    )
+
+
+def _ct_array(op, name, a):
+    if not hasattr(a, "shape") or not hasattr(a, "dtype"):
+        raise TypeError(f"fastnn.ops.{op}: expected {name} to be an array, got {type(a).__name__}")
+    return a
+
+
+def _ct_covered(op, dy, shape, covered):
+    """dy (the output's gradient) checked against the output shape, cut to the rows and columns the
+    adjoint covers (the rest, past the full scatter, has no input behind it)."""
+    if tuple(dy.shape) != tuple(shape):
+        raise ValueError(f"fastnn.ops.{op}: expected dy of shape {_shape(shape)}, got {_shape(dy.shape)}")
+    if tuple(covered) == tuple(shape[2:]):
+        return dy
+    return _xp(dy).ascontiguousarray(dy[:, :, : covered[0], : covered[1]])
+
+
+def conv_transpose2d_forward(x, w, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, out=None):
+    """y = conv_transpose2d(x, w) + bias (see above)."""
+    op = "conv_transpose2d_forward"
+    _ct_array(op, "x", x)
+    _ct_array(op, "w", w)
+    groups, st, pads, dil, shape, covered = _ct_geometry(
+        op, x.shape, w.shape, stride, padding, output_padding, groups, dilation
+    )
+    K = _kernels(x, w, bias, out)
+    if bias is not None:
+        _ct_array(op, "bias", bias)
+        if str(bias.dtype) != "float32" or tuple(bias.shape) != (shape[1],):
+            raise ValueError(
+                f"fastnn.ops.{op}: expected bias float32 of shape {_shape(shape[1:2])}, got {bias.dtype} "
+                f"of shape {_shape(bias.shape)}"
+            )
+    if tuple(covered) == tuple(shape[2:]):
+        y = K.conv2d_backward_data(x, w, shape, st, pads, dil, groups, out)
+    else:
+        if out is not None:
+            _check_out(op, out, shape, (("x", x), ("w", w), ("bias", bias)))
+        part = K.conv2d_backward_data(x, w, shape[:2] + tuple(covered), st, pads, dil, groups, None)
+        y = out if out is not None else _xp(x).empty(shape, dtype=np.float32)
+        y[...] = 0
+        y[:, :, : covered[0], : covered[1]] = part
+    if bias is not None:
+        y += bias.reshape(1, -1, 1, 1)
+    return y
+
+
+def conv_transpose2d_backward_data(
+    dy, w, input_shape, stride=1, padding=0, output_padding=0, groups=1, dilation=1, out=None
+):
+    """dx (input_shape) from dy (B, C_out, OH, OW) and w (C_in, C_out / groups, KH, KW)."""
+    op = "conv_transpose2d_backward_data"
+    _ct_array(op, "dy", dy)
+    _ct_array(op, "w", w)
+    input_shape = _conv_shape(op, "input_shape", input_shape)
+    groups, st, pads, dil, shape, covered = _ct_geometry(
+        op, input_shape, w.shape, stride, padding, output_padding, groups, dilation
+    )
+    dyc = _ct_covered(op, dy, shape, covered)
+    return _kernels(dy, w, out).conv2d_forward(dyc, w, None, st, pads, dil, groups, None, out)
+
+
+def conv_transpose2d_backward_weight(
+    dy, x, weight_shape, stride=1, padding=0, output_padding=0, groups=1, dilation=1, out=None
+):
+    """dw (weight_shape: (C_in, C_out / groups, KH, KW)) from dy and x, summed over the batch."""
+    op = "conv_transpose2d_backward_weight"
+    _ct_array(op, "dy", dy)
+    _ct_array(op, "x", x)
+    weight_shape = _conv_shape(op, "weight_shape", weight_shape)
+    _, st, pads, dil, shape, covered = _ct_geometry(
+        op, x.shape, weight_shape, stride, padding, output_padding, groups, dilation
+    )
+    dyc = _ct_covered(op, dy, shape, covered)
+    return _kernels(dy, x, out).conv2d_backward_weight(x, dyc, weight_shape, st, pads, dil, groups, out)
+
+
+def conv_transpose2d_backward_bias(dy, out=None):
+    """db (C_out,): dy (B, C_out, OH, OW) summed over batch and pixels."""
     return _kernels(dy, out).conv2d_backward_bias(dy, out)
 
 

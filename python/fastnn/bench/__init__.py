@@ -18,6 +18,7 @@ OPS = {
     "attention": "fastnn.bench.attention",
     "layernorm": "fastnn.bench.layernorm",
     "embedding": "fastnn.bench.embedding",
+    "gan": "fastnn.bench.gan",
 }
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from .. import _device as _dev
 from .. import _dtypes, _quiet, ops
 from .. import random as _random
+from .._conv import conv_transpose2d_geometry
 from .._device import xp as _xp
 from ..sparse import RowSparse
 from ..tensor import _HOST, Tensor, _kernels, _unbroadcast
@@ -2130,33 +2131,11 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
         )
     b = None if bias is None else _t(bias)
     _same(x, w, b)
-    st, pad, op, dil = _pair(stride), _pair(padding), _pair(output_padding), _pair(dilation)
-    if any(not (o < s or o < d) for o, s, d in zip(op, st, dil)):
-        raise RuntimeError(
-            "output padding must be smaller than either stride or dilation, but got output_padding_height: "
-            f"{op[0]} output_padding_width: {op[1]} stride_height: {st[0]} stride_width: {st[1]} "
-            f"dilation_height: {dil[0]} dilation_width: {dil[1]}"
-        )
-    B, C, H, W = x.shape
-    if C != w.shape[0] or groups < 1 or C % groups:
-        raise RuntimeError(
-            f"fastnn.nn.functional.conv_transpose2d: expected input with {w.shape[0]} channels (weight "
-            f"{list(w.shape)}, groups={groups}), got input of size {list(x.shape)}"
-        )
-    k = w.shape[2:]
-    out = tuple((n - 1) * s_ - 2 * p + d * (kk - 1) + 1 + o for n, s_, p, d, kk, o in zip((H, W), st, pad, dil, k, op))
-    if min(out) < 1:
-        raise RuntimeError(
-            f"fastnn.nn.functional.conv_transpose2d: given input of size {list(x.shape)} and weight "
-            f"{list(w.shape)}, the output size {list(out)} is too small"
-        )
-    # output_padding takes back rows and columns of the bottom / right padding (torch's output
-    # is the full one cropped by padding at the top and by padding - output_padding at the
-    # bottom): conv2d's adjoint with the padding (top, bottom, left, right) = (p, p - o, ...);
-    # where o > p, the o - p last rows / columns lie past the full output and are zeros
-    extra = tuple(max(0, o - p) for o, p in zip(op, pad))
-    pads = (pad[0], max(0, pad[0] - op[0]), pad[1], max(0, pad[1] - op[1]))
-    size = (out[0] - extra[0], out[1] - extra[1])
+    st, pads, dil, shape, size = conv_transpose2d_geometry(
+        x.shape, w.shape, stride, padding, output_padding, dilation, groups, "conv_transpose2d", RuntimeError
+    )
+    B = x.shape[0]
+    extra = (shape[2] - size[0], shape[3] - size[1])
     K = _kernels("conv_transpose2d", ("input", "weight", "bias"), x, w, b)
     X, Wt = x._data, w._data
     y = K.conv2d_backward_data(X, Wt, (B, w.shape[1] * groups) + size, st, pads, dil, groups)

@@ -14,7 +14,16 @@ from .act import (
 )
 from .attention import scaled_dot_product_attention_backward, scaled_dot_product_attention_forward
 from .batchnorm import batch_norm2d_backward, batch_norm2d_forward
-from .conv2d import conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weight, conv2d_forward
+from .conv2d import (
+    conv2d_backward_bias,
+    conv2d_backward_data,
+    conv2d_backward_weight,
+    conv2d_forward,
+    conv_transpose2d_backward_bias,
+    conv_transpose2d_backward_data,
+    conv_transpose2d_backward_weight,
+    conv_transpose2d_forward,
+)
 from .embedding import embedding_backward, embedding_forward
 from .gemm import gemm
 from .layernorm import layer_norm_backward, layer_norm_forward
@@ -42,6 +51,10 @@ __all__ = [
     "conv2d_backward_data",
     "conv2d_backward_weight",
     "conv2d_backward_bias",
+    "conv_transpose2d_forward",
+    "conv_transpose2d_backward_data",
+    "conv_transpose2d_backward_weight",
+    "conv_transpose2d_backward_bias",
     "max_pool2d_forward",
     "max_pool2d_backward",
     "avg_pool2d_forward",

@@ -95,3 +95,87 @@ def conv2d_backward_bias(dy, out=None):
     """db of conv2d in float64: dy summed over batch and pixels."""
     db = np.asarray(dy, dtype=np.float64).sum(axis=(0, 2, 3))
     return db if out is None else np.copyto(out, db) or out
+
+
+# -- the transposed convolution, from its own definition (a scatter of every input pixel through
+# the kernel), not from conv2d's references, so the two check each other.
+
+
+def _ct_setup(x_shape, w_shape, stride, padding, output_padding, dilation, groups):
+    """(stride, dilation, padding, the full scatter's shape (B, C_out, FH, FW) large enough for the
+    output, the output shape): the scatter covers (H - 1) stride + dilation (K - 1) + 1 rows; the
+    output is it cropped by padding at the top, extended by output_padding - padding zero rows
+    at the bottom where that is positive."""
+    from .._conv import conv_transpose2d_geometry
+
+    st, _, dil, shape, _ = conv_transpose2d_geometry(
+        tuple(x_shape), tuple(w_shape), stride, padding, output_padding, dilation, groups, "conv_transpose2d"
+    )
+    pad = (padding, padding) if isinstance(padding, int) else tuple(padding)
+    B, _, H, W = x_shape
+    full = [(n - 1) * s + d * (k - 1) + 1 for n, s, d, k in zip((H, W), st, dil, w_shape[2:])]
+    full = [max(f, p + o) for f, p, o in zip(full, pad, shape[2:])]
+    return st, dil, pad, (B, shape[1], *full), shape
+
+
+def _ct_taps(x_shape, w_shape, groups, st, dil):
+    """(input channels, output channels, kh, kw, rows, cols of the full scatter) of every tap."""
+    H, W = x_shape[2:]
+    Cg, OCg = w_shape[0] // groups, w_shape[1]
+    for g in range(groups):
+        cs, os_ = slice(g * Cg, (g + 1) * Cg), slice(g * OCg, (g + 1) * OCg)
+        for kh in range(w_shape[2]):
+            for kw in range(w_shape[3]):
+                rows = slice(kh * dil[0], kh * dil[0] + (H - 1) * st[0] + 1, st[0])
+                cols = slice(kw * dil[1], kw * dil[1] + (W - 1) * st[1] + 1, st[1])
+                yield cs, os_, kh, kw, rows, cols
+
+
+def conv_transpose2d_forward(x, w, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, out=None):
+    """y of PyTorch's conv_transpose2d in float64; same arguments as fastnn.ops'."""
+    x64, w64 = np.asarray(x, dtype=np.float64), np.asarray(w, dtype=np.float64)
+    st, dil, pad, full, shape = _ct_setup(x64.shape, w64.shape, stride, padding, output_padding, dilation, groups)
+    yf = np.zeros(full)
+    for cs, os_, kh, kw, rows, cols in _ct_taps(x64.shape, w64.shape, groups, st, dil):
+        yf[:, os_, rows, cols] += np.einsum("bchw,co->bohw", x64[:, cs], w64[cs, :, kh, kw])
+    y = yf[:, :, pad[0] : pad[0] + shape[2], pad[1] : pad[1] + shape[3]].copy()
+    if bias is not None:
+        y += np.asarray(bias, dtype=np.float64)[None, :, None, None]
+    return y if out is None else np.copyto(out, y) or out
+
+
+def _ct_full_dy(dy, full, pad):
+    dyf = np.zeros(full)
+    dyf[:, :, pad[0] : pad[0] + dy.shape[2], pad[1] : pad[1] + dy.shape[3]] = dy
+    return dyf
+
+
+def conv_transpose2d_backward_data(
+    dy, w, input_shape, stride=1, padding=0, output_padding=0, groups=1, dilation=1, out=None
+):
+    """dx of conv_transpose2d in float64: each input pixel's gather of dy through the kernel."""
+    dy64, w64 = np.asarray(dy, dtype=np.float64), np.asarray(w, dtype=np.float64)
+    st, dil, pad, full, _ = _ct_setup(tuple(input_shape), w64.shape, stride, padding, output_padding, dilation, groups)
+    dyf = _ct_full_dy(dy64, full, pad)
+    dx = np.zeros(tuple(input_shape))
+    for cs, os_, kh, kw, rows, cols in _ct_taps(input_shape, w64.shape, groups, st, dil):
+        dx[:, cs] += np.einsum("bohw,co->bchw", dyf[:, os_, rows, cols], w64[cs, :, kh, kw])
+    return dx if out is None else np.copyto(out, dx) or out
+
+
+def conv_transpose2d_backward_weight(
+    dy, x, weight_shape, stride=1, padding=0, output_padding=0, groups=1, dilation=1, out=None
+):
+    """dw of conv_transpose2d in float64, summed over the batch."""
+    dy64, x64 = np.asarray(dy, dtype=np.float64), np.asarray(x, dtype=np.float64)
+    st, dil, pad, full, _ = _ct_setup(x64.shape, tuple(weight_shape), stride, padding, output_padding, dilation, groups)
+    dyf = _ct_full_dy(dy64, full, pad)
+    dw = np.zeros(tuple(weight_shape))
+    for cs, os_, kh, kw, rows, cols in _ct_taps(x64.shape, weight_shape, groups, st, dil):
+        dw[cs, :, kh, kw] = np.einsum("bchw,bohw->co", x64[:, cs], dyf[:, os_, rows, cols])
+    return dw if out is None else np.copyto(out, dw) or out
+
+
+def conv_transpose2d_backward_bias(dy, out=None):
+    """db of conv_transpose2d in float64: dy summed over batch and pixels."""
+    return conv2d_backward_bias(dy, out)
