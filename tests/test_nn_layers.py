@@ -324,11 +324,11 @@ def test_interpolate_errors_match_torch():
         raises_like(lambda k=kw: F.interpolate(x, **k), lambda k=kw: tF.interpolate(xt, **k))
     raises_like(lambda: F.interpolate(x[0, 0], scale_factor=2), lambda: tF.interpolate(xt[0, 0], scale_factor=2))
     raises_like(lambda: nn.Upsample(scale_factor=2)(x[0, 0]), lambda: torch.nn.Upsample(scale_factor=2)(xt[0, 0]))
-    for mode in ("bilinear", "linear", "bicubic", "area", "trilinear"):
-        with pytest.raises(NotImplementedError, match=f"mode='{mode}' of torch.nn.functional.interpolate"):
-            F.interpolate(x if mode != "linear" else x[0], scale_factor=2, mode=mode)
-        with pytest.raises(NotImplementedError, match="interpolate"):
-            nn.Upsample(scale_factor=2, mode=mode)(x if mode != "linear" else x[0])
+    # what is still missing (the interpolating modes: tests/test_interpolate.py)
+    with pytest.raises(NotImplementedError, match="mode='bicubic' of torch.nn.functional.interpolate"):
+        F.interpolate(x, scale_factor=2, mode="bicubic")
+    with pytest.raises(NotImplementedError, match="interpolate"):
+        nn.Upsample(scale_factor=2, mode="bicubic")(x)
 
 
 def test_unflatten_matches_torch(rng):

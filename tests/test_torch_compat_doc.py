@@ -84,8 +84,10 @@ PROBES = {
     ("torch.nn", "Embedding"): lambda: nn.Embedding(4, 2, max_norm=1.0),
     ("torch.nn", "Module"): lambda: nn.Linear(2, 2).register_full_backward_hook(lambda *a: None),
     ("torch.nn", "Unflatten"): lambda: nn.Unflatten("features", (2, 2)),
-    ("torch.nn", "Upsample"): lambda: nn.Upsample(scale_factor=2, mode="bilinear")(x4()),
-    ("torch.nn.functional", "interpolate"): lambda: F.interpolate(x4(), scale_factor=2, mode="bilinear"),
+    ("torch.nn", "Upsample"): lambda: nn.Upsample(scale_factor=2, mode="bicubic")(x4()),
+    ("torch.nn.functional", "interpolate"): lambda: F.interpolate(
+        x4(), scale_factor=2, mode="bilinear", antialias=True
+    ),
     ("torch.nn.functional", "normalize"): lambda: F.normalize(fastnn.ones(2, 2), out=fastnn.ones(2, 2)),
     ("torch.nn.functional", "scaled_dot_product_attention"): lambda: F.scaled_dot_product_attention(
         fastnn.ones(1, 2, 3, 4), fastnn.ones(1, 1, 3, 4), fastnn.ones(1, 1, 3, 4), enable_gqa=True

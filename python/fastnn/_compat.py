@@ -62,10 +62,10 @@ PARTIAL = {
         "Embedding": "max_norm, scale_grad_by_freq",
         "Module": "backward hooks, state_dict and load_state_dict hooks, load_state_dict(assign=True)",
         "Unflatten": "a named dim (named tensors)",
-        "Upsample": "modes other than 'nearest' and 'nearest-exact'",
+        "Upsample": "modes 'bicubic' and 'lanczos'; mode 'area' on a 5-D input",
     },
     "torch.nn.functional": {
-        "interpolate": "modes other than 'nearest' and 'nearest-exact'",
+        "interpolate": "antialias=True; modes 'bicubic' and 'lanczos'; mode 'area' on a 5-D input; uint8 'bilinear'",
         "normalize": "out=",
         "scaled_dot_product_attention": "enable_gqa",
     },

@@ -20,7 +20,6 @@ TORCH_NN = frozenset(
     MaxUnpool3d MultiLabelMarginLoss MultiLabelSoftMarginLoss MultiMarginLoss NLLLoss2d
     PoissonNLLLoss RMSNorm RReLU SoftMarginLoss Softmax2d SyncBatchNorm
     TripletMarginWithDistanceLoss Unfold
-    UpsamplingBilinear2d
     """.split()
 )
 
@@ -35,8 +34,7 @@ TORCH_NN_FUNCTIONAL = frozenset(
     max_pool1d_with_indices max_pool2d_with_indices max_pool3d max_unpool1d max_unpool2d max_unpool3d
     multi_head_attention_forward multi_margin_loss multilabel_margin_loss multilabel_soft_margin_loss
     pdist poisson_nll_loss relu_ rms_norm rrelu rrelu_ selu_
-    soft_margin_loss threshold_ triplet_margin_with_distance_loss unfold upsample
-    upsample_bilinear upsample_nearest
+    soft_margin_loss threshold_ triplet_margin_with_distance_loss unfold
     """.split()
 )
 

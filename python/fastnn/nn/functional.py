@@ -93,6 +93,9 @@ __all__ = [
     "kl_div",
     "pad",
     "interpolate",
+    "upsample",
+    "upsample_nearest",
+    "upsample_bilinear",
     "normalize",
     "cosine_similarity",
     "pairwise_distance",
@@ -1671,6 +1674,110 @@ def _nearest_index(n_in, n_out, scale, exact):
     return np.minimum(np.floor(src).astype(np.int64), n_in - 1)
 
 
+def _linear_weights(n_in, n_out, scale, align_corners, ft):
+    """torch's linear-interpolation sources along one axis, in its arithmetic type ft (float32
+    for float16 and float32 input, float64 for float64): output o is x[i0] * l0 + x[i1] * l1.
+
+    The step r is (n_in - 1) / (n_out - 1) with align_corners (0 for one output), else
+    1 / scale_factor when one is given, else n_in / n_out; the source o * r with align_corners,
+    else (o + 0.5) * r - 0.5 clamped at 0, rounded once as the fused multiply-add torch's
+    compiled kernels use (exact in float64 for a float32 r). i0 is its floor (of the float32
+    value, as torch takes it in double too) at most n_in - 1, i1 the next index but within the
+    axis, l1 the fraction clamped to [0, 1] and l0 = 1 - l1."""
+    if align_corners:
+        r = ft(n_in - 1) / ft(n_out - 1) if n_out > 1 else ft(0)
+    elif scale is not None and scale > 0:
+        r = ft(1.0 / scale)
+    else:
+        r = ft(n_in) / ft(n_out)
+    o = np.arange(n_out).astype(ft)
+    if align_corners:
+        src = r * o
+    else:
+        src = (np.float64(r) * (o.astype(np.float64) + 0.5) - 0.5).astype(ft)
+        src = np.where(src < 0, ft(0), src)
+    i0 = np.minimum(np.floor(src.astype(np.float32)).astype(np.int64), n_in - 1)
+    l1 = np.clip(src - i0.astype(ft), ft(0), ft(1)).astype(ft)
+    i1 = i0 + (i0 < n_in - 1)
+    return i0, i1, ft(1) - l1, l1
+
+
+def _adjoint_passes(i0, i1, l0, l1, n):
+    """The backward of one axis's interpolation (output j = x[i0[j]] l0[j] + x[i1[j]] l1[j]) as
+    passes over the n input slices, without a scatter: pass p gives input slice ks[k] (every
+    slice when ks is None) output slice js[k] times ws[k]; the passes together bring each
+    input slice every (output, weight) that read it, the i0 terms first, then the i1 terms."""
+    m = i0.size
+    k = np.concatenate((i0, i1))
+    j = np.concatenate((np.arange(m), np.arange(m)))
+    w = np.concatenate((l0, l1))
+    order = np.argsort(k, kind="stable")
+    k, j, w = k[order], j[order], w[order]
+    counts = np.bincount(k, minlength=n)
+    rank = np.arange(k.size) - (np.cumsum(counts) - counts)[k]
+    passes = []
+    for p in range(int(counts.max())):
+        sel = rank == p
+        passes.append((None if sel.sum() == n else k[sel], j[sel], w[sel]))
+    return passes
+
+
+def _interp_linear(x, out_size, scales, align_corners):
+    """Linear interpolation of x's spatial axes, one axis at a time from the last (torch's
+    separable order); an axis whose size is kept is copied, as torch does. The backward is
+    the adjoint: each output's gradient times its two weights added to its two sources."""
+    a = x._data
+    if a.dtype.kind != "f":
+        if a.dtype == np.uint8 and a.ndim == 4:
+            raise NotImplementedError(
+                "fastnn.nn.functional.interpolate: torch's uint8 bilinear interpolation is not supported; "
+                "interpolate a float tensor"
+            )
+        raise NotImplementedError(
+            f"\"compute_indices_weights_linear\" not implemented for '{_dtypes.torch_name(a.dtype)}'"
+        )
+    xp = _xp(a)
+    dev = _dev.device_of(a)
+    dtype = a.dtype
+    ft = np.float64 if dtype == np.float64 else np.float32
+    steps, out = [], a
+    for axis in reversed(range(2, a.ndim)):
+        n, m = a.shape[axis], out_size[axis - 2]
+        if n == m:
+            continue
+        i0, i1, l0, l1 = _linear_weights(n, m, scales[axis - 2], align_corners, ft)
+        # float16 keeps its weights in float16 and computes in float32, as torch
+        l0, l1 = l0.astype(dtype).astype(ft), l1.astype(dtype).astype(ft)
+        tail = (1,) * (a.ndim - 1 - axis)  # the weights broadcast over the axes after this one
+        w0, w1 = (_dev.move(w.reshape((m,) + tail), dev) for w in (l0, l1))
+        d0, d1 = (_dev.move(i, dev) for i in (i0, i1))
+        out = xp.take(out, d0, axis=axis) * w0 + xp.take(out, d1, axis=axis) * w1
+        out = out.astype(dtype, copy=False)
+        passes = [
+            (None if ks is None else _dev.move(ks, dev), _dev.move(js, dev), _dev.move(ws.reshape((-1,) + tail), dev))
+            for ks, js, ws in _adjoint_passes(i0, i1, l0, l1, n)
+        ]
+        steps.append((axis, n, passes))
+
+    def backward(g):
+        for axis, n, passes in reversed(steps):
+            d = None
+            for ks, js, ws in passes:
+                part = xp.take(g, js, axis=axis) * ws
+                if ks is None and d is None:
+                    d = part
+                elif ks is None:
+                    d += part
+                else:
+                    if d is None:
+                        d = xp.zeros(part.shape[:axis] + (n,) + part.shape[axis + 1 :], part.dtype)
+                    d[(slice(None),) * axis + (ks,)] += part
+            g = d
+        return (xp.ascontiguousarray(g.astype(dtype, copy=False)),)
+
+    return Tensor._result(xp.ascontiguousarray(out), (x,), backward, "interpolate")
+
+
 def interpolate(
     input,
     size=None,
@@ -1680,13 +1787,21 @@ def interpolate(
     recompute_scale_factor=None,
     antialias=False,
 ):
-    """torch.nn.functional.interpolate for modes "nearest" and "nearest-exact" on (N, C, L),
-    (N, C, H, W) and (N, C, D, H, W) inputs; the interpolating modes raise NotImplementedError."""
+    """torch.nn.functional.interpolate on (N, C, L), (N, C, H, W) and (N, C, D, H, W) inputs:
+    modes "nearest" and "nearest-exact" (on each of them), "linear" (3-D), "bilinear" (4-D)
+    and "trilinear" (5-D) with align_corners False (the default) or True, and "area" for 3-D
+    and 4-D inputs (adaptive average pooling to the output size). Not supported (they raise
+    NotImplementedError): antialias=True, modes "bicubic" and "lanczos", "area" on a 5-D input,
+    and torch's uint8 bilinear image path."""
     x = _t(input)
-    if mode in ("nearest", "area", "nearest-exact") and align_corners is not None:
-        raise ValueError(
-            "align_corners option can only be set with the interpolating modes: linear | bilinear | bicubic | trilinear"
-        )
+    if mode in ("nearest", "area", "nearest-exact"):
+        if align_corners is not None:
+            raise ValueError(
+                "align_corners option can only be set with the interpolating modes: linear | bilinear | bicubic | "
+                "trilinear"
+            )
+    elif align_corners is None:
+        align_corners = False
     dim = x.ndim - 2
     spatial = list(x.shape[2:])
     if size is not None and scale_factor is not None:
@@ -1715,35 +1830,86 @@ def interpolate(
         else:
             scales = [float(scale_factor)] * dim
         out_size = [math.floor(n * s) for n, s in zip(spatial, scales)]
-        if recompute_scale_factor:
+        if recompute_scale_factor or mode == "area":
             scales = [None] * dim
     else:
         raise ValueError("either size or scale_factor should be defined")
     if recompute_scale_factor and size is not None:
         raise ValueError("recompute_scale_factor is not meaningful with an explicit size.")
+    if mode == "lanczos":  # torch's antialiased Lanczos resampling (torch 2.13)
+        raise NotImplementedError(
+            "fastnn.nn.functional.interpolate: mode='lanczos' of torch.nn.functional.interpolate is not supported"
+        )
     if antialias and not (mode in ("bilinear", "bicubic") and x.ndim == 4):
         raise ValueError(
             "Anti-alias option is restricted to bilinear and bicubic modes and requires a 4-D tensor as input"
         )
-    if not 1 <= dim <= 3 or mode not in _INTERPOLATE_MODES:
+    if not 1 <= dim <= 3 or mode not in _INTERPOLATE_MODES or (mode == "bicubic" and dim != 2):
         raise NotImplementedError(
             f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {x.ndim}D) for the modes: nearest | "
             f"linear | bilinear | bicubic | trilinear | area | nearest-exact (got {mode})"
         )
-    if mode not in ("nearest", "nearest-exact"):
+    linear_dim = {"linear": 1, "bilinear": 2, "trilinear": 3}.get(mode)
+    if linear_dim is not None and linear_dim != dim:
+        raise NotImplementedError(f"Got {x.ndim}D input, but {mode} mode needs {linear_dim + 2}D input")
+    if antialias:
         raise NotImplementedError(
-            f"fastnn.nn.functional.interpolate: mode={mode!r} of torch.nn.functional.interpolate is not "
-            "supported (only 'nearest' and 'nearest-exact')"
+            "fastnn.nn.functional.interpolate: antialias=True of torch.nn.functional.interpolate is not supported"
         )
+    if mode == "bicubic" or (mode == "area" and dim == 3):
+        what = "mode='bicubic'" if mode == "bicubic" else "mode='area' on a 5-D input (adaptive_avg_pool3d)"
+        raise NotImplementedError(
+            f"fastnn.nn.functional.interpolate: {what} of torch.nn.functional.interpolate is not supported"
+        )
+    if mode == "area":  # torch: adaptive average pooling to the output size
+        if 0 in out_size and min(out_size) >= 0:  # torch: an empty result
+            a = x._data
+            xp = _xp(a)
+            y = xp.zeros(a.shape[:2] + tuple(out_size), a.dtype)
+            return Tensor._result(y, (x,), lambda g: (xp.zeros_like(a),), "interpolate")
+        if dim == 1:
+            return adaptive_avg_pool1d(x, out_size[0])
+        return adaptive_avg_pool2d(x, tuple(out_size))
     if any(m <= 0 for m in out_size) or any(n <= 0 for n in spatial):
         raise RuntimeError(
             f"Input and output sizes should be greater than 0, but got input ({spatial}) and output ({out_size})"
         )
+    if linear_dim is not None:
+        return _interp_linear(x, out_size, scales, align_corners)
     specs = [
         (2 + i, _nearest_index(n, m, s, mode == "nearest-exact"))
         for i, (n, m, s) in enumerate(zip(spatial, out_size, scales))
     ]
     return _take_axes(x, specs, "interpolate")
+
+
+def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    """torch.nn.functional.upsample (deprecated there, with its warning): interpolate."""
+    warnings.warn(
+        "`nn.functional.upsample` is deprecated. Use `nn.functional.interpolate` instead.",
+        stacklevel=_quiet.stacklevel(2),
+    )
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def upsample_nearest(input, size=None, scale_factor=None):
+    """torch.nn.functional.upsample_nearest (deprecated there, with its warning):
+    interpolate(..., mode="nearest")."""
+    warnings.warn(
+        "`nn.functional.upsample_nearest` is deprecated. Use `nn.functional.interpolate` instead.",
+        stacklevel=_quiet.stacklevel(2),
+    )
+    return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def upsample_bilinear(input, size=None, scale_factor=None):
+    """torch.nn.functional.upsample_bilinear (deprecated there, with its warning):
+    interpolate(..., mode="bilinear", align_corners=True)."""
+    warnings.warn(
+        "`nn.functional.upsample_bilinear` is deprecated. Use `nn.functional.interpolate` instead.",
+        stacklevel=_quiet.stacklevel(2),
+    )
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
 
 
 # -- norms, distances, one-hot ----------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """More torch.nn layers over fastnn.nn.functional: channel dropout (Dropout1d/2d/3d,
-AlphaDropout), Unflatten, Upsample (nearest), the padding layers, the one-dimensional
+AlphaDropout), Unflatten, Upsample (nearest, linear, area), the padding layers, the one-dimensional
 convolution and pooling layers (the 2-D kernels on a unit height), the transposed convolutions
 ConvTranspose1d/2d, CosineSimilarity,
 PairwiseDistance, Bilinear, GroupNorm and InstanceNorm1d/2d/3d; torch's constructors,
@@ -22,6 +22,7 @@ __all__ = [
     "Unflatten",
     "Upsample",
     "UpsamplingNearest2d",
+    "UpsamplingBilinear2d",
     "ConstantPad1d",
     "ConstantPad2d",
     "ConstantPad3d",
@@ -131,7 +132,8 @@ class Unflatten(Module):
 
 
 class Upsample(Module):
-    """F.interpolate as a layer (modes "nearest" and "nearest-exact"; others raise on forward)."""
+    """F.interpolate as a layer: modes "nearest", "nearest-exact", "linear", "bilinear",
+    "trilinear" and "area" as F.interpolate has them ("bicubic" and "lanczos" raise on forward)."""
 
     def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None, recompute_scale_factor=None):
         super().__init__()
@@ -161,6 +163,13 @@ class Upsample(Module):
 class UpsamplingNearest2d(Upsample):
     def __init__(self, size=None, scale_factor=None):
         super().__init__(size, scale_factor, mode="nearest")
+
+
+class UpsamplingBilinear2d(Upsample):
+    """Upsample with mode "bilinear" and align_corners=True, as torch's."""
+
+    def __init__(self, size=None, scale_factor=None):
+        super().__init__(size, scale_factor, mode="bilinear", align_corners=True)
 
 
 # -- padding ----------------------------------------------------------------------------------
