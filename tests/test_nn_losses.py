@@ -325,3 +325,22 @@ def test_triplet_margin_loss_errors_match_torch():
             *args,
         )
     raises_like(nn.TripletMarginLoss, torch.nn.TripletMarginLoss, -1.0)
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_bce_at_exactly_0_and_1_is_torchs(reduction):
+    """The log clamped at -100 (a loss of 100, not inf) and torch's gradient (x - y) / max(x (1 - x),
+    1e-12): 0 where x equals y at an end, +-1e12 where it is the other end; weights too."""
+    torch = torch_or_skip()
+    x = np.array([0.0, 1.0, 0.0, 1.0, 0.5, 1e-30, 1 - 2**-24], np.float32)
+    y = np.array([0.0, 1.0, 1.0, 0.0, 0.3, 1.0, 0.0], np.float32)
+    w = np.linspace(0.5, 2.0, len(x)).astype(np.float32)
+    xt = torch.tensor(x, requires_grad=True)
+    lt = torch.nn.functional.binary_cross_entropy(xt, torch.tensor(y), torch.tensor(w), reduction=reduction)
+    lt.sum().backward()
+    xf = Tensor(x, requires_grad=True)
+    lf = F.binary_cross_entropy(xf, Tensor(y), Tensor(w), reduction=reduction)
+    lf.sum().backward()
+    np.testing.assert_allclose(lf.detach().numpy(), lt.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(xf.grad.numpy(), xt.grad.numpy(), rtol=1e-6)
+    assert np.isfinite(lf.detach().numpy()).all()
