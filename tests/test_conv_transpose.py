@@ -273,3 +273,39 @@ def test_ops_refuse_a_dy_of_another_shape():
         ops.conv_transpose2d_backward_weight(
             np.zeros((1, 2, 9, 9), np.float32), np.zeros((1, 4, 5, 5), np.float32), w.shape, stride=2
         )
+
+
+@needs_torch
+def test_an_output_past_the_full_scatter_is_zeros_and_the_bias(rng):
+    """Input 1 pixel high, stride 3, padding 1, output_padding 2: the one output row lies past
+    the full scatter, so it is the bias alone and no gradient reaches x or w (ops and nn)."""
+    from fastnn import ops
+
+    x = rng.standard_normal((2, 3, 1, 4)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 1, 2)).astype(np.float32)
+    b = rng.standard_normal(2).astype(np.float32)
+    kw = dict(stride=3, padding=1, output_padding=2)
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    yt = torch.nn.functional.conv_transpose2d(xt, wt, bt, **kw)
+    yt.sum().backward()
+    y = ops.conv_transpose2d_forward(x, w, b, **kw)
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-6)
+    dy = np.ones(y.shape, np.float32)
+    assert not ops.conv_transpose2d_backward_data(dy, w, x.shape, **kw).any()
+    assert not ops.conv_transpose2d_backward_weight(dy, x, w.shape, **kw).any()
+    xf, wf, bf = (fastnn.tensor(a, requires_grad=True) for a in (x, w, b))
+    yf = F.conv_transpose2d(xf, wf, bf, **kw)
+    yf.sum().backward()
+    np.testing.assert_allclose(yf.detach().numpy(), yt.detach().numpy(), rtol=1e-6)
+    for a, t in ((xf, xt), (wf, wt), (bf, bt)):
+        np.testing.assert_allclose(a.grad.numpy(), t.grad.numpy(), rtol=1e-6)
+
+
+def test_ops_refuse_an_out_aliasing_the_bias():
+    from fastnn import ops
+
+    out = np.zeros((1, 1, 1, 1), np.float32)
+    with pytest.raises(ValueError, match="conv_transpose2d_forward: expected out not to share memory with bias"):
+        ops.conv_transpose2d_forward(
+            np.ones((1, 1, 1, 1), np.float32), np.ones((1, 1, 1, 1), np.float32), out.reshape(1), out=out
+        )

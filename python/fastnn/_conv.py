@@ -64,7 +64,8 @@ def conv_transpose2d_geometry(
         )
     if any(not (o < s or o < d) for o, s, d in zip(opad, st, dil)):
         raise error(
-            "output padding must be smaller than either stride or dilation, but got output_padding_height: "
+            ("" if error is RuntimeError else f"fastnn.ops.{op}: ")  # torch's words in nn.functional
+            + "output padding must be smaller than either stride or dilation, but got output_padding_height: "
             f"{opad[0]} output_padding_width: {opad[1]} stride_height: {st[0]} stride_width: {st[1]} "
             f"dilation_height: {dil[0]} dilation_width: {dil[1]}"
         )

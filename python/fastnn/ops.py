@@ -304,6 +304,51 @@ def _ct_array(op, name, a):
     return a
 
 
+def _ct_call(op, entry, names, fn, *args):
+    """fn(*args), conv2d's entry `entry` doing a conv_transpose2d one: its refusals are re-raised
+    in the words of op, its argument names mapped to op's (names: conv2d's -> op's)."""
+    try:
+        return fn(*args)
+    except (TypeError, ValueError, MemoryError) as e:
+        msg = str(e)
+        if entry not in msg:
+            raise
+        msg = re.sub(rf"\b{entry}\b", op, msg)
+        if names:
+            msg = re.sub(r"\b(" + "|".join(names) + r")\b", lambda m: names[m.group(1)], msg)
+        raise type(e)(msg) from None
+
+
+def _ct_output(op, xp, shape):
+    """A zeroed output of shape for the rows past the adjoint's, with the outputs' rules."""
+    n = int(np.prod(shape, dtype=object))
+    if shape[2] * shape[3] > 2**31 - 1:
+        raise ValueError(
+            f"fastnn.ops.{op}: expected an output plane of at most 2^31 - 1 elements, got shape {_shape(shape)}"
+        )
+    need, mem = 4 * n, _physical_memory()
+    if mem and need > mem:
+        raise ValueError(
+            f"fastnn.ops.{op}: expected an output that fits in memory, got shape {_shape(shape)} "
+            f"({need} bytes; this machine has {mem})"
+        )
+    try:
+        return xp.zeros(shape, dtype=np.float32)
+    except MemoryError:
+        raise MemoryError(
+            f"fastnn.ops.{op}: cannot allocate {need} bytes for an output of shape {_shape(shape)}"
+        ) from None
+
+
+def _ct_zeros(op, dy, out, shape, inputs):
+    """A gradient of zeros (out, checked, or a new array)."""
+    if out is None:
+        return _ct_output(op, _xp(dy), shape)
+    _check_out(op, _ct_array(op, "out", out), shape, inputs)
+    out[...] = 0
+    return out
+
+
 def _ct_covered(op, dy, shape, covered):
     """dy (the output's gradient) checked against the output shape, cut to the rows and columns the
     adjoint covers (the rest, past the full scatter, has no input behind it)."""
@@ -330,14 +375,40 @@ def conv_transpose2d_forward(x, w, bias=None, stride=1, padding=0, output_paddin
                 f"fastnn.ops.{op}: expected bias float32 of shape {_shape(shape[1:2])}, got {bias.dtype} "
                 f"of shape {_shape(bias.shape)}"
             )
-    if tuple(covered) == tuple(shape[2:]):
-        y = K.conv2d_backward_data(x, w, shape, st, pads, dil, groups, out)
+    names = {"dy": "x", "w": "w", "out": "out"}
+    if out is not None and bias is not None:  # the kernel sees no bias: its aliasing checked here
+        _check_out(op, _ct_array(op, "out", out), shape, (("bias", bias),))
+    if min(covered) == 0:  # the output lies past the full scatter: zeros (and the bias)
+        if out is not None:
+            _check_out(op, _ct_array(op, "out", out), shape, (("x", x), ("w", w)))
+            y = out
+            y[...] = 0
+        else:
+            y = _ct_output(op, _xp(x), shape)
+    elif tuple(covered) == tuple(shape[2:]):
+        y = _ct_call(op, "conv2d_backward_data", names, K.conv2d_backward_data, x, w, shape, st, pads, dil, groups, out)
     else:
         if out is not None:
-            _check_out(op, out, shape, (("x", x), ("w", w), ("bias", bias)))
-        part = K.conv2d_backward_data(x, w, shape[:2] + tuple(covered), st, pads, dil, groups, None)
-        y = out if out is not None else _xp(x).empty(shape, dtype=np.float32)
-        y[...] = 0
+            _check_out(op, _ct_array(op, "out", out), shape, (("x", x), ("w", w), ("bias", bias)))
+        part = _ct_call(
+            op,
+            "conv2d_backward_data",
+            names,
+            K.conv2d_backward_data,
+            x,
+            w,
+            shape[:2] + tuple(covered),
+            st,
+            pads,
+            dil,
+            groups,
+            None,
+        )
+        if out is not None:
+            y = out
+            y[...] = 0
+        else:
+            y = _ct_output(op, _xp(x), shape)
         y[:, :, : covered[0], : covered[1]] = part
     if bias is not None:
         y += bias.reshape(1, -1, 1, 1)
@@ -356,7 +427,10 @@ def conv_transpose2d_backward_data(
         op, input_shape, w.shape, stride, padding, output_padding, groups, dilation
     )
     dyc = _ct_covered(op, dy, shape, covered)
-    return _kernels(dy, w, out).conv2d_forward(dyc, w, None, st, pads, dil, groups, None, out)
+    if min(covered) == 0:  # no output pixel depends on the input
+        return _ct_zeros(op, dy, out, input_shape, (("dy", dy), ("w", w)))
+    fn = _kernels(dy, w, out).conv2d_forward
+    return _ct_call(op, "conv2d_forward", {"x": "dy"}, fn, dyc, w, None, st, pads, dil, groups, None, out)
 
 
 def conv_transpose2d_backward_weight(
@@ -371,12 +445,17 @@ def conv_transpose2d_backward_weight(
         op, x.shape, weight_shape, stride, padding, output_padding, groups, dilation
     )
     dyc = _ct_covered(op, dy, shape, covered)
-    return _kernels(dy, x, out).conv2d_backward_weight(x, dyc, weight_shape, st, pads, dil, groups, out)
+    if min(covered) == 0:  # no output pixel depends on the weight
+        return _ct_zeros(op, dy, out, weight_shape, (("dy", dy), ("x", x)))
+    fn = _kernels(dy, x, out).conv2d_backward_weight
+    names = {"dy": "x", "x": "dy"}
+    return _ct_call(op, "conv2d_backward_weight", names, fn, x, dyc, weight_shape, st, pads, dil, groups, out)
 
 
 def conv_transpose2d_backward_bias(dy, out=None):
     """db (C_out,): dy (B, C_out, OH, OW) summed over batch and pixels."""
-    return _kernels(dy, out).conv2d_backward_bias(dy, out)
+    fn = _kernels(dy, out).conv2d_backward_bias
+    return _ct_call("conv_transpose2d_backward_bias", "conv2d_backward_bias", {}, fn, dy, out)
 
 
 # softmax / log_softmax: x float32 of any rank, along dim; backward from dy and the forward's y.

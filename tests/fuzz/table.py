@@ -393,6 +393,97 @@ def conv_backward_bias_check(kw, got, want):
 
 
 # ---------------------------------------------------------------------------------------------
+# conv_transpose2d (conv2d's adjoint on its kernels)
+
+
+@st.composite
+def conv_transpose_geometry(draw, empty=False):
+    """(x shape, w shape, stride, padding, output_padding, dilation, groups) that PyTorch accepts."""
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    C = groups * draw(sizes((1, 2, 3, 5, 8, 16)))
+    OCg = draw(sizes((1, 2, 3, 7, 16, 17)))
+    KH, KW = draw(sizes((1, 2, 3, 4, 5))), draw(sizes((1, 2, 3, 4, 5)))
+    H, W = draw(sizes((1, 2, 3, 5, 7, 8, 14))), draw(sizes((1, 2, 3, 5, 7, 8, 14)))
+    B = 0 if empty else draw(sizes((1, 2, 3, 11), zero=True))
+    stride = draw(st.sampled_from([1, 2, 3, (1, 2), (2, 1)]))
+    dilation = draw(st.sampled_from([1, 1, 2, (1, 2)]))
+    padding = draw(st.sampled_from([0, 1, 2, (1, 0), (0, 2)]))
+    st2, dil2, pad2 = pair(stride), pair(dilation), pair(padding)
+    opad = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(st2, dil2))
+    k = (KH, KW)
+    assume(
+        all(
+            (n - 1) * s - 2 * p + d * (kk - 1) + 1 + o >= 1
+            for n, s, p, d, kk, o in zip((H, W), st2, pad2, dil2, k, opad)
+        )
+    )
+    return (B, C, H, W), (C, OCg, KH, KW), stride, padding, opad, dilation, groups
+
+
+def _ct_opts(kw):
+    return {n: kw[n] for n in ("stride", "padding", "output_padding", "groups", "dilation")}
+
+
+def _ct_out_shape(xs, ws, stride, padding, opad, dilation, groups):
+    from fastnn._conv import conv_transpose2d_geometry
+
+    return conv_transpose2d_geometry(xs, ws, stride, padding, opad, dilation, groups, "fuzz")[3]
+
+
+@st.composite
+def ct_forward_case(draw, empty=False):
+    rng = np.random.default_rng(draw(SEEDS))
+    xs, ws, stride, padding, opad, dilation, groups = draw(conv_transpose_geometry(empty))
+    bias = randn(rng, (ws[1] * groups,)) if draw(st.booleans()) else None
+    kw = dict(x=randn(rng, xs), w=randn(rng, ws), bias=bias, stride=stride, padding=padding)
+    return Case(dict(kw, output_padding=opad, groups=groups, dilation=dilation, out=None))
+
+
+@st.composite
+def ct_backward_data_case(draw, empty=False):
+    rng = np.random.default_rng(draw(SEEDS))
+    xs, ws, stride, padding, opad, dilation, groups = draw(conv_transpose_geometry(empty))
+    dy = randn(rng, _ct_out_shape(xs, ws, stride, padding, opad, dilation, groups))
+    kw = dict(dy=dy, w=randn(rng, ws), input_shape=xs, stride=stride, padding=padding)
+    return Case(dict(kw, output_padding=opad, groups=groups, dilation=dilation, out=None))
+
+
+@st.composite
+def ct_backward_weight_case(draw, empty=False):
+    rng = np.random.default_rng(draw(SEEDS))
+    xs, ws, stride, padding, opad, dilation, groups = draw(conv_transpose_geometry(empty))
+    dy = randn(rng, _ct_out_shape(xs, ws, stride, padding, opad, dilation, groups))
+    kw = dict(dy=dy, x=randn(rng, xs), weight_shape=ws, stride=stride, padding=padding)
+    return Case(dict(kw, output_padding=opad, groups=groups, dilation=dilation, out=None))
+
+
+def ct_forward_check(kw, got, want):
+    x, w, b = kw["x"], kw["w"], kw["bias"]
+    mag = ref.conv_transpose2d_forward(fin(x), fin(w), None if b is None else fin(b), **_ct_opts(kw))
+    _conv_bound("conv_transpose2d_forward", got[0], want[0], mag, np.shape(w)[0] * np.shape(w)[2] * np.shape(w)[3])
+
+
+def ct_backward_data_check(kw, got, want):
+    w = kw["w"]
+    mag = ref.conv_transpose2d_backward_data(fin(kw["dy"]), fin(w), kw["input_shape"], **_ct_opts(kw))
+    k = np.shape(w)[1] * np.shape(w)[2] * np.shape(w)[3]
+    _conv_bound("conv_transpose2d_backward_data", got[0], want[0], mag, k)
+
+
+def ct_backward_weight_check(kw, got, want):
+    x = kw["x"]
+    mag = ref.conv_transpose2d_backward_weight(fin(kw["dy"]), fin(x), kw["weight_shape"], **_ct_opts(kw))
+    k = max(1, np.shape(x)[0] * np.shape(x)[2] * np.shape(x)[3])
+    _conv_bound("conv_transpose2d_backward_weight", got[0], want[0], mag, k)
+
+
+def ct_backward_bias_check(kw, got, want):
+    dy = kw["dy"]
+    k = max(1, np.shape(dy)[0] * np.shape(dy)[2] * np.shape(dy)[3])
+    _conv_bound("conv_transpose2d_backward_bias", got[0], want[0], ref.conv_transpose2d_backward_bias(fin(dy)), k)
+
+
+# ---------------------------------------------------------------------------------------------
 # pooling
 
 
@@ -1459,6 +1550,43 @@ OPS = {
         "conv2d_backward_bias",
         conv_backward_bias_case,
         conv_backward_bias_check,
+        arrays=("dy",),
+        outs=OUT,
+        test_modules=("test_conv2d",),
+    ),
+    "conv_transpose2d_forward": Op(
+        "conv_transpose2d_forward",
+        ct_forward_case,
+        ct_forward_check,
+        test_modules=("test_conv2d",),
+        arrays=("x", "w", "bias"),
+        ints=("stride", "padding", "output_padding", "groups", "dilation"),
+        outs=OUT,
+    ),
+    "conv_transpose2d_backward_data": Op(
+        "conv_transpose2d_backward_data",
+        ct_backward_data_case,
+        ct_backward_data_check,
+        test_modules=("test_conv2d",),
+        arrays=("dy", "w"),
+        ints=("stride", "padding", "output_padding", "groups", "dilation"),
+        shapes=("input_shape",),
+        outs=OUT,
+    ),
+    "conv_transpose2d_backward_weight": Op(
+        "conv_transpose2d_backward_weight",
+        ct_backward_weight_case,
+        ct_backward_weight_check,
+        test_modules=("test_conv2d",),
+        arrays=("dy", "x"),
+        ints=("stride", "padding", "output_padding", "groups", "dilation"),
+        shapes=("weight_shape",),
+        outs=OUT,
+    ),
+    "conv_transpose2d_backward_bias": Op(
+        "conv_transpose2d_backward_bias",
+        conv_backward_bias_case,
+        ct_backward_bias_check,
         arrays=("dy",),
         outs=OUT,
         test_modules=("test_conv2d",),

@@ -2304,9 +2304,13 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     extra = (shape[2] - size[0], shape[3] - size[1])
     K = _kernels("conv_transpose2d", ("input", "weight", "bias"), x, w, b)
     X, Wt = x._data, w._data
-    y = K.conv2d_backward_data(X, Wt, (B, w.shape[1] * groups) + size, st, pads, dil, groups)
-    if any(extra):
-        y = _xp(y).pad(y, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))
+    xp = _xp(X)
+    if min(size) == 0:  # the output lies past the full scatter: no pixel depends on x or w
+        y = xp.zeros(shape, dtype=X.dtype)
+    else:
+        y = K.conv2d_backward_data(X, Wt, (B, w.shape[1] * groups) + size, st, pads, dil, groups)
+    if any(extra) and min(size) > 0:
+        y = xp.pad(y, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))
     if b is not None:
         y += b._data.reshape(1, -1, 1, 1)  # y is the kernel's new array
     parents = (x, w) if b is None else (x, w, b)
@@ -2314,8 +2318,12 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     def backward(g):
         g = _xp(g).ascontiguousarray(g)
         gs = _xp(g).ascontiguousarray(g[:, :, : size[0], : size[1]]) if any(extra) else g
-        dx = K.conv2d_forward(gs, Wt, None, st, pads, dil, groups) if x.requires_grad else None
-        dw = K.conv2d_backward_weight(X, gs, Wt.shape, st, pads, dil, groups) if w.requires_grad else None
+        if min(size) == 0:
+            dx = xp.zeros_like(X) if x.requires_grad else None
+            dw = xp.zeros_like(Wt) if w.requires_grad else None
+        else:
+            dx = K.conv2d_forward(gs, Wt, None, st, pads, dil, groups) if x.requires_grad else None
+            dw = K.conv2d_backward_weight(X, gs, Wt.shape, st, pads, dil, groups) if w.requires_grad else None
         if b is None:
             return dx, dw
         return dx, dw, K.conv2d_backward_bias(g) if b.requires_grad else None
