@@ -987,3 +987,11 @@ def test_sizes_past_32_bits_are_refused_and_empty_planes_cost_nothing():
         ops.conv2d_forward(x, w, padding=2**40)
     db = ops.conv2d_backward_bias(np.empty((2**40, 3, 0, 5), np.float32))
     np.testing.assert_array_equal(db, np.zeros(3, np.float32))
+
+
+def test_a_weight_shape_whose_channels_times_groups_overflow_is_refused():
+    # in_channels / groups checked by division: (2^62) * 8 groups overflowed int64 (undefined
+    # behaviour that the sanitizer build stops on), found by the fuzz table under UBSan
+    dy, x = np.zeros((1, 8, 1, 1), np.float32), np.zeros((1, 8, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="conv2d_backward_weight: expected weight of shape"):
+        ops.conv2d_backward_weight(dy, x, (8, 2**62, 3, 3), groups=8)

@@ -15,7 +15,7 @@ namespace {
 // The shape struct from the input and weight sizes; every size rule is in conv2d_check.
 Conv2dShape shape_of(const char* op, const Shape& xs, const Shape& ws, const Conv2dParams& p) {
   if (p.groups < 1) fail(op, "expected groups >= 1, got " + std::to_string(p.groups));
-  if (xs[1] != ws[1] * p.groups) {
+  if (xs[1] % p.groups != 0 || xs[1] / p.groups != ws[1]) {  // xs[1] == ws[1] * groups, without overflow
     fail(op, "expected weight of shape (out_channels, in_channels/groups, KH, KW) with in_channels " +
                  std::to_string(xs[1]) + " and groups " + std::to_string(p.groups) + ", got weight " +
                  shape_str(ws) + " for input " + shape_str(xs));
