@@ -32,12 +32,17 @@ def positive(*shape):
 
 
 # name -> () -> (args, kwargs); both fastnn.ops.<name> and fastnn.ref.<name> get fresh copies.
+CT = dict(stride=2, padding=1, output_padding=1)  # the transposed convolutions: 5x6 -> 10x12
 CASES = {
     "gemm": lambda: ((randn(33, 70), randn(41, 70)), dict(trans_b=True, bias=randn(41), activation="relu")),
     "conv2d_forward": lambda: ((randn(2, 3, 6, 5), randn(4, 3, 3, 3), randn(4)), dict(padding=1)),
     "conv2d_backward_data": lambda: ((randn(2, 4, 6, 5), randn(4, 3, 3, 3), (2, 3, 6, 5)), dict(padding=1)),
     "conv2d_backward_weight": lambda: ((randn(2, 4, 6, 5), randn(2, 3, 6, 5), (4, 3, 3, 3)), dict(padding=1)),
     "conv2d_backward_bias": lambda: ((randn(2, 4, 3, 3),), {}),
+    "conv_transpose2d_forward": lambda: ((randn(2, 4, 5, 6), randn(4, 3, 3, 3), randn(3)), CT),
+    "conv_transpose2d_backward_data": lambda: ((randn(2, 3, 10, 12), randn(4, 3, 3, 3), (2, 4, 5, 6)), CT),
+    "conv_transpose2d_backward_weight": lambda: ((randn(2, 3, 10, 12), randn(2, 4, 5, 6), (4, 3, 3, 3)), CT),
+    "conv_transpose2d_backward_bias": lambda: ((randn(2, 3, 10, 12),), {}),
     "max_pool2d_forward": lambda: ((randn(2, 3, 7, 6), 2), {}),
     "max_pool2d_backward": lambda: _max_pool_backward(),
     "avg_pool2d_forward": lambda: ((randn(2, 3, 7, 6), 3), dict(stride=2, padding=1)),
