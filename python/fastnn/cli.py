@@ -277,13 +277,18 @@ def main(argv=None):
     )
     d.add_argument(
         "model",
-        choices=["cnn", "gan"],
+        choices=["cnn", "gan", "word2vec"],
         help="cnn: the MNIST CNN on the bundled 5,000 images (1,000 held out for the test accuracy); "
-        "gan: a DCGAN on the 4,000 training images, scored against the 1,000 held-out ones",
+        "gan: a DCGAN on the 4,000 training images, scored against the 1,000 held-out ones; "
+        "word2vec: skip-gram word vectors on the bundled tinyshakespeare text",
     )
-    d.add_argument("--epochs", type=_positive, help="training epochs (default: 12 for cnn, 20 for gan)")
+    d.add_argument(
+        "--epochs", type=_positive, help="training epochs (default: 12 for cnn, 20 for gan, 10 for word2vec)"
+    )
     d.add_argument("--seed", type=int, default=0, help="seed of the split, initialisation and shuffling")
-    d.add_argument("--threads", type=_positive, help="fastnn threads (default: fastnn.get_num_threads())")
+    d.add_argument(
+        "--threads", type=_positive, help="fastnn threads (default: fastnn.get_num_threads(); word2vec: 1 worker)"
+    )
     d.add_argument("--conditional", action="store_true", help="gan: a class-conditional DCGAN (one digit per row)")
     d.add_argument("--out", metavar="DIR", help="gan: where the sample grids and the checkpoint go (default: ./dcgan)")
     d.add_argument("--limit", type=_positive, help=argparse.SUPPRESS)  # gan: train on the first N digits (tests)
@@ -301,6 +306,13 @@ def main(argv=None):
             d.error("--conditional and --out apply to the gan demo")
         if args.threads:
             fastnn.set_num_threads(args.threads)
+        if args.model == "word2vec":
+            if args.conditional or args.out or args.limit:
+                d.error("--conditional and --out apply to the gan demo")
+            from fastnn.text import demo as text_demo
+
+            text_demo.word2vec(epochs=args.epochs or 10, seed=args.seed, workers=args.threads or 1)
+            return 0
         if args.model == "gan":
             from fastnn import gan
 
