@@ -15,5 +15,6 @@ void bind_embedding(pybind11::module_& m);
 void bind_rnn(pybind11::module_& m);
 void bind_layernorm(pybind11::module_& m);
 void bind_attention(pybind11::module_& m);
+void bind_word2vec(pybind11::module_& m);
 
 }  // namespace fastnn::bind

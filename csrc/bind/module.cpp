@@ -101,4 +101,5 @@ PYBIND11_MODULE(_core, m) {
   bind_rnn(m);
   bind_layernorm(m);
   bind_attention(m);
+  bind_word2vec(m);
 }

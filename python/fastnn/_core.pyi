@@ -5,6 +5,7 @@ fastnn CPU kernels (C++17, SIMD with run-time ISA dispatch, OpenMP)
 from __future__ import annotations
 import collections.abc
 import numpy
+import os
 import typing
 def adam_step(params: collections.abc.Sequence[numpy.ndarray], grads: collections.abc.Sequence[numpy.ndarray], exp_avgs: collections.abc.Sequence[numpy.ndarray], exp_avg_sqs: collections.abc.Sequence[numpy.ndarray], step: typing.SupportsInt | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex = 0.001, beta1: typing.SupportsFloat | typing.SupportsIndex = 0.9, beta2: typing.SupportsFloat | typing.SupportsIndex = 0.999, eps: typing.SupportsFloat | typing.SupportsIndex = 1e-08, weight_decay: typing.SupportsFloat | typing.SupportsIndex = 0.0, amsgrad: bool = False, max_exp_avg_sqs: collections.abc.Sequence[numpy.ndarray] | None = None, decoupled_weight_decay: bool = False, maximize: bool = False, isa: str | None = None) -> None:
     """
@@ -213,5 +214,17 @@ def tanh_backward(dy: numpy.ndarray, y: numpy.ndarray, out: numpy.ndarray | None
 def tanh_forward(x: numpy.ndarray, out: numpy.ndarray | None = None, isa: str | None = None) -> numpy.ndarray:
     """
     Elementwise activation; see fastnn.ops.
+    """
+def word2vec_count_file(path: str | bytes | os.PathLike, *, num_threads: int | None = None) -> tuple:
+    """
+    (words, counts, tokens, lines) of a text file; see fastnn.ops.word2vec_count_file.
+    """
+def word2vec_train(syn0: numpy.ndarray, words: numpy.ndarray, sentence_ends: numpy.ndarray, *, syn1neg: numpy.ndarray | None = None, syn1: numpy.ndarray | None = None, sample_int: numpy.ndarray | None = None, cum_table: numpy.ndarray | None = None, points: numpy.ndarray | None = None, codes: numpy.ndarray | None = None, code_lengths: numpy.ndarray | None = None, sg: bool = True, negative: int = 5, window: int = 5, shrink_windows: bool = True, cbow_mean: bool = True, alpha: float = 0.025, min_alpha: float = 0.0001, progress: tuple[float, float] = (0.0, 1.0), seed: int = 1, compute_loss: bool = False, num_threads: int | None = None, isa: str | None = None) -> tuple:
+    """
+    (raw_words, effective_words, loss): word2vec training on an in-memory corpus, weights updated in place; see fastnn.ops.word2vec_train.
+    """
+def word2vec_train_file(syn0: numpy.ndarray, path: str | bytes | os.PathLike, vocab: collections.abc.Sequence[str], *, syn1neg: numpy.ndarray | None = None, syn1: numpy.ndarray | None = None, sample_int: numpy.ndarray | None = None, cum_table: numpy.ndarray | None = None, points: numpy.ndarray | None = None, codes: numpy.ndarray | None = None, code_lengths: numpy.ndarray | None = None, sg: bool = True, negative: int = 5, window: int = 5, shrink_windows: bool = True, cbow_mean: bool = True, alpha: float = 0.025, min_alpha: float = 0.0001, progress: tuple[float, float] = (0.0, 1.0), seed: int = 1, compute_loss: bool = False, num_threads: int | None = None, isa: str | None = None) -> tuple:
+    """
+    (raw_words, effective_words, loss): word2vec training on a text file; see fastnn.ops.word2vec_train_file.
     """
 __version__: str

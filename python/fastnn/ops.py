@@ -3,8 +3,8 @@
 CUDA arrays (anything with __cuda_array_interface__, e.g. CuPy) go to the CUDA kernels of
 fastnn.cuda where one exists (gemm, conv2d, the activations, softmax / log_softmax, layer norm,
 embedding, pooling, cross-entropy, batch norm, the SGD and Adam updates, grad_norm, the
-recurrent layers and cells, scaled dot-product attention), with CuPy outputs; the others refuse
-CUDA arrays with a TypeError."""
+recurrent layers and cells, scaled dot-product attention), with CuPy outputs; the others (the
+word2vec training entries) refuse CUDA arrays with a TypeError."""
 
 import os
 import re
@@ -73,6 +73,9 @@ __all__ = [
     "layer_norm_backward",
     "scaled_dot_product_attention_forward",
     "scaled_dot_product_attention_backward",
+    "word2vec_train",
+    "word2vec_train_file",
+    "word2vec_count_file",
 ]
 
 
@@ -986,3 +989,138 @@ def scaled_dot_product_attention_backward(dout, q, k, v, out, lse, attn_mask=Non
             "scaled_dot_product_attention_backward", dout, q, k, v, out, lse, attn_mask, bool(is_causal), scale
         )
     return _core.scaled_dot_product_attention_backward(dout, q, k, v, out, lse, attn_mask, bool(is_causal), scale)
+
+
+# word2vec training (csrc/ops/word2vec.h: the semantics, the jobs, the learning-rate schedule, the
+# random draws): skip-gram or CBOW with negative sampling and/or hierarchical softmax, gensim's
+# update rules, trained in place on float32 weights by threads without locks (Hogwild; with
+# num_threads=1 the results repeat bit for bit). CPU only: CUDA arrays are a TypeError.
+
+
+def _cpu_only(op, *arrays):
+    if _gpu(*arrays):
+        raise TypeError(f"fastnn.ops.{op}: expected numpy arrays (word2vec trains on the CPU only), got a CUDA array")
+
+
+def word2vec_train(
+    syn0,
+    words,
+    sentence_ends,
+    *,
+    syn1neg=None,
+    syn1=None,
+    sample_int=None,
+    cum_table=None,
+    points=None,
+    codes=None,
+    code_lengths=None,
+    sg=True,
+    negative=5,
+    window=5,
+    shrink_windows=True,
+    cbow_mean=True,
+    alpha=0.025,
+    min_alpha=0.0001,
+    progress=(0.0, 1.0),
+    seed=1,
+    compute_loss=False,
+    num_threads=None,
+):
+    """Trains word2vec on an in-memory corpus; returns (raw_words, effective_words, loss).
+
+    syn0 (V, D) float32: the input vectors, updated in place; words (N,) int32 in [0, V) and
+    sentence_ends (S,) int64 (non-decreasing, last N): sentence s is words[ends[s-1]:ends[s]].
+    Negative sampling (negative > 0) needs syn1neg (V, D) float32 and cum_table (V,) uint32 (the
+    cumulative sampling weights, non-decreasing, last > 0); hierarchical softmax is on when
+    points (V, L) int32, codes (V, L) uint8 and code_lengths (V,) int32 are given and needs syn1
+    (R, D) float32, R >= V - 1. sample_int (V,) uint32: word w is kept with probability
+    sample_int[w] / 2^32 (0xFFFFFFFF: always); None keeps every word. progress=(p0, p1): the
+    fraction of the whole training this call covers (the learning rate falls linearly from alpha
+    to min_alpha over the whole). num_threads: None for fastnn.get_num_threads()."""
+    _cpu_only(
+        "word2vec_train", syn0, words, sentence_ends, syn1neg, syn1, sample_int, cum_table, points, codes, code_lengths
+    )
+    return _core.word2vec_train(
+        syn0,
+        words,
+        sentence_ends,
+        syn1neg=syn1neg,
+        syn1=syn1,
+        sample_int=sample_int,
+        cum_table=cum_table,
+        points=points,
+        codes=codes,
+        code_lengths=code_lengths,
+        sg=bool(sg),
+        negative=negative,
+        window=window,
+        shrink_windows=bool(shrink_windows),
+        cbow_mean=bool(cbow_mean),
+        alpha=alpha,
+        min_alpha=min_alpha,
+        progress=progress,
+        seed=seed,
+        compute_loss=bool(compute_loss),
+        num_threads=num_threads,
+    )
+
+
+def word2vec_train_file(
+    syn0,
+    path,
+    vocab,
+    *,
+    syn1neg=None,
+    syn1=None,
+    sample_int=None,
+    cum_table=None,
+    points=None,
+    codes=None,
+    code_lengths=None,
+    sg=True,
+    negative=5,
+    window=5,
+    shrink_windows=True,
+    cbow_mean=True,
+    alpha=0.025,
+    min_alpha=0.0001,
+    progress=(0.0, 1.0),
+    seed=1,
+    compute_loss=False,
+    num_threads=None,
+):
+    """word2vec_train on the text file at path, read and tokenised in C++ by the threads: a line
+    is a sentence, tokens are split on ASCII whitespace, vocab[i] (a list of V distinct str) is
+    row i and other tokens are dropped. The learning rate follows the position in the file in
+    bytes. Returns (in-vocabulary tokens, effective_words, loss)."""
+    _cpu_only("word2vec_train_file", syn0, syn1neg, syn1, sample_int, cum_table, points, codes, code_lengths)
+    return _core.word2vec_train_file(
+        syn0,
+        path,
+        vocab,
+        syn1neg=syn1neg,
+        syn1=syn1,
+        sample_int=sample_int,
+        cum_table=cum_table,
+        points=points,
+        codes=codes,
+        code_lengths=code_lengths,
+        sg=bool(sg),
+        negative=negative,
+        window=window,
+        shrink_windows=bool(shrink_windows),
+        cbow_mean=bool(cbow_mean),
+        alpha=alpha,
+        min_alpha=min_alpha,
+        progress=progress,
+        seed=seed,
+        compute_loss=bool(compute_loss),
+        num_threads=num_threads,
+    )
+
+
+def word2vec_count_file(path, *, num_threads=None):
+    """(words, counts, total_tokens, n_sentences) of the text file at path, tokenised as
+    word2vec_train_file does: each distinct token once, as str (UTF-8, undecodable bytes kept by
+    surrogateescape), in order of first occurrence; counts int64; the tokens in all; the lines."""
+    return _core.word2vec_count_file(path, num_threads=num_threads)

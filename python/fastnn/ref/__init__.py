@@ -44,6 +44,13 @@ from .softmax import (
     softmax_backward,
     softmax_forward,
 )
+from .word2vec import (
+    word2vec_cbow_step,
+    word2vec_count_file,
+    word2vec_sg_step,
+    word2vec_train,
+    word2vec_train_file,
+)
 
 __all__ = [
     "gemm",
@@ -88,4 +95,9 @@ __all__ = [
     "layer_norm_backward",
     "scaled_dot_product_attention_forward",
     "scaled_dot_product_attention_backward",
+    "word2vec_train",
+    "word2vec_train_file",
+    "word2vec_count_file",
+    "word2vec_sg_step",
+    "word2vec_cbow_step",
 ]
