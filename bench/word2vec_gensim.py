@@ -190,16 +190,17 @@ def main():
         return memory_child(args.memory_child, args.sg)
     import fastnn
     import gensim
+    from fastnn._config import config
 
     sents, held = corpus()
     print(
         f"corpus: tinyshakespeare, {len(sents):,} speeches, {sum(map(len, sents)):,} words (held out: {len(held):,} "
         f"speeches); {SETTINGS}; gensim {gensim.__version__}, fastnn {fastnn.__version__} "
-        f"(isa {fastnn.config()['isa_selected']})",
+        f"(isa {config()['isa_selected']})",
         flush=True,
     )
     only = set(args.only or ["speed", "quality", "memory"])
-    out = {"settings": SETTINGS, "gensim": gensim.__version__, "isa": fastnn.config()["isa_selected"]}
+    out = {"settings": SETTINGS, "gensim": gensim.__version__, "isa": config()["isa_selected"]}
     if "speed" in only:
         out["speed"] = speed(sents, args)
     if "quality" in only:

@@ -44,6 +44,9 @@ MAX_WORDS_IN_BATCH = 10000
 # words per kernel call when training from an iterable (Python encodes the next batch between
 # calls; the kernel's threads share the jobs of one call)
 _CALL_WORDS = 1 << 20
+# a list or tuple corpus of at most this many words is encoded once per train() call, not once
+# per epoch (4 bytes a word)
+_CACHE_WORDS = 1 << 24
 
 _FORMAT = "fastnn.text.Word2Vec"
 _FORMAT_VERSION = 1
@@ -90,9 +93,10 @@ def _check_float(name, v, lo=None):
 
 class _Sentences:
     """An iterable corpus checked and normalised one sentence at a time: token lists pass, a
-    string is split on whitespace (warned about once per corpus), anything else is a TypeError."""
+    string is split on whitespace (warned about once per owner: a model warns once, not once per
+    pass), anything else is a TypeError."""
 
-    def __init__(self, corpus):
+    def __init__(self, corpus, owner=None):
         if isinstance(corpus, (str, bytes)):
             raise TypeError(
                 "Word2Vec: sentences must be an iterable of sentences (lists of str tokens), got a single "
@@ -103,19 +107,19 @@ class _Sentences:
                 f"Word2Vec: sentences must be an iterable of lists of str tokens, got {type(corpus).__name__}"
             )
         self.corpus = corpus
-        self.warned = False
+        self.owner = owner if owner is not None else types.SimpleNamespace()
 
     def __iter__(self):
         for n, s in enumerate(self.corpus):
             if isinstance(s, str):
-                if not self.warned:
+                if not getattr(self.owner, "_warned_str", False):
                     warnings.warn(
                         "Word2Vec: a sentence is a str; it was split on whitespace into words (gensim would "
                         "treat each character as a word). Pass lists of tokens to silence this.",
                         UserWarning,
                         stacklevel=4,
                     )
-                    self.warned = True
+                    self.owner._warned_str = True
                 yield s.split()
                 continue
             if isinstance(s, (list, tuple)):
@@ -270,7 +274,7 @@ class Word2Vec:
                     _vocab._prune(raw, min_reduce, trim_rule)
                     min_reduce += 1
         else:
-            raw, n_sent, total = _vocab.count_words(_Sentences(corpus_iterable), self.max_vocab_size, trim_rule)
+            raw, n_sent, total = _vocab.count_words(_Sentences(corpus_iterable, self), self.max_vocab_size, trim_rule)
             raw = dict(raw)
         self.raw_vocab = raw
         self.corpus_count = int(n_sent)
@@ -465,6 +469,7 @@ class Word2Vec:
         kw = self._kernel_args(self.compute_loss)
         bar = _progress(epochs * (total_words or total_examples), "word2vec", progress)
         trained = raw = 0
+        cache = []  # a list corpus's encoded batches, reused by every epoch of this call
         t_start = time.perf_counter()
         try:
             for epoch in range(epochs):
@@ -475,7 +480,15 @@ class Word2Vec:
                     e_trained, e_raw = self._train_file_epoch(path, epoch, epochs, start_alpha, end_alpha, kw, bar)
                 else:
                     e_trained, e_raw = self._train_iterable_epoch(
-                        corpus_iterable, epoch, epochs, total_examples, total_words, start_alpha, end_alpha, kw, bar
+                        self._epoch_batches(corpus_iterable, cache),
+                        epoch,
+                        epochs,
+                        total_examples,
+                        total_words,
+                        start_alpha,
+                        end_alpha,
+                        kw,
+                        bar,
                     )
                 dt = time.perf_counter() - t0
                 trained += e_trained
@@ -521,28 +534,51 @@ class Word2Vec:
     def _epoch_seed(self, epoch):
         return (self.seed * 1000003 + self.train_count * 1009 + epoch) & 0xFFFFFFFFFFFF
 
-    def _train_iterable_epoch(self, corpus, epoch, epochs, total_examples, total_words, a0, a1, kw, bar):
-        k2i = self.wv.key_to_index
-        get = k2i.get
+    def _batches(self, corpus):
+        """The corpus encoded for the kernel, a batch of about _CALL_WORDS words at a time:
+        (word rows int32, sentence ends int64, raw words, sentences). Out-of-vocabulary words are
+        dropped; a sentence longer than MAX_WORDS_IN_BATCH words is cut into pieces."""
+        get = self.wv.key_to_index.get
+        ids, ends = [], []
+        batch_raw = batch_sent = 0
+        for s in _Sentences(corpus, self):
+            batch_raw += len(s)
+            batch_sent += 1
+            for i in range(0, len(s), MAX_WORDS_IN_BATCH):
+                ids.extend(x for x in map(get, s[i : i + MAX_WORDS_IN_BATCH]) if x is not None)
+                ends.append(len(ids))
+            if len(ids) >= _CALL_WORDS:
+                yield np.array(ids, dtype=np.int32), np.array(ends, dtype=np.int64), batch_raw, batch_sent
+                ids, ends = [], []
+                batch_raw = batch_sent = 0
+        if batch_sent:
+            yield np.array(ids, dtype=np.int32), np.array(ends, dtype=np.int64), batch_raw, batch_sent
+
+    def _epoch_batches(self, corpus, cache):
+        """This epoch's batches: encoded afresh from the corpus (a restartable iterable may yield
+        other sentences on each pass), or, for a list or tuple of at most _CACHE_WORDS words,
+        encoded on the first epoch and kept for the others (cache: the train() call's list)."""
+        if not isinstance(corpus, (list, tuple)) or self.corpus_total_words > _CACHE_WORDS:
+            return self._batches(corpus)
+        if not cache:
+            cache.extend(self._batches(corpus))
+        return cache
+
+    def _train_iterable_epoch(self, batches, epoch, epochs, total_examples, total_words, a0, a1, kw, bar):
         by_words = total_words is not None and total_words > 0
         per_epoch = total_words if by_words else max(int(total_examples), 1)
         done = 0  # raw words (or sentences) of this epoch already handed to the kernel
         trained = raw_total = 0
-        ids, ends = [], []
-        batch_raw = batch_sent = 0
         seed = self._epoch_seed(epoch)
-        call = 0
-
-        def flush():
-            nonlocal done, trained, raw_total, ids, ends, batch_raw, batch_sent, call
+        for call, (ids, ends, batch_raw, batch_sent) in enumerate(batches):
             step = batch_raw if by_words else batch_sent
             p0 = (epoch + min(done / per_epoch, 1.0)) / epochs
             p1 = (epoch + min((done + step) / per_epoch, 1.0)) / epochs
-            if ids:
-                raw_in, eff, loss = ops.word2vec_train(
+            if len(ids):
+                _, eff, loss = ops.word2vec_train(
                     self.wv.vectors,
-                    np.array(ids, dtype=np.int32),
-                    np.array(ends, dtype=np.int64),
+                    ids,
+                    ends,
                     alpha=a0,
                     min_alpha=a1,
                     progress=(p0, p1),
@@ -551,25 +587,10 @@ class Word2Vec:
                 )
                 trained += eff
                 self.running_training_loss += loss
-            call += 1
             done += step
             raw_total += batch_raw
             if bar is not None:
                 bar.update(step)
-            ids, ends = [], []
-            batch_raw = batch_sent = 0
-
-        for s in _Sentences(corpus):
-            batch_raw += len(s)
-            batch_sent += 1
-            for i in range(0, len(s), MAX_WORDS_IN_BATCH):
-                part = s[i : i + MAX_WORDS_IN_BATCH]
-                ids.extend(x for x in map(get, part) if x is not None)
-                ends.append(len(ids))
-            if len(ids) >= _CALL_WORDS:
-                flush()
-        if batch_sent:
-            flush()
         return trained, raw_total
 
     def get_latest_training_loss(self):
