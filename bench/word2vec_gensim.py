@@ -24,7 +24,6 @@ min_count 5, epochs 5 (gensim's defaults apart from sg and workers), the same fo
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -146,12 +145,21 @@ def _rss_bytes():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _peak_rss_bytes():
+    """VmHWM: this process's peak resident size (ru_maxrss would carry the parent's over exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def memory_child(lib, sg):
     sents, _ = corpus()
     make(lib, sg, 1, 1)  # imports done before the baseline
     base = _rss_bytes()
     train(lib, sents, sg, 1, 1)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _peak_rss_bytes()
     print(json.dumps({"lib": lib, "base": base, "peak": peak, "delta": peak - base}))
 
 
