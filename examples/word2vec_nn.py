@@ -15,6 +15,11 @@ formula on fixed pairs (full window, no subsampling) with negatives drawn once.
 
     python examples/word2vec_nn.py
     python examples/word2vec_nn.py --epochs 1 --limit-speeches 2000
+
+At the end the same speeches train fastnn.text.Word2Vec (the dedicated C++ trainer, skip-gram
+with the same window, negatives, subsampling and vector size), copied into a SkipGram and scored
+on the same held-out pairs; the script prints both held-out losses, how many nearest neighbours
+the two models share and how their word similarities correlate (--no-compare skips it).
 """
 
 import argparse
@@ -275,6 +280,7 @@ def parse_args(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="fastnn's thread count (default: as set)")
     ap.add_argument("--limit-speeches", type=int, default=None, help="use only the first N speeches")
+    ap.add_argument("--no-compare", action="store_true", help="skip the comparison with fastnn.text.Word2Vec")
     return ap.parse_args(argv)
 
 
@@ -299,7 +305,60 @@ def main(argv=None):
     print("nearest neighbours (cosine of the input vectors):")
     for q, near in neighbours(model).items():
         print(f"  {q:>7}: " + ", ".join(f"{w} {c:.2f}" for w, c in near))
+    if not args.no_compare:
+        compare_with_word2vec(model, train_s, heldout_s, args)
     return model, history
+
+
+def as_skipgram(w2v, words):
+    """A SkipGram holding a fastnn.text.Word2Vec's input vectors and output weights (syn1neg),
+    rows in the order of words."""
+    rows = np.array([w2v.wv.key_to_index[w] for w in words])
+    m = SkipGram(len(words), w2v.vector_size)
+    m.in_embed.weight.data[...] = w2v.wv.vectors[rows]
+    m.out_embed.weight.data[...] = w2v.syn1neg[rows]
+    m.words, m.counts = words, None
+    return m
+
+
+def compare_with_word2vec(model, train_s, heldout_s, args, top=500):
+    """Train fastnn.text.Word2Vec on the same speeches and settings; print both held-out losses
+    (the same pairs and negatives), the shared nearest neighbours and the Spearman correlation of
+    the cosine similarities among the `top` most frequent words."""
+    from fastnn.text import Word2Vec
+
+    w2v = Word2Vec(
+        train_s,
+        vector_size=args.dim,
+        window=args.window,
+        negative=args.negatives,
+        sg=1,
+        min_count=5,
+        sample=1e-3,
+        epochs=max(args.epochs, 5),
+        workers=1,
+        seed=args.seed + 1,
+    )
+    words = model.words
+    dedicated = as_skipgram(w2v, words)
+    centre, context = make_pairs(*encode(heldout_s, words), args.window)
+    negs = negative_sampler(model.counts)(np.random.default_rng(12345), (len(centre), args.negatives))
+    print(
+        f"held-out loss: nn.Embedding + SparseAdam {heldout_loss(model, centre, context, negs):.4f}, "
+        f"fastnn.text.Word2Vec {heldout_loss(dedicated, centre, context, negs):.4f}"
+    )
+    a, b = neighbours(model), neighbours(dedicated)
+    shared = sum(len({w for w, _ in a[q]} & {w for w, _ in b[q]}) for q in a)
+    print(f"nearest neighbours shared: {shared} of {sum(len(v) for v in a.values())}")
+
+    def cosines(m):
+        w = m.in_embed.weight.detach().numpy()[:top].astype(np.float64)
+        w /= np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-12)
+        return (w @ w.T)[np.triu_indices(len(w), 1)]
+
+    ranks = [np.argsort(np.argsort(c)) for c in (cosines(model), cosines(dedicated))]
+    rho = np.corrcoef(*ranks)[0, 1]
+    print(f"Spearman correlation of the word similarities among the {top} most frequent words: {rho:.3f}")
 
 
 if __name__ == "__main__":
