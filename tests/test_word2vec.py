@@ -279,3 +279,37 @@ def test_vocabulary_and_tables_match_gensim():
     glen = np.array([len(g.wv.get_vecattr(w, "code")) for w in g.wv.index_to_key])
     mlen = m._hs_tree[2]
     assert int((np.array(gcounts) * glen).sum()) == int((np.array(counts) * mlen).sum())
+
+
+def test_logging_callbacks_and_vocabulary_options(caplog, tmp_path):
+    import logging
+
+    corpus, _ = _topic_corpus(100)
+    events = []
+
+    class Recorder:
+        def on_train_begin(self, model):
+            events.append("train")
+
+        def on_epoch_end(self, model):
+            events.append("epoch")
+
+    with caplog.at_level(logging.INFO, logger="fastnn.text.word2vec"):
+        m = Word2Vec(corpus, vector_size=8, min_count=1, epochs=3, workers=1, callbacks=[Recorder()])
+    assert events == ["train", "epoch", "epoch", "epoch"]
+    assert sum("effective words/s" in r.getMessage() for r in caplog.records) == 3
+    # trim_rule keeps or discards whatever min_count says; max_final_vocab raises min_count
+    keep_the = Word2Vec(min_count=10**6, vector_size=4)
+    keep_the.build_vocab(corpus, trim_rule=lambda w, c, mc: V.RULE_KEEP if w == "the" else V.RULE_DEFAULT)
+    assert keep_the.wv.index_to_key == ["the"]
+    capped = Word2Vec(min_count=1, vector_size=4, max_final_vocab=5)
+    capped.build_vocab(corpus)
+    assert 0 < len(capped.wv) <= 5 and capped.effective_min_count > 1
+    freq = Word2Vec(min_count=2, vector_size=4)
+    freq.build_vocab_from_freq({"a": 5, "b": 1, "c": 3})
+    assert freq.wv.index_to_key == ["a", "c"] and freq.wv.get_vecattr("c", "count") == 3
+    # a long line is cut into pieces of max_sentence_length words
+    f = tmp_path / "long.txt"
+    f.write_text(" ".join(["w"] * 25) + "\nx y\n", encoding="utf-8")
+    assert [len(s) for s in LineSentence(f, max_sentence_length=10)] == [10, 10, 5, 2]
+    assert len(m.wv) == len(set(w for s in corpus for w in s))
