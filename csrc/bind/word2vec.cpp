@@ -39,7 +39,11 @@ double real_arg(const char* op, const char* name, py::handle obj) {
 uint64_t seed_arg(const char* op, py::handle obj) {
   if (!is_int(obj)) arg_type_fail(op, "expected seed to be an int, got " + type_name(obj));
   py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(obj.ptr()));
-  if (!i) throw py::error_already_set();
+  if (!i) {  // an __index__ that refuses (a NumPy array of several ints)
+    if (!PyErr_ExceptionMatches(PyExc_TypeError)) throw py::error_already_set();
+    PyErr_Clear();
+    arg_type_fail(op, "expected seed to be an int, got " + type_name(obj));
+  }
   const unsigned long long v = PyLong_AsUnsignedLongLongMask(i.ptr());  // mod 2^64
   if (v == static_cast<unsigned long long>(-1) && PyErr_Occurred()) throw py::error_already_set();
   return static_cast<uint64_t>(v);
