@@ -23,7 +23,10 @@ Word2VecScratch::Word2VecScratch(const Word2VecArgs& a)
     : neu1(static_cast<size_t>(a.d)),
       work(static_cast<size_t>(a.d)),
       kept(static_cast<size_t>(kW2vMaxSentence)),
-      outs(static_cast<size_t>(2 * std::min<int64_t>(a.window, kW2vMaxSentence))) {}
+      outs(static_cast<size_t>(2 * std::min<int64_t>(a.window, kW2vMaxSentence))) {
+  const size_t n = static_cast<size_t>((a.hs ? a.l : 0) + a.negative + 1);
+  for (int k = 0; k < 2; ++k) rows[k].resize(n), labels[k].resize(n);
+}
 
 uint64_t word2vec_job_state(uint64_t seed, double p0, int64_t position) {
   const double p = p0 + 0.0;  // -0 as +0

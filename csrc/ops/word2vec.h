@@ -195,6 +195,8 @@ struct Word2VecScratch {
   std::vector<float> neu1, work;  // d floats each
   std::vector<int32_t> kept;      // a piece's kept words
   std::vector<float*> outs;       // CBOW's context rows
+  std::vector<float*> rows[2];    // two words' predictions (L + negative + 1 each): rows, labels
+  std::vector<float> labels[2];
   explicit Word2VecScratch(const Word2VecArgs& a);
 };
 struct Word2VecKernels {
