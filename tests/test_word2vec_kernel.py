@@ -183,6 +183,19 @@ def test_repeated_negatives_see_each_others_updates(rng):
     check_against_reference(model, words, ends, ISAS, sg=False, negative=20, window=2, compute_loss=True)
 
 
+def test_negative_sampling_large_vocabulary(rng):
+    """300000 words, runs of equal cum_table entries (words never drawn): the samples found
+    through the sampler's buckets (searched per bucket for a table this large) are the
+    reference's smallest t with cum_table[t] > x."""
+    v = 300000
+    model = Model(rng, v, 1)
+    widths = rng.integers(0, 3, v) ** 3  # many zero widths
+    widths[[0, v - 1]] = 1
+    model.kw["cum_table"] = np.cumsum(widths).astype(np.uint32)
+    words = rng.integers(0, v, 3000).astype(np.int32)
+    check_against_reference(model, words, np.array([3000], np.int64), ISAS, negative=3, window=1, compute_loss=True)
+
+
 def test_extreme_dots_stay_finite(rng):
     """|f| up to a few hundred: the sigmoid saturates without NaN or inf (no cut-off at 6)."""
     model = Model(rng, 20, 40, hs=True, ns=True)

@@ -36,12 +36,11 @@ inline int64_t w2v_negative(uint32_t r, const uint32_t* cum, int64_t v, uint64_t
     lo = sp.bucket[b];
     hi = sp.bucket[b + 1];
   }
-  while (lo < hi) {
+  while (lo < hi) {  // branch-free steps (conditional moves): the comparisons are coin flips
     const int64_t mid = (lo + hi) >> 1;
-    if (cum[mid] > x)
-      hi = mid;
-    else
-      lo = mid + 1;
+    const bool above = cum[mid] > x;
+    hi = above ? mid : hi;
+    lo = above ? lo : mid + 1;
   }
   return lo;
 }
