@@ -620,6 +620,8 @@ def test_bad_file_input(rng, tmp_path):
         ops.word2vec_count_file(str(tmp_path))
     with pytest.raises(TypeError, match="word2vec_count_file.*path"):
         ops.word2vec_count_file(3)
+    with pytest.raises(ValueError, match="word2vec_count_file.*NUL"):
+        ops.word2vec_count_file(path + "\0x")
     with pytest.raises(ValueError, match="word2vec_train_file.*V = 10"):
         ops.word2vec_train_file(syn0, path, vocab[:9], **kw)
     with pytest.raises(ValueError, match="repeats"):
@@ -628,6 +630,8 @@ def test_bad_file_input(rng, tmp_path):
         ops.word2vec_train_file(syn0, path, vocab[:9] + [5], **kw)
     with pytest.raises(TypeError, match="list of str"):
         ops.word2vec_train_file(syn0, path, "w1 w2", **kw)
+    with pytest.raises(ValueError, match="encode as UTF-8"):
+        ops.word2vec_train_file(syn0, path, vocab[:9] + ["\ud800"], **kw)
     with pytest.raises(ValueError, match="word2vec_train_file.*writeable"):
         ops.word2vec_train_file(_readonly(syn0), path, vocab, **kw)
     with pytest.raises(ValueError, match="word2vec_train_file.*non-decreasing"):
