@@ -207,8 +207,10 @@ struct Word2VecKernels {
 };
 extern const Word2VecKernels word2vec_kernels_default, word2vec_kernels_avx2, word2vec_kernels_avx512;
 
-// splitmix64 (the contract above): out(z), a job's first state, one draw.
+// splitmix64 (the contract above): out(z), mix(z), one draw; each unit's own copy (an anonymous
+// namespace: an ISA unit's copy must never stand in for the baseline's; scripts/check_baseline_isa.py).
 constexpr uint64_t kW2vGolden = 0x9E3779B97F4A7C15ull;
+namespace {
 inline uint64_t w2v_out(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
@@ -219,6 +221,8 @@ inline uint32_t w2v_draw(uint64_t* x) {
   *x += kW2vGolden;
   return static_cast<uint32_t>(w2v_out(*x) >> 32);
 }
+}  // namespace
+// A job's first state.
 uint64_t word2vec_job_state(uint64_t seed, double p0, int64_t position);
 
 }  // namespace fastnn
