@@ -176,11 +176,11 @@ Word2VecCounts word2vec_count_file(const std::string& path, int64_t size, int nt
 // ---------------------------------------------------------------------------------------------
 // The per-ISA kernels (csrc/cpu/word2vec_impl.h compiled in each ISA's unit).
 
-// One job: pieces [ends[p - 1], ends[p]) of words (ends[-1] = 0), trained with alpha from the
-// RNG state rng (the state after seeding; the kernel draws). scratch: per thread, made by
-// word2vec_scratch_floats / the kernel's needs, reused by every job of the thread. The negative
-// sampler: `bucket` (2^bucket_bits + 1 entries, or null) speeds up the search: for r in bucket b
-// = r >> (32 - bucket_bits), the sample lies in [bucket[b], bucket[b + 1]].
+// One job: pieces [ends[p - 1], ends[p]) of words (ends[-1] = 0, none empty), trained with its
+// alpha from its first RNG state rng. The scratch is a thread's, made once per call for every
+// job it trains. The negative sampler: `bucket` (2^bucket_bits + 1 entries, or null) narrows the
+// search: the sample of a draw r in bucket b = r >> (32 - bucket_bits) lies in
+// [bucket[b], bucket[b + 1]].
 struct Word2VecJob {
   const int32_t* words = nullptr;
   const int64_t* ends = nullptr;
