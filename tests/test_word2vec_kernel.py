@@ -98,20 +98,21 @@ def n_predictions(kw, negative):
 def check_against_reference(model, words, ends, isas, **options):
     """The kernel on each ISA (one thread) against the reference on the same arguments.
 
-    Bound: each prediction's increment g x is computed in float32 with g within ~10 u of exact
-    (the sigmoid within 4 ulps = 8 u, alpha's rounding and the product), one rounding in its
-    fused multiply-add; the dot f within D u of sum |l1 u| moves g by at most alpha / 4 of that;
-    CBOW's l1 is a float32 sum of rows (within cnt u of the sum of |rows|); work adds up to
-    n_pred terms (n_pred roundings) before the input rows add it. The reference's magnitudes hold
-    those scales per element (|initial| + |terms| + the dot and sum error terms), so an element
-    is within (12 + n_pred) u mag of exact; twice that for the errors earlier updates carry into
-    later ones (each scaled down by |g| <= |alpha| or alpha / 4 |l1| |x|: small here). The loss:
-    each term within 8 u (log1p of an exp within 4 ulps) plus |df|, which loss_mag holds."""
+    Bound: every float32 rounding errs by at most u |its result|. The reference's magnitudes M
+    (fastnn.ref.word2vec._predict) add, per update of an element, |its new value| (that update's
+    rounding), |the update's term| (computed with g within ~10 u of exact: the sigmoid within 4
+    ulps = 8 u, alpha's rounding and the product; work sums up to n_pred terms, n_pred roundings,
+    before an input row adds it), the errors carried in from the operands (|g| M of l1 or u), and
+    |x| alpha sigmoid'(f) times f's error (the float32 dot, D |l1|.|u|, and the operands', |u|.M_l1 +
+    |l1|.M_u); CBOW's l1 adds the rows' M and its sum's cnt roundings. By induction over the
+    updates (to first order in u) every element stays within C u M of the exact value with
+    C = 12 + n_pred. The loss: each term within 8 u (log1p of an exp within 4 ulps) plus f's
+    error, which the loss's M holds."""
     syn0, kw = model.copies(np.float64)
     mags = {}
     want = ref.word2vec_train(syn0, words, ends, magnitudes=mags, **kw, **options)
     ref_w = {"syn0": syn0, **{k: kw[k] for k in ("syn1neg", "syn1") if k in kw}}
-    c = 2 * (12 + n_predictions(model.kw, options.get("negative", 5)))
+    c = 12 + n_predictions(model.kw, options.get("negative", 5))
     for isa in isas:
         syn0_k, kw_k = model.copies(np.float32)
         got = _core.word2vec_train(syn0_k, words, ends, num_threads=1, isa=isa, **kw_k, **options)
@@ -180,6 +181,19 @@ def test_repeated_negatives_see_each_others_updates(rng):
     words, ends = corpus(rng, 4, 80, 2)
     check_against_reference(model, words, ends, ISAS, negative=20, window=2, compute_loss=True)
     check_against_reference(model, words, ends, ISAS, sg=False, negative=20, window=2, compute_loss=True)
+
+
+def test_negative_sampling_large_vocabulary(rng):
+    """300000 words, runs of equal cum_table entries (words never drawn): the samples found
+    through the sampler's buckets (searched per bucket for a table this large) are the
+    reference's smallest t with cum_table[t] > x."""
+    v = 300000
+    model = Model(rng, v, 1)
+    widths = rng.integers(0, 3, v) ** 3  # many zero widths
+    widths[[0, v - 1]] = 1
+    model.kw["cum_table"] = np.cumsum(widths).astype(np.uint32)
+    words = rng.integers(0, v, 3000).astype(np.int32)
+    check_against_reference(model, words, np.array([3000], np.int64), ISAS, negative=3, window=1, compute_loss=True)
 
 
 def test_extreme_dots_stay_finite(rng):
@@ -400,7 +414,7 @@ def test_file_ranges_against_reference(rng, tmp_path):
     want = ref.word2vec_train_file(syn0, path, vocab, magnitudes=mags, **kw, **opts)
     jobs, raw = rw.file_jobs(data, {w.encode(): i for i, w in enumerate(vocab)})
     assert len(jobs) > 4 and raw == want[0]
-    c = 2 * (12 + n_predictions(model.kw, 2))
+    c = 12 + n_predictions(model.kw, 2)
     for isa in ISAS:
         syn0_k, kw_k = model.copies(np.float32)
         got = _core.word2vec_train_file(syn0_k, path, vocab, num_threads=1, isa=isa, **kw_k, **opts)
@@ -606,6 +620,8 @@ def test_bad_file_input(rng, tmp_path):
         ops.word2vec_count_file(str(tmp_path))
     with pytest.raises(TypeError, match="word2vec_count_file.*path"):
         ops.word2vec_count_file(3)
+    with pytest.raises(ValueError, match="word2vec_count_file.*NUL"):
+        ops.word2vec_count_file(path + "\0x")
     with pytest.raises(ValueError, match="word2vec_train_file.*V = 10"):
         ops.word2vec_train_file(syn0, path, vocab[:9], **kw)
     with pytest.raises(ValueError, match="repeats"):
@@ -614,6 +630,8 @@ def test_bad_file_input(rng, tmp_path):
         ops.word2vec_train_file(syn0, path, vocab[:9] + [5], **kw)
     with pytest.raises(TypeError, match="list of str"):
         ops.word2vec_train_file(syn0, path, "w1 w2", **kw)
+    with pytest.raises(ValueError, match="encode as UTF-8"):
+        ops.word2vec_train_file(syn0, path, vocab[:9] + ["\ud800"], **kw)
     with pytest.raises(ValueError, match="word2vec_train_file.*writeable"):
         ops.word2vec_train_file(_readonly(syn0), path, vocab, **kw)
     with pytest.raises(ValueError, match="word2vec_train_file.*non-decreasing"):

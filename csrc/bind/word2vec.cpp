@@ -39,7 +39,11 @@ double real_arg(const char* op, const char* name, py::handle obj) {
 uint64_t seed_arg(const char* op, py::handle obj) {
   if (!is_int(obj)) arg_type_fail(op, "expected seed to be an int, got " + type_name(obj));
   py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(obj.ptr()));
-  if (!i) throw py::error_already_set();
+  if (!i) {  // an __index__ that refuses (a NumPy array of several ints)
+    if (!PyErr_ExceptionMatches(PyExc_TypeError)) throw py::error_already_set();
+    PyErr_Clear();
+    arg_type_fail(op, "expected seed to be an int, got " + type_name(obj));
+  }
   const unsigned long long v = PyLong_AsUnsignedLongLongMask(i.ptr());  // mod 2^64
   if (v == static_cast<unsigned long long>(-1) && PyErr_Occurred()) throw py::error_already_set();
   return static_cast<uint64_t>(v);
@@ -131,6 +135,9 @@ std::pair<std::string, int64_t> file_arg(const char* op, py::handle path_obj, py
     if (!e.matches(PyExc_TypeError)) throw;
     arg_type_fail(op, "expected path to be a str, bytes or os.PathLike, got " + type_name(path_obj));
   }
+  const std::string name = os.attr("fsencode")(*fspath).cast<std::string>();
+  if (name.find('\0') != std::string::npos)
+    arg_value_fail(op, "expected path without NUL bytes, got " + std::string(py::repr(*fspath)));
   const py::object st = os.attr("stat")(*fspath);  // FileNotFoundError etc., naming the path
   const py::module_ stat = py::module_::import("stat");
   const py::object mode = st.attr("st_mode");
@@ -144,7 +151,6 @@ std::pair<std::string, int64_t> file_arg(const char* op, py::handle path_obj, py
     throw py::error_already_set();
   }
   py::module_::import("builtins").attr("open")(*fspath, "rb").attr("close")();  // PermissionError etc.
-  const std::string name = os.attr("fsencode")(*fspath).cast<std::string>();
   return {name, st.attr("st_size").cast<int64_t>()};
 }
 
@@ -172,7 +178,12 @@ std::vector<std::string> vocab_arg(const char* op, py::handle obj, int64_t v) {
     if (PyUnicode_Check(w.ptr())) {
       const py::object b =
           py::reinterpret_steal<py::object>(PyUnicode_AsEncodedString(w.ptr(), "utf-8", "surrogateescape"));
-      if (!b) throw py::error_already_set();
+      if (!b) {  // a lone surrogate that no byte escapes to
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) throw py::error_already_set();
+        PyErr_Clear();
+        arg_value_fail(op, "expected vocab words that encode as UTF-8 (surrogateescape), got " +
+                               std::string(py::repr(w)) + " at position " + std::to_string(i));
+      }
       out.push_back(b.cast<std::string>());
     } else if (PyBytes_Check(w.ptr())) {
       out.push_back(w.cast<std::string>());

@@ -36,48 +36,79 @@ inline int64_t w2v_negative(uint32_t r, const uint32_t* cum, int64_t v, uint64_t
     lo = sp.bucket[b];
     hi = sp.bucket[b + 1];
   }
-  while (lo < hi) {
+  while (lo < hi) {  // branch-free steps (conditional moves): the comparisons are coin flips
     const int64_t mid = (lo + hi) >> 1;
-    if (cum[mid] > x)
-      hi = mid;
-    else
-      lo = mid + 1;
+    const bool above = cum[mid] > x;
+    hi = above ? mid : hi;
+    lo = above ? lo : mid + 1;
   }
   return lo;
 }
 
-// The predictions of one word c from l1 (the contract's list, HS then NS), in groups of up to
-// kW2vGroup on distinct rows; the last group adds work (times scale) to outs[0, nouts).
+// One word's predictions (the contract's list, HS then NS): their rows and labels, drawn ahead
+// of their training so that the rows can be fetched meanwhile (the draws are made in the
+// contract's order all the same: they depend on the RNG alone, never on the weights).
+struct W2vList {
+  float** rows;
+  float* labels;
+  int64_t n = 0, hs = 0;  // predictions, of which HS (first)
+};
+
+// Draws c's predictions into list.
+inline void w2v_prepare(const Word2VecArgs& a, const Word2VecSampler& sp, uint64_t total, int64_t c,
+                        W2vList* list, uint64_t* rng) {
+  const int64_t d = a.d;
+  int64_t n = 0;
+  if (a.hs) {
+    const int64_t len = a.code_lengths[c];
+    const int32_t* pt = a.points + c * a.l;
+    const uint8_t* cd = a.codes + c * a.l;
+    for (int64_t k = 0; k < len; ++k, ++n) {
+      list->rows[n] = a.syn1 + static_cast<int64_t>(pt[k]) * d;
+      list->labels[n] = cd[k] ? 0.0f : 1.0f;
+    }
+  }
+  list->hs = n;
+  if (a.negative > 0) {
+    list->rows[n] = a.syn1neg + c * d;
+    list->labels[n++] = 1.0f;
+    for (int64_t k = 0; k < a.negative; ++k) {
+      const int64_t t = w2v_negative(w2v_draw(rng), a.cum_table, a.v, total, sp);
+      if (t == c) continue;
+      list->rows[n] = a.syn1neg + t * d;
+      list->labels[n++] = 0.0f;
+    }
+  }
+  list->n = n;
+}
+
+// Asks for the cache lines of a row.
+inline void w2v_prefetch_row(const float* row, int64_t d) {
+#if defined(__GNUC__)
+  for (int64_t e = 0; e < d; e += 16) __builtin_prefetch(row + e);
+#else
+  (void)row, (void)d;
+#endif
+}
+
+// ... of the list's NS rows (a word's HS path is fetched by its centre's first pair).
+inline void w2v_prefetch(const W2vList& list, int64_t d) {
+  for (int64_t k = list.hs; k < list.n; ++k) w2v_prefetch_row(list.rows[k], d);
+}
+
+// A list's predictions from l1, in groups of up to kW2vGroup on distinct rows; the last group
+// adds work (times scale) to outs[0, nouts).
 template <class VO>
 class W2vPredictor {
  public:
-  W2vPredictor(const Word2VecArgs& a, const Word2VecSampler& sp, Word2VecScratch* sc, float alpha,
-               double* loss)
-      : a_(a),
-        sp_(sp),
-        work_(sc->work.data()),
-        alpha_(alpha),
-        loss_(loss),
-        total_(a.negative > 0 ? a.cum_table[a.v - 1] : 0) {}
+  W2vPredictor(const Word2VecArgs& a, Word2VecScratch* sc, float alpha, double* loss)
+      : a_(a), work_(sc->work.data()), alpha_(alpha), loss_(loss) {}
 
-  void run(int64_t c, const float* l1, float* const* outs, int nouts, float scale, uint64_t* rng) {
+  void run(const W2vList& list, const float* l1, float* const* outs, int nouts, float scale) {
     n_ = 0;
     first_ = true;
     l1_ = l1;
-    const int64_t d = a_.d;
-    if (a_.hs) {
-      const int64_t len = a_.code_lengths[c];
-      const int32_t* pt = a_.points + c * a_.l;
-      const uint8_t* cd = a_.codes + c * a_.l;
-      for (int64_t k = 0; k < len; ++k) add(a_.syn1 + static_cast<int64_t>(pt[k]) * d, cd[k] ? 0.0f : 1.0f);
-    }
-    if (a_.negative > 0) {
-      add(a_.syn1neg + c * d, 1.0f);
-      for (int64_t k = 0; k < a_.negative; ++k) {
-        const int64_t t = w2v_negative(w2v_draw(rng), a_.cum_table, a_.v, total_, sp_);
-        if (t != c) add(a_.syn1neg + t * d, 0.0f);
-      }
-    }
+    for (int64_t k = 0; k < list.n; ++k) add(list.rows[k], list.labels[k]);
     if (n_ > 0) flush(outs, nouts, scale);
   }
 
@@ -108,11 +139,9 @@ class W2vPredictor {
   }
 
   const Word2VecArgs& a_;
-  const Word2VecSampler& sp_;
   float* work_;
   const float alpha_;
   double* loss_;
-  const uint64_t total_;
   const float* l1_ = nullptr;
   float* rows_[kW2vGroup];
   float label_[kW2vGroup] = {};
@@ -125,11 +154,14 @@ int64_t word2vec_train_job_impl(const Word2VecArgs& a, const Word2VecSampler& sp
                                 Word2VecScratch* sc, double* loss) {
   uint64_t rng = job.rng;
   double job_loss = 0.0;
-  W2vPredictor<VO> pred(a, sp, sc, job.alpha, a.compute_loss ? &job_loss : nullptr);
+  W2vPredictor<VO> pred(a, sc, job.alpha, a.compute_loss ? &job_loss : nullptr);
+  const uint64_t total = a.negative > 0 ? a.cum_table[a.v - 1] : 0;
   const int64_t d = a.d;
   float* const syn0 = a.syn0;
   float* const neu1 = sc->neu1.data();
   float** const outs = sc->outs.data();
+  W2vList lists[2];
+  for (int k = 0; k < 2; ++k) lists[k].rows = sc->rows[k].data(), lists[k].labels = sc->labels[k].data();
   int64_t eff = 0, start = 0;
   for (int64_t p = 0; p < job.pieces; ++p) {
     const int32_t* w = job.words + start;
@@ -148,34 +180,63 @@ int64_t word2vec_train_job_impl(const Word2VecArgs& a, const Word2VecSampler& sp
       kept = k;
     }
     eff += m;
-    for (int64_t i = 0; i < m; ++i) {
-      const int64_t b = a.shrink ? static_cast<int64_t>(w2v_draw(&rng) % static_cast<uint64_t>(a.window)) : 0;
-      const int64_t win = a.window - b;
-      const int64_t j0 = std::max<int64_t>(0, i - win), j1 = std::min<int64_t>(m - 1, i + win);
-      const int64_t c = kept[i];
-      if (a.sg) {
-        for (int64_t j = j0; j <= j1; ++j) {
-          if (j == i) continue;
-          float* row = syn0 + static_cast<int64_t>(kept[j]) * d;
-          pred.run(c, row, &row, 1, 1.0f, &rng);
+    // The centres in order, each drawing its window; for skip-gram each of its pairs (i, j), for
+    // CBOW the centre with its window [j0, j1] (one without context is skipped). One step ahead:
+    // the next step's predictions are drawn and their rows fetched while this one trains.
+    int64_t i = -1, j = 0, j0 = 0, j1 = -1;
+    auto next = [&](int64_t* ci, int64_t* cj, int64_t* cj0, int64_t* cj1) {
+      for (;;) {
+        if (a.sg && i >= 0) {
+          while (++j <= j1) {
+            if (j == i) continue;
+            *ci = i, *cj = j;
+            return true;
+          }
         }
-        continue;
+        if (++i >= m) return false;
+        const int64_t b =
+            a.shrink ? static_cast<int64_t>(w2v_draw(&rng) % static_cast<uint64_t>(a.window)) : 0;
+        const int64_t win = a.window - b;
+        j0 = std::max<int64_t>(0, i - win), j1 = std::min<int64_t>(m - 1, i + win);
+        j = j0 - 1;
+        if (!a.sg && j1 > j0) {  // i itself is in [j0, j1]: a context iff j1 > j0
+          *ci = i, *cj0 = j0, *cj1 = j1;
+          return true;
+        }
       }
-      const int64_t cnt = j1 - j0;  // i itself is within [j0, j1]
-      if (cnt == 0) continue;
-      int nouts = 0;
-      for (int64_t j = j0; j <= j1; ++j) {
-        if (j == i) continue;
-        float* row = syn0 + static_cast<int64_t>(kept[j]) * d;
-        if (nouts == 0)
-          VO::copy(neu1, row, d);
-        else
-          VO::add(neu1, row, d);
-        outs[nouts++] = row;
+    };
+    int cur = 0;
+    int64_t ci = 0, cj = 0, cj0 = 0, cj1 = 0;
+    bool have = next(&ci, &cj, &cj0, &cj1);
+    if (have) w2v_prepare(a, sp, total, kept[ci], &lists[cur], &rng);
+    while (have) {
+      int64_t ni = 0, nj = 0, nj0 = 0, nj1 = 0;
+      const bool more = next(&ni, &nj, &nj0, &nj1);
+      if (more) {
+        w2v_prepare(a, sp, total, kept[ni], &lists[cur ^ 1], &rng);
+        w2v_prefetch(lists[cur ^ 1], d);
       }
-      const float inv = 1.0f / static_cast<float>(cnt);
-      if (a.cbow_mean) VO::scale(neu1, inv, d);
-      pred.run(c, neu1, outs, nouts, a.cbow_mean ? 1.0f : inv, &rng);
+      if (a.sg) {
+        float* row = syn0 + static_cast<int64_t>(kept[cj]) * d;
+        pred.run(lists[cur], row, &row, 1, 1.0f);
+      } else {
+        int nouts = 0;
+        for (int64_t jj = cj0; jj <= cj1; ++jj) {
+          if (jj == ci) continue;
+          float* row = syn0 + static_cast<int64_t>(kept[jj]) * d;
+          if (nouts == 0)
+            VO::copy(neu1, row, d);
+          else
+            VO::add(neu1, row, d);
+          outs[nouts++] = row;
+        }
+        const float inv = 1.0f / static_cast<float>(nouts);
+        if (a.cbow_mean) VO::scale(neu1, inv, d);
+        pred.run(lists[cur], neu1, outs, nouts, a.cbow_mean ? 1.0f : inv);
+      }
+      cur ^= 1;
+      ci = ni, cj = nj, cj0 = nj0, cj1 = nj1;
+      have = more;
     }
   }
   *loss += job_loss;

@@ -23,7 +23,10 @@ Word2VecScratch::Word2VecScratch(const Word2VecArgs& a)
     : neu1(static_cast<size_t>(a.d)),
       work(static_cast<size_t>(a.d)),
       kept(static_cast<size_t>(kW2vMaxSentence)),
-      outs(static_cast<size_t>(2 * std::min<int64_t>(a.window, kW2vMaxSentence))) {}
+      outs(static_cast<size_t>(2 * std::min<int64_t>(a.window, kW2vMaxSentence))) {
+  const size_t n = static_cast<size_t>((a.hs ? a.l : 0) + a.negative + 1);
+  for (int k = 0; k < 2; ++k) rows[k].resize(n), labels[k].resize(n);
+}
 
 uint64_t word2vec_job_state(uint64_t seed, double p0, int64_t position) {
   const double p = p0 + 0.0;  // -0 as +0
@@ -41,13 +44,15 @@ int ceil_log2(uint64_t x) {
 }
 
 // The negative sampler's buckets (Word2VecSampler): 2^bits buckets of the 32-bit draws, about
-// two per word, fewer for a call with few words to train (work_hint), none for tiny tables.
+// eight per word up to 2^16 (a 256 KiB table that stays in cache), fewer for a call with few
+// words to train (work_hint: the table is made per call), none for tiny vocabularies. Most
+// samples are then found in their bucket's first step.
 struct Sampler {
   std::vector<uint32_t> bucket;
   Word2VecSampler sp;
   Sampler(const Word2VecArgs& a, int64_t work_hint) {
     if (a.negative <= 0 || a.v < 16) return;
-    int bits = std::min(ceil_log2(static_cast<uint64_t>(a.v)) + 1, 22);
+    int bits = std::min(ceil_log2(static_cast<uint64_t>(a.v)) + 3, 16);
     bits = std::min(bits, std::max(4, ceil_log2(static_cast<uint64_t>(std::max<int64_t>(work_hint, 1)))));
     const int64_t k = int64_t{1} << bits;
     bucket.resize(static_cast<size_t>(k + 1));

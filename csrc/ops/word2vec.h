@@ -73,10 +73,11 @@
 // prediction's group starts a new group, so repeated samples see each other's updates.
 // sigmoid is the logistic function in float32 without a cut-off (gensim's table skips |f| > 6):
 // e = exp(-|f|), q = 1 / (1 + e), sigmoid(|f|) = q, sigmoid(-|f|) = e q, and g takes the one it
-// needs (label - sigmoid(f) = sigmoid(-f) for label 1, no cancellation); within 4 float32 ulps
-// (exp to 1 ulp), finite for every finite f. The loss term is max(x, 0) + log1p(e) in float64,
-// x = -f (label 1) or f (label 0), summed per job in prediction order, the jobs' sums added in
-// job order.
+// needs (label - sigmoid(f) = sigmoid(-f) for label 1, no cancellation): within 4 float32 ulps
+// where it is a normal float (2.7 measured over f in [0, 103], exp within 1), finite for every
+// finite f. The loss term is max(x, 0) + log1p(e) in float64, x = -f (label 1) or f (label 0),
+// summed per job in prediction order, the jobs' sums added in job order (a file's per range,
+// then the ranges in order).
 //
 // Results: raw words (the call's words; a file's in-vocabulary tokens), effective words (kept by
 // the subsampling), the loss (0 unless compute_loss).
@@ -175,11 +176,11 @@ Word2VecCounts word2vec_count_file(const std::string& path, int64_t size, int nt
 // ---------------------------------------------------------------------------------------------
 // The per-ISA kernels (csrc/cpu/word2vec_impl.h compiled in each ISA's unit).
 
-// One job: pieces [ends[p - 1], ends[p]) of words (ends[-1] = 0), trained with alpha from the
-// RNG state rng (the state after seeding; the kernel draws). scratch: per thread, made by
-// word2vec_scratch_floats / the kernel's needs, reused by every job of the thread. The negative
-// sampler: `bucket` (2^bucket_bits + 1 entries, or null) speeds up the search: for r in bucket b
-// = r >> (32 - bucket_bits), the sample lies in [bucket[b], bucket[b + 1]].
+// One job: pieces [ends[p - 1], ends[p]) of words (ends[-1] = 0, none empty), trained with its
+// alpha from its first RNG state rng. The scratch is a thread's, made once per call for every
+// job it trains. The negative sampler: `bucket` (2^bucket_bits + 1 entries, or null) narrows the
+// search: the sample of a draw r in bucket b = r >> (32 - bucket_bits) lies in
+// [bucket[b], bucket[b + 1]].
 struct Word2VecJob {
   const int32_t* words = nullptr;
   const int64_t* ends = nullptr;
@@ -195,6 +196,8 @@ struct Word2VecScratch {
   std::vector<float> neu1, work;  // d floats each
   std::vector<int32_t> kept;      // a piece's kept words
   std::vector<float*> outs;       // CBOW's context rows
+  std::vector<float*> rows[2];    // two words' predictions (L + negative + 1 each): rows, labels
+  std::vector<float> labels[2];
   explicit Word2VecScratch(const Word2VecArgs& a);
 };
 struct Word2VecKernels {
@@ -204,8 +207,10 @@ struct Word2VecKernels {
 };
 extern const Word2VecKernels word2vec_kernels_default, word2vec_kernels_avx2, word2vec_kernels_avx512;
 
-// splitmix64 (the contract above): out(z), a job's first state, one draw.
+// splitmix64 (the contract above): out(z), mix(z), one draw; each unit's own copy (an anonymous
+// namespace: an ISA unit's copy must never stand in for the baseline's; scripts/check_baseline_isa.py).
 constexpr uint64_t kW2vGolden = 0x9E3779B97F4A7C15ull;
+namespace {
 inline uint64_t w2v_out(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
@@ -216,6 +221,8 @@ inline uint32_t w2v_draw(uint64_t* x) {
   *x += kW2vGolden;
   return static_cast<uint32_t>(w2v_out(*x) >> 32);
 }
+}  // namespace
+// A job's first state.
 uint64_t word2vec_job_state(uint64_t seed, double p0, int64_t position);
 
 }  // namespace fastnn

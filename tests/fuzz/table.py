@@ -15,6 +15,7 @@ and one past the float32 range by the infinity of its sign; the bounds then appl
 elements, computed from the arguments with their non-finite values read as 0."""
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -1434,6 +1435,187 @@ def sdpa_backward_check(kw, got, want):
 
 
 # ---------------------------------------------------------------------------------------------
+# word2vec (the reference and bound of tests/test_word2vec_kernel.py)
+
+_W2V_DIR = None
+
+
+def _w2v_dir():
+    """A temporary directory for the file cases, removed at exit."""
+    global _W2V_DIR
+    if _W2V_DIR is None:
+        import atexit
+        import shutil
+        import tempfile
+
+        _W2V_DIR = tempfile.mkdtemp(prefix="fastnn-fuzz-w2v-")
+        atexit.register(shutil.rmtree, _W2V_DIR, True)
+    return _W2V_DIR
+
+
+@st.composite
+def w2v_case(draw, entry, empty=False):
+    from test_word2vec_kernel import huffman
+
+    rng = np.random.default_rng(draw(SEEDS))
+    V = draw(sizes((1, 2, 3, 5, 10, 33)))
+    D = draw(sizes((1, 2, 7, 8, 15, 16, 17, 33)))
+    hs = draw(st.booleans())
+    negative = draw(st.sampled_from([0, 1, 3, 5] if hs else [1, 3, 5]))
+    n = 0 if empty else draw(st.sampled_from([0, 1, 5, 17, 40]))
+    s = draw(st.integers(1, 5))
+    words = rng.integers(0, V, n).astype(np.int32)
+    ends = np.append(np.sort(rng.integers(0, n + 1, s - 1)), n).astype(np.int64)
+    counts = rng.integers(1, 100, V)
+    kw = dict(syn0=randn(rng, (V, D), 0.3))
+    if negative or draw(st.booleans()):
+        kw["syn1neg"] = randn(rng, (V, D), 0.3)
+        c = np.cumsum(counts**0.75)
+        kw["cum_table"] = np.round(c / c[-1] * (2**31 - 1)).astype(np.uint32)
+    else:
+        kw["syn1neg"] = kw["cum_table"] = None
+    if hs:
+        kw["points"], kw["codes"], kw["code_lengths"] = huffman(counts)
+        kw["syn1"] = randn(rng, (max(V - 1, 1), D), 0.3)
+    else:
+        kw["points"] = kw["codes"] = kw["code_lengths"] = kw["syn1"] = None
+    sample_int = None
+    if draw(st.booleans()):
+        sample_int = rng.integers(0, 2**32, V, dtype=np.uint64).astype(np.uint32)
+        sample_int[rng.random(V) < 0.5] = 0xFFFFFFFF
+    kw.update(
+        sample_int=sample_int,
+        sg=draw(st.booleans()),
+        negative=negative,
+        window=draw(st.integers(1, 4)),
+        shrink_windows=draw(st.booleans()),
+        cbow_mean=draw(st.booleans()),
+        alpha=draw(st.sampled_from([0.025, 0.1])),
+        min_alpha=draw(st.sampled_from([0.0001, 0.025])),
+        progress=draw(st.sampled_from([(0.0, 1.0), (0.3, 0.6), (1.0, 1.0)])),
+        seed=draw(SEEDS),
+        compute_loss=draw(st.booleans()),
+        num_threads=draw(st.sampled_from([None, 1, 2])),
+    )
+    if entry == "word2vec_train":
+        return Case(dict(kw, words=words, sentence_ends=ends))
+    # the same sentences in a file, with out-of-vocabulary tokens and assorted whitespace
+    vocab = [f"w{i}" for i in range(V)]
+    lines = []
+    for t in range(s):
+        toks = [vocab[w] for w in words[(ends[t - 1] if t else 0) : ends[t]]]
+        for _ in range(int(rng.integers(0, 3))):
+            toks.insert(int(rng.integers(0, len(toks) + 1)), "oov")
+        lines.append(str(draw(st.sampled_from([" ", "\t", "  "]))).join(toks))
+    path = os.path.join(_w2v_dir(), f"c{draw(SEEDS)}.txt")
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    if entry == "word2vec_count_file":
+        return Case(dict(path=path, num_threads=kw["num_threads"]))
+    return Case(dict(kw, path=path, vocab=vocab))
+
+
+def _w2v_used(kw):
+    """The weights the call trains: syn0, syn1neg with negative sampling, syn1 with HS."""
+    neg = kw.get("negative")
+    return (
+        "syn0",
+        *(("syn1neg",) if isinstance(neg, int) and neg > 0 else ()),
+        *(("syn1",) if kw.get("points") is not None else ()),
+    )
+
+
+def w2v_reference(entry):
+    def reference(kw, hidden):
+        mags = {}
+        w = {n: (None if kw.get(n) is None else np.array(kw[n], np.float64)) for n in ("syn0", "syn1neg", "syn1")}
+        args = {k: v for k, v in kw.items() if k not in w}
+        raw, eff, loss = getattr(ref, entry)(**w, **args, magnitudes=mags)
+        used = _w2v_used(kw)
+        return [w[n] if n in used else None for n in ("syn0", "syn1neg", "syn1")] + [
+            np.array([raw, eff], np.int64),
+            float(loss),
+            mags,
+        ]
+
+    return reference
+
+
+def w2v_results(kw, ret):
+    used = _w2v_used(kw)
+    return [kw[n] if n in used else None for n in ("syn0", "syn1neg", "syn1")] + [
+        np.array(ret[:2], np.int64),
+        ret[2],
+        None,
+    ]
+
+
+def w2v_check(kw, got, want):
+    """tests/test_word2vec_kernel.py's bound: (12 + n_pred) u times the reference's per-element
+    magnitudes; the loss likewise times its magnitude."""
+    mags = want[-1]
+    n_pred = (kw["negative"] + 1 if kw["negative"] else 0) + (
+        np.shape(kw["points"])[1] if kw.get("points") is not None else 0
+    )
+    c = 12 + n_pred
+    for i, name in enumerate(("syn0", "syn1neg", "syn1")):
+        if want[i] is not None:
+            within(f"word2vec {name}", got[i], want[i], c * U32 * mags[name])
+    within("word2vec loss", got[4], want[4], c * U32 * mags.get("loss", 0.0))
+
+
+def w2v_count_results(kw, ret):
+    return [ret[1], np.array(ret[2:], np.int64), {"words": ret[0]}]
+
+
+def w2v_count_reference(kw, hidden):
+    words, counts, tokens, lines = ref.word2vec_count_file(**kw)
+    return [counts, np.array([tokens, lines], np.int64), {"words": words}]
+
+
+def w2v_count_check(kw, got, want):
+    assert got[2]["words"] == want[2]["words"], (got[2]["words"][:5], want[2]["words"][:5])
+
+
+def _w2v_ops():
+    common = dict(
+        arrays=("syn0", "syn1neg", "syn1", "sample_int", "cum_table", "codes", "code_lengths"),
+        ints=("negative", "window", "seed", "num_threads"),
+        inplace=("syn0", "syn1neg", "syn1"),
+        written=_w2v_used,
+        test_modules=("test_word2vec_kernel",),
+    )
+    return {
+        "word2vec_train": Op(
+            "word2vec_train",
+            lambda empty: w2v_case("word2vec_train", empty),
+            w2v_check,
+            reference=w2v_reference("word2vec_train"),
+            results=w2v_results,
+            index={"words": lambda kw: np.shape(kw["syn0"])[0], "sentence_ends": lambda kw: np.size(kw["words"]) + 1},
+            **common,
+        ),
+        "word2vec_train_file": Op(
+            "word2vec_train_file",
+            lambda empty: w2v_case("word2vec_train_file", empty),
+            w2v_check,
+            reference=w2v_reference("word2vec_train_file"),
+            results=w2v_results,
+            **common,
+        ),
+        "word2vec_count_file": Op(
+            "word2vec_count_file",
+            lambda empty: w2v_case("word2vec_count_file", empty),
+            w2v_count_check,
+            reference=w2v_count_reference,
+            results=w2v_count_results,
+            ints=("num_threads",),
+            test_modules=("test_word2vec_kernel",),
+        ),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
 # The table: every op of fastnn.ops.__all__ (tests/test_fuzz.py fails on a missing one).
 
 OUT = {"out": 0}
@@ -1747,4 +1929,5 @@ OPS = {
         arrays=("dout", "q", "k", "v", "out", "lse", "attn_mask"),
         saved_from=("attn_mask",),
     ),
+    **_w2v_ops(),
 }

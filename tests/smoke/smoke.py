@@ -12,8 +12,11 @@ Exit status 0 when every check passed. An op in fastnn.ops without a case here f
 add its case to CASES (one entry: name -> function building the arguments).
 """
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 import traceback
 
 import fastnn
@@ -82,7 +85,12 @@ CASES = {
         dict(attn_mask=RNG.random((5, 7)) < 0.8),
     ),
     "scaled_dot_product_attention_backward": lambda: _sdpa_backward(),
+    "word2vec_train": lambda: _word2vec("memory"),
+    "word2vec_train_file": lambda: _word2vec("file"),
+    "word2vec_count_file": lambda: ((_word2vec_file(),), {}),
 }
+# Ops that update arguments in place: their arguments are compared too (with the results).
+IN_PLACE = {"sgd_step", "adam_step", "word2vec_train", "word2vec_train_file"}
 
 # Ops whose reference keeps a different state between its forward and backward (the recurrent
 # layers: fastnn.ops returns an opaque workspace, fastnn.ref.rnn a cache): one check per op runs
@@ -105,6 +113,53 @@ def _sdpa_backward():
     q, k, v = randn(1, 2, 5, 8), randn(1, 2, 7, 8), randn(1, 2, 7, 8)
     out, lse = ref.scaled_dot_product_attention_forward(q, k, v, is_causal=True)
     return (randn(1, 2, 5, 8), q, k, v, out.astype(np.float32), lse.astype(np.float32)), dict(is_causal=True)
+
+
+_TMP = []
+
+
+def _word2vec_file():
+    """A small text file (removed at exit): 12 words w0 .. w11 and an unknown one."""
+    if not _TMP:
+        _TMP.append(tempfile.mkdtemp(prefix="fastnn-smoke-"))
+        atexit.register(shutil.rmtree, _TMP[0], True)
+    path = os.path.join(_TMP[0], "corpus.txt")
+    lines = [" ".join(f"w{w}" for w in RNG.integers(0, 12, 9)) + " unknown" for _ in range(8)]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def _word2vec(entry):
+    """Skip-gram with negative sampling and hierarchical softmax on 12 words: each word's path is
+    4 inner nodes of a binary heap over 16 leaves (clipped to syn1's 11 rows: any rows will do)."""
+    v, d = 12, 8
+    counts = RNG.integers(1, 50, v)
+    c = np.cumsum(counts**0.75)
+    points, codes, lengths = np.zeros((v, 4), np.int32), np.zeros((v, 4), np.uint8), np.full(v, 4, np.int32)
+    for w in range(v):
+        node = w + 16
+        for k in range(3, -1, -1):
+            codes[w, k], node = node & 1, node >> 1
+            points[w, k] = min(node - 1, v - 2)
+    kw = dict(
+        syn1neg=randn(v, d) * 0.1,
+        cum_table=np.round(c / c[-1] * (2**31 - 1)).astype(np.uint32),
+        syn1=randn(v - 1, d) * 0.1,
+        points=points,
+        codes=codes,
+        code_lengths=lengths,
+        sample_int=np.full(v, 0xFFFFFFFF, np.uint32),
+        window=3,
+        negative=3,
+        num_threads=1,
+        compute_loss=True,
+    )
+    syn0 = (RNG.random((v, d), dtype=np.float32) - 0.5) / d
+    if entry == "file":
+        return (syn0, _word2vec_file(), [f"w{i}" for i in range(v)]), kw
+    words = RNG.integers(0, v, 60).astype(np.int32)
+    return (syn0, words, np.array([20, 20, 60], np.int64)), kw
 
 
 def check_recurrent(kind, cell):
@@ -164,10 +219,13 @@ def check(name):
         return check_recurrent(*RECURRENT[name])
     args, kwargs = CASES[name]()
     got_args, want_args = copy(list(args)), copy(list(args))
-    got = getattr(ops, name)(*got_args, **kwargs)
-    want = getattr(ref, name)(*want_args, **kwargs)
-    if name in ("sgd_step", "adam_step"):  # updated in place: compare the arguments
-        got, want = got_args, want_args
+    got_kw, want_kw = ({k: copy(v) for k, v in kwargs.items()} for _ in range(2))
+    got = getattr(ops, name)(*got_args, **got_kw)
+    want = getattr(ref, name)(*want_args, **want_kw)
+    if name in IN_PLACE:  # updated in place: compare the arguments (and word2vec's counts and loss)
+        results = name.startswith("word2vec")  # the optimizers' references return their params
+        got = [got if results else None, got_args, [got_kw[k] for k in sorted(got_kw)]]
+        want = [want if results else None, want_args, [want_kw[k] for k in sorted(want_kw)]]
     got, want = arrays(got), arrays(want)
     assert len(got) == len(want), f"{len(got)} results, reference {len(want)}"
     for i, (g, w) in enumerate(zip(got, want)):

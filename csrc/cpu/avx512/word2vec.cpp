@@ -1,87 +1,117 @@
-// word2vec compiled for AVX-512: csrc/cpu/word2vec_impl.h's job loop with 16-lane dots and
-// updates (a row's tail in one masked block) and the sigmoid of up to 16 predictions in one
-// vector, from csrc/cpu/avx512/exp.h. Every element goes through the same fused multiply-adds
-// in whichever block it falls.
+// word2vec compiled for AVX-512: csrc/cpu/word2vec_impl.h's job loop on 8-lane vectors with
+// AVX-512VL's masks for a row's tail (one masked block where AVX2 takes a 4-lane step and single
+// elements) and a vscalefps exp. Why not 16 lanes: the loop is bound by latency, a chain from
+// each update of a row to the next dot with it (a centre's word is predicted by each of its
+// pairs: its NS row and HS path are updated pair after pair), not by the arithmetic; zmm dots,
+// their reduction, and the sigmoid's exp and division took 5-15% longer for D = 50 .. 300 than
+// this on a CPU that splits zmm operations (AMD Zen 4). Every element goes through the same
+// fused multiply-adds in whichever block it falls. The sigmoid's lanes are loaded and stored
+// whole, never masked: a masked store is not forwarded to the loads that read it back next
+// (another ~10%).
 #include <immintrin.h>
 
-#include "cpu/avx512/exp.h"
-#include "cpu/avx512/simd.h"
 #include "cpu/word2vec_impl.h"
 
 namespace fastnn {
 namespace {
 
+inline __mmask8 mask8(int64_t n) {
+  return n >= 8 ? static_cast<__mmask8>(0xFF) : static_cast<__mmask8>((1u << n) - 1u);
+}
+
 // One block of update (word2vec_impl.h's VO::update) at element e, lanes m (all but a tail).
 template <bool kTail>
-inline void update_block(int64_t e, __mmask16 m, const float* l1, float* work, bool first, float* const* rows,
+inline void update_block(int64_t e, __mmask8 m, const float* l1, float* work, bool first, float* const* rows,
                          const float* g, int n, float* const* outs, int nouts, float scale) {
-  auto load = [m](const float* p) { return kTail ? _mm512_maskz_loadu_ps(m, p) : _mm512_loadu_ps(p); };
-  auto store = [m](float* p, __m512 x) {
+  auto load = [m](const float* p) { return kTail ? _mm256_maskz_loadu_ps(m, p) : _mm256_loadu_ps(p); };
+  auto store = [m](float* p, __m256 x) {
     if (kTail)
-      _mm512_mask_storeu_ps(p, m, x);
+      _mm256_mask_storeu_ps(p, m, x);
     else
-      _mm512_storeu_ps(p, x);
+      _mm256_storeu_ps(p, x);
   };
-  const __m512 l = load(l1 + e);
-  __m512 w = first ? _mm512_setzero_ps() : load(work + e);
+  const __m256 l = load(l1 + e);
+  __m256 w = first ? _mm256_setzero_ps() : load(work + e);
   for (int k = 0; k < n; ++k) {
-    const __m512 gk = _mm512_set1_ps(g[k]);
-    __m512 r = load(rows[k] + e);
-    w = _mm512_fmadd_ps(gk, r, w);
-    r = _mm512_fmadd_ps(gk, l, r);
+    const __m256 gk = _mm256_set1_ps(g[k]);
+    __m256 r = load(rows[k] + e);
+    w = _mm256_fmadd_ps(gk, r, w);
+    r = _mm256_fmadd_ps(gk, l, r);
     store(rows[k] + e, r);
   }
   if (nouts == 0) {
     store(work + e, w);
     return;
   }
-  if (scale != 1.0f) w = _mm512_mul_ps(w, _mm512_set1_ps(scale));
-  for (int o = 0; o < nouts; ++o) store(outs[o] + e, _mm512_add_ps(load(outs[o] + e), w));
+  if (scale != 1.0f) w = _mm256_mul_ps(w, _mm256_set1_ps(scale));
+  for (int o = 0; o < nouts; ++o) store(outs[o] + e, _mm256_add_ps(load(outs[o] + e), w));
+}
+
+inline float hsum8(__m256 x) {
+  __m128 y = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+  y = _mm_add_ps(y, _mm_movehl_ps(y, y));
+  y = _mm_add_ss(y, _mm_movehdup_ps(y));
+  return _mm_cvtss_f32(y);
+}
+
+// csrc/cpu/avx512/exp.h's exp_parts(a, 0) on 8 lanes (AVX-512VL), its operations one for one: a
+// clamped to [-104, 89], n = round(a / ln 2), e^r by the same polynomial, times 2^n by vscalefps.
+inline __m256 exp256(__m256 a) {
+  a = _mm256_max_ps(_mm256_set1_ps(-104.0f), _mm256_min_ps(_mm256_set1_ps(89.0f), a));
+  const __m256 n = _mm256_roundscale_ps(_mm256_mul_ps(a, _mm256_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), a);
+  r = _mm256_add_ps(r, _mm256_setzero_ps());
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187e-6f), r);
+  __m256 q = _mm256_set1_ps(1.3814605e-3f);
+  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(8.368711e-3f));
+  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(4.166839e-2f));
+  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.6666521e-1f));
+  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(4.9999994e-1f));
+  const __m256 p = _mm256_add_ps(_mm256_fmadd_ps(q, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+  return _mm256_scalef_ps(p, n);
 }
 
 struct Avx512Ops {
   static float dot(const float* a, const float* b, int64_t d) {
-    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     int64_t i = 0;
-    for (; i + 32 <= d; i += 32) {
-      s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
-      s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    for (; i + 16 <= d; i += 16) {
+      s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+      s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
     }
-    if (i + 16 <= d) {
-      s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
-      i += 16;
+    if (i + 8 <= d) {
+      s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+      i += 8;
     }
     if (i < d) {
-      const __mmask16 m = mask_for(static_cast<int>(d - i));
-      s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s1);
+      const __mmask8 m = mask8(d - i);
+      s1 = _mm256_fmadd_ps(_mm256_maskz_loadu_ps(m, a + i), _mm256_maskz_loadu_ps(m, b + i), s1);
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+    return hsum8(_mm256_add_ps(s0, s1));
   }
 
   static void grads(const float* f, const float* label, int n, float alpha, float* g, float* e) {
-    const __mmask16 m = mask_for(n);
-    const __m512 one = _mm512_set1_ps(1.0f), al = _mm512_set1_ps(alpha);
-    const __m512 fv = _mm512_maskz_loadu_ps(m, f);
-    const __m512 ev = exp_parts(_mm512_or_ps(fv, _mm512_set1_ps(-0.0f)), _mm512_setzero_ps());  // exp(-|f|)
-    const __m512 q = _mm512_div_ps(one, _mm512_add_ps(one, ev)), p = _mm512_mul_ps(ev, q);
-    const __mmask16 pos = _mm512_cmp_ps_mask(fv, _mm512_setzero_ps(), _CMP_GE_OQ);
-    const __m512 sig_f = _mm512_mask_blend_ps(pos, p, q), sig_neg = _mm512_mask_blend_ps(pos, q, p);
-    const __mmask16 lab =
-        _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, label), _mm512_setzero_ps(), _CMP_NEQ_OQ);
-    const __m512 gv = _mm512_mask_blend_ps(lab, _mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), al), sig_f),
-                                           _mm512_mul_ps(al, sig_neg));
-    _mm512_mask_storeu_ps(g, m, gv);
-    _mm512_mask_storeu_ps(e, m, ev);
+    const __m256 one = _mm256_set1_ps(1.0f), al = _mm256_set1_ps(alpha), zero = _mm256_setzero_ps();
+    for (int k = 0; k < n; k += 8) {
+      const __m256 fv = _mm256_loadu_ps(f + k);
+      const __m256 ev = exp256(_mm256_or_ps(fv, _mm256_set1_ps(-0.0f)));  // exp(-|f|)
+      const __m256 q = _mm256_div_ps(one, _mm256_add_ps(one, ev)), p = _mm256_mul_ps(ev, q);
+      const __mmask8 pos = _mm256_cmp_ps_mask(fv, zero, _CMP_GE_OQ);
+      const __m256 sig_f = _mm256_mask_blend_ps(pos, p, q), sig_neg = _mm256_mask_blend_ps(pos, q, p);
+      const __mmask8 lab = _mm256_cmp_ps_mask(_mm256_loadu_ps(label + k), zero, _CMP_NEQ_OQ);
+      const __m256 gv = _mm256_mask_blend_ps(lab, _mm256_mul_ps(_mm256_sub_ps(zero, al), sig_f),
+                                             _mm256_mul_ps(al, sig_neg));
+      _mm256_storeu_ps(g + k, gv);
+      _mm256_storeu_ps(e + k, ev);
+    }
   }
 
   static void update(const float* l1, float* work, bool first, float* const* rows, const float* g, int n,
                      int64_t d, float* const* outs, int nouts, float scale) {
     int64_t e = 0;
-    for (; e + 16 <= d; e += 16)
-      update_block<false>(e, 0xFFFF, l1, work, first, rows, g, n, outs, nouts, scale);
-    if (e < d)
-      update_block<true>(e, mask_for(static_cast<int>(d - e)), l1, work, first, rows, g, n, outs, nouts,
-                         scale);
+    for (; e + 8 <= d; e += 8) update_block<false>(e, 0xFF, l1, work, first, rows, g, n, outs, nouts, scale);
+    if (e < d) update_block<true>(e, mask8(d - e), l1, work, first, rows, g, n, outs, nouts, scale);
   }
 
   static void copy(float* y, const float* x, int64_t d) {

@@ -58,9 +58,16 @@ def _sigmoid(f):
     return 1.0 / (1.0 + np.exp(-f)) if f >= 0 else np.exp(f) / (1.0 + np.exp(f))
 
 
-def _predict(l1, preds, alpha, mags=None, l1_abs=None):
+def _predict(l1, preds, alpha, mags=None, l1_mag=0.0):
     """The predictions (array, row, label) from l1 in order: returns (work, loss, work's
-    magnitude, the loss's magnitude). mags (dict id(array) -> magnitude array) accumulate."""
+    magnitude, the loss's magnitude).
+
+    mags (dict id(array) -> magnitude array) hold, per element, a scale M of its float32 rounding
+    error (tests/test_word2vec_kernel.py: the kernel is within C u M of this reference, u = 2^-24),
+    and l1_mag is l1's. An update adds to M: |the new value| (its rounding); |the term| (the term's
+    own rounding errors: g's, the sums'); the errors carried in from l1 and u (|g| l1_mag into a
+    row, |g| M_u into work); and |x| times g's error, alpha sigmoid'(f) of f's (to first order), f's being
+    D |l1|.|u| (the float32 dot) + |u|.l1_mag + |l1|.M_u."""
     d = l1.shape[0]
     work = np.zeros(d)
     loss = 0.0
@@ -74,14 +81,14 @@ def _predict(l1, preds, alpha, mags=None, l1_abs=None):
         work += g * u
         arr[row] += g * l1
         if mags is not None:
-            # the terms, and g's own error from the float32 dot (sigmoid' <= 1/4) and from l1's
-            # float32 sum (l1_abs: the sum of |rows| it was made of)
-            s = float(np.abs(l1) @ np.abs(u))
-            dg = abs(alpha) / 4 * d * s
             m = mags[id(arr)]
-            m[row] += np.abs(g * l1) + dg * np.abs(l1) + abs(g) * l1_abs
-            work_mag += np.abs(g * u) + dg * np.abs(u)
-            loss_mag += 1.0 + d * s
+            u_mag = m[row].copy()
+            al1, au = np.abs(l1), np.abs(u)
+            df = d * float(al1 @ au) + float(au @ (l1_mag * np.ones(d))) + float(al1 @ u_mag)
+            dg = abs(alpha) * _sigmoid(f) * _sigmoid(-f) * df  # sigmoid' (f): first order
+            m[row] += np.abs(arr[row]) + abs(g) * (al1 + l1_mag) + dg * al1
+            work_mag += abs(g) * (au + u_mag) + dg * au
+            loss_mag += 1.0 + df
     return work, loss, work_mag, loss_mag
 
 
@@ -222,10 +229,11 @@ def _train_jobs(
                     for j in ctx:
                         preds = _targets(c, hs, negative, sample, syn1, points, codes, code_lengths, syn1neg)
                         l1 = syn0[kept[j]].copy()
-                        work, lo, wmag, lmag = _predict(l1, preds, a, mags, 0.0)
+                        l1_mag = mags[id(syn0)][kept[j]].copy() if mags is not None else 0.0
+                        work, lo, wmag, lmag = _predict(l1, preds, a, mags, l1_mag)
                         syn0[kept[j]] += work
                         if mags is not None:
-                            mags[id(syn0)][kept[j]] += wmag
+                            mags[id(syn0)][kept[j]] += wmag + np.abs(syn0[kept[j]])
                         job_loss += lo
                         loss_mag += lmag
                     continue
@@ -233,18 +241,20 @@ def _train_jobs(
                     continue
                 cnt = len(ctx)
                 l1 = np.sum([syn0[kept[j]] for j in ctx], axis=0)
-                l1_abs = np.sum([np.abs(syn0[kept[j]]) for j in ctx], axis=0) if mags is not None else 0.0
+                l1_mag = 0.0
+                if mags is not None:  # the rows' errors, and the float32 sum's: cnt roundings
+                    l1_mag = np.sum([mags[id(syn0)][kept[j]] + cnt * np.abs(syn0[kept[j]]) for j in ctx], axis=0)
                 if cbow_mean:
                     l1 = l1 / cnt
-                    l1_abs = l1_abs / cnt
+                    l1_mag = l1_mag / cnt + np.abs(l1)
                 preds = _targets(c, hs, negative, sample, syn1, points, codes, code_lengths, syn1neg)
-                work, lo, wmag, lmag = _predict(l1, preds, a, mags, l1_abs)
+                work, lo, wmag, lmag = _predict(l1, preds, a, mags, l1_mag)
                 if not cbow_mean:
                     work, wmag = work / cnt, wmag / cnt
                 for j in ctx:
                     syn0[kept[j]] += work
                     if mags is not None:
-                        mags[id(syn0)][kept[j]] += wmag
+                        mags[id(syn0)][kept[j]] += wmag + np.abs(syn0[kept[j]])
                 job_loss += lo
                 loss_mag += lmag
         loss += job_loss
