@@ -3,6 +3,8 @@ same corpus and settings.
 
     python bench/word2vec_gensim.py                 # speed at 1 and 2 workers, quality over 3 seeds, memory
     python bench/word2vec_gensim.py --only speed --workers 1 --repeats 5
+    FASTNN_CPU_CAPABILITY=avx2 OPENBLAS_CORETYPE=Haswell python bench/word2vec_gensim.py --only speed
+                                                    # both held to AVX2 (gensim's loops call SciPy's BLAS)
 
 Corpus: the bundled tinyshakespeare text, one sentence per speech (fastnn.text.
 tinyshakespeare_sentences: ~7,200 speeches, ~200,000 words); every tenth speech is held out for
@@ -140,6 +142,19 @@ def quality_table(sents, held, args):
     return rows
 
 
+def _gensim_blas():
+    """The core type of the OpenBLAS whose sdot / saxpy gensim's inner loops call (SciPy's), as
+    threadpoolctl reports it: OPENBLAS_CORETYPE=Haswell holds it to AVX2."""
+    import gensim.models.word2vec_inner  # noqa: F401  (loads SciPy's BLAS)
+
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (no threadpoolctl)"
+    found = [i for i in threadpool_info() if "scipy" in i.get("filepath", "") and i.get("internal_api") == "openblas"]
+    return found[0].get("architecture", "unknown") if found else "not OpenBLAS"
+
+
 def _rss_bytes():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -201,14 +216,15 @@ def main():
     from fastnn._config import config
 
     sents, held = corpus()
+    blas = _gensim_blas()
     print(
         f"corpus: tinyshakespeare, {len(sents):,} speeches, {sum(map(len, sents)):,} words (held out: {len(held):,} "
         f"speeches); {SETTINGS}; gensim {gensim.__version__}, fastnn {fastnn.__version__} "
-        f"(isa {config()['isa_selected']})",
+        f"(isa {config()['isa_selected']}); gensim's BLAS: {blas}",
         flush=True,
     )
     only = set(args.only or ["speed", "quality", "memory"])
-    out = {"settings": SETTINGS, "gensim": gensim.__version__, "isa": config()["isa_selected"]}
+    out = {"settings": SETTINGS, "gensim": gensim.__version__, "isa": config()["isa_selected"], "gensim_blas": blas}
     if "speed" in only:
         out["speed"] = speed(sents, args)
     if "quality" in only:
