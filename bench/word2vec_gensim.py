@@ -15,7 +15,8 @@ min_count 5, epochs 5 (gensim's defaults apart from sg and workers), the same fo
   timed part is train(); words/s = raw words trained / seconds. The two libraries alternate,
   `--repeats` times each; the median is reported, and the ratio of the medians.
 - Quality, for each of `--seeds` seeds: analogy accuracy on gensim's questions-words.txt and the
-  Spearman correlation on gensim's wordsim353.tsv (both ship with gensim's test data; on this
+  Spearman correlations on gensim's wordsim353.tsv and simlex999.txt (all three ship with
+  gensim's test data; on this
   corpus most questions and pairs are out of vocabulary, so the counts are printed), and the
   held-out loss (fastnn.text.negative_sampling_loss: the same pairs and negatives for both
   models). Means and standard deviations over seeds.
@@ -82,6 +83,7 @@ def quality(m, held):
         warnings.simplefilter("ignore")
         acc, sections = wv.evaluate_word_analogies(test_data("questions-words.txt"))
         pearson, spearman, oov = wv.evaluate_word_pairs(test_data("wordsim353.tsv"))
+        _, simlex, simlex_oov = wv.evaluate_word_pairs(test_data("simlex999.txt"))
     total = sections[-1]
     n_q = len(total["correct"]) + len(total["incorrect"])
     words = list(wv.index_to_key)
@@ -89,7 +91,15 @@ def quality(m, held):
     loss = negative_sampling_loss(
         wv.vectors, m.syn1neg, wv.key_to_index, held, words, counts, window=5, sg=bool(m.sg), seed=0
     )
-    return dict(analogy=float(acc), analogy_questions=n_q, spearman=float(spearman[0]), pairs_oov=float(oov), loss=loss)
+    return dict(
+        analogy=float(acc),
+        analogy_questions=n_q,
+        spearman=float(spearman[0]),
+        pairs_oov=float(oov),
+        simlex=float(simlex[0]),
+        simlex_oov=float(simlex_oov),
+        loss=loss,
+    )
 
 
 def speed(sents, args):
@@ -123,18 +133,20 @@ def quality_table(sents, held, args):
                 per[lib].append(quality(m, held))
         row = {"sg": sg}
         for lib, qs in per.items():
-            for k in ("analogy", "spearman", "loss"):
+            for k in ("analogy", "spearman", "simlex", "loss"):
                 v = [q[k] for q in qs]
                 row[f"{lib}_{k}"] = statistics.mean(v)
                 row[f"{lib}_{k}_std"] = statistics.stdev(v) if len(v) > 1 else 0.0
             row[f"{lib}_questions"] = qs[0]["analogy_questions"]
             row[f"{lib}_pairs_oov"] = qs[0]["pairs_oov"]
+            row[f"{lib}_simlex_oov"] = qs[0]["simlex_oov"]
         rows.append(row)
         print(
             f"{'skip-gram' if sg else 'CBOW':>9}: analogy {row['fastnn_analogy']:.3f} vs {row['gensim_analogy']:.3f} "
             f"({row['fastnn_questions']} / {row['gensim_questions']} questions in vocabulary); "
             f"wordsim353 Spearman {row['fastnn_spearman']:.3f} vs {row['gensim_spearman']:.3f} "
-            f"(pairs out of vocabulary {row['fastnn_pairs_oov']:.0f}%); held-out loss {row['fastnn_loss']:.4f} "
+            f"(pairs out of vocabulary {row['fastnn_pairs_oov']:.0f}%); SimLex-999 Spearman "
+            f"{row['fastnn_simlex']:.3f} vs {row['gensim_simlex']:.3f} ({row['fastnn_simlex_oov']:.0f}% out); held-out loss {row['fastnn_loss']:.4f} "
             f"vs {row['gensim_loss']:.4f} (std {row['fastnn_loss_std']:.4f} / {row['gensim_loss_std']:.4f}) "
             f"[fastnn vs gensim, mean of {len(args.seeds)} seeds]",
             flush=True,

@@ -18,6 +18,7 @@ What differs from gensim, on purpose:
 
 import bz2
 import gzip
+import inspect
 import json
 import logging
 import numbers
@@ -669,7 +670,8 @@ class Word2Vec:
                 raise ValueError(f"Word2Vec.load: {path} is not a {_FORMAT} file of version {_FORMAT_VERSION}")
             arrays = {k: z[k] for k in z.files if k != "header"}
         p = header["params"]
-        model = cls(**{k: p[k] for k in _INIT_PARAMS if k in p})
+        init = inspect.signature(cls.__init__).parameters
+        model = cls(**{k: p[k] for k in cls._PARAMS if k in p and k in init})
         for k in cls._PARAMS:
             if k in p:
                 setattr(model, k, p[k])
@@ -693,31 +695,6 @@ class Word2Vec:
                 arrays["code_lengths"].astype(np.int32),
             )
         return model
-
-
-_INIT_PARAMS = (
-    "vector_size",
-    "alpha",
-    "window",
-    "min_count",
-    "max_vocab_size",
-    "sample",
-    "seed",
-    "workers",
-    "min_alpha",
-    "sg",
-    "hs",
-    "negative",
-    "ns_exponent",
-    "cbow_mean",
-    "epochs",
-    "sorted_vocab",
-    "batch_words",
-    "compute_loss",
-    "comment",
-    "max_final_vocab",
-    "shrink_windows",
-)
 
 
 def _keyed_vectors(words, vector_size, counts, sample_int):
