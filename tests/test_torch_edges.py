@@ -231,6 +231,20 @@ def test_adaptive_avg_pool2d_any_size(size):
     check_torch(lambda x: F.adaptive_avg_pool2d(x, size), lambda x: _tf().adaptive_avg_pool2d(x, size), (2, 3, 7, 9))
 
 
+@pytest.mark.parametrize("size", [0, (0, 4), (3, 0), (None, 0)], ids=str)
+def test_adaptive_avg_pool2d_to_size_zero_is_empty(size):
+    # an output size of 0 is an empty result, as torch's, not "keep the input's size"
+    F = fastnn.nn.functional
+    x = fastnn.tensor(np.random.default_rng(0).standard_normal((2, 3, 7, 9), dtype=np.float32), requires_grad=True)
+    y = F.adaptive_avg_pool2d(x, size)
+    oh, ow = (size, size) if isinstance(size, int) else (7 if size[0] is None else size[0], size[1])
+    assert y.shape == (2, 3, oh, ow)
+    y.sum().backward()
+    assert x.grad.shape == x.shape and not x.grad.numpy().any()
+    with pytest.raises(RuntimeError, match="greater than or equal to 0"):
+        F.adaptive_avg_pool2d(x, (2, -1))
+
+
 @pytest.mark.parametrize("size", [3, 4, 7])
 def test_adaptive_avg_pool1d_any_size(size):
     F = fastnn.nn.functional

@@ -297,7 +297,16 @@ def adaptive_avg_pool2d(input, output_size):
     K, X = _kernels("adaptive_avg_pool2d", ("input",), x), x._data
     oh, ow = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
     H, W = X.shape[-2:]
-    oh, ow = oh or H, ow or W
+    oh, ow = H if oh is None else int(oh), W if ow is None else int(ow)  # None keeps that size
+    if oh < 0 or ow < 0:
+        raise RuntimeError(
+            "adaptive_avg_pool2d: elements of output_size must be greater than or equal to 0 but received "
+            f"{{{oh}, {ow}}}"
+        )
+    if oh == 0 or ow == 0:  # torch: an empty result
+        xp = _xp(X)
+        y = xp.zeros(X.shape[:-2] + (oh, ow), X.dtype)
+        return Tensor._result(y, (x,), lambda g: (xp.zeros_like(X),), "adaptive_avg_pool2d")
     if (oh, ow) == (1, 1):
         y = K.global_avg_pool2d_forward(X)
         return Tensor._result(y, (x,), lambda g: (K.global_avg_pool2d_backward(g, X),), "adaptive_avg_pool2d")
@@ -1862,11 +1871,6 @@ def interpolate(
             f"fastnn.nn.functional.interpolate: {what} of torch.nn.functional.interpolate is not supported"
         )
     if mode == "area":  # torch: adaptive average pooling to the output size
-        if 0 in out_size and min(out_size) >= 0:  # torch: an empty result
-            a = x._data
-            xp = _xp(a)
-            y = xp.zeros(a.shape[:2] + tuple(out_size), a.dtype)
-            return Tensor._result(y, (x,), lambda g: (xp.zeros_like(a),), "interpolate")
         if dim == 1:
             return adaptive_avg_pool1d(x, out_size[0])
         return adaptive_avg_pool2d(x, tuple(out_size))
