@@ -1,15 +1,16 @@
 // word2vec compiled for AVX-512: csrc/cpu/word2vec_impl.h's job loop on 8-lane vectors with
 // AVX-512VL's masks for a row's tail (one masked block where AVX2 takes a 4-lane step and single
-// elements) and a vscalefps exp. Why not 16 lanes: the loop is bound by latency, a chain from
-// each update of a row to the next dot with it (a centre's word is predicted by each of its
-// pairs: its NS row and HS path are updated pair after pair), not by the arithmetic; zmm dots,
-// their reduction, and the sigmoid's exp and division took 5-15% longer for D = 50 .. 300 than
-// this on a CPU that splits zmm operations (AMD Zen 4). Every element goes through the same
-// fused multiply-adds in whichever block it falls. The sigmoid's lanes are loaded and stored
-// whole, never masked: a masked store is not forwarded to the loads that read it back next
-// (another ~10%).
+// elements); exp is csrc/cpu/avx2/exp.h's, which gives avx512/exp.h's bits. Why not 16 lanes: the
+// loop is bound by latency, a chain from each update of a row to the next dot with it (a centre's
+// word is predicted by each of its pairs: its NS row and HS path are updated pair after pair), not
+// by the arithmetic; zmm dots, their reduction, and the sigmoid's exp and division took 5-15%
+// longer for D = 50 .. 300 than this on a CPU that splits zmm operations (AMD Zen 4). Every
+// element goes through the same fused multiply-adds in whichever block it falls. The sigmoid's
+// lanes are loaded and stored whole, never masked: a masked store is not forwarded to the loads
+// that read it back next (another ~10%).
 #include <immintrin.h>
 
+#include "cpu/avx2/exp.h"  // 8-lane exp: the same bits as avx512/exp.h's (its header says why)
 #include "cpu/word2vec_impl.h"
 
 namespace fastnn {
@@ -54,24 +55,6 @@ inline float hsum8(__m256 x) {
   return _mm_cvtss_f32(y);
 }
 
-// csrc/cpu/avx512/exp.h's exp_parts(a, 0) on 8 lanes (AVX-512VL), its operations one for one: a
-// clamped to [-104, 89], n = round(a / ln 2), e^r by the same polynomial, times 2^n by vscalefps.
-inline __m256 exp256(__m256 a) {
-  a = _mm256_max_ps(_mm256_set1_ps(-104.0f), _mm256_min_ps(_mm256_set1_ps(89.0f), a));
-  const __m256 n = _mm256_roundscale_ps(_mm256_mul_ps(a, _mm256_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), a);
-  r = _mm256_add_ps(r, _mm256_setzero_ps());
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187e-6f), r);
-  __m256 q = _mm256_set1_ps(1.3814605e-3f);
-  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(8.368711e-3f));
-  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(4.166839e-2f));
-  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.6666521e-1f));
-  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(4.9999994e-1f));
-  const __m256 p = _mm256_add_ps(_mm256_fmadd_ps(q, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
-  return _mm256_scalef_ps(p, n);
-}
-
 struct Avx512Ops {
   static float dot(const float* a, const float* b, int64_t d) {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
@@ -95,7 +78,7 @@ struct Avx512Ops {
     const __m256 one = _mm256_set1_ps(1.0f), al = _mm256_set1_ps(alpha), zero = _mm256_setzero_ps();
     for (int k = 0; k < n; k += 8) {
       const __m256 fv = _mm256_loadu_ps(f + k);
-      const __m256 ev = exp256(_mm256_or_ps(fv, _mm256_set1_ps(-0.0f)));  // exp(-|f|)
+      const __m256 ev = exp_ps(_mm256_or_ps(fv, _mm256_set1_ps(-0.0f)));  // exp(-|f|)
       const __m256 q = _mm256_div_ps(one, _mm256_add_ps(one, ev)), p = _mm256_mul_ps(ev, q);
       const __mmask8 pos = _mm256_cmp_ps_mask(fv, zero, _CMP_GE_OQ);
       const __m256 sig_f = _mm256_mask_blend_ps(pos, p, q), sig_neg = _mm256_mask_blend_ps(pos, q, p);
